@@ -1,0 +1,427 @@
+"""Experiment TOML -> frozen dataclasses.
+
+An experiment file has the tables ``[experiment]``, ``[[space]]`` (one per
+search dimension), ``[model]``, ``[data]``, ``[train]`` and ``[cluster]``.
+Only ``[experiment]`` and ``[[space]]`` are needed to create a state and to
+search by hand; ``splinenas run`` also needs ``[model]`` and ``[data]``
+(``[train]`` and ``[cluster]`` have defaults for every key).
+
+Every table is declared once as a dataclass whose fields carry their expected
+type and constraint in ``metadata``; one generic parser checks unknown keys,
+types, ranges and choices, so every error names the file, the table and the
+key and says what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+from nas.space import Dim, SearchSpace, SpaceError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class ConfigError(ValueError):
+    """An experiment file that cannot be used; the message names file, table and key."""
+
+    def __init__(self, source: str, table: str, key: str | None, message: str) -> None:
+        where = f"[{table}]" + (f" {key}" if key else "")
+        super().__init__(f"{source}: {where}: {message}")
+        self.source, self.table, self.key = source, table, key
+
+
+# --------------------------------------------------------------------------- field kinds
+
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+
+
+def _option(
+    default: Any = dataclasses.MISSING,
+    *,
+    kind: type | tuple[type, ...],
+    choices: tuple[Any, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    check: Callable[[Any], str | None] | None = None,
+    optional: bool = False,
+    doc: str = "",
+) -> Any:
+    """A dataclass field that knows how to validate its TOML value."""
+    meta = {
+        "kind": kind,
+        "choices": choices,
+        "minimum": minimum,
+        "maximum": maximum,
+        "check": check,
+        "optional": optional,
+        "doc": doc,
+    }
+    if isinstance(default, (dict, list)):
+        frozen = type(default)(default)
+        return field(default_factory=lambda: type(frozen)(frozen), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _valid_name(value: str) -> str | None:
+    if not NAME_PATTERN.fullmatch(value):
+        return f"expected a name of letters, digits, '_', '.' or '-', got {value!r}"
+    return None
+
+
+def _no_newline(value: str) -> str | None:
+    if "\n" in value or "\r" in value or "\0" in value:
+        return "must be a single line"
+    return None
+
+
+def _check_strings(value: list) -> str | None:
+    for item in value:
+        if not isinstance(item, str):
+            return f"expected a list of strings, found {item!r}"
+        problem = _no_newline(item)
+        if problem:
+            return f"entry {item!r} {problem}"
+    return None
+
+
+def _check_fixed(value: dict) -> str | None:
+    for key, item in value.items():
+        if not isinstance(item, (bool, int, float, str)):
+            return f"value of {key!r} must be a number, string or boolean, got {type(item).__name__}"
+    return None
+
+
+def _describe(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = [_TYPE_NAMES.get(k, "a table" if k is dict else "a list") for k in kinds]
+    return " or ".join(dict.fromkeys(names))
+
+
+def _convert(value: Any, kind: type | tuple[type, ...]) -> Any:
+    """Return the value in its field's type, or raise TypeError."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        raise TypeError
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kinds):
+        return value
+    raise TypeError
+
+
+def _parse_table(cls: type, raw: Any, source: str, table: str) -> Any:
+    """Build dataclass ``cls`` from a TOML table, validating every key."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(source, table, None, f"expected a table, got {type(raw).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(
+            source, table, unknown[0], f"unknown key; valid keys are {', '.join(sorted(known))}"
+        )
+    values = {}
+    for name, spec in known.items():
+        if name not in raw:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise ConfigError(source, table, name, "missing required key")
+            continue
+        values[name] = _validate_value(raw[name], spec.metadata, source, table, name)
+    return cls(**values)
+
+
+def _validate_value(value: Any, meta: Mapping, source: str, table: str, key: str) -> Any:
+    try:
+        value = _convert(value, meta["kind"])
+    except TypeError:
+        raise ConfigError(
+            source,
+            table,
+            key,
+            f"expected {_describe(meta['kind'])}, got {type(value).__name__} {value!r}",
+        ) from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(source, table, key, f"expected a finite number, got {value!r}")
+    if meta["choices"] is not None and value not in meta["choices"]:
+        choices = ", ".join(repr(c) for c in meta["choices"])
+        raise ConfigError(source, table, key, f"expected one of {choices}, got {value!r}")
+    if meta["minimum"] is not None and value < meta["minimum"]:
+        raise ConfigError(source, table, key, f"expected at least {meta['minimum']}, got {value!r}")
+    if meta["maximum"] is not None and value > meta["maximum"]:
+        raise ConfigError(source, table, key, f"expected at most {meta['maximum']}, got {value!r}")
+    if meta["check"] is not None:
+        problem = meta["check"](value)
+        if problem:
+            raise ConfigError(source, table, key, problem)
+    return value
+
+
+# --------------------------------------------------------------------------- the tables
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """``[experiment]``: what is searched for and when to stop."""
+
+    name: str = _option(kind=str, check=_valid_name, doc="experiment name; used in job names")
+    metric: str = _option("top1", kind=str, check=_valid_name, doc="result metric to optimise")
+    goal: str = _option("maximize", kind=str, choices=("maximize", "minimize"))
+    tolerance: float = _option(
+        0.5, kind=float, minimum=0.0, doc="stop when |measured - predicted| <= tolerance"
+    )
+    max_points: int = _option(50, kind=int, minimum=1, doc="budget: measured points in total")
+    batch_size: int = _option(1, kind=int, minimum=1, doc="proposals per batch after the design")
+    seed: int = _option(0, kind=int, minimum=0)
+    strategy: str = _option("paper", kind=str, choices=("paper", "default"))
+    smoothing: float = _option(0.0, kind=float, minimum=0.0, doc="spline smoothing lambda")
+    min_distance: float = _option(
+        1e-3, kind=float, minimum=0.0, maximum=1.0, doc="unit-box distance between points"
+    )
+    max_gpu_hours: float | None = _option(None, kind=float, minimum=0.0, optional=True)
+    max_wall_hours: float | None = _option(None, kind=float, minimum=0.0, optional=True)
+
+
+@dataclass(frozen=True)
+class DimConfig:
+    """One ``[[space]]`` entry; turned into a :class:`nas.space.Dim`."""
+
+    name: str = _option(kind=str)
+    type: str = _option(kind=str, choices=("int", "float", "categorical"))
+    low: float | None = _option(None, kind=(int, float), optional=True)
+    high: float | None = _option(None, kind=(int, float), optional=True)
+    log: bool = _option(False, kind=bool)
+    choices: list = _option([], kind=list)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``[model]``: the network family and its settings that are not searched."""
+
+    family: str = _option(kind=str, choices=("resnet", "resnext", "blresnext"))
+    num_classes: int | None = _option(
+        None, kind=int, minimum=2, optional=True, doc="default: the number of classes in the data"
+    )
+    fixed: dict = _option({}, kind=dict, check=_check_fixed, doc="coordinates held fixed")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``[data]``: where images come from and how they are fed."""
+
+    kind: str = _option(kind=str, choices=("digits", "imagefolder"))
+    root: str | None = _option(None, kind=str, check=_no_newline, optional=True)
+    index: str | None = _option(
+        None, kind=str, check=_no_newline, optional=True, doc="index file from `data index`"
+    )
+    resolution: int = _option(224, kind=int, minimum=8)
+    val_resize: int | None = _option(None, kind=int, minimum=8, optional=True)
+    workers: int = _option(4, kind=int, minimum=0)
+    pin_memory: bool = _option(True, kind=bool)
+    max_bad_images: int = _option(100, kind=int, minimum=0)
+    imbalance: float = _option(
+        0.8, kind=float, minimum=0.01, maximum=1.0, doc="digits: class k keeps imbalance**k"
+    )
+    seed: int = _option(0, kind=int, minimum=0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``[train]``: the optimiser and loop of one measurement."""
+
+    epochs: int = _option(60, kind=int, minimum=1)
+    batch_per_gpu: int = _option(32, kind=int, minimum=1)
+    lr: float = _option(0.1, kind=float, minimum=0.0)
+    momentum: float = _option(0.9, kind=float, minimum=0.0, maximum=1.0)
+    weight_decay: float = _option(1e-4, kind=float, minimum=0.0)
+    lr_power: float = _option(1.0, kind=float, minimum=0.0, doc="polynomial decay power")
+    warmup_epochs: float = _option(0.0, kind=float, minimum=0.0)
+    amp: str = _option("off", kind=str, choices=("off", "bf16", "fp16"))
+    channels_last: bool = _option(False, kind=bool)
+    log_every: int = _option(50, kind=int, minimum=1, doc="progress line every N steps")
+    max_steps_per_epoch: int | None = _option(None, kind=int, minimum=1, optional=True)
+    seed: int = _option(0, kind=int, minimum=0)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """``[cluster]``: where and how candidates are trained."""
+
+    backend: str = _option("local", kind=str, choices=("local", "slurm", "lsf"))
+    nodes: int = _option(1, kind=int, minimum=1)
+    gpus_per_node: int = _option(0, kind=int, minimum=0)
+    ranks_per_node: int | None = _option(
+        None, kind=int, minimum=1, optional=True, doc="default: gpus_per_node, or 1 on CPU"
+    )
+    cores_per_node: int = _option(1, kind=int, minimum=1)
+    resource_sets: str = _option("node", kind=str, choices=("node", "gpu"), doc="jsrun layout")
+    walltime_minutes: int = _option(120, kind=int, minimum=1)
+    signal_seconds: int = _option(300, kind=int, minimum=0, doc="stop this early before the limit")
+    account: str | None = _option(None, kind=str, check=_valid_name, optional=True)
+    queue: str | None = _option(None, kind=str, check=_valid_name, optional=True)
+    qos: str | None = _option(None, kind=str, check=_valid_name, optional=True)
+    constraint: str | None = _option(None, kind=str, check=_no_newline, optional=True)
+    alloc_flags: str | None = _option(None, kind=str, check=_no_newline, optional=True)
+    extra_directives: list = _option([], kind=list, check=_check_strings)
+    env_file: str | None = _option(None, kind=str, check=_no_newline, optional=True)
+    python: str = _option("python3", kind=str, check=_no_newline)
+    max_gpu_memory_gb: float | None = _option(None, kind=float, minimum=0.0, optional=True)
+    max_attempts: int = _option(3, kind=int, minimum=1)
+    max_concurrent_jobs: int = _option(4, kind=int, minimum=1)
+
+
+# --------------------------------------------------------------------------- the document
+
+_TABLES: dict[str, type] = {
+    "experiment": ExperimentConfig,
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "cluster": ClusterConfig,
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A parsed experiment file. ``text`` is kept verbatim for the state file."""
+
+    source: str
+    text: str
+    experiment: ExperimentConfig
+    space: SearchSpace
+    model: ModelConfig | None = None
+    data: DataConfig | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    def require_run_sections(self) -> None:
+        """Raise unless the tables that training needs are present."""
+        for table in ("model", "data"):
+            if getattr(self, table) is None:
+                raise ConfigError(self.source, table, None, "missing table; `run` needs it")
+
+    def sections(self) -> dict[str, dict | None]:
+        """The non-space tables as plain dicts (``None`` where absent)."""
+        return {
+            name: None if getattr(self, name) is None else dataclasses.asdict(getattr(self, name))
+            for name in _TABLES
+        }
+
+
+def _parse_space(raw: Any, source: str) -> SearchSpace:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(source, "space", None, "expected one or more [[space]] entries")
+    dims = []
+    for i, entry in enumerate(raw):
+        table = f"space.{i}"
+        dim = _parse_table(DimConfig, entry, source, table)
+        table = f"space.{dim.name}"
+        try:
+            dims.append(
+                Dim(
+                    name=dim.name,
+                    type=dim.type,
+                    low=dim.low,
+                    high=dim.high,
+                    log=dim.log,
+                    choices=tuple(dim.choices),
+                )
+            )
+        except (SpaceError, TypeError, ValueError) as exc:
+            raise ConfigError(source, table, None, str(exc)) from None
+    try:
+        return SearchSpace(dims)
+    except (SpaceError, ValueError) as exc:
+        raise ConfigError(source, "space", None, str(exc)) from None
+
+
+def parse_experiment(text: str, source: str = "<string>") -> Experiment:
+    """Parse and validate experiment TOML text."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "-", None, f"not valid TOML: {exc}") from None
+    unknown = sorted(set(raw) - set(_TABLES) - {"space"})
+    if unknown:
+        valid = ", ".join(sorted([*_TABLES, "space"]))
+        raise ConfigError(source, unknown[0], None, f"unknown table; valid tables are {valid}")
+    if "experiment" not in raw:
+        raise ConfigError(source, "experiment", None, "missing required table")
+    if "space" not in raw:
+        raise ConfigError(source, "space", None, "missing required [[space]] entries")
+    tables = {
+        name: _parse_table(cls, raw[name], source, name)
+        for name, cls in _TABLES.items()
+        if name in raw
+    }
+    model: ModelConfig | None = tables.get("model")
+    data: DataConfig | None = tables.get("data")
+    if data is not None and data.kind == "imagefolder" and not (data.root or data.index):
+        raise ConfigError(source, "data", "root", "kind 'imagefolder' needs root or index")
+    return Experiment(
+        source=source,
+        text=text,
+        experiment=tables["experiment"],
+        space=_parse_space(raw["space"], source),
+        model=model,
+        data=data,
+        train=tables.get("train", TrainConfig()),
+        cluster=tables.get("cluster", ClusterConfig()),
+    )
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "-", None, f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "-", None, "not UTF-8 text") from None
+    return parse_experiment(text, str(path))
+
+
+def section_from_dict(cls: type, raw: Mapping[str, Any], source: str, table: str) -> Any:
+    """Rebuild a table dataclass from a dict (e.g. ``point.json``), validating it again."""
+    return _parse_table(cls, raw, source, table)
+
+
+def parse_params(text: str) -> dict[str, bool | int | float | str]:
+    """Parse ``k=v,k=v`` from the command line; numbers become int or float."""
+    params: dict[str, bool | int | float | str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise ValueError(f"expected k=v, got {item!r}")
+        if key in params:
+            raise ValueError(f"parameter {key!r} given twice")
+        params[key] = _parse_scalar(value)
+    if not params:
+        raise ValueError("expected at least one k=v pair")
+    return params
+
+
+def _parse_scalar(value: str) -> bool | int | float | str:
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for convert in (int, float):
+        try:
+            number = convert(value)
+        except ValueError:
+            continue
+        if isinstance(number, float) and not math.isfinite(number):
+            raise ValueError(f"value {value!r} is not finite")
+        return number
+    return value
