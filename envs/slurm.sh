@@ -82,14 +82,3 @@ if [[ -e /dev/kfd ]]; then
     export MIOPEN_USER_DB_PATH MIOPEN_CUSTOM_CACHE_DIR
 fi
 
-# The rendezvous address of torch.distributed: the first node of the allocation.
-if [[ -z ${MASTER_ADDR:-} && -n ${SLURM_JOB_NODELIST:-} ]] && command -v scontrol >/dev/null; then
-    MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-    export MASTER_ADDR
-fi
-# Nodes may be shared between jobs: a port derived from the job id keeps two
-# rendezvous on one node apart.
-if [[ -z ${MASTER_PORT:-} ]]; then
-    MASTER_PORT=$((20000 + ${SLURM_JOB_ID:-9500} % 20000))
-    export MASTER_PORT
-fi

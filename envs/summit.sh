@@ -64,12 +64,3 @@ export TORCH_NCCL_ASYNC_ERROR_HANDLING=1
 : "${NCCL_DEBUG:=WARN}"
 export NCCL_DEBUG
 
-# The rendezvous address of torch.distributed: the first compute host of the
-# allocation. LSB_MCPU_HOSTS reads "launchnode 1 host1 42 host2 42 ...", so the
-# third field is the first compute node (the launch node runs no rank).
-if [[ -z ${MASTER_ADDR:-} && -n ${LSB_MCPU_HOSTS:-} ]]; then
-    MASTER_ADDR=$(awk '{print $3}' <<<"$LSB_MCPU_HOSTS")
-    export MASTER_ADDR
-fi
-: "${MASTER_PORT:=29500}"
-export MASTER_PORT
