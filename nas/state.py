@@ -1,0 +1,298 @@
+"""The state of one search in memory: points, their lifecycle, fits and events.
+
+:class:`State` is plain Python with no I/O; :mod:`nas.store` keeps it in a
+crash-safe HDF5 file. Points follow DESIGN §3: every status change goes
+through :data:`TRANSITIONS`, and a measured value is changed only on request.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from nas.space import SearchSpace
+
+ORIGINS = ("initial", "incremental", "manual", "expand")
+
+
+class StateError(RuntimeError):
+    """A state file or a change to a state that cannot be made."""
+
+
+class PointStatus(str, Enum):
+    """Where a point is in its lifecycle (DESIGN §3)."""
+
+    PENDING = "pending"  #: proposed, waiting to be submitted or measured by hand
+    SUBMITTING = "submitting"  #: intent to submit committed; the job may or may not exist
+    SUBMITTED = "submitted"  #: the scheduler accepted the job
+    RUNNING = "running"  #: the job runs
+    DONE = "done"  #: measured; the value is final unless replaced explicitly
+    FAILED = "failed"  #: the job ended without a valid result
+    INCOMPLETE = "incomplete"  #: a segment hit its time limit with a checkpoint saved
+    INFEASIBLE = "infeasible"  #: cannot be trained as configured (e.g. out of GPU memory)
+    CANCELLED = "cancelled"  #: withdrawn by a person
+
+    def is_finished(self) -> bool:
+        """No job runs or will be started for this point without a person's action."""
+        return self in _FINISHED
+
+    def is_active(self) -> bool:
+        """A job may exist for this point right now."""
+        return self in _ACTIVE
+
+
+_FINISHED = frozenset(
+    {PointStatus.DONE, PointStatus.FAILED, PointStatus.INFEASIBLE, PointStatus.CANCELLED}
+)
+_ACTIVE = frozenset({PointStatus.SUBMITTING, PointStatus.SUBMITTED, PointStatus.RUNNING})
+
+_S = PointStatus
+#: Allowed status changes. A measurement (DONE) is ground truth and may arrive from any
+#: status, e.g. a person who trained a failed candidate by hand.
+TRANSITIONS: dict[PointStatus, frozenset[PointStatus]] = {
+    _S.PENDING: frozenset({_S.SUBMITTING, _S.DONE, _S.FAILED, _S.INFEASIBLE, _S.CANCELLED}),
+    _S.SUBMITTING: frozenset({_S.SUBMITTED, _S.PENDING, _S.DONE, _S.FAILED, _S.CANCELLED}),
+    _S.SUBMITTED: frozenset(
+        {_S.RUNNING, _S.DONE, _S.FAILED, _S.INCOMPLETE, _S.INFEASIBLE, _S.CANCELLED}
+    ),
+    _S.RUNNING: frozenset({_S.DONE, _S.FAILED, _S.INCOMPLETE, _S.INFEASIBLE, _S.CANCELLED}),
+    _S.INCOMPLETE: frozenset({_S.SUBMITTING, _S.DONE, _S.FAILED, _S.CANCELLED}),
+    _S.FAILED: frozenset({_S.PENDING, _S.SUBMITTING, _S.DONE, _S.CANCELLED}),
+    _S.INFEASIBLE: frozenset({_S.PENDING, _S.DONE}),
+    _S.CANCELLED: frozenset({_S.PENDING, _S.DONE}),
+    _S.DONE: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One candidate architecture and everything known about it."""
+
+    id: int
+    params: dict[str, Any]
+    status: PointStatus
+    batch: int
+    origin: str
+    created: float
+    updated: float
+    value: float | None = None
+    predicted: float | None = None
+    job_id: str = ""
+    job_name: str = ""
+    attempts: int = 0
+    segment: int = 0
+    gpu_hours: float = 0.0
+    reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: Point fields that :meth:`State.update_point` may change; status and value have own methods.
+_UPDATABLE = frozenset({"job_id", "job_name", "attempts", "segment", "gpu_hours", "extra"})
+
+
+@dataclass(frozen=True)
+class FitRecord:
+    """One spline fit: which points supported it and what it predicted."""
+
+    number: int
+    time: float
+    support_ids: tuple[int, ...]
+    coefficients: np.ndarray
+    loo_rmse: float
+    argmax: dict[str, Any]
+    predicted_max: float
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the append-only event log."""
+
+    time: float
+    kind: str
+    point_id: int | None
+    message: str
+
+
+class State:
+    """Points, fits and events of one search; no I/O (see :class:`StateStore`).
+
+    Points are keyed by ``space.key(params)``: there are never two points for
+    the same architecture, and ids are never reused.
+    """
+
+    def __init__(self, experiment_text: str, space: SearchSpace, created: float | None = None):
+        self.experiment_text = experiment_text
+        self.space = space
+        self.created = time.time() if created is None else created
+        self.generation = 0
+        self.meta: dict[str, Any] = {}
+        self.fits: list[FitRecord] = []
+        self.events: list[Event] = []
+        self._points: dict[int, Point] = {}
+        self._keys: dict[tuple, int] = {}
+        self._coords: dict[int, np.ndarray] = {}
+        self._next_id = 0
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def points(self) -> list[Point]:
+        """All points in id order."""
+        return list(self._points.values())
+
+    def point(self, point_id: int) -> Point:
+        try:
+            return self._points[point_id]
+        except KeyError:
+            raise StateError(f"no point with id {point_id}") from None
+
+    def find(self, params: Mapping[str, Any]) -> Point | None:
+        """The point with the same architecture as ``params`` (after snapping), if any."""
+        point_id = self._keys.get(self.space.key(dict(params)))
+        return None if point_id is None else self._points[point_id]
+
+    def coords(self) -> np.ndarray:
+        """Unit-box coordinates of the numeric dims of all points, N x d, in id order."""
+        return np.array(list(self._coords.values()), dtype=float).reshape(
+            len(self._coords), self.space.d
+        )
+
+    def with_status(self, *statuses: PointStatus) -> list[Point]:
+        return [p for p in self._points.values() if p.status in statuses]
+
+    def next_batch(self) -> int:
+        """Number for a new batch: one more than any so far, 0 for the first."""
+        return max((p.batch for p in self._points.values()), default=-1) + 1
+
+    # ------------------------------------------------------------------ changes
+    def add_point(
+        self,
+        params: Mapping[str, Any],
+        origin: str,
+        batch: int,
+        predicted: float | None = None,
+    ) -> Point:
+        """Add a pending point; its params are snapped to legal values first."""
+        if origin not in ORIGINS:
+            raise StateError(f"unknown origin {origin!r}; expected one of {', '.join(ORIGINS)}")
+        snapped = self.space.snap(dict(params))
+        key = self.space.key(snapped)
+        if key in self._keys:
+            raise StateError(f"point {self._keys[key]} already has params {snapped}")
+        now = time.time()
+        point = Point(
+            id=self._next_id,
+            params=snapped,
+            status=PointStatus.PENDING,
+            batch=batch,
+            origin=origin,
+            created=now,
+            updated=now,
+            predicted=_finite_or_none(predicted),
+        )
+        self._insert(point)
+        self.log("add", f"{origin} point in batch {batch}: {json.dumps(snapped)}", point.id)
+        return point
+
+    def record(self, point_id: int, value: float, replace: bool = False) -> Point:
+        """Record a measurement; a different value for a measured point needs ``replace``."""
+        point = self.point(point_id)
+        value = float(value)
+        if not math.isfinite(value):
+            raise StateError(f"point {point_id}: measured value must be finite, got {value}")
+        if point.value is not None and point.value != value and not replace:
+            raise StateError(
+                f"point {point_id} is already measured ({point.value}); "
+                f"recording {value} needs replace (--replace)"
+            )
+        if point.status is not PointStatus.DONE:
+            _check_transition(point, PointStatus.DONE)
+        old = "" if point.value is None else f" (was {point.value})"
+        self._put(point, status=PointStatus.DONE, value=value, reason="")
+        self.log("record", f"value {value}{old}", point_id)
+        return self._points[point_id]
+
+    def set_status(self, point_id: int, status: PointStatus, reason: str = "") -> Point:
+        """Move a point along its lifecycle; invalid transitions raise :class:`StateError`."""
+        point = self.point(point_id)
+        status = PointStatus(status)
+        _check_transition(point, status)
+        self._put(point, status=status, reason=reason)
+        self.log(
+            "status",
+            f"{point.status.value} -> {status.value}" + (f": {reason}" * bool(reason)),
+            point_id,
+        )
+        return self._points[point_id]
+
+    def update_point(self, point_id: int, **changes: Any) -> Point:
+        """Change bookkeeping fields (job id and name, attempts, segment, GPU-hours, extra)."""
+        unknown = sorted(set(changes) - _UPDATABLE)
+        if unknown:
+            raise StateError(
+                f"cannot update {', '.join(unknown)}; updatable fields are "
+                f"{', '.join(sorted(_UPDATABLE))}"
+            )
+        self._put(self.point(point_id), **changes)
+        return self._points[point_id]
+
+    def add_fit(
+        self,
+        support_ids: Iterable[int],
+        coefficients: Iterable[float],
+        loo_rmse: float,
+        argmax: Mapping[str, Any],
+        predicted_max: float,
+    ) -> FitRecord:
+        fit = FitRecord(
+            number=len(self.fits),
+            time=time.time(),
+            support_ids=tuple(int(i) for i in support_ids),
+            coefficients=np.asarray(list(coefficients), dtype=float),
+            loo_rmse=float(loo_rmse),
+            argmax=dict(argmax),
+            predicted_max=float(predicted_max),
+        )
+        self.fits.append(fit)
+        self.log("fit", f"fit {fit.number}: {len(fit.support_ids)} points, LOO RMSE {loo_rmse:.4g}")
+        return fit
+
+    def log(self, kind: str, message: str, point_id: int | None = None) -> Event:
+        event = Event(time=time.time(), kind=kind, point_id=point_id, message=message)
+        self.events.append(event)
+        return event
+
+    def restore(self, point: Point, coords: np.ndarray) -> None:
+        """Insert a point as it was stored, with its stored coordinates (for loaders)."""
+        if point.id in self._points or self.space.key(point.params) in self._keys:
+            raise StateError(f"point {point.id} is stored twice")
+        self._insert(point, coords)
+
+    # ------------------------------------------------------------------ internals
+    def _insert(self, point: Point, coords: np.ndarray | None = None) -> None:
+        self._points[point.id] = point
+        self._coords[point.id] = self.space.to_unit(point.params) if coords is None else coords
+        self._keys[self.space.key(point.params)] = point.id
+        self._next_id = max(self._next_id, point.id + 1)
+
+    def _put(self, point: Point, **changes: Any) -> None:
+        self._points[point.id] = replace(point, updated=time.time(), **changes)
+
+
+def _check_transition(point: Point, status: PointStatus) -> None:
+    if status not in TRANSITIONS[point.status]:
+        allowed = ", ".join(sorted(s.value for s in TRANSITIONS[point.status])) or "none"
+        raise StateError(
+            f"point {point.id} cannot go from {point.status.value} to {status.value} "
+            f"(allowed: {allowed})"
+        )
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)

@@ -1,0 +1,398 @@
+"""Crash-safe HDF5 storage of a :class:`nas.state.State`, with a single writer.
+
+Only the holder of the lock (:mod:`nas.lockfile`) writes. Every commit writes
+a complete new file next to the old one, fsyncs it, keeps the old one as
+``<path>.prev`` and renames the new one into place, so a crash at any moment
+leaves either the old or the new generation under ``<path>``. Readers need no
+lock: a file is never modified once it has been renamed into place.
+
+Layout, readable with ``h5ls -r`` and ``h5dump`` (format :data:`FORMAT_VERSION`)::
+
+    /                 attrs format_version, generation, created, package, package_version
+    /experiment_toml  the experiment file, verbatim
+    /space            the search space as JSON (SearchSpace.to_dict)
+    /meta_json        a small JSON dict for the controller
+    /points/          one column per field: id, status, value, predicted, batch,
+                      origin, job_id, job_name, attempts, segment, gpu_hours, created,
+                      updated, reason, params_json, extra_json (NaN = no value);
+                      coords: N x d unit-box coordinates of the numeric dims
+    /fits/<n>/        support_ids, coefficients; attrs time, loo_rmse, predicted_max, argmax_json
+    /events           table of (time, kind, point_id, message); point_id -1 = none
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import h5py
+import numpy as np
+
+from nas import __version__
+from nas.lockfile import FileLock, LockError
+from nas.space import SearchSpace
+from nas.state import Event, FitRecord, Point, PointStatus, State, StateError
+
+if TYPE_CHECKING:
+    from nas.config import Experiment
+
+FORMAT_VERSION = 1
+_STR = h5py.string_dtype("utf-8")
+_EVENT_DTYPE = np.dtype([("time", "f8"), ("kind", _STR), ("point_id", "i8"), ("message", _STR)])
+_INT_COLUMNS = ("id", "batch", "attempts", "segment")
+_FLOAT_COLUMNS = ("gpu_hours", "created", "updated")
+_OPTIONAL_FLOAT_COLUMNS = ("value", "predicted")
+_STR_COLUMNS = ("origin", "job_id", "job_name", "reason")
+
+
+class StateFormatError(StateError):
+    """A file that is corrupt, not a state file, or of another format version."""
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _strings(values: list[str]) -> np.ndarray:
+    return np.array(values, dtype=object)
+
+
+def _write_points(group: h5py.Group, state: State) -> None:
+    points = state.points
+    for name in _INT_COLUMNS:
+        group[name] = np.array([getattr(p, name) for p in points], dtype=np.int64)
+    for name in _FLOAT_COLUMNS:
+        group[name] = np.array([getattr(p, name) for p in points], dtype=float)
+    for name in _OPTIONAL_FLOAT_COLUMNS:
+        values = [getattr(p, name) for p in points]
+        group[name] = np.array([np.nan if v is None else v for v in values], dtype=float)
+    for name in _STR_COLUMNS:
+        group.create_dataset(name, data=_strings([getattr(p, name) for p in points]), dtype=_STR)
+    group.create_dataset("status", data=_strings([p.status.value for p in points]), dtype=_STR)
+    params = _strings([json.dumps(p.params) for p in points])
+    group.create_dataset("params_json", data=params, dtype=_STR)
+    extra = _strings([json.dumps(p.extra) for p in points])
+    group.create_dataset("extra_json", data=extra, dtype=_STR)
+    group["coords"] = state.coords()
+    group["coords"].attrs["dims"] = json.dumps([dim.name for dim in state.space.numeric])
+
+
+def _write_fits(group: h5py.Group, fits: list[FitRecord]) -> None:
+    for fit in fits:
+        sub = group.create_group(str(fit.number))
+        sub["support_ids"] = np.array(fit.support_ids, dtype=np.int64)
+        sub["coefficients"] = fit.coefficients
+        sub.attrs.update(
+            time=fit.time,
+            loo_rmse=fit.loo_rmse,
+            predicted_max=fit.predicted_max,
+            argmax_json=json.dumps(fit.argmax),
+        )
+
+
+def _write_events(file: h5py.File, events: list[Event]) -> None:
+    table = np.empty(len(events), dtype=_EVENT_DTYPE)
+    table["time"] = [e.time for e in events]
+    table["kind"] = [e.kind for e in events]
+    table["point_id"] = [-1 if e.point_id is None else e.point_id for e in events]
+    table["message"] = [e.message for e in events]
+    file.create_dataset("events", data=table, maxshape=(None,))
+
+
+def write_state(state: State, path: Path) -> None:
+    """Write ``state`` as a complete HDF5 file at ``path`` (not crash-safe by itself)."""
+    with h5py.File(path, "w", locking=False, track_order=True) as file:
+        file.attrs.update(
+            format_version=FORMAT_VERSION,
+            generation=state.generation,
+            created=datetime.datetime.fromtimestamp(state.created).astimezone().isoformat(),
+            package="splinenas",
+            package_version=__version__,
+        )
+        file.create_dataset("experiment_toml", data=state.experiment_text, dtype=_STR)
+        file.create_dataset("space", data=json.dumps(state.space.to_dict()), dtype=_STR)
+        file.create_dataset("meta_json", data=json.dumps(state.meta), dtype=_STR)
+        _write_points(file.create_group("points"), state)
+        _write_fits(file.create_group("fits", track_order=True), state.fits)
+        _write_events(file, state.events)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _text(dataset: h5py.Dataset) -> str:
+    return dataset.asstr()[()]
+
+
+def _column(group: h5py.Group, name: str) -> list[Any]:
+    data = group[name]
+    values = data.asstr()[()] if h5py.check_string_dtype(data.dtype) else data[()]
+    return list(values)
+
+
+def _read_points(group: h5py.Group) -> list[Point]:
+    columns = {
+        name: _column(group, name)
+        for name in (
+            *_INT_COLUMNS,
+            *_FLOAT_COLUMNS,
+            *_OPTIONAL_FLOAT_COLUMNS,
+            *_STR_COLUMNS,
+            "status",
+            "params_json",
+            "extra_json",
+        )
+    }
+    points = []
+    for row in zip(*columns.values(), strict=True):
+        rec = dict(zip(columns, row, strict=True))
+        points.append(
+            Point(
+                params=json.loads(rec.pop("params_json")),
+                extra=json.loads(rec.pop("extra_json")),
+                status=PointStatus(rec.pop("status")),
+                **{k: int(rec.pop(k)) for k in _INT_COLUMNS},
+                **{k: float(rec.pop(k)) for k in _FLOAT_COLUMNS},
+                **{
+                    k: None if np.isnan(v := rec.pop(k)) else float(v)
+                    for k in _OPTIONAL_FLOAT_COLUMNS
+                },
+                **{k: str(rec.pop(k)) for k in _STR_COLUMNS},
+            )
+        )
+    return points
+
+
+def _read_fits(group: h5py.Group) -> list[FitRecord]:
+    fits = []
+    for name in sorted(group, key=int):
+        sub = group[name]
+        fits.append(
+            FitRecord(
+                number=int(name),
+                time=float(sub.attrs["time"]),
+                support_ids=tuple(int(i) for i in sub["support_ids"][()]),
+                coefficients=np.asarray(sub["coefficients"][()], dtype=float),
+                loo_rmse=float(sub.attrs["loo_rmse"]),
+                argmax=json.loads(sub.attrs["argmax_json"]),
+                predicted_max=float(sub.attrs["predicted_max"]),
+            )
+        )
+    return fits
+
+
+def _read_events(dataset: h5py.Dataset) -> list[Event]:
+    table = dataset[()]
+    return [
+        Event(
+            time=float(row["time"]),
+            kind=row["kind"].decode(),
+            point_id=None if row["point_id"] < 0 else int(row["point_id"]),
+            message=row["message"].decode(),
+        )
+        for row in table
+    ]
+
+
+def _check_version(file: h5py.File, path: Path) -> None:
+    if "format_version" not in file.attrs:
+        raise StateFormatError(f"{path} is an HDF5 file but not a splinenas state file")
+    version = int(file.attrs["format_version"])
+    if version > FORMAT_VERSION:
+        raise StateFormatError(
+            f"{path} has state format {version}, written by splinenas "
+            f"{file.attrs.get('package_version', '?')}; this splinenas {__version__} reads "
+            f"format {FORMAT_VERSION}: upgrade splinenas"
+        )
+    if version < FORMAT_VERSION:
+        raise StateFormatError(
+            f"{path} has state format {version}, older than format {FORMAT_VERSION} of "
+            f"splinenas {__version__}; no conversion exists: use splinenas "
+            f"{file.attrs.get('package_version', '?')} for it"
+        )
+
+
+def _decode(file: h5py.File) -> State:
+    state = State(
+        _text(file["experiment_toml"]),
+        SearchSpace.from_dict(json.loads(_text(file["space"]))),
+        created=datetime.datetime.fromisoformat(str(file.attrs["created"])).timestamp(),
+    )
+    state.generation = int(file.attrs["generation"])
+    state.meta = json.loads(_text(file["meta_json"]))
+    coords = np.asarray(file["points/coords"][()], dtype=float)
+    points = _read_points(file["points"])
+    if coords.shape != (len(points), state.space.d):
+        raise ValueError(
+            f"points/coords has shape {coords.shape}, expected {(len(points), state.space.d)}"
+        )
+    for point, row in zip(points, coords, strict=True):
+        state.restore(point, row)
+    state.fits = _read_fits(file["fits"])
+    state.events = _read_events(file["events"])
+    return state
+
+
+def _describe_previous(path: Path) -> str:
+    prev = previous_path(path)
+    try:
+        with h5py.File(prev, "r", locking=False) as file:
+            return f"the previous generation {prev} (generation {int(file.attrs['generation'])})"
+    except FileNotFoundError:
+        return f"there is no previous generation ({prev} does not exist)"
+    except (OSError, KeyError, ValueError):
+        return f"the previous generation {prev} is unreadable too"
+
+
+def load_state(path: str | Path) -> State:
+    """Read a state file (no lock needed: committed files are never modified).
+
+    Raises:
+        StateError: no such file.
+        StateFormatError: corrupt, not a state file, or another format version.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise StateError(f"no state file at {path} (create one with `splinenas init`)")
+    try:
+        with h5py.File(path, "r", locking=False) as file:
+            _check_version(file, path)
+            return _decode(file)
+    except StateFormatError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise StateFormatError(
+            f"{path} is corrupt or incomplete ({type(exc).__name__}: {exc}); "
+            f"{_describe_previous(path)}: copy it over {path} to go back one commit"
+        ) from None
+
+
+# ---------------------------------------------------------------------------- the store
+
+
+def previous_path(path: str | Path) -> Path:
+    """Where the generation before the last commit is kept."""
+    path = Path(path)
+    return path.with_name(path.name + ".prev")
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make renames in directory ``path`` durable (not possible on every platform)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some network file systems refuse fsync on directories
+    finally:
+        os.close(fd)
+
+
+def _keep_previous(path: Path) -> None:
+    """Make ``<path>.prev`` the current generation before it is replaced."""
+    prev = previous_path(path)
+    staging = prev.with_name(prev.name + ".tmp")
+    staging.unlink(missing_ok=True)
+    try:
+        os.link(path, staging)
+    except OSError:  # file systems without hard links
+        shutil.copyfile(path, staging)
+        _fsync_file(staging)
+    os.replace(staging, prev)
+
+
+class StateStore:
+    """The writer of one state file; holds its lock until :meth:`close`.
+
+    Use :meth:`create` or :meth:`open` (writers) and :meth:`read` (no lock)::
+
+        with StateStore.open(path) as store:
+            store.state.record(3, 71.2)
+            store.commit()
+    """
+
+    def __init__(self, path: Path, state: State, lock: FileLock) -> None:
+        self.path = path
+        self.state = state
+        self._lock = lock
+
+    @classmethod
+    def create(cls, path: str | Path, experiment: Experiment) -> StateStore:
+        """Create a state file for ``experiment`` (generation 1, no points) and hold it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(path)
+        lock.acquire()
+        try:
+            if path.exists():
+                raise StateError(f"{path} already exists; choose another --state path")
+            store = cls(path, State(experiment.text, experiment.space), lock)
+            store.state.log("create", f"experiment {experiment.experiment.name}")
+            store.commit()
+        except BaseException:
+            lock.release()
+            raise
+        return store
+
+    @classmethod
+    def open(cls, path: str | Path) -> StateStore:
+        """Open an existing state file for writing; raises LockError if it is held."""
+        path = Path(path)
+        if not path.exists():
+            raise StateError(f"no state file at {path} (create one with `splinenas init`)")
+        lock = FileLock(path)
+        lock.acquire()
+        try:
+            for leftover in path.parent.glob(f"{path.name}.tmp.*"):
+                leftover.unlink()  # from a writer that died mid-commit
+            store = cls(path, load_state(path), lock)
+        except BaseException:
+            lock.release()
+            raise
+        return store
+
+    @staticmethod
+    def read(path: str | Path) -> State:
+        """The last committed generation, without taking the lock."""
+        return load_state(path)
+
+    def commit(self) -> None:
+        """Write the state as the next generation, crash-safely."""
+        if not self._lock.held or not self._lock.still_ours():
+            raise LockError(f"lock {self._lock.path} is no longer held by this process")
+        staging = self.path.with_name(f"{self.path.name}.tmp.{os.getpid()}")
+        self.state.generation += 1
+        try:
+            write_state(self.state, staging)
+            _fsync_file(staging)
+            if self.path.exists():
+                _keep_previous(self.path)
+            os.replace(staging, self.path)
+            _fsync_dir(self.path.parent)
+        except BaseException:
+            self.state.generation -= 1
+            staging.unlink(missing_ok=True)
+            raise
+
+    def close(self) -> None:
+        """Release the lock; uncommitted changes are dropped."""
+        self._lock.release()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
