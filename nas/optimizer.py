@@ -1,0 +1,343 @@
+"""SplineOptimizer: the ask/tell interface of the spline search (Algorithm 1).
+
+The optimizer holds no hidden state beyond what it is told: the controller
+rebuilds it every cycle from the state file (tell every measured point with
+its stored prediction, mark the pending ones), so every answer is a function
+of (seed, data). Measurements are maximised internally; ``goal="minimize"``
+negates them on the way in and out.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nas.search import STRATEGIES, Candidate, Strategy, maximize, propose
+from nas.space import Params, SearchSpace, Value
+from nas.spline import PolyharmonicSpline, SplineError
+
+GOALS = {"maximize": 1.0, "minimize": -1.0}
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A point to measure; ``predicted`` is None for initial-design points."""
+
+    params: Params
+    predicted: float | None
+    origin: str
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    """One refit over all categories, in the units of the measurements."""
+
+    n_support: int
+    loo_rmse: float
+    argmax: Params
+    predicted_max: float
+    splines: Mapping[tuple[Value, ...], PolyharmonicSpline] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+
+@dataclass(frozen=True)
+class Record:
+    """A told measurement (``value`` is NaN for a failure)."""
+
+    params: Params
+    value: float
+    predicted: float | None
+
+
+class SplineOptimizer:
+    """Suggest points to measure and learn from their measurements.
+
+    Args:
+        space: The search space.
+        batch_size: Default number of suggestions per :meth:`suggest`.
+        tolerance: Convergence when an incremental point's measurement is
+            within this of its prediction (Algorithm 1).
+        seed: Seed of every quasi-random choice.
+        goal: ``"maximize"`` or ``"minimize"`` the measured metric.
+        strategy: A name from ``nas.search.STRATEGIES`` or a Strategy object.
+        smoothing: Spline smoothing lambda (0 interpolates).
+        min_distance: Minimum unit-box distance of a proposal to any point.
+        feasible: Predicate on parameters; rejected points are never suggested.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        batch_size: int = 1,
+        tolerance: float = 0.5,
+        seed: int = 0,
+        goal: str = "maximize",
+        strategy: str | Strategy = "paper",
+        smoothing: float = 0.0,
+        min_distance: float = 1e-3,
+        feasible: Callable[[Params], bool] | None = None,
+    ) -> None:
+        if not isinstance(space, SearchSpace):
+            raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}")
+        _require(
+            isinstance(batch_size, int) and batch_size >= 1,
+            "batch_size must be an int >= 1",
+            batch_size,
+        )
+        _require(
+            _finite(tolerance) and tolerance >= 0,
+            "tolerance must be a finite number >= 0",
+            tolerance,
+        )
+        _require(isinstance(seed, int) and seed >= 0, "seed must be an int >= 0", seed)
+        _require(goal in GOALS, f"goal must be one of {sorted(GOALS)}", goal)
+        _require(
+            _finite(smoothing) and smoothing >= 0,
+            "smoothing must be a finite number >= 0",
+            smoothing,
+        )
+        _require(
+            _finite(min_distance) and 0 <= min_distance < 1,
+            "min_distance must be in [0, 1)",
+            min_distance,
+        )
+        _require(
+            feasible is None or callable(feasible), "feasible must be callable or None", feasible
+        )
+        if isinstance(strategy, str):
+            _require(
+                strategy in STRATEGIES, f"strategy must be one of {sorted(STRATEGIES)}", strategy
+            )
+            strategy = STRATEGIES[strategy]()
+        _require(hasattr(strategy, "rank"), "strategy must have a rank() method", strategy)
+        self.space = space
+        self.batch_size = batch_size
+        self.tolerance = float(tolerance)
+        self.seed = seed
+        self.goal = goal
+        self.strategy: Strategy = strategy
+        self.smoothing = float(smoothing)
+        self.min_distance = float(min_distance)
+        self.feasible = feasible
+        self._sign = GOALS[goal]
+        self._records: dict[tuple[Value, ...], Record] = {}
+        self._pending: dict[tuple[Value, ...], Params] = {}
+        self._suggested: dict[tuple[Value, ...], float | None] = {}
+        self._splines: dict[tuple[Value, ...], PolyharmonicSpline] | None = None
+
+    # -- data ------------------------------------------------------------------------
+
+    def tell(self, params: Mapping[str, Any], value: float, predicted: float | None = None) -> None:
+        """Record a measurement; NaN or infinite values record a failure (with a warning).
+
+        ``predicted`` defaults to what :meth:`suggest` predicted for this point.
+        A failed point may be told again with a value; a measured one may not.
+        """
+        snapped = self.space.snap(params)
+        key = self.space.key(snapped)
+        old = self._records.get(key)
+        if old is not None and math.isfinite(old.value):
+            raise ValueError(f"point {snapped} was already told a value ({old.value})")
+        if predicted is None:
+            predicted = self._suggested.get(key)
+        value = float(value)
+        if not math.isfinite(value):
+            warnings.warn(
+                f"measurement {value} for {snapped} recorded as a failure",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            value = math.nan
+        self._records[key] = Record(snapped, value, None if predicted is None else float(predicted))
+        self._pending.pop(key, None)
+        self._splines = None
+
+    def mark_pending(self, params: Mapping[str, Any]) -> None:
+        """An issued, unmeasured point: in no fit, but no suggestion lands on or near it."""
+        snapped = self.space.snap(params)
+        key = self.space.key(snapped)
+        if key in self._records:
+            raise ValueError(f"point {snapped} is already told and cannot be pending")
+        self._pending[key] = snapped
+
+    def forget_pending(self, params: Mapping[str, Any]) -> None:
+        """Undo :meth:`mark_pending` (e.g. a cancelled job)."""
+        key = self.space.key(params)
+        if self._pending.pop(key, None) is None:
+            raise KeyError(f"point {self.space.snap(params)} is not pending")
+
+    @property
+    def history(self) -> list[Record]:
+        """Told points in the order they were told."""
+        return list(self._records.values())
+
+    @property
+    def n_measured(self) -> int:
+        """Number of successful measurements."""
+        return sum(math.isfinite(r.value) for r in self._records.values())
+
+    @property
+    def pending(self) -> list[Params]:
+        """Points marked pending."""
+        return list(self._pending.values())
+
+    @property
+    def converged(self) -> bool:
+        """Algorithm 1: some incremental point measured within ``tolerance`` of its prediction."""
+        return any(
+            r.predicted is not None
+            and math.isfinite(r.value)
+            and abs(r.value - r.predicted) <= self.tolerance
+            for r in self._records.values()
+        )
+
+    @property
+    def best(self) -> tuple[Params, float] | None:
+        """Best measured point and value (respecting ``goal``), None before any measurement."""
+        measured = [r for r in self._records.values() if math.isfinite(r.value)]
+        if not measured:
+            return None
+        top = max(measured, key=lambda r: self._sign * r.value)
+        return dict(top.params), top.value
+
+    # -- model -----------------------------------------------------------------------
+
+    def fit(self) -> FitSummary | None:
+        """Fit one spline per category that can be fitted; None while none can.
+
+        A category is fitted once all its initial-design points are told and
+        it has d+1 affinely independent measurements.
+
+        Raises:
+            SplineError: Measurements of a category make an unstable system;
+                the message names the offending parameters.
+        """
+        splines = self._fit_all()
+        if not splines:
+            return None
+        maxima = []
+        for index, (cat, spline) in enumerate(splines.items()):
+            rng = np.random.default_rng([self.seed, index])
+            x, _ = maximize(spline, self.space.d, seed=rng, extra_points=spline.points)
+            params = self.space.from_unit(x, cat)
+            maxima.append((float(spline(self.space.to_unit(params))), index, params))
+        value, _, argmax = max(maxima, key=lambda m: (m[0], -m[1]))
+        loo = np.concatenate([spline.loo_errors() for spline in splines.values()])
+        return FitSummary(
+            n_support=sum(s.points.shape[0] for s in splines.values()),
+            loo_rmse=float(np.sqrt(np.mean(loo**2))),
+            argmax=argmax,
+            predicted_max=self._sign * value,
+            splines=splines,
+        )
+
+    def predict(self, params: Mapping[str, Any]) -> float:
+        """Spline prediction at ``params`` in measurement units."""
+        cat = self.space.category_of(params)
+        splines = self._fit_all()
+        if cat not in splines:
+            raise ValueError(f"no spline for category {cat} yet: too few measurements")
+        return self._sign * float(splines[cat](self.space.to_unit(params)))
+
+    def _fit_all(self) -> dict[tuple[Value, ...], PolyharmonicSpline]:
+        if self._splines is None:
+            self._splines = {}
+            for cat, rows in self._support().items():
+                spline = self._fit_category(cat, rows)
+                if spline is not None:
+                    self._splines[cat] = spline
+        return self._splines
+
+    def _support(self) -> dict[tuple[Value, ...], list[Record]]:
+        unmeasured = {
+            self.space.category_of(p)
+            for p in self.space.initial_design()
+            if self.space.key(p) not in self._records
+        }
+        support: dict[tuple[Value, ...], list[Record]] = {}
+        for record in self._records.values():
+            cat = self.space.category_of(record.params)
+            if math.isfinite(record.value) and cat not in unmeasured:
+                support.setdefault(cat, []).append(record)
+        return support
+
+    def _fit_category(
+        self, cat: tuple[Value, ...], rows: list[Record]
+    ) -> PolyharmonicSpline | None:
+        if len(rows) < self.space.d + 1:
+            return None
+        x = self.space.to_unit_many([r.params for r in rows])
+        y = self._sign * np.array([r.value for r in rows])
+        if np.linalg.matrix_rank(x - x.mean(axis=0)) < self.space.d:
+            return None
+        try:
+            return PolyharmonicSpline(x, y, self.smoothing)
+        except SplineError as exc:
+            named = [rows[i].params for i in exc.indices]
+            raise SplineError(f"category {cat}: {exc}; points: {named}", exc.indices) from exc
+
+    # -- suggestions -----------------------------------------------------------------
+
+    def _unissued_initial(self) -> list[Params]:
+        return [
+            p
+            for p in self.space.initial_design()
+            if self.space.key(p) not in self._records
+            and self.space.key(p) not in self._pending
+            and (self.feasible is None or self.feasible(p))
+        ]
+
+    def suggest(self, n: int | None = None) -> list[Proposal]:
+        """Up to ``n`` (default ``batch_size``) points to measure next.
+
+        Remaining initial-design points come first, then spline proposals.
+        Fewer than ``n`` come back while no spline can be fitted yet. The
+        optimizer does not mark them pending: do so before the next call.
+
+        Raises:
+            SearchError: No feasible distinct candidate is left.
+        """
+        n = self.batch_size if n is None else n
+        _require(isinstance(n, int) and n >= 1, "n must be an int >= 1", n)
+        out = [Proposal(p, None, "initial") for p in self._unissued_initial()[:n]]
+        splines = self._fit_all()
+        if len(out) < n and splines:
+            avoid = [r.params for r in self._records.values()] + list(self._pending.values())
+            avoid += [p.params for p in out]
+            candidates = propose(
+                self.space,
+                splines,
+                q=n - len(out),
+                avoid=avoid,
+                feasible=self.feasible,
+                min_distance=self.min_distance,
+                strategy=self.strategy,
+                seed=self.seed,
+            )
+            out += [self._incremental(c) for c in candidates]
+        return out
+
+    def _incremental(self, candidate: Candidate) -> Proposal:
+        predicted = self._sign * candidate.predicted
+        self._suggested[self.space.key(candidate.params)] = predicted
+        return Proposal(candidate.params, predicted, "incremental")
+
+    def ask(self, n: int | None = None) -> list[Params]:
+        """Parameters of :meth:`suggest`."""
+        return [p.params for p in self.suggest(n)]
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _require(ok: bool, message: str, value: object) -> None:
+    if not ok:
+        raise ValueError(f"{message}, got {value!r}")

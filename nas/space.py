@@ -1,0 +1,339 @@
+"""Search space: dimensions, the unit-box mapping, snapping and the initial design.
+
+All fitting and searching happens in the unit box: x~ = (x - low) / (high -
+low) per numeric dimension, after a logarithm where ``log`` is set. Points
+leave the unit box only through :meth:`SearchSpace.from_unit`, which snaps
+them to legal values. Parameter dicts hold plain ``int``/``float``/``str``
+values so they serialise to JSON unchanged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+DIM_TYPES = ("int", "float", "categorical")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+Value = int | float | str
+Params = dict[str, Value]
+
+
+class SpaceError(ValueError):
+    """An invalid dimension, space or parameter set."""
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One dimension of the search space.
+
+    Numeric dims (``int``, ``float``) need ``low < high``; ``log`` maps them
+    logarithmically to the unit box and needs ``low > 0``. Categorical dims
+    need distinct ``choices`` and no bounds.
+    """
+
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Value, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise SpaceError(f"dimension name {self.name!r} must match [A-Za-z_][A-Za-z0-9_]*")
+        if self.type not in DIM_TYPES:
+            raise SpaceError(
+                f"dimension {self.name!r}: type {self.type!r} is not one of {DIM_TYPES}"
+            )
+        object.__setattr__(self, "choices", tuple(self.choices))
+        if self.type == "categorical":
+            self._check_categorical()
+        else:
+            self._check_numeric()
+
+    def _check_categorical(self) -> None:
+        if self.low is not None or self.high is not None or self.log:
+            raise SpaceError(f"categorical dimension {self.name!r} takes no low/high/log")
+        if not self.choices:
+            raise SpaceError(f"categorical dimension {self.name!r} needs at least one choice")
+        for choice in self.choices:
+            if isinstance(choice, bool) or not isinstance(choice, int | float | str):
+                raise SpaceError(
+                    f"dimension {self.name!r}: choice {choice!r} must be a str, int or float"
+                )
+        if len(set(self.choices)) != len(self.choices):
+            raise SpaceError(
+                f"dimension {self.name!r}: choices {list(self.choices)} are not distinct"
+            )
+
+    def _check_numeric(self) -> None:
+        if self.choices:
+            raise SpaceError(f"{self.type} dimension {self.name!r} takes no choices")
+        for bound in ("low", "high"):
+            value = getattr(self, bound)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SpaceError(
+                    f"dimension {self.name!r}: {bound} must be a number, got {value!r}"
+                )
+            if not math.isfinite(value):
+                raise SpaceError(f"dimension {self.name!r}: {bound} must be finite, got {value!r}")
+            if self.type == "int" and value != int(value):
+                raise SpaceError(
+                    f"int dimension {self.name!r}: {bound} = {value!r} is not integral"
+                )
+            cast = int(value) if self.type == "int" else float(value)
+            object.__setattr__(self, bound, cast)
+        if not self.low < self.high:
+            raise SpaceError(
+                f"dimension {self.name!r}: low = {self.low} must be < high = {self.high}"
+            )
+        if self.log and self.low <= 0:
+            raise SpaceError(f"dimension {self.name!r}: log scale needs low > 0, got {self.low}")
+
+    @property
+    def is_numeric(self) -> bool:
+        """True for int and float dimensions."""
+        return self.type != "categorical"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description."""
+        if self.is_numeric:
+            return {
+                "name": self.name,
+                "type": self.type,
+                "low": self.low,
+                "high": self.high,
+                "log": self.log,
+            }
+        return {"name": self.name, "type": self.type, "choices": list(self.choices)}
+
+
+class SearchSpace:
+    """An ordered set of dimensions with the unit-box mapping of its numeric part."""
+
+    def __init__(self, dims: Sequence[Dim]) -> None:
+        self.dims: tuple[Dim, ...] = tuple(dims)
+        if not self.dims:
+            raise SpaceError("a search space needs at least one dimension")
+        names = [dim.name for dim in self.dims]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise SpaceError(f"duplicate dimension names: {duplicated}")
+        self.names: tuple[str, ...] = tuple(names)
+        self.numeric: tuple[Dim, ...] = tuple(dim for dim in self.dims if dim.is_numeric)
+        self.categorical: tuple[Dim, ...] = tuple(dim for dim in self.dims if not dim.is_numeric)
+        if not self.numeric:
+            raise SpaceError("a search space needs at least one numeric (int or float) dimension")
+        self.d: int = len(self.numeric)
+        self._lo = np.array([_forward(dim, dim.low) for dim in self.numeric])
+        self._width = np.array([_forward(dim, dim.high) for dim in self.numeric]) - self._lo
+        self._is_int = np.array([dim.type == "int" for dim in self.numeric])
+        self._is_log = np.array([dim.log for dim in self.numeric])
+
+    def __repr__(self) -> str:
+        return f"SearchSpace({list(self.dims)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchSpace) and self.dims == other.dims
+
+    def __hash__(self) -> int:
+        return hash(self.dims)
+
+    # -- parameter dicts -------------------------------------------------------------
+
+    def snap(self, params: Mapping[str, Any]) -> Params:
+        """Legal parameters: ints rounded, numbers clipped to the box, choices checked.
+
+        Raises
+        ------
+        SpaceError
+            Missing or unknown keys (all named), non-numeric or non-finite
+            numeric values, a categorical value that is not a choice.
+        """
+        self._check_keys(params)
+        for dim in self.numeric:
+            value = params[dim.name]
+            if isinstance(value, bool) or not isinstance(
+                value, int | float | np.integer | np.floating
+            ):
+                raise SpaceError(f"parameter {dim.name!r} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise SpaceError(f"parameter {dim.name!r} must be finite, got {value!r}")
+        values = np.array([float(params[dim.name]) for dim in self.numeric])
+        return self._assemble(self._snap_values(values), self._category(params))
+
+    def _check_keys(self, params: Mapping[str, Any]) -> None:
+        missing = [name for name in self.names if name not in params]
+        unknown = sorted(str(key) for key in params if key not in self.names)
+        if missing or unknown:
+            raise SpaceError(
+                f"parameters do not match the space: missing {missing}, unknown {unknown}"
+            )
+
+    def _category(self, params: Mapping[str, Any]) -> tuple[Value, ...]:
+        for dim in self.categorical:
+            value = params[dim.name]
+            if isinstance(value, bool) or value not in dim.choices:
+                raise SpaceError(
+                    f"parameter {dim.name!r} = {value!r} is not one of {list(dim.choices)}"
+                )
+        return tuple(dim.choices[dim.choices.index(params[dim.name])] for dim in self.categorical)
+
+    def key(self, params: Mapping[str, Any]) -> tuple[Value, ...]:
+        """Hashable identity of the snapped parameters, in dimension order (deduplication)."""
+        snapped = self.snap(params)
+        return tuple(snapped[name] for name in self.names)
+
+    def category_of(self, params: Mapping[str, Any]) -> tuple[Value, ...]:
+        """Values of the categorical dimensions, in their order (``()`` without any)."""
+        self._check_keys(params)
+        return self._category(params)
+
+    def categories(self) -> list[tuple[Value, ...]]:
+        """Every combination of categorical values; ``[()]`` without categorical dims."""
+        return list(itertools.product(*(dim.choices for dim in self.categorical)))
+
+    # -- unit box --------------------------------------------------------------------
+
+    def to_unit(self, params: Mapping[str, Any]) -> np.ndarray:
+        """Unit-box coordinates (d,) of the numeric parameters (snapped first)."""
+        snapped = self.snap(params)
+        values = np.array([float(snapped[dim.name]) for dim in self.numeric])
+        return self._values_to_unit(values)
+
+    def to_unit_many(self, many: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Unit-box coordinates (N, d) of several parameter dicts."""
+        out = np.empty((len(many), self.d))
+        for row, params in enumerate(many):
+            out[row] = self.to_unit(params)
+        return out
+
+    def from_unit(self, x: Sequence[float] | np.ndarray, category: Sequence[Value] = ()) -> Params:
+        """Legal parameters for unit-box point ``x`` (clipped) in the given category."""
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.shape != (self.d,):
+            raise SpaceError(f"expected a unit-box point of shape ({self.d},), got {arr.shape}")
+        category = tuple(category)
+        if len(category) != len(self.categorical):
+            raise SpaceError(
+                f"expected a category of {len(self.categorical)} values "
+                f"{[dim.name for dim in self.categorical]}, got {category!r}"
+            )
+        params = dict(zip((dim.name for dim in self.categorical), category, strict=True))
+        cat = self._category(params)
+        return self._assemble(self._snap_values(self._unit_to_values(arr[None, :])[0]), cat)
+
+    def snap_unit(self, x: np.ndarray) -> np.ndarray:
+        """Vectorised snapping of unit-box points (M, d) to the unit coordinates of legal values."""
+        values = self._unit_to_values(np.asarray(x, dtype=np.float64))
+        return self._values_to_unit(self._snap_values(values))
+
+    def unit_distance(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+        """Euclidean distance in the unit box; infinite between different categories."""
+        if self.category_of(a) != self.category_of(b):
+            return math.inf
+        return float(np.linalg.norm(self.to_unit(a) - self.to_unit(b)))
+
+    def _values_to_unit(self, values: np.ndarray) -> np.ndarray:
+        forward = np.where(self._is_log, np.log(np.where(self._is_log, values, 1.0)), values)
+        return (forward - self._lo) / self._width
+
+    def _unit_to_values(self, x: np.ndarray) -> np.ndarray:
+        forward = self._lo + np.clip(x, 0.0, 1.0) * self._width
+        return np.where(self._is_log, np.exp(forward), forward)
+
+    def _snap_values(self, values: np.ndarray) -> np.ndarray:
+        lows = np.array([dim.low for dim in self.numeric], dtype=np.float64)
+        highs = np.array([dim.high for dim in self.numeric], dtype=np.float64)
+        rounded = np.where(self._is_int, np.floor(values + 0.5), values)
+        return np.clip(rounded, lows, highs)
+
+    def _assemble(self, values: np.ndarray, category: tuple[Value, ...]) -> Params:
+        numeric = {
+            dim.name: int(v) if dim.type == "int" else float(v)
+            for dim, v in zip(self.numeric, values.tolist(), strict=True)
+        }
+        categorical = dict(zip((dim.name for dim in self.categorical), category, strict=True))
+        return {
+            name: numeric[name] if name in numeric else categorical[name] for name in self.names
+        }
+
+    # -- design and editing ----------------------------------------------------------
+
+    def initial_design(self) -> list[Params]:
+        """The 2d+3 support points of DESIGN section 1 for every category combination.
+
+        In unit coordinates: all ones, all zeros, the centre (0.5, the
+        geometric mean on log dims), then e_k flipped low in an all-high
+        point for each k, then high in an all-low point for each k. Points
+        are snapped and deduplicated with their order kept.
+        """
+        eye = np.eye(self.d)
+        unit = np.vstack([np.ones(self.d), np.zeros(self.d), np.full(self.d, 0.5), 1.0 - eye, eye])
+        design: dict[tuple[Value, ...], Params] = {}
+        for category in self.categories():
+            for row in unit:
+                params = self.from_unit(row, category)
+                design.setdefault(self.key(params), params)
+        return list(design.values())
+
+    def with_bounds(
+        self, name: str, low: float | None = None, high: float | None = None
+    ) -> SearchSpace:
+        """A copy with new bounds for numeric dimension ``name`` (growing or refining the box)."""
+        if name not in self.names:
+            raise SpaceError(f"unknown dimension {name!r}; known: {list(self.names)}")
+        dims = []
+        for dim in self.dims:
+            if dim.name == name:
+                if not dim.is_numeric:
+                    raise SpaceError(f"dimension {name!r} is categorical and has no bounds")
+                dim = Dim(
+                    dim.name,
+                    dim.type,
+                    dim.low if low is None else low,
+                    dim.high if high is None else high,
+                    dim.log,
+                )
+            dims.append(dim)
+        return SearchSpace(dims)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description; :meth:`from_dict` inverts it."""
+        return {"dims": [dim.to_dict() for dim in self.dims]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchSpace:
+        """Rebuild a space from :meth:`to_dict` output, naming any malformed entry."""
+        if not isinstance(data, Mapping) or set(data) != {"dims"}:
+            raise SpaceError(f"a space description is {{'dims': [...]}}, got {data!r}")
+        if not isinstance(data["dims"], list):
+            raise SpaceError(f"'dims' must be a list, got {type(data['dims']).__name__}")
+        dims = []
+        allowed = {"name", "type", "low", "high", "log", "choices"}
+        for position, entry in enumerate(data["dims"]):
+            if not isinstance(entry, Mapping):
+                raise SpaceError(f"dims[{position}] must be a mapping, got {entry!r}")
+            unknown = sorted(set(entry) - allowed)
+            if unknown:
+                raise SpaceError(
+                    f"dims[{position}]: unknown keys {unknown}; allowed {sorted(allowed)}"
+                )
+            if "name" not in entry or "type" not in entry:
+                raise SpaceError(f"dims[{position}] needs 'name' and 'type'")
+            fields = dict(entry)
+            fields["choices"] = tuple(fields.get("choices", ()))
+            dims.append(Dim(**fields))
+        return cls(dims)
+
+
+def _forward(dim: Dim, value: float) -> float:
+    """Bound in the coordinate that is mapped linearly to [0, 1]."""
+    return math.log(value) if dim.log else float(value)
