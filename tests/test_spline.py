@@ -1,0 +1,164 @@
+"""PolyharmonicSpline: agreement with scipy, exactness, diagnostics, leave-one-out."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.interpolate import RBFInterpolator
+
+from nas.spline import PolyharmonicSpline, SplineError
+
+
+def _data(d: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, d))
+    return x, np.sin(3.0 * x).sum(axis=1) + x[:, 0] ** 2
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+@pytest.mark.parametrize(
+    ("d", "n"),
+    [
+        (1, 2),
+        (1, 50),
+        (2, 3),
+        (2, 7),
+        (3, 40),
+        (5, 6),
+        (8, 19),
+        (8, 40),
+        (12, 13),
+        (12, 27),
+        (4, 200),
+        (12, 200),
+    ],
+)
+@pytest.mark.parametrize("smoothing", [0.0, 1e-2])
+def test_equals_scipy_cubic_rbf(d: int, n: int, smoothing: float) -> None:
+    x, y = _data(d, n)
+    z = np.random.default_rng(1).random((500, d))
+    ours = PolyharmonicSpline(x, y, smoothing)(z)
+    ref = RBFInterpolator(x, y, kernel="cubic", degree=1, smoothing=smoothing)(z)
+    assert _rel(ours, ref) < 1e-9
+
+
+@pytest.mark.parametrize(("d", "n"), [(1, 5), (3, 9), (8, 40)])
+def test_interpolates_support_points(d: int, n: int) -> None:
+    x, y = _data(d, n)
+    np.testing.assert_allclose(PolyharmonicSpline(x, y)(x), y, rtol=0, atol=1e-10)
+
+
+def test_smoothing_relation_holds_at_support_points() -> None:
+    x, y = _data(3, 20)
+    spline = PolyharmonicSpline(x, y, smoothing=0.5)
+    np.testing.assert_allclose(spline(x) + 0.5 * spline.coefficients, y, atol=1e-10)
+    assert np.max(np.abs(spline(x) - y)) > 1e-3
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    d=st.integers(1, 6),
+    extra=st.integers(0, 10),
+    a=st.lists(st.floats(-5, 5), min_size=7, max_size=7),
+)
+def test_reproduces_linear_functions(d: int, extra: int, a: list[float]) -> None:
+    x, _ = _data(d, d + 1 + extra, seed=extra)
+    y = a[0] + x @ np.array(a[1 : d + 1])
+    spline = PolyharmonicSpline(x, y)
+    np.testing.assert_allclose(spline.coefficients, 0.0, atol=1e-9)
+    np.testing.assert_allclose(spline.poly, [a[0], *a[1 : d + 1]], atol=1e-9)
+    z = np.random.default_rng(2).random((50, d))
+    np.testing.assert_allclose(spline(z), a[0] + z @ np.array(a[1 : d + 1]), atol=1e-9)
+
+
+def test_chunked_equals_unchunked() -> None:
+    x, y = _data(5, 30)
+    spline = PolyharmonicSpline(x, y)
+    z = np.random.default_rng(3).random((1001, 5))
+    whole = spline(z, memory_budget=2**30)
+    tiny = spline(z, memory_budget=1)
+    odd = spline(z, memory_budget=8 * 70 * 7)  # 7 rows per chunk: a ragged last chunk
+    np.testing.assert_allclose(tiny, whole, rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(odd, whole, rtol=1e-14, atol=1e-14)
+
+
+def test_single_point_evaluation() -> None:
+    x, y = _data(3, 10)
+    spline = PolyharmonicSpline(x, y)
+    assert spline(x[4]).shape == ()
+    assert float(spline(x[4])) == pytest.approx(y[4], abs=1e-12)
+    with pytest.raises(ValueError, match=r"shape \(M, 3\)"):
+        spline(np.zeros((2, 4)))
+
+
+def test_duplicate_points_are_named() -> None:
+    x, y = _data(2, 8)
+    x[6] = x[2]
+    with pytest.raises(SplineError, match="points 2 and 6 coincide") as info:
+        PolyharmonicSpline(x, y)
+    assert info.value.indices == (2, 6)
+    PolyharmonicSpline(x, y, smoothing=1e-3)  # repeated measurements are fine when smoothing
+
+
+def test_affinely_degenerate_points_raise() -> None:
+    x, y = _data(3, 10)
+    x[:, 1] = 0.25
+    with pytest.raises(SplineError, match=r"dimension 2 < d = 3.*coordinates \[1\] are constant"):
+        PolyharmonicSpline(x, y)
+    t = np.linspace(0, 1, 6)[:, None]
+    line = np.hstack([t, 2 * t])  # collinear in 2-D
+    with pytest.raises(SplineError, match="fewer than d\\+1 affinely independent") as info:
+        PolyharmonicSpline(line, t[:, 0])
+    assert info.value.indices == tuple(range(6))
+
+
+def test_too_close_points_are_named() -> None:
+    x, y = _data(2, 8)
+    x[5] = x[1] + 1e-13
+    with pytest.raises(SplineError, match="closest support points are 1 and 5") as info:
+        PolyharmonicSpline(x, y)
+    assert info.value.indices == (1, 5)
+
+
+@pytest.mark.parametrize(
+    ("points", "values", "smoothing", "message"),
+    [
+        (np.zeros(3), np.zeros(3), 0.0, "2-D array"),
+        (np.zeros((3, 2)), np.zeros(4), 0.0, r"shape \(3,\)"),
+        (np.array([[0.0, np.nan], [1, 0], [0, 1]]), np.zeros(3), 0.0, r"points \[0\] have NaN"),
+        (np.eye(3)[:, :2], np.array([0.0, np.inf, 1.0]), 0.0, r"values at points \[1\]"),
+        (np.eye(3)[:2], np.zeros(2), 0.0, "at least d\\+1 = 4 points"),
+        (np.eye(3)[:, :2], np.zeros(3), -1.0, "smoothing must be"),
+    ],
+)
+def test_input_validation(points, values, smoothing, message) -> None:
+    with pytest.raises(SplineError, match=message):
+        PolyharmonicSpline(points, values, smoothing)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_loo_errors_equal_refits(smoothing: float) -> None:
+    x, y = _data(3, 12)
+    spline = PolyharmonicSpline(x, y, smoothing)
+    refits = []
+    for i in range(12):
+        keep = np.arange(12) != i
+        refits.append(y[i] - PolyharmonicSpline(x[keep], y[keep], smoothing)(x[i]))
+    np.testing.assert_allclose(spline.loo_errors(), refits, atol=1e-10)
+    assert spline.loo_rmse == pytest.approx(np.sqrt(np.mean(np.square(refits))))
+
+
+def test_loo_undefined_with_minimal_support() -> None:
+    x, y = _data(3, 4)
+    assert np.isnan(PolyharmonicSpline(x, y).loo_errors()).all()
+
+
+def test_scale_invariance_of_the_interpolant() -> None:
+    x, y = _data(3, 15)
+    z = np.random.default_rng(4).random((100, 3))
+    np.testing.assert_allclose(
+        PolyharmonicSpline(x, 7.0 * y)(z), 7.0 * PolyharmonicSpline(x, y)(z), rtol=1e-10
+    )
