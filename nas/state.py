@@ -138,6 +138,7 @@ class State:
         self._points: dict[int, Point] = {}
         self._keys: dict[tuple, int] = {}
         self._coords: dict[int, np.ndarray] = {}
+        self._params_json: dict[int, str] = {}
         self._next_id = 0
 
     # ------------------------------------------------------------------ queries
@@ -162,6 +163,10 @@ class State:
         return np.array(list(self._coords.values()), dtype=float).reshape(
             len(self._coords), self.space.d
         )
+
+    def params_json(self) -> list[str]:
+        """The params of all points as JSON, in id order (cached: commits stay fast)."""
+        return list(self._params_json.values())
 
     def with_status(self, *statuses: PointStatus) -> list[Point]:
         return [p for p in self._points.values() if p.status in statuses]
@@ -278,6 +283,7 @@ class State:
     def _insert(self, point: Point, coords: np.ndarray | None = None) -> None:
         self._points[point.id] = point
         self._coords[point.id] = self.space.to_unit(point.params) if coords is None else coords
+        self._params_json[point.id] = json.dumps(point.params)
         self._keys[self.space.key(point.params)] = point.id
         self._next_id = max(self._next_id, point.id + 1)
 

@@ -72,9 +72,8 @@ def _write_points(group: h5py.Group, state: State) -> None:
     for name in _STR_COLUMNS:
         group.create_dataset(name, data=_strings([getattr(p, name) for p in points]), dtype=_STR)
     group.create_dataset("status", data=_strings([p.status.value for p in points]), dtype=_STR)
-    params = _strings([json.dumps(p.params) for p in points])
-    group.create_dataset("params_json", data=params, dtype=_STR)
-    extra = _strings([json.dumps(p.extra) for p in points])
+    group.create_dataset("params_json", data=_strings(state.params_json()), dtype=_STR)
+    extra = _strings([json.dumps(p.extra) if p.extra else "{}" for p in points])
     group.create_dataset("extra_json", data=extra, dtype=_STR)
     group["coords"] = state.coords()
     group["coords"].attrs["dims"] = json.dumps([dim.name for dim in state.space.numeric])

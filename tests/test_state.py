@@ -1,0 +1,382 @@
+"""State model, HDF5 store and crash safety of commits."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from nas.config import parse_experiment
+from nas.lockfile import LockError, lock_path
+from nas.state import TRANSITIONS, PointStatus, State, StateError
+from nas.store import (
+    FORMAT_VERSION,
+    StateFormatError,
+    StateStore,
+    load_state,
+    previous_path,
+)
+
+TOML = """
+[experiment]
+name = "toy"
+[[space]]
+name = "width"
+type = "int"
+low = 8
+high = 64
+[[space]]
+name = "mult"
+type = "float"
+low = 0.25
+high = 4.0
+log = true
+[[space]]
+name = "block"
+type = "categorical"
+choices = ["basic", "bottleneck"]
+"""
+EXPERIMENT = parse_experiment(TOML, "toy.toml")
+S = PointStatus
+
+
+def new_state() -> State:
+    return State(EXPERIMENT.text, EXPERIMENT.space)
+
+
+def params(width: float = 16, mult: float = 1.0, block: str = "basic") -> dict:
+    return {"width": width, "mult": mult, "block": block}
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+def test_add_point_snaps_and_refuses_a_twin() -> None:
+    state = new_state()
+    point = state.add_point(params(width=16.4), "initial", 0, predicted=3.5)
+    assert point.params == params(width=16)
+    assert (point.status, point.predicted, point.origin) == (S.PENDING, 3.5, "initial")
+    assert state.find(params(width=15.6)) == point
+    with pytest.raises(StateError, match=r"point 0 already has params"):
+        state.add_point(params(width=16.2), "manual", 1)
+    assert state.find(params(block="bottleneck")) is None
+
+
+def test_ids_are_never_reused_and_batches_count_up() -> None:
+    state = new_state()
+    assert state.next_batch() == 0
+    ids = [state.add_point(params(width=w), "initial", 0).id for w in (8, 9, 10)]
+    assert ids == [0, 1, 2]
+    assert state.next_batch() == 1
+    state.set_status(1, S.CANCELLED, reason="not needed")
+    assert state.add_point(params(width=11), "manual", 1).id == 3
+
+
+def test_unknown_origin_and_unknown_point_are_named() -> None:
+    state = new_state()
+    with pytest.raises(StateError, match=r"unknown origin 'guess'"):
+        state.add_point(params(), "guess", 0)
+    with pytest.raises(StateError, match=r"no point with id 7"):
+        state.record(7, 1.0)
+
+
+def test_record_needs_replace_for_a_different_value() -> None:
+    state = new_state()
+    state.add_point(params(), "manual", 0)
+    assert state.record(0, 71.5).status is S.DONE
+    assert state.record(0, 71.5).value == 71.5  # the same value again is harmless
+    with pytest.raises(StateError, match=r"point 0 is already measured \(71.5\).*--replace"):
+        state.record(0, 72.0)
+    assert state.record(0, 72.0, replace=True).value == 72.0
+    assert "was 71.5" in state.events[-1].message
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_record_refuses_non_finite_values(value: float) -> None:
+    state = new_state()
+    state.add_point(params(), "manual", 0)
+    with pytest.raises(StateError, match="must be finite"):
+        state.record(0, value)
+    assert state.point(0).value is None
+
+
+@pytest.mark.parametrize("source", list(S))
+@pytest.mark.parametrize("target", [s for s in S if s is not S.DONE])
+def test_transition_table_is_enforced(source: PointStatus, target: PointStatus) -> None:
+    state = new_state()
+    state.add_point(params(), "initial", 0)
+    state._put(state.point(0), status=source)
+    if target in TRANSITIONS[source]:
+        assert state.set_status(0, target, reason="why").status is target
+        assert state.point(0).reason == "why"
+    else:
+        with pytest.raises(StateError, match=f"cannot go from {source.value} to {target.value}"):
+            state.set_status(0, target)
+
+
+def test_finished_and_active_statuses() -> None:
+    assert {s for s in S if s.is_finished()} == {S.DONE, S.FAILED, S.INFEASIBLE, S.CANCELLED}
+    assert {s for s in S if s.is_active()} == {S.SUBMITTING, S.SUBMITTED, S.RUNNING}
+    assert TRANSITIONS[S.DONE] == frozenset()
+
+
+def test_update_point_allows_bookkeeping_fields_only() -> None:
+    state = new_state()
+    state.add_point(params(), "initial", 0)
+    point = state.update_point(0, job_id="123", job_name="toy-p0-a1", attempts=1, extra={"a": 1})
+    assert (point.job_id, point.job_name, point.attempts, point.extra) == (
+        "123",
+        "toy-p0-a1",
+        1,
+        {"a": 1},
+    )
+    with pytest.raises(StateError, match=r"cannot update status, value; updatable fields are"):
+        state.update_point(0, status=S.DONE, value=1.0)
+
+
+# ------------------------------------------------------------------------------ the store
+
+
+def filled_store(path: Path) -> StateStore:
+    store = StateStore.create(path, EXPERIMENT)
+    state = store.state
+    state.add_point(params(width=8, mult=0.25), "initial", 0, predicted=None)
+    state.add_point(
+        params(width=64, mult=4.0, block="bottleneck"), "incremental", 1, predicted=80.25
+    )
+    state.record(0, 61.0)
+    state.set_status(1, S.SUBMITTING)
+    state.update_point(1, job_name="toy-p1-a1", extra={"note": "ünïcode"})
+    state.add_fit([0, 1], [0.5, -1.0, 2.0], 0.75, params(width=32), 82.0)
+    state.meta["cycle"] = 3
+    store.commit()
+    return store
+
+
+def test_round_trip_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    with filled_store(path) as store:
+        written = store.state
+    loaded = load_state(path)
+    assert loaded.points == written.points
+    assert loaded.events == written.events
+    assert loaded.meta == {"cycle": 3}
+    assert loaded.generation == written.generation == 2
+    assert loaded.experiment_text == TOML
+    assert loaded.space == EXPERIMENT.space
+    fit = loaded.fits[0]
+    assert (fit.support_ids, fit.loo_rmse, fit.argmax, fit.predicted_max) == (
+        (0, 1),
+        0.75,
+        params(width=32),
+        82.0,
+    )
+    np.testing.assert_array_equal(fit.coefficients, [0.5, -1.0, 2.0])
+    np.testing.assert_allclose(loaded.coords(), [[0.0, 0.0], [1.0, 1.0]])
+
+
+def test_file_is_plain_hdf5_without_pickles(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    filled_store(path).close()
+    with h5py.File(path, "r") as file:
+        assert file.attrs["format_version"] == FORMAT_VERSION
+        assert file["points/status"].asstr()[()].tolist() == ["done", "submitting"]
+        assert json.loads(file["points/params_json"].asstr()[1])["block"] == "bottleneck"
+        assert file["points/coords"].shape == (2, 2)
+        assert file["events"].dtype.names == ("time", "kind", "point_id", "message")
+        assert set(file["fits/0"]) == {"support_ids", "coefficients"}
+        assert file["experiment_toml"].asstr()[()] == TOML
+
+
+def test_commit_keeps_the_previous_generation(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    with filled_store(path) as store:
+        store.state.record(1, 70.0)
+        store.commit()
+    assert load_state(previous_path(path)).generation == 2
+    assert load_state(path).point(1).value == 70.0
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_previous_generation_without_hard_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(*_: object) -> None:
+        raise OSError("hard links not supported")
+
+    path = tmp_path / "s.h5"
+    with filled_store(path) as store:
+        monkeypatch.setattr(os, "link", no_links)
+        store.commit()
+    assert load_state(previous_path(path)).generation == 2
+    assert load_state(path).generation == 3
+
+
+def test_create_refuses_an_existing_file_and_open_a_missing_one(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    StateStore.create(path, EXPERIMENT).close()
+    with pytest.raises(StateError, match="already exists"):
+        StateStore.create(path, EXPERIMENT)
+    assert not lock_path(path).exists()
+    with pytest.raises(StateError, match="no state file at .*splinenas init"):
+        StateStore.open(tmp_path / "missing.h5")
+
+
+def test_second_writer_in_this_process_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    with StateStore.create(path, EXPERIMENT):
+        with pytest.raises(LockError, match=f"locked by pid {os.getpid()} on host"):
+            StateStore.open(path)
+    StateStore.open(path).close()  # released on exit
+
+
+def test_commit_refuses_after_the_lock_was_broken(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    with StateStore.create(path, EXPERIMENT) as store:
+        lock_path(path).unlink()
+        with pytest.raises(LockError, match="no longer held"):
+            store.commit()
+
+
+@pytest.mark.parametrize("cut", [0, 100, 0.5])
+def test_corrupt_file_error_names_the_previous_generation(tmp_path: Path, cut: float) -> None:
+    path = tmp_path / "s.h5"
+    with filled_store(path) as store:
+        store.commit()
+    data = path.read_bytes()
+    path.write_bytes(data[: int(cut * len(data)) if cut < 1 else cut])
+    with pytest.raises(
+        StateFormatError, match=r"corrupt.*s\.h5\.prev \(generation 2\).*copy it over"
+    ):
+        load_state(path)
+
+
+def test_corrupt_file_without_previous_generation(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    path.write_bytes(b"not hdf5 at all")
+    with pytest.raises(StateFormatError, match="no previous generation"):
+        load_state(path)
+
+
+def test_missing_dataset_is_reported_as_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    filled_store(path).close()
+    with h5py.File(path, "a") as file:
+        del file["points/status"]
+    with pytest.raises(StateFormatError, match="corrupt or incomplete.*status"):
+        load_state(path)
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [(FORMAT_VERSION + 1, "upgrade splinenas"), (FORMAT_VERSION - 1, "older than format")],
+)
+def test_other_format_versions_are_refused(tmp_path: Path, version: int, message: str) -> None:
+    path = tmp_path / "s.h5"
+    filled_store(path).close()
+    with h5py.File(path, "a") as file:
+        file.attrs["format_version"] = version
+    with pytest.raises(StateFormatError, match=f"state format {version}.*{message}"):
+        load_state(path)
+
+
+def test_plain_hdf5_is_not_a_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as file:
+        file["x"] = 1
+    with pytest.raises(StateFormatError, match="not a splinenas state file"):
+        load_state(path)
+
+
+def test_commit_of_ten_thousand_points_is_fast(tmp_path: Path) -> None:
+    store = StateStore.create(tmp_path / "s.h5", EXPERIMENT)
+    state = store.state
+    rng = np.random.default_rng(0)
+    while len(state.points) < 10_000:
+        candidate = params(int(rng.integers(8, 65)), float(rng.uniform(0.25, 4.0)))
+        if state.find(candidate) is None:
+            point = state.add_point(candidate, "manual", 0, predicted=1.0)
+            state.record(point.id, float(rng.normal()))
+    for _ in range(30):
+        state.add_fit(range(40), rng.normal(size=43), 0.2, params(), 5.0)
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        store.commit()
+        timings.append(time.perf_counter() - start)
+    store.close()
+    assert min(timings) < 0.3, timings
+
+
+# ------------------------------------------------------------------------------ crash safety
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from nas.store import StateStore
+    store = StateStore.open(sys.argv[1])
+    state = store.state
+    while True:
+        g = state.generation + 1
+        point = state.add_point({"width": 8 + g % 57, "mult": 0.25 + g / 1000, "block": "basic"},
+                                "manual", g)
+        state.record(point.id, float(g))
+        state.meta["written_as"] = g
+        store.commit()
+        print(g, flush=True)
+    """
+)
+
+
+def check_consistent(path: Path) -> int:
+    """Load the state and check it is exactly some generation's content."""
+    state = load_state(path)
+    generation = state.generation
+    assert state.meta.get("written_as", 2) == generation
+    assert len(state.points) == 500 + generation - 2
+    assert max((p.value for p in state.points if p.value is not None), default=2) == generation
+    return generation
+
+
+def test_killing_a_writer_mid_commit_leaves_old_or_new_generation(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    with StateStore.create(path, EXPERIMENT) as store:  # large enough that a commit takes a while
+        for i in range(500):
+            store.state.add_point(
+                params(8 + i % 57, 0.25 + 3.5 * i / 500, "bottleneck"), "manual", 0
+            )
+        store.commit()
+    rng = random.Random(1)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for _ in range(20):
+        before = check_consistent(path)
+        child = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        committed = int(child.stdout.readline())  # the first commit is done: now kill one mid-way
+        time.sleep(rng.uniform(0.0, 0.1))
+        child.send_signal(signal.SIGKILL)
+        out, err = child.communicate()
+        assert child.returncode == -signal.SIGKILL, err
+        committed = max([committed, *map(int, out.split())])
+        after = check_consistent(path)
+        assert before < after and after in (committed, committed + 1)
+    assert lock_path(path).exists()  # left by the last victim; the next writer takes it over
+    with StateStore.open(path) as store:
+        assert store.state.generation == after
+    assert not list(tmp_path.glob("s.h5.tmp.*"))
