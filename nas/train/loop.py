@@ -1,0 +1,236 @@
+"""The training loop: SGD with polynomial decay, AMP on GPUs, progress lines, safe stops."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nas.config import TrainConfig
+from nas.data.dataset import BAD_LABEL, ResumableSampler
+from nas.train.checkpoint import TrainingState
+from nas.train.launch import DistEnv, all_reduce
+from nas.train.stop import StopControl
+
+
+class TooManyBadImages(RuntimeError):
+    """More unreadable images in one epoch than ``[data] max_bad_images`` allows."""
+
+
+def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Learning rate of optimizer step ``step`` (counted from 0 over the whole training).
+
+    Linear warm-up from ``lr / warmup_steps`` to ``lr`` over ``warmup_epochs``,
+    then polynomial decay
+
+    .. math:: \\eta_t = \\eta_0 \\, (1 - t / T)^p
+
+    with :math:`t` the step after warm-up, :math:`T` the steps after warm-up
+    and :math:`p` = ``lr_power`` (1: linear decay to zero).
+    """
+    total = config.epochs * steps_per_epoch
+    warmup = min(total, round(config.warmup_epochs * steps_per_epoch))
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return config.lr * max(0.0, 1.0 - progress) ** config.lr_power
+
+
+def make_optimizer(module: nn.Module, config: TrainConfig) -> torch.optim.SGD:
+    return torch.optim.SGD(
+        module.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+
+
+@dataclass
+class Run:
+    """Everything one segment of training works with."""
+
+    model: nn.Module  # the DDP wrapper, or the module itself with one rank
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    loader: torch.utils.data.DataLoader
+    sampler: ResumableSampler
+    config: TrainConfig
+    dist_env: DistEnv
+    device: torch.device
+    steps_per_epoch: int
+    max_bad_images: int
+    seed: int
+    evaluation_share: float = 0.0  # evaluation time as a share of an epoch, for deadlines
+
+    @property
+    def use_amp(self) -> bool:
+        return self.device.type == "cuda" and self.config.amp != "off"
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        if self.device.type == "cuda" and self.config.channels_last:
+            return torch.channels_last
+        return torch.contiguous_format
+
+    @property
+    def global_batch(self) -> int:
+        return self.config.batch_per_gpu * self.dist_env.world_size
+
+
+def steps_per_epoch(sampler: ResumableSampler, config: TrainConfig) -> int:
+    """Optimizer steps in a full epoch: every rank's share in batches, optionally capped."""
+    steps = math.ceil(sampler.num_samples / config.batch_per_gpu)
+    return min(steps, config.max_steps_per_epoch or steps)
+
+
+def train(
+    run: Run,
+    state: TrainingState,
+    stop: StopControl,
+    save: Callable[[], None],
+    *,
+    segment_epochs: int | None = None,
+) -> str | None:
+    """Train from ``state`` until all epochs are done or a stop is agreed.
+
+    ``save`` writes the checkpoint of ``state``; it is called after every epoch.
+
+    Returns:
+        None when all epochs are done and the evaluation fits before the
+        deadline, else the reason to stop (the caller saves).
+    """
+    first_epoch = state.epoch
+    timer = Progress(run, state)
+    while state.epoch < run.config.epochs:
+        reason = train_epoch(run, state, stop, timer)
+        if reason:
+            return reason
+        state.epoch, state.step = state.epoch + 1, 0
+        started = time.perf_counter()
+        save()
+        timer.checkpoint_seconds = time.perf_counter() - started
+        if segment_epochs is not None and state.epoch - first_epoch >= segment_epochs:
+            if state.epoch < run.config.epochs:
+                return f"segment of {segment_epochs} epoch(s) done"
+    return stop.check(timer.reserve_seconds() + run.evaluation_share * timer.epoch_seconds)
+
+
+def train_epoch(run: Run, state: TrainingState, stop: StopControl, timer: Progress) -> str | None:
+    """Run the rest of epoch ``state.epoch`` from step ``state.step``; see :func:`train`."""
+    run.model.train()
+    run.sampler.start(state.epoch, state.step * run.config.batch_per_gpu)
+    run.loader.generator.manual_seed(run.seed * 1_000_003 + state.epoch * 1_009 + state.step)
+    criterion = nn.CrossEntropyLoss(ignore_index=BAD_LABEL, reduction="sum")
+    bad = 0
+    batches = iter(run.loader)
+    while state.step < run.steps_per_epoch:
+        reason = stop.check(timer.reserve_seconds())
+        if reason:
+            return reason
+        images, labels = next(batches)
+        bad += int((labels == BAD_LABEL).sum())
+        loss = train_step(
+            run, criterion, images, labels, state.epoch * run.steps_per_epoch + state.step
+        )
+        state.step += 1
+        timer.step_done(loss)
+    timer.epoch_done()
+    total_bad = int(all_reduce([float(bad)], run.device)[0])
+    if total_bad > run.max_bad_images:
+        raise TooManyBadImages(
+            f"{total_bad} unreadable images in epoch {state.epoch + 1} (max_bad_images = "
+            f"{run.max_bad_images}); their paths are in the log"
+        )
+    return None
+
+
+def train_step(
+    run: Run, criterion: nn.Module, images: torch.Tensor, labels: torch.Tensor, global_step: int
+) -> torch.Tensor:
+    """One SGD step; returns the (detached) mean loss of this rank's batch."""
+    lr = learning_rate(run.config, global_step, run.steps_per_epoch)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    images = images.to(run.device, non_blocking=True, memory_format=run.memory_format)
+    labels = labels.to(run.device, non_blocking=True)
+    valid = max(1, int((labels != BAD_LABEL).sum()))
+    with autocast(run):
+        loss = criterion(run.model(images), labels) / valid
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return loss.detach()
+
+
+def autocast(run: Run) -> contextlib.AbstractContextManager:
+    """bf16 or fp16 autocast on GPUs; nothing on the CPU (where it would only slow down)."""
+    if not run.use_amp:
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if run.config.amp == "bf16" else torch.float16
+    return torch.autocast(device_type=run.device.type, dtype=dtype)
+
+
+class Progress:
+    """Rank-0 progress lines and the step-time estimate behind deadline stops."""
+
+    def __init__(self, run: Run, state: TrainingState) -> None:
+        self.run, self.state = run, state
+        self.steps_left = (run.config.epochs - state.epoch) * run.steps_per_epoch - state.step
+        self.window_start = self.epoch_start = time.perf_counter()
+        self.window_steps = self.epoch_steps = 0
+        self.epoch_seconds = 0.0
+        self.slowest_step = 0.0
+        self.mean_step = 0.0
+        self.steps_timed = 0
+        self.last = self.window_start
+        self.checkpoint_seconds = 5.0  # until the first checkpoint has been timed
+
+    def reserve_seconds(self) -> float:
+        """Time to keep before a deadline: two slow steps and a checkpoint."""
+        return 2.0 * self.slowest_step + 2.0 * self.checkpoint_seconds
+
+    def step_done(self, loss: torch.Tensor) -> None:
+        now = time.perf_counter()
+        seconds, self.last = now - self.last, now
+        self.steps_timed += 1
+        self.mean_step += (seconds - self.mean_step) / self.steps_timed
+        self.slowest_step = max(self.slowest_step, seconds)
+        self.steps_left -= 1
+        self.window_steps += 1
+        self.epoch_steps += 1
+        if self.state.step % self.run.config.log_every == 0:
+            self._line(f"loss {float(loss):.4f}", self.window_steps, now - self.window_start)
+            self.window_start, self.window_steps = now, 0
+
+    def epoch_done(self) -> None:
+        now = time.perf_counter()
+        seconds = self.epoch_seconds = now - self.epoch_start
+        self._line(f"epoch done in {seconds:.1f} s", self.epoch_steps, seconds)
+        self.epoch_start = self.window_start = now
+        self.epoch_steps = self.window_steps = 0
+
+    def _line(self, detail: str, steps: int, seconds: float) -> None:
+        """``epoch e/E step s/S <detail> lr <lr> images/s <global rate> eta h:mm:ss``."""
+        if not self.run.dist_env.is_main:
+            return
+        rate = steps * self.run.global_batch / max(seconds, 1e-9)
+        lr = self.run.optimizer.param_groups[0]["lr"]
+        print(
+            f"epoch {self.state.epoch + 1}/{self.run.config.epochs} "
+            f"step {self.state.step}/{self.run.steps_per_epoch} {detail} lr {lr:.5f} "
+            f"images/s {rate:.1f} eta {_clock(self.steps_left * self.mean_step)}",
+            file=sys.stdout,
+            flush=True,
+        )
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,199 @@
+"""The files a training run leaves for the controller: result, progress and error.
+
+``result.json`` (format 1), written atomically by rank 0 when training completes::
+
+    {
+      "format": 1, "point_id": 7, "params": {...},
+      "metrics": {"top1": 71.3, "top5": 90.2},   # percent, whole validation split
+      "val_images": 50000, "bad_images": 0,
+      "epochs": 60, "world_size": 204,
+      "device": "cuda",                          # "cuda" or "cpu"
+      "device_hours": 1234.5,                    # wall hours x ranks (GPU-hours on GPUs)
+      "wall_seconds": 21785.0,                   # all segments together
+      "started": "2024-01-01T00:00:00+00:00", "finished": "...",
+      "package_version": "0.1.0",
+      "input_hash": "sha256 of point.json"
+    }
+
+The controller calls :func:`validate_result`; any :class:`ResultError` means
+the file is set aside with the reason and the point is treated as failed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from nas.train import ERROR_FILE, PROGRESS_FILE, RESULT_FILE
+from nas.train.jsonio import atomic_write_json, read_json_object
+from nas.train.point import METRICS
+
+RESULT_FORMAT = 1
+TRACEBACK_LINES = 40
+
+
+class ResultError(ValueError):
+    """A result file the controller must not trust; ``reason`` says why."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
+@dataclass(frozen=True)
+class Result:
+    """One validated measurement."""
+
+    point_id: int
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    val_images: int
+    bad_images: int
+    epochs: int
+    world_size: int
+    device: str
+    device_hours: float
+    wall_seconds: float
+    started: str
+    finished: str
+    package_version: str
+    input_hash: str
+
+    @property
+    def gpu_hours(self) -> float:
+        """Device-hours spent on GPUs; a CPU run costs no GPU budget."""
+        return self.device_hours if self.device == "cuda" else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": RESULT_FORMAT, **dataclasses.asdict(self)}
+
+
+def now_iso(timestamp: float | None = None) -> str:
+    """A UTC time (default: now) as an ISO-8601 string with offset."""
+    moment = (
+        datetime.now(timezone.utc)
+        if timestamp is None
+        else datetime.fromtimestamp(timestamp, timezone.utc)
+    )
+    return moment.isoformat(timespec="seconds")
+
+
+def write_result(directory: str | Path, result: Result) -> Path:
+    """Atomically write ``directory/result.json``."""
+    path = Path(directory) / RESULT_FILE
+    atomic_write_json(path, result.to_dict())
+    return path
+
+
+def validate_result(path: str | Path, point_id: int, params: Mapping[str, Any]) -> Result:
+    """Read ``result.json`` and check it belongs to this point and carries usable metrics.
+
+    Checks the schema (every field, its type), the point id, the params (equal
+    to the ones the controller proposed), and that every metric is a finite
+    percentage in [0, 100].
+
+    Raises:
+        ResultError: the first problem found, as ``reason``.
+    """
+    try:
+        document = read_json_object(path)
+    except ValueError as exc:
+        raise ResultError(path, str(exc).removeprefix(f"{path}: ")) from None
+    _check_schema(document, path)
+    if document["point_id"] != point_id:
+        raise ResultError(path, f"point_id {document['point_id']} but expected {point_id}")
+    if document["params"] != dict(params):
+        raise ResultError(path, f"params {document['params']} differ from {dict(params)}")
+    for name in METRICS:
+        value = document["metrics"].get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ResultError(path, f"metrics.{name}: expected a number, got {value!r}")
+        if not (math.isfinite(value) and 0.0 <= value <= 100.0):
+            raise ResultError(path, f"metrics.{name}: {value!r} is not a percentage in [0, 100]")
+    fields = {key: document[key] for key in _SCHEMA if key != "format"}
+    fields["metrics"] = {name: float(document["metrics"][name]) for name in METRICS}
+    for key in ("device_hours", "wall_seconds"):
+        fields[key] = float(fields[key])
+    return Result(**fields)
+
+
+_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "format": int,
+    "point_id": int,
+    "params": dict,
+    "metrics": dict,
+    "val_images": int,
+    "bad_images": int,
+    "epochs": int,
+    "world_size": int,
+    "device": str,
+    "device_hours": (int, float),
+    "wall_seconds": (int, float),
+    "started": str,
+    "finished": str,
+    "package_version": str,
+    "input_hash": str,
+}
+
+
+def _check_schema(document: Mapping[str, Any], path: str | Path) -> None:
+    for key, kind in _SCHEMA.items():
+        if key not in document:
+            raise ResultError(path, f"missing key {key!r}")
+        value = document[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ResultError(path, f"{key}: unexpected value {value!r}")
+    if document["format"] != RESULT_FORMAT:
+        raise ResultError(path, f"unsupported format {document['format']}")
+    for key in ("val_images", "epochs", "world_size"):
+        if document[key] < 1:
+            raise ResultError(path, f"{key}: expected at least 1, got {document[key]}")
+    for key in ("device_hours", "wall_seconds"):
+        if not (math.isfinite(document[key]) and document[key] >= 0):
+            raise ResultError(path, f"{key}: expected a finite non-negative number")
+
+
+# --------------------------------------------------------------------------- other outcomes
+
+
+def write_progress(
+    directory: str | Path, *, point_id: int, epoch: int, step: int, reason: str
+) -> Path:
+    """``progress.json``: where an incomplete run stopped and why (rank 0 only)."""
+    path = Path(directory) / PROGRESS_FILE
+    document = {
+        "point_id": point_id,
+        "epochs_completed": epoch,
+        "step_in_epoch": step,
+        "reason": reason,
+        "time": now_iso(),
+    }
+    atomic_write_json(path, document)
+    return path
+
+
+def write_error(
+    directory: str | Path, *, point_id: int | None, rank: int, exc: BaseException, oom: bool
+) -> bool:
+    """``error.json`` for the first rank that fails (later ranks keep the first report).
+
+    Returns:
+        True if this call wrote the file.
+    """
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    tail = "".join(lines).splitlines()[-TRACEBACK_LINES:]
+    document = {
+        "rank": rank,
+        "exception": type(exc).__name__,
+        "message": str(exc),
+        "traceback": tail,
+        "oom": oom,
+        "time": now_iso(),
+    }
+    return atomic_write_json(Path(directory) / ERROR_FILE, document, exclusive=True)

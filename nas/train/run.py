@@ -1,0 +1,251 @@
+"""One segment of one candidate's training, from ``point.json`` to ``result.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nas import __version__
+from nas.data.dataset import DataSplits, ResumableSampler, ShardSampler, build_splits, make_loader
+from nas.train import CHECKPOINT_FILE, EXIT_COMPLETE, EXIT_INCOMPLETE
+from nas.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from nas.train.evaluate import evaluate
+from nas.train.launch import DistEnv
+from nas.train.loop import Run, make_optimizer, steps_per_epoch, train
+from nas.train.point import PointFile, point_hash, read_point_file
+from nas.train.result import Result, now_iso, write_progress, write_result
+from nas.train.stop import StopControl
+
+log = logging.getLogger(__name__)
+
+#: Forward passes on the validation half cost about this share of a training epoch.
+EVALUATION_COST = 0.4
+
+
+class DataMismatch(ValueError):
+    """``num_classes`` in point.json is smaller than the number of classes in the data."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One run of the trainer on a point folder, up to the end or to an early stop."""
+
+    point_dir: Path
+    dist_env: DistEnv
+    device: torch.device
+    deadline: float | None = None
+    segment_epochs: int | None = None
+
+
+@dataclass
+class Job:
+    """The objects a segment trains, and where its checkpoint goes."""
+
+    point: PointFile
+    input_hash: str
+    splits: DataSplits
+    module: nn.Module
+    run: Run
+    checkpoint: Path
+    state: TrainingState
+    started_at: float  # time.time() at the start of this segment
+    saved_at: tuple[int, int] | None = None  # (epoch, step) of the last checkpoint written
+
+    def totals(self) -> TrainingState:
+        """The state with this segment's time added, as saved and reported."""
+        seconds = time.time() - self.started_at
+        return dataclasses.replace(
+            self.state,
+            elapsed_seconds=self.state.elapsed_seconds + seconds,
+            rank_seconds=self.state.rank_seconds + seconds * self.run.dist_env.world_size,
+        )
+
+    def save(self) -> None:
+        """Checkpoint the current state (rank 0), unless that exact state is already saved."""
+        position = (self.state.epoch, self.state.step)
+        if self.saved_at == position:
+            return
+        self.saved_at = position
+        if self.run.dist_env.is_main:
+            save_checkpoint(
+                self.checkpoint,
+                input_hash=self.input_hash,
+                state=self.totals(),
+                model=self.module,
+                optimizer=self.run.optimizer,
+                scaler=self.run.scaler,
+            )
+
+
+def build_network(
+    point: PointFile, num_classes: int, device: torch.device, channels_last: bool
+) -> nn.Module:
+    """The candidate network, initialised identically on every rank from the point's seed."""
+    from nas.models.registry import build_model
+
+    torch.manual_seed(point.seed)
+    module = build_model(point.family, point.model_params(), num_classes).to(device)
+    if channels_last and device.type == "cuda":
+        module = module.to(memory_format=torch.channels_last)
+    return module
+
+
+def class_count(point: PointFile, splits: DataSplits) -> int:
+    """``num_classes`` of the point, or the data's when it is null."""
+    found = len(splits.classes)
+    if point.num_classes is None:
+        return found
+    if point.num_classes < found:
+        raise DataMismatch(f"num_classes = {point.num_classes} but the data has {found} classes")
+    return point.num_classes
+
+
+def prepare(segment: Segment) -> Job:
+    """Read the point, build data, network and optimizer, and resume from a checkpoint."""
+    started_at = time.time()
+    point = read_point_file(segment.point_dir)
+    dist_env, device, config = segment.dist_env, segment.device, point.train
+    splits = build_splits(point.data)
+    module = build_network(point, class_count(point, splits), device, config.channels_last)
+    model = module
+    if dist_env.distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(module, device_ids=ids)
+    optimizer = make_optimizer(module, config)
+    scaler = torch.amp.GradScaler(
+        device.type, enabled=device.type == "cuda" and config.amp == "fp16"
+    )
+    input_hash = point_hash(segment.point_dir)
+    checkpoint = segment.point_dir / CHECKPOINT_FILE
+    saved = load_checkpoint(
+        checkpoint, input_hash=input_hash, model=module, optimizer=optimizer, scaler=scaler
+    )
+    sampler = ResumableSampler(splits.train, dist_env.rank, dist_env.world_size, point.seed)
+    run = Run(
+        model=model,
+        optimizer=optimizer,
+        scaler=scaler,
+        loader=loader_for(point, splits, splits.train, sampler, device),
+        sampler=sampler,
+        config=config,
+        dist_env=dist_env,
+        device=device,
+        steps_per_epoch=steps_per_epoch(sampler, config),
+        max_bad_images=point.data.max_bad_images,
+        seed=point.seed,
+        evaluation_share=EVALUATION_COST * len(splits.validation) / max(1, len(splits.train)),
+    )
+    state = resumed_state(saved, dist_env, started_at)
+    return Job(point, input_hash, splits, module, run, checkpoint, state, started_at)
+
+
+def loader_for(point: PointFile, splits: DataSplits, dataset, sampler, device: torch.device):
+    """A loader with the point's batch size; in-memory data needs no worker processes."""
+    return make_loader(
+        dataset,
+        sampler,
+        batch_size=point.train.batch_per_gpu,
+        workers=0 if splits.in_memory else point.data.workers,
+        pin_memory=point.data.pin_memory and device.type == "cuda",
+        seed=point.seed,
+    )
+
+
+def resumed_state(
+    saved: TrainingState | None, dist_env: DistEnv, started_at: float
+) -> TrainingState:
+    """The counters to continue from; a mid-epoch stop under another world size restarts that epoch."""
+    if saved is None:
+        return TrainingState(world_size=dist_env.world_size, started=now_iso(started_at))
+    if saved.step and saved.world_size != dist_env.world_size:
+        log.warning(
+            "checkpoint stopped inside epoch %d with %d ranks, now %d: repeating that epoch",
+            saved.epoch + 1,
+            saved.world_size,
+            dist_env.world_size,
+        )
+        saved.step = 0
+    if dist_env.is_main:
+        print(f"resuming after epoch {saved.epoch}, step {saved.step}", flush=True)
+    return dataclasses.replace(saved, world_size=dist_env.world_size)
+
+
+def run_segment(segment: Segment) -> int:
+    """Train (or continue training) the point in ``segment.point_dir``.
+
+    Returns:
+        :data:`EXIT_COMPLETE` with ``result.json`` written, or
+        :data:`EXIT_INCOMPLETE` with ``checkpoint.pt`` and ``progress.json``.
+    """
+    job = prepare(segment)
+    stop = StopControl(segment.deadline, segment.device)
+    stop.install()
+    try:
+        reason = train(job.run, job.state, stop, job.save, segment_epochs=segment.segment_epochs)
+    finally:
+        stop.restore()
+    if reason:
+        job.save()
+        if segment.dist_env.is_main:
+            write_progress(
+                segment.point_dir,
+                point_id=job.point.point_id,
+                epoch=job.state.epoch,
+                step=job.state.step,
+                reason=reason,
+            )
+            print(f"stopped early ({reason}); resubmit to continue", flush=True)
+        barrier()
+        return EXIT_INCOMPLETE
+    finish(job, segment)
+    barrier()
+    return EXIT_COMPLETE
+
+
+def finish(job: Job, segment: Segment) -> None:
+    """Evaluate on the whole validation split and write ``result.json`` (rank 0)."""
+    dist_env, device = segment.dist_env, segment.device
+    shard = ShardSampler(len(job.splits.validation), dist_env.rank, dist_env.world_size)
+    loader = loader_for(job.point, job.splits, job.splits.validation, shard, device)
+    accuracy = evaluate(job.module, loader, device, memory_format=job.run.memory_format)
+    if not dist_env.is_main:
+        return
+    totals = job.totals()
+    write_result(
+        segment.point_dir,
+        Result(
+            point_id=job.point.point_id,
+            params=dict(job.point.params),
+            metrics={"top1": accuracy.top1, "top5": accuracy.top5},
+            val_images=accuracy.images,
+            bad_images=accuracy.bad_images,
+            epochs=job.point.train.epochs,
+            world_size=dist_env.world_size,
+            device=device.type,
+            device_hours=totals.rank_seconds / 3600.0,
+            wall_seconds=totals.elapsed_seconds,
+            started=totals.started,
+            finished=now_iso(),
+            package_version=__version__,
+            input_hash=job.input_hash,
+        ),
+    )
+    print(
+        f"point {job.point.point_id}: top-1 {accuracy.top1:.2f} %, top-5 {accuracy.top5:.2f} % "
+        f"on {accuracy.images} validation images",
+        flush=True,
+    )
+
+
+def barrier() -> None:
+    """Wait for all ranks, so that no launcher kills rank 0 while it still writes files."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
