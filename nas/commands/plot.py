@@ -1,0 +1,51 @@
+"""``splinenas plot``: pictures of a search from its state file.
+
+matplotlib (and with it :mod:`nas.plots`) is imported only when the command
+runs, so that the other commands answer fast on a login node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plot",
+        help="draw the spline, predicted vs measured, convergence and all points as PNG",
+        description=(
+            "Write PNG pictures of a search: 2-D projections of the spline through the best "
+            "point, predicted vs measured with leave-one-out error bars, convergence, and a "
+            "parallel-coordinates view of every measured point. Reads the state file without "
+            "taking its lock, so it is safe while the controller runs."
+        ),
+    )
+    parser.add_argument("--state", required=True, type=Path, help="state file (HDF5)")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the PNG files")
+    parser.add_argument("--json", action="store_true", help="print the written paths as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.state.is_file():
+        raise UsageError(f"--state {args.state}: no such file")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: exists and is not a folder")
+    from nas.plots import PlotError, write_plots
+    from nas.state import StateError
+
+    try:
+        paths = write_plots(args.state, args.out)
+    except (PlotError, StateError, OSError) as exc:
+        print(f"splinenas plot: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps({"state": str(args.state), "plots": [str(p) for p in paths]}))
+    for path in paths:
+        print(f"wrote {path}", file=sys.stderr)
+    return EXIT_OK

@@ -1,0 +1,485 @@
+"""Pictures of a search: spline projections, predicted vs measured, convergence, all points.
+
+The drawing functions are pure: they take a :class:`SearchData` (and the
+fitted splines) and return a matplotlib :class:`~matplotlib.figure.Figure`
+that no global pyplot state knows about, so they are safe in any process
+and render with the Agg canvas. :func:`write_plots` reads a state file
+without taking its lock and writes every picture as PNG.
+
+The surrogate drawn is the one the search uses: a
+:class:`~nas.optimizer.SplineOptimizer` is told every measured point and
+fitted, so categories, goal and smoothing are handled exactly as in the
+search. All axes are in real units (log-scaled where a dimension is), not
+in the unit box.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from nas.config import parse_experiment
+from nas.optimizer import GOALS, SplineOptimizer
+from nas.space import Dim, Params, SearchSpace, Value
+from nas.spline import PolyharmonicSpline
+from nas.state import PointStatus, State
+from nas.store import StateStore
+
+#: Grid points per axis of a projection sheet.
+GRID = 60
+#: Resolution of the PNG files.
+DPI = 100
+COLORMAP = "viridis"
+
+#: Axis units by coordinate name (the model families' coordinates); first match wins.
+UNITS: tuple[tuple[str, str], ...] = (
+    (r"^[cgw]\d+$", "channels"),
+    (r"^d\d+$", "blocks"),
+    (r"^alpha$", "width ratio big/little"),
+    (r"^beta$", "depth ratio big/little"),
+    (r"^phi$", "width multiplier"),
+    (r"^(cardinality|groups)$", "groups"),
+    (r"^(basewidth|width_per_group)$", "channels per group"),
+)
+
+_METRIC_NAMES = {"top1": "top-1 accuracy", "top5": "top-5 accuracy"}
+
+
+class PlotError(ValueError):
+    """A state that cannot be drawn; the message names the file and what is missing."""
+
+
+@dataclass(frozen=True)
+class SearchData:
+    """The measured points of a search, in id (proposal) order.
+
+    ``predicted`` holds the spline's prediction when the point was proposed
+    (NaN for the initial design and manual points).
+    """
+
+    space: SearchSpace
+    params: tuple[Params, ...]
+    values: np.ndarray
+    predicted: np.ndarray
+    origins: tuple[str, ...]
+    metric: str = "top1"
+    goal: str = "maximize"
+    tolerance: float = 0.5
+    smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        n = len(self.params)
+        if self.values.shape != (n,) or self.predicted.shape != (n,) or len(self.origins) != n:
+            raise PlotError(
+                f"expected {n} values, predictions and origins, got {self.values.shape}, "
+                f"{self.predicted.shape} and {len(self.origins)}"
+            )
+        if self.goal not in GOALS:
+            raise PlotError(f"goal must be one of {sorted(GOALS)}, got {self.goal!r}")
+
+    @property
+    def best(self) -> int:
+        """Index of the best measured point."""
+        return int(np.argmax(GOALS[self.goal] * self.values))
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """One fitted spline per category and every point's leave-one-out error (NaN: none)."""
+
+    splines: Mapping[tuple[Value, ...], PolyharmonicSpline]
+    loo: np.ndarray
+
+
+# --------------------------------------------------------------------------- data
+
+
+def search_data(state: State) -> SearchData:
+    """The measured points of ``state`` with the experiment's metric, goal and tolerance."""
+    experiment = parse_experiment(state.experiment_text, "<state experiment>").experiment
+    done = state.with_status(PointStatus.DONE)
+    return SearchData(
+        space=state.space,
+        params=tuple(p.params for p in done),
+        values=np.array([p.value for p in done], dtype=float),
+        predicted=np.array([math.nan if p.predicted is None else p.predicted for p in done]),
+        origins=tuple(p.origin for p in done),
+        metric=experiment.metric,
+        goal=experiment.goal,
+        tolerance=experiment.tolerance,
+        smoothing=experiment.smoothing,
+    )
+
+
+def fit_surrogate(data: SearchData) -> Surrogate:
+    """Fit the search's splines to ``data`` and map each spline's LOO errors back to points."""
+    optimizer = SplineOptimizer(data.space, goal=data.goal, smoothing=data.smoothing)
+    for params, value in zip(data.params, data.values, strict=True):
+        optimizer.tell(params, float(value))
+    fit = optimizer.fit()
+    splines = {} if fit is None else dict(fit.splines)
+    loo = np.full(len(data.params), np.nan)
+    sign = GOALS[data.goal]
+    for category, spline in splines.items():
+        errors = sign * spline.loo_errors()
+        for index, params in enumerate(data.params):
+            if data.space.category_of(params) != category:
+                continue
+            unit = data.space.to_unit(params)
+            rows = np.flatnonzero(np.all(spline.points == unit, axis=1))
+            if rows.size:
+                loo[index] = errors[rows[0]]
+    return Surrogate(splines, loo)
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def axis_label(dim: Dim) -> str:
+    """The dimension's name with its unit (and scale where it is logarithmic)."""
+    unit = next((u for pattern, u in UNITS if re.match(pattern, dim.name)), None)
+    if unit is None:
+        unit = "integer" if dim.type == "int" else "value"
+    return f"{dim.name} ({unit}{', log scale' if dim.log else ''})"
+
+
+def metric_label(metric: str) -> str:
+    """Validation metrics are percentages (the trainer's result file checks it)."""
+    return f"validation {_METRIC_NAMES.get(metric, metric)} (%)"
+
+
+def _category_text(space: SearchSpace, category: tuple[Value, ...]) -> str:
+    names = (dim.name for dim in space.categorical)
+    return ", ".join(f"{name}={value}" for name, value in zip(names, category, strict=True))
+
+
+def _real(dim: Dim, t: np.ndarray) -> np.ndarray:
+    """Real values of unit-box coordinates ``t`` along numeric ``dim``."""
+    if dim.log:
+        return dim.low * (dim.high / dim.low) ** t
+    return dim.low + t * (dim.high - dim.low)
+
+
+# --------------------------------------------------------------------------- projections
+
+
+def projection_sheet(
+    space: SearchSpace,
+    spline: PolyharmonicSpline,
+    center: Params,
+    pair: tuple[int, int],
+    sign: float = 1.0,
+    grid: int = GRID,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The spline on the plane of numeric dims ``pair`` through ``center``.
+
+    Parameters
+    ----------
+    space : SearchSpace
+    spline : PolyharmonicSpline
+        Fitted in the unit box of ``space``'s numeric dims, maximising ``sign * metric``.
+    center : dict
+        The point the plane passes through (all other numeric dims held at its values).
+    pair : (i, j)
+        Indices into ``space.numeric``; ``i == j`` gives a 1-D line.
+    sign : float
+        +1 or -1: maps the spline back to metric units.
+    grid : int
+        Samples per axis.
+
+    Returns
+    -------
+    xs, ys, z : ndarray
+        Real-unit axes (grid,) and values z[row=j, col=i] of shape (grid, grid),
+        or (grid,) when ``i == j``.
+    """
+    i, j = pair
+    t = np.linspace(0.0, 1.0, grid)
+    base = space.to_unit(center)
+    if i == j:
+        units = np.repeat(base[None, :], grid, axis=0)
+        units[:, i] = t
+        values = sign * spline(units)
+        return _real(space.numeric[i], t), _real(space.numeric[i], t), values
+    tx, ty = np.meshgrid(t, t)
+    units = np.repeat(base[None, :], tx.size, axis=0)
+    units[:, i] = tx.ravel()
+    units[:, j] = ty.ravel()
+    z = (sign * spline(units)).reshape(tx.shape)
+    return _real(space.numeric[i], t), _real(space.numeric[j], t), z
+
+
+def _pairs(d: int) -> list[tuple[int, int]]:
+    return [(k, k) for k in range(d)] if d == 1 else [(k, k + 1) for k in range(d - 1)]
+
+
+def plot_projections(data: SearchData, surrogate: Surrogate, category: tuple[Value, ...]) -> Figure:
+    """Contour sheets of the spline of ``category`` through the best point, one per
+    consecutive pair of numeric dims (a curve for a 1-dim space), with the measured
+    points of the category overlaid in the same colours."""
+    space, sign = data.space, GOALS[data.goal]
+    spline = surrogate.splines[category]
+    center = {
+        **data.params[data.best],
+        **dict(zip((d.name for d in space.categorical), category, strict=True)),
+    }
+    members = [k for k, p in enumerate(data.params) if space.category_of(p) == category]
+    pairs = _pairs(space.d)
+    cols = min(3, len(pairs))
+    rows = math.ceil(len(pairs) / cols)
+    fig = Figure(figsize=(5.2 * cols, 4.3 * rows), dpi=DPI, layout="constrained")
+    norm = Normalize(*_value_range(data, surrogate, category))
+    for n, pair in enumerate(pairs):
+        ax = fig.add_subplot(rows, cols, n + 1)
+        _draw_pair(ax, data, spline, center, pair, members, norm, sign)
+    where = ", ".join(f"{dim.name}={center[dim.name]}" for dim in space.numeric)
+    title = f"Spline surrogate through the best measured point ({where})"
+    if category:
+        title += f"\ncategory {_category_text(space, category)}"
+    fig.suptitle(title)
+    return fig
+
+
+def _value_range(
+    data: SearchData, surrogate: Surrogate, category: tuple[Value, ...]
+) -> tuple[float, float]:
+    """Common colour range of all sheets of a category: measured values and the sheets."""
+    space, sign = data.space, GOALS[data.goal]
+    center = data.params[data.best]
+    spline = surrogate.splines[category]
+    cat = dict(zip((d.name for d in space.categorical), category, strict=True))
+    values = [data.values]
+    for pair in _pairs(space.d):
+        values.append(
+            np.ravel(projection_sheet(space, spline, {**center, **cat}, pair, sign, 15)[2])
+        )
+    merged = np.concatenate(values)
+    low, high = float(np.min(merged)), float(np.max(merged))
+    return (low, high) if high > low else (low - 0.5, high + 0.5)
+
+
+def _draw_pair(
+    ax: Axes,
+    data: SearchData,
+    spline: PolyharmonicSpline,
+    center: Params,
+    pair: tuple[int, int],
+    members: list[int],
+    norm: Normalize,
+    sign: float,
+) -> None:
+    space = data.space
+    i, j = pair
+    xs, ys, z = projection_sheet(space, spline, center, pair, sign)
+    dx = space.numeric[i]
+    px = np.array([data.params[k][dx.name] for k in members], dtype=float)
+    pv = data.values[members]
+    if i == j:
+        ax.plot(xs, z, color="tab:blue", label="spline")
+        ax.scatter(px, pv, c=pv, cmap=COLORMAP, norm=norm, edgecolors="k", zorder=3,
+                   label="measured")  # fmt: skip
+        ax.set_ylabel(metric_label(data.metric))
+        ax.legend(loc="best")
+        ax.figure.colorbar(ScalarMappable(norm, COLORMAP), ax=ax, label=metric_label(data.metric))
+    else:
+        dy = space.numeric[j]
+        py = np.array([data.params[k][dy.name] for k in members], dtype=float)
+        sheet = ax.contourf(xs, ys, z, levels=20, cmap=COLORMAP, norm=norm)
+        ax.contour(xs, ys, z, levels=10, colors="k", linewidths=0.4, alpha=0.5)
+        ax.scatter(px, py, c=pv, cmap=COLORMAP, norm=norm, edgecolors="w", s=40, zorder=3)
+        ax.plot(center[dx.name], center[dy.name], marker="*", color="red", markersize=16,
+                markeredgecolor="k", linestyle="none", zorder=4, label="best")  # fmt: skip
+        ax.figure.colorbar(sheet, ax=ax, label=metric_label(data.metric))
+        ax.set_ylabel(axis_label(dy))
+        if dy.log:
+            ax.set_yscale("log")
+        ax.legend(loc="upper right", fontsize="small")
+    if dx.log:
+        ax.set_xscale("log")
+    ax.set_xlabel(axis_label(dx))
+    ax.set_title(f"{dx.name} vs {space.numeric[j].name}" if i != j else f"along {dx.name}")
+
+
+# --------------------------------------------------------------------------- other views
+
+
+def plot_predicted_vs_measured(data: SearchData, surrogate: Surrogate) -> Figure:
+    """Prediction against measurement for every measured point.
+
+    Proposed points show the prediction made when they were proposed; the
+    others (initial design, manual) show their leave-one-out prediction.
+    Error bars are each point's leave-one-out error: how far the spline
+    misses the point when the point is left out of the fit.
+    """
+    loo = surrogate.loo
+    proposed = np.isfinite(data.predicted)
+    y = np.where(proposed, data.predicted, data.values - loo)
+    err = np.where(np.isfinite(loo), np.abs(loo), 0.0)
+    fig = Figure(figsize=(6.4, 5.6), dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    for mask, marker, label in (
+        (proposed, "o", "predicted when proposed"),
+        (~proposed & np.isfinite(y), "s", "leave-one-out prediction"),
+    ):
+        if mask.any():
+            ax.errorbar(data.values[mask], y[mask], yerr=err[mask], fmt=marker, capsize=3,
+                        label=label)  # fmt: skip
+    shown = np.concatenate([data.values, y[np.isfinite(y)]])
+    low, high = float(np.min(shown)), float(np.max(shown))
+    pad = max(0.05 * (high - low), data.tolerance, 1e-9)
+    line = np.array([low - pad, high + pad])
+    ax.plot(line, line, color="k", linewidth=1, label="prediction = measurement")
+    ax.fill_between(line, line - data.tolerance, line + data.tolerance, color="grey", alpha=0.2,
+                    label=f"stopping tolerance ±{data.tolerance:g}")  # fmt: skip
+    ax.set_xlim(*line)
+    ax.set_ylim(*line)
+    ax.set_xlabel(f"measured {metric_label(data.metric)}")
+    ax.set_ylabel(f"predicted {metric_label(data.metric)}")
+    ax.set_title("Predicted vs measured (error bars: leave-one-out error)")
+    ax.legend(loc="upper left", fontsize="small")
+    return fig
+
+
+def plot_convergence(data: SearchData) -> Figure:
+    """Best measured value and prediction gap against the number of measured points."""
+    n = np.arange(1, len(data.values) + 1)
+    sign = GOALS[data.goal]
+    best = sign * np.maximum.accumulate(sign * data.values)
+    fig = Figure(figsize=(7.0, 6.0), dpi=DPI, layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    top.plot(n, data.values, "o", color="grey", alpha=0.6, label="measured")
+    top.step(n, best, where="post", color="tab:blue", linewidth=2, label="best so far")
+    top.set_ylabel(metric_label(data.metric))
+    top.set_title("Convergence")
+    top.legend(loc="lower right" if data.goal == "maximize" else "upper right")
+    gap = np.abs(data.values - data.predicted)
+    has = np.isfinite(gap)
+    if has.any():
+        bottom.plot(n[has], gap[has], "o-", color="tab:orange", label="|measured − predicted|")
+    else:
+        bottom.text(0.5, 0.5, "no proposed points measured yet", ha="center", va="center",
+                    transform=bottom.transAxes)  # fmt: skip
+    bottom.axhline(data.tolerance, color="k", linestyle="--",
+                   label=f"stopping tolerance {data.tolerance:g}")  # fmt: skip
+    bottom.set_ylim(0.0, 1.4 * max(np.max(gap[has], initial=0.0), data.tolerance, 1e-9))
+    bottom.set_ylabel("prediction gap (percent points)")
+    bottom.set_xlabel("number of measured points")
+    bottom.legend(loc="upper left")
+    return fig
+
+
+def plot_parallel(data: SearchData) -> Figure:
+    """Every measured point as a line across all dimensions and the metric.
+
+    Numeric axes span the search box (log where the dimension is), categorical
+    axes spread their choices evenly, the metric axis spans the measured range.
+    Lines are coloured by the measured value; the best point is drawn in red.
+    """
+    space = data.space
+    columns, ticks = [], []
+    for dim in space.dims:
+        if dim.is_numeric:
+            t = np.array([_unit_of(dim, p[dim.name]) for p in data.params])
+            ticks.append((f"{dim.low:g}", f"{dim.high:g}"))
+        else:
+            t = np.array([_choice_position(dim, p[dim.name]) for p in data.params])
+            ticks.append((str(dim.choices[0]), str(dim.choices[-1])))
+        columns.append(t)
+    low, high = float(np.min(data.values)), float(np.max(data.values))
+    span = high - low if high > low else 1.0
+    columns.append((data.values - low) / span)
+    ticks.append((f"{low:.4g}", f"{high:.4g}"))
+    table = np.column_stack(columns)
+    names = [*space.names, data.metric]
+    norm = Normalize(low, high if high > low else low + 1.0)
+    cmap = ScalarMappable(norm, COLORMAP)
+    fig = Figure(figsize=(max(6.0, 1.3 * len(names) + 2.0), 5.0), dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(len(names))
+    order = np.argsort(GOALS[data.goal] * data.values)  # best drawn last, on top
+    for k in order:
+        ax.plot(x, table[k], color=cmap.to_rgba(data.values[k]), alpha=0.8, linewidth=1.2)
+    ax.plot(x, table[data.best], color="red", linewidth=2.5)
+    for position, (lo, hi) in zip(x, ticks, strict=True):
+        ax.axvline(position, color="k", linewidth=0.8)
+        ax.text(position, -0.04, lo, ha="center", va="top", fontsize="small")
+        ax.text(position, 1.04, hi, ha="center", va="bottom", fontsize="small")
+    ax.set_xticks(x, names)
+    ax.tick_params(axis="x", pad=16)
+    ax.set_yticks([])
+    ax.set_ylim(-0.12, 1.12)
+    ax.set_ylabel("position in the search box (bottom: low, top: high)")
+    ax.set_title(f"All {len(data.values)} measured points (best in red)")
+    fig.colorbar(cmap, ax=ax, label=metric_label(data.metric))
+    return fig
+
+
+def _unit_of(dim: Dim, value: float) -> float:
+    if dim.log:
+        return math.log(value / dim.low) / math.log(dim.high / dim.low)
+    return (value - dim.low) / (dim.high - dim.low)
+
+
+def _choice_position(dim: Dim, value: Value) -> float:
+    n = len(dim.choices)
+    return 0.5 if n == 1 else dim.choices.index(value) / (n - 1)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def figures(data: SearchData) -> dict[str, Figure]:
+    """Every picture of ``data`` by file stem; sheets need a fitted spline."""
+    if not data.params:
+        raise PlotError("no measured points to draw")
+    surrogate = fit_surrogate(data)
+    out: dict[str, Figure] = {}
+    best_category = data.space.category_of(data.params[data.best])
+    categories = sorted(surrogate.splines, key=lambda c: (c != best_category, str(c)))
+    for category in categories:
+        suffix = "-".join(_slug(v) for v in category)
+        out["projections" + (f"-{suffix}" if suffix else "")] = plot_projections(
+            data, surrogate, category
+        )
+    if surrogate.splines or np.isfinite(data.predicted).any():
+        out["predicted-vs-measured"] = plot_predicted_vs_measured(data, surrogate)
+    out["convergence"] = plot_convergence(data)
+    out["parallel-coordinates"] = plot_parallel(data)
+    return out
+
+
+def _slug(value: Value) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value)) or "_"
+
+
+def save(figs: Mapping[str, Figure], out_dir: str | Path) -> list[Path]:
+    """Write each figure as ``<out_dir>/<stem>.png``; returns the paths in order."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for stem, fig in figs.items():
+        path = out / f"{stem}.png"
+        fig.savefig(path, format="png", dpi=DPI)
+        paths.append(path)
+    return paths
+
+
+def write_plots(state_path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Read the state file (no lock taken) and write all PNGs into ``out_dir``.
+
+    Raises:
+        PlotError: the state has no measured point yet.
+    """
+    data = search_data(StateStore.read(state_path))
+    if not data.params:
+        raise PlotError(f"{state_path}: no measured points yet; nothing to draw")
+    return save(figures(data), out_dir)
