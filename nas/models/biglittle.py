@@ -1,0 +1,295 @@
+"""Big-Little Net ResNeXt (Chen et al., "Big-Little Net: An Efficient
+Multi-Scale Feature Representation for Visual and Speech Recognition", ICLR
+2019), following the layout of the authors' release (github.com/IBM/BigLittleNet,
+``models/blresnext.py``), with stage widths, depths and the branch ratios as
+spec fields.
+
+Each of the first three stages runs a deep *big* branch at half resolution and
+a shallow, narrow *little* branch (width 1/alpha, depth about 1/beta) at full
+resolution, merges them and fuses the result with one more bottleneck. Module
+names match the authors' release, so their checkpoints load into the default
+specs. One deliberate difference: the last block of a big branch never has
+its final ReLU, also when the branch has a single block (the release keeps the
+ReLU in that case, which only arises for stage depth 2).
+
+With ``cardinality=1, basewidth=64`` the blocks are plain ResNet bottlenecks
+(bL-ResNet); when the cardinality is below alpha the little branch keeps one
+group and the basewidth, which reproduces the release's bL-ResNet exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from nas.models import ModelConfigError
+from nas.models.resnet import scale_width
+
+#: Output channels of a bottleneck are ``EXPANSION`` times the stage width.
+EXPANSION = 4
+#: Strides of the fusion blocks of the three big-little stages.
+FUSION_STRIDES = (2, 2, 1)
+
+
+def group_width(planes: int, basewidth: int) -> int:
+    """Channels per group of a bottleneck with ``planes`` output channels.
+
+    The release's rule ``floor(planes * basewidth / 64) // 4``: for a stage
+    width w (``planes = 4 w``) this is ResNeXt's ``w * basewidth / 64``.
+    """
+    return math.floor(planes * basewidth / 64) // EXPANSION
+
+
+@dataclass(frozen=True)
+class BigLittleSpec:
+    """One member of the Big-Little ResNeXt family.
+
+    Attributes:
+        depths: blocks per stage; stages 1-3 are big-little modules (depth
+            at least 2: the big branch has ``depth - 1`` blocks), stage 4 is
+            plain.
+        widths: stage base widths; stage ``i`` outputs ``4 * widths[i]``
+            channels and the stem outputs ``widths[0]``.
+        alpha: the little branch is ``alpha`` times narrower.
+        beta: the little branch has ``max(1, depth // beta - 1)`` blocks.
+        cardinality: groups of each 3x3 convolution (the little branch uses
+            ``cardinality // alpha`` groups of the same width).
+        basewidth: channels per group for a stage width of 64.
+        phi: global multiplier applied to ``widths``.
+    """
+
+    depths: tuple[int, int, int, int] = (3, 4, 6, 3)
+    widths: tuple[int, int, int, int] = (64, 128, 256, 512)
+    alpha: int = 2
+    beta: int = 4
+    cardinality: int = 32
+    basewidth: int = 4
+    phi: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("depths", "widths"):
+            values = getattr(self, name)
+            if len(values) != 4 or any(_bad_int(v) for v in values):
+                raise ModelConfigError(f"expected four positive integers for {name}, got {values}")
+        for name in ("alpha", "beta", "cardinality", "basewidth"):
+            if _bad_int(getattr(self, name)):
+                raise ModelConfigError(
+                    f"expected a positive integer for {name}, got {getattr(self, name)!r}"
+                )
+        if not self.phi > 0:
+            raise ModelConfigError(f"expected phi > 0, got {self.phi}")
+        for stage, depth in enumerate(self.depths[:3], start=1):
+            if depth < 2:
+                raise ModelConfigError(
+                    f"stage {stage}: a big-little module needs depth >= 2, got {depth}"
+                )
+        self._check_group_widths()
+
+    def _check_group_widths(self) -> None:
+        for stage, width in enumerate(self.scaled_widths, start=1):
+            planes = width * EXPANSION
+            branches = [("big", planes, self.basewidth)]
+            if stage <= 3:
+                branches.append(("little", planes // self.alpha, self.little_groups[1]))
+            for branch, branch_planes, basewidth in branches:
+                if group_width(branch_planes, basewidth) < 1:
+                    raise ModelConfigError(
+                        f"stage {stage} {branch} branch: {branch_planes} channels with basewidth "
+                        f"{basewidth} leave no channel per group; widen the stage or raise basewidth"
+                    )
+        if self.scaled_widths[0] // self.alpha < 1:
+            raise ModelConfigError(
+                f"stem width {self.scaled_widths[0]} is narrower than alpha={self.alpha}"
+            )
+
+    @property
+    def scaled_widths(self) -> tuple[int, ...]:
+        """Stage base widths after the multiplier ``phi``."""
+        return tuple(scale_width(w, self.phi) for w in self.widths)
+
+    @property
+    def little_groups(self) -> tuple[int, int]:
+        """(cardinality, basewidth) of the little branch: same group width, 1/alpha the groups."""
+        if self.cardinality < self.alpha:
+            return self.cardinality, self.basewidth
+        return self.cardinality // self.alpha, self.basewidth * self.alpha
+
+    def little_depth(self, depth: int) -> int:
+        """Blocks of the little branch of a big-little module of ``depth``."""
+        return max(1, depth // self.beta - 1)
+
+    def describe(self) -> str:
+        """One line for people: cardinality, branch ratios, depths and widths."""
+        return (
+            f"bL-ResNeXt {self.cardinality}x{self.basewidth}d alpha={self.alpha} "
+            f"beta={self.beta}, depths {'-'.join(map(str, self.depths))}, "
+            f"widths {'-'.join(map(str, self.scaled_widths))} (x{EXPANSION})"
+        )
+
+
+def _bad_int(value: object) -> bool:
+    return not isinstance(value, int) or isinstance(value, bool) or value < 1
+
+
+class BLBottleneck(nn.Module):
+    """ResNeXt bottleneck whose ``planes`` is its *output* width (as in the release)."""
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        basewidth: int,
+        cardinality: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        last_relu: bool = True,
+    ) -> None:
+        super().__init__()
+        inner = group_width(planes, basewidth) * cardinality
+        self.conv1 = nn.Conv2d(inplanes, inner, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(inner)
+        self.conv2 = nn.Conv2d(
+            inner, inner, kernel_size=3, stride=stride, padding=1, groups=cardinality, bias=False
+        )
+        self.bn2 = nn.BatchNorm2d(inner)
+        self.conv3 = nn.Conv2d(inner, planes, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.last_relu = last_relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out) if self.last_relu else out
+
+
+def _shortcut(inplanes: int, planes: int, stride: int) -> nn.Module | None:
+    """ResNet-D shortcut: average-pool when strided, then a 1x1 conv when widths differ."""
+    layers: list[nn.Module] = []
+    if stride != 1:
+        layers.append(nn.AvgPool2d(3, stride=2, padding=1))
+    if inplanes != planes:
+        layers += [nn.Conv2d(inplanes, planes, kernel_size=1, bias=False), nn.BatchNorm2d(planes)]
+    return nn.Sequential(*layers) if layers else None
+
+
+def make_stage(
+    inplanes: int,
+    planes: int,
+    blocks: int,
+    groups: tuple[int, int],
+    stride: int = 1,
+    last_relu: bool = True,
+) -> nn.Sequential:
+    """``blocks`` bottlenecks; the first one adapts stride and width.
+
+    ``groups`` is (cardinality, basewidth); ``last_relu=False`` drops the
+    final ReLU of the last block (the big branch, whose output is merged first).
+    """
+    cardinality, basewidth = groups
+    layers = [
+        BLBottleneck(
+            inplanes, planes, basewidth, cardinality, stride, _shortcut(inplanes, planes, stride)
+        )
+    ]
+    layers += [BLBottleneck(planes, planes, basewidth, cardinality) for _ in range(1, blocks)]
+    layers[-1].last_relu = last_relu
+    return nn.Sequential(*layers)
+
+
+class BigLittleModule(nn.Module):
+    """Big branch at half resolution + little branch at full resolution, merged and fused."""
+
+    def __init__(
+        self, spec: BigLittleSpec, inplanes: int, planes: int, depth: int, stride: int
+    ) -> None:
+        super().__init__()
+        groups = (spec.cardinality, spec.basewidth)
+        little_planes = planes // spec.alpha
+        self.big = make_stage(inplanes, planes, depth - 1, groups, stride=2, last_relu=False)
+        self.little = make_stage(
+            inplanes, little_planes, spec.little_depth(depth), spec.little_groups
+        )
+        self.little_e = nn.Sequential(
+            nn.Conv2d(little_planes, planes, kernel_size=1, bias=False), nn.BatchNorm2d(planes)
+        )
+        self.fusion = make_stage(planes, planes, 1, groups, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        little = self.little_e(self.little(x))
+        big = F.interpolate(self.big(x), size=little.shape[-2:], mode="nearest")
+        return self.fusion(F.relu(big + little))
+
+
+class BigLittleResNeXt(nn.Module):
+    """The whole network: big-little stem, three big-little stages, one plain stage, classifier."""
+
+    def __init__(self, spec: BigLittleSpec, num_classes: int) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ModelConfigError(f"expected num_classes >= 1, got {num_classes}")
+        self.spec = spec
+        widths = spec.scaled_widths
+        stem, little = widths[0], widths[0] // spec.alpha
+        self.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem)
+        self.relu = nn.ReLU(inplace=True)
+        self.b_conv0 = nn.Conv2d(stem, stem, kernel_size=3, stride=2, padding=1, bias=False)
+        self.bn_b0 = nn.BatchNorm2d(stem)
+        self.l_conv0 = nn.Conv2d(stem, little, kernel_size=3, padding=1, bias=False)
+        self.bn_l0 = nn.BatchNorm2d(little)
+        self.l_conv1 = nn.Conv2d(little, little, kernel_size=3, stride=2, padding=1, bias=False)
+        self.bn_l1 = nn.BatchNorm2d(little)
+        self.l_conv2 = nn.Conv2d(little, stem, kernel_size=1, bias=False)
+        self.bn_l2 = nn.BatchNorm2d(stem)
+        self.bl_init = nn.Conv2d(stem, stem, kernel_size=1, bias=False)
+        self.bn_bl_init = nn.BatchNorm2d(stem)
+        inplanes = stem
+        for index, stride in enumerate(FUSION_STRIDES):
+            planes = widths[index] * EXPANSION
+            module = BigLittleModule(spec, inplanes, planes, spec.depths[index], stride)
+            self.add_module(f"layer{index + 1}", module)
+            inplanes = planes
+        planes = widths[3] * EXPANSION
+        groups = (spec.cardinality, spec.basewidth)
+        self.layer4 = make_stage(inplanes, planes, spec.depths[3], groups, stride=2)
+        self.gappool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(planes, num_classes)
+        self._initialise()
+
+    def _initialise(self) -> None:
+        """Kaiming (fan-out) convolutions; the last BN of every bottleneck starts at zero."""
+        if next(self.parameters()).is_meta:  # shape-only copies for cost tracing
+            return
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for module in self.modules():
+            if isinstance(module, BLBottleneck):
+                nn.init.zeros_(module.bn3.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        big = self.bn_b0(self.b_conv0(x))
+        little = self.relu(self.bn_l0(self.l_conv0(x)))
+        little = self.relu(self.bn_l1(self.l_conv1(little)))
+        little = self.bn_l2(self.l_conv2(little))
+        x = self.relu(big + little)
+        x = self.relu(self.bn_bl_init(self.bl_init(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.gappool(x), 1))
+
+
+def build_biglittle(spec: BigLittleSpec, num_classes: int) -> BigLittleResNeXt:
+    """Build the network described by ``spec`` with a ``num_classes``-way classifier."""
+    return BigLittleResNeXt(spec, num_classes)
