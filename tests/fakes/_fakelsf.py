@@ -135,9 +135,19 @@ def job_info(folder: Path) -> dict[str, str]:
     return info
 
 
+def _output_format(spec: str) -> tuple[list[str], str]:
+    """``"jobid stat delimiter='|'"`` -> (["jobid", "stat"], "|"), like bjobs -o."""
+    words = shlex.split(spec.replace("delimiter=", "delimiter= "))
+    if "delimiter=" in words:
+        at = words.index("delimiter=")
+        return words[:at] + words[at + 2 :], words[at + 1]
+    return words, " "
+
+
 def bjobs(argv: list[str]) -> int:
     root = state_dir()
     fields, show_all, header, ids = ["jobid", "stat", "job_name"], False, True, []
+    delimiter = " "
     args = iter(argv)
     for arg in args:
         if arg == "-noheader":
@@ -145,7 +155,7 @@ def bjobs(argv: list[str]) -> int:
         elif arg == "-a":
             show_all = True
         elif arg == "-o":
-            fields = next(args).split()
+            fields, delimiter = _output_format(next(args))
             unknown = [f for f in fields if f not in FIELDS]
             if unknown:
                 sys.stderr.write(f"{unknown[0]}: Illegal field name\n")
@@ -176,9 +186,9 @@ def bjobs(argv: list[str]) -> int:
             sys.stderr.write("No job found\n" if show_all else "No unfinished job found\n")
         return 255
     if header:
-        print(" ".join(f.upper() for f in fields))
+        print(delimiter.join(f.upper() for f in fields))
     for row in rows:
-        print(" ".join(row[f] for f in fields))
+        print(delimiter.join(row[f] for f in fields))
     return status
 
 

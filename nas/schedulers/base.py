@@ -1,0 +1,222 @@
+"""The scheduler interface and the job states every backend translates to.
+
+A backend fills in a few hooks (:meth:`Scheduler._submit`, :meth:`Scheduler._query`,
+:meth:`Scheduler._cancel`, :meth:`Scheduler.reason`); the base class owns what
+must behave the same everywhere: one batched query per poll, finished states
+cached, a failing query logged while the last known states are kept, and a job
+missing from the scheduler's answer reported as UNKNOWN, never as completed:
+only the job's result file says whether it succeeded.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nas.config import NAME_PATTERN
+from nas.proc import DEFAULT_TIMEOUT, CommandError
+
+log = logging.getLogger(__name__)
+
+
+class JobState(enum.Enum):
+    """Where a scheduler job stands, the same for every backend."""
+
+    PENDING = "pending"
+    """Queued, or being set up (nodes booting, prolog running)."""
+    RUNNING = "running"
+    """Executing, or finishing (epilog, staging out)."""
+    COMPLETED = "completed"
+    """Exited with status 0. Whether it produced a valid result is another question."""
+    FAILED = "failed"
+    """Exited non-zero, or lost to a node failure, out-of-memory or a boot failure."""
+    CANCELLED = "cancelled"
+    """Cancelled by a person or by the controller."""
+    TIMEOUT = "timeout"
+    """Stopped by its time limit, a deadline or preemption: resumable, not a failure."""
+    HELD = "held"
+    """Suspended or held; it will not progress until released."""
+    UNKNOWN = "unknown"
+    """The scheduler does not (or no longer) know the job, or gave an unknown code."""
+
+    def is_finished(self) -> bool:
+        """True for a state the job cannot leave."""
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT})
+
+
+class SchedulerError(RuntimeError):
+    """A scheduler command that failed or answered something unreadable."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One line of a scheduler's job listing."""
+
+    job_id: str
+    state: JobState
+    name: str
+
+
+def translate(code: str, table: Mapping[str, JobState], scheduler: str) -> JobState:
+    """Map a scheduler's state code to a :class:`JobState`; unknown codes warn."""
+    state = table.get(code)
+    if state is None:
+        log.warning("%s: unknown job state %r, treating it as UNKNOWN", scheduler, code)
+        return JobState.UNKNOWN
+    return state
+
+
+class Scheduler(abc.ABC):
+    """Submit, poll, find and cancel jobs of one backend.
+
+    Job ids are strings. They are unique per backend instance, but Slurm and
+    LSF restart their numbering with a fresh cluster, so callers also keep the
+    unique job name given at submission and reconcile with
+    :meth:`find_by_name`.
+    """
+
+    name: str = "scheduler"
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._known: dict[str, JobState] = {}
+        self._cancelled: set[str] = set()
+
+    # ----------------------------------------------------------------- public API
+
+    def submit(
+        self, script_path: str | os.PathLike, *, job_name: str, cwd: str | os.PathLike
+    ) -> str:
+        """Submit the job script and return the scheduler's job id.
+
+        Raises:
+            SchedulerError: the submission failed or its answer had no job id.
+        """
+        if not NAME_PATTERN.fullmatch(job_name):
+            raise ValueError(
+                f"job name: expected letters, digits, '_', '.' or '-', got {job_name!r}"
+            )
+        script = Path(script_path)
+        if not script.is_file():
+            raise SchedulerError(f"{self.name}: job script {str(script)!r} does not exist")
+        try:
+            job_id = self._submit(script.resolve(), job_name, Path(cwd).resolve())
+        except CommandError as exc:
+            raise SchedulerError(f"{self.name}: submitting {job_name} failed: {exc}") from None
+        self._known[job_id] = JobState.PENDING
+        log.info("%s: submitted %s as job %s", self.name, job_name, job_id)
+        return job_id
+
+    def status(self, job_ids: Iterable[str]) -> dict[str, JobState]:
+        """States of ``job_ids`` from one batched scheduler query.
+
+        Finished states are cached and never queried again. If the query fails
+        it is logged and the last known states are returned (UNKNOWN for a job
+        never seen). A job the scheduler no longer lists is UNKNOWN.
+        """
+        ids = list(dict.fromkeys(job_ids))
+        wanted = [i for i in ids if not self._known.get(i, JobState.UNKNOWN).is_finished()]
+        if wanted:
+            try:
+                records = {r.job_id: r for r in self._query(wanted, ())}
+            except (CommandError, SchedulerError) as exc:
+                log.warning(
+                    "%s: status query failed, keeping last known states: %s", self.name, exc
+                )
+            else:
+                for job_id in wanted:
+                    record = records.get(job_id)
+                    self._known[job_id] = self._settle(
+                        job_id, record.state if record else JobState.UNKNOWN
+                    )
+        return {i: self._known.get(i, JobState.UNKNOWN) for i in ids}
+
+    def find_by_name(self, job_names: Iterable[str]) -> dict[str, tuple[str, JobState]]:
+        """Jobs the scheduler still knows by name: ``{name: (job_id, state)}``.
+
+        Used to re-attach after a crash between submitting and recording the id.
+        Of several jobs with one name an unfinished one wins, else the newest.
+
+        Raises:
+            SchedulerError: the scheduler could not be asked.
+        """
+        names = list(dict.fromkeys(job_names))
+        try:
+            records = self._query((), names)
+        except CommandError as exc:
+            raise SchedulerError(f"{self.name}: looking up jobs by name failed: {exc}") from None
+        found: dict[str, JobRecord] = {}
+        for record in records:
+            if record.name not in names:
+                continue
+            best = found.get(record.name)
+            if best is None or _prefer(record, best):
+                found[record.name] = record
+        result = {}
+        for name, record in found.items():
+            state = self._settle(record.job_id, record.state)
+            self._known[record.job_id] = state
+            result[name] = (record.job_id, state)
+        return result
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel a job; a job that already finished is left as it is.
+
+        Raises:
+            SchedulerError: the scheduler refused.
+        """
+        self._cancelled.add(job_id)
+        try:
+            self._cancel(job_id)
+        except CommandError as exc:
+            raise SchedulerError(f"{self.name}: cancelling job {job_id} failed: {exc}") from None
+        log.info("%s: cancelled job %s", self.name, job_id)
+
+    @abc.abstractmethod
+    def reason(self, job_id: str) -> str:
+        """The scheduler's account of how the job ended (best effort, never raises)."""
+
+    # ----------------------------------------------------------------- hooks
+
+    @abc.abstractmethod
+    def _submit(self, script: Path, job_name: str, cwd: Path) -> str:
+        """Submit and return the job id; raise CommandError or SchedulerError."""
+
+    @abc.abstractmethod
+    def _query(self, job_ids: Sequence[str], job_names: Sequence[str]) -> list[JobRecord]:
+        """Records covering ``job_ids`` and jobs named ``job_names`` that the scheduler knows."""
+
+    @abc.abstractmethod
+    def _cancel(self, job_id: str) -> None:
+        """Ask the scheduler to cancel; raise CommandError on refusal."""
+
+    # ----------------------------------------------------------------- helpers
+
+    def _settle(self, job_id: str, state: JobState) -> JobState:
+        """A job this instance cancelled that ended anyhow but well counts as cancelled.
+
+        LSF reports a killed job as EXIT, the local backend sees a killed process.
+        """
+        if job_id in self._cancelled and state in (JobState.FAILED, JobState.UNKNOWN):
+            return JobState.CANCELLED
+        return state
+
+
+def _prefer(candidate: JobRecord, incumbent: JobRecord) -> bool:
+    """True if ``candidate`` is the better match for a job name than ``incumbent``."""
+    if candidate.state.is_finished() != incumbent.state.is_finished():
+        return not candidate.state.is_finished()
+    return _id_key(candidate.job_id) > _id_key(incumbent.job_id)
+
+
+def _id_key(job_id: str) -> tuple[int, str]:
+    head = job_id.split("_", 1)[0].split(".", 1)[0]
+    return (int(head), job_id) if head.isdigit() else (-1, job_id)

@@ -1,0 +1,219 @@
+"""Scheduler backends: translation tables and parsers on recorded output, the
+local backend, and LSF through the fake commands in tests/fakes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from scheduler_contract import SchedulerContract, finished, wait_for
+
+from nas.config import ClusterConfig
+from nas.schedulers import (
+    JobState,
+    LocalScheduler,
+    LsfScheduler,
+    SchedulerError,
+    SlurmScheduler,
+    get_scheduler,
+)
+from nas.schedulers.lsf import parse_bjobs, parse_bsub
+from nas.schedulers.slurm import parse_listing, parse_sbatch, parse_scontrol, parse_state
+
+FAKES = Path(__file__).parent / "fakes"
+
+
+# --------------------------------------------------------------------------- pure parsing
+
+
+def test_finished_states() -> None:
+    done = {s for s in JobState if s.is_finished()}
+    assert done == {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT}
+
+
+@pytest.mark.parametrize(
+    ("code", "state"),
+    [
+        ("PENDING", JobState.PENDING),
+        ("RUNNING", JobState.RUNNING),
+        ("COMPLETING", JobState.RUNNING),
+        ("COMPLETED", JobState.COMPLETED),
+        ("CANCELLED by 0", JobState.CANCELLED),
+        ("CANCELLED+", JobState.CANCELLED),
+        ("NODE_FAIL", JobState.FAILED),
+        ("OUT_OF_MEMORY", JobState.FAILED),
+        ("BOOT_FAIL", JobState.FAILED),
+        ("PREEMPTED", JobState.TIMEOUT),
+        ("DEADLINE", JobState.TIMEOUT),
+        ("TIMEOUT", JobState.TIMEOUT),
+        ("SUSPENDED", JobState.HELD),
+    ],
+)
+def test_slurm_states(code: str, state: JobState) -> None:
+    assert parse_state(code) is state
+
+
+def test_unknown_codes_warn_and_are_unknown(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert parse_state("WIBBLE") is JobState.UNKNOWN
+        assert parse_bjobs("7|WOBBLE|-|n\n")[0].state is JobState.UNKNOWN
+    assert "unknown job state 'WIBBLE'" in caplog.text
+    assert "unknown job state 'WOBBLE'" in caplog.text
+
+
+def test_slurm_parsers() -> None:
+    assert parse_sbatch("4242\n") == "4242"
+    assert parse_sbatch("17;cluster2\n") == "17"
+    with pytest.raises(SchedulerError, match="sbatch answered no job id: 'Submitted'"):
+        parse_sbatch("Submitted")
+    listing = parse_listing("12|RUNNING|a|b\n12.batch|RUNNING|batch\n13|CANCELLED by 0|x\n\n")
+    assert [(r.job_id, r.state, r.name) for r in listing] == [
+        ("12", JobState.RUNNING, "a|b"),
+        ("13", JobState.CANCELLED, "x"),
+    ]
+    line = "JobId=5 JobName=x JobState=FAILED Reason=NonZeroExitCode Dependency=(null) ExitCode=3:0"
+    assert parse_scontrol(line) == {
+        "JobState": "FAILED", "Reason": "NonZeroExitCode", "ExitCode": "3:0"
+    }  # fmt: skip
+
+
+def test_lsf_parsers() -> None:
+    assert parse_bsub("Job <31337> is submitted to queue <batch>.\n") == "31337"
+    assert parse_bsub("Job <5> is submitted to default queue <normal>.") == "5"
+    with pytest.raises(SchedulerError, match="bsub answered no job id"):
+        parse_bsub("Request aborted by esub.")
+    records = parse_bjobs(
+        "1|PEND|-|a\n2|RUN|-|b c\n3|DONE|-|d\n4|EXIT|-|e\n5|USUSP|-|f\n"
+        "6|EXIT|TERM_OWNER: job killed by owner|g\n7|EXIT|TERM_RUNLIMIT: job killed after "
+        "reaching LSF run time limit|h\n8|EXIT|TERM_MEMLIMIT: job killed|i\n"
+    )
+    assert [(r.job_id, r.state, r.name) for r in records] == [
+        ("1", JobState.PENDING, "a"),
+        ("2", JobState.RUNNING, "b c"),
+        ("3", JobState.COMPLETED, "d"),
+        ("4", JobState.FAILED, "e"),
+        ("5", JobState.HELD, "f"),
+        ("6", JobState.CANCELLED, "g"),
+        ("7", JobState.TIMEOUT, "h"),
+        ("8", JobState.FAILED, "i"),
+    ]
+
+
+def test_get_scheduler(tmp_path: Path) -> None:
+    assert isinstance(get_scheduler(ClusterConfig(backend="slurm"), local_root=tmp_path),
+                      SlurmScheduler)  # fmt: skip
+    assert isinstance(get_scheduler(ClusterConfig(backend="lsf"), local_root=tmp_path),
+                      LsfScheduler)  # fmt: skip
+    local = get_scheduler(ClusterConfig(), local_root=tmp_path / "jobs", timeout=5)
+    assert isinstance(local, LocalScheduler)
+    assert local.root == tmp_path / "jobs" and local.timeout == 5
+
+
+def test_submit_refuses_bad_names_and_missing_scripts(tmp_path: Path) -> None:
+    scheduler = LocalScheduler(tmp_path / "jobs")
+    with pytest.raises(ValueError, match="job name: expected letters.*'a b'"):
+        scheduler.submit(tmp_path / "x.sh", job_name="a b", cwd=tmp_path)
+    with pytest.raises(SchedulerError, match="local: job script '.*nope.sh' does not exist"):
+        scheduler.submit(tmp_path / "nope.sh", job_name="ok", cwd=tmp_path)
+
+
+# --------------------------------------------------------------------------- local
+
+
+class TestLocalContract(SchedulerContract):
+    timeout = 20.0
+
+    @pytest.fixture()
+    def scheduler(self, tmp_path: Path) -> LocalScheduler:
+        return LocalScheduler(tmp_path / "jobs")
+
+    @pytest.fixture()
+    def fresh_scheduler(self, scheduler: LocalScheduler) -> LocalScheduler:
+        return LocalScheduler(scheduler.root)
+
+
+def test_local_job_killed_with_its_wrapper_is_failed(tmp_path: Path) -> None:
+    scheduler = LocalScheduler(tmp_path / "jobs")
+    script = tmp_path / "job.sh"
+    script.write_text("sleep 60\n")
+    job_id = scheduler.submit(script, job_name="lost", cwd=tmp_path)
+    wait_for(scheduler, job_id, lambda s: s is JobState.RUNNING, 10)
+    os.killpg(int((scheduler.root / job_id / "pid").read_text()), 9)
+    assert wait_for(scheduler, job_id, finished, 10) is JobState.FAILED
+    assert "without an exit code" in scheduler.reason(job_id)
+
+
+# --------------------------------------------------------------------------- fake LSF
+
+
+@pytest.fixture()
+def fake_lsf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """bsub/bjobs/bkill/jsrun doubles on PATH, state under tmp_path/lsf."""
+    monkeypatch.setenv("PATH", f"{FAKES}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_LSF_DIR", str(tmp_path / "lsf"))
+    return tmp_path / "lsf"
+
+
+class TestFakeLsfContract(SchedulerContract):
+    timeout = 20.0
+
+    @pytest.fixture()
+    def scheduler(self, fake_lsf: Path) -> LsfScheduler:
+        return LsfScheduler()
+
+    @pytest.fixture()
+    def fresh_scheduler(self, fake_lsf: Path) -> LsfScheduler:
+        return LsfScheduler()
+
+
+def test_lsf_reads_directives_and_logs(fake_lsf: Path, tmp_path: Path) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text('#!/bin/bash\n#BSUB -o "out %J.txt"\n#BSUB -q debug\necho "$LSB_JOBNAME"\n')
+    scheduler = LsfScheduler()
+    job_id = scheduler.submit(script, job_name="named-1", cwd=tmp_path)
+    assert wait_for(scheduler, job_id, finished, 20) is JobState.COMPLETED
+    assert (tmp_path / f"out {job_id}.txt").read_text() == "named-1\n"
+
+
+def test_a_failing_status_call_keeps_the_last_state(
+    fake_lsf: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text("sleep 30\n")
+    scheduler = LsfScheduler(timeout=10)
+    job_id = scheduler.submit(script, job_name="keep", cwd=tmp_path)
+    wait_for(scheduler, job_id, lambda s: s is JobState.RUNNING, 20)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with caplog.at_level(logging.WARNING):
+        assert scheduler.status([job_id, "77"]) == {
+            job_id: JobState.RUNNING,
+            "77": JobState.UNKNOWN,
+        }
+    assert "status query failed, keeping last known states" in caplog.text
+    assert "program not found on PATH" in caplog.text
+    with pytest.raises(SchedulerError, match="lsf: cancelling job .* failed"):
+        scheduler.cancel(job_id)
+    monkeypatch.setenv("PATH", f"{FAKES}:/usr/bin:/bin")
+    scheduler.cancel(job_id)
+    assert wait_for(scheduler, job_id, finished, 20) is JobState.CANCELLED
+
+
+def test_lsf_without_any_job_is_an_empty_answer(fake_lsf: Path) -> None:
+    assert LsfScheduler().find_by_name(["nothing-here"]) == {}
+
+
+def test_jsrun_starts_every_rank(fake_lsf: Path, tmp_path: Path) -> None:
+    from nas.proc import run_command
+
+    out = run_command(
+        [str(FAKES / "jsrun"), "-n", "2", "-r", "1", "-a", "3", "-g", "0", "-c", "3",
+         "bash", "-c", 'echo "$JSM_NAMESPACE_RANK/$JSM_NAMESPACE_SIZE/$JSM_NAMESPACE_LOCAL_RANK"'],
+    ).stdout  # fmt: skip
+    assert sorted(out.split()) == ["0/6/0", "1/6/1", "2/6/2", "3/6/0", "4/6/1", "5/6/2"]
+    failed = run_command([str(FAKES / "jsrun"), "-n", "2", "bash", "-c", "exit 4"], check=False)
+    assert failed.returncode == 4
