@@ -242,9 +242,9 @@ def plot_projections(data: SearchData, surrogate: Surrogate, category: tuple[Val
         ax = fig.add_subplot(rows, cols, n + 1)
         _draw_pair(ax, data, spline, center, pair, members, norm, sign)
     where = ", ".join(f"{dim.name}={center[dim.name]}" for dim in space.numeric)
-    title = f"Spline surrogate through the best measured point ({where})"
+    title = f"Spline surrogate through the best measured point\n{where}"
     if category:
-        title += f"\ncategory {_category_text(space, category)}"
+        title += f"; category {_category_text(space, category)}"
     fig.suptitle(title)
     return fig
 
