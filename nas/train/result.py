@@ -178,9 +178,7 @@ def write_progress(
     return path
 
 
-def write_error(
-    directory: str | Path, *, point_id: int | None, rank: int, exc: BaseException, oom: bool
-) -> bool:
+def write_error(directory: str | Path, *, rank: int, exc: BaseException, oom: bool) -> bool:
     """``error.json`` for the first rank that fails (later ranks keep the first report).
 
     Returns:

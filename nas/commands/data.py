@@ -1,0 +1,82 @@
+"""``splinenas data index ROOT --out INDEX.h5``: scan an image tree once for all ranks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="prepare training data")
+    actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
+    actions.required = True
+    index = actions.add_parser(
+        "index",
+        help="index an image-folder tree (one folder per class) with its per-label split",
+        description=(
+            "Scan ROOT once (parallel os.scandir) and store relative paths, labels, class "
+            "names and the per-label split (half training, half validation, the odd image "
+            "to validation) in an HDF5 file that every rank loads instead of scanning."
+        ),
+    )
+    index.add_argument("root", help="image tree: ROOT/<class>/<image>")
+    index.add_argument("--out", required=True, help="index file to write (HDF5)")
+    index.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    index.add_argument("--threads", type=int, default=16, help="parallel scans (default 16)")
+    index.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    index.set_defaults(func=run_index)
+
+
+def _progress(done: int, total: int, images: int) -> None:
+    end = "\n" if done == total else ""
+    sys.stderr.write(f"\rscanned {done}/{total} class folders, {images} images{end}")
+    sys.stderr.flush()
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from nas.data.index import (
+        TRAIN,
+        VALIDATION,
+        ImageIndexError,
+        class_sizes,
+        scan_tree,
+        skew_summary,
+        write_index,
+    )
+
+    if args.seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {args.seed}")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    started = time.perf_counter()
+    try:
+        index = scan_tree(args.root, seed=args.seed, threads=args.threads, progress=_progress)
+        write_index(index, args.out)
+    except (ImageIndexError, OSError) as exc:
+        print(f"splinenas data index: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    skew = skew_summary(class_sizes(index.labels, len(index.classes)))
+    summary = {
+        "index": args.out,
+        "root": index.root,
+        "classes": len(index.classes),
+        "images": len(index),
+        "train": int((index.split == TRAIN).sum()),
+        "validation": int((index.split == VALIDATION).sum()),
+        "class_size": skew,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    print(
+        f"{summary['images']} images in {summary['classes']} classes "
+        f"({summary['train']} training, {summary['validation']} validation); images per "
+        f"class min {skew['min']}, median {skew['median']:g}, max {skew['max']}; "
+        f"written to {args.out} in {summary['seconds']} s",
+        file=sys.stderr,
+    )
+    if args.json:
+        print(json.dumps(summary))
+    return EXIT_OK
