@@ -1,0 +1,403 @@
+"""Core commands: init, add, record, predict, propose, status, export.
+
+These work on the state file alone and never train, so a person can run
+the whole search by hand (measure each proposed point, record it) and a
+login node answers at once. Results go to stdout (one JSON document with
+``--json``); notes for people go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from nas import study
+from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from nas.config import ConfigError, Experiment, load_experiment, parse_params
+from nas.lockfile import LockError
+from nas.space import Params, SearchSpace, SpaceError
+from nas.state import Point, State, StateError
+from nas.store import StateStore
+
+#: Failures reported as one line on stderr with exit code 1.
+_FAILURES = (ConfigError, StateError, LockError, study.StudyError)
+
+
+def _search_failures() -> tuple[type[Exception], ...]:
+    """Failures of a fit or search; imported late since scipy.stats is slow to import."""
+    from nas.search import SearchError
+    from nas.spline import SplineError
+
+    return SplineError, SearchError
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _reported(handler: Handler) -> Handler:
+    """Turn the expected failures of a handler into a message and exit code 1."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except Exception as exc:
+            if not isinstance(exc, _FAILURES + _search_failures()):
+                raise
+            print(f"splinenas {args.command}: error: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+
+    return run
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _number(value: float | None) -> float | None:
+    """JSON has no NaN: undefined numbers become null."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _emit_json(document: Any) -> None:
+    json.dump(document, sys.stdout, allow_nan=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def _point_doc(point: Point) -> dict[str, Any]:
+    return {
+        "id": point.id,
+        "params": point.params,
+        "status": point.status.value,
+        "value": point.value,
+        "predicted": point.predicted,
+        "batch": point.batch,
+        "origin": point.origin,
+    }
+
+
+def _params_text(params: Mapping[str, Any]) -> str:
+    return ",".join(
+        f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.6g}"
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")
+
+
+def _params_arg(text: str, space: SearchSpace) -> Params:
+    """``k=v,...`` from the command line, checked against the space (usage errors)."""
+    try:
+        return space.snap(parse_params(text))
+    except SpaceError as exc:
+        raise UsageError(f"--params: {exc}; dimensions are {', '.join(space.names)}") from None
+    except ValueError as exc:
+        raise UsageError(f"--params: {exc}") from None
+
+
+def _read(path: Path) -> tuple[State, Experiment]:
+    state = StateStore.read(path)
+    return state, study.experiment_of(state, f"{path}:experiment_toml")
+
+
+# ---------------------------------------------------------------------------- handlers
+
+
+@_reported
+def _init(args: argparse.Namespace) -> int:
+    experiment = load_experiment(args.experiment)
+    name = experiment.experiment.name
+    if args.validate_only:
+        design = experiment.space.initial_design()
+        if args.json:
+            _emit_json(
+                {
+                    "valid": True,
+                    "experiment": name,
+                    "dims": list(experiment.space.names),
+                    "initial_design": len(design),
+                }
+            )
+        print(
+            f"{args.experiment} is valid: experiment {name}, dims "
+            f"{', '.join(experiment.space.names)}, {len(design)} initial-design points",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    path = args.state or Path("state") / f"{name}.h5"
+    with StateStore.create(path, experiment) as store:
+        points = study.initial_batch(store.state, experiment)
+        store.commit()
+    if args.json:
+        _emit_json(
+            {"state": str(path), "experiment": name, "points": [_point_doc(p) for p in points]}
+        )
+    else:
+        print(path)
+    print(
+        f"created {path}: {len(points)} initial-design points pending in batch 0", file=sys.stderr
+    )
+    return EXIT_OK
+
+
+@_reported
+def _add(args: argparse.Namespace) -> int:
+    with StateStore.open(args.state) as store:
+        params = _params_arg(args.params, store.state.space)
+        point, created = study.add_manual(store.state, params, args.value, replace=args.replace)
+        store.commit()
+    if args.json:
+        _emit_json({**_point_doc(point), "created": created})
+    else:
+        print(point.id)
+    if not created:
+        print(f"point {point.id} exists already with these params; nothing added", file=sys.stderr)
+    return EXIT_OK
+
+
+@_reported
+def _record(args: argparse.Namespace) -> int:
+    with StateStore.open(args.state) as store:
+        point = store.state.record(args.id, args.value, replace=args.replace)
+        store.commit()
+    if args.json:
+        _emit_json(_point_doc(point))
+    print(f"point {point.id}: recorded {point.value:.6g}", file=sys.stderr)
+    return EXIT_OK
+
+
+@_reported
+def _predict(args: argparse.Namespace) -> int:
+    state, experiment = _read(args.state)
+    params = _params_arg(args.params, state.space)
+    try:
+        value, summary = study.predict(state, experiment, params)
+    except ValueError as exc:  # a category without a spline yet
+        raise study.StudyError(str(exc)) from None
+    if args.json:
+        _emit_json(
+            {
+                "predicted": value,
+                "loo_rmse": _number(summary.loo_rmse),
+                "n_support": summary.n_support,
+            }
+        )
+    else:
+        print(f"{value:.6g}")
+        print(
+            f"fit on {summary.n_support} points, LOO RMSE {_fmt(summary.loo_rmse)}", file=sys.stderr
+        )
+    return EXIT_OK
+
+
+@_reported
+def _propose(args: argparse.Namespace) -> int:
+    if args.n is not None and args.n < 1:
+        raise UsageError(f"-n must be at least 1, got {args.n}")
+    if args.dry_run:
+        state, experiment = _read(args.state)
+        proposals = study.propose_batch(state, experiment, args.n, dry_run=True)
+        rows = [(None, p.params, p.predicted) for p in proposals]
+        what = "dry run, nothing stored"
+    else:
+        with StateStore.open(args.state) as store:
+            experiment = study.experiment_of(store.state, f"{args.state}:experiment_toml")
+            points = study.propose_batch(store.state, experiment, args.n)
+            store.commit()
+            state = store.state
+        rows = [(p.id, p.params, p.predicted) for p in points]
+        what = f"stored as pending in batch {points[0].batch}" if points else "nothing stored"
+    if args.json:
+        _emit_json([{"id": i, "params": params, "predicted": pred} for i, params, pred in rows])
+    elif rows:
+        table = [["id", "params", "predicted"]]
+        table += [["-" if i is None else str(i), _params_text(p), _fmt(v)] for i, p, v in rows]
+        _table(table, sys.stdout)
+    print(f"{len(rows)} points proposed ({what})", file=sys.stderr)
+    if not rows:
+        print(f"nothing to propose yet: {study.fit_blocker(state)}", file=sys.stderr)
+    if study.is_converged(state, experiment):
+        print("note: the search has converged already (see `splinenas status`)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _status_doc(state: State, experiment: Experiment, path: Path) -> dict[str, Any]:
+    """Everything `status` reports, as one JSON-able document."""
+    try:
+        summary, fit_error = study.fit_summary(state, experiment), None
+    except _search_failures() as exc:
+        summary, fit_error = None, str(exc)
+    best = study.best_point(state, experiment)
+    cfg = experiment.experiment
+    return {
+        "state": str(path),
+        "experiment": cfg.name,
+        "goal": cfg.goal,
+        "generation": state.generation,
+        "points": [_point_doc(p) for p in state.points],
+        "fit": None
+        if summary is None
+        else {
+            "n_support": summary.n_support,
+            "loo_rmse": _number(summary.loo_rmse),
+            "argmax": summary.argmax,
+            "predicted_max": _number(summary.predicted_max),
+        },
+        "fit_error": fit_error,
+        "best": None
+        if best is None
+        else {"id": best.id, "params": best.params, "value": best.value},
+        "converged": study.is_converged(state, experiment),
+        "tolerance": cfg.tolerance,
+        "budget": {
+            "max_points": cfg.max_points,
+            "remaining_points": study.remaining_points(state, experiment),
+            "exhausted": study.budget_reason(state, experiment),
+        },
+    }
+
+
+def _print_status(doc: dict[str, Any], out: TextIO) -> None:
+    rows = [["id", "params", "status", "measured", "predicted", "origin", "batch"]]
+    rows += [
+        [
+            str(p["id"]),
+            _params_text(p["params"]),
+            p["status"],
+            _fmt(p["value"]),
+            _fmt(p["predicted"]),
+            p["origin"],
+            str(p["batch"]),
+        ]
+        for p in doc["points"]
+    ]
+    _table(rows, out)
+    out.write(f"\nexperiment {doc['experiment']} ({doc['goal']}), {len(doc['points'])} points\n")
+    fit = doc["fit"]
+    if fit is not None:
+        out.write(f"fit: N = {fit['n_support']}, LOO RMSE {_fmt(fit['loo_rmse'])}\n")
+        out.write(
+            f"argmax: {_params_text(fit['argmax'])}, predicted {_fmt(fit['predicted_max'])}\n"
+        )
+    else:
+        out.write(f"fit: {doc['fit_error'] or 'not yet (too few measured points)'}\n")
+    best = doc["best"]
+    if best is not None:
+        out.write(
+            f"best measured: point {best['id']} ({_params_text(best['params'])}) = {_fmt(best['value'])}\n"
+        )
+    verdict = "yes" if doc["converged"] else "no"
+    out.write(f"converged: {verdict} (tolerance {doc['tolerance']:g})\n")
+    budget = doc["budget"]
+    left = f"{budget['remaining_points']} of {budget['max_points']} points left"
+    out.write(f"budget: {budget['exhausted'] or left}\n")
+
+
+@_reported
+def _status(args: argparse.Namespace) -> int:
+    state, experiment = _read(args.state)
+    doc = _status_doc(state, experiment, args.state)
+    if args.json:
+        _emit_json(doc)
+    else:
+        _print_status(doc, sys.stdout)
+    return EXIT_OK
+
+
+def _csv_rows(state: State) -> Iterable[list[Any]]:
+    fields = [
+        "status",
+        "value",
+        "predicted",
+        "batch",
+        "origin",
+        "job_id",
+        "job_name",
+        "attempts",
+        "segment",
+        "gpu_hours",
+        "reason",
+        "created",
+        "updated",
+    ]
+    yield ["id", *state.space.names, *fields]
+    for point in state.points:
+        values = [getattr(point, name) for name in fields]
+        values = ["" if v is None else getattr(v, "value", v) for v in values]
+        yield [point.id, *(point.params[name] for name in state.space.names), *values]
+
+
+@_reported
+def _export(args: argparse.Namespace) -> int:
+    state = StateStore.read(args.state)
+    if args.out is None:
+        csv.writer(sys.stdout).writerows(_csv_rows(state))
+    else:
+        with open(args.out, "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(_csv_rows(state))
+        print(f"wrote {len(state.points)} points to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- parsers
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the core commands to the ``splinenas`` parser."""
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument("--state", required=True, type=Path, metavar="PATH", help="state file")
+    replace = argparse.ArgumentParser(add_help=False)
+    replace.add_argument(
+        "--replace", action="store_true", help="overwrite a different earlier measurement"
+    )
+
+    def add(name: str, handler: Handler, parents: list, summary: str) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(name, parents=parents, help=summary, description=summary)
+        parser.set_defaults(func=handler)
+        return parser
+
+    init = add("init", _init, [as_json], "validate an experiment and create its state file")
+    init.add_argument("experiment", type=Path, metavar="EXPERIMENT.toml")
+    init.add_argument(
+        "--state", type=Path, metavar="PATH", help="default: state/<experiment name>.h5"
+    )
+    init.add_argument("--validate-only", action="store_true", help="check the file, write nothing")
+
+    point = add("add", _add, [as_json, state, replace], "add a point by hand, measured or not")
+    point.add_argument("--params", required=True, metavar="K=V,...", help="one value per dimension")
+    point.add_argument("--value", type=float, help="its measurement, if known")
+
+    record = add("record", _record, [as_json, state, replace], "record a measurement for a point")
+    record.add_argument("id", type=int, metavar="ID")
+    record.add_argument("value", type=float, metavar="VALUE")
+
+    predict = add("predict", _predict, [as_json, state], "the spline's prediction at a point")
+    predict.add_argument(
+        "--params", required=True, metavar="K=V,...", help="one value per dimension"
+    )
+
+    propose = add("propose", _propose, [as_json, state], "fit and propose the next points")
+    propose.add_argument("-n", type=int, metavar="Q", help="number of points (default: batch_size)")
+    propose.add_argument("--dry-run", action="store_true", help="show the proposals, store nothing")
+
+    add("status", _status, [as_json, state], "points table, fit summary and convergence")
+
+    export = add("export", _export, [state], "write the points table")
+    export.add_argument("--csv", action="store_true", required=True, help="as CSV")
+    export.add_argument("--out", type=Path, metavar="FILE", help="default: stdout")
