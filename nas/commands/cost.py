@@ -1,0 +1,117 @@
+"""``splinenas cost``: size, MACs and training memory of one candidate of an experiment.
+
+A person checks a candidate before spending GPU-hours on it, with the same
+estimate that the search uses as its feasibility predicate. torch is imported
+inside the handler only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from nas.config import ConfigError, Experiment, load_experiment, parse_params
+from nas.models import ModelConfigError
+
+GB = 10**9
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "cost",
+        help="parameters, GMACs and GPU memory of one candidate",
+        description=(
+            "Estimate the parameters, multiply-accumulates per image and peak training memory "
+            "per GPU of one candidate: the experiment's fixed model settings merged with "
+            "--params, at its resolution, batch per GPU and precision."
+        ),
+    )
+    parser.add_argument("experiment", help="experiment TOML file")
+    parser.add_argument(
+        "--params",
+        required=True,
+        help="candidate coordinates as k=v,k=v (override the fixed model settings)",
+    )
+    parser.add_argument(
+        "--num-classes",
+        type=int,
+        help="classifier size when the experiment's [model] num_classes is not set",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.set_defaults(func=run_cost)
+
+
+def run_cost(args: argparse.Namespace) -> int:
+    try:
+        params = parse_params(args.params)
+    except ValueError as exc:
+        raise UsageError(f"--params: {exc}") from None
+    try:
+        experiment = load_experiment(args.experiment)
+        document = cost_document(experiment, params, args.num_classes)
+    except (ConfigError, ModelConfigError) as exc:
+        print(f"splinenas cost: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        print(_text(document))
+    return EXIT_OK
+
+
+def cost_document(
+    experiment: Experiment, params: dict[str, Any], num_classes: int | None
+) -> dict[str, Any]:
+    """The estimate for ``params`` under ``experiment`` as a JSON-ready dict."""
+    from nas.models.cost import estimate, fits
+
+    if experiment.model is None:
+        raise ConfigError(experiment.source, "model", None, "missing table; `cost` needs it")
+    classes = num_classes if num_classes is not None else experiment.model.num_classes
+    if classes is None:
+        raise UsageError(f"{experiment.source}: [model] num_classes is not set; pass --num-classes")
+    resolution = experiment.data.resolution if experiment.data is not None else 224
+    merged = {**experiment.model.fixed, **params}
+    cost = estimate(
+        experiment.model.family,
+        merged,
+        classes,
+        resolution=resolution,
+        batch_per_gpu=experiment.train.batch_per_gpu,
+        amp=experiment.train.amp != "off",
+    )
+    limit = experiment.cluster.max_gpu_memory_gb
+    return {
+        **cost.to_dict(),
+        "params": merged,
+        "num_classes": classes,
+        "max_gpu_memory_gb": limit,
+        "fits": fits(cost, limit),
+    }
+
+
+def _text(doc: dict[str, Any]) -> str:
+    limit = doc["max_gpu_memory_gb"]
+    verdict = (
+        "no limit set ([cluster] max_gpu_memory_gb)"
+        if limit is None
+        else f"{'fits' if doc['fits'] else 'does NOT fit'} {limit:g} GB per GPU"
+    )
+    params = ",".join(f"{k}={v}" for k, v in doc["params"].items())
+    precision = "mixed precision" if doc["amp"] else "fp32"
+    return "\n".join(
+        [
+            f"family      {doc['family']}: {doc['description']}",
+            f"params      {params}",
+            f"parameters  {doc['parameters']:,} ({doc['parameters'] / 1e6:.2f} M)",
+            f"GMACs       {doc['macs'] / 1e9:.3f} per {doc['resolution']}px image",
+            f"memory/GPU  {doc['memory_bytes'] / GB:.2f} GB at batch {doc['batch_per_gpu']}, "
+            f"{precision} (state {doc['state_bytes'] / GB:.2f} GB, activations "
+            f"{doc['activation_bytes'] / GB:.2f} GB, backward {doc['transient_bytes'] / GB:.2f}"
+            f" GB, workspace {doc['workspace_bytes'] / GB:.2f} GB)",
+            f"verdict     {verdict}",
+        ]
+    )
