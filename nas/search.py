@@ -25,6 +25,9 @@ DEFAULT_SAMPLES = 4096
 DEFAULT_LEVELS = 30
 DEFAULT_BUDGET = 2**17
 
+#: Candidates checked per vectorised distance computation in a walk.
+_BLOCK = 1024
+
 Objective = Callable[[np.ndarray], np.ndarray]
 Snap = Callable[[np.ndarray], np.ndarray]
 
@@ -48,9 +51,11 @@ def sample(
 
     Level 0 is ``n_samples`` scrambled Halton points over [0, 1]^d plus
     ``extra_points``; level k samples the box of width ``shrink**k`` centred
-    on the incumbent, clipped to [0, 1]^d. The search stops after a level
-    without improvement beyond floating-point accuracy, after ``max_levels``
-    levels, or when the next level would exceed ``budget`` evaluations.
+    on the incumbent, clipped to [0, 1]^d. The search stops after two
+    consecutive levels without improvement beyond floating-point accuracy
+    (one miss can be sampling luck in a box still much wider than the
+    distance to the optimum), after ``max_levels`` levels, or when the next
+    level would exceed ``budget`` evaluations.
 
     Returns
     -------
@@ -67,6 +72,7 @@ def sample(
     best = int(np.argmax(chunks_f[0]))
     x_best, f_best = first[best], chunks_f[0][best]
     used = first.shape[0]
+    misses = 0
     for level in range(1, max_levels + 1):
         if used + n_samples > budget:
             break
@@ -79,9 +85,12 @@ def sample(
         chunks_x.append(x)
         chunks_f.append(fx)
         i = int(np.argmax(fx))
-        if not fx[i] > f_best + 4.0 * np.spacing(abs(f_best)):
-            break
-        x_best, f_best = x[i], fx[i]
+        if fx[i] > f_best + 4.0 * np.spacing(abs(f_best)):
+            x_best, f_best, misses = x[i], fx[i], 0
+        else:
+            misses += 1
+            if misses == 2:
+                break
     return np.vstack(chunks_x), np.concatenate(chunks_f)
 
 
@@ -184,9 +193,21 @@ class Candidate:
 
 
 class _Walk:
-    """Per-category cursor over a ranking that skips inadmissible candidates lazily."""
+    """Per-category cursor over a ranking that skips inadmissible candidates lazily.
 
-    def __init__(self, ranking: Ranking) -> None:
+    With ``cell > 0`` the ranking is thinned first: of the candidates in one
+    grid cell of that width only the best-ranked is kept. Cells are narrower
+    than the minimum distance, so no two of the dropped near-duplicates
+    (the refinement levels pile thousands around the argmax) could both be
+    proposed anyway, and the walk stays short.
+    """
+
+    def __init__(self, ranking: Ranking, cell: float) -> None:
+        if cell > 0 and len(ranking.points):
+            cells = np.floor(ranking.points / cell)
+            _, first = np.unique(cells, axis=0, return_index=True)
+            keep = np.sort(first)
+            ranking = Ranking(ranking.points[keep], ranking.scores[keep])
         self.ranking = ranking
         self.position = 0
 
@@ -243,11 +264,10 @@ def propose(
     def ranking_for(index: int, slot: int) -> _Walk:
         cat = categories[index]
         rng = np.random.default_rng([seed, index, slot])
-        return _Walk(
-            strategy.rank(
-                current[cat], snap=space.snap_unit, avoid=checker.unit_points(cat), rng=rng
-            )
+        ranking = strategy.rank(
+            current[cat], snap=space.snap_unit, avoid=checker.unit_points(cat), rng=rng
         )
+        return _Walk(ranking, min_distance / np.sqrt(space.d))
 
     walks = {cat: ranking_for(i, 0) for i, cat in enumerate(categories)}
     out: list[Candidate] = []
@@ -295,6 +315,7 @@ class _Admissibility:
         self.feasible = feasible
         self.min_distance = min_distance
         self.rejected = {"taken": 0, "too close": 0, "infeasible": 0}
+        self.infeasible: set[tuple[tuple[Value, ...], bytes]] = set()
         self.examined = 0
 
     def unit_points(self, cat: tuple[Value, ...]) -> np.ndarray:
@@ -305,22 +326,37 @@ class _Admissibility:
         existing = self.unit_points(cat)
         points = walk.ranking.points
         while walk.position < len(points):
-            x = points[walk.position]
-            reason = self._reason(x, cat, existing)
-            if reason is None:
-                return walk.position
-            self.rejected[reason] += 1
-            self.examined += 1
-            walk.position += 1
+            block = points[walk.position : walk.position + _BLOCK]
+            far = self._far_enough(block, existing)
+            for offset in range(len(block)):
+                if not far[offset]:
+                    self.rejected["too close"] += 1
+                else:
+                    reason = self._reason(block[offset], cat)
+                    if reason is None:
+                        walk.position += offset
+                        return walk.position
+                    self.rejected[reason] += 1
+                self.examined += 1
+            walk.position += len(block)
         return None
 
-    def _reason(self, x: np.ndarray, cat: tuple[Value, ...], existing: np.ndarray) -> str | None:
+    def _far_enough(self, block: np.ndarray, existing: np.ndarray) -> np.ndarray:
+        if not existing.size:
+            return np.ones(len(block), dtype=bool)
+        diff = block[:, None, :] - existing[None, :, :]
+        nearest = np.sqrt(np.min(np.einsum("ijk,ijk->ij", diff, diff), axis=1))
+        return nearest >= self.min_distance
+
+    def _reason(self, x: np.ndarray, cat: tuple[Value, ...]) -> str | None:
+        memo = (cat, x.tobytes())
+        if memo in self.infeasible:
+            return "infeasible"
         params = self.space.from_unit(x, cat)
-        if self.space.key(params) in self.taken:
+        if tuple(params[name] for name in self.space.names) in self.taken:
             return "taken"
-        if existing.size and np.min(np.linalg.norm(existing - x, axis=1)) < self.min_distance:
-            return "too close"
         if self.feasible is not None and not self.feasible(params):
+            self.infeasible.add(memo)
             return "infeasible"
         return None
 
