@@ -1,0 +1,148 @@
+"""SplineOptimizer: the ask/tell loop of Algorithm 1."""
+
+import math
+
+import pytest
+
+from nas.optimizer import SplineOptimizer
+from nas.search import SearchError
+from nas.space import Dim, SearchSpace
+
+SPACE = SearchSpace([Dim("a", "float", -2.0, 2.0), Dim("b", "int", 0, 20)])
+
+
+def _objective(p: dict) -> float:
+    return -((p["a"] - 0.7) ** 2) - ((p["b"] - 13) / 10) ** 2
+
+
+def _run(opt: SplineOptimizer, f, rounds: int = 25) -> list:
+    suggested = []
+    for _ in range(rounds):
+        for proposal in opt.suggest():
+            suggested.append(proposal)
+            opt.tell(proposal.params, f(proposal.params))
+        if opt.converged:
+            break
+    return suggested
+
+
+def test_ask_tell_loop_converges_on_toy_problem() -> None:
+    opt = SplineOptimizer(SPACE, tolerance=0.01, seed=1)
+    suggested = _run(opt, _objective)
+    assert [p.origin for p in suggested[:5]] == ["initial"] * 5
+    assert opt.converged
+    params, value = opt.best
+    assert value > -0.05 and abs(params["a"] - 0.7) < 0.3 and abs(params["b"] - 13) <= 2
+    keys = [SPACE.key(p.params) for p in suggested]
+    assert len(keys) == len(set(keys))
+    summary = opt.fit()
+    assert summary.n_support == len(suggested) and math.isfinite(summary.loo_rmse)
+
+
+def test_minimize_goal() -> None:
+    opt = SplineOptimizer(SPACE, tolerance=0.01, seed=1, goal="minimize")
+    _run(opt, lambda p: -_objective(p))
+    assert opt.converged
+    assert opt.best[1] < 0.05
+    assert opt.fit().predicted_max < 0.05
+
+
+def test_determined_by_seed_and_data() -> None:
+    def rebuilt(seed: int) -> list:
+        opt = SplineOptimizer(SPACE, seed=seed, batch_size=3)
+        for p in SPACE.initial_design():
+            opt.tell(p, _objective(p))
+        return opt.suggest()
+
+    assert rebuilt(4) == rebuilt(4)
+
+
+def test_never_reproposes_measured_or_pending_points() -> None:
+    opt = SplineOptimizer(SPACE, batch_size=2, min_distance=0.05)
+    for p in SPACE.initial_design():
+        opt.tell(p, _objective(p))
+    first = opt.suggest()
+    for proposal in first:
+        opt.mark_pending(proposal.params)
+    second = opt.suggest()
+    taken = {SPACE.key(p) for p in SPACE.initial_design()} | {SPACE.key(p.params) for p in first}
+    assert not taken & {SPACE.key(p.params) for p in second}
+    for new in second:
+        for old in [p.params for p in first] + SPACE.initial_design():
+            assert SPACE.unit_distance(new.params, old) >= 0.05
+    opt.forget_pending(first[0].params)
+    assert opt.suggest(1)[0].params == first[0].params
+
+
+def test_initial_design_first_and_pending_blocks_fit() -> None:
+    opt = SplineOptimizer(SPACE, batch_size=10)
+    batch = opt.suggest()
+    assert [p.params for p in batch] == SPACE.initial_design()
+    for p in batch:
+        opt.mark_pending(p.params)
+    assert opt.suggest() == [] and opt.fit() is None
+
+
+def test_tell_defaults_prediction_and_nan_is_failure() -> None:
+    opt = SplineOptimizer(SPACE, tolerance=1e-9)
+    for p in SPACE.initial_design():
+        opt.tell(p, _objective(p))
+    (proposal,) = opt.suggest()
+    with pytest.warns(RuntimeWarning, match="recorded as a failure"):
+        opt.tell(proposal.params, float("nan"))
+    assert opt.history[-1].predicted == proposal.predicted
+    assert math.isnan(opt.history[-1].value) and opt.n_measured == 5
+    assert SPACE.key(opt.suggest()[0].params) != SPACE.key(proposal.params)
+    opt.tell(proposal.params, proposal.predicted)
+    assert opt.converged
+    with pytest.raises(ValueError, match="already told"):
+        opt.tell(proposal.params, 1.0)
+
+
+def test_feasibility_predicate_excludes_initial_and_proposals() -> None:
+    def feasible(p: dict) -> bool:
+        return p["b"] <= 15
+
+    opt = SplineOptimizer(SPACE, feasible=feasible, batch_size=4)
+    design = [p.params for p in opt.suggest(20)]
+    assert all(p["b"] <= 15 for p in design) and len(design) < len(SPACE.initial_design())
+
+
+def test_categorical_combinations_get_their_own_design() -> None:
+    space = SearchSpace([Dim("a", "float", 0.0, 1.0), Dim("c", "categorical", choices=("x", "y"))])
+    opt = SplineOptimizer(space, batch_size=2)
+    design = space.initial_design()
+    for p in design[:3]:
+        opt.tell(p, p["a"])
+    proposals = opt.suggest(4)
+    assert [p.origin for p in proposals] == ["initial"] * 3 + ["incremental"]
+    assert proposals[3].params["c"] == "x"
+    assert opt.predict({"a": 0.5, "c": "x"}) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"no spline for category \('y',\)"):
+        opt.predict({"a": 0.5, "c": "y"})
+
+
+def test_exhausted_space_raises() -> None:
+    space = SearchSpace([Dim("n", "int", 0, 2)])
+    opt = SplineOptimizer(space)
+    for p in space.initial_design():
+        opt.tell(p, float(p["n"]))
+    with pytest.raises(SearchError, match="no feasible candidate"):
+        opt.suggest()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be an int >= 1"),
+        ({"tolerance": -1.0}, "tolerance must be"),
+        ({"goal": "max"}, r"goal must be one of \['maximize', 'minimize'\]"),
+        ({"strategy": "bayes"}, r"strategy must be one of \['paper'\]"),
+        ({"min_distance": 1.5}, r"min_distance must be in \[0, 1\)"),
+        ({"smoothing": math.nan}, "smoothing must be"),
+        ({"feasible": 3}, "feasible must be callable"),
+    ],
+)
+def test_constructor_validation(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SplineOptimizer(SPACE, **kwargs)
