@@ -217,3 +217,15 @@ def test_jsrun_starts_every_rank(fake_lsf: Path, tmp_path: Path) -> None:
     assert sorted(out.split()) == ["0/6/0", "1/6/1", "2/6/2", "3/6/0", "4/6/1", "5/6/2"]
     failed = run_command([str(FAKES / "jsrun"), "-n", "2", "bash", "-c", "exit 4"], check=False)
     assert failed.returncode == 4
+
+
+def test_local_ignores_ids_it_never_gave_out(tmp_path: Path) -> None:
+    scheduler = LocalScheduler(tmp_path / "jobs")
+    (tmp_path / "jobs" / "x").mkdir(parents=True)
+    (tmp_path / "jobs" / "x" / "name").write_text("planted\n")
+    assert scheduler.status(["../jobs/x", "x"]) == {
+        "../jobs/x": JobState.UNKNOWN,
+        "x": JobState.UNKNOWN,
+    }
+    with pytest.raises(SchedulerError, match="local: no job 'x' under"):
+        scheduler.cancel("x")

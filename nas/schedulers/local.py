@@ -10,6 +10,7 @@ Job ids embed the submission time and random bits, so they never repeat.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -44,6 +45,9 @@ KILL_GRACE = 10.0
 START_GRACE = 30.0
 
 
+_JOB_ID = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{8}$")
+
+
 def new_job_id() -> str:
     """Time-ordered and random: unique across restarts, sortable by submission."""
     return f"{time.time_ns():016x}-{secrets.token_hex(4)}"
@@ -72,7 +76,10 @@ class LocalScheduler(Scheduler):
     def _query(self, job_ids: Sequence[str], job_names: Sequence[str]) -> list[JobRecord]:
         # Reap finished wrappers so that they do not linger as zombies.
         self._children = {i: c for i, c in self._children.items() if c.poll() is None}
-        folders = [self.root / i for i in job_ids] if not job_names else self._all_folders()
+        if job_names:
+            folders = self._all_folders()
+        else:
+            folders = [self.root / i for i in job_ids if _JOB_ID.fullmatch(i)]
         return [self._record(folder) for folder in folders if (folder / "name").is_file()]
 
     def _all_folders(self) -> list[Path]:
@@ -98,10 +105,15 @@ class LocalScheduler(Scheduler):
             return JobState.PENDING
         return JobState.FAILED  # killed with its wrapper, or the machine went down
 
-    def _cancel(self, job_id: str) -> None:
+    def _folder(self, job_id: str) -> Path | None:
+        """The job's folder, or None for an id this backend never gave out."""
         folder = self.root / job_id
-        if not (folder / "name").is_file():
-            raise SchedulerError(f"local: no job {job_id} under {self.root}")
+        return folder if _JOB_ID.fullmatch(job_id) and (folder / "name").is_file() else None
+
+    def _cancel(self, job_id: str) -> None:
+        folder = self._folder(job_id)
+        if folder is None:
+            raise SchedulerError(f"local: no job {job_id!r} under {self.root}")
         (folder / "cancelled").touch()
         pid = _read_int(folder / "pid")
         if pid is None or not _alive(pid, folder):
@@ -115,9 +127,9 @@ class LocalScheduler(Scheduler):
         _signal_group(pid, signal.SIGKILL)
 
     def reason(self, job_id: str) -> str:
-        folder = self.root / job_id
-        if not (folder / "name").is_file():
-            return f"local: no job {job_id} under {self.root}"
+        folder = self._folder(job_id)
+        if folder is None:
+            return f"local: no job {job_id!r} under {self.root}"
         exitcode = _read_int(folder / "exitcode")
         if (folder / "cancelled").exists():
             return "cancelled"

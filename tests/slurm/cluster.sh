@@ -169,8 +169,9 @@ stop() {
 }
 
 status() {
-    local state
-    state=$(node_state)
+    local state=""
+    # Without a live slurmctld, sinfo would retry for many seconds.
+    pid_alive "$DIR/slurmctld.pid" && state=$(node_state)
     printf '%s\n' "${state:-down}"
     [[ $state == idle || $state == allocated || $state == mixed ]]
 }
