@@ -229,3 +229,38 @@ def test_local_ignores_ids_it_never_gave_out(tmp_path: Path) -> None:
     }
     with pytest.raises(SchedulerError, match="local: no job 'x' under"):
         scheduler.cancel("x")
+
+
+#: Stands in for python under jsrun or alone: one file per rank with argv and env.
+RANK_PYTHON = """#!/bin/bash
+rank=${JSM_NAMESPACE_RANK:-0}
+printf '%s\\n' "$rank/${JSM_NAMESPACE_SIZE:-1}" "$MASTER_ADDR:$MASTER_PORT" "$@" >"rank-$rank"
+"""
+
+
+@pytest.mark.parametrize(("backend", "ranks"), [("local", 1), ("lsf", 3)])
+def test_a_rendered_script_runs_end_to_end(
+    fake_lsf: Path, tmp_path: Path, backend: str, ranks: int
+) -> None:
+    from nas.scripts import render_job_script, write_job_script
+
+    point = tmp_path / "point a 0"
+    point.mkdir()
+    python = tmp_path / "python"
+    python.write_text(RANK_PYTHON)
+    python.chmod(0o755)
+    cluster = ClusterConfig(backend=backend, python=str(python), ranks_per_node=ranks,
+                            cores_per_node=3, walltime_minutes=10)  # fmt: skip
+    text = render_job_script(backend, cluster=cluster, point_dir=point, job_name="e2e-lsf",
+                             stdout_path="seg-%J.out")  # fmt: skip
+    script = write_job_script(point / "job.sh", text)
+    scheduler = get_scheduler(cluster, local_root=tmp_path / "jobs")
+    job_id = scheduler.submit(script, job_name="e2e-lsf", cwd=point)
+    assert wait_for(scheduler, job_id, finished, 20) is JobState.COMPLETED
+    for rank in range(ranks):
+        lines = (point / f"rank-{rank}").read_text().splitlines()
+        assert lines[0] == f"{rank}/{ranks}"
+        assert lines[2:6] == ["-m", "nas.train", "--point-dir", str(point)]
+    if backend == "lsf":
+        assert lines[1] == f"127.0.0.1:{20000 + int(job_id)}"
+        assert (point / f"seg-{job_id}.out").exists()
