@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime
 import functools
 import json
 import math
@@ -318,37 +319,36 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_CSV_FIELDS = ("status", "value", "predicted", "batch", "origin", "job_id", "job_name", "attempts")
+_CSV_FIELDS += ("segment", "gpu_hours", "reason")
+
+
 def _csv_rows(state: State) -> Iterable[list[Any]]:
-    fields = [
-        "status",
-        "value",
-        "predicted",
-        "batch",
-        "origin",
-        "job_id",
-        "job_name",
-        "attempts",
-        "segment",
-        "gpu_hours",
-        "reason",
-        "created",
-        "updated",
-    ]
-    yield ["id", *state.space.names, *fields]
+    """A header, then one row per point: id, one column per dimension, the record."""
+    yield ["id", *state.space.names, *_CSV_FIELDS, "created", "updated"]
     for point in state.points:
-        values = [getattr(point, name) for name in fields]
+        values = [getattr(point, name) for name in _CSV_FIELDS]
         values = ["" if v is None else getattr(v, "value", v) for v in values]
-        yield [point.id, *(point.params[name] for name in state.space.names), *values]
+        times = [_iso(point.created), _iso(point.updated)]
+        yield [point.id, *(point.params[name] for name in state.space.names), *values, *times]
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+
+
+def _write_csv(state: State, handle: TextIO) -> None:
+    csv.writer(handle, lineterminator="\n").writerows(_csv_rows(state))
 
 
 @_reported
 def _export(args: argparse.Namespace) -> int:
     state = StateStore.read(args.state)
     if args.out is None:
-        csv.writer(sys.stdout).writerows(_csv_rows(state))
+        _write_csv(state, sys.stdout)
     else:
         with open(args.out, "w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerows(_csv_rows(state))
+            _write_csv(state, handle)
         print(f"wrote {len(state.points)} points to {args.out}", file=sys.stderr)
     return EXIT_OK
 

@@ -1,0 +1,231 @@
+"""The core commands end to end: a search run by hand through the CLI alone."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas.cli import main
+from nas.lockfile import FileLock
+from nas.store import load_state
+
+ROOT = Path(__file__).resolve().parents[1]
+TOML = """
+[experiment]
+name = "toy"
+tolerance = 0.05
+max_points = 20
+[[space]]
+name = "x"
+type = "float"
+low = -2.0
+high = 2.0
+[[space]]
+name = "y"
+type = "float"
+low = -2.0
+high = 2.0
+"""
+
+
+def objective(params: dict) -> float:
+    return 10.0 - (params["x"] - 0.7) ** 2 - (params["y"] + 0.3) ** 2
+
+
+def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture, *argv: str) -> object:
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture
+def toy(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
+    """A state file holding the pending initial design of the toy."""
+    (tmp_path / "toy.toml").write_text(TOML)
+    state = tmp_path / "toy.h5"
+    code, out, err = run(capsys, "init", str(tmp_path / "toy.toml"), "--state", str(state))
+    assert (code, out.strip()) == (0, str(state)), err
+    return state
+
+
+def measure_pending(capsys: pytest.CaptureFixture, state: Path) -> int:
+    points = run_json(capsys, "status", "--state", str(state))["points"]
+    pending = [p for p in points if p["status"] == "pending"]
+    for point in pending:
+        value = repr(objective(point["params"]))
+        code, _, err = run(capsys, "record", "--state", str(state), str(point["id"]), value)
+        assert code == 0, err
+    return len(pending)
+
+
+def test_search_converges_through_the_cli_alone(toy: Path, capsys: pytest.CaptureFixture) -> None:
+    assert measure_pending(capsys, toy) == 5
+    for _ in range(8):
+        status = run_json(capsys, "status", "--state", str(toy))
+        if status["converged"]:
+            break
+        proposed = run_json(capsys, "propose", "--state", str(toy))
+        assert [sorted(p) for p in proposed] == [["id", "params", "predicted"]]
+        assert measure_pending(capsys, toy) == 1
+    assert status["converged"], status
+    assert status["best"]["params"]["x"] == pytest.approx(0.7, abs=0.15)
+    assert status["best"]["params"]["y"] == pytest.approx(-0.3, abs=0.15)
+    assert status["fit"]["n_support"] == len(status["points"])
+    assert load_state(toy).fits, "every proposal's fit is kept"
+    code, out, _ = run(capsys, "status", "--state", str(toy))
+    assert code == 0
+    assert "converged: yes (tolerance 0.05)" in out
+    assert f"best measured: point {status['best']['id']}" in out
+
+
+def test_subprocess_status_answers_without_torch(toy: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "nas", "status", "--state", str(toy), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert len(json.loads(done.stdout)["points"]) == 5
+    probe = (
+        "import sys, nas.cli; code = nas.cli.main(['status', '--state', sys.argv[1]]); "
+        "print(code, 'torch' in sys.modules, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(toy)], capture_output=True, text=True, env=env
+    )
+    assert done.stderr.split()[-2:] == ["0", "False"], done.stderr
+
+
+def test_validate_only_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "toy.toml").write_text(TOML)
+    monkeypatch.chdir(tmp_path)
+    doc = run_json(capsys, "init", "toy.toml", "--validate-only")
+    assert doc == {"valid": True, "experiment": "toy", "dims": ["x", "y"], "initial_design": 5}
+    assert not (tmp_path / "state").exists()
+    assert run(capsys, "init", "toy.toml")[0] == 0
+    assert (tmp_path / "state" / "toy.h5").exists()  # the default path
+
+
+def test_config_error_exits_1_naming_file_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TOML.replace("tolerance = 0.05", "tolerance = -1.0"))
+    code, out, err = run(capsys, "init", str(bad), "--state", str(tmp_path / "s.h5"))
+    assert (code, out) == (1, "")
+    assert f"{bad}: [experiment] tolerance: expected at least 0.0" in err
+    assert not (tmp_path / "s.h5").exists()
+
+
+def test_init_refuses_an_existing_state(toy: Path, capsys: pytest.CaptureFixture) -> None:
+    code, _, err = run(capsys, "init", str(toy.with_name("toy.toml")), "--state", str(toy))
+    assert code == 1 and "already exists" in err
+
+
+def test_add_records_on_an_existing_point(toy: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_json(capsys, "add", "--state", str(toy), "--params", "x=2,y=2.0", "--value", "3.5")
+    assert (doc["id"], doc["created"], doc["value"], doc["origin"]) == (0, False, 3.5, "initial")
+    code, _, err = run(capsys, "add", "--state", str(toy), "--params", "x=2,y=2", "--value", "4")
+    assert code == 1 and "already measured (3.5)" in err and "--replace" in err
+    code, out, _ = run(
+        capsys, "add", "--state", str(toy), "--params", "y=2,x=2", "--value", "4", "--replace"
+    )
+    assert (code, out) == (0, "0\n")
+    code, out, _ = run(capsys, "add", "--state", str(toy), "--params", "x=0.5,y=-1")
+    assert (code, out) == (0, "5\n")
+    point = load_state(toy).point(5)
+    assert (point.origin, point.status.value, point.value) == ("manual", "pending", None)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [("x=1", r"missing \['y'\]"), ("x=1,y=1,z=2", r"unknown \['z'\]"), ("x1", "expected k=v")],
+)
+def test_bad_params_are_usage_errors(
+    toy: Path, capsys: pytest.CaptureFixture, params: str, message: str
+) -> None:
+    code, _, err = run(capsys, "add", "--state", str(toy), "--params", params)
+    assert code == 2
+    assert re.search(message, err), err
+
+
+def test_record_errors(toy: Path, capsys: pytest.CaptureFixture) -> None:
+    assert run(capsys, "record", "--state", str(toy), "0", "1.5")[0] == 0
+    cases = {
+        ("0", "2.5"): "already measured (1.5)",
+        ("9", "1"): "no point with id 9",
+        ("1", "nan"): "must be finite",
+    }
+    for (point, value), message in cases.items():
+        code, _, err = run(capsys, "record", "--state", str(toy), point, value)
+        assert code == 1 and message in err, err
+    assert run(capsys, "record", "--state", str(toy), "0", "2.5", "--replace")[0] == 0
+    assert load_state(toy).point(0).value == 2.5
+    assert run(capsys, "record", "--state", str(toy), "0", "abc")[0] == 2
+
+
+def test_writer_commands_respect_the_lock(toy: Path, capsys: pytest.CaptureFixture) -> None:
+    lock = FileLock(toy)
+    lock.acquire()
+    try:
+        code, _, err = run(capsys, "record", "--state", str(toy), "0", "1")
+    finally:
+        lock.release()
+    assert code == 1 and f"locked by pid {os.getpid()}" in err
+    assert run_json(capsys, "status", "--state", str(toy))["points"][0]["value"] is None
+
+
+def test_predict_and_dry_run(toy: Path, capsys: pytest.CaptureFixture) -> None:
+    code, _, err = run(capsys, "predict", "--state", str(toy), "--params", "x=0,y=0")
+    assert code == 1 and "cannot predict yet: 5 of 5 initial-design points" in err
+    measure_pending(capsys, toy)
+    doc = run_json(capsys, "predict", "--state", str(toy), "--params", "x=0,y=0")
+    assert sorted(doc) == ["loo_rmse", "n_support", "predicted"]
+    assert doc["predicted"] == pytest.approx(objective({"x": 0, "y": 0}))
+    assert doc["n_support"] == 5
+    proposals = run_json(capsys, "propose", "--state", str(toy), "-n", "2", "--dry-run")
+    assert [p["id"] for p in proposals] == [None, None]
+    assert len(load_state(toy).points) == 5
+    assert run(capsys, "propose", "--state", str(toy), "-n", "0")[0] == 2
+
+
+def test_export_csv(toy: Path, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    run(capsys, "record", "--state", str(toy), "2", "9.5")
+    code, out, _ = run(capsys, "export", "--state", str(toy), "--csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 5
+    assert (rows[2]["x"], rows[2]["y"], rows[2]["status"], rows[2]["value"]) == (
+        "0.0",
+        "0.0",
+        "done",
+        "9.5",
+    )
+    assert rows[0]["value"] == "" and rows[0]["origin"] == "initial"
+    target = tmp_path / "points.csv"
+    assert run(capsys, "export", "--state", str(toy), "--csv", "--out", str(target))[0] == 0
+    assert target.read_text() == out
+    assert run(capsys, "export", "--state", str(toy))[0] == 2  # --csv is the format to name
+
+
+def test_missing_state_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code, _, err = run(capsys, "status", "--state", str(tmp_path / "none.h5"))
+    assert code == 1 and "no state file at" in err and "splinenas init" in err

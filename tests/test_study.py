@@ -1,0 +1,177 @@
+"""The glue between state and optimizer: batches, fits, budgets, convergence."""
+
+from __future__ import annotations
+
+import pytest
+
+from nas import study
+from nas.config import parse_experiment
+from nas.state import PointStatus, State, StateError
+
+S = PointStatus
+
+
+def experiment(**settings: object) -> object:
+    lines = "\n".join(f"{key} = {value!r}".replace("'", '"') for key, value in settings.items())
+    return parse_experiment(
+        f"""
+[experiment]
+name = "bowl"
+{lines}
+[[space]]
+name = "x"
+type = "float"
+low = -2.0
+high = 2.0
+[[space]]
+name = "y"
+type = "int"
+low = -20
+high = 20
+""",
+        "bowl.toml",
+    )
+
+
+def bowl(params: dict) -> float:
+    return 10.0 - (params["x"] - 0.7) ** 2 - ((params["y"] + 3) / 10) ** 2
+
+
+def new_state(exp: object) -> State:
+    return State(exp.text, exp.space)
+
+
+def measure(state: State, batch: list) -> None:
+    for point in batch:
+        state.record(point.id, bowl(point.params))
+
+
+def test_initial_batch_is_the_design_as_pending_batch_zero() -> None:
+    exp = experiment()
+    state = new_state(exp)
+    points = study.initial_batch(state, exp)
+    assert [p.params for p in points] == exp.space.initial_design()
+    assert {(p.status, p.origin, p.batch, p.predicted) for p in points} == {
+        (S.PENDING, "initial", 0, None)
+    }
+    assert study.propose_batch(state, exp) == []  # nothing to fit while the design is unmeasured
+    assert "5 of 5 initial-design points are not measured" in study.fit_blocker(state)
+
+
+def test_build_optimizer_tells_measured_and_avoids_all_other_points() -> None:
+    exp = experiment(batch_size=2)
+    state = new_state(exp)
+    design = study.initial_batch(state, exp)
+    measure(state, design[:4])
+    state.set_status(design[4].id, S.SUBMITTING)
+    optimizer = study.build_optimizer(state, exp)
+    assert optimizer.n_measured == 4
+    assert optimizer.pending == [design[4].params]
+    assert optimizer.suggest() == []  # the design is not complete: no fit, nothing re-issued
+
+
+def test_propose_batch_stores_predictions_and_the_fit() -> None:
+    exp = experiment(batch_size=2)
+    state = new_state(exp)
+    design = study.initial_batch(state, exp)
+    measure(state, design)
+    points = study.propose_batch(state, exp)
+    assert len(points) == 2
+    assert {(p.origin, p.batch, p.status) for p in points} == {("incremental", 1, S.PENDING)}
+    assert all(p.predicted is not None for p in points)
+    fit = state.fits[-1]
+    assert fit.support_ids == tuple(p.id for p in design)
+    assert fit.coefficients.shape == (len(design) + 3,)  # c_j and the linear tail
+    assert fit.argmax["x"] == pytest.approx(0.7, abs=0.3)
+    again = study.propose_batch(state, exp)  # the first batch is pending: never proposed twice
+    assert {exp.space.key(p.params) for p in again}.isdisjoint(
+        {exp.space.key(p.params) for p in points}
+    )
+
+
+def test_dry_run_stores_nothing() -> None:
+    exp = experiment()
+    state = new_state(exp)
+    measure(state, study.initial_batch(state, exp))
+    generation_points, fits = len(state.points), len(state.fits)
+    proposals = study.propose_batch(state, exp, n=3, dry_run=True)
+    assert len(proposals) == 3 and all(p.origin == "incremental" for p in proposals)
+    assert (len(state.points), len(state.fits)) == (generation_points, fits)
+
+
+def test_max_points_caps_and_then_refuses() -> None:
+    exp = experiment(max_points=7)
+    state = new_state(exp)
+    measure(state, study.initial_batch(state, exp))
+    state.set_status(state.add_point({"x": 1.5, "y": 9}, "manual", 1).id, S.CANCELLED)
+    assert study.remaining_points(state, exp) == 2  # a cancelled point costs nothing
+    assert len(study.propose_batch(state, exp, n=5)) == 2
+    assert study.budget_reason(state, exp) == "max_points reached: 7 points proposed of 7"
+    with pytest.raises(study.StudyError, match="no more points.*max_points reached"):
+        study.propose_batch(state, exp)
+
+
+def test_gpu_hour_and_wall_time_budgets() -> None:
+    exp = experiment(max_gpu_hours=100.0, max_wall_hours=2.0)
+    state = new_state(exp)
+    points = study.initial_batch(state, exp)
+    assert study.budget_reason(state, exp, now=state.created + 3600) is None
+    assert "max_wall_hours reached" in study.budget_reason(state, exp, now=state.created + 7300)
+    state.update_point(points[0].id, gpu_hours=60.0)
+    state.update_point(points[1].id, gpu_hours=45.0)
+    assert study.budget_reason(state, exp) == "max_gpu_hours reached: 105.0 of 100 GPU-hours used"
+
+
+def test_loop_converges_when_a_prediction_comes_true() -> None:
+    exp = experiment(tolerance=0.05)
+    state = new_state(exp)
+    measure(state, study.initial_batch(state, exp))
+    assert not study.is_converged(state, exp)
+    for _ in range(10):
+        if study.is_converged(state, exp):
+            break
+        measure(state, study.propose_batch(state, exp))
+    assert study.is_converged(state, exp)
+    best = study.best_point(state, exp)
+    assert best.value == max(p.value for p in state.points)
+    assert best.params["x"] == pytest.approx(0.7, abs=0.2)
+    value, summary = study.predict(state, exp, best.params)
+    assert value == pytest.approx(best.value, abs=1e-9)  # interpolation at a support point
+    assert summary.n_support == len(state.points)
+
+
+def test_manual_points_are_not_predictions() -> None:
+    exp = experiment(tolerance=10.0)
+    state = new_state(exp)
+    measure(state, study.initial_batch(state, exp))
+    study.add_manual(state, {"x": 0.5, "y": -3}, value=9.9)
+    assert not study.is_converged(state, exp)  # no prediction was made for it
+
+
+def test_best_point_respects_the_goal() -> None:
+    exp = experiment(goal="minimize")
+    state = new_state(exp)
+    measure(state, study.initial_batch(state, exp))
+    assert study.best_point(state, exp).value == min(p.value for p in state.points)
+    assert study.best_point(new_state(exp), exp) is None
+
+
+def test_add_manual_records_on_an_existing_point() -> None:
+    exp = experiment()
+    state = new_state(exp)
+    design = study.initial_batch(state, exp)
+    point, created = study.add_manual(state, {"x": 2.0, "y": 20.2}, value=3.0)
+    assert (point.id, created, point.value) == (design[0].id, False, 3.0)
+    with pytest.raises(StateError, match="already measured.*--replace"):
+        study.add_manual(state, {"x": 2, "y": 20}, value=4.0)
+    assert study.add_manual(state, {"x": 2, "y": 20}, value=4.0, replace=True)[0].value == 4.0
+    new, created = study.add_manual(state, {"x": 0.1, "y": 1})
+    assert created and (new.origin, new.status, new.batch) == ("manual", S.PENDING, 1)
+
+
+def test_predict_needs_a_fit() -> None:
+    exp = experiment()
+    state = new_state(exp)
+    measure(state, study.initial_batch(state, exp)[:3])
+    with pytest.raises(study.StudyError, match="cannot predict yet: 2 of 5 initial-design"):
+        study.predict(state, exp, {"x": 0.0, "y": 0})
