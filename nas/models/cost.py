@@ -113,7 +113,8 @@ def count_macs(
     to a spec only.
     """
     model = _meta_model(model_or_spec, num_classes)
-    macs = _trace(model, resolution, batch=1).flops // 2
+    # Two images: a training-mode BatchNorm needs more than one value per channel.
+    macs = _trace(model, resolution, batch=2).flops // 4
     if not classifier:
         macs -= sum(m.in_features * m.out_features for m in model.modules() if _is_linear(m))
     return macs
