@@ -247,7 +247,7 @@ class SearchSpace:
 
     def _unit_to_values(self, x: np.ndarray) -> np.ndarray:
         forward = self._lo + np.clip(x, 0.0, 1.0) * self._width
-        return np.where(self._is_log, np.exp(forward), forward)
+        return np.where(self._is_log, np.exp(np.where(self._is_log, forward, 0.0)), forward)
 
     def _snap_values(self, values: np.ndarray) -> np.ndarray:
         lows = np.array([dim.low for dim in self.numeric], dtype=np.float64)
