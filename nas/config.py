@@ -99,7 +99,9 @@ def _check_strings(value: list) -> str | None:
 def _check_fixed(value: dict) -> str | None:
     for key, item in value.items():
         if not isinstance(item, (bool, int, float, str)):
-            return f"value of {key!r} must be a number, string or boolean, got {type(item).__name__}"
+            return (
+                f"value of {key!r} must be a number, string or boolean, got {type(item).__name__}"
+            )
     return None
 
 
@@ -318,6 +320,10 @@ class Experiment:
         }
 
 
+#: Keys that a ``[[space]]`` entry needs, by its type.
+_DIM_REQUIRED = {"int": ("low", "high"), "float": ("low", "high"), "categorical": ("choices",)}
+
+
 def _parse_space(raw: Any, source: str) -> SearchSpace:
     if not isinstance(raw, list) or not raw:
         raise ConfigError(source, "space", None, "expected one or more [[space]] entries")
@@ -326,6 +332,11 @@ def _parse_space(raw: Any, source: str) -> SearchSpace:
         table = f"space.{i}"
         dim = _parse_table(DimConfig, entry, source, table)
         table = f"space.{dim.name}"
+        for key in _DIM_REQUIRED[dim.type]:
+            if key not in entry:
+                raise ConfigError(
+                    source, table, key, f"missing required key of a {dim.type} dimension"
+                )
         try:
             dims.append(
                 Dim(
