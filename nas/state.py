@@ -99,7 +99,11 @@ _UPDATABLE = frozenset({"job_id", "job_name", "attempts", "segment", "gpu_hours"
 
 @dataclass(frozen=True)
 class FitRecord:
-    """One spline fit: which points supported it and what it predicted."""
+    """One spline fit: which points supported it and what it predicted.
+
+    ``coefficients`` holds, per fitted category in order, the kernel
+    coefficients c_j followed by the linear tail (constant, then one per dim).
+    """
 
     number: int
     time: float
@@ -121,7 +125,7 @@ class Event:
 
 
 class State:
-    """Points, fits and events of one search; no I/O (see :class:`StateStore`).
+    """Points, fits and events of one search; no I/O (see :class:`nas.store.StateStore`).
 
     Points are keyed by ``space.key(params)``: there are never two points for
     the same architecture, and ids are never reused.
@@ -211,6 +215,8 @@ class State:
         value = float(value)
         if not math.isfinite(value):
             raise StateError(f"point {point_id}: measured value must be finite, got {value}")
+        if point.status is PointStatus.DONE and point.value == value:
+            return point
         if point.value is not None and point.value != value and not replace:
             raise StateError(
                 f"point {point_id} is already measured ({point.value}); "
@@ -229,11 +235,8 @@ class State:
         status = PointStatus(status)
         _check_transition(point, status)
         self._put(point, status=status, reason=reason)
-        self.log(
-            "status",
-            f"{point.status.value} -> {status.value}" + (f": {reason}" * bool(reason)),
-            point_id,
-        )
+        because = f": {reason}" if reason else ""
+        self.log("status", f"{point.status.value} -> {status.value}{because}", point_id)
         return self._points[point_id]
 
     def update_point(self, point_id: int, **changes: Any) -> Point:
@@ -244,6 +247,10 @@ class State:
                 f"cannot update {', '.join(unknown)}; updatable fields are "
                 f"{', '.join(sorted(_UPDATABLE))}"
             )
+        try:
+            json.dumps(changes.get("extra", {}))
+        except (TypeError, ValueError) as exc:
+            raise StateError(f"point {point_id}: extra must be JSON-able: {exc}") from None
         self._put(self.point(point_id), **changes)
         return self._points[point_id]
 

@@ -98,7 +98,7 @@ def _write_events(file: h5py.File, events: list[Event]) -> None:
     table["kind"] = [e.kind for e in events]
     table["point_id"] = [-1 if e.point_id is None else e.point_id for e in events]
     table["message"] = [e.message for e in events]
-    file.create_dataset("events", data=table, maxshape=(None,))
+    file.create_dataset("events", data=table)
 
 
 def write_state(state: State, path: Path) -> None:

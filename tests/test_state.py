@@ -143,6 +143,8 @@ def test_update_point_allows_bookkeeping_fields_only() -> None:
     )
     with pytest.raises(StateError, match=r"cannot update status, value; updatable fields are"):
         state.update_point(0, status=S.DONE, value=1.0)
+    with pytest.raises(StateError, match="extra must be JSON-able"):
+        state.update_point(0, extra={"when": object()})
 
 
 # ------------------------------------------------------------------------------ the store

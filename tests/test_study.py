@@ -94,8 +94,8 @@ def test_dry_run_stores_nothing() -> None:
     state = new_state(exp)
     measure(state, study.initial_batch(state, exp))
     generation_points, fits = len(state.points), len(state.fits)
-    proposals = study.propose_batch(state, exp, n=3, dry_run=True)
-    assert len(proposals) == 3 and all(p.origin == "incremental" for p in proposals)
+    proposals = study.propose_batch(state, exp, n=2, dry_run=True)
+    assert len(proposals) == 2 and all(p.origin == "incremental" for p in proposals)
     assert (len(state.points), len(state.fits)) == (generation_points, fits)
 
 
