@@ -1,0 +1,54 @@
+"""Where a run keeps its files, derived from the state path alone.
+
+A state file ``state/<name>.h5`` has its run folder ``state/<name>/`` next to
+it, so every command that is given ``--state`` finds the point folders, the
+local backend's job records and the operator inbox without further options::
+
+    state/<name>.h5            the state (only the controller writes it)
+    state/<name>/points/<id>/  point.json, job.sh, logs/, checkpoint.pt,
+                               result.json, progress.json, error.json
+    state/<name>/jobs/         job records of the local backend
+    state/<name>/inbox/        requests of operator commands for the controller
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+POINTS = "points"
+JOBS = "jobs"
+INBOX = "inbox"
+JOB_SCRIPT = "job.sh"
+LOGS = "logs"
+
+
+def run_dir(state_path: str | os.PathLike) -> Path:
+    """The run folder of a state file: its path without the suffix, made absolute.
+
+    A state path without a suffix gets ``<path>.run`` so the folder never
+    coincides with the file.
+    """
+    path = Path(state_path).absolute()
+    name = path.stem if path.suffix else f"{path.name}.run"
+    return path.with_name(name)
+
+
+def point_dir(run: Path, point_id: int) -> Path:
+    """The folder of one point: everything its training reads and writes."""
+    return run / POINTS / str(point_id)
+
+
+def jobs_dir(run: Path) -> Path:
+    """Where the local backend keeps its job records."""
+    return run / JOBS
+
+
+def inbox_dir(run: Path) -> Path:
+    """Where operator commands leave requests for a running controller."""
+    return run / INBOX
+
+
+def log_path(run: Path, point_id: int, job_name: str) -> Path:
+    """The log of one submission (one attempt and segment) of a point."""
+    return point_dir(run, point_id) / LOGS / f"{job_name}.log"
