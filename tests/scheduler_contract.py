@@ -82,6 +82,15 @@ class SchedulerContract:
         assert fresh_scheduler.status([job_id]) == {job_id: JobState.CANCELLED}
         assert not (tmp_path / "finished").exists()
 
+    def test_cancelling_a_finished_job_changes_nothing(
+        self, scheduler: Scheduler, tmp_path: Path
+    ) -> None:
+        job_id = scheduler.submit(self._script(tmp_path, "true"), job_name=unique_name("late"),
+                                  cwd=tmp_path)  # fmt: skip
+        assert wait_for(scheduler, job_id, finished, self.timeout) is JobState.COMPLETED
+        scheduler.cancel(job_id)
+        assert scheduler.status([job_id]) == {job_id: JobState.COMPLETED}
+
     def test_find_by_name_after_a_restart(
         self, scheduler: Scheduler, fresh_scheduler: Scheduler, tmp_path: Path
     ) -> None:

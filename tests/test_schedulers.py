@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -264,3 +265,15 @@ def test_a_rendered_script_runs_end_to_end(
     if backend == "lsf":
         assert lines[1] == f"127.0.0.1:{20000 + int(job_id)}"
         assert (point / f"seg-{job_id}.out").exists()
+
+
+def test_local_job_cancelled_right_after_submission_never_runs_on(tmp_path: Path) -> None:
+    scheduler = LocalScheduler(tmp_path / "jobs")
+    script = tmp_path / "job.sh"
+    script.write_text("sleep 0.5\ntouch ran\n")
+    job_id = scheduler.submit(script, job_name="quick", cwd=tmp_path)
+    scheduler.cancel(job_id)
+    assert wait_for(scheduler, job_id, finished, 10) is JobState.CANCELLED
+    time.sleep(1.0)
+    assert not (tmp_path / "ran").exists()
+    assert scheduler.reason(job_id) == "cancelled"

@@ -173,11 +173,13 @@ class Scheduler(abc.ABC):
         Raises:
             SchedulerError: the scheduler refused.
         """
-        self._cancelled.add(job_id)
         try:
             self._cancel(job_id)
-        except CommandError as exc:
+        except (CommandError, SchedulerError) as exc:
+            if self.status([job_id])[job_id].is_finished():
+                return
             raise SchedulerError(f"{self.name}: cancelling job {job_id} failed: {exc}") from None
+        self._cancelled.add(job_id)
         log.info("%s: cancelled job %s", self.name, job_id)
 
     @abc.abstractmethod

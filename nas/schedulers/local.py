@@ -22,11 +22,17 @@ from nas.proc import DEFAULT_TIMEOUT, spawn_detached
 from nas.schedulers.base import JobRecord, JobState, Scheduler, SchedulerError
 
 #: Writes its pid, runs the script, writes the exit code. A TERM (cancel) is
-#: caught so the wrapper survives to record the script's status.
+#: caught so the wrapper survives to record the script's status; a job
+#: cancelled before its wrapper got going never starts.
 WRAPPER = r"""
 dir=$1
 shift
+finish() {
+    printf '%s\n' "$1" >"$dir/exitcode.tmp" && mv "$dir/exitcode.tmp" "$dir/exitcode"
+    exit "$1"
+}
 printf '%s\n' "$$" >"$dir/pid.tmp" && mv "$dir/pid.tmp" "$dir/pid"
+[[ -e $dir/cancelled ]] && finish 143
 trap : TERM
 "$@" &
 child=$!
@@ -36,7 +42,7 @@ while kill -0 "$child" 2>/dev/null; do
     wait "$child"
     rc=$?
 done
-printf '%s\n' "$rc" >"$dir/exitcode.tmp" && mv "$dir/exitcode.tmp" "$dir/exitcode"
+finish "$rc"
 """
 
 #: Seconds between SIGTERM and SIGKILL when cancelling.
@@ -101,7 +107,7 @@ class LocalScheduler(Scheduler):
             return JobState.RUNNING
         if cancelled:
             return JobState.CANCELLED
-        if pid is None and time.time() - folder.stat().st_mtime < START_GRACE:
+        if pid is None and _age(folder) < START_GRACE:
             return JobState.PENDING
         return JobState.FAILED  # killed with its wrapper, or the machine went down
 
@@ -114,8 +120,10 @@ class LocalScheduler(Scheduler):
         folder = self._folder(job_id)
         if folder is None:
             raise SchedulerError(f"local: no job {job_id!r} under {self.root}")
+        if self._state(folder).is_finished():
+            return
         (folder / "cancelled").touch()
-        pid = _read_int(folder / "pid")
+        pid = _wait_for_pid(folder)
         if pid is None or not _alive(pid, folder):
             return
         _signal_group(pid, signal.SIGTERM)
@@ -142,6 +150,18 @@ class LocalScheduler(Scheduler):
                 "the job's wrapper is gone without an exit code (killed, or the machine restarted)"
             )
         return "still running"
+
+
+def _wait_for_pid(folder: Path) -> int | None:
+    """The wrapper's pid; a wrapper still starting gets START_GRACE seconds to record it."""
+    while (pid := _read_int(folder / "pid")) is None and _age(folder) < START_GRACE:
+        time.sleep(0.05)
+    return pid
+
+
+def _age(folder: Path) -> float:
+    """Seconds since the job was submitted (its name file was written)."""
+    return time.time() - (folder / "name").stat().st_mtime
 
 
 def _read_int(path: Path) -> int | None:
