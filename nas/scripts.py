@@ -124,12 +124,7 @@ def _jsrun_argv(cluster: ClusterConfig) -> list[str]:
                 f"is {cluster.ranks_per_node}, cluster.gpus_per_node is {gpus}"
             )
         per_set = ["-n", str(cluster.nodes * gpus), "-r", str(gpus), "-a", "1", "-g", "1"]
-        cores = cluster.cores_per_node // gpus
-        if cores < 1:
-            raise ScriptError(
-                f"cluster.cores_per_node ({cluster.cores_per_node}) is less than "
-                f"cluster.gpus_per_node ({gpus})"
-            )
+        cores = _cores_per_rank(cluster)
     else:
         ranks = _ranks_per_node(cluster)
         per_set = ["-n", str(cluster.nodes), "-r", "1", "-a", str(ranks), "-g", str(gpus)]
