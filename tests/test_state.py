@@ -360,6 +360,7 @@ def test_killing_a_writer_mid_commit_leaves_old_or_new_generation(tmp_path: Path
             )
         store.commit()
     rng = random.Random(1)
+    mid_commit = 0
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     for _ in range(20):
         before = check_consistent(path)
@@ -378,6 +379,8 @@ def test_killing_a_writer_mid_commit_leaves_old_or_new_generation(tmp_path: Path
         committed = max([committed, *map(int, out.split())])
         after = check_consistent(path)
         assert before < after and after in (committed, committed + 1)
+        mid_commit += bool(list(tmp_path.glob("s.h5.tmp.*")))  # killed while writing
+    assert mid_commit >= 5, f"only {mid_commit} of 20 kills hit a commit in progress"
     assert lock_path(path).exists()  # left by the last victim; the next writer takes it over
     with StateStore.open(path) as store:
         assert store.state.generation == after
