@@ -181,22 +181,24 @@ def _nas8_loss(x: np.ndarray) -> np.ndarray:
 
 
 def nas5() -> Problem:
-    """5 dims: three stage widths (16..160, 32..320, 64..640) and two depths (1..8).
+    """5 dims: widths 16..320, 32..256, 64..1024; depths 1..16 (stage 1), 1..6 (stages 2-3).
 
-    Best accuracy 0.815 near (119, 217, 378, 4, 4), unit coordinates (0.72, 0.64, 0.55,
-    0.43, 0.43); the worst grid point reaches 0.445.
+    The ranges are deliberately lopsided, as real search spaces are: the best accuracy,
+    0.815 near (119, 217, 378, 4, 4), sits at unit coordinates (0.34, 0.83, 0.33, 0.2,
+    0.6). The 2d+3 design's best point has 7 % regret, a median random point 15 %.
     """
-    return Problem("nas5", (16, 32, 64, 1, 1), (160, 320, 640, 8, 8), _nas5_loss)
+    return Problem("nas5", (16, 32, 64, 1, 1), (320, 256, 1024, 16, 6), _nas5_loss)
 
 
 def nas8() -> Problem:
-    """8 dims: four stage widths (16..128 .. 128..1024) and four depths (1..8).
+    """8 dims: widths 16..256, 64..256, 64..1024, 128..1024; depths 1..12, 1..6, 1..16, 1..6.
 
-    Best accuracy about 0.80 near (121, 221, 378, 718, 3, 3, 4, 1): the last stage
-    wants one block (its width is expensive), an optimum on one face of the box.
+    Best accuracy 0.80 near (121, 221, 378, 718, 3, 3, 4, 1), unit coordinates (0.44,
+    0.82, 0.33, 0.66, 0.18, 0.4, 0.2, 0): the last stage wants one block (its width is
+    expensive), an optimum on one face of the box. Design best 9 %, random median 18 %.
     """
     return Problem(
-        "nas8", (16, 32, 64, 128, 1, 1, 1, 1), (128, 256, 512, 1024, 8, 8, 8, 8), _nas8_loss
+        "nas8", (16, 64, 64, 128, 1, 1, 1, 1), (256, 256, 1024, 1024, 12, 6, 16, 6), _nas8_loss
     )
 
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from nas.search import STRATEGIES, Candidate, Strategy, maximize, propose
+from nas.search import Candidate, Strategy, maximize, propose
 from nas.space import Params, SearchSpace, Value
 from nas.spline import PolyharmonicSpline, SplineError
+from nas.strategy import STRATEGIES
 
 GOALS = {"maximize": 1.0, "minimize": -1.0}
 
@@ -65,7 +66,7 @@ class SplineOptimizer:
             within this of its prediction (Algorithm 1).
         seed: Seed of every quasi-random choice.
         goal: ``"maximize"`` or ``"minimize"`` the measured metric.
-        strategy: A name from ``nas.search.STRATEGIES`` or a Strategy object.
+        strategy: A name from ``nas.strategy.STRATEGIES`` or a Strategy object.
         smoothing: Spline smoothing lambda (0 interpolates).
         min_distance: Minimum unit-box distance of a proposal to any point.
         feasible: Predicate on parameters; rejected points are never suggested.

@@ -25,7 +25,6 @@ from pathlib import Path
 
 from nas.config import NAME_PATTERN, ClusterConfig
 
-#: Where the templates live: ``jobs/templates`` of the project.
 #: Job-script templates ship inside the package (``jobs/templates`` links here).
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 

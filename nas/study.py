@@ -10,7 +10,9 @@ load and commit the state.
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +44,11 @@ def build_optimizer(
     """An optimizer that knows everything in ``state``.
 
     Measured points are told with their stored prediction (so convergence is
-    judged on the prediction made when the point was proposed); all other
-    points, whatever their status, are marked pending: never proposed again
-    and kept at the minimum distance, but in no fit.
+    judged on the prediction made when the point was proposed). Failed,
+    infeasible and cancelled points are told as failures: never proposed
+    again, and an initial-design point among them does not hold up the first
+    fit. Points still to be measured are marked pending: in no fit, but
+    nothing is proposed on or near them.
     """
     from nas.optimizer import SplineOptimizer  # scipy.stats: slow to import, only needed here
 
@@ -63,6 +67,10 @@ def build_optimizer(
     for point in state.points:
         if point.status is PointStatus.DONE:
             optimizer.tell(point.params, point.value, predicted=point.predicted)
+        elif point.status.is_finished():
+            with warnings.catch_warnings():  # a known failure, not a bad measurement
+                warnings.simplefilter("ignore", RuntimeWarning)
+                optimizer.tell(point.params, math.nan)
         else:
             optimizer.mark_pending(point.params)
     return optimizer

@@ -70,6 +70,18 @@ def test_build_optimizer_tells_measured_and_avoids_all_other_points() -> None:
     assert optimizer.suggest() == []  # the design is not complete: no fit, nothing re-issued
 
 
+def test_a_failed_design_point_does_not_hold_up_the_search() -> None:
+    exp = experiment()
+    state = new_state(exp)
+    design = study.initial_batch(state, exp)
+    measure(state, design[1:])
+    state.set_status(design[0].id, S.INFEASIBLE, reason="out of GPU memory")
+    (point,) = study.propose_batch(state, exp)
+    assert point.origin == "incremental"
+    assert state.fits[-1].support_ids == tuple(p.id for p in design[1:])
+    assert exp.space.key(point.params) != exp.space.key(design[0].params)
+
+
 def test_propose_batch_stores_predictions_and_the_fit() -> None:
     exp = experiment(batch_size=2)
     state = new_state(exp)
