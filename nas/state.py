@@ -280,6 +280,19 @@ class State:
         self.events.append(event)
         return event
 
+    def set_space(self, space: SearchSpace) -> None:
+        """Give the state a new box (grown or refined); every point must stay legal in it.
+
+        Unit-box coordinates are recomputed; params, ids and history stay.
+        """
+        keys: dict[tuple, int] = {}
+        for point in self._points.values():
+            if space.snap(point.params) != point.params:
+                raise StateError(f"point {point.id} {point.params} is not a legal point of {space}")
+            keys[space.key(point.params)] = point.id
+        self._coords = {i: space.to_unit(p.params) for i, p in self._points.items()}
+        self.space, self._keys = space, keys
+
     def restore(self, point: Point, coords: np.ndarray) -> None:
         """Insert a point as it was stored, with its stored coordinates (for loaders)."""
         if point.id in self._points or self.space.key(point.params) in self._keys:

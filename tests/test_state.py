@@ -147,6 +147,18 @@ def test_update_point_allows_bookkeeping_fields_only() -> None:
         state.update_point(0, extra={"when": object()})
 
 
+def test_set_space_recomputes_coordinates_and_keeps_points() -> None:
+    state = new_state()
+    state.add_point(params(width=64, mult=4.0), "initial", 0)
+    wider = state.space.with_bounds("width", high=128)
+    state.set_space(wider)
+    np.testing.assert_allclose(state.coords(), [[(64 - 8) / 120, 1.0]])
+    assert state.find(params(width=64, mult=4.0)).id == 0
+    with pytest.raises(StateError, match=r"point 0 .* is not a legal point"):
+        state.set_space(state.space.with_bounds("width", high=32))
+    assert state.space == wider
+
+
 # ------------------------------------------------------------------------------ the store
 
 
