@@ -27,6 +27,7 @@ EXIT_USAGE = 2
 COMMAND_MODULES = (
     "core",
     "control",
+    "operate",
     "cost",
     "data",
     "demo",

@@ -1,0 +1,392 @@
+"""Operator commands: rerun, cancel, show, unlock, expand and the controller's keep-alive.
+
+Commands that change the state take the writer's lock when it is free and
+commit at once. When a controller holds it they post the request into the
+run folder's inbox (:mod:`nas.inbox`) instead; the controller applies it at
+the start of its next cycle, and the command says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nas import inbox, layout, study
+from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from nas.config import ConfigError
+from nas.lockfile import LockError, break_lock, lock_path
+from nas.operations import Outcome
+from nas.schedulers import Scheduler, SchedulerError, get_scheduler
+from nas.scripts import ScriptError
+from nas.state import State, StateError
+from nas.store import StateStore
+
+#: Failures reported as one line on stderr with exit code 1.
+_FAILURES = (ConfigError, StateError, LockError, SchedulerError, ScriptError, ValueError)
+#: Lines of each log that ``show`` prints.
+LOG_LINES = 20
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _reported(handler: Handler) -> Handler:
+    """Turn the expected failures of a handler into a message and exit code 1."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except UsageError:
+            raise
+        except _FAILURES as exc:
+            print(f"splinenas {args.command}: error: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+
+    return run
+
+
+def _emit_json(document: Any) -> None:
+    json.dump(document, sys.stdout, allow_nan=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def _scheduler(state: State, state_path: Path) -> Scheduler:
+    experiment = study.experiment_of(state, f"{state_path}:experiment_toml")
+    jobs = layout.jobs_dir(layout.run_dir(state_path))
+    return get_scheduler(experiment.cluster, local_root=jobs)
+
+
+# ---------------------------------------------------------------------------- changes
+
+
+def _change(args: argparse.Namespace, request: dict[str, Any]) -> int:
+    """Apply ``request`` under the lock, or queue it for the controller that holds it."""
+    committed = StateStore.read(args.state)
+    preview = inbox.execute(committed, request) if request["action"] in ("expand", "refine") else []
+    unknown = [i for i in request.get("ids", []) if i not in {p.id for p in committed.points}]
+    problems = [o.message for o in preview if not o.ok] + [f"no point with id {i}" for i in unknown]
+    if problems:
+        raise StateError("; ".join(problems))
+    run = layout.run_dir(args.state)
+    try:
+        store = StateStore.open(args.state)
+    except LockError as exc:
+        path = inbox.post(run, request)
+        return _report(args, [], queued=path, why=str(exc))
+    with store:
+        scheduler = _scheduler(store.state, args.state)
+        inbox.process(run, store.state, store.commit, scheduler)
+        outcomes = inbox.execute(store.state, request, scheduler)
+        summary = "; ".join(o.message for o in outcomes) or "nothing to do"
+        store.state.log("request", f"{request['action']} by {inbox.requester()}: {summary}")
+        store.commit()
+    return _report(args, outcomes)
+
+
+def _report(
+    args: argparse.Namespace,
+    outcomes: list[Outcome],
+    *,
+    queued: Path | None = None,
+    why: str = "",
+) -> int:
+    if args.json:
+        _emit_json(
+            {
+                "state": str(args.state),
+                "applied": queued is None,
+                "queued": None if queued is None else str(queued),
+                "outcomes": [o.to_dict() for o in outcomes],
+            }
+        )
+    if queued is not None:
+        print(
+            f"{why}\nrequest queued as {queued}; the controller applies it at the start of "
+            f"its next cycle (see `splinenas status`)",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    for outcome in outcomes:
+        print(("" if outcome.ok else "refused: ") + outcome.message, file=sys.stderr)
+    return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURE
+
+
+@_reported
+def _rerun(args: argparse.Namespace) -> int:
+    return _change(args, {"action": "rerun", "ids": args.ids})
+
+
+@_reported
+def _cancel(args: argparse.Namespace) -> int:
+    return _change(args, {"action": "cancel", "ids": args.ids})
+
+
+@_reported
+def _expand(args: argparse.Namespace) -> int:
+    if args.refine is not None:
+        if args.dim is not None or args.low is not None or args.high is not None:
+            raise UsageError("--refine cannot be combined with --dim/--low/--high")
+        return _change(args, {"action": "refine", "box": _parse_box(args.refine)})
+    if args.dim is None:
+        raise UsageError("give --dim NAME with --low and/or --high, or --refine")
+    if args.low is None and args.high is None:
+        raise UsageError(f"--dim {args.dim}: give --low and/or --high")
+    return _change(args, {"action": "expand", "bounds": {args.dim: [args.low, args.high]}})
+
+
+def _parse_box(text: str) -> dict[str, list[float]]:
+    """``NAME=LOW:HIGH,...`` -> ``{NAME: [LOW, HIGH]}`` (usage errors name the item)."""
+    box: dict[str, list[float]] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, span = item.partition("=")
+        low, colon, high = span.partition(":")
+        try:
+            if not (sep and colon and name.strip()):
+                raise ValueError
+            box[name.strip()] = [float(low), float(high)]
+        except ValueError:
+            raise UsageError(f"--refine: expected NAME=LOW:HIGH, got {item!r}") from None
+    if not box:
+        raise UsageError("--refine: expected NAME=LOW:HIGH,...")
+    return box
+
+
+# ---------------------------------------------------------------------------- show
+
+
+def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict[str, Any]:
+    from nas.ingest import log_tail  # reads files only; imported with the command
+
+    point = state.point(point_id)
+    folder = layout.point_dir(layout.run_dir(state_path), point_id)
+    events = [e for e in state.events if e.point_id == point_id]
+    logs = sorted((folder / layout.LOGS).glob("*.log"), key=lambda p: p.stat().st_mtime)
+    return {
+        "id": point.id,
+        "params": point.params,
+        "status": point.status.value,
+        "value": point.value,
+        "predicted": point.predicted,
+        "origin": point.origin,
+        "batch": point.batch,
+        "attempts": point.attempts,
+        "segment": point.segment,
+        "gpu_hours": point.gpu_hours,
+        "reason": point.reason,
+        "job_id": point.job_id,
+        "job_name": point.job_name,
+        "folder": str(folder),
+        "events": [{"time": e.time, "kind": e.kind, "message": e.message} for e in events],
+        "logs": {log.name: log_tail(log, lines).splitlines() for log in logs},
+        "result": _json_file(folder / "result.json"),
+        "error": _json_file(folder / "error.json"),
+        "rejected": sorted(p.name for p in folder.glob("result.rejected-*.json")),
+        "by_hand": any(e.kind == "ingest" and _BY_HAND in e.message for e in events),
+    }
+
+
+#: How the controller's ingest event names a result from a job it did not submit.
+_BY_HAND = "outside the controller"
+
+
+def _json_file(path: Path) -> dict[str, Any] | None:
+    from nas.train.jsonio import read_json_object
+
+    try:
+        return read_json_object(path) if path.exists() else None
+    except ValueError as exc:
+        return {"unreadable": str(exc)}
+
+
+def _print_show(doc: dict[str, Any]) -> None:
+    out = sys.stdout
+    params = ", ".join(f"{k}={v}" for k, v in doc["params"].items())
+    out.write(f"point {doc['id']}: {params}\n")
+    out.write(f"status {doc['status']}" + (f" ({doc['reason']})" if doc["reason"] else "") + "\n")
+    out.write(f"measured {doc['value']}, predicted {doc['predicted']}, origin {doc['origin']}, ")
+    out.write(f"batch {doc['batch']}, attempts {doc['attempts']}, segment {doc['segment']}\n")
+    out.write(f"job {doc['job_id'] or '-'} ({doc['job_name'] or 'never submitted'})\n")
+    out.write(f"folder {doc['folder']}\n\nhistory:\n")
+    for event in doc["events"]:
+        out.write(f"  {_iso(event['time'])}  {event['kind']:<8} {event['message']}\n")
+    for name, tail in doc["logs"].items():
+        out.write(f"\nlog {name} (last lines):\n" + "".join(f"  {line}\n" for line in tail))
+    if doc["result"] is not None:
+        note = " (from a job started by hand)" if doc["by_hand"] else ""
+        out.write(f"\nresult.json{note}:\n{json.dumps(doc['result'], indent=2)}\n")
+    if doc["error"] is not None:
+        out.write(f"\nerror.json:\n{json.dumps(doc['error'], indent=2)}\n")
+    if doc["rejected"]:
+        out.write(f"\nresult files set aside: {', '.join(doc['rejected'])}\n")
+
+
+def _iso(timestamp: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+
+
+@_reported
+def _show(args: argparse.Namespace) -> int:
+    if args.lines < 1:
+        raise UsageError(f"--lines must be at least 1, got {args.lines}")
+    doc = _show_doc(StateStore.read(args.state), args.state, args.id, args.lines)
+    if args.json:
+        _emit_json(doc)
+    else:
+        _print_show(doc)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- unlock
+
+
+@_reported
+def _unlock(args: argparse.Namespace) -> int:
+    locked = lock_path(args.state).exists()
+    holder = break_lock(args.state, force=args.force)
+    if args.json:
+        who = None if holder is None else vars(holder)
+        _emit_json({"state": str(args.state), "removed": locked, "holder": who})
+    if not locked:
+        print(f"{args.state} is not locked", file=sys.stderr)
+    else:
+        who = "an unreadable holder" if holder is None else holder.describe()
+        print(f"removed the lock of {who}", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- controller
+
+
+@_reported
+def _controller_submit(args: argparse.Namespace) -> int:
+    from nas import keepalive
+
+    state = StateStore.read(args.state)
+    experiment = study.experiment_of(state, f"{args.state}:experiment_toml")
+    cluster = experiment.cluster
+    folder = keepalive.controller_dir(args.state)
+    log_path = folder / keepalive.LOG
+    state_path = args.state.absolute()
+    if cluster.backend == "local":
+        argv = [sys.executable, "-m", "nas", "run", "--state", str(state_path)]
+        pid = keepalive.detach(
+            argv + ["--poll", f"{args.poll:g}"], log_path, folder / keepalive.PID
+        )
+        document = {"backend": "local", "pid": pid, "job_id": None, "script": None}
+        print(f"controller runs as pid {pid}: {shlex.join(argv)}", file=sys.stderr)
+    else:
+        job = keepalive.KeepAliveJob(
+            backend=cluster.backend,
+            state_path=state_path,
+            script_path=folder / f"keepalive.{cluster.backend}.sh",
+            log_path=log_path,
+            workdir=Path.cwd(),
+            job_name=f"{experiment.experiment.name}-controller",
+            python=sys.executable,
+            walltime_minutes=args.walltime or cluster.walltime_minutes,
+            margin_seconds=args.margin,
+            poll=args.poll,
+            cluster=cluster,
+        )
+        job_id = keepalive.submit(job, _scheduler(state, args.state))
+        document = {"backend": cluster.backend, "pid": None, "job_id": job_id}
+        document["script"] = str(job.script_path)
+        print(f"controller submitted as {cluster.backend} job {job_id}", file=sys.stderr)
+    document["log"] = str(log_path)
+    if args.json:
+        _emit_json({"state": str(args.state), **document})
+    print(f"log: {log_path}", file=sys.stderr)
+    return EXIT_OK
+
+
+@_reported
+def _controller_job(args: argparse.Namespace) -> int:
+    from nas import keepalive
+
+    state = StateStore.read(args.state)
+    note = keepalive.take_over(args.state, args.job_id, _scheduler(state, args.state))
+    if note:
+        print(f"splinenas controller job: {note}", file=sys.stderr)
+    keepalive.record_incarnation(args.state, args.job_id)
+    keepalive.exec_controller(args.state, args.poll)
+    return EXIT_FAILURE  # exec_controller does not return
+
+
+# ---------------------------------------------------------------------------- parsers
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add rerun, cancel, show, unlock, expand and controller to the ``splinenas`` parser."""
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument("--state", required=True, type=Path, metavar="PATH", help="state file")
+
+    def add(name: str, handler: Handler, summary: str, parents: list | None = None):
+        parser = subparsers.add_parser(
+            name, parents=[as_json, state] + (parents or []), help=summary, description=summary
+        )
+        parser.set_defaults(func=handler)
+        return parser
+
+    rerun = add("rerun", _rerun, "reset failed, infeasible or cancelled points to pending")
+    rerun.add_argument("ids", nargs="+", type=int, metavar="ID")
+    cancel = add("cancel", _cancel, "cancel the jobs of points and mark them cancelled")
+    cancel.add_argument("ids", nargs="+", type=int, metavar="ID")
+    show = add("show", _show, "a point's params, history, jobs, log tails and result")
+    show.add_argument("id", type=int, metavar="ID")
+    show.add_argument("--lines", type=int, default=LOG_LINES, help="log lines per file")
+    unlock = add("unlock", _unlock, "remove a stale lock after checking its holder is gone")
+    unlock.add_argument(
+        "--force", action="store_true", help="also a lock from another host (check it has stopped)"
+    )
+    expand = add("expand", _expand, "widen the box or refine a sub-box; adds its 2d+3 design")
+    expand.add_argument("--dim", metavar="NAME", help="dimension whose bounds to widen")
+    expand.add_argument("--low", type=float, metavar="V", help="new lower bound")
+    expand.add_argument("--high", type=float, metavar="V", help="new upper bound")
+    expand.add_argument("--refine", metavar="NAME=LOW:HIGH,...", help="a sub-box to refine")
+    _register_controller(subparsers, as_json, state)
+
+
+def _register_controller(
+    subparsers: argparse._SubParsersAction,
+    as_json: argparse.ArgumentParser,
+    state: argparse.ArgumentParser,
+) -> None:
+    summary = "keep the controller alive: detached, or as a self-renewing batch job"
+    group = subparsers.add_parser("controller", help=summary, description=summary)
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    poll = argparse.ArgumentParser(add_help=False)
+    poll.add_argument("--poll", type=_positive, default=60.0, metavar="SECONDS")
+    submit = actions.add_parser(
+        "submit",
+        parents=[as_json, state, poll],
+        help="start the controller: local: detached; slurm: requeues itself; lsf: resubmits",
+    )
+    submit.add_argument(
+        "--walltime", type=int, metavar="MINUTES", help="default: [cluster] walltime_minutes"
+    )
+    submit.add_argument(
+        "--margin", type=int, default=300, metavar="SECONDS", help="stop this long before it"
+    )
+    submit.set_defaults(func=_controller_submit)
+    job = actions.add_parser(
+        "job", parents=[state, poll], help="one run of a keep-alive job (used by its script)"
+    )
+    job.add_argument("--job-id", required=True, help="the keep-alive job's own id")
+    job.set_defaults(func=_controller_job)

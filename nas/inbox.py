@@ -1,0 +1,241 @@
+"""Requests from people to a controller that holds the state's lock.
+
+Only the lock holder writes the state file, so an operator command that
+finds the lock taken posts its request as a JSON file into the run folder's
+``inbox/`` (:mod:`nas.layout`) instead. The controller, at the start of each cycle,
+:func:`drain`\\ s the folder, :func:`apply`\\ s each request to its state, commits,
+and only then deletes the file (:func:`process` does all of it). A crash
+between the commit and the deletion applies the request again, which is
+harmless because every operation is idempotent (:mod:`nas.operations`).
+
+A request that cannot be read or is malformed is moved to
+``inbox/rejected/`` next to a ``.reason.txt``; a well-formed request that
+the state refuses (an unknown point, a done point to rerun) is applied as
+far as it goes and its refusals are logged as events. Neither stops a
+controller.
+
+Request documents::
+
+    {"action": "rerun",  "ids": [3, 7]}
+    {"action": "cancel", "ids": [5]}
+    {"action": "expand", "bounds": {"width": [null, 512]}}     # widen the box
+    {"action": "refine", "box": {"width": [64, 128], "depth": [2, 4]}}
+
+plus ``by`` (who asked) and ``posted`` (epoch seconds), filled in by :func:`post`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import math
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from nas import layout, operations, study
+from nas.operations import Outcome
+from nas.schedulers.base import Scheduler
+from nas.space import SpaceError
+from nas.state import State, StateError
+from nas.train.jsonio import atomic_write_json, read_json_object
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("rerun", "cancel", "expand", "refine")
+_KEYS = {"rerun": "ids", "cancel": "ids", "expand": "bounds", "refine": "box"}
+_COMMON = {"action", "by", "posted"}
+
+
+class RequestError(ValueError):
+    """A request document that is not one of the known forms; the message says why."""
+
+
+def requester() -> str:
+    """``user@host``: who posted a request, for the event log."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def validate(request: Any) -> dict[str, Any]:
+    """The request in canonical form.
+
+    Raises:
+        RequestError: not a mapping, an unknown action, missing or unknown
+            keys, or a malformed value; the message names the key.
+    """
+    if not isinstance(request, Mapping):
+        raise RequestError(f"a request is a JSON object, got {type(request).__name__}")
+    action = request.get("action")
+    if action not in ACTIONS:
+        raise RequestError(f"action {action!r} is not one of {', '.join(ACTIONS)}")
+    key = _KEYS[action]
+    unknown = sorted(set(request) - _COMMON - {key})
+    if unknown:
+        raise RequestError(f"{action}: unknown keys {unknown}; expected {key!r}")
+    if key not in request:
+        raise RequestError(f"{action}: missing key {key!r}")
+    by = request.get("by", "unknown")
+    posted = request.get("posted", 0.0)
+    if not isinstance(by, str) or not _is_number(posted):
+        raise RequestError(f"{action}: 'by' must be a string and 'posted' a number")
+    canonical: dict[str, Any] = {"action": action, "by": by, "posted": float(posted)}
+    if key == "ids":
+        canonical["ids"] = _ids(request["ids"], action)
+    else:
+        canonical[key] = _bounds(request[key], action, key, both=action == "refine")
+    return canonical
+
+
+def _ids(ids: Any, action: str) -> list[int]:
+    if not isinstance(ids, list) or not ids:
+        raise RequestError(f"{action}: 'ids' must be a non-empty list of point ids")
+    for point_id in ids:
+        if isinstance(point_id, bool) or not isinstance(point_id, int) or point_id < 0:
+            raise RequestError(f"{action}: point id {point_id!r} is not a non-negative integer")
+    return list(dict.fromkeys(ids))
+
+
+def _bounds(raw: Any, action: str, key: str, *, both: bool) -> dict[str, list[float | None]]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise RequestError(f"{action}: {key!r} must map dimension names to [low, high]")
+    bounds = {}
+    for name, pair in raw.items():
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise RequestError(f"{action}: {key}.{name} must be [low, high], got {pair!r}")
+        for value in pair:
+            if not (_is_number(value) or (value is None and not both)):
+                need = "a number" if both else "a number or null"
+                raise RequestError(f"{action}: {key}.{name}: {value!r} is not {need}")
+        if pair == [None, None]:
+            raise RequestError(f"{action}: {key}.{name} changes neither bound")
+        bounds[str(name)] = [None if v is None else float(v) for v in pair]
+    return bounds
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# ---------------------------------------------------------------------------- applying
+
+
+def execute(
+    state: State, request: Mapping[str, Any], scheduler: Scheduler | None = None
+) -> list[Outcome]:
+    """Apply a request to ``state`` in memory; one outcome per point it concerns.
+
+    A change the state or space refuses becomes a refused outcome, never an
+    exception, so a queued request cannot stop a controller.
+
+    Raises:
+        RequestError: the request itself is malformed.
+    """
+    request = validate(request)
+    action, by = request["action"], request["by"]
+    if action == "rerun":
+        return operations.rerun(state, request["ids"], by)
+    if action == "cancel":
+        return operations.cancel(state, request["ids"], scheduler, by)
+    min_distance = study.experiment_of(state, "the state's experiment").experiment.min_distance
+    grow = operations.expand if action == "expand" else operations.refine
+    bounds = {name: tuple(pair) for name, pair in request[_KEYS[action]].items()}
+    try:
+        return grow(state, bounds, min_distance=min_distance)
+    except (SpaceError, StateError) as exc:
+        return [Outcome(None, ok=False, changed=False, message=f"{action} refused: {exc}")]
+
+
+def apply(state: State, request: Mapping[str, Any], scheduler: Scheduler | None = None) -> str:
+    """Apply a request to ``state`` (see :func:`execute`) and describe what happened."""
+    outcomes = execute(state, request, scheduler)
+    return "; ".join(o.message for o in outcomes) or "nothing to do"
+
+
+# ---------------------------------------------------------------------------- the folder
+
+
+def post(run_dir: str | os.PathLike, request: Mapping[str, Any]) -> Path:
+    """Validate ``request`` and write it atomically into the inbox; return its path.
+
+    File names start with the time in nanoseconds, so requests are applied in
+    the order they were posted.
+
+    Raises:
+        RequestError: the request is malformed (nothing is written).
+    """
+    document = validate({"by": requester(), "posted": time.time(), **request})
+    folder = layout.inbox_dir(Path(run_dir))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(3)}.json"
+    atomic_write_json(path, document)
+    return path
+
+
+def drain(run_dir: str | os.PathLike) -> list[tuple[Path, dict[str, Any]]]:
+    """The well-formed requests waiting in the inbox, oldest first.
+
+    Unreadable or malformed files are set aside with :func:`reject`. The
+    returned files stay in place until the caller has committed their effect
+    and calls :func:`done`.
+    """
+    folder = layout.inbox_dir(Path(run_dir))
+    if not folder.is_dir():
+        return []
+    requests = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            requests.append((path, validate(read_json_object(path))))
+        except (ValueError, RequestError) as exc:
+            reject(path, str(exc))
+    return requests
+
+
+def reject(path: Path, reason: str) -> Path:
+    """Move a request to ``inbox/rejected/`` with ``<name>.reason.txt``; return the new path."""
+    rejected = path.parent / "rejected"
+    rejected.mkdir(exist_ok=True)
+    target = rejected / path.name
+    (rejected / f"{path.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+    os.replace(path, target)
+    log.warning("inbox: set aside %s: %s", path.name, reason)
+    return target
+
+
+def done(path: Path) -> None:
+    """Delete an applied request (after its effect has been committed)."""
+    path.unlink(missing_ok=True)
+
+
+def process(
+    run_dir: str | os.PathLike,
+    state: State,
+    commit: Callable[[], None],
+    scheduler: Scheduler | None = None,
+) -> list[str]:
+    """Apply every waiting request in order: apply, log, commit, delete; return the messages.
+
+    Args:
+        run_dir: the run folder holding ``inbox/``.
+        state: the state held under the writer's lock.
+        commit: makes the state durable (e.g. ``StateStore.commit``).
+        scheduler: needed to cancel jobs that still run.
+    """
+    messages = []
+    for path, request in drain(run_dir):
+        message = apply(state, request, scheduler)
+        state.log("request", f"{request['action']} from {request['by']} ({path.name}): {message}")
+        commit()
+        done(path)
+        messages.append(message)
+    return messages

@@ -1,0 +1,353 @@
+"""Keeping the controller alive for weeks: detached, or as a self-renewing batch job.
+
+Login nodes often kill long processes; the controller then runs elsewhere:
+
+local
+    :func:`detach` starts ``splinenas run`` in a new session (``nohup``-like:
+    no terminal, no stdin) with its output appended to a log and its pid in a
+    pid file.
+Slurm
+    a one-task job whose batch shell starts the controller and, on the
+    ``--signal=B:USR2@margin`` warning before the time limit, stops it with
+    SIGTERM (the controller finishes its cycle and commits) and runs
+    ``scontrol requeue`` on itself: the same job id starts again. submitit's
+    Checkpointable is not used: its signal handler exits the process from
+    inside the handler, in the middle of a cycle, and its job states come from
+    ``sacct``, which clusters without accounting do not answer.
+LSF
+    the same shell, warned with ``-wa USR2 -wt``, submits its own script again
+    with ``bsub`` once the controller has stopped.
+
+The controller ignores USR2 (the shell sets that before starting it), so a
+scheduler that signals every process of the job still stops it only through
+the shell. Every value in a script is validated and shell-quoted.
+
+Taking over the lock (:func:`take_over`): each run of the job records itself
+in ``<run dir>/controller/keepalive.json`` (job id, host, pid) and then execs
+the controller, which takes the state lock under that same pid. A lock left
+behind on another host (a node that died, a job killed at its limit) can
+only be broken safely if its holder is gone. The next run breaks it when
+the lock names the recorded host and pid and the recorded job is over: it
+is this very job (a requeued Slurm job keeps its id and only starts again
+once its previous run has ended), or the scheduler reports that job finished
+or no longer knows it. While the recorded job still runs (an LSF successor
+that started early) the new run waits for it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nas import layout
+from nas.config import NAME_PATTERN, ClusterConfig
+from nas.lockfile import Holder, LockError, _read_holder, break_lock, holder_alive, lock_path
+from nas.proc import spawn_detached
+from nas.schedulers.base import JobState, Scheduler
+from nas.scripts import _directive_value
+from nas.train.jsonio import atomic_write_json, read_json_object
+
+#: Files of the controller in the run folder.
+CONTROLLER = "controller"
+MARKER = "keepalive.json"
+LOG = "controller.log"
+PID = "controller.pid"
+
+_STILL_RUNNING = frozenset({JobState.PENDING, JobState.RUNNING, JobState.HELD})
+
+#: Starts the controller with USR2 ignored, then turns USR2 into its orderly stop.
+_RUN = """\
+trap '' USR2
+{controller} &
+controller=$!
+stop=0
+trap 'stop=1; kill -TERM "$controller" 2>/dev/null' USR2
+wait "$controller"
+status=$?
+while kill -0 "$controller" 2>/dev/null; do
+    wait "$controller"
+    status=$?
+done"""
+
+_SLURM = """\
+#!/bin/bash
+{directives}
+#
+# splinenas controller of {state}, kept alive on Slurm: before the time limit
+# it stops after its cycle and the job requeues itself. Submit: sbatch <this file>
+set -uo pipefail
+cd {workdir} || exit 1
+job_id=${{SLURM_JOB_ID:?not a Slurm job}}
+# The jobs the controller submits must not inherit this job's allocation.
+for name in $(compgen -e); do
+    case $name in SLURM_* | SBATCH_* | SRUN_* | SALLOC_*) unset "$name" ;; esac
+done
+{run}
+if [ "$stop" = 1 ] && [ "$status" = 0 ]; then
+    echo "splinenas: time limit near; requeueing job $job_id" >&2
+    scontrol requeue "$job_id"
+fi
+exit "$status"
+"""
+
+_LSF = """\
+#!/bin/bash
+{directives}
+#
+# splinenas controller of {state}, kept alive on LSF: before the run limit it
+# stops after its cycle and submits this script again. Submit: bsub < <this file>
+set -uo pipefail
+cd {workdir} || exit 1
+job_id=${{LSB_JOBID:?not an LSF job}}
+{run}
+if [ "$stop" = 1 ] && [ "$status" = 0 ]; then
+    echo "splinenas: run limit near; job $job_id submits its successor" >&2
+    bsub <{script}
+fi
+exit "$status"
+"""
+
+
+class KeepAliveError(ValueError):
+    """A keep-alive job that cannot be set up as asked; the message names the value."""
+
+
+def controller_dir(state_path: str | os.PathLike) -> Path:
+    """``<run dir>/controller/``: the keep-alive script, its log, pid and marker."""
+    return layout.run_dir(state_path) / CONTROLLER
+
+
+# ---------------------------------------------------------------------------- local
+
+
+def detach(argv: list[str], log_path: str | os.PathLike, pid_path: str | os.PathLike) -> int:
+    """Start ``argv`` detached from this session; return its pid.
+
+    The process gets a new session (no terminal, so no hang-up), no stdin,
+    and stdout + stderr appended to ``log_path``; its pid is written
+    atomically to ``pid_path``.
+
+    Raises:
+        KeepAliveError: ``pid_path`` names a process that still runs.
+    """
+    pid_path, log_path = Path(pid_path), Path(log_path)
+    running = running_pid(pid_path)
+    if running is not None:
+        raise KeepAliveError(f"{pid_path} names process {running}, which still runs")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    pid_path.parent.mkdir(parents=True, exist_ok=True)
+    child = spawn_detached(argv, cwd=Path.cwd(), log_path=log_path)
+    pid_path.write_text(f"{child.pid}\n", encoding="utf-8")
+    return child.pid
+
+
+def running_pid(pid_path: str | os.PathLike) -> int | None:
+    """The pid in ``pid_path`` if that process runs and started before the file was written."""
+    path = Path(pid_path)
+    try:
+        pid = int(path.read_text(encoding="utf-8").strip())
+        written = path.stat().st_mtime
+    except (OSError, ValueError):
+        return None
+    holder = Holder(host=socket.gethostname(), pid=pid, started=written)
+    return pid if holder_alive(holder) else None
+
+
+# ---------------------------------------------------------------------------- job scripts
+
+
+@dataclass(frozen=True)
+class KeepAliveJob:
+    """What a keep-alive job runs and asks its scheduler for."""
+
+    backend: str
+    state_path: Path
+    script_path: Path
+    log_path: Path
+    workdir: Path
+    job_name: str
+    python: str
+    walltime_minutes: int
+    margin_seconds: int
+    poll: float
+    cluster: ClusterConfig
+
+    def check(self) -> None:
+        """Raise :class:`KeepAliveError` for a value no script may hold."""
+        if self.backend not in ("slurm", "lsf"):
+            raise KeepAliveError(f"no keep-alive job for backend {self.backend!r}")
+        if not NAME_PATTERN.fullmatch(self.job_name):
+            raise KeepAliveError(f"job name {self.job_name!r}: letters, digits, '_.-' only")
+        if not 0 < self.margin_seconds < self.walltime_minutes * 60:
+            raise KeepAliveError(
+                f"the stop margin ({self.margin_seconds} s) must be positive and shorter than "
+                f"the walltime ({self.walltime_minutes} min)"
+            )
+        if not (math.isfinite(self.poll) and self.poll > 0):
+            raise KeepAliveError(f"poll must be a positive number of seconds, got {self.poll}")
+        for path in (self.state_path, self.script_path, self.log_path, self.workdir):
+            if not path.is_absolute() or any(c in str(path) for c in "\n\r\0"):
+                raise KeepAliveError(f"{str(path)!r} must be an absolute single-line path")
+
+    def controller_argv(self) -> list[str]:
+        return [
+            self.python, "-m", "nas", "controller", "job", "--state", str(self.state_path),
+            "--poll", f"{self.poll:g}",
+        ]  # fmt: skip
+
+
+def render(job: KeepAliveJob) -> str:
+    """The keep-alive job script for Slurm or LSF.
+
+    Raises:
+        KeepAliveError, ScriptError: a value that cannot go into the script.
+    """
+    job.check()
+    argv = shlex.join(job.controller_argv()) + ' --job-id "$job_id"'
+    values = {
+        "state": str(job.state_path),
+        "workdir": shlex.quote(str(job.workdir)),
+        "run": _RUN.format(controller=argv),
+        "script": shlex.quote(str(job.script_path)),
+    }
+    if job.backend == "slurm":
+        return _SLURM.format(directives=_lines("#SBATCH", _slurm_directives(job)), **values)
+    return _LSF.format(directives=_lines("#BSUB", _lsf_directives(job)), **values)
+
+
+def _lines(prefix: str, pairs: list[tuple[str, str | None]]) -> str:
+    return "\n".join(
+        f"{prefix} {flag}" if value is None else f"{prefix} {flag}{_directive_value(value, flag)}"
+        for flag, value in pairs
+    )
+
+
+def _slurm_directives(job: KeepAliveJob) -> list[tuple[str, str | None]]:
+    cluster = job.cluster
+    pairs: list[tuple[str, str | None]] = [
+        ("--job-name=", job.job_name),
+        ("--chdir=", str(job.workdir)),
+        ("--output=", str(job.log_path)),
+        ("--open-mode=", "append"),
+        ("--nodes=", "1"),
+        ("--ntasks=", "1"),
+        ("--cpus-per-task=", "1"),
+        ("--time=", str(job.walltime_minutes)),
+        ("--signal=", f"B:USR2@{job.margin_seconds}"),
+        ("--requeue", None),
+    ]
+    optional = {"--account=": cluster.account, "--partition=": cluster.queue}
+    optional["--qos="] = cluster.qos
+    return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
+
+
+def _lsf_directives(job: KeepAliveJob) -> list[tuple[str, str | None]]:
+    hours, minutes = divmod(job.walltime_minutes, 60)
+    pairs: list[tuple[str, str | None]] = [
+        ("-J ", job.job_name),
+        ("-cwd ", str(job.workdir)),
+        ("-o ", str(job.log_path)),
+        ("-e ", str(job.log_path)),
+        ("-nnodes ", "1"),
+        ("-W ", f"{hours}:{minutes:02d}"),
+        ("-wa ", "USR2"),
+        ("-wt ", str(math.ceil(job.margin_seconds / 60))),
+    ]
+    optional = {"-P ": job.cluster.account, "-q ": job.cluster.queue}
+    return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
+
+
+def submit(job: KeepAliveJob, scheduler: Scheduler) -> str:
+    """Write the script (executable) and submit it; return the job id."""
+    text = render(job)
+    job.script_path.parent.mkdir(parents=True, exist_ok=True)
+    job.script_path.write_text(text, encoding="utf-8")
+    job.script_path.chmod(0o755)
+    return scheduler.submit(job.script_path, job_name=job.job_name, cwd=job.workdir)
+
+
+# ---------------------------------------------------------------------------- taking over
+
+
+@dataclass(frozen=True)
+class Incarnation:
+    """One run of a keep-alive job, as recorded in the marker file."""
+
+    job_id: str
+    host: str
+    pid: int
+    started: float
+
+    @classmethod
+    def read(cls, path: Path) -> Incarnation | None:
+        try:
+            raw = read_json_object(path)
+            return cls(str(raw["job_id"]), str(raw["host"]), int(raw["pid"]), float(raw["started"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, vars(self))
+
+
+def record_incarnation(state_path: str | os.PathLike, job_id: str) -> Incarnation:
+    """Record this process as the current run of keep-alive job ``job_id``."""
+    me = Incarnation(job_id, socket.gethostname(), os.getpid(), time.time())
+    me.write(controller_dir(state_path) / MARKER)
+    return me
+
+
+def take_over(
+    state_path: str | os.PathLike,
+    job_id: str,
+    scheduler: Scheduler,
+    *,
+    wait_seconds: float = 600.0,
+    interval: float = 10.0,
+) -> str | None:
+    """Break the lock left by an earlier run of the keep-alive job, if it is gone.
+
+    Returns:
+        What was done, or None when there is no such lock (a lock of anyone
+        else is left for the controller to refuse, or to take over itself if
+        its holder died on this host).
+
+    Raises:
+        LockError: the earlier run's job still runs after ``wait_seconds``.
+    """
+    holder = _read_holder(lock_path(state_path))
+    before = Incarnation.read(controller_dir(state_path) / MARKER)
+    if holder is None or before is None or holder.host == socket.gethostname():
+        return None
+    if (holder.host, holder.pid) != (before.host, before.pid):
+        return None
+    if before.job_id != job_id:
+        _wait_until_over(before.job_id, scheduler, wait_seconds, interval)
+    break_lock(state_path, force=True)
+    return f"took over the lock of job {before.job_id} ({holder.describe()}), which has ended"
+
+
+def _wait_until_over(job_id: str, scheduler: Scheduler, wait: float, interval: float) -> None:
+    deadline = time.monotonic() + wait
+    while (state := scheduler.status([job_id])[job_id]) in _STILL_RUNNING:
+        if time.monotonic() >= deadline:
+            raise LockError(
+                f"the state is locked by keep-alive job {job_id}, which is still "
+                f"{state.value} after {wait:g} s"
+            )
+        time.sleep(interval)
+
+
+def exec_controller(state_path: str | os.PathLike, poll: float) -> None:
+    """Replace this process by ``splinenas run`` (same pid, as the marker says)."""
+    argv = [sys.executable, "-m", "nas", "run", "--state", str(state_path), "--poll", f"{poll:g}"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)

@@ -1,0 +1,244 @@
+"""What a person may change in a running search: rerun, cancel, grow or refine the box.
+
+Each operation works on a :class:`~nas.state.State` in memory and returns one
+:class:`Outcome` per point or design entry, so the same code serves a command
+that holds the lock and a controller that applies a queued request
+(:mod:`nas.inbox`). Every operation is idempotent: applied a second time it
+finds its work done and changes nothing, because a controller that dies
+between committing and deleting a request applies it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nas.schedulers.base import Scheduler, SchedulerError
+from nas.space import Params, SpaceError
+from nas.state import Point, PointStatus, State
+
+#: Statuses a rerun resets to pending.
+RERUNNABLE = frozenset({PointStatus.FAILED, PointStatus.INFEASIBLE, PointStatus.CANCELLED})
+#: Statuses a cancel may withdraw; active ones first lose their job.
+CANCELLABLE = frozenset(
+    {
+        PointStatus.PENDING,
+        PointStatus.SUBMITTING,
+        PointStatus.SUBMITTED,
+        PointStatus.RUNNING,
+        PointStatus.INCOMPLETE,
+        PointStatus.FAILED,
+    }
+)
+
+Bounds = Mapping[str, tuple[float | None, float | None]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one operation did to one point (``point_id`` None: the state as a whole)."""
+
+    point_id: int | None
+    ok: bool
+    changed: bool
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "point_id": self.point_id,
+            "ok": self.ok,
+            "changed": self.changed,
+            "message": self.message,
+        }
+
+
+def _refused(point_id: int | None, message: str) -> Outcome:
+    return Outcome(point_id, ok=False, changed=False, message=message)
+
+
+def _unchanged(point_id: int | None, message: str) -> Outcome:
+    return Outcome(point_id, ok=True, changed=False, message=message)
+
+
+def _changed(point_id: int | None, message: str) -> Outcome:
+    return Outcome(point_id, ok=True, changed=True, message=message)
+
+
+def _points(state: State, ids: Iterable[int]) -> Iterable[tuple[int, Point | None]]:
+    known = {p.id: p for p in state.points}
+    for point_id in dict.fromkeys(ids):
+        yield point_id, known.get(point_id)
+
+
+# ---------------------------------------------------------------------------- rerun
+
+
+def rerun(state: State, ids: Iterable[int], by: str) -> list[Outcome]:
+    """Reset failed, infeasible or cancelled points to pending with no attempts spent.
+
+    The old status, reason, attempts and job go into the event log. The job
+    name and id are cleared and ``extra["reruns"]`` counts the resets, so a
+    new submission never reuses a name the scheduler still remembers.
+    """
+    outcomes = []
+    for point_id, point in _points(state, ids):
+        if point is None:
+            outcomes.append(_refused(point_id, f"point {point_id}: no such point"))
+        elif point.status is PointStatus.PENDING:
+            outcomes.append(_unchanged(point_id, f"point {point_id}: already pending"))
+        elif point.status not in RERUNNABLE:
+            outcomes.append(
+                _refused(
+                    point_id,
+                    f"point {point_id} is {point.status.value}; only failed, infeasible or "
+                    f"cancelled points can be rerun",
+                )
+            )
+        else:
+            was = f"was {point.status.value} after {point.attempts} attempts"
+            was += f", job {point.job_id}" if point.job_id else ""
+            was += f": {point.reason}" if point.reason else ""
+            state.set_status(point_id, PointStatus.PENDING, reason=f"rerun by {by} ({was})")
+            extra = {**point.extra, "reruns": int(point.extra.get("reruns", 0)) + 1}
+            state.update_point(point_id, attempts=0, job_id="", job_name="", extra=extra)
+            outcomes.append(_changed(point_id, f"point {point_id}: pending again ({was})"))
+    return outcomes
+
+
+# ---------------------------------------------------------------------------- cancel
+
+
+def cancel(state: State, ids: Iterable[int], scheduler: Scheduler | None, by: str) -> list[Outcome]:
+    """Cancel the job of each point, if it has one that still runs, and mark it cancelled.
+
+    A point whose job id was never recorded (a crash right after submission)
+    is looked up by its job name. ``scheduler`` may be None only when no
+    point has a job.
+    """
+    outcomes = []
+    for point_id, point in _points(state, ids):
+        if point is None:
+            outcomes.append(_refused(point_id, f"point {point_id}: no such point"))
+        elif point.status is PointStatus.CANCELLED:
+            outcomes.append(_unchanged(point_id, f"point {point_id}: already cancelled"))
+        elif point.status not in CANCELLABLE:
+            outcomes.append(
+                _refused(point_id, f"point {point_id} is {point.status.value}; nothing to cancel")
+            )
+        else:
+            outcomes.append(_cancel_point(state, point, scheduler, by))
+    return outcomes
+
+
+def _cancel_point(state: State, point: Point, scheduler: Scheduler | None, by: str) -> Outcome:
+    note = ""
+    if point.status.is_active():
+        if scheduler is None:
+            return _refused(point.id, f"point {point.id}: cancelling its job needs the scheduler")
+        try:
+            note = _cancel_job(point, scheduler)
+        except SchedulerError as exc:
+            return _refused(point.id, f"point {point.id}: {exc}")
+    state.set_status(point.id, PointStatus.CANCELLED, reason=f"cancelled by {by}{note}")
+    return _changed(point.id, f"point {point.id}: cancelled{note}")
+
+
+def _cancel_job(point: Point, scheduler: Scheduler) -> str:
+    """Cancel the point's job unless it is over; a note for people on what happened."""
+    job_id = point.job_id
+    if not job_id and point.job_name:
+        job_id = scheduler.find_by_name([point.job_name]).get(point.job_name, ("", None))[0]
+    if not job_id:
+        return " (no job had been submitted)"
+    if scheduler.status([job_id])[job_id].is_finished():
+        return f" (job {job_id} had ended)"
+    scheduler.cancel(job_id)
+    return f" (job {job_id} cancelled)"
+
+
+# ---------------------------------------------------------------------------- the box
+
+
+def expand(state: State, bounds: Bounds, *, min_distance: float) -> list[Outcome]:
+    """Widen the box and add the widened box's 2d+3 design (origin ``"expand"``).
+
+    Every earlier point stays a support point, so the new bounds must contain
+    the old ones. Design points already in the state, or closer than
+    ``min_distance`` (unit box) to one, are skipped.
+
+    Raises:
+        SpaceError: an unknown or categorical dimension, or bounds that shrink the box.
+    """
+    space = state.space
+    for name, (low, high) in bounds.items():
+        space = space.with_bounds(name, low, high)
+    for old, new in zip(state.space.numeric, space.numeric, strict=True):
+        if new.low > old.low or new.high < old.high:
+            raise SpaceError(
+                f"dimension {new.name!r}: [{new.low}, {new.high}] does not contain the current "
+                f"box [{old.low}, {old.high}]; use a refinement to add a sub-box"
+            )
+    outcomes = []
+    if space != state.space:
+        state.set_space(space)
+        changes = ", ".join(f"{d.name} = [{d.low}, {d.high}]" for d in space.numeric)
+        state.log("expand", f"box widened: {changes}")
+        outcomes.append(_changed(None, f"box widened: {changes}"))
+    return outcomes + _add_design(state, space.initial_design(), min_distance)
+
+
+def refine(state: State, box: Bounds, *, min_distance: float) -> list[Outcome]:
+    """Add the 2d+3 design of a sub-box of the current box (origin ``"expand"``).
+
+    Raises:
+        SpaceError: an unknown or categorical dimension, or a sub-box outside the box.
+    """
+    sub = state.space
+    for name, (low, high) in box.items():
+        sub = sub.with_bounds(name, low, high)
+    for outer, inner in zip(state.space.numeric, sub.numeric, strict=True):
+        if inner.low < outer.low or inner.high > outer.high:
+            raise SpaceError(
+                f"dimension {inner.name!r}: [{inner.low}, {inner.high}] leaves the box "
+                f"[{outer.low}, {outer.high}]; widen the box first"
+            )
+    return _add_design(state, sub.initial_design(), min_distance)
+
+
+def _add_design(state: State, design: list[Params], min_distance: float) -> list[Outcome]:
+    """Add the design points that are new and far enough from every point, as one batch."""
+    batch = state.next_batch()
+    outcomes = []
+    for params in design:
+        point = state.find(params)
+        if point is not None:
+            outcomes.append(_unchanged(point.id, f"point {point.id} already has {params}; skipped"))
+            continue
+        near = _nearest(state, params)
+        if near is not None and near[1] < min_distance:
+            outcomes.append(
+                _unchanged(
+                    near[0],
+                    f"{params} is {near[1]:.3g} from point {near[0]} "
+                    f"(min_distance {min_distance:g}); skipped",
+                )
+            )
+            continue
+        added = state.add_point(params, "expand", batch)
+        outcomes.append(_changed(added.id, f"point {added.id} added: {added.params}"))
+    return outcomes
+
+
+def _nearest(state: State, params: Params) -> tuple[int, float] | None:
+    """The id of and unit-box distance to the nearest point of the same category."""
+    category = state.space.category_of(params)
+    points = state.points
+    same = [i for i, p in enumerate(points) if state.space.category_of(p.params) == category]
+    if not same:
+        return None
+    distances = np.linalg.norm(state.coords()[same] - state.space.to_unit(params), axis=1)
+    best = int(np.argmin(distances))
+    return points[same[best]].id, float(distances[best])
