@@ -325,10 +325,10 @@ def test_commit_of_ten_thousand_points_is_fast(tmp_path: Path) -> None:
     for _ in range(30):
         state.add_fit(range(40), rng.normal(size=43), 0.2, params(), 5.0)
     timings = []
-    for _ in range(3):
-        start = time.perf_counter()
+    for _ in range(3):  # CPU time: wall time on a shared CI host measures the neighbours
+        start = time.process_time()
         store.commit()
-        timings.append(time.perf_counter() - start)
+        timings.append(time.process_time() - start)
     store.close()
     assert min(timings) < 0.3, timings
 
