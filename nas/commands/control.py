@@ -1,0 +1,93 @@
+"""``splinenas run``: the controller that trains candidates until the search is done.
+
+It holds the state's lock while it runs; operator commands reach it through
+the run folder's inbox. torch is never imported here: the controller only
+renders job scripts and reads result files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from nas.config import ConfigError
+from nas.lockfile import LockError
+from nas.schedulers import SchedulerError
+from nas.scripts import ScriptError
+from nas.state import StateError
+
+#: Failures reported as one line on stderr with exit code 1.
+_FAILURES = (ConfigError, StateError, LockError, ScriptError, SchedulerError)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``run`` to the ``splinenas`` parser."""
+    parser = subparsers.add_parser(
+        "run",
+        help="train proposed candidates until the search converges or its budget is spent",
+        description=(
+            "Poll jobs, ingest results, retry failures, refit and propose, render job scripts "
+            "and submit, every --poll seconds, until convergence or a budget stops it. "
+            "SIGINT/SIGTERM end it after the current cycle. Relative paths in the experiment "
+            "([cluster] env_file, [data] root/index) are taken from the working directory."
+        ),
+    )
+    parser.add_argument("--state", required=True, type=Path, metavar="PATH", help="state file")
+    parser.add_argument("--once", action="store_true", help="run one cycle, then exit")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="render the job scripts the next cycle would submit; submit and change nothing",
+    )
+    parser.add_argument(
+        "--poll", type=float, default=60.0, metavar="SECONDS", help="seconds between cycles"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.poll < 0:
+        raise UsageError(f"--poll must be at least 0 seconds, got {args.poll:g}")
+    from nas import runner  # scipy and h5py: only once the command line is known good
+    from nas.search import SearchError
+    from nas.spline import SplineError
+
+    try:
+        if args.dry_run:
+            return _dry_run(runner.plan(args.state), args.json)
+        outcome = runner.run_controller(
+            args.state, poll=args.poll, max_cycles=1 if args.once else None
+        )
+    except (*_FAILURES, SearchError, SplineError) as exc:
+        print(f"splinenas run: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        summary = None if outcome.summary is None else outcome.summary.to_dict()
+        document = {"state": str(args.state), "reason": outcome.reason, "ok": outcome.ok}
+        _emit({**document, "cycles": outcome.cycles, "summary": summary})
+    print(f"stopped: {outcome.reason}", file=sys.stderr)
+    return EXIT_OK if outcome.ok else EXIT_FAILURE
+
+
+def _dry_run(plan: dict, as_json: bool) -> int:
+    if as_json:
+        _emit(plan)
+        return EXIT_OK
+    for entry in plan["submit"]:
+        print(f"would submit point {entry['id']} as {entry['job_name']}: {entry['script']}")
+    for entry in plan["propose"]:
+        print(f"would propose {entry['params']} (predicted {entry['predicted']})")
+    if plan["stop"] is not None:
+        print(f"would stop: {plan['stop']['reason']}")
+    if not (plan["submit"] or plan["propose"] or plan["stop"]):
+        print("nothing to do until running jobs end", file=sys.stderr)
+    return EXIT_OK
+
+
+def _emit(document: object) -> None:
+    json.dump(document, sys.stdout, indent=2, allow_nan=False)
+    sys.stdout.write("\n")

@@ -1,0 +1,151 @@
+"""The controller loop behind ``splinenas run``, and its dry run.
+
+:func:`run_controller` takes the state's lock, builds the scheduler and the
+job settings, and repeats :meth:`nas.controller.Controller.cycle` every
+``poll`` seconds until the search converges, its budget is spent, or a
+signal asks it to stop (after the current cycle has committed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from nas import layout, study
+from nas.controller import (
+    ACTIVE,
+    Controller,
+    CycleSummary,
+    next_batch,
+    next_submission,
+    ready_points,
+)
+from nas.schedulers import get_scheduler
+from nas.store import StateStore
+from nas.submission import JobSettings, feasibility
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How :func:`run_controller` ended."""
+
+    reason: str
+    ok: bool
+    cycles: int
+    summary: CycleSummary | None
+
+
+def print_summary(summary: CycleSummary) -> None:
+    """The default progress report: one line per cycle on stderr."""
+    print(summary.line(), file=sys.stderr, flush=True)
+
+
+def run_controller(
+    state_path: str | Path,
+    *,
+    poll: float = 60.0,
+    max_cycles: int | None = None,
+    progress: Callable[[CycleSummary], None] = print_summary,
+    stop_event: threading.Event | None = None,
+    cwd: Path | None = None,
+) -> RunResult:
+    """Run cycles every ``poll`` seconds until converged, out of budget or stopped.
+
+    SIGINT and SIGTERM (in the main thread), or ``stop_event``, end the loop
+    after the current cycle has committed.
+
+    Args:
+        state_path: the state file; its run folder is derived from it.
+        poll: seconds between cycles.
+        max_cycles: stop after this many cycles (``--once`` is 1).
+        progress: called with every cycle's summary.
+        stop_event: set it to stop after the current cycle.
+        cwd: where relative paths of the experiment are resolved (default: the working dir).
+
+    Raises:
+        LockError: another controller holds the state.
+        ConfigError, ScriptError: the experiment cannot be run as configured.
+    """
+    state_path = Path(state_path)
+    event = stop_event or threading.Event()
+    with StateStore.open(state_path) as store, _stop_on_signals(event):
+        experiment = study.experiment_of(store.state, f"{state_path}:experiment_toml")
+        settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
+        run = layout.run_dir(state_path)
+        scheduler = get_scheduler(experiment.cluster, local_root=layout.jobs_dir(run))
+        controller = Controller(store, settings, scheduler, run)
+        cycle = 0
+        while True:
+            cycle += 1
+            stop = controller.cycle()
+            summary = controller.summary(cycle, stop)
+            progress(summary)
+            if stop is not None:
+                return RunResult(stop.reason, stop.ok, cycle, summary)
+            if max_cycles is not None and cycle >= max_cycles:
+                return RunResult(f"{cycle} cycle(s) done", True, cycle, summary)
+            if event.wait(poll):
+                return RunResult("stopped by a signal after committing", True, cycle, summary)
+
+
+def plan(state_path: str | Path, *, cwd: Path | None = None) -> dict[str, object]:
+    """What the next cycle would submit or propose, from the committed state (``--dry-run``).
+
+    The job scripts of the points to submit are rendered into their folders
+    so they can be read; no status changes, nothing is submitted or stored.
+    """
+    state_path = Path(state_path)
+    state = StateStore.read(state_path)
+    experiment = study.experiment_of(state, f"{state_path}:experiment_toml")
+    settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
+    run = layout.run_dir(state_path)
+    slots = experiment.cluster.max_concurrent_jobs - len(state.with_status(*ACTIVE))
+    submit = []
+    for point in ready_points(state.points)[: max(slots, 0)]:
+        nxt = next_submission(point, experiment.experiment.name)
+        script = settings.prepare(run, nxt)
+        submit.append(
+            {
+                "id": point.id,
+                "params": point.params,
+                "job_name": nxt.job_name,
+                "script": str(script),
+            }
+        )
+    stop, proposals = next_batch(state, experiment, feasibility(experiment), dry_run=True)
+    return {
+        "submit": submit,
+        "propose": [
+            {"params": p.params, "predicted": p.predicted, "origin": p.origin} for p in proposals
+        ],
+        "stop": None if stop is None else dataclasses.asdict(stop),
+    }
+
+
+@contextmanager
+def _stop_on_signals(event: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``event``; a second one acts as usual (the default handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(signum: int, frame: object) -> None:
+        log.warning("%s: stopping after this cycle", signal.Signals(signum).name)
+        signal.signal(signum, previous[signum])
+        event.set()
+
+    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
