@@ -261,6 +261,7 @@ class SplineOptimizer:
             self.space.category_of(p)
             for p in self.space.initial_design()
             if self.space.key(p) not in self._records
+            and (self.feasible is None or self.feasible(p))
         }
         support: dict[tuple[Value, ...], list[Record]] = {}
         for record in self._records.values():

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy.stats import qmc
 
 from nas.space import Params, SearchSpace, Value
 from nas.spline import PolyharmonicSpline
@@ -64,6 +63,8 @@ def sample(
         ``f(points)``; the argmax is the search result.
     """
     _check_search_args(d, n_samples, shrink, max_levels, budget)
+    from scipy.stats import qmc  # deferred: scipy.stats costs a login node ~1 s to import
+
     engine = qmc.Halton(d, scramble=True, seed=seed)
     first = engine.random(n_samples)
     if extra_points is not None and len(extra_points):
