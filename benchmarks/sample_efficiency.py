@@ -1,0 +1,401 @@
+"""How many evaluations each optimiser needs on integer-grid problems.
+
+Every method gets the same integer box, the same budget of *distinct* evaluations
+and, in noisy runs, the same noise sequence. A repeated point is served from a cache
+(a NAS tool would not retrain a measured architecture) and does not count; a method
+that only repeats itself is stopped after four budgets' worth of calls. Regret is
+measured on the noise-free loss of the best point evaluated so far, normalised by
+the loss range of the grid (see ``problems.py``).
+
+Methods: the spline optimiser (``paper`` = Algorithm 1 as published, ``default`` =
+:mod:`nas.strategy`; q = 1 and q = 4), random search, Optuna TPE (multivariate) and
+GP samplers, scikit-optimize ``gp_minimize``, pySOT DYCORS and SRBF. Peers that do
+not import are skipped with a note (install the ``bench`` extra).
+
+Usage::
+
+    python benchmarks/sample_efficiency.py --quick
+    python benchmarks/sample_efficiency.py --out benchmarks/results/sample_efficiency.md \\
+        --raw /tmp/runs.json
+
+``--raw`` keeps every finished run in a JSON file and reuses it, so a full run can be
+extended (more methods, more seeds) without repeating what is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+# One BLAS/torch thread per process: the pool is the parallelism (set before numpy loads).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from problems import NOISE_FRACTION, PROBLEMS, Problem  # noqa: E402
+
+Point = tuple[int, ...]
+Runner = Callable[[Problem, "Evaluator", int], None]
+
+#: Repeated calls allowed, in multiples of the budget, before a method is stopped.
+CALL_CAP = 4
+
+
+class BudgetSpent(Exception):
+    """Raised by the evaluator to end a run: the budget of distinct points is used."""
+
+
+class Evaluator:
+    """The objective every method calls: caches, adds noise, records the trace."""
+
+    def __init__(self, problem: Problem, budget: int, noisy: bool, seed: int) -> None:
+        self.problem = problem
+        self.budget = budget
+        self.noise_sd = NOISE_FRACTION * problem.span if noisy else 0.0
+        self.rng = np.random.default_rng([seed, 2024])
+        self.cache: dict[Point, float] = {}
+        self.true: list[float] = []
+        self.calls = 0
+
+    def __call__(self, x: Sequence[float]) -> float:
+        key = tuple(int(round(float(v))) for v in x)
+        if len(key) != self.problem.d or any(
+            not lo <= v <= hi
+            for v, lo, hi in zip(key, self.problem.lows, self.problem.highs, strict=True)
+        ):
+            raise ValueError(f"{self.problem.name}: point {key} is outside the integer box")
+        if self.calls >= CALL_CAP * self.budget:
+            raise BudgetSpent
+        self.calls += 1
+        if key in self.cache:
+            return self.cache[key]
+        if len(self.true) >= self.budget:
+            raise BudgetSpent
+        value = self.problem(key)
+        self.true.append(value)
+        self.cache[key] = value + self.noise_sd * float(self.rng.standard_normal())
+        return self.cache[key]
+
+
+# ------------------------------------------------------------------------------- methods
+
+
+def _random(problem: Problem, ev: Evaluator, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    while True:
+        ev(
+            [
+                int(rng.integers(lo, hi + 1))
+                for lo, hi in zip(problem.lows, problem.highs, strict=True)
+            ]
+        )
+
+
+def _spline(strategy: str, q: int) -> Runner:
+    def run(problem: Problem, ev: Evaluator, seed: int) -> None:
+        from nas.optimizer import SplineOptimizer
+        from nas.space import Dim, SearchSpace
+
+        names = [f"x{i}" for i in range(problem.d)]
+        dims = [
+            Dim(n, "int", lo, hi)
+            for n, lo, hi in zip(names, problem.lows, problem.highs, strict=True)
+        ]
+        opt = SplineOptimizer(
+            SearchSpace(dims), batch_size=q, seed=seed, goal="minimize", strategy=strategy
+        )
+        while True:
+            batch = opt.ask()
+            values = [ev([p[n] for n in names]) for p in batch]
+            for params, value in zip(batch, values, strict=True):
+                opt.tell(params, value)
+
+    return run
+
+
+def _optuna(kind: str) -> Runner:
+    def run(problem: Problem, ev: Evaluator, seed: int) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if kind == "tpe":
+            sampler = optuna.samplers.TPESampler(multivariate=True, seed=seed)
+        else:
+            sampler = optuna.samplers.GPSampler(seed=seed)
+        study = optuna.create_study(sampler=sampler)
+        while True:
+            trial = study.ask()
+            x = [
+                trial.suggest_int(f"x{i}", lo, hi)
+                for i, (lo, hi) in enumerate(zip(problem.lows, problem.highs, strict=True))
+            ]
+            study.tell(trial, ev(x))
+
+    return run
+
+
+def _skopt(problem: Problem, ev: Evaluator, seed: int) -> None:
+    from skopt import gp_minimize
+    from skopt.space import Integer
+
+    dims = [Integer(lo, hi) for lo, hi in zip(problem.lows, problem.highs, strict=True)]
+    gp_minimize(ev, dims, n_calls=CALL_CAP * ev.budget, random_state=seed)
+
+
+def _pysot(kind: str) -> Runner:
+    def run(problem: Problem, ev: Evaluator, seed: int) -> None:
+        from poap.controller import SerialController
+        from pySOT.experimental_design import SymmetricLatinHypercube
+        from pySOT.optimization_problems import OptimizationProblem
+        from pySOT.strategy import DYCORSStrategy, SRBFStrategy
+        from pySOT.surrogate import CubicKernel, LinearTail, RBFInterpolant
+
+        class Box(OptimizationProblem):
+            def __init__(self) -> None:
+                self.dim, self.lb = problem.d, np.array(problem.lows, float)
+                self.ub = np.array(problem.highs, float)
+                self.int_var, self.cont_var = np.arange(problem.d), np.array([], dtype=int)
+
+            def eval(self, x: np.ndarray) -> float:
+                return ev(x)
+
+        d, box = problem.d, Box()
+        np.random.seed(seed)  # pySOT draws from numpy's global generator only
+        surrogate = RBFInterpolant(d, box.lb, box.ub, kernel=CubicKernel(), tail=LinearTail(d))
+        design = SymmetricLatinHypercube(dim=d, num_pts=2 * (d + 1))
+        cls = DYCORSStrategy if kind == "dycors" else SRBFStrategy
+        controller = SerialController(objective=ev)
+        controller.strategy = cls(
+            max_evals=ev.budget, opt_prob=box, exp_design=design, surrogate=surrogate
+        )
+        controller.run()
+
+    return run
+
+
+#: name -> (runner, module that must import for it to run).
+METHODS: dict[str, tuple[Runner, str]] = {
+    "default": (_spline("default", 1), "nas.optimizer"),
+    "default-q4": (_spline("default", 4), "nas.optimizer"),
+    "paper": (_spline("paper", 1), "nas.optimizer"),
+    "paper-q4": (_spline("paper", 4), "nas.optimizer"),
+    "random": (_random, "numpy"),
+    "tpe": (_optuna("tpe"), "optuna"),
+    "optuna-gp": (_optuna("gp"), "optuna"),
+    "skopt-gp": (_skopt, "skopt"),
+    "dycors": (_pysot("dycors"), "pySOT"),
+    "srbf": (_pysot("srbf"), "pySOT"),
+}
+QUICK_METHODS = ("default", "paper", "random")
+
+
+@cache
+def _problem(name: str) -> Problem:
+    return PROBLEMS[name]()
+
+
+@dataclass(frozen=True)
+class Task:
+    method: str
+    problem: str
+    noisy: bool
+    seed: int
+    budget: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}|{self.problem}|{'noisy' if self.noisy else 'exact'}|{self.seed}|{self.budget}"
+
+
+def run_task(task: Task) -> dict:
+    """One optimiser run; returns the noise-free trace and the optimiser's time per call."""
+    problem = _problem(task.problem)
+    ev = Evaluator(problem, task.budget, task.noisy, task.seed)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            METHODS[task.method][0](problem, ev, task.seed)
+        except BudgetSpent:
+            pass
+    seconds = time.perf_counter() - start
+    return {"key": task.key, "true": ev.true, "seconds_per_call": seconds / max(ev.calls, 1)}
+
+
+# ------------------------------------------------------------------------------- metrics
+
+
+def regret_curve(problem: Problem, true: Sequence[float], budget: int) -> np.ndarray:
+    """Normalised regret of the best point after 1..budget evaluations (held after the end)."""
+    curve = np.minimum.accumulate(np.asarray(true, dtype=float)) if true else np.array([np.inf])
+    curve = np.concatenate([curve, np.full(budget - len(curve), curve[-1])])[:budget]
+    return problem.regret(curve) if np.isfinite(curve).all() else np.ones(budget)
+
+
+def evaluations_to(curves: np.ndarray, threshold: float) -> np.ndarray:
+    """First evaluation count with regret <= threshold per run (inf when never)."""
+    hit = curves <= threshold
+    return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1.0, np.inf)
+
+
+def _fmt_count(counts: np.ndarray, budget: int) -> str:
+    q1, med, q3 = np.percentile(counts, [25, 50, 75], method="lower")
+    got = int(np.isfinite(counts).sum())
+
+    def one(v: float) -> str:
+        return f">{budget}" if not np.isfinite(v) else f"{v:.0f}"
+
+    return f"{one(med)} [{one(q1)}-{one(q3)}] {got}/{len(counts)}"
+
+
+def tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
+    """Markdown tables for the given tasks (grouped by problem and noise)."""
+    methods = list(dict.fromkeys(t.method for t in tasks))
+    groups = list(dict.fromkeys((t.problem, t.noisy) for t in tasks))
+    budget = tasks[0].budget
+    curves: dict[tuple[str, str, bool], np.ndarray] = {}
+    secs: dict[tuple[str, str], list[float]] = {}
+    for t in tasks:
+        run = runs[t.key]
+        curve = regret_curve(_problem(t.problem), run["true"], t.budget)
+        curves.setdefault((t.method, t.problem, t.noisy), []).append(curve)
+        secs.setdefault((t.method, t.problem), []).append(run["seconds_per_call"])
+    n_seeds = len({t.seed for t in tasks})
+    out = [
+        f"Budget {budget} distinct evaluations, {n_seeds} seeds; cells: median [IQR] and seeds "
+        "that got there. Noisy: sd = 0.1 % of the loss range.\n"
+    ]
+    for threshold in (1e-2, 1e-3):
+        out.append(f"\n### Evaluations to {threshold:.1%} regret\n")
+        out.append(_row(["problem", *methods]) + "\n" + _row(["---"] * (len(methods) + 1)))
+        for prob, noisy in groups:
+            cells = [
+                _fmt_count(evaluations_to(np.array(curves[(m, prob, noisy)]), threshold), budget)
+                for m in methods
+            ]
+            out.append(_row([_label(prob, noisy), *cells]))
+    d_of = {p: _problem(p).d for p, _ in groups}
+    out.append("\n### Median regret (%) after 2d+3, +5, +10, +20 evaluations\n")
+    out.append(_row(["problem", *methods]) + "\n" + _row(["---"] * (len(methods) + 1)))
+    for prob, noisy in groups:
+        marks = [n for n in (2 * d_of[prob] + 3 + k for k in (0, 5, 10, 20)) if n <= budget]
+        cells = []
+        for m in methods:
+            med = np.median(np.array(curves[(m, prob, noisy)])[:, np.array(marks) - 1], axis=0)
+            cells.append(" / ".join(f"{100 * v:.2g}" for v in med))
+        out.append(_row([f"{_label(prob, noisy)} (n={','.join(map(str, marks))})", *cells]))
+    out.append("\n### Seconds per proposal (median over runs)\n")
+    problems = list(dict.fromkeys(p for p, _ in groups))
+    out.append(_row(["method", *problems]) + "\n" + _row(["---"] * (len(problems) + 1)))
+    for m in methods:
+        out.append(_row([m, *(f"{np.median(secs[(m, p)]):.3g}" for p in problems)]))
+    return "\n".join(out) + "\n"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _label(problem: str, noisy: bool) -> str:
+    return f"{problem}{' noisy' if noisy else ''}"
+
+
+# ----------------------------------------------------------------------------------- CLI
+
+
+def available(methods: Sequence[str]) -> list[str]:
+    """The methods whose modules import; the others are named on stderr."""
+    import importlib
+
+    ok = []
+    for m in methods:
+        try:
+            importlib.import_module(METHODS[m][1])
+        except ImportError as exc:
+            print(f"skipping {m}: {exc}", file=sys.stderr)
+        else:
+            ok.append(m)
+    return ok
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--quick", action="store_true", help="CI-sized: nas5 and branin, 3 seeds, budget 40"
+    )
+    p.add_argument("--methods", help=f"comma list from {', '.join(METHODS)}")
+    p.add_argument("--problems", help=f"comma list from {', '.join(PROBLEMS)}")
+    p.add_argument("--noise", choices=("both", "exact", "noisy"), default="both")
+    p.add_argument("--seeds", type=int, help="number of seeds (default 10, quick 3)")
+    p.add_argument(
+        "--budget", type=int, help="distinct evaluations per run (default 100, quick 40)"
+    )
+    p.add_argument("--workers", type=int, default=2, help="processes (at most 2)")
+    p.add_argument("--raw", type=Path, help="JSON file of finished runs to reuse and extend")
+    p.add_argument("--out", type=Path, help="also write the markdown tables here")
+    args = p.parse_args(argv)
+    args.methods = _choose(
+        args.methods, METHODS, QUICK_METHODS if args.quick else tuple(METHODS), p
+    )
+    args.problems = _choose(
+        args.problems, PROBLEMS, ("nas5", "branin") if args.quick else tuple(PROBLEMS), p
+    )
+    args.seeds = args.seeds or (3 if args.quick else 10)
+    args.budget = args.budget or (40 if args.quick else 100)
+    if not 1 <= args.workers <= 2:
+        p.error(f"--workers must be 1 or 2, got {args.workers}")
+    return args
+
+
+def _choose(
+    text: str | None, known: dict, default: tuple[str, ...], p: argparse.ArgumentParser
+) -> list[str]:
+    names = text.split(",") if text else list(default)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        p.error(f"unknown name(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    return names
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    noises = {"both": (False, True), "exact": (False,), "noisy": (True,)}[args.noise]
+    tasks = [
+        Task(m, prob, noisy, seed, args.budget)
+        for prob in args.problems
+        for noisy in noises
+        for m in available(args.methods)
+        for seed in range(args.seeds)
+    ]
+    runs: dict[str, dict] = (
+        json.loads(args.raw.read_text()) if args.raw and args.raw.exists() else {}
+    )
+    todo = [t for t in tasks if t.key not in runs]
+    print(f"{len(todo)} runs to do, {len(tasks) - len(todo)} reused", file=sys.stderr)
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        for i, result in enumerate(pool.imap_unordered(run_task, todo), 1):
+            runs[result["key"]] = result
+            if args.raw and (i % 20 == 0 or i == len(todo)):
+                args.raw.write_text(json.dumps(runs))
+            print(f"\r{i}/{len(todo)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    text = tables(runs, tasks)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
