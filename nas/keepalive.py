@@ -68,12 +68,11 @@ trap '' USR2
 controller=$!
 stop=0
 trap 'stop=1; kill -TERM "$controller" 2>/dev/null' USR2
-wait "$controller"
-status=$?
 while kill -0 "$controller" 2>/dev/null; do
-    wait "$controller"
-    status=$?
-done"""
+    wait "$controller"  # returns early when USR2 arrives
+done
+wait "$controller"  # bash keeps the exit status of an ended child
+status=$?"""
 
 _SLURM = """\
 #!/bin/bash

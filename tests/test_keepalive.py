@@ -1,0 +1,255 @@
+"""Keeping the controller alive: detach, the Slurm/LSF keep-alive scripts, lock takeover."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nas import keepalive, layout
+from nas.cli import main
+from nas.config import ClusterConfig
+from nas.lockfile import LockError, lock_path
+from nas.schedulers import JobState, LsfScheduler
+from nas.scripts import ScriptError
+
+FAKES = Path(__file__).resolve().parent / "fakes"
+#: Directives (#SBATCH, #BSUB) cannot hold "$"; shell words can: see the state path.
+WEIRD = "a 'b' c"
+
+#: Stands in for the interpreter: records argv and environment, stops on TERM only.
+STUB_PYTHON = """#!/bin/bash
+printf '%s\\n' "$@" >"$STUB_DIR/argv"
+env >"$STUB_DIR/env"
+sleep 60 &
+child=$!
+trap 'kill "$child"; echo term >"$STUB_DIR/stopped"; exit 0' TERM
+echo started >"$STUB_DIR/started"
+wait "$child"
+"""
+#: Stands in for scontrol/bsub: records argv and stdin.
+STUB_COMMAND = """#!/bin/bash
+printf '%s\\n' "$(basename "$0")" "$@" >"$STUB_DIR/called"
+cat >"$STUB_DIR/stdin"
+"""
+
+
+def wait_for(condition, what: str, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def make_job(root: Path, backend: str, **changes: object) -> keepalive.KeepAliveJob:
+    folder = root / WEIRD
+    folder.mkdir(exist_ok=True)
+    fields = {
+        "backend": backend,
+        "state_path": folder / "toy $(touch pwned).h5",
+        "script_path": folder / f"keepalive.{backend}.sh",
+        "log_path": folder / "controller.log",
+        "workdir": folder,
+        "job_name": "toy-controller",
+        "python": str(folder / "python"),
+        "walltime_minutes": 60,
+        "margin_seconds": 290,
+        "poll": 5.0,
+        "cluster": ClusterConfig(backend=backend, account="proj1", queue="batch"),
+        **changes,
+    }
+    return keepalive.KeepAliveJob(**fields)
+
+
+@pytest.mark.parametrize("backend", ["slurm", "lsf"])
+def test_scripts_pass_bash_n_and_carry_the_directives(tmp_path: Path, backend: str) -> None:
+    text = keepalive.render(make_job(tmp_path, backend))
+    subprocess.run(["bash", "-n"], input=text, text=True, check=True)
+    if backend == "slurm":
+        expected = ["#SBATCH --signal=B:USR2@290", "#SBATCH --requeue", "#SBATCH --time=60",
+                    "#SBATCH --open-mode=append", "#SBATCH --account=proj1", "scontrol requeue"]  # fmt: skip
+    else:
+        expected = ["#BSUB -W 1:00", "#BSUB -wa USR2", "#BSUB -wt 5", "#BSUB -P proj1",
+                    "#BSUB -J toy-controller", "bsub <"]  # fmt: skip
+    for line in expected:
+        assert line in text
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"margin_seconds": 3600}, "shorter than the walltime"),
+        ({"job_name": "a b"}, "job name"),
+        ({"backend": "local"}, "no keep-alive job"),
+        ({"poll": 0.0}, "poll"),
+        ({"state_path": Path("relative.h5")}, "absolute single-line path"),
+    ],
+)
+def test_bad_values_are_refused(tmp_path: Path, changes: dict, match: str) -> None:
+    job = dataclasses.replace(make_job(tmp_path, "slurm"), **changes)
+    with pytest.raises(keepalive.KeepAliveError, match=match):
+        keepalive.render(job)
+
+
+def test_a_log_path_the_directive_parser_cannot_read_is_refused(tmp_path: Path) -> None:
+    job = make_job(tmp_path, "slurm", log_path=tmp_path / 'say "hi".log')
+    with pytest.raises(ScriptError, match="cannot go into a directive"):
+        keepalive.render(job)
+
+
+def stubbed(tmp_path: Path, job: keepalive.KeepAliveJob) -> tuple[Path, dict[str, str]]:
+    """Stub interpreter and scheduler commands; return the stub folder and environment."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("scontrol", "bsub"):
+        (bin_dir / name).write_text(STUB_COMMAND)
+        (bin_dir / name).chmod(0o755)
+    Path(job.python).write_text(STUB_PYTHON)
+    Path(job.python).chmod(0o755)
+    stub_dir = tmp_path / "stub"
+    stub_dir.mkdir()
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_DIR": str(stub_dir)}
+    env.update(SLURM_JOB_ID="77", SLURM_NTASKS="1", LSB_JOBID="88")
+    return stub_dir, env
+
+
+@pytest.mark.parametrize("backend", ["slurm", "lsf"])
+def test_the_warning_signal_stops_the_controller_then_renews_the_job(
+    tmp_path: Path, backend: str
+) -> None:
+    job = make_job(tmp_path, backend)
+    job.script_path.write_text(keepalive.render(job))
+    stub_dir, env = stubbed(tmp_path, job)
+    shell = subprocess.Popen(["bash", str(job.script_path)], env=env, cwd=tmp_path,
+                             start_new_session=True)  # fmt: skip
+    wait_for((stub_dir / "started").exists, "the controller to start")
+    os.killpg(shell.pid, signal.SIGUSR2)  # as LSF does: every process of the job
+    assert shell.wait(timeout=20) == 0
+    assert (stub_dir / "stopped").read_text() == "term\n"  # TERM from the shell, USR2 ignored
+    argv = (stub_dir / "argv").read_text().splitlines()
+    job_id = "77" if backend == "slurm" else "88"
+    assert argv == ["-m", "nas", "controller", "job", "--state", str(job.state_path),
+                    "--poll", "5", "--job-id", job_id]  # fmt: skip
+    called = (stub_dir / "called").read_text().splitlines()
+    if backend == "slurm":
+        assert called == ["scontrol", "requeue", "77"]
+        assert "SLURM_NTASKS" not in (stub_dir / "env").read_text()
+    else:
+        assert called == ["bsub"]
+        assert (stub_dir / "stdin").read_text() == job.script_path.read_text()
+    assert not list(tmp_path.rglob("pwned"))
+
+
+def test_a_controller_that_ends_by_itself_is_not_renewed(tmp_path: Path) -> None:
+    job = make_job(tmp_path, "slurm")
+    job.script_path.write_text(keepalive.render(job))
+    stub_dir, env = stubbed(tmp_path, job)
+    Path(job.python).write_text("#!/bin/bash\nexit 1\n")
+    done = subprocess.run(["bash", str(job.script_path)], env=env, cwd=tmp_path, timeout=20)
+    assert done.returncode == 1 and not (stub_dir / "called").exists()
+
+
+def test_detach_writes_a_pid_file_and_refuses_a_second_start(tmp_path: Path) -> None:
+    log, pid_file = tmp_path / "c" / "controller.log", tmp_path / "c" / "controller.pid"
+    argv = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
+    pid = keepalive.detach(argv, log, pid_file)
+    try:
+        assert keepalive.running_pid(pid_file) == pid
+        assert os.getsid(pid) == pid  # its own session: no terminal to hang up on
+        wait_for(lambda: log.read_text() == "up\n", "the detached process's output")
+        with pytest.raises(keepalive.KeepAliveError, match=f"process {pid}, which still runs"):
+            keepalive.detach(argv, log, pid_file)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # it is this test's child; a CLI's child is reaped by init
+    assert keepalive.running_pid(pid_file) is None
+
+
+# ---------------------------------------------------------------------------- takeover
+
+
+def leave_lock(state: Path, job_id: str, host: str = "node-7", pid: int = 4242) -> None:
+    """A lock and marker as a keep-alive run on another host leaves them when it dies."""
+    lock_path(state).write_text(json.dumps({"host": host, "pid": pid, "started": time.time()}))
+    marker = keepalive.controller_dir(state) / keepalive.MARKER
+    keepalive.Incarnation(job_id, "node-7", 4242, time.time() - 5).write(marker)
+
+
+@pytest.fixture
+def lsf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LsfScheduler:
+    monkeypatch.setenv("PATH", f"{FAKES}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_LSF_DIR", str(tmp_path / "fake-lsf"))
+    return LsfScheduler(timeout=20)
+
+
+def fake_job(lsf: LsfScheduler, tmp_path: Path, body: str) -> str:
+    script = tmp_path / f"job-{time.monotonic_ns()}.sh"
+    script.write_text(f"#!/bin/bash\n{body}\n")
+    return lsf.submit(script, job_name="toy-controller", cwd=tmp_path)
+
+
+def test_a_requeued_job_takes_over_its_own_lock(tmp_path: Path, lsf: LsfScheduler) -> None:
+    state = tmp_path / "toy.h5"
+    leave_lock(state, "77")
+    note = keepalive.take_over(state, "77", lsf)
+    assert note is not None and "job 77" in note and "node-7" in note
+    assert not lock_path(state).exists()
+
+
+def test_a_successor_takes_over_once_the_earlier_job_has_ended(
+    tmp_path: Path, lsf: LsfScheduler
+) -> None:
+    state = tmp_path / "toy.h5"
+    running = fake_job(lsf, tmp_path, "sleep 60")
+    leave_lock(state, running)
+    with pytest.raises(LockError, match=f"job {running}, which is still running"):
+        keepalive.take_over(state, "999", lsf, wait_seconds=0.0)
+    assert lock_path(state).exists()
+    lsf.cancel(running)
+    ended = fake_job(lsf, tmp_path, "exit 0")
+    wait_for(lambda: lsf.status([ended])[ended] is JobState.COMPLETED, "the fake job to end")
+    leave_lock(state, ended)
+    assert keepalive.take_over(state, "999", lsf, wait_seconds=0.0) is not None
+    assert not lock_path(state).exists()
+
+
+def test_locks_of_anyone_else_are_left_alone(tmp_path: Path, lsf: LsfScheduler) -> None:
+    state = tmp_path / "toy.h5"
+    leave_lock(state, "77", pid=5555)  # another process on that host holds it
+    assert keepalive.take_over(state, "77", lsf) is None
+    leave_lock(state, "77", host=socket.gethostname())  # this host: the lock handles it
+    assert keepalive.take_over(state, "77", lsf) is None
+    assert lock_path(state).exists()
+
+
+def test_controller_submit_on_fake_lsf_runs_the_chain(
+    tmp_path: Path, lsf: LsfScheduler, capsys: pytest.CaptureFixture, monkeypatch
+) -> None:
+    toml = tmp_path / "toy.toml"
+    toml.write_text(
+        '[experiment]\nname = "toy"\n[[space]]\nname = "x"\ntype = "int"\nlow = 1\nhigh = 4\n'
+        '[cluster]\nbackend = "lsf"\nwalltime_minutes = 30\n'
+    )
+    state = tmp_path / "toy.h5"
+    assert main(["init", str(toml), "--state", str(state)]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["controller", "submit", "--state", str(state), "--json", "--poll", "1"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["backend"] == "lsf" and doc["script"].endswith("keepalive.lsf.sh")
+    job_id = doc["job_id"]
+    wait_for(lambda: lsf.status([job_id])[job_id].is_finished(), "the keep-alive job", 60)
+    log = Path(doc["log"]).read_text()
+    marker = json.loads((keepalive.controller_dir(state) / keepalive.MARKER).read_text())
+    assert marker["job_id"] == job_id
+    # `controller job` handed over to `splinenas run`, which needs [model] and [data].
+    assert "splinenas run: error" in log and "[model]" in log
+    assert layout.run_dir(state) / "controller" == Path(doc["log"]).parent
