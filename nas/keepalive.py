@@ -47,10 +47,10 @@ from pathlib import Path
 
 from nas import layout
 from nas.config import NAME_PATTERN, ClusterConfig
-from nas.lockfile import Holder, LockError, _read_holder, break_lock, holder_alive, lock_path
+from nas.lockfile import Holder, LockError, break_lock, holder_alive, lock_path, read_holder
 from nas.proc import spawn_detached
 from nas.schedulers.base import JobState, Scheduler
-from nas.scripts import _directive_value
+from nas.scripts import directive_value
 from nas.train.jsonio import atomic_write_json, read_json_object
 
 #: Files of the controller in the run folder.
@@ -222,7 +222,7 @@ def render(job: KeepAliveJob) -> str:
 
 def _lines(prefix: str, pairs: list[tuple[str, str | None]]) -> str:
     return "\n".join(
-        f"{prefix} {flag}" if value is None else f"{prefix} {flag}{_directive_value(value, flag)}"
+        f"{prefix} {flag}" if value is None else f"{prefix} {flag}{directive_value(value, flag)}"
         for flag, value in pairs
     )
 
@@ -321,7 +321,7 @@ def take_over(
     Raises:
         LockError: the earlier run's job still runs after ``wait_seconds``.
     """
-    holder = _read_holder(lock_path(state_path))
+    holder = read_holder(lock_path(state_path))
     before = Incarnation.read(controller_dir(state_path) / MARKER)
     if holder is None or before is None or holder.host == socket.gethostname():
         return None

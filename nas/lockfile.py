@@ -51,7 +51,7 @@ def lock_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
-def _read_holder(lock: Path) -> Holder | None:
+def read_holder(lock: Path) -> Holder | None:
     """The recorded holder, or None when the file is empty or unreadable."""
     try:
         raw = json.loads(lock.read_text(encoding="utf-8"))
@@ -149,7 +149,7 @@ class FileLock:
             FileNotFoundError: the lock was released meanwhile.
         """
         while True:
-            holder = _read_holder(self.path)
+            holder = read_holder(self.path)
             if holder is not None:
                 return holder
             if time.time() - self.path.stat().st_mtime > GRACE_SECONDS:
@@ -158,7 +158,7 @@ class FileLock:
 
     def still_ours(self) -> bool:
         """Whether the lock file still names this holder (not broken by `unlock --force`)."""
-        return _read_holder(self.path) == self.holder
+        return read_holder(self.path) == self.holder
 
     def release(self) -> None:
         """Remove the side file if this object still holds it."""
@@ -178,7 +178,7 @@ def _remove_if_holder(lock: Path, holder: Holder) -> None:
         os.rename(lock, private)
     except FileNotFoundError:
         return
-    if _read_holder(private) == holder:
+    if read_holder(private) == holder:
         private.unlink()
         return
     try:
@@ -202,7 +202,7 @@ def break_lock(path: str | Path, force: bool = False) -> Holder | None:
     lock = lock_path(path)
     if not lock.exists():
         return None
-    holder = _read_holder(lock)
+    holder = read_holder(lock)
     host = socket.gethostname()
     if holder is not None and holder.host == host and holder_alive(holder):
         raise LockError(f"{lock} is held by {holder.describe()}, which is still running")

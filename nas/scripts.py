@@ -57,7 +57,7 @@ def _check_line(value: str | os.PathLike, what: str) -> str:
     return text
 
 
-def _directive_value(value: str | os.PathLike, what: str) -> str:
+def directive_value(value: str | os.PathLike, what: str) -> str:
     """``value`` as the scheduler's directive parser will read it back."""
     text = _check_line(value, what)
     if _BARE_DIRECTIVE.fullmatch(text):
@@ -195,7 +195,7 @@ def _signal_seconds(cluster: ClusterConfig) -> int:
 
 
 def _directive_lines(prefix: str, pairs: list[tuple[str, str]], extra: Sequence[str]) -> str:
-    lines = [f"{prefix} {flag}{_directive_value(value, flag.strip(' ='))}" for flag, value in pairs]
+    lines = [f"{prefix} {flag}{directive_value(value, flag.strip(' ='))}" for flag, value in pairs]
     lines += [f"{prefix} {_check_line(line, 'cluster.extra_directives')}" for line in extra]
     return "\n".join(lines)
 
