@@ -87,7 +87,12 @@ def image_transforms(resolution: int, val_resize: int | None):
 
 
 def build_splits(config: DataConfig) -> DataSplits:
-    """The training and validation datasets described by a ``[data]`` table."""
+    """The training and validation datasets described by a ``[data]`` table.
+
+    ``imagefolder`` loads ``index`` when given (``root`` then overrides the
+    stored root); with ``root`` alone every rank scans the tree itself, which is
+    fine for small trees only.
+    """
     if config.kind == "digits":
         from nas.data.digits import CLASSES, digits_datasets
 
