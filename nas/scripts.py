@@ -33,6 +33,10 @@ BACKENDS = ("local", "slurm", "lsf")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _BARE_DIRECTIVE = re.compile(r"^[A-Za-z0-9_.,:@%/+=-]+$")
 _UNQUOTABLE_DIRECTIVE = set('"\\$`')
+#: Optional directives and the ``[cluster]`` key each one carries.
+_SLURM_OPTIONAL = {"--account": "account", "--partition": "queue", "--qos": "qos",
+                   "--constraint": "constraint"}  # fmt: skip
+_LSF_OPTIONAL = {"-P": "account", "-q": "queue", "-alloc_flags": "alloc_flags"}
 #: Slurm keeps the warning time of ``--signal`` in 16 bits.
 _MAX_SIGNAL_SECONDS = 65535
 
@@ -158,13 +162,7 @@ def _slurm_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list
         pairs.append(("--gpus-per-node", str(cluster.gpus_per_node)))
     if cluster.signal_seconds:
         pairs.append(("--signal", f"B:USR2@{_signal_seconds(cluster)}"))
-    optional = {
-        "--account": cluster.account,
-        "--partition": cluster.queue,
-        "--qos": cluster.qos,
-        "--constraint": cluster.constraint,
-    }
-    pairs += [(flag, value) for flag, value in optional.items() if value is not None]
+    pairs += _optional_directives(cluster, _SLURM_OPTIONAL)
     return [(f"{flag}=", value) for flag, value in pairs]
 
 
@@ -181,9 +179,22 @@ def _lsf_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[t
     if cluster.signal_seconds:
         # LSF's warning time has minute granularity: warn no later than asked.
         pairs += [("-wa", "USR2"), ("-wt", str(math.ceil(_signal_seconds(cluster) / 60)))]
-    optional = {"-P": cluster.account, "-q": cluster.queue, "-alloc_flags": cluster.alloc_flags}
-    pairs += [(flag, value) for flag, value in optional.items() if value is not None]
+    pairs += _optional_directives(cluster, _LSF_OPTIONAL)
     return [(f"{flag} ", value) for flag, value in pairs]
+
+
+def _optional_directives(cluster: ClusterConfig, keys: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(flag, value) of the optional ``[cluster]`` keys that are set."""
+    return [
+        (flag, value) for flag, key in keys.items() if (value := getattr(cluster, key)) is not None
+    ]
+
+
+def _what(flag: str) -> str:
+    """How an error names a directive: with the ``[cluster]`` key it comes from, if any."""
+    flag = flag.strip(" =")
+    key = _SLURM_OPTIONAL.get(flag) or _LSF_OPTIONAL.get(flag)
+    return flag if key is None else f"cluster.{key} in {flag}"
 
 
 def _signal_seconds(cluster: ClusterConfig) -> int:
@@ -195,7 +206,7 @@ def _signal_seconds(cluster: ClusterConfig) -> int:
 
 
 def _directive_lines(prefix: str, pairs: list[tuple[str, str]], extra: Sequence[str]) -> str:
-    lines = [f"{prefix} {flag}{directive_value(value, flag.strip(' ='))}" for flag, value in pairs]
+    lines = [f"{prefix} {flag}{directive_value(value, _what(flag))}" for flag, value in pairs]
     lines += [f"{prefix} {_check_line(line, 'cluster.extra_directives')}" for line in extra]
     return "\n".join(lines)
 
