@@ -42,7 +42,7 @@ from nas.search import PaperStrategy, Ranking, Snap, Strategy, sample
 from nas.spline import PolyharmonicSpline
 
 #: Merit weights on the spline value; the rest goes to the distance term.
-WEIGHT_CYCLE = (0.3, 0.5, 0.8, 0.95)
+WEIGHT_CYCLE = (1.0, 1.0, 0.8)
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ class DefaultStrategy:
 
     Attributes
     ----------
-    n_local, n_global : int
-        Perturbation candidates around the incumbent and uniform candidates.
+    n_local, n_global, n_argmax : int
+        Perturbation candidates around the incumbent, uniform candidates, and the
+        best points of the hierarchical search for max s.
     sigma_init, sigma_min : float
         Perturbation radius (unit box) at the start and its floor.
     weights : tuple of float
@@ -67,10 +68,10 @@ class DefaultStrategy:
     weights: tuple[float, ...] = WEIGHT_CYCLE
 
     def __post_init__(self) -> None:
-        if self.n_local < 0 or self.n_global < 0 or self.n_local + self.n_global < 1:
+        counts = (self.n_local, self.n_global, self.n_argmax)
+        if min(counts) < 0 or sum(counts) < 1:
             raise ValueError(
-                f"n_local = {self.n_local} and n_global = {self.n_global} must be >= 0 "
-                "with at least one candidate"
+                f"n_local, n_global, n_argmax = {counts} must be >= 0 with at least one candidate"
             )
         if not 0 < self.sigma_min <= self.sigma_init:
             raise ValueError(
