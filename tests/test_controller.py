@@ -248,6 +248,7 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates(tmp_path: Path) -> 
         process.wait()
         kills += 1
     assert kills >= 20
+    assert load_state(state_path).with_status(S.DONE), "the kills interrupted real progress"
     final = controller_process(state_path, tmp_path)
     assert final.wait(timeout=240) == 0
 
