@@ -1,0 +1,157 @@
+"""Controller cycle time and state-file size against the number of points.
+
+Run ``python benchmarks/controller_scale.py [--sizes 10 100 1000 10000]``;
+prints a markdown table. Each state holds N measured points of a 3-dim box
+and ``max_concurrent_jobs`` jobs of the local backend that only sleep (no
+training). Columns:
+
+``steady``
+    median of 5 cycles while the jobs run: inbox, one batched status query,
+    result files of idle points, one commit. The cycle a controller repeats
+    for hours.
+``first``
+    the first cycle of a (re)started controller: also re-attaches every
+    active job by name.
+``propose``
+    a cycle after the jobs ended: ingest their results, refit the spline
+    on all N points, propose and submit the next batch (N <= 1000 only:
+    the dense fit grows as N^3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nas import layout
+from nas.config import parse_experiment
+from nas.controller import Controller
+from nas.schedulers import LocalScheduler
+from nas.state import PointStatus
+from nas.store import StateStore
+from nas.submission import JobSettings
+from nas.train.result import Result, now_iso, write_result
+
+JOBS = 4
+EXPERIMENT = """
+[experiment]
+name = "scale"
+tolerance = 0.0
+max_points = 1000000
+batch_size = {jobs}
+[[space]]
+name = "a"
+type = "float"
+low = 0.0
+high = 1.0
+[[space]]
+name = "b"
+type = "float"
+low = 0.0
+high = 1.0
+[[space]]
+name = "c"
+type = "float"
+low = 0.0
+high = 1.0
+[model]
+family = "resnet"
+[data]
+kind = "digits"
+[cluster]
+backend = "local"
+python = "{python}"
+max_concurrent_jobs = {jobs}
+"""
+SLEEPER = "#!/bin/sh\nexec sleep 600\n"
+
+
+def value(params: dict) -> float:
+    return 50.0 + 10.0 * np.sin(3.0 * params["a"]) + 5.0 * params["b"] - 3.0 * params["c"] ** 2
+
+
+def build(folder: Path, n: int) -> tuple[Path, StateStore, Controller]:
+    """A state with ``n`` measured points and :data:`JOBS` sleeping jobs submitted."""
+    sleeper = folder / "sleeper"
+    sleeper.write_text(SLEEPER)
+    sleeper.chmod(0o755)
+    experiment = parse_experiment(EXPERIMENT.format(jobs=JOBS, python=sleeper), "scale.toml")
+    path = folder / "state" / "scale.h5"
+    store = StateStore.create(path, experiment)
+    rng = np.random.default_rng(0)
+    for i, row in enumerate(rng.random((n + JOBS, 3))):
+        params = dict(zip("abc", (float(v) for v in row), strict=True))
+        point = store.state.add_point(params, "manual", 0)
+        if i < n:
+            store.state.record(point.id, value(point.params))
+    store.commit()
+    run = layout.run_dir(path)
+    controller = Controller(
+        store,
+        JobSettings.from_experiment(experiment, folder),
+        LocalScheduler(layout.jobs_dir(run)),
+        run,
+    )
+    controller.cycle()  # submits the JOBS pending points
+    return path, store, controller
+
+
+def finish_jobs(controller: Controller) -> None:
+    """End the sleeping jobs with a valid result each, as a trainer would."""
+    for point in controller.state.with_status(PointStatus.SUBMITTED, PointStatus.RUNNING):
+        folder = layout.point_dir(controller.run, point.id)
+        write_result(
+            folder,
+            Result(point.id, dict(point.params), {"top1": value(point.params), "top5": 99.0},
+                   10, 0, 1, 1, "cpu", 0.0, 1.0, now_iso(), now_iso(), "bench", ""),
+        )  # fmt: skip
+        controller.scheduler.cancel(point.job_id)
+
+
+def timed(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def measure(n: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path, store, controller = build(Path(tmp), n)
+        try:
+            restarted = Controller(store, controller.settings, controller.scheduler, controller.run)
+            first = timed(restarted.cycle)
+            steady = statistics.median(timed(restarted.cycle) for _ in range(5))
+            propose = float("nan")
+            if n <= 1000:
+                finish_jobs(restarted)
+                propose = timed(restarted.cycle)
+            size = path.stat().st_size
+        finally:
+            for point in store.state.with_status(PointStatus.SUBMITTED, PointStatus.RUNNING):
+                controller.scheduler.cancel(point.job_id)
+            store.close()
+    return {"n": n, "first": first, "steady": steady, "propose": propose, "mb": size / 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
+    args = parser.parse_args()
+    print("| points | first cycle (s) | steady cycle (s) | propose cycle (s) | state file (MB) |")
+    print("|---:|---:|---:|---:|---:|")
+    for n in args.sizes:
+        row = measure(n)
+        propose = "-" if np.isnan(row["propose"]) else f"{row['propose']:.3f}"
+        print(
+            f"| {n} | {row['first']:.3f} | {row['steady']:.3f} | {propose} | {row['mb']:.2f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
