@@ -272,3 +272,21 @@ def assert_never_concurrent(lines: list[str]) -> None:
         intervals = sorted(times for times in runs.values())
         for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
             assert end <= start, f"point {point} trained twice at once"
+
+
+def test_sigterm_ends_the_controller_after_its_cycle_with_exit_0(tmp_path: Path) -> None:
+    state_path = setup_run(tmp_path, {"sleep": 30.0}, cluster={"max_concurrent_jobs": 1})
+    argv = [sys.executable, "-m", "nas", "run", "--state", str(state_path), "--poll", "30"]
+    process = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    while not line.startswith("cycle 1:"):
+        assert line, "the controller ended before its first cycle"
+        line = process.stderr.readline()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    assert "stopped by a signal" in process.stderr.read()
+    point = load_state(state_path).point(0)
+    assert point.status in (S.SUBMITTED, S.RUNNING)  # its job was committed and keeps running
+    assert not (state_path.parent / "ctl.h5.lock").exists()
+    LocalScheduler(layout.jobs_dir(layout.run_dir(state_path))).cancel(point.job_id)
