@@ -11,24 +11,20 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import functools
-import json
 import math
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 from nas import study
-from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from nas.cli import EXIT_OK, UsageError
+from nas.commands.common import Handler, emit_json, json_option, reported, state_option
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.lockfile import LockError
 from nas.space import Params, SearchSpace, SpaceError
 from nas.state import Point, State, StateError
 from nas.store import StateStore
-
-#: Failures reported as one line on stderr with exit code 1.
-_FAILURES = (ConfigError, StateError, LockError, study.StudyError)
 
 
 def _search_failures() -> tuple[type[Exception], ...]:
@@ -39,23 +35,11 @@ def _search_failures() -> tuple[type[Exception], ...]:
     return SplineError, SearchError
 
 
-Handler = Callable[[argparse.Namespace], int]
+def _failures() -> tuple[type[Exception], ...]:
+    return ConfigError, StateError, LockError, study.StudyError, *_search_failures()
 
 
-def _reported(handler: Handler) -> Handler:
-    """Turn the expected failures of a handler into a message and exit code 1."""
-
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except Exception as exc:
-            if not isinstance(exc, _FAILURES + _search_failures()):
-                raise
-            print(f"splinenas {args.command}: error: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
-
-    return run
+_reported = reported(_failures)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -64,11 +48,6 @@ def _reported(handler: Handler) -> Handler:
 def _number(value: float | None) -> float | None:
     """JSON has no NaN: undefined numbers become null."""
     return None if value is None or not math.isfinite(value) else float(value)
-
-
-def _emit_json(document: Any) -> None:
-    json.dump(document, sys.stdout, allow_nan=False, indent=2)
-    sys.stdout.write("\n")
 
 
 def _point_doc(point: Point) -> dict[str, Any]:
@@ -125,7 +104,7 @@ def _init(args: argparse.Namespace) -> int:
     if args.validate_only:
         design = experiment.space.initial_design()
         if args.json:
-            _emit_json(
+            emit_json(
                 {
                     "valid": True,
                     "experiment": name,
@@ -144,7 +123,7 @@ def _init(args: argparse.Namespace) -> int:
         points = study.initial_batch(store.state, experiment)
         store.commit()
     if args.json:
-        _emit_json(
+        emit_json(
             {"state": str(path), "experiment": name, "points": [_point_doc(p) for p in points]}
         )
     else:
@@ -162,7 +141,7 @@ def _add(args: argparse.Namespace) -> int:
         point, created = study.add_manual(store.state, params, args.value, replace=args.replace)
         store.commit()
     if args.json:
-        _emit_json({**_point_doc(point), "created": created})
+        emit_json({**_point_doc(point), "created": created})
     else:
         print(point.id)
     if not created:
@@ -176,7 +155,7 @@ def _record(args: argparse.Namespace) -> int:
         point = store.state.record(args.id, args.value, replace=args.replace)
         store.commit()
     if args.json:
-        _emit_json(_point_doc(point))
+        emit_json(_point_doc(point))
     print(f"point {point.id}: recorded {point.value:.6g}", file=sys.stderr)
     return EXIT_OK
 
@@ -190,7 +169,7 @@ def _predict(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a category without a spline yet
         raise study.StudyError(str(exc)) from None
     if args.json:
-        _emit_json(
+        emit_json(
             {
                 "predicted": value,
                 "loo_rmse": _number(summary.loo_rmse),
@@ -223,7 +202,7 @@ def _propose(args: argparse.Namespace) -> int:
         rows = [(p.id, p.params, p.predicted) for p in points]
         what = f"stored as pending in batch {points[0].batch}" if points else "nothing stored"
     if args.json:
-        _emit_json([{"id": i, "params": params, "predicted": pred} for i, params, pred in rows])
+        emit_json([{"id": i, "params": params, "predicted": pred} for i, params, pred in rows])
     elif rows:
         table = [["id", "params", "predicted"]]
         table += [["-" if i is None else str(i), _params_text(p), _fmt(v)] for i, p, v in rows]
@@ -313,7 +292,7 @@ def _status(args: argparse.Namespace) -> int:
     state, experiment = _read(args.state)
     doc = _status_doc(state, experiment, args.state)
     if args.json:
-        _emit_json(doc)
+        emit_json(doc)
     else:
         _print_status(doc, sys.stdout)
     return EXIT_OK
@@ -358,10 +337,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the core commands to the ``splinenas`` parser."""
-    as_json = argparse.ArgumentParser(add_help=False)
-    as_json.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    state = argparse.ArgumentParser(add_help=False)
-    state.add_argument("--state", required=True, type=Path, metavar="PATH", help="state file")
+    as_json, state = json_option(), state_option()
     replace = argparse.ArgumentParser(add_help=False)
     replace.add_argument(
         "--replace", action="store_true", help="overwrite a different earlier measurement"

@@ -9,16 +9,15 @@ the start of its next cycle, and the command says so.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from nas import inbox, layout, study
 from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from nas.commands.common import Handler, emit_json, json_option, reported, state_option
 from nas.config import ConfigError
 from nas.lockfile import LockError, break_lock, lock_path
 from nas.operations import Outcome
@@ -32,28 +31,7 @@ _FAILURES = (ConfigError, StateError, LockError, SchedulerError, ScriptError, Va
 #: Lines of each log that ``show`` prints.
 LOG_LINES = 20
 
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _reported(handler: Handler) -> Handler:
-    """Turn the expected failures of a handler into a message and exit code 1."""
-
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except UsageError:
-            raise
-        except _FAILURES as exc:
-            print(f"splinenas {args.command}: error: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
-
-    return run
-
-
-def _emit_json(document: Any) -> None:
-    json.dump(document, sys.stdout, allow_nan=False, indent=2)
-    sys.stdout.write("\n")
+_reported = reported(lambda: _FAILURES)
 
 
 def _scheduler(state: State, state_path: Path) -> Scheduler:
@@ -97,7 +75,7 @@ def _report(
     why: str = "",
 ) -> int:
     if args.json:
-        _emit_json(
+        emit_json(
             {
                 "state": str(args.state),
                 "applied": queued is None,
@@ -238,7 +216,7 @@ def _show(args: argparse.Namespace) -> int:
         raise UsageError(f"--lines must be at least 1, got {args.lines}")
     doc = _show_doc(StateStore.read(args.state), args.state, args.id, args.lines)
     if args.json:
-        _emit_json(doc)
+        emit_json(doc)
     else:
         _print_show(doc)
     return EXIT_OK
@@ -253,7 +231,7 @@ def _unlock(args: argparse.Namespace) -> int:
     holder = break_lock(args.state, force=args.force)
     if args.json:
         who = None if holder is None else vars(holder)
-        _emit_json({"state": str(args.state), "removed": locked, "holder": who})
+        emit_json({"state": str(args.state), "removed": locked, "holder": who})
     if not locked:
         print(f"{args.state} is not locked", file=sys.stderr)
     else:
@@ -302,7 +280,7 @@ def _controller_submit(args: argparse.Namespace) -> int:
         print(f"controller submitted as {cluster.backend} job {job_id}", file=sys.stderr)
     document["log"] = str(log_path)
     if args.json:
-        _emit_json({"state": str(args.state), **document})
+        emit_json({"state": str(args.state), **document})
     print(f"log: {log_path}", file=sys.stderr)
     return EXIT_OK
 
@@ -332,10 +310,7 @@ def _positive(text: str) -> float:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add rerun, cancel, show, unlock, expand and controller to the ``splinenas`` parser."""
-    as_json = argparse.ArgumentParser(add_help=False)
-    as_json.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    state = argparse.ArgumentParser(add_help=False)
-    state.add_argument("--state", required=True, type=Path, metavar="PATH", help="state file")
+    as_json, state = json_option(), state_option()
 
     def add(name: str, handler: Handler, summary: str, parents: list | None = None):
         parser = subparsers.add_parser(
