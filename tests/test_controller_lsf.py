@@ -22,9 +22,11 @@ from controller_cluster_support import (
     run_search,
     standin_search_state,
 )
+from controller_support import experiment_text, init_state
 from test_schedulers import fake_lsf  # noqa: F401 - the fixture
 
 from nas import layout
+from nas.config import ConfigError
 from nas.proc import run_command
 from nas.runner import run_controller
 from nas.schedulers import JobState, LsfScheduler
@@ -125,3 +127,22 @@ def test_a_value_no_directive_can_carry_is_refused_before_bsub(
     assert {p.status for p in load_state(state_path).points} == {S.PENDING}
     assert not list(fake_lsf.glob("jobs/*")), "nothing reached bsub"
     assert_never_executed(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "value"),
+    [
+        ("experiment", "name", HOSTILE[2]),
+        ("cluster", "account", HOSTILE[0]),
+        ("cluster", "queue", HOSTILE[1]),
+        ("cluster", "python", "python3\ntouch pwned"),
+    ],
+)
+def test_a_hostile_name_is_refused_when_the_search_is_created(
+    tmp_path: Path, table: str, key: str, value: str
+) -> None:
+    tables: dict[str, dict] = {"cluster": {"backend": "lsf"}}
+    tables.setdefault(table, {})[key] = value
+    with pytest.raises(ConfigError, match=rf"\[{table}\] {key}: "):
+        init_state(tmp_path, experiment_text(**tables))
+    assert not (tmp_path / "state" / "ctl.h5").exists()
