@@ -32,6 +32,9 @@ from nas.space import Dim, SearchSpace, SpaceError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
+#: Characters that no quoting carries through an ``#SBATCH`` / ``#BSUB`` line intact.
+DIRECTIVE_UNSAFE = frozenset('"\\$`')
+
 
 class ConfigError(ValueError):
     """An experiment file that cannot be used; the message names file, table and key."""
@@ -84,6 +87,14 @@ def _no_newline(value: str) -> str | None:
     if "\n" in value or "\r" in value or "\0" in value:
         return "must be a single line"
     return None
+
+
+def _directive_text(value: str) -> str | None:
+    problem = _no_newline(value)
+    bad = sorted(DIRECTIVE_UNSAFE.intersection(value))
+    if problem is None and bad:
+        problem = f"cannot go into a job-script directive: contains {bad[0]!r}"
+    return problem
 
 
 def _check_strings(value: list) -> str | None:
@@ -272,8 +283,8 @@ class ClusterConfig:
     account: str | None = _option(None, kind=str, check=_valid_name, optional=True)
     queue: str | None = _option(None, kind=str, check=_valid_name, optional=True)
     qos: str | None = _option(None, kind=str, check=_valid_name, optional=True)
-    constraint: str | None = _option(None, kind=str, check=_no_newline, optional=True)
-    alloc_flags: str | None = _option(None, kind=str, check=_no_newline, optional=True)
+    constraint: str | None = _option(None, kind=str, check=_directive_text, optional=True)
+    alloc_flags: str | None = _option(None, kind=str, check=_directive_text, optional=True)
     extra_directives: list = _option([], kind=list, check=_check_strings)
     env_file: str | None = _option(None, kind=str, check=_no_newline, optional=True)
     python: str = _option("python3", kind=str, check=_no_newline)

@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from nas.config import NAME_PATTERN, ClusterConfig
+from nas.config import DIRECTIVE_UNSAFE, NAME_PATTERN, ClusterConfig
 
 #: Job-script templates ship inside the package (``jobs/templates`` links here).
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -32,7 +32,6 @@ BACKENDS = ("local", "slurm", "lsf")
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _BARE_DIRECTIVE = re.compile(r"^[A-Za-z0-9_.,:@%/+=-]+$")
-_UNQUOTABLE_DIRECTIVE = set('"\\$`')
 #: Optional directives and the ``[cluster]`` key each one carries.
 _SLURM_OPTIONAL = {"--account": "account", "--partition": "queue", "--qos": "qos",
                    "--constraint": "constraint"}  # fmt: skip
@@ -66,7 +65,7 @@ def directive_value(value: str | os.PathLike, what: str) -> str:
     text = _check_line(value, what)
     if _BARE_DIRECTIVE.fullmatch(text):
         return text
-    bad = sorted(_UNQUOTABLE_DIRECTIVE.intersection(text))
+    bad = sorted(DIRECTIVE_UNSAFE.intersection(text))
     if bad:
         raise ScriptError(f"{what}: {text!r} cannot go into a directive (contains {bad[0]!r})")
     return f'"{text}"'

@@ -158,3 +158,10 @@ def test_parse_params() -> None:
             parse_params(text)
     with pytest.raises(ValueError, match="not finite"):
         parse_params("a=nan")
+
+
+def test_a_directive_value_no_quoting_can_carry_is_refused() -> None:
+    error = error_for(VALID + '[cluster]\nconstraint = "a100&$(touch pwned)"\n')
+    assert str(error) == (
+        "exp.toml: [cluster] constraint: cannot go into a job-script directive: contains '$'"
+    )

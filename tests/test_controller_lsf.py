@@ -30,7 +30,6 @@ from nas.config import ConfigError
 from nas.proc import run_command
 from nas.runner import run_controller
 from nas.schedulers import JobState, LsfScheduler
-from nas.scripts import ScriptError
 from nas.state import PointStatus
 from nas.store import load_state
 
@@ -113,19 +112,18 @@ def test_hostile_paths_travel_as_text_through_bsub_and_jsrun(
     assert_never_executed(tmp_path)
 
 
-def test_a_value_no_directive_can_carry_is_refused_before_bsub(
-    fake_lsf: Path,  # noqa: F811
+def test_a_value_no_directive_can_carry_is_refused_when_the_search_is_created(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    state_path = standin_search_state(
-        tmp_path, "lsf", tmp_path / "fake", {}, alloc_flags=f"smt4 {HOSTILE[0]}"
-    )
-    with pytest.raises(ScriptError, match=r"cluster\.alloc_flags in -alloc_flags: 'smt4 \$\("):
-        one_cycle(state_path, tmp_path)
-    assert {p.status for p in load_state(state_path).points} == {S.PENDING}
-    assert not list(fake_lsf.glob("jobs/*")), "nothing reached bsub"
+    with pytest.raises(
+        ConfigError, match=r"\[cluster\] alloc_flags: cannot go into a job-script directive"
+    ):
+        standin_search_state(
+            tmp_path, "lsf", tmp_path / "fake", {}, alloc_flags=f"smt4 {HOSTILE[0]}"
+        )
+    assert not list(tmp_path.rglob("*.h5")), "no state file was written"
     assert_never_executed(tmp_path)
 
 

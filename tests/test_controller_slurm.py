@@ -26,10 +26,10 @@ from scheduler_contract import finished, wait_for
 from slurm.cluster_fixture import slurm_cluster  # noqa: F401 - the session fixture
 
 from nas import layout, study
+from nas.config import ConfigError
 from nas.proc import run_command
 from nas.runner import run_controller
 from nas.schedulers import JobState, SlurmScheduler
-from nas.scripts import ScriptError
 from nas.state import PointStatus
 from nas.store import load_state
 
@@ -132,17 +132,14 @@ def test_hostile_paths_and_directives_travel_as_text_to_slurm(
     assert f"Comment={HOSTILE[0]} {HOSTILE[1]} " in shown
 
 
-def test_a_value_no_directive_can_carry_is_refused_before_sbatch(
-    slurm_cluster: str,  # noqa: F811
+def test_a_value_no_directive_can_carry_is_refused_when_the_search_is_created(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    state_path = standin_search_state(
-        tmp_path, "slurm", tmp_path / "fake", {}, constraint=HOSTILE[0]
-    )
-    with pytest.raises(ScriptError, match=r"cluster\.constraint in --constraint: '\$\(touch"):
-        one_cycle(state_path, tmp_path)
-    assert {p.status for p in load_state(state_path).points} == {S.PENDING}
-    assert not [n for n in job_names() if n.startswith(f"{experiment_name(state_path)}-")]
+    with pytest.raises(
+        ConfigError, match=r"\[cluster\] constraint: cannot go into a job-script directive"
+    ):
+        standin_search_state(tmp_path, "slurm", tmp_path / "fake", {}, constraint=HOSTILE[0])
+    assert not list(tmp_path.rglob("*.h5")), "no state file was written"
     assert_never_executed(tmp_path)
