@@ -240,6 +240,7 @@ class Controller:
     # ------------------------------------------------------------------ submitting
     def _submit_ready(self) -> None:
         """Submit incomplete points (next segment) first, then pending ones, up to the limit."""
+        self._exclude_infeasible()
         slots = self.experiment.cluster.max_concurrent_jobs - len(self.state.with_status(*ACTIVE))
         for point in ready_points(self.state.points)[: max(slots, 0)]:
             nxt = next_submission(point, self.experiment.experiment.name)
@@ -255,6 +256,16 @@ class Controller:
             self.state.set_status(point.id, _S.SUBMITTING, f"as {nxt.job_name}")
             self.store.commit()
             self._launch(self.state.point(point.id))
+
+    def _exclude_infeasible(self) -> None:
+        """Never queue a pending point (the initial design too) that cannot fit a GPU."""
+        if self.feasible is None:
+            return
+        limit = self.experiment.cluster.max_gpu_memory_gb
+        for point in self.state.with_status(_S.PENDING):
+            if not self.feasible(point.params):
+                reason = f"estimated peak memory per GPU exceeds max_gpu_memory_gb = {limit}"
+                self.state.set_status(point.id, _S.INFEASIBLE, reason)
 
     def _launch(self, point: Point) -> None:
         """Submit a ``submitting`` point and commit its job id (or its failure)."""

@@ -290,3 +290,29 @@ def test_sigterm_ends_the_controller_after_its_cycle_with_exit_0(tmp_path: Path)
     assert point.status in (S.SUBMITTED, S.RUNNING)  # its job was committed and keeps running
     assert not (state_path.parent / "ctl.h5.lock").exists()
     LocalScheduler(layout.jobs_dir(layout.run_dir(state_path))).cancel(point.job_id)
+
+
+def test_a_design_point_estimated_not_to_fit_is_never_submitted(tmp_path: Path) -> None:
+    from nas.models.cost import estimate
+
+    fixed = {"block": "basic", "stem": "conv7", "maxpool": False, "c1": 8, "g3": 8, "g4": 8}
+    fixed.update(d1=1, d2=1, d3=1, d4=1)
+    sizes = [
+        estimate("resnet", {**fixed, "g1": g, "g2": g}, 10, resolution=16, batch_per_gpu=2048)
+        for g in (4, 16)
+    ]
+    limit = (sizes[0].memory_bytes + sizes[1].memory_bytes) / 2 / 1e9
+    state_path = setup_run(
+        tmp_path,
+        experiment={"max_points": 5},
+        train={"batch_per_gpu": 2048},
+        cluster={"max_gpu_memory_gb": limit},
+    )
+    run_until_done(state_path, tmp_path)
+    state = load_state(state_path)
+    too_big = state.point(0)
+    assert too_big.params == {"g1": 16, "g2": 16}
+    assert too_big.status is S.INFEASIBLE and too_big.attempts == 0 and not too_big.job_name
+    assert "max_gpu_memory_gb" in too_big.reason
+    assert not any("-p0-" in n for n in job_names(layout.run_dir(state_path)))
+    assert state.point(1).status is S.DONE
