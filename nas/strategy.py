@@ -34,7 +34,9 @@ benchmarks/results/sample_efficiency.md):
 * cycle (0.8, 0.95, 1.0): 21-22 / 39 (10 seeds);
 * cycle (1.0, 1.0, 0.8) plus the best points of Algorithm 1's own search as
   candidates (chosen): 21 / 35, 7 of 10 seeds reach 0.1 % within 40;
-* Algorithm 1 ("paper"): 19 / > 60; pySOT DYCORS 18 / > 60; Optuna TPE 19 / > 60.
+* 10 seeds, budget 60: default 21 / 35 on nas5 and 46 / - on nas8 (6 of 10 seeds
+  reach 1 %); Algorithm 1 ("paper") 19 / > 60 and > 60 (0 of 10); pySOT DYCORS
+  23 / > 60 and > 60 (3 of 10); Optuna TPE 19 / 55 and > 60 (4 of 10).
 
 So the strategy trades two evaluations at 1 % for reaching 0.1 % at all: pure
 argmax stalls next to measured points, the perturbations and the distance term
