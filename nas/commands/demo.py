@@ -1,0 +1,334 @@
+"""``splinenas demo``: a whole search on this machine, from nothing to a table and pictures.
+
+The demo experiment ships inside the package (``nas/demo/demo-digits.toml``;
+``jobs/demo-digits.toml`` links to it): a 3-dim ResNet family trained on the
+long-tailed digits by the local backend. The command creates its state in
+``--out``, runs the controller until the search converges or spends its
+budget, then reports the best architecture, the predicted-vs-measured table
+of the proposed points and where the files are, and writes the plots.
+
+Nothing is ever overwritten: a state already in ``--out`` is resumed (a
+finished search is only reported again). Ctrl-C stops after the current
+cycle has committed; a training that has started finishes in the background
+and is picked up by the next ``splinenas demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from nas import layout
+from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from nas.config import tomllib
+
+if TYPE_CHECKING:
+    from nas.config import Experiment
+    from nas.controller import CycleSummary
+    from nas.runner import RunResult
+    from nas.state import State
+
+#: The demo experiment, shipped as package data.
+DEMO_EXPERIMENT = Path(__file__).resolve().parent.parent / "demo" / "demo-digits.toml"
+#: What ``--fast`` changes: fewer epochs, and one proposal after the initial design.
+FAST_CHANGES: Mapping[tuple[str, str], object] = {
+    ("experiment", "name"): "demo-digits-fast",
+    ("experiment", "max_points"): 10,
+    ("train", "epochs"): 2,
+}
+#: Seconds between controller cycles: a candidate trains for tens of seconds.
+POLL_SECONDS = 1.0
+#: Folder of the pictures inside the run folder.
+PLOTS = "plots"
+
+_TABLE_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?\s*(#.*)?$")
+
+
+def with_values(text: str, changes: Mapping[tuple[str, str], object]) -> str:
+    """``text`` with the value of each ``(table, key)`` replaced; comments and layout stay.
+
+    The stored experiment text keeps the demo file's comments, which a TOML
+    writer would drop. Only plain ``key = value`` lines of the named tables are
+    touched, and the result is parsed back to prove every change landed.
+
+    Raises:
+        ValueError: a key is not set in its table, or appears there more than once.
+    """
+    lines = text.splitlines(keepends=True)
+    table = None
+    found: dict[tuple[str, str], int] = {}
+    for number, line in enumerate(lines):
+        header = _TABLE_HEADER.match(line)
+        if header:
+            table = header.group(1)
+            continue
+        for (wanted, key), value in changes.items():
+            match = re.match(rf"^(\s*{re.escape(key)}\s*=\s*)[^#]*?(\s*#.*)?$", line)
+            if table == wanted and match:
+                if (wanted, key) in found:
+                    raise ValueError(f"[{wanted}] {key} is set twice")
+                found[(wanted, key)] = number
+                lines[number] = f"{match.group(1)}{json.dumps(value)}{match.group(2) or ''}\n"
+    missing = [f"[{table}] {key}" for table, key in changes if (table, key) not in found]
+    if missing:
+        raise ValueError(f"not set in the experiment text: {', '.join(missing)}")
+    result = "".join(lines)
+    parsed = tomllib.loads(result)
+    for (table, key), value in changes.items():
+        if parsed[table][key] != value:
+            raise ValueError(f"[{table}] {key}: wrote {value!r}, read back {parsed[table][key]!r}")
+    return result
+
+
+def demo_text(fast: bool) -> str:
+    """The experiment text of the demo, or of its shorter ``--fast`` variant."""
+    text = DEMO_EXPERIMENT.read_text(encoding="utf-8")
+    return with_values(text, FAST_CHANGES) if fast else text
+
+
+# ---------------------------------------------------------------------------- progress
+
+
+def quiet_progress(out: TextIO) -> Callable[[CycleSummary], None]:
+    """A progress report that prints a cycle's line only when something changed."""
+    last: list[tuple] = []
+
+    def report(summary: CycleSummary) -> None:
+        key = (summary.counts, summary.best_id, summary.gap, summary.stop)
+        if last and last[0] == key:
+            return
+        last[:] = [key]
+        print(summary.line(), file=out, flush=True)
+
+    return report
+
+
+# ---------------------------------------------------------------------------- the report
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    """Where a demo keeps its files, all inside ``--out``."""
+
+    state: Path
+    run: Path
+    plots: Path
+
+    @classmethod
+    def of(cls, out: Path, name: str) -> DemoPaths:
+        state = out / f"{name}.h5"
+        run = layout.run_dir(state)
+        return cls(state=state, run=run, plots=run / PLOTS)
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def report_doc(
+    state: State,
+    experiment: Experiment,
+    paths: DemoPaths,
+    outcome: RunResult,
+    plots: list[Path],
+    seconds: float,
+) -> dict[str, Any]:
+    """Everything the demo reports, as one JSON-able document."""
+    from nas import study
+    from nas.state import PointStatus
+
+    best = study.best_point(state, experiment)
+    model = experiment.model
+    proposed = [p for p in state.points if p.origin == "incremental"]
+    return {
+        "state": str(paths.state),
+        "run_dir": str(paths.run),
+        "plots": [str(p) for p in plots],
+        "reason": outcome.reason,
+        "ok": outcome.ok,
+        "finished": outcome.summary is not None and outcome.summary.stop is not None,
+        "seconds": round(seconds, 1),
+        "metric": experiment.experiment.metric,
+        "tolerance": experiment.experiment.tolerance,
+        "best": None
+        if best is None
+        else {
+            "id": best.id,
+            "params": best.params,
+            "value": best.value,
+            "family": None if model is None else model.family,
+            "fixed": {} if model is None else dict(model.fixed),
+        },
+        "proposed": [
+            {
+                "id": p.id,
+                "params": p.params,
+                "status": p.status.value,
+                "predicted": _number(p.predicted),
+                "measured": _number(p.value) if p.status is PointStatus.DONE else None,
+            }
+            for p in proposed
+        ],
+    }
+
+
+def print_report(doc: Mapping[str, Any], out: TextIO) -> None:
+    """The report for people: best architecture, the proposals' table, the files."""
+    from nas.commands.core import _fmt, _params_text, _table
+
+    metric = doc["metric"]
+    verdict = "search ended" if doc["finished"] else "search paused"
+    out.write(f"\n{verdict}: {doc['reason']} ({_duration(doc['seconds'])})\n")
+    best = doc["best"]
+    if best is None:
+        out.write("best architecture: none measured yet\n")
+    else:
+        out.write(
+            f"best architecture: point {best['id']}, {_params_text(best['params'])}: "
+            f"{metric} {_fmt(best['value'])}\n"
+        )
+        if best["fixed"]:
+            out.write(f"  {best['family']} with {_params_text(best['fixed'])}\n")
+    out.write(f"\nproposed points, predicted vs measured (tolerance {doc['tolerance']:g}):\n")
+    rows = [["id", "params", "predicted", "measured", "|error|"]]
+    for p in doc["proposed"]:
+        error = None
+        if p["measured"] is not None and p["predicted"] is not None:
+            error = abs(p["measured"] - p["predicted"])
+        measured = _fmt(p["measured"]) if p["measured"] is not None else p["status"]
+        rows.append([str(p["id"]), _params_text(p["params"]), _fmt(p["predicted"]), measured])
+        rows[-1].append(_fmt(error))
+    if len(rows) == 1:
+        rows.append(["-", "(none yet)", "-", "-", "-"])
+    _table(rows, out)
+    out.write(f"\nstate:  {doc['state']}\n")
+    out.write(f"runs:   {doc['run_dir']}/points/<id>/ (point.json, job.sh, logs/, result.json)\n")
+    for path in doc["plots"]:
+        out.write(f"plot:   {path}\n")
+    if not doc["finished"]:
+        out.write("\nrun the same `splinenas demo` command again to resume\n")
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def _prepare(out: Path, fast: bool) -> tuple[DemoPaths, bool]:
+    """The demo's paths in ``out`` and whether its state is new (created now) or resumed."""
+    from nas import study
+    from nas.config import parse_experiment
+    from nas.store import StateStore
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    experiment = parse_experiment(demo_text(fast), str(DEMO_EXPERIMENT))
+    paths = DemoPaths.of(out, experiment.experiment.name)
+    if paths.state.exists():
+        return paths, False
+    with StateStore.create(paths.state, experiment) as store:
+        study.initial_batch(store.state, experiment)
+        store.commit()
+    return paths, True
+
+
+def _write_plots(paths: DemoPaths) -> list[Path]:
+    from nas.plots import PlotError, write_plots
+
+    try:
+        return write_plots(paths.state, paths.plots)
+    except PlotError as exc:
+        print(f"no plots: {exc}", file=sys.stderr)
+        return []
+
+
+def _one_thread_per_job() -> None:
+    """Let the candidates' training run on one thread unless the caller chose otherwise.
+
+    The demo's networks are too small to gain from a second intra-op thread,
+    and OpenMP threads that spin-wait slow down many times over when another
+    process takes one of the cores. Local jobs inherit this environment.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Create or resume the demo in ``--out``, run it to the end, report and plot."""
+    from nas import runner, study
+    from nas.config import ConfigError
+    from nas.lockfile import LockError
+    from nas.schedulers import SchedulerError
+    from nas.scripts import ScriptError
+    from nas.search import SearchError
+    from nas.spline import SplineError
+    from nas.state import StateError
+    from nas.store import StateStore
+
+    failures = (ConfigError, StateError, LockError, ScriptError, SchedulerError, SearchError)
+
+    started = time.monotonic()
+    _one_thread_per_job()
+    try:
+        paths, created = _prepare(args.out, args.fast)
+        what = "created" if created else "resuming"
+        print(
+            f"{what} {paths.state}; trainer logs in {paths.run}/points/<id>/logs/", file=sys.stderr
+        )
+        outcome = runner.run_controller(
+            paths.state, poll=POLL_SECONDS, progress=quiet_progress(sys.stderr)
+        )
+    except (*failures, SplineError, study.StudyError) as exc:
+        print(f"splinenas demo: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    plots = _write_plots(paths)
+    state = StateStore.read(paths.state)
+    experiment = study.experiment_of(state, f"{paths.state}:experiment_toml")
+    doc = report_doc(state, experiment, paths, outcome, plots, time.monotonic() - started)
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print_report(doc, sys.stdout)
+    if not outcome.ok:
+        print(f"splinenas demo: {outcome.reason}", file=sys.stderr)
+    return EXIT_OK if outcome.ok else EXIT_FAILURE
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``demo`` to the ``splinenas`` parser."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="run a whole search on this machine: digits, a 3-dim ResNet family, CPU",
+        description=(
+            "Create a search from the bundled demo experiment (a 3-dim ResNet family on the "
+            "long-tailed digits, trained here by the local backend), run it until the "
+            "measurement of a proposal agrees with its prediction or the budget is spent, "
+            "then print the best architecture and the predicted-vs-measured table and write "
+            "the plots. Rerunning it on the same --out resumes; Ctrl-C stops after the "
+            "current cycle."
+        ),
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("state") / "demo",
+        metavar="DIR",
+        help="folder for the state, the point folders and the plots (default: state/demo)",
+    )
+    parser.add_argument(
+        "--fast", action="store_true", help="a shorter search: 2 epochs, one proposal"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.set_defaults(func=run_demo)
