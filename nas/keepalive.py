@@ -146,6 +146,19 @@ def detach(argv: list[str], log_path: str | os.PathLike, pid_path: str | os.Path
     return child.pid
 
 
+def detach_controller(state_path: str | os.PathLike, poll: float) -> tuple[int, list[str], Path]:
+    """``splinenas run`` in the background (nohup-like); returns pid, argv and log path.
+
+    The pid and log live in :func:`controller_dir`, so a second detached
+    controller is refused before it even reaches the state's lock.
+    """
+    folder = controller_dir(state_path)
+    state = str(Path(state_path).absolute())
+    argv = [sys.executable, "-m", "nas", "run", "--state", state, "--poll", f"{poll:g}"]
+    log_path = folder / LOG
+    return detach(argv, log_path, folder / PID), argv, log_path
+
+
 def running_pid(pid_path: str | os.PathLike) -> int | None:
     """The pid in ``pid_path`` if that process runs and started before the file was written."""
     path = Path(pid_path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -316,3 +317,33 @@ def test_a_design_point_estimated_not_to_fit_is_never_submitted(tmp_path: Path) 
     assert "max_gpu_memory_gb" in too_big.reason
     assert not any("-p0-" in n for n in job_names(layout.run_dir(state_path)))
     assert state.point(1).status is S.DONE
+
+
+def test_run_detach_returns_at_once_and_the_search_finishes_in_the_background(
+    tmp_path: Path,
+) -> None:
+    """Through a real CLI process, as a user runs it: the detached controller outlives it."""
+    from nas.keepalive import LOG, PID, controller_dir, running_pid
+
+    state_path = setup_run(tmp_path, {"sleep": 0.5}, experiment={"max_points": 5})
+    argv = [sys.executable, "-m", "nas", "run", "--state", str(state_path), "--poll", "0.1"]
+
+    def splinenas(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*argv, *extra], cwd=tmp_path, capture_output=True, text=True)
+
+    started = splinenas("--detach", "--json")
+    assert started.returncode == 0, started.stderr
+    pid = json.loads(started.stdout)["pid"]
+    folder = controller_dir(state_path)
+    assert running_pid(folder / PID) == pid
+    second = splinenas("--detach")
+    assert second.returncode == 1, "a second detached controller is refused while one runs"
+    assert re.search(r"which still runs|is in use by", second.stderr)
+    deadline = time.monotonic() + 120
+    while running_pid(folder / PID) is not None:
+        assert time.monotonic() < deadline, "the detached controller did not finish"
+        time.sleep(0.2)
+    assert [p.status for p in load_state(state_path).points] == [S.DONE] * 5
+    log = (folder / LOG).read_text()
+    assert "cycle 1:" in log and "stopped: max_points reached" in log
+    assert splinenas("--detach", "--once").returncode == 2

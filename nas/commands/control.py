@@ -8,11 +8,11 @@ renders job scripts and reads result files.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from nas.commands.common import emit_json
 from nas.config import ConfigError
 from nas.lockfile import LockError
 from nas.schedulers import SchedulerError
@@ -38,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--state", required=True, type=Path, metavar="PATH", help="state file")
     parser.add_argument("--once", action="store_true", help="run one cycle, then exit")
     parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in the background (new session, no terminal): pid and log in "
+        "<run dir>/controller/; stop it with kill -TERM <pid>",
+    )
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="render the job scripts the next cycle would submit; submit and change nothing",
@@ -53,29 +59,55 @@ def run_command(args: argparse.Namespace) -> int:
     if args.poll < 0:
         raise UsageError(f"--poll must be at least 0 seconds, got {args.poll:g}")
     from nas import runner  # scipy and h5py: only once the command line is known good
+    from nas.keepalive import KeepAliveError
     from nas.search import SearchError
     from nas.spline import SplineError
 
+    if args.detach and (args.once or args.dry_run):
+        raise UsageError("--detach runs the whole search; it cannot go with --once or --dry-run")
     try:
+        if args.detach:
+            return _detach(args)
         if args.dry_run:
             return _dry_run(runner.plan(args.state), args.json)
         outcome = runner.run_controller(
             args.state, poll=args.poll, max_cycles=1 if args.once else None
         )
-    except (*_FAILURES, SearchError, SplineError) as exc:
+    except (*_FAILURES, KeepAliveError, SearchError, SplineError) as exc:
         print(f"splinenas run: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     if args.json:
         summary = None if outcome.summary is None else outcome.summary.to_dict()
         document = {"state": str(args.state), "reason": outcome.reason, "ok": outcome.ok}
-        _emit({**document, "cycles": outcome.cycles, "summary": summary})
+        emit_json({**document, "cycles": outcome.cycles, "summary": summary})
     print(f"stopped: {outcome.reason}", file=sys.stderr)
     return EXIT_OK if outcome.ok else EXIT_FAILURE
 
 
+def _detach(args: argparse.Namespace) -> int:
+    from nas import keepalive, study
+    from nas.lockfile import holder_alive, lock_path, read_holder
+    from nas.store import StateStore
+    from nas.submission import JobSettings
+
+    # Fail here, where the user sees it, rather than in a log nobody reads.
+    state = StateStore.read(args.state)
+    experiment = study.experiment_of(state, f"{args.state}:experiment_toml")
+    experiment.require_run_sections()
+    JobSettings.from_experiment(experiment, Path.cwd())
+    holder = read_holder(lock_path(args.state))
+    if holder is not None and holder_alive(holder):
+        raise LockError(f"{args.state} is in use by {holder.describe()}")
+    pid, argv, log_path = keepalive.detach_controller(args.state, args.poll)
+    if args.json:
+        emit_json({"state": str(args.state), "pid": pid, "log": str(log_path), "argv": argv})
+    print(f"controller runs as pid {pid}; log: {log_path}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _dry_run(plan: dict, as_json: bool) -> int:
     if as_json:
-        _emit(plan)
+        emit_json(plan)
         return EXIT_OK
     for entry in plan["submit"]:
         print(f"would submit point {entry['id']} as {entry['job_name']}: {entry['script']}")
@@ -86,8 +118,3 @@ def _dry_run(plan: dict, as_json: bool) -> int:
     if not (plan["submit"] or plan["propose"] or plan["stop"]):
         print("nothing to do until running jobs end", file=sys.stderr)
     return EXIT_OK
-
-
-def _emit(document: object) -> None:
-    json.dump(document, sys.stdout, indent=2, allow_nan=False)
-    sys.stdout.write("\n")

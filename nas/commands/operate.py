@@ -254,10 +254,7 @@ def _controller_submit(args: argparse.Namespace) -> int:
     log_path = folder / keepalive.LOG
     state_path = args.state.absolute()
     if cluster.backend == "local":
-        argv = [sys.executable, "-m", "nas", "run", "--state", str(state_path)]
-        pid = keepalive.detach(
-            argv + ["--poll", f"{args.poll:g}"], log_path, folder / keepalive.PID
-        )
+        pid, argv, log_path = keepalive.detach_controller(args.state, args.poll)
         document = {"backend": "local", "pid": pid, "job_id": None, "script": None}
         print(f"controller runs as pid {pid}: {shlex.join(argv)}", file=sys.stderr)
     else:
