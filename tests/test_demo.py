@@ -1,0 +1,170 @@
+"""``splinenas demo``: the bundled experiment, its --fast variant, and a real run end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nas.cli import main
+from nas.commands.demo import (
+    DEMO_EXPERIMENT,
+    FAST_CHANGES,
+    demo_text,
+    quiet_progress,
+    with_values,
+)
+from nas.config import parse_experiment
+from nas.controller import CycleSummary, Stop
+from nas.state import PointStatus
+from nas.store import StateStore
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TABLE_HEADER = ["id", "params", "predicted", "measured", "|error|"]
+
+
+# ---------------------------------------------------------------------------- the experiment
+
+
+def test_jobs_folder_links_to_the_shipped_demo_experiment():
+    assert (ROOT / "jobs" / "demo-digits.toml").resolve() == DEMO_EXPERIMENT
+
+
+def test_fast_variant_changes_only_its_keys():
+    full = parse_experiment(demo_text(fast=False))
+    fast = parse_experiment(demo_text(fast=True))
+    assert (fast.experiment.name, fast.experiment.max_points, fast.train.epochs) == (
+        "demo-digits-fast",
+        10,
+        2,
+    )
+    # one proposal after the 2d+3 initial design
+    assert fast.experiment.max_points == len(fast.space.initial_design()) + 1
+    changed = {table for table, _ in FAST_CHANGES}
+    for table, section in full.sections().items():
+        if table not in changed:
+            assert fast.sections()[table] == section
+    assert fast.space.initial_design() == full.space.initial_design()
+    assert fast.cluster.backend == "local" and fast.cluster.env_file is None
+
+
+def test_with_values_keeps_comments_and_other_tables():
+    text = '[a]\nx = 1  # the x\ny = "k"\n[b]\nx = 2\n'
+    assert with_values(text, {("a", "x"): 5, ("b", "x"): "z"}) == (
+        '[a]\nx = 5  # the x\ny = "k"\n[b]\nx = "z"\n'
+    )
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("[a]\ny = 1\n[b]\nx = 2\n", r"not set in the experiment text: \[a\] x"),
+        ("[a]\nx = 1\nx = 2\n", r"\[a\] x is set twice"),
+    ],
+)
+def test_with_values_names_the_key_it_cannot_change(text, match):
+    with pytest.raises(ValueError, match=match):
+        with_values(text, {("a", "x"): 3})
+
+
+def test_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("")
+    assert main(["demo", "--fast", "--out", str(target)]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_progress_prints_a_cycle_only_when_something_changed(capsys):
+    def summary(cycle: int, done: int, stop: Stop | None = None) -> CycleSummary:
+        counts = {"done": done, "running": 1, "pending": 0, "failed": 0}
+        return CycleSummary(cycle, counts, 0, 90.0, None, 0.0, (), stop)
+
+    report = quiet_progress(sys.stderr)
+    for item in (summary(1, 0), summary(2, 0), summary(3, 1), summary(4, 1, Stop("converged"))):
+        report(item)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["cycle 1", "cycle 3", "cycle 4"]
+
+
+# ---------------------------------------------------------------------------- end to end
+
+
+def _demo(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "nas", "demo", "--fast", "--out", str(out), *extra]
+
+
+def _wait_for_a_measurement(state: Path, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        if state.exists() and StateStore.read(state).with_status(PointStatus.DONE):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no point of {state} was measured within {timeout} s")
+
+
+def _check_pngs(folder: Path) -> None:
+    names = sorted(p.name for p in folder.glob("*.png"))
+    assert {"convergence.png", "predicted-vs-measured.png", "projections.png"} <= set(names)
+    for name in names:
+        data = (folder / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000, name
+
+
+@pytest.mark.slow
+def test_fast_demo_interrupted_resumed_and_reported(tmp_path):
+    out = tmp_path / "out"
+    state = out / "demo-digits-fast.h5"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen(
+        _demo(out), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for_a_measurement(state, first, timeout=120)
+    first.send_signal(signal.SIGINT)
+    stdout, stderr = first.communicate(timeout=60)
+    assert first.returncode == 0, stderr
+    assert "search paused" in stdout and "again to resume" in stdout
+    paused = StateStore.read(state)
+    assert len(paused.points) == 9 and paused.with_status(PointStatus.DONE)
+
+    second = subprocess.run(
+        _demo(out), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert second.returncode == 0, second.stderr
+    assert f"resuming {state}" in second.stderr
+    final = StateStore.read(state)
+    initial = [p for p in final.points if p.origin == "initial"]
+    proposed = [p for p in final.points if p.origin == "incremental"]
+    assert len(initial) == 9 and all(p.status is PointStatus.DONE for p in initial)
+    assert len(proposed) == 1 and proposed[0].status is PointStatus.DONE
+    assert proposed[0].predicted is not None and 0.0 <= proposed[0].value <= 100.0
+    assert all(p.attempts == 1 for p in final.points)  # the interrupted job was re-attached
+
+    lines = second.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split() == TABLE_HEADER)
+    row = lines[header + 1].split()
+    point = proposed[0]
+    params = ",".join(f"{k}={v}" for k, v in point.params.items())
+    assert row[:2] == [str(point.id), params]
+    assert float(row[2]) == pytest.approx(point.predicted, rel=1e-5)
+    assert float(row[3]) == pytest.approx(point.value, rel=1e-5)
+    assert float(row[4]) == pytest.approx(abs(point.value - point.predicted), rel=1e-4)
+    assert "search ended: max_points reached" in second.stdout or "converged" in second.stdout
+    _check_pngs(out / "demo-digits-fast" / "plots")
+
+    again = subprocess.run(
+        _demo(out, "--json"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0, again.stderr
+    doc = json.loads(again.stdout)
+    assert doc["finished"] is True and doc["state"] == str(state)
+    assert [p["id"] for p in doc["proposed"]] == [point.id]
+    assert doc["best"]["value"] == max(p.value for p in final.points)
+    assert len(StateStore.read(state).points) == 10  # nothing proposed or trained again
