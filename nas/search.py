@@ -180,9 +180,6 @@ class PaperStrategy:
         return Ranking(unique[ranked], scores[ranked])
 
 
-STRATEGIES: dict[str, Callable[[], Strategy]] = {"paper": PaperStrategy}
-
-
 @dataclass(frozen=True)
 class Candidate:
     """One proposal: legal parameters, the base spline's prediction and the strategy's score."""

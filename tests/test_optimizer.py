@@ -137,7 +137,7 @@ def test_exhausted_space_raises() -> None:
         ({"batch_size": 0}, "batch_size must be an int >= 1"),
         ({"tolerance": -1.0}, "tolerance must be"),
         ({"goal": "max"}, r"goal must be one of \['maximize', 'minimize'\]"),
-        ({"strategy": "bayes"}, r"strategy must be one of \['paper'\]"),
+        ({"strategy": "bayes"}, r"strategy must be one of \['default', 'paper'\]"),
         ({"min_distance": 1.5}, r"min_distance must be in \[0, 1\)"),
         ({"smoothing": math.nan}, "smoothing must be"),
         ({"feasible": 3}, "feasible must be callable"),
