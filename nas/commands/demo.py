@@ -125,7 +125,7 @@ class DemoPaths:
 
     @classmethod
     def of(cls, out: Path, name: str) -> DemoPaths:
-        state = out / f"{name}.h5"
+        state = (out / f"{name}.h5").absolute()
         run = layout.run_dir(state)
         return cls(state=state, run=run, plots=run / PLOTS)
 
