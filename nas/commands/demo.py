@@ -276,8 +276,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from nas.state import StateError
     from nas.store import StateStore
 
-    failures = (ConfigError, StateError, LockError, ScriptError, SchedulerError, SearchError)
-
+    failures = (ConfigError, StateError, LockError, ScriptError, SchedulerError)
+    failures += (SearchError, SplineError, study.StudyError)
     started = time.monotonic()
     _one_thread_per_job()
     try:
@@ -289,7 +289,7 @@ def run_demo(args: argparse.Namespace) -> int:
         outcome = runner.run_controller(
             paths.state, poll=POLL_SECONDS, progress=quiet_progress(sys.stderr)
         )
-    except (*failures, SplineError, study.StudyError) as exc:
+    except failures as exc:
         print(f"splinenas demo: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     plots = _write_plots(paths)
