@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from nas.cli import EXIT_FAILURE, UsageError
 
@@ -61,3 +62,32 @@ def emit_json(document: Any) -> None:
     """Print one JSON document on stdout (JSON has no NaN: callers map it to null)."""
     json.dump(document, sys.stdout, allow_nan=False, indent=2)
     sys.stdout.write("\n")
+
+
+def json_number(value: float | None) -> float | None:
+    """JSON has no NaN: undefined numbers become null."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def params_text(params: Mapping[str, Any]) -> str:
+    """``k=v,k=v`` as the command line takes it back (booleans as true/false)."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, bool):
+            return str(value).lower()
+        return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+    return ",".join(f"{key}={text(value)}" for key, value in params.items())
+
+
+def number_text(value: float | None) -> str:
+    """A measurement or prediction for people: 6 significant digits, '-' when undefined."""
+    return "-" if value is None or not math.isfinite(value) else f"{value:.6g}"
+
+
+def write_table(rows: list[list[str]], out: TextIO) -> None:
+    """Left-aligned columns, the first row being the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")

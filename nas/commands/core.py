@@ -11,15 +11,24 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import math
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
 from nas import study
 from nas.cli import EXIT_OK, UsageError
-from nas.commands.common import Handler, emit_json, json_option, reported, state_option
+from nas.commands.common import (
+    Handler,
+    emit_json,
+    json_number,
+    json_option,
+    number_text,
+    params_text,
+    reported,
+    state_option,
+    write_table,
+)
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.lockfile import LockError
 from nas.space import Params, SearchSpace, SpaceError
@@ -45,11 +54,6 @@ _reported = reported(_failures)
 # ---------------------------------------------------------------------------- helpers
 
 
-def _number(value: float | None) -> float | None:
-    """JSON has no NaN: undefined numbers become null."""
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
 def _point_doc(point: Point) -> dict[str, Any]:
     return {
         "id": point.id,
@@ -60,23 +64,6 @@ def _point_doc(point: Point) -> dict[str, Any]:
         "batch": point.batch,
         "origin": point.origin,
     }
-
-
-def _params_text(params: Mapping[str, Any]) -> str:
-    return ",".join(
-        f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
-    )
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.6g}"
-
-
-def _table(rows: list[list[str]], out: TextIO) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        out.write("\n")
 
 
 def _params_arg(text: str, space: SearchSpace) -> Params:
@@ -172,14 +159,15 @@ def _predict(args: argparse.Namespace) -> int:
         emit_json(
             {
                 "predicted": value,
-                "loo_rmse": _number(summary.loo_rmse),
+                "loo_rmse": json_number(summary.loo_rmse),
                 "n_support": summary.n_support,
             }
         )
     else:
         print(f"{value:.6g}")
         print(
-            f"fit on {summary.n_support} points, LOO RMSE {_fmt(summary.loo_rmse)}", file=sys.stderr
+            f"fit on {summary.n_support} points, LOO RMSE {number_text(summary.loo_rmse)}",
+            file=sys.stderr,
         )
     return EXIT_OK
 
@@ -205,8 +193,10 @@ def _propose(args: argparse.Namespace) -> int:
         emit_json([{"id": i, "params": params, "predicted": pred} for i, params, pred in rows])
     elif rows:
         table = [["id", "params", "predicted"]]
-        table += [["-" if i is None else str(i), _params_text(p), _fmt(v)] for i, p, v in rows]
-        _table(table, sys.stdout)
+        table += [
+            ["-" if i is None else str(i), params_text(p), number_text(v)] for i, p, v in rows
+        ]
+        write_table(table, sys.stdout)
     print(f"{len(rows)} points proposed ({what})", file=sys.stderr)
     if not rows:
         print(f"nothing to propose yet: {study.fit_blocker(state)}", file=sys.stderr)
@@ -233,9 +223,9 @@ def _status_doc(state: State, experiment: Experiment, path: Path) -> dict[str, A
         if summary is None
         else {
             "n_support": summary.n_support,
-            "loo_rmse": _number(summary.loo_rmse),
+            "loo_rmse": json_number(summary.loo_rmse),
             "argmax": summary.argmax,
-            "predicted_max": _number(summary.predicted_max),
+            "predicted_max": json_number(summary.predicted_max),
         },
         "fit_error": fit_error,
         "best": None
@@ -256,29 +246,29 @@ def _print_status(doc: dict[str, Any], out: TextIO) -> None:
     rows += [
         [
             str(p["id"]),
-            _params_text(p["params"]),
+            params_text(p["params"]),
             p["status"],
-            _fmt(p["value"]),
-            _fmt(p["predicted"]),
+            number_text(p["value"]),
+            number_text(p["predicted"]),
             p["origin"],
             str(p["batch"]),
         ]
         for p in doc["points"]
     ]
-    _table(rows, out)
+    write_table(rows, out)
     out.write(f"\nexperiment {doc['experiment']} ({doc['goal']}), {len(doc['points'])} points\n")
     fit = doc["fit"]
     if fit is not None:
-        out.write(f"fit: N = {fit['n_support']}, LOO RMSE {_fmt(fit['loo_rmse'])}\n")
+        out.write(f"fit: N = {fit['n_support']}, LOO RMSE {number_text(fit['loo_rmse'])}\n")
         out.write(
-            f"argmax: {_params_text(fit['argmax'])}, predicted {_fmt(fit['predicted_max'])}\n"
+            f"argmax: {params_text(fit['argmax'])}, predicted {number_text(fit['predicted_max'])}\n"
         )
     else:
         out.write(f"fit: {doc['fit_error'] or 'not yet (too few measured points)'}\n")
     best = doc["best"]
     if best is not None:
         out.write(
-            f"best measured: point {best['id']} ({_params_text(best['params'])}) = {_fmt(best['value'])}\n"
+            f"best measured: point {best['id']} ({params_text(best['params'])}) = {number_text(best['value'])}\n"
         )
     verdict = "yes" if doc["converged"] else "no"
     out.write(f"converged: {verdict} (tolerance {doc['tolerance']:g})\n")

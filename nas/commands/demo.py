@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from nas import layout
 from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from nas.commands.common import json_number, number_text, params_text, write_table
 from nas.config import tomllib
 
 if TYPE_CHECKING:
@@ -130,10 +130,6 @@ class DemoPaths:
         return cls(state=state, run=run, plots=run / PLOTS)
 
 
-def _number(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
 def report_doc(
     state: State,
     experiment: Experiment,
@@ -173,8 +169,8 @@ def report_doc(
                 "id": p.id,
                 "params": p.params,
                 "status": p.status.value,
-                "predicted": _number(p.predicted),
-                "measured": _number(p.value) if p.status is PointStatus.DONE else None,
+                "predicted": json_number(p.predicted),
+                "measured": json_number(p.value) if p.status is PointStatus.DONE else None,
             }
             for p in proposed
         ],
@@ -183,7 +179,6 @@ def report_doc(
 
 def print_report(doc: Mapping[str, Any], out: TextIO) -> None:
     """The report for people: best architecture, the proposals' table, the files."""
-    from nas.commands.core import _fmt, _params_text, _table
 
     metric = doc["metric"]
     verdict = "search ended" if doc["finished"] else "search paused"
@@ -193,23 +188,23 @@ def print_report(doc: Mapping[str, Any], out: TextIO) -> None:
         out.write("best architecture: none measured yet\n")
     else:
         out.write(
-            f"best architecture: point {best['id']}, {_params_text(best['params'])}: "
-            f"{metric} {_fmt(best['value'])}\n"
+            f"best architecture: point {best['id']}, {params_text(best['params'])}: "
+            f"{metric} {number_text(best['value'])}\n"
         )
         if best["fixed"]:
-            out.write(f"  {best['family']} with {_params_text(best['fixed'])}\n")
+            out.write(f"  {best['family']} with {params_text(best['fixed'])}\n")
     out.write(f"\nproposed points, predicted vs measured (tolerance {doc['tolerance']:g}):\n")
     rows = [["id", "params", "predicted", "measured", "|error|"]]
     for p in doc["proposed"]:
         error = None
         if p["measured"] is not None and p["predicted"] is not None:
             error = abs(p["measured"] - p["predicted"])
-        measured = _fmt(p["measured"]) if p["measured"] is not None else p["status"]
-        rows.append([str(p["id"]), _params_text(p["params"]), _fmt(p["predicted"]), measured])
-        rows[-1].append(_fmt(error))
+        measured = number_text(p["measured"]) if p["measured"] is not None else p["status"]
+        rows.append([str(p["id"]), params_text(p["params"]), number_text(p["predicted"]), measured])
+        rows[-1].append(number_text(error))
     if len(rows) == 1:
         rows.append(["-", "(none yet)", "-", "-", "-"])
-    _table(rows, out)
+    write_table(rows, out)
     out.write(f"\nstate:  {doc['state']}\n")
     out.write(f"runs:   {doc['run_dir']}/points/<id>/ (point.json, job.sh, logs/, result.json)\n")
     for path in doc["plots"]:
