@@ -10,7 +10,7 @@ between committing and deleting a request applies it again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,10 +67,35 @@ def _changed(point_id: int | None, message: str) -> Outcome:
     return Outcome(point_id, ok=True, changed=True, message=message)
 
 
-def _points(state: State, ids: Iterable[int]) -> Iterable[tuple[int, Point | None]]:
+def _each_point(
+    state: State,
+    ids: Iterable[int],
+    *,
+    done: PointStatus,
+    allowed: frozenset[PointStatus],
+    refusal: str,
+    apply: Callable[[Point], Outcome],
+) -> list[Outcome]:
+    """``apply`` to each named point (once, in order) whose status is in ``allowed``.
+
+    A point already ``done`` is left as it is, so the operation stays
+    idempotent; an unknown id or another status is refused, ``refusal``
+    saying which statuses the operation serves.
+    """
     known = {p.id: p for p in state.points}
+    outcomes = []
     for point_id in dict.fromkeys(ids):
-        yield point_id, known.get(point_id)
+        point = known.get(point_id)
+        if point is None:
+            outcomes.append(_refused(point_id, f"point {point_id}: no such point"))
+        elif point.status is done:
+            outcomes.append(_unchanged(point_id, f"point {point_id}: already {done.value}"))
+        elif point.status not in allowed:
+            message = f"point {point_id} is {point.status.value}; {refusal}"
+            outcomes.append(_refused(point_id, message))
+        else:
+            outcomes.append(apply(point))
+    return outcomes
 
 
 # ---------------------------------------------------------------------------- rerun
@@ -83,29 +108,24 @@ def rerun(state: State, ids: Iterable[int], by: str) -> list[Outcome]:
     name and id are cleared and ``extra["reruns"]`` counts the resets, so a
     new submission never reuses a name the scheduler still remembers.
     """
-    outcomes = []
-    for point_id, point in _points(state, ids):
-        if point is None:
-            outcomes.append(_refused(point_id, f"point {point_id}: no such point"))
-        elif point.status is PointStatus.PENDING:
-            outcomes.append(_unchanged(point_id, f"point {point_id}: already pending"))
-        elif point.status not in RERUNNABLE:
-            outcomes.append(
-                _refused(
-                    point_id,
-                    f"point {point_id} is {point.status.value}; only failed, infeasible or "
-                    f"cancelled points can be rerun",
-                )
-            )
-        else:
-            was = f"was {point.status.value} after {point.attempts} attempts"
-            was += f", job {point.job_id}" if point.job_id else ""
-            was += f": {point.reason}" if point.reason else ""
-            state.set_status(point_id, PointStatus.PENDING, reason=f"rerun by {by} ({was})")
-            extra = {**point.extra, "reruns": int(point.extra.get("reruns", 0)) + 1}
-            state.update_point(point_id, attempts=0, job_id="", job_name="", extra=extra)
-            outcomes.append(_changed(point_id, f"point {point_id}: pending again ({was})"))
-    return outcomes
+    return _each_point(
+        state,
+        ids,
+        done=PointStatus.PENDING,
+        allowed=RERUNNABLE,
+        refusal="only failed, infeasible or cancelled points can be rerun",
+        apply=lambda point: _rerun_point(state, point, by),
+    )
+
+
+def _rerun_point(state: State, point: Point, by: str) -> Outcome:
+    was = f"was {point.status.value} after {point.attempts} attempts"
+    was += f", job {point.job_id}" if point.job_id else ""
+    was += f": {point.reason}" if point.reason else ""
+    state.set_status(point.id, PointStatus.PENDING, reason=f"rerun by {by} ({was})")
+    extra = {**point.extra, "reruns": int(point.extra.get("reruns", 0)) + 1}
+    state.update_point(point.id, attempts=0, job_id="", job_name="", extra=extra)
+    return _changed(point.id, f"point {point.id}: pending again ({was})")
 
 
 # ---------------------------------------------------------------------------- cancel
@@ -118,19 +138,14 @@ def cancel(state: State, ids: Iterable[int], scheduler: Scheduler | None, by: st
     is looked up by its job name. ``scheduler`` may be None only when no
     point has a job.
     """
-    outcomes = []
-    for point_id, point in _points(state, ids):
-        if point is None:
-            outcomes.append(_refused(point_id, f"point {point_id}: no such point"))
-        elif point.status is PointStatus.CANCELLED:
-            outcomes.append(_unchanged(point_id, f"point {point_id}: already cancelled"))
-        elif point.status not in CANCELLABLE:
-            outcomes.append(
-                _refused(point_id, f"point {point_id} is {point.status.value}; nothing to cancel")
-            )
-        else:
-            outcomes.append(_cancel_point(state, point, scheduler, by))
-    return outcomes
+    return _each_point(
+        state,
+        ids,
+        done=PointStatus.CANCELLED,
+        allowed=CANCELLABLE,
+        refusal="nothing to cancel",
+        apply=lambda point: _cancel_point(state, point, scheduler, by),
+    )
 
 
 def _cancel_point(state: State, point: Point, scheduler: Scheduler | None, by: str) -> Outcome:
