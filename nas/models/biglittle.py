@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from nas.models import ModelConfigError
-from nas.models.resnet import scale_width
+from nas.models.resnet import initialise, scale_width
 
 #: Output channels of a bottleneck are ``EXPANSION`` times the stage width.
 EXPANSION = 4
@@ -204,6 +204,10 @@ def make_stage(
     return nn.Sequential(*layers)
 
 
+def _last_norm(module: nn.Module) -> nn.BatchNorm2d | None:
+    return module.bn3 if isinstance(module, BLBottleneck) else None
+
+
 class BigLittleModule(nn.Module):
     """Big branch at half resolution + little branch at full resolution, merged and fused."""
 
@@ -262,21 +266,7 @@ class BigLittleResNeXt(nn.Module):
         self.layer4 = make_stage(inplanes, planes, spec.depths[3], groups, stride=2)
         self.gappool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(planes, num_classes)
-        self._initialise()
-
-    def _initialise(self) -> None:
-        """Kaiming (fan-out) convolutions; the last BN of every bottleneck starts at zero."""
-        if next(self.parameters()).is_meta:  # shape-only copies for cost tracing
-            return
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        for module in self.modules():
-            if isinstance(module, BLBottleneck):
-                nn.init.zeros_(module.bn3.weight)
+        initialise(self, _last_norm)  # every bottleneck starts as the identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))

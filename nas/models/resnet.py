@@ -11,6 +11,7 @@ downsample logic are the same and the default spec is parameter-for-parameter
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -134,6 +135,29 @@ RESNET50 = ResNetSpec(block="bottleneck", depths=(3, 4, 6, 3))
 RESNEXT50_32X4D = ResNetSpec(block="bottleneck", depths=(3, 4, 6, 3), groups=32, width_per_group=4)
 
 
+def initialise(
+    model: nn.Module, residual_norm: Callable[[nn.Module], nn.BatchNorm2d | None]
+) -> None:
+    """Kaiming (fan-out) convolutions and unit BNs; the BN that ``residual_norm`` names is zeroed.
+
+    A zeroed last BN makes its residual block start as the identity, which
+    eases the first steps of training (Goyal et al. 2017, arXiv:1706.02677). A model
+    on the meta device (a shape-only copy for cost tracing) is left alone.
+    """
+    if next(model.parameters()).is_meta:
+        return
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    for module in model.modules():
+        norm = residual_norm(module)
+        if norm is not None:
+            nn.init.zeros_(norm.weight)
+
+
 class SpecResNet(nn.Module):
     """A ResNet assembled from a :class:`ResNetSpec`; module names follow torchvision."""
 
@@ -161,7 +185,7 @@ class SpecResNet(nn.Module):
             inplanes = width * block.expansion
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(inplanes, num_classes)
-        self._initialise()
+        initialise(self, self._residual_norm)
 
     def _stage(
         self,
@@ -184,21 +208,15 @@ class SpecResNet(nn.Module):
         layers += [block(outplanes, width, **extra) for _ in range(1, depth)]
         return nn.Sequential(*layers)
 
-    def _initialise(self) -> None:
-        if next(self.parameters()).is_meta:  # shape-only copies for cost tracing
-            return
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        if self.spec.zero_init_residual:
-            for module in self.modules():
-                if isinstance(module, Bottleneck):
-                    nn.init.zeros_(module.bn3.weight)
-                elif isinstance(module, BasicBlock) and module is not getattr(self, "stem", None):
-                    nn.init.zeros_(module.bn2.weight)
+    def _residual_norm(self, module: nn.Module) -> nn.BatchNorm2d | None:
+        """The last BN of a residual block (not the stem block), if the spec zeroes it."""
+        if not self.spec.zero_init_residual:
+            return None
+        if isinstance(module, Bottleneck):
+            return module.bn3
+        if isinstance(module, BasicBlock) and module is not getattr(self, "stem", None):
+            return module.bn2
+        return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.spec.stem == "conv7":
