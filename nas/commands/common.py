@@ -9,9 +9,12 @@ import math
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from nas.cli import EXIT_FAILURE, UsageError
+
+if TYPE_CHECKING:
+    from nas.state import Point
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -62,6 +65,19 @@ def emit_json(document: Any) -> None:
     """Print one JSON document on stdout (JSON has no NaN: callers map it to null)."""
     json.dump(document, sys.stdout, allow_nan=False, indent=2)
     sys.stdout.write("\n")
+
+
+def point_doc(point: Point) -> dict[str, Any]:
+    """What every command that lists points says of each, under the same keys."""
+    return {
+        "id": point.id,
+        "params": point.params,
+        "status": point.status.value,
+        "value": point.value,
+        "predicted": point.predicted,
+        "batch": point.batch,
+        "origin": point.origin,
+    }
 
 
 def json_number(value: float | None) -> float | None:

@@ -25,6 +25,7 @@ from nas.commands.common import (
     json_option,
     number_text,
     params_text,
+    point_doc,
     reported,
     state_option,
     write_table,
@@ -32,7 +33,7 @@ from nas.commands.common import (
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.lockfile import LockError
 from nas.space import Params, SearchSpace, SpaceError
-from nas.state import Point, State, StateError
+from nas.state import State, StateError
 from nas.store import StateStore
 
 
@@ -52,18 +53,6 @@ _reported = reported(_failures)
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _point_doc(point: Point) -> dict[str, Any]:
-    return {
-        "id": point.id,
-        "params": point.params,
-        "status": point.status.value,
-        "value": point.value,
-        "predicted": point.predicted,
-        "batch": point.batch,
-        "origin": point.origin,
-    }
 
 
 def _params_arg(text: str, space: SearchSpace) -> Params:
@@ -111,7 +100,7 @@ def _init(args: argparse.Namespace) -> int:
         store.commit()
     if args.json:
         emit_json(
-            {"state": str(path), "experiment": name, "points": [_point_doc(p) for p in points]}
+            {"state": str(path), "experiment": name, "points": [point_doc(p) for p in points]}
         )
     else:
         print(path)
@@ -128,7 +117,7 @@ def _add(args: argparse.Namespace) -> int:
         point, created = study.add_manual(store.state, params, args.value, replace=args.replace)
         store.commit()
     if args.json:
-        emit_json({**_point_doc(point), "created": created})
+        emit_json({**point_doc(point), "created": created})
     else:
         print(point.id)
     if not created:
@@ -142,7 +131,7 @@ def _record(args: argparse.Namespace) -> int:
         point = store.state.record(args.id, args.value, replace=args.replace)
         store.commit()
     if args.json:
-        emit_json(_point_doc(point))
+        emit_json(point_doc(point))
     print(f"point {point.id}: recorded {point.value:.6g}", file=sys.stderr)
     return EXIT_OK
 
@@ -218,7 +207,7 @@ def _status_doc(state: State, experiment: Experiment, path: Path) -> dict[str, A
         "experiment": cfg.name,
         "goal": cfg.goal,
         "generation": state.generation,
-        "points": [_point_doc(p) for p in state.points],
+        "points": [point_doc(p) for p in state.points],
         "fit": None
         if summary is None
         else {

@@ -17,7 +17,14 @@ from typing import Any
 
 from nas import inbox, layout, study
 from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
-from nas.commands.common import Handler, emit_json, json_option, reported, state_option
+from nas.commands.common import (
+    Handler,
+    emit_json,
+    json_option,
+    point_doc,
+    reported,
+    state_option,
+)
 from nas.config import ConfigError
 from nas.lockfile import LockError, break_lock, lock_path
 from nas.operations import Outcome
@@ -146,13 +153,7 @@ def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict
     events = [e for e in state.events if e.point_id == point_id]
     logs = sorted((folder / layout.LOGS).glob("*.log"), key=lambda p: p.stat().st_mtime)
     return {
-        "id": point.id,
-        "params": point.params,
-        "status": point.status.value,
-        "value": point.value,
-        "predicted": point.predicted,
-        "origin": point.origin,
-        "batch": point.batch,
+        **point_doc(point),
         "attempts": point.attempts,
         "segment": point.segment,
         "gpu_hours": point.gpu_hours,
