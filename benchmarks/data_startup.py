@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from reporting import print_report
 
 from nas.data.dataset import IndexedImages, image_transforms
 from nas.data.index import TRAIN, VALIDATION, load_index, scan_tree, write_index
@@ -88,11 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "index_load_seconds": indexed,
         "speedup": scan / indexed,
     }
-    if args.json:
-        print(json.dumps(report))
-    else:
-        for key, value in report.items():
-            print(f"{key:>20}: {value:.4g}" if isinstance(value, float) else f"{key:>20}: {value}")
+    print_report(report, as_json=args.json, float_format=".4g")
     return 0
 
 

@@ -12,11 +12,11 @@ the reference line for comparing CPU and GPU numbers::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import torch
+from reporting import print_report
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -114,11 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     report = measure(synthetic_run(args, device), args)
-    if args.json:
-        print(json.dumps(report))
-    else:
-        for key, value in report.items():
-            print(f"{key:>18}: {value:.2f}" if isinstance(value, float) else f"{key:>18}: {value}")
+    print_report(report, as_json=args.json, float_format=".2f")
     return 0
 
 
