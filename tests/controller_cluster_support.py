@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ from controller_support import experiment_text, init_state, objective, write_fak
 from scheduler_contract import unique_name
 
 from nas import layout
+from nas.config import ConfigError
 from nas.runner import RunResult, run_controller
+from nas.schedulers import Scheduler
 from nas.state import PointStatus
 from nas.store import load_state
 from nas.train import RESULT_FILE
@@ -88,6 +91,52 @@ def run_search(state_path: Path, cwd: Path, *, poll: float, limit_s: float) -> R
     return outcome
 
 
+def one_cycle(state_path: Path, cwd: Path) -> None:
+    """One controller cycle: collect, propose and submit what is due, then return."""
+    run_controller(state_path, poll=0, max_cycles=1, progress=lambda s: print(s.line()), cwd=cwd)
+
+
+def search_real_trainer(folder: Path, backend: str) -> Path:
+    """Run a 6-point search of the real trainer through ``backend`` and check it is complete."""
+    state_path = real_search_state(folder, backend, max_points=6)
+    started = time.monotonic()
+    outcome = run_search(state_path, folder, poll=0.5, limit_s=300)
+    print(f"{backend} end-to-end search of 6 points: {time.monotonic() - started:.1f} s wall")
+    assert_real_search_complete(state_path, outcome, world_size=2, max_points=6)
+    return state_path
+
+
+def cancel_while_training(
+    folder: Path, backend: str, scheduler: Scheduler, cancel: Callable[[str], None]
+) -> tuple[Path, str]:
+    """Submit point 0 of a stand-in search, ``cancel`` its job once it trains, run one cycle.
+
+    Point 0 must then be cancelled after its one attempt, not retried. Jobs
+    still active at the end are cancelled through ``scheduler``. Returns the
+    state file and the cancelled job's id.
+    """
+    state_path = standin_search_state(
+        folder, backend, folder / "fake", {"sleep": 120.0}, max_concurrent_jobs=1
+    )
+    runs = layout.point_dir(layout.run_dir(state_path), 0) / "fake-runs.txt"
+    one_cycle(state_path, folder)
+    job = load_state(state_path).point(0).job_id
+    try:
+        deadline = time.monotonic() + 60
+        while not runs.exists():  # the trainer has started
+            assert time.monotonic() < deadline, "the job never started its trainer"
+            time.sleep(0.1)
+        cancel(job)
+        one_cycle(state_path, folder)
+    finally:
+        for point in load_state(state_path).with_status(PointStatus.SUBMITTED, PointStatus.RUNNING):
+            scheduler.cancel(point.job_id)
+    point = load_state(state_path).point(0)
+    assert point.status is PointStatus.CANCELLED and point.attempts == 1
+    assert point.reason == f"job {job}: the job was cancelled through the scheduler"
+    return state_path, job
+
+
 def assert_real_search_complete(
     state_path: Path, outcome: RunResult, *, world_size: int, max_points: int
 ) -> None:
@@ -131,6 +180,39 @@ def assert_never_executed(*roots: Path) -> None:
     """No ``pwned`` file anywhere below ``roots``: no hostile value ran as code."""
     found = [str(p) for root in roots for p in root.rglob("pwned")]
     assert not found, f"shell code from the config was executed: {found}"
+
+
+def hostile_standin_search(root: Path, backend: str, **cluster: object) -> Path:
+    """A stand-in search under hostile paths through ``backend``, run to its end and checked.
+
+    Quotes and ';' name the run folder, '$(...)' and backquotes the
+    interpreter's and the env file's folders; ``cluster`` adds settings
+    (hostile directives). Every job must have run and no value as code.
+    """
+    trainer = hostile_folder(root, f"bin {HOSTILE[0]}", HOSTILE[1])
+    state_path = standin_search_state(
+        hostile_folder(root, HOSTILE[2]),
+        backend,
+        trainer,
+        {},
+        env_file=str(hostile_env_file(root)),
+        **cluster,
+    )
+    outcome = run_search(state_path, root, poll=0.2, limit_s=120)
+    assert outcome.ok, outcome.reason
+    assert_standin_search_done(state_path)
+    assert_never_executed(root)
+    return state_path
+
+
+def assert_refused_directive(folder: Path, backend: str, key: str, value: str) -> None:
+    """``[cluster] key = value`` is refused when the search is created; nothing is written."""
+    with pytest.raises(
+        ConfigError, match=rf"\[cluster\] {key}: cannot go into a job-script directive"
+    ):
+        standin_search_state(folder, backend, folder / "fake", {}, **{key: value})
+    assert not list(folder.rglob("*.h5")), "no state file was written"
+    assert_never_executed(folder)
 
 
 def assert_standin_search_done(state_path: Path) -> None:
