@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from experiment_support import toml_value
+
 from nas import study
 from nas.config import parse_experiment
 from nas.store import StateStore
@@ -54,9 +56,7 @@ def experiment_text(**tables: dict) -> str:
     for name, defaults in _TABLES.items():
         lines.append(f"[{name}]")
         for key, value in {**defaults, **tables.get(name, {})}.items():
-            lines.append(
-                f"{key} = {json.dumps(value) if not isinstance(value, bool) else str(value).lower()}"
-            )
+            lines.append(f"{key} = {toml_value(value)}")
         if name == "model":
             lines.append(f"fixed = {FIXED}")
         lines.append("")

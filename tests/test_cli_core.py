@@ -12,39 +12,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from experiment_support import FLOAT_BOX, experiment_toml, init_state, run
 
-from nas.cli import main
 from nas.lockfile import FileLock
 from nas.store import load_state
 
 ROOT = Path(__file__).resolve().parents[1]
-TOML = """
-[experiment]
-name = "toy"
-tolerance = 0.05
-max_points = 20
-[[space]]
-name = "x"
-type = "float"
-low = -2.0
-high = 2.0
-[[space]]
-name = "y"
-type = "float"
-low = -2.0
-high = 2.0
-"""
+TOML = experiment_toml("toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, tolerance=0.05, max_points=20)
 
 
 def objective(params: dict) -> float:
     return 10.0 - (params["x"] - 0.7) ** 2 - (params["y"] + 0.3) ** 2
-
-
-def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def run_json(capsys: pytest.CaptureFixture, *argv: str) -> object:
@@ -56,11 +34,7 @@ def run_json(capsys: pytest.CaptureFixture, *argv: str) -> object:
 @pytest.fixture
 def toy(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
     """A state file holding the pending initial design of the toy."""
-    (tmp_path / "toy.toml").write_text(TOML)
-    state = tmp_path / "toy.h5"
-    code, out, err = run(capsys, "init", str(tmp_path / "toy.toml"), "--state", str(state))
-    assert (code, out.strip()) == (0, str(state)), err
-    return state
+    return init_state(tmp_path, capsys, TOML)
 
 
 def measure_pending(capsys: pytest.CaptureFixture, state: Path) -> int:

@@ -12,46 +12,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from experiment_support import FLOAT_BOX, experiment_toml, init_state, run
 
 from nas import layout
-from nas.cli import main
 from nas.lockfile import lock_path
 from nas.schedulers import JobState, LocalScheduler
 from nas.state import PointStatus
 from nas.store import StateStore, load_state
 
 ROOT = Path(__file__).resolve().parents[1]
-TOML = """
-[experiment]
-name = "toy"
-[[space]]
-name = "x"
-type = "float"
-low = -2.0
-high = 2.0
-[[space]]
-name = "y"
-type = "float"
-low = -2.0
-high = 2.0
-"""
-
-
-def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+TOML = experiment_toml("toy", {"x": FLOAT_BOX, "y": FLOAT_BOX})
 
 
 @pytest.fixture
 def toy(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
     """A state file holding the pending initial design of the toy (points 0-4)."""
-    (tmp_path / "toy.toml").write_text(TOML)
-    state = tmp_path / "toy.h5"
-    code, _, err = run(capsys, "init", str(tmp_path / "toy.toml"), "--state", str(state))
-    assert code == 0, err
-    return state
+    return init_state(tmp_path, capsys, TOML)
 
 
 def submit(state: Path, point_id: int, job_id: str = "7") -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from experiment_support import experiment_toml
 
 from nas.config import parse_experiment
 from nas.lockfile import LockError, lock_path
@@ -28,25 +29,14 @@ from nas.store import (
     previous_path,
 )
 
-TOML = """
-[experiment]
-name = "toy"
-[[space]]
-name = "width"
-type = "int"
-low = 8
-high = 64
-[[space]]
-name = "mult"
-type = "float"
-low = 0.25
-high = 4.0
-log = true
-[[space]]
-name = "block"
-type = "categorical"
-choices = ["basic", "bottleneck"]
-"""
+TOML = experiment_toml(
+    "toy",
+    {
+        "width": {"type": "int", "low": 8, "high": 64},
+        "mult": {"type": "float", "low": 0.25, "high": 4.0, "log": True},
+        "block": {"type": "categorical", "choices": ["basic", "bottleneck"]},
+    },
+)
 EXPERIMENT = parse_experiment(TOML, "toy.toml")
 S = PointStatus
 

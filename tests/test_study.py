@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from experiment_support import FLOAT_BOX, experiment_toml
 
 from nas import study
-from nas.config import parse_experiment
+from nas.config import Experiment, parse_experiment
 from nas.state import PointStatus, State, StateError
 
 S = PointStatus
 
 
-def experiment(**settings: object) -> object:
-    lines = "\n".join(f"{key} = {value!r}".replace("'", '"') for key, value in settings.items())
-    return parse_experiment(
-        f"""
-[experiment]
-name = "bowl"
-{lines}
-[[space]]
-name = "x"
-type = "float"
-low = -2.0
-high = 2.0
-[[space]]
-name = "y"
-type = "int"
-low = -20
-high = 20
-""",
-        "bowl.toml",
-    )
+def experiment(**settings: object) -> Experiment:
+    space = {"x": FLOAT_BOX, "y": {"type": "int", "low": -20, "high": 20}}
+    return parse_experiment(experiment_toml("bowl", space, **settings), "bowl.toml")
 
 
 def bowl(params: dict) -> float:
