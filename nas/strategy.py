@@ -1,46 +1,50 @@
-"""The default proposal strategy: a distance-weighted spline merit over local and global candidates.
+"""The default proposal strategy: the spline's argmax while it promises a gain, else local exploration.
 
 Algorithm 1 as published ranks candidates by the spline alone (``"paper"`` in
-:mod:`nas.search`). That exploits too early: after the corner design the argmax of
-s sits on a face of the box or next to a measured point, and snapping to the
-integer grid makes half of its proposals collide with measured points. This
-strategy keeps the spline and the stopping rule and changes only which
-candidate comes first, following the stochastic-RBF / DYCORS family (Regis &
-Shoemaker, INFORMS J. Computing 19(4), 2007; Regis & Shoemaker, Eng. Optim.
-45(5), 2013):
+:mod:`nas.search`). Its first steps after the corner design are good, but it
+then stalls: the spline's argmax lies next to measured points, and a
+coordinate that every measured point near the incumbent shares (the centre
+value of the design) is never moved. On ``nas5`` it creeps from 3 % to 0.6 %
+regret with every proposal at the depth of the design's centre, while the
+optimum has a different one. This strategy keeps the spline, the stopping
+rule and the hard rules of :func:`nas.search.propose`, and changes only the
+candidates and their order:
 
 * candidates are perturbations of the best measured point (a Gaussian step of
   radius sigma in the unit box, every coordinate for d <= 20, else each with
-  probability 20/d) plus uniform points over the whole box, all snapped to
-  legal values;
-* each candidate scores ``w * S + (1 - w) * D``: S is s(x) and D the distance to
-  the nearest measured, pending or already proposed point, both rescaled to
-  [0, 1] over the candidates. The weight w cycles through ``WEIGHT_CYCLE`` with
-  the number of support points, so a run alternates exploration and
-  exploitation, and a batch (whose believer fantasies add support points)
-  mixes both;
-* sigma halves after ``max(4, d)`` proposals in a row without improving the best
+  probability 20/d, as in DYCORS), uniform points over the whole box and the
+  best points of Algorithm 1's own search for max s, all snapped to legal
+  values;
+* **exploit** while the best candidate's predicted gain ``max s - max y``
+  exceeds ``gain_rtol`` of the measured range: rank everything by s, as
+  Algorithm 1 does;
+* otherwise **explore locally**: rank the perturbations by ``w * S + (1 - w) * D``,
+  S being s and D the distance to the nearest measured, pending or proposed
+  point, both rescaled to [0, 1] over the perturbations, with w cycling
+  through ``WEIGHT_CYCLE`` (the stochastic-RBF merit of Regis & Shoemaker,
+  INFORMS J. Computing 19(4), 2007; restricted to the neighbourhood of the
+  incumbent as in DYCORS, Regis & Shoemaker, Eng. Optim. 45(5), 2013);
+* sigma halves after ``max(4, d)`` points in a row without improving the best
   value (a trust region that shrinks while the search stalls).
 
+In a batch the believer fantasy raises the best value to the prediction, so
+the next slot explores: batches mix both kinds of step by themselves.
 Everything is a function of (spline, avoid, rng), so the controller's rebuilt
 optimizer proposes the same points.
 
-Evidence (``benchmarks/sample_efficiency.py``, problem ``nas5``, median evaluations
-to 1 % / 0.1 % normalised regret, budget 40-60; full tables in
-benchmarks/results/sample_efficiency.md):
+Evidence (``benchmarks/sample_efficiency.py``, full tables in
+benchmarks/results/sample_efficiency.md). Development runs on ``nas5`` (10
+seeds, budget 40, median evaluations to 1 % / 0.1 % regret):
 
-* weight cycle (0.3, 0.5, 0.8, 0.95) of DYCORS, perturbations only: 27 / > 60
-  (5 seeds) -- too much exploration for smooth accuracy surfaces;
-* cycle (0.8, 0.95, 1.0): 21-22 / 39 (10 seeds);
-* cycle (1.0, 1.0, 0.8) plus the best points of Algorithm 1's own search as
-  candidates (chosen): 21 / 35, 7 of 10 seeds reach 0.1 % within 40;
-* 10 seeds, budget 60: default 21 / 35 on nas5 and 46 / - on nas8 (6 of 10 seeds
-  reach 1 %); Algorithm 1 ("paper") 19 / > 60 and > 60 (0 of 10); pySOT DYCORS
-  23 / > 60 and > 60 (3 of 10); Optuna TPE 19 / 55 and > 60 (4 of 10).
-
-So the strategy trades two evaluations at 1 % for reaching 0.1 % at all: pure
-argmax stalls next to measured points, the perturbations and the distance term
-get it out.
+* cycle (1.0, 1.0, 0.8) over all candidates, no gain test (the previous
+  default): 22 / 37.5;
+* pure exploitation over the same candidates: 19 / > 40 (stalls at 0.6 %, as
+  Algorithm 1 does);
+* exploration over all candidates when the gain is small: 22.5 / > 40 (the
+  distance term then picks far, poor points);
+* local exploration, gain_rtol 0.01, weights (0.8, 0.95): 19.5 / 32;
+  (0.95, 0.8): 22 / > 40 -- the first exploration step should be the bold one;
+* local exploration, gain_rtol 0.003, weights (0.7, 0.95) (chosen): 17.5 / 38.
 """
 
 from __future__ import annotations
@@ -53,13 +57,13 @@ from scipy.spatial.distance import cdist
 from nas.search import PaperStrategy, Ranking, Snap, Strategy, sample
 from nas.spline import PolyharmonicSpline
 
-#: Merit weights on the spline value; the rest goes to the distance term.
-WEIGHT_CYCLE = (1.0, 1.0, 0.8)
+#: Merit weights on the spline value in exploration steps; the rest goes to distance.
+WEIGHT_CYCLE = (0.7, 0.95)
 
 
 @dataclass(frozen=True)
 class DefaultStrategy:
-    """Stochastic-RBF candidate ranking with a shrinking perturbation radius.
+    """Argmax of the spline while it promises a gain, else a local distance-weighted merit.
 
     Attributes
     ----------
@@ -69,7 +73,10 @@ class DefaultStrategy:
     sigma_init, sigma_min : float
         Perturbation radius (unit box) at the start and its floor.
     weights : tuple of float
-        Cycle of merit weights on the spline value, each in [0, 1].
+        Cycle of merit weights on the spline value in exploration steps, each in [0, 1].
+    gain_rtol : float
+        Exploit while the best candidate's predicted gain over the best measured
+        value exceeds this fraction of the measured range.
     """
 
     n_local: int = 2000
@@ -78,6 +85,7 @@ class DefaultStrategy:
     sigma_init: float = 0.2
     sigma_min: float = 0.2 * 0.5**5
     weights: tuple[float, ...] = WEIGHT_CYCLE
+    gain_rtol: float = 3e-3
 
     def __post_init__(self) -> None:
         counts = (self.n_local, self.n_global, self.n_argmax)
@@ -91,25 +99,37 @@ class DefaultStrategy:
             )
         if not self.weights or not all(0.0 <= w <= 1.0 for w in self.weights):
             raise ValueError(f"weights must be a non-empty cycle in [0, 1], got {self.weights}")
+        if not 0.0 <= self.gain_rtol < 1.0:
+            raise ValueError(f"gain_rtol must be in [0, 1), got {self.gain_rtol}")
 
     def rank(
         self, spline: PolyharmonicSpline, *, snap: Snap, avoid: np.ndarray, rng: np.random.Generator
     ) -> Ranking:
-        """Candidates best first by merit; measured and avoided points excluded."""
+        """Candidates best first; measured and avoided points excluded.
+
+        An exploitation step ranks every candidate by s. An exploration step
+        ranks the perturbations by merit (in [0, 1]) and puts the other
+        candidates after them by s (scores in [-2, -1]), so the hard rules of :func:`nas.search.propose` can still be
+        met when every perturbation is rejected.
+        """
         points, values = spline.points, spline.values
         n, d = points.shape
         sigma = self.radius(values, d)
-        local = perturb(points[int(np.argmax(values))], sigma, self.n_local, rng)
-        raw = np.vstack([local, rng.random((self.n_global, d)), self.near_argmax(spline, rng)])
-        legal = np.unique(snap(raw), axis=0)
+        local = snap(perturb(points[int(np.argmax(values))], sigma, self.n_local, rng))
+        wide = snap(np.vstack([rng.random((self.n_global, d)), self.near_argmax(spline, rng)]))
         existing = np.vstack([points, np.asarray(avoid, dtype=np.float64).reshape(-1, d)])
-        distance = cdist(legal, existing).min(axis=1)
-        fresh = distance > 0.0
-        legal, distance = legal[fresh], distance[fresh]
+        legal, _ = _fresh(np.vstack([local, wide]), existing)
+        s = spline(legal)
+        if s.size and s.max() - values.max() > self.gain_rtol * float(np.ptp(values)):
+            return _by_score(legal, _unit_scale(s))
+        near, distance = _fresh(local, existing)
         w = self.weights[n % len(self.weights)]
-        merit = w * _unit_scale(spline(legal)) + (1.0 - w) * _unit_scale(distance)
-        order = np.argsort(-merit, kind="stable")
-        return Ranking(legal[order], merit[order])
+        merit = w * _unit_scale(spline(near)) + (1.0 - w) * _unit_scale(distance)
+        rest = ~_rows_in(legal, near)
+        head, tail = _by_score(near, merit), _by_score(legal[rest], _unit_scale(s[rest]) - 2.0)
+        return Ranking(
+            np.vstack([head.points, tail.points]), np.concatenate([head.scores, tail.scores])
+        )
 
     def near_argmax(self, spline: PolyharmonicSpline, rng: np.random.Generator) -> np.ndarray:
         """The ``n_argmax`` best points of the hierarchical search for max s (Algorithm 1's)."""
@@ -160,6 +180,25 @@ def perturb(center: np.ndarray, sigma: float, m: int, rng: np.random.Generator) 
     x = center + mask * rng.normal(0.0, sigma, (m, d))
     x = np.abs(x)  # reflect at 0
     return 1.0 - np.abs(1.0 - x % 2.0)  # reflect at 1 (period 2)
+
+
+def _fresh(candidates: np.ndarray, existing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct candidates not on an existing point, with their distance to the nearest one."""
+    legal = np.unique(candidates, axis=0)
+    distance = cdist(legal, existing).min(axis=1)
+    fresh = distance > 0.0
+    return legal[fresh], distance[fresh]
+
+
+def _rows_in(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Which rows of ``a`` also occur in ``b`` (exact match)."""
+    seen = {row.tobytes() for row in b}
+    return np.array([row.tobytes() in seen for row in a], dtype=bool)
+
+
+def _by_score(points: np.ndarray, scores: np.ndarray) -> Ranking:
+    order = np.argsort(-scores, kind="stable")
+    return Ranking(points[order], scores[order])
 
 
 def _unit_scale(v: np.ndarray) -> np.ndarray:
