@@ -124,12 +124,13 @@ class DefaultStrategy:
         """Candidates best first; measured and avoided points excluded.
 
         An exploitation step ranks every candidate by s. An exploration step
-        ranks the perturbations by merit (in [0, 1]) and puts the other
-        candidates after them by s (scores in [-2, -1]), so the hard rules of :func:`nas.search.propose` can still be
-        met when every perturbation is rejected.
+        ranks the perturbations by merit (scores in [0, 1]) and the other
+        candidates after them by s (scores in [-2, -1]), so the hard rules of
+        :func:`nas.search.propose` can still be met when every perturbation is
+        rejected.
         """
         points, values = spline.points, spline.values
-        n, d = points.shape
+        d = points.shape[1]
         sigma = self.radius(values, d)
         local = snap(perturb(points[int(np.argmax(values))], sigma, self.n_local, rng))
         wide = snap(np.vstack([rng.random((self.n_global, d)), self.near_argmax(spline, rng)]))
@@ -139,10 +140,10 @@ class DefaultStrategy:
         if s.size and s.max() - values.max() > self.gain_rtol * float(np.ptp(values)):
             return _by_score(legal, _unit_scale(s))
         near, distance = _fresh(local, existing)
-        w = self.weights[n % len(self.weights)]
-        merit = w * _unit_scale(spline(near)) + (1.0 - w) * _unit_scale(distance)
+        w = self.weights[len(values) % len(self.weights)]
+        head = _by_score(near, w * _unit_scale(spline(near)) + (1.0 - w) * _unit_scale(distance))
         rest = ~_rows_in(legal, near)
-        head, tail = _by_score(near, merit), _by_score(legal[rest], _unit_scale(s[rest]) - 2.0)
+        tail = _by_score(legal[rest], _unit_scale(s[rest]) - 2.0)
         return Ranking(
             np.vstack([head.points, tail.points]), np.concatenate([head.scores, tail.scores])
         )
