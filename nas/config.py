@@ -196,7 +196,12 @@ class ExperimentConfig:
     max_points: int = _option(50, kind=int, minimum=1, doc="budget: measured points in total")
     batch_size: int = _option(1, kind=int, minimum=1, doc="proposals per batch after the design")
     seed: int = _option(0, kind=int, minimum=0)
-    strategy: str = _option("paper", kind=str, choices=("paper", "default"))
+    strategy: str = _option(
+        "default",
+        kind=str,
+        choices=("default", "paper"),
+        doc="'paper' is Algorithm 1 as published; 'default' also explores near the incumbent",
+    )
     smoothing: float = _option(0.0, kind=float, minimum=0.0, doc="spline smoothing lambda")
     min_distance: float = _option(
         1e-3, kind=float, minimum=0.0, maximum=1.0, doc="unit-box distance between points"

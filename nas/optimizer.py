@@ -80,7 +80,7 @@ class SplineOptimizer:
         tolerance: float = 0.5,
         seed: int = 0,
         goal: str = "maximize",
-        strategy: str | Strategy = "paper",
+        strategy: str | Strategy = "default",
         smoothing: float = 0.0,
         min_distance: float = 1e-3,
         feasible: Callable[[Params], bool] | None = None,
