@@ -261,7 +261,11 @@ def render_job_script(
         environment = f"source {shlex.quote(_check_line(cluster.env_file, 'cluster.env_file'))}"
     prologue = _fill(
         "prologue",
-        {"environment": environment, "deadline_seconds": str(deadline_seconds(cluster))},
+        {
+            "environment": environment,
+            "deadline_seconds": str(deadline_seconds(cluster)),
+            "threads_per_rank": str(_cores_per_rank(cluster)),
+        },
     ).rstrip("\n")
     values = {"job_name": job_name, "point_dir": shlex.quote(point), "prologue": prologue}
     python = _check_line(cluster.python, "cluster.python")

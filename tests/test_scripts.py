@@ -20,7 +20,7 @@ WEIRD = ["a 0", "a'; echo foo", "$(touch pwned)", 'q"`id`\\', "semi;colon & amp"
 #: Stands in for python: records its argv (NUL-separated) and MASTER_* in $RECORD.
 FAKE_PYTHON = """#!/bin/bash
 printf '%s\\0' "$@" >"$RECORD"
-printf '%s\\n' "$MASTER_ADDR" "$MASTER_PORT" >"$RECORD.env"
+printf '%s\\n' "$MASTER_ADDR" "$MASTER_PORT" "${OMP_NUM_THREADS-unset}" >"$RECORD.env"
 """
 #: Stands in for srun: drops its options and runs the command.
 FAKE_SRUN = """#!/bin/bash
@@ -66,10 +66,13 @@ def bin_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def _run(script_text: str, point: Path, bin_dir: Path, record: Path) -> subprocess.CompletedProcess:
+def _run(
+    script_text: str, point: Path, bin_dir: Path, record: Path, **extra_env: str
+) -> subprocess.CompletedProcess:
     script = write_job_script(point / "job.sh", script_text)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", RECORD=str(record),
-               MASTER_ADDR="127.0.0.1", MASTER_PORT="29999")  # fmt: skip
+               MASTER_ADDR="127.0.0.1", MASTER_PORT="29999", **extra_env)  # fmt: skip
+    env = {k: v for k, v in env.items() if v is not None}
     return subprocess.run(["bash", str(script)], cwd=point.parent, env=env, timeout=30,
                           capture_output=True, text=True)  # fmt: skip
 
@@ -190,7 +193,7 @@ def test_lsf_rendezvous_from_the_host_file(tmp_path: Path, bin_dir: Path) -> Non
     env.update(PATH=f"{bin_dir}:{env['PATH']}", RECORD=str(tmp_path / "argv"),
                LSB_DJOB_HOSTFILE=str(hostfile), LSB_JOBID="123")  # fmt: skip
     subprocess.run(["bash", str(script)], env=env, check=True, timeout=30)
-    assert (tmp_path / "argv.env").read_text().split() == ["h41n01", "20123"]
+    assert (tmp_path / "argv.env").read_text().split()[:2] == ["h41n01", "20123"]
 
 
 @pytest.mark.parametrize("backend", ["slurm", "lsf"])
@@ -211,6 +214,28 @@ def test_usr2_is_forwarded_to_the_step(tmp_path: Path, bin_dir: Path, backend: s
     finally:
         job.kill()
     assert marker.read_text().strip() == "usr2"
+
+
+@pytest.mark.parametrize(
+    ("backend", "ranks", "preset", "threads"),
+    [
+        ("local", 1, None, "4"),
+        ("slurm", 2, None, "2"),
+        ("lsf", 4, None, "1"),
+        ("slurm", 2, "3", "3"),
+    ],
+)
+def test_each_rank_gets_its_share_of_the_cores_unless_the_environment_chose(
+    tmp_path: Path, bin_dir: Path, backend: str, ranks: int, preset: str | None, threads: str
+) -> None:
+    point = tmp_path / "point"
+    point.mkdir()
+    python = _executable(tmp_path / "bin-python" / "python", FAKE_PYTHON)
+    cluster = _cluster(python=str(python), ranks_per_node=ranks)
+    record = tmp_path / "argv"
+    done = _run(_render(backend, cluster, point), point, bin_dir, record, OMP_NUM_THREADS=preset)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "argv.env").read_text().splitlines()[2] == threads
 
 
 def test_write_job_script_is_atomic_and_executable(tmp_path: Path) -> None:
