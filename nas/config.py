@@ -193,7 +193,9 @@ class ExperimentConfig:
     tolerance: float = _option(
         0.5, kind=float, minimum=0.0, doc="stop when |measured - predicted| <= tolerance"
     )
-    max_points: int = _option(50, kind=int, minimum=1, doc="budget: measured points in total")
+    max_points: int = _option(
+        50, kind=int, minimum=1, doc="budget: points proposed, cancelled and infeasible excluded"
+    )
     batch_size: int = _option(1, kind=int, minimum=1, doc="proposals per batch after the design")
     seed: int = _option(0, kind=int, minimum=0)
     strategy: str = _option(
