@@ -136,6 +136,9 @@ class State:
         self.space = space
         self.created = time.time() if created is None else created
         self.generation = 0
+        #: Counts changes made through the methods below, so a store commits only
+        #: what changed and ``<path>.prev`` keeps the last *different* generation.
+        self.revision = 0
         self.meta: dict[str, Any] = {}
         self.fits: list[FitRecord] = []
         self.events: list[Event] = []
@@ -278,6 +281,7 @@ class State:
     def log(self, kind: str, message: str, point_id: int | None = None) -> Event:
         event = Event(time=time.time(), kind=kind, point_id=point_id, message=message)
         self.events.append(event)
+        self.revision += 1
         return event
 
     def set_space(self, space: SearchSpace) -> None:
@@ -292,6 +296,7 @@ class State:
             keys[space.key(point.params)] = point.id
         self._coords = {i: space.to_unit(p.params) for i, p in self._points.items()}
         self.space, self._keys = space, keys
+        self.revision += 1
 
     def restore(self, point: Point, coords: np.ndarray) -> None:
         """Insert a point as it was stored, with its stored coordinates (for loaders)."""
@@ -306,9 +311,11 @@ class State:
         self._params_json[point.id] = json.dumps(point.params)
         self._keys[self.space.key(point.params)] = point.id
         self._next_id = max(self._next_id, point.id + 1)
+        self.revision += 1
 
     def _put(self, point: Point, **changes: Any) -> None:
         self._points[point.id] = replace(point, updated=time.time(), **changes)
+        self.revision += 1
 
 
 def _check_transition(point: Point, status: PointStatus) -> None:

@@ -327,6 +327,7 @@ class StateStore:
         self.path = path
         self.state = state
         self._lock = lock
+        self._committed_revision: int | None = None if not path.exists() else state.revision
 
     @classmethod
     def create(cls, path: str | Path, experiment: Experiment) -> StateStore:
@@ -369,9 +370,11 @@ class StateStore:
         return load_state(path)
 
     def commit(self) -> None:
-        """Write the state as the next generation, crash-safely."""
+        """Write the state as the next generation, crash-safely; a no-op when nothing changed."""
         if not self._lock.held or not self._lock.still_ours():
             raise LockError(f"lock {self._lock.path} is no longer held by this process")
+        if self.state.revision == self._committed_revision:
+            return
         staging = self.path.with_name(f"{self.path.name}.tmp.{os.getpid()}")
         self.state.generation += 1
         try:
@@ -381,6 +384,7 @@ class StateStore:
                 _keep_previous(self.path)
             os.replace(staging, self.path)
             _fsync_dir(self.path.parent)
+            self._committed_revision = self.state.revision
         except BaseException:
             self.state.generation -= 1
             staging.unlink(missing_ok=True)

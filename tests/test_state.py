@@ -222,9 +222,24 @@ def test_previous_generation_without_hard_links(
     path = tmp_path / "s.h5"
     with filled_store(path) as store:
         monkeypatch.setattr(os, "link", no_links)
+        store.state.log("note", "a change to commit")
         store.commit()
     assert load_state(previous_path(path)).generation == 2
     assert load_state(path).generation == 3
+
+
+def test_a_commit_without_changes_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    with filled_store(path) as store:
+        before = (path.stat().st_mtime_ns, previous_path(path).stat().st_mtime_ns)
+        store.commit()
+        assert (path.stat().st_mtime_ns, previous_path(path).stat().st_mtime_ns) == before
+        store.state.update_point(0, attempts=1)
+        store.commit()
+    assert load_state(path).generation == 3 and load_state(path).point(0).attempts == 1
+    with StateStore.open(path) as store:
+        store.commit()
+    assert load_state(path).generation == 3, "opening and committing unchanged writes nothing"
 
 
 def test_create_refuses_an_existing_file_and_open_a_missing_one(tmp_path: Path) -> None:
@@ -257,6 +272,7 @@ def test_commit_refuses_after_the_lock_was_broken(tmp_path: Path) -> None:
 def test_corrupt_file_error_names_the_previous_generation(tmp_path: Path, cut: float) -> None:
     path = tmp_path / "s.h5"
     with filled_store(path) as store:
+        store.state.log("note", "a third generation")
         store.commit()
     data = path.read_bytes()
     path.write_bytes(data[: int(cut * len(data)) if cut < 1 else cut])
