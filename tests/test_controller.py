@@ -235,7 +235,7 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates(tmp_path: Path) -> 
     state_path = setup_run(
         tmp_path,
         {"sleep": 0.4, "journal": str(journal)},
-        experiment={"max_points": 16, "batch_size": 2},
+        experiment={"max_points": 30, "batch_size": 2},
         cluster={"max_concurrent_jobs": 3},
     )
     rng = random.Random(7)
