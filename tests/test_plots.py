@@ -138,7 +138,7 @@ def test_state_without_measurements_is_an_error(tmp_path):
 
 def run_command(argv):
     parser = argparse.ArgumentParser()
-    plot_command.register(parser.add_subparsers())
+    plot_command.register(parser.add_subparsers(dest="command"))  # as nas.cli builds it
     args = parser.parse_args(["plot", *argv])
     return args.func(args)
 

@@ -12,15 +12,28 @@ import sys
 from pathlib import Path
 
 from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
-from nas.commands.common import emit_json
+from nas.commands.common import emit_json, reported
 from nas.config import ConfigError
 from nas.lockfile import LockError
 from nas.schedulers import SchedulerError
 from nas.scripts import ScriptError
 from nas.state import StateError
 
-#: Failures reported as one line on stderr with exit code 1.
-_FAILURES = (ConfigError, StateError, LockError, ScriptError, SchedulerError)
+
+def run_failures() -> tuple[type[Exception], ...]:
+    """What running a search reports as one line and exit code 1 (``run``, ``demo``).
+
+    The modules behind the search are slow to import, so only on failure.
+    """
+    from nas.keepalive import KeepAliveError
+    from nas.search import SearchError
+    from nas.spline import SplineError
+    from nas.study import StudyError
+
+    return (
+        *(ConfigError, StateError, LockError, ScriptError, SchedulerError),
+        *(KeepAliveError, SearchError, SplineError, StudyError),
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,27 +68,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_command)
 
 
+@reported(run_failures)
 def run_command(args: argparse.Namespace) -> int:
     if args.poll < 0:
         raise UsageError(f"--poll must be at least 0 seconds, got {args.poll:g}")
-    from nas import runner  # scipy and h5py: only once the command line is known good
-    from nas.keepalive import KeepAliveError
-    from nas.search import SearchError
-    from nas.spline import SplineError
-
     if args.detach and (args.once or args.dry_run):
         raise UsageError("--detach runs the whole search; it cannot go with --once or --dry-run")
-    try:
-        if args.detach:
-            return _detach(args)
-        if args.dry_run:
-            return _dry_run(runner.plan(args.state), args.json)
-        outcome = runner.run_controller(
-            args.state, poll=args.poll, max_cycles=1 if args.once else None
-        )
-    except (*_FAILURES, KeepAliveError, SearchError, SplineError) as exc:
-        print(f"splinenas run: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    from nas import runner  # scipy and h5py: only once the command line is known good
+
+    if args.detach:
+        return _detach(args)
+    if args.dry_run:
+        return _dry_run(runner.plan(args.state), args.json)
+    outcome = runner.run_controller(args.state, poll=args.poll, max_cycles=1 if args.once else None)
     if args.json:
         summary = None if outcome.summary is None else outcome.summary.to_dict()
         document = {"state": str(args.state), "reason": outcome.reason, "ok": outcome.ok}

@@ -8,11 +8,10 @@ inside the handler only.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
-from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from nas.cli import EXIT_OK, UsageError
+from nas.commands.common import emit_json, reported
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.models import ModelConfigError
 
@@ -44,19 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_cost)
 
 
+@reported(lambda: (ConfigError, ModelConfigError))
 def run_cost(args: argparse.Namespace) -> int:
     try:
         params = parse_params(args.params)
     except ValueError as exc:
         raise UsageError(f"--params: {exc}") from None
-    try:
-        experiment = load_experiment(args.experiment)
-        document = cost_document(experiment, params, args.num_classes)
-    except (ConfigError, ModelConfigError) as exc:
-        print(f"splinenas cost: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    document = cost_document(load_experiment(args.experiment), params, args.num_classes)
     if args.json:
-        print(json.dumps(document, indent=2))
+        emit_json(document)
     else:
         print(_text(document))
     return EXIT_OK

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
-from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from nas.cli import EXIT_OK, UsageError
+from nas.commands.common import emit_json, reported
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,28 +37,23 @@ def _progress(done: int, total: int, images: int) -> None:
     sys.stderr.flush()
 
 
+def _failures() -> tuple[type[Exception], ...]:
+    from nas.data.index import ImageIndexError
+
+    return ImageIndexError, OSError
+
+
+@reported(_failures)
 def run_index(args: argparse.Namespace) -> int:
-    from nas.data.index import (
-        TRAIN,
-        VALIDATION,
-        ImageIndexError,
-        class_sizes,
-        scan_tree,
-        skew_summary,
-        write_index,
-    )
+    from nas.data.index import TRAIN, VALIDATION, class_sizes, scan_tree, skew_summary, write_index
 
     if args.seed < 0:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
     started = time.perf_counter()
-    try:
-        index = scan_tree(args.root, seed=args.seed, threads=args.threads, progress=_progress)
-        write_index(index, args.out)
-    except (ImageIndexError, OSError) as exc:
-        print(f"splinenas data index: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    index = scan_tree(args.root, seed=args.seed, threads=args.threads, progress=_progress)
+    write_index(index, args.out)
     skew = skew_summary(class_sizes(index.labels, len(index.classes)))
     summary = {
         "index": args.out,
@@ -78,5 +73,5 @@ def run_index(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if args.json:
-        print(json.dumps(summary))
+        emit_json(summary)
     return EXIT_OK

@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from nas import layout
 from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
-from nas.commands.common import json_number, number_text, params_text, write_table
+from nas.commands.common import (
+    emit_json,
+    json_number,
+    number_text,
+    params_text,
+    reported,
+    write_table,
+)
+from nas.commands.control import run_failures
 from nas.config import tomllib
 
 if TYPE_CHECKING:
@@ -259,41 +267,26 @@ def _one_thread_per_job() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@reported(run_failures)
 def run_demo(args: argparse.Namespace) -> int:
     """Create or resume the demo in ``--out``, run it to the end, report and plot."""
     from nas import runner, study
-    from nas.config import ConfigError
-    from nas.lockfile import LockError
-    from nas.schedulers import SchedulerError
-    from nas.scripts import ScriptError
-    from nas.search import SearchError
-    from nas.spline import SplineError
-    from nas.state import StateError
     from nas.store import StateStore
 
-    failures = (ConfigError, StateError, LockError, ScriptError, SchedulerError)
-    failures += (SearchError, SplineError, study.StudyError)
     started = time.monotonic()
     _one_thread_per_job()
-    try:
-        paths, created = _prepare(args.out, args.fast)
-        what = "created" if created else "resuming"
-        print(
-            f"{what} {paths.state}; trainer logs in {paths.run}/points/<id>/logs/", file=sys.stderr
-        )
-        outcome = runner.run_controller(
-            paths.state, poll=POLL_SECONDS, progress=quiet_progress(sys.stderr)
-        )
-    except failures as exc:
-        print(f"splinenas demo: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    paths, created = _prepare(args.out, args.fast)
+    what = "created" if created else "resuming"
+    print(f"{what} {paths.state}; trainer logs in {paths.run}/points/<id>/logs/", file=sys.stderr)
+    outcome = runner.run_controller(
+        paths.state, poll=POLL_SECONDS, progress=quiet_progress(sys.stderr)
+    )
     plots = _write_plots(paths)
     state = StateStore.read(paths.state)
     experiment = study.experiment_of(state, f"{paths.state}:experiment_toml")
     doc = report_doc(state, experiment, paths, outcome, plots, time.monotonic() - started)
     if args.json:
-        json.dump(doc, sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
+        emit_json(doc)
     else:
         print_report(doc, sys.stdout)
     if not outcome.ok:

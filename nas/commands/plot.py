@@ -7,11 +7,11 @@ runs, so that the other commands answer fast on a login node.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from nas.cli import EXIT_OK, UsageError
+from nas.commands.common import emit_json, reported
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,21 +31,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _failures() -> tuple[type[Exception], ...]:
+    from nas.plots import PlotError
+    from nas.state import StateError
+
+    return PlotError, StateError, OSError
+
+
+@reported(_failures)
 def run(args: argparse.Namespace) -> int:
     if not args.state.is_file():
         raise UsageError(f"--state {args.state}: no such file")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: exists and is not a folder")
-    from nas.plots import PlotError, write_plots
-    from nas.state import StateError
+    from nas.plots import write_plots
 
-    try:
-        paths = write_plots(args.state, args.out)
-    except (PlotError, StateError, OSError) as exc:
-        print(f"splinenas plot: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    paths = write_plots(args.state, args.out)
     if args.json:
-        print(json.dumps({"state": str(args.state), "plots": [str(p) for p in paths]}))
+        emit_json({"state": str(args.state), "plots": [str(p) for p in paths]})
     for path in paths:
         print(f"wrote {path}", file=sys.stderr)
     return EXIT_OK
