@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from nas import layout
+from nas.cluster import LocalScheduler
 from nas.config import parse_experiment
-from nas.controller import Controller
-from nas.schedulers import LocalScheduler
-from nas.state import PointStatus
-from nas.store import StateStore
-from nas.submission import JobSettings
-from nas.train.result import Result, now_iso, write_result
+from nas.control.cycle import Controller
+from nas.control.prepare import JobSettings
+from nas.pointdir import layout
+from nas.pointdir.result import Result, now_iso, write_result
+from nas.record.hdf5 import StateStore
+from nas.record.state import PointStatus
 
 JOBS = 4
 EXPERIMENT = """

@@ -8,7 +8,7 @@ measured on the noise-free loss of the best point evaluated so far, normalised b
 the loss range of the grid (see ``problems.py``).
 
 Methods: the spline optimiser (``paper`` = Algorithm 1 as published, ``default`` =
-:mod:`nas.strategy`; q = 1 and q = 4), random search, Optuna TPE (multivariate) and
+:mod:`nas.search.strategies`; q = 1 and q = 4), random search, Optuna TPE (multivariate) and
 GP samplers, scikit-optimize ``gp_minimize``, pySOT DYCORS and SRBF. Peers that do
 not import are skipped with a note (install the ``bench`` extra).
 
@@ -104,8 +104,8 @@ def _random(problem: Problem, ev: Evaluator, seed: int) -> None:
 
 def _spline(strategy: str, q: int) -> Runner:
     def run(problem: Problem, ev: Evaluator, seed: int) -> None:
-        from nas.optimizer import SplineOptimizer
-        from nas.space import Dim, SearchSpace
+        from nas.search.optimizer import SplineOptimizer
+        from nas.search.space import Dim, SearchSpace
 
         names = [f"x{i}" for i in range(problem.d)]
         dims = [
@@ -186,10 +186,10 @@ def _pysot(kind: str) -> Runner:
 
 #: name -> (runner, module that must import for it to run).
 METHODS: dict[str, tuple[Runner, str]] = {
-    "default": (_spline("default", 1), "nas.optimizer"),
-    "default-q4": (_spline("default", 4), "nas.optimizer"),
-    "paper": (_spline("paper", 1), "nas.optimizer"),
-    "paper-q4": (_spline("paper", 4), "nas.optimizer"),
+    "default": (_spline("default", 1), "nas.search.optimizer"),
+    "default-q4": (_spline("default", 4), "nas.search.optimizer"),
+    "paper": (_spline("paper", 1), "nas.search.optimizer"),
+    "paper-q4": (_spline("paper", 4), "nas.search.optimizer"),
     "random": (_random, "numpy"),
     "tpe": (_optuna("tpe"), "optuna"),
     "optuna-gp": (_optuna("gp"), "optuna"),

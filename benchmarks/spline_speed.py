@@ -12,9 +12,9 @@ from collections.abc import Callable
 import numpy as np
 from scipy.interpolate import RBFInterpolator
 
-from nas.search import propose
-from nas.space import Dim, SearchSpace
-from nas.spline import PolyharmonicSpline
+from nas.search.propose import propose
+from nas.search.space import Dim, SearchSpace
+from nas.search.spline import PolyharmonicSpline
 
 
 def _data(d: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-from nas.space import Dim, SearchSpace, SpaceError
+from nas.search.space import Dim, SearchSpace, SpaceError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -214,7 +214,7 @@ class ExperimentConfig:
 
 @dataclass(frozen=True)
 class DimConfig:
-    """One ``[[space]]`` entry; turned into a :class:`nas.space.Dim`."""
+    """One ``[[space]]`` entry; turned into a :class:`nas.search.space.Dim`."""
 
     name: str = _option(kind=str)
     type: str = _option(kind=str, choices=("int", "float", "categorical"))

@@ -17,14 +17,14 @@ import pytest
 from controller_support import experiment_text, init_state, objective, write_fake_trainer
 from scheduler_contract import unique_name
 
-from nas import layout
+from nas.cluster import Scheduler
 from nas.config import ConfigError
-from nas.runner import RunResult, run_controller
-from nas.schedulers import Scheduler
-from nas.state import PointStatus
-from nas.store import load_state
-from nas.train import RESULT_FILE
-from nas.train.result import validate_result
+from nas.control.loop import RunResult, run_controller
+from nas.pointdir import layout
+from nas.pointdir.layout import RESULT_FILE
+from nas.pointdir.result import validate_result
+from nas.record.hdf5 import load_state
+from nas.record.state import PointStatus
 
 #: Two ranks per job on one node; a job step of 2 x 1 core fits three times on the test node.
 TWO_RANKS = {"nodes": 1, "ranks_per_node": 2, "cores_per_node": 2, "max_concurrent_jobs": 3}

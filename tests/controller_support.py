@@ -16,9 +16,9 @@ from pathlib import Path
 
 from experiment_support import toml_value
 
-from nas import study
 from nas.config import parse_experiment
-from nas.store import StateStore
+from nas.control import policy
+from nas.record.hdf5 import StateStore
 
 _TABLES = {
     "experiment": {"name": "ctl", "tolerance": 0.0, "max_points": 7, "batch_size": 2},
@@ -68,7 +68,7 @@ def init_state(folder: Path, text: str) -> Path:
     path = folder / "state" / "ctl.h5"
     experiment = parse_experiment(text, "test.toml")
     with StateStore.create(path, experiment) as store:
-        study.initial_batch(store.state, experiment)
+        policy.initial_batch(store.state, experiment)
         store.commit()
     return path
 
@@ -82,8 +82,8 @@ FAKE_TRAINER = r"""
 import json, os, sys, time
 from pathlib import Path
 
-from nas.train.point import point_hash, read_point_file
-from nas.train.result import Result, now_iso, write_error, write_progress, write_result
+from nas.pointdir.point import point_hash, read_point_file
+from nas.pointdir.result import Result, now_iso, write_error, write_progress, write_result
 
 from controller_support import objective
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nas.cli import main
+from nas.commands.main import main
 
 #: A float dimension on [-2, 2]: the toy searches take two of them, ``x`` and ``y``.
 FLOAT_BOX = {"type": "float", "low": -2.0, "high": 2.0}

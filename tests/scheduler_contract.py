@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nas.schedulers import JobState, Scheduler
+from nas.cluster import JobState, Scheduler
 
 _names = itertools.count()
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from experiment_support import FLOAT_BOX, experiment_toml, init_state, run
 
-from nas.lockfile import FileLock
-from nas.store import load_state
+from nas.record.hdf5 import load_state
+from nas.record.lock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 TOML = experiment_toml("toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, tolerance=0.05, max_points=20)
@@ -78,7 +78,7 @@ def test_subprocess_status_answers_without_torch(toy: Path) -> None:
     )
     assert len(json.loads(done.stdout)["points"]) == 5
     probe = (
-        "import sys, nas.cli; code = nas.cli.main(['status', '--state', sys.argv[1]]); "
+        "import sys, nas.commands.main; code = nas.commands.main.main(['status', '--state', sys.argv[1]]); "
         "print(code, 'torch' in sys.modules, file=sys.stderr)"
     )
     done = subprocess.run(

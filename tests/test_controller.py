@@ -28,14 +28,15 @@ from controller_support import (
     write_fake_trainer,
 )
 
-from nas import layout, study
-from nas.cli import main
-from nas.lockfile import FileLock
-from nas.runner import run_controller
-from nas.schedulers import LocalScheduler
-from nas.state import PointStatus
-from nas.store import StateStore, load_state
-from nas.submission import JobSettings
+from nas.cluster import LocalScheduler
+from nas.commands.main import main
+from nas.control import policy
+from nas.control.loop import run_controller
+from nas.control.prepare import JobSettings
+from nas.pointdir import layout
+from nas.record.hdf5 import StateStore, load_state
+from nas.record.lock import FileLock
+from nas.record.state import PointStatus
 
 S = PointStatus
 
@@ -161,7 +162,7 @@ def test_point_left_submitting_by_a_crash_gets_exactly_one_job(
         state = store.state
         state.update_point(0, attempts=1, job_name="ctl-p0-r0a1s0")
         state.set_status(0, S.SUBMITTING, "as ctl-p0-r0a1s0")
-        experiment = study.experiment_of(state, "test")
+        experiment = policy.experiment_of(state, "test")
         JobSettings.from_experiment(experiment, tmp_path).prepare(run, state.point(0))
         store.commit()
     folder = layout.point_dir(run, 0)
@@ -213,7 +214,7 @@ def test_relative_env_file_must_exist(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_inbox_request_is_applied_by_the_running_controller(tmp_path: Path) -> None:
-    from nas import inbox
+    from nas.control import inbox
 
     state_path = setup_run(tmp_path, cluster={"max_concurrent_jobs": 1})
     inbox.post(layout.run_dir(state_path), {"action": "cancel", "ids": [4]})
@@ -323,7 +324,7 @@ def test_run_detach_returns_at_once_and_the_search_finishes_in_the_background(
     tmp_path: Path,
 ) -> None:
     """Through a real CLI process, as a user runs it: the detached controller outlives it."""
-    from nas.keepalive import LOG, PID, controller_dir, running_pid
+    from nas.cluster.keepalive import LOG, PID, controller_dir, running_pid
 
     state_path = setup_run(tmp_path, {"sleep": 0.5}, experiment={"max_points": 5})
     argv = [sys.executable, "-m", "nas", "run", "--state", str(state_path), "--poll", "0.1"]

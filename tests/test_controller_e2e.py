@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from controller_support import experiment_text, init_state
 
-from nas import layout
-from nas.cli import main
+from nas.commands.main import main
 from nas.config import parse_experiment
-from nas.runner import run_controller
-from nas.state import PointStatus
-from nas.store import StateStore, load_state
+from nas.control.loop import run_controller
+from nas.pointdir import layout
+from nas.record.hdf5 import StateStore, load_state
+from nas.record.state import PointStatus
 
 pytestmark = pytest.mark.slow
 S = PointStatus

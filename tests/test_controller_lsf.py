@@ -20,11 +20,11 @@ from controller_cluster_support import (
 from controller_support import experiment_text, init_state
 from test_schedulers import fake_lsf  # noqa: F401 - the fixture
 
-from nas import layout
+from nas.cluster import JobState, LsfScheduler
+from nas.cluster.proc import run_command
 from nas.config import ConfigError
-from nas.proc import run_command
-from nas.schedulers import JobState, LsfScheduler
-from nas.store import load_state
+from nas.pointdir import layout
+from nas.record.hdf5 import load_state
 
 
 @pytest.mark.slow

@@ -20,10 +20,11 @@ from controller_cluster_support import (
 from scheduler_contract import finished, wait_for
 from slurm.cluster_fixture import slurm_cluster  # noqa: F401 - the session fixture
 
-from nas import layout, study
-from nas.proc import run_command
-from nas.schedulers import JobState, SlurmScheduler
-from nas.store import load_state
+from nas.cluster import JobState, SlurmScheduler
+from nas.cluster.proc import run_command
+from nas.control import policy
+from nas.pointdir import layout
+from nas.record.hdf5 import load_state
 
 pytestmark = pytest.mark.slurm
 
@@ -35,7 +36,7 @@ def job_names() -> list[str]:
 
 
 def experiment_name(state_path: Path) -> str:
-    return study.experiment_of(load_state(state_path), str(state_path)).experiment.name
+    return policy.experiment_of(load_state(state_path), str(state_path)).experiment.name
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from nas.cli import main
+from nas.commands.main import main
 from nas.models import ModelConfigError
 from nas.models.cost import (
     Cost,

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nas.cli import main
+from nas.commands.main import main
 from nas.data.dataset import BAD_LABEL, IndexedImages, image_transforms
 from nas.data.index import (
     TRAIN,

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from nas.cli import main
 from nas.commands.demo import (
     DEMO_EXPERIMENT,
     FAST_CHANGES,
@@ -20,10 +19,11 @@ from nas.commands.demo import (
     quiet_progress,
     with_values,
 )
+from nas.commands.main import main
 from nas.config import parse_experiment
-from nas.controller import CycleSummary, Stop
-from nas.state import PointStatus
-from nas.store import StateStore
+from nas.control.cycle import CycleSummary, Stop
+from nas.record.hdf5 import StateStore
+from nas.record.state import PointStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nas import inbox, study
 from nas.config import parse_experiment
-from nas.state import PointStatus, State
+from nas.control import inbox, policy
+from nas.record.state import PointStatus, State
 
 TOML = """
 [experiment]
@@ -33,7 +33,7 @@ def state() -> State:
     """The toy's initial design: points 0-4, all pending."""
     experiment = parse_experiment(TOML, "toy.toml")
     state = State(experiment.text, experiment.space)
-    study.initial_batch(state, experiment)
+    policy.initial_batch(state, experiment)
     return state
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from nas.cli import main
+from nas.cluster.render import render_job_script
+from nas.commands.main import main
 from nas.config import load_experiment
 from nas.models.registry import spec_for
-from nas.scripts import render_job_script
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "jobs").glob("*.toml"))

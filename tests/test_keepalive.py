@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from nas import keepalive, layout
-from nas.cli import main
+from nas.cluster import JobState, LsfScheduler, keepalive
+from nas.cluster.render import ScriptError
+from nas.commands.main import main
 from nas.config import ClusterConfig
-from nas.lockfile import LockError, lock_path
-from nas.schedulers import JobState, LsfScheduler
-from nas.scripts import ScriptError
+from nas.pointdir import layout
+from nas.record.lock import LockError, lock_path
 
 FAKES = Path(__file__).resolve().parent / "fakes"
 #: Directives (#SBATCH, #BSUB) cannot hold "$"; shell words can: see the state path.

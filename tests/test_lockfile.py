@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from nas import lockfile
-from nas.lockfile import FileLock, Holder, LockError, break_lock, holder_alive, lock_path
+from nas.record import lock
+from nas.record.lock import FileLock, Holder, LockError, break_lock, holder_alive, lock_path
 
 HOST = socket.gethostname()
 
@@ -49,7 +49,7 @@ def test_second_writer_in_another_process_is_refused(tmp_path: Path) -> None:
     code = textwrap.dedent(
         """
         import sys
-        from nas.lockfile import FileLock, LockError
+        from nas.record.lock import FileLock, LockError
         try:
             FileLock(sys.argv[1]).acquire()
         except LockError as exc:
@@ -73,7 +73,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(
     pid = dead_pid()
     write_lock(state, HOST, pid)
     lock = FileLock(state)
-    with caplog.at_level(logging.WARNING, logger="nas.lockfile"):
+    with caplog.at_level(logging.WARNING, logger="nas.record.lock"):
         lock.acquire()
     assert f"stale lock {lock.path} left by pid {pid}" in caplog.text
     assert lock.still_ours()
@@ -95,7 +95,7 @@ def test_lock_from_another_host_is_refused_with_unlock_hint(tmp_path: Path) -> N
 def test_unreadable_old_lock_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = tmp_path / "s.h5"
     lock_path(state).write_text("")
-    monkeypatch.setattr(lockfile, "GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(lock, "GRACE_SECONDS", 0.0)
     with pytest.raises(LockError, match=r"unreadable.*splinenas unlock --state"):
         FileLock(state).acquire()
 

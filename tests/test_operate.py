@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from experiment_support import FLOAT_BOX, experiment_toml, init_state, run
 
-from nas import layout
-from nas.lockfile import lock_path
-from nas.schedulers import JobState, LocalScheduler
-from nas.state import PointStatus
-from nas.store import StateStore, load_state
+from nas.cluster import JobState, LocalScheduler
+from nas.pointdir import layout
+from nas.record.hdf5 import StateStore, load_state
+from nas.record.lock import lock_path
+from nas.record.state import PointStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 TOML = experiment_toml("toy", {"x": FLOAT_BOX, "y": FLOAT_BOX})
@@ -52,7 +52,7 @@ def held(toy: Path) -> Iterator[subprocess.Popen]:
     code = textwrap.dedent(
         """
         import sys
-        from nas.lockfile import FileLock
+        from nas.record.lock import FileLock
         FileLock(sys.argv[1]).acquire()
         print("locked", flush=True)
         sys.stdin.read()

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from nas.optimizer import SplineOptimizer
-from nas.search import SearchError
-from nas.space import Dim, SearchSpace
+from nas.search.optimizer import SplineOptimizer
+from nas.search.propose import SearchError
+from nas.search.space import Dim, SearchSpace
 
 SPACE = SearchSpace([Dim("a", "float", -2.0, 2.0), Dim("b", "int", 0, 20)])
 

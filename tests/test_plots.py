@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from nas import plots
-from nas.cli import UsageError
 from nas.commands import plot as plot_command
+from nas.commands.common import UsageError
 from nas.config import parse_experiment
-from nas.spline import PolyharmonicSpline
-from nas.store import StateStore
+from nas.record.hdf5 import StateStore
+from nas.report import plots
+from nas.search.spline import PolyharmonicSpline
 
 HEADER = '[experiment]\nname = "t"\ntolerance = 0.5\ngoal = "{goal}"\n'
 DIMS = {
@@ -138,7 +138,7 @@ def test_state_without_measurements_is_an_error(tmp_path):
 
 def run_command(argv):
     parser = argparse.ArgumentParser()
-    plot_command.register(parser.add_subparsers(dest="command"))  # as nas.cli builds it
+    plot_command.register(parser.add_subparsers(dest="command"))  # as nas.commands.main builds it
     args = parser.parse_args(["plot", *argv])
     return args.func(args)
 

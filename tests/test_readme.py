@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from nas import cli, config, train
+from nas import config
+from nas.commands import common, main
+from nas.pointdir import layout
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -124,7 +126,7 @@ def command_rows(text: str) -> dict[str, str]:
 def parser_commands() -> dict[str, argparse.ArgumentParser]:
     """Every command of ``splinenas --help``; a group's actions as ``"group action"``."""
     commands = {}
-    for name, parser in subcommands(cli.build_parser()).items():
+    for name, parser in subcommands(main.build_parser()).items():
         actions = subcommands(parser)
         commands.update(
             {f"{name} {a}": p for a, p in actions.items()} if actions else {name: parser}
@@ -184,7 +186,7 @@ def test_config_reference_rows_match_the_dataclass_fields(text: str, table: str)
 
 def test_trainer_exit_codes_match_nas_train(text: str) -> None:
     body = section(text, "The trainer")
-    codes = {name: value for name, value in vars(train).items() if name.startswith("EXIT_")}
+    codes = {name: value for name, value in vars(layout).items() if name.startswith("EXIT_")}
     assert len(codes) == 5
     for name, value in codes.items():
         assert re.search(rf"^\| {value} \| `{name}` \|", body, re.M), f"{name} = {value}"
@@ -193,7 +195,7 @@ def test_trainer_exit_codes_match_nas_train(text: str) -> None:
 def test_cli_exit_codes_match_nas_cli(text: str) -> None:
     body = section(text, "Exit codes")
     for name in ("EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"):
-        assert re.search(rf"^\| {getattr(cli, name)} \|", body, re.M), name
+        assert re.search(rf"^\| {getattr(common, name)} \|", body, re.M), name
 
 
 # ---------------------------------------------------------------------------- the API example

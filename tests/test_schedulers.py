@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from scheduler_contract import SchedulerContract, finished, wait_for
 
-from nas.config import ClusterConfig
-from nas.schedulers import (
+from nas.cluster import (
     JobState,
     LocalScheduler,
     LsfScheduler,
@@ -20,8 +19,9 @@ from nas.schedulers import (
     SlurmScheduler,
     get_scheduler,
 )
-from nas.schedulers.lsf import parse_bjobs, parse_bsub
-from nas.schedulers.slurm import parse_listing, parse_sbatch, parse_scontrol, parse_state
+from nas.cluster.lsf import parse_bjobs, parse_bsub
+from nas.cluster.slurm import parse_listing, parse_sbatch, parse_scontrol, parse_state
+from nas.config import ClusterConfig
 
 FAKES = Path(__file__).parent / "fakes"
 
@@ -209,7 +209,7 @@ def test_lsf_without_any_job_is_an_empty_answer(fake_lsf: Path) -> None:
 
 
 def test_jsrun_starts_every_rank(fake_lsf: Path, tmp_path: Path) -> None:
-    from nas.proc import run_command
+    from nas.cluster.proc import run_command
 
     out = run_command(
         [str(FAKES / "jsrun"), "-n", "2", "-r", "1", "-a", "3", "-g", "0", "-c", "3",
@@ -243,7 +243,7 @@ printf '%s\\n' "$rank/${JSM_NAMESPACE_SIZE:-1}" "$MASTER_ADDR:$MASTER_PORT" "$@"
 def test_a_rendered_script_runs_end_to_end(
     fake_lsf: Path, tmp_path: Path, backend: str, ranks: int
 ) -> None:
-    from nas.scripts import render_job_script, write_job_script
+    from nas.cluster.render import render_job_script, write_job_script
 
     point = tmp_path / "point a 0"
     point.mkdir()

@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from nas.cluster.render import (
+    BACKENDS,
+    ScriptError,
+    deadline_seconds,
+    render_job_script,
+    write_job_script,
+)
 from nas.config import ClusterConfig
-from nas.scripts import BACKENDS, ScriptError, deadline_seconds, render_job_script, write_job_script
 
 FAKES = Path(__file__).parent / "fakes"
 WEIRD = ["a 0", "a'; echo foo", "$(touch pwned)", 'q"`id`\\', "semi;colon & amp"]

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from nas.search import SearchError, maximize, propose
-from nas.space import Dim, SearchSpace
-from nas.spline import PolyharmonicSpline
+from nas.search.maximize import maximize
+from nas.search.propose import SearchError, propose
+from nas.search.space import Dim, SearchSpace
+from nas.search.spline import PolyharmonicSpline
 
 SPACE = SearchSpace([Dim("a", "float", 0.0, 1.0), Dim("b", "float", 0.0, 1.0)])
 

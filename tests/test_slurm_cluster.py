@@ -10,10 +10,10 @@ import pytest
 from scheduler_contract import SchedulerContract, finished, wait_for
 from slurm.cluster_fixture import slurm_cluster  # noqa: F401 - the session fixture
 
+from nas.cluster import JobState, SlurmScheduler
+from nas.cluster.proc import run_command
+from nas.cluster.render import render_job_script, write_job_script
 from nas.config import ClusterConfig
-from nas.proc import run_command
-from nas.schedulers import JobState, SlurmScheduler
-from nas.scripts import render_job_script, write_job_script
 
 pytestmark = pytest.mark.slurm
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from nas.space import Dim, SearchSpace, SpaceError
+from nas.search.space import Dim, SearchSpace, SpaceError
 
 
 def _space(d: int) -> SearchSpace:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.interpolate import RBFInterpolator
 
-from nas.spline import PolyharmonicSpline, SplineError
+from nas.search.spline import PolyharmonicSpline, SplineError
 
 
 def _data(d: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

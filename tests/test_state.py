@@ -19,15 +19,15 @@ import pytest
 from experiment_support import experiment_toml
 
 from nas.config import parse_experiment
-from nas.lockfile import LockError, lock_path
-from nas.state import TRANSITIONS, PointStatus, State, StateError
-from nas.store import (
+from nas.record.hdf5 import (
     FORMAT_VERSION,
     StateFormatError,
     StateStore,
     load_state,
     previous_path,
 )
+from nas.record.lock import LockError, lock_path
+from nas.record.state import TRANSITIONS, PointStatus, State, StateError
 
 TOML = experiment_toml(
     "toy",
@@ -344,7 +344,7 @@ def test_commit_of_ten_thousand_points_is_fast(tmp_path: Path) -> None:
 WRITER = textwrap.dedent(
     """
     import sys
-    from nas.store import StateStore
+    from nas.record.hdf5 import StateStore
     store = StateStore.open(sys.argv[1])
     state = store.state
     while True:

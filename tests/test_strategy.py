@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.optimizer import SplineOptimizer
-from nas.space import Dim, SearchSpace
-from nas.spline import PolyharmonicSpline
-from nas.strategy import STRATEGIES, DefaultStrategy, perturb, stalled_steps
+from nas.search.optimizer import SplineOptimizer
+from nas.search.space import Dim, SearchSpace
+from nas.search.spline import PolyharmonicSpline
+from nas.search.strategies import STRATEGIES, DefaultStrategy, perturb, stalled_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 

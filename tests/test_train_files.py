@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from nas.config import DataConfig, TrainConfig
-from nas.train.__main__ import is_out_of_memory
-from nas.train.point import PointFileError, point_hash, read_point_file, write_point_file
-from nas.train.result import (
+from nas.pointdir.point import PointFileError, point_hash, read_point_file, write_point_file
+from nas.pointdir.result import (
     Result,
     ResultError,
     validate_result,
@@ -18,6 +17,7 @@ from nas.train.result import (
     write_progress,
     write_result,
 )
+from nas.train.__main__ import is_out_of_memory
 
 PARAMS = {"c1": 8, "g1": 16.0}
 

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from nas.config import DataConfig, TrainConfig
-from nas.train import EXIT_COMPLETE, EXIT_ERROR, EXIT_INCOMPLETE
+from nas.pointdir.layout import EXIT_COMPLETE, EXIT_ERROR, EXIT_INCOMPLETE
+from nas.pointdir.result import validate_result
 from nas.train.__main__ import main
-from nas.train.result import validate_result
 from nas.train.stop import StopControl
 
 PARAMS = {"c1": 4, "g1": 4, "g2": 8}
@@ -37,7 +37,7 @@ LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER
 
 
 def write_point(directory, *, epochs=2, steps=4, family="resnet", params=PARAMS):
-    from nas.train.point import write_point_file
+    from nas.pointdir.point import write_point_file
 
     write_point_file(
         directory,

@@ -1,1 +1,1 @@
-"""Sub-commands of ``splinenas``; one module per group, see :mod:`nas.cli`."""
+"""Sub-commands of ``splinenas``; one module per group, see :mod:`nas.commands.main`."""

@@ -11,10 +11,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from nas.cli import EXIT_FAILURE, UsageError
-
 if TYPE_CHECKING:
-    from nas.state import Point
+    from nas.record.state import Point
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A command line that parses but makes no sense (exit code 2)."""
+
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -11,13 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
-from nas.commands.common import emit_json, reported
+from nas.cluster import SchedulerError
+from nas.cluster.render import ScriptError
+from nas.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, emit_json, reported
 from nas.config import ConfigError
-from nas.lockfile import LockError
-from nas.schedulers import SchedulerError
-from nas.scripts import ScriptError
-from nas.state import StateError
+from nas.record.lock import LockError
+from nas.record.state import StateError
 
 
 def run_failures() -> tuple[type[Exception], ...]:
@@ -25,10 +24,10 @@ def run_failures() -> tuple[type[Exception], ...]:
 
     The modules behind the search are slow to import, so only on failure.
     """
-    from nas.keepalive import KeepAliveError
-    from nas.search import SearchError
-    from nas.spline import SplineError
-    from nas.study import StudyError
+    from nas.cluster.keepalive import KeepAliveError
+    from nas.control.policy import StudyError
+    from nas.search.propose import SearchError
+    from nas.search.spline import SplineError
 
     return (
         *(ConfigError, StateError, LockError, ScriptError, SchedulerError),
@@ -74,13 +73,13 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--poll must be at least 0 seconds, got {args.poll:g}")
     if args.detach and (args.once or args.dry_run):
         raise UsageError("--detach runs the whole search; it cannot go with --once or --dry-run")
-    from nas import runner  # scipy and h5py: only once the command line is known good
+    from nas.control import loop  # scipy and h5py: only once the command line is known good
 
     if args.detach:
         return _detach(args)
     if args.dry_run:
-        return _dry_run(runner.plan(args.state), args.json)
-    outcome = runner.run_controller(args.state, poll=args.poll, max_cycles=1 if args.once else None)
+        return _dry_run(loop.plan(args.state), args.json)
+    outcome = loop.run_controller(args.state, poll=args.poll, max_cycles=1 if args.once else None)
     if args.json:
         summary = None if outcome.summary is None else outcome.summary.to_dict()
         document = {"state": str(args.state), "reason": outcome.reason, "ok": outcome.ok}
@@ -90,14 +89,15 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _detach(args: argparse.Namespace) -> int:
-    from nas import keepalive, study
-    from nas.lockfile import holder_alive, lock_path, read_holder
-    from nas.store import StateStore
-    from nas.submission import JobSettings
+    from nas.cluster import keepalive
+    from nas.control import policy
+    from nas.control.prepare import JobSettings
+    from nas.record.hdf5 import StateStore
+    from nas.record.lock import holder_alive, lock_path, read_holder
 
     # Fail here, where the user sees it, rather than in a log nobody reads.
     state = StateStore.read(args.state)
-    experiment = study.experiment_of(state, f"{args.state}:experiment_toml")
+    experiment = policy.experiment_of(state, f"{args.state}:experiment_toml")
     experiment.require_run_sections()
     JobSettings.from_experiment(experiment, Path.cwd())
     holder = read_holder(lock_path(args.state))

@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from nas import study
-from nas.cli import EXIT_OK, UsageError
 from nas.commands.common import (
+    EXIT_OK,
     Handler,
+    UsageError,
     emit_json,
     json_number,
     json_option,
@@ -31,22 +31,23 @@ from nas.commands.common import (
     write_table,
 )
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
-from nas.lockfile import LockError
-from nas.space import Params, SearchSpace, SpaceError
-from nas.state import State, StateError
-from nas.store import StateStore
+from nas.control import policy
+from nas.record.hdf5 import StateStore
+from nas.record.lock import LockError
+from nas.record.state import State, StateError
+from nas.search.space import Params, SearchSpace, SpaceError
 
 
 def _search_failures() -> tuple[type[Exception], ...]:
     """Failures of a fit or search; imported late since scipy.stats is slow to import."""
-    from nas.search import SearchError
-    from nas.spline import SplineError
+    from nas.search.propose import SearchError
+    from nas.search.spline import SplineError
 
     return SplineError, SearchError
 
 
 def _failures() -> tuple[type[Exception], ...]:
-    return ConfigError, StateError, LockError, study.StudyError, *_search_failures()
+    return ConfigError, StateError, LockError, policy.StudyError, *_search_failures()
 
 
 _reported = reported(_failures)
@@ -67,7 +68,7 @@ def _params_arg(text: str, space: SearchSpace) -> Params:
 
 def _read(path: Path) -> tuple[State, Experiment]:
     state = StateStore.read(path)
-    return state, study.experiment_of(state, f"{path}:experiment_toml")
+    return state, policy.experiment_of(state, f"{path}:experiment_toml")
 
 
 # ---------------------------------------------------------------------------- handlers
@@ -96,7 +97,7 @@ def _init(args: argparse.Namespace) -> int:
         return EXIT_OK
     path = args.state or Path("state") / f"{name}.h5"
     with StateStore.create(path, experiment) as store:
-        points = study.initial_batch(store.state, experiment)
+        points = policy.initial_batch(store.state, experiment)
         store.commit()
     if args.json:
         emit_json(
@@ -114,7 +115,7 @@ def _init(args: argparse.Namespace) -> int:
 def _add(args: argparse.Namespace) -> int:
     with StateStore.open(args.state) as store:
         params = _params_arg(args.params, store.state.space)
-        point, created = study.add_manual(store.state, params, args.value, replace=args.replace)
+        point, created = policy.add_manual(store.state, params, args.value, replace=args.replace)
         store.commit()
     if args.json:
         emit_json({**point_doc(point), "created": created})
@@ -141,9 +142,9 @@ def _predict(args: argparse.Namespace) -> int:
     state, experiment = _read(args.state)
     params = _params_arg(args.params, state.space)
     try:
-        value, summary = study.predict(state, experiment, params)
+        value, summary = policy.predict(state, experiment, params)
     except ValueError as exc:  # a category without a spline yet
-        raise study.StudyError(str(exc)) from None
+        raise policy.StudyError(str(exc)) from None
     if args.json:
         emit_json(
             {
@@ -167,13 +168,13 @@ def _propose(args: argparse.Namespace) -> int:
         raise UsageError(f"-n must be at least 1, got {args.n}")
     if args.dry_run:
         state, experiment = _read(args.state)
-        proposals = study.propose_batch(state, experiment, args.n, dry_run=True)
+        proposals = policy.propose_batch(state, experiment, args.n, dry_run=True)
         rows = [(None, p.params, p.predicted) for p in proposals]
         what = "dry run, nothing stored"
     else:
         with StateStore.open(args.state) as store:
-            experiment = study.experiment_of(store.state, f"{args.state}:experiment_toml")
-            points = study.propose_batch(store.state, experiment, args.n)
+            experiment = policy.experiment_of(store.state, f"{args.state}:experiment_toml")
+            points = policy.propose_batch(store.state, experiment, args.n)
             store.commit()
             state = store.state
         rows = [(p.id, p.params, p.predicted) for p in points]
@@ -188,8 +189,8 @@ def _propose(args: argparse.Namespace) -> int:
         write_table(table, sys.stdout)
     print(f"{len(rows)} points proposed ({what})", file=sys.stderr)
     if not rows:
-        print(f"nothing to propose yet: {study.fit_blocker(state)}", file=sys.stderr)
-    if study.is_converged(state, experiment):
+        print(f"nothing to propose yet: {policy.fit_blocker(state)}", file=sys.stderr)
+    if policy.is_converged(state, experiment):
         print("note: the search has converged already (see `splinenas status`)", file=sys.stderr)
     return EXIT_OK
 
@@ -197,10 +198,10 @@ def _propose(args: argparse.Namespace) -> int:
 def _status_doc(state: State, experiment: Experiment, path: Path) -> dict[str, Any]:
     """Everything `status` reports, as one JSON-able document."""
     try:
-        summary, fit_error = study.fit_summary(state, experiment), None
+        summary, fit_error = policy.fit_summary(state, experiment), None
     except _search_failures() as exc:
         summary, fit_error = None, str(exc)
-    best = study.best_point(state, experiment)
+    best = policy.best_point(state, experiment)
     cfg = experiment.experiment
     return {
         "state": str(path),
@@ -220,12 +221,12 @@ def _status_doc(state: State, experiment: Experiment, path: Path) -> dict[str, A
         "best": None
         if best is None
         else {"id": best.id, "params": best.params, "value": best.value},
-        "converged": study.is_converged(state, experiment),
+        "converged": policy.is_converged(state, experiment),
         "tolerance": cfg.tolerance,
         "budget": {
             "max_points": cfg.max_points,
-            "remaining_points": study.remaining_points(state, experiment),
-            "exhausted": study.budget_reason(state, experiment),
+            "remaining_points": policy.remaining_points(state, experiment),
+            "exhausted": policy.budget_reason(state, experiment),
         },
     }
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nas.cli import EXIT_OK, UsageError
-from nas.commands.common import emit_json, reported
+from nas.commands.common import EXIT_OK, UsageError, emit_json, reported
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.models import ModelConfigError
 

@@ -6,8 +6,7 @@ import argparse
 import sys
 import time
 
-from nas.cli import EXIT_OK, UsageError
-from nas.commands.common import emit_json, reported
+from nas.commands.common import EXIT_OK, UsageError, emit_json, reported
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

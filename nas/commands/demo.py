@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from nas import layout
-from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from nas.commands.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    UsageError,
     emit_json,
     json_number,
     number_text,
@@ -38,12 +39,13 @@ from nas.commands.common import (
 )
 from nas.commands.control import run_failures
 from nas.config import tomllib
+from nas.pointdir import layout
 
 if TYPE_CHECKING:
     from nas.config import Experiment
-    from nas.controller import CycleSummary
-    from nas.runner import RunResult
-    from nas.state import State
+    from nas.control.cycle import CycleSummary
+    from nas.control.loop import RunResult
+    from nas.record.state import State
 
 #: The demo experiment, shipped as package data.
 DEMO_EXPERIMENT = Path(__file__).resolve().parent.parent / "demo" / "demo-digits.toml"
@@ -147,10 +149,10 @@ def report_doc(
     seconds: float,
 ) -> dict[str, Any]:
     """Everything the demo reports, as one JSON-able document."""
-    from nas import study
-    from nas.state import PointStatus
+    from nas.control import policy
+    from nas.record.state import PointStatus
 
-    best = study.best_point(state, experiment)
+    best = policy.best_point(state, experiment)
     model = experiment.model
     proposed = [p for p in state.points if p.origin == "incremental"]
     return {
@@ -231,9 +233,9 @@ def _duration(seconds: float) -> str:
 
 def _prepare(out: Path, fast: bool) -> tuple[DemoPaths, bool]:
     """The demo's paths in ``out`` and whether its state is new (created now) or resumed."""
-    from nas import study
     from nas.config import parse_experiment
-    from nas.store import StateStore
+    from nas.control import policy
+    from nas.record.hdf5 import StateStore
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
@@ -242,13 +244,13 @@ def _prepare(out: Path, fast: bool) -> tuple[DemoPaths, bool]:
     if paths.state.exists():
         return paths, False
     with StateStore.create(paths.state, experiment) as store:
-        study.initial_batch(store.state, experiment)
+        policy.initial_batch(store.state, experiment)
         store.commit()
     return paths, True
 
 
 def _write_plots(paths: DemoPaths) -> list[Path]:
-    from nas.plots import PlotError, write_plots
+    from nas.report.plots import PlotError, write_plots
 
     try:
         return write_plots(paths.state, paths.plots)
@@ -270,20 +272,20 @@ def _one_thread_per_job() -> None:
 @reported(run_failures)
 def run_demo(args: argparse.Namespace) -> int:
     """Create or resume the demo in ``--out``, run it to the end, report and plot."""
-    from nas import runner, study
-    from nas.store import StateStore
+    from nas.control import loop, policy
+    from nas.record.hdf5 import StateStore
 
     started = time.monotonic()
     _one_thread_per_job()
     paths, created = _prepare(args.out, args.fast)
     what = "created" if created else "resuming"
     print(f"{what} {paths.state}; trainer logs in {paths.run}/points/<id>/logs/", file=sys.stderr)
-    outcome = runner.run_controller(
+    outcome = loop.run_controller(
         paths.state, poll=POLL_SECONDS, progress=quiet_progress(sys.stderr)
     )
     plots = _write_plots(paths)
     state = StateStore.read(paths.state)
-    experiment = study.experiment_of(state, f"{paths.state}:experiment_toml")
+    experiment = policy.experiment_of(state, f"{paths.state}:experiment_toml")
     doc = report_doc(state, experiment, paths, outcome, plots, time.monotonic() - started)
     if args.json:
         emit_json(doc)

@@ -2,7 +2,7 @@
 
 Commands that change the state take the writer's lock when it is free and
 commit at once. When a controller holds it they post the request into the
-run folder's inbox (:mod:`nas.inbox`) instead; the controller applies it at
+run folder's inbox (:mod:`nas.control.inbox`) instead; the controller applies it at
 the start of its next cycle, and the command says so.
 """
 
@@ -15,10 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nas import inbox, layout, study
-from nas.cli import EXIT_FAILURE, EXIT_OK, UsageError
+from nas.cluster import Scheduler, SchedulerError, get_scheduler
+from nas.cluster.render import ScriptError
 from nas.commands.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
     Handler,
+    UsageError,
     emit_json,
     json_option,
     point_doc,
@@ -26,12 +29,12 @@ from nas.commands.common import (
     state_option,
 )
 from nas.config import ConfigError
-from nas.lockfile import LockError, break_lock, lock_path
-from nas.operations import Outcome
-from nas.schedulers import Scheduler, SchedulerError, get_scheduler
-from nas.scripts import ScriptError
-from nas.state import State, StateError
-from nas.store import StateStore
+from nas.control import inbox, policy
+from nas.control.operations import Outcome
+from nas.pointdir import layout
+from nas.record.hdf5 import StateStore
+from nas.record.lock import LockError, break_lock, lock_path
+from nas.record.state import State, StateError
 
 #: Failures reported as one line on stderr with exit code 1.
 _FAILURES = (ConfigError, StateError, LockError, SchedulerError, ScriptError, ValueError)
@@ -42,7 +45,7 @@ _reported = reported(lambda: _FAILURES)
 
 
 def _scheduler(state: State, state_path: Path) -> Scheduler:
-    experiment = study.experiment_of(state, f"{state_path}:experiment_toml")
+    experiment = policy.experiment_of(state, f"{state_path}:experiment_toml")
     jobs = layout.jobs_dir(layout.run_dir(state_path))
     return get_scheduler(experiment.cluster, local_root=jobs)
 
@@ -146,7 +149,7 @@ def _parse_box(text: str) -> dict[str, list[float]]:
 
 
 def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict[str, Any]:
-    from nas.ingest import log_tail  # reads files only; imported with the command
+    from nas.control.ingest import log_tail  # reads files only; imported with the command
 
     point = state.point(point_id)
     folder = layout.point_dir(layout.run_dir(state_path), point_id)
@@ -175,7 +178,7 @@ _BY_HAND = "outside the controller"
 
 
 def _json_file(path: Path) -> dict[str, Any] | None:
-    from nas.train.jsonio import read_json_object
+    from nas.pointdir.jsonio import read_json_object
 
     try:
         return read_json_object(path) if path.exists() else None
@@ -246,10 +249,10 @@ def _unlock(args: argparse.Namespace) -> int:
 
 @_reported
 def _controller_submit(args: argparse.Namespace) -> int:
-    from nas import keepalive
+    from nas.cluster import keepalive
 
     state = StateStore.read(args.state)
-    experiment = study.experiment_of(state, f"{args.state}:experiment_toml")
+    experiment = policy.experiment_of(state, f"{args.state}:experiment_toml")
     cluster = experiment.cluster
     folder = keepalive.controller_dir(args.state)
     log_path = folder / keepalive.LOG
@@ -285,7 +288,7 @@ def _controller_submit(args: argparse.Namespace) -> int:
 
 @_reported
 def _controller_job(args: argparse.Namespace) -> int:
-    from nas import keepalive
+    from nas.cluster import keepalive
 
     state = StateStore.read(args.state)
     note = keepalive.take_over(args.state, args.job_id, _scheduler(state, args.state))

@@ -1,6 +1,6 @@
 """``splinenas plot``: pictures of a search from its state file.
 
-matplotlib (and with it :mod:`nas.plots`) is imported only when the command
+matplotlib (and with it :mod:`nas.report.plots`) is imported only when the command
 runs, so that the other commands answer fast on a login node.
 """
 
@@ -10,8 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nas.cli import EXIT_OK, UsageError
-from nas.commands.common import emit_json, reported
+from nas.commands.common import EXIT_OK, UsageError, emit_json, reported
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,8 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _failures() -> tuple[type[Exception], ...]:
-    from nas.plots import PlotError
-    from nas.state import StateError
+    from nas.record.state import StateError
+    from nas.report.plots import PlotError
 
     return PlotError, StateError, OSError
 
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--state {args.state}: no such file")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: exists and is not a folder")
-    from nas.plots import write_plots
+    from nas.report.plots import write_plots
 
     paths = write_plots(args.state, args.out)
     if args.json:

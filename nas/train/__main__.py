@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nas.train import EXIT_COMPLETE, EXIT_ERROR, EXIT_OUT_OF_MEMORY, EXIT_USAGE
+from nas.pointdir.layout import EXIT_COMPLETE, EXIT_ERROR, EXIT_OUT_OF_MEMORY, EXIT_USAGE
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -65,9 +65,9 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from nas.pointdir.point import PointFileError
+    from nas.pointdir.result import write_error
     from nas.train.launch import detect, init_process_group, select_device
-    from nas.train.point import PointFileError
-    from nas.train.result import write_error
     from nas.train.run import Segment, run_segment
 
     environ = dict(os.environ if environ is None else environ)

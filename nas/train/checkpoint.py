@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from nas.train.jsonio import atomic_write_bytes
+from nas.pointdir.jsonio import atomic_write_bytes
 
 CHECKPOINT_FORMAT = 1
 

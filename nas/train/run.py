@@ -13,13 +13,13 @@ from torch import nn
 
 from nas import __version__
 from nas.data.dataset import DataSplits, ResumableSampler, ShardSampler, build_splits, make_loader
-from nas.train import CHECKPOINT_FILE, EXIT_COMPLETE, EXIT_INCOMPLETE
+from nas.pointdir.layout import CHECKPOINT_FILE, EXIT_COMPLETE, EXIT_INCOMPLETE
+from nas.pointdir.point import PointFile, point_hash, read_point_file
+from nas.pointdir.result import Result, now_iso, write_progress, write_result
 from nas.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from nas.train.evaluate import evaluate
 from nas.train.launch import DistEnv
 from nas.train.loop import Run, make_optimizer, steps_per_epoch, train
-from nas.train.point import PointFile, point_hash, read_point_file
-from nas.train.result import Result, now_iso, write_progress, write_result
 from nas.train.stop import StopControl
 
 log = logging.getLogger(__name__)

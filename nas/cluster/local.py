@@ -18,8 +18,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from nas.proc import DEFAULT_TIMEOUT, spawn_detached
-from nas.schedulers.base import JobRecord, JobState, Scheduler, SchedulerError
+from nas.cluster.base import JobRecord, JobState, Scheduler, SchedulerError
+from nas.cluster.proc import DEFAULT_TIMEOUT, spawn_detached
 
 #: Writes its pid, runs the script, writes the exit code. A TERM (cancel) is
 #: caught so the wrapper survives to record the script's status; a job

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 
+from nas.cluster.base import JobRecord, JobState, Scheduler, SchedulerError
+from nas.cluster.local import LocalScheduler
+from nas.cluster.lsf import LsfScheduler
+from nas.cluster.proc import DEFAULT_TIMEOUT
+from nas.cluster.slurm import SlurmScheduler
 from nas.config import ClusterConfig
-from nas.proc import DEFAULT_TIMEOUT
-from nas.schedulers.base import JobRecord, JobState, Scheduler, SchedulerError
-from nas.schedulers.local import LocalScheduler
-from nas.schedulers.lsf import LsfScheduler
-from nas.schedulers.slurm import SlurmScheduler
 
 __all__ = [
     "JobRecord",

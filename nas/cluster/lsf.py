@@ -14,8 +14,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from nas.proc import CommandError, run_command
-from nas.schedulers.base import JobRecord, JobState, Scheduler, SchedulerError, translate
+from nas.cluster.base import JobRecord, JobState, Scheduler, SchedulerError, translate
+from nas.cluster.proc import CommandError, run_command
 
 #: bjobs STAT -> JobState.
 LSF_STATES: dict[str, JobState] = {

@@ -1,7 +1,7 @@
 """The controller loop behind ``splinenas run``, and its dry run.
 
 :func:`run_controller` takes the state's lock, builds the scheduler and the
-job settings, and repeats :meth:`nas.controller.Controller.cycle` every
+job settings, and repeats :meth:`nas.control.cycle.Controller.cycle` every
 ``poll`` seconds until the search converges, its budget is spent, or a
 signal asks it to stop (after the current cycle has committed).
 """
@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas import layout, study
-from nas.controller import (
+from nas.cluster import get_scheduler
+from nas.control import policy
+from nas.control.cycle import (
     ACTIVE,
     Controller,
     CycleSummary,
@@ -27,9 +28,9 @@ from nas.controller import (
     next_submission,
     ready_points,
 )
-from nas.schedulers import get_scheduler
-from nas.store import StateStore
-from nas.submission import JobSettings, feasibility
+from nas.control.prepare import JobSettings, feasibility
+from nas.pointdir import layout
+from nas.record.hdf5 import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def run_controller(
     state_path = Path(state_path)
     event = stop_event or threading.Event()
     with StateStore.open(state_path) as store, _stop_on_signals(event):
-        experiment = study.experiment_of(store.state, f"{state_path}:experiment_toml")
+        experiment = policy.experiment_of(store.state, f"{state_path}:experiment_toml")
         settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
         run = layout.run_dir(state_path)
         scheduler = get_scheduler(experiment.cluster, local_root=layout.jobs_dir(run))
@@ -105,7 +106,7 @@ def plan(state_path: str | Path, *, cwd: Path | None = None) -> dict[str, object
     """
     state_path = Path(state_path)
     state = StateStore.read(state_path)
-    experiment = study.experiment_of(state, f"{state_path}:experiment_toml")
+    experiment = policy.experiment_of(state, f"{state_path}:experiment_toml")
     settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
     run = layout.run_dir(state_path)
     slots = experiment.cluster.max_concurrent_jobs - len(state.with_status(*ACTIVE))

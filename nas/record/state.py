@@ -1,6 +1,6 @@
 """The state of one search in memory: points, their lifecycle, fits and events.
 
-:class:`State` is plain Python with no I/O; :mod:`nas.store` keeps it in a
+:class:`State` is plain Python with no I/O; :mod:`nas.record.hdf5` keeps it in a
 crash-safe HDF5 file. Points follow DESIGN §3: every status change goes
 through :data:`TRANSITIONS`, and a measured value is changed only on request.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.space import SearchSpace
+from nas.search.space import SearchSpace
 
 ORIGINS = ("initial", "incremental", "manual", "expand")
 
@@ -125,7 +125,7 @@ class Event:
 
 
 class State:
-    """Points, fits and events of one search; no I/O (see :class:`nas.store.StateStore`).
+    """Points, fits and events of one search; no I/O (see :class:`nas.record.hdf5.StateStore`).
 
     Points are keyed by ``space.key(params)``: there are never two points for
     the same architecture, and ids are never reused.

@@ -22,6 +22,26 @@ INBOX = "inbox"
 JOB_SCRIPT = "job.sh"
 LOGS = "logs"
 
+# Files of a point folder and exit codes of ``python -m nas.train``.
+
+#: Training finished; ``result.json`` is written.
+EXIT_COMPLETE = 0
+#: An exception; ``error.json`` names the rank and the exception.
+EXIT_ERROR = 1
+#: The command line or ``point.json`` cannot be used.
+EXIT_USAGE = 2
+#: Stopped early (deadline, segment length, SIGUSR2 or SIGTERM) after writing
+#: ``checkpoint.pt`` and ``progress.json``: resubmit to continue.
+EXIT_INCOMPLETE = 3
+#: Out of GPU memory: the candidate does not fit; retrying will not help.
+EXIT_OUT_OF_MEMORY = 4
+
+POINT_FILE = "point.json"
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.json"
+PROGRESS_FILE = "progress.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+
 
 def run_dir(state_path: str | os.PathLike) -> Path:
     """The run folder of a state file: its path without the suffix, made absolute.

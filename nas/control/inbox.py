@@ -2,11 +2,11 @@
 
 Only the lock holder writes the state file, so an operator command that
 finds the lock taken posts its request as a JSON file into the run folder's
-``inbox/`` (:mod:`nas.layout`) instead. The controller, at the start of each cycle,
+``inbox/`` (:mod:`nas.pointdir.layout`) instead. The controller, at the start of each cycle,
 :func:`drain`\\ s the folder, :func:`apply`\\ s each request to its state, commits,
 and only then deletes the file (:func:`process` does all of it). A crash
 between the commit and the deletion applies the request again, which is
-harmless because every operation is idempotent (:mod:`nas.operations`).
+harmless because every operation is idempotent (:mod:`nas.control.operations`).
 
 A request that cannot be read or is malformed is moved to
 ``inbox/rejected/`` next to a ``.reason.txt``; a well-formed request that
@@ -37,12 +37,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from nas import layout, operations, study
-from nas.operations import Outcome
-from nas.schedulers.base import Scheduler
-from nas.space import SpaceError
-from nas.state import State, StateError
-from nas.train.jsonio import atomic_write_json, read_json_object
+from nas.cluster.base import Scheduler
+from nas.control import operations, policy
+from nas.control.operations import Outcome
+from nas.pointdir import layout
+from nas.pointdir.jsonio import atomic_write_json, read_json_object
+from nas.record.state import State, StateError
+from nas.search.space import SpaceError
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def execute(
         return operations.rerun(state, request["ids"], by)
     if action == "cancel":
         return operations.cancel(state, request["ids"], scheduler, by)
-    min_distance = study.experiment_of(state, "the state's experiment").experiment.min_distance
+    min_distance = policy.experiment_of(state, "the state's experiment").experiment.min_distance
     grow = operations.expand if action == "expand" else operations.refine
     bounds = {name: tuple(pair) for name, pair in request[_KEYS[action]].items()}
     try:

@@ -1,9 +1,9 @@
 """The controller: poll -> ingest -> retry -> refit and propose -> render -> submit.
 
 One :meth:`Controller.cycle` does every step once and commits; the loop in
-:func:`nas.runner.run_controller` repeats it until the search converges or its budget is
+:func:`nas.control.loop.run_controller` repeats it until the search converges or its budget is
 spent. Only the controller writes the state, under the state's lock; jobs
-only write files in their point folders (:mod:`nas.ingest` reads them).
+only write files in their point folders (:mod:`nas.control.ingest` reads them).
 
 Never lose, never duplicate: before a job is submitted the intent is
 committed (the point becomes ``submitting`` with a job name unique to this
@@ -24,15 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas import inbox, layout, study
+from nas.cluster import JobState, Scheduler, SchedulerError
 from nas.config import Experiment
-from nas.ingest import Verdict, archive_outcome_files, check_result, judge
-from nas.schedulers import JobState, Scheduler, SchedulerError
-from nas.space import Params
-from nas.state import Point, PointStatus, State
-from nas.store import StateStore
-from nas.submission import JobSettings, feasibility, job_name
-from nas.train.result import Result
+from nas.control import inbox, policy
+from nas.control.ingest import Verdict, archive_outcome_files, check_result, judge
+from nas.control.prepare import JobSettings, feasibility, job_name
+from nas.pointdir import layout
+from nas.pointdir.result import Result
+from nas.record.hdf5 import StateStore
+from nas.record.state import Point, PointStatus, State
+from nas.search.space import Params
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ class Controller:
         counts["cancelled"] = 0
         for point in points:
             counts[_COUNTED_AS[point.status]] += 1
-        best = study.best_point(self.state, self.experiment)
+        best = policy.best_point(self.state, self.experiment)
         gap = prediction_gap(points)
         return CycleSummary(
             cycle=cycle,
@@ -348,26 +349,26 @@ def next_batch(
     """
     if state.with_status(*_READY, *ACTIVE):
         return None, []
-    from nas.search import SearchError
-    from nas.spline import SplineError
+    from nas.search.propose import SearchError
+    from nas.search.spline import SplineError
 
-    if state.points and study.is_converged(state, experiment):
-        best = study.best_point(state, experiment)
+    if state.points and policy.is_converged(state, experiment):
+        best = policy.best_point(state, experiment)
         where = "" if best is None else f"; best point {best.id} = {best.value:.6g}"
         return Stop(f"converged: a measurement agreed with its prediction{where}"), []
-    reason = study.budget_reason(state, experiment)
+    reason = policy.budget_reason(state, experiment)
     if reason:
         return Stop(reason), []
     design = len(state.space.initial_design())
     size = experiment.experiment.batch_size if state.points else design
     try:
-        made = study.propose_batch(state, experiment, size, dry_run=dry_run, feasible=feasible)
+        made = policy.propose_batch(state, experiment, size, dry_run=dry_run, feasible=feasible)
     except SearchError as exc:
         return Stop(f"no candidate left to propose: {exc}"), []
-    except (SplineError, study.StudyError) as exc:
+    except (SplineError, policy.StudyError) as exc:
         return Stop(f"cannot propose: {exc}", ok=False), []
     if not made:
-        return Stop(f"nothing to propose: {study.fit_blocker(state)}", ok=False), []
+        return Stop(f"nothing to propose: {policy.fit_blocker(state)}", ok=False), []
     return None, made
 
 

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas import layout
+from nas.cluster.render import render_job_script, write_job_script
 from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
-from nas.scripts import render_job_script, write_job_script
-from nas.space import Params
-from nas.state import Point
-from nas.train.point import write_point_file
+from nas.pointdir import layout
+from nas.pointdir.point import write_point_file
+from nas.record.state import Point
+from nas.search.space import Params
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from nas import __version__
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+from nas.commands.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 
 #: Modules of :mod:`nas.commands`, in the order their commands appear in --help.
 COMMAND_MODULES = (
@@ -34,10 +31,6 @@ COMMAND_MODULES = (
     "demo",
     "plot",
 )
-
-
-class UsageError(Exception):
-    """A command line that parses but makes no sense (exit code 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Glue between a :class:`~nas.state.State` and the :class:`~nas.optimizer.SplineOptimizer`.
+"""Glue between a :class:`~nas.record.state.State` and the :class:`~nas.search.optimizer.SplineOptimizer`.
 
 The optimizer keeps no state of its own between commands: every function
 here rebuilds it from the state (measured points told with the prediction
@@ -17,11 +17,11 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nas.config import Experiment, parse_experiment
-from nas.space import Params
-from nas.state import Point, PointStatus, State
+from nas.record.state import Point, PointStatus, State
+from nas.search.space import Params
 
 if TYPE_CHECKING:
-    from nas.optimizer import FitSummary, Proposal, SplineOptimizer
+    from nas.search.optimizer import FitSummary, Proposal, SplineOptimizer
 
 #: Points that will not be measured and do not count against ``max_points``.
 _NOT_SPENT = frozenset({PointStatus.CANCELLED, PointStatus.INFEASIBLE})
@@ -50,7 +50,9 @@ def build_optimizer(
     fit. Points still to be measured are marked pending: in no fit, but
     nothing is proposed on or near them.
     """
-    from nas.optimizer import SplineOptimizer  # scipy.stats: slow to import, only needed here
+    from nas.search.optimizer import (
+        SplineOptimizer,  # scipy.stats: slow to import, only needed here
+    )
 
     cfg = experiment.experiment
     optimizer = SplineOptimizer(

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError
 from nas.config import NAME_PATTERN
-from nas.proc import DEFAULT_TIMEOUT, CommandError
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from nas.train import ERROR_FILE, PROGRESS_FILE, RESULT_FILE
-from nas.train.jsonio import atomic_write_json, read_json_object
-from nas.train.point import METRICS
+from nas.pointdir.jsonio import atomic_write_json, read_json_object
+from nas.pointdir.layout import ERROR_FILE, PROGRESS_FILE, RESULT_FILE
+from nas.pointdir.point import METRICS
 
 RESULT_FORMAT = 1
 TRACEBACK_LINES = 40

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import ConfigError, DataConfig, TrainConfig, section_from_dict
-from nas.train import POINT_FILE
-from nas.train.jsonio import atomic_write_json, read_json_object
+from nas.pointdir.jsonio import atomic_write_json, read_json_object
+from nas.pointdir.layout import POINT_FILE
 
 POINT_FORMAT = 1
 METRICS = ("top1", "top5")

@@ -65,13 +65,58 @@ Final runs (10 seeds, budget 60; 1 % / 0.1 %, seeds that got there):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from nas.search import PaperStrategy, Ranking, Snap, Strategy, sample
-from nas.spline import PolyharmonicSpline
+from nas.search.maximize import sample
+from nas.search.spline import PolyharmonicSpline
+
+Snap = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Legal unit-box candidates of one category, best first, with comparable scores."""
+
+    points: np.ndarray
+    scores: np.ndarray
+
+
+class Strategy(Protocol):
+    """Ranks candidates of one category; :func:`propose` enforces the hard rules.
+
+    ``spline`` is fitted to the measured (and, within a batch, fantasy)
+    points, ``avoid`` holds the unit points of this category that are
+    pending, failed or already proposed, ``snap`` maps unit points to legal
+    ones. Scores must be comparable across categories (higher is better).
+    """
+
+    def rank(
+        self, spline: PolyharmonicSpline, *, snap: Snap, avoid: np.ndarray, rng: np.random.Generator
+    ) -> Ranking: ...
+
+
+class PaperStrategy:
+    """Algorithm 1: the snapped argmax of s first, then every other sampled point by s."""
+
+    def rank(
+        self, spline: PolyharmonicSpline, *, snap: Snap, avoid: np.ndarray, rng: np.random.Generator
+    ) -> Ranking:
+        x, fx = sample(spline, spline.d, seed=rng, extra_points=spline.points)
+        order = np.argsort(-fx, kind="stable")
+        legal = snap(x[order])
+        unique, first_seen = np.unique(legal, axis=0, return_index=True)
+        scores = spline(unique)
+        head = int(np.argmin(first_seen))
+        rest = np.delete(np.arange(len(unique)), head)
+        rest = rest[np.argsort(-scores[rest], kind="stable")]
+        ranked = np.concatenate(([head], rest))
+        return Ranking(unique[ranked], scores[ranked])
+
 
 #: Merit weights on the spline value in exploration steps; the rest goes to distance.
 WEIGHT_CYCLE = (0.7, 0.95)

@@ -1,9 +1,9 @@
 """What a person may change in a running search: rerun, cancel, grow or refine the box.
 
-Each operation works on a :class:`~nas.state.State` in memory and returns one
+Each operation works on a :class:`~nas.record.state.State` in memory and returns one
 :class:`Outcome` per point or design entry, so the same code serves a command
 that holds the lock and a controller that applies a queued request
-(:mod:`nas.inbox`). Every operation is idempotent: applied a second time it
+(:mod:`nas.control.inbox`). Every operation is idempotent: applied a second time it
 finds its work done and changes nothing, because a controller that dies
 between committing and deleting a request applies it again.
 """
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from nas.schedulers.base import Scheduler, SchedulerError
-from nas.space import Params, SpaceError
-from nas.state import Point, PointStatus, State
+from nas.cluster.base import Scheduler, SchedulerError
+from nas.record.state import Point, PointStatus, State
+from nas.search.space import Params, SpaceError
 
 #: Statuses a rerun resets to pending.
 RERUNNABLE = frozenset({PointStatus.FAILED, PointStatus.INFEASIBLE, PointStatus.CANCELLED})

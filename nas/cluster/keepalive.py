@@ -45,13 +45,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas import layout
+from nas.cluster.base import JobState, Scheduler
+from nas.cluster.proc import spawn_detached
+from nas.cluster.render import directive_value
 from nas.config import NAME_PATTERN, ClusterConfig
-from nas.lockfile import Holder, LockError, break_lock, holder_alive, lock_path, read_holder
-from nas.proc import spawn_detached
-from nas.schedulers.base import JobState, Scheduler
-from nas.scripts import directive_value
-from nas.train.jsonio import atomic_write_json, read_json_object
+from nas.pointdir import layout
+from nas.pointdir.jsonio import atomic_write_json, read_json_object
+from nas.record.lock import Holder, LockError, break_lock, holder_alive, lock_path, read_holder
 
 #: Files of the controller in the run folder.
 CONTROLLER = "controller"

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from nas.search import Candidate, Strategy, maximize, propose
-from nas.space import Params, SearchSpace, Value
-from nas.spline import PolyharmonicSpline, SplineError
-from nas.strategy import STRATEGIES
+from nas.search.maximize import maximize
+from nas.search.propose import Candidate, propose
+from nas.search.space import Params, SearchSpace, Value
+from nas.search.spline import PolyharmonicSpline, SplineError
+from nas.search.strategies import STRATEGIES, Strategy
 
 GOALS = {"maximize": 1.0, "minimize": -1.0}
 
@@ -66,7 +67,7 @@ class SplineOptimizer:
             within this of its prediction (Algorithm 1).
         seed: Seed of every quasi-random choice.
         goal: ``"maximize"`` or ``"minimize"`` the measured metric.
-        strategy: A name from ``nas.strategy.STRATEGIES`` or a Strategy object.
+        strategy: A name from ``nas.search.strategies.STRATEGIES`` or a Strategy object.
         smoothing: Spline smoothing lambda (0 interpolates).
         min_distance: Minimum unit-box distance of a proposal to any point.
         feasible: Predicate on parameters; rejected points are never suggested.

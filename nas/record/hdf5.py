@@ -1,6 +1,6 @@
-"""Crash-safe HDF5 storage of a :class:`nas.state.State`, with a single writer.
+"""Crash-safe HDF5 storage of a :class:`nas.record.state.State`, with a single writer.
 
-Only the holder of the lock (:mod:`nas.lockfile`) writes. Every commit writes
+Only the holder of the lock (:mod:`nas.record.lock`) writes. Every commit writes
 a complete new file next to the old one, fsyncs it, keeps the old one as
 ``<path>.prev`` and renames the new one into place, so a crash at any moment
 leaves either the old or the new generation under ``<path>``. Readers need no
@@ -27,18 +27,28 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import h5py
 import numpy as np
 
 from nas import __version__
-from nas.lockfile import FileLock, LockError
-from nas.space import SearchSpace
-from nas.state import Event, FitRecord, Point, PointStatus, State, StateError
+from nas.record.lock import FileLock, LockError
+from nas.record.state import Event, FitRecord, Point, PointStatus, State, StateError
+from nas.search.space import SearchSpace
 
-if TYPE_CHECKING:
-    from nas.config import Experiment
+
+class _Named(Protocol):
+    name: str
+
+
+class Experiment(Protocol):
+    """What a new state needs of a parsed experiment (:class:`nas.config.Experiment`)."""
+
+    text: str
+    space: SearchSpace
+    experiment: _Named
+
 
 FORMAT_VERSION = 1
 _STR = h5py.string_dtype("utf-8")

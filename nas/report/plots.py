@@ -7,7 +7,7 @@ and render with the Agg canvas. :func:`write_plots` reads a state file
 without taking its lock and writes every picture as PNG.
 
 The surrogate drawn is the one the search uses: a
-:class:`~nas.optimizer.SplineOptimizer` is told every measured point and
+:class:`~nas.search.optimizer.SplineOptimizer` is told every measured point and
 fitted, so categories, goal and smoothing are handled exactly as in the
 search. All axes are in real units (log-scaled where a dimension is), not
 in the unit box.
@@ -28,11 +28,11 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from nas.config import parse_experiment
-from nas.optimizer import GOALS, SplineOptimizer
-from nas.space import Dim, Params, SearchSpace, Value
-from nas.spline import PolyharmonicSpline
-from nas.state import PointStatus, State
-from nas.store import StateStore
+from nas.record.hdf5 import StateStore
+from nas.record.state import PointStatus, State
+from nas.search.optimizer import GOALS, SplineOptimizer
+from nas.search.space import Dim, Params, SearchSpace, Value
+from nas.search.spline import PolyharmonicSpline
 
 #: Grid points per axis of a projection sheet.
 GRID = 60

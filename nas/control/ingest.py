@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.train import ERROR_FILE, PROGRESS_FILE, RESULT_FILE
-from nas.train.jsonio import read_json_object
-from nas.train.result import Result, ResultError, validate_result
+from nas.pointdir.jsonio import read_json_object
+from nas.pointdir.layout import ERROR_FILE, PROGRESS_FILE, RESULT_FILE
+from nas.pointdir.result import Result, ResultError, validate_result
 
 #: Lines of a job's log quoted in a failure reason.
 LOG_TAIL_LINES = 15

@@ -15,8 +15,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from nas.proc import DEFAULT_TIMEOUT, CommandError, run_command
-from nas.schedulers.base import JobRecord, JobState, Scheduler, SchedulerError, translate
+from nas.cluster.base import JobRecord, JobState, Scheduler, SchedulerError, translate
+from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError, run_command
 
 log = logging.getLogger(__name__)
 

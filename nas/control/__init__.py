@@ -1,0 +1,2 @@
+"""The controller process: one cycle, the run loop, the search policy, job preparation,
+result ingestion, the operator inbox and operations."""
