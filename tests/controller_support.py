@@ -68,7 +68,7 @@ def init_state(folder: Path, text: str) -> Path:
     path = folder / "state" / "ctl.h5"
     experiment = parse_experiment(text, "test.toml")
     with StateStore.create(path, experiment) as store:
-        policy.initial_batch(store.state, experiment)
+        policy.Study(store.state, experiment).initial_batch()
         store.commit()
     return path
 

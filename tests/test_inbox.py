@@ -33,7 +33,7 @@ def state() -> State:
     """The toy's initial design: points 0-4, all pending."""
     experiment = parse_experiment(TOML, "toy.toml")
     state = State(experiment.text, experiment.space)
-    policy.initial_batch(state, experiment)
+    policy.Study(state, experiment).initial_batch()
     return state
 
 

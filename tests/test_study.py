@@ -33,22 +33,22 @@ def measure(state: State, batch: list) -> None:
 def test_initial_batch_is_the_design_as_pending_batch_zero() -> None:
     exp = experiment()
     state = new_state(exp)
-    points = policy.initial_batch(state, exp)
+    points = policy.Study(state, exp).initial_batch()
     assert [p.params for p in points] == exp.space.initial_design()
     assert {(p.status, p.origin, p.batch, p.predicted) for p in points} == {
         (S.PENDING, "initial", 0, None)
     }
-    assert policy.propose_batch(state, exp) == []  # nothing to fit while the design is unmeasured
-    assert "5 of 5 initial-design points are not measured" in policy.fit_blocker(state)
+    assert policy.Study(state, exp).propose() == []  # nothing to fit while the design is unmeasured
+    assert "5 of 5 initial-design points are not measured" in policy.Study(state, exp).fit_blocker()
 
 
 def test_build_optimizer_tells_measured_and_avoids_all_other_points() -> None:
     exp = experiment(batch_size=2)
     state = new_state(exp)
-    design = policy.initial_batch(state, exp)
+    design = policy.Study(state, exp).initial_batch()
     measure(state, design[:4])
     state.set_status(design[4].id, S.SUBMITTING)
-    optimizer = policy.build_optimizer(state, exp)
+    optimizer = policy.Study(state, exp).optimizer
     assert optimizer.n_measured == 4
     assert optimizer.pending == [design[4].params]
     assert optimizer.suggest() == []  # the design is not complete: no fit, nothing re-issued
@@ -57,10 +57,10 @@ def test_build_optimizer_tells_measured_and_avoids_all_other_points() -> None:
 def test_a_failed_design_point_does_not_hold_up_the_search() -> None:
     exp = experiment()
     state = new_state(exp)
-    design = policy.initial_batch(state, exp)
+    design = policy.Study(state, exp).initial_batch()
     measure(state, design[1:])
     state.set_status(design[0].id, S.INFEASIBLE, reason="out of GPU memory")
-    (point,) = policy.propose_batch(state, exp)
+    (point,) = policy.Study(state, exp).propose()
     assert point.origin == "incremental"
     assert state.fits[-1].support_ids == tuple(p.id for p in design[1:])
     assert exp.space.key(point.params) != exp.space.key(design[0].params)
@@ -69,9 +69,9 @@ def test_a_failed_design_point_does_not_hold_up_the_search() -> None:
 def test_propose_batch_stores_predictions_and_the_fit() -> None:
     exp = experiment(batch_size=2)
     state = new_state(exp)
-    design = policy.initial_batch(state, exp)
+    design = policy.Study(state, exp).initial_batch()
     measure(state, design)
-    points = policy.propose_batch(state, exp)
+    points = policy.Study(state, exp).propose()
     assert len(points) == 2
     assert {(p.origin, p.batch, p.status) for p in points} == {("incremental", 1, S.PENDING)}
     assert all(p.predicted is not None for p in points)
@@ -79,7 +79,7 @@ def test_propose_batch_stores_predictions_and_the_fit() -> None:
     assert fit.support_ids == tuple(p.id for p in design)
     assert fit.coefficients.shape == (len(design) + 3,)  # c_j and the linear tail
     assert fit.argmax["x"] == pytest.approx(0.7, abs=0.3)
-    again = policy.propose_batch(state, exp)  # the first batch is pending: never proposed twice
+    again = policy.Study(state, exp).propose()  # the first batch is pending: never proposed twice
     assert {exp.space.key(p.params) for p in again}.isdisjoint(
         {exp.space.key(p.params) for p in points}
     )
@@ -88,9 +88,9 @@ def test_propose_batch_stores_predictions_and_the_fit() -> None:
 def test_dry_run_stores_nothing() -> None:
     exp = experiment()
     state = new_state(exp)
-    measure(state, policy.initial_batch(state, exp))
+    measure(state, policy.Study(state, exp).initial_batch())
     generation_points, fits = len(state.points), len(state.fits)
-    proposals = policy.propose_batch(state, exp, n=2, dry_run=True)
+    proposals = policy.Study(state, exp).propose(n=2, dry_run=True)
     assert len(proposals) == 2 and all(p.origin == "incremental" for p in proposals)
     assert (len(state.points), len(state.fits)) == (generation_points, fits)
 
@@ -98,40 +98,45 @@ def test_dry_run_stores_nothing() -> None:
 def test_max_points_caps_and_then_refuses() -> None:
     exp = experiment(max_points=7)
     state = new_state(exp)
-    measure(state, policy.initial_batch(state, exp))
+    measure(state, policy.Study(state, exp).initial_batch())
     state.set_status(state.add_point({"x": 1.5, "y": 9}, "manual", 1).id, S.CANCELLED)
-    assert policy.remaining_points(state, exp) == 2  # a cancelled point costs nothing
-    assert len(policy.propose_batch(state, exp, n=5)) == 2
-    assert policy.budget_reason(state, exp) == "max_points reached: 7 points proposed of 7"
+    assert policy.Study(state, exp).remaining_points() == 2  # a cancelled point costs nothing
+    assert len(policy.Study(state, exp).propose(n=5)) == 2
+    assert policy.Study(state, exp).budget_reason() == "max_points reached: 7 points proposed of 7"
     with pytest.raises(policy.StudyError, match="no more points.*max_points reached"):
-        policy.propose_batch(state, exp)
+        policy.Study(state, exp).propose()
 
 
 def test_gpu_hour_and_wall_time_budgets() -> None:
     exp = experiment(max_gpu_hours=100.0, max_wall_hours=2.0)
     state = new_state(exp)
-    points = policy.initial_batch(state, exp)
-    assert policy.budget_reason(state, exp, now=state.created + 3600) is None
-    assert "max_wall_hours reached" in policy.budget_reason(state, exp, now=state.created + 7300)
+    points = policy.Study(state, exp).initial_batch()
+    assert policy.Study(state, exp).budget_reason(now=state.created + 3600) is None
+    assert "max_wall_hours reached" in policy.Study(state, exp).budget_reason(
+        now=state.created + 7300
+    )
     state.update_point(points[0].id, gpu_hours=60.0)
     state.update_point(points[1].id, gpu_hours=45.0)
-    assert policy.budget_reason(state, exp) == "max_gpu_hours reached: 105.0 of 100 GPU-hours used"
+    assert (
+        policy.Study(state, exp).budget_reason()
+        == "max_gpu_hours reached: 105.0 of 100 GPU-hours used"
+    )
 
 
 def test_loop_converges_when_a_prediction_comes_true() -> None:
     exp = experiment(tolerance=0.05)
     state = new_state(exp)
-    measure(state, policy.initial_batch(state, exp))
-    assert not policy.is_converged(state, exp)
+    measure(state, policy.Study(state, exp).initial_batch())
+    assert not policy.Study(state, exp).converged()
     for _ in range(10):
-        if policy.is_converged(state, exp):
+        if policy.Study(state, exp).converged():
             break
-        measure(state, policy.propose_batch(state, exp))
-    assert policy.is_converged(state, exp)
-    best = policy.best_point(state, exp)
+        measure(state, policy.Study(state, exp).propose())
+    assert policy.Study(state, exp).converged()
+    best = policy.Study(state, exp).best()
     assert best.value == max(p.value for p in state.points)
     assert best.params["x"] == pytest.approx(0.7, abs=0.2)
-    value, summary = policy.predict(state, exp, best.params)
+    value, summary = policy.Study(state, exp).predict(best.params)
     assert value == pytest.approx(best.value, abs=1e-9)  # interpolation at a support point
     assert summary.n_support == len(state.points)
 
@@ -139,23 +144,23 @@ def test_loop_converges_when_a_prediction_comes_true() -> None:
 def test_manual_points_are_not_predictions() -> None:
     exp = experiment(tolerance=10.0)
     state = new_state(exp)
-    measure(state, policy.initial_batch(state, exp))
+    measure(state, policy.Study(state, exp).initial_batch())
     policy.add_manual(state, {"x": 0.5, "y": -3}, value=9.9)
-    assert not policy.is_converged(state, exp)  # no prediction was made for it
+    assert not policy.Study(state, exp).converged()  # no prediction was made for it
 
 
 def test_best_point_respects_the_goal() -> None:
     exp = experiment(goal="minimize")
     state = new_state(exp)
-    measure(state, policy.initial_batch(state, exp))
-    assert policy.best_point(state, exp).value == min(p.value for p in state.points)
-    assert policy.best_point(new_state(exp), exp) is None
+    measure(state, policy.Study(state, exp).initial_batch())
+    assert policy.Study(state, exp).best().value == min(p.value for p in state.points)
+    assert policy.Study(new_state(exp), exp).best() is None
 
 
 def test_add_manual_records_on_an_existing_point() -> None:
     exp = experiment()
     state = new_state(exp)
-    design = policy.initial_batch(state, exp)
+    design = policy.Study(state, exp).initial_batch()
     point, created = policy.add_manual(state, {"x": 2.0, "y": 20.2}, value=3.0)
     assert (point.id, created, point.value) == (design[0].id, False, 3.0)
     with pytest.raises(StateError, match="already measured.*--replace"):
@@ -168,6 +173,18 @@ def test_add_manual_records_on_an_existing_point() -> None:
 def test_predict_needs_a_fit() -> None:
     exp = experiment()
     state = new_state(exp)
-    measure(state, policy.initial_batch(state, exp)[:3])
+    measure(state, policy.Study(state, exp).initial_batch()[:3])
     with pytest.raises(policy.StudyError, match="cannot predict yet: 2 of 5 initial-design"):
-        policy.predict(state, exp, {"x": 0.0, "y": 0})
+        policy.Study(state, exp).predict({"x": 0.0, "y": 0})
+
+
+def test_a_study_builds_its_optimizer_once_per_state_change() -> None:
+    exp = experiment()
+    state = new_state(exp)
+    study = policy.Study(state, exp)
+    measure(state, study.initial_batch())
+    first = study.optimizer
+    assert study.converged() is False and study.best() is not None
+    assert study.optimizer is first  # the questions of one cycle share one optimizer
+    state.add_point({"x": 0.1, "y": 1}, "manual", state.next_batch())
+    assert study.optimizer is not first  # a changed state is never answered from a stale one

@@ -97,7 +97,7 @@ def _detach(args: argparse.Namespace) -> int:
 
     # Fail here, where the user sees it, rather than in a log nobody reads.
     state = StateStore.read(args.state)
-    experiment = policy.experiment_of(state, f"{args.state}:experiment_toml")
+    experiment = policy.experiment_of(state, args.state)
     experiment.require_run_sections()
     JobSettings.from_experiment(experiment, Path.cwd())
     holder = read_holder(lock_path(args.state))

@@ -30,7 +30,7 @@ from nas.commands.common import (
     state_option,
     write_table,
 )
-from nas.config import ConfigError, Experiment, load_experiment, parse_params
+from nas.config import ConfigError, load_experiment, parse_params
 from nas.control import policy
 from nas.record.hdf5 import StateStore
 from nas.record.lock import LockError
@@ -66,9 +66,8 @@ def _params_arg(text: str, space: SearchSpace) -> Params:
         raise UsageError(f"--params: {exc}") from None
 
 
-def _read(path: Path) -> tuple[State, Experiment]:
-    state = StateStore.read(path)
-    return state, policy.experiment_of(state, f"{path}:experiment_toml")
+def _read(path: Path) -> policy.Study:
+    return policy.Study.of(StateStore.read(path), path)
 
 
 # ---------------------------------------------------------------------------- handlers
@@ -97,7 +96,7 @@ def _init(args: argparse.Namespace) -> int:
         return EXIT_OK
     path = args.state or Path("state") / f"{name}.h5"
     with StateStore.create(path, experiment) as store:
-        points = policy.initial_batch(store.state, experiment)
+        points = policy.Study(store.state, experiment).initial_batch()
         store.commit()
     if args.json:
         emit_json(
@@ -139,10 +138,10 @@ def _record(args: argparse.Namespace) -> int:
 
 @_reported
 def _predict(args: argparse.Namespace) -> int:
-    state, experiment = _read(args.state)
-    params = _params_arg(args.params, state.space)
+    study = _read(args.state)
+    params = _params_arg(args.params, study.state.space)
     try:
-        value, summary = policy.predict(state, experiment, params)
+        value, summary = study.predict(params)
     except ValueError as exc:  # a category without a spline yet
         raise policy.StudyError(str(exc)) from None
     if args.json:
@@ -167,16 +166,15 @@ def _propose(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 1:
         raise UsageError(f"-n must be at least 1, got {args.n}")
     if args.dry_run:
-        state, experiment = _read(args.state)
-        proposals = policy.propose_batch(state, experiment, args.n, dry_run=True)
+        study = _read(args.state)
+        proposals = study.propose(args.n, dry_run=True)
         rows = [(None, p.params, p.predicted) for p in proposals]
         what = "dry run, nothing stored"
     else:
         with StateStore.open(args.state) as store:
-            experiment = policy.experiment_of(store.state, f"{args.state}:experiment_toml")
-            points = policy.propose_batch(store.state, experiment, args.n)
+            study = policy.Study.of(store.state, args.state)
+            points = study.propose(args.n)
             store.commit()
-            state = store.state
         rows = [(p.id, p.params, p.predicted) for p in points]
         what = f"stored as pending in batch {points[0].batch}" if points else "nothing stored"
     if args.json:
@@ -189,20 +187,21 @@ def _propose(args: argparse.Namespace) -> int:
         write_table(table, sys.stdout)
     print(f"{len(rows)} points proposed ({what})", file=sys.stderr)
     if not rows:
-        print(f"nothing to propose yet: {policy.fit_blocker(state)}", file=sys.stderr)
-    if policy.is_converged(state, experiment):
+        print(f"nothing to propose yet: {study.fit_blocker()}", file=sys.stderr)
+    if study.converged():
         print("note: the search has converged already (see `splinenas status`)", file=sys.stderr)
     return EXIT_OK
 
 
-def _status_doc(state: State, experiment: Experiment, path: Path) -> dict[str, Any]:
+def _status_doc(study: policy.Study, path: Path) -> dict[str, Any]:
     """Everything `status` reports, as one JSON-able document."""
+    state = study.state
     try:
-        summary, fit_error = policy.fit_summary(state, experiment), None
+        summary, fit_error = study.fit_summary(), None
     except _search_failures() as exc:
         summary, fit_error = None, str(exc)
-    best = policy.best_point(state, experiment)
-    cfg = experiment.experiment
+    best = study.best()
+    cfg = study.experiment.experiment
     return {
         "state": str(path),
         "experiment": cfg.name,
@@ -221,12 +220,12 @@ def _status_doc(state: State, experiment: Experiment, path: Path) -> dict[str, A
         "best": None
         if best is None
         else {"id": best.id, "params": best.params, "value": best.value},
-        "converged": policy.is_converged(state, experiment),
+        "converged": study.converged(),
         "tolerance": cfg.tolerance,
         "budget": {
             "max_points": cfg.max_points,
-            "remaining_points": policy.remaining_points(state, experiment),
-            "exhausted": policy.budget_reason(state, experiment),
+            "remaining_points": study.remaining_points(),
+            "exhausted": study.budget_reason(),
         },
     }
 
@@ -269,8 +268,7 @@ def _print_status(doc: dict[str, Any], out: TextIO) -> None:
 
 @_reported
 def _status(args: argparse.Namespace) -> int:
-    state, experiment = _read(args.state)
-    doc = _status_doc(state, experiment, args.state)
+    doc = _status_doc(_read(args.state), args.state)
     if args.json:
         emit_json(doc)
     else:

@@ -152,7 +152,7 @@ def report_doc(
     from nas.control import policy
     from nas.record.state import PointStatus
 
-    best = policy.best_point(state, experiment)
+    best = policy.Study(state, experiment).best()
     model = experiment.model
     proposed = [p for p in state.points if p.origin == "incremental"]
     return {
@@ -244,7 +244,7 @@ def _prepare(out: Path, fast: bool) -> tuple[DemoPaths, bool]:
     if paths.state.exists():
         return paths, False
     with StateStore.create(paths.state, experiment) as store:
-        policy.initial_batch(store.state, experiment)
+        policy.Study(store.state, experiment).initial_batch()
         store.commit()
     return paths, True
 
@@ -285,7 +285,7 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     plots = _write_plots(paths)
     state = StateStore.read(paths.state)
-    experiment = policy.experiment_of(state, f"{paths.state}:experiment_toml")
+    experiment = policy.experiment_of(state, paths.state)
     doc = report_doc(state, experiment, paths, outcome, plots, time.monotonic() - started)
     if args.json:
         emit_json(doc)

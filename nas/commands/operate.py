@@ -45,7 +45,7 @@ _reported = reported(lambda: _FAILURES)
 
 
 def _scheduler(state: State, state_path: Path) -> Scheduler:
-    experiment = policy.experiment_of(state, f"{state_path}:experiment_toml")
+    experiment = policy.experiment_of(state, state_path)
     jobs = layout.jobs_dir(layout.run_dir(state_path))
     return get_scheduler(experiment.cluster, local_root=jobs)
 
@@ -252,7 +252,7 @@ def _controller_submit(args: argparse.Namespace) -> int:
     from nas.cluster import keepalive
 
     state = StateStore.read(args.state)
-    experiment = policy.experiment_of(state, f"{args.state}:experiment_toml")
+    experiment = policy.experiment_of(state, args.state)
     cluster = experiment.cluster
     folder = keepalive.controller_dir(args.state)
     log_path = folder / keepalive.LOG

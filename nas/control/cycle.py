@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,16 +31,11 @@ from nas.control.prepare import JobSettings, feasibility, job_name
 from nas.pointdir import layout
 from nas.pointdir.result import Result
 from nas.record.hdf5 import StateStore
-from nas.record.state import Point, PointStatus, State
-from nas.search.space import Params
+from nas.record.state import ACTIVE, COUNTED_AS, IDLE, READY, Point, PointStatus
 
 log = logging.getLogger(__name__)
 
 _S = PointStatus
-ACTIVE = (_S.SUBMITTING, _S.SUBMITTED, _S.RUNNING)
-_READY = (_S.PENDING, _S.INCOMPLETE)
-#: Statuses where a result file can only come from a job a person started by hand.
-_IDLE = (_S.PENDING, _S.FAILED, _S.INCOMPLETE, _S.CANCELLED, _S.INFEASIBLE)
 
 
 @dataclass(frozen=True)
@@ -96,6 +90,7 @@ class Controller:
         self.scheduler = scheduler
         self.run = run
         self.feasible = feasibility(self.experiment)
+        self.study = policy.Study(self.state, self.experiment, self.feasible)
         self._reattached = False
         self._submitted: list[int] = []
 
@@ -222,7 +217,7 @@ class Controller:
 
     def _ingest_by_hand(self) -> None:
         """A valid result that appears for an idle point (its script run by hand) counts too."""
-        for point in self.state.with_status(*_IDLE):
+        for point in self.state.with_status(*IDLE):
             check = check_result(self._folder(point), point.id, point.params)
             if check is None:
                 continue
@@ -233,7 +228,7 @@ class Controller:
 
     # ------------------------------------------------------------------ proposing
     def _next_batch(self) -> Stop | None:
-        stop, points = next_batch(self.state, self.experiment, self.feasible)
+        stop, points = next_batch(self.study)
         if points:
             self.store.commit()
         return stop
@@ -295,11 +290,10 @@ class Controller:
     # ------------------------------------------------------------------ reporting
     def summary(self, cycle: int, stop: Stop | None) -> CycleSummary:
         points = self.state.points
-        counts = {"done": 0, "running": 0, "pending": 0, "failed": 0, "infeasible": 0}
-        counts["cancelled"] = 0
+        counts = dict.fromkeys(COUNTED_AS.values(), 0)
         for point in points:
-            counts[_COUNTED_AS[point.status]] += 1
-        best = policy.best_point(self.state, self.experiment)
+            counts[COUNTED_AS[point.status]] += 1
+        best = self.study.best()
         gap = prediction_gap(points)
         return CycleSummary(
             cycle=cycle,
@@ -313,19 +307,6 @@ class Controller:
         )
 
 
-_COUNTED_AS = {
-    _S.DONE: "done",
-    _S.SUBMITTING: "running",
-    _S.SUBMITTED: "running",
-    _S.RUNNING: "running",
-    _S.PENDING: "pending",
-    _S.INCOMPLETE: "pending",
-    _S.FAILED: "failed",
-    _S.INFEASIBLE: "infeasible",
-    _S.CANCELLED: "cancelled",
-}
-
-
 def prediction_gap(points: list[Point]) -> float | None:
     """Smallest |measured - predicted| in the latest batch that has both (the stopping test)."""
     judged = [p for p in points if p.status is _S.DONE and p.predicted is not None]
@@ -335,47 +316,42 @@ def prediction_gap(points: list[Point]) -> float | None:
     return min(abs(p.value - p.predicted) for p in judged if p.batch == latest)
 
 
-def next_batch(
-    state: State,
-    experiment: Experiment,
-    feasible: Callable[[Params], bool] | None,
-    *,
-    dry_run: bool = False,
-) -> tuple[Stop | None, list]:
+def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | None, list]:
     """When no point is unfinished: why to stop (converged, budget) or the next batch.
 
     The first batch is the whole initial design, later ones ``batch_size``
     spline proposals. Returns the stored points (proposals with ``dry_run``).
     """
-    if state.with_status(*_READY, *ACTIVE):
+    state = study.state
+    if state.with_status(*READY, *ACTIVE):
         return None, []
     from nas.search.propose import SearchError
     from nas.search.spline import SplineError
 
-    if state.points and policy.is_converged(state, experiment):
-        best = policy.best_point(state, experiment)
+    if state.points and study.converged():
+        best = study.best()
         where = "" if best is None else f"; best point {best.id} = {best.value:.6g}"
         return Stop(f"converged: a measurement agreed with its prediction{where}"), []
-    reason = policy.budget_reason(state, experiment)
+    reason = study.budget_reason()
     if reason:
         return Stop(reason), []
     design = len(state.space.initial_design())
-    size = experiment.experiment.batch_size if state.points else design
+    size = study.experiment.experiment.batch_size if state.points else design
     try:
-        made = policy.propose_batch(state, experiment, size, dry_run=dry_run, feasible=feasible)
+        made = study.propose(size, dry_run=dry_run)
     except SearchError as exc:
         return Stop(f"no candidate left to propose: {exc}"), []
     except (SplineError, policy.StudyError) as exc:
         return Stop(f"cannot propose: {exc}", ok=False), []
     if not made:
-        return Stop(f"nothing to propose: {policy.fit_blocker(state)}", ok=False), []
+        return Stop(f"nothing to propose: {study.fit_blocker()}", ok=False), []
     return None, made
 
 
 def ready_points(points: list[Point]) -> list[Point]:
     """Points waiting for a job: incomplete ones (training under way) first, then by id."""
     return sorted(
-        (p for p in points if p.status in _READY),
+        (p for p in points if p.status in READY),
         key=lambda p: (p.status is not _S.INCOMPLETE, p.id),
     )
 

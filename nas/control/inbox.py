@@ -148,7 +148,7 @@ def execute(
         return operations.rerun(state, request["ids"], by)
     if action == "cancel":
         return operations.cancel(state, request["ids"], scheduler, by)
-    min_distance = policy.experiment_of(state, "the state's experiment").experiment.min_distance
+    min_distance = policy.experiment_of(state, "the state").experiment.min_distance
     grow = operations.expand if action == "expand" else operations.refine
     bounds = {name: tuple(pair) for name, pair in request[_KEYS[action]].items()}
     try:

@@ -21,7 +21,6 @@ from pathlib import Path
 from nas.cluster import get_scheduler
 from nas.control import policy
 from nas.control.cycle import (
-    ACTIVE,
     Controller,
     CycleSummary,
     next_batch,
@@ -31,6 +30,7 @@ from nas.control.cycle import (
 from nas.control.prepare import JobSettings, feasibility
 from nas.pointdir import layout
 from nas.record.hdf5 import StateStore
+from nas.record.state import ACTIVE
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def run_controller(
     state_path = Path(state_path)
     event = stop_event or threading.Event()
     with StateStore.open(state_path) as store, _stop_on_signals(event):
-        experiment = policy.experiment_of(store.state, f"{state_path}:experiment_toml")
+        experiment = policy.experiment_of(store.state, state_path)
         settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
         run = layout.run_dir(state_path)
         scheduler = get_scheduler(experiment.cluster, local_root=layout.jobs_dir(run))
@@ -106,7 +106,7 @@ def plan(state_path: str | Path, *, cwd: Path | None = None) -> dict[str, object
     """
     state_path = Path(state_path)
     state = StateStore.read(state_path)
-    experiment = policy.experiment_of(state, f"{state_path}:experiment_toml")
+    experiment = policy.experiment_of(state, state_path)
     settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
     run = layout.run_dir(state_path)
     slots = experiment.cluster.max_concurrent_jobs - len(state.with_status(*ACTIVE))
@@ -122,7 +122,9 @@ def plan(state_path: str | Path, *, cwd: Path | None = None) -> dict[str, object
                 "script": str(script),
             }
         )
-    stop, proposals = next_batch(state, experiment, feasibility(experiment), dry_run=True)
+    stop, proposals = next_batch(
+        policy.Study(state, experiment, feasibility(experiment)), dry_run=True
+    )
     return {
         "submit": submit,
         "propose": [

@@ -45,15 +45,30 @@ class PointStatus(str, Enum):
 
     def is_active(self) -> bool:
         """A job may exist for this point right now."""
-        return self in _ACTIVE
+        return self in ACTIVE
 
-
-_FINISHED = frozenset(
-    {PointStatus.DONE, PointStatus.FAILED, PointStatus.INFEASIBLE, PointStatus.CANCELLED}
-)
-_ACTIVE = frozenset({PointStatus.SUBMITTING, PointStatus.SUBMITTED, PointStatus.RUNNING})
 
 _S = PointStatus
+_FINISHED = frozenset({_S.DONE, _S.FAILED, _S.INFEASIBLE, _S.CANCELLED})
+#: A job may exist for these points right now.
+ACTIVE = (_S.SUBMITTING, _S.SUBMITTED, _S.RUNNING)
+#: Waiting for a job: a new attempt (pending) or the next segment (incomplete).
+READY = (_S.PENDING, _S.INCOMPLETE)
+#: No job of the controller's exists: a result file can only come from one started by hand.
+IDLE = (_S.PENDING, _S.FAILED, _S.INCOMPLETE, _S.CANCELLED, _S.INFEASIBLE)
+#: The group each status is counted in by summaries, in display order.
+COUNTED_AS = {
+    _S.DONE: "done",
+    _S.SUBMITTING: "running",
+    _S.SUBMITTED: "running",
+    _S.RUNNING: "running",
+    _S.PENDING: "pending",
+    _S.INCOMPLETE: "pending",
+    _S.FAILED: "failed",
+    _S.INFEASIBLE: "infeasible",
+    _S.CANCELLED: "cancelled",
+}
+
 #: Allowed status changes. A measurement (DONE) is ground truth and may arrive from any
 #: status, e.g. a person who trained a failed candidate by hand.
 TRANSITIONS: dict[PointStatus, frozenset[PointStatus]] = {
