@@ -147,7 +147,7 @@ def test_result_written_by_hand_for_a_failed_point_is_ingested(tmp_path: Path) -
     run_until_done(state_path, tmp_path, max_cycles=1)
     point = load_state(state_path).point(1)
     assert point.status is S.DONE and point.value == pytest.approx(objective(point.params))
-    ingest = [e for e in events(state_path, "ingest") if e.point_id == 1]
+    ingest = [e for e in events(state_path, "ingest-by-hand") if e.point_id == 1]
     assert len(ingest) == 1 and "for a failed point" in ingest[0].message
 
 
@@ -294,7 +294,8 @@ def test_sigterm_ends_the_controller_after_its_cycle_with_exit_0(tmp_path: Path)
     LocalScheduler(layout.jobs_dir(layout.run_dir(state_path))).cancel(point.job_id)
 
 
-def test_a_design_point_estimated_not_to_fit_is_never_submitted(tmp_path: Path) -> None:
+def _memory_limited_run(tmp_path: Path) -> Path:
+    """A run whose point 0 (g1 = g2 = 16) is estimated not to fit a GPU, point 1 does."""
     from nas.models.cost import estimate
 
     fixed = {"block": "basic", "stem": "conv7", "maxpool": False, "c1": 8, "g3": 8, "g4": 8}
@@ -310,6 +311,11 @@ def test_a_design_point_estimated_not_to_fit_is_never_submitted(tmp_path: Path) 
         train={"batch_per_gpu": 2048},
         cluster={"max_gpu_memory_gb": limit},
     )
+    return state_path
+
+
+def test_a_design_point_estimated_not_to_fit_is_never_submitted(tmp_path: Path) -> None:
+    state_path = _memory_limited_run(tmp_path)
     run_until_done(state_path, tmp_path)
     state = load_state(state_path)
     too_big = state.point(0)
@@ -318,6 +324,22 @@ def test_a_design_point_estimated_not_to_fit_is_never_submitted(tmp_path: Path) 
     assert "max_gpu_memory_gb" in too_big.reason
     assert not any("-p0-" in n for n in job_names(layout.run_dir(state_path)))
     assert state.point(1).status is S.DONE
+
+
+def test_dry_run_shows_what_a_cycle_marks_infeasible_and_does_not_list_it_to_submit(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state_path = _memory_limited_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--state", str(state_path), "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    shown = {entry["id"] for entry in plan["infeasible"]}
+    assert 0 in shown and all("max_gpu_memory_gb" in e["reason"] for e in plan["infeasible"])
+    assert not shown & {entry["id"] for entry in plan["submit"]}
+    assert load_state(state_path).point(0).status is S.PENDING  # shown, not applied
+    run_until_done(state_path, tmp_path, max_cycles=1)
+    marked = {p.id for p in load_state(state_path).points if p.status is S.INFEASIBLE}
+    assert marked == shown  # the dry run and the cycle make one selection
 
 
 def test_run_detach_returns_at_once_and_the_search_finishes_in_the_background(

@@ -145,7 +145,7 @@ def test_show_collects_history_logs_and_result(toy: Path, capsys: pytest.Capture
     (folder / "result.json").write_text(json.dumps({"point_id": 0, "metrics": {"top1": 71.5}}))
     with StateStore.open(toy) as store:
         store.state.record(0, 71.5)
-        store.state.log("ingest", "result of a job started outside the controller: 71.5", 0)
+        store.state.log("ingest-by-hand", "result of a job started outside the controller: 71.5", 0)
         store.commit()
     code, out, err = run(capsys, "show", "--state", str(toy), "0", "--json", "--lines", "3")
     assert code == 0, err

@@ -64,11 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--poll", type=float, default=60.0, metavar="SECONDS", help="seconds between cycles"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    parser.set_defaults(func=run_command)
+    parser.set_defaults(func=_run)
 
 
 @reported(run_failures)
-def run_command(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     if args.poll < 0:
         raise UsageError(f"--poll must be at least 0 seconds, got {args.poll:g}")
     if args.detach and (args.once or args.dry_run):
@@ -114,12 +114,14 @@ def _dry_run(plan: dict, as_json: bool) -> int:
     if as_json:
         emit_json(plan)
         return EXIT_OK
+    for entry in plan["infeasible"]:
+        print(f"would mark point {entry['id']} infeasible: {entry['reason']}")
     for entry in plan["submit"]:
         print(f"would submit point {entry['id']} as {entry['job_name']}: {entry['script']}")
     for entry in plan["propose"]:
         print(f"would propose {entry['params']} (predicted {entry['predicted']})")
     if plan["stop"] is not None:
         print(f"would stop: {plan['stop']['reason']}")
-    if not (plan["submit"] or plan["propose"] or plan["stop"]):
+    if not (plan["infeasible"] or plan["submit"] or plan["propose"] or plan["stop"]):
         print("nothing to do until running jobs end", file=sys.stderr)
     return EXIT_OK

@@ -30,11 +30,11 @@ from nas.commands.common import (
 )
 from nas.config import ConfigError
 from nas.control import inbox, policy
-from nas.control.operations import Outcome
+from nas.control.operations import OperationResult
 from nas.pointdir import layout
 from nas.record.hdf5 import StateStore
 from nas.record.lock import LockError, break_lock, lock_path
-from nas.record.state import State, StateError
+from nas.record.state import INGEST_BY_HAND, State, StateError
 
 #: Failures reported as one line on stderr with exit code 1.
 _FAILURES = (ConfigError, StateError, LockError, SchedulerError, ScriptError, ValueError)
@@ -79,7 +79,7 @@ def _change(args: argparse.Namespace, request: dict[str, Any]) -> int:
 
 def _report(
     args: argparse.Namespace,
-    outcomes: list[Outcome],
+    outcomes: list[OperationResult],
     *,
     queued: Path | None = None,
     why: str = "",
@@ -169,12 +169,8 @@ def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict
         "result": _json_file(folder / "result.json"),
         "error": _json_file(folder / "error.json"),
         "rejected": sorted(p.name for p in folder.glob("result.rejected-*.json")),
-        "by_hand": any(e.kind == "ingest" and _BY_HAND in e.message for e in events),
+        "by_hand": any(e.kind == INGEST_BY_HAND for e in events),
     }
-
-
-#: How the controller's ingest event names a result from a job it did not submit.
-_BY_HAND = "outside the controller"
 
 
 def _json_file(path: Path) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,18 @@ from nas.control.prepare import JobSettings, feasibility, job_name
 from nas.pointdir import layout
 from nas.pointdir.result import Result
 from nas.record.hdf5 import StateStore
-from nas.record.state import ACTIVE, COUNTED_AS, IDLE, READY, Point, PointStatus
+from nas.record.state import (
+    ACTIVE,
+    COUNTED_AS,
+    IDLE,
+    INGEST,
+    INGEST_BY_HAND,
+    READY,
+    Point,
+    PointStatus,
+    State,
+)
+from nas.search.space import Params
 
 log = logging.getLogger(__name__)
 
@@ -204,12 +216,13 @@ class Controller:
         else:
             self.state.set_status(point.id, _S.FAILED, f"gave up after {limit} attempts: {reason}")
 
-    def _record(self, point: Point, result: Result, source: str) -> None:
+    def _record(self, point: Point, result: Result, source: str, *, by_hand: bool = False) -> None:
         value = result.metrics[self.experiment.experiment.metric]
         self.state.update_point(point.id, gpu_hours=result.gpu_hours)
         self.state.record(point.id, value)
         note = "" if point.status.is_active() else f" for a {point.status.value} point"
-        self.state.log("ingest", f"result of {source}{note}: {value:.6g}", point.id)
+        kind = INGEST_BY_HAND if by_hand else INGEST
+        self.state.log(kind, f"result of {source}{note}: {value:.6g}", point.id)
 
     def _rejected(self, point: Point, path: Path | None, reason: str) -> None:
         where = "" if path is None else f" as {path.name}"
@@ -224,7 +237,9 @@ class Controller:
             if check.result is None:
                 self._rejected(point, check.rejected, check.reason)
             else:
-                self._record(point, check.result, "a job started outside the controller")
+                self._record(
+                    point, check.result, "a job started outside the controller", by_hand=True
+                )
 
     # ------------------------------------------------------------------ proposing
     def _next_batch(self) -> Stop | None:
@@ -236,10 +251,10 @@ class Controller:
     # ------------------------------------------------------------------ submitting
     def _submit_ready(self) -> None:
         """Submit incomplete points (next segment) first, then pending ones, up to the limit."""
-        self._exclude_infeasible()
-        slots = self.experiment.cluster.max_concurrent_jobs - len(self.state.with_status(*ACTIVE))
-        for point in ready_points(self.state.points)[: max(slots, 0)]:
-            nxt = next_submission(point, self.experiment.experiment.name)
+        infeasible, submissions = submission_plan(self.state, self.experiment, self.feasible)
+        for point, reason in infeasible:
+            self.state.set_status(point.id, _S.INFEASIBLE, reason)
+        for point, nxt in submissions:
             self.settings.prepare(self.run, nxt)
             archive_outcome_files(self._folder(point), point.job_name or "earlier")
             self.state.update_point(
@@ -252,16 +267,6 @@ class Controller:
             self.state.set_status(point.id, _S.SUBMITTING, f"as {nxt.job_name}")
             self.store.commit()
             self._launch(self.state.point(point.id))
-
-    def _exclude_infeasible(self) -> None:
-        """Never queue a pending point (the initial design too) that cannot fit a GPU."""
-        if self.feasible is None:
-            return
-        limit = self.experiment.cluster.max_gpu_memory_gb
-        for point in self.state.with_status(_S.PENDING):
-            if not self.feasible(point.params):
-                reason = f"estimated peak memory per GPU exceeds max_gpu_memory_gb = {limit}"
-                self.state.set_status(point.id, _S.INFEASIBLE, reason)
 
     def _launch(self, point: Point) -> None:
         """Submit a ``submitting`` point and commit its job id (or its failure)."""
@@ -346,6 +351,25 @@ def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | No
     if not made:
         return Stop(f"nothing to propose: {study.fit_blocker()}", ok=False), []
     return None, made
+
+
+def submission_plan(
+    state: State, experiment: Experiment, feasible: Callable[[Params], bool] | None
+) -> tuple[list[tuple[Point, str]], list[tuple[Point, Point]]]:
+    """What a cycle submits: pending points that cannot fit a GPU (with the reason), and
+    (point, its next submission) for the ready points that fit, up to the job limit.
+
+    The controller applies it; ``run --dry-run`` shows it: both use this one selection.
+    """
+    infeasible = []
+    if feasible is not None:
+        limit = experiment.cluster.max_gpu_memory_gb
+        reason = f"estimated peak memory per GPU exceeds max_gpu_memory_gb = {limit}"
+        infeasible = [(p, reason) for p in state.with_status(_S.PENDING) if not feasible(p.params)]
+    excluded = {p.id for p, _ in infeasible}
+    slots = experiment.cluster.max_concurrent_jobs - len(state.with_status(*ACTIVE))
+    ready = [p for p in ready_points(state.points) if p.id not in excluded][: max(slots, 0)]
+    return infeasible, [(p, next_submission(p, experiment.experiment.name)) for p in ready]
 
 
 def ready_points(points: list[Point]) -> list[Point]:

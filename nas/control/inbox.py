@@ -39,7 +39,7 @@ from typing import Any
 
 from nas.cluster.base import Scheduler
 from nas.control import operations, policy
-from nas.control.operations import Outcome
+from nas.control.operations import OperationResult
 from nas.pointdir import layout
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.record.state import State, StateError
@@ -133,7 +133,7 @@ def _is_number(value: Any) -> bool:
 
 def execute(
     state: State, request: Mapping[str, Any], scheduler: Scheduler | None = None
-) -> list[Outcome]:
+) -> list[OperationResult]:
     """Apply a request to ``state`` in memory; one outcome per point it concerns.
 
     A change the state or space refuses becomes a refused outcome, never an
@@ -154,7 +154,7 @@ def execute(
     try:
         return grow(state, bounds, min_distance=min_distance)
     except (SpaceError, StateError) as exc:
-        return [Outcome(None, ok=False, changed=False, message=f"{action} refused: {exc}")]
+        return [OperationResult(None, ok=False, changed=False, message=f"{action} refused: {exc}")]
 
 
 def apply(state: State, request: Mapping[str, Any], scheduler: Scheduler | None = None) -> str:

@@ -2,7 +2,7 @@
 
 The result file is the ground truth for a measurement (DESIGN §3). This module
 reads the files the trainer leaves (``result.json``, ``progress.json``,
-``error.json``, the log) and turns them into one :class:`Outcome`; it never
+``error.json``, the log) and turns them into one :class:`JobOutcome`; it never
 touches the state. A result file that fails validation is renamed to
 ``result.rejected-<n>.json`` next to a ``result.rejected-<n>.reason.txt``:
 nothing is deleted, and the next job of the point can write a fresh one.
@@ -40,7 +40,7 @@ class Verdict(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class JobOutcome:
     """The verdict on one ended job and what backs it."""
 
     verdict: Verdict
@@ -79,7 +79,7 @@ def set_aside(path: Path, reason: str) -> Path:
 
 def judge(
     folder: Path, point_id: int, params: Mapping[str, Any], *, cancelled: bool, log: Path
-) -> tuple[Outcome, ResultCheck | None]:
+) -> tuple[JobOutcome, ResultCheck | None]:
     """The outcome of the job that ended in ``folder``.
 
     Args:
@@ -93,24 +93,24 @@ def judge(
     """
     check = check_result(folder, point_id, params)
     if check is not None and check.result is not None:
-        return Outcome(Verdict.DONE, result=check.result), check
+        return JobOutcome(Verdict.DONE, result=check.result), check
     if cancelled:
-        return Outcome(Verdict.CANCELLED, "the job was cancelled through the scheduler"), check
+        return JobOutcome(Verdict.CANCELLED, "the job was cancelled through the scheduler"), check
     progress = _read_optional(folder / PROGRESS_FILE)
     if progress is not None:
         position = (int(progress.get("epochs_completed", 0)), int(progress.get("step_in_epoch", 0)))
         reason = str(progress.get("reason", "stopped early"))
-        return Outcome(Verdict.INCOMPLETE, reason, position=position), check
+        return JobOutcome(Verdict.INCOMPLETE, reason, position=position), check
     error = _read_optional(folder / ERROR_FILE)
     if error is not None:
         detail = f"rank {error.get('rank', '?')}: {error.get('exception', 'error')}: "
         detail += str(error.get("message", ""))
         if error.get("oom") is True:
-            return Outcome(Verdict.INFEASIBLE, f"out of GPU memory ({detail})"), check
-        return Outcome(Verdict.FAILED, detail), check
+            return JobOutcome(Verdict.INFEASIBLE, f"out of GPU memory ({detail})"), check
+        return JobOutcome(Verdict.FAILED, detail), check
     if check is not None:
-        return Outcome(Verdict.FAILED, f"its result file was rejected: {check.reason}"), check
-    return Outcome(Verdict.FAILED, f"no result file; log tail:\n{log_tail(log)}"), check
+        return JobOutcome(Verdict.FAILED, f"its result file was rejected: {check.reason}"), check
+    return JobOutcome(Verdict.FAILED, f"no result file; log tail:\n{log_tail(log)}"), check
 
 
 def _read_optional(path: Path) -> dict[str, Any] | None:

@@ -24,13 +24,11 @@ from nas.control.cycle import (
     Controller,
     CycleSummary,
     next_batch,
-    next_submission,
-    ready_points,
+    submission_plan,
 )
 from nas.control.prepare import JobSettings, feasibility
 from nas.pointdir import layout
 from nas.record.hdf5 import StateStore
-from nas.record.state import ACTIVE
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +107,10 @@ def plan(state_path: str | Path, *, cwd: Path | None = None) -> dict[str, object
     experiment = policy.experiment_of(state, state_path)
     settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
     run = layout.run_dir(state_path)
-    slots = experiment.cluster.max_concurrent_jobs - len(state.with_status(*ACTIVE))
+    feasible = feasibility(experiment)
+    infeasible, submissions = submission_plan(state, experiment, feasible)
     submit = []
-    for point in ready_points(state.points)[: max(slots, 0)]:
-        nxt = next_submission(point, experiment.experiment.name)
+    for point, nxt in submissions:
         script = settings.prepare(run, nxt)
         submit.append(
             {
@@ -122,10 +120,9 @@ def plan(state_path: str | Path, *, cwd: Path | None = None) -> dict[str, object
                 "script": str(script),
             }
         )
-    stop, proposals = next_batch(
-        policy.Study(state, experiment, feasibility(experiment)), dry_run=True
-    )
+    stop, proposals = next_batch(policy.Study(state, experiment, feasible), dry_run=True)
     return {
+        "infeasible": [{"id": p.id, "params": p.params, "reason": r} for p, r in infeasible],
         "submit": submit,
         "propose": [
             {"params": p.params, "predicted": p.predicted, "origin": p.origin} for p in proposals

@@ -1,7 +1,7 @@
 """What a person may change in a running search: rerun, cancel, grow or refine the box.
 
 Each operation works on a :class:`~nas.record.state.State` in memory and returns one
-:class:`Outcome` per point or design entry, so the same code serves a command
+:class:`OperationResult` per point or design entry, so the same code serves a command
 that holds the lock and a controller that applies a queued request
 (:mod:`nas.control.inbox`). Every operation is idempotent: applied a second time it
 finds its work done and changes nothing, because a controller that dies
@@ -38,7 +38,7 @@ Bounds = Mapping[str, tuple[float | None, float | None]]
 
 
 @dataclass(frozen=True)
-class Outcome:
+class OperationResult:
     """What one operation did to one point (``point_id`` None: the state as a whole)."""
 
     point_id: int | None
@@ -55,16 +55,16 @@ class Outcome:
         }
 
 
-def _refused(point_id: int | None, message: str) -> Outcome:
-    return Outcome(point_id, ok=False, changed=False, message=message)
+def _refused(point_id: int | None, message: str) -> OperationResult:
+    return OperationResult(point_id, ok=False, changed=False, message=message)
 
 
-def _unchanged(point_id: int | None, message: str) -> Outcome:
-    return Outcome(point_id, ok=True, changed=False, message=message)
+def _unchanged(point_id: int | None, message: str) -> OperationResult:
+    return OperationResult(point_id, ok=True, changed=False, message=message)
 
 
-def _changed(point_id: int | None, message: str) -> Outcome:
-    return Outcome(point_id, ok=True, changed=True, message=message)
+def _changed(point_id: int | None, message: str) -> OperationResult:
+    return OperationResult(point_id, ok=True, changed=True, message=message)
 
 
 def _each_point(
@@ -74,8 +74,8 @@ def _each_point(
     done: PointStatus,
     allowed: frozenset[PointStatus],
     refusal: str,
-    apply: Callable[[Point], Outcome],
-) -> list[Outcome]:
+    apply: Callable[[Point], OperationResult],
+) -> list[OperationResult]:
     """``apply`` to each named point (once, in order) whose status is in ``allowed``.
 
     A point already ``done`` is left as it is, so the operation stays
@@ -101,7 +101,7 @@ def _each_point(
 # ---------------------------------------------------------------------------- rerun
 
 
-def rerun(state: State, ids: Iterable[int], by: str) -> list[Outcome]:
+def rerun(state: State, ids: Iterable[int], by: str) -> list[OperationResult]:
     """Reset failed, infeasible or cancelled points to pending with no attempts spent.
 
     The old status, reason, attempts and job go into the event log. The job
@@ -118,7 +118,7 @@ def rerun(state: State, ids: Iterable[int], by: str) -> list[Outcome]:
     )
 
 
-def _rerun_point(state: State, point: Point, by: str) -> Outcome:
+def _rerun_point(state: State, point: Point, by: str) -> OperationResult:
     was = f"was {point.status.value} after {point.attempts} attempts"
     was += f", job {point.job_id}" if point.job_id else ""
     was += f": {point.reason}" if point.reason else ""
@@ -131,7 +131,9 @@ def _rerun_point(state: State, point: Point, by: str) -> Outcome:
 # ---------------------------------------------------------------------------- cancel
 
 
-def cancel(state: State, ids: Iterable[int], scheduler: Scheduler | None, by: str) -> list[Outcome]:
+def cancel(
+    state: State, ids: Iterable[int], scheduler: Scheduler | None, by: str
+) -> list[OperationResult]:
     """Cancel the job of each point, if it has one that still runs, and mark it cancelled.
 
     A point whose job id was never recorded (a crash right after submission)
@@ -148,7 +150,9 @@ def cancel(state: State, ids: Iterable[int], scheduler: Scheduler | None, by: st
     )
 
 
-def _cancel_point(state: State, point: Point, scheduler: Scheduler | None, by: str) -> Outcome:
+def _cancel_point(
+    state: State, point: Point, scheduler: Scheduler | None, by: str
+) -> OperationResult:
     note = ""
     if point.status.is_active():
         if scheduler is None:
@@ -177,7 +181,7 @@ def _cancel_job(point: Point, scheduler: Scheduler) -> str:
 # ---------------------------------------------------------------------------- the box
 
 
-def expand(state: State, bounds: Bounds, *, min_distance: float) -> list[Outcome]:
+def expand(state: State, bounds: Bounds, *, min_distance: float) -> list[OperationResult]:
     """Widen the box and add the widened box's 2d+3 design (origin ``"expand"``).
 
     Every earlier point stays a support point, so the new bounds must contain
@@ -205,7 +209,7 @@ def expand(state: State, bounds: Bounds, *, min_distance: float) -> list[Outcome
     return outcomes + _add_design(state, space.initial_design(), min_distance)
 
 
-def refine(state: State, box: Bounds, *, min_distance: float) -> list[Outcome]:
+def refine(state: State, box: Bounds, *, min_distance: float) -> list[OperationResult]:
     """Add the 2d+3 design of a sub-box of the current box (origin ``"expand"``).
 
     Raises:
@@ -223,7 +227,7 @@ def refine(state: State, box: Bounds, *, min_distance: float) -> list[Outcome]:
     return _add_design(state, sub.initial_design(), min_distance)
 
 
-def _add_design(state: State, design: list[Params], min_distance: float) -> list[Outcome]:
+def _add_design(state: State, design: list[Params], min_distance: float) -> list[OperationResult]:
     """Add the design points that are new and far enough from every point, as one batch."""
     batch = state.next_batch()
     outcomes = []

@@ -129,6 +129,12 @@ class FitRecord:
     predicted_max: float
 
 
+#: Event kinds of a measurement taken in: from the controller's own job, or from one a
+#: person started by hand (its script run outside the controller).
+INGEST = "ingest"
+INGEST_BY_HAND = "ingest-by-hand"
+
+
 @dataclass(frozen=True)
 class Event:
     """One line of the append-only event log."""

@@ -1,66 +1,16 @@
-"""The default proposal strategy: the spline's argmax while it promises a gain, else local exploration.
+"""Proposal strategies: how candidates are made and ranked; :mod:`nas.search.propose` enforces the rules.
 
-Algorithm 1 as published ranks candidates by the spline alone (``"paper"`` in
-:mod:`nas.search`). Its first steps after the corner design are good, but it
-then stalls: the spline's argmax lies next to measured points, and a
-coordinate that every measured point near the incumbent shares (the centre
-value of the design) is never moved. On ``nas5`` it creeps from 3 % to 0.6 %
-regret with every proposal at the depth of the design's centre, while the
-optimum has a different one. This strategy keeps the spline, the stopping
-rule and the hard rules of :func:`nas.search.propose`, and changes only the
-candidates and their order:
-
-* candidates are perturbations of the best measured point (a Gaussian step of
-  radius sigma in the unit box, every coordinate for d <= 20, else each with
-  probability 20/d, as in DYCORS), uniform points over the whole box and the
-  best points of Algorithm 1's own search for max s, all snapped to legal
-  values;
-* **exploit** while the best candidate's predicted gain ``max s - max y``
-  exceeds ``gain_rtol`` of the measured range: rank everything by s, as
-  Algorithm 1 does;
-* otherwise **explore locally**: rank the perturbations by ``w * S + (1 - w) * D``,
-  S being s and D the distance to the nearest measured, pending or proposed
-  point, both rescaled to [0, 1] over the perturbations, with w cycling
-  through ``WEIGHT_CYCLE`` (the stochastic-RBF merit of Regis & Shoemaker,
-  INFORMS J. Computing 19(4), 2007; restricted to the neighbourhood of the
-  incumbent as in DYCORS, Regis & Shoemaker, Eng. Optim. 45(5), 2013);
-* sigma halves after ``max(4, d)`` points in a row without improving the best
-  value (a trust region that shrinks while the search stalls).
-
-In a batch the believer fantasy raises the best value to the prediction, so
-the next slot explores: batches mix both kinds of step by themselves.
-Everything is a function of (spline, avoid, rng), so the controller's rebuilt
-optimizer proposes the same points.
-
-Evidence (``benchmarks/sample_efficiency.py``, full tables in
-benchmarks/results/sample_efficiency.md). Development runs on ``nas5`` (10
-seeds, budget 40, median evaluations to 1 % / 0.1 % regret):
-
-* cycle (1.0, 1.0, 0.8) over all candidates, no gain test (the previous
-  default): 22 / 37.5;
-* pure exploitation over the same candidates: 19 / > 40 (stalls at 0.6 %, as
-  Algorithm 1 does);
-* exploration over all candidates when the gain is small: 22.5 / > 40 (the
-  distance term then picks far, poor points);
-* local exploration, gain_rtol 0.01, weights (0.8, 0.95): 19.5 / 32;
-  (0.95, 0.8): 22 / > 40 -- the first exploration step should be the bold one;
-* local exploration, gain_rtol 0.003, weights (0.7, 0.95) (chosen): 17.5 / 38;
-* the same, perturbing about 2-3 coordinates in exploration steps (DYCORS's
-  subspace moves): ``nas8`` 40-43 to 1 % (6-8 seeds) but ``nas5`` 20-24: not
-  adopted.
-
-Final runs (10 seeds, budget 60; 1 % / 0.1 %, seeds that got there):
-
-* ``nas5``: default 17 / 36 (10/10 reach 0.1 %); Algorithm 1 19 / > 60; Optuna
-  TPE 19 / 55; pySOT DYCORS 23 / > 60; SRBF 24 / > 60;
-* ``nas5`` noisy (sd 0.1 % of the range): default 18 / 40; TPE 19 / > 60;
-  DYCORS 20 / > 60; Algorithm 1 22 / > 60;
-* ``nas8``: default 56 (5/10) / -; every peer > 60 at 1 % (at most 4/10);
-  the previous default reached 46 (6/10) there;
-* ``nas8`` noisy: default 45 (8/10); every peer > 60;
-* Rosenbrock-5: default 16, Algorithm 1 16 to 1 %, but Algorithm 1 reaches
-  0.1 % (36) where the default mostly does not (2/10 within 60);
-  Hartmann-6: neither reaches 1 % within 60 (both stay in a local basin).
+``"paper"`` (:class:`PaperStrategy`) is Algorithm 1 as published: the snapped
+argmax of the spline s first. ``"default"`` (:class:`DefaultStrategy`) keeps s
+and the stopping rule but changes the candidates: perturbations of the best
+measured point (as in DYCORS, Regis & Shoemaker, Eng. Optim. 45(5), 2013),
+uniform points and Algorithm 1's own samples. It **exploits** (ranks by s)
+while the best predicted gain exceeds ``gain_rtol`` of the measured range,
+else **explores locally** with the stochastic-RBF merit w*S + (1-w)*D (Regis &
+Shoemaker, INFORMS J. Computing 19(4), 2007), w cycling through
+``WEIGHT_CYCLE``; the perturbation radius halves after ``max(4, d)`` points
+without improvement. The evidence and the variants tried are in
+``benchmarks/results/sample_efficiency.md`` (``benchmarks/sample_efficiency.py``).
 """
 
 from __future__ import annotations
