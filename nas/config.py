@@ -42,12 +42,18 @@ class ConfigError(ValueError):
     def __init__(self, source: str, table: str, key: str | None, message: str) -> None:
         where = f"[{table}]" + (f" {key}" if key else "")
         super().__init__(f"{source}: {where}: {message}")
-        self.source, self.table, self.key = source, table, key
+        self.source, self.table, self.key, self.detail = source, table, key, message
 
 
 # --------------------------------------------------------------------------- field kinds
 
-_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+_TYPE_NAMES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    type(None): "null",
+}
 
 
 def _option(
@@ -75,6 +81,10 @@ def _option(
         frozen = type(default)(default)
         return field(default_factory=lambda: type(frozen)(frozen), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+#: Schemas of other files (``point.json``, ``result.json``) declare their fields alike.
+option = _option
 
 
 def _valid_name(value: str) -> str | None:
@@ -166,6 +176,8 @@ def _validate_value(value: Any, meta: Mapping, source: str, table: str, key: str
         ) from None
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(source, table, key, f"expected a finite number, got {value!r}")
+    if value is None:  # an optional field given as null (JSON)
+        return value
     if meta["choices"] is not None and value not in meta["choices"]:
         choices = ", ".join(repr(c) for c in meta["choices"])
         raise ConfigError(source, table, key, f"expected one of {choices}, got {value!r}")
@@ -422,7 +434,11 @@ def load_experiment(path: str | Path) -> Experiment:
 
 
 def section_from_dict(cls: type, raw: Mapping[str, Any], source: str, table: str) -> Any:
-    """Rebuild a table dataclass from a dict (e.g. ``point.json``), validating it again."""
+    """Build a dataclass declared with :func:`option` fields from a dict, validating it.
+
+    Serves the experiment's tables stored in ``point.json`` and the schemas of
+    the files a job exchanges with the controller, so every error reads alike.
+    """
     return _parse_table(cls, raw, source, table)
 
 

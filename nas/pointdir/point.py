@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.config import ConfigError, DataConfig, TrainConfig, section_from_dict
+from nas.config import ConfigError, DataConfig, TrainConfig, option, section_from_dict
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.pointdir.layout import POINT_FILE
 
@@ -157,86 +157,59 @@ def point_hash(directory: str | Path) -> str:
 
 # --------------------------------------------------------------------------- validation
 
-_REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "format": int,
-    "point_id": int,
-    "experiment": str,
-    "family": str,
-    "params": dict,
-    "fixed": dict,
-    "num_classes": (int, type(None)),
-    "data": dict,
-    "train": dict,
-    "seed": int,
-    "metric": str,
-}
+
+def _point_format(value: int) -> str | None:
+    return None if value == POINT_FORMAT else f"unsupported format {value}; expected {POINT_FORMAT}"
+
+
+def _scalars(values: dict) -> str | None:
+    """Params and fixed settings: names to finite numbers, strings or booleans."""
+    for name, value in values.items():
+        if not isinstance(value, (bool, int, float, str)):
+            return f"{name}: expected a number, string or boolean, got {value!r}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{name}: expected a finite number, got {value!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class _Schema:
+    """The top level of ``point.json``, declared like the experiment's tables."""
+
+    format: int = option(kind=int, check=_point_format)
+    point_id: int = option(kind=int, minimum=0)
+    experiment: str = option(kind=str)
+    family: str = option(kind=str)
+    params: dict = option(kind=dict, check=_scalars)
+    fixed: dict = option(kind=dict, check=_scalars)
+    num_classes: int | None = option(kind=(int, type(None)), minimum=2)
+    data: dict = option(kind=dict)
+    train: dict = option(kind=dict)
+    seed: int = option(kind=int, minimum=0)
+    metric: str = option(kind=str, choices=METRICS)
 
 
 def parse_point(document: Mapping[str, Any], path: str | Path) -> PointFile:
     """Check a decoded ``point.json`` document and build a :class:`PointFile`."""
-    unknown = sorted(set(document) - set(_REQUIRED))
-    if unknown:
-        raise PointFileError(
-            path, unknown[0], f"unknown key; valid keys are {', '.join(_REQUIRED)}"
-        )
-    for key, kind in _REQUIRED.items():
-        if key not in document:
-            raise PointFileError(path, key, "missing required key")
-        value = document[key]
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise PointFileError(path, key, f"expected {_kind_name(kind)}, got {value!r}")
-    if document["format"] != POINT_FORMAT:
-        raise PointFileError(
-            path, "format", f"unsupported format {document['format']}; expected {POINT_FORMAT}"
-        )
-    if document["point_id"] < 0:
-        raise PointFileError(
-            path, "point_id", f"expected a non-negative id, got {document['point_id']}"
-        )
-    if document["seed"] < 0:
-        raise PointFileError(path, "seed", f"expected a non-negative seed, got {document['seed']}")
-    if document["num_classes"] is not None and document["num_classes"] < 2:
-        raise PointFileError(
-            path, "num_classes", f"expected at least 2, got {document['num_classes']}"
-        )
-    if document["metric"] not in METRICS:
-        raise PointFileError(
-            path, "metric", f"expected one of {', '.join(METRICS)}, got {document['metric']!r}"
-        )
-    for key in ("params", "fixed"):
-        _check_scalars(document[key], path, key)
     try:
-        data = section_from_dict(DataConfig, document["data"], str(path), "data")
-        train = section_from_dict(TrainConfig, document["train"], str(path), "train")
+        top = section_from_dict(_Schema, document, str(path), "point")
+        data = section_from_dict(DataConfig, top.data, str(path), "data")
+        train = section_from_dict(TrainConfig, top.train, str(path), "train")
     except ConfigError as exc:
-        error = PointFileError(path, None, str(exc).removeprefix(f"{path}: "))
-        error.key = f"{exc.table}.{exc.key}" if exc.key else exc.table
-        raise error from None
+        key = exc.key if exc.table == "point" else f"[{exc.table}] {exc.key or ''}".rstrip()
+        if exc.table == "point" and exc.key in ("params", "fixed") and ":" in exc.detail:
+            name, _, detail = exc.detail.partition(": ")  # a problem inside the mapping
+            raise PointFileError(path, f"{exc.key}.{name}", detail) from None
+        raise PointFileError(path, key, exc.detail) from None
     return PointFile(
-        point_id=document["point_id"],
-        experiment=document["experiment"],
-        family=document["family"],
-        params=dict(document["params"]),
-        fixed=dict(document["fixed"]),
-        num_classes=document["num_classes"],
+        point_id=top.point_id,
+        experiment=top.experiment,
+        family=top.family,
+        params=dict(top.params),
+        fixed=dict(top.fixed),
+        num_classes=top.num_classes,
         data=data,
         train=train,
-        seed=document["seed"],
-        metric=document["metric"],
+        seed=top.seed,
+        metric=top.metric,
     )
-
-
-def _check_scalars(values: Mapping[str, Any], path: str | Path, key: str) -> None:
-    for name, value in values.items():
-        if not isinstance(value, (bool, int, float, str)):
-            raise PointFileError(
-                path, f"{key}.{name}", f"expected a number, string or boolean, got {value!r}"
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise PointFileError(path, f"{key}.{name}", f"expected a finite number, got {value!r}")
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {int: "an integer", str: "a string", dict: "an object", type(None): "null"}
-    return " or ".join(names[k] for k in kinds)

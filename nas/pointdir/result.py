@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from nas.config import ConfigError, option, section_from_dict
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.pointdir.layout import ERROR_FILE, PROGRESS_FILE, RESULT_FILE
 from nas.pointdir.point import METRICS
@@ -105,58 +106,52 @@ def validate_result(path: str | Path, point_id: int, params: Mapping[str, Any]) 
         document = read_json_object(path)
     except ValueError as exc:
         raise ResultError(path, str(exc).removeprefix(f"{path}: ")) from None
-    _check_schema(document, path)
-    if document["point_id"] != point_id:
-        raise ResultError(path, f"point_id {document['point_id']} but expected {point_id}")
-    if document["params"] != dict(params):
-        raise ResultError(path, f"params {document['params']} differ from {dict(params)}")
+    known = {key: document[key] for key in _SCHEMA_KEYS if key in document}  # newer writers may add
+    try:
+        fields = dataclasses.asdict(section_from_dict(_Schema, known, str(path), "result"))
+    except ConfigError as exc:
+        raise ResultError(path, f"{exc.key}: {exc.detail}" if exc.key else exc.detail) from None
+    del fields["format"]
+    if fields["point_id"] != point_id:
+        raise ResultError(path, f"point_id {fields['point_id']} but expected {point_id}")
+    if fields["params"] != dict(params):
+        raise ResultError(path, f"params {fields['params']} differ from {dict(params)}")
     for name in METRICS:
-        value = document["metrics"].get(name)
+        value = fields["metrics"].get(name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ResultError(path, f"metrics.{name}: expected a number, got {value!r}")
         if not (math.isfinite(value) and 0.0 <= value <= 100.0):
             raise ResultError(path, f"metrics.{name}: {value!r} is not a percentage in [0, 100]")
-    fields = {key: document[key] for key in _SCHEMA if key != "format"}
-    fields["metrics"] = {name: float(document["metrics"][name]) for name in METRICS}
-    for key in ("device_hours", "wall_seconds"):
-        fields[key] = float(fields[key])
+    fields["metrics"] = {name: float(fields["metrics"][name]) for name in METRICS}
     return Result(**fields)
 
 
-_SCHEMA: dict[str, type | tuple[type, ...]] = {
-    "format": int,
-    "point_id": int,
-    "params": dict,
-    "metrics": dict,
-    "val_images": int,
-    "bad_images": int,
-    "epochs": int,
-    "world_size": int,
-    "device": str,
-    "device_hours": (int, float),
-    "wall_seconds": (int, float),
-    "started": str,
-    "finished": str,
-    "package_version": str,
-    "input_hash": str,
-}
+def _result_format(value: int) -> str | None:
+    return None if value == RESULT_FORMAT else f"unsupported format {value}"
 
 
-def _check_schema(document: Mapping[str, Any], path: str | Path) -> None:
-    for key, kind in _SCHEMA.items():
-        if key not in document:
-            raise ResultError(path, f"missing key {key!r}")
-        value = document[key]
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise ResultError(path, f"{key}: unexpected value {value!r}")
-    if document["format"] != RESULT_FORMAT:
-        raise ResultError(path, f"unsupported format {document['format']}")
-    for key in ("val_images", "epochs", "world_size"):
-        if document[key] < 1:
-            raise ResultError(path, f"{key}: expected at least 1, got {document[key]}")
-    for key in ("device_hours", "wall_seconds"):
-        if not (math.isfinite(document[key]) and document[key] >= 0):
-            raise ResultError(path, f"{key}: expected a finite non-negative number")
+@dataclass(frozen=True)
+class _Schema:
+    """``result.json``, declared like the experiment's tables (metrics are checked apart)."""
+
+    format: int = option(kind=int, check=_result_format)
+    point_id: int = option(kind=int)
+    params: dict = option(kind=dict)
+    metrics: dict = option(kind=dict)
+    val_images: int = option(kind=int, minimum=1)
+    bad_images: int = option(kind=int, minimum=0)
+    epochs: int = option(kind=int, minimum=1)
+    world_size: int = option(kind=int, minimum=1)
+    device: str = option(kind=str)
+    device_hours: float = option(kind=float, minimum=0.0)
+    wall_seconds: float = option(kind=float, minimum=0.0)
+    started: str = option(kind=str)
+    finished: str = option(kind=str)
+    package_version: str = option(kind=str)
+    input_hash: str = option(kind=str)
+
+
+_SCHEMA_KEYS = tuple(f.name for f in dataclasses.fields(_Schema))
 
 
 # --------------------------------------------------------------------------- other outcomes
