@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from nas.cluster import BACKENDS
 from nas.cluster.render import (
-    BACKENDS,
     ScriptError,
     deadline_seconds,
     render_job_script,

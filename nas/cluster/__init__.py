@@ -1,17 +1,37 @@
-"""Scheduler backends behind one interface: local processes, Slurm and LSF."""
+"""Scheduler backends behind one interface: local processes, Slurm and LSF.
+
+Importing a backend module registers it (:func:`nas.cluster.base.backend_class`);
+adding a scheduler is one module here plus its template in ``templates/``.
+"""
 
 from __future__ import annotations
 
 import os
 
-from nas.cluster.base import JobRecord, JobState, Scheduler, SchedulerError
-from nas.cluster.local import LocalScheduler
-from nas.cluster.lsf import LsfScheduler
+from nas.cluster.base import (
+    JobRecord,
+    JobState,
+    Scheduler,
+    SchedulerError,
+    backend_class,
+    backend_names,
+)
 from nas.cluster.proc import DEFAULT_TIMEOUT
+
+# isort: off
+# Importing a backend registers it; this order is the order errors list them in.
+from nas.cluster.local import LocalScheduler
 from nas.cluster.slurm import SlurmScheduler
+from nas.cluster.lsf import LsfScheduler
+
+# isort: on
 from nas.config import ClusterConfig
 
+#: The registered backends.
+BACKENDS = backend_names()
+
 __all__ = [
+    "BACKENDS",
     "JobRecord",
     "JobState",
     "LocalScheduler",
@@ -34,10 +54,8 @@ def get_scheduler(
             (e.g. ``<run>/jobs``); unused by Slurm and LSF.
         timeout: seconds any scheduler command may take.
     """
-    if cluster.backend == "slurm":
-        return SlurmScheduler(timeout=timeout)
-    if cluster.backend == "lsf":
-        return LsfScheduler(timeout=timeout)
-    if cluster.backend == "local":
-        return LocalScheduler(local_root, timeout=timeout)
-    raise ValueError(f"unknown backend {cluster.backend!r}; valid backends are local, lsf, slurm")
+    backend = backend_class(cluster.backend)
+    if backend is None:
+        valid = ", ".join(sorted(BACKENDS))
+        raise ValueError(f"unknown backend {cluster.backend!r}; valid backends are {valid}")
+    return backend.create(local_root=local_root, timeout=timeout)

@@ -1,5 +1,10 @@
 """The scheduler interface and the job states every backend translates to.
 
+A backend is one module with one :class:`Scheduler` subclass (and one job
+template named after it); defining the class registers it under its ``name``
+(:func:`backend_class`), so job scripts and keep-alive scripts are rendered
+through the class's hooks without the renderer knowing any backend.
+
 A backend fills in a few hooks (:meth:`Scheduler._submit`, :meth:`Scheduler._query`,
 :meth:`Scheduler._cancel`, :meth:`Scheduler.reason`); the base class owns what
 must behave the same everywhere: one batched query per poll, finished states
@@ -13,15 +18,20 @@ from __future__ import annotations
 import abc
 import enum
 import logging
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError
-from nas.config import NAME_PATTERN
+from nas.config import NAME_PATTERN, ClusterConfig
 
 log = logging.getLogger(__name__)
+
+#: A directive as (flag with its separator, value); a None value is a bare flag.
+Directive = tuple[str, "str | None"]
 
 
 class JobState(enum.Enum):
@@ -74,6 +84,51 @@ def translate(code: str, table: Mapping[str, JobState], scheduler: str) -> JobSt
     return state
 
 
+class KeepAliveError(ValueError):
+    """A keep-alive job that cannot be set up as asked; the message names the value."""
+
+
+@dataclass(frozen=True)
+class KeepAliveJob:
+    """What a keep-alive job runs and asks its scheduler for."""
+
+    backend: str
+    state_path: Path
+    script_path: Path
+    log_path: Path
+    workdir: Path
+    job_name: str
+    python: str
+    walltime_minutes: int
+    margin_seconds: int
+    poll: float
+    cluster: ClusterConfig
+
+    def check(self) -> None:
+        """Raise :class:`KeepAliveError` for a value no script may hold."""
+        scheduler = backend_class(self.backend)
+        if scheduler is None or scheduler.keepalive_body is None:
+            raise KeepAliveError(f"no keep-alive job for backend {self.backend!r}")
+        if not NAME_PATTERN.fullmatch(self.job_name):
+            raise KeepAliveError(f"job name {self.job_name!r}: letters, digits, '_.-' only")
+        if not 0 < self.margin_seconds < self.walltime_minutes * 60:
+            raise KeepAliveError(
+                f"the stop margin ({self.margin_seconds} s) must be positive and shorter than "
+                f"the walltime ({self.walltime_minutes} min)"
+            )
+        if not (math.isfinite(self.poll) and self.poll > 0):
+            raise KeepAliveError(f"poll must be a positive number of seconds, got {self.poll}")
+        for path in (self.state_path, self.script_path, self.log_path, self.workdir):
+            if not path.is_absolute() or any(c in str(path) for c in "\n\r\0"):
+                raise KeepAliveError(f"{str(path)!r} must be an absolute single-line path")
+
+    def controller_argv(self) -> list[str]:
+        return [
+            self.python, "-m", "nas", "controller", "job", "--state", str(self.state_path),
+            "--poll", f"{self.poll:g}",
+        ]  # fmt: skip
+
+
 class Scheduler(abc.ABC):
     """Submit, poll, find and cancel jobs of one backend.
 
@@ -83,7 +138,19 @@ class Scheduler(abc.ABC):
     :meth:`find_by_name`.
     """
 
-    name: str = "scheduler"
+    name: ClassVar[str] = "scheduler"
+    #: ``#SBATCH``-like prefix of the directives in a job script; None: the
+    #: script has no directives and runs on this machine (template ``local``).
+    directive_prefix: ClassVar[str | None] = None
+    #: Optional directives: flag -> the ``[cluster]`` key that carries its value.
+    optional_keys: ClassVar[Mapping[str, str]] = {}
+    #: Body of the keep-alive script after the directives (``str.format`` fields
+    #: ``state``, ``workdir``, ``run``, ``script``); None: no keep-alive job.
+    keepalive_body: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.name] = cls
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.timeout = timeout
@@ -200,6 +267,28 @@ class Scheduler(abc.ABC):
     def _cancel(self, job_id: str) -> None:
         """Ask the scheduler to cancel; raise CommandError on refusal."""
 
+    # ----------------------------------------------------------------- script hooks
+
+    @classmethod
+    def create(cls, *, local_root: str | os.PathLike, timeout: float) -> Scheduler:
+        """An instance for the controller; ``local_root`` matters to the local backend only."""
+        return cls(timeout=timeout)
+
+    @staticmethod
+    def job_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[Directive]:
+        """Directives of a training job (``common``: job_name, point_dir, stdout, stderr)."""
+        return []
+
+    @staticmethod
+    def launcher_argv(cluster: ClusterConfig, python: str) -> list[str]:
+        """The command that starts every rank of the trainer, ending with the interpreter."""
+        return [python]
+
+    @staticmethod
+    def keepalive_directives(job: KeepAliveJob) -> list[Directive]:
+        """Directives of the keep-alive controller job."""
+        return []
+
     # ----------------------------------------------------------------- helpers
 
     def _settle(self, job_id: str, state: JobState) -> JobState:
@@ -210,6 +299,19 @@ class Scheduler(abc.ABC):
         if job_id in self._cancelled and state in (JobState.FAILED, JobState.UNKNOWN):
             return JobState.CANCELLED
         return state
+
+
+_REGISTRY: dict[str, type[Scheduler]] = {}
+
+
+def backend_class(name: str) -> type[Scheduler] | None:
+    """The registered backend called ``name`` (importing ``nas.cluster`` registers them all)."""
+    return _REGISTRY.get(name)
+
+
+def backend_names() -> tuple[str, ...]:
+    """Names of the registered backends, in the order they were defined."""
+    return tuple(_REGISTRY)
 
 
 def _prefer(candidate: JobRecord, incumbent: JobRecord) -> bool:

@@ -36,7 +36,6 @@ that started early) the new run waits for it.
 
 from __future__ import annotations
 
-import math
 import os
 import shlex
 import socket
@@ -45,12 +44,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas.cluster.base import JobState, Scheduler
+from nas.cluster.base import (  # noqa: F401 - KeepAliveError, KeepAliveJob: part of this API
+    JobState,
+    KeepAliveError,
+    KeepAliveJob,
+    Scheduler,
+    backend_class,
+)
 from nas.cluster.proc import spawn_detached
-from nas.cluster.render import directive_value
-from nas.config import NAME_PATTERN, ClusterConfig
+from nas.cluster.render import directive_lines, write_job_script
 from nas.pointdir import layout
-from nas.pointdir.jsonio import atomic_write_json, read_json_object
+from nas.pointdir.jsonio import atomic_write_bytes, atomic_write_json, read_json_object
 from nas.record.lock import Holder, LockError, break_lock, holder_alive, lock_path, read_holder
 
 #: Files of the controller in the run folder.
@@ -73,48 +77,6 @@ while kill -0 "$controller" 2>/dev/null; do
 done
 wait "$controller"  # bash keeps the exit status of an ended child
 status=$?"""
-
-_SLURM = """\
-#!/bin/bash
-{directives}
-#
-# splinenas controller of {state}, kept alive on Slurm: before the time limit
-# it stops after its cycle and the job requeues itself. Submit: sbatch <this file>
-set -uo pipefail
-cd {workdir} || exit 1
-job_id=${{SLURM_JOB_ID:?not a Slurm job}}
-# The jobs the controller submits must not inherit this job's allocation.
-for name in $(compgen -e); do
-    case $name in SLURM_* | SBATCH_* | SRUN_* | SALLOC_*) unset "$name" ;; esac
-done
-{run}
-if [ "$stop" = 1 ] && [ "$status" = 0 ]; then
-    echo "splinenas: time limit near; requeueing job $job_id" >&2
-    scontrol requeue "$job_id"
-fi
-exit "$status"
-"""
-
-_LSF = """\
-#!/bin/bash
-{directives}
-#
-# splinenas controller of {state}, kept alive on LSF: before the run limit it
-# stops after its cycle and submits this script again. Submit: bsub < <this file>
-set -uo pipefail
-cd {workdir} || exit 1
-job_id=${{LSB_JOBID:?not an LSF job}}
-{run}
-if [ "$stop" = 1 ] && [ "$status" = 0 ]; then
-    echo "splinenas: run limit near; job $job_id submits its successor" >&2
-    bsub <{script}
-fi
-exit "$status"
-"""
-
-
-class KeepAliveError(ValueError):
-    """A keep-alive job that cannot be set up as asked; the message names the value."""
 
 
 def controller_dir(state_path: str | os.PathLike) -> Path:
@@ -142,7 +104,7 @@ def detach(argv: list[str], log_path: str | os.PathLike, pid_path: str | os.Path
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pid_path.parent.mkdir(parents=True, exist_ok=True)
     child = spawn_detached(argv, cwd=Path.cwd(), log_path=log_path)
-    pid_path.write_text(f"{child.pid}\n", encoding="utf-8")
+    atomic_write_bytes(pid_path, f"{child.pid}\n".encode())
     return child.pid
 
 
@@ -174,113 +136,32 @@ def running_pid(pid_path: str | os.PathLike) -> int | None:
 # ---------------------------------------------------------------------------- job scripts
 
 
-@dataclass(frozen=True)
-class KeepAliveJob:
-    """What a keep-alive job runs and asks its scheduler for."""
-
-    backend: str
-    state_path: Path
-    script_path: Path
-    log_path: Path
-    workdir: Path
-    job_name: str
-    python: str
-    walltime_minutes: int
-    margin_seconds: int
-    poll: float
-    cluster: ClusterConfig
-
-    def check(self) -> None:
-        """Raise :class:`KeepAliveError` for a value no script may hold."""
-        if self.backend not in ("slurm", "lsf"):
-            raise KeepAliveError(f"no keep-alive job for backend {self.backend!r}")
-        if not NAME_PATTERN.fullmatch(self.job_name):
-            raise KeepAliveError(f"job name {self.job_name!r}: letters, digits, '_.-' only")
-        if not 0 < self.margin_seconds < self.walltime_minutes * 60:
-            raise KeepAliveError(
-                f"the stop margin ({self.margin_seconds} s) must be positive and shorter than "
-                f"the walltime ({self.walltime_minutes} min)"
-            )
-        if not (math.isfinite(self.poll) and self.poll > 0):
-            raise KeepAliveError(f"poll must be a positive number of seconds, got {self.poll}")
-        for path in (self.state_path, self.script_path, self.log_path, self.workdir):
-            if not path.is_absolute() or any(c in str(path) for c in "\n\r\0"):
-                raise KeepAliveError(f"{str(path)!r} must be an absolute single-line path")
-
-    def controller_argv(self) -> list[str]:
-        return [
-            self.python, "-m", "nas", "controller", "job", "--state", str(self.state_path),
-            "--poll", f"{self.poll:g}",
-        ]  # fmt: skip
-
-
 def render(job: KeepAliveJob) -> str:
-    """The keep-alive job script for Slurm or LSF.
+    """The keep-alive job script, from the backend's directives and body.
 
     Raises:
         KeepAliveError, ScriptError: a value that cannot go into the script.
     """
     job.check()
+    scheduler = backend_class(job.backend)
+    assert scheduler is not None and scheduler.keepalive_body is not None  # job.check()
+    assert scheduler.directive_prefix is not None
     argv = shlex.join(job.controller_argv()) + ' --job-id "$job_id"'
-    values = {
-        "state": str(job.state_path),
-        "workdir": shlex.quote(str(job.workdir)),
-        "run": _RUN.format(controller=argv),
-        "script": shlex.quote(str(job.script_path)),
-    }
-    if job.backend == "slurm":
-        return _SLURM.format(directives=_lines("#SBATCH", _slurm_directives(job)), **values)
-    return _LSF.format(directives=_lines("#BSUB", _lsf_directives(job)), **values)
-
-
-def _lines(prefix: str, pairs: list[tuple[str, str | None]]) -> str:
-    return "\n".join(
-        f"{prefix} {flag}" if value is None else f"{prefix} {flag}{directive_value(value, flag)}"
-        for flag, value in pairs
+    body = scheduler.keepalive_body.format(
+        state=str(job.state_path),
+        workdir=shlex.quote(str(job.workdir)),
+        run=_RUN.format(controller=argv),
+        script=shlex.quote(str(job.script_path)),
     )
-
-
-def _slurm_directives(job: KeepAliveJob) -> list[tuple[str, str | None]]:
-    cluster = job.cluster
-    pairs: list[tuple[str, str | None]] = [
-        ("--job-name=", job.job_name),
-        ("--chdir=", str(job.workdir)),
-        ("--output=", str(job.log_path)),
-        ("--open-mode=", "append"),
-        ("--nodes=", "1"),
-        ("--ntasks=", "1"),
-        ("--cpus-per-task=", "1"),
-        ("--time=", str(job.walltime_minutes)),
-        ("--signal=", f"B:USR2@{job.margin_seconds}"),
-        ("--requeue", None),
-    ]
-    optional = {"--account=": cluster.account, "--partition=": cluster.queue}
-    optional["--qos="] = cluster.qos
-    return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
-
-
-def _lsf_directives(job: KeepAliveJob) -> list[tuple[str, str | None]]:
-    hours, minutes = divmod(job.walltime_minutes, 60)
-    pairs: list[tuple[str, str | None]] = [
-        ("-J ", job.job_name),
-        ("-cwd ", str(job.workdir)),
-        ("-o ", str(job.log_path)),
-        ("-e ", str(job.log_path)),
-        ("-nnodes ", "1"),
-        ("-W ", f"{hours}:{minutes:02d}"),
-        ("-wa ", "USR2"),
-        ("-wt ", str(math.ceil(job.margin_seconds / 60))),
-    ]
-    optional = {"-P ": job.cluster.account, "-q ": job.cluster.queue}
-    return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
+    header = directive_lines(scheduler.directive_prefix, scheduler.keepalive_directives(job))
+    return f"#!/bin/bash\n{header}\n{body}"
 
 
 def submit(job: KeepAliveJob, scheduler: Scheduler) -> str:
-    """Write the script (executable) and submit it; return the job id."""
+    """Write the script (atomically, executable) and submit it; return the job id."""
     text = render(job)
     job.script_path.parent.mkdir(parents=True, exist_ok=True)
-    job.script_path.write_text(text, encoding="utf-8")
-    job.script_path.chmod(0o755)
+    write_job_script(job.script_path, text)
     return scheduler.submit(job.script_path, job_name=job.job_name, cwd=job.workdir)
 
 

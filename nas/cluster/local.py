@@ -20,6 +20,8 @@ from pathlib import Path
 
 from nas.cluster.base import JobRecord, JobState, Scheduler, SchedulerError
 from nas.cluster.proc import DEFAULT_TIMEOUT, spawn_detached
+from nas.cluster.render import ScriptError, ranks_per_node
+from nas.config import ClusterConfig
 
 #: Writes its pid, runs the script, writes the exit code. A TERM (cancel) is
 #: caught so the wrapper survives to record the script's status; a job
@@ -68,6 +70,23 @@ class LocalScheduler(Scheduler):
         super().__init__(timeout=timeout)
         self.root = Path(root).absolute()
         self._children: dict[str, subprocess.Popen] = {}
+
+    @classmethod
+    def create(cls, *, local_root: str | os.PathLike, timeout: float) -> LocalScheduler:
+        return cls(local_root, timeout=timeout)
+
+    @staticmethod
+    def launcher_argv(cluster: ClusterConfig, python: str) -> list[str]:
+        """The interpreter, behind torchrun when several ranks share the machine."""
+        if cluster.nodes != 1:
+            raise ScriptError(
+                f"the local backend runs on one node; cluster.nodes is {cluster.nodes}"
+            )
+        ranks = ranks_per_node(cluster)
+        if ranks == 1:
+            return [python]
+        return [python, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
+                f"--nproc-per-node={ranks}"]  # fmt: skip
 
     def _submit(self, script: Path, job_name: str, cwd: Path) -> str:
         self.root.mkdir(parents=True, exist_ok=True)

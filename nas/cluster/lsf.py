@@ -10,12 +10,25 @@ the tests run this backend against the fake commands in ``tests/fakes``.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nas.cluster.base import JobRecord, JobState, Scheduler, SchedulerError, translate
+from nas.cluster.base import Directive, JobRecord, JobState, Scheduler, SchedulerError, translate
 from nas.cluster.proc import CommandError, run_command
+from nas.cluster.render import (
+    ScriptError,
+    cores_per_rank,
+    optional_directives,
+    ranks_per_node,
+    signal_seconds,
+)
+from nas.config import ClusterConfig
+
+if TYPE_CHECKING:
+    from nas.cluster.keepalive import KeepAliveJob
 
 #: bjobs STAT -> JobState.
 LSF_STATES: dict[str, JobState] = {
@@ -80,10 +93,89 @@ def _state(stat: str, exit_reason: str) -> JobState:
     return state
 
 
+#: The keep-alive job: submits its own script again before its run limit.
+KEEPALIVE_BODY = """\
+#
+# splinenas controller of {state}, kept alive on LSF: before the run limit it
+# stops after its cycle and submits this script again. Submit: bsub < <this file>
+set -uo pipefail
+cd {workdir} || exit 1
+job_id=${{LSB_JOBID:?not an LSF job}}
+{run}
+if [ "$stop" = 1 ] && [ "$status" = 0 ]; then
+    echo "splinenas: run limit near; job $job_id submits its successor" >&2
+    bsub <{script}
+fi
+exit "$status"
+"""
+
+
+def _walltime(minutes: int) -> str:
+    """``-W`` takes hours:minutes."""
+    hours, rest = divmod(minutes, 60)
+    return f"{hours}:{rest:02d}"
+
+
 class LsfScheduler(Scheduler):
     """Jobs on an LSF cluster (e.g. Summit-like machines with jsrun)."""
 
     name = "lsf"
+    directive_prefix = "#BSUB"
+    optional_keys = {"-P": "account", "-q": "queue", "-alloc_flags": "alloc_flags"}
+    keepalive_body = KEEPALIVE_BODY
+
+    @staticmethod
+    def job_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[Directive]:
+        pairs: list[Directive] = [
+            ("-J", common["job_name"]),
+            ("-cwd", common["point_dir"]),
+            ("-o", common["stdout"]),
+            ("-e", common["stderr"]),
+            ("-nnodes", str(cluster.nodes)),
+            ("-W", _walltime(cluster.walltime_minutes)),
+        ]
+        if cluster.signal_seconds:
+            # LSF's warning time has minute granularity: warn no later than asked.
+            warn = str(math.ceil(signal_seconds(cluster) / 60))
+            pairs += [("-wa", "USR2"), ("-wt", warn)]
+        pairs += optional_directives(cluster, LsfScheduler.optional_keys)
+        return [(f"{flag} ", value) for flag, value in pairs]
+
+    @staticmethod
+    def launcher_argv(cluster: ClusterConfig, python: str) -> list[str]:
+        """jsrun with one resource set per node (all its GPUs) or one per GPU."""
+        gpus = cluster.gpus_per_node
+        if cluster.resource_sets == "gpu":
+            if gpus < 1:
+                raise ScriptError("cluster.resource_sets 'gpu' needs cluster.gpus_per_node >= 1")
+            if ranks_per_node(cluster) != gpus:
+                raise ScriptError(
+                    f"cluster.resource_sets 'gpu' runs one rank per GPU; cluster.ranks_per_node "
+                    f"is {cluster.ranks_per_node}, cluster.gpus_per_node is {gpus}"
+                )
+            per_set = ["-n", str(cluster.nodes * gpus), "-r", str(gpus), "-a", "1", "-g", "1"]
+            cores = cores_per_rank(cluster)
+        else:
+            ranks = ranks_per_node(cluster)
+            per_set = ["-n", str(cluster.nodes), "-r", "1", "-a", str(ranks), "-g", str(gpus)]
+            cores = cluster.cores_per_node
+        binding = f"packed:{cores_per_rank(cluster)}"
+        return ["jsrun", *per_set, "-c", str(cores), "-b", binding, python]
+
+    @staticmethod
+    def keepalive_directives(job: KeepAliveJob) -> list[Directive]:
+        pairs: list[Directive] = [
+            ("-J ", job.job_name),
+            ("-cwd ", str(job.workdir)),
+            ("-o ", str(job.log_path)),
+            ("-e ", str(job.log_path)),
+            ("-nnodes ", "1"),
+            ("-W ", _walltime(job.walltime_minutes)),
+            ("-wa ", "USR2"),
+            ("-wt ", str(math.ceil(job.margin_seconds / 60))),
+        ]
+        optional = {"-P ": job.cluster.account, "-q ": job.cluster.queue}
+        return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
 
     def _submit(self, script: Path, job_name: str, cwd: Path) -> str:
         done = run_command(

@@ -12,11 +12,17 @@ from __future__ import annotations
 import getpass
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nas.cluster.base import JobRecord, JobState, Scheduler, SchedulerError, translate
+from nas.cluster.base import Directive, JobRecord, JobState, Scheduler, SchedulerError, translate
 from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError, run_command
+from nas.cluster.render import cores_per_rank, optional_directives, ranks_per_node, signal_seconds
+from nas.config import ClusterConfig
+
+if TYPE_CHECKING:
+    from nas.cluster.keepalive import KeepAliveJob
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +98,84 @@ def parse_scontrol(stdout: str) -> dict[str, str]:
     return pairs
 
 
+#: The keep-alive job: requeues itself (same job id) before its time limit.
+KEEPALIVE_BODY = """\
+#
+# splinenas controller of {state}, kept alive on Slurm: before the time limit
+# it stops after its cycle and the job requeues itself. Submit: sbatch <this file>
+set -uo pipefail
+cd {workdir} || exit 1
+job_id=${{SLURM_JOB_ID:?not a Slurm job}}
+# The jobs the controller submits must not inherit this job's allocation.
+for name in $(compgen -e); do
+    case $name in SLURM_* | SBATCH_* | SRUN_* | SALLOC_*) unset "$name" ;; esac
+done
+{run}
+if [ "$stop" = 1 ] && [ "$status" = 0 ]; then
+    echo "splinenas: time limit near; requeueing job $job_id" >&2
+    scontrol requeue "$job_id"
+fi
+exit "$status"
+"""
+
+
 class SlurmScheduler(Scheduler):
     """Jobs on a Slurm cluster, polled with one squeue call per cycle."""
 
     name = "slurm"
+    directive_prefix = "#SBATCH"
+    optional_keys = {"--account": "account", "--partition": "queue", "--qos": "qos",
+                     "--constraint": "constraint"}  # fmt: skip
+    keepalive_body = KEEPALIVE_BODY
+
+    @staticmethod
+    def job_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[Directive]:
+        pairs: list[Directive] = [
+            ("--job-name", common["job_name"]),
+            ("--chdir", common["point_dir"]),
+            ("--output", common["stdout"]),
+            ("--error", common["stderr"]),
+            ("--nodes", str(cluster.nodes)),
+            ("--ntasks-per-node", str(ranks_per_node(cluster))),
+            ("--cpus-per-task", str(cores_per_rank(cluster))),
+            ("--time", str(cluster.walltime_minutes)),
+        ]
+        if cluster.gpus_per_node:
+            pairs.append(("--gpus-per-node", str(cluster.gpus_per_node)))
+        if cluster.signal_seconds:
+            pairs.append(("--signal", f"B:USR2@{signal_seconds(cluster)}"))
+        pairs += optional_directives(cluster, SlurmScheduler.optional_keys)
+        return [(f"{flag}=", value) for flag, value in pairs]
+
+    @staticmethod
+    def launcher_argv(cluster: ClusterConfig, python: str) -> list[str]:
+        return [
+            "srun",
+            f"--nodes={cluster.nodes}",
+            f"--ntasks-per-node={ranks_per_node(cluster)}",
+            f"--cpus-per-task={cores_per_rank(cluster)}",
+            "--kill-on-bad-exit=1",
+            python,
+        ]
+
+    @staticmethod
+    def keepalive_directives(job: KeepAliveJob) -> list[Directive]:
+        cluster = job.cluster
+        pairs: list[Directive] = [
+            ("--job-name=", job.job_name),
+            ("--chdir=", str(job.workdir)),
+            ("--output=", str(job.log_path)),
+            ("--open-mode=", "append"),
+            ("--nodes=", "1"),
+            ("--ntasks=", "1"),
+            ("--cpus-per-task=", "1"),
+            ("--time=", str(job.walltime_minutes)),
+            ("--signal=", f"B:USR2@{job.margin_seconds}"),
+            ("--requeue", None),
+        ]
+        optional = {"--account=": cluster.account, "--partition=": cluster.queue,
+                    "--qos=": cluster.qos}  # fmt: skip
+        return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, user: str | None = None) -> None:
         super().__init__(timeout=timeout)

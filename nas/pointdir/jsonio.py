@@ -1,4 +1,7 @@
-"""Crash-safe JSON files: a reader sees the old file or the new one, never half of one."""
+"""Crash-safe files: a reader sees the old file or the new one, never half of one.
+
+The one atomic writer of the package: JSON files, checkpoints, job scripts.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, exclusive: bool = False) -> bool:
+def atomic_write_bytes(
+    path: str | Path, data: bytes, *, exclusive: bool = False, mode: int | None = None
+) -> bool:
     """Write ``data`` to ``path`` via a temporary file, fsync and rename.
 
     With ``exclusive`` the file is only created if it does not exist yet (a hard
-    link instead of a rename), so the first of several writers wins.
+    link instead of a rename), so the first of several writers wins. ``mode``
+    (e.g. ``0o755`` for a script) is set before the file appears under its name.
 
     Returns:
         False when ``exclusive`` and the file already existed, else True.
@@ -25,6 +31,8 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, exclusive: bool = False
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         if exclusive:
             try:
                 os.link(tmp, path)
