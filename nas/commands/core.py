@@ -28,6 +28,7 @@ from nas.commands.common import (
     point_doc,
     reported,
     state_option,
+    writable_path,
     write_table,
 )
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
@@ -95,7 +96,7 @@ def _init(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_OK
-    path = args.state or Path("state") / f"{name}.h5"
+    path = writable_path(args.state or Path("state") / f"{name}.h5", "--state", create=True)
     with StateStore.create(path, experiment) as store:
         points = policy.initial_batch(store.state, experiment)
         store.commit()
@@ -302,6 +303,8 @@ def _write_csv(state: State, handle: TextIO) -> None:
 
 @_reported
 def _export(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        writable_path(args.out, "--out")
     state = StateStore.read(args.state)
     if args.out is None:
         _write_csv(state, sys.stdout)

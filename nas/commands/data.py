@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
-from nas.commands.common import EXIT_OK, UsageError, emit_json, reported
+from nas.commands.common import EXIT_OK, UsageError, emit_json, reported, writable_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +40,7 @@ def _progress(done: int, total: int, images: int) -> None:
 def _failures() -> tuple[type[Exception], ...]:
     from nas.data.index import ImageIndexError
 
-    return ImageIndexError, OSError
+    return (ImageIndexError,)
 
 
 @reported(_failures)
@@ -50,6 +51,7 @@ def run_index(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    writable_path(Path(args.out), "--out")
     started = time.perf_counter()
     index = scan_tree(args.root, seed=args.seed, threads=args.threads, progress=_progress)
     write_index(index, args.out)

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 from nas.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
-    UsageError,
     emit_json,
     json_number,
     number_text,
     params_text,
     reported,
+    writable_path,
     write_table,
 )
 from nas.commands.control import run_failures
@@ -237,8 +237,7 @@ def _prepare(out: Path, fast: bool) -> tuple[DemoPaths, bool]:
     from nas.control import policy
     from nas.record.hdf5 import StateStore
 
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
+    writable_path(out, "--out", folder=True, create=True)
     experiment = parse_experiment(demo_text(fast), str(DEMO_EXPERIMENT))
     paths = DemoPaths.of(out, experiment.experiment.name)
     if paths.state.exists():

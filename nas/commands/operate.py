@@ -232,6 +232,8 @@ def _show(args: argparse.Namespace) -> int:
 @_reported
 def _unlock(args: argparse.Namespace) -> int:
     locked = lock_path(args.state).exists()
+    if not locked:
+        StateStore.read(args.state)  # a mistyped --state says so instead of "not locked"
     holder = break_lock(args.state, force=args.force)
     if args.json:
         who = None if holder is None else vars(holder)

@@ -263,9 +263,7 @@ def load_state(path: str | Path) -> State:
         StateError: no such file.
         StateFormatError: corrupt, not a state file, or another format version.
     """
-    path = Path(path)
-    if not path.exists():
-        raise StateError(f"no state file at {path} (create one with `splinenas init`)")
+    path = _existing_state_path(path)
     try:
         with h5py.File(path, "r", locking=False) as file:
             _check_version(file, path)
@@ -277,6 +275,23 @@ def load_state(path: str | Path) -> State:
             f"{path} is corrupt or incomplete ({type(exc).__name__}: {exc}); "
             f"{_describe_previous(path)}: copy it over {path} to go back one commit"
         ) from None
+
+
+def _existing_state_path(path: str | Path) -> Path:
+    """``path`` as a Path once it is known to be a file; else a StateError that says what it is.
+
+    A run folder (``state/<name>/``) sits next to its state file and is an
+    easy slip for ``--state``: the message names the state files it meant.
+    """
+    path = Path(path)
+    if path.is_dir():
+        candidates = [p for p in (path.with_name(path.name + ".h5"),) if p.is_file()]
+        candidates += sorted(path.glob("*.h5"))
+        hint = f"; did you mean {' or '.join(map(str, candidates[:3]))}?" if candidates else ""
+        raise StateError(f"{path} is a folder, not a state file{hint}")
+    if not path.exists():
+        raise StateError(f"no state file at {path} (create one with `splinenas init`)")
+    return path
 
 
 # ---------------------------------------------------------------------------- the store
@@ -360,9 +375,7 @@ class StateStore:
     @classmethod
     def open(cls, path: str | Path) -> StateStore:
         """Open an existing state file for writing; raises LockError if it is held."""
-        path = Path(path)
-        if not path.exists():
-            raise StateError(f"no state file at {path} (create one with `splinenas init`)")
+        path = _existing_state_path(path)
         lock = FileLock(path)
         lock.acquire()
         try:
