@@ -11,8 +11,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from nas.cluster import SchedulerError
-from nas.cluster.render import ScriptError
 from nas.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, emit_json, reported
 from nas.config import ConfigError
 from nas.record.lock import LockError
@@ -24,7 +22,9 @@ def run_failures() -> tuple[type[Exception], ...]:
 
     The modules behind the search are slow to import, so only on failure.
     """
+    from nas.cluster import SchedulerError
     from nas.cluster.keepalive import KeepAliveError
+    from nas.cluster.render import ScriptError
     from nas.control.policy import StudyError
     from nas.search.propose import SearchError
     from nas.search.spline import SplineError

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from nas.commands import summary
 from nas.commands.common import (
     EXIT_OK,
     Handler,
@@ -196,86 +197,14 @@ def _propose(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _status_doc(state: State, experiment: Experiment, path: Path) -> dict[str, Any]:
-    """Everything `status` reports, as one JSON-able document."""
-    try:
-        summary, fit_error = policy.fit_summary(state, experiment), None
-    except _search_failures() as exc:
-        summary, fit_error = None, str(exc)
-    best = policy.best_point(state, experiment)
-    cfg = experiment.experiment
-    return {
-        "state": str(path),
-        "experiment": cfg.name,
-        "goal": cfg.goal,
-        "generation": state.generation,
-        "points": [point_doc(p) for p in state.points],
-        "fit": None
-        if summary is None
-        else {
-            "n_support": summary.n_support,
-            "loo_rmse": json_number(summary.loo_rmse),
-            "argmax": summary.argmax,
-            "predicted_max": json_number(summary.predicted_max),
-        },
-        "fit_error": fit_error,
-        "best": None
-        if best is None
-        else {"id": best.id, "params": best.params, "value": best.value},
-        "converged": policy.is_converged(state, experiment),
-        "tolerance": cfg.tolerance,
-        "budget": {
-            "max_points": cfg.max_points,
-            "remaining_points": policy.remaining_points(state, experiment),
-            "exhausted": policy.budget_reason(state, experiment),
-        },
-    }
-
-
-def _print_status(doc: dict[str, Any], out: TextIO) -> None:
-    rows = [["id", "params", "status", "measured", "predicted", "origin", "batch"]]
-    rows += [
-        [
-            str(p["id"]),
-            params_text(p["params"]),
-            p["status"],
-            number_text(p["value"]),
-            number_text(p["predicted"]),
-            p["origin"],
-            str(p["batch"]),
-        ]
-        for p in doc["points"]
-    ]
-    write_table(rows, out)
-    out.write(f"\nexperiment {doc['experiment']} ({doc['goal']}), {len(doc['points'])} points\n")
-    fit = doc["fit"]
-    if fit is not None:
-        out.write(f"fit: N = {fit['n_support']}, LOO RMSE {number_text(fit['loo_rmse'])}\n")
-        out.write(
-            f"argmax: {params_text(fit['argmax'])}, predicted {number_text(fit['predicted_max'])}\n"
-        )
-    else:
-        out.write(f"fit: {doc['fit_error'] or 'not yet (too few measured points)'}\n")
-    best = doc["best"]
-    if best is not None:
-        out.write(
-            f"best measured: point {best['id']} ({params_text(best['params'])}) = {number_text(best['value'])}\n"
-        )
-    verdict = "yes" if doc["converged"] else "no"
-    out.write(f"converged: {verdict} (tolerance {doc['tolerance']:g})\n")
-    budget = doc["budget"]
-    left = f"{budget['remaining_points']} of {budget['max_points']} points left"
-    out.write(f"budget: {budget['exhausted'] or left}\n")
-
-
 @_reported
 def _status(args: argparse.Namespace) -> int:
     state, experiment = _read(args.state)
-    doc = _status_doc(state, experiment, args.state)
+    doc = summary.status_doc(state, experiment, args.state)
     if args.json:
         emit_json(doc)
     else:
-        _print_status(doc, sys.stdout)
+        summary.print_status(doc, sys.stdout)
     return EXIT_OK
 
 

@@ -13,10 +13,8 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nas.cluster import Scheduler, SchedulerError, get_scheduler
-from nas.cluster.render import ScriptError
 from nas.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -29,22 +27,34 @@ from nas.commands.common import (
     state_option,
 )
 from nas.config import ConfigError
-from nas.control import inbox, policy
-from nas.control.operations import Outcome
+from nas.control import policy
 from nas.pointdir import layout
 from nas.record.hdf5 import StateStore
 from nas.record.lock import LockError, break_lock, lock_path
 from nas.record.state import State, StateError
 
-#: Failures reported as one line on stderr with exit code 1.
-_FAILURES = (ConfigError, StateError, LockError, SchedulerError, ScriptError, ValueError)
+if TYPE_CHECKING:
+    from nas.cluster import Scheduler
+    from nas.control.operations import Outcome
+
+
+def _failures() -> tuple[type[Exception], ...]:
+    """Failures reported as one line on stderr with exit code 1 (scheduler modules load late)."""
+    from nas.cluster import SchedulerError
+    from nas.cluster.render import ScriptError
+
+    return ConfigError, StateError, LockError, SchedulerError, ScriptError, ValueError
+
+
 #: Lines of each log that ``show`` prints.
 LOG_LINES = 20
 
-_reported = reported(lambda: _FAILURES)
+_reported = reported(_failures)
 
 
 def _scheduler(state: State, state_path: Path) -> Scheduler:
+    from nas.cluster import get_scheduler
+
     experiment = policy.experiment_of(state, f"{state_path}:experiment_toml")
     jobs = layout.jobs_dir(layout.run_dir(state_path))
     return get_scheduler(experiment.cluster, local_root=jobs)
@@ -55,6 +65,8 @@ def _scheduler(state: State, state_path: Path) -> Scheduler:
 
 def _change(args: argparse.Namespace, request: dict[str, Any]) -> int:
     """Apply ``request`` under the lock, or queue it for the controller that holds it."""
+    from nas.control import inbox
+
     committed = StateStore.read(args.state)
     preview = inbox.execute(committed, request) if request["action"] in ("expand", "refine") else []
     unknown = [i for i in request.get("ids", []) if i not in {p.id for p in committed.points}]

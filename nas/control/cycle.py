@@ -233,9 +233,8 @@ class Controller:
 
     # ------------------------------------------------------------------ proposing
     def _next_batch(self) -> Stop | None:
-        stop, points = next_batch(self.state, self.experiment, self.feasible)
-        if points:
-            self.store.commit()
+        stop, _ = next_batch(self.state, self.experiment, self.feasible)
+        self.store.commit()  # new points, or the last fit of a stopped search; else a no-op
         return stop
 
     # ------------------------------------------------------------------ submitting
@@ -353,11 +352,13 @@ def next_batch(
     from nas.search.spline import SplineError
 
     if state.points and policy.is_converged(state, experiment):
+        _store_last_fit(state, experiment, dry_run)
         best = policy.best_point(state, experiment)
         where = "" if best is None else f"; best point {best.id} = {best.value:.6g}"
         return Stop(f"converged: a measurement agreed with its prediction{where}"), []
     reason = policy.budget_reason(state, experiment)
     if reason:
+        _store_last_fit(state, experiment, dry_run)
         return Stop(reason), []
     design = len(state.space.initial_design())
     size = experiment.experiment.batch_size if state.points else design
@@ -370,6 +371,18 @@ def next_batch(
     if not made:
         return Stop(f"nothing to propose: {policy.fit_blocker(state)}", ok=False), []
     return None, made
+
+
+def _store_last_fit(state: State, experiment: Experiment, dry_run: bool) -> None:
+    """Keep the fit on every measured point of a stopped search for its readers."""
+    from nas.search.propose import SearchError
+    from nas.search.spline import SplineError
+
+    if not dry_run:
+        try:
+            policy.store_fit(state, experiment)
+        except (SearchError, SplineError) as exc:
+            log.warning("no final fit: %s", exc)
 
 
 def ready_points(points: list[Point]) -> list[Point]:

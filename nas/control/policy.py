@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nas.config import Experiment, parse_experiment
-from nas.record.state import Point, PointStatus, State
+from nas.record.state import FitRecord, Point, PointStatus, State
 from nas.search.space import Params
 
 if TYPE_CHECKING:
@@ -153,6 +153,26 @@ def record_fit(state: State, summary: FitSummary | None) -> None:
         for c in (*spline.coefficients, *spline.poly)
     ]
     state.add_fit(support, coefficients, summary.loo_rmse, summary.argmax, summary.predicted_max)
+
+
+def current_fit(state: State) -> FitRecord | None:
+    """The last stored fit when it is on exactly the measured points of the present box.
+
+    Readers (``status``, ``report``) use it instead of fitting again, which
+    needs scipy: slow to import on a login node.
+    """
+    if not state.fits:
+        return None
+    fit = state.fits[-1]
+    measured = {p.id for p in state.with_status(PointStatus.DONE)}
+    expanded = any(e.kind == "expand" and e.time >= fit.time for e in state.events)
+    return fit if set(fit.support_ids) == measured and not expanded else None
+
+
+def store_fit(state: State, experiment: Experiment) -> None:
+    """Store the fit over every measured point unless it is stored already (a search's last fit)."""
+    if current_fit(state) is None:
+        record_fit(state, fit_summary(state, experiment))
 
 
 def fit_summary(state: State, experiment: Experiment) -> FitSummary | None:

@@ -31,9 +31,6 @@ from nas.search.space import Params
 
 log = logging.getLogger(__name__)
 
-#: Classes of the bundled digits data (nas.data.digits.NUM_CLASSES, without importing numpy data).
-_DIGITS_CLASSES = 10
-
 
 @dataclass(frozen=True)
 class JobSettings:
@@ -139,7 +136,7 @@ def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
         return None
     model, data = experiment.model, experiment.data
     assert model is not None and data is not None  # run needs both tables
-    classes = model.num_classes or (_DIGITS_CLASSES if data.kind == "digits" else None)
+    classes = experiment.num_classes()
     if classes is None:
         raise ConfigError(
             experiment.source, "model", "num_classes", "needed by [cluster] max_gpu_memory_gb"
