@@ -142,3 +142,18 @@ def test_data_index_checks_its_output_before_scanning(
     assert err == (
         "splinenas data: error: --out /nonexistent/i.h5: the folder /nonexistent does not exist\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "default"),
+    [
+        (("run",), "--poll SECONDS seconds between cycles (default: 60)"),
+        (("show",), "--lines LINES log lines per file (default: 20)"),
+        (("controller", "submit"), "cycles (default: 60)"),
+    ],
+)
+def test_help_shows_the_defaults(
+    argv: tuple[str, ...], default: str, capsys: pytest.CaptureFixture
+) -> None:
+    code, out, _ = run(capsys, *argv, "--help")
+    assert code == 0 and default in " ".join(out.split())

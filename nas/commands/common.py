@@ -8,9 +8,11 @@ import functools
 import json
 import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+
+from nas.search.space import params_text as params_text  # re-exported for the commands
 
 if TYPE_CHECKING:
     from nas.record.state import Point
@@ -139,15 +141,9 @@ def json_number(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def params_text(params: Mapping[str, Any]) -> str:
-    """``k=v,k=v`` as the command line takes it back (booleans as true/false)."""
-
-    def text(value: Any) -> str:
-        if isinstance(value, bool):
-            return str(value).lower()
-        return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-    return ",".join(f"{key}={text(value)}" for key, value in params.items())
+def plural(count: int, noun: str) -> str:
+    """``1 point``, ``2 points``: a count with its noun."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def number_text(value: float | None) -> str:

@@ -61,7 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="render the job scripts the next cycle would submit; submit and change nothing",
     )
     parser.add_argument(
-        "--poll", type=float, default=60.0, metavar="SECONDS", help="seconds between cycles"
+        "--poll",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between cycles (default: %(default)g)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.set_defaults(func=run_command)

@@ -26,6 +26,7 @@ from nas.commands.common import (
     json_option,
     number_text,
     params_text,
+    plural,
     point_doc,
     reported,
     state_option,
@@ -189,7 +190,7 @@ def _propose(args: argparse.Namespace) -> int:
             ["-" if i is None else str(i), params_text(p), number_text(v)] for i, p, v in rows
         ]
         write_table(table, sys.stdout)
-    print(f"{len(rows)} points proposed ({what})", file=sys.stderr)
+    print(f"{plural(len(rows), 'point')} proposed ({what})", file=sys.stderr)
     if not rows:
         print(f"nothing to propose yet: {policy.fit_blocker(state)}", file=sys.stderr)
     if policy.is_converged(state, experiment):
@@ -240,7 +241,7 @@ def _export(args: argparse.Namespace) -> int:
     else:
         with open(args.out, "w", newline="", encoding="utf-8") as handle:
             _write_csv(state, handle)
-        print(f"wrote {len(state.points)} points to {args.out}", file=sys.stderr)
+        print(f"wrote {plural(len(state.points), 'point')} to {args.out}", file=sys.stderr)
     return EXIT_OK
 
 

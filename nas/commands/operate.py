@@ -22,6 +22,7 @@ from nas.commands.common import (
     UsageError,
     emit_json,
     json_option,
+    number_text,
     point_doc,
     reported,
     state_option,
@@ -203,7 +204,8 @@ def _print_show(doc: dict[str, Any]) -> None:
     params = ", ".join(f"{k}={v}" for k, v in doc["params"].items())
     out.write(f"point {doc['id']}: {params}\n")
     out.write(f"status {doc['status']}" + (f" ({doc['reason']})" if doc["reason"] else "") + "\n")
-    out.write(f"measured {doc['value']}, predicted {doc['predicted']}, origin {doc['origin']}, ")
+    measured, predicted = number_text(doc["value"]), number_text(doc["predicted"])
+    out.write(f"measured {measured}, predicted {predicted}, origin {doc['origin']}, ")
     out.write(f"batch {doc['batch']}, attempts {doc['attempts']}, segment {doc['segment']}\n")
     out.write(f"job {doc['job_id'] or '-'} ({doc['job_name'] or 'never submitted'})\n")
     out.write(f"folder {doc['folder']}\n\nhistory:\n")
@@ -340,7 +342,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cancel.add_argument("ids", nargs="+", type=int, metavar="ID")
     show = add("show", _show, "a point's params, history, jobs, log tails and result")
     show.add_argument("id", type=int, metavar="ID")
-    show.add_argument("--lines", type=int, default=LOG_LINES, help="log lines per file")
+    show.add_argument(
+        "--lines", type=int, default=LOG_LINES, help="log lines per file (default: %(default)s)"
+    )
     unlock = add("unlock", _unlock, "remove a stale lock after checking its holder is gone")
     unlock.add_argument(
         "--force", action="store_true", help="also a lock from another host (check it has stopped)"
@@ -362,7 +366,13 @@ def _register_controller(
     group = subparsers.add_parser("controller", help=summary, description=summary)
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
     poll = argparse.ArgumentParser(add_help=False)
-    poll.add_argument("--poll", type=_positive, default=60.0, metavar="SECONDS")
+    poll.add_argument(
+        "--poll",
+        type=_positive,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between the controller's cycles (default: %(default)g)",
+    )
     submit = actions.add_parser(
         "submit",
         parents=[as_json, state, poll],
@@ -372,7 +382,11 @@ def _register_controller(
         "--walltime", type=int, metavar="MINUTES", help="default: [cluster] walltime_minutes"
     )
     submit.add_argument(
-        "--margin", type=int, default=300, metavar="SECONDS", help="stop this long before it"
+        "--margin",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="stop this long before it (default: %(default)s)",
     )
     submit.set_defaults(func=_controller_submit)
     job = actions.add_parser(

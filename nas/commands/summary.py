@@ -17,7 +17,14 @@ from __future__ import annotations
 import math
 from typing import Any, TextIO
 
-from nas.commands.common import json_number, number_text, params_text, point_doc, write_table
+from nas.commands.common import (
+    json_number,
+    number_text,
+    params_text,
+    plural,
+    point_doc,
+    write_table,
+)
 from nas.config import Experiment
 from nas.control import policy
 from nas.record.state import Point, PointStatus, State
@@ -145,7 +152,7 @@ def status_doc(state: State, experiment: Experiment, path: object) -> dict[str, 
 def summary_lines(doc: dict[str, Any]) -> list[str]:
     """The summary below the points table, one finding per line."""
     lines = [f"experiment {doc['experiment']} ({doc['goal']} {doc['metric']}), "]
-    lines[0] += f"{len(doc['points'])} points"
+    lines[0] += plural(len(doc["points"]), "point")
     best = doc["best"]
     if best is not None:
         lines.append(
