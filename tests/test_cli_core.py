@@ -93,7 +93,14 @@ def test_validate_only_writes_nothing(
     (tmp_path / "toy.toml").write_text(TOML)
     monkeypatch.chdir(tmp_path)
     doc = run_json(capsys, "init", "toy.toml", "--validate-only")
-    assert doc == {"valid": True, "experiment": "toy", "dims": ["x", "y"], "initial_design": 5}
+    assert doc == {
+        "valid": True,
+        "experiment": "toy",
+        "dims": ["x", "y"],
+        "initial_design": 5,
+        "problems": [],
+        "warnings": [],
+    }
     assert not (tmp_path / "state").exists()
     assert run(capsys, "init", "toy.toml")[0] == 0
     assert (tmp_path / "state" / "toy.h5").exists()  # the default path
@@ -226,3 +233,26 @@ def test_status_says_what_to_trust(toy: Path, capsys: pytest.CaptureFixture) -> 
         "note: the best point sits on the box's edge (x = 2.0 (high), y = 2.0 (high)): "
         "the optimum may lie outside; consider `splinenas expand`"
     )
+
+
+def test_validate_only_checks_what_run_needs_from_this_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Slurm example as shipped: placeholder data paths, no account, env file elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    source = ROOT / "jobs" / "resnet18-imagenet22k-slurm.toml"
+    code, out, err = run(capsys, "init", str(source), "--validate-only")
+    assert (code, out) == (1, "")
+    lines = err.splitlines()
+    assert [line.split(": ")[3] for line in lines[:3]] == [
+        "[cluster] env_file",
+        "[data] root",
+        "[data] index",
+    ]
+    assert all(line.startswith(f"splinenas init: error: {source}: [") for line in lines[:3])
+    assert "'/scratch/PROJECT/imagenet22k' does not exist" in lines[1]
+    assert lines[3] == (
+        f"splinenas init: warning: {source}: [cluster] account is not set: jobs go out "
+        "without --account, which many sites reject"
+    )
+    assert len(lines) == 4 and not (tmp_path / "state").exists()

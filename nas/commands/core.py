@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from nas.commands import summary
 from nas.commands.common import (
+    EXIT_FAILURE,
     EXIT_OK,
     Handler,
     UsageError,
@@ -82,22 +83,7 @@ def _init(args: argparse.Namespace) -> int:
     experiment = load_experiment(args.experiment)
     name = experiment.experiment.name
     if args.validate_only:
-        design = experiment.space.initial_design()
-        if args.json:
-            emit_json(
-                {
-                    "valid": True,
-                    "experiment": name,
-                    "dims": list(experiment.space.names),
-                    "initial_design": len(design),
-                }
-            )
-        print(
-            f"{args.experiment} is valid: experiment {name}, dims "
-            f"{', '.join(experiment.space.names)}, {len(design)} initial-design points",
-            file=sys.stderr,
-        )
-        return EXIT_OK
+        return _validate_only(args, experiment)
     path = writable_path(args.state or Path("state") / f"{name}.h5", "--state", create=True)
     with StateStore.create(path, experiment) as store:
         points = policy.initial_batch(store.state, experiment)
@@ -110,6 +96,35 @@ def _init(args: argparse.Namespace) -> int:
         print(path)
     print(
         f"created {path}: {len(points)} initial-design points pending in batch 0", file=sys.stderr
+    )
+    return EXIT_OK
+
+
+def _validate_only(args: argparse.Namespace, experiment: Experiment) -> int:
+    """Check the file and what ``run`` would need from this folder; write nothing."""
+    from nas.control.prepare import readiness
+
+    problems, warnings = readiness(experiment, Path.cwd())
+    name, design = experiment.experiment.name, experiment.space.initial_design()
+    if args.json:
+        emit_json(
+            {
+                "valid": not problems,
+                "experiment": name,
+                "dims": list(experiment.space.names),
+                "initial_design": len(design),
+                "problems": [str(p) for p in problems],
+                "warnings": warnings,
+            }
+        )
+    for line in [f"error: {p}" for p in problems] + [f"warning: {w}" for w in warnings]:
+        print(f"splinenas init: {line}", file=sys.stderr)
+    if problems:
+        return EXIT_FAILURE
+    print(
+        f"{args.experiment} is valid: experiment {name}, dims "
+        f"{', '.join(experiment.space.names)}, {len(design)} initial-design points",
+        file=sys.stderr,
     )
     return EXIT_OK
 
