@@ -168,3 +168,15 @@ def test_fast_demo_interrupted_resumed_and_reported(tmp_path):
     assert [p["id"] for p in doc["proposed"]] == [point.id]
     assert doc["best"]["value"] == max(p.value for p in final.points)
     assert len(StateStore.read(state).points) == 10  # nothing proposed or trained again
+
+
+def test_run_on_the_demo_experiment_trains_on_one_thread_as_demo_does(tmp_path: Path) -> None:
+    """`splinenas run` gets the thread count from the experiment, not from `demo`'s environment."""
+    from nas.cluster.render import render_job_script
+    from nas.config import load_experiment
+
+    cluster = load_experiment(ROOT / "jobs" / "demo-digits.toml").cluster
+    script = render_job_script(
+        "local", cluster=cluster, point_dir=str(tmp_path), job_name="j", stdout_path="log"
+    )
+    assert 'export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"' in script

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -258,16 +257,6 @@ def _write_plots(paths: DemoPaths) -> list[Path]:
         return []
 
 
-def _one_thread_per_job() -> None:
-    """Let the candidates' training run on one thread unless the caller chose otherwise.
-
-    The demo's networks are too small to gain from a second intra-op thread,
-    and OpenMP threads that spin-wait slow down many times over when another
-    process takes one of the cores. Local jobs inherit this environment.
-    """
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
 @reported(run_failures)
 def run_demo(args: argparse.Namespace) -> int:
     """Create or resume the demo in ``--out``, run it to the end, report and plot."""
@@ -275,7 +264,6 @@ def run_demo(args: argparse.Namespace) -> int:
     from nas.record.hdf5 import StateStore
 
     started = time.monotonic()
-    _one_thread_per_job()
     paths, created = _prepare(args.out, args.fast)
     what = "created" if created else "resuming"
     print(f"{what} {paths.state}; trainer logs in {paths.run}/points/<id>/logs/", file=sys.stderr)
