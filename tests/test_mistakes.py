@@ -77,6 +77,11 @@ MISTAKES = [
     ("plot", "--state", "{D}", "--out", "{D}/plots"),
     ("plot", "--state", "{S}", "--out", "{F}"),
     ("plot", "--state", "{S}", "--out", "/proc/plots"),
+    ("report", "--state", "{D}", "--out", "{D}/report"),
+    ("report", "--state", "{S}", "--out", "{F}"),
+    ("report", "--state", "{S}", "--out", "/proc/report"),
+    ("report", "--state", "{S}", "--out", "{D}/report", "--watch", "0"),
+    ("report", "--state", "{G}", "--out", "{D}/report"),
 ]
 
 
