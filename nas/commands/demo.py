@@ -148,9 +148,11 @@ def report_doc(
     seconds: float,
 ) -> dict[str, Any]:
     """Everything the demo reports, as one JSON-able document."""
+    from nas.commands.summary import status_doc
     from nas.control import policy
     from nas.record.state import PointStatus
 
+    status = status_doc(state, experiment, paths.state)
     best = policy.best_point(state, experiment)
     model = experiment.model
     proposed = [p for p in state.points if p.origin == "incremental"]
@@ -164,6 +166,8 @@ def report_doc(
         "seconds": round(seconds, 1),
         "metric": experiment.experiment.metric,
         "tolerance": experiment.experiment.tolerance,
+        "fit": status["fit"],
+        "notes": status["notes"],
         "best": None
         if best is None
         else {
@@ -214,6 +218,14 @@ def print_report(doc: Mapping[str, Any], out: TextIO) -> None:
     if len(rows) == 1:
         rows.append(["-", "(none yet)", "-", "-", "-"])
     write_table(rows, out)
+    fit = doc["fit"]
+    if fit is not None:
+        out.write(
+            f"\nspline: predicted {metric} {number_text(fit['predicted_max'])} at "
+            f"{params_text(fit['argmax'])}; LOO RMSE {number_text(fit['loo_rmse'])}\n"
+        )
+    for note in doc["notes"]:
+        out.write(f"note: {note}\n")
     out.write(f"\nstate:  {doc['state']}\n")
     out.write(f"runs:   {doc['run_dir']}/points/<id>/ (point.json, job.sh, logs/, result.json)\n")
     for path in doc["plots"]:
