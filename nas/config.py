@@ -342,6 +342,12 @@ class Experiment:
             if getattr(self, table) is None:
                 raise ConfigError(self.source, table, None, "missing table; `run` needs it")
 
+    def num_classes(self) -> int | None:
+        """``[model] num_classes``, else what the data implies when that is known without reading it."""
+        if self.model is not None and self.model.num_classes is not None:
+            return self.model.num_classes
+        return DIGITS_CLASSES if self.data is not None and self.data.kind == "digits" else None
+
     def sections(self) -> dict[str, dict | None]:
         """The non-space tables as plain dicts (``None`` where absent)."""
         return {
@@ -350,6 +356,8 @@ class Experiment:
         }
 
 
+#: Classes of the bundled digits data (nas.data.digits.NUM_CLASSES, known without torch).
+DIGITS_CLASSES = 10
 #: Keys that a ``[[space]]`` entry needs, by its type.
 _DIM_REQUIRED = {"int": ("low", "high"), "float": ("low", "high"), "categorical": ("choices",)}
 

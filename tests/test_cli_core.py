@@ -93,7 +93,14 @@ def test_validate_only_writes_nothing(
     (tmp_path / "toy.toml").write_text(TOML)
     monkeypatch.chdir(tmp_path)
     doc = run_json(capsys, "init", "toy.toml", "--validate-only")
-    assert doc == {"valid": True, "experiment": "toy", "dims": ["x", "y"], "initial_design": 5}
+    assert doc == {
+        "valid": True,
+        "experiment": "toy",
+        "dims": ["x", "y"],
+        "initial_design": 5,
+        "problems": [],
+        "warnings": [],
+    }
     assert not (tmp_path / "state").exists()
     assert run(capsys, "init", "toy.toml")[0] == 0
     assert (tmp_path / "state" / "toy.h5").exists()  # the default path
@@ -203,3 +210,49 @@ def test_export_csv(toy: Path, capsys: pytest.CaptureFixture, tmp_path: Path) ->
 def test_missing_state_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = run(capsys, "status", "--state", str(tmp_path / "none.h5"))
     assert code == 1 and "no state file at" in err and "splinenas init" in err
+
+
+def test_status_says_what_to_trust(toy: Path, capsys: pytest.CaptureFixture) -> None:
+    """A rising plane: the best is a corner, and a wobble makes the fit looser than 0.05."""
+    for point_id, (x, y) in enumerate([(2, 2), (-2, -2), (0, 0), (-2, 2), (2, -2)]):
+        value = x + y + (0.3 if point_id == 2 else 0.0)
+        assert run(capsys, "record", "--state", str(toy), str(point_id), str(value))[0] == 0
+    assert run(capsys, "propose", "--state", str(toy))[0] == 0
+    doc = run_json(capsys, "status", "--state", str(toy))
+    assert doc["best"]["on_edge"] == ["x = 2.0 (high)", "y = 2.0 (high)"]
+    assert doc["fit"]["stored"] == 0 and doc["fit"]["loo_rmse"] > 0.05
+    assert doc["gpu_hours"] == 0.0 and doc["budget"]["remaining_points"] == 14
+    code, out, _ = run(capsys, "status", "--state", str(toy))
+    lines = out.splitlines()
+    assert "best measured: point 0 (x=2,y=2) = 4" in lines
+    assert "budget: 14 of 20 points left; 0.0 GPU-h spent" in lines
+    assert any(line.startswith("spline: predicted maximum ") for line in lines)
+    notes = [line for line in lines if line.startswith("note: ")]
+    assert notes[0].startswith("note: the fit is looser than the tolerance: a match may be luck")
+    assert notes[1] == (
+        "note: the best point sits on the box's edge (x = 2.0 (high), y = 2.0 (high)): "
+        "the optimum may lie outside; consider `splinenas expand`"
+    )
+
+
+def test_validate_only_checks_what_run_needs_from_this_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Slurm example as shipped: placeholder data paths, no account, env file elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    source = ROOT / "jobs" / "resnet18-imagenet22k-slurm.toml"
+    code, out, err = run(capsys, "init", str(source), "--validate-only")
+    assert (code, out) == (1, "")
+    lines = err.splitlines()
+    assert [line.split(": ")[3] for line in lines[:3]] == [
+        "[cluster] env_file",
+        "[data] root",
+        "[data] index",
+    ]
+    assert all(line.startswith(f"splinenas init: error: {source}: [") for line in lines[:3])
+    assert "'/scratch/PROJECT/imagenet22k' does not exist" in lines[1]
+    assert lines[3] == (
+        f"splinenas init: warning: {source}: [cluster] account is not set: jobs go out "
+        "without --account, which many sites reject"
+    )
+    assert len(lines) == 4 and not (tmp_path / "state").exists()

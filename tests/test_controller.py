@@ -67,6 +67,8 @@ def test_search_runs_to_its_budget_and_records_every_result(tmp_path: Path) -> N
     assert all(p.value == pytest.approx(objective(p.params)) for p in state.points)
     assert {p.origin for p in state.points} == {"initial", "incremental"}
     assert state.fits, "spline proposals record their fit"
+    assert policy.current_fit(state) is state.fits[-1], "the last fit is on every measured point"
+    assert set(state.fits[-1].support_ids) == {p.id for p in state.points}
     run = layout.run_dir(state_path)
     assert len(job_names(run)) == 7
     script = (layout.point_dir(run, 0) / "job.sh").read_text()

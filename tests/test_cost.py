@@ -150,3 +150,10 @@ def test_cost_command_text_and_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "unknown coordinate(s) ['g9']" in capsys.readouterr().err
     assert main(["cost", str(path), "--params", "c1"]) == 2
     assert "--params: expected k=v" in capsys.readouterr().err
+
+
+def test_digits_need_no_num_classes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["cost", str(JOBS / "demo-digits.toml"), "--params", "g1=8,g2=16,d1=1", "--json"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["num_classes"] == 10

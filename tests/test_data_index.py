@@ -142,3 +142,18 @@ def test_dataset_decodes_images_and_marks_the_corrupt_one(tree, caplog):
     assert CORRUPT in caplog.text
     assert sum(label == BAD_LABEL for label, _ in seen.values()) == 1
     assert seen["cow/c0.png"][0] == 2
+
+
+def test_progress_in_a_batch_log_is_a_line_per_tenth_without_carriage_returns() -> None:
+    import io
+
+    from nas.commands.data import progress_printer
+
+    log = io.StringIO()
+    report = progress_printer(log)
+    for done in range(1, 1001):
+        report(done, 1000, 7 * done)
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 11
+    assert lines[0] == "scanned 1/1000 class folders, 7 images"
+    assert lines[-1] == "scanned 1000/1000 class folders, 7000 images"

@@ -78,7 +78,7 @@ def test_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
     target = tmp_path / "taken"
     target.write_text("")
     assert main(["demo", "--fast", "--out", str(target)]) == 2
-    assert "exists and is not a folder" in capsys.readouterr().err
+    assert "is a file, not a folder" in capsys.readouterr().err
 
 
 def test_progress_prints_a_cycle_only_when_something_changed(capsys):
@@ -168,3 +168,19 @@ def test_fast_demo_interrupted_resumed_and_reported(tmp_path):
     assert [p["id"] for p in doc["proposed"]] == [point.id]
     assert doc["best"]["value"] == max(p.value for p in final.points)
     assert len(StateStore.read(state).points) == 10  # nothing proposed or trained again
+    assert doc["fit"]["n_support"] == 10 and doc["fit"]["stored"] is not None
+    loose = doc["fit"]["loo_rmse"] > doc["tolerance"]
+    assert any(n.startswith("the fit is looser than the tolerance") for n in doc["notes"]) == loose
+    assert "spline: predicted top1 " in second.stdout
+
+
+def test_run_on_the_demo_experiment_trains_on_one_thread_as_demo_does(tmp_path: Path) -> None:
+    """`splinenas run` gets the thread count from the experiment, not from `demo`'s environment."""
+    from nas.cluster.render import render_job_script
+    from nas.config import load_experiment
+
+    cluster = load_experiment(ROOT / "jobs" / "demo-digits.toml").cluster
+    script = render_job_script(
+        "local", cluster=cluster, point_dir=str(tmp_path), job_name="j", stdout_path="log"
+    )
+    assert 'export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"' in script

@@ -42,10 +42,18 @@ def test_config_loads_and_every_initial_point_builds_a_spec(path):
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_init_validate_only_accepts_the_config(path, capsys):
-    assert main(["init", "--validate-only", "--json", str(path)]) == 0
+def test_init_validate_only_finds_only_the_placeholders_to_edit(path, capsys, monkeypatch):
+    """Valid files whose data paths are placeholders for the site: validate-only says so."""
+    monkeypatch.chdir(ROOT)  # where their env_file paths are taken from
+    placeholders = path.stem != "demo-digits"  # the demo's digits ship with scikit-learn
+    assert main(["init", "--validate-only", "--json", str(path)]) == int(placeholders)
     document = json.loads(capsys.readouterr().out)
-    assert document["valid"] is True
+    assert document["valid"] is not placeholders
+    assert len(document["problems"]) == (2 if placeholders else 0)
+    for problem, key in zip(
+        document["problems"], ("root", "index")[: len(document["problems"])], strict=True
+    ):
+        assert problem.startswith(f"{path}: [data] {key}: ") and "does not exist" in problem
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

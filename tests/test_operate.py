@@ -229,3 +229,15 @@ def test_expand_that_shrinks_is_refused_before_anything_is_queued(
     code, _, err = run(capsys, "expand", "--state", str(toy), "--dim", "y", "--low", "-1")
     assert code == 1 and "does not contain the current box" in err
     assert not layout.inbox_dir(layout.run_dir(toy)).exists()
+
+
+def test_texts_for_people_show_no_python_values(toy: Path, capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run(capsys, "show", "--state", str(toy), "1")
+    assert "measured -, predicted -, origin initial" in out and "None" not in out
+    for point_id in range(5):
+        run(capsys, "record", "--state", str(toy), str(point_id), str(point_id))
+    code, _, err = run(capsys, "propose", "--state", str(toy), "-n", "1", "--dry-run")
+    assert "1 point proposed (dry run, nothing stored)" in err.splitlines()
+    code, _, err = run(capsys, "expand", "--state", str(toy), "--dim", "x", "--high", "3")
+    assert code == 0 and "{" not in err and "'" not in err
+    assert "point 5 added: x=3,y=2" in err.splitlines()

@@ -153,8 +153,9 @@ def test_command_prints_the_paths_as_json(tmp_path, capsys):
 
 
 def test_command_usage_and_failure(tmp_path):
-    with pytest.raises(UsageError, match="no such file"):
-        run_command(["--state", str(tmp_path / "missing.h5"), "--out", str(tmp_path)])
+    assert run_command(["--state", str(tmp_path / "missing.h5"), "--out", str(tmp_path)]) == 1
+    with pytest.raises(UsageError, match="is a file, not a folder"):
+        run_command(["--state", str(tmp_path / "missing.h5"), "--out", __file__])
     experiment = parse_experiment(
         HEADER.format(goal="maximize") + f'[[space]]\nname = "g1"\n{DIMS["g1"]}\n'
     )

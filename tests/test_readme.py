@@ -213,3 +213,22 @@ def test_python_api_example_runs_and_converges(text: str, tmp_path: Path) -> Non
     params, value = optimizer.best
     assert value == max(r.value for r in optimizer.history)
     assert optimizer.n_measured < 30
+
+
+def test_quick_start_says_what_the_tests_need_and_how_to_activate(text: str) -> None:
+    quick = text.split("## Quick start", 1)[1].split("## Contents", 1)[0]
+    assert "source .venv/bin/activate" in quick
+    assert "root and apt" in quick and "slurmctld" in quick and "chromium" in quick
+
+
+def test_walk_through_names_the_paths_the_commands_write(text: str) -> None:
+    from nas.commands.demo import DemoPaths
+    from nas.config import load_experiment
+
+    walk = text.split("## Walk-through", 1)[1].split("## Command reference", 1)[0]
+    name = load_experiment(README.parent / "jobs" / "demo-digits.toml").experiment.name
+    demo_state = DemoPaths.of(Path("state") / "demo", name).state.relative_to(Path.cwd())
+    assert f"`{demo_state}`" in walk  # where `splinenas demo` (default --out) keeps its state
+    assert f"# -> state/{name}.h5" in walk  # where `init` puts it
+    used = set(re.findall(r"--state (state/\S+\.h5)", walk))
+    assert used <= {str(demo_state), f"state/{name}.h5"}, used

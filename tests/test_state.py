@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -21,6 +22,7 @@ from experiment_support import experiment_toml
 from nas.config import parse_experiment
 from nas.record.hdf5 import (
     FORMAT_VERSION,
+    TIME_UNITS,
     StateFormatError,
     StateStore,
     load_state,
@@ -403,3 +405,29 @@ def test_killing_a_writer_mid_commit_leaves_old_or_new_generation(tmp_path: Path
     with StateStore.open(path) as store:
         assert store.state.generation == after
     assert not list(tmp_path.glob("s.h5.tmp.*"))
+
+
+def test_the_file_says_what_its_numbers_mean(tmp_path: Path) -> None:
+    """`h5ls -v` / `h5dump -A` readers see metric, goal, units and one time convention."""
+    path = tmp_path / "s.h5"
+    filled_store(path).close()
+    with h5py.File(path, "r") as file:
+        assert file.attrs["metric"] == "top1" and file.attrs["goal"] == "maximize"
+        assert file.attrs["time_units"] == TIME_UNITS and isinstance(file.attrs["created"], float)
+        value = file["points/value"].attrs
+        assert (value["units"], value["metric"], value["goal"]) == ("percent", "top1", "maximize")
+        assert file["points/predicted"].attrs["units"] == "percent"
+        assert file["points/created"].attrs["units"] == TIME_UNITS
+        assert file["events"].attrs["time_units"] == TIME_UNITS
+        assert file["points/gpu_hours"].attrs["units"].startswith("GPU-hours")
+
+
+def test_a_file_with_an_iso_creation_time_stays_readable(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    filled_store(path).close()
+    created = load_state(path).created
+    with h5py.File(path, "a") as file:
+        iso = datetime.datetime.fromtimestamp(created).astimezone().isoformat()
+        file.attrs["created"] = iso
+        del file.attrs["time_units"]
+    assert load_state(path).created == pytest.approx(created, abs=1e-5)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import json
 import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+
+from nas.search.space import params_text as params_text  # re-exported for the commands
 
 if TYPE_CHECKING:
     from nas.record.state import Point
@@ -40,6 +43,28 @@ def state_option() -> argparse.ArgumentParser:
     return parent
 
 
+#: What an operating-system error means for a path the user gave, in words.
+_OS_REASONS = {
+    errno.ENOENT: "no such file or folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "is a folder, not a file",
+    errno.EEXIST: "exists already (and is not a folder)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for a failed file operation: the path it concerned and why, in words."""
+    reason = _OS_REASONS.get(exc.errno or -1) or exc.strerror or str(exc).splitlines()[0]
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
 def reported(
     failures: Callable[[], tuple[type[Exception], ...]],
 ) -> Callable[[Handler], Handler]:
@@ -47,7 +72,9 @@ def reported(
 
     ``failures`` is called when an exception arrives, so modules that are slow
     to import (scipy.stats behind the search) are only imported on failure.
-    Anything else is a bug and keeps its traceback.
+    Every command reports a failed file operation (a missing folder, a
+    read-only file system) as one line naming the path. Anything else is a
+    bug and keeps its traceback.
     """
 
     def decorate(handler: Handler) -> Handler:
@@ -55,8 +82,11 @@ def reported(
         def run(args: argparse.Namespace) -> int:
             try:
                 return handler(args)
-            except UsageError:
+            except (UsageError, BrokenPipeError):
                 raise
+            except OSError as exc:
+                print(f"splinenas {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
+                return EXIT_FAILURE
             except Exception as exc:
                 if not isinstance(exc, failures()):
                     raise
@@ -66,6 +96,25 @@ def reported(
         return run
 
     return decorate
+
+
+def writable_path(path: Path, option: str, *, folder: bool = False, create: bool = False) -> Path:
+    """Check, before any work, that ``path`` can be written: a usage error naming ``option``.
+
+    ``folder``: ``path`` is a folder to write into, else a file. ``create``:
+    missing folders on the way are created later, else they must exist.
+    """
+    if path.is_dir() and not folder:
+        raise UsageError(f"{option} {path}: is a folder; give a file name")
+    if path.exists() and not path.is_dir() and folder:
+        raise UsageError(f"{option} {path}: is a file, not a folder")
+    parent = path if folder else path.parent
+    ancestor = next(p for p in (parent, *parent.parents) if p.exists() or p == Path(p.anchor))
+    if not ancestor.is_dir():
+        raise UsageError(f"{option} {path}: {ancestor} is a file, not a folder")
+    if ancestor != parent and not create:
+        raise UsageError(f"{option} {path}: the folder {parent} does not exist")
+    return path
 
 
 def emit_json(document: Any) -> None:
@@ -92,15 +141,9 @@ def json_number(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def params_text(params: Mapping[str, Any]) -> str:
-    """``k=v,k=v`` as the command line takes it back (booleans as true/false)."""
-
-    def text(value: Any) -> str:
-        if isinstance(value, bool):
-            return str(value).lower()
-        return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-    return ",".join(f"{key}={text(value)}" for key, value in params.items())
+def plural(count: int, noun: str) -> str:
+    """``1 point``, ``2 points``: a count with its noun."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def number_text(value: float | None) -> str:

@@ -11,8 +11,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from nas.cluster import SchedulerError
-from nas.cluster.render import ScriptError
 from nas.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, emit_json, reported
 from nas.config import ConfigError
 from nas.record.lock import LockError
@@ -24,7 +22,9 @@ def run_failures() -> tuple[type[Exception], ...]:
 
     The modules behind the search are slow to import, so only on failure.
     """
+    from nas.cluster import SchedulerError
     from nas.cluster.keepalive import KeepAliveError
+    from nas.cluster.render import ScriptError
     from nas.control.policy import StudyError
     from nas.search.propose import SearchError
     from nas.search.spline import SplineError
@@ -61,7 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="render the job scripts the next cycle would submit; submit and change nothing",
     )
     parser.add_argument(
-        "--poll", type=float, default=60.0, metavar="SECONDS", help="seconds between cycles"
+        "--poll",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between cycles (default: %(default)g)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.set_defaults(func=_run)

@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from nas.commands import summary
 from nas.commands.common import (
+    EXIT_FAILURE,
     EXIT_OK,
     Handler,
     UsageError,
@@ -25,12 +27,14 @@ from nas.commands.common import (
     json_option,
     number_text,
     params_text,
+    plural,
     point_doc,
     reported,
     state_option,
+    writable_path,
     write_table,
 )
-from nas.config import ConfigError, load_experiment, parse_params
+from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.control import policy
 from nas.record.hdf5 import StateStore
 from nas.record.lock import LockError
@@ -78,23 +82,8 @@ def _init(args: argparse.Namespace) -> int:
     experiment = load_experiment(args.experiment)
     name = experiment.experiment.name
     if args.validate_only:
-        design = experiment.space.initial_design()
-        if args.json:
-            emit_json(
-                {
-                    "valid": True,
-                    "experiment": name,
-                    "dims": list(experiment.space.names),
-                    "initial_design": len(design),
-                }
-            )
-        print(
-            f"{args.experiment} is valid: experiment {name}, dims "
-            f"{', '.join(experiment.space.names)}, {len(design)} initial-design points",
-            file=sys.stderr,
-        )
-        return EXIT_OK
-    path = args.state or Path("state") / f"{name}.h5"
+        return _validate_only(args, experiment)
+    path = writable_path(args.state or Path("state") / f"{name}.h5", "--state", create=True)
     with StateStore.create(path, experiment) as store:
         points = policy.Study(store.state, experiment).initial_batch()
         store.commit()
@@ -106,6 +95,35 @@ def _init(args: argparse.Namespace) -> int:
         print(path)
     print(
         f"created {path}: {len(points)} initial-design points pending in batch 0", file=sys.stderr
+    )
+    return EXIT_OK
+
+
+def _validate_only(args: argparse.Namespace, experiment: Experiment) -> int:
+    """Check the file and what ``run`` would need from this folder; write nothing."""
+    from nas.control.prepare import readiness
+
+    problems, warnings = readiness(experiment, Path.cwd())
+    name, design = experiment.experiment.name, experiment.space.initial_design()
+    if args.json:
+        emit_json(
+            {
+                "valid": not problems,
+                "experiment": name,
+                "dims": list(experiment.space.names),
+                "initial_design": len(design),
+                "problems": [str(p) for p in problems],
+                "warnings": warnings,
+            }
+        )
+    for line in [f"error: {p}" for p in problems] + [f"warning: {w}" for w in warnings]:
+        print(f"splinenas init: {line}", file=sys.stderr)
+    if problems:
+        return EXIT_FAILURE
+    print(
+        f"{args.experiment} is valid: experiment {name}, dims "
+        f"{', '.join(experiment.space.names)}, {len(design)} initial-design points",
+        file=sys.stderr,
     )
     return EXIT_OK
 
@@ -141,21 +159,21 @@ def _predict(args: argparse.Namespace) -> int:
     study = _read(args.state)
     params = _params_arg(args.params, study.state.space)
     try:
-        value, summary = study.predict(params)
+        value, fit = study.predict(params)
     except ValueError as exc:  # a category without a spline yet
         raise policy.StudyError(str(exc)) from None
     if args.json:
         emit_json(
             {
                 "predicted": value,
-                "loo_rmse": json_number(summary.loo_rmse),
-                "n_support": summary.n_support,
+                "loo_rmse": json_number(fit.loo_rmse),
+                "n_support": fit.n_support,
             }
         )
     else:
         print(f"{value:.6g}")
         print(
-            f"fit on {summary.n_support} points, LOO RMSE {number_text(summary.loo_rmse)}",
+            f"fit on {fit.n_support} points, LOO RMSE {number_text(fit.loo_rmse)}",
             file=sys.stderr,
         )
     return EXIT_OK
@@ -185,7 +203,7 @@ def _propose(args: argparse.Namespace) -> int:
             ["-" if i is None else str(i), params_text(p), number_text(v)] for i, p, v in rows
         ]
         write_table(table, sys.stdout)
-    print(f"{len(rows)} points proposed ({what})", file=sys.stderr)
+    print(f"{plural(len(rows), 'point')} proposed ({what})", file=sys.stderr)
     if not rows:
         print(f"nothing to propose yet: {study.fit_blocker()}", file=sys.stderr)
     if study.converged():
@@ -193,86 +211,13 @@ def _propose(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _status_doc(study: policy.Study, path: Path) -> dict[str, Any]:
-    """Everything `status` reports, as one JSON-able document."""
-    state = study.state
-    try:
-        summary, fit_error = study.fit_summary(), None
-    except _search_failures() as exc:
-        summary, fit_error = None, str(exc)
-    best = study.best()
-    cfg = study.experiment.experiment
-    return {
-        "state": str(path),
-        "experiment": cfg.name,
-        "goal": cfg.goal,
-        "generation": state.generation,
-        "points": [point_doc(p) for p in state.points],
-        "fit": None
-        if summary is None
-        else {
-            "n_support": summary.n_support,
-            "loo_rmse": json_number(summary.loo_rmse),
-            "argmax": summary.argmax,
-            "predicted_max": json_number(summary.predicted_max),
-        },
-        "fit_error": fit_error,
-        "best": None
-        if best is None
-        else {"id": best.id, "params": best.params, "value": best.value},
-        "converged": study.converged(),
-        "tolerance": cfg.tolerance,
-        "budget": {
-            "max_points": cfg.max_points,
-            "remaining_points": study.remaining_points(),
-            "exhausted": study.budget_reason(),
-        },
-    }
-
-
-def _print_status(doc: dict[str, Any], out: TextIO) -> None:
-    rows = [["id", "params", "status", "measured", "predicted", "origin", "batch"]]
-    rows += [
-        [
-            str(p["id"]),
-            params_text(p["params"]),
-            p["status"],
-            number_text(p["value"]),
-            number_text(p["predicted"]),
-            p["origin"],
-            str(p["batch"]),
-        ]
-        for p in doc["points"]
-    ]
-    write_table(rows, out)
-    out.write(f"\nexperiment {doc['experiment']} ({doc['goal']}), {len(doc['points'])} points\n")
-    fit = doc["fit"]
-    if fit is not None:
-        out.write(f"fit: N = {fit['n_support']}, LOO RMSE {number_text(fit['loo_rmse'])}\n")
-        out.write(
-            f"argmax: {params_text(fit['argmax'])}, predicted {number_text(fit['predicted_max'])}\n"
-        )
-    else:
-        out.write(f"fit: {doc['fit_error'] or 'not yet (too few measured points)'}\n")
-    best = doc["best"]
-    if best is not None:
-        out.write(
-            f"best measured: point {best['id']} ({params_text(best['params'])}) = {number_text(best['value'])}\n"
-        )
-    verdict = "yes" if doc["converged"] else "no"
-    out.write(f"converged: {verdict} (tolerance {doc['tolerance']:g})\n")
-    budget = doc["budget"]
-    left = f"{budget['remaining_points']} of {budget['max_points']} points left"
-    out.write(f"budget: {budget['exhausted'] or left}\n")
-
-
 @_reported
 def _status(args: argparse.Namespace) -> int:
-    doc = _status_doc(_read(args.state), args.state)
+    doc = summary.status_doc(_read(args.state), args.state)
     if args.json:
         emit_json(doc)
     else:
-        _print_status(doc, sys.stdout)
+        summary.print_status(doc, sys.stdout)
     return EXIT_OK
 
 
@@ -300,13 +245,15 @@ def _write_csv(state: State, handle: TextIO) -> None:
 
 @_reported
 def _export(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        writable_path(args.out, "--out")
     state = StateStore.read(args.state)
     if args.out is None:
         _write_csv(state, sys.stdout)
     else:
         with open(args.out, "w", newline="", encoding="utf-8") as handle:
             _write_csv(state, handle)
-        print(f"wrote {len(state.points)} points to {args.out}", file=sys.stderr)
+        print(f"wrote {plural(len(state.points), 'point')} to {args.out}", file=sys.stderr)
     return EXIT_OK
 
 

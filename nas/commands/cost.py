@@ -60,13 +60,13 @@ def cost_document(
     experiment: Experiment, params: dict[str, Any], num_classes: int | None
 ) -> dict[str, Any]:
     """The estimate for ``params`` under ``experiment`` as a JSON-ready dict."""
-    from nas.models.cost import estimate, fits
-
     if experiment.model is None:
         raise ConfigError(experiment.source, "model", None, "missing table; `cost` needs it")
-    classes = num_classes if num_classes is not None else experiment.model.num_classes
+    classes = num_classes if num_classes is not None else experiment.num_classes()
     if classes is None:
         raise UsageError(f"{experiment.source}: [model] num_classes is not set; pass --num-classes")
+    from nas.models.cost import estimate, fits  # torch: only once the command line is known good
+
     resolution = experiment.data.resolution if experiment.data is not None else 224
     merged = {**experiment.model.fixed, **params}
     cost = estimate(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
 
-from nas.commands.common import EXIT_OK, UsageError, emit_json, reported
+from nas.commands.common import EXIT_OK, UsageError, emit_json, reported, writable_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,16 +33,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     index.set_defaults(func=run_index)
 
 
-def _progress(done: int, total: int, images: int) -> None:
-    end = "\n" if done == total else ""
-    sys.stderr.write(f"\rscanned {done}/{total} class folders, {images} images{end}")
-    sys.stderr.flush()
+def progress_printer(out: TextIO, step_percent: int = 10) -> Callable[[int, int, int], None]:
+    """Scan progress: one rewritten line on a terminal, else a line per ``step_percent`` %.
+
+    A batch log keeps every ``\r`` update, which makes one giant line.
+    """
+    terminal = out.isatty()
+    shown = [-1]
+
+    def report(done: int, total: int, images: int) -> None:
+        text = f"scanned {done}/{total} class folders, {images} images"
+        if terminal:
+            out.write(f"\r{text}" + ("\n" if done == total else ""))
+        else:
+            step = done * 100 // max(total, 1) // step_percent
+            if step == shown[0] and done != total:
+                return
+            shown[0] = step
+            out.write(text + "\n")
+        out.flush()
+
+    return report
 
 
 def _failures() -> tuple[type[Exception], ...]:
     from nas.data.index import ImageIndexError
 
-    return ImageIndexError, OSError
+    return (ImageIndexError,)
 
 
 @reported(_failures)
@@ -50,8 +70,11 @@ def run_index(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    writable_path(Path(args.out), "--out")
     started = time.perf_counter()
-    index = scan_tree(args.root, seed=args.seed, threads=args.threads, progress=_progress)
+    index = scan_tree(
+        args.root, seed=args.seed, threads=args.threads, progress=progress_printer(sys.stderr)
+    )
     write_index(index, args.out)
     skew = skew_summary(class_sizes(index.labels, len(index.classes)))
     summary = {

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -29,12 +28,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 from nas.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
-    UsageError,
     emit_json,
     json_number,
     number_text,
     params_text,
     reported,
+    writable_path,
     write_table,
 )
 from nas.commands.control import run_failures
@@ -149,10 +148,13 @@ def report_doc(
     seconds: float,
 ) -> dict[str, Any]:
     """Everything the demo reports, as one JSON-able document."""
+    from nas.commands.summary import status_doc
     from nas.control import policy
     from nas.record.state import PointStatus
 
-    best = policy.Study(state, experiment).best()
+    study = policy.Study(state, experiment)
+    status = status_doc(study, paths.state)
+    best = study.best()
     model = experiment.model
     proposed = [p for p in state.points if p.origin == "incremental"]
     return {
@@ -165,6 +167,8 @@ def report_doc(
         "seconds": round(seconds, 1),
         "metric": experiment.experiment.metric,
         "tolerance": experiment.experiment.tolerance,
+        "fit": status["fit"],
+        "notes": status["notes"],
         "best": None
         if best is None
         else {
@@ -215,6 +219,14 @@ def print_report(doc: Mapping[str, Any], out: TextIO) -> None:
     if len(rows) == 1:
         rows.append(["-", "(none yet)", "-", "-", "-"])
     write_table(rows, out)
+    fit = doc["fit"]
+    if fit is not None:
+        out.write(
+            f"\nspline: predicted {metric} {number_text(fit['predicted_max'])} at "
+            f"{params_text(fit['argmax'])}; LOO RMSE {number_text(fit['loo_rmse'])}\n"
+        )
+    for note in doc["notes"]:
+        out.write(f"note: {note}\n")
     out.write(f"\nstate:  {doc['state']}\n")
     out.write(f"runs:   {doc['run_dir']}/points/<id>/ (point.json, job.sh, logs/, result.json)\n")
     for path in doc["plots"]:
@@ -237,8 +249,7 @@ def _prepare(out: Path, fast: bool) -> tuple[DemoPaths, bool]:
     from nas.control import policy
     from nas.record.hdf5 import StateStore
 
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
+    writable_path(out, "--out", folder=True, create=True)
     experiment = parse_experiment(demo_text(fast), str(DEMO_EXPERIMENT))
     paths = DemoPaths.of(out, experiment.experiment.name)
     if paths.state.exists():
@@ -259,16 +270,6 @@ def _write_plots(paths: DemoPaths) -> list[Path]:
         return []
 
 
-def _one_thread_per_job() -> None:
-    """Let the candidates' training run on one thread unless the caller chose otherwise.
-
-    The demo's networks are too small to gain from a second intra-op thread,
-    and OpenMP threads that spin-wait slow down many times over when another
-    process takes one of the cores. Local jobs inherit this environment.
-    """
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
 @reported(run_failures)
 def run_demo(args: argparse.Namespace) -> int:
     """Create or resume the demo in ``--out``, run it to the end, report and plot."""
@@ -276,7 +277,6 @@ def run_demo(args: argparse.Namespace) -> int:
     from nas.record.hdf5 import StateStore
 
     started = time.monotonic()
-    _one_thread_per_job()
     paths, created = _prepare(args.out, args.fast)
     what = "created" if created else "resuming"
     print(f"{what} {paths.state}; trainer logs in {paths.run}/points/<id>/logs/", file=sys.stderr)

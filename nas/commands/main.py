@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "data",
     "demo",
     "plot",
+    "report",
 )
 
 

@@ -13,10 +13,8 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nas.cluster import Scheduler, SchedulerError, get_scheduler
-from nas.cluster.render import ScriptError
 from nas.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -24,27 +22,40 @@ from nas.commands.common import (
     UsageError,
     emit_json,
     json_option,
+    number_text,
     point_doc,
     reported,
     state_option,
 )
 from nas.config import ConfigError
-from nas.control import inbox, policy
-from nas.control.operations import OperationResult
+from nas.control import policy
 from nas.pointdir import layout
 from nas.record.hdf5 import StateStore
 from nas.record.lock import LockError, break_lock, lock_path
 from nas.record.state import INGEST_BY_HAND, State, StateError
 
-#: Failures reported as one line on stderr with exit code 1.
-_FAILURES = (ConfigError, StateError, LockError, SchedulerError, ScriptError, ValueError)
+if TYPE_CHECKING:
+    from nas.cluster import Scheduler
+    from nas.control.operations import OperationResult
+
+
+def _failures() -> tuple[type[Exception], ...]:
+    """Failures reported as one line on stderr with exit code 1 (scheduler modules load late)."""
+    from nas.cluster import SchedulerError
+    from nas.cluster.render import ScriptError
+
+    return ConfigError, StateError, LockError, SchedulerError, ScriptError, ValueError
+
+
 #: Lines of each log that ``show`` prints.
 LOG_LINES = 20
 
-_reported = reported(lambda: _FAILURES)
+_reported = reported(_failures)
 
 
 def _scheduler(state: State, state_path: Path) -> Scheduler:
+    from nas.cluster import get_scheduler
+
     experiment = policy.experiment_of(state, state_path)
     jobs = layout.jobs_dir(layout.run_dir(state_path))
     return get_scheduler(experiment.cluster, local_root=jobs)
@@ -55,6 +66,8 @@ def _scheduler(state: State, state_path: Path) -> Scheduler:
 
 def _change(args: argparse.Namespace, request: dict[str, Any]) -> int:
     """Apply ``request`` under the lock, or queue it for the controller that holds it."""
+    from nas.control import inbox
+
     committed = StateStore.read(args.state)
     preview = inbox.execute(committed, request) if request["action"] in ("expand", "refine") else []
     unknown = [i for i in request.get("ids", []) if i not in {p.id for p in committed.points}]
@@ -187,7 +200,8 @@ def _print_show(doc: dict[str, Any]) -> None:
     params = ", ".join(f"{k}={v}" for k, v in doc["params"].items())
     out.write(f"point {doc['id']}: {params}\n")
     out.write(f"status {doc['status']}" + (f" ({doc['reason']})" if doc["reason"] else "") + "\n")
-    out.write(f"measured {doc['value']}, predicted {doc['predicted']}, origin {doc['origin']}, ")
+    measured, predicted = number_text(doc["value"]), number_text(doc["predicted"])
+    out.write(f"measured {measured}, predicted {predicted}, origin {doc['origin']}, ")
     out.write(f"batch {doc['batch']}, attempts {doc['attempts']}, segment {doc['segment']}\n")
     out.write(f"job {doc['job_id'] or '-'} ({doc['job_name'] or 'never submitted'})\n")
     out.write(f"folder {doc['folder']}\n\nhistory:\n")
@@ -228,6 +242,8 @@ def _show(args: argparse.Namespace) -> int:
 @_reported
 def _unlock(args: argparse.Namespace) -> int:
     locked = lock_path(args.state).exists()
+    if not locked:
+        StateStore.read(args.state)  # a mistyped --state says so instead of "not locked"
     holder = break_lock(args.state, force=args.force)
     if args.json:
         who = None if holder is None else vars(holder)
@@ -322,7 +338,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cancel.add_argument("ids", nargs="+", type=int, metavar="ID")
     show = add("show", _show, "a point's params, history, jobs, log tails and result")
     show.add_argument("id", type=int, metavar="ID")
-    show.add_argument("--lines", type=int, default=LOG_LINES, help="log lines per file")
+    show.add_argument(
+        "--lines", type=int, default=LOG_LINES, help="log lines per file (default: %(default)s)"
+    )
     unlock = add("unlock", _unlock, "remove a stale lock after checking its holder is gone")
     unlock.add_argument(
         "--force", action="store_true", help="also a lock from another host (check it has stopped)"
@@ -344,7 +362,13 @@ def _register_controller(
     group = subparsers.add_parser("controller", help=summary, description=summary)
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
     poll = argparse.ArgumentParser(add_help=False)
-    poll.add_argument("--poll", type=_positive, default=60.0, metavar="SECONDS")
+    poll.add_argument(
+        "--poll",
+        type=_positive,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between the controller's cycles (default: %(default)g)",
+    )
     submit = actions.add_parser(
         "submit",
         parents=[as_json, state, poll],
@@ -354,7 +378,11 @@ def _register_controller(
         "--walltime", type=int, metavar="MINUTES", help="default: [cluster] walltime_minutes"
     )
     submit.add_argument(
-        "--margin", type=int, default=300, metavar="SECONDS", help="stop this long before it"
+        "--margin",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="stop this long before it (default: %(default)s)",
     )
     submit.set_defaults(func=_controller_submit)
     job = actions.add_parser(

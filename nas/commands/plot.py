@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nas.commands.common import EXIT_OK, UsageError, emit_json, reported
+from nas.commands.common import EXIT_OK, emit_json, reported, writable_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,15 +34,12 @@ def _failures() -> tuple[type[Exception], ...]:
     from nas.record.state import StateError
     from nas.report.plots import PlotError
 
-    return PlotError, StateError, OSError
+    return PlotError, StateError
 
 
 @reported(_failures)
 def run(args: argparse.Namespace) -> int:
-    if not args.state.is_file():
-        raise UsageError(f"--state {args.state}: no such file")
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out}: exists and is not a folder")
+    writable_path(args.out, "--out", folder=True, create=True)
     from nas.report.plots import write_plots
 
     paths = write_plots(args.state, args.out)

@@ -243,9 +243,8 @@ class Controller:
 
     # ------------------------------------------------------------------ proposing
     def _next_batch(self) -> Stop | None:
-        stop, points = next_batch(self.study)
-        if points:
-            self.store.commit()
+        stop, _ = next_batch(self.study)
+        self.store.commit()  # new points, or the last fit of a stopped search; else a no-op
         return stop
 
     # ------------------------------------------------------------------ submitting
@@ -334,11 +333,13 @@ def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | No
     from nas.search.spline import SplineError
 
     if state.points and study.converged():
+        _store_last_fit(study, dry_run)
         best = study.best()
         where = "" if best is None else f"; best point {best.id} = {best.value:.6g}"
         return Stop(f"converged: a measurement agreed with its prediction{where}"), []
     reason = study.budget_reason()
     if reason:
+        _store_last_fit(study, dry_run)
         return Stop(reason), []
     design = len(state.space.initial_design())
     size = study.experiment.experiment.batch_size if state.points else design
@@ -370,6 +371,18 @@ def submission_plan(
     slots = experiment.cluster.max_concurrent_jobs - len(state.with_status(*ACTIVE))
     ready = [p for p in ready_points(state.points) if p.id not in excluded][: max(slots, 0)]
     return infeasible, [(p, next_submission(p, experiment.experiment.name)) for p in ready]
+
+
+def _store_last_fit(study: policy.Study, dry_run: bool) -> None:
+    """Keep the fit on every measured point of a stopped search for its readers."""
+    from nas.search.propose import SearchError
+    from nas.search.spline import SplineError
+
+    if not dry_run:
+        try:
+            study.store_fit()
+        except (SearchError, SplineError) as exc:
+            log.warning("no final fit: %s", exc)
 
 
 def ready_points(points: list[Point]) -> list[Point]:

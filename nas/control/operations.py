@@ -18,7 +18,7 @@ import numpy as np
 
 from nas.cluster.base import Scheduler, SchedulerError
 from nas.record.state import Point, PointStatus, State
-from nas.search.space import Params, SpaceError
+from nas.search.space import Params, SpaceError, params_text
 
 #: Statuses a rerun resets to pending.
 RERUNNABLE = frozenset({PointStatus.FAILED, PointStatus.INFEASIBLE, PointStatus.CANCELLED})
@@ -234,7 +234,9 @@ def _add_design(state: State, design: list[Params], min_distance: float) -> list
     for params in design:
         point = state.find(params)
         if point is not None:
-            outcomes.append(_unchanged(point.id, f"point {point.id} already has {params}; skipped"))
+            outcomes.append(
+                _unchanged(point.id, f"point {point.id} already has {params_text(params)}; skipped")
+            )
             continue
         near = _nearest(state, params)
         if near is not None and near[1] < min_distance:
@@ -247,7 +249,7 @@ def _add_design(state: State, design: list[Params], min_distance: float) -> list
             )
             continue
         added = state.add_point(params, "expand", batch)
-        outcomes.append(_changed(added.id, f"point {added.id} added: {added.params}"))
+        outcomes.append(_changed(added.id, f"point {added.id} added: {params_text(added.params)}"))
     return outcomes
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nas.config import Experiment, parse_experiment
-from nas.record.state import Point, PointStatus, State
+from nas.record.state import FitRecord, Point, PointStatus, State
 from nas.search.space import Params
 
 if TYPE_CHECKING:
@@ -188,6 +188,11 @@ class Study:
         """The fit over all measured points, or None while too few are measured."""
         return self.optimizer.fit()
 
+    def store_fit(self) -> None:
+        """Store the fit over every measured point unless it is stored already (a search's last fit)."""
+        if current_fit(self.state) is None:
+            self._record_fit(self.fit_summary())
+
     def predict(self, params: Mapping[str, Any]) -> tuple[float, FitSummary]:
         """The spline's prediction at ``params`` and the fit that made it.
 
@@ -200,8 +205,19 @@ class Study:
         return self.optimizer.predict(params), summary
 
     def converged(self) -> bool:
-        """Algorithm 1: a proposed point was measured within ``tolerance`` of its prediction."""
-        return self.optimizer.converged
+        """Algorithm 1: a proposed point was measured within ``tolerance`` of its prediction.
+
+        The optimizer's own test, read off the state: no optimizer (and no
+        scipy) is needed to answer it.
+        """
+        tolerance = self.experiment.experiment.tolerance
+        return any(
+            p.status is PointStatus.DONE
+            and p.predicted is not None
+            and math.isfinite(p.value)
+            and abs(p.value - p.predicted) <= tolerance
+            for p in self.state.points
+        )
 
     def best(self) -> Point | None:
         """The best measured point (x_top), respecting the goal; ties go to the earlier point."""
@@ -218,6 +234,20 @@ class Study:
         if missing:
             return f"{len(missing)} of {len(design)} initial-design points are not measured yet"
         return f"the measurements do not span the {state.space.d}-dim box yet"
+
+
+def current_fit(state: State) -> FitRecord | None:
+    """The last stored fit when it is on exactly the measured points of the present box.
+
+    Readers (``status``, ``report``) use it instead of fitting again, which
+    needs scipy: slow to import on a login node.
+    """
+    if not state.fits:
+        return None
+    fit = state.fits[-1]
+    measured = {p.id for p in state.with_status(PointStatus.DONE)}
+    expanded = any(e.kind == "expand" and e.time >= fit.time for e in state.events)
+    return fit if set(fit.support_ids) == measured and not expanded else None
 
 
 def add_manual(

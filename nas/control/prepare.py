@@ -31,9 +31,6 @@ from nas.search.space import Params
 
 log = logging.getLogger(__name__)
 
-#: Classes of the bundled digits data (nas.data.digits.NUM_CLASSES, without importing numpy data).
-_DIGITS_CLASSES = 10
-
 
 @dataclass(frozen=True)
 class JobSettings:
@@ -103,6 +100,44 @@ class JobSettings:
         return write_job_script(folder / layout.JOB_SCRIPT, text)
 
 
+def readiness(experiment: Experiment, cwd: Path) -> tuple[list[ConfigError], list[str]]:
+    """What would stop ``run`` from this folder, all at once, and what a person should check.
+
+    Returns the problems (a missing ``[model]``/``[data]`` table, a path of
+    ``[cluster] env_file`` or ``[data] root``/``index`` that does not exist,
+    taken from ``cwd``) and warnings (a batch backend without ``[cluster]
+    account``: many sites reject such jobs). An experiment for searching by
+    hand (neither table) has none.
+    """
+    if experiment.model is None and experiment.data is None:
+        return [], []
+    problems: list[ConfigError] = []
+    for table in ("model", "data"):
+        if getattr(experiment, table) is None:
+            problems.append(
+                ConfigError(experiment.source, table, None, "missing table; `run` needs it")
+            )
+    paths = [("cluster", "env_file", experiment.cluster.env_file)]
+    if experiment.data is not None:
+        paths += [("data", key, getattr(experiment.data, key)) for key in ("root", "index")]
+    for table, key, value in paths:
+        if value is None:
+            continue
+        try:
+            _existing(cwd, value, experiment.source, table, key)
+        except ConfigError as exc:
+            problems.append(exc)
+    warnings = []
+    cluster = experiment.cluster
+    if cluster.backend in ("slurm", "lsf") and cluster.account is None:
+        option = "--account" if cluster.backend == "slurm" else "-P"
+        warnings.append(
+            f"{experiment.source}: [cluster] account is not set: jobs go out without "
+            f"{option}, which many sites reject"
+        )
+    return problems, warnings
+
+
 def _existing(cwd: Path, value: str, source: str, table: str, key: str) -> Path:
     path = (cwd / value).absolute()
     if not path.exists():
@@ -139,7 +174,7 @@ def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
         return None
     model, data = experiment.model, experiment.data
     assert model is not None and data is not None  # run needs both tables
-    classes = model.num_classes or (_DIGITS_CLASSES if data.kind == "digits" else None)
+    classes = experiment.num_classes()
     if classes is None:
         raise ConfigError(
             experiment.source, "model", "num_classes", "needed by [cluster] max_gpu_memory_gb"

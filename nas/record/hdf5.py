@@ -8,7 +8,8 @@ lock: a file is never modified once it has been renamed into place.
 
 Layout, readable with ``h5ls -r`` and ``h5dump`` (format :data:`FORMAT_VERSION`)::
 
-    /                 attrs format_version, generation, created, package, package_version
+    /                 attrs format_version, generation, created, time_units, metric, goal,
+                      package, package_version (times: UNIX seconds, see time_units)
     /experiment_toml  the experiment file, verbatim
     /space            the search space as JSON (SearchSpace.to_dict)
     /meta_json        a small JSON dict for the controller
@@ -51,6 +52,10 @@ class Experiment(Protocol):
 
 
 FORMAT_VERSION = 1
+#: The one time convention of the file, stated in its root attribute ``time_units``.
+TIME_UNITS = "seconds since 1970-01-01T00:00:00Z (UNIX time)"
+#: Units of the measured metric, by ``[experiment] metric``.
+_METRIC_UNITS = {"top1": "percent", "top5": "percent"}
 _STR = h5py.string_dtype("utf-8")
 _EVENT_DTYPE = np.dtype([("time", "f8"), ("kind", _STR), ("point_id", "i8"), ("message", _STR)])
 _INT_COLUMNS = ("id", "batch", "attempts", "segment")
@@ -111,13 +116,42 @@ def _write_events(file: h5py.File, events: list[Event]) -> None:
     file.create_dataset("events", data=table)
 
 
+def _objective(experiment_text: str) -> tuple[str, str]:
+    """``[experiment] metric`` and ``goal`` of the stored experiment (with their defaults)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+    table = tomllib.loads(experiment_text).get("experiment", {})
+    return str(table.get("metric", "top1")), str(table.get("goal", "maximize"))
+
+
+def _describe(file: h5py.File, metric: str, goal: str) -> None:
+    """Attributes that let ``h5ls -v``/``h5dump -A`` readers know what the numbers mean."""
+    units = _METRIC_UNITS.get(metric, "metric units")
+    for name, what in (("value", "measured"), ("predicted", "the spline's prediction of")):
+        file["points"][name].attrs.update(
+            units=units, metric=metric, goal=goal, description=f"{what} {metric}; NaN = none"
+        )
+    file["points/gpu_hours"].attrs["units"] = "GPU-hours (device-hours the result reports)"
+    for name in ("created", "updated"):
+        file["points"][name].attrs["units"] = TIME_UNITS
+    file["events"].attrs["time_units"] = TIME_UNITS
+    for fit in file["fits"].values():
+        fit.attrs.update(time_units=TIME_UNITS, units=units)
+
+
 def write_state(state: State, path: Path) -> None:
     """Write ``state`` as a complete HDF5 file at ``path`` (not crash-safe by itself)."""
+    metric, goal = _objective(state.experiment_text)
     with h5py.File(path, "w", locking=False, track_order=True) as file:
         file.attrs.update(
             format_version=FORMAT_VERSION,
             generation=state.generation,
-            created=datetime.datetime.fromtimestamp(state.created).astimezone().isoformat(),
+            created=float(state.created),
+            time_units=TIME_UNITS,
+            metric=metric,
+            goal=goal,
             package="splinenas",
             package_version=__version__,
         )
@@ -127,6 +161,7 @@ def write_state(state: State, path: Path) -> None:
         _write_points(file.create_group("points"), state)
         _write_fits(file.create_group("fits", track_order=True), state.fits)
         _write_events(file, state.events)
+        _describe(file, metric, goal)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -224,11 +259,19 @@ def _check_version(file: h5py.File, path: Path) -> None:
         )
 
 
+def _time(value: Any) -> float:
+    """A stored time as UNIX seconds; files before ``time_units`` kept an ISO 8601 string."""
+    if isinstance(value, (str, bytes)):
+        text = value.decode() if isinstance(value, bytes) else value
+        return datetime.datetime.fromisoformat(text).timestamp()
+    return float(value)
+
+
 def _decode(file: h5py.File) -> State:
     state = State(
         _text(file["experiment_toml"]),
         SearchSpace.from_dict(json.loads(_text(file["space"]))),
-        created=datetime.datetime.fromisoformat(str(file.attrs["created"])).timestamp(),
+        created=_time(file.attrs["created"]),
     )
     state.generation = int(file.attrs["generation"])
     state.meta = json.loads(_text(file["meta_json"]))
@@ -263,9 +306,7 @@ def load_state(path: str | Path) -> State:
         StateError: no such file.
         StateFormatError: corrupt, not a state file, or another format version.
     """
-    path = Path(path)
-    if not path.exists():
-        raise StateError(f"no state file at {path} (create one with `splinenas init`)")
+    path = _existing_state_path(path)
     try:
         with h5py.File(path, "r", locking=False) as file:
             _check_version(file, path)
@@ -277,6 +318,23 @@ def load_state(path: str | Path) -> State:
             f"{path} is corrupt or incomplete ({type(exc).__name__}: {exc}); "
             f"{_describe_previous(path)}: copy it over {path} to go back one commit"
         ) from None
+
+
+def _existing_state_path(path: str | Path) -> Path:
+    """``path`` as a Path once it is known to be a file; else a StateError that says what it is.
+
+    A run folder (``state/<name>/``) sits next to its state file and is an
+    easy slip for ``--state``: the message names the state files it meant.
+    """
+    path = Path(path)
+    if path.is_dir():
+        candidates = [p for p in (path.with_name(path.name + ".h5"),) if p.is_file()]
+        candidates += sorted(path.glob("*.h5"))
+        hint = f"; did you mean {' or '.join(map(str, candidates[:3]))}?" if candidates else ""
+        raise StateError(f"{path} is a folder, not a state file{hint}")
+    if not path.exists():
+        raise StateError(f"no state file at {path} (create one with `splinenas init`)")
+    return path
 
 
 # ---------------------------------------------------------------------------- the store
@@ -360,9 +418,7 @@ class StateStore:
     @classmethod
     def open(cls, path: str | Path) -> StateStore:
         """Open an existing state file for writing; raises LockError if it is held."""
-        path = Path(path)
-        if not path.exists():
-            raise StateError(f"no state file at {path} (create one with `splinenas init`)")
+        path = _existing_state_path(path)
         lock = FileLock(path)
         lock.acquire()
         try:

@@ -337,3 +337,14 @@ class SearchSpace:
 def _forward(dim: Dim, value: float) -> float:
     """Bound in the coordinate that is mapped linearly to [0, 1]."""
     return math.log(value) if dim.log else float(value)
+
+
+def params_text(params: Mapping[str, Any]) -> str:
+    """``k=v,k=v`` as the command line takes it back (booleans as true/false)."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, bool):
+            return str(value).lower()
+        return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+    return ",".join(f"{key}={text(value)}" for key, value in params.items())

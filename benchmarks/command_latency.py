@@ -1,0 +1,113 @@
+"""CPU time of the commands a person runs on a login node, on a state of N measured points.
+
+Run ``python benchmarks/command_latency.py [--points 1000] [--repeat 5]``;
+prints a markdown table. Each command runs as its own process
+(``python -m nas ...``), as a person starts it; the CPU column is the
+median user + system time of that process (interpreter start and imports
+included), read from ``getrusage(RUSAGE_CHILDREN)``. The state holds N
+measured points of a 3-dim box and the fit on all of them, as the
+controller leaves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nas.config import parse_experiment
+from nas.control import policy
+from nas.record.hdf5 import StateStore
+
+EXPERIMENT = """
+[experiment]
+name = "latency"
+max_points = 1000000
+[[space]]
+name = "a"
+type = "float"
+low = 0.0
+high = 1.0
+[[space]]
+name = "b"
+type = "float"
+low = 0.0
+high = 1.0
+[[space]]
+name = "c"
+type = "int"
+low = 1
+high = 8
+"""
+COMMANDS = (
+    ("status",),
+    ("status", "--json"),
+    ("show", "5"),
+    ("export", "--csv"),
+)
+
+
+def value(params: dict) -> float:
+    return float(np.sin(3 * params["a"]) + params["b"] - 0.1 * params["c"])
+
+
+def build(path: Path, n: int) -> None:
+    """A state with ``n`` measured points and its fit stored."""
+    experiment = parse_experiment(EXPERIMENT, "latency.toml")
+    rng = np.random.default_rng(0)
+    with StateStore.create(path, experiment) as store:
+        study = policy.Study(store.state, experiment)
+        for point in study.initial_batch():
+            store.state.record(point.id, value(point.params))
+        while len(store.state.points) < n:
+            row = rng.random(3)
+            params = {"a": float(row[0]), "b": float(row[1]), "c": 1 + int(row[2] * 8)}
+            if store.state.find(params) is None:
+                point = store.state.add_point(params, "manual", 1)
+                store.state.record(point.id, value(params))
+        study.store_fit()
+        store.commit()
+
+
+def cpu_seconds(argv: list[str]) -> tuple[float, float]:
+    """CPU (user + system) and wall seconds of one process running ``argv``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=os.environ.copy())
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "latency.h5"
+        build(state, args.points)
+        baseline = [cpu_seconds([sys.executable, "-c", "import h5py"])[0] for _ in range(3)]
+        print(f"{args.points} points; `python -c 'import h5py'` alone: "
+              f"{statistics.median(baseline):.2f} s CPU\n")  # fmt: skip
+        print("| command | CPU s (median) | wall s (median) |")
+        print("| --- | --- | --- |")
+        for command in COMMANDS:
+            argv = [sys.executable, "-m", "nas", command[0], "--state", str(state), *command[1:]]
+            runs = [cpu_seconds(argv) for _ in range(args.repeat)]
+            cpu = statistics.median(r[0] for r in runs)
+            wall = statistics.median(r[1] for r in runs)
+            print(f"| `splinenas {' '.join(command)}` | {cpu:.2f} | {wall:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

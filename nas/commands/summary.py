@@ -1,0 +1,189 @@
+"""What a scientist needs to trust a search's answer, as ``status``, ``demo`` and ``report`` say it.
+
+"Converged" alone reads as more than it is: a measurement can match its
+prediction by luck when the spline's leave-one-out error is wider than the
+tolerance, and a best point on the box's edge says the optimum may lie
+outside it. The summary names both, next to the best measured value, the
+spline's predicted maximum, the budget left and the GPU-hours spent.
+
+The fit comes from the state file when the last stored fit is on exactly
+the measured points (the controller stores one with every proposal and
+when it stops), so a login node answers without importing the search's
+numerics (scipy); otherwise it is fitted here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TextIO
+
+from nas.commands.common import (
+    json_number,
+    number_text,
+    params_text,
+    plural,
+    point_doc,
+    write_table,
+)
+from nas.control import policy
+from nas.record.state import Point
+from nas.search.space import SearchSpace
+
+#: What status says when the fit is wider than the tolerance.
+LOOSE_FIT = "the fit is looser than the tolerance: a match may be luck"
+
+
+def fit_doc(study: policy.Study) -> tuple[dict[str, Any] | None, str | None]:
+    """The fit over every measured point (stored or fitted now), or why there is none."""
+    stored = policy.current_fit(study.state)
+    if stored is not None:
+        return {
+            "n_support": len(stored.support_ids),
+            "loo_rmse": json_number(stored.loo_rmse),
+            "argmax": stored.argmax,
+            "predicted_max": json_number(stored.predicted_max),
+            "stored": stored.number,
+        }, None
+    from nas.search.propose import SearchError  # scipy: only when no stored fit will do
+    from nas.search.spline import SplineError
+
+    try:
+        summary = study.fit_summary()
+    except (SearchError, SplineError) as exc:
+        return None, str(exc)
+    if summary is None:
+        return None, None
+    return {
+        "n_support": summary.n_support,
+        "loo_rmse": json_number(summary.loo_rmse),
+        "argmax": summary.argmax,
+        "predicted_max": json_number(summary.predicted_max),
+        "stored": None,
+    }, None
+
+
+def edge_dims(space: SearchSpace, params: dict[str, Any]) -> list[str]:
+    """The numeric dimensions where ``params`` sit on a bound of the box, e.g. ``g2 = 64 (high)``."""
+    edges = []
+    for dim in space.numeric:
+        value = float(params[dim.name])
+        span = float(dim.high) - float(dim.low)
+        for side, bound in (("low", dim.low), ("high", dim.high)):
+            if abs(value - float(bound)) <= 1e-9 * max(span, 1.0):
+                edges.append(f"{dim.name} = {params[dim.name]} ({side})")
+    return edges
+
+
+def trust_notes(doc: dict[str, Any]) -> list[str]:
+    """The warnings a reader of a status needs before believing its answer."""
+    notes = []
+    fit = doc["fit"]
+    if fit is not None and fit["loo_rmse"] is not None and fit["loo_rmse"] > doc["tolerance"]:
+        notes.append(
+            f"{LOOSE_FIT} (LOO RMSE {number_text(fit['loo_rmse'])} > tolerance "
+            f"{doc['tolerance']:g})"
+        )
+    if doc["best"] is not None and doc["best"]["on_edge"]:
+        edges = ", ".join(doc["best"]["on_edge"])
+        notes.append(
+            f"the best point sits on the box's edge ({edges}): the optimum may lie outside; "
+            f"consider `splinenas expand`"
+        )
+    return notes
+
+
+def _gpu_hours(points: list[Point]) -> float:
+    return float(sum(p.gpu_hours for p in points if math.isfinite(p.gpu_hours)))
+
+
+def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
+    """Everything ``status`` reports, as one JSON-able document."""
+    state = study.state
+    fit, fit_error = fit_doc(study)
+    best = study.best()
+    cfg = study.experiment.experiment
+    gpu_hours = _gpu_hours(state.points)
+    doc = {
+        "state": str(path),
+        "experiment": cfg.name,
+        "metric": cfg.metric,
+        "goal": cfg.goal,
+        "generation": state.generation,
+        "points": [point_doc(p) for p in state.points],
+        "fit": fit,
+        "fit_error": fit_error,
+        "best": None
+        if best is None
+        else {
+            "id": best.id,
+            "params": best.params,
+            "value": best.value,
+            "on_edge": edge_dims(state.space, best.params),
+        },
+        "converged": study.converged(),
+        "tolerance": cfg.tolerance,
+        "gpu_hours": gpu_hours,
+        "budget": {
+            "max_points": cfg.max_points,
+            "remaining_points": study.remaining_points(),
+            "max_gpu_hours": cfg.max_gpu_hours,
+            "remaining_gpu_hours": None
+            if cfg.max_gpu_hours is None
+            else max(cfg.max_gpu_hours - gpu_hours, 0.0),
+            "exhausted": study.budget_reason(),
+        },
+    }
+    doc["notes"] = trust_notes(doc)
+    return doc
+
+
+def summary_lines(doc: dict[str, Any]) -> list[str]:
+    """The summary below the points table, one finding per line."""
+    lines = [f"experiment {doc['experiment']} ({doc['goal']} {doc['metric']}), "]
+    lines[0] += plural(len(doc["points"]), "point")
+    best = doc["best"]
+    if best is not None:
+        lines.append(
+            f"best measured: point {best['id']} ({params_text(best['params'])}) = "
+            f"{number_text(best['value'])}"
+        )
+    fit = doc["fit"]
+    if fit is not None:
+        lines.append(
+            f"spline: predicted {'maximum' if doc['goal'] == 'maximize' else 'minimum'} "
+            f"{number_text(fit['predicted_max'])} at {params_text(fit['argmax'])}"
+        )
+        lines.append(
+            f"fit: N = {fit['n_support']}, LOO RMSE {number_text(fit['loo_rmse'])} "
+            f"(tolerance {doc['tolerance']:g})"
+        )
+    else:
+        lines.append(f"fit: {doc['fit_error'] or 'not yet (too few measured points)'}")
+    verdict = "yes" if doc["converged"] else "no"
+    lines.append(f"converged: {verdict} (tolerance {doc['tolerance']:g})")
+    budget = doc["budget"]
+    left = f"{budget['remaining_points']} of {budget['max_points']} points left"
+    if budget["remaining_gpu_hours"] is not None:
+        left += f", {budget['remaining_gpu_hours']:.1f} of {budget['max_gpu_hours']:g} GPU-h left"
+    lines.append(f"budget: {budget['exhausted'] or left}; {doc['gpu_hours']:.1f} GPU-h spent")
+    lines += [f"note: {note}" for note in doc["notes"]]
+    return lines
+
+
+def print_status(doc: dict[str, Any], out: TextIO) -> None:
+    """The points table, then the summary."""
+    rows = [["id", "params", "status", "measured", "predicted", "origin", "batch"]]
+    rows += [
+        [
+            str(p["id"]),
+            params_text(p["params"]),
+            p["status"],
+            number_text(p["value"]),
+            number_text(p["predicted"]),
+            p["origin"],
+            str(p["batch"]),
+        ]
+        for p in doc["points"]
+    ]
+    write_table(rows, out)
+    out.write("\n" + "".join(f"{line}\n" for line in summary_lines(doc)))
