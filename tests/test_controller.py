@@ -348,3 +348,23 @@ def test_run_detach_returns_at_once_and_the_search_finishes_in_the_background(
     log = (folder / LOG).read_text()
     assert "cycle 1:" in log and "stopped: max_points reached" in log
     assert splinenas("--detach", "--once").returncode == 2
+
+
+def test_a_failing_environment_file_fails_the_point_once_with_its_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / "env.sh"
+    env_file.write_text("module_load_failed() { return 7; }\nmodule_load_failed\n")
+    state_path = setup_run(tmp_path, cluster={"env_file": str(env_file)})
+    outcome = run_until_done(state_path, tmp_path, max_cycles=60)
+    state = load_state(state_path)
+    assert not outcome.ok  # nothing left to do but wait for a person
+    assert all(p.status is S.FAILED and p.attempts == 1 for p in state.points[:3])
+    point = state.point(0)
+    assert "sourcing the environment file" in point.reason and "exit status 7" in point.reason
+    assert "splinenas rerun" in point.reason
+    assert not (layout.point_dir(layout.run_dir(state_path), 0) / "result.json").exists()
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["status", "--state", str(state_path)]) == 0
+    assert "exit status 7" in capsys.readouterr().out

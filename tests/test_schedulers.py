@@ -263,7 +263,7 @@ def test_a_rendered_script_runs_end_to_end(
         assert lines[0] == f"{rank}/{ranks}"
         assert lines[2:6] == ["-m", "nas.train", "--point-dir", str(point)]
     if backend == "lsf":
-        assert lines[1] == f"127.0.0.1:{20000 + int(job_id)}"
+        assert lines[1] == ":"  # the trainer derives the rendezvous itself (launch.py)
         assert (point / f"seg-{job_id}.out").exists()
 
 

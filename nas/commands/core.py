@@ -208,7 +208,7 @@ def _status_doc(state: State, experiment: Experiment, path: Path) -> dict[str, A
         "experiment": cfg.name,
         "goal": cfg.goal,
         "generation": state.generation,
-        "points": [point_doc(p) for p in state.points],
+        "points": [{**point_doc(p), "reason": p.reason} for p in state.points],
         "fit": None
         if summary is None
         else {
@@ -246,6 +246,9 @@ def _print_status(doc: dict[str, Any], out: TextIO) -> None:
         for p in doc["points"]
     ]
     write_table(rows, out)
+    for p in doc["points"]:  # a failed point waits for a person: say why
+        if p["status"] == "failed":
+            out.write(f"point {p['id']} failed: {p['reason'].splitlines()[0]}\n")
     out.write(f"\nexperiment {doc['experiment']} ({doc['goal']}), {len(doc['points'])} points\n")
     fit = doc["fit"]
     if fit is not None:

@@ -184,6 +184,8 @@ class Controller:
             self.state.set_status(point.id, _S.CANCELLED, f"{job}: {outcome.detail}")
         elif verdict is Verdict.INFEASIBLE:
             self.state.set_status(point.id, _S.INFEASIBLE, f"{job}: {outcome.detail}")
+        elif verdict is Verdict.ENVIRONMENT:  # the same on every attempt: no retry
+            self.state.set_status(point.id, _S.FAILED, f"{job}: {outcome.detail}")
         elif verdict is Verdict.INCOMPLETE:
             self._incomplete(point, outcome.position, f"{job}: {outcome.detail}")
         else:

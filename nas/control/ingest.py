@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.pointdir.jsonio import read_json_object
-from nas.pointdir.layout import ERROR_FILE, PROGRESS_FILE, RESULT_FILE
+from nas.pointdir.layout import ENVIRONMENT_FAILURE, ERROR_FILE, PROGRESS_FILE, RESULT_FILE
 from nas.pointdir.result import Result, ResultError, validate_result
 
 #: Lines of a job's log quoted in a failure reason.
@@ -35,6 +35,7 @@ class Verdict(enum.Enum):
     DONE = "done"  #: a valid result file
     INCOMPLETE = "incomplete"  #: stopped early with a checkpoint: submit the next segment
     INFEASIBLE = "infeasible"  #: out of GPU memory: retrying cannot help
+    ENVIRONMENT = "environment"  #: the job's environment file failed: a person must fix it
     CANCELLED = "cancelled"  #: cancelled through the scheduler, not by the controller
     FAILED = "failed"  #: anything else
 
@@ -102,6 +103,10 @@ def judge(
         reason = str(progress.get("reason", "stopped early"))
         return Outcome(Verdict.INCOMPLETE, reason, position=position), check
     error = _read_optional(folder / ERROR_FILE)
+    if error is not None and error.get("kind") == ENVIRONMENT_FAILURE:
+        detail = f"{error.get('message', 'the environment failed')} "
+        detail += f"(exit status {error.get('exit_code', '?')}); fix it, then `splinenas rerun`"
+        return Outcome(Verdict.ENVIRONMENT, detail), check
     if error is not None:
         detail = f"rank {error.get('rank', '?')}: {error.get('exception', 'error')}: "
         detail += str(error.get("message", ""))
