@@ -303,19 +303,19 @@ def test_a_design_point_estimated_not_to_fit_is_never_submitted(tmp_path: Path) 
         estimate("resnet", {**fixed, "g1": g, "g2": g}, 10, resolution=16, batch_per_gpu=2048)
         for g in (4, 16)
     ]
-    limit = (sizes[0].memory_bytes + sizes[1].memory_bytes) / 2 / 1e9
+    limit = (sizes[0].memory_bytes + sizes[1].memory_bytes) / 2 / 2**30
     state_path = setup_run(
         tmp_path,
         experiment={"max_points": 5},
         train={"batch_per_gpu": 2048},
-        cluster={"max_gpu_memory_gb": limit},
+        cluster={"max_gpu_memory_gib": limit, "memory_margin": 1.0},
     )
     run_until_done(state_path, tmp_path)
     state = load_state(state_path)
     too_big = state.point(0)
     assert too_big.params == {"g1": 16, "g2": 16}
     assert too_big.status is S.INFEASIBLE and too_big.attempts == 0 and not too_big.job_name
-    assert "max_gpu_memory_gb" in too_big.reason
+    assert "max_gpu_memory_gib" in too_big.reason
     assert not any("-p0-" in n for n in job_names(layout.run_dir(state_path)))
     assert state.point(1).status is S.DONE
 

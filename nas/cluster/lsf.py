@@ -160,7 +160,9 @@ class LsfScheduler(Scheduler):
             per_set = ["-n", str(cluster.nodes), "-r", "1", "-a", str(ranks), "-g", str(gpus)]
             cores = cluster.cores_per_node
         binding = f"packed:{cores_per_rank(cluster)}"
-        return ["jsrun", *per_set, "-c", str(cores), "-b", binding, python]
+        # Spectrum MPI's CUDA hooks break programs that use no MPI (OLCF: --smpiargs="off").
+        smpi = [f"--smpiargs={cluster.jsrun_smpiargs}"] if cluster.jsrun_smpiargs else []
+        return ["jsrun", *per_set, "-c", str(cores), "-b", binding, *smpi, python]
 
     @staticmethod
     def keepalive_directives(job: KeepAliveJob) -> list[Directive]:

@@ -264,10 +264,13 @@ class Controller:
         """Never queue a pending point (the initial design too) that cannot fit a GPU."""
         if self.feasible is None:
             return
-        limit = self.experiment.cluster.max_gpu_memory_gb
+        cluster = self.experiment.cluster
         for point in self.state.with_status(_S.PENDING):
             if not self.feasible(point.params):
-                reason = f"estimated peak memory per GPU exceeds max_gpu_memory_gb = {limit}"
+                reason = (
+                    f"estimated peak memory per GPU exceeds memory_margin {cluster.memory_margin:g}"
+                    f" of max_gpu_memory_gib = {cluster.max_gpu_memory_gib:g} GiB"
+                )
                 self.state.set_status(point.id, _S.INFEASIBLE, reason)
 
     def _launch(self, point: Point) -> None:

@@ -127,14 +127,14 @@ def job_name(experiment: str, point: Point) -> str:
 
 
 def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
-    """The memory predicate of ``[cluster] max_gpu_memory_gb``; None when no limit is set.
+    """The memory predicate of ``[cluster] max_gpu_memory_gib``; None when no limit is set.
 
     A candidate whose parameters describe no network counts as infeasible.
 
     Raises:
         ConfigError: the number of classes is unknown (set ``[model] num_classes``).
     """
-    limit = experiment.cluster.max_gpu_memory_gb
+    limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
     if limit is None:
         return None
     model, data = experiment.model, experiment.data
@@ -142,7 +142,7 @@ def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
     classes = model.num_classes or (_DIGITS_CLASSES if data.kind == "digits" else None)
     if classes is None:
         raise ConfigError(
-            experiment.source, "model", "num_classes", "needed by [cluster] max_gpu_memory_gb"
+            experiment.source, "model", "num_classes", "needed by [cluster] max_gpu_memory_gib"
         )
 
     @functools.lru_cache(maxsize=4096)
@@ -162,6 +162,6 @@ def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
         except ModelConfigError as exc:
             log.info("candidate %s describes no network: %s", dict(key), exc)
             return False
-        return fits(cost, limit)
+        return fits(cost, limit, margin)
 
     return lambda params: fits_memory(tuple(sorted(params.items())))
