@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError
-from nas.config import NAME_PATTERN, ClusterConfig
+from nas.config import NAME_PATTERN, ClusterConfig, ControllerConfig
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class KeepAliveJob:
     walltime_minutes: int
     margin_seconds: int
     poll: float
-    cluster: ClusterConfig
+    controller: ControllerConfig
 
     def check(self) -> None:
         """Raise :class:`KeepAliveError` for a value no script may hold."""

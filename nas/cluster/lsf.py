@@ -166,6 +166,12 @@ class LsfScheduler(Scheduler):
 
     @staticmethod
     def keepalive_directives(job: KeepAliveJob) -> list[Directive]:
+        """One node: on CSM machines (Summit) a batch job reserves whole nodes.
+
+        There ``splinenas run --detach`` on a login or service node costs no
+        node-hours at all (README, "Keeping the controller alive").
+        """
+        controller = job.controller
         pairs: list[Directive] = [
             ("-J ", job.job_name),
             ("-cwd ", str(job.workdir)),
@@ -176,7 +182,7 @@ class LsfScheduler(Scheduler):
             ("-wa ", "USR2"),
             ("-wt ", str(math.ceil(job.margin_seconds / 60))),
         ]
-        optional = {"-P ": job.cluster.account, "-q ": job.cluster.queue}
+        optional = {"-P ": controller.account, "-q ": controller.queue}
         return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
 
     def _submit(self, script: Path, job_name: str, cwd: Path) -> str:

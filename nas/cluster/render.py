@@ -126,8 +126,9 @@ def directive_lines(
     pairs: Sequence[Directive],
     extra: Sequence[str] = (),
     optional_keys: Mapping[str, str] | None = None,
+    extra_key: str = "cluster.extra_directives",
 ) -> str:
-    """``prefix flag=value`` lines; errors name the ``[cluster]`` key of an optional flag."""
+    """``prefix flag=value`` lines, then ``extra``; errors name the key a value comes from."""
     keys = optional_keys or {}
 
     def what(flag: str) -> str:
@@ -140,7 +141,7 @@ def directive_lines(
         else f"{prefix} {flag}{directive_value(value, what(flag))}"
         for flag, value in pairs
     ]
-    lines += [f"{prefix} {check_line(line, 'cluster.extra_directives')}" for line in extra]
+    lines += [f"{prefix} {check_line(line, extra_key)}" for line in extra]
     return "\n".join(lines)
 
 

@@ -9,7 +9,6 @@ controller decides from the result file.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nas.cluster.base import Directive, JobRecord, JobState, Scheduler, SchedulerError, translate
-from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError, run_command
+from nas.cluster.proc import CommandError, run_command
 from nas.cluster.render import (
     ScriptError,
     cores_per_rank,
@@ -184,7 +183,8 @@ class SlurmScheduler(Scheduler):
 
     @staticmethod
     def keepalive_directives(job: KeepAliveJob) -> list[Directive]:
-        cluster = job.cluster
+        """One task with a core or two and no GPU: the controller is one Python process."""
+        controller = job.controller
         pairs: list[Directive] = [
             ("--job-name=", job.job_name),
             ("--chdir=", str(job.workdir)),
@@ -192,19 +192,15 @@ class SlurmScheduler(Scheduler):
             ("--open-mode=", "append"),
             ("--nodes=", "1"),
             ("--ntasks=", "1"),
-            ("--cpus-per-task=", "1"),
+            ("--cpus-per-task=", str(controller.cores)),
+            ("--gpus=", "0"),
             ("--time=", str(job.walltime_minutes)),
             ("--signal=", f"B:USR2@{job.margin_seconds}"),
             ("--requeue", None),
         ]
-        optional = {"--account=": cluster.account, "--partition=": cluster.queue,
-                    "--qos=": cluster.qos}  # fmt: skip
+        optional = {"--account=": controller.account, "--partition=": controller.queue,
+                    "--qos=": controller.qos}  # fmt: skip
         return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
-
-    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, user: str | None = None) -> None:
-        super().__init__(timeout=timeout)
-        self.user = user or getpass.getuser()
-        self._accounting: bool | None = None
 
     def _submit(self, script: Path, job_name: str, cwd: Path) -> str:
         done = run_command(
