@@ -28,7 +28,7 @@ from controller_support import (
     write_fake_trainer,
 )
 
-from nas.cluster import LocalScheduler
+from nas.cluster import JobState, LocalScheduler
 from nas.commands.main import main
 from nas.control import policy
 from nas.control.loop import run_controller
@@ -368,3 +368,30 @@ def test_a_failing_environment_file_fails_the_point_once_with_its_reason(
     capsys.readouterr()
     assert main(["status", "--state", str(state_path)]) == 0
     assert "exit status 7" in capsys.readouterr().out
+
+
+class _MemoryLimitedScheduler(LocalScheduler):
+    """The local backend, reporting a job that exits 1 as killed for its memory (as Slurm's
+    OUT_OF_MEMORY or LSF's TERM_MEMLIMIT would): the scheduler's word, not the trainer's."""
+
+    def _state(self, folder: Path) -> JobState:
+        state = super()._state(folder)
+        return JobState.OUT_OF_MEMORY if state is JobState.FAILED else state
+
+    def reason(self, job_id: str) -> str:
+        return "JobState=OUT_OF_MEMORY Reason=OutOfMemory"
+
+
+def test_a_job_the_scheduler_kills_for_memory_is_infeasible_without_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nas.control.loop
+
+    monkeypatch.setattr(nas.control.loop, "get_scheduler",
+                        lambda cluster, local_root: _MemoryLimitedScheduler(local_root))  # fmt: skip
+    state_path = setup_run(tmp_path, {"modes": {"1": ["exit1"]}})
+    run_until_done(state_path, tmp_path)
+    point = load_state(state_path).point(1)
+    assert point.status is S.INFEASIBLE and point.attempts == 1
+    assert "exceeding its memory limit" in point.reason and "OUT_OF_MEMORY" in point.reason
+    assert [n for n in job_names(layout.run_dir(state_path)) if "-p1-" in n] == ["ctl-p1-r0a1s0"]

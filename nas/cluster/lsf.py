@@ -45,7 +45,7 @@ LSF_STATES: dict[str, JobState] = {
     "UNKWN": JobState.UNKNOWN,
 }
 
-#: EXIT with one of these termination reasons is not a failure of the job itself.
+#: EXIT with one of these termination reasons is not a plain failure of the job.
 LSF_EXIT_REASONS: dict[str, JobState] = {
     "TERM_OWNER": JobState.CANCELLED,
     "TERM_ADMIN": JobState.CANCELLED,
@@ -53,6 +53,7 @@ LSF_EXIT_REASONS: dict[str, JobState] = {
     "TERM_FORCE_ADMIN": JobState.CANCELLED,
     "TERM_RUNLIMIT": JobState.TIMEOUT,
     "TERM_PREEMPT": JobState.TIMEOUT,
+    "TERM_MEMLIMIT": JobState.OUT_OF_MEMORY,
 }
 
 #: bjobs columns; the free-text ones are separated by a character names never hold.

@@ -45,7 +45,7 @@ SLURM_STATES: dict[str, JobState] = {
     "COMPLETED": JobState.COMPLETED,
     "FAILED": JobState.FAILED,
     "NODE_FAIL": JobState.FAILED,
-    "OUT_OF_MEMORY": JobState.FAILED,
+    "OUT_OF_MEMORY": JobState.OUT_OF_MEMORY,
     "BOOT_FAIL": JobState.FAILED,
     "SPECIAL_EXIT": JobState.FAILED,
     "REVOKED": JobState.FAILED,

@@ -173,6 +173,7 @@ class Controller:
             point.params,
             cancelled=job_state is JobState.CANCELLED,
             log=layout.log_path(self.run, point.id, point.job_name),
+            out_of_memory=job_state is JobState.OUT_OF_MEMORY,
         )
         if check is not None and check.rejected is not None:
             self._rejected(point, check.rejected, check.reason)
@@ -183,6 +184,8 @@ class Controller:
         elif verdict is Verdict.CANCELLED:
             self.state.set_status(point.id, _S.CANCELLED, f"{job}: {outcome.detail}")
         elif verdict is Verdict.INFEASIBLE:
+            if job_state is JobState.OUT_OF_MEMORY:
+                job += f" ({self.scheduler.reason(point.job_id)})"
             self.state.set_status(point.id, _S.INFEASIBLE, f"{job}: {outcome.detail}")
         elif verdict is Verdict.ENVIRONMENT:  # the same on every attempt: no retry
             self.state.set_status(point.id, _S.FAILED, f"{job}: {outcome.detail}")

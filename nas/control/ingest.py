@@ -79,7 +79,13 @@ def set_aside(path: Path, reason: str) -> Path:
 
 
 def judge(
-    folder: Path, point_id: int, params: Mapping[str, Any], *, cancelled: bool, log: Path
+    folder: Path,
+    point_id: int,
+    params: Mapping[str, Any],
+    *,
+    cancelled: bool,
+    log: Path,
+    out_of_memory: bool = False,
 ) -> tuple[Outcome, ResultCheck | None]:
     """The outcome of the job that ended in ``folder``.
 
@@ -87,6 +93,8 @@ def judge(
         folder: the point folder.
         point_id, params: what a valid result must carry.
         cancelled: the scheduler says the job was cancelled (by a person).
+        out_of_memory: the scheduler killed the job for exceeding its memory
+            limit; like the trainer's own out-of-memory, retrying cannot help.
         log: the job's log, quoted when nothing else explains a failure.
 
     Returns:
@@ -97,6 +105,9 @@ def judge(
         return Outcome(Verdict.DONE, result=check.result), check
     if cancelled:
         return Outcome(Verdict.CANCELLED, "the job was cancelled through the scheduler"), check
+    if out_of_memory:
+        detail = "the scheduler stopped the job for exceeding its memory limit ([cluster] mem)"
+        return Outcome(Verdict.INFEASIBLE, detail), check
     progress = _read_optional(folder / PROGRESS_FILE)
     if progress is not None:
         position = (int(progress.get("epochs_completed", 0)), int(progress.get("step_in_epoch", 0)))
