@@ -395,3 +395,16 @@ def test_a_job_the_scheduler_kills_for_memory_is_infeasible_without_retry(
     assert point.status is S.INFEASIBLE and point.attempts == 1
     assert "exceeding its memory limit" in point.reason and "OUT_OF_MEMORY" in point.reason
     assert [n for n in job_names(layout.run_dir(state_path)) if "-p1-" in n] == ["ctl-p1-r0a1s0"]
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_measured_point_deletes_its_checkpoint_unless_told_to_keep_it(
+    tmp_path: Path, keep: bool
+) -> None:
+    state_path = setup_run(
+        tmp_path, {"modes": {"0": ["progress"]}}, train={"keep_checkpoint": keep}
+    )
+    run_until_done(state_path, tmp_path)
+    assert load_state(state_path).point(0).status is S.DONE
+    checkpoint = layout.point_dir(layout.run_dir(state_path), 0) / "checkpoint.pt"
+    assert checkpoint.exists() is keep

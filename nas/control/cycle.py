@@ -27,7 +27,13 @@ from pathlib import Path
 from nas.cluster import JobState, Scheduler, SchedulerError
 from nas.config import Experiment
 from nas.control import inbox, policy
-from nas.control.ingest import Verdict, archive_outcome_files, check_result, judge
+from nas.control.ingest import (
+    Verdict,
+    archive_outcome_files,
+    check_result,
+    drop_checkpoint,
+    judge,
+)
 from nas.control.prepare import JobSettings, feasibility, job_name
 from nas.pointdir import layout
 from nas.pointdir.result import Result
@@ -220,6 +226,10 @@ class Controller:
         self.state.record(point.id, value)
         note = "" if point.status.is_active() else f" for a {point.status.value} point"
         self.state.log("ingest", f"result of {source}{note}: {value:.6g}", point.id)
+        if not self.experiment.train.keep_checkpoint:  # [train] keep_checkpoint keeps it
+            freed = drop_checkpoint(self._folder(point))
+            if freed:
+                log.info("point %d: deleted its checkpoint (%.1f MB)", point.id, freed / 1e6)
 
     def _rejected(self, point: Point, path: Path | None, reason: str) -> None:
         where = "" if path is None else f" as {path.name}"

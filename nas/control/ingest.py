@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from nas.pointdir.jsonio import read_json_object
-from nas.pointdir.layout import ENVIRONMENT_FAILURE, ERROR_FILE, PROGRESS_FILE, RESULT_FILE
+from nas.pointdir.layout import (
+    CHECKPOINT_FILE,
+    ENVIRONMENT_FAILURE,
+    ERROR_FILE,
+    PROGRESS_FILE,
+    RESULT_FILE,
+)
 from nas.pointdir.result import Result, ResultError, validate_result
 
 #: Lines of a job's log quoted in a failure reason.
@@ -150,6 +156,17 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
         return f"(no log at {log})"
     tail = "\n".join(text.splitlines()[-lines:])
     return tail[-_LOG_TAIL_CHARS:] or f"(empty log {log})"
+
+
+def drop_checkpoint(folder: Path) -> int:
+    """Delete the checkpoint of a measured point (up to ~1 GB each); return the bytes freed."""
+    path = folder / CHECKPOINT_FILE
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size
 
 
 def archive_outcome_files(folder: Path, job_name: str) -> None:
