@@ -178,20 +178,37 @@ def test_point_left_submitting_by_a_crash_gets_exactly_one_job(
     LocalScheduler(layout.jobs_dir(run)).cancel(point.job_id)
 
 
-def test_dry_run_renders_scripts_and_changes_nothing(
+def _tree_hash(root: Path) -> dict[str, str]:
+    """Every file and folder under ``root`` with a hash of its bytes."""
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "/"
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_dry_run_writes_nothing_and_shows_the_scripts(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state_path = setup_run(tmp_path)
     monkeypatch.chdir(tmp_path)
-    generation = load_state(state_path).generation
+    before = _tree_hash(tmp_path)
     assert main(["run", "--state", str(state_path), "--dry-run", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
+    assert _tree_hash(tmp_path) == before
     assert [entry["id"] for entry in plan["submit"]] == [0, 1, 2]
-    assert Path(plan["submit"][0]["script"]).is_file()
-    state = load_state(state_path)
-    assert state.generation == generation
-    assert {p.status for p in state.points} == {S.PENDING}
-    assert not (layout.run_dir(state_path) / "jobs").exists()
+    assert plan["submit"][0]["script"] is None
+    assert "ctl-p0-r0a1s0" in plan["submit"][0]["text"]
+    assert main(["run", "--state", str(state_path), "--dry-run"]) == 0
+    assert "#!/bin/bash" in capsys.readouterr().out
+    assert _tree_hash(tmp_path) == before
+    out = tmp_path / "scripts"
+    assert main(["run", "--state", str(state_path), "--dry-run", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"ctl-p{i}-r0a1s0.sh" for i in range(3)]
+    after = {k: v for k, v in _tree_hash(tmp_path).items() if not k.startswith("scripts")}
+    assert after == before
+    assert {p.status for p in load_state(state_path).points} == {S.PENDING}
 
 
 def test_second_controller_is_refused_by_the_lock(

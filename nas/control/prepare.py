@@ -91,16 +91,18 @@ class JobSettings:
             seed=self.experiment.train.seed,
             metric=cfg.metric,
         )
-        log_file = layout.log_path(run, point.id, point.job_name)
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        text = render_job_script(
+        layout.log_path(run, point.id, point.job_name).parent.mkdir(parents=True, exist_ok=True)
+        return write_job_script(folder / layout.JOB_SCRIPT, self.script_text(run, point))
+
+    def script_text(self, run: Path, point: Point) -> str:
+        """The job script of the submission ``point.job_name``; writes nothing."""
+        return render_job_script(
             self.cluster.backend,
             cluster=self.cluster,
-            point_dir=str(folder),
+            point_dir=str(layout.point_dir(run, point.id)),
             job_name=point.job_name,
-            stdout_path=str(log_file),
+            stdout_path=str(layout.log_path(run, point.id, point.job_name)),
         )
-        return write_job_script(folder / layout.JOB_SCRIPT, text)
 
 
 def _existing(cwd: Path, value: str, source: str, table: str, key: str) -> Path:
