@@ -9,6 +9,7 @@ controller decides from the result file.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nas.cluster.base import Directive, JobRecord, JobState, Scheduler, SchedulerError, translate
-from nas.cluster.proc import CommandError, run_command
+from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError, run_command
 from nas.cluster.render import (
     ScriptError,
     cores_per_rank,
@@ -201,6 +202,11 @@ class SlurmScheduler(Scheduler):
         optional = {"--account=": controller.account, "--partition=": controller.queue,
                     "--qos=": controller.qos}  # fmt: skip
         return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, user: str | None = None) -> None:
+        super().__init__(timeout=timeout)
+        self.user = user or getpass.getuser()
+        self._accounting: bool | None = None
 
     def _submit(self, script: Path, job_name: str, cwd: Path) -> str:
         done = run_command(
