@@ -1,10 +1,10 @@
 """Experiment TOML -> frozen dataclasses.
 
 An experiment file has the tables ``[experiment]``, ``[[space]]`` (one per
-search dimension), ``[model]``, ``[data]``, ``[train]`` and ``[cluster]``.
-Only ``[experiment]`` and ``[[space]]`` are needed to create a state and to
-search by hand; ``splinenas run`` also needs ``[model]`` and ``[data]``
-(``[train]`` and ``[cluster]`` have defaults for every key).
+search dimension), ``[model]``, ``[data]``, ``[train]``, ``[cluster]`` and
+``[controller]``. Only ``[experiment]`` and ``[[space]]`` are needed to create
+a state and to search by hand; ``splinenas run`` also needs ``[model]`` and
+``[data]`` (the other tables have defaults for every key).
 
 Every table is declared once as a dataclass whose fields carry their expected
 type and constraint in ``metadata``; one generic parser checks unknown keys,
@@ -15,6 +15,7 @@ key and says what was expected.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 import sys
@@ -29,6 +30,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from nas.search.space import Dim, SearchSpace, SpaceError
+
+log = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -105,6 +108,12 @@ def _directive_text(value: str) -> str | None:
     if problem is None and bad:
         problem = f"cannot go into a job-script directive: contains {bad[0]!r}"
     return problem
+
+
+def _memory_size(value: str) -> str | None:
+    if not re.fullmatch(r"[1-9][0-9]*[KMGT]?", value):
+        return f"expected a whole amount with an optional unit K, M, G or T (e.g. '200G'), got {value!r}"
+    return None
 
 
 def _check_strings(value: list) -> str | None:
@@ -283,6 +292,9 @@ class TrainConfig:
     log_every: int = _option(50, kind=int, minimum=1, doc="progress line every N steps")
     max_steps_per_epoch: int | None = _option(None, kind=int, minimum=1, optional=True)
     seed: int = _option(0, kind=int, minimum=0)
+    keep_checkpoint: bool = _option(
+        False, kind=bool, doc="keep checkpoint.pt of a completed point (default: delete it)"
+    )
 
 
 @dataclass(frozen=True)
@@ -305,11 +317,56 @@ class ClusterConfig:
     constraint: str | None = _option(None, kind=str, check=_directive_text, optional=True)
     alloc_flags: str | None = _option(None, kind=str, check=_directive_text, optional=True)
     extra_directives: list = _option([], kind=list, check=_check_strings)
+    gpu_bind: str | None = _option(
+        None,
+        kind=str,
+        check=_directive_text,
+        optional=True,
+        doc="slurm: one GPU per task, bound by --gpu-bind=<this> (e.g. 'closest')",
+    )
+    mem: str | None = _option(
+        None, kind=str, check=_memory_size, optional=True, doc="slurm: --mem per node, e.g. '200G'"
+    )
+    jsrun_smpiargs: str = _option(
+        "off",
+        kind=str,
+        check=_no_newline,
+        doc="lsf: jsrun --smpiargs=<this>; 'off' for the non-MPI trainer, '' leaves it out",
+    )
     env_file: str | None = _option(None, kind=str, check=_no_newline, optional=True)
     python: str = _option("python3", kind=str, check=_no_newline)
-    max_gpu_memory_gb: float | None = _option(None, kind=float, minimum=0.0, optional=True)
+    max_gpu_memory_gib: float | None = _option(
+        None, kind=float, minimum=0.0, optional=True, doc="GPU memory in GiB (2**30 bytes)"
+    )
+    memory_margin: float = _option(
+        0.9,
+        kind=float,
+        minimum=0.01,
+        maximum=1.0,
+        doc="share of the GPU memory a candidate may use",
+    )
     max_attempts: int = _option(3, kind=int, minimum=1)
     max_concurrent_jobs: int = _option(4, kind=int, minimum=1)
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """``[controller]``: what the keep-alive controller job asks its scheduler for.
+
+    Independent of the training jobs: the controller is one Python process
+    that needs a core or two and no GPU.
+    """
+
+    account: str | None = _option(None, kind=str, check=_valid_name, optional=True)
+    queue: str | None = _option(
+        None, kind=str, check=_valid_name, optional=True, doc="queue (LSF) or partition (Slurm)"
+    )
+    qos: str | None = _option(None, kind=str, check=_valid_name, optional=True)
+    walltime_minutes: int = _option(
+        1440, kind=int, minimum=1, doc="one run of the job; it renews itself"
+    )
+    cores: int = _option(1, kind=int, minimum=1, maximum=2)
+    extra_directives: list = _option([], kind=list, check=_check_strings)
 
 
 # --------------------------------------------------------------------------- the document
@@ -320,6 +377,15 @@ _TABLES: dict[str, type] = {
     "data": DataConfig,
     "train": TrainConfig,
     "cluster": ClusterConfig,
+    "controller": ControllerConfig,
+}
+
+#: Keys renamed since they were introduced: (table, old) -> (new, how the old value is read).
+_RENAMED = {
+    ("cluster", "max_gpu_memory_gb"): (
+        "max_gpu_memory_gib",
+        "its value is read as GiB (2**30 bytes), the unit GPU memory is sold in",
+    ),
 }
 
 
@@ -335,6 +401,7 @@ class Experiment:
     data: DataConfig | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
 
     def require_run_sections(self) -> None:
         """Raise unless the tables that training needs are present."""
@@ -409,7 +476,7 @@ def parse_experiment(text: str, source: str = "<string>") -> Experiment:
     if "space" not in raw:
         raise ConfigError(source, "space", None, "missing required [[space]] entries")
     tables = {
-        name: _parse_table(cls, raw[name], source, name)
+        name: _parse_table(cls, _renamed(raw[name], source, name), source, name)
         for name, cls in _TABLES.items()
         if name in raw
     }
@@ -426,7 +493,23 @@ def parse_experiment(text: str, source: str = "<string>") -> Experiment:
         data=data,
         train=tables.get("train", TrainConfig()),
         cluster=tables.get("cluster", ClusterConfig()),
+        controller=tables.get("controller", ControllerConfig()),
     )
+
+
+def _renamed(raw: Any, source: str, table: str) -> Any:
+    """``raw`` with renamed keys under their new names, each with a deprecation message."""
+    if not isinstance(raw, Mapping):
+        return raw
+    renamed = dict(raw)
+    for (where, old), (new, reading) in _RENAMED.items():
+        if where != table or old not in raw:
+            continue
+        if new in raw:
+            raise ConfigError(source, table, old, f"renamed to {new}; give only {new}")
+        log.warning("%s: [%s] %s is deprecated: rename it %s; %s", source, table, old, new, reading)
+        renamed[new] = renamed.pop(old)
+    return renamed
 
 
 def load_experiment(path: str | Path) -> Experiment:

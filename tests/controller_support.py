@@ -125,6 +125,7 @@ elif mode == "oom":
     write_error(folder, rank=0, exc=RuntimeError("CUDA out of memory (stand-in)"), oom=True)
     code = 4
 elif mode == "progress":
+    (folder / "checkpoint.pt").write_bytes(b"stand-in weights")  # as the trainer leaves it
     write_progress(folder, point_id=point.point_id, epoch=n + 1, step=0, reason="deadline")
     code = 3
 else:

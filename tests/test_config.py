@@ -165,3 +165,20 @@ def test_a_directive_value_no_quoting_can_carry_is_refused() -> None:
     assert str(error) == (
         "exp.toml: [cluster] constraint: cannot go into a job-script directive: contains '$'"
     )
+
+
+def test_gpu_memory_is_in_gib_and_the_old_key_is_read_as_gib_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    new = parse_experiment(VALID + "[cluster]\nmax_gpu_memory_gib = 16\n", SOURCE).cluster
+    assert (new.max_gpu_memory_gib, new.memory_margin) == (16.0, 0.9)
+    with caplog.at_level("WARNING"):
+        old = parse_experiment(VALID + "[cluster]\nmax_gpu_memory_gb = 16\n", SOURCE).cluster
+    assert old.max_gpu_memory_gib == 16.0
+    assert f"{SOURCE}: [cluster] max_gpu_memory_gb is deprecated" in caplog.text
+    assert "read as GiB" in caplog.text
+    both = "[cluster]\nmax_gpu_memory_gb = 16\nmax_gpu_memory_gib = 16\n"
+    assert "renamed to max_gpu_memory_gib" in str(error_for(VALID + both))
+    assert "memory_margin: expected at most 1.0" in str(
+        error_for(VALID + "[cluster]\nmemory_margin = 1.5\n")
+    )

@@ -28,7 +28,7 @@ from controller_support import (
     write_fake_trainer,
 )
 
-from nas.cluster import LocalScheduler
+from nas.cluster import JobState, LocalScheduler
 from nas.commands.main import main
 from nas.control import policy
 from nas.control.loop import run_controller
@@ -180,20 +180,37 @@ def test_point_left_submitting_by_a_crash_gets_exactly_one_job(
     LocalScheduler(layout.jobs_dir(run)).cancel(point.job_id)
 
 
-def test_dry_run_renders_scripts_and_changes_nothing(
+def _tree_hash(root: Path) -> dict[str, str]:
+    """Every file and folder under ``root`` with a hash of its bytes."""
+    import hashlib
+
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "/"
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_dry_run_writes_nothing_and_shows_the_scripts(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state_path = setup_run(tmp_path)
     monkeypatch.chdir(tmp_path)
-    generation = load_state(state_path).generation
+    before = _tree_hash(tmp_path)
     assert main(["run", "--state", str(state_path), "--dry-run", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
+    assert _tree_hash(tmp_path) == before
     assert [entry["id"] for entry in plan["submit"]] == [0, 1, 2]
-    assert Path(plan["submit"][0]["script"]).is_file()
-    state = load_state(state_path)
-    assert state.generation == generation
-    assert {p.status for p in state.points} == {S.PENDING}
-    assert not (layout.run_dir(state_path) / "jobs").exists()
+    assert plan["submit"][0]["script"] is None
+    assert "ctl-p0-r0a1s0" in plan["submit"][0]["text"]
+    assert main(["run", "--state", str(state_path), "--dry-run"]) == 0
+    assert "#!/bin/bash" in capsys.readouterr().out
+    assert _tree_hash(tmp_path) == before
+    out = tmp_path / "scripts"
+    assert main(["run", "--state", str(state_path), "--dry-run", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"ctl-p{i}-r0a1s0.sh" for i in range(3)]
+    after = {k: v for k, v in _tree_hash(tmp_path).items() if not k.startswith("scripts")}
+    assert after == before
+    assert {p.status for p in load_state(state_path).points} == {S.PENDING}
 
 
 def test_second_controller_is_refused_by_the_lock(
@@ -306,12 +323,12 @@ def _memory_limited_run(tmp_path: Path) -> Path:
         estimate("resnet", {**fixed, "g1": g, "g2": g}, 10, resolution=16, batch_per_gpu=2048)
         for g in (4, 16)
     ]
-    limit = (sizes[0].memory_bytes + sizes[1].memory_bytes) / 2 / 1e9
+    limit = (sizes[0].memory_bytes + sizes[1].memory_bytes) / 2 / 2**30
     state_path = setup_run(
         tmp_path,
         experiment={"max_points": 5},
         train={"batch_per_gpu": 2048},
-        cluster={"max_gpu_memory_gb": limit},
+        cluster={"max_gpu_memory_gib": limit, "memory_margin": 1.0},
     )
     return state_path
 
@@ -323,7 +340,7 @@ def test_a_design_point_estimated_not_to_fit_is_never_submitted(tmp_path: Path) 
     too_big = state.point(0)
     assert too_big.params == {"g1": 16, "g2": 16}
     assert too_big.status is S.INFEASIBLE and too_big.attempts == 0 and not too_big.job_name
-    assert "max_gpu_memory_gb" in too_big.reason
+    assert "max_gpu_memory_gib" in too_big.reason
     assert not any("-p0-" in n for n in job_names(layout.run_dir(state_path)))
     assert state.point(1).status is S.DONE
 
@@ -336,7 +353,7 @@ def test_dry_run_shows_what_a_cycle_marks_infeasible_and_does_not_list_it_to_sub
     assert main(["run", "--state", str(state_path), "--dry-run", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     shown = {entry["id"] for entry in plan["infeasible"]}
-    assert 0 in shown and all("max_gpu_memory_gb" in e["reason"] for e in plan["infeasible"])
+    assert 0 in shown and all("max_gpu_memory_gib" in e["reason"] for e in plan["infeasible"])
     assert not shown & {entry["id"] for entry in plan["submit"]}
     assert load_state(state_path).point(0).status is S.PENDING  # shown, not applied
     run_until_done(state_path, tmp_path, max_cycles=1)
@@ -372,3 +389,63 @@ def test_run_detach_returns_at_once_and_the_search_finishes_in_the_background(
     log = (folder / LOG).read_text()
     assert "cycle 1:" in log and "stopped: max_points reached" in log
     assert splinenas("--detach", "--once").returncode == 2
+
+
+def test_a_failing_environment_file_fails_the_point_once_with_its_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / "env.sh"
+    env_file.write_text("module_load_failed() { return 7; }\nmodule_load_failed\n")
+    state_path = setup_run(tmp_path, cluster={"env_file": str(env_file)})
+    outcome = run_until_done(state_path, tmp_path, max_cycles=60)
+    state = load_state(state_path)
+    assert not outcome.ok  # nothing left to do but wait for a person
+    assert all(p.status is S.FAILED and p.attempts == 1 for p in state.points[:3])
+    point = state.point(0)
+    assert "sourcing the environment file" in point.reason and "exit status 7" in point.reason
+    assert "splinenas rerun" in point.reason
+    assert not (layout.point_dir(layout.run_dir(state_path), 0) / "result.json").exists()
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["status", "--state", str(state_path)]) == 0
+    assert "exit status 7" in capsys.readouterr().out
+
+
+class _MemoryLimitedScheduler(LocalScheduler):
+    """The local backend, reporting a job that exits 1 as killed for its memory (as Slurm's
+    OUT_OF_MEMORY or LSF's TERM_MEMLIMIT would): the scheduler's word, not the trainer's."""
+
+    def _state(self, folder: Path) -> JobState:
+        state = super()._state(folder)
+        return JobState.OUT_OF_MEMORY if state is JobState.FAILED else state
+
+    def reason(self, job_id: str) -> str:
+        return "JobState=OUT_OF_MEMORY Reason=OutOfMemory"
+
+
+def test_a_job_the_scheduler_kills_for_memory_is_infeasible_without_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nas.control.loop
+
+    monkeypatch.setattr(nas.control.loop, "get_scheduler",
+                        lambda cluster, local_root: _MemoryLimitedScheduler(local_root))  # fmt: skip
+    state_path = setup_run(tmp_path, {"modes": {"1": ["exit1"]}})
+    run_until_done(state_path, tmp_path)
+    point = load_state(state_path).point(1)
+    assert point.status is S.INFEASIBLE and point.attempts == 1
+    assert "exceeding its memory limit" in point.reason and "OUT_OF_MEMORY" in point.reason
+    assert [n for n in job_names(layout.run_dir(state_path)) if "-p1-" in n] == ["ctl-p1-r0a1s0"]
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_measured_point_deletes_its_checkpoint_unless_told_to_keep_it(
+    tmp_path: Path, keep: bool
+) -> None:
+    state_path = setup_run(
+        tmp_path, {"modes": {"0": ["progress"]}}, train={"keep_checkpoint": keep}
+    )
+    run_until_done(state_path, tmp_path)
+    assert load_state(state_path).point(0).status is S.DONE
+    checkpoint = layout.point_dir(layout.run_dir(state_path), 0) / "checkpoint.pt"
+    assert checkpoint.exists() is keep

@@ -79,7 +79,7 @@ def test_paper_values_of_the_summit_experiments():
         assert cluster.nodes * cluster.gpus_per_node * train.batch_per_gpu == 6528
         assert (train.epochs, train.lr, train.momentum, train.weight_decay) == (60, 0.1, 0.9, 1e-4)
         assert experiment.model.num_classes == 21841
-        assert cluster.max_gpu_memory_gb == 16
+        assert cluster.max_gpu_memory_gib == 16
     eight = load_experiment(ROOT / "jobs" / "blresnext-8d-imagenet1k.toml")
     assert (eight.train.epochs, eight.model.num_classes, eight.space.d) == (90, 1000, 8)
 
@@ -169,3 +169,37 @@ def test_local_env_activates_the_repository_venv_once(tmp_path):
     assert (tmp_path / "calls").read_text().splitlines() == ["activated", "activated"]
     foreign = source_twice(copy / "envs" / "local.sh", tmp_path / "x", VIRTUAL_ENV="/elsewhere")
     assert foreign.returncode == 0 and not (tmp_path / "x" / "calls").exists()
+
+
+V100_CONFIGS = [path for path in CONFIGS if 'V100-SXM2 "16 GB"' in path.read_text()]
+
+
+@pytest.mark.parametrize("path", V100_CONFIGS, ids=lambda p: p.stem)
+def test_v100_configs_admit_the_points_the_paper_measured(path):
+    """The points named in the config's comments, and for small boxes every corner, fit."""
+    import itertools
+
+    from nas.config import parse_params
+    from nas.control.prepare import feasibility
+
+    experiment = load_experiment(path)
+    assert experiment.cluster.max_gpu_memory_gib == 16
+    fits = feasibility(experiment)
+    marked = [
+        parse_params(line.split(":", 1)[1])
+        for line in path.read_text().splitlines()
+        if line.startswith("# paper point:")
+    ]
+    assert marked, "name the paper's points in a '# paper point: k=v,...' comment"
+    corners = []
+    if experiment.space.d <= 5:
+        dims = experiment.space.dims
+        for corner in itertools.product(*[(d.low, d.high) for d in dims]):
+            corners.append(
+                {
+                    d.name: int(v) if d.type == "int" else v
+                    for d, v in zip(dims, corner, strict=True)
+                }
+            )
+    for params in marked + corners:
+        assert fits(params), f"{path.name}: {params} is estimated not to fit"

@@ -17,7 +17,7 @@ import pytest
 from nas.cluster import JobState, LsfScheduler, keepalive
 from nas.cluster.render import ScriptError
 from nas.commands.main import main
-from nas.config import ClusterConfig
+from nas.config import ControllerConfig
 from nas.pointdir import layout
 from nas.record.lock import LockError, lock_path
 
@@ -63,7 +63,7 @@ def make_job(root: Path, backend: str, **changes: object) -> keepalive.KeepAlive
         "walltime_minutes": 60,
         "margin_seconds": 290,
         "poll": 5.0,
-        "cluster": ClusterConfig(backend=backend, account="proj1", queue="batch"),
+        "controller": ControllerConfig(account="proj1", queue="batch"),
         **changes,
     }
     return keepalive.KeepAliveJob(**fields)
@@ -81,6 +81,27 @@ def test_scripts_pass_bash_n_and_carry_the_directives(tmp_path: Path, backend: s
                     "#BSUB -J toy-controller", "bsub <"]  # fmt: skip
     for line in expected:
         assert line in text
+
+
+@pytest.mark.parametrize("backend", ["slurm", "lsf"])
+def test_the_controller_job_asks_only_for_what_the_controller_needs(
+    tmp_path: Path, backend: str
+) -> None:
+    controller = ControllerConfig(account="ctl1", queue="service",
+                                  cores=2, extra_directives=["--mail-type=FAIL"])  # fmt: skip
+    text = keepalive.render(make_job(tmp_path, backend, controller=controller))
+    directives = [line for line in text.splitlines() if line.startswith(("#SBATCH", "#BSUB"))]
+    if backend == "slurm":
+        for line in ["#SBATCH --nodes=1", "#SBATCH --ntasks=1", "#SBATCH --cpus-per-task=2",
+                     "#SBATCH --gpus=0", "#SBATCH --account=ctl1", "#SBATCH --partition=service",
+                     "#SBATCH --mail-type=FAIL"]:  # fmt: skip
+            assert line in directives
+        assert not any("exclusive" in line or "gpus-per" in line for line in directives)
+    else:
+        for line in ["#BSUB -nnodes 1", "#BSUB -P ctl1", "#BSUB -q service", "#BSUB -W 1:00",
+                     "#BSUB --mail-type=FAIL"]:  # fmt: skip
+            assert line in directives
+        assert not any("-gpu" in line or "alloc_flags" in line for line in directives)
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,8 @@ FAKES = Path(__file__).parent / "fakes"
 
 def test_finished_states() -> None:
     done = {s for s in JobState if s.is_finished()}
-    assert done == {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT}
+    assert done == {JobState.COMPLETED, JobState.FAILED, JobState.OUT_OF_MEMORY,
+                    JobState.CANCELLED, JobState.TIMEOUT}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -44,7 +45,7 @@ def test_finished_states() -> None:
         ("CANCELLED by 0", JobState.CANCELLED),
         ("CANCELLED+", JobState.CANCELLED),
         ("NODE_FAIL", JobState.FAILED),
-        ("OUT_OF_MEMORY", JobState.FAILED),
+        ("OUT_OF_MEMORY", JobState.OUT_OF_MEMORY),
         ("BOOT_FAIL", JobState.FAILED),
         ("PREEMPTED", JobState.TIMEOUT),
         ("DEADLINE", JobState.TIMEOUT),
@@ -98,7 +99,7 @@ def test_lsf_parsers() -> None:
         ("5", JobState.HELD, "f"),
         ("6", JobState.CANCELLED, "g"),
         ("7", JobState.TIMEOUT, "h"),
-        ("8", JobState.FAILED, "i"),
+        ("8", JobState.OUT_OF_MEMORY, "i"),
     ]
 
 
@@ -263,7 +264,7 @@ def test_a_rendered_script_runs_end_to_end(
         assert lines[0] == f"{rank}/{ranks}"
         assert lines[2:6] == ["-m", "nas.train", "--point-dir", str(point)]
     if backend == "lsf":
-        assert lines[1] == f"127.0.0.1:{20000 + int(job_id)}"
+        assert lines[1] == ":"  # the trainer derives the rendezvous itself (launch.py)
         assert (point / f"seg-{job_id}.out").exists()
 
 

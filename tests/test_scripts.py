@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from nas.cluster.render import (
     write_job_script,
 )
 from nas.config import ClusterConfig
+from nas.train.launch import LaunchError, detect, device_index, port_for_job
 
 FAKES = Path(__file__).parent / "fakes"
 WEIRD = ["a 0", "a'; echo foo", "$(touch pwned)", 'q"`id`\\', "semi;colon & amp"]
@@ -189,17 +192,72 @@ def test_directive_values_the_scheduler_cannot_read_are_refused(
         _render(backend, _cluster(), tmp_path / weird)
 
 
-def test_lsf_rendezvous_from_the_host_file(tmp_path: Path, bin_dir: Path) -> None:
+@pytest.mark.parametrize("backend", ["slurm", "lsf"])
+def test_scripts_leave_the_rendezvous_to_the_trainer(
+    tmp_path: Path, bin_dir: Path, backend: str
+) -> None:
     python = _executable(tmp_path / "bin2" / "python", FAKE_PYTHON)
-    text = _render("lsf", _cluster(python=str(python)), tmp_path)
+    text = _render(backend, _cluster(python=str(python)), tmp_path)
+    assert "MASTER_PORT" not in text and "MASTER_ADDR" not in text
     hostfile = tmp_path / "hosts"
-    hostfile.write_text("batch5\nh41n01\nh41n01\n")
+    hostfile.write_text("batch5\n" + "h41n01\n" * 42 + "h41n02\n" * 42)
     script = write_job_script(tmp_path / "job.sh", text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MASTER_")}
     env.update(PATH=f"{bin_dir}:{env['PATH']}", RECORD=str(tmp_path / "argv"),
                LSB_DJOB_HOSTFILE=str(hostfile), LSB_JOBID="123")  # fmt: skip
     subprocess.run(["bash", str(script)], env=env, check=True, timeout=30)
-    assert (tmp_path / "argv.env").read_text().split()[:2] == ["h41n01", "20123"]
+    assert (tmp_path / "argv.env").read_text().split("\n")[:2] == ["", ""]  # nothing exported
+    rank1 = detect({**env, "JSM_NAMESPACE_RANK": "1", "JSM_NAMESPACE_SIZE": "12"})
+    assert (rank1.master_addr, rank1.master_port) == ("h41n01", port_for_job("123"))
+    assert 15000 <= rank1.master_port < 32768  # below Linux's ephemeral range
+
+
+#: Stands in for python under jsrun: asks the trainer's own rule for this rank's device.
+DEVICE_PYTHON = f"""#!/bin/bash
+exec {sys.executable} -c '
+import os
+from nas.train.launch import detect, device_index
+env = detect(os.environ)
+visible = os.environ["CUDA_VISIBLE_DEVICES"]
+index = device_index(env, len(visible.split(",")), os.environ)
+with open(f"rank-{{env.rank}}", "w") as out:
+    out.write(f"{{env.local_rank}} {{visible}} {{index}}")
+'
+"""
+
+
+@pytest.mark.parametrize(
+    ("resource_sets", "expected"),
+    [
+        ("gpu", ["0 0 0", "1 1 0"]),  # -g 1: each rank sees its own GPU as cuda:0
+        ("node", ["0 0,1 0", "1 0,1 1"]),  # -g 2: both see both, each takes its local rank's
+    ],
+)
+def test_each_jsrun_rank_trains_on_a_gpu_of_its_own(
+    tmp_path: Path, bin_dir: Path, resource_sets: str, expected: list[str]
+) -> None:
+    point = tmp_path / "point"
+    point.mkdir()
+    python = _executable(tmp_path / "bin-python" / "python", DEVICE_PYTHON)
+    cluster = _cluster(python=str(python), gpus_per_node=2, ranks_per_node=2,
+                       resource_sets=resource_sets)  # fmt: skip
+    text = _render("lsf", cluster, point)
+    done = _run(text, point, bin_dir, tmp_path / "argv",
+                PYTHONPATH=str(Path(__file__).resolve().parent.parent))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [(point / f"rank-{r}").read_text() for r in (0, 1)] == expected
+
+
+def test_a_rank_without_a_gpu_of_its_own_is_refused_naming_the_layout() -> None:
+    env = detect({"JSM_NAMESPACE_RANK": "5", "JSM_NAMESPACE_SIZE": "6",
+                  "JSM_NAMESPACE_LOCAL_RANK": "5", "MASTER_ADDR": "h", "MASTER_PORT": "20000"})  # fmt: skip
+    assert device_index(env, 1, {"CUDA_VISIBLE_DEVICES": "5"}) == 0
+    assert device_index(env, 6, {"CUDA_VISIBLE_DEVICES": "0,1,2,3,4,5"}) == 5
+    with pytest.raises(LaunchError) as info:
+        device_index(env, 2, {"CUDA_VISIBLE_DEVICES": "0,1"})
+    message = str(info.value)
+    assert "local rank 5" in message and "CUDA_VISIBLE_DEVICES='0,1'" in message
+    assert "resource_sets" in message and "gpu_bind" in message
 
 
 @pytest.mark.parametrize("backend", ["slurm", "lsf"])
@@ -303,3 +361,47 @@ def test_deadline_seconds() -> None:
     assert deadline_seconds(_cluster(walltime_minutes=120, signal_seconds=300)) == 6900
     cluster = dataclasses.replace(_cluster(), walltime_minutes=1, signal_seconds=59)
     assert deadline_seconds(cluster) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("ending", ["return 3", "exit 3", "false; true; (exit 3)"])
+def test_a_failing_environment_stops_the_job_with_its_code_and_an_error_file(
+    tmp_path: Path, bin_dir: Path, backend: str, ending: str
+) -> None:
+    point = tmp_path / "point"
+    point.mkdir()
+    env_file = tmp_path / "it's env.sh"
+    env_file.write_text(f"echo loading\n{ending}\n")
+    python = _executable(tmp_path / "bin-python" / "python", FAKE_PYTHON)
+    text = _render(backend, _cluster(python=str(python), env_file=str(env_file)), point)
+    done = _run(text, point, bin_dir, tmp_path / "argv")
+    assert done.returncode == 3
+    assert not (tmp_path / "argv").exists()  # no rank started
+    error = json.loads((point / "error.json").read_text())
+    assert (error["kind"], error["exit_code"], error["env_file"]) == (
+        "environment",
+        3,
+        str(env_file),
+    )
+    assert [p.name for p in point.iterdir()] == ["error.json", "job.sh"] or backend == "local"
+
+
+def test_slurm_binds_one_gpu_per_task_and_asks_for_memory_when_configured(tmp_path: Path) -> None:
+    cluster = _cluster(nodes=2, gpus_per_node=4, cores_per_node=32, gpu_bind="closest", mem="200G")
+    text = _render("slurm", cluster, tmp_path)
+    for line in ["#SBATCH --gpus-per-task=1", "#SBATCH --gpu-bind=closest", "#SBATCH --mem=200G",
+                 "srun --nodes=2 --ntasks-per-node=4 --cpus-per-task=8 --gpus-per-task=1 "
+                 "--gpu-bind=closest --kill-on-bad-exit=1"]:  # fmt: skip
+        assert line in text
+    assert "--gpus-per-node" not in text
+    with pytest.raises(ScriptError, match="gpu_bind gives each rank one GPU"):
+        _render("slurm", dataclasses.replace(cluster, ranks_per_node=1), tmp_path)
+    plain = _render("slurm", _cluster(gpus_per_node=4, cores_per_node=32), tmp_path)
+    assert "#SBATCH --gpus-per-node=4" in plain and "gpu-bind" not in plain and "--mem" not in plain
+
+
+def test_jsrun_turns_spectrum_mpi_hooks_off_for_the_trainer_unless_told(tmp_path: Path) -> None:
+    cluster = _cluster(nodes=1, gpus_per_node=6, cores_per_node=42)
+    assert "-b packed:7 --smpiargs=off " in _render("lsf", cluster, tmp_path)
+    text = _render("lsf", dataclasses.replace(cluster, jsrun_smpiargs=""), tmp_path)
+    assert "smpiargs" not in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -17,9 +18,12 @@ from nas.config import ClusterConfig
 
 pytestmark = pytest.mark.slurm
 
-#: Stands in for python under srun: one file per rank with its argv and env.
-RANK_PYTHON = """#!/bin/bash
-printf '%s\\n' "$SLURM_PROCID/$SLURM_NTASKS" "$MASTER_ADDR" "$@" >"rank-$SLURM_PROCID"
+#: Stands in for python under srun: one file per rank with its argv and the
+#: rendezvous the trainer's own rule derives from the allocation.
+RANK_PYTHON = f"""#!/bin/bash
+rendezvous=$({sys.executable} -c 'import os; from nas.train.launch import detect
+env = detect(os.environ); print(f"{{env.master_addr}}:{{env.master_port}}")')
+printf '%s\\n' "$SLURM_PROCID/$SLURM_NTASKS" "$rendezvous" "$@" >"rank-$SLURM_PROCID"
 """
 
 
@@ -63,13 +67,17 @@ def test_a_rendered_script_runs_two_ranks(scheduler: SlurmScheduler, tmp_path: P
     log = (point / f"slurm-{job_id}.out").read_text()
     assert state is JobState.COMPLETED, log
     print(f"slurm round trip of a 2-rank job: {time.monotonic() - started:.2f} s")
+    rendezvous = set()
     for rank in (0, 1):
         lines = (point / f"rank-{rank}").read_text().splitlines()
         assert lines[0] == f"{rank}/2"
-        assert lines[1]  # MASTER_ADDR resolved from the allocation
+        rendezvous.add(lines[1])  # derived from the allocation by every rank alike
         assert lines[2:6] == ["-m", "nas.train", "--point-dir", str(point)]
         assert lines[6] == "--deadline"
         assert 0 < int(lines[7]) - time.time() <= 240
+    (address_and_port,) = rendezvous
+    address, port = address_and_port.rsplit(":", 1)
+    assert address and 15000 <= int(port) < 32768
 
 
 def test_scancel_by_a_person_is_detected(scheduler: SlurmScheduler, tmp_path: Path) -> None:

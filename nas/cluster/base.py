@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError
-from nas.config import NAME_PATTERN, ClusterConfig
+from nas.config import NAME_PATTERN, ClusterConfig, ControllerConfig
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,9 @@ class JobState(enum.Enum):
     COMPLETED = "completed"
     """Exited with status 0. Whether it produced a valid result is another question."""
     FAILED = "failed"
-    """Exited non-zero, or lost to a node failure, out-of-memory or a boot failure."""
+    """Exited non-zero, or lost to a node failure or a boot failure."""
+    OUT_OF_MEMORY = "out_of_memory"
+    """Killed by the scheduler for exceeding its memory limit: retrying cannot help."""
     CANCELLED = "cancelled"
     """Cancelled by a person or by the controller."""
     TIMEOUT = "timeout"
@@ -59,7 +61,15 @@ class JobState(enum.Enum):
         return self in _FINISHED
 
 
-_FINISHED = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT})
+_FINISHED = frozenset(
+    {
+        JobState.COMPLETED,
+        JobState.FAILED,
+        JobState.OUT_OF_MEMORY,
+        JobState.CANCELLED,
+        JobState.TIMEOUT,
+    }
+)
 
 
 class SchedulerError(RuntimeError):
@@ -102,7 +112,7 @@ class KeepAliveJob:
     walltime_minutes: int
     margin_seconds: int
     poll: float
-    cluster: ClusterConfig
+    controller: ControllerConfig
 
     def check(self) -> None:
         """Raise :class:`KeepAliveError` for a value no script may hold."""
@@ -150,7 +160,8 @@ class Scheduler(abc.ABC):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.name] = cls
+        if "name" in cls.__dict__:  # a backend names itself; a subclass of one is no new backend
+            _REGISTRY[cls.name] = cls
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.timeout = timeout

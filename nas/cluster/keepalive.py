@@ -153,7 +153,12 @@ def render(job: KeepAliveJob) -> str:
         run=_RUN.format(controller=argv),
         script=shlex.quote(str(job.script_path)),
     )
-    header = directive_lines(scheduler.directive_prefix, scheduler.keepalive_directives(job))
+    header = directive_lines(
+        scheduler.directive_prefix,
+        scheduler.keepalive_directives(job),
+        job.controller.extra_directives,
+        extra_key="controller.extra_directives",
+    )
     return f"#!/bin/bash\n{header}\n{body}"
 
 

@@ -45,7 +45,7 @@ LSF_STATES: dict[str, JobState] = {
     "UNKWN": JobState.UNKNOWN,
 }
 
-#: EXIT with one of these termination reasons is not a failure of the job itself.
+#: EXIT with one of these termination reasons is not a plain failure of the job.
 LSF_EXIT_REASONS: dict[str, JobState] = {
     "TERM_OWNER": JobState.CANCELLED,
     "TERM_ADMIN": JobState.CANCELLED,
@@ -53,6 +53,7 @@ LSF_EXIT_REASONS: dict[str, JobState] = {
     "TERM_FORCE_ADMIN": JobState.CANCELLED,
     "TERM_RUNLIMIT": JobState.TIMEOUT,
     "TERM_PREEMPT": JobState.TIMEOUT,
+    "TERM_MEMLIMIT": JobState.OUT_OF_MEMORY,
 }
 
 #: bjobs columns; the free-text ones are separated by a character names never hold.
@@ -160,10 +161,18 @@ class LsfScheduler(Scheduler):
             per_set = ["-n", str(cluster.nodes), "-r", "1", "-a", str(ranks), "-g", str(gpus)]
             cores = cluster.cores_per_node
         binding = f"packed:{cores_per_rank(cluster)}"
-        return ["jsrun", *per_set, "-c", str(cores), "-b", binding, python]
+        # Spectrum MPI's CUDA hooks break programs that use no MPI (OLCF: --smpiargs="off").
+        smpi = [f"--smpiargs={cluster.jsrun_smpiargs}"] if cluster.jsrun_smpiargs else []
+        return ["jsrun", *per_set, "-c", str(cores), "-b", binding, *smpi, python]
 
     @staticmethod
     def keepalive_directives(job: KeepAliveJob) -> list[Directive]:
+        """One node: on CSM machines (Summit) a batch job reserves whole nodes.
+
+        There ``splinenas run --detach`` on a login or service node costs no
+        node-hours at all (README, "Keeping the controller alive").
+        """
+        controller = job.controller
         pairs: list[Directive] = [
             ("-J ", job.job_name),
             ("-cwd ", str(job.workdir)),
@@ -174,7 +183,7 @@ class LsfScheduler(Scheduler):
             ("-wa ", "USR2"),
             ("-wt ", str(math.ceil(job.margin_seconds / 60))),
         ]
-        optional = {"-P ": job.cluster.account, "-q ": job.cluster.queue}
+        optional = {"-P ": controller.account, "-q ": controller.queue}
         return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
 
     def _submit(self, script: Path, job_name: str, cwd: Path) -> str:

@@ -15,6 +15,7 @@ send USR2 that long before the limit; the batch shell forwards it to the step.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -24,6 +25,7 @@ from pathlib import Path
 from nas.cluster.base import Directive, backend_class, backend_names
 from nas.config import DIRECTIVE_UNSAFE, NAME_PATTERN, ClusterConfig
 from nas.pointdir.jsonio import atomic_write_bytes
+from nas.pointdir.layout import ENVIRONMENT_FAILURE, ERROR_FILE
 
 #: Job-script templates ship inside the package (``jobs/templates`` links here).
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -124,8 +126,9 @@ def directive_lines(
     pairs: Sequence[Directive],
     extra: Sequence[str] = (),
     optional_keys: Mapping[str, str] | None = None,
+    extra_key: str = "cluster.extra_directives",
 ) -> str:
-    """``prefix flag=value`` lines; errors name the ``[cluster]`` key of an optional flag."""
+    """``prefix flag=value`` lines, then ``extra``; errors name the key a value comes from."""
     keys = optional_keys or {}
 
     def what(flag: str) -> str:
@@ -138,11 +141,27 @@ def directive_lines(
         else f"{prefix} {flag}{directive_value(value, what(flag))}"
         for flag, value in pairs
     ]
-    lines += [f"{prefix} {check_line(line, 'cluster.extra_directives')}" for line in extra]
+    lines += [f"{prefix} {check_line(line, extra_key)}" for line in extra]
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- templates
+
+
+def _environment(env_file: str) -> str:
+    """Source ``env_file``, or stop the job with its exit status and an ``error.json``."""
+    path = check_line(env_file, "cluster.env_file")
+    head = {
+        "kind": ENVIRONMENT_FAILURE,
+        "env_file": path,
+        "exception": "EnvironmentFailed",
+        "message": f"sourcing the environment file {path} failed; no rank was started",
+        "oom": False,
+    }
+    prefix = json.dumps(head, sort_keys=True)[:-1] + ", "  # the script appends time and code
+    values = {"env_file": shlex.quote(path), "error_prefix": shlex.quote(prefix),
+              "error_file": ERROR_FILE}  # fmt: skip
+    return _fill("environment", values).rstrip("\n")
 
 
 def _fill(name: str, values: Mapping[str, str]) -> str:
@@ -190,9 +209,7 @@ def render_job_script(
     stderr = stdout if stderr_path is None else check_line(stderr_path, "stderr_path")
     check_name(job_name, "job_name")
     common = {"job_name": job_name, "point_dir": point, "stdout": stdout, "stderr": stderr}
-    environment = ""
-    if cluster.env_file is not None:
-        environment = f"source {shlex.quote(check_line(cluster.env_file, 'cluster.env_file'))}"
+    environment = "" if cluster.env_file is None else _environment(cluster.env_file)
     prologue = _fill(
         "prologue",
         {

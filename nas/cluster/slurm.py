@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING
 
 from nas.cluster.base import Directive, JobRecord, JobState, Scheduler, SchedulerError, translate
 from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError, run_command
-from nas.cluster.render import cores_per_rank, optional_directives, ranks_per_node, signal_seconds
+from nas.cluster.render import (
+    ScriptError,
+    cores_per_rank,
+    optional_directives,
+    ranks_per_node,
+    signal_seconds,
+)
 from nas.config import ClusterConfig
 
 if TYPE_CHECKING:
@@ -40,7 +46,7 @@ SLURM_STATES: dict[str, JobState] = {
     "COMPLETED": JobState.COMPLETED,
     "FAILED": JobState.FAILED,
     "NODE_FAIL": JobState.FAILED,
-    "OUT_OF_MEMORY": JobState.FAILED,
+    "OUT_OF_MEMORY": JobState.OUT_OF_MEMORY,
     "BOOT_FAIL": JobState.FAILED,
     "SPECIAL_EXIT": JobState.FAILED,
     "REVOKED": JobState.FAILED,
@@ -119,13 +125,31 @@ exit "$status"
 """
 
 
+def _gpu_options(cluster: ClusterConfig) -> list[tuple[str, str]]:
+    """All GPUs of a node to every task, or with ``gpu_bind`` one GPU per task, bound.
+
+    A task bound to one GPU sees only it (``CUDA_VISIBLE_DEVICES`` holds one
+    index), and the trainer then uses ``cuda:0``.
+    """
+    if not cluster.gpus_per_node:
+        return []
+    if cluster.gpu_bind is None:
+        return [("--gpus-per-node", str(cluster.gpus_per_node))]
+    if ranks_per_node(cluster) != cluster.gpus_per_node:
+        raise ScriptError(
+            f"cluster.gpu_bind gives each rank one GPU; cluster.ranks_per_node is "
+            f"{cluster.ranks_per_node}, cluster.gpus_per_node is {cluster.gpus_per_node}"
+        )
+    return [("--gpus-per-task", "1"), ("--gpu-bind", cluster.gpu_bind)]
+
+
 class SlurmScheduler(Scheduler):
     """Jobs on a Slurm cluster, polled with one squeue call per cycle."""
 
     name = "slurm"
     directive_prefix = "#SBATCH"
     optional_keys = {"--account": "account", "--partition": "queue", "--qos": "qos",
-                     "--constraint": "constraint"}  # fmt: skip
+                     "--constraint": "constraint", "--mem": "mem"}  # fmt: skip
     keepalive_body = KEEPALIVE_BODY
 
     @staticmethod
@@ -140,8 +164,7 @@ class SlurmScheduler(Scheduler):
             ("--cpus-per-task", str(cores_per_rank(cluster))),
             ("--time", str(cluster.walltime_minutes)),
         ]
-        if cluster.gpus_per_node:
-            pairs.append(("--gpus-per-node", str(cluster.gpus_per_node)))
+        pairs += [(flag, value) for flag, value in _gpu_options(cluster)]
         if cluster.signal_seconds:
             pairs.append(("--signal", f"B:USR2@{signal_seconds(cluster)}"))
         pairs += optional_directives(cluster, SlurmScheduler.optional_keys)
@@ -154,13 +177,15 @@ class SlurmScheduler(Scheduler):
             f"--nodes={cluster.nodes}",
             f"--ntasks-per-node={ranks_per_node(cluster)}",
             f"--cpus-per-task={cores_per_rank(cluster)}",
+            *(f"{flag}={value}" for flag, value in _gpu_options(cluster) if cluster.gpu_bind),
             "--kill-on-bad-exit=1",
             python,
         ]
 
     @staticmethod
     def keepalive_directives(job: KeepAliveJob) -> list[Directive]:
-        cluster = job.cluster
+        """One task with a core or two and no GPU: the controller is one Python process."""
+        controller = job.controller
         pairs: list[Directive] = [
             ("--job-name=", job.job_name),
             ("--chdir=", str(job.workdir)),
@@ -168,13 +193,14 @@ class SlurmScheduler(Scheduler):
             ("--open-mode=", "append"),
             ("--nodes=", "1"),
             ("--ntasks=", "1"),
-            ("--cpus-per-task=", "1"),
+            ("--cpus-per-task=", str(controller.cores)),
+            ("--gpus=", "0"),
             ("--time=", str(job.walltime_minutes)),
             ("--signal=", f"B:USR2@{job.margin_seconds}"),
             ("--requeue", None),
         ]
-        optional = {"--account=": cluster.account, "--partition=": cluster.queue,
-                    "--qos=": cluster.qos}  # fmt: skip
+        optional = {"--account=": controller.account, "--partition=": controller.queue,
+                    "--qos=": controller.qos}  # fmt: skip
         return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, user: str | None = None) -> None:

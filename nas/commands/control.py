@@ -58,7 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="render the job scripts the next cycle would submit; submit and change nothing",
+        help="show what the next cycle would submit and propose, its job scripts on stdout; "
+        "write, submit and change nothing",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="with --dry-run: write the job scripts to DIR/<job name>.sh instead of stdout",
     )
     parser.add_argument(
         "--poll",
@@ -75,6 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.poll < 0:
         raise UsageError(f"--poll must be at least 0 seconds, got {args.poll:g}")
+    if args.out is not None and not args.dry_run:
+        raise UsageError("--out goes with --dry-run only")
     if args.detach and (args.once or args.dry_run):
         raise UsageError("--detach runs the whole search; it cannot go with --once or --dry-run")
     from nas.control import loop  # scipy and h5py: only once the command line is known good
@@ -82,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.detach:
         return _detach(args)
     if args.dry_run:
-        return _dry_run(loop.plan(args.state), args.json)
+        return _dry_run(loop.plan(args.state, out=args.out), args.json)
     outcome = loop.run_controller(args.state, poll=args.poll, max_cycles=1 if args.once else None)
     if args.json:
         summary = None if outcome.summary is None else outcome.summary.to_dict()
@@ -121,7 +130,10 @@ def _dry_run(plan: dict, as_json: bool) -> int:
     for entry in plan["infeasible"]:
         print(f"would mark point {entry['id']} infeasible: {entry['reason']}")
     for entry in plan["submit"]:
-        print(f"would submit point {entry['id']} as {entry['job_name']}: {entry['script']}")
+        where = entry["script"] or "its script follows"
+        print(f"would submit point {entry['id']} as {entry['job_name']}: {where}")
+        if entry["script"] is None:
+            print(entry["text"])
     for entry in plan["propose"]:
         print(f"would propose {entry['params']} (predicted {entry['predicted']})")
     if plan["stop"] is not None:

@@ -14,7 +14,7 @@ from nas.commands.common import EXIT_OK, UsageError, emit_json, reported
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.models import ModelConfigError
 
-GB = 10**9
+GIB = 2**30
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,7 +65,11 @@ def cost_document(
     classes = num_classes if num_classes is not None else experiment.num_classes()
     if classes is None:
         raise UsageError(f"{experiment.source}: [model] num_classes is not set; pass --num-classes")
-    from nas.models.cost import estimate, fits  # torch: only once the command line is known good
+    from nas.models.cost import (  # torch: only once the command line is known good
+        estimate,
+        fits,
+        usable_bytes,
+    )
 
     resolution = experiment.data.resolution if experiment.data is not None else 224
     merged = {**experiment.model.fixed, **params}
@@ -77,22 +81,25 @@ def cost_document(
         batch_per_gpu=experiment.train.batch_per_gpu,
         amp=experiment.train.amp != "off",
     )
-    limit = experiment.cluster.max_gpu_memory_gb
+    limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
     return {
         **cost.to_dict(),
         "params": merged,
         "num_classes": classes,
-        "max_gpu_memory_gb": limit,
-        "fits": fits(cost, limit),
+        "max_gpu_memory_gib": limit,
+        "memory_margin": margin,
+        "usable_bytes": None if limit is None else usable_bytes(limit, margin),
+        "fits": fits(cost, limit, margin),
     }
 
 
 def _text(doc: dict[str, Any]) -> str:
-    limit = doc["max_gpu_memory_gb"]
+    limit = doc["max_gpu_memory_gib"]
     verdict = (
-        "no limit set ([cluster] max_gpu_memory_gb)"
+        "no limit set ([cluster] max_gpu_memory_gib)"
         if limit is None
-        else f"{'fits' if doc['fits'] else 'does NOT fit'} {limit:g} GB per GPU"
+        else f"{'fits' if doc['fits'] else 'does NOT fit'} {doc['usable_bytes'] / GIB:.2f} GiB "
+        f"per GPU ({doc['memory_margin']:g} of {limit:g} GiB)"
     )
     params = ",".join(f"{k}={v}" for k, v in doc["params"].items())
     precision = "mixed precision" if doc["amp"] else "fp32"
@@ -102,10 +109,10 @@ def _text(doc: dict[str, Any]) -> str:
             f"params      {params}",
             f"parameters  {doc['parameters']:,} ({doc['parameters'] / 1e6:.2f} M)",
             f"GMACs       {doc['macs'] / 1e9:.3f} per {doc['resolution']}px image",
-            f"memory/GPU  {doc['memory_bytes'] / GB:.2f} GB at batch {doc['batch_per_gpu']}, "
-            f"{precision} (state {doc['state_bytes'] / GB:.2f} GB, activations "
-            f"{doc['activation_bytes'] / GB:.2f} GB, backward {doc['transient_bytes'] / GB:.2f}"
-            f" GB, workspace {doc['workspace_bytes'] / GB:.2f} GB)",
+            f"memory/GPU  {doc['memory_bytes'] / GIB:.2f} GiB at batch {doc['batch_per_gpu']}, "
+            f"{precision} (state {doc['state_bytes'] / GIB:.2f} GiB, activations "
+            f"{doc['activation_bytes'] / GIB:.2f} GiB, backward {doc['transient_bytes'] / GIB:.2f}"
+            f" GiB, workspace {doc['workspace_bytes'] / GIB:.2f} GiB)",
             f"verdict     {verdict}",
         ]
     )

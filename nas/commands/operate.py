@@ -282,10 +282,10 @@ def _controller_submit(args: argparse.Namespace) -> int:
             workdir=Path.cwd(),
             job_name=f"{experiment.experiment.name}-controller",
             python=sys.executable,
-            walltime_minutes=args.walltime or cluster.walltime_minutes,
+            walltime_minutes=args.walltime or experiment.controller.walltime_minutes,
             margin_seconds=args.margin,
             poll=args.poll,
-            cluster=cluster,
+            controller=experiment.controller,
         )
         job_id = keepalive.submit(job, _scheduler(state, args.state))
         document = {"backend": cluster.backend, "pid": None, "job_id": job_id}
@@ -375,7 +375,7 @@ def _register_controller(
         help="start the controller: local: detached; slurm: requeues itself; lsf: resubmits",
     )
     submit.add_argument(
-        "--walltime", type=int, metavar="MINUTES", help="default: [cluster] walltime_minutes"
+        "--walltime", type=int, metavar="MINUTES", help="default: [controller] walltime_minutes"
     )
     submit.add_argument(
         "--margin",

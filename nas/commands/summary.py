@@ -109,7 +109,7 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
         "metric": cfg.metric,
         "goal": cfg.goal,
         "generation": state.generation,
-        "points": [point_doc(p) for p in state.points],
+        "points": [{**point_doc(p), "reason": p.reason} for p in state.points],
         "fit": fit,
         "fit_error": fit_error,
         "best": None
@@ -186,4 +186,7 @@ def print_status(doc: dict[str, Any], out: TextIO) -> None:
         for p in doc["points"]
     ]
     write_table(rows, out)
+    for p in doc["points"]:  # a failed point waits for a person: say why
+        if p["status"] == "failed" and p["reason"]:
+            out.write(f"point {p['id']} failed: {p['reason'].splitlines()[0]}\n")
     out.write("\n" + "".join(f"{line}\n" for line in summary_lines(doc)))

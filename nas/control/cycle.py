@@ -27,7 +27,13 @@ from pathlib import Path
 from nas.cluster import JobState, Scheduler, SchedulerError
 from nas.config import Experiment
 from nas.control import inbox, policy
-from nas.control.ingest import Verdict, archive_outcome_files, check_result, judge
+from nas.control.ingest import (
+    Verdict,
+    archive_outcome_files,
+    check_result,
+    drop_checkpoint,
+    judge,
+)
 from nas.control.prepare import JobSettings, feasibility, job_name
 from nas.pointdir import layout
 from nas.pointdir.result import Result
@@ -180,6 +186,7 @@ class Controller:
             point.params,
             cancelled=job_state is JobState.CANCELLED,
             log=layout.log_path(self.run, point.id, point.job_name),
+            out_of_memory=job_state is JobState.OUT_OF_MEMORY,
         )
         if check is not None and check.rejected is not None:
             self._rejected(point, check.rejected, check.reason)
@@ -190,7 +197,11 @@ class Controller:
         elif verdict is Verdict.CANCELLED:
             self.state.set_status(point.id, _S.CANCELLED, f"{job}: {outcome.detail}")
         elif verdict is Verdict.INFEASIBLE:
+            if job_state is JobState.OUT_OF_MEMORY:
+                job += f" ({self.scheduler.reason(point.job_id)})"
             self.state.set_status(point.id, _S.INFEASIBLE, f"{job}: {outcome.detail}")
+        elif verdict is Verdict.ENVIRONMENT:  # the same on every attempt: no retry
+            self.state.set_status(point.id, _S.FAILED, f"{job}: {outcome.detail}")
         elif verdict is Verdict.INCOMPLETE:
             self._incomplete(point, outcome.position, f"{job}: {outcome.detail}")
         else:
@@ -223,6 +234,10 @@ class Controller:
         note = "" if point.status.is_active() else f" for a {point.status.value} point"
         kind = INGEST_BY_HAND if by_hand else INGEST
         self.state.log(kind, f"result of {source}{note}: {value:.6g}", point.id)
+        if not self.experiment.train.keep_checkpoint:  # [train] keep_checkpoint keeps it
+            freed = drop_checkpoint(self._folder(point))
+            if freed:
+                log.info("point %d: deleted its checkpoint (%.1f MB)", point.id, freed / 1e6)
 
     def _rejected(self, point: Point, path: Path | None, reason: str) -> None:
         where = "" if path is None else f" as {path.name}"
@@ -364,8 +379,11 @@ def submission_plan(
     """
     infeasible = []
     if feasible is not None:
-        limit = experiment.cluster.max_gpu_memory_gb
-        reason = f"estimated peak memory per GPU exceeds max_gpu_memory_gb = {limit}"
+        cluster = experiment.cluster
+        reason = (
+            f"estimated peak memory per GPU exceeds memory_margin {cluster.memory_margin:g}"
+            f" of max_gpu_memory_gib = {cluster.max_gpu_memory_gib:g} GiB"
+        )
         infeasible = [(p, reason) for p in state.with_status(_S.PENDING) if not feasible(p.params)]
     excluded = {p.id for p, _ in infeasible}
     slots = experiment.cluster.max_concurrent_jobs - len(state.with_status(*ACTIVE))

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from nas.pointdir.jsonio import read_json_object
-from nas.pointdir.layout import ERROR_FILE, PROGRESS_FILE, RESULT_FILE
+from nas.pointdir.layout import (
+    CHECKPOINT_FILE,
+    ENVIRONMENT_FAILURE,
+    ERROR_FILE,
+    PROGRESS_FILE,
+    RESULT_FILE,
+)
 from nas.pointdir.result import Result, ResultError, validate_result
 
 #: Lines of a job's log quoted in a failure reason.
@@ -35,6 +41,7 @@ class Verdict(enum.Enum):
     DONE = "done"  #: a valid result file
     INCOMPLETE = "incomplete"  #: stopped early with a checkpoint: submit the next segment
     INFEASIBLE = "infeasible"  #: out of GPU memory: retrying cannot help
+    ENVIRONMENT = "environment"  #: the job's environment file failed: a person must fix it
     CANCELLED = "cancelled"  #: cancelled through the scheduler, not by the controller
     FAILED = "failed"  #: anything else
 
@@ -78,7 +85,13 @@ def set_aside(path: Path, reason: str) -> Path:
 
 
 def judge(
-    folder: Path, point_id: int, params: Mapping[str, Any], *, cancelled: bool, log: Path
+    folder: Path,
+    point_id: int,
+    params: Mapping[str, Any],
+    *,
+    cancelled: bool,
+    log: Path,
+    out_of_memory: bool = False,
 ) -> tuple[JobOutcome, ResultCheck | None]:
     """The outcome of the job that ended in ``folder``.
 
@@ -86,6 +99,8 @@ def judge(
         folder: the point folder.
         point_id, params: what a valid result must carry.
         cancelled: the scheduler says the job was cancelled (by a person).
+        out_of_memory: the scheduler killed the job for exceeding its memory
+            limit; like the trainer's own out-of-memory, retrying cannot help.
         log: the job's log, quoted when nothing else explains a failure.
 
     Returns:
@@ -96,12 +111,19 @@ def judge(
         return JobOutcome(Verdict.DONE, result=check.result), check
     if cancelled:
         return JobOutcome(Verdict.CANCELLED, "the job was cancelled through the scheduler"), check
+    if out_of_memory:
+        detail = "the scheduler stopped the job for exceeding its memory limit ([cluster] mem)"
+        return JobOutcome(Verdict.INFEASIBLE, detail), check
     progress = _read_optional(folder / PROGRESS_FILE)
     if progress is not None:
         position = (int(progress.get("epochs_completed", 0)), int(progress.get("step_in_epoch", 0)))
         reason = str(progress.get("reason", "stopped early"))
         return JobOutcome(Verdict.INCOMPLETE, reason, position=position), check
     error = _read_optional(folder / ERROR_FILE)
+    if error is not None and error.get("kind") == ENVIRONMENT_FAILURE:
+        detail = f"{error.get('message', 'the environment failed')} "
+        detail += f"(exit status {error.get('exit_code', '?')}); fix it, then `splinenas rerun`"
+        return JobOutcome(Verdict.ENVIRONMENT, detail), check
     if error is not None:
         detail = f"rank {error.get('rank', '?')}: {error.get('exception', 'error')}: "
         detail += str(error.get("message", ""))
@@ -134,6 +156,17 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
         return f"(no log at {log})"
     tail = "\n".join(text.splitlines()[-lines:])
     return tail[-_LOG_TAIL_CHARS:] or f"(empty log {log})"
+
+
+def drop_checkpoint(folder: Path) -> int:
+    """Delete the checkpoint of a measured point (up to ~1 GB each); return the bytes freed."""
+    path = folder / CHECKPOINT_FILE
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size
 
 
 def archive_outcome_files(folder: Path, job_name: str) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nas.cluster import get_scheduler
+from nas.cluster.render import write_job_script
 from nas.control import policy
 from nas.control.cycle import (
     Controller,
@@ -96,11 +97,14 @@ def run_controller(
                 return RunResult("stopped by a signal after committing", True, cycle, summary)
 
 
-def plan(state_path: str | Path, *, cwd: Path | None = None) -> dict[str, object]:
+def plan(
+    state_path: str | Path, *, cwd: Path | None = None, out: Path | None = None
+) -> dict[str, object]:
     """What the next cycle would submit or propose, from the committed state (``--dry-run``).
 
-    The job scripts of the points to submit are rendered into their folders
-    so they can be read; no status changes, nothing is submitted or stored.
+    Writes nothing: each job script the next cycle would submit is returned
+    as text, or written to ``out/<job name>.sh`` when ``out`` is given (a
+    folder of the user's choosing, never the run folder).
     """
     state_path = Path(state_path)
     state = StateStore.read(state_path)
@@ -111,15 +115,14 @@ def plan(state_path: str | Path, *, cwd: Path | None = None) -> dict[str, object
     infeasible, submissions = submission_plan(state, experiment, feasible)
     submit = []
     for point, nxt in submissions:
-        script = settings.prepare(run, nxt)
-        submit.append(
-            {
-                "id": point.id,
-                "params": point.params,
-                "job_name": nxt.job_name,
-                "script": str(script),
-            }
-        )
+        text = settings.script_text(run, nxt)
+        entry = {"id": point.id, "params": point.params, "job_name": nxt.job_name}
+        if out is None:
+            entry.update(script=None, text=text)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            entry.update(script=str(write_job_script(out / f"{nxt.job_name}.sh", text)))
+        submit.append(entry)
     stop, proposals = next_batch(policy.Study(state, experiment, feasible), dry_run=True)
     return {
         "infeasible": [{"id": p.id, "params": p.params, "reason": r} for p, r in infeasible],

@@ -88,16 +88,18 @@ class JobSettings:
             seed=self.experiment.train.seed,
             metric=cfg.metric,
         )
-        log_file = layout.log_path(run, point.id, point.job_name)
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        text = render_job_script(
+        layout.log_path(run, point.id, point.job_name).parent.mkdir(parents=True, exist_ok=True)
+        return write_job_script(folder / layout.JOB_SCRIPT, self.script_text(run, point))
+
+    def script_text(self, run: Path, point: Point) -> str:
+        """The job script of the submission ``point.job_name``; writes nothing."""
+        return render_job_script(
             self.cluster.backend,
             cluster=self.cluster,
-            point_dir=str(folder),
+            point_dir=str(layout.point_dir(run, point.id)),
             job_name=point.job_name,
-            stdout_path=str(log_file),
+            stdout_path=str(layout.log_path(run, point.id, point.job_name)),
         )
-        return write_job_script(folder / layout.JOB_SCRIPT, text)
 
 
 def readiness(experiment: Experiment, cwd: Path) -> tuple[list[ConfigError], list[str]]:
@@ -162,14 +164,14 @@ def job_name(experiment: str, point: Point) -> str:
 
 
 def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
-    """The memory predicate of ``[cluster] max_gpu_memory_gb``; None when no limit is set.
+    """The memory predicate of ``[cluster] max_gpu_memory_gib``; None when no limit is set.
 
     A candidate whose parameters describe no network counts as infeasible.
 
     Raises:
         ConfigError: the number of classes is unknown (set ``[model] num_classes``).
     """
-    limit = experiment.cluster.max_gpu_memory_gb
+    limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
     if limit is None:
         return None
     model, data = experiment.model, experiment.data
@@ -177,7 +179,7 @@ def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
     classes = experiment.num_classes()
     if classes is None:
         raise ConfigError(
-            experiment.source, "model", "num_classes", "needed by [cluster] max_gpu_memory_gb"
+            experiment.source, "model", "num_classes", "needed by [cluster] max_gpu_memory_gib"
         )
 
     @functools.lru_cache(maxsize=4096)
@@ -197,6 +199,6 @@ def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
         except ModelConfigError as exc:
             log.info("candidate %s describes no network: %s", dict(key), exc)
             return False
-        return fits(cost, limit)
+        return fits(cost, limit, margin)
 
     return lambda params: fits_memory(tuple(sorted(params.items())))

@@ -51,8 +51,8 @@ FRAGMENTATION = 0.10
 STATE_BYTES_PER_PARAMETER = 16
 #: Bytes per parameter of the fp16 weight copies cast by autocast.
 AMP_WEIGHT_BYTES_PER_PARAMETER = 2
-#: Bytes in the GB of ``max_gpu_memory_gb`` (SI, the conservative reading).
-BYTES_PER_GB = 10**9
+#: Bytes in a GiB: ``max_gpu_memory_gib`` counts these, as card makers' "16 GB" do.
+BYTES_PER_GIB = 2**30
 
 
 @dataclass(frozen=True)
@@ -160,9 +160,16 @@ def estimate(
     )
 
 
-def fits(cost: Cost, max_gpu_memory_gb: float | None) -> bool:
-    """Whether ``cost`` fits a GPU of ``max_gpu_memory_gb`` (``None``: no limit)."""
-    return max_gpu_memory_gb is None or cost.memory_bytes <= max_gpu_memory_gb * BYTES_PER_GB
+def usable_bytes(max_gpu_memory_gib: float, margin: float = 1.0) -> int:
+    """Bytes a candidate may use of a GPU of ``max_gpu_memory_gib`` GiB: its ``margin`` share."""
+    return int(max_gpu_memory_gib * margin * BYTES_PER_GIB)
+
+
+def fits(cost: Cost, max_gpu_memory_gib: float | None, margin: float = 1.0) -> bool:
+    """Whether ``cost`` fits ``margin`` of a GPU of ``max_gpu_memory_gib`` GiB (``None``: no limit)."""
+    return max_gpu_memory_gib is None or cost.memory_bytes <= usable_bytes(
+        max_gpu_memory_gib, margin
+    )
 
 
 def _is_linear(module: nn.Module) -> bool:

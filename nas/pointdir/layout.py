@@ -39,6 +39,8 @@ EXIT_OUT_OF_MEMORY = 4
 POINT_FILE = "point.json"
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
+#: ``kind`` of the error file a job script writes when its environment file fails.
+ENVIRONMENT_FAILURE = "environment"
 PROGRESS_FILE = "progress.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 

@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     try:
         dist_env = detect(environ)
         rank = dist_env.rank
-        device = select_device(dist_env)
+        device = select_device(dist_env, environ)
         init_process_group(dist_env, device, environ)
         code = run_segment(
             Segment(args.point_dir, dist_env, device, args.deadline, args.segment_epochs)

@@ -10,10 +10,17 @@ alone, so no launcher-specific wrapper script is needed:
   (``OMPI_COMM_WORLD_*``); otherwise one process.
 * master address: ``MASTER_ADDR``; else the first host of the Slurm node list
   (expanded here, without ``scontrol``); else the first compute host of LSF's
-  ``LSB_MCPU_HOSTS`` / ``LSB_HOSTS``.
+  ``LSB_MCPU_HOSTS``, ``LSB_DJOB_HOSTFILE`` or ``LSB_HOSTS`` (on CSM machines
+  such as Summit the launch node comes first and is skipped).
 * master port: ``MASTER_PORT``; else derived from the job id
-  (``SLURM_JOB_ID``, ``LSB_JOBID``, ``TORCHELASTIC_RUN_ID``), in a range below
-  Linux's ephemeral ports so that it does not collide with outgoing connections.
+  (``SLURM_JOB_ID``, ``LSB_JOBID``, ``TORCHELASTIC_RUN_ID``) into 15000-31999:
+  unprivileged and below Linux's ephemeral range (32768-60999, where the
+  kernel picks the local ports of outgoing connections, so a port there may be
+  taken on the master node by chance). This is the one port rule: the job
+  scripts export no ``MASTER_PORT``.
+* device: with one GPU visible (jsrun ``-g 1`` resource sets, Slurm
+  ``--gpus-per-task=1``) ``cuda:0``; with several, the local rank's
+  (:func:`device_index`).
 
 The rendezvous waits at most ``SPLINENAS_RENDEZVOUS_TIMEOUT`` seconds (default
 300) and then fails with a message naming the address, the port and the rank.
@@ -236,12 +243,24 @@ def lsf_compute_hosts(environ: Mapping[str, str]) -> list[str]:
                 )
             slots[host] = slots.get(host, 0) + int(count)
     else:
-        for host in environ.get("LSB_HOSTS", "").split():
+        for host in _lsf_slot_hosts(environ):
             slots[host] = slots.get(host, 0) + 1
     hosts = list(slots)
     if len(hosts) > 1 and slots[hosts[0]] < slots[hosts[1]]:
         hosts = hosts[1:]
     return hosts
+
+
+def _lsf_slot_hosts(environ: Mapping[str, str]) -> list[str]:
+    """One host per slot: the lines of ``LSB_DJOB_HOSTFILE``, else the words of ``LSB_HOSTS``."""
+    hostfile = environ.get("LSB_DJOB_HOSTFILE")
+    if hostfile:
+        try:
+            with open(hostfile, encoding="utf-8") as handle:
+                return [line.strip() for line in handle if line.strip()]
+        except OSError as exc:
+            raise LaunchError(f"LSB_DJOB_HOSTFILE={hostfile!r}: cannot read: {exc}") from None
+    return environ.get("LSB_HOSTS", "").split()
 
 
 # --------------------------------------------------------------------------- process group
@@ -261,19 +280,41 @@ def seconds_from_env(environ: Mapping[str, str], name: str, default: float) -> f
     return value
 
 
-def select_device(dist_env: DistEnv) -> torch.device:
-    """``cuda:<local rank>`` where GPUs exist (CUDA or ROCm), else the CPU."""
+def device_index(dist_env: DistEnv, visible: int, environ: Mapping[str, str]) -> int:
+    """The CUDA device of this rank among the ``visible`` ones.
+
+    One visible device is the rank's own (the launcher bound it: jsrun ``-g 1``,
+    Slurm ``--gpus-per-task=1``); with several, each rank of the node takes
+    the one of its local rank.
+
+    Raises:
+        LaunchError: the local rank has no device of its own; names
+            ``CUDA_VISIBLE_DEVICES``, the local rank and the layout.
+    """
+    if visible == 1:
+        return 0
+    if dist_env.local_rank < visible:
+        return dist_env.local_rank
+    shown = environ.get("CUDA_VISIBLE_DEVICES")
+    raise LaunchError(
+        f"rank {dist_env.rank} of {dist_env.world_size} ({dist_env.launcher}): local rank "
+        f"{dist_env.local_rank} but {visible} GPU(s) visible "
+        f"(CUDA_VISIBLE_DEVICES={'unset' if shown is None else repr(shown)}); the launcher "
+        "must give each rank one GPU (jsrun -g 1, srun --gpus-per-task=1) or every rank all "
+        "GPUs of its node; check [cluster] gpus_per_node, ranks_per_node, resource_sets "
+        "and gpu_bind"
+    )
+
+
+def select_device(dist_env: DistEnv, environ: Mapping[str, str]) -> torch.device:
+    """This rank's GPU (CUDA or ROCm) by :func:`device_index`, else the CPU."""
     import torch
 
     if not torch.cuda.is_available():
         return torch.device("cpu")
-    count = torch.cuda.device_count()
-    if dist_env.local_rank >= count:
-        raise LaunchError(
-            f"rank {dist_env.rank}: local rank {dist_env.local_rank} but only {count} GPU(s) visible"
-        )
-    torch.cuda.set_device(dist_env.local_rank)
-    return torch.device("cuda", dist_env.local_rank)
+    index = device_index(dist_env, torch.cuda.device_count(), environ)
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
 
 
 def init_process_group(dist_env: DistEnv, device: torch.device, environ: Mapping[str, str]) -> None:

@@ -82,7 +82,8 @@ def bsub(argv: list[str]) -> int:
     folder.mkdir()
     (folder / "script").write_text(script)
     (folder / "name").write_text(options.get("-J", "NONAME"))
-    (folder / "hostfile").write_text("batch-launch\n127.0.0.1\n")
+    # CSM machines list the launch node once, then each compute host once per slot.
+    (folder / "hostfile").write_text("batch-launch\n" + "127.0.0.1\n" * 4)
     cwd = options.get("-cwd", os.getcwd())
     env = dict(os.environ, LSB_JOBID=str(job_id), LSB_JOBNAME=options.get("-J", "NONAME"),
                LSB_DJOB_HOSTFILE=str(folder / "hostfile"))  # fmt: skip
