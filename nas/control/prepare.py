@@ -18,9 +18,10 @@ import dataclasses
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nas.cluster.render import render_job_script, write_job_script
 from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
@@ -88,7 +89,7 @@ class JobSettings:
             num_classes=model.num_classes,
             data=self.data,
             train=self.experiment.train,
-            seed=self.experiment.train.seed,
+            seed=training_seed(self.experiment, point.extra),
             metric=cfg.metric,
         )
         log_file = layout.log_path(run, point.id, point.job_name)
@@ -101,6 +102,11 @@ class JobSettings:
             stdout_path=str(log_file),
         )
         return write_job_script(folder / layout.JOB_SCRIPT, text)
+
+
+def training_seed(experiment: Experiment, extra: Mapping[str, Any]) -> int:
+    """A point's training seed: ``[train] seed``, plus one after its divergence retry."""
+    return experiment.train.seed + int(extra.get("reseeds", 0))
 
 
 def _existing(cwd: Path, value: str, source: str, table: str, key: str) -> Path:
