@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,8 +31,10 @@ from nas.commands.common import (
     state_option,
     write_table,
 )
+from nas.commands.curves import export_doc, guard_summary, running_progress, write_guard_lines
 from nas.config import ConfigError, load_experiment, parse_params
 from nas.control import policy
+from nas.pointdir import layout
 from nas.record.hdf5 import StateStore
 from nas.record.lock import LockError
 from nas.record.state import State, StateError
@@ -227,6 +230,8 @@ def _status_doc(study: policy.Study, path: Path) -> dict[str, Any]:
             "remaining_points": study.remaining_points(),
             "exhausted": study.budget_reason(),
         },
+        "running": running_progress(state, layout.run_dir(path)),
+        "diverged": guard_summary(state),
     }
 
 
@@ -264,6 +269,7 @@ def _print_status(doc: dict[str, Any], out: TextIO) -> None:
     budget = doc["budget"]
     left = f"{budget['remaining_points']} of {budget['max_points']} points left"
     out.write(f"budget: {budget['exhausted'] or left}\n")
+    write_guard_lines(doc, out)
 
 
 @_reported
@@ -301,6 +307,14 @@ def _write_csv(state: State, handle: TextIO) -> None:
 @_reported
 def _export(args: argparse.Namespace) -> int:
     state = StateStore.read(args.state)
+    if args.json:
+        doc = export_doc(state, layout.run_dir(args.state), args.state)
+        if args.out is None:
+            emit_json(doc)
+        else:
+            args.out.write_text(json.dumps(doc, allow_nan=False, indent=2) + "\n", encoding="utf-8")
+            print(f"wrote {len(state.points)} points to {args.out}", file=sys.stderr)
+        return EXIT_OK
     if args.out is None:
         _write_csv(state, sys.stdout)
     else:
@@ -352,6 +366,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     add("status", _status, [as_json, state], "points table, fit summary and convergence")
 
-    export = add("export", _export, [state], "write the points table")
-    export.add_argument("--csv", action="store_true", required=True, help="as CSV")
+    export = add(
+        "export", _export, [state], "write the points table, or every point with its curve"
+    )
+    form = export.add_mutually_exclusive_group(required=True)
+    form.add_argument("--csv", action="store_true", help="the points table as CSV")
+    form.add_argument(
+        "--json", action="store_true", help="every point with its bookkeeping and learning curve"
+    )
     export.add_argument("--out", type=Path, metavar="FILE", help="default: stdout")
