@@ -7,7 +7,9 @@ image folder, the subset's forward passes as a share of a training epoch,
 ``EVALUATION_COST * curve_images / training images / eval_every`` (a forward
 pass costs about 0.4 of a training step per image, :data:`nas.train.run.EVALUATION_COST`),
 with the image counts of the data sets named in the configs (per-label split:
-half of every class trains)::
+half of every class trains). Last, the same digits candidate with an absurd
+learning rate: where the divergence guard stopped it and the seconds of the
+segment it saved::
 
     python benchmarks/curve_cost.py                  # digits, 3 epochs, then the estimates
     python benchmarks/curve_cost.py --epochs 5 --json
@@ -22,9 +24,11 @@ import json
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from nas.config import DataConfig, TrainConfig, load_experiment
+from nas.pointdir.layout import EXIT_COMPLETE, EXIT_DIVERGED
 from nas.pointdir.point import write_point_file
 from nas.train.run import EVALUATION_COST
 
@@ -46,8 +50,8 @@ DIGITS_FIXED = {
 }
 
 
-def measure_digits(epochs: int, curve_images: int) -> dict[str, object]:
-    """Train on the digits and read epoch and subset-evaluation times from the progress lines."""
+def train_digits(train: TrainConfig, expected: int) -> tuple[str, dict | None]:
+    """Run the trainer on a digits point; its progress lines and its error.json (if any)."""
     from nas.train.__main__ import main
 
     with tempfile.TemporaryDirectory() as folder:
@@ -59,16 +63,21 @@ def measure_digits(epochs: int, curve_images: int) -> dict[str, object]:
             params=DIGITS_PARAMS,
             fixed=DIGITS_FIXED,
             data=DataConfig(kind="digits", resolution=16, workers=0, pin_memory=False),
-            train=TrainConfig(
-                epochs=epochs, batch_per_gpu=32, log_every=1000, curve_images=curve_images
-            ),
+            train=train,
         )
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = main(["--point-dir", folder], environ={})
-        if code != 0:
+        if code != expected:
             raise SystemExit(f"the trainer exited with {code}:\n{out.getvalue()}")
-    text = out.getvalue()
+        error = Path(folder) / "error.json"
+        return out.getvalue(), json.loads(error.read_text()) if error.exists() else None
+
+
+def measure_digits(epochs: int, curve_images: int) -> dict[str, object]:
+    """Train on the digits and read epoch and subset-evaluation times from the progress lines."""
+    train = TrainConfig(epochs=epochs, batch_per_gpu=32, log_every=1000, curve_images=curve_images)
+    text, _ = train_digits(train, EXIT_COMPLETE)
     epoch = [float(s) for s in re.findall(r"epoch done in ([\d.]+) s", text)]
     subset = [float(s) for s in re.findall(r"subset top-1 [\d.]+ % in ([\d.]+) s", text)]
     return {
@@ -77,6 +86,19 @@ def measure_digits(epochs: int, curve_images: int) -> dict[str, object]:
         "digits epoch s (mean)": sum(epoch) / len(epoch),
         "digits subset eval s (mean)": sum(subset) / len(subset),
         "digits share of an epoch %": 100.0 * sum(subset) / sum(epoch),
+    }
+
+
+def measure_divergence(epochs: int) -> dict[str, object]:
+    """An absurd learning rate on the digits: where the guard stopped it and what it saved."""
+    train = TrainConfig(epochs=epochs, batch_per_gpu=32, log_every=5, lr=1e6)
+    started = time.perf_counter()
+    _, error = train_digits(train, EXIT_DIVERGED)
+    assert error is not None  # the trainer exited 5, so it wrote error.json
+    return {
+        "diverged run": error["message"],
+        "diverged run seconds used": time.perf_counter() - started,
+        "diverged run seconds saved": error["saved_seconds"],
     }
 
 
@@ -113,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     args = parser.parse_args(argv)
     measured = measure_digits(args.epochs, args.curve_images)
+    measured.update(measure_divergence(args.epochs))
     rows = estimates()
     if args.json:
         print(json.dumps({"digits": measured, "estimates": rows}))
