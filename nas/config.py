@@ -295,6 +295,18 @@ class TrainConfig:
     keep_checkpoint: bool = _option(
         False, kind=bool, doc="keep checkpoint.pt of a completed point (default: delete it)"
     )
+    eval_every: int = _option(
+        1, kind=int, minimum=1, doc="learning-curve evaluation every N epochs"
+    )
+    curve_images: int = _option(
+        50_000, kind=int, minimum=1, doc="validation images of the learning curve (fixed subset)"
+    )
+    diverge_patience: int = _option(
+        3, kind=int, minimum=0, doc="stop after N evaluations at chance after warm-up (0: off)"
+    )
+    on_divergence: str = _option(
+        "retry", kind=str, choices=("retry", "fail"), doc="retry once with a new seed, or fail"
+    )
 
 
 @dataclass(frozen=True)

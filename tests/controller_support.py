@@ -83,7 +83,10 @@ import json, os, sys, time
 from pathlib import Path
 
 from nas.pointdir.point import point_hash, read_point_file
-from nas.pointdir.result import Result, now_iso, write_error, write_progress, write_result
+from nas.pointdir.curve import append_entry, make_entry
+from nas.pointdir.result import (
+    Result, now_iso, write_divergence, write_error, write_progress, write_result,
+)
 
 from controller_support import objective
 
@@ -94,7 +97,7 @@ point = read_point_file(folder)
 runs = folder / "fake-runs.txt"
 n = len(runs.read_text().splitlines()) if runs.exists() else 0
 with open(runs, "a") as handle:
-    handle.write(f"{os.getpid()}\n")
+    handle.write(f"{os.getpid()} seed {point.seed}\n")
 modes = behaviour.get("modes", {}).get(str(point.point_id), [])
 mode = modes[n] if n < len(modes) else "good"
 journal = behaviour.get("journal")
@@ -116,8 +119,16 @@ document = Result(
     input_hash=point_hash(folder),
 ).to_dict()
 code = 0
+if mode in ("good", "diverged"):
+    top1 = value if mode == "good" else 10.0
+    curve = append_entry(folder, make_entry(
+        epoch=1, images=100, loss=1.5, top1=top1, top5=99.0, lr=0.1, seconds=2.0))
 if mode == "good":
     write_result(folder, Result(**{k: v for k, v in document.items() if k != "format"}))
+elif mode == "diverged":  # an hour of a 2-GPU segment left when the guard stopped it
+    write_divergence(folder, reason="training loss is not finite (stand-in)", epoch=1,
+                     curve=curve, saved_seconds=3600.0, world_size=2, device="cuda")
+    code = 5
 elif mode == "exit1":
     print("stand-in trainer: failing on purpose")
     code = 1

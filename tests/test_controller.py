@@ -449,3 +449,36 @@ def test_a_measured_point_deletes_its_checkpoint_unless_told_to_keep_it(
     assert load_state(state_path).point(0).status is S.DONE
     checkpoint = layout.point_dir(layout.run_dir(state_path), 0) / "checkpoint.pt"
     assert checkpoint.exists() is keep
+
+
+def seeds_of(state_path: Path, point_id: int) -> list[int]:
+    runs = layout.point_dir(layout.run_dir(state_path), point_id) / "fake-runs.txt"
+    return [int(line.split()[-1]) for line in runs.read_text().splitlines()]
+
+
+def test_a_diverged_point_is_retried_once_with_a_new_seed(tmp_path: Path) -> None:
+    state_path = setup_run(tmp_path, {"modes": {"1": ["diverged"], "2": ["diverged", "diverged"]}})
+    run_until_done(state_path, tmp_path)
+    state = load_state(state_path)
+    healthy, twice = state.point(1), state.point(2)
+    assert healthy.status is S.DONE and seeds_of(state_path, 1) == [0, 1]
+    assert state.curves[1][0]["top1"] == pytest.approx(healthy.value)  # the retry's curve
+    folder = layout.point_dir(layout.run_dir(state_path), 1)
+    assert [p.name for p in folder.glob("curve.diverged-*")] == ["curve.diverged-seed0-1.jsonl"]
+    assert twice.status is S.FAILED and seeds_of(state_path, 2) == [0, 1]
+    assert "diverged again" in twice.reason and state.curves[2][0]["top1"] == 10.0
+    assert twice.extra["guard_saved"] == {"device_hours": 4.0, "gpu_hours": 4.0}
+    diverge = [e.point_id for e in events(state_path, "diverge")]
+    assert sorted(diverge) == [1, 2, 2]
+    assert any("new seed 1" in e.message for e in events(state_path, "status") if e.point_id == 1)
+
+
+def test_a_diverged_point_fails_at_once_under_on_divergence_fail(tmp_path: Path) -> None:
+    state_path = setup_run(
+        tmp_path, {"modes": {"0": ["diverged"]}}, train={"on_divergence": "fail"}
+    )
+    run_until_done(state_path, tmp_path)
+    point = load_state(state_path).point(0)
+    assert point.status is S.FAILED and point.attempts == 1 and seeds_of(state_path, 0) == [0]
+    assert "on_divergence = fail" in point.reason and "not finite" in point.reason
+    assert point.extra["guard_saved"]["gpu_hours"] == 2.0

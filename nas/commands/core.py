@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,8 +35,10 @@ from nas.commands.common import (
     writable_path,
     write_table,
 )
+from nas.commands.curves import export_doc
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.control import policy
+from nas.pointdir import layout
 from nas.record.hdf5 import StateStore
 from nas.record.lock import LockError
 from nas.record.state import State, StateError
@@ -248,6 +251,14 @@ def _export(args: argparse.Namespace) -> int:
     if args.out is not None:
         writable_path(args.out, "--out")
     state = StateStore.read(args.state)
+    if args.json:
+        doc = export_doc(state, layout.run_dir(args.state), args.state)
+        if args.out is None:
+            emit_json(doc)
+        else:
+            args.out.write_text(json.dumps(doc, allow_nan=False, indent=2) + "\n", encoding="utf-8")
+            print(f"wrote {len(state.points)} points to {args.out}", file=sys.stderr)
+        return EXIT_OK
     if args.out is None:
         _write_csv(state, sys.stdout)
     else:
@@ -299,6 +310,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     add("status", _status, [as_json, state], "points table, fit summary and convergence")
 
-    export = add("export", _export, [state], "write the points table")
-    export.add_argument("--csv", action="store_true", required=True, help="as CSV")
+    export = add(
+        "export", _export, [state], "write the points table, or every point with its curve"
+    )
+    form = export.add_mutually_exclusive_group(required=True)
+    form.add_argument("--csv", action="store_true", help="the points table as CSV")
+    form.add_argument(
+        "--json", action="store_true", help="every point with its bookkeeping and learning curve"
+    )
     export.add_argument("--out", type=Path, metavar="FILE", help="default: stdout")

@@ -27,6 +27,7 @@ from nas.commands.common import (
     reported,
     state_option,
 )
+from nas.commands.curves import point_curve, write_curve_table
 from nas.config import ConfigError
 from nas.control import policy
 from nas.pointdir import layout
@@ -183,6 +184,7 @@ def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict
         "error": _json_file(folder / "error.json"),
         "rejected": sorted(p.name for p in folder.glob("result.rejected-*.json")),
         "by_hand": any(e.kind == INGEST_BY_HAND for e in events),
+        "curve": point_curve(state, point, layout.run_dir(state_path)),
     }
 
 
@@ -209,6 +211,9 @@ def _print_show(doc: dict[str, Any]) -> None:
         out.write(f"  {_iso(event['time'])}  {event['kind']:<8} {event['message']}\n")
     for name, tail in doc["logs"].items():
         out.write(f"\nlog {name} (last lines):\n" + "".join(f"  {line}\n" for line in tail))
+    if doc["curve"]:
+        out.write("\nlearning curve (subset of the validation split):\n")
+        write_curve_table(doc["curve"], out)
     if doc["result"] is not None:
         note = " (from a job started by hand)" if doc["by_hand"] else ""
         out.write(f"\nresult.json{note}:\n{json.dumps(doc['result'], indent=2)}\n")

@@ -16,11 +16,12 @@ from nas.commands.common import EXIT_OK, emit_json, reported, writable_path
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "plot",
-        help="draw the spline, predicted vs measured, convergence and all points as PNG",
+        help="draw the spline, predicted vs measured, convergence, all points and learning curves as PNG",
         description=(
             "Write PNG pictures of a search: 2-D projections of the spline through the best "
             "point, predicted vs measured with leave-one-out error bars, convergence, and a "
-            "parallel-coordinates view of every measured point. Reads the state file without "
+            "parallel-coordinates view of every measured point, and the learning curves (the "
+            "incumbent in red). Reads the state file without "
             "taking its lock, so it is safe while the controller runs."
         ),
     )

@@ -25,7 +25,9 @@ from nas.commands.common import (
     point_doc,
     write_table,
 )
+from nas.commands.curves import guard_summary, running_progress, write_guard_lines
 from nas.control import policy
+from nas.pointdir import layout
 from nas.record.state import Point
 from nas.search.space import SearchSpace
 
@@ -133,6 +135,8 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
             "exhausted": study.budget_reason(),
         },
     }
+    doc["running"] = running_progress(state, layout.run_dir(str(path)))
+    doc["diverged"] = guard_summary(state)
     doc["notes"] = trust_notes(doc)
     return doc
 
@@ -190,3 +194,4 @@ def print_status(doc: dict[str, Any], out: TextIO) -> None:
         if p["status"] == "failed" and p["reason"]:
             out.write(f"point {p['id']} failed: {p['reason'].splitlines()[0]}\n")
     out.write("\n" + "".join(f"{line}\n" for line in summary_lines(doc)))
+    write_guard_lines(doc, out)

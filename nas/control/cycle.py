@@ -28,14 +28,17 @@ from nas.cluster import JobState, Scheduler, SchedulerError
 from nas.config import Experiment
 from nas.control import inbox, policy
 from nas.control.ingest import (
+    JobOutcome,
     Verdict,
+    archive_attempt,
     archive_outcome_files,
     check_result,
     drop_checkpoint,
     judge,
 )
-from nas.control.prepare import JobSettings, feasibility, job_name
+from nas.control.prepare import JobSettings, feasibility, job_name, training_seed
 from nas.pointdir import layout
+from nas.pointdir.curve import read_curve
 from nas.pointdir.result import Result
 from nas.record.hdf5 import StateStore
 from nas.record.state import (
@@ -204,6 +207,8 @@ class Controller:
             self.state.set_status(point.id, _S.FAILED, f"{job}: {outcome.detail}")
         elif verdict is Verdict.INCOMPLETE:
             self._incomplete(point, outcome.position, f"{job}: {outcome.detail}")
+        elif verdict is Verdict.DIVERGED:
+            self._diverged(point, outcome, job)
         else:
             self._failed(point, f"{job} ({self.scheduler.reason(point.job_id)}): {outcome.detail}")
 
@@ -227,8 +232,46 @@ class Controller:
         else:
             self.state.set_status(point.id, _S.FAILED, f"gave up after {limit} attempts: {reason}")
 
+    def _diverged(self, point: Point, outcome: JobOutcome, job: str) -> None:
+        """Apply ``[train] on_divergence``: one new attempt with a new seed, or fail.
+
+        Only the seed changes (recorded in the event log and in ``extra``); the
+        checkpoint and curve of the diverged attempt are set aside.
+        """
+        self._ingest_curve(point)
+        divergence = outcome.divergence
+        saved = dict(point.extra.get("guard_saved", {"device_hours": 0.0, "gpu_hours": 0.0}))
+        if divergence is not None:
+            saved["device_hours"] += divergence.saved_device_hours
+            saved["gpu_hours"] += divergence.saved_gpu_hours
+        reseeds = int(point.extra.get("reseeds", 0))
+        extra = {**point.extra, "guard_saved": saved, "diverged": reseeds + 1}
+        self.state.update_point(point.id, extra=extra)
+        reason = f"{job}: {outcome.detail}"
+        self.state.log("diverge", reason, point.id)
+        if self.experiment.train.on_divergence == "fail" or reseeds >= 1:
+            why = "on_divergence = fail" if reseeds == 0 else "it diverged again with a new seed"
+            self.state.set_status(point.id, _S.FAILED, f"{reason} ({why})")
+            return
+        seed = training_seed(self.experiment, {**extra, "reseeds": 1})
+        archive_attempt(
+            self._folder(point), f"diverged-seed{training_seed(self.experiment, extra)}"
+        )
+        self.state.update_point(point.id, extra={**extra, "reseeds": 1})
+        self.state.set_status(point.id, _S.FAILED, reason)
+        self.state.set_status(
+            point.id, _S.PENDING, f"retry with a new seed {seed} after divergence"
+        )
+
+    def _ingest_curve(self, point: Point) -> None:
+        """Copy the point folder's learning curve into the state (bounded read)."""
+        curve = read_curve(self._folder(point))
+        if curve:
+            self.state.set_curve(point.id, curve)
+
     def _record(self, point: Point, result: Result, source: str, *, by_hand: bool = False) -> None:
         value = result.metrics[self.experiment.experiment.metric]
+        self._ingest_curve(point)
         self.state.update_point(point.id, gpu_hours=result.gpu_hours)
         self.state.record(point.id, value)
         note = "" if point.status.is_active() else f" for a {point.status.value} point"

@@ -23,12 +23,13 @@ from typing import Any
 from nas.pointdir.jsonio import read_json_object
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
+    CURVE_FILE,
     ENVIRONMENT_FAILURE,
     ERROR_FILE,
     PROGRESS_FILE,
     RESULT_FILE,
 )
-from nas.pointdir.result import Result, ResultError, validate_result
+from nas.pointdir.result import DIVERGED, Result, ResultError, validate_result
 
 #: Lines of a job's log quoted in a failure reason.
 LOG_TAIL_LINES = 15
@@ -43,6 +44,7 @@ class Verdict(enum.Enum):
     INFEASIBLE = "infeasible"  #: out of GPU memory: retrying cannot help
     ENVIRONMENT = "environment"  #: the job's environment file failed: a person must fix it
     CANCELLED = "cancelled"  #: cancelled through the scheduler, not by the controller
+    DIVERGED = "diverged"  #: stopped by the trainer's divergence guard
     FAILED = "failed"  #: anything else
 
 
@@ -54,6 +56,31 @@ class JobOutcome:
     detail: str = ""
     result: Result | None = None
     position: tuple[int, int] | None = None  # (epochs completed, step) of an incomplete run
+    divergence: Divergence | None = None  # what the guard reported, for a DIVERGED verdict
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """A run the divergence guard stopped: where, and the segment time it did not spend."""
+
+    epoch: int
+    saved_device_hours: float
+    saved_gpu_hours: float  # the same, counted only on GPUs (as a result's gpu_hours)
+
+    @classmethod
+    def from_error(cls, error: Mapping[str, Any]) -> Divergence:
+        hours = _number(error.get("saved_device_hours"))
+        gpu = hours if error.get("device") == "cuda" else 0.0
+        return cls(
+            epoch=int(_number(error.get("epoch"))), saved_device_hours=hours, saved_gpu_hours=gpu
+        )
+
+
+def _number(value: Any) -> float:
+    """A finite, non-negative number from a file, else 0 (the file must not stop the controller)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    return float(value) if 0.0 <= value < float("inf") else 0.0
 
 
 @dataclass(frozen=True)
@@ -129,6 +156,10 @@ def judge(
         detail += str(error.get("message", ""))
         if error.get("oom") is True:
             return JobOutcome(Verdict.INFEASIBLE, f"out of GPU memory ({detail})"), check
+        if error.get("kind") == DIVERGED:
+            divergence = Divergence.from_error(error)
+            reason = f"diverged: {error.get('message', '')}"
+            return JobOutcome(Verdict.DIVERGED, reason, divergence=divergence), check
         return JobOutcome(Verdict.FAILED, detail), check
     if check is not None:
         return JobOutcome(Verdict.FAILED, f"its result file was rejected: {check.reason}"), check
@@ -175,6 +206,18 @@ def archive_outcome_files(folder: Path, job_name: str) -> None:
         path = folder / name
         if path.exists():
             os.replace(path, _free_name(path, f"{job_name}-"))
+
+
+def archive_attempt(folder: Path, tag: str) -> None:
+    """Set aside the checkpoint and curve of an attempt that will not be continued.
+
+    A retry with a new seed has a new ``point.json``, which the old checkpoint
+    does not belong to; both files are kept as ``<stem>.<tag>-<n><suffix>``.
+    """
+    for name in (CHECKPOINT_FILE, CURVE_FILE):
+        path = folder / name
+        if path.exists():
+            os.replace(path, _free_name(path, f"{tag}-"))
 
 
 def _free_name(path: Path, tag: str) -> Path:

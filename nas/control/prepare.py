@@ -18,9 +18,10 @@ import dataclasses
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nas.cluster.render import render_job_script, write_job_script
 from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
@@ -85,7 +86,7 @@ class JobSettings:
             num_classes=model.num_classes,
             data=self.data,
             train=self.experiment.train,
-            seed=self.experiment.train.seed,
+            seed=training_seed(self.experiment, point.extra),
             metric=cfg.metric,
         )
         layout.log_path(run, point.id, point.job_name).parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +139,11 @@ def readiness(experiment: Experiment, cwd: Path) -> tuple[list[ConfigError], lis
             f"{option}, which many sites reject"
         )
     return problems, warnings
+
+
+def training_seed(experiment: Experiment, extra: Mapping[str, Any]) -> int:
+    """A point's training seed: ``[train] seed``, plus one after its divergence retry."""
+    return experiment.train.seed + int(extra.get("reseeds", 0))
 
 
 def _existing(cwd: Path, value: str, source: str, table: str, key: str) -> Path:

@@ -13,11 +13,19 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset, TensorDataset
 
 from nas.config import DataConfig
-from nas.data.index import TRAIN, VALIDATION, ImageIndex, load_index, scan_tree
+from nas.data.index import (
+    TRAIN,
+    VALIDATION,
+    ImageIndex,
+    load_index,
+    scan_tree,
+    stratified_subset,
+)
 
 BAD_LABEL = -1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -111,6 +119,25 @@ def build_splits(config: DataConfig) -> DataSplits:
         index.classes,
         in_memory=False,
     )
+
+
+def dataset_labels(dataset: Dataset) -> np.ndarray:
+    """The label of every item, read from the index or the tensors (no image is decoded)."""
+    if isinstance(dataset, IndexedImages):
+        return np.asarray(dataset.index.labels[dataset.rows])
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1].numpy()
+    raise TypeError(f"no labels known for a {type(dataset).__name__}")
+
+
+def curve_subset(validation: Dataset, size: int, seed: int) -> Subset:
+    """The learning curve's fixed, class-stratified part of the validation split.
+
+    It depends on the split, ``size`` and ``seed`` (the ``[data] seed``) alone,
+    so every point and every segment of a search evaluates the same images.
+    """
+    positions = stratified_subset(dataset_labels(validation), size, seed)
+    return Subset(validation, positions.tolist())
 
 
 class ShardSampler(Sampler[int]):

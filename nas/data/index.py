@@ -93,6 +93,40 @@ def per_label_split(labels: np.ndarray, seed: int) -> np.ndarray:
     return split
 
 
+def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Positions of ``size`` items (all of them if fewer) with every label in its share.
+
+    The learning curve evaluates this subset of the validation split every
+    epoch. Each label with items gets one first (when ``size`` allows one per
+    label), the rest is split in proportion to what every label has left,
+    rounded by largest remainder, so the counts sum to ``size`` exactly. Which
+    items of a label are taken comes from a generator seeded by ``(seed,
+    label)``: the subset depends only on the labels, ``size`` and ``seed``,
+    so every point of a search evaluates the same images.
+
+    Returns
+    -------
+    positions : sorted int64 array into ``labels``
+    """
+    labels = np.asarray(labels)
+    if size >= labels.shape[0]:
+        return np.arange(labels.shape[0], dtype=np.int64)
+    values, counts = np.unique(labels, return_counts=True)
+    first = np.ones_like(counts) if size >= values.size else np.zeros_like(counts)
+    spare = counts - first
+    exact = (size - int(first.sum())) * spare / max(int(spare.sum()), 1)
+    quota = first + np.floor(exact).astype(np.int64)
+    short = size - int(quota.sum())
+    order = np.lexsort((values, -(exact - np.floor(exact))))  # largest remainder first
+    quota[order[:short]] += 1
+    groups = np.split(np.argsort(labels, kind="stable"), np.cumsum(counts)[:-1])
+    chosen = []
+    for value, take, members in zip(values, quota, groups, strict=True):
+        rng = np.random.default_rng([seed, int(value)])
+        chosen.append(rng.permutation(members)[:take])
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
 def class_sizes(labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Number of items of every label 0..num_classes-1."""
     return np.bincount(np.asarray(labels), minlength=num_classes)

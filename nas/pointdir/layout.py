@@ -6,7 +6,8 @@ local backend's job records and the operator inbox without further options::
 
     state/<name>.h5            the state (only the controller writes it)
     state/<name>/points/<id>/  point.json, job.sh, logs/, checkpoint.pt,
-                               result.json, progress.json, error.json
+                               result.json, progress.json, error.json,
+                               curve.jsonl (the learning curve)
     state/<name>/jobs/         job records of the local backend
     state/<name>/inbox/        requests of operator commands for the controller
 """
@@ -35,6 +36,9 @@ EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
 #: Out of GPU memory: the candidate does not fit; retrying will not help.
 EXIT_OUT_OF_MEMORY = 4
+#: The divergence guard stopped the run (non-finite loss, or accuracy at chance):
+#: ``error.json`` has ``kind = "diverged"`` and the curve so far.
+EXIT_DIVERGED = 5
 
 POINT_FILE = "point.json"
 RESULT_FILE = "result.json"
@@ -43,6 +47,7 @@ ERROR_FILE = "error.json"
 ENVIRONMENT_FAILURE = "environment"
 PROGRESS_FILE = "progress.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+CURVE_FILE = "curve.jsonl"
 
 
 def run_dir(state_path: str | os.PathLike) -> Path:

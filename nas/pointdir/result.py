@@ -190,3 +190,40 @@ def write_error(directory: str | Path, *, rank: int, exc: BaseException, oom: bo
         "time": now_iso(),
     }
     return atomic_write_json(Path(directory) / ERROR_FILE, document, exclusive=True)
+
+
+#: ``error.json`` ``kind`` of a run stopped by the divergence guard.
+DIVERGED = "diverged"
+
+
+def write_divergence(
+    directory: str | Path,
+    *,
+    reason: str,
+    epoch: int,
+    curve: list[dict[str, Any]],
+    saved_seconds: float,
+    world_size: int,
+    device: str,
+) -> bool:
+    """``error.json`` with ``kind = "diverged"``, the curve so far and what stopping saved.
+
+    ``saved_seconds`` is the wall time of the segment the run did not use
+    (to its deadline, or its remaining epochs when it has none);
+    ``saved_device_hours`` is that times the ranks. Written by rank 0 only.
+    """
+    document = {
+        "kind": DIVERGED,
+        "rank": 0,
+        "exception": "Diverged",
+        "message": reason,
+        "traceback": [],
+        "oom": False,
+        "epoch": epoch,
+        "curve": curve,
+        "saved_seconds": max(0.0, saved_seconds),
+        "saved_device_hours": max(0.0, saved_seconds) * world_size / 3600.0,
+        "device": device,
+        "time": now_iso(),
+    }
+    return atomic_write_json(Path(directory) / ERROR_FILE, document, exclusive=True)

@@ -19,6 +19,9 @@ Layout, readable with ``h5ls -r`` and ``h5dump`` (format :data:`FORMAT_VERSION`)
                       coords: N x d unit-box coordinates of the numeric dims
     /fits/<n>/        support_ids, coefficients; attrs time, loo_rmse, predicted_max, argmax_json
     /events           table of (time, kind, point_id, message); point_id -1 = none
+    /curves/<id>      learning curve of point <id>: table of (epoch, images, loss, top1,
+                      top5, lr, seconds), loss NaN when it was not finite (absent in
+                      files written before curves existed: read as no curves)
 """
 
 from __future__ import annotations
@@ -35,7 +38,15 @@ import numpy as np
 
 from nas import __version__
 from nas.record.lock import FileLock, LockError
-from nas.record.state import Event, FitRecord, Point, PointStatus, State, StateError
+from nas.record.state import (
+    CURVE_FIELDS,
+    Event,
+    FitRecord,
+    Point,
+    PointStatus,
+    State,
+    StateError,
+)
 from nas.search.space import SearchSpace
 
 
@@ -58,6 +69,9 @@ TIME_UNITS = "seconds since 1970-01-01T00:00:00Z (UNIX time)"
 _METRIC_UNITS = {"top1": "percent", "top5": "percent"}
 _STR = h5py.string_dtype("utf-8")
 _EVENT_DTYPE = np.dtype([("time", "f8"), ("kind", _STR), ("point_id", "i8"), ("message", _STR)])
+_CURVE_DTYPE = np.dtype(
+    [(name, "i8" if name in ("epoch", "images") else "f8") for name in CURVE_FIELDS]
+)
 _INT_COLUMNS = ("id", "batch", "attempts", "segment")
 _FLOAT_COLUMNS = ("gpu_hours", "created", "updated")
 _OPTIONAL_FLOAT_COLUMNS = ("value", "predicted")
@@ -141,6 +155,16 @@ def _describe(file: h5py.File, metric: str, goal: str) -> None:
         fit.attrs.update(time_units=TIME_UNITS, units=units)
 
 
+def _write_curves(file: h5py.File, curves: dict[int, list[dict[str, Any]]]) -> None:
+    """One table per point with a curve; a missing loss (not finite) is stored as NaN."""
+    group = file.create_group("curves")
+    for point_id, entries in sorted(curves.items()):
+        table = np.empty(len(entries), dtype=_CURVE_DTYPE)
+        for name in CURVE_FIELDS:
+            table[name] = [np.nan if e[name] is None else e[name] for e in entries]
+        group.create_dataset(str(point_id), data=table)
+
+
 def write_state(state: State, path: Path) -> None:
     """Write ``state`` as a complete HDF5 file at ``path`` (not crash-safe by itself)."""
     metric, goal = _objective(state.experiment_text)
@@ -162,6 +186,7 @@ def write_state(state: State, path: Path) -> None:
         _write_fits(file.create_group("fits", track_order=True), state.fits)
         _write_events(file, state.events)
         _describe(file, metric, goal)
+        _write_curves(file, state.curves)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -241,6 +266,28 @@ def _read_events(dataset: h5py.Dataset) -> list[Event]:
     ]
 
 
+def _read_curves(file: h5py.File) -> dict[int, list[dict[str, Any]]]:
+    """The learning curves, or none for a file written before they were stored."""
+    if "curves" not in file:
+        return {}
+    curves = {}
+    for name, dataset in file["curves"].items():
+        curves[int(name)] = [
+            {
+                field: (
+                    int(row[field]) if field in ("epoch", "images") else _float_or_none(row[field])
+                )
+                for field in CURVE_FIELDS
+            }
+            for row in dataset[()]
+        ]
+    return curves
+
+
+def _float_or_none(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
 def _check_version(file: h5py.File, path: Path) -> None:
     if "format_version" not in file.attrs:
         raise StateFormatError(f"{path} is an HDF5 file but not a splinenas state file")
@@ -285,6 +332,7 @@ def _decode(file: h5py.File) -> State:
         state.restore(point, row)
     state.fits = _read_fits(file["fits"])
     state.events = _read_events(file["events"])
+    state.curves = _read_curves(file)
     return state
 
 

@@ -129,6 +129,9 @@ class FitRecord:
     predicted_max: float
 
 
+#: Fields of a learning-curve entry (as in ``curve.jsonl``); ``loss`` may be None.
+CURVE_FIELDS = ("epoch", "images", "loss", "top1", "top5", "lr", "seconds")
+
 #: Event kinds of a measurement taken in: from the controller's own job, or from one a
 #: person started by hand (its script run outside the controller).
 INGEST = "ingest"
@@ -163,6 +166,8 @@ class State:
         self.meta: dict[str, Any] = {}
         self.fits: list[FitRecord] = []
         self.events: list[Event] = []
+        #: Learning curves by point id: entries with the fields of :data:`CURVE_FIELDS`.
+        self.curves: dict[int, list[dict[str, Any]]] = {}
         self._points: dict[int, Point] = {}
         self._keys: dict[tuple, int] = {}
         self._coords: dict[int, np.ndarray] = {}
@@ -277,6 +282,17 @@ class State:
             raise StateError(f"point {point_id}: extra must be JSON-able: {exc}") from None
         self._put(self.point(point_id), **changes)
         return self._points[point_id]
+
+    def set_curve(self, point_id: int, entries: Iterable[Mapping[str, Any]]) -> None:
+        """Store the learning curve of a point (as ingested from its folder), by epoch."""
+        self.point(point_id)
+        curve = sorted(
+            ({name: entry.get(name) for name in CURVE_FIELDS} for entry in entries),
+            key=lambda e: e["epoch"],
+        )
+        if self.curves.get(point_id) != curve:
+            self.curves[point_id] = curve
+            self.revision += 1
 
     def add_fit(
         self,

@@ -1,4 +1,5 @@
-"""Pictures of a search: spline projections, predicted vs measured, convergence, all points.
+"""Pictures of a search: spline projections, predicted vs measured, convergence, all points,
+learning curves.
 
 The drawing functions are pure: they take a :class:`SearchData` (and the
 fitted splines) and return a matplotlib :class:`~matplotlib.figure.Figure`
@@ -423,6 +424,32 @@ def plot_parallel(data: SearchData) -> Figure:
     return fig
 
 
+def plot_curves(curves: Mapping[int, list[dict]], incumbent: int | None) -> Figure:
+    """Every point's learning curve (subset top-1 and training loss by epoch), the incumbent
+    (best measured point) highlighted in red, so a run that lags or diverged stands out."""
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    accuracy, loss = fig.subplots(1, 2)
+    for point_id in sorted(curves, key=lambda i: i == incumbent):  # the incumbent on top
+        entries = curves[point_id]
+        epochs = [e["epoch"] for e in entries]
+        losses = [math.nan if e["loss"] is None else e["loss"] for e in entries]
+        style = (
+            {"color": "red", "linewidth": 2.5, "label": f"point {point_id} (best)", "zorder": 3}
+            if point_id == incumbent
+            else {"color": "0.55", "linewidth": 1.0, "alpha": 0.8}
+        )
+        accuracy.plot(epochs, [e["top1"] for e in entries], marker=".", **style)
+        loss.plot(epochs, losses, marker=".", **style)
+    accuracy.set(xlabel="epoch", ylabel="top-1 accuracy on the subset [%]")
+    loss.set(xlabel="epoch", ylabel="mean training loss")
+    if any(e["loss"] for entries in curves.values() for e in entries):
+        loss.set_yscale("log")
+    if incumbent in curves:
+        accuracy.legend(loc="lower right")
+    fig.suptitle(f"Learning curves of {len(curves)} points")
+    return fig
+
+
 def _unit_of(dim: Dim, value: float) -> float:
     if dim.log:
         return math.log(value / dim.low) / math.log(dim.high / dim.low)
@@ -479,7 +506,12 @@ def write_plots(state_path: str | Path, out_dir: str | Path) -> list[Path]:
     Raises:
         PlotError: the state has no measured point yet.
     """
-    data = search_data(StateStore.read(state_path))
+    state = StateStore.read(state_path)
+    data = search_data(state)
     if not data.params:
         raise PlotError(f"{state_path}: no measured points yet; nothing to draw")
-    return save(figures(data), out_dir)
+    figs = figures(data)
+    if state.curves:
+        done = state.with_status(PointStatus.DONE)
+        figs["learning-curves"] = plot_curves(state.curves, done[data.best].id)
+    return save(figs, out_dir)

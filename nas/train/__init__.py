@@ -11,7 +11,11 @@ leaves exactly one of these files for the controller:
     the run stopped early at a safe point with a checkpoint; submit the same
     job again to continue.
 ``error.json``
-    the first failing rank's exception.
+    the first failing rank's exception, or ``kind = "diverged"`` when the
+    divergence guard stopped the run (:mod:`nas.train.curve`).
+
+Along the way rank 0 keeps the learning curve in ``curve.jsonl``
+(:mod:`nas.pointdir.curve`).
 
 The exit code says the same thing without reading a file; file names and exit
 codes are the contract of :mod:`nas.pointdir.layout`.

@@ -15,6 +15,7 @@ from torch import nn
 from nas.config import TrainConfig
 from nas.data.dataset import BAD_LABEL, ResumableSampler
 from nas.train.checkpoint import TrainingState
+from nas.train.curve import Curve, Diverged
 from nas.train.launch import DistEnv, all_reduce
 from nas.train.stop import StopControl
 
@@ -96,22 +97,47 @@ def train(
     save: Callable[[], None],
     *,
     segment_epochs: int | None = None,
+    curve: Curve | None = None,
 ) -> str | None:
     """Train from ``state`` until all epochs are done or a stop is agreed.
 
-    ``save`` writes the checkpoint of ``state``; it is called after every epoch.
+    ``save`` writes the checkpoint of ``state``; it is called after every epoch,
+    after the learning-curve evaluation of ``curve`` when one is due.
 
     Returns:
         None when all epochs are done and the evaluation fits before the
         deadline, else the reason to stop (the caller saves).
+
+    Raises:
+        Diverged: the guard of ``curve`` stopped the run; its ``saved_seconds``
+            is the rest of the segment.
     """
     first_epoch = state.epoch
-    timer = Progress(run, state)
+    timer = Progress(run, state, stop.deadline, segment_epochs)
+    try:
+        return _train_epochs(run, state, stop, save, timer, first_epoch, segment_epochs, curve)
+    except Diverged as exc:
+        exc.saved_seconds = timer.segment_seconds_left()
+        raise
+
+
+def _train_epochs(
+    run: Run,
+    state: TrainingState,
+    stop: StopControl,
+    save: Callable[[], None],
+    timer: Progress,
+    first_epoch: int,
+    segment_epochs: int | None,
+    curve: Curve | None,
+) -> str | None:
     while state.epoch < run.config.epochs:
-        reason = train_epoch(run, state, stop, timer)
+        reason = train_epoch(run, state, stop, timer, curve)
         if reason:
             return reason
         state.epoch, state.step = state.epoch + 1, 0
+        if curve is not None and curve.due(state.epoch):
+            timer.curve_done(curve_point(run, state, curve, timer), curve.seconds)
         started = time.perf_counter()
         save()
         timer.checkpoint_seconds = time.perf_counter() - started
@@ -121,7 +147,24 @@ def train(
     return stop.check(timer.reserve_seconds() + run.evaluation_share * timer.epoch_seconds)
 
 
-def train_epoch(run: Run, state: TrainingState, stop: StopControl, timer: Progress) -> str | None:
+def curve_point(run: Run, state: TrainingState, curve: Curve, timer: Progress) -> float:
+    """Evaluate the curve's subset after the epoch just done; returns its top-1."""
+    module = getattr(run.model, "module", run.model)  # the network inside DDP
+    per_epoch = min(run.steps_per_epoch * run.config.batch_per_gpu, run.sampler.num_samples)
+    entry = curve.evaluate(
+        module,
+        epoch=state.epoch,
+        images=state.epoch * per_epoch * run.dist_env.world_size,
+        lr=run.optimizer.param_groups[0]["lr"],
+        seconds=state.elapsed_seconds + timer.segment_seconds(),
+        memory_format=run.memory_format,
+    )
+    return entry["top1"]
+
+
+def train_epoch(
+    run: Run, state: TrainingState, stop: StopControl, timer: Progress, curve: Curve | None = None
+) -> str | None:
     """Run the rest of epoch ``state.epoch`` from step ``state.step``; see :func:`train`."""
     run.model.train()
     run.sampler.start(state.epoch, state.step * run.config.batch_per_gpu)
@@ -140,6 +183,10 @@ def train_epoch(run: Run, state: TrainingState, stop: StopControl, timer: Progre
         )
         state.step += 1
         timer.step_done(loss)
+        if curve is not None:
+            curve.add_loss(loss)
+            if state.step % run.config.log_every == 0:  # the loss is read here anyway
+                curve.check_loss(loss, state.epoch, state.step)
     timer.epoch_done()
     total_bad = int(all_reduce([float(bad)], run.device)[0])
     if total_bad > run.max_bad_images:
@@ -180,10 +227,20 @@ def autocast(run: Run) -> contextlib.AbstractContextManager:
 class Progress:
     """Rank-0 progress lines and the step-time estimate behind deadline stops."""
 
-    def __init__(self, run: Run, state: TrainingState) -> None:
-        self.run, self.state = run, state
+    def __init__(
+        self,
+        run: Run,
+        state: TrainingState,
+        deadline: float | None = None,
+        segment_epochs: int | None = None,
+    ) -> None:
+        self.run, self.state, self.deadline = run, state, deadline
         self.steps_left = (run.config.epochs - state.epoch) * run.steps_per_epoch - state.step
-        self.window_start = self.epoch_start = time.perf_counter()
+        last_epoch = run.config.epochs
+        if segment_epochs is not None:
+            last_epoch = min(last_epoch, state.epoch + segment_epochs)
+        self.segment_steps_left = (last_epoch - state.epoch) * run.steps_per_epoch - state.step
+        self.window_start = self.epoch_start = self.segment_start = time.perf_counter()
         self.window_steps = self.epoch_steps = 0
         self.epoch_seconds = 0.0
         self.slowest_step = 0.0
@@ -191,10 +248,35 @@ class Progress:
         self.steps_timed = 0
         self.last = self.window_start
         self.checkpoint_seconds = 5.0  # until the first checkpoint has been timed
+        self.curve_seconds = 0.0  # the last learning-curve evaluation
+        self.top1: float | None = None  # its subset top-1
 
     def reserve_seconds(self) -> float:
-        """Time to keep before a deadline: two slow steps and a checkpoint."""
-        return 2.0 * self.slowest_step + 2.0 * self.checkpoint_seconds
+        """Time to keep before a deadline: two slow steps, a checkpoint and a curve evaluation."""
+        return 2.0 * self.slowest_step + 2.0 * self.checkpoint_seconds + self.curve_seconds
+
+    def segment_seconds(self) -> float:
+        """Wall time of this segment so far."""
+        return time.perf_counter() - self.segment_start
+
+    def segment_seconds_left(self) -> float:
+        """Estimated wall time to the end of this segment: its steps left, capped by the deadline."""
+        left = self.segment_steps_left * self.mean_step
+        if self.deadline is not None:
+            left = min(left, max(0.0, self.deadline - time.time()))
+        return left
+
+    def curve_done(self, top1: float, seconds: float) -> None:
+        """``epoch e/E subset top-1 <%> in <s> images/s <epoch's rate> eta ...`` after an evaluation."""
+        self.top1, self.curve_seconds = top1, seconds
+        if self.run.dist_env.is_main:
+            rate = self.run.steps_per_epoch * self.run.global_batch / max(self.epoch_seconds, 1e-9)
+            print(
+                f"epoch {self.state.epoch}/{self.run.config.epochs} subset top-1 {top1:.2f} % "
+                f"in {seconds:.1f} s images/s {rate:.1f} {self._eta()}",
+                file=sys.stdout,
+                flush=True,
+            )
 
     def step_done(self, loss: torch.Tensor) -> None:
         now = time.perf_counter()
@@ -203,6 +285,7 @@ class Progress:
         self.mean_step += (seconds - self.mean_step) / self.steps_timed
         self.slowest_step = max(self.slowest_step, seconds)
         self.steps_left -= 1
+        self.segment_steps_left -= 1
         self.window_steps += 1
         self.epoch_steps += 1
         if self.state.step % self.run.config.log_every == 0:
@@ -217,18 +300,24 @@ class Progress:
         self.epoch_steps = self.window_steps = 0
 
     def _line(self, detail: str, steps: int, seconds: float) -> None:
-        """``epoch e/E step s/S <detail> lr <lr> images/s <global rate> eta h:mm:ss``."""
+        """``epoch e/E step s/S <detail> lr <lr> images/s <rate> top-1 <last subset %>
+        eta segment h:mm:ss point h:mm:ss``."""
         if not self.run.dist_env.is_main:
             return
         rate = steps * self.run.global_batch / max(seconds, 1e-9)
         lr = self.run.optimizer.param_groups[0]["lr"]
+        top1 = "-" if self.top1 is None else f"{self.top1:.2f}"
         print(
             f"epoch {self.state.epoch + 1}/{self.run.config.epochs} "
             f"step {self.state.step}/{self.run.steps_per_epoch} {detail} lr {lr:.5f} "
-            f"images/s {rate:.1f} eta {_clock(self.steps_left * self.mean_step)}",
+            f"images/s {rate:.1f} top-1 {top1} {self._eta()}",
             file=sys.stdout,
             flush=True,
         )
+
+    def _eta(self) -> str:
+        segment, point = self.segment_seconds_left(), self.steps_left * self.mean_step
+        return f"eta segment {_clock(segment)} point {_clock(point)}"
 
 
 def _clock(seconds: float) -> str:

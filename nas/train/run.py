@@ -13,10 +13,17 @@ from torch import nn
 
 from nas import __version__
 from nas.data.dataset import DataSplits, ResumableSampler, ShardSampler, build_splits, make_loader
-from nas.pointdir.layout import CHECKPOINT_FILE, EXIT_COMPLETE, EXIT_INCOMPLETE
+from nas.pointdir.layout import CHECKPOINT_FILE, EXIT_COMPLETE, EXIT_DIVERGED, EXIT_INCOMPLETE
 from nas.pointdir.point import PointFile, point_hash, read_point_file
-from nas.pointdir.result import Result, now_iso, write_progress, write_result
+from nas.pointdir.result import (
+    Result,
+    now_iso,
+    write_divergence,
+    write_progress,
+    write_result,
+)
 from nas.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from nas.train.curve import Curve, Diverged
 from nas.train.evaluate import evaluate
 from nas.train.launch import DistEnv
 from nas.train.loop import Run, make_optimizer, steps_per_epoch, train
@@ -54,6 +61,7 @@ class Job:
     run: Run
     checkpoint: Path
     state: TrainingState
+    curve: Curve
     started_at: float  # time.time() at the start of this segment
     saved_at: tuple[int, int] | None = None  # (epoch, step) of the last checkpoint written
 
@@ -142,7 +150,16 @@ def prepare(segment: Segment) -> Job:
         evaluation_share=EVALUATION_COST * len(splits.validation) / max(1, len(splits.train)),
     )
     state = resumed_state(saved, dist_env, started_at)
-    return Job(point, input_hash, splits, module, run, checkpoint, state, started_at)
+    curve = Curve(
+        point_dir=segment.point_dir,
+        validation=splits.validation,
+        data_seed=point.data.seed,
+        config=config,
+        dist_env=dist_env,
+        make_loader=lambda subset, shard: loader_for(point, splits, subset, shard, device),
+    )
+    curve.resume(state.epoch)
+    return Job(point, input_hash, splits, module, run, checkpoint, state, curve, started_at)
 
 
 def loader_for(point: PointFile, splits: DataSplits, dataset, sampler, device: torch.device):
@@ -181,13 +198,23 @@ def run_segment(segment: Segment) -> int:
 
     Returns:
         :data:`EXIT_COMPLETE` with ``result.json`` written, or
-        :data:`EXIT_INCOMPLETE` with ``checkpoint.pt`` and ``progress.json``.
+        :data:`EXIT_INCOMPLETE` with ``checkpoint.pt`` and ``progress.json``, or
+        :data:`EXIT_DIVERGED` with ``error.json`` of kind "diverged".
     """
     job = prepare(segment)
     stop = StopControl(segment.deadline, segment.device)
     stop.install()
     try:
-        reason = train(job.run, job.state, stop, job.save, segment_epochs=segment.segment_epochs)
+        reason = train(
+            job.run,
+            job.state,
+            stop,
+            job.save,
+            segment_epochs=segment.segment_epochs,
+            curve=job.curve,
+        )
+    except Diverged as exc:
+        return stop_diverged(job, segment, exc)
     finally:
         stop.restore()
     if reason:
@@ -206,6 +233,27 @@ def run_segment(segment: Segment) -> int:
     finish(job, segment)
     barrier()
     return EXIT_COMPLETE
+
+
+def stop_diverged(job: Job, segment: Segment, exc: Diverged) -> int:
+    """Leave ``error.json`` (kind "diverged", the curve so far) instead of training on."""
+    if segment.dist_env.is_main:
+        write_divergence(
+            segment.point_dir,
+            reason=exc.reason,
+            epoch=exc.epoch,
+            curve=job.curve.entries,
+            saved_seconds=exc.saved_seconds,
+            world_size=segment.dist_env.world_size,
+            device=segment.device.type,
+        )
+        print(
+            f"point {job.point.point_id} diverged: {exc.reason}; stopped with "
+            f"{exc.saved_seconds:.0f} s of the segment left",
+            flush=True,
+        )
+    barrier()
+    return EXIT_DIVERGED
 
 
 def finish(job: Job, segment: Segment) -> None:

@@ -1,0 +1,119 @@
+"""Learning curves and the divergence guard in ``status``, ``show`` and ``export --json``.
+
+A running point's curve is read from its folder (bounded, see
+:mod:`nas.pointdir.curve`); a finished point's from the state file, where the
+controller stored it with the result. Every document lists a curve under the
+key ``"curve"`` as entries with the fields ``epoch, images, loss, top1,
+top5, lr, seconds``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TextIO
+
+from nas.commands.common import number_text, point_doc, write_table
+from nas.pointdir import layout
+from nas.pointdir.curve import last_entry, read_curve
+from nas.record.state import ACTIVE, Point, State
+
+#: Rows of a curve that ``show`` prints; longer curves are thinned, the last row kept.
+SHOWN_ROWS = 15
+
+
+def point_curve(state: State, point: Point, run: Path) -> list[dict[str, Any]]:
+    """The newest curve of a point: its folder's while a job may run, else the state's."""
+    if point.status.is_active() or point.id not in state.curves:
+        folder_curve = read_curve(layout.point_dir(run, point.id))
+        if folder_curve or point.id not in state.curves:
+            return folder_curve
+    return list(state.curves[point.id])
+
+
+def write_curve_table(curve: list[dict[str, Any]], out: TextIO) -> None:
+    """A compact table of a curve: at most :data:`SHOWN_ROWS` rows, evenly spread."""
+    step = max(1, -(-len(curve) // SHOWN_ROWS))
+    shown = curve[::step]
+    if shown[-1] is not curve[-1]:
+        shown.append(curve[-1])
+    rows = [["epoch", "images", "loss", "top-1", "top-5", "lr", "hours"]]
+    rows += [
+        [
+            str(e["epoch"]),
+            str(e["images"]),
+            number_text(e["loss"]) if e["loss"] is not None else "non-finite",
+            f"{e['top1']:.2f}",
+            f"{e['top5']:.2f}",
+            f"{e['lr']:.4g}",
+            f"{e['seconds'] / 3600:.2f}",
+        ]
+        for e in shown
+    ]
+    write_table(rows, out)
+
+
+def running_progress(state: State, run: Path) -> list[dict[str, Any]]:
+    """For every point with a job: its last curve entry's epoch and subset top-1 (or nulls)."""
+    progress = []
+    for point in state.with_status(*ACTIVE):
+        entry = last_entry(layout.point_dir(run, point.id))
+        progress.append(
+            {
+                "id": point.id,
+                "epoch": None if entry is None else entry["epoch"],
+                "top1": None if entry is None else entry["top1"],
+            }
+        )
+    return progress
+
+
+def guard_summary(state: State) -> dict[str, Any]:
+    """Points the divergence guard stopped, and the device time it saved them."""
+    points = [p for p in state.points if p.extra.get("diverged")]
+    saved = [p.extra.get("guard_saved", {}) for p in points]
+    return {
+        "points": [
+            {"id": p.id, "status": p.status.value, "divergences": int(p.extra["diverged"]), **s}
+            for p, s in zip(points, saved, strict=True)
+        ],
+        "saved_gpu_hours": sum(s.get("gpu_hours", 0.0) for s in saved),
+        "saved_device_hours": sum(s.get("device_hours", 0.0) for s in saved),
+    }
+
+
+def write_guard_lines(doc: dict[str, Any], out: TextIO) -> None:
+    """``status`` lines: each running point's progress, the diverged points and hours saved."""
+    for item in doc["running"]:
+        where = (
+            "no evaluation yet"
+            if item["epoch"] is None
+            else f"epoch {item['epoch']}, subset top-1 {item['top1']:.2f} %"
+        )
+        out.write(f"running: point {item['id']}: {where}\n")
+    guard = doc["diverged"]
+    if guard["points"]:
+        listed = ", ".join(f"{p['id']} ({p['status']})" for p in guard["points"])
+        out.write(
+            f"diverged: points {listed}; the guard saved {guard['saved_gpu_hours']:.2f} "
+            f"GPU-hours ({guard['saved_device_hours']:.2f} device-hours)\n"
+        )
+
+
+def export_doc(state: State, run: Path, state_path: Path) -> dict[str, Any]:
+    """``export --json``: every point with its bookkeeping and its curve."""
+    return {
+        "state": str(state_path),
+        "generation": state.generation,
+        "points": [
+            {
+                **point_doc(point),
+                "attempts": point.attempts,
+                "segment": point.segment,
+                "gpu_hours": point.gpu_hours,
+                "reason": point.reason,
+                "extra": point.extra,
+                "curve": point_curve(state, point, run),
+            }
+            for point in state.points
+        ],
+    }
