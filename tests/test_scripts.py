@@ -68,10 +68,11 @@ def _bash_n(text: str, tmp_path: Path) -> None:
 
 @pytest.fixture()
 def bin_dir(tmp_path: Path) -> Path:
-    """srun and jsrun doubles first on PATH."""
+    """srun, jsrun and PALS mpiexec doubles first on PATH."""
     folder = tmp_path / "bin"
     _executable(folder / "srun", FAKE_SRUN)
-    os.symlink(FAKES / "jsrun", folder / "jsrun")
+    for name in ("jsrun", "mpiexec"):
+        os.symlink(FAKES / name, folder / name)
     return folder
 
 
@@ -320,7 +321,10 @@ def test_write_job_script_is_atomic_and_executable(tmp_path: Path) -> None:
         ({"job_name": "a b"}, "job_name: expected letters"),
         ({"job_name": "$(x)"}, "job_name: expected letters"),
         ({"train_args": ["ok", "x\ny"]}, "trainer argument"),
-        ({"backend": "pbs"}, "unknown backend 'pbs'; valid backends are local, slurm, lsf"),
+        (
+            {"backend": "sge"},
+            "unknown backend 'sge'; valid backends are local, slurm, lsf, pbs",
+        ),
     ],
 )
 def test_bad_arguments_are_refused(tmp_path: Path, change: dict, message: str) -> None:
