@@ -19,7 +19,7 @@ from controller_cluster_support import (
     assert_refused_directive,
     cancel_while_training,
     hostile_standin_search,
-    search_real_trainer,
+    train_one_point,
 )
 from scheduler_contract import SchedulerContract, finished, wait_for
 
@@ -215,17 +215,14 @@ def test_pals_and_pbs_variables_alone_give_the_rendezvous(tmp_path: Path) -> Non
 # --------------------------------------------------------------------------- the controller
 
 
-@pytest.mark.slow
-def test_search_runs_two_pals_ranks_of_the_real_trainer_to_its_budget(
+def test_the_controller_trains_a_point_with_two_pals_ranks_of_the_real_trainer(
     fake_pbs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.chdir(tmp_path)
-    state_path = search_real_trainer(tmp_path, "pbs")
-    jobs = [p.job_id for p in load_state(state_path).points]
-    assert sorted(jobs) == sorted(f"{n}.fakepbs" for n in range(1, 7)), "one qsub per point"
-    assert set(PbsScheduler().status(jobs).values()) == {JobState.COMPLETED}
-    script = (layout.point_dir(layout.run_dir(state_path), 5) / layout.JOB_SCRIPT).read_text()
+    state_path = train_one_point(tmp_path, "pbs", PbsScheduler())
+    assert load_state(state_path).point(0).job_id == "1.fakepbs"
+    script = (layout.point_dir(layout.run_dir(state_path), 0) / layout.JOB_SCRIPT).read_text()
     assert "#PBS -l select=1" in script and "mpiexec -n 2 --ppn 2 --depth 1" in script
 
 

@@ -68,10 +68,10 @@ def _bash_n(text: str, tmp_path: Path) -> None:
 
 @pytest.fixture()
 def bin_dir(tmp_path: Path) -> Path:
-    """srun, jsrun and PALS mpiexec doubles first on PATH."""
+    """srun, jsrun, PALS mpiexec and flux doubles first on PATH."""
     folder = tmp_path / "bin"
     _executable(folder / "srun", FAKE_SRUN)
-    for name in ("jsrun", "mpiexec"):
+    for name in ("jsrun", "mpiexec", "flux"):
         os.symlink(FAKES / name, folder / name)
     return folder
 
@@ -323,7 +323,7 @@ def test_write_job_script_is_atomic_and_executable(tmp_path: Path) -> None:
         ({"train_args": ["ok", "x\ny"]}, "trainer argument"),
         (
             {"backend": "sge"},
-            "unknown backend 'sge'; valid backends are local, slurm, lsf, pbs",
+            "unknown backend 'sge'; valid backends are local, slurm, lsf, pbs, flux",
         ),
     ],
 )

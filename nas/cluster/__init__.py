@@ -1,4 +1,4 @@
-"""Scheduler backends behind one interface: local processes, Slurm, LSF and PBS.
+"""Scheduler backends behind one interface: local processes, Slurm, LSF, PBS and Flux.
 
 Importing a backend module registers it (:func:`nas.cluster.base.backend_class`);
 adding a scheduler is one module here plus its template in ``templates/``.
@@ -24,6 +24,7 @@ from nas.cluster.local import LocalScheduler
 from nas.cluster.slurm import SlurmScheduler
 from nas.cluster.lsf import LsfScheduler
 from nas.cluster.pbs import PbsScheduler
+from nas.cluster.flux import FluxScheduler
 
 # isort: on
 from nas.config import ClusterConfig
@@ -33,6 +34,7 @@ BACKENDS = backend_names()
 
 __all__ = [
     "BACKENDS",
+    "FluxScheduler",
     "JobRecord",
     "JobState",
     "LocalScheduler",
