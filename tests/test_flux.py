@@ -138,8 +138,9 @@ def test_the_time_limit_is_a_timeout(fake_flux: Path, tmp_path: Path) -> None:
 
 
 def test_a_rendered_script_starts_every_task_with_fluxs_variables(
-    fake_flux: Path, tmp_path: Path
+    fake_flux: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the job sizes it: 4 cores, 2 ranks
     point = tmp_path / "point 0"
     point.mkdir()
     python = tmp_path / "python"

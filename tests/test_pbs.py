@@ -150,12 +150,9 @@ def test_a_failing_qstat_keeps_the_last_states(fake_pbs: Path, tmp_path: Path) -
     (broken / "qstat").write_text("#!/bin/bash\necho 'qstat: cannot connect to server' >&2\n"
                                   "echo '{\"timestamp\": 1}'\nexit 1\n")  # fmt: skip
     (broken / "qstat").chmod(0o755)
-    env_path = os.environ["PATH"]
-    os.environ["PATH"] = f"{broken}:{env_path}"
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{broken}:{os.environ['PATH']}")
         assert scheduler.status([job_id]) == {job_id: JobState.RUNNING}
-    finally:
-        os.environ["PATH"] = env_path
     scheduler.cancel(job_id)
     assert wait_for(scheduler, job_id, finished, 20) is JobState.CANCELLED
 
@@ -173,8 +170,9 @@ with open(f"rank-{{env.rank}}", "w") as out:
 
 
 def test_a_rendered_script_starts_every_rank_where_pals_would(
-    fake_pbs: Path, tmp_path: Path
+    fake_pbs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the job sizes it: 4 cores, 2 ranks
     import sys
 
     point = tmp_path / "point 0"
