@@ -313,7 +313,7 @@ class TrainConfig:
 class ClusterConfig:
     """``[cluster]``: where and how candidates are trained."""
 
-    backend: str = _option("local", kind=str, choices=("local", "slurm", "lsf"))
+    backend: str = _option("local", kind=str, choices=("local", "slurm", "lsf", "pbs", "flux"))
     nodes: int = _option(1, kind=int, minimum=1)
     gpus_per_node: int = _option(0, kind=int, minimum=0)
     ranks_per_node: int | None = _option(

@@ -37,7 +37,7 @@ TINY_TRAINING = {
 HOSTILE = ("$(touch pwned)", "`touch pwned`", "a'; touch pwned; echo 'x")
 
 
-def real_search_state(folder: Path, backend: str, max_points: int) -> Path:
+def real_search_state(folder: Path, backend: str, max_points: int, **cluster: object) -> Path:
     """A state for a search of the real trainer (two gloo ranks per job) through ``backend``.
 
     The design is the 2d+3 = 5 points of the 2-dim space; the rest of
@@ -49,6 +49,7 @@ def real_search_state(folder: Path, backend: str, max_points: int) -> Path:
         "walltime_minutes": 10,
         "signal_seconds": 60,
         **TWO_RANKS,
+        **cluster,
     }
     text = experiment_text(
         experiment={"name": "e2e", "max_points": max_points, "batch_size": 1, "tolerance": 0.0},
@@ -103,6 +104,29 @@ def search_real_trainer(folder: Path, backend: str) -> Path:
     outcome = run_search(state_path, folder, poll=0.5, limit_s=300)
     print(f"{backend} end-to-end search of 6 points: {time.monotonic() - started:.1f} s wall")
     assert_real_search_complete(state_path, outcome, world_size=2, max_points=6)
+    return state_path
+
+
+def train_one_point(folder: Path, backend: str, scheduler: Scheduler) -> Path:
+    """Point 0 of a real-trainer search, trained by two gloo ranks through ``backend``.
+
+    The controller submits it alone (one job at a time), polls and ingests
+    it; the job of the next point, submitted in the same cycle, is cancelled.
+    """
+    state_path = real_search_state(folder, backend, max_points=6, max_concurrent_jobs=1)
+    deadline = time.monotonic() + 180
+    while load_state(state_path).point(0).status is not PointStatus.DONE:
+        assert time.monotonic() < deadline, load_state(state_path).point(0).reason
+        one_cycle(state_path, folder)
+        time.sleep(0.5)
+    for point in load_state(state_path).with_status(PointStatus.SUBMITTED, PointStatus.RUNNING):
+        scheduler.cancel(point.job_id)
+    point = load_state(state_path).point(0)
+    result = validate_result(
+        layout.point_dir(layout.run_dir(state_path), 0) / RESULT_FILE, 0, point.params
+    )
+    assert result.world_size == 2 and result.device == "cpu" and point.attempts == 1
+    assert point.value == result.metrics["top1"]
     return state_path
 
 

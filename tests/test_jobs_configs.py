@@ -16,7 +16,9 @@ from nas.models.registry import spec_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "jobs").glob("*.toml"))
-ENVS = [ROOT / "envs" / name for name in ("summit.sh", "slurm.sh", "local.sh")]
+ENVS = [
+    ROOT / "envs" / name for name in ("summit.sh", "slurm.sh", "local.sh", "polaris.sh", "flux.sh")
+]
 
 
 def test_the_paper_experiments_and_the_demo_are_there():
@@ -133,6 +135,21 @@ def test_cluster_env_is_safe_to_source_twice_under_strict_options(name, tmp_path
     calls = (tmp_path / "calls").read_text().splitlines()
     module = "module load open-ce" if name == "summit.sh" else "module load cuda/12.4"
     assert calls == [module, "conda activate nas env"] * 2
+
+
+@pytest.mark.parametrize("name", ["polaris.sh", "flux.sh"])
+def test_pbs_and_flux_envs_load_the_site_modules_once_per_sourcing_and_stop_on_failure(
+    name, tmp_path
+):
+    done = source_twice(ROOT / "envs" / name, tmp_path, SPLINENAS_MODULES="site/1 torch/2")
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    assert "e" in lines["options"] and "u" in lines["options"]  # caller's options restored
+    assert lines["OMP_NUM_THREADS"] == "1" and lines["PYTHONUNBUFFERED"] == "1"
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == ["module load site/1", "module load torch/2"] * 2
+    failed = source_twice(ROOT / "envs" / name, tmp_path, SPLINENAS_MODULES="missing")
+    assert failed.returncode != 0 and "'module load missing' failed" in failed.stderr
 
 
 def test_slurm_env_hands_cpus_per_task_to_srun(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nas.cluster import JobState, LsfScheduler, keepalive
+from nas.cluster import FluxScheduler, JobState, LsfScheduler, PbsScheduler, keepalive
 from nas.cluster.render import ScriptError
 from nas.commands.main import main
 from nas.config import ControllerConfig
@@ -274,3 +274,100 @@ def test_controller_submit_on_fake_lsf_runs_the_chain(
     # `controller job` handed over to `splinenas run`, which needs [model] and [data].
     assert "splinenas run: error" in log and "[model]" in log
     assert layout.run_dir(state) / "controller" == Path(doc["log"]).parent
+
+
+# ---------------------------------------------------------------------------- PBS and Flux
+
+#: Stands in for qsub and flux: answers what the keep-alive script asks, records the rest.
+STUB_PBS_FLUX = """#!/bin/bash
+case "$(basename "$0") $1 $2" in
+    "flux getattr parent-uri") echo local:///run/flux/parent ;;
+    "flux job id") echo 99 ;;
+    *) printf '%s\\n' "$(basename "$0")" "$@" >>"$STUB_DIR/called" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    ("backend", "expected"),
+    [
+        ("pbs", ["#PBS -N toy-controller", "#PBS -l select=1:ncpus=2", "#PBS -l walltime=01:00:00",
+                 "#PBS -A ctl1", "#PBS -q service", "#PBS --mail-type=FAIL",
+                 "(sleep 3310 && kill -USR2 $$) &", "    qsub "]),
+        ("flux", ["#flux: --job-name=toy-controller", "#flux: -N 1", "#flux: -n 1", "#flux: -c 2",
+                  "#flux: -t 60m", "#flux: -o output.mode=append", "#flux: --signal=USR2@290s",
+                  "#flux: --queue=service", "#flux: --bank=ctl1", "#flux: --mail-type=FAIL",
+                  "    flux batch "]),
+    ],
+)  # fmt: skip
+def test_pbs_and_flux_controller_jobs_ask_for_the_controller_table(
+    tmp_path: Path, backend: str, expected: list[str]
+) -> None:
+    controller = ControllerConfig(account="ctl1", queue="service", cores=2,
+                                  extra_directives=["--mail-type=FAIL"])  # fmt: skip
+    text = keepalive.render(make_job(tmp_path, backend, controller=controller))
+    subprocess.run(["bash", "-n"], input=text, text=True, check=True)
+    for line in expected:
+        assert line in text
+    assert "gpu" not in text.lower().replace("gpu-affinity", "")
+
+
+@pytest.mark.parametrize("backend", ["pbs", "flux"])
+def test_pbs_and_flux_keepalive_stop_the_controller_then_submit_the_script_again(
+    tmp_path: Path, backend: str
+) -> None:
+    """USR2 (PBS: the script's own alarm; Flux: --signal) stops the controller, whose flux
+    commands go to the enclosing instance, and the same script is submitted again."""
+    job = make_job(tmp_path, backend, walltime_minutes=1, margin_seconds=58)
+    job.script_path.write_text(keepalive.render(job))
+    stub_dir, env = stubbed(tmp_path, job)
+    for name in ("qsub", "flux"):
+        (tmp_path / "bin" / name).write_text(STUB_PBS_FLUX)
+        (tmp_path / "bin" / name).chmod(0o755)
+    env.update(PBS_JOBID="77.pbs01", FLUX_ENCLOSING_ID="ƒ2Xs", FLUX_URI="local:///mine")
+    shell = subprocess.Popen(["bash", str(job.script_path)], env=env, cwd=tmp_path,
+                             stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    wait_for((stub_dir / "started").exists, "the controller to start")
+    if backend == "flux":
+        os.killpg(shell.pid, signal.SIGUSR2)  # Flux signals the script and its processes
+    assert shell.wait(timeout=20) == 0  # PBS: the script's alarm fired after 2 s
+    assert (stub_dir / "stopped").read_text() == "term\n"
+    argv = (stub_dir / "argv").read_text().splitlines()
+    assert argv[-1] == ("77.pbs01" if backend == "pbs" else "99")
+    called = (stub_dir / "called").read_text().splitlines()
+    assert called == (["qsub"] if backend == "pbs" else ["flux", "batch"]) + [str(job.script_path)]
+    if backend == "flux":
+        assert "FLUX_URI=local:///run/flux/parent" in (stub_dir / "env").read_text()
+    else:  # the script appends its own output to the log (PBS would overwrite -o)
+        assert "job 77.pbs01 submits its successor" in Path(job.log_path).read_text()
+    assert not list(tmp_path.rglob("pwned"))
+
+
+@pytest.mark.parametrize(
+    ("backend", "scheduler_class"), [("pbs", PbsScheduler), ("flux", FluxScheduler)]
+)
+def test_controller_submit_on_fake_pbs_and_flux_runs_the_chain(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch, backend: str, scheduler_class
+) -> None:
+    monkeypatch.setenv("PATH", f"{FAKES}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PBS_DIR", str(tmp_path / "fake-pbs"))
+    monkeypatch.setenv("FAKE_FLUX_DIR", str(tmp_path / "fake-flux"))
+    toml = tmp_path / "toy.toml"
+    toml.write_text(
+        '[experiment]\nname = "toy"\n[[space]]\nname = "x"\ntype = "int"\nlow = 1\nhigh = 4\n'
+        f'[cluster]\nbackend = "{backend}"\nwalltime_minutes = 30\n'
+    )
+    state = tmp_path / "toy.h5"
+    assert main(["init", str(toml), "--state", str(state)]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["controller", "submit", "--state", str(state), "--json", "--poll", "1"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["backend"] == backend and doc["script"].endswith(f"keepalive.{backend}.sh")
+    scheduler = scheduler_class(timeout=20)
+    job_id = doc["job_id"]
+    wait_for(lambda: scheduler.status([job_id])[job_id].is_finished(), "the keep-alive job", 60)
+    marker = json.loads((keepalive.controller_dir(state) / keepalive.MARKER).read_text())
+    assert marker["job_id"] == job_id  # the id the script worked out is the scheduler's
+    log = Path(doc["log"]).read_text()
+    assert "splinenas run: error" in log and "[model]" in log

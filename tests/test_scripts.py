@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,10 +69,11 @@ def _bash_n(text: str, tmp_path: Path) -> None:
 
 @pytest.fixture()
 def bin_dir(tmp_path: Path) -> Path:
-    """srun and jsrun doubles first on PATH."""
+    """srun, jsrun, PALS mpiexec and flux doubles first on PATH."""
     folder = tmp_path / "bin"
     _executable(folder / "srun", FAKE_SRUN)
-    os.symlink(FAKES / "jsrun", folder / "jsrun")
+    for name in ("jsrun", "mpiexec", "flux"):
+        os.symlink(FAKES / name, folder / name)
     return folder
 
 
@@ -320,7 +322,10 @@ def test_write_job_script_is_atomic_and_executable(tmp_path: Path) -> None:
         ({"job_name": "a b"}, "job_name: expected letters"),
         ({"job_name": "$(x)"}, "job_name: expected letters"),
         ({"train_args": ["ok", "x\ny"]}, "trainer argument"),
-        ({"backend": "pbs"}, "unknown backend 'pbs'; valid backends are local, slurm, lsf"),
+        (
+            {"backend": "sge"},
+            "unknown backend 'sge'; valid backends are local, slurm, lsf, pbs, flux",
+        ),
     ],
 )
 def test_bad_arguments_are_refused(tmp_path: Path, change: dict, message: str) -> None:
@@ -405,3 +410,18 @@ def test_jsrun_turns_spectrum_mpi_hooks_off_for_the_trainer_unless_told(tmp_path
     assert "-b packed:7 --smpiargs=off " in _render("lsf", cluster, tmp_path)
     text = _render("lsf", dataclasses.replace(cluster, jsrun_smpiargs=""), tmp_path)
     assert "smpiargs" not in text
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rendered_scripts_pass_shellcheck(tmp_path: Path, backend: str) -> None:
+    """Debian's shellcheck (apt-get install shellcheck) on a 34-node script of each backend."""
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed")
+    env_file = Path(__file__).resolve().parent.parent / "envs" / "slurm.sh"
+    nodes = 1 if backend == "local" else 34
+    cluster = _cluster(nodes=nodes, gpus_per_node=4, cores_per_node=32, env_file=str(env_file),
+                       account="proj", queue="batch")  # fmt: skip
+    script = write_job_script(tmp_path / "job.sh", _render(backend, cluster, tmp_path / "p 7"))
+    done = subprocess.run(["shellcheck", "-x", "-s", "bash", str(script)], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stdout

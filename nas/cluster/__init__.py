@@ -1,4 +1,4 @@
-"""Scheduler backends behind one interface: local processes, Slurm and LSF.
+"""Scheduler backends behind one interface: local processes, Slurm, LSF, PBS and Flux.
 
 Importing a backend module registers it (:func:`nas.cluster.base.backend_class`);
 adding a scheduler is one module here plus its template in ``templates/``.
@@ -23,6 +23,8 @@ from nas.cluster.proc import DEFAULT_TIMEOUT
 from nas.cluster.local import LocalScheduler
 from nas.cluster.slurm import SlurmScheduler
 from nas.cluster.lsf import LsfScheduler
+from nas.cluster.pbs import PbsScheduler
+from nas.cluster.flux import FluxScheduler
 
 # isort: on
 from nas.config import ClusterConfig
@@ -32,10 +34,12 @@ BACKENDS = backend_names()
 
 __all__ = [
     "BACKENDS",
+    "FluxScheduler",
     "JobRecord",
     "JobState",
     "LocalScheduler",
     "LsfScheduler",
+    "PbsScheduler",
     "Scheduler",
     "SchedulerError",
     "SlurmScheduler",

@@ -155,7 +155,8 @@ class Scheduler(abc.ABC):
     #: Optional directives: flag -> the ``[cluster]`` key that carries its value.
     optional_keys: ClassVar[Mapping[str, str]] = {}
     #: Body of the keep-alive script after the directives (``str.format`` fields
-    #: ``state``, ``workdir``, ``run``, ``script``); None: no keep-alive job.
+    #: ``state``, ``workdir``, ``run``, ``script``, ``log``, ``margin`` and ``alarm``:
+    #: seconds from start to the warning); None: no keep-alive job.
     keepalive_body: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:

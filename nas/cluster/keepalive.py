@@ -152,6 +152,9 @@ def render(job: KeepAliveJob) -> str:
         workdir=shlex.quote(str(job.workdir)),
         run=_RUN.format(controller=argv),
         script=shlex.quote(str(job.script_path)),
+        log=shlex.quote(str(job.log_path)),
+        margin=job.margin_seconds,
+        alarm=job.walltime_minutes * 60 - job.margin_seconds,
     )
     header = directive_lines(
         scheduler.directive_prefix,

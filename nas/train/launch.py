@@ -1,4 +1,4 @@
-"""Ranks and rendezvous for torchrun, Slurm ``srun``, LSF ``jsrun`` or a single process.
+"""Ranks and rendezvous for torchrun, ``srun``, ``jsrun``, PALS ``mpiexec``, ``flux run`` or one process.
 
 Every rank works out the same master address and port from its environment
 alone, so no launcher-specific wrapper script is needed:
@@ -7,13 +7,23 @@ alone, so no launcher-specific wrapper script is needed:
   ``LOCAL_RANK``), Slurm (``SLURM_PROCID``, ``SLURM_STEP_NUM_TASKS`` or
   ``SLURM_NTASKS``, ``SLURM_LOCALID``), jsrun (``JSM_NAMESPACE_RANK``,
   ``JSM_NAMESPACE_SIZE``, ``JSM_NAMESPACE_LOCAL_RANK``), Open MPI
-  (``OMPI_COMM_WORLD_*``); otherwise one process.
+  (``OMPI_COMM_WORLD_*``), Flux (``FLUX_TASK_RANK``, ``FLUX_JOB_SIZE``,
+  ``FLUX_TASK_LOCAL_ID``), HPE PALS ``mpiexec`` (``PALS_RANKID``,
+  ``PMI_SIZE``, ``PALS_LOCAL_RANKID``), any other PMI launcher (``PMI_RANK``,
+  ``PMI_SIZE``, ``PMI_LOCAL_RANK``); otherwise one process. Flux and PALS
+  come before plain PMI because both set ``PMI_RANK`` and ``PMI_SIZE`` too,
+  Flux without a local rank.
 * master address: ``MASTER_ADDR``; else the first host of the Slurm node list
   (expanded here, without ``scontrol``); else the first compute host of LSF's
   ``LSB_MCPU_HOSTS``, ``LSB_DJOB_HOSTFILE`` or ``LSB_HOSTS`` (on CSM machines
-  such as Summit the launch node comes first and is skipped).
+  such as Summit the launch node comes first and is skipped); else the first
+  line of PBS's ``PBS_NODEFILE``; else, in a Flux task, the first host of
+  ``flux getattr hostlist`` (Flux sets no host list variable; its docs name
+  this command), the node where ``flux run`` puts task 0 when the step spans
+  the whole allocation, as the job scripts' steps do.
 * master port: ``MASTER_PORT``; else derived from the job id
-  (``SLURM_JOB_ID``, ``LSB_JOBID``, ``TORCHELASTIC_RUN_ID``) into 15000-31999:
+  (``SLURM_JOB_ID``, ``LSB_JOBID``, ``PBS_JOBID``, ``FLUX_JOB_ID``,
+  ``TORCHELASTIC_RUN_ID``) into 15000-31999:
   unprivileged and below Linux's ephemeral range (32768-60999, where the
   kernel picks the local ports of outgoing connections, so a port there may be
   taken on the master node by chance). This is the one port rule: the job
@@ -29,6 +39,7 @@ The rendezvous waits at most ``SPLINENAS_RENDEZVOUS_TIMEOUT`` seconds (default
 from __future__ import annotations
 
 import re
+import subprocess
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,8 +62,13 @@ _RANK_VARIABLES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("slurm", "SLURM_PROCID", ("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"), "SLURM_LOCALID"),
     ("jsrun", "JSM_NAMESPACE_RANK", ("JSM_NAMESPACE_SIZE",), "JSM_NAMESPACE_LOCAL_RANK"),
     ("mpi", "OMPI_COMM_WORLD_RANK", ("OMPI_COMM_WORLD_SIZE",), "OMPI_COMM_WORLD_LOCAL_RANK"),
+    ("flux", "FLUX_TASK_RANK", ("FLUX_JOB_SIZE",), "FLUX_TASK_LOCAL_ID"),
+    ("pals", "PALS_RANKID", ("PMI_SIZE",), "PALS_LOCAL_RANKID"),
+    ("pmi", "PMI_RANK", ("PMI_SIZE",), "PMI_LOCAL_RANK"),
 )
-_JOB_ID_VARIABLES = ("SLURM_JOB_ID", "LSB_JOBID", "TORCHELASTIC_RUN_ID")
+_JOB_ID_VARIABLES = ("SLURM_JOB_ID", "LSB_JOBID", "PBS_JOBID", "FLUX_JOB_ID", "TORCHELASTIC_RUN_ID")
+#: Seconds ``flux getattr hostlist`` may take.
+_FLUX_TIMEOUT = 60.0
 
 
 class LaunchError(RuntimeError):
@@ -130,9 +146,13 @@ def master_address(environ: Mapping[str, str]) -> str:
     hosts = lsf_compute_hosts(environ)
     if hosts:
         return hosts[0]
+    if environ.get("PBS_NODEFILE"):
+        return pbs_first_host(environ["PBS_NODEFILE"])
+    if "FLUX_TASK_RANK" in environ and environ.get("FLUX_URI"):
+        return expand_nodelist(flux_hostlist(environ))[0]
     raise LaunchError(
         "several ranks but no master address: set MASTER_ADDR, or run under "
-        "Slurm (SLURM_JOB_NODELIST) or LSF (LSB_MCPU_HOSTS)"
+        "Slurm (SLURM_JOB_NODELIST), LSF (LSB_MCPU_HOSTS), PBS (PBS_NODEFILE) or Flux"
     )
 
 
@@ -249,6 +269,33 @@ def lsf_compute_hosts(environ: Mapping[str, str]) -> list[str]:
     if len(hosts) > 1 and slots[hosts[0]] < slots[hosts[1]]:
         hosts = hosts[1:]
     return hosts
+
+
+def pbs_first_host(nodefile: str) -> str:
+    """The first line of ``PBS_NODEFILE``: the job's first (mother superior) node, rank 0's."""
+    try:
+        with open(nodefile, encoding="utf-8") as handle:
+            first = next((line.strip() for line in handle if line.strip()), "")
+    except OSError as exc:
+        raise LaunchError(f"PBS_NODEFILE={nodefile!r}: cannot read: {exc}") from None
+    if not first:
+        raise LaunchError(f"PBS_NODEFILE={nodefile!r} lists no host")
+    return first
+
+
+def flux_hostlist(environ: Mapping[str, str]) -> str:
+    """``flux getattr hostlist`` of the instance at ``FLUX_URI`` (RFC 29 host list)."""
+    argv = ["flux", "getattr", "hostlist"]
+    try:
+        done = subprocess.run(argv, env=dict(environ), capture_output=True, text=True,
+                              timeout=_FLUX_TIMEOUT, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LaunchError(f"`flux getattr hostlist` failed: {exc}") from None
+    if done.returncode != 0 or not done.stdout.strip():
+        raise LaunchError(
+            f"`flux getattr hostlist` exited with status {done.returncode}: {done.stderr.strip()}"
+        )
+    return done.stdout.strip()
 
 
 def _lsf_slot_hosts(environ: Mapping[str, str]) -> list[str]:

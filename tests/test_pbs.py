@@ -1,0 +1,249 @@
+"""PBS Professional with PALS mpiexec, through the fake qsub/qstat/qdel/mpiexec of tests/fakes.
+
+No PBS server can be installed from this machine's package registries
+(Debian has no openpbs), so the backend, its job scripts and the real
+trainer run against doubles that parse real argv and ``#PBS`` lines, answer
+in PBS's JSON and start the ranks with the variables PALS sets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from controller_cluster_support import (
+    HOSTILE,
+    assert_refused_directive,
+    cancel_while_training,
+    hostile_standin_search,
+    train_one_point,
+)
+from scheduler_contract import SchedulerContract, finished, wait_for
+
+from nas.cluster import JobState, PbsScheduler, SchedulerError
+from nas.cluster.pbs import parse_qstat, parse_qsub
+from nas.cluster.proc import run_command
+from nas.cluster.render import ScriptError, render_job_script, write_job_script
+from nas.config import ClusterConfig
+from nas.pointdir import layout
+from nas.record.hdf5 import load_state
+from nas.train.launch import detect, port_for_job
+
+FAKES = Path(__file__).parent / "fakes"
+
+
+@pytest.fixture()
+def fake_pbs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """qsub/qstat/qdel/mpiexec doubles on PATH, state under tmp_path/pbs."""
+    monkeypatch.setenv("PATH", f"{FAKES}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PBS_DIR", str(tmp_path / "pbs"))
+    return tmp_path / "pbs"
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _qstat(**jobs: dict) -> str:
+    return json.dumps({"timestamp": 1, "pbs_version": "2022.1", "pbs_server": "pbs01",
+                       "Jobs": {f"{k.lstrip('_')}.pbs01": v for k, v in jobs.items()}})  # fmt: skip
+
+
+def test_pbs_states_and_how_a_finished_job_ended() -> None:
+    def job(state: str, **more: object) -> dict:
+        return {"Job_Name": f"n{state}", "Job_Owner": "me@login1", "job_state": state, **more}
+
+    text = _qstat(
+        _1=job("Q"), _2=job("R"), _3=job("H"), _4=job("E"), _5=job("W"),
+        _6=job("F", substate=92, Exit_status=0),
+        _7=job("F", substate=93, Exit_status=3),
+        _8=job("F", substate=91, Exit_status=271),  # qdel of a running job
+        _9=job("F", substate=91),  # qdel of a queued job: no exit status
+        _10=job("F", substate=93, Exit_status=-29),  # JOB_EXEC_KILL_WALLTIME
+        _11=job("F", substate=93, Exit_status="-27"),  # JOB_EXEC_KILL_MEM, as text
+        _12=job("F", substate=93, Exit_status=265),  # SIGKILL, not by qdel
+        _13=job("F", substate=94),  # moved to another server
+        _14=job("S"),
+    )  # fmt: skip
+    states = {r.job_id.split(".")[0]: r.state for r in parse_qstat(text)}
+    assert states == {
+        "1": JobState.PENDING, "2": JobState.RUNNING, "3": JobState.HELD,
+        "4": JobState.RUNNING, "5": JobState.PENDING, "6": JobState.COMPLETED,
+        "7": JobState.FAILED, "8": JobState.CANCELLED, "9": JobState.CANCELLED,
+        "10": JobState.TIMEOUT, "11": JobState.OUT_OF_MEMORY, "12": JobState.FAILED,
+        "13": JobState.UNKNOWN, "14": JobState.HELD,
+    }  # fmt: skip
+    mine = parse_qstat(_qstat(_1=job("Q"), _2={**job("Q"), "Job_Owner": "you@login1"}), user="me")
+    assert [r.job_id for r in mine] == ["1.pbs01"], "another user's job of the same name is ignored"
+
+
+def test_pbs_parsers_refuse_what_they_cannot_read() -> None:
+    assert parse_qsub("1234.polaris-pbs-01.hsn.cm.polaris.alcf.anl.gov\n").startswith("1234.")
+    assert parse_qsub("77\n") == "77"
+    with pytest.raises(SchedulerError, match="qsub answered no job id"):
+        parse_qsub("qsub: Unknown queue")
+    with pytest.raises(SchedulerError, match="qstat answered no JSON"):
+        parse_qstat("qstat: cannot connect to server pbs01 (errno=111)")
+    assert parse_qstat(json.dumps({"timestamp": 1, "pbs_server": "x"})) == []  # no job known
+
+
+def test_directives_and_the_pals_launch(tmp_path: Path) -> None:
+    cluster = ClusterConfig(backend="pbs", nodes=34, gpus_per_node=4, cores_per_node=32,
+                            walltime_minutes=125, account="MyProj", queue="prod",
+                            constraint="system=polaris",
+                            extra_directives=["-l filesystems=home:eagle"])  # fmt: skip
+    text = render_job_script("pbs", cluster=cluster, point_dir=tmp_path / "p 7", job_name="e-p7",
+                             stdout_path="logs/e-p7.log")  # fmt: skip
+    for line in ["#PBS -N e-p7", "#PBS -l select=34:system=polaris", "#PBS -l place=scatter",
+                 "#PBS -l walltime=02:05:00", "#PBS -k doe", "#PBS -o logs/e-p7.log",
+                 "#PBS -j oe", "#PBS -A MyProj", "#PBS -q prod", "#PBS -l filesystems=home:eagle",
+                 "mpiexec -n 136 --ppn 4 --depth 8 --cpu-bind depth python3 -m nas.train"]:  # fmt: skip
+        assert line in text.splitlines() or line in text
+    assert "MASTER_" not in text
+    subprocess.run(["bash", "-n"], input=text, text=True, check=True)
+    with pytest.raises(ScriptError, match="stdout_path: PBS reads .* as host:path"):
+        render_job_script("pbs", cluster=cluster, point_dir=tmp_path, job_name="e-p7",
+                          stdout_path="/a:b/log")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the doubles
+
+
+class TestFakePbsContract(SchedulerContract):
+    timeout = 20.0
+
+    @pytest.fixture()
+    def scheduler(self, fake_pbs: Path) -> PbsScheduler:
+        return PbsScheduler()
+
+    @pytest.fixture()
+    def fresh_scheduler(self, fake_pbs: Path) -> PbsScheduler:
+        return PbsScheduler()
+
+
+def test_the_walltime_kill_is_a_timeout_and_an_unknown_id_no_failure(
+    fake_pbs: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/bash\n#PBS -l walltime=00:00:01\nsleep 30\n")
+    scheduler = PbsScheduler()
+    job_id = scheduler.submit(script, job_name="limit", cwd=tmp_path)
+    assert wait_for(scheduler, job_id, finished, 20) is JobState.TIMEOUT
+    assert "Exit_status=-29" in scheduler.reason(job_id)
+    fresh = PbsScheduler()
+    assert fresh.status([job_id, "4242.fakepbs"]) == {
+        job_id: JobState.TIMEOUT,
+        "4242.fakepbs": JobState.UNKNOWN,
+    }
+
+
+def test_a_failing_qstat_keeps_the_last_states(fake_pbs: Path, tmp_path: Path) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/bash\nsleep 30\n")
+    scheduler = PbsScheduler(timeout=10)
+    job_id = scheduler.submit(script, job_name="keep", cwd=tmp_path)
+    wait_for(scheduler, job_id, lambda s: s is JobState.RUNNING, 20)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "qstat").write_text("#!/bin/bash\necho 'qstat: cannot connect to server' >&2\n"
+                                  "echo '{\"timestamp\": 1}'\nexit 1\n")  # fmt: skip
+    (broken / "qstat").chmod(0o755)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{broken}:{os.environ['PATH']}")
+        assert scheduler.status([job_id]) == {job_id: JobState.RUNNING}
+    scheduler.cancel(job_id)
+    assert wait_for(scheduler, job_id, finished, 20) is JobState.CANCELLED
+
+
+#: Stands in for python under a launcher: writes what the trainer's own rules make of its place.
+RANK_PYTHON = """#!{python}
+import os, sys
+sys.path.insert(0, {root!r})
+from nas.train.launch import detect
+env = detect(os.environ)
+with open(f"rank-{{env.rank}}", "w") as out:
+    out.write(f"{{env.launcher}} {{env.rank}}/{{env.world_size}} {{env.local_rank}} "
+              f"{{env.master_addr}}:{{env.master_port}} {{os.environ['OMP_NUM_THREADS']}}")
+"""
+
+
+def test_a_rendered_script_starts_every_rank_where_pals_would(
+    fake_pbs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the job sizes it: 4 cores, 2 ranks
+    import sys
+
+    point = tmp_path / "point 0"
+    point.mkdir()
+    python = tmp_path / "python"
+    python.write_text(
+        RANK_PYTHON.format(python=sys.executable, root=str(Path(__file__).parent.parent))
+    )
+    python.chmod(0o755)
+    cluster = ClusterConfig(backend="pbs", python=str(python), nodes=2, ranks_per_node=2,
+                            cores_per_node=4, walltime_minutes=10)  # fmt: skip
+    text = render_job_script("pbs", cluster=cluster, point_dir=point, job_name="e2e-pbs",
+                             stdout_path="job.log")  # fmt: skip
+    scheduler = PbsScheduler()
+    job_id = scheduler.submit(write_job_script(point / "job.sh", text), job_name="e2e-pbs",
+                              cwd=point)  # fmt: skip
+    assert wait_for(scheduler, job_id, finished, 20) is JobState.COMPLETED, (
+        point / "job.log"
+    ).read_text()
+    port = port_for_job(job_id)
+    assert [(point / f"rank-{r}").read_text() for r in range(4)] == [
+        f"pals {r}/4 {r % 2} 127.0.0.1:{port} 2" for r in range(4)
+    ]
+
+
+def test_pals_and_pbs_variables_alone_give_the_rendezvous(tmp_path: Path) -> None:
+    nodefile = tmp_path / "nodefile"
+    nodefile.write_text("x3001c0s13b0n0\n" * 4 + "x3001c0s19b1n0\n" * 4)
+    env = {"PALS_RANKID": "5", "PALS_LOCAL_RANKID": "1", "PMI_RANK": "5", "PMI_SIZE": "8",
+           "PMI_LOCAL_RANK": "1", "PBS_NODEFILE": str(nodefile), "PBS_JOBID": "42.pbs01"}  # fmt: skip
+    dist = detect(env)
+    assert (dist.launcher, dist.rank, dist.world_size, dist.local_rank) == ("pals", 5, 8, 1)
+    assert (dist.master_addr, dist.master_port) == ("x3001c0s13b0n0", port_for_job("42.pbs01"))
+    plain = {k: v for k, v in env.items() if not k.startswith("PALS_")}
+    assert detect(plain).launcher == "pmi" and detect(plain).local_rank == 1
+
+
+# --------------------------------------------------------------------------- the controller
+
+
+def test_the_controller_trains_a_point_with_two_pals_ranks_of_the_real_trainer(
+    fake_pbs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.chdir(tmp_path)
+    state_path = train_one_point(tmp_path, "pbs", PbsScheduler())
+    assert load_state(state_path).point(0).job_id == "1.fakepbs"
+    script = (layout.point_dir(layout.run_dir(state_path), 0) / layout.JOB_SCRIPT).read_text()
+    assert "#PBS -l select=1" in script and "mpiexec -n 2 --ppn 2 --depth 1" in script
+
+
+def test_qdel_of_a_running_candidate_leaves_it_cancelled_without_a_retry(
+    fake_pbs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    state_path, job = cancel_while_training(
+        tmp_path, "pbs", PbsScheduler(), lambda job: run_command(["qdel", job], timeout=30)
+    )
+    assert "substate=91" in PbsScheduler().reason(job)
+    assert load_state(state_path).point(1).job_id == "2.fakepbs", "the search went on"
+
+
+def test_hostile_paths_travel_as_text_through_qsub_and_mpiexec(
+    fake_pbs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    hostile_standin_search(tmp_path, "pbs")
+
+
+def test_a_value_no_directive_can_carry_is_refused_when_the_search_is_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert_refused_directive(tmp_path, "pbs", "constraint", f"system=polaris {HOSTILE[0]}")
