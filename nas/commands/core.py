@@ -215,6 +215,8 @@ def _status_doc(study: policy.Study, path: Path) -> dict[str, Any]:
             "loo_rmse": json_number(summary.loo_rmse),
             "argmax": summary.argmax,
             "predicted_max": json_number(summary.predicted_max),
+            "smoothing": summary.smoothing,
+            "warnings": list(summary.warnings),
         },
         "fit_error": fit_error,
         "best": None
@@ -250,8 +252,11 @@ def _print_status(doc: dict[str, Any], out: TextIO) -> None:
     if fit is not None:
         out.write(f"fit: N = {fit['n_support']}, LOO RMSE {number_text(fit['loo_rmse'])}\n")
         out.write(
-            f"argmax: {params_text(fit['argmax'])}, predicted {number_text(fit['predicted_max'])}\n"
+            f"spline maximum: {params_text(fit['argmax'])}, predicted "
+            f"{number_text(fit['predicted_max'])}\n"
         )
+        for warning in fit["warnings"]:
+            out.write(f"warning: {warning} (smoothing {fit['smoothing']:.3g})\n")
     else:
         out.write(f"fit: {doc['fit_error'] or 'not yet (too few measured points)'}\n")
     best = doc["best"]

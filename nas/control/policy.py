@@ -210,14 +210,25 @@ class Study:
         return max(measured, key=lambda p: (sign * p.value, -p.id), default=None)
 
     def fit_blocker(self) -> str:
-        """Why no spline can be fitted yet, for people."""
-        state = self.state
-        design = state.space.initial_design()
-        measured = {state.space.key(p.params) for p in state.with_status(PointStatus.DONE)}
-        missing = [p for p in design if state.space.key(p) not in measured]
-        if missing:
-            return f"{len(missing)} of {len(design)} initial-design points are not measured yet"
-        return f"the measurements do not span the {state.space.d}-dim box yet"
+        """Why no spline can be fitted yet, for people: the measurements per category."""
+        import numpy as np
+
+        space = self.state.space
+        need = space.d + 1
+        by_category: dict[tuple, list] = {}
+        for point in self.state.with_status(PointStatus.DONE):
+            by_category.setdefault(space.category_of(point.params), []).append(point.params)
+        if not by_category:
+            return f"no point is measured yet; a fit needs {need} affinely independent points"
+        notes = []
+        for cat, rows in by_category.items():
+            x = space.to_unit_many(rows)
+            rank = int(np.linalg.matrix_rank(x - x.mean(axis=0))) + 1 if len(rows) else 0
+            where = f" in category {list(cat)}" if cat else ""
+            notes.append(
+                f"{len(rows)} measured point(s){where} of which {rank} affinely independent"
+            )
+        return f"a fit needs {need} affinely independent measured points: " + "; ".join(notes)
 
 
 def add_manual(

@@ -43,6 +43,10 @@ class FitSummary:
     loo_rmse: float
     argmax: Params
     predicted_max: float
+    #: Largest smoothing any category's spline used (above the configured one when the
+    #: exact system was ill-conditioned; ``warnings`` then says where and why).
+    smoothing: float = 0.0
+    warnings: tuple[str, ...] = ()
     splines: Mapping[tuple[Value, ...], PolyharmonicSpline] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -214,12 +218,15 @@ class SplineOptimizer:
     def fit(self) -> FitSummary | None:
         """Fit one spline per category that can be fitted; None while none can.
 
-        A category is fitted once all its initial-design points are told and
-        it has d+1 affinely independent measurements.
+        A category is fitted as soon as its measurements determine a spline:
+        d+1 affinely independent points. Whether they are the initial design
+        does not matter (the design is only what :meth:`suggest` asks for
+        first); points measured elsewhere, e.g. in an earlier campaign, are
+        support points like any other.
 
         Raises:
-            SplineError: Measurements of a category make an unstable system;
-                the message names the offending parameters.
+            SplineError: Measurements of a category are singular (duplicates
+                with no smoothing); the message names the offending parameters.
         """
         splines = self._fit_all()
         if not splines:
@@ -237,6 +244,12 @@ class SplineOptimizer:
             loo_rmse=float(np.sqrt(np.mean(loo**2))),
             argmax=argmax,
             predicted_max=self._sign * value,
+            smoothing=max(spline.smoothing_used for spline in splines.values()),
+            warnings=tuple(
+                f"category {cat}: {spline.conditioning}" if cat else spline.conditioning
+                for cat, spline in splines.items()
+                if spline.conditioning
+            ),
             splines=splines,
         )
 
@@ -258,17 +271,10 @@ class SplineOptimizer:
         return self._splines
 
     def _support(self) -> dict[tuple[Value, ...], list[Record]]:
-        unmeasured = {
-            self.space.category_of(p)
-            for p in self.space.initial_design()
-            if self.space.key(p) not in self._records
-            and (self.feasible is None or self.feasible(p))
-        }
         support: dict[tuple[Value, ...], list[Record]] = {}
         for record in self._records.values():
-            cat = self.space.category_of(record.params)
-            if math.isfinite(record.value) and cat not in unmeasured:
-                support.setdefault(cat, []).append(record)
+            if math.isfinite(record.value):
+                support.setdefault(self.space.category_of(record.params), []).append(record)
         return support
 
     def _fit_category(
