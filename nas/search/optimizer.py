@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from nas.search.maximize import maximize
 from nas.search.propose import Candidate, propose
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline, SplineError
-from nas.search.strategies import STRATEGIES, Strategy
+from nas.search.strategies import STRATEGIES, Strategy, spline_maxima
 
 GOALS = {"maximize": 1.0, "minimize": -1.0}
 
@@ -234,9 +233,12 @@ class SplineOptimizer:
         maxima = []
         for index, (cat, spline) in enumerate(splines.items()):
             rng = np.random.default_rng([self.seed, index])
-            x, _ = maximize(spline, self.space.d, seed=rng, extra_points=spline.points)
-            params = self.space.from_unit(x, cat)
-            maxima.append((float(spline(self.space.to_unit(params))), index, params))
+            snap = self.space.snap_unit
+            x, fx, legal = spline_maxima(spline, snap, self.space.lattice_neighbours, rng)
+            candidates = np.vstack([legal, snap(x[int(np.argmax(fx))][None, :])])
+            values = spline(candidates)
+            best = int(np.argmax(values))
+            maxima.append((float(values[best]), index, self.space.from_unit(candidates[best], cat)))
         value, _, argmax = max(maxima, key=lambda m: (m[0], -m[1]))
         loo = np.concatenate([spline.loo_errors() for spline in splines.values()])
         return FitSummary(

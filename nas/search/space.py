@@ -19,6 +19,9 @@ from typing import Any
 import numpy as np
 
 DIM_TYPES = ("int", "float", "categorical")
+#: Above this many combinations of roundings, :meth:`SearchSpace.lattice_neighbours`
+#: varies one integer coordinate at a time.
+MAX_ROUNDINGS = 1024
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 Value = int | float | str
@@ -235,6 +238,35 @@ class SearchSpace:
         values = self._unit_to_values(np.asarray(x, dtype=np.float64))
         return self._values_to_unit(self._snap_values(values))
 
+    def lattice_neighbours(self, x: np.ndarray) -> np.ndarray:
+        """Legal unit points around unit point ``x`` (d,), as (M, d); ``x`` snapped is among them.
+
+        Each integer coordinate takes its value rounded down and up, or, where
+        it is integral already, one step down, itself and one step up (within
+        the bounds); float coordinates keep their value. All combinations are
+        returned when there are at most ``MAX_ROUNDINGS``, else the rounded
+        point with one coordinate changed at a time.
+        """
+        values = self._unit_to_values(np.asarray(x, dtype=np.float64).reshape(1, self.d))[0]
+        base = self._snap_values(values)
+        options = []
+        for k in np.flatnonzero(self._is_int):
+            dim = self.numeric[k]
+            value = values[k]
+            if abs(value - round(value)) <= 1e-9 * max(1.0, abs(value)):
+                value = round(value)  # integral up to the unit-box round trip
+            low, high = math.floor(value), math.ceil(value)
+            steps = {low, high} if low != high else {low - 1, low, low + 1}
+            options.append((k, sorted(v for v in steps if dim.low <= v <= dim.high)))
+        if math.prod(len(opts) for _, opts in options) <= MAX_ROUNDINGS:
+            rows = np.repeat(base[None, :], 1, axis=0)
+            for k, opts in options:
+                rows = np.repeat(rows, len(opts), axis=0)
+                rows[:, k] = np.tile(opts, len(rows) // len(opts))
+        else:
+            rows = [base] + [_replaced(base, k, v) for k, opts in options for v in opts]
+        return self._values_to_unit(np.asarray(rows, dtype=np.float64))
+
     def unit_distance(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
         """Euclidean distance in the unit box; infinite between different categories."""
         if self.category_of(a) != self.category_of(b):
@@ -332,6 +364,12 @@ class SearchSpace:
             fields["choices"] = tuple(fields.get("choices", ()))
             dims.append(Dim(**fields))
         return cls(dims)
+
+
+def _replaced(values: np.ndarray, k: int, value: float) -> np.ndarray:
+    out = values.copy()
+    out[k] = value
+    return out
 
 
 def _forward(dim: Dim, value: float) -> float:
