@@ -63,7 +63,7 @@ def test_search_converges_through_the_cli_alone(toy: Path, capsys: pytest.Captur
     assert load_state(toy).fits, "every proposal's fit is kept"
     code, out, _ = run(capsys, "status", "--state", str(toy))
     assert code == 0
-    assert "converged: yes (tolerance 0.05)" in out
+    assert "converged: yes (tolerance 0.05; phase 0 from point 0: init)" in out
     assert f"best measured: point {status['best']['id']}" in out
 
 

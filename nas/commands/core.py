@@ -223,9 +223,10 @@ def _status_doc(study: policy.Study, path: Path) -> dict[str, Any]:
         if best is None
         else {"id": best.id, "params": best.params, "value": best.value},
         "converged": study.converged(),
+        "phase": policy.current_phase(state),
         "tolerance": cfg.tolerance,
         "budget": {
-            "max_points": cfg.max_points,
+            "max_points": policy.max_points(state, study.experiment),
             "remaining_points": study.remaining_points(),
             "exhausted": study.budget_reason(),
         },
@@ -265,7 +266,9 @@ def _print_status(doc: dict[str, Any], out: TextIO) -> None:
             f"best measured: point {best['id']} ({params_text(best['params'])}) = {number_text(best['value'])}\n"
         )
     verdict = "yes" if doc["converged"] else "no"
-    out.write(f"converged: {verdict} (tolerance {doc['tolerance']:g})\n")
+    phase = doc["phase"]
+    out.write(f"converged: {verdict} (tolerance {doc['tolerance']:g}; ")
+    out.write(f"phase {phase['number']} from point {phase['first_id']}: {phase['why']})\n")
     budget = doc["budget"]
     left = f"{budget['remaining_points']} of {budget['max_points']} points left"
     out.write(f"budget: {budget['exhausted'] or left}\n")

@@ -32,6 +32,46 @@ class StudyError(RuntimeError):
     """A request the search cannot serve, e.g. a spent budget."""
 
 
+# ---------------------------------------------------------------------------- phases
+#
+# A phase begins at ``init`` and at each expand or refine that adds work: the box
+# or the region of interest changed, so a prediction made before cannot stop the
+# search after it. Phases live in ``state.meta["phases"]`` as
+# ``{"number", "first_id", "time", "why"}``; a state without them is in phase 0.
+
+
+def phases(state: State) -> list[dict[str, Any]]:
+    """Every phase of the search, phase 0 (from the first point) first."""
+    start = {"number": 0, "first_id": 0, "time": state.created, "why": "init"}
+    return [start, *state.meta.get("phases", [])]
+
+
+def current_phase(state: State) -> dict[str, Any]:
+    """The phase the search is in: only its predictions can stop it."""
+    return phases(state)[-1]
+
+
+def start_phase(state: State, first_id: int, why: str) -> dict[str, Any]:
+    """Begin a new phase whose first point has id ``first_id`` (logged as an event)."""
+    phase = {"number": len(phases(state)), "first_id": first_id, "time": time.time(), "why": why}
+    state.meta = {**state.meta, "phases": [*state.meta.get("phases", []), phase]}
+    state.log("phase", f"phase {phase['number']} begins at point {first_id}: {why}")
+    return phase
+
+
+def max_points(state: State, experiment: Experiment) -> int:
+    """The point budget: ``max_points`` of the experiment, unless raised with ``expand --max-points``."""
+    return int(state.meta.get("max_points", experiment.experiment.max_points))
+
+
+def raise_budget(state: State, experiment: Experiment, points: int, by: str) -> None:
+    """Record a new point budget, logged with who set it (``expand --max-points``)."""
+    old = max_points(state, experiment)
+    if points != old:
+        state.meta = {**state.meta, "max_points": int(points)}
+        state.log("budget", f"max_points {old} -> {points} by {by}")
+
+
 def experiment_of(state: State, state_path: str | os.PathLike) -> Experiment:
     """The experiment stored in the state at ``state_path``; errors name that file."""
     return parse_experiment(state.experiment_text, f"{state_path}:experiment_toml")
@@ -99,9 +139,12 @@ class Study:
             min_distance=cfg.min_distance,
             feasible=self.feasible,
         )
+        first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
             if point.status is PointStatus.DONE:
-                optimizer.tell(point.params, point.value, predicted=point.predicted)
+                # a prediction of an earlier phase was made for another box: it cannot stop this one
+                predicted = point.predicted if point.id >= first_id else None
+                optimizer.tell(point.params, point.value, predicted=predicted)
             elif point.status.is_finished():
                 with warnings.catch_warnings():  # a known failure, not a bad measurement
                     warnings.simplefilter("ignore", RuntimeWarning)
@@ -115,8 +158,9 @@ class Study:
         """Why no more points may be proposed (``max_points``, GPU-hours, wall time), or None."""
         cfg = self.experiment.experiment
         spent = [p for p in self.state.points if p.status not in _NOT_SPENT]
-        if len(spent) >= cfg.max_points:
-            return f"max_points reached: {len(spent)} points proposed of {cfg.max_points}"
+        limit = max_points(self.state, self.experiment)
+        if len(spent) >= limit:
+            return f"max_points reached: {len(spent)} points proposed of {limit}"
         gpu_hours = sum(p.gpu_hours for p in self.state.points)
         if cfg.max_gpu_hours is not None and gpu_hours >= cfg.max_gpu_hours:
             return f"max_gpu_hours reached: {gpu_hours:.1f} of {cfg.max_gpu_hours:g} GPU-hours used"
@@ -125,10 +169,13 @@ class Study:
             return f"max_wall_hours reached: search started {hours:.1f} h ago (limit {cfg.max_wall_hours:g} h)"
         return None
 
+    def spent_points(self) -> int:
+        """Points that count against ``max_points``: all but cancelled and infeasible ones."""
+        return sum(p.status not in _NOT_SPENT for p in self.state.points)
+
     def remaining_points(self) -> int:
         """How many more points ``max_points`` allows."""
-        spent = sum(p.status not in _NOT_SPENT for p in self.state.points)
-        return max(self.experiment.experiment.max_points - spent, 0)
+        return max(max_points(self.state, self.experiment) - self.spent_points(), 0)
 
     # ------------------------------------------------------------------ proposing
     def propose(self, n: int | None = None, dry_run: bool = False) -> list[Point] | list[Proposal]:
@@ -200,7 +247,7 @@ class Study:
         return self.optimizer.predict(params), summary
 
     def converged(self) -> bool:
-        """Algorithm 1: a proposed point was measured within ``tolerance`` of its prediction."""
+        """Algorithm 1: a point proposed in the current phase measured within ``tolerance`` of its prediction."""
         return self.optimizer.converged
 
     def best(self) -> Point | None:
