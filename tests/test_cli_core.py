@@ -18,7 +18,9 @@ from nas.record.hdf5 import load_state
 from nas.record.lock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
-TOML = experiment_toml("toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, tolerance=0.05, max_points=20)
+TOML = experiment_toml(
+    "toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, metric="score", tolerance=0.05, max_points=20
+)
 
 
 def objective(params: dict) -> float:

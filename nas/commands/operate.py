@@ -193,7 +193,21 @@ def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict
         "error": _json_file(folder / "error.json"),
         "rejected": sorted(p.name for p in folder.glob("result.rejected-*.json")),
         "by_hand": any(e.kind == "ingest" and _BY_HAND in e.message for e in events),
+        "spline_maximum": _spline_maximum(state, state_path),
     }
+
+
+def _spline_maximum(state: State, state_path: Path) -> dict[str, Any] | None:
+    """Where the spline fitted to every measured point predicts its maximum (None: no fit yet)."""
+    from nas.search.spline import SplineError
+
+    try:
+        summary = policy.Study.of(state, state_path).fit_summary()
+    except SplineError:
+        return None
+    if summary is None:
+        return None
+    return {"params": summary.argmax, "predicted": summary.predicted_max}
 
 
 #: How the controller's ingest event names a result from a job it did not submit.
@@ -229,6 +243,10 @@ def _print_show(doc: dict[str, Any]) -> None:
         out.write(f"\nerror.json:\n{json.dumps(doc['error'], indent=2)}\n")
     if doc["rejected"]:
         out.write(f"\nresult files set aside: {', '.join(doc['rejected'])}\n")
+    top = doc["spline_maximum"]
+    if top is not None:
+        where = ", ".join(f"{k}={v}" for k, v in top["params"].items())
+        out.write(f"\nthe spline's predicted maximum: {top['predicted']:.6g} at {where}\n")
 
 
 def _iso(timestamp: float) -> str:

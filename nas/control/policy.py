@@ -59,6 +59,34 @@ def start_phase(state: State, first_id: int, why: str) -> dict[str, Any]:
     return phase
 
 
+#: Metrics whose valid range is known without ``[experiment] value_range``.
+PERCENT_METRICS = ("top1", "top5")
+
+
+def value_range(experiment: Experiment) -> tuple[float, float] | None:
+    """The range a measurement must lie in: ``value_range``, [0, 100] for percentages, else None."""
+    cfg = experiment.experiment
+    if cfg.value_range is not None:
+        low, high = cfg.value_range
+        return float(low), float(high)
+    return (0.0, 100.0) if cfg.metric in PERCENT_METRICS else None
+
+
+def check_value(experiment: Experiment, value: float, where: str) -> float:
+    """``value`` as a float when it is finite and in :func:`value_range`; else a StudyError naming ``where``."""
+    value = float(value)
+    valid = value_range(experiment)
+    if not math.isfinite(value):
+        raise StudyError(f"{where}: the measurement must be finite, got {value}")
+    if valid is not None and not valid[0] <= value <= valid[1]:
+        metric = experiment.experiment.metric
+        raise StudyError(
+            f"{where}: {metric} = {value:g} is outside its valid range [{valid[0]:g}, {valid[1]:g}]"
+            " ([experiment] value_range)"
+        )
+    return value
+
+
 def max_points(state: State, experiment: Experiment) -> int:
     """The point budget: ``max_points`` of the experiment, unless raised with ``expand --max-points``."""
     return int(state.meta.get("max_points", experiment.experiment.max_points))
@@ -235,8 +263,10 @@ class Study:
         """The fit over all measured points, or None while too few are measured."""
         return self.optimizer.fit()
 
-    def predict(self, params: Mapping[str, Any]) -> tuple[float, FitSummary]:
-        """The spline's prediction at ``params`` and the fit that made it.
+    def predict(
+        self, params: Mapping[str, Any], extrapolate: bool = False
+    ) -> tuple[float, FitSummary]:
+        """The spline's prediction at ``params`` (as given with ``extrapolate``) and its fit.
 
         Raises:
             StudyError: too few points are measured to fit a spline.
@@ -244,14 +274,17 @@ class Study:
         summary = self.fit_summary()
         if summary is None:
             raise StudyError(f"cannot predict yet: {self.fit_blocker()}")
-        return self.optimizer.predict(params), summary
+        return self.optimizer.predict(params, extrapolate), summary
 
     def converged(self) -> bool:
         """Algorithm 1: a point proposed in the current phase measured within ``tolerance`` of its prediction."""
         return self.optimizer.converged
 
     def best(self) -> Point | None:
-        """The best measured point (x_top), respecting the goal; ties go to the earlier point."""
+        """The best measured point, respecting the goal; ties go to the earlier point.
+
+        Not the spline's predicted maximum: :meth:`fit_summary` has that.
+        """
         sign = 1.0 if self.experiment.experiment.goal == "maximize" else -1.0
         measured = self.state.with_status(PointStatus.DONE)
         return max(measured, key=lambda p: (sign * p.value, -p.id), default=None)

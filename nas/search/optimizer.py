@@ -255,13 +255,18 @@ class SplineOptimizer:
             splines=splines,
         )
 
-    def predict(self, params: Mapping[str, Any]) -> float:
-        """Spline prediction at ``params`` in measurement units."""
+    def predict(self, params: Mapping[str, Any], extrapolate: bool = False) -> float:
+        """Spline prediction at ``params`` in measurement units.
+
+        ``params`` are snapped to legal values first; with ``extrapolate``
+        they are used as given, also outside the box.
+        """
         cat = self.space.category_of(params)
         splines = self._fit_all()
         if cat not in splines:
             raise ValueError(f"no spline for category {cat} yet: too few measurements")
-        return self._sign * float(splines[cat](self.space.to_unit(params)))
+        x = self.space.to_unit_unsnapped(params) if extrapolate else self.space.to_unit(params)
+        return self._sign * float(splines[cat](x))
 
     def _fit_all(self) -> dict[tuple[Value, ...], PolyharmonicSpline]:
         if self._splines is None:

@@ -172,6 +172,44 @@ class SearchSpace:
         values = np.array([float(params[dim.name]) for dim in self.numeric])
         return self._assemble(self._snap_values(values), self._category(params))
 
+    def snap_report(self, params: Mapping[str, Any]) -> tuple[Params, list[str], list[str]]:
+        """The snapped parameters and what snapping changed, for people.
+
+        Returns ``(snapped, notes, outside)``: ``notes`` names every value that
+        changed ("g1=2 stored as 4, the lower bound"), ``outside`` the subset
+        that lay outside the box (callers refuse those unless asked to snap).
+
+        Raises
+        ------
+        SpaceError
+            As :meth:`snap`.
+        """
+        snapped = self.snap(params)
+        notes, outside = [], []
+        for dim in self.numeric:
+            given, stored = float(params[dim.name]), snapped[dim.name]
+            if given == stored:
+                continue
+            if given < dim.low or given > dim.high:
+                bound = "lower" if given < dim.low else "upper"
+                note = f"{dim.name}={params[dim.name]} stored as {stored}, the {bound} bound"
+                outside.append(note)
+            else:
+                note = f"{dim.name}={params[dim.name]} stored as {stored}, the nearest integer"
+            notes.append(note)
+        return snapped, notes, outside
+
+    def to_unit_unsnapped(self, params: Mapping[str, Any]) -> np.ndarray:
+        """Unit-box coordinates (d,) of the numeric values as given: no rounding or clipping.
+
+        Outside [0, 1] where ``params`` leave the box (extrapolation).
+        """
+        self.snap(params)  # validates keys, types and choices
+        values = np.array([float(params[dim.name]) for dim in self.numeric])
+        if np.any(self._is_log & (values <= 0)):
+            raise SpaceError("a log-scale dimension needs a positive value")
+        return self._values_to_unit(values)
+
     def _check_keys(self, params: Mapping[str, Any]) -> None:
         missing = [name for name in self.names if name not in params]
         unknown = sorted(str(key) for key in params if key not in self.names)
