@@ -15,6 +15,7 @@ from scipy.interpolate import RBFInterpolator
 from nas.search.propose import propose
 from nas.search.space import Dim, SearchSpace
 from nas.search.spline import PolyharmonicSpline
+from nas.search.strategies import DefaultStrategy
 
 
 def _data(d: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -59,16 +60,20 @@ def accuracy_and_speed(dims: list[int], sizes: list[int], n_eval: int) -> None:
 
 
 def propose_time(cases: list[tuple[int, int]], q: int) -> None:
-    print(f"\n## propose() wall time (paper strategy, q = 1 and q = {q})\n")
-    print(f"| d | N | q=1 [s] | q={q} [s] |")
-    print("|---|---|---|---|")
+    print(f"\n## propose() wall time (paper strategy, q = 1 and q = {q}; default strategy q = 1)\n")
+    print(f"| d | N | q=1 [s] | q={q} [s] | default q=1 [s] |")
+    print("|---|---|---|---|---|")
     for d, n in cases:
         space = SearchSpace([Dim(f"x{k}", "float", 0.0, 1.0) for k in range(d)])
         x, y = _data(d, n)
         splines = {(): PolyharmonicSpline(x, y)}
         one = _seconds(lambda: propose(space, splines, q=1), repeat=2)  # noqa: B023
         many = _seconds(lambda: propose(space, splines, q=q), repeat=1)  # noqa: B023
-        print(f"| {d} | {n} | {one:.2f} | {many:.2f} |")
+        default = _seconds(
+            lambda: propose(space, splines, strategy=DefaultStrategy()),  # noqa: B023
+            repeat=2,
+        )
+        print(f"| {d} | {n} | {one:.2f} | {many:.2f} | {default:.2f} |")
 
 
 def main() -> None:

@@ -126,6 +126,17 @@ def _check_strings(value: list) -> str | None:
     return None
 
 
+def _check_range(value: list) -> str | None:
+    numbers = [
+        v
+        for v in value
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    ]
+    if len(value) != 2 or len(numbers) != 2 or not numbers[0] < numbers[1]:
+        return f"expected [low, high], two numbers with low < high, got {value!r}"
+    return None
+
+
 def _check_fixed(value: dict) -> str | None:
     for key, item in value.items():
         if not isinstance(item, (bool, int, float, str)):
@@ -210,6 +221,13 @@ class ExperimentConfig:
 
     name: str = _option(kind=str, check=_valid_name, doc="experiment name; used in job names")
     metric: str = _option("top1", kind=str, check=_valid_name, doc="result metric to optimise")
+    value_range: list | None = _option(
+        None,
+        kind=list,
+        check=_check_range,
+        optional=True,
+        doc="[low, high] a measurement must lie in; top1/top5 default to [0, 100]",
+    )
     goal: str = _option("maximize", kind=str, choices=("maximize", "minimize"))
     tolerance: float = _option(
         0.5, kind=float, minimum=0.0, doc="stop when |measured - predicted| <= tolerance"

@@ -18,7 +18,9 @@ from nas.record.hdf5 import load_state
 from nas.record.lock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
-TOML = experiment_toml("toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, tolerance=0.05, max_points=20)
+TOML = experiment_toml(
+    "toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, metric="score", tolerance=0.05, max_points=20
+)
 
 
 def objective(params: dict) -> float:
@@ -63,7 +65,7 @@ def test_search_converges_through_the_cli_alone(toy: Path, capsys: pytest.Captur
     assert load_state(toy).fits, "every proposal's fit is kept"
     code, out, _ = run(capsys, "status", "--state", str(toy))
     assert code == 0
-    assert "converged: yes (tolerance 0.05)" in out
+    assert "converged: yes (tolerance 0.05; phase 0 from point 0: init)" in out
     assert f"best measured: point {status['best']['id']}" in out
 
 
@@ -177,7 +179,7 @@ def test_writer_commands_respect_the_lock(toy: Path, capsys: pytest.CaptureFixtu
 
 def test_predict_and_dry_run(toy: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = run(capsys, "predict", "--state", str(toy), "--params", "x=0,y=0")
-    assert code == 1 and "cannot predict yet: 5 of 5 initial-design points" in err
+    assert code == 1 and "cannot predict yet: no point is measured yet" in err
     measure_pending(capsys, toy)
     doc = run_json(capsys, "predict", "--state", str(toy), "--params", "x=0,y=0")
     assert sorted(doc) == ["loo_rmse", "n_support", "predicted"]

@@ -200,3 +200,60 @@ def test_a_failed_commit_leaves_the_request_for_the_next_cycle(
         inbox.process(tmp_path, state, commit)
     assert path.exists()
     assert json.loads(path.read_text())["ids"] == [4]
+
+
+def _measure_all(state: State, f=lambda p: 10.0 + p["x"] - (p["y"] - 0.4) ** 2) -> None:
+    for point in state.with_status(PointStatus.PENDING):
+        state.record(point.id, f(point.params))
+
+
+def test_expand_in_several_dims_adds_one_design_of_the_final_box(state: State) -> None:
+    _measure_all(state)
+    outcomes = inbox.execute(state, {"action": "expand", "bounds": {"x": [None, 16], "y": [-1, 2]}})
+    added = [state.point(o.point_id) for o in outcomes if o.changed and o.point_id is not None]
+    final = state.space.initial_design()
+    assert (state.space.numeric[0].high, state.space.numeric[1].low) == (16, -1.0)
+    # one design, of the final box: not the designs of the boxes in between
+    assert [p.params for p in added] == final
+    assert len({p.batch for p in added}) == 1 and len(added) == len(final)
+    assert "5 design points added; 40 of 50 points left" in outcomes[-1].message
+    assert policy.current_phase(state)["number"] == 1
+    assert policy.current_phase(state)["first_id"] == min(p.id for p in added)
+
+
+def test_expand_beyond_the_budget_is_refused_unless_it_is_raised(state: State) -> None:
+    request = {"action": "expand", "bounds": {"x": [None, 16], "y": [-1, 2]}}
+    state.meta = {"max_points": 7}
+    [outcome] = inbox.execute(state, request)
+    assert not outcome.ok and "adds 5 points but the budget has 2 of 7 left" in outcome.message
+    assert "--max-points 10" in outcome.message
+    assert state.space.numeric[0].high == 8 and len(state.points) == 5
+    assert policy.current_phase(state)["number"] == 0
+    outcomes = inbox.execute(state, {**request, "max_points": 10})
+    assert all(o.ok for o in outcomes) and len(state.points) == 10
+    assert policy.max_points(state, parse_experiment(TOML, "toy.toml")) == 10
+
+
+def test_after_expand_the_search_goes_on_until_a_match_in_the_new_phase(state: State) -> None:
+    from nas.control.cycle import next_batch
+
+    experiment = parse_experiment(TOML, "toy.toml")
+    _measure_all(state)
+
+    def matched_proposal() -> None:
+        stop, [point] = next_batch(policy.Study(state, experiment))
+        assert stop is None and point.origin == "incremental"
+        state.record(point.id, point.predicted)  # measured as predicted: a match
+
+    matched_proposal()
+    stop, _ = next_batch(policy.Study(state, experiment))
+    assert stop is not None and stop.reason.startswith("converged")
+    inbox.execute(state, {"action": "expand", "bounds": {"x": [None, 16], "y": [-1, 2]}})
+    assert next_batch(policy.Study(state, experiment)) == (None, [])  # the new design runs first
+    _measure_all(state)
+    stop, made = next_batch(policy.Study(state, experiment))
+    assert stop is None and made, "the old phase's match must not stop the new phase"
+    state.record(made[0].id, made[0].predicted + 5.0)  # a miss: the search goes on
+    matched_proposal()
+    stop, _ = next_batch(policy.Study(state, experiment))
+    assert stop is not None and stop.reason.startswith("converged")

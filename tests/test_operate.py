@@ -241,3 +241,23 @@ def test_texts_for_people_show_no_python_values(toy: Path, capsys: pytest.Captur
     code, _, err = run(capsys, "expand", "--state", str(toy), "--dim", "x", "--high", "3")
     assert code == 0 and "{" not in err and "'" not in err
     assert "point 5 added: x=3,y=2" in err.splitlines()
+
+
+def test_expand_widens_several_dims_in_one_call_within_the_budget(
+    toy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    for point in load_state(toy).points:
+        assert run(capsys, "record", "--state", str(toy), str(point.id), "1.0")[0] == 0
+    argv = ["expand", "--state", str(toy), "--dim", "x", "--high", "4", "--dim", "y"]
+    code, _, err = run(capsys, *argv, "--low", "-3", "--high", "3", "--max-points", "5")
+    assert code == 1 and "budget has 0 of 5 left; raise it with --max-points 10" in err
+    before = load_state(toy)
+    assert before.space.numeric[0].high != 4 and len(before.points) == 5  # nothing changed
+    code, _, err = run(capsys, *argv, "--low", "-3", "--high", "3")
+    assert code == 0, err
+    state = load_state(toy)
+    added = [p for p in state.points if p.origin == "expand"]
+    assert [p.params for p in added] == state.space.initial_design()
+    assert "expand: 5 design points added;" in err and "points left" in err
+    doc = json.loads(run(capsys, "status", "--state", str(toy), "--json")[1])
+    assert doc["phase"]["number"] == 1 and doc["phase"]["first_id"] == added[0].id

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from nas.search.optimizer import SplineOptimizer
@@ -146,3 +147,26 @@ def test_exhausted_space_raises() -> None:
 def test_constructor_validation(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SplineOptimizer(SPACE, **kwargs)
+
+
+def test_off_design_measurements_fit_without_the_design() -> None:
+    """Earlier measurements anywhere in the box are support points; no design is needed."""
+    opt = SplineOptimizer(SPACE, batch_size=1)
+    for a, b in [(-1.5, 2), (1.2, 3), (0.3, 17), (-0.4, 9)]:
+        opt.tell({"a": a, "b": b}, _objective({"a": a, "b": b}))
+    summary = opt.fit()
+    assert summary is not None and summary.n_support == 4 and summary.warnings == ()
+    assert opt.predict({"a": 0.3, "b": 17}) == pytest.approx(_objective({"a": 0.3, "b": 17}))
+    # the design is still what is asked for first when it is unmeasured
+    assert opt.suggest()[0].origin == "initial"
+
+
+def test_an_ill_conditioned_fit_is_smoothed_and_says_so() -> None:
+    space = SearchSpace([Dim("a", "float", 0.0, 1.0)])
+    opt = SplineOptimizer(space)
+    rng = np.random.default_rng(0)
+    for a, value in zip(rng.random(40), 100.0 * rng.random(40), strict=True):
+        opt.tell({"a": float(a)}, float(value))
+    summary = opt.fit()
+    assert summary.smoothing > 0.0
+    assert len(summary.warnings) == 1 and "ill-conditioned" in summary.warnings[0]

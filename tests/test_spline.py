@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.interpolate import RBFInterpolator
 
-from nas.search.spline import PolyharmonicSpline, SplineError
+from nas.search.spline import PolyharmonicSpline, SplineError, build_system, solve_system
 
 
 def _data(d: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -118,12 +118,50 @@ def test_affinely_degenerate_points_raise() -> None:
     assert info.value.indices == tuple(range(6))
 
 
-def test_too_close_points_are_named() -> None:
+def test_too_close_points_are_smoothed_and_named() -> None:
     x, y = _data(2, 8)
     x[5] = x[1] + 1e-13
-    with pytest.raises(SplineError, match="closest support points are 1 and 5") as info:
-        PolyharmonicSpline(x, y)
-    assert info.value.indices == (1, 5)
+    spline = PolyharmonicSpline(x, y)
+    assert spline.smoothing_used > 0.0
+    assert "closest support points 1 and 5" in spline.conditioning
+    assert np.max(np.abs(spline(x) - y)) < 1e-3 * np.ptp(y) + abs(y[1] - y[5])
+
+
+def test_ill_conditioned_1d_fit_uses_the_least_stable_smoothing() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 1)), 100.0 * rng.random(40)  # noisy data, two points 1.6e-4 apart
+    spline = PolyharmonicSpline(x, y)
+    assert spline.smoothing == 0.0 and spline.smoothing_used > 0.0
+    assert "ill-conditioned" in spline.conditioning
+    fitted = spline(x) + spline.smoothing_used * spline.coefficients
+    np.testing.assert_allclose(fitted, y, atol=1e-6 * np.ptp(y))
+    one_rung_less = spline.smoothing_used / 10.0
+    a, b = build_system(spline._centred, y, one_rung_less / spline._radius**3, spline._poly_scale)
+    assert isinstance(solve_system(a, b), str)  # the rung below was not stable
+
+
+@pytest.mark.parametrize("factor", [1e3, 1e-3])
+def test_rank_test_does_not_depend_on_units(factor: float) -> None:
+    x, y = _data(3, 30)
+    z = np.random.default_rng(5).random((50, 3))
+    scaled = PolyharmonicSpline(factor * x, y)
+    assert scaled.smoothing_used == 0.0
+    np.testing.assert_allclose(scaled(factor * z), PolyharmonicSpline(x, y)(z), atol=1e-9)
+
+
+def test_gradient_matches_finite_differences() -> None:
+    x, y = _data(3, 15)
+    spline = PolyharmonicSpline(50.0 * x, y)
+    at = 50.0 * np.random.default_rng(6).random((4, 3))
+    step = 1e-5 * 50.0
+    numeric = np.array(
+        [
+            [(spline(p + step * e) - spline(p - step * e)) / (2 * step) for e in np.eye(3)]
+            for p in at
+        ]
+    )
+    np.testing.assert_allclose(spline.gradient(at), numeric, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(spline.gradient(at[0]), numeric[0], rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def test_initial_batch_is_the_design_as_pending_batch_zero() -> None:
         (S.PENDING, "initial", 0, None)
     }
     assert policy.Study(state, exp).propose() == []  # nothing to fit while the design is unmeasured
-    assert "5 of 5 initial-design points are not measured" in policy.Study(state, exp).fit_blocker()
+    assert "no point is measured yet" in policy.Study(state, exp).fit_blocker()
 
 
 def test_build_optimizer_tells_measured_and_avoids_all_other_points() -> None:
@@ -51,7 +51,30 @@ def test_build_optimizer_tells_measured_and_avoids_all_other_points() -> None:
     optimizer = policy.Study(state, exp).optimizer
     assert optimizer.n_measured == 4
     assert optimizer.pending == [design[4].params]
-    assert optimizer.suggest() == []  # the design is not complete: no fit, nothing re-issued
+    # four measured points determine a spline in 2-d: the fit does not wait for the
+    # fifth design point, which is in flight and never re-issued
+    suggested = optimizer.suggest()
+    assert [p.origin for p in suggested] == ["incremental", "incremental"]
+    keys = {exp.space.key(p.params) for p in suggested}
+    assert not keys & {exp.space.key(p.params) for p in design}
+
+
+def test_a_search_fits_measurements_that_are_not_its_design() -> None:
+    """Warm start: the centre was measured at a nearby architecture, not the design's."""
+    exp = experiment()
+    state = new_state(exp)
+    design = policy.Study(state, exp).initial_batch()
+    centre = design[2]  # stays pending: nothing needs cancelling
+    measure(state, [p for p in design if p.id != centre.id])
+    nearby = {"x": centre.params["x"] + 0.3, "y": centre.params["y"] + 1}
+    point, _ = policy.add_manual(state, nearby, value=bowl(nearby))
+    study = policy.Study(state, exp)
+    summary = study.fit_summary()
+    assert summary is not None and summary.n_support == 5
+    (proposal,) = study.propose()
+    assert proposal.origin == "incremental" and proposal.predicted is not None
+    assert point.id in state.fits[-1].support_ids
+    assert exp.space.key(proposal.params) != exp.space.key(centre.params)
 
 
 def test_a_failed_design_point_does_not_hold_up_the_search() -> None:
@@ -174,7 +197,8 @@ def test_predict_needs_a_fit() -> None:
     exp = experiment()
     state = new_state(exp)
     measure(state, policy.Study(state, exp).initial_batch()[:3])
-    with pytest.raises(policy.StudyError, match="cannot predict yet: 2 of 5 initial-design"):
+    # the first three design points lie on the diagonal: they do not determine a plane
+    with pytest.raises(policy.StudyError, match="3 measured point.* 2 affinely independent"):
         policy.Study(state, exp).predict({"x": 0.0, "y": 0})
 
 

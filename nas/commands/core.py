@@ -1,4 +1,4 @@
-"""Core commands: init, add, record, predict, propose, status, export.
+"""Core commands: init, add, import, record, predict, propose, status, export.
 
 These work on the state file alone and never train, so a person can run
 the whole search by hand (measure each proposed point, record it) and a
@@ -63,14 +63,30 @@ _reported = reported(_failures)
 # ---------------------------------------------------------------------------- helpers
 
 
-def _params_arg(text: str, space: SearchSpace) -> Params:
-    """``k=v,...`` from the command line, checked against the space (usage errors)."""
+def _params_arg(
+    text: str, space: SearchSpace, *, allow_outside: bool, remedy: str
+) -> tuple[Params, Params]:
+    """``k=v,...`` from the command line as given and snapped, checked against the space.
+
+    Every value that snapping changes is reported on stderr; a value outside
+    the box is refused unless ``allow_outside`` (``remedy`` names the option).
+    """
     try:
-        return space.snap(parse_params(text))
+        given = parse_params(text)
+        snapped, notes, outside = space.snap_report(given)
     except SpaceError as exc:
         raise UsageError(f"--params: {exc}; dimensions are {', '.join(space.names)}") from None
     except ValueError as exc:
         raise UsageError(f"--params: {exc}") from None
+    if outside and not allow_outside:
+        box = ", ".join(f"{d.name} in [{d.low}, {d.high}]" for d in space.numeric)
+        raise policy.StudyError(
+            f"--params: {'; '.join(v.split(' stored')[0] for v in outside)} outside the box "
+            f"({box}); {remedy}"
+        )
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return given, snapped
 
 
 def _read(path: Path) -> policy.Study:
@@ -134,8 +150,17 @@ def _validate_only(args: argparse.Namespace, experiment: Experiment) -> int:
 @_reported
 def _add(args: argparse.Namespace) -> int:
     with StateStore.open(args.state) as store:
-        params = _params_arg(args.params, store.state.space)
-        point, created = policy.add_manual(store.state, params, args.value, replace=args.replace)
+        experiment = policy.experiment_of(store.state, args.state)
+        _, params = _params_arg(
+            args.params,
+            store.state.space,
+            allow_outside=args.snap,
+            remedy="give --snap to store the nearest legal point",
+        )
+        value = (
+            None if args.value is None else policy.check_value(experiment, args.value, "--value")
+        )
+        point, created = policy.add_manual(store.state, params, value, replace=args.replace)
         store.commit()
     if args.json:
         emit_json({**point_doc(point), "created": created})
@@ -147,9 +172,53 @@ def _add(args: argparse.Namespace) -> int:
 
 
 @_reported
+def _import(args: argparse.Namespace) -> int:
+    from nas.control import imports
+
+    with StateStore.open(args.state) as store:
+        experiment = policy.experiment_of(store.state, args.state)
+        try:
+            rows = imports.read_rows(args.file, store.state.space)
+            report = imports.import_rows(
+                store.state,
+                experiment,
+                rows,
+                source=str(args.file),
+                note=args.note or "",
+                snap=args.snap,
+                replace=args.replace,
+            )
+        except OSError as exc:
+            raise policy.StudyError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+        except imports.RowsError as exc:
+            raise policy.StudyError(f"nothing imported:\n{exc}") from None
+        store.commit()
+    if args.json:
+        emit_json(
+            {
+                "added": [point_doc(p) for p in report.added],
+                "updated": [point_doc(p) for p in report.updated],
+                "unchanged": [p.id for p in report.unchanged],
+                "skipped": report.skipped,
+                "snapped": report.notes,
+            }
+        )
+    for line in report.notes + report.skipped:
+        print(f"note: {line}", file=sys.stderr)
+    print(
+        f"imported {args.file}: {len(report.added)} points added, {len(report.updated)} given "
+        f"their value, {len(report.unchanged)} already there",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+@_reported
 def _record(args: argparse.Namespace) -> int:
     with StateStore.open(args.state) as store:
-        point = store.state.record(args.id, args.value, replace=args.replace)
+        experiment = policy.experiment_of(store.state, args.state)
+        value = policy.check_value(experiment, args.value, f"point {args.id}")
+        point = store.state.record(args.id, value, replace=args.replace)
         store.commit()
     if args.json:
         emit_json(point_doc(point))
@@ -160,9 +229,15 @@ def _record(args: argparse.Namespace) -> int:
 @_reported
 def _predict(args: argparse.Namespace) -> int:
     study = _read(args.state)
-    params = _params_arg(args.params, study.state.space)
+    given, snapped = _params_arg(
+        args.params,
+        study.state.space,
+        allow_outside=args.extrapolate,
+        remedy="give --extrapolate to evaluate the spline there anyway",
+    )
     try:
-        value, fit = study.predict(params)
+        params = given if args.extrapolate else snapped
+        value, fit = study.predict(params, extrapolate=args.extrapolate)
     except ValueError as exc:  # a category without a spline yet
         raise policy.StudyError(str(exc)) from None
     if args.json:
@@ -294,6 +369,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     point = add("add", _add, [as_json, state, replace], "add a point by hand, measured or not")
     point.add_argument("--params", required=True, metavar="K=V,...", help="one value per dimension")
     point.add_argument("--value", type=float, help="its measurement, if known")
+    point.add_argument(
+        "--snap", action="store_true", help="store a point outside the box at the nearest bound"
+    )
+
+    imported = add(
+        "import",
+        _import,
+        [as_json, state, replace],
+        "add measurements from a CSV (dims + value) or JSON file, e.g. an earlier campaign",
+    )
+    imported.add_argument("file", type=Path, metavar="FILE")
+    imported.add_argument("--note", help="provenance note stored with each point")
+    imported.add_argument(
+        "--snap", action="store_true", help="store points outside the box at the nearest bound"
+    )
 
     record = add("record", _record, [as_json, state, replace], "record a measurement for a point")
     record.add_argument("id", type=int, metavar="ID")
@@ -302,6 +392,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict = add("predict", _predict, [as_json, state], "the spline's prediction at a point")
     predict.add_argument(
         "--params", required=True, metavar="K=V,...", help="one value per dimension"
+    )
+    predict.add_argument(
+        "--extrapolate", action="store_true", help="evaluate the spline outside the box too"
     )
 
     propose = add("propose", _propose, [as_json, state], "fit and propose the next points")

@@ -131,15 +131,38 @@ def _cancel(args: argparse.Namespace) -> int:
 
 @_reported
 def _expand(args: argparse.Namespace) -> int:
+    budget = {} if args.max_points is None else {"max_points": args.max_points}
     if args.refine is not None:
-        if args.dim is not None or args.low is not None or args.high is not None:
+        if args.bounds:
             raise UsageError("--refine cannot be combined with --dim/--low/--high")
-        return _change(args, {"action": "refine", "box": _parse_box(args.refine)})
-    if args.dim is None:
-        raise UsageError("give --dim NAME with --low and/or --high, or --refine")
-    if args.low is None and args.high is None:
-        raise UsageError(f"--dim {args.dim}: give --low and/or --high")
-    return _change(args, {"action": "expand", "bounds": {args.dim: [args.low, args.high]}})
+        return _change(args, {"action": "refine", "box": _parse_box(args.refine), **budget})
+    if not args.bounds:
+        raise UsageError("give --dim NAME with --low and/or --high (repeatable), or --refine")
+    bounds: dict[str, list[float | None]] = {}
+    for name, low, high in args.bounds:
+        if low is None and high is None:
+            raise UsageError(f"--dim {name}: give --low and/or --high")
+        if name in bounds:
+            raise UsageError(f"--dim {name} is given twice")
+        bounds[name] = [low, high]
+    return _change(args, {"action": "expand", "bounds": bounds, **budget})
+
+
+class _DimAction(argparse.Action):
+    """``--dim NAME`` starts a dimension; the ``--low``/``--high`` after it belong to it."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        bounds = list(getattr(namespace, "bounds", None) or [])
+        if option_string == "--dim":
+            bounds.append([values, None, None])
+        elif not bounds:
+            parser.error(f"{option_string} must follow the --dim it belongs to")
+        else:
+            which = 1 if option_string == "--low" else 2
+            if bounds[-1][which] is not None:
+                parser.error(f"--dim {bounds[-1][0]}: {option_string} is given twice")
+            bounds[-1][which] = values
+        namespace.bounds = bounds
 
 
 def _parse_box(text: str) -> dict[str, list[float]]:
@@ -185,7 +208,16 @@ def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict
         "rejected": sorted(p.name for p in folder.glob("result.rejected-*.json")),
         "by_hand": any(e.kind == INGEST_BY_HAND for e in events),
         "curve": point_curve(state, point, layout.run_dir(state_path)),
+        "spline_maximum": _spline_maximum(state, state_path),
     }
+
+
+def _spline_maximum(state: State, state_path: Path) -> dict[str, Any] | None:
+    """Where the spline fitted to every measured point predicts its maximum (None: no fit yet)."""
+    from nas.commands.summary import fit_doc
+
+    fit, _ = fit_doc(policy.Study.of(state, state_path))
+    return None if fit is None else {"params": fit["argmax"], "predicted": fit["predicted_max"]}
 
 
 def _json_file(path: Path) -> dict[str, Any] | None:
@@ -221,6 +253,10 @@ def _print_show(doc: dict[str, Any]) -> None:
         out.write(f"\nerror.json:\n{json.dumps(doc['error'], indent=2)}\n")
     if doc["rejected"]:
         out.write(f"\nresult files set aside: {', '.join(doc['rejected'])}\n")
+    top = doc["spline_maximum"]
+    if top is not None:
+        where = ", ".join(f"{k}={v}" for k, v in top["params"].items())
+        out.write(f"\nthe spline's predicted maximum: {top['predicted']:.6g} at {where}\n")
 
 
 def _iso(timestamp: float) -> str:
@@ -350,11 +386,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     unlock.add_argument(
         "--force", action="store_true", help="also a lock from another host (check it has stopped)"
     )
-    expand = add("expand", _expand, "widen the box or refine a sub-box; adds its 2d+3 design")
-    expand.add_argument("--dim", metavar="NAME", help="dimension whose bounds to widen")
-    expand.add_argument("--low", type=float, metavar="V", help="new lower bound")
-    expand.add_argument("--high", type=float, metavar="V", help="new upper bound")
+    expand = add(
+        "expand",
+        _expand,
+        "widen the box (any number of dims) or refine a sub-box; adds the final box's 2d+3 design",
+    )
+    expand.set_defaults(bounds=[])
+    expand.add_argument(
+        "--dim", action=_DimAction, metavar="NAME", help="a dimension to widen (repeatable)"
+    )
+    expand.add_argument(
+        "--low", action=_DimAction, type=float, metavar="V", help="new lower bound of that --dim"
+    )
+    expand.add_argument(
+        "--high", action=_DimAction, type=float, metavar="V", help="new upper bound of that --dim"
+    )
     expand.add_argument("--refine", metavar="NAME=LOW:HIGH,...", help="a sub-box to refine")
+    expand.add_argument(
+        "--max-points",
+        type=int,
+        metavar="N",
+        help="raise the point budget to N when the new design would exceed it",
+    )
     _register_controller(subparsers, as_json, state)
 
 

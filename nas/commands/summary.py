@@ -44,6 +44,8 @@ def fit_doc(study: policy.Study) -> tuple[dict[str, Any] | None, str | None]:
             "loo_rmse": json_number(stored.loo_rmse),
             "argmax": stored.argmax,
             "predicted_max": json_number(stored.predicted_max),
+            "smoothing": None,
+            "warnings": [],
             "stored": stored.number,
         }, None
     from nas.search.propose import SearchError  # scipy: only when no stored fit will do
@@ -60,6 +62,8 @@ def fit_doc(study: policy.Study) -> tuple[dict[str, Any] | None, str | None]:
         "loo_rmse": json_number(summary.loo_rmse),
         "argmax": summary.argmax,
         "predicted_max": json_number(summary.predicted_max),
+        "smoothing": summary.smoothing,
+        "warnings": list(summary.warnings),
         "stored": None,
     }, None
 
@@ -123,10 +127,11 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
             "on_edge": edge_dims(state.space, best.params),
         },
         "converged": study.converged(),
+        "phase": policy.current_phase(state),
         "tolerance": cfg.tolerance,
         "gpu_hours": gpu_hours,
         "budget": {
-            "max_points": cfg.max_points,
+            "max_points": policy.max_points(state, study.experiment),
             "remaining_points": study.remaining_points(),
             "max_gpu_hours": cfg.max_gpu_hours,
             "remaining_gpu_hours": None
@@ -161,10 +166,15 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
             f"fit: N = {fit['n_support']}, LOO RMSE {number_text(fit['loo_rmse'])} "
             f"(tolerance {doc['tolerance']:g})"
         )
+        lines += [f"warning: {w} (smoothing {fit['smoothing']:.3g})" for w in fit["warnings"]]
     else:
         lines.append(f"fit: {doc['fit_error'] or 'not yet (too few measured points)'}")
     verdict = "yes" if doc["converged"] else "no"
-    lines.append(f"converged: {verdict} (tolerance {doc['tolerance']:g})")
+    phase = doc["phase"]
+    lines.append(
+        f"converged: {verdict} (tolerance {doc['tolerance']:g}; phase {phase['number']} "
+        f"from point {phase['first_id']}: {phase['why']})"
+    )
     budget = doc["budget"]
     left = f"{budget['remaining_points']} of {budget['max_points']} points left"
     if budget["remaining_gpu_hours"] is not None:

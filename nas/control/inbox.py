@@ -18,8 +18,11 @@ Request documents::
 
     {"action": "rerun",  "ids": [3, 7]}
     {"action": "cancel", "ids": [5]}
-    {"action": "expand", "bounds": {"width": [null, 512]}}     # widen the box
+    {"action": "expand", "bounds": {"w1": [null, 256], "w2": [null, 512]}}  # widen the box
     {"action": "refine", "box": {"width": [64, 128], "depth": [2, 4]}}
+
+``expand`` and ``refine`` take an optional ``max_points``: the point budget to
+raise ``[experiment] max_points`` to when their design would exceed it.
 
 plus ``by`` (who asked) and ``posted`` (epoch seconds), filled in by :func:`post`.
 """
@@ -81,7 +84,8 @@ def validate(request: Any) -> dict[str, Any]:
     if action not in ACTIONS:
         raise RequestError(f"action {action!r} is not one of {', '.join(ACTIONS)}")
     key = _KEYS[action]
-    unknown = sorted(set(request) - _COMMON - {key})
+    optional = {"max_points"} if key in ("bounds", "box") else set()
+    unknown = sorted(set(request) - _COMMON - {key} - optional)
     if unknown:
         raise RequestError(f"{action}: unknown keys {unknown}; expected {key!r}")
     if key not in request:
@@ -95,6 +99,13 @@ def validate(request: Any) -> dict[str, Any]:
         canonical["ids"] = _ids(request["ids"], action)
     else:
         canonical[key] = _bounds(request[key], action, key, both=action == "refine")
+        if "max_points" in request:
+            points = request["max_points"]
+            if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+                raise RequestError(
+                    f"{action}: max_points must be a positive integer, got {points!r}"
+                )
+            canonical["max_points"] = points
     return canonical
 
 
@@ -148,13 +159,20 @@ def execute(
         return operations.rerun(state, request["ids"], by)
     if action == "cancel":
         return operations.cancel(state, request["ids"], scheduler, by)
-    min_distance = policy.experiment_of(state, "the state").experiment.min_distance
+    experiment = policy.experiment_of(state, "the state")
+    limit = request.get("max_points", policy.max_points(state, experiment))
+    budget = operations.Budget(limit, policy.Study(state, experiment).spent_points())
     grow = operations.expand if action == "expand" else operations.refine
     bounds = {name: tuple(pair) for name, pair in request[_KEYS[action]].items()}
     try:
-        return grow(state, bounds, min_distance=min_distance)
+        outcomes = grow(
+            state, bounds, min_distance=experiment.experiment.min_distance, budget=budget
+        )
     except (SpaceError, StateError) as exc:
         return [OperationResult(None, ok=False, changed=False, message=f"{action} refused: {exc}")]
+    if all(o.ok for o in outcomes) and "max_points" in request:
+        policy.raise_budget(state, experiment, request["max_points"], by)
+    return outcomes
 
 
 def apply(state: State, request: Mapping[str, Any], scheduler: Scheduler | None = None) -> str:

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from nas.cluster.base import Scheduler, SchedulerError
+from nas.control import policy
 from nas.record.state import Point, PointStatus, State
-from nas.search.space import Params, SpaceError, params_text
+from nas.search.space import Params, SearchSpace, SpaceError, params_text
 
 #: Statuses a rerun resets to pending.
 RERUNNABLE = frozenset({PointStatus.FAILED, PointStatus.INFEASIBLE, PointStatus.CANCELLED})
@@ -181,65 +182,102 @@ def _cancel_job(point: Point, scheduler: Scheduler) -> str:
 # ---------------------------------------------------------------------------- the box
 
 
-def expand(state: State, bounds: Bounds, *, min_distance: float) -> list[OperationResult]:
-    """Widen the box and add the widened box's 2d+3 design (origin ``"expand"``).
+@dataclass(frozen=True)
+class Budget:
+    """The point budget a box operation must respect: ``limit`` points, ``spent`` used."""
 
-    Every earlier point stays a support point, so the new bounds must contain
-    the old ones. Design points already in the state, or closer than
-    ``min_distance`` (unit box) to one, are skipped.
+    limit: int
+    spent: int
+
+    @property
+    def left(self) -> int:
+        return max(self.limit - self.spent, 0)
+
+
+def expand(
+    state: State, bounds: Bounds, *, min_distance: float, budget: Budget | None = None
+) -> list[OperationResult]:
+    """Widen the box in any number of dimensions and add the final box's 2d+3 design.
+
+    One design for the box after all the changes (origin ``"expand"``), never
+    the designs of boxes in between. Every earlier point stays a support
+    point, so the new bounds must contain the old ones. Design points already
+    in the state, or closer than ``min_distance`` (unit box) to one, are
+    skipped. A change that adds work begins a new phase of the search
+    (:func:`nas.control.policy.start_phase`).
 
     Raises:
         SpaceError: an unknown or categorical dimension, or bounds that shrink the box.
     """
-    space = state.space
-    for name, (low, high) in bounds.items():
-        space = space.with_bounds(name, low, high)
-    for old, new in zip(state.space.numeric, space.numeric, strict=True):
-        if new.low > old.low or new.high < old.high:
+    old = state.space
+    space = _with_bounds(old, bounds)
+    for before, after in zip(old.numeric, space.numeric, strict=True):
+        if after.low > before.low or after.high < before.high:
             raise SpaceError(
-                f"dimension {new.name!r}: [{new.low}, {new.high}] does not contain the current "
-                f"box [{old.low}, {old.high}]; use a refinement to add a sub-box"
+                f"dimension {after.name!r}: [{after.low}, {after.high}] does not contain the current "
+                f"box [{before.low}, {before.high}]; use a refinement to add a sub-box"
             )
-    outcomes = []
-    if space != state.space:
-        state.set_space(space)
-        changes = ", ".join(f"{d.name} = [{d.low}, {d.high}]" for d in space.numeric)
+    state.set_space(space)
+    outcomes = _add_design(state, space.initial_design(), min_distance, budget, "expand")
+    if not outcomes[-1].ok:
+        state.set_space(old)  # refused: nothing changes
+        return outcomes[-1:]
+    if space != old:
+        if not any(o.changed for o in outcomes):  # nothing to measure, still a new box
+            first = max((p.id for p in state.points), default=-1) + 1
+            policy.start_phase(state, first, "expand: box widened")
+        changes = ", ".join(
+            f"{new.name} = [{new.low}, {new.high}]"
+            for new, was in zip(space.numeric, old.numeric, strict=True)
+            if new != was
+        )
         state.log("expand", f"box widened: {changes}")
-        outcomes.append(_changed(None, f"box widened: {changes}"))
-    return outcomes + _add_design(state, space.initial_design(), min_distance)
+        outcomes.insert(0, _changed(None, f"box widened: {changes}"))
+    return outcomes
 
 
-def refine(state: State, box: Bounds, *, min_distance: float) -> list[OperationResult]:
-    """Add the 2d+3 design of a sub-box of the current box (origin ``"expand"``).
+def refine(
+    state: State, box: Bounds, *, min_distance: float, budget: Budget | None = None
+) -> list[OperationResult]:
+    """Add the 2d+3 design of a sub-box of the current box (origin ``"expand"``); a new phase.
 
     Raises:
         SpaceError: an unknown or categorical dimension, or a sub-box outside the box.
     """
-    sub = state.space
-    for name, (low, high) in box.items():
-        sub = sub.with_bounds(name, low, high)
+    sub = _with_bounds(state.space, box)
     for outer, inner in zip(state.space.numeric, sub.numeric, strict=True):
         if inner.low < outer.low or inner.high > outer.high:
             raise SpaceError(
                 f"dimension {inner.name!r}: [{inner.low}, {inner.high}] leaves the box "
                 f"[{outer.low}, {outer.high}]; widen the box first"
             )
-    return _add_design(state, sub.initial_design(), min_distance)
+    outcomes = _add_design(state, sub.initial_design(), min_distance, budget, "refine")
+    return outcomes if outcomes[-1].ok else outcomes[-1:]
 
 
-def _add_design(state: State, design: list[Params], min_distance: float) -> list[OperationResult]:
-    """Add the design points that are new and far enough from every point, as one batch."""
-    batch = state.next_batch()
-    outcomes = []
+def _with_bounds(space: SearchSpace, bounds: Bounds) -> SearchSpace:
+    for name, (low, high) in bounds.items():
+        space = space.with_bounds(name, low, high)
+    return space
+
+
+def _add_design(
+    state: State, design: list[Params], min_distance: float, budget: Budget | None, action: str
+) -> list[OperationResult]:
+    """Add the design points that are new and far enough from every point, as one batch.
+
+    The last outcome sums up what was added and the budget left, or refuses
+    (adding nothing) when the new points would exceed the budget.
+    """
+    outcomes, new = [], []
     for params in design:
         point = state.find(params)
+        near = None if point is not None else _nearest(state, params)
         if point is not None:
             outcomes.append(
                 _unchanged(point.id, f"point {point.id} already has {params_text(params)}; skipped")
             )
-            continue
-        near = _nearest(state, params)
-        if near is not None and near[1] < min_distance:
+        elif near is not None and near[1] < min_distance:
             outcomes.append(
                 _unchanged(
                     near[0],
@@ -247,9 +285,28 @@ def _add_design(state: State, design: list[Params], min_distance: float) -> list
                     f"(min_distance {min_distance:g}); skipped",
                 )
             )
-            continue
-        added = state.add_point(params, "expand", batch)
-        outcomes.append(_changed(added.id, f"point {added.id} added: {params_text(added.params)}"))
+        elif state.space.key(params) not in {state.space.key(p) for p in new}:
+            new.append(params)
+    if budget is not None and len(new) > budget.left:
+        return [
+            _refused(
+                None,
+                f"{action} refused: its design adds {len(new)} points but the budget has "
+                f"{budget.left} of {budget.limit} left; raise it with --max-points "
+                f"{budget.spent + len(new)} or more",
+            )
+        ]
+    if new:
+        batch = state.next_batch()
+        first = max((p.id for p in state.points), default=-1) + 1
+        policy.start_phase(state, first, f"{action}: {len(new)} design points in batch {batch}")
+        for params in new:
+            added = state.add_point(params, "expand", batch)
+            outcomes.append(
+                _changed(added.id, f"point {added.id} added: {params_text(added.params)}")
+            )
+    left = "" if budget is None else f"; {budget.left - len(new)} of {budget.limit} points left"
+    outcomes.append(_unchanged(None, f"{action}: {len(new)} design points added{left}"))
     return outcomes
 
 

@@ -32,6 +32,74 @@ class StudyError(RuntimeError):
     """A request the search cannot serve, e.g. a spent budget."""
 
 
+# ---------------------------------------------------------------------------- phases
+#
+# A phase begins at ``init`` and at each expand or refine that adds work: the box
+# or the region of interest changed, so a prediction made before cannot stop the
+# search after it. Phases live in ``state.meta["phases"]`` as
+# ``{"number", "first_id", "time", "why"}``; a state without them is in phase 0.
+
+
+def phases(state: State) -> list[dict[str, Any]]:
+    """Every phase of the search, phase 0 (from the first point) first."""
+    start = {"number": 0, "first_id": 0, "time": state.created, "why": "init"}
+    return [start, *state.meta.get("phases", [])]
+
+
+def current_phase(state: State) -> dict[str, Any]:
+    """The phase the search is in: only its predictions can stop it."""
+    return phases(state)[-1]
+
+
+def start_phase(state: State, first_id: int, why: str) -> dict[str, Any]:
+    """Begin a new phase whose first point has id ``first_id`` (logged as an event)."""
+    phase = {"number": len(phases(state)), "first_id": first_id, "time": time.time(), "why": why}
+    state.meta = {**state.meta, "phases": [*state.meta.get("phases", []), phase]}
+    state.log("phase", f"phase {phase['number']} begins at point {first_id}: {why}")
+    return phase
+
+
+#: Metrics whose valid range is known without ``[experiment] value_range``.
+PERCENT_METRICS = ("top1", "top5")
+
+
+def value_range(experiment: Experiment) -> tuple[float, float] | None:
+    """The range a measurement must lie in: ``value_range``, [0, 100] for percentages, else None."""
+    cfg = experiment.experiment
+    if cfg.value_range is not None:
+        low, high = cfg.value_range
+        return float(low), float(high)
+    return (0.0, 100.0) if cfg.metric in PERCENT_METRICS else None
+
+
+def check_value(experiment: Experiment, value: float, where: str) -> float:
+    """``value`` as a float when it is finite and in :func:`value_range`; else a StudyError naming ``where``."""
+    value = float(value)
+    valid = value_range(experiment)
+    if not math.isfinite(value):
+        raise StudyError(f"{where}: the measurement must be finite, got {value}")
+    if valid is not None and not valid[0] <= value <= valid[1]:
+        metric = experiment.experiment.metric
+        raise StudyError(
+            f"{where}: {metric} = {value:g} is outside its valid range [{valid[0]:g}, {valid[1]:g}]"
+            " ([experiment] value_range)"
+        )
+    return value
+
+
+def max_points(state: State, experiment: Experiment) -> int:
+    """The point budget: ``max_points`` of the experiment, unless raised with ``expand --max-points``."""
+    return int(state.meta.get("max_points", experiment.experiment.max_points))
+
+
+def raise_budget(state: State, experiment: Experiment, points: int, by: str) -> None:
+    """Record a new point budget, logged with who set it (``expand --max-points``)."""
+    old = max_points(state, experiment)
+    if points != old:
+        state.meta = {**state.meta, "max_points": int(points)}
+        state.log("budget", f"max_points {old} -> {points} by {by}")
+
+
 def experiment_of(state: State, state_path: str | os.PathLike) -> Experiment:
     """The experiment stored in the state at ``state_path``; errors name that file."""
     return parse_experiment(state.experiment_text, f"{state_path}:experiment_toml")
@@ -99,9 +167,12 @@ class Study:
             min_distance=cfg.min_distance,
             feasible=self.feasible,
         )
+        first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
             if point.status is PointStatus.DONE:
-                optimizer.tell(point.params, point.value, predicted=point.predicted)
+                # a prediction of an earlier phase was made for another box: it cannot stop this one
+                predicted = point.predicted if point.id >= first_id else None
+                optimizer.tell(point.params, point.value, predicted=predicted)
             elif point.status.is_finished():
                 with warnings.catch_warnings():  # a known failure, not a bad measurement
                     warnings.simplefilter("ignore", RuntimeWarning)
@@ -115,8 +186,9 @@ class Study:
         """Why no more points may be proposed (``max_points``, GPU-hours, wall time), or None."""
         cfg = self.experiment.experiment
         spent = [p for p in self.state.points if p.status not in _NOT_SPENT]
-        if len(spent) >= cfg.max_points:
-            return f"max_points reached: {len(spent)} points proposed of {cfg.max_points}"
+        limit = max_points(self.state, self.experiment)
+        if len(spent) >= limit:
+            return f"max_points reached: {len(spent)} points proposed of {limit}"
         gpu_hours = sum(p.gpu_hours for p in self.state.points)
         if cfg.max_gpu_hours is not None and gpu_hours >= cfg.max_gpu_hours:
             return f"max_gpu_hours reached: {gpu_hours:.1f} of {cfg.max_gpu_hours:g} GPU-hours used"
@@ -125,10 +197,13 @@ class Study:
             return f"max_wall_hours reached: search started {hours:.1f} h ago (limit {cfg.max_wall_hours:g} h)"
         return None
 
+    def spent_points(self) -> int:
+        """Points that count against ``max_points``: all but cancelled and infeasible ones."""
+        return sum(p.status not in _NOT_SPENT for p in self.state.points)
+
     def remaining_points(self) -> int:
         """How many more points ``max_points`` allows."""
-        spent = sum(p.status not in _NOT_SPENT for p in self.state.points)
-        return max(self.experiment.experiment.max_points - spent, 0)
+        return max(max_points(self.state, self.experiment) - self.spent_points(), 0)
 
     # ------------------------------------------------------------------ proposing
     def propose(self, n: int | None = None, dry_run: bool = False) -> list[Point] | list[Proposal]:
@@ -193,8 +268,10 @@ class Study:
         if current_fit(self.state) is None:
             self._record_fit(self.fit_summary())
 
-    def predict(self, params: Mapping[str, Any]) -> tuple[float, FitSummary]:
-        """The spline's prediction at ``params`` and the fit that made it.
+    def predict(
+        self, params: Mapping[str, Any], extrapolate: bool = False
+    ) -> tuple[float, FitSummary]:
+        """The spline's prediction at ``params`` (as given with ``extrapolate``) and its fit.
 
         Raises:
             StudyError: too few points are measured to fit a spline.
@@ -202,17 +279,20 @@ class Study:
         summary = self.fit_summary()
         if summary is None:
             raise StudyError(f"cannot predict yet: {self.fit_blocker()}")
-        return self.optimizer.predict(params), summary
+        return self.optimizer.predict(params, extrapolate), summary
 
     def converged(self) -> bool:
-        """Algorithm 1: a proposed point was measured within ``tolerance`` of its prediction.
+        """Algorithm 1: a point proposed in the current phase measured within ``tolerance``
+        of its prediction.
 
         The optimizer's own test, read off the state: no optimizer (and no
         scipy) is needed to answer it.
         """
         tolerance = self.experiment.experiment.tolerance
+        first_id = current_phase(self.state)["first_id"]
         return any(
             p.status is PointStatus.DONE
+            and p.id >= first_id
             and p.predicted is not None
             and math.isfinite(p.value)
             and abs(p.value - p.predicted) <= tolerance
@@ -220,20 +300,34 @@ class Study:
         )
 
     def best(self) -> Point | None:
-        """The best measured point (x_top), respecting the goal; ties go to the earlier point."""
+        """The best measured point, respecting the goal; ties go to the earlier point.
+
+        Not the spline's predicted maximum: :meth:`fit_summary` has that.
+        """
         sign = 1.0 if self.experiment.experiment.goal == "maximize" else -1.0
         measured = self.state.with_status(PointStatus.DONE)
         return max(measured, key=lambda p: (sign * p.value, -p.id), default=None)
 
     def fit_blocker(self) -> str:
-        """Why no spline can be fitted yet, for people."""
-        state = self.state
-        design = state.space.initial_design()
-        measured = {state.space.key(p.params) for p in state.with_status(PointStatus.DONE)}
-        missing = [p for p in design if state.space.key(p) not in measured]
-        if missing:
-            return f"{len(missing)} of {len(design)} initial-design points are not measured yet"
-        return f"the measurements do not span the {state.space.d}-dim box yet"
+        """Why no spline can be fitted yet, for people: the measurements per category."""
+        import numpy as np
+
+        space = self.state.space
+        need = space.d + 1
+        by_category: dict[tuple, list] = {}
+        for point in self.state.with_status(PointStatus.DONE):
+            by_category.setdefault(space.category_of(point.params), []).append(point.params)
+        if not by_category:
+            return f"no point is measured yet; a fit needs {need} affinely independent points"
+        notes = []
+        for cat, rows in by_category.items():
+            x = space.to_unit_many(rows)
+            rank = int(np.linalg.matrix_rank(x - x.mean(axis=0))) + 1 if len(rows) else 0
+            where = f" in category {list(cat)}" if cat else ""
+            notes.append(
+                f"{len(rows)} measured point(s){where} of which {rank} affinely independent"
+            )
+        return f"a fit needs {need} affinely independent measured points: " + "; ".join(notes)
 
 
 def current_fit(state: State) -> FitRecord | None:

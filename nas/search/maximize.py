@@ -1,4 +1,14 @@
-"""Hierarchical quasi-Monte-Carlo maximisation of the spline (DESIGN section 1)."""
+"""Maximising the spline: hierarchical quasi-Monte Carlo, local polish, lattice search.
+
+The hierarchical search of DESIGN section 1 (:func:`sample`) shrinks its box
+around one incumbent per level, so it settles in one basin and, where the
+maximum sits on several bounds at once, often in the wrong corner of it.
+Two further stages make the result the argmax to the accuracy the proposals
+need: the best few well-separated candidates are polished by bounded
+L-BFGS-B with the spline's analytic gradient (:func:`polish`), and the
+polished points are moved to the best legal point of their integer
+neighbourhood (:func:`climb`).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +19,18 @@ import numpy as np
 DEFAULT_SAMPLES = 4096
 DEFAULT_LEVELS = 30
 DEFAULT_BUDGET = 2**17
+#: Candidates polished locally, chosen best first and at least ``START_SEPARATION``
+#: (unit box, times sqrt(d)) apart so that several basins are tried.
+DEFAULT_STARTS = 8
+START_SEPARATION = 0.05
+#: Steps of the integer-neighbourhood search (each moves to a strictly better point).
+CLIMB_STEPS = 64
 
 
 Objective = Callable[[np.ndarray], np.ndarray]
+Gradient = Callable[[np.ndarray], np.ndarray]
+#: Legal unit points around a unit point (:meth:`nas.search.space.SearchSpace.lattice_neighbours`).
+Neighbours = Callable[[np.ndarray], np.ndarray]
 
 
 def sample(
@@ -80,12 +99,17 @@ def maximize(
     *,
     seed: int | np.random.Generator,
     extra_points: np.ndarray | None = None,
+    gradient: Gradient | None = None,
+    n_starts: int = DEFAULT_STARTS,
     n_samples: int = DEFAULT_SAMPLES,
     shrink: float = 0.5,
     max_levels: int = DEFAULT_LEVELS,
     budget: int = DEFAULT_BUDGET,
 ) -> tuple[np.ndarray, float]:
-    """Maximise a vectorised ``f: (M, d) -> (M,)`` over [0, 1]^d; see :func:`sample`.
+    """Maximise a vectorised ``f: (M, d) -> (M,)`` over [0, 1]^d.
+
+    :func:`sample`, then, given the ``gradient``, :func:`polish` from the
+    ``n_starts`` best separated samples.
 
     Returns
     -------
@@ -102,8 +126,78 @@ def maximize(
         max_levels=max_levels,
         budget=budget,
     )
+    if gradient is not None and n_starts > 0:
+        px, pfx = polish(f, gradient, x[separated_best(x, fx, n_starts)])
+        x, fx = np.vstack([x, px]), np.concatenate([fx, pfx])
     i = int(np.argmax(fx))
     return x[i].copy(), float(fx[i])
+
+
+def separated_best(x: np.ndarray, fx: np.ndarray, k: int) -> np.ndarray:
+    """Indices of up to ``k`` best points, each ``START_SEPARATION * sqrt(d)`` from the others.
+
+    The refinement levels pile thousands of samples around one incumbent;
+    spreading the starts tries the next-best basins too.
+    """
+    radius2 = START_SEPARATION**2 * x.shape[1]
+    order = np.argsort(-fx, kind="stable")
+    ranked = x[order]
+    alive = np.ones(len(order), dtype=bool)
+    chosen: list[int] = []
+    while len(chosen) < k and alive.any():
+        head = int(np.argmax(alive))
+        chosen.append(int(order[head]))
+        diff = ranked - ranked[head]
+        alive &= np.einsum("ij,ij->i", diff, diff) >= radius2
+    return np.array(chosen, dtype=int)
+
+
+def polish(
+    f: Objective, gradient: Gradient, starts: np.ndarray, max_iter: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounded L-BFGS-B ascent of ``f`` in [0, 1]^d from each start; the end points and values.
+
+    A polished point is never worse than its start (the start is kept when
+    the optimiser stops early on a worse one).
+    """
+    from scipy.optimize import minimize  # deferred like scipy.stats: slow to import
+
+    d = starts.shape[1]
+    out = np.array(starts, dtype=np.float64, copy=True)
+    for row, x0 in enumerate(starts):
+        result = minimize(
+            lambda x: -float(f(x)),
+            x0,
+            jac=lambda x: -np.asarray(gradient(x), dtype=np.float64),
+            method="L-BFGS-B",
+            bounds=[(0.0, 1.0)] * d,
+            options={"maxiter": max_iter},
+        )
+        end = np.clip(result.x, 0.0, 1.0)
+        if float(f(end)) > float(f(x0)):
+            out[row] = end
+    return out, np.asarray(f(out), dtype=np.float64)
+
+
+def climb(f: Objective, x: np.ndarray, neighbours: Neighbours) -> tuple[np.ndarray, float]:
+    """The best legal point reached from unit point ``x`` by moving to better lattice neighbours.
+
+    The first step picks the best of the legal points around ``x`` (every
+    rounding of its integer coordinates); each further step moves to the
+    best neighbour of the current legal point while that is strictly better.
+    """
+    candidates = neighbours(x)
+    values = np.asarray(f(candidates), dtype=np.float64)
+    i = int(np.argmax(values))
+    best, f_best = candidates[i], float(values[i])
+    for _ in range(CLIMB_STEPS):
+        candidates = neighbours(best)
+        values = np.asarray(f(candidates), dtype=np.float64)
+        i = int(np.argmax(values))
+        if not values[i] > f_best + 4.0 * np.spacing(abs(f_best)):
+            break
+        best, f_best = candidates[i], float(values[i])
+    return best, f_best
 
 
 def _check_search_args(d: int, n_samples: int, shrink: float, max_levels: int, budget: int) -> None:
@@ -117,3 +211,34 @@ def _check_search_args(d: int, n_samples: int, shrink: float, max_levels: int, b
         raise ValueError(f"max_levels must be >= 0, got {max_levels}")
     if budget < n_samples:
         raise ValueError(f"budget = {budget} must be at least n_samples = {n_samples}")
+
+
+def legal_maxima(
+    spline: Objective,
+    d: int,
+    *,
+    gradient: Gradient,
+    support: np.ndarray,
+    snap: Callable[[np.ndarray], np.ndarray],
+    neighbours: Neighbours | None,
+    seed: int | np.random.Generator,
+    n_samples: int = DEFAULT_SAMPLES,
+    n_starts: int = DEFAULT_STARTS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three stages for a spline on a lattice of legal points.
+
+    Returns the hierarchical samples with their values, and legal unit
+    points: each polished maximum climbed to the best legal point of its
+    integer neighbourhood, followed by that point's neighbours (the next
+    candidates when it is already measured). Without ``neighbours`` the
+    polished points are only snapped.
+    """
+    x, fx = sample(spline, d, seed=seed, extra_points=support, n_samples=n_samples)
+    polished, _ = polish(spline, gradient, x[separated_best(x, fx, n_starts)])
+    if neighbours is None:
+        return x, fx, snap(polished)
+    legal = []
+    for start in polished:
+        best, _ = climb(spline, start, neighbours)
+        legal += [best[None, :], neighbours(best)]
+    return x, fx, np.vstack(legal)

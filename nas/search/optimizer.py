@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from nas.search.maximize import maximize
 from nas.search.propose import Candidate, propose
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline, SplineError
-from nas.search.strategies import STRATEGIES, Strategy
+from nas.search.strategies import STRATEGIES, Strategy, spline_maxima
 
 GOALS = {"maximize": 1.0, "minimize": -1.0}
 
@@ -43,6 +42,10 @@ class FitSummary:
     loo_rmse: float
     argmax: Params
     predicted_max: float
+    #: Largest smoothing any category's spline used (above the configured one when the
+    #: exact system was ill-conditioned; ``warnings`` then says where and why).
+    smoothing: float = 0.0
+    warnings: tuple[str, ...] = ()
     splines: Mapping[tuple[Value, ...], PolyharmonicSpline] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -214,12 +217,15 @@ class SplineOptimizer:
     def fit(self) -> FitSummary | None:
         """Fit one spline per category that can be fitted; None while none can.
 
-        A category is fitted once all its initial-design points are told and
-        it has d+1 affinely independent measurements.
+        A category is fitted as soon as its measurements determine a spline:
+        d+1 affinely independent points. Whether they are the initial design
+        does not matter (the design is only what :meth:`suggest` asks for
+        first); points measured elsewhere, e.g. in an earlier campaign, are
+        support points like any other.
 
         Raises:
-            SplineError: Measurements of a category make an unstable system;
-                the message names the offending parameters.
+            SplineError: Measurements of a category are singular (duplicates
+                with no smoothing); the message names the offending parameters.
         """
         splines = self._fit_all()
         if not splines:
@@ -227,9 +233,12 @@ class SplineOptimizer:
         maxima = []
         for index, (cat, spline) in enumerate(splines.items()):
             rng = np.random.default_rng([self.seed, index])
-            x, _ = maximize(spline, self.space.d, seed=rng, extra_points=spline.points)
-            params = self.space.from_unit(x, cat)
-            maxima.append((float(spline(self.space.to_unit(params))), index, params))
+            snap = self.space.snap_unit
+            x, fx, legal = spline_maxima(spline, snap, self.space.lattice_neighbours, rng)
+            candidates = np.vstack([legal, snap(x[int(np.argmax(fx))][None, :])])
+            values = spline(candidates)
+            best = int(np.argmax(values))
+            maxima.append((float(values[best]), index, self.space.from_unit(candidates[best], cat)))
         value, _, argmax = max(maxima, key=lambda m: (m[0], -m[1]))
         loo = np.concatenate([spline.loo_errors() for spline in splines.values()])
         return FitSummary(
@@ -237,16 +246,27 @@ class SplineOptimizer:
             loo_rmse=float(np.sqrt(np.mean(loo**2))),
             argmax=argmax,
             predicted_max=self._sign * value,
+            smoothing=max(spline.smoothing_used for spline in splines.values()),
+            warnings=tuple(
+                f"category {cat}: {spline.conditioning}" if cat else spline.conditioning
+                for cat, spline in splines.items()
+                if spline.conditioning
+            ),
             splines=splines,
         )
 
-    def predict(self, params: Mapping[str, Any]) -> float:
-        """Spline prediction at ``params`` in measurement units."""
+    def predict(self, params: Mapping[str, Any], extrapolate: bool = False) -> float:
+        """Spline prediction at ``params`` in measurement units.
+
+        ``params`` are snapped to legal values first; with ``extrapolate``
+        they are used as given, also outside the box.
+        """
         cat = self.space.category_of(params)
         splines = self._fit_all()
         if cat not in splines:
             raise ValueError(f"no spline for category {cat} yet: too few measurements")
-        return self._sign * float(splines[cat](self.space.to_unit(params)))
+        x = self.space.to_unit_unsnapped(params) if extrapolate else self.space.to_unit(params)
+        return self._sign * float(splines[cat](x))
 
     def _fit_all(self) -> dict[tuple[Value, ...], PolyharmonicSpline]:
         if self._splines is None:
@@ -258,17 +278,10 @@ class SplineOptimizer:
         return self._splines
 
     def _support(self) -> dict[tuple[Value, ...], list[Record]]:
-        unmeasured = {
-            self.space.category_of(p)
-            for p in self.space.initial_design()
-            if self.space.key(p) not in self._records
-            and (self.feasible is None or self.feasible(p))
-        }
         support: dict[tuple[Value, ...], list[Record]] = {}
         for record in self._records.values():
-            cat = self.space.category_of(record.params)
-            if math.isfinite(record.value) and cat not in unmeasured:
-                support.setdefault(cat, []).append(record)
+            if math.isfinite(record.value):
+                support.setdefault(self.space.category_of(record.params), []).append(record)
         return support
 
     def _fit_category(

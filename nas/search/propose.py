@@ -50,12 +50,23 @@ class _Walk:
 
     def __init__(self, ranking: Ranking, cell: float) -> None:
         if cell > 0 and len(ranking.points):
-            cells = np.floor(ranking.points / cell)
-            _, first = np.unique(cells, axis=0, return_index=True)
-            keep = np.sort(first)
+            keep = first_of_each_row(np.floor(ranking.points / cell))
             ranking = Ranking(ranking.points[keep], ranking.scores[keep])
         self.ranking = ranking
         self.position = 0
+
+
+def first_of_each_row(a: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each distinct row of ``a``, in order.
+
+    A dict over the rows' bytes: several times faster than ``np.unique(axis=0)``,
+    which sorts the rows lexicographically.
+    """
+    first: dict[bytes, int] = {}
+    rows = np.ascontiguousarray(a)
+    for i, row in enumerate(rows):
+        first.setdefault(row.tobytes(), i)
+    return np.fromiter(first.values(), dtype=int, count=len(first))
 
 
 def propose(
@@ -111,7 +122,11 @@ def propose(
         cat = categories[index]
         rng = np.random.default_rng([seed, index, slot])
         ranking = strategy.rank(
-            current[cat], snap=space.snap_unit, avoid=checker.unit_points(cat), rng=rng
+            current[cat],
+            snap=space.snap_unit,
+            avoid=checker.unit_points(cat),
+            rng=rng,
+            neighbours=space.lattice_neighbours,
         )
         return _Walk(ranking, min_distance / np.sqrt(space.d))
 

@@ -19,6 +19,9 @@ from typing import Any
 import numpy as np
 
 DIM_TYPES = ("int", "float", "categorical")
+#: Above this many combinations of roundings, :meth:`SearchSpace.lattice_neighbours`
+#: varies one integer coordinate at a time.
+MAX_ROUNDINGS = 1024
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 Value = int | float | str
@@ -169,6 +172,44 @@ class SearchSpace:
         values = np.array([float(params[dim.name]) for dim in self.numeric])
         return self._assemble(self._snap_values(values), self._category(params))
 
+    def snap_report(self, params: Mapping[str, Any]) -> tuple[Params, list[str], list[str]]:
+        """The snapped parameters and what snapping changed, for people.
+
+        Returns ``(snapped, notes, outside)``: ``notes`` names every value that
+        changed ("g1=2 stored as 4, the lower bound"), ``outside`` the subset
+        that lay outside the box (callers refuse those unless asked to snap).
+
+        Raises
+        ------
+        SpaceError
+            As :meth:`snap`.
+        """
+        snapped = self.snap(params)
+        notes, outside = [], []
+        for dim in self.numeric:
+            given, stored = float(params[dim.name]), snapped[dim.name]
+            if given == stored:
+                continue
+            if given < dim.low or given > dim.high:
+                bound = "lower" if given < dim.low else "upper"
+                note = f"{dim.name}={params[dim.name]} stored as {stored}, the {bound} bound"
+                outside.append(note)
+            else:
+                note = f"{dim.name}={params[dim.name]} stored as {stored}, the nearest integer"
+            notes.append(note)
+        return snapped, notes, outside
+
+    def to_unit_unsnapped(self, params: Mapping[str, Any]) -> np.ndarray:
+        """Unit-box coordinates (d,) of the numeric values as given: no rounding or clipping.
+
+        Outside [0, 1] where ``params`` leave the box (extrapolation).
+        """
+        self.snap(params)  # validates keys, types and choices
+        values = np.array([float(params[dim.name]) for dim in self.numeric])
+        if np.any(self._is_log & (values <= 0)):
+            raise SpaceError("a log-scale dimension needs a positive value")
+        return self._values_to_unit(values)
+
     def _check_keys(self, params: Mapping[str, Any]) -> None:
         missing = [name for name in self.names if name not in params]
         unknown = sorted(str(key) for key in params if key not in self.names)
@@ -234,6 +275,35 @@ class SearchSpace:
         """Vectorised snapping of unit-box points (M, d) to the unit coordinates of legal values."""
         values = self._unit_to_values(np.asarray(x, dtype=np.float64))
         return self._values_to_unit(self._snap_values(values))
+
+    def lattice_neighbours(self, x: np.ndarray) -> np.ndarray:
+        """Legal unit points around unit point ``x`` (d,), as (M, d); ``x`` snapped is among them.
+
+        Each integer coordinate takes its value rounded down and up, or, where
+        it is integral already, one step down, itself and one step up (within
+        the bounds); float coordinates keep their value. All combinations are
+        returned when there are at most ``MAX_ROUNDINGS``, else the rounded
+        point with one coordinate changed at a time.
+        """
+        values = self._unit_to_values(np.asarray(x, dtype=np.float64).reshape(1, self.d))[0]
+        base = self._snap_values(values)
+        options = []
+        for k in np.flatnonzero(self._is_int):
+            dim = self.numeric[k]
+            value = values[k]
+            if abs(value - round(value)) <= 1e-9 * max(1.0, abs(value)):
+                value = round(value)  # integral up to the unit-box round trip
+            low, high = math.floor(value), math.ceil(value)
+            steps = {low, high} if low != high else {low - 1, low, low + 1}
+            options.append((k, sorted(v for v in steps if dim.low <= v <= dim.high)))
+        if math.prod(len(opts) for _, opts in options) <= MAX_ROUNDINGS:
+            rows = np.repeat(base[None, :], 1, axis=0)
+            for k, opts in options:
+                rows = np.repeat(rows, len(opts), axis=0)
+                rows[:, k] = np.tile(opts, len(rows) // len(opts))
+        else:
+            rows = [base] + [_replaced(base, k, v) for k, opts in options for v in opts]
+        return self._values_to_unit(np.asarray(rows, dtype=np.float64))
 
     def unit_distance(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
         """Euclidean distance in the unit box; infinite between different categories."""
@@ -332,6 +402,12 @@ class SearchSpace:
             fields["choices"] = tuple(fields.get("choices", ()))
             dims.append(Dim(**fields))
         return cls(dims)
+
+
+def _replaced(values: np.ndarray, k: int, value: float) -> np.ndarray:
+    out = values.copy()
+    out[k] = value
+    return out
 
 
 def _forward(dim: Dim, value: float) -> float:

@@ -4,8 +4,10 @@ The surrogate of the search: it interpolates the measured (architecture ->
 metric) points in the unit box. Build, solve and evaluate are separate
 functions over arrays; :class:`PolyharmonicSpline` only ties them together.
 The function is the one of ``scipy.interpolate.RBFInterpolator(kernel="cubic",
-degree=1, smoothing=...)``; the differences are a rank-revealing solve that
-refuses unstable systems and a faster chunked evaluation.
+degree=1, smoothing=...)``; the differences are a rank-revealing solve in
+scaled coordinates (so the rank test does not depend on the units of the
+data), the least extra smoothing that makes an ill-conditioned system stable
+instead of a refusal, an analytic gradient and a faster chunked evaluation.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ RANK_RTOL_FACTOR = 1.0
 #: Largest accepted residual max|A z - b| relative to max|b|. Above it the solution
 #: does not reproduce the data to the accuracy the caller relies on.
 RESIDUAL_RTOL = 1e-8
+
+#: Smoothing ladder tried when the exact system is ill-conditioned, relative to the
+#: largest kernel entry of the scaled system: the first stable rung is used.
+SMOOTHING_LADDER = tuple(10.0**k for k in range(-14, -1))
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -91,7 +97,8 @@ def _check_duplicates(x: np.ndarray) -> None:
 
 def _check_affine_span(x: np.ndarray) -> None:
     n, d = x.shape
-    centred = x - x.mean(axis=0)
+    span = np.ptp(x, axis=0)
+    centred = (x - x.mean(axis=0)) / np.where(span > 0.0, span, 1.0)  # units do not matter
     sv = np.linalg.svd(centred, compute_uv=False)
     tol = max(n, d) * _EPS * (sv[0] if sv.size else 0.0)
     rank = int(np.count_nonzero(sv > tol))
@@ -106,7 +113,7 @@ def _check_affine_span(x: np.ndarray) -> None:
 
 
 def polynomial_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Shift and scale that map the support bounding box to [-1, 1]^d (conditioning)."""
+    """Centre and half-widths of the support bounding box (1 where a width is 0)."""
     lo, hi = points.min(axis=0), points.max(axis=0)
     scale = (hi - lo) / 2.0
     scale[scale == 0.0] = 1.0
@@ -120,19 +127,22 @@ def pairwise_distances(points: np.ndarray) -> np.ndarray:
 
 
 def build_system(
-    points: np.ndarray, values: np.ndarray, smoothing: float, shift: np.ndarray, scale: np.ndarray
+    points: np.ndarray, values: np.ndarray, smoothing: float, scale: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Augmented system A z = b of the smoothed cubic spline.
+    """Augmented system A z = b of the smoothed cubic spline in centred coordinates.
 
-    ``A = [[Phi + lambda I, P], [P^T, 0]]`` with ``Phi_ij = |x_i - x_j|^3`` and
-    ``P = [1, (x - shift) / scale]``; ``b = [y; 0]``. Distances are computed
-    exactly here (no expansion trick): N is small and the diagonal must be 0.
+    ``A = [[Phi + lambda I, P], [P^T, 0]]`` with ``Phi_ij = |v_i - v_j|^3`` and
+    ``P = [1, v / scale]``; ``b = [y; 0]``. ``points`` (v) are centred on their
+    bounding box and divided by its largest half-width, so the kernel block
+    and the tail block have comparable sizes whatever the units. Distances are
+    computed exactly here (no expansion trick): N is small and the diagonal
+    must be 0.
     """
     n, d = points.shape
     a = np.zeros((n + d + 1, n + d + 1))
     a[:n, :n] = pairwise_distances(points) ** 3 + smoothing * np.eye(n)
     a[:n, n] = 1.0
-    a[:n, n + 1 :] = (points - shift) / scale
+    a[:n, n + 1 :] = points / scale
     a[n:, :n] = a[:n, n:].T
     b = np.zeros(n + d + 1)
     b[:n] = values
@@ -160,43 +170,71 @@ class Factorization:
         return np.diag(self.solve(np.eye(self.r.shape[0])))
 
 
-def solve_system(
-    a: np.ndarray, b: np.ndarray, points: np.ndarray
-) -> tuple[np.ndarray, Factorization]:
-    """Solve the augmented system and verify it.
+def solve_system(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Factorization] | str:
+    """Solve the augmented system and verify it; a string says why it is unstable.
 
-    Raises
-    ------
-    SplineError
-        When the factorization is rank deficient or the residual
-        ``max|A z - b|`` exceeds ``RESIDUAL_RTOL * max|b|``; the message and
-        ``indices`` name the closest pair of support points.
+    Unstable means a rank-deficient factorization or a residual
+    ``max|A z - b|`` above ``RESIDUAL_RTOL * max|b|``.
     """
     fact = Factorization(a)
     n_total = a.shape[0]
     if fact.rank < n_total:
-        _raise_unstable(points, f"the system is rank deficient ({fact.rank}/{n_total})")
+        return f"the system is rank deficient ({fact.rank}/{n_total})"
     z = fact.solve(b)
     residual = float(np.max(np.abs(a @ z - b)))
     limit = RESIDUAL_RTOL * float(np.max(np.abs(b)))
     if not residual <= limit:
-        _raise_unstable(
-            points, f"the solution misses the data by {residual:.3g} (tolerance {limit:.3g})"
-        )
+        return f"the solution misses the data by {residual:.3g} (tolerance {limit:.3g})"
     return z, fact
 
 
-def _raise_unstable(points: np.ndarray, reason: str) -> None:
+def solve_stable(
+    points: np.ndarray, values: np.ndarray, smoothing: float, scale: np.ndarray
+) -> tuple[np.ndarray, Factorization, float, str]:
+    """Solve with ``smoothing``, else with the least rung of the ladder that is stable.
+
+    ``points`` are in the scaled frame of :func:`build_system`. Returns the
+    solution, its factorization, the smoothing used and, when it exceeds the
+    one asked for, a note for people that names the closest pair of points.
+
+    Raises
+    ------
+    SplineError
+        When no rung is stable (not seen on data that passed :func:`validate`).
+    """
+    a, b = build_system(points, values, smoothing, scale)
+    solved = solve_system(a, b)
+    if not isinstance(solved, str):
+        return (*solved, smoothing, "")
+    why = solved
+    unit = max(float(np.max(np.abs(a[: len(points), : len(points)]))), _EPS)
+    for rung in SMOOTHING_LADDER:
+        lam = smoothing + rung * unit
+        a, b = build_system(points, values, lam, scale)
+        solved = solve_system(a, b)
+        if not isinstance(solved, str):
+            i, j, dist = closest_pair(points)
+            note = (
+                f"exact interpolation is ill-conditioned ({why}; closest support points "
+                f"{i} and {j}); smoothed with {rung:.0e} of the kernel scale"
+            )
+            return (*solved, lam, note)
+    i, j, dist = closest_pair(points)
+    raise SplineError(
+        f"unstable spline system: {why}, even with smoothing; closest support points are "
+        f"{i} and {j} at distance {dist:.3g} (scaled)",
+        (i, j),
+    )
+
+
+def closest_pair(points: np.ndarray) -> tuple[int, int, float]:
+    """Indices (i < j) and distance of the two support points closest to each other."""
     n = points.shape[0]
     dist = pairwise_distances(points)
     dist[np.diag_indices(n)] = np.inf
     i, j = np.unravel_index(int(np.argmin(dist)), dist.shape)
     i, j = sorted((int(i), int(j)))
-    raise SplineError(
-        f"unstable spline system: {reason}; closest support points are {i} and {j} "
-        f"at distance {dist[i, j]:.3g}",
-        (i, j),
-    )
+    return i, j, float(dist[i, j])
 
 
 def evaluate(
@@ -265,7 +303,10 @@ class PolyharmonicSpline:
     positive definite of order 2, hence the system is uniquely solvable
     whenever the points are distinct (or ``lambda > 0``) and contain d+1
     affinely independent points (P has full column rank) [1]_. The solve
-    uses a pivoting Householder QR and verifies its residual.
+    uses a pivoting Householder QR on coordinates scaled to the support's
+    bounding box and verifies its residual; where the exact system is
+    numerically unstable, the least smoothing of ``SMOOTHING_LADDER`` that
+    is stable is used instead (``smoothing_used``, ``conditioning``).
 
     Parameters
     ----------
@@ -279,7 +320,8 @@ class PolyharmonicSpline:
     Raises
     ------
     SplineError
-        Invalid input or an unstable / singular system; ``indices`` names the
+        Invalid input or singular data (duplicates without smoothing, fewer
+        than d+1 affinely independent points); ``indices`` names the
         offending points.
 
     References
@@ -290,25 +332,34 @@ class PolyharmonicSpline:
 
     def __init__(self, points: np.ndarray, values: np.ndarray, smoothing: float = 0.0) -> None:
         self.points, self.values, self.smoothing = validate(points, values, smoothing)
-        self._shift, self._scale = polynomial_frame(self.points)
-        a, b = build_system(self.points, self.values, self.smoothing, self._shift, self._scale)
-        z, self._factorization = solve_system(a, b, self.points)
+        self._shift, half = polynomial_frame(self.points)
+        #: Coordinates are divided by this (the largest half-width) before solving.
+        self._radius = float(half.max())
+        self._poly_scale = half / self._radius
+        self._centred = (self.points - self._shift) / self._radius
+        cube = self._radius**3  # Phi scales with the cube of the coordinates, and so must lambda
+        z, self._factorization, used, self.conditioning = solve_stable(
+            self._centred, self.values, self.smoothing / cube, self._poly_scale
+        )
+        #: The smoothing actually used, in the caller's units (> ``smoothing`` when the
+        #: exact system was ill-conditioned; ``conditioning`` then says why).
+        self.smoothing_used: float = used * cube
         n = self.points.shape[0]
-        self.coefficients: np.ndarray = z[:n]
-        tail = z[n + 1 :] / self._scale
+        self._weights = z[:n]
+        self._tail_constant = float(z[n])
+        self._tail_linear = z[n + 1 :] / self._poly_scale
+        #: Kernel coefficients c_j in the caller's coordinates.
+        self.coefficients: np.ndarray = self._weights / cube
+        tail = z[n + 1 :] / half
         #: Linear tail in the original coordinates: p(x) = poly[0] + poly[1:] . x
         self.poly: np.ndarray = np.concatenate(([z[n] - tail @ self._shift], tail))
-        self._centred = self.points - self._shift
-        self._tail_constant = float(z[n])
-        self._tail_linear = tail
 
     @property
     def d(self) -> int:
         """Number of dimensions."""
         return int(self.points.shape[1])
 
-    def __call__(self, x: np.ndarray, memory_budget: int = MEMORY_BUDGET) -> np.ndarray:
-        """Evaluate s at ``x`` of shape (M, d), or (d,) for a single point (returns a scalar array)."""
+    def _frame(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
         arr = np.asarray(x, dtype=np.float64)
         single = arr.ndim == 1
         if single:
@@ -317,15 +368,33 @@ class PolyharmonicSpline:
             raise ValueError(
                 f"expected points of shape (M, {self.d}) or ({self.d},), got {arr.shape}"
             )
+        return (arr - self._shift) / self._radius, single
+
+    def __call__(self, x: np.ndarray, memory_budget: int = MEMORY_BUDGET) -> np.ndarray:
+        """Evaluate s at ``x`` of shape (M, d), or (d,) for a single point (returns a scalar array)."""
+        v, single = self._frame(x)
         out = evaluate(
-            arr - self._shift,
+            v,
             self._centred,
-            self.coefficients,
+            self._weights,
             self._tail_linear,
             self._tail_constant,
             memory_budget,
         )
         return out[0] if single else out
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        """Gradient of s at ``x`` (M, d) or (d,): ``sum_j 3 c_j |x - x_j| (x - x_j)`` plus the tail.
+
+        Exact and cheap (one pass over the N centres per point), which is what
+        lets a local optimiser polish the argmax.
+        """
+        v, single = self._frame(x)
+        diff = v[:, None, :] - self._centred[None, :, :]
+        r = np.sqrt(np.einsum("mnk,mnk->mn", diff, diff))
+        grad = 3.0 * np.einsum("mn,mnk->mk", r * self._weights, diff) + self._tail_linear
+        grad /= self._radius
+        return grad[0] if single else grad
 
     def loo_errors(self) -> np.ndarray:
         """Leave-one-out errors ``y_i - s^{(-i)}(x_i)`` by Rippa's formula ``c_i / (A^{-1})_ii``.
@@ -338,7 +407,7 @@ class PolyharmonicSpline:
         scale = np.max(np.abs(self._factorization.r[0, 0]))
         ok = np.abs(denom) * scale > n * _EPS * 1e3
         out = np.full(n, np.nan)
-        out[ok] = self.coefficients[ok] / denom[ok]
+        out[ok] = self._weights[ok] / denom[ok]
         return out
 
     @property

@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from nas.search.maximize import sample
+from nas.search.maximize import Neighbours, legal_maxima
 from nas.search.spline import PolyharmonicSpline
 
 Snap = Callable[[np.ndarray], np.ndarray]
@@ -42,30 +42,62 @@ class Strategy(Protocol):
     ``spline`` is fitted to the measured (and, within a batch, fantasy)
     points, ``avoid`` holds the unit points of this category that are
     pending, failed or already proposed, ``snap`` maps unit points to legal
-    ones. Scores must be comparable across categories (higher is better).
+    ones and ``neighbours`` gives the legal points around a unit point
+    (:meth:`nas.search.space.SearchSpace.lattice_neighbours`). Scores must be
+    comparable across categories (higher is better).
     """
 
     def rank(
-        self, spline: PolyharmonicSpline, *, snap: Snap, avoid: np.ndarray, rng: np.random.Generator
+        self,
+        spline: PolyharmonicSpline,
+        *,
+        snap: Snap,
+        avoid: np.ndarray,
+        rng: np.random.Generator,
+        neighbours: Neighbours | None = None,
     ) -> Ranking: ...
 
 
+def spline_maxima(
+    spline: PolyharmonicSpline,
+    snap: Snap,
+    neighbours: Neighbours | None,
+    rng: np.random.Generator,
+    n_samples: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples of the search for max s with their values, and the best legal points it found."""
+    extra = {} if n_samples is None else {"n_samples": n_samples}
+    return legal_maxima(
+        spline,
+        spline.d,
+        gradient=spline.gradient,
+        support=spline.points,
+        snap=snap,
+        neighbours=neighbours,
+        seed=rng,
+        **extra,
+    )
+
+
 class PaperStrategy:
-    """Algorithm 1: the snapped argmax of s first, then every other sampled point by s."""
+    """Algorithm 1: every legal candidate of the search for max s, ranked by s.
+
+    The head is the legal argmax of s: hierarchical samples, polished and
+    moved to the best point of their integer neighbourhood.
+    """
 
     def rank(
-        self, spline: PolyharmonicSpline, *, snap: Snap, avoid: np.ndarray, rng: np.random.Generator
+        self,
+        spline: PolyharmonicSpline,
+        *,
+        snap: Snap,
+        avoid: np.ndarray,
+        rng: np.random.Generator,
+        neighbours: Neighbours | None = None,
     ) -> Ranking:
-        x, fx = sample(spline, spline.d, seed=rng, extra_points=spline.points)
-        order = np.argsort(-fx, kind="stable")
-        legal = snap(x[order])
-        unique, first_seen = np.unique(legal, axis=0, return_index=True)
-        scores = spline(unique)
-        head = int(np.argmin(first_seen))
-        rest = np.delete(np.arange(len(unique)), head)
-        rest = rest[np.argsort(-scores[rest], kind="stable")]
-        ranked = np.concatenate(([head], rest))
-        return Ranking(unique[ranked], scores[ranked])
+        x, fx, legal = spline_maxima(spline, snap, neighbours, rng)
+        candidates = np.vstack([legal, snap(x)])  # repeats are thinned by the walk
+        return _by_score(candidates, spline(candidates))
 
 
 #: Merit weights on the spline value in exploration steps; the rest goes to distance.
@@ -114,7 +146,13 @@ class DefaultStrategy:
             raise ValueError(f"gain_rtol must be in [0, 1), got {self.gain_rtol}")
 
     def rank(
-        self, spline: PolyharmonicSpline, *, snap: Snap, avoid: np.ndarray, rng: np.random.Generator
+        self,
+        spline: PolyharmonicSpline,
+        *,
+        snap: Snap,
+        avoid: np.ndarray,
+        rng: np.random.Generator,
+        neighbours: Neighbours | None = None,
     ) -> Ranking:
         """Candidates best first; measured and avoided points excluded.
 
@@ -128,7 +166,8 @@ class DefaultStrategy:
         d = points.shape[1]
         sigma = self.radius(values, d)
         local = snap(perturb(points[int(np.argmax(values))], sigma, self.n_local, rng))
-        wide = snap(np.vstack([rng.random((self.n_global, d)), self.near_argmax(spline, rng)]))
+        near = self.near_argmax(spline, rng, snap, neighbours)
+        wide = np.vstack([snap(rng.random((self.n_global, d))), near])
         existing = np.vstack([points, np.asarray(avoid, dtype=np.float64).reshape(-1, d)])
         legal, _ = _fresh(np.vstack([local, wide]), existing)
         s = spline(legal)
@@ -143,12 +182,18 @@ class DefaultStrategy:
             np.vstack([head.points, tail.points]), np.concatenate([head.scores, tail.scores])
         )
 
-    def near_argmax(self, spline: PolyharmonicSpline, rng: np.random.Generator) -> np.ndarray:
-        """The ``n_argmax`` best points of the hierarchical search for max s (Algorithm 1's)."""
+    def near_argmax(
+        self,
+        spline: PolyharmonicSpline,
+        rng: np.random.Generator,
+        snap: Snap,
+        neighbours: Neighbours | None = None,
+    ) -> np.ndarray:
+        """Legal points of the search for max s: its legal maxima, then its ``n_argmax`` best samples."""
         if self.n_argmax == 0:
             return np.empty((0, spline.d))
-        x, fx = sample(spline, spline.d, seed=rng, extra_points=spline.points, n_samples=1024)
-        return x[np.argsort(-fx, kind="stable")[: self.n_argmax]]
+        x, fx, legal = spline_maxima(spline, snap, neighbours, rng, n_samples=1024)
+        return np.vstack([legal, snap(x[np.argsort(-fx, kind="stable")[: self.n_argmax]])])
 
     def radius(self, values: np.ndarray, d: int) -> float:
         """Perturbation radius: halved per ``max(4, d)`` non-improving points at the end."""
