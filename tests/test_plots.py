@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from matplotlib.collections import PathCollection
 from matplotlib.image import imread
 
 from nas.commands import plot as plot_command
@@ -161,3 +162,45 @@ def test_command_usage_and_failure(tmp_path):
     )
     StateStore.create(tmp_path / "empty.h5", experiment).close()
     assert run_command(["--state", str(tmp_path / "empty.h5"), "--out", str(tmp_path / "o")]) == 1
+
+
+def test_projection_panels_share_one_colour_scale_and_integer_ticks(tmp_path):
+    state = make_state(tmp_path, ["g1", "phi", "d1"], proposal={"g1": 40, "phi": 1.1, "d1": 2})
+    data = plots.search_data(StateStore.read(state))
+    fig = plots.plot_projections(data, plots.fit_surrogate(data), ())
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(fig.axes) - len(panels) == 1  # one colour bar for every panel
+    levels = {tuple(np.round(c.levels, 9)) for ax in panels for c in ax.collections if
+              hasattr(c, "levels") and c.get_array() is not None and len(c.levels) == 21}  # fmt: skip
+    assert len(levels) == 1  # the filled sheets use the same levels
+    fig.canvas.draw()
+    d1_axis = panels[1].yaxis  # g1 vs phi, then phi vs d1: d1 is an integer dimension
+    ticks = [t for t in d1_axis.get_ticklocs() if 1 <= t <= 4]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    scatters = [c for ax in panels for c in ax.collections if isinstance(c, PathCollection)]
+    assert scatters and not any(c.get_clip_on() for c in scatters)  # edge points not cut
+
+
+def test_predicted_vs_measured_shows_error_bars_once_and_whole(tmp_path):
+    state = make_state(tmp_path, ["g1", "d1"], proposal={"g1": 40, "d1": 2})
+    data = plots.search_data(StateStore.read(state))
+    surrogate = plots.fit_surrogate(data)
+    fig = plots.plot_predicted_vs_measured(data, surrogate)
+    (ax,) = fig.axes
+    low, high = ax.get_ylim()
+    proposed = np.isfinite(data.predicted)
+    bar = np.abs(surrogate.loo[proposed])
+    assert (data.predicted[proposed] - bar >= low).all() and (
+        data.predicted[proposed] + bar <= high
+    ).all()
+    bars = [c for c in ax.containers if c.has_yerr]
+    segments = sum(len(b.lines[2][0].get_segments()) for b in bars)
+    assert segments == proposed.sum()  # leave-one-out points carry no bar repeating their offset
+
+
+def test_parallel_coordinates_name_units(tmp_path):
+    state = make_state(tmp_path, ["g1", "phi", "block"])
+    fig = plots.plot_parallel(plots.search_data(StateStore.read(state)))
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels[-1] == "validation top-1 accuracy (%)"
+    assert "log scale" in labels[1] and "(choice)" in labels[2]

@@ -21,12 +21,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from nas.config import parse_experiment
 from nas.record.hdf5 import StateStore
@@ -149,7 +151,7 @@ def axis_label(dim: Dim) -> str:
     """The dimension's name with its unit (and scale where it is logarithmic)."""
     unit = next((u for pattern, u in UNITS if re.match(pattern, dim.name)), None)
     if unit is None:
-        unit = "integer" if dim.type == "int" else "value"
+        unit = {"int": "integer", "categorical": "choice"}.get(dim.type, "value")
     return f"{dim.name} ({unit}{', log scale' if dim.log else ''})"
 
 
@@ -239,9 +241,12 @@ def plot_projections(data: SearchData, surrogate: Surrogate, category: tuple[Val
     rows = math.ceil(len(pairs) / cols)
     fig = Figure(figsize=(5.2 * cols, 4.3 * rows), dpi=DPI, layout="constrained")
     norm = Normalize(*_value_range(data, surrogate, category))
+    axes = []
     for n, pair in enumerate(pairs):
-        ax = fig.add_subplot(rows, cols, n + 1)
-        _draw_pair(ax, data, spline, center, pair, members, norm, sign)
+        axes.append(fig.add_subplot(rows, cols, n + 1))
+        _draw_pair(axes[-1], data, spline, center, pair, members, norm, sign)
+    # one scale for every panel, so equal colours mean equal values across them
+    fig.colorbar(ScalarMappable(norm, COLORMAP), ax=axes, label=metric_label(data.metric))
     where = ", ".join(f"{dim.name}={center[dim.name]}" for dim in space.numeric)
     title = f"Spline surrogate through the best measured point\n{where}"
     if category:
@@ -287,27 +292,36 @@ def _draw_pair(
     if i == j:
         ax.plot(xs, z, color="tab:blue", label="spline")
         ax.scatter(px, pv, c=pv, cmap=COLORMAP, norm=norm, edgecolors="k", zorder=3,
-                   label="measured")  # fmt: skip
+                   clip_on=False, label="measured")  # fmt: skip
         ax.set_ylabel(metric_label(data.metric))
         ax.legend(loc="best")
-        ax.figure.colorbar(ScalarMappable(norm, COLORMAP), ax=ax, label=metric_label(data.metric))
     else:
         dy = space.numeric[j]
         py = np.array([data.params[k][dy.name] for k in members], dtype=float)
-        sheet = ax.contourf(xs, ys, z, levels=20, cmap=COLORMAP, norm=norm)
-        ax.contour(xs, ys, z, levels=10, colors="k", linewidths=0.4, alpha=0.5)
-        ax.scatter(px, py, c=pv, cmap=COLORMAP, norm=norm, edgecolors="w", s=40, zorder=3)
+        levels = np.linspace(norm.vmin, norm.vmax, 21)  # the same levels in every panel
+        ax.contourf(xs, ys, z, levels=levels, cmap=COLORMAP, norm=norm, extend="both")
+        ax.contour(xs, ys, z, levels=levels[::2], colors="k", linewidths=0.4, alpha=0.5)
+        ax.scatter(px, py, c=pv, cmap=COLORMAP, norm=norm, edgecolors="w", s=40, zorder=3,
+                   clip_on=False)  # fmt: skip
         ax.plot(center[dx.name], center[dy.name], marker="*", color="red", markersize=16,
-                markeredgecolor="k", linestyle="none", zorder=4, label="best")  # fmt: skip
-        ax.figure.colorbar(sheet, ax=ax, label=metric_label(data.metric))
+                markeredgecolor="k", linestyle="none", zorder=4, clip_on=False,
+                label="best")  # fmt: skip
         ax.set_ylabel(axis_label(dy))
+        _integer_ticks(ax.yaxis, dy)
         if dy.log:
             ax.set_yscale("log")
         ax.legend(loc="upper right", fontsize="small")
     if dx.log:
         ax.set_xscale("log")
+    _integer_ticks(ax.xaxis, dx)
     ax.set_xlabel(axis_label(dx))
     ax.set_title(f"{dx.name} vs {space.numeric[j].name}" if i != j else f"along {dx.name}")
+
+
+def _integer_ticks(axis: Any, dim: Dim) -> None:
+    """An integer dimension has no value 1.25: tick it at integers only."""
+    if dim.type == "int" and not dim.log:
+        axis.set_major_locator(MaxNLocator(integer=True))
 
 
 # --------------------------------------------------------------------------- other views
@@ -316,25 +330,26 @@ def _draw_pair(
 def plot_predicted_vs_measured(data: SearchData, surrogate: Surrogate) -> Figure:
     """Prediction against measurement for every measured point.
 
-    Proposed points show the prediction made when they were proposed; the
-    others (initial design, manual) show their leave-one-out prediction.
-    Error bars are each point's leave-one-out error: how far the spline
-    misses the point when the point is left out of the fit.
+    Proposed points show the prediction made when they were proposed, with
+    the point's leave-one-out error as an error bar (how far the spline
+    misses it when it is left out of the fit). The others (initial design,
+    manual) show their leave-one-out prediction itself: its distance from
+    the diagonal is that error, so it gets no bar that would repeat it.
     """
     loo = surrogate.loo
     proposed = np.isfinite(data.predicted)
     y = np.where(proposed, data.predicted, data.values - loo)
-    err = np.where(np.isfinite(loo), np.abs(loo), 0.0)
+    err = np.where(proposed & np.isfinite(loo), np.abs(loo), 0.0)
     fig = Figure(figsize=(6.4, 5.6), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
-    for mask, marker, label in (
-        (proposed, "o", "predicted when proposed"),
-        (~proposed & np.isfinite(y), "s", "leave-one-out prediction"),
-    ):
-        if mask.any():
-            ax.errorbar(data.values[mask], y[mask], yerr=err[mask], fmt=marker, capsize=3,
-                        label=label)  # fmt: skip
-    shown = np.concatenate([data.values, y[np.isfinite(y)]])
+    if proposed.any():
+        ax.errorbar(data.values[proposed], y[proposed], yerr=err[proposed], fmt="o", capsize=3,
+                    label="predicted when proposed")  # fmt: skip
+    others = ~proposed & np.isfinite(y)
+    if others.any():
+        ax.plot(data.values[others], y[others], "s", label="leave-one-out prediction")
+    reach = np.isfinite(y)
+    shown = np.concatenate([data.values, (y - err)[reach], (y + err)[reach]])  # bars unclipped
     low, high = float(np.min(shown)), float(np.max(shown))
     pad = max(0.05 * (high - low), data.tolerance, 1e-9)
     line = np.array([low - pad, high + pad])
@@ -400,7 +415,7 @@ def plot_parallel(data: SearchData) -> Figure:
     columns.append((data.values - low) / span)
     ticks.append((f"{low:.4g}", f"{high:.4g}"))
     table = np.column_stack(columns)
-    names = [*space.names, data.metric]
+    names = [axis_label(dim) for dim in space.dims] + [metric_label(data.metric)]
     norm = Normalize(low, high if high > low else low + 1.0)
     cmap = ScalarMappable(norm, COLORMAP)
     fig = Figure(figsize=(max(6.0, 1.3 * len(names) + 2.0), 5.0), dpi=DPI, layout="constrained")
@@ -414,7 +429,7 @@ def plot_parallel(data: SearchData) -> Figure:
         ax.axvline(position, color="k", linewidth=0.8)
         ax.text(position, -0.04, lo, ha="center", va="top", fontsize="small")
         ax.text(position, 1.04, hi, ha="center", va="bottom", fontsize="small")
-    ax.set_xticks(x, names)
+    ax.set_xticks(x, names, rotation=15, ha="right")
     ax.tick_params(axis="x", pad=16)
     ax.set_yticks([])
     ax.set_ylim(-0.12, 1.12)
