@@ -41,6 +41,7 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 PROGRESS_FILE = "progress.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+COMPILE_CACHE = "compile-cache"  # torch.compile's caches, kept across segments
 
 
 def run_dir(state_path: str | os.PathLike) -> Path:
