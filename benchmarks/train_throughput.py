@@ -60,7 +60,7 @@ def synthetic_run(args: argparse.Namespace, device: torch.device) -> Run:
     sampler = ResumableSampler(data, 0, 1, seed=0)
     return Run(
         model=module,
-        optimizer=make_optimizer(module, config),
+        optimizer=make_optimizer(module, config, device),
         scaler=torch.amp.GradScaler(
             device.type, enabled=device.type == "cuda" and args.amp == "fp16"
         ),
