@@ -221,6 +221,7 @@ def _status_doc(study: policy.Study, path: Path) -> dict[str, Any]:
         if best is None
         else {"id": best.id, "params": best.params, "value": best.value},
         "converged": study.converged(),
+        "pace": _pace(state, path),
         "tolerance": cfg.tolerance,
         "budget": {
             "max_points": cfg.max_points,
@@ -264,6 +265,27 @@ def _print_status(doc: dict[str, Any], out: TextIO) -> None:
     budget = doc["budget"]
     left = f"{budget['remaining_points']} of {budget['max_points']} points left"
     out.write(f"budget: {budget['exhausted'] or left}\n")
+    if doc["pace"]:
+        from nas.pointdir.result import pace_text
+
+        out.write("training pace (rank 0, steady state):\n")
+        for point_id, pace in doc["pace"].items():
+            out.write(f"  point {point_id}: {pace_text(pace)}\n")
+
+
+def _pace(state: State, path: Path) -> dict[str, dict[str, float]]:
+    """Images/s, data-wait share and device-hours from each measured point's result.json."""
+    from nas.pointdir import layout
+    from nas.pointdir.result import read_pace
+
+    run = layout.run_dir(path)
+    found = {}
+    for point in state.points:
+        if point.value is not None:
+            pace = read_pace(layout.point_dir(run, point.id))
+            if pace:
+                found[str(point.id)] = pace
+    return found
 
 
 @_reported

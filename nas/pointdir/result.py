@@ -166,6 +166,39 @@ class _Schema:
 _SCHEMA_KEYS = tuple(f.name for f in dataclasses.fields(_Schema))
 
 
+def read_pace(directory: str | Path) -> dict[str, float] | None:
+    """The speed figures of ``directory/result.json`` for people, None without a result.
+
+    Lenient on purpose (for ``status`` and ``show``): an unreadable file or a
+    figure the file lacks (written before these fields existed) is left out.
+    """
+    path = Path(directory) / RESULT_FILE
+    if not path.exists():
+        return None
+    try:
+        document = read_json_object(path)
+    except ValueError:
+        return None
+    pace = {}
+    for key in ("images_per_second", "data_wait_share", "device_hours"):
+        value = document.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            pace[key] = float(value)
+    return pace or None
+
+
+def pace_text(pace: dict[str, float]) -> str:
+    """``2480 img/s per rank, data wait 3 %, 12.3 device-h`` (the figures present)."""
+    parts = []
+    if "images_per_second" in pace:
+        parts.append(f"{pace['images_per_second']:.1f} img/s per rank")
+    if "data_wait_share" in pace:
+        parts.append(f"data wait {100.0 * pace['data_wait_share']:.1f} %")
+    if "device_hours" in pace:
+        parts.append(f"{pace['device_hours']:.3g} device-h")
+    return ", ".join(parts)
+
+
 # --------------------------------------------------------------------------- other outcomes
 
 
