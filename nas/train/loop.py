@@ -122,6 +122,7 @@ def train(
         started = time.perf_counter()
         save()
         timer.checkpoint_seconds = time.perf_counter() - started
+        run.meter.skip_pause()
         if segment_epochs is not None and state.epoch - first_epoch >= segment_epochs:
             if state.epoch < run.config.epochs:
                 return f"segment of {segment_epochs} epoch(s) done"

@@ -95,6 +95,11 @@ class StepMeter:
         self._steps += 1
         self._images += images
 
+    def skip_pause(self) -> None:
+        """Leave the time since the last read (a checkpoint save) out of the next window."""
+        if self._steps == 0:
+            self._start = time.perf_counter()
+
     def end_warmup(self) -> float:
         """Close the segment's first step (compile, autotuning, loader start-up) apart.
 
