@@ -305,12 +305,15 @@ def trainer_row(
 
 def cpu_suite(args: argparse.Namespace, scratch: Path) -> list[dict[str, object]]:
     cpu = torch.device("cpu")
-    rows = [
-        model_row(cpu, "resnet50", "resnet", RESNET50, batch=8, steps=args.steps),
-        model_row(cpu, "small resnet", "resnet", SMALL, batch=32, steps=args.steps * 4),
-    ]
-    make_jpeg_tree(scratch / "decode", args.images)
-    rows += data_rows(scratch / "decode", args.rounds, cpu)
+    rows = []
+    if "model" in args.rows:
+        rows.append(model_row(cpu, "resnet50", "resnet", RESNET50, batch=8, steps=args.steps))
+        rows.append(model_row(cpu, "small resnet", "resnet", SMALL, batch=32, steps=args.steps * 4))
+    if "data" in args.rows:
+        make_jpeg_tree(scratch / "decode", args.images)
+        rows += data_rows(scratch / "decode", args.rounds, cpu)
+    if "trainer" not in args.rows:
+        return rows
     make_jpeg_tree(scratch / "jpegs", args.trainer_images)
     workers = max(1, (os.cpu_count() or 2) - 1)
     small = dict(family="resnet", params=SMALL)
@@ -351,56 +354,31 @@ def cpu_suite(args: argparse.Namespace, scratch: Path) -> list[dict[str, object]
     return rows
 
 
+def gpu_model_rows(gpu: torch.device, batch: int, steps: int) -> list[dict[str, object]]:
+    """ResNet-50 fp32, bf16 + channels_last, and compiled; bL-ResNeXt-50 eager and compiled."""
+    amp = {"amp": "bf16", "channels_last": True}
+    resnet = ("resnet50", "resnet", RESNET50)
+    blresnext = ("bl-resnext50", "blresnext", BLRESNEXT50)
+    recipes = [
+        (resnet, {}),
+        (resnet, amp),
+        (resnet, {**amp, "compile": True}),
+        (blresnext, amp),
+        (blresnext, {**amp, "compile": True}),
+    ]
+    return [model_row(gpu, *model, batch=batch, steps=steps, **recipe) for model, recipe in recipes]
+
+
 def gpu_suite(args: argparse.Namespace, scratch: Path) -> list[dict[str, object]]:
     gpu = torch.device("cuda")
-    b = args.gpu_batch
-    rows = [
-        model_row(gpu, "resnet50", "resnet", RESNET50, batch=b, steps=args.steps),
-        model_row(
-            gpu,
-            "resnet50",
-            "resnet",
-            RESNET50,
-            batch=b,
-            steps=args.steps,
-            amp="bf16",
-            channels_last=True,
-        ),
-        model_row(
-            gpu,
-            "resnet50",
-            "resnet",
-            RESNET50,
-            batch=b,
-            steps=args.steps,
-            amp="bf16",
-            channels_last=True,
-            compile=True,
-        ),
-        model_row(
-            gpu,
-            "bl-resnext50",
-            "blresnext",
-            BLRESNEXT50,
-            batch=b,
-            steps=args.steps,
-            amp="bf16",
-            channels_last=True,
-        ),
-        model_row(
-            gpu,
-            "bl-resnext50",
-            "blresnext",
-            BLRESNEXT50,
-            batch=b,
-            steps=args.steps,
-            amp="bf16",
-            channels_last=True,
-            compile=True,
-        ),
-    ]
-    make_jpeg_tree(scratch / "decode", args.images)
-    rows += data_rows(scratch / "decode", args.rounds, gpu)
+    rows = []
+    if "model" in args.rows:
+        rows += gpu_model_rows(gpu, args.gpu_batch, args.steps)
+    if "data" in args.rows:
+        make_jpeg_tree(scratch / "decode", args.images)
+        rows += data_rows(scratch / "decode", args.rounds, gpu)
+    if "trainer" not in args.rows:
+        return rows
     make_jpeg_tree(scratch / "jpegs", args.trainer_images)
     workers = max(1, (os.cpu_count() or 2) - 2)
     for decode in ("cpu", "gpu"):
@@ -411,16 +389,11 @@ def gpu_suite(args: argparse.Namespace, scratch: Path) -> list[dict[str, object]
             workers=workers,
             decode=decode,
         )
-        rows.append(
-            trainer_row(
-                scratch / f"p-{decode}",
-                f"resnet50, synthetic ImageNet-shaped JPEGs, decode {decode}",
-                data,
-                TrainConfig(epochs=4, batch_per_gpu=b, log_every=4, amp="bf16", channels_last=True),
-                family="resnet",
-                params=RESNET50,
-            )
+        train = TrainConfig(
+            epochs=4, batch_per_gpu=args.gpu_batch, log_every=4, amp="bf16", channels_last=True
         )
+        what = f"resnet50, synthetic ImageNet-shaped JPEGs, decode {decode}"
+        rows.append(trainer_row(scratch / f"p-{decode}", what, data, train, "resnet", RESNET50))
     return rows
 
 
@@ -451,6 +424,9 @@ def feed_summary(rows: list[dict[str, object]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument(
+        "--rows", default="model,data,trainer", help="which pipes (default: all three)"
+    )
     parser.add_argument("--steps", type=int, default=4, help="timed model steps (default 4)")
     parser.add_argument("--images", type=int, default=96, help="synthetic JPEGs (default 96)")
     parser.add_argument("--rounds", type=int, default=2, help="passes over them per decoder")
@@ -460,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-batch", type=int, default=256)
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     args = parser.parse_args(argv)
+    args.rows = set(args.rows.split(","))
+    if not args.rows <= {"model", "data", "trainer"}:
+        parser.error(f"--rows: expected model, data or trainer, got {args.rows}")
     if args.suite == "gpu" and not torch.cuda.is_available():
         print("--suite gpu: no CUDA device here", file=sys.stderr)
         return 2

@@ -35,11 +35,6 @@ class Crop:
     def as_tensor(self) -> torch.Tensor:
         return torch.tensor([self.top, self.left, self.height, self.width, int(self.flip)])
 
-    @classmethod
-    def from_tensor(cls, values: torch.Tensor) -> Crop:
-        top, left, height, width, flip = (int(v) for v in values.tolist())
-        return cls(top, left, height, width, bool(flip))
-
 
 def item_generator(seed: int, epoch: int, item: int) -> torch.Generator:
     """A generator that depends on the seed, the epoch and the item only."""

@@ -92,9 +92,12 @@ class ImageItems(Dataset):
         label = int(self.labels[i])
         try:
             source = self.source(i)
+            if self.on_device and isinstance(source, str):
+                with open(source, "rb") as handle:  # one open: the bytes go to the device
+                    source = io.BytesIO(handle.read())
             with Image.open(source) as image:
                 if self.on_device:
-                    return self._for_device(image, source, epoch, i, label)
+                    return self._for_device(image, source.getvalue(), epoch, i, label)
                 picture = image.convert("RGB")
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             log.warning("skipping unreadable image %s: %s", self.name(i), exc)
@@ -104,15 +107,10 @@ class ImageItems(Dataset):
         crop = random_crop(*picture.size, item_generator(self.seed, epoch, i))
         return crop_picture(picture, crop, self.resolution), label
 
-    def _for_device(self, image, source, epoch: int, i: int, label: int) -> tuple[Any, ...]:
+    def _for_device(self, image, raw: bytes, epoch: int, i: int, label: int) -> tuple[Any, ...]:
         """JPEG bytes (or, for other formats, decoded pixels) with the crop box."""
         crop = random_crop(*image.size, item_generator(self.seed, epoch, i))
         if image.format == "JPEG" and image.mode in ("RGB", "L", "CMYK"):
-            if isinstance(source, str):
-                with open(source, "rb") as handle:
-                    raw = handle.read()
-            else:
-                raw = source.getvalue()
             data = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
         else:
             pixels = np.asarray(image.convert("RGB"))
