@@ -51,7 +51,7 @@ BLRESNEXT50 = (
     "w1=64,w2=128,w3=256,w4=512,d1=3,d2=4,d3=6,d4=3,cardinality=32,basewidth=4,alpha=2,beta=4"
 )
 SMALL = "block=basic,c1=16,g1=16,g2=32,g3=64,g4=128,d1=1,d2=1,d3=1,d4=1"
-TINY = "block=basic,c1=4,g1=4,g2=4,g3=4,g4=4,d1=1,d2=1,d3=1,d4=1"  # so small the loader limits
+TINY = "block=basic,c1=4,g1=4,g2=4,g3=4,g4=4,d1=1,d2=1,d3=1,d4=1"  # the loader's share grows
 
 #: NVIDIA DeepLearningExamples, PyTorch ResNet50 v1.5 README, "Training performance results"
 #: (pytorch-21.03 NGC container, batch 256, DALI, real ImageNet), one GPU.
@@ -332,7 +332,7 @@ def cpu_suite(args: argparse.Namespace, scratch: Path) -> list[dict[str, object]
     rows.append(
         trainer_row(
             scratch / "p-tiny",
-            "tiny resnet (loader-bound on purpose), synthetic ImageNet-shaped JPEGs",
+            "tiny resnet (widths 4), synthetic ImageNet-shaped JPEGs",
             image_data,
             TrainConfig(epochs=2, batch_per_gpu=32, log_every=5),
             family="resnet",
