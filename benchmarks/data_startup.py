@@ -6,7 +6,7 @@ code path), then times, each ``--repeats`` times, the best of
 
 * ``ImageFolder(root)``: what every rank would do without an index (scan, sort,
   check extensions), and
-* ``load_index`` + both :class:`~nas.data.dataset.IndexedImages` halves: what
+* ``load_index`` + both :class:`~nas.data.images.IndexedImages` halves: what
   every rank does with the index.
 
 The tree sits on local disk with a warm page cache, the scan's best case; on a
@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 from reporting import print_report
 
-from nas.data.dataset import IndexedImages, image_transforms
+from nas.data.images import IndexedImages
 from nas.data.index import TRAIN, VALIDATION, load_index, scan_tree, write_index
 
 
@@ -70,12 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         write_index(scan_tree(root), index_file)
         build = time.perf_counter() - started
-        train_tf, val_tf = image_transforms(32, None)
 
         def from_index() -> None:
             index = load_index(index_file)
-            IndexedImages(index, TRAIN, train_tf, 32)
-            IndexedImages(index, VALIDATION, val_tf, 32)
+            IndexedImages(index, TRAIN, train=True, resolution=32)
+            IndexedImages(index, VALIDATION, train=False, resolution=32)
 
         scan = best_of(args.repeats, lambda: ImageFolder(str(root)))
         indexed = best_of(args.repeats, from_index)

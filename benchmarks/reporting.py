@@ -1,4 +1,4 @@
-"""Printing a benchmark's one-row report: one JSON document, or aligned lines for people."""
+"""Printing a benchmark's report: one JSON document, aligned lines or a Markdown table for people."""
 
 from __future__ import annotations
 
@@ -19,3 +19,17 @@ def print_report(report: Mapping[str, object], *, as_json: bool, float_format: s
     for key, value in report.items():
         shown = format(value, float_format) if isinstance(value, float) else value
         print(f"{key:>{width}}: {shown}")
+
+
+def print_table(rows: list[Mapping[str, object]], columns: list[str], *, float_format: str) -> None:
+    """Print ``rows`` as a Markdown table of ``columns`` (missing cells empty)."""
+
+    def cell(value: object) -> str:
+        if value is None:
+            return ""
+        return format(value, float_format) if isinstance(value, float) else str(value)
+
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "|".join(" --- " for _ in columns) + "|")
+    for row in rows:
+        print("| " + " | ".join(cell(row.get(name)) for name in columns) + " |")

@@ -278,7 +278,7 @@ class ModelConfig:
 class DataConfig:
     """``[data]``: where images come from and how they are fed."""
 
-    kind: str = _option(kind=str, choices=("digits", "imagefolder"))
+    kind: str = _option(kind=str, choices=("digits", "imagefolder", "shards"))
     root: str | None = _option(None, kind=str, check=_no_newline, optional=True)
     index: str | None = _option(
         None, kind=str, check=_no_newline, optional=True, doc="index file from `data index`"
@@ -286,6 +286,8 @@ class DataConfig:
     resolution: int = _option(224, kind=int, minimum=8)
     val_resize: int | None = _option(None, kind=int, minimum=8, optional=True)
     workers: int = _option(4, kind=int, minimum=0)
+    prefetch: int = _option(2, kind=int, minimum=1, doc="batches in flight per loader worker")
+    decode: str = _option("cpu", kind=str, choices=("cpu", "gpu"), doc="where JPEGs are decoded")
     pin_memory: bool = _option(True, kind=bool)
     max_bad_images: int = _option(100, kind=int, minimum=0)
     imbalance: float = _option(
@@ -307,6 +309,9 @@ class TrainConfig:
     warmup_epochs: float = _option(0.0, kind=float, minimum=0.0)
     amp: str = _option("off", kind=str, choices=("off", "bf16", "fp16"))
     channels_last: bool = _option(False, kind=bool)
+    compile: bool = _option(
+        False, kind=bool, doc="torch.compile the model; compiled code is cached in the point folder"
+    )
     log_every: int = _option(50, kind=int, minimum=1, doc="progress line every N steps")
     max_steps_per_epoch: int | None = _option(None, kind=int, minimum=1, optional=True)
     seed: int = _option(0, kind=int, minimum=0)
@@ -514,6 +519,12 @@ def parse_experiment(text: str, source: str = "<string>") -> Experiment:
     data: DataConfig | None = tables.get("data")
     if data is not None and data.kind == "imagefolder" and not (data.root or data.index):
         raise ConfigError(source, "data", "root", "kind 'imagefolder' needs root or index")
+    if data is not None and data.kind == "shards" and not data.root:
+        raise ConfigError(source, "data", "root", "kind 'shards' needs root (the shard folder)")
+    if data is not None and data.decode == "gpu" and data.kind == "digits":
+        raise ConfigError(
+            source, "data", "decode", "'gpu' needs JPEG files; the digits are in memory"
+        )
     return Experiment(
         source=source,
         text=text,

@@ -45,7 +45,7 @@ def index(tmp_path_factory):
 
 
 def test_subset_is_stratified_by_class_on_the_image_index(index):
-    validation = IndexedImages(index, VALIDATION, transform=None, resolution=8)
+    validation = IndexedImages(index, VALIDATION, train=False, resolution=8)
     labels = dataset_labels(validation)
     sizes = np.bincount(labels)
     for size in (5, 17, 40, len(validation) - 1):

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from nas.commands.main import main
-from nas.data.dataset import BAD_LABEL, IndexedImages, image_transforms
+from nas.data.images import BAD_LABEL, IndexedImages
 from nas.data.index import (
     TRAIN,
     VALIDATION,
@@ -129,10 +129,9 @@ def test_cli_index_failure_and_usage(tmp_path, capsys):
 
 def test_dataset_decodes_images_and_marks_the_corrupt_one(tree, caplog):
     index = scan_tree(tree, seed=0)
-    train_tf, val_tf = image_transforms(16, None)
     seen = {}
-    for part, transform in ((TRAIN, train_tf), (VALIDATION, val_tf)):
-        dataset = IndexedImages(index, part, transform, 16)
+    for part in (TRAIN, VALIDATION):
+        dataset = IndexedImages(index, part, train=part == TRAIN, resolution=16)
         for i in range(len(dataset)):
             image, label = dataset[i]
             assert image.shape == (3, 16, 16)

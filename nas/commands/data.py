@@ -1,4 +1,4 @@
-"""``splinenas data index ROOT --out INDEX.h5``: scan an image tree once for all ranks."""
+"""``splinenas data index|shards``: scan an image tree once for all ranks; pack it into tar shards."""
 
 from __future__ import annotations
 
@@ -31,6 +31,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     index.add_argument("--threads", type=int, default=16, help="parallel scans (default 16)")
     index.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     index.set_defaults(func=run_index)
+    shards = actions.add_parser(
+        "shards",
+        help="pack the images of an index into uncompressed tar shards ([data] kind = 'shards')",
+        description=(
+            "Copy every image of INDEX into tar files of --images-per-shard images each "
+            "(train-NNNNN.tar, validation-NNNNN.tar, shuffled once) and write OUT/shards.h5, "
+            "so that ranks read a few large files instead of millions of small ones."
+        ),
+    )
+    shards.add_argument("index", help="index file from `splinenas data index`")
+    shards.add_argument("--out", required=True, help="empty folder for the shards")
+    shards.add_argument("--root", help="image tree, if it moved since the index was built")
+    shards.add_argument(
+        "--images-per-shard", type=int, default=1024, help="images per tar file (default 1024)"
+    )
+    shards.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    shards.set_defaults(func=run_shards)
 
 
 def progress_printer(out: TextIO, step_percent: int = 10) -> Callable[[int, int, int], None]:
@@ -92,6 +109,35 @@ def run_index(args: argparse.Namespace) -> int:
         f"({summary['train']} training, {summary['validation']} validation); images per "
         f"class min {skew['min']}, median {skew['median']:g}, max {skew['max']}; "
         f"written to {args.out} in {summary['seconds']} s",
+        file=sys.stderr,
+    )
+    if args.json:
+        emit_json(summary)
+    return EXIT_OK
+
+
+def _shard_progress(done: int, total: int) -> None:
+    end = "\n" if done == total else ""
+    sys.stderr.write(f"\rpacked {done}/{total} images{end}")
+    sys.stderr.flush()
+
+
+@reported(_failures)
+def run_shards(args: argparse.Namespace) -> int:
+    from nas.data.index import load_index
+    from nas.data.shards import write_shards
+
+    if args.images_per_shard < 1:
+        raise UsageError(f"--images-per-shard must be at least 1, got {args.images_per_shard}")
+    started = time.perf_counter()
+    index = load_index(args.index, root=args.root)
+    counts = write_shards(
+        index, args.out, images_per_shard=args.images_per_shard, progress=_shard_progress
+    )
+    summary = {"out": args.out, **counts, "seconds": round(time.perf_counter() - started, 3)}
+    print(
+        f"{counts['images']} images ({counts['bytes'] / 2**20:.1f} MiB) in {counts['shards']} "
+        f"shards written to {args.out} in {summary['seconds']} s",
         file=sys.stderr,
     )
     if args.json:

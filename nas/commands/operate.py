@@ -187,6 +187,7 @@ def _parse_box(text: str) -> dict[str, list[float]]:
 
 def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict[str, Any]:
     from nas.control.ingest import log_tail  # reads files only; imported with the command
+    from nas.pointdir.result import read_pace
 
     point = state.point(point_id)
     folder = layout.point_dir(layout.run_dir(state_path), point_id)
@@ -204,6 +205,7 @@ def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict
         "events": [{"time": e.time, "kind": e.kind, "message": e.message} for e in events],
         "logs": {log.name: log_tail(log, lines).splitlines() for log in logs},
         "result": _json_file(folder / "result.json"),
+        "pace": read_pace(folder),
         "error": _json_file(folder / "error.json"),
         "rejected": sorted(p.name for p in folder.glob("result.rejected-*.json")),
         "by_hand": any(e.kind == INGEST_BY_HAND for e in events),
@@ -246,6 +248,10 @@ def _print_show(doc: dict[str, Any]) -> None:
     if doc["curve"]:
         out.write("\nlearning curve (subset of the validation split):\n")
         write_curve_table(doc["curve"], out)
+    if doc["pace"]:
+        from nas.pointdir.result import pace_text
+
+        out.write(f"\ntraining pace (rank 0, steady state): {pace_text(doc['pace'])}\n")
     if doc["result"] is not None:
         note = " (from a job started by hand)" if doc["by_hand"] else ""
         out.write(f"\nresult.json{note}:\n{json.dumps(doc['result'], indent=2)}\n")

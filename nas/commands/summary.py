@@ -15,6 +15,7 @@ numerics (scipy); otherwise it is fitted here.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, TextIO
 
 from nas.commands.common import (
@@ -28,7 +29,7 @@ from nas.commands.common import (
 from nas.commands.curves import guard_summary, running_progress, write_guard_lines
 from nas.control import policy
 from nas.pointdir import layout
-from nas.record.state import Point
+from nas.record.state import Point, State
 from nas.search.space import SearchSpace
 
 #: What status says when the fit is wider than the tolerance.
@@ -141,6 +142,7 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
         },
     }
     doc["running"] = running_progress(state, layout.run_dir(str(path)))
+    doc["pace"] = _pace(state, layout.run_dir(str(path)))
     doc["diverged"] = guard_summary(state)
     doc["notes"] = trust_notes(doc)
     return doc
@@ -205,3 +207,22 @@ def print_status(doc: dict[str, Any], out: TextIO) -> None:
             out.write(f"point {p['id']} failed: {p['reason'].splitlines()[0]}\n")
     out.write("\n" + "".join(f"{line}\n" for line in summary_lines(doc)))
     write_guard_lines(doc, out)
+    if doc["pace"]:
+        from nas.pointdir.result import pace_text
+
+        out.write("training pace (rank 0, steady state):\n")
+        for point_id, pace in doc["pace"].items():
+            out.write(f"  point {point_id}: {pace_text(pace)}\n")
+
+
+def _pace(state: State, run: Path) -> dict[str, dict[str, float]]:
+    """Images/s, data-wait share and device-hours from each measured point's result.json."""
+    from nas.pointdir.result import read_pace
+
+    found = {}
+    for point in state.points:
+        if point.value is not None:
+            pace = read_pace(layout.point_dir(run, point.id))
+            if pace:
+                found[str(point.id)] = pace
+    return found

@@ -1,10 +1,14 @@
-"""Datasets and loaders for the trainer: the indexed image tree or the digits.
+"""Datasets and loaders for the trainer: the digits, an indexed image tree, or tar shards.
 
-A corrupt or unreadable image does not crash a run hours in: it is logged with
-its path and comes out with label :data:`BAD_LABEL`, which the loss ignores
+A corrupt or unreadable image does not crash a run hours in: it comes out
+with label :data:`BAD_LABEL` (:mod:`nas.data.images`), which the loss ignores
 and the evaluation does not count. Batches keep their size, so every rank
 still takes the same number of steps. The trainer counts bad images per epoch
 and fails once they exceed ``[data] max_bad_images``.
+
+Loader workers stay alive across epochs (``persistent_workers``) and keep
+``[data] prefetch`` batches each in flight; the augmentation does not depend
+on worker state (:mod:`nas.data.augment`), so that changes no crop.
 """
 
 from __future__ import annotations
@@ -18,46 +22,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset, TensorDataset
 
 from nas.config import DataConfig
-from nas.data.index import (
-    TRAIN,
-    VALIDATION,
-    ImageIndex,
-    load_index,
-    scan_tree,
-    stratified_subset,
-)
+from nas.data.images import BAD_LABEL, ImageItems, IndexedImages, collate_encoded
+from nas.data.index import TRAIN, VALIDATION, load_index, scan_tree, stratified_subset
 
-BAD_LABEL = -1
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["BAD_LABEL", "DataSplits", "build_splits", "make_loader", "train_sampler"]
 
 log = logging.getLogger(__name__)
-
-
-class IndexedImages(Dataset):
-    """One part (training or validation) of an :class:`ImageIndex`, decoded with PIL."""
-
-    def __init__(self, index: ImageIndex, part: int, transform, resolution: int) -> None:
-        self.index = index
-        self.rows = index.positions(part)
-        self.transform = transform
-        self.resolution = resolution
-
-    def __len__(self) -> int:
-        return int(self.rows.size)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
-
-        row = int(self.rows[i])
-        path = self.index.path(row)
-        try:
-            with Image.open(path) as image:
-                picture = image.convert("RGB")
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            log.warning("skipping unreadable image %s: %s", path, exc)
-            return torch.zeros(3, self.resolution, self.resolution), BAD_LABEL
-        return self.transform(picture), int(self.index.labels[row])
 
 
 @dataclass(frozen=True)
@@ -70,36 +40,12 @@ class DataSplits:
     in_memory: bool  # tensors already in memory: loader workers would only add cost
 
 
-def image_transforms(resolution: int, val_resize: int | None):
-    """Training (random resized crop, flip) and validation (resize, centre crop) transforms."""
-    from torchvision import transforms
-
-    normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-    train = transforms.Compose(
-        [
-            transforms.RandomResizedCrop(resolution),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            normalize,
-        ]
-    )
-    validation = transforms.Compose(
-        [
-            transforms.Resize(val_resize or round(resolution * 256 / 224)),
-            transforms.CenterCrop(resolution),
-            transforms.ToTensor(),
-            normalize,
-        ]
-    )
-    return train, validation
-
-
 def build_splits(config: DataConfig) -> DataSplits:
     """The training and validation datasets described by a ``[data]`` table.
 
     ``imagefolder`` loads ``index`` when given (``root`` then overrides the
     stored root); with ``root`` alone every rank scans the tree itself, which is
-    fine for small trees only.
+    fine for small trees only. ``shards`` reads the shard folder ``root``.
     """
     if config.kind == "digits":
         from nas.data.digits import CLASSES, digits_datasets
@@ -108,14 +54,25 @@ def build_splits(config: DataConfig) -> DataSplits:
             resolution=config.resolution, imbalance=config.imbalance, seed=config.seed
         )
         return DataSplits(train, validation, CLASSES, in_memory=True)
+    options = {"resolution": config.resolution, "val_resize": config.val_resize}
+    options["seed"] = config.seed
+    if config.kind == "shards":
+        from nas.data.shards import ShardedImages, ShardIndex
+
+        shards = ShardIndex(config.root)
+        return DataSplits(
+            ShardedImages(shards, TRAIN, train=True, decode=config.decode, **options),
+            ShardedImages(shards, VALIDATION, train=False, **options),
+            shards.classes,
+            in_memory=False,
+        )
     if config.index:
         index = load_index(config.index, root=config.root)
     else:
         index = scan_tree(config.root, seed=config.seed)
-    train_tf, val_tf = image_transforms(config.resolution, config.val_resize)
     return DataSplits(
-        IndexedImages(index, TRAIN, train_tf, config.resolution),
-        IndexedImages(index, VALIDATION, val_tf, config.resolution),
+        IndexedImages(index, TRAIN, train=True, decode=config.decode, **options),
+        IndexedImages(index, VALIDATION, train=False, **options),
         index.classes,
         in_memory=False,
     )
@@ -123,8 +80,8 @@ def build_splits(config: DataConfig) -> DataSplits:
 
 def dataset_labels(dataset: Dataset) -> np.ndarray:
     """The label of every item, read from the index or the tensors (no image is decoded)."""
-    if isinstance(dataset, IndexedImages):
-        return np.asarray(dataset.index.labels[dataset.rows])
+    if isinstance(dataset, ImageItems):  # an image folder or shards: labels from the index
+        return np.asarray(dataset.labels)
     if isinstance(dataset, TensorDataset):
         return dataset.tensors[1].numpy()
     raise TypeError(f"no labels known for a {type(dataset).__name__}")
@@ -138,6 +95,15 @@ def curve_subset(validation: Dataset, size: int, seed: int) -> Subset:
     """
     positions = stratified_subset(dataset_labels(validation), size, seed)
     return Subset(validation, positions.tolist())
+
+
+def train_sampler(splits: DataSplits, rank: int, world_size: int, seed: int) -> Sampler:
+    """Shards in per-rank order for shard folders; a shuffled :class:`ResumableSampler` else."""
+    from nas.data.shards import ShardedImages, ShardOrderSampler
+
+    if isinstance(splits.train, ShardedImages):
+        return ShardOrderSampler(splits.train, rank, world_size, seed)
+    return ResumableSampler(splits.train, rank, world_size, seed, with_epoch=not splits.in_memory)
 
 
 class ShardSampler(Sampler[int]):
@@ -161,19 +127,23 @@ class ShardSampler(Sampler[int]):
 class ResumableSampler(DistributedSampler):
     """A :class:`DistributedSampler` that can start an epoch after its first batches."""
 
-    def __init__(self, dataset: Dataset, rank: int, world_size: int, seed: int) -> None:
+    def __init__(
+        self, dataset: Dataset, rank: int, world_size: int, seed: int, *, with_epoch: bool = False
+    ) -> None:
         super().__init__(
             dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False
         )
         self.skip = 0
+        self.with_epoch = with_epoch  # yield (epoch, i): image datasets seed crops with it
 
     def start(self, epoch: int, skip: int) -> None:
         """Begin ``epoch``'s order, leaving out its first ``skip`` items of this rank."""
         self.set_epoch(epoch)
         self.skip = skip
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(list(super().__iter__())[self.skip :])
+    def __iter__(self) -> Iterator[int] | Iterator[tuple[int, int]]:
+        items = list(super().__iter__())[self.skip :]
+        return iter([(self.epoch, i) for i in items] if self.with_epoch else items)
 
     def __len__(self) -> int:
         return max(0, self.num_samples - self.skip)
@@ -187,17 +157,25 @@ def make_loader(
     workers: int,
     pin_memory: bool,
     seed: int,
+    prefetch: int = 2,
 ) -> DataLoader:
-    """A loader whose worker seeds come from ``seed`` (not from the global RNG)."""
+    """A loader whose worker seeds come from ``seed``; workers persist across epochs.
+
+    Datasets that leave decoding to the device (``decode = "gpu"``) get a
+    collate function that keeps the variable-size JPEG bytes as a list.
+    """
     generator = torch.Generator()
     generator.manual_seed(seed)
+    on_device = getattr(dataset, "on_device", False)
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
         num_workers=workers,
-        pin_memory=pin_memory,
-        persistent_workers=False,
+        pin_memory=pin_memory and not on_device,
+        persistent_workers=workers > 0,
+        prefetch_factor=prefetch if workers > 0 else None,
         generator=generator,
         drop_last=False,
+        collate_fn=collate_encoded if on_device else None,
     )

@@ -48,6 +48,7 @@ ENVIRONMENT_FAILURE = "environment"
 PROGRESS_FILE = "progress.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 CURVE_FILE = "curve.jsonl"
+COMPILE_CACHE = "compile-cache"  # torch.compile's caches, kept across segments
 
 
 def run_dir(state_path: str | os.PathLike) -> Path:

@@ -12,8 +12,12 @@
       "wall_seconds": 21785.0,                   # all segments together
       "started": "2024-01-01T00:00:00+00:00", "finished": "...",
       "package_version": "0.1.0",
-      "input_hash": "sha256 of point.json"
-    }
+      "input_hash": "sha256 of point.json",
+      "images_per_second": 2510.4,               # optional: per rank, steady-state steps
+      "data_wait_share": 0.03                    # optional: share of that time spent
+    }                                            #   waiting for the data loader
+
+The two optional fields came later: results written without them still validate.
 
 The controller calls :func:`validate_result`; any :class:`ResultError` means
 the file is set aside with the reason and the point is treated as failed.
@@ -65,6 +69,8 @@ class Result:
     finished: str
     package_version: str
     input_hash: str
+    images_per_second: float | None = None
+    data_wait_share: float | None = None
 
     @property
     def gpu_hours(self) -> float:
@@ -72,7 +78,9 @@ class Result:
         return self.device_hours if self.device == "cuda" else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": RESULT_FORMAT, **dataclasses.asdict(self)}
+        """The file's document; optional figures that were not measured are left out."""
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return {"format": RESULT_FORMAT, **fields}
 
 
 def now_iso(timestamp: float | None = None) -> str:
@@ -149,9 +157,46 @@ class _Schema:
     finished: str = option(kind=str)
     package_version: str = option(kind=str)
     input_hash: str = option(kind=str)
+    images_per_second: float | None = option(None, kind=float, minimum=0.0, optional=True)
+    data_wait_share: float | None = option(
+        None, kind=float, minimum=0.0, maximum=1.0, optional=True
+    )
 
 
 _SCHEMA_KEYS = tuple(f.name for f in dataclasses.fields(_Schema))
+
+
+def read_pace(directory: str | Path) -> dict[str, float] | None:
+    """The speed figures of ``directory/result.json`` for people, None without a result.
+
+    Lenient on purpose (for ``status`` and ``show``): an unreadable file or a
+    figure the file lacks (written before these fields existed) is left out.
+    """
+    path = Path(directory) / RESULT_FILE
+    if not path.exists():
+        return None
+    try:
+        document = read_json_object(path)
+    except ValueError:
+        return None
+    pace = {}
+    for key in ("images_per_second", "data_wait_share", "device_hours"):
+        value = document.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            pace[key] = float(value)
+    return pace or None
+
+
+def pace_text(pace: dict[str, float]) -> str:
+    """``2480 img/s per rank, data wait 3 %, 12.3 device-h`` (the figures present)."""
+    parts = []
+    if "images_per_second" in pace:
+        parts.append(f"{pace['images_per_second']:.1f} img/s per rank")
+    if "data_wait_share" in pace:
+        parts.append(f"data wait {100.0 * pace['data_wait_share']:.1f} %")
+    if "device_hours" in pace:
+        parts.append(f"{pace['device_hours']:.3g} device-h")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- other outcomes

@@ -35,6 +35,10 @@ class TrainingState:
     elapsed_seconds: float = 0.0  # wall time of all segments up to the save
     rank_seconds: float = 0.0  # the same summed over ranks: device time spent
     started: str = ""  # ISO time the first segment started
+    # rank 0's steady-state steps (each segment's first step left out), for images/s
+    train_images: int = 0
+    train_seconds: float = 0.0
+    data_wait_seconds: float = 0.0  # of train_seconds, blocked on the loader
 
 
 def rng_states() -> dict[str, Any]:

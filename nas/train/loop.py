@@ -7,7 +7,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -17,6 +17,7 @@ from nas.data.dataset import BAD_LABEL, ResumableSampler
 from nas.train.checkpoint import TrainingState
 from nas.train.curve import Curve, Diverged
 from nas.train.launch import DistEnv, all_reduce
+from nas.train.meter import StepMeter, Window
 from nas.train.stop import StopControl
 
 
@@ -43,12 +44,16 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
     return config.lr * max(0.0, 1.0 - progress) ** config.lr_power
 
 
-def make_optimizer(module: nn.Module, config: TrainConfig) -> torch.optim.SGD:
+def make_optimizer(module: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.SGD:
+    """SGD with the fused kernel on GPUs (one launch for all parameters, AMP-aware), foreach on CPUs."""
+    fused = device.type == "cuda"
     return torch.optim.SGD(
         module.parameters(),
         lr=config.lr,
         momentum=config.momentum,
         weight_decay=config.weight_decay,
+        fused=fused or None,
+        foreach=None if fused else True,
     )
 
 
@@ -68,6 +73,7 @@ class Run:
     max_bad_images: int
     seed: int
     evaluation_share: float = 0.0  # evaluation time as a share of an epoch, for deadlines
+    meter: StepMeter = field(default_factory=StepMeter)
 
     @property
     def use_amp(self) -> bool:
@@ -113,6 +119,7 @@ def train(
             is the rest of the segment.
     """
     first_epoch = state.epoch
+    run.meter.start_segment()
     timer = Progress(run, state, stop.deadline, segment_epochs)
     try:
         return _train_epochs(run, state, stop, save, timer, first_epoch, segment_epochs, curve)
@@ -141,6 +148,7 @@ def _train_epochs(
         started = time.perf_counter()
         save()
         timer.checkpoint_seconds = time.perf_counter() - started
+        run.meter.skip_pause()
         if segment_epochs is not None and state.epoch - first_epoch >= segment_epochs:
             if state.epoch < run.config.epochs:
                 return f"segment of {segment_epochs} epoch(s) done"
@@ -170,22 +178,25 @@ def train_epoch(
     run.sampler.start(state.epoch, state.step * run.config.batch_per_gpu)
     run.loader.generator.manual_seed(run.seed * 1_000_003 + state.epoch * 1_009 + state.step)
     criterion = nn.CrossEntropyLoss(ignore_index=BAD_LABEL, reduction="sum")
-    bad = 0
+    bad = torch.zeros((), dtype=torch.int64)  # labels arrive on the CPU: no device sync
     batches = iter(run.loader)
+    first = state.step
     while state.step < run.steps_per_epoch:
-        reason = stop.check(timer.reserve_seconds())
-        if reason:
-            return reason
-        images, labels = next(batches)
-        bad += int((labels == BAD_LABEL).sum())
-        loss = train_step(
+        if state.step == first or state.step % run.config.log_every == 0:
+            reason = stop.check(timer.reserve_seconds())  # a collective: a sync point
+            if reason:
+                return reason
+        images, labels = run.meter.fetch(batches)
+        bad += (labels == BAD_LABEL).sum()
+        loss, correct = train_step(
             run, criterion, images, labels, state.epoch * run.steps_per_epoch + state.step
         )
+        run.meter.add(loss, correct, labels.shape[0])
         state.step += 1
-        timer.step_done(loss)
+        timer.step_done()
         if curve is not None:
             curve.add_loss(loss)
-            if state.step % run.config.log_every == 0:  # the loss is read here anyway
+            if state.step % run.config.log_every == 0:  # the meter reads the device here anyway
                 curve.check_loss(loss, state.epoch, state.step)
     timer.epoch_done()
     total_bad = int(all_reduce([float(bad)], run.device)[0])
@@ -199,21 +210,27 @@ def train_epoch(
 
 def train_step(
     run: Run, criterion: nn.Module, images: torch.Tensor, labels: torch.Tensor, global_step: int
-) -> torch.Tensor:
-    """One SGD step; returns the (detached) mean loss of this rank's batch."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step; returns this rank's mean loss and its count of correct predictions.
+
+    Both stay on the device and nothing here waits for it: the host queues
+    the next step while the device still computes this one.
+    """
     lr = learning_rate(run.config, global_step, run.steps_per_epoch)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     images = images.to(run.device, non_blocking=True, memory_format=run.memory_format)
     labels = labels.to(run.device, non_blocking=True)
-    valid = max(1, int((labels != BAD_LABEL).sum()))
+    valid = (labels != BAD_LABEL).sum().clamp(min=1)
     with autocast(run):
-        loss = criterion(run.model(images), labels) / valid
+        logits = run.model(images)
+        loss = criterion(logits, labels) / valid
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     run.scaler.step(run.optimizer)
     run.scaler.update()
-    return loss.detach()
+    correct = (logits.detach().argmax(dim=1) == labels).sum()
+    return loss.detach(), correct
 
 
 def autocast(run: Run) -> contextlib.AbstractContextManager:
@@ -225,7 +242,11 @@ def autocast(run: Run) -> contextlib.AbstractContextManager:
 
 
 class Progress:
-    """Rank-0 progress lines and the step-time estimate behind deadline stops."""
+    """Rank-0 progress lines and the step-time estimate behind deadline stops.
+
+    Step times come from the meter's windows, which are exact at each read;
+    between reads nothing here waits for the device.
+    """
 
     def __init__(
         self,
@@ -240,20 +261,26 @@ class Progress:
         if segment_epochs is not None:
             last_epoch = min(last_epoch, state.epoch + segment_epochs)
         self.segment_steps_left = (last_epoch - state.epoch) * run.steps_per_epoch - state.step
-        self.window_start = self.epoch_start = self.segment_start = time.perf_counter()
-        self.window_steps = self.epoch_steps = 0
+        self.epoch_start = self.segment_start = time.perf_counter()
+        self.epoch_steps = 0
         self.epoch_seconds = 0.0
         self.slowest_step = 0.0
         self.mean_step = 0.0
-        self.steps_timed = 0
-        self.last = self.window_start
+        self.timed = False  # a steady-state window has been read
         self.checkpoint_seconds = 5.0  # until the first checkpoint has been timed
         self.curve_seconds = 0.0  # the last learning-curve evaluation
         self.top1: float | None = None  # its subset top-1
 
     def reserve_seconds(self) -> float:
-        """Time to keep before a deadline: two slow steps, a checkpoint and a curve evaluation."""
-        return 2.0 * self.slowest_step + 2.0 * self.checkpoint_seconds + self.curve_seconds
+        """Time to keep before a deadline: the steps to the next stop check, two more, a
+        checkpoint and a learning-curve evaluation."""
+        to_next_check = self.run.config.log_every * self.mean_step
+        return (
+            to_next_check
+            + 2.0 * self.slowest_step
+            + 2.0 * self.checkpoint_seconds
+            + self.curve_seconds
+        )
 
     def segment_seconds(self) -> float:
         """Wall time of this segment so far."""
@@ -269,55 +296,62 @@ class Progress:
     def curve_done(self, top1: float, seconds: float) -> None:
         """``epoch e/E subset top-1 <%> in <s> images/s <epoch's rate> eta ...`` after an evaluation."""
         self.top1, self.curve_seconds = top1, seconds
-        if self.run.dist_env.is_main:
-            rate = self.run.steps_per_epoch * self.run.global_batch / max(self.epoch_seconds, 1e-9)
-            print(
-                f"epoch {self.state.epoch}/{self.run.config.epochs} subset top-1 {top1:.2f} % "
-                f"in {seconds:.1f} s images/s {rate:.1f} {self._eta()}",
-                file=sys.stdout,
-                flush=True,
-            )
+        rate = self.run.steps_per_epoch * self.run.global_batch / max(self.epoch_seconds, 1e-9)
+        self._print(
+            f"epoch {self.state.epoch}/{self.run.config.epochs} subset top-1 {top1:.2f} % "
+            f"in {seconds:.1f} s images/s {rate:.1f} {self._eta()}"
+        )
 
-    def step_done(self, loss: torch.Tensor) -> None:
-        now = time.perf_counter()
-        seconds, self.last = now - self.last, now
-        self.steps_timed += 1
-        self.mean_step += (seconds - self.mean_step) / self.steps_timed
-        self.slowest_step = max(self.slowest_step, seconds)
+    def step_done(self) -> None:
         self.steps_left -= 1
         self.segment_steps_left -= 1
-        self.window_steps += 1
         self.epoch_steps += 1
-        if self.state.step % self.run.config.log_every == 0:
-            self._line(f"loss {float(loss):.4f}", self.window_steps, now - self.window_start)
-            self.window_start, self.window_steps = now, 0
+        meter = self.run.meter
+        if meter.warmup_seconds is None:
+            seconds = meter.end_warmup()
+            self.slowest_step = max(self.slowest_step, seconds)
+            what = " (torch.compile included)" if self.run.config.compile else ""
+            self._print(f"first step of this segment took {seconds:.1f} s{what}")
+        elif self.state.step % self.run.config.log_every == 0:
+            self._line(meter.read())
 
     def epoch_done(self) -> None:
         now = time.perf_counter()
-        seconds = self.epoch_seconds = now - self.epoch_start
-        self._line(f"epoch done in {seconds:.1f} s", self.epoch_steps, seconds)
-        self.epoch_start = self.window_start = now
-        self.epoch_steps = self.window_steps = 0
+        self.epoch_seconds = now - self.epoch_start
+        window = self.run.meter.read()
+        self._line(window, f"epoch done in {self.epoch_seconds:.1f} s")
+        self.epoch_start = now
+        self.epoch_steps = 0
 
-    def _line(self, detail: str, steps: int, seconds: float) -> None:
-        """``epoch e/E step s/S <detail> lr <lr> images/s <rate> top-1 <last subset %>
-        eta segment h:mm:ss point h:mm:ss``."""
-        if not self.run.dist_env.is_main:
+    def _line(self, window: Window, detail: str = "") -> None:
+        """``epoch e/E step s/S loss L acc A % lr x images/s R per rank (G all) data wait W % eta``."""
+        where = f"epoch {self.state.epoch + 1}/{self.run.config.epochs} "
+        where += f"step {self.state.step}/{self.run.steps_per_epoch}"
+        if not window.steps:
+            self._print(f"{where} {detail}".rstrip())
             return
-        rate = steps * self.run.global_batch / max(seconds, 1e-9)
+        step = window.seconds / window.steps
+        # the warm-up step (compile) stops counting as the slowest once a window is timed
+        self.mean_step = 0.5 * (self.mean_step + step) if self.timed else step
+        self.slowest_step = max(self.slowest_step, step) if self.timed else step
+        self.timed = True
+        rate = window.images_per_second
         lr = self.run.optimizer.param_groups[0]["lr"]
+        detail = f" {detail}" if detail else ""
         top1 = "-" if self.top1 is None else f"{self.top1:.2f}"
-        print(
-            f"epoch {self.state.epoch + 1}/{self.run.config.epochs} "
-            f"step {self.state.step}/{self.run.steps_per_epoch} {detail} lr {lr:.5f} "
-            f"images/s {rate:.1f} top-1 {top1} {self._eta()}",
-            file=sys.stdout,
-            flush=True,
+        self._print(
+            f"{where}{detail} loss {window.loss:.4f} acc {window.accuracy:.1f} % lr {lr:.5f} "
+            f"images/s {rate:.1f} per rank ({rate * self.run.dist_env.world_size:.1f} all) "
+            f"data wait {100.0 * window.wait_share:.0f} % subset top-1 {top1} {self._eta()}"
         )
 
     def _eta(self) -> str:
         segment, point = self.segment_seconds_left(), self.steps_left * self.mean_step
         return f"eta segment {_clock(segment)} point {_clock(point)}"
+
+    def _print(self, text: str) -> None:
+        if self.run.dist_env.is_main:
+            print(text, file=sys.stdout, flush=True)
 
 
 def _clock(seconds: float) -> str:
