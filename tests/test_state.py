@@ -403,3 +403,62 @@ def test_killing_a_writer_mid_commit_leaves_old_or_new_generation(tmp_path: Path
     with StateStore.open(path) as store:
         assert store.state.generation == after
     assert not list(tmp_path.glob("s.h5.tmp.*"))
+
+
+# ------------------------------------------------------------------------------ one search, one lock
+
+
+def created(tmp_path: Path) -> Path:
+    path = tmp_path / "state" / "real.h5"
+    StateStore.create(path, EXPERIMENT).close()
+    return path
+
+
+def test_a_symlinked_name_is_refused_while_the_real_one_is_held(tmp_path: Path) -> None:
+    path = created(tmp_path)
+    alias = path.with_name("alias.h5")
+    alias.symlink_to(path.name)
+    with StateStore.open(path):
+        with pytest.raises(LockError, match="locked by"):
+            StateStore.open(alias)
+    with StateStore.open(alias):
+        with pytest.raises(LockError, match="locked by"):
+            StateStore.open(path)
+
+
+def test_commits_through_a_symlink_keep_it_a_symlink(tmp_path: Path) -> None:
+    from nas.pointdir.layout import run_dir
+
+    path = created(tmp_path)
+    alias = tmp_path / "alias.h5"
+    alias.symlink_to(path)
+    with StateStore.open(alias) as store:
+        store.state.add_point(params(), "initial", 0)
+        store.commit()
+    assert alias.is_symlink() and not path.is_symlink()
+    assert len(load_state(path).points) == 1
+    assert run_dir(alias) == run_dir(path)
+
+
+def test_a_hard_linked_second_name_is_refused(tmp_path: Path) -> None:
+    path = created(tmp_path)
+    os.link(path, tmp_path / "twin.h5")
+    for name in (path, tmp_path / "twin.h5"):
+        with pytest.raises(LockError, match="2 hard links"):
+            StateStore.open(name)
+
+
+def test_a_commit_stopped_after_keeping_prev_is_not_a_hard_link_alias(tmp_path: Path) -> None:
+    path = created(tmp_path)
+    os.link(path, previous_path(path))  # what the commit leaves before its final rename
+    StateStore.open(path).close()
+
+
+def test_a_missing_state_with_its_prev_says_to_copy_prev(tmp_path: Path) -> None:
+    path = created(tmp_path)
+    with StateStore.open(path) as store:
+        store.state.add_point(params(), "initial", 0)
+        store.commit()
+    path.unlink()
+    with pytest.raises(StateError, match=r"previous generation .*real.h5.prev exists; copy"):
+        load_state(path)

@@ -265,7 +265,7 @@ def load_state(path: str | Path) -> State:
     """
     path = Path(path)
     if not path.exists():
-        raise StateError(f"no state file at {path} (create one with `splinenas init`)")
+        raise StateError(missing_state_message(path))
     try:
         with h5py.File(path, "r", locking=False) as file:
             _check_version(file, path)
@@ -280,6 +280,39 @@ def load_state(path: str | Path) -> State:
 
 
 # ---------------------------------------------------------------------------- the store
+
+
+def missing_state_message(path: Path) -> str:
+    """Why there is no state at ``path``, and the way on: ``init``, or its ``.prev``."""
+    prev = previous_path(path)
+    if prev.exists():
+        return (
+            f"no state file at {path}, but its previous generation {prev} exists; "
+            f"copy it to {path} to continue the search from that generation"
+        )
+    return f"no state file at {path} (create one with `splinenas init`)"
+
+
+def real_path(path: str | Path) -> Path:
+    """The state file's real path: symlinks resolved, so one search has one lock."""
+    return Path(os.path.realpath(path))
+
+
+def _refuse_hard_links(path: Path) -> None:
+    """A state file with another hard link could be run by two controllers under two locks.
+
+    The one expected second link is ``.prev`` left by a commit that stopped
+    between keeping the previous generation and renaming the new one.
+    """
+    links = path.stat().st_nlink
+    prev = previous_path(path)
+    if links == 1 or (links == 2 and prev.exists() and os.path.samefile(prev, path)):
+        return
+    raise LockError(
+        f"{path} has {links} hard links: another name for the same state file would let a "
+        f"second controller run this search; remove the other names "
+        f"(`find / -samefile {path}`) or copy the file"
+    )
 
 
 def previous_path(path: str | Path) -> Path:
@@ -342,7 +375,7 @@ class StateStore:
     @classmethod
     def create(cls, path: str | Path, experiment: Experiment) -> StateStore:
         """Create a state file for ``experiment`` (generation 1, no points) and hold it."""
-        path = Path(path)
+        path = real_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(path)
         lock.acquire()
@@ -359,10 +392,17 @@ class StateStore:
 
     @classmethod
     def open(cls, path: str | Path) -> StateStore:
-        """Open an existing state file for writing; raises LockError if it is held."""
-        path = Path(path)
+        """Open an existing state file for writing; raises LockError if it is held.
+
+        The lock and every commit go through the real path, so a symlinked
+        name locks the same search and stays a symlink; a second hard link
+        is refused, since its lock file would differ.
+        """
+        given = Path(path)
+        path = real_path(path)
         if not path.exists():
-            raise StateError(f"no state file at {path} (create one with `splinenas init`)")
+            raise StateError(missing_state_message(given))
+        _refuse_hard_links(path)
         lock = FileLock(path)
         lock.acquire()
         try:

@@ -117,7 +117,7 @@ class FileLock:
             if holder is None:
                 raise LockError(
                     f"lock file {self.path} is unreadable; if no other splinenas process uses "
-                    f"this state, run `splinenas unlock --state {self.state_path}`"
+                    f"this state, run `splinenas unlock --force --state {self.state_path}`"
                 )
             if holder.host != self.holder.host:
                 raise LockError(
