@@ -121,8 +121,18 @@ def in_flight(journal_dir: Path) -> bool:
     return done.returncode == 0
 
 
+def wait_for_submitter(folder: Path, process: subprocess.Popen, limit: float) -> None:
+    """Until a wrapper runs, the controller ends, or ``limit`` seconds pass."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and process.poll() is None and not in_flight(folder):
+        time.sleep(0.1)
+
+
 def kill_run(folder: Path, kills: int, max_points: int, seed: int = 13) -> KillReport:
-    """Run a stand-in search on Slurm through the slow sbatch, killing the controller ``kills`` times."""
+    """A stand-in search on Slurm through the slow sbatch; the controller is killed ``kills`` times.
+
+    Every other kill waits for a submission in flight, the rest fall anywhere.
+    """
     bin_dir, journal = install_wrapper(folder)
     trainer = write_fake_trainer(folder / "fake", {"sleep": 1.0})
     name = unique_name("kill")
@@ -140,7 +150,11 @@ def kill_run(folder: Path, kills: int, max_points: int, seed: int = 13) -> KillR
     try:
         while report.kills < kills:
             process = controller(state_path, folder, bin_dir)
-            time.sleep(rng.uniform(1.0, 5.0))
+            if report.kills % 2:
+                time.sleep(rng.uniform(1.0, 5.0))  # any moment
+            else:
+                wait_for_submitter(folder, process, limit=8.0)  # mid-submission
+                time.sleep(rng.uniform(0.0, 1.5))
             if process.poll() is not None:
                 break  # the search finished between two kills
             report.orphaned += in_flight(folder)
