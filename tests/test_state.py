@@ -294,7 +294,31 @@ def test_missing_dataset_is_reported_as_corrupt(tmp_path: Path) -> None:
     filled_store(path).close()
     with h5py.File(path, "a") as file:
         del file["points/status"]
+    with pytest.raises(StateFormatError, match="does not match its SHA-256 checksum"):
+        load_state(path)
+    with h5py.File(path, "a") as file:  # as a file from before checksums would be
+        del file["sha256"], file.attrs["sha256"]
     with pytest.raises(StateFormatError, match="corrupt or incomplete.*status"):
+        load_state(path)
+
+
+def test_a_file_from_before_checksums_is_read_unchecked(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    filled_store(path).close()
+    expected = load_state(path)
+    with h5py.File(path, "a") as file:
+        del file["sha256"], file.attrs["sha256"]
+    assert load_state(path).points == expected.points
+
+
+def test_a_changed_value_is_caught_and_prev_checked_too(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    filled_store(path).close()
+    with h5py.File(path, "a") as file:
+        file["points/value"][0] = 12.5
+    with h5py.File(previous_path(path), "a") as file:
+        file.attrs["generation"] = 7
+    with pytest.raises(StateFormatError, match=r"checksum.*\.prev is corrupt too.*backup"):
         load_state(path)
 
 
@@ -462,3 +486,63 @@ def test_a_missing_state_with_its_prev_says_to_copy_prev(tmp_path: Path) -> None
     path.unlink()
     with pytest.raises(StateError, match=r"previous generation .*real.h5.prev exists; copy"):
         load_state(path)
+
+
+# ------------------------------------------------------------------------------ disk full
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 1 MB tmpfs; skipped only where this machine refuses to mount one."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    """Fill ``disk`` to the last byte; returns the filler file."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_commit_on_a_full_disk_fails_in_one_line_and_the_next_start_resumes(
+    small_disk: Path,
+) -> None:
+    path = small_disk / "s.h5"
+    filled_store(path).close()
+    before = load_state(path)
+    filler = fill(small_disk)
+    argv = [sys.executable, "-m", "nas", "record", "--state", str(path), "0", "70.5", "--replace"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def record() -> subprocess.CompletedProcess:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        return done
+
+    done = record()  # not even room for the lock file
+    assert done.returncode == 1 and "cannot write lock file" in done.stderr, done.stderr
+    assert not lock_path(path).exists(), "no empty lock left behind"
+    os.truncate(filler, filler.stat().st_size - 8192)  # room for the lock file, not a commit
+    done = record()
+    assert done.returncode == 1, done.stderr
+    assert "commit failed" in done.stderr and "is unchanged" in done.stderr
+    assert "bytes free" in done.stderr or "No space left" in done.stderr
+    assert load_state(path).points == before.points, "the old generation is intact"
+    assert not list(small_disk.glob("s.h5.tmp.*")) and not lock_path(path).exists()
+    filler.unlink()
+    assert record().returncode == 0
+    assert load_state(path).point(0).value == 70.5
