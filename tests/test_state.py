@@ -289,26 +289,40 @@ def test_corrupt_file_without_previous_generation(tmp_path: Path) -> None:
         load_state(path)
 
 
+def reseal(path: Path) -> None:
+    """Give a state file edited in place the checksum of its new content."""
+    from nas.record import integrity
+
+    path.write_bytes(integrity.seal(path.read_bytes()[integrity.USERBLOCK :]))
+
+
+def legacy_copy(path: Path) -> Path:
+    """The same state as a file from before checksums (no user block)."""
+    from nas.record.hdf5 import _write_content
+
+    legacy = path.with_name("legacy.h5")
+    with h5py.File(legacy, "w", track_order=True) as file:
+        _write_content(file, load_state(path))
+    return legacy
+
+
 def test_missing_dataset_is_reported_as_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "s.h5"
     filled_store(path).close()
-    with h5py.File(path, "a") as file:
-        del file["points/status"]
+    legacy = legacy_copy(path)
+    for name in (path, legacy):
+        with h5py.File(name, "a") as file:
+            del file["points/status"]
     with pytest.raises(StateFormatError, match="does not match its SHA-256 checksum"):
         load_state(path)
-    with h5py.File(path, "a") as file:  # as a file from before checksums would be
-        del file["sha256"], file.attrs["sha256"]
     with pytest.raises(StateFormatError, match="corrupt or incomplete.*status"):
-        load_state(path)
+        load_state(legacy)  # unchecked: found when decoding
 
 
 def test_a_file_from_before_checksums_is_read_unchecked(tmp_path: Path) -> None:
     path = tmp_path / "s.h5"
     filled_store(path).close()
-    expected = load_state(path)
-    with h5py.File(path, "a") as file:
-        del file["sha256"], file.attrs["sha256"]
-    assert load_state(path).points == expected.points
+    assert load_state(legacy_copy(path)).points == load_state(path).points
 
 
 def test_a_changed_value_is_caught_and_prev_checked_too(tmp_path: Path) -> None:
@@ -322,6 +336,41 @@ def test_a_changed_value_is_caught_and_prev_checked_too(tmp_path: Path) -> None:
         load_state(path)
 
 
+def test_flipped_bits_load_identically_or_fail_in_one_line() -> None:
+    """A sample of the sweep in tests/flip_sweep.py (run it for the full counts)."""
+    from flip_sweep import sweep
+
+    counts = sweep(40, seed=11, timeout=20.0)
+    assert counts["same"] + counts["error"] == 40, dict(counts)
+
+
+def test_fsck_reports_and_repair_restores_the_newest_good_generation(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from nas.commands.main import main
+
+    path = tmp_path / "s.h5"
+    filled_store(path).close()
+    assert main(["fsck", "--state", str(path)]) == 0
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 4
+    path.write_bytes(data)
+    capsys.readouterr()
+    assert main(["fsck", "--state", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert f"{path}: corrupt: its content does not match" in out
+    assert f"{previous_path(path)}: ok (generation 1)" in out and "--repair" in err
+    assert main(["fsck", "--state", str(path), "--repair", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["state"]["status"] == "ok" and doc["state"]["generation"] == 1
+    assert "restored generation 1" in doc["repair"]
+    assert len(list(tmp_path.glob("s.h5.corrupt-*"))) == 1, "the corrupt file is kept"
+    previous_path(path).write_bytes(data)
+    path.write_bytes(data)
+    assert main(["fsck", "--state", str(path), "--repair"]) == 1
+    assert "no good generation" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("version", "message"),
     [(FORMAT_VERSION + 1, "upgrade splinenas"), (FORMAT_VERSION - 1, "older than format")],
@@ -331,6 +380,7 @@ def test_other_format_versions_are_refused(tmp_path: Path, version: int, message
     filled_store(path).close()
     with h5py.File(path, "a") as file:
         file.attrs["format_version"] = version
+    reseal(path)  # a genuine file of that version, not a damaged one
     with pytest.raises(StateFormatError, match=f"state format {version}.*{message}"):
         load_state(path)
 

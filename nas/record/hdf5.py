@@ -6,7 +6,9 @@ a complete new file next to the old one, fsyncs it, keeps the old one as
 leaves either the old or the new generation under ``<path>``. Readers need no
 lock: a file is never modified once it has been renamed into place.
 
-Layout, readable with ``h5ls -r`` and ``h5dump`` (format :data:`FORMAT_VERSION`)::
+Layout, readable with ``h5ls -r`` and ``h5dump`` (format :data:`FORMAT_VERSION`); the
+first 512 bytes are an HDF5 user block holding the SHA-256 of the rest
+(:mod:`nas.record.integrity`), verified before every read::
 
     /                 attrs format_version, generation, created, package, package_version
     /experiment_toml  the experiment file, verbatim
@@ -23,6 +25,7 @@ Layout, readable with ``h5ls -r`` and ``h5dump`` (format :data:`FORMAT_VERSION`)
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import os
 import shutil
@@ -117,18 +120,23 @@ def _write_events(file: h5py.File, events: list[Event]) -> None:
 
 
 def state_image(state: State) -> bytes:
-    """``state`` as the bytes of a complete HDF5 file, built in memory and checksummed.
+    """``state`` as the bytes of a complete HDF5 file, built in memory and sealed.
 
     Building in memory keeps h5py away from the disk: a full disk then fails
-    one plain ``write`` (see :func:`write_state`), not HDF5's own flushes.
+    one plain ``write`` (see :func:`write_state`), not HDF5's own flushes. The
+    user block carries the SHA-256 of the rest (:mod:`nas.record.integrity`).
     """
     with h5py.File(
-        f"splinenas-{id(state)}.h5", "w", driver="core", backing_store=False, track_order=True
+        f"splinenas-{id(state)}.h5",
+        "w",
+        driver="core",
+        backing_store=False,
+        track_order=True,
     ) as file:
         _write_content(file, state)
-        integrity.stamp(file)
         file.flush()
-        return bytes(file.id.get_file_image())
+        image = bytes(file.id.get_file_image())
+    return integrity.seal(image)
 
 
 def _write_content(file: h5py.File, state: State) -> None:
@@ -303,19 +311,31 @@ def _decode(file: h5py.File) -> State:
 
 
 #: What a corrupt file can raise from h5py, numpy or the decoding of its content.
-READ_ERRORS = (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError)
+READ_ERRORS = (
+    OSError,
+    KeyError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    RuntimeError,
+)
 
 
 def read_verified(path: Path) -> State:
-    """Decode the state file at ``path`` after checking its version and its checksum.
+    """Decode the state file at ``path`` after checking its checksum and its version.
+
+    h5py parses only bytes that matched their checksum (files from before
+    checksums excepted), so a damaged file cannot make it hang.
 
     Raises:
         StateFormatError: another format version, or not a state file.
         IntegrityError, and any of :data:`READ_ERRORS`: the file is corrupt.
     """
-    with h5py.File(path, "r", locking=False) as file:
+    data, _ = integrity.read_checked(path)
+    with h5py.File(io.BytesIO(data), "r", locking=False) as file:
         _check_version(file, path)
-        integrity.verify(file, path)
         return _decode(file)
 
 
