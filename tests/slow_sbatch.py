@@ -110,8 +110,8 @@ class Monitor(threading.Thread):
 def controller(state_path: Path, cwd: Path, bin_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     argv = [sys.executable, "-m", "nas", "run", "--state", str(state_path), "--poll", "0.2"]
-    return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    with open(cwd / "controllers.log", "ab") as log:
+        return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 
 def in_flight(journal_dir: Path) -> bool:
@@ -183,10 +183,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--points", type=int, default=60)
+    parser.add_argument("--keep", type=Path, help="run in this new folder and keep it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        report = kill_run(Path(tmp), args.kills, args.points)
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chdir(folder)
+        report = kill_run(folder, args.kills, args.points)
     print(report.line())
     twice = [n for n, k in report.submissions.items() if k > 1]
     ok = not twice and report.max_alive_per_name <= 1 and report.done == report.points

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas.cluster import submitter
 from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError
+from nas.cluster.submitter import LockHeld, in_flight, submitting
 from nas.config import NAME_PATTERN
 
 log = logging.getLogger(__name__)
@@ -120,10 +120,10 @@ class Scheduler(abc.ABC):
         if not script.is_file():
             raise SchedulerError(f"{self.name}: job script {str(script)!r} does not exist")
         try:
-            with submitter.submitting(job_name, cwd) as fd:
+            with submitting(job_name, cwd) as fd:
                 self._submitter_fds = (fd,)
                 job_id = self._submit(script.resolve(), job_name, Path(cwd).resolve())
-        except submitter.LockHeld as exc:
+        except LockHeld as exc:
             raise SubmissionInFlight(f"{self.name}: {exc}") from None
         except CommandError as exc:
             raise SchedulerError(f"{self.name}: submitting {job_name} failed: {exc}") from None
@@ -159,7 +159,7 @@ class Scheduler(abc.ABC):
 
     def submission_in_flight(self, job_name: str, cwd: str | os.PathLike) -> bool:
         """True while a submitter of ``job_name`` started on this host still runs."""
-        return submitter.in_flight(job_name, cwd)
+        return in_flight(job_name, cwd)
 
     def find_all_by_name(self, job_names: Iterable[str]) -> dict[str, list[JobRecord]]:
         """Every job the scheduler knows under each name, the preferred one first.

@@ -34,7 +34,7 @@ from nas.config import ConfigError, load_experiment, parse_params
 from nas.control import policy
 from nas.record.hdf5 import StateStore
 from nas.record.lock import LockError
-from nas.record.state import State, StateError
+from nas.record.state import FitRecord, PointStatus, State, StateError
 from nas.search.space import Params, SearchSpace, SpaceError
 
 
@@ -193,13 +193,24 @@ def _propose(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _stored_fit(fit: FitRecord, state: State) -> dict[str, Any]:
+    """The last fit the controller stored: status never refits (seconds to minutes at scale)."""
+    measured_since = len(state.with_status(PointStatus.DONE)) - len(fit.support_ids)
+    return {
+        "number": fit.number,
+        "n_support": len(fit.support_ids),
+        "loo_rmse": json_number(fit.loo_rmse),
+        "argmax": fit.argmax,
+        "predicted_max": json_number(fit.predicted_max),
+        "measured_since": max(measured_since, 0),
+    }
+
+
 def _status_doc(study: policy.Study, path: Path) -> dict[str, Any]:
-    """Everything `status` reports, as one JSON-able document."""
+    """Everything `status` reports, as one JSON-able document (from the state alone)."""
     state = study.state
-    try:
-        summary, fit_error = study.fit_summary(), None
-    except _search_failures() as exc:
-        summary, fit_error = None, str(exc)
+    fit = state.fits[-1] if state.fits else None
+    fit_error = None if fit is not None else f"no fit yet: {study.fit_blocker()}"
     best = study.best()
     cfg = study.experiment.experiment
     return {
@@ -208,14 +219,7 @@ def _status_doc(study: policy.Study, path: Path) -> dict[str, Any]:
         "goal": cfg.goal,
         "generation": state.generation,
         "points": [point_doc(p) for p in state.points],
-        "fit": None
-        if summary is None
-        else {
-            "n_support": summary.n_support,
-            "loo_rmse": json_number(summary.loo_rmse),
-            "argmax": summary.argmax,
-            "predicted_max": json_number(summary.predicted_max),
-        },
+        "fit": None if fit is None else _stored_fit(fit, state),
         "fit_error": fit_error,
         "best": None
         if best is None
@@ -248,7 +252,11 @@ def _print_status(doc: dict[str, Any], out: TextIO) -> None:
     out.write(f"\nexperiment {doc['experiment']} ({doc['goal']}), {len(doc['points'])} points\n")
     fit = doc["fit"]
     if fit is not None:
-        out.write(f"fit: N = {fit['n_support']}, LOO RMSE {number_text(fit['loo_rmse'])}\n")
+        since = f"; {fit['measured_since']} measured since" if fit["measured_since"] else ""
+        out.write(
+            f"fit {fit['number']} (stored): N = {fit['n_support']}, "
+            f"LOO RMSE {number_text(fit['loo_rmse'])}{since}\n"
+        )
         out.write(
             f"argmax: {params_text(fit['argmax'])}, predicted {number_text(fit['predicted_max'])}\n"
         )

@@ -200,8 +200,18 @@ class Study:
         return self.optimizer.predict(params), summary
 
     def converged(self) -> bool:
-        """Algorithm 1: a proposed point was measured within ``tolerance`` of its prediction."""
-        return self.optimizer.converged
+        """Algorithm 1: a proposed point was measured within ``tolerance`` of its prediction.
+
+        A scan of the stored points (as the optimizer's own test), so that
+        ``status`` never builds an optimizer over every point.
+        """
+        tolerance = self.experiment.experiment.tolerance
+        return any(
+            p.predicted is not None
+            and math.isfinite(p.value)
+            and abs(p.value - p.predicted) <= tolerance
+            for p in self.state.with_status(PointStatus.DONE)
+        )
 
     def best(self) -> Point | None:
         """The best measured point (x_top), respecting the goal; ties go to the earlier point."""
