@@ -96,6 +96,19 @@ def _valid_name(value: str) -> str | None:
     return None
 
 
+#: Longest experiment name: it prefixes job names and names the state and run folder.
+MAX_EXPERIMENT_NAME = 64
+
+
+def _experiment_name(value: str) -> str | None:
+    """A name that makes a visible file and a valid job name (not ``..`` or 300 characters)."""
+    if not value[:1].isascii() or not value[:1].isalnum():
+        return f"must start with a letter or digit, got {value!r}"
+    if len(value) > MAX_EXPERIMENT_NAME:
+        return f"at most {MAX_EXPERIMENT_NAME} characters, got {len(value)}"
+    return _valid_name(value)
+
+
 def _no_newline(value: str) -> str | None:
     if "\n" in value or "\r" in value or "\0" in value:
         return "must be a single line"
@@ -219,7 +232,7 @@ def _validate_value(value: Any, meta: Mapping, source: str, table: str, key: str
 class ExperimentConfig:
     """``[experiment]``: what is searched for and when to stop."""
 
-    name: str = _option(kind=str, check=_valid_name, doc="experiment name; used in job names")
+    name: str = _option(kind=str, check=_experiment_name, doc="experiment name; used in job names")
     metric: str = _option("top1", kind=str, check=_valid_name, doc="result metric to optimise")
     value_range: list | None = _option(
         None,

@@ -61,7 +61,9 @@ def test_search_converges_through_the_cli_alone(toy: Path, capsys: pytest.Captur
     assert status["converged"], status
     assert status["best"]["params"]["x"] == pytest.approx(0.7, abs=0.15)
     assert status["best"]["params"]["y"] == pytest.approx(-0.3, abs=0.15)
-    assert status["fit"]["n_support"] == len(status["points"])
+    fit = status["fit"]  # the stored fit, made before the last measurement: status never refits
+    assert fit["n_support"] + fit["measured_since"] == len(status["points"])
+    assert fit["measured_since"] == 1
     assert load_state(toy).fits, "every proposal's fit is kept"
     code, out, _ = run(capsys, "status", "--state", str(toy))
     assert code == 0

@@ -113,6 +113,18 @@ CASES = {
         "type",
         "expected one of 'int', 'float', 'categorical'",
     ),
+    "dot-dot name": (
+        VALID.replace('name = "toy"', 'name = ".."'),
+        "experiment",
+        "name",
+        "must start with a letter or digit, got '..'",
+    ),
+    "long name": (
+        VALID.replace('name = "toy"', f'name = "{"n" * 300}"'),
+        "experiment",
+        "name",
+        "at most 64 characters, got 300",
+    ),
     "duplicate dims": (
         VALID.replace('name = "block"', 'name = "width"'),
         "space",

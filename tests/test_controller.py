@@ -103,7 +103,7 @@ def test_out_of_memory_marks_the_point_infeasible_without_retry(tmp_path: Path) 
     [
         ("corrupt", "not valid JSON"),
         ("wrong-point", "point_id 999 but expected 0"),
-        ("nan", "NaN is not allowed"),
+        ("nan", "NaN is not a JSON number (line 1 column"),
     ],
 )
 def test_bad_result_file_is_set_aside_with_its_reason(tmp_path: Path, mode: str, why: str) -> None:

@@ -18,6 +18,7 @@ from controller_cluster_support import (
     search_real_trainer,
 )
 from scheduler_contract import finished, wait_for
+from slow_sbatch import kill_run
 from slurm.cluster_fixture import slurm_cluster  # noqa: F401 - the session fixture
 
 from nas.cluster import JobState, SlurmScheduler
@@ -95,3 +96,22 @@ def test_a_value_no_directive_can_carry_is_refused_when_the_search_is_created(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert_refused_directive(tmp_path, "slurm", "constraint", HOSTILE[0])
+
+
+def test_killing_the_controller_during_a_slow_sbatch_never_runs_a_job_name_twice(
+    slurm_cluster: str,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Orphaned sbatch calls submit after the restarted controller asked squeue: no duplicate.
+
+    The long run (>= 50 kills) is ``python tests/slow_sbatch.py --kills 50``.
+    """
+    monkeypatch.chdir(tmp_path)
+    report = kill_run(tmp_path, kills=10, max_points=14)
+    print(report.line())
+    assert report.kills >= 8 and report.orphaned >= 3, "too few kills hit a submission"
+    assert [n for n, k in report.submissions.items() if k > 1] == [], report.line()
+    assert report.max_alive_per_name == 1, report.line()
+    assert report.done == report.points == 14
+    assert set(report.recorded.values()) == {1}, "every measurement exactly once"

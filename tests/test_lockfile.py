@@ -96,8 +96,10 @@ def test_unreadable_old_lock_is_refused(tmp_path: Path, monkeypatch: pytest.Monk
     state = tmp_path / "s.h5"
     lock_path(state).write_text("")
     monkeypatch.setattr(lock, "GRACE_SECONDS", 0.0)
-    with pytest.raises(LockError, match=r"unreadable.*splinenas unlock --state"):
+    with pytest.raises(LockError, match=r"unreadable.*splinenas unlock --force --state"):
         FileLock(state).acquire()
+    assert break_lock(state, force=True) is None  # the advice given works
+    assert not lock_path(state).exists()
 
 
 def test_release_leaves_a_lock_that_is_not_ours(tmp_path: Path) -> None:

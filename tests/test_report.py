@@ -22,7 +22,7 @@ from nas.record.lock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 TOML = experiment_toml("toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, tolerance=0.05)
-VALUES = [3.0, -1.5, 7.25, 0.5, 2.0]
+VALUES = [3.0, 0.25, 7.25, 0.5, 2.0]  # top-1 percentages
 
 
 @pytest.fixture

@@ -291,13 +291,86 @@ def test_corrupt_file_without_previous_generation(tmp_path: Path) -> None:
         load_state(path)
 
 
+def reseal(path: Path) -> None:
+    """Give a state file edited in place the checksum of its new content."""
+    from nas.record import integrity
+
+    path.write_bytes(integrity.seal(path.read_bytes()[integrity.USERBLOCK :]))
+
+
+def legacy_copy(path: Path) -> Path:
+    """The same state as a file from before checksums (no user block)."""
+    from nas.record.hdf5 import _write_content
+
+    legacy = path.with_name("legacy.h5")
+    with h5py.File(legacy, "w", track_order=True) as file:
+        _write_content(file, load_state(path))
+    return legacy
+
+
 def test_missing_dataset_is_reported_as_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "s.h5"
     filled_store(path).close()
-    with h5py.File(path, "a") as file:
-        del file["points/status"]
-    with pytest.raises(StateFormatError, match="corrupt or incomplete.*status"):
+    legacy = legacy_copy(path)
+    for name in (path, legacy):
+        with h5py.File(name, "a") as file:
+            del file["points/status"]
+    with pytest.raises(StateFormatError, match="does not match its SHA-256 checksum"):
         load_state(path)
+    with pytest.raises(StateFormatError, match="corrupt or incomplete.*status"):
+        load_state(legacy)  # unchecked: found when decoding
+
+
+def test_a_file_from_before_checksums_is_read_unchecked(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    filled_store(path).close()
+    assert load_state(legacy_copy(path)).points == load_state(path).points
+
+
+def test_a_changed_value_is_caught_and_prev_checked_too(tmp_path: Path) -> None:
+    path = tmp_path / "s.h5"
+    filled_store(path).close()
+    with h5py.File(path, "a") as file:
+        file["points/value"][0] = 12.5
+    with h5py.File(previous_path(path), "a") as file:
+        file.attrs["generation"] = 7
+    with pytest.raises(StateFormatError, match=r"checksum.*\.prev is corrupt too.*backup"):
+        load_state(path)
+
+
+def test_flipped_bits_load_identically_or_fail_in_one_line() -> None:
+    """A sample of the sweep in tests/flip_sweep.py (run it for the full counts)."""
+    from flip_sweep import sweep
+
+    counts = sweep(40, seed=11, timeout=20.0)
+    assert counts["same"] + counts["error"] == 40, dict(counts)
+
+
+def test_fsck_reports_and_repair_restores_the_newest_good_generation(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from nas.commands.main import main
+
+    path = tmp_path / "s.h5"
+    filled_store(path).close()
+    assert main(["fsck", "--state", str(path)]) == 0
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 4
+    path.write_bytes(data)
+    capsys.readouterr()
+    assert main(["fsck", "--state", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert f"{path}: corrupt: its content does not match" in out
+    assert f"{previous_path(path)}: ok (generation 1)" in out and "--repair" in err
+    assert main(["fsck", "--state", str(path), "--repair", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["state"]["status"] == "ok" and doc["state"]["generation"] == 1
+    assert "restored generation 1" in doc["repair"]
+    assert len(list(tmp_path.glob("s.h5.corrupt-*"))) == 1, "the corrupt file is kept"
+    previous_path(path).write_bytes(data)
+    path.write_bytes(data)
+    assert main(["fsck", "--state", str(path), "--repair"]) == 1
+    assert "no good generation" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -309,6 +382,7 @@ def test_other_format_versions_are_refused(tmp_path: Path, version: int, message
     filled_store(path).close()
     with h5py.File(path, "a") as file:
         file.attrs["format_version"] = version
+    reseal(path)  # a genuine file of that version, not a damaged one
     with pytest.raises(StateFormatError, match=f"state format {version}.*{message}"):
         load_state(path)
 
@@ -430,4 +504,124 @@ def test_a_file_with_an_iso_creation_time_stays_readable(tmp_path: Path) -> None
         iso = datetime.datetime.fromtimestamp(created).astimezone().isoformat()
         file.attrs["created"] = iso
         del file.attrs["time_units"]
+    reseal(path)
     assert load_state(path).created == pytest.approx(created, abs=1e-5)
+
+
+# ------------------------------------------------------------------------------ one search, one lock
+
+
+def created(tmp_path: Path) -> Path:
+    path = tmp_path / "state" / "real.h5"
+    StateStore.create(path, EXPERIMENT).close()
+    return path
+
+
+def test_a_symlinked_name_is_refused_while_the_real_one_is_held(tmp_path: Path) -> None:
+    path = created(tmp_path)
+    alias = path.with_name("alias.h5")
+    alias.symlink_to(path.name)
+    with StateStore.open(path):
+        with pytest.raises(LockError, match="locked by"):
+            StateStore.open(alias)
+    with StateStore.open(alias):
+        with pytest.raises(LockError, match="locked by"):
+            StateStore.open(path)
+
+
+def test_commits_through_a_symlink_keep_it_a_symlink(tmp_path: Path) -> None:
+    from nas.pointdir.layout import run_dir
+
+    path = created(tmp_path)
+    alias = tmp_path / "alias.h5"
+    alias.symlink_to(path)
+    with StateStore.open(alias) as store:
+        store.state.add_point(params(), "initial", 0)
+        store.commit()
+    assert alias.is_symlink() and not path.is_symlink()
+    assert len(load_state(path).points) == 1
+    assert run_dir(alias) == run_dir(path)
+
+
+def test_a_hard_linked_second_name_is_refused(tmp_path: Path) -> None:
+    path = created(tmp_path)
+    os.link(path, tmp_path / "twin.h5")
+    for name in (path, tmp_path / "twin.h5"):
+        with pytest.raises(LockError, match="2 hard links"):
+            StateStore.open(name)
+
+
+def test_a_commit_stopped_after_keeping_prev_is_not_a_hard_link_alias(tmp_path: Path) -> None:
+    path = created(tmp_path)
+    os.link(path, previous_path(path))  # what the commit leaves before its final rename
+    StateStore.open(path).close()
+
+
+def test_a_missing_state_with_its_prev_says_to_copy_prev(tmp_path: Path) -> None:
+    path = created(tmp_path)
+    with StateStore.open(path) as store:
+        store.state.add_point(params(), "initial", 0)
+        store.commit()
+    path.unlink()
+    with pytest.raises(StateError, match=r"previous generation .*real.h5.prev exists; copy"):
+        load_state(path)
+
+
+# ------------------------------------------------------------------------------ disk full
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 1 MB tmpfs; skipped only where this machine refuses to mount one."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    """Fill ``disk`` to the last byte; returns the filler file."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_commit_on_a_full_disk_fails_in_one_line_and_the_next_start_resumes(
+    small_disk: Path,
+) -> None:
+    path = small_disk / "s.h5"
+    filled_store(path).close()
+    before = load_state(path)
+    filler = fill(small_disk)
+    argv = [sys.executable, "-m", "nas", "record", "--state", str(path), "0", "70.5", "--replace"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def record() -> subprocess.CompletedProcess:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        return done
+
+    done = record()  # not even room for the lock file
+    assert done.returncode == 1 and "cannot write lock file" in done.stderr, done.stderr
+    assert not lock_path(path).exists(), "no empty lock left behind"
+    os.truncate(filler, filler.stat().st_size - 8192)  # room for the lock file, not a commit
+    done = record()
+    assert done.returncode == 1, done.stderr
+    assert "commit failed" in done.stderr and "is unchanged" in done.stderr
+    assert "bytes free" in done.stderr or "No space left" in done.stderr
+    assert load_state(path).points == before.points, "the old generation is intact"
+    assert not list(small_disk.glob("s.h5.tmp.*")) and not lock_path(path).exists()
+    filler.unlink()
+    assert record().returncode == 0
+    assert load_state(path).point(0).value == 70.5

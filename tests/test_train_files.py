@@ -138,8 +138,10 @@ def test_validate_result_gives_the_reason(tmp_path, edit, reason):
 def test_validate_result_rejects_nan_and_truncated_files(tmp_path):
     path = tmp_path / "result.json"
     text = json.dumps(_result().to_dict())
-    path.write_text(text.replace("71.5", "NaN"))
-    with pytest.raises(ResultError, match="NaN is not allowed"):
+    nan = text.replace("71.5", "NaN")
+    path.write_text(nan)
+    column = nan.index("NaN") + 1
+    with pytest.raises(ResultError, match=rf"NaN is not a JSON number \(line 1 column {column}\)"):
         validate_result(path, 4, PARAMS)
     path.write_text(text[: len(text) // 2])
     with pytest.raises(ResultError, match="not valid JSON"):

@@ -16,6 +16,7 @@ only the job's result file says whether it succeeded.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import enum
 import logging
 import math
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError
+from nas.cluster.submitter import LockHeld, in_flight, submitting
 from nas.config import NAME_PATTERN, ClusterConfig, ControllerConfig
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,10 @@ _FINISHED = frozenset(
 
 class SchedulerError(RuntimeError):
     """A scheduler command that failed or answered something unreadable."""
+
+
+class SubmissionInFlight(SchedulerError):
+    """An earlier submitter of the job (orphaned by a killed controller) still runs: wait."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,8 @@ class Scheduler(abc.ABC):
         self.timeout = timeout
         self._known: dict[str, JobState] = {}
         self._cancelled: set[str] = set()
+        #: Descriptors a submitter must inherit (the submission lock), set during submit.
+        self._submitter_fds: tuple[int, ...] = ()
 
     # ----------------------------------------------------------------- public API
 
@@ -176,7 +184,11 @@ class Scheduler(abc.ABC):
     ) -> str:
         """Submit the job script and return the scheduler's job id.
 
+        The submitter runs holding the submission lock of :mod:`nas.cluster.submitter`,
+        so a controller restarted while it still runs waits for it.
+
         Raises:
+            SubmissionInFlight: an earlier submitter of ``job_name`` still runs.
             SchedulerError: the submission failed or its answer had no job id.
         """
         if not NAME_PATTERN.fullmatch(job_name):
@@ -187,9 +199,15 @@ class Scheduler(abc.ABC):
         if not script.is_file():
             raise SchedulerError(f"{self.name}: job script {str(script)!r} does not exist")
         try:
-            job_id = self._submit(script.resolve(), job_name, Path(cwd).resolve())
+            with submitting(job_name, cwd) as fd:
+                self._submitter_fds = (fd,)
+                job_id = self._submit(script.resolve(), job_name, Path(cwd).resolve())
+        except LockHeld as exc:
+            raise SubmissionInFlight(f"{self.name}: {exc}") from None
         except CommandError as exc:
             raise SchedulerError(f"{self.name}: submitting {job_name} failed: {exc}") from None
+        finally:
+            self._submitter_fds = ()
         self._known[job_id] = JobState.PENDING
         log.info("%s: submitted %s as job %s", self.name, job_name, job_id)
         return job_id
@@ -218,11 +236,16 @@ class Scheduler(abc.ABC):
                     )
         return {i: self._known.get(i, JobState.UNKNOWN) for i in ids}
 
-    def find_by_name(self, job_names: Iterable[str]) -> dict[str, tuple[str, JobState]]:
-        """Jobs the scheduler still knows by name: ``{name: (job_id, state)}``.
+    def submission_in_flight(self, job_name: str, cwd: str | os.PathLike) -> bool:
+        """True while a submitter of ``job_name`` started on this host still runs."""
+        return in_flight(job_name, cwd)
 
-        Used to re-attach after a crash between submitting and recording the id.
-        Of several jobs with one name an unfinished one wins, else the newest.
+    def find_all_by_name(self, job_names: Iterable[str]) -> dict[str, list[JobRecord]]:
+        """Every job the scheduler knows under each name, the preferred one first.
+
+        Of several jobs with one name an unfinished one wins (a running one
+        over a queued one), else the newest. A second unfinished job under a
+        point's name is a duplicate for the controller to cancel.
 
         Raises:
             SchedulerError: the scheduler could not be asked.
@@ -232,19 +255,27 @@ class Scheduler(abc.ABC):
             records = self._query((), names)
         except CommandError as exc:
             raise SchedulerError(f"{self.name}: looking up jobs by name failed: {exc}") from None
-        found: dict[str, JobRecord] = {}
+        found: dict[str, list[JobRecord]] = {}
         for record in records:
-            if record.name not in names:
-                continue
-            best = found.get(record.name)
-            if best is None or _prefer(record, best):
-                found[record.name] = record
-        result = {}
-        for name, record in found.items():
-            state = self._settle(record.job_id, record.state)
-            self._known[record.job_id] = state
-            result[name] = (record.job_id, state)
-        return result
+            if record.name in names:
+                state = self._settle(record.job_id, record.state)
+                self._known[record.job_id] = state
+                found.setdefault(record.name, []).append(dataclasses.replace(record, state=state))
+        for jobs in found.values():
+            jobs.sort(key=_preference, reverse=True)
+        return found
+
+    def find_by_name(self, job_names: Iterable[str]) -> dict[str, tuple[str, JobState]]:
+        """Jobs the scheduler still knows by name: ``{name: (job_id, state)}``.
+
+        Used to re-attach after a crash between submitting and recording the id.
+        Of several jobs with one name the first of :meth:`find_all_by_name` wins.
+
+        Raises:
+            SchedulerError: the scheduler could not be asked.
+        """
+        found = self.find_all_by_name(job_names)
+        return {name: (jobs[0].job_id, jobs[0].state) for name, jobs in found.items()}
 
     def cancel(self, job_id: str) -> None:
         """Cancel a job; a job that already finished is left as it is.
@@ -326,11 +357,13 @@ def backend_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def _prefer(candidate: JobRecord, incumbent: JobRecord) -> bool:
-    """True if ``candidate`` is the better match for a job name than ``incumbent``."""
-    if candidate.state.is_finished() != incumbent.state.is_finished():
-        return not candidate.state.is_finished()
-    return _id_key(candidate.job_id) > _id_key(incumbent.job_id)
+def _preference(record: JobRecord) -> tuple[bool, bool, tuple[int, str]]:
+    """Sort key for jobs sharing a name: unfinished, then running, then the newest id."""
+    return (
+        not record.state.is_finished(),
+        record.state is JobState.RUNNING,
+        _id_key(record.job_id),
+    )
 
 
 def _id_key(job_id: str) -> tuple[int, str]:

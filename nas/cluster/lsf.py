@@ -192,6 +192,7 @@ class LsfScheduler(Scheduler):
             input_text=script.read_text(encoding="utf-8"),
             timeout=self.timeout,
             cwd=cwd,
+            pass_fds=self._submitter_fds,
         )
         return parse_bsub(done.stdout)
 

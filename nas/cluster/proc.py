@@ -49,6 +49,7 @@ def run_command(
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     check: bool = True,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` without a shell and return its completed process.
 
@@ -59,6 +60,7 @@ def run_command(
         cwd: working directory of the command.
         env: the complete environment; ``None`` inherits this process's.
         check: raise on a non-zero exit status.
+        pass_fds: descriptors the command inherits (a submitter's lock).
 
     Raises:
         CommandError: the program is missing, timed out, or (with ``check``)
@@ -79,6 +81,7 @@ def run_command(
             env=None if env is None else dict(env),
             shell=False,
             check=False,
+            pass_fds=tuple(pass_fds),
         )
     except FileNotFoundError:
         raise CommandError(argv, "failed: program not found on PATH") from None

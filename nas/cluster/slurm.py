@@ -213,6 +213,7 @@ class SlurmScheduler(Scheduler):
             ["sbatch", "--parsable", f"--job-name={job_name}", f"--chdir={cwd}", str(script)],
             timeout=self.timeout,
             cwd=cwd,
+            pass_fds=self._submitter_fds,
         )
         return parse_sbatch(done.stdout)
 

@@ -171,6 +171,14 @@ def _add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _store_fit_if_possible(study: policy.Study) -> None:
+    """Fit the imported measurements once, here, so readers show it without refitting."""
+    try:
+        study.store_fit()
+    except _search_failures() as exc:
+        print(f"note: no fit stored yet: {exc}", file=sys.stderr)
+
+
 @_reported
 def _import(args: argparse.Namespace) -> int:
     from nas.control import imports
@@ -192,6 +200,7 @@ def _import(args: argparse.Namespace) -> int:
             raise policy.StudyError(f"cannot read {args.file}: {exc.strerror or exc}") from None
         except imports.RowsError as exc:
             raise policy.StudyError(f"nothing imported:\n{exc}") from None
+        _store_fit_if_possible(policy.Study(store.state, experiment))
         store.commit()
     if args.json:
         emit_json(

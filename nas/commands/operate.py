@@ -303,6 +303,26 @@ def _unlock(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------- fsck
+
+
+@_reported
+def _fsck(args: argparse.Namespace) -> int:
+    from nas.record import fsck
+
+    action = fsck.repair(args.state) if args.repair else None
+    current, prev = fsck.check_both(args.state)
+    if args.json:
+        emit_json({"state": current.to_dict(), "prev": prev.to_dict(), "repair": action})
+    else:
+        print(f"{current.line()}\n{prev.line()}")
+    if action:
+        print(f"splinenas fsck: {action}", file=sys.stderr)
+    elif not current.good and prev.good:
+        print("splinenas fsck: run again with --repair to put .prev back", file=sys.stderr)
+    return EXIT_OK if current.good else EXIT_FAILURE
+
+
 # ---------------------------------------------------------------------------- controller
 
 
@@ -369,7 +389,7 @@ def _positive(text: str) -> float:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add rerun, cancel, show, unlock, expand and controller to the ``splinenas`` parser."""
+    """Add rerun, cancel, show, unlock, fsck, expand and controller to the ``splinenas`` parser."""
     as_json, state = json_option(), state_option()
 
     def add(name: str, handler: Handler, summary: str, parents: list | None = None):
@@ -392,6 +412,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     unlock.add_argument(
         "--force", action="store_true", help="also a lock from another host (check it has stopped)"
     )
+    check = add("fsck", _fsck, "verify the state and .prev; --repair puts back the newest good")
+    check.add_argument("--repair", action="store_true", help="restore .prev over a corrupt state")
     expand = add(
         "expand",
         _expand,

@@ -29,7 +29,7 @@ from nas.commands.common import (
 from nas.commands.curves import guard_summary, running_progress, write_guard_lines
 from nas.control import policy
 from nas.pointdir import layout
-from nas.record.state import Point, State
+from nas.record.state import Point, PointStatus, State
 from nas.search.space import SearchSpace
 
 #: What status says when the fit is wider than the tolerance.
@@ -37,35 +37,30 @@ LOOSE_FIT = "the fit is looser than the tolerance: a match may be luck"
 
 
 def fit_doc(study: policy.Study) -> tuple[dict[str, Any] | None, str | None]:
-    """The fit over every measured point (stored or fitted now), or why there is none."""
-    stored = policy.current_fit(study.state)
-    if stored is not None:
-        return {
-            "n_support": len(stored.support_ids),
-            "loo_rmse": json_number(stored.loo_rmse),
-            "argmax": stored.argmax,
-            "predicted_max": json_number(stored.predicted_max),
-            "smoothing": None,
-            "warnings": [],
-            "stored": stored.number,
-        }, None
-    from nas.search.propose import SearchError  # scipy: only when no stored fit will do
-    from nas.search.spline import SplineError
+    """The last fit stored in the state, or why there is none.
 
-    try:
-        summary = study.fit_summary()
-    except (SearchError, SplineError) as exc:
-        return None, str(exc)
-    if summary is None:
-        return None, None
+    Readers never refit: at scale a fit takes minutes and needs scipy. The
+    controller stores a fit with every proposal and when it stops (``import``
+    when it brings measurements); ``measured_since`` says how many
+    measurements the stored fit has not seen, and its warnings were logged
+    when it was made.
+    """
+    state = study.state
+    fit = state.fits[-1] if state.fits else None
+    if fit is None:
+        return None, f"no fit yet: {study.fit_blocker()}"
+    measured = len(state.with_status(PointStatus.DONE))
+    warnings = [
+        e.message for e in state.events if e.kind == policy.FIT_WARNING and e.time >= fit.time
+    ]
     return {
-        "n_support": summary.n_support,
-        "loo_rmse": json_number(summary.loo_rmse),
-        "argmax": summary.argmax,
-        "predicted_max": json_number(summary.predicted_max),
-        "smoothing": summary.smoothing,
-        "warnings": list(summary.warnings),
-        "stored": None,
+        "n_support": len(fit.support_ids),
+        "loo_rmse": json_number(fit.loo_rmse),
+        "argmax": fit.argmax,
+        "predicted_max": json_number(fit.predicted_max),
+        "warnings": warnings,
+        "stored": fit.number,
+        "measured_since": max(measured - len(fit.support_ids), 0),
     }, None
 
 
@@ -168,7 +163,9 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
             f"fit: N = {fit['n_support']}, LOO RMSE {number_text(fit['loo_rmse'])} "
             f"(tolerance {doc['tolerance']:g})"
         )
-        lines += [f"warning: {w} (smoothing {fit['smoothing']:.3g})" for w in fit["warnings"]]
+        if fit["measured_since"]:
+            lines[-1] += f"; fit {fit['stored']}, {fit['measured_since']} measured since"
+        lines += [f"warning: {w}" for w in fit["warnings"]]
     else:
         lines.append(f"fit: {doc['fit_error'] or 'not yet (too few measured points)'}")
     verdict = "yes" if doc["converged"] else "no"

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas.cluster import JobState, Scheduler, SchedulerError
+from nas.cluster import JobRecord, JobState, Scheduler, SchedulerError
+from nas.cluster.base import SubmissionInFlight
 from nas.config import Experiment
 from nas.control import inbox, policy
 from nas.control.ingest import (
@@ -134,27 +135,34 @@ class Controller:
     def _poll(self) -> bool:
         """Re-attach jobs by name where needed, poll the rest, judge the jobs that ended.
 
+        Every active point's name is looked up each cycle, so a second job
+        under one name (an orphaned submitter's) is cancelled at once. A
+        ``submitting`` point whose earlier submitter still runs is left alone
+        until that submitter ends: only then does the scheduler's answer say
+        whether it submitted.
+
         Returns:
             False when the scheduler could not be asked for job names: nothing
             is judged this cycle, so nothing is submitted twice.
         """
-        active = self.state.with_status(*ACTIVE)
-        lookup = [p for p in active if p.status is _S.SUBMITTING or not self._reattached]
+        active = [p for p in self.state.with_status(*ACTIVE) if not self._in_flight(p)]
         try:
-            found = self.scheduler.find_by_name(p.job_name for p in lookup) if lookup else {}
+            found = self.scheduler.find_all_by_name(p.job_name for p in active) if active else {}
         except SchedulerError as exc:
             log.warning("cannot re-attach jobs, trying again next cycle: %s", exc)
             return False
-        self._reattached = True
         gone: set[int] = set()
-        for point in lookup:
-            hit = found.get(point.job_name)
-            if hit is not None:
-                self._attach(point, hit[0])
+        for point in active:
+            kept = self._cancel_duplicates(point, found.get(point.job_name, []))
+            if point.status is not _S.SUBMITTING and self._reattached:
+                continue
+            if kept is not None:
+                self._attach(point, kept)
             elif point.status is _S.SUBMITTING:
                 self._resume_submission(point)
             else:
                 gone.add(point.id)  # its job id may belong to another job by now
+        self._reattached = True
         watched = self.state.with_status(_S.SUBMITTED, _S.RUNNING)
         states = self.scheduler.status(p.job_id for p in watched if p.id not in gone)
         for point in watched:
@@ -164,6 +172,40 @@ class Controller:
             elif job_state.is_finished() or job_state is JobState.UNKNOWN:
                 self._job_ended(point, job_state)
         return True
+
+    def _in_flight(self, point: Point) -> bool:
+        """A ``submitting`` point whose earlier submitter (a killed controller's) still runs."""
+        if point.status is not _S.SUBMITTING:
+            return False
+        if not self.scheduler.submission_in_flight(point.job_name, self._folder(point)):
+            return False
+        log.warning("point %d: an earlier submission of %s still runs; waiting for it",
+                    point.id, point.job_name)  # fmt: skip
+        return True
+
+    def _cancel_duplicates(self, point: Point, jobs: list[JobRecord]) -> str | None:
+        """Keep one unfinished job under the point's name, cancel the others; the kept id.
+
+        The job the point already records is kept; otherwise the scheduler's
+        preferred one (running over queued, then the newest).
+        """
+        live = [j for j in jobs if not j.state.is_finished()]
+        if not live:
+            return jobs[0].job_id if jobs else None
+        kept = next((j for j in live if j.job_id == point.job_id), live[0])
+        for job in live:
+            if job is kept:
+                continue
+            try:
+                self.scheduler.cancel(job.job_id)
+            except SchedulerError as exc:
+                log.warning(
+                    "point %d: cannot cancel duplicate job %s: %s", point.id, job.job_id, exc
+                )
+                continue
+            self.state.log("duplicate", f"cancelled job {job.job_id}, a second job named "
+                           f"{point.job_name}; kept job {kept.job_id}", point.id)  # fmt: skip
+        return kept.job_id
 
     def _attach(self, point: Point, job_id: str) -> None:
         if point.job_id != job_id:
@@ -330,7 +372,14 @@ class Controller:
         script = self._folder(point) / layout.JOB_SCRIPT
         try:
             job_id = self.scheduler.submit(script, job_name=point.job_name, cwd=self._folder(point))
+        except SubmissionInFlight as exc:
+            log.warning("point %d: %s; re-checking next cycle", point.id, exc)
+            return
         except SchedulerError as exc:
+            if self.scheduler.submission_in_flight(point.job_name, self._folder(point)):
+                log.warning("point %d: %s; its submitter still runs, re-checking next cycle",
+                            point.id, exc)  # fmt: skip
+                return
             try:
                 found = self.scheduler.find_by_name([point.job_name])
             except SchedulerError:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.pointdir.jsonio import read_json_object
+from nas.pointdir.jsonio import open_regular, read_json_object
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
     CURVE_FILE,
@@ -95,7 +95,7 @@ class ResultCheck:
 def check_result(folder: Path, point_id: int, params: Mapping[str, Any]) -> ResultCheck | None:
     """Validate ``folder/result.json``; None when there is none, a bad one is set aside."""
     path = folder / RESULT_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
     try:
         return ResultCheck(result=validate_result(path, point_id, params))
@@ -142,8 +142,8 @@ def judge(
         detail = "the scheduler stopped the job for exceeding its memory limit ([cluster] mem)"
         return JobOutcome(Verdict.INFEASIBLE, detail), check
     progress = _read_optional(folder / PROGRESS_FILE)
-    if progress is not None:
-        position = (int(progress.get("epochs_completed", 0)), int(progress.get("step_in_epoch", 0)))
+    position = None if progress is None else _position(progress)
+    if progress is not None and position is not None:
         reason = str(progress.get("reason", "stopped early"))
         return JobOutcome(Verdict.INCOMPLETE, reason, position=position), check
     error = _read_optional(folder / ERROR_FILE)
@@ -167,8 +167,8 @@ def judge(
 
 
 def _read_optional(path: Path) -> dict[str, Any] | None:
-    """A JSON object file, or None when it is missing or unreadable."""
-    if not path.exists():
+    """A JSON object file, or None when it is missing or unreadable (a FIFO, too large)."""
+    if not os.path.lexists(path):
         return None
     try:
         return read_json_object(path)
@@ -176,15 +176,24 @@ def _read_optional(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _position(progress: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(epochs completed, step) of a progress file; None when they are not whole numbers."""
+    position = (progress.get("epochs_completed", 0), progress.get("step_in_epoch", 0))
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in position):
+        return position
+    return None
+
+
 def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
     """The last ``lines`` lines of a log (at most a few kB), or a note that there is none."""
     try:
-        with open(log, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(handle.tell() - 8 * _LOG_TAIL_CHARS, 0))
-            text = handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return f"(no log at {log})"
+        fd = open_regular(log)
+    except ValueError as exc:
+        return f"(no log: {exc})"
+    with os.fdopen(fd, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(handle.tell() - 8 * _LOG_TAIL_CHARS, 0))
+        text = handle.read(8 * _LOG_TAIL_CHARS).decode("utf-8", errors="replace")
     tail = "\n".join(text.splitlines()[-lines:])
     return tail[-_LOG_TAIL_CHARS:] or f"(empty log {log})"
 
@@ -204,7 +213,7 @@ def archive_outcome_files(folder: Path, job_name: str) -> None:
     """Rename the progress and error files of job ``job_name`` before the next job starts."""
     for name in (PROGRESS_FILE, ERROR_FILE):
         path = folder / name
-        if path.exists():
+        if os.path.lexists(path):
             os.replace(path, _free_name(path, f"{job_name}-"))
 
 

@@ -257,6 +257,8 @@ class Study:
         self.state.add_fit(
             support, coefficients, summary.loo_rmse, summary.argmax, summary.predicted_max
         )
+        for warning in summary.warnings:  # readers show them without refitting
+            self.state.log(FIT_WARNING, f"{warning} (smoothing {summary.smoothing:.3g})")
 
     # ------------------------------------------------------------------ answers
     def fit_summary(self) -> FitSummary | None:
@@ -328,6 +330,10 @@ class Study:
                 f"{len(rows)} measured point(s){where} of which {rank} affinely independent"
             )
         return f"a fit needs {need} affinely independent measured points: " + "; ".join(notes)
+
+
+#: Event kind of a warning about a stored fit (e.g. the smoothing an unstable system needed).
+FIT_WARNING = "fit-warning"
 
 
 def current_fit(state: State) -> FitRecord | None:

@@ -5,8 +5,11 @@ The one atomic writer of the package: JSON files, checkpoints, job scripts.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -53,30 +56,104 @@ def atomic_write_json(path: str | Path, document: Any, *, exclusive: bool = Fals
     return atomic_write_bytes(path, text.encode("utf-8"), exclusive=exclusive)
 
 
-def read_json_object(path: str | Path) -> dict[str, Any]:
-    """Read a JSON file whose top level must be an object.
+#: Largest JSON file a job may leave (bytes); ``SPLINENAS_MAX_JSON_BYTES`` overrides it.
+MAX_JSON_BYTES = 1_000_000
+_CONSTANT = re.compile(r"[:\[,]\s*(-?Infinity|NaN)\b")
+
+
+def max_json_bytes() -> int:
+    """The size limit for files jobs write, from the environment or :data:`MAX_JSON_BYTES`."""
+    raw = os.environ.get("SPLINENAS_MAX_JSON_BYTES", "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else MAX_JSON_BYTES
+
+
+def open_regular(path: str | Path) -> int:
+    """Open a file a job wrote, for reading, only if it is a regular file and no symlink.
+
+    ``O_NONBLOCK`` keeps a FIFO from blocking the open; the type check
+    refuses it (and a directory or device) before anything is read.
 
     Raises:
-        ValueError: unreadable, not JSON, or not an object; the message names the file.
+        ValueError: a symlink, not a regular file, or unreadable; the message names the file.
     """
-    path = Path(path)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, flags)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(f"{path}: is a symbolic link; only a regular file is read") from None
         raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ValueError(f"{path}: is {_kind(mode)}, not a regular file")
+    return fd
+
+
+def read_bounded(path: str | Path, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (default :func:`max_json_bytes`).
+
+    Raises:
+        ValueError: see :func:`open_regular`, or the file is larger than the limit.
+    """
+    limit = max_json_bytes() if max_bytes is None else max_bytes
+    fd = open_regular(path)
+    try:
+        size = os.fstat(fd).st_size
+        data = b"" if size > limit else os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if size > limit or len(data) > limit:
+        raise ValueError(f"{path}: is {max(size, len(data))} bytes, over the limit of {limit}")
+    return data
+
+
+def read_json_object(path: str | Path, max_bytes: int | None = None) -> dict[str, Any]:
+    """Read a JSON file whose top level must be an object, through :func:`read_bounded`.
+
+    Raises:
+        ValueError: not a regular file, too large, unreadable, not JSON, or not
+            an object; the message names the file.
+    """
+    try:
+        text = read_bounded(path, max_bytes).decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not UTF-8 text") from None
     try:
         document = json.loads(text, parse_constant=_reject_constant)
+    except _ConstantError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc} ({_where_constant(text)})") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not valid JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(document).__name__}")
     return document
 
 
+class _ConstantError(ValueError):
+    """NaN or Infinity in a file that must hold only JSON numbers."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"{name} is not allowed", name, 0)
+    raise _ConstantError(f"{name} is not a JSON number")
+
+
+def _where_constant(text: str) -> str:
+    """``line L column C`` of the first NaN/Infinity value, for the message."""
+    match = _CONSTANT.search(text)
+    if match is None:
+        return "position unknown"
+    pos = match.start(1)
+    line = text.count("\n", 0, pos) + 1
+    return f"line {line} column {pos - (text.rfind(chr(10), 0, pos) + 1) + 1}"
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket",
+             stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}  # fmt: skip
+    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -52,12 +52,13 @@ COMPILE_CACHE = "compile-cache"  # torch.compile's caches, kept across segments
 
 
 def run_dir(state_path: str | os.PathLike) -> Path:
-    """The run folder of a state file: its path without the suffix, made absolute.
+    """The run folder of a state file: its real path without the suffix.
 
-    A state path without a suffix gets ``<path>.run`` so the folder never
-    coincides with the file.
+    Symlinks are resolved, so every name of one state file leads to one run
+    folder. A state path without a suffix gets ``<path>.run`` so the folder
+    never coincides with the file.
     """
-    path = Path(state_path).absolute()
+    path = Path(os.path.realpath(state_path))
     name = path.stem if path.suffix else f"{path.name}.run"
     return path.with_name(name)
 

@@ -6,7 +6,9 @@ a complete new file next to the old one, fsyncs it, keeps the old one as
 leaves either the old or the new generation under ``<path>``. Readers need no
 lock: a file is never modified once it has been renamed into place.
 
-Layout, readable with ``h5ls -r`` and ``h5dump`` (format :data:`FORMAT_VERSION`)::
+Layout, readable with ``h5ls -r`` and ``h5dump`` (format :data:`FORMAT_VERSION`); the
+first 512 bytes are an HDF5 user block holding the SHA-256 of the rest
+(:mod:`nas.record.integrity`), verified before every read::
 
     /                 attrs format_version, generation, created, time_units, metric, goal,
                       package, package_version (times: UNIX seconds, see time_units)
@@ -27,6 +29,7 @@ Layout, readable with ``h5ls -r`` and ``h5dump`` (format :data:`FORMAT_VERSION`)
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import os
 import shutil
@@ -37,6 +40,7 @@ import h5py
 import numpy as np
 
 from nas import __version__
+from nas.record import integrity
 from nas.record.lock import FileLock, LockError
 from nas.record.state import (
     CURVE_FIELDS,
@@ -80,6 +84,10 @@ _STR_COLUMNS = ("origin", "job_id", "job_name", "reason")
 
 class StateFormatError(StateError):
     """A file that is corrupt, not a state file, or of another format version."""
+
+
+class StateWriteError(StateError):
+    """A commit that could not be written (disk full, quota); the state file is unchanged."""
 
 
 # ---------------------------------------------------------------------------- writing
@@ -165,28 +173,85 @@ def _write_curves(file: h5py.File, curves: dict[int, list[dict[str, Any]]]) -> N
         group.create_dataset(str(point_id), data=table)
 
 
-def write_state(state: State, path: Path) -> None:
-    """Write ``state`` as a complete HDF5 file at ``path`` (not crash-safe by itself)."""
+def state_image(state: State) -> bytes:
+    """``state`` as the bytes of a complete HDF5 file, built in memory and sealed.
+
+    Building in memory keeps h5py away from the disk: a full disk then fails
+    one plain ``write`` (see :func:`write_state`), not HDF5's own flushes. The
+    user block carries the SHA-256 of the rest (:mod:`nas.record.integrity`).
+    """
+    with h5py.File(
+        f"splinenas-{id(state)}.h5",
+        "w",
+        driver="core",
+        backing_store=False,
+        track_order=True,
+    ) as file:
+        _write_content(file, state)
+        file.flush()
+        image = bytes(file.id.get_file_image())
+    return integrity.seal(image)
+
+
+def _write_content(file: h5py.File, state: State) -> None:
     metric, goal = _objective(state.experiment_text)
-    with h5py.File(path, "w", locking=False, track_order=True) as file:
-        file.attrs.update(
-            format_version=FORMAT_VERSION,
-            generation=state.generation,
-            created=float(state.created),
-            time_units=TIME_UNITS,
-            metric=metric,
-            goal=goal,
-            package="splinenas",
-            package_version=__version__,
+    file.attrs.update(
+        format_version=FORMAT_VERSION,
+        generation=state.generation,
+        created=float(state.created),
+        time_units=TIME_UNITS,
+        metric=metric,
+        goal=goal,
+        package="splinenas",
+        package_version=__version__,
+    )
+    file.create_dataset("experiment_toml", data=state.experiment_text, dtype=_STR)
+    file.create_dataset("space", data=json.dumps(state.space.to_dict()), dtype=_STR)
+    file.create_dataset("meta_json", data=json.dumps(state.meta), dtype=_STR)
+    _write_points(file.create_group("points"), state)
+    _write_fits(file.create_group("fits", track_order=True), state.fits)
+    _write_events(file, state.events)
+    _describe(file, metric, goal)
+    _write_curves(file, state.curves)
+
+
+def write_state(state: State, path: Path) -> None:
+    """Write ``state`` as a complete new file at ``path`` (not crash-safe by itself).
+
+    Raises:
+        StateWriteError: not enough space, or the write failed; ``path`` is removed again.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StateWriteError(f"cannot create {path}: {exc.strerror}") from None
+    try:
+        image = state_image(state)
+        _check_free_space(path.parent, len(image))
+        view = memoryview(image)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException as exc:
+        path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise StateWriteError(f"cannot write {path}: {exc.strerror}") from None
+        raise
+    finally:
+        os.close(fd)
+
+
+def _check_free_space(folder: Path, needed: int) -> None:
+    """Refuse to start a write that cannot fit (twice the image: it and ``.prev`` coexist)."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return  # cannot tell: the write itself will say
+    free = stats.f_bavail * stats.f_frsize
+    if free < needed + 64 * 1024:
+        raise StateWriteError(
+            f"only {free} bytes free in {folder}, the next generation needs {needed}"
         )
-        file.create_dataset("experiment_toml", data=state.experiment_text, dtype=_STR)
-        file.create_dataset("space", data=json.dumps(state.space.to_dict()), dtype=_STR)
-        file.create_dataset("meta_json", data=json.dumps(state.meta), dtype=_STR)
-        _write_points(file.create_group("points"), state)
-        _write_fits(file.create_group("fits", track_order=True), state.fits)
-        _write_events(file, state.events)
-        _describe(file, metric, goal)
-        _write_curves(file, state.curves)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -336,19 +401,68 @@ def _decode(file: h5py.File) -> State:
     return state
 
 
-def _describe_previous(path: Path) -> str:
+#: What a corrupt file can raise from h5py, numpy or the decoding of its content.
+READ_ERRORS = (
+    OSError,
+    KeyError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    RuntimeError,
+)
+
+
+def read_verified(path: Path) -> State:
+    """Decode the state file at ``path`` after checking its checksum and its version.
+
+    h5py parses only bytes that matched their checksum (files from before
+    checksums excepted), so a damaged file cannot make it hang.
+
+    Raises:
+        StateFormatError: another format version, or not a state file.
+        IntegrityError, and any of :data:`READ_ERRORS`: the file is corrupt.
+    """
+    data, _ = integrity.read_checked(path)
+    with h5py.File(io.BytesIO(data), "r", locking=False) as file:
+        _check_version(file, path)
+        return _decode(file)
+
+
+def corruption(exc: BaseException) -> str:
+    """One phrase for what is wrong with a file that failed :func:`read_verified`."""
+    if isinstance(exc, integrity.IntegrityError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _previous_advice(path: Path) -> str:
+    """What to do about a corrupt ``path``, after checking its ``.prev`` as strictly."""
     prev = previous_path(path)
+    if not prev.exists():
+        return f"there is no previous generation ({prev} does not exist): restore it from a backup"
     try:
-        with h5py.File(prev, "r", locking=False) as file:
-            return f"the previous generation {prev} (generation {int(file.attrs['generation'])})"
-    except FileNotFoundError:
-        return f"there is no previous generation ({prev} does not exist)"
-    except (OSError, KeyError, ValueError):
-        return f"the previous generation {prev} is unreadable too"
+        state = read_verified(prev)
+    except StateFormatError as exc:
+        return f"the previous generation is unusable too ({exc}): restore it from a backup"
+    except READ_ERRORS as exc:
+        return (
+            f"the previous generation {prev} is corrupt too ({corruption(exc)}): "
+            f"restore both from a backup"
+        )
+    return (
+        f"the previous generation {prev} (generation {state.generation}) is intact: "
+        f"`splinenas fsck --repair --state {path}` puts it back (or copy it over {path}), "
+        f"going back one commit"
+    )
 
 
 def load_state(path: str | Path) -> State:
     """Read a state file (no lock needed: committed files are never modified).
+
+    The content is checked against the file's SHA-256 checksum; files written
+    before checksums existed have none and are read unchecked.
 
     Raises:
         StateError: no such file.
@@ -356,15 +470,12 @@ def load_state(path: str | Path) -> State:
     """
     path = _existing_state_path(path)
     try:
-        with h5py.File(path, "r", locking=False) as file:
-            _check_version(file, path)
-            return _decode(file)
+        return read_verified(path)
     except StateFormatError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except READ_ERRORS as exc:
         raise StateFormatError(
-            f"{path} is corrupt or incomplete ({type(exc).__name__}: {exc}); "
-            f"{_describe_previous(path)}: copy it over {path} to go back one commit"
+            f"{path} is corrupt or incomplete ({corruption(exc)}); {_previous_advice(path)}"
         ) from None
 
 
@@ -381,11 +492,44 @@ def _existing_state_path(path: str | Path) -> Path:
         hint = f"; did you mean {' or '.join(map(str, candidates[:3]))}?" if candidates else ""
         raise StateError(f"{path} is a folder, not a state file{hint}")
     if not path.exists():
-        raise StateError(f"no state file at {path} (create one with `splinenas init`)")
+        raise StateError(missing_state_message(path))
     return path
 
 
 # ---------------------------------------------------------------------------- the store
+
+
+def missing_state_message(path: Path) -> str:
+    """Why there is no state at ``path``, and the way on: ``init``, or its ``.prev``."""
+    prev = previous_path(path)
+    if prev.exists():
+        return (
+            f"no state file at {path}, but its previous generation {prev} exists; "
+            f"copy it to {path} to continue the search from that generation"
+        )
+    return f"no state file at {path} (create one with `splinenas init`)"
+
+
+def real_path(path: str | Path) -> Path:
+    """The state file's real path: symlinks resolved, so one search has one lock."""
+    return Path(os.path.realpath(path))
+
+
+def _refuse_hard_links(path: Path) -> None:
+    """A state file with another hard link could be run by two controllers under two locks.
+
+    The one expected second link is ``.prev`` left by a commit that stopped
+    between keeping the previous generation and renaming the new one.
+    """
+    links = path.stat().st_nlink
+    prev = previous_path(path)
+    if links == 1 or (links == 2 and prev.exists() and os.path.samefile(prev, path)):
+        return
+    raise LockError(
+        f"{path} has {links} hard links: another name for the same state file would let a "
+        f"second controller run this search; remove the other names "
+        f"(`find / -samefile {path}`) or copy the file"
+    )
 
 
 def previous_path(path: str | Path) -> Path:
@@ -448,7 +592,7 @@ class StateStore:
     @classmethod
     def create(cls, path: str | Path, experiment: Experiment) -> StateStore:
         """Create a state file for ``experiment`` (generation 1, no points) and hold it."""
-        path = Path(path)
+        path = real_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(path)
         lock.acquire()
@@ -465,8 +609,14 @@ class StateStore:
 
     @classmethod
     def open(cls, path: str | Path) -> StateStore:
-        """Open an existing state file for writing; raises LockError if it is held."""
-        path = _existing_state_path(path)
+        """Open an existing state file for writing; raises LockError if it is held.
+
+        The lock and every commit go through the real path, so a symlinked
+        name locks the same search and stays a symlink; a second hard link
+        is refused, since its lock file would differ.
+        """
+        path = real_path(_existing_state_path(path))
+        _refuse_hard_links(path)
         lock = FileLock(path)
         lock.acquire()
         try:
@@ -484,25 +634,35 @@ class StateStore:
         return load_state(path)
 
     def commit(self) -> None:
-        """Write the state as the next generation, crash-safely; a no-op when nothing changed."""
+        """Write the state as the next generation, crash-safely; a no-op when nothing changed.
+
+        Raises:
+            StateWriteError: the disk is full (or the write failed otherwise);
+                the state file on disk is the last committed generation.
+        """
         if not self._lock.held or not self._lock.still_ours():
             raise LockError(f"lock {self._lock.path} is no longer held by this process")
         if self.state.revision == self._committed_revision:
             return
         staging = self.path.with_name(f"{self.path.name}.tmp.{os.getpid()}")
+        staging.unlink(missing_ok=True)
         self.state.generation += 1
         try:
             write_state(self.state, staging)
-            _fsync_file(staging)
             if self.path.exists():
                 _keep_previous(self.path)
             os.replace(staging, self.path)
             _fsync_dir(self.path.parent)
             self._committed_revision = self.state.revision
-        except BaseException:
+        except BaseException as exc:
             self.state.generation -= 1
             staging.unlink(missing_ok=True)
-            raise
+            if not isinstance(exc, (OSError, StateWriteError)):
+                raise
+            raise StateWriteError(
+                f"commit failed: {exc}; {self.path} is unchanged (generation "
+                f"{self.state.generation}) and a restart resumes from it"
+            ) from None
 
     def close(self) -> None:
         """Release the lock; uncommitted changes are dropped."""

@@ -117,7 +117,7 @@ class FileLock:
             if holder is None:
                 raise LockError(
                     f"lock file {self.path} is unreadable; if no other splinenas process uses "
-                    f"this state, run `splinenas unlock --state {self.state_path}`"
+                    f"this state, run `splinenas unlock --force --state {self.state_path}`"
                 )
             if holder.host != self.holder.host:
                 raise LockError(
@@ -135,9 +135,14 @@ class FileLock:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
+        except OSError as exc:
+            raise LockError(f"cannot create lock file {self.path}: {exc.strerror}") from None
         try:
             os.write(fd, json.dumps(asdict(self.holder)).encode())
             os.fsync(fd)
+        except OSError as exc:
+            os.unlink(self.path)  # an empty lock would read as unreadable to the next one
+            raise LockError(f"cannot write lock file {self.path}: {exc.strerror}") from None
         finally:
             os.close(fd)
         return True

@@ -336,17 +336,27 @@ class State:
         self.revision += 1
 
     def restore(self, point: Point, coords: np.ndarray) -> None:
-        """Insert a point as it was stored, with its stored coordinates (for loaders)."""
-        if point.id in self._points or self.space.key(point.params) in self._keys:
+        """Insert a point as it was stored, with its stored coordinates (for loaders).
+
+        Stored params were snapped when the point was added, so their key is
+        read off directly: snapping 10,000 points again would dominate a read.
+        """
+        try:
+            key = tuple(point.params[name] for name in self.space.names)
+        except KeyError as exc:
+            raise StateError(f"point {point.id} has no value for {exc.args[0]!r}") from None
+        if point.id in self._points or key in self._keys:
             raise StateError(f"point {point.id} is stored twice")
-        self._insert(point, coords)
+        self._insert(point, coords, key)
 
     # ------------------------------------------------------------------ internals
-    def _insert(self, point: Point, coords: np.ndarray | None = None) -> None:
+    def _insert(
+        self, point: Point, coords: np.ndarray | None = None, key: tuple | None = None
+    ) -> None:
         self._points[point.id] = point
         self._coords[point.id] = self.space.to_unit(point.params) if coords is None else coords
         self._params_json[point.id] = json.dumps(point.params)
-        self._keys[self.space.key(point.params)] = point.id
+        self._keys[self.space.key(point.params) if key is None else key] = point.id
         self._next_id = max(self._next_id, point.id + 1)
         self.revision += 1
 

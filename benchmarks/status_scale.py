@@ -1,0 +1,96 @@
+"""`splinenas status` and a spline fit against the number of measured points.
+
+Run ``python benchmarks/status_scale.py [--status 1000 10000] [--fit 500 1000 2000]``;
+prints a markdown table. Each row runs in a fresh process (its peak RSS is
+the memory column). ``status`` reads a state of N measured points of a
+3-dim box with one stored fit and prints the table as JSON: it must never
+refit, so its cost is reading the state. ``fit`` fits the spline over N
+measured points (what a controller does once per batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from controller_scale import EXPERIMENT, value
+import numpy as np
+from nas.config import parse_experiment
+from nas.record.hdf5 import StateStore
+
+mode, n = sys.argv[1], int(sys.argv[2])
+folder = Path(sys.argv[4])
+path = folder / f"s{n}.h5"
+if not path.exists():
+    experiment = parse_experiment(EXPERIMENT.format(jobs=4, python="python3"), "scale.toml")
+    with StateStore.create(path, experiment) as store:
+        design = store.state.space.initial_design()
+        rows = np.random.default_rng(0).random((n - len(design), 3))
+        for params in [*design, *(dict(zip("abc", map(float, row))) for row in rows)]:
+            point = store.state.add_point(params, "manual", 0)
+            store.state.record(point.id, value(point.params))
+        store.state.add_fit([0, 1, 2], [0.0] * 7, 0.1, {"a": 0.5, "b": 0.5, "c": 0.5}, 60.0)
+        store.commit()
+if mode == "build":
+    sys.exit(0)
+started = time.perf_counter()
+if mode == "status":
+    from nas.commands.main import main
+    import contextlib, io
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["status", "--state", str(path), "--json"]) == 0
+else:
+    from nas.control import policy
+    from nas.record.hdf5 import load_state
+    state = load_state(path)
+    study = policy.Study(state, policy.experiment_of(state, str(path)))
+    started = time.perf_counter()
+    summary = study.fit_summary()
+    assert summary is not None, "no fit"
+    assert summary.n_support == n, summary.n_support
+seconds = time.perf_counter() - started
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+print(json.dumps({"seconds": seconds, "gib": rss}))
+"""
+
+
+def run(mode: str, n: int, folder: Path) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+    argv = [sys.executable, "-c", CHILD, mode, str(n), str(ROOT / "benchmarks"), str(folder)]
+    subprocess.run([*argv[:3], "build", str(n), *argv[5:]], env=env, capture_output=True)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1]}
+    return json.loads(done.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--status", type=int, nargs="*", default=[1000, 10000])
+    parser.add_argument("--fit", type=int, nargs="*", default=[500, 1000, 2000])
+    args = parser.parse_args()
+    print("| what | N | seconds | peak RSS (GiB) |\n|---|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode, sizes in (("status", args.status), ("fit", args.fit)):
+            for n in sizes:
+                row = run(mode, n, Path(tmp))
+                if "error" in row:
+                    print(f"| {mode} | {n} | error: {row['error']} | |")
+                else:
+                    print(f"| {mode} | {n} | {row['seconds']:.2f} | {row['gib']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
