@@ -275,7 +275,8 @@ def _status_doc(study: policy.Study, path: Path) -> dict[str, Any]:
         summary, fit_error = study.fit_summary(), None
     except _search_failures() as exc:
         summary, fit_error = None, str(exc)
-    best = study.best()
+    best, raw = study.best(), study.raw_best()
+    evidence = study.stop_evidence()
     cfg = study.experiment.experiment
     return {
         "state": str(path),
@@ -297,7 +298,20 @@ def _status_doc(study: policy.Study, path: Path) -> dict[str, Any]:
         "best": None
         if best is None
         else {"id": best.id, "params": best.params, "value": best.value},
-        "converged": study.converged(),
+        "raw_best": None
+        if raw is None
+        else {"id": raw.id, "params": raw.params, "value": raw.value},
+        "converged": evidence.stop,
+        "stop": {
+            "rule": evidence.rule,
+            "reason": evidence.reason,
+            "tolerance": evidence.tolerance,
+            "last_gaps": list(evidence.gaps),
+            "agreements_needed": evidence.k,
+            "stall": evidence.stall,
+            "stall_needed": evidence.stall_needed,
+            "loo_rmse": None if summary is None else json_number(summary.loo_rmse),
+        },
         "phase": policy.current_phase(state),
         "tolerance": cfg.tolerance,
         "budget": {
@@ -340,10 +354,20 @@ def _print_status(doc: dict[str, Any], out: TextIO) -> None:
         out.write(
             f"best measured: point {best['id']} ({params_text(best['params'])}) = {number_text(best['value'])}\n"
         )
+    raw = doc["raw_best"]
+    if raw is not None and best is not None and raw["id"] != best["id"]:
+        out.write(f"best single measurement: point {raw['id']} = {number_text(raw['value'])}\n")
     verdict = "yes" if doc["converged"] else "no"
     phase = doc["phase"]
+    stop = doc["stop"]
     out.write(f"converged: {verdict} (tolerance {doc['tolerance']:g}; ")
     out.write(f"phase {phase['number']} from point {phase['first_id']}: {phase['why']})\n")
+    gaps = ", ".join(f"{g:.3g}" for g in stop["last_gaps"]) or "none"
+    out.write(
+        f"stop rule {stop['rule']}: {stop['reason']}; last gaps {gaps}; "
+        f"flat for {stop['stall']} measurements; LOO RMSE {number_text(stop['loo_rmse'])} "
+        f"vs tolerance {stop['tolerance']:g}\n"
+    )
     budget = doc["budget"]
     left = f"{budget['remaining_points']} of {budget['max_points']} points left"
     out.write(f"budget: {budget['exhausted'] or left}\n")

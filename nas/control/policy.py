@@ -23,6 +23,7 @@ from nas.search.space import Params
 
 if TYPE_CHECKING:
     from nas.search.optimizer import FitSummary, Proposal, SplineOptimizer
+    from nas.search.stopping import StopEvidence
 
 #: Points that will not be measured and do not count against ``max_points``.
 _NOT_SPENT = frozenset({PointStatus.CANCELLED, PointStatus.INFEASIBLE})
@@ -166,6 +167,10 @@ class Study:
             smoothing=cfg.smoothing,
             min_distance=cfg.min_distance,
             feasible=self.feasible,
+            stop=cfg.stop,
+            noise=cfg.noise,
+            design=cfg.design,
+            design_points=cfg.design_points,
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
@@ -238,7 +243,7 @@ class Study:
 
     def initial_batch(self) -> list[Point]:
         """Store the whole initial design (within the budget) as batch 0."""
-        return self.propose(n=len(self.state.space.initial_design()))
+        return self.propose(n=len(self.optimizer.initial_design()))
 
     def _record_fit(self, summary: FitSummary | None) -> None:
         """Store a fit: support point ids, coefficients per category, LOO error, argmax."""
@@ -277,14 +282,27 @@ class Study:
         return self.optimizer.predict(params, extrapolate), summary
 
     def converged(self) -> bool:
-        """Algorithm 1: a point proposed in the current phase measured within ``tolerance`` of its prediction."""
+        """The stopping rule on the proposals of the current phase (:mod:`nas.search.stopping`)."""
         return self.optimizer.converged
+
+    def stop_evidence(self) -> StopEvidence:
+        """Why the search did or did not stop: the last gaps, the stall, the tolerance applied."""
+        return self.optimizer.stop_evidence()
 
     def best(self) -> Point | None:
         """The best measured point, respecting the goal; ties go to the earlier point.
 
         Not the spline's predicted maximum: :meth:`fit_summary` has that.
+        With ``[experiment] noise`` it is the measured point with the best
+        smoothed value (:meth:`raw_best` is the best measurement).
         """
+        if self.experiment.experiment.noise is not None:
+            best = self.optimizer.best
+            return None if best is None else self.state.find(best[0])
+        return self.raw_best()
+
+    def raw_best(self) -> Point | None:
+        """The best measurement, respecting the goal; ties go to the earlier point."""
         sign = 1.0 if self.experiment.experiment.goal == "maximize" else -1.0
         measured = self.state.with_status(PointStatus.DONE)
         return max(measured, key=lambda p: (sign * p.value, -p.id), default=None)
