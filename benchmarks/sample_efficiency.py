@@ -67,6 +67,10 @@ class Evaluator:
         self.cache: dict[Point, float] = {}
         self.true: list[float] = []
         self.calls = 0
+        #: stop rule -> (distinct evaluations, noise-free loss of the point returned) at its first stop
+        self.stops: dict[str, tuple[int, float]] = {}
+        #: noise-free loss of the point the method returns at the end (None: best evaluated)
+        self.returned: float | None = None
 
     def __call__(self, x: Sequence[float]) -> float:
         key = tuple(int(round(float(v))) for v in x)
@@ -102,7 +106,13 @@ def _random(problem: Problem, ev: Evaluator, seed: int) -> None:
         )
 
 
-def _spline(strategy: str, q: int) -> Runner:
+#: Stopping tolerance of the spline runs, as a fraction of the loss range.
+TOLERANCE_FRACTION = 5e-3
+
+
+def _spline(strategy: str, q: int, design: str = "corners", noise: str | None = None) -> Runner:
+    """A spline run; ``noise`` is None, "auto" or "sd" (the evaluator's true sd)."""
+
     def run(problem: Problem, ev: Evaluator, seed: int) -> None:
         from nas.search.optimizer import SplineOptimizer
         from nas.search.space import Dim, SearchSpace
@@ -112,16 +122,54 @@ def _spline(strategy: str, q: int) -> Runner:
             Dim(n, "int", lo, hi)
             for n, lo, hi in zip(names, problem.lows, problem.highs, strict=True)
         ]
+        level = ev.noise_sd if noise == "sd" else noise
         opt = SplineOptimizer(
-            SearchSpace(dims), batch_size=q, seed=seed, goal="minimize", strategy=strategy
+            SearchSpace(dims),
+            batch_size=q,
+            seed=seed,
+            goal="minimize",
+            strategy=strategy,
+            tolerance=TOLERANCE_FRACTION * problem.span,
+            design=design,
+            noise=level,
         )
-        while True:
-            batch = opt.ask()
-            values = [ev([p[n] for n in names]) for p in batch]
-            for params, value in zip(batch, values, strict=True):
-                opt.tell(params, value)
+        try:
+            while True:
+                batch = opt.ask()
+                values = [ev([p[n] for n in names]) for p in batch]
+                for params, value in zip(batch, values, strict=True):
+                    opt.tell(params, value)
+                _note_stops(problem, opt, ev, names)
+        finally:
+            ev.returned = _true_of_best(problem, opt, names)
 
     return run
+
+
+def _true_of_best(problem: Problem, opt, names: list[str]) -> float | None:
+    best = opt.best
+    return None if best is None else problem(tuple(best[0][n] for n in names))
+
+
+def _note_stops(problem: Problem, opt, ev: Evaluator, names: list[str]) -> None:
+    """Record where Algorithm 1's stop and the default stop would first have ended the run."""
+    from nas.search.stopping import STOP_RULES, decide
+
+    measured = [r for r in opt.history if np.isfinite(r.value)]
+    for rule in STOP_RULES:
+        if rule in ev.stops:
+            continue
+        evidence = decide(
+            rule,
+            [-r.value for r in measured],
+            [(r.value, r.predicted) for r in measured if r.predicted is not None],
+            problem.d,
+            opt.tolerance,
+            opt.noise_sd(),
+            gain=opt.predicted_gain,
+        )
+        if evidence.stop:
+            ev.stops[rule] = (len(ev.true), _true_of_best(problem, opt, names))
 
 
 def _optuna(kind: str) -> Runner:
@@ -188,6 +236,10 @@ def _pysot(kind: str) -> Runner:
 METHODS: dict[str, tuple[Runner, str]] = {
     "default": (_spline("default", 1), "nas.search.optimizer"),
     "default-q4": (_spline("default", 4), "nas.search.optimizer"),
+    "default-sf": (_spline("default", 1, "space-filling"), "nas.search.optimizer"),
+    "default-sf-q4": (_spline("default", 4, "space-filling"), "nas.search.optimizer"),
+    "default-auto": (_spline("default", 1, noise="auto"), "nas.search.optimizer"),
+    "default-sd": (_spline("default", 1, noise="sd"), "nas.search.optimizer"),
     "paper": (_spline("paper", 1), "nas.search.optimizer"),
     "paper-q4": (_spline("paper", 4), "nas.search.optimizer"),
     "random": (_random, "numpy"),
@@ -230,7 +282,13 @@ def run_task(task: Task) -> dict:
         except BudgetSpent:
             pass
     seconds = time.perf_counter() - start
-    return {"key": task.key, "true": ev.true, "seconds_per_call": seconds / max(ev.calls, 1)}
+    return {
+        "key": task.key,
+        "true": ev.true,
+        "seconds_per_call": seconds / max(ev.calls, 1),
+        "stops": ev.stops,
+        "returned": ev.returned,
+    }
 
 
 # ------------------------------------------------------------------------------- metrics
@@ -295,12 +353,52 @@ def tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
             med = np.median(np.array(curves[(m, prob, noisy)])[:, np.array(marks) - 1], axis=0)
             cells.append(" / ".join(f"{100 * v:.2g}" for v in med))
         out.append(_row([f"{_label(prob, noisy)} (n={','.join(map(str, marks))})", *cells]))
+    out.extend(_stop_table(runs, tasks, methods, groups))
     out.append("\n### Seconds per proposal (median over runs)\n")
     problems = list(dict.fromkeys(p for p, _ in groups))
     out.append(_row(["method", *problems]) + "\n" + _row(["---"] * (len(problems) + 1)))
     for m in methods:
         out.append(_row([m, *(f"{np.median(secs[(m, p)]):.3g}" for p in problems)]))
     return "\n".join(out) + "\n"
+
+
+def _stop_table(
+    runs: dict[str, dict], tasks: Sequence[Task], methods: list[str], groups: list
+) -> list[str]:
+    """Where each stop rule would have ended the spline runs, and how often too early."""
+    spline = [
+        m
+        for m in methods
+        if any(runs[t.key].get("stops") is not None for t in tasks if t.method == m)
+    ]
+    spline = [m for m in spline if METHODS[m][1] == "nas.search.optimizer"]
+    if not spline:
+        return []
+    out = [
+        f"\n### Stopping (tolerance {TOLERANCE_FRACTION:.1%} of the range)\n",
+        "Per stop rule: runs that stopped within the budget, median evaluation at the stop, and "
+        "**too early** = stopped with the returned point's regret > 1 % (of all runs). "
+        "Last column: median regret (%) of the point returned at the end of the budget.\n",
+        _row(["problem", "method", "paper: stopped", "paper: too early", "default: stopped",
+              "default: too early", "returned regret %"]),
+        _row(["---"] * 7),
+    ]  # fmt: skip
+    for prob, noisy in groups:
+        problem = _problem(prob)
+        for m in spline:
+            done = [
+                runs[t.key] for t in tasks if (t.method, t.problem, t.noisy) == (m, prob, noisy)
+            ]
+            cells = []
+            for rule in ("paper", "default"):
+                stops = [r["stops"][rule] for r in done if rule in r["stops"]]
+                at = f" at {np.median([n for n, _ in stops]):.0f}" if stops else ""
+                early = sum(problem.regret(v) > 1e-2 for _, v in stops)
+                cells += [f"{len(stops)}/{len(done)}{at}", f"{early}/{len(done)}"]
+            final = [problem.regret(r["returned"]) for r in done if r.get("returned") is not None]
+            cells.append(f"{100 * np.median(final):.2g}" if final else "-")
+            out.append(_row([_label(prob, noisy), m, *cells]))
+    return out
 
 
 def _row(cells: Sequence[str]) -> str:

@@ -150,6 +150,12 @@ def _check_range(value: list) -> str | None:
     return None
 
 
+def _check_noise(value: float | str) -> str | None:
+    if isinstance(value, str):
+        return None if value == "auto" else f"expected a number >= 0 or 'auto', got {value!r}"
+    return None if value >= 0 else f"expected a number >= 0 or 'auto', got {value!r}"
+
+
 def _check_fixed(value: dict) -> str | None:
     for key, item in value.items():
         if not isinstance(item, (bool, int, float, str)):
@@ -245,6 +251,13 @@ class ExperimentConfig:
     tolerance: float = _option(
         0.5, kind=float, minimum=0.0, doc="stop when |measured - predicted| <= tolerance"
     )
+    stop: str | None = _option(
+        None,
+        kind=str,
+        choices=("default", "paper"),
+        optional=True,
+        doc="stopping rule; 'paper': one proposal within tolerance; default: the strategy's",
+    )
     max_points: int = _option(
         50, kind=int, minimum=1, doc="budget: points proposed, cancelled and infeasible excluded"
     )
@@ -257,6 +270,22 @@ class ExperimentConfig:
         doc="'paper' is Algorithm 1 as published; 'default' also explores near the incumbent",
     )
     smoothing: float = _option(0.0, kind=float, minimum=0.0, doc="spline smoothing lambda")
+    noise: float | str | None = _option(
+        None,
+        kind=(float, str),
+        check=_check_noise,
+        optional=True,
+        doc="run-to-run sd of the metric, or 'auto': smoothing chosen by leave-one-out",
+    )
+    design: str = _option(
+        "corners",
+        kind=str,
+        choices=("corners", "space-filling"),
+        doc="initial design: 2d+3 corners and centre, or a seeded Sobol design",
+    )
+    design_points: int | None = _option(
+        None, kind=int, minimum=2, optional=True, doc="space-filling design size (default d+2)"
+    )
     min_distance: float = _option(
         1e-3, kind=float, minimum=0.0, maximum=1.0, doc="unit-box distance between points"
     )

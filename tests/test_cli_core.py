@@ -19,7 +19,12 @@ from nas.record.lock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 TOML = experiment_toml(
-    "toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, metric="score", tolerance=0.05, max_points=20
+    "toy",
+    {"x": FLOAT_BOX, "y": FLOAT_BOX},
+    metric="score",
+    tolerance=0.05,
+    max_points=20,
+    stop="paper",
 )
 
 
@@ -68,6 +73,7 @@ def test_search_converges_through_the_cli_alone(toy: Path, capsys: pytest.Captur
     code, out, _ = run(capsys, "status", "--state", str(toy))
     assert code == 0
     assert "converged: yes (tolerance 0.05; phase 0 from point 0: init)" in out
+    assert "stop rule paper: a proposal was measured within the tolerance" in out
     assert f"best measured: point {status['best']['id']}" in out
 
 

@@ -85,7 +85,7 @@ def test_initial_design_first_and_pending_blocks_fit() -> None:
 
 
 def test_tell_defaults_prediction_and_nan_is_failure() -> None:
-    opt = SplineOptimizer(SPACE, tolerance=1e-9)
+    opt = SplineOptimizer(SPACE, tolerance=1e-9, stop="paper")
     for p in SPACE.initial_design():
         opt.tell(p, _objective(p))
     (proposal,) = opt.suggest()

@@ -147,7 +147,7 @@ def test_gpu_hour_and_wall_time_budgets() -> None:
 
 
 def test_loop_converges_when_a_prediction_comes_true() -> None:
-    exp = experiment(tolerance=0.05)
+    exp = experiment(tolerance=0.05, stop="paper")
     state = new_state(exp)
     measure(state, policy.Study(state, exp).initial_batch())
     assert not policy.Study(state, exp).converged()

@@ -102,7 +102,8 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
     """Everything ``status`` reports, as one JSON-able document."""
     state = study.state
     fit, fit_error = fit_doc(study)
-    best = study.best()
+    best, raw = study.best(), study.raw_best()
+    evidence = study.stop_evidence(exact=False)
     cfg = study.experiment.experiment
     gpu_hours = _gpu_hours(state.points)
     doc = {
@@ -122,7 +123,19 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
             "value": best.value,
             "on_edge": edge_dims(state.space, best.params),
         },
-        "converged": study.converged(),
+        "raw_best": None
+        if raw is None
+        else {"id": raw.id, "params": raw.params, "value": raw.value},
+        "converged": evidence.stop,
+        "stop": {
+            "rule": evidence.rule,
+            "reason": evidence.reason,
+            "tolerance": evidence.tolerance,
+            "last_gaps": list(evidence.gaps),
+            "agreements_needed": evidence.k,
+            "stall": evidence.stall,
+            "stall_needed": evidence.stall_needed,
+        },
         "phase": policy.current_phase(state),
         "tolerance": cfg.tolerance,
         "gpu_hours": gpu_hours,
@@ -153,6 +166,9 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
             f"best measured: point {best['id']} ({params_text(best['params'])}) = "
             f"{number_text(best['value'])}"
         )
+    raw = doc["raw_best"]
+    if raw is not None and best is not None and raw["id"] != best["id"]:
+        lines.append(f"best single measurement: point {raw['id']} = {number_text(raw['value'])}")
     fit = doc["fit"]
     if fit is not None:
         lines.append(
@@ -173,6 +189,12 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     lines.append(
         f"converged: {verdict} (tolerance {doc['tolerance']:g}; phase {phase['number']} "
         f"from point {phase['first_id']}: {phase['why']})"
+    )
+    stop = doc["stop"]
+    gaps = ", ".join(f"{g:.3g}" for g in stop["last_gaps"]) or "none"
+    lines.append(
+        f"stop rule {stop['rule']}: {stop['reason']}; last gaps {gaps}; "
+        f"best flat for {stop['stall']} measurements"
     )
     budget = doc["budget"]
     left = f"{budget['remaining_points']} of {budget['max_points']} points left"

@@ -443,12 +443,12 @@ def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | No
         _store_last_fit(study, dry_run)
         best = study.best()
         where = "" if best is None else f"; best point {best.id} = {best.value:.6g}"
-        return Stop(f"converged: a measurement agreed with its prediction{where}"), []
+        return Stop(f"converged: {study.stop_evidence().reason}{where}"), []
     reason = study.budget_reason()
     if reason:
         _store_last_fit(study, dry_run)
         return Stop(reason), []
-    design = len(state.space.initial_design())
+    design = len(study.optimizer.initial_design())
     size = study.experiment.experiment.batch_size if state.points else design
     try:
         made = study.propose(size, dry_run=dry_run)

@@ -10,6 +10,7 @@ load and commit the state.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -23,6 +24,7 @@ from nas.search.space import Params
 
 if TYPE_CHECKING:
     from nas.search.optimizer import FitSummary, Proposal, SplineOptimizer
+    from nas.search.stopping import StopEvidence
 
 #: Points that will not be measured and do not count against ``max_points``.
 _NOT_SPENT = frozenset({PointStatus.CANCELLED, PointStatus.INFEASIBLE})
@@ -166,6 +168,10 @@ class Study:
             smoothing=cfg.smoothing,
             min_distance=cfg.min_distance,
             feasible=self.feasible,
+            stop=cfg.stop,
+            noise=cfg.noise,
+            design=cfg.design,
+            design_points=cfg.design_points,
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
@@ -238,7 +244,7 @@ class Study:
 
     def initial_batch(self) -> list[Point]:
         """Store the whole initial design (within the budget) as batch 0."""
-        return self.propose(n=len(self.state.space.initial_design()))
+        return self.propose(n=len(self.optimizer.initial_design()))
 
     def _record_fit(self, summary: FitSummary | None) -> None:
         """Store a fit: support point ids, coefficients per category, LOO error, argmax."""
@@ -284,28 +290,65 @@ class Study:
         return self.optimizer.predict(params, extrapolate), summary
 
     def converged(self) -> bool:
-        """Algorithm 1: a point proposed in the current phase measured within ``tolerance``
-        of its prediction.
+        """The stopping rule on the proposals of the current phase (:mod:`nas.search.stopping`)."""
+        return self.stop_evidence().stop
 
-        The optimizer's own test, read off the state: no optimizer (and no
-        scipy) is needed to answer it.
+    def stop_evidence(self, exact: bool = True) -> StopEvidence:
+        """Why the search does or does not stop: the last gaps, the stall, the tolerance applied.
+
+        ``exact`` is the controller's decision: the rule's last condition asks
+        the spline's argmax (a fit and a search). Readers pass False: they use
+        the last stored fit's prediction instead, and treat "no fit stored" as
+        a promise not yet ruled out, so they never claim a stop the
+        controller would not make. A point told in an earlier phase carries no
+        prediction: it was made for another box.
         """
-        tolerance = self.experiment.experiment.tolerance
+        from nas.search.stopping import decide
+
+        cfg = self.experiment.experiment
+        sign = 1.0 if cfg.goal == "maximize" else -1.0
         first_id = current_phase(self.state)["first_id"]
-        return any(
-            p.status is PointStatus.DONE
-            and p.id >= first_id
-            and p.predicted is not None
-            and math.isfinite(p.value)
-            and abs(p.value - p.predicted) <= tolerance
-            for p in self.state.points
+        measured = [p for p in self.state.with_status(PointStatus.DONE) if math.isfinite(p.value)]
+        proposals = [
+            (p.value, p.predicted) for p in measured if p.id >= first_id and p.predicted is not None
+        ]
+        if exact:
+            noise, gain = self.optimizer.noise_sd(), self.optimizer.predicted_gain
+        else:
+            noise = cfg.noise if isinstance(cfg.noise, (int, float)) else 0.0
+            gain = functools.partial(_stored_gain, self.state, sign, measured)
+        return decide(
+            self.stop_rule,
+            [sign * p.value for p in measured],
+            proposals,
+            self.state.space.d,
+            cfg.tolerance,
+            noise,
+            gain=gain,
         )
+
+    @property
+    def stop_rule(self) -> str:
+        """``[experiment] stop``, or the rule that goes with the strategy."""
+        cfg = self.experiment.experiment
+        if cfg.stop is not None:
+            return cfg.stop
+        return "paper" if cfg.strategy == "paper" else "default"
 
     def best(self) -> Point | None:
         """The best measured point, respecting the goal; ties go to the earlier point.
 
         Not the spline's predicted maximum: :meth:`fit_summary` has that.
+        With ``[experiment] noise`` it is the measured point with the best
+        smoothed value (:meth:`raw_best` is the best measurement).
         """
+        if self.experiment.experiment.noise is not None:
+            best = self.optimizer.best
+            return None if best is None else self.state.find(best[0])
+        return self.raw_best()
+
+    def raw_best(self) -> Point | None:
+        """The best measurement, respecting the goal; ties go to the earlier point."""
         sign = 1.0 if self.experiment.experiment.goal == "maximize" else -1.0
         measured = self.state.with_status(PointStatus.DONE)
         return max(measured, key=lambda p: (sign * p.value, -p.id), default=None)
@@ -334,6 +377,14 @@ class Study:
 
 #: Event kind of a warning about a stored fit (e.g. the smoothing an unstable system needed).
 FIT_WARNING = "fit-warning"
+
+
+def _stored_gain(state: State, sign: float, measured: list[Point]) -> float:
+    """The last stored fit's predicted gain over the best measurement (inf: none stored)."""
+    fit = current_fit(state)
+    if fit is None or not measured:
+        return math.inf
+    return sign * fit.predicted_max - max(sign * p.value for p in measured)
 
 
 def current_fit(state: State) -> FitRecord | None:

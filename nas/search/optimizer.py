@@ -17,9 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from nas.search.design import initial_design
+from nas.search.noise import choose_smoothing
 from nas.search.propose import Candidate, propose
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline, SplineError
+from nas.search.stopping import STOP_RULES, StopEvidence, decide
 from nas.search.strategies import STRATEGIES, Strategy, spline_maxima
 
 GOALS = {"maximize": 1.0, "minimize": -1.0}
@@ -66,14 +69,22 @@ class SplineOptimizer:
     Args:
         space: The search space.
         batch_size: Default number of suggestions per :meth:`suggest`.
-        tolerance: Convergence when an incremental point's measurement is
-            within this of its prediction (Algorithm 1).
+        tolerance: How close a proposal's measurement must come to its
+            prediction (and how little the best value may still rise) to stop.
         seed: Seed of every quasi-random choice.
         goal: ``"maximize"`` or ``"minimize"`` the measured metric.
         strategy: A name from ``nas.search.strategies.STRATEGIES`` or a Strategy object.
         smoothing: Spline smoothing lambda (0 interpolates).
         min_distance: Minimum unit-box distance of a proposal to any point.
         feasible: Predicate on parameters; rejected points are never suggested.
+        stop: A rule of ``nas.search.stopping.STOP_RULES``; None takes the
+            strategy's name ("paper" is Algorithm 1's test).
+        noise: Run-to-run sd of the measurements, ``"auto"`` to estimate it, or
+            None (noise-free). With noise the smoothing is chosen per fit
+            (:mod:`nas.search.noise`), :attr:`best` is the measured point with
+            the best smoothed value and the stop tolerance is at least 2 sd.
+        design: ``"corners"`` (2d+3, Algorithm 1) or ``"space-filling"``.
+        design_points: Size of a space-filling design (default d+2).
     """
 
     def __init__(
@@ -88,6 +99,10 @@ class SplineOptimizer:
         smoothing: float = 0.0,
         min_distance: float = 1e-3,
         feasible: Callable[[Params], bool] | None = None,
+        stop: str | None = None,
+        noise: float | str | None = None,
+        design: str = "corners",
+        design_points: int | None = None,
     ) -> None:
         if not isinstance(space, SearchSpace):
             raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}")
@@ -122,6 +137,18 @@ class SplineOptimizer:
             )
             strategy = STRATEGIES[strategy]()
         _require(hasattr(strategy, "rank"), "strategy must have a rank() method", strategy)
+        if stop is None:
+            stop = "paper" if isinstance(strategy, STRATEGIES["paper"]) else "default"
+        _require(stop in STOP_RULES, f"stop must be one of {list(STOP_RULES)}", stop)
+        self.stop = stop
+        _require(
+            noise is None or noise == "auto" or (_finite(noise) and noise >= 0),
+            "noise must be a number >= 0, 'auto' or None",
+            noise,
+        )
+        self.noise = noise
+        self._design = initial_design(space, design, design_points, seed)
+        self.design = design
         self.space = space
         self.batch_size = batch_size
         self.tolerance = float(tolerance)
@@ -195,17 +222,73 @@ class SplineOptimizer:
 
     @property
     def converged(self) -> bool:
-        """Algorithm 1: some incremental point measured within ``tolerance`` of its prediction."""
-        return any(
-            r.predicted is not None
-            and math.isfinite(r.value)
-            and abs(r.value - r.predicted) <= self.tolerance
-            for r in self._records.values()
+        """Whether the stopping rule (``stop``) says the search is done."""
+        return self.stop_evidence().stop
+
+    def stop_evidence(self) -> StopEvidence:
+        """The stopping decision with its evidence (see :mod:`nas.search.stopping`)."""
+        measured = [r for r in self._records.values() if math.isfinite(r.value)]
+        return decide(
+            self.stop,
+            [self._sign * r.value for r in measured],
+            [(r.value, r.predicted) for r in measured if r.predicted is not None],
+            self.space.d,
+            self.tolerance,
+            self.noise_sd(),
+            gain=self.predicted_gain,
         )
+
+    def predicted_gain(self) -> float:
+        """How far the spline's legal argmax is predicted above the best measurement (>= 0 is a gain)."""
+        summary = self.fit()
+        best = self.raw_best
+        if summary is None or best is None:
+            return math.inf
+        return self._sign * (summary.predicted_max - best[1])
+
+    def noise_sd(self) -> float:
+        """The noise sd the stopping tolerance respects: given, estimated (``"auto"``) or 0.
+
+        The estimate is the RMS residual of the smoothed fit, which
+        underestimates the sd: the tolerance errs towards searching longer.
+        """
+        if self.noise is None:
+            return 0.0
+        if self.noise != "auto":
+            return float(self.noise)
+        splines = self._fit_all()
+        residuals = [s.values - s(s.points) for s in splines.values()]
+        return float(np.sqrt(np.mean(np.concatenate(residuals) ** 2))) if residuals else 0.0
+
+    def initial_design(self) -> list[Params]:
+        """The initial design (``design``), before any is measured or excluded."""
+        return list(self._design)
 
     @property
     def best(self) -> tuple[Params, float] | None:
-        """Best measured point and value (respecting ``goal``), None before any measurement."""
+        """Best measured point and its measured value, None before any measurement.
+
+        Noise-free: the best measurement. With ``noise``: the measured point
+        whose smoothed value is best (one lucky measurement does not win);
+        :attr:`raw_best` is then still the best measurement.
+        """
+        measured = [r for r in self._records.values() if math.isfinite(r.value)]
+        if not measured:
+            return None
+        splines = self._fit_all() if self.noise is not None else {}
+        fitted = [r for r in measured if self.space.category_of(r.params) in splines]
+        if not fitted:
+            return self.raw_best
+        smoothed = [
+            float(splines[self.space.category_of(r.params)](self.space.to_unit(r.params)))
+            for r in fitted
+        ]
+        top = fitted[int(np.argmax(smoothed))]
+        return dict(top.params), top.value
+
+    @property
+    def raw_best(self) -> tuple[Params, float] | None:
+        """Best measurement (respecting ``goal``), None before any."""
         measured = [r for r in self._records.values() if math.isfinite(r.value)]
         if not measured:
             return None
@@ -294,7 +377,9 @@ class SplineOptimizer:
         if np.linalg.matrix_rank(x - x.mean(axis=0)) < self.space.d:
             return None
         try:
-            return PolyharmonicSpline(x, y, self.smoothing)
+            if self.noise is None:
+                return PolyharmonicSpline(x, y, self.smoothing)
+            return choose_smoothing(x, y, self.noise, floor=self.smoothing)
         except SplineError as exc:
             named = [rows[i].params for i in exc.indices]
             raise SplineError(f"category {cat}: {exc}; points: {named}", exc.indices) from exc
@@ -304,7 +389,7 @@ class SplineOptimizer:
     def _unissued_initial(self) -> list[Params]:
         return [
             p
-            for p in self.space.initial_design()
+            for p in self._design
             if self.space.key(p) not in self._records
             and self.space.key(p) not in self._pending
             and (self.feasible is None or self.feasible(p))

@@ -1,0 +1,177 @@
+"""When the search may stop: Algorithm 1's test and a stricter default, with their evidence.
+
+Algorithm 1 stops as soon as one proposal is measured within ``tolerance``
+of its prediction. One agreement is weak evidence: early on the spline is
+often right about a point that is nowhere near the optimum (an independent
+benchmark found 44 of 90 runs stopped with more than 1 % regret, at about
+evaluation 22 of an 8-dimensional search). The default rule asks for two
+things at once:
+
+(a) **the model is right where it looks**: each of the last
+    k = max(3, ceil(d/2)) proposals was measured within the tolerance of
+    its prediction (several consecutive agreements, not one, as in the
+    "successive agreement" stopping rules of surrogate optimisation, e.g.
+    the consecutive-failure counters of Regis & Shoemaker's DYCORS and of
+    TuRBO, Eriksson et al., NeurIPS 2019);
+(b) **the search has stalled**: the best measured value rose by less than
+    the tolerance over the last max(8, d) measurements (the "no improvement
+    within a window" rule used by pySOT and by most evolutionary codes);
+(c) **the model promises nothing more**: the spline's legal argmax predicts
+    less than the tolerance above the best measurement (the "expected
+    improvement below a threshold" stop of Jones, Schonlau & Welch, J. Global
+    Optim. 13, 1998, with the spline's own prediction in place of EI).
+    Computed only once (a) and (b) hold: it needs the argmax search.
+
+The tolerance is never below twice the noise sd when one is known or
+estimated: a measurement cannot agree with a prediction more closely than
+its own noise allows. Values here are in the optimizer's internal
+orientation (higher is better).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+#: Stopping rules by name; "paper" is Algorithm 1's test.
+STOP_RULES = ("default", "paper")
+
+
+@dataclass(frozen=True)
+class StopEvidence:
+    """A stopping decision and what it rests on, for ``status`` and logs.
+
+    Attributes
+    ----------
+    rule : str
+        ``"default"`` or ``"paper"``.
+    stop : bool
+        Whether the rule says the search has converged.
+    tolerance : float
+        The tolerance applied (the configured one, raised to 2x the noise sd).
+    gaps : tuple of float
+        |measured - predicted| of the last ``k`` measured proposals, oldest first.
+    k : int
+        Agreements the rule needs (1 for "paper").
+    stall : int
+        Measurements since the best value last rose by at least ``tolerance``.
+    stall_needed : int
+        Stall length the rule needs (0 for "paper").
+    gain : float or None
+        Predicted gain of the spline's argmax over the best measurement
+        (None when not computed).
+    reason : str
+        One sentence for people: why it stopped, or what is missing.
+    """
+
+    rule: str
+    stop: bool
+    tolerance: float
+    gaps: tuple[float, ...]
+    k: int
+    stall: int
+    stall_needed: int
+    gain: float | None
+    reason: str
+
+
+def agreements_needed(d: int) -> int:
+    """k = max(3, ceil(d/2)) consecutive proposals within the tolerance."""
+    return max(3, math.ceil(d / 2))
+
+
+def stall_needed(d: int) -> int:
+    """Window of max(12, 2d) measurements without an improvement of the tolerance."""
+    return max(12, 2 * d)
+
+
+def effective_tolerance(tolerance: float, noise_sd: float = 0.0) -> float:
+    """The tolerance, never below twice the noise sd."""
+    return max(float(tolerance), 2.0 * float(noise_sd))
+
+
+def stall_length(values: Sequence[float], tolerance: float) -> int:
+    """Largest m such that the best value rose by less than ``tolerance`` over the last m.
+
+    ``values`` are finite measurements in the order they were told (higher is
+    better); 0 when the last one improved the best by ``tolerance`` or more.
+    """
+    best = -math.inf
+    prefix = []
+    for v in values:
+        best = max(best, v)
+        prefix.append(best)
+    m = 0
+    while m < len(prefix) - 1 and prefix[-1] - prefix[-2 - m] < tolerance:
+        m += 1
+    return m
+
+
+def decide(
+    rule: str,
+    values: Sequence[float],
+    proposals: Sequence[tuple[float, float]],
+    d: int,
+    tolerance: float,
+    noise_sd: float = 0.0,
+    gain: Callable[[], float] | None = None,
+) -> StopEvidence:
+    """Apply ``rule`` to a search's measurements.
+
+    Parameters
+    ----------
+    rule : str
+        One of :data:`STOP_RULES`.
+    values : sequence of float
+        Every finite measurement in the order told (higher is better).
+    proposals : sequence of (measured, predicted)
+        The measured proposals that carry a prediction, in the order told.
+    d : int
+        Numeric dimensions of the search space.
+    tolerance, noise_sd : float
+        Configured tolerance and the noise sd (0 when noise-free).
+    gain : callable, optional
+        Returns the argmax's predicted gain over the best measurement; called
+        only when (a) and (b) hold. None skips condition (c).
+    """
+    if rule not in STOP_RULES:
+        raise ValueError(f"stop rule must be one of {STOP_RULES}, got {rule!r}")
+    tol = effective_tolerance(tolerance, noise_sd)
+    gaps_all = [abs(measured - predicted) for measured, predicted in proposals]
+    stall = stall_length(values, tol)
+    if rule == "paper":
+        hit = any(g <= tol for g in gaps_all)
+        reason = (
+            "a proposal was measured within the tolerance of its prediction (Algorithm 1)"
+            if hit
+            else "no proposal measured within the tolerance of its prediction yet"
+        )
+        return StopEvidence(rule, hit, tol, tuple(gaps_all[-1:]), 1, stall, 0, None, reason)
+    k, window = agreements_needed(d), stall_needed(d)
+    gaps = tuple(gaps_all[-k:])
+    agree = len(gaps) == k and all(g <= tol for g in gaps)
+    stalled = stall >= window
+    promised = gain() if agree and stalled and gain is not None else None
+    flat = promised is None or promised < tol
+    if agree and stalled and flat:
+        reason = (
+            f"the last {k} proposals were each measured within {tol:g} of their predictions "
+            f"and the best value rose by less than {tol:g} over the last {stall} measurements"
+        )
+        if promised is not None:
+            reason += f"; the spline promises {promised:.3g} more"
+    else:
+        missing = []
+        if not agree:
+            within = sum(g <= tol for g in gaps)
+            missing.append(
+                f"{within} of the last {k} proposals within {tol:g} of their predictions"
+            )
+        if not stalled:
+            missing.append(f"best value flat for {stall} of {window} measurements")
+        if not flat:
+            missing.append(f"the spline still promises {promised:.3g} above the best")
+        reason = "not yet: " + "; ".join(missing)
+    stop = agree and stalled and flat
+    return StopEvidence(rule, stop, tol, gaps, k, stall, window, promised, reason)

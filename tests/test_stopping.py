@@ -1,0 +1,98 @@
+"""The stop rule, the space-filling design and the noise options of the spline search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nas.config import ConfigError, parse_experiment
+from nas.search.design import initial_design
+from nas.search.optimizer import SplineOptimizer
+from nas.search.space import Dim, SearchSpace
+from nas.search.stopping import decide, stall_length
+
+SPACE = SearchSpace([Dim("a", "int", 1, 9), Dim("b", "int", 1, 9)])
+
+
+def test_stall_counts_measurements_since_the_best_rose_by_the_tolerance() -> None:
+    assert stall_length([1.0, 2.0, 2.05, 2.1, 1.0], tolerance=0.5) == 3
+    assert stall_length([1.0, 2.0], tolerance=0.5) == 0
+
+
+def test_one_agreement_stops_algorithm_1_but_not_the_default_rule() -> None:
+    values = [float(v) for v in range(10)] + [9.0] * 3
+    one_match = [(9.0, 9.0)]
+    assert decide("paper", values, one_match, d=2, tolerance=0.1).stop
+    evidence = decide("default", values, one_match, d=2, tolerance=0.1)
+    assert not evidence.stop and "1 of the last 3 proposals" in evidence.reason
+
+
+def test_default_rule_needs_k_agreements_a_stall_and_no_promised_gain() -> None:
+    values = [10.0] + [5.0] * 12
+    matches = [(5.0, 5.05)] * 3
+    assert decide("default", values, matches, d=2, tolerance=0.1).stop
+    assert not decide("default", values[:6], matches, d=2, tolerance=0.1).stop
+    gain = decide("default", values, matches, d=2, tolerance=0.1, gain=lambda: 0.5)
+    assert not gain.stop and "promises 0.5" in gain.reason
+    off = [(5.0, 5.05), (5.0, 6.0), (5.0, 5.0)]
+    assert not decide("default", values, off, d=2, tolerance=0.1).stop
+
+
+def test_noise_raises_the_tolerance_to_twice_its_sd() -> None:
+    values = [10.0] + [5.0] * 12
+    gaps = [(5.0, 5.3)] * 3
+    assert not decide("default", values, gaps, d=2, tolerance=0.1).stop
+    evidence = decide("default", values, gaps, d=2, tolerance=0.1, noise_sd=0.2)
+    assert evidence.stop and evidence.tolerance == pytest.approx(0.4)
+
+
+def test_space_filling_design_has_d_plus_2_points_with_the_all_high_corner() -> None:
+    space = SearchSpace([Dim(f"x{i}", "int", 0, 20) for i in range(6)])
+    design = initial_design(space, "space-filling", seed=3)
+    assert len(design) == 8 and len({space.key(p) for p in design}) == 8
+    assert {"x0": 20, "x1": 20, "x2": 20, "x3": 20, "x4": 20, "x5": 20} in design
+    assert design == initial_design(space, "space-filling", seed=3)
+    assert design != initial_design(space, "space-filling", seed=4)
+    x = space.to_unit_many(design)
+    assert np.linalg.matrix_rank(x - x.mean(axis=0)) == 6  # determines a spline
+    assert len(initial_design(space, "space-filling", n=12)) == 12
+    with pytest.raises(ValueError, match="at least d\\+1 = 7"):
+        initial_design(space, "space-filling", n=6)
+
+
+def test_optimizer_asks_for_the_configured_design_first() -> None:
+    opt = SplineOptimizer(SPACE, design="space-filling", design_points=5, seed=1)
+    assert opt.ask(5) == initial_design(SPACE, "space-filling", 5, 1)
+    assert SplineOptimizer(SPACE).initial_design() == SPACE.initial_design()
+
+
+def test_auto_noise_smooths_and_best_is_the_best_smoothed_point() -> None:
+    rng = np.random.default_rng(0)
+    opt = SplineOptimizer(SPACE, noise="auto")
+    points = [{"a": a, "b": b} for a in range(1, 10, 2) for b in range(1, 10, 2)]
+    for p in points:
+        opt.tell(p, -((p["a"] - 5) ** 2 + (p["b"] - 5) ** 2) / 10 + rng.normal(0, 0.3))
+    opt.tell({"a": 1, "b": 2}, 1.0)  # one lucky run far from the optimum (true value -2.5)
+    assert opt.raw_best[0] == {"a": 1, "b": 2}
+    assert opt.best[0] != {"a": 1, "b": 2}
+    assert opt.fit().smoothing > 0 and opt.noise_sd() > 0
+    known = SplineOptimizer(SPACE, noise=0.3)
+    for record in opt.history:
+        known.tell(record.params, record.value)
+    assert known.stop_evidence().tolerance >= 0.6
+
+
+def test_config_keys_are_validated_with_file_table_and_key() -> None:
+    base = '[experiment]\nname = "t"\n{}\n[[space]]\nname = "x"\ntype = "int"\nlow = 0\nhigh = 4\n'
+    exp = parse_experiment(base.format('design = "space-filling"\nnoise = "auto"'), "t.toml")
+    assert exp.experiment.design == "space-filling" and exp.experiment.noise == "auto"
+    assert parse_experiment(base.format("noise = 0.2"), "t.toml").experiment.noise == 0.2
+    for line, key in [
+        ('design = "grid"', "design"),
+        ('noise = "high"', "noise"),
+        ("noise = -1", "noise"),
+        ('stop = "never"', "stop"),
+        ("design_points = 1", "design_points"),
+    ]:
+        with pytest.raises(ConfigError, match=f"t.toml.*experiment.*{key}"):
+            parse_experiment(base.format(line), "t.toml")
