@@ -59,7 +59,7 @@ _TYPE_NAMES = {
 }
 
 
-def _option(
+def option(
     default: Any = dataclasses.MISSING,
     *,
     kind: type | tuple[type, ...],
@@ -84,10 +84,6 @@ def _option(
         frozen = type(default)(default)
         return field(default_factory=lambda: type(frozen)(frozen), metadata=meta)
     return field(default=default, metadata=meta)
-
-
-#: Schemas of other files (``point.json``, ``result.json``) declare their fields alike.
-option = _option
 
 
 def _valid_name(value: str) -> str | None:
@@ -238,138 +234,136 @@ def _validate_value(value: Any, meta: Mapping, source: str, table: str, key: str
 class ExperimentConfig:
     """``[experiment]``: what is searched for and when to stop."""
 
-    name: str = _option(kind=str, check=_experiment_name, doc="experiment name; used in job names")
-    metric: str = _option("top1", kind=str, check=_valid_name, doc="result metric to optimise")
-    value_range: list | None = _option(
+    name: str = option(kind=str, check=_experiment_name, doc="experiment name; used in job names")
+    metric: str = option("top1", kind=str, check=_valid_name, doc="result metric to optimise")
+    value_range: list | None = option(
         None,
         kind=list,
         check=_check_range,
         optional=True,
         doc="[low, high] a measurement must lie in; top1/top5 default to [0, 100]",
     )
-    goal: str = _option("maximize", kind=str, choices=("maximize", "minimize"))
-    tolerance: float = _option(
+    goal: str = option("maximize", kind=str, choices=("maximize", "minimize"))
+    tolerance: float = option(
         0.5, kind=float, minimum=0.0, doc="stop when |measured - predicted| <= tolerance"
     )
-    stop: str | None = _option(
+    stop: str | None = option(
         None,
         kind=str,
         choices=("default", "paper"),
         optional=True,
         doc="stopping rule; 'paper': one proposal within tolerance; default: the strategy's",
     )
-    max_points: int = _option(
+    max_points: int = option(
         50, kind=int, minimum=1, doc="budget: points proposed, cancelled and infeasible excluded"
     )
-    batch_size: int = _option(1, kind=int, minimum=1, doc="proposals per batch after the design")
-    seed: int = _option(0, kind=int, minimum=0)
-    strategy: str = _option(
+    batch_size: int = option(1, kind=int, minimum=1, doc="proposals per batch after the design")
+    seed: int = option(0, kind=int, minimum=0)
+    strategy: str = option(
         "default",
         kind=str,
         choices=("default", "paper"),
         doc="'paper' is Algorithm 1 as published; 'default' also explores near the incumbent",
     )
-    smoothing: float = _option(0.0, kind=float, minimum=0.0, doc="spline smoothing lambda")
-    noise: float | str | None = _option(
+    smoothing: float = option(0.0, kind=float, minimum=0.0, doc="spline smoothing lambda")
+    noise: float | str | None = option(
         None,
         kind=(float, str),
         check=_check_noise,
         optional=True,
         doc="run-to-run sd of the metric, or 'auto': smoothing chosen by leave-one-out",
     )
-    design: str = _option(
+    design: str = option(
         "corners",
         kind=str,
         choices=("corners", "space-filling"),
         doc="initial design: 2d+3 corners and centre, or a seeded Sobol design",
     )
-    design_points: int | None = _option(
+    design_points: int | None = option(
         None, kind=int, minimum=2, optional=True, doc="space-filling design size (default d+2)"
     )
-    min_distance: float = _option(
+    min_distance: float = option(
         1e-3, kind=float, minimum=0.0, maximum=1.0, doc="unit-box distance between points"
     )
-    max_gpu_hours: float | None = _option(None, kind=float, minimum=0.0, optional=True)
-    max_wall_hours: float | None = _option(None, kind=float, minimum=0.0, optional=True)
+    max_gpu_hours: float | None = option(None, kind=float, minimum=0.0, optional=True)
+    max_wall_hours: float | None = option(None, kind=float, minimum=0.0, optional=True)
 
 
 @dataclass(frozen=True)
 class DimConfig:
     """One ``[[space]]`` entry; turned into a :class:`nas.search.space.Dim`."""
 
-    name: str = _option(kind=str)
-    type: str = _option(kind=str, choices=("int", "float", "categorical"))
-    low: float | None = _option(None, kind=(int, float), optional=True)
-    high: float | None = _option(None, kind=(int, float), optional=True)
-    log: bool = _option(False, kind=bool)
-    choices: list = _option([], kind=list)
+    name: str = option(kind=str)
+    type: str = option(kind=str, choices=("int", "float", "categorical"))
+    low: float | None = option(None, kind=(int, float), optional=True)
+    high: float | None = option(None, kind=(int, float), optional=True)
+    log: bool = option(False, kind=bool)
+    choices: list = option([], kind=list)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """``[model]``: the network family and its settings that are not searched."""
 
-    family: str = _option(kind=str, choices=("resnet", "resnext", "blresnext"))
-    num_classes: int | None = _option(
+    family: str = option(kind=str, choices=("resnet", "resnext", "blresnext"))
+    num_classes: int | None = option(
         None, kind=int, minimum=2, optional=True, doc="default: the number of classes in the data"
     )
-    fixed: dict = _option({}, kind=dict, check=_check_fixed, doc="coordinates held fixed")
+    fixed: dict = option({}, kind=dict, check=_check_fixed, doc="coordinates held fixed")
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """``[data]``: where images come from and how they are fed."""
 
-    kind: str = _option(kind=str, choices=("digits", "imagefolder", "shards"))
-    root: str | None = _option(None, kind=str, check=_no_newline, optional=True)
-    index: str | None = _option(
+    kind: str = option(kind=str, choices=("digits", "imagefolder", "shards"))
+    root: str | None = option(None, kind=str, check=_no_newline, optional=True)
+    index: str | None = option(
         None, kind=str, check=_no_newline, optional=True, doc="index file from `data index`"
     )
-    resolution: int = _option(224, kind=int, minimum=8)
-    val_resize: int | None = _option(None, kind=int, minimum=8, optional=True)
-    workers: int = _option(4, kind=int, minimum=0)
-    prefetch: int = _option(2, kind=int, minimum=1, doc="batches in flight per loader worker")
-    decode: str = _option("cpu", kind=str, choices=("cpu", "gpu"), doc="where JPEGs are decoded")
-    pin_memory: bool = _option(True, kind=bool)
-    max_bad_images: int = _option(100, kind=int, minimum=0)
-    imbalance: float = _option(
+    resolution: int = option(224, kind=int, minimum=8)
+    val_resize: int | None = option(None, kind=int, minimum=8, optional=True)
+    workers: int = option(4, kind=int, minimum=0)
+    prefetch: int = option(2, kind=int, minimum=1, doc="batches in flight per loader worker")
+    decode: str = option("cpu", kind=str, choices=("cpu", "gpu"), doc="where JPEGs are decoded")
+    pin_memory: bool = option(True, kind=bool)
+    max_bad_images: int = option(100, kind=int, minimum=0)
+    imbalance: float = option(
         0.8, kind=float, minimum=0.01, maximum=1.0, doc="digits: class k keeps imbalance**k"
     )
-    seed: int = _option(0, kind=int, minimum=0)
+    seed: int = option(0, kind=int, minimum=0)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """``[train]``: the optimiser and loop of one measurement."""
 
-    epochs: int = _option(60, kind=int, minimum=1)
-    batch_per_gpu: int = _option(32, kind=int, minimum=1)
-    lr: float = _option(0.1, kind=float, minimum=0.0)
-    momentum: float = _option(0.9, kind=float, minimum=0.0, maximum=1.0)
-    weight_decay: float = _option(1e-4, kind=float, minimum=0.0)
-    lr_power: float = _option(1.0, kind=float, minimum=0.0, doc="polynomial decay power")
-    warmup_epochs: float = _option(0.0, kind=float, minimum=0.0)
-    amp: str = _option("off", kind=str, choices=("off", "bf16", "fp16"))
-    channels_last: bool = _option(False, kind=bool)
-    compile: bool = _option(
+    epochs: int = option(60, kind=int, minimum=1)
+    batch_per_gpu: int = option(32, kind=int, minimum=1)
+    lr: float = option(0.1, kind=float, minimum=0.0)
+    momentum: float = option(0.9, kind=float, minimum=0.0, maximum=1.0)
+    weight_decay: float = option(1e-4, kind=float, minimum=0.0)
+    lr_power: float = option(1.0, kind=float, minimum=0.0, doc="polynomial decay power")
+    warmup_epochs: float = option(0.0, kind=float, minimum=0.0)
+    amp: str = option("off", kind=str, choices=("off", "bf16", "fp16"))
+    channels_last: bool = option(False, kind=bool)
+    compile: bool = option(
         False, kind=bool, doc="torch.compile the model; compiled code is cached in the point folder"
     )
-    log_every: int = _option(50, kind=int, minimum=1, doc="progress line every N steps")
-    max_steps_per_epoch: int | None = _option(None, kind=int, minimum=1, optional=True)
-    seed: int = _option(0, kind=int, minimum=0)
-    keep_checkpoint: bool = _option(
+    log_every: int = option(50, kind=int, minimum=1, doc="progress line every N steps")
+    max_steps_per_epoch: int | None = option(None, kind=int, minimum=1, optional=True)
+    seed: int = option(0, kind=int, minimum=0)
+    keep_checkpoint: bool = option(
         False, kind=bool, doc="keep checkpoint.pt of a completed point (default: delete it)"
     )
-    eval_every: int = _option(
-        1, kind=int, minimum=1, doc="learning-curve evaluation every N epochs"
-    )
-    curve_images: int = _option(
+    eval_every: int = option(1, kind=int, minimum=1, doc="learning-curve evaluation every N epochs")
+    curve_images: int = option(
         50_000, kind=int, minimum=1, doc="validation images of the learning curve (fixed subset)"
     )
-    diverge_patience: int = _option(
+    diverge_patience: int = option(
         3, kind=int, minimum=0, doc="stop after N evaluations at chance after warm-up (0: off)"
     )
-    on_divergence: str = _option(
+    on_divergence: str = option(
         "retry", kind=str, choices=("retry", "fail"), doc="retry once with a new seed, or fail"
     )
 
@@ -378,52 +372,52 @@ class TrainConfig:
 class ClusterConfig:
     """``[cluster]``: where and how candidates are trained."""
 
-    backend: str = _option("local", kind=str, choices=("local", "slurm", "lsf", "pbs", "flux"))
-    nodes: int = _option(1, kind=int, minimum=1)
-    gpus_per_node: int = _option(0, kind=int, minimum=0)
-    ranks_per_node: int | None = _option(
+    backend: str = option("local", kind=str, choices=("local", "slurm", "lsf", "pbs", "flux"))
+    nodes: int = option(1, kind=int, minimum=1)
+    gpus_per_node: int = option(0, kind=int, minimum=0)
+    ranks_per_node: int | None = option(
         None, kind=int, minimum=1, optional=True, doc="default: gpus_per_node, or 1 on CPU"
     )
-    cores_per_node: int = _option(1, kind=int, minimum=1)
-    resource_sets: str = _option("node", kind=str, choices=("node", "gpu"), doc="jsrun layout")
-    walltime_minutes: int = _option(120, kind=int, minimum=1)
-    signal_seconds: int = _option(300, kind=int, minimum=0, doc="stop this early before the limit")
-    account: str | None = _option(None, kind=str, check=_valid_name, optional=True)
-    queue: str | None = _option(None, kind=str, check=_valid_name, optional=True)
-    qos: str | None = _option(None, kind=str, check=_valid_name, optional=True)
-    constraint: str | None = _option(None, kind=str, check=_directive_text, optional=True)
-    alloc_flags: str | None = _option(None, kind=str, check=_directive_text, optional=True)
-    extra_directives: list = _option([], kind=list, check=_check_strings)
-    gpu_bind: str | None = _option(
+    cores_per_node: int = option(1, kind=int, minimum=1)
+    resource_sets: str = option("node", kind=str, choices=("node", "gpu"), doc="jsrun layout")
+    walltime_minutes: int = option(120, kind=int, minimum=1)
+    signal_seconds: int = option(300, kind=int, minimum=0, doc="stop this early before the limit")
+    account: str | None = option(None, kind=str, check=_valid_name, optional=True)
+    queue: str | None = option(None, kind=str, check=_valid_name, optional=True)
+    qos: str | None = option(None, kind=str, check=_valid_name, optional=True)
+    constraint: str | None = option(None, kind=str, check=_directive_text, optional=True)
+    alloc_flags: str | None = option(None, kind=str, check=_directive_text, optional=True)
+    extra_directives: list = option([], kind=list, check=_check_strings)
+    gpu_bind: str | None = option(
         None,
         kind=str,
         check=_directive_text,
         optional=True,
         doc="slurm: one GPU per task, bound by --gpu-bind=<this> (e.g. 'closest')",
     )
-    mem: str | None = _option(
+    mem: str | None = option(
         None, kind=str, check=_memory_size, optional=True, doc="slurm: --mem per node, e.g. '200G'"
     )
-    jsrun_smpiargs: str = _option(
+    jsrun_smpiargs: str = option(
         "off",
         kind=str,
         check=_no_newline,
         doc="lsf: jsrun --smpiargs=<this>; 'off' for the non-MPI trainer, '' leaves it out",
     )
-    env_file: str | None = _option(None, kind=str, check=_no_newline, optional=True)
-    python: str = _option("python3", kind=str, check=_no_newline)
-    max_gpu_memory_gib: float | None = _option(
+    env_file: str | None = option(None, kind=str, check=_no_newline, optional=True)
+    python: str = option("python3", kind=str, check=_no_newline)
+    max_gpu_memory_gib: float | None = option(
         None, kind=float, minimum=0.0, optional=True, doc="GPU memory in GiB (2**30 bytes)"
     )
-    memory_margin: float = _option(
+    memory_margin: float = option(
         0.9,
         kind=float,
         minimum=0.01,
         maximum=1.0,
         doc="share of the GPU memory a candidate may use",
     )
-    max_attempts: int = _option(3, kind=int, minimum=1)
-    max_concurrent_jobs: int = _option(4, kind=int, minimum=1)
+    max_attempts: int = option(3, kind=int, minimum=1)
+    max_concurrent_jobs: int = option(4, kind=int, minimum=1)
 
 
 @dataclass(frozen=True)
@@ -434,16 +428,16 @@ class ControllerConfig:
     that needs a core or two and no GPU.
     """
 
-    account: str | None = _option(None, kind=str, check=_valid_name, optional=True)
-    queue: str | None = _option(
+    account: str | None = option(None, kind=str, check=_valid_name, optional=True)
+    queue: str | None = option(
         None, kind=str, check=_valid_name, optional=True, doc="queue (LSF) or partition (Slurm)"
     )
-    qos: str | None = _option(None, kind=str, check=_valid_name, optional=True)
-    walltime_minutes: int = _option(
+    qos: str | None = option(None, kind=str, check=_valid_name, optional=True)
+    walltime_minutes: int = option(
         1440, kind=int, minimum=1, doc="one run of the job; it renews itself"
     )
-    cores: int = _option(1, kind=int, minimum=1, maximum=2)
-    extra_directives: list = _option([], kind=list, check=_check_strings)
+    cores: int = option(1, kind=int, minimum=1, maximum=2)
+    extra_directives: list = option([], kind=list, check=_check_strings)
 
 
 # --------------------------------------------------------------------------- the document
