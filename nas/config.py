@@ -538,6 +538,8 @@ def parse_experiment(text: str, source: str = "<string>") -> Experiment:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "-", None, f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(source, "-", None, "not valid TOML: nested too deeply") from None
     unknown = sorted(set(raw) - set(_TABLES) - {"space"})
     if unknown:
         valid = ", ".join(sorted([*_TABLES, "space"]))

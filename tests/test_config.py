@@ -194,3 +194,15 @@ def test_gpu_memory_is_in_gib_and_the_old_key_is_read_as_gib_with_a_warning(
     assert "memory_margin: expected at most 1.0" in str(
         error_for(VALID + "[cluster]\nmemory_margin = 1.5\n")
     )
+
+
+def test_hostile_toml_is_one_config_error() -> None:
+    deep = "[experiment]\nname = 'x'\na = " + "[" * 5000 + "]" * 5000 + "\n"
+    with pytest.raises(ConfigError, match=r"exp.toml: \[-\]: not valid TOML: nested too deeply"):
+        parse_experiment(deep, SOURCE)
+    wide = (
+        "[experiment]\nname = 'x'\n[[space]]\nname = 'w'\ntype = 'float'\n"
+        "low = -1.7e308\nhigh = 1.7e308\n"
+    )
+    with pytest.raises(ConfigError, match=r"\[space\.w\].*too wide to compute with"):
+        parse_experiment(wide, SOURCE)

@@ -41,6 +41,8 @@ MISTAKES = [
     ("status", "--state", "{G}"),
     ("status", "--state", "{M}"),
     ("status", "--state", "{F}"),
+    ("status", "--state", ""),
+    ("show", "--state", "", "1"),
     ("export", "--state", "{S}", "--csv", "--out", "{M}/points.csv"),
     ("export", "--state", "{S}", "--csv", "--out", "{D}"),
     ("export", "--state", "{S}", "--csv", "--out", "{F}/points.csv"),

@@ -36,10 +36,17 @@ def json_option() -> argparse.ArgumentParser:
     return parent
 
 
+def path_arg(text: str) -> Path:
+    """A path given on the command line; an empty one is a usage error, not the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
+
+
 def state_option() -> argparse.ArgumentParser:
     """Parent parser for the required ``--state PATH``."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--state", required=True, type=Path, metavar="PATH", help="state file")
+    parent.add_argument("--state", required=True, type=path_arg, metavar="PATH", help="state file")
     return parent
 
 

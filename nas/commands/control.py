@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nas.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, emit_json, reported
+from nas.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, emit_json, path_arg, reported
 from nas.config import ConfigError
 from nas.record.lock import LockError
 from nas.record.state import StateError
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "([cluster] env_file, [data] root/index) are taken from the working directory."
         ),
     )
-    parser.add_argument("--state", required=True, type=Path, metavar="PATH", help="state file")
+    parser.add_argument("--state", required=True, type=path_arg, metavar="PATH", help="state file")
     parser.add_argument("--once", action="store_true", help="run one cycle, then exit")
     parser.add_argument(
         "--detach",

@@ -28,6 +28,7 @@ from nas.commands.common import (
     json_option,
     number_text,
     params_text,
+    path_arg,
     plural,
     point_doc,
     reported,
@@ -371,7 +372,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init = add("init", _init, [as_json], "validate an experiment and create its state file")
     init.add_argument("experiment", type=Path, metavar="EXPERIMENT.toml")
     init.add_argument(
-        "--state", type=Path, metavar="PATH", help="default: state/<experiment name>.h5"
+        "--state", type=path_arg, metavar="PATH", help="default: state/<experiment name>.h5"
     )
     init.add_argument("--validate-only", action="store_true", help="check the file, write nothing")
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nas.commands.common import EXIT_OK, emit_json, reported, writable_path
+from nas.commands.common import EXIT_OK, emit_json, path_arg, reported, writable_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "taking its lock, so it is safe while the controller runs."
         ),
     )
-    parser.add_argument("--state", required=True, type=Path, help="state file (HDF5)")
+    parser.add_argument("--state", required=True, type=path_arg, help="state file (HDF5)")
     parser.add_argument("--out", required=True, type=Path, help="folder for the PNG files")
     parser.add_argument("--json", action="store_true", help="print the written paths as JSON")
     parser.set_defaults(func=run)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.commands import summary
-from nas.commands.common import EXIT_OK, UsageError, emit_json, reported, writable_path
+from nas.commands.common import EXIT_OK, UsageError, emit_json, path_arg, reported, writable_path
 from nas.config import ConfigError
 from nas.control import policy
 from nas.pointdir import layout
@@ -137,7 +137,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "result has one, and the event history. Reads the state without its lock."
         ),
     )
-    parser.add_argument("--state", required=True, type=Path, metavar="PATH", help="state file")
+    parser.add_argument("--state", required=True, type=path_arg, metavar="PATH", help="state file")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder of the page")
     parser.add_argument(
         "--watch",

@@ -97,6 +97,11 @@ class Dim:
             raise SpaceError(
                 f"dimension {self.name!r}: low = {self.low} must be < high = {self.high}"
             )
+        if not math.isfinite(float(self.high) - float(self.low)):
+            raise SpaceError(
+                f"dimension {self.name!r}: [{self.low}, {self.high}] is too wide to compute with "
+                f"(its width overflows a float)"
+            )
         if self.log and self.low <= 0:
             raise SpaceError(f"dimension {self.name!r}: log scale needs low > 0, got {self.low}")
 
