@@ -30,7 +30,6 @@ job ids, RFC 36 for ``#flux:`` directives):
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -80,21 +79,11 @@ def decode(text: str) -> int | None:
 
 
 def state_dir() -> Path:
-    root = os.environ.get("FAKE_FLUX_DIR")
-    if not root:
-        sys.exit("fake flux: set FAKE_FLUX_DIR to a folder for its state")
-    path = Path(root)
-    (path / "jobs").mkdir(parents=True, exist_ok=True)
-    return path
+    return _fakejob.state_dir("FAKE_FLUX_DIR", "flux")
 
 
 def _next_id(root: Path) -> int:
-    with open(root / "counter.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        counter = root / "counter"
-        number = int(counter.read_text()) + 1 if counter.exists() else 1
-        counter.write_text(str(number))
-        return ID_BASE + number * 7919
+    return ID_BASE + _fakejob.next_number(root) * 7919
 
 
 def _parse(args: list[str], options: dict[str, list[str]], command: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""The batch job runner shared by the fake PBS and Flux commands.
+"""The batch job runner shared by the fake PBS and Flux commands, and the state folder and
+job numbering every fake scheduler (LSF too) keeps.
 
 A fake ``qsub`` or ``flux batch`` starts this file detached (its own session)
 with the job's folder, the script and its limits. It runs the script in a
@@ -11,6 +12,7 @@ started. Standard library only.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -21,6 +23,26 @@ from pathlib import Path
 
 #: Seconds between TERM and KILL when a limit or a cancel stops a job.
 KILL_GRACE = 2.0
+
+
+def state_dir(variable: str, scheduler: str) -> Path:
+    """The fake scheduler's state folder, named by environment ``variable``; exits if unset."""
+    root = os.environ.get(variable)
+    if not root:
+        sys.exit(f"fake {scheduler}: set {variable} to a folder for its state")
+    path = Path(root)
+    (path / "jobs").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def next_number(root: Path) -> int:
+    """1, 2, 3, ... per state folder, safe across concurrent submitters."""
+    with open(root / "counter.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        counter = root / "counter"
+        number = int(counter.read_text()) + 1 if counter.exists() else 1
+        counter.write_text(str(number))
+        return number
 
 
 def alive(pid: int) -> bool:

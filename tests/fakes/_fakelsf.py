@@ -9,7 +9,6 @@ Standard library only: they run under whatever python3 is on PATH.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shlex
 import signal
@@ -17,6 +16,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import _fakejob  # noqa: E402
 
 #: bsub options that take a value; the ones the job scripts use, and a few more.
 VALUE_OPTIONS = {
@@ -30,21 +32,11 @@ RUNNER = 'bash "$1"; rc=$?; printf "%s\\n" "$rc" >"$2.tmp" && mv "$2.tmp" "$2"'
 
 
 def state_dir() -> Path:
-    root = os.environ.get("FAKE_LSF_DIR")
-    if not root:
-        sys.exit("fake LSF: set FAKE_LSF_DIR to a folder for its state")
-    path = Path(root)
-    (path / "jobs").mkdir(parents=True, exist_ok=True)
-    return path
+    return _fakejob.state_dir("FAKE_LSF_DIR", "LSF")
 
 
 def _next_id(root: Path) -> int:
-    with open(root / "counter.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        counter = root / "counter"
-        number = int(counter.read_text()) + 1 if counter.exists() else 1
-        counter.write_text(str(number))
-        return number
+    return _fakejob.next_number(root)
 
 
 def _parse_options(args: list[str], options: dict[str, str], source: str) -> list[str]:

@@ -26,7 +26,6 @@ and qdel; OpenPBS ``src/cmds/qstat.c`` for the JSON layout and
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import json
 import os
@@ -50,21 +49,11 @@ JOB_FINISHED = 35
 
 
 def state_dir() -> Path:
-    root = os.environ.get("FAKE_PBS_DIR")
-    if not root:
-        sys.exit("fake PBS: set FAKE_PBS_DIR to a folder for its state")
-    path = Path(root)
-    (path / "jobs").mkdir(parents=True, exist_ok=True)
-    return path
+    return _fakejob.state_dir("FAKE_PBS_DIR", "PBS")
 
 
 def _next_id(root: Path) -> int:
-    with open(root / "counter.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        counter = root / "counter"
-        number = int(counter.read_text()) + 1 if counter.exists() else 1
-        counter.write_text(str(number))
-        return number
+    return _fakejob.next_number(root)
 
 
 def _parse(args: list[str], options: dict[str, list[str]], source: str) -> list[str]:
