@@ -296,13 +296,17 @@ class Study:
     def stop_evidence(self, exact: bool = True) -> StopEvidence:
         """Why the search does or does not stop: the last gaps, the stall, the tolerance applied.
 
-        ``exact`` is the controller's decision: the rule's last condition asks
-        the spline's argmax (a fit and a search). Readers pass False: they use
-        the last stored fit's prediction instead, and treat "no fit stored" as
-        a promise not yet ruled out, so they never claim a stop the
+        ``exact`` is the controller's decision, the optimizer's own: the rule's
+        last condition asks the spline's argmax (a fit and a search). Readers
+        pass False and get the same rule (:func:`nas.search.stopping.decide`)
+        on the stored points without building an optimizer: the last stored
+        fit's prediction stands in for the argmax, and "no fit stored" counts
+        as a promise not yet ruled out, so they never claim a stop the
         controller would not make. A point told in an earlier phase carries no
         prediction: it was made for another box.
         """
+        if exact:
+            return self.optimizer.stop_evidence()
         from nas.search.stopping import decide
 
         cfg = self.experiment.experiment
@@ -312,11 +316,7 @@ class Study:
         proposals = [
             (p.value, p.predicted) for p in measured if p.id >= first_id and p.predicted is not None
         ]
-        if exact:
-            noise, gain = self.optimizer.noise_sd(), self.optimizer.predicted_gain
-        else:
-            noise = cfg.noise if isinstance(cfg.noise, (int, float)) else 0.0
-            gain = functools.partial(_stored_gain, self.state, sign, measured)
+        noise = cfg.noise if isinstance(cfg.noise, (int, float)) else 0.0
         return decide(
             self.stop_rule,
             [sign * p.value for p in measured],
@@ -324,7 +324,7 @@ class Study:
             self.state.space.d,
             cfg.tolerance,
             noise,
-            gain=gain,
+            gain=functools.partial(_stored_gain, self.state, sign, measured),
         )
 
     @property
