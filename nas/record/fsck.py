@@ -55,6 +55,7 @@ def check(path: str | os.PathLike) -> Generation:
         return Generation(str(path), "missing")
     try:
         state = read_verified(path)
+        dict(state.curves)  # decoded when asked for: fsck asks for every one
     except StateFormatError as exc:
         return Generation(str(path), "corrupt", detail=str(exc))
     except READ_ERRORS as exc:

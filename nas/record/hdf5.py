@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -44,6 +45,7 @@ from nas.record import integrity
 from nas.record.lock import FileLock, LockError
 from nas.record.state import (
     CURVE_FIELDS,
+    Curves,
     Event,
     FitRecord,
     Point,
@@ -261,43 +263,29 @@ def _text(dataset: h5py.Dataset) -> str:
     return dataset.asstr()[()]
 
 
-def _column(group: h5py.Group, name: str) -> list[Any]:
+def _column(group: h5py.Group, name: str, dtype: type | None = None) -> list[Any]:
+    """One column of the points table as Python values: one read, one vectorised conversion."""
     data = group[name]
-    values = data.asstr()[()] if h5py.check_string_dtype(data.dtype) else data[()]
-    return list(values)
+    if h5py.check_string_dtype(data.dtype):
+        return data.asstr()[()].tolist()
+    return np.asarray(data[()], dtype=dtype).tolist()
 
 
-def _read_points(group: h5py.Group) -> list[Point]:
-    columns = {
-        name: _column(group, name)
-        for name in (
-            *_INT_COLUMNS,
-            *_FLOAT_COLUMNS,
-            *_OPTIONAL_FLOAT_COLUMNS,
-            *_STR_COLUMNS,
-            "status",
-            "params_json",
-            "extra_json",
-        )
+def _read_points(group: h5py.Group) -> tuple[list[Point], list[str]]:
+    """The points, and their params as the stored JSON (a state keeps that text as it is)."""
+    columns: dict[str, list[Any]] = {name: _column(group, name, np.int64) for name in _INT_COLUMNS}
+    columns |= {name: _column(group, name, float) for name in _FLOAT_COLUMNS}
+    columns |= {
+        name: [None if math.isnan(v) else v for v in _column(group, name, float)]
+        for name in _OPTIONAL_FLOAT_COLUMNS
     }
-    points = []
-    for row in zip(*columns.values(), strict=True):
-        rec = dict(zip(columns, row, strict=True))
-        points.append(
-            Point(
-                params=json.loads(rec.pop("params_json")),
-                extra=json.loads(rec.pop("extra_json")),
-                status=PointStatus(rec.pop("status")),
-                **{k: int(rec.pop(k)) for k in _INT_COLUMNS},
-                **{k: float(rec.pop(k)) for k in _FLOAT_COLUMNS},
-                **{
-                    k: None if np.isnan(v := rec.pop(k)) else float(v)
-                    for k in _OPTIONAL_FLOAT_COLUMNS
-                },
-                **{k: str(rec.pop(k)) for k in _STR_COLUMNS},
-            )
-        )
-    return points
+    columns |= {name: _column(group, name) for name in _STR_COLUMNS}
+    columns["status"] = [PointStatus(text) for text in _column(group, "status")]
+    columns["extra"] = [json.loads(text) for text in _column(group, "extra_json")]
+    params_json = _column(group, "params_json")
+    columns["params"] = [json.loads(text) for text in params_json]
+    rows = zip(*columns.values(), strict=True)
+    return [Point(**dict(zip(columns, row, strict=True))) for row in rows], params_json
 
 
 def _read_fits(group: h5py.Group) -> list[FitRecord]:
@@ -320,37 +308,34 @@ def _read_fits(group: h5py.Group) -> list[FitRecord]:
 
 def _read_events(dataset: h5py.Dataset) -> list[Event]:
     table = dataset[()]
+    columns = (table[name].tolist() for name in ("time", "kind", "point_id", "message"))
     return [
         Event(
-            time=float(row["time"]),
-            kind=row["kind"].decode(),
-            point_id=None if row["point_id"] < 0 else int(row["point_id"]),
-            message=row["message"].decode(),
+            time=float(time),
+            kind=kind.decode(),
+            point_id=None if point_id < 0 else int(point_id),
+            message=message.decode(),
         )
-        for row in table
+        for time, kind, point_id, message in zip(*columns, strict=True)
     ]
 
 
-def _read_curves(file: h5py.File) -> dict[int, list[dict[str, Any]]]:
-    """The learning curves, or none for a file written before they were stored."""
+def _read_curves(file: h5py.File) -> Curves:
+    """The learning curves, each decoded when asked for (none in files from before curves)."""
     if "curves" not in file:
-        return {}
-    curves = {}
-    for name, dataset in file["curves"].items():
-        curves[int(name)] = [
-            {
-                field: (
-                    int(row[field]) if field in ("epoch", "images") else _float_or_none(row[field])
-                )
-                for field in CURVE_FIELDS
-            }
-            for row in dataset[()]
-        ]
-    return curves
+        return Curves()
+    group = file["curves"]
+    return Curves((int(name) for name in group), lambda point_id: _curve(group[str(point_id)]))
 
 
-def _float_or_none(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
+def _curve(dataset: h5py.Dataset) -> list[dict[str, Any]]:
+    """One stored curve as entries; a NaN loss (not finite when measured) is None."""
+    table = dataset[()]
+    columns = {name: table[name].tolist() for name in CURVE_FIELDS}
+    for name in CURVE_FIELDS:
+        if name not in ("epoch", "images"):
+            columns[name] = [None if math.isnan(v) else v for v in columns[name]]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 def _check_version(file: h5py.File, path: Path) -> None:
@@ -388,13 +373,13 @@ def _decode(file: h5py.File) -> State:
     state.generation = int(file.attrs["generation"])
     state.meta = json.loads(_text(file["meta_json"]))
     coords = np.asarray(file["points/coords"][()], dtype=float)
-    points = _read_points(file["points"])
+    points, params_json = _read_points(file["points"])
     if coords.shape != (len(points), state.space.d):
         raise ValueError(
             f"points/coords has shape {coords.shape}, expected {(len(points), state.space.d)}"
         )
-    for point, row in zip(points, coords, strict=True):
-        state.restore(point, row)
+    for point, text, row in zip(points, params_json, coords, strict=True):
+        state.restore(point, row, text)
     state.fits = _read_fits(file["fits"])
     state.events = _read_events(file["events"])
     state.curves = _read_curves(file)
@@ -418,16 +403,25 @@ def read_verified(path: Path) -> State:
     """Decode the state file at ``path`` after checking its checksum and its version.
 
     h5py parses only bytes that matched their checksum (files from before
-    checksums excepted), so a damaged file cannot make it hang.
+    checksums excepted), so a damaged file cannot make it hang. Learning
+    curves are decoded when first asked for (``state.curves``), from the
+    verified bytes kept in memory.
 
     Raises:
         StateFormatError: another format version, or not a state file.
         IntegrityError, and any of :data:`READ_ERRORS`: the file is corrupt.
     """
     data, _ = integrity.read_checked(path)
-    with h5py.File(io.BytesIO(data), "r", locking=False) as file:
+    file = h5py.File(io.BytesIO(data), "r", locking=False)
+    try:
         _check_version(file, path)
-        return _decode(file)
+        state = _decode(file)
+    except BaseException:
+        file.close()
+        raise
+    if not state.curves:
+        file.close()  # else it stays open, in memory, for the curves read later
+    return state
 
 
 def corruption(exc: BaseException) -> str:

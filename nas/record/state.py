@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
@@ -148,6 +148,44 @@ class Event:
     message: str
 
 
+Curve = list[dict[str, Any]]
+
+
+class Curves(MutableMapping[int, Curve]):
+    """Learning curves by point id; a stored curve is decoded when it is first asked for.
+
+    A state of 1,000 trained points holds 1,000 curves, and decoding them all
+    would cost a command that shows none (``status``) most of a second.
+    ``load(point_id)`` decodes one stored curve (see :mod:`nas.record.hdf5`).
+    """
+
+    def __init__(self, stored: Iterable[int] = (), load: Callable[[int], Curve] | None = None):
+        self._curves: dict[int, Curve | None] = dict.fromkeys(stored)
+        self._load = load
+
+    def __getitem__(self, point_id: int) -> Curve:
+        curve = self._curves[point_id]
+        if curve is None:
+            assert self._load is not None  # only stored curves are None
+            curve = self._curves[point_id] = self._load(point_id)
+        return curve
+
+    def __setitem__(self, point_id: int, curve: Curve) -> None:
+        self._curves[point_id] = curve
+
+    def __delitem__(self, point_id: int) -> None:
+        del self._curves[point_id]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._curves)
+
+    def __len__(self) -> int:
+        return len(self._curves)
+
+    def __repr__(self) -> str:
+        return f"Curves({sorted(self._curves)})"
+
+
 class State:
     """Points, fits and events of one search; no I/O (see :class:`nas.record.hdf5.StateStore`).
 
@@ -167,7 +205,7 @@ class State:
         self.fits: list[FitRecord] = []
         self.events: list[Event] = []
         #: Learning curves by point id: entries with the fields of :data:`CURVE_FIELDS`.
-        self.curves: dict[int, list[dict[str, Any]]] = {}
+        self.curves: Curves = Curves()
         self._points: dict[int, Point] = {}
         self._keys: dict[tuple, int] = {}
         self._coords: dict[int, np.ndarray] = {}
@@ -335,11 +373,12 @@ class State:
         self.space, self._keys = space, keys
         self.revision += 1
 
-    def restore(self, point: Point, coords: np.ndarray) -> None:
-        """Insert a point as it was stored, with its stored coordinates (for loaders).
+    def restore(self, point: Point, coords: np.ndarray, params_json: str) -> None:
+        """Insert a point as it was stored, with its stored coordinates and params JSON (loaders).
 
         Stored params were snapped when the point was added, so their key is
-        read off directly: snapping 10,000 points again would dominate a read.
+        read off directly: snapping (or encoding) 10,000 points again would
+        dominate a read.
         """
         try:
             key = tuple(point.params[name] for name in self.space.names)
@@ -347,15 +386,21 @@ class State:
             raise StateError(f"point {point.id} has no value for {exc.args[0]!r}") from None
         if point.id in self._points or key in self._keys:
             raise StateError(f"point {point.id} is stored twice")
-        self._insert(point, coords, key)
+        self._insert(point, coords, key, params_json)
 
     # ------------------------------------------------------------------ internals
     def _insert(
-        self, point: Point, coords: np.ndarray | None = None, key: tuple | None = None
+        self,
+        point: Point,
+        coords: np.ndarray | None = None,
+        key: tuple | None = None,
+        params_json: str | None = None,
     ) -> None:
         self._points[point.id] = point
         self._coords[point.id] = self.space.to_unit(point.params) if coords is None else coords
-        self._params_json[point.id] = json.dumps(point.params)
+        self._params_json[point.id] = (
+            json.dumps(point.params) if params_json is None else params_json
+        )
         self._keys[self.space.key(point.params) if key is None else key] = point.id
         self._next_id = max(self._next_id, point.id + 1)
         self.revision += 1
