@@ -116,7 +116,7 @@ document = Result(
     point_id=point.point_id, params=dict(point.params), metrics={"top1": value, "top5": 99.0},
     val_images=10, bad_images=0, epochs=1, world_size=1, device="cpu", device_hours=0.0,
     wall_seconds=1.0, started=now_iso(), finished=now_iso(), package_version="test",
-    input_hash=point_hash(folder),
+    input_hash=point_hash(folder), images_per_second=1234.5,
 ).to_dict()
 code = 0
 if mode in ("good", "diverged"):

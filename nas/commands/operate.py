@@ -186,8 +186,8 @@ def _parse_box(text: str) -> dict[str, list[float]]:
 
 
 def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict[str, Any]:
+    from nas.commands.summary import point_pace
     from nas.control.ingest import log_tail  # reads files only; imported with the command
-    from nas.pointdir.result import read_pace
 
     point = state.point(point_id)
     folder = layout.point_dir(layout.run_dir(state_path), point_id)
@@ -205,7 +205,7 @@ def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict
         "events": [{"time": e.time, "kind": e.kind, "message": e.message} for e in events],
         "logs": {log.name: log_tail(log, lines).splitlines() for log in logs},
         "result": _json_file(folder / "result.json"),
-        "pace": read_pace(folder),
+        "pace": point_pace(point, folder),
         "error": _json_file(folder / "error.json"),
         "rejected": sorted(p.name for p in folder.glob("result.rejected-*.json")),
         "by_hand": any(e.kind == INGEST_BY_HAND for e in events),

@@ -15,6 +15,7 @@ numerics (scipy); otherwise it is fitted here.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -234,14 +235,28 @@ def print_status(doc: dict[str, Any], out: TextIO) -> None:
             out.write(f"  point {point_id}: {pace_text(pace)}\n")
 
 
-def _pace(state: State, run: Path) -> dict[str, dict[str, float]]:
-    """Images/s, data-wait share and device-hours from each measured point's result.json."""
+def point_pace(point: Point, folder: Path) -> dict[str, float] | None:
+    """A measured point's speed figures: stored at ingest, else (older states) its result.json."""
+    if "pace" in point.extra:
+        return dict(point.extra["pace"]) or None
     from nas.pointdir.result import read_pace
 
+    return read_pace(folder)
+
+
+def _pace(state: State, run: Path) -> dict[str, dict[str, float]]:
+    """Images/s, data-wait share and device-hours of each measured point.
+
+    The controller stores them in the state when it ingests a result, so
+    this opens no point folder; only points measured before it did (and
+    that have a folder, found by one listing) are read from ``result.json``.
+    """
+    folders = set(os.listdir(run / layout.POINTS)) if (run / layout.POINTS).is_dir() else set()
     found = {}
     for point in state.points:
-        if point.value is not None:
-            pace = read_pace(layout.point_dir(run, point.id))
-            if pace:
-                found[str(point.id)] = pace
+        if point.value is None or ("pace" not in point.extra and str(point.id) not in folders):
+            continue
+        pace = point_pace(point, layout.point_dir(run, point.id))
+        if pace:
+            found[str(point.id)] = pace
     return found

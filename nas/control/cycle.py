@@ -314,7 +314,8 @@ class Controller:
     def _record(self, point: Point, result: Result, source: str, *, by_hand: bool = False) -> None:
         value = result.metrics[self.experiment.experiment.metric]
         self._ingest_curve(point)
-        self.state.update_point(point.id, gpu_hours=result.gpu_hours)
+        extra = {**self.state.point(point.id).extra, "pace": result.pace()}
+        self.state.update_point(point.id, gpu_hours=result.gpu_hours, extra=extra)
         self.state.record(point.id, value)
         note = "" if point.status.is_active() else f" for a {point.status.value} point"
         kind = INGEST_BY_HAND if by_hand else INGEST

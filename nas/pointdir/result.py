@@ -51,6 +51,10 @@ class ResultError(ValueError):
         self.path, self.reason = str(path), reason
 
 
+#: The speed figures of a result that ``status`` and ``show`` print.
+PACE_FIGURES = ("images_per_second", "data_wait_share", "device_hours")
+
+
 @dataclass(frozen=True)
 class Result:
     """One validated measurement."""
@@ -71,6 +75,11 @@ class Result:
     input_hash: str
     images_per_second: float | None = None
     data_wait_share: float | None = None
+
+    def pace(self) -> dict[str, float]:
+        """The speed figures for people (:func:`read_pace`'s), stored in the state at ingest."""
+        figures = {key: getattr(self, key) for key in PACE_FIGURES}
+        return {key: float(value) for key, value in figures.items() if value is not None}
 
     @property
     def gpu_hours(self) -> float:
@@ -169,8 +178,10 @@ _SCHEMA_KEYS = tuple(f.name for f in dataclasses.fields(_Schema))
 def read_pace(directory: str | Path) -> dict[str, float] | None:
     """The speed figures of ``directory/result.json`` for people, None without a result.
 
-    Lenient on purpose (for ``status`` and ``show``): an unreadable file or a
-    figure the file lacks (written before these fields existed) is left out.
+    For points measured before the controller stored :meth:`Result.pace` in
+    the state. Lenient on purpose (for ``status`` and ``show``): an
+    unreadable file or a figure the file lacks (written before these fields
+    existed) is left out.
     """
     path = Path(directory) / RESULT_FILE
     if not path.exists():
@@ -180,7 +191,7 @@ def read_pace(directory: str | Path) -> dict[str, float] | None:
     except ValueError:
         return None
     pace = {}
-    for key in ("images_per_second", "data_wait_share", "device_hours"):
+    for key in PACE_FIGURES:
         value = document.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             pace[key] = float(value)
