@@ -5,8 +5,9 @@ prints a markdown table. Each command runs as its own process
 (``python -m nas ...``), as a person starts it; the CPU column is the
 median user + system time of that process (interpreter start and imports
 included), read from ``getrusage(RUSAGE_CHILDREN)``. The state holds N
-measured points of a 3-dim box and the fit on all of them, as the
-controller leaves it.
+measured points of a 3-dim box, each with a learning curve of
+:data:`EPOCHS` entries and its training pace, and the fit on all of them,
+as the controller leaves it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ type = "int"
 low = 1
 high = 8
 """
+#: Entries of each point's learning curve (one per epoch).
+EPOCHS = 30
 COMMANDS = (
     ("status",),
     ("status", "--json"),
@@ -59,20 +62,44 @@ def value(params: dict) -> float:
     return float(np.sin(3 * params["a"]) + params["b"] - 0.1 * params["c"])
 
 
+def curve(top1: float) -> list[dict]:
+    """A learning curve rising to ``top1``, as the trainer writes it."""
+    return [
+        {
+            "epoch": epoch,
+            "images": 50_000 * epoch,
+            "loss": 2.0 / epoch,
+            "top1": top1 * epoch / EPOCHS,
+            "top5": min(100.0, 2 * top1 * epoch / EPOCHS),
+            "lr": 0.1,
+            "seconds": 60.0 * epoch,
+        }
+        for epoch in range(1, EPOCHS + 1)
+    ]
+
+
+def measure(state, point_id: int, params: dict) -> None:
+    """Record a measurement with what the controller's ingest stores beside it."""
+    pace = {"images_per_second": 2480.5, "data_wait_share": 0.03, "device_hours": 0.5}
+    state.set_curve(point_id, curve(value(params)))
+    state.update_point(point_id, gpu_hours=0.5, extra={"pace": pace})
+    state.record(point_id, value(params))
+
+
 def build(path: Path, n: int) -> None:
-    """A state with ``n`` measured points and its fit stored."""
+    """A state with ``n`` measured points, their curves and pace, and its fit stored."""
     experiment = parse_experiment(EXPERIMENT, "latency.toml")
     rng = np.random.default_rng(0)
     with StateStore.create(path, experiment) as store:
         study = policy.Study(store.state, experiment)
         for point in study.initial_batch():
-            store.state.record(point.id, value(point.params))
+            measure(store.state, point.id, point.params)
         while len(store.state.points) < n:
             row = rng.random(3)
             params = {"a": float(row[0]), "b": float(row[1]), "c": 1 + int(row[2] * 8)}
             if store.state.find(params) is None:
                 point = store.state.add_point(params, "manual", 1)
-                store.state.record(point.id, value(params))
+                measure(store.state, point.id, params)
         study.store_fit()
         store.commit()
 
