@@ -15,7 +15,6 @@ import errno
 import json
 import logging
 import os
-import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,11 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 5.0
 #: Process start times from /proc are whole seconds; allow this much skew.
 _START_SLACK_SECONDS = 2.0
+
+
+def _hostname() -> str:
+    """This machine's name, as ``socket.gethostname()`` says it (without importing socket)."""
+    return os.uname().nodename
 
 
 class LockError(RuntimeError):
@@ -97,7 +101,7 @@ class FileLock:
     def __init__(self, path: str | Path) -> None:
         self.state_path = Path(path)
         self.path = lock_path(path)
-        self.holder = Holder(host=socket.gethostname(), pid=os.getpid(), started=time.time())
+        self.holder = Holder(host=_hostname(), pid=os.getpid(), started=time.time())
         self._held = False
 
     @property
@@ -208,7 +212,7 @@ def break_lock(path: str | Path, force: bool = False) -> Holder | None:
     if not lock.exists():
         return None
     holder = read_holder(lock)
-    host = socket.gethostname()
+    host = _hostname()
     if holder is not None and holder.host == host and holder_alive(holder):
         raise LockError(f"{lock} is held by {holder.describe()}, which is still running")
     if not force and (holder is None or holder.host != host):
