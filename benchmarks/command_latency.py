@@ -4,7 +4,10 @@ Run ``python benchmarks/command_latency.py [--points 1000] [--repeat 5]``;
 prints a markdown table. Each command runs as its own process
 (``python -m nas ...``), as a person starts it; the CPU column is the
 median user + system time of that process (interpreter start and imports
-included), read from ``getrusage(RUSAGE_CHILDREN)``. The state holds N
+included), read from ``getrusage(RUSAGE_CHILDREN)``; the package's bytecode
+is compiled first, as ``pip install`` leaves it (with
+``PYTHONDONTWRITEBYTECODE`` set and no bytecode, every run would compile
+every module again). The state holds N
 measured points of a 3-dim box, each with a learning curve of
 :data:`EPOCHS` entries and its training pace, and the fit on all of them,
 as the controller leaves it.
@@ -120,11 +123,14 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    package = Path(__file__).resolve().parents[1] / "nas"
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "latency.h5"
         build(state, args.points)
         baseline = [cpu_seconds([sys.executable, "-c", "import h5py"])[0] for _ in range(3)]
-        print(f"{args.points} points; `python -c 'import h5py'` alone: "
+        print(f"{args.points} points, {EPOCHS}-entry curves; load average "
+              f"{os.getloadavg()[0]:.1f}; `python -c 'import h5py'` alone: "
               f"{statistics.median(baseline):.2f} s CPU\n")  # fmt: skip
         print("| command | CPU s (median) | wall s (median) |")
         print("| --- | --- | --- |")
