@@ -90,6 +90,21 @@ def test_failing_job_is_retried_then_left_failed_with_reason_and_log(tmp_path: P
     assert len(retries) == 1
 
 
+@pytest.mark.parametrize(("mode", "attempts"), [("orphan", 2), ("lose-wrapper", 1)])
+def test_a_job_ends_when_its_processes_do_so_a_retry_never_trains_alongside(
+    tmp_path: Path, mode: str, attempts: int
+) -> None:
+    """A trainer's child left running, or a trainer whose job wrapper was killed."""
+    state_path = setup_run(
+        tmp_path, {"modes": {"0": [mode]}}, experiment={"max_points": 2, "batch_size": 2}
+    )
+    run_until_done(state_path, tmp_path)
+    point = load_state(state_path).point(0)
+    folder = layout.point_dir(layout.run_dir(state_path), 0)
+    assert not (folder / "overlaps.txt").exists(), (folder / "overlaps.txt").read_text()
+    assert (point.status, point.attempts) == (S.DONE, attempts)
+
+
 def test_out_of_memory_marks_the_point_infeasible_without_retry(tmp_path: Path) -> None:
     state_path = setup_run(tmp_path, {"modes": {"2": ["oom"]}})
     run_until_done(state_path, tmp_path)
