@@ -124,6 +124,9 @@ if mode == "lose-wrapper":  # the job's wrapper is killed; the trainer trains on
     os.kill(os.getppid(), signal.SIGKILL)
     time.sleep(1.5)
     mode = "good"
+if mode == "slow":  # trains for a while, then leaves a good result
+    time.sleep(behaviour.get("slow_seconds", 8.0))
+    mode = "good"
 time.sleep(behaviour.get("sleep", 0.0))
 value = objective(point.params)
 document = Result(
