@@ -1,8 +1,9 @@
 """The controller end to end on the real one-node Slurm cluster (tests/slurm/cluster.sh).
 
 A search of the real trainer with two gloo ranks per job started by srun, a
-candidate cancelled by a person with scancel, and hostile config values on
-their way from the experiment through the job script to sbatch.
+candidate cancelled by a person with scancel, a running job that squeue stops
+listing, and hostile config values on their way from the experiment through
+the job script to sbatch.
 """
 
 from __future__ import annotations
