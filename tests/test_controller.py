@@ -29,6 +29,7 @@ from controller_support import (
 )
 
 from nas.cluster import JobState, LocalScheduler
+from nas.cluster.processes import ProcessTable
 from nas.commands.main import main
 from nas.control import policy
 from nas.control.loop import run_controller
@@ -430,8 +431,8 @@ class _MemoryLimitedScheduler(LocalScheduler):
     """The local backend, reporting a job that exits 1 as killed for its memory (as Slurm's
     OUT_OF_MEMORY or LSF's TERM_MEMLIMIT would): the scheduler's word, not the trainer's."""
 
-    def _state(self, folder: Path) -> JobState:
-        state = super()._state(folder)
+    def _state(self, folder: Path, table: ProcessTable) -> JobState:
+        state = super()._state(folder, table)
         return JobState.OUT_OF_MEMORY if state is JobState.FAILED else state
 
     def reason(self, job_id: str) -> str:
