@@ -79,7 +79,7 @@ def objective(params: dict) -> float:
 
 
 FAKE_TRAINER = r"""
-import json, os, sys, time
+import fcntl, json, os, signal, sys, time
 from pathlib import Path
 
 from nas.pointdir.point import point_hash, read_point_file
@@ -110,6 +110,23 @@ def note(what):
 
 
 note("start")
+# Stands for the GPUs of the point: a second training at the same time is written down.
+gpus = open(folder / "training.lock", "a")
+try:
+    fcntl.flock(gpus, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    with open(folder / "overlaps.txt", "a") as handle:
+        handle.write(f"{os.getpid()} trained while an earlier run of the point still did\n")
+if mode == "orphan" and os.fork() == 0:  # a child that trains on after the trainer exits
+    time.sleep(20)
+    os._exit(0)
+if mode == "lose-wrapper":  # the job's wrapper is killed; the trainer trains on
+    os.kill(os.getppid(), signal.SIGKILL)
+    time.sleep(1.5)
+    mode = "good"
+if mode == "slow":  # trains for a while, then leaves a good result
+    time.sleep(behaviour.get("slow_seconds", 8.0))
+    mode = "good"
 time.sleep(behaviour.get("sleep", 0.0))
 value = objective(point.params)
 document = Result(
@@ -129,7 +146,7 @@ elif mode == "diverged":  # an hour of a 2-GPU segment left when the guard stopp
     write_divergence(folder, reason="training loss is not finite (stand-in)", epoch=1,
                      curve=curve, saved_seconds=3600.0, world_size=2, device="cuda")
     code = 5
-elif mode == "exit1":
+elif mode in ("exit1", "orphan"):
     print("stand-in trainer: failing on purpose")
     code = 1
 elif mode == "oom":

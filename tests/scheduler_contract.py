@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from nas.cluster import JobState, Scheduler
+from nas.cluster.base import MISSING_POLLS
 
 _names = itertools.count()
 
@@ -122,4 +123,7 @@ class SchedulerContract:
         assert states == {ids[0]: JobState.COMPLETED, ids[1]: JobState.FAILED}
 
     def test_a_job_the_scheduler_never_had_is_unknown(self, scheduler: Scheduler) -> None:
-        assert scheduler.status(["987654"]) == {"987654": JobState.UNKNOWN}
+        """Missing (wait) until confirmed gone, at the latest after MISSING_POLLS answers."""
+        answers = [scheduler.status(["987654"])["987654"] for _ in range(MISSING_POLLS)]
+        assert answers[-1] is JobState.UNKNOWN
+        assert set(answers) <= {JobState.MISSING, JobState.UNKNOWN}

@@ -29,6 +29,7 @@ from controller_support import (
 )
 
 from nas.cluster import JobState, LocalScheduler
+from nas.cluster.processes import ProcessTable
 from nas.commands.main import main
 from nas.control import policy
 from nas.control.loop import run_controller
@@ -88,6 +89,21 @@ def test_failing_job_is_retried_then_left_failed_with_reason_and_log(tmp_path: P
         e for e in events(state_path, "status") if e.point_id == 1 and "retry 2" in e.message
     ]
     assert len(retries) == 1
+
+
+@pytest.mark.parametrize(("mode", "attempts"), [("orphan", 2), ("lose-wrapper", 1)])
+def test_a_job_ends_when_its_processes_do_so_a_retry_never_trains_alongside(
+    tmp_path: Path, mode: str, attempts: int
+) -> None:
+    """A trainer's child left running, or a trainer whose job wrapper was killed."""
+    state_path = setup_run(
+        tmp_path, {"modes": {"0": [mode]}}, experiment={"max_points": 2, "batch_size": 2}
+    )
+    run_until_done(state_path, tmp_path)
+    point = load_state(state_path).point(0)
+    folder = layout.point_dir(layout.run_dir(state_path), 0)
+    assert not (folder / "overlaps.txt").exists(), (folder / "overlaps.txt").read_text()
+    assert (point.status, point.attempts) == (S.DONE, attempts)
 
 
 def test_out_of_memory_marks_the_point_infeasible_without_retry(tmp_path: Path) -> None:
@@ -415,8 +431,8 @@ class _MemoryLimitedScheduler(LocalScheduler):
     """The local backend, reporting a job that exits 1 as killed for its memory (as Slurm's
     OUT_OF_MEMORY or LSF's TERM_MEMLIMIT would): the scheduler's word, not the trainer's."""
 
-    def _state(self, folder: Path) -> JobState:
-        state = super()._state(folder)
+    def _state(self, folder: Path, table: ProcessTable) -> JobState:
+        state = super()._state(folder, table)
         return JobState.OUT_OF_MEMORY if state is JobState.FAILED else state
 
     def reason(self, job_id: str) -> str:

@@ -1,12 +1,15 @@
 """The controller end to end on the real one-node Slurm cluster (tests/slurm/cluster.sh).
 
 A search of the real trainer with two gloo ranks per job started by srun, a
-candidate cancelled by a person with scancel, and hostile config values on
-their way from the experiment through the job script to sbatch.
+candidate cancelled by a person with scancel, a running job that squeue stops
+listing, and hostile config values on their way from the experiment through
+the job script to sbatch.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,9 @@ from controller_cluster_support import (
     assert_refused_directive,
     cancel_while_training,
     hostile_standin_search,
+    run_search,
     search_real_trainer,
+    standin_search_state,
 )
 from scheduler_contract import finished, wait_for
 from slow_sbatch import kill_run
@@ -26,6 +31,7 @@ from nas.cluster.proc import run_command
 from nas.control import policy
 from nas.pointdir import layout
 from nas.record.hdf5 import load_state
+from nas.record.state import PointStatus
 
 pytestmark = pytest.mark.slurm
 
@@ -73,6 +79,43 @@ def test_scancel_of_a_running_candidate_leaves_it_cancelled_without_a_retry(
     prefix = f"{experiment_name(state_path)}-p0-"
     assert [n for n in job_names() if n.startswith(prefix)] == [f"{prefix}r0a1s0"]
     assert load_state(state_path).point(1).attempts == 1, "the search went on with the next point"
+
+
+def hide_from_squeue(folder: Path, pattern: str) -> Path:
+    """A ``squeue`` that leaves out every line with ``pattern``; the real one answers the rest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fake = folder / "squeue"
+    fake.write_text(
+        "#!/bin/bash\n"
+        'out=$(/usr/bin/squeue "$@") || exit $?\n'
+        f"printf '%s\\n' \"$out\" | grep -vF -- {shlex.quote(pattern)}\n"
+        "exit 0\n"
+    )
+    fake.chmod(0o755)
+    return folder
+
+
+def test_a_job_squeue_stops_listing_is_not_submitted_again_while_it_runs(
+    slurm_cluster: str,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """squeue never lists point 0's job; scontrol still knows it, so it is waited for."""
+    monkeypatch.chdir(tmp_path)
+    behaviour = {"modes": {"0": ["slow"]}, "slow_seconds": 8.0}
+    state_path = standin_search_state(tmp_path, "slurm", tmp_path / "fake", behaviour)
+    prefix = f"{experiment_name(state_path)}-p0-"
+    hidden = hide_from_squeue(tmp_path / "bin", prefix)
+    monkeypatch.setenv("PATH", f"{hidden}:{os.environ['PATH']}")
+    assert prefix not in run_command(["squeue", "-h", "-t", "all", "-o", "%j"]).stdout
+    run_search(state_path, tmp_path, poll=0.5, limit_s=120)
+    point = load_state(state_path).point(0)
+    monkeypatch.undo()
+    assert [n for n in job_names() if n.startswith(prefix)] == [f"{prefix}r0a1s0"]
+    assert (point.status, point.attempts) == (PointStatus.DONE, 1)
+    restarted = SlurmScheduler(timeout=30)  # a restarted controller confirms by id and name
+    assert restarted.missing_state(point.job_id, point.job_name) is JobState.COMPLETED
+    assert restarted.missing_state(point.job_id, "another-job") is JobState.UNKNOWN
 
 
 def test_hostile_paths_and_directives_travel_as_text_to_slurm(

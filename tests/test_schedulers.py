@@ -77,7 +77,8 @@ def test_slurm_parsers() -> None:
     ]
     line = "JobId=5 JobName=x JobState=FAILED Reason=NonZeroExitCode Dependency=(null) ExitCode=3:0"
     assert parse_scontrol(line) == {
-        "JobState": "FAILED", "Reason": "NonZeroExitCode", "ExitCode": "3:0"
+        "JobId": "5", "JobName": "x", "JobState": "FAILED", "Reason": "NonZeroExitCode",
+        "ExitCode": "3:0",
     }  # fmt: skip
 
 
@@ -136,15 +137,54 @@ class TestLocalContract(SchedulerContract):
         return LocalScheduler(scheduler.root)
 
 
+def _running_local_job(scheduler: LocalScheduler, folder: Path, body: str) -> tuple[str, int]:
+    """A local job that has started ``body``, and its wrapper's pid."""
+    script = folder / "job.sh"
+    script.write_text("touch started\n" + body)
+    job_id = scheduler.submit(script, job_name="lost", cwd=folder)
+    wait_for(scheduler, job_id, lambda s: (folder / "started").exists(), 10)
+    pid_file = scheduler.root / job_id / "pid"
+    return job_id, int(pid_file.read_text())
+
+
+def _gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie waiting for its parent counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def test_local_job_killed_with_its_wrapper_is_failed(tmp_path: Path) -> None:
     scheduler = LocalScheduler(tmp_path / "jobs")
-    script = tmp_path / "job.sh"
-    script.write_text("sleep 60\n")
-    job_id = scheduler.submit(script, job_name="lost", cwd=tmp_path)
-    wait_for(scheduler, job_id, lambda s: s is JobState.RUNNING, 10)
-    os.killpg(int((scheduler.root / job_id / "pid").read_text()), 9)
+    job_id, wrapper = _running_local_job(scheduler, tmp_path, "sleep 60\n")
+    os.killpg(wrapper, 9)
     assert wait_for(scheduler, job_id, finished, 10) is JobState.FAILED
     assert "without an exit code" in scheduler.reason(job_id)
+
+
+def test_local_job_runs_on_while_its_trainer_outlives_the_wrapper(tmp_path: Path) -> None:
+    scheduler = LocalScheduler(tmp_path / "jobs")
+    job_id, wrapper = _running_local_job(scheduler, tmp_path, "sleep 60\n")
+    os.kill(wrapper, 9)  # the wrapper alone: its script (the trainer) runs on
+    wait_for(scheduler, job_id, lambda s: _gone(wrapper), 10)
+    assert scheduler.status([job_id])[job_id] is JobState.RUNNING
+    assert LocalScheduler(scheduler.root).status([job_id])[job_id] is JobState.RUNNING
+    (scheduler.root / job_id / "pid").unlink()  # and its pid record is lost, long after the start
+    old = time.time() - 3600
+    os.utime(scheduler.root / job_id / "name", (old, old))
+    assert LocalScheduler(scheduler.root).status([job_id])[job_id] is JobState.RUNNING
+    scheduler.cancel(job_id)
+    assert scheduler.status([job_id])[job_id] is JobState.CANCELLED
+
+
+def test_local_job_ends_only_after_what_its_script_left_behind(tmp_path: Path) -> None:
+    scheduler = LocalScheduler(tmp_path / "jobs")
+    body = "sleep 300 &\necho $! >left\nsetsid sleep 300 &\necho $! >escaped\nsleep 1\nexit 1\n"
+    job_id, _ = _running_local_job(scheduler, tmp_path, body)
+    assert wait_for(scheduler, job_id, finished, 30) is JobState.FAILED
+    left, escaped = (int((tmp_path / name).read_text()) for name in ("left", "escaped"))
+    assert _gone(left) and _gone(escaped), "a job is over only when all its processes are"
 
 
 # --------------------------------------------------------------------------- fake LSF

@@ -9,8 +9,15 @@ A backend fills in a few hooks (:meth:`Scheduler._submit`, :meth:`Scheduler._que
 :meth:`Scheduler._cancel`, :meth:`Scheduler.reason`); the base class owns what
 must behave the same everywhere: one batched query per poll, finished states
 cached, a failing query logged while the last known states are kept, and a job
-missing from the scheduler's answer reported as UNKNOWN, never as completed:
-only the job's result file says whether it succeeded.
+missing from the scheduler's answer confirmed gone before it reads as UNKNOWN,
+never as completed: only the job's result file says whether it succeeded.
+
+A job missing from the listing is asked about once more through the backend's
+:meth:`Scheduler._confirm` (``scontrol show job``, the local process table).
+Until the scheduler says it no longer has the job, or the job has been missing
+from :data:`MISSING_POLLS` answers in a row where it cannot say, the job reads
+MISSING: the controller waits, so a retry never runs next to a job that a
+glitching query merely left out.
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ class JobState(enum.Enum):
     """Suspended or held; it will not progress until released."""
     UNKNOWN = "unknown"
     """The scheduler does not (or no longer) know the job, or gave an unknown code."""
+    MISSING = "missing"
+    """Left out of the scheduler's answer, not yet confirmed gone: wait before judging it."""
 
     def is_finished(self) -> bool:
         """True for a state the job cannot leave."""
@@ -72,6 +81,11 @@ _FINISHED = frozenset(
         JobState.TIMEOUT,
     }
 )
+
+
+#: Answers in a row a job may be missing from, where the backend cannot confirm
+#: that it is gone, before it counts as gone (about three poll intervals).
+MISSING_POLLS = 3
 
 
 class SchedulerError(RuntimeError):
@@ -174,6 +188,8 @@ class Scheduler(abc.ABC):
         self.timeout = timeout
         self._known: dict[str, JobState] = {}
         self._cancelled: set[str] = set()
+        #: Answers in a row each unconfirmed missing job was left out of.
+        self._misses: dict[str, int] = {}
         #: Descriptors a submitter must inherit (the submission lock), set during submit.
         self._submitter_fds: tuple[int, ...] = ()
 
@@ -217,7 +233,8 @@ class Scheduler(abc.ABC):
 
         Finished states are cached and never queried again. If the query fails
         it is logged and the last known states are returned (UNKNOWN for a job
-        never seen). A job the scheduler no longer lists is UNKNOWN.
+        never seen). A job the scheduler no longer lists is UNKNOWN once it is
+        confirmed gone (:meth:`_missing_state`), MISSING until then.
         """
         ids = list(dict.fromkeys(job_ids))
         wanted = [i for i in ids if not self._known.get(i, JobState.UNKNOWN).is_finished()]
@@ -229,12 +246,31 @@ class Scheduler(abc.ABC):
                     "%s: status query failed, keeping last known states: %s", self.name, exc
                 )
             else:
+                missing = [i for i in wanted if i not in records]
+                confirmed = self._confirmed(missing)
                 for job_id in wanted:
                     record = records.get(job_id)
-                    self._known[job_id] = self._settle(
-                        job_id, record.state if record else JobState.UNKNOWN
-                    )
+                    state = record.state if record else self._missing_state(job_id, confirmed)
+                    if record:
+                        self._misses.pop(job_id, None)
+                    self._known[job_id] = self._settle(job_id, state)
         return {i: self._known.get(i, JobState.UNKNOWN) for i in ids}
+
+    def missing_state(self, job_id: str, job_name: str) -> JobState:
+        """The state of job ``job_id`` that a lookup by ``job_name`` did not find.
+
+        UNKNOWN when the scheduler confirms it has no such job, or the id now
+        names another job (numbering restarts with a fresh cluster); its state
+        when the scheduler still has it under that name; MISSING while it
+        cannot tell (see :data:`MISSING_POLLS`).
+        """
+        confirmed = self._confirmed([job_id])
+        record = confirmed.get(job_id)
+        if record is not None and record.name and record.name != job_name:
+            confirmed[job_id] = None
+        state = self._settle(job_id, self._missing_state(job_id, confirmed))
+        self._known[job_id] = state
+        return state
 
     def submission_in_flight(self, job_name: str, cwd: str | os.PathLike) -> bool:
         """True while a submitter of ``job_name`` started on this host still runs."""
@@ -310,6 +346,16 @@ class Scheduler(abc.ABC):
     def _cancel(self, job_id: str) -> None:
         """Ask the scheduler to cancel; raise CommandError on refusal."""
 
+    def _confirm(self, job_ids: Sequence[str]) -> dict[str, JobRecord | None]:
+        """A second look at jobs left out of a listing.
+
+        Returns a record for a job the scheduler still has, None for a job it
+        says it no longer has; a job it cannot tell about is left out. The
+        default can never tell, so a missing job counts as gone only after
+        :data:`MISSING_POLLS` answers in a row.
+        """
+        return {}
+
     # ----------------------------------------------------------------- script hooks
 
     @classmethod
@@ -333,6 +379,32 @@ class Scheduler(abc.ABC):
         return []
 
     # ----------------------------------------------------------------- helpers
+
+    def _confirmed(self, job_ids: Sequence[str]) -> dict[str, JobRecord | None]:
+        """:meth:`_confirm`, with a failing second look meaning "cannot tell"."""
+        if not job_ids:
+            return {}
+        try:
+            return self._confirm(job_ids)
+        except (CommandError, SchedulerError) as exc:
+            log.warning("%s: cannot confirm jobs %s are gone: %s", self.name, job_ids, exc)
+            return {}
+
+    def _missing_state(self, job_id: str, confirmed: Mapping[str, JobRecord | None]) -> JobState:
+        """A job left out of the listing: its confirmed state, UNKNOWN once gone, else MISSING."""
+        if job_id in confirmed:
+            record = confirmed[job_id]
+            self._misses.pop(job_id, None)
+            return JobState.UNKNOWN if record is None else record.state
+        misses = self._misses.get(job_id, 0) + 1
+        self._misses[job_id] = misses
+        if misses < MISSING_POLLS:
+            log.warning("%s: job %s is missing from the scheduler's answer (%d of %d); waiting",
+                        self.name, job_id, misses, MISSING_POLLS)  # fmt: skip
+            return JobState.MISSING
+        log.warning("%s: job %s missing from %d answers in a row: counting it as gone",
+                    self.name, job_id, misses)  # fmt: skip
+        return JobState.UNKNOWN
 
     def _settle(self, job_id: str, state: JobState) -> JobState:
         """A job this instance cancelled that ended anyhow but well counts as cancelled.

@@ -63,7 +63,7 @@ MARKER = "keepalive.json"
 LOG = "controller.log"
 PID = "controller.pid"
 
-_STILL_RUNNING = frozenset({JobState.PENDING, JobState.RUNNING, JobState.HELD})
+_STILL_RUNNING = frozenset({JobState.PENDING, JobState.RUNNING, JobState.HELD, JobState.MISSING})
 
 #: Starts the controller with USR2 ignored, then turns USR2 into its orderly stop.
 _RUN = """\

@@ -2,9 +2,16 @@
 
 Each job gets a folder ``<root>/<job id>/`` holding its name, the pid of a
 tiny wrapper shell and, once the job ends, its exit code. The wrapper starts
-the script in a new session (so cancel can signal the whole process group)
-and outlives the controller; a restarted controller reads the folders back.
-Job ids embed the submission time and random bits, so they never repeat.
+the script in a new session and outlives the controller; a restarted
+controller reads the folders back. Job ids embed the submission time and
+random bits, so they never repeat.
+
+A job has ended only when its processes are gone (:mod:`nas.cluster.processes`),
+whatever its files say: a job whose wrapper was killed, or whose pid record
+vanished, runs on while its trainer does; a job whose script exited ends only
+after what it left behind has been sent SIGTERM, then SIGKILL after
+:data:`KILL_GRACE` seconds, as a cluster scheduler ends a job's processes. So
+a retry never trains next to its predecessor.
 """
 
 from __future__ import annotations
@@ -12,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -20,6 +26,7 @@ from pathlib import Path
 
 from nas.cluster.base import JobRecord, JobState, Scheduler, SchedulerError
 from nas.cluster.proc import DEFAULT_TIMEOUT, spawn_detached
+from nas.cluster.processes import MARKER, ProcessTable, end_job
 from nas.cluster.render import ScriptError, ranks_per_node
 from nas.config import ClusterConfig
 
@@ -47,7 +54,7 @@ done
 finish "$rc"
 """
 
-#: Seconds between SIGTERM and SIGKILL when cancelling.
+#: Seconds between SIGTERM and SIGKILL when cancelling or ending leftovers.
 KILL_GRACE = 10.0
 #: Seconds a job may take to record its pid before it counts as lost.
 START_GRACE = 30.0
@@ -95,7 +102,8 @@ class LocalScheduler(Scheduler):
         folder.mkdir()
         (folder / "name").write_text(job_name + "\n", encoding="utf-8")
         argv = ["bash", "-c", WRAPPER, "splinenas-job", str(folder), "bash", str(script)]
-        self._children[job_id] = spawn_detached(argv, cwd=cwd, log_path=folder / "output")
+        env = {**os.environ, MARKER: job_id}
+        self._children[job_id] = spawn_detached(argv, cwd=cwd, log_path=folder / "output", env=env)
         return job_id
 
     def _query(self, job_ids: Sequence[str], job_names: Sequence[str]) -> list[JobRecord]:
@@ -105,30 +113,43 @@ class LocalScheduler(Scheduler):
             folders = self._all_folders()
         else:
             folders = [self.root / i for i in job_ids if _JOB_ID.fullmatch(i)]
-        return [self._record(folder) for folder in folders if (folder / "name").is_file()]
+        table = ProcessTable.snapshot()
+        return [self._record(f, table) for f in folders if (f / "name").is_file()]
+
+    def _confirm(self, job_ids: Sequence[str]) -> dict[str, JobRecord | None]:
+        """A job without a folder: running while processes carry its id, else gone."""
+        table = ProcessTable.snapshot()
+        return {
+            i: JobRecord(i, JobState.RUNNING, "") if table.members(i, None) else None
+            for i in job_ids
+        }
 
     def _all_folders(self) -> list[Path]:
         return sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
 
-    def _record(self, folder: Path) -> JobRecord:
+    def _record(self, folder: Path, table: ProcessTable) -> JobRecord:
         name = (folder / "name").read_text(encoding="utf-8").strip()
-        return JobRecord(folder.name, self._state(folder), name)
+        return JobRecord(folder.name, self._state(folder, table), name)
 
-    def _state(self, folder: Path) -> JobState:
+    def _state(self, folder: Path, table: ProcessTable) -> JobState:
         exitcode = _read_int(folder / "exitcode")
         cancelled = (folder / "cancelled").exists()
+        pid = _read_int(folder / "pid")
+        members = table.members(folder.name, pid)
         if exitcode is not None:
+            leftovers = [p for p in members if p != pid]
+            if leftovers and not end_job(folder.name, pid, grace=KILL_GRACE, spare=pid):
+                return JobState.RUNNING  # what the script left behind does not die yet
             if cancelled and exitcode != 0:
                 return JobState.CANCELLED
             return JobState.COMPLETED if exitcode == 0 else JobState.FAILED
-        pid = _read_int(folder / "pid")
-        if pid is not None and _alive(pid, folder):
-            return JobState.RUNNING
+        if members:
+            return JobState.RUNNING  # its wrapper, or what it started once the wrapper is gone
         if cancelled:
             return JobState.CANCELLED
         if pid is None and _age(folder) < START_GRACE:
             return JobState.PENDING
-        return JobState.FAILED  # killed with its wrapper, or the machine went down
+        return JobState.FAILED  # killed with all its processes, or the machine went down
 
     def _folder(self, job_id: str) -> Path | None:
         """The job's folder, or None for an id this backend never gave out."""
@@ -139,19 +160,10 @@ class LocalScheduler(Scheduler):
         folder = self._folder(job_id)
         if folder is None:
             raise SchedulerError(f"local: no job {job_id!r} under {self.root}")
-        if self._state(folder).is_finished():
+        if self._state(folder, ProcessTable.snapshot()).is_finished():
             return
         (folder / "cancelled").touch()
-        pid = _wait_for_pid(folder)
-        if pid is None or not _alive(pid, folder):
-            return
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + KILL_GRACE
-        while time.monotonic() < deadline:
-            if _read_int(folder / "exitcode") is not None or not _alive(pid, folder):
-                return
-            time.sleep(0.1)
-        _signal_group(pid, signal.SIGKILL)
+        end_job(job_id, _wait_for_pid(folder), grace=KILL_GRACE)
 
     def reason(self, job_id: str) -> str:
         folder = self._folder(job_id)
@@ -164,9 +176,10 @@ class LocalScheduler(Scheduler):
             return f"exit code {exitcode}" + (
                 f" (signal {exitcode - 128})" if exitcode > 128 else ""
             )
-        if self._state(folder) is JobState.FAILED:
+        if self._state(folder, ProcessTable.snapshot()) is JobState.FAILED:
             return (
-                "the job's wrapper is gone without an exit code (killed, or the machine restarted)"
+                "the job's processes are gone without an exit code (killed, or the machine "
+                "restarted)"
             )
         return "still running"
 
@@ -188,28 +201,3 @@ def _read_int(path: Path) -> int | None:
         return int(path.read_text(encoding="utf-8").strip())
     except (FileNotFoundError, ValueError):
         return None
-
-
-def _alive(pid: int, folder: Path) -> bool:
-    """True if ``pid`` is this job's wrapper and not a zombie (pids get reused)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
-            if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return os.fsencode(folder) in handle.read().split(b"\0")
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: fall back to a plain existence check
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-
-def _signal_group(pid: int, signum: int) -> None:
-    try:
-        os.killpg(pid, signum)
-    except ProcessLookupError:
-        pass

@@ -258,6 +258,11 @@ class PbsScheduler(Scheduler):
                                returncode=done.returncode, stdout=done.stdout, stderr=done.stderr)  # fmt: skip
         return done.stdout if done.stdout.strip() else "{}"
 
+    def _confirm(self, job_ids: Sequence[str]) -> dict[str, JobRecord | None]:
+        """Asked by id, PBS names each job it no longer has ("Unknown Job Id")."""
+        found = {r.job_id: r for r in parse_qstat(self._qstat(job_ids))}
+        return {i: found.get(i) for i in job_ids}
+
     def _cancel(self, job_id: str) -> None:
         run_command(["qdel", job_id], timeout=self.timeout)
 

@@ -102,11 +102,18 @@ def run_command(
     return done
 
 
-def spawn_detached(argv: Sequence[str], *, cwd: str | Path, log_path: Path) -> subprocess.Popen:
+def spawn_detached(
+    argv: Sequence[str],
+    *,
+    cwd: str | Path,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen:
     """Start ``argv`` in a new session that outlives this process.
 
-    The child gets its own process group (so the whole tree can be signalled
-    at once), no stdin, and stdout + stderr appended to ``log_path``.
+    The child gets its own session and process group (so the whole tree can
+    be found and signalled), no stdin, stdout + stderr appended to
+    ``log_path``, and ``env`` as its complete environment (None: this one's).
     """
     argv = [os.fspath(arg) for arg in argv]
     with open(log_path, "ab") as log:
@@ -119,6 +126,7 @@ def spawn_detached(argv: Sequence[str], *, cwd: str | Path, log_path: Path) -> s
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 shell=False,
+                env=None if env is None else dict(env),
             )
         except OSError as exc:
             raise CommandError(argv, f"failed to start: {exc.strerror}") from None

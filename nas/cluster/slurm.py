@@ -3,8 +3,10 @@
 ``squeue -t all`` lists finished jobs only until ``MinJobAge`` purges them;
 ``sacct`` remembers them for good but only on clusters with accounting
 (slurmdbd). Without it sacct says "accounting storage is disabled": this
-backend notices once and stops asking, so a purged job is UNKNOWN and the
-controller decides from the result file.
+backend notices once and stops asking. A job that neither lists is asked
+about by id with ``scontrol show job``: only its "Invalid job id" makes the job
+gone (UNKNOWN, and the controller decides from the result file); a job that
+squeue merely left out keeps the state scontrol reports.
 """
 
 from __future__ import annotations
@@ -61,8 +63,11 @@ SLURM_STATES: dict[str, JobState] = {
 }
 
 _NO_ACCOUNTING = "accounting storage is disabled"
+#: scontrol's answer for a job slurmctld no longer has (purged after MinJobAge).
+_INVALID_JOB = "Invalid job id specified"
 _JOB_ID = re.compile(r"^(\d+(?:_\d+)?)(?:;\S+)?$")
-_SCONTROL_FIELDS = ("JobState", "Reason", "ExitCode", "RunTime", "TimeLimit")
+_SCONTROL_FIELDS = ("JobId", "JobName", "JobState", "Reason", "ExitCode", "RunTime", "TimeLimit")
+_REASON_FIELDS = _SCONTROL_FIELDS[2:]
 
 
 def parse_state(code: str) -> JobState:
@@ -249,6 +254,23 @@ class SlurmScheduler(Scheduler):
         self._accounting = True
         return parse_listing(done.stdout)
 
+    def _confirm(self, job_ids: Sequence[str]) -> dict[str, JobRecord | None]:
+        """Ask slurmctld by id about jobs squeue and sacct left out."""
+        confirmed: dict[str, JobRecord | None] = {}
+        for job_id in job_ids:
+            argv = ["scontrol", "show", "job", "-o", job_id]
+            try:
+                done = run_command(argv, timeout=self.timeout)
+            except CommandError as exc:
+                if _INVALID_JOB in exc.stderr + exc.stdout:
+                    confirmed[job_id] = None
+                continue
+            pairs = parse_scontrol(done.stdout)
+            if pairs.get("JobId") == job_id and "JobState" in pairs:
+                state = parse_state(pairs["JobState"])
+                confirmed[job_id] = JobRecord(job_id, state, pairs.get("JobName", ""))
+        return confirmed
+
     def _cancel(self, job_id: str) -> None:
         run_command(["scancel", job_id], timeout=self.timeout)
 
@@ -258,7 +280,7 @@ class SlurmScheduler(Scheduler):
         except CommandError as exc:
             return self._sacct_reason(job_id) or f"slurm: no record of job {job_id} ({exc})"
         pairs = parse_scontrol(done.stdout)
-        return " ".join(f"{key}={pairs[key]}" for key in _SCONTROL_FIELDS if key in pairs)
+        return " ".join(f"{key}={pairs[key]}" for key in _REASON_FIELDS if key in pairs)
 
     def _sacct_reason(self, job_id: str) -> str:
         if self._accounting is False:

@@ -11,9 +11,11 @@ attempt and segment); after the scheduler answers, the job id is committed
 (``submitted``). A controller that starts, or that finds a point still
 ``submitting``, first asks the scheduler for those job names: a job it knows
 is re-attached; a name it does not know, with no result file, was never
-submitted and is submitted now under the same name. A point therefore never
-has two live jobs, and a result is recorded once, when the committed state
-first sees it.
+submitted and is submitted now under the same name. A job that the scheduler
+stops listing is judged (and perhaps retried) only once the scheduler
+confirms it is gone: see :meth:`nas.cluster.Scheduler.status`. A point
+therefore never has two live jobs, and a result is recorded once, when the
+committed state first sees it.
 """
 
 from __future__ import annotations
@@ -136,7 +138,9 @@ class Controller:
         """Re-attach jobs by name where needed, poll the rest, judge the jobs that ended.
 
         Every active point's name is looked up each cycle, so a second job
-        under one name (an orphaned submitter's) is cancelled at once. A
+        under one name (an orphaned submitter's) is cancelled at once. A job
+        the scheduler no longer lists is judged only once the scheduler
+        confirms it gone (UNKNOWN); while it is MISSING the point waits. A
         ``submitting`` point whose earlier submitter still runs is left alone
         until that submitter ends: only then does the scheduler's answer say
         whether it submitted.
@@ -151,7 +155,7 @@ class Controller:
         except SchedulerError as exc:
             log.warning("cannot re-attach jobs, trying again next cycle: %s", exc)
             return False
-        gone: set[int] = set()
+        unlisted: dict[int, JobState] = {}
         for point in active:
             kept = self._cancel_duplicates(point, found.get(point.job_name, []))
             if point.status is not _S.SUBMITTING and self._reattached:
@@ -160,13 +164,13 @@ class Controller:
                 self._attach(point, kept)
             elif point.status is _S.SUBMITTING:
                 self._resume_submission(point)
-            else:
-                gone.add(point.id)  # its job id may belong to another job by now
+            else:  # asked by id and name: the id may belong to another job by now
+                unlisted[point.id] = self.scheduler.missing_state(point.job_id, point.job_name)
         self._reattached = True
         watched = self.state.with_status(_S.SUBMITTED, _S.RUNNING)
-        states = self.scheduler.status(p.job_id for p in watched if p.id not in gone)
+        states = self.scheduler.status(p.job_id for p in watched if p.id not in unlisted)
         for point in watched:
-            job_state = JobState.UNKNOWN if point.id in gone else states[point.job_id]
+            job_state = unlisted.get(point.id) or states[point.job_id]
             if job_state is JobState.RUNNING and point.status is _S.SUBMITTED:
                 self.state.set_status(point.id, _S.RUNNING, f"job {point.job_id}")
             elif job_state.is_finished() or job_state is JobState.UNKNOWN:
