@@ -164,3 +164,22 @@ def test_predict_outside_the_box_needs_extrapolate(
     assert code == 0, err
     at_bound = run(capsys, "predict", "--state", str(warm), "--params", "g1=32,g2=0.5")[1]
     assert float(out) != float(at_bound)  # evaluated at 200, not at the clipped 32
+
+
+def test_propose_past_the_spline_support_limit_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from nas.search.spline import MAX_SUPPORT
+
+    space = {"a": {"type": "float", "low": 0.0, "high": 1.0}, "b": SPACE["g2"]}
+    state = init_state(tmp_path, capsys, experiment_toml("big", space, max_points=10**6))
+    xy = np.random.default_rng(0).random((MAX_SUPPORT + 1, 2))
+    rows = [(float(a), float(b), round(accuracy(4 + 28 * a, b), 6)) for a, b in xy]
+    source = tmp_path / "many.csv"
+    source.write_text("a,b,value\n" + "".join(f"{a!r},{b!r},{v}\n" for a, b, v in rows))
+    code, _, err = run(capsys, "import", "--state", str(state), str(source))
+    assert code == 0, err
+    code, out, err = run(capsys, "propose", "--state", str(state), "--dry-run")
+    assert code == 1 and out == ""
+    assert f"{MAX_SUPPORT + 1:,} support points exceed the {MAX_SUPPORT:,}" in err
+    assert "narrower box" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -5,8 +5,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.interpolate import RBFInterpolator
+from scipy.spatial.distance import cdist
 
-from nas.search.spline import PolyharmonicSpline, SplineError, build_system, solve_system
+from nas.search.spline import (
+    MAX_SUPPORT,
+    Factorization,
+    PolyharmonicSpline,
+    SplineError,
+    build_system,
+    pairwise_distances,
+    solve_system,
+)
 
 
 def _data(d: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -203,3 +212,51 @@ def test_scale_invariance_of_the_interpolant() -> None:
     np.testing.assert_allclose(
         PolyharmonicSpline(x, 7.0 * y)(z), 7.0 * PolyharmonicSpline(x, y)(z), rtol=1e-10
     )
+
+
+@pytest.mark.parametrize(("d", "n", "smoothing"), [(1, 30, 0.0), (3, 60, 0.0), (8, 120, 1e-3)])
+def test_one_factorization_gives_the_dense_solution_and_inverse_diagonal(
+    d: int, n: int, smoothing: float
+) -> None:
+    x, y = _data(d, n, seed=d)
+    a, b = build_system(x - 0.5, y, smoothing, np.ones(d))
+    fact = Factorization(a)
+    np.testing.assert_allclose(fact.solve(b), np.linalg.solve(a, b), rtol=1e-8, atol=1e-10)
+    inverse = np.linalg.inv(a)
+    np.testing.assert_allclose(fact.inverse_diagonal(), np.diag(inverse), rtol=1e-8, atol=1e-12)
+    assert fact.column_norm == pytest.approx(np.linalg.norm(a, axis=0).max(), rel=1e-14)
+    exact = 1.0 / (np.linalg.norm(a, 1) * np.linalg.norm(inverse, 1))
+    assert exact / 10.0 <= fact.rcond <= exact * 10.0  # an estimate, not the SVD
+    assert not fact.singular
+
+
+def test_a_singular_system_is_named_by_the_condition_estimate() -> None:
+    x, y = _data(2, 10)
+    x[7] = x[3]  # two equal rows and columns
+    a, b = build_system(x - 0.5, y, 0.0, np.ones(2))
+    assert Factorization(a).singular
+    assert "numerically singular" in solve_system(a, b)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.05])
+def test_loo_errors_equal_refits_on_a_larger_support(smoothing: float) -> None:
+    x, y = _data(4, 60, seed=3)
+    spline = PolyharmonicSpline(x, y, smoothing)
+    refits = [
+        y[i] - PolyharmonicSpline(np.delete(x, i, 0), np.delete(y, i), smoothing)(x[i])
+        for i in range(60)
+    ]
+    np.testing.assert_allclose(spline.loo_errors(), refits, rtol=1e-8, atol=1e-8 * np.ptp(y))
+
+
+def test_pairwise_distances_equal_their_definition() -> None:
+    x = np.random.default_rng(2).random((50, 7))
+    np.testing.assert_allclose(pairwise_distances(x), cdist(x, x), rtol=1e-14, atol=1e-15)
+    assert (np.diag(pairwise_distances(x)) == 0.0).all()
+
+
+def test_more_support_points_than_the_limit_are_refused_before_any_work() -> None:
+    x = np.random.default_rng(0).random((MAX_SUPPORT + 1, 2))
+    with pytest.raises(SplineError, match=f"{MAX_SUPPORT + 1:,} support points exceed") as info:
+        PolyharmonicSpline(x, x[:, 0])
+    assert "narrower box" in str(info.value) and info.value.indices == ()

@@ -13,7 +13,7 @@ import pytest
 from nas.search.optimizer import SplineOptimizer
 from nas.search.space import Dim, SearchSpace
 from nas.search.spline import PolyharmonicSpline
-from nas.search.strategies import STRATEGIES, DefaultStrategy, perturb, stalled_steps
+from nas.search.strategies import STRATEGIES, DefaultStrategy, _fresh, perturb, stalled_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,3 +158,17 @@ def test_quick_benchmark_runs(tmp_path):
     text = out.read_text()
     assert "Evaluations to 1.0% regret" in text
     assert "| branin |" in text and "default" in text
+
+
+def test_fresh_candidates_and_distances_equal_the_distance_matrix_definition() -> None:
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(3)
+    existing = np.round(rng.random((300, 4)), 2)
+    candidates = np.vstack([np.round(rng.random((500, 4)), 2), existing[:40], existing[:5]])
+    legal, distance = _fresh(candidates, existing)
+    unique = np.unique(candidates, axis=0)
+    nearest = cdist(unique, existing).min(axis=1)
+    np.testing.assert_array_equal(legal, unique[nearest > 0.0])
+    np.testing.assert_allclose(distance, nearest[nearest > 0.0], rtol=1e-14)
+    assert len(legal) <= 500

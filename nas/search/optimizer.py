@@ -382,7 +382,9 @@ class SplineOptimizer:
             return choose_smoothing(x, y, self.noise, floor=self.smoothing)
         except SplineError as exc:
             named = [rows[i].params for i in exc.indices]
-            raise SplineError(f"category {cat}: {exc}; points: {named}", exc.indices) from exc
+            where = f"category {cat}: " if cat else ""
+            points = f"; points: {named}" if named else ""
+            raise SplineError(f"{where}{exc}{points}", exc.indices) from exc
 
     # -- suggestions -----------------------------------------------------------------
 

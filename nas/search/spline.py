@@ -4,9 +4,9 @@ The surrogate of the search: it interpolates the measured (architecture ->
 metric) points in the unit box. Build, solve and evaluate are separate
 functions over arrays; :class:`PolyharmonicSpline` only ties them together.
 The function is the one of ``scipy.interpolate.RBFInterpolator(kernel="cubic",
-degree=1, smoothing=...)``; the differences are a rank-revealing solve in
-scaled coordinates (so the rank test does not depend on the units of the
-data), the least extra smoothing that makes an ill-conditioned system stable
+degree=1, smoothing=...)``; the differences are an LU solve with a
+condition estimate in scaled coordinates (so the singularity test does not
+depend on the units of the data), the least extra smoothing that makes an ill-conditioned system stable
 instead of a refusal, an analytic gradient and a faster chunked evaluation.
 """
 
@@ -15,6 +15,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+#: Most support points one spline is fitted on. The solve is dense: time grows as N^3
+#: and memory as N^2; at this size a controller's whole per-batch fit stays under
+#: 10 s and 2 GB on two cores (README, Performance). Beyond it :func:`validate`
+#: refuses before allocating anything of size N^2.
+MAX_SUPPORT = 2500
+
 #: Upper bound on the bytes of temporaries one evaluation may allocate.
 MEMORY_BUDGET = 64 * 2**20
 
@@ -22,8 +28,8 @@ MEMORY_BUDGET = 64 * 2**20
 #: cache, which is about twice as fast as memory-sized chunks.
 CACHE_BYTES = 2**19
 
-#: Relative size of the pivoted-QR diagonal below which the system counts as singular,
-#: in units of (system size x machine epsilon), as numpy.linalg.matrix_rank does.
+#: Estimated reciprocal 1-norm condition number below which the system counts as
+#: singular, in units of (system size x machine epsilon), as numpy.linalg.matrix_rank does.
 RANK_RTOL_FACTOR = 1.0
 
 #: Largest accepted residual max|A z - b| relative to max|b|. Above it the solution
@@ -55,7 +61,7 @@ def validate(
     SplineError
         One message per condition: shapes, non-finite entries, too few
         points, negative smoothing, duplicate points without smoothing and
-        points that are not affinely spanning.
+        points that are not affinely spanning, more than ``MAX_SUPPORT`` points.
     """
     x = np.array(points, dtype=np.float64, copy=True)
     y = np.array(values, dtype=np.float64, copy=True)
@@ -64,6 +70,12 @@ def validate(
     n, d = x.shape
     if y.shape != (n,):
         raise SplineError(f"values must have shape ({n},) to match points, got {y.shape}")
+    if n > MAX_SUPPORT:
+        raise SplineError(
+            f"{n:,} support points exceed the {MAX_SUPPORT:,} one spline is fitted on (a dense "
+            "solve: time grows as N^3, memory as N^2); fit a subset, e.g. init a search on a "
+            "narrower box and import the measurements inside it"
+        )
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if bad.size:
         raise SplineError(f"points {bad.tolist()} have NaN or infinite coordinates", bad)
@@ -121,9 +133,17 @@ def polynomial_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pairwise_distances(points: np.ndarray) -> np.ndarray:
-    """Exact Euclidean distances between the support points, (N, N) with a zero diagonal."""
-    diff = points[:, None, :] - points[None, :, :]
-    return np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    """Exact Euclidean distances between the support points, (N, N) with a zero diagonal.
+
+    Summed one coordinate at a time: two (N, N) buffers instead of an (N, N, d) one.
+    """
+    n = points.shape[0]
+    total, term = np.zeros((n, n)), np.empty((n, n))
+    for column in points.T:
+        np.subtract(column[:, None], column[None, :], out=term)
+        term *= term
+        total += term
+    return np.sqrt(total, out=total)
 
 
 def build_system(
@@ -150,36 +170,53 @@ def build_system(
 
 
 class Factorization:
-    """Pivoted Householder QR ``A[:, perm] = Q R`` of the augmented matrix (LAPACK geqp3)."""
+    """LU factorization with partial pivoting of the augmented matrix (LAPACK getrf).
+
+    One O(N^3) factorization serves the solve, the condition estimate
+    (getcon, O(N^2)) and the diagonal of the inverse for leave-one-out
+    errors; a pivoted QR (geqp3) is level-2 BLAS and an order of magnitude
+    slower at N = 2,000.
+    """
 
     def __init__(self, a: np.ndarray) -> None:
-        self.q, self.r, self.perm = scipy.linalg.qr(a, pivoting=True)
-        diag = np.abs(np.diag(self.r))
-        tol = RANK_RTOL_FACTOR * a.shape[0] * _EPS * diag[0]
-        self.rank = int(np.count_nonzero(diag > tol))
+        self.lu, self.piv, info = scipy.linalg.lapack.dgetrf(a)
+        one_norm = float(np.max(np.sum(np.abs(a), axis=0)))
+        #: Largest column 2-norm of A: the size the leave-one-out test compares with.
+        self.column_norm = float(np.sqrt(np.max(np.einsum("ij,ij->j", a, a))))
+        if info > 0 or one_norm == 0.0:
+            self.rcond = 0.0
+        else:
+            self.rcond = float(scipy.linalg.lapack.dgecon(self.lu, one_norm, norm="1")[0])
+
+    @property
+    def singular(self) -> bool:
+        """Whether the reciprocal condition estimate is below ``RANK_RTOL_FACTOR * N * eps``."""
+        return not self.rcond > RANK_RTOL_FACTOR * self.lu.shape[0] * _EPS
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         """Solve ``A z = rhs`` (rhs may be a vector or a matrix of columns)."""
-        w = scipy.linalg.solve_triangular(self.r, self.q.T @ rhs)
-        z = np.empty_like(w)
-        z[self.perm] = w
+        z, _ = scipy.linalg.lapack.dgetrs(self.lu, self.piv, rhs)
         return z
 
     def inverse_diagonal(self) -> np.ndarray:
-        """Diagonal of A^{-1}, the denominators of Rippa's leave-one-out formula."""
-        return np.diag(self.solve(np.eye(self.r.shape[0])))
+        """Diagonal of A^{-1}, the denominators of Rippa's leave-one-out formula.
+
+        From the one factorization: ``A^{-1} = solve(I)`` (getrs, level-3 BLAS;
+        getri with its default workspace is several times slower).
+        """
+        return np.diag(self.solve(np.eye(self.lu.shape[0]))).copy()
 
 
 def solve_system(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Factorization] | str:
     """Solve the augmented system and verify it; a string says why it is unstable.
 
-    Unstable means a rank-deficient factorization or a residual
-    ``max|A z - b|`` above ``RESIDUAL_RTOL * max|b|``.
+    Unstable means a numerically singular matrix (its estimated reciprocal
+    1-norm condition number below ``RANK_RTOL_FACTOR * N * eps``) or a
+    residual ``max|A z - b|`` above ``RESIDUAL_RTOL * max|b|``.
     """
     fact = Factorization(a)
-    n_total = a.shape[0]
-    if fact.rank < n_total:
-        return f"the system is rank deficient ({fact.rank}/{n_total})"
+    if fact.singular:
+        return f"the system is numerically singular (reciprocal condition {fact.rcond:.1e})"
     z = fact.solve(b)
     residual = float(np.max(np.abs(a @ z - b)))
     limit = RESIDUAL_RTOL * float(np.max(np.abs(b)))
@@ -303,8 +340,8 @@ class PolyharmonicSpline:
     positive definite of order 2, hence the system is uniquely solvable
     whenever the points are distinct (or ``lambda > 0``) and contain d+1
     affinely independent points (P has full column rank) [1]_. The solve
-    uses a pivoting Householder QR on coordinates scaled to the support's
-    bounding box and verifies its residual; where the exact system is
+    uses a pivoted LU factorization with a condition estimate on coordinates
+    scaled to the support's bounding box and verifies its residual; where the exact system is
     numerically unstable, the least smoothing of ``SMOOTHING_LADDER`` that
     is stable is used instead (``smoothing_used``, ``conditioning``).
 
@@ -404,7 +441,7 @@ class PolyharmonicSpline:
         """
         n = self.points.shape[0]
         denom = self._factorization.inverse_diagonal()[:n]
-        scale = np.max(np.abs(self._factorization.r[0, 0]))
+        scale = self._factorization.column_norm
         ok = np.abs(denom) * scale > n * _EPS * 1e3
         out = np.full(n, np.nan)
         out[ok] = self._weights[ok] / denom[ok]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy.spatial.distance import cdist
+from scipy.spatial import cKDTree
 
 from nas.search.maximize import Neighbours, legal_maxima
 from nas.search.spline import PolyharmonicSpline
@@ -240,9 +240,12 @@ def perturb(center: np.ndarray, sigma: float, m: int, rng: np.random.Generator) 
 
 
 def _fresh(candidates: np.ndarray, existing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct candidates not on an existing point, with their distance to the nearest one."""
+    """Distinct candidates not on an existing point, with their distance to the nearest one.
+
+    A k-d tree of the existing points: O(M log N) instead of the M x N distance matrix.
+    """
     legal = np.unique(candidates, axis=0)
-    distance = cdist(legal, existing).min(axis=1)
+    distance, _ = cKDTree(existing).query(legal, k=1)
     fresh = distance > 0.0
     return legal[fresh], distance[fresh]
 
