@@ -43,7 +43,8 @@ class Coordinate:
         """``value`` as this coordinate's kind, or a ModelConfigError naming it."""
         converted = _CONVERTERS[self.kind](value, self.choices)
         if converted is None:
-            expected = f"one of {list(self.choices)}" if self.choices else f"a {self.kind}"
+            article = "an" if self.kind == "int" else "a"
+            expected = f"one of {list(self.choices)}" if self.choices else f"{article} {self.kind}"
             raise ModelConfigError(
                 f"family {family!r}: coordinate {self.name!r} must be {expected}, got {value!r}"
             )
@@ -163,3 +164,8 @@ def coerce_params(family: str, params: Mapping[str, object]) -> dict[str, object
         c.name: c.coerce(family, params[c.name]) if c.name in params else c.default
         for c in coordinates_of(family)
     }
+
+
+def coordinate(family: str, name: str) -> Coordinate:
+    """The coordinate ``name`` of ``family`` (a name :func:`unknown_names` accepts)."""
+    return next(c for c in coordinates_of(family) if c.name == name)
