@@ -125,13 +125,47 @@ def _memory_size(value: str) -> str | None:
     return None
 
 
-def _check_strings(value: list) -> str | None:
+#: A word of a directive line: blanks end it except inside double quotes.
+_DIRECTIVE_WORD = re.compile(r'(?:[^\s"]|"[^"]*")+')
+
+
+def directive_problem(line: str) -> str | None:
+    """Why ``line`` is not one scheduler directive, or None if it is.
+
+    sbatch, bsub, qsub and flux split a directive line into words at blanks
+    outside double quotes and reject a word that no option takes (sbatch:
+    "Invalid directive found in batch script"), which fails every job. One
+    entry is one option: ``-x``, ``-x value``, ``--name`` or ``--name=value``;
+    a value with blanks goes in double quotes.
+    """
+    problem = _no_newline(line)
+    if problem:
+        return problem
+    if line.count('"') % 2:
+        return "has an unmatched double quote"
+    words = _DIRECTIVE_WORD.findall(line)
+    if not words:
+        return "is empty"
+    if not words[0].startswith("-"):
+        return f"starts with {words[0]!r}, not an option ('-x' or '--name')"
+    if len(words) > 2 or (len(words) == 2 and words[1].startswith("-")):
+        return "holds more than one option; give one option per entry"
+    if len(words) == 2 and words[0].startswith("--"):
+        option = words[0].split("=", 1)[0]
+        return (
+            f"the scheduler reads {words[1]!r} as a separate word; write {option}=<value>, "
+            "in double quotes if the value has blanks"
+        )
+    return None
+
+
+def _check_directives(value: list) -> str | None:
     for item in value:
         if not isinstance(item, str):
             return f"expected a list of strings, found {item!r}"
-        problem = _no_newline(item)
+        problem = directive_problem(item)
         if problem:
-            return f"entry {item!r} {problem}"
+            return f"entry {item!r}: {problem}"
     return None
 
 
@@ -387,7 +421,7 @@ class ClusterConfig:
     qos: str | None = option(None, kind=str, check=_valid_name, optional=True)
     constraint: str | None = option(None, kind=str, check=_directive_text, optional=True)
     alloc_flags: str | None = option(None, kind=str, check=_directive_text, optional=True)
-    extra_directives: list = option([], kind=list, check=_check_strings)
+    extra_directives: list = option([], kind=list, check=_check_directives)
     gpu_bind: str | None = option(
         None,
         kind=str,
@@ -437,7 +471,7 @@ class ControllerConfig:
         1440, kind=int, minimum=1, doc="one run of the job; it renews itself"
     )
     cores: int = option(1, kind=int, minimum=1, maximum=2)
-    extra_directives: list = option([], kind=list, check=_check_strings)
+    extra_directives: list = option([], kind=list, check=_check_directives)
 
 
 # --------------------------------------------------------------------------- the document

@@ -53,7 +53,7 @@ def test_registry_maps_coordinates_onto_specs() -> None:
             {k: v for k, v in R18.items() if k != "d3"},
             r"missing coordinate\(s\) \['d3'\]",
         ),
-        ("resnet", {**R18, "c1": 64.5}, r"coordinate 'c1' must be a int, got 64.5"),
+        ("resnet", {**R18, "c1": 64.5}, r"coordinate 'c1' must be an int, got 64.5"),
         ("resnet", {**R18, "stem": "conv5"}, r"'stem' must be one of \['conv7', 'basic'\]"),
         ("blresnext", {**BL, "d2": 1}, r"family 'blresnext': stage 2: a big-little module"),
     ],

@@ -105,7 +105,8 @@ def _gpus_per_rank(cluster: ClusterConfig) -> int:
     if cluster.gpus_per_node % ranks:
         raise ScriptError(
             f"flux gives every rank the same number of GPUs: cluster.gpus_per_node "
-            f"({cluster.gpus_per_node}) is not a multiple of the ranks per node ({ranks})"
+            f"({cluster.gpus_per_node}) is not a multiple of the ranks per node ({ranks})",
+            "cluster.gpus_per_node",
         )
     return cluster.gpus_per_node // ranks
 

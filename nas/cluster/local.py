@@ -87,7 +87,8 @@ class LocalScheduler(Scheduler):
         """The interpreter, behind torchrun when several ranks share the machine."""
         if cluster.nodes != 1:
             raise ScriptError(
-                f"the local backend runs on one node; cluster.nodes is {cluster.nodes}"
+                f"the local backend runs on one node; cluster.nodes is {cluster.nodes}",
+                "cluster.nodes",
             )
         ranks = ranks_per_node(cluster)
         if ranks == 1:

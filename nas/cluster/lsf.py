@@ -148,11 +148,15 @@ class LsfScheduler(Scheduler):
         gpus = cluster.gpus_per_node
         if cluster.resource_sets == "gpu":
             if gpus < 1:
-                raise ScriptError("cluster.resource_sets 'gpu' needs cluster.gpus_per_node >= 1")
+                raise ScriptError(
+                    "cluster.resource_sets 'gpu' needs cluster.gpus_per_node >= 1",
+                    "cluster.resource_sets",
+                )
             if ranks_per_node(cluster) != gpus:
                 raise ScriptError(
                     f"cluster.resource_sets 'gpu' runs one rank per GPU; cluster.ranks_per_node "
-                    f"is {cluster.ranks_per_node}, cluster.gpus_per_node is {gpus}"
+                    f"is {cluster.ranks_per_node}, cluster.gpus_per_node is {gpus}",
+                    "cluster.ranks_per_node",
                 )
             per_set = ["-n", str(cluster.nodes * gpus), "-r", str(gpus), "-a", "1", "-g", "1"]
             cores = cores_per_rank(cluster)

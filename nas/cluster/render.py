@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nas.cluster.base import Directive, backend_class, backend_names
-from nas.config import DIRECTIVE_UNSAFE, NAME_PATTERN, ClusterConfig
+from nas.config import DIRECTIVE_UNSAFE, NAME_PATTERN, ClusterConfig, directive_problem
 from nas.pointdir.jsonio import atomic_write_bytes
 from nas.pointdir.layout import ENVIRONMENT_FAILURE, ERROR_FILE
 
@@ -37,7 +37,20 @@ _MAX_SIGNAL_SECONDS = 65535
 
 
 class ScriptError(ValueError):
-    """A value that cannot be put into a job script; the message names it."""
+    """A value that cannot be put into a job script; the message names it.
+
+    ``key`` is the experiment key the value comes from (``"cluster.nodes"``),
+    when it comes from one, so that ``splinenas init`` can name file, table and key.
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _key_of(what: str) -> str | None:
+    """The experiment key in a value's description (``cluster.queue in --partition``)."""
+    return what.split(" ", 1)[0] if what.startswith(("cluster.", "controller.")) else None
 
 
 # --------------------------------------------------------------------------- validation
@@ -46,7 +59,9 @@ class ScriptError(ValueError):
 def check_name(value: str, what: str) -> str:
     """``value`` if it is a name (letters, digits, ``_.-``), else ScriptError naming ``what``."""
     if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise ScriptError(f"{what}: expected letters, digits, '_', '.' or '-', got {value!r}")
+        raise ScriptError(
+            f"{what}: expected letters, digits, '_', '.' or '-', got {value!r}", _key_of(what)
+        )
     return value
 
 
@@ -54,7 +69,7 @@ def check_line(value: str | os.PathLike, what: str) -> str:
     """``value`` as text if it is one non-empty line, else ScriptError naming ``what``."""
     text = os.fspath(value)
     if not text or any(c in text for c in "\n\r\0"):
-        raise ScriptError(f"{what}: expected a non-empty single line, got {text!r}")
+        raise ScriptError(f"{what}: expected a non-empty single line, got {text!r}", _key_of(what))
     return text
 
 
@@ -65,7 +80,9 @@ def directive_value(value: str | os.PathLike, what: str) -> str:
         return text
     bad = sorted(DIRECTIVE_UNSAFE.intersection(text))
     if bad:
-        raise ScriptError(f"{what}: {text!r} cannot go into a directive (contains {bad[0]!r})")
+        raise ScriptError(
+            f"{what}: {text!r} cannot go into a directive (contains {bad[0]!r})", _key_of(what)
+        )
     return f'"{text}"'
 
 
@@ -80,7 +97,8 @@ def cores_per_rank(cluster: ClusterConfig) -> int:
     if cluster.cores_per_node < ranks:
         raise ScriptError(
             f"cluster.cores_per_node ({cluster.cores_per_node}) is less than the "
-            f"ranks per node ({ranks})"
+            f"ranks per node ({ranks})",
+            "cluster.cores_per_node",
         )
     return cluster.cores_per_node // ranks
 
@@ -91,7 +109,8 @@ def deadline_seconds(cluster: ClusterConfig) -> int:
     if seconds <= 0:
         raise ScriptError(
             f"cluster.signal_seconds ({cluster.signal_seconds}) leaves no time within "
-            f"cluster.walltime_minutes ({cluster.walltime_minutes})"
+            f"cluster.walltime_minutes ({cluster.walltime_minutes})",
+            "cluster.signal_seconds",
         )
     return seconds
 
@@ -116,7 +135,8 @@ def signal_seconds(cluster: ClusterConfig) -> int:
     """``[cluster] signal_seconds``, refused beyond what Slurm keeps in 16 bits."""
     if cluster.signal_seconds > _MAX_SIGNAL_SECONDS:
         raise ScriptError(
-            f"cluster.signal_seconds ({cluster.signal_seconds}) exceeds {_MAX_SIGNAL_SECONDS}"
+            f"cluster.signal_seconds ({cluster.signal_seconds}) exceeds {_MAX_SIGNAL_SECONDS}",
+            "cluster.signal_seconds",
         )
     return cluster.signal_seconds
 
@@ -141,8 +161,16 @@ def directive_lines(
         else f"{prefix} {flag}{directive_value(value, what(flag))}"
         for flag, value in pairs
     ]
-    lines += [f"{prefix} {check_line(line, extra_key)}" for line in extra]
+    lines += [f"{prefix} {_directive(line, extra_key)}" for line in extra]
     return "\n".join(lines)
+
+
+def _directive(line: str, key: str) -> str:
+    """A free directive line of ``key``, if it is one option the scheduler accepts."""
+    problem = directive_problem(line)
+    if problem:
+        raise ScriptError(f"{key}: entry {line!r}: {problem}", key)
+    return line
 
 
 # --------------------------------------------------------------------------- templates

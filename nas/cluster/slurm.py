@@ -143,7 +143,8 @@ def _gpu_options(cluster: ClusterConfig) -> list[tuple[str, str]]:
     if ranks_per_node(cluster) != cluster.gpus_per_node:
         raise ScriptError(
             f"cluster.gpu_bind gives each rank one GPU; cluster.ranks_per_node is "
-            f"{cluster.ranks_per_node}, cluster.gpus_per_node is {cluster.gpus_per_node}"
+            f"{cluster.ranks_per_node}, cluster.gpus_per_node is {cluster.gpus_per_node}",
+            "cluster.gpu_bind",
         )
     return [("--gpus-per-task", "1"), ("--gpu-bind", cluster.gpu_bind)]
 

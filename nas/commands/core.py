@@ -99,10 +99,16 @@ def _read(path: Path) -> policy.Study:
 
 @_reported
 def _init(args: argparse.Namespace) -> int:
+    from nas.control.prepare import readiness
+
     experiment = load_experiment(args.experiment)
-    name = experiment.experiment.name
+    problems, warnings = readiness(experiment, Path.cwd(), offline=args.offline)
     if args.validate_only:
-        return _validate_only(args, experiment)
+        return _validate_only(args, experiment, problems, warnings)
+    _print_readiness(problems, warnings)
+    if problems:
+        return EXIT_FAILURE
+    name = experiment.experiment.name
     path = writable_path(args.state or Path("state") / f"{name}.h5", "--state", create=True)
     with StateStore.create(path, experiment) as store:
         points = policy.Study(store.state, experiment).initial_batch()
@@ -119,11 +125,19 @@ def _init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _validate_only(args: argparse.Namespace, experiment: Experiment) -> int:
-    """Check the file and what ``run`` would need from this folder; write nothing."""
-    from nas.control.prepare import readiness
+def _print_readiness(problems: list[ConfigError], warnings: list[str]) -> None:
+    """One line per problem, then one per warning, on stderr."""
+    for line in [f"error: {p}" for p in problems] + [f"warning: {w}" for w in warnings]:
+        print(f"splinenas init: {line}", file=sys.stderr)
 
-    problems, warnings = readiness(experiment, Path.cwd())
+
+def _validate_only(
+    args: argparse.Namespace,
+    experiment: Experiment,
+    problems: list[ConfigError],
+    warnings: list[str],
+) -> int:
+    """Report the file's problems and what ``run`` would need from this folder; write nothing."""
     name, design = experiment.experiment.name, experiment.space.initial_design()
     if args.json:
         emit_json(
@@ -136,8 +150,7 @@ def _validate_only(args: argparse.Namespace, experiment: Experiment) -> int:
                 "warnings": warnings,
             }
         )
-    for line in [f"error: {p}" for p in problems] + [f"warning: {w}" for w in warnings]:
-        print(f"splinenas init: {line}", file=sys.stderr)
+    _print_readiness(problems, warnings)
     if problems:
         return EXIT_FAILURE
     print(
@@ -374,7 +387,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument(
         "--state", type=path_arg, metavar="PATH", help="default: state/<experiment name>.h5"
     )
-    init.add_argument("--validate-only", action="store_true", help="check the file, write nothing")
+    init.add_argument(
+        "--validate-only",
+        action="store_true",
+        help="check the file and everything `run` would refuse, write nothing",
+    )
+    init.add_argument(
+        "--offline",
+        action="store_true",
+        help="skip the checks of paths on this machine ([cluster] env_file and python, "
+        "[data] root and index): for a file written here for another machine",
+    )
 
     point = add("add", _add, [as_json, state, replace], "add a point by hand, measured or not")
     point.add_argument("--params", required=True, metavar="K=V,...", help="one value per dimension")

@@ -10,6 +10,10 @@ Relative paths in the experiment (``[cluster] env_file``, ``[data] root`` and
 and must exist; start the controller from the same directory every time.
 The local backend runs the trainer with the controller's own interpreter
 unless ``[cluster] python`` is given explicitly.
+
+:func:`run_problems` is the one check of an experiment before training:
+``run`` and ``init`` both call it, and it prepares a point of the initial
+design with the same code as every submission, so they refuse the same files.
 """
 
 from __future__ import annotations
@@ -17,17 +21,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
+import shutil
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.cluster.render import render_job_script, write_job_script
+from nas.cluster.render import ScriptError, render_job_script, write_job_script
 from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
 from nas.pointdir import layout
-from nas.pointdir.point import write_point_file
-from nas.record.state import Point
+from nas.pointdir.point import PointFileError, point_document, write_point_file
+from nas.record.state import Point, PointStatus
 from nas.search.space import Params
 
 log = logging.getLogger(__name__)
@@ -43,24 +49,30 @@ class JobSettings:
 
     @classmethod
     def from_experiment(cls, experiment: Experiment, cwd: Path) -> JobSettings:
-        """Resolve paths against ``cwd`` and choose the interpreter.
+        """Check the experiment as ``init`` does, resolve paths against ``cwd``, choose the interpreter.
 
         Raises:
-            ConfigError: a missing ``[model]``/``[data]`` table, or a path that does not exist.
+            ConfigError: the first of :func:`run_problems`.
         """
+        problems = run_problems(experiment, cwd)
+        if problems:
+            raise problems[0]
+        return cls.resolved(experiment, cwd)
+
+    @classmethod
+    def resolved(cls, experiment: Experiment, cwd: Path) -> JobSettings:
+        """Paths made absolute against ``cwd`` (existing or not) and the interpreter chosen."""
         experiment.require_run_sections()
         assert experiment.data is not None  # for type checkers: checked just above
         cluster = experiment.cluster
         changes: dict[str, str] = {}
         if cluster.env_file is not None:
-            changes["env_file"] = str(
-                _existing(cwd, cluster.env_file, experiment.source, "cluster", "env_file")
-            )
+            changes["env_file"] = str((cwd / cluster.env_file).absolute())
         if cluster.backend == "local" and not _python_given(experiment.text):
             changes["python"] = sys.executable
         data = experiment.data
         paths = {
-            key: str(_existing(cwd, value, experiment.source, "data", key))
+            key: str((cwd / value).absolute())
             for key in ("root", "index")
             if (value := getattr(data, key)) is not None
         }
@@ -70,27 +82,40 @@ class JobSettings:
             data=dataclasses.replace(data, **paths),
         )
 
+    def point_values(self, point: Point) -> dict[str, Any]:
+        """What ``point.json`` of ``point`` holds, as keywords of :func:`point_document`."""
+        model = self.experiment.model
+        assert model is not None  # checked in resolved
+        cfg = self.experiment.experiment
+        return {
+            "point_id": point.id,
+            "experiment": cfg.name,
+            "family": model.family,
+            "params": point.params,
+            "fixed": model.fixed,
+            "num_classes": model.num_classes,
+            "data": self.data,
+            "train": self.experiment.train,
+            "seed": training_seed(self.experiment, point.extra),
+            "metric": cfg.metric,
+        }
+
     def prepare(self, run: Path, point: Point) -> Path:
         """Write ``point.json`` and the job script of the submission ``point.job_name``."""
-        model = self.experiment.model
-        assert model is not None  # checked in from_experiment
         folder = layout.point_dir(run, point.id)
-        cfg = self.experiment.experiment
-        write_point_file(
-            folder,
-            point_id=point.id,
-            experiment=cfg.name,
-            family=model.family,
-            params=point.params,
-            fixed=model.fixed,
-            num_classes=model.num_classes,
-            data=self.data,
-            train=self.experiment.train,
-            seed=training_seed(self.experiment, point.extra),
-            metric=cfg.metric,
-        )
+        write_point_file(folder, **self.point_values(point))
         layout.log_path(run, point.id, point.job_name).parent.mkdir(parents=True, exist_ok=True)
         return write_job_script(folder / layout.JOB_SCRIPT, self.script_text(run, point))
+
+    def check(self, run: Path, point: Point) -> None:
+        """Everything :meth:`prepare` checks, writing nothing.
+
+        Raises:
+            PointFileError, ScriptError: what ``prepare`` would raise.
+        """
+        folder = layout.point_dir(run, point.id)
+        point_document(folder / layout.POINT_FILE, **self.point_values(point))
+        self.script_text(run, point)
 
     def script_text(self, run: Path, point: Point) -> str:
         """The job script of the submission ``point.job_name``; writes nothing."""
@@ -103,33 +128,17 @@ class JobSettings:
         )
 
 
-def readiness(experiment: Experiment, cwd: Path) -> tuple[list[ConfigError], list[str]]:
+def readiness(
+    experiment: Experiment, cwd: Path, *, offline: bool = False
+) -> tuple[list[ConfigError], list[str]]:
     """What would stop ``run`` from this folder, all at once, and what a person should check.
 
-    Returns the problems (a missing ``[model]``/``[data]`` table, a path of
-    ``[cluster] env_file`` or ``[data] root``/``index`` that does not exist,
-    taken from ``cwd``) and warnings (a batch backend without ``[cluster]
-    account``: many sites reject such jobs). An experiment for searching by
-    hand (neither table) has none.
+    Returns :func:`run_problems` and warnings (a batch backend without
+    ``[cluster] account``: many sites reject such jobs). An experiment for
+    searching by hand (neither ``[model]`` nor ``[data]``) has none.
     """
     if experiment.model is None and experiment.data is None:
         return [], []
-    problems: list[ConfigError] = []
-    for table in ("model", "data"):
-        if getattr(experiment, table) is None:
-            problems.append(
-                ConfigError(experiment.source, table, None, "missing table; `run` needs it")
-            )
-    paths = [("cluster", "env_file", experiment.cluster.env_file)]
-    if experiment.data is not None:
-        paths += [("data", key, getattr(experiment.data, key)) for key in ("root", "index")]
-    for table, key, value in paths:
-        if value is None:
-            continue
-        try:
-            _existing(cwd, value, experiment.source, table, key)
-        except ConfigError as exc:
-            problems.append(exc)
     warnings = []
     cluster = experiment.cluster
     if cluster.backend in ("slurm", "lsf") and cluster.account is None:
@@ -138,7 +147,154 @@ def readiness(experiment: Experiment, cwd: Path) -> tuple[list[ConfigError], lis
             f"{experiment.source}: [cluster] account is not set: jobs go out without "
             f"{option}, which many sites reject"
         )
-    return problems, warnings
+    return run_problems(experiment, cwd, offline=offline), warnings
+
+
+def run_problems(experiment: Experiment, cwd: Path, *, offline: bool = False) -> list[ConfigError]:
+    """Everything in the experiment that would stop ``run`` or fail every job, all at once.
+
+    ``run`` (through :meth:`JobSettings.from_experiment`) and ``init`` both
+    call this, so they refuse the same files: a missing ``[model]``/``[data]``
+    table; a search dimension or ``[model] fixed`` key that is no coordinate
+    of the family, a coordinate neither searched nor fixed, or a value the
+    family cannot take; ``[model] num_classes`` missing where needed; and
+    anything that preparing a point of the initial design refuses (the
+    metric, every value that reaches the job script). Unless ``offline``,
+    also paths on this machine, taken from ``cwd``: ``[cluster] env_file``,
+    ``[data] root`` and ``index``, and ``[cluster] python``.
+    """
+    source = experiment.source
+    missing = [t for t in ("model", "data") if getattr(experiment, t) is None]
+    if missing:
+        return [ConfigError(source, t, None, "missing table; `run` needs it") for t in missing]
+    problems = [] if offline else _path_problems(experiment, cwd)
+    problems += _coordinate_problems(experiment)
+    try:
+        feasibility(experiment)
+    except ConfigError as exc:
+        problems.append(exc)
+    return problems + _preparing_problems(experiment, cwd)
+
+
+def _path_problems(experiment: Experiment, cwd: Path) -> list[ConfigError]:
+    """The paths of the experiment that do not exist on this machine."""
+    assert experiment.data is not None  # run_problems checked the tables
+    paths = [("cluster", "env_file", experiment.cluster.env_file)]
+    paths += [("data", key, getattr(experiment.data, key)) for key in ("root", "index")]
+    problems = []
+    for table, key, value in paths:
+        if value is None:
+            continue
+        try:
+            _existing(cwd, value, experiment.source, table, key)
+        except ConfigError as exc:
+            problems.append(exc)
+    python = _python_problem(experiment, cwd)
+    return problems + ([python] if python else [])
+
+
+def _python_problem(experiment: Experiment, cwd: Path) -> ConfigError | None:
+    """``[cluster] python`` as given, if this machine can tell that jobs cannot start it.
+
+    A path must be absolute (jobs run in their point folder) and exist; a bare
+    name is looked up on PATH for the local backend without an ``env_file``
+    only, since elsewhere the job's environment decides.
+    """
+    cluster = experiment.cluster
+    python = cluster.python
+    if not _python_given(experiment.text) or not python.strip():
+        return None  # the default, or empty: rendering names an empty value
+    if "/" in python:
+        if not os.path.isabs(python):
+            problem = (
+                f"{python!r} is relative; jobs run in their point folder: give an absolute path"
+            )
+        elif not os.path.exists(python):
+            problem = f"{python!r} does not exist"
+        elif not os.access(python, os.X_OK) or os.path.isdir(python):
+            problem = f"{python!r} is not an executable file"
+        else:
+            return None
+    elif cluster.backend == "local" and cluster.env_file is None and not shutil.which(python):
+        problem = f"{python!r} is not found on PATH"
+    else:
+        return None
+    return ConfigError(experiment.source, "cluster", "python", problem)
+
+
+def _coordinate_problems(experiment: Experiment) -> list[ConfigError]:
+    """Dimensions and fixed settings checked as the trainer checks them, by name and value.
+
+    The trainer builds each candidate from ``[model] fixed`` overridden by the
+    searched values (:meth:`~nas.pointdir.point.PointFile.model_params`); a
+    name or value it refuses would fail every job ``max_attempts`` times.
+    """
+    from nas.models import ModelConfigError
+    from nas.models import coordinates as coords
+
+    model, source, space = experiment.model, experiment.source, experiment.space
+    assert model is not None  # run_problems checked the tables
+    family = model.family
+    valid = (
+        f"coordinates of model family {family!r} are {', '.join(coords.coordinate_names(family))}"
+    )
+    fixed = {k: v for k, v in model.fixed.items() if k not in space.names}
+    problems = [
+        ConfigError(source, f"space.{name}", "name", f"{name!r} is no coordinate; {valid}")
+        for name in coords.unknown_names(family, space.names)
+    ]
+    problems += [
+        ConfigError(source, "model", "fixed", f"{name!r} is no coordinate; {valid}")
+        for name in coords.unknown_names(family, fixed)
+    ]
+    missing = coords.missing_names(family, [*space.names, *fixed])
+    if missing:
+        problems.append(ConfigError(source, "model", "fixed",
+                                    f"family {family!r} needs {', '.join(missing)}, neither "
+                                    "searched in [[space]] nor fixed here"))  # fmt: skip
+    if problems:
+        return problems
+    values = [("model", "fixed", name, value) for name, value in fixed.items()]
+    values += [
+        (f"space.{dim.name}", "type" if dim.is_numeric else "choices", dim.name, params[dim.name])
+        for params in space.initial_design()
+        for dim in space.dims
+    ]
+    for table, key, name, value in values:
+        try:
+            coords.coordinate(family, name).coerce(family, value)
+        except ModelConfigError as exc:
+            problems.append(ConfigError(source, table, key, str(exc)))
+            break
+    return problems
+
+
+def _preparing_problems(experiment: Experiment, cwd: Path) -> list[ConfigError]:
+    """What preparing the first point of the initial design refuses, as config errors.
+
+    :meth:`JobSettings.check` runs the very checks of every submission: the
+    ``point.json`` schema (the metric the trainer measures) and rendering the
+    job script (every ``[cluster]`` value and how they combine).
+    """
+    settings = JobSettings.resolved(experiment, cwd)
+    params = experiment.space.initial_design()[0]
+    probe = Point(id=0, params=params, status=PointStatus.PENDING, batch=0, origin="design",
+                  created=0.0, updated=0.0)  # fmt: skip
+    probe = dataclasses.replace(probe, job_name=job_name(experiment.experiment.name, probe))
+    source = experiment.source
+    try:
+        settings.check(layout.run_dir(cwd / "state" / f"{experiment.experiment.name}.h5"), probe)
+    except ScriptError as exc:
+        table, _, key = (exc.key or "cluster").partition(".")
+        return [ConfigError(source, table, key or None, str(exc).removeprefix(f"{exc.key}: "))]
+    except PointFileError as exc:
+        table, key = _POINT_KEYS.get(exc.key or "", ("experiment", exc.key))
+        return [ConfigError(source, table, key, exc.detail)]
+    return []
+
+
+#: ``point.json`` keys that come from the experiment, by the table and key they come from.
+_POINT_KEYS = {"metric": ("experiment", "metric"), "num_classes": ("model", "num_classes")}
 
 
 def training_seed(experiment: Experiment, extra: Mapping[str, Any]) -> int:

@@ -50,7 +50,7 @@ class PointFileError(ValueError):
 
     def __init__(self, path: str | Path, key: str | None, message: str) -> None:
         super().__init__(f"{path}: {key + ': ' if key else ''}{message}")
-        self.path, self.key = str(path), key
+        self.path, self.key, self.detail = str(path), key, message
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,8 @@ def _table(section: DataConfig | TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
 
 
-def write_point_file(
-    directory: str | Path,
+def point_document(
+    path: str | Path,
     *,
     point_id: int,
     experiment: str,
@@ -106,17 +106,12 @@ def write_point_file(
     num_classes: int | None = None,
     seed: int = 0,
     metric: str = "top1",
-) -> Path:
-    """Validate and atomically write ``directory/point.json`` (the folder is created).
-
-    Returns:
-        The path of the file written.
+) -> dict[str, Any]:
+    """The ``point.json`` document of these values, checked as the reader will check it.
 
     Raises:
         PointFileError: a value that :func:`read_point_file` would reject.
     """
-    directory = Path(directory)
-    path = directory / POINT_FILE
     point = PointFile(
         point_id=point_id,
         experiment=experiment,
@@ -130,7 +125,25 @@ def write_point_file(
         metric=metric,
     )
     document = point.to_dict()
-    parse_point(document, path)  # the same checks as the reader, before anything is written
+    parse_point(document, path)
+    return document
+
+
+def write_point_file(directory: str | Path, **values: Any) -> Path:
+    """Check and atomically write ``directory/point.json`` (the folder is created).
+
+    ``values`` are the keywords of :func:`point_document`; nothing is written
+    unless they pass its checks.
+
+    Returns:
+        The path of the file written.
+
+    Raises:
+        PointFileError: a value that :func:`read_point_file` would reject.
+    """
+    directory = Path(directory)
+    path = directory / POINT_FILE
+    document = point_document(path, **values)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, document)
     return path

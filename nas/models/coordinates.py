@@ -1,0 +1,171 @@
+"""The coordinates each model family accepts, as data and without torch.
+
+An experiment names a family and gives a flat parameter dict: its fixed model
+settings merged with the search coordinates of one candidate. Each family
+declares its coordinates here (kind, default, allowed values), so that the
+trainer building a network (:mod:`nas.models.registry`) and ``splinenas init``
+checking an experiment on a login node apply the same rule: a name that is
+unknown, a required one that is absent, or a value of the wrong kind is a
+:class:`~nas.models.ModelConfigError` that names it and lists the valid names.
+Search dims arrive as floats even when integral (``64.0``), so integers are
+accepted from any integral number.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nas.models import ModelConfigError
+
+_REQUIRED = object()
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+@dataclass(frozen=True)
+class Coordinate:
+    """One named model parameter: ``kind`` is ``int``, ``float``, ``bool`` or ``choice``."""
+
+    name: str
+    kind: str
+    default: object = _REQUIRED
+    choices: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    def coerce(self, family: str, value: object) -> object:
+        """``value`` as this coordinate's kind, or a ModelConfigError naming it."""
+        converted = _CONVERTERS[self.kind](value, self.choices)
+        if converted is None:
+            article = "an" if self.kind == "int" else "a"
+            expected = f"one of {list(self.choices)}" if self.choices else f"{article} {self.kind}"
+            raise ModelConfigError(
+                f"family {family!r}: coordinate {self.name!r} must be {expected}, got {value!r}"
+            )
+        return converted
+
+
+def _to_int(value: object, _: tuple[str, ...]) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    if not math.isfinite(value) or value != int(value):
+        return None
+    return int(value)
+
+
+def _to_float(value: object, _: tuple[str, ...]) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _to_bool(value: object, _: tuple[str, ...]) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    return True if text in _TRUE else False if text in _FALSE else None
+
+
+def _to_choice(value: object, choices: tuple[str, ...]) -> str | None:
+    return value if isinstance(value, str) and value in choices else None
+
+
+_CONVERTERS: dict[str, Callable[[object, tuple[str, ...]], Any]] = {
+    "int": _to_int,
+    "float": _to_float,
+    "bool": _to_bool,
+    "choice": _to_choice,
+}
+
+
+def _stages(prefix: str) -> tuple[Coordinate, ...]:
+    return tuple(Coordinate(f"{prefix}{i}", "int") for i in range(1, 5))
+
+
+_RESNET_COMMON = (
+    Coordinate("c1", "int"),
+    *_stages("g"),
+    *_stages("d"),
+    Coordinate("stem", "choice", "conv7", ("conv7", "basic")),
+    Coordinate("maxpool", "bool", True),
+    Coordinate("phi", "float", 1.0),
+)
+
+#: Every family's coordinates, in declaration order.
+COORDINATES: dict[str, tuple[Coordinate, ...]] = {
+    "resnet": (Coordinate("block", "choice", choices=("basic", "bottleneck")), *_RESNET_COMMON),
+    "resnext": (*_RESNET_COMMON, Coordinate("groups", "int"), Coordinate("width_per_group", "int")),
+    "blresnext": (
+        *_stages("w"),
+        *_stages("d"),
+        Coordinate("alpha", "int"),
+        Coordinate("beta", "int"),
+        Coordinate("cardinality", "int"),
+        Coordinate("basewidth", "int"),
+        Coordinate("phi", "float", 1.0),
+    ),
+}
+
+
+def coordinates_of(family: str) -> tuple[Coordinate, ...]:
+    """The coordinates of ``family``, or a ModelConfigError listing the families."""
+    try:
+        return COORDINATES[family]
+    except KeyError:
+        raise ModelConfigError(
+            f"unknown model family {family!r}; expected one of {sorted(COORDINATES)}"
+        ) from None
+
+
+def coordinate_names(family: str) -> tuple[str, ...]:
+    """Every parameter name ``family`` accepts, required ones first in declaration order."""
+    coordinates = coordinates_of(family)
+    return tuple(c.name for c in coordinates if c.required) + tuple(
+        c.name for c in coordinates if not c.required
+    )
+
+
+def unknown_names(family: str, names: Iterable[str]) -> list[str]:
+    """The ``names`` that are no coordinate of ``family``, sorted."""
+    return sorted(set(names) - set(coordinate_names(family)))
+
+
+def missing_names(family: str, names: Iterable[str]) -> list[str]:
+    """The required coordinates of ``family`` that ``names`` lacks, in declaration order."""
+    given = set(names)
+    return [c.name for c in coordinates_of(family) if c.required and c.name not in given]
+
+
+def coerce_params(family: str, params: Mapping[str, object]) -> dict[str, object]:
+    """Every coordinate of ``family``: the given value in its kind, else its default.
+
+    Raises:
+        ModelConfigError: unknown family, unknown or missing coordinate, a value
+            of the wrong kind; the message names it and lists the valid names.
+    """
+    valid = list(coordinate_names(family))
+    unknown = unknown_names(family, params)
+    if unknown:
+        raise ModelConfigError(
+            f"family {family!r}: unknown coordinate(s) {unknown}; valid names are {valid}"
+        )
+    missing = missing_names(family, params)
+    if missing:
+        raise ModelConfigError(
+            f"family {family!r}: missing coordinate(s) {missing}; valid names are {valid}"
+        )
+    return {
+        c.name: c.coerce(family, params[c.name]) if c.name in params else c.default
+        for c in coordinates_of(family)
+    }
+
+
+def coordinate(family: str, name: str) -> Coordinate:
+    """The coordinate ``name`` of ``family`` (a name :func:`unknown_names` accepts)."""
+    return next(c for c in coordinates_of(family) if c.name == name)
