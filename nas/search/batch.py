@@ -48,6 +48,10 @@ class DiversePool:
         Measured, pending and already proposed unit points of each category.
     weights : sequence of float
         Merit weights on the spline value for slots 2, 3, ... (cycled).
+    fallback : mapping of category to Ranking, optional
+        Ranked after the pool, in their own order, should every pool point be
+        inadmissible (perturbations of a small radius on a coarse grid can all
+        snap onto taken points).
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class DiversePool:
         values: Mapping[Category, np.ndarray],
         existing: Mapping[Category, np.ndarray],
         weights: Sequence[float],
+        fallback: Mapping[Category, Ranking] | None = None,
     ) -> None:
         if not weights:
             raise ValueError("weights must not be empty")
@@ -66,6 +71,7 @@ class DiversePool:
             for cat, p in self.points.items()
         }
         self.weights = tuple(weights)
+        self.fallback = dict(fallback or {})
 
     def take(self, x: np.ndarray, cat: Category) -> None:
         """Account for a chosen point: distances in its category shrink around it."""
@@ -84,6 +90,22 @@ class DiversePool:
             stop = start + len(self.points[cat])
             order = np.argsort(-merit[start:stop], kind="stable")
             out[cat] = Ranking(self.points[cat][order], merit[start:stop][order])
+            start = stop
+        return self._with_fallback(out)
+
+    def _with_fallback(self, pool: dict[Category, Ranking]) -> dict[Category, Ranking]:
+        """Pool rankings (scores in [0, 1]) followed by the fallback ones (in [-2, -1])."""
+        if not self.fallback:
+            return pool
+        scaled = unit_scale(np.concatenate([r.scores for r in self.fallback.values()])) - 2.0
+        out, start = {}, 0
+        for cat, tail in self.fallback.items():
+            stop = start + len(tail.scores)
+            head = pool.get(cat, Ranking(np.empty((0, tail.points.shape[1])), np.empty(0)))
+            out[cat] = Ranking(
+                np.vstack([head.points, tail.points]),
+                np.concatenate([head.scores, scaled[start:stop]]),
+            )
             start = stop
         return out
 

@@ -183,15 +183,15 @@ def _diverse_pool(
     first: np.ndarray,
     seed: int,
 ) -> DiversePool:
-    """Slot 1's ranked candidates of each category plus the strategy's points around ``first``."""
+    """The strategy's batch candidates of each category, its slot-1 ranking as the fallback."""
     points, values = {}, {}
-    for index, (cat, walk) in enumerate(walks.items()):
+    for index, cat in enumerate(walks):
         rng = np.random.default_rng([seed, index, 0, 1])
-        extra = strategy.batch_candidates(base[cat], first, snap=space.snap_unit, rng=rng)
-        points[cat] = np.vstack([walk.ranking.points, extra])
+        points[cat] = strategy.batch_candidates(base[cat], first, snap=space.snap_unit, rng=rng)
         values[cat] = base[cat](points[cat])
     existing = {cat: checker.unit_points(cat) for cat in walks}
-    return DiversePool(points, values, existing, strategy.batch_weights)
+    fallback = {cat: walk.ranking for cat, walk in walks.items()}
+    return DiversePool(points, values, existing, strategy.batch_weights, fallback)
 
 
 class _Admissibility:

@@ -125,7 +125,7 @@ class PaperStrategy:
 #: Merit weights on the spline value in exploration steps; the rest goes to distance.
 WEIGHT_CYCLE = (0.7, 0.95)
 #: Merit weights on the spline value for batch slots 2, 3, ... (:mod:`nas.search.batch`).
-BATCH_WEIGHTS = (0.9, 0.7, 0.5)
+BATCH_WEIGHTS = (0.95, 0.9, 0.8)
 
 
 @dataclass(frozen=True)
@@ -215,13 +215,16 @@ class DefaultStrategy:
     def batch_candidates(
         self, spline: PolyharmonicSpline, first: np.ndarray, *, snap: Snap, rng: np.random.Generator
     ) -> np.ndarray:
-        """Legal points around the batch's first proposal ``first``, for slots 2..q.
+        """Legal points for slots 2..q: perturbations of the incumbent and of ``first``.
 
-        Perturbations at the current radius, as around the incumbent: the
-        batch's pool is these plus this category's ranked candidates.
+        ``first`` is the batch's first proposal; both sets use the current
+        radius, as DYCORS does around its best point, so the merit compares
+        neighbours of the two places the batch is about.
         """
         sigma = self.radius(spline.values, spline.d)
-        return snap(perturb(np.asarray(first, dtype=np.float64), sigma, self.n_local, rng))
+        incumbent = spline.points[int(np.argmax(spline.values))]
+        centres = (incumbent, np.asarray(first, dtype=np.float64))
+        return snap(np.vstack([perturb(c, sigma, self.n_local, rng) for c in centres]))
 
     def near_argmax(
         self,
