@@ -8,9 +8,9 @@ to 0.1 % regret at q = 4 on NAS-shaped problems).
 
 The diverse fill is pySOT's batch mode (Regis & Shoemaker, INFORMS J.
 Computing 19(4), 2007; Eng. Optim. 45(5), 2013): one candidate pool per
-category (the strategy's ranked candidates plus its perturbations of the
-slot-1 proposal), from which each slot takes the best admissible point by
-the stochastic-RBF merit
+category (the strategy's ``batch_candidates``: for the default, perturbations
+of the incumbent and of the slot-1 proposal), from which each slot takes the
+best admissible point by the stochastic-RBF merit
 
     w * S(x) + (1 - w) * D(x),
 
@@ -19,7 +19,11 @@ already chosen point, both scaled to [0, 1] over the pools of all categories.
 After each pick D shrinks around it, and w cycles through the strategy's
 ``batch_weights``, so later slots trade predicted value for spread. The
 admissibility rules stay those of :func:`nas.search.propose.propose`, which
-walks these rankings exactly as it walks the strategy's own.
+walks these rankings exactly as it walks the strategy's own; that ranking
+follows the pool's, so a pool with nothing admissible cannot end a batch
+early. A pool of the ranked candidates themselves (uniform points included)
+explored too far: their low values stretch the scale of S until distance
+dominates (``benchmarks/results/batch_fill.md``).
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ else **explores locally** with the stochastic-RBF merit w*S + (1-w)*D (Regis &
 Shoemaker, INFORMS J. Computing 19(4), 2007), w cycling through
 ``WEIGHT_CYCLE``; the perturbation radius halves after ``max(4, d)`` points
 without improvement. In a batch, slot 1 is that ranking's head; slots 2..q
-come from a pool of these candidates plus perturbations of slot 1, by the same
-merit with w cycling through ``BATCH_WEIGHTS`` and D counting the slots
-already chosen (pySOT's batch mode; :mod:`nas.search.batch`), where
-Algorithm 1 fills by the believer rule. The evidence and the variants tried
+come from perturbations of the incumbent and of slot 1, by the same merit
+with w cycling through ``BATCH_WEIGHTS`` and D counting the slots already
+chosen (pySOT's batch mode; :mod:`nas.search.batch`), where Algorithm 1
+fills by the believer rule. The evidence and the variants tried
 are in ``benchmarks/results/sample_efficiency.md``
 (``benchmarks/sample_efficiency.py``).
 """
@@ -67,10 +67,10 @@ class Strategy(Protocol):
 class DiverseBatches(Protocol):
     """A strategy whose batch slots 2..q come from a pool ranked by merit, not the believer rule.
 
-    ``batch_candidates`` adds legal unit points around the batch's first
-    proposal to the category's ranked candidates; :mod:`nas.search.batch`
-    ranks the pool by ``batch_weights``. Strategies without these (Algorithm 1)
-    fill batches by the believer rule.
+    ``batch_candidates`` gives the legal unit points slots 2..q are drawn
+    from, knowing the batch's first proposal; :mod:`nas.search.batch` ranks
+    them by ``batch_weights``. Strategies without these (Algorithm 1) fill
+    batches by the believer rule.
     """
 
     batch_weights: tuple[float, ...]
