@@ -3,10 +3,11 @@
 :func:`maximize` is the hierarchical quasi-Monte-Carlo search of DESIGN
 section 1. :func:`propose` walks ranked candidates per category and applies
 the hard rules every strategy shares: snapped to legal values, never an
-existing key, a minimum unit-box distance to every existing point, the
-feasibility predicate, and the "believer" rule for batches. What the
-candidates are and how they are ranked is a :class:`Strategy`; ``"paper"``
-is Algorithm 1 (pure argmax of s).
+existing key, a minimum unit-box distance to every existing point and the
+feasibility predicate. What the candidates are and how they are ranked is a
+:class:`Strategy`; ``"paper"`` is Algorithm 1 (pure argmax of s). Batch
+slots 2..q come from a merit-ranked pool (:mod:`nas.search.batch`) for
+strategies that offer one, else by the believer rule.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nas.search.batch import DiversePool
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline
-from nas.search.strategies import PaperStrategy, Ranking, Strategy
+from nas.search.strategies import DiverseBatches, PaperStrategy, Ranking, Strategy
 
 #: Candidates checked per vectorised distance computation in a walk.
 _BLOCK = 1024
@@ -86,10 +88,14 @@ def propose(
     points (the spline supports) or ``avoid``, its unit-box distance to every
     such point and every earlier proposal of its category is at least
     ``min_distance``, and ``feasible`` accepts it. The best admissible head
-    over all categories wins. Batches follow the believer rule: the winner
-    joins its spline as a fantasy point (x, s(x)), that spline is refitted
-    and its category re-ranked. ``predicted`` is always the value of the
-    spline fitted to measured points only.
+    over all categories wins, and slot 1 is the same with any ``q``. A
+    :class:`~nas.search.strategies.DiverseBatches` strategy fills slots
+    2..q from one pool per category ranked by value and distance to every
+    taken point (:class:`~nas.search.batch.DiversePool`); any other follows
+    the believer rule: the winner joins its spline as a fantasy point
+    (x, s(x)), that spline is refitted and its category re-ranked.
+    ``predicted`` is always the value of the spline fitted to measured
+    points only.
 
     Raises
     ------
@@ -117,6 +123,7 @@ def propose(
         if cat in blocked:
             blocked[cat].append(space.to_unit(params))
     checker = _Admissibility(space, taken, blocked, feasible, min_distance)
+    cell = min_distance / np.sqrt(space.d)
 
     def ranking_for(index: int, slot: int) -> _Walk:
         cat = categories[index]
@@ -128,9 +135,10 @@ def propose(
             rng=rng,
             neighbours=space.lattice_neighbours,
         )
-        return _Walk(ranking, min_distance / np.sqrt(space.d))
+        return _Walk(ranking, cell)
 
     walks = {cat: ranking_for(i, 0) for i, cat in enumerate(categories)}
+    pool: DiversePool | None = None
     out: list[Candidate] = []
     for slot in range(q):
         heads = {cat: checker.advance(walk, cat) for cat, walk in walks.items()}
@@ -147,8 +155,15 @@ def propose(
         out.append(
             Candidate(params, cat, float(base[cat](x)), float(walk.ranking.scores[heads[cat]]))
         )
+        if slot + 1 == q:
+            break
+        if isinstance(strategy, DiverseBatches) and pool is None:
+            pool = _diverse_pool(space, strategy, base, walks, checker, x, seed)
         checker.accept(params, x, cat)
-        if slot + 1 < q:
+        if pool is not None:
+            pool.take(x, cat)
+            walks = {c: _Walk(r, cell) for c, r in pool.rankings(slot + 1).items()}
+        else:  # the believer rule: the winner's prediction joins its spline as if measured
             fantasy = current[cat]
             current[cat] = PolyharmonicSpline(
                 np.vstack([fantasy.points, x]),
@@ -157,6 +172,26 @@ def propose(
             )
             walks[cat] = ranking_for(categories.index(cat), slot + 1)
     return out
+
+
+def _diverse_pool(
+    space: SearchSpace,
+    strategy: DiverseBatches,
+    base: Mapping[tuple[Value, ...], PolyharmonicSpline],
+    walks: Mapping[tuple[Value, ...], _Walk],
+    checker: _Admissibility,
+    first: np.ndarray,
+    seed: int,
+) -> DiversePool:
+    """The strategy's batch candidates of each category, its slot-1 ranking as the fallback."""
+    points, values = {}, {}
+    for index, cat in enumerate(walks):
+        rng = np.random.default_rng([seed, index, 0, 1])
+        points[cat] = strategy.batch_candidates(base[cat], first, snap=space.snap_unit, rng=rng)
+        values[cat] = base[cat](points[cat])
+    existing = {cat: checker.unit_points(cat) for cat in walks}
+    fallback = {cat: walk.ranking for cat, walk in walks.items()}
+    return DiversePool(points, values, existing, strategy.batch_weights, fallback)
 
 
 class _Admissibility:

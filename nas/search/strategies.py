@@ -9,15 +9,20 @@ while the best predicted gain exceeds ``gain_rtol`` of the measured range,
 else **explores locally** with the stochastic-RBF merit w*S + (1-w)*D (Regis &
 Shoemaker, INFORMS J. Computing 19(4), 2007), w cycling through
 ``WEIGHT_CYCLE``; the perturbation radius halves after ``max(4, d)`` points
-without improvement. The evidence and the variants tried are in
-``benchmarks/results/sample_efficiency.md`` (``benchmarks/sample_efficiency.py``).
+without improvement. In a batch, slot 1 is that ranking's head; slots 2..q
+come from perturbations of the incumbent and of slot 1, by the same merit
+with w cycling through ``BATCH_WEIGHTS`` and D counting the slots already
+chosen (pySOT's batch mode; :mod:`nas.search.batch`), where Algorithm 1
+fills by the believer rule. The evidence and the variants tried
+are in ``benchmarks/results/sample_efficiency.md``
+(``benchmarks/sample_efficiency.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -56,6 +61,23 @@ class Strategy(Protocol):
         rng: np.random.Generator,
         neighbours: Neighbours | None = None,
     ) -> Ranking: ...
+
+
+@runtime_checkable
+class DiverseBatches(Protocol):
+    """A strategy whose batch slots 2..q come from a pool ranked by merit, not the believer rule.
+
+    ``batch_candidates`` gives the legal unit points slots 2..q are drawn
+    from, knowing the batch's first proposal; :mod:`nas.search.batch` ranks
+    them by ``batch_weights``. Strategies without these (Algorithm 1) fill
+    batches by the believer rule.
+    """
+
+    batch_weights: tuple[float, ...]
+
+    def batch_candidates(
+        self, spline: PolyharmonicSpline, first: np.ndarray, *, snap: Snap, rng: np.random.Generator
+    ) -> np.ndarray: ...
 
 
 def spline_maxima(
@@ -102,6 +124,8 @@ class PaperStrategy:
 
 #: Merit weights on the spline value in exploration steps; the rest goes to distance.
 WEIGHT_CYCLE = (0.7, 0.95)
+#: Merit weights on the spline value for batch slots 2, 3, ... (:mod:`nas.search.batch`).
+BATCH_WEIGHTS = (0.95, 0.9, 0.8)
 
 
 @dataclass(frozen=True)
@@ -120,6 +144,9 @@ class DefaultStrategy:
     gain_rtol : float
         Exploit while the best candidate's predicted gain over the best measured
         value exceeds this fraction of the measured range.
+    batch_weights : tuple of float
+        Merit weights on the spline value for batch slots 2, 3, ... (cycled, each
+        in [0, 1]); see :mod:`nas.search.batch`.
     """
 
     n_local: int = 2000
@@ -129,6 +156,7 @@ class DefaultStrategy:
     sigma_min: float = 0.2 * 0.5**5
     weights: tuple[float, ...] = WEIGHT_CYCLE
     gain_rtol: float = 3e-3
+    batch_weights: tuple[float, ...] = BATCH_WEIGHTS
 
     def __post_init__(self) -> None:
         counts = (self.n_local, self.n_global, self.n_argmax)
@@ -140,8 +168,10 @@ class DefaultStrategy:
             raise ValueError(
                 f"need 0 < sigma_min <= sigma_init, got {self.sigma_min} and {self.sigma_init}"
             )
-        if not self.weights or not all(0.0 <= w <= 1.0 for w in self.weights):
-            raise ValueError(f"weights must be a non-empty cycle in [0, 1], got {self.weights}")
+        for name in ("weights", "batch_weights"):
+            cycle = getattr(self, name)
+            if not cycle or not all(0.0 <= w <= 1.0 for w in cycle):
+                raise ValueError(f"{name} must be a non-empty cycle in [0, 1], got {cycle}")
         if not 0.0 <= self.gain_rtol < 1.0:
             raise ValueError(f"gain_rtol must be in [0, 1), got {self.gain_rtol}")
 
@@ -172,15 +202,29 @@ class DefaultStrategy:
         legal, _ = _fresh(np.vstack([local, wide]), existing)
         s = spline(legal)
         if s.size and s.max() - values.max() > self.gain_rtol * float(np.ptp(values)):
-            return _by_score(legal, _unit_scale(s))
+            return _by_score(legal, unit_scale(s))
         near, distance = _fresh(local, existing)
         w = self.weights[len(values) % len(self.weights)]
-        head = _by_score(near, w * _unit_scale(spline(near)) + (1.0 - w) * _unit_scale(distance))
+        head = _by_score(near, w * unit_scale(spline(near)) + (1.0 - w) * unit_scale(distance))
         rest = ~_rows_in(legal, near)
-        tail = _by_score(legal[rest], _unit_scale(s[rest]) - 2.0)
+        tail = _by_score(legal[rest], unit_scale(s[rest]) - 2.0)
         return Ranking(
             np.vstack([head.points, tail.points]), np.concatenate([head.scores, tail.scores])
         )
+
+    def batch_candidates(
+        self, spline: PolyharmonicSpline, first: np.ndarray, *, snap: Snap, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Legal points for slots 2..q: perturbations of the incumbent and of ``first``.
+
+        ``first`` is the batch's first proposal; both sets use the current
+        radius, as DYCORS does around its best point, so the merit compares
+        neighbours of the two places the batch is about.
+        """
+        sigma = self.radius(spline.values, spline.d)
+        incumbent = spline.points[int(np.argmax(spline.values))]
+        centres = (incumbent, np.asarray(first, dtype=np.float64))
+        return snap(np.vstack([perturb(c, sigma, self.n_local, rng) for c in centres]))
 
     def near_argmax(
         self,
@@ -261,7 +305,8 @@ def _by_score(points: np.ndarray, scores: np.ndarray) -> Ranking:
     return Ranking(points[order], scores[order])
 
 
-def _unit_scale(v: np.ndarray) -> np.ndarray:
+def unit_scale(v: np.ndarray) -> np.ndarray:
+    """``v`` mapped affinely onto [0, 1] (all ones when constant): merits mix unlike units."""
     span = float(np.ptp(v)) if v.size else 0.0
     return (v - v.min()) / span if span > 0 else np.ones_like(v)
 
