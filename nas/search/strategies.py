@@ -9,7 +9,11 @@ while the best predicted gain exceeds ``gain_rtol`` of the measured range,
 else **explores locally** with the stochastic-RBF merit w*S + (1-w)*D (Regis &
 Shoemaker, INFORMS J. Computing 19(4), 2007), w cycling through
 ``WEIGHT_CYCLE``; the perturbation radius halves after ``max(4, d)`` points
-without improvement. The evidence and the variants tried are in
+without improvement. With categorical dimensions the optimizer hands ``"default"``
+one spline over the numeric coordinates and category indicators
+(:mod:`nas.search.categories`), so the incumbent, the perturbations and the
+argmax range over the categories together; ``"paper"`` ranks each category's
+own spline. The evidence and the variants tried are in
 ``benchmarks/results/sample_efficiency.md`` (``benchmarks/sample_efficiency.py``).
 """
 
