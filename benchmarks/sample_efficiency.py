@@ -12,6 +12,11 @@ Methods: the spline optimiser (``paper`` = Algorithm 1 as published, ``default``
 GP samplers, scikit-optimize ``gp_minimize``, pySOT DYCORS and SRBF. Peers that do
 not import are skipped with a note (install the ``bench`` extra).
 
+A categorical dimension of a problem (``Problem.categorical``) is a categorical dimension
+for the spline optimiser, Optuna (``suggest_categorical``) and scikit-optimize
+(``Categorical``); pySOT has no categorical type and gets an integer coordinate (0/1 for
+two choices), and random search draws the label uniformly.
+
 Usage::
 
     python benchmarks/sample_efficiency.py --quick
@@ -119,8 +124,10 @@ def _spline(strategy: str, q: int, design: str = "corners", noise: str | None = 
 
         names = [f"x{i}" for i in range(problem.d)]
         dims = [
-            Dim(n, "int", lo, hi)
-            for n, lo, hi in zip(names, problem.lows, problem.highs, strict=True)
+            Dim(n, "categorical", choices=tuple(range(lo, hi + 1)))
+            if i in problem.categorical
+            else Dim(n, "int", lo, hi)
+            for i, (n, lo, hi) in enumerate(zip(names, problem.lows, problem.highs, strict=True))
         ]
         level = ev.noise_sd if noise == "sd" else noise
         opt = SplineOptimizer(
@@ -185,7 +192,9 @@ def _optuna(kind: str) -> Runner:
         while True:
             trial = study.ask()
             x = [
-                trial.suggest_int(f"x{i}", lo, hi)
+                trial.suggest_categorical(f"x{i}", list(range(lo, hi + 1)))
+                if i in problem.categorical
+                else trial.suggest_int(f"x{i}", lo, hi)
                 for i, (lo, hi) in enumerate(zip(problem.lows, problem.highs, strict=True))
             ]
             study.tell(trial, ev(x))
@@ -195,9 +204,12 @@ def _optuna(kind: str) -> Runner:
 
 def _skopt(problem: Problem, ev: Evaluator, seed: int) -> None:
     from skopt import gp_minimize
-    from skopt.space import Integer
+    from skopt.space import Categorical, Integer
 
-    dims = [Integer(lo, hi) for lo, hi in zip(problem.lows, problem.highs, strict=True)]
+    dims = [
+        Categorical(list(range(lo, hi + 1))) if i in problem.categorical else Integer(lo, hi)
+        for i, (lo, hi) in enumerate(zip(problem.lows, problem.highs, strict=True))
+    ]
     gp_minimize(ev, dims, n_calls=CALL_CAP * ev.budget, random_state=seed)
 
 
@@ -210,6 +222,8 @@ def _pysot(kind: str) -> Runner:
         from pySOT.surrogate import CubicKernel, LinearTail, RBFInterpolant
 
         class Box(OptimizationProblem):
+            """The integer box; a categorical dimension is an integer coordinate (no type in pySOT)."""
+
             def __init__(self) -> None:
                 self.dim, self.lb = problem.d, np.array(problem.lows, float)
                 self.ub = np.array(problem.highs, float)

@@ -109,9 +109,10 @@ def test_feasibility_predicate_excludes_initial_and_proposals() -> None:
     assert all(p["b"] <= 15 for p in design) and len(design) < len(SPACE.initial_design())
 
 
-def test_categorical_combinations_get_their_own_design() -> None:
+def test_separate_categories_get_their_own_design() -> None:
     space = SearchSpace([Dim("a", "float", 0.0, 1.0), Dim("c", "categorical", choices=("x", "y"))])
-    opt = SplineOptimizer(space, batch_size=2)
+    opt = SplineOptimizer(space, batch_size=2, strategy="paper")
+    assert opt.categories == "separate" and opt.initial_design() == space.initial_design()
     design = space.initial_design()
     for p in design[:3]:
         opt.tell(p, p["a"])

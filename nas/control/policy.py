@@ -247,7 +247,7 @@ class Study:
         return self.propose(n=len(self.optimizer.initial_design()))
 
     def _record_fit(self, summary: FitSummary | None) -> None:
-        """Store a fit: support point ids, coefficients per category, LOO error, argmax."""
+        """Store a fit: support point ids, coefficients of the solved splines, LOO error, argmax."""
         if summary is None:
             return
         support = [
@@ -255,13 +255,8 @@ class Study:
             for p in self.state.with_status(PointStatus.DONE)
             if self.state.space.category_of(p.params) in summary.splines
         ]
-        coefficients = [
-            float(c)
-            for spline in summary.splines.values()
-            for c in (*spline.coefficients, *spline.poly)
-        ]
         self.state.add_fit(
-            support, coefficients, summary.loo_rmse, summary.argmax, summary.predicted_max
+            support, summary.coefficients, summary.loo_rmse, summary.argmax, summary.predicted_max
         )
         for warning in summary.warnings:  # readers show them without refitting
             self.state.log(FIT_WARNING, f"{warning} (smoothing {summary.smoothing:.3g})")
@@ -372,7 +367,16 @@ class Study:
             notes.append(
                 f"{len(rows)} measured point(s){where} of which {rank} affinely independent"
             )
-        return f"a fit needs {need} affinely independent measured points: " + "; ".join(notes)
+        shared = ""
+        if space.categorical and self.experiment.experiment.strategy != "paper":
+            extra = sum(len(dim.choices) - 1 for dim in space.categorical)
+            shared = (
+                f" (per category; or {need + extra} over all categories, every categorical "
+                "choice measured, for the spline they share)"
+            )
+        return f"a fit needs {need} affinely independent measured points{shared}: " + "; ".join(
+            notes
+        )
 
 
 #: Event kind of a warning about a stored fit (e.g. the smoothing an unstable system needed).

@@ -117,7 +117,9 @@ class FitRecord:
     """One spline fit: which points supported it and what it predicted.
 
     ``coefficients`` holds, per fitted category in order, the kernel
-    coefficients c_j followed by the linear tail (constant, then one per dim).
+    coefficients c_j followed by the linear tail (constant, then one per dim);
+    when the categories share one spline, that spline's once (its tail then
+    ends with one entry per non-first categorical choice).
     """
 
     number: int

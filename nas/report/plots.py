@@ -78,6 +78,8 @@ class SearchData:
     goal: str = "maximize"
     tolerance: float = 0.5
     smoothing: float = 0.0
+    #: The experiment's strategy: it decides whether categories share one spline.
+    strategy: str = "default"
 
     def __post_init__(self) -> None:
         n = len(self.params)
@@ -120,12 +122,15 @@ def search_data(state: State) -> SearchData:
         goal=experiment.goal,
         tolerance=experiment.tolerance,
         smoothing=experiment.smoothing,
+        strategy=experiment.strategy,
     )
 
 
 def fit_surrogate(data: SearchData) -> Surrogate:
     """Fit the search's splines to ``data`` and map each spline's LOO errors back to points."""
-    optimizer = SplineOptimizer(data.space, goal=data.goal, smoothing=data.smoothing)
+    optimizer = SplineOptimizer(
+        data.space, goal=data.goal, smoothing=data.smoothing, strategy=data.strategy
+    )
     for params, value in zip(data.params, data.values, strict=True):
         optimizer.tell(params, float(value))
     fit = optimizer.fit()

@@ -30,18 +30,27 @@ DESIGNS = ("corners", "space-filling")
 SCRAMBLINGS = 16
 
 
-def default_size(space: SearchSpace) -> int:
-    """d+2 points per category: one more than a spline with a linear tail needs."""
-    return space.d + 2
+def default_size(space: SearchSpace, shared: bool = False) -> int:
+    """One more point than a spline with a linear tail needs: d+2 per category, or
+    d+2 plus one per non-first categorical choice for the shared model."""
+    extra = sum(len(dim.choices) - 1 for dim in space.categorical) if shared else 0
+    return space.d + 2 + extra
 
 
 def initial_design(
-    space: SearchSpace, kind: str = "corners", n: int | None = None, seed: int = 0
+    space: SearchSpace,
+    kind: str = "corners",
+    n: int | None = None,
+    seed: int = 0,
+    shared: bool = False,
 ) -> list[Params]:
-    """The initial design of ``kind`` for every category, in proposal order.
+    """The initial design of ``kind``, in proposal order.
 
-    Categories do not share points: each gets its own design (the spline is
-    fitted per category).
+    With ``shared`` (one model for all categories, :mod:`nas.search.categories`)
+    the categories share one design: row i of the numeric design takes choice
+    i mod K of each categorical dimension with K choices, so every choice is
+    measured and a 2-way category does not double the design. Otherwise
+    (a spline per category, Algorithm 1) every category gets the whole design.
 
     Raises
     ------
@@ -50,20 +59,34 @@ def initial_design(
     """
     if kind not in DESIGNS:
         raise ValueError(f"design must be one of {DESIGNS}, got {kind!r}")
-    if kind == "corners":
+    if kind == "corners" and not shared:
         return space.initial_design()
-    n = default_size(space) if n is None else n
-    if n < space.d + 1:
-        raise ValueError(
-            f"a space-filling design needs at least d+1 = {space.d + 1} points, got {n}"
-        )
-    unit = space_filling_unit(space, n, seed)
+    if kind == "corners":
+        unit = space.corner_unit()
+    else:
+        n = default_size(space, shared) if n is None else n
+        if n < space.d + 1:
+            raise ValueError(
+                f"a space-filling design needs at least d+1 = {space.d + 1} points, got {n}"
+            )
+        unit = space_filling_unit(space, n, seed)
+    rows = (
+        [(row, round_robin(space, i)) for i, row in enumerate(unit)]
+        if shared
+        else [(row, category) for category in space.categories() for row in unit]
+    )
+    if shared and kind == "corners":  # the centre in every category: the offsets where it matters
+        rows[3:3] = [(unit[2], category) for category in space.categories()]
     out: dict[tuple, Params] = {}
-    for category in space.categories():
-        for row in unit:
-            params = space.from_unit(row, category)
-            out.setdefault(space.key(params), params)
+    for row, category in rows:
+        params = space.from_unit(row, category)
+        out.setdefault(space.key(params), params)
     return list(out.values())
+
+
+def round_robin(space: SearchSpace, i: int) -> tuple:
+    """Choice ``i mod K`` of each categorical dimension (K its number of choices)."""
+    return tuple(dim.choices[i % len(dim.choices)] for dim in space.categorical)
 
 
 def space_filling_unit(space: SearchSpace, n: int, seed: int) -> np.ndarray:

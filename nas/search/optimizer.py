@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.search.categories import EmbeddedSpace, views
 from nas.search.design import initial_design
 from nas.search.noise import choose_smoothing
 from nas.search.propose import Candidate, propose
@@ -26,6 +27,10 @@ from nas.search.stopping import STOP_RULES, StopEvidence, decide
 from nas.search.strategies import STRATEGIES, Strategy, spline_maxima
 
 GOALS = {"maximize": 1.0, "minimize": -1.0}
+
+#: How categories are modelled: one spline over all of them (:mod:`nas.search.categories`)
+#: or one spline per category (Algorithm 1).
+CATEGORY_MODELS = ("shared", "separate")
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,13 @@ class Proposal:
 
 @dataclass(frozen=True)
 class FitSummary:
-    """One refit over all categories, in the units of the measurements."""
+    """One refit over all categories, in the units of the measurements.
+
+    ``splines`` has a spline per category (for the shared model, views of the
+    one spline); ``coefficients`` are those of the splines actually solved:
+    per category the kernel coefficients then the linear tail, or once for
+    the shared spline (its tail ends with one entry per category indicator).
+    """
 
     n_support: int
     loo_rmse: float
@@ -52,6 +63,7 @@ class FitSummary:
     splines: Mapping[tuple[Value, ...], PolyharmonicSpline] = field(
         default_factory=dict, compare=False, repr=False
     )
+    coefficients: tuple[float, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -84,7 +96,14 @@ class SplineOptimizer:
             (:mod:`nas.search.noise`), :attr:`best` is the measured point with
             the best smoothed value and the stop tolerance is at least 2 sd.
         design: ``"corners"`` (2d+3, Algorithm 1) or ``"space-filling"``.
-        design_points: Size of a space-filling design (default d+2).
+        design_points: Size of a space-filling design (default d+2, plus one per
+            non-first categorical choice with ``categories="shared"``).
+        categories: ``"shared"`` (one spline over numeric coordinates and
+            category indicators, one design for all categories) or
+            ``"separate"`` (a spline and a design per category, Algorithm 1);
+            None takes ``"separate"`` for the ``"paper"`` strategy, else ``"shared"``.
+            The shared model falls back to separate splines while some
+            categorical choice has no measurement.
     """
 
     def __init__(
@@ -103,6 +122,7 @@ class SplineOptimizer:
         noise: float | str | None = None,
         design: str = "corners",
         design_points: int | None = None,
+        categories: str | None = None,
     ) -> None:
         if not isinstance(space, SearchSpace):
             raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}")
@@ -141,13 +161,23 @@ class SplineOptimizer:
             stop = "paper" if isinstance(strategy, STRATEGIES["paper"]) else "default"
         _require(stop in STOP_RULES, f"stop must be one of {list(STOP_RULES)}", stop)
         self.stop = stop
+        if categories is None:
+            categories = "separate" if isinstance(strategy, STRATEGIES["paper"]) else "shared"
+        _require(
+            categories in CATEGORY_MODELS,
+            f"categories must be one of {CATEGORY_MODELS}",
+            categories,
+        )
+        self.categories = categories
+        shared = categories == "shared" and bool(space.categorical)
+        self._embedded = EmbeddedSpace(space) if shared else None
         _require(
             noise is None or noise == "auto" or (_finite(noise) and noise >= 0),
             "noise must be a number >= 0, 'auto' or None",
             noise,
         )
         self.noise = noise
-        self._design = initial_design(space, design, design_points, seed)
+        self._design = initial_design(space, design, design_points, seed, shared)
         self.design = design
         self.space = space
         self.batch_size = batch_size
@@ -163,6 +193,7 @@ class SplineOptimizer:
         self._pending: dict[tuple[Value, ...], Params] = {}
         self._suggested: dict[tuple[Value, ...], float | None] = {}
         self._splines: dict[tuple[Value, ...], PolyharmonicSpline] | None = None
+        self._joint: PolyharmonicSpline | None = None
 
     # -- data ------------------------------------------------------------------------
 
@@ -256,7 +287,7 @@ class SplineOptimizer:
             return 0.0
         if self.noise != "auto":
             return float(self.noise)
-        splines = self._fit_all()
+        _, splines = self._model()
         residuals = [s.values - s(s.points) for s in splines.values()]
         return float(np.sqrt(np.mean(np.concatenate(residuals) ** 2))) if residuals else 0.0
 
@@ -298,10 +329,12 @@ class SplineOptimizer:
     # -- model -----------------------------------------------------------------------
 
     def fit(self) -> FitSummary | None:
-        """Fit one spline per category that can be fitted; None while none can.
+        """Fit the model of the categories (``categories``); None while no spline can be fitted.
 
-        A category is fitted as soon as its measurements determine a spline:
-        d+1 affinely independent points. Whether they are the initial design
+        A separate spline is fitted as soon as its category's measurements
+        determine it: d+1 affinely independent points; the shared spline needs
+        d+1 plus one per non-first categorical choice over all categories, each
+        choice measured. Whether they are the initial design
         does not matter (the design is only what :meth:`suggest` asks for
         first); points measured elsewhere, e.g. in an earlier campaign, are
         support points like any other.
@@ -310,18 +343,18 @@ class SplineOptimizer:
             SplineError: Measurements of a category are singular (duplicates
                 with no smoothing); the message names the offending parameters.
         """
-        splines = self._fit_all()
+        space, splines = self._model()
         if not splines:
             return None
         maxima = []
         for index, (cat, spline) in enumerate(splines.items()):
             rng = np.random.default_rng([self.seed, index])
-            snap = self.space.snap_unit
-            x, fx, legal = spline_maxima(spline, snap, self.space.lattice_neighbours, rng)
+            snap = space.snap_unit
+            x, fx, legal = spline_maxima(spline, snap, space.lattice_neighbours, rng)
             candidates = np.vstack([legal, snap(x[int(np.argmax(fx))][None, :])])
             values = spline(candidates)
             best = int(np.argmax(values))
-            maxima.append((float(values[best]), index, self.space.from_unit(candidates[best], cat)))
+            maxima.append((float(values[best]), index, space.from_unit(candidates[best], cat)))
         value, _, argmax = max(maxima, key=lambda m: (m[0], -m[1]))
         loo = np.concatenate([spline.loo_errors() for spline in splines.values()])
         return FitSummary(
@@ -335,7 +368,12 @@ class SplineOptimizer:
                 for cat, spline in splines.items()
                 if spline.conditioning
             ),
-            splines=splines,
+            splines=self._fit_all(),
+            coefficients=tuple(
+                float(c)
+                for spline in splines.values()
+                for c in (*spline.coefficients, *spline.poly)
+            ),
         )
 
     def predict(self, params: Mapping[str, Any], extrapolate: bool = False) -> float:
@@ -352,13 +390,33 @@ class SplineOptimizer:
         return self._sign * float(splines[cat](x))
 
     def _fit_all(self) -> dict[tuple[Value, ...], PolyharmonicSpline]:
+        """A spline per category that has one (views of the shared spline when it is fitted)."""
         if self._splines is None:
-            self._splines = {}
-            for cat, rows in self._support().items():
-                spline = self._fit_category(cat, rows)
-                if spline is not None:
-                    self._splines[cat] = spline
+            self._joint = self._fit_joint() if self._embedded is not None else None
+            if self._joint is not None:
+                self._splines = views(self._joint, self._embedded)
+            else:
+                self._splines = {}
+                for cat, rows in self._support().items():
+                    spline = self._fit_category(cat, rows)
+                    if spline is not None:
+                        self._splines[cat] = spline
         return self._splines
+
+    def _model(self) -> tuple[SearchSpace | EmbeddedSpace, dict[tuple, PolyharmonicSpline]]:
+        """The space proposals are searched in and the splines actually solved, by category."""
+        splines = self._fit_all()
+        if self._joint is not None:
+            return self._embedded, {(): self._joint}
+        return self.space, splines
+
+    def _fit_joint(self) -> PolyharmonicSpline | None:
+        """The shared spline over every measurement; None while a choice is unmeasured."""
+        rows = [r for r in self._records.values() if math.isfinite(r.value)]
+        x = np.array([self._embedded.to_unit(r.params) for r in rows]).reshape(
+            len(rows), self._embedded.d
+        )
+        return self._solve(x, rows, "all categories")
 
     def _support(self) -> dict[tuple[Value, ...], list[Record]]:
         support: dict[tuple[Value, ...], list[Record]] = {}
@@ -370,21 +428,25 @@ class SplineOptimizer:
     def _fit_category(
         self, cat: tuple[Value, ...], rows: list[Record]
     ) -> PolyharmonicSpline | None:
-        if len(rows) < self.space.d + 1:
+        return self._solve(
+            self.space.to_unit_many([r.params for r in rows]), rows, f"category {cat}" if cat else ""
+        )
+
+    def _solve(self, x: np.ndarray, rows: list[Record], where: str) -> PolyharmonicSpline | None:
+        """The spline through unit points ``x`` of ``rows``; None while they do not determine one."""
+        d = x.shape[1]
+        if len(rows) < d + 1 or np.linalg.matrix_rank(x - x.mean(axis=0)) < d:
             return None
-        x = self.space.to_unit_many([r.params for r in rows])
         y = self._sign * np.array([r.value for r in rows])
-        if np.linalg.matrix_rank(x - x.mean(axis=0)) < self.space.d:
-            return None
         try:
             if self.noise is None:
                 return PolyharmonicSpline(x, y, self.smoothing)
             return choose_smoothing(x, y, self.noise, floor=self.smoothing)
         except SplineError as exc:
             named = [rows[i].params for i in exc.indices]
-            where = f"category {cat}: " if cat else ""
+            prefix = f"{where}: " if where else ""
             points = f"; points: {named}" if named else ""
-            raise SplineError(f"{where}{exc}{points}", exc.indices) from exc
+            raise SplineError(f"{prefix}{exc}{points}", exc.indices) from exc
 
     # -- suggestions -----------------------------------------------------------------
 
@@ -410,12 +472,12 @@ class SplineOptimizer:
         n = self.batch_size if n is None else n
         _require(isinstance(n, int) and n >= 1, "n must be an int >= 1", n)
         out = [Proposal(p, None, "initial") for p in self._unissued_initial()[:n]]
-        splines = self._fit_all()
+        space, splines = self._model()
         if len(out) < n and splines:
             avoid = [r.params for r in self._records.values()] + list(self._pending.values())
             avoid += [p.params for p in out]
             candidates = propose(
-                self.space,
+                space,
                 splines,
                 q=n - len(out),
                 avoid=avoid,

@@ -350,14 +350,17 @@ class SearchSpace:
         point for each k, then high in an all-low point for each k. Points
         are snapped and deduplicated with their order kept.
         """
-        eye = np.eye(self.d)
-        unit = np.vstack([np.ones(self.d), np.zeros(self.d), np.full(self.d, 0.5), 1.0 - eye, eye])
         design: dict[tuple[Value, ...], Params] = {}
         for category in self.categories():
-            for row in unit:
+            for row in self.corner_unit():
                 params = self.from_unit(row, category)
                 design.setdefault(self.key(params), params)
         return list(design.values())
+
+    def corner_unit(self) -> np.ndarray:
+        """The 2d+3 unit rows of :meth:`initial_design`, in its order (before snapping)."""
+        eye = np.eye(self.d)
+        return np.vstack([np.ones(self.d), np.zeros(self.d), np.full(self.d, 0.5), 1.0 - eye, eye])
 
     def with_bounds(
         self, name: str, low: float | None = None, high: float | None = None

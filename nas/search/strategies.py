@@ -13,9 +13,12 @@ without improvement. In a batch, slot 1 is that ranking's head; slots 2..q
 come from perturbations of the incumbent and of slot 1, by the same merit
 with w cycling through ``BATCH_WEIGHTS`` and D counting the slots already
 chosen (pySOT's batch mode; :mod:`nas.search.batch`), where Algorithm 1
-fills by the believer rule. The evidence and the variants tried
-are in ``benchmarks/results/sample_efficiency.md``
-(``benchmarks/sample_efficiency.py``).
+fills by the believer rule. With categorical dimensions the optimizer hands
+``"default"`` one spline over the numeric coordinates and category indicators
+(:mod:`nas.search.categories`), so the incumbent, the perturbations and the
+argmax range over the categories together; ``"paper"`` ranks each category's
+own spline. The evidence and the variants tried are in
+``benchmarks/results/sample_efficiency.md`` (``benchmarks/sample_efficiency.py``).
 """
 
 from __future__ import annotations
