@@ -129,3 +129,23 @@ def test_an_exhausted_pool_falls_back_to_the_strategy_ranking():
     assert out[0] == batch(0)[0]
     measured = {SPACE.key(SPACE.from_unit(x)) for x in bowl_spline(0).points}
     assert not {SPACE.key(c.params) for c in out} & measured
+
+
+def test_fills_are_marked_and_believer_batches_have_none():
+    assert [c.fill for c in batch(0)] == [False, True, True, True]
+    assert not any(c.fill for c in batch(0, PaperStrategy()))
+
+
+def test_a_diverse_batch_gives_the_stop_rule_one_agreement_not_four():
+    from nas.search.optimizer import SplineOptimizer
+
+    opt = SplineOptimizer(SPACE, batch_size=4, seed=0)
+    for params in opt.ask(len(opt.initial_design())):
+        opt.tell(params, -float(((SPACE.to_unit(params) - PEAK) ** 2).sum()))
+    proposals = opt.suggest()
+    assert [p.origin for p in proposals] == ["incremental", "fill", "fill", "fill"]
+    for p in proposals:  # every prediction met exactly
+        opt.tell(p.params, p.predicted)
+    assert opt.stop_evidence().gaps == (0.0,)
+    told = [r for r in opt.history if r.predicted is not None]
+    assert [r.fill for r in told] == [False, True, True, True]

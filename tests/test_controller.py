@@ -66,7 +66,7 @@ def test_search_runs_to_its_budget_and_records_every_result(tmp_path: Path) -> N
     assert outcome.ok and "max_points" in outcome.reason
     assert [p.status for p in state.points] == [S.DONE] * 7
     assert all(p.value == pytest.approx(objective(p.params)) for p in state.points)
-    assert {p.origin for p in state.points} == {"initial", "incremental"}
+    assert {p.origin for p in state.points} == {"initial", "incremental", "fill"}  # batches of 2
     assert state.fits, "spline proposals record their fit"
     assert policy.current_fit(state) is state.fits[-1], "the last fit is on every measured point"
     assert set(state.fits[-1].support_ids) == {p.id for p in state.points}

@@ -54,7 +54,7 @@ def test_build_optimizer_tells_measured_and_avoids_all_other_points() -> None:
     # four measured points determine a spline in 2-d: the fit does not wait for the
     # fifth design point, which is in flight and never re-issued
     suggested = optimizer.suggest()
-    assert [p.origin for p in suggested] == ["incremental", "incremental"]
+    assert [p.origin for p in suggested] == ["incremental", "fill"]
     keys = {exp.space.key(p.params) for p in suggested}
     assert not keys & {exp.space.key(p.params) for p in design}
 
@@ -96,7 +96,10 @@ def test_propose_batch_stores_predictions_and_the_fit() -> None:
     measure(state, design)
     points = policy.Study(state, exp).propose()
     assert len(points) == 2
-    assert {(p.origin, p.batch, p.status) for p in points} == {("incremental", 1, S.PENDING)}
+    assert [(p.origin, p.batch, p.status) for p in points] == [
+        ("incremental", 1, S.PENDING),
+        ("fill", 1, S.PENDING),  # slot 2 of the default strategy's diverse batch
+    ]
     assert all(p.predicted is not None for p in points)
     fit = state.fits[-1]
     assert fit.support_ids == tuple(p.id for p in design)
@@ -114,7 +117,7 @@ def test_dry_run_stores_nothing() -> None:
     measure(state, policy.Study(state, exp).initial_batch())
     generation_points, fits = len(state.points), len(state.fits)
     proposals = policy.Study(state, exp).propose(n=2, dry_run=True)
-    assert len(proposals) == 2 and all(p.origin == "incremental" for p in proposals)
+    assert [p.origin for p in proposals] == ["incremental", "fill"]
     assert (len(state.points), len(state.fits)) == (generation_points, fits)
 
 
@@ -212,3 +215,16 @@ def test_a_study_builds_its_optimizer_once_per_state_change() -> None:
     assert study.optimizer is first  # the questions of one cycle share one optimizer
     state.add_point({"x": 0.1, "y": 1}, "manual", state.next_batch())
     assert study.optimizer is not first  # a changed state is never answered from a stale one
+
+
+def test_fills_met_exactly_give_readers_and_the_controller_one_agreement() -> None:
+    exp = experiment(batch_size=4)
+    state = new_state(exp)
+    measure(state, policy.Study(state, exp).initial_batch())
+    points = policy.Study(state, exp).propose()
+    assert [p.origin for p in points] == ["incremental", "fill", "fill", "fill"]
+    for point in points:
+        state.record(point.id, point.predicted)
+    study = policy.Study(state, exp)
+    assert study.stop_evidence(exact=True).gaps == (0.0,)
+    assert study.stop_evidence(exact=False).gaps == (0.0,)

@@ -156,7 +156,7 @@ def report_doc(
     status = status_doc(study, paths.state)
     best = study.best()
     model = experiment.model
-    proposed = [p for p in state.points if p.origin == "incremental"]
+    proposed = [p for p in state.points if p.origin in ("incremental", "fill")]
     return {
         "state": str(paths.state),
         "run_dir": str(paths.run),

@@ -178,7 +178,8 @@ class Study:
             if point.status is PointStatus.DONE:
                 # a prediction of an earlier phase was made for another box: it cannot stop this one
                 predicted = point.predicted if point.id >= first_id else None
-                optimizer.tell(point.params, point.value, predicted=predicted)
+                fill = point.origin == "fill"
+                optimizer.tell(point.params, point.value, predicted=predicted, fill=fill)
             elif point.status.is_finished():
                 with warnings.catch_warnings():  # a known failure, not a bad measurement
                     warnings.simplefilter("ignore", RuntimeWarning)
@@ -234,7 +235,7 @@ class Study:
         proposals = optimizer.suggest(min(n, self.remaining_points()))
         if dry_run:
             return proposals
-        if any(p.origin == "incremental" for p in proposals):
+        if any(p.origin in ("incremental", "fill") for p in proposals):
             self._record_fit(optimizer.fit())
         batch = self.state.next_batch()
         return [
@@ -309,7 +310,9 @@ class Study:
         first_id = current_phase(self.state)["first_id"]
         measured = [p for p in self.state.with_status(PointStatus.DONE) if math.isfinite(p.value)]
         proposals = [
-            (p.value, p.predicted) for p in measured if p.id >= first_id and p.predicted is not None
+            (p.value, p.predicted)
+            for p in measured
+            if p.id >= first_id and p.predicted is not None and p.origin != "fill"
         ]
         noise = cfg.noise if isinstance(cfg.noise, (int, float)) else 0.0
         return decide(

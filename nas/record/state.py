@@ -19,7 +19,7 @@ import numpy as np
 
 from nas.search.space import SearchSpace
 
-ORIGINS = ("initial", "incremental", "manual", "expand", "import")
+ORIGINS = ("initial", "incremental", "fill", "manual", "expand", "import")
 
 
 class StateError(RuntimeError):

@@ -68,11 +68,12 @@ class FitSummary:
 
 @dataclass(frozen=True)
 class Record:
-    """A told measurement (``value`` is NaN for a failure)."""
+    """A told measurement (``value`` is NaN for a failure; ``fill``: a diverse batch fill)."""
 
     params: Params
     value: float
     predicted: float | None
+    fill: bool = False
 
 
 class SplineOptimizer:
@@ -192,16 +193,25 @@ class SplineOptimizer:
         self._records: dict[tuple[Value, ...], Record] = {}
         self._pending: dict[tuple[Value, ...], Params] = {}
         self._suggested: dict[tuple[Value, ...], float | None] = {}
+        self._fills: set[tuple[Value, ...]] = set()
         self._splines: dict[tuple[Value, ...], PolyharmonicSpline] | None = None
         self._joint: PolyharmonicSpline | None = None
 
     # -- data ------------------------------------------------------------------------
 
-    def tell(self, params: Mapping[str, Any], value: float, predicted: float | None = None) -> None:
+    def tell(
+        self,
+        params: Mapping[str, Any],
+        value: float,
+        predicted: float | None = None,
+        fill: bool | None = None,
+    ) -> None:
         """Record a measurement; NaN or infinite values record a failure (with a warning).
 
-        ``predicted`` defaults to what :meth:`suggest` predicted for this point.
-        A failed point may be told again with a value; a measured one may not.
+        ``predicted`` and ``fill`` default to what :meth:`suggest` said of this
+        point (``fill``: proposed as a diverse batch fill, whose agreement with
+        its prediction does not count towards the stop rule's (a)). A failed
+        point may be told again with a value; a measured one may not.
         """
         snapped = self.space.snap(params)
         key = self.space.key(snapped)
@@ -210,6 +220,8 @@ class SplineOptimizer:
             raise ValueError(f"point {snapped} was already told a value ({old.value})")
         if predicted is None:
             predicted = self._suggested.get(key)
+        if fill is None:
+            fill = key in self._fills
         value = float(value)
         if not math.isfinite(value):
             warnings.warn(
@@ -218,7 +230,8 @@ class SplineOptimizer:
                 stacklevel=2,
             )
             value = math.nan
-        self._records[key] = Record(snapped, value, None if predicted is None else float(predicted))
+        predicted = None if predicted is None else float(predicted)
+        self._records[key] = Record(snapped, value, predicted, bool(fill))
         self._pending.pop(key, None)
         self._splines = None
 
@@ -262,7 +275,7 @@ class SplineOptimizer:
         return decide(
             self.stop,
             [self._sign * r.value for r in measured],
-            [(r.value, r.predicted) for r in measured if r.predicted is not None],
+            [(r.value, r.predicted) for r in measured if r.predicted is not None and not r.fill],
             self.space.d,
             self.tolerance,
             self.noise_sd(),
@@ -491,8 +504,11 @@ class SplineOptimizer:
 
     def _incremental(self, candidate: Candidate) -> Proposal:
         predicted = self._sign * candidate.predicted
-        self._suggested[self.space.key(candidate.params)] = predicted
-        return Proposal(candidate.params, predicted, "incremental")
+        key = self.space.key(candidate.params)
+        self._suggested[key] = predicted
+        if candidate.fill:
+            self._fills.add(key)
+        return Proposal(candidate.params, predicted, "fill" if candidate.fill else "incremental")
 
     def ask(self, n: int | None = None) -> list[Params]:
         """Parameters of :meth:`suggest`."""

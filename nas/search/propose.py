@@ -32,12 +32,19 @@ class SearchError(RuntimeError):
 
 @dataclass(frozen=True)
 class Candidate:
-    """One proposal: legal parameters, the base spline's prediction and the strategy's score."""
+    """One proposal: legal parameters, the base spline's prediction and the strategy's score.
+
+    ``fill`` marks a diverse batch fill (slots 2..q of a
+    :class:`~nas.search.strategies.DiverseBatches` strategy): chosen for its
+    distance as much as its value, so its agreement with the spline says
+    little about whether the search has converged.
+    """
 
     params: Params
     category: tuple[Value, ...]
     predicted: float
     score: float
+    fill: bool = False
 
 
 class _Walk:
@@ -152,9 +159,8 @@ def propose(
         walk = walks[cat]
         x = walk.ranking.points[heads[cat]]
         params = space.from_unit(x, cat)
-        out.append(
-            Candidate(params, cat, float(base[cat](x)), float(walk.ranking.scores[heads[cat]]))
-        )
+        score = float(walk.ranking.scores[heads[cat]])
+        out.append(Candidate(params, cat, float(base[cat](x)), score, fill=pool is not None))
         if slot + 1 == q:
             break
         if isinstance(strategy, DiverseBatches) and pool is None:

@@ -12,7 +12,9 @@ things at once:
     its prediction (several consecutive agreements, not one, as in the
     "successive agreement" stopping rules of surrogate optimisation, e.g.
     the consecutive-failure counters of Regis & Shoemaker's DYCORS and of
-    TuRBO, Eriksson et al., NeurIPS 2019);
+    TuRBO, Eriksson et al., NeurIPS 2019). Diverse batch fills do not
+    count: they are chosen for their distance from known points as much as
+    for their value, and often land where the spline is already right;
 (b) **the search has stalled**: the best measured value rose by less than
     the tolerance over the last max(8, d) measurements (the "no improvement
     within a window" rule used by pySOT and by most evolutionary codes);
