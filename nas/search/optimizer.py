@@ -442,7 +442,9 @@ class SplineOptimizer:
         self, cat: tuple[Value, ...], rows: list[Record]
     ) -> PolyharmonicSpline | None:
         return self._solve(
-            self.space.to_unit_many([r.params for r in rows]), rows, f"category {cat}" if cat else ""
+            self.space.to_unit_many([r.params for r in rows]),
+            rows,
+            f"category {cat}" if cat else "",
         )
 
     def _solve(self, x: np.ndarray, rows: list[Record], where: str) -> PolyharmonicSpline | None:
