@@ -18,7 +18,7 @@ Two families:
   solved by the first batch. Here each dimension puts the optimum at its own
   fraction of the index range (a golden-ratio sequence), so no problem is solved by
   its design. ``styblinski8s`` goes further: its optimum sits in the lower part of
-  every range, within 15 % of the lower face in half of them.
+  every range, within 15 % of the lower face in three of eight.
 """
 
 from __future__ import annotations
@@ -331,7 +331,7 @@ def _styblinski_tang(z: np.ndarray) -> np.ndarray:
 
 
 #: Where the shifted Styblinski-Tang box puts the optimum in each index range: all in
-#: the lower half, four of eight within 15 % of the lower face.
+#: the lower half, three of eight within 15 % of the lower face.
 _SHIFTED_FRACTIONS = np.array([0.05, 0.3, 0.15, 0.4, 0.1, 0.35, 0.2, 0.25])
 
 

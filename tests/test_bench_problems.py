@@ -43,7 +43,7 @@ def test_shifted_styblinski_tang_optimum_is_off_centre():
     assert problem.f_min == pytest.approx(-39.16617 * 8, rel=1e-6)
     assert problem(optimum) == pytest.approx(problem.f_min)
     fractions = np.asarray(optimum) / np.asarray(problem.highs)
-    assert (fractions < 0.5).all() and (fractions <= 0.15).sum() == 4
+    assert (fractions < 0.5).all() and (fractions <= 0.15).sum() == 3
 
 
 def test_too_early_needs_the_own_rule_and_regret_above_one_percent():
