@@ -442,7 +442,7 @@ def _summary_tables(
 
 
 def _fmt_median(counts: np.ndarray, budget: int) -> str:
-    med = float(np.median(counts))
+    med = float(np.percentile(counts, 50, method="lower"))  # as _fmt_count: a run's count
     shown = f">{budget}" if not np.isfinite(med) else f"{med:.0f}"
     return f"{shown} ({int(np.isfinite(counts).sum())}/{len(counts)})"
 
