@@ -7,16 +7,20 @@ every problem.
 
 Two families:
 
-* NAS-shaped problems (``nas5``, ``nas8``): ``1 - accuracy`` of a synthetic network
-  family, see :func:`nas_accuracy`; ``nas5cat`` adds a categorical block type (ResNet or
-  ResNeXt blocks, :func:`resnext_gain`).
+* NAS-shaped problems: ``1 - accuracy`` of a synthetic network family, see
+  :func:`nas_accuracy` (shaped after published width/depth studies, not fitted to
+  their measurements). Where the optimum lies: ``nas5`` and ``nas8i`` inside the box,
+  ``nas8`` and ``nas8h`` on one face (lower, upper), ``nas8c`` on five upper faces;
+  ``nas5cat`` adds a categorical block type (ResNet or ResNeXt blocks,
+  :func:`resnext_gain`).
 * Standard functions (Branin, Hartmann-6, Rosenbrock-5, Ackley-5, Levy-8) laid on
   integer grids whose boxes are shifted and stretched per dimension. The 2d+3 corner
   design of the spline method is symmetric and lies on the box diagonal; in their
   usual boxes Ackley and Levy have their optimum on that diagonal and would look
   solved by the first batch. Here each dimension puts the optimum at its own
   fraction of the index range (a golden-ratio sequence), so no problem is solved by
-  its design.
+  its design. ``styblinski8s`` goes further: its optimum sits in the lower part of
+  every range, within 15 % of the lower face in three of eight.
 """
 
 from __future__ import annotations
@@ -128,7 +132,7 @@ def _grid_extremes(problem: Problem, n_samples: int = 1 << 16, n_starts: int = 1
 # --------------------------------------------------------------------------- NAS-shaped
 
 
-def nas_accuracy(widths: np.ndarray, depths: np.ndarray) -> np.ndarray:
+def nas_accuracy(widths: np.ndarray, depths: np.ndarray, budget: float = 1.0) -> np.ndarray:
     """Top-1 accuracy of a synthetic staged CNN family (vectorised).
 
     A network has ``S`` stages with widths ``w_s`` (channels) and depths ``n_s``
@@ -151,10 +155,15 @@ def nas_accuracy(widths: np.ndarray, depths: np.ndarray) -> np.ndarray:
       ``C_0 = 2.5e5 S`` is penalised (over-fitting / under-training at a fixed
       budget), so the biggest network is not the best one.
 
+    The model is synthetic: shaped after those studies, not fitted to their numbers.
+
     Parameters
     ----------
     widths, depths : ndarray, shape (M, S)
         Stage widths and depths.
+    budget : float
+        Training budget relative to the default: ``C_0`` scales with it (a longer
+        schedule supports a bigger network), which moves the optimum to deeper nets.
 
     Returns
     -------
@@ -169,7 +178,7 @@ def nas_accuracy(widths: np.ndarray, depths: np.ndarray) -> np.ndarray:
     depth_gain = 0.04 * np.log1p(depths).mean(axis=1) / math.log(9.0)
     doubling = -0.012 * ((np.log2(widths[:, 1:] / widths[:, :-1]) - 1.0) ** 2).sum(axis=1)
     shape = -0.006 * ((depths / depths.mean(axis=1, keepdims=True) - ratios) ** 2).sum(axis=1)
-    capacity = (depths * widths**2).sum(axis=1) / (2.5e5 * s)
+    capacity = (depths * widths**2).sum(axis=1) / (budget * 2.5e5 * s)
     over = -0.03 * (0.5 * np.logaddexp(0.0, 2.0 * np.log(capacity))) ** 2
     return 0.80 + width_gain + depth_gain + doubling + shape + over
 
@@ -242,6 +251,48 @@ def nas5cat() -> Problem:
     )  # fmt: skip
 
 
+def _nas8_long_loss(x: np.ndarray) -> np.ndarray:
+    return 1.0 - nas_accuracy(x[:, :4], x[:, 4:], budget=4.0)
+
+
+#: Box of the long-schedule NAS problems: (lows, highs) of w1..w4, n1..n4.
+_NAS8_LONG_LOWS = (16, 64, 64, 128, 1, 1, 1, 1)
+_NAS8_LONG_HIGHS = (256, 512, 1024, 1024, 24, 24, 32, 8)
+
+
+def nas8i() -> Problem:
+    """nas8 with a 4x training budget in a box that holds its optimum: optimum in the interior.
+
+    Widths 16..256, 64..512, 64..1024, 128..1024; depths 1..24, 1..24, 1..32, 1..8.
+    With four times the capacity budget every stage wants more blocks, the last one
+    included, so no coordinate of the optimum (about (124, 229, 401, 801, 12, 14, 15,
+    2)) lies on a face.
+    """
+    return Problem("nas8i", _NAS8_LONG_LOWS, _NAS8_LONG_HIGHS, _nas8_long_loss)
+
+
+def nas8h() -> Problem:
+    """nas8i with stage-4 width capped at 512 (a memory cap): optimum on that one upper face.
+
+    The cap binds (the uncapped optimum wants about 800 channels); the other seven
+    coordinates of the optimum stay inside the box.
+    """
+    highs = (*_NAS8_LONG_HIGHS[:3], 512, *_NAS8_LONG_HIGHS[4:])
+    return Problem("nas8h", _NAS8_LONG_LOWS, highs, _nas8_long_loss)
+
+
+def nas8c() -> Problem:
+    """nas8i in a box capped at 8 blocks per stage and 96..768 channels: optimum on five faces.
+
+    A search space sized for a smaller compute budget than the training schedule
+    supports: the optimum, about (96, 192, 384, 759, 7, 8, 8, 4), sits on the upper
+    faces of w1-w3, n2, n3, the rest inside. The all-high corner (a corner-design
+    point) has 1.5 % regret, as when a NAS box is drawn too small.
+    """
+    highs = (96, 192, 384, 768, 8, 8, 8, 8)
+    return Problem("nas8c", _NAS8_LONG_LOWS, highs, _nas8_long_loss)
+
+
 # ----------------------------------------------------------------------- standard functions
 
 
@@ -250,14 +301,23 @@ def _golden_fractions(d: int) -> np.ndarray:
     return 0.15 + 0.7 * ((np.arange(1, d + 1) * 0.6180339887) % 1.0)
 
 
-def _on_grid(name: str, f: LossFn, x_star: np.ndarray, steps: np.ndarray, levels: int) -> Problem:
+def _on_grid(
+    name: str,
+    f: LossFn,
+    x_star: np.ndarray,
+    steps: np.ndarray,
+    levels: int,
+    fractions: np.ndarray | None = None,
+) -> Problem:
     """Lay ``f`` on indices ``0..levels-1`` per dim with ``x_star`` at a shifted grid point.
 
     Index ``k`` of dim ``i`` maps to ``x_star[i] + (k - k_star[i]) * steps[i]`` where
-    ``k_star[i]`` is the golden-ratio fraction of the index range.
+    ``k_star[i]`` is the fraction ``fractions[i]`` of the index range (default: the
+    golden-ratio fractions).
     """
     d = len(x_star)
-    k_star = np.rint(_golden_fractions(d) * (levels - 1))
+    fractions = _golden_fractions(d) if fractions is None else fractions
+    k_star = np.rint(fractions * (levels - 1))
 
     def loss(k: np.ndarray) -> np.ndarray:
         return f(x_star + (k - k_star) * steps)
@@ -307,6 +367,15 @@ def _levy(z: np.ndarray) -> np.ndarray:
     return head + mid + tail
 
 
+def _styblinski_tang(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (z**4 - 16 * z**2 + 5 * z).sum(axis=1)
+
+
+#: Where the shifted Styblinski-Tang box puts the optimum in each index range: all in
+#: the lower half, three of eight within 15 % of the lower face.
+_SHIFTED_FRACTIONS = np.array([0.05, 0.3, 0.15, 0.4, 0.1, 0.35, 0.2, 0.25])
+
+
 def branin() -> Problem:
     """Branin on 31x31 levels, step 0.5, minimiser (pi, 2.275) on the grid."""
     return _on_grid("branin", _branin, np.array([math.pi, 2.275]), np.array([0.5, 0.5]), 31)
@@ -333,14 +402,36 @@ def levy8() -> Problem:
     return _on_grid("levy8", _levy, np.ones(8), np.linspace(0.4, 0.9, 8), 21)
 
 
+def styblinski8s() -> Problem:
+    """Styblinski-Tang-8 in a shifted box: 21 levels, step 0.35, optimum off-centre.
+
+    The usual box [-5, 5]^8 puts the minimiser (-2.9035, ...) at 21 % of every range,
+    on the box diagonal; here each dimension's box is moved so the minimiser sits at
+    its own fraction (5-40 %) of the range, and the box spans 7 units, so part of the
+    second basin (near +2.75) is inside. Minimum -39.166 * 8.
+    """
+    return _on_grid(
+        "styblinski8s",
+        _styblinski_tang,
+        np.full(8, -2.903534),
+        np.full(8, 0.35),
+        21,
+        _SHIFTED_FRACTIONS,
+    )
+
+
 #: Builders by name, in table order.
 PROBLEMS: dict[str, Callable[[], Problem]] = {
     "nas5": nas5,
     "nas8": nas8,
     "nas5cat": nas5cat,
+    "nas8i": nas8i,
+    "nas8h": nas8h,
+    "nas8c": nas8c,
     "branin": branin,
     "hartmann6": hartmann6,
     "rosenbrock5": rosenbrock5,
     "ackley5": ackley5,
     "levy8": levy8,
+    "styblinski8s": styblinski8s,
 }

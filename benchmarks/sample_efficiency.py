@@ -24,7 +24,14 @@ Usage::
         --raw /tmp/runs.json
 
 ``--raw`` keeps every finished run in a JSON file and reuses it, so a full run can be
-extended (more methods, more seeds) without repeating what is done.
+extended (more methods, more seeds) without repeating what is done. A run's key is
+``method|problem|exact-or-noisy|seed|budget`` and a run depends only on it, so peers'
+runs cached once serve every later comparison.
+
+The tables give, per problem and method, evaluations to 1 % and 0.1 % regret (median
+and seeds that got there), the final regret of the point the method returns, and for
+the spline methods the too-early rate: runs whose own stop rule fired while their
+returned point had regret > 1 %; then the same pooled across all problems.
 """
 
 from __future__ import annotations
@@ -367,6 +374,7 @@ def tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
             med = np.median(np.array(curves[(m, prob, noisy)])[:, np.array(marks) - 1], axis=0)
             cells.append(" / ".join(f"{100 * v:.2g}" for v in med))
         out.append(_row([f"{_label(prob, noisy)} (n={','.join(map(str, marks))})", *cells]))
+    out.extend(_summary_tables(runs, tasks, methods, groups, curves))
     out.extend(_stop_table(runs, tasks, methods, groups))
     out.append("\n### Seconds per proposal (median over runs)\n")
     problems = list(dict.fromkeys(p for p, _ in groups))
@@ -374,6 +382,102 @@ def tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
     for m in methods:
         out.append(_row([m, *(f"{np.median(secs[(m, p)]):.3g}" for p in problems)]))
     return "\n".join(out) + "\n"
+
+
+def own_rule(method: str) -> str | None:
+    """The stop rule a spline method applies to itself (None for peers: they run to the budget)."""
+    if METHODS[method][1] != "nas.search.optimizer":
+        return None
+    return method.split("-")[0]
+
+
+def final_regret(problem: Problem, run: dict) -> float:
+    """Regret of the point the method returns: its own pick, else the best it evaluated."""
+    if run.get("returned") is not None:
+        return problem.regret(run["returned"])
+    return problem.regret(min(run["true"])) if run["true"] else 1.0
+
+
+def too_early(problem: Problem, method: str, run: dict) -> bool | None:
+    """Whether the method's own stop rule fired with the returned point above 1 % regret."""
+    rule = own_rule(method)
+    if rule is None:
+        return None
+    stop = run.get("stops", {}).get(rule)
+    return stop is not None and problem.regret(stop[1]) > 1e-2
+
+
+def _summary_tables(
+    runs: dict[str, dict], tasks: Sequence[Task], methods: list[str], groups: list, curves: dict
+) -> list[str]:
+    """Per problem and across all problems: evaluations to 1 % / 0.1 %, final regret, too early."""
+    budget = tasks[0].budget
+    header = ["to 1 %", "to 0.1 %", "final regret % (median, max)", "own stop: fired", "too early"]
+    per_problem = [
+        "\n### Summary per problem and method\n",
+        "Evaluations to a regret: median and seeds that got there. Final regret: of the point the "
+        "method returns after the whole budget (spline: its `best`; peers: the best evaluated). "
+        "Own stop: runs whose own stop rule (`default` or `paper`) fired within the budget; "
+        "**too early**: runs whose own rule fired while the point they would have returned "
+        "had regret > 1 % (of all runs; peers have no stop rule: -).\n",
+        _row(["problem", "method", *header]),
+        _row(["---"] * (len(header) + 2)),
+    ]
+    pooled: dict[str, dict[str, list]] = {m: {"c": [], "runs": []} for m in methods}
+    for prob, noisy in groups:
+        problem = _problem(prob)
+        for m in methods:
+            c = np.array(curves[(m, prob, noisy)])
+            done = [
+                runs[t.key] for t in tasks if (t.method, t.problem, t.noisy) == (m, prob, noisy)
+            ]
+            pooled[m]["c"].append(c)
+            pooled[m]["runs"] += [(problem, r) for r in done]
+            per_problem.append(
+                _row([_label(prob, noisy), m, *_summary_cells(m, c, done, problem, budget)])
+            )
+    across = [
+        "\n### Across all problems above\n",
+        "Every run of every problem pooled (same seeds and problems for each method): evaluations "
+        "to a regret as the median over all runs (a run that never got there counts as more than "
+        "the budget) and runs that got there.\n",
+        _row(["method", *header]),
+        _row(["---"] * (len(header) + 1)),
+    ]
+    for m in methods:
+        c = np.vstack(pooled[m]["c"])
+        cells = []
+        for threshold in (1e-2, 1e-3):
+            counts = evaluations_to(c, threshold)
+            cells.append(_fmt_median(counts, budget))
+        cells += _stop_cells(m, pooled[m]["runs"])
+        across.append(_row([m, *cells]))
+    return per_problem + across
+
+
+def _fmt_median(counts: np.ndarray, budget: int) -> str:
+    med = float(np.percentile(counts, 50, method="lower"))  # as _fmt_count: a run's count
+    shown = f">{budget}" if not np.isfinite(med) else f"{med:.0f}"
+    return f"{shown} ({int(np.isfinite(counts).sum())}/{len(counts)})"
+
+
+def _summary_cells(
+    method: str, c: np.ndarray, done: list[dict], problem: Problem, budget: int
+) -> list[str]:
+    cells = [_fmt_median(evaluations_to(c, t), budget) for t in (1e-2, 1e-3)]
+    return cells + _stop_cells(method, [(problem, r) for r in done])
+
+
+def _stop_cells(method: str, done: list[tuple[Problem, dict]]) -> list[str]:
+    """Final regret (median, max), own-stop count and too-early count over ``done`` runs."""
+    final = [100 * final_regret(problem, r) for problem, r in done]
+    cells = [f"{np.median(final):.2g}, {max(final):.2g}"]
+    rule = own_rule(method)
+    if rule is None:
+        return [*cells, "-", "-"]
+    fired = sum(rule in r.get("stops", {}) for _, r in done)
+    early = sum(bool(too_early(problem, method, r)) for problem, r in done)
+    return [*cells, f"{fired}/{len(done)}", f"{early}/{len(done)}"]
 
 
 def _stop_table(

@@ -1,0 +1,57 @@
+"""The benchmark problems put their optimum where their documentation says, and the
+summary counts a stop as too early exactly when the returned point is above 1 % regret."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import problems  # noqa: E402
+import sample_efficiency  # noqa: E402
+
+
+def _faces(problem: problems.Problem, x: np.ndarray) -> list[str]:
+    return [
+        "lo" if v == lo else "hi" if v == hi else "."
+        for v, lo, hi in zip(x, problem.lows, problem.highs, strict=True)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "stated", "faces"),
+    [
+        ("nas8i", (124, 229, 401, 801, 12, 14, 15, 2), "........"),
+        ("nas8h", (110, 195, 313, 512, 18, 20, 23, 7), "...h...."),
+        ("nas8c", (96, 192, 384, 759, 7, 8, 8, 4), "hhh..hh."),
+    ],
+)
+def test_nas_optimum_lies_where_documented(name, stated, faces):
+    problem = problems.PROBLEMS[name]()
+    x, best = problems._coordinate_descent(problem, np.asarray(stated, dtype=float))
+    assert best == pytest.approx(problem.f_min, abs=1e-12)
+    assert "".join(f[0] if f != "." else "." for f in _faces(problem, x)) == faces
+
+
+def test_shifted_styblinski_tang_optimum_is_off_centre():
+    problem = problems.styblinski8s()
+    (optimum,) = problem.known_optima
+    assert problem.f_min == pytest.approx(-39.16617 * 8, rel=1e-6)
+    assert problem(optimum) == pytest.approx(problem.f_min)
+    fractions = np.asarray(optimum) / np.asarray(problem.highs)
+    assert (fractions < 0.5).all() and (fractions <= 0.15).sum() == 3
+
+
+def test_too_early_needs_the_own_rule_and_regret_above_one_percent():
+    problem = problems.branin()
+    bad, good = problem.f_min + 0.02 * problem.span, problem.f_min
+    run = {"true": [bad], "stops": {"paper": (5, bad), "default": (9, good)}, "returned": good}
+    assert sample_efficiency.too_early(problem, "paper", run) is True
+    assert sample_efficiency.too_early(problem, "default", run) is False
+    assert sample_efficiency.too_early(problem, "tpe", run) is None
+    assert sample_efficiency.final_regret(problem, run) == 0.0
+    assert sample_efficiency.final_regret(problem, {"true": [bad]}) == pytest.approx(0.02)
