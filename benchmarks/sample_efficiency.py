@@ -166,7 +166,11 @@ def _true_of_best(problem: Problem, opt, names: list[str]) -> float | None:
 
 
 def _note_stops(problem: Problem, opt, ev: Evaluator, names: list[str]) -> None:
-    """Record where Algorithm 1's stop and the default stop would first have ended the run."""
+    """Record where Algorithm 1's stop and the default stop would first have ended the run.
+
+    The evidence is the optimizer's own (batch fills and categorical dimensions
+    count as in :meth:`SplineOptimizer.stop_evidence`), for either rule.
+    """
     from nas.search.stopping import STOP_RULES, decide
 
     measured = [r for r in opt.history if np.isfinite(r.value)]
@@ -176,8 +180,8 @@ def _note_stops(problem: Problem, opt, ev: Evaluator, names: list[str]) -> None:
         evidence = decide(
             rule,
             [-r.value for r in measured],
-            [(r.value, r.predicted) for r in measured if r.predicted is not None],
-            problem.d,
+            [(r.value, r.predicted) for r in measured if r.predicted is not None and not r.fill],
+            opt.space.d,
             opt.tolerance,
             opt.noise_sd(),
             gain=opt.predicted_gain,
