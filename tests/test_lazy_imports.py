@@ -104,3 +104,30 @@ def test_each_command_is_registered_by_the_module_main_imports_for_it() -> None:
             set(a.choices) for a in parser._actions if isinstance(a, argparse._SubParsersAction)
         )
         assert registered == {c for c, m in COMMANDS.items() if m == module}, module
+
+
+def test_status_of_a_noisy_search_names_the_stored_smoothed_best_without_fitting(
+    tmp_path: Path,
+) -> None:
+    """With noise the best point is the best smoothed one: the stored fit names it."""
+    import json
+
+    from nas.record.hdf5 import load_state
+
+    (tmp_path / "toy.toml").write_text(
+        experiment_toml("toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, tolerance=0.05, noise=0.5)
+    )
+    state = tmp_path / "toy.h5"
+    assert main(["init", str(tmp_path / "toy.toml"), "--state", str(state)]) == 0
+    for point_id, value in enumerate([1.0, 2.0, 3.0, 2.0, 5.0]):  # the last: one lucky run
+        assert main(["record", "--state", str(state), str(point_id), str(value)]) == 0
+    assert main(["propose", "--state", str(state)]) == 0
+    stored = load_state(state).fits[-1].best_id
+    assert stored >= 0
+    assert imports_of("status", "--state", str(state)) == (0, "-")
+    out = subprocess.run(
+        [sys.executable, "-m", "nas", "status", "--state", str(state), "--json"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True,
+    ).stdout  # fmt: skip
+    doc = json.loads(out)
+    assert doc["best"]["id"] == stored and doc["raw_best"]["id"] == 4

@@ -228,3 +228,19 @@ def test_fills_met_exactly_give_readers_and_the_controller_one_agreement() -> No
     study = policy.Study(state, exp)
     assert study.stop_evidence(exact=True).gaps == (0.0,)
     assert study.stop_evidence(exact=False).gaps == (0.0,)
+
+
+def test_a_noisy_fit_stores_its_smoothed_best_and_readers_use_it_without_fitting() -> None:
+    exp = experiment(noise="auto")
+    state = new_state(exp)
+    measure(state, policy.Study(state, exp).initial_batch())
+    policy.Study(state, exp).propose()
+    fit = state.fits[-1]
+    assert fit.best_id == policy.Study(state, exp).best().id
+    reader = policy.Study(state, exp)
+    assert reader.best(exact=False).id == fit.best_id
+    assert reader._optimizer is None  # answered from the stored fit
+    quiet = new_state(experiment())
+    measure(quiet, policy.Study(quiet, experiment()).initial_batch())
+    policy.Study(quiet, experiment()).propose()
+    assert quiet.fits[-1].best_id == -1  # no noise: the best measurement is the best

@@ -103,7 +103,7 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
     """Everything ``status`` reports, as one JSON-able document."""
     state = study.state
     fit, fit_error = fit_doc(study)
-    best, raw = study.best(), study.raw_best()
+    best, raw = study.best(exact=False), study.raw_best()
     evidence = study.stop_evidence(exact=False)
     cfg = study.experiment.experiment
     gpu_hours = _gpu_hours(state.points)

@@ -236,7 +236,7 @@ class Study:
         if dry_run:
             return proposals
         if any(p.origin in ("incremental", "fill") for p in proposals):
-            self._record_fit(optimizer.fit())
+            self._record_fit(optimizer)
         batch = self.state.next_batch()
         return [
             self.state.add_point(p.params, p.origin, batch, predicted=p.predicted)
@@ -247,8 +247,13 @@ class Study:
         """Store the whole initial design (within the budget) as batch 0."""
         return self.propose(n=len(self.optimizer.initial_design()))
 
-    def _record_fit(self, summary: FitSummary | None) -> None:
-        """Store a fit: support point ids, coefficients of the solved splines, LOO error, argmax."""
+    def _record_fit(self, optimizer: SplineOptimizer) -> None:
+        """Store ``optimizer``'s fit: support point ids, coefficients, LOO error, argmax.
+
+        With noise also the best smoothed point, so that readers name it
+        without fitting again.
+        """
+        summary = optimizer.fit()
         if summary is None:
             return
         support = [
@@ -256,8 +261,15 @@ class Study:
             for p in self.state.with_status(PointStatus.DONE)
             if self.state.space.category_of(p.params) in summary.splines
         ]
+        smoothed = optimizer.best if self.experiment.experiment.noise is not None else None
+        best = None if smoothed is None else self.state.find(smoothed[0])
         self.state.add_fit(
-            support, summary.coefficients, summary.loo_rmse, summary.argmax, summary.predicted_max
+            support,
+            summary.coefficients,
+            summary.loo_rmse,
+            summary.argmax,
+            summary.predicted_max,
+            best_id=-1 if best is None else best.id,
         )
         for warning in summary.warnings:  # readers show them without refitting
             self.state.log(FIT_WARNING, f"{warning} (smoothing {summary.smoothing:.3g})")
@@ -270,7 +282,7 @@ class Study:
     def store_fit(self) -> None:
         """Store the fit over every measured point unless it is stored already (a search's last fit)."""
         if current_fit(self.state) is None:
-            self._record_fit(self.fit_summary())
+            self._record_fit(self.optimizer)
 
     def predict(
         self, params: Mapping[str, Any], extrapolate: bool = False
@@ -333,13 +345,19 @@ class Study:
             return cfg.stop
         return "paper" if cfg.strategy == "paper" else "default"
 
-    def best(self) -> Point | None:
+    def best(self, exact: bool = True) -> Point | None:
         """The best measured point, respecting the goal; ties go to the earlier point.
 
         Not the spline's predicted maximum: :meth:`fit_summary` has that.
         With ``[experiment] noise`` it is the measured point with the best
-        smoothed value (:meth:`raw_best` is the best measurement).
+        smoothed value (:meth:`raw_best` is the best measurement); readers
+        pass ``exact=False`` and get the one the last stored fit named (the
+        raw best before any fit is stored) instead of fitting again.
         """
+        if self.experiment.experiment.noise is not None and not exact:
+            stored = self.state.fits[-1].best_id if self.state.fits else -1
+            ids = {p.id for p in self.state.with_status(PointStatus.DONE)}
+            return self.state.point(stored) if stored in ids else self.raw_best()
         if self.experiment.experiment.noise is not None:
             best = self.optimizer.best
             return None if best is None else self.state.find(best[0])

@@ -19,7 +19,8 @@ first 512 bytes are an HDF5 user block holding the SHA-256 of the rest
                       origin, job_id, job_name, attempts, segment, gpu_hours, created,
                       updated, reason, params_json, extra_json (NaN = no value);
                       coords: N x d unit-box coordinates of the numeric dims
-    /fits/<n>/        support_ids, coefficients; attrs time, loo_rmse, predicted_max, argmax_json
+    /fits/<n>/        support_ids, coefficients; attrs time, loo_rmse, predicted_max, argmax_json,
+                      best_id (-1, or absent in older files: no smoothed best)
     /events           table of (time, kind, point_id, message); point_id -1 = none
     /curves/<id>      learning curve of point <id>: table of (epoch, images, loss, top1,
                       top5, lr, seconds), loss NaN when it was not finite (absent in
@@ -128,6 +129,7 @@ def _write_fits(group: h5py.Group, fits: list[FitRecord]) -> None:
             loo_rmse=fit.loo_rmse,
             predicted_max=fit.predicted_max,
             argmax_json=json.dumps(fit.argmax),
+            best_id=fit.best_id,
         )
 
 
@@ -301,6 +303,7 @@ def _read_fits(group: h5py.Group) -> list[FitRecord]:
                 loo_rmse=float(sub.attrs["loo_rmse"]),
                 argmax=json.loads(sub.attrs["argmax_json"]),
                 predicted_max=float(sub.attrs["predicted_max"]),
+                best_id=int(sub.attrs.get("best_id", -1)),
             )
         )
     return fits

@@ -129,6 +129,9 @@ class FitRecord:
     loo_rmse: float
     argmax: dict[str, Any]
     predicted_max: float
+    #: With ``[experiment] noise``: the measured point whose smoothed value was best
+    #: under this fit (readers show it without fitting again); -1 without noise.
+    best_id: int = -1
 
 
 #: Fields of a learning-curve entry (as in ``curve.jsonl``); ``loss`` may be None.
@@ -341,6 +344,7 @@ class State:
         loo_rmse: float,
         argmax: Mapping[str, Any],
         predicted_max: float,
+        best_id: int = -1,
     ) -> FitRecord:
         fit = FitRecord(
             number=len(self.fits),
@@ -350,6 +354,7 @@ class State:
             loo_rmse=float(loo_rmse),
             argmax=dict(argmax),
             predicted_max=float(predicted_max),
+            best_id=int(best_id),
         )
         self.fits.append(fit)
         self.log("fit", f"fit {fit.number}: {len(fit.support_ids)} points, LOO RMSE {loo_rmse:.4g}")
