@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -113,3 +115,25 @@ def test_residual_from_the_smoothing_relation_equals_evaluating_the_spline(
     direct = float(np.sqrt(np.mean((y - spline(x)) ** 2)))
     assert spline.smoothing_used > 0.0
     assert _residual_rms(spline) == pytest.approx(direct, rel=1e-7, abs=1e-10 * np.ptp(y))
+
+
+def test_a_design_that_cannot_be_fitted_is_topped_up_with_space_filling_points() -> None:
+    space = SearchSpace([Dim("a", "int", 0, 10), Dim("b", "int", 0, 10), Dim("c", "int", 0, 10)])
+    opt = SplineOptimizer(space, design="space-filling", seed=3)
+    design = opt.ask(len(opt.initial_design()))
+    with pytest.warns(RuntimeWarning):
+        for i, params in enumerate(design):  # two of the d+2 points fail: d remain
+            opt.tell(params, math.nan if i < 2 else float(sum(params.values())))
+    assert opt.fit() is None
+    more = opt.suggest(2)
+    assert [p.origin for p in more] == ["initial", "initial"]
+    keys = {space.key(p) for p in design}
+    assert all(space.key(p.params) not in keys for p in more)
+    again = SplineOptimizer(space, design="space-filling", seed=3)
+    with pytest.warns(RuntimeWarning):
+        for record in opt.history:
+            again.tell(record.params, record.value)
+    assert again.suggest(2) == more  # a state rebuilt from the same points asks the same
+    for p in more:
+        opt.tell(p.params, float(sum(p.params.values())))
+    assert opt.fit() is not None and opt.suggest(1)[0].origin == "incremental"

@@ -244,3 +244,19 @@ def test_a_noisy_fit_stores_its_smoothed_best_and_readers_use_it_without_fitting
     measure(quiet, policy.Study(quiet, experiment()).initial_batch())
     policy.Study(quiet, experiment()).propose()
     assert quiet.fits[-1].best_id == -1  # no noise: the best measurement is the best
+
+
+def test_a_space_filling_design_with_two_failures_is_topped_up_not_stopped() -> None:
+    exp = experiment(design="space-filling", batch_size=2)
+    state = new_state(exp)
+    design = policy.Study(state, exp).initial_batch()
+    assert len(design) == 4  # d+2: one to spare for a spline in 2 dims
+    measure(state, design[2:])
+    for point in design[:2]:
+        state.set_status(point.id, S.INFEASIBLE, reason="out of GPU memory")
+    study = policy.Study(state, exp)
+    assert study.fit_summary() is None
+    more = study.propose()
+    assert [p.origin for p in more] == ["initial", "initial"] and not state.fits
+    measure(state, more)
+    assert policy.Study(state, exp).propose()[0].origin == "incremental"

@@ -478,8 +478,11 @@ class SplineOptimizer:
         """Up to ``n`` (default ``batch_size``) points to measure next.
 
         Remaining initial-design points come first, then spline proposals.
-        Fewer than ``n`` come back while no spline can be fitted yet. The
-        optimizer does not mark them pending: do so before the next call.
+        Fewer than ``n`` come back while no spline can be fitted yet. When the
+        design is spent, nothing is pending and still no spline can be fitted
+        (design points failed or were infeasible: a space-filling design of
+        d+2 points has one to spare), more space-filling points come instead.
+        The optimizer does not mark them pending: do so before the next call.
 
         Raises:
             SearchError: No feasible distinct candidate is left.
@@ -502,7 +505,21 @@ class SplineOptimizer:
                 seed=self.seed,
             )
             out += [self._incremental(c) for c in candidates]
+        elif not out and not splines and not self._pending and self._records:
+            out = self._top_up(n)
         return out
+
+    def _top_up(self, n: int) -> list[Proposal]:
+        """Up to ``n`` new space-filling points, for a search whose design could not be fitted."""
+        told = set(self._records) | set(self._pending)
+        size = len(told) + n + self.space.d + 2
+        shared = self._embedded is not None
+        fresh = [
+            p
+            for p in initial_design(self.space, "space-filling", size, self.seed + 1, shared)
+            if self.space.key(p) not in told and (self.feasible is None or self.feasible(p))
+        ]
+        return [Proposal(p, None, "initial") for p in fresh[:n]]
 
     def _incremental(self, candidate: Candidate) -> Proposal:
         predicted = self._sign * candidate.predicted
