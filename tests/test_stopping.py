@@ -137,3 +137,13 @@ def test_a_design_that_cannot_be_fitted_is_topped_up_with_space_filling_points()
     for p in more:
         opt.tell(p.params, float(sum(p.params.values())))
     assert opt.fit() is not None and opt.suggest(1)[0].origin == "incremental"
+
+
+def test_a_design_that_mostly_failed_is_not_topped_up() -> None:
+    space = SearchSpace([Dim("a", "int", 0, 10), Dim("b", "int", 0, 10), Dim("c", "int", 0, 10)])
+    opt = SplineOptimizer(space, design="space-filling", seed=3)
+    design = opt.ask(len(opt.initial_design()))
+    with pytest.warns(RuntimeWarning):
+        for i, params in enumerate(design):  # 3 of 5 fail: more would likely fail too
+            opt.tell(params, math.nan if i < 3 else float(sum(params.values())))
+    assert opt.suggest(2) == []

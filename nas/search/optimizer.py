@@ -481,7 +481,8 @@ class SplineOptimizer:
         Fewer than ``n`` come back while no spline can be fitted yet. When the
         design is spent, nothing is pending and still no spline can be fitted
         (design points failed or were infeasible: a space-filling design of
-        d+2 points has one to spare), more space-filling points come instead.
+        d+2 points has one to spare) while at least half of the told points
+        were measured, more space-filling points come instead.
         The optimizer does not mark them pending: do so before the next call.
 
         Raises:
@@ -505,9 +506,18 @@ class SplineOptimizer:
                 seed=self.seed,
             )
             out += [self._incremental(c) for c in candidates]
-        elif not out and not splines and not self._pending and self._records:
+        elif not out and not splines and not self._pending and self._mostly_measured():
             out = self._top_up(n)
         return out
+
+    def _mostly_measured(self) -> bool:
+        """At least half of the told points measured: failures look local, not systematic.
+
+        When most points fail (a broken environment, a wrong data path) more
+        points would only fail too: the search then waits for a person.
+        """
+        measured = sum(math.isfinite(r.value) for r in self._records.values())
+        return measured > 0 and 2 * measured >= len(self._records)
 
     def _top_up(self, n: int) -> list[Proposal]:
         """Up to ``n`` new space-filling points, for a search whose design could not be fitted."""
