@@ -168,25 +168,13 @@ def _true_of_best(problem: Problem, opt, names: list[str]) -> float | None:
 def _note_stops(problem: Problem, opt, ev: Evaluator, names: list[str]) -> None:
     """Record where Algorithm 1's stop and the default stop would first have ended the run.
 
-    The evidence is the optimizer's own (batch fills and categorical dimensions
-    count as in :meth:`SplineOptimizer.stop_evidence`), for either rule.
+    The evidence is the optimizer's own (:meth:`SplineOptimizer.stop_evidence`),
+    applied with either rule.
     """
-    from nas.search.stopping import STOP_RULES, decide
+    from nas.search.stopping import STOP_RULES
 
-    measured = [r for r in opt.history if np.isfinite(r.value)]
     for rule in STOP_RULES:
-        if rule in ev.stops:
-            continue
-        evidence = decide(
-            rule,
-            [-r.value for r in measured],
-            [(r.value, r.predicted) for r in measured if r.predicted is not None and not r.fill],
-            opt.space.d,
-            opt.tolerance,
-            opt.noise_sd(),
-            gain=opt.predicted_gain,
-        )
-        if evidence.stop:
+        if rule not in ev.stops and opt.stop_evidence(rule).stop:
             ev.stops[rule] = (len(ev.true), _true_of_best(problem, opt, names))
 
 

@@ -150,13 +150,13 @@ def report_doc(
     """Everything the demo reports, as one JSON-able document."""
     from nas.commands.summary import status_doc
     from nas.control import policy
-    from nas.record.state import PointStatus
+    from nas.record.state import SPLINE_ORIGINS, PointStatus
 
     study = policy.Study(state, experiment)
     status = status_doc(study, paths.state)
     best = study.best()
     model = experiment.model
-    proposed = [p for p in state.points if p.origin in ("incremental", "fill")]
+    proposed = [p for p in state.points if p.origin in SPLINE_ORIGINS]
     return {
         "state": str(paths.state),
         "run_dir": str(paths.run),

@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nas.config import Experiment, parse_experiment
-from nas.record.state import FitRecord, Point, PointStatus, State
-from nas.search.space import Params
+from nas.record.state import SPLINE_ORIGINS, FitRecord, Point, PointStatus, State
+from nas.search.space import Params, indicator_count
 
 if TYPE_CHECKING:
     from nas.search.optimizer import FitSummary, Proposal, SplineOptimizer
@@ -235,7 +235,7 @@ class Study:
         proposals = optimizer.suggest(min(n, self.remaining_points()))
         if dry_run:
             return proposals
-        if any(p.origin in ("incremental", "fill") for p in proposals):
+        if any(p.origin in SPLINE_ORIGINS for p in proposals):
             self._record_fit(optimizer)
         batch = self.state.next_batch()
         return [
@@ -356,8 +356,10 @@ class Study:
         """
         if self.experiment.experiment.noise is not None and not exact:
             stored = self.state.fits[-1].best_id if self.state.fits else -1
-            ids = {p.id for p in self.state.with_status(PointStatus.DONE)}
-            return self.state.point(stored) if stored in ids else self.raw_best()
+            point = self.state.point(stored) if stored >= 0 else None
+            return (
+                point if point is not None and point.status is PointStatus.DONE else self.raw_best()
+            )
         if self.experiment.experiment.noise is not None:
             best = self.optimizer.best
             return None if best is None else self.state.find(best[0])
@@ -390,9 +392,8 @@ class Study:
             )
         shared = ""
         if space.categorical and self.experiment.experiment.strategy != "paper":
-            extra = sum(len(dim.choices) - 1 for dim in space.categorical)
             shared = (
-                f" (per category; or {need + extra} over all categories, every categorical "
+                f" (per category; or {need + indicator_count(space)} over all categories, every categorical "
                 "choice measured, for the spline they share)"
             )
         return f"a fit needs {need} affinely independent measured points{shared}: " + "; ".join(

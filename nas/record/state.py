@@ -20,6 +20,8 @@ import numpy as np
 from nas.search.space import SearchSpace
 
 ORIGINS = ("initial", "incremental", "fill", "manual", "expand", "import")
+#: Origins of points the spline proposed (a batch head, or a diverse fill of slots 2..q).
+SPLINE_ORIGINS = ("incremental", "fill")
 
 
 class StateError(RuntimeError):

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.search.space import Params, SearchSpace, Value
+from nas.search.space import Params, SearchSpace, Value, indicator_count
 from nas.search.spline import PolyharmonicSpline
 
 #: Unit-box distance between two choices of a categorical dimension (the indicator's
@@ -55,7 +55,7 @@ class EmbeddedSpace:
         self.names = space.names
         self.numeric_d = space.d
         self._sizes = [len(dim.choices) - 1 for dim in space.categorical]
-        self.d = space.d + sum(self._sizes)
+        self.d = space.d + indicator_count(space)
 
     def categories(self) -> list[tuple[Value, ...]]:
         return [()]

@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 from scipy.stats import qmc
 
-from nas.search.space import Params, SearchSpace
+from nas.search.space import Params, SearchSpace, indicator_count
 
 DESIGNS = ("corners", "space-filling")
 
@@ -33,8 +33,7 @@ SCRAMBLINGS = 16
 def default_size(space: SearchSpace, shared: bool = False) -> int:
     """One more point than a spline with a linear tail needs: d+2 per category, or
     d+2 plus one per non-first categorical choice for the shared model."""
-    extra = sum(len(dim.choices) - 1 for dim in space.categorical) if shared else 0
-    return space.d + 2 + extra
+    return space.d + 2 + (indicator_count(space) if shared else 0)
 
 
 def initial_design(

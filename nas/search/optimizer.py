@@ -269,11 +269,11 @@ class SplineOptimizer:
         """Whether the stopping rule (``stop``) says the search is done."""
         return self.stop_evidence().stop
 
-    def stop_evidence(self) -> StopEvidence:
-        """The stopping decision with its evidence (see :mod:`nas.search.stopping`)."""
+    def stop_evidence(self, rule: str | None = None) -> StopEvidence:
+        """The decision of ``rule`` (default: ``stop``) with its evidence (:mod:`nas.search.stopping`)."""
         measured = [r for r in self._records.values() if math.isfinite(r.value)]
         return decide(
-            self.stop,
+            self.stop if rule is None else rule,
             [self._sign * r.value for r in measured],
             [(r.value, r.predicted) for r in measured if r.predicted is not None and not r.fill],
             self.space.d,

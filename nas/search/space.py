@@ -432,3 +432,9 @@ def params_text(params: Mapping[str, Any]) -> str:
         return f"{value:.6g}" if isinstance(value, float) else str(value)
 
     return ",".join(f"{key}={text(value)}" for key, value in params.items())
+
+
+def indicator_count(space: SearchSpace) -> int:
+    """Indicator coordinates of the categories' shared model (:mod:`nas.search.categories`):
+    one per non-first choice of each categorical dimension."""
+    return sum(len(dim.choices) - 1 for dim in space.categorical)
