@@ -270,7 +270,7 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates(tmp_path: Path) -> 
     journal = tmp_path / "journal.txt"
     state_path = setup_run(
         tmp_path,
-        {"sleep": 0.4, "journal": str(journal)},
+        {"sleep": 0.8, "journal": str(journal)},  # trainings long enough to outlast 24 kills
         experiment={"max_points": 30, "batch_size": 2},
         cluster={"max_concurrent_jobs": 3},
     )
