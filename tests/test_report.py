@@ -1,7 +1,7 @@
 """``splinenas report``: the page's content, and the page in a real headless Chromium.
 
 The browser test installs Debian's ``chromium`` when it is missing
-(``tests/browser/chromium.sh``, as ``tests/slurm/cluster.sh`` installs Slurm),
+(``tests/tools/debian-tool.sh``, as ``tests/slurm/cluster.sh`` installs Slurm),
 opens the page from disk with the network off, and checks that it logs no
 console error, that its images decode, and that a header click sorts the
 points table.
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 from experiment_support import FLOAT_BOX, experiment_toml, init_state, run
+from tool_support import debian_tool
 
 from nas.pointdir import layout
 from nas.record.lock import FileLock
 
-ROOT = Path(__file__).resolve().parents[1]
 TOML = experiment_toml("toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, tolerance=0.05)
 VALUES = [3.0, 0.25, 7.25, 0.5, 2.0]  # top-1 percentages
 
@@ -96,14 +96,7 @@ document.getElementById("page").addEventListener("load", function () {
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    done = subprocess.run(
-        ["bash", str(ROOT / "tests" / "browser" / "chromium.sh")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return debian_tool("chromium", "chromium", "chromium-browser")
 
 
 def headless(chromium: str, profile: Path, url: str) -> subprocess.CompletedProcess:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tool_support import debian_tool
 
 from nas.cluster import BACKENDS
 from nas.cluster.render import (
@@ -414,14 +414,13 @@ def test_jsrun_turns_spectrum_mpi_hooks_off_for_the_trainer_unless_told(tmp_path
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_rendered_scripts_pass_shellcheck(tmp_path: Path, backend: str) -> None:
-    """Debian's shellcheck (apt-get install shellcheck) on a 34-node script of each backend."""
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed")
+    """Debian's shellcheck (installed when missing) on a 34-node script of each backend."""
+    shellcheck = debian_tool("shellcheck", "shellcheck")
     env_file = Path(__file__).resolve().parent.parent / "envs" / "slurm.sh"
     nodes = 1 if backend == "local" else 34
     cluster = _cluster(nodes=nodes, gpus_per_node=4, cores_per_node=32, env_file=str(env_file),
                        account="proj", queue="batch")  # fmt: skip
     script = write_job_script(tmp_path / "job.sh", _render(backend, cluster, tmp_path / "p 7"))
-    done = subprocess.run(["shellcheck", "-x", "-s", "bash", str(script)], capture_output=True,
+    done = subprocess.run([shellcheck, "-x", "-s", "bash", str(script)], capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stdout
