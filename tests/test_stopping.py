@@ -40,6 +40,44 @@ def test_default_rule_needs_k_agreements_a_stall_and_no_promised_gain() -> None:
     assert not decide("default", values, off, d=2, tolerance=0.1).stop
 
 
+def test_default_rule_needs_the_best_s_neighbours_predicted_when_left_out() -> None:
+    values = [10.0] + [5.0] * 12
+    matches = [(5.0, 5.05)] * 3
+    asked = []
+
+    def local(error: float):
+        return lambda: asked.append(error) or error
+
+    assert decide("default", values, matches, d=2, tolerance=0.1, local_error=local(0.05)).stop
+    off = decide("default", values, matches, d=2, tolerance=0.1, local_error=local(0.3))
+    assert not off.stop and off.local_error == 0.3
+    assert "a neighbour of the best is predicted 0.3 off when left out" in off.reason
+    unknown = decide("default", values, matches, d=2, tolerance=0.1, local_error=local(math.inf))
+    assert not unknown.stop and "no fit of the measured points" in unknown.reason
+    asked.clear()
+    early = decide("default", values[:6], matches, d=2, tolerance=0.1, local_error=local(0.0))
+    assert not early.stop and asked == [] and early.local_error is None  # no fit before (a), (b)
+
+
+def test_the_neighbour_error_is_the_refit_without_each_of_the_d_plus_1_nearest_points() -> None:
+    grid = [(a, b) for a in range(1, 10, 2) for b in range(1, 10, 3)]
+    opt = SplineOptimizer(SPACE, seed=0, tolerance=0.1)
+    for a, b in grid:
+        opt.tell({"a": a, "b": b}, float(np.sin(a) + np.cos(b / 2) + 0.1 * a))
+    told = opt.history
+    unit = opt.space.to_unit(opt.best[0])
+    nearest = sorted(told, key=lambda r: float(np.linalg.norm(opt.space.to_unit(r.params) - unit)))
+    errors = []
+    for left_out in nearest[: SPACE.d + 1]:
+        rest = SplineOptimizer(SPACE, seed=0, tolerance=0.1)
+        for record in told:
+            if record is not left_out:
+                rest.tell(record.params, record.value)
+        errors.append(abs(left_out.value - rest.predict(left_out.params)))
+    assert opt.local_loo_error() == pytest.approx(max(errors), rel=1e-6)
+    assert opt.fit().local_loo == opt.local_loo_error()
+
+
 def test_noise_raises_the_tolerance_to_twice_its_sd() -> None:
     values = [10.0] + [5.0] * 12
     gaps = [(5.0, 5.3)] * 3

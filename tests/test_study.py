@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from experiment_support import FLOAT_BOX, experiment_toml
 
@@ -228,6 +230,20 @@ def test_fills_met_exactly_give_readers_and_the_controller_one_agreement() -> No
     study = policy.Study(state, exp)
     assert study.stop_evidence(exact=True).gaps == (0.0,)
     assert study.stop_evidence(exact=False).gaps == (0.0,)
+
+
+def test_readers_check_the_best_s_neighbours_with_the_stored_fit() -> None:
+    exp = experiment()
+    state = new_state(exp)
+    measure(state, policy.Study(state, exp).initial_batch())
+    controller = policy.Study(state, exp)
+    controller.store_fit()
+    stored = state.fits[-1].local_loo
+    assert stored == controller.optimizer.local_loo_error() and math.isfinite(stored)
+    assert policy._stored_local_error(state) == stored
+    state.add_point({"x": 0.1, "y": 1}, "manual", state.next_batch())
+    state.record(state.points[-1].id, 1.0)
+    assert policy._stored_local_error(state) == math.inf  # the fit is not on every measured point
 
 
 def test_a_noisy_fit_stores_its_smoothed_best_and_readers_use_it_without_fitting() -> None:

@@ -136,6 +136,8 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
             "agreements_needed": evidence.k,
             "stall": evidence.stall,
             "stall_needed": evidence.stall_needed,
+            "promised_gain": json_number(evidence.gain),
+            "neighbour_loo_error": json_number(evidence.local_error),
         },
         "phase": policy.current_phase(state),
         "tolerance": cfg.tolerance,

@@ -270,6 +270,7 @@ class Study:
             summary.argmax,
             summary.predicted_max,
             best_id=-1 if best is None else best.id,
+            local_loo=summary.local_loo,
         )
         for warning in summary.warnings:  # readers show them without refitting
             self.state.log(FIT_WARNING, f"{warning} (smoothing {summary.smoothing:.3g})")
@@ -305,11 +306,13 @@ class Study:
         """Why the search does or does not stop: the last gaps, the stall, the tolerance applied.
 
         ``exact`` is the controller's decision, the optimizer's own: the rule's
-        last condition asks the spline's argmax (a fit and a search). Readers
+        last conditions ask the spline's argmax and its leave-one-out errors
+        (a fit and a search). Readers
         pass False and get the same rule (:func:`nas.search.stopping.decide`)
         on the stored points without building an optimizer: the last stored
-        fit's prediction stands in for the argmax, and "no fit stored" counts
-        as a promise not yet ruled out, so they never claim a stop the
+        fit's prediction stands in for the argmax and its stored leave-one-out
+        error near the best for a new one; "no fit stored" counts as a promise
+        not yet ruled out, so they never claim a stop the
         controller would not make. A point told in an earlier phase carries no
         prediction: it was made for another box.
         """
@@ -335,6 +338,7 @@ class Study:
             cfg.tolerance,
             noise,
             gain=functools.partial(_stored_gain, self.state, sign, measured),
+            local_error=functools.partial(_stored_local_error, self.state),
         )
 
     @property
@@ -411,6 +415,12 @@ def _stored_gain(state: State, sign: float, measured: list[Point]) -> float:
     if fit is None or not measured:
         return math.inf
     return sign * fit.predicted_max - max(sign * p.value for p in measured)
+
+
+def _stored_local_error(state: State) -> float:
+    """The last stored fit's leave-one-out error near the best (inf: none stored, or not recorded)."""
+    fit = current_fit(state)
+    return math.inf if fit is None or math.isnan(fit.local_loo) else fit.local_loo
 
 
 def current_fit(state: State) -> FitRecord | None:

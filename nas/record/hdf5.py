@@ -20,7 +20,8 @@ first 512 bytes are an HDF5 user block holding the SHA-256 of the rest
                       updated, reason, params_json, extra_json (NaN = no value);
                       coords: N x d unit-box coordinates of the numeric dims
     /fits/<n>/        support_ids, coefficients; attrs time, loo_rmse, predicted_max, argmax_json,
-                      best_id (-1, or absent in older files: no smoothed best)
+                      best_id (-1, or absent in older files: no smoothed best), local_loo
+                      (largest leave-one-out error near the best; absent in older files)
     /events           table of (time, kind, point_id, message); point_id -1 = none
     /curves/<id>      learning curve of point <id>: table of (epoch, images, loss, top1,
                       top5, lr, seconds), loss NaN when it was not finite (absent in
@@ -130,6 +131,7 @@ def _write_fits(group: h5py.Group, fits: list[FitRecord]) -> None:
             predicted_max=fit.predicted_max,
             argmax_json=json.dumps(fit.argmax),
             best_id=fit.best_id,
+            local_loo=fit.local_loo,
         )
 
 
@@ -304,6 +306,7 @@ def _read_fits(group: h5py.Group) -> list[FitRecord]:
                 argmax=json.loads(sub.attrs["argmax_json"]),
                 predicted_max=float(sub.attrs["predicted_max"]),
                 best_id=int(sub.attrs.get("best_id", -1)),
+                local_loo=float(sub.attrs.get("local_loo", math.nan)),
             )
         )
     return fits

@@ -134,6 +134,9 @@ class FitRecord:
     #: With ``[experiment] noise``: the measured point whose smoothed value was best
     #: under this fit (readers show it without fitting again); -1 without noise.
     best_id: int = -1
+    #: Largest leave-one-out error among the d+1 measured points nearest the best (the
+    #: default stop rule's last condition); NaN in files written before it was stored.
+    local_loo: float = math.nan
 
 
 #: Fields of a learning-curve entry (as in ``curve.jsonl``); ``loss`` may be None.
@@ -347,6 +350,7 @@ class State:
         argmax: Mapping[str, Any],
         predicted_max: float,
         best_id: int = -1,
+        local_loo: float = math.nan,
     ) -> FitRecord:
         fit = FitRecord(
             number=len(self.fits),
@@ -357,6 +361,7 @@ class State:
             argmax=dict(argmax),
             predicted_max=float(predicted_max),
             best_id=int(best_id),
+            local_loo=float(local_loo),
         )
         self.fits.append(fit)
         self.log("fit", f"fit {fit.number}: {len(fit.support_ids)} points, LOO RMSE {loo_rmse:.4g}")

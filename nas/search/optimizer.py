@@ -59,6 +59,8 @@ class FitSummary:
     #: Largest smoothing any category's spline used (above the configured one when the
     #: exact system was ill-conditioned; ``warnings`` then says where and why).
     smoothing: float = 0.0
+    #: :meth:`SplineOptimizer.local_loo_error` of this fit (the stop rule's condition (d)).
+    local_loo: float = math.inf
     warnings: tuple[str, ...] = ()
     splines: Mapping[tuple[Value, ...], PolyharmonicSpline] = field(
         default_factory=dict, compare=False, repr=False
@@ -280,6 +282,7 @@ class SplineOptimizer:
             self.tolerance,
             self.noise_sd(),
             gain=self.predicted_gain,
+            local_error=self.local_loo_error,
         )
 
     def predicted_gain(self) -> float:
@@ -289,6 +292,24 @@ class SplineOptimizer:
         if summary is None or best is None:
             return math.inf
         return self._sign * (summary.predicted_max - best[1])
+
+    def local_loo_error(self) -> float:
+        """Largest leave-one-out error among the d+1 measured points nearest the best.
+
+        In measurement units; distances in the unit box of the best's category.
+        inf while no spline covers the best or an error is undefined (a point
+        whose removal leaves an ill-posed system): unknown is not small.
+        """
+        best = self.best
+        splines = self._fit_all()
+        category = None if best is None else self.space.category_of(best[0])
+        if category not in splines:
+            return math.inf
+        spline = splines[category]
+        distance = np.linalg.norm(spline.points - self.space.to_unit(best[0]), axis=1)
+        nearest = np.argsort(distance, kind="stable")[: self.space.d + 1]
+        errors = np.abs(spline.loo_errors()[nearest])
+        return float(np.max(errors)) if np.all(np.isfinite(errors)) else math.inf
 
     def noise_sd(self) -> float:
         """The noise sd the stopping tolerance respects: given, estimated (``"auto"``) or 0.
@@ -376,6 +397,7 @@ class SplineOptimizer:
             argmax=argmax,
             predicted_max=self._sign * value,
             smoothing=max(spline.smoothing_used for spline in splines.values()),
+            local_loo=self.local_loo_error(),
             warnings=tuple(
                 f"category {cat}: {spline.conditioning}" if cat else spline.conditioning
                 for cat, spline in splines.items()
