@@ -122,31 +122,49 @@ def _random(problem: Problem, ev: Evaluator, seed: int) -> None:
 TOLERANCE_FRACTION = 5e-3
 
 
+def spline_optimizer(
+    problem: Problem,
+    seed: int,
+    strategy: str = "default",
+    q: int = 1,
+    design: str = "corners",
+    noise: float | str | None = None,
+):
+    """The spline optimiser on ``problem``'s integer box, minimising, with the benchmark's tolerance."""
+    from nas.search.optimizer import SplineOptimizer
+    from nas.search.space import Dim, SearchSpace
+
+    dims = [
+        Dim(n, "categorical", choices=tuple(range(lo, hi + 1)))
+        if i in problem.categorical
+        else Dim(n, "int", lo, hi)
+        for i, (n, lo, hi) in enumerate(
+            zip(variable_names(problem), problem.lows, problem.highs, strict=True)
+        )
+    ]
+    return SplineOptimizer(
+        SearchSpace(dims),
+        batch_size=q,
+        seed=seed,
+        goal="minimize",
+        strategy=strategy,
+        tolerance=TOLERANCE_FRACTION * problem.span,
+        design=design,
+        noise=noise,
+    )
+
+
+def variable_names(problem: Problem) -> list[str]:
+    return [f"x{i}" for i in range(problem.d)]
+
+
 def _spline(strategy: str, q: int, design: str = "corners", noise: str | None = None) -> Runner:
     """A spline run; ``noise`` is None, "auto" or "sd" (the evaluator's true sd)."""
 
     def run(problem: Problem, ev: Evaluator, seed: int) -> None:
-        from nas.search.optimizer import SplineOptimizer
-        from nas.search.space import Dim, SearchSpace
-
-        names = [f"x{i}" for i in range(problem.d)]
-        dims = [
-            Dim(n, "categorical", choices=tuple(range(lo, hi + 1)))
-            if i in problem.categorical
-            else Dim(n, "int", lo, hi)
-            for i, (n, lo, hi) in enumerate(zip(names, problem.lows, problem.highs, strict=True))
-        ]
+        names = variable_names(problem)
         level = ev.noise_sd if noise == "sd" else noise
-        opt = SplineOptimizer(
-            SearchSpace(dims),
-            batch_size=q,
-            seed=seed,
-            goal="minimize",
-            strategy=strategy,
-            tolerance=TOLERANCE_FRACTION * problem.span,
-            design=design,
-            noise=level,
-        )
+        opt = spline_optimizer(problem, seed, strategy, q, design, level)
         try:
             while True:
                 batch = opt.ask()
