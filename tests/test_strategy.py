@@ -86,6 +86,30 @@ def test_explores_near_the_incumbent_when_no_gain_is_predicted():
     assert spline(ranking.points[:1])[0] < spline(ranking.points).max()  # not the argmax
 
 
+def _ranked(spline, strategy: DefaultStrategy, in_batch: bool) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    avoid = spline.points[:0]
+    return strategy.rank(
+        spline, snap=SPACE.snap_unit, avoid=avoid, rng=rng, in_batch=in_batch
+    ).points
+
+
+def test_a_batch_head_explores_with_one_weight_whatever_the_number_of_points():
+    rng = np.random.default_rng(2)
+    x = rng.random((13, 3))
+    values = -((x - 0.3) ** 2).sum(axis=1)
+    explore = DefaultStrategy(gain_rtol=0.9)  # no promised gain: an exploration step
+    for n in (12, 13):  # both parities of the measured count
+        spline = PolyharmonicSpline(x[:n], values[:n])
+        head = _ranked(spline, explore, in_batch=True)
+        fixed = DefaultStrategy(gain_rtol=0.9, weights=(0.7,))
+        np.testing.assert_array_equal(head, _ranked(spline, fixed, in_batch=False))
+        other = DefaultStrategy(gain_rtol=0.9, batch_head_weight=0.0)
+        assert not np.array_equal(head, _ranked(spline, other, in_batch=True))
+    with pytest.raises(ValueError, match="batch_head_weight"):
+        DefaultStrategy(batch_head_weight=1.5)
+
+
 def test_never_proposes_measured_or_pending_points():
     opt, _ = run("default", seed=0, n=12)
     pending = opt.ask(2)

@@ -141,6 +141,7 @@ def propose(
             avoid=checker.unit_points(cat),
             rng=rng,
             neighbours=space.lattice_neighbours,
+            in_batch=q > 1 and slot == 0,
         )
         return _Walk(ranking, cell)
 

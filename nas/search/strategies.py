@@ -52,7 +52,8 @@ class Strategy(Protocol):
     pending, failed or already proposed, ``snap`` maps unit points to legal
     ones and ``neighbours`` gives the legal points around a unit point
     (:meth:`nas.search.space.SearchSpace.lattice_neighbours`). Scores must be
-    comparable across categories (higher is better).
+    comparable across categories (higher is better). ``in_batch``: the
+    ranking heads a batch of more than one proposal.
     """
 
     def rank(
@@ -63,6 +64,7 @@ class Strategy(Protocol):
         avoid: np.ndarray,
         rng: np.random.Generator,
         neighbours: Neighbours | None = None,
+        in_batch: bool = False,
     ) -> Ranking: ...
 
 
@@ -119,6 +121,7 @@ class PaperStrategy:
         avoid: np.ndarray,
         rng: np.random.Generator,
         neighbours: Neighbours | None = None,
+        in_batch: bool = False,
     ) -> Ranking:
         x, fx, legal = spline_maxima(spline, snap, neighbours, rng)
         candidates = np.vstack([legal, snap(x)])  # repeats are thinned by the walk
@@ -150,6 +153,12 @@ class DefaultStrategy:
     batch_weights : tuple of float
         Merit weights on the spline value for batch slots 2, 3, ... (cycled, each
         in [0, 1]); see :mod:`nas.search.batch`.
+    batch_head_weight : float
+        Merit weight of a batch's first proposal in exploration steps. Fixed,
+        not cycled: batches that add an even number of points would keep the
+        cycle's phase anyway, so which weight heads got depended on the parity
+        of the design's size. 0.7 is what the corner design's batches had
+        (benchmarks/results/batch_fill.md compares 0.95 and alternating).
     """
 
     n_local: int = 2000
@@ -160,6 +169,7 @@ class DefaultStrategy:
     weights: tuple[float, ...] = WEIGHT_CYCLE
     gain_rtol: float = 3e-3
     batch_weights: tuple[float, ...] = BATCH_WEIGHTS
+    batch_head_weight: float = WEIGHT_CYCLE[0]
 
     def __post_init__(self) -> None:
         counts = (self.n_local, self.n_global, self.n_argmax)
@@ -175,6 +185,8 @@ class DefaultStrategy:
             cycle = getattr(self, name)
             if not cycle or not all(0.0 <= w <= 1.0 for w in cycle):
                 raise ValueError(f"{name} must be a non-empty cycle in [0, 1], got {cycle}")
+        if not 0.0 <= self.batch_head_weight <= 1.0:
+            raise ValueError(f"batch_head_weight must be in [0, 1], got {self.batch_head_weight}")
         if not 0.0 <= self.gain_rtol < 1.0:
             raise ValueError(f"gain_rtol must be in [0, 1), got {self.gain_rtol}")
 
@@ -186,6 +198,7 @@ class DefaultStrategy:
         avoid: np.ndarray,
         rng: np.random.Generator,
         neighbours: Neighbours | None = None,
+        in_batch: bool = False,
     ) -> Ranking:
         """Candidates best first; measured and avoided points excluded.
 
@@ -193,7 +206,8 @@ class DefaultStrategy:
         ranks the perturbations by merit (scores in [0, 1]) and the other
         candidates after them by s (scores in [-2, -1]), so the hard rules of
         :func:`nas.search.propose` can still be met when every perturbation is
-        rejected.
+        rejected. A single proposal's exploration weight cycles with the
+        number of measured points; a batch head's is ``batch_head_weight``.
         """
         points, values = spline.points, spline.values
         d = points.shape[1]
@@ -207,7 +221,7 @@ class DefaultStrategy:
         if s.size and s.max() - values.max() > self.gain_rtol * float(np.ptp(values)):
             return _by_score(legal, unit_scale(s))
         near, distance = _fresh(local, existing)
-        w = self.weights[len(values) % len(self.weights)]
+        w = self.batch_head_weight if in_batch else self.weights[len(values) % len(self.weights)]
         head = _by_score(near, w * unit_scale(spline(near)) + (1.0 - w) * unit_scale(distance))
         rest = ~_rows_in(legal, near)
         tail = _by_score(legal[rest], unit_scale(s[rest]) - 2.0)
