@@ -54,6 +54,8 @@ def test_default_rule_needs_the_best_s_neighbours_predicted_when_left_out() -> N
     assert "a neighbour of the best is predicted 0.3 off when left out" in off.reason
     unknown = decide("default", values, matches, d=2, tolerance=0.1, local_error=local(math.inf))
     assert not unknown.stop and "no fit of the measured points" in unknown.reason
+    older = decide("default", values, matches, d=2, tolerance=0.1, local_error=local(math.nan))
+    assert not older.stop and "stored fit predates the neighbour check" in older.reason
     asked.clear()
     early = decide("default", values[:6], matches, d=2, tolerance=0.1, local_error=local(0.0))
     assert not early.stop and asked == [] and early.local_error is None  # no fit before (a), (b)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -241,6 +242,8 @@ def test_readers_check_the_best_s_neighbours_with_the_stored_fit() -> None:
     stored = state.fits[-1].local_loo
     assert stored == controller.optimizer.local_loo_error() and math.isfinite(stored)
     assert policy._stored_local_error(state) == stored
+    state.fits[-1] = dataclasses.replace(state.fits[-1], local_loo=math.nan)  # an older file
+    assert math.isnan(policy._stored_local_error(state))
     state.add_point({"x": 0.1, "y": 1}, "manual", state.next_batch())
     state.record(state.points[-1].id, 1.0)
     assert policy._stored_local_error(state) == math.inf  # the fit is not on every measured point

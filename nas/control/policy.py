@@ -418,9 +418,9 @@ def _stored_gain(state: State, sign: float, measured: list[Point]) -> float:
 
 
 def _stored_local_error(state: State) -> float:
-    """The last stored fit's leave-one-out error near the best (inf: none stored, or not recorded)."""
+    """The last stored fit's leave-one-out error near the best (inf: none stored; NaN: not recorded)."""
     fit = current_fit(state)
-    return math.inf if fit is None or math.isnan(fit.local_loo) else fit.local_loo
+    return math.inf if fit is None else fit.local_loo
 
 
 def current_fit(state: State) -> FitRecord | None:

@@ -152,8 +152,9 @@ def decide(
         Returns the argmax's predicted gain over the best measurement; called
         only when (a) and (b) hold. None skips condition (c).
     local_error : callable, optional
-        Returns the largest leave-one-out error near the best (inf: unknown);
-        called only when (a) and (b) hold. None skips condition (d).
+        Returns the largest leave-one-out error near the best (inf: no fit to
+        check with; NaN: a stored fit that did not record it); called only
+        when (a) and (b) hold. None skips condition (d).
     """
     if rule not in STOP_RULES:
         raise ValueError(f"stop rule must be one of {STOP_RULES}, got {rule!r}")
@@ -199,10 +200,15 @@ def decide(
         if not flat:
             missing.append(f"the spline still promises {promised:.3g} above the best")
         if not pinned:
-            missing.append(
-                "no fit of the measured points to check the best's neighbours with"
-                if math.isinf(near)
-                else f"a neighbour of the best is predicted {near:.3g} off when left out"
-            )
+            missing.append(_unpinned(near))
         reason = "not yet: " + "; ".join(missing)
     return StopEvidence(rule, stop, tol, gaps, k, stall, window, promised, near, reason)
+
+
+def _unpinned(near: float) -> str:
+    """Why condition (d) fails: an error too large, no fit to check with, or a fit without the check."""
+    if math.isnan(near):
+        return "the stored fit predates the neighbour check; the controller's next fit has it"
+    if math.isinf(near):
+        return "no fit of the measured points to check the best's neighbours with"
+    return f"a neighbour of the best is predicted {near:.3g} off when left out"
