@@ -75,7 +75,8 @@ class StopEvidence:
         (None when not computed).
     local_error : float or None
         Largest leave-one-out error among the d+1 measured points nearest the
-        best (None when not computed; inf when unknown).
+        best (None when not computed; inf: no fit to check with; NaN: a stored
+        fit that did not record it).
     reason : str
         One sentence for people: why it stopped, or what is missing.
     """
