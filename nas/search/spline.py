@@ -12,6 +12,8 @@ instead of a refusal, an analytic gradient and a faster chunked evaluation.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.linalg
 
@@ -438,7 +440,13 @@ class PolyharmonicSpline:
 
         The formula holds for the smoothed system as well. Entries are NaN
         where removing the point leaves an ill-posed system (e.g. N = d+1).
+        The inverse costs O(N^3), so it is formed once per spline: the fit
+        summary and the stop rule both ask for these errors.
         """
+        return self._loo_errors.copy()
+
+    @functools.cached_property
+    def _loo_errors(self) -> np.ndarray:
         n = self.points.shape[0]
         denom = self._factorization.inverse_diagonal()[:n]
         scale = self._factorization.column_norm
