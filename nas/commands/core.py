@@ -40,9 +40,9 @@ from nas.commands.curves import export_doc
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.control import policy
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore
 from nas.record.lock import LockError
 from nas.record.state import State, StateError
+from nas.record.store import StateStore
 from nas.search.space import Params, SearchSpace, SpaceError
 
 

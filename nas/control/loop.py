@@ -29,7 +29,7 @@ from nas.control.cycle import (
 )
 from nas.control.prepare import JobSettings, feasibility
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore
+from nas.record.store import StateStore
 
 log = logging.getLogger(__name__)
 
