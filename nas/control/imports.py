@@ -28,8 +28,8 @@ from typing import Any
 
 from nas.config import ConfigError, Experiment
 from nas.control import policy
-from nas.record.hdf5 import load_state
 from nas.record.state import Point, PointStatus, State, StateError
+from nas.record.store import load_state
 from nas.search.space import Params, SearchSpace, SpaceError
 
 #: Columns of ``splinenas export --csv`` that are not read back (besides the dimensions).
