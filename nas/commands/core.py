@@ -13,6 +13,7 @@ import csv
 import datetime
 import json
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
@@ -318,11 +319,16 @@ def _propose(args: argparse.Namespace) -> int:
 
 @_reported
 def _status(args: argparse.Namespace) -> int:
+    from nas.control import liveness
+
     doc = summary.status_doc(_read(args.state), args.state)
+    now = time.time()
+    doc["controller"] = liveness.liveness(args.state, now)
     if args.json:
         emit_json(doc)
     else:
         summary.print_status(doc, sys.stdout)
+        print(liveness.liveness_line(doc["controller"], args.state, now))
     return EXIT_OK
 
 
