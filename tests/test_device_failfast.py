@@ -18,8 +18,8 @@ from controller_support import experiment_text, init_state
 from nas.commands.main import main
 from nas.control.loop import run_controller
 from nas.pointdir import layout
-from nas.record.hdf5 import load_state
 from nas.record.state import PointStatus
+from nas.record.store import load_state
 
 REPO = Path(__file__).resolve().parent.parent
 
