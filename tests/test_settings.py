@@ -15,7 +15,7 @@ import pytest
 
 from nas.config import ConfigError, ExperimentConfig, parse_experiment
 from nas.control.policy import Study
-from nas.record.hdf5 import StateStore
+from nas.record.store import StateStore
 from nas.report import plots
 from nas.search.settings import SETTINGS, STRATEGY_NAMES, SearchSettings, SettingError
 from nas.search.strategies import STRATEGIES

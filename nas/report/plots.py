@@ -31,8 +31,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from nas.config import parse_experiment
-from nas.record.hdf5 import StateStore
 from nas.record.state import PointStatus, State
+from nas.record.store import StateStore
 from nas.search.optimizer import SplineOptimizer
 from nas.search.settings import GOALS, SearchSettings
 from nas.search.space import Dim, Params, SearchSpace, Value
