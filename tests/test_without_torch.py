@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from controller_support import experiment_text, init_state, write_fake_trainer
+from controller_support import experiment_text, write_fake_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 ABSENT = "raise ModuleNotFoundError(\"No module named '{0}'\", name='{0}')\n"

@@ -118,7 +118,9 @@ def reported(
             except ModuleNotFoundError as exc:
                 if exc.name not in OPTIONAL_MODULES:
                     raise
-                print(f"splinenas {args.command}: error: {missing_module_line(exc)}", file=sys.stderr)
+                print(
+                    f"splinenas {args.command}: error: {missing_module_line(exc)}", file=sys.stderr
+                )
                 return EXIT_FAILURE
             except Exception as exc:
                 if not isinstance(exc, failures()):
