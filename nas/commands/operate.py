@@ -31,9 +31,9 @@ from nas.commands.curves import point_curve, write_curve_table
 from nas.config import ConfigError
 from nas.control import policy
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore
 from nas.record.lock import LockError, break_lock, lock_path
 from nas.record.state import INGEST_BY_HAND, State, StateError
+from nas.record.store import StateStore
 
 if TYPE_CHECKING:
     from nas.cluster import Scheduler

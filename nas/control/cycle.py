@@ -43,7 +43,6 @@ from nas.control.prepare import JobSettings, feasibility, job_name, training_see
 from nas.pointdir import layout
 from nas.pointdir.curve import read_curve
 from nas.pointdir.result import Result
-from nas.record.hdf5 import StateStore
 from nas.record.state import (
     ACTIVE,
     COUNTED_AS,
@@ -55,6 +54,7 @@ from nas.record.state import (
     PointStatus,
     State,
 )
+from nas.record.store import StateStore
 from nas.search.space import Params
 
 log = logging.getLogger(__name__)

@@ -16,15 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nas.record import integrity
-from nas.record.hdf5 import (
-    READ_ERRORS,
-    StateFormatError,
-    corruption,
-    previous_path,
-    read_verified,
-    real_path,
-)
+from nas.record.hdf5 import READ_ERRORS, StateFormatError, corruption, read_verified
 from nas.record.lock import FileLock
+from nas.record.store import previous_path, real_path
 
 
 @dataclass(frozen=True)
