@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from experiment_support import run
 
-from nas.record.hdf5 import StateStore
 from nas.record.state import PointStatus
+from nas.record.store import StateStore
 from nas.search.pareto import nondominated
 
 EXPERIMENT = """

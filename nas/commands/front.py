@@ -84,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _study(path: Any) -> Any:
     from nas.control.policy import Study
-    from nas.record.hdf5 import StateStore
+    from nas.record.store import StateStore
 
     return Study.of(StateStore.read(path), path)
 

@@ -88,9 +88,12 @@ def cost_model(study: Study, source: CostSource) -> SplineOptimizer:
     while too few points measured the cost to fit a spline.
     """
     from nas.search.optimizer import SplineOptimizer
+    from nas.search.settings import SearchSettings
 
     cfg = study.experiment.experiment
-    model = SplineOptimizer(study.state.space, seed=cfg.seed, smoothing=cfg.smoothing)
+    model = SplineOptimizer(
+        study.state.space, SearchSettings(seed=cfg.seed, smoothing=cfg.smoothing)
+    )
     for point in measured_points(study, source):
         if math.isfinite(point.cost):
             model.tell(point.params, point.cost)
