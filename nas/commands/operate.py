@@ -318,6 +318,8 @@ def _fsck(args: argparse.Namespace) -> int:
         print(f"{current.line()}\n{prev.line()}")
     if action:
         print(f"splinenas fsck: {action}", file=sys.stderr)
+    elif current.status in fsck.OTHER_VERSION:
+        print(f"splinenas fsck: {current.detail}", file=sys.stderr)
     elif not current.good and prev.good:
         print("splinenas fsck: run again with --repair to put .prev back", file=sys.stderr)
     return EXIT_OK if current.good else EXIT_FAILURE

@@ -318,7 +318,11 @@ class Controller:
     def _record(self, point: Point, result: Result, source: str, *, by_hand: bool = False) -> None:
         value = result.metrics[self.experiment.experiment.metric]
         self._ingest_curve(point)
-        extra = {**self.state.point(point.id).extra, "pace": result.pace()}
+        extra = {
+            **self.state.point(point.id).extra,
+            "pace": result.pace(),
+            "metrics": dict(result.metrics),  # measured costs and trade-offs read them
+        }
         self.state.update_point(point.id, gpu_hours=result.gpu_hours, extra=extra)
         self.state.record(point.id, value)
         note = "" if point.status.is_active() else f" for a {point.status.value} point"
