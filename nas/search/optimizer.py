@@ -25,6 +25,7 @@ from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline, SplineError
 from nas.search.stopping import STOP_RULES, StopEvidence, decide
 from nas.search.strategies import STRATEGIES, Strategy, spline_maxima
+from nas.search.threads import in_search_threads
 
 GOALS = {"maximize": 1.0, "minimize": -1.0}
 
@@ -362,6 +363,7 @@ class SplineOptimizer:
 
     # -- model -----------------------------------------------------------------------
 
+    @in_search_threads
     def fit(self) -> FitSummary | None:
         """Fit the model of the categories (``categories``); None while no spline can be fitted.
 
@@ -496,6 +498,7 @@ class SplineOptimizer:
             and (self.feasible is None or self.feasible(p))
         ]
 
+    @in_search_threads
     def suggest(self, n: int | None = None) -> list[Proposal]:
         """Up to ``n`` (default ``batch_size``) points to measure next.
 
