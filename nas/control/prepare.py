@@ -19,8 +19,6 @@ design with the same code as every submission, so they refuse the same files.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import logging
 import os
 import shutil
 import sys
@@ -31,12 +29,11 @@ from typing import Any
 
 from nas.cluster.render import ScriptError, render_job_script, write_job_script
 from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
+from nas.control.costs import estimator
 from nas.pointdir import layout
 from nas.pointdir.point import PointFileError, point_document, write_point_file
 from nas.record.state import Point, PointStatus
 from nas.search.space import Params
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -336,31 +333,17 @@ def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
     limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
     if limit is None:
         return None
-    model, data = experiment.model, experiment.data
-    assert model is not None and data is not None  # run needs both tables
-    classes = experiment.num_classes()
-    if classes is None:
+    assert experiment.model is not None and experiment.data is not None  # run needs both
+    if experiment.num_classes() is None:
         raise ConfigError(
             experiment.source, "model", "num_classes", "needed by [cluster] max_gpu_memory_gib"
         )
+    from nas.models.cost import fits
 
-    @functools.lru_cache(maxsize=4096)
-    def fits_memory(key: tuple[tuple[str, object], ...]) -> bool:
-        from nas.models import ModelConfigError
-        from nas.models.cost import estimate, fits
+    estimate = estimator(experiment)
 
-        try:
-            cost = estimate(
-                model.family,
-                {**model.fixed, **dict(key)},
-                classes,
-                resolution=data.resolution,
-                batch_per_gpu=experiment.train.batch_per_gpu,
-                amp=experiment.train.amp != "off",
-            )
-        except ModelConfigError as exc:
-            log.info("candidate %s describes no network: %s", dict(key), exc)
-            return False
-        return fits(cost, limit, margin)
+    def fits_memory(params: Params) -> bool:
+        cost = estimate(params)  # None: the parameters describe no network
+        return cost is not None and fits(cost, limit, margin)
 
-    return lambda params: fits_memory(tuple(sorted(params.items())))
+    return fits_memory

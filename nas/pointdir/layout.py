@@ -45,6 +45,14 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 #: ``kind`` of the error file a job script writes when its environment file fails.
 ENVIRONMENT_FAILURE = "environment"
+# What the job script tells every rank about its device (nas/train/device.py reads it).
+
+#: The accelerator the ranks must drive: "auto", "gpu", "cuda" or "xpu".
+ACCELERATOR_VAR = "SPLINENAS_ACCELERATOR"
+#: "local-rank" or "reversed": how a node's ranks map onto its visible devices.
+DEVICE_ORDER_VAR = "SPLINENAS_DEVICE_ORDER"
+#: Ranks on each node, from ``[cluster]``.
+RANKS_PER_NODE_VAR = "SPLINENAS_RANKS_PER_NODE"
 PROGRESS_FILE = "progress.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 CURVE_FILE = "curve.jsonl"
