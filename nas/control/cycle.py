@@ -51,6 +51,7 @@ from nas.record.state import (
     INGEST,
     INGEST_BY_HAND,
     READY,
+    Event,
     Point,
     PointStatus,
     State,
@@ -86,6 +87,8 @@ class CycleSummary:
     gpu_hours: float
     submitted: tuple[int, ...]
     stop: Stop | None
+    #: The state's events of this cycle: every change to a point or to the plan.
+    changes: tuple[Event, ...] = ()
 
     def line(self) -> str:
         counts = ", ".join(
@@ -99,6 +102,7 @@ class CycleSummary:
     def to_dict(self) -> dict[str, object]:
         doc = dataclasses.asdict(self)
         doc["stop"] = None if self.stop is None else dataclasses.asdict(self.stop)
+        doc["changes"] = len(self.changes)
         return doc
 
 
@@ -121,11 +125,13 @@ class Controller:
         self.study = policy.Study(self.state, self.experiment, self.feasible)
         self._reattached = False
         self._submitted: list[int] = []
+        self._first_event = len(self.state.events)
 
     # ------------------------------------------------------------------ the cycle
     def cycle(self) -> Stop | None:
         """Do every step once and commit; return why to stop, or None to go on."""
         self._submitted = []
+        self._first_event = len(self.state.events)
         self._apply_inbox()
         if self._poll():
             self._ingest_by_hand()
@@ -468,6 +474,7 @@ class Controller:
             gpu_hours=sum(p.gpu_hours for p in points),
             submitted=tuple(self._submitted),
             stop=stop,
+            changes=tuple(self.state.events[self._first_event :]),
         )
 
 
