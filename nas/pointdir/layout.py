@@ -45,6 +45,8 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 #: ``kind`` of the error file a job script writes when its environment file fails.
 ENVIRONMENT_FAILURE = "environment"
+#: ``kind`` of the error file of a command that broke the trainer contract.
+CONTRACT_FAILURE = "contract"
 PROGRESS_FILE = "progress.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 CURVE_FILE = "curve.jsonl"
