@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nas"
 #: layer -> what it may import (besides itself). A layer is a subpackage or top-level module.
 RULES: dict[str, tuple[str, ...]] = {
     "search": (),
-    "config": ("search.space",),
+    "config": ("search.space", "search.settings"),
     "record": ("search.space",),
     "pointdir": ("config",),
     "cluster": ("config", "pointdir", "record.lock"),

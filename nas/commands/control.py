@@ -105,8 +105,8 @@ def _detach(args: argparse.Namespace) -> int:
     from nas.cluster import keepalive
     from nas.control import policy
     from nas.control.prepare import JobSettings
-    from nas.record.hdf5 import StateStore
     from nas.record.lock import holder_alive, lock_path, read_holder
+    from nas.record.store import StateStore
 
     # Fail here, where the user sees it, rather than in a log nobody reads.
     state = StateStore.read(args.state)

@@ -31,9 +31,9 @@ from nas.commands.curves import point_curve, write_curve_table
 from nas.config import ConfigError
 from nas.control import policy
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore
 from nas.record.lock import LockError, break_lock, lock_path
 from nas.record.state import INGEST_BY_HAND, State, StateError
+from nas.record.store import StateStore
 
 if TYPE_CHECKING:
     from nas.cluster import Scheduler
@@ -318,6 +318,8 @@ def _fsck(args: argparse.Namespace) -> int:
         print(f"{current.line()}\n{prev.line()}")
     if action:
         print(f"splinenas fsck: {action}", file=sys.stderr)
+    elif current.status in fsck.OTHER_VERSION:
+        print(f"splinenas fsck: {current.detail}", file=sys.stderr)
     elif not current.good and prev.good:
         print("splinenas fsck: run again with --repair to put .prev back", file=sys.stderr)
     return EXIT_OK if current.good else EXIT_FAILURE

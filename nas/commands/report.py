@@ -20,9 +20,9 @@ from nas.commands.common import EXIT_OK, UsageError, emit_json, path_arg, report
 from nas.config import ConfigError
 from nas.control import policy
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore
 from nas.record.lock import LockError, holder_alive, lock_path, read_holder
 from nas.record.state import State, StateError
+from nas.record.store import StateStore
 
 #: The page inside ``--out``.
 PAGE = "index.html"

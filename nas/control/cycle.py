@@ -43,7 +43,6 @@ from nas.control.prepare import JobSettings, feasibility, job_name, training_see
 from nas.pointdir import layout
 from nas.pointdir.curve import read_curve
 from nas.pointdir.result import Result
-from nas.record.hdf5 import StateStore
 from nas.record.state import (
     ACTIVE,
     COUNTED_AS,
@@ -55,6 +54,7 @@ from nas.record.state import (
     PointStatus,
     State,
 )
+from nas.record.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +319,11 @@ class Controller:
     def _record(self, point: Point, result: Result, source: str, *, by_hand: bool = False) -> None:
         value = result.metrics[self.experiment.experiment.metric]
         self._ingest_curve(point)
-        extra = {**self.state.point(point.id).extra, "pace": result.pace()}
+        extra = {
+            **self.state.point(point.id).extra,
+            "pace": result.pace(),
+            "metrics": dict(result.metrics),  # measured costs and trade-offs read them
+        }
         self.state.update_point(point.id, gpu_hours=result.gpu_hours, extra=extra)
         self.state.record(point.id, value)
         note = "" if point.status.is_active() else f" for a {point.status.value} point"

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import ConfigError, Experiment
+from nas.control.costs import estimator
 from nas.search.space import Params
 
 log = logging.getLogger(__name__)
@@ -68,34 +69,28 @@ def feasibility(experiment: Experiment, cwd: Path | None = None) -> Feasibility 
 
 
 def _memory_rule(experiment: Experiment) -> Rule | None:
-    """The memory predicate of ``[cluster] max_gpu_memory_gib``; a candidate that describes
-    no network counts as infeasible."""
+    """The memory predicate of ``[cluster] max_gpu_memory_gib`` (built-in families only); a
+    candidate that describes no network counts as infeasible."""
     limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
-    model, data = experiment.model, experiment.data
+    model = experiment.model
     if limit is None or model is None or model.family is None:
         return None
-    classes = experiment.num_classes()
-    if classes is None:
+    if experiment.num_classes() is None:
         raise ConfigError(
             experiment.source, "model", "num_classes", "needed by [cluster] max_gpu_memory_gib"
         )
-    family, resolution = model.family, 224 if data is None else data.resolution
+    estimate = estimator(experiment)
     refused = (
         f"estimated peak memory per GPU exceeds memory_margin {margin:g}"
         f" of max_gpu_memory_gib = {limit:g} GiB"
     )
 
     def fits_memory(params: Params) -> str | None:
-        from nas.models import ModelConfigError
-        from nas.models.cost import estimate, fits
+        from nas.models.cost import fits
 
-        try:
-            cost = estimate(family, {**model.fixed, **params}, classes, resolution=resolution,
-                            batch_per_gpu=experiment.train.batch_per_gpu,
-                            amp=experiment.train.amp != "off")  # fmt: skip
-        except ModelConfigError as exc:
-            log.info("candidate %s describes no network: %s", params, exc)
-            return f"describes no network: {exc}"
+        cost = estimate(params)
+        if cost is None:
+            return "the parameters describe no network of the family"
         return None if fits(cost, limit, margin) else refused
 
     return fits_memory

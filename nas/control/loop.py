@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nas.cluster import get_scheduler
 from nas.cluster.render import write_job_script
-from nas.control import policy
+from nas.control import liveness, policy
 from nas.control.cycle import (
     Controller,
     CycleSummary,
@@ -29,7 +29,7 @@ from nas.control.cycle import (
 )
 from nas.control.prepare import JobSettings, feasibility
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore
+from nas.record.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +83,37 @@ def run_controller(
         run = layout.run_dir(state_path)
         scheduler = get_scheduler(experiment.cluster, local_root=layout.jobs_dir(run))
         controller = Controller(store, settings, scheduler, run)
-        cycle = 0
-        while True:
-            cycle += 1
-            stop = controller.cycle()
-            summary = controller.summary(cycle, stop)
-            progress(summary)
-            if stop is not None:
-                return RunResult(stop.reason, stop.ok, cycle, summary)
-            if max_cycles is not None and cycle >= max_cycles:
-                return RunResult(f"{cycle} cycle(s) done", True, cycle, summary)
-            if event.wait(poll):
-                return RunResult("stopped by a signal after committing", True, cycle, summary)
+        pulse = liveness.Pulse(state_path, poll)
+        result = None
+        try:
+            result = _cycles(controller, progress, event, poll, max_cycles, pulse)
+        finally:
+            pulse.stopped("ended by an error" if result is None else result.reason)
+        return result
+
+
+def _cycles(
+    controller: Controller,
+    progress: Callable[[CycleSummary], None],
+    event: threading.Event,
+    poll: float,
+    max_cycles: int | None,
+    pulse: liveness.Pulse,
+) -> RunResult:
+    """Cycle until a stop, ``max_cycles`` or ``event``; a heartbeat after each cycle."""
+    cycle = 0
+    while True:
+        cycle += 1
+        stop = controller.cycle()
+        pulse.cycled(cycle)
+        summary = controller.summary(cycle, stop)
+        progress(summary)
+        if stop is not None:
+            return RunResult(stop.reason, stop.ok, cycle, summary)
+        if max_cycles is not None and cycle >= max_cycles:
+            return RunResult(f"{cycle} cycle(s) done", True, cycle, summary)
+        if event.wait(poll):
+            return RunResult("stopped by a signal after committing", True, cycle, summary)
 
 
 def plan(

@@ -19,7 +19,6 @@ design with the same code as every submission, so they refuse the same files.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import shutil
 import sys
@@ -37,8 +36,6 @@ from nas.pointdir.point import METRICS, PointFileError, point_document, write_po
 from nas.record.state import Point, PointStatus
 
 __all__ = ["JobSettings", "feasibility", "job_name", "readiness", "run_problems", "training_seed"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,14 @@ ERROR_FILE = "error.json"
 ENVIRONMENT_FAILURE = "environment"
 #: ``kind`` of the error file of a command that broke the trainer contract.
 CONTRACT_FAILURE = "contract"
+# What the job script tells every rank about its device (nas/train/device.py reads it).
+
+#: The accelerator the ranks must drive: "auto", "gpu", "cuda" or "xpu".
+ACCELERATOR_VAR = "SPLINENAS_ACCELERATOR"
+#: "local-rank" or "reversed": how a node's ranks map onto its visible devices.
+DEVICE_ORDER_VAR = "SPLINENAS_DEVICE_ORDER"
+#: Ranks on each node, from ``[cluster]``.
+RANKS_PER_NODE_VAR = "SPLINENAS_RANKS_PER_NODE"
 PROGRESS_FILE = "progress.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 CURVE_FILE = "curve.jsonl"

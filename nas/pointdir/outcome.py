@@ -52,8 +52,18 @@ def write_progress(
     return path
 
 
-def write_error(directory: str | Path, *, rank: int, exc: BaseException, oom: bool) -> bool:
+def write_error(
+    directory: str | Path,
+    *,
+    rank: int,
+    exc: BaseException,
+    oom: bool,
+    kind: str | None = None,
+    exit_code: int | None = None,
+) -> bool:
     """``error.json`` for the first rank that fails (later ranks keep the first report).
+
+    ``kind`` (e.g. ``"environment"``) tells the controller not to retry.
 
     Returns:
         True if this call wrote the file.
@@ -68,6 +78,10 @@ def write_error(directory: str | Path, *, rank: int, exc: BaseException, oom: bo
         "oom": oom,
         "time": now_iso(),
     }
+    if kind is not None:
+        document["kind"] = kind
+    if exit_code is not None:
+        document["exit_code"] = exit_code
     return atomic_write_json(Path(directory) / ERROR_FILE, document, exclusive=True)
 
 
@@ -108,15 +122,13 @@ def write_divergence(
     return atomic_write_json(Path(directory) / ERROR_FILE, document, exclusive=True)
 
 
-def write_contract_failure(directory: str | Path, *, rank: int, message: str) -> bool:
+class ContractBroken(RuntimeError):
+    """A command that broke the trainer contract (its ``error.json`` names this)."""
+
+
+def write_contract_failure(
+    directory: str | Path, *, rank: int, message: str, exit_code: int | None = None
+) -> bool:
     """``error.json`` with ``kind = "contract"``: the command broke the contract; no retry helps."""
-    document = {
-        "kind": CONTRACT_FAILURE,
-        "rank": rank,
-        "exception": "ContractBroken",
-        "message": message,
-        "traceback": [],
-        "oom": False,
-        "time": now_iso(),
-    }
-    return atomic_write_json(Path(directory) / ERROR_FILE, document, exclusive=True)
+    return write_error(directory, rank=rank, exc=ContractBroken(message), oom=False,
+                       kind=CONTRACT_FAILURE, exit_code=exit_code)  # fmt: skip

@@ -18,8 +18,8 @@ launcher-specific wrapper script is needed:
   launcher (``PMI_RANK``, ``PMI_SIZE``, ``PMI_LOCAL_RANK``,
   ``PMI_LOCAL_SIZE``); otherwise one process. Flux and PALS come before plain
   PMI because both set ``PMI_RANK`` and ``PMI_SIZE`` too, Flux without a local
-  rank. A launcher that names no local size is taken to run all ranks on one
-  node, unless its node count says otherwise.
+  rank. Where the launcher names no local size, the job script's
+  ``SPLINENAS_RANKS_PER_NODE``, the node count, or else one node says it.
 * master address: ``MASTER_ADDR``; else the first host of the Slurm node list
   (expanded here, without ``scontrol``); else the first compute host of LSF's
   ``LSB_MCPU_HOSTS``, ``LSB_DJOB_HOSTFILE`` or ``LSB_HOSTS`` (on CSM machines
@@ -51,6 +51,8 @@ import subprocess
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from nas.pointdir.layout import RANKS_PER_NODE_VAR
 
 PORT_BASE = 15000
 PORT_SPAN = 17000  # ports 15000-31999: unprivileged, below the ephemeral range 32768-60999
@@ -149,6 +151,7 @@ def _ranks_per_node(environ: Mapping[str, str], world_size: int) -> int:
     """Ranks on this node where the launcher names no local size.
 
     Slurm's ``SLURM_STEP_TASKS_PER_NODE`` (``"2(x3),1"``) at ``SLURM_NODEID``;
+    else the job script's ``SPLINENAS_RANKS_PER_NODE`` (from ``[cluster]``);
     else the world spread evenly over the node count; else one node.
     """
     per_node = environ.get("SLURM_STEP_TASKS_PER_NODE") or environ.get("SLURM_TASKS_PER_NODE")
@@ -162,6 +165,9 @@ def _ranks_per_node(environ: Mapping[str, str], world_size: int) -> int:
         node = int(environ["SLURM_NODEID"])
         if node < len(counts) and counts[node] > 0:
             return counts[node]
+    planned = environ.get(RANKS_PER_NODE_VAR, "").strip()
+    if planned.isdigit() and 0 < int(planned) <= world_size:
+        return int(planned)
     nodes = next((environ[name] for name in _NODE_COUNT_VARIABLES if environ.get(name)), "")
     if nodes.isdigit() and int(nodes) > 0:
         return max(1, world_size // int(nodes))

@@ -18,8 +18,8 @@ optional and checked when present; the built-in trainer writes them all
       "rank": 0,                                 # who wrote it: only rank 0 may
       "val_images": 50000, "bad_images": 0,
       "epochs": 60, "world_size": 204,
-      "device": "cuda",                          # "cuda", "cpu", ...
-      "device_hours": 1234.5,                    # wall hours x ranks (GPU-hours unless "cpu")
+      "device": "cuda",                          # "cuda", "xpu", "cpu", ...
+      "device_hours": 1234.5,                    # wall hours x ranks (GPU-hours on cuda/xpu)
       "wall_seconds": 21785.0,                   # all segments together
       "started": "2024-01-01T00:00:00+00:00", "finished": "...",
       "package_version": "0.1.0",
@@ -88,6 +88,10 @@ class ResultError(ValueError):
 PACE_FIGURES = ("images_per_second", "data_wait_share", "device_hours")
 
 
+#: torch device types whose hours count as GPU hours: CUDA (NVIDIA, AMD ROCm) and Intel XPU.
+GPU_DEVICE_TYPES = frozenset({"cuda", "xpu"})
+
+
 @dataclass(frozen=True)
 class Measured:
     """What a valid result must carry: the searched metric, within its valid range."""
@@ -129,8 +133,8 @@ class Result:
 
     @property
     def gpu_hours(self) -> float:
-        """Device-hours spent on accelerators; a run on ``"cpu"`` costs no GPU budget."""
-        return 0.0 if self.device == "cpu" or self.device_hours is None else self.device_hours
+        """Device-hours spent on GPUs (``device`` "cuda" or "xpu"); other runs cost no GPU budget."""
+        return self.device_hours or 0.0 if self.device in GPU_DEVICE_TYPES else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The file's document; optional figures that were not measured are left out."""

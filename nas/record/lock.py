@@ -79,6 +79,15 @@ def _process_start(pid: int) -> float | None:
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but not been reaped (state ``Z`` in /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2 :].startswith("Z")
+
+
 def holder_alive(holder: Holder) -> bool:
     """Whether the holder's process still runs; only meaningful on the holder's host.
 
@@ -91,6 +100,8 @@ def holder_alive(holder: Holder) -> bool:
         return False
     except PermissionError:
         pass  # exists, owned by another user
+    if _zombie(holder.pid):
+        return False  # ended; its parent (or a container's init) has not reaped it yet
     started = _process_start(holder.pid)
     return started is None or started <= holder.started + _START_SLACK_SECONDS
 

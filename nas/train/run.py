@@ -25,6 +25,7 @@ from nas.pointdir.layout import (
 )
 from nas.pointdir.point import PointFile, point_hash, read_point_file
 from nas.pointdir.result import (
+    GPU_DEVICE_TYPES,
     Result,
     now_iso,
     write_divergence,
@@ -148,7 +149,7 @@ def wrap_network(
     """
     model = module
     if dist_env.distributed:
-        ids = [device.index] if device.type == "cuda" else None
+        ids = None if device.type == "cpu" else [device.index]
         model = nn.parallel.DistributedDataParallel(
             module, device_ids=ids, bucket_cap_mb=DDP_BUCKET_MB, gradient_as_bucket_view=True
         )
@@ -178,7 +179,7 @@ def prepare(segment: Segment) -> Job:
     model = wrap_network(module, dist_env, device, config, segment.point_dir / COMPILE_CACHE)
     optimizer = make_optimizer(module, config, device)
     scaler = torch.amp.GradScaler(
-        device.type, enabled=device.type == "cuda" and config.amp == "fp16"
+        device.type, enabled=device.type in GPU_DEVICE_TYPES and config.amp == "fp16"
     )
     input_hash = point_hash(segment.point_dir)
     checkpoint = segment.point_dir / CHECKPOINT_FILE
