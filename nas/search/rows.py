@@ -20,7 +20,7 @@ _MULTIPLIERS = np.random.default_rng(0x5EED).integers(1, 2**63, 64, dtype=np.uin
 def _words(a: np.ndarray) -> np.ndarray:
     """The rows of ``a`` (M, d) as unsigned 64-bit words, (M, d), no copy where possible."""
     rows = np.ascontiguousarray(a, dtype=np.float64)
-    return rows.view(np.uint64).reshape(rows.shape[0], -1)
+    return rows.view(np.uint64).reshape(rows.shape)
 
 
 def _hash(words: np.ndarray) -> np.ndarray:
