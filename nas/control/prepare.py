@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.cluster.base import backend_class
 from nas.cluster.render import ScriptError, render_job_script, write_job_script
 from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
 from nas.control.costs import estimator
@@ -121,8 +122,14 @@ class JobSettings:
             cluster=self.cluster,
             point_dir=str(layout.point_dir(run, point.id)),
             job_name=point.job_name,
-            stdout_path=str(layout.log_path(run, point.id, point.job_name)),
+            stdout_path=self._log_path(run, point),
         )
+
+    def _log_path(self, run: Path, point: Point) -> str:
+        """The submission's log, written so that the backend's filename patterns keep it."""
+        path = str(layout.log_path(run, point.id, point.job_name))
+        backend = backend_class(self.cluster.backend)
+        return path if backend is None else backend.literal_filename(path)
 
 
 def readiness(

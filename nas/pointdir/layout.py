@@ -7,7 +7,7 @@ local backend's job records and the operator inbox without further options::
     state/<name>.h5            the state (only the controller writes it)
     state/<name>/points/<id>/  point.json, job.sh, logs/, checkpoint.pt,
                                result.json, progress.json, error.json,
-                               curve.jsonl (the learning curve)
+                               curve.jsonl (the learning curve), heartbeat
     state/<name>/jobs/         job records of the local backend
     state/<name>/inbox/        requests of operator commands for the controller
 """
@@ -56,6 +56,8 @@ RANKS_PER_NODE_VAR = "SPLINENAS_RANKS_PER_NODE"
 PROGRESS_FILE = "progress.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 CURVE_FILE = "curve.jsonl"
+#: Touched by a training run while it lives (:mod:`nas.pointdir.heartbeat`).
+HEARTBEAT_FILE = "heartbeat"
 COMPILE_CACHE = "compile-cache"  # torch.compile's caches, kept across segments
 
 
