@@ -168,27 +168,39 @@ def run_problems(experiment: Experiment, cwd: Path, *, offline: bool = False) ->
     if missing:
         return [ConfigError(source, t, None, "missing table; `run` needs it") for t in missing]
     problems = [] if offline else _path_problems(experiment, cwd)
-    problems += _coordinate_problems(experiment)
+    coordinates = _coordinate_problems(experiment)
+    problems += coordinates
     try:
+        memory = None if coordinates else _memory_problem(experiment)
         feasibility(experiment)
     except ConfigError as exc:
         problems.append(exc)
+    else:
+        problems += [memory] if memory else []
     return problems + _preparing_problems(experiment, cwd)
+
+
+#: Paths of the experiment that must exist on this machine, and what they must be.
+_PATHS = (("cluster", "env_file", "file"), ("data", "root", "folder"), ("data", "index", "file"))
 
 
 def _path_problems(experiment: Experiment, cwd: Path) -> list[ConfigError]:
     """The paths of the experiment that do not exist on this machine."""
     assert experiment.data is not None  # run_problems checked the tables
-    paths = [("cluster", "env_file", experiment.cluster.env_file)]
-    paths += [("data", key, getattr(experiment.data, key)) for key in ("root", "index")]
     problems = []
-    for table, key, value in paths:
+    for table, key, kind in _PATHS:
+        value = getattr(getattr(experiment, table), key)
         if value is None:
             continue
         try:
-            _existing(cwd, value, experiment.source, table, key)
+            path = _existing(cwd, value, experiment.source, table, key)
         except ConfigError as exc:
             problems.append(exc)
+            continue
+        if path.is_dir() != (kind == "folder"):
+            other = "file" if kind == "folder" else "folder"
+            problems.append(ConfigError(experiment.source, table, key,
+                                        f"{value!r} is a {other}, not a {kind}"))  # fmt: skip
     python = _python_problem(experiment, cwd)
     return problems + ([python] if python else [])
 
@@ -252,6 +264,7 @@ def _coordinate_problems(experiment: Experiment) -> list[ConfigError]:
         problems.append(ConfigError(source, "model", "fixed",
                                     f"family {family!r} needs {', '.join(missing)}, neither "
                                     "searched in [[space]] nor fixed here"))  # fmt: skip
+    problems += _box_problems(experiment) if not problems else []
     if problems:
         return problems
     values = [("model", "fixed", name, value) for name, value in fixed.items()]
@@ -266,6 +279,30 @@ def _coordinate_problems(experiment: Experiment) -> list[ConfigError]:
         except ModelConfigError as exc:
             problems.append(ConfigError(source, table, key, str(exc)))
             break
+    return problems
+
+
+def _box_problems(experiment: Experiment) -> list[ConfigError]:
+    """Numeric dimensions whose box reaches past the bounds of their coordinate.
+
+    A bound (e.g. at most :data:`nas.models.coordinates.MAX_DEPTH` blocks a
+    stage) is declared with the coordinate, which the trainer applies too.
+    """
+    from nas.models import coordinates as coords
+
+    assert experiment.model is not None  # run_problems checked the tables
+    family, problems = experiment.model.family, []
+    for dim in experiment.space.numeric:
+        coordinate = coords.coordinate(family, dim.name)
+        for key, value, bound, outside in (
+            ("low", dim.low, coordinate.low, "at least"),
+            ("high", dim.high, coordinate.high, "at most"),
+        ):
+            if bound is not None and (value < bound if key == "low" else value > bound):
+                problems.append(ConfigError(
+                    experiment.source, f"space.{dim.name}", key,
+                    f"family {family!r}: coordinate {dim.name!r} takes {outside} {bound}, "
+                    f"got {value!r}"))  # fmt: skip
     return problems
 
 
@@ -333,8 +370,31 @@ def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
     Raises:
         ConfigError: the number of classes is unknown (set ``[model] num_classes``).
     """
-    limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
-    if limit is None:
+    needed = memory_needed(experiment)
+    return None if needed is None else _fitting(experiment, needed)
+
+
+def _fitting(
+    experiment: Experiment, needed: Callable[[Params], int | None]
+) -> Callable[[Params], bool]:
+    """Whether a candidate's estimate ``needed`` fits ``memory_margin`` of ``max_gpu_memory_gib``."""
+    from nas.models.cost import usable_bytes
+
+    cluster = experiment.cluster
+    assert cluster.max_gpu_memory_gib is not None  # memory_needed checked it
+    usable = usable_bytes(cluster.max_gpu_memory_gib, cluster.memory_margin)
+    return lambda params: (need := needed(params)) is not None and need <= usable
+
+
+def memory_needed(experiment: Experiment) -> Callable[[Params], int | None] | None:
+    """Estimated peak training bytes per GPU of a candidate (None: it describes no network).
+
+    None when ``[cluster] max_gpu_memory_gib`` is not set: nothing is estimated then.
+
+    Raises:
+        ConfigError: the number of classes is unknown (set ``[model] num_classes``).
+    """
+    if experiment.cluster.max_gpu_memory_gib is None:
         return None
     model, data = experiment.model, experiment.data
     assert model is not None and data is not None  # run needs both tables
@@ -345,9 +405,9 @@ def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
         )
 
     @functools.lru_cache(maxsize=4096)
-    def fits_memory(key: tuple[tuple[str, object], ...]) -> bool:
+    def needed(key: tuple[tuple[str, object], ...]) -> int | None:
         from nas.models import ModelConfigError
-        from nas.models.cost import estimate, fits
+        from nas.models.cost import estimate
 
         try:
             cost = estimate(
@@ -360,7 +420,37 @@ def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
             )
         except ModelConfigError as exc:
             log.info("candidate %s describes no network: %s", dict(key), exc)
-            return False
-        return fits(cost, limit, margin)
+            return None
+        return cost.memory_bytes
 
-    return lambda params: fits_memory(tuple(sorted(params.items())))
+    return lambda params: needed(tuple(sorted(params.items())))
+
+
+def _memory_problem(experiment: Experiment) -> ConfigError | None:
+    """``[cluster] max_gpu_memory_gib`` that no point of the initial design fits, or None.
+
+    Every design point would be marked infeasible and the search could not start.
+
+    Raises:
+        ConfigError: the number of classes is unknown (set ``[model] num_classes``).
+    """
+    needed = memory_needed(experiment)
+    if needed is None:
+        return None
+    from nas.models.cost import BYTES_PER_GIB
+    from nas.search.optimizer import SplineOptimizer  # scipy.stats: slow to import
+
+    settings = experiment.experiment.search_settings()
+    design = SplineOptimizer(experiment.space, settings).initial_design()
+    estimates = [n / BYTES_PER_GIB for n in map(needed, design) if n is not None]
+    if not estimates or any(map(_fitting(experiment, needed), design)):
+        return None  # no estimate at all: the coordinates' own problem
+    cluster = experiment.cluster
+    return ConfigError(
+        experiment.source,
+        "cluster",
+        "max_gpu_memory_gib",
+        f"no point of the initial design fits in {cluster.max_gpu_memory_gib:g} GiB "
+        f"(memory_margin {cluster.memory_margin:g} of it): the largest estimate is "
+        f"{max(estimates):.3g} GiB, the smallest {min(estimates):.3g} GiB",
+    )
