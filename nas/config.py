@@ -339,6 +339,21 @@ class ClusterConfig:
         None, kind=int, minimum=1, optional=True, doc="default: gpus_per_node, or 1 on CPU"
     )
     cores_per_node: int = option(1, kind=int, minimum=1)
+    accelerator: str = option(
+        "gpu",
+        kind=str,
+        choices=("gpu", "cuda", "xpu"),
+        doc="with gpus_per_node > 0 every rank must drive one: 'gpu' (CUDA/ROCm or Intel XPU), "
+        "'cuda' (NVIDIA/AMD) or 'xpu' (Intel)",
+    )
+    device_order: str | None = option(
+        None,
+        kind=str,
+        choices=("local-rank", "reversed"),
+        optional=True,
+        doc="rank -> visible device: 'local-rank', or 'reversed' (ALCF's rule on Polaris); "
+        "default: the environment file's SPLINENAS_DEVICE_ORDER, else 'local-rank'",
+    )
     resource_sets: str = option("node", kind=str, choices=("node", "gpu"), doc="jsrun layout")
     walltime_minutes: int = option(120, kind=int, minimum=1, maximum=MAX_WALLTIME_MINUTES)
     signal_seconds: int = option(300, kind=int, minimum=0, doc="stop this early before the limit")

@@ -73,6 +73,27 @@ def os_error_line(exc: OSError) -> str:
     return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
+#: Packages of the optional extras, with the extra that installs each. A login
+#: node's controller-only install has none of them (`pip install splinenas`).
+OPTIONAL_MODULES = {
+    "torch": "train",
+    "torchvision": "train",
+    "tensorboardX": "tensorboard",
+    "sklearn": "demo",
+}
+
+
+def missing_module_line(exc: ModuleNotFoundError) -> str:
+    """Which extra brings the missing package, for a command that needs it."""
+    extra = OPTIONAL_MODULES[str(exc.name)]
+    return (
+        f"this needs {exc.name}, which is not installed in this environment: "
+        f"pip install 'splinenas[{extra}]' (or run it where the site's PyTorch is)"
+        if extra == "train"
+        else f"this needs {exc.name}, which is not installed: pip install 'splinenas[{extra}]'"
+    )
+
+
 def reported(
     failures: Callable[[], tuple[type[Exception], ...]],
 ) -> Callable[[Handler], Handler]:
@@ -94,6 +115,13 @@ def reported(
                 raise
             except OSError as exc:
                 print(f"splinenas {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
+                return EXIT_FAILURE
+            except ModuleNotFoundError as exc:
+                if exc.name not in OPTIONAL_MODULES:
+                    raise
+                print(
+                    f"splinenas {args.command}: error: {missing_module_line(exc)}", file=sys.stderr
+                )
                 return EXIT_FAILURE
             except Exception as exc:
                 if not isinstance(exc, failures()):

@@ -32,6 +32,7 @@ COMMANDS = {
         ("rerun", "cancel", "show", "unlock", "fsck", "expand", "controller"), "operate"
     ),
     "cost": "cost",
+    **dict.fromkeys(("front", "best"), "front"),
     "data": "data",
     "demo": "demo",
     "plot": "plot",

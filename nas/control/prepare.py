@@ -19,8 +19,6 @@ design with the same code as every submission, so they refuse the same files.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import logging
 import os
 import shutil
 import sys
@@ -29,14 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.cluster.base import backend_class
 from nas.cluster.render import ScriptError, render_job_script, write_job_script
 from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
+from nas.control.costs import estimator
 from nas.pointdir import layout
 from nas.pointdir.point import PointFileError, point_document, write_point_file
 from nas.record.state import Point, PointStatus
 from nas.search.space import Params
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -124,8 +122,14 @@ class JobSettings:
             cluster=self.cluster,
             point_dir=str(layout.point_dir(run, point.id)),
             job_name=point.job_name,
-            stdout_path=str(layout.log_path(run, point.id, point.job_name)),
+            stdout_path=self._log_path(run, point),
         )
+
+    def _log_path(self, run: Path, point: Point) -> str:
+        """The submission's log, written so that the backend's filename patterns keep it."""
+        path = str(layout.log_path(run, point.id, point.job_name))
+        backend = backend_class(self.cluster.backend)
+        return path if backend is None else backend.literal_filename(path)
 
 
 def readiness(
@@ -171,8 +175,8 @@ def run_problems(experiment: Experiment, cwd: Path, *, offline: bool = False) ->
     coordinates = _coordinate_problems(experiment)
     problems += coordinates
     try:
-        memory = None if coordinates else _memory_problem(experiment)
         feasibility(experiment)
+        memory = None if coordinates else _memory_problem(experiment)
     except ConfigError as exc:
         problems.append(exc)
     else:
@@ -370,87 +374,47 @@ def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
     Raises:
         ConfigError: the number of classes is unknown (set ``[model] num_classes``).
     """
-    needed = memory_needed(experiment)
-    return None if needed is None else _fitting(experiment, needed)
-
-
-def _fitting(
-    experiment: Experiment, needed: Callable[[Params], int | None]
-) -> Callable[[Params], bool]:
-    """Whether a candidate's estimate ``needed`` fits ``memory_margin`` of ``max_gpu_memory_gib``."""
-    from nas.models.cost import usable_bytes
-
-    cluster = experiment.cluster
-    assert cluster.max_gpu_memory_gib is not None  # memory_needed checked it
-    usable = usable_bytes(cluster.max_gpu_memory_gib, cluster.memory_margin)
-    return lambda params: (need := needed(params)) is not None and need <= usable
-
-
-def memory_needed(experiment: Experiment) -> Callable[[Params], int | None] | None:
-    """Estimated peak training bytes per GPU of a candidate (None: it describes no network).
-
-    None when ``[cluster] max_gpu_memory_gib`` is not set: nothing is estimated then.
-
-    Raises:
-        ConfigError: the number of classes is unknown (set ``[model] num_classes``).
-    """
-    if experiment.cluster.max_gpu_memory_gib is None:
+    limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
+    if limit is None:
         return None
-    model, data = experiment.model, experiment.data
-    assert model is not None and data is not None  # run needs both tables
-    classes = experiment.num_classes()
-    if classes is None:
+    assert experiment.model is not None and experiment.data is not None  # run needs both
+    if experiment.num_classes() is None:
         raise ConfigError(
             experiment.source, "model", "num_classes", "needed by [cluster] max_gpu_memory_gib"
         )
+    from nas.models.cost import fits
 
-    @functools.lru_cache(maxsize=4096)
-    def needed(key: tuple[tuple[str, object], ...]) -> int | None:
-        from nas.models import ModelConfigError
-        from nas.models.cost import estimate
+    estimate = estimator(experiment)
 
-        try:
-            cost = estimate(
-                model.family,
-                {**model.fixed, **dict(key)},
-                classes,
-                resolution=data.resolution,
-                batch_per_gpu=experiment.train.batch_per_gpu,
-                amp=experiment.train.amp != "off",
-            )
-        except ModelConfigError as exc:
-            log.info("candidate %s describes no network: %s", dict(key), exc)
-            return None
-        return cost.memory_bytes
+    def fits_memory(params: Params) -> bool:
+        cost = estimate(params)  # None: the parameters describe no network
+        return cost is not None and fits(cost, limit, margin)
 
-    return lambda params: needed(tuple(sorted(params.items())))
+    return fits_memory
 
 
 def _memory_problem(experiment: Experiment) -> ConfigError | None:
     """``[cluster] max_gpu_memory_gib`` that no point of the initial design fits, or None.
 
-    Every design point would be marked infeasible and the search could not start.
-
-    Raises:
-        ConfigError: the number of classes is unknown (set ``[model] num_classes``).
+    Every design point would be marked infeasible and the search could not
+    start. Call after :func:`feasibility` accepted the experiment.
     """
-    needed = memory_needed(experiment)
-    if needed is None:
+    limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
+    if limit is None:
         return None
-    from nas.models.cost import BYTES_PER_GIB
+    from nas.models.cost import BYTES_PER_GIB, fits
     from nas.search.optimizer import SplineOptimizer  # scipy.stats: slow to import
 
     settings = experiment.experiment.search_settings()
     design = SplineOptimizer(experiment.space, settings).initial_design()
-    estimates = [n / BYTES_PER_GIB for n in map(needed, design) if n is not None]
-    if not estimates or any(map(_fitting(experiment, needed), design)):
+    costs = [c for c in map(estimator(experiment), design) if c is not None]
+    if not costs or any(fits(cost, limit, margin) for cost in costs):
         return None  # no estimate at all: the coordinates' own problem
-    cluster = experiment.cluster
+    gib = [cost.memory_bytes / BYTES_PER_GIB for cost in costs]
     return ConfigError(
         experiment.source,
         "cluster",
         "max_gpu_memory_gib",
-        f"no point of the initial design fits in {cluster.max_gpu_memory_gib:g} GiB "
-        f"(memory_margin {cluster.memory_margin:g} of it): the largest estimate is "
-        f"{max(estimates):.3g} GiB, the smallest {min(estimates):.3g} GiB",
+        f"no point of the initial design fits in {limit:g} GiB (memory_margin {margin:g} of "
+        f"it): the largest estimate is {max(gib):.3g} GiB, the smallest {min(gib):.3g} GiB",
     )

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
+from nas.record import integrity
 from nas.record.hdf5 import READ_ERRORS, StateFormatError, corruption, read_verified, state_image
 from nas.record.lock import FileLock, LockError
 from nas.record.state import State, StateError
@@ -24,6 +25,14 @@ from nas.search.space import SearchSpace
 
 class StateWriteError(StateError):
     """A commit that could not be written (disk full, quota); the state file is unchanged."""
+
+
+#: Event kind of the commit that sealed a file written before checksums.
+SEAL_EVENT = "seal"
+
+#: Bytes a commit leaves free on the state's file system, so that the lock file,
+#: point folders and the next commit's ``.prev`` link do not meet a full disk at once.
+FREE_RESERVE = 64 * 1024
 
 
 class _Named(Protocol):
@@ -145,7 +154,7 @@ def write_state(state: State, path: Path) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise StateWriteError(f"cannot create {path}: {exc.strerror}") from None
+        raise StateWriteError(f"cannot create a file in {path.parent}: {exc.strerror}") from None
     try:
         image = state_image(state)
         _check_free_space(path.parent, len(image))
@@ -156,22 +165,27 @@ def write_state(state: State, path: Path) -> None:
     except BaseException as exc:
         path.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise StateWriteError(f"cannot write {path}: {exc.strerror}") from None
+            raise StateWriteError(f"{exc.strerror} while writing the new generation") from None
         raise
     finally:
         os.close(fd)
 
 
 def _check_free_space(folder: Path, needed: int) -> None:
-    """Refuse to start a write that cannot fit (twice the image: it and ``.prev`` coexist)."""
+    """Refuse to start a write that would leave less than :data:`FREE_RESERVE` free.
+
+    The new image is the only new space a commit takes: the generation it
+    replaces stays as ``.prev`` by a hard link.
+    """
     try:
         stats = os.statvfs(folder)
     except OSError:
         return  # cannot tell: the write itself will say
     free = stats.f_bavail * stats.f_frsize
-    if free < needed + 64 * 1024:
+    if free < needed + FREE_RESERVE:
         raise StateWriteError(
-            f"only {free} bytes free in {folder}, the next generation needs {needed}"
+            f"{free} bytes free in {folder}, but writing the state takes {needed} bytes "
+            f"and {FREE_RESERVE} more are kept free (a reserve for the lock and point files)"
         )
 
 
@@ -260,10 +274,23 @@ class StateStore:
             for leftover in path.parent.glob(f"{path.name}.tmp.*"):
                 leftover.unlink()  # from a writer that died mid-commit
             store = cls(path, load_state(path), lock)
+            store._seal()
         except BaseException:
             lock.release()
             raise
         return store
+
+    def _seal(self) -> None:
+        """Give a file from before checksums its checksum: every later read is verified.
+
+        Until then each read parses the file in a child process under a time
+        limit (:func:`nas.record.hdf5.sealed_copy`); the unsealed generation
+        stays as ``.prev``.
+        """
+        if integrity.file_has_checksum(self.path):
+            return
+        self.state.log(SEAL_EVENT, "added the SHA-256 checksum block this file was written without")
+        self.commit()
 
     @staticmethod
     def read(path: str | Path) -> State:
@@ -296,10 +323,17 @@ class StateStore:
             staging.unlink(missing_ok=True)
             if not isinstance(exc, (OSError, StateWriteError)):
                 raise
-            raise StateWriteError(
-                f"commit failed: {exc}; {self.path} is unchanged (generation "
-                f"{self.state.generation}) and a restart resumes from it"
-            ) from None
+            raise StateWriteError(self._failure(exc)) from None
+
+    def _failure(self, exc: BaseException) -> str:
+        """What a failed commit left: the last generation, or (at creation) no file at all."""
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if not self.path.exists():
+            return f"cannot create {self.path}: {reason}; nothing was written"
+        return (
+            f"commit failed: {reason}; {self.path} is unchanged (generation "
+            f"{self.state.generation}) and a restart resumes from it"
+        )
 
     def close(self) -> None:
         """Release the lock; uncommitted changes are dropped."""

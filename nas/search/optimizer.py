@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,8 @@ from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline, SplineError
 from nas.search.stopping import StopEvidence, decide
 from nas.search.strategies import STRATEGIES, Strategy, spline_maxima
+from nas.search.threads import in_search_threads
+from nas.search.uncertainty import local_error
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,7 @@ class SplineOptimizer:
 
     # -- model -----------------------------------------------------------------------
 
+    @in_search_threads
     def fit(self) -> FitSummary | None:
         """Fit the model of the categories (``categories``); None while no spline can be fitted.
 
@@ -349,6 +352,31 @@ class SplineOptimizer:
             raise ValueError(f"no spline for category {cat} yet: too few measurements")
         x = self.space.to_unit_unsnapped(params) if extrapolate else self.space.to_unit(params)
         return self._sign * float(splines[cat](x))
+
+    def predict_interval(self, many: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions at the (snapped) ``many`` and their leave-one-out error estimates.
+
+        Both in measurement units; the error is :func:`nas.search.uncertainty.local_error`
+        (NaN with the prediction where a category has no spline yet).
+        """
+        splines = self._fit_all()
+        values = np.full(len(many), math.nan)
+        errors = np.full(len(many), math.nan)
+        rows: dict[tuple[Value, ...], list[int]] = {}
+        for i, params in enumerate(many):
+            rows.setdefault(self.space.category_of(params), []).append(i)
+        for cat, index in rows.items():
+            if cat not in splines:
+                continue
+            x = self.space.to_unit_many([many[i] for i in index])
+            values[index] = self._sign * splines[cat](x)
+            errors[index] = local_error(splines[cat], x)
+        return values, errors
+
+    @property
+    def unissued_design(self) -> list[Params]:
+        """Initial-design points not yet told, pending or infeasible: what :meth:`suggest` asks first."""
+        return self._unissued_initial()
 
     def _fit_all(self) -> dict[tuple[Value, ...], PolyharmonicSpline]:
         """A spline per category that has one (views of the shared spline when it is fitted)."""
@@ -422,6 +450,7 @@ class SplineOptimizer:
             and (self.feasible is None or self.feasible(p))
         ]
 
+    @in_search_threads
     def suggest(self, n: int | None = None) -> list[Proposal]:
         """Up to ``n`` (default ``batch_size``) points to measure next.
 
