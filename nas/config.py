@@ -114,6 +114,18 @@ def _memory_size(value: str) -> str | None:
     return None
 
 
+def _filesystems(value: str) -> str | None:
+    if not re.fullmatch(r"[A-Za-z0-9_]+(:[A-Za-z0-9_]+)*", value):
+        return f"expected file system names joined by ':' (e.g. 'home:eagle'), got {value!r}"
+    return None
+
+
+def _bind_word(value: str) -> str | None:
+    if not re.fullmatch(r"[A-Za-z0-9_:,.=-]+", value):
+        return f"expected one srun --cpu-bind value (e.g. 'cores'), got {value!r}"
+    return None
+
+
 #: A word of a directive line: blanks end it except inside double quotes.
 _DIRECTIVE_WORD = re.compile(r'(?:[^\s"]|"[^"]*")+')
 
@@ -369,6 +381,20 @@ class ClusterConfig:
         check=_directive_text,
         optional=True,
         doc="slurm: one GPU per task, bound by --gpu-bind=<this> (e.g. 'closest')",
+    )
+    cpu_bind: str | None = option(
+        None,
+        kind=str,
+        check=_bind_word,
+        optional=True,
+        doc="slurm: srun --cpu-bind=<this> (e.g. 'cores', as NERSC asks on Perlmutter)",
+    )
+    filesystems: str | None = option(
+        None,
+        kind=str,
+        check=_filesystems,
+        optional=True,
+        doc="pbs: -l filesystems=<this> (e.g. 'home:eagle'); init requires it for PBS",
     )
     mem: str | None = option(
         None, kind=str, check=_memory_size, optional=True, doc="slurm: --mem per node, e.g. '200G'"

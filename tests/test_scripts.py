@@ -385,14 +385,18 @@ def test_slurm_binds_one_gpu_per_task_and_asks_for_memory_when_configured(tmp_pa
     cluster = _cluster(nodes=2, gpus_per_node=4, cores_per_node=32, gpu_bind="closest", mem="200G")
     text = _render("slurm", cluster, tmp_path)
     for line in ["#SBATCH --gpus-per-task=1", "#SBATCH --gpu-bind=closest", "#SBATCH --mem=200G",
+                 "#SBATCH --ntasks=8",
                  "srun --nodes=2 --ntasks-per-node=4 --cpus-per-task=8 --gpus-per-task=1 "
-                 "--gpu-bind=closest --kill-on-bad-exit=1"]:  # fmt: skip
+                 "--gpu-bind=closest --ntasks=8 --kill-on-bad-exit=1"]:  # fmt: skip
         assert line in text
     assert "--gpus-per-node" not in text
     with pytest.raises(ScriptError, match="gpu_bind gives each rank one GPU"):
         _render("slurm", dataclasses.replace(cluster, ranks_per_node=1), tmp_path)
     plain = _render("slurm", _cluster(gpus_per_node=4, cores_per_node=32), tmp_path)
     assert "#SBATCH --gpus-per-node=4" in plain and "gpu-bind" not in plain and "--mem" not in plain
+    assert "--ntasks=" not in plain and "--cpu-bind" not in plain
+    bound = _render("slurm", dataclasses.replace(cluster, cpu_bind="cores"), tmp_path)
+    assert "--ntasks=8 --cpu-bind=cores --kill-on-bad-exit=1" in bound
 
 
 def test_jsrun_turns_spectrum_mpi_hooks_off_for_the_trainer_unless_told(tmp_path: Path) -> None:

@@ -151,7 +151,23 @@ def readiness(
             f"{experiment.source}: [cluster] account is not set: jobs go out without "
             f"{option}, which many sites reject"
         )
-    return run_problems(experiment, cwd, offline=offline), warnings
+    return run_problems(experiment, cwd, offline=offline) + _site_problems(experiment), warnings
+
+
+def _site_problems(experiment: Experiment) -> list[ConfigError]:
+    """What the sites of a backend require of every job, checked by ``init``.
+
+    PBS at ALCF (Polaris, Aurora) refuses a job that does not name the file
+    systems it uses (``-l filesystems=home:eagle``).
+    """
+    cluster = experiment.cluster
+    given = any(line.replace(" ", "").startswith("-lfilesystems=")
+                for line in cluster.extra_directives)  # fmt: skip
+    if cluster.backend == "pbs" and cluster.filesystems is None and not given:
+        return [ConfigError(experiment.source, "cluster", "filesystems",
+                            "backend 'pbs' needs the file systems the job uses, e.g. "
+                            "filesystems = \"home:eagle\" (#PBS -l filesystems=...)")]  # fmt: skip
+    return []
 
 
 def run_problems(experiment: Experiment, cwd: Path, *, offline: bool = False) -> list[ConfigError]:

@@ -536,3 +536,34 @@ def write_plots(state_path: str | Path, out_dir: str | Path) -> list[Path]:
         done = state.with_status(PointStatus.DONE)
         figs["learning-curves"] = plot_curves(state.curves, done[data.best].id)
     return save(figs, out_dir)
+
+
+#: One sentence per figure kind (by the stem's first word), for the report and the README.
+_CAPTIONS = {
+    "projections": (
+        "The spline's {metric} on two-dimensional slices through the best point (star), "
+        "other dimensions held at the best point's values; measured points on the slice are "
+        "filled, points off it hollow, labelled with their distance to it."
+    ),
+    "predicted-vs-measured": (
+        "Each measured point's {metric} against its leave-one-out prediction (error bar: its "
+        "leave-one-out error) and, for proposals, the prediction when it was proposed; points "
+        "inside the band agree within the tolerance."
+    ),
+    "convergence": (
+        "Best {metric} so far and each proposal's |measured - predicted| against the "
+        "tolerance, per measured point in the order measured."
+    ),
+    "parallel-coordinates": (
+        "Every measured point as a line through its coordinates, coloured by {metric}; "
+        "the best in red."
+    ),
+}
+
+
+def caption(stem: str, data: SearchData) -> str:
+    """The sentence that says what the figure ``stem`` shows."""
+    kind = next((k for k in _CAPTIONS if stem == k or stem.startswith(k + "-")), None)
+    if kind is None:
+        return stem
+    return _CAPTIONS[kind].format(metric=data.metric)
