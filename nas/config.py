@@ -190,6 +190,30 @@ def _check_fixed(value: dict) -> str | None:
     return None
 
 
+def _check_command(value: list) -> str | None:
+    """An argv list: at least the program, every item one line of text."""
+    if not value:
+        return "expected a non-empty list: the program and its arguments"
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            return f"argument {index}: expected a string, got {item!r}"
+        if _no_newline(item):
+            return f"argument {index} {item!r}: must be a single line"
+    if not value[0]:
+        return "argument 0: the program is empty"
+    return None
+
+
+#: ``package.module:function``.
+_FUNCTION_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
+
+
+def _function_path(value: str) -> str | None:
+    if not _FUNCTION_PATH.fullmatch(value):
+        return f"expected 'package.module:function', got {value!r}"
+    return None
+
+
 def _parse_table(cls: type, raw: Any, source: str, table: str) -> Any:
     """Build dataclass ``cls`` from a TOML table, validating every key."""
     if not isinstance(raw, Mapping):
@@ -275,11 +299,24 @@ class DimConfig:
 class ModelConfig:
     """``[model]``: the network family and its settings that are not searched."""
 
-    family: str = option(kind=str, choices=("resnet", "resnext", "blresnext"))
+    family: str | None = option(
+        None,
+        kind=str,
+        choices=("resnet", "resnext", "blresnext"),
+        optional=True,
+        doc="built-in trainer's network family; required unless [train] command is given",
+    )
     num_classes: int | None = option(
         None, kind=int, minimum=2, optional=True, doc="default: the number of classes in the data"
     )
     fixed: dict = option({}, kind=dict, check=_check_fixed, doc="coordinates held fixed")
+    feasible: str | None = option(
+        None,
+        kind=str,
+        check=_function_path,
+        optional=True,
+        doc="'package.module:function' of (params) -> None or the reason a point cannot train",
+    )
 
 
 @dataclass(frozen=True)
@@ -308,8 +345,15 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """``[train]``: the optimiser and loop of one measurement."""
+    """``[train]``: the command of one measurement, and the built-in trainer's optimiser and loop."""
 
+    command: list | None = option(
+        None,
+        kind=list,
+        check=_check_command,
+        optional=True,
+        doc="argv every rank runs instead of the built-in trainer; {name} takes a parameter",
+    )
     epochs: int = option(60, kind=int, minimum=1)
     batch_per_gpu: int = option(32, kind=int, minimum=1)
     lr: float = option(0.1, kind=float, minimum=0.0)
@@ -479,11 +523,32 @@ class Experiment:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
 
+    @property
+    def builtin_trainer(self) -> bool:
+        """Whether the built-in trainer measures the points (no ``[train] command``)."""
+        return self.train.command is None
+
+    def missing_run_sections(self) -> list[ConfigError]:
+        """The tables that training needs and the file lacks: the built-in trainer's model and data."""
+        if not self.builtin_trainer:
+            return []
+        problems = [
+            ConfigError(self.source, table, None, "missing table; `run` needs it")
+            for table in ("model", "data")
+            if getattr(self, table) is None
+        ]
+        if self.model is not None and self.model.family is None:
+            problems.append(
+                ConfigError(self.source, "model", "family",
+                            "missing required key of the built-in trainer (or give [train] command)")
+            )  # fmt: skip
+        return problems
+
     def require_run_sections(self) -> None:
-        """Raise unless the tables that training needs are present."""
-        for table in ("model", "data"):
-            if getattr(self, table) is None:
-                raise ConfigError(self.source, table, None, "missing table; `run` needs it")
+        """Raise the first of :meth:`missing_run_sections`."""
+        problems = self.missing_run_sections()
+        if problems:
+            raise problems[0]
 
     def num_classes(self) -> int | None:
         """``[model] num_classes``, else what the data implies when that is known without reading it."""

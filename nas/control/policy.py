@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nas.config import Experiment, parse_experiment
+from nas.pointdir.result import Measured
 from nas.record.state import SPLINE_ORIGINS, FitRecord, Point, PointStatus, State
 from nas.search.space import Params, indicator_count
 
@@ -72,6 +73,11 @@ def value_range(experiment: Experiment) -> tuple[float, float] | None:
         low, high = cfg.value_range
         return float(low), float(high)
     return (0.0, 100.0) if cfg.metric in PERCENT_METRICS else None
+
+
+def measured(experiment: Experiment) -> Measured:
+    """What a result file must carry for this experiment: its metric, in :func:`value_range`."""
+    return Measured(experiment.experiment.metric, value_range(experiment))
 
 
 def check_value(experiment: Experiment, value: float, where: str) -> float:
