@@ -278,6 +278,17 @@ class ExperimentConfig:
         """The settings of the spline search that this table holds."""
         return SearchSettings(**{name: getattr(self, name) for name in _SEARCH_KEYS})
 
+    def valid_range(self) -> tuple[float, float] | None:
+        """The range a measurement must lie in: ``value_range``, [0, 100] for percentages, else None."""
+        if self.value_range is not None:
+            low, high = self.value_range
+            return float(low), float(high)
+        return (0.0, 100.0) if self.metric in PERCENT_METRICS else None
+
+
+#: Metrics whose valid range is known without ``[experiment] value_range``.
+PERCENT_METRICS = ("top1", "top5")
+
 
 #: The search settings that ``[experiment]`` exposes (the others keep their defaults).
 _SEARCH_KEYS = tuple(f.name for f in dataclasses.fields(ExperimentConfig) if f.name in SETTINGS)

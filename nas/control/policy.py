@@ -62,17 +62,9 @@ def start_phase(state: State, first_id: int, why: str) -> dict[str, Any]:
     return phase
 
 
-#: Metrics whose valid range is known without ``[experiment] value_range``.
-PERCENT_METRICS = ("top1", "top5")
-
-
 def value_range(experiment: Experiment) -> tuple[float, float] | None:
-    """The range a measurement must lie in: ``value_range``, [0, 100] for percentages, else None."""
-    cfg = experiment.experiment
-    if cfg.value_range is not None:
-        low, high = cfg.value_range
-        return float(low), float(high)
-    return (0.0, 100.0) if cfg.metric in PERCENT_METRICS else None
+    """The range a measurement must lie in (:meth:`ExperimentConfig.valid_range`)."""
+    return experiment.experiment.valid_range()
 
 
 def measured(experiment: Experiment) -> Measured:
