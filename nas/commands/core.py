@@ -43,7 +43,7 @@ from nas.control import policy
 from nas.pointdir import layout
 from nas.record.lock import LockError
 from nas.record.state import State, StateError
-from nas.record.store import StateStore
+from nas.record.store import StateStore, previous_path
 from nas.search.space import Params, SearchSpace, SpaceError
 
 
@@ -103,17 +103,23 @@ def _init(args: argparse.Namespace) -> int:
     from nas.control.prepare import readiness
 
     experiment = load_experiment(args.experiment)
+    name = experiment.experiment.name
+    path = writable_path(args.state or Path("state") / f"{name}.h5", "--state", create=True)
     problems, warnings = readiness(experiment, Path.cwd(), offline=args.offline)
     if args.validate_only:
         return _validate_only(args, experiment, problems, warnings)
     _print_readiness(problems, warnings)
     if problems:
         return EXIT_FAILURE
-    name = experiment.experiment.name
-    path = writable_path(args.state or Path("state") / f"{name}.h5", "--state", create=True)
-    with StateStore.create(path, experiment) as store:
-        points = policy.Study(store.state, experiment).initial_batch()
-        store.commit()
+    store = StateStore.create(path, experiment)
+    try:
+        with store:
+            points = policy.Study(store.state, experiment).initial_batch()
+            store.commit()
+    except BaseException:  # a state without its initial design is no search: leave none
+        for created in (path, previous_path(path)):
+            created.unlink(missing_ok=True)
+        raise
     if args.json:
         emit_json(
             {"state": str(path), "experiment": name, "points": [point_doc(p) for p in points]}
