@@ -29,7 +29,7 @@ from typing import Any
 
 from nas.cluster.render import ScriptError, render_job_script, write_job_script
 from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
-from nas.control.costs import estimator
+from nas.control.costs import cost_problems, cost_warnings, estimator
 from nas.pointdir import layout
 from nas.pointdir.point import PointFileError, point_document, write_point_file
 from nas.record.state import Point, PointStatus
@@ -134,9 +134,9 @@ def readiness(
     ``[cluster] account``: many sites reject such jobs). An experiment for
     searching by hand (neither ``[model]`` nor ``[data]``) has none.
     """
+    costs, warnings = cost_problems(experiment), cost_warnings(experiment)
     if experiment.model is None and experiment.data is None:
-        return [], []
-    warnings = []
+        return costs, warnings
     cluster = experiment.cluster
     if cluster.backend in ("slurm", "lsf") and cluster.account is None:
         option = "--account" if cluster.backend == "slurm" else "-P"
@@ -144,7 +144,7 @@ def readiness(
             f"{experiment.source}: [cluster] account is not set: jobs go out without "
             f"{option}, which many sites reject"
         )
-    return run_problems(experiment, cwd, offline=offline), warnings
+    return costs + run_problems(experiment, cwd, offline=offline), warnings
 
 
 def run_problems(experiment: Experiment, cwd: Path, *, offline: bool = False) -> list[ConfigError]:
