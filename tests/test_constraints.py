@@ -177,7 +177,10 @@ def test_a_known_cost_needs_a_model_table(tmp_path: Path, capsys: pytest.Capture
     (tmp_path / "hand.toml").write_text(text)
     code, _, err = run(capsys, "init", str(tmp_path / "hand.toml"), "--state", str(tmp_path / "h5"))
     assert code == 1
-    assert "[experiment] constraints.gmacs: the known cost gmacs needs a [model] table" in err
+    assert (
+        "[experiment] constraints.gmacs: the known cost gmacs needs a [model] table with a built-in family"
+        in err
+    )
 
 
 def test_where_parses_one_bound() -> None:

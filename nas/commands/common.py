@@ -8,6 +8,7 @@ import functools
 import json
 import math
 import sys
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -72,6 +73,27 @@ def os_error_line(exc: OSError) -> str:
     return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
+#: Packages of the optional extras, with the extra that installs each. A login
+#: node's controller-only install has none of them (`pip install splinenas`).
+OPTIONAL_MODULES = {
+    "torch": "train",
+    "torchvision": "train",
+    "tensorboardX": "tensorboard",
+    "sklearn": "demo",
+}
+
+
+def missing_module_line(exc: ModuleNotFoundError) -> str:
+    """Which extra brings the missing package, for a command that needs it."""
+    extra = OPTIONAL_MODULES[str(exc.name)]
+    return (
+        f"this needs {exc.name}, which is not installed in this environment: "
+        f"pip install 'splinenas[{extra}]' (or run it where the site's PyTorch is)"
+        if extra == "train"
+        else f"this needs {exc.name}, which is not installed: pip install 'splinenas[{extra}]'"
+    )
+
+
 def reported(
     failures: Callable[[], tuple[type[Exception], ...]],
 ) -> Callable[[Handler], Handler]:
@@ -94,6 +116,13 @@ def reported(
             except OSError as exc:
                 print(f"splinenas {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
                 return EXIT_FAILURE
+            except ModuleNotFoundError as exc:
+                if exc.name not in OPTIONAL_MODULES:
+                    raise
+                print(
+                    f"splinenas {args.command}: error: {missing_module_line(exc)}", file=sys.stderr
+                )
+                return EXIT_FAILURE
             except Exception as exc:
                 if not isinstance(exc, failures()):
                     raise
@@ -110,7 +139,15 @@ def writable_path(path: Path, option: str, *, folder: bool = False, create: bool
 
     ``folder``: ``path`` is a folder to write into, else a file. ``create``:
     missing folders on the way are created later, else they must exist.
+    A control character (a newline, a tab) is refused: the path names the
+    run folder, whose paths go into job scripts and scheduler lines.
     """
+    control = next((c for c in str(path) if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise UsageError(
+            f"{option} {str(path)!r}: contains the control character {control!r}; "
+            "job scripts cannot name such a path"
+        )
     if path.is_dir() and not folder:
         raise UsageError(f"{option} {path}: is a folder; give a file name")
     if path.exists() and not path.is_dir() and folder:

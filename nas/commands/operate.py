@@ -31,9 +31,9 @@ from nas.commands.curves import point_curve, write_curve_table
 from nas.config import ConfigError
 from nas.control import frontier, policy
 from nas.pointdir import layout
-from nas.record.lock import LockError, break_lock, lock_path
+from nas.record.lock import Holder, LockError, break_lock, lock_path, read_holder
 from nas.record.state import INGEST_BY_HAND, State, StateError
-from nas.record.store import StateStore
+from nas.record.store import StateStore, real_path
 
 if TYPE_CHECKING:
     from nas.cluster import Scheduler
@@ -78,9 +78,9 @@ def _change(args: argparse.Namespace, request: dict[str, Any]) -> int:
     run = layout.run_dir(args.state)
     try:
         store = StateStore.open(args.state)
-    except LockError as exc:
+    except LockError:
         path = inbox.post(run, request)
-        return _report(args, [], queued=path, why=str(exc))
+        return _report(args, [], queued=path, holder=read_holder(lock_path(real_path(args.state))))
     with store:
         scheduler = _scheduler(store.state, args.state)
         inbox.process(run, store.state, store.commit, scheduler)
@@ -96,7 +96,7 @@ def _report(
     outcomes: list[OperationResult],
     *,
     queued: Path | None = None,
-    why: str = "",
+    holder: Holder | None = None,
 ) -> int:
     if args.json:
         emit_json(
@@ -108,9 +108,10 @@ def _report(
             }
         )
     if queued is not None:
+        who = "" if holder is None else f" (pid {holder.pid} on {holder.host})"
         print(
-            f"{why}\nrequest queued as {queued}; the controller applies it at the start of "
-            f"its next cycle (see `splinenas status`)",
+            f"queued for the running controller{who}: it applies the request at the start of "
+            f"its next cycle and logs what it did (request file {queued})",
             file=sys.stderr,
         )
         return EXIT_OK

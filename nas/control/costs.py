@@ -63,6 +63,10 @@ def estimate_for(
     """
     if experiment.model is None:
         raise ConfigError(experiment.source, "model", None, "missing table; costs need it")
+    if experiment.model.family is None:
+        raise ConfigError(
+            experiment.source, "model", "family", "not set; known costs need a built-in family"
+        )
     classes = num_classes if num_classes is not None else experiment.num_classes()
     if classes is None:
         raise ConfigError(
@@ -158,11 +162,19 @@ def cost_source(experiment: Experiment, name: str) -> CostSource:
     """
     if not is_known(name):
         return CostSource(name, None)
-    if experiment.model is None:
+    if not has_cost_model(experiment):
         raise ConfigError(
-            experiment.source, "model", None, f"missing table; the known cost {name} needs it"
+            experiment.source,
+            "model",
+            "family",
+            f"not set; the known cost {name} needs a built-in family",
         )
     return CostSource(name, known_cost(experiment, name))
+
+
+def has_cost_model(experiment: Experiment) -> bool:
+    """Whether the experiment's network is a built-in family, whose costs the model knows."""
+    return experiment.model is not None and experiment.model.family is not None
 
 
 def measured(state: State) -> list[Point]:
@@ -224,10 +236,10 @@ def cost_problems(experiment: Experiment) -> list[ConfigError]:
             experiment.source,
             "experiment",
             key if key == "tradeoff" else f"constraints.{name}",
-            f"the known cost {name} needs a [model] table (a built-in family) to compute it",
+            f"the known cost {name} needs a [model] table with a built-in family to compute it",
         )
         for key, name in named
-        if name is not None and is_known(name) and experiment.model is None
+        if name is not None and is_known(name) and not has_cost_model(experiment)
     ]
 
 

@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nas.cluster import JobRecord, JobState, Scheduler, SchedulerError
 from nas.cluster.base import SubmissionInFlight
+from nas.cluster.submitter import Submission, in_flight
 from nas.config import Experiment
 from nas.control import inbox, policy
+from nas.control.feasible import Feasibility
 from nas.control.ingest import (
     JobOutcome,
     Verdict,
@@ -40,7 +41,7 @@ from nas.control.ingest import (
     judge,
 )
 from nas.control.prepare import JobSettings, feasibility, job_name, training_seed
-from nas.pointdir import layout
+from nas.pointdir import heartbeat, layout
 from nas.pointdir.curve import read_curve
 from nas.pointdir.result import Result
 from nas.record.state import (
@@ -50,14 +51,17 @@ from nas.record.state import (
     INGEST,
     INGEST_BY_HAND,
     READY,
+    Event,
     Point,
     PointStatus,
     State,
 )
 from nas.record.store import StateStore
-from nas.search.space import Params
 
 log = logging.getLogger(__name__)
+
+#: Key of a point's ``extra`` holding the evidence of its submission while it is ``submitting``.
+SUBMISSION = "submission"
 
 _S = PointStatus
 
@@ -82,6 +86,8 @@ class CycleSummary:
     gpu_hours: float
     submitted: tuple[int, ...]
     stop: Stop | None
+    #: The state's events of this cycle: every change to a point or to the plan.
+    changes: tuple[Event, ...] = ()
 
     def line(self) -> str:
         counts = ", ".join(
@@ -95,6 +101,7 @@ class CycleSummary:
     def to_dict(self) -> dict[str, object]:
         doc = dataclasses.asdict(self)
         doc["stop"] = None if self.stop is None else dataclasses.asdict(self.stop)
+        doc["changes"] = len(self.changes)
         return doc
 
 
@@ -113,15 +120,18 @@ class Controller:
         self.experiment: Experiment = settings.experiment
         self.scheduler = scheduler
         self.run = run
-        self.feasible = feasibility(self.experiment)
+        self.feasible = feasibility(self.experiment, settings.workdir)
+        self.measured = policy.measured(self.experiment)
         self.study = policy.Study(self.state, self.experiment, self.feasible)
         self._reattached = False
         self._submitted: list[int] = []
+        self._first_event = len(self.state.events)
 
     # ------------------------------------------------------------------ the cycle
     def cycle(self) -> Stop | None:
         """Do every step once and commit; return why to stop, or None to go on."""
         self._submitted = []
+        self._first_event = len(self.state.events)
         self._apply_inbox()
         if self._poll():
             self._ingest_by_hand()
@@ -173,19 +183,44 @@ class Controller:
             job_state = unlisted.get(point.id) or states[point.job_id]
             if job_state is JobState.RUNNING and point.status is _S.SUBMITTED:
                 self.state.set_status(point.id, _S.RUNNING, f"job {point.job_id}")
+            elif job_state is JobState.UNKNOWN and self._still_training(point):
+                continue
             elif job_state.is_finished() or job_state is JobState.UNKNOWN:
                 self._job_ended(point, job_state)
         return True
 
+    def _still_training(self, point: Point) -> bool:
+        """A job the scheduler no longer knows whose training still beats: judge it later.
+
+        Judging it now would retry the point beside a run that goes on
+        (:mod:`nas.pointdir.heartbeat`); a result already written ends the wait.
+        """
+        folder = self._folder(point)
+        if (folder / layout.RESULT_FILE).exists() or not heartbeat.fresh(folder):
+            return False
+        log.warning("point %d: the scheduler no longer knows job %s, but its training beat "
+                    "%.0f s ago; judging it once the heartbeat is %.0f s old", point.id,
+                    point.job_id, heartbeat.age(folder) or 0.0, heartbeat.STALE)  # fmt: skip
+        return True
+
     def _in_flight(self, point: Point) -> bool:
-        """A ``submitting`` point whose earlier submitter (a killed controller's) still runs."""
+        """A ``submitting`` point whose earlier submitter (a killed controller's) may still run.
+
+        The evidence committed before that submitter started says where and
+        when (:mod:`nas.cluster.submitter`); without it the point is not in flight.
+        """
         if point.status is not _S.SUBMITTING:
             return False
-        if not self.scheduler.submission_in_flight(point.job_name, self._folder(point)):
+        why = self._submission_running(point)
+        if why is None:
             return False
-        log.warning("point %d: an earlier submission of %s still runs; waiting for it",
-                    point.id, point.job_name)  # fmt: skip
+        log.warning("point %d: an earlier submission of %s may still run (%s); waiting for it",
+                    point.id, point.job_name, why)  # fmt: skip
         return True
+
+    def _submission_running(self, point: Point) -> str | None:
+        evidence = Submission.from_dict(point.extra.get(SUBMISSION))
+        return None if evidence is None else in_flight(evidence)
 
     def _cancel_duplicates(self, point: Point, jobs: list[JobRecord]) -> str | None:
         """Keep one unfinished job under the point's name, cancel the others; the kept id.
@@ -215,11 +250,17 @@ class Controller:
         if point.job_id != job_id:
             self.state.update_point(point.id, job_id=job_id)
         if point.status is _S.SUBMITTING:
-            self.state.set_status(point.id, _S.SUBMITTED, f"job {job_id} re-attached by name")
+            self._submitted_as(point, job_id, f"job {job_id} re-attached by name")
+
+    def _submitted_as(self, point: Point, job_id: str, reason: str) -> None:
+        """``submitting`` -> ``submitted`` with its job id; the submission's evidence is done."""
+        extra = {k: v for k, v in self.state.point(point.id).extra.items() if k != SUBMISSION}
+        self.state.update_point(point.id, job_id=job_id, extra=extra)
+        self.state.set_status(point.id, _S.SUBMITTED, reason)
 
     def _resume_submission(self, point: Point) -> None:
         """A ``submitting`` point the scheduler does not know: its result, or submit it now."""
-        check = check_result(self._folder(point), point.id, point.params)
+        check = check_result(self._folder(point), point.id, point.params, self.measured)
         if check is not None and check.result is not None:
             self._record(point, check.result, f"job {point.job_name} (no longer in the scheduler)")
             return
@@ -233,6 +274,7 @@ class Controller:
             self._folder(point),
             point.id,
             point.params,
+            self.measured,
             cancelled=job_state is JobState.CANCELLED,
             log=layout.log_path(self.run, point.id, point.job_name),
             out_of_memory=job_state is JobState.OUT_OF_MEMORY,
@@ -249,7 +291,7 @@ class Controller:
             if job_state is JobState.OUT_OF_MEMORY:
                 job += f" ({self.scheduler.reason(point.job_id)})"
             self.state.set_status(point.id, _S.INFEASIBLE, f"{job}: {outcome.detail}")
-        elif verdict is Verdict.ENVIRONMENT:  # the same on every attempt: no retry
+        elif verdict in (Verdict.ENVIRONMENT, Verdict.CONTRACT):  # the same every attempt: no retry
             self.state.set_status(point.id, _S.FAILED, f"{job}: {outcome.detail}")
         elif verdict is Verdict.INCOMPLETE:
             self._incomplete(point, outcome.position, f"{job}: {outcome.detail}")
@@ -340,7 +382,7 @@ class Controller:
     def _ingest_by_hand(self) -> None:
         """A valid result that appears for an idle point (its script run by hand) counts too."""
         for point in self.state.with_status(*IDLE):
-            check = check_result(self._folder(point), point.id, point.params)
+            check = check_result(self._folder(point), point.id, point.params, self.measured)
             if check is None:
                 continue
             if check.result is None:
@@ -373,19 +415,29 @@ class Controller:
                 job_id="",
             )
             self.state.set_status(point.id, _S.SUBMITTING, f"as {nxt.job_name}")
-            self.store.commit()
             self._launch(self.state.point(point.id))
 
     def _launch(self, point: Point) -> None:
-        """Submit a ``submitting`` point and commit its job id (or its failure)."""
-        script = self._folder(point) / layout.JOB_SCRIPT
+        """Submit a ``submitting`` point and commit its job id (or its failure).
+
+        The evidence of the submission is committed first, with the point's
+        status, so that a controller started after a crash on any host knows
+        a submitter may be running (:mod:`nas.cluster.submitter`).
+        """
+        folder = self._folder(point)
+        evidence = Submission.begin(point.job_name, folder, self.scheduler.timeout)
+        extra = {**self.state.point(point.id).extra, SUBMISSION: evidence.to_dict()}
+        self.state.update_point(point.id, extra=extra)
+        self.store.commit()
         try:
-            job_id = self.scheduler.submit(script, job_name=point.job_name, cwd=self._folder(point))
+            job_id = self.scheduler.submit(
+                folder / layout.JOB_SCRIPT, job_name=point.job_name, cwd=folder
+            )
         except SubmissionInFlight as exc:
             log.warning("point %d: %s; re-checking next cycle", point.id, exc)
             return
         except SchedulerError as exc:
-            if self.scheduler.submission_in_flight(point.job_name, self._folder(point)):
+            if in_flight(evidence):
                 log.warning("point %d: %s; its submitter still runs, re-checking next cycle",
                             point.id, exc)  # fmt: skip
                 return
@@ -399,8 +451,7 @@ class Controller:
                 self.store.commit()
                 return
             job_id = found[point.job_name][0]
-        self.state.update_point(point.id, job_id=job_id)
-        self.state.set_status(point.id, _S.SUBMITTED, f"job {job_id}")
+        self._submitted_as(point, job_id, f"job {job_id}")
         self.store.commit()
         self._submitted.append(point.id)
 
@@ -424,6 +475,7 @@ class Controller:
             gpu_hours=sum(p.gpu_hours for p in points),
             submitted=tuple(self._submitted),
             stop=stop,
+            changes=tuple(self.state.events[self._first_event :]),
         )
 
 
@@ -471,7 +523,7 @@ def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | No
 
 
 def submission_plan(
-    state: State, experiment: Experiment, feasible: Callable[[Params], bool] | None
+    state: State, experiment: Experiment, feasible: Feasibility | None
 ) -> tuple[list[tuple[Point, str]], list[tuple[Point, Point]]]:
     """What a cycle submits: pending points that cannot fit a GPU (with the reason), and
     (point, its next submission) for the ready points that fit, up to the job limit.
@@ -480,12 +532,11 @@ def submission_plan(
     """
     infeasible = []
     if feasible is not None:
-        cluster = experiment.cluster
-        reason = (
-            f"estimated peak memory per GPU exceeds memory_margin {cluster.memory_margin:g}"
-            f" of max_gpu_memory_gib = {cluster.max_gpu_memory_gib:g} GiB"
-        )
-        infeasible = [(p, reason) for p in state.with_status(_S.PENDING) if not feasible(p.params)]
+        infeasible = [
+            (p, feasible.reason(p.params))
+            for p in state.with_status(_S.PENDING)
+            if not feasible(p.params)
+        ]
     excluded = {p.id for p, _ in infeasible}
     slots = experiment.cluster.max_concurrent_jobs - len(state.with_status(*ACTIVE))
     ready = [p for p in ready_points(state.points) if p.id not in excluded][: max(slots, 0)]

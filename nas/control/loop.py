@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from nas.control.cycle import (
     next_batch,
     submission_plan,
 )
+from nas.control.narrate import Narrator
 from nas.control.prepare import JobSettings, feasibility
 from nas.pointdir import layout
 from nas.record.store import StateStore
@@ -42,11 +42,8 @@ class RunResult:
     ok: bool
     cycles: int
     summary: CycleSummary | None
-
-
-def print_summary(summary: CycleSummary) -> None:
-    """The default progress report: one line per cycle on stderr."""
-    print(summary.line(), file=sys.stderr, flush=True)
+    #: The signal that stopped the loop (``"SIGINT"``: Ctrl-C), if one did.
+    signal: str | None = None
 
 
 def run_controller(
@@ -54,7 +51,7 @@ def run_controller(
     *,
     poll: float = 60.0,
     max_cycles: int | None = None,
-    progress: Callable[[CycleSummary], None] = print_summary,
+    progress: Callable[[CycleSummary], None] | None = None,
     stop_event: threading.Event | None = None,
     cwd: Path | None = None,
 ) -> RunResult:
@@ -67,7 +64,8 @@ def run_controller(
         state_path: the state file; its run folder is derived from it.
         poll: seconds between cycles.
         max_cycles: stop after this many cycles (``--once`` is 1).
-        progress: called with every cycle's summary.
+        progress: called with every cycle's summary (default: a
+            :class:`~nas.control.narrate.Narrator` on stderr).
         stop_event: set it to stop after the current cycle.
         cwd: where relative paths of the experiment are resolved (default: the working dir).
 
@@ -77,7 +75,8 @@ def run_controller(
     """
     state_path = Path(state_path)
     event = stop_event or threading.Event()
-    with StateStore.open(state_path) as store, _stop_on_signals(event):
+    received: list[str] = []
+    with StateStore.open(state_path) as store, _stop_on_signals(event, received):
         experiment = policy.experiment_of(store.state, state_path)
         settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
         run = layout.run_dir(state_path)
@@ -86,7 +85,9 @@ def run_controller(
         pulse = liveness.Pulse(state_path, poll)
         result = None
         try:
-            result = _cycles(controller, progress, event, poll, max_cycles, pulse)
+            result = _cycles(controller, progress or Narrator(), event, poll, max_cycles, pulse)
+            if received:
+                result = dataclasses.replace(result, signal=received[0])
         finally:
             pulse.stopped("ended by an error" if result is None else result.reason)
         return result
@@ -130,7 +131,7 @@ def plan(
     experiment = policy.experiment_of(state, state_path)
     settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
     run = layout.run_dir(state_path)
-    feasible = feasibility(experiment)
+    feasible = feasibility(experiment, settings.workdir)
     infeasible, submissions = submission_plan(state, experiment, feasible)
     submit = []
     for point, nxt in submissions:
@@ -154,8 +155,8 @@ def plan(
 
 
 @contextmanager
-def _stop_on_signals(event: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``event``; a second one acts as usual (the default handler)."""
+def _stop_on_signals(event: threading.Event, received: list[str]) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``event`` (their names go to ``received``); a second one acts as usual."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -163,6 +164,7 @@ def _stop_on_signals(event: threading.Event) -> Iterator[None]:
     def note(signum: int, frame: object) -> None:
         log.warning("%s: stopping after this cycle", signal.Signals(signum).name)
         signal.signal(signum, previous[signum])
+        received.append(signal.Signals(signum).name)
         event.set()
 
     previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -27,7 +27,7 @@ GRACE_SECONDS = 5.0
 _START_SLACK_SECONDS = 2.0
 
 
-def _hostname() -> str:
+def hostname() -> str:
     """This machine's name, as ``socket.gethostname()`` says it (without importing socket)."""
     return os.uname().nodename
 
@@ -112,7 +112,7 @@ class FileLock:
     def __init__(self, path: str | Path) -> None:
         self.state_path = Path(path)
         self.path = lock_path(path)
-        self.holder = Holder(host=_hostname(), pid=os.getpid(), started=time.time())
+        self.holder = Holder(host=hostname(), pid=os.getpid(), started=time.time())
         self._held = False
 
     @property
@@ -223,7 +223,7 @@ def break_lock(path: str | Path, force: bool = False) -> Holder | None:
     if not lock.exists():
         return None
     holder = read_holder(lock)
-    host = _hostname()
+    host = hostname()
     if holder is not None and holder.host == host and holder_alive(holder):
         raise LockError(f"{lock} is held by {holder.describe()}, which is still running")
     if not force and (holder is None or holder.host != host):

@@ -26,6 +26,7 @@ from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline, SplineError
 from nas.search.stopping import StopEvidence, decide
 from nas.search.strategies import STRATEGIES, Strategy, spline_maxima
+from nas.search.threads import in_search_threads
 from nas.search.uncertainty import local_error
 
 #: How many times the first size a top-up design may grow to find feasible new points.
@@ -292,6 +293,7 @@ class SplineOptimizer:
 
     # -- model -----------------------------------------------------------------------
 
+    @in_search_threads
     def fit(self) -> FitSummary | None:
         """Fit the model of the categories (``categories``); None while no spline can be fitted.
 
@@ -451,6 +453,7 @@ class SplineOptimizer:
             and (self.feasible is None or self.feasible(p))
         ]
 
+    @in_search_threads
     def suggest(self, n: int | None = None) -> list[Proposal]:
         """Up to ``n`` (default ``batch_size``) points to measure next.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -15,12 +16,14 @@ from torch import nn
 from nas import __version__
 from nas.config import TrainConfig
 from nas.data.dataset import DataSplits, ShardSampler, build_splits, make_loader, train_sampler
+from nas.pointdir import heartbeat
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
     COMPILE_CACHE,
     EXIT_COMPLETE,
     EXIT_DIVERGED,
     EXIT_INCOMPLETE,
+    POINT_FILE,
 )
 from nas.pointdir.point import PointFile, point_hash, read_point_file
 from nas.pointdir.result import (
@@ -171,7 +174,7 @@ def class_count(point: PointFile, splits: DataSplits) -> int:
 def prepare(segment: Segment) -> Job:
     """Read the point, build data, network and optimizer, and resume from a checkpoint."""
     started_at = time.time()
-    point = read_point_file(segment.point_dir)
+    point = read_point_file(segment.point_dir).builtin(segment.point_dir / POINT_FILE)
     dist_env, device, config = segment.dist_env, segment.device, point.train
     splits = build_splits(point.data)
     module = build_network(point, class_count(point, splits), device, config.channels_last)
@@ -258,11 +261,20 @@ def resumed_state(
 def run_segment(segment: Segment) -> int:
     """Train (or continue training) the point in ``segment.point_dir``.
 
+    Rank 0 keeps the point folder's heartbeat while it runs
+    (:mod:`nas.pointdir.heartbeat`).
+
     Returns:
         :data:`EXIT_COMPLETE` with ``result.json`` written, or
         :data:`EXIT_INCOMPLETE` with ``checkpoint.pt`` and ``progress.json``, or
         :data:`EXIT_DIVERGED` with ``error.json`` of kind "diverged".
     """
+    main = segment.dist_env.is_main
+    with heartbeat.beating(segment.point_dir) if main else contextlib.nullcontext():
+        return _train_segment(segment)
+
+
+def _train_segment(segment: Segment) -> int:
     job = prepare(segment)
     stop = StopControl(segment.deadline, segment.device)
     stop.install()
@@ -332,6 +344,7 @@ def finish(job: Job, segment: Segment) -> None:
         Result(
             point_id=job.point.point_id,
             params=dict(job.point.params),
+            rank=dist_env.rank,
             metrics={"top1": accuracy.top1, "top5": accuracy.top5},
             val_images=accuracy.images,
             bad_images=accuracy.bad_images,
