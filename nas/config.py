@@ -45,6 +45,13 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 #: Characters that no quoting carries through an ``#SBATCH`` / ``#BSUB`` line intact.
 DIRECTIVE_UNSAFE = frozenset('"\\$`')
+#: Longest free-text value of a job-script directive (``constraint``, ``alloc_flags``,
+#: ``gpu_bind``, an ``extra_directives`` entry): sites' own values are tens of characters.
+MAX_DIRECTIVE_LENGTH = 1000
+#: Largest ``resolution`` and ``val_resize`` in pixels: 16x ImageNet's usual 256.
+MAX_RESOLUTION = 4096
+#: Longest ``walltime_minutes`` of a job: one year; sites limit jobs to days.
+MAX_WALLTIME_MINUTES = 365 * 24 * 60
 
 
 class ConfigError(ValueError):
@@ -86,8 +93,15 @@ def _no_newline(value: str) -> str | None:
     return None
 
 
+def _directive_line(value: str) -> str | None:
+    """One line that fits a directive: no line break, at most :data:`MAX_DIRECTIVE_LENGTH`."""
+    if len(value) > MAX_DIRECTIVE_LENGTH:
+        return f"at most {MAX_DIRECTIVE_LENGTH} characters, got {len(value)}"
+    return _no_newline(value)
+
+
 def _directive_text(value: str) -> str | None:
-    problem = _no_newline(value)
+    problem = _directive_line(value)
     bad = sorted(DIRECTIVE_UNSAFE.intersection(value))
     if problem is None and bad:
         problem = f"cannot go into a job-script directive: contains {bad[0]!r}"
@@ -125,7 +139,7 @@ def directive_problem(line: str) -> str | None:
     entry is one option: ``-x``, ``-x value``, ``--name`` or ``--name=value``;
     a value with blanks goes in double quotes.
     """
-    problem = _no_newline(line)
+    problem = _directive_line(line)
     if problem:
         return problem
     if line.count('"') % 2:
@@ -257,12 +271,25 @@ class ExperimentConfig:
     design: str = declared("design")
     design_points: int | None = declared("design_points")
     min_distance: float = declared("min_distance")
+    constraints: dict = declared("constraints")
+    tradeoff: str | None = declared("tradeoff")
     max_gpu_hours: float | None = option(None, kind=float, minimum=0.0, optional=True)
     max_wall_hours: float | None = option(None, kind=float, minimum=0.0, optional=True)
 
     def search_settings(self) -> SearchSettings:
         """The settings of the spline search that this table holds."""
         return SearchSettings(**{name: getattr(self, name) for name in _SEARCH_KEYS})
+
+    def valid_range(self) -> tuple[float, float] | None:
+        """The range a measurement must lie in: ``value_range``, [0, 100] for percentages, else None."""
+        if self.value_range is not None:
+            low, high = self.value_range
+            return float(low), float(high)
+        return (0.0, 100.0) if self.metric in PERCENT_METRICS else None
+
+
+#: Metrics whose valid range is known without ``[experiment] value_range``.
+PERCENT_METRICS = ("top1", "top5")
 
 
 #: The search settings that ``[experiment]`` exposes (the others keep their defaults).
@@ -314,8 +341,10 @@ class DataConfig:
     index: str | None = option(
         None, kind=str, check=_no_newline, optional=True, doc="index file from `data index`"
     )
-    resolution: int = option(224, kind=int, minimum=8)
-    val_resize: int | None = option(None, kind=int, minimum=8, optional=True)
+    resolution: int = option(224, kind=int, minimum=8, maximum=MAX_RESOLUTION)
+    val_resize: int | None = option(
+        None, kind=int, minimum=8, maximum=MAX_RESOLUTION, optional=True
+    )
     workers: int = option(4, kind=int, minimum=0)
     prefetch: int = option(2, kind=int, minimum=1, doc="batches in flight per loader worker")
     decode: str = option("cpu", kind=str, choices=("cpu", "gpu"), doc="where JPEGs are decoded")
@@ -395,7 +424,7 @@ class ClusterConfig:
         "default: the environment file's SPLINENAS_DEVICE_ORDER, else 'local-rank'",
     )
     resource_sets: str = option("node", kind=str, choices=("node", "gpu"), doc="jsrun layout")
-    walltime_minutes: int = option(120, kind=int, minimum=1)
+    walltime_minutes: int = option(120, kind=int, minimum=1, maximum=MAX_WALLTIME_MINUTES)
     signal_seconds: int = option(300, kind=int, minimum=0, doc="stop this early before the limit")
     account: str | None = option(None, kind=str, check=_valid_name, optional=True)
     queue: str | None = option(None, kind=str, check=_valid_name, optional=True)
@@ -463,7 +492,11 @@ class ControllerConfig:
     )
     qos: str | None = option(None, kind=str, check=_valid_name, optional=True)
     walltime_minutes: int = option(
-        1440, kind=int, minimum=1, doc="one run of the job; it renews itself"
+        1440,
+        kind=int,
+        minimum=1,
+        maximum=MAX_WALLTIME_MINUTES,
+        doc="one run of the job; it renews itself",
     )
     cores: int = option(1, kind=int, minimum=1, maximum=2)
     extra_directives: list = option([], kind=list, check=_check_directives)
@@ -575,7 +608,7 @@ def _parse_space(raw: Any, source: str) -> SearchSpace:
                 )
             )
         except (SpaceError, TypeError, ValueError) as exc:
-            raise ConfigError(source, table, None, str(exc)) from None
+            raise ConfigError(source, table, getattr(exc, "key", None), str(exc)) from None
     try:
         return SearchSpace(dims)
     except (SpaceError, ValueError) as exc:

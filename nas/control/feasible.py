@@ -96,6 +96,34 @@ def _memory_rule(experiment: Experiment) -> Rule | None:
     return fits_memory
 
 
+def memory_problem(experiment: Experiment) -> ConfigError | None:
+    """``[cluster] max_gpu_memory_gib`` that no point of the initial design fits, or None.
+
+    Every design point would be marked infeasible and the search could not
+    start. Call after :func:`feasibility` accepted the experiment.
+    """
+    limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
+    model = experiment.model
+    if limit is None or model is None or model.family is None:
+        return None
+    from nas.models.cost import BYTES_PER_GIB, fits
+    from nas.search.optimizer import SplineOptimizer  # scipy.stats: slow to import
+
+    settings = experiment.experiment.search_settings()
+    design = SplineOptimizer(experiment.space, settings).initial_design()
+    costs = [c for c in map(estimator(experiment), design) if c is not None]
+    if not costs or any(fits(cost, limit, margin) for cost in costs):
+        return None  # no estimate at all: the coordinates' own problem
+    gib = [cost.memory_bytes / BYTES_PER_GIB for cost in costs]
+    return ConfigError(
+        experiment.source,
+        "cluster",
+        "max_gpu_memory_gib",
+        f"no point of the initial design fits in {limit:g} GiB (memory_margin {margin:g} of "
+        f"it): the largest estimate is {max(gib):.3g} GiB, the smallest {min(gib):.3g} GiB",
+    )
+
+
 def _user_rule(experiment: Experiment, cwd: Path | None) -> Rule | None:
     """``[model] feasible`` imported, wrapped so that nothing it does stops the controller."""
     model = experiment.model

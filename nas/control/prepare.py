@@ -30,7 +30,8 @@ from typing import Any
 from nas.cluster.base import backend_class
 from nas.cluster.render import ScriptError, render_job_script, write_job_script
 from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
-from nas.control.feasible import feasibility
+from nas.control.costs import cost_problems, cost_warnings
+from nas.control.feasible import feasibility, memory_problem
 from nas.pointdir import layout
 from nas.pointdir.contract import BUILTIN_COMMAND, TemplateError, fill_command, template_fields
 from nas.pointdir.point import METRICS, PointFileError, point_document, write_point_file
@@ -166,9 +167,9 @@ def readiness(
     ``[cluster] account``: many sites reject such jobs). An experiment for
     searching by hand (neither ``[model]`` nor ``[data]``) has none.
     """
+    costs, warnings = cost_problems(experiment), cost_warnings(experiment)
     if experiment.model is None and experiment.data is None and experiment.builtin_trainer:
-        return [], []
-    warnings = []
+        return costs, warnings
     cluster = experiment.cluster
     if cluster.backend in ("slurm", "lsf") and cluster.account is None:
         option = "--account" if cluster.backend == "slurm" else "-P"
@@ -176,7 +177,8 @@ def readiness(
             f"{experiment.source}: [cluster] account is not set: jobs go out without "
             f"{option}, which many sites reject"
         )
-    return run_problems(experiment, cwd, offline=offline) + _site_problems(experiment), warnings
+    problems = run_problems(experiment, cwd, offline=offline) + _site_problems(experiment)
+    return costs + problems, warnings
 
 
 def _site_problems(experiment: Experiment) -> list[ConfigError]:
@@ -212,16 +214,20 @@ def run_problems(experiment: Experiment, cwd: Path, *, offline: bool = False) ->
     if missing:
         return missing
     problems = [] if offline else _path_problems(experiment, cwd)
+    coordinates = _coordinate_problems(experiment) if experiment.builtin_trainer else []
     if experiment.builtin_trainer:
-        problems += _coordinate_problems(experiment) + _builtin_metric_problems(experiment)
+        problems += coordinates + _builtin_metric_problems(experiment)
     else:
         command = _command_problems(experiment, cwd, offline)
         if command:  # preparing a point would only repeat them
             return problems + command
     try:
         feasibility(experiment, cwd)
+        memory = None if coordinates else memory_problem(experiment)
     except ConfigError as exc:
         problems.append(exc)
+    else:
+        problems += [memory] if memory else []
     return problems + _preparing_problems(experiment, cwd)
 
 
@@ -275,19 +281,29 @@ def _command_problems(experiment: Experiment, cwd: Path, offline: bool) -> list[
     return problems
 
 
+#: Paths of the experiment that must exist on this machine, and what they must be.
+_PATHS = (("cluster", "env_file", "file"), ("data", "root", "folder"), ("data", "index", "file"))
+
+
 def _path_problems(experiment: Experiment, cwd: Path) -> list[ConfigError]:
     """The paths of the experiment that do not exist on this machine."""
-    paths = [("cluster", "env_file", experiment.cluster.env_file)]
+    paths = [_PATHS[0]]
     if experiment.data is not None and experiment.builtin_trainer:
-        paths += [("data", key, getattr(experiment.data, key)) for key in ("root", "index")]
+        paths += _PATHS[1:]
     problems = []
-    for table, key, value in paths:
+    for table, key, kind in paths:
+        value = getattr(getattr(experiment, table), key)
         if value is None:
             continue
         try:
-            _existing(cwd, value, experiment.source, table, key)
+            path = _existing(cwd, value, experiment.source, table, key)
         except ConfigError as exc:
             problems.append(exc)
+            continue
+        if path.is_dir() != (kind == "folder"):
+            other = "file" if kind == "folder" else "folder"
+            problems.append(ConfigError(experiment.source, table, key,
+                                        f"{value!r} is a {other}, not a {kind}"))  # fmt: skip
     python = _python_problem(experiment, cwd)
     return problems + ([python] if python else [])
 
@@ -351,6 +367,7 @@ def _coordinate_problems(experiment: Experiment) -> list[ConfigError]:
         problems.append(ConfigError(source, "model", "fixed",
                                     f"family {family!r} needs {', '.join(missing)}, neither "
                                     "searched in [[space]] nor fixed here"))  # fmt: skip
+    problems += _box_problems(experiment) if not problems else []
     if problems:
         return problems
     values = [("model", "fixed", name, value) for name, value in fixed.items()]
@@ -365,6 +382,30 @@ def _coordinate_problems(experiment: Experiment) -> list[ConfigError]:
         except ModelConfigError as exc:
             problems.append(ConfigError(source, table, key, str(exc)))
             break
+    return problems
+
+
+def _box_problems(experiment: Experiment) -> list[ConfigError]:
+    """Numeric dimensions whose box reaches past the bounds of their coordinate.
+
+    A bound (e.g. at most :data:`nas.models.coordinates.MAX_DEPTH` blocks a
+    stage) is declared with the coordinate, which the trainer applies too.
+    """
+    from nas.models import coordinates as coords
+
+    assert experiment.model is not None  # run_problems checked the tables
+    family, problems = experiment.model.family, []
+    for dim in experiment.space.numeric:
+        coordinate = coords.coordinate(family, dim.name)
+        for key, value, bound, outside in (
+            ("low", dim.low, coordinate.low, "at least"),
+            ("high", dim.high, coordinate.high, "at most"),
+        ):
+            if bound is not None and (value < bound if key == "low" else value > bound):
+                problems.append(ConfigError(
+                    experiment.source, f"space.{dim.name}", key,
+                    f"family {family!r}: coordinate {dim.name!r} takes {outside} {bound}, "
+                    f"got {value!r}"))  # fmt: skip
     return problems
 
 
