@@ -14,10 +14,13 @@
       "package_version": "0.1.0",
       "input_hash": "sha256 of point.json",
       "images_per_second": 2510.4,               # optional: per rank, steady-state steps
-      "data_wait_share": 0.03                    # optional: share of that time spent
-    }                                            #   waiting for the data loader
+      "data_wait_share": 0.03,                   # optional: share of that time spent
+                                                 #   waiting for the data loader
+      "bus_bandwidth_gbps": 15.9,                # optional: the last segment's start-up
+      "expected_bus_bandwidth_gbps": 5.0         #   all-reduce and the site's expectation
+    }
 
-The two optional fields came later: results written without them still validate.
+The optional fields came later: results written without them still validate.
 
 The controller calls :func:`validate_result`; any :class:`ResultError` means
 the file is set aside with the reason and the point is treated as failed.
@@ -52,7 +55,13 @@ class ResultError(ValueError):
 
 
 #: The speed figures of a result that ``status`` and ``show`` print.
-PACE_FIGURES = ("images_per_second", "data_wait_share", "device_hours")
+PACE_FIGURES = (
+    "images_per_second",
+    "data_wait_share",
+    "device_hours",
+    "bus_bandwidth_gbps",
+    "expected_bus_bandwidth_gbps",
+)
 
 
 #: torch device types whose hours count as GPU hours: CUDA (NVIDIA, AMD ROCm) and Intel XPU.
@@ -79,6 +88,8 @@ class Result:
     input_hash: str
     images_per_second: float | None = None
     data_wait_share: float | None = None
+    bus_bandwidth_gbps: float | None = None
+    expected_bus_bandwidth_gbps: float | None = None
 
     def pace(self) -> dict[str, float]:
         """The speed figures for people (:func:`read_pace`'s), stored in the state at ingest."""
@@ -174,6 +185,8 @@ class _Schema:
     data_wait_share: float | None = option(
         None, kind=float, minimum=0.0, maximum=1.0, optional=True
     )
+    bus_bandwidth_gbps: float | None = option(None, kind=float, minimum=0.0, optional=True)
+    expected_bus_bandwidth_gbps: float | None = option(None, kind=float, minimum=0.0, optional=True)
 
 
 _SCHEMA_KEYS = tuple(f.name for f in dataclasses.fields(_Schema))
@@ -211,16 +224,36 @@ def pace_text(pace: dict[str, float]) -> str:
         parts.append(f"data wait {100.0 * pace['data_wait_share']:.1f} %")
     if "device_hours" in pace:
         parts.append(f"{pace['device_hours']:.3g} device-h")
+    if "bus_bandwidth_gbps" in pace:
+        parts.append(bandwidth_text(pace))
     return ", ".join(parts)
+
+
+def bandwidth_text(figures: Mapping[str, Any]) -> str:
+    """``all-reduce 15.9 GB/s bus``, with a warning below the site's expectation."""
+    bus, expected = figures["bus_bandwidth_gbps"], figures.get("expected_bus_bandwidth_gbps")
+    text = f"all-reduce {bus:.3g} GB/s bus"
+    if isinstance(expected, (int, float)) and bus < expected:
+        text += f" (WARNING: below the site's {expected:g} GB/s)"
+    return text
 
 
 # --------------------------------------------------------------------------- other outcomes
 
 
 def write_progress(
-    directory: str | Path, *, point_id: int, epoch: int, step: int, reason: str
+    directory: str | Path,
+    *,
+    point_id: int,
+    epoch: int,
+    step: int,
+    reason: str,
+    figures: Mapping[str, float] | None = None,
 ) -> Path:
-    """``progress.json``: where an incomplete run stopped and why (rank 0 only)."""
+    """``progress.json``: where an incomplete run stopped and why (rank 0 only).
+
+    ``figures``: measurements of the segment, e.g. its start-up all-reduce.
+    """
     path = Path(directory) / PROGRESS_FILE
     document = {
         "point_id": point_id,
@@ -228,6 +261,7 @@ def write_progress(
         "step_in_epoch": step,
         "reason": reason,
         "time": now_iso(),
+        **(figures or {}),
     }
     atomic_write_json(path, document)
     return path
