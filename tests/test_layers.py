@@ -23,7 +23,8 @@ RULES: dict[str, tuple[str, ...]] = {
     "cluster": ("config", "pointdir", "record.lock"),
     "models": (),
     "data": ("config",),
-    "train": ("pointdir", "models", "data", "config"),
+    "trial": ("pointdir",),
+    "train": ("pointdir", "trial", "models", "data", "config"),
     "report": ("search", "record", "config"),
     "control": ("search", "record", "pointdir", "cluster", "config", "models"),
     "commands": (
@@ -37,6 +38,7 @@ RULES: dict[str, tuple[str, ...]] = {
         "train",
         "report",
         "control",
+        "trial",
         "__main__",
     ),  # fmt: skip
     "__main__": ("commands",),

@@ -43,7 +43,7 @@ from nas.control import policy
 from nas.pointdir import layout
 from nas.record.lock import LockError
 from nas.record.state import State, StateError
-from nas.record.store import StateStore
+from nas.record.store import StateStore, previous_path
 from nas.search.space import Params, SearchSpace, SpaceError
 
 
@@ -103,17 +103,23 @@ def _init(args: argparse.Namespace) -> int:
     from nas.control.prepare import readiness
 
     experiment = load_experiment(args.experiment)
+    name = experiment.experiment.name
+    path = writable_path(args.state or Path("state") / f"{name}.h5", "--state", create=True)
     problems, warnings = readiness(experiment, Path.cwd(), offline=args.offline)
     if args.validate_only:
         return _validate_only(args, experiment, problems, warnings)
     _print_readiness(problems, warnings)
     if problems:
         return EXIT_FAILURE
-    name = experiment.experiment.name
-    path = writable_path(args.state or Path("state") / f"{name}.h5", "--state", create=True)
-    with StateStore.create(path, experiment) as store:
-        points = policy.Study(store.state, experiment).initial_batch()
-        store.commit()
+    store = StateStore.create(path, experiment)
+    try:
+        with store:
+            points = policy.Study(store.state, experiment).initial_batch()
+            store.commit()
+    except BaseException:  # a state without its initial design is no search: leave none
+        for created in (path, previous_path(path)):
+            created.unlink(missing_ok=True)
+        raise
     if args.json:
         emit_json(
             {"state": str(path), "experiment": name, "points": [point_doc(p) for p in points]}
@@ -356,6 +362,8 @@ def _write_csv(state: State, handle: TextIO) -> None:
 
 @_reported
 def _export(args: argparse.Namespace) -> int:
+    if args.tensorboard is not None:
+        return _export_tensorboard(args)
     if args.out is not None:
         writable_path(args.out, "--out")
     state = StateStore.read(args.state)
@@ -373,6 +381,27 @@ def _export(args: argparse.Namespace) -> int:
         with open(args.out, "w", newline="", encoding="utf-8") as handle:
             _write_csv(state, handle)
         print(f"wrote {plural(len(state.points), 'point')} to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _export_tensorboard(args: argparse.Namespace) -> int:
+    """One TensorBoard run per point, written by tensorboardX (the ``tensorboard`` extra)."""
+    from nas.report.tensorboard import ExportError, export_tensorboard
+
+    if args.out is not None:
+        raise UsageError("--out goes with --csv or --json; --tensorboard names its own folder")
+    writable_path(args.tensorboard, "--tensorboard", folder=True, create=True)
+    state = StateStore.read(args.state)
+    cfg = policy.experiment_of(state, args.state).experiment
+    try:
+        runs = export_tensorboard(state, args.tensorboard, metric=cfg.metric, goal=cfg.goal)
+    except ExportError as exc:
+        raise policy.StudyError(str(exc)) from None
+    print(
+        f"wrote {plural(len(runs) - 1, 'point run')} and the search run to {args.tensorboard}; "
+        f"view with: tensorboard --logdir {args.tensorboard}",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -453,5 +482,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     form.add_argument("--csv", action="store_true", help="the points table as CSV")
     form.add_argument(
         "--json", action="store_true", help="every point with its bookkeeping and learning curve"
+    )
+    form.add_argument(
+        "--tensorboard",
+        type=Path,
+        metavar="DIR",
+        help="TensorBoard event files: one run per point (curve, final metrics, costs, "
+        "params as hyperparameters); needs the tensorboard extra",
     )
     export.add_argument("--out", type=Path, metavar="FILE", help="default: stdout")

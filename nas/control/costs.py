@@ -60,6 +60,10 @@ def estimate_for(
     """
     if experiment.model is None:
         raise ConfigError(experiment.source, "model", None, "missing table; costs need it")
+    if experiment.model.family is None:
+        raise ConfigError(
+            experiment.source, "model", "family", "not set; known costs need a built-in family"
+        )
     classes = num_classes if num_classes is not None else experiment.num_classes()
     if classes is None:
         raise ConfigError(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from nas.cluster.base import SubmissionInFlight
 from nas.cluster.submitter import Submission, in_flight
 from nas.config import Experiment
 from nas.control import inbox, policy
+from nas.control.feasible import Feasibility
 from nas.control.ingest import (
     JobOutcome,
     Verdict,
@@ -57,7 +57,6 @@ from nas.record.state import (
     State,
 )
 from nas.record.store import StateStore
-from nas.search.space import Params
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +120,8 @@ class Controller:
         self.experiment: Experiment = settings.experiment
         self.scheduler = scheduler
         self.run = run
-        self.feasible = feasibility(self.experiment)
+        self.feasible = feasibility(self.experiment, settings.workdir)
+        self.measured = policy.measured(self.experiment)
         self.study = policy.Study(self.state, self.experiment, self.feasible)
         self._reattached = False
         self._submitted: list[int] = []
@@ -260,7 +260,7 @@ class Controller:
 
     def _resume_submission(self, point: Point) -> None:
         """A ``submitting`` point the scheduler does not know: its result, or submit it now."""
-        check = check_result(self._folder(point), point.id, point.params)
+        check = check_result(self._folder(point), point.id, point.params, self.measured)
         if check is not None and check.result is not None:
             self._record(point, check.result, f"job {point.job_name} (no longer in the scheduler)")
             return
@@ -274,6 +274,7 @@ class Controller:
             self._folder(point),
             point.id,
             point.params,
+            self.measured,
             cancelled=job_state is JobState.CANCELLED,
             log=layout.log_path(self.run, point.id, point.job_name),
             out_of_memory=job_state is JobState.OUT_OF_MEMORY,
@@ -290,7 +291,7 @@ class Controller:
             if job_state is JobState.OUT_OF_MEMORY:
                 job += f" ({self.scheduler.reason(point.job_id)})"
             self.state.set_status(point.id, _S.INFEASIBLE, f"{job}: {outcome.detail}")
-        elif verdict is Verdict.ENVIRONMENT:  # the same on every attempt: no retry
+        elif verdict in (Verdict.ENVIRONMENT, Verdict.CONTRACT):  # the same every attempt: no retry
             self.state.set_status(point.id, _S.FAILED, f"{job}: {outcome.detail}")
         elif verdict is Verdict.INCOMPLETE:
             self._incomplete(point, outcome.position, f"{job}: {outcome.detail}")
@@ -381,7 +382,7 @@ class Controller:
     def _ingest_by_hand(self) -> None:
         """A valid result that appears for an idle point (its script run by hand) counts too."""
         for point in self.state.with_status(*IDLE):
-            check = check_result(self._folder(point), point.id, point.params)
+            check = check_result(self._folder(point), point.id, point.params, self.measured)
             if check is None:
                 continue
             if check.result is None:
@@ -522,7 +523,7 @@ def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | No
 
 
 def submission_plan(
-    state: State, experiment: Experiment, feasible: Callable[[Params], bool] | None
+    state: State, experiment: Experiment, feasible: Feasibility | None
 ) -> tuple[list[tuple[Point, str]], list[tuple[Point, Point]]]:
     """What a cycle submits: pending points that cannot fit a GPU (with the reason), and
     (point, its next submission) for the ready points that fit, up to the job limit.
@@ -531,12 +532,11 @@ def submission_plan(
     """
     infeasible = []
     if feasible is not None:
-        cluster = experiment.cluster
-        reason = (
-            f"estimated peak memory per GPU exceeds memory_margin {cluster.memory_margin:g}"
-            f" of max_gpu_memory_gib = {cluster.max_gpu_memory_gib:g} GiB"
-        )
-        infeasible = [(p, reason) for p in state.with_status(_S.PENDING) if not feasible(p.params)]
+        infeasible = [
+            (p, feasible.reason(p.params))
+            for p in state.with_status(_S.PENDING)
+            if not feasible(p.params)
+        ]
     excluded = {p.id for p, _ in infeasible}
     slots = experiment.cluster.max_concurrent_jobs - len(state.with_status(*ACTIVE))
     ready = [p for p in ready_points(state.points) if p.id not in excluded][: max(slots, 0)]

@@ -131,7 +131,7 @@ def plan(
     experiment = policy.experiment_of(state, state_path)
     settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
     run = layout.run_dir(state_path)
-    feasible = feasibility(experiment)
+    feasible = feasibility(experiment, settings.workdir)
     infeasible, submissions = submission_plan(state, experiment, feasible)
     submit = []
     for point, nxt in submissions:

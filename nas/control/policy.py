@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nas.config import Experiment, parse_experiment
+from nas.pointdir.result import Measured
 from nas.record.state import SPLINE_ORIGINS, FitRecord, Point, PointStatus, State
 from nas.search.space import Params, indicator_count
 
@@ -61,17 +62,14 @@ def start_phase(state: State, first_id: int, why: str) -> dict[str, Any]:
     return phase
 
 
-#: Metrics whose valid range is known without ``[experiment] value_range``.
-PERCENT_METRICS = ("top1", "top5")
-
-
 def value_range(experiment: Experiment) -> tuple[float, float] | None:
-    """The range a measurement must lie in: ``value_range``, [0, 100] for percentages, else None."""
-    cfg = experiment.experiment
-    if cfg.value_range is not None:
-        low, high = cfg.value_range
-        return float(low), float(high)
-    return (0.0, 100.0) if cfg.metric in PERCENT_METRICS else None
+    """The range a measurement must lie in (:meth:`ExperimentConfig.valid_range`)."""
+    return experiment.experiment.valid_range()
+
+
+def measured(experiment: Experiment) -> Measured:
+    """What a result file must carry for this experiment: its metric, in :func:`value_range`."""
+    return Measured(experiment.experiment.metric, value_range(experiment))
 
 
 def check_value(experiment: Experiment, value: float, where: str) -> float:

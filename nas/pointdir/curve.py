@@ -14,6 +14,11 @@ was not finite), ``top1`` / ``top5`` the accuracy in percent on the fixed
 validation subset, ``lr`` the learning rate at the evaluation and
 ``seconds`` the training wall time so far (all segments).
 
+A command of ``[train] command`` reports through :func:`nas.trial.report`
+or writes the lines itself: only ``epoch`` is required, ``images`` defaults
+to 0, a missing figure is null, and further numbers (the command's own
+metrics) stay in the file for people.
+
 Entries are keyed by epoch: a segment that repeats an epoch (it was stopped
 after the evaluation but before its checkpoint) replaces that entry, so a
 resumed training appends and never duplicates. The whole file is rewritten
@@ -58,13 +63,16 @@ def make_entry(
 
 
 def parse_entry(document: Any) -> Entry | None:
-    """A curve entry with the fields of :data:`CURVE_FIELDS`, or None when it is not one."""
-    if not isinstance(document, dict):
+    """A curve entry with the fields of :data:`CURVE_FIELDS`, or None when it is not one.
+
+    ``epoch`` is required; ``images`` defaults to 0 and the other figures to null.
+    """
+    if not isinstance(document, dict) or "epoch" not in document:
         return None
     entry: Entry = {}
     for name in CURVE_FIELDS:
-        value = document.get(name)
-        if name == "loss" and value is None:
+        value = document.get(name, 0 if name == "images" else None)
+        if name not in ("epoch", "images") and value is None:
             entry[name] = None
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):

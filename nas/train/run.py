@@ -23,6 +23,7 @@ from nas.pointdir.layout import (
     EXIT_COMPLETE,
     EXIT_DIVERGED,
     EXIT_INCOMPLETE,
+    POINT_FILE,
 )
 from nas.pointdir.point import PointFile, point_hash, read_point_file
 from nas.pointdir.result import (
@@ -175,7 +176,7 @@ def class_count(point: PointFile, splits: DataSplits) -> int:
 def prepare(segment: Segment) -> Job:
     """Read the point, build data, network and optimizer, and resume from a checkpoint."""
     started_at = time.time()
-    point = read_point_file(segment.point_dir)
+    point = read_point_file(segment.point_dir).builtin(segment.point_dir / POINT_FILE)
     dist_env, device, config = segment.dist_env, segment.device, point.train
     splits = build_splits(point.data)
     module = build_network(point, class_count(point, splits), device, config.channels_last)
@@ -358,6 +359,7 @@ def finish(job: Job, segment: Segment) -> None:
         Result(
             point_id=job.point.point_id,
             params=dict(job.point.params),
+            rank=dist_env.rank,
             metrics={"top1": accuracy.top1, "top5": accuracy.top5},
             val_images=accuracy.images,
             bad_images=accuracy.bad_images,
