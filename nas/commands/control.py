@@ -147,6 +147,11 @@ def _detach(args: argparse.Namespace) -> int:
 
 
 def _dry_run(plan: dict, as_json: bool) -> int:
+    for problem in plan["unchecked"]:
+        print(
+            f"unchecked: {problem}; the scripts use it as given (`run` here would refuse it)",
+            file=sys.stderr,
+        )
     if as_json:
         emit_json(plan)
         return EXIT_OK

@@ -28,7 +28,7 @@ from nas.commands.common import (
     write_table,
 )
 from nas.commands.curves import guard_summary, running_progress, write_guard_lines
-from nas.control import policy
+from nas.control import frontier, policy
 from nas.pointdir import layout
 from nas.record.state import Point, PointStatus, State
 from nas.search.space import SearchSpace
@@ -155,6 +155,7 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
     doc["running"] = running_progress(state, layout.run_dir(str(path)))
     doc["pace"] = _pace(state, layout.run_dir(str(path)))
     doc["diverged"] = guard_summary(state)
+    doc["costs"] = frontier.cost_summary(study)
     doc["notes"] = trust_notes(doc)
     return doc
 
@@ -204,6 +205,7 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     if budget["remaining_gpu_hours"] is not None:
         left += f", {budget['remaining_gpu_hours']:.1f} of {budget['max_gpu_hours']:g} GPU-h left"
     lines.append(f"budget: {budget['exhausted'] or left}; {doc['gpu_hours']:.1f} GPU-h spent")
+    lines += frontier.cost_lines(doc["costs"])
     lines += [f"note: {note}" for note in doc["notes"]]
     return lines
 

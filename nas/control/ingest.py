@@ -215,10 +215,15 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
         return f"(no log: {exc})"
     with os.fdopen(fd, "rb") as handle:
         handle.seek(0, os.SEEK_END)
-        handle.seek(max(handle.tell() - 8 * _LOG_TAIL_CHARS, 0))
+        start = max(handle.tell() - 8 * _LOG_TAIL_CHARS, 0)
+        handle.seek(start)
         text = handle.read(8 * _LOG_TAIL_CHARS).decode("utf-8", errors="replace")
-    tail = "\n".join(text.splitlines()[-lines:])
-    return tail[-_LOG_TAIL_CHARS:] or f"(empty log {log})"
+    kept = text.splitlines()[1 if start else 0 :]  # the first line read may be a line's end
+    tail = "\n".join(kept[-lines:])
+    if len(tail) > _LOG_TAIL_CHARS:  # whole lines only: a tail never starts mid-line
+        cut = tail[-_LOG_TAIL_CHARS:]
+        tail = cut.partition("\n")[2] or cut
+    return tail or f"(empty log {log})"
 
 
 def drop_checkpoint(folder: Path) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from nas.cluster import get_scheduler
 from nas.cluster.render import write_job_script
+from nas.config import Experiment
 from nas.control import liveness, policy
 from nas.control.cycle import (
     Controller,
@@ -27,7 +28,7 @@ from nas.control.cycle import (
     submission_plan,
 )
 from nas.control.narrate import Narrator
-from nas.control.prepare import JobSettings, feasibility
+from nas.control.prepare import JobSettings, feasibility, run_problems
 from nas.pointdir import layout
 from nas.record.store import StateStore
 
@@ -129,7 +130,7 @@ def plan(
     state_path = Path(state_path)
     state = StateStore.read(state_path)
     experiment = policy.experiment_of(state, state_path)
-    settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
+    settings, unchecked = _offline_settings(experiment, cwd or Path.cwd())
     run = layout.run_dir(state_path)
     feasible = feasibility(experiment, settings.workdir)
     infeasible, submissions = submission_plan(state, experiment, feasible)
@@ -151,7 +152,26 @@ def plan(
             {"params": p.params, "predicted": p.predicted, "origin": p.origin} for p in proposals
         ],
         "stop": None if stop is None else dataclasses.asdict(stop),
+        "unchecked": unchecked,
     }
+
+
+def _offline_settings(experiment: Experiment, cwd: Path) -> tuple[JobSettings, list[str]]:
+    """The job settings for a dry run, and the paths that do not exist on this machine.
+
+    A dry run shows the scripts of an experiment written for another machine
+    (``init --offline``): its env file, data root and index are used as given
+    and named as unchecked instead of refused; everything else refuses as ``run`` does.
+
+    Raises:
+        ConfigError: the first problem that is not a path on this machine.
+    """
+    problems = run_problems(experiment, cwd, offline=True)
+    if problems:
+        raise problems[0]
+    offline = {str(p) for p in problems}
+    unchecked = [str(p) for p in run_problems(experiment, cwd) if str(p) not in offline]
+    return JobSettings.resolved(experiment, cwd), unchecked
 
 
 @contextmanager

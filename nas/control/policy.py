@@ -156,7 +156,9 @@ class Study:
         )
 
         optimizer = SplineOptimizer(
-            self.state.space, self.experiment.experiment.search_settings(), feasible=self.feasible
+            self.state.space,
+            self.experiment.experiment.search_settings(),
+            feasible=self.admissible(),
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
@@ -172,6 +174,23 @@ class Study:
             else:
                 optimizer.mark_pending(point.params)
         return optimizer
+
+    def admissible(self) -> Callable[[Params], bool] | None:
+        """What a candidate must satisfy: the memory predicate and ``[experiment.constraints]``.
+
+        A measured cost's bound reads the measured costs, so the predicate is
+        rebuilt with the optimizer whenever the state changed.
+        """
+        bounds = self.experiment.experiment.constraints
+        if not bounds:
+            return self.feasible
+        from nas.control.constraints import candidate_rule, declared
+
+        within = candidate_rule(self.state, self.experiment, declared(bounds))
+        feasible = self.feasible
+        if feasible is None:
+            return within
+        return lambda params: feasible(params) and within(params)
 
     # ------------------------------------------------------------------ budget
     def budget_reason(self, now: float | None = None) -> str | None:
