@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import math
 import re
-import textwrap
 from pathlib import Path
 
 import pytest
+from experiment_support import LOG_LR, command_experiment
 
 from nas.commands.main import main
 
@@ -26,38 +26,12 @@ def score(lr: float, width: int) -> float:
 
 
 def experiment(command: list[str], *, max_points: int = 7, extra: str = "") -> str:
-    return (
-        textwrap.dedent(
-            f"""
-        [experiment]
-        name = "own"
-        metric = "score"
-        max_points = {max_points}
-        batch_size = 2
-
-        [[space]]
-        name = "lr"
-        type = "float"
-        low = 1e-4
-        high = 1e-1
-        log = true
-
-        [[space]]
-        name = "width"
-        type = "int"
-        low = 2
-        high = 10
-
-        [train]
-        command = {json.dumps(command)}
-
-        [cluster]
-        max_attempts = 3
-        max_concurrent_jobs = 5
-        """
-        )
-        + extra
-    )
+    """A search of ``command`` over a log-scale learning rate and an integer width."""
+    space = {"lr": LOG_LR, "width": {"type": "int", "low": 2, "high": 10}}
+    cluster = {"max_attempts": 3, "max_concurrent_jobs": 5}
+    text = command_experiment("own", command, space, cluster=cluster, metric="score",
+                              max_points=max_points, batch_size=2)  # fmt: skip
+    return text + extra
 
 
 def status(capsys: pytest.CaptureFixture, state: Path) -> dict:
