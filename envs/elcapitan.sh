@@ -42,3 +42,9 @@ fi
 : "${FI_MR_CACHE_MONITOR:=kdreg2}"
 : "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
 export NCCL_SOCKET_IFNAME NCCL_CROSS_NIC FI_MR_CACHE_MONITOR FI_CXI_DEFAULT_CQ_SIZE
+
+# The trainer's start-up all-reduce warns below this bus bandwidth (GB/s): a
+# collective library on TCP sockets instead of the Slingshot plugin. A starting
+# value, not measured on this machine: see the README's "Communication check".
+: "${SPLINENAS_EXPECTED_BUS_GBPS:=8}"
+export SPLINENAS_EXPECTED_BUS_GBPS

@@ -57,3 +57,9 @@ export NCCL_SOCKET_IFNAME NCCL_NET_GDR_LEVEL NCCL_CROSS_NIC FI_MR_CACHE_MONITOR 
 if [[ -z ${MASTER_ADDR:-} ]]; then
     MASTER_ADDR=$(hostname -i | cut -d' ' -f1) && export MASTER_ADDR
 fi
+
+# The trainer's start-up all-reduce warns below this bus bandwidth (GB/s): a
+# collective library on TCP sockets instead of the Slingshot plugin. A starting
+# value, not measured on this machine: see the README's "Communication check".
+: "${SPLINENAS_EXPECTED_BUS_GBPS:=8}"
+export SPLINENAS_EXPECTED_BUS_GBPS

@@ -47,3 +47,9 @@ fi
 : "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
 export NCCL_NET NCCL_SOCKET_IFNAME NCCL_NET_GDR_LEVEL NCCL_CROSS_NIC
 export FI_CXI_DISABLE_HOST_REGISTER FI_MR_CACHE_MONITOR FI_CXI_DEFAULT_CQ_SIZE
+
+# The trainer's start-up all-reduce warns below this bus bandwidth (GB/s): a
+# collective library on TCP sockets instead of the Slingshot plugin. A starting
+# value, not measured on this machine: see the README's "Communication check".
+: "${SPLINENAS_EXPECTED_BUS_GBPS:=8}"
+export SPLINENAS_EXPECTED_BUS_GBPS

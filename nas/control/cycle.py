@@ -125,6 +125,8 @@ class Controller:
         self.study = policy.Study(self.state, self.experiment, self.feasible)
         self._reattached = False
         self._submitted: list[int] = []
+        #: Job names of submissions in flight that were reported as waited for.
+        self._waited: set[str] = set()
         self._first_event = len(self.state.events)
 
     # ------------------------------------------------------------------ the cycle
@@ -214,8 +216,10 @@ class Controller:
         why = self._submission_running(point)
         if why is None:
             return False
-        log.warning("point %d: an earlier submission of %s may still run (%s); waiting for it",
-                    point.id, point.job_name, why)  # fmt: skip
+        if point.job_name not in self._waited:  # once per submission, not every cycle
+            self._waited.add(point.job_name)
+            log.warning("point %d: an earlier submission of %s may still run (%s); waiting for it",
+                        point.id, point.job_name, why)  # fmt: skip
         return True
 
     def _submission_running(self, point: Point) -> str | None:
