@@ -12,11 +12,11 @@ import json
 import math
 import os
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from controller_support import experiment_text
+from experiment_support import command_experiment
 from slurm.cluster_fixture import slurm_cluster  # noqa: F401 - the session fixture
 
 from nas.commands.main import main
@@ -44,37 +44,10 @@ def example_experiment(example: str, backend: str) -> str:
     cluster = {"backend": backend, "nodes": 1, "ranks_per_node": 2, "cores_per_node": 2,
                "python": PY, "walltime_minutes": 10, "signal_seconds": 60,
                "max_concurrent_jobs": 2, **SITE.get(backend, {})}  # fmt: skip
-    lines = "\n".join(f"{key} = {json.dumps(value)}" for key, value in cluster.items())
-    fixed_text = ", ".join(f"{key} = {json.dumps(value)}" for key, value in fixed.items())
-    return (
-        textwrap.dedent(
-            f"""
-        [experiment]
-        name = "{example}-{backend}"
-        metric = "{metric}"
-        max_points = 2
-        design = "space-filling"
-        design_points = 2
-
-        [[space]]
-        name = "lr"
-        type = "float"
-        low = 0.01
-        high = 0.3
-        log = true
-
-        [model]
-        fixed = {{ {fixed_text} }}
-
-        [train]
-        command = {json.dumps(command)}
-
-        [cluster]
-        """
-        )
-        + lines
-        + "\n"
-    )
+    lr = {"type": "float", "low": 0.01, "high": 0.3, "log": True}
+    return command_experiment(f"{example}-{backend}", command, {"lr": lr}, cluster=cluster,
+                              fixed=fixed, metric=metric, max_points=2,
+                              design="space-filling", design_points=2)  # fmt: skip
 
 
 def search(tmp_path: Path, capsys: pytest.CaptureFixture, text: str, name: str) -> dict:
