@@ -29,6 +29,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+from nas.errors import UserError
 from nas.search.space import Dim, SearchSpace, SpaceError
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 DIRECTIVE_UNSAFE = frozenset('"\\$`')
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """An experiment file that cannot be used; the message names file, table and key."""
 
     def __init__(self, source: str, table: str, key: str | None, message: str) -> None:

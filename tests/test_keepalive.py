@@ -111,7 +111,8 @@ def test_the_controller_job_asks_only_for_what_the_controller_needs(
         ({"job_name": "a b"}, "job name"),
         ({"backend": "local"}, "no keep-alive job"),
         ({"poll": 0.0}, "poll"),
-        ({"state_path": Path("relative.h5")}, "absolute single-line path"),
+        ({"state_path": Path("relative.h5")}, "expected an absolute path"),
+        ({"log_path": Path("/a\nb.log")}, "path: expected one line without control characters"),
     ],
 )
 def test_bad_values_are_refused(tmp_path: Path, changes: dict, match: str) -> None:
@@ -339,7 +340,9 @@ def test_pbs_and_flux_keepalive_stop_the_controller_then_submit_the_script_again
     if backend == "flux":
         assert "FLUX_URI=local:///run/flux/parent" in (stub_dir / "env").read_text()
     else:  # the script appends its own output to the log (PBS would overwrite -o)
-        assert "job 77.pbs01 submits its successor" in Path(job.log_path).read_text()
+        assert (
+            "job 77.pbs01 stopped the controller and hands over" in Path(job.log_path).read_text()
+        )
     assert not list(tmp_path.rglob("pwned"))
 
 

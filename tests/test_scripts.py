@@ -316,9 +316,9 @@ def test_write_job_script_is_atomic_and_executable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"point_dir": "/a\nb"}, "point_dir: expected a non-empty single line"),
+        ({"point_dir": "/a\nb"}, "point_dir: expected one line without control characters"),
         ({"point_dir": "relative/p"}, "point_dir: expected an absolute path"),
-        ({"stdout_path": "x\r.log"}, "stdout_path: expected a non-empty single line"),
+        ({"stdout_path": "x\r.log"}, "stdout_path: expected one line without control characters"),
         ({"job_name": "a b"}, "job_name: expected letters"),
         ({"job_name": "$(x)"}, "job_name: expected letters"),
         ({"train_args": ["ok", "x\ny"]}, "trainer argument"),

@@ -41,8 +41,7 @@ from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.control import policy
 from nas.pointdir import layout
 from nas.record.hdf5 import StateStore
-from nas.record.lock import LockError
-from nas.record.state import State, StateError
+from nas.record.state import State
 from nas.search.space import Params, SearchSpace, SpaceError
 
 
@@ -52,13 +51,6 @@ def _search_failures() -> tuple[type[Exception], ...]:
     from nas.search.spline import SplineError
 
     return SplineError, SearchError
-
-
-def _failures() -> tuple[type[Exception], ...]:
-    return ConfigError, StateError, LockError, policy.StudyError, *_search_failures()
-
-
-_reported = reported(_failures)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -97,7 +89,7 @@ def _read(path: Path) -> policy.Study:
 # ---------------------------------------------------------------------------- handlers
 
 
-@_reported
+@reported
 def _init(args: argparse.Namespace) -> int:
     from nas.control.prepare import readiness
 
@@ -161,7 +153,7 @@ def _validate_only(
     return EXIT_OK
 
 
-@_reported
+@reported
 def _add(args: argparse.Namespace) -> int:
     with StateStore.open(args.state) as store:
         experiment = policy.experiment_of(store.state, args.state)
@@ -193,7 +185,7 @@ def _store_fit_if_possible(study: policy.Study) -> None:
         print(f"note: no fit stored yet: {exc}", file=sys.stderr)
 
 
-@_reported
+@reported
 def _import(args: argparse.Namespace) -> int:
     from nas.control import imports
 
@@ -236,7 +228,7 @@ def _import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@_reported
+@reported
 def _record(args: argparse.Namespace) -> int:
     with StateStore.open(args.state) as store:
         experiment = policy.experiment_of(store.state, args.state)
@@ -249,7 +241,7 @@ def _record(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@_reported
+@reported
 def _predict(args: argparse.Namespace) -> int:
     study = _read(args.state)
     given, snapped = _params_arg(
@@ -280,7 +272,7 @@ def _predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@_reported
+@reported
 def _propose(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 1:
         raise UsageError(f"-n must be at least 1, got {args.n}")
@@ -312,7 +304,7 @@ def _propose(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@_reported
+@reported
 def _status(args: argparse.Namespace) -> int:
     doc = summary.status_doc(_read(args.state), args.state)
     if args.json:
@@ -344,7 +336,7 @@ def _write_csv(state: State, handle: TextIO) -> None:
     csv.writer(handle, lineterminator="\n").writerows(_csv_rows(state))
 
 
-@_reported
+@reported
 def _export(args: argparse.Namespace) -> int:
     if args.out is not None:
         writable_path(args.out, "--out")

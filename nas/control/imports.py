@@ -22,6 +22,7 @@ from typing import Any
 
 from nas.config import Experiment
 from nas.control import policy
+from nas.errors import UserError
 from nas.record.state import Point, State, StateError
 from nas.search.space import Params, SearchSpace, SpaceError
 
@@ -32,7 +33,7 @@ EXPORT_COLUMNS = frozenset(
 )
 
 
-class RowsError(ValueError):
+class RowsError(UserError, ValueError):
     """Rows that cannot be imported; one line per problem, each naming its row."""
 
 

@@ -1,4 +1,4 @@
-"""The controller loop behind ``splinenas run``, and its dry run.
+"""The controller loop behind ``splinenas run``.
 
 :func:`run_controller` takes the state's lock, builds the scheduler and the
 job settings, and repeats :meth:`nas.control.cycle.Controller.cycle` every
@@ -8,7 +8,6 @@ signal asks it to stop (after the current cycle has committed).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 import sys
@@ -18,16 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas.cluster import get_scheduler
-from nas.cluster.render import write_job_script
 from nas.control import policy
-from nas.control.cycle import (
-    Controller,
-    CycleSummary,
-    next_batch,
-    submission_plan,
-)
-from nas.control.prepare import JobSettings, feasibility
+from nas.control.cycle import Controller, CycleSummary
+from nas.control.prepare import JobSettings
 from nas.pointdir import layout
 from nas.record.hdf5 import StateStore
 
@@ -80,9 +72,8 @@ def run_controller(
     with StateStore.open(state_path) as store, _stop_on_signals(event):
         experiment = policy.experiment_of(store.state, state_path)
         settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
-        run = layout.run_dir(state_path)
-        scheduler = get_scheduler(experiment.cluster, local_root=layout.jobs_dir(run))
-        controller = Controller(store, settings, scheduler, run)
+        scheduler = policy.scheduler_of(experiment, state_path)
+        controller = Controller(store, settings, scheduler, layout.run_dir(state_path))
         cycle = 0
         while True:
             cycle += 1
@@ -95,43 +86,6 @@ def run_controller(
                 return RunResult(f"{cycle} cycle(s) done", True, cycle, summary)
             if event.wait(poll):
                 return RunResult("stopped by a signal after committing", True, cycle, summary)
-
-
-def plan(
-    state_path: str | Path, *, cwd: Path | None = None, out: Path | None = None
-) -> dict[str, object]:
-    """What the next cycle would submit or propose, from the committed state (``--dry-run``).
-
-    Writes nothing: each job script the next cycle would submit is returned
-    as text, or written to ``out/<job name>.sh`` when ``out`` is given (a
-    folder of the user's choosing, never the run folder).
-    """
-    state_path = Path(state_path)
-    state = StateStore.read(state_path)
-    experiment = policy.experiment_of(state, state_path)
-    settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
-    run = layout.run_dir(state_path)
-    feasible = feasibility(experiment)
-    infeasible, submissions = submission_plan(state, experiment, feasible)
-    submit = []
-    for point, nxt in submissions:
-        text = settings.script_text(run, nxt)
-        entry = {"id": point.id, "params": point.params, "job_name": nxt.job_name}
-        if out is None:
-            entry.update(script=None, text=text)
-        else:
-            out.mkdir(parents=True, exist_ok=True)
-            entry.update(script=str(write_job_script(out / f"{nxt.job_name}.sh", text)))
-        submit.append(entry)
-    stop, proposals = next_batch(policy.Study(state, experiment, feasible), dry_run=True)
-    return {
-        "infeasible": [{"id": p.id, "params": p.params, "reason": r} for p, r in infeasible],
-        "submit": submit,
-        "propose": [
-            {"params": p.params, "predicted": p.predicted, "origin": p.origin} for p in proposals
-        ],
-        "stop": None if stop is None else dataclasses.asdict(stop),
-    }
 
 
 @contextmanager

@@ -19,10 +19,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nas.config import Experiment, parse_experiment
+from nas.errors import UserError
 from nas.record.state import SPLINE_ORIGINS, FitRecord, Point, PointStatus, State
 from nas.search.space import Params, indicator_count
 
 if TYPE_CHECKING:
+    from nas.cluster import Scheduler
     from nas.search.optimizer import FitSummary, Proposal, SplineOptimizer
     from nas.search.stopping import StopEvidence
 
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 _NOT_SPENT = frozenset({PointStatus.CANCELLED, PointStatus.INFEASIBLE})
 
 
-class StudyError(RuntimeError):
+class StudyError(UserError, RuntimeError):
     """A request the search cannot serve, e.g. a spent budget."""
 
 
@@ -105,6 +107,15 @@ def raise_budget(state: State, experiment: Experiment, points: int, by: str) -> 
 def experiment_of(state: State, state_path: str | os.PathLike) -> Experiment:
     """The experiment stored in the state at ``state_path``; errors name that file."""
     return parse_experiment(state.experiment_text, f"{state_path}:experiment_toml")
+
+
+def scheduler_of(experiment: Experiment, state_path: str | os.PathLike) -> Scheduler:
+    """The scheduler of the search at ``state_path``: local jobs live in its run folder."""
+    from nas.cluster import get_scheduler  # the backends load only when a command needs one
+    from nas.pointdir import layout
+
+    jobs = layout.jobs_dir(layout.run_dir(state_path))
+    return get_scheduler(experiment.cluster, local_root=jobs)
 
 
 class Study:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nas.errors import UserError
 from nas.search.batch import DiversePool
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline
@@ -26,7 +27,7 @@ from nas.search.strategies import DiverseBatches, PaperStrategy, Ranking, Strate
 _BLOCK = 1024
 
 
-class SearchError(RuntimeError):
+class SearchError(UserError, RuntimeError):
     """No feasible candidate at a distinct, legal point exists."""
 
 

@@ -17,6 +17,8 @@ import functools
 import numpy as np
 import scipy.linalg
 
+from nas.errors import UserError
+
 #: Most support points one spline is fitted on. The solve is dense: time grows as N^3
 #: and memory as N^2; at this size a controller's whole per-batch fit stays under
 #: 10 s and 2 GB on two cores (README, Performance). Beyond it :func:`validate`
@@ -45,7 +47,7 @@ SMOOTHING_LADDER = tuple(10.0**k for k in range(-14, -1))
 _EPS = float(np.finfo(np.float64).eps)
 
 
-class SplineError(ValueError):
+class SplineError(UserError, ValueError):
     """A spline that cannot be fitted; ``indices`` names the offending support points."""
 
     def __init__(self, message: str, indices: tuple[int, ...] | list[int] = ()) -> None:
