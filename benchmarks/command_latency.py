@@ -29,7 +29,7 @@ import numpy as np
 
 from nas.config import parse_experiment
 from nas.control import policy
-from nas.record.hdf5 import StateStore
+from nas.record.store import StateStore
 
 EXPERIMENT = """
 [experiment]

@@ -34,8 +34,8 @@ from nas.control.cycle import Controller
 from nas.control.prepare import JobSettings
 from nas.pointdir import layout
 from nas.pointdir.result import Result, now_iso, write_result
-from nas.record.hdf5 import StateStore
 from nas.record.state import PointStatus
+from nas.record.store import StateStore
 
 JOBS = 4
 EXPERIMENT = """

@@ -132,6 +132,7 @@ def spline_optimizer(
 ):
     """The spline optimiser on ``problem``'s integer box, minimising, with the benchmark's tolerance."""
     from nas.search.optimizer import SplineOptimizer
+    from nas.search.settings import SearchSettings
     from nas.search.space import Dim, SearchSpace
 
     dims = [
@@ -142,8 +143,7 @@ def spline_optimizer(
             zip(variable_names(problem), problem.lows, problem.highs, strict=True)
         )
     ]
-    return SplineOptimizer(
-        SearchSpace(dims),
+    settings = SearchSettings(
         batch_size=q,
         seed=seed,
         goal="minimize",
@@ -152,6 +152,7 @@ def spline_optimizer(
         design=design,
         noise=noise,
     )
+    return SplineOptimizer(SearchSpace(dims), settings)
 
 
 def variable_names(problem: Problem) -> list[str]:

@@ -32,7 +32,7 @@ sys.path.insert(0, sys.argv[3])
 from controller_scale import EXPERIMENT, value
 import numpy as np
 from nas.config import parse_experiment
-from nas.record.hdf5 import StateStore
+from nas.record.store import StateStore
 
 mode, n = sys.argv[1], int(sys.argv[2])
 folder, noise = Path(sys.argv[4]), sys.argv[5]
@@ -67,7 +67,7 @@ if mode in ("status", "propose"):
     refusal = (err.getvalue().strip().splitlines() or ["exit code %d" % code])[-1]
 else:
     from nas.control import policy
-    from nas.record.hdf5 import load_state
+    from nas.record.store import load_state
     state = load_state(path)
     study = policy.Study(state, policy.experiment_of(state, str(path)))
     started, cpu_started = time.perf_counter(), cpu()

@@ -41,6 +41,8 @@ from sample_efficiency import (  # noqa: E402
     variable_names,
 )
 
+from nas.search.settings import DESIGNS  # noqa: E402
+
 
 def first_stop(task: tuple[str, int, str, int]) -> dict | None:
     """Statistics at the first measurement where (a)-(c) hold; None if they never do."""
@@ -119,7 +121,7 @@ def rows(results: dict[str, list[dict]]) -> list[dict[str, str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--problems", default="nas5,nas8,nas8i,nas8h,nas8c,branin,styblinski8s")
-    p.add_argument("--design", choices=("corners", "space-filling"), default="corners")
+    p.add_argument("--design", choices=DESIGNS, default="corners")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--budget", type=int, default=50)
     p.add_argument("--workers", type=int, default=2)

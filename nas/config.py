@@ -19,7 +19,7 @@ import logging
 import math
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,19 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from nas.errors import UserError
+from nas.names import line_problem, name_problem
+from nas.search.settings import (
+    SETTINGS,
+    SearchSettings,
+    SettingError,
+    check_value,
+    declared,
+    option,
+)
 from nas.search.space import Dim, SearchSpace, SpaceError
 
 log = logging.getLogger(__name__)
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 #: Characters that no quoting carries through an ``#SBATCH`` / ``#BSUB`` line intact.
 DIRECTIVE_UNSAFE = frozenset('"\\$`')
@@ -50,47 +58,8 @@ class ConfigError(UserError, ValueError):
 
 
 # --------------------------------------------------------------------------- field kinds
-
-_TYPE_NAMES = {
-    bool: "a boolean",
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    type(None): "null",
-}
-
-
-def option(
-    default: Any = dataclasses.MISSING,
-    *,
-    kind: type | tuple[type, ...],
-    choices: tuple[Any, ...] | None = None,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    check: Callable[[Any], str | None] | None = None,
-    optional: bool = False,
-    doc: str = "",
-) -> Any:
-    """A dataclass field that knows how to validate its TOML value."""
-    meta = {
-        "kind": kind,
-        "choices": choices,
-        "minimum": minimum,
-        "maximum": maximum,
-        "check": check,
-        "optional": optional,
-        "doc": doc,
-    }
-    if isinstance(default, (dict, list)):
-        frozen = type(default)(default)
-        return field(default_factory=lambda: type(frozen)(frozen), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def _valid_name(value: str) -> str | None:
-    if not NAME_PATTERN.fullmatch(value):
-        return f"expected a name of letters, digits, '_', '.' or '-', got {value!r}"
-    return None
+# ``option`` and the check of a declared value live with the search settings
+# (:mod:`nas.search.settings`), which ``[experiment]`` exposes field by field.
 
 
 #: Longest experiment name: it prefixes job names and names the state and run folder.
@@ -103,17 +72,11 @@ def _experiment_name(value: str) -> str | None:
         return f"must start with a letter or digit, got {value!r}"
     if len(value) > MAX_EXPERIMENT_NAME:
         return f"at most {MAX_EXPERIMENT_NAME} characters, got {len(value)}"
-    return _valid_name(value)
-
-
-def _no_newline(value: str) -> str | None:
-    if "\n" in value or "\r" in value or "\0" in value:
-        return "must be a single line"
-    return None
+    return name_problem(value)
 
 
 def _directive_text(value: str) -> str | None:
-    problem = _no_newline(value)
+    problem = line_problem(value)
     bad = sorted(DIRECTIVE_UNSAFE.intersection(value))
     if problem is None and bad:
         problem = f"cannot go into a job-script directive: contains {bad[0]!r}"
@@ -139,7 +102,7 @@ def directive_problem(line: str) -> str | None:
     entry is one option: ``-x``, ``-x value``, ``--name`` or ``--name=value``;
     a value with blanks goes in double quotes.
     """
-    problem = _no_newline(line)
+    problem = line_problem(line)
     if problem:
         return problem
     if line.count('"') % 2:
@@ -181,12 +144,6 @@ def _check_range(value: list) -> str | None:
     return None
 
 
-def _check_noise(value: float | str) -> str | None:
-    if isinstance(value, str):
-        return None if value == "auto" else f"expected a number >= 0 or 'auto', got {value!r}"
-    return None if value >= 0 else f"expected a number >= 0 or 'auto', got {value!r}"
-
-
 def _check_fixed(value: dict) -> str | None:
     for key, item in value.items():
         if not isinstance(item, (bool, int, float, str)):
@@ -194,24 +151,6 @@ def _check_fixed(value: dict) -> str | None:
                 f"value of {key!r} must be a number, string or boolean, got {type(item).__name__}"
             )
     return None
-
-
-def _describe(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = [_TYPE_NAMES.get(k, "a table" if k is dict else "a list") for k in kinds]
-    return " or ".join(dict.fromkeys(names))
-
-
-def _convert(value: Any, kind: type | tuple[type, ...]) -> Any:
-    """Return the value in its field's type, or raise TypeError."""
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if isinstance(value, bool) and bool not in kinds:
-        raise TypeError
-    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, kinds):
-        return value
-    raise TypeError
 
 
 def _parse_table(cls: type, raw: Any, source: str, table: str) -> Any:
@@ -236,30 +175,9 @@ def _parse_table(cls: type, raw: Any, source: str, table: str) -> Any:
 
 def _validate_value(value: Any, meta: Mapping, source: str, table: str, key: str) -> Any:
     try:
-        value = _convert(value, meta["kind"])
-    except TypeError:
-        raise ConfigError(
-            source,
-            table,
-            key,
-            f"expected {_describe(meta['kind'])}, got {type(value).__name__} {value!r}",
-        ) from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(source, table, key, f"expected a finite number, got {value!r}")
-    if value is None:  # an optional field given as null (JSON)
-        return value
-    if meta["choices"] is not None and value not in meta["choices"]:
-        choices = ", ".join(repr(c) for c in meta["choices"])
-        raise ConfigError(source, table, key, f"expected one of {choices}, got {value!r}")
-    if meta["minimum"] is not None and value < meta["minimum"]:
-        raise ConfigError(source, table, key, f"expected at least {meta['minimum']}, got {value!r}")
-    if meta["maximum"] is not None and value > meta["maximum"]:
-        raise ConfigError(source, table, key, f"expected at most {meta['maximum']}, got {value!r}")
-    if meta["check"] is not None:
-        problem = meta["check"](value)
-        if problem:
-            raise ConfigError(source, table, key, problem)
-    return value
+        return check_value(value, meta, key)
+    except SettingError as exc:
+        raise ConfigError(source, table, key, exc.detail) from None
 
 
 # --------------------------------------------------------------------------- the tables
@@ -270,7 +188,7 @@ class ExperimentConfig:
     """``[experiment]``: what is searched for and when to stop."""
 
     name: str = option(kind=str, check=_experiment_name, doc="experiment name; used in job names")
-    metric: str = option("top1", kind=str, check=_valid_name, doc="result metric to optimise")
+    metric: str = option("top1", kind=str, check=name_problem, doc="result metric to optimise")
     value_range: list | None = option(
         None,
         kind=list,
@@ -278,50 +196,30 @@ class ExperimentConfig:
         optional=True,
         doc="[low, high] a measurement must lie in; top1/top5 default to [0, 100]",
     )
-    goal: str = option("maximize", kind=str, choices=("maximize", "minimize"))
-    tolerance: float = option(
-        0.5, kind=float, minimum=0.0, doc="stop when |measured - predicted| <= tolerance"
-    )
-    stop: str | None = option(
-        None,
-        kind=str,
-        choices=("default", "paper"),
-        optional=True,
-        doc="stopping rule; 'paper': one proposal within tolerance; default: the strategy's",
-    )
+    goal: str = declared("goal")
+    tolerance: float = declared("tolerance")
+    stop: str | None = declared("stop")
     max_points: int = option(
         50, kind=int, minimum=1, doc="budget: points proposed, cancelled and infeasible excluded"
     )
-    batch_size: int = option(1, kind=int, minimum=1, doc="proposals per batch after the design")
-    seed: int = option(0, kind=int, minimum=0)
-    strategy: str = option(
-        "default",
-        kind=str,
-        choices=("default", "paper"),
-        doc="'paper' is Algorithm 1 as published; 'default' also explores near the incumbent",
-    )
-    smoothing: float = option(0.0, kind=float, minimum=0.0, doc="spline smoothing lambda")
-    noise: float | str | None = option(
-        None,
-        kind=(float, str),
-        check=_check_noise,
-        optional=True,
-        doc="run-to-run sd of the metric, or 'auto': smoothing chosen by leave-one-out",
-    )
-    design: str = option(
-        "corners",
-        kind=str,
-        choices=("corners", "space-filling"),
-        doc="initial design: 2d+3 corners and centre, or a seeded Sobol design",
-    )
-    design_points: int | None = option(
-        None, kind=int, minimum=2, optional=True, doc="space-filling design size (default d+2)"
-    )
-    min_distance: float = option(
-        1e-3, kind=float, minimum=0.0, maximum=1.0, doc="unit-box distance between points"
-    )
+    batch_size: int = declared("batch_size")
+    seed: int = declared("seed")
+    strategy: str = declared("strategy")
+    smoothing: float = declared("smoothing")
+    noise: float | str | None = declared("noise")
+    design: str = declared("design")
+    design_points: int | None = declared("design_points")
+    min_distance: float = declared("min_distance")
     max_gpu_hours: float | None = option(None, kind=float, minimum=0.0, optional=True)
     max_wall_hours: float | None = option(None, kind=float, minimum=0.0, optional=True)
+
+    def search_settings(self) -> SearchSettings:
+        """The settings of the spline search that this table holds."""
+        return SearchSettings(**{name: getattr(self, name) for name in _SEARCH_KEYS})
+
+
+#: The search settings that ``[experiment]`` exposes (the others keep their defaults).
+_SEARCH_KEYS = tuple(f.name for f in dataclasses.fields(ExperimentConfig) if f.name in SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -352,9 +250,9 @@ class DataConfig:
     """``[data]``: where images come from and how they are fed."""
 
     kind: str = option(kind=str, choices=("digits", "imagefolder", "shards"))
-    root: str | None = option(None, kind=str, check=_no_newline, optional=True)
+    root: str | None = option(None, kind=str, check=line_problem, optional=True)
     index: str | None = option(
-        None, kind=str, check=_no_newline, optional=True, doc="index file from `data index`"
+        None, kind=str, check=line_problem, optional=True, doc="index file from `data index`"
     )
     resolution: int = option(224, kind=int, minimum=8)
     val_resize: int | None = option(None, kind=int, minimum=8, optional=True)
@@ -414,12 +312,27 @@ class ClusterConfig:
         None, kind=int, minimum=1, optional=True, doc="default: gpus_per_node, or 1 on CPU"
     )
     cores_per_node: int = option(1, kind=int, minimum=1)
+    accelerator: str = option(
+        "gpu",
+        kind=str,
+        choices=("gpu", "cuda", "xpu"),
+        doc="with gpus_per_node > 0 every rank must drive one: 'gpu' (CUDA/ROCm or Intel XPU), "
+        "'cuda' (NVIDIA/AMD) or 'xpu' (Intel)",
+    )
+    device_order: str | None = option(
+        None,
+        kind=str,
+        choices=("local-rank", "reversed"),
+        optional=True,
+        doc="rank -> visible device: 'local-rank', or 'reversed' (ALCF's rule on Polaris); "
+        "default: the environment file's SPLINENAS_DEVICE_ORDER, else 'local-rank'",
+    )
     resource_sets: str = option("node", kind=str, choices=("node", "gpu"), doc="jsrun layout")
     walltime_minutes: int = option(120, kind=int, minimum=1)
     signal_seconds: int = option(300, kind=int, minimum=0, doc="stop this early before the limit")
-    account: str | None = option(None, kind=str, check=_valid_name, optional=True)
-    queue: str | None = option(None, kind=str, check=_valid_name, optional=True)
-    qos: str | None = option(None, kind=str, check=_valid_name, optional=True)
+    account: str | None = option(None, kind=str, check=name_problem, optional=True)
+    queue: str | None = option(None, kind=str, check=name_problem, optional=True)
+    qos: str | None = option(None, kind=str, check=name_problem, optional=True)
     constraint: str | None = option(None, kind=str, check=_directive_text, optional=True)
     alloc_flags: str | None = option(None, kind=str, check=_directive_text, optional=True)
     extra_directives: list = option([], kind=list, check=_check_directives)
@@ -436,11 +349,11 @@ class ClusterConfig:
     jsrun_smpiargs: str = option(
         "off",
         kind=str,
-        check=_no_newline,
+        check=line_problem,
         doc="lsf: jsrun --smpiargs=<this>; 'off' for the non-MPI trainer, '' leaves it out",
     )
-    env_file: str | None = option(None, kind=str, check=_no_newline, optional=True)
-    python: str = option("python3", kind=str, check=_no_newline)
+    env_file: str | None = option(None, kind=str, check=line_problem, optional=True)
+    python: str = option("python3", kind=str, check=line_problem)
     max_gpu_memory_gib: float | None = option(
         None, kind=float, minimum=0.0, optional=True, doc="GPU memory in GiB (2**30 bytes)"
     )
@@ -463,11 +376,11 @@ class ControllerConfig:
     that needs a core or two and no GPU.
     """
 
-    account: str | None = option(None, kind=str, check=_valid_name, optional=True)
+    account: str | None = option(None, kind=str, check=name_problem, optional=True)
     queue: str | None = option(
-        None, kind=str, check=_valid_name, optional=True, doc="queue (LSF) or partition (Slurm)"
+        None, kind=str, check=name_problem, optional=True, doc="queue (LSF) or partition (Slurm)"
     )
-    qos: str | None = option(None, kind=str, check=_valid_name, optional=True)
+    qos: str | None = option(None, kind=str, check=name_problem, optional=True)
     walltime_minutes: int = option(
         1440, kind=int, minimum=1, doc="one run of the job; it renews itself"
     )
@@ -598,11 +511,15 @@ def parse_experiment(text: str, source: str = "<string>") -> Experiment:
         raise ConfigError(
             source, "data", "decode", "'gpu' needs JPEG files; the digits are in memory"
         )
+    space = _parse_space(raw["space"], source)
+    problem = tables["experiment"].search_settings().space_problem(space)
+    if problem is not None:
+        raise ConfigError(source, "experiment", problem.key, problem.detail)
     return Experiment(
         source=source,
         text=text,
         experiment=tables["experiment"],
-        space=_parse_space(raw["space"], source),
+        space=space,
         model=model,
         data=data,
         train=tables.get("train", TrainConfig()),

@@ -23,8 +23,8 @@ from nas.control.loop import RunResult, run_controller
 from nas.pointdir import layout
 from nas.pointdir.layout import RESULT_FILE
 from nas.pointdir.result import validate_result
-from nas.record.hdf5 import load_state
 from nas.record.state import PointStatus
+from nas.record.store import load_state
 
 #: Two ranks per job on one node; a job step of 2 x 1 core fits three times on the test node.
 TWO_RANKS = {"nodes": 1, "ranks_per_node": 2, "cores_per_node": 2, "max_concurrent_jobs": 3}

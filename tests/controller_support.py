@@ -18,7 +18,7 @@ from experiment_support import toml_value
 
 from nas.config import parse_experiment
 from nas.control import policy
-from nas.record.hdf5 import StateStore
+from nas.record.store import StateStore
 
 _TABLES = {
     "experiment": {"name": "ctl", "tolerance": 0.0, "max_points": 7, "batch_size": 2},

@@ -1,7 +1,7 @@
 """Flip single bits of a small state file: every flip must load identically or fail clearly.
 
 Each flipped copy is read by a worker process as every command reads it
-(:func:`nas.record.hdf5.load_state`); a worker that does not answer within a
+(:func:`nas.record.store.load_state`); a worker that does not answer within a
 few seconds counts as a hang and is replaced, one that dies counts as a
 crash. Outcomes: ``same`` (the flip hit bytes that carry no content),
 ``error`` (a one-line StateError), ``silent`` (loaded but different),
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 WORKER = r"""
 import json, sys
-from nas.record.hdf5 import load_state
+from nas.record.store import load_state
 from nas.record.state import StateError
 
 def fingerprint(state):
@@ -61,8 +61,8 @@ def small_state(folder: Path) -> Path:
     from experiment_support import experiment_toml
 
     from nas.config import parse_experiment
-    from nas.record.hdf5 import StateStore
     from nas.record.state import PointStatus
+    from nas.record.store import StateStore
 
     space = {"width": {"type": "int", "low": 8, "high": 64},
              "block": {"type": "categorical", "choices": ["basic", "bottleneck"]}}  # fmt: skip

@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from controller_support import experiment_text, init_state, write_fake_trainer  # noqa: E402
 from scheduler_contract import unique_name  # noqa: E402
 
-from nas.record.hdf5 import load_state  # noqa: E402
 from nas.record.state import PointStatus  # noqa: E402
+from nas.record.store import load_state  # noqa: E402
 
 #: Sleeps 0-2 s, submits with the real sbatch, journals the answer, sleeps 0-2 s.
 WRAPPER = r"""#!/bin/bash

@@ -138,8 +138,9 @@ def test_fills_are_marked_and_believer_batches_have_none():
 
 def test_a_diverse_batch_gives_the_stop_rule_one_agreement_not_four():
     from nas.search.optimizer import SplineOptimizer
+    from nas.search.settings import SearchSettings
 
-    opt = SplineOptimizer(SPACE, batch_size=4, seed=0)
+    opt = SplineOptimizer(SPACE, SearchSettings(batch_size=4, seed=0))
     for params in opt.ask(len(opt.initial_design())):
         opt.tell(params, -float(((SPACE.to_unit(params) - PEAK) ** 2).sum()))
     proposals = opt.suggest()

@@ -6,6 +6,7 @@ import pytest
 from nas.search.categories import CATEGORY_DISTANCE, EmbeddedSpace
 from nas.search.design import initial_design
 from nas.search.optimizer import SplineOptimizer
+from nas.search.settings import SearchSettings
 from nas.search.space import Dim, SearchSpace
 
 SPACE = SearchSpace(
@@ -30,7 +31,7 @@ def _told(
     categories: str = "shared",
 ) -> SplineOptimizer:
     """An optimizer told ``_shape`` at ``rows``, category B shifted by ``offset``."""
-    opt = SplineOptimizer(space, categories=categories)
+    opt = SplineOptimizer(space, SearchSettings(categories=categories))
     for x, cat in rows:
         params = space.from_unit(x, (cat,))
         value = float(_shape(space.to_unit(params)[None])[0]) + (offset if cat == "B" else 0.0)
@@ -85,7 +86,7 @@ def test_one_design_covers_every_choice_without_repeating_a_numeric_row(kind: st
     assert len(set(numeric)) == len(numeric) - shared_rows
     assert len(design) == (SPACE.d + 3 if kind == "space-filling" else 2 * SPACE.d + 4)
     assert len(separate) == 2 * len(set((p["w"], p["n"], p["lr"]) for p in separate))
-    assert SplineOptimizer(SPACE, design=kind, seed=3).initial_design() == design
+    assert SplineOptimizer(SPACE, SearchSettings(design=kind, seed=3)).initial_design() == design
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
@@ -94,7 +95,7 @@ def test_default_strategy_proposes_legal_distinct_points_in_every_category(batch
         bonus = 0.02 if p["block"] == "bottleneck" else 0.0
         return 0.8 - ((p["w"] - 150) / 240) ** 2 - ((p["n"] - 4) / 11) ** 2 + bonus
 
-    opt = SplineOptimizer(SPACE, batch_size=batch_size, design="space-filling")
+    opt = SplineOptimizer(SPACE, SearchSettings(batch_size=batch_size, design="space-filling"))
     seen, origins = set(), []
     while len(origins) < 14:
         for proposal in opt.suggest():

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from experiment_support import FLOAT_BOX, experiment_toml, init_state, run
 
-from nas.record.hdf5 import load_state
 from nas.record.lock import FileLock
+from nas.record.store import load_state
 
 ROOT = Path(__file__).resolve().parents[1]
 TOML = experiment_toml(

@@ -35,9 +35,9 @@ from nas.control import policy
 from nas.control.loop import run_controller
 from nas.control.prepare import JobSettings
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore, load_state
 from nas.record.lock import FileLock
 from nas.record.state import PointStatus
+from nas.record.store import StateStore, load_state
 
 S = PointStatus
 

@@ -15,8 +15,8 @@ from nas.commands.main import main
 from nas.config import parse_experiment
 from nas.control.loop import run_controller
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore, load_state
 from nas.record.state import PointStatus
+from nas.record.store import StateStore, load_state
 
 pytestmark = pytest.mark.slow
 S = PointStatus

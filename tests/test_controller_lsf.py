@@ -24,7 +24,7 @@ from nas.cluster import JobState, LsfScheduler
 from nas.cluster.proc import run_command
 from nas.config import ConfigError
 from nas.pointdir import layout
-from nas.record.hdf5 import load_state
+from nas.record.store import load_state
 
 
 @pytest.mark.slow

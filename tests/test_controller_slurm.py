@@ -30,8 +30,8 @@ from nas.cluster import JobState, SlurmScheduler
 from nas.cluster.proc import run_command
 from nas.control import policy
 from nas.pointdir import layout
-from nas.record.hdf5 import load_state
 from nas.record.state import PointStatus
+from nas.record.store import load_state
 
 pytestmark = pytest.mark.slurm
 

@@ -13,8 +13,8 @@ from nas.config import parse_experiment
 from nas.pointdir import layout
 from nas.pointdir.curve import append_entry, make_entry
 from nas.record import integrity
-from nas.record.hdf5 import StateStore, load_state
 from nas.record.state import PointStatus
+from nas.record.store import StateStore, load_state
 
 TEXT = """
 [experiment]

@@ -23,8 +23,8 @@ from nas.commands.main import main
 from nas.config import parse_experiment
 from nas.control.cycle import CycleSummary
 from nas.control.plan import Stop
-from nas.record.hdf5 import StateStore
 from nas.record.state import PointStatus
+from nas.record.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

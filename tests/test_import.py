@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from experiment_support import experiment_toml, init_state, run
 
-from nas.record.hdf5 import load_state
 from nas.record.state import PointStatus
+from nas.record.store import load_state
 
 SPACE = {
     "g1": {"type": "int", "low": 4, "high": 32},

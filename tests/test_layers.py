@@ -24,7 +24,7 @@ GROUND = ("errors", "names")
 RULES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(GROUND, ()),
     "search": (),
-    "config": ("search.space",),
+    "config": ("search.space", "search.settings"),
     "record": ("search.space",),
     "pointdir": ("config",),
     "cluster": ("config", "pointdir", "record.lock"),

@@ -112,7 +112,7 @@ def test_status_of_a_noisy_search_names_the_stored_smoothed_best_without_fitting
     """With noise the best point is the best smoothed one: the stored fit names it."""
     import json
 
-    from nas.record.hdf5 import load_state
+    from nas.record.store import load_state
 
     (tmp_path / "toy.toml").write_text(
         experiment_toml("toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, tolerance=0.05, noise=0.5)

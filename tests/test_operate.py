@@ -16,9 +16,9 @@ from experiment_support import FLOAT_BOX, experiment_toml, init_state, run
 
 from nas.cluster import JobState, LocalScheduler
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore, load_state
 from nas.record.lock import lock_path
 from nas.record.state import PointStatus
+from nas.record.store import StateStore, load_state
 
 ROOT = Path(__file__).resolve().parents[1]
 TOML = experiment_toml("toy", {"x": FLOAT_BOX, "y": FLOAT_BOX})

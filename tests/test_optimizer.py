@@ -7,6 +7,7 @@ import pytest
 
 from nas.search.optimizer import SplineOptimizer
 from nas.search.propose import SearchError
+from nas.search.settings import SearchSettings, SettingError
 from nas.search.space import Dim, SearchSpace
 
 SPACE = SearchSpace([Dim("a", "float", -2.0, 2.0), Dim("b", "int", 0, 20)])
@@ -28,7 +29,7 @@ def _run(opt: SplineOptimizer, f, rounds: int = 25) -> list:
 
 
 def test_ask_tell_loop_converges_on_toy_problem() -> None:
-    opt = SplineOptimizer(SPACE, tolerance=0.01, seed=1)
+    opt = SplineOptimizer(SPACE, SearchSettings(tolerance=0.01, seed=1))
     suggested = _run(opt, _objective)
     assert [p.origin for p in suggested[:5]] == ["initial"] * 5
     assert opt.converged
@@ -41,7 +42,7 @@ def test_ask_tell_loop_converges_on_toy_problem() -> None:
 
 
 def test_minimize_goal() -> None:
-    opt = SplineOptimizer(SPACE, tolerance=0.01, seed=1, goal="minimize")
+    opt = SplineOptimizer(SPACE, SearchSettings(tolerance=0.01, seed=1, goal="minimize"))
     _run(opt, lambda p: -_objective(p))
     assert opt.converged
     assert opt.best[1] < 0.05
@@ -50,7 +51,7 @@ def test_minimize_goal() -> None:
 
 def test_determined_by_seed_and_data() -> None:
     def rebuilt(seed: int) -> list:
-        opt = SplineOptimizer(SPACE, seed=seed, batch_size=3)
+        opt = SplineOptimizer(SPACE, SearchSettings(seed=seed, batch_size=3))
         for p in SPACE.initial_design():
             opt.tell(p, _objective(p))
         return opt.suggest()
@@ -59,7 +60,7 @@ def test_determined_by_seed_and_data() -> None:
 
 
 def test_never_reproposes_measured_or_pending_points() -> None:
-    opt = SplineOptimizer(SPACE, batch_size=2, min_distance=0.05)
+    opt = SplineOptimizer(SPACE, SearchSettings(batch_size=2, min_distance=0.05))
     for p in SPACE.initial_design():
         opt.tell(p, _objective(p))
     first = opt.suggest()
@@ -76,7 +77,7 @@ def test_never_reproposes_measured_or_pending_points() -> None:
 
 
 def test_initial_design_first_and_pending_blocks_fit() -> None:
-    opt = SplineOptimizer(SPACE, batch_size=10)
+    opt = SplineOptimizer(SPACE, SearchSettings(batch_size=10))
     batch = opt.suggest()
     assert [p.params for p in batch] == SPACE.initial_design()
     for p in batch:
@@ -85,7 +86,7 @@ def test_initial_design_first_and_pending_blocks_fit() -> None:
 
 
 def test_tell_defaults_prediction_and_nan_is_failure() -> None:
-    opt = SplineOptimizer(SPACE, tolerance=1e-9, stop="paper")
+    opt = SplineOptimizer(SPACE, SearchSettings(tolerance=1e-9, stop="paper"))
     for p in SPACE.initial_design():
         opt.tell(p, _objective(p))
     (proposal,) = opt.suggest()
@@ -104,14 +105,14 @@ def test_feasibility_predicate_excludes_initial_and_proposals() -> None:
     def feasible(p: dict) -> bool:
         return p["b"] <= 15
 
-    opt = SplineOptimizer(SPACE, feasible=feasible, batch_size=4)
+    opt = SplineOptimizer(SPACE, SearchSettings(batch_size=4), feasible=feasible)
     design = [p.params for p in opt.suggest(20)]
     assert all(p["b"] <= 15 for p in design) and len(design) < len(SPACE.initial_design())
 
 
 def test_separate_categories_get_their_own_design() -> None:
     space = SearchSpace([Dim("a", "float", 0.0, 1.0), Dim("c", "categorical", choices=("x", "y"))])
-    opt = SplineOptimizer(space, batch_size=2, strategy="paper")
+    opt = SplineOptimizer(space, SearchSettings(batch_size=2, strategy="paper"))
     assert opt.categories == "separate" and opt.initial_design() == space.initial_design()
     design = space.initial_design()
     for p in design[:3]:
@@ -136,23 +137,33 @@ def test_exhausted_space_raises() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"batch_size": 0}, "batch_size must be an int >= 1"),
-        ({"tolerance": -1.0}, "tolerance must be"),
-        ({"goal": "max"}, r"goal must be one of \['maximize', 'minimize'\]"),
-        ({"strategy": "bayes"}, r"strategy must be one of \['default', 'paper'\]"),
-        ({"min_distance": 1.5}, r"min_distance must be in \[0, 1\)"),
-        ({"smoothing": math.nan}, "smoothing must be"),
-        ({"feasible": 3}, "feasible must be callable"),
+        ({"batch_size": 0}, "batch_size: expected at least 1, got 0"),
+        ({"batch_size": 1.5}, "batch_size: expected an integer, got float 1.5"),
+        ({"tolerance": -1.0}, "tolerance: expected at least 0.0"),
+        ({"goal": "max"}, "goal: expected one of 'maximize', 'minimize', got 'max'"),
+        ({"strategy": "bayes"}, "strategy: expected one of 'default', 'paper', got 'bayes'"),
+        ({"min_distance": 1.0}, r"min_distance: expected less than 1.0, got 1.0"),
+        ({"smoothing": math.nan}, "smoothing: expected a finite number"),
+        ({"noise": "loud"}, "noise: expected a number >= 0 or 'auto'"),
     ],
 )
-def test_constructor_validation(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        SplineOptimizer(SPACE, **kwargs)
+def test_settings_validation(kwargs: dict, message: str) -> None:
+    with pytest.raises(SettingError, match=message):
+        SearchSettings(**kwargs)
+
+
+def test_constructor_validation() -> None:
+    with pytest.raises(ValueError, match="feasible must be callable"):
+        SplineOptimizer(SPACE, feasible=3)
+    with pytest.raises(
+        SettingError, match=r"design_points: .* needs at least d\+1 = 3 points, got 2"
+    ):
+        SplineOptimizer(SPACE, SearchSettings(design="space-filling", design_points=2))
 
 
 def test_off_design_measurements_fit_without_the_design() -> None:
     """Earlier measurements anywhere in the box are support points; no design is needed."""
-    opt = SplineOptimizer(SPACE, batch_size=1)
+    opt = SplineOptimizer(SPACE, SearchSettings(batch_size=1))
     for a, b in [(-1.5, 2), (1.2, 3), (0.3, 17), (-0.4, 9)]:
         opt.tell({"a": a, "b": b}, _objective({"a": a, "b": b}))
     summary = opt.fit()

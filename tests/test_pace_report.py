@@ -19,7 +19,7 @@ from experiment_support import FLOAT_BOX, experiment_toml, init_state, run
 from nas.control.loop import run_controller
 from nas.pointdir import layout
 from nas.pointdir.result import read_pace
-from nas.record.hdf5 import StateStore, load_state
+from nas.record.store import StateStore, load_state
 
 TOML = experiment_toml("toy", {"x": FLOAT_BOX, "y": FLOAT_BOX})
 

@@ -29,7 +29,7 @@ from nas.cluster.proc import run_command
 from nas.cluster.render import ScriptError, render_job_script, write_job_script
 from nas.config import ClusterConfig
 from nas.pointdir import layout
-from nas.record.hdf5 import load_state
+from nas.record.store import load_state
 from nas.train.launch import detect, port_for_job
 
 FAKES = Path(__file__).parent / "fakes"

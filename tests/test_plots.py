@@ -13,7 +13,7 @@ from matplotlib.image import imread
 from nas.commands import plot as plot_command
 from nas.commands.common import UsageError
 from nas.config import parse_experiment
-from nas.record.hdf5 import StateStore
+from nas.record.store import StateStore
 from nas.report import plots
 from nas.search.spline import PolyharmonicSpline
 

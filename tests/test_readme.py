@@ -61,13 +61,16 @@ def type_cell(field: dataclasses.Field) -> str:
         cell = " or ".join(f"`{toml_literal(c)}`" for c in meta["choices"])
     else:
         cell = "number" if float in kinds else _TYPE_WORDS[kinds[0]]
-    low, high = meta["minimum"], meta["maximum"]
-    if low is not None and high is not None:
-        cell += f" in [{_number(low)}, {_number(high)}]"
+    low, high, below = meta["minimum"], meta["maximum"], meta.get("below")
+    if low is not None and (high is not None or below is not None):
+        end = f"{_number(high)}]" if high is not None else f"{_number(below)})"
+        cell += f" in [{_number(low)}, {end}"
     elif low is not None:
         cell += f" ≥ {_number(low)}"
     elif high is not None:
         cell += f" ≤ {_number(high)}"
+    elif below is not None:
+        cell += f" < {_number(below)}"
     return cell
 
 

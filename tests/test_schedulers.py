@@ -318,26 +318,3 @@ def test_local_job_cancelled_right_after_submission_never_runs_on(tmp_path: Path
     time.sleep(1.0)
     assert not (tmp_path / "ran").exists()
     assert scheduler.reason(job_id) == "cancelled"
-
-
-def test_a_submitter_orphaned_by_its_controller_keeps_the_submission_in_flight(
-    tmp_path: Path,
-) -> None:
-    """The lock travels with the submitter's descriptor, not with the controller."""
-    import subprocess
-
-    from nas.cluster import submitter
-
-    with submitter.submitting("e-p0-r0a1s0", tmp_path) as fd:
-        child = subprocess.Popen(["sleep", "30"], pass_fds=(fd,))
-        with pytest.raises(submitter.LockHeld):
-            with submitter.submitting("e-p0-r0a1s0", tmp_path):
-                pass
-    try:
-        assert submitter.in_flight("e-p0-r0a1s0", tmp_path)  # the controller let go, sleep holds
-        assert not submitter.in_flight("e-p0-r0a1s0", tmp_path / "other")
-    finally:
-        child.kill()
-        child.wait()
-    assert not submitter.in_flight("e-p0-r0a1s0", tmp_path)
-    assert not submitter.lock_path("e-p0-r0a1s0", tmp_path).exists()

@@ -22,7 +22,7 @@ from nas.cluster.render import (
     write_job_script,
 )
 from nas.config import ClusterConfig
-from nas.train.launch import LaunchError, detect, device_index, port_for_job
+from nas.train.launch import detect, port_for_job
 
 FAKES = Path(__file__).parent / "fakes"
 WEIRD = ["a 0", "a'; echo foo", "$(touch pwned)", 'q"`id`\\', "semi;colon & amp"]
@@ -218,10 +218,12 @@ def test_scripts_leave_the_rendezvous_to_the_trainer(
 DEVICE_PYTHON = f"""#!/bin/bash
 exec {sys.executable} -c '
 import os
-from nas.train.launch import detect, device_index
+from nas.train.device import Placement, choose, local_world_size
+from nas.train.launch import detect
 env = detect(os.environ)
 visible = os.environ["CUDA_VISIBLE_DEVICES"]
-index = device_index(env, len(visible.split(",")), os.environ)
+placement = Placement(env.local_rank, local_world_size(os.environ))
+index = choose(placement, os.environ, {{"cuda": len(visible.split(","))}})[1]
 with open(f"rank-{{env.rank}}", "w") as out:
     out.write(f"{{env.local_rank}} {{visible}} {{index}}")
 '
@@ -248,18 +250,6 @@ def test_each_jsrun_rank_trains_on_a_gpu_of_its_own(
                 PYTHONPATH=str(Path(__file__).resolve().parent.parent))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert [(point / f"rank-{r}").read_text() for r in (0, 1)] == expected
-
-
-def test_a_rank_without_a_gpu_of_its_own_is_refused_naming_the_layout() -> None:
-    env = detect({"JSM_NAMESPACE_RANK": "5", "JSM_NAMESPACE_SIZE": "6",
-                  "JSM_NAMESPACE_LOCAL_RANK": "5", "MASTER_ADDR": "h", "MASTER_PORT": "20000"})  # fmt: skip
-    assert device_index(env, 1, {"CUDA_VISIBLE_DEVICES": "5"}) == 0
-    assert device_index(env, 6, {"CUDA_VISIBLE_DEVICES": "0,1,2,3,4,5"}) == 5
-    with pytest.raises(LaunchError) as info:
-        device_index(env, 2, {"CUDA_VISIBLE_DEVICES": "0,1"})
-    message = str(info.value)
-    assert "local rank 5" in message and "CUDA_VISIBLE_DEVICES='0,1'" in message
-    assert "resource_sets" in message and "gpu_bind" in message
 
 
 @pytest.mark.parametrize("backend", ["slurm", "lsf"])

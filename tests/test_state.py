@@ -20,16 +20,10 @@ import pytest
 from experiment_support import experiment_toml
 
 from nas.config import parse_experiment
-from nas.record.hdf5 import (
-    FORMAT_VERSION,
-    TIME_UNITS,
-    StateFormatError,
-    StateStore,
-    load_state,
-    previous_path,
-)
+from nas.record.hdf5 import FORMAT_VERSION, TIME_UNITS, StateFormatError
 from nas.record.lock import LockError, lock_path
 from nas.record.state import TRANSITIONS, PointStatus, State, StateError
+from nas.record.store import StateStore, load_state, previous_path
 
 TOML = experiment_toml(
     "toy",
@@ -421,7 +415,7 @@ def test_commit_of_ten_thousand_points_is_fast(tmp_path: Path) -> None:
 WRITER = textwrap.dedent(
     """
     import sys
-    from nas.record.hdf5 import StateStore
+    from nas.record.store import StateStore
     store = StateStore.open(sys.argv[1])
     state = store.state
     while True:

@@ -10,6 +10,7 @@ import pytest
 from nas.config import ConfigError, parse_experiment
 from nas.search.design import initial_design
 from nas.search.optimizer import SplineOptimizer
+from nas.search.settings import SearchSettings
 from nas.search.space import Dim, SearchSpace
 from nas.search.stopping import decide, stall_length
 
@@ -63,7 +64,7 @@ def test_default_rule_needs_the_best_s_neighbours_predicted_when_left_out() -> N
 
 def test_the_neighbour_error_is_the_refit_without_each_of_the_d_plus_1_nearest_points() -> None:
     grid = [(a, b) for a in range(1, 10, 2) for b in range(1, 10, 3)]
-    opt = SplineOptimizer(SPACE, seed=0, tolerance=0.1)
+    opt = SplineOptimizer(SPACE, SearchSettings(seed=0, tolerance=0.1))
     for a, b in grid:
         opt.tell({"a": a, "b": b}, float(np.sin(a) + np.cos(b / 2) + 0.1 * a))
     told = opt.history
@@ -71,7 +72,7 @@ def test_the_neighbour_error_is_the_refit_without_each_of_the_d_plus_1_nearest_p
     nearest = sorted(told, key=lambda r: float(np.linalg.norm(opt.space.to_unit(r.params) - unit)))
     errors = []
     for left_out in nearest[: SPACE.d + 1]:
-        rest = SplineOptimizer(SPACE, seed=0, tolerance=0.1)
+        rest = SplineOptimizer(SPACE, SearchSettings(seed=0, tolerance=0.1))
         for record in told:
             if record is not left_out:
                 rest.tell(record.params, record.value)
@@ -103,14 +104,14 @@ def test_space_filling_design_has_d_plus_2_points_with_the_all_high_corner() -> 
 
 
 def test_optimizer_asks_for_the_configured_design_first() -> None:
-    opt = SplineOptimizer(SPACE, design="space-filling", design_points=5, seed=1)
+    opt = SplineOptimizer(SPACE, SearchSettings(design="space-filling", design_points=5, seed=1))
     assert opt.ask(5) == initial_design(SPACE, "space-filling", 5, 1)
     assert SplineOptimizer(SPACE).initial_design() == SPACE.initial_design()
 
 
 def test_auto_noise_smooths_and_best_is_the_best_smoothed_point() -> None:
     rng = np.random.default_rng(0)
-    opt = SplineOptimizer(SPACE, noise="auto")
+    opt = SplineOptimizer(SPACE, SearchSettings(noise="auto"))
     points = [{"a": a, "b": b} for a in range(1, 10, 2) for b in range(1, 10, 2)]
     for p in points:
         opt.tell(p, -((p["a"] - 5) ** 2 + (p["b"] - 5) ** 2) / 10 + rng.normal(0, 0.3))
@@ -118,7 +119,7 @@ def test_auto_noise_smooths_and_best_is_the_best_smoothed_point() -> None:
     assert opt.raw_best[0] == {"a": 1, "b": 2}
     assert opt.best[0] != {"a": 1, "b": 2}
     assert opt.fit().smoothing > 0 and opt.noise_sd() > 0
-    known = SplineOptimizer(SPACE, noise=0.3)
+    known = SplineOptimizer(SPACE, SearchSettings(noise=0.3))
     for record in opt.history:
         known.tell(record.params, record.value)
     assert known.stop_evidence().tolerance >= 0.6
@@ -159,7 +160,7 @@ def test_residual_from_the_smoothing_relation_equals_evaluating_the_spline(
 
 def test_a_design_that_cannot_be_fitted_is_topped_up_with_space_filling_points() -> None:
     space = SearchSpace([Dim("a", "int", 0, 10), Dim("b", "int", 0, 10), Dim("c", "int", 0, 10)])
-    opt = SplineOptimizer(space, design="space-filling", seed=3)
+    opt = SplineOptimizer(space, SearchSettings(design="space-filling", seed=3))
     design = opt.ask(len(opt.initial_design()))
     with pytest.warns(RuntimeWarning):
         for i, params in enumerate(design):  # two of the d+2 points fail: d remain
@@ -169,7 +170,7 @@ def test_a_design_that_cannot_be_fitted_is_topped_up_with_space_filling_points()
     assert [p.origin for p in more] == ["initial", "initial"]
     keys = {space.key(p) for p in design}
     assert all(space.key(p.params) not in keys for p in more)
-    again = SplineOptimizer(space, design="space-filling", seed=3)
+    again = SplineOptimizer(space, SearchSettings(design="space-filling", seed=3))
     with pytest.warns(RuntimeWarning):
         for record in opt.history:
             again.tell(record.params, record.value)
@@ -181,7 +182,7 @@ def test_a_design_that_cannot_be_fitted_is_topped_up_with_space_filling_points()
 
 def test_a_design_that_mostly_failed_is_not_topped_up() -> None:
     space = SearchSpace([Dim("a", "int", 0, 10), Dim("b", "int", 0, 10), Dim("c", "int", 0, 10)])
-    opt = SplineOptimizer(space, design="space-filling", seed=3)
+    opt = SplineOptimizer(space, SearchSettings(design="space-filling", seed=3))
     design = opt.ask(len(opt.initial_design()))
     with pytest.warns(RuntimeWarning):
         for i, params in enumerate(design):  # 3 of 5 fail: more would likely fail too

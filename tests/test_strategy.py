@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from nas.search.optimizer import SplineOptimizer
+from nas.search.settings import SearchSettings
 from nas.search.space import Dim, SearchSpace
 from nas.search.spline import PolyharmonicSpline
 from nas.search.strategies import STRATEGIES, DefaultStrategy, _fresh, perturb, stalled_steps
@@ -27,7 +28,9 @@ def bowl(p: dict) -> float:
 
 
 def run(strategy: str, seed: int, n: int, **kwargs) -> tuple[SplineOptimizer, list[float]]:
-    opt = SplineOptimizer(SPACE, seed=seed, goal="minimize", strategy=strategy, **kwargs)
+    opt = SplineOptimizer(
+        SPACE, SearchSettings(seed=seed, goal="minimize", strategy=strategy, **kwargs)
+    )
     values = []
     while len(values) < n:
         for p in opt.ask():
@@ -38,7 +41,9 @@ def run(strategy: str, seed: int, n: int, **kwargs) -> tuple[SplineOptimizer, li
 
 def test_registered_by_name():
     assert set(STRATEGIES) == {"paper", "default"}
-    assert isinstance(SplineOptimizer(SPACE, strategy="default").strategy, DefaultStrategy)
+    assert isinstance(
+        SplineOptimizer(SPACE, SearchSettings(strategy="default")).strategy, DefaultStrategy
+    )
 
 
 def test_deterministic_by_seed():

@@ -17,7 +17,7 @@ from experiment_support import run, toml_value
 from slurm.cluster_fixture import slurm_cluster  # noqa: F401 - the session fixture
 
 from nas.config import ConfigError, parse_experiment
-from nas.record.hdf5 import StateStore
+from nas.record.store import StateStore
 
 FIXED = {"block": "basic", "stem": "conv7", "maxpool": False, "c1": 16, "g3": 32, "g4": 32,
          "d2": 1, "d3": 1, "d4": 1}  # fmt: skip

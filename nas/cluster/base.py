@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError
-from nas.cluster.submitter import LockHeld, in_flight, submitting
+from nas.cluster.submitter import LockHeld, submitting
 from nas.config import ClusterConfig, ControllerConfig
 from nas.errors import UserError
 from nas.names import line_problem, name_problem
@@ -212,8 +212,6 @@ class Scheduler(abc.ABC):
         self._cancelled: set[str] = set()
         #: Answers in a row each unconfirmed missing job was left out of.
         self._misses: dict[str, int] = {}
-        #: Descriptors a submitter must inherit (the submission lock), set during submit.
-        self._submitter_fds: tuple[int, ...] = ()
 
     # ----------------------------------------------------------------- public API
 
@@ -222,8 +220,9 @@ class Scheduler(abc.ABC):
     ) -> str:
         """Submit the job script and return the scheduler's job id.
 
-        The submitter runs holding the submission lock of :mod:`nas.cluster.submitter`,
-        so a controller restarted while it still runs waits for it.
+        The submitter runs holding the submission lock of :mod:`nas.cluster.submitter`
+        and under its time limit, so a controller restarted while it still runs
+        waits for it, and no submitter outlives that limit.
 
         Raises:
             SubmissionInFlight: an earlier submitter of ``job_name`` still runs.
@@ -236,15 +235,12 @@ class Scheduler(abc.ABC):
         if not script.is_file():
             raise SchedulerError(f"{self.name}: job script {str(script)!r} does not exist")
         try:
-            with submitting(job_name, cwd) as fd:
-                self._submitter_fds = (fd,)
+            with submitting(job_name, cwd, self.timeout):
                 job_id = self._submit(script.resolve(), job_name, Path(cwd).resolve())
         except LockHeld as exc:
             raise SubmissionInFlight(f"{self.name}: {exc}") from None
         except CommandError as exc:
             raise SchedulerError(f"{self.name}: submitting {job_name} failed: {exc}") from None
-        finally:
-            self._submitter_fds = ()
         self._known[job_id] = JobState.PENDING
         log.info("%s: submitted %s as job %s", self.name, job_name, job_id)
         return job_id
@@ -292,10 +288,6 @@ class Scheduler(abc.ABC):
         state = self._settle(job_id, self._missing_state(job_id, confirmed))
         self._known[job_id] = state
         return state
-
-    def submission_in_flight(self, job_name: str, cwd: str | os.PathLike) -> bool:
-        """True while a submitter of ``job_name`` started on this host still runs."""
-        return in_flight(job_name, cwd)
 
     def find_all_by_name(self, job_names: Iterable[str]) -> dict[str, list[JobRecord]]:
         """Every job the scheduler knows under each name, the preferred one first.
@@ -388,6 +380,15 @@ class Scheduler(abc.ABC):
     def job_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[Directive]:
         """Directives of a training job (``common``: job_name, point_dir, stdout, stderr)."""
         return []
+
+    @staticmethod
+    def literal_filename(path: str) -> str:
+        """``path`` written so that the output-file patterns of ``job_directives`` keep it as is.
+
+        Raises:
+            ScriptError: the scheduler cannot be told to keep it.
+        """
+        return path
 
     @staticmethod
     def launcher_argv(cluster: ClusterConfig, python: str) -> list[str]:

@@ -171,6 +171,10 @@ class FluxScheduler(Scheduler):
         return pairs
 
     @staticmethod
+    def literal_filename(path: str) -> str:
+        return _log_path(path, "the log path")
+
+    @staticmethod
     def launcher_argv(cluster: ClusterConfig, python: str) -> list[str]:
         """``flux run`` over the whole allocation; with GPUs each rank sees only its own."""
         gpus = _gpus_per_rank(cluster)

@@ -181,8 +181,8 @@ class LsfScheduler(Scheduler):
         pairs: list[Directive] = [
             ("-J ", job.job_name),
             ("-cwd ", str(job.workdir)),
-            ("-o ", str(job.log_path)),
-            ("-e ", str(job.log_path)),
+            ("-o ", LsfScheduler.literal_filename(str(job.log_path))),
+            ("-e ", LsfScheduler.literal_filename(str(job.log_path))),
             ("-nnodes ", "1"),
             ("-W ", _walltime(job.walltime_minutes)),
             ("-wa ", "USR2"),
@@ -191,13 +191,22 @@ class LsfScheduler(Scheduler):
         optional = {"-P ": controller.account, "-q ": controller.queue}
         return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
 
+    @staticmethod
+    def literal_filename(path: str) -> str:
+        """bsub replaces ``%J`` and ``%I`` in ``-o``/``-e`` and has no escape for them: refuse."""
+        if "%J" in path or "%I" in path:
+            raise ScriptError(
+                f"LSF would replace %J or %I in the log path {path!r} (job id, array index) "
+                f"and has no escape for them; use a state path without them"
+            )
+        return path
+
     def _submit(self, script: Path, job_name: str, cwd: Path) -> str:
         done = run_command(
             ["bsub", "-J", job_name, "-cwd", str(cwd)],
             input_text=script.read_text(encoding="utf-8"),
             timeout=self.timeout,
             cwd=cwd,
-            pass_fds=self._submitter_fds,
         )
         return parse_bsub(done.stdout)
 

@@ -3,21 +3,29 @@
 Every external command (sbatch, squeue, bsub, bjobs, ...) runs through
 :func:`run_command`: an argv list, never a shell, always a timeout, and a
 failure that carries the command's stderr so the message says why. Detached
-jobs of the local backend start through :func:`spawn_detached`.
+jobs of the local backend start through :func:`spawn_detached`. While a
+submitter is started (:func:`guarded`), commands inherit its lock and run
+under its time limit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
 #: Seconds a scheduler command may take before it counts as failed.
 DEFAULT_TIMEOUT = 60.0
 
 _STDERR_TAIL = 2000
+#: Exit status of coreutils ``timeout`` when it stopped the command.
+_TIMED_OUT = 124
 
 
 class CommandError(RuntimeError):
@@ -41,6 +49,31 @@ class CommandError(RuntimeError):
         self.stderr = stderr
 
 
+@dataclass(frozen=True)
+class Guard:
+    """How commands run while a submitter is being started (:mod:`nas.cluster.submitter`)."""
+
+    #: Words put before the command (``timeout --kill-after=5 60``).
+    prefix: tuple[str, ...]
+    #: Descriptors the command inherits (the submission lock).
+    fds: tuple[int, ...]
+    #: The least timeout for the command, so that the prefix's own limit acts first.
+    timeout: float
+
+
+_GUARD: ContextVar[Guard | None] = ContextVar("submitter_guard", default=None)
+
+
+@contextlib.contextmanager
+def guarded(guard: Guard) -> Iterator[None]:
+    """Run every :func:`run_command` of this context under ``guard``."""
+    token = _GUARD.set(guard)
+    try:
+        yield
+    finally:
+        _GUARD.reset(token)
+
+
 def run_command(
     argv: Sequence[str],
     *,
@@ -49,7 +82,6 @@ def run_command(
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     check: bool = True,
-    pass_fds: Sequence[int] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` without a shell and return its completed process.
 
@@ -60,7 +92,6 @@ def run_command(
         cwd: working directory of the command.
         env: the complete environment; ``None`` inherits this process's.
         check: raise on a non-zero exit status.
-        pass_fds: descriptors the command inherits (a submitter's lock).
 
     Raises:
         CommandError: the program is missing, timed out, or (with ``check``)
@@ -69,9 +100,17 @@ def run_command(
     argv = [os.fspath(arg) for arg in argv]
     if not argv:
         raise ValueError("empty command")
+    guard = _GUARD.get()
+    run, pass_fds = argv, ()
+    if guard is not None:
+        if guard.prefix and shutil.which(argv[0], path=(env or os.environ).get("PATH")) is None:
+            raise CommandError(argv, "failed: program not found on PATH")
+        run = [*guard.prefix, *argv]
+        pass_fds = guard.fds
+        timeout = max(timeout, guard.timeout)
     try:
         done = subprocess.run(
-            argv,
+            run,
             input=input_text,
             stdin=None if input_text is not None else subprocess.DEVNULL,
             capture_output=True,
@@ -81,7 +120,7 @@ def run_command(
             env=None if env is None else dict(env),
             shell=False,
             check=False,
-            pass_fds=tuple(pass_fds),
+            pass_fds=pass_fds,
         )
     except FileNotFoundError:
         raise CommandError(argv, "failed: program not found on PATH") from None
@@ -91,6 +130,8 @@ def run_command(
         raise CommandError(
             argv, f"timed out after {timeout:g} s", stderr=_text(exc.stderr)
         ) from None
+    if guard is not None and guard.prefix and done.returncode == _TIMED_OUT:
+        raise CommandError(argv, f"timed out after {guard.prefix[-1]} s", stderr=done.stderr)
     if check and done.returncode != 0:
         raise CommandError(
             argv,

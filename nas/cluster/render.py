@@ -27,7 +27,13 @@ from nas.config import DIRECTIVE_UNSAFE, ClusterConfig, directive_problem
 from nas.errors import UserError
 from nas.names import line_problem, name_problem
 from nas.pointdir.jsonio import atomic_write_bytes
-from nas.pointdir.layout import ENVIRONMENT_FAILURE, ERROR_FILE
+from nas.pointdir.layout import (
+    ACCELERATOR_VAR,
+    DEVICE_ORDER_VAR,
+    ENVIRONMENT_FAILURE,
+    ERROR_FILE,
+    RANKS_PER_NODE_VAR,
+)
 
 #: Job-script templates ship inside the package (``jobs/templates`` links here).
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -103,6 +109,22 @@ def cores_per_rank(cluster: ClusterConfig) -> int:
             "cluster.cores_per_node",
         )
     return cluster.cores_per_node // ranks
+
+
+def device_exports(cluster: ClusterConfig) -> str:
+    """``export`` of what :mod:`nas.train.device` reads: the accelerator, ranks per node, order.
+
+    Without GPUs the request is "auto" (a GPU if torch sees one, else the CPU).
+    The order is exported only when ``[cluster] device_order`` is set, so an
+    environment file's ``SPLINENAS_DEVICE_ORDER`` is the site default.
+    """
+    values = {
+        ACCELERATOR_VAR: cluster.accelerator if cluster.gpus_per_node else "auto",
+        RANKS_PER_NODE_VAR: str(ranks_per_node(cluster)),
+    }
+    if cluster.device_order is not None:
+        values[DEVICE_ORDER_VAR] = cluster.device_order
+    return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in values.items())
 
 
 def deadline_seconds(cluster: ClusterConfig) -> int:
@@ -246,6 +268,7 @@ def render_job_script(
             "environment": environment,
             "deadline_seconds": str(deadline_seconds(cluster)),
             "threads_per_rank": str(cores_per_rank(cluster)),
+            "device_exports": device_exports(cluster),
         },
     ).rstrip("\n")
     values = {"job_name": job_name, "point_dir": shlex.quote(point), "prologue": prologue}

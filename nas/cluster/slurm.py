@@ -197,7 +197,7 @@ class SlurmScheduler(Scheduler):
         pairs: list[Directive] = [
             ("--job-name=", job.job_name),
             ("--chdir=", str(job.workdir)),
-            ("--output=", str(job.log_path)),
+            ("--output=", SlurmScheduler.literal_filename(str(job.log_path))),
             ("--open-mode=", "append"),
             ("--nodes=", "1"),
             ("--ntasks=", "1"),
@@ -211,6 +211,14 @@ class SlurmScheduler(Scheduler):
                     "--qos=": controller.qos}  # fmt: skip
         return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
 
+    @staticmethod
+    def literal_filename(path: str) -> str:
+        """``%%`` for each ``%``: sbatch replaces ``%j``, ``%x``, ``%A``... and reads ``%%`` as ``%``.
+
+        A name holding a backslash is taken as it is, replacements and all.
+        """
+        return path if "\\" in path else path.replace("%", "%%")
+
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, user: str | None = None) -> None:
         super().__init__(timeout=timeout)
         self.user = user or getpass.getuser()
@@ -221,7 +229,6 @@ class SlurmScheduler(Scheduler):
             ["sbatch", "--parsable", f"--job-name={job_name}", f"--chdir={cwd}", str(script)],
             timeout=self.timeout,
             cwd=cwd,
-            pass_fds=self._submitter_fds,
         )
         return parse_sbatch(done.stdout)
 

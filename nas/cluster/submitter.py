@@ -1,21 +1,31 @@
-"""A submission in flight stays visible to the next controller, even after a SIGKILL.
+"""A submission in flight stays visible to the next controller on any host, even after a SIGKILL.
 
 ``sbatch`` and ``bsub`` retry for minutes when the scheduler is busy, and a
 controller killed meanwhile leaves them running: such an orphan may submit
 *after* a restarted controller asked the scheduler for the job name and
-found nothing, and the point would run twice. So the controller takes an
-``flock`` on a file named after the job (and its point folder) and lets the
-submitter inherit the descriptor. An ``flock`` belongs to the open file
-description, so it stays held while any process holding a copy lives: the
-submitter, a wrapper script around it and that script's children. The next
-controller asks the scheduler for the name only once it can take the lock
-itself, when every submitter on this host has ended and its job, if any, is
-known to the scheduler.
+found nothing, and the point would run twice. Three rules close that gap:
 
-The files live in the local temporary folder, not on the (possibly NFS)
-shared file system where ``flock`` semantics vary; a controller restarted on
-another host cannot see an orphan of the first one, which is why the
-controller also cancels any second job carrying a point's job name.
+1. **Evidence with the state.** Before a submitter starts, the controller
+   commits a :class:`Submission` into the point's record in the state file
+   (shared by every login node): host, controller pid, start time, job name,
+   the host-local lock file and the longest the submitter can run.
+2. **A bounded submitter.** The submitter runs under coreutils ``timeout``
+   (:func:`submitting`), which kills its whole process group after
+   :func:`deadline` seconds even when the controller is gone, so no orphan
+   outlives :attr:`Submission.seconds`.
+3. **Judging the evidence** (:func:`in_flight`). On the host that started it,
+   the submitter and any child of it hold an ``flock`` on the lock file, taken
+   by the controller and inherited; a free lock means every one of them has
+   ended. On another host (or when the lock file is gone) nothing can be
+   checked, so the point waits until :attr:`Submission.seconds` have passed on
+   this controller's own clock since it first saw the evidence (no clock
+   comparison), or the evidence is older than that by any clock within
+   :data:`CLOCK_SKEW` seconds. Only then does the controller ask the scheduler
+   for the job name, and it cancels every extra job under that name.
+
+The lock files live in the local temporary folder (``flock`` semantics vary
+on network file systems); the evidence names the file by its absolute path,
+so a controller restarted with another ``TMPDIR`` still finds it.
 """
 
 from __future__ import annotations
@@ -23,29 +33,95 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
+import math
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from nas.cluster.proc import Guard, guarded
+from nas.record.lock import Holder, holder_alive, hostname
+
+log = logging.getLogger(__name__)
+
+#: Seconds the clocks of two login nodes may differ; evidence older than its
+#: submitter's bound plus this is over without waiting.
+CLOCK_SKEW = 300.0
+#: Seconds ``timeout`` waits after its signal before it sends SIGKILL.
+KILL_AFTER = 5.0
+#: Seconds added to a submitter's bound for starting and reaping it.
+SLACK = 5.0
 
 
 class LockHeld(RuntimeError):
     """An earlier submitter of this job name (an orphan of a killed controller) still runs."""
 
 
+@dataclass(frozen=True)
+class Submission:
+    """Evidence of one submission, committed to the state before the submitter starts."""
+
+    job_name: str
+    host: str
+    pid: int
+    started: float
+    lock: str
+    seconds: float
+
+    @classmethod
+    def begin(cls, job_name: str, cwd: str | os.PathLike, timeout: float) -> Submission:
+        """The evidence of a submission this process is about to make."""
+        limit = deadline(timeout)
+        return cls(job_name, hostname(), os.getpid(), time.time(), str(lock_path(job_name, cwd)),
+                   limit + KILL_AFTER + SLACK)  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, raw: object) -> Submission | None:
+        """The evidence as stored, or None when there is none or it is unreadable."""
+        if not isinstance(raw, Mapping):
+            return None
+        try:
+            return cls(str(raw["job_name"]), str(raw["host"]), int(raw["pid"]),
+                       float(raw["started"]), str(raw["lock"]), float(raw["seconds"]))  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def deadline(timeout: float) -> float:
+    """Seconds a submitter may run: ``SPLINENAS_SUBMIT_SECONDS``, else the command timeout."""
+    text = os.environ.get("SPLINENAS_SUBMIT_SECONDS", "")
+    try:
+        value = float(text) if text else timeout
+    except ValueError:
+        value = timeout
+    return value if math.isfinite(value) and value > 0 else timeout
+
+
 def lock_path(job_name: str, cwd: str | os.PathLike) -> Path:
-    """The lock file of one submission: the job name plus a digest of its point folder."""
+    """The host-local lock file of one submission: the job name plus a digest of its folder."""
     where = hashlib.sha256(os.fsencode(os.path.realpath(cwd))).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / f"splinenas-submit-{os.getuid()}"
     return folder / f"{job_name}-{where}.lock"
 
 
 @contextlib.contextmanager
-def submitting(job_name: str, cwd: str | os.PathLike) -> Iterator[int]:
-    """Hold the submission lock; yields the descriptor a submitter must inherit.
+def submitting(job_name: str, cwd: str | os.PathLike, timeout: float) -> Iterator[None]:
+    """Hold the submission lock while commands started inside run as the submitter.
+
+    Every command run through :func:`nas.cluster.proc.run_command` in this
+    context inherits the lock and runs under ``timeout`` for :func:`deadline`
+    seconds (when coreutils ``timeout`` is on PATH), whether or not this
+    process lives that long.
 
     Raises:
-        LockHeld: another process holds the lock.
+        LockHeld: another process on this host holds the lock.
     """
     path = lock_path(job_name, cwd)
     path.parent.mkdir(mode=0o700, exist_ok=True)
@@ -55,22 +131,69 @@ def submitting(job_name: str, cwd: str | os.PathLike) -> Iterator[int]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LockHeld(f"an earlier submission of {job_name} is still running") from None
-        yield fd
+        with guarded(_guard(fd, deadline(timeout))):
+            yield
     finally:
         os.close(fd)
-    in_flight(job_name, cwd)  # removes the file unless a submitter's child still holds it
+    _held(path)  # removes the file unless a submitter's child still holds it
 
 
-def in_flight(job_name: str, cwd: str | os.PathLike) -> bool:
-    """True while a submitter of ``job_name`` (or a child of one) still runs on this host.
+def _guard(fd: int, seconds: float) -> Guard:
+    """Run under ``timeout`` (its own process group, killed as a whole), inheriting ``fd``."""
+    program = shutil.which("timeout")
+    if program is None:
+        log.warning("coreutils `timeout` is not on PATH: a submitter orphaned by a killed "
+                    "controller is not stopped after %g s", seconds)  # fmt: skip
+        return Guard(prefix=(), fds=(fd,), timeout=seconds)
+    prefix = (program, f"--kill-after={KILL_AFTER:g}", f"{seconds:g}")
+    return Guard(prefix=prefix, fds=(fd,), timeout=seconds + KILL_AFTER + SLACK / 2)
+
+
+def in_flight(evidence: Submission) -> str | None:
+    """Why the submission ``evidence`` describes may still be running, or None when it is over.
+
+    On the host that started it the lock file says, and the starting
+    controller's process (a private ``TMPDIR`` removed while its submitter
+    still runs is outside the rule: a batch system ends both together);
+    elsewhere only time does.
+    """
+    if evidence.host != hostname():
+        return _waiting(evidence)
+    if _held(Path(evidence.lock)):
+        return "its submitter still runs on this host"
+    starter = Holder(evidence.host, evidence.pid, evidence.started)
+    if evidence.pid != os.getpid() and holder_alive(starter):
+        return f"the controller that started it (pid {evidence.pid}) still runs"
+    return None  # no lock file: the submitter ended (or never started) and removed it
+
+
+#: When this process first saw each piece of evidence (its own monotonic clock).
+_first_seen: dict[Submission, float] = {}
+
+
+def _waiting(evidence: Submission) -> str | None:
+    """Wait out the submitter's bound, measured on this process's clock; None when over."""
+    if time.time() - evidence.started > evidence.seconds + CLOCK_SKEW:
+        return None
+    first = _first_seen.setdefault(evidence, time.monotonic())
+    left = evidence.seconds - (time.monotonic() - first)
+    if left <= 0:
+        return None
+    return (f"it was started on host {evidence.host} (pid {evidence.pid}), which this host "
+            f"cannot check: waiting {left:.0f} s more for its submitter's time limit")  # fmt: skip
+
+
+def _held(path: Path) -> bool | None:
+    """Whether a process holds the lock file; None when there is no such file.
 
     A free lock file is removed, under the lock, so the folder does not fill up.
     """
-    path = lock_path(job_name, cwd)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
-        return False
+        return None
+    except OSError:
+        return True  # cannot tell: count it as held
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

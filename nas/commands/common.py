@@ -73,13 +73,35 @@ def os_error_line(exc: OSError) -> str:
     return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
+#: Packages of the optional extras, with the extra that installs each. A login
+#: node's controller-only install has none of them (`pip install splinenas`).
+OPTIONAL_MODULES = {
+    "torch": "train",
+    "torchvision": "train",
+    "tensorboardX": "tensorboard",
+    "sklearn": "demo",
+}
+
+
+def missing_module_line(exc: ModuleNotFoundError) -> str:
+    """Which extra brings the missing package, for a command that needs it."""
+    extra = OPTIONAL_MODULES[str(exc.name)]
+    return (
+        f"this needs {exc.name}, which is not installed in this environment: "
+        f"pip install 'splinenas[{extra}]' (or run it where the site's PyTorch is)"
+        if extra == "train"
+        else f"this needs {exc.name}, which is not installed: pip install 'splinenas[{extra}]'"
+    )
+
+
 def reported(handler: Handler) -> Handler:
     """Turn a handler's user errors into one line on stderr and exit code 1.
 
     A user error is any :class:`nas.errors.UserError` (each layer's error
-    types derive from it) or a failed file operation (a missing folder, a
-    read-only file system), reported as one line naming the path. Anything
-    else is a bug and keeps its traceback.
+    types derive from it), a failed file operation (a missing folder, a
+    read-only file system: the line names the path) or a missing optional
+    package (the line names the extra that installs it). Anything else is a
+    bug and keeps its traceback.
     """
 
     @functools.wraps(handler)
@@ -90,6 +112,11 @@ def reported(handler: Handler) -> Handler:
             raise
         except OSError as exc:
             print(f"splinenas {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
+            return EXIT_FAILURE
+        except ModuleNotFoundError as exc:
+            if exc.name not in OPTIONAL_MODULES:
+                raise
+            print(f"splinenas {args.command}: error: {missing_module_line(exc)}", file=sys.stderr)
             return EXIT_FAILURE
         except UserError as exc:
             print(f"splinenas {args.command}: error: {exc}", file=sys.stderr)

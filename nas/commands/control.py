@@ -90,15 +90,38 @@ def _run(args: argparse.Namespace) -> int:
         document = {"state": str(args.state), "reason": outcome.reason, "ok": outcome.ok}
         emit_json({**document, "cycles": outcome.cycles, "summary": summary})
     print(f"stopped: {outcome.reason}", file=sys.stderr)
+    if outcome.signal == "SIGINT":
+        print(still_running(args.state), file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK if outcome.ok else EXIT_FAILURE
+
+
+#: The exit status of a controller stopped by Ctrl-C, as a shell reports a SIGINT death.
+EXIT_INTERRUPTED = 130
+
+
+def still_running(state_path: Path) -> str:
+    """What a Ctrl-C leaves running (jobs are not the controller's children) and how to stop it."""
+    from nas.record.state import ACTIVE
+    from nas.record.store import StateStore
+
+    active = [p for p in StateStore.read(state_path).points if p.status in ACTIVE]
+    if not active:
+        return "no job of this search is running; `splinenas run` continues the search"
+    jobs = ", ".join(f"point {p.id} (job {p.job_id or p.job_name})" for p in active)
+    ids = " ".join(str(p.id) for p in active)
+    return (
+        f"{len(active)} job(s) keep running: {jobs}. `splinenas run --state {state_path}` "
+        f"picks them up again; `splinenas cancel --state {state_path} {ids}` stops them"
+    )
 
 
 def _detach(args: argparse.Namespace) -> int:
     from nas.cluster import keepalive
     from nas.control import policy
     from nas.control.prepare import JobSettings
-    from nas.record.hdf5 import StateStore
     from nas.record.lock import holder_alive, lock_path, read_holder
+    from nas.record.store import StateStore
 
     # Fail here, where the user sees it, rather than in a log nobody reads.
     state = StateStore.read(args.state)
@@ -142,7 +165,7 @@ def _dry_run(plan: dict, as_json: bool) -> int:
 def _controller_submit(args: argparse.Namespace) -> int:
     from nas.cluster import keepalive
     from nas.control import policy
-    from nas.record.hdf5 import StateStore
+    from nas.record.store import StateStore
 
     state = StateStore.read(args.state)
     experiment = policy.experiment_of(state, args.state)
@@ -183,7 +206,7 @@ def _controller_submit(args: argparse.Namespace) -> int:
 def _controller_job(args: argparse.Namespace) -> int:
     from nas.cluster import keepalive
     from nas.control import policy
-    from nas.record.hdf5 import StateStore
+    from nas.record.store import StateStore
 
     state = StateStore.read(args.state)
     note = keepalive.take_over(

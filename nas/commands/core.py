@@ -13,6 +13,7 @@ import csv
 import datetime
 import json
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
@@ -40,8 +41,8 @@ from nas.commands.curves import export_doc
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.control import policy
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore
 from nas.record.state import State
+from nas.record.store import StateStore
 from nas.search.space import Params, SearchSpace, SpaceError
 
 
@@ -192,7 +193,7 @@ def _import(args: argparse.Namespace) -> int:
     with StateStore.open(args.state) as store:
         experiment = policy.experiment_of(store.state, args.state)
         try:
-            rows = imports.read_rows(args.file, store.state.space)
+            rows = imports.read_rows(args.file, store.state.space, experiment.experiment.metric)
             report = imports.import_rows(
                 store.state,
                 experiment,
@@ -205,7 +206,8 @@ def _import(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise policy.StudyError(f"cannot read {args.file}: {exc.strerror or exc}") from None
         except imports.RowsError as exc:
-            raise policy.StudyError(f"nothing imported:\n{exc}") from None
+            separator = "\n" if "\n" in str(exc) else " "  # one problem reads as one line
+            raise policy.StudyError(f"nothing imported:{separator}{exc}") from None
         _store_fit_if_possible(policy.Study(store.state, experiment))
         store.commit()
     if args.json:
@@ -216,10 +218,13 @@ def _import(args: argparse.Namespace) -> int:
                 "unchanged": [p.id for p in report.unchanged],
                 "skipped": report.skipped,
                 "snapped": report.notes,
+                "warnings": report.warnings,
             }
         )
     for line in report.notes + report.skipped:
         print(f"note: {line}", file=sys.stderr)
+    for line in report.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     print(
         f"imported {args.file}: {len(report.added)} points added, {len(report.updated)} given "
         f"their value, {len(report.unchanged)} already there",
@@ -306,11 +311,16 @@ def _propose(args: argparse.Namespace) -> int:
 
 @reported
 def _status(args: argparse.Namespace) -> int:
+    from nas.control import liveness
+
     doc = summary.status_doc(_read(args.state), args.state)
+    now = time.time()
+    doc["controller"] = liveness.liveness(args.state, now)
     if args.json:
         emit_json(doc)
     else:
         summary.print_status(doc, sys.stdout)
+        print(liveness.liveness_line(doc["controller"], args.state, now))
     return EXIT_OK
 
 

@@ -64,22 +64,11 @@ def cost_document(
     classes = num_classes if num_classes is not None else experiment.num_classes()
     if classes is None:
         raise UsageError(f"{experiment.source}: [model] num_classes is not set; pass --num-classes")
-    from nas.models.cost import (  # torch: only once the command line is known good
-        estimate,
-        fits,
-        usable_bytes,
-    )
+    from nas.control.costs import estimate_for
+    from nas.models.cost import fits, usable_bytes  # torch: only once the command line is good
 
-    resolution = experiment.data.resolution if experiment.data is not None else 224
     merged = {**experiment.model.fixed, **params}
-    cost = estimate(
-        experiment.model.family,
-        merged,
-        classes,
-        resolution=resolution,
-        batch_per_gpu=experiment.train.batch_per_gpu,
-        amp=experiment.train.amp != "off",
-    )
+    cost = estimate_for(experiment, params, classes)
     limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
     return {
         **cost.to_dict(),

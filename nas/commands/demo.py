@@ -246,7 +246,7 @@ def _prepare(out: Path, fast: bool) -> tuple[DemoPaths, bool]:
     """The demo's paths in ``out`` and whether its state is new (created now) or resumed."""
     from nas.config import parse_experiment
     from nas.control import policy
-    from nas.record.hdf5 import StateStore
+    from nas.record.store import StateStore
 
     writable_path(out, "--out", folder=True, create=True)
     experiment = parse_experiment(demo_text(fast), str(DEMO_EXPERIMENT))
@@ -273,7 +273,7 @@ def _write_plots(paths: DemoPaths) -> list[Path]:
 def run_demo(args: argparse.Namespace) -> int:
     """Create or resume the demo in ``--out``, run it to the end, report and plot."""
     from nas.control import loop, policy
-    from nas.record.hdf5 import StateStore
+    from nas.record.store import StateStore
 
     started = time.monotonic()
     paths, created = _prepare(args.out, args.fast)

@@ -30,6 +30,7 @@ COMMANDS = {
     **dict.fromkeys(("run", "controller"), "control"),
     **dict.fromkeys(("rerun", "cancel", "show", "unlock", "fsck", "expand"), "operate"),
     "cost": "cost",
+    **dict.fromkeys(("front", "best"), "front"),
     "data": "data",
     "demo": "demo",
     "plot": "plot",

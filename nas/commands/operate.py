@@ -29,9 +29,9 @@ from nas.commands.common import (
 from nas.commands.curves import point_curve, write_curve_table
 from nas.control import policy
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore
-from nas.record.lock import LockError, break_lock, lock_path
+from nas.record.lock import Holder, LockError, break_lock, lock_path, read_holder
 from nas.record.state import INGEST_BY_HAND, State, StateError
+from nas.record.store import StateStore, real_path
 
 if TYPE_CHECKING:
     from nas.cluster import Scheduler
@@ -62,9 +62,9 @@ def _change(args: argparse.Namespace, request: dict[str, Any]) -> int:
     run = layout.run_dir(args.state)
     try:
         store = StateStore.open(args.state)
-    except LockError as exc:
+    except LockError:
         path = inbox.post(run, request)
-        return _report(args, [], queued=path, why=str(exc))
+        return _report(args, [], queued=path, holder=read_holder(lock_path(real_path(args.state))))
     with store:
         scheduler = _scheduler(store.state, args.state)
         inbox.process(run, store.state, store.commit, scheduler)
@@ -80,7 +80,7 @@ def _report(
     outcomes: list[OperationResult],
     *,
     queued: Path | None = None,
-    why: str = "",
+    holder: Holder | None = None,
 ) -> int:
     if args.json:
         emit_json(
@@ -92,9 +92,10 @@ def _report(
             }
         )
     if queued is not None:
+        who = "" if holder is None else f" (pid {holder.pid} on {holder.host})"
         print(
-            f"{why}\nrequest queued as {queued}; the controller applies it at the start of "
-            f"its next cycle (see `splinenas status`)",
+            f"queued for the running controller{who}: it applies the request at the start of "
+            f"its next cycle and logs what it did (request file {queued})",
             file=sys.stderr,
         )
         return EXIT_OK
@@ -302,6 +303,8 @@ def _fsck(args: argparse.Namespace) -> int:
         print(f"{current.line()}\n{prev.line()}")
     if action:
         print(f"splinenas fsck: {action}", file=sys.stderr)
+    elif current.status in fsck.OTHER_VERSION:
+        print(f"splinenas fsck: {current.detail}", file=sys.stderr)
     elif not current.good and prev.good:
         print("splinenas fsck: run again with --repair to put .prev back", file=sys.stderr)
     return EXIT_OK if current.good else EXIT_FAILURE

@@ -19,9 +19,9 @@ from nas.commands import summary
 from nas.commands.common import EXIT_OK, UsageError, emit_json, path_arg, reported, writable_path
 from nas.control import policy
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore
 from nas.record.lock import holder_alive, lock_path, read_holder
 from nas.record.state import State
+from nas.record.store import StateStore
 
 #: The page inside ``--out``.
 PAGE = "index.html"

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from nas.cluster import JobRecord, JobState, Scheduler, SchedulerError
 from nas.cluster.base import SubmissionInFlight
+from nas.cluster.submitter import Submission, in_flight
 from nas.config import Experiment
 from nas.control import inbox, policy
 from nas.control.ingest import (
@@ -42,21 +43,25 @@ from nas.control.ingest import (
 )
 from nas.control.plan import Stop, next_batch, submission_plan
 from nas.control.prepare import JobSettings, feasibility, training_seed
-from nas.pointdir import layout
+from nas.pointdir import heartbeat, layout
 from nas.pointdir.curve import read_curve
 from nas.pointdir.result import Result
-from nas.record.hdf5 import StateStore
 from nas.record.state import (
     ACTIVE,
     COUNTED_AS,
     IDLE,
     INGEST,
     INGEST_BY_HAND,
+    Event,
     Point,
     PointStatus,
 )
+from nas.record.store import StateStore
 
 log = logging.getLogger(__name__)
+
+#: Key of a point's ``extra`` holding the evidence of its submission while it is ``submitting``.
+SUBMISSION = "submission"
 
 _S = PointStatus
 
@@ -73,6 +78,8 @@ class CycleSummary:
     gpu_hours: float
     submitted: tuple[int, ...]
     stop: Stop | None
+    #: The state's events of this cycle: every change to a point or to the plan.
+    changes: tuple[Event, ...] = ()
 
     def line(self) -> str:
         counts = ", ".join(
@@ -86,6 +93,7 @@ class CycleSummary:
     def to_dict(self) -> dict[str, object]:
         doc = dataclasses.asdict(self)
         doc["stop"] = None if self.stop is None else dataclasses.asdict(self.stop)
+        doc["changes"] = len(self.changes)
         return doc
 
 
@@ -108,11 +116,13 @@ class Controller:
         self.study = policy.Study(self.state, self.experiment, self.feasible)
         self._reattached = False
         self._submitted: list[int] = []
+        self._first_event = len(self.state.events)
 
     # ------------------------------------------------------------------ the cycle
     def cycle(self) -> Stop | None:
         """Do every step once and commit; return why to stop, or None to go on."""
         self._submitted = []
+        self._first_event = len(self.state.events)
         self._apply_inbox()
         if self._poll():
             self._ingest_by_hand()
@@ -164,19 +174,44 @@ class Controller:
             job_state = unlisted.get(point.id) or states[point.job_id]
             if job_state is JobState.RUNNING and point.status is _S.SUBMITTED:
                 self.state.set_status(point.id, _S.RUNNING, f"job {point.job_id}")
+            elif job_state is JobState.UNKNOWN and self._still_training(point):
+                continue
             elif job_state.is_finished() or job_state is JobState.UNKNOWN:
                 self._job_ended(point, job_state)
         return True
 
+    def _still_training(self, point: Point) -> bool:
+        """A job the scheduler no longer knows whose training still beats: judge it later.
+
+        Judging it now would retry the point beside a run that goes on
+        (:mod:`nas.pointdir.heartbeat`); a result already written ends the wait.
+        """
+        folder = self._folder(point)
+        if (folder / layout.RESULT_FILE).exists() or not heartbeat.fresh(folder):
+            return False
+        log.warning("point %d: the scheduler no longer knows job %s, but its training beat "
+                    "%.0f s ago; judging it once the heartbeat is %.0f s old", point.id,
+                    point.job_id, heartbeat.age(folder) or 0.0, heartbeat.STALE)  # fmt: skip
+        return True
+
     def _in_flight(self, point: Point) -> bool:
-        """A ``submitting`` point whose earlier submitter (a killed controller's) still runs."""
+        """A ``submitting`` point whose earlier submitter (a killed controller's) may still run.
+
+        The evidence committed before that submitter started says where and
+        when (:mod:`nas.cluster.submitter`); without it the point is not in flight.
+        """
         if point.status is not _S.SUBMITTING:
             return False
-        if not self.scheduler.submission_in_flight(point.job_name, self._folder(point)):
+        why = self._submission_running(point)
+        if why is None:
             return False
-        log.warning("point %d: an earlier submission of %s still runs; waiting for it",
-                    point.id, point.job_name)  # fmt: skip
+        log.warning("point %d: an earlier submission of %s may still run (%s); waiting for it",
+                    point.id, point.job_name, why)  # fmt: skip
         return True
+
+    def _submission_running(self, point: Point) -> str | None:
+        evidence = Submission.from_dict(point.extra.get(SUBMISSION))
+        return None if evidence is None else in_flight(evidence)
 
     def _cancel_duplicates(self, point: Point, jobs: list[JobRecord]) -> str | None:
         """Keep one unfinished job under the point's name, cancel the others; the kept id.
@@ -206,7 +241,13 @@ class Controller:
         if point.job_id != job_id:
             self.state.update_point(point.id, job_id=job_id)
         if point.status is _S.SUBMITTING:
-            self.state.set_status(point.id, _S.SUBMITTED, f"job {job_id} re-attached by name")
+            self._submitted_as(point, job_id, f"job {job_id} re-attached by name")
+
+    def _submitted_as(self, point: Point, job_id: str, reason: str) -> None:
+        """``submitting`` -> ``submitted`` with its job id; the submission's evidence is done."""
+        extra = {k: v for k, v in self.state.point(point.id).extra.items() if k != SUBMISSION}
+        self.state.update_point(point.id, job_id=job_id, extra=extra)
+        self.state.set_status(point.id, _S.SUBMITTED, reason)
 
     def _resume_submission(self, point: Point) -> None:
         """A ``submitting`` point the scheduler does not know: its result, or submit it now."""
@@ -309,7 +350,11 @@ class Controller:
     def _record(self, point: Point, result: Result, source: str, *, by_hand: bool = False) -> None:
         value = result.metrics[self.experiment.experiment.metric]
         self._ingest_curve(point)
-        extra = {**self.state.point(point.id).extra, "pace": result.pace()}
+        extra = {
+            **self.state.point(point.id).extra,
+            "pace": result.pace(),
+            "metrics": dict(result.metrics),  # measured costs and trade-offs read them
+        }
         self.state.update_point(point.id, gpu_hours=result.gpu_hours, extra=extra)
         self.state.record(point.id, value)
         note = "" if point.status.is_active() else f" for a {point.status.value} point"
@@ -360,19 +405,29 @@ class Controller:
                 job_id="",
             )
             self.state.set_status(point.id, _S.SUBMITTING, f"as {nxt.job_name}")
-            self.store.commit()
             self._launch(self.state.point(point.id))
 
     def _launch(self, point: Point) -> None:
-        """Submit a ``submitting`` point and commit its job id (or its failure)."""
-        script = self._folder(point) / layout.JOB_SCRIPT
+        """Submit a ``submitting`` point and commit its job id (or its failure).
+
+        The evidence of the submission is committed first, with the point's
+        status, so that a controller started after a crash on any host knows
+        a submitter may be running (:mod:`nas.cluster.submitter`).
+        """
+        folder = self._folder(point)
+        evidence = Submission.begin(point.job_name, folder, self.scheduler.timeout)
+        extra = {**self.state.point(point.id).extra, SUBMISSION: evidence.to_dict()}
+        self.state.update_point(point.id, extra=extra)
+        self.store.commit()
         try:
-            job_id = self.scheduler.submit(script, job_name=point.job_name, cwd=self._folder(point))
+            job_id = self.scheduler.submit(
+                folder / layout.JOB_SCRIPT, job_name=point.job_name, cwd=folder
+            )
         except SubmissionInFlight as exc:
             log.warning("point %d: %s; re-checking next cycle", point.id, exc)
             return
         except SchedulerError as exc:
-            if self.scheduler.submission_in_flight(point.job_name, self._folder(point)):
+            if in_flight(evidence):
                 log.warning("point %d: %s; its submitter still runs, re-checking next cycle",
                             point.id, exc)  # fmt: skip
                 return
@@ -386,8 +441,7 @@ class Controller:
                 self.store.commit()
                 return
             job_id = found[point.job_name][0]
-        self.state.update_point(point.id, job_id=job_id)
-        self.state.set_status(point.id, _S.SUBMITTED, f"job {job_id}")
+        self._submitted_as(point, job_id, f"job {job_id}")
         self.store.commit()
         self._submitted.append(point.id)
 
@@ -411,6 +465,7 @@ class Controller:
             gpu_hours=sum(p.gpu_hours for p in points),
             submitted=tuple(self._submitted),
             stop=stop,
+            changes=tuple(self.state.events[self._first_event :]),
         )
 
 

@@ -1,13 +1,19 @@
 """Measurements from elsewhere (an earlier campaign, another team) into a state.
 
 A search can start from any measurements, not only its own design: the rows of
-a CSV file (one column per dimension plus ``value``; ``splinenas export --csv``
-writes one) or of a JSON document (a list of ``{"params": {...}, "value": v}``
-or an object with such a ``points`` list, as ``status --json`` writes) become
-measured points with origin ``"import"``, the source file, the row and an
-optional note in their ``extra``. Every row is checked like ``splinenas add``
-checks its point; all problems are collected, each naming its row, and nothing
-is changed unless every row is valid.
+a CSV file (one column per dimension plus ``value`` or a column named after the
+metric; ``splinenas export --csv`` writes one), of a JSON document (a list of
+``{"params": {...}, "value": v}`` or an object with such a ``points`` list, as
+``status --json`` writes; the metric's name may stand for ``value``) or the
+measured points of another campaign's state file become measured points with
+origin ``"import"``, the source file, the row (or the source's point id and
+experiment) and an optional note in their ``extra``. Every row is checked like
+``splinenas add`` checks its point; all problems are collected, each naming its
+row, and nothing is changed unless every row is valid.
+
+The source's kind is read from its bytes, not its name: a spreadsheet (a zip
+archive: .xlsx, .ods) or a file that is not UTF-8 is refused in one line that
+says what to do, rather than decoded into nonsense.
 """
 
 from __future__ import annotations
@@ -16,14 +22,15 @@ import csv
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.config import Experiment
+from nas.config import ConfigError, Experiment
 from nas.control import policy
 from nas.errors import UserError
-from nas.record.state import Point, State, StateError
+from nas.record.state import Point, PointStatus, State, StateError
+from nas.record.store import load_state
 from nas.search.space import Params, SearchSpace, SpaceError
 
 #: Columns of ``splinenas export --csv`` that are not read back (besides the dimensions).
@@ -39,49 +46,124 @@ class RowsError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Row:
-    """One measurement read from a file: ``number`` counts data rows from 1."""
+    """One measurement read from a file: ``number`` counts data rows from 1.
+
+    ``origin`` is what, besides the file and row, says where it came from (the
+    source campaign and its point id, for a state file).
+    """
 
     number: int
     params: dict[str, Any]
     value: float | None
+    origin: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Report:
-    """What an import did: points added or given their value, rows merged or skipped, snaps."""
+    """What an import did: points added or given their value, rows merged or skipped, snaps.
+
+    ``warnings`` are doubts about the values themselves (they were imported as given).
+    """
 
     added: list[Point]
     updated: list[Point]
     unchanged: list[Point]
     skipped: list[str]
     notes: list[str]
+    warnings: list[str] = field(default_factory=list)
 
 
-def read_rows(path: Path, space: SearchSpace) -> list[Row]:
-    """The rows of a CSV or JSON file (by its content, not its name)."""
-    text = path.read_text(encoding="utf-8")
+def read_rows(path: Path, space: SearchSpace, metric: str) -> list[Row]:
+    """The rows of a CSV or JSON file or of a state file (by its content, not its name).
+
+    Raises:
+        RowsError: a spreadsheet, a file that is not UTF-8, or one without a measurement.
+    """
+    data = path.read_bytes()
+    if _is_hdf5(data):
+        return state_rows(path, metric)
+    if data.startswith(ZIP_MAGIC):
+        raise RowsError(
+            f"{path} is a spreadsheet ({path.suffix or 'zip archive'}), not a CSV file: "
+            "save it as CSV (UTF-8) and import that"
+        )
+    text = _decode(data, path)
     if text.lstrip().startswith(("[", "{")):
-        return _json_rows(text, path)
-    return _csv_rows(text, path, space)
+        rows = _json_rows(text, path, metric)
+    else:
+        rows = _csv_rows(text, path, space, metric)
+    if not any(row.value is not None for row in rows):
+        raise RowsError(
+            f"{path}: no measurement found ({len(rows)} rows): each needs 'value' or {metric!r}"
+        )
+    return rows
 
 
-def _csv_rows(text: str, path: Path, space: SearchSpace) -> list[Row]:
+#: The first bytes of a zip archive: .xlsx, .ods and .numbers files are zipped XML.
+ZIP_MAGIC = b"PK\x03\x04"
+#: The HDF5 signature; it starts the file or follows a user block of 512 * 2**k bytes.
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_hdf5(data: bytes) -> bool:
+    return any(data[offset:].startswith(HDF5_MAGIC) for offset in (0, 512, 1024, 2048, 4096))
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """``data`` as UTF-8 (a byte-order mark, as Excel writes, dropped); else one line naming the row."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RowsError(
+            f"{path} line {line} (row {line - 1}): byte 0x{data[exc.start]:02x} is not UTF-8; "
+            "save the file as UTF-8 (Excel: 'CSV UTF-8') and import it again"
+        ) from None
+
+
+def _csv_rows(text: str, path: Path, space: SearchSpace, metric: str) -> list[Row]:
     reader = csv.DictReader(text.splitlines())
     header = reader.fieldnames or []
-    missing = [name for name in (*space.names, "value") if name not in header]
-    unknown = [name for name in header if name not in space.names and name not in EXPORT_COLUMNS]
+    column = "value" if "value" in header or metric not in header else metric
+    missing = [name for name in (*space.names, column) if name not in header]
+    known = {*space.names, *EXPORT_COLUMNS, column}
+    unknown = [name for name in header if name not in known]
     if missing or unknown:
         raise RowsError(
-            f"{path}: the header needs one column per dimension and 'value': missing {missing}, "
-            f"unknown {unknown}"
+            f"{path}: the header needs one column per dimension and 'value' (or {metric!r}): "
+            f"missing {missing}, unknown {unknown}"
         )
     rows = []
     for number, record in enumerate(reader, start=1):
         if record.get("status", "done") not in ("done", ""):
             continue  # an exported point that was never measured
-        value = None if record["value"] in ("", None) else record["value"]
+        value = None if record[column] in ("", None) else record[column]
         rows.append(Row(number, {name: _number(record[name]) for name in space.names}, value))
     return rows
+
+
+def state_rows(path: Path, metric: str) -> list[Row]:
+    """The measured points of another campaign's state file, each with where it came from.
+
+    Raises:
+        RowsError: the file is not a readable state, or its metric is not ``metric``.
+    """
+    try:
+        other = load_state(path)
+        experiment = policy.experiment_of(other, path)
+    except (StateError, ConfigError) as exc:
+        raise RowsError(f"{path}: {exc}") from None
+    if experiment.experiment.metric != metric:
+        raise RowsError(
+            f"{path} measured {experiment.experiment.metric!r}, this search {metric!r}: "
+            "its values cannot be imported here"
+        )
+    provenance = {"experiment": experiment.experiment.name}
+    return [
+        Row(p.id, dict(p.params), p.value, {**provenance, "point": p.id})
+        for p in other.points
+        if p.status is PointStatus.DONE and p.value is not None
+    ]
 
 
 def _number(text: str | None) -> Any:
@@ -94,7 +176,7 @@ def _number(text: str | None) -> Any:
     return text
 
 
-def _json_rows(text: str, path: Path) -> list[Row]:
+def _json_rows(text: str, path: Path, metric: str) -> list[Row]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -108,7 +190,7 @@ def _json_rows(text: str, path: Path) -> list[Row]:
             raise RowsError(f"{path} point {number}: expected {{'params': {{...}}, 'value': v}}")
         if entry.get("status", "done") != "done":
             continue
-        rows.append(Row(number, dict(entry["params"]), entry.get("value")))
+        rows.append(Row(number, dict(entry["params"]), entry.get("value", entry.get(metric))))
     return rows
 
 
@@ -163,7 +245,25 @@ def import_rows(
         checked.setdefault(key, (row, snapped, value))
     if problems:
         raise RowsError("\n".join(problems))
-    return _apply(state, list(checked.values()), source, note, skipped, notes)
+    report = _apply(state, list(checked.values()), source, note, skipped, notes)
+    report.warnings.extend(
+        fraction_warning(experiment, [v for _, _, v in checked.values()], source)
+    )
+    return report
+
+
+def fraction_warning(experiment: Experiment, values: list[float], source: str) -> list[str]:
+    """A warning when every value of a percentage metric looks like a fraction (0.951 for 95.1 %).
+
+    The values are imported as given: only the person knows what they meant.
+    """
+    metric = experiment.experiment.metric
+    if policy.value_range(experiment) != (0.0, 100.0) or not values or max(values) > 1.0:
+        return []
+    return [
+        f"{source}: every {metric} value lies in [0, 1] but {metric} is a percentage "
+        "in [0, 100]; if these are fractions, multiply them x 100 and import with --replace"
+    ]
 
 
 def _float(value: Any) -> float:
@@ -189,7 +289,8 @@ def _apply(
         point = state.find(params)
         if point is None:
             point = state.add_point(params, "import", batch)
-            provenance = {"source": source, "row": row.number, **({"note": note} if note else {})}
+            provenance = {"source": source, "row": row.number, **row.origin}
+            provenance |= {"note": note} if note else {}
             state.update_point(point.id, extra={**point.extra, "import": provenance})
             added.append(state.record(point.id, value))
         elif point.value == value:

@@ -29,7 +29,13 @@ from nas.pointdir.layout import (
     PROGRESS_FILE,
     RESULT_FILE,
 )
-from nas.pointdir.result import DIVERGED, Result, ResultError, validate_result
+from nas.pointdir.result import (
+    DIVERGED,
+    GPU_DEVICE_TYPES,
+    Result,
+    ResultError,
+    validate_result,
+)
 
 #: Lines of a job's log quoted in a failure reason.
 LOG_TAIL_LINES = 15
@@ -70,7 +76,7 @@ class Divergence:
     @classmethod
     def from_error(cls, error: Mapping[str, Any]) -> Divergence:
         hours = _number(error.get("saved_device_hours"))
-        gpu = hours if error.get("device") == "cuda" else 0.0
+        gpu = hours if error.get("device") in GPU_DEVICE_TYPES else 0.0
         return cls(
             epoch=int(_number(error.get("epoch"))), saved_device_hours=hours, saved_gpu_hours=gpu
         )

@@ -8,20 +8,21 @@ signal asks it to stop (after the current cycle has committed).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas.control import policy
+from nas.control import liveness, policy
 from nas.control.cycle import Controller, CycleSummary
+from nas.control.narrate import Narrator
 from nas.control.prepare import JobSettings
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore
+from nas.record.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,8 @@ class RunResult:
     ok: bool
     cycles: int
     summary: CycleSummary | None
-
-
-def print_summary(summary: CycleSummary) -> None:
-    """The default progress report: one line per cycle on stderr."""
-    print(summary.line(), file=sys.stderr, flush=True)
+    #: The signal that stopped the loop (``"SIGINT"``: Ctrl-C), if one did.
+    signal: str | None = None
 
 
 def run_controller(
@@ -46,7 +44,7 @@ def run_controller(
     *,
     poll: float = 60.0,
     max_cycles: int | None = None,
-    progress: Callable[[CycleSummary], None] = print_summary,
+    progress: Callable[[CycleSummary], None] | None = None,
     stop_event: threading.Event | None = None,
     cwd: Path | None = None,
 ) -> RunResult:
@@ -59,7 +57,8 @@ def run_controller(
         state_path: the state file; its run folder is derived from it.
         poll: seconds between cycles.
         max_cycles: stop after this many cycles (``--once`` is 1).
-        progress: called with every cycle's summary.
+        progress: called with every cycle's summary (default: a
+            :class:`~nas.control.narrate.Narrator` on stderr).
         stop_event: set it to stop after the current cycle.
         cwd: where relative paths of the experiment are resolved (default: the working dir).
 
@@ -69,28 +68,50 @@ def run_controller(
     """
     state_path = Path(state_path)
     event = stop_event or threading.Event()
-    with StateStore.open(state_path) as store, _stop_on_signals(event):
+    received: list[str] = []
+    with StateStore.open(state_path) as store, _stop_on_signals(event, received):
         experiment = policy.experiment_of(store.state, state_path)
         settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
         scheduler = policy.scheduler_of(experiment, state_path)
         controller = Controller(store, settings, scheduler, layout.run_dir(state_path))
-        cycle = 0
-        while True:
-            cycle += 1
-            stop = controller.cycle()
-            summary = controller.summary(cycle, stop)
-            progress(summary)
-            if stop is not None:
-                return RunResult(stop.reason, stop.ok, cycle, summary)
-            if max_cycles is not None and cycle >= max_cycles:
-                return RunResult(f"{cycle} cycle(s) done", True, cycle, summary)
-            if event.wait(poll):
-                return RunResult("stopped by a signal after committing", True, cycle, summary)
+        pulse = liveness.Pulse(state_path, poll)
+        result = None
+        try:
+            result = _cycles(controller, progress or Narrator(), event, poll, max_cycles, pulse)
+            if received:
+                result = dataclasses.replace(result, signal=received[0])
+        finally:
+            pulse.stopped("ended by an error" if result is None else result.reason)
+        return result
+
+
+def _cycles(
+    controller: Controller,
+    progress: Callable[[CycleSummary], None],
+    event: threading.Event,
+    poll: float,
+    max_cycles: int | None,
+    pulse: liveness.Pulse,
+) -> RunResult:
+    """Cycle until a stop, ``max_cycles`` or ``event``; a heartbeat after each cycle."""
+    cycle = 0
+    while True:
+        cycle += 1
+        stop = controller.cycle()
+        pulse.cycled(cycle)
+        summary = controller.summary(cycle, stop)
+        progress(summary)
+        if stop is not None:
+            return RunResult(stop.reason, stop.ok, cycle, summary)
+        if max_cycles is not None and cycle >= max_cycles:
+            return RunResult(f"{cycle} cycle(s) done", True, cycle, summary)
+        if event.wait(poll):
+            return RunResult("stopped by a signal after committing", True, cycle, summary)
 
 
 @contextmanager
-def _stop_on_signals(event: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``event``; a second one acts as usual (the default handler)."""
+def _stop_on_signals(event: threading.Event, received: list[str]) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``event`` (their names go to ``received``); a second one acts as usual."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -98,6 +119,7 @@ def _stop_on_signals(event: threading.Event) -> Iterator[None]:
     def note(signum: int, frame: object) -> None:
         log.warning("%s: stopping after this cycle", signal.Signals(signum).name)
         signal.signal(signum, previous[signum])
+        received.append(signal.Signals(signum).name)
         event.set()
 
     previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}

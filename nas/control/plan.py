@@ -19,8 +19,8 @@ from nas.config import Experiment
 from nas.control import policy
 from nas.control.prepare import JobSettings, feasibility, job_name
 from nas.pointdir import layout
-from nas.record.hdf5 import StateStore
 from nas.record.state import ACTIVE, READY, Point, PointStatus, State
+from nas.record.store import StateStore
 from nas.search.space import Params
 
 log = logging.getLogger(__name__)

@@ -168,21 +168,8 @@ class Study:
             SplineOptimizer,  # scipy.stats: slow to import, only needed here
         )
 
-        cfg = self.experiment.experiment
         optimizer = SplineOptimizer(
-            self.state.space,
-            batch_size=cfg.batch_size,
-            tolerance=cfg.tolerance,
-            seed=cfg.seed,
-            goal=cfg.goal,
-            strategy=cfg.strategy,
-            smoothing=cfg.smoothing,
-            min_distance=cfg.min_distance,
-            feasible=self.feasible,
-            stop=cfg.stop,
-            noise=cfg.noise,
-            design=cfg.design,
-            design_points=cfg.design_points,
+            self.state.space, self.experiment.experiment.search_settings(), feasible=self.feasible
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:

@@ -19,8 +19,6 @@ design with the same code as every submission, so they refuse the same files.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import logging
 import os
 import shutil
 import sys
@@ -29,14 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.cluster.base import backend_class
 from nas.cluster.render import ScriptError, render_job_script, write_job_script
 from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
+from nas.control.costs import estimator
 from nas.pointdir import layout
 from nas.pointdir.point import PointFileError, point_document, write_point_file
 from nas.record.state import Point, PointStatus
 from nas.search.space import Params
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -124,8 +122,14 @@ class JobSettings:
             cluster=self.cluster,
             point_dir=str(layout.point_dir(run, point.id)),
             job_name=point.job_name,
-            stdout_path=str(layout.log_path(run, point.id, point.job_name)),
+            stdout_path=self._log_path(run, point),
         )
+
+    def _log_path(self, run: Path, point: Point) -> str:
+        """The submission's log, written so that the backend's filename patterns keep it."""
+        path = str(layout.log_path(run, point.id, point.job_name))
+        backend = backend_class(self.cluster.backend)
+        return path if backend is None else backend.literal_filename(path)
 
 
 def readiness(
@@ -336,31 +340,17 @@ def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
     limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
     if limit is None:
         return None
-    model, data = experiment.model, experiment.data
-    assert model is not None and data is not None  # run needs both tables
-    classes = experiment.num_classes()
-    if classes is None:
+    assert experiment.model is not None and experiment.data is not None  # run needs both
+    if experiment.num_classes() is None:
         raise ConfigError(
             experiment.source, "model", "num_classes", "needed by [cluster] max_gpu_memory_gib"
         )
+    from nas.models.cost import fits
 
-    @functools.lru_cache(maxsize=4096)
-    def fits_memory(key: tuple[tuple[str, object], ...]) -> bool:
-        from nas.models import ModelConfigError
-        from nas.models.cost import estimate, fits
+    estimate = estimator(experiment)
 
-        try:
-            cost = estimate(
-                model.family,
-                {**model.fixed, **dict(key)},
-                classes,
-                resolution=data.resolution,
-                batch_per_gpu=experiment.train.batch_per_gpu,
-                amp=experiment.train.amp != "off",
-            )
-        except ModelConfigError as exc:
-            log.info("candidate %s describes no network: %s", dict(key), exc)
-            return False
-        return fits(cost, limit, margin)
+    def fits_memory(params: Params) -> bool:
+        cost = estimate(params)  # None: the parameters describe no network
+        return cost is not None and fits(cost, limit, margin)
 
-    return lambda params: fits_memory(tuple(sorted(params.items())))
+    return fits_memory

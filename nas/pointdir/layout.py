@@ -7,7 +7,7 @@ local backend's job records and the operator inbox without further options::
     state/<name>.h5            the state (only the controller writes it)
     state/<name>/points/<id>/  point.json, job.sh, logs/, checkpoint.pt,
                                result.json, progress.json, error.json,
-                               curve.jsonl (the learning curve)
+                               curve.jsonl (the learning curve), heartbeat
     state/<name>/jobs/         job records of the local backend
     state/<name>/inbox/        requests of operator commands for the controller
 """
@@ -45,9 +45,19 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 #: ``kind`` of the error file a job script writes when its environment file fails.
 ENVIRONMENT_FAILURE = "environment"
+# What the job script tells every rank about its device (nas/train/device.py reads it).
+
+#: The accelerator the ranks must drive: "auto", "gpu", "cuda" or "xpu".
+ACCELERATOR_VAR = "SPLINENAS_ACCELERATOR"
+#: "local-rank" or "reversed": how a node's ranks map onto its visible devices.
+DEVICE_ORDER_VAR = "SPLINENAS_DEVICE_ORDER"
+#: Ranks on each node, from ``[cluster]``.
+RANKS_PER_NODE_VAR = "SPLINENAS_RANKS_PER_NODE"
 PROGRESS_FILE = "progress.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 CURVE_FILE = "curve.jsonl"
+#: Touched by a training run while it lives (:mod:`nas.pointdir.heartbeat`).
+HEARTBEAT_FILE = "heartbeat"
 COMPILE_CACHE = "compile-cache"  # torch.compile's caches, kept across segments
 
 

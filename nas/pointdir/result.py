@@ -55,6 +55,10 @@ class ResultError(ValueError):
 PACE_FIGURES = ("images_per_second", "data_wait_share", "device_hours")
 
 
+#: torch device types whose hours count as GPU hours: CUDA (NVIDIA, AMD ROCm) and Intel XPU.
+GPU_DEVICE_TYPES = frozenset({"cuda", "xpu"})
+
+
 @dataclass(frozen=True)
 class Result:
     """One validated measurement."""
@@ -84,7 +88,7 @@ class Result:
     @property
     def gpu_hours(self) -> float:
         """Device-hours spent on GPUs; a CPU run costs no GPU budget."""
-        return self.device_hours if self.device == "cuda" else 0.0
+        return self.device_hours if self.device in GPU_DEVICE_TYPES else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The file's document; optional figures that were not measured are left out."""
@@ -229,8 +233,18 @@ def write_progress(
     return path
 
 
-def write_error(directory: str | Path, *, rank: int, exc: BaseException, oom: bool) -> bool:
+def write_error(
+    directory: str | Path,
+    *,
+    rank: int,
+    exc: BaseException,
+    oom: bool,
+    kind: str | None = None,
+    exit_code: int | None = None,
+) -> bool:
     """``error.json`` for the first rank that fails (later ranks keep the first report).
+
+    ``kind`` (e.g. ``"environment"``) tells the controller not to retry.
 
     Returns:
         True if this call wrote the file.
@@ -245,6 +259,10 @@ def write_error(directory: str | Path, *, rank: int, exc: BaseException, oom: bo
         "oom": oom,
         "time": now_iso(),
     }
+    if kind is not None:
+        document["kind"] = kind
+    if exit_code is not None:
+        document["exit_code"] = exit_code
     return atomic_write_json(Path(directory) / ERROR_FILE, document, exclusive=True)
 
 

@@ -1,10 +1,7 @@
-"""Crash-safe HDF5 storage of a :class:`nas.record.state.State`, with a single writer.
+"""The state file's schema: a :class:`nas.record.state.State` to HDF5 bytes and back.
 
-Only the holder of the lock (:mod:`nas.record.lock`) writes. Every commit writes
-a complete new file next to the old one, fsyncs it, keeps the old one as
-``<path>.prev`` and renames the new one into place, so a crash at any moment
-leaves either the old or the new generation under ``<path>``. Readers need no
-lock: a file is never modified once it has been renamed into place.
+This module encodes and decodes; :mod:`nas.record.store` owns the file on
+disk (generations, crash-safe commits, the lock).
 
 Layout, readable with ``h5ls -r`` and ``h5dump`` (format :data:`FORMAT_VERSION`); the
 first 512 bytes are an HDF5 user block holding the SHA-256 of the rest
@@ -35,16 +32,16 @@ import io
 import json
 import math
 import os
-import shutil
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import h5py
 import numpy as np
 
 from nas import __version__
 from nas.record import integrity
-from nas.record.lock import FileLock, LockError
 from nas.record.state import (
     CURVE_FIELDS,
     Curves,
@@ -57,20 +54,9 @@ from nas.record.state import (
 )
 from nas.search.space import SearchSpace
 
-
-class _Named(Protocol):
-    name: str
-
-
-class Experiment(Protocol):
-    """What a new state needs of a parsed experiment (:class:`nas.config.Experiment`)."""
-
-    text: str
-    space: SearchSpace
-    experiment: _Named
-
-
 FORMAT_VERSION = 1
+#: Seconds a file without a checksum may take to decode before it counts as corrupt.
+READ_LIMIT = 15.0
 #: The one time convention of the file, stated in its root attribute ``time_units``.
 TIME_UNITS = "seconds since 1970-01-01T00:00:00Z (UNIX time)"
 #: Units of the measured metric, by ``[experiment] metric``.
@@ -90,11 +76,30 @@ class StateFormatError(StateError):
     """A file that is corrupt, not a state file, or of another format version."""
 
 
-class StateWriteError(StateError):
-    """A commit that could not be written (disk full, quota); the state file is unchanged."""
+class StateVersionError(StateFormatError):
+    """A sound file of another format version: never corrupt, never to be repaired away."""
+
+    def __init__(self, path: str | os.PathLike, version: int, package_version: str) -> None:
+        self.version = version
+        self.package_version = package_version
+        self.newer = version > FORMAT_VERSION
+        if self.newer:
+            text = (
+                f"{path} was written by a newer splinenas {package_version} (state format "
+                f"{version}; this splinenas {__version__} reads format {FORMAT_VERSION}): "
+                f"upgrade splinenas"
+            )
+        else:
+            text = (
+                f"{path} has state format {version}, older than format {FORMAT_VERSION} of "
+                f"splinenas {__version__}; no conversion exists: use splinenas "
+                f"{package_version} for it"
+            )
+        super().__init__(text)
 
 
-# ---------------------------------------------------------------------------- writing
+class UnsealedReadError(ValueError):
+    """A file without a checksum that could not be decoded (in time) by a child process."""
 
 
 def _strings(values: list[str]) -> np.ndarray:
@@ -183,7 +188,7 @@ def state_image(state: State) -> bytes:
     """``state`` as the bytes of a complete HDF5 file, built in memory and sealed.
 
     Building in memory keeps h5py away from the disk: a full disk then fails
-    one plain ``write`` (see :func:`write_state`), not HDF5's own flushes. The
+    one plain ``write`` (see :func:`nas.record.store.write_state`), not HDF5's own flushes. The
     user block carries the SHA-256 of the rest (:mod:`nas.record.integrity`).
     """
     with h5py.File(
@@ -219,48 +224,6 @@ def _write_content(file: h5py.File, state: State) -> None:
     _write_events(file, state.events)
     _describe(file, metric, goal)
     _write_curves(file, state.curves)
-
-
-def write_state(state: State, path: Path) -> None:
-    """Write ``state`` as a complete new file at ``path`` (not crash-safe by itself).
-
-    Raises:
-        StateWriteError: not enough space, or the write failed; ``path`` is removed again.
-    """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise StateWriteError(f"cannot create {path}: {exc.strerror}") from None
-    try:
-        image = state_image(state)
-        _check_free_space(path.parent, len(image))
-        view = memoryview(image)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException as exc:
-        path.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise StateWriteError(f"cannot write {path}: {exc.strerror}") from None
-        raise
-    finally:
-        os.close(fd)
-
-
-def _check_free_space(folder: Path, needed: int) -> None:
-    """Refuse to start a write that cannot fit (twice the image: it and ``.prev`` coexist)."""
-    try:
-        stats = os.statvfs(folder)
-    except OSError:
-        return  # cannot tell: the write itself will say
-    free = stats.f_bavail * stats.f_frsize
-    if free < needed + 64 * 1024:
-        raise StateWriteError(
-            f"only {free} bytes free in {folder}, the next generation needs {needed}"
-        )
-
-
-# ---------------------------------------------------------------------------- reading
 
 
 def _text(dataset: h5py.Dataset) -> str:
@@ -348,18 +311,8 @@ def _check_version(file: h5py.File, path: Path) -> None:
     if "format_version" not in file.attrs:
         raise StateFormatError(f"{path} is an HDF5 file but not a splinenas state file")
     version = int(file.attrs["format_version"])
-    if version > FORMAT_VERSION:
-        raise StateFormatError(
-            f"{path} has state format {version}, written by splinenas "
-            f"{file.attrs.get('package_version', '?')}; this splinenas {__version__} reads "
-            f"format {FORMAT_VERSION}: upgrade splinenas"
-        )
-    if version < FORMAT_VERSION:
-        raise StateFormatError(
-            f"{path} has state format {version}, older than format {FORMAT_VERSION} of "
-            f"splinenas {__version__}; no conversion exists: use splinenas "
-            f"{file.attrs.get('package_version', '?')} for it"
-        )
+    if version != FORMAT_VERSION:
+        raise StateVersionError(path, version, str(file.attrs.get("package_version", "?")))
 
 
 def _time(value: Any) -> float:
@@ -408,19 +361,28 @@ READ_ERRORS = (
 def read_verified(path: Path) -> State:
     """Decode the state file at ``path`` after checking its checksum and its version.
 
-    h5py parses only bytes that matched their checksum (files from before
-    checksums excepted), so a damaged file cannot make it hang. Learning
-    curves are decoded when first asked for (``state.curves``), from the
-    verified bytes kept in memory.
+    h5py parses only bytes that matched their checksum, so a damaged file
+    cannot make it hang. A file from before checksums is decoded by a child
+    process under a time limit (:func:`sealed_copy`), which hands back the
+    same state as verified bytes. Learning curves are decoded when first
+    asked for (``state.curves``), from the verified bytes kept in memory.
 
     Raises:
-        StateFormatError: another format version, or not a state file.
-        IntegrityError, and any of :data:`READ_ERRORS`: the file is corrupt.
+        StateFormatError: another format version (:class:`StateVersionError`),
+            or not a state file.
+        IntegrityError, UnsealedReadError, and any of :data:`READ_ERRORS`: the file is corrupt.
     """
-    data, _ = integrity.read_checked(path)
+    data, checked = integrity.read_checked(path)
+    if not checked:
+        data = sealed_copy(path)
+    return decode_image(data, path)
+
+
+def decode_image(data: bytes, path: str | os.PathLike) -> State:
+    """The state held by the bytes ``data`` of a file (``path`` names it in errors)."""
     file = h5py.File(io.BytesIO(data), "r", locking=False)
     try:
-        _check_version(file, path)
+        _check_version(file, Path(path))
         state = _decode(file)
     except BaseException:
         file.close()
@@ -430,246 +392,85 @@ def read_verified(path: Path) -> State:
     return state
 
 
-def corruption(exc: BaseException) -> str:
-    """One phrase for what is wrong with a file that failed :func:`read_verified`."""
-    if isinstance(exc, integrity.IntegrityError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+def reencode(data: bytes, path: str | os.PathLike) -> bytes:
+    """The state in the unverified bytes ``data``, encoded again by this codec and sealed."""
+    with h5py.File(io.BytesIO(data), "r", locking=False) as file:
+        _check_version(file, Path(path))
+        return state_image(_decode(file))  # curves decoded here, while the file is open
 
 
-def _previous_advice(path: Path) -> str:
-    """What to do about a corrupt ``path``, after checking its ``.prev`` as strictly."""
-    prev = previous_path(path)
-    if not prev.exists():
-        return f"there is no previous generation ({prev} does not exist): restore it from a backup"
+def read_limit() -> float:
+    """Seconds a child may spend decoding a file without a checksum (``SPLINENAS_READ_LIMIT``)."""
+    text = os.environ.get("SPLINENAS_READ_LIMIT", "")
     try:
-        state = read_verified(prev)
-    except StateFormatError as exc:
-        return f"the previous generation is unusable too ({exc}): restore it from a backup"
-    except READ_ERRORS as exc:
-        return (
-            f"the previous generation {prev} is corrupt too ({corruption(exc)}): "
-            f"restore both from a backup"
-        )
-    return (
-        f"the previous generation {prev} (generation {state.generation}) is intact: "
-        f"`splinenas fsck --repair --state {path}` puts it back (or copy it over {path}), "
-        f"going back one commit"
-    )
+        value = float(text) if text else READ_LIMIT
+    except ValueError:
+        return READ_LIMIT
+    return value if math.isfinite(value) and value > 0 else READ_LIMIT
 
 
-def load_state(path: str | Path) -> State:
-    """Read a state file (no lock needed: committed files are never modified).
+def sealed_copy(path: str | os.PathLike, *, unverified: bool = False) -> bytes:
+    """The state in ``path`` re-encoded and sealed by a child process with a time limit.
 
-    The content is checked against the file's SHA-256 checksum; files written
-    before checksums existed have none and are read unchecked.
+    HDF5 can spin for ever on damaged metadata, and only a file with a
+    checksum can be known sound before parsing. So a file without one is
+    parsed in ``python -m nas.record.reseal``, killed after :func:`read_limit`
+    seconds; what comes back was written by this codec and carries its
+    checksum. With ``unverified`` a sealed file whose checksum fails is
+    decoded all the same (what a repair compares, never what is loaded).
 
     Raises:
-        StateError: no such file.
-        StateFormatError: corrupt, not a state file, or another format version.
+        StateVersionError, StateFormatError: as :func:`read_verified`.
+        UnsealedReadError: the child failed or ran out of time.
     """
-    path = _existing_state_path(path)
+    limit = read_limit()
+    argv = [sys.executable, "-m", "nas.record.reseal", os.fspath(path)]
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))
     try:
-        return read_verified(path)
-    except StateFormatError:
-        raise
-    except READ_ERRORS as exc:
-        raise StateFormatError(
-            f"{path} is corrupt or incomplete ({corruption(exc)}); {_previous_advice(path)}"
-        ) from None
-
-
-def _existing_state_path(path: str | Path) -> Path:
-    """``path`` as a Path once it is known to be a file; else a StateError that says what it is.
-
-    A run folder (``state/<name>/``) sits next to its state file and is an
-    easy slip for ``--state``: the message names the state files it meant.
-    """
-    path = Path(path)
-    if path.is_dir():
-        candidates = [p for p in (path.with_name(path.name + ".h5"),) if p.is_file()]
-        candidates += sorted(path.glob("*.h5"))
-        hint = f"; did you mean {' or '.join(map(str, candidates[:3]))}?" if candidates else ""
-        raise StateError(f"{path} is a folder, not a state file{hint}")
-    if not path.exists():
-        raise StateError(missing_state_message(path))
-    return path
-
-
-# ---------------------------------------------------------------------------- the store
-
-
-def missing_state_message(path: Path) -> str:
-    """Why there is no state at ``path``, and the way on: ``init``, or its ``.prev``."""
-    prev = previous_path(path)
-    if prev.exists():
-        return (
-            f"no state file at {path}, but its previous generation {prev} exists; "
-            f"copy it to {path} to continue the search from that generation"
+        done = subprocess.run(
+            argv + (["--unverified"] if unverified else []),
+            capture_output=True,
+            timeout=limit,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
-    return f"no state file at {path} (create one with `splinenas init`)"
-
-
-def real_path(path: str | Path) -> Path:
-    """The state file's real path: symlinks resolved, so one search has one lock."""
-    return Path(os.path.realpath(path))
-
-
-def _refuse_hard_links(path: Path) -> None:
-    """A state file with another hard link could be run by two controllers under two locks.
-
-    The one expected second link is ``.prev`` left by a commit that stopped
-    between keeping the previous generation and renaming the new one.
-    """
-    links = path.stat().st_nlink
-    prev = previous_path(path)
-    if links == 1 or (links == 2 and prev.exists() and os.path.samefile(prev, path)):
-        return
-    raise LockError(
-        f"{path} has {links} hard links: another name for the same state file would let a "
-        f"second controller run this search; remove the other names "
-        f"(`find / -samefile {path}`) or copy the file"
-    )
-
-
-def previous_path(path: str | Path) -> Path:
-    """Where the generation before the last commit is kept."""
-    path = Path(path)
-    return path.with_name(path.name + ".prev")
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make renames in directory ``path`` durable (not possible on every platform)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some network file systems refuse fsync on directories
-    finally:
-        os.close(fd)
-
-
-def _keep_previous(path: Path) -> None:
-    """Make ``<path>.prev`` the current generation before it is replaced."""
-    prev = previous_path(path)
-    staging = prev.with_name(prev.name + ".tmp")
-    staging.unlink(missing_ok=True)
-    try:
-        os.link(path, staging)
-    except OSError:  # file systems without hard links
-        shutil.copyfile(path, staging)
-        _fsync_file(staging)
-    os.replace(staging, prev)
-
-
-class StateStore:
-    """The writer of one state file; holds its lock until :meth:`close`.
-
-    Use :meth:`create` or :meth:`open` (writers) and :meth:`read` (no lock)::
-
-        with StateStore.open(path) as store:
-            store.state.record(3, 71.2)
-            store.commit()
-    """
-
-    def __init__(self, path: Path, state: State, lock: FileLock) -> None:
-        self.path = path
-        self.state = state
-        self._lock = lock
-        self._committed_revision: int | None = None if not path.exists() else state.revision
-
-    @classmethod
-    def create(cls, path: str | Path, experiment: Experiment) -> StateStore:
-        """Create a state file for ``experiment`` (generation 1, no points) and hold it."""
-        path = real_path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(path)
-        lock.acquire()
+    except subprocess.TimeoutExpired:
+        raise UnsealedReadError(
+            f"it has no checksum and could not be decoded within {limit:g} s "
+            f"(damaged HDF5 metadata can make the library spin)"
+        ) from None
+    if done.returncode == 0:
         try:
-            if path.exists():
-                raise StateError(f"{path} already exists; choose another --state path")
-            store = cls(path, State(experiment.text, experiment.space), lock)
-            store.state.log("create", f"experiment {experiment.experiment.name}")
-            store.commit()
-        except BaseException:
-            lock.release()
-            raise
-        return store
-
-    @classmethod
-    def open(cls, path: str | Path) -> StateStore:
-        """Open an existing state file for writing; raises LockError if it is held.
-
-        The lock and every commit go through the real path, so a symlinked
-        name locks the same search and stays a symlink; a second hard link
-        is refused, since its lock file would differ.
-        """
-        path = real_path(_existing_state_path(path))
-        _refuse_hard_links(path)
-        lock = FileLock(path)
-        lock.acquire()
-        try:
-            for leftover in path.parent.glob(f"{path.name}.tmp.*"):
-                leftover.unlink()  # from a writer that died mid-commit
-            store = cls(path, load_state(path), lock)
-        except BaseException:
-            lock.release()
-            raise
-        return store
-
-    @staticmethod
-    def read(path: str | Path) -> State:
-        """The last committed generation, without taking the lock."""
-        return load_state(path)
-
-    def commit(self) -> None:
-        """Write the state as the next generation, crash-safely; a no-op when nothing changed.
-
-        Raises:
-            StateWriteError: the disk is full (or the write failed otherwise);
-                the state file on disk is the last committed generation.
-        """
-        if not self._lock.held or not self._lock.still_ours():
-            raise LockError(f"lock {self._lock.path} is no longer held by this process")
-        if self.state.revision == self._committed_revision:
-            return
-        staging = self.path.with_name(f"{self.path.name}.tmp.{os.getpid()}")
-        staging.unlink(missing_ok=True)
-        self.state.generation += 1
-        try:
-            write_state(self.state, staging)
-            if self.path.exists():
-                _keep_previous(self.path)
-            os.replace(staging, self.path)
-            _fsync_dir(self.path.parent)
-            self._committed_revision = self.state.revision
-        except BaseException as exc:
-            self.state.generation -= 1
-            staging.unlink(missing_ok=True)
-            if not isinstance(exc, (OSError, StateWriteError)):
-                raise
-            raise StateWriteError(
-                f"commit failed: {exc}; {self.path} is unchanged (generation "
-                f"{self.state.generation}) and a restart resumes from it"
+            integrity.check_image(done.stdout)
+        except integrity.IntegrityError as exc:
+            raise UnsealedReadError(
+                f"its decoding child answered unreadable bytes ({exc})"
             ) from None
+        return done.stdout
+    raise _child_error(done.stderr, path)
 
-    def close(self) -> None:
-        """Release the lock; uncommitted changes are dropped."""
-        self._lock.release()
 
-    def __enter__(self) -> StateStore:
-        return self
+def _child_error(stderr: bytes, path: str | os.PathLike) -> Exception:
+    """The error the reseal child reported on its last stderr line (JSON)."""
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    try:
+        report = json.loads(lines[-1])
+        kind, message = report["error"], str(report["message"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        tail = lines[-1] if lines else "no message"
+        return UnsealedReadError(f"its decoding child failed: {tail}")
+    if kind == "version":
+        return StateVersionError(path, int(report["version"]), str(report["package_version"]))
+    if kind == "format":
+        return StateFormatError(message)
+    return UnsealedReadError(message)
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+
+def corruption(exc: BaseException) -> str:
+    """One phrase for what is wrong with a file that failed :func:`read_verified`."""
+    if isinstance(exc, (integrity.IntegrityError, UnsealedReadError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -10,7 +10,8 @@ before anything is parsed, and nothing is parsed that could hang. The hash
 covers every dataset and attribute, including ones added later.
 
 A file that starts with the plain HDF5 signature was written before checksums
-existed; it is read unchecked, as before.
+existed; it is parsed in a child process under a time limit
+(:func:`nas.record.hdf5.sealed_copy`) and sealed by the first writer that opens it.
 """
 
 from __future__ import annotations
@@ -47,8 +48,25 @@ def read_checked(path: str | os.PathLike) -> tuple[bytes, bool]:
     """
     with open(path, "rb") as handle:
         data = handle.read()
-    if data.startswith(_HDF5_SIGNATURE):
+    if not has_checksum(data):
         return data, False
+    check_image(data)
+    return data, True
+
+
+def has_checksum(data: bytes) -> bool:
+    """False for the bytes of a file from before checksums (the plain HDF5 signature first)."""
+    return not data.startswith(_HDF5_SIGNATURE)
+
+
+def file_has_checksum(path: str | os.PathLike) -> bool:
+    """:func:`has_checksum` of the file's first bytes."""
+    with open(path, "rb") as handle:
+        return has_checksum(handle.read(len(_HDF5_SIGNATURE)))
+
+
+def check_image(data: bytes) -> None:
+    """Raise :class:`IntegrityError` unless ``data`` is a sealed image that matches its checksum."""
     header = data[:USERBLOCK]
     end = header.find(b"\n")
     if not header.startswith(_MAGIC) or end != len(_MAGIC) + 64:
@@ -62,4 +80,3 @@ def read_checked(path: str | os.PathLike) -> tuple[bytes, bool]:
             f"its content does not match its SHA-256 checksum (stored {stored[:12]}..., "
             f"computed {actual[:12]}...)"
         )
-    return data, True

@@ -29,7 +29,7 @@ GRACE_SECONDS = 5.0
 _START_SLACK_SECONDS = 2.0
 
 
-def _hostname() -> str:
+def hostname() -> str:
     """This machine's name, as ``socket.gethostname()`` says it (without importing socket)."""
     return os.uname().nodename
 
@@ -81,6 +81,15 @@ def _process_start(pid: int) -> float | None:
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but not been reaped (state ``Z`` in /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2 :].startswith("Z")
+
+
 def holder_alive(holder: Holder) -> bool:
     """Whether the holder's process still runs; only meaningful on the holder's host.
 
@@ -93,6 +102,8 @@ def holder_alive(holder: Holder) -> bool:
         return False
     except PermissionError:
         pass  # exists, owned by another user
+    if _zombie(holder.pid):
+        return False  # ended; its parent (or a container's init) has not reaped it yet
     started = _process_start(holder.pid)
     return started is None or started <= holder.started + _START_SLACK_SECONDS
 
@@ -103,7 +114,7 @@ class FileLock:
     def __init__(self, path: str | Path) -> None:
         self.state_path = Path(path)
         self.path = lock_path(path)
-        self.holder = Holder(host=_hostname(), pid=os.getpid(), started=time.time())
+        self.holder = Holder(host=hostname(), pid=os.getpid(), started=time.time())
         self._held = False
 
     @property
@@ -214,7 +225,7 @@ def break_lock(path: str | Path, force: bool = False) -> Holder | None:
     if not lock.exists():
         return None
     holder = read_holder(lock)
-    host = _hostname()
+    host = hostname()
     if holder is not None and holder.host == host and holder_alive(holder):
         raise LockError(f"{lock} is held by {holder.describe()}, which is still running")
     if not force and (holder is None or holder.host != host):

@@ -1,6 +1,6 @@
 """The state of one search in memory: points, their lifecycle, fits and events.
 
-:class:`State` is plain Python with no I/O; :mod:`nas.record.hdf5` keeps it in a
+:class:`State` is plain Python with no I/O; :mod:`nas.record.store` keeps it in a
 crash-safe HDF5 file. Points follow DESIGN §3: every status change goes
 through :data:`TRANSITIONS`, and a measured value is changed only on request.
 """
@@ -198,7 +198,7 @@ class Curves(MutableMapping[int, Curve]):
 
 
 class State:
-    """Points, fits and events of one search; no I/O (see :class:`nas.record.hdf5.StateStore`).
+    """Points, fits and events of one search; no I/O (see :class:`nas.record.store.StateStore`).
 
     Points are keyed by ``space.key(params)``: there are never two points for
     the same architecture, and ids are never reused.

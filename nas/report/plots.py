@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,10 @@ from matplotlib.ticker import MaxNLocator
 
 from nas.config import parse_experiment
 from nas.errors import UserError
-from nas.record.hdf5 import StateStore
 from nas.record.state import PointStatus, State
-from nas.search.optimizer import GOALS, SplineOptimizer
+from nas.record.store import StateStore
+from nas.search.optimizer import SplineOptimizer
+from nas.search.settings import GOALS, SearchSettings
 from nas.search.space import Dim, Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline
 
@@ -76,11 +77,8 @@ class SearchData:
     predicted: np.ndarray
     origins: tuple[str, ...]
     metric: str = "top1"
-    goal: str = "maximize"
-    tolerance: float = 0.5
-    smoothing: float = 0.0
-    #: The experiment's strategy: it decides whether categories share one spline.
-    strategy: str = "default"
+    #: The experiment's search settings: the surface drawn is the controller's.
+    settings: SearchSettings = field(default_factory=SearchSettings)
 
     def __post_init__(self) -> None:
         n = len(self.params)
@@ -89,8 +87,16 @@ class SearchData:
                 f"expected {n} values, predictions and origins, got {self.values.shape}, "
                 f"{self.predicted.shape} and {len(self.origins)}"
             )
-        if self.goal not in GOALS:
-            raise PlotError(f"goal must be one of {sorted(GOALS)}, got {self.goal!r}")
+
+    @property
+    def goal(self) -> str:
+        """``"maximize"`` or ``"minimize"`` the metric."""
+        return self.settings.goal
+
+    @property
+    def tolerance(self) -> float:
+        """The stopping tolerance, in the metric's units."""
+        return self.settings.tolerance
 
     @property
     def best(self) -> int:
@@ -120,18 +126,13 @@ def search_data(state: State) -> SearchData:
         predicted=np.array([math.nan if p.predicted is None else p.predicted for p in done]),
         origins=tuple(p.origin for p in done),
         metric=experiment.metric,
-        goal=experiment.goal,
-        tolerance=experiment.tolerance,
-        smoothing=experiment.smoothing,
-        strategy=experiment.strategy,
+        settings=experiment.search_settings(),
     )
 
 
 def fit_surrogate(data: SearchData) -> Surrogate:
     """Fit the search's splines to ``data`` and map each spline's LOO errors back to points."""
-    optimizer = SplineOptimizer(
-        data.space, goal=data.goal, smoothing=data.smoothing, strategy=data.strategy
-    )
+    optimizer = SplineOptimizer(data.space, data.settings)
     for params, value in zip(data.params, data.values, strict=True):
         optimizer.tell(params, float(value))
     fit = optimizer.fit()

@@ -22,9 +22,8 @@ import warnings
 import numpy as np
 from scipy.stats import qmc
 
+from nas.search.settings import DESIGNS, minimum_design_points
 from nas.search.space import Params, SearchSpace, indicator_count
-
-DESIGNS = ("corners", "space-filling")
 
 #: Scramblings compared by the maximin criterion.
 SCRAMBLINGS = 16
@@ -64,9 +63,10 @@ def initial_design(
         unit = space.corner_unit()
     else:
         n = default_size(space, shared) if n is None else n
-        if n < space.d + 1:
+        if n < minimum_design_points(space):
             raise ValueError(
-                f"a space-filling design needs at least d+1 = {space.d + 1} points, got {n}"
+                f"a space-filling design needs at least d+1 = {minimum_design_points(space)} "
+                f"points, got {n}"
             )
         unit = space_filling_unit(space, n, seed)
     rows = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,16 +21,13 @@ from nas.search.categories import EmbeddedSpace, views
 from nas.search.design import initial_design
 from nas.search.noise import choose_smoothing
 from nas.search.propose import Candidate, propose
+from nas.search.settings import GOALS, SearchSettings
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline, SplineError
-from nas.search.stopping import STOP_RULES, StopEvidence, decide
+from nas.search.stopping import StopEvidence, decide
 from nas.search.strategies import STRATEGIES, Strategy, spline_maxima
-
-GOALS = {"maximize": 1.0, "minimize": -1.0}
-
-#: How categories are modelled: one spline over all of them (:mod:`nas.search.categories`)
-#: or one spline per category (Algorithm 1).
-CATEGORY_MODELS = ("shared", "separate")
+from nas.search.threads import in_search_threads
+from nas.search.uncertainty import local_error
 
 
 @dataclass(frozen=True)
@@ -83,115 +80,46 @@ class SplineOptimizer:
 
     Args:
         space: The search space.
-        batch_size: Default number of suggestions per :meth:`suggest`.
-        tolerance: How close a proposal's measurement must come to its
-            prediction (and how little the best value may still rise) to stop.
-        seed: Seed of every quasi-random choice.
-        goal: ``"maximize"`` or ``"minimize"`` the measured metric.
-        strategy: A name from ``nas.search.strategies.STRATEGIES`` or a Strategy object.
-        smoothing: Spline smoothing lambda (0 interpolates).
-        min_distance: Minimum unit-box distance of a proposal to any point.
+        settings: Every setting of the search (:class:`~nas.search.settings.SearchSettings`:
+            batch size, tolerance, seed, goal, strategy, stop rule, smoothing,
+            noise, initial design, minimum distance, category model). With
+            ``noise`` the smoothing is chosen per fit (:mod:`nas.search.noise`),
+            :attr:`best` is the measured point with the best smoothed value and
+            the stop tolerance is at least 2 sd. The shared category model falls
+            back to separate splines while some categorical choice has no measurement.
         feasible: Predicate on parameters; rejected points are never suggested.
-        stop: A rule of ``nas.search.stopping.STOP_RULES``; None takes the
-            strategy's name ("paper" is Algorithm 1's test).
-        noise: Run-to-run sd of the measurements, ``"auto"`` to estimate it, or
-            None (noise-free). With noise the smoothing is chosen per fit
-            (:mod:`nas.search.noise`), :attr:`best` is the measured point with
-            the best smoothed value and the stop tolerance is at least 2 sd.
-        design: ``"corners"`` (2d+3, Algorithm 1) or ``"space-filling"``.
-        design_points: Size of a space-filling design (default d+2, plus one per
-            non-first categorical choice with ``categories="shared"``).
-        categories: ``"shared"`` (one spline over numeric coordinates and
-            category indicators, one design for all categories) or
-            ``"separate"`` (a spline and a design per category, Algorithm 1);
-            None takes ``"separate"`` for the ``"paper"`` strategy, else ``"shared"``.
-            The shared model falls back to separate splines while some
-            categorical choice has no measurement.
+
+    Raises:
+        SettingError: The settings cannot serve ``space`` (a design smaller than d+1).
     """
 
     def __init__(
         self,
         space: SearchSpace,
+        settings: SearchSettings | None = None,
         *,
-        batch_size: int = 1,
-        tolerance: float = 0.5,
-        seed: int = 0,
-        goal: str = "maximize",
-        strategy: str | Strategy = "default",
-        smoothing: float = 0.0,
-        min_distance: float = 1e-3,
         feasible: Callable[[Params], bool] | None = None,
-        stop: str | None = None,
-        noise: float | str | None = None,
-        design: str = "corners",
-        design_points: int | None = None,
-        categories: str | None = None,
     ) -> None:
-        if not isinstance(space, SearchSpace):
-            raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}")
-        _require(
-            isinstance(batch_size, int) and batch_size >= 1,
-            "batch_size must be an int >= 1",
-            batch_size,
-        )
-        _require(
-            _finite(tolerance) and tolerance >= 0,
-            "tolerance must be a finite number >= 0",
-            tolerance,
-        )
-        _require(isinstance(seed, int) and seed >= 0, "seed must be an int >= 0", seed)
-        _require(goal in GOALS, f"goal must be one of {sorted(GOALS)}", goal)
-        _require(
-            _finite(smoothing) and smoothing >= 0,
-            "smoothing must be a finite number >= 0",
-            smoothing,
-        )
-        _require(
-            _finite(min_distance) and 0 <= min_distance < 1,
-            "min_distance must be in [0, 1)",
-            min_distance,
-        )
+        settings = SearchSettings() if settings is None else settings
+        if not isinstance(space, SearchSpace) or not isinstance(settings, SearchSettings):
+            raise TypeError(
+                f"expected a SearchSpace and SearchSettings, got {space!r}, {settings!r}"
+            )
         _require(
             feasible is None or callable(feasible), "feasible must be callable or None", feasible
         )
-        if isinstance(strategy, str):
-            _require(
-                strategy in STRATEGIES, f"strategy must be one of {sorted(STRATEGIES)}", strategy
-            )
-            strategy = STRATEGIES[strategy]()
-        _require(hasattr(strategy, "rank"), "strategy must have a rank() method", strategy)
-        if stop is None:
-            stop = "paper" if isinstance(strategy, STRATEGIES["paper"]) else "default"
-        _require(stop in STOP_RULES, f"stop must be one of {list(STOP_RULES)}", stop)
-        self.stop = stop
-        if categories is None:
-            categories = "separate" if isinstance(strategy, STRATEGIES["paper"]) else "shared"
-        _require(
-            categories in CATEGORY_MODELS,
-            f"categories must be one of {CATEGORY_MODELS}",
-            categories,
-        )
-        self.categories = categories
-        shared = categories == "shared" and bool(space.categorical)
+        problem = settings.space_problem(space)
+        if problem is not None:
+            raise problem
+        self.space, self.settings, self.feasible = space, settings, feasible
+        self.strategy: Strategy = STRATEGIES[settings.strategy]()
+        self.stop, self.categories = settings.stop_rule, settings.category_model
+        shared = self.categories == "shared" and bool(space.categorical)
         self._embedded = EmbeddedSpace(space) if shared else None
-        _require(
-            noise is None or noise == "auto" or (_finite(noise) and noise >= 0),
-            "noise must be a number >= 0, 'auto' or None",
-            noise,
+        self._design = initial_design(
+            space, settings.design, settings.design_points, settings.seed, shared
         )
-        self.noise = noise
-        self._design = initial_design(space, design, design_points, seed, shared)
-        self.design = design
-        self.space = space
-        self.batch_size = batch_size
-        self.tolerance = float(tolerance)
-        self.seed = seed
-        self.goal = goal
-        self.strategy: Strategy = strategy
-        self.smoothing = float(smoothing)
-        self.min_distance = float(min_distance)
-        self.feasible = feasible
-        self._sign = GOALS[goal]
+        self._sign = GOALS[settings.goal]
         self._records: dict[tuple[Value, ...], Record] = {}
         self._pending: dict[tuple[Value, ...], Params] = {}
         self._suggested: dict[tuple[Value, ...], float | None] = {}
@@ -279,7 +207,7 @@ class SplineOptimizer:
             [self._sign * r.value for r in measured],
             [(r.value, r.predicted) for r in measured if r.predicted is not None and not r.fill],
             self.space.d,
-            self.tolerance,
+            self.settings.tolerance,
             self.noise_sd(),
             gain=self.predicted_gain,
             local_error=self.local_loo_error,
@@ -317,10 +245,10 @@ class SplineOptimizer:
         The estimate is the RMS residual of the smoothed fit, which
         underestimates the sd: the tolerance errs towards searching longer.
         """
-        if self.noise is None:
+        if self.settings.noise is None:
             return 0.0
-        if self.noise != "auto":
-            return float(self.noise)
+        if self.settings.noise != "auto":
+            return float(self.settings.noise)
         _, splines = self._model()
         residuals = [s.values - s(s.points) for s in splines.values()]
         return float(np.sqrt(np.mean(np.concatenate(residuals) ** 2))) if residuals else 0.0
@@ -340,7 +268,7 @@ class SplineOptimizer:
         measured = [r for r in self._records.values() if math.isfinite(r.value)]
         if not measured:
             return None
-        splines = self._fit_all() if self.noise is not None else {}
+        splines = self._fit_all() if self.settings.noise is not None else {}
         fitted = [r for r in measured if self.space.category_of(r.params) in splines]
         if not fitted:
             return self.raw_best
@@ -362,6 +290,7 @@ class SplineOptimizer:
 
     # -- model -----------------------------------------------------------------------
 
+    @in_search_threads
     def fit(self) -> FitSummary | None:
         """Fit the model of the categories (``categories``); None while no spline can be fitted.
 
@@ -382,7 +311,7 @@ class SplineOptimizer:
             return None
         maxima = []
         for index, (cat, spline) in enumerate(splines.items()):
-            rng = np.random.default_rng([self.seed, index])
+            rng = np.random.default_rng([self.settings.seed, index])
             snap = space.snap_unit
             x, fx, legal = spline_maxima(spline, snap, space.lattice_neighbours, rng)
             candidates = np.vstack([legal, snap(x[int(np.argmax(fx))][None, :])])
@@ -423,6 +352,31 @@ class SplineOptimizer:
             raise ValueError(f"no spline for category {cat} yet: too few measurements")
         x = self.space.to_unit_unsnapped(params) if extrapolate else self.space.to_unit(params)
         return self._sign * float(splines[cat](x))
+
+    def predict_interval(self, many: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions at the (snapped) ``many`` and their leave-one-out error estimates.
+
+        Both in measurement units; the error is :func:`nas.search.uncertainty.local_error`
+        (NaN with the prediction where a category has no spline yet).
+        """
+        splines = self._fit_all()
+        values = np.full(len(many), math.nan)
+        errors = np.full(len(many), math.nan)
+        rows: dict[tuple[Value, ...], list[int]] = {}
+        for i, params in enumerate(many):
+            rows.setdefault(self.space.category_of(params), []).append(i)
+        for cat, index in rows.items():
+            if cat not in splines:
+                continue
+            x = self.space.to_unit_many([many[i] for i in index])
+            values[index] = self._sign * splines[cat](x)
+            errors[index] = local_error(splines[cat], x)
+        return values, errors
+
+    @property
+    def unissued_design(self) -> list[Params]:
+        """Initial-design points not yet told, pending or infeasible: what :meth:`suggest` asks first."""
+        return self._unissued_initial()
 
     def _fit_all(self) -> dict[tuple[Value, ...], PolyharmonicSpline]:
         """A spline per category that has one (views of the shared spline when it is fitted)."""
@@ -476,9 +430,9 @@ class SplineOptimizer:
             return None
         y = self._sign * np.array([r.value for r in rows])
         try:
-            if self.noise is None:
-                return PolyharmonicSpline(x, y, self.smoothing)
-            return choose_smoothing(x, y, self.noise, floor=self.smoothing)
+            if self.settings.noise is None:
+                return PolyharmonicSpline(x, y, self.settings.smoothing)
+            return choose_smoothing(x, y, self.settings.noise, floor=self.settings.smoothing)
         except SplineError as exc:
             named = [rows[i].params for i in exc.indices]
             prefix = f"{where}: " if where else ""
@@ -496,6 +450,7 @@ class SplineOptimizer:
             and (self.feasible is None or self.feasible(p))
         ]
 
+    @in_search_threads
     def suggest(self, n: int | None = None) -> list[Proposal]:
         """Up to ``n`` (default ``batch_size``) points to measure next.
 
@@ -510,7 +465,7 @@ class SplineOptimizer:
         Raises:
             SearchError: No feasible distinct candidate is left.
         """
-        n = self.batch_size if n is None else n
+        n = self.settings.batch_size if n is None else n
         _require(isinstance(n, int) and n >= 1, "n must be an int >= 1", n)
         out = [Proposal(p, None, "initial") for p in self._unissued_initial()[:n]]
         space, splines = self._model()
@@ -523,9 +478,9 @@ class SplineOptimizer:
                 q=n - len(out),
                 avoid=avoid,
                 feasible=self.feasible,
-                min_distance=self.min_distance,
+                min_distance=self.settings.min_distance,
                 strategy=self.strategy,
-                seed=self.seed,
+                seed=self.settings.seed,
             )
             out += [self._incremental(c) for c in candidates]
         elif not out and not splines and not self._pending and self._mostly_measured():
@@ -548,7 +503,9 @@ class SplineOptimizer:
         shared = self._embedded is not None
         fresh = [
             p
-            for p in initial_design(self.space, "space-filling", size, self.seed + 1, shared)
+            for p in initial_design(
+                self.space, "space-filling", size, self.settings.seed + 1, shared
+            )
             if self.space.key(p) not in told and (self.feasible is None or self.feasible(p))
         ]
         return [Proposal(p, None, "initial") for p in fresh[:n]]
@@ -564,10 +521,6 @@ class SplineOptimizer:
     def ask(self, n: int | None = None) -> list[Params]:
         """Parameters of :meth:`suggest`."""
         return [p.params for p in self.suggest(n)]
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _require(ok: bool, message: str, value: object) -> None:

@@ -22,6 +22,7 @@ from nas.search.batch import DiversePool
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline
 from nas.search.strategies import DiverseBatches, PaperStrategy, Ranking, Strategy
+from nas.search.threads import in_search_threads
 
 #: Candidates checked per vectorised distance computation in a walk.
 _BLOCK = 1024
@@ -79,6 +80,7 @@ def first_of_each_row(a: np.ndarray) -> np.ndarray:
     return np.fromiter(first.values(), dtype=int, count=len(first))
 
 
+@in_search_threads
 def propose(
     space: SearchSpace,
     splines: Mapping[tuple[Value, ...], PolyharmonicSpline],

@@ -15,9 +15,10 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.linalg
+from scipy.linalg import blas, lapack
 
 from nas.errors import UserError
+from nas.search.threads import in_search_threads
 
 #: Most support points one spline is fitted on. The solve is dense: time grows as N^3
 #: and memory as N^2; at this size a controller's whole per-batch fit stays under
@@ -64,8 +65,10 @@ def validate(
     ------
     SplineError
         One message per condition: shapes, non-finite entries, too few
-        points, negative smoothing, duplicate points without smoothing and
-        points that are not affinely spanning, more than ``MAX_SUPPORT`` points.
+        points, negative smoothing, more than ``MAX_SUPPORT`` points. Singular
+        data (duplicates, no affine span) is diagnosed by
+        :func:`diagnose_singular` when a solve fails, so a fit of good data
+        does not pay for the search.
     """
     x = np.array(points, dtype=np.float64, copy=True)
     y = np.array(values, dtype=np.float64, copy=True)
@@ -80,11 +83,11 @@ def validate(
             "solve: time grows as N^3, memory as N^2); fit a subset, e.g. init a search on a "
             "narrower box and import the measurements inside it"
         )
-    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
-    if bad.size:
+    if not np.isfinite(x).all():
+        bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
         raise SplineError(f"points {bad.tolist()} have NaN or infinite coordinates", bad)
-    bad = np.flatnonzero(~np.isfinite(y))
-    if bad.size:
+    if not np.isfinite(y).all():
+        bad = np.flatnonzero(~np.isfinite(y))
         raise SplineError(f"values at points {bad.tolist()} are NaN or infinite", bad)
     if not (np.isfinite(smoothing) and smoothing >= 0.0):
         raise SplineError(f"smoothing must be a finite number >= 0, got {smoothing!r}")
@@ -93,10 +96,18 @@ def validate(
             f"at least d+1 = {d + 1} points are required for a linear tail in d = {d} "
             f"dimensions, got {n}"
         )
-    if smoothing == 0.0:
-        _check_duplicates(x)
-    _check_affine_span(x)
     return x, y, float(smoothing)
+
+
+def diagnose_singular(points: np.ndarray, smoothing: float) -> None:
+    """Raise the error that names singular data: duplicates (without smoothing), no affine span.
+
+    Returns when the data is not singular (an ill-conditioned system is
+    handled by the smoothing ladder instead).
+    """
+    if smoothing == 0.0:
+        _check_duplicates(points)
+    _check_affine_span(points)
 
 
 def _check_duplicates(x: np.ndarray) -> None:
@@ -136,94 +147,200 @@ def polynomial_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (hi + lo) / 2.0, scale
 
 
-def pairwise_distances(points: np.ndarray) -> np.ndarray:
-    """Exact Euclidean distances between the support points, (N, N) with a zero diagonal.
-
-    Summed one coordinate at a time: two (N, N) buffers instead of an (N, N, d) one.
-    """
-    n = points.shape[0]
-    total, term = np.zeros((n, n)), np.empty((n, n))
-    for column in points.T:
-        np.subtract(column[:, None], column[None, :], out=term)
-        term *= term
-        total += term
-    return np.sqrt(total, out=total)
+def _block_rows(width: int) -> int:
+    """Rows of ``width`` float64 columns that keep one block's temporaries in cache."""
+    return max(1, CACHE_BYTES // (8 * max(width, 1)))
 
 
-def build_system(
-    points: np.ndarray, values: np.ndarray, smoothing: float, scale: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Augmented system A z = b of the smoothed cubic spline in centred coordinates.
+def _kernel_with_products(
+    points: np.ndarray, basis: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``Phi`` of :func:`kernel_matrix`, ``Phi @ basis`` and the row sums of ``Phi``.
 
-    ``A = [[Phi + lambda I, P], [P^T, 0]]`` with ``Phi_ij = |v_i - v_j|^3`` and
-    ``P = [1, v / scale]``; ``b = [y; 0]``. ``points`` (v) are centred on their
-    bounding box and divided by its largest half-width, so the kernel block
-    and the tail block have comparable sizes whatever the units. Distances are
-    computed exactly here (no expansion trick): N is small and the diagonal
-    must be 0.
+    The products are formed block by block while the block is in cache, so
+    they cost no further pass over the N x N array.
     """
     n, d = points.shape
-    a = np.zeros((n + d + 1, n + d + 1))
-    a[:n, :n] = pairwise_distances(points) ** 3 + smoothing * np.eye(n)
-    a[:n, n] = 1.0
-    a[:n, n + 1 :] = points / scale
-    a[n:, :n] = a[:n, n:].T
-    b = np.zeros(n + d + 1)
-    b[:n] = values
-    return a, b
+    norms = np.einsum("ij,ij->i", points, points)
+    left = np.empty((n, d + 2))
+    left[:, :d], left[:, d], left[:, d + 1] = points, norms, 1.0
+    right = np.empty((d + 2, n))
+    right[:d], right[d], right[d + 1] = -2.0 * points.T, 1.0, norms
+    phi = left @ right  # squared distances, one matrix product
+    product = np.empty((n, basis.shape[1]))
+    row_sums = np.empty(n)
+    rows = _block_rows(n)
+    for start in range(0, n, rows):
+        block = phi[start : start + rows]
+        block.reshape(-1)[start :: n + 1] = 0.0  # the diagonal, exactly
+        np.maximum(block, 0.0, out=block)
+        block *= np.sqrt(block)
+        np.matmul(block, basis, out=product[start : start + rows])
+        np.sum(block, axis=1, out=row_sums[start : start + rows])
+    return phi, product, row_sums
+
+
+def kernel_matrix(points: np.ndarray) -> np.ndarray:
+    """``Phi_ij = |v_i - v_j|^3`` of centred points, (N, N), zero diagonal.
+
+    Squared distances come from one matrix product, ``|v_i|^2 + |v_j|^2 -
+    2 v_i . v_j``; root and cube follow a cache-sized block of rows at a
+    time (``r2 * sqrt(r2)``: no power, no full-size temporary). On points
+    centred on their bounding box and scaled to [-1, 1] the rounding of the
+    expansion is about ``d * eps`` absolute, a backward error of the order
+    of the factorization's own; the diagonal is exactly 0.
+    """
+    return _kernel_with_products(points, np.empty((points.shape[0], 0)))[0]
 
 
 class Factorization:
-    """LU factorization with partial pivoting of the augmented matrix (LAPACK getrf).
+    r"""Cholesky factorization of the spline system projected on the null space of ``P^T``.
 
-    One O(N^3) factorization serves the solve, the condition estimate
-    (getcon, O(N^2)) and the diagonal of the inverse for leave-one-out
-    errors; a pivoted QR (geqp3) is level-2 BLAS and an order of magnitude
-    slower at N = 2,000.
+    With ``P = Q_1 R`` (Householder QR of the tail block, LAPACK geqrf) and
+    ``Pi = I - Q_1 Q_1^T``, the kernel weights of the augmented system
+    ``[[Phi + lambda I, P], [P^T, 0]] [c; a] = [y; 0]`` are ``c = M^{-1} Pi y``
+    with
+
+    .. math::  M = \Pi (\Phi + \lambda I) \Pi + \mu Q_1 Q_1^T,
+
+    which is positive definite: r^3 is conditionally positive definite of
+    order 2, so ``Pi Phi Pi`` is positive on the null space of ``P^T``, and
+    ``mu`` (the mean eigenvalue there) fills the range of ``P``. ``M`` is
+    ``Phi`` after one symmetric rank-2(d+1) update (syr2k) and is factored
+    in place (potrf): half the flops of the LU of the augmented system and
+    no second N x N array. Update and factor live in the lower triangle;
+    the strict upper triangle keeps ``Phi``, so the residual of the
+    original system is verified with the exact kernel block. The top-left
+    block of the inverse of the augmented matrix is ``M^{-1} - Q_1 Q_1^T / mu``;
+    its diagonal, the denominators of Rippa's leave-one-out formula, comes
+    from the inverse of the Cholesky factor (trtri) in the same buffer.
+
+    Parameters
+    ----------
+    points : (N, d) array
+        Support points centred on their bounding box and scaled to [-1, 1].
+    smoothing : float
+        lambda, in the units of ``Phi`` of ``points``.
+    scale : (d,) array
+        The tail block is ``P = [1, points / scale]``.
     """
 
-    def __init__(self, a: np.ndarray) -> None:
-        self.lu, self.piv, info = scipy.linalg.lapack.dgetrf(a)
-        one_norm = float(np.max(np.sum(np.abs(a), axis=0)))
-        #: Largest column 2-norm of A: the size the leave-one-out test compares with.
-        self.column_norm = float(np.sqrt(np.max(np.einsum("ij,ij->j", a, a))))
-        if info > 0 or one_norm == 0.0:
-            self.rcond = 0.0
-        else:
-            self.rcond = float(scipy.linalg.lapack.dgecon(self.lu, one_norm, norm="1")[0])
+    def __init__(self, points: np.ndarray, smoothing: float, scale: np.ndarray) -> None:
+        n, d = points.shape
+        self.n, self.smoothing = n, smoothing
+        self.tail = np.empty((n, d + 1))
+        self.tail[:, 0], self.tail[:, 1:] = 1.0, points / scale
+        qr, tau, _, _ = lapack.dgeqrf(self.tail)
+        self.r = qr[: d + 1]  # R in the upper triangle; trcon and trtrs read nothing else
+        #: Reciprocal condition estimate of the tail block (0: the points span no d-box).
+        self.tail_rcond = float(lapack.dtrcon(self.r)[0])
+        self.q = lapack.dorgqr(qr, tau)[0]
+        phi, w, row_sums = _kernel_with_products(points, self.q)
+        s = self.q.T @ w
+        free = n - d - 1  # trace(Pi Phi Pi) = -trace(S): the diagonal of Phi is 0
+        mu = smoothing - float(np.trace(s)) / free if free > 0 else 1.0
+        self.mu = mu if mu > 0.0 else 1.0  # no positive part: the checks below say so
+        s.flat[:: d + 2] += self.mu - smoothing
+        half = w - self.q @ (s / 2.0)
+        self._phi = phi  # C-ordered; its transpose is the Fortran-ordered buffer LAPACK works on
+        self._diagonal = phi.reshape(-1)[:: n + 1]
+        self._diagonal += smoothing
+        self.factor = blas.dsyr2k(-1.0, self.q, half, beta=1.0, c=phi.T, lower=1, overwrite_c=1)
+        self.norm = self._one_norm(row_sums)
+        _, info = lapack.dpotrf(self.factor, lower=1, clean=0, overwrite_a=1)
+        self.rcond = 0.0
+        if info == 0 and self.norm > 0.0:
+            self.rcond = float(lapack.dpocon(self.factor, self.norm, uplo="L")[0])
+
+    def _one_norm(self, phi_row_sums: np.ndarray) -> float:
+        """1-norm of ``M`` while its lower triangle and ``Phi``'s strict upper share the buffer.
+
+        Column j of the buffer sums ``|M|`` over ``i >= j`` and ``Phi`` over
+        ``i < j``; row j sums ``|M|`` over ``i <= j`` and ``Phi`` over ``i > j``:
+        together the 1-norm column of ``M``, its diagonal once more and the
+        row sum of ``Phi``. One pass in row blocks of the C-ordered array.
+        """
+        columns = np.empty(self.n)
+        rows_total = np.zeros(self.n)
+        rows = _block_rows(self.n)
+        for start in range(0, self.n, rows):
+            block = np.abs(self._phi[start : start + rows])
+            np.sum(block, axis=1, out=columns[start : start + rows])
+            rows_total += block.sum(axis=0)
+        total = columns + rows_total - phi_row_sums - np.abs(self._diagonal)
+        return float(total.max()) if self.n else 0.0
 
     @property
     def singular(self) -> bool:
-        """Whether the reciprocal condition estimate is below ``RANK_RTOL_FACTOR * N * eps``."""
-        return not self.rcond > RANK_RTOL_FACTOR * self.lu.shape[0] * _EPS
+        """Whether the reciprocal condition estimate of ``M`` is below ``RANK_RTOL_FACTOR * N * eps``."""
+        return not self.rcond > RANK_RTOL_FACTOR * self.n * _EPS
 
-    def solve(self, rhs: np.ndarray) -> np.ndarray:
-        """Solve ``A z = rhs`` (rhs may be a vector or a matrix of columns)."""
-        z, _ = scipy.linalg.lapack.dgetrs(self.lu, self.piv, rhs)
-        return z
+    def _kernel_product(self, c: np.ndarray) -> np.ndarray:
+        """``(Phi + lambda I) c`` from the untouched strict upper triangle (the exact ``Phi``)."""
+        factor_diagonal = self._diagonal.copy()
+        self._diagonal[:] = self.smoothing
+        try:
+            return blas.dsymv(1.0, self.factor, c, lower=0)
+        finally:
+            self._diagonal[:] = factor_diagonal
+
+    def solve(self, values: np.ndarray) -> tuple[np.ndarray, float]:
+        """``z = [c; a]`` with right-hand side ``[values; 0]`` and its residual ``max|A z - b|``."""
+        projected = values - self.q @ (self.q.T @ values)
+        c = lapack.dpotrs(self.factor, projected, lower=1)[0]
+        c -= self.q @ (self.q.T @ c)  # c lies in the null space of P^T; drop the rounding
+        kernel = self._kernel_product(c)
+        a, info = lapack.dtrtrs(self.r, self.q.T @ (values - kernel))
+        if info != 0:
+            a = np.full(len(self.r), np.nan)
+        residual = max(
+            float(np.max(np.abs(kernel + self.tail @ a - values))),
+            float(np.max(np.abs(self.tail.T @ c))),
+        )
+        return np.concatenate([c, a]), residual
 
     def inverse_diagonal(self) -> np.ndarray:
-        """Diagonal of A^{-1}, the denominators of Rippa's leave-one-out formula.
+        """Diagonal of the top-left N x N block of the inverse of the augmented matrix.
 
-        From the one factorization: ``A^{-1} = solve(I)`` (getrs, level-3 BLAS;
-        getri with its default workspace is several times slower).
+        The denominators of Rippa's leave-one-out formula. Inverts the
+        Cholesky factor in place (N^3 / 3 flops), so the factorization
+        cannot solve afterwards: the buffer is released.
         """
-        return np.diag(self.solve(np.eye(self.lu.shape[0]))).copy()
+        _, info = lapack.dtrtri(self.factor, lower=1, overwrite_c=1)
+        if info != 0:
+            return np.zeros(self.n)
+        # Column j of the inverse factor, rows i >= j, is row j of the C-ordered array from j.
+        out = np.empty(self.n)
+        rows = _block_rows(self.n)
+        for start in range(0, self.n, rows):
+            block = self._phi[start : start + rows, start:]
+            np.einsum("ij,ij->i", block, block, out=out[start : start + rows])
+            left = np.tril(block[:, : len(block)], -1)
+            out[start : start + rows] -= np.einsum("ij,ij->i", left, left)
+        self.factor = self._phi = self._diagonal = None
+        return out - np.einsum("ij,ij->i", self.q, self.q) / self.mu
 
 
-def solve_system(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Factorization] | str:
+def solve_system(
+    points: np.ndarray, values: np.ndarray, smoothing: float, scale: np.ndarray
+) -> tuple[np.ndarray, Factorization] | str:
     """Solve the augmented system and verify it; a string says why it is unstable.
 
-    Unstable means a numerically singular matrix (its estimated reciprocal
-    1-norm condition number below ``RANK_RTOL_FACTOR * N * eps``) or a
-    residual ``max|A z - b|`` above ``RESIDUAL_RTOL * max|b|``.
+    Unstable means a tail block of numerically lower rank, a projected
+    kernel matrix that is not numerically positive definite (its Cholesky
+    factorization fails, or its estimated reciprocal 1-norm condition
+    number is below ``RANK_RTOL_FACTOR * N * eps``) or a residual
+    ``max|A z - b|`` above ``RESIDUAL_RTOL * max|b|``.
     """
-    fact = Factorization(a)
+    fact = Factorization(points, smoothing, scale)
+    if not fact.tail_rcond > RANK_RTOL_FACTOR * fact.n * _EPS:
+        return (
+            f"the linear tail is numerically singular (reciprocal condition {fact.tail_rcond:.1e})"
+        )
     if fact.singular:
         return f"the system is numerically singular (reciprocal condition {fact.rcond:.1e})"
-    z = fact.solve(b)
-    residual = float(np.max(np.abs(a @ z - b)))
-    limit = RESIDUAL_RTOL * float(np.max(np.abs(b)))
+    z, residual = fact.solve(values)
+    limit = RESIDUAL_RTOL * float(np.max(np.abs(values)))
     if not residual <= limit:
         return f"the solution misses the data by {residual:.3g} (tolerance {limit:.3g})"
     return z, fact
@@ -234,25 +351,26 @@ def solve_stable(
 ) -> tuple[np.ndarray, Factorization, float, str]:
     """Solve with ``smoothing``, else with the least rung of the ladder that is stable.
 
-    ``points`` are in the scaled frame of :func:`build_system`. Returns the
-    solution, its factorization, the smoothing used and, when it exceeds the
-    one asked for, a note for people that names the closest pair of points.
+    ``points`` are centred and scaled as for :class:`Factorization`. When the
+    first solve fails, singular data is named first (:func:`diagnose_singular`).
+    Returns the solution, its factorization, the smoothing used and, when it
+    exceeds the one asked for, a note for people that names the closest pair
+    of points.
 
     Raises
     ------
     SplineError
-        When no rung is stable (not seen on data that passed :func:`validate`).
+        Singular data, or no rung is stable.
     """
-    a, b = build_system(points, values, smoothing, scale)
-    solved = solve_system(a, b)
+    solved = solve_system(points, values, smoothing, scale)
     if not isinstance(solved, str):
         return (*solved, smoothing, "")
+    diagnose_singular(points, smoothing)
     why = solved
-    unit = max(float(np.max(np.abs(a[: len(points), : len(points)]))), _EPS)
+    unit = max(float(kernel_matrix(points).max()), _EPS)  # the largest kernel entry
     for rung in SMOOTHING_LADDER:
         lam = smoothing + rung * unit
-        a, b = build_system(points, values, lam, scale)
-        solved = solve_system(a, b)
+        solved = solve_system(points, values, lam, scale)
         if not isinstance(solved, str):
             i, j, dist = closest_pair(points)
             note = (
@@ -270,12 +388,12 @@ def solve_stable(
 
 def closest_pair(points: np.ndarray) -> tuple[int, int, float]:
     """Indices (i < j) and distance of the two support points closest to each other."""
-    n = points.shape[0]
-    dist = pairwise_distances(points)
-    dist[np.diag_indices(n)] = np.inf
-    i, j = np.unravel_index(int(np.argmin(dist)), dist.shape)
-    i, j = sorted((int(i), int(j)))
-    return i, j, float(dist[i, j])
+    from scipy.spatial import cKDTree  # only when a fit needs smoothing: keeps imports light
+
+    dist, index = cKDTree(points).query(points, k=2)
+    i = int(np.argmin(dist[:, 1]))
+    j = int(index[i, 1])
+    return min(i, j), max(i, j), float(dist[i, 1])
 
 
 def evaluate(
@@ -371,6 +489,7 @@ class PolyharmonicSpline:
        Cambridge University Press.
     """
 
+    @in_search_threads
     def __init__(self, points: np.ndarray, values: np.ndarray, smoothing: float = 0.0) -> None:
         self.points, self.values, self.smoothing = validate(points, values, smoothing)
         self._shift, half = polynomial_frame(self.points)
@@ -411,6 +530,7 @@ class PolyharmonicSpline:
             )
         return (arr - self._shift) / self._radius, single
 
+    @in_search_threads
     def __call__(self, x: np.ndarray, memory_budget: int = MEMORY_BUDGET) -> np.ndarray:
         """Evaluate s at ``x`` of shape (M, d), or (d,) for a single point (returns a scalar array)."""
         v, single = self._frame(x)
@@ -424,6 +544,7 @@ class PolyharmonicSpline:
         )
         return out[0] if single else out
 
+    @in_search_threads
     def gradient(self, x: np.ndarray) -> np.ndarray:
         """Gradient of s at ``x`` (M, d) or (d,): ``sum_j 3 c_j |x - x_j| (x - x_j)`` plus the tail.
 
@@ -448,11 +569,11 @@ class PolyharmonicSpline:
         return self._loo_errors.copy()
 
     @functools.cached_property
+    @in_search_threads
     def _loo_errors(self) -> np.ndarray:
         n = self.points.shape[0]
-        denom = self._factorization.inverse_diagonal()[:n]
-        scale = self._factorization.column_norm
-        ok = np.abs(denom) * scale > n * _EPS * 1e3
+        denom = self._factorization.inverse_diagonal()
+        ok = np.abs(denom) * self._factorization.norm > n * _EPS * 1e3
         out = np.full(n, np.nan)
         out[ok] = self._weights[ok] / denom[ok]
         return out

@@ -46,8 +46,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-#: Stopping rules by name; "paper" is Algorithm 1's test.
-STOP_RULES = ("default", "paper")
+from nas.search.settings import STOP_RULES
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,8 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     )
     from nas.pointdir.point import PointFileError
     from nas.pointdir.result import write_error
-    from nas.train.launch import detect, init_process_group, select_device
+    from nas.train.device import DeviceError, Placement, local_world_size, select_device
+    from nas.train.launch import detect, init_process_group
     from nas.train.run import Segment, run_segment
 
     environ = dict(os.environ if environ is None else environ)
@@ -75,7 +76,8 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     try:
         dist_env = detect(environ)
         rank = dist_env.rank
-        device = select_device(dist_env, environ)
+        placement = Placement(dist_env.local_rank, local_world_size(environ))
+        device = select_device(placement, environ)
         init_process_group(dist_env, device, environ)
         code = run_segment(
             Segment(args.point_dir, dist_env, device, args.deadline, args.segment_epochs)
@@ -84,6 +86,11 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         return code
     except Exception as exc:
         oom = is_out_of_memory(exc)
+        if isinstance(exc, DeviceError):  # the layout, not the candidate: no retry, no traceback
+            write_error(args.point_dir, rank=rank, exc=exc, oom=False, kind=exc.kind,
+                        exit_code=EXIT_ERROR)  # fmt: skip
+            logging.getLogger("nas.train").error("rank %d: %s", rank, exc)
+            return EXIT_ERROR
         write_error(args.point_dir, rank=rank, exc=exc, oom=oom)
         logging.getLogger("nas.train").exception("rank %d failed", rank)
         if isinstance(exc, PointFileError):

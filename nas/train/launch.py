@@ -28,9 +28,8 @@ alone, so no launcher-specific wrapper script is needed:
   kernel picks the local ports of outgoing connections, so a port there may be
   taken on the master node by chance). This is the one port rule: the job
   scripts export no ``MASTER_PORT``.
-* device: with one GPU visible (jsrun ``-g 1`` resource sets, Slurm
-  ``--gpus-per-task=1``) ``cuda:0``; with several, the local rank's
-  (:func:`device_index`).
+* device: :mod:`nas.train.device` (from the local rank and the visibility
+  variables, whichever launcher set them).
 
 The rendezvous waits at most ``SPLINENAS_RENDEZVOUS_TIMEOUT`` seconds (default
 300) and then fails with a message naming the address, the port and the rank.
@@ -327,45 +326,8 @@ def seconds_from_env(environ: Mapping[str, str], name: str, default: float) -> f
     return value
 
 
-def device_index(dist_env: DistEnv, visible: int, environ: Mapping[str, str]) -> int:
-    """The CUDA device of this rank among the ``visible`` ones.
-
-    One visible device is the rank's own (the launcher bound it: jsrun ``-g 1``,
-    Slurm ``--gpus-per-task=1``); with several, each rank of the node takes
-    the one of its local rank.
-
-    Raises:
-        LaunchError: the local rank has no device of its own; names
-            ``CUDA_VISIBLE_DEVICES``, the local rank and the layout.
-    """
-    if visible == 1:
-        return 0
-    if dist_env.local_rank < visible:
-        return dist_env.local_rank
-    shown = environ.get("CUDA_VISIBLE_DEVICES")
-    raise LaunchError(
-        f"rank {dist_env.rank} of {dist_env.world_size} ({dist_env.launcher}): local rank "
-        f"{dist_env.local_rank} but {visible} GPU(s) visible "
-        f"(CUDA_VISIBLE_DEVICES={'unset' if shown is None else repr(shown)}); the launcher "
-        "must give each rank one GPU (jsrun -g 1, srun --gpus-per-task=1) or every rank all "
-        "GPUs of its node; check [cluster] gpus_per_node, ranks_per_node, resource_sets "
-        "and gpu_bind"
-    )
-
-
-def select_device(dist_env: DistEnv, environ: Mapping[str, str]) -> torch.device:
-    """This rank's GPU (CUDA or ROCm) by :func:`device_index`, else the CPU."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    index = device_index(dist_env, torch.cuda.device_count(), environ)
-    torch.cuda.set_device(index)
-    return torch.device("cuda", index)
-
-
 def init_process_group(dist_env: DistEnv, device: torch.device, environ: Mapping[str, str]) -> None:
-    """Join the rendezvous (NCCL on GPUs, gloo on the CPU); nothing to do for one rank.
+    """Join the rendezvous (the backend of :func:`~nas.train.device.backend_for`); one rank skips it.
 
     Raises:
         LaunchError: the rendezvous did not complete within the timeout; names
@@ -375,6 +337,9 @@ def init_process_group(dist_env: DistEnv, device: torch.device, environ: Mapping
         return
     import torch.distributed as dist
 
+    from nas.train.device import backend_for
+
+    backend = backend_for(device)
     wait = seconds_from_env(environ, RENDEZVOUS_TIMEOUT_VAR, DEFAULT_RENDEZVOUS_SECONDS)
     collective = seconds_from_env(environ, COLLECTIVE_TIMEOUT_VAR, DEFAULT_COLLECTIVE_SECONDS)
     # Under torchrun the agent may already serve the store on MASTER_PORT.
@@ -390,12 +355,12 @@ def init_process_group(dist_env: DistEnv, device: torch.device, environ: Mapping
             wait_for_workers=True,
         )
         dist.init_process_group(
-            backend="nccl" if device.type == "cuda" else "gloo",
+            backend=backend,
             store=store,
             rank=dist_env.rank,
             world_size=dist_env.world_size,
             timeout=timedelta(seconds=collective),
-            device_id=device if device.type == "cuda" else None,
+            device_id=None if device.type == "cpu" else device,
         )
     except (RuntimeError, OSError) as exc:
         raise LaunchError(

@@ -14,6 +14,7 @@ from torch import nn
 
 from nas.config import TrainConfig
 from nas.data.dataset import BAD_LABEL, ResumableSampler
+from nas.pointdir.result import GPU_DEVICE_TYPES
 from nas.train.checkpoint import TrainingState
 from nas.train.curve import Curve, Diverged
 from nas.train.launch import DistEnv, all_reduce
@@ -77,7 +78,8 @@ class Run:
 
     @property
     def use_amp(self) -> bool:
-        return self.device.type == "cuda" and self.config.amp != "off"
+        """bf16/fp16 autocast on CUDA, ROCm and Intel XPU devices; never on the CPU."""
+        return self.device.type in GPU_DEVICE_TYPES and self.config.amp != "off"
 
     @property
     def memory_format(self) -> torch.memory_format:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -15,6 +16,7 @@ from torch import nn
 from nas import __version__
 from nas.config import TrainConfig
 from nas.data.dataset import DataSplits, ShardSampler, build_splits, make_loader, train_sampler
+from nas.pointdir import heartbeat
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
     COMPILE_CACHE,
@@ -24,6 +26,7 @@ from nas.pointdir.layout import (
 )
 from nas.pointdir.point import PointFile, point_hash, read_point_file
 from nas.pointdir.result import (
+    GPU_DEVICE_TYPES,
     Result,
     now_iso,
     write_divergence,
@@ -147,7 +150,7 @@ def wrap_network(
     """
     model = module
     if dist_env.distributed:
-        ids = [device.index] if device.type == "cuda" else None
+        ids = None if device.type == "cpu" else [device.index]
         model = nn.parallel.DistributedDataParallel(
             module, device_ids=ids, bucket_cap_mb=DDP_BUCKET_MB, gradient_as_bucket_view=True
         )
@@ -177,7 +180,7 @@ def prepare(segment: Segment) -> Job:
     model = wrap_network(module, dist_env, device, config, segment.point_dir / COMPILE_CACHE)
     optimizer = make_optimizer(module, config, device)
     scaler = torch.amp.GradScaler(
-        device.type, enabled=device.type == "cuda" and config.amp == "fp16"
+        device.type, enabled=device.type in GPU_DEVICE_TYPES and config.amp == "fp16"
     )
     input_hash = point_hash(segment.point_dir)
     checkpoint = segment.point_dir / CHECKPOINT_FILE
@@ -257,11 +260,20 @@ def resumed_state(
 def run_segment(segment: Segment) -> int:
     """Train (or continue training) the point in ``segment.point_dir``.
 
+    Rank 0 keeps the point folder's heartbeat while it runs
+    (:mod:`nas.pointdir.heartbeat`).
+
     Returns:
         :data:`EXIT_COMPLETE` with ``result.json`` written, or
         :data:`EXIT_INCOMPLETE` with ``checkpoint.pt`` and ``progress.json``, or
         :data:`EXIT_DIVERGED` with ``error.json`` of kind "diverged".
     """
+    main = segment.dist_env.is_main
+    with heartbeat.beating(segment.point_dir) if main else contextlib.nullcontext():
+        return _train_segment(segment)
+
+
+def _train_segment(segment: Segment) -> int:
     job = prepare(segment)
     stop = StopControl(segment.deadline, segment.device)
     stop.install()

@@ -1,0 +1,197 @@
+"""``splinenas front`` and ``splinenas best``: the trade-off of metric and cost, and the best under a budget.
+
+``front`` lists the measured non-dominated points of (metric, cost) and the
+front the spline predicts over the rest of the box, each prediction with its
+leave-one-out error estimate. ``best --where gmacs<=20`` names the best
+measured point whose costs meet every bound. Known costs (``gmacs``,
+``params_m``, ``memory_gib``) are the numbers ``splinenas cost`` prints;
+measured ones (``device_hours``, any metric of the result files) are read
+from the state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+from nas.commands.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    UsageError,
+    emit_json,
+    json_number,
+    json_option,
+    number_text,
+    params_text,
+    reported,
+    state_option,
+    write_table,
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parents = [state_option(), json_option()]
+    front = subparsers.add_parser(
+        "front",
+        parents=parents,
+        help="measured and predicted trade-off front of metric against a cost",
+        description=(
+            "List the measured points that no other beats in both the metric and the cost "
+            "(id, params, metric, cost), and the front the spline predicts over a pool of "
+            "candidates, each prediction with its error estimate (RMS leave-one-out error of the "
+            "nearest measured points)."
+        ),
+    )
+    front.add_argument(
+        "--cost",
+        help="gmacs, params_m, memory_gib (known), device_hours or a result metric (measured); "
+        "default: [experiment] tradeoff, else gmacs",
+    )
+    front.add_argument(
+        "--pool", type=int, default=None, help="quasi-random candidates per category (default 256)"
+    )
+    front.add_argument(
+        "--measured-only", action="store_true", help="leave out the predicted front (no fit)"
+    )
+    front.set_defaults(func=run_front)
+    best = subparsers.add_parser(
+        "best",
+        parents=parents,
+        help="the best measured point under cost bounds (--where gmacs<=20)",
+        description="Name the best measured point whose costs meet every --where bound.",
+    )
+    best.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="NAME<=LIMIT",
+        help="a bound on a cost, e.g. gmacs<=20 or device_hours<=3000; repeat for several",
+    )
+    best.set_defaults(func=run_best)
+
+
+def _study(path: Any) -> Any:
+    from nas.control.policy import Study
+    from nas.record.store import StateStore
+
+    return Study.of(StateStore.read(path), path)
+
+
+def cost_name(study: Any, given: str | None) -> str:
+    """The cost a front is drawn against: the option, else the experiment's trade-off, else gmacs."""
+    return given or getattr(study.experiment.experiment, "tradeoff", None) or "gmacs"
+
+
+@reported
+def run_front(args: argparse.Namespace) -> int:
+    if args.pool is not None and args.pool < 1:
+        raise UsageError(f"--pool must be >= 1, got {args.pool}")
+    from nas.control import frontier
+    from nas.control.costs import cost_source
+
+    study = _study(args.state)
+    name = cost_name(study, args.cost)
+    source = cost_source(study.experiment, name)
+    goal = study.experiment.experiment.goal
+    points = frontier.measured_points(study, source)
+    unknown = sum(not math.isfinite(p.cost) for p in points)
+    front = frontier.measured_front(points, goal)
+    predicted = [] if args.measured_only else _predicted(study, source, args.pool)
+    document = {
+        "state": str(args.state),
+        "metric": study.experiment.experiment.metric,
+        "goal": goal,
+        "cost": name,
+        "measured": [
+            {"id": p.id, "params": p.params, "metric": p.metric, "cost": p.cost} for p in front
+        ],
+        "predicted": [
+            {
+                "params": p.params,
+                "metric": json_number(p.metric),
+                "metric_error": json_number(p.metric_error),
+                "cost": json_number(p.cost),
+                "cost_error": json_number(p.cost_error),
+            }
+            for p in predicted
+        ],
+        "without_cost": unknown,
+    }
+    if args.json:
+        emit_json(document)
+    else:
+        _print_front(document)
+    if unknown:
+        print(f"note: {unknown} measured point(s) have no {name}; left out", file=sys.stderr)
+    return EXIT_OK
+
+
+def _predicted(study: Any, source: Any, pool: int | None) -> list:
+    """The predicted front, or none (with a note) while no spline can be fitted."""
+    from nas.control import frontier
+
+    if study.fit_summary() is None:
+        print(f"note: no predicted front yet: {study.fit_blocker()}", file=sys.stderr)
+        return []
+    return frontier.predicted_front(study, source, pool)
+
+
+def _print_front(doc: dict[str, Any]) -> None:
+    metric, cost = doc["metric"], doc["cost"]
+    print(f"measured front of {metric} ({doc['goal']}) against {cost}:")
+    rows = [["id", metric, cost, "params"]]
+    rows += [
+        [str(p["id"]), number_text(p["metric"]), number_text(p["cost"]), params_text(p["params"])]
+        for p in doc["measured"]
+    ]
+    write_table(rows, sys.stdout)
+    if doc["predicted"]:
+        print(f"predicted front ({metric} +/- leave-one-out error estimate):")
+        rows = [[metric, "+/-", cost, "params"]]
+        rows += [
+            [
+                number_text(p["metric"]),
+                number_text(p["metric_error"]),
+                number_text(p["cost"]),
+                params_text(p["params"]),
+            ]
+            for p in doc["predicted"]
+        ]
+        write_table(rows, sys.stdout)
+
+
+@reported
+def run_best(args: argparse.Namespace) -> int:
+    from nas.control.constraints import best_within, parse_where, sources
+
+    try:
+        bounds = [parse_where(text) for text in args.where]
+    except ValueError as exc:
+        raise UsageError(f"--where: {exc}") from None
+    study = _study(args.state)
+    point = best_within(study, bounds)
+    costs = {}
+    if point is not None:
+        costs = {c.name: json_number(s.of_point(point)) for c, s in sources(study, bounds)}
+    document = {
+        "state": str(args.state),
+        "where": [str(b) for b in bounds],
+        "best": None
+        if point is None
+        else {"id": point.id, "params": point.params, "value": point.value, "costs": costs},
+    }
+    if args.json:
+        emit_json(document)
+    where = " and ".join(document["where"]) or "no bound"
+    if point is None:
+        print(f"no measured point meets {where}", file=sys.stderr)
+        return EXIT_FAILURE
+    if not args.json:
+        shown = ", ".join(f"{k} {number_text(v)}" for k, v in costs.items())
+        print(
+            f"point {point.id} ({params_text(point.params)}) = {number_text(point.value)}"
+            + (f"; {shown}" if shown else "")
+        )
+    return EXIT_OK

@@ -1,0 +1,106 @@
+"""Upper bounds on costs: ``gmacs <= 20``, ``device_hours <= 3000``.
+
+One bound is a :class:`Constraint`; an experiment declares them in
+``[experiment.constraints]`` (name = limit) and ``splinenas best --where``
+takes them on the command line. A known cost is checked exactly with the
+cost model; a measured one is known exactly for a measured point and, for a
+candidate, through the spline of the measured costs: a candidate is allowed
+when its predicted cost plus the leave-one-out error estimate stays within
+the limit (:mod:`nas.search.uncertainty`), so the search does not bet a
+training on an optimistic cost prediction. Before that spline can be fitted
+a measured bound cannot be judged and lets every candidate through.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from nas.control.costs import CostSource, cost_source
+from nas.control.frontier import cost_predictor
+from nas.control.policy import Study
+from nas.record.state import Point, PointStatus
+from nas.search.space import Params
+
+_WHERE = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*<=\s*([-+0-9.eE]+)\s*$")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``name <= limit`` on one cost."""
+
+    name: str
+    limit: float
+
+    def __str__(self) -> str:
+        return f"{self.name} <= {self.limit:g}"
+
+
+def parse_where(text: str) -> Constraint:
+    """``NAME<=NUMBER`` from the command line.
+
+    Raises:
+        ValueError: another form, or a limit that is not a finite number.
+    """
+    match = _WHERE.match(text)
+    if match is None:
+        raise ValueError(f"expected NAME<=NUMBER (e.g. gmacs<=20), got {text!r}")
+    try:
+        limit = float(match.group(2))
+    except ValueError:
+        raise ValueError(f"{text!r}: {match.group(2)!r} is not a number") from None
+    if not math.isfinite(limit):
+        raise ValueError(f"{text!r}: the limit must be finite")
+    return Constraint(match.group(1), limit)
+
+
+def declared(table: Mapping[str, float]) -> list[Constraint]:
+    """The constraints of ``[experiment.constraints]``, in the order given."""
+    return [Constraint(name, float(limit)) for name, limit in table.items()]
+
+
+def point_within(point: Point, bounds: Sequence[tuple[Constraint, CostSource]]) -> bool:
+    """Whether a measured point's costs meet every bound (an unknown cost does not)."""
+    return all(source.of_point(point) <= c.limit for c, source in bounds)
+
+
+def sources(study: Study, constraints: Iterable[Constraint]) -> list[tuple[Constraint, CostSource]]:
+    """Each constraint with the source of its cost under the study's experiment."""
+    return [(c, cost_source(study.experiment, c.name)) for c in constraints]
+
+
+def best_within(study: Study, constraints: Iterable[Constraint]) -> Point | None:
+    """The best measured point (by the experiment's goal) whose costs meet every bound."""
+    bounds = sources(study, constraints)
+    sign = 1.0 if study.experiment.experiment.goal == "maximize" else -1.0
+    measured = [
+        p
+        for p in study.state.with_status(PointStatus.DONE)
+        if p.value is not None and math.isfinite(p.value)
+    ]
+    allowed = [p for p in measured if point_within(p, bounds)]
+    return max(allowed, key=lambda p: (sign * p.value, -p.id), default=None)
+
+
+def candidate_rule(study: Study, constraints: Iterable[Constraint]) -> Callable[[Params], bool]:
+    """A predicate on candidates: every known cost within its limit, every measured one
+    predicted within it with its error (or not yet predictable)."""
+    checks = []
+    for constraint, source in sources(study, constraints):
+        if source.known is not None:
+            known, limit = source.known, constraint.limit
+            checks.append(lambda p, known=known, limit=limit: known(p) <= limit)
+        else:
+            predict, limit = cost_predictor(study, source), constraint.limit
+            checks.append(
+                lambda p, predict=predict, limit=limit: _predicted_within(predict, p, limit)
+            )
+    return lambda params: all(check(params) for check in checks)
+
+
+def _predicted_within(predict: Callable, params: Params, limit: float) -> bool:
+    value, error = predict([params])
+    upper = float(value[0] + error[0])
+    return not math.isfinite(float(value[0])) or (math.isfinite(upper) and upper <= limit)

@@ -1,0 +1,69 @@
+"""A training run's heartbeat, and a job the scheduler forgot while its training still beats."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from controller_support import experiment_text, init_state, write_fake_trainer
+
+from nas.cluster.local import new_job_id
+from nas.control import policy
+from nas.control.loop import run_controller
+from nas.control.prepare import JobSettings
+from nas.pointdir import heartbeat, layout
+from nas.record.state import PointStatus
+from nas.record.store import StateStore, load_state
+
+S = PointStatus
+
+
+def test_beating_keeps_the_file_fresh_and_removes_it_at_the_end(tmp_path: Path) -> None:
+    path = tmp_path / layout.HEARTBEAT_FILE
+    with heartbeat.beating(tmp_path, interval=0.05):
+        os.utime(path, (1.0, 1.0))
+        deadline = time.monotonic() + 30
+        while path.stat().st_mtime == 1.0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert heartbeat.fresh(tmp_path), "the thread beat again"
+    assert not path.exists() and heartbeat.age(tmp_path) is None
+
+
+def test_age_against_a_clock(tmp_path: Path) -> None:
+    heartbeat.beat(tmp_path)
+    modified = (tmp_path / layout.HEARTBEAT_FILE).stat().st_mtime
+    assert heartbeat.fresh(tmp_path, now=modified + heartbeat.STALE - 1)
+    assert not heartbeat.fresh(tmp_path, now=modified + heartbeat.STALE + 1)
+    assert heartbeat.fresh(tmp_path, now=modified - 60), "a clock behind the server's"
+
+
+def test_a_forgotten_job_is_not_retried_while_its_training_beats(tmp_path: Path) -> None:
+    """The scheduler no longer knows the job (UNKNOWN): no retry until the heartbeat is stale."""
+    fake = write_fake_trainer(tmp_path / "fake", {"sleep": 0.0})
+    state_path = init_state(tmp_path, experiment_text(cluster={"python": str(fake)}))
+    run = layout.run_dir(state_path)
+    forgotten = new_job_id()
+    with StateStore.open(state_path) as store:
+        state = store.state
+        state.update_point(0, attempts=1, job_name="ctl-p0-r0a1s0", job_id=forgotten)
+        state.set_status(0, S.SUBMITTING, "as ctl-p0-r0a1s0")
+        state.set_status(0, S.SUBMITTED, f"job {forgotten}")
+        experiment = policy.experiment_of(state, "test")
+        JobSettings.from_experiment(experiment, tmp_path).prepare(run, state.point(0))
+        store.commit()
+    folder = layout.point_dir(run, 0)
+    heartbeat.beat(folder)
+
+    def cycles(count: int) -> None:
+        run_controller(state_path, poll=0.05, max_cycles=count, progress=lambda s: None,
+                       cwd=tmp_path)  # fmt: skip
+
+    cycles(3)
+    point = load_state(state_path).point(0)
+    assert (point.status, point.attempts, point.job_id) == (S.SUBMITTED, 1, forgotten)
+    stale = time.time() - heartbeat.STALE - 10
+    os.utime(folder / layout.HEARTBEAT_FILE, (stale, stale))
+    cycles(2)
+    point = load_state(state_path).point(0)
+    assert point.attempts == 2 and point.job_id != forgotten, point

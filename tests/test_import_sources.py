@@ -1,0 +1,190 @@
+"""`splinenas import` of the files people have: Excel CSVs, other encodings, spreadsheets, states."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from experiment_support import experiment_toml, init_state, run
+
+from nas.record.state import PointStatus
+from nas.record.store import load_state
+
+SPACE = {
+    "g1": {"type": "int", "low": 4, "high": 32},
+    "g2": {"type": "float", "low": 0.0, "high": 1.0},
+}
+TOML = experiment_toml("warm", SPACE, max_points=40)  # metric top1: percentages
+ROWS = [(8, 0.25, 91.5), (16, 0.5, 94.25), (24, 0.75, 95.125)]
+
+
+@pytest.fixture
+def warm(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
+    folder = tmp_path / "warm"
+    folder.mkdir()
+    return init_state(folder, capsys, TOML)
+
+
+def csv_text(rows: list[tuple], value_column: str = "value") -> str:
+    lines = [f"g1,g2,{value_column}"] + [",".join(str(v) for v in row) for row in rows]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def imported(state: Path) -> list[tuple]:
+    points = [p for p in load_state(state).points if p.origin == "import"]
+    return sorted((p.params["g1"], p.params["g2"], p.value) for p in points)
+
+
+def one_line_refusal(code: int, err: str) -> str:
+    assert code != 0 and "Traceback" not in err, err
+    return err
+
+
+def test_an_excel_csv_with_a_byte_order_mark_imports(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = tmp_path / "excel.csv"
+    source.write_bytes(b"\xef\xbb\xbf" + csv_text(ROWS).encode("utf-8"))
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    assert code == 0, err
+    assert imported(warm) == sorted(ROWS)
+
+
+def test_a_latin1_csv_is_refused_naming_the_encoding_and_the_row(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = tmp_path / "latin1.csv"
+    text = "g1,g2,value,note\n8,0.25,91.5,ok\n16,0.5,94.25,Müller\n"
+    source.write_bytes(text.encode("latin-1"))
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    err = one_line_refusal(code, err)
+    assert "UTF-8" in err and "byte 0xfc" in err and "row 2" in err and "line 3" in err
+    assert imported(warm) == []
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".ods"])
+def test_a_spreadsheet_is_refused_with_save_as_csv(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture, suffix: str
+) -> None:
+    source = tmp_path / f"runs{suffix}"
+    with zipfile.ZipFile(source, "w") as book:  # both formats are zip archives of XML
+        book.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        book.writestr("content.xml", "<sheet/>")
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    err = one_line_refusal(code, err)
+    assert "spreadsheet" in err and "save it as CSV" in err and str(source) in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_spreadsheet_renamed_to_csv_is_still_recognised(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = tmp_path / "runs.csv"
+    with zipfile.ZipFile(source, "w") as book:
+        book.writestr("xl/workbook.xml", "<workbook/>")
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    assert "save it as CSV" in one_line_refusal(code, err)
+
+
+def test_another_campaigns_state_file_imports_its_measured_points_with_provenance(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    other = init_state(earlier, capsys, experiment_toml("earlier", SPACE, max_points=40))
+    for g1, g2, value in ROWS:
+        code, _, err = run(
+            capsys,
+            "add",
+            "--state",
+            str(other),
+            "--params",
+            f"g1={g1},g2={g2}",
+            "--value",
+            str(value),
+        )
+        assert code == 0, err
+    code, _, err = run(capsys, "add", "--state", str(other), "--params", "g1=30,g2=0.1")
+    assert code == 0, err  # pending in the other campaign: not a measurement
+    code, _, err = run(capsys, "import", "--state", str(warm), str(other))
+    assert code == 0, err
+    assert imported(warm) == sorted(ROWS)
+    source_ids = {p.params["g1"]: p.id for p in load_state(other).points}
+    for point in load_state(warm).points:
+        if point.origin == "import":
+            provenance = point.extra["import"]
+            assert provenance["source"] == str(other)
+            assert provenance["experiment"] == "earlier"
+            assert provenance["point"] == source_ids[point.params["g1"]]
+            assert point.status is PointStatus.DONE
+
+
+def test_a_state_file_of_another_metric_is_refused(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    other = init_state(earlier, capsys, experiment_toml("loss", SPACE, metric="loss"))
+    code, _, err = run(
+        capsys, "add", "--state", str(other), "--params", "g1=8,g2=0.5", "--value", "0.3"
+    )
+    assert code == 0, err
+    code, _, err = run(capsys, "import", "--state", str(warm), str(other))
+    err = one_line_refusal(code, err)
+    assert "loss" in err and "top1" in err
+    assert imported(warm) == []
+
+
+def test_a_csv_value_column_named_after_the_metric_imports(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = tmp_path / "top1.csv"
+    source.write_text(csv_text(ROWS, "top1"), encoding="utf-8")
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    assert code == 0, err
+    assert imported(warm) == sorted(ROWS)
+
+
+def test_json_points_with_the_metric_as_their_value_key_import(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = tmp_path / "points.json"
+    points = [{"params": {"g1": a, "g2": b}, "top1": v} for a, b, v in ROWS]
+    source.write_text(json.dumps(points))
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    assert code == 0, err
+    assert imported(warm) == sorted(ROWS)
+
+
+def test_a_json_file_that_yields_no_points_is_an_error(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = tmp_path / "points.json"
+    source.write_text(json.dumps([{"params": {"g1": 8, "g2": 0.5}, "accuracy": 91.0}]))
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    err = one_line_refusal(code, err)
+    assert "no measurement" in err and "'value' or 'top1'" in err
+    assert imported(warm) == []
+
+
+def test_fractions_on_a_percent_metric_are_warned_about_and_kept(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    rows = [(g1, g2, round(v / 100, 5)) for g1, g2, v in ROWS]
+    source = tmp_path / "fractions.csv"
+    source.write_text(csv_text(rows), encoding="utf-8")
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    assert code == 0, err
+    assert "warning" in err and "fractions" in err and "x 100" in err
+    assert imported(warm) == sorted(rows)  # nothing the user gave is changed silently
+
+
+def test_percentages_raise_no_fraction_warning(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = tmp_path / "percent.csv"
+    source.write_text(csv_text(ROWS), encoding="utf-8")
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    assert code == 0 and "fraction" not in err, err
