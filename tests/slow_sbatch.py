@@ -5,7 +5,7 @@ sleeps again, the way sbatch behaves when slurmctld is busy; it journals
 every submission. The controller (``splinenas run``) is killed at random
 moments, orphaning wrappers mid-submission, and restarted; a monitor thread
 asks squeue all the while for unfinished jobs sharing a name. The short
-version runs in the default suite (tests/test_controller_slurm.py); the long
+version runs in the default suite (tests/test_backend_slurm.py); the long
 one on demand, under the Slurm lock:
 
     flock /tmp/slurm.lock python tests/slow_sbatch.py --kills 50

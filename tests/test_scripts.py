@@ -254,19 +254,23 @@ def test_each_jsrun_rank_trains_on_a_gpu_of_its_own(
 
 @pytest.mark.parametrize("backend", ["slurm", "lsf"])
 def test_usr2_is_forwarded_to_the_step(tmp_path: Path, bin_dir: Path, backend: str) -> None:
-    marker = tmp_path / "got-usr2"
+    marker, ready = tmp_path / "got-usr2", tmp_path / "step-ready"
     python = _executable(
         tmp_path / "bin2" / "python",
-        f"#!/bin/bash\ntrap 'echo usr2 >{marker}; exit 0' USR2\nwhile :; do sleep 0.05; done\n",
+        f"#!/bin/bash\ntrap 'echo usr2 >{marker}; exit 0' USR2\ntouch {ready}\n"
+        "while :; do sleep 0.05; done\n",
     )
     text = _render(backend, _cluster(python=str(python)), tmp_path)
     script = write_job_script(tmp_path / "job.sh", text)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", MASTER_ADDR="x", MASTER_PORT="1")
     job = subprocess.Popen(["bash", str(script)], env=env)
     try:
-        time.sleep(1.0)
+        deadline = time.monotonic() + 300
+        while not ready.exists():  # the step has started and set its trap
+            assert time.monotonic() < deadline and job.poll() is None, "the step never started"
+            time.sleep(0.05)
         job.send_signal(signal.SIGUSR2)
-        assert job.wait(timeout=20) == 0
+        assert job.wait(timeout=300) == 0
     finally:
         job.kill()
     assert marker.read_text().strip() == "usr2"
