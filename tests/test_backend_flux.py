@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import RANK_PYTHON, Backend
+from conftest import Backend
 from scheduler_contract import finished, wait_for
 
 from nas.cluster import FluxScheduler, JobState, SchedulerError
@@ -110,31 +109,6 @@ def test_the_time_limit_is_a_timeout(backend: Backend, tmp_path: Path) -> None:
     job = scheduler.submit(script, job_name="limit", cwd=tmp_path)
     assert wait_for(scheduler, job, finished, backend.job_seconds) is JobState.TIMEOUT
     assert "result=TIMEOUT" in scheduler.reason(job)
-
-
-@ON_FLUX
-def test_a_rendered_script_starts_every_task_with_fluxs_variables(
-    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the job sizes it: 4 cores, 2 ranks
-    point = tmp_path / "point 0"
-    point.mkdir()
-    python = tmp_path / "python"
-    python.write_text(RANK_PYTHON.format(python=sys.executable, root=str(ROOT)))
-    python.chmod(0o755)
-    cluster = ClusterConfig(backend="flux", python=str(python), nodes=2, ranks_per_node=2,
-                            cores_per_node=4, walltime_minutes=10)  # fmt: skip
-    text = render_job_script("flux", cluster=cluster, point_dir=point, job_name="e2e-flux",
-                             stdout_path="job.log")  # fmt: skip
-    scheduler = FluxScheduler()
-    job = scheduler.submit(write_job_script(point / "job.sh", text), job_name="e2e-flux",
-                           cwd=point)  # fmt: skip
-    assert wait_for(scheduler, job, finished, backend.job_seconds) is JobState.COMPLETED, (
-        point / "job.log"
-    ).read_text()
-    lines = [(point / f"rank-{r}").read_text() for r in range(4)]
-    port = lines[0].split(":")[1].split()[0]
-    assert lines == [f"flux {r}/4 {r % 2} 127.0.0.1:{port} 2" for r in range(4)]
 
 
 @ON_FLUX

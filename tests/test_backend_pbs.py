@@ -17,12 +17,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import RANK_PYTHON, Backend
+from conftest import Backend
 from scheduler_contract import finished, wait_for
 
 from nas.cluster import JobState, PbsScheduler, SchedulerError
 from nas.cluster.pbs import parse_qstat, parse_qsub
-from nas.cluster.render import ScriptError, render_job_script, write_job_script
+from nas.cluster.render import ScriptError, render_job_script
 from nas.config import ClusterConfig
 from nas.train.launch import detect, port_for_job
 
@@ -132,36 +132,6 @@ def test_a_failing_qstat_keeps_the_last_states(backend: Backend, tmp_path: Path)
         assert scheduler.status([job_id]) == {job_id: JobState.RUNNING}
     scheduler.cancel(job_id)
     assert wait_for(scheduler, job_id, finished, backend.job_seconds) is JobState.CANCELLED
-
-
-@ON_PBS
-def test_a_rendered_script_starts_every_rank_where_pals_would(
-    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the job sizes it: 4 cores, 2 ranks
-    import sys
-
-    point = tmp_path / "point 0"
-    point.mkdir()
-    python = tmp_path / "python"
-    python.write_text(
-        RANK_PYTHON.format(python=sys.executable, root=str(Path(__file__).parent.parent))
-    )
-    python.chmod(0o755)
-    cluster = ClusterConfig(backend="pbs", python=str(python), nodes=2, ranks_per_node=2,
-                            cores_per_node=4, walltime_minutes=10)  # fmt: skip
-    text = render_job_script("pbs", cluster=cluster, point_dir=point, job_name="e2e-pbs",
-                             stdout_path="job.log")  # fmt: skip
-    scheduler = PbsScheduler()
-    job_id = scheduler.submit(write_job_script(point / "job.sh", text), job_name="e2e-pbs",
-                              cwd=point)  # fmt: skip
-    assert wait_for(scheduler, job_id, finished, backend.job_seconds) is JobState.COMPLETED, (
-        point / "job.log"
-    ).read_text()
-    port = port_for_job(job_id)
-    assert [(point / f"rank-{r}").read_text() for r in range(4)] == [
-        f"pals {r}/4 {r % 2} 127.0.0.1:{port} 2" for r in range(4)
-    ]
 
 
 def test_pals_and_pbs_variables_alone_give_the_rendezvous(tmp_path: Path) -> None:

@@ -12,8 +12,11 @@ directive can carry is refused when the search is created.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
-from conftest import BACKENDS, Backend, cancel_by_hand
+from conftest import BACKENDS, RANK_PYTHON, Backend, cancel_by_hand
 from controller_cluster_support import (
     HOSTILE,
     assert_refused_directive,
@@ -22,12 +25,16 @@ from controller_cluster_support import (
     train_one_point,
 )
 from controller_support import experiment_text, init_state
-from scheduler_contract import SchedulerContract
+from scheduler_contract import SchedulerContract, finished, wait_for
 
-from nas.cluster import Scheduler
-from nas.config import ConfigError
+from nas.cluster import JobState, Scheduler
+from nas.cluster.render import render_job_script, write_job_script
+from nas.config import ClusterConfig, ConfigError
 from nas.pointdir import layout
 from nas.record.store import load_state
+from nas.train.launch import port_for_job
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class TestContract(SchedulerContract):
@@ -42,6 +49,39 @@ class TestContract(SchedulerContract):
     @pytest.fixture()
     def fresh_scheduler(self, backend: Backend) -> Scheduler:
         return backend.scheduler()
+
+
+#: The launcher that starts the ranks under each double (PALS mpiexec, Flux's own tasks).
+LAUNCHERS = {"pbs": "pals", "flux": "flux"}
+
+
+@pytest.mark.parametrize("backend", list(LAUNCHERS), indirect=True)
+def test_a_rendered_script_starts_every_rank_where_its_launcher_would(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two nodes of two ranks: each rank finds its place and one rendezvous by the trainer's
+    own rules, and the job sizes OMP_NUM_THREADS (4 cores, 2 ranks)."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    point = tmp_path / "point 0"
+    point.mkdir()
+    python = tmp_path / "python"
+    python.write_text(RANK_PYTHON.format(python=sys.executable, root=str(ROOT)))
+    python.chmod(0o755)
+    cluster = ClusterConfig(backend=backend.name, python=str(python), nodes=2, ranks_per_node=2,
+                            cores_per_node=4, walltime_minutes=10)  # fmt: skip
+    name = f"e2e-{backend.name}"
+    text = render_job_script(backend.name, cluster=cluster, point_dir=point, job_name=name,
+                             stdout_path="job.log")  # fmt: skip
+    scheduler = backend.scheduler()
+    job = scheduler.submit(write_job_script(point / "job.sh", text), job_name=name, cwd=point)
+    state = wait_for(scheduler, job, finished, backend.job_seconds)
+    assert state is JobState.COMPLETED, (point / "job.log").read_text()
+    lines = [(point / f"rank-{r}").read_text() for r in range(4)]
+    port = lines[0].split(":")[1].split()[0]
+    launcher = LAUNCHERS[backend.name]
+    assert lines == [f"{launcher} {r}/4 {r % 2} 127.0.0.1:{port} 2" for r in range(4)]
+    if backend.name == "pbs":  # the job id PBS gives is the one the ranks derive the port from
+        assert port == str(port_for_job(job))
 
 
 #: What the job script of a 1-node, 2-rank job says on each backend: a directive and the launch.
