@@ -1,63 +1,66 @@
 # shellcheck shell=bash
-# Environment of a splinenas training job on a PBS Professional + PALS machine:
-# ALCF Polaris (4 A100 per node, CUDA + NCCL) or Aurora (Intel GPUs; see the
-# README: the trainer drives CUDA and ROCm devices only).
+# Environment of a splinenas training job on ALCF Polaris (PBS Professional +
+# PALS mpiexec; 4 NVIDIA A100 per node, CUDA + NCCL, HPE Slingshot 11).
+# Aurora has its own file: envs/aurora.sh.
 #
+# Sources:
+#   ALCF, "NCCL" (Polaris): https://docs.alcf.anl.gov/polaris/applications-and-libraries/libraries/nccl/
+#     (the settings below "lead to 2-3x performance improvement"; the conda
+#     modules set them since October 2024; for some applications the plugin
+#     hangs: then unset NCCL_NET_GDR_LEVEL NCCL_CROSS_NIC NCCL_COLLNET_ENABLE NCCL_NET)
+#   ALCF, "Running Jobs on Polaris": https://docs.alcf.anl.gov/polaris/running-jobs/
+#     (set_affinity_gpu_polaris.sh: gpu = 3 - local rank % 4, "due to
+#     topology": GPU 3 is nearest cores 0-7; the trainer applies this order
+#     through SPLINENAS_DEVICE_ORDER below; [cluster] device_order overrides it)
+#
+# A site copies two files: this one and envs/common.sh, side by side.
 # The job script sources this file on the job's first node before mpiexec;
-# PALS mpiexec hands the resulting environment to every rank. Name it in the
-# experiment file as  [cluster] env_file = "envs/polaris.sh".
-# Safe to source twice: every step is idempotent.
+# PALS mpiexec hands the environment to every rank. [cluster] keys: backend =
+# "pbs", gpus_per_node = 4, cores_per_node = 32, constraint = "system=polaris",
+# filesystems = "home:eagle", env_file = "envs/polaris.sh".
 #
-# Site knobs, set them before the job script sources this file (e.g. in
-# ~/.bashrc) when the defaults do not fit:
-#   SPLINENAS_MODULES     space-separated modules to load; empty = none
-#   SPLINENAS_VENV        virtualenv with splinenas installed on top of the
-#                         site's PyTorch (python -m venv --system-site-packages)
+# Site knobs (set before the job script sources this file, e.g. in ~/.bashrc):
+#   SPLINENAS_MODULE_PATHS / SPLINENAS_MODULES   module use / module load
+#   SPLINENAS_VENV        virtualenv with splinenas on top of the site's PyTorch
+#                         (python -m venv --system-site-packages)
+#   SPLINENAS_NCCL_PLUGIN_DIR, SPLINENAS_HWLOC_DIR   lib/ folders of aws-ofi-nccl
+#                         and hwloc
 
-# >>> SITE PLACEHOLDER: the module lines of your site. On Polaris the ALCF
-# >>> documentation names e.g. "use /soft/modulefiles" and "module load conda";
-# >>> check your centre's current guide and put its modules here.
-: "${SPLINENAS_MODULES:=}"
-: "${SPLINENAS_VENV:=}"
+# >>> SITE: ALCF's module path, module and library folders; they change with
+# >>> ALCF's software stacks: take them from the pages above.
+: "${SPLINENAS_MODULE_PATHS=/soft/modulefiles}"
+: "${SPLINENAS_MODULES=conda}"
+: "${SPLINENAS_NCCL_PLUGIN_DIR:=/soft/libraries/aws-ofi-nccl/v1.9.1-aws/lib}"
+: "${SPLINENAS_HWLOC_DIR:=/soft/libraries/hwloc/lib}"
 
-_splinenas_pbs_env() {
-    # Lmod and venv activation read unset variables and return non-zero on
-    # harmless conditions, so they run without the caller's -e/-u; the
-    # caller's options are restored afterwards.
-    local saved rc=0 mod
-    saved=$-
-    set +eu
-    for mod in $SPLINENAS_MODULES; do
-        if ! module load "$mod"; then
-            echo "envs/polaris.sh: 'module load $mod' failed" >&2
-            rc=1
-            break
-        fi
-    done
-    if ((rc == 0)) && [[ -n $SPLINENAS_VENV ]]; then
-        if [[ -f $SPLINENAS_VENV/bin/activate ]]; then
-            # shellcheck disable=SC1091
-            source "$SPLINENAS_VENV/bin/activate"
-        else
-            echo "envs/polaris.sh: SPLINENAS_VENV=$SPLINENAS_VENV has no bin/activate" >&2
-            rc=1
-        fi
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
+splinenas_load_site polaris.sh || return 1
+splinenas_job_defaults
+
+# ALCF's rule: local rank r drives GPU 3 - r.
+: "${SPLINENAS_DEVICE_ORDER:=reversed}"
+export SPLINENAS_DEVICE_ORDER
+
+# NCCL between nodes through libfabric (aws-ofi-nccl), ALCF's measured settings.
+for _splinenas_dir in "$SPLINENAS_HWLOC_DIR" "$SPLINENAS_NCCL_PLUGIN_DIR"; do
+    if [[ -n $_splinenas_dir && :${LD_LIBRARY_PATH:-}: != *:$_splinenas_dir:* ]]; then
+        export LD_LIBRARY_PATH=$_splinenas_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     fi
-    if [[ $saved == *e* ]]; then set -e; fi
-    if [[ $saved == *u* ]]; then set -u; fi
-    return "$rc"
-}
-_splinenas_pbs_env || return 1
-unset -f _splinenas_pbs_env
+done
+unset _splinenas_dir
+: "${NCCL_NET:=AWS Libfabric}"
+: "${NCCL_NET_GDR_LEVEL:=PHB}"
+: "${NCCL_CROSS_NIC:=1}"
+: "${NCCL_COLLNET_ENABLE:=1}"
+: "${FI_CXI_DISABLE_HOST_REGISTER:=1}"
+: "${FI_MR_CACHE_MONITOR:=userfaultfd}"
+: "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
+export NCCL_NET NCCL_NET_GDR_LEVEL NCCL_CROSS_NIC NCCL_COLLNET_ENABLE
+export FI_CXI_DISABLE_HOST_REGISTER FI_MR_CACHE_MONITOR FI_CXI_DEFAULT_CQ_SIZE
 
-# Progress lines reach the per-segment log as they happen, not at exit.
-export PYTHONUNBUFFERED=1
-# The GPU does the arithmetic; the rank's cores (mpiexec --depth) are needed by
-# the data-loader workers that decode JPEGs, so the rank keeps one thread.
-: "${OMP_NUM_THREADS:=1}"
-export OMP_NUM_THREADS
-# A rank that dies must bring the others down with an error instead of leaving
-# them blocked in an all-reduce until the walltime ends.
-export TORCH_NCCL_ASYNC_ERROR_HANDLING=1
-: "${NCCL_DEBUG:=WARN}"
-export NCCL_DEBUG
+# The trainer's start-up all-reduce warns below this bus bandwidth (GB/s): a
+# collective library on TCP sockets instead of the Slingshot plugin. A starting
+# value, not measured on this machine: see the README's "Communication check".
+: "${SPLINENAS_EXPECTED_BUS_GBPS:=8}"
+export SPLINENAS_EXPECTED_BUS_GBPS

@@ -46,6 +46,13 @@ log = logging.getLogger(__name__)
 
 #: Characters that no quoting carries through an ``#SBATCH`` / ``#BSUB`` line intact.
 DIRECTIVE_UNSAFE = frozenset('"\\$`')
+#: Longest free-text value of a job-script directive (``constraint``, ``alloc_flags``,
+#: ``gpu_bind``, an ``extra_directives`` entry): sites' own values are tens of characters.
+MAX_DIRECTIVE_LENGTH = 1000
+#: Largest ``resolution`` and ``val_resize`` in pixels: 16x ImageNet's usual 256.
+MAX_RESOLUTION = 4096
+#: Longest ``walltime_minutes`` of a job: one year; sites limit jobs to days.
+MAX_WALLTIME_MINUTES = 365 * 24 * 60
 
 
 class ConfigError(UserError, ValueError):
@@ -75,8 +82,15 @@ def _experiment_name(value: str) -> str | None:
     return name_problem(value)
 
 
+def _directive_line(value: str) -> str | None:
+    """One line that fits a directive: no line break, at most :data:`MAX_DIRECTIVE_LENGTH`."""
+    if len(value) > MAX_DIRECTIVE_LENGTH:
+        return f"at most {MAX_DIRECTIVE_LENGTH} characters, got {len(value)}"
+    return line_problem(value)
+
+
 def _directive_text(value: str) -> str | None:
-    problem = line_problem(value)
+    problem = _directive_line(value)
     bad = sorted(DIRECTIVE_UNSAFE.intersection(value))
     if problem is None and bad:
         problem = f"cannot go into a job-script directive: contains {bad[0]!r}"
@@ -86,6 +100,18 @@ def _directive_text(value: str) -> str | None:
 def _memory_size(value: str) -> str | None:
     if not re.fullmatch(r"[1-9][0-9]*[KMGT]?", value):
         return f"expected a whole amount with an optional unit K, M, G or T (e.g. '200G'), got {value!r}"
+    return None
+
+
+def _filesystems(value: str) -> str | None:
+    if not re.fullmatch(r"[A-Za-z0-9_]+(:[A-Za-z0-9_]+)*", value):
+        return f"expected file system names joined by ':' (e.g. 'home:eagle'), got {value!r}"
+    return None
+
+
+def _bind_word(value: str) -> str | None:
+    if not re.fullmatch(r"[A-Za-z0-9_:,.=-]+", value):
+        return f"expected one srun --cpu-bind value (e.g. 'cores'), got {value!r}"
     return None
 
 
@@ -102,7 +128,7 @@ def directive_problem(line: str) -> str | None:
     entry is one option: ``-x``, ``-x value``, ``--name`` or ``--name=value``;
     a value with blanks goes in double quotes.
     """
-    problem = line_problem(line)
+    problem = _directive_line(line)
     if problem:
         return problem
     if line.count('"') % 2:
@@ -150,6 +176,31 @@ def _check_fixed(value: dict) -> str | None:
             return (
                 f"value of {key!r} must be a number, string or boolean, got {type(item).__name__}"
             )
+    return None
+
+
+def _check_command(value: list) -> str | None:
+    """An argv list: at least the program, every item one line of text."""
+    if not value:
+        return "expected a non-empty list: the program and its arguments"
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            return f"argument {index}: expected a string, got {item!r}"
+        problem = line_problem(item)
+        if problem:
+            return f"argument {index}: {problem}"
+    if not value[0]:
+        return "argument 0: the program is empty"
+    return None
+
+
+#: ``package.module:function``.
+_FUNCTION_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
+
+
+def _function_path(value: str) -> str | None:
+    if not _FUNCTION_PATH.fullmatch(value):
+        return f"expected 'package.module:function', got {value!r}"
     return None
 
 
@@ -210,12 +261,25 @@ class ExperimentConfig:
     design: str = declared("design")
     design_points: int | None = declared("design_points")
     min_distance: float = declared("min_distance")
+    constraints: dict = declared("constraints")
+    tradeoff: str | None = declared("tradeoff")
     max_gpu_hours: float | None = option(None, kind=float, minimum=0.0, optional=True)
     max_wall_hours: float | None = option(None, kind=float, minimum=0.0, optional=True)
 
     def search_settings(self) -> SearchSettings:
         """The settings of the spline search that this table holds."""
         return SearchSettings(**{name: getattr(self, name) for name in _SEARCH_KEYS})
+
+    def valid_range(self) -> tuple[float, float] | None:
+        """The range a measurement must lie in: ``value_range``, [0, 100] for percentages, else None."""
+        if self.value_range is not None:
+            low, high = self.value_range
+            return float(low), float(high)
+        return (0.0, 100.0) if self.metric in PERCENT_METRICS else None
+
+
+#: Metrics whose valid range is known without ``[experiment] value_range``.
+PERCENT_METRICS = ("top1", "top5")
 
 
 #: The search settings that ``[experiment]`` exposes (the others keep their defaults).
@@ -238,11 +302,24 @@ class DimConfig:
 class ModelConfig:
     """``[model]``: the network family and its settings that are not searched."""
 
-    family: str = option(kind=str, choices=("resnet", "resnext", "blresnext"))
+    family: str | None = option(
+        None,
+        kind=str,
+        choices=("resnet", "resnext", "blresnext"),
+        optional=True,
+        doc="built-in trainer's network family; required unless [train] command is given",
+    )
     num_classes: int | None = option(
         None, kind=int, minimum=2, optional=True, doc="default: the number of classes in the data"
     )
     fixed: dict = option({}, kind=dict, check=_check_fixed, doc="coordinates held fixed")
+    feasible: str | None = option(
+        None,
+        kind=str,
+        check=_function_path,
+        optional=True,
+        doc="'package.module:function' of (params) -> None or the reason a point cannot train",
+    )
 
 
 @dataclass(frozen=True)
@@ -254,8 +331,10 @@ class DataConfig:
     index: str | None = option(
         None, kind=str, check=line_problem, optional=True, doc="index file from `data index`"
     )
-    resolution: int = option(224, kind=int, minimum=8)
-    val_resize: int | None = option(None, kind=int, minimum=8, optional=True)
+    resolution: int = option(224, kind=int, minimum=8, maximum=MAX_RESOLUTION)
+    val_resize: int | None = option(
+        None, kind=int, minimum=8, maximum=MAX_RESOLUTION, optional=True
+    )
     workers: int = option(4, kind=int, minimum=0)
     prefetch: int = option(2, kind=int, minimum=1, doc="batches in flight per loader worker")
     decode: str = option("cpu", kind=str, choices=("cpu", "gpu"), doc="where JPEGs are decoded")
@@ -269,8 +348,15 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """``[train]``: the optimiser and loop of one measurement."""
+    """``[train]``: the command of one measurement, and the built-in trainer's optimiser and loop."""
 
+    command: list | None = option(
+        None,
+        kind=list,
+        check=_check_command,
+        optional=True,
+        doc="argv every rank runs instead of the built-in trainer; {name} takes a parameter",
+    )
     epochs: int = option(60, kind=int, minimum=1)
     batch_per_gpu: int = option(32, kind=int, minimum=1)
     lr: float = option(0.1, kind=float, minimum=0.0)
@@ -328,7 +414,7 @@ class ClusterConfig:
         "default: the environment file's SPLINENAS_DEVICE_ORDER, else 'local-rank'",
     )
     resource_sets: str = option("node", kind=str, choices=("node", "gpu"), doc="jsrun layout")
-    walltime_minutes: int = option(120, kind=int, minimum=1)
+    walltime_minutes: int = option(120, kind=int, minimum=1, maximum=MAX_WALLTIME_MINUTES)
     signal_seconds: int = option(300, kind=int, minimum=0, doc="stop this early before the limit")
     account: str | None = option(None, kind=str, check=name_problem, optional=True)
     queue: str | None = option(None, kind=str, check=name_problem, optional=True)
@@ -342,6 +428,20 @@ class ClusterConfig:
         check=_directive_text,
         optional=True,
         doc="slurm: one GPU per task, bound by --gpu-bind=<this> (e.g. 'closest')",
+    )
+    cpu_bind: str | None = option(
+        None,
+        kind=str,
+        check=_bind_word,
+        optional=True,
+        doc="slurm: srun --cpu-bind=<this> (e.g. 'cores', as NERSC asks on Perlmutter)",
+    )
+    filesystems: str | None = option(
+        None,
+        kind=str,
+        check=_filesystems,
+        optional=True,
+        doc="pbs: -l filesystems=<this> (e.g. 'home:eagle'); init requires it for PBS",
     )
     mem: str | None = option(
         None, kind=str, check=_memory_size, optional=True, doc="slurm: --mem per node, e.g. '200G'"
@@ -382,7 +482,11 @@ class ControllerConfig:
     )
     qos: str | None = option(None, kind=str, check=name_problem, optional=True)
     walltime_minutes: int = option(
-        1440, kind=int, minimum=1, doc="one run of the job; it renews itself"
+        1440,
+        kind=int,
+        minimum=1,
+        maximum=MAX_WALLTIME_MINUTES,
+        doc="one run of the job; it renews itself",
     )
     cores: int = option(1, kind=int, minimum=1, maximum=2)
     extra_directives: list = option([], kind=list, check=_check_directives)
@@ -422,11 +526,32 @@ class Experiment:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
 
+    @property
+    def builtin_trainer(self) -> bool:
+        """Whether the built-in trainer measures the points (no ``[train] command``)."""
+        return self.train.command is None
+
+    def missing_run_sections(self) -> list[ConfigError]:
+        """The tables that training needs and the file lacks: the built-in trainer's model and data."""
+        if not self.builtin_trainer:
+            return []
+        problems = [
+            ConfigError(self.source, table, None, "missing table; `run` needs it")
+            for table in ("model", "data")
+            if getattr(self, table) is None
+        ]
+        if self.model is not None and self.model.family is None:
+            problems.append(
+                ConfigError(self.source, "model", "family",
+                            "missing required key of the built-in trainer (or give [train] command)")
+            )  # fmt: skip
+        return problems
+
     def require_run_sections(self) -> None:
-        """Raise unless the tables that training needs are present."""
-        for table in ("model", "data"):
-            if getattr(self, table) is None:
-                raise ConfigError(self.source, table, None, "missing table; `run` needs it")
+        """Raise the first of :meth:`missing_run_sections`."""
+        problems = self.missing_run_sections()
+        if problems:
+            raise problems[0]
 
     def num_classes(self) -> int | None:
         """``[model] num_classes``, else what the data implies when that is known without reading it."""
@@ -473,7 +598,7 @@ def _parse_space(raw: Any, source: str) -> SearchSpace:
                 )
             )
         except (SpaceError, TypeError, ValueError) as exc:
-            raise ConfigError(source, table, None, str(exc)) from None
+            raise ConfigError(source, table, getattr(exc, "key", None), str(exc)) from None
     try:
         return SearchSpace(dims)
     except (SpaceError, ValueError) as exc:

@@ -81,11 +81,11 @@ def test_directives_and_the_flux_run_step(tmp_path: Path) -> None:
     directives = [line for line in text.splitlines() if line.startswith("#flux:")]
     assert directives == [
         "#flux: --job-name=e-p7", "#flux: -N 34", "#flux: -n 136", "#flux: -c 24",
-        "#flux: -g 1", "#flux: -t 120m", "#flux: --output=logs/e-p7.log",
+        "#flux: -g 1", "#flux: -t 120m", "#flux: --exclusive", "#flux: --output=logs/e-p7.log",
         "#flux: --signal=USR2@600s", "#flux: --queue=pbatch", "#flux: --bank=guests",
         "#flux: --requires=rabbit",
     ]  # fmt: skip
-    assert text.splitlines()[1:12] == directives, "RFC 36: directives grouped at the top"
+    assert text.splitlines()[1:13] == directives, "RFC 36: directives grouped at the top"
     assert "flux run -N 34 -n 136 -c 24 -g 1 -o gpu-affinity=per-task python3 -m nas.train" in text
     assert "MASTER_" not in text
     subprocess.run(["bash", "-n"], input=text, text=True, check=True)

@@ -104,8 +104,8 @@ CASES = {
     "empty choices": (
         VALID.replace('["basic", "bottleneck"]', "[]"),
         "space.block",
-        None,
-        "categorical dimension 'block' needs at least one choice",
+        "choices",
+        r"categorical dimension 'block' needs at least 2 choices, got \[\]",
     ),
     "bad dim type": (
         VALID.replace('type = "int"', 'type = "integer"'),

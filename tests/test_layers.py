@@ -30,7 +30,8 @@ RULES: dict[str, tuple[str, ...]] = {
     "cluster": ("config", "pointdir", "record.lock"),
     "models": (),
     "data": ("config",),
-    "train": ("pointdir", "models", "data", "config"),
+    "trial": ("pointdir",),
+    "train": ("pointdir", "trial", "models", "data", "config"),
     "report": ("search", "record", "config"),
     "control": ("search", "record", "pointdir", "cluster", "config", "models"),
     "commands": (
@@ -44,6 +45,7 @@ RULES: dict[str, tuple[str, ...]] = {
         "train",
         "report",
         "control",
+        "trial",
         "__main__",
     ),  # fmt: skip
     "__main__": ("commands",),

@@ -18,8 +18,9 @@ import pytest
 from experiment_support import FLOAT_BOX, experiment_toml, init_state, run
 from tool_support import debian_tool
 
-from nas.pointdir import layout
+from nas.pointdir.curve import make_entry
 from nas.record.lock import FileLock
+from nas.record.store import StateStore
 
 TOML = experiment_toml("toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, tolerance=0.05)
 VALUES = [3.0, 0.25, 7.25, 0.5, 2.0]  # top-1 percentages
@@ -32,9 +33,13 @@ def searched(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
     for point_id, value in enumerate(VALUES):
         assert run(capsys, "record", "--state", str(state), str(point_id), str(value))[0] == 0
     assert run(capsys, "propose", "--state", str(state))[0] == 0
-    folder = layout.point_dir(layout.run_dir(state), 2)
-    folder.mkdir(parents=True)
-    (folder / "result.json").write_text(json.dumps({"curve": [[1, 40.0], [2, 61.5], [3, 7.25]]}))
+    curve = [
+        make_entry(epoch=e, images=100, loss=2.0 / e, top1=v, top5=99.0, lr=0.1, seconds=1.0)
+        for e, v in ((1, 40.0), (2, 61.5), (3, 7.25))
+    ]
+    with StateStore.open(state) as store:  # as the controller stores it at ingest
+        store.state.set_curve(2, curve)
+        store.commit()
     return state
 
 
@@ -47,7 +52,7 @@ def test_the_page_is_self_contained(
     assert re.findall(r"(?:src|href)=\"(?!data:)[^\"]*\"", page) == []  # nothing to fetch
     assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 4
     assert "best measured: point 2 (x=0,y=0) = 7.25" in page
-    assert "point 2: <svg" in page and page.count('class="curve"') == 1
+    assert '<li id="curve-2"><svg' in page and page.count('class="curve"') == 1
     assert page.count("<tr><td>") >= len(VALUES) + 1 and "http-equiv" not in page
     assert "fit 0: 5 points" in page  # the event history
 
@@ -84,6 +89,11 @@ document.getElementById("page").addEventListener("load", function () {
       function (row) { return row.cells[0].textContent; });
   };
   var out = {images: Array.prototype.map.call(d.images, function (i) { return i.naturalWidth; })};
+  out.curves = Array.prototype.map.call(d.querySelectorAll("svg.curve polyline"),
+    function (line) { var box = line.getBBox(); return [box.width, box.height]; });
+  var best = d.querySelector("#points tr.best");
+  out.best = best ? [best.cells[0].textContent, getComputedStyle(best.cells[0]).backgroundColor] : null;
+  out.closedGroups = d.querySelectorAll("details.events:not([open])").length;
   var measured = d.querySelectorAll("#points th")[3];
   out.before = ids();
   measured.click(); out.ascending = ids();
@@ -143,3 +153,7 @@ def test_the_page_works_in_a_headless_browser(
     assert result["before"] == ["0", "1", "2", "3", "4", "5"]
     assert result["ascending"] == ["1", "3", "4", "0", "2", "5"]  # pending point 5: '-' last
     assert result["descending"] == ["2", "0", "4", "3", "1", "5"]  # and last again
+    ((width, height),) = result["curves"]
+    assert width > 100 and height > 50  # the learning curve from the state is drawn
+    assert result["best"][0] == "2" and result["best"][1] not in ("rgba(0, 0, 0, 0)", "")
+    assert result["closedGroups"] >= len(VALUES)  # events: one collapsed group per point

@@ -129,10 +129,11 @@ def test_lsf_directives_and_jsrun_layouts(tmp_path: Path, resource_sets: str, js
 
 def test_local_uses_torchrun_for_several_ranks(tmp_path: Path) -> None:
     single = _render("local", _cluster(), tmp_path)
-    assert "exec python3 -m nas.train --point-dir" in single
+    assert "exec python3 -m nas.trial.launch --point-dir" in single
+    assert '--deadline "$deadline" -- python3 -m nas.train' in single
     several = _render("local", _cluster(ranks_per_node=2), tmp_path)
     assert "python3 -m torch.distributed.run --standalone --nnodes=1 --nproc-per-node=2 " in several
-    assert "--nproc-per-node=2 -m nas.train --point-dir" in several
+    assert "--nproc-per-node=2 -m nas.trial.launch --point-dir" in several
     _bash_n(several, tmp_path)
 
 
@@ -173,10 +174,12 @@ def test_weird_values_reach_the_trainer_verbatim(
     done = _run(text, point, bin_dir, record)
     assert done.returncode == 0, done.stderr
     argv = record.read_bytes().split(b"\0")[:-1]
-    assert [a.decode() for a in argv[:-1]] == [
-        "-m", "nas.train", "--point-dir", str(point), "--note", weird, "--deadline"
+    words = [a.decode() for a in argv]
+    assert words[:7] + words[8:] == [
+        "-m", "nas.trial.launch", "--point-dir", str(point), "--workdir", str(point),
+        "--deadline", "--", str(python), "-m", "nas.train", "--note", weird,
     ]  # fmt: skip
-    assert before + 540 <= int(argv[-1]) <= time.time() + 540
+    assert before + 540 <= int(words[7]) <= time.time() + 540
     for folder in (tmp_path, point, point.parent, Path.cwd()):
         assert not (folder / "pwned").exists()
     assert "foo" not in done.stdout
@@ -389,14 +392,18 @@ def test_slurm_binds_one_gpu_per_task_and_asks_for_memory_when_configured(tmp_pa
     cluster = _cluster(nodes=2, gpus_per_node=4, cores_per_node=32, gpu_bind="closest", mem="200G")
     text = _render("slurm", cluster, tmp_path)
     for line in ["#SBATCH --gpus-per-task=1", "#SBATCH --gpu-bind=closest", "#SBATCH --mem=200G",
+                 "#SBATCH --ntasks=8",
                  "srun --nodes=2 --ntasks-per-node=4 --cpus-per-task=8 --gpus-per-task=1 "
-                 "--gpu-bind=closest --kill-on-bad-exit=1"]:  # fmt: skip
+                 "--gpu-bind=closest --ntasks=8 --kill-on-bad-exit=1"]:  # fmt: skip
         assert line in text
     assert "--gpus-per-node" not in text
     with pytest.raises(ScriptError, match="gpu_bind gives each rank one GPU"):
         _render("slurm", dataclasses.replace(cluster, ranks_per_node=1), tmp_path)
     plain = _render("slurm", _cluster(gpus_per_node=4, cores_per_node=32), tmp_path)
     assert "#SBATCH --gpus-per-node=4" in plain and "gpu-bind" not in plain and "--mem" not in plain
+    assert "--ntasks=" not in plain and "--cpu-bind" not in plain
+    bound = _render("slurm", dataclasses.replace(cluster, cpu_bind="cores"), tmp_path)
+    assert "--ntasks=8 --cpu-bind=cores --kill-on-bad-exit=1" in bound
 
 
 def test_jsrun_turns_spectrum_mpi_hooks_off_for_the_trainer_unless_told(tmp_path: Path) -> None:

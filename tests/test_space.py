@@ -115,7 +115,11 @@ def test_key_identifies_snapped_points() -> None:
             "log scale needs low > 0",
         ),
         ({"name": "x", "type": "float", "low": 0.0, "high": math.inf}, "high must be finite"),
-        ({"name": "c", "type": "categorical", "choices": ()}, "at least one choice"),
+        ({"name": "c", "type": "categorical", "choices": ()}, "at least 2 choices"),
+        (
+            {"name": "c", "type": "categorical", "choices": ("a",)},
+            r"at least 2 choices, got \['a'\]",
+        ),
         ({"name": "c", "type": "categorical", "choices": ("a", "a")}, "not distinct"),
         (
             {"name": "c", "type": "categorical", "low": 0, "choices": ("a",)},
@@ -132,7 +136,7 @@ def test_space_validation() -> None:
     with pytest.raises(SpaceError, match=r"duplicate dimension names: \['a'\]"):
         SearchSpace([Dim("a", "int", 0, 1), Dim("a", "float", 0, 1)])
     with pytest.raises(SpaceError, match="at least one numeric"):
-        SearchSpace([Dim("c", "categorical", choices=("a",))])
+        SearchSpace([Dim("c", "categorical", choices=("a", "b"))])
 
 
 def test_with_bounds_grows_the_box() -> None:

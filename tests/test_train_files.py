@@ -49,8 +49,6 @@ def test_point_file_round_trip(tmp_path):
 
 
 def test_writer_refuses_what_the_reader_would_reject(tmp_path):
-    with pytest.raises(PointFileError, match="metric: expected one of 'top1', 'top5'"):
-        _write(tmp_path, metric="loss")
     with pytest.raises(PointFileError, match=r"params\.width: expected a finite number"):
         _write(tmp_path, params={"width": float("nan")})
     assert not (tmp_path / "point.json").exists()
@@ -59,7 +57,7 @@ def test_writer_refuses_what_the_reader_would_reject(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.pop("family"), "family: missing required key"),
+        (lambda d: d.pop("experiment"), "experiment: missing required key"),
         (lambda d: d.update(extra=1), "extra: unknown key"),
         (lambda d: d.update(point_id="7"), "point_id: expected an integer"),
         (lambda d: d.update(format=9), "format: unsupported format 9"),
@@ -77,6 +75,24 @@ def test_reader_names_file_and_key(tmp_path, edit, message):
     with pytest.raises(PointFileError, match=message) as info:
         read_point_file(tmp_path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.pop("family"), "family: missing; the built-in trainer needs it"),
+        (lambda d: d.pop("data"), "data: missing; the built-in trainer needs it"),
+        (lambda d: d.update(metric="loss"), "metric: the built-in trainer measures 'top1', 'top5'"),
+    ],
+)
+def test_the_builtin_trainer_refuses_a_point_of_a_command(tmp_path, edit, message):
+    path = _write(tmp_path)
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document))
+    point = read_point_file(tmp_path)  # a valid point of a [train] command
+    with pytest.raises(PointFileError, match=message):
+        point.builtin(path)
 
 
 def test_reader_rejects_non_json(tmp_path):
@@ -119,9 +135,11 @@ def test_result_round_trip_and_gpu_hours(tmp_path):
     [
         (lambda d: d.update(point_id=5), "point_id 5 but expected 4"),
         (lambda d: d.update(params={"c1": 9}), "params .* differ"),
-        (lambda d: d["metrics"].update(top1=100.5), r"metrics\.top1: 100\.5 is not a percentage"),
-        (lambda d: d["metrics"].pop("top5"), r"metrics\.top5: expected a number, got None"),
-        (lambda d: d.pop("wall_seconds"), "wall_seconds: missing required key"),
+        (lambda d: d["metrics"].update(top1=100.5), r"metrics\.top1: 100\.5 is outside its valid"),
+        (lambda d: d["metrics"].pop("top1"), r"metrics has no 'top1' \(\[experiment\] metric\)"),
+        (lambda d: d["metrics"].update(top1="71"), r"metrics\.top1: expected a number, got '71'"),
+        (lambda d: d.update(rank=1), "written by rank 1; only rank 0 writes result.json"),
+        (lambda d: d.update(wall_seconds="long"), "wall_seconds: expected a number"),
         (lambda d: d.update(val_images=0), "val_images: expected at least 1"),
         (lambda d: d.update(epochs=True), "epochs: expected an integer, got bool True"),
     ],

@@ -80,6 +80,16 @@ def imagefolder_under_memory_limit(tables: Tables, space: dict, folder: Path) ->
     tables["cluster"]["max_gpu_memory_gib"] = 16.0
 
 
+def one_choice(tables: Tables, space: dict, folder: Path) -> None:
+    del tables["model"]["fixed"]["block"]
+    space["block"] = {"type": "categorical", "choices": ["basic"]}
+
+
+def env_folder(tables: Tables, space: dict, folder: Path) -> None:
+    (folder / "envs").mkdir()
+    tables["cluster"]["env_file"] = "envs"
+
+
 #: case -> (edit of the valid search, the table and key the one error line names)
 CASES: dict[str, tuple[Edit, str]] = {
     "metric top3": (lambda t, s, f: t["experiment"].update(metric="top3"), "[experiment] metric"),
@@ -153,6 +163,50 @@ CASES: dict[str, tuple[Edit, str]] = {
         cluster(backend="lsf", account="proj", extra_directives=["smt4"]),
         "[cluster] extra_directives",
     ),
+    "min_distance 1": (
+        lambda t, s, f: t["experiment"].update(min_distance=1.0),
+        "[experiment] min_distance",
+    ),
+    "categorical dimension with one choice": (one_choice, "[space.block] choices"),
+    "space-filling design smaller than d+1": (
+        lambda t, s, f: t["experiment"].update(design="space-filling", design_points=2),
+        "[experiment] design_points",
+    ),
+    "env_file a folder": (env_folder, "[cluster] env_file"),
+    "memory limit no design point fits": (
+        cluster(max_gpu_memory_gib=0.0001),
+        "[cluster] max_gpu_memory_gib",
+    ),
+    "memory limit 0": (cluster(max_gpu_memory_gib=0), "[cluster] max_gpu_memory_gib"),
+    "depth 10^18": (
+        lambda t, s, f: s.update(d1={"type": "int", "low": 1, "high": 10**18}),
+        "[space.d1] high",
+    ),
+    "resolution 10^9": (lambda t, s, f: t["data"].update(resolution=10**9), "[data] resolution"),
+    "walltime 10^9 minutes": (cluster(walltime_minutes=10**9), "[cluster] walltime_minutes"),
+    "10,000-character constraint": (
+        cluster(backend="slurm", account="proj", constraint="a" * 10_000),
+        "[cluster] constraint",
+    ),
+    "10,000-character alloc_flags": (
+        cluster(backend="lsf", account="proj", alloc_flags="a" * 10_000),
+        "[cluster] alloc_flags",
+    ),
+}
+
+#: What the one line of a case says besides its table and key: the bound or figure it names.
+DETAILS = {
+    "min_distance 1": "expected less than 1.0, got 1.0",
+    "categorical dimension with one choice": "needs at least 2 choices, got ['basic']",
+    "space-filling design smaller than d+1": "needs at least d+1 = 4 points, got 2",
+    "env_file a folder": "is a folder, not a file",
+    "memory limit no design point fits": "no point of the initial design fits in 0.0001 GiB",
+    "memory limit 0": "the largest estimate is ",
+    "depth 10^18": f"takes at most 256, got {10**18}",
+    "resolution 10^9": "expected at most 4096, got 1000000000",
+    "walltime 10^9 minutes": "expected at most 525600, got 1000000000",
+    "10,000-character constraint": "at most 1000 characters, got 10000",
+    "10,000-character alloc_flags": "at most 1000 characters, got 10000",
 }
 
 
@@ -186,6 +240,7 @@ def test_validate_only_refuses_in_one_line_naming_file_table_and_key(
     lines = err.splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith(f"splinenas init: error: {path}: {where}"), lines[0]
+    assert DETAILS.get(case, "") in lines[0]
     assert "Traceback" not in err
 
     code, out, err = run(capsys, "init", str(path))

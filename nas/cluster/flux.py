@@ -151,7 +151,12 @@ class FluxScheduler(Scheduler):
 
     @staticmethod
     def job_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[Directive]:
-        """``-N`` nodes, ``-n`` one slot per rank of ``-c`` cores and ``-g`` GPUs, ``-t`` minutes."""
+        """``-N`` nodes, ``-n`` one slot per rank of ``-c`` cores and ``-g`` GPUs, ``-t`` minutes.
+
+        ``--exclusive`` (``-x``): with ``-N`` and ``-n`` Flux gives whole nodes
+        only when the slots fill them, so a job asking for fewer cores than a
+        node has would share its nodes (and their NICs) with other jobs.
+        """
         gpus = _gpus_per_rank(cluster)
         pairs: list[Directive] = [
             ("--job-name=", common["job_name"]),
@@ -160,6 +165,7 @@ class FluxScheduler(Scheduler):
             ("-c ", str(cores_per_rank(cluster))),
             *([("-g ", str(gpus))] if gpus else []),
             ("-t ", f"{cluster.walltime_minutes}m"),
+            ("--exclusive", None),
             ("--output=", _log_path(common["stdout"], "stdout_path")),
         ]
         if common["stderr"] != common["stdout"]:  # else Flux sends stderr to the same file

@@ -207,6 +207,8 @@ class PbsScheduler(Scheduler):
             ("-k", "doe"),
             ("-o", stdout),
         ]
+        if cluster.filesystems is not None:
+            pairs.append(("-l", f"filesystems={cluster.filesystems}"))
         if common["stderr"] == common["stdout"]:
             pairs.append(("-j", "oe"))
         else:

@@ -8,7 +8,10 @@ shell-quoted; command lines are built as argv lists and joined with
 by the shell but by the scheduler, which understands double quotes only, so a
 directive value is written bare, in double quotes, or refused.
 
-The trainer gets ``--point-dir DIR --deadline EPOCH``; the deadline is computed
+Every rank runs ``python -m nas.trial.launch --point-dir DIR --workdir DIR
+--deadline EPOCH -- COMMAND...`` (:mod:`nas.pointdir.contract`): the wrapper
+sets the contract's variables and starts the command, the built-in trainer
+(``python -m nas.train``) or ``[train] command``. The deadline is computed
 when the job starts: start + walltime - ``signal_seconds``. Slurm and LSF also
 send USR2 that long before the limit; the batch shell forwards it to the step.
 """
@@ -26,6 +29,7 @@ from nas.cluster.base import Directive, backend_class, backend_names
 from nas.config import DIRECTIVE_UNSAFE, ClusterConfig, directive_problem
 from nas.errors import UserError
 from nas.names import line_problem, name_problem
+from nas.pointdir.contract import BUILTIN_COMMAND, LAUNCH_MODULE
 from nas.pointdir.jsonio import atomic_write_bytes
 from nas.pointdir.layout import (
     ACCELERATOR_VAR,
@@ -142,10 +146,16 @@ def deadline_seconds(cluster: ClusterConfig) -> int:
 # --------------------------------------------------------------------------- pieces
 
 
-def _trainer_args(point_dir: str, train_args: Sequence[str]) -> list[str]:
-    """``-m nas.train ...``: what follows the interpreter or torchrun."""
-    args = [check_line(arg, "trainer argument") for arg in train_args]
-    return ["-m", "nas.train", "--point-dir", point_dir, *args]
+def launch_line(
+    launcher: Sequence[str], point_dir: str, workdir: str, command: Sequence[str]
+) -> str:
+    """The shell line that starts every rank: launcher, launch wrapper, ``--``, the command.
+
+    ``$deadline`` (set by the prologue) is the one word left for the shell to expand.
+    """
+    args = [check_line(arg, "trainer argument") for arg in command]
+    wrapper = [*launcher, "-m", LAUNCH_MODULE, "--point-dir", point_dir, "--workdir", workdir]
+    return f'{shlex.join(wrapper)} --deadline "$deadline" -- {shlex.join(args)}'
 
 
 def optional_directives(cluster: ClusterConfig, keys: Mapping[str, str]) -> list[Directive]:
@@ -234,6 +244,8 @@ def render_job_script(
     job_name: str,
     stdout_path: str | os.PathLike,
     stderr_path: str | os.PathLike | None = None,
+    command: Sequence[str] | None = None,
+    workdir: str | os.PathLike | None = None,
     train_args: Sequence[str] = (),
 ) -> str:
     """Return the text of a job script that trains the point in ``point_dir``.
@@ -245,7 +257,10 @@ def render_job_script(
         job_name: the scheduler's job name (unique per submission).
         stdout_path: log of the job; relative paths are taken from ``point_dir``.
         stderr_path: error log; defaults to ``stdout_path``.
-        train_args: further arguments for ``python -m nas.train``.
+        command: the argv every rank runs; default the built-in trainer,
+            ``<[cluster] python> -m nas.train``.
+        workdir: where the command runs; default ``point_dir``.
+        train_args: further arguments appended to the command.
 
     Raises:
         ScriptError: a value that is not valid in a script, naming it.
@@ -273,7 +288,11 @@ def render_job_script(
     ).rstrip("\n")
     values = {"job_name": job_name, "point_dir": shlex.quote(point), "prologue": prologue}
     python = check_line(cluster.python, "cluster.python")
-    launch = shlex.join(scheduler.launcher_argv(cluster, python) + _trainer_args(point, train_args))
+    argv = [python, *BUILTIN_COMMAND] if command is None else list(command)
+    work = point if workdir is None else check_line(workdir, "workdir")
+    launch = launch_line(
+        scheduler.launcher_argv(cluster, python), point, work, [*argv, *train_args]
+    )
     if scheduler.directive_prefix is None:
         redirect = f">>{shlex.quote(stdout)} " + (
             "2>&1" if stderr == stdout else f"2>>{shlex.quote(stderr)}"

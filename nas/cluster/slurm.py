@@ -151,6 +151,14 @@ def _gpu_options(cluster: ClusterConfig) -> list[tuple[str, str]]:
     return [("--gpus-per-task", "1"), ("--gpu-bind", cluster.gpu_bind)]
 
 
+def _task_count(cluster: ClusterConfig) -> list[tuple[str, str]]:
+    """``--ntasks`` for a GPU-per-task layout: sbatch's manual asks for a task count with
+    ``--gpus-per-task``, and OLCF's Frontier examples give one."""
+    if cluster.gpus_per_node and cluster.gpu_bind is not None:
+        return [("--ntasks", str(cluster.nodes * ranks_per_node(cluster)))]
+    return []
+
+
 class SlurmScheduler(Scheduler):
     """Jobs on a Slurm cluster, polled with one squeue call per cycle."""
 
@@ -173,6 +181,7 @@ class SlurmScheduler(Scheduler):
             ("--time", str(cluster.walltime_minutes)),
         ]
         pairs += [(flag, value) for flag, value in _gpu_options(cluster)]
+        pairs += _task_count(cluster)
         if cluster.signal_seconds:
             pairs.append(("--signal", f"B:USR2@{signal_seconds(cluster)}"))
         pairs += optional_directives(cluster, SlurmScheduler.optional_keys)
@@ -186,6 +195,8 @@ class SlurmScheduler(Scheduler):
             f"--ntasks-per-node={ranks_per_node(cluster)}",
             f"--cpus-per-task={cores_per_rank(cluster)}",
             *(f"{flag}={value}" for flag, value in _gpu_options(cluster) if cluster.gpu_bind),
+            *(f"{flag}={value}" for flag, value in _task_count(cluster)),
+            *([f"--cpu-bind={cluster.cpu_bind}"] if cluster.cpu_bind else []),
             "--kill-on-bad-exit=1",
             python,
         ]

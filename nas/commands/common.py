@@ -8,6 +8,7 @@ import functools
 import json
 import math
 import sys
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -130,7 +131,15 @@ def writable_path(path: Path, option: str, *, folder: bool = False, create: bool
 
     ``folder``: ``path`` is a folder to write into, else a file. ``create``:
     missing folders on the way are created later, else they must exist.
+    A control character (a newline, a tab) is refused: the path names the
+    run folder, whose paths go into job scripts and scheduler lines.
     """
+    control = next((c for c in str(path) if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise UsageError(
+            f"{option} {str(path)!r}: contains the control character {control!r}; "
+            "job scripts cannot name such a path"
+        )
     if path.is_dir() and not folder:
         raise UsageError(f"{option} {path}: is a folder; give a file name")
     if path.exists() and not path.is_dir() and folder:

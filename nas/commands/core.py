@@ -42,7 +42,7 @@ from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.control import policy
 from nas.pointdir import layout
 from nas.record.state import State
-from nas.record.store import StateStore
+from nas.record.store import StateStore, previous_path
 from nas.search.space import Params, SearchSpace, SpaceError
 
 
@@ -95,17 +95,23 @@ def _init(args: argparse.Namespace) -> int:
     from nas.control.prepare import readiness
 
     experiment = load_experiment(args.experiment)
+    name = experiment.experiment.name
+    path = writable_path(args.state or Path("state") / f"{name}.h5", "--state", create=True)
     problems, warnings = readiness(experiment, Path.cwd(), offline=args.offline)
     if args.validate_only:
         return _validate_only(args, experiment, problems, warnings)
     _print_readiness(problems, warnings)
     if problems:
         return EXIT_FAILURE
-    name = experiment.experiment.name
-    path = writable_path(args.state or Path("state") / f"{name}.h5", "--state", create=True)
-    with StateStore.create(path, experiment) as store:
-        points = policy.Study(store.state, experiment).initial_batch()
-        store.commit()
+    store = StateStore.create(path, experiment)
+    try:
+        with store:
+            points = policy.Study(store.state, experiment).initial_batch()
+            store.commit()
+    except BaseException:  # a state without its initial design is no search: leave none
+        for created in (path, previous_path(path)):
+            created.unlink(missing_ok=True)
+        raise
     if args.json:
         emit_json(
             {"state": str(path), "experiment": name, "points": [point_doc(p) for p in points]}
@@ -209,11 +215,13 @@ def _import(args: argparse.Namespace) -> int:
             separator = "\n" if "\n" in str(exc) else " "  # one problem reads as one line
             raise policy.StudyError(f"nothing imported:{separator}{exc}") from None
         _store_fit_if_possible(policy.Study(store.state, experiment))
+        withdrawn = imports.withdraw_design(store.state)
         store.commit()
     if args.json:
         emit_json(
             {
                 "added": [point_doc(p) for p in report.added],
+                "withdrawn": [p.id for p in withdrawn],
                 "updated": [point_doc(p) for p in report.updated],
                 "unchanged": [p.id for p in report.unchanged],
                 "skipped": report.skipped,
@@ -230,6 +238,13 @@ def _import(args: argparse.Namespace) -> int:
         f"their value, {len(report.unchanged)} already there",
         file=sys.stderr,
     )
+    if withdrawn:
+        ids = " ".join(str(p.id) for p in withdrawn)
+        print(
+            f"withdrew initial-design points {ids}: the measured points determine the spline "
+            "(`splinenas rerun ID` brings one back)",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -281,14 +296,18 @@ def _predict(args: argparse.Namespace) -> int:
 def _propose(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 1:
         raise UsageError(f"-n must be at least 1, got {args.n}")
+    if args.max_points is not None and args.max_points < 1:
+        raise UsageError(f"--max-points must be at least 1, got {args.max_points}")
     if args.dry_run:
         study = _read(args.state)
+        _set_budget(study, args.max_points)  # in memory: a dry run commits nothing
         proposals = study.propose(args.n, dry_run=True)
         rows = [(None, p.params, p.predicted) for p in proposals]
         what = "dry run, nothing stored"
     else:
         with StateStore.open(args.state) as store:
             study = policy.Study.of(store.state, args.state)
+            _set_budget(study, args.max_points)
             points = study.propose(args.n)
             store.commit()
         rows = [(p.id, p.params, p.predicted) for p in points]
@@ -307,6 +326,12 @@ def _propose(args: argparse.Namespace) -> int:
     if study.converged():
         print("note: the search has converged already (see `splinenas status`)", file=sys.stderr)
     return EXIT_OK
+
+
+def _set_budget(study: policy.Study, points: int | None) -> None:
+    """``propose --max-points N``: the budget of trainings, logged in the state."""
+    if points is not None:
+        policy.raise_budget(study.state, study.experiment, points, "propose --max-points")
 
 
 @reported
@@ -348,6 +373,8 @@ def _write_csv(state: State, handle: TextIO) -> None:
 
 @reported
 def _export(args: argparse.Namespace) -> int:
+    if args.tensorboard is not None:
+        return _export_tensorboard(args)
     if args.out is not None:
         writable_path(args.out, "--out")
     state = StateStore.read(args.state)
@@ -365,6 +392,27 @@ def _export(args: argparse.Namespace) -> int:
         with open(args.out, "w", newline="", encoding="utf-8") as handle:
             _write_csv(state, handle)
         print(f"wrote {plural(len(state.points), 'point')} to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _export_tensorboard(args: argparse.Namespace) -> int:
+    """One TensorBoard run per point, written by tensorboardX (the ``tensorboard`` extra)."""
+    from nas.report.tensorboard import ExportError, export_tensorboard
+
+    if args.out is not None:
+        raise UsageError("--out goes with --csv or --json; --tensorboard names its own folder")
+    writable_path(args.tensorboard, "--tensorboard", folder=True, create=True)
+    state = StateStore.read(args.state)
+    cfg = policy.experiment_of(state, args.state).experiment
+    try:
+        runs = export_tensorboard(state, args.tensorboard, metric=cfg.metric, goal=cfg.goal)
+    except ExportError as exc:
+        raise policy.StudyError(str(exc)) from None
+    print(
+        f"wrote {plural(len(runs) - 1, 'point run')} and the search run to {args.tensorboard}; "
+        f"view with: tensorboard --logdir {args.tensorboard}",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -435,6 +483,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     propose = add("propose", _propose, [as_json, state], "fit and propose the next points")
     propose.add_argument("-n", type=int, metavar="Q", help="number of points (default: batch_size)")
     propose.add_argument("--dry-run", action="store_true", help="show the proposals, store nothing")
+    propose.add_argument(
+        "--max-points",
+        type=int,
+        metavar="N",
+        help="set the budget of trainings to N first (imported points do not count)",
+    )
 
     add("status", _status, [as_json, state], "points table, fit summary and convergence")
 
@@ -445,5 +499,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     form.add_argument("--csv", action="store_true", help="the points table as CSV")
     form.add_argument(
         "--json", action="store_true", help="every point with its bookkeeping and learning curve"
+    )
+    form.add_argument(
+        "--tensorboard",
+        type=Path,
+        metavar="DIR",
+        help="TensorBoard event files: one run per point (curve, final metrics, costs, "
+        "params as hyperparameters); needs the tensorboard extra",
     )
     export.add_argument("--out", type=Path, metavar="FILE", help="default: stdout")

@@ -42,14 +42,19 @@ def write_curve_table(curve: list[dict[str, Any]], out: TextIO) -> None:
             str(e["epoch"]),
             str(e["images"]),
             number_text(e["loss"]) if e["loss"] is not None else "non-finite",
-            f"{e['top1']:.2f}",
-            f"{e['top5']:.2f}",
-            f"{e['lr']:.4g}",
-            f"{e['seconds'] / 3600:.2f}",
+            _shown(e["top1"], ".2f"),
+            _shown(e["top5"], ".2f"),
+            _shown(e["lr"], ".4g"),
+            _shown(None if e["seconds"] is None else e["seconds"] / 3600, ".2f"),
         ]
         for e in shown
     ]
     write_table(rows, out)
+
+
+def _shown(value: float | None, spec: str) -> str:
+    """A curve figure, '-' where the trainer reported none (a user's command may not)."""
+    return "-" if value is None else format(value, spec)
 
 
 def running_progress(state: State, run: Path) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from nas.commands.common import (
     state_option,
 )
 from nas.commands.curves import point_curve, write_curve_table
-from nas.control import policy
+from nas.control import frontier, policy
 from nas.pointdir import layout
 from nas.record.lock import Holder, LockError, break_lock, lock_path, read_holder
 from nas.record.state import INGEST_BY_HAND, State, StateError
@@ -196,6 +196,7 @@ def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict
         "by_hand": any(e.kind == INGEST_BY_HAND for e in events),
         "curve": point_curve(state, point, layout.run_dir(state_path)),
         "spline_maximum": _spline_maximum(state, state_path),
+        "constraints": frontier.point_constraints(policy.Study.of(state, state_path), point),
     }
 
 
@@ -216,18 +217,26 @@ def _json_file(path: Path) -> dict[str, Any] | None:
         return {"unreadable": str(exc)}
 
 
+def _first_line(message: str, logs_shown: bool) -> str:
+    """A message without the log tail it may carry, when the logs are printed anyway."""
+    first, *more = message.splitlines() or [""]
+    return first + (" (log below)" if more and logs_shown else "") if logs_shown else message
+
+
 def _print_show(doc: dict[str, Any]) -> None:
     out = sys.stdout
     params = ", ".join(f"{k}={v}" for k, v in doc["params"].items())
     out.write(f"point {doc['id']}: {params}\n")
-    out.write(f"status {doc['status']}" + (f" ({doc['reason']})" if doc["reason"] else "") + "\n")
+    reason = _first_line(doc["reason"], bool(doc["logs"]))
+    out.write(f"status {doc['status']}" + (f" ({reason})" if reason else "") + "\n")
     measured, predicted = number_text(doc["value"]), number_text(doc["predicted"])
     out.write(f"measured {measured}, predicted {predicted}, origin {doc['origin']}, ")
     out.write(f"batch {doc['batch']}, attempts {doc['attempts']}, segment {doc['segment']}\n")
     out.write(f"job {doc['job_id'] or '-'} ({doc['job_name'] or 'never submitted'})\n")
     out.write(f"folder {doc['folder']}\n\nhistory:\n")
-    for event in doc["events"]:
-        out.write(f"  {_iso(event['time'])}  {event['kind']:<8} {event['message']}\n")
+    for event in doc["events"]:  # a failure's log tail is printed once, with the logs below
+        first = _first_line(event["message"], bool(doc["logs"]))
+        out.write(f"  {_iso(event['time'])}  {event['kind']:<8} {first}\n")
     for name, tail in doc["logs"].items():
         out.write(f"\nlog {name} (last lines):\n" + "".join(f"  {line}\n" for line in tail))
     if doc["curve"]:
@@ -244,6 +253,11 @@ def _print_show(doc: dict[str, Any]) -> None:
         out.write(f"\nerror.json:\n{json.dumps(doc['error'], indent=2)}\n")
     if doc["rejected"]:
         out.write(f"\nresult files set aside: {', '.join(doc['rejected'])}\n")
+    if doc["constraints"]:
+        out.write("\nconstraints:\n")
+        out.write(
+            "".join(f"  {line}\n" for line in frontier.point_constraint_lines(doc["constraints"]))
+        )
     top = doc["spline_maximum"]
     if top is not None:
         where = ", ".join(f"{k}={v}" for k, v in top["params"].items())

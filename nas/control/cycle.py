@@ -112,10 +112,13 @@ class Controller:
         self.experiment: Experiment = settings.experiment
         self.scheduler = scheduler
         self.run = run
-        self.feasible = feasibility(self.experiment)
+        self.feasible = feasibility(self.experiment, settings.workdir)
+        self.measured = policy.measured(self.experiment)
         self.study = policy.Study(self.state, self.experiment, self.feasible)
         self._reattached = False
         self._submitted: list[int] = []
+        #: Job names of submissions in flight that were reported as waited for.
+        self._waited: set[str] = set()
         self._first_event = len(self.state.events)
 
     # ------------------------------------------------------------------ the cycle
@@ -205,8 +208,10 @@ class Controller:
         why = self._submission_running(point)
         if why is None:
             return False
-        log.warning("point %d: an earlier submission of %s may still run (%s); waiting for it",
-                    point.id, point.job_name, why)  # fmt: skip
+        if point.job_name not in self._waited:  # once per submission, not every cycle
+            self._waited.add(point.job_name)
+            log.warning("point %d: an earlier submission of %s may still run (%s); waiting for it",
+                        point.id, point.job_name, why)  # fmt: skip
         return True
 
     def _submission_running(self, point: Point) -> str | None:
@@ -251,7 +256,7 @@ class Controller:
 
     def _resume_submission(self, point: Point) -> None:
         """A ``submitting`` point the scheduler does not know: its result, or submit it now."""
-        check = check_result(self._folder(point), point.id, point.params)
+        check = check_result(self._folder(point), point.id, point.params, self.measured)
         if check is not None and check.result is not None:
             self._record(point, check.result, f"job {point.job_name} (no longer in the scheduler)")
             return
@@ -265,6 +270,7 @@ class Controller:
             self._folder(point),
             point.id,
             point.params,
+            self.measured,
             cancelled=job_state is JobState.CANCELLED,
             log=layout.log_path(self.run, point.id, point.job_name),
             out_of_memory=job_state is JobState.OUT_OF_MEMORY,
@@ -281,7 +287,7 @@ class Controller:
             if job_state is JobState.OUT_OF_MEMORY:
                 job += f" ({self.scheduler.reason(point.job_id)})"
             self.state.set_status(point.id, _S.INFEASIBLE, f"{job}: {outcome.detail}")
-        elif verdict is Verdict.ENVIRONMENT:  # the same on every attempt: no retry
+        elif verdict in (Verdict.ENVIRONMENT, Verdict.CONTRACT):  # the same every attempt: no retry
             self.state.set_status(point.id, _S.FAILED, f"{job}: {outcome.detail}")
         elif verdict is Verdict.INCOMPLETE:
             self._incomplete(point, outcome.position, f"{job}: {outcome.detail}")
@@ -372,7 +378,7 @@ class Controller:
     def _ingest_by_hand(self) -> None:
         """A valid result that appears for an idle point (its script run by hand) counts too."""
         for point in self.state.with_status(*IDLE):
-            check = check_result(self._folder(point), point.id, point.params)
+            check = check_result(self._folder(point), point.id, point.params, self.measured)
             if check is None:
                 continue
             if check.result is None:

@@ -23,6 +23,7 @@ from typing import Any
 from nas.pointdir.jsonio import open_regular, read_json_object
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
+    CONTRACT_FAILURE,
     CURVE_FILE,
     ENVIRONMENT_FAILURE,
     ERROR_FILE,
@@ -32,8 +33,11 @@ from nas.pointdir.layout import (
 from nas.pointdir.result import (
     DIVERGED,
     GPU_DEVICE_TYPES,
+    TOP1,
+    Measured,
     Result,
     ResultError,
+    bandwidth_text,
     validate_result,
 )
 
@@ -49,6 +53,7 @@ class Verdict(enum.Enum):
     INCOMPLETE = "incomplete"  #: stopped early with a checkpoint: submit the next segment
     INFEASIBLE = "infeasible"  #: out of GPU memory: retrying cannot help
     ENVIRONMENT = "environment"  #: the job's environment file failed: a person must fix it
+    CONTRACT = "contract"  #: the command broke the trainer contract: retrying cannot help
     CANCELLED = "cancelled"  #: cancelled through the scheduler, not by the controller
     DIVERGED = "diverged"  #: stopped by the trainer's divergence guard
     FAILED = "failed"  #: anything else
@@ -96,17 +101,21 @@ class ResultCheck:
     result: Result | None = None
     rejected: Path | None = None
     reason: str = ""
+    contract: bool = False  # rejected for breaking the trainer contract: no retry
 
 
-def check_result(folder: Path, point_id: int, params: Mapping[str, Any]) -> ResultCheck | None:
+def check_result(
+    folder: Path, point_id: int, params: Mapping[str, Any], measured: Measured = TOP1
+) -> ResultCheck | None:
     """Validate ``folder/result.json``; None when there is none, a bad one is set aside."""
     path = folder / RESULT_FILE
     if not os.path.lexists(path):
         return None
     try:
-        return ResultCheck(result=validate_result(path, point_id, params))
+        return ResultCheck(result=validate_result(path, point_id, params, measured))
     except ResultError as exc:
-        return ResultCheck(rejected=set_aside(path, exc.reason), reason=exc.reason)
+        rejected = set_aside(path, exc.reason)
+        return ResultCheck(rejected=rejected, reason=exc.reason, contract=exc.contract)
 
 
 def set_aside(path: Path, reason: str) -> Path:
@@ -121,6 +130,7 @@ def judge(
     folder: Path,
     point_id: int,
     params: Mapping[str, Any],
+    measured: Measured = TOP1,
     *,
     cancelled: bool,
     log: Path,
@@ -130,7 +140,7 @@ def judge(
 
     Args:
         folder: the point folder.
-        point_id, params: what a valid result must carry.
+        point_id, params, measured: what a valid result must carry.
         cancelled: the scheduler says the job was cancelled (by a person).
         out_of_memory: the scheduler killed the job for exceeding its memory
             limit; like the trainer's own out-of-memory, retrying cannot help.
@@ -139,9 +149,11 @@ def judge(
     Returns:
         The outcome, and the result check (None when there was no result file).
     """
-    check = check_result(folder, point_id, params)
+    check = check_result(folder, point_id, params, measured)
     if check is not None and check.result is not None:
         return JobOutcome(Verdict.DONE, result=check.result), check
+    if check is not None and check.contract:
+        return JobOutcome(Verdict.CONTRACT, f"its result file was rejected: {check.reason}"), check
     if cancelled:
         return JobOutcome(Verdict.CANCELLED, "the job was cancelled through the scheduler"), check
     if out_of_memory:
@@ -151,8 +163,13 @@ def judge(
     position = None if progress is None else _position(progress)
     if progress is not None and position is not None:
         reason = str(progress.get("reason", "stopped early"))
+        if _number(progress.get("bus_bandwidth_gbps")) > 0:
+            reason += f"; {bandwidth_text(progress)}"
         return JobOutcome(Verdict.INCOMPLETE, reason, position=position), check
     error = _read_optional(folder / ERROR_FILE)
+    if error is not None and error.get("kind") == CONTRACT_FAILURE:
+        detail = f"rank {error.get('rank', '?')}: {error.get('message', 'the contract is broken')}"
+        return JobOutcome(Verdict.CONTRACT, detail), check
     if error is not None and error.get("kind") == ENVIRONMENT_FAILURE:
         detail = f"{error.get('message', 'the environment failed')} "
         detail += f"(exit status {error.get('exit_code', '?')}); fix it, then `splinenas rerun`"
@@ -198,10 +215,15 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
         return f"(no log: {exc})"
     with os.fdopen(fd, "rb") as handle:
         handle.seek(0, os.SEEK_END)
-        handle.seek(max(handle.tell() - 8 * _LOG_TAIL_CHARS, 0))
+        start = max(handle.tell() - 8 * _LOG_TAIL_CHARS, 0)
+        handle.seek(start)
         text = handle.read(8 * _LOG_TAIL_CHARS).decode("utf-8", errors="replace")
-    tail = "\n".join(text.splitlines()[-lines:])
-    return tail[-_LOG_TAIL_CHARS:] or f"(empty log {log})"
+    kept = text.splitlines()[1 if start else 0 :]  # the first line read may be a line's end
+    tail = "\n".join(kept[-lines:])
+    if len(tail) > _LOG_TAIL_CHARS:  # whole lines only: a tail never starts mid-line
+        cut = tail[-_LOG_TAIL_CHARS:]
+        tail = cut.partition("\n")[2] or cut
+    return tail or f"(empty log {log})"
 
 
 def drop_checkpoint(folder: Path) -> int:

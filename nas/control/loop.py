@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nas.control import liveness, policy
-from nas.control.cycle import Controller, CycleSummary
+from nas.control.cycle import (
+    Controller,
+    CycleSummary,
+)
 from nas.control.narrate import Narrator
 from nas.control.prepare import JobSettings
 from nas.pointdir import layout

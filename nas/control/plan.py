@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nas.cluster.render import write_job_script
 from nas.config import Experiment
 from nas.control import policy
-from nas.control.prepare import JobSettings, feasibility, job_name
+from nas.control.feasible import Feasibility
+from nas.control.prepare import JobSettings, feasibility, job_name, run_problems
 from nas.pointdir import layout
 from nas.record.state import ACTIVE, READY, Point, PointStatus, State
 from nas.record.store import StateStore
-from nas.search.space import Params
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | No
 
 
 def submission_plan(
-    state: State, experiment: Experiment, feasible: Callable[[Params], bool] | None
+    state: State, experiment: Experiment, feasible: Feasibility | None
 ) -> tuple[list[tuple[Point, str]], list[tuple[Point, Point]]]:
     """What a cycle submits: pending points that cannot fit a GPU (with the reason), and
     (point, its next submission) for the ready points that fit, up to the job limit.
@@ -80,12 +79,11 @@ def submission_plan(
     """
     infeasible = []
     if feasible is not None:
-        cluster = experiment.cluster
-        reason = (
-            f"estimated peak memory per GPU exceeds memory_margin {cluster.memory_margin:g}"
-            f" of max_gpu_memory_gib = {cluster.max_gpu_memory_gib:g} GiB"
-        )
-        infeasible = [(p, reason) for p in state.with_status(_S.PENDING) if not feasible(p.params)]
+        infeasible = [
+            (p, feasible.reason(p.params))
+            for p in state.with_status(_S.PENDING)
+            if not feasible(p.params)
+        ]
     excluded = {p.id for p, _ in infeasible}
     slots = experiment.cluster.max_concurrent_jobs - len(state.with_status(*ACTIVE))
     ready = [p for p in ready_points(state.points) if p.id not in excluded][: max(slots, 0)]
@@ -122,20 +120,26 @@ def next_submission(point: Point, experiment: str) -> Point:
 
 
 def dry_run(
-    state_path: str | Path, *, cwd: Path | None = None, out: Path | None = None
+    state_path: str | Path,
+    *,
+    cwd: Path | None = None,
+    out: Path | None = None,
+    max_points: int | None = None,
 ) -> dict[str, object]:
     """What the next cycle would submit or propose, from the committed state (``--dry-run``).
 
-    Writes nothing: each job script the next cycle would submit is returned
+    ``max_points`` is the budget ``run --max-points`` would set. Writes nothing: each job script the next cycle would submit is returned
     as text, or written to ``out/<job name>.sh`` when ``out`` is given (a
     folder of the user's choosing, never the run folder).
     """
     state_path = Path(state_path)
     state = StateStore.read(state_path)
     experiment = policy.experiment_of(state, state_path)
-    settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
+    if max_points is not None:  # in memory only: the read state is never committed
+        policy.raise_budget(state, experiment, max_points, "run --dry-run --max-points")
+    settings, unchecked = _offline_settings(experiment, cwd or Path.cwd())
     run = layout.run_dir(state_path)
-    feasible = feasibility(experiment)
+    feasible = feasibility(experiment, settings.workdir)
     infeasible, submissions = submission_plan(state, experiment, feasible)
     submit = []
     for point, nxt in submissions:
@@ -155,4 +159,23 @@ def dry_run(
             {"params": p.params, "predicted": p.predicted, "origin": p.origin} for p in proposals
         ],
         "stop": None if stop is None else dataclasses.asdict(stop),
+        "unchecked": unchecked,
     }
+
+
+def _offline_settings(experiment: Experiment, cwd: Path) -> tuple[JobSettings, list[str]]:
+    """The job settings for a dry run, and the paths that do not exist on this machine.
+
+    A dry run shows the scripts of an experiment written for another machine
+    (``init --offline``): its env file, data root and index are used as given
+    and named as unchecked instead of refused; everything else refuses as ``run`` does.
+
+    Raises:
+        ConfigError: the first problem that is not a path on this machine.
+    """
+    problems = run_problems(experiment, cwd, offline=True)
+    if problems:
+        raise problems[0]
+    offline = {str(p) for p in problems}
+    unchecked = [str(p) for p in run_problems(experiment, cwd) if str(p) not in offline]
+    return JobSettings.resolved(experiment, cwd), unchecked

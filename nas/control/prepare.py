@@ -22,7 +22,7 @@ import dataclasses
 import os
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,14 @@ from typing import Any
 from nas.cluster.base import backend_class
 from nas.cluster.render import ScriptError, render_job_script, write_job_script
 from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
-from nas.control.costs import estimator
+from nas.control.costs import cost_problems, cost_warnings
+from nas.control.feasible import feasibility, memory_problem
 from nas.pointdir import layout
-from nas.pointdir.point import PointFileError, point_document, write_point_file
+from nas.pointdir.contract import BUILTIN_COMMAND, TemplateError, fill_command, template_fields
+from nas.pointdir.point import METRICS, PointFileError, point_document, write_point_file
 from nas.record.state import Point, PointStatus
-from nas.search.space import Params
+
+__all__ = ["JobSettings", "feasibility", "job_name", "readiness", "run_problems", "training_seed"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class JobSettings:
 
     experiment: Experiment
     cluster: ClusterConfig
-    data: DataConfig
+    data: DataConfig | None
+    workdir: Path
 
     @classmethod
     def from_experiment(cls, experiment: Experiment, cwd: Path) -> JobSettings:
@@ -61,7 +65,6 @@ class JobSettings:
     def resolved(cls, experiment: Experiment, cwd: Path) -> JobSettings:
         """Paths made absolute against ``cwd`` (existing or not) and the interpreter chosen."""
         experiment.require_run_sections()
-        assert experiment.data is not None  # for type checkers: checked just above
         cluster = experiment.cluster
         changes: dict[str, str] = {}
         if cluster.env_file is not None:
@@ -69,34 +72,55 @@ class JobSettings:
         if cluster.backend == "local" and not _python_given(experiment.text):
             changes["python"] = sys.executable
         data = experiment.data
-        paths = {
-            key: str((cwd / value).absolute())
-            for key in ("root", "index")
-            if (value := getattr(data, key)) is not None
-        }
+        if data is not None:
+            paths = {
+                key: str((cwd / value).absolute())
+                for key in ("root", "index")
+                if (value := getattr(data, key)) is not None
+            }
+            data = dataclasses.replace(data, **paths)
         return cls(
             experiment=experiment,
             cluster=dataclasses.replace(cluster, **changes),
-            data=dataclasses.replace(data, **paths),
+            data=data if experiment.builtin_trainer else None,
+            workdir=cwd.absolute(),
         )
 
     def point_values(self, point: Point) -> dict[str, Any]:
-        """What ``point.json`` of ``point`` holds, as keywords of :func:`point_document`."""
-        model = self.experiment.model
-        assert model is not None  # checked in resolved
-        cfg = self.experiment.experiment
-        return {
+        """What ``point.json`` of ``point`` holds, as keywords of :func:`point_document`.
+
+        The built-in trainer's point carries the model, data and train tables;
+        a command's point its filled argv instead.
+        """
+        model, cfg = self.experiment.model, self.experiment.experiment
+        values: dict[str, Any] = {
             "point_id": point.id,
             "experiment": cfg.name,
-            "family": model.family,
             "params": point.params,
-            "fixed": model.fixed,
-            "num_classes": model.num_classes,
-            "data": self.data,
-            "train": self.experiment.train,
+            "fixed": {} if model is None else model.fixed,
             "seed": training_seed(self.experiment, point.extra),
             "metric": cfg.metric,
+            "family": None,
+            "data": None,
+            "train": None,
         }
+        if not self.experiment.builtin_trainer:
+            return {**values, "command": tuple(self.command(point))}
+        assert model is not None  # checked in resolved
+        return {**values, "family": model.family, "num_classes": model.num_classes,
+                "data": self.data, "train": self.experiment.train}  # fmt: skip
+
+    def command(self, point: Point) -> list[str]:
+        """The argv every rank runs for ``point``: ``[train] command`` filled, or the built-in trainer.
+
+        Raises:
+            TemplateError: a ``{name}`` that names no parameter (``init`` refuses it first).
+        """
+        template = self.experiment.train.command
+        if template is None:
+            return [self.cluster.python, *BUILTIN_COMMAND]
+        model = self.experiment.model
+        return fill_command(template, {**({} if model is None else model.fixed), **point.params})
 
     def prepare(self, run: Path, point: Point) -> Path:
         """Write ``point.json`` and the job script of the submission ``point.job_name``."""
@@ -123,6 +147,8 @@ class JobSettings:
             point_dir=str(layout.point_dir(run, point.id)),
             job_name=point.job_name,
             stdout_path=self._log_path(run, point),
+            command=self.command(point),
+            workdir=str(self.workdir),
         )
 
     def _log_path(self, run: Path, point: Point) -> str:
@@ -141,9 +167,9 @@ def readiness(
     ``[cluster] account``: many sites reject such jobs). An experiment for
     searching by hand (neither ``[model]`` nor ``[data]``) has none.
     """
-    if experiment.model is None and experiment.data is None:
-        return [], []
-    warnings = []
+    costs, warnings = cost_problems(experiment), cost_warnings(experiment)
+    if experiment.model is None and experiment.data is None and experiment.builtin_trainer:
+        return costs, warnings
     cluster = experiment.cluster
     if cluster.backend in ("slurm", "lsf") and cluster.account is None:
         option = "--account" if cluster.backend == "slurm" else "-P"
@@ -151,7 +177,24 @@ def readiness(
             f"{experiment.source}: [cluster] account is not set: jobs go out without "
             f"{option}, which many sites reject"
         )
-    return run_problems(experiment, cwd, offline=offline), warnings
+    problems = run_problems(experiment, cwd, offline=offline) + _site_problems(experiment)
+    return costs + problems, warnings
+
+
+def _site_problems(experiment: Experiment) -> list[ConfigError]:
+    """What the sites of a backend require of every job, checked by ``init``.
+
+    PBS at ALCF (Polaris, Aurora) refuses a job that does not name the file
+    systems it uses (``-l filesystems=home:eagle``).
+    """
+    cluster = experiment.cluster
+    given = any(line.replace(" ", "").startswith("-lfilesystems=")
+                for line in cluster.extra_directives)  # fmt: skip
+    if cluster.backend == "pbs" and cluster.filesystems is None and not given:
+        return [ConfigError(experiment.source, "cluster", "filesystems",
+                            "backend 'pbs' needs the file systems the job uses, e.g. "
+                            "filesystems = \"home:eagle\" (#PBS -l filesystems=...)")]  # fmt: skip
+    return []
 
 
 def run_problems(experiment: Experiment, cwd: Path, *, offline: bool = False) -> list[ConfigError]:
@@ -167,32 +210,100 @@ def run_problems(experiment: Experiment, cwd: Path, *, offline: bool = False) ->
     also paths on this machine, taken from ``cwd``: ``[cluster] env_file``,
     ``[data] root`` and ``index``, and ``[cluster] python``.
     """
-    source = experiment.source
-    missing = [t for t in ("model", "data") if getattr(experiment, t) is None]
+    missing = experiment.missing_run_sections()
     if missing:
-        return [ConfigError(source, t, None, "missing table; `run` needs it") for t in missing]
+        return missing
     problems = [] if offline else _path_problems(experiment, cwd)
-    problems += _coordinate_problems(experiment)
+    coordinates = _coordinate_problems(experiment) if experiment.builtin_trainer else []
+    if experiment.builtin_trainer:
+        problems += coordinates + _builtin_metric_problems(experiment)
+    else:
+        command = _command_problems(experiment, cwd, offline)
+        if command:  # preparing a point would only repeat them
+            return problems + command
     try:
-        feasibility(experiment)
+        feasibility(experiment, cwd)
+        memory = None if coordinates else memory_problem(experiment)
     except ConfigError as exc:
         problems.append(exc)
+    else:
+        problems += [memory] if memory else []
     return problems + _preparing_problems(experiment, cwd)
+
+
+def _builtin_metric_problems(experiment: Experiment) -> list[ConfigError]:
+    """The built-in trainer measures top-1 and top-5 accuracy only."""
+    metric = experiment.experiment.metric
+    if metric in METRICS:
+        return []
+    choices = ", ".join(repr(m) for m in METRICS)
+    return [ConfigError(experiment.source, "experiment", "metric",
+                        f"the built-in trainer measures {choices}, not {metric!r}; "
+                        "give [train] command to train with your own code")]  # fmt: skip
+
+
+def _command_problems(experiment: Experiment, cwd: Path, offline: bool) -> list[ConfigError]:
+    """``[train] command``: every ``{name}`` is a searched or fixed parameter; the program exists.
+
+    The program is looked up only where this machine can tell (the local
+    backend without ``[cluster] env_file``, or a path with a ``/``): elsewhere
+    the job's environment decides, and a missing program fails the first job
+    with "command not found", without retries.
+    """
+    argv = experiment.train.command or []
+    source, model = experiment.source, experiment.model
+    known = set(experiment.space.names) | set({} if model is None else model.fixed)
+    try:
+        fields = template_fields(argv)
+    except TemplateError as exc:
+        return [ConfigError(source, "train", "command", str(exc))]
+    problems = [
+        ConfigError(source, "train", "command",
+                    f"argument {index} {argv[index]!r}: {{{name}}} names no parameter; the "
+                    f"[[space]] names and [model] fixed keys are {', '.join(sorted(known))}")
+        for index, name in fields
+        if name not in known
+    ]  # fmt: skip
+    program = argv[0]
+    if problems or offline or "{" in program:
+        return problems
+    cluster = experiment.cluster
+    if "/" in program:
+        path = cwd / program
+        if not path.is_file() or not os.access(path, os.X_OK):
+            why = "does not exist" if not path.exists() else "is not an executable file"
+            problems.append(ConfigError(source, "train", "command",
+                                        f"program {program!r} {why} (relative to {cwd})"))  # fmt: skip
+    elif cluster.backend == "local" and cluster.env_file is None and not shutil.which(program):
+        problems.append(
+            ConfigError(source, "train", "command", f"program {program!r} is not found on PATH")
+        )
+    return problems
+
+
+#: Paths of the experiment that must exist on this machine, and what they must be.
+_PATHS = (("cluster", "env_file", "file"), ("data", "root", "folder"), ("data", "index", "file"))
 
 
 def _path_problems(experiment: Experiment, cwd: Path) -> list[ConfigError]:
     """The paths of the experiment that do not exist on this machine."""
-    assert experiment.data is not None  # run_problems checked the tables
-    paths = [("cluster", "env_file", experiment.cluster.env_file)]
-    paths += [("data", key, getattr(experiment.data, key)) for key in ("root", "index")]
+    paths = [_PATHS[0]]
+    if experiment.data is not None and experiment.builtin_trainer:
+        paths += _PATHS[1:]
     problems = []
-    for table, key, value in paths:
+    for table, key, kind in paths:
+        value = getattr(getattr(experiment, table), key)
         if value is None:
             continue
         try:
-            _existing(cwd, value, experiment.source, table, key)
+            path = _existing(cwd, value, experiment.source, table, key)
         except ConfigError as exc:
             problems.append(exc)
+            continue
+        if path.is_dir() != (kind == "folder"):
+            other = "file" if kind == "folder" else "folder"
+            problems.append(ConfigError(experiment.source, table, key,
+                                        f"{value!r} is a {other}, not a {kind}"))  # fmt: skip
     python = _python_problem(experiment, cwd)
     return problems + ([python] if python else [])
 
@@ -256,6 +367,7 @@ def _coordinate_problems(experiment: Experiment) -> list[ConfigError]:
         problems.append(ConfigError(source, "model", "fixed",
                                     f"family {family!r} needs {', '.join(missing)}, neither "
                                     "searched in [[space]] nor fixed here"))  # fmt: skip
+    problems += _box_problems(experiment) if not problems else []
     if problems:
         return problems
     values = [("model", "fixed", name, value) for name, value in fixed.items()]
@@ -270,6 +382,30 @@ def _coordinate_problems(experiment: Experiment) -> list[ConfigError]:
         except ModelConfigError as exc:
             problems.append(ConfigError(source, table, key, str(exc)))
             break
+    return problems
+
+
+def _box_problems(experiment: Experiment) -> list[ConfigError]:
+    """Numeric dimensions whose box reaches past the bounds of their coordinate.
+
+    A bound (e.g. at most :data:`nas.models.coordinates.MAX_DEPTH` blocks a
+    stage) is declared with the coordinate, which the trainer applies too.
+    """
+    from nas.models import coordinates as coords
+
+    assert experiment.model is not None  # run_problems checked the tables
+    family, problems = experiment.model.family, []
+    for dim in experiment.space.numeric:
+        coordinate = coords.coordinate(family, dim.name)
+        for key, value, bound, outside in (
+            ("low", dim.low, coordinate.low, "at least"),
+            ("high", dim.high, coordinate.high, "at most"),
+        ):
+            if bound is not None and (value < bound if key == "low" else value > bound):
+                problems.append(ConfigError(
+                    experiment.source, f"space.{dim.name}", key,
+                    f"family {family!r}: coordinate {dim.name!r} takes {outside} {bound}, "
+                    f"got {value!r}"))  # fmt: skip
     return problems
 
 
@@ -294,6 +430,8 @@ def _preparing_problems(experiment: Experiment, cwd: Path) -> list[ConfigError]:
     except PointFileError as exc:
         table, key = _POINT_KEYS.get(exc.key or "", ("experiment", exc.key))
         return [ConfigError(source, table, key, exc.detail)]
+    except TemplateError as exc:
+        return [ConfigError(source, "train", "command", str(exc))]
     return []
 
 
@@ -327,30 +465,3 @@ def job_name(experiment: str, point: Point) -> str:
     """
     reruns = int(point.extra.get("reruns", 0))
     return f"{experiment}-p{point.id}-r{reruns}a{point.attempts}s{point.segment}"
-
-
-def feasibility(experiment: Experiment) -> Callable[[Params], bool] | None:
-    """The memory predicate of ``[cluster] max_gpu_memory_gib``; None when no limit is set.
-
-    A candidate whose parameters describe no network counts as infeasible.
-
-    Raises:
-        ConfigError: the number of classes is unknown (set ``[model] num_classes``).
-    """
-    limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
-    if limit is None:
-        return None
-    assert experiment.model is not None and experiment.data is not None  # run needs both
-    if experiment.num_classes() is None:
-        raise ConfigError(
-            experiment.source, "model", "num_classes", "needed by [cluster] max_gpu_memory_gib"
-        )
-    from nas.models.cost import fits
-
-    estimate = estimator(experiment)
-
-    def fits_memory(params: Params) -> bool:
-        cost = estimate(params)  # None: the parameters describe no network
-        return cost is not None and fits(cost, limit, margin)
-
-    return fits_memory

@@ -34,6 +34,9 @@ class Coordinate:
     kind: str
     default: object = _REQUIRED
     choices: tuple[str, ...] = ()
+    #: Inclusive bounds of an ``int`` or ``float`` coordinate (None: unbounded).
+    low: float | None = None
+    high: float | None = None
 
     @property
     def required(self) -> bool:
@@ -42,13 +45,20 @@ class Coordinate:
     def coerce(self, family: str, value: object) -> object:
         """``value`` as this coordinate's kind, or a ModelConfigError naming it."""
         converted = _CONVERTERS[self.kind](value, self.choices)
-        if converted is None:
+        if converted is None or not self._within(converted):
             article = "an" if self.kind == "int" else "a"
             expected = f"one of {list(self.choices)}" if self.choices else f"{article} {self.kind}"
+            if converted is not None:
+                expected += f" in [{self.low}, {self.high}]"
             raise ModelConfigError(
                 f"family {family!r}: coordinate {self.name!r} must be {expected}, got {value!r}"
             )
         return converted
+
+    def _within(self, value: object) -> bool:
+        low = -math.inf if self.low is None else self.low
+        high = math.inf if self.high is None else self.high
+        return not isinstance(value, int | float) or low <= value <= high
 
 
 def _to_int(value: object, _: tuple[str, ...]) -> int | None:
@@ -84,14 +94,20 @@ _CONVERTERS: dict[str, Callable[[object, tuple[str, ...]], Any]] = {
 }
 
 
-def _stages(prefix: str) -> tuple[Coordinate, ...]:
-    return tuple(Coordinate(f"{prefix}{i}", "int") for i in range(1, 5))
+#: Most blocks in one stage: ResNet-1202 (He et al. 2016) has 200.
+MAX_DEPTH = 256
+#: Widest stage in channels: 32x a ResNet-50's widest bottleneck input.
+MAX_WIDTH = 65536
+
+
+def _stages(prefix: str, high: int) -> tuple[Coordinate, ...]:
+    return tuple(Coordinate(f"{prefix}{i}", "int", low=1, high=high) for i in range(1, 5))
 
 
 _RESNET_COMMON = (
-    Coordinate("c1", "int"),
-    *_stages("g"),
-    *_stages("d"),
+    Coordinate("c1", "int", low=1, high=MAX_WIDTH),
+    *_stages("g", MAX_WIDTH),
+    *_stages("d", MAX_DEPTH),
     Coordinate("stem", "choice", "conv7", ("conv7", "basic")),
     Coordinate("maxpool", "bool", True),
     Coordinate("phi", "float", 1.0),
@@ -102,8 +118,8 @@ COORDINATES: dict[str, tuple[Coordinate, ...]] = {
     "resnet": (Coordinate("block", "choice", choices=("basic", "bottleneck")), *_RESNET_COMMON),
     "resnext": (*_RESNET_COMMON, Coordinate("groups", "int"), Coordinate("width_per_group", "int")),
     "blresnext": (
-        *_stages("w"),
-        *_stages("d"),
+        *_stages("w", MAX_WIDTH),
+        *_stages("d", MAX_DEPTH),
         Coordinate("alpha", "int"),
         Coordinate("beta", "int"),
         Coordinate("cardinality", "int"),

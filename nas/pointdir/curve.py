@@ -14,6 +14,11 @@ was not finite), ``top1`` / ``top5`` the accuracy in percent on the fixed
 validation subset, ``lr`` the learning rate at the evaluation and
 ``seconds`` the training wall time so far (all segments).
 
+A command of ``[train] command`` reports through :func:`nas.trial.report`
+or writes the lines itself: only ``epoch`` is required, ``images`` defaults
+to 0, a missing figure is null, and further numbers (the command's own
+metrics) stay in the file for people.
+
 Entries are keyed by epoch: a segment that repeats an epoch (it was stopped
 after the evaluation but before its checkpoint) replaces that entry, so a
 resumed training appends and never duplicates. The whole file is rewritten
@@ -58,13 +63,16 @@ def make_entry(
 
 
 def parse_entry(document: Any) -> Entry | None:
-    """A curve entry with the fields of :data:`CURVE_FIELDS`, or None when it is not one."""
-    if not isinstance(document, dict):
+    """A curve entry with the fields of :data:`CURVE_FIELDS`, or None when it is not one.
+
+    ``epoch`` is required; ``images`` defaults to 0 and the other figures to null.
+    """
+    if not isinstance(document, dict) or "epoch" not in document:
         return None
     entry: Entry = {}
     for name in CURVE_FIELDS:
-        value = document.get(name)
-        if name == "loss" and value is None:
+        value = document.get(name, 0 if name == "images" else None)
+        if name not in ("epoch", "images") and value is None:
             entry[name] = None
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -72,7 +80,17 @@ def parse_entry(document: Any) -> Entry | None:
         if not math.isfinite(value):
             return None
         entry[name] = int(value) if name in ("epoch", "images") else float(value)
-    return entry if entry["epoch"] >= 0 else None
+    if entry["epoch"] < 0:
+        return None
+    for name, value in document.items():  # a command's own figures, kept for people
+        if name not in entry and isinstance(name, str) and finite_number(value):
+            entry[name] = float(value)
+    return entry
+
+
+def finite_number(value: Any) -> bool:
+    """A JSON number that is finite (a boolean is none)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def read_curve(directory: str | Path, *, max_bytes: int = MAX_CURVE_BYTES) -> list[Entry]:

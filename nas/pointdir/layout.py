@@ -45,6 +45,8 @@ RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 #: ``kind`` of the error file a job script writes when its environment file fails.
 ENVIRONMENT_FAILURE = "environment"
+#: ``kind`` of the error file of a command that broke the trainer contract.
+CONTRACT_FAILURE = "contract"
 # What the job script tells every rank about its device (nas/train/device.py reads it).
 
 #: The accelerator the ranks must drive: "auto", "gpu", "cuda" or "xpu".

@@ -1,9 +1,10 @@
 """``point.json``: everything one candidate's training needs, in its own folder.
 
 The controller writes it with :func:`write_point_file`; the trainer reads it
-with :func:`read_point_file`. It is self-contained on purpose: a person reruns
-a point by hand with ``python -m nas.train --point-dir DIR`` (or the job script
-next to it) without the experiment file or the state file.
+with :func:`read_point_file` (a user's command with ``nas.trial.point()`` or
+any JSON reader). It is self-contained on purpose: a person reruns a point by
+hand with its job script, or ``python -m nas.train --point-dir DIR``, without
+the experiment file or the state file.
 
 Format (version 1)::
 
@@ -11,15 +12,19 @@ Format (version 1)::
       "format": 1,
       "point_id": 7,                       # integer id in the state file
       "experiment": "imagenet22k",         # experiment name
-      "family": "resnext",                 # model family (nas.models.registry)
-      "params": {"width": 64, ...},        # the searched coordinates of this point
+      "params": {"width": 64, ...},        # the searched values of this point
       "fixed": {"groups": 32, ...},        # [model] fixed, merged under params
-      "num_classes": null,                 # null: the number of classes in the data
-      "data": {...},                       # the [data] table (nas.config.DataConfig)
-      "train": {...},                      # the [train] table (nas.config.TrainConfig)
-      "seed": 0,                           # seed of the model initialisation and sampler
-      "metric": "top1"                     # metric the search optimises (top1 or top5)
+      "seed": 0,                           # [train] seed (+1 after a divergence retry)
+      "metric": "top1",                    # the metric the search optimises
+      "command": ["python", ...],          # [train] command as this point runs it
+      "family": "resnext",                 # built-in trainer: model family
+      "num_classes": null,                 #   null: the number of classes in the data
+      "data": {...},                       #   the [data] table (nas.config.DataConfig)
+      "train": {...}                       #   the [train] table (nas.config.TrainConfig)
     }
+
+``command`` is there for a ``[train] command``; ``family``, ``data`` and
+``train`` for the built-in trainer (:meth:`PointFile.builtin` requires them).
 
 Paths in ``data`` (``root``, ``index``) are used as written, so the
 controller writes absolute ones.
@@ -40,6 +45,7 @@ from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.pointdir.layout import POINT_FILE
 
 POINT_FORMAT = 1
+#: The metrics the built-in trainer measures.
 METRICS = ("top1", "top5")
 
 Scalar = bool | int | float | str
@@ -59,33 +65,56 @@ class PointFile:
 
     point_id: int
     experiment: str
-    family: str
+    family: str | None
     params: dict[str, Scalar]
     fixed: dict[str, Scalar]
     num_classes: int | None
-    data: DataConfig
-    train: TrainConfig
+    data: DataConfig | None
+    train: TrainConfig | None
     seed: int
     metric: str
+    command: tuple[str, ...] | None = None
 
     def model_params(self) -> dict[str, Scalar]:
         """The builder's parameters: fixed settings overridden by the searched coordinates."""
         return {**self.fixed, **self.params}
 
+    def builtin(self, path: str | Path) -> PointFile:
+        """This point, checked to carry what the built-in trainer needs.
+
+        Raises:
+            PointFileError: ``family``, ``data`` or ``train`` is missing, or
+                the metric is none the built-in trainer measures.
+        """
+        for key in ("family", "data", "train"):
+            if getattr(self, key) is None:
+                raise PointFileError(path, key, "missing; the built-in trainer needs it")
+        if self.metric not in METRICS:
+            choices = ", ".join(repr(m) for m in METRICS)
+            raise PointFileError(
+                path, "metric", f"the built-in trainer measures {choices}, not {self.metric!r}"
+            )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "format": POINT_FORMAT,
             "point_id": self.point_id,
             "experiment": self.experiment,
-            "family": self.family,
             "params": dict(self.params),
             "fixed": dict(self.fixed),
-            "num_classes": self.num_classes,
-            "data": _table(self.data),
-            "train": _table(self.train),
             "seed": self.seed,
             "metric": self.metric,
         }
+        if self.command is not None:
+            document["command"] = list(self.command)
+        if self.family is not None:
+            document["family"] = self.family
+            document["num_classes"] = self.num_classes
+        for key in ("data", "train"):
+            if getattr(self, key) is not None:
+                document[key] = _table(getattr(self, key))
+        return document
 
 
 def _table(section: DataConfig | TrainConfig) -> dict[str, Any]:
@@ -98,14 +127,15 @@ def point_document(
     *,
     point_id: int,
     experiment: str,
-    family: str,
+    family: str | None,
     params: Mapping[str, Scalar],
-    data: DataConfig,
-    train: TrainConfig,
+    data: DataConfig | None,
+    train: TrainConfig | None,
     fixed: Mapping[str, Scalar] | None = None,
     num_classes: int | None = None,
     seed: int = 0,
     metric: str = "top1",
+    command: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """The ``point.json`` document of these values, checked as the reader will check it.
 
@@ -123,6 +153,7 @@ def point_document(
         train=train,
         seed=seed,
         metric=metric,
+        command=None if command is None else tuple(command),
     )
     document = point.to_dict()
     parse_point(document, path)
@@ -171,6 +202,13 @@ def point_hash(directory: str | Path) -> str:
 # --------------------------------------------------------------------------- validation
 
 
+def _argv(value: list) -> str | None:
+    """A command: a non-empty list of strings."""
+    if not value or not all(isinstance(item, str) for item in value):
+        return f"expected a non-empty list of strings, got {value!r}"
+    return None
+
+
 def _point_format(value: int) -> str | None:
     return None if value == POINT_FORMAT else f"unsupported format {value}; expected {POINT_FORMAT}"
 
@@ -192,22 +230,29 @@ class _Schema:
     format: int = option(kind=int, check=_point_format)
     point_id: int = option(kind=int, minimum=0)
     experiment: str = option(kind=str)
-    family: str = option(kind=str)
     params: dict = option(kind=dict, check=_scalars)
     fixed: dict = option(kind=dict, check=_scalars)
-    num_classes: int | None = option(kind=(int, type(None)), minimum=2)
-    data: dict = option(kind=dict)
-    train: dict = option(kind=dict)
     seed: int = option(kind=int, minimum=0)
-    metric: str = option(kind=str, choices=METRICS)
+    metric: str = option(kind=str)
+    command: list | None = option(None, kind=(list, type(None)), check=_argv, optional=True)
+    family: str | None = option(None, kind=(str, type(None)), optional=True)
+    num_classes: int | None = option(None, kind=(int, type(None)), minimum=2, optional=True)
+    data: dict | None = option(None, kind=(dict, type(None)), optional=True)
+    train: dict | None = option(None, kind=(dict, type(None)), optional=True)
 
 
 def parse_point(document: Mapping[str, Any], path: str | Path) -> PointFile:
     """Check a decoded ``point.json`` document and build a :class:`PointFile`."""
     try:
         top = section_from_dict(_Schema, document, str(path), "point")
-        data = section_from_dict(DataConfig, top.data, str(path), "data")
-        train = section_from_dict(TrainConfig, top.train, str(path), "train")
+        data = (
+            None if top.data is None else section_from_dict(DataConfig, top.data, str(path), "data")
+        )
+        train = (
+            None
+            if top.train is None
+            else section_from_dict(TrainConfig, top.train, str(path), "train")
+        )
     except ConfigError as exc:
         key = exc.key if exc.table == "point" else f"[{exc.table}] {exc.key or ''}".rstrip()
         if exc.table == "point" and exc.key in ("params", "fixed") and ":" in exc.detail:
@@ -225,4 +270,5 @@ def parse_point(document: Mapping[str, Any], path: str | Path) -> PointFile:
         train=train,
         seed=top.seed,
         metric=top.metric,
+        command=None if top.command is None else tuple(top.command),
     )

@@ -1,58 +1,100 @@
-"""The files a training run leaves for the controller: result, progress and error.
+"""``result.json``: the measurement a training leaves for the controller.
 
-``result.json`` (format 1), written atomically by rank 0 when training completes::
+Rank 0 writes it atomically when training completes, in the point folder
+(contract version 1, README "Search your own model"). The minimal form is
+enough::
+
+    {"metrics": {"score": 0.93}}
+
+``metrics`` must hold the experiment's ``[experiment] metric`` as a finite
+number within its valid range (``value_range``; [0, 100] for ``top1`` and
+``top5``); other metrics are kept when they are numbers. Every other key is
+optional and checked when present; the built-in trainer writes them all
+(format 1)::
 
     {
       "format": 1, "point_id": 7, "params": {...},
       "metrics": {"top1": 71.3, "top5": 90.2},   # percent, whole validation split
+      "rank": 0,                                 # who wrote it: only rank 0 may
       "val_images": 50000, "bad_images": 0,
       "epochs": 60, "world_size": 204,
-      "device": "cuda",                          # "cuda" or "cpu"
-      "device_hours": 1234.5,                    # wall hours x ranks (GPU-hours on GPUs)
+      "device": "cuda",                          # "cuda", "xpu", "cpu", ...
+      "device_hours": 1234.5,                    # wall hours x ranks (GPU-hours on cuda/xpu)
       "wall_seconds": 21785.0,                   # all segments together
       "started": "2024-01-01T00:00:00+00:00", "finished": "...",
       "package_version": "0.1.0",
       "input_hash": "sha256 of point.json",
-      "images_per_second": 2510.4,               # optional: per rank, steady-state steps
-      "data_wait_share": 0.03                    # optional: share of that time spent
-    }                                            #   waiting for the data loader
+      "images_per_second": 2510.4,               # per rank, steady-state steps
+      "data_wait_share": 0.03,                   # share of that time spent
+                                                 #   waiting for the data loader
+      "bus_bandwidth_gbps": 15.9,                # the last segment's start-up
+      "expected_bus_bandwidth_gbps": 8.0         #   all-reduce and the site's expectation
+    }
 
-The two optional fields came later: results written without them still validate.
-
-The controller calls :func:`validate_result`; any :class:`ResultError` means
-the file is set aside with the reason and the point is treated as failed.
+A ``point_id`` or ``params`` that is present must be this point's; a
+``rank`` other than 0 is refused. The controller calls
+:func:`validate_result`; any :class:`ResultError` means the file is set aside
+with the reason and the point is failed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from nas.config import ConfigError, option, section_from_dict
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
-from nas.pointdir.layout import ERROR_FILE, PROGRESS_FILE, RESULT_FILE
-from nas.pointdir.point import METRICS
+from nas.pointdir.layout import RESULT_FILE
+from nas.pointdir.outcome import (
+    DIVERGED,
+    now_iso,
+    write_contract_failure,
+    write_divergence,
+    write_error,
+    write_progress,
+)
+
+__all__ = [
+    "DIVERGED",
+    "Result",
+    "ResultError",
+    "now_iso",
+    "validate_result",
+    "write_contract_failure",
+    "write_divergence",
+    "write_error",
+    "write_progress",
+    "write_result",
+]
 
 RESULT_FORMAT = 1
-TRACEBACK_LINES = 40
 
 
 class ResultError(ValueError):
-    """A result file the controller must not trust; ``reason`` says why."""
+    """A result file the controller must not trust; ``reason`` says why.
 
-    def __init__(self, path: str | Path, reason: str) -> None:
+    ``contract`` marks a file that breaks the trainer contract in a way that
+    training again the same way cannot mend (no metric, not a number, not
+    written by rank 0); the controller does not retry those.
+    """
+
+    def __init__(self, path: str | Path, reason: str, *, contract: bool = False) -> None:
         super().__init__(f"{path}: {reason}")
-        self.path, self.reason = str(path), reason
+        self.path, self.reason, self.contract = str(path), reason, contract
 
 
 #: The speed figures of a result that ``status`` and ``show`` print.
-PACE_FIGURES = ("images_per_second", "data_wait_share", "device_hours")
+PACE_FIGURES = (
+    "images_per_second",
+    "data_wait_share",
+    "device_hours",
+    "bus_bandwidth_gbps",
+    "expected_bus_bandwidth_gbps",
+)
 
 
 #: torch device types whose hours count as GPU hours: CUDA (NVIDIA, AMD ROCm) and Intel XPU.
@@ -60,25 +102,40 @@ GPU_DEVICE_TYPES = frozenset({"cuda", "xpu"})
 
 
 @dataclass(frozen=True)
-class Result:
-    """One validated measurement."""
+class Measured:
+    """What a valid result must carry: the searched metric, within its valid range."""
 
-    point_id: int
-    params: dict[str, Any]
+    metric: str = "top1"
+    valid: tuple[float, float] | None = (0.0, 100.0)
+
+
+#: The default search's: top-1 accuracy in percent.
+TOP1 = Measured()
+
+
+@dataclass(frozen=True)
+class Result:
+    """One validated measurement; only ``metrics`` is required of a trainer."""
+
     metrics: dict[str, float]
-    val_images: int
-    bad_images: int
-    epochs: int
-    world_size: int
-    device: str
-    device_hours: float
-    wall_seconds: float
-    started: str
-    finished: str
-    package_version: str
-    input_hash: str
+    point_id: int | None = None
+    params: dict[str, Any] | None = None
+    rank: int | None = None
+    val_images: int | None = None
+    bad_images: int | None = None
+    epochs: int | None = None
+    world_size: int | None = None
+    device: str | None = None
+    device_hours: float | None = None
+    wall_seconds: float | None = None
+    started: str | None = None
+    finished: str | None = None
+    package_version: str | None = None
+    input_hash: str | None = None
     images_per_second: float | None = None
     data_wait_share: float | None = None
+    bus_bandwidth_gbps: float | None = None
+    expected_bus_bandwidth_gbps: float | None = None
 
     def pace(self) -> dict[str, float]:
         """The speed figures for people (:func:`read_pace`'s), stored in the state at ingest."""
@@ -87,23 +144,13 @@ class Result:
 
     @property
     def gpu_hours(self) -> float:
-        """Device-hours spent on GPUs; a CPU run costs no GPU budget."""
-        return self.device_hours if self.device in GPU_DEVICE_TYPES else 0.0
+        """Device-hours spent on GPUs (``device`` "cuda" or "xpu"); other runs cost no GPU budget."""
+        return self.device_hours or 0.0 if self.device in GPU_DEVICE_TYPES else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The file's document; optional figures that were not measured are left out."""
         fields = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
         return {"format": RESULT_FORMAT, **fields}
-
-
-def now_iso(timestamp: float | None = None) -> str:
-    """A UTC time (default: now) as an ISO-8601 string with offset."""
-    moment = (
-        datetime.now(timezone.utc)
-        if timestamp is None
-        else datetime.fromtimestamp(timestamp, timezone.utc)
-    )
-    return moment.isoformat(timespec="seconds")
 
 
 def write_result(directory: str | Path, result: Result) -> Path:
@@ -113,12 +160,18 @@ def write_result(directory: str | Path, result: Result) -> Path:
     return path
 
 
-def validate_result(path: str | Path, point_id: int, params: Mapping[str, Any]) -> Result:
-    """Read ``result.json`` and check it belongs to this point and carries usable metrics.
+def validate_result(
+    path: str | Path,
+    point_id: int,
+    params: Mapping[str, Any],
+    measured: Measured = TOP1,
+) -> Result:
+    """Read ``result.json`` and check it belongs to this point and carries its metric.
 
-    Checks the schema (every field, its type), the point id, the params (equal
-    to the ones the controller proposed), and that every metric is a finite
-    percentage in [0, 100].
+    Checks the type of every key present, the point id and the params (equal
+    to the ones the controller proposed) where given, that rank 0 wrote it,
+    and that ``metrics`` holds ``measured.metric`` as a finite number in
+    ``measured.valid``. Other metrics that are not finite numbers are dropped.
 
     Raises:
         ResultError: the first problem found, as ``reason``.
@@ -133,18 +186,41 @@ def validate_result(path: str | Path, point_id: int, params: Mapping[str, Any]) 
     except ConfigError as exc:
         raise ResultError(path, f"{exc.key}: {exc.detail}" if exc.key else exc.detail) from None
     del fields["format"]
-    if fields["point_id"] != point_id:
+    if fields["rank"] not in (None, 0):
+        raise ResultError(
+            path, f"written by rank {fields['rank']}; only rank 0 writes result.json", contract=True
+        )
+    if fields["point_id"] not in (None, point_id):
         raise ResultError(path, f"point_id {fields['point_id']} but expected {point_id}")
-    if fields["params"] != dict(params):
+    if fields["params"] is not None and fields["params"] != dict(params):
         raise ResultError(path, f"params {fields['params']} differ from {dict(params)}")
-    for name in METRICS:
-        value = fields["metrics"].get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ResultError(path, f"metrics.{name}: expected a number, got {value!r}")
-        if not (math.isfinite(value) and 0.0 <= value <= 100.0):
-            raise ResultError(path, f"metrics.{name}: {value!r} is not a percentage in [0, 100]")
-    fields["metrics"] = {name: float(fields["metrics"][name]) for name in METRICS}
+    fields["metrics"] = _metrics(path, fields["metrics"], measured)
     return Result(**fields)
+
+
+def _metrics(path: str | Path, metrics: Mapping[str, Any], measured: Measured) -> dict[str, float]:
+    """The finite numeric metrics; the searched one must be there and in its range."""
+    name = measured.metric
+    if name not in metrics:
+        found = ", ".join(sorted(metrics)) or "none"
+        raise ResultError(
+            path, f"metrics has no {name!r} ([experiment] metric); it has: {found}", contract=True
+        )
+    value = metrics[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ResultError(path, f"metrics.{name}: expected a number, got {value!r}", contract=True)
+    if not math.isfinite(value):
+        raise ResultError(path, f"metrics.{name}: expected a finite number, got {value!r}")
+    low, high = measured.valid or (-math.inf, math.inf)
+    if not low <= value <= high:
+        raise ResultError(
+            path, f"metrics.{name}: {value!r} is outside its valid range [{low:g}, {high:g}]"
+        )
+    return {
+        key: float(item)
+        for key, item in metrics.items()
+        if isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item)
+    }
 
 
 def _result_format(value: int) -> str | None:
@@ -155,25 +231,28 @@ def _result_format(value: int) -> str | None:
 class _Schema:
     """``result.json``, declared like the experiment's tables (metrics are checked apart)."""
 
-    format: int = option(kind=int, check=_result_format)
-    point_id: int = option(kind=int)
-    params: dict = option(kind=dict)
     metrics: dict = option(kind=dict)
-    val_images: int = option(kind=int, minimum=1)
-    bad_images: int = option(kind=int, minimum=0)
-    epochs: int = option(kind=int, minimum=1)
-    world_size: int = option(kind=int, minimum=1)
-    device: str = option(kind=str)
-    device_hours: float = option(kind=float, minimum=0.0)
-    wall_seconds: float = option(kind=float, minimum=0.0)
-    started: str = option(kind=str)
-    finished: str = option(kind=str)
-    package_version: str = option(kind=str)
-    input_hash: str = option(kind=str)
+    format: int = option(RESULT_FORMAT, kind=int, check=_result_format)
+    point_id: int | None = option(None, kind=int, optional=True)
+    params: dict | None = option(None, kind=dict, optional=True)
+    rank: int | None = option(None, kind=int, minimum=0, optional=True)
+    val_images: int | None = option(None, kind=int, minimum=1, optional=True)
+    bad_images: int | None = option(None, kind=int, minimum=0, optional=True)
+    epochs: int | None = option(None, kind=int, minimum=1, optional=True)
+    world_size: int | None = option(None, kind=int, minimum=1, optional=True)
+    device: str | None = option(None, kind=str, optional=True)
+    device_hours: float | None = option(None, kind=float, minimum=0.0, optional=True)
+    wall_seconds: float | None = option(None, kind=float, minimum=0.0, optional=True)
+    started: str | None = option(None, kind=str, optional=True)
+    finished: str | None = option(None, kind=str, optional=True)
+    package_version: str | None = option(None, kind=str, optional=True)
+    input_hash: str | None = option(None, kind=str, optional=True)
     images_per_second: float | None = option(None, kind=float, minimum=0.0, optional=True)
     data_wait_share: float | None = option(
         None, kind=float, minimum=0.0, maximum=1.0, optional=True
     )
+    bus_bandwidth_gbps: float | None = option(None, kind=float, minimum=0.0, optional=True)
+    expected_bus_bandwidth_gbps: float | None = option(None, kind=float, minimum=0.0, optional=True)
 
 
 _SCHEMA_KEYS = tuple(f.name for f in dataclasses.fields(_Schema))
@@ -211,93 +290,15 @@ def pace_text(pace: dict[str, float]) -> str:
         parts.append(f"data wait {100.0 * pace['data_wait_share']:.1f} %")
     if "device_hours" in pace:
         parts.append(f"{pace['device_hours']:.3g} device-h")
+    if "bus_bandwidth_gbps" in pace:
+        parts.append(bandwidth_text(pace))
     return ", ".join(parts)
 
 
-# --------------------------------------------------------------------------- other outcomes
-
-
-def write_progress(
-    directory: str | Path, *, point_id: int, epoch: int, step: int, reason: str
-) -> Path:
-    """``progress.json``: where an incomplete run stopped and why (rank 0 only)."""
-    path = Path(directory) / PROGRESS_FILE
-    document = {
-        "point_id": point_id,
-        "epochs_completed": epoch,
-        "step_in_epoch": step,
-        "reason": reason,
-        "time": now_iso(),
-    }
-    atomic_write_json(path, document)
-    return path
-
-
-def write_error(
-    directory: str | Path,
-    *,
-    rank: int,
-    exc: BaseException,
-    oom: bool,
-    kind: str | None = None,
-    exit_code: int | None = None,
-) -> bool:
-    """``error.json`` for the first rank that fails (later ranks keep the first report).
-
-    ``kind`` (e.g. ``"environment"``) tells the controller not to retry.
-
-    Returns:
-        True if this call wrote the file.
-    """
-    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
-    tail = "".join(lines).splitlines()[-TRACEBACK_LINES:]
-    document = {
-        "rank": rank,
-        "exception": type(exc).__name__,
-        "message": str(exc),
-        "traceback": tail,
-        "oom": oom,
-        "time": now_iso(),
-    }
-    if kind is not None:
-        document["kind"] = kind
-    if exit_code is not None:
-        document["exit_code"] = exit_code
-    return atomic_write_json(Path(directory) / ERROR_FILE, document, exclusive=True)
-
-
-#: ``error.json`` ``kind`` of a run stopped by the divergence guard.
-DIVERGED = "diverged"
-
-
-def write_divergence(
-    directory: str | Path,
-    *,
-    reason: str,
-    epoch: int,
-    curve: list[dict[str, Any]],
-    saved_seconds: float,
-    world_size: int,
-    device: str,
-) -> bool:
-    """``error.json`` with ``kind = "diverged"``, the curve so far and what stopping saved.
-
-    ``saved_seconds`` is the wall time of the segment the run did not use
-    (to its deadline, or its remaining epochs when it has none);
-    ``saved_device_hours`` is that times the ranks. Written by rank 0 only.
-    """
-    document = {
-        "kind": DIVERGED,
-        "rank": 0,
-        "exception": "Diverged",
-        "message": reason,
-        "traceback": [],
-        "oom": False,
-        "epoch": epoch,
-        "curve": curve,
-        "saved_seconds": max(0.0, saved_seconds),
-        "saved_device_hours": max(0.0, saved_seconds) * world_size / 3600.0,
-        "device": device,
-        "time": now_iso(),
-    }
-    return atomic_write_json(Path(directory) / ERROR_FILE, document, exclusive=True)
+def bandwidth_text(figures: Mapping[str, Any]) -> str:
+    """``all-reduce 15.9 GB/s bus``, with a warning below the site's expectation."""
+    bus, expected = figures["bus_bandwidth_gbps"], figures.get("expected_bus_bandwidth_gbps")
+    text = f"all-reduce {bus:.3g} GB/s bus"
+    if isinstance(expected, (int, float)) and bus < expected:
+        text += f" (WARNING: below the site's {expected:g} GB/s)"
+    return text

@@ -27,6 +27,7 @@ first 512 bytes are an HDF5 user block holding the SHA-256 of the rest
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import io
 import json
@@ -70,6 +71,8 @@ _INT_COLUMNS = ("id", "batch", "attempts", "segment")
 _FLOAT_COLUMNS = ("gpu_hours", "created", "updated")
 _OPTIONAL_FLOAT_COLUMNS = ("value", "predicted")
 _STR_COLUMNS = ("origin", "job_id", "job_name", "reason")
+#: Point's fields in the order of its constructor (a positional call is the fastest).
+_POINT_FIELDS = tuple(f.name for f in dataclasses.fields(Point))
 
 
 class StateFormatError(StateError):
@@ -248,11 +251,29 @@ def _read_points(group: h5py.Group) -> tuple[list[Point], list[str]]:
     }
     columns |= {name: _column(group, name) for name in _STR_COLUMNS}
     columns["status"] = [PointStatus(text) for text in _column(group, "status")]
-    columns["extra"] = [json.loads(text) for text in _column(group, "extra_json")]
+    columns["extra"] = _json_objects(_column(group, "extra_json"))
     params_json = _column(group, "params_json")
-    columns["params"] = [json.loads(text) for text in params_json]
-    rows = zip(*columns.values(), strict=True)
-    return [Point(**dict(zip(columns, row, strict=True))) for row in rows], params_json
+    columns["params"] = _json_objects(params_json)
+    rows = zip(*(columns[name] for name in _POINT_FIELDS), strict=True)
+    return [Point(*row) for row in rows], params_json
+
+
+def _json_objects(texts: list[str]) -> list[dict[str, Any]]:
+    """Each text decoded as a JSON object, in one parse of their array (10,000 ``loads`` cost more).
+
+    Rows the writer did not write as one object each (``{}, {}``) would shift
+    the rows after them: then every row is decoded alone, and the bad one raises.
+    """
+    try:
+        values = json.loads(f"[{','.join(texts)}]")
+    except json.JSONDecodeError:
+        values = None
+    if values is None or len(values) != len(texts) or not all(type(v) is dict for v in values):
+        values = [json.loads(text) for text in texts]
+        for text, value in zip(texts, values, strict=True):
+            if not isinstance(value, dict):
+                raise ValueError(f"expected a JSON object in a points column, got {text[:80]!r}")
+    return values
 
 
 def _read_fits(group: h5py.Group) -> list[FitRecord]:

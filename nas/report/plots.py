@@ -79,6 +79,8 @@ class SearchData:
     metric: str = "top1"
     #: The experiment's search settings: the surface drawn is the controller's.
     settings: SearchSettings = field(default_factory=SearchSettings)
+    #: Where a measurement can lie ([0, 100] for a percentage); colour scales stay inside it.
+    valid_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.params)
@@ -127,6 +129,7 @@ def search_data(state: State) -> SearchData:
         origins=tuple(p.origin for p in done),
         metric=experiment.metric,
         settings=experiment.search_settings(),
+        valid_range=experiment.valid_range(),
     )
 
 
@@ -246,14 +249,18 @@ def plot_projections(data: SearchData, surrogate: Surrogate, category: tuple[Val
     pairs = _pairs(space.d)
     cols = min(3, len(pairs))
     rows = math.ceil(len(pairs) / cols)
-    fig = Figure(figsize=(5.2 * cols, 4.3 * rows), dpi=DPI, layout="constrained")
-    norm = Normalize(*_value_range(data, surrogate, category))
+    fig = Figure(figsize=(5.2 * cols, 4.6 * rows), dpi=DPI, layout="constrained")
+    low, high, beyond = _value_range(data, surrogate, category)
+    norm = Normalize(low, high)
     axes = []
     for n, pair in enumerate(pairs):
         axes.append(fig.add_subplot(rows, cols, n + 1))
         _draw_pair(axes[-1], data, spline, center, pair, members, norm, sign)
     # one scale for every panel, so equal colours mean equal values across them
-    fig.colorbar(ScalarMappable(norm, COLORMAP), ax=axes, label=metric_label(data.metric))
+    label = metric_label(data.metric) + (f"\n{beyond}" if beyond else "")
+    fig.colorbar(ScalarMappable(norm, COLORMAP), ax=axes, label=label)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize="small")
     where = ", ".join(f"{dim.name}={center[dim.name]}" for dim in space.numeric)
     title = f"Spline surrogate through the best measured point\n{where}"
     if category:
@@ -264,8 +271,9 @@ def plot_projections(data: SearchData, surrogate: Surrogate, category: tuple[Val
 
 def _value_range(
     data: SearchData, surrogate: Surrogate, category: tuple[Value, ...]
-) -> tuple[float, float]:
-    """Common colour range of all sheets of a category: measured values and the sheets."""
+) -> tuple[float, float, str]:
+    """Common colour range of all sheets of a category, and a note when the spline leaves
+    the metric's valid range there (the colours stop at the limit: no 108 % top-1)."""
     space, sign = data.space, GOALS[data.goal]
     center = data.params[data.best]
     spline = surrogate.splines[category]
@@ -277,7 +285,37 @@ def _value_range(
         )
     merged = np.concatenate(values)
     low, high = float(np.min(merged)), float(np.max(merged))
-    return (low, high) if high > low else (low - 0.5, high + 0.5)
+    note = ""
+    if data.valid_range is not None:
+        valid_low, valid_high = data.valid_range
+        if low < valid_low or high > valid_high:
+            note = (
+                f"the spline leaves [{valid_low:g}, {valid_high:g}] on these slices "
+                f"({low:.4g} to {high:.4g}): coloured at the limit"
+            )
+        low, high = max(low, valid_low), min(high, valid_high)
+    return (low, high, note) if high > low else (low - 0.5, high + 0.5, note)
+
+
+def slice_distance(
+    space: SearchSpace, params: Params, center: Params, pair: tuple[int, int]
+) -> float:
+    """How far ``params`` lies from the slice through ``center`` along dims ``pair``: the
+    unit-box distance over every other numeric dim (categories differ: infinite)."""
+    if space.category_of(params) != space.category_of(center):
+        return math.inf
+    offset = space.to_unit(params) - space.to_unit(center)
+    others = [k for k in range(space.d) if k not in pair]
+    return float(np.linalg.norm(offset[others])) if others else 0.0
+
+
+def _padded(dim: Dim, fraction: float = 0.04) -> tuple[float, float]:
+    """The box of ``dim`` widened a little, so a point or star on its edge is drawn whole."""
+    if dim.log:
+        factor = (dim.high / dim.low) ** fraction
+        return dim.low / factor, dim.high * factor
+    pad = fraction * (dim.high - dim.low)
+    return dim.low - pad, dim.high + pad
 
 
 def _draw_pair(
@@ -290,36 +328,48 @@ def _draw_pair(
     norm: Normalize,
     sign: float,
 ) -> None:
+    """One panel: the sheet, the measured points (hollow and labelled with their distance
+    when off the slice) and the best point, inside a frame a little wider than the box."""
     space = data.space
     i, j = pair
     xs, ys, z = projection_sheet(space, spline, center, pair, sign)
     dx = space.numeric[i]
+    distance = np.array([slice_distance(space, data.params[k], center, pair) for k in members])
+    on = distance < 1e-9
     px = np.array([data.params[k][dx.name] for k in members], dtype=float)
     pv = data.values[members]
     if i == j:
         ax.plot(xs, z, color="tab:blue", label="spline")
-        ax.scatter(px, pv, c=pv, cmap=COLORMAP, norm=norm, edgecolors="k", zorder=3,
-                   clip_on=False, label="measured")  # fmt: skip
+        py = pv
         ax.set_ylabel(metric_label(data.metric))
-        ax.legend(loc="best")
     else:
         dy = space.numeric[j]
         py = np.array([data.params[k][dy.name] for k in members], dtype=float)
         levels = np.linspace(norm.vmin, norm.vmax, 21)  # the same levels in every panel
         ax.contourf(xs, ys, z, levels=levels, cmap=COLORMAP, norm=norm, extend="both")
         ax.contour(xs, ys, z, levels=levels[::2], colors="k", linewidths=0.4, alpha=0.5)
-        ax.scatter(px, py, c=pv, cmap=COLORMAP, norm=norm, edgecolors="w", s=40, zorder=3,
-                   clip_on=False)  # fmt: skip
-        ax.plot(center[dx.name], center[dy.name], marker="*", color="red", markersize=16,
-                markeredgecolor="k", linestyle="none", zorder=4, clip_on=False,
-                label="best")  # fmt: skip
         ax.set_ylabel(axis_label(dy))
         _integer_ticks(ax.yaxis, dy)
         if dy.log:
             ax.set_yscale("log")
-        ax.legend(loc="upper right", fontsize="small")
+        ax.set_ylim(*_padded(dy))
+    colours = ScalarMappable(norm, COLORMAP).to_rgba(pv)
+    ax.scatter(px[on], py[on], c=colours[on], edgecolors="w", s=40, zorder=3, clip_on=False,
+               label="measured on this slice")  # fmt: skip
+    if (~on).any():
+        ax.scatter(px[~on], py[~on], facecolors="none", edgecolors=colours[~on], linewidths=1.5,
+                   s=40, zorder=3, clip_on=False,
+                   label="measured off it (label: distance in the unit box)")  # fmt: skip
+        for x, y, d in zip(px[~on], py[~on], distance[~on], strict=True):
+            ax.annotate("other category" if math.isinf(d) else f"{d:.2f}", (x, y),
+                        textcoords="offset points", xytext=(4, 4), fontsize=7, clip_on=False)  # fmt: skip
+    if i != j:
+        ax.plot(center[dx.name], center[space.numeric[j].name], marker="*", color="red",
+                markersize=16, markeredgecolor="k", linestyle="none", zorder=4, clip_on=False,
+                label="best")  # fmt: skip
     if dx.log:
         ax.set_xscale("log")
+    ax.set_xlim(*_padded(dx))
     _integer_ticks(ax.xaxis, dx)
     ax.set_xlabel(axis_label(dx))
     ax.set_title(f"{dx.name} vs {space.numeric[j].name}" if i != j else f"along {dx.name}")
@@ -355,11 +405,12 @@ def plot_predicted_vs_measured(data: SearchData, surrogate: Surrogate) -> Figure
     others = ~proposed & np.isfinite(y)
     if others.any():
         ax.plot(data.values[others], y[others], "s", label="leave-one-out prediction")
-    reach = np.isfinite(y)
-    shown = np.concatenate([data.values, (y - err)[reach], (y + err)[reach]])  # bars unclipped
-    low, high = float(np.min(shown)), float(np.max(shown))
-    pad = max(0.05 * (high - low), data.tolerance, 1e-9)
-    line = np.array([low - pad, high + pad])
+    low, high = prediction_frame(data, y)
+    line = np.array([low, high])
+    cut = np.isfinite(y) & ((y - err < low) | (y + err > high))
+    for value, centre, bar in zip(data.values[cut], y[cut], err[cut], strict=True):
+        ax.annotate(f"±{bar:.3g}", (value, min(max(centre, low), high)), textcoords="offset points",
+                    xytext=(5, -3), fontsize=7, color="tab:blue")  # fmt: skip
     ax.plot(line, line, color="k", linewidth=1, label="prediction = measurement")
     ax.fill_between(line, line - data.tolerance, line + data.tolerance, color="grey", alpha=0.2,
                     label=f"stopping tolerance ±{data.tolerance:g}")  # fmt: skip
@@ -368,8 +419,24 @@ def plot_predicted_vs_measured(data: SearchData, surrogate: Surrogate) -> Figure
     ax.set_xlabel(f"measured {metric_label(data.metric)}")
     ax.set_ylabel(f"predicted {metric_label(data.metric)}")
     ax.set_title("Predicted vs measured (error bars: leave-one-out error)")
-    ax.legend(loc="upper left", fontsize="small")
+    if cut.any():
+        ax.text(0.99, 0.01, "a bar labelled ±e runs past the frame", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7)  # fmt: skip
+    fig.legend(loc="outside lower center", ncols=2, fontsize="small")
     return fig
+
+
+def prediction_frame(data: SearchData, predicted: np.ndarray) -> tuple[float, float]:
+    """The square frame of predicted vs measured: the measurements and the predictions
+    (not their error bars, which may be far wider), padded, inside the metric's range."""
+    shown = np.concatenate([data.values, predicted[np.isfinite(predicted)]])
+    low, high = float(np.min(shown)), float(np.max(shown))
+    pad = max(0.08 * (high - low), data.tolerance, 1e-9)
+    low, high = low - pad, high + pad
+    if data.valid_range is not None:
+        low = max(low, min(data.valid_range[0], float(np.min(shown))))
+        high = min(high, max(data.valid_range[1], float(np.max(shown))))
+    return low, high
 
 
 def plot_convergence(data: SearchData) -> Figure:
@@ -537,3 +604,34 @@ def write_plots(state_path: str | Path, out_dir: str | Path) -> list[Path]:
         done = state.with_status(PointStatus.DONE)
         figs["learning-curves"] = plot_curves(state.curves, done[data.best].id)
     return save(figs, out_dir)
+
+
+#: One sentence per figure kind (by the stem's first word), for the report and the README.
+_CAPTIONS = {
+    "projections": (
+        "The spline's {metric} on two-dimensional slices through the best point (star), "
+        "other dimensions held at the best point's values; measured points on the slice are "
+        "filled, points off it hollow, labelled with their distance to it."
+    ),
+    "predicted-vs-measured": (
+        "Each measured point's {metric} against its leave-one-out prediction (error bar: its "
+        "leave-one-out error) and, for proposals, the prediction when it was proposed; points "
+        "inside the band agree within the tolerance."
+    ),
+    "convergence": (
+        "Best {metric} so far and each proposal's |measured - predicted| against the "
+        "tolerance, per measured point in the order measured."
+    ),
+    "parallel-coordinates": (
+        "Every measured point as a line through its coordinates, coloured by {metric}; "
+        "the best in red."
+    ),
+}
+
+
+def caption(stem: str, data: SearchData) -> str:
+    """The sentence that says what the figure ``stem`` shows."""
+    kind = next((k for k in _CAPTIONS if stem == k or stem.startswith(k + "-")), None)
+    if kind is None:
+        return stem
+    return _CAPTIONS[kind].format(metric=data.metric)

@@ -142,13 +142,12 @@ def separated_best(x: np.ndarray, fx: np.ndarray, k: int) -> np.ndarray:
     radius2 = START_SEPARATION**2 * x.shape[1]
     order = np.argsort(-fx, kind="stable")
     ranked = x[order]
-    alive = np.ones(len(order), dtype=bool)
     chosen: list[int] = []
-    while len(chosen) < k and alive.any():
-        head = int(np.argmax(alive))
-        chosen.append(int(order[head]))
-        diff = ranked - ranked[head]
-        alive &= np.einsum("ij,ij->i", diff, diff) >= radius2
+    while len(chosen) < k and len(order):
+        chosen.append(int(order[0]))
+        diff = ranked - ranked[0]
+        far = np.einsum("ij,ij->i", diff, diff) >= radius2
+        order, ranked = order[far], ranked[far]  # the piles around a start drop out at once
     return np.array(chosen, dtype=int)
 
 

@@ -16,15 +16,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from nas.errors import UserError
 from nas.search.batch import DiversePool
+from nas.search.rows import first_of_each_row
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline
 from nas.search.strategies import DiverseBatches, PaperStrategy, Ranking, Strategy
 from nas.search.threads import in_search_threads
 
-#: Candidates checked per vectorised distance computation in a walk.
+#: Candidates checked per vectorised distance query in a walk.
 _BLOCK = 1024
 
 
@@ -65,19 +67,6 @@ class _Walk:
             ranking = Ranking(ranking.points[keep], ranking.scores[keep])
         self.ranking = ranking
         self.position = 0
-
-
-def first_of_each_row(a: np.ndarray) -> np.ndarray:
-    """Indices of the first occurrence of each distinct row of ``a``, in order.
-
-    A dict over the rows' bytes: several times faster than ``np.unique(axis=0)``,
-    which sorts the rows lexicographically.
-    """
-    first: dict[bytes, int] = {}
-    rows = np.ascontiguousarray(a)
-    for i, row in enumerate(rows):
-        first.setdefault(row.tobytes(), i)
-    return np.fromiter(first.values(), dtype=int, count=len(first))
 
 
 @in_search_threads
@@ -228,30 +217,35 @@ class _Admissibility:
         return np.array(self.blocked[cat]).reshape(-1, self.space.d)
 
     def advance(self, walk: _Walk, cat: tuple[Value, ...]) -> int | None:
-        """Index of the first admissible candidate at or after the cursor (None if none)."""
+        """Index of the first admissible candidate at or after the cursor (None if none).
+
+        The distance rule is one k-d tree query per block of candidates; only
+        candidates far enough from every point are checked one by one (key,
+        feasibility predicate), and the walk stops at the first that passes.
+        """
         existing = self.unit_points(cat)
+        tree = cKDTree(existing) if len(existing) else None
         points = walk.ranking.points
         while walk.position < len(points):
             block = points[walk.position : walk.position + _BLOCK]
-            far = self._far_enough(block, existing)
-            for offset in range(len(block)):
-                if not far[offset]:
-                    self.rejected["too close"] += 1
-                else:
-                    reason = self._reason(block[offset], cat)
-                    if reason is None:
-                        walk.position += offset
-                        return walk.position
-                    self.rejected[reason] += 1
-                self.examined += 1
+            far = self._far_enough(block, tree)
+            for offset in np.flatnonzero(far):
+                reason = self._reason(block[offset], cat)
+                if reason is None:
+                    self.rejected["too close"] += int(offset - np.count_nonzero(far[:offset]))
+                    self.examined += int(offset)
+                    walk.position += int(offset)
+                    return walk.position
+                self.rejected[reason] += 1
+            self.rejected["too close"] += int(len(block) - np.count_nonzero(far))
+            self.examined += len(block)
             walk.position += len(block)
         return None
 
-    def _far_enough(self, block: np.ndarray, existing: np.ndarray) -> np.ndarray:
-        if not existing.size:
+    def _far_enough(self, block: np.ndarray, tree: cKDTree | None) -> np.ndarray:
+        if tree is None:
             return np.ones(len(block), dtype=bool)
-        diff = block[:, None, :] - existing[None, :, :]
-        nearest = np.sqrt(np.min(np.einsum("ijk,ijk->ij", diff, diff), axis=1))
+        nearest, _ = tree.query(block, k=1)
         return nearest >= self.min_distance
 
     def _reason(self, x: np.ndarray, cat: tuple[Value, ...]) -> str | None:

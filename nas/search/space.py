@@ -31,7 +31,11 @@ Params = dict[str, Value]
 
 
 class SpaceError(UserError, ValueError):
-    """An invalid dimension, space or parameter set."""
+    """An invalid dimension, space or parameter set; ``key``: the dimension's field at fault."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,12 @@ class Dim:
     def _check_categorical(self) -> None:
         if self.low is not None or self.high is not None or self.log:
             raise SpaceError(f"categorical dimension {self.name!r} takes no low/high/log")
-        if not self.choices:
-            raise SpaceError(f"categorical dimension {self.name!r} needs at least one choice")
+        if len(self.choices) < 2:
+            raise SpaceError(
+                f"categorical dimension {self.name!r} needs at least 2 choices, got "
+                f"{list(self.choices)}; a single value is not searched: fix it instead",
+                key="choices",
+            )
         for choice in self.choices:
             if isinstance(choice, bool) or not isinstance(choice, int | float | str):
                 raise SpaceError(

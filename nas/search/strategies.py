@@ -31,6 +31,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from nas.search.maximize import Neighbours, legal_maxima
+from nas.search.rows import rows_in
 from nas.search.spline import PolyharmonicSpline
 
 Snap = Callable[[np.ndarray], np.ndarray]
@@ -124,8 +125,12 @@ class PaperStrategy:
         in_batch: bool = False,
     ) -> Ranking:
         x, fx, legal = spline_maxima(spline, snap, neighbours, rng)
-        candidates = np.vstack([legal, snap(x)])  # repeats are thinned by the walk
-        return _by_score(candidates, spline(candidates))
+        snapped = snap(x)  # repeats are thinned by the walk
+        values = fx.copy()  # s where snapping moved nothing (float dimensions) is known
+        moved = np.flatnonzero((snapped != x).any(axis=1))
+        if moved.size:
+            values[moved] = spline(snapped[moved])
+        return _by_score(np.vstack([legal, snapped]), np.concatenate([spline(legal), values]))
 
 
 #: Merit weights on the spline value in exploration steps; the rest goes to distance.
@@ -223,7 +228,7 @@ class DefaultStrategy:
         near, distance = _fresh(local, existing)
         w = self.batch_head_weight if in_batch else self.weights[len(values) % len(self.weights)]
         head = _by_score(near, w * unit_scale(spline(near)) + (1.0 - w) * unit_scale(distance))
-        rest = ~_rows_in(legal, near)
+        rest = ~rows_in(legal, near)
         tail = _by_score(legal[rest], unit_scale(s[rest]) - 2.0)
         return Ranking(
             np.vstack([head.points, tail.points]), np.concatenate([head.scores, tail.scores])
@@ -309,12 +314,6 @@ def _fresh(candidates: np.ndarray, existing: np.ndarray) -> tuple[np.ndarray, np
     distance, _ = cKDTree(existing).query(legal, k=1)
     fresh = distance > 0.0
     return legal[fresh], distance[fresh]
-
-
-def _rows_in(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Which rows of ``a`` also occur in ``b`` (exact match)."""
-    seen = {row.tobytes() for row in b}
-    return np.array([row.tobytes() in seen for row in a], dtype=bool)
 
 
 def _by_score(points: np.ndarray, scores: np.ndarray) -> Ranking:

@@ -1,6 +1,10 @@
-"""``python -m nas.train --point-dir DIR [--deadline UNIX_SECONDS] [--segment-epochs N]``.
+"""``python -m nas.train [--point-dir DIR] [--deadline UNIX_SECONDS] [--segment-epochs N]``.
 
-Exit codes are those of :mod:`nas.train`. On an exception the failing rank
+The built-in trainer is one command of the trainer contract
+(:mod:`nas.pointdir.contract`): without options it takes the point folder and
+the deadline from ``SPLINENAS_POINT_DIR`` and ``SPLINENAS_DEADLINE``
+(:mod:`nas.trial`), and the ranks from the env:// variables that the launch
+wrapper set. Exit codes are those of :mod:`nas.train`. On an exception the failing rank
 writes ``error.json`` and leaves at once without waiting for the others: their
 next collective fails (gloo) or the launcher tears them down (torchrun, or
 ``srun --kill-on-bad-exit``), so no rank is left hanging.
@@ -12,24 +16,36 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from nas import trial
 from nas.pointdir.layout import EXIT_COMPLETE, EXIT_ERROR, EXIT_OUT_OF_MEMORY, EXIT_USAGE
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def parse_args(
+    argv: Sequence[str] | None, environ: Mapping[str, str] | None = None
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m nas.train", description="Train one candidate of a point folder."
     )
-    parser.add_argument("--point-dir", required=True, type=Path, help="folder with point.json")
     parser.add_argument(
-        "--deadline", type=float, help="UNIX time by which to stop, checkpoint and exit 3"
+        "--point-dir", type=Path, help="folder with point.json (default: $SPLINENAS_POINT_DIR)"
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        help="UNIX time by which to stop, checkpoint and exit 3 (default: $SPLINENAS_DEADLINE)",
     )
     parser.add_argument(
         "--segment-epochs", type=int, help="stop after this many epochs (checkpoint, exit 3)"
     )
     args = parser.parse_args(argv)
+    try:
+        args.point_dir = args.point_dir or trial.point_dir(environ)
+        args.deadline = args.deadline if args.deadline is not None else trial.deadline(environ)
+    except trial.TrialError as exc:
+        parser.error(str(exc))
     if args.segment_epochs is not None and args.segment_epochs < 1:
         parser.error(f"--segment-epochs must be at least 1, got {args.segment_epochs}")
     if not (args.point_dir / "point.json").is_file():
@@ -57,7 +73,7 @@ def shutdown() -> None:
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
     """Run one segment; return the exit code (the caller exits with it)."""
     try:
-        args = parse_args(argv)
+        args = parse_args(argv, os.environ if environ is None else environ)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_COMPLETE
     logging.basicConfig(

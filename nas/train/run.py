@@ -23,6 +23,7 @@ from nas.pointdir.layout import (
     EXIT_COMPLETE,
     EXIT_DIVERGED,
     EXIT_INCOMPLETE,
+    POINT_FILE,
 )
 from nas.pointdir.point import PointFile, point_hash, read_point_file
 from nas.pointdir.result import (
@@ -34,6 +35,7 @@ from nas.pointdir.result import (
     write_result,
 )
 from nas.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from nas.train.commcheck import CommCheck, measure
 from nas.train.curve import Curve, Diverged
 from nas.train.evaluate import evaluate
 from nas.train.launch import DistEnv
@@ -85,6 +87,7 @@ class Job:
     curve: Curve
     started_at: float  # time.time() at the start of this segment
     saved_at: tuple[int, int] | None = None  # (epoch, step) of the last checkpoint written
+    comm: CommCheck | None = None  # the start-up all-reduce, with several ranks
 
     def totals(self) -> TrainingState:
         """The state with this segment's time added, as saved and reported."""
@@ -173,7 +176,7 @@ def class_count(point: PointFile, splits: DataSplits) -> int:
 def prepare(segment: Segment) -> Job:
     """Read the point, build data, network and optimizer, and resume from a checkpoint."""
     started_at = time.time()
-    point = read_point_file(segment.point_dir)
+    point = read_point_file(segment.point_dir).builtin(segment.point_dir / POINT_FILE)
     dist_env, device, config = segment.dist_env, segment.device, point.train
     splits = build_splits(point.data)
     module = build_network(point, class_count(point, splits), device, config.channels_last)
@@ -275,6 +278,7 @@ def run_segment(segment: Segment) -> int:
 
 def _train_segment(segment: Segment) -> int:
     job = prepare(segment)
+    job.comm = check_communication(segment)
     stop = StopControl(segment.deadline, segment.device)
     stop.install()
     try:
@@ -299,6 +303,7 @@ def _train_segment(segment: Segment) -> int:
                 epoch=job.state.epoch,
                 step=job.state.step,
                 reason=reason,
+                figures=job.comm.fields() if job.comm else None,
             )
             print(f"stopped early ({reason}); resubmit to continue", flush=True)
         barrier()
@@ -306,6 +311,17 @@ def _train_segment(segment: Segment) -> int:
     finish(job, segment)
     barrier()
     return EXIT_COMPLETE
+
+
+def check_communication(segment: Segment) -> CommCheck | None:
+    """Time one all-reduce of a gradient bucket on all ranks and say it in the log (rank 0)."""
+    check = measure(segment.device, DDP_BUCKET_MB * 2**20, os.environ)
+    if segment.dist_env.is_main:
+        if check is None:
+            print(f"splinenas: communication: one rank on {segment.device}, none", flush=True)
+        else:
+            print(check.line(), flush=True)
+    return check
 
 
 def stop_diverged(job: Job, segment: Segment, exc: Diverged) -> int:
@@ -343,6 +359,7 @@ def finish(job: Job, segment: Segment) -> None:
         Result(
             point_id=job.point.point_id,
             params=dict(job.point.params),
+            rank=dist_env.rank,
             metrics={"top1": accuracy.top1, "top5": accuracy.top5},
             val_images=accuracy.images,
             bad_images=accuracy.bad_images,
@@ -352,6 +369,7 @@ def finish(job: Job, segment: Segment) -> None:
             device_hours=totals.rank_seconds / 3600.0,
             wall_seconds=totals.elapsed_seconds,
             **throughput_fields(totals),
+            **(job.comm.fields() if job.comm else {}),
             started=totals.started,
             finished=now_iso(),
             package_version=__version__,

@@ -4,4 +4,4 @@ set -uo pipefail
 cd {{point_dir}} || exit 1
 exec {{redirect}}
 {{prologue}}
-exec {{launch}} --deadline "$deadline"
+exec {{launch}}

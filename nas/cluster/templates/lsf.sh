@@ -5,5 +5,5 @@
 set -uo pipefail
 cd {{point_dir}} || exit 1
 {{prologue}}
-# Every rank derives the rendezvous (address, port) itself: nas/train/launch.py.
+# Every rank's launch wrapper derives the rendezvous (address, port): nas/pointdir/rendezvous.py.
 {{step}}

@@ -1,4 +1,4 @@
-{{launch}} --deadline "$deadline" &
+{{launch}} &
 step=$!
 # The scheduler's early-warning USR2 reaches only this batch shell: pass it on.
 trap 'kill -USR2 "$step" 2>/dev/null' USR2

@@ -1,0 +1,65 @@
+# shellcheck shell=bash
+# Environment of a splinenas training job on ALCF Aurora (PBS Professional +
+# PALS mpiexec; 6 Intel Data Center GPU Max 1550 per node, 2 tiles each, torch's
+# "xpu" devices; oneCCL; HPE Slingshot 11).
+#
+# Sources:
+#   ALCF, "PyTorch on Aurora": https://docs.alcf.anl.gov/aurora/data-science/frameworks/pytorch/
+#     (module use /soft/modulefiles; module load frameworks; 12 tiles per node
+#     as 12 torch devices of 64 GiB each unless ZE_FLAT_DEVICE_HIERARCHY=COMPOSITE;
+#     one tile per rank with ZE_AFFINITY_MASK; the FI_CXI_* settings for more
+#     than 16 nodes and the CCL_* algorithm choices below)
+#   ALCF, "oneCCL": https://docs.alcf.anl.gov/aurora/data-science/frameworks/oneCCL/
+#   PyTorch's xccl backend (torch 2.8 and later): the trainer joins with
+#     backend "xccl" and stops with an environment error where torch lacks it.
+#   The page's CCL_PROCESS_LAUNCHER / CCL_KVS_* / CCL_ATL_TRANSPORT settings are
+#   for oneccl_bindings_for_pytorch's "ccl" backend over MPI; the trainer's
+#   "xccl" rendezvous uses torch's TCP store, so they are not set here.
+#
+# A site copies two files: this one and envs/common.sh, side by side.
+# The job script sources this file on the job's first node before mpiexec.
+# [cluster] keys: backend = "pbs", accelerator = "xpu", gpus_per_node = 12
+# (tiles), ranks_per_node = 12, cores_per_node = 96, constraint = "system=aurora",
+# filesystems = "home:flare", max_gpu_memory_gib = 64 (one tile),
+# env_file = "envs/aurora.sh". Every rank sees the node's 12 tiles and drives
+# its local rank's.
+#
+# Site knobs (set before the job script sources this file, e.g. in ~/.bashrc):
+#   SPLINENAS_MODULE_PATHS / SPLINENAS_MODULES   module use / module load
+#   SPLINENAS_VENV        virtualenv with splinenas on top of the frameworks
+#                         module (python -m venv --system-site-packages)
+
+# >>> SITE: ALCF's module path and module; they change with ALCF's software
+# >>> stacks: take them from the page above.
+: "${SPLINENAS_MODULE_PATHS=/soft/modulefiles}"
+: "${SPLINENAS_MODULES=frameworks}"
+
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
+splinenas_load_site aurora.sh || return 1
+splinenas_job_defaults
+
+# Each tile is one torch device (12 per node), one per rank.
+: "${ZE_FLAT_DEVICE_HIERARCHY:=FLAT}"
+export ZE_FLAT_DEVICE_HIERARCHY
+# Slingshot/libfabric: ALCF's fix for runs over 16 nodes (Cassini overflow).
+: "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
+: "${FI_CXI_OVFLOW_BUF_SIZE:=8388608}"
+: "${FI_CXI_CQ_FILL_PERCENT:=20}"
+export FI_CXI_DEFAULT_CQ_SIZE FI_CXI_OVFLOW_BUF_SIZE FI_CXI_CQ_FILL_PERCENT
+# oneCCL's collective algorithms that ALCF found best at scale.
+: "${CCL_ALLREDUCE:=topo}"
+: "${CCL_ALLREDUCE_SCALEOUT:=rabenseifner}"
+: "${CCL_BCAST:=double_tree}"
+: "${CCL_ZE_CACHE_OPEN_IPC_HANDLES_THRESHOLD:=1024}"
+: "${CCL_LOG_LEVEL:=WARN}"
+export CCL_ALLREDUCE CCL_ALLREDUCE_SCALEOUT CCL_BCAST CCL_ZE_CACHE_OPEN_IPC_HANDLES_THRESHOLD CCL_LOG_LEVEL
+# numexpr defaults to every hardware thread (208) but allows at most 64.
+: "${NUMEXPR_NUM_THREADS:=64}"
+export NUMEXPR_NUM_THREADS
+
+# The trainer's start-up all-reduce warns below this bus bandwidth (GB/s): a
+# collective library on TCP sockets instead of the Slingshot plugin. A starting
+# value, not measured on this machine: see the README's "Communication check".
+: "${SPLINENAS_EXPECTED_BUS_GBPS:=8}"
+export SPLINENAS_EXPECTED_BUS_GBPS

@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# Environment of a splinenas training job on LLNL El Capitan and Tuolumne
+# (Flux; 4 AMD MI300A APUs per node, ROCm + RCCL, HPE Slingshot 11).
+#
+# Sources:
+#   LLNL, "Using El Capitan Systems":
+#     https://hpc.llnl.gov/documentation/user-guides/using-el-capitan-systems
+#   Flux's GPU affinity and ROCm: https://github.com/flux-framework/flux-core/issues/4534
+#     (gpu-affinity=per-task writes CUDA_VISIBLE_DEVICES, which HIP reads as
+#     indices into what ROCR_VISIBLE_DEVICES leaves: do not set both here; the
+#     trainer rewrites the pair into one ROCR_VISIBLE_DEVICES if they meet)
+#   The Slingshot settings follow OLCF's Frontier page (same network and RCCL):
+#     https://docs.olcf.ornl.gov/software/python/pytorch_frontier.html
+#
+# A site copies two files: this one and envs/common.sh, side by side.
+# The job script sources this file on the job's first node before `flux run`;
+# flux run hands the environment to every task. [cluster] keys: backend =
+# "flux", gpus_per_node = 4, cores_per_node = 96, env_file = "envs/elcapitan.sh".
+#
+# Site knobs (set before the job script sources this file, e.g. in ~/.bashrc):
+#   SPLINENAS_MODULES           modules to load (default below)
+#   SPLINENAS_VENV              virtualenv with splinenas on a ROCm build of torch
+#   SPLINENAS_RCCL_PLUGIN_DIR   lib/ folder of the aws-ofi-rccl plugin, when the
+#                               modules do not provide it
+
+# >>> SITE: module names and versions change with LLNL's software stacks; take
+# >>> the ROCm module that matches your torch build from the page above.
+: "${SPLINENAS_MODULES=rocm}"
+: "${SPLINENAS_RCCL_PLUGIN_DIR:=}"
+
+# shellcheck source-path=SCRIPTDIR source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
+splinenas_load_site elcapitan.sh || return 1
+splinenas_job_defaults
+splinenas_miopen_cache
+
+if [[ -n $SPLINENAS_RCCL_PLUGIN_DIR ]]; then
+    export LD_LIBRARY_PATH=$SPLINENAS_RCCL_PLUGIN_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
+: "${NCCL_SOCKET_IFNAME:=hsn0,hsn1,hsn2,hsn3}"
+: "${NCCL_CROSS_NIC:=1}"
+: "${FI_MR_CACHE_MONITOR:=kdreg2}"
+: "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
+export NCCL_SOCKET_IFNAME NCCL_CROSS_NIC FI_MR_CACHE_MONITOR FI_CXI_DEFAULT_CQ_SIZE
+
+# The trainer's start-up all-reduce warns below this bus bandwidth (GB/s): a
+# collective library on TCP sockets instead of the Slingshot plugin. A starting
+# value, not measured on this machine: see the README's "Communication check".
+: "${SPLINENAS_EXPECTED_BUS_GBPS:=8}"
+export SPLINENAS_EXPECTED_BUS_GBPS

@@ -1,0 +1,54 @@
+"""Exactly once from any login node: SIGKILL mid-submission, restart on another host and TMPDIR.
+
+A few kills per backend here; the campaign of 30 kills per backend is marked
+``slow`` (or run ``python tests/kill_campaign.py --kills 30 lsf pbs flux``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kill_campaign import campaign, can_rename_host
+from slurm.cluster_fixture import slurm_cluster  # noqa: F401 - the session fixture
+
+FAKES = ["lsf", "pbs", "flux"]
+
+
+def check(report) -> None:
+    print(report.line())
+    assert report.twice() == [], report.line()
+    assert report.most_unfinished <= 1, report.line()
+    assert report.overlaps == 0, report.line()
+    assert report.done == report.points, report.line()
+
+
+@pytest.mark.parametrize("backend", FAKES)
+def test_a_few_kills_on_the_doubles(tmp_path: Path, backend: str) -> None:
+    report = campaign(tmp_path, backend, kills=3, max_points=6)
+    check(report)
+    assert report.kills == 3 and report.in_flight >= 1, report.line()
+    assert report.other_host >= 1 or not can_rename_host()
+
+
+@pytest.mark.slurm
+def test_a_few_kills_on_slurm(slurm_cluster: str, tmp_path: Path) -> None:  # noqa: F811
+    report = campaign(tmp_path, "slurm", kills=3, max_points=6)
+    check(report)
+    assert report.kills == 3 and report.in_flight >= 1, report.line()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", FAKES)
+def test_thirty_kills_on_the_doubles(tmp_path: Path, backend: str) -> None:
+    report = campaign(tmp_path, backend, kills=30, max_points=24)
+    check(report)
+    assert report.kills == 30 and report.in_flight >= 10, report.line()
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_thirty_kills_on_slurm(slurm_cluster: str, tmp_path: Path) -> None:  # noqa: F811
+    report = campaign(tmp_path, "slurm", kills=30, max_points=24)
+    check(report)
+    assert report.kills == 30 and report.in_flight >= 10, report.line()

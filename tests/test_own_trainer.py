@@ -1,0 +1,195 @@
+"""``[train] command``: a search over any command through ``init`` + ``run`` on the local backend.
+
+The commands are real programs (the shell example, small shell scripts); the
+controller, the job scripts and the launch wrapper are the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from experiment_support import LOG_LR, command_experiment
+
+from nas.commands.main import main
+
+REPO = Path(__file__).resolve().parent.parent
+SCORE = REPO / "examples" / "shell" / "score.sh"
+
+
+def score(lr: float, width: int) -> float:
+    """What ``examples/shell/score.sh`` computes."""
+    return -((math.log10(lr) + 2) ** 2) - (width - 6) ** 2 / 4
+
+
+def experiment(command: list[str], *, max_points: int = 7, extra: str = "") -> str:
+    """A search of ``command`` over a log-scale learning rate and an integer width."""
+    space = {"lr": LOG_LR, "width": {"type": "int", "low": 2, "high": 10}}
+    cluster = {"max_attempts": 3, "max_concurrent_jobs": 5}
+    text = command_experiment("own", command, space, cluster=cluster, metric="score",
+                              max_points=max_points, batch_size=2)  # fmt: skip
+    return text + extra
+
+
+def status(capsys: pytest.CaptureFixture, state: Path) -> dict:
+    capsys.readouterr()
+    assert main(["status", "--state", str(state), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def search(tmp_path: Path, capsys: pytest.CaptureFixture, text: str) -> dict:
+    """``init`` and ``run`` in ``tmp_path`` until the controller stops; ``status --json``."""
+    (tmp_path / "own.toml").write_text(text)
+    assert main(["init", "own.toml"]) == 0
+    state = tmp_path / "state" / "own.h5"
+    main(["run", "--state", str(state), "--poll", "0.1"])
+    return status(capsys, state)
+
+
+def test_a_command_is_searched_with_init_and_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    document = search(tmp_path, capsys, experiment([str(SCORE), "{lr}", "{width}"]))
+    points = document["points"]
+    assert document["metric"] == "score" and len(points) == 7
+    for point in points:
+        assert point["status"] == "done", point
+        assert point["value"] == pytest.approx(score(**point["params"]), abs=1e-9)
+    folder = tmp_path / "state" / "own" / "points" / "0"
+    written = json.loads((folder / "point.json").read_text())
+    assert written["command"] == [str(SCORE), repr(points[0]["params"]["lr"]), "10"]
+    assert "family" not in written and "data" not in written
+
+
+#: Broken commands: (script body, the reason status shows). Each fails at once, never retried.
+BROKEN = {
+    "no result": ("exit 0", "the command exited 0 without writing result.json"),
+    "no metric": ('echo \'{"metrics": {"loss": 1}}\' >"$SPLINENAS_POINT_DIR/result.json"',
+                  "metrics has no 'score'"),
+    "not a number": ('echo \'{"metrics": {"score": "high"}}\' >"$SPLINENAS_POINT_DIR/result.json"',
+                     "metrics.score: expected a number, got 'high'"),
+    "rank 1 wrote it": (
+        'echo \'{"metrics": {"score": 1}, "rank": 1}\' >"$SPLINENAS_POINT_DIR/result.json"',
+        "written by rank 1; only rank 0 writes result.json",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_broken_contract_fails_the_point_with_a_reason_and_no_retry(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    body, reason = BROKEN[case]
+    script = tmp_path / "train.sh"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    document = search(tmp_path, capsys, experiment(["./train.sh", "{lr}"], max_points=5))
+    for point in document["points"]:
+        assert point["status"] == "failed"
+        assert reason in point["reason"] and "attempt" not in point["reason"], point["reason"]
+        assert "Traceback" not in point["reason"]
+    run = tmp_path / "state" / "own"
+    assert len(list((run / "jobs").iterdir())) == 5  # one job per point: none retried
+
+
+def test_a_command_that_cannot_be_found_fails_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = tmp_path / "site.env"
+    env.write_text("true\n")  # with an env file, init leaves the lookup to the job
+    extra = f'env_file = "{env}"\n'
+    document = search(tmp_path, capsys, experiment(["no-such-trainer", "{lr}"]) + extra)
+    reasons = {point["reason"] for point in document["points"]}
+    assert all("command not found: 'no-such-trainer'" in r for r in reasons), reasons
+    assert all(p["status"] == "failed" for p in document["points"])
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["python3", "--depth={depth}"], r"\[train\] command: argument 1 '--depth=\{depth\}': "
+                                         r"\{depth\} names no parameter; the \[\[space\]\] names "
+                                         r"and \[model\] fixed keys are lr, width"),
+        (["python3", "{lr!r}"], r"\[train\] command: argument 1 .*no conversions"),
+        (["python3", "{lr"], r"\[train\] command: argument 1 .*literal braces"),
+        (["no-such-program-x", "{lr}"], r"program 'no-such-program-x' is not found on PATH"),
+        ([], r"\[train\] command: expected a non-empty list"),
+    ],
+)  # fmt: skip
+def test_init_refuses_a_command_it_cannot_fill(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "own.toml").write_text(experiment(command))
+    code = main(["init", "own.toml"])
+    err = capsys.readouterr().err
+    assert code in (1, 2)
+    assert "own.toml" in err
+    assert re.search(message, err), err
+    assert "Traceback" not in err
+    assert not (tmp_path / "state").exists()
+
+
+RULES = '''
+def narrow(values):
+    """Refuse the wide candidates, with a reason."""
+    return f"width {values['width']} does not fit" if values["width"] > 8 else None
+
+
+def broken(values):
+    raise KeyError("depth")
+'''
+
+
+def test_a_feasibility_rule_of_the_user_refuses_candidates_with_its_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "myrules.py").write_text(RULES)
+    extra = '\n[model]\nfeasible = "myrules:narrow"\n'
+    document = search(tmp_path, capsys, experiment([str(SCORE), "{lr}", "{width}"]) + extra)
+    by_status: dict[str, list[dict]] = {}
+    for point in document["points"]:
+        by_status.setdefault(point["status"], []).append(point)
+    assert by_status["infeasible"] and by_status["done"]
+    for point in by_status["infeasible"]:
+        assert point["params"]["width"] > 8
+        assert f"width {point['params']['width']} does not fit" in point["reason"]
+    assert all(point["params"]["width"] <= 8 for point in by_status["done"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nosuchmodule:rule", r"\[model\] feasible: cannot import 'nosuchmodule': "
+                              "ModuleNotFoundError"),
+        ("myrules:absent", r"\[model\] feasible: 'myrules' has no function 'absent'"),
+        ("myrules:broken", r"\[model\] feasible: myrules:broken raised KeyError for "),
+        ("not a path", r"\[model\] feasible: expected 'package.module:function'"),
+    ],
+)  # fmt: skip
+def test_init_names_a_feasibility_rule_it_cannot_use(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: str,
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "myrules.py").write_text(RULES)
+    text = experiment([str(SCORE), "{lr}", "{width}"]) + f'\n[model]\nfeasible = "{spec}"\n'
+    (tmp_path / "own.toml").write_text(text)
+    assert main(["init", "own.toml"]) in (1, 2)
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
