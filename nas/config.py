@@ -271,6 +271,8 @@ class ExperimentConfig:
     design: str = declared("design")
     design_points: int | None = declared("design_points")
     min_distance: float = declared("min_distance")
+    constraints: dict = declared("constraints")
+    tradeoff: str | None = declared("tradeoff")
     max_gpu_hours: float | None = option(None, kind=float, minimum=0.0, optional=True)
     max_wall_hours: float | None = option(None, kind=float, minimum=0.0, optional=True)
 

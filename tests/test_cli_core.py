@@ -235,7 +235,7 @@ def test_status_says_what_to_trust(toy: Path, capsys: pytest.CaptureFixture) -> 
     code, out, _ = run(capsys, "status", "--state", str(toy))
     lines = out.splitlines()
     assert "best measured: point 0 (x=2,y=2) = 4" in lines
-    assert "budget: 14 of 20 points left; 0.0 GPU-h spent" in lines
+    assert "budget: 14 of 20 trainings left; 0.0 GPU-h spent" in lines
     assert any(line.startswith("spline: predicted maximum ") for line in lines)
     notes = [line for line in lines if line.startswith("note: ")]
     assert notes[0].startswith("note: the fit is looser than the tolerance: a match may be luck")

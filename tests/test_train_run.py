@@ -149,6 +149,7 @@ def _clean_environment() -> dict[str, str]:
 def _check_two_rank_result(point):
     result = validate_result(point / "result.json", 1, PARAMS)
     assert result.world_size == 2
+    assert result.bus_bandwidth_gbps is not None and result.bus_bandwidth_gbps > 0  # start-up check
     # 403 images over 2 ranks: each counted exactly once, no padding duplicates
     assert result.val_images == VALIDATION_IMAGES
 

@@ -74,6 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="seconds between cycles (default: %(default)g)",
     )
+    parser.add_argument(
+        "--max-points",
+        type=int,
+        metavar="N",
+        help="set the budget of trainings to N before running (stored in the state; "
+        "imported points do not count)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.set_defaults(func=_run)
 
@@ -86,12 +93,16 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--out goes with --dry-run only")
     if args.detach and (args.once or args.dry_run):
         raise UsageError("--detach runs the whole search; it cannot go with --once or --dry-run")
+    if args.max_points is not None and args.max_points < 1:
+        raise UsageError(f"--max-points must be at least 1, got {args.max_points}")
     from nas.control import loop  # scipy and h5py: only once the command line is known good
 
+    if args.dry_run:
+        return _dry_run(loop.plan(args.state, out=args.out, max_points=args.max_points), args.json)
+    if args.max_points is not None:
+        _set_budget(args.state, args.max_points)
     if args.detach:
         return _detach(args)
-    if args.dry_run:
-        return _dry_run(loop.plan(args.state, out=args.out), args.json)
     outcome = loop.run_controller(args.state, poll=args.poll, max_cycles=1 if args.once else None)
     if args.json:
         summary = None if outcome.summary is None else outcome.summary.to_dict()
@@ -102,6 +113,17 @@ def _run(args: argparse.Namespace) -> int:
         print(still_running(args.state), file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK if outcome.ok else EXIT_FAILURE
+
+
+def _set_budget(state_path: Path, points: int) -> None:
+    """Store ``run --max-points``: the controller (and every later command) reads it from the state."""
+    from nas.control import policy
+    from nas.record.store import StateStore
+
+    with StateStore.open(state_path) as store:
+        experiment = policy.experiment_of(store.state, state_path)
+        policy.raise_budget(store.state, experiment, points, "run --max-points")
+        store.commit()
 
 
 #: The exit status of a controller stopped by Ctrl-C, as a shell reports a SIGINT death.

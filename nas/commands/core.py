@@ -223,11 +223,13 @@ def _import(args: argparse.Namespace) -> int:
             separator = "\n" if "\n" in str(exc) else " "  # one problem reads as one line
             raise policy.StudyError(f"nothing imported:{separator}{exc}") from None
         _store_fit_if_possible(policy.Study(store.state, experiment))
+        withdrawn = imports.withdraw_design(store.state)
         store.commit()
     if args.json:
         emit_json(
             {
                 "added": [point_doc(p) for p in report.added],
+                "withdrawn": [p.id for p in withdrawn],
                 "updated": [point_doc(p) for p in report.updated],
                 "unchanged": [p.id for p in report.unchanged],
                 "skipped": report.skipped,
@@ -244,6 +246,13 @@ def _import(args: argparse.Namespace) -> int:
         f"their value, {len(report.unchanged)} already there",
         file=sys.stderr,
     )
+    if withdrawn:
+        ids = " ".join(str(p.id) for p in withdrawn)
+        print(
+            f"withdrew initial-design points {ids}: the measured points determine the spline "
+            "(`splinenas rerun ID` brings one back)",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -295,14 +304,18 @@ def _predict(args: argparse.Namespace) -> int:
 def _propose(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 1:
         raise UsageError(f"-n must be at least 1, got {args.n}")
+    if args.max_points is not None and args.max_points < 1:
+        raise UsageError(f"--max-points must be at least 1, got {args.max_points}")
     if args.dry_run:
         study = _read(args.state)
+        _set_budget(study, args.max_points)  # in memory: a dry run commits nothing
         proposals = study.propose(args.n, dry_run=True)
         rows = [(None, p.params, p.predicted) for p in proposals]
         what = "dry run, nothing stored"
     else:
         with StateStore.open(args.state) as store:
             study = policy.Study.of(store.state, args.state)
+            _set_budget(study, args.max_points)
             points = study.propose(args.n)
             store.commit()
         rows = [(p.id, p.params, p.predicted) for p in points]
@@ -321,6 +334,12 @@ def _propose(args: argparse.Namespace) -> int:
     if study.converged():
         print("note: the search has converged already (see `splinenas status`)", file=sys.stderr)
     return EXIT_OK
+
+
+def _set_budget(study: policy.Study, points: int | None) -> None:
+    """``propose --max-points N``: the budget of trainings, logged in the state."""
+    if points is not None:
+        policy.raise_budget(study.state, study.experiment, points, "propose --max-points")
 
 
 @_reported
@@ -472,6 +491,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     propose = add("propose", _propose, [as_json, state], "fit and propose the next points")
     propose.add_argument("-n", type=int, metavar="Q", help="number of points (default: batch_size)")
     propose.add_argument("--dry-run", action="store_true", help="show the proposals, store nothing")
+    propose.add_argument(
+        "--max-points",
+        type=int,
+        metavar="N",
+        help="set the budget of trainings to N first (imported points do not count)",
+    )
 
     add("status", _status, [as_json, state], "points table, fit summary and convergence")
 

@@ -62,10 +62,6 @@ def cost_document(
     """The estimate for ``params`` under ``experiment`` as a JSON-ready dict."""
     if experiment.model is None:
         raise ConfigError(experiment.source, "model", None, "missing table; `cost` needs it")
-    if experiment.model.family is None:
-        raise ConfigError(
-            experiment.source, "model", "family", "missing; `cost` estimates built-in families only"
-        )
     classes = num_classes if num_classes is not None else experiment.num_classes()
     if classes is None:
         raise UsageError(f"{experiment.source}: [model] num_classes is not set; pass --num-classes")

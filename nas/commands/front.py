@@ -83,10 +83,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _study(path: Any) -> Any:
-    from nas.control.policy import Study
+    """The study of the state at ``path``, with the controller's memory predicate where it has one."""
+    from nas.control.policy import Study, experiment_of
+    from nas.control.prepare import feasibility
     from nas.record.store import StateStore
 
-    return Study.of(StateStore.read(path), path)
+    state = StateStore.read(path)
+    experiment = experiment_of(state, path)
+    runnable = experiment.model is not None and experiment.data is not None
+    return Study(state, experiment, feasibility(experiment) if runnable else None)
 
 
 def cost_name(study: Any, given: str | None) -> str:
@@ -181,10 +186,12 @@ def run_best(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--where: {exc}") from None
     study = _study(args.state)
-    point = best_within(study, bounds)
+    point = best_within(study.state, study.experiment, bounds)
     costs = {}
     if point is not None:
-        costs = {c.name: json_number(s.of_point(point)) for c, s in sources(study, bounds)}
+        costs = {
+            c.name: json_number(s.of_point(point)) for c, s in sources(study.experiment, bounds)
+        }
     document = {
         "state": str(args.state),
         "where": [str(b) for b in bounds],

@@ -29,7 +29,7 @@ from nas.commands.common import (
 )
 from nas.commands.curves import point_curve, write_curve_table
 from nas.config import ConfigError
-from nas.control import policy
+from nas.control import frontier, policy
 from nas.pointdir import layout
 from nas.record.lock import Holder, LockError, break_lock, lock_path, read_holder
 from nas.record.state import INGEST_BY_HAND, State, StateError
@@ -212,6 +212,7 @@ def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict
         "by_hand": any(e.kind == INGEST_BY_HAND for e in events),
         "curve": point_curve(state, point, layout.run_dir(state_path)),
         "spline_maximum": _spline_maximum(state, state_path),
+        "constraints": frontier.point_constraints(policy.Study.of(state, state_path), point),
     }
 
 
@@ -268,6 +269,11 @@ def _print_show(doc: dict[str, Any]) -> None:
         out.write(f"\nerror.json:\n{json.dumps(doc['error'], indent=2)}\n")
     if doc["rejected"]:
         out.write(f"\nresult files set aside: {', '.join(doc['rejected'])}\n")
+    if doc["constraints"]:
+        out.write("\nconstraints:\n")
+        out.write(
+            "".join(f"  {line}\n" for line in frontier.point_constraint_lines(doc["constraints"]))
+        )
     top = doc["spline_maximum"]
     if top is not None:
         where = ", ".join(f"{k}={v}" for k, v in top["params"].items())

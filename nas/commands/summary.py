@@ -28,7 +28,7 @@ from nas.commands.common import (
     write_table,
 )
 from nas.commands.curves import guard_summary, running_progress, write_guard_lines
-from nas.control import policy
+from nas.control import frontier, policy
 from nas.pointdir import layout
 from nas.record.state import Point, PointStatus, State
 from nas.search.space import SearchSpace
@@ -145,6 +145,8 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
         "budget": {
             "max_points": policy.max_points(state, study.experiment),
             "remaining_points": study.remaining_points(),
+            "trainings": study.spent_points(),
+            "imported_points": study.imported_points(),
             "max_gpu_hours": cfg.max_gpu_hours,
             "remaining_gpu_hours": None
             if cfg.max_gpu_hours is None
@@ -155,6 +157,7 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
     doc["running"] = running_progress(state, layout.run_dir(str(path)))
     doc["pace"] = _pace(state, layout.run_dir(str(path)))
     doc["diverged"] = guard_summary(state)
+    doc["costs"] = frontier.cost_summary(study)
     doc["notes"] = trust_notes(doc)
     return doc
 
@@ -200,10 +203,13 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
         f"best flat for {stop['stall']} measurements"
     )
     budget = doc["budget"]
-    left = f"{budget['remaining_points']} of {budget['max_points']} points left"
+    left = f"{budget['remaining_points']} of {budget['max_points']} trainings left"
+    if budget["imported_points"]:
+        left += f" ({budget['imported_points']} imported points not counted)"
     if budget["remaining_gpu_hours"] is not None:
         left += f", {budget['remaining_gpu_hours']:.1f} of {budget['max_gpu_hours']:g} GPU-h left"
     lines.append(f"budget: {budget['exhausted'] or left}; {doc['gpu_hours']:.1f} GPU-h spent")
+    lines += frontier.cost_lines(doc["costs"])
     lines += [f"note: {note}" for note in doc["notes"]]
     return lines
 

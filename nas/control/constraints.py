@@ -18,10 +18,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from nas.control.costs import CostSource, cost_source
-from nas.control.frontier import cost_predictor
-from nas.control.policy import Study
-from nas.record.state import Point, PointStatus
+from nas.config import Experiment
+from nas.control.costs import CostSource, cost_predictor, cost_source, measured
+from nas.record.state import Point, State
 from nas.search.space import Params
 
 _WHERE = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*<=\s*([-+0-9.eE]+)\s*$")
@@ -66,34 +65,35 @@ def point_within(point: Point, bounds: Sequence[tuple[Constraint, CostSource]]) 
     return all(source.of_point(point) <= c.limit for c, source in bounds)
 
 
-def sources(study: Study, constraints: Iterable[Constraint]) -> list[tuple[Constraint, CostSource]]:
-    """Each constraint with the source of its cost under the study's experiment."""
-    return [(c, cost_source(study.experiment, c.name)) for c in constraints]
+def sources(
+    experiment: Experiment, constraints: Iterable[Constraint]
+) -> list[tuple[Constraint, CostSource]]:
+    """Each constraint with the source of its cost under ``experiment``."""
+    return [(c, cost_source(experiment, c.name)) for c in constraints]
 
 
-def best_within(study: Study, constraints: Iterable[Constraint]) -> Point | None:
+def best_within(
+    state: State, experiment: Experiment, constraints: Iterable[Constraint]
+) -> Point | None:
     """The best measured point (by the experiment's goal) whose costs meet every bound."""
-    bounds = sources(study, constraints)
-    sign = 1.0 if study.experiment.experiment.goal == "maximize" else -1.0
-    measured = [
-        p
-        for p in study.state.with_status(PointStatus.DONE)
-        if p.value is not None and math.isfinite(p.value)
-    ]
-    allowed = [p for p in measured if point_within(p, bounds)]
+    bounds = sources(experiment, constraints)
+    sign = 1.0 if experiment.experiment.goal == "maximize" else -1.0
+    allowed = [p for p in measured(state) if point_within(p, bounds)]
     return max(allowed, key=lambda p: (sign * p.value, -p.id), default=None)
 
 
-def candidate_rule(study: Study, constraints: Iterable[Constraint]) -> Callable[[Params], bool]:
+def candidate_rule(
+    state: State, experiment: Experiment, constraints: Iterable[Constraint]
+) -> Callable[[Params], bool]:
     """A predicate on candidates: every known cost within its limit, every measured one
     predicted within it with its error (or not yet predictable)."""
     checks = []
-    for constraint, source in sources(study, constraints):
+    for constraint, source in sources(experiment, constraints):
+        limit = constraint.limit
         if source.known is not None:
-            known, limit = source.known, constraint.limit
-            checks.append(lambda p, known=known, limit=limit: known(p) <= limit)
+            checks.append(KnownBound(state, experiment, source.known, limit))
         else:
-            predict, limit = cost_predictor(study, source), constraint.limit
+            predict = cost_predictor(state, experiment, source)
             checks.append(
                 lambda p, predict=predict, limit=limit: _predicted_within(predict, p, limit)
             )
@@ -104,3 +104,52 @@ def _predicted_within(predict: Callable, params: Params, limit: float) -> bool:
     value, error = predict([params])
     upper = float(value[0] + error[0])
     return not math.isfinite(float(value[0])) or (math.isfinite(upper) and upper <= limit)
+
+
+#: Candidates a :class:`KnownBound` computes exactly to fit its screen, besides the measured points.
+SCREEN_SAMPLE = 24
+#: How many leave-one-out errors a screened cost must lie above the limit to be refused unseen.
+SCREEN_MARGIN = 4.0
+
+
+class KnownBound:
+    """``cost(params) <= limit`` for a known cost, exact for every candidate it admits.
+
+    The cost model traces a network (tens of milliseconds), and a proposal
+    walk may look at hundreds of candidates near an argmax beyond the limit.
+    A spline of the cost through a few exactly computed points screens them:
+    a candidate predicted more than ``SCREEN_MARGIN`` leave-one-out errors
+    above the limit is refused without tracing; every other one is computed
+    exactly, so an admitted candidate never breaks the bound (the screen can
+    only refuse a candidate just inside it, never admit one outside).
+    """
+
+    def __init__(
+        self, state: State, experiment: Experiment, cost: Callable[[Params], float], limit: float
+    ) -> None:
+        self.cost, self.limit = cost, limit
+        self._state, self._experiment = state, experiment
+        self._screen: Callable | None = None
+
+    def __call__(self, params: Params) -> bool:
+        value, error = self._screened()([params])
+        if math.isfinite(value[0]) and value[0] - SCREEN_MARGIN * error[0] > self.limit:
+            return False
+        return self.cost(params) <= self.limit
+
+    def _screened(self) -> Callable:
+        """A cost spline through the measured points and a Sobol sample (built on first use)."""
+        if self._screen is None:
+            from nas.search.optimizer import SplineOptimizer
+            from nas.search.tradeoff import candidate_pool
+
+            space = self._state.space
+            model = SplineOptimizer(space)
+            anchors = [p.params for p in self._state.points]
+            anchors += candidate_pool(space, seed=0, size=SCREEN_SAMPLE)[:SCREEN_SAMPLE]
+            for params in {space.key(p): p for p in anchors}.values():
+                value = self.cost(params)
+                if math.isfinite(value):
+                    model.tell(params, value)
+            self._screen = model.predict_interval
+        return self._screen

@@ -13,19 +13,22 @@ ones (:mod:`nas.control.frontier`).
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from nas.config import ConfigError, Experiment
-from nas.record.state import Point
+from nas.record.state import Point, PointStatus, State
 from nas.search.space import Params
 
 if TYPE_CHECKING:
     from nas.models.cost import Cost
+    from nas.search.optimizer import SplineOptimizer
+    from nas.search.tradeoff import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -82,20 +85,30 @@ def estimate_for(
     )
 
 
+#: Estimates already made in this process, by (experiment text, parameters): a
+#: controller rebuilds its study every cycle and asks for the same candidates again.
+_ESTIMATES: dict[tuple[str, tuple[tuple[str, Any], ...]], Cost | None] = {}
+#: Most estimates kept (a few hundred bytes each).
+MAX_ESTIMATES = 100_000
+
+
 def estimator(experiment: Experiment) -> Callable[[Params], Cost | None]:
     """A cached :func:`estimate_for`; None for parameters that describe no network."""
+    from nas.models import ModelConfigError
 
-    @functools.lru_cache(maxsize=8192)
-    def cached(key: tuple[tuple[str, Any], ...]) -> Cost | None:
-        from nas.models import ModelConfigError
+    def cached(params: Params) -> Cost | None:
+        key = (experiment.text, tuple(sorted(params.items())))
+        if key not in _ESTIMATES:
+            if len(_ESTIMATES) >= MAX_ESTIMATES:
+                _ESTIMATES.clear()
+            try:
+                _ESTIMATES[key] = estimate_for(experiment, params)
+            except ModelConfigError as exc:
+                log.info("candidate %s describes no network: %s", params, exc)
+                _ESTIMATES[key] = None
+        return _ESTIMATES[key]
 
-        try:
-            return estimate_for(experiment, dict(key))
-        except ModelConfigError as exc:
-            log.info("candidate %s describes no network: %s", dict(key), exc)
-            return None
-
-    return lambda params: cached(tuple(sorted(params.items())))
+    return cached
 
 
 def known_cost(experiment: Experiment, name: str) -> Callable[[Params], float]:
@@ -149,8 +162,95 @@ def cost_source(experiment: Experiment, name: str) -> CostSource:
     """
     if not is_known(name):
         return CostSource(name, None)
-    if experiment.model is None:
+    if not has_cost_model(experiment):
         raise ConfigError(
-            experiment.source, "model", None, f"missing table; the known cost {name} needs it"
+            experiment.source,
+            "model",
+            "family",
+            f"not set; the known cost {name} needs a built-in family",
         )
     return CostSource(name, known_cost(experiment, name))
+
+
+def has_cost_model(experiment: Experiment) -> bool:
+    """Whether the experiment's network is a built-in family, whose costs the model knows."""
+    return experiment.model is not None and experiment.model.family is not None
+
+
+def measured(state: State) -> list[Point]:
+    """The points with a finite measurement, in id order."""
+    return [
+        p
+        for p in state.with_status(PointStatus.DONE)
+        if p.value is not None and math.isfinite(p.value)
+    ]
+
+
+def cost_predictor(state: State, experiment: Experiment, source: CostSource) -> Predictor:
+    """A known cost as computed (error 0), a measured one through a spline of the measured costs."""
+    if source.known is not None:
+        known = source.known
+
+        def computed(many: Sequence[Params]) -> tuple[np.ndarray, np.ndarray]:
+            values = np.array([known(p) for p in many], dtype=float)
+            return values, np.zeros(len(many))
+
+        return computed
+    model = cost_model(state, experiment, source)
+
+    def predicted(many: Sequence[Params]) -> tuple[np.ndarray, np.ndarray]:
+        from nas.search.spline import SplineError
+
+        try:
+            return model.predict_interval(list(many))
+        except SplineError:  # singular cost data: unknown, as before enough is measured
+            return np.full(len(many), math.nan), np.full(len(many), math.nan)
+
+    return predicted
+
+
+def cost_model(state: State, experiment: Experiment, source: CostSource) -> SplineOptimizer:
+    """A spline model of the measured cost ``source``, told every point that measured it.
+
+    Its :meth:`~nas.search.optimizer.SplineOptimizer.predict_interval` is NaN
+    while too few points measured the cost to fit a spline.
+    """
+    from nas.search.optimizer import SplineOptimizer
+    from nas.search.settings import SearchSettings
+
+    cfg = experiment.experiment
+    model = SplineOptimizer(state.space, SearchSettings(seed=cfg.seed, smoothing=cfg.smoothing))
+    for point in measured(state):
+        cost = source.of_point(point)
+        if math.isfinite(cost):
+            model.tell(point.params, cost)
+    return model
+
+
+def cost_problems(experiment: Experiment) -> list[ConfigError]:
+    """Costs the experiment names that it cannot compute: a known cost without ``[model]``."""
+    cfg = experiment.experiment
+    named = [*(("constraints", n) for n in cfg.constraints), ("tradeoff", cfg.tradeoff)]
+    return [
+        ConfigError(
+            experiment.source,
+            "experiment",
+            key if key == "tradeoff" else f"constraints.{name}",
+            f"the known cost {name} needs a [model] table with a built-in family to compute it",
+        )
+        for key, name in named
+        if name is not None and is_known(name) and not has_cost_model(experiment)
+    ]
+
+
+def cost_warnings(experiment: Experiment) -> list[str]:
+    """Names of measured costs that no result file of the built-in trainer carries (a typo?)."""
+    cfg = experiment.experiment
+    named = [*cfg.constraints, *([cfg.tradeoff] if cfg.tradeoff else [])]
+    return [
+        f"{experiment.source}: [experiment] cost {name!r} is neither a known cost "
+        f"({', '.join(KNOWN_COSTS)}) nor {DEVICE_HOURS}: it is read from the metrics of each "
+        "result.json, and a point whose result lacks it has no cost"
+        for name in dict.fromkeys(named)
+        if not is_known(name) and name != DEVICE_HOURS
+    ]

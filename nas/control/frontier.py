@@ -12,17 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from nas.control.costs import CostSource, cost_source
-from nas.control.policy import Study
-from nas.record.state import PointStatus
+from nas.control.costs import CostSource, cost_predictor, cost_source, measured
+from nas.control.policy import Study, current_fit
+from nas.record.state import Point
 from nas.search.space import Params
 
 if TYPE_CHECKING:
-    from nas.search.optimizer import SplineOptimizer
     from nas.search.tradeoff import PredictedPoint, Predictor
 
 
@@ -40,8 +37,7 @@ def measured_points(study: Study, source: CostSource) -> list[MeasuredPoint]:
     """Every measured point of the study with its cost, in id order."""
     return [
         MeasuredPoint(p.id, dict(p.params), float(p.value), source.of_point(p))
-        for p in study.state.with_status(PointStatus.DONE)
-        if p.value is not None and math.isfinite(p.value)
+        for p in measured(study.state)
     ]
 
 
@@ -58,55 +54,13 @@ def metric_predictor(study: Study) -> Predictor:
     return lambda many: study.optimizer.predict_interval(list(many))
 
 
-def cost_predictor(study: Study, source: CostSource) -> Predictor:
-    """A known cost as computed (error 0), a measured one through a spline of the measured costs."""
-    if source.known is not None:
-        known = source.known
-
-        def computed(many: Sequence[Params]) -> tuple[np.ndarray, np.ndarray]:
-            values = np.array([known(p) for p in many], dtype=float)
-            return values, np.zeros(len(many))
-
-        return computed
-    model = cost_model(study, source)
-
-    def predicted(many: Sequence[Params]) -> tuple[np.ndarray, np.ndarray]:
-        from nas.search.spline import SplineError
-
-        try:
-            return model.predict_interval(list(many))
-        except SplineError:  # singular cost data: unknown, as before enough is measured
-            return np.full(len(many), math.nan), np.full(len(many), math.nan)
-
-    return predicted
-
-
-def cost_model(study: Study, source: CostSource) -> SplineOptimizer:
-    """A spline model of the measured cost ``source``, told every point that measured it.
-
-    Its :meth:`~nas.search.optimizer.SplineOptimizer.predict_interval` is NaN
-    while too few points measured the cost to fit a spline.
-    """
-    from nas.search.optimizer import SplineOptimizer
-    from nas.search.settings import SearchSettings
-
-    cfg = study.experiment.experiment
-    model = SplineOptimizer(
-        study.state.space, SearchSettings(seed=cfg.seed, smoothing=cfg.smoothing)
-    )
-    for point in measured_points(study, source):
-        if math.isfinite(point.cost):
-            model.tell(point.params, point.cost)
-    return model
-
-
 def predicted_front(
     study: Study, source: CostSource, pool_size: int | None = None
 ) -> list[PredictedPoint]:
     """The front of the spline's predictions over a candidate pool of the study's space.
 
     The pool holds quasi-random legal points and the lattice neighbours of the
-    measured front, less what the study's feasibility predicate rejects.
+    measured front, less what the study may not propose (memory, ``[experiment.constraints]``).
     """
     from nas.search.tradeoff import POOL_SIZE, candidate_pool, predict_front
 
@@ -115,11 +69,160 @@ def predicted_front(
     pool = candidate_pool(
         study.state.space, cfg.seed, [p.params for p in front], pool_size or POOL_SIZE
     )
-    if study.feasible is not None:
-        pool = [p for p in pool if study.feasible(p)]
-    return predict_front(pool, metric_predictor(study), cost_predictor(study, source), cfg.goal)
+    admissible = study.admissible()
+    if admissible is not None:
+        pool = [p for p in pool if admissible(p)]
+    return predict_front(
+        pool,
+        metric_predictor(study),
+        cost_predictor(study.state, study.experiment, source),
+        cfg.goal,
+    )
 
 
 def source_for(study: Study, name: str | None) -> CostSource:
     """The cost source named ``name``; without a name the default cost, ``gmacs``."""
     return cost_source(study.experiment, name or "gmacs")
+
+
+def cost_summary(study: Study) -> dict[str, Any] | None:
+    """What ``status`` says of costs: each constraint, whether it binds and the best within it,
+    and with ``tradeoff`` the measured front's size. None when the experiment declares neither.
+
+    A constraint *binds* when the search would prefer a point the bound rules
+    out: the spline's predicted optimum of the last stored fit, or the best
+    measured point (e.g. one added by hand), breaks it.
+    """
+    from nas.control.constraints import best_within, declared, sources
+
+    cfg = study.experiment.experiment
+    if not cfg.constraints and cfg.tradeoff is None:
+        return None
+    bounds = sources(study.experiment, declared(cfg.constraints))
+    unconstrained = best_within(study.state, study.experiment, [])
+    fit = current_fit(study.state)
+    preferred = [] if unconstrained is None else [("best measured point", unconstrained.params)]
+    if fit is not None:
+        preferred.insert(0, ("spline's predicted optimum", fit.argmax))
+    rows = []
+    for constraint, source in bounds:
+        best = best_within(study.state, study.experiment, [constraint])
+        why = None
+        for what, params in preferred:
+            cost = _candidate_cost(study, source, params)
+            if cost is not None and cost > constraint.limit:
+                why = f"the {what} costs {cost:.4g}"
+                break
+        rows.append(
+            {
+                "name": constraint.name,
+                "limit": constraint.limit,
+                "binds": why is not None,
+                "why": why,
+                "best": _point_cost(best, source),
+            }
+        )
+    within_all = best_within(study.state, study.experiment, [c for c, _ in bounds])
+    doc: dict[str, Any] = {
+        "constraints": rows,
+        "best_within_all": None
+        if within_all is None
+        else {"id": within_all.id, "params": within_all.params, "value": within_all.value},
+        "front": None,
+    }
+    if cfg.tradeoff is not None:
+        source = cost_source(study.experiment, cfg.tradeoff)
+        points = measured_points(study, source)
+        front = measured_front(points, cfg.goal)
+        doc["front"] = {
+            "cost": cfg.tradeoff,
+            "size": len(front),
+            "ids": [p.id for p in front],
+            "without_cost": sum(not math.isfinite(p.cost) for p in points),
+        }
+    return doc
+
+
+def _candidate_cost(study: Study, source: CostSource, params: Params) -> float | None:
+    """A candidate's cost: computed when known, else as measured at a point with these params."""
+    if source.known is not None:
+        return _number(source.known(params))
+    point = study.state.find(params)
+    return None if point is None else _number(source.of_point(point))
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _point_cost(point: Point | None, source: CostSource) -> dict[str, Any] | None:
+    if point is None:
+        return None
+    return {
+        "id": point.id,
+        "params": point.params,
+        "value": point.value,
+        "cost": _number(source.of_point(point)),
+    }
+
+
+def cost_lines(doc: dict[str, Any] | None) -> list[str]:
+    """The lines of :func:`cost_summary` for people, one per constraint and one for the front."""
+    if doc is None:
+        return []
+    lines = []
+    for row in doc["constraints"]:
+        best = row["best"]
+        found = (
+            "no measured point within it"
+            if best is None
+            else f"best within: point {best['id']} = {best['value']:.6g} at {row['name']} "
+            f"{best['cost']:.4g}"
+        )
+        state = f"binds ({row['why']})" if row["binds"] else "does not bind"
+        lines.append(f"constraint {row['name']} <= {row['limit']:g}: {state}; {found}")
+    front = doc["front"]
+    if front is not None:
+        lines.append(
+            f"trade-off front against {front['cost']}: {front['size']} measured point(s) "
+            f"({', '.join(map(str, front['ids'])) or 'none'}); `splinenas front` lists them"
+        )
+    return lines
+
+
+def point_constraints(study: Study, point: Point) -> list[dict[str, Any]]:
+    """Each declared constraint at one point: its cost there, whether it is within, whether it binds.
+
+    A known cost is computed for any point; a measured one only once the point is measured.
+    """
+    from nas.control.constraints import declared, sources
+
+    bounds = sources(study.experiment, declared(study.experiment.experiment.constraints))
+    if not bounds:
+        return []
+    cost_summary_doc = cost_summary(study) or {"constraints": []}
+    binds = {row["name"]: row["binds"] for row in cost_summary_doc["constraints"]}
+    rows = []
+    for constraint, source in bounds:
+        cost = _number(source.of_point(point))
+        rows.append(
+            {
+                "name": constraint.name,
+                "limit": constraint.limit,
+                "cost": cost,
+                "within": None if cost is None else cost <= constraint.limit,
+                "binds": binds.get(constraint.name, False),
+            }
+        )
+    return rows
+
+
+def point_constraint_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """:func:`point_constraints` for people."""
+    lines = []
+    for row in rows:
+        cost = "unknown until measured" if row["cost"] is None else f"{row['cost']:.4g}"
+        verdict = "" if row["within"] is None else ("within" if row["within"] else "BREAKS it")
+        binds = "; binds the search" if row["binds"] else ""
+        lines.append(f"{row['name']} {cost} (limit {row['limit']:g}) {verdict}{binds}".rstrip())
+    return lines

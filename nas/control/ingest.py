@@ -37,6 +37,7 @@ from nas.pointdir.result import (
     Measured,
     Result,
     ResultError,
+    bandwidth_text,
     validate_result,
 )
 
@@ -162,6 +163,8 @@ def judge(
     position = None if progress is None else _position(progress)
     if progress is not None and position is not None:
         reason = str(progress.get("reason", "stopped early"))
+        if _number(progress.get("bus_bandwidth_gbps")) > 0:
+            reason += f"; {bandwidth_text(progress)}"
         return JobOutcome(Verdict.INCOMPLETE, reason, position=position), check
     error = _read_optional(folder / ERROR_FILE)
     if error is not None and error.get("kind") == CONTRACT_FAILURE:

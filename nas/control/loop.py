@@ -119,17 +119,23 @@ def _cycles(
 
 
 def plan(
-    state_path: str | Path, *, cwd: Path | None = None, out: Path | None = None
+    state_path: str | Path,
+    *,
+    cwd: Path | None = None,
+    out: Path | None = None,
+    max_points: int | None = None,
 ) -> dict[str, object]:
     """What the next cycle would submit or propose, from the committed state (``--dry-run``).
 
-    Writes nothing: each job script the next cycle would submit is returned
+    ``max_points`` is the budget ``run --max-points`` would set. Writes nothing: each job script the next cycle would submit is returned
     as text, or written to ``out/<job name>.sh`` when ``out`` is given (a
     folder of the user's choosing, never the run folder).
     """
     state_path = Path(state_path)
     state = StateStore.read(state_path)
     experiment = policy.experiment_of(state, state_path)
+    if max_points is not None:  # in memory only: the read state is never committed
+        policy.raise_budget(state, experiment, max_points, "run --dry-run --max-points")
     settings, unchecked = _offline_settings(experiment, cwd or Path.cwd())
     run = layout.run_dir(state_path)
     feasible = feasibility(experiment, settings.workdir)

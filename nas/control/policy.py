@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 
 #: Points that will not be measured and do not count against ``max_points``.
 _NOT_SPENT = frozenset({PointStatus.CANCELLED, PointStatus.INFEASIBLE})
+#: Origins of points this campaign did not train (they do not count against ``max_points``).
+_NOT_TRAINED = frozenset({"import"})
+#: How a spent point budget is raised, for the message that says it is spent.
+RAISE_BUDGET = (
+    "raise it with `--max-points N` on `splinenas run` or `splinenas propose` "
+    "(or `splinenas expand --max-points N`)"
+)
 
 
 class StudyError(RuntimeError):
@@ -156,7 +163,9 @@ class Study:
         )
 
         optimizer = SplineOptimizer(
-            self.state.space, self.experiment.experiment.search_settings(), feasible=self.feasible
+            self.state.space,
+            self.experiment.experiment.search_settings(),
+            feasible=self.admissible(),
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
@@ -173,14 +182,33 @@ class Study:
                 optimizer.mark_pending(point.params)
         return optimizer
 
+    def admissible(self) -> Callable[[Params], bool] | None:
+        """What a candidate must satisfy: the memory predicate and ``[experiment.constraints]``.
+
+        A measured cost's bound reads the measured costs, so the predicate is
+        rebuilt with the optimizer whenever the state changed.
+        """
+        bounds = self.experiment.experiment.constraints
+        if not bounds:
+            return self.feasible
+        from nas.control.constraints import candidate_rule, declared
+
+        within = candidate_rule(self.state, self.experiment, declared(bounds))
+        feasible = self.feasible
+        if feasible is None:
+            return within
+        return lambda params: feasible(params) and within(params)
+
     # ------------------------------------------------------------------ budget
     def budget_reason(self, now: float | None = None) -> str | None:
         """Why no more points may be proposed (``max_points``, GPU-hours, wall time), or None."""
         cfg = self.experiment.experiment
-        spent = [p for p in self.state.points if p.status not in _NOT_SPENT]
+        spent = self.spent_points()
         limit = max_points(self.state, self.experiment)
-        if len(spent) >= limit:
-            return f"max_points reached: {len(spent)} points proposed of {limit}"
+        if spent >= limit:
+            imported = self.imported_points()
+            apart = f"; {imported} imported points not counted" if imported else ""
+            return f"max_points reached: {spent} trainings of {limit}{apart}; {RAISE_BUDGET}"
         gpu_hours = sum(p.gpu_hours for p in self.state.points)
         if cfg.max_gpu_hours is not None and gpu_hours >= cfg.max_gpu_hours:
             return f"max_gpu_hours reached: {gpu_hours:.1f} of {cfg.max_gpu_hours:g} GPU-hours used"
@@ -190,8 +218,18 @@ class Study:
         return None
 
     def spent_points(self) -> int:
-        """Points that count against ``max_points``: all but cancelled and infeasible ones."""
-        return sum(p.status not in _NOT_SPENT for p in self.state.points)
+        """Trainings of this campaign, which ``max_points`` counts.
+
+        All points but cancelled and infeasible ones and those imported from
+        elsewhere: a warm start's measurements cost this campaign nothing.
+        """
+        return sum(
+            p.status not in _NOT_SPENT and p.origin not in _NOT_TRAINED for p in self.state.points
+        )
+
+    def imported_points(self) -> int:
+        """Measured points imported from elsewhere (shown apart from the budget)."""
+        return sum(p.origin in _NOT_TRAINED for p in self.state.points)
 
     def remaining_points(self) -> int:
         """How many more points ``max_points`` allows."""

@@ -30,6 +30,7 @@ from typing import Any
 from nas.cluster.base import backend_class
 from nas.cluster.render import ScriptError, render_job_script, write_job_script
 from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
+from nas.control.costs import cost_problems, cost_warnings
 from nas.control.feasible import feasibility, memory_problem
 from nas.pointdir import layout
 from nas.pointdir.contract import BUILTIN_COMMAND, TemplateError, fill_command, template_fields
@@ -166,9 +167,9 @@ def readiness(
     ``[cluster] account``: many sites reject such jobs). An experiment for
     searching by hand (neither ``[model]`` nor ``[data]``) has none.
     """
+    costs, warnings = cost_problems(experiment), cost_warnings(experiment)
     if experiment.model is None and experiment.data is None and experiment.builtin_trainer:
-        return [], []
-    warnings = []
+        return costs, warnings
     cluster = experiment.cluster
     if cluster.backend in ("slurm", "lsf") and cluster.account is None:
         option = "--account" if cluster.backend == "slurm" else "-P"
@@ -176,7 +177,8 @@ def readiness(
             f"{experiment.source}: [cluster] account is not set: jobs go out without "
             f"{option}, which many sites reject"
         )
-    return run_problems(experiment, cwd, offline=offline) + _site_problems(experiment), warnings
+    problems = run_problems(experiment, cwd, offline=offline) + _site_problems(experiment)
+    return costs + problems, warnings
 
 
 def _site_problems(experiment: Experiment) -> list[ConfigError]:

@@ -80,7 +80,17 @@ def parse_entry(document: Any) -> Entry | None:
         if not math.isfinite(value):
             return None
         entry[name] = int(value) if name in ("epoch", "images") else float(value)
-    return entry if entry["epoch"] >= 0 else None
+    if entry["epoch"] < 0:
+        return None
+    for name, value in document.items():  # a command's own figures, kept for people
+        if name not in entry and isinstance(name, str) and finite_number(value):
+            entry[name] = float(value)
+    return entry
+
+
+def finite_number(value: Any) -> bool:
+    """A JSON number that is finite (a boolean is none)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def read_curve(directory: str | Path, *, max_bytes: int = MAX_CURVE_BYTES) -> list[Entry]:

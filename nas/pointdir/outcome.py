@@ -16,6 +16,7 @@ none of these is retried as it is.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,19 @@ def now_iso(timestamp: float | None = None) -> str:
 
 
 def write_progress(
-    directory: str | Path, *, point_id: int | None, epoch: int, step: int, reason: str
+    directory: str | Path,
+    *,
+    point_id: int | None,
+    epoch: int,
+    step: int,
+    reason: str,
+    figures: Mapping[str, float] | None = None,
 ) -> Path:
-    """``progress.json``: where an incomplete run stopped and why (rank 0 only)."""
+    """``progress.json``: where an incomplete run stopped and why (rank 0 only).
+
+    ``figures``: measurements of the segment, e.g. its start-up all-reduce
+    (``bus_bandwidth_gbps``).
+    """
     path = Path(directory) / PROGRESS_FILE
     document = {
         "point_id": point_id,
@@ -47,6 +58,7 @@ def write_progress(
         "step_in_epoch": step,
         "reason": reason,
         "time": now_iso(),
+        **(figures or {}),
     }
     atomic_write_json(path, document)
     return path

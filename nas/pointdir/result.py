@@ -25,8 +25,11 @@ optional and checked when present; the built-in trainer writes them all
       "package_version": "0.1.0",
       "input_hash": "sha256 of point.json",
       "images_per_second": 2510.4,               # per rank, steady-state steps
-      "data_wait_share": 0.03                    # share of that time spent
-    }                                            #   waiting for the data loader
+      "data_wait_share": 0.03,                   # share of that time spent
+                                                 #   waiting for the data loader
+      "bus_bandwidth_gbps": 15.9,                # the last segment's start-up
+      "expected_bus_bandwidth_gbps": 8.0         #   all-reduce and the site's expectation
+    }
 
 A ``point_id`` or ``params`` that is present must be this point's; a
 ``rank`` other than 0 is refused. The controller calls
@@ -85,7 +88,13 @@ class ResultError(ValueError):
 
 
 #: The speed figures of a result that ``status`` and ``show`` print.
-PACE_FIGURES = ("images_per_second", "data_wait_share", "device_hours")
+PACE_FIGURES = (
+    "images_per_second",
+    "data_wait_share",
+    "device_hours",
+    "bus_bandwidth_gbps",
+    "expected_bus_bandwidth_gbps",
+)
 
 
 #: torch device types whose hours count as GPU hours: CUDA (NVIDIA, AMD ROCm) and Intel XPU.
@@ -125,6 +134,8 @@ class Result:
     input_hash: str | None = None
     images_per_second: float | None = None
     data_wait_share: float | None = None
+    bus_bandwidth_gbps: float | None = None
+    expected_bus_bandwidth_gbps: float | None = None
 
     def pace(self) -> dict[str, float]:
         """The speed figures for people (:func:`read_pace`'s), stored in the state at ingest."""
@@ -240,6 +251,8 @@ class _Schema:
     data_wait_share: float | None = option(
         None, kind=float, minimum=0.0, maximum=1.0, optional=True
     )
+    bus_bandwidth_gbps: float | None = option(None, kind=float, minimum=0.0, optional=True)
+    expected_bus_bandwidth_gbps: float | None = option(None, kind=float, minimum=0.0, optional=True)
 
 
 _SCHEMA_KEYS = tuple(f.name for f in dataclasses.fields(_Schema))
@@ -277,4 +290,15 @@ def pace_text(pace: dict[str, float]) -> str:
         parts.append(f"data wait {100.0 * pace['data_wait_share']:.1f} %")
     if "device_hours" in pace:
         parts.append(f"{pace['device_hours']:.3g} device-h")
+    if "bus_bandwidth_gbps" in pace:
+        parts.append(bandwidth_text(pace))
     return ", ".join(parts)
+
+
+def bandwidth_text(figures: Mapping[str, Any]) -> str:
+    """``all-reduce 15.9 GB/s bus``, with a warning below the site's expectation."""
+    bus, expected = figures["bus_bandwidth_gbps"], figures.get("expected_bus_bandwidth_gbps")
+    text = f"all-reduce {bus:.3g} GB/s bus"
+    if isinstance(expected, (int, float)) and bus < expected:
+        text += f" (WARNING: below the site's {expected:g} GB/s)"
+    return text

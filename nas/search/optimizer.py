@@ -29,6 +29,9 @@ from nas.search.strategies import STRATEGIES, Strategy, spline_maxima
 from nas.search.threads import in_search_threads
 from nas.search.uncertainty import local_error
 
+#: How many times the first size a top-up design may grow to find feasible new points.
+TOP_UP_GROWTH = 16
+
 
 @dataclass(frozen=True)
 class Proposal:
@@ -497,17 +500,26 @@ class SplineOptimizer:
         return measured > 0 and 2 * measured >= len(self._records)
 
     def _top_up(self, n: int) -> list[Proposal]:
-        """Up to ``n`` new space-filling points, for a search whose design could not be fitted."""
+        """Up to ``n`` new space-filling points, for a search whose design could not be fitted.
+
+        The design grows (up to ``TOP_UP_GROWTH`` times) while too few of its
+        points are new and feasible: a tight feasibility predicate (a cost
+        bound) leaves few of them.
+        """
         told = set(self._records) | set(self._pending)
         size = len(told) + n + self.space.d + 2
         shared = self._embedded is not None
-        fresh = [
-            p
-            for p in initial_design(
-                self.space, "space-filling", size, self.settings.seed + 1, shared
-            )
-            if self.space.key(p) not in told and (self.feasible is None or self.feasible(p))
-        ]
+        for _ in range(TOP_UP_GROWTH.bit_length()):
+            fresh = [
+                p
+                for p in initial_design(
+                    self.space, "space-filling", size, self.settings.seed + 1, shared
+                )
+                if self.space.key(p) not in told and (self.feasible is None or self.feasible(p))
+            ]
+            if len(fresh) >= n:
+                break
+            size *= 2
         return [Proposal(p, None, "initial") for p in fresh[:n]]
 
     def _incremental(self, candidate: Candidate) -> Proposal:

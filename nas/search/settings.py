@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,6 +136,28 @@ def _check_noise(value: float | str) -> str | None:
     return f"expected a number >= 0 or 'auto', got {value!r}"
 
 
+#: A cost's name: a known cost, ``device_hours`` or a metric of the result files.
+_COST_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _cost_name_problem(name: object) -> str | None:
+    if not isinstance(name, str) or not _COST_NAME.fullmatch(name):
+        return f"expected a cost name of letters, digits, '_', '.' or '-', got {name!r}"
+    return None
+
+
+def _check_constraints(value: Mapping[str, Any]) -> str | None:
+    for name, limit in value.items():
+        problem = _cost_name_problem(name)
+        if problem:
+            return problem
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)):
+            return f"{name}: expected a number (the cost's upper bound), got {limit!r}"
+        if not math.isfinite(limit) or limit < 0:
+            return f"{name}: expected a finite number >= 0, got {limit!r}"
+    return None
+
+
 def minimum_design_points(space: SearchSpace) -> int:
     """The smallest space-filling design that can determine a spline: d+1 points."""
     return space.d + 1
@@ -196,6 +219,22 @@ class SearchSettings:
         "default: 'separate' for the 'paper' strategy, else 'shared'",
     )
 
+    constraints: dict = option(
+        {},
+        kind=dict,
+        check=_check_constraints,
+        doc="upper bounds on costs, name = limit: gmacs, params_m, memory_gib (known from the "
+        "cost model), device_hours or a result metric (measured); never proposed beyond them",
+    )
+    tradeoff: str | None = option(
+        None,
+        kind=str,
+        check=_cost_name_problem,
+        optional=True,
+        doc="a cost to trade the metric off against: the search aims at the front of "
+        "(metric, cost) instead of one maximum",
+    )
+
     def __post_init__(self) -> None:
         for spec in dataclasses.fields(self):
             value = getattr(self, spec.name)
@@ -231,6 +270,8 @@ def declared(name: str) -> Any:
     Lets a table of the experiment file expose a setting without declaring it again.
     """
     spec = SETTINGS[name]
+    if spec.default_factory is not dataclasses.MISSING:
+        return field(default_factory=spec.default_factory, metadata=spec.metadata)
     return field(default=spec.default, metadata=spec.metadata)
 
 

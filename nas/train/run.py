@@ -35,6 +35,7 @@ from nas.pointdir.result import (
     write_result,
 )
 from nas.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from nas.train.commcheck import CommCheck, measure
 from nas.train.curve import Curve, Diverged
 from nas.train.evaluate import evaluate
 from nas.train.launch import DistEnv
@@ -86,6 +87,7 @@ class Job:
     curve: Curve
     started_at: float  # time.time() at the start of this segment
     saved_at: tuple[int, int] | None = None  # (epoch, step) of the last checkpoint written
+    comm: CommCheck | None = None  # the start-up all-reduce, with several ranks
 
     def totals(self) -> TrainingState:
         """The state with this segment's time added, as saved and reported."""
@@ -276,6 +278,7 @@ def run_segment(segment: Segment) -> int:
 
 def _train_segment(segment: Segment) -> int:
     job = prepare(segment)
+    job.comm = check_communication(segment)
     stop = StopControl(segment.deadline, segment.device)
     stop.install()
     try:
@@ -300,6 +303,7 @@ def _train_segment(segment: Segment) -> int:
                 epoch=job.state.epoch,
                 step=job.state.step,
                 reason=reason,
+                figures=job.comm.fields() if job.comm else None,
             )
             print(f"stopped early ({reason}); resubmit to continue", flush=True)
         barrier()
@@ -307,6 +311,17 @@ def _train_segment(segment: Segment) -> int:
     finish(job, segment)
     barrier()
     return EXIT_COMPLETE
+
+
+def check_communication(segment: Segment) -> CommCheck | None:
+    """Time one all-reduce of a gradient bucket on all ranks and say it in the log (rank 0)."""
+    check = measure(segment.device, DDP_BUCKET_MB * 2**20, os.environ)
+    if segment.dist_env.is_main:
+        if check is None:
+            print(f"splinenas: communication: one rank on {segment.device}, none", flush=True)
+        else:
+            print(check.line(), flush=True)
+    return check
 
 
 def stop_diverged(job: Job, segment: Segment, exc: Diverged) -> int:
@@ -354,6 +369,7 @@ def finish(job: Job, segment: Segment) -> None:
             device_hours=totals.rank_seconds / 3600.0,
             wall_seconds=totals.elapsed_seconds,
             **throughput_fields(totals),
+            **(job.comm.fields() if job.comm else {}),
             started=totals.started,
             finished=now_iso(),
             package_version=__version__,

@@ -36,7 +36,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from nas.pointdir.contract import CONTRACT_VERSION, DEADLINE_VAR, POINT_DIR_VAR
-from nas.pointdir.curve import append_entry, parse_entry
+from nas.pointdir.curve import append_entry, finite_number, parse_entry
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
@@ -191,11 +191,7 @@ def report(epoch: int, *, images: int = 0, **figures: float | None) -> None:
                              "seconds": time.time() - _started, **figures}  # fmt: skip
     if parse_entry(entry) is None:
         raise TrialError(f"curve point {entry}: epoch must be >= 0 and every figure a number")
-    append_entry(point_dir(), {k: v for k, v in entry.items() if v is None or _finite(v)})
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    append_entry(point_dir(), {k: v for k, v in entry.items() if v is None or finite_number(v)})
 
 
 def write_result(metrics: Mapping[str, float], **extra: Any) -> Path | None:
@@ -207,7 +203,7 @@ def write_result(metrics: Mapping[str, float], **extra: Any) -> Path | None:
     Raises:
         TrialError: a metric that is not a finite number.
     """
-    bad = {name: value for name, value in metrics.items() if not _finite(value)}
+    bad = {name: value for name, value in metrics.items() if not finite_number(value)}
     if bad:
         raise TrialError(f"metrics must be finite numbers, got {bad}")
     if rank() != 0:
