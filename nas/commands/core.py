@@ -41,8 +41,7 @@ from nas.commands.curves import export_doc
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.control import policy
 from nas.pointdir import layout
-from nas.record.lock import LockError
-from nas.record.state import State, StateError
+from nas.record.state import State
 from nas.record.store import StateStore, previous_path
 from nas.search.space import Params, SearchSpace, SpaceError
 
@@ -53,13 +52,6 @@ def _search_failures() -> tuple[type[Exception], ...]:
     from nas.search.spline import SplineError
 
     return SplineError, SearchError
-
-
-def _failures() -> tuple[type[Exception], ...]:
-    return ConfigError, StateError, LockError, policy.StudyError, *_search_failures()
-
-
-_reported = reported(_failures)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -98,7 +90,7 @@ def _read(path: Path) -> policy.Study:
 # ---------------------------------------------------------------------------- handlers
 
 
-@_reported
+@reported
 def _init(args: argparse.Namespace) -> int:
     from nas.control.prepare import readiness
 
@@ -168,7 +160,7 @@ def _validate_only(
     return EXIT_OK
 
 
-@_reported
+@reported
 def _add(args: argparse.Namespace) -> int:
     with StateStore.open(args.state) as store:
         experiment = policy.experiment_of(store.state, args.state)
@@ -200,7 +192,7 @@ def _store_fit_if_possible(study: policy.Study) -> None:
         print(f"note: no fit stored yet: {exc}", file=sys.stderr)
 
 
-@_reported
+@reported
 def _import(args: argparse.Namespace) -> int:
     from nas.control import imports
 
@@ -256,7 +248,7 @@ def _import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@_reported
+@reported
 def _record(args: argparse.Namespace) -> int:
     with StateStore.open(args.state) as store:
         experiment = policy.experiment_of(store.state, args.state)
@@ -269,7 +261,7 @@ def _record(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@_reported
+@reported
 def _predict(args: argparse.Namespace) -> int:
     study = _read(args.state)
     given, snapped = _params_arg(
@@ -300,7 +292,7 @@ def _predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@_reported
+@reported
 def _propose(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 1:
         raise UsageError(f"-n must be at least 1, got {args.n}")
@@ -342,7 +334,7 @@ def _set_budget(study: policy.Study, points: int | None) -> None:
         policy.raise_budget(study.state, study.experiment, points, "propose --max-points")
 
 
-@_reported
+@reported
 def _status(args: argparse.Namespace) -> int:
     from nas.control import liveness
 
@@ -379,7 +371,7 @@ def _write_csv(state: State, handle: TextIO) -> None:
     csv.writer(handle, lineterminator="\n").writerows(_csv_rows(state))
 
 
-@_reported
+@reported
 def _export(args: argparse.Namespace) -> int:
     if args.tensorboard is not None:
         return _export_tensorboard(args)

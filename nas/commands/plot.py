@@ -31,14 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _failures() -> tuple[type[Exception], ...]:
-    from nas.record.state import StateError
-    from nas.report.plots import PlotError
-
-    return PlotError, StateError
-
-
-@reported(_failures)
+@reported
 def run(args: argparse.Namespace) -> int:
     writable_path(args.out, "--out", folder=True, create=True)
     from nas.report.plots import write_plots

@@ -17,20 +17,13 @@ from typing import Any
 
 from nas.commands import summary
 from nas.commands.common import EXIT_OK, UsageError, emit_json, path_arg, reported, writable_path
-from nas.config import ConfigError
 from nas.control import policy
-from nas.record.lock import LockError, holder_alive, lock_path, read_holder
-from nas.record.state import State, StateError
+from nas.record.lock import holder_alive, lock_path, read_holder
+from nas.record.state import State
 from nas.record.store import StateStore
 
 #: The page inside ``--out``.
 PAGE = "index.html"
-
-
-def _failures() -> tuple[type[Exception], ...]:
-    from nas.report.plots import PlotError
-
-    return ConfigError, StateError, LockError, PlotError
 
 
 def _plots(state: State) -> dict[str, tuple[bytes, str]]:
@@ -177,7 +170,7 @@ def controller_runs(state_path: Path) -> bool:
     return holder.host != socket.gethostname() or holder_alive(holder)
 
 
-@reported(_failures)
+@reported
 def run_report(args: argparse.Namespace) -> int:
     if args.watch is not None and not args.watch > 0:
         raise UsageError(f"--watch must be a positive number of seconds, got {args.watch:g}")

@@ -19,11 +19,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nas.config import Experiment, parse_experiment
+from nas.errors import UserError
 from nas.pointdir.result import Measured
 from nas.record.state import SPLINE_ORIGINS, FitRecord, Point, PointStatus, State
 from nas.search.space import Params, indicator_count
 
 if TYPE_CHECKING:
+    from nas.cluster import Scheduler
     from nas.search.optimizer import FitSummary, Proposal, SplineOptimizer
     from nas.search.stopping import StopEvidence
 
@@ -38,7 +40,7 @@ RAISE_BUDGET = (
 )
 
 
-class StudyError(RuntimeError):
+class StudyError(UserError, RuntimeError):
     """A request the search cannot serve, e.g. a spent budget."""
 
 
@@ -110,6 +112,15 @@ def raise_budget(state: State, experiment: Experiment, points: int, by: str) -> 
 def experiment_of(state: State, state_path: str | os.PathLike) -> Experiment:
     """The experiment stored in the state at ``state_path``; errors name that file."""
     return parse_experiment(state.experiment_text, f"{state_path}:experiment_toml")
+
+
+def scheduler_of(experiment: Experiment, state_path: str | os.PathLike) -> Scheduler:
+    """The scheduler of the search at ``state_path``: local jobs live in its run folder."""
+    from nas.cluster import get_scheduler  # the backends load only when a command needs one
+    from nas.pointdir import layout
+
+    jobs = layout.jobs_dir(layout.run_dir(state_path))
+    return get_scheduler(experiment.cluster, local_root=jobs)
 
 
 class Study:
