@@ -20,11 +20,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nas.config import Experiment, parse_experiment
+from nas.errors import UserError
 from nas.pointdir.result import Measured
 from nas.record.state import SPLINE_ORIGINS, FitRecord, Point, PointStatus, State
 from nas.search.space import Params, indicator_count
 
 if TYPE_CHECKING:
+    from nas.cluster import Scheduler
     from nas.search.optimizer import FitSummary, Proposal, SplineOptimizer
     from nas.search.stopping import StopEvidence
 
@@ -39,7 +41,7 @@ RAISE_BUDGET = (
 )
 
 
-class StudyError(RuntimeError):
+class StudyError(UserError, RuntimeError):
     """A request the search cannot serve, e.g. a spent budget."""
 
 
@@ -126,6 +128,15 @@ def raise_budget(state: State, experiment: Experiment, points: int, by: str) -> 
 def experiment_of(state: State, state_path: str | os.PathLike) -> Experiment:
     """The experiment stored in the state at ``state_path``; errors name that file."""
     return parse_experiment(state.experiment_text, f"{state_path}:experiment_toml")
+
+
+def scheduler_of(experiment: Experiment, state_path: str | os.PathLike) -> Scheduler:
+    """The scheduler of the search at ``state_path``: local jobs live in its run folder."""
+    from nas.cluster import get_scheduler  # the backends load only when a command needs one
+    from nas.pointdir import layout
+
+    jobs = layout.jobs_dir(layout.run_dir(state_path))
+    return get_scheduler(experiment.cluster, local_root=jobs)
 
 
 class Study:
@@ -276,7 +287,7 @@ class Study:
             p
             if p.predicted is None
             else dataclasses.replace(p, predicted=clip_prediction(self.experiment, p.predicted))
-            for p in optimizer.suggest(min(n, self.remaining_points()))
+            for p in self._suggest(optimizer, min(n, self.remaining_points()))
         ]
         if dry_run:
             return proposals
@@ -287,6 +298,28 @@ class Study:
             self.state.add_point(p.params, p.origin, batch, predicted=p.predicted)
             for p in proposals
         ]
+
+    def _suggest(self, optimizer: SplineOptimizer, n: int) -> list[Proposal]:
+        """The optimizer's suggestions; with ``tradeoff``, once the design is measured and a
+        spline fitted, the candidates that add most to the (metric, cost) front instead.
+
+        Raises:
+            SearchError: the trade-off search has no admissible new candidate left.
+        """
+        if (
+            self.experiment.experiment.tradeoff is None
+            or optimizer.unissued_design
+            or optimizer.fit() is None
+        ):
+            return optimizer.suggest(n)
+        from nas.control import tradeoffs
+        from nas.search.optimizer import Proposal
+        from nas.search.propose import SearchError
+
+        picks = tradeoffs.propose(self.state, self.experiment, optimizer, self.admissible(), n)
+        if not picks:
+            raise SearchError("no admissible new candidate for the trade-off front is left")
+        return [Proposal(params, predicted, "incremental") for params, predicted in picks]
 
     def initial_batch(self) -> list[Point]:
         """Store the whole initial design (within the budget) as batch 0."""
@@ -361,8 +394,23 @@ class Study:
         controller would not make. A point told in an earlier phase carries no
         prediction: it was made for another box.
         """
-        if exact:
-            return self.optimizer.stop_evidence()
+        evidence = self.optimizer.stop_evidence() if exact else self._stored_evidence()
+        if self.experiment.experiment.tradeoff is None:
+            return evidence
+        from nas.control import tradeoffs
+
+        front = tradeoffs.evidence(
+            self.state,
+            self.experiment,
+            self.optimizer,
+            self.admissible(),
+            evidence.gaps,
+            evidence.k,
+        )
+        return dataclasses.replace(evidence, rule="tradeoff", stop=front.stop, reason=front.reason)
+
+    def _stored_evidence(self) -> StopEvidence:
+        """:meth:`stop_evidence` from the stored points and fit alone (no optimizer)."""
         from nas.search.stopping import decide
 
         cfg = self.experiment.experiment
