@@ -43,6 +43,16 @@ def _plots(state: State) -> dict[str, tuple[bytes, str]]:
     return pictures
 
 
+def _front(study: policy.Study) -> dict[str, tuple[bytes, str]]:
+    """The trade-off figure (:mod:`nas.commands.frontplot`), when the experiment has one."""
+    from nas.commands.frontplot import front_png
+    from nas.report.front import STEM
+    from nas.report.plots import DPI
+
+    figure = front_png(study, DPI)
+    return {} if figure is None else {STEM: figure}
+
+
 def _curves(state: State, metric: str) -> dict[int, tuple[list[float], list[float], str]]:
     """Each point's learning curve from the state (``/curves``): epochs, the metric, a label."""
     curves = {}
@@ -143,7 +153,7 @@ def write_report(state_path: Path, out: Path, refresh_seconds: float | None) -> 
         cost_lines=cost_lines(doc, points),
         points=points,
         best_id=None if doc["best"] is None else doc["best"]["id"],
-        plots=_plots(state),
+        plots={**_plots(state), **_front(study)},
         curves=_curves(state, experiment.experiment.metric),
         events=[
             {"time": e.time, "kind": e.kind, "point_id": e.point_id, "message": e.message}

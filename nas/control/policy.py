@@ -10,6 +10,7 @@ load and commit the state.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -266,7 +267,7 @@ class Study:
         n = self.experiment.experiment.batch_size if n is None else n
         optimizer = self.optimizer
         self._optimizer = None  # suggesting marks the proposals pending in it
-        proposals = optimizer.suggest(min(n, self.remaining_points()))
+        proposals = self._suggest(optimizer, min(n, self.remaining_points()))
         if dry_run:
             return proposals
         if any(p.origin in SPLINE_ORIGINS for p in proposals):
@@ -276,6 +277,28 @@ class Study:
             self.state.add_point(p.params, p.origin, batch, predicted=p.predicted)
             for p in proposals
         ]
+
+    def _suggest(self, optimizer: SplineOptimizer, n: int) -> list[Proposal]:
+        """The optimizer's suggestions; with ``tradeoff``, once the design is measured and a
+        spline fitted, the candidates that add most to the (metric, cost) front instead.
+
+        Raises:
+            SearchError: the trade-off search has no admissible new candidate left.
+        """
+        if (
+            self.experiment.experiment.tradeoff is None
+            or optimizer.unissued_design
+            or optimizer.fit() is None
+        ):
+            return optimizer.suggest(n)
+        from nas.control import tradeoffs
+        from nas.search.optimizer import Proposal
+        from nas.search.propose import SearchError
+
+        picks = tradeoffs.propose(self.state, self.experiment, optimizer, self.admissible(), n)
+        if not picks:
+            raise SearchError("no admissible new candidate for the trade-off front is left")
+        return [Proposal(params, predicted, "incremental") for params, predicted in picks]
 
     def initial_batch(self) -> list[Point]:
         """Store the whole initial design (within the budget) as batch 0."""
@@ -350,8 +373,23 @@ class Study:
         controller would not make. A point told in an earlier phase carries no
         prediction: it was made for another box.
         """
-        if exact:
-            return self.optimizer.stop_evidence()
+        evidence = self.optimizer.stop_evidence() if exact else self._stored_evidence()
+        if self.experiment.experiment.tradeoff is None:
+            return evidence
+        from nas.control import tradeoffs
+
+        front = tradeoffs.evidence(
+            self.state,
+            self.experiment,
+            self.optimizer,
+            self.admissible(),
+            evidence.gaps,
+            evidence.k,
+        )
+        return dataclasses.replace(evidence, rule="tradeoff", stop=front.stop, reason=front.reason)
+
+    def _stored_evidence(self) -> StopEvidence:
+        """:meth:`stop_evidence` from the stored points and fit alone (no optimizer)."""
         from nas.search.stopping import decide
 
         cfg = self.experiment.experiment
