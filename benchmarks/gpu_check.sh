@@ -1,52 +1,114 @@
 #!/usr/bin/env bash
-# All GPU rows of the throughput table and the no-sync check, in one call.
+# The GPU checks and throughput rows, in one call under 8 minutes on one GPU node.
 #
 #   bash benchmarks/gpu_check.sh [OUT_DIR]
 #
-# Needs one CUDA GPU and the project's Python (PYTHON, default python3). Takes
-# at most 60 + 200 + 300 s (each part capped by `timeout`; torch.compile of
-# ResNet-50 and bL-ResNeXt-50 is most of the last), so one call fits the
-# 10-minute command limit and a 15-minute device slot leaves time to rerun.
-# Writes OUT_DIR/sync_check.txt, OUT_DIR/throughput-*.json (rows) and
-# OUT_DIR/throughput.md (the table).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# Needs a CUDA GPU and the project's Python (PYTHON, default python3); downloads
+# nothing. Rows run one by one, most important first, each in its own process
+# under its own time limit (`timeout`); each row's JSON line is appended to
+# OUT_DIR/rows.jsonl and its verdict to OUT_DIR/summary.txt the moment it
+# completes, so a row that runs long costs only itself. When less of the total
+# budget (GPU_CHECK_BUDGET seconds, default 450) is left than a row's own limit,
+# the row and its reason are written as SKIPPED instead. A node where torch
+# sees no GPU FAILS (visibility row) and the GPU rows after it are not run.
+# OUT_DIR/throughput.md is the table of whatever rows completed. Exit status: 0
+# when nothing failed or timed out, 1 otherwise.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
 out=${1:-${OUT:-gpu-check}}
 python=${PYTHON:-python3}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
+budget=${GPU_CHECK_BUDGET:-450}
+mkdir -p "$out" && out=$(cd "$out" && pwd) || exit 1
 export PYTHONPATH=$PWD
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+export python out
+: >"$out/rows.jsonl"
+: >"$out/summary.txt"
+start=$SECONDS
+failed=0
 
-echo "== no host sync in the steady-state step (torch.cuda.set_sync_debug_mode('error'))"
-timeout 60 "$python" -m pytest -q -p no:cacheprovider tests/test_train_meter.py \
-    -k cuda > "$out/sync_check.txt" 2>&1 || echo "SYNC CHECK FAILED" >> "$out/sync_check.txt"
-tail -3 "$out/sync_check.txt"
+say() { echo "$*" | tee -a "$out/summary.txt"; }
 
-# fast rows first, so that they come back even if compiling runs long
-cd benchmarks
-for rows in data,trainer:200 model:300; do
-    limit=${rows#*:}
-    rows=${rows%:*}
-    echo "== throughput rows: $rows (at most $limit s)"
-    timeout "$limit" "$python" train_throughput.py --suite gpu --rows "$rows" --steps 20 \
-        --images 256 --rounds 2 --trainer-images 2048 --json \
-        > "$out/throughput-${rows/,/-}.json" 2> "$out/throughput-${rows/,/-}.log" \
-        || echo "rows $rows failed or timed out: see $out/throughput-${rows/,/-}.log"
+# run NAME LIMIT COMMAND...: the command's stdout (JSON lines) goes to rows.jsonl.
+run() {
+    local name=$1 limit=$2 left status
+    shift 2
+    left=$((budget - (SECONDS - start)))
+    if ((left < limit)); then
+        say "SKIPPED $name: ${left} s of the ${budget} s budget left, the row may take ${limit} s"
+        return 0
+    fi
+    local began=$SECONDS
+    timeout "$limit" "$@" >>"$out/rows.jsonl" 2>>"$out/$name.log"
+    status=$?
+    if ((status == 124)); then
+        say "TIMED OUT $name after ${limit} s (see $name.log)"
+        failed=1
+    elif ((status != 0)); then
+        say "FAILED $name (exit status $status, $((SECONDS - began)) s; see $name.log)"
+        failed=1
+    else
+        say "ok $name ($((SECONDS - began)) s)"
+    fi
+    return "$status"
+}
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.txt" 2>&1
+cat "$out/gpu.txt"
+
+if ! run visibility 60 "$python" benchmarks/device_check.py visibility; then
+    say "no usable GPU: the remaining rows are not run"
+    tail -1 "$out/rows.jsonl"
+    exit 1
+fi
+gpus=$("$python" -c 'import torch; print(torch.cuda.device_count())')
+
+# The no-sync check must pass, not be skipped: a skip means it never ran on a GPU.
+# shellcheck disable=SC2317  # run through `bash -c` under timeout
+sync_check() {
+    "$python" -m pytest -q -p no:cacheprovider tests/test_train_meter.py -k cuda -rs \
+        >"$out/sync_check.txt" 2>&1
+    local status=$?
+    tail -3 "$out/sync_check.txt" >&2
+    grep -q " passed" "$out/sync_check.txt" && ! grep -q "skipped" "$out/sync_check.txt" \
+        && ((status == 0))
+}
+export -f sync_check
+run sync 90 bash -c sync_check
+run allreduce 90 "$python" -m torch.distributed.run --standalone --nproc-per-node="$gpus" \
+    benchmarks/device_check.py allreduce
+
+# shellcheck disable=SC2317  # run through `bash -c` under timeout
+throughput() {
+    (cd benchmarks && "$python" train_throughput.py --suite gpu --only "$1" --stream \
+        --steps 20 --images 256 --rounds 2 --trainer-images 2048)
+}
+export -f throughput
+# name:limit, fast and most telling first; the compiled rows last.
+for row in model:resnet50-fp32:60 model:resnet50-bf16-cl:60 data:90 trainer:cpu:100 \
+    model:blresnext50-bf16-cl:60 model:resnet50-bf16-cl-compile:150 \
+    model:blresnext50-bf16-cl-compile:150 trainer:gpu:100; do
+    # shellcheck disable=SC2016  # $1 expands in the child shell
+    run "${row%:*}" "${row##*:}" bash -c 'throughput "$1"' throughput "${row%:*}"
 done
-"$python" - "$out" > "$out/throughput.md" <<'PY'
+
+"$python" - "$out" >"$out/throughput.md" <<'PY'
 import json, pathlib, sys
+sys.path.insert(0, "benchmarks")
 from reporting import print_table
-rows, feed = [], []
-for path in sorted(pathlib.Path(sys.argv[1]).glob("throughput-*.json")):
-    if path.stat().st_size:
-        doc = json.loads(path.read_text())
-        rows += doc["rows"]
-        feed += doc["feed"]
+from train_throughput import feed_summary
+out = pathlib.Path(sys.argv[1])
+rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines() if line.strip()]
+throughput = [r for r in rows if r.get("pipe") in ("model", "data", "trainer")]
 cols = ["pipe", "what", "device", "precision", "batch", "images_per_second",
         "data_wait_share", "warmup_seconds", "peak_memory_gib", "reference"]
-print_table(rows, cols, float_format=".4g")
+print_table(throughput, cols, float_format=".4g")
 print()
-print("\n".join(feed))
+print("\n".join(feed_summary(throughput)))
+for row in rows:
+    if row.get("pipe") in ("visibility", "allreduce"):
+        print(f"{row['pipe']}: {row.get('reason')}")
 PY
 cat "$out/throughput.md"
+echo "== $((SECONDS - start)) s of the ${budget} s budget"
+cat "$out/summary.txt"
+exit "$failed"

@@ -202,15 +202,25 @@ def data_rows(root: Path, rounds: int, device: torch.device) -> list[dict[str, o
     return rows
 
 
+class _Clock:
+    """Wall and CPU seconds of a block (CPU time: the rate per core, whatever else runs)."""
+
+    def __enter__(self) -> _Clock:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
 def _pil_row(index, rounds: int) -> dict[str, object]:
     dataset = IndexedImages(index, TRAIN, train=True, resolution=224)
-    started = time.perf_counter()
-    for epoch in range(rounds):
-        for i in range(len(dataset)):
-            dataset[(epoch, i)]
-    seconds = time.perf_counter() - started
+    with _Clock() as clock:
+        for epoch in range(rounds):
+            for i in range(len(dataset)):
+                dataset[(epoch, i)]
     what = "read + PIL decode + crop/flip/normalise (loader worker)"
-    return _data_row("pil", what, len(dataset) * rounds, seconds, None)
+    return _data_row("pil", what, len(dataset) * rounds, clock, None)
 
 
 def _torchvision_rows(index, rounds: int, device: torch.device) -> list[dict[str, object]]:
@@ -220,16 +230,17 @@ def _torchvision_rows(index, rounds: int, device: torch.device) -> list[dict[str
     dataset = IndexedImages(index, TRAIN, train=True, resolution=224, decode="gpu")
     decoder = DeviceDecoder([], device, 224)
     decoder.decode(*collate_encoded([dataset[(0, i)] for i in range(4)]))  # warm-up
-    prepare = decode = 0.0
+    prepare, decode = _Clock(), _Clock()
+    prepare.wall = prepare.cpu = decode.wall = decode.cpu = 0.0
     for epoch in range(rounds):
-        started = time.perf_counter()
-        batch = collate_encoded([dataset[(epoch, i)] for i in range(len(dataset))])
-        prepare += time.perf_counter() - started
+        with _Clock() as clock:
+            batch = collate_encoded([dataset[(epoch, i)] for i in range(len(dataset))])
+        prepare.wall, prepare.cpu = prepare.wall + clock.wall, prepare.cpu + clock.cpu
         _sync(device)
-        started = time.perf_counter()
-        decoder.decode(*batch)
-        _sync(device)
-        decode += time.perf_counter() - started
+        with _Clock() as clock:
+            decoder.decode(*batch)
+            _sync(device)
+        decode.wall, decode.cpu = decode.wall + clock.wall, decode.cpu + clock.cpu
     images = len(dataset) * rounds
     worker = _data_row(
         "gpu-worker", "read + JPEG header + crop box (worker, decode = gpu)", images, prepare, None
@@ -237,13 +248,17 @@ def _torchvision_rows(index, rounds: int, device: torch.device) -> list[dict[str
     if device.type == "cuda":
         what = "decode_jpeg on the GPU + crop/flip/normalise there (batch of all)"
         return [worker, _data_row("torchvision-gpu", what, images, decode, device_name(device))]
+    both = _Clock()
+    both.wall, both.cpu = prepare.wall + decode.wall, prepare.cpu + decode.cpu
     what = "read + torchvision decode_jpeg + crop/flip/normalise"
-    return [worker, _data_row("torchvision-cpu", what, images, prepare + decode, None)]
+    return [worker, _data_row("torchvision-cpu", what, images, both, None)]
 
 
 def _data_row(
-    decoder: str, what: str, images: int, seconds: float, where: str | None
+    decoder: str, what: str, images: int, clock: _Clock, where: str | None
 ) -> dict[str, object]:
+    """Images per CPU-second on one core (per GPU-second of wall time for a GPU decoder)."""
+    seconds = clock.wall if where else clock.cpu
     return {
         "pipe": "data",
         "what": what,
@@ -251,6 +266,8 @@ def _data_row(
         "precision": "uint8 -> fp32",
         "batch": "-",
         "images_per_second": images / seconds,
+        "wall_images_per_second": images / clock.wall,
+        "clock": "wall" if where else "cpu",
         "decoder": decoder,
         "reference": REFERENCE_DECODE[decoder],
     }
@@ -354,46 +371,64 @@ def cpu_suite(args: argparse.Namespace, scratch: Path) -> list[dict[str, object]
     return rows
 
 
-def gpu_model_rows(gpu: torch.device, batch: int, steps: int) -> list[dict[str, object]]:
-    """ResNet-50 fp32, bf16 + channels_last, and compiled; bL-ResNeXt-50 eager and compiled."""
-    amp = {"amp": "bf16", "channels_last": True}
-    resnet = ("resnet50", "resnet", RESNET50)
-    blresnext = ("bl-resnext50", "blresnext", BLRESNEXT50)
-    recipes = [
-        (resnet, {}),
-        (resnet, amp),
-        (resnet, {**amp, "compile": True}),
-        (blresnext, amp),
-        (blresnext, {**amp, "compile": True}),
-    ]
-    return [model_row(gpu, *model, batch=batch, steps=steps, **recipe) for model, recipe in recipes]
+#: The GPU model rows by name: ResNet-50 fp32, bf16 + channels_last, and compiled;
+#: bL-ResNeXt-50 eager and compiled.
+_BF16_CL = {"amp": "bf16", "channels_last": True}
+GPU_MODEL_RECIPES = {
+    "resnet50-fp32": (("resnet50", "resnet", RESNET50), {}),
+    "resnet50-bf16-cl": (("resnet50", "resnet", RESNET50), _BF16_CL),
+    "resnet50-bf16-cl-compile": (("resnet50", "resnet", RESNET50), {**_BF16_CL, "compile": True}),
+    "blresnext50-bf16-cl": (("bl-resnext50", "blresnext", BLRESNEXT50), _BF16_CL),
+    "blresnext50-bf16-cl-compile": (
+        ("bl-resnext50", "blresnext", BLRESNEXT50),
+        {**_BF16_CL, "compile": True},
+    ),
+}
 
 
-def gpu_suite(args: argparse.Namespace, scratch: Path) -> list[dict[str, object]]:
+def gpu_row_plan(args: argparse.Namespace, scratch: Path) -> dict[str, object]:
+    """Every GPU row by name (``model:<recipe>``, ``data``, ``trainer:cpu``, ``trainer:gpu``),
+    each a function returning its rows, so that a caller can run and time them one by one."""
     gpu = torch.device("cuda")
-    rows = []
-    if "model" in args.rows:
-        rows += gpu_model_rows(gpu, args.gpu_batch, args.steps)
-    if "data" in args.rows:
+    plan = {
+        f"model:{key}": (lambda model=model, recipe=recipe: [
+            model_row(gpu, *model, batch=args.gpu_batch, steps=args.steps, **recipe)])
+        for key, (model, recipe) in GPU_MODEL_RECIPES.items()
+    }  # fmt: skip
+
+    def data() -> list[dict[str, object]]:
         make_jpeg_tree(scratch / "decode", args.images)
-        rows += data_rows(scratch / "decode", args.rounds, gpu)
-    if "trainer" not in args.rows:
-        return rows
-    make_jpeg_tree(scratch / "jpegs", args.trainer_images)
-    workers = max(1, (os.cpu_count() or 2) - 2)
-    for decode in ("cpu", "gpu"):
-        data = DataConfig(
-            kind="imagefolder",
-            root=str(scratch / "jpegs"),
-            resolution=224,
-            workers=workers,
-            decode=decode,
-        )
+        return data_rows(scratch / "decode", args.rounds, gpu)
+
+    def trainer(decode: str) -> list[dict[str, object]]:
+        if not (scratch / "jpegs").is_dir():
+            make_jpeg_tree(scratch / "jpegs", args.trainer_images)
+        data = DataConfig(kind="imagefolder", root=str(scratch / "jpegs"), resolution=224,
+                          workers=max(1, (os.cpu_count() or 2) - 2), decode=decode)  # fmt: skip
         train = TrainConfig(
             epochs=4, batch_per_gpu=args.gpu_batch, log_every=4, amp="bf16", channels_last=True
         )
         what = f"resnet50, synthetic ImageNet-shaped JPEGs, decode {decode}"
-        rows.append(trainer_row(scratch / f"p-{decode}", what, data, train, "resnet", RESNET50))
+        return [trainer_row(scratch / f"p-{decode}", what, data, train, "resnet", RESNET50)]
+
+    plan["data"] = data
+    plan["trainer:cpu"] = lambda: trainer("cpu")
+    plan["trainer:gpu"] = lambda: trainer("gpu")
+    return plan
+
+
+def gpu_suite(args: argparse.Namespace, scratch: Path) -> list[dict[str, object]]:
+    """The GPU rows of ``--rows`` (or of ``--only``), each printed as a JSON line when done
+    with ``--stream``: a row that completes is never lost to a later one's time limit."""
+    plan = gpu_row_plan(args, scratch)
+    keys = args.only or [key for key in plan if key.split(":")[0] in args.rows]
+    rows = []
+    for key in keys:
+        for row in plan[key]():
+            row["row"] = key
+            rows.append(row)
+            if args.stream:
+                print(json.dumps(row), flush=True)
     return rows
 
 
@@ -435,8 +470,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--gpu-batch", type=int, default=256)
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    parser.add_argument(
+        "--only", help="GPU rows by name, comma-separated (model:<recipe>, data, trainer:cpu|gpu)"
+    )
+    parser.add_argument(
+        "--stream", action="store_true", help="GPU suite: one JSON line per row as it completes"
+    )
     args = parser.parse_args(argv)
     args.rows = set(args.rows.split(","))
+    known = [f"model:{key}" for key in GPU_MODEL_RECIPES] + ["data", "trainer:cpu", "trainer:gpu"]
+    args.only = args.only.split(",") if args.only else None
+    if args.only and not set(args.only) <= set(known):
+        parser.error(f"--only: expected some of {', '.join(known)}, got {args.only}")
     if not args.rows <= {"model", "data", "trainer"}:
         parser.error(f"--rows: expected model, data or trainer, got {args.rows}")
     if args.suite == "gpu" and not torch.cuda.is_available():
@@ -446,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
         suite = gpu_suite if args.suite == "gpu" else cpu_suite
         rows = suite(args, Path(scratch))
     summary = feed_summary(rows)
+    if args.stream:
+        return 0
     if args.json:
         print(json.dumps({"rows": rows, "feed": summary}))
         return 0

@@ -36,8 +36,7 @@
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
-splinenas_load_site aurora.sh || return 1
-splinenas_job_defaults
+splinenas_site aurora.sh || return 1
 
 # Each tile is one torch device (12 per node), one per rank.
 : "${ZE_FLAT_DEVICE_HIERARCHY:=FLAT}"
@@ -57,9 +56,4 @@ export CCL_ALLREDUCE CCL_ALLREDUCE_SCALEOUT CCL_BCAST CCL_ZE_CACHE_OPEN_IPC_HAND
 # numexpr defaults to every hardware thread (208) but allows at most 64.
 : "${NUMEXPR_NUM_THREADS:=64}"
 export NUMEXPR_NUM_THREADS
-
-# The trainer's start-up all-reduce warns below this bus bandwidth (GB/s): a
-# collective library on TCP sockets instead of the Slingshot plugin. A starting
-# value, not measured on this machine: see the README's "Communication check".
-: "${SPLINENAS_EXPECTED_BUS_GBPS:=8}"
-export SPLINENAS_EXPECTED_BUS_GBPS
+splinenas_expect_bus_gbps 8

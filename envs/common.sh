@@ -11,10 +11,16 @@
 #                              space-separated), then
 #                              activate $SPLINENAS_VENV or $SPLINENAS_CONDA_ENV;
 #                              returns non-zero naming what failed
+#   splinenas_site NAME        splinenas_load_site, then splinenas_job_defaults
 #   splinenas_job_defaults     unbuffered Python, one OpenMP thread per rank,
-#                              NCCL/RCCL errors that end the job, NCCL warnings
+#                              NCCL/RCCL errors that end the job, NCCL warnings,
+#                              srun's --cpus-per-task from sbatch's
 #   splinenas_miopen_cache     ROCm: MIOpen's user database and kernel cache in
 #                              node-local /tmp, one folder per job
+#   splinenas_rccl_slingshot   RCCL over Slingshot 11 with the libfabric plugin
+#   splinenas_nccl_slingshot   NCCL over Slingshot 11 with aws-ofi-nccl
+#   splinenas_expect_bus_gbps N   the bus bandwidth below which the trainer's
+#                              start-up all-reduce warns
 # Safe to source twice: every step is idempotent.
 
 splinenas_load_site() {
@@ -56,6 +62,12 @@ splinenas_load_site() {
     return "$rc"
 }
 
+splinenas_site() {
+    # The start of every site file: its modules and environment, then the defaults.
+    splinenas_load_site "$1" || return 1
+    splinenas_job_defaults
+}
+
 splinenas_job_defaults() {
     # Progress lines reach the per-segment log as they happen, not at exit.
     export PYTHONUNBUFFERED=1
@@ -69,6 +81,11 @@ splinenas_job_defaults() {
     # NCCL/RCCL names the failing peer and transport in the log when something breaks.
     : "${NCCL_DEBUG:=WARN}"
     export NCCL_DEBUG
+    # Since Slurm 22.05 srun no longer inherits --cpus-per-task from sbatch;
+    # without this every rank (and all its loader workers) would get one core.
+    if [[ -n ${SLURM_CPUS_PER_TASK:-} ]]; then
+        export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK
+    fi
 }
 
 splinenas_miopen_cache() {
@@ -80,4 +97,42 @@ splinenas_miopen_cache() {
     : "${MIOPEN_USER_DB_PATH:=/tmp/${USER:-splinenas}-miopen-${job}}"
     : "${MIOPEN_CUSTOM_CACHE_DIR:=$MIOPEN_USER_DB_PATH}"
     export MIOPEN_USER_DB_PATH MIOPEN_CUSTOM_CACHE_DIR
+}
+
+splinenas_rccl_slingshot() {
+    # RCCL between nodes over HPE Slingshot 11 through libfabric (the aws-ofi-rccl
+    # plugin: its lib/ folder in $SPLINENAS_RCCL_PLUGIN_DIR unless a module put it
+    # on LD_LIBRARY_PATH), not TCP sockets, which do not scale (OLCF, "PyTorch on
+    # Frontier"); all four NICs.
+    if [[ -n ${SPLINENAS_RCCL_PLUGIN_DIR:-} ]]; then
+        export LD_LIBRARY_PATH=$SPLINENAS_RCCL_PLUGIN_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    fi
+    : "${NCCL_SOCKET_IFNAME:=hsn0,hsn1,hsn2,hsn3}"
+    : "${NCCL_CROSS_NIC:=1}"
+    : "${FI_MR_CACHE_MONITOR:=kdreg2}"
+    : "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
+    export NCCL_SOCKET_IFNAME NCCL_CROSS_NIC FI_MR_CACHE_MONITOR FI_CXI_DEFAULT_CQ_SIZE
+}
+
+splinenas_nccl_slingshot() {
+    # NCCL between nodes over HPE Slingshot 11 through libfabric (aws-ofi-nccl),
+    # the settings ALCF measured on Polaris: with NCCL_NET set NCCL stops at start
+    # when the plugin is missing instead of falling back to sockets.
+    : "${NCCL_NET:=AWS Libfabric}"
+    : "${NCCL_NET_GDR_LEVEL:=PHB}"
+    : "${NCCL_CROSS_NIC:=1}"
+    : "${FI_CXI_DISABLE_HOST_REGISTER:=1}"
+    : "${FI_MR_CACHE_MONITOR:=userfaultfd}"
+    : "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
+    export NCCL_NET NCCL_NET_GDR_LEVEL NCCL_CROSS_NIC
+    export FI_CXI_DISABLE_HOST_REGISTER FI_MR_CACHE_MONITOR FI_CXI_DEFAULT_CQ_SIZE
+}
+
+splinenas_expect_bus_gbps() {
+    # The trainer's start-up all-reduce warns below this bus bandwidth (GB/s): a
+    # collective library on TCP sockets instead of the network plugin. The site
+    # files pass a starting value, not measured on the machine: see the README's
+    # "Communication check"; a value set before sourcing wins.
+    : "${SPLINENAS_EXPECTED_BUS_GBPS:=$1}"
+    export SPLINENAS_EXPECTED_BUS_GBPS
 }

@@ -30,21 +30,7 @@
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
-splinenas_load_site elcapitan.sh || return 1
-splinenas_job_defaults
+splinenas_site elcapitan.sh || return 1
 splinenas_miopen_cache
-
-if [[ -n $SPLINENAS_RCCL_PLUGIN_DIR ]]; then
-    export LD_LIBRARY_PATH=$SPLINENAS_RCCL_PLUGIN_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-fi
-: "${NCCL_SOCKET_IFNAME:=hsn0,hsn1,hsn2,hsn3}"
-: "${NCCL_CROSS_NIC:=1}"
-: "${FI_MR_CACHE_MONITOR:=kdreg2}"
-: "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
-export NCCL_SOCKET_IFNAME NCCL_CROSS_NIC FI_MR_CACHE_MONITOR FI_CXI_DEFAULT_CQ_SIZE
-
-# The trainer's start-up all-reduce warns below this bus bandwidth (GB/s): a
-# collective library on TCP sockets instead of the Slingshot plugin. A starting
-# value, not measured on this machine: see the README's "Communication check".
-: "${SPLINENAS_EXPECTED_BUS_GBPS:=8}"
-export SPLINENAS_EXPECTED_BUS_GBPS
+splinenas_rccl_slingshot
+splinenas_expect_bus_gbps 8

@@ -21,6 +21,5 @@
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
-splinenas_load_site flux.sh || return 1
-splinenas_job_defaults
+splinenas_site flux.sh || return 1
 splinenas_miopen_cache

@@ -36,30 +36,14 @@
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
-splinenas_load_site frontier.sh || return 1
-splinenas_job_defaults
+splinenas_site frontier.sh || return 1
 splinenas_miopen_cache
-if [[ -n ${SLURM_CPUS_PER_TASK:-} ]]; then
-    export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK
-fi
 
-# RCCL between nodes through libfabric (the aws-ofi-rccl plugin), not TCP sockets.
-if [[ -n $SPLINENAS_RCCL_PLUGIN_DIR ]]; then
-    export LD_LIBRARY_PATH=$SPLINENAS_RCCL_PLUGIN_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-fi
-: "${NCCL_SOCKET_IFNAME:=hsn0,hsn1,hsn2,hsn3}"
+splinenas_rccl_slingshot
 : "${NCCL_NET_GDR_LEVEL:=3}"
-: "${NCCL_CROSS_NIC:=1}"
-: "${FI_MR_CACHE_MONITOR:=kdreg2}"
-: "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
-export NCCL_SOCKET_IFNAME NCCL_NET_GDR_LEVEL NCCL_CROSS_NIC FI_MR_CACHE_MONITOR FI_CXI_DEFAULT_CQ_SIZE
+export NCCL_NET_GDR_LEVEL
 # The rendezvous on the Slingshot address of this (rank 0's) node, as OLCF asks.
 if [[ -z ${MASTER_ADDR:-} ]]; then
     MASTER_ADDR=$(hostname -i | cut -d' ' -f1) && export MASTER_ADDR
 fi
-
-# The trainer's start-up all-reduce warns below this bus bandwidth (GB/s): a
-# collective library on TCP sockets instead of the Slingshot plugin. A starting
-# value, not measured on this machine: see the README's "Communication check".
-: "${SPLINENAS_EXPECTED_BUS_GBPS:=8}"
-export SPLINENAS_EXPECTED_BUS_GBPS
+splinenas_expect_bus_gbps 8

@@ -29,27 +29,9 @@
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
-splinenas_load_site perlmutter.sh || return 1
-splinenas_job_defaults
-if [[ -n ${SLURM_CPUS_PER_TASK:-} ]]; then
-    export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK
-fi
+splinenas_site perlmutter.sh || return 1
 
-# NCCL between nodes through libfabric (aws-ofi-nccl), not TCP sockets: with
-# NCCL_NET set NCCL fails at start when the plugin is missing instead of
-# falling back to sockets.
-: "${NCCL_NET:=AWS Libfabric}"
+splinenas_nccl_slingshot
 : "${NCCL_SOCKET_IFNAME:=hsn}"
-: "${NCCL_NET_GDR_LEVEL:=PHB}"
-: "${NCCL_CROSS_NIC:=1}"
-: "${FI_CXI_DISABLE_HOST_REGISTER:=1}"
-: "${FI_MR_CACHE_MONITOR:=userfaultfd}"
-: "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
-export NCCL_NET NCCL_SOCKET_IFNAME NCCL_NET_GDR_LEVEL NCCL_CROSS_NIC
-export FI_CXI_DISABLE_HOST_REGISTER FI_MR_CACHE_MONITOR FI_CXI_DEFAULT_CQ_SIZE
-
-# The trainer's start-up all-reduce warns below this bus bandwidth (GB/s): a
-# collective library on TCP sockets instead of the Slingshot plugin. A starting
-# value, not measured on this machine: see the README's "Communication check".
-: "${SPLINENAS_EXPECTED_BUS_GBPS:=8}"
-export SPLINENAS_EXPECTED_BUS_GBPS
+export NCCL_SOCKET_IFNAME
+splinenas_expect_bus_gbps 8

@@ -35,8 +35,7 @@
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
-splinenas_load_site polaris.sh || return 1
-splinenas_job_defaults
+splinenas_site polaris.sh || return 1
 
 # ALCF's rule: local rank r drives GPU 3 - r.
 : "${SPLINENAS_DEVICE_ORDER:=reversed}"
@@ -49,18 +48,7 @@ for _splinenas_dir in "$SPLINENAS_HWLOC_DIR" "$SPLINENAS_NCCL_PLUGIN_DIR"; do
     fi
 done
 unset _splinenas_dir
-: "${NCCL_NET:=AWS Libfabric}"
-: "${NCCL_NET_GDR_LEVEL:=PHB}"
-: "${NCCL_CROSS_NIC:=1}"
+splinenas_nccl_slingshot
 : "${NCCL_COLLNET_ENABLE:=1}"
-: "${FI_CXI_DISABLE_HOST_REGISTER:=1}"
-: "${FI_MR_CACHE_MONITOR:=userfaultfd}"
-: "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
-export NCCL_NET NCCL_NET_GDR_LEVEL NCCL_CROSS_NIC NCCL_COLLNET_ENABLE
-export FI_CXI_DISABLE_HOST_REGISTER FI_MR_CACHE_MONITOR FI_CXI_DEFAULT_CQ_SIZE
-
-# The trainer's start-up all-reduce warns below this bus bandwidth (GB/s): a
-# collective library on TCP sockets instead of the Slingshot plugin. A starting
-# value, not measured on this machine: see the README's "Communication check".
-: "${SPLINENAS_EXPECTED_BUS_GBPS:=8}"
-export SPLINENAS_EXPECTED_BUS_GBPS
+export NCCL_COLLNET_ENABLE
+splinenas_expect_bus_gbps 8

@@ -22,14 +22,8 @@
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
-splinenas_load_site slurm.sh || return 1
-splinenas_job_defaults
+splinenas_site slurm.sh || return 1
 
-# Since Slurm 22.05 srun no longer inherits --cpus-per-task from sbatch; without
-# this every rank (and all its loader workers) would be pinned to one core.
-if [[ -n ${SLURM_CPUS_PER_TASK:-} ]]; then
-    export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK
-fi
 # ROCm nodes (/dev/kfd): MIOpen's database on node-local storage.
 if [[ -e /dev/kfd ]]; then
     splinenas_miopen_cache

@@ -21,8 +21,7 @@
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" || return 1
-SPLINENAS_MODULES=$SPLINENAS_OPENCE_MODULE SPLINENAS_VENV='' splinenas_load_site summit.sh || return 1
-splinenas_job_defaults
+SPLINENAS_MODULES=$SPLINENAS_OPENCE_MODULE SPLINENAS_VENV='' splinenas_site summit.sh || return 1
 
 # ~/.local packages built for another Python or architecture would shadow the
 # conda env's ppc64le builds.

@@ -53,3 +53,25 @@ def init_state(folder: Path, capsys: pytest.CaptureFixture, text: str) -> Path:
     code, out, err = run(capsys, "init", str(folder / "toy.toml"), "--state", str(state))
     assert (code, out.strip()) == (0, str(state)), err
     return state
+
+
+#: A log-scale learning rate: the searched dimension of the ``[train] command`` tests.
+LOG_LR = {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}
+
+
+def command_experiment(
+    name: str,
+    command: list[str],
+    space: Mapping[str, Mapping[str, object]],
+    *,
+    cluster: Mapping[str, object] | None = None,
+    fixed: Mapping[str, object] | None = None,
+    **settings: object,
+) -> str:
+    """An experiment whose points run ``command`` (``[train] command``) on ``cluster``."""
+    text = experiment_toml(name, space, **settings)
+    if fixed:
+        values = ", ".join(f"{key} = {toml_value(value)}" for key, value in fixed.items())
+        text += f"[model]\nfixed = {{ {values} }}\n"
+    text += f"[train]\ncommand = {toml_value(command)}\n[cluster]\n"
+    return text + "".join(f"{key} = {toml_value(v)}\n" for key, v in (cluster or {}).items())

@@ -68,7 +68,7 @@ SITES: dict[str, tuple[list[str], dict[str, str]]] = {
 }
 #: Files for AMD GPUs: MIOpen's database goes to node-local storage, one folder per job.
 AMD = ("frontier.sh", "elcapitan.sh", "flux.sh")
-COMMON_EXPORTS = {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+COMMON_EXPORTS = {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "SPLINENAS_EXPECTED_BUS_GBPS": "8",
                   "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1"}  # fmt: skip
 
 DOUBLES = """

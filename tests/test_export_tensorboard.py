@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from controller_support import experiment_text, init_state
 from experiment_support import run
 from tensorboardX.proto import event_pb2, plugin_hparams_pb2  # the tensorboard extra
+from trained_support import trained_state
 
-from nas.pointdir.curve import make_entry
 from nas.record.store import StateStore
 
 VALUES = {0: 91.5, 1: 93.25, 2: 95.0}
@@ -59,23 +58,7 @@ def hparams_of(run_dir: Path) -> dict[str, object]:
 
 @pytest.fixture
 def trained(tmp_path: Path) -> Path:
-    state = init_state(tmp_path, experiment_text())
-    with StateStore.open(state) as store:
-        for point_id, value in VALUES.items():
-            point = store.state.point(point_id)
-            pace = {"device_hours": 0.5 + point_id, "images_per_second": 300.0}
-            store.state.update_point(point_id, extra={**point.extra, "pace": pace})
-            store.state.record(point_id, value)
-            store.state.set_curve(
-                point_id,
-                [
-                    make_entry(epoch=e, images=64, loss=2.0 / e, top1=value - 3 + e, top5=99.0,
-                               lr=0.1 / e, seconds=1.0)
-                    for e in (1, 2, 3)
-                ],
-            )  # fmt: skip
-        store.commit()
-    return state
+    return trained_state(tmp_path, VALUES, {i: 0.5 + i for i in VALUES})
 
 
 def test_one_run_per_point_with_its_curve_final_metrics_costs_and_params(

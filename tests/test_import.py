@@ -58,7 +58,8 @@ def test_a_csv_import_of_20_points_proposes_without_any_design_run(
     assert code == 0, err
     (proposal,) = json.loads(out)
     assert proposal["predicted"] is not None  # a spline proposal: no design point was measured
-    assert all(p.status is PointStatus.PENDING for p in state.points if p.origin == "initial")
+    design = [p for p in load_state(warm).points if p.origin == "initial"]
+    assert design and all(p.status is PointStatus.CANCELLED for p in design)  # withdrawn
     status = json.loads(run(capsys, "status", "--state", str(warm), "--json")[1])
     assert status["best"]["value"] == max(r[2] for r in rows)  # the best measured point
     assert status["fit"]["predicted_max"] >= status["best"]["value"]  # and the spline's maximum

@@ -177,8 +177,10 @@ def test_an_ill_conditioned_fit_is_smoothed_and_says_so() -> None:
     space = SearchSpace([Dim("a", "float", 0.0, 1.0)])
     opt = SplineOptimizer(space)
     rng = np.random.default_rng(0)
-    for a, value in zip(rng.random(40), 100.0 * rng.random(40), strict=True):
-        opt.tell({"a": float(a)}, float(value))
+    a = rng.random(40)
+    a[7] = a[3] + 1e-13  # nearly one point, measured twice with other values
+    for x, value in zip(a, 100.0 * rng.random(40), strict=True):
+        opt.tell({"a": float(x)}, float(value))
     summary = opt.fit()
     assert summary.smoothing > 0.0
     assert len(summary.warnings) == 1 and "ill-conditioned" in summary.warnings[0]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import math
 import re
-import textwrap
 from pathlib import Path
 
 import pytest
+from experiment_support import LOG_LR, command_experiment
 
 from nas.commands.main import main
 
@@ -26,38 +26,12 @@ def score(lr: float, width: int) -> float:
 
 
 def experiment(command: list[str], *, max_points: int = 7, extra: str = "") -> str:
-    return (
-        textwrap.dedent(
-            f"""
-        [experiment]
-        name = "own"
-        metric = "score"
-        max_points = {max_points}
-        batch_size = 2
-
-        [[space]]
-        name = "lr"
-        type = "float"
-        low = 1e-4
-        high = 1e-1
-        log = true
-
-        [[space]]
-        name = "width"
-        type = "int"
-        low = 2
-        high = 10
-
-        [train]
-        command = {json.dumps(command)}
-
-        [cluster]
-        max_attempts = 3
-        max_concurrent_jobs = 5
-        """
-        )
-        + extra
-    )
+    """A search of ``command`` over a log-scale learning rate and an integer width."""
+    space = {"lr": LOG_LR, "width": {"type": "int", "low": 2, "high": 10}}
+    cluster = {"max_attempts": 3, "max_concurrent_jobs": 5}
+    text = command_experiment("own", command, space, cluster=cluster, metric="score",
+                              max_points=max_points, batch_size=2)  # fmt: skip
+    return text + extra
 
 
 def status(capsys: pytest.CaptureFixture, state: Path) -> dict:
@@ -164,3 +138,89 @@ def test_init_refuses_a_command_it_cannot_fill(
     assert re.search(message, err), err
     assert "Traceback" not in err
     assert not (tmp_path / "state").exists()
+
+
+RULES = '''
+def narrow(values):
+    """Refuse the wide candidates, with a reason."""
+    return f"width {values['width']} does not fit" if values["width"] > 8 else None
+
+
+def broken(values):
+    raise KeyError("depth")
+'''
+
+
+def test_a_feasibility_rule_of_the_user_refuses_candidates_with_its_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "myrules.py").write_text(RULES)
+    extra = '\n[model]\nfeasible = "myrules:narrow"\n'
+    document = search(tmp_path, capsys, experiment([str(SCORE), "{lr}", "{width}"]) + extra)
+    by_status: dict[str, list[dict]] = {}
+    for point in document["points"]:
+        by_status.setdefault(point["status"], []).append(point)
+    assert by_status["infeasible"] and by_status["done"]
+    for point in by_status["infeasible"]:
+        assert point["params"]["width"] > 8
+        assert f"width {point['params']['width']} does not fit" in point["reason"]
+    assert all(point["params"]["width"] <= 8 for point in by_status["done"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nosuchmodule:rule", r"\[model\] feasible: cannot import 'nosuchmodule': "
+                              "ModuleNotFoundError"),
+        ("myrules:absent", r"\[model\] feasible: 'myrules' has no function 'absent'"),
+        ("myrules:broken", r"\[model\] feasible: myrules:broken raised KeyError for "),
+        ("not a path", r"\[model\] feasible: expected 'package.module:function'"),
+    ],
+)  # fmt: skip
+def test_init_names_a_feasibility_rule_it_cannot_use(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: str,
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "myrules.py").write_text(RULES)
+    text = experiment([str(SCORE), "{lr}", "{width}"]) + f'\n[model]\nfeasible = "{spec}"\n'
+    (tmp_path / "own.toml").write_text(text)
+    assert main(["init", "own.toml"]) in (1, 2)
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+LOSS = """#!/bin/sh
+# loss(lr, batch, optimizer): adam is better by 1; rank 0 writes it
+case "$3" in adam) offset=0 ;; *) offset=1 ;; esac
+awk -v lr="$1" -v b="$2" -v o="$offset" 'BEGIN {
+    printf "{\\"metrics\\": {\\"loss\\": %.12g}}\\n", (log(lr) / log(10) + 2) ^ 2 + (b - 64) ^ 2 / 1024 + o
+}' >"$SPLINENAS_POINT_DIR/r.tmp" && mv "$SPLINENAS_POINT_DIR/r.tmp" "$SPLINENAS_POINT_DIR/result.json"
+"""
+
+
+def test_a_loss_over_hyperparameters_is_minimised(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    script = tmp_path / "loss.sh"
+    script.write_text(LOSS)
+    script.chmod(0o755)
+    space = {"lr": LOG_LR, "batch": {"type": "int", "low": 16, "high": 256},
+             "optimizer": {"type": "categorical", "choices": ["sgd", "adam"]}}  # fmt: skip
+    text = command_experiment("own", ["./loss.sh", "{lr}", "{batch}", "{optimizer}"],
+                              space, metric="loss", goal="minimize", value_range=[0, 1000],
+                              max_points=8, design="space-filling")  # fmt: skip
+    document = search(tmp_path, capsys, text)
+    done = [p for p in document["points"] if p["status"] == "done"]
+    assert len(done) == len(document["points"]) >= 3
+    for point in done:
+        lr, batch, optimizer = (point["params"][k] for k in ("lr", "batch", "optimizer"))
+        expected = (math.log10(lr) + 2) ** 2 + (batch - 64) ** 2 / 1024 + (optimizer != "adam")
+        assert point["value"] == pytest.approx(expected, abs=1e-9)
+    assert document["goal"] == "minimize"

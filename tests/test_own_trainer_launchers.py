@@ -17,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from experiment_support import LOG_LR, command_experiment
 from slurm.cluster_fixture import slurm_cluster  # noqa: F401 - the session fixture
 
 from nas.commands.main import main
@@ -47,33 +48,9 @@ def two_rank_experiment(backend: str, probe: Path, **cluster: object) -> str:
     settings = {"backend": backend, "nodes": 1, "ranks_per_node": 2, "cores_per_node": 2,
                 "python": sys.executable, "walltime_minutes": 10, "signal_seconds": 60,
                 "max_concurrent_jobs": 2, **cluster}  # fmt: skip
-    lines = "\n".join(f"{key} = {json.dumps(value)}" for key, value in settings.items())
-    return (
-        textwrap.dedent(
-            f"""
-        [experiment]
-        name = "probe-{backend}"
-        metric = "score"
-        max_points = 2
-        design = "space-filling"
-        design_points = 2
-
-        [[space]]
-        name = "lr"
-        type = "float"
-        low = 1e-4
-        high = 1e-1
-        log = true
-
-        [train]
-        command = [{json.dumps(str(probe))}, "{{lr}}"]
-
-        [cluster]
-        """
-        )
-        + lines
-        + "\n"
-    )
+    return command_experiment(f"probe-{backend}", [str(probe), "{lr}"], {"lr": LOG_LR},
+                              cluster=settings, metric="score", max_points=2,
+                              design="space-filling", design_points=2)  # fmt: skip
 
 
 def read_env(path: Path) -> dict[str, str]:

@@ -6,11 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from controller_support import experiment_text, init_state
 from experiment_support import run
-
-from nas.pointdir.curve import make_entry
-from nas.record.store import StateStore
+from trained_support import trained_state
 
 VALUES = {0: 91.123456789, 1: 93.5, 2: 95.25, 3: 90.0}
 PACE = {0: 0.25, 1: 0.5, 2: 0.75, 3: 0.5}
@@ -18,22 +15,7 @@ PACE = {0: 0.25, 1: 0.5, 2: 0.75, 3: 0.5}
 
 @pytest.fixture
 def trained(tmp_path: Path) -> Path:
-    """A controller experiment whose design was measured on CPUs: device-hours, pace, curves."""
-    state = init_state(tmp_path, experiment_text())
-    with StateStore.open(state) as store:
-        for point_id, value in VALUES.items():
-            point = store.state.point(point_id)
-            pace = {"device_hours": PACE[point_id], "images_per_second": 400.0 + point_id}
-            store.state.update_point(point_id, extra={**point.extra, "pace": pace})
-            store.state.record(point_id, value)
-            curve = [
-                make_entry(epoch=e, images=64, loss=1.0 / e, top1=value - (3 - e), top5=99.0,
-                           lr=0.1, seconds=2.0)
-                for e in (1, 2, 3)
-            ]  # fmt: skip
-            store.state.set_curve(point_id, curve)
-        store.commit()
-    return state
+    return trained_state(tmp_path, VALUES, PACE)
 
 
 def page_of(state: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> str:

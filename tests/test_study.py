@@ -131,7 +131,8 @@ def test_max_points_caps_and_then_refuses() -> None:
     state.set_status(state.add_point({"x": 1.5, "y": 9}, "manual", 1).id, S.CANCELLED)
     assert policy.Study(state, exp).remaining_points() == 2  # a cancelled point costs nothing
     assert len(policy.Study(state, exp).propose(n=5)) == 2
-    assert policy.Study(state, exp).budget_reason() == "max_points reached: 7 points proposed of 7"
+    reason = policy.Study(state, exp).budget_reason()
+    assert reason.startswith("max_points reached: 7 trainings of 7; raise it with `--max-points N`")
     with pytest.raises(policy.StudyError, match="no more points.*max_points reached"):
         policy.Study(state, exp).propose()
 

@@ -264,3 +264,18 @@ def test_xpu_without_xccl_is_an_environment_error(monkeypatch: pytest.MonkeyPatc
     assert dev.backend_for(torch.device("xpu", 0)) == "xccl"
     assert dev.backend_for(torch.device("cuda", 0)) == "nccl"
     assert dev.backend_for(torch.device("cpu")) == "gloo"
+
+
+def test_bf16_autocast_runs_on_an_xpu_rank() -> None:
+    """The loop's autocast context for a rank on an Intel GPU tile (constructed, not entered:
+    entering needs the device)."""
+    from nas.config import TrainConfig
+    from nas.train.launch import DistEnv
+    from nas.train.loop import Run, autocast
+
+    run = Run(model=None, optimizer=None, scaler=None, loader=None, sampler=None,
+              config=TrainConfig(amp="bf16"), dist_env=DistEnv("single", 0, 1, 0),
+              device=torch.device("xpu", 0), steps_per_epoch=1, max_bad_images=0, seed=0)  # fmt: skip
+    assert run.use_amp
+    context = autocast(run)
+    assert (context.device, context.fast_dtype) == ("xpu", torch.bfloat16)

@@ -12,7 +12,6 @@ from typing import Any
 
 from nas.commands.common import EXIT_OK, UsageError, emit_json, reported
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
-from nas.models import ModelConfigError
 
 GIB = 2**30
 
@@ -42,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_cost)
 
 
-@reported(lambda: (ConfigError, ModelConfigError))
+@reported
 def run_cost(args: argparse.Namespace) -> int:
     try:
         params = parse_params(args.params)
@@ -62,10 +61,6 @@ def cost_document(
     """The estimate for ``params`` under ``experiment`` as a JSON-ready dict."""
     if experiment.model is None:
         raise ConfigError(experiment.source, "model", None, "missing table; `cost` needs it")
-    if experiment.model.family is None:
-        raise ConfigError(
-            experiment.source, "model", "family", "missing; `cost` estimates built-in families only"
-        )
     classes = num_classes if num_classes is not None else experiment.num_classes()
     if classes is None:
         raise UsageError(f"{experiment.source}: [model] num_classes is not set; pass --num-classes")

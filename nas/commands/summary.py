@@ -59,6 +59,7 @@ def fit_doc(study: policy.Study) -> tuple[dict[str, Any] | None, str | None]:
         "loo_rmse": json_number(fit.loo_rmse),
         "argmax": fit.argmax,
         "predicted_max": json_number(fit.predicted_max),
+        "outside_range": policy.outside_range(study.experiment, fit.predicted_max),
         "warnings": warnings,
         "stored": fit.number,
         "measured_since": max(measured - len(fit.support_ids), 0),
@@ -85,6 +86,13 @@ def trust_notes(doc: dict[str, Any]) -> list[str]:
         notes.append(
             f"{LOOSE_FIT} (LOO RMSE {number_text(fit['loo_rmse'])} > tolerance "
             f"{doc['tolerance']:g})"
+        )
+    if fit is not None and fit["outside_range"]:
+        notes.append(
+            f"the spline's predicted {'maximum' if doc['goal'] == 'maximize' else 'minimum'} "
+            f"{number_text(fit['predicted_max'])} lies outside the valid range of "
+            f"{doc['metric']} ([experiment] value_range): the spline extrapolates; "
+            "proposals are predicted at the range's bound"
         )
     if doc["best"] is not None and doc["best"]["on_edge"]:
         edges = ", ".join(doc["best"]["on_edge"])
@@ -145,6 +153,8 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
         "budget": {
             "max_points": policy.max_points(state, study.experiment),
             "remaining_points": study.remaining_points(),
+            "trainings": study.spent_points(),
+            "imported_points": study.imported_points(),
             "max_gpu_hours": cfg.max_gpu_hours,
             "remaining_gpu_hours": None
             if cfg.max_gpu_hours is None
@@ -201,7 +211,9 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
         f"best flat for {stop['stall']} measurements"
     )
     budget = doc["budget"]
-    left = f"{budget['remaining_points']} of {budget['max_points']} points left"
+    left = f"{budget['remaining_points']} of {budget['max_points']} trainings left"
+    if budget["imported_points"]:
+        left += f" ({budget['imported_points']} imported points not counted)"
     if budget["remaining_gpu_hours"] is not None:
         left += f", {budget['remaining_gpu_hours']:.1f} of {budget['max_gpu_hours']:g} GPU-h left"
     lines.append(f"budget: {budget['exhausted'] or left}; {doc['gpu_hours']:.1f} GPU-h spent")

@@ -11,6 +11,13 @@ experiment) and an optional note in their ``extra``. Every row is checked like
 ``splinenas add`` checks its point; all problems are collected, each naming its
 row, and nothing is changed unless every row is valid.
 
+Once the measurements determine a spline (d+1 affinely independent points in
+a category, see :meth:`~nas.search.optimizer.SplineOptimizer.fit`), the
+initial design has served its purpose there: :func:`withdraw_design` cancels
+its points not yet submitted, each with a ``withdrawn`` event, so that the
+first training of a warm start is a spline proposal (``splinenas rerun``
+brings one back).
+
 The source's kind is read from its bytes, not its name: a spreadsheet (a zip
 archive: .xlsx, .ods) or a file that is not UTF-8 is refused in one line that
 says what to do, rather than decoded into nonsense.
@@ -28,6 +35,7 @@ from typing import Any
 
 from nas.config import ConfigError, Experiment
 from nas.control import policy
+from nas.errors import UserError
 from nas.record.state import Point, PointStatus, State, StateError
 from nas.record.store import load_state
 from nas.search.space import Params, SearchSpace, SpaceError
@@ -39,7 +47,7 @@ EXPORT_COLUMNS = frozenset(
 )
 
 
-class RowsError(ValueError):
+class RowsError(UserError, ValueError):
     """Rows that cannot be imported; one line per problem, each naming its row."""
 
 
@@ -300,3 +308,35 @@ def _apply(
             except StateError as exc:  # e.g. a point whose job still runs
                 raise RowsError(f"{source} row {row.number}: {exc}") from None
     return Report(added, updated, unchanged, skipped, notes)
+
+
+#: Event kind of an initial-design point withdrawn because measurements determine the spline.
+WITHDRAWN = "withdrawn"
+
+
+def withdraw_design(state: State) -> list[Point]:
+    """Cancel the pending initial-design points that the stored fit makes unnecessary.
+
+    The design exists to determine a spline; a point of it still pending (never
+    submitted) in a category whose spline the last stored fit already
+    determines would train something the search does not need. Call after
+    the fit over the imported points is stored (``policy.Study.store_fit``);
+    without one nothing is withdrawn.
+    """
+    fit = policy.current_fit(state)
+    if fit is None:
+        return []
+    space = state.space
+    fitted = {space.category_of(state.point(i).params) for i in fit.support_ids}
+    withdrawn = []
+    for point in state.with_status(PointStatus.PENDING):
+        if (
+            point.origin != "initial"
+            or point.attempts
+            or space.category_of(point.params) not in fitted
+        ):
+            continue
+        why = f"withdrawn: the {len(fit.support_ids)} measured points determine the spline"
+        withdrawn.append(state.set_status(point.id, PointStatus.CANCELLED, reason=why))
+        state.log(WITHDRAWN, f"initial-design point not needed: {why}", point.id)
+    return withdrawn

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.errors import UserError
 from nas.search.space import SearchSpace
 
 ORIGINS = ("initial", "incremental", "fill", "manual", "expand", "import")
@@ -24,7 +25,7 @@ ORIGINS = ("initial", "incremental", "fill", "manual", "expand", "import")
 SPLINE_ORIGINS = ("incremental", "fill")
 
 
-class StateError(RuntimeError):
+class StateError(UserError, RuntimeError):
     """A state file or a change to a state that cannot be made."""
 
 

@@ -17,6 +17,7 @@ import functools
 import numpy as np
 from scipy.linalg import blas, lapack
 
+from nas.errors import UserError
 from nas.search.threads import in_search_threads
 
 #: Most support points one spline is fitted on. The solve is dense: time grows as N^3
@@ -36,9 +37,9 @@ CACHE_BYTES = 2**19
 #: singular, in units of (system size x machine epsilon), as numpy.linalg.matrix_rank does.
 RANK_RTOL_FACTOR = 1.0
 
-#: Largest accepted residual max|A z - b| relative to max|b|. Above it the solution
-#: does not reproduce the data to the accuracy the caller relies on.
-RESIDUAL_RTOL = 1e-8
+#: Largest residual max|A z - b| of a solve that is kept, relative to the range of the
+#: data (max|b| where the data are constant): the accuracy readers of the fit rely on.
+RESIDUAL_RTOL = 1e-6
 
 #: Smoothing ladder tried when the exact system is ill-conditioned, relative to the
 #: largest kernel entry of the scaled system: the first stable rung is used.
@@ -47,7 +48,7 @@ SMOOTHING_LADDER = tuple(10.0**k for k in range(-14, -1))
 _EPS = float(np.finfo(np.float64).eps)
 
 
-class SplineError(ValueError):
+class SplineError(UserError, ValueError):
     """A spline that cannot be fitted; ``indices`` names the offending support points."""
 
     def __init__(self, message: str, indices: tuple[int, ...] | list[int] = ()) -> None:
@@ -247,8 +248,10 @@ class Factorization:
         self.factor = blas.dsyr2k(-1.0, self.q, half, beta=1.0, c=phi.T, lower=1, overwrite_c=1)
         self.norm = self._one_norm(row_sums)
         _, info = lapack.dpotrf(self.factor, lower=1, clean=0, overwrite_a=1)
+        #: Whether the Cholesky factorization ran through (M numerically positive definite).
+        self.factored = info == 0
         self.rcond = 0.0
-        if info == 0 and self.norm > 0.0:
+        if self.factored and self.norm > 0.0:
             self.rcond = float(lapack.dpocon(self.factor, self.norm, uplo="L")[0])
 
     def _one_norm(self, phi_row_sums: np.ndarray) -> float:
@@ -283,8 +286,13 @@ class Factorization:
         finally:
             self._diagonal[:] = factor_diagonal
 
-    def solve(self, values: np.ndarray) -> tuple[np.ndarray, float]:
-        """``z = [c; a]`` with right-hand side ``[values; 0]`` and its residual ``max|A z - b|``."""
+    def solve(self, values: np.ndarray, target: float | None = None) -> tuple[np.ndarray, float]:
+        """``z = [c; a]`` with right-hand side ``[values; 0]`` and its residual ``max|A z - b|``.
+
+        The residual is measured in the system whose smoothing is ``target``
+        (default: this one's): a smoothed solve is judged by how far it
+        misses the data of the system asked for.
+        """
         projected = values - self.q @ (self.q.T @ values)
         c = lapack.dpotrs(self.factor, projected, lower=1)[0]
         c -= self.q @ (self.q.T @ c)  # c lies in the null space of P^T; drop the rounding
@@ -292,6 +300,8 @@ class Factorization:
         a, info = lapack.dtrtrs(self.r, self.q.T @ (values - kernel))
         if info != 0:
             a = np.full(len(self.r), np.nan)
+        if target is not None:
+            kernel -= (self.smoothing - target) * c
         residual = max(
             float(np.max(np.abs(kernel + self.tail @ a - values))),
             float(np.max(np.abs(self.tail.T @ c))),
@@ -320,69 +330,95 @@ class Factorization:
         return out - np.einsum("ij,ij->i", self.q, self.q) / self.mu
 
 
-def solve_system(
-    points: np.ndarray, values: np.ndarray, smoothing: float, scale: np.ndarray
-) -> tuple[np.ndarray, Factorization] | str:
-    """Solve the augmented system and verify it; a string says why it is unstable.
+def residual_limit(values: np.ndarray) -> float:
+    """The largest residual a kept solve may leave: ``RESIDUAL_RTOL`` of the data's range."""
+    spread = float(np.ptp(values)) if values.size else 0.0
+    return RESIDUAL_RTOL * (spread if spread > 0.0 else float(np.max(np.abs(values), initial=0.0)))
 
-    Unstable means a tail block of numerically lower rank, a projected
-    kernel matrix that is not numerically positive definite (its Cholesky
-    factorization fails, or its estimated reciprocal 1-norm condition
-    number is below ``RANK_RTOL_FACTOR * N * eps``) or a residual
-    ``max|A z - b|`` above ``RESIDUAL_RTOL * max|b|``.
+
+def solve_system(
+    points: np.ndarray,
+    values: np.ndarray,
+    smoothing: float,
+    scale: np.ndarray,
+    target: float | None = None,
+) -> tuple[np.ndarray, Factorization, float] | str:
+    """Solve the augmented system; the solution, its factorization and residual, or why not.
+
+    No solution comes from a tail block of numerically lower rank or a
+    projected kernel matrix whose Cholesky factorization fails. The residual
+    ``max|A z - b|`` is measured in the system with smoothing ``target``
+    (default ``smoothing``); whether it is small enough is the caller's
+    decision (:func:`solve_stable`).
     """
     fact = Factorization(points, smoothing, scale)
     if not fact.tail_rcond > RANK_RTOL_FACTOR * fact.n * _EPS:
         return (
             f"the linear tail is numerically singular (reciprocal condition {fact.tail_rcond:.1e})"
         )
-    if fact.singular:
+    if not fact.factored:
         return f"the system is numerically singular (reciprocal condition {fact.rcond:.1e})"
-    z, residual = fact.solve(values)
-    limit = RESIDUAL_RTOL * float(np.max(np.abs(values)))
-    if not residual <= limit:
-        return f"the solution misses the data by {residual:.3g} (tolerance {limit:.3g})"
-    return z, fact
+    z, residual = fact.solve(values, target)
+    return z, fact, residual
 
 
 def solve_stable(
     points: np.ndarray, values: np.ndarray, smoothing: float, scale: np.ndarray
 ) -> tuple[np.ndarray, Factorization, float, str]:
-    """Solve with ``smoothing``, else with the least rung of the ladder that is stable.
+    """Solve with ``smoothing``; smooth more only where that misses the data by less.
 
-    ``points`` are centred and scaled as for :class:`Factorization`. When the
-    first solve fails, singular data is named first (:func:`diagnose_singular`).
-    Returns the solution, its factorization, the smoothing used and, when it
-    exceeds the one asked for, a note for people that names the closest pair
-    of points.
+    ``points`` are centred and scaled as for :class:`Factorization`. The solve
+    with the smoothing asked for is kept when its residual is within
+    :func:`residual_limit`, however small its condition estimate. Otherwise
+    singular data is named first (:func:`diagnose_singular`), then the least
+    rung of ``SMOOTHING_LADDER`` whose system solves within the limit is
+    tried; it is used only when it misses the data of the system asked for
+    by less than that solve does. Returns the solution, its factorization,
+    the smoothing used and, where the fit is not the accurate solve asked
+    for, a note for people that names the closest pair of points.
 
     Raises
     ------
     SplineError
-        Singular data, or no rung is stable.
+        Singular data, or neither the solve asked for nor any rung solves.
     """
+    limit = residual_limit(values)
     solved = solve_system(points, values, smoothing, scale)
-    if not isinstance(solved, str):
-        return (*solved, smoothing, "")
+    if not isinstance(solved, str) and solved[2] <= limit:
+        if solved[1].singular:  # an accurate solve of data that may still be singular
+            diagnose_singular(points, smoothing)
+        return (*solved[:2], smoothing, "")
     diagnose_singular(points, smoothing)
-    why = solved
+    why = solved if isinstance(solved, str) else f"the solution misses the data by {solved[2]:.3g}"
+    why += f" (tolerance {limit:.3g})" if not isinstance(solved, str) else ""
+    exact_residual = np.inf if isinstance(solved, str) else solved[2]
     unit = max(float(kernel_matrix(points).max()), _EPS)  # the largest kernel entry
+    i, j, dist = closest_pair(points)
     for rung in SMOOTHING_LADDER:
         lam = smoothing + rung * unit
-        solved = solve_system(points, values, lam, scale)
-        if not isinstance(solved, str):
-            i, j, dist = closest_pair(points)
+        smoothed = solve_system(points, values, lam, scale)
+        if isinstance(smoothed, str) or not smoothed[2] <= limit:
+            continue  # not stable at this rung either
+        misfit = smoothed[1].solve(values, smoothing)[1]
+        if misfit < exact_residual:
             note = (
                 f"exact interpolation is ill-conditioned ({why}; closest support points "
-                f"{i} and {j}); smoothed with {rung:.0e} of the kernel scale"
+                f"{i} and {j}); smoothed with {rung:.0e} of the kernel scale, which misses "
+                f"the data by {misfit:.3g}"
             )
-            return (*solved, lam, note)
-    i, j, dist = closest_pair(points)
-    raise SplineError(
-        f"unstable spline system: {why}, even with smoothing; closest support points are "
-        f"{i} and {j} at distance {dist:.3g} (scaled)",
-        (i, j),
+            return (*smoothed[:2], lam, note)
+        break  # more smoothing misses the data by more still
+    if isinstance(solved, str):
+        raise SplineError(
+            f"unstable spline system: {why}, even with smoothing; closest support points are "
+            f"{i} and {j} at distance {dist:.3g} (scaled)",
+            (i, j),
+        )
+    note = (
+        f"exact interpolation is ill-conditioned ({why}; closest support points {i} and {j}); "
+        "kept: smoothing would miss the data by more"
     )
+    return (*solved[:2], smoothing, note)
 
 
 def closest_pair(points: np.ndarray) -> tuple[int, int, float]:

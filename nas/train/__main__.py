@@ -18,9 +18,15 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nas import trial
 from nas.pointdir.layout import EXIT_COMPLETE, EXIT_ERROR, EXIT_OUT_OF_MEMORY, EXIT_USAGE
+
+if TYPE_CHECKING:
+    import torch
+
+    from nas.train.launch import DistEnv
 
 
 def parse_args(
@@ -70,6 +76,18 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def rank_device(dist_env: DistEnv, environ: dict[str, str]) -> torch.device:
+    """This rank's device; a :class:`DeviceError` names the rank, the world and the launcher."""
+    from nas.train.device import DeviceError, Placement, local_world_size, select_device
+
+    placement = Placement(dist_env.local_rank, local_world_size(environ))
+    try:
+        return select_device(placement, environ)
+    except DeviceError as exc:
+        where = f"rank {dist_env.rank} of {dist_env.world_size} ({dist_env.launcher})"
+        raise DeviceError(f"{where}, {exc}") from None
+
+
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
     """Run one segment; return the exit code (the caller exits with it)."""
     try:
@@ -83,7 +101,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     )
     from nas.pointdir.point import PointFileError
     from nas.pointdir.result import write_error
-    from nas.train.device import DeviceError, Placement, local_world_size, select_device
+    from nas.train.device import DeviceError
     from nas.train.launch import detect, init_process_group
     from nas.train.run import Segment, run_segment
 
@@ -92,8 +110,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     try:
         dist_env = detect(environ)
         rank = dist_env.rank
-        placement = Placement(dist_env.local_rank, local_world_size(environ))
-        device = select_device(placement, environ)
+        device = rank_device(dist_env, environ)
         init_process_group(dist_env, device, environ)
         code = run_segment(
             Segment(args.point_dir, dist_env, device, args.deadline, args.segment_epochs)

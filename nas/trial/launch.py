@@ -5,7 +5,7 @@ built-in trainer included). It derives the rank and the rendezvous once from
 the launcher (:mod:`nas.pointdir.rendezvous`), sets the contract's variables
 (:mod:`nas.pointdir.contract`), starts the command (argv, no shell), passes
 SIGUSR2, SIGTERM and SIGINT on to it, and exits with its status (128 + the
-signal when a signal ended it).
+signal when a signal ended it; 1 when it exited 0 without a result).
 
 What the command left is checked on rank 0 so that the controller can name a
 broken contract instead of retrying blindly: a command that cannot be started
@@ -128,8 +128,11 @@ def run(command: list[str], env: dict[str, str], point_dir: Path, workdir: Path,
     return 128 - code if code < 0 else code
 
 
-def settle(point_dir: Path, code: int, rank: int, deadline: str | None, world_size: int) -> None:
-    """Leave the file the controller needs where the command's exit status left none."""
+def settle(point_dir: Path, code: int, rank: int, deadline: str | None, world_size: int) -> int:
+    """Leave the file the controller needs where the command's exit status left none.
+
+    Returns the status to exit with: the command's, or 1 for an exit 0 without a result.
+    """
     present = {
         name: (point_dir / name).exists() for name in (RESULT_FILE, PROGRESS_FILE, ERROR_FILE)
     }
@@ -137,6 +140,7 @@ def settle(point_dir: Path, code: int, rank: int, deadline: str | None, world_si
         write_contract_failure(
             point_dir, rank=rank, message="the command exited 0 without writing result.json"
         )
+        return EXIT_ERROR
     elif rank == 0 and code == EXIT_INCOMPLETE and not present[PROGRESS_FILE]:
         epochs = len(read_curve(point_dir))
         write_progress(point_dir, point_id=None, epoch=epochs, step=0,
@@ -149,6 +153,7 @@ def settle(point_dir: Path, code: int, rank: int, deadline: str | None, world_si
     elif code == EXIT_OUT_OF_MEMORY and not present[ERROR_FILE]:
         exc = MemoryError(f"the command exited {code} (out of memory)")
         write_error(point_dir, rank=rank, exc=exc, oom=True)
+    return code
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -166,8 +171,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"splinenas: cannot derive the ranks: {exc}", file=sys.stderr)
         return EXIT_ERROR
     code = run(command, env, point_dir, workdir, rank)
-    settle(point_dir, code, rank, deadline, int(env["WORLD_SIZE"]))
-    return code
+    return settle(point_dir, code, rank, deadline, int(env["WORLD_SIZE"]))
 
 
 if __name__ == "__main__":
