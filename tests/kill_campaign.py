@@ -90,6 +90,7 @@ class Report:
     overlaps: int = 0
     done: int = 0
     points: int = 0
+    recorded: Counter = field(default_factory=Counter)  # point id -> measurements recorded
     seconds: float = 0.0
 
     def twice(self) -> list[str]:
@@ -251,6 +252,7 @@ def campaign(folder: Path, backend: str, kills: int, max_points: int, seed: int 
     final = load_state(state)
     report.points = len(final.points)
     report.done = len(final.with_status(PointStatus.DONE))
+    report.recorded = Counter(e.point_id for e in final.events if e.kind == "record")
     run = layout.run_dir(state)
     report.overlaps = sum(
         len((layout.point_dir(run, p.id) / "overlaps.txt").read_text().splitlines())

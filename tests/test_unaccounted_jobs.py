@@ -1,4 +1,4 @@
-"""A training run's heartbeat, and a job the scheduler forgot while its training still beats."""
+"""What the controller does about jobs it cannot account for: forgotten ones, extra ones."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from controller_support import experiment_text, init_state, write_fake_trainer
 
+from nas.cluster import LocalScheduler
 from nas.cluster.local import new_job_id
 from nas.control import policy
 from nas.control.loop import run_controller
@@ -67,3 +68,29 @@ def test_a_forgotten_job_is_not_retried_while_its_training_beats(tmp_path: Path)
     cycles(2)
     point = load_state(state_path).point(0)
     assert point.attempts == 2 and point.job_id != forgotten, point
+
+
+def test_every_extra_job_under_a_points_name_is_cancelled(tmp_path: Path) -> None:
+    """Three jobs carry one point's name (orphaned submitters): one is kept, both others go."""
+    fake = write_fake_trainer(tmp_path / "fake", {"sleep": 30.0})
+    state_path = init_state(tmp_path, experiment_text(cluster={"python": str(fake)}))
+    run = layout.run_dir(state_path)
+    with StateStore.open(state_path) as store:
+        state = store.state
+        state.update_point(0, attempts=1, job_name="ctl-p0-r0a1s0")
+        state.set_status(0, S.SUBMITTING, "as ctl-p0-r0a1s0")
+        experiment = policy.experiment_of(state, "test")
+        JobSettings.from_experiment(experiment, tmp_path).prepare(run, state.point(0))
+        store.commit()
+    folder = layout.point_dir(run, 0)
+    scheduler = LocalScheduler(layout.jobs_dir(run))
+    jobs = [scheduler.submit(folder / layout.JOB_SCRIPT, job_name="ctl-p0-r0a1s0", cwd=folder)
+            for _ in range(3)]  # fmt: skip
+    run_controller(state_path, poll=0.05, max_cycles=1, progress=lambda s: None, cwd=tmp_path)
+    state = load_state(state_path)
+    kept = state.point(0).job_id
+    cancelled = [e for e in state.events if e.kind == "duplicate"]
+    assert kept in jobs and len(cancelled) == 2, [e.message for e in cancelled]
+    states = LocalScheduler(layout.jobs_dir(run)).status(jobs)
+    assert [j for j in jobs if not states[j].is_finished()] == [kept]
+    LocalScheduler(layout.jobs_dir(run)).cancel(kept)
