@@ -29,6 +29,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+from nas.errors import UserError
+from nas.names import line_problem, name_problem
 from nas.search.settings import (
     SETTINGS,
     SearchSettings,
@@ -41,7 +43,6 @@ from nas.search.space import Dim, SearchSpace, SpaceError
 
 log = logging.getLogger(__name__)
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 #: Characters that no quoting carries through an ``#SBATCH`` / ``#BSUB`` line intact.
 DIRECTIVE_UNSAFE = frozenset('"\\$`')
@@ -54,7 +55,7 @@ MAX_RESOLUTION = 4096
 MAX_WALLTIME_MINUTES = 365 * 24 * 60
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """An experiment file that cannot be used; the message names file, table and key."""
 
     def __init__(self, source: str, table: str, key: str | None, message: str) -> None:
@@ -68,12 +69,6 @@ class ConfigError(ValueError):
 # (:mod:`nas.search.settings`), which ``[experiment]`` exposes field by field.
 
 
-def _valid_name(value: str) -> str | None:
-    if not NAME_PATTERN.fullmatch(value):
-        return f"expected a name of letters, digits, '_', '.' or '-', got {value!r}"
-    return None
-
-
 #: Longest experiment name: it prefixes job names and names the state and run folder.
 MAX_EXPERIMENT_NAME = 64
 
@@ -84,20 +79,14 @@ def _experiment_name(value: str) -> str | None:
         return f"must start with a letter or digit, got {value!r}"
     if len(value) > MAX_EXPERIMENT_NAME:
         return f"at most {MAX_EXPERIMENT_NAME} characters, got {len(value)}"
-    return _valid_name(value)
-
-
-def _no_newline(value: str) -> str | None:
-    if "\n" in value or "\r" in value or "\0" in value:
-        return "must be a single line"
-    return None
+    return name_problem(value)
 
 
 def _directive_line(value: str) -> str | None:
     """One line that fits a directive: no line break, at most :data:`MAX_DIRECTIVE_LENGTH`."""
     if len(value) > MAX_DIRECTIVE_LENGTH:
         return f"at most {MAX_DIRECTIVE_LENGTH} characters, got {len(value)}"
-    return _no_newline(value)
+    return line_problem(value)
 
 
 def _directive_text(value: str) -> str | None:
@@ -197,8 +186,9 @@ def _check_command(value: list) -> str | None:
     for index, item in enumerate(value):
         if not isinstance(item, str):
             return f"argument {index}: expected a string, got {item!r}"
-        if _no_newline(item):
-            return f"argument {index} {item!r}: must be a single line"
+        problem = line_problem(item)
+        if problem:
+            return f"argument {index}: {problem}"
     if not value[0]:
         return "argument 0: the program is empty"
     return None
@@ -249,7 +239,7 @@ class ExperimentConfig:
     """``[experiment]``: what is searched for and when to stop."""
 
     name: str = option(kind=str, check=_experiment_name, doc="experiment name; used in job names")
-    metric: str = option("top1", kind=str, check=_valid_name, doc="result metric to optimise")
+    metric: str = option("top1", kind=str, check=name_problem, doc="result metric to optimise")
     value_range: list | None = option(
         None,
         kind=list,
@@ -337,9 +327,9 @@ class DataConfig:
     """``[data]``: where images come from and how they are fed."""
 
     kind: str = option(kind=str, choices=("digits", "imagefolder", "shards"))
-    root: str | None = option(None, kind=str, check=_no_newline, optional=True)
+    root: str | None = option(None, kind=str, check=line_problem, optional=True)
     index: str | None = option(
-        None, kind=str, check=_no_newline, optional=True, doc="index file from `data index`"
+        None, kind=str, check=line_problem, optional=True, doc="index file from `data index`"
     )
     resolution: int = option(224, kind=int, minimum=8, maximum=MAX_RESOLUTION)
     val_resize: int | None = option(
@@ -426,9 +416,9 @@ class ClusterConfig:
     resource_sets: str = option("node", kind=str, choices=("node", "gpu"), doc="jsrun layout")
     walltime_minutes: int = option(120, kind=int, minimum=1, maximum=MAX_WALLTIME_MINUTES)
     signal_seconds: int = option(300, kind=int, minimum=0, doc="stop this early before the limit")
-    account: str | None = option(None, kind=str, check=_valid_name, optional=True)
-    queue: str | None = option(None, kind=str, check=_valid_name, optional=True)
-    qos: str | None = option(None, kind=str, check=_valid_name, optional=True)
+    account: str | None = option(None, kind=str, check=name_problem, optional=True)
+    queue: str | None = option(None, kind=str, check=name_problem, optional=True)
+    qos: str | None = option(None, kind=str, check=name_problem, optional=True)
     constraint: str | None = option(None, kind=str, check=_directive_text, optional=True)
     alloc_flags: str | None = option(None, kind=str, check=_directive_text, optional=True)
     extra_directives: list = option([], kind=list, check=_check_directives)
@@ -459,11 +449,11 @@ class ClusterConfig:
     jsrun_smpiargs: str = option(
         "off",
         kind=str,
-        check=_no_newline,
+        check=line_problem,
         doc="lsf: jsrun --smpiargs=<this>; 'off' for the non-MPI trainer, '' leaves it out",
     )
-    env_file: str | None = option(None, kind=str, check=_no_newline, optional=True)
-    python: str = option("python3", kind=str, check=_no_newline)
+    env_file: str | None = option(None, kind=str, check=line_problem, optional=True)
+    python: str = option("python3", kind=str, check=line_problem)
     max_gpu_memory_gib: float | None = option(
         None, kind=float, minimum=0.0, optional=True, doc="GPU memory in GiB (2**30 bytes)"
     )
@@ -486,11 +476,11 @@ class ControllerConfig:
     that needs a core or two and no GPU.
     """
 
-    account: str | None = option(None, kind=str, check=_valid_name, optional=True)
+    account: str | None = option(None, kind=str, check=name_problem, optional=True)
     queue: str | None = option(
-        None, kind=str, check=_valid_name, optional=True, doc="queue (LSF) or partition (Slurm)"
+        None, kind=str, check=name_problem, optional=True, doc="queue (LSF) or partition (Slurm)"
     )
-    qos: str | None = option(None, kind=str, check=_valid_name, optional=True)
+    qos: str | None = option(None, kind=str, check=name_problem, optional=True)
     walltime_minutes: int = option(
         1440,
         kind=int,

@@ -1,6 +1,6 @@
-"""The controller end to end through a scheduler: the real Slurm cluster or fake LSF.
+"""The controller end to end through a scheduler: the real Slurm cluster or a double.
 
-Shared by test_controller_slurm.py and test_controller_lsf.py. A search here
+Shared by test_backends.py and test_backend_slurm.py. A search here
 runs the real trainer on tiny digits candidates with two ranks per job, or
 the stand-in trainer of controller_support where only the path from the
 config to the shell matters (hostile values in paths and directives).
@@ -33,6 +33,9 @@ TINY_TRAINING = {
     "train": {"epochs": 1, "batch_per_gpu": 16, "log_every": 1, "max_steps_per_epoch": 2},
     "data": {"kind": "digits", "resolution": 8, "workers": 0, "pin_memory": False},
 }
+#: Seconds a test waits for what a quiet machine does in a few: a loaded one (load 20-30 on
+#: two cores) is ten times slower, and a wait ends as soon as what it waits for happened.
+PATIENCE = 600.0
 #: Shell code that must stay text wherever it travels; running it leaves a file ``pwned``.
 HOSTILE = ("$(touch pwned)", "`touch pwned`", "a'; touch pwned; echo 'x")
 
@@ -97,16 +100,6 @@ def one_cycle(state_path: Path, cwd: Path) -> None:
     run_controller(state_path, poll=0, max_cycles=1, progress=lambda s: print(s.line()), cwd=cwd)
 
 
-def search_real_trainer(folder: Path, backend: str) -> Path:
-    """Run a 6-point search of the real trainer through ``backend`` and check it is complete."""
-    state_path = real_search_state(folder, backend, max_points=6)
-    started = time.monotonic()
-    outcome = run_search(state_path, folder, poll=0.5, limit_s=300)
-    print(f"{backend} end-to-end search of 6 points: {time.monotonic() - started:.1f} s wall")
-    assert_real_search_complete(state_path, outcome, world_size=2, max_points=6)
-    return state_path
-
-
 def train_one_point(folder: Path, backend: str, scheduler: Scheduler) -> Path:
     """Point 0 of a real-trainer search, trained by two gloo ranks through ``backend``.
 
@@ -114,7 +107,7 @@ def train_one_point(folder: Path, backend: str, scheduler: Scheduler) -> Path:
     it; the job of the next point, submitted in the same cycle, is cancelled.
     """
     state_path = real_search_state(folder, backend, max_points=6, max_concurrent_jobs=1)
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + PATIENCE
     while load_state(state_path).point(0).status is not PointStatus.DONE:
         assert time.monotonic() < deadline, load_state(state_path).point(0).reason
         one_cycle(state_path, folder)
@@ -146,7 +139,7 @@ def cancel_while_training(
     one_cycle(state_path, folder)
     job = load_state(state_path).point(0).job_id
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + PATIENCE
         while not runs.exists():  # the trainer has started
             assert time.monotonic() < deadline, "the job never started its trainer"
             time.sleep(0.1)
@@ -159,30 +152,6 @@ def cancel_while_training(
     assert point.status is PointStatus.CANCELLED and point.attempts == 1
     assert point.reason == f"job {job}: the job was cancelled through the scheduler"
     return state_path, job
-
-
-def assert_real_search_complete(
-    state_path: Path, outcome: RunResult, *, world_size: int, max_points: int
-) -> None:
-    """Every point done once, from a valid result file of ``world_size`` ranks."""
-    state = load_state(state_path)
-    assert outcome.ok, outcome.reason
-    assert "max_points" in outcome.reason or "converged" in outcome.reason, outcome.reason
-    assert [p.status for p in state.points] == [PointStatus.DONE] * len(state.points)
-    assert [p.origin for p in state.points[:5]] == ["initial"] * 5
-    if "max_points" in outcome.reason:
-        assert len(state.points) == max_points
-    assert any(p.origin == "incremental" for p in state.points), "no spline proposal was trained"
-    assert state.fits, "proposals record their fit"
-    run = layout.run_dir(state_path)
-    for point in state.points:
-        result = validate_result(layout.point_dir(run, point.id) / RESULT_FILE, point.id,
-                                 point.params)  # fmt: skip
-        assert result.world_size == world_size and result.device == "cpu"
-        assert point.value == result.metrics["top1"]
-        assert point.attempts == 1, f"point {point.id} needed {point.attempts} attempts"
-    recorded = [e.point_id for e in state.events if e.kind == "record"]
-    assert sorted(recorded) == [p.id for p in state.points], "every measurement exactly once"
 
 
 def hostile_folder(root: Path, *parts: str) -> Path:
@@ -222,7 +191,7 @@ def hostile_standin_search(root: Path, backend: str, **cluster: object) -> Path:
         env_file=str(hostile_env_file(root)),
         **cluster,
     )
-    outcome = run_search(state_path, root, poll=0.2, limit_s=120)
+    outcome = run_search(state_path, root, poll=0.2, limit_s=PATIENCE)
     assert outcome.ok, outcome.reason
     assert_standin_search_done(state_path)
     assert_never_executed(root)

@@ -2,7 +2,7 @@
 
 The Slurm case of tests/kill_campaign.py (which see: restarts under another
 host name and TMPDIR too), under the names the Slurm controller tests use.
-The short version runs with the Slurm tests (tests/test_controller_slurm.py);
+The short version runs with the Slurm tests (tests/test_backend_slurm.py);
 the long one on demand, under the Slurm lock:
 
     flock /tmp/slurm.lock python tests/slow_sbatch.py --kills 50

@@ -442,10 +442,12 @@ class _MemoryLimitedScheduler(LocalScheduler):
 def test_a_job_the_scheduler_kills_for_memory_is_infeasible_without_retry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import nas.control.loop
+    import nas.control.policy
 
-    monkeypatch.setattr(nas.control.loop, "get_scheduler",
-                        lambda cluster, local_root: _MemoryLimitedScheduler(local_root))  # fmt: skip
+    def scheduler_of(experiment: object, state_path: Path) -> _MemoryLimitedScheduler:
+        return _MemoryLimitedScheduler(layout.jobs_dir(layout.run_dir(state_path)))
+
+    monkeypatch.setattr(nas.control.policy, "scheduler_of", scheduler_of)
     state_path = setup_run(tmp_path, {"modes": {"1": ["exit1"]}})
     run_until_done(state_path, tmp_path)
     point = load_state(state_path).point(1)

@@ -21,7 +21,8 @@ from nas.commands.demo import (
 )
 from nas.commands.main import main
 from nas.config import parse_experiment
-from nas.control.cycle import CycleSummary, Stop
+from nas.control.cycle import CycleSummary
+from nas.control.plan import Stop
 from nas.record.state import PointStatus
 from nas.record.store import StateStore
 

@@ -235,7 +235,7 @@ def test_expand_beyond_the_budget_is_refused_unless_it_is_raised(state: State) -
 
 
 def test_after_expand_the_search_goes_on_until_a_match_in_the_new_phase(state: State) -> None:
-    from nas.control.cycle import next_batch
+    from nas.control.plan import next_batch
 
     # Algorithm 1's stop: one match ends a phase, so the test needs few proposals
     experiment = parse_experiment(

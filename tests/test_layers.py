@@ -1,8 +1,9 @@
 """The package's layers, read from the imports: who may import whom.
 
 Each rule lists the ``nas`` modules or packages a layer may import besides
-itself (``nas`` alone, for ``__version__``, is always allowed). Imports under
-``if TYPE_CHECKING:`` count too: a type is a dependency of the reader.
+itself (``nas`` alone, for ``__version__``, is always allowed, and so is the
+ground floor of :data:`GROUND`). Imports under ``if TYPE_CHECKING:`` count
+too: a type is a dependency of the reader.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "nas"
 
-#: layer -> what it may import (besides itself). A layer is a subpackage or top-level module.
+#: The ground floor, which every layer may import: the user-error base class and the
+#: name and line rules. It imports nothing of the package itself.
+GROUND = ("errors", "names")
+
+#: layer -> what it may import (besides itself and GROUND). A layer is a subpackage or
+#: top-level module.
 RULES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(GROUND, ()),
     "search": (),
     "config": ("search.space", "search.settings"),
     "record": ("search.space",),
@@ -69,6 +76,8 @@ def nas_imports(path: Path) -> list[tuple[int, str]]:
 
 def allowed(layer: str, target: str) -> bool:
     if target == "__version__" or target.split(".")[0] == layer:
+        return True
+    if layer not in GROUND and target in GROUND:
         return True
     return any(target == rule or target.startswith(rule + ".") for rule in RULES[layer])
 

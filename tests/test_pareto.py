@@ -77,17 +77,21 @@ def test_nan_points_take_no_part() -> None:
     assert list(nondominated([1.0, math.nan, 2.0], [1.0, 0.0, math.nan])) == [0]
 
 
-def test_local_error_is_the_rms_of_the_nearest_leave_one_out_errors() -> None:
+def test_local_error_is_the_rms_of_the_nearest_leave_one_out_errors_scaled_by_distance() -> None:
     rng = np.random.default_rng(0)
     x = rng.random((12, 2))
     spline = PolyharmonicSpline(x, np.sin(3 * x[:, 0]) + x[:, 1] ** 2)
     loo = spline.loo_errors()
     at = np.array([[0.5, 0.5], [0.0, 1.0]])
     got = local_error(spline, at)
+    spacing = [min(np.linalg.norm(x[i] - x[j]) for j in range(12) if j != i) for i in range(12)]
     for row, value in zip(at, got, strict=True):
-        nearest = np.argsort(np.linalg.norm(x - row, axis=1))[:3]
-        assert value == pytest.approx(np.sqrt(np.mean(loo[nearest] ** 2)))
+        distance = np.linalg.norm(x - row, axis=1)
+        nearest = np.argsort(distance)[:3]
+        scaled = [loo[j] * (distance.min() / spacing[j]) ** 2 for j in nearest]
+        assert value == pytest.approx(np.sqrt(np.mean(np.square(scaled))))
     assert local_error(spline, at[0]) == pytest.approx(got[0])
+    assert np.all(local_error(spline, x) == 0.0), "the spline interpolates its data"
 
 
 def test_local_error_is_unknown_without_defined_leave_one_out_errors() -> None:

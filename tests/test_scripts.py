@@ -257,19 +257,23 @@ def test_each_jsrun_rank_trains_on_a_gpu_of_its_own(
 
 @pytest.mark.parametrize("backend", ["slurm", "lsf"])
 def test_usr2_is_forwarded_to_the_step(tmp_path: Path, bin_dir: Path, backend: str) -> None:
-    marker = tmp_path / "got-usr2"
+    marker, ready = tmp_path / "got-usr2", tmp_path / "step-ready"
     python = _executable(
         tmp_path / "bin2" / "python",
-        f"#!/bin/bash\ntrap 'echo usr2 >{marker}; exit 0' USR2\nwhile :; do sleep 0.05; done\n",
+        f"#!/bin/bash\ntrap 'echo usr2 >{marker}; exit 0' USR2\ntouch {ready}\n"
+        "while :; do sleep 0.05; done\n",
     )
     text = _render(backend, _cluster(python=str(python)), tmp_path)
     script = write_job_script(tmp_path / "job.sh", text)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", MASTER_ADDR="x", MASTER_PORT="1")
     job = subprocess.Popen(["bash", str(script)], env=env)
     try:
-        time.sleep(1.0)
+        deadline = time.monotonic() + 300
+        while not ready.exists():  # the step has started and set its trap
+            assert time.monotonic() < deadline and job.poll() is None, "the step never started"
+            time.sleep(0.05)
         job.send_signal(signal.SIGUSR2)
-        assert job.wait(timeout=20) == 0
+        assert job.wait(timeout=300) == 0
     finally:
         job.kill()
     assert marker.read_text().strip() == "usr2"
@@ -309,9 +313,9 @@ def test_write_job_script_is_atomic_and_executable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"point_dir": "/a\nb"}, "point_dir: expected a non-empty single line"),
+        ({"point_dir": "/a\nb"}, "point_dir: expected one line without control characters"),
         ({"point_dir": "relative/p"}, "point_dir: expected an absolute path"),
-        ({"stdout_path": "x\r.log"}, "stdout_path: expected a non-empty single line"),
+        ({"stdout_path": "x\r.log"}, "stdout_path: expected one line without control characters"),
         ({"job_name": "a b"}, "job_name: expected letters"),
         ({"job_name": "$(x)"}, "job_name: expected letters"),
         ({"train_args": ["ok", "x\ny"]}, "trainer argument"),

@@ -7,12 +7,14 @@ import json
 import math
 import os
 import random
+import selectors
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import IO
 
 import h5py
 import numpy as np
@@ -430,6 +432,27 @@ WRITER = textwrap.dedent(
 )
 
 
+def read_until(pipe: IO[bytes], end: bytes | None, timeout: float) -> bytes:
+    """Bytes from ``pipe`` up to and including ``end`` (None: end of file), unbuffered.
+
+    Reads the descriptor itself, so nothing is left behind in a buffer that a
+    later read would not see; fails after ``timeout`` seconds without them.
+    """
+    data = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(pipe, selectors.EVENT_READ)
+        while end is None or end not in data:
+            left = deadline - time.monotonic()
+            assert left > 0 and selector.select(left), f"no {end!r} after {timeout} s: {data!r}"
+            chunk = os.read(pipe.fileno(), 65536)
+            if not chunk:
+                assert end is None, f"end of file before {end!r}: {data!r}"
+                return data
+            data += chunk
+    return data
+
+
 def check_consistent(path: Path) -> int:
     """Load the state and check it is exactly some generation's content."""
     state = load_state(path)
@@ -451,21 +474,24 @@ def test_killing_a_writer_mid_commit_leaves_old_or_new_generation(tmp_path: Path
     rng = random.Random(1)
     mid_commit = 0
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    errors = tmp_path / "writer.err"
     for _ in range(20):
         before = check_consistent(path)
-        child = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        committed = int(child.stdout.readline())  # the first commit is done: now kill one mid-way
-        time.sleep(rng.uniform(0.0, 0.1))
+        with errors.open("wb") as stderr:
+            child = subprocess.Popen(
+                [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, stderr=stderr,
+                env=env,
+            )  # fmt: skip
+        assert child.stdout is not None
+        out = read_until(child.stdout, b"\n", timeout=300)  # the first commit is done
+        committed = int(out.split()[0])
+        time.sleep(rng.uniform(0.0, 0.1))  # now kill one mid-way
         child.send_signal(signal.SIGKILL)
-        out, err = child.communicate()
-        assert child.returncode == -signal.SIGKILL, err
-        committed = max([committed, *map(int, out.split())])
+        out += read_until(child.stdout, None, timeout=300)
+        child.wait(timeout=300)
+        child.stdout.close()
+        assert child.returncode == -signal.SIGKILL, errors.read_text()
+        committed = max(map(int, out.split()))
         after = check_consistent(path)
         assert before < after and after in (committed, committed + 1)
         mid_commit += bool(list(tmp_path.glob("s.h5.tmp.*")))  # killed while writing

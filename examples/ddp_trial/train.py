@@ -2,7 +2,7 @@
 
 Beyond the plain script it reads its parameters from ``point.json`` (no
 argv to keep in step with the search space), reports a learning-curve point
-per epoch (``status`` and ``curves`` show them while it runs), and stops
+per epoch (``status`` and ``show`` show them while it runs), and stops
 cleanly before the job's time limit: when the deadline is near or the
 scheduler's warning signal arrived (or after ``--segment-epochs`` epochs),
 rank 0 saves a checkpoint and every rank exits "incomplete"; the controller

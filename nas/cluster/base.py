@@ -35,7 +35,9 @@ from typing import ClassVar
 
 from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError
 from nas.cluster.submitter import LockHeld, submitting
-from nas.config import NAME_PATTERN, ClusterConfig, ControllerConfig
+from nas.config import ClusterConfig, ControllerConfig
+from nas.errors import UserError
+from nas.names import line_problem, name_problem
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ _FINISHED = frozenset(
 MISSING_POLLS = 3
 
 
-class SchedulerError(RuntimeError):
+class SchedulerError(UserError, RuntimeError):
     """A scheduler command that failed or answered something unreadable."""
 
 
@@ -114,7 +116,7 @@ def translate(code: str, table: Mapping[str, JobState], scheduler: str) -> JobSt
     return state
 
 
-class KeepAliveError(ValueError):
+class KeepAliveError(UserError, ValueError):
     """A keep-alive job that cannot be set up as asked; the message names the value."""
 
 
@@ -137,10 +139,11 @@ class KeepAliveJob:
     def check(self) -> None:
         """Raise :class:`KeepAliveError` for a value no script may hold."""
         scheduler = backend_class(self.backend)
-        if scheduler is None or scheduler.keepalive_body is None:
+        if scheduler is None or scheduler.keepalive is None:
             raise KeepAliveError(f"no keep-alive job for backend {self.backend!r}")
-        if not NAME_PATTERN.fullmatch(self.job_name):
-            raise KeepAliveError(f"job name {self.job_name!r}: letters, digits, '_.-' only")
+        problem = name_problem(self.job_name)
+        if problem:
+            raise KeepAliveError(f"job name: {problem}")
         if not 0 < self.margin_seconds < self.walltime_minutes * 60:
             raise KeepAliveError(
                 f"the stop margin ({self.margin_seconds} s) must be positive and shorter than "
@@ -149,14 +152,34 @@ class KeepAliveJob:
         if not (math.isfinite(self.poll) and self.poll > 0):
             raise KeepAliveError(f"poll must be a positive number of seconds, got {self.poll}")
         for path in (self.state_path, self.script_path, self.log_path, self.workdir):
-            if not path.is_absolute() or any(c in str(path) for c in "\n\r\0"):
-                raise KeepAliveError(f"{str(path)!r} must be an absolute single-line path")
+            problem = line_problem(path)
+            if problem:
+                raise KeepAliveError(f"path: {problem}")
+            if not path.is_absolute():
+                raise KeepAliveError(f"path {str(path)!r}: expected an absolute path")
 
-    def controller_argv(self) -> list[str]:
-        return [
-            self.python, "-m", "nas", "controller", "job", "--state", str(self.state_path),
-            "--poll", f"{self.poll:g}",
-        ]  # fmt: skip
+
+@dataclass(frozen=True)
+class KeepAliveScript:
+    """What a backend puts into the one keep-alive frame of :mod:`nas.cluster.keepalive`.
+
+    Every text may use the ``str.format`` fields ``script``, ``log`` (both
+    shell-quoted), ``margin`` (seconds of warning before the time limit) and
+    ``alarm`` (seconds from the start to that warning).
+    """
+
+    how: str
+    """How the controller learns the limit is near and goes on afterwards (a comment)."""
+    submit: str
+    """How a person submits the script by hand (a comment)."""
+    job_id: str
+    """Shell expression for this job's own id; it must fail outside such a job."""
+    resubmit: str
+    """The command that continues the controller once it has stopped in good order."""
+    setup: str = ""
+    """Lines run before the controller starts."""
+    cleanup: str = ""
+    """Lines run once the controller has stopped."""
 
 
 class Scheduler(abc.ABC):
@@ -174,10 +197,9 @@ class Scheduler(abc.ABC):
     directive_prefix: ClassVar[str | None] = None
     #: Optional directives: flag -> the ``[cluster]`` key that carries its value.
     optional_keys: ClassVar[Mapping[str, str]] = {}
-    #: Body of the keep-alive script after the directives (``str.format`` fields
-    #: ``state``, ``workdir``, ``run``, ``script``, ``log``, ``margin`` and ``alarm``:
-    #: seconds from start to the warning); None: no keep-alive job.
-    keepalive_body: ClassVar[str | None] = None
+    #: What the keep-alive script of this backend does in the common frame; None: no
+    #: keep-alive job.
+    keepalive: ClassVar[KeepAliveScript | None] = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -206,10 +228,9 @@ class Scheduler(abc.ABC):
             SubmissionInFlight: an earlier submitter of ``job_name`` still runs.
             SchedulerError: the submission failed or its answer had no job id.
         """
-        if not NAME_PATTERN.fullmatch(job_name):
-            raise ValueError(
-                f"job name: expected letters, digits, '_', '.' or '-', got {job_name!r}"
-            )
+        problem = name_problem(job_name)
+        if problem:
+            raise ValueError(f"job name: {problem}")
         script = Path(script_path)
         if not script.is_file():
             raise SchedulerError(f"{self.name}: job script {str(script)!r} does not exist")

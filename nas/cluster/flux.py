@@ -21,7 +21,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.cluster.base import Directive, JobRecord, JobState, Scheduler, SchedulerError, translate
+from nas.cluster.base import (
+    Directive,
+    JobRecord,
+    JobState,
+    KeepAliveScript,
+    Scheduler,
+    SchedulerError,
+    translate,
+)
 from nas.cluster.proc import CommandError, run_command
 from nas.cluster.render import ScriptError, cores_per_rank, ranks_per_node, signal_seconds
 from nas.config import ClusterConfig
@@ -119,25 +127,18 @@ def _log_path(path: str, what: str) -> str:
 
 
 #: The keep-alive job: before its time limit it submits its own script again.
-KEEPALIVE_BODY = """\
-#
-# splinenas controller of {state}, kept alive on Flux: USR2 arrives {margin} s
-# before the time limit; the controller stops after its cycle and this script
-# is submitted again. Submit: flux batch <this file>
-set -uo pipefail
-cd {workdir} || exit 1
-job_id=$(flux job id --to=dec "${{FLUX_ENCLOSING_ID:?not a Flux batch job}}") || exit 1
-# The controller submits to, polls and cancels in the enclosing instance, not in
-# this job's own one-node instance.
+KEEPALIVE = KeepAliveScript(
+    how="Flux sends USR2 {margin} s before the time limit; the controller stops after its "
+    "cycle and this script is submitted again.",
+    submit="flux batch <this file>",
+    job_id='$(flux job id --to=dec "${{FLUX_ENCLOSING_ID:?not a Flux batch job}}") || exit 1',
+    # The controller submits to, polls and cancels in the enclosing instance, not in this
+    # job's own one-node instance.
+    setup="""\
 FLUX_URI=$(flux getattr parent-uri) || exit 1
-export FLUX_URI
-{run}
-if [ "$stop" = 1 ] && [ "$status" = 0 ]; then
-    echo "splinenas: time limit near; job $job_id submits its successor" >&2
-    flux batch {script}
-fi
-exit "$status"
-"""
+export FLUX_URI""",
+    resubmit="flux batch {script}",
+)
 
 
 class FluxScheduler(Scheduler):
@@ -146,7 +147,7 @@ class FluxScheduler(Scheduler):
     name = "flux"
     directive_prefix = "#flux:"
     optional_keys = {"--queue": "queue", "--bank": "account", "--requires": "constraint"}
-    keepalive_body = KEEPALIVE_BODY
+    keepalive = KEEPALIVE
 
     @staticmethod
     def job_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[Directive]:

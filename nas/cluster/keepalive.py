@@ -40,6 +40,7 @@ import os
 import shlex
 import socket
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,9 +66,19 @@ PID = "controller.pid"
 
 _STILL_RUNNING = frozenset({JobState.PENDING, JobState.RUNNING, JobState.HELD, JobState.MISSING})
 
-#: Starts the controller with USR2 ignored, then turns USR2 into its orderly stop.
-_RUN = """\
-trap '' USR2
+#: The keep-alive script after its directives; the backend's :class:`KeepAliveScript`
+#: fills in how it learns its id, what it sets up and cleans up, and how it goes on.
+#: The shell starts the controller with USR2 ignored, then turns USR2 into its
+#: orderly stop: the controller finishes its cycle and commits.
+_FRAME = """\
+#
+# splinenas controller of {state}, kept alive by a batch job.
+{how}
+# Submit: {submit}
+set -uo pipefail
+cd {workdir} || exit 1
+job_id={job_id}
+{setup}trap '' USR2
 {controller} &
 controller=$!
 stop=0
@@ -76,7 +87,27 @@ while kill -0 "$controller" 2>/dev/null; do
     wait "$controller"  # returns early when USR2 arrives
 done
 wait "$controller"  # bash keeps the exit status of an ended child
-status=$?"""
+status=$?
+{cleanup}if [ "$stop" = 1 ] && [ "$status" = 0 ]; then
+    echo "splinenas: time limit near; job $job_id stopped the controller and hands over" >&2
+    {resubmit}
+fi
+exit "$status"
+"""
+
+
+def controller_argv(
+    state_path: str | os.PathLike, poll: float, *, keepalive: bool = False, python: str = ""
+) -> list[str]:
+    """The controller's command line: ``splinenas run``, or one run of a keep-alive job.
+
+    The one place that spells it, for the detached controller, the keep-alive
+    job's script (which appends ``--job-id``: only the job knows its id) and
+    the ``exec`` of each of its runs. ``python`` defaults to this interpreter.
+    """
+    action = ["controller", "job"] if keepalive else ["run"]
+    state = ["--state", str(state_path), "--poll", f"{poll:g}"]
+    return [python or sys.executable, "-m", "nas", *action, *state]
 
 
 def controller_dir(state_path: str | os.PathLike) -> Path:
@@ -116,7 +147,7 @@ def detach_controller(state_path: str | os.PathLike, poll: float) -> tuple[int, 
     """
     folder = controller_dir(state_path)
     state = str(Path(state_path).absolute())
-    argv = [sys.executable, "-m", "nas", "run", "--state", state, "--poll", f"{poll:g}"]
+    argv = controller_argv(state, poll)
     log_path = folder / LOG
     return detach(argv, log_path, folder / PID), argv, log_path
 
@@ -137,24 +168,35 @@ def running_pid(pid_path: str | os.PathLike) -> int | None:
 
 
 def render(job: KeepAliveJob) -> str:
-    """The keep-alive job script, from the backend's directives and body.
+    """The keep-alive job script: the backend's directives, then the one frame it fills in.
 
     Raises:
         KeepAliveError, ScriptError: a value that cannot go into the script.
     """
     job.check()
     scheduler = backend_class(job.backend)
-    assert scheduler is not None and scheduler.keepalive_body is not None  # job.check()
+    assert scheduler is not None and scheduler.keepalive is not None  # job.check()
     assert scheduler.directive_prefix is not None
-    argv = shlex.join(job.controller_argv()) + ' --job-id "$job_id"'
-    body = scheduler.keepalive_body.format(
+    parts = scheduler.keepalive
+    fields = {
+        "script": shlex.quote(str(job.script_path)),
+        "log": shlex.quote(str(job.log_path)),
+        "margin": job.margin_seconds,
+        "alarm": job.walltime_minutes * 60 - job.margin_seconds,
+    }
+    argv = controller_argv(job.state_path, job.poll, keepalive=True, python=job.python)
+    body = _FRAME.format(
         state=str(job.state_path),
+        how=textwrap.fill(
+            parts.how.format(**fields), 78, initial_indent="# ", subsequent_indent="# "
+        ),
+        submit=parts.submit,
         workdir=shlex.quote(str(job.workdir)),
-        run=_RUN.format(controller=argv),
-        script=shlex.quote(str(job.script_path)),
-        log=shlex.quote(str(job.log_path)),
-        margin=job.margin_seconds,
-        alarm=job.walltime_minutes * 60 - job.margin_seconds,
+        job_id=parts.job_id.format(**fields),
+        setup=_lines(parts.setup.format(**fields)),
+        controller=shlex.join(argv) + ' --job-id "$job_id"',
+        cleanup=_lines(parts.cleanup.format(**fields)),
+        resubmit=parts.resubmit.format(**fields),
     )
     header = directive_lines(
         scheduler.directive_prefix,
@@ -163,6 +205,11 @@ def render(job: KeepAliveJob) -> str:
         extra_key="controller.extra_directives",
     )
     return f"#!/bin/bash\n{header}\n{body}"
+
+
+def _lines(text: str) -> str:
+    """``text`` as whole lines (each ending in a newline); nothing for no text."""
+    return "".join(f"{line}\n" for line in text.splitlines())
 
 
 def submit(job: KeepAliveJob, scheduler: Scheduler) -> str:
@@ -248,7 +295,7 @@ def _wait_until_over(job_id: str, scheduler: Scheduler, wait: float, interval: f
 
 def exec_controller(state_path: str | os.PathLike, poll: float) -> None:
     """Replace this process by ``splinenas run`` (same pid, as the marker says)."""
-    argv = [sys.executable, "-m", "nas", "run", "--state", str(state_path), "--poll", f"{poll:g}"]
+    argv = controller_argv(state_path, poll)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, argv)

@@ -16,7 +16,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nas.cluster.base import Directive, JobRecord, JobState, Scheduler, SchedulerError, translate
+from nas.cluster.base import (
+    Directive,
+    JobRecord,
+    JobState,
+    KeepAliveScript,
+    Scheduler,
+    SchedulerError,
+    translate,
+)
 from nas.cluster.proc import CommandError, run_command
 from nas.cluster.render import (
     ScriptError,
@@ -95,20 +103,13 @@ def _state(stat: str, exit_reason: str) -> JobState:
 
 
 #: The keep-alive job: submits its own script again before its run limit.
-KEEPALIVE_BODY = """\
-#
-# splinenas controller of {state}, kept alive on LSF: before the run limit it
-# stops after its cycle and submits this script again. Submit: bsub < <this file>
-set -uo pipefail
-cd {workdir} || exit 1
-job_id=${{LSB_JOBID:?not an LSF job}}
-{run}
-if [ "$stop" = 1 ] && [ "$status" = 0 ]; then
-    echo "splinenas: run limit near; job $job_id submits its successor" >&2
-    bsub <{script}
-fi
-exit "$status"
-"""
+KEEPALIVE = KeepAliveScript(
+    how="LSF sends USR2 before the run limit (-wa/-wt); the controller stops after its cycle "
+    "and this script is submitted again.",
+    submit="bsub < <this file>",
+    job_id="${{LSB_JOBID:?not an LSF job}}",
+    resubmit="bsub <{script}",
+)
 
 
 def _walltime(minutes: int) -> str:
@@ -123,7 +124,7 @@ class LsfScheduler(Scheduler):
     name = "lsf"
     directive_prefix = "#BSUB"
     optional_keys = {"-P": "account", "-q": "queue", "-alloc_flags": "alloc_flags"}
-    keepalive_body = KEEPALIVE_BODY
+    keepalive = KEEPALIVE
 
     @staticmethod
     def job_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[Directive]:

@@ -30,7 +30,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.cluster.base import Directive, JobRecord, JobState, Scheduler, SchedulerError, translate
+from nas.cluster.base import (
+    Directive,
+    JobRecord,
+    JobState,
+    KeepAliveScript,
+    Scheduler,
+    SchedulerError,
+    translate,
+)
 from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError, run_command
 from nas.cluster.render import ScriptError, cores_per_rank, optional_directives, ranks_per_node
 from nas.config import ClusterConfig
@@ -154,26 +162,18 @@ def in_workdir(text: str, cwd: Path) -> str:
 
 
 #: The keep-alive job: PBS sends no warning, so the shell sets its own alarm.
-KEEPALIVE_BODY = """\
-#
-# splinenas controller of {state}, kept alive on PBS: PBS sends no warning
-# before the walltime, so this shell raises USR2 itself {margin} s before it;
-# the controller then stops after its cycle and this script is submitted
-# again. Submit: qsub <this file>
-set -uo pipefail
-cd {workdir} || exit 1
+KEEPALIVE = KeepAliveScript(
+    how="PBS sends no warning before the walltime, so this shell raises USR2 itself {margin} s "
+    "before it; the controller stops after its cycle and this script is submitted again.",
+    submit="qsub <this file>",
+    job_id="${{PBS_JOBID:?not a PBS job}}",
+    setup="""\
 exec >>{log} 2>&1
-job_id=${{PBS_JOBID:?not a PBS job}}
 (sleep {alarm} && kill -USR2 $$) &
-alarm=$!
-{run}
-kill "$alarm" 2>/dev/null
-if [ "$stop" = 1 ] && [ "$status" = 0 ]; then
-    echo "splinenas: walltime near; job $job_id submits its successor" >&2
-    qsub {script}
-fi
-exit "$status"
-"""
+alarm=$!""",
+    cleanup='kill "$alarm" 2>/dev/null',
+    resubmit="qsub {script}",
+)
 
 
 class PbsScheduler(Scheduler):
@@ -182,7 +182,7 @@ class PbsScheduler(Scheduler):
     name = "pbs"
     directive_prefix = "#PBS"
     optional_keys = {"-A": "account", "-q": "queue"}
-    keepalive_body = KEEPALIVE_BODY
+    keepalive = KEEPALIVE
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, user: str | None = None) -> None:
         super().__init__(timeout=timeout)

@@ -26,7 +26,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nas.cluster.base import Directive, backend_class, backend_names
-from nas.config import DIRECTIVE_UNSAFE, NAME_PATTERN, ClusterConfig, directive_problem
+from nas.config import DIRECTIVE_UNSAFE, ClusterConfig, directive_problem
+from nas.errors import UserError
+from nas.names import line_problem, name_problem
 from nas.pointdir.contract import BUILTIN_COMMAND, LAUNCH_MODULE
 from nas.pointdir.jsonio import atomic_write_bytes
 from nas.pointdir.layout import (
@@ -46,7 +48,7 @@ _BARE_DIRECTIVE = re.compile(r"^[A-Za-z0-9_.,:@%/+=-]+$")
 _MAX_SIGNAL_SECONDS = 65535
 
 
-class ScriptError(ValueError):
+class ScriptError(UserError, ValueError):
     """A value that cannot be put into a job script; the message names it.
 
     ``key`` is the experiment key the value comes from (``"cluster.nodes"``),
@@ -67,19 +69,19 @@ def _key_of(what: str) -> str | None:
 
 
 def check_name(value: str, what: str) -> str:
-    """``value`` if it is a name (letters, digits, ``_.-``), else ScriptError naming ``what``."""
-    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise ScriptError(
-            f"{what}: expected letters, digits, '_', '.' or '-', got {value!r}", _key_of(what)
-        )
+    """``value`` if it is a name (:func:`nas.names.name_problem`), else ScriptError naming ``what``."""
+    problem = name_problem(value)
+    if problem:
+        raise ScriptError(f"{what}: {problem}", _key_of(what))
     return value
 
 
 def check_line(value: str | os.PathLike, what: str) -> str:
     """``value`` as text if it is one non-empty line, else ScriptError naming ``what``."""
     text = os.fspath(value)
-    if not text or any(c in text for c in "\n\r\0"):
-        raise ScriptError(f"{what}: expected a non-empty single line, got {text!r}", _key_of(what))
+    problem = line_problem(text) if text else "expected a value, got ''"
+    if problem:
+        raise ScriptError(f"{what}: {problem}", _key_of(what))
     return text
 
 

@@ -18,7 +18,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nas.cluster.base import Directive, JobRecord, JobState, Scheduler, SchedulerError, translate
+from nas.cluster.base import (
+    Directive,
+    JobRecord,
+    JobState,
+    KeepAliveScript,
+    Scheduler,
+    SchedulerError,
+    translate,
+)
 from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError, run_command
 from nas.cluster.render import (
     ScriptError,
@@ -110,24 +118,18 @@ def parse_scontrol(stdout: str) -> dict[str, str]:
 
 
 #: The keep-alive job: requeues itself (same job id) before its time limit.
-KEEPALIVE_BODY = """\
-#
-# splinenas controller of {state}, kept alive on Slurm: before the time limit
-# it stops after its cycle and the job requeues itself. Submit: sbatch <this file>
-set -uo pipefail
-cd {workdir} || exit 1
-job_id=${{SLURM_JOB_ID:?not a Slurm job}}
-# The jobs the controller submits must not inherit this job's allocation.
+KEEPALIVE = KeepAliveScript(
+    how="Slurm sends USR2 {margin} s before the time limit; the controller stops after its "
+    "cycle and the job requeues itself.",
+    submit="sbatch <this file>",
+    job_id="${{SLURM_JOB_ID:?not a Slurm job}}",
+    # The jobs the controller submits must not inherit this job's allocation.
+    setup="""\
 for name in $(compgen -e); do
     case $name in SLURM_* | SBATCH_* | SRUN_* | SALLOC_*) unset "$name" ;; esac
-done
-{run}
-if [ "$stop" = 1 ] && [ "$status" = 0 ]; then
-    echo "splinenas: time limit near; requeueing job $job_id" >&2
-    scontrol requeue "$job_id"
-fi
-exit "$status"
-"""
+done""",
+    resubmit='scontrol requeue "$job_id"',
+)
 
 
 def _gpu_options(cluster: ClusterConfig) -> list[tuple[str, str]]:
@@ -164,7 +166,7 @@ class SlurmScheduler(Scheduler):
     directive_prefix = "#SBATCH"
     optional_keys = {"--account": "account", "--partition": "queue", "--qos": "qos",
                      "--constraint": "constraint", "--mem": "mem"}  # fmt: skip
-    keepalive_body = KEEPALIVE_BODY
+    keepalive = KEEPALIVE
 
     @staticmethod
     def job_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[Directive]:

@@ -1,4 +1,5 @@
-"""``splinenas run``: the controller that trains candidates until the search is done.
+"""``splinenas run`` and ``splinenas controller``: the controller that trains candidates
+until the search is done, in the foreground, detached, or as a self-renewing batch job.
 
 It holds the state's lock while it runs; operator commands reach it through
 the run folder's inbox. torch is never imported here: the controller only
@@ -8,35 +9,25 @@ renders job scripts and reads result files.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
-from nas.commands.common import EXIT_FAILURE, EXIT_OK, UsageError, emit_json, path_arg, reported
-from nas.config import ConfigError
+from nas.commands.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    UsageError,
+    emit_json,
+    json_option,
+    path_arg,
+    reported,
+    state_option,
+)
 from nas.record.lock import LockError
-from nas.record.state import StateError
-
-
-def run_failures() -> tuple[type[Exception], ...]:
-    """What running a search reports as one line and exit code 1 (``run``, ``demo``).
-
-    The modules behind the search are slow to import, so only on failure.
-    """
-    from nas.cluster import SchedulerError
-    from nas.cluster.keepalive import KeepAliveError
-    from nas.cluster.render import ScriptError
-    from nas.control.policy import StudyError
-    from nas.search.propose import SearchError
-    from nas.search.spline import SplineError
-
-    return (
-        *(ConfigError, StateError, LockError, ScriptError, SchedulerError),
-        *(KeepAliveError, SearchError, SplineError, StudyError),
-    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``run`` to the ``splinenas`` parser."""
+    """Add ``run`` and ``controller`` to the ``splinenas`` parser."""
     parser = subparsers.add_parser(
         "run",
         help="train proposed candidates until the search converges or its budget is spent",
@@ -83,9 +74,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.set_defaults(func=_run)
+    _register_controller(subparsers, json_option(), state_option())
 
 
-@reported(run_failures)
+@reported
 def _run(args: argparse.Namespace) -> int:
     if args.poll < 0:
         raise UsageError(f"--poll must be at least 0 seconds, got {args.poll:g}")
@@ -95,10 +87,12 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--detach runs the whole search; it cannot go with --once or --dry-run")
     if args.max_points is not None and args.max_points < 1:
         raise UsageError(f"--max-points must be at least 1, got {args.max_points}")
-    from nas.control import loop  # scipy and h5py: only once the command line is known good
+    from nas.control import loop, plan  # scipy and h5py: only once the command line is known good
 
     if args.dry_run:
-        return _dry_run(loop.plan(args.state, out=args.out, max_points=args.max_points), args.json)
+        return _dry_run(
+            plan.dry_run(args.state, out=args.out, max_points=args.max_points), args.json
+        )
     if args.max_points is not None:
         _set_budget(args.state, args.max_points)
     if args.detach:
@@ -191,3 +185,112 @@ def _dry_run(plan: dict, as_json: bool) -> int:
     if not (plan["infeasible"] or plan["submit"] or plan["propose"] or plan["stop"]):
         print("nothing to do until running jobs end", file=sys.stderr)
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- controller
+
+
+@reported
+def _controller_submit(args: argparse.Namespace) -> int:
+    from nas.cluster import keepalive
+    from nas.control import policy
+    from nas.record.store import StateStore
+
+    state = StateStore.read(args.state)
+    experiment = policy.experiment_of(state, args.state)
+    cluster = experiment.cluster
+    folder = keepalive.controller_dir(args.state)
+    log_path = folder / keepalive.LOG
+    state_path = args.state.absolute()
+    if cluster.backend == "local":
+        pid, argv, log_path = keepalive.detach_controller(args.state, args.poll)
+        document = {"backend": "local", "pid": pid, "job_id": None, "script": None}
+        print(f"controller runs as pid {pid}: {shlex.join(argv)}", file=sys.stderr)
+    else:
+        job = keepalive.KeepAliveJob(
+            backend=cluster.backend,
+            state_path=state_path,
+            script_path=folder / f"keepalive.{cluster.backend}.sh",
+            log_path=log_path,
+            workdir=Path.cwd(),
+            job_name=f"{experiment.experiment.name}-controller",
+            python=sys.executable,
+            walltime_minutes=args.walltime or experiment.controller.walltime_minutes,
+            margin_seconds=args.margin,
+            poll=args.poll,
+            controller=experiment.controller,
+        )
+        job_id = keepalive.submit(job, policy.scheduler_of(experiment, args.state))
+        document = {"backend": cluster.backend, "pid": None, "job_id": job_id}
+        document["script"] = str(job.script_path)
+        print(f"controller submitted as {cluster.backend} job {job_id}", file=sys.stderr)
+    document["log"] = str(log_path)
+    if args.json:
+        emit_json({"state": str(args.state), **document})
+    print(f"log: {log_path}", file=sys.stderr)
+    return EXIT_OK
+
+
+@reported
+def _controller_job(args: argparse.Namespace) -> int:
+    from nas.cluster import keepalive
+    from nas.control import policy
+    from nas.record.store import StateStore
+
+    state = StateStore.read(args.state)
+    note = keepalive.take_over(
+        args.state,
+        args.job_id,
+        policy.scheduler_of(policy.experiment_of(state, args.state), args.state),
+    )
+    if note:
+        print(f"splinenas controller job: {note}", file=sys.stderr)
+    keepalive.record_incarnation(args.state, args.job_id)
+    keepalive.exec_controller(args.state, args.poll)
+    return EXIT_FAILURE  # exec_controller does not return
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _register_controller(
+    subparsers: argparse._SubParsersAction,
+    as_json: argparse.ArgumentParser,
+    state: argparse.ArgumentParser,
+) -> None:
+    summary = "keep the controller alive: detached, or as a self-renewing batch job"
+    group = subparsers.add_parser("controller", help=summary, description=summary)
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    poll = argparse.ArgumentParser(add_help=False)
+    poll.add_argument(
+        "--poll",
+        type=_positive,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between the controller's cycles (default: %(default)g)",
+    )
+    submit = actions.add_parser(
+        "submit",
+        parents=[as_json, state, poll],
+        help="start the controller: local: detached; slurm: requeues itself; lsf: resubmits",
+    )
+    submit.add_argument(
+        "--walltime", type=int, metavar="MINUTES", help="default: [controller] walltime_minutes"
+    )
+    submit.add_argument(
+        "--margin",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="stop this long before it (default: %(default)s)",
+    )
+    submit.set_defaults(func=_controller_submit)
+    job = actions.add_parser(
+        "job", parents=[state, poll], help="one run of a keep-alive job (used by its script)"
+    )
+    job.add_argument("--job-id", required=True, help="the keep-alive job's own id")
+    job.set_defaults(func=_controller_job)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import json
 import sys
 import time
 from collections.abc import Iterable
@@ -35,14 +34,14 @@ from nas.commands.common import (
     reported,
     state_option,
     writable_path,
+    write_json_rows,
     write_table,
 )
 from nas.commands.curves import export_doc
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.control import policy
 from nas.pointdir import layout
-from nas.record.lock import LockError
-from nas.record.state import State, StateError
+from nas.record.state import State
 from nas.record.store import StateStore, previous_path
 from nas.search.space import Params, SearchSpace, SpaceError
 
@@ -53,13 +52,6 @@ def _search_failures() -> tuple[type[Exception], ...]:
     from nas.search.spline import SplineError
 
     return SplineError, SearchError
-
-
-def _failures() -> tuple[type[Exception], ...]:
-    return ConfigError, StateError, LockError, policy.StudyError, *_search_failures()
-
-
-_reported = reported(_failures)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -95,10 +87,28 @@ def _read(path: Path) -> policy.Study:
     return policy.Study.of(StateStore.read(path), path)
 
 
+def _proposing(state: State, path: Path) -> policy.Study:
+    """The study of ``state`` that proposes as the controller would: only feasible candidates."""
+    from nas.control.feasible import commands_rule
+
+    experiment = policy.experiment_of(state, path)
+    return policy.Study(state, experiment, commands_rule(experiment, Path.cwd()))
+
+
+def _beyond_range(study: policy.Study, value: float) -> str:
+    """Why a prediction is not to be believed as it stands: it lies outside the metric's range."""
+    low, high = policy.value_range(study.experiment)
+    metric = study.experiment.experiment.metric
+    return (
+        f"the spline predicts {metric} = {value:.6g}, outside its valid range "
+        f"[{low:g}, {high:g}] ([experiment] value_range): it extrapolates there"
+    )
+
+
 # ---------------------------------------------------------------------------- handlers
 
 
-@_reported
+@reported
 def _init(args: argparse.Namespace) -> int:
     from nas.control.prepare import readiness
 
@@ -168,7 +178,7 @@ def _validate_only(
     return EXIT_OK
 
 
-@_reported
+@reported
 def _add(args: argparse.Namespace) -> int:
     with StateStore.open(args.state) as store:
         experiment = policy.experiment_of(store.state, args.state)
@@ -182,6 +192,8 @@ def _add(args: argparse.Namespace) -> int:
             None if args.value is None else policy.check_value(experiment, args.value, "--value")
         )
         point, created = policy.add_manual(store.state, params, value, replace=args.replace)
+        if value is not None:
+            _store_fit_if_possible(policy.Study(store.state, experiment))
         store.commit()
     if args.json:
         emit_json({**point_doc(point), "created": created})
@@ -193,14 +205,14 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _store_fit_if_possible(study: policy.Study) -> None:
-    """Fit the imported measurements once, here, so readers show it without refitting."""
+    """Fit the new measurements once, here, so readers (``status``) never show a stale fit."""
     try:
         study.store_fit()
     except _search_failures() as exc:
         print(f"note: no fit stored yet: {exc}", file=sys.stderr)
 
 
-@_reported
+@reported
 def _import(args: argparse.Namespace) -> int:
     from nas.control import imports
 
@@ -256,12 +268,13 @@ def _import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@_reported
+@reported
 def _record(args: argparse.Namespace) -> int:
     with StateStore.open(args.state) as store:
         experiment = policy.experiment_of(store.state, args.state)
         value = policy.check_value(experiment, args.value, f"point {args.id}")
         point = store.state.record(args.id, value, replace=args.replace)
+        _store_fit_if_possible(policy.Study(store.state, experiment))
         store.commit()
     if args.json:
         emit_json(point_doc(point))
@@ -269,7 +282,7 @@ def _record(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@_reported
+@reported
 def _predict(args: argparse.Namespace) -> int:
     study = _read(args.state)
     given, snapped = _params_arg(
@@ -283,10 +296,16 @@ def _predict(args: argparse.Namespace) -> int:
         value, fit = study.predict(params, extrapolate=args.extrapolate)
     except ValueError as exc:  # a category without a spline yet
         raise policy.StudyError(str(exc)) from None
+    outside = policy.outside_range(study.experiment, value)
+    _, errors = study.optimizer.predict_interval([params], extrapolate=args.extrapolate)
+    error = float(errors[0])
     if args.json:
         emit_json(
             {
                 "predicted": value,
+                "outside_range": outside,
+                "error": json_number(error),
+                "error_meaning": ERROR_MEANING,
                 "loo_rmse": json_number(fit.loo_rmse),
                 "n_support": fit.n_support,
             }
@@ -294,27 +313,39 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         print(f"{value:.6g}")
         print(
+            f"error estimate +/- {number_text(error)}: {ERROR_MEANING}\n"
             f"fit on {fit.n_support} points, LOO RMSE {number_text(fit.loo_rmse)}",
             file=sys.stderr,
         )
+    if outside:
+        print(f"warning: {_beyond_range(study, value)}", file=sys.stderr)
     return EXIT_OK
 
 
-@_reported
+#: What ``predict``'s error estimate is; how often it held: README, benchmarks/calibration.py.
+ERROR_MEANING = (
+    "the leave-one-out errors of the measured points nearest this one, scaled by its distance "
+    "from them (0 at a measured point); an empirical rule, not a probability: how often "
+    "held-out measurements fell within 1 and 2 estimates is in the README (Costs, constraints "
+    "and trade-offs)"
+)
+
+
+@reported
 def _propose(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 1:
         raise UsageError(f"-n must be at least 1, got {args.n}")
     if args.max_points is not None and args.max_points < 1:
         raise UsageError(f"--max-points must be at least 1, got {args.max_points}")
     if args.dry_run:
-        study = _read(args.state)
+        study = _proposing(StateStore.read(args.state), args.state)
         _set_budget(study, args.max_points)  # in memory: a dry run commits nothing
         proposals = study.propose(args.n, dry_run=True)
         rows = [(None, p.params, p.predicted) for p in proposals]
         what = "dry run, nothing stored"
     else:
         with StateStore.open(args.state) as store:
-            study = policy.Study.of(store.state, args.state)
+            study = _proposing(store.state, args.state)
             _set_budget(study, args.max_points)
             points = study.propose(args.n)
             store.commit()
@@ -342,7 +373,7 @@ def _set_budget(study: policy.Study, points: int | None) -> None:
         policy.raise_budget(study.state, study.experiment, points, "propose --max-points")
 
 
-@_reported
+@reported
 def _status(args: argparse.Namespace) -> int:
     from nas.control import liveness
 
@@ -379,7 +410,7 @@ def _write_csv(state: State, handle: TextIO) -> None:
     csv.writer(handle, lineterminator="\n").writerows(_csv_rows(state))
 
 
-@_reported
+@reported
 def _export(args: argparse.Namespace) -> int:
     if args.tensorboard is not None:
         return _export_tensorboard(args)
@@ -389,9 +420,10 @@ def _export(args: argparse.Namespace) -> int:
     if args.json:
         doc = export_doc(state, layout.run_dir(args.state), args.state)
         if args.out is None:
-            emit_json(doc)
+            write_json_rows(doc, "points", sys.stdout)
         else:
-            args.out.write_text(json.dumps(doc, allow_nan=False, indent=2) + "\n", encoding="utf-8")
+            with open(args.out, "w", encoding="utf-8") as handle:
+                write_json_rows(doc, "points", handle)
             print(f"wrote {len(state.points)} points to {args.out}", file=sys.stderr)
         return EXIT_OK
     if args.out is None:

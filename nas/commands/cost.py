@@ -12,7 +12,6 @@ from typing import Any
 
 from nas.commands.common import EXIT_OK, UsageError, emit_json, reported
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
-from nas.models import ModelConfigError
 
 GIB = 2**30
 
@@ -42,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_cost)
 
 
-@reported(lambda: (ConfigError, ModelConfigError))
+@reported
 def run_cost(args: argparse.Namespace) -> int:
     try:
         params = parse_params(args.params)

@@ -73,13 +73,7 @@ def progress_printer(out: TextIO, step_percent: int = 10) -> Callable[[int, int,
     return report
 
 
-def _failures() -> tuple[type[Exception], ...]:
-    from nas.data.index import ImageIndexError
-
-    return (ImageIndexError,)
-
-
-@reported(_failures)
+@reported
 def run_index(args: argparse.Namespace) -> int:
     from nas.data.index import TRAIN, VALIDATION, class_sizes, scan_tree, skew_summary, write_index
 
@@ -122,7 +116,7 @@ def _shard_progress(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
-@reported(_failures)
+@reported
 def run_shards(args: argparse.Namespace) -> int:
     from nas.data.index import load_index
     from nas.data.shards import write_shards

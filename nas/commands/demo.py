@@ -36,7 +36,6 @@ from nas.commands.common import (
     writable_path,
     write_table,
 )
-from nas.commands.control import run_failures
 from nas.config import tomllib
 from nas.pointdir import layout
 
@@ -270,7 +269,7 @@ def _write_plots(paths: DemoPaths) -> list[Path]:
         return []
 
 
-@reported(run_failures)
+@reported
 def run_demo(args: argparse.Namespace) -> int:
     """Create or resume the demo in ``--out``, run it to the end, report and plot."""
     from nas.control import loop, policy

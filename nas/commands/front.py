@@ -31,16 +31,6 @@ from nas.commands.common import (
 )
 
 
-def _failures() -> tuple[type[Exception], ...]:
-    from nas.config import ConfigError
-    from nas.control.policy import StudyError
-    from nas.models import ModelConfigError
-    from nas.record.state import StateError
-    from nas.search.spline import SplineError
-
-    return ConfigError, StateError, StudyError, SplineError, ModelConfigError
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parents = [state_option(), json_option()]
     front = subparsers.add_parser(
@@ -84,14 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _study(path: Any) -> Any:
     """The study of the state at ``path``, with the controller's memory predicate where it has one."""
+    from nas.control.feasible import commands_rule
     from nas.control.policy import Study, experiment_of
-    from nas.control.prepare import feasibility
     from nas.record.store import StateStore
 
     state = StateStore.read(path)
     experiment = experiment_of(state, path)
-    runnable = experiment.model is not None and experiment.data is not None
-    return Study(state, experiment, feasibility(experiment) if runnable else None)
+    return Study(state, experiment, commands_rule(experiment))
 
 
 def cost_name(study: Any, given: str | None) -> str:
@@ -99,7 +88,7 @@ def cost_name(study: Any, given: str | None) -> str:
     return given or getattr(study.experiment.experiment, "tradeoff", None) or "gmacs"
 
 
-@reported(_failures)
+@reported
 def run_front(args: argparse.Namespace) -> int:
     if args.pool is not None and args.pool < 1:
         raise UsageError(f"--pool must be >= 1, got {args.pool}")
@@ -177,7 +166,7 @@ def _print_front(doc: dict[str, Any]) -> None:
         write_table(rows, sys.stdout)
 
 
-@reported(_failures)
+@reported
 def run_best(args: argparse.Namespace) -> int:
     from nas.control.constraints import best_within, parse_where, sources
 

@@ -27,10 +27,8 @@ COMMANDS = {
     **dict.fromkeys(
         ("init", "add", "import", "record", "predict", "propose", "status", "export"), "core"
     ),
-    "run": "control",
-    **dict.fromkeys(
-        ("rerun", "cancel", "show", "unlock", "fsck", "expand", "controller"), "operate"
-    ),
+    **dict.fromkeys(("run", "controller"), "control"),
+    **dict.fromkeys(("rerun", "cancel", "show", "unlock", "fsck", "expand"), "operate"),
     "cost": "cost",
     **dict.fromkeys(("front", "best"), "front"),
     "data": "data",

@@ -1,4 +1,4 @@
-"""Operator commands: rerun, cancel, show, unlock, expand and the controller's keep-alive.
+"""Operator commands: rerun, cancel, show, unlock, fsck and expand.
 
 Commands that change the state take the writer's lock when it is free and
 commit at once. When a controller holds it they post the request into the
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,6 @@ from nas.commands.common import (
     state_option,
 )
 from nas.commands.curves import point_curve, write_curve_table
-from nas.config import ConfigError
 from nas.control import frontier, policy
 from nas.pointdir import layout
 from nas.record.lock import Holder, LockError, break_lock, lock_path, read_holder
@@ -40,26 +38,12 @@ if TYPE_CHECKING:
     from nas.control.operations import OperationResult
 
 
-def _failures() -> tuple[type[Exception], ...]:
-    """Failures reported as one line on stderr with exit code 1 (scheduler modules load late)."""
-    from nas.cluster import SchedulerError
-    from nas.cluster.render import ScriptError
-
-    return ConfigError, StateError, LockError, SchedulerError, ScriptError, ValueError
-
-
 #: Lines of each log that ``show`` prints.
 LOG_LINES = 20
 
-_reported = reported(_failures)
-
 
 def _scheduler(state: State, state_path: Path) -> Scheduler:
-    from nas.cluster import get_scheduler
-
-    experiment = policy.experiment_of(state, state_path)
-    jobs = layout.jobs_dir(layout.run_dir(state_path))
-    return get_scheduler(experiment.cluster, local_root=jobs)
+    return policy.scheduler_of(policy.experiment_of(state, state_path), state_path)
 
 
 # ---------------------------------------------------------------------------- changes
@@ -120,17 +104,17 @@ def _report(
     return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURE
 
 
-@_reported
+@reported
 def _rerun(args: argparse.Namespace) -> int:
     return _change(args, {"action": "rerun", "ids": args.ids})
 
 
-@_reported
+@reported
 def _cancel(args: argparse.Namespace) -> int:
     return _change(args, {"action": "cancel", "ids": args.ids})
 
 
-@_reported
+@reported
 def _expand(args: argparse.Namespace) -> int:
     budget = {} if args.max_points is None else {"max_points": args.max_points}
     if args.refine is not None:
@@ -286,7 +270,7 @@ def _iso(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
 
 
-@_reported
+@reported
 def _show(args: argparse.Namespace) -> int:
     if args.lines < 1:
         raise UsageError(f"--lines must be at least 1, got {args.lines}")
@@ -301,7 +285,7 @@ def _show(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- unlock
 
 
-@_reported
+@reported
 def _unlock(args: argparse.Namespace) -> int:
     locked = lock_path(args.state).exists()
     if not locked:
@@ -321,7 +305,7 @@ def _unlock(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- fsck
 
 
-@_reported
+@reported
 def _fsck(args: argparse.Namespace) -> int:
     from nas.record import fsck
 
@@ -340,73 +324,11 @@ def _fsck(args: argparse.Namespace) -> int:
     return EXIT_OK if current.good else EXIT_FAILURE
 
 
-# ---------------------------------------------------------------------------- controller
-
-
-@_reported
-def _controller_submit(args: argparse.Namespace) -> int:
-    from nas.cluster import keepalive
-
-    state = StateStore.read(args.state)
-    experiment = policy.experiment_of(state, args.state)
-    cluster = experiment.cluster
-    folder = keepalive.controller_dir(args.state)
-    log_path = folder / keepalive.LOG
-    state_path = args.state.absolute()
-    if cluster.backend == "local":
-        pid, argv, log_path = keepalive.detach_controller(args.state, args.poll)
-        document = {"backend": "local", "pid": pid, "job_id": None, "script": None}
-        print(f"controller runs as pid {pid}: {shlex.join(argv)}", file=sys.stderr)
-    else:
-        job = keepalive.KeepAliveJob(
-            backend=cluster.backend,
-            state_path=state_path,
-            script_path=folder / f"keepalive.{cluster.backend}.sh",
-            log_path=log_path,
-            workdir=Path.cwd(),
-            job_name=f"{experiment.experiment.name}-controller",
-            python=sys.executable,
-            walltime_minutes=args.walltime or experiment.controller.walltime_minutes,
-            margin_seconds=args.margin,
-            poll=args.poll,
-            controller=experiment.controller,
-        )
-        job_id = keepalive.submit(job, _scheduler(state, args.state))
-        document = {"backend": cluster.backend, "pid": None, "job_id": job_id}
-        document["script"] = str(job.script_path)
-        print(f"controller submitted as {cluster.backend} job {job_id}", file=sys.stderr)
-    document["log"] = str(log_path)
-    if args.json:
-        emit_json({"state": str(args.state), **document})
-    print(f"log: {log_path}", file=sys.stderr)
-    return EXIT_OK
-
-
-@_reported
-def _controller_job(args: argparse.Namespace) -> int:
-    from nas.cluster import keepalive
-
-    state = StateStore.read(args.state)
-    note = keepalive.take_over(args.state, args.job_id, _scheduler(state, args.state))
-    if note:
-        print(f"splinenas controller job: {note}", file=sys.stderr)
-    keepalive.record_incarnation(args.state, args.job_id)
-    keepalive.exec_controller(args.state, args.poll)
-    return EXIT_FAILURE  # exec_controller does not return
-
-
 # ---------------------------------------------------------------------------- parsers
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add rerun, cancel, show, unlock, fsck, expand and controller to the ``splinenas`` parser."""
+    """Add rerun, cancel, show, unlock, fsck and expand to the ``splinenas`` parser."""
     as_json, state = json_option(), state_option()
 
     def add(name: str, handler: Handler, summary: str, parents: list | None = None):
@@ -453,43 +375,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="raise the point budget to N when the new design would exceed it",
     )
-    _register_controller(subparsers, as_json, state)
-
-
-def _register_controller(
-    subparsers: argparse._SubParsersAction,
-    as_json: argparse.ArgumentParser,
-    state: argparse.ArgumentParser,
-) -> None:
-    summary = "keep the controller alive: detached, or as a self-renewing batch job"
-    group = subparsers.add_parser("controller", help=summary, description=summary)
-    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
-    poll = argparse.ArgumentParser(add_help=False)
-    poll.add_argument(
-        "--poll",
-        type=_positive,
-        default=60.0,
-        metavar="SECONDS",
-        help="seconds between the controller's cycles (default: %(default)g)",
-    )
-    submit = actions.add_parser(
-        "submit",
-        parents=[as_json, state, poll],
-        help="start the controller: local: detached; slurm: requeues itself; lsf: resubmits",
-    )
-    submit.add_argument(
-        "--walltime", type=int, metavar="MINUTES", help="default: [controller] walltime_minutes"
-    )
-    submit.add_argument(
-        "--margin",
-        type=int,
-        default=300,
-        metavar="SECONDS",
-        help="stop this long before it (default: %(default)s)",
-    )
-    submit.set_defaults(func=_controller_submit)
-    job = actions.add_parser(
-        "job", parents=[state, poll], help="one run of a keep-alive job (used by its script)"
-    )
-    job.add_argument("--job-id", required=True, help="the keep-alive job's own id")
-    job.set_defaults(func=_controller_job)

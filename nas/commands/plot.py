@@ -31,21 +31,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _failures() -> tuple[type[Exception], ...]:
-    from nas.record.state import StateError
-    from nas.report.plots import PlotError
-
-    return PlotError, StateError
-
-
-@reported(_failures)
+@reported
 def run(args: argparse.Namespace) -> int:
     writable_path(args.out, "--out", folder=True, create=True)
     from nas.report.plots import write_plots
 
     paths = write_plots(args.state, args.out)
+    paths += _front(args.state, args.out)
     if args.json:
         emit_json({"state": str(args.state), "plots": [str(p) for p in paths]})
     for path in paths:
         print(f"wrote {path}", file=sys.stderr)
     return EXIT_OK
+
+
+def _front(state: Path, out: Path) -> list[Path]:
+    """``front.png`` (:mod:`nas.commands.frontplot`) when the experiment has a trade-off to draw."""
+    from nas.commands.frontplot import write_front
+    from nas.control.policy import Study
+    from nas.record.store import StateStore
+    from nas.report.plots import DPI
+
+    path = write_front(Study.of(StateStore.read(state), state), out, DPI)
+    return [] if path is None else [path]

@@ -17,20 +17,13 @@ from typing import Any
 
 from nas.commands import summary
 from nas.commands.common import EXIT_OK, UsageError, emit_json, path_arg, reported, writable_path
-from nas.config import ConfigError
 from nas.control import policy
-from nas.record.lock import LockError, holder_alive, lock_path, read_holder
-from nas.record.state import State, StateError
+from nas.record.lock import holder_alive, lock_path, read_holder
+from nas.record.state import State
 from nas.record.store import StateStore
 
 #: The page inside ``--out``.
 PAGE = "index.html"
-
-
-def _failures() -> tuple[type[Exception], ...]:
-    from nas.report.plots import PlotError
-
-    return ConfigError, StateError, LockError, PlotError
 
 
 def _plots(state: State) -> dict[str, tuple[bytes, str]]:
@@ -48,6 +41,16 @@ def _plots(state: State) -> dict[str, tuple[bytes, str]]:
         pictures[stem] = figure_png(figure, DPI), caption(stem, data)
         pyplot.close(figure)
     return pictures
+
+
+def _front(study: policy.Study) -> dict[str, tuple[bytes, str]]:
+    """The trade-off figure (:mod:`nas.commands.frontplot`), when the experiment has one."""
+    from nas.commands.frontplot import front_png
+    from nas.report.front import STEM
+    from nas.report.plots import DPI
+
+    figure = front_png(study, DPI)
+    return {} if figure is None else {STEM: figure}
 
 
 def _curves(state: State, metric: str) -> dict[int, tuple[list[float], list[float], str]]:
@@ -150,7 +153,7 @@ def write_report(state_path: Path, out: Path, refresh_seconds: float | None) -> 
         cost_lines=cost_lines(doc, points),
         points=points,
         best_id=None if doc["best"] is None else doc["best"]["id"],
-        plots=_plots(state),
+        plots={**_plots(state), **_front(study)},
         curves=_curves(state, experiment.experiment.metric),
         events=[
             {"time": e.time, "kind": e.kind, "point_id": e.point_id, "message": e.message}
@@ -177,7 +180,7 @@ def controller_runs(state_path: Path) -> bool:
     return holder.host != socket.gethostname() or holder_alive(holder)
 
 
-@reported(_failures)
+@reported
 def run_report(args: argparse.Namespace) -> int:
     if args.watch is not None and not args.watch > 0:
         raise UsageError(f"--watch must be a positive number of seconds, got {args.watch:g}")

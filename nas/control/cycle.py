@@ -4,6 +4,8 @@ One :meth:`Controller.cycle` does every step once and commits; the loop in
 :func:`nas.control.loop.run_controller` repeats it until the search converges or its budget is
 spent. Only the controller writes the state, under the state's lock; jobs
 only write files in their point folders (:mod:`nas.control.ingest` reads them).
+Which points a cycle proposes and submits is decided in :mod:`nas.control.plan`,
+which the dry run shares.
 
 Never lose, never duplicate: before a job is submitted the intent is
 committed (the point becomes ``submitting`` with a job name unique to this
@@ -30,7 +32,6 @@ from nas.cluster.base import SubmissionInFlight
 from nas.cluster.submitter import Submission, in_flight
 from nas.config import Experiment
 from nas.control import inbox, policy
-from nas.control.feasible import Feasibility
 from nas.control.ingest import (
     JobOutcome,
     Verdict,
@@ -40,7 +41,8 @@ from nas.control.ingest import (
     drop_checkpoint,
     judge,
 )
-from nas.control.prepare import JobSettings, feasibility, job_name, training_seed
+from nas.control.plan import Stop, next_batch, submission_plan
+from nas.control.prepare import JobSettings, feasibility, training_seed
 from nas.pointdir import heartbeat, layout
 from nas.pointdir.curve import read_curve
 from nas.pointdir.result import Result
@@ -50,11 +52,9 @@ from nas.record.state import (
     IDLE,
     INGEST,
     INGEST_BY_HAND,
-    READY,
     Event,
     Point,
     PointStatus,
-    State,
 )
 from nas.record.store import StateStore
 
@@ -64,14 +64,6 @@ log = logging.getLogger(__name__)
 SUBMISSION = "submission"
 
 _S = PointStatus
-
-
-@dataclass(frozen=True)
-class Stop:
-    """Why the controller stops; ``ok`` is False when a person must act."""
-
-    reason: str
-    ok: bool = True
 
 
 @dataclass(frozen=True)
@@ -490,87 +482,3 @@ def prediction_gap(points: list[Point]) -> float | None:
         return None
     latest = max(p.batch for p in judged)
     return min(abs(p.value - p.predicted) for p in judged if p.batch == latest)
-
-
-def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | None, list]:
-    """When no point is unfinished: why to stop (converged, budget) or the next batch.
-
-    The first batch is the whole initial design, later ones ``batch_size``
-    spline proposals. Returns the stored points (proposals with ``dry_run``).
-    """
-    state = study.state
-    if state.with_status(*READY, *ACTIVE):
-        return None, []
-    from nas.search.propose import SearchError
-    from nas.search.spline import SplineError
-
-    if state.points and study.converged():
-        _store_last_fit(study, dry_run)
-        best = study.best()
-        where = "" if best is None else f"; best point {best.id} = {best.value:.6g}"
-        return Stop(f"converged: {study.stop_evidence().reason}{where}"), []
-    reason = study.budget_reason()
-    if reason:
-        _store_last_fit(study, dry_run)
-        return Stop(reason), []
-    design = len(study.optimizer.initial_design())
-    size = study.experiment.experiment.batch_size if state.points else design
-    try:
-        made = study.propose(size, dry_run=dry_run)
-    except SearchError as exc:
-        return Stop(f"no candidate left to propose: {exc}"), []
-    except (SplineError, policy.StudyError) as exc:
-        return Stop(f"cannot propose: {exc}", ok=False), []
-    if not made:
-        return Stop(f"nothing to propose: {study.fit_blocker()}", ok=False), []
-    return None, made
-
-
-def submission_plan(
-    state: State, experiment: Experiment, feasible: Feasibility | None
-) -> tuple[list[tuple[Point, str]], list[tuple[Point, Point]]]:
-    """What a cycle submits: pending points that cannot fit a GPU (with the reason), and
-    (point, its next submission) for the ready points that fit, up to the job limit.
-
-    The controller applies it; ``run --dry-run`` shows it: both use this one selection.
-    """
-    infeasible = []
-    if feasible is not None:
-        infeasible = [
-            (p, feasible.reason(p.params))
-            for p in state.with_status(_S.PENDING)
-            if not feasible(p.params)
-        ]
-    excluded = {p.id for p, _ in infeasible}
-    slots = experiment.cluster.max_concurrent_jobs - len(state.with_status(*ACTIVE))
-    ready = [p for p in ready_points(state.points) if p.id not in excluded][: max(slots, 0)]
-    return infeasible, [(p, next_submission(p, experiment.experiment.name)) for p in ready]
-
-
-def _store_last_fit(study: policy.Study, dry_run: bool) -> None:
-    """Keep the fit on every measured point of a stopped search for its readers."""
-    from nas.search.propose import SearchError
-    from nas.search.spline import SplineError
-
-    if not dry_run:
-        try:
-            study.store_fit()
-        except (SearchError, SplineError) as exc:
-            log.warning("no final fit: %s", exc)
-
-
-def ready_points(points: list[Point]) -> list[Point]:
-    """Points waiting for a job: incomplete ones (training under way) first, then by id."""
-    return sorted(
-        (p for p in points if p.status in READY),
-        key=lambda p: (p.status is not _S.INCOMPLETE, p.id),
-    )
-
-
-def next_submission(point: Point, experiment: str) -> Point:
-    """The point as its next job will see it: the next segment, or the next attempt."""
-    if point.status is _S.INCOMPLETE:
-        nxt = dataclasses.replace(point, segment=point.segment + 1)
-    else:
-        nxt = dataclasses.replace(point, attempts=point.attempts + 1)
-    return dataclasses.replace(nxt, job_name=job_name(experiment, nxt))

@@ -10,73 +10,31 @@ measured costs (with its own leave-one-out errors).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nas.control.costs import CostSource, cost_predictor, cost_source, measured
+from nas.control import tradeoffs
+from nas.control.costs import CostSource, cost_source
 from nas.control.policy import Study, current_fit
+from nas.control.tradeoffs import MeasuredPoint, measured_front
 from nas.record.state import Point
 from nas.search.space import Params
 
 if TYPE_CHECKING:
-    from nas.search.tradeoff import PredictedPoint, Predictor
-
-
-@dataclass(frozen=True)
-class MeasuredPoint:
-    """A measured point with its cost (NaN where the cost is unknown)."""
-
-    id: int
-    params: Params
-    metric: float
-    cost: float
+    from nas.search.tradeoff import PredictedPoint
 
 
 def measured_points(study: Study, source: CostSource) -> list[MeasuredPoint]:
     """Every measured point of the study with its cost, in id order."""
-    return [
-        MeasuredPoint(p.id, dict(p.params), float(p.value), source.of_point(p))
-        for p in measured(study.state)
-    ]
-
-
-def measured_front(points: Sequence[MeasuredPoint], goal: str) -> list[MeasuredPoint]:
-    """The non-dominated measured points (cost known), cheapest first."""
-    from nas.search.pareto import nondominated
-
-    keep = nondominated([p.metric for p in points], [p.cost for p in points], goal)
-    return [points[i] for i in keep]
-
-
-def metric_predictor(study: Study) -> Predictor:
-    """The metric's spline prediction and leave-one-out error at each candidate."""
-    return lambda many: study.optimizer.predict_interval(list(many))
+    return tradeoffs.measured_points(study.state, source)
 
 
 def predicted_front(
     study: Study, source: CostSource, pool_size: int | None = None
 ) -> list[PredictedPoint]:
-    """The front of the spline's predictions over a candidate pool of the study's space.
-
-    The pool holds quasi-random legal points and the lattice neighbours of the
-    measured front, less what the study may not propose (memory, ``[experiment.constraints]``).
-    """
-    from nas.search.tradeoff import POOL_SIZE, candidate_pool, predict_front
-
-    cfg = study.experiment.experiment
-    front = measured_front(measured_points(study, source), cfg.goal)
-    pool = candidate_pool(
-        study.state.space, cfg.seed, [p.params for p in front], pool_size or POOL_SIZE
-    )
-    admissible = study.admissible()
-    if admissible is not None:
-        pool = [p for p in pool if admissible(p)]
-    return predict_front(
-        pool,
-        metric_predictor(study),
-        cost_predictor(study.state, study.experiment, source),
-        cfg.goal,
+    """The front the spline predicts over a candidate pool of the study's space
+    (:func:`nas.control.tradeoffs.predicted_front`)."""
+    return tradeoffs.predicted_front(
+        study.state, study.experiment, study.optimizer, study.admissible(), source, pool_size
     )
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from nas.config import ConfigError, Experiment
 from nas.control import policy
+from nas.errors import UserError
 from nas.record.state import Point, PointStatus, State, StateError
 from nas.record.store import load_state
 from nas.search.space import Params, SearchSpace, SpaceError
@@ -46,7 +47,7 @@ EXPORT_COLUMNS = frozenset(
 )
 
 
-class RowsError(ValueError):
+class RowsError(UserError, ValueError):
     """Rows that cannot be imported; one line per problem, each naming its row."""
 
 

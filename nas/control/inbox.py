@@ -43,6 +43,7 @@ from typing import Any
 from nas.cluster.base import Scheduler
 from nas.control import operations, policy
 from nas.control.operations import OperationResult
+from nas.errors import UserError
 from nas.pointdir import layout
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.record.state import State, StateError
@@ -55,7 +56,7 @@ _KEYS = {"rerun": "ids", "cancel": "ids", "expand": "bounds", "refine": "box"}
 _COMMON = {"action", "by", "posted"}
 
 
-class RequestError(ValueError):
+class RequestError(UserError, ValueError):
     """A request document that is not one of the known forms; the message says why."""
 
 

@@ -1,4 +1,4 @@
-"""The controller loop behind ``splinenas run``, and its dry run.
+"""The controller loop behind ``splinenas run``.
 
 :func:`run_controller` takes the state's lock, builds the scheduler and the
 job settings, and repeats :meth:`nas.control.cycle.Controller.cycle` every
@@ -17,18 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas.cluster import get_scheduler
-from nas.cluster.render import write_job_script
-from nas.config import Experiment
 from nas.control import liveness, policy
 from nas.control.cycle import (
     Controller,
     CycleSummary,
-    next_batch,
-    submission_plan,
 )
 from nas.control.narrate import Narrator
-from nas.control.prepare import JobSettings, feasibility, run_problems
+from nas.control.prepare import JobSettings
 from nas.pointdir import layout
 from nas.record.store import StateStore
 
@@ -80,9 +75,8 @@ def run_controller(
     with StateStore.open(state_path) as store, _stop_on_signals(event, received):
         experiment = policy.experiment_of(store.state, state_path)
         settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
-        run = layout.run_dir(state_path)
-        scheduler = get_scheduler(experiment.cluster, local_root=layout.jobs_dir(run))
-        controller = Controller(store, settings, scheduler, run)
+        scheduler = policy.scheduler_of(experiment, state_path)
+        controller = Controller(store, settings, scheduler, layout.run_dir(state_path))
         pulse = liveness.Pulse(state_path, poll)
         result = None
         try:
@@ -116,68 +110,6 @@ def _cycles(
             return RunResult(f"{cycle} cycle(s) done", True, cycle, summary)
         if event.wait(poll):
             return RunResult("stopped by a signal after committing", True, cycle, summary)
-
-
-def plan(
-    state_path: str | Path,
-    *,
-    cwd: Path | None = None,
-    out: Path | None = None,
-    max_points: int | None = None,
-) -> dict[str, object]:
-    """What the next cycle would submit or propose, from the committed state (``--dry-run``).
-
-    ``max_points`` is the budget ``run --max-points`` would set. Writes nothing: each job script the next cycle would submit is returned
-    as text, or written to ``out/<job name>.sh`` when ``out`` is given (a
-    folder of the user's choosing, never the run folder).
-    """
-    state_path = Path(state_path)
-    state = StateStore.read(state_path)
-    experiment = policy.experiment_of(state, state_path)
-    if max_points is not None:  # in memory only: the read state is never committed
-        policy.raise_budget(state, experiment, max_points, "run --dry-run --max-points")
-    settings, unchecked = _offline_settings(experiment, cwd or Path.cwd())
-    run = layout.run_dir(state_path)
-    feasible = feasibility(experiment, settings.workdir)
-    infeasible, submissions = submission_plan(state, experiment, feasible)
-    submit = []
-    for point, nxt in submissions:
-        text = settings.script_text(run, nxt)
-        entry = {"id": point.id, "params": point.params, "job_name": nxt.job_name}
-        if out is None:
-            entry.update(script=None, text=text)
-        else:
-            out.mkdir(parents=True, exist_ok=True)
-            entry.update(script=str(write_job_script(out / f"{nxt.job_name}.sh", text)))
-        submit.append(entry)
-    stop, proposals = next_batch(policy.Study(state, experiment, feasible), dry_run=True)
-    return {
-        "infeasible": [{"id": p.id, "params": p.params, "reason": r} for p, r in infeasible],
-        "submit": submit,
-        "propose": [
-            {"params": p.params, "predicted": p.predicted, "origin": p.origin} for p in proposals
-        ],
-        "stop": None if stop is None else dataclasses.asdict(stop),
-        "unchecked": unchecked,
-    }
-
-
-def _offline_settings(experiment: Experiment, cwd: Path) -> tuple[JobSettings, list[str]]:
-    """The job settings for a dry run, and the paths that do not exist on this machine.
-
-    A dry run shows the scripts of an experiment written for another machine
-    (``init --offline``): its env file, data root and index are used as given
-    and named as unchecked instead of refused; everything else refuses as ``run`` does.
-
-    Raises:
-        ConfigError: the first problem that is not a path on this machine.
-    """
-    problems = run_problems(experiment, cwd, offline=True)
-    if problems:
-        raise problems[0]
-    offline = {str(p) for p in problems}
-    unchecked = [str(p) for p in run_problems(experiment, cwd) if str(p) not in offline]
-    return JobSettings.resolved(experiment, cwd), unchecked
 
 
 @contextmanager

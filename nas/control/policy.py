@@ -10,6 +10,7 @@ load and commit the state.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -19,11 +20,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nas.config import Experiment, parse_experiment
+from nas.errors import UserError
 from nas.pointdir.result import Measured
 from nas.record.state import SPLINE_ORIGINS, FitRecord, Point, PointStatus, State
 from nas.search.space import Params, indicator_count
 
 if TYPE_CHECKING:
+    from nas.cluster import Scheduler
     from nas.search.optimizer import FitSummary, Proposal, SplineOptimizer
     from nas.search.stopping import StopEvidence
 
@@ -38,7 +41,7 @@ RAISE_BUDGET = (
 )
 
 
-class StudyError(RuntimeError):
+class StudyError(UserError, RuntimeError):
     """A request the search cannot serve, e.g. a spent budget."""
 
 
@@ -94,6 +97,21 @@ def check_value(experiment: Experiment, value: float, where: str) -> float:
     return value
 
 
+def clip_prediction(experiment: Experiment, value: float) -> float:
+    """``value`` within :func:`value_range`: no measurement can lie outside it.
+
+    A spline extrapolates past the metric's bounds (108 % top-1); a proposal's
+    prediction is what its measurement is compared with, so it is clipped.
+    """
+    valid = value_range(experiment)
+    return value if valid is None else min(max(value, valid[0]), valid[1])
+
+
+def outside_range(experiment: Experiment, value: float | None) -> bool:
+    """Whether a prediction lies outside :func:`value_range` (shown flagged by readers)."""
+    return value is not None and clip_prediction(experiment, value) != value
+
+
 def max_points(state: State, experiment: Experiment) -> int:
     """The point budget: ``max_points`` of the experiment, unless raised with ``expand --max-points``."""
     return int(state.meta.get("max_points", experiment.experiment.max_points))
@@ -110,6 +128,15 @@ def raise_budget(state: State, experiment: Experiment, points: int, by: str) -> 
 def experiment_of(state: State, state_path: str | os.PathLike) -> Experiment:
     """The experiment stored in the state at ``state_path``; errors name that file."""
     return parse_experiment(state.experiment_text, f"{state_path}:experiment_toml")
+
+
+def scheduler_of(experiment: Experiment, state_path: str | os.PathLike) -> Scheduler:
+    """The scheduler of the search at ``state_path``: local jobs live in its run folder."""
+    from nas.cluster import get_scheduler  # the backends load only when a command needs one
+    from nas.pointdir import layout
+
+    jobs = layout.jobs_dir(layout.run_dir(state_path))
+    return get_scheduler(experiment.cluster, local_root=jobs)
 
 
 class Study:
@@ -239,8 +266,9 @@ class Study:
     def propose(self, n: int | None = None, dry_run: bool = False) -> list[Point] | list[Proposal]:
         """Propose up to ``n`` points (default ``batch_size``) and store them as one pending batch.
 
-        The remaining initial design comes first, then spline proposals; the
-        number is capped by the ``max_points`` budget. A fit behind spline
+        The remaining initial design comes first, then spline proposals (their
+        predictions clipped to :func:`value_range`); the number is capped by
+        the ``max_points`` budget. A fit behind spline
         proposals is recorded in the state. With ``dry_run`` nothing is stored
         and the proposals are returned instead of points.
 
@@ -255,7 +283,12 @@ class Study:
         n = self.experiment.experiment.batch_size if n is None else n
         optimizer = self.optimizer
         self._optimizer = None  # suggesting marks the proposals pending in it
-        proposals = optimizer.suggest(min(n, self.remaining_points()))
+        proposals = [
+            p
+            if p.predicted is None
+            else dataclasses.replace(p, predicted=clip_prediction(self.experiment, p.predicted))
+            for p in self._suggest(optimizer, min(n, self.remaining_points()))
+        ]
         if dry_run:
             return proposals
         if any(p.origin in SPLINE_ORIGINS for p in proposals):
@@ -265,6 +298,28 @@ class Study:
             self.state.add_point(p.params, p.origin, batch, predicted=p.predicted)
             for p in proposals
         ]
+
+    def _suggest(self, optimizer: SplineOptimizer, n: int) -> list[Proposal]:
+        """The optimizer's suggestions; with ``tradeoff``, once the design is measured and a
+        spline fitted, the candidates that add most to the (metric, cost) front instead.
+
+        Raises:
+            SearchError: the trade-off search has no admissible new candidate left.
+        """
+        if (
+            self.experiment.experiment.tradeoff is None
+            or optimizer.unissued_design
+            or optimizer.fit() is None
+        ):
+            return optimizer.suggest(n)
+        from nas.control import tradeoffs
+        from nas.search.optimizer import Proposal
+        from nas.search.propose import SearchError
+
+        picks = tradeoffs.propose(self.state, self.experiment, optimizer, self.admissible(), n)
+        if not picks:
+            raise SearchError("no admissible new candidate for the trade-off front is left")
+        return [Proposal(params, predicted, "incremental") for params, predicted in picks]
 
     def initial_batch(self) -> list[Point]:
         """Store the whole initial design (within the budget) as batch 0."""
@@ -339,8 +394,23 @@ class Study:
         controller would not make. A point told in an earlier phase carries no
         prediction: it was made for another box.
         """
-        if exact:
-            return self.optimizer.stop_evidence()
+        evidence = self.optimizer.stop_evidence() if exact else self._stored_evidence()
+        if self.experiment.experiment.tradeoff is None:
+            return evidence
+        from nas.control import tradeoffs
+
+        front = tradeoffs.evidence(
+            self.state,
+            self.experiment,
+            self.optimizer,
+            self.admissible(),
+            evidence.gaps,
+            evidence.k,
+        )
+        return dataclasses.replace(evidence, rule="tradeoff", stop=front.stop, reason=front.reason)
+
+    def _stored_evidence(self) -> StopEvidence:
+        """:meth:`stop_evidence` from the stored points and fit alone (no optimizer)."""
         from nas.search.stopping import decide
 
         cfg = self.experiment.experiment

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nas.errors import UserError
+
 INDEX_FORMAT = 1
 TRAIN, VALIDATION = 0, 1
 IMAGE_EXTENSIONS = frozenset(
@@ -31,7 +33,7 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 
-class ImageIndexError(ValueError):
+class ImageIndexError(UserError, ValueError):
     """An image tree or index file that cannot be used; the message names the path."""
 
 

@@ -12,6 +12,8 @@ This package module imports no torch, so that a login-node command can catch
 
 from __future__ import annotations
 
+from nas.errors import UserError
 
-class ModelConfigError(ValueError):
+
+class ModelConfigError(UserError, ValueError):
     """A model family, coordinate or spec value that cannot build a network."""

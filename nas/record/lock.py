@@ -19,6 +19,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from nas.errors import UserError
+
 log = logging.getLogger(__name__)
 
 #: A lock file younger than this may still be being written by its holder.
@@ -32,7 +34,7 @@ def hostname() -> str:
     return os.uname().nodename
 
 
-class LockError(RuntimeError):
+class LockError(UserError, RuntimeError):
     """The lock is held by someone else, or cannot be taken or broken."""
 
 

@@ -23,6 +23,7 @@ from nas.record.hdf5 import (
     StateVersionError,
     UnsealedReadError,
     decode_image,
+    decode_source,
 )
 from nas.record.state import State
 
@@ -33,8 +34,8 @@ READ_LIMIT = 15.0
 def read_verified(path: Path) -> State:
     """Decode the state file at ``path`` after checking its checksum and its version.
 
-    Learning curves are decoded when first asked for (``state.curves``), from
-    the verified bytes kept in memory.
+    The bytes are hashed, then parsed from the same open file; learning curves
+    are decoded when first asked for (``state.curves``).
 
     Raises:
         StateFormatError: another format version (:class:`StateVersionError`),
@@ -42,10 +43,11 @@ def read_verified(path: Path) -> State:
         IntegrityError, UnsealedReadError, and any of
             :data:`nas.record.hdf5.READ_ERRORS`: the file is corrupt.
     """
-    data, checked = integrity.read_checked(path)
+    handle, checked = integrity.open_checked(path)
     if not checked:
-        data = sealed_copy(path)
-    return decode_image(data, path)
+        handle.close()
+        return decode_image(sealed_copy(path), path)
+    return decode_source(handle, path)
 
 
 def read_limit() -> float:

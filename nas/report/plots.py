@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from nas.config import parse_experiment
+from nas.errors import UserError
 from nas.record.state import PointStatus, State
 from nas.record.store import StateStore
 from nas.search.optimizer import SplineOptimizer
@@ -58,7 +59,7 @@ UNITS: tuple[tuple[str, str], ...] = (
 _METRIC_NAMES = {"top1": "top-1 accuracy", "top5": "top-5 accuracy"}
 
 
-class PlotError(ValueError):
+class PlotError(UserError, ValueError):
     """A state that cannot be drawn; the message names the file and what is missing."""
 
 

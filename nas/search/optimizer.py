@@ -356,11 +356,14 @@ class SplineOptimizer:
         x = self.space.to_unit_unsnapped(params) if extrapolate else self.space.to_unit(params)
         return self._sign * float(splines[cat](x))
 
-    def predict_interval(self, many: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    def predict_interval(
+        self, many: Sequence[Mapping[str, Any]], extrapolate: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Predictions at the (snapped) ``many`` and their leave-one-out error estimates.
 
         Both in measurement units; the error is :func:`nas.search.uncertainty.local_error`
-        (NaN with the prediction where a category has no spline yet).
+        (NaN with the prediction where a category has no spline yet). With
+        ``extrapolate`` the parameters are used as given, as in :meth:`predict`.
         """
         splines = self._fit_all()
         values = np.full(len(many), math.nan)
@@ -371,7 +374,10 @@ class SplineOptimizer:
         for cat, index in rows.items():
             if cat not in splines:
                 continue
-            x = self.space.to_unit_many([many[i] for i in index])
+            if extrapolate:
+                x = np.array([self.space.to_unit_unsnapped(many[i]) for i in index])
+            else:
+                x = self.space.to_unit_many([many[i] for i in index])
             values[index] = self._sign * splines[cat](x)
             errors[index] = local_error(splines[cat], x)
         return values, errors

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from nas.errors import UserError
 from nas.search.batch import DiversePool
 from nas.search.rows import first_of_each_row
 from nas.search.space import Params, SearchSpace, Value
@@ -29,7 +30,7 @@ from nas.search.threads import in_search_threads
 _BLOCK = 1024
 
 
-class SearchError(RuntimeError):
+class SearchError(UserError, RuntimeError):
     """No feasible candidate at a distinct, legal point exists."""
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nas.errors import UserError
 from nas.search.space import SearchSpace
 
 #: Goal -> sign that turns the measurement into a value to maximise.
@@ -46,7 +47,7 @@ _TYPE_NAMES = {
 }
 
 
-class SettingError(ValueError):
+class SettingError(UserError, ValueError):
     """A value its declaration refuses; ``key`` names the setting, ``detail`` says why."""
 
     def __init__(self, key: str, detail: str) -> None:

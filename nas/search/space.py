@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from nas.errors import UserError
+
 DIM_TYPES = ("int", "float", "categorical")
 #: Above this many combinations of roundings, :meth:`SearchSpace.lattice_neighbours`
 #: varies one integer coordinate at a time.
@@ -28,7 +30,7 @@ Value = int | float | str
 Params = dict[str, Value]
 
 
-class SpaceError(ValueError):
+class SpaceError(UserError, ValueError):
     """An invalid dimension, space or parameter set; ``key``: the dimension's field at fault."""
 
     def __init__(self, message: str, key: str | None = None) -> None:

@@ -17,6 +17,7 @@ import functools
 import numpy as np
 from scipy.linalg import blas, lapack
 
+from nas.errors import UserError
 from nas.search.threads import in_search_threads
 
 #: Most support points one spline is fitted on. The solve is dense: time grows as N^3
@@ -47,7 +48,7 @@ SMOOTHING_LADDER = tuple(10.0**k for k in range(-14, -1))
 _EPS = float(np.finfo(np.float64).eps)
 
 
-class SplineError(ValueError):
+class SplineError(UserError, ValueError):
     """A spline that cannot be fitted; ``indices`` names the offending support points."""
 
     def __init__(self, message: str, indices: tuple[int, ...] | list[int] = ()) -> None:

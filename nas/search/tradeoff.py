@@ -7,13 +7,12 @@ of the measured front) with the leave-one-out error of
 :mod:`nas.search.uncertainty`; the cost is computed (known costs) or
 predicted by a second spline (measured costs).
 
-Proposals: each batch slot takes the candidate whose *optimistic* point
-(prediction + error, the cost as predicted) adds the most hypervolume to
-the measured front plus the slots already taken at their predictions (the
-believer rule on the front). The error term makes the search try a region it
-cannot yet predict, as an upper confidence bound does; without it a
-candidate the spline underrates is never measured. Compared with random
-scalarisations and with the metric-only search in ``benchmarks/tradeoff.py``.
+Proposals: each batch slot takes the candidate whose predicted point (the
+metric as predicted, plus ``OPTIMISM`` error estimates towards the goal; the
+cost as computed or predicted) adds the most hypervolume to the measured
+front plus the slots already taken (at their predictions: the believer rule
+on the front). Compared in ``benchmarks/tradeoff.py`` with random Chebyshev
+scalarisations per slot (ParEGO) and with the metric-only search.
 
 Stop rule: the search has found the front when no candidate's *prediction*
 lies more than ``tolerance`` (in metric units) beyond the measured front at
@@ -33,6 +32,11 @@ from scipy.stats import qmc
 
 from nas.search.pareto import GOAL_SIGN, hypervolume_gain, nondominated
 from nas.search.space import Params, SearchSpace
+
+#: Error estimates added to a prediction before its hypervolume gain is taken. An
+#: upper-confidence bonus (1 or 2) sent the search to far, costly corners and reached
+#: less of the front in 40 and 60 evaluations on nas5 than none (0 and 0.3 tried too).
+OPTIMISM = 0.0
 
 #: Quasi-random candidates per category in a pool, before the neighbours of the front.
 POOL_SIZE = 256
@@ -138,30 +142,32 @@ def front_gap(
 
 def propose_front(
     pool: Sequence[Params],
-    metric: Predictor,
-    cost: Predictor,
+    predicted: np.ndarray,
+    error: np.ndarray,
+    cost: np.ndarray,
     measured_metric: np.ndarray,
     measured_cost: np.ndarray,
     q: int,
     reference: tuple[float, float],
     goal: str = "maximize",
-    optimism: float = 1.0,
+    optimism: float = OPTIMISM,
 ) -> list[tuple[Params, float, float]]:
     """Up to ``q`` candidates of the pool that add the most hypervolume: (params, predicted, gain).
 
-    Each slot takes the candidate whose optimistic point (prediction +
-    ``optimism`` x error towards the goal; the cost as predicted) adds the
-    most hypervolume to the measured front and the slots already taken (at
-    their predictions). When no candidate adds any, the slot takes the best
-    predicted metric of the rest, so a batch is always filled while the
-    pool lasts.
+    ``predicted``, ``error`` and ``cost`` are the pool's metric predictions,
+    their error estimates and its costs. Each slot takes the candidate whose
+    optimistic point (prediction + ``optimism`` x error towards the goal; the
+    cost as given) adds the most hypervolume to the measured front and the
+    slots already taken (at their predictions). When no candidate adds any,
+    the slot takes the best predicted metric of the rest, so a batch is
+    always filled while the pool lasts.
     """
     if not pool or q < 1:
         return []
     sign = GOAL_SIGN[goal]
-    m, m_err = metric(pool)
-    c, _ = cost(pool)
-    err = np.where(np.isfinite(m_err), m_err, 0.0)
+    m, c = np.asarray(predicted, dtype=float), np.asarray(cost, dtype=float)
+    err = np.asarray(error, dtype=float)
+    err = np.where(np.isfinite(err), err, 0.0)
     optimistic = m + sign * optimism * err
     usable = np.isfinite(m) & np.isfinite(c)
     front_m = np.asarray(measured_metric, dtype=float)
@@ -183,3 +189,53 @@ def propose_front(
         front_m = np.append(front_m, m[best])
         front_c = np.append(front_c, c[best])
     return out
+
+
+#: Of the cost range, how far beyond the most expensive candidate the hypervolume
+#: reference lies: the costliest front point then still adds area.
+REFERENCE_MARGIN = 0.1
+
+
+def front_batch(
+    space: SearchSpace,
+    metric: Predictor,
+    cost: Callable[[Sequence[Params]], np.ndarray],
+    measured: Sequence[tuple[Params, float, float]],
+    n: int,
+    seed: int,
+    goal: str = "maximize",
+    admissible: Callable[[Params], bool] | None = None,
+    taken: Sequence[Params] = (),
+    pool_size: int = POOL_SIZE,
+) -> list[tuple[Params, float]]:
+    """The next ``n`` trade-off proposals: (params, predicted metric).
+
+    ``measured`` holds (params, metric, cost) of every measured point with a
+    known cost; ``taken`` every point that may not be proposed again (measured,
+    pending, failed). The pool is :func:`candidate_pool` around the measured
+    front (seeded with ``seed``), less ``taken`` and what ``admissible``
+    refuses; the choice is :func:`propose_front` with the hypervolume
+    reference at the worst measured metric and ``REFERENCE_MARGIN`` of the
+    cost range beyond the costliest candidate.
+    """
+    if not measured or n < 1:
+        return []
+    m = np.array([row[1] for row in measured], dtype=float)
+    c = np.array([row[2] for row in measured], dtype=float)
+    front = [measured[i][0] for i in nondominated(m, c, goal)]
+    blocked = {space.key(p) for p in taken} | {space.key(row[0]) for row in measured}
+    pool = [
+        p
+        for p in candidate_pool(space, seed, front, pool_size)
+        if space.key(p) not in blocked and (admissible is None or admissible(p))
+    ]
+    if not pool:
+        return []
+    pool_cost = np.asarray(cost(pool), dtype=float)
+    predicted, error = metric(pool)
+    every = np.concatenate([c, pool_cost[np.isfinite(pool_cost)]])
+    low, high = float(every.min()), float(every.max())
+    worst = float(m[np.argmin(GOAL_SIGN[goal] * m)])
+    reference = (worst, high + REFERENCE_MARGIN * max(high - low, abs(high), 1e-12))
+    picks = propose_front(pool, predicted, error, pool_cost, m, c, n, reference, goal)
+    return [(params, value) for params, value, _ in picks]

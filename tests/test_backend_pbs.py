@@ -1,4 +1,7 @@
-"""PBS Professional with PALS mpiexec, through the fake qsub/qstat/qdel/mpiexec of tests/fakes.
+"""What only PBS does: its JSON, its directives, the PALS launch and a qstat that fails.
+
+PBS Professional with PALS mpiexec runs through the fake qsub/qstat/qdel/mpiexec
+of tests/fakes; what every backend does is in test_backends.py.
 
 No PBS server can be installed from this machine's package registries
 (Debian has no openpbs), so the backend, its job scripts and the real
@@ -14,33 +17,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from controller_cluster_support import (
-    HOSTILE,
-    assert_refused_directive,
-    cancel_while_training,
-    hostile_standin_search,
-    train_one_point,
-)
-from scheduler_contract import SchedulerContract, finished, wait_for
+from conftest import Backend
+from scheduler_contract import finished, wait_for
 
 from nas.cluster import JobState, PbsScheduler, SchedulerError
 from nas.cluster.pbs import parse_qstat, parse_qsub
-from nas.cluster.proc import run_command
-from nas.cluster.render import ScriptError, render_job_script, write_job_script
+from nas.cluster.render import ScriptError, render_job_script
 from nas.config import ClusterConfig
-from nas.pointdir import layout
-from nas.record.store import load_state
 from nas.train.launch import detect, port_for_job
 
-FAKES = Path(__file__).parent / "fakes"
-
-
-@pytest.fixture()
-def fake_pbs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """qsub/qstat/qdel/mpiexec doubles on PATH, state under tmp_path/pbs."""
-    monkeypatch.setenv("PATH", f"{FAKES}:{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_PBS_DIR", str(tmp_path / "pbs"))
-    return tmp_path / "pbs"
+#: The tests that need the PBS double: the one backend fixture, on its PBS row.
+ON_PBS = pytest.mark.parametrize("backend", ["pbs"], indirect=True)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -99,7 +86,7 @@ def test_directives_and_the_pals_launch(tmp_path: Path) -> None:
     for line in ["#PBS -N e-p7", "#PBS -l select=34:system=polaris", "#PBS -l place=scatter",
                  "#PBS -l walltime=02:05:00", "#PBS -k doe", "#PBS -o logs/e-p7.log",
                  "#PBS -j oe", "#PBS -A MyProj", "#PBS -q prod", "#PBS -l filesystems=home:eagle",
-                 "mpiexec -n 136 --ppn 4 --depth 8 --cpu-bind depth python3 -m nas.train"]:  # fmt: skip
+                 "mpiexec -n 136 --ppn 4 --depth 8 --cpu-bind depth python3 -m nas.trial.launch"]:  # fmt: skip
         assert line in text.splitlines() or line in text
     assert "MASTER_" not in text
     subprocess.run(["bash", "-n"], input=text, text=True, check=True)
@@ -111,26 +98,15 @@ def test_directives_and_the_pals_launch(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the doubles
 
 
-class TestFakePbsContract(SchedulerContract):
-    timeout = 20.0
-
-    @pytest.fixture()
-    def scheduler(self, fake_pbs: Path) -> PbsScheduler:
-        return PbsScheduler()
-
-    @pytest.fixture()
-    def fresh_scheduler(self, fake_pbs: Path) -> PbsScheduler:
-        return PbsScheduler()
-
-
+@ON_PBS
 def test_the_walltime_kill_is_a_timeout_and_an_unknown_id_no_failure(
-    fake_pbs: Path, tmp_path: Path
+    backend: Backend, tmp_path: Path
 ) -> None:
     script = tmp_path / "job.sh"
     script.write_text("#!/bin/bash\n#PBS -l walltime=00:00:01\nsleep 30\n")
     scheduler = PbsScheduler()
     job_id = scheduler.submit(script, job_name="limit", cwd=tmp_path)
-    assert wait_for(scheduler, job_id, finished, 20) is JobState.TIMEOUT
+    assert wait_for(scheduler, job_id, finished, backend.job_seconds) is JobState.TIMEOUT
     assert "Exit_status=-29" in scheduler.reason(job_id)
     fresh = PbsScheduler()
     assert fresh.status([job_id, "4242.fakepbs"]) == {
@@ -139,12 +115,13 @@ def test_the_walltime_kill_is_a_timeout_and_an_unknown_id_no_failure(
     }
 
 
-def test_a_failing_qstat_keeps_the_last_states(fake_pbs: Path, tmp_path: Path) -> None:
+@ON_PBS
+def test_a_failing_qstat_keeps_the_last_states(backend: Backend, tmp_path: Path) -> None:
     script = tmp_path / "job.sh"
     script.write_text("#!/bin/bash\nsleep 30\n")
-    scheduler = PbsScheduler(timeout=10)
+    scheduler = PbsScheduler(timeout=60)
     job_id = scheduler.submit(script, job_name="keep", cwd=tmp_path)
-    wait_for(scheduler, job_id, lambda s: s is JobState.RUNNING, 20)
+    wait_for(scheduler, job_id, lambda s: s is JobState.RUNNING, backend.job_seconds)
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "qstat").write_text("#!/bin/bash\necho 'qstat: cannot connect to server' >&2\n"
@@ -154,48 +131,7 @@ def test_a_failing_qstat_keeps_the_last_states(fake_pbs: Path, tmp_path: Path) -
         patch.setenv("PATH", f"{broken}:{os.environ['PATH']}")
         assert scheduler.status([job_id]) == {job_id: JobState.RUNNING}
     scheduler.cancel(job_id)
-    assert wait_for(scheduler, job_id, finished, 20) is JobState.CANCELLED
-
-
-#: Stands in for python under a launcher: writes what the trainer's own rules make of its place.
-RANK_PYTHON = """#!{python}
-import os, sys
-sys.path.insert(0, {root!r})
-from nas.train.launch import detect
-env = detect(os.environ)
-with open(f"rank-{{env.rank}}", "w") as out:
-    out.write(f"{{env.launcher}} {{env.rank}}/{{env.world_size}} {{env.local_rank}} "
-              f"{{env.master_addr}}:{{env.master_port}} {{os.environ['OMP_NUM_THREADS']}}")
-"""
-
-
-def test_a_rendered_script_starts_every_rank_where_pals_would(
-    fake_pbs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the job sizes it: 4 cores, 2 ranks
-    import sys
-
-    point = tmp_path / "point 0"
-    point.mkdir()
-    python = tmp_path / "python"
-    python.write_text(
-        RANK_PYTHON.format(python=sys.executable, root=str(Path(__file__).parent.parent))
-    )
-    python.chmod(0o755)
-    cluster = ClusterConfig(backend="pbs", python=str(python), nodes=2, ranks_per_node=2,
-                            cores_per_node=4, walltime_minutes=10)  # fmt: skip
-    text = render_job_script("pbs", cluster=cluster, point_dir=point, job_name="e2e-pbs",
-                             stdout_path="job.log")  # fmt: skip
-    scheduler = PbsScheduler()
-    job_id = scheduler.submit(write_job_script(point / "job.sh", text), job_name="e2e-pbs",
-                              cwd=point)  # fmt: skip
-    assert wait_for(scheduler, job_id, finished, 20) is JobState.COMPLETED, (
-        point / "job.log"
-    ).read_text()
-    port = port_for_job(job_id)
-    assert [(point / f"rank-{r}").read_text() for r in range(4)] == [
-        f"pals {r}/4 {r % 2} 127.0.0.1:{port} 2" for r in range(4)
-    ]
+    assert wait_for(scheduler, job_id, finished, backend.job_seconds) is JobState.CANCELLED
 
 
 def test_pals_and_pbs_variables_alone_give_the_rendezvous(tmp_path: Path) -> None:
@@ -208,42 +144,3 @@ def test_pals_and_pbs_variables_alone_give_the_rendezvous(tmp_path: Path) -> Non
     assert (dist.master_addr, dist.master_port) == ("x3001c0s13b0n0", port_for_job("42.pbs01"))
     plain = {k: v for k, v in env.items() if not k.startswith("PALS_")}
     assert detect(plain).launcher == "pmi" and detect(plain).local_rank == 1
-
-
-# --------------------------------------------------------------------------- the controller
-
-
-def test_the_controller_trains_a_point_with_two_pals_ranks_of_the_real_trainer(
-    fake_pbs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.chdir(tmp_path)
-    state_path = train_one_point(tmp_path, "pbs", PbsScheduler())
-    assert load_state(state_path).point(0).job_id == "1.fakepbs"
-    script = (layout.point_dir(layout.run_dir(state_path), 0) / layout.JOB_SCRIPT).read_text()
-    assert "#PBS -l select=1" in script and "mpiexec -n 2 --ppn 2 --depth 1" in script
-
-
-def test_qdel_of_a_running_candidate_leaves_it_cancelled_without_a_retry(
-    fake_pbs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    state_path, job = cancel_while_training(
-        tmp_path, "pbs", PbsScheduler(), lambda job: run_command(["qdel", job], timeout=30)
-    )
-    assert "substate=91" in PbsScheduler().reason(job)
-    assert load_state(state_path).point(1).job_id == "2.fakepbs", "the search went on"
-
-
-def test_hostile_paths_travel_as_text_through_qsub_and_mpiexec(
-    fake_pbs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    hostile_standin_search(tmp_path, "pbs")
-
-
-def test_a_value_no_directive_can_carry_is_refused_when_the_search_is_created(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert_refused_directive(tmp_path, "pbs", "constraint", f"system=polaris {HOSTILE[0]}")

@@ -1,4 +1,7 @@
-"""Flux, through the fake ``flux`` (batch, run, jobs, cancel, getattr, job id) of tests/fakes.
+"""What only Flux does: its JSON and ids, its directives, the warning signal and its variables.
+
+Flux runs through the fake ``flux`` (batch, run, jobs, cancel, getattr, job id)
+of tests/fakes; what every backend does is in test_backends.py.
 
 No Flux can be installed from this machine's package registries (Debian has
 no flux-core), so the backend, its job scripts and the real trainer run
@@ -11,39 +14,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from controller_cluster_support import (
-    HOSTILE,
-    assert_refused_directive,
-    cancel_while_training,
-    hostile_standin_search,
-    train_one_point,
-)
-from scheduler_contract import SchedulerContract, finished, wait_for
-from test_pbs import RANK_PYTHON
+from conftest import Backend
+from scheduler_contract import finished, wait_for
 
 from nas.cluster import FluxScheduler, JobState, SchedulerError
 from nas.cluster.flux import job_id, parse_batch, parse_jobs
-from nas.cluster.proc import run_command
 from nas.cluster.render import ScriptError, render_job_script, write_job_script
 from nas.config import ClusterConfig
-from nas.pointdir import layout
-from nas.record.store import load_state
 from nas.train.launch import LaunchError, detect, port_for_job
 
-FAKES = Path(__file__).parent / "fakes"
+#: The tests that need the Flux double: the one backend fixture, on its Flux row.
+ON_FLUX = pytest.mark.parametrize("backend", ["flux"], indirect=True)
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture()
-def fake_flux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The flux double on PATH, state under tmp_path/flux."""
-    monkeypatch.setenv("PATH", f"{FAKES}:{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_FLUX_DIR", str(tmp_path / "flux"))
-    return tmp_path / "flux"
 
 
 # --------------------------------------------------------------------------- parsing
@@ -101,7 +86,8 @@ def test_directives_and_the_flux_run_step(tmp_path: Path) -> None:
         "#flux: --requires=rabbit",
     ]  # fmt: skip
     assert text.splitlines()[1:13] == directives, "RFC 36: directives grouped at the top"
-    assert "flux run -N 34 -n 136 -c 24 -g 1 -o gpu-affinity=per-task python3 -m nas.train" in text
+    launch = "flux run -N 34 -n 136 -c 24 -g 1 -o gpu-affinity=per-task python3 -m nas.trial.launch"
+    assert launch in text and "-- python3 -m nas.train &" in text
     assert "MASTER_" not in text
     subprocess.run(["bash", "-n"], input=text, text=True, check=True)
     uneven = ClusterConfig(backend="flux", gpus_per_node=4, ranks_per_node=3, cores_per_node=3)
@@ -116,53 +102,19 @@ def test_directives_and_the_flux_run_step(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the double
 
 
-class TestFakeFluxContract(SchedulerContract):
-    timeout = 20.0
-
-    @pytest.fixture()
-    def scheduler(self, fake_flux: Path) -> FluxScheduler:
-        return FluxScheduler()
-
-    @pytest.fixture()
-    def fresh_scheduler(self, fake_flux: Path) -> FluxScheduler:
-        return FluxScheduler()
-
-
-def test_the_time_limit_is_a_timeout(fake_flux: Path, tmp_path: Path) -> None:
+@ON_FLUX
+def test_the_time_limit_is_a_timeout(backend: Backend, tmp_path: Path) -> None:
     script = tmp_path / "job.sh"
     script.write_text("#!/bin/bash\n#flux: -t 1s\nsleep 30\n")
     scheduler = FluxScheduler()
     job = scheduler.submit(script, job_name="limit", cwd=tmp_path)
-    assert wait_for(scheduler, job, finished, 20) is JobState.TIMEOUT
+    assert wait_for(scheduler, job, finished, backend.job_seconds) is JobState.TIMEOUT
     assert "result=TIMEOUT" in scheduler.reason(job)
 
 
-def test_a_rendered_script_starts_every_task_with_fluxs_variables(
-    fake_flux: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the job sizes it: 4 cores, 2 ranks
-    point = tmp_path / "point 0"
-    point.mkdir()
-    python = tmp_path / "python"
-    python.write_text(RANK_PYTHON.format(python=sys.executable, root=str(ROOT)))
-    python.chmod(0o755)
-    cluster = ClusterConfig(backend="flux", python=str(python), nodes=2, ranks_per_node=2,
-                            cores_per_node=4, walltime_minutes=10)  # fmt: skip
-    text = render_job_script("flux", cluster=cluster, point_dir=point, job_name="e2e-flux",
-                             stdout_path="job.log")  # fmt: skip
-    scheduler = FluxScheduler()
-    job = scheduler.submit(write_job_script(point / "job.sh", text), job_name="e2e-flux",
-                           cwd=point)  # fmt: skip
-    assert wait_for(scheduler, job, finished, 20) is JobState.COMPLETED, (
-        point / "job.log"
-    ).read_text()
-    lines = [(point / f"rank-{r}").read_text() for r in range(4)]
-    port = lines[0].split(":")[1].split()[0]
-    assert lines == [f"flux {r}/4 {r % 2} 127.0.0.1:{port} 2" for r in range(4)]
-
-
+@ON_FLUX
 def test_the_warning_reaches_the_trainer_and_the_step_survives_it(
-    fake_flux: Path, tmp_path: Path
+    backend: Backend, tmp_path: Path
 ) -> None:
     """Flux sends --signal's USR2 to the batch script and the step alike: the trainer
     stops on it, `flux run` ignores it, and the job ends with the trainer's status."""
@@ -179,12 +131,13 @@ def test_the_warning_reaches_the_trainer_and_the_step_survives_it(
     scheduler = FluxScheduler()
     job = scheduler.submit(write_job_script(point / "job.sh", text), job_name="warned",
                            cwd=point)  # fmt: skip
-    assert wait_for(scheduler, job, finished, 30) is JobState.COMPLETED
+    assert wait_for(scheduler, job, finished, backend.job_seconds) is JobState.COMPLETED
     assert (point / "got-usr2").read_text().splitlines()[0] == "usr2"
 
 
+@ON_FLUX
 def test_flux_variables_alone_give_the_rendezvous(
-    fake_flux: Path, monkeypatch: pytest.MonkeyPatch
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = {"FLUX_TASK_RANK": "3", "FLUX_TASK_LOCAL_ID": "1", "FLUX_JOB_SIZE": "4",
            "FLUX_JOB_ID": "ƒ2Xs", "PMI_RANK": "3", "PMI_SIZE": "4",
@@ -195,42 +148,3 @@ def test_flux_variables_alone_give_the_rendezvous(
     assert (dist.master_addr, dist.master_port) == ("tuolumne1003", port_for_job("ƒ2Xs"))
     with pytest.raises(LaunchError, match="flux getattr hostlist"):
         detect({**env, "PATH": "/nonexistent"})  # no flux to ask
-
-
-# --------------------------------------------------------------------------- the controller
-
-
-def test_the_controller_trains_a_point_with_two_flux_tasks_of_the_real_trainer(
-    fake_flux: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.chdir(tmp_path)
-    state_path = train_one_point(tmp_path, "flux", FluxScheduler())
-    script = (layout.point_dir(layout.run_dir(state_path), 0) / layout.JOB_SCRIPT).read_text()
-    assert "#flux: -N 1" in script and "flux run -N 1 -n 2 -c 1" in script
-
-
-def test_flux_cancel_of_a_running_candidate_leaves_it_cancelled_without_a_retry(
-    fake_flux: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    state_path, job = cancel_while_training(
-        tmp_path, "flux", FluxScheduler(),
-        lambda job: run_command(["flux", "cancel", job], timeout=30),
-    )  # fmt: skip
-    assert "result=CANCELED" in FluxScheduler().reason(job)
-    assert load_state(state_path).point(1).job_id not in ("", job), "the search went on"
-
-
-def test_hostile_paths_travel_as_text_through_flux_batch_and_flux_run(
-    fake_flux: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    hostile_standin_search(tmp_path, "flux")
-
-
-def test_a_value_no_directive_can_carry_is_refused_when_the_search_is_created(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert_refused_directive(tmp_path, "flux", "constraint", f"rabbit {HOSTILE[1]}")

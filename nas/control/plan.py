@@ -1,0 +1,181 @@
+"""What the next cycle will do: stop, propose a batch, or submit which points as which jobs.
+
+The controller (:class:`nas.control.cycle.Controller`) applies these
+selections and ``splinenas run --dry-run`` (:func:`dry_run`) shows them:
+both call the same functions on the committed state, so the dry run cannot
+drift from what a cycle does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from nas.cluster.render import write_job_script
+from nas.config import Experiment
+from nas.control import policy
+from nas.control.feasible import Feasibility
+from nas.control.prepare import JobSettings, feasibility, job_name, run_problems
+from nas.pointdir import layout
+from nas.record.state import ACTIVE, READY, Point, PointStatus, State
+from nas.record.store import StateStore
+
+log = logging.getLogger(__name__)
+
+_S = PointStatus
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why the controller stops; ``ok`` is False when a person must act."""
+
+    reason: str
+    ok: bool = True
+
+
+def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | None, list]:
+    """When no point is unfinished: why to stop (converged, budget) or the next batch.
+
+    The first batch is the whole initial design, later ones ``batch_size``
+    spline proposals. Returns the stored points (proposals with ``dry_run``).
+    """
+    state = study.state
+    if state.with_status(*READY, *ACTIVE):
+        return None, []
+    from nas.search.propose import SearchError
+    from nas.search.spline import SplineError
+
+    if state.points and study.converged():
+        _store_last_fit(study, dry_run)
+        best = study.best()
+        where = "" if best is None else f"; best point {best.id} = {best.value:.6g}"
+        return Stop(f"converged: {study.stop_evidence().reason}{where}"), []
+    reason = study.budget_reason()
+    if reason:
+        _store_last_fit(study, dry_run)
+        return Stop(reason), []
+    design = len(study.optimizer.initial_design())
+    size = study.experiment.experiment.batch_size if state.points else design
+    try:
+        made = study.propose(size, dry_run=dry_run)
+    except SearchError as exc:
+        return Stop(f"no candidate left to propose: {exc}"), []
+    except (SplineError, policy.StudyError) as exc:
+        return Stop(f"cannot propose: {exc}", ok=False), []
+    if not made:
+        return Stop(f"nothing to propose: {study.fit_blocker()}", ok=False), []
+    return None, made
+
+
+def submission_plan(
+    state: State, experiment: Experiment, feasible: Feasibility | None
+) -> tuple[list[tuple[Point, str]], list[tuple[Point, Point]]]:
+    """What a cycle submits: pending points that cannot fit a GPU (with the reason), and
+    (point, its next submission) for the ready points that fit, up to the job limit.
+
+    The controller applies it; ``run --dry-run`` shows it: both use this one selection.
+    """
+    infeasible = []
+    if feasible is not None:
+        infeasible = [
+            (p, feasible.reason(p.params))
+            for p in state.with_status(_S.PENDING)
+            if not feasible(p.params)
+        ]
+    excluded = {p.id for p, _ in infeasible}
+    slots = experiment.cluster.max_concurrent_jobs - len(state.with_status(*ACTIVE))
+    ready = [p for p in ready_points(state.points) if p.id not in excluded][: max(slots, 0)]
+    return infeasible, [(p, next_submission(p, experiment.experiment.name)) for p in ready]
+
+
+def _store_last_fit(study: policy.Study, dry_run: bool) -> None:
+    """Keep the fit on every measured point of a stopped search for its readers."""
+    from nas.search.propose import SearchError
+    from nas.search.spline import SplineError
+
+    if not dry_run:
+        try:
+            study.store_fit()
+        except (SearchError, SplineError) as exc:
+            log.warning("no final fit: %s", exc)
+
+
+def ready_points(points: list[Point]) -> list[Point]:
+    """Points waiting for a job: incomplete ones (training under way) first, then by id."""
+    return sorted(
+        (p for p in points if p.status in READY),
+        key=lambda p: (p.status is not _S.INCOMPLETE, p.id),
+    )
+
+
+def next_submission(point: Point, experiment: str) -> Point:
+    """The point as its next job will see it: the next segment, or the next attempt."""
+    if point.status is _S.INCOMPLETE:
+        nxt = dataclasses.replace(point, segment=point.segment + 1)
+    else:
+        nxt = dataclasses.replace(point, attempts=point.attempts + 1)
+    return dataclasses.replace(nxt, job_name=job_name(experiment, nxt))
+
+
+def dry_run(
+    state_path: str | Path,
+    *,
+    cwd: Path | None = None,
+    out: Path | None = None,
+    max_points: int | None = None,
+) -> dict[str, object]:
+    """What the next cycle would submit or propose, from the committed state (``--dry-run``).
+
+    ``max_points`` is the budget ``run --max-points`` would set. Writes nothing: each job script the next cycle would submit is returned
+    as text, or written to ``out/<job name>.sh`` when ``out`` is given (a
+    folder of the user's choosing, never the run folder).
+    """
+    state_path = Path(state_path)
+    state = StateStore.read(state_path)
+    experiment = policy.experiment_of(state, state_path)
+    if max_points is not None:  # in memory only: the read state is never committed
+        policy.raise_budget(state, experiment, max_points, "run --dry-run --max-points")
+    settings, unchecked = _offline_settings(experiment, cwd or Path.cwd())
+    run = layout.run_dir(state_path)
+    feasible = feasibility(experiment, settings.workdir)
+    infeasible, submissions = submission_plan(state, experiment, feasible)
+    submit = []
+    for point, nxt in submissions:
+        text = settings.script_text(run, nxt)
+        entry = {"id": point.id, "params": point.params, "job_name": nxt.job_name}
+        if out is None:
+            entry.update(script=None, text=text)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            entry.update(script=str(write_job_script(out / f"{nxt.job_name}.sh", text)))
+        submit.append(entry)
+    stop, proposals = next_batch(policy.Study(state, experiment, feasible), dry_run=True)
+    return {
+        "infeasible": [{"id": p.id, "params": p.params, "reason": r} for p, r in infeasible],
+        "submit": submit,
+        "propose": [
+            {"params": p.params, "predicted": p.predicted, "origin": p.origin} for p in proposals
+        ],
+        "stop": None if stop is None else dataclasses.asdict(stop),
+        "unchecked": unchecked,
+    }
+
+
+def _offline_settings(experiment: Experiment, cwd: Path) -> tuple[JobSettings, list[str]]:
+    """The job settings for a dry run, and the paths that do not exist on this machine.
+
+    A dry run shows the scripts of an experiment written for another machine
+    (``init --offline``): its env file, data root and index are used as given
+    and named as unchecked instead of refused; everything else refuses as ``run`` does.
+
+    Raises:
+        ConfigError: the first problem that is not a path on this machine.
+    """
+    problems = run_problems(experiment, cwd, offline=True)
+    if problems:
+        raise problems[0]
+    offline = {str(p) for p in problems}
+    unchecked = [str(p) for p in run_problems(experiment, cwd) if str(p) not in offline]
+    return JobSettings.resolved(experiment, cwd), unchecked

@@ -1,0 +1,187 @@
+"""The trade-off search of ``[experiment] tradeoff``: proposals aimed at the front, and its stop rule.
+
+Reads the state and the experiment, asks the optimizer for the metric's
+predictions and their errors and :mod:`nas.control.costs` for the cost of
+each candidate, and leaves the choice to :mod:`nas.search.tradeoff`
+(hypervolume gain of the optimistic prediction, the believer rule across
+the slots of a batch). The study (:mod:`nas.control.policy`) calls it in
+place of the spline's argmax once the initial design is measured.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from nas.config import Experiment
+from nas.control.costs import CostSource, cost_predictor, cost_source, measured
+from nas.record.state import State
+from nas.search.space import Params
+
+if TYPE_CHECKING:
+    from nas.search.optimizer import SplineOptimizer
+    from nas.search.tradeoff import PredictedPoint, Predictor
+
+
+@dataclass(frozen=True)
+class MeasuredPoint:
+    """A measured point with its cost (NaN where the cost is unknown)."""
+
+    id: int
+    params: Params
+    metric: float
+    cost: float
+
+
+def measured_points(state: State, source: CostSource) -> list[MeasuredPoint]:
+    """Every measured point with its cost, in id order."""
+    return [
+        MeasuredPoint(p.id, dict(p.params), float(p.value), source.of_point(p))
+        for p in measured(state)
+    ]
+
+
+def measured_front(points: Sequence[MeasuredPoint], goal: str) -> list[MeasuredPoint]:
+    """The non-dominated measured points (cost known), cheapest first."""
+    from nas.search.pareto import nondominated
+
+    keep = nondominated([p.metric for p in points], [p.cost for p in points], goal)
+    return [points[i] for i in keep]
+
+
+def metric_predictor(optimizer: SplineOptimizer) -> Predictor:
+    """The metric's spline prediction and leave-one-out error at each candidate."""
+    return lambda many: optimizer.predict_interval(list(many))
+
+
+def _pool(
+    state: State,
+    experiment: Experiment,
+    admissible: Callable[[Params], bool] | None,
+    front: Sequence[MeasuredPoint],
+    size: int | None,
+) -> list[Params]:
+    """Legal candidates around the front and across the box that the search may propose."""
+    from nas.search.tradeoff import POOL_SIZE, candidate_pool
+
+    cfg = experiment.experiment
+    pool = candidate_pool(state.space, cfg.seed, [p.params for p in front], size or POOL_SIZE)
+    return pool if admissible is None else [p for p in pool if admissible(p)]
+
+
+def predicted_front(
+    state: State,
+    experiment: Experiment,
+    optimizer: SplineOptimizer,
+    admissible: Callable[[Params], bool] | None,
+    source: CostSource,
+    pool_size: int | None = None,
+) -> list[PredictedPoint]:
+    """The front of the spline's predictions over a candidate pool.
+
+    The pool holds quasi-random legal points and the lattice neighbours of the
+    measured front, less what the search may not propose (memory,
+    ``[experiment.constraints]``); a known cost is computed, a measured one predicted.
+    """
+    from nas.search.tradeoff import predict_front
+
+    goal = experiment.experiment.goal
+    front = measured_front(measured_points(state, source), goal)
+    pool = _pool(state, experiment, admissible, front, pool_size)
+    return predict_front(
+        pool, metric_predictor(optimizer), cost_predictor(state, experiment, source), goal
+    )
+
+
+def propose(
+    state: State,
+    experiment: Experiment,
+    optimizer: SplineOptimizer,
+    admissible: Callable[[Params], bool] | None,
+    n: int,
+) -> list[tuple[Params, float]]:
+    """Up to ``n`` new candidates that add most to the (metric, cost) front: (params, prediction).
+
+    :func:`nas.search.tradeoff.front_batch` on the measured points with a
+    known cost, never a point the state holds; a new pool for every batch.
+    """
+    from nas.search.tradeoff import front_batch
+
+    cfg = experiment.experiment
+    source = cost_source(experiment, cfg.tradeoff)
+    points = [p for p in measured_points(state, source) if math.isfinite(p.cost)]
+    costs = cost_predictor(state, experiment, source)
+    return front_batch(
+        state.space,
+        metric_predictor(optimizer),
+        lambda many: costs(many)[0],
+        [(p.params, p.metric, p.cost) for p in points],
+        n,
+        seed=cfg.seed + len(state.points),
+        goal=cfg.goal,
+        admissible=admissible,
+        taken=[p.params for p in state.points],
+    )
+
+
+@dataclass(frozen=True)
+class FrontEvidence:
+    """The trade-off stop rule's decision: predictions agree and no predicted point beats the front."""
+
+    stop: bool
+    gap: float
+    where: Params | None
+    reason: str
+
+
+def evidence(
+    state: State,
+    experiment: Experiment,
+    optimizer: SplineOptimizer,
+    admissible: Callable[[Params], bool] | None,
+    gaps: Sequence[float],
+    agreements: int,
+) -> FrontEvidence:
+    """Stop when the last ``agreements`` proposals were measured within ``tolerance`` of
+    their predictions (``gaps``, oldest first) and no point of the predicted front lies
+    more than ``tolerance`` beyond the measured front at its cost."""
+    from nas.search.tradeoff import front_gap
+
+    cfg = experiment.experiment
+    tolerance = cfg.tolerance
+    agreed = len(gaps) >= agreements and all(g <= tolerance for g in gaps[-agreements:])
+    if not agreed:
+        return FrontEvidence(
+            False,
+            math.inf,
+            None,
+            f"the last {agreements} trade-off proposals are not all within tolerance "
+            f"{tolerance:g} of their predictions yet",
+        )
+    source = cost_source(experiment, cfg.tradeoff)
+    front = measured_front(measured_points(state, source), cfg.goal)
+    predicted = predicted_front(state, experiment, optimizer, admissible, source)
+    gap, where = front_gap(
+        np.array([p.metric for p in front]), np.array([p.cost for p in front]), predicted, cfg.goal
+    )
+    if gap > tolerance:
+        return FrontEvidence(
+            False,
+            gap,
+            None if where is None else where.params,
+            f"the predicted front lies {gap:.3g} beyond the measured one (tolerance "
+            f"{tolerance:g}) at {cfg.tradeoff} {where.cost:.4g}"
+            if where is not None
+            else "no measured front yet",
+        )
+    return FrontEvidence(
+        True,
+        gap,
+        None if where is None else where.params,
+        f"the predicted front lies within {tolerance:g} of the measured one against "
+        f"{cfg.tradeoff} and the last {agreements} proposals were predicted within it",
+    )

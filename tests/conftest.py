@@ -1,0 +1,104 @@
+"""The scheduler backends every backend test runs over: one table, one fixture.
+
+LSF, PBS and Flux run against the doubles in ``tests/fakes`` (programs on
+PATH that keep their state in a folder, parse real argv and directives and
+run the job script locally); Slurm is the real one-node cluster of
+``tests/slurm/cluster.sh``, so its rows are marked ``slurm``. A test takes
+the ``backend`` fixture to run on every one of them, or picks some with
+``@pytest.mark.parametrize("backend", [...], indirect=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from slurm.cluster_fixture import slurm_cluster  # noqa: F401 - the session fixture
+
+from nas.cluster import FluxScheduler, LsfScheduler, PbsScheduler, Scheduler, SlurmScheduler
+
+FAKES = Path(__file__).resolve().parent / "fakes"
+
+
+#: Stands in for python under a launcher: writes what the trainer's own rules make of its
+#: place (format it with ``python``, the interpreter, and ``root``, this checkout).
+RANK_PYTHON = """#!{python}
+import os, sys
+sys.path.insert(0, {root!r})
+from nas.train.launch import detect
+env = detect(os.environ)
+with open(f"rank-{{env.rank}}", "w") as out:
+    out.write(f"{{env.launcher}} {{env.rank}}/{{env.world_size}} {{env.local_rank}} "
+              f"{{env.master_addr}}:{{env.master_port}} {{os.environ['OMP_NUM_THREADS']}}")
+"""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One scheduler as the tests drive it, and what differs from the others."""
+
+    name: str
+    #: The backend's scheduler class (a fresh instance is a restarted controller).
+    kind: type[Scheduler]
+    #: What a person types to cancel job ``ID`` (the id is appended).
+    cancel_argv: tuple[str, ...]
+    #: The variable naming the double's state folder; None: a real scheduler.
+    fake_dir_variable: str | None
+    #: Seconds a trivial job may take from submission to its final state.
+    job_seconds: float
+    #: Where the double keeps its state (set by the fixture; None for a real scheduler).
+    fake_dir: Path | None = None
+
+    def scheduler(self) -> Scheduler:
+        """A new instance, as a restarted controller would make."""
+        return self.kind(timeout=60)
+
+
+#: name -> (class, cancel command, the double's state variable, seconds a trivial job takes).
+BACKENDS: dict[str, Backend] = {
+    "lsf": Backend("lsf", LsfScheduler, ("bkill",), "FAKE_LSF_DIR", 120.0),
+    "pbs": Backend("pbs", PbsScheduler, ("qdel",), "FAKE_PBS_DIR", 120.0),
+    "flux": Backend("flux", FluxScheduler, ("flux", "cancel"), "FAKE_FLUX_DIR", 120.0),
+    "slurm": Backend("slurm", SlurmScheduler, ("scancel",), None, 180.0),
+}
+
+#: The rows of every backend test: the doubles, and the real Slurm cluster when it can start.
+BACKEND_ROWS = [
+    *(name for name in BACKENDS if BACKENDS[name].fake_dir_variable),
+    pytest.param("slurm", marks=pytest.mark.slurm),
+]
+
+
+@pytest.fixture(params=BACKEND_ROWS)
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Backend:
+    """A scheduler backend ready to take jobs: its double on PATH, or the real cluster up."""
+    row = BACKENDS[request.param]
+    if row.fake_dir_variable is None:
+        request.getfixturevalue("slurm_cluster")
+        return row
+    folder = tmp_path / f"fake-{row.name}"
+    monkeypatch.setenv("PATH", f"{FAKES}:{os.environ['PATH']}")
+    monkeypatch.setenv(row.fake_dir_variable, str(folder))
+    return Backend(**{**vars(row), "fake_dir": folder})
+
+
+def cancel_by_hand(backend: Backend) -> Callable[[str], None]:
+    """Cancel a job the way a person would, with the scheduler's own command, and wait
+    until the scheduler has it cancelled (Slurm's ``scancel`` only asks)."""
+    from scheduler_contract import finished, wait_for
+
+    from nas.cluster import JobState
+    from nas.cluster.proc import run_command
+
+    def cancel(job: str) -> None:
+        run_command([*backend.cancel_argv, job], timeout=120)
+        assert wait_for(backend.scheduler(), job, finished, backend.job_seconds) is (
+            JobState.CANCELLED
+        )
+
+    return cancel
