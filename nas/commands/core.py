@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import json
 import sys
 import time
 from collections.abc import Iterable
@@ -35,6 +34,7 @@ from nas.commands.common import (
     reported,
     state_option,
     writable_path,
+    write_json_rows,
     write_table,
 )
 from nas.commands.curves import export_doc
@@ -420,9 +420,10 @@ def _export(args: argparse.Namespace) -> int:
     if args.json:
         doc = export_doc(state, layout.run_dir(args.state), args.state)
         if args.out is None:
-            emit_json(doc)
+            write_json_rows(doc, "points", sys.stdout)
         else:
-            args.out.write_text(json.dumps(doc, allow_nan=False, indent=2) + "\n", encoding="utf-8")
+            with open(args.out, "w", encoding="utf-8") as handle:
+                write_json_rows(doc, "points", handle)
             print(f"wrote {len(state.points)} points to {args.out}", file=sys.stderr)
         return EXIT_OK
     if args.out is None:
