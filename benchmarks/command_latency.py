@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import numpy as np
 from nas.config import parse_experiment
 from nas.control import policy
 from nas.record.store import StateStore
+from nas.search.spline import MAX_SUPPORT
 
 EXPERIMENT = """
 [experiment]
@@ -58,6 +58,7 @@ COMMANDS = (
     ("status", "--json"),
     ("show", "5"),
     ("export", "--csv"),
+    ("export", "--json"),
 )
 
 
@@ -103,19 +104,21 @@ def build(path: Path, n: int) -> None:
             if store.state.find(params) is None:
                 point = store.state.add_point(params, "manual", 1)
                 measure(store.state, point.id, params)
-        study.store_fit()
+        if n <= MAX_SUPPORT:  # beyond it the fit is refused; the readers read the rest the same
+            study.store_fit()
         store.commit()
 
 
-def cpu_seconds(argv: list[str]) -> tuple[float, float]:
-    """CPU (user + system) and wall seconds of one process running ``argv``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def cpu_seconds(argv: list[str]) -> tuple[float, float, float]:
+    """CPU (user + system) seconds, wall seconds and peak RSS (MiB) of one process running ``argv``."""
     start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=os.environ.copy())
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=os.environ.copy())
+    _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return cpu, wall
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise subprocess.CalledProcessError(child.returncode, argv)
+    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -132,14 +135,15 @@ def main() -> None:
         print(f"{args.points} points, {EPOCHS}-entry curves; load average "
               f"{os.getloadavg()[0]:.1f}; `python -c 'import h5py'` alone: "
               f"{statistics.median(baseline):.2f} s CPU\n")  # fmt: skip
-        print("| command | CPU s (median) | wall s (median) |")
-        print("| --- | --- | --- |")
+        print("| command | CPU s (median) | wall s (median) | peak RSS MiB (median) |")
+        print("| --- | --- | --- | --- |")
         for command in COMMANDS:
             argv = [sys.executable, "-m", "nas", command[0], "--state", str(state), *command[1:]]
             runs = [cpu_seconds(argv) for _ in range(args.repeat)]
             cpu = statistics.median(r[0] for r in runs)
             wall = statistics.median(r[1] for r in runs)
-            print(f"| `splinenas {' '.join(command)}` | {cpu:.2f} | {wall:.2f} |")
+            peak = statistics.median(r[2] for r in runs)
+            print(f"| `splinenas {' '.join(command)}` | {cpu:.2f} | {wall:.2f} | {peak:.0f} |")
 
 
 if __name__ == "__main__":

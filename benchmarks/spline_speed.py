@@ -1,21 +1,38 @@
-"""Speed and accuracy of PolyharmonicSpline against scipy's RBFInterpolator, and propose time.
+"""Acceptance table: the spline against scipy's RBFInterpolator, propose time, BLAS threads.
 
 Run ``python benchmarks/spline_speed.py [--quick]``; prints markdown tables.
+
+Every time is CPU seconds of this one process (``time.process_time``) with
+every BLAS library limited to the search's thread count
+(:mod:`nas.search.threads`), ours and scipy's interleaved on the same data,
+median of ``--repeat`` runs. Each table is measured twice: as the machine is
+(its load average printed beside it) and under a background load this
+script starts and stops itself (``--load`` busy processes). Ratios below 1
+mean ours is faster.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from scipy.interpolate import RBFInterpolator
+from threadpoolctl import threadpool_limits
 
 from nas.search.propose import propose
 from nas.search.space import Dim, SearchSpace
 from nas.search.spline import PolyharmonicSpline
-from nas.search.strategies import DefaultStrategy
+from nas.search.strategies import DefaultStrategy, PaperStrategy
+from nas.search.threads import search_threads
+
+BUSY = "import time\nend = time.time() + 900\nwhile time.time() < end: pass\n"
 
 
 def _data(d: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -24,70 +41,168 @@ def _data(d: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, np.sin(3.0 * x).sum(axis=1) + x[:, 0] ** 2
 
 
-def _seconds(call: Callable[[], object], repeat: int = 3) -> float:
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return float(best)
+def _cpu(call: Callable[[], object]) -> float:
+    start = time.process_time()
+    call()
+    return time.process_time() - start
 
 
-def accuracy_and_speed(dims: list[int], sizes: list[int], n_eval: int) -> None:
-    print(f"\n## Fit and evaluation on {n_eval:.0e} points, ours vs scipy\n")
+def _wall(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def _load_line() -> str:
+    return f"load average (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count() or 0} cores"
+
+
+@contextmanager
+def background_load(processes: int) -> Iterator[None]:
+    """``processes`` busy Python loops for the duration of the block (killed after, by pid)."""
+    started = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(processes)]
+    try:
+        time.sleep(1.0)
+        yield
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()
+
+
+def fit_table(dims: list[int], sizes: list[int], repeat: int, n_eval: int) -> None:
+    print(f"\n{_load_line()} (at start)\n")
     print(
-        "| d | N | max rel. diff (1e5 pts) | fit ours [ms] | fit scipy [ms] | "
-        "eval ours [Mpt/s] | eval scipy [Mpt/s] | speed-up |"
+        "| d | N | max rel. diff | fit ours [ms] | fit scipy [ms] | fit ratio | "
+        "fit+LOO [ms] | fit+LOO / scipy fit | eval ours [ms] | eval scipy [ms] | eval ratio |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for d in dims:
         z = np.random.default_rng(1).random((n_eval, d))
         for n in sizes:
             x, y = _data(d, n)
+            reps = max(repeat, 200 // max(1, n // 10)) if n < 200 else repeat
+            times: dict[str, list[float]] = {k: [] for k in ("ours", "loo", "ref", "ev", "evref")}
             ours = PolyharmonicSpline(x, y)
             ref = RBFInterpolator(x, y, kernel="cubic", degree=1)
-            check = z[:100_000]
-            ref_values = ref(check)
-            rel = np.max(np.abs(ours(check) - ref_values)) / np.max(np.abs(ref_values))
-            fit_ours = _seconds(lambda: PolyharmonicSpline(x, y))  # noqa: B023
-            fit_ref = _seconds(lambda: RBFInterpolator(x, y, kernel="cubic", degree=1))  # noqa: B023
-            ev_ours = _seconds(lambda: ours(z), repeat=2)  # noqa: B023
-            ev_ref = _seconds(lambda: ref(z), repeat=1)  # noqa: B023
+            rel = float(np.max(np.abs(ours(z) - ref(z))) / np.max(np.abs(ref(z))))
+            for _ in range(reps):  # interleaved, so a change of load hits both
+                times["ours"].append(_cpu(lambda: PolyharmonicSpline(x, y)))  # noqa: B023
+                times["loo"].append(_cpu(lambda: PolyharmonicSpline(x, y).loo_errors()))  # noqa: B023
+                times["ref"].append(
+                    _cpu(lambda: RBFInterpolator(x, y, kernel="cubic", degree=1))  # noqa: B023
+                )
+            for _ in range(repeat):
+                times["ev"].append(_cpu(lambda: ours(z)))  # noqa: B023
+                times["evref"].append(_cpu(lambda: ref(z)))  # noqa: B023
+            m = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
             print(
-                f"| {d} | {n} | {rel:.1e} | {1e3 * fit_ours:.2f} | {1e3 * fit_ref:.2f} | "
-                f"{n_eval / ev_ours / 1e6:.1f} | {n_eval / ev_ref / 1e6:.1f} | {ev_ref / ev_ours:.1f}x |"
+                f"| {d} | {n} | {rel:.1e} | {m['ours']:.2f} | {m['ref']:.2f} | "
+                f"{m['ours'] / m['ref']:.2f} | {m['loo']:.2f} | {m['loo'] / m['ref']:.2f} | "
+                f"{m['ev']:.1f} | {m['evref']:.1f} | {m['ev'] / m['evref']:.2f} |"
             )
+    print(f"\n{_load_line()} (at end); evaluation on {n_eval:,} points\n")
 
 
-def propose_time(cases: list[tuple[int, int]], q: int) -> None:
-    print(f"\n## propose() wall time (paper strategy, q = 1 and q = {q}; default strategy q = 1)\n")
-    print(f"| d | N | q=1 [s] | q={q} [s] | default q=1 [s] |")
-    print("|---|---|---|---|---|")
-    for d, n in cases:
-        space = SearchSpace([Dim(f"x{k}", "float", 0.0, 1.0) for k in range(d)])
-        x, y = _data(d, n)
-        splines = {(): PolyharmonicSpline(x, y)}
-        one = _seconds(lambda: propose(space, splines, q=1), repeat=2)  # noqa: B023
-        many = _seconds(lambda: propose(space, splines, q=q), repeat=1)  # noqa: B023
-        default = _seconds(
-            lambda: propose(space, splines, strategy=DefaultStrategy()),  # noqa: B023
-            repeat=2,
+PEAK = """
+import resource, sys
+import numpy as np
+from scipy.interpolate import RBFInterpolator
+from nas.search.spline import PolyharmonicSpline
+what, n, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+x = np.random.default_rng(0).random((n, d)); y = np.sin(3 * x).sum(axis=1)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if what == "ours":
+    PolyharmonicSpline(x, y).loo_errors()
+elif what == "ours-fit":
+    PolyharmonicSpline(x, y)
+elif what == "scipy":
+    RBFInterpolator(x, y, kernel="cubic", degree=1)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+"""
+
+
+def memory_table(n: int, d: int) -> None:
+    print(f"\n### Peak memory of one fit, N = {n}, d = {d} (growth of peak RSS, fresh process)\n")
+    print("| what | MiB |\n|---|---|")
+    for what in ("ours-fit", "ours", "scipy"):
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK, what, str(n), str(d)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
         )
-        print(f"| {d} | {n} | {one:.2f} | {many:.2f} | {default:.2f} |")
+        label = {"ours-fit": "ours, fit", "ours": "ours, fit + LOO", "scipy": "scipy fit"}[what]
+        print(f"| {label} | {float(out.stdout):.1f} |")
+
+
+def threads_table(sizes: list[int], d: int, repeat: int) -> None:
+    print(f"\n### BLAS threads: fit + LOO, wall and CPU ms (median of {repeat}); {_load_line()}\n")
+    print("| N | threads | wall [ms] | CPU [ms] |\n|---|---|---|---|")
+    for n in sizes:
+        x, y = _data(d, n)
+        for threads in (1, 2, None):
+            with threadpool_limits(limits=threads, user_api="blas"):
+                walls, cpus = [], []
+                for _ in range(repeat):
+                    cpu = time.process_time()
+                    walls.append(_wall(lambda: PolyharmonicSpline(x, y).loo_errors()))  # noqa: B023
+                    cpus.append(time.process_time() - cpu)
+            label = "default" if threads is None else str(threads)
+            print(f"| {n} | {label} | {1e3 * np.median(walls):.1f} | {1e3 * np.median(cpus):.1f} |")
+
+
+def propose_table(dims: list[int], sizes: list[int], repeat: int) -> None:
+    print(f"\n### propose() CPU seconds, q = 1 (median of {repeat}); {_load_line()}\n")
+    print("| d | N | paper [s] | default [s] | paper / default |\n|---|---|---|---|---|")
+    growth: dict[tuple[int, str], list[float]] = {}
+    for d in dims:
+        space = SearchSpace([Dim(f"x{k}", "float", 0.0, 1.0) for k in range(d)])
+        for n in sizes:
+            x, y = _data(d, n)
+            splines = {(): PolyharmonicSpline(x, y)}
+            row = {}
+            for name, strategy in (("paper", PaperStrategy()), ("default", DefaultStrategy())):
+                propose(space, splines, strategy=strategy)  # imports and caches first
+                call = functools.partial(propose, space, splines, strategy=strategy)
+                row[name] = float(np.median([_cpu(call) for _ in range(repeat)]))
+                growth.setdefault((d, name), []).append(row[name])
+            print(
+                f"| {d} | {n} | {row['paper']:.3f} | {row['default']:.3f} | "
+                f"{row['paper'] / row['default']:.2f} |"
+            )
+    print("\nGrowth exponent b of time ~ N^b (least squares over the sizes above):\n")
+    print("| d | strategy | b |\n|---|---|---|")
+    for (d, name), seconds in growth.items():
+        b = np.polyfit(np.log(sizes), np.log(seconds), 1)[0]
+        print(f"| {d} | {name} | {b:.2f} |")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--quick", action="store_true", help="small sweep (d=2,8; N=10,40; 1e5 points)"
-    )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="d = 4, 8; N = 20, 200; no propose")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--load", type=int, default=os.cpu_count() or 2, help="busy processes")
+    parser.add_argument("--eval", type=int, default=20_000, help="evaluation points")
     args = parser.parse_args()
-    if args.quick:
-        accuracy_and_speed([2, 8], [10, 40], 100_000)
-        propose_time([(2, 10), (8, 40)], q=4)
-    else:
-        accuracy_and_speed([2, 4, 8, 12], [10, 40, 100, 500], 1_000_000)
-        propose_time([(2, 10), (4, 20), (8, 40), (8, 100), (12, 60), (12, 200)], q=4)
+    dims, sizes = ([4, 8], [20, 200]) if args.quick else ([4, 8, 16], [20, 200, 1000, 2500])
+    with search_threads():
+        print("## Fit, fit + leave-one-out and evaluation, ours / scipy (CPU, one thread)")
+        print("\n### As the machine is")
+        fit_table(dims, sizes, args.repeat, args.eval)
+        print(f"\n### Under a background load of {args.load} busy processes")
+        with background_load(args.load):
+            fit_table(dims, sizes, args.repeat, args.eval)
+        if not args.quick:
+            memory_table(2500, 8)
+    if not args.quick:
+        threads_table([1000, 2500], 8, args.repeat)
+        with background_load(args.load):
+            print("\nUnder the background load:")
+            threads_table([1000, 2500], 8, args.repeat)
+        with search_threads():
+            propose_table([8, 16], [200, 1000, 2500], 2)
 
 
 if __name__ == "__main__":

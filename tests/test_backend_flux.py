@@ -86,7 +86,8 @@ def test_directives_and_the_flux_run_step(tmp_path: Path) -> None:
         "#flux: --requires=rabbit",
     ]  # fmt: skip
     assert text.splitlines()[1:13] == directives, "RFC 36: directives grouped at the top"
-    assert "flux run -N 34 -n 136 -c 24 -g 1 -o gpu-affinity=per-task python3 -m nas.train" in text
+    launch = "flux run -N 34 -n 136 -c 24 -g 1 -o gpu-affinity=per-task python3 -m nas.trial.launch"
+    assert launch in text and "-- python3 -m nas.train &" in text
     assert "MASTER_" not in text
     subprocess.run(["bash", "-n"], input=text, text=True, check=True)
     uneven = ClusterConfig(backend="flux", gpus_per_node=4, ranks_per_node=3, cores_per_node=3)

@@ -130,7 +130,7 @@ def test_a_rendered_script_runs_end_to_end(
     for rank in range(ranks):
         lines = (point / f"rank-{rank}").read_text().splitlines()
         assert lines[0] == f"{rank}/{ranks}"
-        assert lines[2:6] == ["-m", "nas.train", "--point-dir", str(point)]
+        assert lines[2:6] == ["-m", "nas.trial.launch", "--point-dir", str(point)]
     if kind == "lsf":
         assert lines[1] == ":"  # the trainer derives the rendezvous itself (launch.py)
         assert (point / f"seg-{job_id}.out").exists()

@@ -86,7 +86,7 @@ def test_directives_and_the_pals_launch(tmp_path: Path) -> None:
     for line in ["#PBS -N e-p7", "#PBS -l select=34:system=polaris", "#PBS -l place=scatter",
                  "#PBS -l walltime=02:05:00", "#PBS -k doe", "#PBS -o logs/e-p7.log",
                  "#PBS -j oe", "#PBS -A MyProj", "#PBS -q prod", "#PBS -l filesystems=home:eagle",
-                 "mpiexec -n 136 --ppn 4 --depth 8 --cpu-bind depth python3 -m nas.train"]:  # fmt: skip
+                 "mpiexec -n 136 --ppn 4 --depth 8 --cpu-bind depth python3 -m nas.trial.launch"]:  # fmt: skip
         assert line in text.splitlines() or line in text
     assert "MASTER_" not in text
     subprocess.run(["bash", "-n"], input=text, text=True, check=True)

@@ -85,9 +85,10 @@ def test_a_rendered_script_runs_two_ranks(scheduler: SlurmScheduler, tmp_path: P
         lines = (point / f"rank-{rank}").read_text().splitlines()
         assert lines[0] == f"{rank}/2"
         rendezvous.add(lines[1])  # derived from the allocation by every rank alike
-        assert lines[2:6] == ["-m", "nas.train", "--point-dir", str(point)]
-        assert lines[6] == "--deadline"
-        assert 0 < int(lines[7]) - time.time() <= 240
+        assert lines[2:6] == ["-m", "nas.trial.launch", "--point-dir", str(point)]
+        assert lines[6:9] == ["--workdir", str(point), "--deadline"]
+        assert 0 < int(lines[9]) - time.time() <= 240
+        assert lines[10] == "--" and lines[-2:] == ["-m", "nas.train"]
     (address_and_port,) = rendezvous
     address, port = address_and_port.rsplit(":", 1)
     assert address and 15000 <= int(port) < 32768

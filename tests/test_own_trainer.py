@@ -193,3 +193,34 @@ def test_init_names_a_feasibility_rule_it_cannot_use(
     err = capsys.readouterr().err
     assert re.search(message, err), err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+LOSS = """#!/bin/sh
+# loss(lr, batch, optimizer): adam is better by 1; rank 0 writes it
+case "$3" in adam) offset=0 ;; *) offset=1 ;; esac
+awk -v lr="$1" -v b="$2" -v o="$offset" 'BEGIN {
+    printf "{\\"metrics\\": {\\"loss\\": %.12g}}\\n", (log(lr) / log(10) + 2) ^ 2 + (b - 64) ^ 2 / 1024 + o
+}' >"$SPLINENAS_POINT_DIR/r.tmp" && mv "$SPLINENAS_POINT_DIR/r.tmp" "$SPLINENAS_POINT_DIR/result.json"
+"""
+
+
+def test_a_loss_over_hyperparameters_is_minimised(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    script = tmp_path / "loss.sh"
+    script.write_text(LOSS)
+    script.chmod(0o755)
+    space = {"lr": LOG_LR, "batch": {"type": "int", "low": 16, "high": 256},
+             "optimizer": {"type": "categorical", "choices": ["sgd", "adam"]}}  # fmt: skip
+    text = command_experiment("own", ["./loss.sh", "{lr}", "{batch}", "{optimizer}"],
+                              space, metric="loss", goal="minimize", value_range=[0, 1000],
+                              max_points=8, design="space-filling")  # fmt: skip
+    document = search(tmp_path, capsys, text)
+    done = [p for p in document["points"] if p["status"] == "done"]
+    assert len(done) == len(document["points"]) >= 3
+    for point in done:
+        lr, batch, optimizer = (point["params"][k] for k in ("lr", "batch", "optimizer"))
+        expected = (math.log10(lr) + 2) ** 2 + (batch - 64) ** 2 / 1024 + (optimizer != "adam")
+        assert point["value"] == pytest.approx(expected, abs=1e-9)
+    assert document["goal"] == "minimize"

@@ -159,6 +159,30 @@ def emit_json(document: Any) -> None:
     sys.stdout.write("\n")
 
 
+def write_json_rows(document: dict[str, Any], rows: str, handle: TextIO) -> None:
+    """``document`` as indented JSON with each item of ``document[rows]`` on one line.
+
+    For bulk documents (``export --json``: 10,000 points with their curves
+    are millions of numbers): json's indenting encoder is pure Python and
+    about ten times slower than its C encoder, which writes each row here.
+    ``document[rows]`` may be any iterable, e.g. a generator that builds
+    each row as it is written.
+    """
+    handle.write("{")
+    for index, (key, value) in enumerate(document.items()):
+        handle.write(("\n" if index == 0 else ",\n") + f"  {json.dumps(key)}: ")
+        if key != rows:
+            handle.write(json.dumps(value, allow_nan=False))
+            continue
+        handle.write("[")
+        position = -1
+        for position, item in enumerate(value):
+            handle.write("\n    " if position == 0 else ",\n    ")
+            handle.write(json.dumps(item, allow_nan=False))
+        handle.write("\n  ]" if position >= 0 else "]")
+    handle.write("\n}\n")
+
+
 def point_doc(point: Point) -> dict[str, Any]:
     """What every command that lists points says of each, under the same keys."""
     return {

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import json
 import sys
 import time
 from collections.abc import Iterable
@@ -35,6 +34,7 @@ from nas.commands.common import (
     reported,
     state_option,
     writable_path,
+    write_json_rows,
     write_table,
 )
 from nas.commands.curves import export_doc
@@ -85,6 +85,24 @@ def _params_arg(
 
 def _read(path: Path) -> policy.Study:
     return policy.Study.of(StateStore.read(path), path)
+
+
+def _proposing(state: State, path: Path) -> policy.Study:
+    """The study of ``state`` that proposes as the controller would: only feasible candidates."""
+    from nas.control.feasible import commands_rule
+
+    experiment = policy.experiment_of(state, path)
+    return policy.Study(state, experiment, commands_rule(experiment, Path.cwd()))
+
+
+def _beyond_range(study: policy.Study, value: float) -> str:
+    """Why a prediction is not to be believed as it stands: it lies outside the metric's range."""
+    low, high = policy.value_range(study.experiment)
+    metric = study.experiment.experiment.metric
+    return (
+        f"the spline predicts {metric} = {value:.6g}, outside its valid range "
+        f"[{low:g}, {high:g}] ([experiment] value_range): it extrapolates there"
+    )
 
 
 # ---------------------------------------------------------------------------- handlers
@@ -174,6 +192,8 @@ def _add(args: argparse.Namespace) -> int:
             None if args.value is None else policy.check_value(experiment, args.value, "--value")
         )
         point, created = policy.add_manual(store.state, params, value, replace=args.replace)
+        if value is not None:
+            _store_fit_if_possible(policy.Study(store.state, experiment))
         store.commit()
     if args.json:
         emit_json({**point_doc(point), "created": created})
@@ -185,7 +205,7 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _store_fit_if_possible(study: policy.Study) -> None:
-    """Fit the imported measurements once, here, so readers show it without refitting."""
+    """Fit the new measurements once, here, so readers (``status``) never show a stale fit."""
     try:
         study.store_fit()
     except _search_failures() as exc:
@@ -254,6 +274,7 @@ def _record(args: argparse.Namespace) -> int:
         experiment = policy.experiment_of(store.state, args.state)
         value = policy.check_value(experiment, args.value, f"point {args.id}")
         point = store.state.record(args.id, value, replace=args.replace)
+        _store_fit_if_possible(policy.Study(store.state, experiment))
         store.commit()
     if args.json:
         emit_json(point_doc(point))
@@ -275,12 +296,14 @@ def _predict(args: argparse.Namespace) -> int:
         value, fit = study.predict(params, extrapolate=args.extrapolate)
     except ValueError as exc:  # a category without a spline yet
         raise policy.StudyError(str(exc)) from None
+    outside = policy.outside_range(study.experiment, value)
     _, errors = study.optimizer.predict_interval([params], extrapolate=args.extrapolate)
     error = float(errors[0])
     if args.json:
         emit_json(
             {
                 "predicted": value,
+                "outside_range": outside,
                 "error": json_number(error),
                 "error_meaning": ERROR_MEANING,
                 "loo_rmse": json_number(fit.loo_rmse),
@@ -294,6 +317,8 @@ def _predict(args: argparse.Namespace) -> int:
             f"fit on {fit.n_support} points, LOO RMSE {number_text(fit.loo_rmse)}",
             file=sys.stderr,
         )
+    if outside:
+        print(f"warning: {_beyond_range(study, value)}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -313,14 +338,14 @@ def _propose(args: argparse.Namespace) -> int:
     if args.max_points is not None and args.max_points < 1:
         raise UsageError(f"--max-points must be at least 1, got {args.max_points}")
     if args.dry_run:
-        study = _read(args.state)
+        study = _proposing(StateStore.read(args.state), args.state)
         _set_budget(study, args.max_points)  # in memory: a dry run commits nothing
         proposals = study.propose(args.n, dry_run=True)
         rows = [(None, p.params, p.predicted) for p in proposals]
         what = "dry run, nothing stored"
     else:
         with StateStore.open(args.state) as store:
-            study = policy.Study.of(store.state, args.state)
+            study = _proposing(store.state, args.state)
             _set_budget(study, args.max_points)
             points = study.propose(args.n)
             store.commit()
@@ -395,9 +420,10 @@ def _export(args: argparse.Namespace) -> int:
     if args.json:
         doc = export_doc(state, layout.run_dir(args.state), args.state)
         if args.out is None:
-            emit_json(doc)
+            write_json_rows(doc, "points", sys.stdout)
         else:
-            args.out.write_text(json.dumps(doc, allow_nan=False, indent=2) + "\n", encoding="utf-8")
+            with open(args.out, "w", encoding="utf-8") as handle:
+                write_json_rows(doc, "points", handle)
             print(f"wrote {len(state.points)} points to {args.out}", file=sys.stderr)
         return EXIT_OK
     if args.out is None:

@@ -27,7 +27,7 @@ def point_curve(state: State, point: Point, run: Path) -> list[dict[str, Any]]:
         folder_curve = read_curve(layout.point_dir(run, point.id))
         if folder_curve or point.id not in state.curves:
             return folder_curve
-    return list(state.curves[point.id])
+    return list(state.curves.read(point.id))
 
 
 def write_curve_table(curve: list[dict[str, Any]], out: TextIO) -> None:
@@ -105,11 +105,15 @@ def write_guard_lines(doc: dict[str, Any], out: TextIO) -> None:
 
 
 def export_doc(state: State, run: Path, state_path: Path) -> dict[str, Any]:
-    """``export --json``: every point with its bookkeeping and its curve."""
+    """``export --json``: every point with its bookkeeping and its curve.
+
+    ``points`` is a generator: each point's entry (its curve decoded) is
+    made while it is written, so 10,000 curves are never all in memory.
+    """
     return {
         "state": str(state_path),
         "generation": state.generation,
-        "points": [
+        "points": (
             {
                 **point_doc(point),
                 "attempts": point.attempts,
@@ -120,5 +124,5 @@ def export_doc(state: State, run: Path, state_path: Path) -> dict[str, Any]:
                 "curve": point_curve(state, point, run),
             }
             for point in state.points
-        ],
+        ),
     }

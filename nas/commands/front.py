@@ -74,14 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _study(path: Any) -> Any:
     """The study of the state at ``path``, with the controller's memory predicate where it has one."""
+    from nas.control.feasible import commands_rule
     from nas.control.policy import Study, experiment_of
-    from nas.control.prepare import feasibility
     from nas.record.store import StateStore
 
     state = StateStore.read(path)
     experiment = experiment_of(state, path)
-    runnable = experiment.model is not None and experiment.data is not None
-    return Study(state, experiment, feasibility(experiment) if runnable else None)
+    return Study(state, experiment, commands_rule(experiment))
 
 
 def cost_name(study: Any, given: str | None) -> str:

@@ -59,6 +59,7 @@ def fit_doc(study: policy.Study) -> tuple[dict[str, Any] | None, str | None]:
         "loo_rmse": json_number(fit.loo_rmse),
         "argmax": fit.argmax,
         "predicted_max": json_number(fit.predicted_max),
+        "outside_range": policy.outside_range(study.experiment, fit.predicted_max),
         "warnings": warnings,
         "stored": fit.number,
         "measured_since": max(measured - len(fit.support_ids), 0),
@@ -85,6 +86,13 @@ def trust_notes(doc: dict[str, Any]) -> list[str]:
         notes.append(
             f"{LOOSE_FIT} (LOO RMSE {number_text(fit['loo_rmse'])} > tolerance "
             f"{doc['tolerance']:g})"
+        )
+    if fit is not None and fit["outside_range"]:
+        notes.append(
+            f"the spline's predicted {'maximum' if doc['goal'] == 'maximize' else 'minimum'} "
+            f"{number_text(fit['predicted_max'])} lies outside the valid range of "
+            f"{doc['metric']} ([experiment] value_range): the spline extrapolates; "
+            "proposals are predicted at the range's bound"
         )
     if doc["best"] is not None and doc["best"]["on_edge"]:
         edges = ", ".join(doc["best"]["on_edge"])

@@ -68,6 +68,16 @@ def feasibility(experiment: Experiment, cwd: Path | None = None) -> Feasibility 
     return Feasibility(lambda params: combined(tuple(sorted(params.items()))))
 
 
+def commands_rule(experiment: Experiment, cwd: Path | None = None) -> Feasibility | None:
+    """The rules the controller applies, for commands that propose outside it (``propose``, ``front``).
+
+    An experiment without ``[model]`` and ``[data]`` trains nothing the
+    controller could check, so it has none.
+    """
+    runnable = experiment.model is not None and experiment.data is not None
+    return feasibility(experiment, cwd) if runnable else None
+
+
 def _memory_rule(experiment: Experiment) -> Rule | None:
     """The memory predicate of ``[cluster] max_gpu_memory_gib`` (built-in families only); a
     candidate that describes no network counts as infeasible."""

@@ -97,6 +97,21 @@ def check_value(experiment: Experiment, value: float, where: str) -> float:
     return value
 
 
+def clip_prediction(experiment: Experiment, value: float) -> float:
+    """``value`` within :func:`value_range`: no measurement can lie outside it.
+
+    A spline extrapolates past the metric's bounds (108 % top-1); a proposal's
+    prediction is what its measurement is compared with, so it is clipped.
+    """
+    valid = value_range(experiment)
+    return value if valid is None else min(max(value, valid[0]), valid[1])
+
+
+def outside_range(experiment: Experiment, value: float | None) -> bool:
+    """Whether a prediction lies outside :func:`value_range` (shown flagged by readers)."""
+    return value is not None and clip_prediction(experiment, value) != value
+
+
 def max_points(state: State, experiment: Experiment) -> int:
     """The point budget: ``max_points`` of the experiment, unless raised with ``expand --max-points``."""
     return int(state.meta.get("max_points", experiment.experiment.max_points))
@@ -251,8 +266,9 @@ class Study:
     def propose(self, n: int | None = None, dry_run: bool = False) -> list[Point] | list[Proposal]:
         """Propose up to ``n`` points (default ``batch_size``) and store them as one pending batch.
 
-        The remaining initial design comes first, then spline proposals; the
-        number is capped by the ``max_points`` budget. A fit behind spline
+        The remaining initial design comes first, then spline proposals (their
+        predictions clipped to :func:`value_range`); the number is capped by
+        the ``max_points`` budget. A fit behind spline
         proposals is recorded in the state. With ``dry_run`` nothing is stored
         and the proposals are returned instead of points.
 
@@ -267,7 +283,12 @@ class Study:
         n = self.experiment.experiment.batch_size if n is None else n
         optimizer = self.optimizer
         self._optimizer = None  # suggesting marks the proposals pending in it
-        proposals = self._suggest(optimizer, min(n, self.remaining_points()))
+        proposals = [
+            p
+            if p.predicted is None
+            else dataclasses.replace(p, predicted=clip_prediction(self.experiment, p.predicted))
+            for p in self._suggest(optimizer, min(n, self.remaining_points()))
+        ]
         if dry_run:
             return proposals
         if any(p.origin in SPLINE_ORIGINS for p in proposals):

@@ -9,7 +9,10 @@ Relative paths in the experiment (``[cluster] env_file``, ``[data] root`` and
 ``index``) are resolved against the working directory of ``splinenas run``
 and must exist; start the controller from the same directory every time.
 The local backend runs the trainer with the controller's own interpreter
-unless ``[cluster] python`` is given explicitly.
+unless ``[cluster] python`` is given explicitly. Every rank runs its command
+(``[train] command`` with its ``{name}`` fields filled, else the built-in
+trainer) in that same directory, behind the launch wrapper
+(:mod:`nas.pointdir.contract`).
 
 :func:`run_problems` is the one check of an experiment before training:
 ``run`` and ``init`` both call it, and it prepares a point of the initial

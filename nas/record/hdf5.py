@@ -1,7 +1,8 @@
 """The state file's schema: a :class:`nas.record.state.State` to HDF5 bytes and back.
 
-This module encodes and decodes; :mod:`nas.record.store` owns the file on
-disk (generations, crash-safe commits, the lock).
+This module encodes and decodes; :mod:`nas.record.verify` reads a file
+without letting it hang the reader, and :mod:`nas.record.store` owns the file
+on disk (generations, crash-safe commits, the lock).
 
 Layout, readable with ``h5ls -r`` and ``h5dump`` (format :data:`FORMAT_VERSION`); the
 first 512 bytes are an HDF5 user block holding the SHA-256 of the rest
@@ -29,14 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import io
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import h5py
 import numpy as np
@@ -56,8 +56,6 @@ from nas.record.state import (
 from nas.search.space import SearchSpace
 
 FORMAT_VERSION = 1
-#: Seconds a file without a checksum may take to decode before it counts as corrupt.
-READ_LIMIT = 15.0
 #: The one time convention of the file, stated in its root attribute ``time_units``.
 TIME_UNITS = "seconds since 1970-01-01T00:00:00Z (UNIX time)"
 #: Units of the measured metric, by ``[experiment] metric``.
@@ -310,21 +308,51 @@ def _read_events(dataset: h5py.Dataset) -> list[Event]:
     ]
 
 
-def _read_curves(file: h5py.File) -> Curves:
-    """The learning curves, each decoded when asked for (none in files from before curves)."""
+def _read_curves(file: h5py.File, source: BinaryIO | None = None) -> Curves:
+    """The learning curves, each decoded when asked for (none in files from before curves).
+
+    ``source`` is the verified file object the file was opened from: a curve
+    stored contiguously in the layout this codec writes is then read straight
+    from it (``export --json`` reads 10,000 curves; the general HDF5 read
+    costs several times more per dataset than the curve's own bytes).
+    """
     if "curves" not in file:
         return Curves()
     group = file["curves"]
-    return Curves((int(name) for name in group), lambda point_id: _curve(group[str(point_id)]))
+    return Curves((int(name) for name in group), lambda point_id: _curve(group, point_id, source))
 
 
-def _curve(dataset: h5py.Dataset) -> list[dict[str, Any]]:
+def _curve_table(group: h5py.Group, point_id: int, source: BinaryIO | None) -> np.ndarray:
+    """The stored table of one curve: from ``source`` when its storage allows, else via HDF5."""
+    dataset = h5py.h5d.open(group.id, str(point_id).encode())
+    offset, (count,) = dataset.get_offset(), dataset.shape
+    size = count * _CURVE_DTYPE.itemsize
+    if source is not None and offset is not None and dataset.get_type() == _curve_file_type():
+        source.seek(offset)
+        raw = source.read(size)
+        if len(raw) == size:
+            return np.frombuffer(raw, dtype=_CURVE_DTYPE, count=count)
+    table = np.empty(count, dtype=dataset.dtype)
+    dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, table)
+    return table
+
+
+@functools.cache
+def _curve_file_type() -> h5py.h5t.TypeID:
+    """The HDF5 type this codec stores curves as (compared, not converted: H5Tequal is cheap)."""
+    return h5py.h5t.py_create(_CURVE_DTYPE)
+
+
+def _curve(group: h5py.Group, point_id: int, source: BinaryIO | None) -> list[dict[str, Any]]:
     """One stored curve as entries; a NaN loss (not finite when measured) is None."""
-    table = dataset[()]
-    columns = {name: table[name].tolist() for name in CURVE_FIELDS}
+    table = _curve_table(group, point_id, source)
+    columns = {}
     for name in CURVE_FIELDS:
-        if name not in ("epoch", "images"):
-            columns[name] = [None if math.isnan(v) else v for v in columns[name]]
+        column = table[name]
+        values = column.tolist()
+        if column.dtype.kind == "f" and np.isnan(column).any():
+            values = [None if math.isnan(v) else v for v in values]
+        columns[name] = values
     return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
@@ -344,7 +372,7 @@ def _time(value: Any) -> float:
     return float(value)
 
 
-def _decode(file: h5py.File) -> State:
+def _decode(file: h5py.File, source: BinaryIO | None = None) -> State:
     state = State(
         _text(file["experiment_toml"]),
         SearchSpace.from_dict(json.loads(_text(file["space"]))),
@@ -362,7 +390,7 @@ def _decode(file: h5py.File) -> State:
         state.restore(point, row, text)
     state.fits = _read_fits(file["fits"])
     state.events = _read_events(file["events"])
-    state.curves = _read_curves(file)
+    state.curves = _read_curves(file, source)
     return state
 
 
@@ -379,37 +407,27 @@ READ_ERRORS = (
 )
 
 
-def read_verified(path: Path) -> State:
-    """Decode the state file at ``path`` after checking its checksum and its version.
-
-    h5py parses only bytes that matched their checksum, so a damaged file
-    cannot make it hang. A file from before checksums is decoded by a child
-    process under a time limit (:func:`sealed_copy`), which hands back the
-    same state as verified bytes. Learning curves are decoded when first
-    asked for (``state.curves``), from the verified bytes kept in memory.
-
-    Raises:
-        StateFormatError: another format version (:class:`StateVersionError`),
-            or not a state file.
-        IntegrityError, UnsealedReadError, and any of :data:`READ_ERRORS`: the file is corrupt.
-    """
-    data, checked = integrity.read_checked(path)
-    if not checked:
-        data = sealed_copy(path)
-    return decode_image(data, path)
-
-
 def decode_image(data: bytes, path: str | os.PathLike) -> State:
     """The state held by the bytes ``data`` of a file (``path`` names it in errors)."""
-    file = h5py.File(io.BytesIO(data), "r", locking=False)
+    return decode_source(io.BytesIO(data), path)
+
+
+def decode_source(source: BinaryIO, path: str | os.PathLike) -> State:
+    """The state in the verified file object ``source``; kept open while curves remain unread.
+
+    ``path`` names the file in errors.
+    """
+    file = h5py.File(source, "r", locking=False)
     try:
         _check_version(file, Path(path))
-        state = _decode(file)
+        state = _decode(file, source)
     except BaseException:
         file.close()
+        source.close()
         raise
     if not state.curves:
-        file.close()  # else it stays open, in memory, for the curves read later
+        file.close()  # else it stays open for the curves read later
+        source.close()
     return state
 
 
@@ -420,78 +438,8 @@ def reencode(data: bytes, path: str | os.PathLike) -> bytes:
         return state_image(_decode(file))  # curves decoded here, while the file is open
 
 
-def read_limit() -> float:
-    """Seconds a child may spend decoding a file without a checksum (``SPLINENAS_READ_LIMIT``)."""
-    text = os.environ.get("SPLINENAS_READ_LIMIT", "")
-    try:
-        value = float(text) if text else READ_LIMIT
-    except ValueError:
-        return READ_LIMIT
-    return value if math.isfinite(value) and value > 0 else READ_LIMIT
-
-
-def sealed_copy(path: str | os.PathLike, *, unverified: bool = False) -> bytes:
-    """The state in ``path`` re-encoded and sealed by a child process with a time limit.
-
-    HDF5 can spin for ever on damaged metadata, and only a file with a
-    checksum can be known sound before parsing. So a file without one is
-    parsed in ``python -m nas.record.reseal``, killed after :func:`read_limit`
-    seconds; what comes back was written by this codec and carries its
-    checksum. With ``unverified`` a sealed file whose checksum fails is
-    decoded all the same (what a repair compares, never what is loaded).
-
-    Raises:
-        StateVersionError, StateFormatError: as :func:`read_verified`.
-        UnsealedReadError: the child failed or ran out of time.
-    """
-    limit = read_limit()
-    argv = [sys.executable, "-m", "nas.record.reseal", os.fspath(path)]
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))
-    try:
-        done = subprocess.run(
-            argv + (["--unverified"] if unverified else []),
-            capture_output=True,
-            timeout=limit,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise UnsealedReadError(
-            f"it has no checksum and could not be decoded within {limit:g} s "
-            f"(damaged HDF5 metadata can make the library spin)"
-        ) from None
-    if done.returncode == 0:
-        try:
-            integrity.check_image(done.stdout)
-        except integrity.IntegrityError as exc:
-            raise UnsealedReadError(
-                f"its decoding child answered unreadable bytes ({exc})"
-            ) from None
-        return done.stdout
-    raise _child_error(done.stderr, path)
-
-
-def _child_error(stderr: bytes, path: str | os.PathLike) -> Exception:
-    """The error the reseal child reported on its last stderr line (JSON)."""
-    lines = stderr.decode(errors="replace").strip().splitlines()
-    try:
-        report = json.loads(lines[-1])
-        kind, message = report["error"], str(report["message"])
-    except (IndexError, ValueError, KeyError, TypeError):
-        tail = lines[-1] if lines else "no message"
-        return UnsealedReadError(f"its decoding child failed: {tail}")
-    if kind == "version":
-        return StateVersionError(path, int(report["version"]), str(report["package_version"]))
-    if kind == "format":
-        return StateFormatError(message)
-    return UnsealedReadError(message)
-
-
 def corruption(exc: BaseException) -> str:
-    """One phrase for what is wrong with a file that failed :func:`read_verified`."""
+    """One phrase for what is wrong with a file that failed to decode."""
     if isinstance(exc, (integrity.IntegrityError, UnsealedReadError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -11,13 +11,14 @@ covers every dataset and attribute, including ones added later.
 
 A file that starts with the plain HDF5 signature was written before checksums
 existed; it is parsed in a child process under a time limit
-(:func:`nas.record.hdf5.sealed_copy`) and sealed by the first writer that opens it.
+(:func:`nas.record.verify.sealed_copy`) and sealed by the first writer that opens it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from typing import BinaryIO
 
 #: Bytes reserved at the start of every state file (HDF5 ``userblock_size``).
 USERBLOCK = 512
@@ -54,6 +55,35 @@ def read_checked(path: str | os.PathLike) -> tuple[bytes, bool]:
     return data, True
 
 
+def open_checked(path: str | os.PathLike) -> tuple[BinaryIO, bool]:
+    """The file opened for reading, its bytes verified; and whether they carried a checksum.
+
+    The bytes are hashed in blocks, not held: a reader parses them from this
+    handle afterwards. Committed generations are replaced by a rename, never
+    written in place, so what the handle reads later is what was verified
+    even when a newer generation replaces the path meanwhile.
+
+    Raises:
+        IntegrityError: the checksum block is damaged or does not match.
+        OSError: the file cannot be read.
+    """
+    handle = open(path, "rb")  # noqa: SIM115 (returned open: the state's curves read from it)
+    try:
+        header = handle.read(USERBLOCK)
+        if not has_checksum(header):
+            handle.seek(0)
+            return handle, False
+        digest = hashlib.sha256()
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+        _compare(header, digest.hexdigest())
+        handle.seek(0)
+        return handle, True
+    except BaseException:
+        handle.close()
+        raise
+
+
 def has_checksum(data: bytes) -> bool:
     """False for the bytes of a file from before checksums (the plain HDF5 signature first)."""
     return not data.startswith(_HDF5_SIGNATURE)
@@ -67,14 +97,17 @@ def file_has_checksum(path: str | os.PathLike) -> bool:
 
 def check_image(data: bytes) -> None:
     """Raise :class:`IntegrityError` unless ``data`` is a sealed image that matches its checksum."""
-    header = data[:USERBLOCK]
+    _compare(data[:USERBLOCK], hashlib.sha256(memoryview(data)[USERBLOCK:]).hexdigest())
+
+
+def _compare(header: bytes, actual: str) -> None:
+    """Raise :class:`IntegrityError` unless the user block ``header`` holds the checksum ``actual``."""
     end = header.find(b"\n")
     if not header.startswith(_MAGIC) or end != len(_MAGIC) + 64:
         raise IntegrityError("its checksum block is damaged (not a splinenas state header)")
     stored = header[len(_MAGIC) : end].decode("ascii", errors="replace")
     if header[end + 1 :].strip(b"\0"):
         raise IntegrityError("its checksum block is damaged (bytes after the checksum)")
-    actual = hashlib.sha256(data[USERBLOCK:]).hexdigest()
     if stored != actual:
         raise IntegrityError(
             f"its content does not match its SHA-256 checksum (stored {stored[:12]}..., "

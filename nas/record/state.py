@@ -184,8 +184,19 @@ class Curves(MutableMapping[int, Curve]):
     def __setitem__(self, point_id: int, curve: Curve) -> None:
         self._curves[point_id] = curve
 
+    def read(self, point_id: int) -> Curve:
+        """The curve, decoded without being kept: for readers that go through every curve once."""
+        curve = self._curves[point_id]
+        if curve is None:
+            assert self._load is not None  # only stored curves are None
+            return self._load(point_id)
+        return curve
+
     def __delitem__(self, point_id: int) -> None:
         del self._curves[point_id]
+
+    def __contains__(self, point_id: object) -> bool:
+        return point_id in self._curves  # the mapping default would decode the curve to ask
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._curves)

@@ -1,9 +1,12 @@
-"""The candidate trainer: ``python -m nas.train --point-dir DIR [--deadline UNIX_SECONDS]``.
+"""The built-in trainer: ``python -m nas.train [--point-dir DIR] [--deadline UNIX_SECONDS]``.
 
-One run trains the network described by ``DIR/point.json`` (see
-:mod:`nas.pointdir.point`) with DistributedDataParallel on every rank the launcher
-started (torchrun, ``srun`` or ``jsrun``; see :mod:`nas.train.launch`), and
-leaves exactly one of these files for the controller:
+One command of the trainer contract (:mod:`nas.pointdir.contract`): every
+rank runs it behind the launch wrapper :mod:`nas.trial.launch`, which sets the
+point folder, the deadline and the env:// rendezvous. One run trains the
+network described by ``DIR/point.json`` (see :mod:`nas.pointdir.point`) with
+DistributedDataParallel on every rank the launcher started (torchrun,
+``srun``, ``jsrun``, ``mpiexec``, ``flux run``), and leaves exactly one of
+these files for the controller:
 
 ``result.json``
     the measurement (:mod:`nas.pointdir.result`), written atomically by rank 0.

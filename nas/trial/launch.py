@@ -108,7 +108,7 @@ def run(command: list[str], env: dict[str, str], point_dir: Path, workdir: Path,
     try:
         child = subprocess.Popen(command, env=env, cwd=workdir)
     except FileNotFoundError:
-        message = f"command not found: {command[0]!r} (PATH={env.get('PATH', '')!r})"
+        message = f"command not found: {command[0]!r} (not on the job's PATH, or no such file)"
         write_contract_failure(point_dir, rank=rank, message=message)
         print(f"splinenas: {message}", file=sys.stderr)
         return EXIT_NOT_FOUND
