@@ -25,12 +25,11 @@ from nas.record.hdf5 import (
     StateVersionError,
     corruption,
     decode_image,
-    read_verified,
-    sealed_copy,
 )
 from nas.record.lock import FileLock
 from nas.record.state import Point, State
 from nas.record.store import previous_path, real_path
+from nas.record.verify import read_verified, sealed_copy
 
 #: Statuses of a file that another splinenas version reads: reported, never repaired away.
 OTHER_VERSION = ("newer", "older")

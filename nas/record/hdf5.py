@@ -1,7 +1,8 @@
 """The state file's schema: a :class:`nas.record.state.State` to HDF5 bytes and back.
 
-This module encodes and decodes; :mod:`nas.record.store` owns the file on
-disk (generations, crash-safe commits, the lock).
+This module encodes and decodes; :mod:`nas.record.verify` reads a file
+without letting it hang the reader, and :mod:`nas.record.store` owns the file
+on disk (generations, crash-safe commits, the lock).
 
 Layout, readable with ``h5ls -r`` and ``h5dump`` (format :data:`FORMAT_VERSION`); the
 first 512 bytes are an HDF5 user block holding the SHA-256 of the rest
@@ -34,8 +35,6 @@ import io
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -57,8 +56,6 @@ from nas.record.state import (
 from nas.search.space import SearchSpace
 
 FORMAT_VERSION = 1
-#: Seconds a file without a checksum may take to decode before it counts as corrupt.
-READ_LIMIT = 15.0
 #: The one time convention of the file, stated in its root attribute ``time_units``.
 TIME_UNITS = "seconds since 1970-01-01T00:00:00Z (UNIX time)"
 #: Units of the measured metric, by ``[experiment] metric``.
@@ -410,34 +407,16 @@ READ_ERRORS = (
 )
 
 
-def read_verified(path: Path) -> State:
-    """Decode the state file at ``path`` after checking its checksum and its version.
-
-    h5py parses only bytes that matched their checksum, so a damaged file
-    cannot make it hang. A file from before checksums is decoded by a child
-    process under a time limit (:func:`sealed_copy`), which hands back the
-    same state as verified bytes. Learning curves are decoded when first
-    asked for (``state.curves``), from the verified bytes kept in memory.
-
-    Raises:
-        StateFormatError: another format version (:class:`StateVersionError`),
-            or not a state file.
-        IntegrityError, UnsealedReadError, and any of :data:`READ_ERRORS`: the file is corrupt.
-    """
-    handle, checked = integrity.open_checked(path)
-    if not checked:
-        handle.close()
-        return decode_image(sealed_copy(path), path)
-    return _decode_source(handle, path)
-
-
 def decode_image(data: bytes, path: str | os.PathLike) -> State:
     """The state held by the bytes ``data`` of a file (``path`` names it in errors)."""
-    return _decode_source(io.BytesIO(data), path)
+    return decode_source(io.BytesIO(data), path)
 
 
-def _decode_source(source: BinaryIO, path: str | os.PathLike) -> State:
-    """The state in the verified file object ``source``; kept open while curves remain unread."""
+def decode_source(source: BinaryIO, path: str | os.PathLike) -> State:
+    """The state in the verified file object ``source``; kept open while curves remain unread.
+
+    ``path`` names the file in errors.
+    """
     file = h5py.File(source, "r", locking=False)
     try:
         _check_version(file, Path(path))
@@ -459,78 +438,8 @@ def reencode(data: bytes, path: str | os.PathLike) -> bytes:
         return state_image(_decode(file))  # curves decoded here, while the file is open
 
 
-def read_limit() -> float:
-    """Seconds a child may spend decoding a file without a checksum (``SPLINENAS_READ_LIMIT``)."""
-    text = os.environ.get("SPLINENAS_READ_LIMIT", "")
-    try:
-        value = float(text) if text else READ_LIMIT
-    except ValueError:
-        return READ_LIMIT
-    return value if math.isfinite(value) and value > 0 else READ_LIMIT
-
-
-def sealed_copy(path: str | os.PathLike, *, unverified: bool = False) -> bytes:
-    """The state in ``path`` re-encoded and sealed by a child process with a time limit.
-
-    HDF5 can spin for ever on damaged metadata, and only a file with a
-    checksum can be known sound before parsing. So a file without one is
-    parsed in ``python -m nas.record.reseal``, killed after :func:`read_limit`
-    seconds; what comes back was written by this codec and carries its
-    checksum. With ``unverified`` a sealed file whose checksum fails is
-    decoded all the same (what a repair compares, never what is loaded).
-
-    Raises:
-        StateVersionError, StateFormatError: as :func:`read_verified`.
-        UnsealedReadError: the child failed or ran out of time.
-    """
-    limit = read_limit()
-    argv = [sys.executable, "-m", "nas.record.reseal", os.fspath(path)]
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))
-    try:
-        done = subprocess.run(
-            argv + (["--unverified"] if unverified else []),
-            capture_output=True,
-            timeout=limit,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise UnsealedReadError(
-            f"it has no checksum and could not be decoded within {limit:g} s "
-            f"(damaged HDF5 metadata can make the library spin)"
-        ) from None
-    if done.returncode == 0:
-        try:
-            integrity.check_image(done.stdout)
-        except integrity.IntegrityError as exc:
-            raise UnsealedReadError(
-                f"its decoding child answered unreadable bytes ({exc})"
-            ) from None
-        return done.stdout
-    raise _child_error(done.stderr, path)
-
-
-def _child_error(stderr: bytes, path: str | os.PathLike) -> Exception:
-    """The error the reseal child reported on its last stderr line (JSON)."""
-    lines = stderr.decode(errors="replace").strip().splitlines()
-    try:
-        report = json.loads(lines[-1])
-        kind, message = report["error"], str(report["message"])
-    except (IndexError, ValueError, KeyError, TypeError):
-        tail = lines[-1] if lines else "no message"
-        return UnsealedReadError(f"its decoding child failed: {tail}")
-    if kind == "version":
-        return StateVersionError(path, int(report["version"]), str(report["package_version"]))
-    if kind == "format":
-        return StateFormatError(message)
-    return UnsealedReadError(message)
-
-
 def corruption(exc: BaseException) -> str:
-    """One phrase for what is wrong with a file that failed :func:`read_verified`."""
+    """One phrase for what is wrong with a file that failed to decode."""
     if isinstance(exc, (integrity.IntegrityError, UnsealedReadError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

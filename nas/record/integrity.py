@@ -11,7 +11,7 @@ covers every dataset and attribute, including ones added later.
 
 A file that starts with the plain HDF5 signature was written before checksums
 existed; it is parsed in a child process under a time limit
-(:func:`nas.record.hdf5.sealed_copy`) and sealed by the first writer that opens it.
+(:func:`nas.record.verify.sealed_copy`) and sealed by the first writer that opens it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``python -m nas.record.reseal PATH``: decode a state file, write it back sealed on stdout.
 
-The child half of :func:`nas.record.hdf5.sealed_copy`. A file without a
+The child half of :func:`nas.record.verify.sealed_copy`. A file without a
 checksum cannot be known sound before HDF5 parses it, and damaged metadata
 can make the library spin, so the parse happens here, in a process the
 caller kills after its time limit. What this writes is the same state

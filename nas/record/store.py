@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Protocol
 
 from nas.record import integrity
-from nas.record.hdf5 import READ_ERRORS, StateFormatError, corruption, read_verified, state_image
+from nas.record.hdf5 import READ_ERRORS, StateFormatError, corruption, state_image
 from nas.record.lock import FileLock, LockError
 from nas.record.state import State, StateError
+from nas.record.verify import read_verified
 from nas.search.space import SearchSpace
 
 
@@ -284,7 +285,7 @@ class StateStore:
         """Give a file from before checksums its checksum: every later read is verified.
 
         Until then each read parses the file in a child process under a time
-        limit (:func:`nas.record.hdf5.sealed_copy`); the unsealed generation
+        limit (:func:`nas.record.verify.sealed_copy`); the unsealed generation
         stays as ``.prev``.
         """
         if integrity.file_has_checksum(self.path):
