@@ -110,15 +110,24 @@ def build(path: Path, n: int) -> None:
 
 
 def cpu_seconds(argv: list[str]) -> tuple[float, float, float]:
-    """CPU (user + system) seconds, wall seconds and peak RSS (MiB) of one process running ``argv``."""
+    """CPU (user + system) seconds, wall seconds and peak RSS (MiB) of one process running ``argv``.
+
+    Measured by GNU time between this process and the command: Linux carries
+    a parent's peak RSS into a child it forks, so ``wait4`` would report this
+    benchmark's own peak (the state it built) for every command.
+    """
     start = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=os.environ.copy())
-    _, status, usage = os.wait4(child.pid, 0)
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "%U %S %M", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
+    )
     wall = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise subprocess.CalledProcessError(child.returncode, argv)
-    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024
+    user, system, kib = done.stderr.strip().splitlines()[-1].split()
+    return float(user) + float(system), wall, float(kib) / 1024
 
 
 def main() -> None:

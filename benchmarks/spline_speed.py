@@ -105,36 +105,46 @@ def fit_table(dims: list[int], sizes: list[int], repeat: int, n_eval: int) -> No
 
 
 PEAK = """
-import resource, sys
+import sys
 import numpy as np
 from scipy.interpolate import RBFInterpolator
 from nas.search.spline import PolyharmonicSpline
 what, n, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 x = np.random.default_rng(0).random((n, d)); y = np.sin(3 * x).sum(axis=1)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if what == "ours":
     PolyharmonicSpline(x, y).loo_errors()
 elif what == "ours-fit":
     PolyharmonicSpline(x, y)
 elif what == "scipy":
     RBFInterpolator(x, y, kernel="cubic", degree=1)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
 """
 
 
+def _peak_mib(what: str, n: int, d: int) -> float:
+    """Peak RSS (MiB) of a fresh process doing ``what``, measured by GNU time.
+
+    Not ``getrusage`` in a child of this process: Linux carries a parent's
+    peak RSS into the children it forks.
+    """
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", sys.executable, "-c", PEAK, what, str(n), str(d)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
+    return float(done.stderr.strip().splitlines()[-1]) / 1024
+
+
 def memory_table(n: int, d: int) -> None:
-    print(f"\n### Peak memory of one fit, N = {n}, d = {d} (growth of peak RSS, fresh process)\n")
-    print("| what | MiB |\n|---|---|")
+    print(f"\n### Peak memory of one fit, N = {n}, d = {d} (peak RSS of a fresh process)\n")
+    print("| what | peak RSS MiB | over imports and data MiB |\n|---|---|---|")
+    base = _peak_mib("none", n, d)
+    print(f"| imports and data only | {base:.1f} | 0 |")
     for what in ("ours-fit", "ours", "scipy"):
-        out = subprocess.run(
-            [sys.executable, "-c", PEAK, what, str(n), str(d)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
-        )
+        peak = _peak_mib(what, n, d)
         label = {"ours-fit": "ours, fit", "ours": "ours, fit + LOO", "scipy": "scipy fit"}[what]
-        print(f"| {label} | {float(out.stdout):.1f} |")
+        print(f"| {label} | {peak:.1f} | {peak - base:.1f} |")
 
 
 def threads_table(sizes: list[int], d: int, repeat: int) -> None:

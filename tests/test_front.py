@@ -3,50 +3,18 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cost_support import measure_pending, resnet_experiment
 from experiment_support import run
 
 from nas.record.state import PointStatus
 from nas.record.store import StateStore
 from nas.search.pareto import nondominated
 
-EXPERIMENT = """
-[experiment]
-name = "costly"
-metric = "top1"
-max_points = 40
-seed = 3
-
-[[space]]
-name = "g1"
-type = "int"
-low = 4
-high = 32
-
-[[space]]
-name = "g2"
-type = "int"
-low = 8
-high = 64
-
-[model]
-family = "resnet"
-num_classes = 10
-fixed = { block = "basic", stem = "conv7", maxpool = false, c1 = 16, g3 = 32, g4 = 32, d1 = 1, d2 = 1, d3 = 1, d4 = 1 }
-
-[data]
-kind = "digits"
-resolution = 16
-"""
-
-
-def accuracy(params: dict) -> float:
-    """A smooth made-up accuracy that saturates with width: wide nets are best, cheap ones not."""
-    return 90.0 - 30.0 * math.exp(-params["g1"] / 10.0) - 20.0 * math.exp(-params["g2"] / 20.0)
+EXPERIMENT = resnet_experiment()
 
 
 @pytest.fixture
@@ -62,8 +30,7 @@ def measured(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
         )
         assert code == 0, err
     with StateStore.open(state) as store:
-        for point in store.state.with_status(PointStatus.PENDING):
-            store.state.record(point.id, accuracy(point.params))
+        measure_pending(store.state)
         store.commit()
     return state
 

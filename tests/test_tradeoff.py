@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cost_support import accuracy, measure_pending, measured_design, resnet_experiment
 from experiment_support import run
 
 from nas.config import parse_experiment
 from nas.control.costs import known_cost
 from nas.control.policy import Study
-from nas.record.state import PointStatus
 from nas.record.store import StateStore
 from nas.search.pareto import nondominated
 from nas.search.space import Dim, SearchSpace
@@ -23,39 +23,7 @@ from nas.search.tradeoff import front_batch, front_gap, predict_front
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-TEXT = """
-[experiment]
-name = "trade"
-max_points = 30
-seed = 2
-tolerance = 0.5
-tradeoff = "gmacs"
-
-[[space]]
-name = "g1"
-type = "int"
-low = 4
-high = 32
-
-[[space]]
-name = "g2"
-type = "int"
-low = 8
-high = 64
-
-[model]
-family = "resnet"
-num_classes = 10
-fixed = { block = "basic", stem = "conv7", maxpool = false, c1 = 16, g3 = 32, g4 = 32, d1 = 1, d2 = 1, d3 = 1, d4 = 1 }
-
-[data]
-kind = "digits"
-resolution = 16
-"""
-
-
-def accuracy(params: dict) -> float:
-    return 95.0 - 30.0 * math.exp(-params["g1"] / 12.0) - 25.0 * math.exp(-params["g2"] / 25.0)
+TEXT = resnet_experiment(settings='tolerance = 0.5\ntradeoff = "gmacs"')
 
 
 def test_trade_off_proposals_are_new_and_aim_at_the_front(tmp_path: Path) -> None:
@@ -65,8 +33,7 @@ def test_trade_off_proposals_are_new_and_aim_at_the_front(tmp_path: Path) -> Non
         study = Study(store.state, experiment)
         study.initial_batch()
         for _ in range(6):
-            for point in store.state.with_status(PointStatus.PENDING):
-                store.state.record(point.id, accuracy(point.params))
+            measure_pending(store.state)
             made = study.propose()
             assert made and all(p.origin == "incremental" for p in made)
             assert all(p.predicted is not None for p in made)
@@ -85,11 +52,7 @@ def test_trade_off_proposals_are_new_and_aim_at_the_front(tmp_path: Path) -> Non
 def test_stop_rule_needs_agreement_and_a_front_within_tolerance(tmp_path: Path) -> None:
     experiment = parse_experiment(TEXT)
     with StateStore.create(tmp_path / "s.h5", experiment) as store:
-        study = Study(store.state, experiment)
-        study.initial_batch()
-        for point in store.state.with_status(PointStatus.PENDING):
-            store.state.record(point.id, accuracy(point.params))
-        evidence = study.stop_evidence()
+        evidence = measured_design(store.state, experiment).stop_evidence()
         assert evidence.rule == "tradeoff" and not evidence.stop
         assert "trade-off proposals" in evidence.reason
 
@@ -148,10 +111,7 @@ def test_predict_states_an_error_and_what_it_means(
     experiment = parse_experiment(TEXT)
     state = tmp_path / "s.h5"
     with StateStore.create(state, experiment) as store:
-        study = Study(store.state, experiment)
-        study.initial_batch()
-        for point in store.state.with_status(PointStatus.PENDING):
-            store.state.record(point.id, accuracy(point.params))
+        measured_design(store.state, experiment)
         store.state.add_point({"g1": 10, "g2": 20}, "manual", store.state.next_batch())
         store.state.record(store.state.points[-1].id, accuracy({"g1": 10, "g2": 20}))
         store.commit()
@@ -182,17 +142,11 @@ def test_benchmark_macs_are_the_cost_models() -> None:
 
 
 def test_plot_and_report_draw_the_front(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    experiment = parse_experiment(
-        TEXT.replace(
-            'tradeoff = "gmacs"', 'tradeoff = "gmacs"\n[experiment.constraints]\ngmacs = 0.002'
-        )
-    )
+    text = resnet_experiment(settings='tradeoff = "gmacs"', constraints="gmacs = 0.002")
+    experiment = parse_experiment(text)
     state = tmp_path / "s.h5"
     with StateStore.create(state, experiment) as store:
-        study = Study(store.state, experiment)
-        study.initial_batch()
-        for point in store.state.with_status(PointStatus.PENDING):
-            store.state.record(point.id, accuracy(point.params))
+        measured_design(store.state, experiment)
         store.commit()
     code, out, err = run(
         capsys, "plot", "--state", str(state), "--out", str(tmp_path / "png"), "--json"

@@ -6,34 +6,22 @@ import json
 from pathlib import Path
 
 import pytest
-from controller_support import experiment_text, objective
+from controller_support import objective
 from experiment_support import run
+from test_dry_run_offline import offline_state  # noqa: F401 (the fixture, shared)
 
 from nas.control.imports import WITHDRAWN
 from nas.record.state import PointStatus
 from nas.record.store import load_state
 
-CLUSTER = {
-    "backend": "slurm",
-    "account": "proj",
-    "env_file": "/gpfs/site/env.sh",
-    "python": "/gpfs/venv/bin/python",
-    "ranks_per_node": 1,
-    "cores_per_node": 1,
-}
-DATA = {"kind": "imagefolder", "root": "/gpfs/data/imagenet", "resolution": 16, "workers": 0}
 #: Measurements of an earlier campaign: none of them is a point of the 2d+3 design.
 EARLIER = [(5, 6), (7, 13), (9, 9), (11, 5), (13, 12), (15, 8)]
 
 
 @pytest.fixture
-def state(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    text = experiment_text(cluster=CLUSTER, data=DATA, model={"num_classes": 10})
-    (tmp_path / "cl.toml").write_text(text)
-    code, out, err = run(capsys, "init", "cl.toml", "--offline", "--state", "state/cl.h5")
-    assert code == 0, err
-    return tmp_path / out.strip()
+def state(offline_state: Path) -> Path:  # noqa: F811 (the imported fixture)
+    """A Slurm search made with ``init --offline``: its dry run shows what it would submit."""
+    return offline_state
 
 
 def import_rows(capsys: pytest.CaptureFixture, state: Path, rows: list[tuple[int, int]]) -> dict:

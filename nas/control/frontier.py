@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas.control import tradeoffs
 from nas.control.costs import CostSource, cost_source
-from nas.control.policy import Study, current_fit
+from nas.control.policy import Study
 from nas.control.tradeoffs import MeasuredPoint, measured_front
 from nas.record.state import Point
 from nas.search.space import Params
@@ -48,8 +48,9 @@ def cost_summary(study: Study) -> dict[str, Any] | None:
     and with ``tradeoff`` the measured front's size. None when the experiment declares neither.
 
     A constraint *binds* when the search would prefer a point the bound rules
-    out: the spline's predicted optimum of the last stored fit, or the best
-    measured point (e.g. one added by hand), breaks it.
+    out: the spline's predicted optimum of the last stored fit (made when the
+    last proposals were), or the best measured point (e.g. one added by
+    hand), breaks it.
     """
     from nas.control.constraints import best_within, declared, sources
 
@@ -58,7 +59,7 @@ def cost_summary(study: Study) -> dict[str, Any] | None:
         return None
     bounds = sources(study.experiment, declared(cfg.constraints))
     unconstrained = best_within(study.state, study.experiment, [])
-    fit = current_fit(study.state)
+    fit = study.state.fits[-1] if study.state.fits else None  # a fit one batch old will do
     preferred = [] if unconstrained is None else [("best measured point", unconstrained.params)]
     if fit is not None:
         preferred.insert(0, ("spline's predicted optimum", fit.argmax))

@@ -7,7 +7,10 @@ Two further stages make the result the argmax to the accuracy the proposals
 need: the best few well-separated candidates are polished by bounded
 L-BFGS-B with the spline's analytic gradient (:func:`polish`), and the
 polished points are moved to the best legal point of their integer
-neighbourhood (:func:`climb`).
+neighbourhood (:func:`climb`). The polish starts from the best samples and
+from the best screen point of every distinct basin of the Halton screen
+(:func:`basin_tops`): the maximum may sit in a basin the refinement never
+looked at.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ DEFAULT_BUDGET = 2**17
 #: (unit box, times sqrt(d)) apart so that several basins are tried.
 DEFAULT_STARTS = 8
 START_SEPARATION = 0.05
+#: Most basins of the Halton screen polished (their best points, best first).
+MAX_BASINS = 24
+#: Screen points compared with each other to call one a basin's best: this many times d.
+BASIN_NEIGHBOURS_PER_DIM = 2
 #: Steps of the integer-neighbourhood search (each moves to a strictly better point).
 CLIMB_STEPS = 64
 
@@ -127,7 +134,8 @@ def maximize(
         budget=budget,
     )
     if gradient is not None and n_starts > 0:
-        px, pfx = polish(f, gradient, x[separated_best(x, fx, n_starts)])
+        screen = n_samples + (0 if extra_points is None else len(extra_points))
+        px, pfx = polish(f, gradient, _starts(x, fx, screen, n_starts))
         x, fx = np.vstack([x, px]), np.concatenate([fx, pfx])
     i = int(np.argmax(fx))
     return x[i].copy(), float(fx[i])
@@ -149,6 +157,32 @@ def separated_best(x: np.ndarray, fx: np.ndarray, k: int) -> np.ndarray:
         far = np.einsum("ij,ij->i", diff, diff) >= radius2
         order, ranked = order[far], ranked[far]  # the piles around a start drop out at once
     return np.array(chosen, dtype=int)
+
+
+def basin_tops(x: np.ndarray, fx: np.ndarray, limit: int = MAX_BASINS) -> np.ndarray:
+    """Indices of up to ``limit`` screen points that beat their nearest screen neighbours, best first.
+
+    Each is the best point of one basin as the screen sees it: none of its
+    ``BASIN_NEIGHBOURS_PER_DIM * d`` nearest points is higher. A polish from
+    each finds the maxima of the basins the refinement levels, which follow
+    one incumbent, leave alone.
+    """
+    from scipy.spatial import cKDTree  # deferred like scipy.stats: slow to import
+
+    m, d = x.shape
+    k = min(BASIN_NEIGHBOURS_PER_DIM * d + 1, m)
+    if k < 2:
+        return np.arange(m)[:limit]
+    _, index = cKDTree(x).query(x, k=k)
+    tops = np.flatnonzero(fx >= fx[index[:, 1:]].max(axis=1))
+    return tops[np.argsort(-fx[tops], kind="stable")][:limit]
+
+
+def _starts(x: np.ndarray, fx: np.ndarray, screen: int, n_starts: int) -> np.ndarray:
+    """The polish's starts: the best separated samples and the basin tops of the first ``screen``."""
+    best = separated_best(x, fx, n_starts)
+    tops = basin_tops(x[:screen], fx[:screen])
+    return x[np.unique(np.concatenate([best, tops]))]
 
 
 def polish(
@@ -233,7 +267,7 @@ def legal_maxima(
     polished points are only snapped.
     """
     x, fx = sample(spline, d, seed=seed, extra_points=support, n_samples=n_samples)
-    polished, _ = polish(spline, gradient, x[separated_best(x, fx, n_starts)])
+    polished, _ = polish(spline, gradient, _starts(x, fx, len(support) + n_samples, n_starts))
     if neighbours is None:
         return x, fx, snap(polished)
     legal = []

@@ -5,7 +5,7 @@ per core. A fit alternates between them (scipy's LAPACK for the
 factorization, numpy's for the products), and an idle OpenBLAS pool spins
 before it sleeps: two pools spinning against each other, and against other
 users of a shared login node, made a fit several times slower than with
-one thread (benchmarks/results/blas_threads.md). Every entry point of the
+one thread. Every entry point of the
 search therefore runs its BLAS calls under one limit, set on every loaded
 BLAS library together (threadpoolctl) and restored afterwards, so nothing
 outside the search (a trainer in the same process) is affected. Nested
@@ -22,10 +22,12 @@ from typing import Any, TypeVar
 
 from threadpoolctl import ThreadpoolController
 
-#: BLAS threads of the search. Measured on dense fits up to N = 2,500 and on
-#: evaluation chunks: one thread is never slower in CPU time, within 10 % in
-#: wall time on an idle 2-core machine and several times faster under load
-#: (benchmarks/results/blas_threads.md).
+#: BLAS threads of the search. Measured (benchmarks/results/spline_speed.md) on
+#: fit + leave-one-out at N = 1,000 and 2,500 on a shared 2-core machine: the CPU
+#: time is the same with 1, 2 or the default thread count; under a background
+#: load one thread has the shortest wall time (3.6 s against 3.7-3.8 s at
+#: N = 2,500); only with a core to spare do two threads finish sooner (1.0 s
+#: against 1.9 s at N = 2,500). A controller shares a login node, so one.
 SEARCH_BLAS_THREADS = 1
 
 _lock = threading.Lock()
