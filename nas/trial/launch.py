@@ -104,28 +104,45 @@ def command_environment(
 
 
 def run(command: list[str], env: dict[str, str], point_dir: Path, workdir: Path, rank: int) -> int:
-    """Start ``command`` in ``workdir``, pass the stop signals on, wait; its exit status."""
-    try:
-        child = subprocess.Popen(command, env=env, cwd=workdir)
-    except FileNotFoundError:
-        message = f"command not found: {command[0]!r} (not on the job's PATH, or no such file)"
-        write_contract_failure(point_dir, rank=rank, message=message)
-        print(f"splinenas: {message}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    except OSError as exc:
-        message = f"cannot run {command[0]!r}: {exc.strerror or exc}"
-        write_contract_failure(point_dir, rank=rank, message=message)
-        print(f"splinenas: {message}", file=sys.stderr)
-        return EXIT_NOT_EXECUTABLE
+    """Start ``command`` in ``workdir``, pass the stop signals on, wait; its exit status.
+
+    The handlers are in place before the command starts: a stop signal that arrives
+    while it is being started is held and passed on once it runs, instead of ending
+    this wrapper with the default action and leaving the command orphaned.
+    """
+    held: list[int] = []
+    child: subprocess.Popen[bytes] | None = None
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        if child.poll() is None:
+        if child is None:
+            held.append(signum)
+        elif child.poll() is None:
             child.send_signal(signum)
 
-    for signum in FORWARDED:
-        signal.signal(signum, forward)
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
+    try:
+        child = subprocess.Popen(command, env=env, cwd=workdir)
+    except OSError as exc:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        return _start_failure(command, exc, point_dir, rank)
+    for signum in held:
+        forward(signum, None)
     code = child.wait()
     return 128 - code if code < 0 else code
+
+
+def _start_failure(command: list[str], exc: OSError, point_dir: Path, rank: int) -> int:
+    """Name a command that could not start in ``error.json``; the exit status for it."""
+    if isinstance(exc, FileNotFoundError):
+        message = f"command not found: {command[0]!r} (not on the job's PATH, or no such file)"
+        code = EXIT_NOT_FOUND
+    else:
+        message = f"cannot run {command[0]!r}: {exc.strerror or exc}"
+        code = EXIT_NOT_EXECUTABLE
+    write_contract_failure(point_dir, rank=rank, message=message)
+    print(f"splinenas: {message}", file=sys.stderr)
+    return code
 
 
 def settle(point_dir: Path, code: int, rank: int, deadline: str | None, world_size: int) -> int:
