@@ -32,6 +32,7 @@ from nas.cluster import JobState, LocalScheduler
 from nas.cluster.processes import ProcessTable
 from nas.commands.main import main
 from nas.control import policy
+from nas.control.liveness import heartbeat_path
 from nas.control.loop import run_controller
 from nas.control.prepare import JobSettings
 from nas.pointdir import layout
@@ -277,7 +278,13 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates(tmp_path: Path) -> 
     rng = random.Random(7)
     kills = 0
     while kills < 24:
+        beat = heartbeat_path(state_path)
+        before = beat.stat().st_mtime_ns if beat.exists() else None
         process = controller_process(state_path, tmp_path)
+        if kills % 2:
+            # Every other life completes a cycle before its kill, however slow the machine:
+            # the search must make progress between kills, not only restart.
+            wait_for_cycle(process, beat, before)
         time.sleep(rng.uniform(0.3, 2.5))
         if process.poll() is not None:
             break  # the search finished between two kills
@@ -297,6 +304,15 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates(tmp_path: Path) -> 
     names = job_names(layout.run_dir(state_path))
     assert len(names) == len(set(names)), "no job name submitted twice"
     assert_never_concurrent(journal.read_text().splitlines())
+
+
+def wait_for_cycle(process: subprocess.Popen, beat: Path, before: int | None) -> None:
+    """Wait until ``process`` has written a heartbeat newer than ``before`` (or has ended)."""
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if beat.exists() and beat.stat().st_mtime_ns != before:
+            return
+        time.sleep(0.05)
 
 
 def assert_never_concurrent(lines: list[str]) -> None:
