@@ -1,7 +1,9 @@
 """Exactly once from any login node: SIGKILL mid-submission, restart on another host and TMPDIR.
 
-A few kills per backend here; the campaign of 30 kills per backend is marked
-``slow`` (or run ``python tests/kill_campaign.py --kills 30 lsf pbs flux``).
+A few kills per backend here, in the default suite; the campaign of 30 kills per
+backend (about 30 minutes on 2 cores) is marked ``campaign``, which the default
+suite leaves out: ``pytest -m campaign tests/test_kill_campaign.py``, or
+``python tests/kill_campaign.py --kills 30 lsf pbs flux``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def test_a_few_kills_on_slurm(slurm_cluster: str, tmp_path: Path) -> None:  # no
     assert report.kills == 3 and report.in_flight >= 1, report.line()
 
 
-@pytest.mark.slow
+@pytest.mark.campaign
 @pytest.mark.parametrize("backend", FAKES)
 def test_thirty_kills_on_the_doubles(tmp_path: Path, backend: str) -> None:
     report = campaign(tmp_path, backend, kills=30, max_points=24)
@@ -46,7 +48,7 @@ def test_thirty_kills_on_the_doubles(tmp_path: Path, backend: str) -> None:
     assert report.kills == 30 and report.in_flight >= 10, report.line()
 
 
-@pytest.mark.slow
+@pytest.mark.campaign
 @pytest.mark.slurm
 def test_thirty_kills_on_slurm(slurm_cluster: str, tmp_path: Path) -> None:  # noqa: F811
     report = campaign(tmp_path, "slurm", kills=30, max_points=24)
