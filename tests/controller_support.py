@@ -18,6 +18,9 @@ from experiment_support import toml_value
 
 from nas.config import parse_experiment
 from nas.control import policy
+from nas.control.prepare import JobSettings
+from nas.pointdir import layout
+from nas.record.state import PointStatus
 from nas.record.store import StateStore
 
 _TABLES = {
@@ -184,3 +187,24 @@ def job_names(run: Path) -> list[str]:
         for folder in jobs.iterdir()
         if (folder / "name").is_file()
     )
+
+
+def leave_submitting(state_path: Path, cwd: Path, job_id: str | None = None) -> Path:
+    """Point 0 as a killed controller leaves it; its folder.
+
+    Attempt 1 is committed as submitting under the name ``ctl-p0-r0a1s0``
+    (then as submitted to ``job_id`` when one is given), and its job folder is
+    prepared as a submission prepares it.
+    """
+    name = "ctl-p0-r0a1s0"
+    run = layout.run_dir(state_path)
+    with StateStore.open(state_path) as store:
+        state = store.state
+        state.update_point(0, attempts=1, job_name=name, **({"job_id": job_id} if job_id else {}))
+        state.set_status(0, PointStatus.SUBMITTING, f"as {name}")
+        if job_id:
+            state.set_status(0, PointStatus.SUBMITTED, f"job {job_id}")
+        experiment = policy.experiment_of(state, "test")
+        JobSettings.from_experiment(experiment, cwd).prepare(run, state.point(0))
+        store.commit()
+    return layout.point_dir(run, 0)

@@ -24,6 +24,7 @@ from controller_support import (
     experiment_text,
     init_state,
     job_names,
+    leave_submitting,
     objective,
     write_fake_trainer,
 )
@@ -34,7 +35,6 @@ from nas.commands.main import main
 from nas.control import policy
 from nas.control.liveness import heartbeat_path
 from nas.control.loop import run_controller
-from nas.control.prepare import JobSettings
 from nas.pointdir import layout
 from nas.record.lock import FileLock
 from nas.record.state import PointStatus
@@ -177,14 +177,7 @@ def test_point_left_submitting_by_a_crash_gets_exactly_one_job(
     """Killed after committing the intent: before the submission, or before recording its id."""
     state_path = setup_run(tmp_path, {"sleep": 5.0}, cluster={"max_concurrent_jobs": 1})
     run = layout.run_dir(state_path)
-    with StateStore.open(state_path) as store:
-        state = store.state
-        state.update_point(0, attempts=1, job_name="ctl-p0-r0a1s0")
-        state.set_status(0, S.SUBMITTING, "as ctl-p0-r0a1s0")
-        experiment = policy.experiment_of(state, "test")
-        JobSettings.from_experiment(experiment, tmp_path).prepare(run, state.point(0))
-        store.commit()
-    folder = layout.point_dir(run, 0)
+    folder = leave_submitting(state_path, tmp_path)
     started = ""
     if job_started:
         scheduler = LocalScheduler(layout.jobs_dir(run))

@@ -6,16 +6,14 @@ import os
 import time
 from pathlib import Path
 
-from controller_support import experiment_text, init_state, write_fake_trainer
+from controller_support import experiment_text, init_state, leave_submitting, write_fake_trainer
 
 from nas.cluster import LocalScheduler
 from nas.cluster.local import new_job_id
-from nas.control import policy
 from nas.control.loop import run_controller
-from nas.control.prepare import JobSettings
 from nas.pointdir import heartbeat, layout
 from nas.record.state import PointStatus
-from nas.record.store import StateStore, load_state
+from nas.record.store import load_state
 
 S = PointStatus
 
@@ -43,17 +41,8 @@ def test_a_forgotten_job_is_not_retried_while_its_training_beats(tmp_path: Path)
     """The scheduler no longer knows the job (UNKNOWN): no retry until the heartbeat is stale."""
     fake = write_fake_trainer(tmp_path / "fake", {"sleep": 0.0})
     state_path = init_state(tmp_path, experiment_text(cluster={"python": str(fake)}))
-    run = layout.run_dir(state_path)
     forgotten = new_job_id()
-    with StateStore.open(state_path) as store:
-        state = store.state
-        state.update_point(0, attempts=1, job_name="ctl-p0-r0a1s0", job_id=forgotten)
-        state.set_status(0, S.SUBMITTING, "as ctl-p0-r0a1s0")
-        state.set_status(0, S.SUBMITTED, f"job {forgotten}")
-        experiment = policy.experiment_of(state, "test")
-        JobSettings.from_experiment(experiment, tmp_path).prepare(run, state.point(0))
-        store.commit()
-    folder = layout.point_dir(run, 0)
+    folder = leave_submitting(state_path, tmp_path, job_id=forgotten)
     heartbeat.beat(folder)
 
     def cycles(count: int) -> None:
@@ -74,15 +63,8 @@ def test_every_extra_job_under_a_points_name_is_cancelled(tmp_path: Path) -> Non
     """Three jobs carry one point's name (orphaned submitters): one is kept, both others go."""
     fake = write_fake_trainer(tmp_path / "fake", {"sleep": 30.0})
     state_path = init_state(tmp_path, experiment_text(cluster={"python": str(fake)}))
+    folder = leave_submitting(state_path, tmp_path)
     run = layout.run_dir(state_path)
-    with StateStore.open(state_path) as store:
-        state = store.state
-        state.update_point(0, attempts=1, job_name="ctl-p0-r0a1s0")
-        state.set_status(0, S.SUBMITTING, "as ctl-p0-r0a1s0")
-        experiment = policy.experiment_of(state, "test")
-        JobSettings.from_experiment(experiment, tmp_path).prepare(run, state.point(0))
-        store.commit()
-    folder = layout.point_dir(run, 0)
     scheduler = LocalScheduler(layout.jobs_dir(run))
     jobs = [scheduler.submit(folder / layout.JOB_SCRIPT, job_name="ctl-p0-r0a1s0", cwd=folder)
             for _ in range(3)]  # fmt: skip
