@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nas.train.device import DeviceError
+from nas.train.launch import positive_number
 
 if TYPE_CHECKING:
     import torch
@@ -82,15 +83,7 @@ def expected_bandwidth(environ: Mapping[str, str]) -> float | None:
         DeviceError: a value that is not a positive number (an environment file to fix).
     """
     text = environ.get(EXPECTED_VAR, "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise DeviceError(f"{EXPECTED_VAR}={text!r}: expected a positive number of GB/s")
-    return value
+    return positive_number(EXPECTED_VAR, text, "GB/s", DeviceError) if text else None
 
 
 def library(device: torch.device) -> str:

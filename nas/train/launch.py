@@ -62,18 +62,25 @@ DEFAULT_COLLECTIVE_SECONDS = 1800.0
 # --------------------------------------------------------------------------- process group
 
 
-def seconds_from_env(environ: Mapping[str, str], name: str, default: float) -> float:
-    """A positive number of seconds from ``environ[name]``, else ``default``."""
-    text = environ.get(name)
-    if not text:
-        return default
+def positive_number(name: str, text: str, unit: str, error: type[Exception]) -> float:
+    """``text``, the value of the environment variable ``name``, as a positive number.
+
+    Raises ``error`` naming the variable, its value and ``unit``: a job's
+    environment file holds a typo the person must fix.
+    """
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not value > 0:
-        raise LaunchError(f"{name}={text!r}: expected a positive number of seconds")
+        raise error(f"{name}={text!r}: expected a positive number of {unit}")
     return value
+
+
+def seconds_from_env(environ: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number of seconds from ``environ[name]``, else ``default``."""
+    text = environ.get(name)
+    return positive_number(name, text, "seconds", LaunchError) if text else default
 
 
 def init_process_group(dist_env: DistEnv, device: torch.device, environ: Mapping[str, str]) -> None:
