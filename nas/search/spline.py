@@ -4,9 +4,10 @@ The surrogate of the search: it interpolates the measured (architecture ->
 metric) points in the unit box. Build, solve and evaluate are separate
 functions over arrays; :class:`PolyharmonicSpline` only ties them together.
 The function is the one of ``scipy.interpolate.RBFInterpolator(kernel="cubic",
-degree=1, smoothing=...)``; the differences are an LU solve with a
-condition estimate in scaled coordinates (so the singularity test does not
-depend on the units of the data), the least extra smoothing that makes an ill-conditioned system stable
+degree=1, smoothing=...)``; the differences are a Cholesky solve of the
+system projected on the null space of the linear tail, with a condition
+estimate in scaled coordinates (so the singularity test does not depend on
+the units of the data), the least extra smoothing that makes an ill-conditioned system stable
 instead of a refusal, an analytic gradient and a faster chunked evaluation.
 """
 
@@ -497,8 +498,9 @@ class PolyharmonicSpline:
     positive definite of order 2, hence the system is uniquely solvable
     whenever the points are distinct (or ``lambda > 0``) and contain d+1
     affinely independent points (P has full column rank) [1]_. The solve
-    uses a pivoted LU factorization with a condition estimate on coordinates
-    scaled to the support's bounding box and verifies its residual; where the exact system is
+    factors the system projected on the null space of ``P^T`` by Cholesky
+    (:class:`Factorization`), with a condition estimate on coordinates
+    scaled to the support's bounding box, and verifies its residual; where the exact system is
     numerically unstable, the least smoothing of ``SMOOTHING_LADDER`` that
     is stable is used instead (``smoothing_used``, ``conditioning``).
 
