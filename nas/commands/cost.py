@@ -1,8 +1,8 @@
 """``splinenas cost``: size, MACs and training memory of one candidate of an experiment.
 
 A person checks a candidate before spending GPU-hours on it, with the same
-estimate that the search uses as its feasibility predicate. torch is imported
-inside the handler only.
+closed-form estimate (no torch) that the search uses as its feasibility
+predicate and for its known costs.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def cost_document(
     if classes is None:
         raise UsageError(f"{experiment.source}: [model] num_classes is not set; pass --num-classes")
     from nas.control.costs import estimate_for
-    from nas.models.cost import fits, usable_bytes  # torch: only once the command line is good
+    from nas.models.footprint import fits, usable_bytes
 
     merged = {**experiment.model.fixed, **params}
     cost = estimate_for(experiment, params, classes)

@@ -1,7 +1,7 @@
 """The costs a search can constrain or trade off, by name, and where each number comes from.
 
 *Known* costs are computed before training from the parameters alone, with
-the cost model of the built-in families (:mod:`nas.models.cost`), exactly
+the cost model of the built-in families (:mod:`nas.models.footprint`), exactly
 the numbers ``splinenas cost`` prints: ``gmacs`` (multiply-accumulates per
 image / 1e9), ``params_m`` (parameters / 1e6) and ``memory_gib`` (peak
 training memory per device). *Measured* costs exist only once a point is
@@ -26,7 +26,7 @@ from nas.record.state import Point, PointStatus, State
 from nas.search.space import Params
 
 if TYPE_CHECKING:
-    from nas.models.cost import Cost
+    from nas.models.footprint import Cost
     from nas.search.optimizer import SplineOptimizer
     from nas.search.tradeoff import Predictor
 
@@ -72,7 +72,7 @@ def estimate_for(
         raise ConfigError(
             experiment.source, "model", "num_classes", "not set; the cost model needs it"
         )
-    from nas.models.cost import estimate  # torch: only when a cost is asked for
+    from nas.models.footprint import estimate
 
     resolution = experiment.data.resolution if experiment.data is not None else 224
     return estimate(

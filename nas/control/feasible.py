@@ -3,7 +3,7 @@
 Two sources, either or both:
 
 * ``[cluster] max_gpu_memory_gib``: the estimated peak memory per GPU of a
-  built-in family's candidate must fit (:mod:`nas.models.cost`);
+  built-in family's candidate must fit (:mod:`nas.models.footprint`);
 * ``[model] feasible = "package.module:function"``: the user's function gets
   the candidate's values (``[model] fixed`` overridden by its parameters) and
   returns None (trainable) or the reason it is not.
@@ -96,7 +96,7 @@ def _memory_rule(experiment: Experiment) -> Rule | None:
     )
 
     def fits_memory(params: Params) -> str | None:
-        from nas.models.cost import fits
+        from nas.models.footprint import fits
 
         cost = estimate(params)
         if cost is None:
@@ -116,7 +116,7 @@ def memory_problem(experiment: Experiment) -> ConfigError | None:
     model = experiment.model
     if limit is None or model is None or model.family is None:
         return None
-    from nas.models.cost import BYTES_PER_GIB, fits
+    from nas.models.footprint import BYTES_PER_GIB, fits
     from nas.search.optimizer import SplineOptimizer  # scipy.stats: slow to import
 
     settings = experiment.experiment.search_settings()
