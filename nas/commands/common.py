@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from nas.errors import UserError
+from nas.names import shown
 from nas.search.space import params_text as params_text  # re-exported for the commands
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def writable_path(path: Path, option: str, *, folder: bool = False, create: bool
     control = next((c for c in str(path) if unicodedata.category(c) == "Cc"), None)
     if control is not None:
         raise UsageError(
-            f"{option} {str(path)!r}: contains the control character {control!r}; "
+            f"{option} {shown(path)}: contains the control character {control!r}; "
             "job scripts cannot name such a path"
         )
     if path.is_dir() and not folder:
