@@ -191,10 +191,12 @@ class Study:
             SplineOptimizer,  # scipy.stats: slow to import, only needed here
         )
 
+        admissible = self.admissible()
         optimizer = SplineOptimizer(
             self.state.space,
             self.experiment.experiment.search_settings(),
-            feasible=self.admissible(),
+            feasible=admissible,
+            design=self._tradeoff_design(admissible),
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
@@ -210,6 +212,14 @@ class Study:
             else:
                 optimizer.mark_pending(point.params)
         return optimizer
+
+    def _tradeoff_design(self, admissible: Callable[[Params], bool] | None) -> list[Params] | None:
+        """With ``tradeoff`` on a known cost, the trade-off design; else None (``design``)."""
+        if self.experiment.experiment.tradeoff is None:
+            return None
+        from nas.control import tradeoffs
+
+        return tradeoffs.design(self.state, self.experiment, admissible)
 
     def admissible(self) -> Callable[[Params], bool] | None:
         """What a candidate must satisfy: the memory predicate and ``[experiment.constraints]``.
