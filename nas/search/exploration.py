@@ -27,11 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from nas.search.maximize import Neighbours
 from nas.search.spline import PolyharmonicSpline
-from nas.search.strategies import Ranking, Snap, perturb, unit_scale
+from nas.search.strategies import Ranking, Snap, fresh_candidates, perturb, unit_scale
 
 #: Quasi-uniform candidates drawn for a check.
 CHECK_CANDIDATES = 4096
@@ -100,10 +99,7 @@ class AwayFromBest:
             drawn = rng.random((self.n_candidates, d))
         else:
             drawn = perturb(incumbent, self.spread, self.n_candidates, rng)
-        candidates = np.unique(snap(drawn), axis=0)
-        known = np.vstack([spline.points, np.asarray(avoid, dtype=np.float64).reshape(-1, d)])
-        gap, _ = cKDTree(known).query(candidates, k=1)
-        candidates, gap = candidates[gap > 0], gap[gap > 0]
+        candidates, gap = _unknown(snap(drawn), spline, avoid)
         if not len(candidates):
             return Ranking(np.empty((0, d)), np.empty(0))
         from_best = np.linalg.norm(candidates - incumbent, axis=1)
@@ -154,10 +150,15 @@ class NearSurprise:
         """Legal points around ``centre`` not on a known point, best merit first."""
         d = spline.d
         box = self.centre + rng.uniform(-self.radius, self.radius, (self.n_candidates, d))
-        candidates = np.unique(snap(np.clip(box, 0.0, 1.0)), axis=0)
-        known = np.vstack([spline.points, np.asarray(avoid, dtype=np.float64).reshape(-1, d)])
-        gap, _ = cKDTree(known).query(candidates, k=1)
-        candidates, gap = candidates[gap > 0], gap[gap > 0]
+        candidates, gap = _unknown(snap(np.clip(box, 0.0, 1.0)), spline, avoid)
         merit = self.weight * unit_scale(spline(candidates)) + (1.0 - self.weight) * unit_scale(gap)
         order = np.argsort(-merit, kind="stable")
         return Ranking(candidates[order], merit[order])
+
+
+def _unknown(
+    snapped: np.ndarray, spline: PolyharmonicSpline, avoid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct legal candidates on no measured or avoided point, with their distance to the nearest."""
+    known = np.vstack([spline.points, np.asarray(avoid, dtype=np.float64).reshape(-1, spline.d)])
+    return fresh_candidates(snapped, known)
