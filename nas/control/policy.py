@@ -355,6 +355,7 @@ class Study:
             summary.predicted_max,
             best_id=best_id,
             local_loo=summary.local_loo,
+            noise=None if summary.noise is None else summary.noise.as_record(),
         )
         for warning in summary.warnings:  # readers show them without refitting
             self.state.log(FIT_WARNING, f"{warning} (smoothing {summary.smoothing:.3g})")
@@ -428,17 +429,25 @@ class Study:
             for p in measured
             if p.id >= first_id and p.predicted is not None and p.origin != "fill"
         ]
-        noise = cfg.noise if isinstance(cfg.noise, (int, float)) else 0.0
         return decide(
             self.stop_rule,
             [sign * p.value for p in measured],
             proposals,
             self.state.space.d,
             cfg.tolerance,
-            noise,
+            self._stored_noise_sd(),
             gain=functools.partial(_stored_gain, self.state, sign, measured),
             local_error=functools.partial(_stored_local_error, self.state),
         )
+
+    def _stored_noise_sd(self) -> float:
+        """The noise sd the stop tolerance respects, for readers: ``[experiment] noise`` or,
+        with ``"auto"``, the one the last stored fit measured (0 without either)."""
+        noise = self.experiment.experiment.noise
+        if noise != "auto":
+            return 0.0 if noise is None else float(noise)
+        stored = self.state.fits[-1].noise.get("sd") if self.state.fits else None
+        return 0.0 if stored is None else float(stored)
 
     @property
     def stop_rule(self) -> str:

@@ -19,7 +19,9 @@ first 512 bytes are an HDF5 user block holding the SHA-256 of the rest
                       coords: N x d unit-box coordinates of the numeric dims
     /fits/<n>/        support_ids, coefficients; attrs time, loo_rmse, predicted_max, argmax_json,
                       best_id (-1, or absent in older files: no smoothed best), local_loo
-                      (largest leave-one-out error near the best; absent in older files)
+                      (largest leave-one-out error near the best; absent in older files),
+                      noise_json (with noise = "auto": the measured noise sd, its 95 %
+                      interval and why it is 0 where not measurable; absent otherwise)
     /events           table of (time, kind, point_id, message); point_id -1 = none
     /curves/<id>      learning curve of point <id>: table of (epoch, images, loss, top1,
                       top5, lr, seconds), loss NaN when it was not finite (absent in
@@ -140,6 +142,8 @@ def _write_fits(group: h5py.Group, fits: list[FitRecord]) -> None:
             best_id=fit.best_id,
             local_loo=fit.local_loo,
         )
+        if fit.noise:
+            sub.attrs["noise_json"] = json.dumps(fit.noise)
 
 
 def _write_events(file: h5py.File, events: list[Event]) -> None:
@@ -290,6 +294,7 @@ def _read_fits(group: h5py.Group) -> list[FitRecord]:
                 predicted_max=float(sub.attrs["predicted_max"]),
                 best_id=int(sub.attrs.get("best_id", -1)),
                 local_loo=float(sub.attrs.get("local_loo", math.nan)),
+                noise=json.loads(sub.attrs.get("noise_json", "{}")),
             )
         )
     return fits

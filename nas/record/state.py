@@ -138,6 +138,9 @@ class FitRecord:
     #: Largest leave-one-out error among the d+1 measured points nearest the best (the
     #: default stop rule's last condition); NaN in files written before it was stored.
     local_loo: float = math.nan
+    #: With ``noise = "auto"``: the noise sd measured from this fit's data (the fields of
+    #: :class:`nas.search.noise.NoiseEstimate`); empty otherwise and in older files.
+    noise: dict[str, Any] = field(default_factory=dict)
 
 
 #: Fields of a learning-curve entry (as in ``curve.jsonl``); ``loss`` may be None.
@@ -381,6 +384,7 @@ class State:
         predicted_max: float,
         best_id: int = -1,
         local_loo: float = math.nan,
+        noise: Mapping[str, Any] | None = None,
     ) -> FitRecord:
         fit = FitRecord(
             number=len(self.fits),
@@ -392,6 +396,7 @@ class State:
             predicted_max=float(predicted_max),
             best_id=int(best_id),
             local_loo=float(local_loo),
+            noise=dict(noise or {}),
         )
         self.fits.append(fit)
         self.log("fit", f"fit {fit.number}: {len(fit.support_ids)} points, LOO RMSE {loo_rmse:.4g}")
