@@ -344,8 +344,9 @@ class Study:
         smoothed = optimizer.best if self.experiment.experiment.noise is not None else None
         best = None if smoothed is None else self.state.find(smoothed[0])
         best_id = -1 if best is None else best.id
+        noise = None if summary.noise is None else summary.noise.as_record()
         stored = current_fit(self.state)
-        if stored is not None and _records(stored, support, summary, best_id):
+        if stored is not None and _records(stored, support, summary, best_id, noise):
             return  # proposing again on the same measurements: that fit is stored already
         self.state.add_fit(
             support,
@@ -355,7 +356,7 @@ class Study:
             summary.predicted_max,
             best_id=best_id,
             local_loo=summary.local_loo,
-            noise=None if summary.noise is None else summary.noise.as_record(),
+            noise=noise,
         )
         for warning in summary.warnings:  # readers show them without refitting
             self.state.log(FIT_WARNING, f"{warning} (smoothing {summary.smoothing:.3g})")
@@ -545,7 +546,13 @@ def current_fit(state: State) -> FitRecord | None:
     return fit if set(fit.support_ids) == measured and not expanded else None
 
 
-def _records(stored: FitRecord, support: list[int], summary: FitSummary, best_id: int) -> bool:
+def _records(
+    stored: FitRecord,
+    support: list[int],
+    summary: FitSummary,
+    best_id: int,
+    noise: Mapping[str, Any] | None,
+) -> bool:
     """Whether ``stored`` holds exactly this fit: same support, coefficients and answers.
 
     A fit is a function of the measured points and the settings, so a second
@@ -556,6 +563,7 @@ def _records(stored: FitRecord, support: list[int], summary: FitSummary, best_id
     return (
         stored.support_ids == tuple(support)
         and stored.best_id == best_id
+        and stored.noise == dict(noise or {})
         and stored.argmax == dict(summary.argmax)
         and np.array_equal(stored.coefficients, np.asarray(summary.coefficients, dtype=float))
         and np.array_equal(
