@@ -19,6 +19,8 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from nas.config import Experiment, parse_experiment
 from nas.errors import UserError
 from nas.pointdir.result import Measured
@@ -358,14 +360,20 @@ class Study:
         ]
         smoothed = optimizer.best if self.experiment.experiment.noise is not None else None
         best = None if smoothed is None else self.state.find(smoothed[0])
+        best_id = -1 if best is None else best.id
+        noise = None if summary.noise is None else summary.noise.as_record()
+        stored = current_fit(self.state)
+        if stored is not None and _records(stored, support, summary, best_id, noise):
+            return  # proposing again on the same measurements: that fit is stored already
         self.state.add_fit(
             support,
             summary.coefficients,
             summary.loo_rmse,
             summary.argmax,
             summary.predicted_max,
-            best_id=-1 if best is None else best.id,
+            best_id=best_id,
             local_loo=summary.local_loo,
+            noise=noise,
         )
         for warning in summary.warnings:  # readers show them without refitting
             self.state.log(FIT_WARNING, f"{warning} (smoothing {summary.smoothing:.3g})")
@@ -445,18 +453,26 @@ class Study:
             for i, (p, ok) in enumerate(zip(measured, current, strict=True))
             if ok and p.origin == CHECK
         ]
-        noise = cfg.noise if isinstance(cfg.noise, (int, float)) else 0.0
         return decide(
             self.stop_rule,
             [sign * p.value for p in measured],
             proposals,
             self.state.space.d,
             cfg.tolerance,
-            noise,
+            self._stored_noise_sd(),
             gain=functools.partial(_stored_gain, self.state, sign, measured),
             local_error=functools.partial(_stored_local_error, self.state),
             checks=checks,
         )
+
+    def _stored_noise_sd(self) -> float:
+        """The noise sd the stop tolerance respects, for readers: ``[experiment] noise`` or,
+        with ``"auto"``, the one the last stored fit measured (0 without either)."""
+        noise = self.experiment.experiment.noise
+        if noise != "auto":
+            return 0.0 if noise is None else float(noise)
+        stored = self.state.fits[-1].noise.get("sd") if self.state.fits else None
+        return 0.0 if stored is None else float(stored)
 
     @property
     def stop_rule(self) -> str:
@@ -561,6 +577,32 @@ def current_fit(state: State) -> FitRecord | None:
     measured = {p.id for p in state.with_status(PointStatus.DONE)}
     expanded = any(e.kind == "expand" and e.time >= fit.time for e in state.events)
     return fit if set(fit.support_ids) == measured and not expanded else None
+
+
+def _records(
+    stored: FitRecord,
+    support: list[int],
+    summary: FitSummary,
+    best_id: int,
+    noise: Mapping[str, Any] | None,
+) -> bool:
+    """Whether ``stored`` holds exactly this fit: same support, coefficients and answers.
+
+    A fit is a function of the measured points and the settings, so a second
+    proposal before any new measurement recomputes the stored one; a changed
+    setting (smoothing, noise) changes the coefficients and is stored anew.
+    """
+    numbers = (summary.loo_rmse, summary.predicted_max, summary.local_loo)
+    return (
+        stored.support_ids == tuple(support)
+        and stored.best_id == best_id
+        and stored.noise == dict(noise or {})
+        and stored.argmax == dict(summary.argmax)
+        and np.array_equal(stored.coefficients, np.asarray(summary.coefficients, dtype=float))
+        and np.array_equal(
+            (stored.loo_rmse, stored.predicted_max, stored.local_loo), numbers, equal_nan=True
+        )
+    )
 
 
 def add_manual(

@@ -20,7 +20,7 @@ import numpy as np
 from nas.search.categories import EmbeddedSpace, views
 from nas.search.design import initial_design
 from nas.search.exploration import NEIGHBOURHOOD_SPREAD, AwayFromBest, NearSurprise
-from nas.search.noise import choose_smoothing
+from nas.search.noise import NoiseEstimate, estimate_noise, smoothing_for
 from nas.search.propose import Candidate, SearchError, propose
 from nas.search.settings import GOALS, SearchSettings
 from nas.search.space import Params, SearchSpace, Value
@@ -69,6 +69,8 @@ class FitSummary:
     smoothing: float = 0.0
     #: :meth:`SplineOptimizer.local_loo_error` of this fit (the stop rule's condition (d)).
     local_loo: float = math.inf
+    #: With ``noise = "auto"``: the noise sd measured from this fit's data, else None.
+    noise: NoiseEstimate | None = None
     warnings: tuple[str, ...] = ()
     splines: Mapping[tuple[Value, ...], PolyharmonicSpline] = field(
         default_factory=dict, compare=False, repr=False
@@ -141,6 +143,8 @@ class SplineOptimizer:
         self._evidence: dict[str, StopEvidence] = {}
         self._splines: dict[tuple[Value, ...], PolyharmonicSpline] | None = None
         self._joint: PolyharmonicSpline | None = None
+        #: With ``noise = "auto"``: the estimate of each solved spline's data, by where.
+        self._noise: dict[str, NoiseEstimate] = {}
 
     # -- data ------------------------------------------------------------------------
 
@@ -275,18 +279,29 @@ class SplineOptimizer:
         return float(np.max(errors)) if np.all(np.isfinite(errors)) else math.inf
 
     def noise_sd(self) -> float:
-        """The noise sd the stopping tolerance respects: given, estimated (``"auto"``) or 0.
+        """The noise sd the stopping tolerance respects: given, measured (``"auto"``) or 0.
 
-        The estimate is the RMS residual of the smoothed fit, which
-        underestimates the sd: the tolerance errs towards searching longer.
+        A noise the data do not measure (:func:`nas.search.noise.estimate_noise`)
+        counts as 0: the tolerance errs towards searching longer.
         """
         if self.settings.noise is None:
             return 0.0
         if self.settings.noise != "auto":
             return float(self.settings.noise)
-        _, splines = self._model()
-        residuals = [s.values - s(s.points) for s in splines.values()]
-        return float(np.sqrt(np.mean(np.concatenate(residuals) ** 2))) if residuals else 0.0
+        estimate = self.noise_estimate()
+        return 0.0 if estimate is None else estimate.sd
+
+    def noise_estimate(self) -> NoiseEstimate | None:
+        """With ``noise = "auto"``: the sd measured from the spline with the most support.
+
+        None without the option or while no spline can be fitted. Separate
+        splines per category each measure their own data; the one with the
+        most points speaks for the search.
+        """
+        if self.settings.noise != "auto":
+            return None
+        self._fit_all()
+        return max(self._noise.values(), key=lambda e: e.support, default=None)
 
     def initial_design(self) -> list[Params]:
         """The initial design (``design``), before any is measured or excluded."""
@@ -362,6 +377,7 @@ class SplineOptimizer:
             predicted_max=self._sign * value,
             smoothing=max(spline.smoothing_used for spline in splines.values()),
             local_loo=self.local_loo_error(),
+            noise=self.noise_estimate(),
             warnings=tuple(
                 f"category {cat}: {spline.conditioning}" if cat else spline.conditioning
                 for cat, spline in splines.items()
@@ -422,6 +438,7 @@ class SplineOptimizer:
     def _fit_all(self) -> dict[tuple[Value, ...], PolyharmonicSpline]:
         """A spline per category that has one (views of the shared spline when it is fitted)."""
         if self._splines is None:
+            self._noise = {}
             self._joint = self._fit_joint() if self._embedded is not None else None
             if self._joint is not None:
                 self._splines = views(self._joint, self._embedded)
@@ -473,7 +490,11 @@ class SplineOptimizer:
         try:
             if self.settings.noise is None:
                 return PolyharmonicSpline(x, y, self.settings.smoothing)
-            return choose_smoothing(x, y, self.settings.noise, floor=self.settings.smoothing)
+            sd = self.settings.noise
+            if sd == "auto":
+                self._noise[where] = estimate_noise(x, y)
+                sd = self._noise[where].sd
+            return smoothing_for(x, y, float(sd), floor=self.settings.smoothing)
         except SplineError as exc:
             named = [rows[i].params for i in exc.indices]
             prefix = f"{where}: " if where else ""
