@@ -25,6 +25,7 @@ from nas.control.cycle import CycleSummary
 from nas.control.plan import Stop
 from nas.record.state import PointStatus
 from nas.record.store import StateStore
+from nas.search.optimizer import SplineOptimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -43,11 +44,12 @@ def test_fast_variant_changes_only_its_keys():
     fast = parse_experiment(demo_text(fast=True))
     assert (fast.experiment.name, fast.experiment.max_points, fast.train.epochs) == (
         "demo-digits-fast",
-        10,
+        6,
         2,
     )
-    # one proposal after the 2d+3 initial design
-    assert fast.experiment.max_points == len(fast.space.initial_design()) + 1
+    # one proposal after the d+2 initial design
+    design = SplineOptimizer(fast.space, fast.experiment.search_settings()).initial_design()
+    assert fast.experiment.max_points == len(design) + 1
     changed = {table for table, _ in FAST_CHANGES}
     for table, section in full.sections().items():
         if table not in changed:
@@ -133,7 +135,7 @@ def test_fast_demo_interrupted_resumed_and_reported(tmp_path):
     assert first.returncode == 0, stderr
     assert "search paused" in stdout and "again to resume" in stdout
     paused = StateStore.read(state)
-    assert len(paused.points) == 9 and paused.with_status(PointStatus.DONE)
+    assert len(paused.points) == 5 and paused.with_status(PointStatus.DONE)
 
     second = subprocess.run(
         _demo(out), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
@@ -143,7 +145,7 @@ def test_fast_demo_interrupted_resumed_and_reported(tmp_path):
     final = StateStore.read(state)
     initial = [p for p in final.points if p.origin == "initial"]
     proposed = [p for p in final.points if p.origin == "incremental"]
-    assert len(initial) == 9 and all(p.status is PointStatus.DONE for p in initial)
+    assert len(initial) == 5 and all(p.status is PointStatus.DONE for p in initial)
     assert len(proposed) == 1 and proposed[0].status is PointStatus.DONE
     assert proposed[0].predicted is not None and 0.0 <= proposed[0].value <= 100.0
     assert all(p.attempts == 1 for p in final.points)  # the interrupted job was re-attached
