@@ -28,6 +28,13 @@ extended (more methods, more seeds) without repeating what is done. A run's key 
 ``method|problem|exact-or-noisy|seed|budget`` and a run depends only on it, so peers'
 runs cached once serve every later comparison.
 
+``--to-stop`` ends each spline run where its own stop rule fires, as a user's search
+ends (keys end in ``|to-stop``): the stop tables are exact and cost only what the
+searches spent, but the evaluations-to-regret tables then count a run that stopped
+above a regret as never getting there. The default rule's checks away from the best
+(:mod:`nas.search.exploration`) are proposals of the search, so a run's trajectory
+depends on its rule; where the other rule would have stopped is noted on the same run.
+
 The tables give, per problem and method, evaluations to 1 % and 0.1 % regret (median
 and seeds that got there), the final regret of the point the method returns, and for
 the spline methods the too-early rate: runs whose own stop rule fired while their
@@ -93,6 +100,10 @@ class Evaluator:
         self.stops: dict[str, tuple[int, float]] = {}
         #: noise-free loss of the point the method returns at the end (None: best evaluated)
         self.returned: float | None = None
+        #: end a spline run where its own stop rule fires
+        self.to_stop = False
+        #: evaluations the spline run spent on its stop rule's checks away from the best
+        self.checks = 0
 
     def __call__(self, x: Sequence[float]) -> float:
         key = tuple(int(round(float(v))) for v in x)
@@ -179,11 +190,12 @@ def _spline(strategy: str, q: int, design: str = "corners", noise: str | None = 
         level = ev.noise_sd if noise == "sd" else noise
         opt = spline_optimizer(problem, seed, strategy, q, design, level)
         try:
-            while True:
-                batch = opt.ask()
-                values = [ev([p[n] for n in names]) for p in batch]
-                for params, value in zip(batch, values, strict=True):
-                    opt.tell(params, value)
+            while not (ev.to_stop and opt.stop in ev.stops):
+                batch = opt.suggest()
+                values = [ev([p.params[n] for n in names]) for p in batch]
+                for proposal, value in zip(batch, values, strict=True):
+                    opt.tell(proposal.params, value)
+                ev.checks += sum(p.origin == "check" for p in batch)
                 _note_stops(problem, opt, ev, names)
         finally:
             ev.returned = _true_of_best(problem, opt, names)
@@ -311,9 +323,12 @@ class Task:
     #: noise sd as a fraction of the loss range in noisy runs
     noise_fraction: float = NOISE_FRACTION
 
+    to_stop: bool = False
+
     @property
     def key(self) -> str:
-        return f"{self.method}|{self.problem}|{noise_label(self.noisy, self.noise_fraction)}|{self.seed}|{self.budget}"
+        base = f"{self.method}|{self.problem}|{noise_label(self.noisy, self.noise_fraction)}|{self.seed}|{self.budget}"
+        return base + ("|to-stop" if self.to_stop else "")
 
 
 def noise_label(noisy: bool, fraction: float = NOISE_FRACTION) -> str:
@@ -327,6 +342,7 @@ def run_task(task: Task) -> dict:
     """One optimiser run; returns the noise-free trace and the optimiser's time per call."""
     problem = _problem(task.problem)
     ev = Evaluator(problem, task.budget, task.noisy, task.seed, task.noise_fraction)
+    ev.to_stop = task.to_stop
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -341,6 +357,7 @@ def run_task(task: Task) -> dict:
         "seconds_per_call": seconds / max(ev.calls, 1),
         "stops": ev.stops,
         "returned": ev.returned,
+        "checks": ev.checks,
         "points": ev.points,
         "measured": ev.measured,
     }
@@ -600,6 +617,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="processes (at most 2)")
     p.add_argument("--raw", type=Path, help="JSON file of finished runs to reuse and extend")
     p.add_argument("--out", type=Path, help="also write the markdown tables here")
+    p.add_argument(
+        "--to-stop", action="store_true", help="end each spline run where its own stop rule fires"
+    )
     args = p.parse_args(argv)
     args.methods = _choose(
         args.methods, METHODS, QUICK_METHODS if args.quick else tuple(METHODS), p
@@ -630,7 +650,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     noises = {"both": (False, True), "exact": (False,), "noisy": (True,)}[args.noise]
     tasks = [
-        Task(m, prob, noisy, seed, args.budget, args.noise_fraction)
+        Task(
+            m,
+            prob,
+            noisy,
+            seed,
+            args.budget,
+            args.noise_fraction,
+            args.to_stop and own_rule(m) is not None,
+        )
         for prob in args.problems
         for noisy in noises
         for m in available(args.methods)

@@ -160,12 +160,25 @@ def _space_params(problem: Problem, x: Point) -> dict:
     return dict(zip(variable_names(problem), map(int, x), strict=True))
 
 
-def _spline(kind: str) -> Callable:
-    """A splinenas run: ``front`` (hypervolume gain), ``scalar`` (Chebyshev) or ``metric``."""
+def _spline(kind: str, design: str = "corners") -> Callable:
+    """A splinenas run: ``front`` (hypervolume gain), ``scalar`` (Chebyshev) or ``metric``,
+    from the corner design or the trade-off design (:func:`nas.search.tradeoff.tradeoff_design`)."""
 
     def run(problem: Problem, cost: Callable, budget: int, seed: int) -> list[Point]:
         names = variable_names(problem)
         opt = spline_optimizer(problem, seed)
+        if design == "tradeoff":
+            from nas.search.design import default_size
+            from nas.search.optimizer import SplineOptimizer
+            from nas.search.tradeoff import tradeoff_design
+
+            start = tradeoff_design(
+                opt.space,
+                lambda many: cost(np.array([_x(p, names) for p in many])),
+                default_size(opt.space),
+                seed,
+            )
+            opt = SplineOptimizer(opt.space, opt.settings, design=start)
         told: list[Point] = []
         rng = np.random.default_rng([seed, 5])
 
@@ -266,7 +279,8 @@ def _optuna(kind: str) -> Callable:
 
 
 METHODS: dict[str, Callable] = {
-    "spline-front": _spline("front"),
+    "spline-front": _spline("front", "tradeoff"),
+    "spline-front-corners": _spline("front"),
     "spline-scalar": _spline("scalar"),
     "spline-metric": _spline("metric"),
     "random": _random,

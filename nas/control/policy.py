@@ -24,7 +24,15 @@ import numpy as np
 from nas.config import Experiment, parse_experiment
 from nas.errors import UserError
 from nas.pointdir.result import Measured
-from nas.record.state import SPLINE_ORIGINS, FitRecord, Point, PointStatus, State
+from nas.record.state import (
+    CHECK,
+    NOT_AGREEMENTS,
+    SPLINE_ORIGINS,
+    FitRecord,
+    Point,
+    PointStatus,
+    State,
+)
 from nas.search.space import Params, indicator_count
 
 if TYPE_CHECKING:
@@ -191,25 +199,40 @@ class Study:
             SplineOptimizer,  # scipy.stats: slow to import, only needed here
         )
 
+        admissible = self.admissible()
         optimizer = SplineOptimizer(
             self.state.space,
             self.experiment.experiment.search_settings(),
-            feasible=self.admissible(),
+            feasible=admissible,
+            design=self._tradeoff_design(admissible),
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
             if point.status is PointStatus.DONE:
                 # a prediction of an earlier phase was made for another box: it cannot stop this one
                 predicted = point.predicted if point.id >= first_id else None
-                fill = point.origin == "fill"
-                optimizer.tell(point.params, point.value, predicted=predicted, fill=fill)
+                optimizer.tell(
+                    point.params,
+                    point.value,
+                    predicted=predicted,
+                    fill=point.origin == "fill",
+                    check=point.origin == CHECK,
+                )
             elif point.status.is_finished():
                 with warnings.catch_warnings():  # a known failure, not a bad measurement
                     warnings.simplefilter("ignore", RuntimeWarning)
                     optimizer.tell(point.params, math.nan)
             else:
-                optimizer.mark_pending(point.params)
+                optimizer.mark_pending(point.params, check=point.origin == CHECK)
         return optimizer
+
+    def _tradeoff_design(self, admissible: Callable[[Params], bool] | None) -> list[Params] | None:
+        """With ``tradeoff`` on a known cost, the trade-off design; else None (``design``)."""
+        if self.experiment.experiment.tradeoff is None:
+            return None
+        from nas.control import tradeoffs
+
+        return tradeoffs.design(self.state, self.experiment, admissible)
 
     def admissible(self) -> Callable[[Params], bool] | None:
         """What a candidate must satisfy: the memory predicate and ``[experiment.constraints]``.
@@ -296,10 +319,14 @@ class Study:
         if any(p.origin in SPLINE_ORIGINS for p in proposals):
             self._record_fit(optimizer)
         batch = self.state.next_batch()
-        return [
+        points = [
             self.state.add_point(p.params, p.origin, batch, predicted=p.predicted)
             for p in proposals
         ]
+        for point in points:
+            if point.origin == CHECK:
+                self.state.log(CHECK, check_text(point, optimizer.stop_evidence()), point.id)
+        return points
 
     def _suggest(self, optimizer: SplineOptimizer, n: int) -> list[Proposal]:
         """The optimizer's suggestions; with ``tradeoff``, once the design is measured and a
@@ -425,10 +452,16 @@ class Study:
         sign = 1.0 if cfg.goal == "maximize" else -1.0
         first_id = current_phase(self.state)["first_id"]
         measured = [p for p in self.state.with_status(PointStatus.DONE) if math.isfinite(p.value)]
+        current = [p.id >= first_id and p.predicted is not None for p in measured]
         proposals = [
             (p.value, p.predicted)
-            for p in measured
-            if p.id >= first_id and p.predicted is not None and p.origin != "fill"
+            for p, ok in zip(measured, current, strict=True)
+            if ok and p.origin not in NOT_AGREEMENTS
+        ]
+        checks = [
+            (i, sign * p.value, sign * p.predicted)
+            for i, (p, ok) in enumerate(zip(measured, current, strict=True))
+            if ok and p.origin == CHECK
         ]
         return decide(
             self.stop_rule,
@@ -439,6 +472,7 @@ class Study:
             self._stored_noise_sd(),
             gain=functools.partial(_stored_gain, self.state, sign, measured),
             local_error=functools.partial(_stored_local_error, self.state),
+            checks=checks,
         )
 
     def _stored_noise_sd(self) -> float:
@@ -516,6 +550,15 @@ class Study:
 
 #: Event kind of a warning about a stored fit (e.g. the smoothing an unstable system needed).
 FIT_WARNING = "fit-warning"
+
+
+def check_text(point: Point, evidence: StopEvidence) -> str:
+    """The event of a check point: why the search looks away from the best before it stops."""
+    return (
+        "checking convergence away from the best: conditions (a)-(d) of the stop rule hold; "
+        f"the search stops only if this point, predicted {point.predicted:.6g}, measures no more "
+        f"than {evidence.tolerance:g} better than predicted"
+    )
 
 
 def _stored_gain(state: State, sign: float, measured: list[Point]) -> float:

@@ -20,9 +20,16 @@ import numpy as np
 from nas.errors import UserError
 from nas.search.space import SearchSpace
 
-ORIGINS = ("initial", "incremental", "fill", "manual", "expand", "import")
-#: Origins of points the spline proposed (a batch head, or a diverse fill of slots 2..q).
-SPLINE_ORIGINS = ("incremental", "fill")
+ORIGINS = ("initial", "incremental", "fill", "check", "manual", "expand", "import")
+#: Origins of points the spline proposed (a batch head, a diverse fill of slots 2..q, or
+#: the stop rule's check away from the best).
+SPLINE_ORIGINS = ("incremental", "fill", "check")
+#: Origins of proposals chosen for their distance as much as their value: their agreement
+#: with the prediction does not count towards the stop rule's condition (a).
+NOT_AGREEMENTS = ("fill", "check")
+#: Origin of the stop rule's check away from the best (condition (e)); an event of this
+#: kind says why it was proposed.
+CHECK = "check"
 
 
 class StateError(UserError, RuntimeError):
