@@ -21,7 +21,7 @@ from nas.commands.main import main
 from nas.config import parse_experiment
 from nas.control.cycle import CycleSummary
 from nas.control.plan import Stop
-from nas.record.state import PointStatus
+from nas.record.state import SPLINE_ORIGINS, PointStatus
 from nas.record.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +118,8 @@ def test_the_demo_interrupted_resumed_and_reported(demo_run: DemoRun) -> None:
     final = StateStore.read(state)
     budget = parse_experiment(demo_text(fast=False)).experiment.max_points
     initial = [p for p in final.points if p.origin == "initial"]
-    proposed = [p for p in final.points if p.origin == "incremental"]
+    proposed = [p for p in final.points if p.origin in SPLINE_ORIGINS]
+    assert len(initial) + len(proposed) == len(final.points)
     assert len(initial) == 9 and all(p.status is PointStatus.DONE for p in initial)
     assert 1 <= len(proposed) <= budget - 9
     assert all(p.status is PointStatus.DONE for p in proposed)
