@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 
 
 def print_report(report: Mapping[str, object], *, as_json: bool, float_format: str) -> None:
@@ -33,3 +34,10 @@ def print_table(rows: list[Mapping[str, object]], columns: list[str], *, float_f
     print("|" + "|".join(" --- " for _ in columns) + "|")
     for row in rows:
         print("| " + " | ".join(cell(row.get(name)) for name in columns) + " |")
+
+
+def emit(text: str, out: Path | None) -> None:
+    """Print ``text`` (a report's tables) and also write it to ``out`` when one is given."""
+    print(text)
+    if out is not None:
+        out.write_text(text)

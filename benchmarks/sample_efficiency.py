@@ -28,6 +28,13 @@ extended (more methods, more seeds) without repeating what is done. A run's key 
 ``method|problem|exact-or-noisy|seed|budget`` and a run depends only on it, so peers'
 runs cached once serve every later comparison.
 
+``--to-stop`` ends each spline run where its own stop rule fires, as a user's search
+ends (keys end in ``|to-stop``): the stop tables are exact and cost only what the
+searches spent, but the evaluations-to-regret tables then count a run that stopped
+above a regret as never getting there. The default rule's checks away from the best
+(:mod:`nas.search.exploration`) are proposals of the search, so a run's trajectory
+depends on its rule; where the other rule would have stopped is noted on the same run.
+
 The tables give, per problem and method, evaluations to 1 % and 0.1 % regret (median
 and seeds that got there), the final regret of the point the method returns, and for
 the spline methods the too-early rate: runs whose own stop rule fired while their
@@ -73,18 +80,32 @@ class BudgetSpent(Exception):
 class Evaluator:
     """The objective every method calls: caches, adds noise, records the trace."""
 
-    def __init__(self, problem: Problem, budget: int, noisy: bool, seed: int) -> None:
+    def __init__(
+        self,
+        problem: Problem,
+        budget: int,
+        noisy: bool,
+        seed: int,
+        noise_fraction: float = NOISE_FRACTION,
+    ) -> None:
         self.problem = problem
         self.budget = budget
-        self.noise_sd = NOISE_FRACTION * problem.span if noisy else 0.0
+        self.noise_sd = noise_fraction * problem.span if noisy else 0.0
         self.rng = np.random.default_rng([seed, 2024])
         self.cache: dict[Point, float] = {}
         self.true: list[float] = []
+        #: the distinct points evaluated, in order, and their (noisy) measurements
+        self.points: list[Point] = []
+        self.measured: list[float] = []
         self.calls = 0
         #: stop rule -> (distinct evaluations, noise-free loss of the point returned) at its first stop
         self.stops: dict[str, tuple[int, float]] = {}
         #: noise-free loss of the point the method returns at the end (None: best evaluated)
         self.returned: float | None = None
+        #: end a spline run where its own stop rule fires
+        self.to_stop = False
+        #: evaluations the spline run spent on its stop rule's checks away from the best
+        self.checks = 0
 
     def __call__(self, x: Sequence[float]) -> float:
         key = tuple(int(round(float(v))) for v in x)
@@ -103,6 +124,8 @@ class Evaluator:
         value = self.problem(key)
         self.true.append(value)
         self.cache[key] = value + self.noise_sd * float(self.rng.standard_normal())
+        self.points.append(key)
+        self.measured.append(self.cache[key])
         return self.cache[key]
 
 
@@ -181,11 +204,12 @@ def _spline(
         level = ev.noise_sd if noise == "sd" else noise
         opt = spline_optimizer(problem, seed, strategy, q, design, level, fill)
         try:
-            while True:
-                batch = opt.ask()
-                values = [ev([p[n] for n in names]) for p in batch]
-                for params, value in zip(batch, values, strict=True):
-                    opt.tell(params, value)
+            while not (ev.to_stop and opt.stop in ev.stops):
+                batch = opt.suggest()
+                values = [ev([p.params[n] for n in names]) for p in batch]
+                for proposal, value in zip(batch, values, strict=True):
+                    opt.tell(proposal.params, value)
+                ev.checks += sum(p.origin == "check" for p in batch)
                 _note_stops(problem, opt, ev, names)
         finally:
             ev.returned = _true_of_best(problem, opt, names)
@@ -312,16 +336,29 @@ class Task:
     noisy: bool
     seed: int
     budget: int
+    #: noise sd as a fraction of the loss range in noisy runs
+    noise_fraction: float = NOISE_FRACTION
+
+    to_stop: bool = False
 
     @property
     def key(self) -> str:
-        return f"{self.method}|{self.problem}|{'noisy' if self.noisy else 'exact'}|{self.seed}|{self.budget}"
+        base = f"{self.method}|{self.problem}|{noise_label(self.noisy, self.noise_fraction)}|{self.seed}|{self.budget}"
+        return base + ("|to-stop" if self.to_stop else "")
+
+
+def noise_label(noisy: bool, fraction: float = NOISE_FRACTION) -> str:
+    """``exact``, ``noisy`` (the default level, as cached before levels existed) or ``noisy<fraction>``."""
+    if not noisy:
+        return "exact"
+    return "noisy" if fraction == NOISE_FRACTION else f"noisy{fraction:g}"
 
 
 def run_task(task: Task) -> dict:
     """One optimiser run; returns the noise-free trace and the optimiser's time per call."""
     problem = _problem(task.problem)
-    ev = Evaluator(problem, task.budget, task.noisy, task.seed)
+    ev = Evaluator(problem, task.budget, task.noisy, task.seed, task.noise_fraction)
+    ev.to_stop = task.to_stop
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -336,6 +373,9 @@ def run_task(task: Task) -> dict:
         "seconds_per_call": seconds / max(ev.calls, 1),
         "stops": ev.stops,
         "returned": ev.returned,
+        "checks": ev.checks,
+        "points": ev.points,
+        "measured": ev.measured,
     }
 
 
@@ -380,7 +420,7 @@ def tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
     n_seeds = len({t.seed for t in tasks})
     out = [
         f"Budget {budget} distinct evaluations, {n_seeds} seeds; cells: median [IQR] and seeds "
-        "that got there. Noisy: sd = 0.1 % of the loss range.\n"
+        f"that got there. Noisy: sd = {tasks[0].noise_fraction:.1%} of the loss range.\n"
     ]
     for threshold in (1e-2, 1e-3):
         out.append(f"\n### Evaluations to {threshold:.1%} regret\n")
@@ -639,6 +679,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--methods", help=f"comma list from {', '.join(METHODS)}")
     p.add_argument("--problems", help=f"comma list from {', '.join(PROBLEMS)}")
     p.add_argument("--noise", choices=("both", "exact", "noisy"), default="both")
+    p.add_argument(
+        "--noise-fraction",
+        type=float,
+        default=NOISE_FRACTION,
+        help=f"noise sd of noisy runs as a fraction of the loss range (default {NOISE_FRACTION})",
+    )
     p.add_argument("--seeds", type=int, help="number of seeds (default 10, quick 3)")
     p.add_argument(
         "--budget", type=int, help="distinct evaluations per run (default 100, quick 40)"
@@ -646,6 +692,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="processes (at most 2)")
     p.add_argument("--raw", type=Path, help="JSON file of finished runs to reuse and extend")
     p.add_argument("--out", type=Path, help="also write the markdown tables here")
+    p.add_argument(
+        "--to-stop", action="store_true", help="end each spline run where its own stop rule fires"
+    )
     args = p.parse_args(argv)
     args.methods = _choose(
         args.methods, METHODS, QUICK_METHODS if args.quick else tuple(METHODS), p
@@ -655,6 +704,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args.seeds = args.seeds or (3 if args.quick else 10)
     args.budget = args.budget or (40 if args.quick else 100)
+    if not 0.0 < args.noise_fraction < 1.0:
+        p.error(f"--noise-fraction must lie in (0, 1), got {args.noise_fraction}")
     if not 1 <= args.workers <= 2:
         p.error(f"--workers must be 1 or 2, got {args.workers}")
     return args
@@ -674,7 +725,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     noises = {"both": (False, True), "exact": (False,), "noisy": (True,)}[args.noise]
     tasks = [
-        Task(m, prob, noisy, seed, args.budget)
+        Task(
+            m,
+            prob,
+            noisy,
+            seed,
+            args.budget,
+            args.noise_fraction,
+            args.to_stop and own_rule(m) is not None,
+        )
         for prob in args.problems
         for noisy in noises
         for m in available(args.methods)

@@ -1,6 +1,7 @@
 """Acceptance table: the spline against scipy's RBFInterpolator, propose time, BLAS threads.
 
-Run ``python benchmarks/spline_speed.py [--quick]``; prints markdown tables.
+Run ``python benchmarks/spline_speed.py [--quick]``; prints markdown tables
+(``--gradient``: only the gradient's time and memory).
 
 Every time is CPU seconds of this one process (``time.process_time``) with
 every BLAS library limited to the search's thread count
@@ -19,6 +20,7 @@ import os
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -147,6 +149,25 @@ def memory_table(n: int, d: int) -> None:
         print(f"| {label} | {peak:.1f} | {peak - base:.1f} |")
 
 
+def gradient_table(sizes: list[int], d: int, m: int, repeat: int) -> None:
+    """CPU time and peak traced memory of ``gradient`` on ``m`` points, beside the M x N x d
+    temporary of the one-shot formula (what the gradient allocated before it was chunked)."""
+    print(f"\n### Gradient at {m:,} points, d = {d} (median of {repeat}); {_load_line()}\n")
+    print("| N | CPU [ms] | peak traced MiB | one-shot M x N x d MiB |\n|---|---|---|---|")
+    z = np.random.default_rng(1).random((m, d))
+    for n in sizes:
+        spline = PolyharmonicSpline(*_data(d, n))
+        spline.gradient(z[:10])
+        cpu = float(np.median([_cpu(lambda: spline.gradient(z)) for _ in range(repeat)]))  # noqa: B023
+        tracemalloc.start()
+        try:
+            spline.gradient(z)
+            peak = tracemalloc.get_traced_memory()[1] / 2**20
+        finally:
+            tracemalloc.stop()
+        print(f"| {n} | {1e3 * cpu:.1f} | {peak:.2f} | {8 * m * n * d / 2**20:.0f} |")
+
+
 def threads_table(sizes: list[int], d: int, repeat: int) -> None:
     print(f"\n### BLAS threads: fit + LOO, wall and CPU ms (median of {repeat}); {_load_line()}\n")
     print("| N | threads | wall [ms] | CPU [ms] |\n|---|---|---|---|")
@@ -195,8 +216,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--load", type=int, default=os.cpu_count() or 2, help="busy processes")
     parser.add_argument("--eval", type=int, default=20_000, help="evaluation points")
+    parser.add_argument("--gradient", action="store_true", help="only the gradient table")
     args = parser.parse_args()
     dims, sizes = ([4, 8], [20, 200]) if args.quick else ([4, 8, 16], [20, 200, 1000, 2500])
+    if args.gradient:
+        with search_threads():
+            gradient_table([200, 1000, 2500], 8, args.eval, args.repeat)
+        return
     with search_threads():
         print("## Fit, fit + leave-one-out and evaluation, ours / scipy (CPU, one thread)")
         print("\n### As the machine is")
@@ -204,6 +230,7 @@ def main() -> None:
         print(f"\n### Under a background load of {args.load} busy processes")
         with background_load(args.load):
             fit_table(dims, sizes, args.repeat, args.eval)
+        gradient_table(sizes[1:], 8, args.eval, args.repeat)
         if not args.quick:
             memory_table(2500, 8)
     if not args.quick:

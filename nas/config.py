@@ -321,6 +321,13 @@ class ModelConfig:
         optional=True,
         doc="'package.module:function' of (params) -> None or the reason a point cannot train",
     )
+    costs: str | None = option(
+        None,
+        kind=str,
+        check=_function_path,
+        optional=True,
+        doc="'package.module:function' of (params) -> {cost name: number} for an own model",
+    )
 
 
 @dataclass(frozen=True)

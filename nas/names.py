@@ -33,3 +33,14 @@ def line_problem(value: str | os.PathLike[str]) -> str | None:
     if any(unicodedata.category(c) == "Cc" for c in text):
         return f"expected one line without control characters, got {text!r}"
     return None
+
+
+def shown(value: str | os.PathLike[str]) -> str:
+    """``value`` (a path the user gave) as a message shows it: as is, or quoted with escapes.
+
+    A control character printed raw would break the one line of a message (a
+    newline starts a line of its own), so a value that is not one line
+    (:func:`line_problem`) is shown as Python's ``repr``: quoted, ``\\n`` escaped.
+    """
+    text = os.fspath(value)
+    return text if line_problem(text) is None else repr(text)

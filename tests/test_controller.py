@@ -340,7 +340,7 @@ def test_sigterm_ends_the_controller_after_its_cycle_with_exit_0(tmp_path: Path)
 
 def _memory_limited_run(tmp_path: Path) -> Path:
     """A run whose point 0 (g1 = g2 = 16) is estimated not to fit a GPU, point 1 does."""
-    from nas.models.cost import estimate
+    from nas.models.footprint import estimate
 
     fixed = {"block": "basic", "stem": "conv7", "maxpool": False, "c1": 8, "g3": 8, "g4": 8}
     fixed.update(d1=1, d2=1, d3=1, d4=1)

@@ -12,15 +12,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nas.commands.main import main
 from nas.models import ModelConfigError
-from nas.models.cost import (
-    Cost,
-    _meta_model,
-    _trace,
-    count_macs,
-    count_parameters,
-    estimate,
-    fits,
-)
+from nas.models.cost import count_macs, count_parameters, meta_model, trace
+from nas.models.footprint import Cost, estimate, fits
 from nas.models.registry import build_model, coordinate_names, spec_for
 from nas.models.resnet import ResNetSpec
 
@@ -110,8 +103,8 @@ def test_meta_trace_saves_what_a_real_forward_saves() -> None:
     params = {**R18, "g1": 16, "g2": 32, "g3": 64, "g4": 128, "c1": 16}
     torch.manual_seed(0)
     model = build_model("resnet", params, 10)
-    real = _trace(model, 32, batch=4)
-    meta = _trace(_meta_model(spec_for("resnet", params), 10), 32, batch=4)
+    real = trace(model, 32, batch=4)
+    meta = trace(meta_model(spec_for("resnet", params), 10), 32, batch=4)
     assert meta.macs == real.macs
     assert meta.largest_saved_bytes == real.largest_saved_bytes
     # Real BatchNorm also saves a few per-channel statistics, independent of batch and size.

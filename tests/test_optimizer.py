@@ -17,7 +17,8 @@ def _objective(p: dict) -> float:
     return -((p["a"] - 0.7) ** 2) - ((p["b"] - 13) / 10) ** 2
 
 
-def _run(opt: SplineOptimizer, f, rounds: int = 25) -> list:
+def _run(opt: SplineOptimizer, f, rounds: int = 30) -> list:
+    """Suggest and tell until the stop rule fires (its two checks away from the best included)."""
     suggested = []
     for _ in range(rounds):
         for proposal in opt.suggest():

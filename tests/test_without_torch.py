@@ -77,12 +77,44 @@ def test_a_whole_campaign_is_run_and_read_without_torch(
     assert list((tmp_path / "plots").glob("*.png"))
 
 
-def test_a_training_command_names_the_extra_it_needs(
+def test_costs_constraints_and_a_tradeoff_are_run_and_read_without_torch(
     no_torch: dict[str, str], tmp_path: Path
 ) -> None:
-    done = splinenas(
-        no_torch, ROOT, "cost", str(ROOT / "jobs" / "demo-digits.toml"), "--params", "g1=16"
+    """Known costs come from the closed-form cost model: controller and readers never need torch."""
+    fake = write_fake_trainer(tmp_path / "fake", {"sleep": 0.0})
+    text = experiment_text(
+        cluster={"python": str(fake)},
+        experiment={"max_points": 10, "tradeoff": "gmacs"},
     )
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert "needs torch" in done.stderr and "pip install 'splinenas[train]'" in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    text += "\n[experiment.constraints]\ngmacs = 0.00035\n"  # the g1 = 16 edge is dearer
+    (tmp_path / "ctl.toml").write_text(text)
+    state = tmp_path / "state" / "ctl.h5"
+    steps = [
+        ("init", str(tmp_path / "ctl.toml"), "--state", str(state)),
+        ("run", "--state", str(state), "--poll", "0.1"),
+        ("status", "--state", str(state)),
+        ("show", "--state", str(state), "0"),
+        ("front", "--state", str(state)),
+        ("best", "--state", str(state), "--where", "params_m<=0.02"),
+        ("report", "--state", str(state), "--out", str(tmp_path / "report")),
+        ("plot", "--state", str(state), "--out", str(tmp_path / "plots")),
+        ("cost", str(tmp_path / "ctl.toml"), "--params", "g1=8,g2=8"),
+    ]
+    for argv in steps:
+        done = splinenas(no_torch, tmp_path, *argv)
+        assert done.returncode == 0, f"{argv[0]}: {done.stderr}"
+        assert "torch" not in done.stderr, done.stderr
+    status = json.loads(
+        splinenas(no_torch, tmp_path, "status", "--state", str(state), "--json").stdout
+    )
+    assert any(p["status"] == "done" for p in status["points"])
+    front = json.loads(
+        splinenas(no_torch, tmp_path, "front", "--state", str(state), "--json").stdout
+    )
+    costs = {}
+    for point in front["measured"]:
+        params = ",".join(f"{k}={v}" for k, v in point["params"].items())
+        done = splinenas(no_torch, tmp_path, "cost", str(tmp_path / "ctl.toml"), "--params",
+                         params, "--json")  # fmt: skip
+        costs[point["id"]] = json.loads(done.stdout)["macs"] / 1e9
+    assert front["measured"] and all(p["cost"] == costs[p["id"]] for p in front["measured"])

@@ -1,13 +1,14 @@
 """``splinenas cost``: size, MACs and training memory of one candidate of an experiment.
 
 A person checks a candidate before spending GPU-hours on it, with the same
-estimate that the search uses as its feasibility predicate. torch is imported
-inside the handler only.
+closed-form estimate (no torch) that the search uses as its feasibility
+predicate and for its known costs.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from nas.commands.common import EXIT_OK, UsageError, emit_json, reported
@@ -58,30 +59,78 @@ def run_cost(args: argparse.Namespace) -> int:
 def cost_document(
     experiment: Experiment, params: dict[str, Any], num_classes: int | None
 ) -> dict[str, Any]:
-    """The estimate for ``params`` under ``experiment`` as a JSON-ready dict."""
-    if experiment.model is None:
+    """The costs of ``params`` under ``experiment`` as a JSON-ready dict.
+
+    A built-in family's estimate (its fields at the top level) and, under
+    ``costs``, every known cost by name: the family's and those of the
+    ``[model] costs`` function.
+    """
+    model = experiment.model
+    if model is None:
         raise ConfigError(experiment.source, "model", None, "missing table; `cost` needs it")
+    if model.family is None and model.costs is None:
+        raise ConfigError(
+            experiment.source,
+            "model",
+            "costs",
+            "not set; an own model's costs come from a [model] costs function "
+            "(a built-in one's from [model] family)",
+        )
+    from nas.control.costs import user_costs
+
+    merged = {**model.fixed, **params}
+    document: dict[str, Any] = {"params": merged, "costs": {}}
+    if model.family is not None:
+        document |= _estimate_document(experiment, params, num_classes)
+    users = user_costs(experiment, Path.cwd())
+    if users is not None:
+        try:
+            document["costs"] |= users.check(merged)
+        except ValueError as exc:
+            raise ConfigError(
+                experiment.source, "model", "costs", f"{model.costs} for {merged}: {exc}"
+            ) from None
+    return document
+
+
+def _estimate_document(
+    experiment: Experiment, params: dict[str, Any], num_classes: int | None
+) -> dict[str, Any]:
+    """The cost model's estimate of a built-in family's candidate, with the memory verdict."""
+    from nas.control.costs import KNOWN_COSTS, estimate_for
+    from nas.models.footprint import fits, usable_bytes
+
     classes = num_classes if num_classes is not None else experiment.num_classes()
     if classes is None:
         raise UsageError(f"{experiment.source}: [model] num_classes is not set; pass --num-classes")
-    from nas.control.costs import estimate_for
-    from nas.models.cost import fits, usable_bytes  # torch: only once the command line is good
-
-    merged = {**experiment.model.fixed, **params}
     cost = estimate_for(experiment, params, classes)
     limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
     return {
         **cost.to_dict(),
-        "params": merged,
         "num_classes": classes,
         "max_gpu_memory_gib": limit,
         "memory_margin": margin,
         "usable_bytes": None if limit is None else usable_bytes(limit, margin),
         "fits": fits(cost, limit, margin),
+        "costs": {name: read(cost) for name, (_, read) in KNOWN_COSTS.items()},
     }
 
 
 def _text(doc: dict[str, Any]) -> str:
+    params = ",".join(f"{k}={v}" for k, v in doc["params"].items())
+    lines = [f"params      {params}"]
+    if "family" in doc:
+        lines = [f"family      {doc['family']}: {doc['description']}", *lines, *_model_lines(doc)]
+    from nas.control.costs import KNOWN_COSTS
+
+    users = {k: v for k, v in doc["costs"].items() if k not in KNOWN_COSTS or "family" not in doc}
+    if users:
+        lines.append("costs       " + ", ".join(f"{k} = {v:.6g}" for k, v in users.items()))
+    return "\n".join(lines)
+
+
+def _model_lines(doc: dict[str, Any]) -> list[str]:
+    """The cost model's lines: size, MACs, memory and the memory verdict."""
     limit = doc["max_gpu_memory_gib"]
     verdict = (
         "no limit set ([cluster] max_gpu_memory_gib)"
@@ -89,18 +138,13 @@ def _text(doc: dict[str, Any]) -> str:
         else f"{'fits' if doc['fits'] else 'does NOT fit'} {doc['usable_bytes'] / GIB:.2f} GiB "
         f"per GPU ({doc['memory_margin']:g} of {limit:g} GiB)"
     )
-    params = ",".join(f"{k}={v}" for k, v in doc["params"].items())
     precision = "mixed precision" if doc["amp"] else "fp32"
-    return "\n".join(
-        [
-            f"family      {doc['family']}: {doc['description']}",
-            f"params      {params}",
-            f"parameters  {doc['parameters']:,} ({doc['parameters'] / 1e6:.2f} M)",
-            f"GMACs       {doc['macs'] / 1e9:.3f} per {doc['resolution']}px image",
-            f"memory/GPU  {doc['memory_bytes'] / GIB:.2f} GiB at batch {doc['batch_per_gpu']}, "
-            f"{precision} (state {doc['state_bytes'] / GIB:.2f} GiB, activations "
-            f"{doc['activation_bytes'] / GIB:.2f} GiB, backward {doc['transient_bytes'] / GIB:.2f}"
-            f" GiB, workspace {doc['workspace_bytes'] / GIB:.2f} GiB)",
-            f"verdict     {verdict}",
-        ]
-    )
+    return [
+        f"parameters  {doc['parameters']:,} ({doc['parameters'] / 1e6:.2f} M)",
+        f"GMACs       {doc['macs'] / 1e9:.3f} per {doc['resolution']}px image",
+        f"memory/GPU  {doc['memory_bytes'] / GIB:.2f} GiB at batch {doc['batch_per_gpu']}, "
+        f"{precision} (state {doc['state_bytes'] / GIB:.2f} GiB, activations "
+        f"{doc['activation_bytes'] / GIB:.2f} GiB, backward {doc['transient_bytes'] / GIB:.2f}"
+        f" GiB, workspace {doc['workspace_bytes'] / GIB:.2f} GiB)",
+        f"verdict     {verdict}",
+    ]

@@ -63,7 +63,19 @@ def fit_doc(study: policy.Study) -> tuple[dict[str, Any] | None, str | None]:
         "warnings": warnings,
         "stored": fit.number,
         "measured_since": max(measured - len(fit.support_ids), 0),
+        "noise": fit.noise or None,
     }, None
+
+
+def noise_line(noise: dict[str, Any]) -> str:
+    """The measured noise sd with its 95 % interval, or why none is used (``noise = "auto"``)."""
+    interval = ""
+    if noise.get("low") is not None and noise.get("high") is not None:
+        interval = f"95 % {number_text(noise['low'])} to {number_text(noise['high'])}, "
+    if noise["sd"] > 0.0:
+        text = f"noise sd {number_text(noise['sd'])} ({interval}from {noise['support']} points"
+        return text + (f"; {noise['note']})" if noise["note"] else ")")
+    return f"noise sd: {noise['note']} ({interval}0 used: exact spline, tolerance as set)"
 
 
 def edge_dims(space: SearchSpace, params: dict[str, Any]) -> list[str]:
@@ -146,6 +158,8 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
             "stall_needed": evidence.stall_needed,
             "promised_gain": json_number(evidence.gain),
             "neighbour_loo_error": json_number(evidence.local_error),
+            "check_gap": json_number(evidence.away),
+            "checking_away": evidence.explore,
         },
         "phase": policy.current_phase(state),
         "tolerance": cfg.tolerance,
@@ -195,6 +209,8 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
         )
         if fit["measured_since"]:
             lines[-1] += f"; fit {fit['stored']}, {fit['measured_since']} measured since"
+        if fit["noise"]:
+            lines.append(noise_line(fit["noise"]))
         lines += [f"warning: {w}" for w in fit["warnings"]]
     else:
         lines.append(f"fit: {doc['fit_error'] or 'not yet (too few measured points)'}")

@@ -90,8 +90,8 @@ def candidate_rule(
     checks = []
     for constraint, source in sources(experiment, constraints):
         limit = constraint.limit
-        if source.known is not None:
-            checks.append(KnownBound(state, experiment, source.known, limit))
+        if source.known is not None:  # closed-form, about a millisecond a candidate
+            checks.append(lambda p, cost=source.known, limit=limit: cost(p) <= limit)
         else:
             predict = cost_predictor(state, experiment, source)
             checks.append(
@@ -104,52 +104,3 @@ def _predicted_within(predict: Callable, params: Params, limit: float) -> bool:
     value, error = predict([params])
     upper = float(value[0] + error[0])
     return not math.isfinite(float(value[0])) or (math.isfinite(upper) and upper <= limit)
-
-
-#: Candidates a :class:`KnownBound` computes exactly to fit its screen, besides the measured points.
-SCREEN_SAMPLE = 24
-#: How many leave-one-out errors a screened cost must lie above the limit to be refused unseen.
-SCREEN_MARGIN = 4.0
-
-
-class KnownBound:
-    """``cost(params) <= limit`` for a known cost, exact for every candidate it admits.
-
-    The cost model traces a network (tens of milliseconds), and a proposal
-    walk may look at hundreds of candidates near an argmax beyond the limit.
-    A spline of the cost through a few exactly computed points screens them:
-    a candidate predicted more than ``SCREEN_MARGIN`` leave-one-out errors
-    above the limit is refused without tracing; every other one is computed
-    exactly, so an admitted candidate never breaks the bound (the screen can
-    only refuse a candidate just inside it, never admit one outside).
-    """
-
-    def __init__(
-        self, state: State, experiment: Experiment, cost: Callable[[Params], float], limit: float
-    ) -> None:
-        self.cost, self.limit = cost, limit
-        self._state, self._experiment = state, experiment
-        self._screen: Callable | None = None
-
-    def __call__(self, params: Params) -> bool:
-        value, error = self._screened()([params])
-        if math.isfinite(value[0]) and value[0] - SCREEN_MARGIN * error[0] > self.limit:
-            return False
-        return self.cost(params) <= self.limit
-
-    def _screened(self) -> Callable:
-        """A cost spline through the measured points and a Sobol sample (built on first use)."""
-        if self._screen is None:
-            from nas.search.optimizer import SplineOptimizer
-            from nas.search.tradeoff import candidate_pool
-
-            space = self._state.space
-            model = SplineOptimizer(space)
-            anchors = [p.params for p in self._state.points]
-            anchors += candidate_pool(space, seed=0, size=SCREEN_SAMPLE)[:SCREEN_SAMPLE]
-            for params in {space.key(p): p for p in anchors}.values():
-                value = self.cost(params)
-                if math.isfinite(value):
-                    model.tell(params, value)
-            self._screen = model.predict_interval
-        return self._screen

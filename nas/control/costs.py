@@ -1,10 +1,12 @@
 """The costs a search can constrain or trade off, by name, and where each number comes from.
 
 *Known* costs are computed before training from the parameters alone, with
-the cost model of the built-in families (:mod:`nas.models.cost`), exactly
+the cost model of the built-in families (:mod:`nas.models.footprint`), exactly
 the numbers ``splinenas cost`` prints: ``gmacs`` (multiply-accumulates per
 image / 1e9), ``params_m`` (parameters / 1e6) and ``memory_gib`` (peak
-training memory per device). *Measured* costs exist only once a point is
+training memory per device), and for an own model whatever its ``[model]
+costs`` function returns (:mod:`nas.control.usercosts`). *Measured* costs
+exist only once a point is
 trained: ``device_hours`` (from its result file) and any other metric of
 its ``result.json`` (stored with the point at ingest). A search predicts a
 measured cost of an untrained candidate through a spline of the measured
@@ -17,16 +19,18 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nas.config import ConfigError, Experiment
+from nas.control.usercosts import UserCosts, load_user_costs
 from nas.record.state import Point, PointStatus, State
 from nas.search.space import Params
 
 if TYPE_CHECKING:
-    from nas.models.cost import Cost
+    from nas.models.footprint import Cost
     from nas.search.optimizer import SplineOptimizer
     from nas.search.tradeoff import Predictor
 
@@ -72,7 +76,7 @@ def estimate_for(
         raise ConfigError(
             experiment.source, "model", "num_classes", "not set; the cost model needs it"
         )
-    from nas.models.cost import estimate  # torch: only when a cost is asked for
+    from nas.models.footprint import estimate
 
     resolution = experiment.data.resolution if experiment.data is not None else 224
     return estimate(
@@ -154,22 +158,52 @@ class CostSource:
         return measured_cost(point, self.name)
 
 
-def cost_source(experiment: Experiment, name: str) -> CostSource:
+def cost_source(experiment: Experiment, name: str, cwd: Path | None = None) -> CostSource:
     """The source of cost ``name`` under ``experiment``.
 
+    A built-in family's known cost comes from the cost model, a name the
+    ``[model] costs`` function returns from that function (imported from
+    ``cwd``, default the current folder), any other name is measured.
+
     Raises:
-        ConfigError: a known cost without a built-in ``[model]`` family to compute it.
+        ConfigError: a known cost that neither a built-in family nor the
+            ``[model] costs`` function provides, or a cost function that fails.
     """
-    if not is_known(name):
-        return CostSource(name, None)
-    if not has_cost_model(experiment):
+    if is_known(name) and has_cost_model(experiment):
+        return CostSource(name, known_cost(experiment, name))
+    users = user_costs(experiment, cwd)
+    if users is not None and name in users.names:
+        return CostSource(name, users.cost(name))
+    if is_known(name):
         raise ConfigError(
             experiment.source,
             "model",
             "family",
-            f"not set; the known cost {name} needs a built-in family",
+            f"not set; the known cost {name} needs a built-in family "
+            "(or a [model] costs function that returns it)",
         )
-    return CostSource(name, known_cost(experiment, name))
+    return CostSource(name, None)
+
+
+def reserved_names(experiment: Experiment) -> dict[str, str]:
+    """Cost names a ``[model] costs`` function may not return, each with what claims it."""
+    reserved = {
+        DEVICE_HOURS: "the measured device-hours of every result",
+        experiment.experiment.metric: "the metric the search optimises",
+    }
+    if has_cost_model(experiment):
+        family = experiment.model.family
+        reserved |= {name: f"the cost model of family {family!r}" for name in KNOWN_COSTS}
+    return reserved
+
+
+def user_costs(experiment: Experiment, cwd: Path | None = None) -> UserCosts | None:
+    """The experiment's ``[model] costs`` function, loaded and checked (None without one).
+
+    Raises:
+        ConfigError: it cannot be imported, or fails on the first design point.
+    """
+    return load_user_costs(experiment, cwd, reserved_names(experiment))
 
 
 def has_cost_model(experiment: Experiment) -> bool:
@@ -227,30 +261,48 @@ def cost_model(state: State, experiment: Experiment, source: CostSource) -> Spli
     return model
 
 
-def cost_problems(experiment: Experiment) -> list[ConfigError]:
-    """Costs the experiment names that it cannot compute: a known cost without ``[model]``."""
-    cfg = experiment.experiment
-    named = [*(("constraints", n) for n in cfg.constraints), ("tradeoff", cfg.tradeoff)]
+def cost_problems(experiment: Experiment, cwd: Path | None = None) -> list[ConfigError]:
+    """Costs the experiment cannot compute: a failing ``[model] costs`` function, or a known
+    cost named in a bound or the trade-off that neither a built-in family nor that function gives."""
+    try:
+        users = user_costs(experiment, cwd)
+    except ConfigError as exc:
+        return [exc]
+    given = () if users is None else users.names
     return [
         ConfigError(
             experiment.source,
             "experiment",
-            key if key == "tradeoff" else f"constraints.{name}",
-            f"the known cost {name} needs a [model] table with a built-in family to compute it",
+            key,
+            f"the known cost {name} needs a [model] table with a built-in family "
+            "(or a [model] costs function that returns it) to compute it",
         )
-        for key, name in named
-        if name is not None and is_known(name) and not has_cost_model(experiment)
+        for key, name in _named(experiment)
+        if is_known(name) and not has_cost_model(experiment) and name not in given
     ]
 
 
-def cost_warnings(experiment: Experiment) -> list[str]:
-    """Names of measured costs that no result file of the built-in trainer carries (a typo?)."""
-    cfg = experiment.experiment
-    named = [*cfg.constraints, *([cfg.tradeoff] if cfg.tradeoff else [])]
+def cost_warnings(experiment: Experiment, cwd: Path | None = None) -> list[str]:
+    """Names of measured costs that no result file of the built-in trainer carries (a typo?).
+
+    None while the ``[model] costs`` function fails: :func:`cost_problems` reports that.
+    """
+    try:
+        users = user_costs(experiment, cwd)
+    except ConfigError:
+        return []
+    given = () if users is None else users.names
     return [
         f"{experiment.source}: [experiment] cost {name!r} is neither a known cost "
-        f"({', '.join(KNOWN_COSTS)}) nor {DEVICE_HOURS}: it is read from the metrics of each "
-        "result.json, and a point whose result lacks it has no cost"
-        for name in dict.fromkeys(named)
-        if not is_known(name) and name != DEVICE_HOURS
+        f"({', '.join([*KNOWN_COSTS, *given])}) nor {DEVICE_HOURS}: it is read from the metrics "
+        "of each result.json, and a point whose result lacks it has no cost"
+        for name in dict.fromkeys(name for _, name in _named(experiment))
+        if not is_known(name) and name != DEVICE_HOURS and name not in given
     ]
+
+
+def _named(experiment: Experiment) -> list[tuple[str, str]]:
+    """(key, cost name) of every bound and of the trade-off, as ``[experiment]`` names them."""
+    cfg = experiment.experiment
+    named = [(f"constraints.{name}", name) for name in cfg.constraints]
+    return named + ([("tradeoff", cfg.tradeoff)] if cfg.tradeoff is not None else [])

@@ -3,7 +3,7 @@
 Two sources, either or both:
 
 * ``[cluster] max_gpu_memory_gib``: the estimated peak memory per GPU of a
-  built-in family's candidate must fit (:mod:`nas.models.cost`);
+  built-in family's candidate must fit (:mod:`nas.models.footprint`);
 * ``[model] feasible = "package.module:function"``: the user's function gets
   the candidate's values (``[model] fixed`` overridden by its parameters) and
   returns None (trainable) or the reason it is not.
@@ -18,16 +18,15 @@ config error, during the search as the reason the candidate is infeasible.
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nas.config import ConfigError, Experiment
 from nas.control.costs import estimator
+from nas.control.usercode import load_function
 from nas.search.space import Params
 
 log = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ def _memory_rule(experiment: Experiment) -> Rule | None:
     )
 
     def fits_memory(params: Params) -> str | None:
-        from nas.models.cost import fits
+        from nas.models.footprint import fits
 
         cost = estimate(params)
         if cost is None:
@@ -116,7 +115,7 @@ def memory_problem(experiment: Experiment) -> ConfigError | None:
     model = experiment.model
     if limit is None or model is None or model.family is None:
         return None
-    from nas.models.cost import BYTES_PER_GIB, fits
+    from nas.models.footprint import BYTES_PER_GIB, fits
     from nas.search.optimizer import SplineOptimizer  # scipy.stats: slow to import
 
     settings = experiment.experiment.search_settings()
@@ -140,7 +139,7 @@ def _user_rule(experiment: Experiment, cwd: Path | None) -> Rule | None:
     if model is None or model.feasible is None:
         return None
     spec, fixed = model.feasible, dict(model.fixed)
-    function = load_function(spec, cwd or Path.cwd(), experiment.source)
+    function = load_function(spec, cwd or Path.cwd(), experiment.source, "feasible")
     first = {**fixed, **experiment.space.initial_design()[0]}
     try:  # a function that cannot take a candidate at all is a config error, found at init
         function(first)
@@ -167,27 +166,3 @@ def _answer(spec: str, answer: Any) -> str | None:
     if isinstance(answer, str):
         return answer or f"refused by {spec}"
     return f"{spec} returned {answer!r}; expected None or a reason (a string)"
-
-
-def load_function(spec: str, cwd: Path, source: str) -> Callable[[Mapping[str, Any]], Any]:
-    """Import ``package.module:function`` with ``cwd`` first on the import path.
-
-    Raises:
-        ConfigError: the import fails (any exception, said in one line) or the
-            name is no callable.
-    """
-    module_name, _, name = spec.partition(":")
-    sys.path.insert(0, str(cwd))
-    try:
-        module = importlib.import_module(module_name)
-    except BaseException as exc:  # noqa: BLE001 - user code at import: SystemExit too
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise ConfigError(source, "model", "feasible",
-                          f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None  # fmt: skip
-    finally:
-        sys.path.remove(str(cwd))
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise ConfigError(source, "model", "feasible", f"{module_name!r} has no function {name!r}")
-    return function

@@ -19,10 +19,20 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from nas.config import Experiment, parse_experiment
 from nas.errors import UserError
 from nas.pointdir.result import Measured
-from nas.record.state import SPLINE_ORIGINS, FitRecord, Point, PointStatus, State
+from nas.record.state import (
+    CHECK,
+    NOT_AGREEMENTS,
+    SPLINE_ORIGINS,
+    FitRecord,
+    Point,
+    PointStatus,
+    State,
+)
 from nas.search.space import Params, indicator_count
 
 if TYPE_CHECKING:
@@ -189,25 +199,40 @@ class Study:
             SplineOptimizer,  # scipy.stats: slow to import, only needed here
         )
 
+        admissible = self.admissible()
         optimizer = SplineOptimizer(
             self.state.space,
             self.experiment.experiment.search_settings(),
-            feasible=self.admissible(),
+            feasible=admissible,
+            design=self._tradeoff_design(admissible),
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
             if point.status is PointStatus.DONE:
                 # a prediction of an earlier phase was made for another box: it cannot stop this one
                 predicted = point.predicted if point.id >= first_id else None
-                fill = point.origin == "fill"
-                optimizer.tell(point.params, point.value, predicted=predicted, fill=fill)
+                optimizer.tell(
+                    point.params,
+                    point.value,
+                    predicted=predicted,
+                    fill=point.origin == "fill",
+                    check=point.origin == CHECK,
+                )
             elif point.status.is_finished():
                 with warnings.catch_warnings():  # a known failure, not a bad measurement
                     warnings.simplefilter("ignore", RuntimeWarning)
                     optimizer.tell(point.params, math.nan)
             else:
-                optimizer.mark_pending(point.params)
+                optimizer.mark_pending(point.params, check=point.origin == CHECK)
         return optimizer
+
+    def _tradeoff_design(self, admissible: Callable[[Params], bool] | None) -> list[Params] | None:
+        """With ``tradeoff`` on a known cost, the trade-off design; else None (``design``)."""
+        if self.experiment.experiment.tradeoff is None:
+            return None
+        from nas.control import tradeoffs
+
+        return tradeoffs.design(self.state, self.experiment, admissible)
 
     def admissible(self) -> Callable[[Params], bool] | None:
         """What a candidate must satisfy: the memory predicate and ``[experiment.constraints]``.
@@ -294,10 +319,14 @@ class Study:
         if any(p.origin in SPLINE_ORIGINS for p in proposals):
             self._record_fit(optimizer)
         batch = self.state.next_batch()
-        return [
+        points = [
             self.state.add_point(p.params, p.origin, batch, predicted=p.predicted)
             for p in proposals
         ]
+        for point in points:
+            if point.origin == CHECK:
+                self.state.log(CHECK, check_text(point, optimizer.stop_evidence()), point.id)
+        return points
 
     def _suggest(self, optimizer: SplineOptimizer, n: int) -> list[Proposal]:
         """The optimizer's suggestions; with ``tradeoff``, once the design is measured and a
@@ -341,14 +370,20 @@ class Study:
         ]
         smoothed = optimizer.best if self.experiment.experiment.noise is not None else None
         best = None if smoothed is None else self.state.find(smoothed[0])
+        best_id = -1 if best is None else best.id
+        noise = None if summary.noise is None else summary.noise.as_record()
+        stored = current_fit(self.state)
+        if stored is not None and _records(stored, support, summary, best_id, noise):
+            return  # proposing again on the same measurements: that fit is stored already
         self.state.add_fit(
             support,
             summary.coefficients,
             summary.loo_rmse,
             summary.argmax,
             summary.predicted_max,
-            best_id=-1 if best is None else best.id,
+            best_id=best_id,
             local_loo=summary.local_loo,
+            noise=noise,
         )
         for warning in summary.warnings:  # readers show them without refitting
             self.state.log(FIT_WARNING, f"{warning} (smoothing {summary.smoothing:.3g})")
@@ -417,22 +452,37 @@ class Study:
         sign = 1.0 if cfg.goal == "maximize" else -1.0
         first_id = current_phase(self.state)["first_id"]
         measured = [p for p in self.state.with_status(PointStatus.DONE) if math.isfinite(p.value)]
+        current = [p.id >= first_id and p.predicted is not None for p in measured]
         proposals = [
             (p.value, p.predicted)
-            for p in measured
-            if p.id >= first_id and p.predicted is not None and p.origin != "fill"
+            for p, ok in zip(measured, current, strict=True)
+            if ok and p.origin not in NOT_AGREEMENTS
         ]
-        noise = cfg.noise if isinstance(cfg.noise, (int, float)) else 0.0
+        checks = [
+            (i, sign * p.value, sign * p.predicted)
+            for i, (p, ok) in enumerate(zip(measured, current, strict=True))
+            if ok and p.origin == CHECK
+        ]
         return decide(
             self.stop_rule,
             [sign * p.value for p in measured],
             proposals,
             self.state.space.d,
             cfg.tolerance,
-            noise,
+            self._stored_noise_sd(),
             gain=functools.partial(_stored_gain, self.state, sign, measured),
             local_error=functools.partial(_stored_local_error, self.state),
+            checks=checks,
         )
+
+    def _stored_noise_sd(self) -> float:
+        """The noise sd the stop tolerance respects, for readers: ``[experiment] noise`` or,
+        with ``"auto"``, the one the last stored fit measured (0 without either)."""
+        noise = self.experiment.experiment.noise
+        if noise != "auto":
+            return 0.0 if noise is None else float(noise)
+        stored = self.state.fits[-1].noise.get("sd") if self.state.fits else None
+        return 0.0 if stored is None else float(stored)
 
     @property
     def stop_rule(self) -> str:
@@ -502,6 +552,15 @@ class Study:
 FIT_WARNING = "fit-warning"
 
 
+def check_text(point: Point, evidence: StopEvidence) -> str:
+    """The event of a check point: why the search looks away from the best before it stops."""
+    return (
+        "checking convergence away from the best: conditions (a)-(d) of the stop rule hold; "
+        f"the search stops only if this point, predicted {point.predicted:.6g}, measures no more "
+        f"than {evidence.tolerance:g} better than predicted"
+    )
+
+
 def _stored_gain(state: State, sign: float, measured: list[Point]) -> float:
     """The last stored fit's predicted gain over the best measurement (inf: none stored)."""
     fit = current_fit(state)
@@ -528,6 +587,32 @@ def current_fit(state: State) -> FitRecord | None:
     measured = {p.id for p in state.with_status(PointStatus.DONE)}
     expanded = any(e.kind == "expand" and e.time >= fit.time for e in state.events)
     return fit if set(fit.support_ids) == measured and not expanded else None
+
+
+def _records(
+    stored: FitRecord,
+    support: list[int],
+    summary: FitSummary,
+    best_id: int,
+    noise: Mapping[str, Any] | None,
+) -> bool:
+    """Whether ``stored`` holds exactly this fit: same support, coefficients and answers.
+
+    A fit is a function of the measured points and the settings, so a second
+    proposal before any new measurement recomputes the stored one; a changed
+    setting (smoothing, noise) changes the coefficients and is stored anew.
+    """
+    numbers = (summary.loo_rmse, summary.predicted_max, summary.local_loo)
+    return (
+        stored.support_ids == tuple(support)
+        and stored.best_id == best_id
+        and stored.noise == dict(noise or {})
+        and stored.argmax == dict(summary.argmax)
+        and np.array_equal(stored.coefficients, np.asarray(summary.coefficients, dtype=float))
+        and np.array_equal(
+            (stored.loo_rmse, stored.predicted_max, stored.local_loo), numbers, equal_nan=True
+        )
+    )
 
 
 def add_manual(

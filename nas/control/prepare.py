@@ -170,7 +170,7 @@ def readiness(
     ``[cluster] account``: many sites reject such jobs). An experiment for
     searching by hand (neither ``[model]`` nor ``[data]``) has none.
     """
-    costs, warnings = cost_problems(experiment), cost_warnings(experiment)
+    costs, warnings = cost_problems(experiment, cwd), cost_warnings(experiment, cwd)
     if experiment.model is None and experiment.data is None and experiment.builtin_trainer:
         return costs, warnings
     cluster = experiment.cluster

@@ -19,120 +19,14 @@ group and the basewidth, which reproduces the release's bL-ResNet exactly.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from nas.models import ModelConfigError
-from nas.models.resnet import initialise, scale_width
-
-#: Output channels of a bottleneck are ``EXPANSION`` times the stage width.
-EXPANSION = 4
-#: Strides of the fusion blocks of the three big-little stages.
-FUSION_STRIDES = (2, 2, 1)
-
-
-def group_width(planes: int, basewidth: int) -> int:
-    """Channels per group of a bottleneck with ``planes`` output channels.
-
-    The release's rule ``floor(planes * basewidth / 64) // 4``: for a stage
-    width w (``planes = 4 w``) this is ResNeXt's ``w * basewidth / 64``.
-    """
-    return math.floor(planes * basewidth / 64) // EXPANSION
-
-
-@dataclass(frozen=True)
-class BigLittleSpec:
-    """One member of the Big-Little ResNeXt family.
-
-    Attributes:
-        depths: blocks per stage; stages 1-3 are big-little modules (depth
-            at least 2: the big branch has ``depth - 1`` blocks), stage 4 is
-            plain.
-        widths: stage base widths; stage ``i`` outputs ``4 * widths[i]``
-            channels and the stem outputs ``widths[0]``.
-        alpha: the little branch is ``alpha`` times narrower.
-        beta: the little branch has ``max(1, depth // beta - 1)`` blocks.
-        cardinality: groups of each 3x3 convolution (the little branch uses
-            ``cardinality // alpha`` groups of the same width).
-        basewidth: channels per group for a stage width of 64.
-        phi: global multiplier applied to ``widths``.
-    """
-
-    depths: tuple[int, int, int, int] = (3, 4, 6, 3)
-    widths: tuple[int, int, int, int] = (64, 128, 256, 512)
-    alpha: int = 2
-    beta: int = 4
-    cardinality: int = 32
-    basewidth: int = 4
-    phi: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("depths", "widths"):
-            values = getattr(self, name)
-            if len(values) != 4 or any(_bad_int(v) for v in values):
-                raise ModelConfigError(f"expected four positive integers for {name}, got {values}")
-        for name in ("alpha", "beta", "cardinality", "basewidth"):
-            if _bad_int(getattr(self, name)):
-                raise ModelConfigError(
-                    f"expected a positive integer for {name}, got {getattr(self, name)!r}"
-                )
-        if not self.phi > 0:
-            raise ModelConfigError(f"expected phi > 0, got {self.phi}")
-        for stage, depth in enumerate(self.depths[:3], start=1):
-            if depth < 2:
-                raise ModelConfigError(
-                    f"stage {stage}: a big-little module needs depth >= 2, got {depth}"
-                )
-        self._check_group_widths()
-
-    def _check_group_widths(self) -> None:
-        for stage, width in enumerate(self.scaled_widths, start=1):
-            planes = width * EXPANSION
-            branches = [("big", planes, self.basewidth)]
-            if stage <= 3:
-                branches.append(("little", planes // self.alpha, self.little_groups[1]))
-            for branch, branch_planes, basewidth in branches:
-                if group_width(branch_planes, basewidth) < 1:
-                    raise ModelConfigError(
-                        f"stage {stage} {branch} branch: {branch_planes} channels with basewidth "
-                        f"{basewidth} leave no channel per group; widen the stage or raise basewidth"
-                    )
-        if self.scaled_widths[0] // self.alpha < 1:
-            raise ModelConfigError(
-                f"stem width {self.scaled_widths[0]} is narrower than alpha={self.alpha}"
-            )
-
-    @property
-    def scaled_widths(self) -> tuple[int, ...]:
-        """Stage base widths after the multiplier ``phi``."""
-        return tuple(scale_width(w, self.phi) for w in self.widths)
-
-    @property
-    def little_groups(self) -> tuple[int, int]:
-        """(cardinality, basewidth) of the little branch: same group width, 1/alpha the groups."""
-        if self.cardinality < self.alpha:
-            return self.cardinality, self.basewidth
-        return self.cardinality // self.alpha, self.basewidth * self.alpha
-
-    def little_depth(self, depth: int) -> int:
-        """Blocks of the little branch of a big-little module of ``depth``."""
-        return max(1, depth // self.beta - 1)
-
-    def describe(self) -> str:
-        """One line for people: cardinality, branch ratios, depths and widths."""
-        return (
-            f"bL-ResNeXt {self.cardinality}x{self.basewidth}d alpha={self.alpha} "
-            f"beta={self.beta}, depths {'-'.join(map(str, self.depths))}, "
-            f"widths {'-'.join(map(str, self.scaled_widths))} (x{EXPANSION})"
-        )
-
-
-def _bad_int(value: object) -> bool:
-    return not isinstance(value, int) or isinstance(value, bool) or value < 1
+from nas.models.resnet import initialise
+from nas.models.specs import EXPANSION, FUSION_STRIDES, group_width
+from nas.models.specs import BigLittleSpec as BigLittleSpec  # re-exported
 
 
 class BLBottleneck(nn.Module):

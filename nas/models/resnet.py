@@ -12,127 +12,21 @@ downsample logic are the same and the default spec is parameter-for-parameter
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
 from nas.models import ModelConfigError
+from nas.models.specs import RESNET50 as RESNET50  # re-exported
+from nas.models.specs import RESNEXT50_32X4D as RESNEXT50_32X4D  # re-exported
+from nas.models.specs import ResNetSpec as ResNetSpec  # re-exported
 
-#: Residual block kinds, by the name a spec uses.
+#: Residual block kinds, by the name a spec uses (:data:`~nas.models.specs.BLOCK_EXPANSION`).
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {
     "basic": BasicBlock,
     "bottleneck": Bottleneck,
 }
-#: ``conv7``: torchvision's 7x7 stride-2 convolution; ``basic``: a residual
-#: BasicBlock of two 3x3 convolutions whose first one has stride 2.
-STEMS = ("conv7", "basic")
-
-
-def scale_width(width: int, phi: float) -> int:
-    """Apply a global width multiplier, rounding to the nearest channel count (at least 1)."""
-    return max(1, round(width * phi))
-
-
-@dataclass(frozen=True)
-class ResNetSpec:
-    """One member of the ResNet/ResNeXt family.
-
-    Attributes:
-        block: ``"basic"`` or ``"bottleneck"``.
-        depths: blocks per stage; the first stage keeps the resolution, each
-            later one halves it.
-        widths: per-stage width; for bottlenecks the ``planes`` of torchvision
-            (the stage outputs ``width * 4`` channels).
-        stem: one of :data:`STEMS`.
-        stem_width: output channels of the stem.
-        maxpool: 3x3 stride-2 max pooling after the stem.
-        groups: cardinality of the bottleneck's 3x3 convolution (ResNeXt).
-        width_per_group: ResNeXt's ``d``; the bottleneck's inner width is
-            ``int(width * width_per_group / 64) * groups``.
-        phi: global multiplier applied to ``stem_width`` and ``widths``.
-        zero_init_residual: zero the last BatchNorm scale of every block so
-            that each residual branch starts as the identity, which helps
-            large-batch training (Goyal et al. 2017, arXiv:1706.02677).
-    """
-
-    block: str = "basic"
-    depths: tuple[int, ...] = (2, 2, 2, 2)
-    widths: tuple[int, ...] = (64, 128, 256, 512)
-    stem: str = "conv7"
-    stem_width: int = 64
-    maxpool: bool = True
-    groups: int = 1
-    width_per_group: int = 64
-    phi: float = 1.0
-    zero_init_residual: bool = True
-
-    def __post_init__(self) -> None:
-        if self.block not in BLOCKS:
-            raise ModelConfigError(
-                f"unknown block {self.block!r}; expected one of {sorted(BLOCKS)}"
-            )
-        if self.stem not in STEMS:
-            raise ModelConfigError(f"unknown stem {self.stem!r}; expected one of {list(STEMS)}")
-        if not self.depths or len(self.depths) != len(self.widths):
-            raise ModelConfigError(
-                f"expected as many depths as widths (at least one stage), got depths "
-                f"{self.depths} and widths {self.widths}"
-            )
-        _require_positive(
-            depths=self.depths,
-            widths=self.widths,
-            stem_width=(self.stem_width,),
-            groups=(self.groups,),
-            width_per_group=(self.width_per_group,),
-        )
-        if not self.phi > 0:
-            raise ModelConfigError(f"expected phi > 0, got {self.phi}")
-        if self.block == "basic" and (self.groups, self.width_per_group) != (1, 64):
-            raise ModelConfigError(
-                "basic blocks support only groups=1 and width_per_group=64, got "
-                f"groups={self.groups} and width_per_group={self.width_per_group}"
-            )
-        for stage, width in enumerate(self.scaled_widths, start=1):
-            if self.block == "bottleneck" and int(width * self.width_per_group / 64) < 1:
-                raise ModelConfigError(
-                    f"stage {stage}: width {width} with width_per_group {self.width_per_group} "
-                    "leaves no channel per group in the bottleneck"
-                )
-
-    @property
-    def scaled_widths(self) -> tuple[int, ...]:
-        """Stage widths after the multiplier ``phi``."""
-        return tuple(scale_width(w, self.phi) for w in self.widths)
-
-    @property
-    def scaled_stem_width(self) -> int:
-        """Stem width after the multiplier ``phi``."""
-        return scale_width(self.stem_width, self.phi)
-
-    def describe(self) -> str:
-        """One line for people: block, stem, depths and widths."""
-        kind = "ResNet" if self.groups == 1 else f"ResNeXt {self.groups}x{self.width_per_group}d"
-        pool = "+maxpool" if self.maxpool else ""
-        return (
-            f"{kind} ({self.block} blocks), stem {self.stem}{pool} {self.scaled_stem_width}, "
-            f"depths {'-'.join(map(str, self.depths))}, "
-            f"widths {'-'.join(map(str, self.scaled_widths))}"
-        )
-
-
-def _require_positive(**fields: tuple[int, ...]) -> None:
-    for name, values in fields.items():
-        for value in values:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ModelConfigError(f"expected positive integers for {name}, got {values}")
-
-
-#: torchvision's ``resnet50``.
-RESNET50 = ResNetSpec(block="bottleneck", depths=(3, 4, 6, 3))
-#: torchvision's ``resnext50_32x4d``.
-RESNEXT50_32X4D = ResNetSpec(block="bottleneck", depths=(3, 4, 6, 3), groups=32, width_per_group=4)
 
 
 def initialise(

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
+from nas.names import shown
 from nas.record import integrity
 from nas.record.hdf5 import READ_ERRORS, StateFormatError, corruption, state_image
 from nas.record.lock import FileLock, LockError
@@ -64,10 +65,10 @@ def missing_state_message(path: Path) -> str:
     prev = previous_path(path)
     if prev.exists():
         return (
-            f"no state file at {path}, but its previous generation {prev} exists; "
-            f"copy it to {path} to continue the search from that generation"
+            f"no state file at {shown(path)}, but its previous generation {shown(prev)} exists; "
+            f"copy it to {shown(path)} to continue the search from that generation"
         )
-    return f"no state file at {path} (create one with `splinenas init`)"
+    return f"no state file at {shown(path)} (create one with `splinenas init`)"
 
 
 def _existing_state_path(path: str | Path) -> Path:
@@ -80,8 +81,8 @@ def _existing_state_path(path: str | Path) -> Path:
     if path.is_dir():
         candidates = [p for p in (path.with_name(path.name + ".h5"),) if p.is_file()]
         candidates += sorted(path.glob("*.h5"))
-        hint = f"; did you mean {' or '.join(map(str, candidates[:3]))}?" if candidates else ""
-        raise StateError(f"{path} is a folder, not a state file{hint}")
+        hint = f"; did you mean {' or '.join(map(shown, candidates[:3]))}?" if candidates else ""
+        raise StateError(f"{shown(path)} is a folder, not a state file{hint}")
     if not path.exists():
         raise StateError(missing_state_message(path))
     return path

@@ -21,6 +21,7 @@ from scipy.spatial import cKDTree
 from nas.errors import UserError
 from nas.search.batch import DiversePool
 from nas.search.rows import first_of_each_row
+from nas.search.settings import SETTINGS
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline
 from nas.search.strategies import DiverseBatches, PaperStrategy, Ranking, Strategy
@@ -28,6 +29,9 @@ from nas.search.threads import in_search_threads
 
 #: Candidates checked per vectorised distance query in a walk.
 _BLOCK = 1024
+
+#: The minimum unit-box distance when a caller gives none: the setting's declared default.
+_MIN_DISTANCE: float = SETTINGS["min_distance"].default
 
 
 class SearchError(UserError, RuntimeError):
@@ -77,7 +81,7 @@ def propose(
     q: int = 1,
     avoid: Sequence[Params] = (),
     feasible: Callable[[Params], bool] | None = None,
-    min_distance: float = 1e-3,
+    min_distance: float = _MIN_DISTANCE,
     strategy: Strategy | None = None,
     seed: int = 0,
 ) -> list[Candidate]:

@@ -4,9 +4,10 @@ The surrogate of the search: it interpolates the measured (architecture ->
 metric) points in the unit box. Build, solve and evaluate are separate
 functions over arrays; :class:`PolyharmonicSpline` only ties them together.
 The function is the one of ``scipy.interpolate.RBFInterpolator(kernel="cubic",
-degree=1, smoothing=...)``; the differences are an LU solve with a
-condition estimate in scaled coordinates (so the singularity test does not
-depend on the units of the data), the least extra smoothing that makes an ill-conditioned system stable
+degree=1, smoothing=...)``; the differences are a Cholesky solve of the
+system projected on the null space of the linear tail, with a condition
+estimate in scaled coordinates (so the singularity test does not depend on
+the units of the data), the least extra smoothing that makes an ill-conditioned system stable
 instead of a refusal, an analytic gradient and a faster chunked evaluation.
 """
 
@@ -477,6 +478,36 @@ def evaluate(
     return out
 
 
+def gradient(
+    x: np.ndarray,
+    centres: np.ndarray,
+    weights: np.ndarray,
+    linear: np.ndarray,
+    memory_budget: int = MEMORY_BUDGET,
+) -> np.ndarray:
+    """Gradient of :func:`evaluate`'s function: ``3 sum_j w_j |x - c_j| (x - c_j) + linear``.
+
+    The differences ``x - c_j`` are formed directly (no expansion: the
+    gradient vanishes at a centre and must stay exact there), a chunk of rows
+    at a time: the k x N x d differences and the product the second einsum
+    forms are sized like :func:`evaluate`'s chunks (``CACHE_BYTES``, never over
+    ``memory_budget``; at least one row), not M x N x d.
+    """
+    m, d = x.shape
+    n = centres.shape[0]
+    rows = max(1, min(memory_budget, CACHE_BYTES) // (8 * n * (2 * d + 2)))
+    out = np.empty((m, d))
+    for start in range(0, m, rows):
+        chunk = x[start : start + rows]
+        diff = chunk[:, None, :] - centres[None, :, :]
+        r = np.sqrt(np.einsum("mnk,mnk->mn", diff, diff))
+        r *= weights
+        np.einsum("mn,mnk->mk", r, diff, out=out[start : start + len(chunk)])
+    out *= 3.0
+    out += linear
+    return out
+
+
 class PolyharmonicSpline:
     r"""Cubic polyharmonic spline with a linear polynomial tail.
 
@@ -497,8 +528,9 @@ class PolyharmonicSpline:
     positive definite of order 2, hence the system is uniquely solvable
     whenever the points are distinct (or ``lambda > 0``) and contain d+1
     affinely independent points (P has full column rank) [1]_. The solve
-    uses a pivoted LU factorization with a condition estimate on coordinates
-    scaled to the support's bounding box and verifies its residual; where the exact system is
+    factors the system projected on the null space of ``P^T`` by Cholesky
+    (:class:`Factorization`), with a condition estimate on coordinates
+    scaled to the support's bounding box, and verifies its residual; where the exact system is
     numerically unstable, the least smoothing of ``SMOOTHING_LADDER`` that
     is stable is used instead (``smoothing_used``, ``conditioning``).
 
@@ -580,16 +612,15 @@ class PolyharmonicSpline:
         return out[0] if single else out
 
     @in_search_threads
-    def gradient(self, x: np.ndarray) -> np.ndarray:
+    def gradient(self, x: np.ndarray, memory_budget: int = MEMORY_BUDGET) -> np.ndarray:
         """Gradient of s at ``x`` (M, d) or (d,): ``sum_j 3 c_j |x - x_j| (x - x_j)`` plus the tail.
 
         Exact and cheap (one pass over the N centres per point), which is what
-        lets a local optimiser polish the argmax.
+        lets a local optimiser polish the argmax; chunked like evaluation, so
+        its temporaries stay within ``memory_budget`` bytes for any M.
         """
         v, single = self._frame(x)
-        diff = v[:, None, :] - self._centred[None, :, :]
-        r = np.sqrt(np.einsum("mnk,mnk->mn", diff, diff))
-        grad = 3.0 * np.einsum("mn,mnk->mk", r * self._weights, diff) + self._tail_linear
+        grad = gradient(v, self._centred, self._weights, self._tail_linear, memory_budget)
         grad /= self._radius
         return grad[0] if single else grad
 

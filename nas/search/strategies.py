@@ -252,11 +252,11 @@ class DefaultStrategy:
         near = self.near_argmax(spline, rng, snap, neighbours)
         wide = np.vstack([snap(rng.random((self.n_global, d))), near])
         existing = np.vstack([points, np.asarray(avoid, dtype=np.float64).reshape(-1, d)])
-        legal, _ = _fresh(np.vstack([local, wide]), existing)
+        legal, _ = fresh_candidates(np.vstack([local, wide]), existing)
         s = spline(legal)
         if s.size and s.max() - values.max() > self.gain_rtol * float(np.ptp(values)):
             return _by_score(legal, unit_scale(s))
-        near, distance = _fresh(local, existing)
+        near, distance = fresh_candidates(local, existing)
         w = self.batch_head_weight if in_batch else self.weights[len(values) % len(self.weights)]
         head = _by_score(near, w * unit_scale(spline(near)) + (1.0 - w) * unit_scale(distance))
         rest = ~rows_in(legal, near)
@@ -351,7 +351,7 @@ def perturb(center: np.ndarray, sigma: float, m: int, rng: np.random.Generator) 
     return 1.0 - np.abs(1.0 - x % 2.0)  # reflect at 1 (period 2)
 
 
-def _fresh(candidates: np.ndarray, existing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fresh_candidates(candidates: np.ndarray, existing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct candidates not on an existing point, with their distance to the nearest one.
 
     A k-d tree of the existing points: O(M log N) instead of the M x N distance matrix.
