@@ -64,6 +64,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from problems import NOISE_FRACTION, PROBLEMS, Problem  # noqa: E402
 
+from nas.search.settings import BATCH_FILLS  # noqa: E402
+
 Point = tuple[int, ...]
 Runner = Callable[[Problem, "Evaluator", int], None]
 
@@ -150,8 +152,9 @@ def spline_optimizer(
     seed: int,
     strategy: str = "default",
     q: int = 1,
-    design: str = "corners",
+    design: str | None = None,
     noise: float | str | None = None,
+    fill: str | None = None,
     checks: bool = True,
 ):
     """The spline optimiser on ``problem``'s integer box, minimising, with the benchmark's tolerance."""
@@ -167,14 +170,15 @@ def spline_optimizer(
             zip(variable_names(problem), problem.lows, problem.highs, strict=True)
         )
     ]
+    chosen = {"design": design, "batch_fill": fill}  # unset: the settings' defaults
     settings = SearchSettings(
         batch_size=q,
         seed=seed,
         goal="minimize",
         strategy=strategy,
         tolerance=TOLERANCE_FRACTION * problem.span,
-        design=design,
         noise=noise,
+        **{key: value for key, value in chosen.items() if value is not None},
     )
     if not checks:
         return _without_checks()(SearchSpace(dims), settings)
@@ -211,17 +215,22 @@ def variable_names(problem: Problem) -> list[str]:
 def _spline(
     strategy: str,
     q: int,
-    design: str = "corners",
+    design: str | None = None,
     noise: str | None = None,
+    fill: str | None = None,
     checks: bool = True,
 ) -> Runner:
-    """A spline run; ``noise`` is None, "auto" or "sd" (the evaluator's true sd); ``checks``:
-    False runs the default rule without condition (e), as it was before (for comparison)."""
+    """A spline run; ``noise`` is None, "auto" or "sd" (the evaluator's true sd).
+
+    ``design`` and ``fill`` (the batch fill) unset: the defaults of
+    :class:`~nas.search.settings.SearchSettings`. ``checks``: False runs the
+    default rule without condition (e), as it was before (for comparison).
+    """
 
     def run(problem: Problem, ev: Evaluator, seed: int) -> None:
         names = variable_names(problem)
         level = ev.noise_sd if noise == "sd" else noise
-        opt = spline_optimizer(problem, seed, strategy, q, design, level, checks)
+        opt = spline_optimizer(problem, seed, strategy, q, design, level, fill, checks)
         try:
             while not (ev.to_stop and opt.stop in ev.stops):
                 batch = opt.suggest()
@@ -325,11 +334,13 @@ def _pysot(kind: str) -> Runner:
 METHODS: dict[str, tuple[Runner, str]] = {
     "default": (_spline("default", 1), "nas.search.optimizer"),
     "default-q4": (_spline("default", 4), "nas.search.optimizer"),
-    "default-sf": (_spline("default", 1, "space-filling"), "nas.search.optimizer"),
-    "default-sf-q4": (_spline("default", 4, "space-filling"), "nas.search.optimizer"),
+    "default-corners": (_spline("default", 1, "corners"), "nas.search.optimizer"),
+    "default-corners-q4": (_spline("default", 4, "corners"), "nas.search.optimizer"),
+    "default-merit-q4": (_spline("default", 4, fill="merit"), "nas.search.optimizer"),
+    "default-believer-q4": (_spline("default", 4, fill="believer"), "nas.search.optimizer"),
     "default-nocheck": (_spline("default", 1, checks=False), "nas.search.optimizer"),
-    "default-sf-nocheck": (
-        _spline("default", 1, "space-filling", checks=False),
+    "default-corners-nocheck": (
+        _spline("default", 1, "corners", checks=False),
         "nas.search.optimizer",
     ),
     "default-auto": (_spline("default", 1, noise="auto"), "nas.search.optimizer"),
@@ -465,6 +476,7 @@ def tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
             med = np.median(np.array(curves[(m, prob, noisy)])[:, np.array(marks) - 1], axis=0)
             cells.append(" / ".join(f"{100 * v:.2g}" for v in med))
         out.append(_row([f"{_label(prob, noisy)} (n={','.join(map(str, marks))})", *cells]))
+    out.extend(_ratio_table(methods, groups, curves, budget))
     out.extend(_summary_tables(runs, tasks, methods, groups, curves))
     out.extend(_stop_table(runs, tasks, methods, groups))
     out.append("\n### Seconds per proposal (median over runs)\n")
@@ -473,6 +485,64 @@ def tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
     for m in methods:
         out.append(_row([m, *(f"{np.median(secs[(m, p)]):.3g}" for p in problems)]))
     return "\n".join(out) + "\n"
+
+
+#: The acceptance thresholds: q = 1 against the best peer, q = 4 against q = 1 (to 1 %).
+PEER_RATIO, BATCH_RATIO = 0.8, 1.2
+
+
+def _median_count(c: np.ndarray, threshold: float = 1e-2) -> float:
+    return float(np.percentile(evaluations_to(c, threshold), 50, method="lower"))
+
+
+def _ratio(a: float, b: float, budget: int) -> str:
+    """a / b of two median counts, where either may be "more than the budget" (inf)."""
+    if not np.isfinite(a) and not np.isfinite(b):
+        return "- (neither)"
+    if not np.isfinite(a):
+        return f">{budget / b:.2f}"
+    if not np.isfinite(b):
+        return f"<{a / budget:.2f}"
+    return f"{a / b:.2f}"
+
+
+def _single(method: str) -> str:
+    """The q = 1 method of a batch method: same strategy and design, no fill named."""
+    base = method.removesuffix("-q4")
+    for fill in BATCH_FILLS:
+        base = base.removesuffix(f"-{fill}")
+    return base
+
+
+def _ratio_table(methods: list[str], groups: list, curves: dict, budget: int) -> list[str]:
+    """Per problem: each spline method's median evaluations to 1 % over the best peer's, and
+    each ``X-q4`` over ``X`` (the targets: at most 0.8 and 1.2)."""
+    peers = [m for m in methods if own_rule(m) is None and m != "random"]
+    spline = [m for m in methods if own_rule(m) is not None]
+    pairs = [(m, _single(m)) for m in spline if m.endswith("-q4") and _single(m) in spline]
+    if not (peers and spline) and not pairs:
+        return []
+    header = ["problem", "best peer"] if peers else ["problem"]
+    header += [f"{m} / peer" for m in spline if peers] + [f"{a} / {b}" for a, b in pairs]
+    out = [
+        f"\n### Ratios of median evaluations to 1 % regret (targets: <= {PEER_RATIO} of the best "
+        f"peer, q = 4 <= {BATCH_RATIO} of q = 1)\n",
+        "`>x`: the first never got there within the budget (x is a lower bound); `<x`: the second "
+        "never did (an upper bound).\n",
+        _row(header),
+        _row(["---"] * len(header)),
+    ]
+    for prob, noisy in groups:
+        med = {m: _median_count(np.array(curves[(m, prob, noisy)])) for m in methods}
+        cells = [_label(prob, noisy)]
+        if peers:
+            best = min(peers, key=lambda m: med[m])
+            shown = f">{budget}" if not np.isfinite(med[best]) else f"{med[best]:.0f}"
+            cells.append(f"{shown} ({best})")
+            cells += [_ratio(med[m], med[best], budget) for m in spline]
+        cells += [_ratio(med[a], med[b], budget) for a, b in pairs]
+        out.append(_row(cells))
+    return out
 
 
 def own_rule(method: str) -> str | None:

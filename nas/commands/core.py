@@ -155,7 +155,11 @@ def _validate_only(
     warnings: list[str],
 ) -> int:
     """Report the file's problems and what ``run`` would need from this folder; write nothing."""
-    name, design = experiment.experiment.name, experiment.space.initial_design()
+    from nas.search.optimizer import SplineOptimizer  # scipy.stats: slow to import
+
+    settings = experiment.experiment.search_settings()
+    name = experiment.experiment.name
+    design = SplineOptimizer(experiment.space, settings).initial_design()
     if args.json:
         emit_json(
             {

@@ -199,10 +199,12 @@ class Study:
             SplineOptimizer,  # scipy.stats: slow to import, only needed here
         )
 
+        admissible = self.admissible()
         optimizer = SplineOptimizer(
             self.state.space,
             self.experiment.experiment.search_settings(),
-            feasible=self.admissible(),
+            feasible=admissible,
+            design=self._cost_design(admissible),
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
@@ -223,6 +225,16 @@ class Study:
             else:
                 optimizer.mark_pending(point.params, check=point.origin == CHECK)
         return optimizer
+
+    def _cost_design(self, admissible: Callable[[Params], bool] | None) -> list[Params] | None:
+        """With ``tradeoff`` or a bound on a known cost, a design spread over that cost;
+        else None (the experiment's ``design``)."""
+        cfg = self.experiment.experiment
+        if cfg.tradeoff is None and not cfg.constraints:
+            return None
+        from nas.control import tradeoffs
+
+        return tradeoffs.design(self.state, self.experiment, admissible)
 
     def admissible(self) -> Callable[[Params], bool] | None:
         """What a candidate must satisfy: the memory predicate and ``[experiment.constraints]``.

@@ -26,7 +26,7 @@ from nas.search.settings import GOALS, SearchSettings
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline, SplineError
 from nas.search.stopping import StopEvidence, check_progress, decide, fresh_checks
-from nas.search.strategies import STRATEGIES, Strategy, spline_maxima
+from nas.search.strategies import STRATEGIES, DefaultStrategy, Strategy, spline_maxima
 from nas.search.threads import in_search_threads
 from nas.search.uncertainty import local_error
 
@@ -103,6 +103,8 @@ class SplineOptimizer:
             the stop tolerance is at least 2 sd. The shared category model falls
             back to separate splines while some categorical choice has no measurement.
         feasible: Predicate on parameters; rejected points are never suggested.
+        design: The initial design to measure first, in place of ``settings.design``
+            (a trade-off search brings its own, :func:`nas.search.tradeoff.tradeoff_design`).
 
     Raises:
         SettingError: The settings cannot serve ``space`` (a design smaller than d+1).
@@ -114,6 +116,7 @@ class SplineOptimizer:
         settings: SearchSettings | None = None,
         *,
         feasible: Callable[[Params], bool] | None = None,
+        design: Sequence[Params] | None = None,
     ) -> None:
         settings = SearchSettings() if settings is None else settings
         if not isinstance(space, SearchSpace) or not isinstance(settings, SearchSettings):
@@ -127,12 +130,20 @@ class SplineOptimizer:
         if problem is not None:
             raise problem
         self.space, self.settings, self.feasible = space, settings, feasible
-        self.strategy: Strategy = STRATEGIES[settings.strategy]()
+        self.strategy: Strategy = (
+            DefaultStrategy(batch_fill=settings.fill)
+            if settings.strategy == "default"
+            else STRATEGIES[settings.strategy]()
+        )
         self.stop, self.categories = settings.stop_rule, settings.category_model
         shared = self.categories == "shared" and bool(space.categorical)
         self._embedded = EmbeddedSpace(space) if shared else None
-        self._design = initial_design(
-            space, settings.design, settings.design_points, settings.seed, shared
+        self._design = (
+            initial_design(
+                space, settings.design_kind, settings.design_points, settings.seed, shared
+            )
+            if design is None
+            else [space.snap(p) for p in design]
         )
         self._sign = GOALS[settings.goal]
         self._records: dict[tuple[Value, ...], Record] = {}
