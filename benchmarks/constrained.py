@@ -7,10 +7,14 @@ half and, on both problems, excludes the unconstrained optimum's region or
 passes close to it. Two splinenas searches of the metric, budget 60, default
 settings:
 
-* ``constrained``: ``[experiment.constraints] gmacs = <median>``: the search's
-  admissible predicate (:class:`nas.search.optimizer.SplineOptimizer`'s
-  ``feasible``, as the controller passes it), regret against the best
-  accuracy within the bound;
+* ``constrained``: ``[experiment.constraints] gmacs = <median>`` as the
+  controller runs it: the bound as the search's admissible predicate
+  (:class:`nas.search.optimizer.SplineOptimizer`'s ``feasible``) and the
+  initial design spread over the cost within the bound
+  (:func:`nas.control.tradeoffs.design`); regret against the best accuracy
+  within the bound;
+* ``constrained-corners``: the same from the 2d+3 corner design (the corners
+  beyond the bound left out);
 * ``unconstrained``: no bound, regret against the box's optimum.
 
 Regret is normalised by the loss range of the whole box (as in
@@ -51,6 +55,13 @@ CHECKPOINTS = (20, 40, 60)
 #: Normalised regret that counts as found.
 TARGET = 0.01
 DEFAULT_PROBLEMS = ("nas5", "nas8")
+#: (name, bounded, initial design): the controller's bounded search (a design spread over
+#: the cost within the bound), the same from the 2d+3 corners, and the unbounded search.
+VARIANTS = (
+    ("constrained", True, "cost"),
+    ("constrained-corners", True, "corners"),
+    ("unconstrained", False, "corners"),
+)
 #: Quasi-random points of the box that set the bound and start the constrained optimum's search.
 SAMPLE = 1 << 14
 
@@ -85,7 +96,12 @@ def constrained_optimum(problem: Problem, cost: Callable, limit: float) -> float
 
 
 def search(
-    problem: Problem, cost: Callable, limit: float | None, budget: int, seed: int
+    problem: Problem,
+    cost: Callable,
+    limit: float | None,
+    budget: int,
+    seed: int,
+    design: str = "corners",
 ) -> list[float]:
     """Losses of a metric search's evaluations, in order (within ``limit`` when given)."""
     from nas.search.optimizer import SplineOptimizer
@@ -98,9 +114,24 @@ def search(
         return np.array([[params[n] for n in names]], dtype=float)
 
     if limit is not None:
-        opt = SplineOptimizer(
-            opt.space, opt.settings, feasible=lambda p: float(cost(x_of(p))[0]) <= limit
-        )
+
+        def within(p: dict) -> bool:
+            return float(cost(x_of(p))[0]) <= limit
+
+        start = None
+        if design == "cost":
+            from nas.search.design import default_size
+            from nas.search.tradeoff import tradeoff_design
+
+            start = tradeoff_design(
+                opt.space,
+                lambda many: cost(np.vstack([x_of(p) for p in many])),
+                default_size(opt.space),
+                seed,
+                within,
+                top=1.0,
+            )
+        opt = SplineOptimizer(opt.space, opt.settings, feasible=within, design=start)
     losses: list[float] = []
     while len(losses) < budget:
         try:
@@ -138,13 +169,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         cost = cost_of(problem)
         limit = float(np.median(cost(box_sample(problem))))
         medians = {}
-        for kind, bound in (("constrained", limit), ("unconstrained", None)):
-            optimum = problem.f_min if bound is None else constrained_optimum(problem, cost, bound)
+        bounded = constrained_optimum(problem, cost, limit)
+        for kind, bound, design in VARIANTS:
+            bound = limit if bound else None
+            optimum = problem.f_min if bound is None else bounded
             curves, reached = [], []
             for seed in range(args.seeds):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    losses = search(problem, cost, bound, args.budget, seed)
+                    losses = search(problem, cost, bound, args.budget, seed, design)
                 regrets = (np.minimum.accumulate(losses) - optimum) / problem.span
                 curves.append(regrets)
                 reached.append(evaluations_to(regrets))

@@ -321,34 +321,36 @@ PEERS = ("random", "nsga2", "motpe")
 TARGET_RATIO = 0.7
 
 
-def _verdict(problem: str, evals: dict[str, list[float]], budget: int) -> str:
+def _verdict(problem: str, evals: dict[str, list[float]], budget: int, peer_budget: int) -> str:
     """The acceptance line: median evaluations to 95 % over all seeds (a seed that never got
-    there counts as more than the budget), spline-front against the best peer."""
-    if "spline-front" not in evals or not any(p in evals for p in PEERS):
+    there counts as more than its budget), spline-front against the best peer."""
+    peers = [p for p in PEERS if p in evals]
+    if not peers:
         return ""
-    ours = float(np.median(evals["spline-front"]))
-    peer = min((p for p in PEERS if p in evals), key=lambda p: float(np.median(evals[p])))
+    peer = min(peers, key=lambda p: float(np.median(evals[p])))
     theirs = float(np.median(evals[peer]))
 
-    def shown(value: float) -> str:
-        return f"> {budget}" if math.isinf(value) else f"{value:.0f}"
+    def shown(value: float, limit: int) -> str:
+        return f"> {limit}" if math.isinf(value) else f"{value:.0f}"
 
+    line = f"- {problem}: evaluations to 95 %, median over all seeds: best peer {peer} " + shown(
+        theirs, peer_budget
+    )
+    if "spline-front" not in evals:
+        return line
+    ours = float(np.median(evals["spline-front"]))
     if math.isinf(ours):
         verdict = "missed: spline-front's median seed does not get there"
     elif math.isinf(theirs):
         verdict = (
-            f"met: ratio below {ours / budget:.2f} (the peer's median seed needs more than "
-            f"{budget})"
-            if ours <= TARGET_RATIO * budget
-            else f"undecided: the peer's median seed needs more than {budget}, ours {ours:.0f}"
+            f"met: ratio below {ours / peer_budget:.2f}"
+            if ours <= TARGET_RATIO * peer_budget
+            else f"undecided: the peer's median seed needs more than {peer_budget}"
         )
     else:
         ratio = ours / theirs
         verdict = f"{'met' if ratio <= TARGET_RATIO else 'missed'}: ratio {ratio:.2f}"
-    return (
-        f"- {problem}: evaluations to 95 %, median over all seeds: spline-front {shown(ours)}, "
-        f"best peer {peer} {shown(theirs)}; target <= {TARGET_RATIO}x: {verdict}"
-    )
+    return f"{line}, spline-front {shown(ours, budget)}; target <= {TARGET_RATIO}x: {verdict}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -357,6 +359,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", type=int, default=60)
+    parser.add_argument(
+        "--peer-budget",
+        type=int,
+        default=60,
+        help="evaluations of the peers (random, nsga2, motpe) for their evaluations to 95 %%; "
+        "the hypervolume columns stay at 20/40/60",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     head = ["problem", "method", *(f"HV@{k}" for k in CHECKPOINTS), "evals to 95 %", "CPU s/run"]
@@ -379,7 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 start = time.process_time()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    told = METHODS[method](problem, cost, args.budget, seed)
+                    budget = args.peer_budget if method in PEERS else args.budget
+                    told = METHODS[method](problem, cost, max(budget, args.budget), seed)
                 seconds.append(time.process_time() - start)
                 curves.append(hv_curve(problem, cost, told, reference, total))
             cells = [name, method]
@@ -399,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cells.append(f"{np.mean(seconds):.1f}")
             lines.append("| " + " | ".join(cells) + " |")
             print(lines[-1], file=sys.stderr)
-        verdicts.append(_verdict(name, evals, args.budget))
+        verdicts.append(_verdict(name, evals, args.budget, args.peer_budget))
     text = (
         f"Hypervolume of (accuracy, GMACs) as a share of the true front's, median of {args.seeds} "
         f"seeds; evaluations to {TARGET:.0%}: median over the seeds that got there (count).\n\n"

@@ -204,7 +204,7 @@ class Study:
             self.state.space,
             self.experiment.experiment.search_settings(),
             feasible=admissible,
-            design=self._tradeoff_design(admissible),
+            design=self._cost_design(admissible),
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
@@ -226,9 +226,11 @@ class Study:
                 optimizer.mark_pending(point.params, check=point.origin == CHECK)
         return optimizer
 
-    def _tradeoff_design(self, admissible: Callable[[Params], bool] | None) -> list[Params] | None:
-        """With ``tradeoff`` on a known cost, the trade-off design; else None (``design``)."""
-        if self.experiment.experiment.tradeoff is None:
+    def _cost_design(self, admissible: Callable[[Params], bool] | None) -> list[Params] | None:
+        """With ``tradeoff`` or a bound on a known cost, a design spread over that cost;
+        else None (the experiment's ``design``)."""
+        cfg = self.experiment.experiment
+        if cfg.tradeoff is None and not cfg.constraints:
             return None
         from nas.control import tradeoffs
 

@@ -54,7 +54,7 @@ def measured_front(points: Sequence[MeasuredPoint], goal: str) -> list[MeasuredP
     return [points[i] for i in keep]
 
 
-#: Trade-off designs made in this process, by (experiment text, box): a controller
+#: Cost-spread designs made in this process, by (experiment text, box): a controller
 #: rebuilds its study every cycle.
 _DESIGNS: dict[tuple[str, str], list[Params]] = {}
 
@@ -62,18 +62,27 @@ _DESIGNS: dict[tuple[str, str], list[Params]] = {}
 def design(
     state: State, experiment: Experiment, admissible: Callable[[Params], bool] | None
 ) -> list[Params] | None:
-    """The initial design of a trade-off search on a known cost; None for a measured cost,
-    which nothing knows before training (the experiment's ``design`` serves then).
+    """The initial design spread over a known cost, or None (the experiment's ``design``).
 
     :func:`nas.search.tradeoff.tradeoff_design` of ``design_points`` points
-    (default d+2) among the candidates ``admissible`` allows.
+    (default d+2) among the candidates ``admissible`` allows: over the
+    trade-off's cost up to the median of the box, or, without a trade-off,
+    over the first known cost of ``[experiment.constraints]`` up to the
+    costliest candidate within the bounds (a bounded search's best network
+    tends to sit near its bound, and the corners beyond it are not
+    candidates). None for a measured trade-off cost, which nothing knows
+    before training, and without either.
     """
     from nas.search.design import default_size
-    from nas.search.tradeoff import tradeoff_design
+    from nas.search.tradeoff import DESIGN_TOP, tradeoff_design
 
     cfg = experiment.experiment
-    source = cost_source(experiment, cfg.tradeoff)
-    if source.known is None:
+    if cfg.tradeoff is not None:
+        source, top = cost_source(experiment, cfg.tradeoff), DESIGN_TOP
+    else:
+        bounded = [s for n in cfg.constraints if (s := cost_source(experiment, n)).known]
+        source, top = (bounded[0] if bounded else None), 1.0
+    if source is None or source.known is None:
         return None
     key = (experiment.text, repr(state.space.to_dict()))
     if key not in _DESIGNS:
@@ -85,6 +94,7 @@ def design(
             size,
             cfg.seed,
             admissible,
+            top,
         )
     return _DESIGNS[key]
 

@@ -145,12 +145,11 @@ def _cost_scale(costs: np.ndarray) -> np.ndarray:
     return np.log(costs) if np.all(costs > 0) else costs
 
 
-def _spread(x: np.ndarray, level: np.ndarray, n: int) -> list[int]:
+def _spread(x: np.ndarray, level: np.ndarray, n: int, top: float = DESIGN_TOP) -> list[int]:
     """``n`` rows of ``x``: the lowest ``level`` first, then one per even step of ``level``
     up to its highest, each the candidate near its step farthest from those chosen."""
     chosen = [int(np.argmin(level))]
-    top = np.quantile(level, DESIGN_TOP)
-    targets = np.linspace(level.min(), top, max(n, 2))[1:]
+    targets = np.linspace(level.min(), np.quantile(level, top), max(n, 2))[1:]
     for target in targets[: n - 1]:
         free = np.setdiff1d(np.arange(len(x)), chosen)
         if free.size == 0:
@@ -167,6 +166,7 @@ def tradeoff_design(
     n: int,
     seed: int,
     admissible: Callable[[Params], bool] | None = None,
+    top: float = DESIGN_TOP,
 ) -> list[Params]:
     """An initial design for a trade-off search: the cheapest corner, then points spread
     over the cost and the box.
@@ -196,7 +196,7 @@ def tradeoff_design(
         if not keep:
             continue
         x = space.to_unit_many([pool[i] for i in keep])
-        chosen = _spread(x, _cost_scale(costs), n)
+        chosen = _spread(x, _cost_scale(costs), n, top)
         for i in chosen:
             params = pool[keep[i]]
             out.setdefault(space.key(params), params)
