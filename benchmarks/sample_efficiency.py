@@ -155,6 +155,7 @@ def spline_optimizer(
     design: str | None = None,
     noise: float | str | None = None,
     fill: str | None = None,
+    checks: bool = True,
 ):
     """The spline optimiser on ``problem``'s integer box, minimising, with the benchmark's tolerance."""
     from nas.search.optimizer import SplineOptimizer
@@ -179,7 +180,32 @@ def spline_optimizer(
         noise=noise,
         **{key: value for key, value in chosen.items() if value is not None},
     )
+    if not checks:
+        return _without_checks()(SearchSpace(dims), settings)
     return SplineOptimizer(SearchSpace(dims), settings)
+
+
+def _without_checks() -> type:
+    """The optimizer under the default rule as it was before condition (e): (a)-(d) stop it.
+
+    For comparison only: no check away from the best is proposed, and the rule
+    stops where it would have asked for the first one.
+    """
+    import dataclasses
+
+    from nas.search.optimizer import SplineOptimizer
+
+    class WithoutChecks(SplineOptimizer):
+        def _wants_check(self) -> bool:
+            return False
+
+        def stop_evidence(self, rule: str | None = None):
+            evidence = super().stop_evidence(rule)
+            if not evidence.explore:
+                return evidence
+            return dataclasses.replace(evidence, stop=True, explore=False)
+
+    return WithoutChecks
 
 
 def variable_names(problem: Problem) -> list[str]:
@@ -192,17 +218,19 @@ def _spline(
     design: str | None = None,
     noise: str | None = None,
     fill: str | None = None,
+    checks: bool = True,
 ) -> Runner:
     """A spline run; ``noise`` is None, "auto" or "sd" (the evaluator's true sd).
 
     ``design`` and ``fill`` (the batch fill) unset: the defaults of
-    :class:`~nas.search.settings.SearchSettings`.
+    :class:`~nas.search.settings.SearchSettings`. ``checks``: False runs the
+    default rule without condition (e), as it was before (for comparison).
     """
 
     def run(problem: Problem, ev: Evaluator, seed: int) -> None:
         names = variable_names(problem)
         level = ev.noise_sd if noise == "sd" else noise
-        opt = spline_optimizer(problem, seed, strategy, q, design, level, fill)
+        opt = spline_optimizer(problem, seed, strategy, q, design, level, fill, checks)
         try:
             while not (ev.to_stop and opt.stop in ev.stops):
                 batch = opt.suggest()
@@ -310,6 +338,11 @@ METHODS: dict[str, tuple[Runner, str]] = {
     "default-corners-q4": (_spline("default", 4, "corners"), "nas.search.optimizer"),
     "default-merit-q4": (_spline("default", 4, fill="merit"), "nas.search.optimizer"),
     "default-believer-q4": (_spline("default", 4, fill="believer"), "nas.search.optimizer"),
+    "default-nocheck": (_spline("default", 1, checks=False), "nas.search.optimizer"),
+    "default-corners-nocheck": (
+        _spline("default", 1, "corners", checks=False),
+        "nas.search.optimizer",
+    ),
     "default-auto": (_spline("default", 1, noise="auto"), "nas.search.optimizer"),
     "default-sd": (_spline("default", 1, noise="sd"), "nas.search.optimizer"),
     "paper": (_spline("paper", 1), "nas.search.optimizer"),
@@ -407,6 +440,8 @@ def _fmt_count(counts: np.ndarray, budget: int) -> str:
 
 def tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
     """Markdown tables for the given tasks (grouped by problem and noise)."""
+    if any(t.to_stop for t in tasks):
+        return stop_tables(runs, tasks)
     methods = list(dict.fromkeys(t.method for t in tasks))
     groups = list(dict.fromkeys((t.problem, t.noisy) for t in tasks))
     budget = tasks[0].budget
@@ -643,6 +678,58 @@ def _stop_table(
             cells.append(f"{100 * np.median(final):.2g}" if final else "-")
             out.append(_row([_label(prob, noisy), m, *cells]))
     return out
+
+
+def stop_tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
+    """Where each spline run stopped by its own rule, per problem and pooled (``--to-stop``).
+
+    Peers have no stop rule and are left out.
+    """
+    tasks = [t for t in tasks if t.to_stop]
+    budget = tasks[0].budget
+    header = ["problem", "method", "stopped before the budget", "median evaluation at the stop",
+              "too early", "regret % at the stop (median, max)", "checks per run (median, max)",
+              "final regret % (median, max)"]  # fmt: skip
+    out = [
+        f"Own stop rule, tolerance {TOLERANCE_FRACTION:.1%} of the range, budget {budget}; "
+        "**too early**: stopped while the returned point had regret > 1 %. Checks: evaluations "
+        "the default rule spent away from the best (condition (e)). Final regret: of the point "
+        "returned where the run ended (at its stop, else at the budget).\n",
+        _row(header),
+        _row(["---"] * len(header)),
+    ]
+    pooled: dict[str, list[tuple[Problem, dict]]] = {}
+    for prob, noisy, m in dict.fromkeys((t.problem, t.noisy, t.method) for t in tasks):
+        problem = _problem(prob)
+        done = [runs[t.key] for t in tasks if (t.problem, t.noisy, t.method) == (prob, noisy, m)]
+        pooled.setdefault(m, []).extend((problem, r) for r in done)
+        out.append(_row([_label(prob, noisy), m, *_stop_summary(m, [(problem, r) for r in done])]))
+    out += [
+        "\nPooled over the problems above:\n",
+        _row(header[1:]),
+        _row(["---"] * (len(header) - 1)),
+    ]
+    out += [_row([m, *_stop_summary(m, done)]) for m, done in pooled.items()]
+    return "\n".join(out) + "\n"
+
+
+def _stop_summary(method: str, done: list[tuple[Problem, dict]]) -> list[str]:
+    """The cells of :func:`stop_tables` for ``done`` runs of ``method``."""
+    rule = own_rule(method)
+    stops = [(problem, r["stops"][rule]) for problem, r in done if rule in r.get("stops", {})]
+    at = f"{np.median([n for _, (n, _) in stops]):.0f}" if stops else "-"
+    regrets = [100 * problem.regret(v) for problem, (_, v) in stops]
+    early = sum(r > 1.0 for r in regrets)
+    checks = [r.get("checks", 0) for _, r in done]
+    final = [100 * final_regret(problem, r) for problem, r in done]
+    return [
+        f"{len(stops)}/{len(done)}",
+        at,
+        f"{early}/{len(done)}",
+        f"{np.median(regrets):.2g}, {max(regrets):.2g}" if regrets else "-",
+        f"{np.median(checks):.0f}, {max(checks)}",
+        f"{np.median(final):.2g}, {max(final):.2g}",
+    ]
 
 
 def _row(cells: Sequence[str]) -> str:

@@ -27,8 +27,8 @@ from nas.search.stopping import decide
 
 S = PointStatus
 TOLERANCE = 0.05
-#: The settled search: the best first, the rest of the design, then a dense scan of the
-#: first basin that never reaches the second.
+#: The settled search: the best first, the rest of the corner design, then a dense scan of
+#: the first basin that never reaches the second.
 SETTLED = [20, 100, 0, 50, *(x for x in range(4, 57, 4) if x not in (20, 52))]
 
 
@@ -41,7 +41,7 @@ def bump(x: float, second: bool = True) -> float:
 def settled_optimizer(second: bool = True, batch_size: int = 1) -> SplineOptimizer:
     """The search at the moment (a)-(d) first hold; the last three proposals agreed."""
     space = SearchSpace([Dim("x", "int", 0, 100)])
-    settings = SearchSettings(tolerance=TOLERANCE, seed=0, batch_size=batch_size)
+    settings = SearchSettings(tolerance=TOLERANCE, seed=0, batch_size=batch_size, design="corners")
     opt = SplineOptimizer(space, settings)
     assert sorted(p["x"] for p in opt.initial_design()) == [0, 50, 100]
     for i, x in enumerate(SETTLED):
@@ -116,7 +116,7 @@ def test_a_check_takes_one_slot_of_a_batch() -> None:
 
 def experiment(**settings: object):
     space = {"x": {"type": "int", "low": 0, "high": 100}}
-    toml = experiment_toml("bumps", space, tolerance=TOLERANCE, **settings)
+    toml = experiment_toml("bumps", space, tolerance=TOLERANCE, design="corners", **settings)
     return parse_experiment(toml, "bumps.toml")
 
 
