@@ -343,12 +343,7 @@ def perturb(center: np.ndarray, sigma: float, m: int, rng: np.random.Generator) 
     least one per point (DYCORS: perturbing few coordinates is what scales to
     high d).
     """
-    d = center.shape[0]
-    mask = rng.random((m, d)) < min(1.0, 20.0 / d)
-    mask[np.arange(m), rng.integers(0, d, m)] = True
-    x = center + mask * rng.normal(0.0, sigma, (m, d))
-    x = np.abs(x)  # reflect at 0
-    return 1.0 - np.abs(1.0 - x % 2.0)  # reflect at 1 (period 2)
+    return subspace_perturb(center, sigma, m, min(1.0, 20.0 / center.shape[0]), rng)
 
 
 def fresh_candidates(candidates: np.ndarray, existing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
