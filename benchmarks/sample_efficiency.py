@@ -28,6 +28,13 @@ extended (more methods, more seeds) without repeating what is done. A run's key 
 ``method|problem|exact-or-noisy|seed|budget`` and a run depends only on it, so peers'
 runs cached once serve every later comparison.
 
+``--to-stop`` ends each spline run where its own stop rule fires, as a user's search
+ends (keys end in ``|to-stop``): the stop tables are exact and cost only what the
+searches spent, but the evaluations-to-regret tables then count a run that stopped
+above a regret as never getting there. The default rule's checks away from the best
+(:mod:`nas.search.exploration`) are proposals of the search, so a run's trajectory
+depends on its rule; where the other rule would have stopped is noted on the same run.
+
 The tables give, per problem and method, evaluations to 1 % and 0.1 % regret (median
 and seeds that got there), the final regret of the point the method returns, and for
 the spline methods the too-early rate: runs whose own stop rule fired while their
@@ -56,6 +63,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from problems import NOISE_FRACTION, PROBLEMS, Problem  # noqa: E402
+
+from nas.search.settings import BATCH_FILLS  # noqa: E402
 
 Point = tuple[int, ...]
 Runner = Callable[[Problem, "Evaluator", int], None]
@@ -93,6 +102,10 @@ class Evaluator:
         self.stops: dict[str, tuple[int, float]] = {}
         #: noise-free loss of the point the method returns at the end (None: best evaluated)
         self.returned: float | None = None
+        #: end a spline run where its own stop rule fires
+        self.to_stop = False
+        #: evaluations the spline run spent on its stop rule's checks away from the best
+        self.checks = 0
 
     def __call__(self, x: Sequence[float]) -> float:
         key = tuple(int(round(float(v))) for v in x)
@@ -139,8 +152,10 @@ def spline_optimizer(
     seed: int,
     strategy: str = "default",
     q: int = 1,
-    design: str = "corners",
+    design: str | None = None,
     noise: float | str | None = None,
+    fill: str | None = None,
+    checks: bool = True,
 ):
     """The spline optimiser on ``problem``'s integer box, minimising, with the benchmark's tolerance."""
     from nas.search.optimizer import SplineOptimizer
@@ -155,35 +170,74 @@ def spline_optimizer(
             zip(variable_names(problem), problem.lows, problem.highs, strict=True)
         )
     ]
+    chosen = {"design": design, "batch_fill": fill}  # unset: the settings' defaults
     settings = SearchSettings(
         batch_size=q,
         seed=seed,
         goal="minimize",
         strategy=strategy,
         tolerance=TOLERANCE_FRACTION * problem.span,
-        design=design,
         noise=noise,
+        **{key: value for key, value in chosen.items() if value is not None},
     )
+    if not checks:
+        return _without_checks()(SearchSpace(dims), settings)
     return SplineOptimizer(SearchSpace(dims), settings)
+
+
+def _without_checks() -> type:
+    """The optimizer under the default rule as it was before condition (e): (a)-(d) stop it.
+
+    For comparison only: no check away from the best is proposed, and the rule
+    stops where it would have asked for the first one.
+    """
+    import dataclasses
+
+    from nas.search.optimizer import SplineOptimizer
+
+    class WithoutChecks(SplineOptimizer):
+        def _wants_check(self) -> bool:
+            return False
+
+        def stop_evidence(self, rule: str | None = None):
+            evidence = super().stop_evidence(rule)
+            if not evidence.explore:
+                return evidence
+            return dataclasses.replace(evidence, stop=True, explore=False)
+
+    return WithoutChecks
 
 
 def variable_names(problem: Problem) -> list[str]:
     return [f"x{i}" for i in range(problem.d)]
 
 
-def _spline(strategy: str, q: int, design: str = "corners", noise: str | None = None) -> Runner:
-    """A spline run; ``noise`` is None, "auto" or "sd" (the evaluator's true sd)."""
+def _spline(
+    strategy: str,
+    q: int,
+    design: str | None = None,
+    noise: str | None = None,
+    fill: str | None = None,
+    checks: bool = True,
+) -> Runner:
+    """A spline run; ``noise`` is None, "auto" or "sd" (the evaluator's true sd).
+
+    ``design`` and ``fill`` (the batch fill) unset: the defaults of
+    :class:`~nas.search.settings.SearchSettings`. ``checks``: False runs the
+    default rule without condition (e), as it was before (for comparison).
+    """
 
     def run(problem: Problem, ev: Evaluator, seed: int) -> None:
         names = variable_names(problem)
         level = ev.noise_sd if noise == "sd" else noise
-        opt = spline_optimizer(problem, seed, strategy, q, design, level)
+        opt = spline_optimizer(problem, seed, strategy, q, design, level, fill, checks)
         try:
-            while True:
-                batch = opt.ask()
-                values = [ev([p[n] for n in names]) for p in batch]
-                for params, value in zip(batch, values, strict=True):
-                    opt.tell(params, value)
+            while not (ev.to_stop and opt.stop in ev.stops):
+                batch = opt.suggest()
+                values = [ev([p.params[n] for n in names]) for p in batch]
+                for proposal, value in zip(batch, values, strict=True):
+                    opt.tell(proposal.params, value)
+                ev.checks += sum(p.origin == "check" for p in batch)
                 _note_stops(problem, opt, ev, names)
         finally:
             ev.returned = _true_of_best(problem, opt, names)
@@ -280,8 +334,15 @@ def _pysot(kind: str) -> Runner:
 METHODS: dict[str, tuple[Runner, str]] = {
     "default": (_spline("default", 1), "nas.search.optimizer"),
     "default-q4": (_spline("default", 4), "nas.search.optimizer"),
-    "default-sf": (_spline("default", 1, "space-filling"), "nas.search.optimizer"),
-    "default-sf-q4": (_spline("default", 4, "space-filling"), "nas.search.optimizer"),
+    "default-corners": (_spline("default", 1, "corners"), "nas.search.optimizer"),
+    "default-corners-q4": (_spline("default", 4, "corners"), "nas.search.optimizer"),
+    "default-merit-q4": (_spline("default", 4, fill="merit"), "nas.search.optimizer"),
+    "default-believer-q4": (_spline("default", 4, fill="believer"), "nas.search.optimizer"),
+    "default-nocheck": (_spline("default", 1, checks=False), "nas.search.optimizer"),
+    "default-corners-nocheck": (
+        _spline("default", 1, "corners", checks=False),
+        "nas.search.optimizer",
+    ),
     "default-auto": (_spline("default", 1, noise="auto"), "nas.search.optimizer"),
     "default-sd": (_spline("default", 1, noise="sd"), "nas.search.optimizer"),
     "paper": (_spline("paper", 1), "nas.search.optimizer"),
@@ -311,9 +372,12 @@ class Task:
     #: noise sd as a fraction of the loss range in noisy runs
     noise_fraction: float = NOISE_FRACTION
 
+    to_stop: bool = False
+
     @property
     def key(self) -> str:
-        return f"{self.method}|{self.problem}|{noise_label(self.noisy, self.noise_fraction)}|{self.seed}|{self.budget}"
+        base = f"{self.method}|{self.problem}|{noise_label(self.noisy, self.noise_fraction)}|{self.seed}|{self.budget}"
+        return base + ("|to-stop" if self.to_stop else "")
 
 
 def noise_label(noisy: bool, fraction: float = NOISE_FRACTION) -> str:
@@ -327,6 +391,7 @@ def run_task(task: Task) -> dict:
     """One optimiser run; returns the noise-free trace and the optimiser's time per call."""
     problem = _problem(task.problem)
     ev = Evaluator(problem, task.budget, task.noisy, task.seed, task.noise_fraction)
+    ev.to_stop = task.to_stop
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -341,6 +406,7 @@ def run_task(task: Task) -> dict:
         "seconds_per_call": seconds / max(ev.calls, 1),
         "stops": ev.stops,
         "returned": ev.returned,
+        "checks": ev.checks,
         "points": ev.points,
         "measured": ev.measured,
     }
@@ -374,6 +440,8 @@ def _fmt_count(counts: np.ndarray, budget: int) -> str:
 
 def tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
     """Markdown tables for the given tasks (grouped by problem and noise)."""
+    if any(t.to_stop for t in tasks):
+        return stop_tables(runs, tasks)
     methods = list(dict.fromkeys(t.method for t in tasks))
     groups = list(dict.fromkeys((t.problem, t.noisy) for t in tasks))
     budget = tasks[0].budget
@@ -408,6 +476,7 @@ def tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
             med = np.median(np.array(curves[(m, prob, noisy)])[:, np.array(marks) - 1], axis=0)
             cells.append(" / ".join(f"{100 * v:.2g}" for v in med))
         out.append(_row([f"{_label(prob, noisy)} (n={','.join(map(str, marks))})", *cells]))
+    out.extend(_ratio_table(methods, groups, curves, budget))
     out.extend(_summary_tables(runs, tasks, methods, groups, curves))
     out.extend(_stop_table(runs, tasks, methods, groups))
     out.append("\n### Seconds per proposal (median over runs)\n")
@@ -416,6 +485,64 @@ def tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
     for m in methods:
         out.append(_row([m, *(f"{np.median(secs[(m, p)]):.3g}" for p in problems)]))
     return "\n".join(out) + "\n"
+
+
+#: The acceptance thresholds: q = 1 against the best peer, q = 4 against q = 1 (to 1 %).
+PEER_RATIO, BATCH_RATIO = 0.8, 1.2
+
+
+def _median_count(c: np.ndarray, threshold: float = 1e-2) -> float:
+    return float(np.percentile(evaluations_to(c, threshold), 50, method="lower"))
+
+
+def _ratio(a: float, b: float, budget: int) -> str:
+    """a / b of two median counts, where either may be "more than the budget" (inf)."""
+    if not np.isfinite(a) and not np.isfinite(b):
+        return "- (neither)"
+    if not np.isfinite(a):
+        return f">{budget / b:.2f}"
+    if not np.isfinite(b):
+        return f"<{a / budget:.2f}"
+    return f"{a / b:.2f}"
+
+
+def _single(method: str) -> str:
+    """The q = 1 method of a batch method: same strategy and design, no fill named."""
+    base = method.removesuffix("-q4")
+    for fill in BATCH_FILLS:
+        base = base.removesuffix(f"-{fill}")
+    return base
+
+
+def _ratio_table(methods: list[str], groups: list, curves: dict, budget: int) -> list[str]:
+    """Per problem: each spline method's median evaluations to 1 % over the best peer's, and
+    each ``X-q4`` over ``X`` (the targets: at most 0.8 and 1.2)."""
+    peers = [m for m in methods if own_rule(m) is None and m != "random"]
+    spline = [m for m in methods if own_rule(m) is not None]
+    pairs = [(m, _single(m)) for m in spline if m.endswith("-q4") and _single(m) in spline]
+    if not (peers and spline) and not pairs:
+        return []
+    header = ["problem", "best peer"] if peers else ["problem"]
+    header += [f"{m} / peer" for m in spline if peers] + [f"{a} / {b}" for a, b in pairs]
+    out = [
+        f"\n### Ratios of median evaluations to 1 % regret (targets: <= {PEER_RATIO} of the best "
+        f"peer, q = 4 <= {BATCH_RATIO} of q = 1)\n",
+        "`>x`: the first never got there within the budget (x is a lower bound); `<x`: the second "
+        "never did (an upper bound).\n",
+        _row(header),
+        _row(["---"] * len(header)),
+    ]
+    for prob, noisy in groups:
+        med = {m: _median_count(np.array(curves[(m, prob, noisy)])) for m in methods}
+        cells = [_label(prob, noisy)]
+        if peers:
+            best = min(peers, key=lambda m: med[m])
+            shown = f">{budget}" if not np.isfinite(med[best]) else f"{med[best]:.0f}"
+            cells.append(f"{shown} ({best})")
+            cells += [_ratio(med[m], med[best], budget) for m in spline]
+        cells += [_ratio(med[a], med[b], budget) for a, b in pairs]
+        out.append(_row(cells))
+    return out
 
 
 def own_rule(method: str) -> str | None:
@@ -553,6 +680,58 @@ def _stop_table(
     return out
 
 
+def stop_tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
+    """Where each spline run stopped by its own rule, per problem and pooled (``--to-stop``).
+
+    Peers have no stop rule and are left out.
+    """
+    tasks = [t for t in tasks if t.to_stop]
+    budget = tasks[0].budget
+    header = ["problem", "method", "stopped before the budget", "median evaluation at the stop",
+              "too early", "regret % at the stop (median, max)", "checks per run (median, max)",
+              "final regret % (median, max)"]  # fmt: skip
+    out = [
+        f"Own stop rule, tolerance {TOLERANCE_FRACTION:.1%} of the range, budget {budget}; "
+        "**too early**: stopped while the returned point had regret > 1 %. Checks: evaluations "
+        "the default rule spent away from the best (condition (e)). Final regret: of the point "
+        "returned where the run ended (at its stop, else at the budget).\n",
+        _row(header),
+        _row(["---"] * len(header)),
+    ]
+    pooled: dict[str, list[tuple[Problem, dict]]] = {}
+    for prob, noisy, m in dict.fromkeys((t.problem, t.noisy, t.method) for t in tasks):
+        problem = _problem(prob)
+        done = [runs[t.key] for t in tasks if (t.problem, t.noisy, t.method) == (prob, noisy, m)]
+        pooled.setdefault(m, []).extend((problem, r) for r in done)
+        out.append(_row([_label(prob, noisy), m, *_stop_summary(m, [(problem, r) for r in done])]))
+    out += [
+        "\nPooled over the problems above:\n",
+        _row(header[1:]),
+        _row(["---"] * (len(header) - 1)),
+    ]
+    out += [_row([m, *_stop_summary(m, done)]) for m, done in pooled.items()]
+    return "\n".join(out) + "\n"
+
+
+def _stop_summary(method: str, done: list[tuple[Problem, dict]]) -> list[str]:
+    """The cells of :func:`stop_tables` for ``done`` runs of ``method``."""
+    rule = own_rule(method)
+    stops = [(problem, r["stops"][rule]) for problem, r in done if rule in r.get("stops", {})]
+    at = f"{np.median([n for _, (n, _) in stops]):.0f}" if stops else "-"
+    regrets = [100 * problem.regret(v) for problem, (_, v) in stops]
+    early = sum(r > 1.0 for r in regrets)
+    checks = [r.get("checks", 0) for _, r in done]
+    final = [100 * final_regret(problem, r) for problem, r in done]
+    return [
+        f"{len(stops)}/{len(done)}",
+        at,
+        f"{early}/{len(done)}",
+        f"{np.median(regrets):.2g}, {max(regrets):.2g}" if regrets else "-",
+        f"{np.median(checks):.0f}, {max(checks)}",
+        f"{np.median(final):.2g}, {max(final):.2g}",
+    ]
+
+
 def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
@@ -600,6 +779,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="processes (at most 2)")
     p.add_argument("--raw", type=Path, help="JSON file of finished runs to reuse and extend")
     p.add_argument("--out", type=Path, help="also write the markdown tables here")
+    p.add_argument(
+        "--to-stop", action="store_true", help="end each spline run where its own stop rule fires"
+    )
     args = p.parse_args(argv)
     args.methods = _choose(
         args.methods, METHODS, QUICK_METHODS if args.quick else tuple(METHODS), p
@@ -630,7 +812,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     noises = {"both": (False, True), "exact": (False,), "noisy": (True,)}[args.noise]
     tasks = [
-        Task(m, prob, noisy, seed, args.budget, args.noise_fraction)
+        Task(
+            m,
+            prob,
+            noisy,
+            seed,
+            args.budget,
+            args.noise_fraction,
+            args.to_stop and own_rule(m) is not None,
+        )
         for prob in args.problems
         for noisy in noises
         for m in available(args.methods)

@@ -254,6 +254,7 @@ class ExperimentConfig:
         50, kind=int, minimum=1, doc="budget: points proposed, cancelled and infeasible excluded"
     )
     batch_size: int = declared("batch_size")
+    batch_fill: str | None = declared("batch_fill")
     seed: int = declared("seed")
     strategy: str = declared("strategy")
     smoothing: float = declared("smoothing")

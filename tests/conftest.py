@@ -1,4 +1,5 @@
-"""The scheduler backends every backend test runs over: one table, one fixture.
+"""The scheduler backends every backend test runs over: one table, one fixture; and the
+one real run of ``splinenas demo`` that the demo and README tests share (``demo_run``).
 
 LSF, PBS and Flux run against the doubles in ``tests/fakes`` (programs on
 PATH that keep their state in a folder, parse real argv and directives and
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from demo_support import DemoRun, run_demo
 from slurm.cluster_fixture import slurm_cluster  # noqa: F401 - the session fixture
 
 from nas.cluster import FluxScheduler, LsfScheduler, PbsScheduler, Scheduler, SlurmScheduler
@@ -102,3 +104,9 @@ def cancel_by_hand(backend: Backend) -> Callable[[str], None]:
         )
 
     return cancel
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """``splinenas demo`` in an empty folder, paused once and resumed: trained once per suite."""
+    return run_demo(tmp_path_factory.mktemp("quickstart"))

@@ -24,7 +24,14 @@ from nas.record.state import PointStatus
 from nas.record.store import StateStore
 
 _TABLES = {
-    "experiment": {"name": "ctl", "tolerance": 0.0, "max_points": 7, "batch_size": 2},
+    # the corner design: its 5 points in 2 dims are what the controller tests count on
+    "experiment": {
+        "name": "ctl",
+        "tolerance": 0.0,
+        "max_points": 7,
+        "batch_size": 2,
+        "design": "corners",
+    },
     "model": {"family": "resnet"},
     "data": {"kind": "digits", "resolution": 16, "workers": 0, "pin_memory": False},
     "train": {"epochs": 1, "batch_per_gpu": 16, "log_every": 1},

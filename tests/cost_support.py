@@ -19,7 +19,12 @@ def resnet_experiment(
     settings: str = "",
     constraints: str = "",
 ) -> str:
-    """Experiment TOML: widths g1 and g2 searched, ``settings`` added to ``[experiment]``."""
+    """Experiment TOML: widths g1 and g2 searched, ``settings`` added to ``[experiment]``.
+
+    The corner design unless ``settings`` names one: its 2d+3 points span the cost range.
+    """
+    if "design" not in settings:
+        settings = f'design = "corners"\n{settings}'
     bounds = f"[experiment.constraints]\n{constraints}\n" if constraints else ""
     return f"""
 [experiment]

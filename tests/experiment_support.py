@@ -28,8 +28,11 @@ def experiment_toml(
 ) -> str:
     """An ``[experiment]`` table named ``name`` with ``settings``, then one ``[[space]]`` per dim.
 
-    ``space`` maps each dimension's name to its keys, e.g. ``{"x": FLOAT_BOX}``.
+    ``space`` maps each dimension's name to its keys, e.g. ``{"x": FLOAT_BOX}``. The
+    design is the corner design unless ``settings`` names one: these tests count on its
+    2d+3 points (the default, a space-filling design, has its own tests).
     """
+    settings = {"design": "corners", **settings}
     lines = ["[experiment]", f"name = {toml_value(name)}"]
     lines += [f"{key} = {toml_value(value)}" for key, value in settings.items()]
     for dim, keys in space.items():

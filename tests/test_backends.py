@@ -127,6 +127,13 @@ def test_a_candidate_cancelled_by_hand_is_cancelled_without_a_retry(
     assert said in backend.scheduler().reason(job), "the scheduler's own account is kept"
 
 
+#: The doubles; the real Slurm cluster runs the same search in test_backend_slurm.py
+#: (``test_hostile_paths_and_directives_travel_as_text_to_slurm``) with a hostile directive
+#: on top, so running it here as well would train the same search on Slurm twice.
+DOUBLES = [name for name, row in BACKENDS.items() if row.fake_dir_variable]
+
+
+@pytest.mark.parametrize("backend", DOUBLES, indirect=True)
 def test_hostile_paths_travel_as_text_through_the_scheduler_and_its_launcher(
     backend: Backend, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -80,8 +80,9 @@ def test_fill_is_deterministic_under_a_seed():
 
 
 def test_fill_spreads_further_than_the_believer():
-    """Believed slots land on lattice neighbours of each other; the fill keeps them apart."""
-    fill = [min_pairwise(unit(batch(seed))) for seed in range(4)]
+    """Believed slots land on lattice neighbours of each other; the merit fill keeps them apart."""
+    merit = DefaultStrategy(batch_fill="merit")
+    fill = [min_pairwise(unit(batch(seed, merit))) for seed in range(4)]
     believed = [min_pairwise(unit(batch(seed, Believer()))) for seed in range(4)]
     assert all(f >= b for f, b in zip(fill, believed, strict=True))
     assert np.mean(fill) > 1.3 * np.mean(believed)
@@ -119,7 +120,7 @@ def test_rejects_bad_batch_weights():
 class Stuck(DefaultStrategy):
     """Batch candidates that are all measured points: the pool has nothing admissible."""
 
-    def batch_candidates(self, spline, first, *, snap, rng):
+    def batch_candidates(self, spline, first, *, snap, rng, q):
         return spline.points.copy()
 
 

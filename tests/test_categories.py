@@ -110,7 +110,8 @@ def test_default_strategy_proposes_legal_distinct_points_in_every_category(batch
 
 
 def test_an_unmeasured_choice_falls_back_to_a_spline_per_category() -> None:
-    opt = SplineOptimizer(SPACE, feasible=lambda p: p["block"] == "basic")
+    settings = SearchSettings(design="corners")  # its "basic" points alone determine a spline
+    opt = SplineOptimizer(SPACE, settings, feasible=lambda p: p["block"] == "basic")
     for p in opt.initial_design():
         if p["block"] == "basic":
             opt.tell(p, p["w"] / 256 - p["n"] / 12)

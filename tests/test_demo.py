@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from demo_support import DemoRun, demo_argv, demo_env
 
 from nas.commands.demo import (
     DEMO_EXPERIMENT,
@@ -23,8 +21,9 @@ from nas.commands.main import main
 from nas.config import parse_experiment
 from nas.control.cycle import CycleSummary
 from nas.control.plan import Stop
-from nas.record.state import PointStatus
+from nas.record.state import SPLINE_ORIGINS, PointStatus
 from nas.record.store import StateStore
+from nas.search.optimizer import SplineOptimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -43,11 +42,12 @@ def test_fast_variant_changes_only_its_keys():
     fast = parse_experiment(demo_text(fast=True))
     assert (fast.experiment.name, fast.experiment.max_points, fast.train.epochs) == (
         "demo-digits-fast",
-        10,
+        6,
         2,
     )
-    # one proposal after the 2d+3 initial design
-    assert fast.experiment.max_points == len(fast.space.initial_design()) + 1
+    # one proposal after the d+2 initial design
+    design = SplineOptimizer(fast.space, fast.experiment.search_settings()).initial_design()
+    assert fast.experiment.max_points == len(design) + 1
     changed = {table for table, _ in FAST_CHANGES}
     for table, section in full.sections().items():
         if table not in changed:
@@ -97,20 +97,6 @@ def test_progress_prints_a_cycle_only_when_something_changed(capsys):
 # ---------------------------------------------------------------------------- end to end
 
 
-def _demo(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "nas", "demo", "--fast", "--out", str(out), *extra]
-
-
-def _wait_for_a_measurement(state: Path, process: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        if state.exists() and StateStore.read(state).with_status(PointStatus.DONE):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"no point of {state} was measured within {timeout} s")
-
-
 def _check_pngs(folder: Path) -> None:
     names = sorted(p.name for p in folder.glob("*.png"))
     assert {"convergence.png", "predicted-vs-measured.png", "projections.png"} <= set(names)
@@ -120,56 +106,52 @@ def _check_pngs(folder: Path) -> None:
 
 
 @pytest.mark.slow
-def test_fast_demo_interrupted_resumed_and_reported(tmp_path):
-    out = tmp_path / "out"
-    state = out / "demo-digits-fast.h5"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    first = subprocess.Popen(
-        _demo(out), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    _wait_for_a_measurement(state, first, timeout=120)
-    first.send_signal(signal.SIGINT)
-    stdout, stderr = first.communicate(timeout=60)
-    assert first.returncode == 0, stderr
-    assert "search paused" in stdout and "again to resume" in stdout
-    paused = StateStore.read(state)
-    assert len(paused.points) == 9 and paused.with_status(PointStatus.DONE)
+def test_the_demo_interrupted_resumed_and_reported(demo_run: DemoRun) -> None:
+    """The session's demo run (``demo_support.py``): Ctrl-C after its first measurement, then
+    the same command again to the end, then once more with ``--json`` on the finished search."""
+    state = demo_run.state
+    assert "search paused" in demo_run.paused.stdout
+    assert "again to resume" in demo_run.paused.stdout
+    paused = StateStore.read(demo_run.paused_state)
+    design = len(paused.points)  # the design is stored whole at init: d+2 = 5 points
+    assert design == 5 and paused.with_status(PointStatus.DONE)
 
-    second = subprocess.run(
-        _demo(out), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert second.returncode == 0, second.stderr
+    second = demo_run.resumed
     assert f"resuming {state}" in second.stderr
     final = StateStore.read(state)
+    budget = parse_experiment(demo_text(fast=False)).experiment.max_points
     initial = [p for p in final.points if p.origin == "initial"]
-    proposed = [p for p in final.points if p.origin == "incremental"]
-    assert len(initial) == 9 and all(p.status is PointStatus.DONE for p in initial)
-    assert len(proposed) == 1 and proposed[0].status is PointStatus.DONE
-    assert proposed[0].predicted is not None and 0.0 <= proposed[0].value <= 100.0
+    proposed = [p for p in final.points if p.origin in SPLINE_ORIGINS]
+    assert len(initial) + len(proposed) == len(final.points)
+    assert len(initial) == design and all(p.status is PointStatus.DONE for p in initial)
+    assert 1 <= len(proposed) <= budget - design
+    assert all(p.status is PointStatus.DONE for p in proposed)
+    assert all(p.predicted is not None and 0.0 <= p.value <= 100.0 for p in proposed)
     assert all(p.attempts == 1 for p in final.points)  # the interrupted job was re-attached
 
     lines = second.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split() == TABLE_HEADER)
-    row = lines[header + 1].split()
-    point = proposed[0]
-    params = ",".join(f"{k}={v}" for k, v in point.params.items())
-    assert row[:2] == [str(point.id), params]
-    assert float(row[2]) == pytest.approx(point.predicted, rel=1e-5)
-    assert float(row[3]) == pytest.approx(point.value, rel=1e-5)
-    assert float(row[4]) == pytest.approx(abs(point.value - point.predicted), rel=1e-4)
+    for offset, point in enumerate(proposed, start=1):
+        row = lines[header + offset].split()
+        params = ",".join(f"{k}={v}" for k, v in point.params.items())
+        assert row[:2] == [str(point.id), params]
+        assert float(row[2]) == pytest.approx(point.predicted, rel=1e-5)
+        assert float(row[3]) == pytest.approx(point.value, rel=1e-5)
+        assert float(row[4]) == pytest.approx(abs(point.value - point.predicted), rel=1e-4)
     assert "search ended: max_points reached" in second.stdout or "converged" in second.stdout
-    _check_pngs(out / "demo-digits-fast" / "plots")
+    _check_pngs(state.parent / "demo-digits" / "plots")
 
     again = subprocess.run(
-        _demo(out, "--json"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-    )
+        demo_argv("--json"), cwd=demo_run.folder, env=demo_env(), capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
     assert again.returncode == 0, again.stderr
     doc = json.loads(again.stdout)
     assert doc["finished"] is True and doc["state"] == str(state)
-    assert [p["id"] for p in doc["proposed"]] == [point.id]
+    assert [p["id"] for p in doc["proposed"]] == [p.id for p in proposed]
     assert doc["best"]["value"] == max(p.value for p in final.points)
-    assert len(StateStore.read(state).points) == 10  # nothing proposed or trained again
-    assert doc["fit"]["n_support"] == 10 and doc["fit"]["stored"] is not None
+    assert len(StateStore.read(state).points) == len(final.points)  # nothing trained again
+    assert doc["fit"]["n_support"] == len(final.points) and doc["fit"]["stored"] is not None
     loose = doc["fit"]["loo_rmse"] > doc["tolerance"]
     assert any(n.startswith("the fit is looser than the tolerance") for n in doc["notes"]) == loose
     assert "spline: predicted top1 " in second.stdout

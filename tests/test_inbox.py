@@ -15,6 +15,7 @@ TOML = """
 [experiment]
 name = "toy"
 min_distance = 0.01
+design = "corners"
 [[space]]
 name = "x"
 type = "int"

@@ -17,7 +17,8 @@ def _objective(p: dict) -> float:
     return -((p["a"] - 0.7) ** 2) - ((p["b"] - 13) / 10) ** 2
 
 
-def _run(opt: SplineOptimizer, f, rounds: int = 25) -> list:
+def _run(opt: SplineOptimizer, f, rounds: int = 30) -> list:
+    """Suggest and tell until the stop rule fires (its two checks away from the best included)."""
     suggested = []
     for _ in range(rounds):
         for proposal in opt.suggest():
@@ -31,7 +32,8 @@ def _run(opt: SplineOptimizer, f, rounds: int = 25) -> list:
 def test_ask_tell_loop_converges_on_toy_problem() -> None:
     opt = SplineOptimizer(SPACE, SearchSettings(tolerance=0.01, seed=1))
     suggested = _run(opt, _objective)
-    assert [p.origin for p in suggested[:5]] == ["initial"] * 5
+    n = len(opt.initial_design())
+    assert [p.origin for p in suggested[: n + 1]] == ["initial"] * n + ["incremental"]
     assert opt.converged
     params, value = opt.best
     assert value > -0.05 and abs(params["a"] - 0.7) < 0.3 and abs(params["b"] - 13) <= 2
@@ -79,14 +81,14 @@ def test_never_reproposes_measured_or_pending_points() -> None:
 def test_initial_design_first_and_pending_blocks_fit() -> None:
     opt = SplineOptimizer(SPACE, SearchSettings(batch_size=10))
     batch = opt.suggest()
-    assert [p.params for p in batch] == SPACE.initial_design()
+    assert [p.params for p in batch] == opt.initial_design()
     for p in batch:
         opt.mark_pending(p.params)
     assert opt.suggest() == [] and opt.fit() is None
 
 
 def test_tell_defaults_prediction_and_nan_is_failure() -> None:
-    opt = SplineOptimizer(SPACE, SearchSettings(tolerance=1e-9, stop="paper"))
+    opt = SplineOptimizer(SPACE, SearchSettings(tolerance=1e-9, stop="paper", design="corners"))
     for p in SPACE.initial_design():
         opt.tell(p, _objective(p))
     (proposal,) = opt.suggest()

@@ -106,7 +106,11 @@ def test_space_filling_design_has_d_plus_2_points_with_the_all_high_corner() -> 
 def test_optimizer_asks_for_the_configured_design_first() -> None:
     opt = SplineOptimizer(SPACE, SearchSettings(design="space-filling", design_points=5, seed=1))
     assert opt.ask(5) == initial_design(SPACE, "space-filling", 5, 1)
-    assert SplineOptimizer(SPACE).initial_design() == SPACE.initial_design()
+    default = SplineOptimizer(SPACE, SearchSettings(seed=1)).initial_design()
+    assert default == initial_design(SPACE, "space-filling", seed=1)
+    assert SplineOptimizer(SPACE, SearchSettings(strategy="paper")).initial_design() == (
+        SPACE.initial_design()
+    )
 
 
 def test_auto_noise_smooths_and_best_is_the_best_smoothed_point() -> None:

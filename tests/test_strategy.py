@@ -14,7 +14,13 @@ from nas.search.optimizer import SplineOptimizer
 from nas.search.settings import SearchSettings
 from nas.search.space import Dim, SearchSpace
 from nas.search.spline import PolyharmonicSpline
-from nas.search.strategies import STRATEGIES, DefaultStrategy, _fresh, perturb, stalled_steps
+from nas.search.strategies import (
+    STRATEGIES,
+    DefaultStrategy,
+    fresh_candidates,
+    perturb,
+    stalled_steps,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -195,7 +201,7 @@ def test_fresh_candidates_and_distances_equal_the_distance_matrix_definition() -
     rng = np.random.default_rng(3)
     existing = np.round(rng.random((300, 4)), 2)
     candidates = np.vstack([np.round(rng.random((500, 4)), 2), existing[:40], existing[:5]])
-    legal, distance = _fresh(candidates, existing)
+    legal, distance = fresh_candidates(candidates, existing)
     unique = np.unique(candidates, axis=0)
     nearest = cdist(unique, existing).min(axis=1)
     np.testing.assert_array_equal(legal, unique[nearest > 0.0])

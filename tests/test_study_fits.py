@@ -32,13 +32,19 @@ def _propose_and_commit(path: Path, exp: Experiment, measure: bool = False) -> l
     return points
 
 
-def test_proposing_again_on_the_same_measurements_stores_no_second_fit(tmp_path: Path) -> None:
-    exp = _experiment()
+def _first_fit(tmp_path: Path, exp: Experiment) -> Path:
+    """A real state file with its design measured and the first spline proposal made."""
     path = tmp_path / "bowl.h5"
     with StateStore.create(path, exp) as store:
         policy.Study(store.state, exp).initial_batch()
         store.commit()
     _propose_and_commit(path, exp, measure=True)
+    return path
+
+
+def test_proposing_again_on_the_same_measurements_stores_no_second_fit(tmp_path: Path) -> None:
+    exp = _experiment()
+    path = _first_fit(tmp_path, exp)
     first = load_state(path).fits
     assert len(first) == 1
     again = _propose_and_commit(path, exp)  # the first proposal is still pending
@@ -52,11 +58,7 @@ def test_proposing_again_on_the_same_measurements_stores_no_second_fit(tmp_path:
 
 def test_a_new_measurement_stores_a_new_fit(tmp_path: Path) -> None:
     exp = _experiment()
-    path = tmp_path / "bowl.h5"
-    with StateStore.create(path, exp) as store:
-        policy.Study(store.state, exp).initial_batch()
-        store.commit()
-    _propose_and_commit(path, exp, measure=True)
+    path = _first_fit(tmp_path, exp)
     _propose_and_commit(path, exp, measure=True)
     fits = load_state(path).fits
     assert len(fits) == 2
@@ -64,12 +66,7 @@ def test_a_new_measurement_stores_a_new_fit(tmp_path: Path) -> None:
 
 
 def test_a_changed_setting_stores_its_own_fit(tmp_path: Path) -> None:
-    exp = _experiment()
-    path = tmp_path / "bowl.h5"
-    with StateStore.create(path, exp) as store:
-        policy.Study(store.state, exp).initial_batch()
-        store.commit()
-    _propose_and_commit(path, exp, measure=True)
+    path = _first_fit(tmp_path, _experiment())
     _propose_and_commit(path, _experiment(smoothing=0.5))
     fits = load_state(path).fits
     assert len(fits) == 2 and fits[0].support_ids == fits[1].support_ids

@@ -34,7 +34,7 @@ from nas.commands.common import (
     reported,
     state_option,
     writable_path,
-    write_json_rows,
+    write_json,
     write_table,
 )
 from nas.commands.curves import export_doc
@@ -155,7 +155,11 @@ def _validate_only(
     warnings: list[str],
 ) -> int:
     """Report the file's problems and what ``run`` would need from this folder; write nothing."""
-    name, design = experiment.experiment.name, experiment.space.initial_design()
+    from nas.search.optimizer import SplineOptimizer  # scipy.stats: slow to import
+
+    settings = experiment.experiment.search_settings()
+    name = experiment.experiment.name
+    design = SplineOptimizer(experiment.space, settings).initial_design()
     if args.json:
         emit_json(
             {
@@ -420,10 +424,10 @@ def _export(args: argparse.Namespace) -> int:
     if args.json:
         doc = export_doc(state, layout.run_dir(args.state), args.state)
         if args.out is None:
-            write_json_rows(doc, "points", sys.stdout)
+            write_json(doc, sys.stdout)
         else:
             with open(args.out, "w", encoding="utf-8") as handle:
-                write_json_rows(doc, "points", handle)
+                write_json(doc, handle)
             print(f"wrote {len(state.points)} points to {args.out}", file=sys.stderr)
         return EXIT_OK
     if args.out is None:

@@ -50,7 +50,7 @@ DEMO_EXPERIMENT = Path(__file__).resolve().parent.parent / "demo" / "demo-digits
 #: What ``--fast`` changes: fewer epochs, and one proposal after the initial design.
 FAST_CHANGES: Mapping[tuple[str, str], object] = {
     ("experiment", "name"): "demo-digits-fast",
-    ("experiment", "max_points"): 10,
+    ("experiment", "max_points"): 6,
     ("train", "epochs"): 2,
 }
 #: Seconds between controller cycles: a candidate trains for tens of seconds.

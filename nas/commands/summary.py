@@ -158,6 +158,8 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
             "stall_needed": evidence.stall_needed,
             "promised_gain": json_number(evidence.gain),
             "neighbour_loo_error": json_number(evidence.local_error),
+            "check_gap": json_number(evidence.away),
+            "checking_away": evidence.explore,
         },
         "phase": policy.current_phase(state),
         "tolerance": cfg.tolerance,

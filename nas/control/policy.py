@@ -24,7 +24,15 @@ import numpy as np
 from nas.config import Experiment, parse_experiment
 from nas.errors import UserError
 from nas.pointdir.result import Measured
-from nas.record.state import SPLINE_ORIGINS, FitRecord, Point, PointStatus, State
+from nas.record.state import (
+    CHECK,
+    NOT_AGREEMENTS,
+    SPLINE_ORIGINS,
+    FitRecord,
+    Point,
+    PointStatus,
+    State,
+)
 from nas.search.space import Params, indicator_count
 
 if TYPE_CHECKING:
@@ -191,25 +199,42 @@ class Study:
             SplineOptimizer,  # scipy.stats: slow to import, only needed here
         )
 
+        admissible = self.admissible()
         optimizer = SplineOptimizer(
             self.state.space,
             self.experiment.experiment.search_settings(),
-            feasible=self.admissible(),
+            feasible=admissible,
+            design=self._cost_design(admissible),
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
             if point.status is PointStatus.DONE:
                 # a prediction of an earlier phase was made for another box: it cannot stop this one
                 predicted = point.predicted if point.id >= first_id else None
-                fill = point.origin == "fill"
-                optimizer.tell(point.params, point.value, predicted=predicted, fill=fill)
+                optimizer.tell(
+                    point.params,
+                    point.value,
+                    predicted=predicted,
+                    fill=point.origin == "fill",
+                    check=point.origin == CHECK,
+                )
             elif point.status.is_finished():
                 with warnings.catch_warnings():  # a known failure, not a bad measurement
                     warnings.simplefilter("ignore", RuntimeWarning)
                     optimizer.tell(point.params, math.nan)
             else:
-                optimizer.mark_pending(point.params)
+                optimizer.mark_pending(point.params, check=point.origin == CHECK)
         return optimizer
+
+    def _cost_design(self, admissible: Callable[[Params], bool] | None) -> list[Params] | None:
+        """With ``tradeoff`` or a bound on a known cost, a design spread over that cost;
+        else None (the experiment's ``design``)."""
+        cfg = self.experiment.experiment
+        if cfg.tradeoff is None and not cfg.constraints:
+            return None
+        from nas.control import tradeoffs
+
+        return tradeoffs.design(self.state, self.experiment, admissible)
 
     def admissible(self) -> Callable[[Params], bool] | None:
         """What a candidate must satisfy: the memory predicate and ``[experiment.constraints]``.
@@ -296,10 +321,14 @@ class Study:
         if any(p.origin in SPLINE_ORIGINS for p in proposals):
             self._record_fit(optimizer)
         batch = self.state.next_batch()
-        return [
+        points = [
             self.state.add_point(p.params, p.origin, batch, predicted=p.predicted)
             for p in proposals
         ]
+        for point in points:
+            if point.origin == CHECK:
+                self.state.log(CHECK, check_text(point, optimizer.stop_evidence()), point.id)
+        return points
 
     def _suggest(self, optimizer: SplineOptimizer, n: int) -> list[Proposal]:
         """The optimizer's suggestions; with ``tradeoff``, once the design is measured and a
@@ -344,8 +373,9 @@ class Study:
         smoothed = optimizer.best if self.experiment.experiment.noise is not None else None
         best = None if smoothed is None else self.state.find(smoothed[0])
         best_id = -1 if best is None else best.id
+        noise = None if summary.noise is None else summary.noise.as_record()
         stored = current_fit(self.state)
-        if stored is not None and _records(stored, support, summary, best_id):
+        if stored is not None and _records(stored, support, summary, best_id, noise):
             return  # proposing again on the same measurements: that fit is stored already
         self.state.add_fit(
             support,
@@ -355,7 +385,7 @@ class Study:
             summary.predicted_max,
             best_id=best_id,
             local_loo=summary.local_loo,
-            noise=None if summary.noise is None else summary.noise.as_record(),
+            noise=noise,
         )
         for warning in summary.warnings:  # readers show them without refitting
             self.state.log(FIT_WARNING, f"{warning} (smoothing {summary.smoothing:.3g})")
@@ -424,10 +454,16 @@ class Study:
         sign = 1.0 if cfg.goal == "maximize" else -1.0
         first_id = current_phase(self.state)["first_id"]
         measured = [p for p in self.state.with_status(PointStatus.DONE) if math.isfinite(p.value)]
+        current = [p.id >= first_id and p.predicted is not None for p in measured]
         proposals = [
             (p.value, p.predicted)
-            for p in measured
-            if p.id >= first_id and p.predicted is not None and p.origin != "fill"
+            for p, ok in zip(measured, current, strict=True)
+            if ok and p.origin not in NOT_AGREEMENTS
+        ]
+        checks = [
+            (i, sign * p.value, sign * p.predicted)
+            for i, (p, ok) in enumerate(zip(measured, current, strict=True))
+            if ok and p.origin == CHECK
         ]
         return decide(
             self.stop_rule,
@@ -438,6 +474,7 @@ class Study:
             self._stored_noise_sd(),
             gain=functools.partial(_stored_gain, self.state, sign, measured),
             local_error=functools.partial(_stored_local_error, self.state),
+            checks=checks,
         )
 
     def _stored_noise_sd(self) -> float:
@@ -517,6 +554,15 @@ class Study:
 FIT_WARNING = "fit-warning"
 
 
+def check_text(point: Point, evidence: StopEvidence) -> str:
+    """The event of a check point: why the search looks away from the best before it stops."""
+    return (
+        "checking convergence away from the best: conditions (a)-(d) of the stop rule hold; "
+        f"the search stops only if this point, predicted {point.predicted:.6g}, measures no more "
+        f"than {evidence.tolerance:g} better than predicted"
+    )
+
+
 def _stored_gain(state: State, sign: float, measured: list[Point]) -> float:
     """The last stored fit's predicted gain over the best measurement (inf: none stored)."""
     fit = current_fit(state)
@@ -545,7 +591,13 @@ def current_fit(state: State) -> FitRecord | None:
     return fit if set(fit.support_ids) == measured and not expanded else None
 
 
-def _records(stored: FitRecord, support: list[int], summary: FitSummary, best_id: int) -> bool:
+def _records(
+    stored: FitRecord,
+    support: list[int],
+    summary: FitSummary,
+    best_id: int,
+    noise: Mapping[str, Any] | None,
+) -> bool:
     """Whether ``stored`` holds exactly this fit: same support, coefficients and answers.
 
     A fit is a function of the measured points and the settings, so a second
@@ -556,6 +608,7 @@ def _records(stored: FitRecord, support: list[int], summary: FitSummary, best_id
     return (
         stored.support_ids == tuple(support)
         and stored.best_id == best_id
+        and stored.noise == dict(noise or {})
         and stored.argmax == dict(summary.argmax)
         and np.array_equal(stored.coefficients, np.asarray(summary.coefficients, dtype=float))
         and np.array_equal(

@@ -1,6 +1,7 @@
 """The trade-off search of ``[experiment] tradeoff``: proposals aimed at the front, and its stop rule.
 
-Reads the state and the experiment, asks the optimizer for the metric's
+The design comes first (:func:`design`: the cheapest corner, then points
+spread over the known cost). Reads the state and the experiment, asks the optimizer for the metric's
 predictions and their errors and :mod:`nas.control.costs` for the cost of
 each candidate, and leaves the choice to :mod:`nas.search.tradeoff`
 (hypervolume gain of the optimistic prediction, the believer rule across
@@ -53,6 +54,51 @@ def measured_front(points: Sequence[MeasuredPoint], goal: str) -> list[MeasuredP
     return [points[i] for i in keep]
 
 
+#: Cost-spread designs made in this process, by (experiment text, box): a controller
+#: rebuilds its study every cycle.
+_DESIGNS: dict[tuple[str, str], list[Params]] = {}
+
+
+def design(
+    state: State, experiment: Experiment, admissible: Callable[[Params], bool] | None
+) -> list[Params] | None:
+    """The initial design spread over a known cost, or None (the experiment's ``design``).
+
+    :func:`nas.search.tradeoff.tradeoff_design` of ``design_points`` points
+    (default d+2) among the candidates ``admissible`` allows: over the
+    trade-off's cost up to the median of the box, or, without a trade-off,
+    over the first known cost of ``[experiment.constraints]`` up to the
+    costliest candidate within the bounds (a bounded search's best network
+    tends to sit near its bound, and the corners beyond it are not
+    candidates). None for a measured trade-off cost, which nothing knows
+    before training, and without either.
+    """
+    from nas.search.design import default_size
+    from nas.search.tradeoff import DESIGN_TOP, tradeoff_design
+
+    cfg = experiment.experiment
+    if cfg.tradeoff is not None:
+        source, top = cost_source(experiment, cfg.tradeoff), DESIGN_TOP
+    else:
+        bounded = [s for n in cfg.constraints if (s := cost_source(experiment, n)).known]
+        source, top = (bounded[0] if bounded else None), 1.0
+    if source is None or source.known is None:
+        return None
+    key = (experiment.text, repr(state.space.to_dict()))
+    if key not in _DESIGNS:
+        known = source.known
+        size = max(cfg.design_points or default_size(state.space), state.space.d + 1)
+        _DESIGNS[key] = tradeoff_design(
+            state.space,
+            lambda many: np.array([known(p) for p in many], dtype=float),
+            size,
+            cfg.seed,
+            admissible,
+            top,
+        )
+    return _DESIGNS[key]
+
+
 def metric_predictor(optimizer: SplineOptimizer) -> Predictor:
     """The metric's spline prediction and leave-one-out error at each candidate."""
     return lambda many: optimizer.predict_interval(list(many))
@@ -83,7 +129,7 @@ def predicted_front(
 ) -> list[PredictedPoint]:
     """The front of the spline's predictions over a candidate pool.
 
-    The pool holds quasi-random legal points and the lattice neighbours of the
+    The pool holds quasi-random legal points and random local steps around the
     measured front, less what the search may not propose (memory,
     ``[experiment.constraints]``); a known cost is computed, a measured one predicted.
     """

@@ -19,23 +19,31 @@ import numpy as np
 
 from nas.search.categories import EmbeddedSpace, views
 from nas.search.design import initial_design
+from nas.search.exploration import NEIGHBOURHOOD_SPREAD, AwayFromBest, NearSurprise
 from nas.search.noise import NoiseEstimate, estimate_noise, smoothing_for
-from nas.search.propose import Candidate, propose
+from nas.search.propose import Candidate, SearchError, propose
 from nas.search.settings import GOALS, SearchSettings
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline, SplineError
-from nas.search.stopping import StopEvidence, decide
-from nas.search.strategies import STRATEGIES, Strategy, spline_maxima
+from nas.search.stopping import StopEvidence, check_progress, decide, fresh_checks
+from nas.search.strategies import STRATEGIES, DefaultStrategy, Strategy, spline_maxima
 from nas.search.threads import in_search_threads
 from nas.search.uncertainty import local_error
 
 #: How many times the first size a top-up design may grow to find feasible new points.
 TOP_UP_GROWTH = 16
+#: Seed offset per told point of the check's candidates (:meth:`SplineOptimizer._check`).
+CHECK_SEED_STEP = 7919
 
 
 @dataclass(frozen=True)
 class Proposal:
-    """A point to measure; ``predicted`` is None for initial-design points."""
+    """A point to measure; ``predicted`` is None for initial-design points.
+
+    ``origin``: ``"initial"``, ``"incremental"``, ``"fill"`` (a diverse batch
+    fill) or ``"check"`` (the stop rule's look away from the best,
+    :mod:`nas.search.exploration`).
+    """
 
     params: Params
     predicted: float | None
@@ -72,12 +80,14 @@ class FitSummary:
 
 @dataclass(frozen=True)
 class Record:
-    """A told measurement (``value`` is NaN for a failure; ``fill``: a diverse batch fill)."""
+    """A told measurement (``value`` is NaN for a failure; ``fill``: a diverse batch fill;
+    ``check``: the stop rule's check away from the best)."""
 
     params: Params
     value: float
     predicted: float | None
     fill: bool = False
+    check: bool = False
 
 
 class SplineOptimizer:
@@ -93,6 +103,8 @@ class SplineOptimizer:
             the stop tolerance is at least 2 sd. The shared category model falls
             back to separate splines while some categorical choice has no measurement.
         feasible: Predicate on parameters; rejected points are never suggested.
+        design: The initial design to measure first, in place of ``settings.design``
+            (a trade-off search brings its own, :func:`nas.search.tradeoff.tradeoff_design`).
 
     Raises:
         SettingError: The settings cannot serve ``space`` (a design smaller than d+1).
@@ -104,6 +116,7 @@ class SplineOptimizer:
         settings: SearchSettings | None = None,
         *,
         feasible: Callable[[Params], bool] | None = None,
+        design: Sequence[Params] | None = None,
     ) -> None:
         settings = SearchSettings() if settings is None else settings
         if not isinstance(space, SearchSpace) or not isinstance(settings, SearchSettings):
@@ -117,18 +130,28 @@ class SplineOptimizer:
         if problem is not None:
             raise problem
         self.space, self.settings, self.feasible = space, settings, feasible
-        self.strategy: Strategy = STRATEGIES[settings.strategy]()
+        self.strategy: Strategy = (
+            DefaultStrategy(batch_fill=settings.fill)
+            if settings.strategy == "default"
+            else STRATEGIES[settings.strategy]()
+        )
         self.stop, self.categories = settings.stop_rule, settings.category_model
         shared = self.categories == "shared" and bool(space.categorical)
         self._embedded = EmbeddedSpace(space) if shared else None
-        self._design = initial_design(
-            space, settings.design, settings.design_points, settings.seed, shared
+        self._design = (
+            initial_design(
+                space, settings.design_kind, settings.design_points, settings.seed, shared
+            )
+            if design is None
+            else [space.snap(p) for p in design]
         )
         self._sign = GOALS[settings.goal]
         self._records: dict[tuple[Value, ...], Record] = {}
         self._pending: dict[tuple[Value, ...], Params] = {}
         self._suggested: dict[tuple[Value, ...], float | None] = {}
         self._fills: set[tuple[Value, ...]] = set()
+        self._checks: set[tuple[Value, ...]] = set()
+        self._evidence: dict[str, StopEvidence] = {}
         self._splines: dict[tuple[Value, ...], PolyharmonicSpline] | None = None
         self._joint: PolyharmonicSpline | None = None
         #: With ``noise = "auto"``: the estimate of each solved spline's data, by where.
@@ -142,13 +165,16 @@ class SplineOptimizer:
         value: float,
         predicted: float | None = None,
         fill: bool | None = None,
+        check: bool | None = None,
     ) -> None:
         """Record a measurement; NaN or infinite values record a failure (with a warning).
 
-        ``predicted`` and ``fill`` default to what :meth:`suggest` said of this
-        point (``fill``: proposed as a diverse batch fill, whose agreement with
-        its prediction does not count towards the stop rule's (a)). A failed
-        point may be told again with a value; a measured one may not.
+        ``predicted``, ``fill`` and ``check`` default to what :meth:`suggest`
+        said of this point (``fill``: proposed as a diverse batch fill, whose
+        agreement with its prediction does not count towards the stop rule's
+        (a); ``check``: proposed as the stop rule's check away from the best,
+        condition (e)). A failed point may be told again with a value; a
+        measured one may not.
         """
         snapped = self.space.snap(params)
         key = self.space.key(snapped)
@@ -159,6 +185,8 @@ class SplineOptimizer:
             predicted = self._suggested.get(key)
         if fill is None:
             fill = key in self._fills
+        if check is None:
+            check = key in self._checks
         value = float(value)
         if not math.isfinite(value):
             warnings.warn(
@@ -168,17 +196,24 @@ class SplineOptimizer:
             )
             value = math.nan
         predicted = None if predicted is None else float(predicted)
-        self._records[key] = Record(snapped, value, predicted, bool(fill))
+        self._records[key] = Record(snapped, value, predicted, bool(fill), bool(check))
         self._pending.pop(key, None)
         self._splines = None
+        self._evidence = {}
 
-    def mark_pending(self, params: Mapping[str, Any]) -> None:
-        """An issued, unmeasured point: in no fit, but no suggestion lands on or near it."""
+    def mark_pending(self, params: Mapping[str, Any], check: bool = False) -> None:
+        """An issued, unmeasured point: in no fit, but no suggestion lands on or near it.
+
+        ``check``: the point is the stop rule's check away from the best; while
+        one is pending, :meth:`suggest` proposes no other.
+        """
         snapped = self.space.snap(params)
         key = self.space.key(snapped)
         if key in self._records:
             raise ValueError(f"point {snapped} is already told and cannot be pending")
         self._pending[key] = snapped
+        if check:
+            self._checks.add(key)
 
     def forget_pending(self, params: Mapping[str, Any]) -> None:
         """Undo :meth:`mark_pending` (e.g. a cancelled job)."""
@@ -208,17 +243,25 @@ class SplineOptimizer:
 
     def stop_evidence(self, rule: str | None = None) -> StopEvidence:
         """The decision of ``rule`` (default: ``stop``) with its evidence (:mod:`nas.search.stopping`)."""
-        measured = [r for r in self._records.values() if math.isfinite(r.value)]
-        return decide(
-            self.stop if rule is None else rule,
-            [self._sign * r.value for r in measured],
-            [(r.value, r.predicted) for r in measured if r.predicted is not None and not r.fill],
-            self.space.d,
-            self.settings.tolerance,
-            self.noise_sd(),
-            gain=self.predicted_gain,
-            local_error=self.local_loo_error,
-        )
+        rule = self.stop if rule is None else rule
+        if rule not in self._evidence:
+            measured = [r for r in self._records.values() if math.isfinite(r.value)]
+            self._evidence[rule] = decide(
+                rule,
+                [self._sign * r.value for r in measured],
+                [(r.value, r.predicted) for r in measured if counts_as_agreement(r)],
+                self.space.d,
+                self.settings.tolerance,
+                self.noise_sd(),
+                gain=self.predicted_gain,
+                local_error=self.local_loo_error,
+                checks=[
+                    (i, self._sign * r.value, self._sign * r.predicted)
+                    for i, r in enumerate(measured)
+                    if r.check and r.predicted is not None
+                ],
+            )
+        return self._evidence[rule]
 
     def predicted_gain(self) -> float:
         """How far the spline's legal argmax is predicted above the best measurement (>= 0 is a gain)."""
@@ -485,6 +528,9 @@ class SplineOptimizer:
         """Up to ``n`` (default ``batch_size``) points to measure next.
 
         Remaining initial-design points come first, then spline proposals.
+        When conditions (a)-(d) of the default stop rule hold and no check is
+        pending, the last slot is its check away from the best (origin
+        ``"check"``, :mod:`nas.search.exploration`).
         Fewer than ``n`` come back while no spline can be fitted yet. When the
         design is spent, nothing is pending and still no spline can be fitted
         (design points failed or were infeasible: a space-filling design of
@@ -502,17 +548,27 @@ class SplineOptimizer:
         if len(out) < n and splines:
             avoid = [r.params for r in self._records.values()] + list(self._pending.values())
             avoid += [p.params for p in out]
-            candidates = propose(
-                space,
-                splines,
-                q=n - len(out),
-                avoid=avoid,
-                feasible=self.feasible,
-                min_distance=self.settings.min_distance,
-                strategy=self.strategy,
-                seed=self.settings.seed,
+            check = self._check(space, splines, avoid) if self._wants_check() else None
+            if check is not None:
+                avoid.append(check.params)
+            q = n - len(out) - (check is not None)
+            candidates = (
+                propose(
+                    space,
+                    splines,
+                    q=q,
+                    avoid=avoid,
+                    feasible=self.feasible,
+                    min_distance=self.settings.min_distance,
+                    strategy=self.strategy,
+                    seed=self.settings.seed,
+                )
+                if q
+                else []
             )
             out += [self._incremental(c) for c in candidates]
+            if check is not None:
+                out.append(self._incremental(check, check=True))
         elif not out and not splines and not self._pending and self._mostly_measured():
             out = self._top_up(n)
         return out
@@ -549,17 +605,92 @@ class SplineOptimizer:
             size *= 2
         return [Proposal(p, None, "initial") for p in fresh[:n]]
 
-    def _incremental(self, candidate: Candidate) -> Proposal:
+    def _wants_check(self) -> bool:
+        """The stop rule waits for a check away from the best, and none is pending."""
+        if any(key in self._checks for key in self._pending):
+            return False
+        return self.stop_evidence().explore
+
+    def _check(
+        self,
+        space: SearchSpace | EmbeddedSpace,
+        splines: Mapping[tuple[Value, ...], PolyharmonicSpline],
+        avoid: list[Params],
+    ) -> Candidate | None:
+        """The check point away from the best (None when no admissible one is left).
+
+        Far from the best (:class:`~nas.search.exploration.AwayFromBest`), or
+        near the last check when it was measured better than predicted
+        (:class:`~nas.search.exploration.NearSurprise`). Seeded by the number
+        of told points too, so a later check draws new candidates.
+        """
+        strategy = self._check_strategy()
+        if isinstance(strategy, NearSurprise):
+            surprise = self._fresh_checks()[1]
+            category = self.space.category_of(surprise) if self._embedded is None else ()
+            splines = {category: splines[category]} if category in splines else splines
+        try:
+            (check,) = propose(
+                space,
+                splines,
+                avoid=avoid,
+                feasible=self.feasible,
+                min_distance=self.settings.min_distance,
+                strategy=strategy,
+                seed=self.settings.seed + CHECK_SEED_STEP * len(self._records),
+            )
+        except SearchError:
+            return None
+        return check
+
+    def _fresh_checks(self) -> tuple[list[tuple[int, float, float]], Params | None]:
+        """The checks told since the best last rose (as :func:`decide` takes them) and the best of them."""
+        evidence = self.stop_evidence()
+        measured = [r for r in self._records.values() if math.isfinite(r.value)]
+        checks = [
+            (i, self._sign * r.value, self._sign * r.predicted)
+            for i, r in enumerate(measured)
+            if r.check and r.predicted is not None
+        ]
+        fresh = fresh_checks(checks, len(measured), evidence.stall)
+        best = measured[max(fresh, key=lambda c: c[1])[0]].params if fresh else None
+        return fresh, best
+
+    def _check_strategy(self) -> AwayFromBest | NearSurprise:
+        """Where the next check looks: around the best check while a surprise is open, else far
+        from the best first and in its wider neighbourhood second (:mod:`nas.search.exploration`)."""
+        fresh, best = self._fresh_checks()
+        passed, surprised = check_progress(fresh, self.stop_evidence().tolerance)
+        if surprised and best is not None:
+            space = self._embedded if self._embedded is not None else self.space
+            return NearSurprise(space.to_unit(best))
+        if passed == 0:
+            return AwayFromBest()
+        return AwayFromBest(spread=NEIGHBOURHOOD_SPREAD, weight=1.0)
+
+    def _incremental(self, candidate: Candidate, check: bool = False) -> Proposal:
         predicted = self._sign * candidate.predicted
         key = self.space.key(candidate.params)
         self._suggested[key] = predicted
         if candidate.fill:
             self._fills.add(key)
+        if check:
+            self._checks.add(key)
+            return Proposal(candidate.params, predicted, "check")
         return Proposal(candidate.params, predicted, "fill" if candidate.fill else "incremental")
 
     def ask(self, n: int | None = None) -> list[Params]:
         """Parameters of :meth:`suggest`."""
         return [p.params for p in self.suggest(n)]
+
+
+def counts_as_agreement(record: Record) -> bool:
+    """Whether a measured record's agreement with its prediction counts towards the stop rule's (a).
+
+    Diverse fills and checks are chosen for their distance as much as their
+    value: they often land where the spline is already right.
+    """
+    return record.predicted is not None and not record.fill and not record.check
 
 
 def _require(ok: bool, message: str, value: object) -> None:

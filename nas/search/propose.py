@@ -157,11 +157,12 @@ def propose(
         x = walk.ranking.points[heads[cat]]
         params = space.from_unit(x, cat)
         score = float(walk.ranking.scores[heads[cat]])
-        out.append(Candidate(params, cat, float(base[cat](x)), score, fill=pool is not None))
+        fill = slot > 0 and _fills_diversely(strategy)
+        out.append(Candidate(params, cat, float(base[cat](x)), score, fill=fill))
         if slot + 1 == q:
             break
-        if isinstance(strategy, DiverseBatches) and pool is None:
-            pool = _diverse_pool(space, strategy, base, walks, checker, x, seed)
+        if pool is None and _fills_diversely(strategy):
+            pool = _diverse_pool(space, strategy, base, walks, checker, x, seed, q)
         checker.accept(params, x, cat)
         if pool is not None:
             pool.take(x, cat)
@@ -177,6 +178,11 @@ def propose(
     return out
 
 
+def _fills_diversely(strategy: Strategy) -> bool:
+    """Whether slots 2..q come from a merit-ranked pool (else the believer rule)."""
+    return isinstance(strategy, DiverseBatches) and strategy.batch_fill != "believer"
+
+
 def _diverse_pool(
     space: SearchSpace,
     strategy: DiverseBatches,
@@ -185,12 +191,15 @@ def _diverse_pool(
     checker: _Admissibility,
     first: np.ndarray,
     seed: int,
+    q: int,
 ) -> DiversePool:
     """The strategy's batch candidates of each category, its slot-1 ranking as the fallback."""
     points, values = {}, {}
     for index, cat in enumerate(walks):
         rng = np.random.default_rng([seed, index, 0, 1])
-        points[cat] = strategy.batch_candidates(base[cat], first, snap=space.snap_unit, rng=rng)
+        points[cat] = strategy.batch_candidates(
+            base[cat], first, snap=space.snap_unit, rng=rng, q=q
+        )
         values[cat] = base[cat](points[cat])
     existing = {cat: checker.unit_points(cat) for cat in walks}
     fallback = {cat: walk.ranking for cat, walk in walks.items()}

@@ -32,8 +32,11 @@ GOALS = {"maximize": 1.0, "minimize": -1.0}
 STRATEGY_NAMES = ("default", "paper")
 #: Stopping rules of :func:`nas.search.stopping.decide`.
 STOP_RULES = ("default", "paper")
-#: Initial designs of :func:`nas.search.design.initial_design`.
-DESIGNS = ("corners", "space-filling")
+#: Initial designs of :func:`nas.search.design.initial_design`; the first is the default.
+DESIGNS = ("space-filling", "corners")
+#: How batch slots 2..q are chosen (:class:`nas.search.strategies.DefaultStrategy`); the
+#: first is the default strategy's, "believer" the only one of Algorithm 1.
+BATCH_FILLS = ("dycors", "merit", "believer")
 #: How categories are modelled: one spline over all of them (:mod:`nas.search.categories`)
 #: or one spline per category (Algorithm 1).
 CATEGORY_MODELS = ("shared", "separate")
@@ -187,6 +190,16 @@ class SearchSettings:
         choices=STRATEGY_NAMES,
         doc="'paper' is Algorithm 1 as published; 'default' also explores near the incumbent",
     )
+    batch_fill: str | None = option(
+        None,
+        kind=str,
+        choices=BATCH_FILLS,
+        optional=True,
+        doc="how batch slots 2..q are chosen: 'dycors' (DYCORS candidates ranked by value and "
+        "distance), 'merit' (perturbations of every coordinate, same ranking) or 'believer' "
+        "(each slot's prediction taken as measured); default: 'believer' for the 'paper' "
+        "strategy, else 'dycors'",
+    )
     smoothing: float = option(0.0, kind=float, minimum=0.0, doc="spline smoothing lambda")
     noise: float | str | None = option(
         None,
@@ -195,11 +208,14 @@ class SearchSettings:
         optional=True,
         doc="run-to-run sd of the metric, or 'auto': smoothing chosen by leave-one-out",
     )
-    design: str = option(
-        "corners",
+    design: str | None = option(
+        None,
         kind=str,
         choices=DESIGNS,
-        doc="initial design: 2d+3 corners and centre, or a seeded Sobol design",
+        optional=True,
+        doc="initial design: a seeded Sobol design with the all-high corner, or 2d+3 corners "
+        "and centre; default: 'corners' for the 'paper' strategy (Algorithm 1), else "
+        "'space-filling'",
     )
     design_points: int | None = option(
         None,
@@ -241,11 +257,26 @@ class SearchSettings:
             value = getattr(self, spec.name)
             if value is not None or not spec.metadata["optional"]:
                 object.__setattr__(self, spec.name, check_value(value, spec.metadata, spec.name))
+        if self.strategy == "paper" and self.fill != "believer":
+            raise SettingError(
+                "batch_fill",
+                f"the 'paper' strategy fills batches by the believer rule only, got {self.fill!r}",
+            )
 
     @property
     def stop_rule(self) -> str:
         """``stop``, or the strategy's own rule when unset."""
         return self.stop or ("paper" if self.strategy == "paper" else "default")
+
+    @property
+    def design_kind(self) -> str:
+        """``design``, or the strategy's own design when unset."""
+        return self.design or ("corners" if self.strategy == "paper" else DESIGNS[0])
+
+    @property
+    def fill(self) -> str:
+        """``batch_fill``, or the strategy's own fill when unset."""
+        return self.batch_fill or ("believer" if self.strategy == "paper" else BATCH_FILLS[0])
 
     @property
     def category_model(self) -> str:
@@ -255,7 +286,7 @@ class SearchSettings:
     def space_problem(self, space: SearchSpace) -> SettingError | None:
         """What these settings cannot do in ``space`` (a design too small for it), or None."""
         least = minimum_design_points(space)
-        if self.design == "space-filling" and self.design_points is not None:
+        if self.design_kind == "space-filling" and self.design_points is not None:
             if self.design_points < least:
                 return SettingError(
                     "design_points",

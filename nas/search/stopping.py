@@ -32,7 +32,24 @@ things at once:
     benchmark's space-filling runs this condition halved the stops with
     more than 1 % regret, 8 of 80 to 4).
     (c) and (d) are computed only once (a) and (b) hold: they need a fit and
-    an argmax search.
+    an argmax search;
+(e) **the model is right away from the best**: once (a)-(d) hold, the next
+    proposals are *checks* (origin ``check``; :mod:`nas.search.exploration`
+    chooses them): first a point far from the best, then one in the best's
+    wider neighbourhood. The search stops only when :data:`CHECKS_NEEDED`
+    checks told since the best last rose passed, that is, were not measured
+    more than the tolerance better than predicted (:func:`check_progress`).
+    (a)-(d) all look where the search already is: on a multimodal function
+    the search can settle in a second basin where every statistic of the
+    fit looks converged (``benchmarks/stop_statistics.py``), and only
+    evaluations away from the incumbent can show that the spline
+    underestimated another region. The test is one-sided: a check measured
+    below its prediction shows the spline was optimistic there, no sign of
+    a better region. A check measured better than predicted (a surprise) is
+    followed by checks around it until one is predicted within the
+    tolerance either way; a check that beats the best resets (b) and the
+    checks start afresh. Checks do not count towards (a): they are chosen
+    for their distance, not their value.
 
 The tolerance is never below twice the noise sd when one is known or
 estimated: a measurement cannot agree with a prediction more closely than
@@ -78,6 +95,13 @@ class StopEvidence:
         fit that did not record it).
     reason : str
         One sentence for people: why it stopped, or what is missing.
+    away : float or None
+        Measured minus predicted value (higher is better) of the last check
+        point away from the best measured since the best last rose (None: no
+        such check, or not computed).
+    explore : bool
+        (a)-(d) hold but (e) does not: the next proposal is a check point
+        away from the best.
     """
 
     rule: str
@@ -90,6 +114,8 @@ class StopEvidence:
     gain: float | None
     local_error: float | None
     reason: str
+    away: float | None = None
+    explore: bool = False
 
 
 def agreements_needed(d: int) -> int:
@@ -133,6 +159,7 @@ def decide(
     noise_sd: float = 0.0,
     gain: Callable[[], float] | None = None,
     local_error: Callable[[], float] | None = None,
+    checks: Sequence[tuple[int, float, float]] | None = None,
 ) -> StopEvidence:
     """Apply ``rule`` to a search's measurements.
 
@@ -155,6 +182,10 @@ def decide(
         Returns the largest leave-one-out error near the best (inf: no fit to
         check with; NaN: a stored fit that did not record it); called only
         when (a) and (b) hold. None skips condition (d).
+    checks : sequence of (position, measured, predicted), optional
+        The measured check points away from the best (higher is better), in
+        the order told; ``position`` indexes ``values``. None skips
+        condition (e).
     """
     if rule not in STOP_RULES:
         raise ValueError(f"stop rule must be one of {STOP_RULES}, got {rule!r}")
@@ -178,7 +209,11 @@ def decide(
     near = local_error() if checked and local_error is not None else None
     flat = promised is None or promised < tol
     pinned = near is None or near <= tol
-    stop = checked and flat and pinned
+    fresh = [] if checks is None else fresh_checks(checks, len(values), stall)
+    away = fresh[-1][1] - fresh[-1][2] if fresh else None
+    looked = checks is None or checked_away(fresh, tol)
+    ready = checked and flat and pinned
+    stop = ready and looked
     if stop:
         reason = (
             f"the last {k} proposals were each measured within {tol:g} of their predictions "
@@ -188,6 +223,10 @@ def decide(
             reason += f"; the spline promises {promised:.3g} more"
         if near is not None:
             reason += f"; the best's neighbours are predicted within {near:.3g} when left out"
+        if away is not None:
+            reason += f"; a point away from the best was measured {_versus(away)}"
+    elif ready:
+        reason = "not yet: " + _unchecked(fresh, tol)
     else:
         missing = []
         if not agree:
@@ -202,7 +241,72 @@ def decide(
         if not pinned:
             missing.append(_unpinned(near))
         reason = "not yet: " + "; ".join(missing)
-    return StopEvidence(rule, stop, tol, gaps, k, stall, window, promised, near, reason)
+    return StopEvidence(
+        rule, stop, tol, gaps, k, stall, window, promised, near, reason, away, ready and not looked
+    )
+
+
+def fresh_checks(
+    checks: Sequence[tuple[int, float, float]], n: int, stall: int
+) -> list[tuple[int, float, float]]:
+    """The checks told after the best last rose, in the order told.
+
+    ``n`` values were told and the best last rose by the tolerance at
+    position ``n - 1 - stall``: a check told before compared the spline with
+    another incumbent. A check that itself raised the best is not after it.
+    """
+    return [c for c in checks if c[0] > n - 1 - stall]
+
+
+#: Checks away from the best that condition (e) needs: one far from it, one in its wider
+#: neighbourhood (:mod:`nas.search.exploration`).
+CHECKS_NEEDED = 2
+
+
+def check_progress(fresh: Sequence[tuple[int, float, float]], tol: float) -> tuple[int, bool]:
+    """Checks passed since the best last rose, and whether a surprise is still open.
+
+    A check passes when it is not measured more than ``tol`` better than
+    predicted. One that is (a surprise: the spline underestimated a region)
+    is followed by checks around the best of them
+    (:class:`~nas.search.exploration.NearSurprise`) until one is predicted
+    within ``tol`` either way: a spline that was wrong about a region is not
+    trusted there again until it predicts a new point of it right. That one
+    passes and ends the surprise. A check that beats the incumbent raises the
+    best, which starts the checks afresh.
+    """
+    passed, surprised = 0, False
+    for _, measured, predicted in fresh:
+        gap = measured - predicted
+        if abs(gap) <= tol or not surprised and gap <= tol:
+            passed, surprised = passed + 1, False
+        else:
+            surprised = True
+    return passed, surprised
+
+
+def checked_away(fresh: Sequence[tuple[int, float, float]], tol: float) -> bool:
+    """Condition (e): :data:`CHECKS_NEEDED` checks passed since the best last rose, no surprise open."""
+    passed, surprised = check_progress(fresh, tol)
+    return passed >= CHECKS_NEEDED and not surprised
+
+
+def _unchecked(fresh: Sequence[tuple[int, float, float]], tol: float) -> str:
+    """Why condition (e) fails: checks still to make, or a surprise the spline has not caught up with."""
+    passed, surprised = check_progress(fresh, tol)
+    head = f"checking convergence away from the best: (a)-(d) hold, {passed} of {CHECKS_NEEDED} checks passed"
+    if surprised:
+        gap = fresh[-1][1] - fresh[-1][2]
+        return (
+            f"{head}; the last was measured {_versus(gap)}, so the next looks around the best "
+            f"check until one is predicted within {tol:g}"
+        )
+    return f"{head}; the next is a point away from the best, which must not measure more than {tol:g} better than predicted"
+
+
+def _versus(away: float) -> str:
+    """Measured minus predicted (higher is better) in words that hold for either goal."""
+    return f"{away:.3g} better than predicted" if away > 0 else f"{-away:.3g} worse than predicted"
 
 
 def _unpinned(near: float) -> str:

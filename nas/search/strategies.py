@@ -10,10 +10,11 @@ else **explores locally** with the stochastic-RBF merit w*S + (1-w)*D (Regis &
 Shoemaker, INFORMS J. Computing 19(4), 2007), w cycling through
 ``WEIGHT_CYCLE``; the perturbation radius halves after ``max(4, d)`` points
 without improvement. In a batch, slot 1 is that ranking's head; slots 2..q
-come from perturbations of the incumbent and of slot 1, by the same merit
-with w cycling through ``BATCH_WEIGHTS`` and D counting the slots already
-chosen (pySOT's batch mode; :mod:`nas.search.batch`), where Algorithm 1
-fills by the believer rule. With categorical dimensions the optimizer hands
+(``batch_fill``) come from perturbations of the incumbent and of slot 1 made
+by DYCORS's rules (:mod:`nas.search.dycors`), by the same merit with w
+cycling through ``BATCH_WEIGHTS`` and D counting the slots already chosen
+(pySOT's batch mode; :mod:`nas.search.batch`), where Algorithm 1 fills by
+the believer rule. With categorical dimensions the optimizer hands
 ``"default"`` one spline over the numeric coordinates and category indicators
 (:mod:`nas.search.categories`), so the incumbent, the perturbations and the
 argmax range over the categories together; ``"paper"`` ranks each category's
@@ -30,8 +31,10 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from scipy.spatial import cKDTree
 
+from nas.search.dycors import adapted_radius, perturbation_probability, subspace_perturb
 from nas.search.maximize import Neighbours, legal_maxima
 from nas.search.rows import rows_in
+from nas.search.settings import BATCH_FILLS
 from nas.search.spline import PolyharmonicSpline
 
 Snap = Callable[[np.ndarray], np.ndarray]
@@ -71,18 +74,26 @@ class Strategy(Protocol):
 
 @runtime_checkable
 class DiverseBatches(Protocol):
-    """A strategy whose batch slots 2..q come from a pool ranked by merit, not the believer rule.
+    """A strategy whose batch slots 2..q may come from a pool ranked by merit, not the believer rule.
 
     ``batch_candidates`` gives the legal unit points slots 2..q are drawn
-    from, knowing the batch's first proposal; :mod:`nas.search.batch` ranks
-    them by ``batch_weights``. Strategies without these (Algorithm 1) fill
-    batches by the believer rule.
+    from, knowing the batch's first proposal and the batch size q;
+    :mod:`nas.search.batch` ranks them by ``batch_weights``. With
+    ``batch_fill = "believer"``, and for strategies without these
+    (Algorithm 1), batches are filled by the believer rule.
     """
 
     batch_weights: tuple[float, ...]
+    batch_fill: str
 
     def batch_candidates(
-        self, spline: PolyharmonicSpline, first: np.ndarray, *, snap: Snap, rng: np.random.Generator
+        self,
+        spline: PolyharmonicSpline,
+        first: np.ndarray,
+        *,
+        snap: Snap,
+        rng: np.random.Generator,
+        q: int,
     ) -> np.ndarray: ...
 
 
@@ -164,6 +175,16 @@ class DefaultStrategy:
         cycle's phase anyway, so which weight heads got depended on the parity
         of the design's size. 0.7 is what the corner design's batches had
         (benchmarks/results/batch_fill.md compares 0.95 and alternating).
+    batch_fill : str
+        How slots 2..q are chosen (:data:`nas.search.settings.BATCH_FILLS`):
+        ``"dycors"`` ranks DYCORS candidates (:mod:`nas.search.dycors`:
+        coordinate subsets, an adapted radius, ``dycors_per_dim`` d per
+        centre) by merit, ``"merit"`` Gaussian perturbations of every
+        coordinate at the single-proposal radius, ``"believer"`` takes
+        each slot's prediction as measured and ranks again.
+    dycors_per_dim, dycors_horizon_per_dim : int
+        DYCORS candidates per centre and the horizon of its perturbation
+        schedule, each times d.
     """
 
     n_local: int = 2000
@@ -175,6 +196,9 @@ class DefaultStrategy:
     gain_rtol: float = 3e-3
     batch_weights: tuple[float, ...] = BATCH_WEIGHTS
     batch_head_weight: float = WEIGHT_CYCLE[0]
+    batch_fill: str = BATCH_FILLS[0]
+    dycors_per_dim: int = 100
+    dycors_horizon_per_dim: int = 10
 
     def __post_init__(self) -> None:
         counts = (self.n_local, self.n_global, self.n_argmax)
@@ -194,6 +218,13 @@ class DefaultStrategy:
             raise ValueError(f"batch_head_weight must be in [0, 1], got {self.batch_head_weight}")
         if not 0.0 <= self.gain_rtol < 1.0:
             raise ValueError(f"gain_rtol must be in [0, 1), got {self.gain_rtol}")
+        if self.batch_fill not in BATCH_FILLS:
+            raise ValueError(f"batch_fill must be one of {BATCH_FILLS}, got {self.batch_fill!r}")
+        if min(self.dycors_per_dim, self.dycors_horizon_per_dim) < 1:
+            raise ValueError(
+                "dycors_per_dim and dycors_horizon_per_dim must be >= 1, got "
+                f"{self.dycors_per_dim} and {self.dycors_horizon_per_dim}"
+            )
 
     def rank(
         self,
@@ -221,11 +252,11 @@ class DefaultStrategy:
         near = self.near_argmax(spline, rng, snap, neighbours)
         wide = np.vstack([snap(rng.random((self.n_global, d))), near])
         existing = np.vstack([points, np.asarray(avoid, dtype=np.float64).reshape(-1, d)])
-        legal, _ = _fresh(np.vstack([local, wide]), existing)
+        legal, _ = fresh_candidates(np.vstack([local, wide]), existing)
         s = spline(legal)
         if s.size and s.max() - values.max() > self.gain_rtol * float(np.ptp(values)):
             return _by_score(legal, unit_scale(s))
-        near, distance = _fresh(local, existing)
+        near, distance = fresh_candidates(local, existing)
         w = self.batch_head_weight if in_batch else self.weights[len(values) % len(self.weights)]
         head = _by_score(near, w * unit_scale(spline(near)) + (1.0 - w) * unit_scale(distance))
         rest = ~rows_in(legal, near)
@@ -235,18 +266,33 @@ class DefaultStrategy:
         )
 
     def batch_candidates(
-        self, spline: PolyharmonicSpline, first: np.ndarray, *, snap: Snap, rng: np.random.Generator
+        self,
+        spline: PolyharmonicSpline,
+        first: np.ndarray,
+        *,
+        snap: Snap,
+        rng: np.random.Generator,
+        q: int,
     ) -> np.ndarray:
         """Legal points for slots 2..q: perturbations of the incumbent and of ``first``.
 
-        ``first`` is the batch's first proposal; both sets use the current
-        radius, as DYCORS does around its best point, so the merit compares
-        neighbours of the two places the batch is about.
+        ``first`` is the batch's first proposal; both centres get the same
+        radius and rule, as DYCORS perturbs its best point, so the merit
+        compares neighbours of the two places the batch is about.
+        ``"dycors"`` moves a scheduled subset of coordinates by the radius
+        its batch counters give; ``"merit"`` moves every coordinate by the
+        single-proposal radius (:meth:`radius`).
         """
-        sigma = self.radius(spline.values, spline.d)
-        incumbent = spline.points[int(np.argmax(spline.values))]
+        values, d = spline.values, spline.d
+        incumbent = spline.points[int(np.argmax(values))]
         centres = (incumbent, np.asarray(first, dtype=np.float64))
-        return snap(np.vstack([perturb(c, sigma, self.n_local, rng) for c in centres]))
+        if self.batch_fill == "merit":
+            sigma = self.radius(values, d)
+            return snap(np.vstack([perturb(c, sigma, self.n_local, rng) for c in centres]))
+        sigma = adapted_radius(values, d, q)
+        p = perturbation_probability(len(values), d, self.dycors_horizon_per_dim * d)
+        m = self.dycors_per_dim * d
+        return snap(np.vstack([subspace_perturb(c, sigma, m, p, rng) for c in centres]))
 
     def near_argmax(
         self,
@@ -297,15 +343,10 @@ def perturb(center: np.ndarray, sigma: float, m: int, rng: np.random.Generator) 
     least one per point (DYCORS: perturbing few coordinates is what scales to
     high d).
     """
-    d = center.shape[0]
-    mask = rng.random((m, d)) < min(1.0, 20.0 / d)
-    mask[np.arange(m), rng.integers(0, d, m)] = True
-    x = center + mask * rng.normal(0.0, sigma, (m, d))
-    x = np.abs(x)  # reflect at 0
-    return 1.0 - np.abs(1.0 - x % 2.0)  # reflect at 1 (period 2)
+    return subspace_perturb(center, sigma, m, min(1.0, 20.0 / center.shape[0]), rng)
 
 
-def _fresh(candidates: np.ndarray, existing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fresh_candidates(candidates: np.ndarray, existing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct candidates not on an existing point, with their distance to the nearest one.
 
     A k-d tree of the existing points: O(M log N) instead of the M x N distance matrix.

@@ -1,9 +1,11 @@
 """Predicted trade-off fronts and proposals aimed at them.
 
 A trade-off search measures the front of (metric, cost) instead of one
-maximum. Between measurements the spline predicts the metric of every
-candidate of a pool (legal quasi-random points plus the lattice neighbours
-of the measured front) with the leave-one-out error of
+maximum. It starts from its own design (:func:`tradeoff_design`: the
+cheapest corner, then points spread over the log cost up to the median of
+the box). Between measurements the spline predicts the metric of every
+candidate of a pool (legal quasi-random points plus random local steps
+around the measured front) with the leave-one-out error of
 :mod:`nas.search.uncertainty`; the cost is computed (known costs) or
 predicted by a second spline (measured costs).
 
@@ -56,14 +58,25 @@ class PredictedPoint:
     cost_error: float = 0.0
 
 
+#: Perturbations of each measured front point in a pool, and their scales (unit-box
+#: standard deviations): the spline predicts best near what it has measured, and the
+#: front moves by local steps once its ends are known (DYCORS-style candidates,
+#: Regis & Shoemaker 2013: each perturbs a random subset of the coordinates). Steps of
+#: one lattice unit gained hypervolume by predicted hair's breadths and were left out.
+LOCAL_CANDIDATES = 24
+LOCAL_SCALES = (0.05, 0.1, 0.2)
+
+
 def candidate_pool(
     space: SearchSpace,
     seed: int,
     around: Sequence[Params] = (),
     size: int = POOL_SIZE,
+    local: int = LOCAL_CANDIDATES,
 ) -> list[Params]:
-    """Distinct legal candidates: ``size`` Sobol points per category and the lattice
-    neighbours of every point of ``around`` (e.g. the measured front).
+    """Distinct legal candidates: ``size`` Sobol points per category, and around every
+    point of ``around`` (e.g. the measured front) ``local`` random perturbations at
+    the scales of :data:`LOCAL_SCALES`.
 
     Deterministic for a given seed; ``around`` points themselves are left out.
     """
@@ -77,19 +90,116 @@ def candidate_pool(
             out.setdefault(key, params)
 
     for cat in space.categories():
-        if space.d:
-            sampler = qmc.Sobol(space.d, scramble=True, seed=rng)
-            with warnings.catch_warnings():  # any size will do for a pool
-                warnings.simplefilter("ignore", UserWarning)
-                unit = space.snap_unit(sampler.random(size))
-        else:
-            unit = np.zeros((1, 0))
-        for x in unit:
+        for x in _sobol_unit(space, size, rng):
             add(space.from_unit(x, cat))
     for params in around:
         cat = space.category_of(params)
-        for x in space.lattice_neighbours(space.to_unit(params)):
+        centre = space.to_unit(params)
+        for x in _perturbed(space, centre, local, rng):
             add(space.from_unit(x, cat))
+    return list(out.values())
+
+
+def _sobol_unit(space: SearchSpace, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` scrambled Sobol points snapped to the legal grid (one empty row without dims)."""
+    if not space.d:
+        return np.zeros((1, 0))
+    sampler = qmc.Sobol(space.d, scramble=True, seed=rng)
+    with warnings.catch_warnings():  # any size will do for a pool
+        warnings.simplefilter("ignore", UserWarning)
+        return space.snap_unit(sampler.random(n))
+
+
+def _perturbed(
+    space: SearchSpace, centre: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``n`` legal unit points near ``centre``: Gaussian steps on a random subset of coordinates."""
+    if not space.d or n < 1:
+        return np.zeros((0, space.d))
+    scales = np.array(LOCAL_SCALES)[np.arange(n) % len(LOCAL_SCALES)]
+    moved = rng.random((n, space.d)) < min(1.0, 2.0 / space.d) + 0.25
+    moved[np.arange(n), rng.integers(space.d, size=n)] = True  # at least one coordinate
+    steps = rng.standard_normal((n, space.d)) * scales[:, None] * moved
+    return space.snap_unit(np.clip(centre[None, :] + steps, 0.0, 1.0))
+
+
+#: Sobol candidates a trade-off design chooses from, per category.
+DESIGN_POOL = 1024
+#: Candidates nearest each cost level of a trade-off design among which the one
+#: farthest from the points already chosen is taken.
+DESIGN_BAND = 24
+#: The costliest level of a trade-off design: this quantile of the pool's (log) cost.
+#: A front ends at the best metric, which a NAS box rarely holds at its costliest
+#: corners; levels up to the pool's maximum spent half the design beyond the front
+#: (benchmarks/results/tradeoff.md).
+DESIGN_TOP = 0.5
+
+
+def _cost_scale(costs: np.ndarray) -> np.ndarray:
+    """Costs on the scale a design spreads over: logarithmic when all are positive.
+
+    Known costs such as MACs and parameters are products of widths and depths,
+    spanning orders of magnitude across a box, and a metric tends to grow with
+    the logarithm of the cost: even steps in log cost cover the front evenly.
+    """
+    return np.log(costs) if np.all(costs > 0) else costs
+
+
+def _spread(x: np.ndarray, level: np.ndarray, n: int, top: float = DESIGN_TOP) -> list[int]:
+    """``n`` rows of ``x``: the lowest ``level`` first, then one per even step of ``level``
+    up to its highest, each the candidate near its step farthest from those chosen."""
+    chosen = [int(np.argmin(level))]
+    targets = np.linspace(level.min(), np.quantile(level, top), max(n, 2))[1:]
+    for target in targets[: n - 1]:
+        free = np.setdiff1d(np.arange(len(x)), chosen)
+        if free.size == 0:
+            break
+        near = free[np.argsort(np.abs(level[free] - target), kind="stable")[:DESIGN_BAND]]
+        gaps = np.linalg.norm(x[near, None, :] - x[None, chosen, :], axis=2).min(axis=1)
+        chosen.append(int(near[np.argmax(gaps)]))
+    return chosen
+
+
+def tradeoff_design(
+    space: SearchSpace,
+    cost: Callable[[Sequence[Params]], np.ndarray],
+    n: int,
+    seed: int,
+    admissible: Callable[[Params], bool] | None = None,
+    top: float = DESIGN_TOP,
+) -> list[Params]:
+    """An initial design for a trade-off search: the cheapest corner, then points spread
+    over the cost and the box.
+
+    The all-low corner is the cheapest candidate of a box whose costs grow with
+    its coordinates (widths, depths), so it is an end of the true front; the
+    corner design instead spends most of its 2d+3 points on costly corners far
+    beyond the front. The other ``n - 1`` points of each category come from a
+    Sobol pool: point i aims at the i-th of even steps of the (log) cost from
+    the cheapest candidate to the :data:`DESIGN_TOP` quantile and is, of the :data:`DESIGN_BAND`
+    candidates nearest that cost, the one farthest from the points already
+    chosen (maximin), so the design spans both the cost range and the box.
+    Candidates ``admissible`` refuses, and those whose cost is unknown, are
+    left out.
+    """
+    rng = np.random.default_rng([seed, 13])
+    out: dict[tuple, Params] = {}
+    for cat in space.categories():
+        unit = np.vstack([np.zeros((1, space.d)), _sobol_unit(space, DESIGN_POOL, rng)])
+        pool = [space.from_unit(x, cat) for x in space.snap_unit(unit)]
+        keep = [i for i, p in enumerate(pool) if admissible is None or admissible(p)]
+        if not keep:
+            continue
+        costs = np.asarray(cost([pool[i] for i in keep]), dtype=float)
+        known = np.isfinite(costs)
+        keep, costs = [k for k, ok in zip(keep, known, strict=True) if ok], costs[known]
+        if not keep:
+            continue
+        x = space.to_unit_many([pool[i] for i in keep])
+        chosen = _spread(x, _cost_scale(costs), n, top)
+        for i in chosen:
+            params = pool[keep[i]]
+            out.setdefault(space.key(params), params)
     return list(out.values())
 
 

@@ -1,0 +1,164 @@
+"""The check point of the default stop rule's condition (e): where to look away from the best.
+
+Conditions (a)-(d) of :mod:`nas.search.stopping` all look where the search
+already is. Before it stops, two evaluations look elsewhere
+(:class:`AwayFromBest`): first the candidate far from the incumbent (the
+farther half of uniform candidates) with the best merit of predicted value
+and distance from every measured point (the stochastic-RBF merit of Regis &
+Shoemaker, INFORMS J. Computing 19(4), 2007, here with weight 0.5 on the
+value), then the best predicted of the farther half of Gaussian
+perturbations of the incumbent at the default strategy's first radius, the
+neighbourhood the search left when its radius shrank. A check measured
+better than predicted surprised the spline: the next is sought in a small
+box around the best check by the same merit (:class:`NearSurprise`), away
+from the points the spline now knows, until one is predicted right or one
+beats the incumbent (the search then goes on from there). A second check
+far away instead would often pass only because the point the spline rates
+best in a region it does not know is where it is most likely too
+optimistic.
+
+:class:`AwayFromBest` and :class:`NearSurprise` are
+:class:`~nas.search.strategies.Strategy` rankings, so a check is admitted by the same hard rules as every proposal (legal, distinct,
+feasible, at ``min_distance`` from every known point).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nas.search.maximize import Neighbours
+from nas.search.spline import PolyharmonicSpline
+from nas.search.strategies import Ranking, Snap, fresh_candidates, perturb, unit_scale
+
+#: Quasi-uniform candidates drawn for a check.
+CHECK_CANDIDATES = 4096
+#: Merit weight on the spline value; the rest goes to the distance from measured points.
+CHECK_WEIGHT = 0.5
+#: Share of the candidates, the farthest from the incumbent, that count as "away".
+AWAY_SHARE = 0.5
+#: Perturbation sd (unit box) of the second check, in the incumbent's wider neighbourhood:
+#: the default strategy's first radius, before it shrank while the best stalled.
+NEIGHBOURHOOD_SPREAD = 0.2
+#: Half-width (unit box) of the box around a check measured better than predicted where
+#: the next check is sought.
+SURPRISE_RADIUS = 0.1
+
+
+@dataclass(frozen=True)
+class AwayFromBest:
+    """Ranks candidates far from the incumbent by value and distance from measured points.
+
+    Attributes
+    ----------
+    n_candidates : int
+        Candidates per category: uniform in the box, or with ``spread``
+        Gaussian perturbations of the incumbent with that sd (unit box).
+    spread : float or None
+        None: look anywhere; else in the incumbent's wider neighbourhood.
+    weight : float
+        Merit weight on the spline value (in [0, 1]); ``1 - weight`` on the
+        distance from the nearest measured, pending or avoided point.
+    away_share : float
+        The farthest ``away_share`` of the candidates from the incumbent (the
+        best measured point of this spline) are ranked by merit; the others
+        follow, ranked by value, so the hard rules can still be met.
+    """
+
+    n_candidates: int = CHECK_CANDIDATES
+    spread: float | None = None
+    weight: float = CHECK_WEIGHT
+    away_share: float = AWAY_SHARE
+
+    def __post_init__(self) -> None:
+        if self.n_candidates < 1:
+            raise ValueError(f"n_candidates must be >= 1, got {self.n_candidates}")
+        if self.spread is not None and not self.spread > 0.0:
+            raise ValueError(f"spread must be None or > 0, got {self.spread}")
+        if not 0.0 <= self.weight <= 1.0 or not 0.0 < self.away_share <= 1.0:
+            raise ValueError(
+                f"need weight in [0, 1] and away_share in (0, 1], got {self.weight}, "
+                f"{self.away_share}"
+            )
+
+    def rank(
+        self,
+        spline: PolyharmonicSpline,
+        *,
+        snap: Snap,
+        avoid: np.ndarray,
+        rng: np.random.Generator,
+        neighbours: Neighbours | None = None,
+        in_batch: bool = False,
+    ) -> Ranking:
+        """Far candidates first, by merit (scores in [0, 1]); the near ones after (in [-2, -1])."""
+        d = spline.d
+        incumbent = spline.points[int(np.argmax(spline.values))]
+        if self.spread is None:
+            drawn = rng.random((self.n_candidates, d))
+        else:
+            drawn = perturb(incumbent, self.spread, self.n_candidates, rng)
+        candidates, gap = _unknown(snap(drawn), spline, avoid)
+        if not len(candidates):
+            return Ranking(np.empty((0, d)), np.empty(0))
+        from_best = np.linalg.norm(candidates - incumbent, axis=1)
+        far = from_best >= np.quantile(from_best, 1.0 - self.away_share)
+        s = spline(candidates)
+        merit = self.weight * unit_scale(s[far]) + (1.0 - self.weight) * unit_scale(gap[far])
+        rest = unit_scale(s[~far]) - 2.0
+        points = np.vstack([candidates[far], candidates[~far]])
+        scores = np.concatenate([merit, rest])
+        order = np.argsort(-scores, kind="stable")
+        return Ranking(points[order], scores[order])
+
+
+@dataclass(frozen=True)
+class NearSurprise:
+    """Ranks points around a check measured better than predicted by value and distance.
+
+    Attributes
+    ----------
+    centre : ndarray
+        The surprising check, in the unit box of the spline it is ranked with.
+    radius : float
+        Half-width of the box around ``centre`` the candidates are drawn from
+        (uniformly; cut at the faces of the unit box).
+    n_candidates : int
+        Candidates drawn.
+    weight : float
+        Merit weight on the spline value; the rest on the distance from
+        known points, so the check is not where the surprise already taught
+        the spline the answer (next to the surprising point).
+    """
+
+    centre: np.ndarray
+    radius: float = SURPRISE_RADIUS
+    n_candidates: int = CHECK_CANDIDATES
+    weight: float = CHECK_WEIGHT
+
+    def rank(
+        self,
+        spline: PolyharmonicSpline,
+        *,
+        snap: Snap,
+        avoid: np.ndarray,
+        rng: np.random.Generator,
+        neighbours: Neighbours | None = None,
+        in_batch: bool = False,
+    ) -> Ranking:
+        """Legal points around ``centre`` not on a known point, best merit first."""
+        d = spline.d
+        box = self.centre + rng.uniform(-self.radius, self.radius, (self.n_candidates, d))
+        candidates, gap = _unknown(snap(np.clip(box, 0.0, 1.0)), spline, avoid)
+        merit = self.weight * unit_scale(spline(candidates)) + (1.0 - self.weight) * unit_scale(gap)
+        order = np.argsort(-merit, kind="stable")
+        return Ranking(candidates[order], merit[order])
+
+
+def _unknown(
+    snapped: np.ndarray, spline: PolyharmonicSpline, avoid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct legal candidates on no measured or avoided point, with their distance to the nearest."""
+    known = np.vstack([spline.points, np.asarray(avoid, dtype=np.float64).reshape(-1, spline.d)])
+    return fresh_candidates(snapped, known)
