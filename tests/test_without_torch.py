@@ -36,6 +36,15 @@ def splinenas(env: dict[str, str], cwd: Path, *argv: str) -> subprocess.Complete
     )
 
 
+def run_steps(env: dict[str, str], cwd: Path, steps: list[tuple[str, ...]], state: Path) -> dict:
+    """Run each command without torch (each must succeed and never mention it); ``status --json``."""
+    for argv in steps:
+        done = splinenas(env, cwd, *argv)
+        assert done.returncode == 0, f"{argv[0]}: {done.stderr}"
+        assert "torch" not in done.stderr, done.stderr
+    return json.loads(splinenas(env, cwd, "status", "--state", str(state), "--json").stdout)
+
+
 def test_the_shim_really_hides_torch(no_torch: dict[str, str], tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", "import torch"], env=no_torch, capture_output=True, text=True
@@ -65,13 +74,7 @@ def test_a_whole_campaign_is_run_and_read_without_torch(
         ("report", "--state", str(state), "--out", str(tmp_path / "report")),
         ("plot", "--state", str(state), "--out", str(tmp_path / "plots")),
     ]
-    for argv in steps:
-        done = splinenas(no_torch, tmp_path, *argv)
-        assert done.returncode == 0, f"{argv[0]}: {done.stderr}"
-        assert "torch" not in done.stderr, done.stderr
-    status = json.loads(
-        splinenas(no_torch, tmp_path, "status", "--state", str(state), "--json").stdout
-    )
+    status = run_steps(no_torch, tmp_path, steps, state)
     assert len(status["points"]) >= 7 and status["controller"]["running"] is False
     assert (tmp_path / "report" / "index.html").stat().st_size > 10_000
     assert list((tmp_path / "plots").glob("*.png"))
@@ -100,13 +103,7 @@ def test_costs_constraints_and_a_tradeoff_are_run_and_read_without_torch(
         ("plot", "--state", str(state), "--out", str(tmp_path / "plots")),
         ("cost", str(tmp_path / "ctl.toml"), "--params", "g1=8,g2=8"),
     ]
-    for argv in steps:
-        done = splinenas(no_torch, tmp_path, *argv)
-        assert done.returncode == 0, f"{argv[0]}: {done.stderr}"
-        assert "torch" not in done.stderr, done.stderr
-    status = json.loads(
-        splinenas(no_torch, tmp_path, "status", "--state", str(state), "--json").stdout
-    )
+    status = run_steps(no_torch, tmp_path, steps, state)
     assert any(p["status"] == "done" for p in status["points"])
     front = json.loads(
         splinenas(no_torch, tmp_path, "front", "--state", str(state), "--json").stdout
