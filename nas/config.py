@@ -567,6 +567,20 @@ class Experiment:
             return self.model.num_classes
         return DIGITS_CLASSES if self.data is not None and self.data.kind == "digits" else None
 
+    def given(self, table: str, key: str) -> bool:
+        """Whether the file sets ``[table] key`` itself (under its name or a former one).
+
+        A value equal to the default may still have been chosen: code that
+        overrides a setting asks this, not whether the value is the default.
+        """
+        raw = tomllib.loads(self.text).get(table)
+        if not isinstance(raw, Mapping):
+            return False
+        former = [
+            old for (where, old), (new, _) in _RENAMED.items() if (where, new) == (table, key)
+        ]
+        return any(name in raw for name in (key, *former))
+
     def sections(self) -> dict[str, dict | None]:
         """The non-space tables as plain dicts (``None`` where absent)."""
         return {

@@ -110,6 +110,7 @@ def test_validate_only_writes_nothing(
         "initial_design": 5,
         "problems": [],
         "warnings": [],
+        "notes": [],
     }
     assert not (tmp_path / "state").exists()
     assert run(capsys, "init", "toy.toml")[0] == 0

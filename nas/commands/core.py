@@ -111,14 +111,16 @@ def _beyond_range(study: policy.Study, value: float) -> str:
 @reported
 def _init(args: argparse.Namespace) -> int:
     from nas.control.prepare import readiness
+    from nas.control.tradeoffs import design_notice
 
     experiment = load_experiment(args.experiment)
     name = experiment.experiment.name
     path = writable_path(args.state or Path("state") / f"{name}.h5", "--state", create=True)
     problems, warnings = readiness(experiment, Path.cwd(), offline=args.offline)
+    notes = [n for n in [design_notice(experiment)] if n is not None]
     if args.validate_only:
-        return _validate_only(args, experiment, problems, warnings)
-    _print_readiness(problems, warnings)
+        return _validate_only(args, experiment, problems, warnings, notes)
+    _print_readiness(problems, warnings, notes)
     if problems:
         return EXIT_FAILURE
     store = StateStore.create(path, experiment)
@@ -132,7 +134,12 @@ def _init(args: argparse.Namespace) -> int:
         raise
     if args.json:
         emit_json(
-            {"state": str(path), "experiment": name, "points": [point_doc(p) for p in points]}
+            {
+                "state": str(path),
+                "experiment": name,
+                "points": [point_doc(p) for p in points],
+                "notes": notes,
+            }
         )
     else:
         print(path)
@@ -142,9 +149,11 @@ def _init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_readiness(problems: list[ConfigError], warnings: list[str]) -> None:
-    """One line per problem, then one per warning, on stderr."""
-    for line in [f"error: {p}" for p in problems] + [f"warning: {w}" for w in warnings]:
+def _print_readiness(problems: list[ConfigError], warnings: list[str], notes: list[str]) -> None:
+    """One line per problem, then one per warning, then one per note (a setting of the
+    file that the search overrides), on stderr."""
+    lines = [f"error: {p}" for p in problems] + [f"warning: {w}" for w in warnings]
+    for line in lines + [f"note: {n}" for n in notes]:
         print(f"splinenas init: {line}", file=sys.stderr)
 
 
@@ -153,13 +162,23 @@ def _validate_only(
     experiment: Experiment,
     problems: list[ConfigError],
     warnings: list[str],
+    notes: list[str],
 ) -> int:
-    """Report the file's problems and what ``run`` would need from this folder; write nothing."""
+    """Report the file's problems and what ``run`` would need from this folder; write nothing.
+
+    The initial design is the one ``init`` would store (a cost-spread one
+    where a trade-off or a known-cost bound asks for it) while the file has no
+    problem, else the experiment's own ``design``.
+    """
     from nas.search.optimizer import SplineOptimizer  # scipy.stats: slow to import
 
     settings = experiment.experiment.search_settings()
     name = experiment.experiment.name
-    design = SplineOptimizer(experiment.space, settings).initial_design()
+    if problems:
+        design = SplineOptimizer(experiment.space, settings).initial_design()
+    else:
+        study = policy.Study(State(experiment.text, experiment.space), experiment)
+        design = study.optimizer.initial_design()
     if args.json:
         emit_json(
             {
@@ -169,9 +188,10 @@ def _validate_only(
                 "initial_design": len(design),
                 "problems": [str(p) for p in problems],
                 "warnings": warnings,
+                "notes": notes,
             }
         )
-    _print_readiness(problems, warnings)
+    _print_readiness(problems, warnings, notes)
     if problems:
         return EXIT_FAILURE
     print(

@@ -353,7 +353,16 @@ class Study:
         return [Proposal(params, predicted, "incremental") for params, predicted in picks]
 
     def initial_batch(self) -> list[Point]:
-        """Store the whole initial design (within the budget) as batch 0."""
+        """Store the whole initial design (within the budget) as batch 0.
+
+        When a cost-spread design replaces the file's own ``[experiment] design``
+        the events say so (:data:`~nas.control.tradeoffs.DESIGN_REPLACED`).
+        """
+        from nas.control import tradeoffs
+
+        notice = tradeoffs.design_notice(self.experiment)
+        if notice is not None:
+            self.state.log(tradeoffs.DESIGN_REPLACED, notice)
         return self.propose(n=len(self.optimizer.initial_design()))
 
     def _record_fit(self, optimizer: SplineOptimizer) -> None:

@@ -11,6 +11,7 @@ place of the spline's argmax once the initial design is measured.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nas.config import Experiment
+from nas.config import ConfigError, Experiment
 from nas.control.costs import CostSource, cost_predictor, cost_source, measured
 from nas.record.state import State
 from nas.search.space import Params
@@ -57,36 +58,89 @@ def measured_front(points: Sequence[MeasuredPoint], goal: str) -> list[MeasuredP
 #: Cost-spread designs made in this process, by (experiment text, box): a controller
 #: rebuilds its study every cycle.
 _DESIGNS: dict[tuple[str, str], list[Params]] = {}
+#: Event kind of an explicit ``[experiment] design`` that the cost-spread design replaces.
+DESIGN_REPLACED = "design-replaced"
+
+
+@dataclass(frozen=True)
+class DesignCost:
+    """The known cost a design is spread over, up to which quantile, and the setting that asks."""
+
+    source: CostSource
+    top: float
+    why: str
+
+
+def design_cost(experiment: Experiment) -> DesignCost | None:
+    """The cost that replaces the experiment's ``design`` by a cost-spread one, or None.
+
+    The trade-off's cost when it is known (up to the median of the box); without
+    a trade-off the first known cost of ``[experiment.constraints]`` (up to the
+    costliest candidate within the bounds). None for a measured trade-off cost,
+    which nothing knows before training, and without either.
+
+    Raises:
+        ConfigError: a known cost the experiment cannot compute (:func:`cost_source`).
+    """
+    from nas.search.tradeoff import DESIGN_TOP
+
+    cfg = experiment.experiment
+    if cfg.tradeoff is not None:
+        source = cost_source(experiment, cfg.tradeoff)
+        why = f"tradeoff = {json.dumps(cfg.tradeoff)} is a known cost"
+        return DesignCost(source, DESIGN_TOP, why) if source.known is not None else None
+    for name, limit in cfg.constraints.items():
+        source = cost_source(experiment, name)
+        if source.known is not None:
+            why = f"[experiment.constraints] {name} = {float(limit):g} bounds a known cost"
+            return DesignCost(source, 1.0, why)
+    return None
+
+
+def design_notice(experiment: Experiment) -> str | None:
+    """One line for people when the file sets ``[experiment] design`` and a cost-spread
+    design replaces it; None when the key is not given or nothing replaces it.
+
+    Asks whether the key is in the file, not whether its value is the default:
+    ``design = "space-filling"`` written out is a choice too. A cost the
+    experiment cannot compute gives no line: ``init`` reports that problem.
+    """
+    if not experiment.given("experiment", "design"):
+        return None
+    try:
+        cost = design_cost(experiment)
+    except ConfigError:
+        return None
+    if cost is None:
+        return None
+    return (
+        f"{experiment.source}: [experiment] design: {experiment.experiment.design!r} is replaced "
+        f"by the cost-spread design because {cost.why}; leave the key out to silence this note"
+    )
 
 
 def design(
     state: State, experiment: Experiment, admissible: Callable[[Params], bool] | None
 ) -> list[Params] | None:
-    """The initial design spread over a known cost, or None (the experiment's ``design``).
+    """The initial design spread over a known cost (:func:`design_cost`), or None (the
+    experiment's ``design``).
 
     :func:`nas.search.tradeoff.tradeoff_design` of ``design_points`` points
-    (default d+2) among the candidates ``admissible`` allows: over the
-    trade-off's cost up to the median of the box, or, without a trade-off,
-    over the first known cost of ``[experiment.constraints]`` up to the
-    costliest candidate within the bounds (a bounded search's best network
-    tends to sit near its bound, and the corners beyond it are not
-    candidates). None for a measured trade-off cost, which nothing knows
-    before training, and without either.
+    (default d+2) among the candidates ``admissible`` allows (a bounded
+    search's best network tends to sit near its bound, and the corners beyond
+    it are not candidates).
     """
     from nas.search.design import default_size
-    from nas.search.tradeoff import DESIGN_TOP, tradeoff_design
+    from nas.search.tradeoff import tradeoff_design
 
-    cfg = experiment.experiment
-    if cfg.tradeoff is not None:
-        source, top = cost_source(experiment, cfg.tradeoff), DESIGN_TOP
-    else:
-        bounded = [s for n in cfg.constraints if (s := cost_source(experiment, n)).known]
-        source, top = (bounded[0] if bounded else None), 1.0
-    if source is None or source.known is None:
+    cost = design_cost(experiment)
+    if cost is None:
         return None
+    cfg = experiment.experiment
     key = (experiment.text, repr(state.space.to_dict()))
     if key not in _DESIGNS:
-        known = source.known
+        known = cost.source.known
+        assert known is not None  # design_cost returns known costs only
         size = max(cfg.design_points or default_size(state.space), state.space.d + 1)
         _DESIGNS[key] = tradeoff_design(
             state.space,
@@ -94,7 +148,7 @@ def design(
             size,
             cfg.seed,
             admissible,
-            top,
+            cost.top,
         )
     return _DESIGNS[key]
 
