@@ -36,7 +36,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from nas.search.space import Value
-from nas.search.strategies import Ranking, unit_scale
+from nas.search.strategies import Ranking, merit, unit_scale
 
 Category = tuple[Value, ...]
 
@@ -88,14 +88,16 @@ class DiversePool:
         """Each category's candidates best first by the merit of ``slot`` (0-based, >= 1)."""
         w = self.weights[(slot - 1) % len(self.weights)]
         cats = list(self.points)
-        s = unit_scale(np.concatenate([self.values[c] for c in cats]))
-        dist = unit_scale(np.concatenate([self.distance[c] for c in cats]))
-        merit = w * s + (1.0 - w) * dist
+        scores = merit(
+            np.concatenate([self.values[c] for c in cats]),
+            np.concatenate([self.distance[c] for c in cats]),
+            w,
+        )
         out, start = {}, 0
         for cat in cats:
             stop = start + len(self.points[cat])
-            order = np.argsort(-merit[start:stop], kind="stable")
-            out[cat] = Ranking(self.points[cat][order], merit[start:stop][order])
+            order = np.argsort(-scores[start:stop], kind="stable")
+            out[cat] = Ranking(self.points[cat][order], scores[start:stop][order])
             start = stop
         return self._with_fallback(out)
 

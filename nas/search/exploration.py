@@ -30,7 +30,15 @@ import numpy as np
 
 from nas.search.maximize import Neighbours
 from nas.search.spline import PolyharmonicSpline
-from nas.search.strategies import Ranking, Snap, fresh_candidates, perturb, unit_scale
+from nas.search.strategies import (
+    Ranking,
+    Snap,
+    fresh_candidates,
+    known_points,
+    merit,
+    perturb,
+    unit_scale,
+)
 
 #: Quasi-uniform candidates drawn for a check.
 CHECK_CANDIDATES = 4096
@@ -105,10 +113,9 @@ class AwayFromBest:
         from_best = np.linalg.norm(candidates - incumbent, axis=1)
         far = from_best >= np.quantile(from_best, 1.0 - self.away_share)
         s = spline(candidates)
-        merit = self.weight * unit_scale(s[far]) + (1.0 - self.weight) * unit_scale(gap[far])
         rest = unit_scale(s[~far]) - 2.0
         points = np.vstack([candidates[far], candidates[~far]])
-        scores = np.concatenate([merit, rest])
+        scores = np.concatenate([merit(s[far], gap[far], self.weight), rest])
         order = np.argsort(-scores, kind="stable")
         return Ranking(points[order], scores[order])
 
@@ -151,14 +158,13 @@ class NearSurprise:
         d = spline.d
         box = self.centre + rng.uniform(-self.radius, self.radius, (self.n_candidates, d))
         candidates, gap = _unknown(snap(np.clip(box, 0.0, 1.0)), spline, avoid)
-        merit = self.weight * unit_scale(spline(candidates)) + (1.0 - self.weight) * unit_scale(gap)
-        order = np.argsort(-merit, kind="stable")
-        return Ranking(candidates[order], merit[order])
+        scores = merit(spline(candidates), gap, self.weight)
+        order = np.argsort(-scores, kind="stable")
+        return Ranking(candidates[order], scores[order])
 
 
 def _unknown(
     snapped: np.ndarray, spline: PolyharmonicSpline, avoid: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distinct legal candidates on no measured or avoided point, with their distance to the nearest."""
-    known = np.vstack([spline.points, np.asarray(avoid, dtype=np.float64).reshape(-1, spline.d)])
-    return fresh_candidates(snapped, known)
+    return fresh_candidates(snapped, known_points(spline.points, avoid))

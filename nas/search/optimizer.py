@@ -255,11 +255,7 @@ class SplineOptimizer:
                 self.noise_sd(),
                 gain=self.predicted_gain,
                 local_error=self.local_loo_error,
-                checks=[
-                    (i, self._sign * r.value, self._sign * r.predicted)
-                    for i, r in enumerate(measured)
-                    if r.check and r.predicted is not None
-                ],
+                checks=self._told_checks(measured),
             )
         return self._evidence[rule]
 
@@ -647,14 +643,18 @@ class SplineOptimizer:
         """The checks told since the best last rose (as :func:`decide` takes them) and the best of them."""
         evidence = self.stop_evidence()
         measured = [r for r in self._records.values() if math.isfinite(r.value)]
-        checks = [
+        fresh = fresh_checks(self._told_checks(measured), len(measured), evidence.stall)
+        best = measured[max(fresh, key=lambda c: c[1])[0]].params if fresh else None
+        return fresh, best
+
+    def _told_checks(self, measured: Sequence[Record]) -> list[tuple[int, float, float]]:
+        """The measured checks as :func:`decide` takes them: (position in ``measured``,
+        measured, predicted), higher is better."""
+        return [
             (i, self._sign * r.value, self._sign * r.predicted)
             for i, r in enumerate(measured)
             if r.check and r.predicted is not None
         ]
-        fresh = fresh_checks(checks, len(measured), evidence.stall)
-        best = measured[max(fresh, key=lambda c: c[1])[0]].params if fresh else None
-        return fresh, best
 
     def _check_strategy(self) -> AwayFromBest | NearSurprise:
         """Where the next check looks: around the best check while a surprise is open, else far

@@ -251,14 +251,14 @@ class DefaultStrategy:
         local = snap(perturb(points[int(np.argmax(values))], sigma, self.n_local, rng))
         near = self.near_argmax(spline, rng, snap, neighbours)
         wide = np.vstack([snap(rng.random((self.n_global, d))), near])
-        existing = np.vstack([points, np.asarray(avoid, dtype=np.float64).reshape(-1, d)])
+        existing = known_points(points, avoid)
         legal, _ = fresh_candidates(np.vstack([local, wide]), existing)
         s = spline(legal)
         if s.size and s.max() - values.max() > self.gain_rtol * float(np.ptp(values)):
             return _by_score(legal, unit_scale(s))
         near, distance = fresh_candidates(local, existing)
         w = self.batch_head_weight if in_batch else self.weights[len(values) % len(self.weights)]
-        head = _by_score(near, w * unit_scale(spline(near)) + (1.0 - w) * unit_scale(distance))
+        head = _by_score(near, merit(spline(near), distance, w))
         rest = ~rows_in(legal, near)
         tail = _by_score(legal[rest], unit_scale(s[rest]) - 2.0)
         return Ranking(
@@ -366,6 +366,22 @@ def unit_scale(v: np.ndarray) -> np.ndarray:
     """``v`` mapped affinely onto [0, 1] (all ones when constant): merits mix unlike units."""
     span = float(np.ptp(v)) if v.size else 0.0
     return (v - v.min()) / span if span > 0 else np.ones_like(v)
+
+
+def merit(values: np.ndarray, distance: np.ndarray, weight: float) -> np.ndarray:
+    """The stochastic-RBF merit ``w * S + (1 - w) * D`` with S and D each scaled to [0, 1].
+
+    Regis & Shoemaker (INFORMS J. Computing 19(4), 2007): high predicted
+    value and far from every known point are both wanted; the weight trades
+    exploitation against exploration.
+    """
+    return weight * unit_scale(values) + (1.0 - weight) * unit_scale(distance)
+
+
+def known_points(points: np.ndarray, avoid: np.ndarray) -> np.ndarray:
+    """The measured ``points`` and the ``avoid`` rows (pending, chosen) in one (M, d) array."""
+    d = points.shape[1]
+    return np.vstack([points, np.asarray(avoid, dtype=np.float64).reshape(-1, d)])
 
 
 #: Strategies by name: "paper" is Algorithm 1 as published, "default" the one above.
