@@ -206,7 +206,8 @@ class SearchSettings:
         kind=(float, str),
         check=_check_noise,
         optional=True,
-        doc="run-to-run sd of the metric, or 'auto': smoothing chosen by leave-one-out",
+        doc="run-to-run sd of the metric, or 'auto': the sd measured from the data at every fit "
+        "(restricted maximum likelihood; 0 while the data cannot tell it from zero)",
     )
     design: str | None = option(
         None,
