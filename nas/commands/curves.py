@@ -137,7 +137,7 @@ def _export_entry(state: State, point: Point, run: Path) -> dict[str, Any] | JSO
     folder = _folder_curve(state, point, run)
     rows = state.curves.stored_rows(point.id) if folder is None else None
     if rows is None:
-        entry["curve"] = point_curve(state, point, run) if folder is None else folder
+        entry["curve"] = list(state.curves.read(point.id)) if folder is None else folder
         return entry
     head = json.dumps(entry, allow_nan=False)
     return JSONText(f'{head[:-1]}, "curve": {curve_json(rows)}}}')
