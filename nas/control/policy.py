@@ -374,14 +374,17 @@ class Study:
         summary = optimizer.fit()
         if summary is None:
             return
-        support = [
-            p.id
+        supported = [
+            p
             for p in self.state.with_status(PointStatus.DONE)
             if self.state.space.category_of(p.params) in summary.splines
         ]
-        smoothed = optimizer.best if self.experiment.experiment.noise is not None else None
+        support = [p.id for p in supported]
+        noisy = self.experiment.experiment.noise is not None
+        smoothed = optimizer.best if noisy else None
         best = None if smoothed is None else self.state.find(smoothed[0])
         best_id = -1 if best is None else best.id
+        fitted = optimizer.fitted_values([p.params for p in supported]) or []
         noise = None if summary.noise is None else summary.noise.as_record()
         stored = current_fit(self.state)
         if stored is not None and _records(stored, support, summary, best_id, noise):
@@ -395,6 +398,7 @@ class Study:
             best_id=best_id,
             local_loo=summary.local_loo,
             noise=noise,
+            fitted=[v for v in fitted if v is not None],
         )
         for warning in summary.warnings:  # readers show them without refitting
             self.state.log(FIT_WARNING, f"{warning} (smoothing {summary.smoothing:.3g})")
@@ -474,6 +478,7 @@ class Study:
             for i, (p, ok) in enumerate(zip(measured, current, strict=True))
             if ok and p.origin == CHECK
         ]
+        smoothed = _stored_smoothed(self.state, sign, measured) if cfg.noise is not None else None
         return decide(
             self.stop_rule,
             [sign * p.value for p in measured],
@@ -481,9 +486,10 @@ class Study:
             self.state.space.d,
             cfg.tolerance,
             self._stored_noise_sd(),
-            gain=functools.partial(_stored_gain, self.state, sign, measured),
+            gain=functools.partial(_stored_gain, self.state, sign, measured, smoothed),
             local_error=functools.partial(_stored_local_error, self.state),
             checks=checks,
+            smoothed=smoothed,
         )
 
     def _stored_noise_sd(self) -> float:
@@ -572,12 +578,26 @@ def check_text(point: Point, evidence: StopEvidence) -> str:
     )
 
 
-def _stored_gain(state: State, sign: float, measured: list[Point]) -> float:
-    """The last stored fit's predicted gain over the best measurement (inf: none stored)."""
+def _stored_gain(
+    state: State, sign: float, measured: list[Point], smoothed: list[float] | None = None
+) -> float:
+    """The last stored fit's predicted gain over the best measurement, or over the best
+    smoothed value where the fit stored them (inf: no fit stored)."""
     fit = current_fit(state)
     if fit is None or not measured:
         return math.inf
-    return sign * fit.predicted_max - max(sign * p.value for p in measured)
+    top = max(smoothed) if smoothed else max(sign * p.value for p in measured)
+    return sign * fit.predicted_max - top
+
+
+def _stored_smoothed(state: State, sign: float, measured: list[Point]) -> list[float] | None:
+    """The stored fit's smoothed values of ``measured`` (higher is better), a point outside
+    its support counting its measurement; None without a current fit that stored them."""
+    fit = current_fit(state)
+    if fit is None or not fit.fitted:
+        return None
+    by_id = dict(zip(fit.support_ids, fit.fitted, strict=True))
+    return [sign * by_id.get(p.id, p.value) for p in measured]
 
 
 def _stored_local_error(state: State) -> float:

@@ -21,7 +21,9 @@ first 512 bytes are an HDF5 user block holding the SHA-256 of the rest
                       best_id (-1, or absent in older files: no smoothed best), local_loo
                       (largest leave-one-out error near the best; absent in older files),
                       noise_json (with noise = "auto": the measured noise sd, its 95 %
-                      interval and why it is 0 where not measurable; absent otherwise)
+                      interval and why it is 0 where not measurable; absent otherwise);
+                      fitted (with noise: the smoothed value at each support point, in
+                      support_ids order; absent otherwise and in older files)
     /events           table of (time, kind, point_id, message); point_id -1 = none
     /curves/<id>      learning curve of point <id>: table of (epoch, images, loss, top1,
                       top5, lr, seconds), loss NaN when it was not finite (absent in
@@ -144,6 +146,8 @@ def _write_fits(group: h5py.Group, fits: list[FitRecord]) -> None:
         )
         if fit.noise:
             sub.attrs["noise_json"] = json.dumps(fit.noise)
+        if fit.fitted:
+            sub["fitted"] = np.array(fit.fitted, dtype=float)
 
 
 def _write_events(file: h5py.File, events: list[Event]) -> None:
@@ -295,9 +299,22 @@ def _read_fits(group: h5py.Group) -> list[FitRecord]:
                 best_id=int(sub.attrs.get("best_id", -1)),
                 local_loo=float(sub.attrs.get("local_loo", math.nan)),
                 noise=json.loads(sub.attrs.get("noise_json", "{}")),
+                fitted=_fitted(sub, name),
             )
         )
     return fits
+
+
+def _fitted(sub: h5py.Group, name: str) -> tuple[float, ...]:
+    """A fit's stored smoothed values (empty where absent), as many as its support points."""
+    if "fitted" not in sub:
+        return ()
+    fitted = tuple(float(v) for v in np.asarray(sub["fitted"][()], dtype=float).ravel())
+    if len(fitted) != len(sub["support_ids"]):
+        raise ValueError(
+            f"/fits/{name}: {len(fitted)} smoothed values for {len(sub['support_ids'])} support points"
+        )
+    return fitted
 
 
 def _read_events(dataset: h5py.Dataset) -> list[Event]:

@@ -148,6 +148,10 @@ class FitRecord:
     #: With ``noise = "auto"``: the noise sd measured from this fit's data (the fields of
     #: :class:`nas.search.noise.NoiseEstimate`); empty otherwise and in older files.
     noise: dict[str, Any] = field(default_factory=dict)
+    #: With ``[experiment] noise``: the fit's smoothed value at each support point, in the
+    #: order of ``support_ids`` (the stop rule judges progress on them); empty otherwise
+    #: and in older files.
+    fitted: tuple[float, ...] = ()
 
 
 #: Fields of a learning-curve entry (as in ``curve.jsonl``); ``loss`` may be None.
@@ -392,6 +396,7 @@ class State:
         best_id: int = -1,
         local_loo: float = math.nan,
         noise: Mapping[str, Any] | None = None,
+        fitted: Iterable[float] = (),
     ) -> FitRecord:
         fit = FitRecord(
             number=len(self.fits),
@@ -404,7 +409,12 @@ class State:
             best_id=int(best_id),
             local_loo=float(local_loo),
             noise=dict(noise or {}),
+            fitted=tuple(float(v) for v in fitted),
         )
+        if fit.fitted and len(fit.fitted) != len(fit.support_ids):
+            raise ValueError(
+                f"{len(fit.fitted)} smoothed values for {len(fit.support_ids)} support points"
+            )
         self.fits.append(fit)
         self.log("fit", f"fit {fit.number}: {len(fit.support_ids)} points, LOO RMSE {loo_rmse:.4g}")
         return fit

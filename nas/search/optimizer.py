@@ -256,16 +256,55 @@ class SplineOptimizer:
                 gain=self.predicted_gain,
                 local_error=self.local_loo_error,
                 checks=self._told_checks(measured),
+                smoothed=self._smoothed(measured),
             )
         return self._evidence[rule]
 
     def predicted_gain(self) -> float:
-        """How far the spline's legal argmax is predicted above the best measurement (>= 0 is a gain)."""
+        """How far the spline's legal argmax is predicted above the best measurement (>= 0 is a gain).
+
+        With ``noise``: above the best smoothed value of a measured point,
+        which the argmax's own (smoothed) prediction is comparable with; the
+        best raw measurement is biased up by the luckiest draw.
+        """
         summary = self.fit()
         best = self.raw_best
         if summary is None or best is None:
             return math.inf
-        return self._sign * (summary.predicted_max - best[1])
+        measured = [r for r in self._records.values() if math.isfinite(r.value)]
+        smoothed = self._smoothed(measured)
+        top = self._sign * best[1] if smoothed is None else max(smoothed)
+        return self._sign * summary.predicted_max - top
+
+    def fitted_values(self, points: Sequence[Params]) -> list[float | None] | None:
+        """With ``noise``: the fit's smoothed value at each of ``points`` (measurement units).
+
+        A point whose category has no spline yet keeps its own measurement's
+        place: None is returned for it. None altogether without ``noise``
+        (the spline interpolates: its values are the measurements).
+        """
+        if self.settings.noise is None:
+            return None
+        splines = self._fit_all()
+        out: list[float | None] = []
+        for p in points:
+            category = self.space.category_of(p)
+            spline = splines.get(category)
+            out.append(
+                None if spline is None else self._sign * float(spline(self.space.to_unit(p)))
+            )
+        return out
+
+    def _smoothed(self, measured: Sequence[Record]) -> list[float] | None:
+        """:meth:`fitted_values` of ``measured`` as the stop rule takes them (higher is better),
+        a point without a spline counting its measurement; None without ``noise``."""
+        fitted = self.fitted_values([r.params for r in measured])
+        if fitted is None:
+            return None
+        return [
+            self._sign * (r.value if f is None else f)
+            for r, f in zip(measured, fitted, strict=True)
+        ]
 
     def local_loo_error(self) -> float:
         """Largest leave-one-out error among the d+1 measured points nearest the best.
@@ -325,15 +364,15 @@ class SplineOptimizer:
         measured = [r for r in self._records.values() if math.isfinite(r.value)]
         if not measured:
             return None
-        splines = self._fit_all() if self.settings.noise is not None else {}
-        fitted = [r for r in measured if self.space.category_of(r.params) in splines]
+        values = self.fitted_values([r.params for r in measured])
+        fitted = (
+            []
+            if values is None
+            else [(v, r) for v, r in zip(values, measured, strict=True) if v is not None]
+        )
         if not fitted:
             return self.raw_best
-        smoothed = [
-            float(splines[self.space.category_of(r.params)](self.space.to_unit(r.params)))
-            for r in fitted
-        ]
-        top = fitted[int(np.argmax(smoothed))]
+        top = fitted[int(np.argmax([self._sign * v for v, _ in fitted]))][1]
         return dict(top.params), top.value
 
     @property
