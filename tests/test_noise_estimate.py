@@ -102,3 +102,27 @@ def test_status_shows_the_measured_noise_with_its_interval_from_the_stored_fit(
     code, out, _ = run(capsys, "status", "--state", str(state))
     line = next(ln for ln in out.splitlines() if ln.startswith("noise sd"))
     assert f"{noise['sd']:.6g}" in line and "95 %" in line and "from 100 points" in line
+
+
+def test_the_smoothing_is_the_most_likely_noise_to_signal_ratio() -> None:
+    from nas.search.noise import MAX_SMOOTHING, estimate_noise, likelihood_smoothing
+    from nas.search.noise import smoothing_for as fit
+
+    rng = np.random.default_rng(8)
+    x = rng.random((80, 2))
+    truth = np.sin(4.0 * x[:, 0]) + np.cos(3.0 * x[:, 1])
+    y = truth + 0.1 * rng.standard_normal(80)
+    lams = [likelihood_smoothing(x, y, sd) for sd in (0.02, 0.1, 0.5)]
+    assert 0.0 < lams[0] < lams[1] < lams[2]  # more noise, more smoothing
+    estimate = estimate_noise(x, y)
+    assert 0.05 < estimate.sd < 0.2
+    smoothed = fit(x, y, estimate.sd)
+    test = rng.random((2000, 2))
+    exact = fit(x, y, 0.0)
+    target = np.sin(4.0 * test[:, 0]) + np.cos(3.0 * test[:, 1])
+    assert np.sqrt(np.mean((smoothed(test) - target) ** 2)) < 0.8 * np.sqrt(
+        np.mean((exact(test) - target) ** 2)
+    )
+    assert likelihood_smoothing(x, rng.standard_normal(80), 1.0) == MAX_SMOOTHING  # pure noise
+    plane = fit(x, 1.0 + x @ [2.0, -1.0], 0.1)  # linear data: any smoothing keeps the plane
+    assert np.allclose(plane(test), 1.0 + test @ [2.0, -1.0], atol=1e-9)

@@ -145,23 +145,6 @@ def test_config_keys_are_validated_with_file_table_and_key() -> None:
             parse_experiment(base.format(line), "t.toml")
 
 
-@pytest.mark.parametrize("smoothing", [0.0, 1e-3, 0.3])
-def test_residual_from_the_smoothing_relation_equals_evaluating_the_spline(
-    smoothing: float,
-) -> None:
-    from nas.search.noise import _residual_rms
-    from nas.search.spline import PolyharmonicSpline
-
-    rng = np.random.default_rng(4)
-    x = rng.random((40, 3))
-    x[9] = x[2] + 1e-13  # the exact system needs the ladder's smoothing
-    y = np.sin(3.0 * x).sum(axis=1) + 0.1 * rng.standard_normal(40)
-    spline = PolyharmonicSpline(x, y, smoothing)
-    direct = float(np.sqrt(np.mean((y - spline(x)) ** 2)))
-    assert spline.smoothing_used > 0.0
-    assert _residual_rms(spline) == pytest.approx(direct, rel=1e-7, abs=1e-10 * np.ptp(y))
-
-
 def test_a_design_that_cannot_be_fitted_is_topped_up_with_space_filling_points() -> None:
     space = SearchSpace([Dim("a", "int", 0, 10), Dim("b", "int", 0, 10), Dim("c", "int", 0, 10)])
     opt = SplineOptimizer(space, SearchSettings(design="space-filling", seed=3))
