@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nas.commands.common import JSONText, number_text, point_doc, write_table
+from nas.curvefields import CURVE_FIELDS
 from nas.pointdir import layout
 from nas.pointdir.curve import last_entry, read_curve
-from nas.record.state import ACTIVE, CURVE_FIELDS, CurveRow, Point, State
+from nas.record.state import ACTIVE, CurveRow, Point, State
 
 #: Rows of a curve that ``show`` prints; longer curves are thinned, the last row kept.
 SHOWN_ROWS = 15

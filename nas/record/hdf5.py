@@ -44,9 +44,9 @@ import h5py
 import numpy as np
 
 from nas import __version__
+from nas.curvefields import CURVE_COUNTS, CURVE_FIELDS
 from nas.record import integrity
 from nas.record.state import (
-    CURVE_FIELDS,
     CurveRow,
     Curves,
     Event,
@@ -65,9 +65,7 @@ TIME_UNITS = "seconds since 1970-01-01T00:00:00Z (UNIX time)"
 _METRIC_UNITS = {"top1": "percent", "top5": "percent"}
 _STR = h5py.string_dtype("utf-8")
 _EVENT_DTYPE = np.dtype([("time", "f8"), ("kind", _STR), ("point_id", "i8"), ("message", _STR)])
-_CURVE_DTYPE = np.dtype(
-    [(name, "i8" if name in ("epoch", "images") else "f8") for name in CURVE_FIELDS]
-)
+_CURVE_DTYPE = np.dtype([(name, "i8" if name in CURVE_COUNTS else "f8") for name in CURVE_FIELDS])
 _INT_COLUMNS = ("id", "batch", "attempts", "segment")
 _FLOAT_COLUMNS = ("gpu_hours", "created", "updated")
 _OPTIONAL_FLOAT_COLUMNS = ("value", "predicted")
