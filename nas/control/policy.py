@@ -355,14 +355,13 @@ class Study:
     def initial_batch(self) -> list[Point]:
         """Store the whole initial design (within the budget) as batch 0.
 
-        When a cost-spread design replaces the file's own ``[experiment] design``
-        the events say so (:data:`~nas.control.tradeoffs.DESIGN_REPLACED`).
+        What a cost-spread design changes of the file's own settings is in the
+        events (:func:`~nas.control.tradeoffs.design_notes`).
         """
         from nas.control import tradeoffs
 
-        notice = tradeoffs.design_notice(self.experiment)
-        if notice is not None:
-            self.state.log(tradeoffs.DESIGN_REPLACED, notice)
+        for note in tradeoffs.design_notes(self.experiment):
+            self.state.log(note.kind, note.text)
         return self.propose(n=len(self.optimizer.initial_design()))
 
     def _record_fit(self, optimizer: SplineOptimizer) -> None:
