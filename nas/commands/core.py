@@ -92,7 +92,7 @@ def _proposing(state: State, path: Path) -> policy.Study:
     from nas.control.feasible import commands_rule
 
     experiment = policy.experiment_of(state, path)
-    return policy.Study(state, experiment, commands_rule(experiment, Path.cwd()))
+    return policy.Study(state, experiment, commands_rule(experiment))
 
 
 def _beyond_range(study: policy.Study, value: float) -> str:
@@ -126,6 +126,7 @@ def _init(args: argparse.Namespace) -> int:
     store = StateStore.create(path, experiment)
     try:
         with store:
+            policy.record_folder(store.state, Path.cwd())
             points = policy.Study(store.state, experiment).initial_batch()
             store.commit()
     except BaseException:  # a state without its initial design is no search: leave none

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import ConfigError, Experiment
-from nas.control.usercode import load_function
+from nas.control.usercode import code_folder, load_function
 from nas.search.settings import cost_name_problem
 from nas.search.space import Params
 
@@ -128,7 +128,7 @@ def load_user_costs(
     model = experiment.model
     if model is None or model.costs is None:
         return None
-    folder = cwd or Path.cwd()
+    folder = code_folder(experiment, cwd)
     key = (experiment.text, str(folder))
     if key not in _LOADED:
         function = load_function(model.costs, folder, experiment.source, "costs")
