@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.curvefields import CURVE_FIELDS
 from nas.errors import UserError
 from nas.search.space import SearchSpace
 
@@ -149,9 +150,6 @@ class FitRecord:
     #: :class:`nas.search.noise.NoiseEstimate`); empty otherwise and in older files.
     noise: dict[str, Any] = field(default_factory=dict)
 
-
-#: Fields of a learning-curve entry (as in ``curve.jsonl``); ``loss`` may be None.
-CURVE_FIELDS = ("epoch", "images", "loss", "top1", "top5", "lr", "seconds")
 
 #: Event kinds of a measurement taken in: from the controller's own job, or from one a
 #: person started by hand (its script run outside the controller).

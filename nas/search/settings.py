@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nas.errors import UserError
+from nas.names import name_problem
 from nas.search.space import SearchSpace
 
 #: Goal -> sign that turns the measurement into a value to maximise.
@@ -140,19 +140,22 @@ def _check_noise(value: float | str) -> str | None:
     return f"expected a number >= 0 or 'auto', got {value!r}"
 
 
-#: A cost's name: a known cost, ``device_hours`` or a metric of the result files.
-_COST_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+def cost_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a cost, or None when it can.
 
-
-def _cost_name_problem(name: object) -> str | None:
-    if not isinstance(name, str) or not _COST_NAME.fullmatch(name):
-        return f"expected a cost name of letters, digits, '_', '.' or '-', got {name!r}"
-    return None
+    A cost is a known cost, ``device_hours``, a metric of the result files or a
+    name a ``[model] costs`` function answers. The metric is a name
+    (:func:`nas.names.name_problem`), so every cost name follows that one rule:
+    a bound, ``tradeoff``, ``--where`` and a cost function's answer all check it here.
+    """
+    if name_problem(name) is None:
+        return None
+    return f"expected a cost name of letters, digits, '_', '.' or '-', got {name!r}"
 
 
 def _check_constraints(value: Mapping[str, Any]) -> str | None:
     for name, limit in value.items():
-        problem = _cost_name_problem(name)
+        problem = cost_name_problem(name)
         if problem:
             return problem
         if isinstance(limit, bool) or not isinstance(limit, (int, float)):
@@ -247,7 +250,7 @@ class SearchSettings:
     tradeoff: str | None = option(
         None,
         kind=str,
-        check=_cost_name_problem,
+        check=cost_name_problem,
         optional=True,
         doc="a cost to trade the metric off against: the search aims at the front of "
         "(metric, cost) instead of one maximum",
