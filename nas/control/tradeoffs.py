@@ -63,6 +63,8 @@ _DESIGNS: dict[tuple[str, str], list[Params]] = {}
 DESIGN_REPLACED = "design-replaced"
 #: Event kind of an ``[experiment] design_points`` below d+1 that the cost-spread design raises.
 DESIGN_POINTS_RAISED = "design-points-raised"
+#: Event kind of an ``[experiment] design_points`` that the corner design has no use for.
+DESIGN_POINTS_IGNORED = "design-points-ignored"
 
 
 @dataclass(frozen=True)
@@ -109,12 +111,13 @@ class DesignNote:
 
 
 def design_notes(experiment: Experiment) -> list[DesignNote]:
-    """What a cost-spread design changes of the file's own settings, one note each.
+    """What the initial design changes or ignores of the file's own settings, one note each.
 
-    An ``[experiment] design`` the file sets (whatever its value: ``design =
-    "space-filling"`` written out is a choice too) is replaced; a
-    ``design_points`` below d+1 is raised to d+1 (:func:`design_size`). No note
-    without a cost-spread design, and none for a cost the experiment cannot
+    A cost-spread design replaces an ``[experiment] design`` the file sets
+    (whatever its value: ``design = "space-filling"`` written out is a choice
+    too) and raises a ``design_points`` below d+1 to d+1 (:func:`design_size`);
+    without one, the corner design ignores ``design_points``
+    (:func:`ignored_design_points`). No note for a cost the experiment cannot
     compute: ``init`` reports that problem.
     """
     try:
@@ -122,7 +125,7 @@ def design_notes(experiment: Experiment) -> list[DesignNote]:
     except ConfigError:
         return []
     if cost is None:
-        return []
+        return ignored_design_points(experiment)
     cfg, source, notes = experiment.experiment, experiment.source, []
     if experiment.given("experiment", "design"):
         text = (
@@ -140,6 +143,35 @@ def design_notes(experiment: Experiment) -> list[DesignNote]:
         )
         notes.append(DesignNote(DESIGN_POINTS_RAISED, text))
     return notes
+
+
+def ignored_design_points(experiment: Experiment) -> list[DesignNote]:
+    """A note for an ``[experiment] design_points`` that the corner design ignores, if given.
+
+    The corner design is the 2d+3 corners and centre (those that coincide
+    once) whatever the file asks for; the number the file gives is never
+    changed silently.
+    """
+    from nas.search.design import initial_design
+
+    cfg = experiment.experiment
+    settings = cfg.search_settings()
+    if cfg.design_points is None or settings.design_kind != "corners":
+        return []
+    chosen = (
+        f"design = {json.dumps(cfg.design)}"
+        if experiment.given("experiment", "design")
+        else f'strategy = {json.dumps(cfg.strategy)} (its design: "corners")'
+    )
+    shared = settings.category_model == "shared"
+    size = len(initial_design(experiment.space, "corners", shared=shared))
+    text = (
+        f"{experiment.source}: [experiment] design_points: {cfg.design_points} is ignored: "
+        f"with {chosen} the initial design is the corner design, {size} points (the box's "
+        "corners and centre); "
+        'leave the key out to silence this note, or set design = "space-filling" to use it'
+    )
+    return [DesignNote(DESIGN_POINTS_IGNORED, text)]
 
 
 def design_size(experiment: Experiment, space: SearchSpace) -> int:

@@ -230,7 +230,7 @@ class SearchSettings:
         kind=int,
         minimum=2,
         optional=True,
-        doc="space-filling design size, at least d+1 (default d+2)",
+        doc="space-filling design size, at least d+1 (default d+2); the corner design ignores it",
     )
     min_distance: float = option(
         1e-3, kind=float, minimum=0.0, below=1.0, doc="unit-box distance between points"
