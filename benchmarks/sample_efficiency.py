@@ -338,6 +338,7 @@ METHODS: dict[str, tuple[Runner, str]] = {
     "default-corners-q4": (_spline("default", 4, "corners"), "nas.search.optimizer"),
     "default-merit-q4": (_spline("default", 4, fill="merit"), "nas.search.optimizer"),
     "default-believer-q4": (_spline("default", 4, fill="believer"), "nas.search.optimizer"),
+    "default-liar-q4": (_spline("default", 4, fill="liar"), "nas.search.optimizer"),
     "default-nocheck": (_spline("default", 1, checks=False), "nas.search.optimizer"),
     "default-corners-nocheck": (
         _spline("default", 1, "corners", checks=False),

@@ -533,6 +533,10 @@ class Experiment:
     train: TrainConfig = field(default_factory=TrainConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
+    #: The folder the search runs in, as its state records it: its own code (``[model]
+    #: feasible`` and ``costs``) is imported from there whichever folder a reader runs
+    #: in. None for a file that is no search yet (the working directory serves).
+    folder: str | None = None
 
     @property
     def builtin_trainer(self) -> bool:

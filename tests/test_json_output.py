@@ -10,7 +10,7 @@ import pytest
 
 from nas.commands.common import JSONText, write_json
 from nas.commands.curves import curve_json
-from nas.record.state import CURVE_FIELDS
+from nas.curvefields import CURVE_FIELDS
 
 
 class CountingHandle(io.StringIO):

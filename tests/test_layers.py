@@ -15,9 +15,10 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "nas"
 
-#: The ground floor, which every layer may import: the user-error base class and the
-#: name and line rules. It imports nothing of the package itself.
-GROUND = ("errors", "names")
+#: The ground floor, which every layer may import: the user-error base class, the
+#: name and line rules and the fields of a learning curve (the trainer's file and the
+#: state's table). It imports nothing of the package itself.
+GROUND = ("errors", "names", "curvefields")
 
 #: layer -> what it may import (besides itself and GROUND). A layer is a subpackage or
 #: top-level module.

@@ -35,7 +35,7 @@ def not_mapping(values):
 
 
 def bad_name(values):
-    return {"2fast": 1.0}
+    return {"fast ms": 1.0}
 
 
 def reserved(values):
@@ -163,7 +163,7 @@ def test_a_candidate_the_function_cannot_cost_is_never_within_a_bound(
     ("function", "message"),
     [
         ("not_mapping", "returned float; expected a mapping of cost names to numbers"),
-        ("bad_name", "cost name '2fast' is not a name"),
+        ("bad_name", "cost name 'fast ms' is not a name"),
         ("reserved", "cost name 'device_hours' is taken by the measured device-hours"),
         ("not_finite", "cost 'latency_ms' is nan; expected a finite number"),
         ("a_bool", "cost 'latency_ms' is True; expected a number"),

@@ -92,7 +92,7 @@ def _proposing(state: State, path: Path) -> policy.Study:
     from nas.control.feasible import commands_rule
 
     experiment = policy.experiment_of(state, path)
-    return policy.Study(state, experiment, commands_rule(experiment, Path.cwd()))
+    return policy.Study(state, experiment, commands_rule(experiment))
 
 
 def _beyond_range(study: policy.Study, value: float) -> str:
@@ -111,13 +111,13 @@ def _beyond_range(study: policy.Study, value: float) -> str:
 @reported
 def _init(args: argparse.Namespace) -> int:
     from nas.control.prepare import readiness
-    from nas.control.tradeoffs import design_notice
+    from nas.control.tradeoffs import design_notes
 
     experiment = load_experiment(args.experiment)
     name = experiment.experiment.name
     path = writable_path(args.state or Path("state") / f"{name}.h5", "--state", create=True)
     problems, warnings = readiness(experiment, Path.cwd(), offline=args.offline)
-    notes = [n for n in [design_notice(experiment)] if n is not None]
+    notes = [note.text for note in design_notes(experiment)]
     if args.validate_only:
         return _validate_only(args, experiment, problems, warnings, notes)
     _print_readiness(problems, warnings, notes)
@@ -126,6 +126,7 @@ def _init(args: argparse.Namespace) -> int:
     store = StateStore.create(path, experiment)
     try:
         with store:
+            policy.record_folder(store.state, Path.cwd())
             points = policy.Study(store.state, experiment).initial_batch()
             store.commit()
     except BaseException:  # a state without its initial design is no search: leave none

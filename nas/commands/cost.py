@@ -8,7 +8,6 @@ predicate and for its known costs.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from nas.commands.common import EXIT_OK, UsageError, emit_json, reported
@@ -82,7 +81,7 @@ def cost_document(
     document: dict[str, Any] = {"params": merged, "costs": {}}
     if model.family is not None:
         document |= _estimate_document(experiment, params, num_classes)
-    users = user_costs(experiment, Path.cwd())
+    users = user_costs(experiment)
     if users is not None:
         try:
             document["costs"] |= users.check(merged)

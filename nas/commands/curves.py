@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nas.commands.common import JSONText, number_text, point_doc, write_table
+from nas.curvefields import CURVE_FIELDS
 from nas.pointdir import layout
 from nas.pointdir.curve import last_entry, read_curve
-from nas.record.state import ACTIVE, CURVE_FIELDS, CurveRow, Point, State
+from nas.record.state import ACTIVE, CurveRow, Point, State
 
 #: Rows of a curve that ``show`` prints; longer curves are thinned, the last row kept.
 SHOWN_ROWS = 15
@@ -153,8 +154,12 @@ def curve_json(rows: list[CurveRow]) -> str:
     A template per entry instead of a dictionary per entry and the encoder's
     walk over it: at 10,000 points, 300,000 entries. A row with a missing
     value (None) or a non-finite number goes through ``json.dumps``, which
-    writes null or refuses it as for any entry.
+    writes null or refuses it as for any entry; a curve without one (no
+    field name holds ``None``, ``inf`` or ``nan``) is joined in one call.
     """
+    text = ", ".join([_ENTRY % row for row in rows])
+    if "None" not in text and "inf" not in text and "nan" not in text:
+        return f"[{text}]"
     parts = []
     for row in rows:
         text = None if None in row else _ENTRY % row

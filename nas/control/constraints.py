@@ -20,10 +20,12 @@ from dataclasses import dataclass
 
 from nas.config import Experiment
 from nas.control.costs import CostSource, cost_predictor, cost_source, measured
+from nas.names import NAME_PATTERN
 from nas.record.state import Point, State
 from nas.search.space import Params
 
-_WHERE = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*<=\s*([-+0-9.eE]+)\s*$")
+#: ``NAME<=NUMBER``; NAME is a cost name (:func:`nas.search.settings.cost_name_problem`).
+_WHERE = re.compile(rf"^\s*({NAME_PATTERN.pattern})\s*<=\s*([-+0-9.eE]+)\s*$")
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,7 @@ def cost_source(experiment: Experiment, name: str, cwd: Path | None = None) -> C
 
     A built-in family's known cost comes from the cost model, a name the
     ``[model] costs`` function returns from that function (imported from
-    ``cwd``, default the current folder), any other name is measured.
+    :func:`~nas.control.usercode.code_folder`), any other name is measured.
 
     Raises:
         ConfigError: a known cost that neither a built-in family nor the

@@ -26,7 +26,7 @@ from typing import Any
 
 from nas.config import ConfigError, Experiment
 from nas.control.costs import estimator
-from nas.control.usercode import load_function
+from nas.control.usercode import code_folder, load_function
 from nas.search.space import Params
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ class Feasibility:
 
 def feasibility(experiment: Experiment, cwd: Path | None = None) -> Feasibility | None:
     """The experiment's feasibility rules combined; None when it has none.
+
+    ``[model] feasible`` is imported from :func:`~nas.control.usercode.code_folder`.
 
     Raises:
         ConfigError: the number of classes is unknown (for the memory rule), or
@@ -139,7 +141,7 @@ def _user_rule(experiment: Experiment, cwd: Path | None) -> Rule | None:
     if model is None or model.feasible is None:
         return None
     spec, fixed = model.feasible, dict(model.fixed)
-    function = load_function(spec, cwd or Path.cwd(), experiment.source, "feasible")
+    function = load_function(spec, code_folder(experiment, cwd), experiment.source, "feasible")
     first = {**fixed, **experiment.space.initial_design()[0]}
     try:  # a function that cannot take a candidate at all is a config error, found at init
         function(first)

@@ -63,7 +63,8 @@ def run_controller(
         progress: called with every cycle's summary (default: a
             :class:`~nas.control.narrate.Narrator` on stderr).
         stop_event: set it to stop after the current cycle.
-        cwd: where relative paths of the experiment are resolved (default: the working dir).
+        cwd: where relative paths of the experiment are resolved and its own code is
+            imported from (default: the working dir); recorded in the state for readers.
 
     Raises:
         LockError: another controller holds the state.
@@ -73,8 +74,10 @@ def run_controller(
     event = stop_event or threading.Event()
     received: list[str] = []
     with StateStore.open(state_path) as store, _stop_on_signals(event, received):
+        folder = (cwd or Path.cwd()).absolute()
+        policy.record_folder(store.state, folder)
         experiment = policy.experiment_of(store.state, state_path)
-        settings = JobSettings.from_experiment(experiment, cwd or Path.cwd())
+        settings = JobSettings.from_experiment(experiment, folder)
         scheduler = policy.scheduler_of(experiment, state_path)
         controller = Controller(store, settings, scheduler, layout.run_dir(state_path))
         pulse = liveness.Pulse(state_path, poll)

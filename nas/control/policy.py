@@ -17,6 +17,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -135,9 +136,33 @@ def raise_budget(state: State, experiment: Experiment, points: int, by: str) -> 
         state.log("budget", f"max_points {old} -> {points} by {by}")
 
 
+#: ``state.meta`` key of the folder the search runs in (:func:`record_folder`).
+FOLDER_KEY = "workdir"
+#: Event kind of a controller started in another folder than the search ran in before.
+FOLDER_MOVED = "folder"
+
+
+def record_folder(state: State, folder: Path) -> None:
+    """Record the folder the search runs in (``init``'s, then the controller's).
+
+    Readers take the search's own code from there (:attr:`Experiment.folder`),
+    so they import what the controller imports wherever they run. A controller
+    started in another folder records that one, and the events say so.
+    """
+    path = str(folder.absolute())
+    before = state.meta.get(FOLDER_KEY)
+    if path == before:
+        return
+    state.meta = {**state.meta, FOLDER_KEY: path}
+    if before is not None:
+        state.log(FOLDER_MOVED, f"the search runs in {path} now (before: {before})")
+
+
 def experiment_of(state: State, state_path: str | os.PathLike) -> Experiment:
-    """The experiment stored in the state at ``state_path``; errors name that file."""
-    return parse_experiment(state.experiment_text, f"{state_path}:experiment_toml")
+    """The experiment stored in the state at ``state_path``, with the folder it runs in
+    (:func:`record_folder`); errors name that file."""
+    experiment = parse_experiment(state.experiment_text, f"{state_path}:experiment_toml")
+    return dataclasses.replace(experiment, folder=state.meta.get(FOLDER_KEY))
 
 
 def scheduler_of(experiment: Experiment, state_path: str | os.PathLike) -> Scheduler:
@@ -355,14 +380,13 @@ class Study:
     def initial_batch(self) -> list[Point]:
         """Store the whole initial design (within the budget) as batch 0.
 
-        When a cost-spread design replaces the file's own ``[experiment] design``
-        the events say so (:data:`~nas.control.tradeoffs.DESIGN_REPLACED`).
+        What a cost-spread design changes of the file's own settings is in the
+        events (:func:`~nas.control.tradeoffs.design_notes`).
         """
         from nas.control import tradeoffs
 
-        notice = tradeoffs.design_notice(self.experiment)
-        if notice is not None:
-            self.state.log(tradeoffs.DESIGN_REPLACED, notice)
+        for note in tradeoffs.design_notes(self.experiment):
+            self.state.log(note.kind, note.text)
         return self.propose(n=len(self.optimizer.initial_design()))
 
     def _record_fit(self, optimizer: SplineOptimizer) -> None:

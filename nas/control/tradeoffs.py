@@ -22,7 +22,8 @@ import numpy as np
 from nas.config import ConfigError, Experiment
 from nas.control.costs import CostSource, cost_predictor, cost_source, measured
 from nas.record.state import State
-from nas.search.space import Params
+from nas.search.settings import minimum_design_points
+from nas.search.space import Params, SearchSpace
 
 if TYPE_CHECKING:
     from nas.search.optimizer import SplineOptimizer
@@ -60,6 +61,10 @@ def measured_front(points: Sequence[MeasuredPoint], goal: str) -> list[MeasuredP
 _DESIGNS: dict[tuple[str, str], list[Params]] = {}
 #: Event kind of an explicit ``[experiment] design`` that the cost-spread design replaces.
 DESIGN_REPLACED = "design-replaced"
+#: Event kind of an ``[experiment] design_points`` below d+1 that the cost-spread design raises.
+DESIGN_POINTS_RAISED = "design-points-raised"
+#: Event kind of an ``[experiment] design_points`` that the corner design has no use for.
+DESIGN_POINTS_IGNORED = "design-points-ignored"
 
 
 @dataclass(frozen=True)
@@ -97,26 +102,85 @@ def design_cost(experiment: Experiment) -> DesignCost | None:
     return None
 
 
-def design_notice(experiment: Experiment) -> str | None:
-    """One line for people when the file sets ``[experiment] design`` and a cost-spread
-    design replaces it; None when the key is not given or nothing replaces it.
+@dataclass(frozen=True)
+class DesignNote:
+    """A setting of the file that the cost-spread design overrides: an event kind and one line."""
 
-    Asks whether the key is in the file, not whether its value is the default:
-    ``design = "space-filling"`` written out is a choice too. A cost the
-    experiment cannot compute gives no line: ``init`` reports that problem.
+    kind: str
+    text: str
+
+
+def design_notes(experiment: Experiment) -> list[DesignNote]:
+    """What the initial design changes or ignores of the file's own settings, one note each.
+
+    A cost-spread design replaces an ``[experiment] design`` the file sets
+    (whatever its value: ``design = "space-filling"`` written out is a choice
+    too) and raises a ``design_points`` below d+1 to d+1 (:func:`design_size`);
+    without one, the corner design ignores ``design_points``
+    (:func:`ignored_design_points`). No note for a cost the experiment cannot
+    compute: ``init`` reports that problem.
     """
-    if not experiment.given("experiment", "design"):
-        return None
     try:
         cost = design_cost(experiment)
     except ConfigError:
-        return None
+        return []
     if cost is None:
-        return None
-    return (
-        f"{experiment.source}: [experiment] design: {experiment.experiment.design!r} is replaced "
-        f"by the cost-spread design because {cost.why}; leave the key out to silence this note"
+        return ignored_design_points(experiment)
+    cfg, source, notes = experiment.experiment, experiment.source, []
+    if experiment.given("experiment", "design"):
+        text = (
+            f"{source}: [experiment] design: {cfg.design!r} is replaced by the cost-spread "
+            f"design because {cost.why}; leave the key out to silence this note"
+        )
+        notes.append(DesignNote(DESIGN_REPLACED, text))
+    size = design_size(experiment, experiment.space)
+    if cfg.design_points is not None and size != cfg.design_points:
+        text = (
+            f"{source}: [experiment] design_points: {cfg.design_points} is raised to d+1 = "
+            f"{size} for the cost-spread design because {cost.why} (a spline in "
+            f"{experiment.space.d} dimensions needs {size} points); set at least {size} "
+            "to silence this note"
+        )
+        notes.append(DesignNote(DESIGN_POINTS_RAISED, text))
+    return notes
+
+
+def ignored_design_points(experiment: Experiment) -> list[DesignNote]:
+    """A note for an ``[experiment] design_points`` that the corner design ignores, if given.
+
+    The corner design is the 2d+3 corners and centre (those that coincide
+    once) whatever the file asks for; the number the file gives is never
+    changed silently.
+    """
+    from nas.search.design import initial_design
+
+    cfg = experiment.experiment
+    settings = cfg.search_settings()
+    if cfg.design_points is None or settings.design_kind != "corners":
+        return []
+    chosen = (
+        f"design = {json.dumps(cfg.design)}"
+        if experiment.given("experiment", "design")
+        else f'strategy = {json.dumps(cfg.strategy)} (its design: "corners")'
     )
+    shared = settings.category_model == "shared"
+    size = len(initial_design(experiment.space, "corners", shared=shared))
+    text = (
+        f"{experiment.source}: [experiment] design_points: {cfg.design_points} is ignored: "
+        f"with {chosen} the initial design is the corner design, {size} points (the box's "
+        "corners and centre); "
+        'leave the key out to silence this note, or set design = "space-filling" to use it'
+    )
+    return [DesignNote(DESIGN_POINTS_IGNORED, text)]
+
+
+def design_size(experiment: Experiment, space: SearchSpace) -> int:
+    """Points of a cost-spread design: ``design_points`` (default d+2), at least the
+    d+1 that determine a spline."""
+    from nas.search.design import default_size
+
+    given = experiment.experiment.design_points
+    return max(given or default_size(space), minimum_design_points(space))
 
 
 def design(
@@ -125,12 +189,10 @@ def design(
     """The initial design spread over a known cost (:func:`design_cost`), or None (the
     experiment's ``design``).
 
-    :func:`nas.search.tradeoff.tradeoff_design` of ``design_points`` points
-    (default d+2) among the candidates ``admissible`` allows (a bounded
+    :func:`nas.search.tradeoff.tradeoff_design` of :func:`design_size` points among the candidates ``admissible`` allows (a bounded
     search's best network tends to sit near its bound, and the corners beyond
     it are not candidates).
     """
-    from nas.search.design import default_size
     from nas.search.tradeoff import tradeoff_design
 
     cost = design_cost(experiment)
@@ -141,11 +203,10 @@ def design(
     if key not in _DESIGNS:
         known = cost.source.known
         assert known is not None  # design_cost returns known costs only
-        size = max(cfg.design_points or default_size(state.space), state.space.d + 1)
         _DESIGNS[key] = tradeoff_design(
             state.space,
             lambda many: np.array([known(p) for p in many], dtype=float),
-            size,
+            design_size(experiment, state.space),
             cfg.seed,
             admissible,
             cost.top,

@@ -9,7 +9,8 @@ parameters alone. Those names are then known costs like ``gmacs``: bounds in
 --where`` and ``splinenas cost`` take them.
 
 Every answer is checked: a mapping whose names are cost names (letters,
-digits and ``_``, not starting with a digit) that nothing else claims
+digits, ``_``, ``.`` and ``-``: :func:`nas.search.settings.cost_name_problem`,
+the rule of every cost name) that nothing else claims
 (:func:`nas.control.costs.reserved_names`), each value a finite number. The
 function is called on the first point of the initial design when the costs
 are first needed, and a failure there is a config error naming file, table
@@ -23,20 +24,18 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nas.config import ConfigError, Experiment
-from nas.control.usercode import load_function
+from nas.control.usercode import code_folder, load_function
+from nas.search.settings import cost_name_problem
 from nas.search.space import Params
 
 log = logging.getLogger(__name__)
 
-#: What a cost may be called: a bound's key in ``[experiment.constraints]`` and ``--where`` take it.
-COST_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Answers kept per function (a few hundred bytes each).
 MAX_ANSWERS = 100_000
 
@@ -56,11 +55,8 @@ def checked_answer(answer: Any, reserved: Mapping[str, str]) -> dict[str, float]
         raise ValueError("returned no cost; expected a mapping of cost names to numbers")
     costs = {}
     for name, value in answer.items():
-        if not isinstance(name, str) or not COST_NAME.fullmatch(name):
-            raise ValueError(
-                f"cost name {name!r} is not a name (letters, digits and _, "
-                "not starting with a digit)"
-            )
+        if cost_name_problem(name) is not None:
+            raise ValueError(f"cost name {name!r} is not a name (letters, digits, _, . and -)")
         if name in reserved:
             raise ValueError(f"cost name {name!r} is taken by {reserved[name]}")
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -132,7 +128,7 @@ def load_user_costs(
     model = experiment.model
     if model is None or model.costs is None:
         return None
-    folder = cwd or Path.cwd()
+    folder = code_folder(experiment, cwd)
     key = (experiment.text, str(folder))
     if key not in _LOADED:
         function = load_function(model.costs, folder, experiment.source, "costs")

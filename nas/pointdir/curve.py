@@ -35,10 +35,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nas.curvefields import CURVE_COUNTS, CURVE_FIELDS
 from nas.pointdir.jsonio import atomic_write_bytes
 from nas.pointdir.layout import CURVE_FILE
 
-CURVE_FIELDS = ("epoch", "images", "loss", "top1", "top5", "lr", "seconds")
 #: The most a reader takes from the end of a curve file (thousands of entries).
 MAX_CURVE_BYTES = 1 << 20
 #: Enough of the end of a curve file for its last entry.
@@ -72,14 +72,14 @@ def parse_entry(document: Any) -> Entry | None:
     entry: Entry = {}
     for name in CURVE_FIELDS:
         value = document.get(name, 0 if name == "images" else None)
-        if name not in ("epoch", "images") and value is None:
+        if name not in CURVE_COUNTS and value is None:
             entry[name] = None
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
         if not math.isfinite(value):
             return None
-        entry[name] = int(value) if name in ("epoch", "images") else float(value)
+        entry[name] = int(value) if name in CURVE_COUNTS else float(value)
     if entry["epoch"] < 0:
         return None
     for name, value in document.items():  # a command's own figures, kept for people

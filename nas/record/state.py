@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.curvefields import CURVE_FIELDS
 from nas.errors import UserError
 from nas.search.space import SearchSpace
 
@@ -154,9 +155,6 @@ class FitRecord:
     fitted: tuple[float, ...] = ()
 
 
-#: Fields of a learning-curve entry (as in ``curve.jsonl``); ``loss`` may be None.
-CURVE_FIELDS = ("epoch", "images", "loss", "top1", "top5", "lr", "seconds")
-
 #: Event kinds of a measurement taken in: from the controller's own job, or from one a
 #: person started by hand (its script run outside the controller).
 INGEST = "ingest"
@@ -188,14 +186,19 @@ class Curves(MutableMapping[int, Curve]):
 
     A state of 1,000 trained points holds 1,000 curves, and decoding them all
     would cost a command that shows none (``status``) most of a second.
-    ``load(point_id)`` decodes one stored curve as rows (see :mod:`nas.record.hdf5`).
+    ``load(point_id)`` decodes one stored curve as rows (see :mod:`nas.record.hdf5`);
+    ``table(point_id)`` gives it as the store keeps it, undecoded, for a commit to copy.
     """
 
     def __init__(
-        self, stored: Iterable[int] = (), load: Callable[[int], list[CurveRow]] | None = None
+        self,
+        stored: Iterable[int] = (),
+        load: Callable[[int], list[CurveRow]] | None = None,
+        table: Callable[[int], Any] | None = None,
     ):
         self._curves: dict[int, Curve | None] = dict.fromkeys(stored)
         self._load = load
+        self._table = table
 
     def __getitem__(self, point_id: int) -> Curve:
         curve = self._curves[point_id]
@@ -219,6 +222,16 @@ class Curves(MutableMapping[int, Curve]):
         10,000 points and needs no dictionary per entry.
         """
         return None if self._curves[point_id] is not None else self._stored_rows(point_id)
+
+    def stored_table(self, point_id: int) -> Any | None:
+        """A stored curve not decoded yet, as the table its store kept (opaque here); else None.
+
+        Every commit writes every curve: at 10,000 points, decoding each
+        unchanged one into entries to encode it again cost a third of the commit.
+        """
+        if self._curves[point_id] is not None or self._table is None:
+            return None
+        return self._table(point_id)
 
     def _stored_rows(self, point_id: int) -> list[CurveRow]:
         assert self._load is not None  # only stored curves are None

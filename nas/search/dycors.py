@@ -72,15 +72,35 @@ def adapted_radius(values: np.ndarray, d: int, q: int) -> float:
     return radius
 
 
+#: What becomes of a perturbation that leaves [0, 1]^d (:func:`subspace_perturb`).
+BOUNDARIES = ("reflect", "clip")
+
+
 def subspace_perturb(
-    center: np.ndarray, sigma: float, m: int, probability: float, rng: np.random.Generator
+    center: np.ndarray,
+    sigma: float | np.ndarray,
+    m: int,
+    probability: float,
+    rng: np.random.Generator,
+    boundary: str = "reflect",
 ) -> np.ndarray:
     """``m`` perturbations of ``center`` moving each coordinate with ``probability`` (at least one).
 
-    Gaussian steps of sd ``sigma``, reflected into [0, 1]^d.
+    Gaussian steps of sd ``sigma`` (one for all, or one per perturbation, shape (m,)).
+    A step beyond a face is mirrored back inside with ``boundary="reflect"``
+    (pySOT's rule: the candidates around a centre on a face, where a spline's
+    maximum often lies, still spread inwards), or put on the face with
+    ``"clip"`` (the trade-off pool's rule: a front's cheap end lies on the box's
+    faces, and every overshooting step lands there).
     """
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
     d = center.shape[0]
     mask = rng.random((m, d)) < probability
     mask[np.arange(m), rng.integers(0, d, m)] = True
-    x = np.abs(center + mask * rng.normal(0.0, sigma, (m, d)))  # reflect at 0
+    scale = np.reshape(sigma, (-1, 1))
+    x = center + mask * rng.normal(0.0, scale, (m, d))
+    if boundary == "clip":
+        return np.clip(x, 0.0, 1.0)
+    x = np.abs(x)  # reflect at 0
     return 1.0 - np.abs(1.0 - x % 2.0)  # reflect at 1 (period 2)

@@ -19,7 +19,7 @@ import numpy as np
 
 from nas.search.categories import EmbeddedSpace, views
 from nas.search.design import initial_design
-from nas.search.exploration import NEIGHBOURHOOD_SPREAD, AwayFromBest, NearSurprise
+from nas.search.exploration import AlongAxes, AwayFromBest, NearSurprise, next_check
 from nas.search.noise import NoiseEstimate, estimate_noise, smoothing_for
 from nas.search.propose import Candidate, SearchError, propose
 from nas.search.settings import GOALS, SearchSettings
@@ -654,8 +654,8 @@ class SplineOptimizer:
     ) -> Candidate | None:
         """The check point away from the best (None when no admissible one is left).
 
-        Far from the best (:class:`~nas.search.exploration.AwayFromBest`), or
-        near the last check when it was measured better than predicted
+        The next of :data:`~nas.search.exploration.CHECK_ORDER`, or near
+        the last check when it was measured better than predicted
         (:class:`~nas.search.exploration.NearSurprise`). Seeded by the number
         of told points too, so a later check draws new candidates.
         """
@@ -695,17 +695,16 @@ class SplineOptimizer:
             if r.check and r.predicted is not None
         ]
 
-    def _check_strategy(self) -> AwayFromBest | NearSurprise:
-        """Where the next check looks: around the best check while a surprise is open, else far
-        from the best first and in its wider neighbourhood second (:mod:`nas.search.exploration`)."""
+    def _check_strategy(self) -> AwayFromBest | AlongAxes | NearSurprise:
+        """Where the next check looks: around the best check while a surprise is open, else the
+        next of :data:`~nas.search.exploration.CHECK_ORDER` (far from the best, along its axes,
+        in its wider neighbourhood)."""
         fresh, best = self._fresh_checks()
         passed, surprised = check_progress(fresh, self.stop_evidence().tolerance)
         if surprised and best is not None:
             space = self._embedded if self._embedded is not None else self.space
             return NearSurprise(space.to_unit(best))
-        if passed == 0:
-            return AwayFromBest()
-        return AwayFromBest(spread=NEIGHBOURHOOD_SPREAD, weight=1.0)
+        return next_check(passed)
 
     def _incremental(self, candidate: Candidate, check: bool = False) -> Proposal:
         predicted = self._sign * candidate.predicted

@@ -21,10 +21,16 @@ from scipy.spatial import cKDTree
 from nas.errors import UserError
 from nas.search.batch import DiversePool
 from nas.search.rows import first_of_each_row
-from nas.search.settings import SETTINGS
+from nas.search.settings import FANTASY_FILLS, SETTINGS
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline
-from nas.search.strategies import DiverseBatches, PaperStrategy, Ranking, Strategy
+from nas.search.strategies import (
+    DiverseBatches,
+    Fantasies,
+    PaperStrategy,
+    Ranking,
+    Strategy,
+)
 from nas.search.threads import in_search_threads
 
 #: Candidates checked per vectorised distance query in a walk.
@@ -167,11 +173,11 @@ def propose(
         if pool is not None:
             pool.take(x, cat)
             walks = {c: _Walk(r, cell) for c, r in pool.rankings(slot + 1).items()}
-        else:  # the believer rule: the winner's prediction joins its spline as if measured
+        else:  # the believer rule: the winner's fantasy value joins its spline as if measured
             fantasy = current[cat]
             current[cat] = PolyharmonicSpline(
                 np.vstack([fantasy.points, x]),
-                np.append(fantasy.values, fantasy(x)),
+                np.append(fantasy.values, _fantasy_value(strategy, fantasy, x)),
                 fantasy.smoothing,
             )
             walks[cat] = ranking_for(categories.index(cat), slot + 1)
@@ -180,7 +186,15 @@ def propose(
 
 def _fills_diversely(strategy: Strategy) -> bool:
     """Whether slots 2..q come from a merit-ranked pool (else the believer rule)."""
-    return isinstance(strategy, DiverseBatches) and strategy.batch_fill != "believer"
+    return isinstance(strategy, DiverseBatches) and strategy.batch_fill not in FANTASY_FILLS
+
+
+def _fantasy_value(strategy: Strategy, spline: PolyharmonicSpline, x: np.ndarray) -> float:
+    """The value a chosen slot joins its spline with: its prediction, less the strategy's lie."""
+    predicted = float(spline(x))
+    if isinstance(strategy, Fantasies):
+        return strategy.fantasy_value(predicted, spline.values)
+    return predicted
 
 
 def _diverse_pool(

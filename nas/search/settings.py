@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nas.errors import UserError
+from nas.names import name_problem
 from nas.search.space import SearchSpace
 
 #: Goal -> sign that turns the measurement into a value to maximise.
@@ -36,7 +36,10 @@ STOP_RULES = ("default", "paper")
 DESIGNS = ("space-filling", "corners")
 #: How batch slots 2..q are chosen (:class:`nas.search.strategies.DefaultStrategy`); the
 #: first is the default strategy's, "believer" the only one of Algorithm 1.
-BATCH_FILLS = ("dycors", "merit", "believer")
+BATCH_FILLS = ("dycors", "liar", "merit", "believer")
+#: The fills that refit the spline to each chosen slot's fantasy value and rank again
+#: (the others rank one pool of candidates, :mod:`nas.search.batch`).
+FANTASY_FILLS = ("liar", "believer")
 #: How categories are modelled: one spline over all of them (:mod:`nas.search.categories`)
 #: or one spline per category (Algorithm 1).
 CATEGORY_MODELS = ("shared", "separate")
@@ -140,19 +143,22 @@ def _check_noise(value: float | str) -> str | None:
     return f"expected a number >= 0 or 'auto', got {value!r}"
 
 
-#: A cost's name: a known cost, ``device_hours`` or a metric of the result files.
-_COST_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+def cost_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a cost, or None when it can.
 
-
-def _cost_name_problem(name: object) -> str | None:
-    if not isinstance(name, str) or not _COST_NAME.fullmatch(name):
-        return f"expected a cost name of letters, digits, '_', '.' or '-', got {name!r}"
-    return None
+    A cost is a known cost, ``device_hours``, a metric of the result files or a
+    name a ``[model] costs`` function answers. The metric is a name
+    (:func:`nas.names.name_problem`), so every cost name follows that one rule:
+    a bound, ``tradeoff``, ``--where`` and a cost function's answer all check it here.
+    """
+    if name_problem(name) is None:
+        return None
+    return f"expected a cost name of letters, digits, '_', '.' or '-', got {name!r}"
 
 
 def _check_constraints(value: Mapping[str, Any]) -> str | None:
     for name, limit in value.items():
-        problem = _cost_name_problem(name)
+        problem = cost_name_problem(name)
         if problem:
             return problem
         if isinstance(limit, bool) or not isinstance(limit, (int, float)):
@@ -196,9 +202,10 @@ class SearchSettings:
         choices=BATCH_FILLS,
         optional=True,
         doc="how batch slots 2..q are chosen: 'dycors' (DYCORS candidates ranked by value and "
-        "distance), 'merit' (perturbations of every coordinate, same ranking) or 'believer' "
-        "(each slot's prediction taken as measured); default: 'believer' for the 'paper' "
-        "strategy, else 'dycors'",
+        "distance), 'liar' (each slot taken as measured 2 % of the told range below its "
+        "prediction, the spline refitted and ranked again), 'merit' (perturbations of every "
+        "coordinate, ranked as 'dycors') or 'believer' (each slot's prediction taken as "
+        "measured); default: 'believer' for the 'paper' strategy, else 'dycors'",
     )
     smoothing: float = option(0.0, kind=float, minimum=0.0, doc="spline smoothing lambda")
     noise: float | str | None = option(
@@ -223,7 +230,7 @@ class SearchSettings:
         kind=int,
         minimum=2,
         optional=True,
-        doc="space-filling design size, at least d+1 (default d+2)",
+        doc="space-filling design size, at least d+1 (default d+2); the corner design ignores it",
     )
     min_distance: float = option(
         1e-3, kind=float, minimum=0.0, below=1.0, doc="unit-box distance between points"
@@ -247,7 +254,7 @@ class SearchSettings:
     tradeoff: str | None = option(
         None,
         kind=str,
-        check=_cost_name_problem,
+        check=cost_name_problem,
         optional=True,
         doc="a cost to trade the metric off against: the search aims at the front of "
         "(metric, cost) instead of one maximum",

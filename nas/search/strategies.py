@@ -14,7 +14,9 @@ without improvement. In a batch, slot 1 is that ranking's head; slots 2..q
 by DYCORS's rules (:mod:`nas.search.dycors`), by the same merit with w
 cycling through ``BATCH_WEIGHTS`` and D counting the slots already chosen
 (pySOT's batch mode; :mod:`nas.search.batch`), where Algorithm 1 fills by
-the believer rule. With categorical dimensions the optimizer hands
+the believer rule; ``batch_fill = "liar"`` makes each slot the default
+ranking's head again on the spline refitted to the slots before it, each
+taken as measured a little below its prediction. With categorical dimensions the optimizer hands
 ``"default"`` one spline over the numeric coordinates and category indicators
 (:mod:`nas.search.categories`), so the incumbent, the perturbations and the
 argmax range over the categories together; ``"paper"`` ranks each category's
@@ -97,6 +99,17 @@ class DiverseBatches(Protocol):
     ) -> np.ndarray: ...
 
 
+@runtime_checkable
+class Fantasies(Protocol):
+    """A strategy that says what value a chosen batch slot joins the spline with.
+
+    The believer rule takes the prediction; ``batch_fill = "liar"`` takes
+    less (:meth:`DefaultStrategy.fantasy_value`).
+    """
+
+    def fantasy_value(self, predicted: float, values: np.ndarray) -> float: ...
+
+
 def spline_maxima(
     spline: PolyharmonicSpline,
     snap: Snap,
@@ -148,6 +161,9 @@ class PaperStrategy:
 WEIGHT_CYCLE = (0.7, 0.95)
 #: Merit weights on the spline value for batch slots 2, 3, ... (:mod:`nas.search.batch`).
 BATCH_WEIGHTS = (0.95, 0.9, 0.8)
+#: The "liar" fill's lie: a chosen slot joins the spline at its prediction less this
+#: share of the range of the values the spline was fitted to.
+BATCH_LIE = 0.02
 
 
 @dataclass(frozen=True)
@@ -181,7 +197,9 @@ class DefaultStrategy:
         coordinate subsets, an adapted radius, ``dycors_per_dim`` d per
         centre) by merit, ``"merit"`` Gaussian perturbations of every
         coordinate at the single-proposal radius, ``"believer"`` takes
-        each slot's prediction as measured and ranks again.
+        each slot's prediction as measured and ranks again, ``"liar"``
+        the same with the prediction less ``BATCH_LIE`` of the told range
+        (:meth:`fantasy_value`).
     dycors_per_dim, dycors_horizon_per_dim : int
         DYCORS candidates per centre and the horizon of its perturbation
         schedule, each times d.
@@ -293,6 +311,19 @@ class DefaultStrategy:
         p = perturbation_probability(len(values), d, self.dycors_horizon_per_dim * d)
         m = self.dycors_per_dim * d
         return snap(np.vstack([subspace_perturb(c, sigma, m, p, rng) for c in centres]))
+
+    def fantasy_value(self, predicted: float, values: np.ndarray) -> float:
+        """A chosen slot's value in the refit for the next (``"liar"`` and ``"believer"``).
+
+        The believer's prediction leaves the spline as it was, so the next
+        argmax is slot 1's neighbour; ``"liar"`` lowers it by ``BATCH_LIE``
+        of the told range, as a measurement a little worse than predicted
+        would, so the next slot is where the search would go after such a
+        result: the refitted spline's argmax, not a perturbation.
+        """
+        if self.batch_fill != "liar":
+            return predicted
+        return predicted - BATCH_LIE * float(np.ptp(values))
 
     def near_argmax(
         self,

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import qmc
 
+from nas.search.dycors import subspace_perturb
 from nas.search.pareto import GOAL_SIGN, hypervolume_gain, nondominated
 from nas.search.space import Params, SearchSpace
 
@@ -113,14 +114,13 @@ def _sobol_unit(space: SearchSpace, n: int, rng: np.random.Generator) -> np.ndar
 def _perturbed(
     space: SearchSpace, centre: np.ndarray, n: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """``n`` legal unit points near ``centre``: Gaussian steps on a random subset of coordinates."""
+    """``n`` legal unit points near ``centre``: Gaussian steps on a random subset of
+    coordinates, at the scales of :data:`LOCAL_SCALES` in turn, clipped onto the faces."""
     if not space.d or n < 1:
         return np.zeros((0, space.d))
     scales = np.array(LOCAL_SCALES)[np.arange(n) % len(LOCAL_SCALES)]
-    moved = rng.random((n, space.d)) < min(1.0, 2.0 / space.d) + 0.25
-    moved[np.arange(n), rng.integers(space.d, size=n)] = True  # at least one coordinate
-    steps = rng.standard_normal((n, space.d)) * scales[:, None] * moved
-    return space.snap_unit(np.clip(centre[None, :] + steps, 0.0, 1.0))
+    probability = min(1.0, 2.0 / space.d) + 0.25
+    return space.snap_unit(subspace_perturb(centre, scales, n, probability, rng, boundary="clip"))
 
 
 #: Sobol candidates a trade-off design chooses from, per category.

@@ -1,0 +1,99 @@
+"""The stop rule's check along the axes through the best: a search stalled on a ridge goes on.
+
+On the benchmark's ``nas5`` (seed 1, space-filling design, tolerance 0.5 % of
+the loss range) the search creeps along a ridge of widths and depths in ever
+smaller steps and meets conditions (a)-(d) at evaluation 31 with 1.13 %
+regret. The two checks the rule used to ask for (far from the best, in its
+wider neighbourhood) pass and it stops there; the check along the best's
+axis lines finds a better point one coordinate away, and the search goes on
+to a stop below 1 % regret.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.search import exploration, stopping
+from nas.search.exploration import AlongAxes, AwayFromBest
+from nas.search.spline import PolyharmonicSpline
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import problems  # noqa: E402
+import sample_efficiency  # noqa: E402
+
+BUDGET = 80
+
+
+def search_to_stop(name: str, seed: int) -> tuple[int | None, float, list[str]]:
+    """Where the default rule stops on a benchmark problem: evaluations, regret, origins made."""
+    problem = problems.PROBLEMS[name]()
+    names = sample_efficiency.variable_names(problem)
+    opt = sample_efficiency.spline_optimizer(problem, seed, design="space-filling")
+    origins: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        while not opt.converged and len(origins) < BUDGET:
+            for proposal in opt.suggest():
+                origins.append(proposal.origin)
+                opt.tell(proposal.params, problem(tuple(proposal.params[n] for n in names)))
+    regret = float(problem.regret(problem(tuple(opt.best[0][n] for n in names))))
+    return (len(origins) if opt.converged else None), regret, origins
+
+
+def test_the_two_checks_alone_stop_on_the_ridge_the_axis_check_does_not(monkeypatch) -> None:
+    far, axes, neighbourhood = exploration.CHECK_ORDER
+    assert isinstance(axes, AlongAxes) and stopping.CHECKS_NEEDED == 3
+    with monkeypatch.context() as before:  # the rule as it was: far, then the neighbourhood
+        before.setattr(exploration, "CHECK_ORDER", (far, neighbourhood))
+        before.setattr(stopping, "CHECKS_NEEDED", 2)
+        stopped, regret, origins = search_to_stop("nas5", 1)
+    assert stopped is not None and regret > 0.01  # too early
+    assert origins.count("check") >= 2
+    stopped_now, regret_now, origins_now = search_to_stop("nas5", 1)
+    assert stopped_now is not None and stopped_now > stopped
+    assert regret_now < 0.01
+    # the same search up to the first check: the axis check comes second
+    first = origins.index("check")
+    assert origins_now[: first + 1] == origins[: first + 1]
+    assert origins_now.count("check") >= 3
+
+
+def test_the_axis_check_is_the_spline_best_point_one_coordinate_away() -> None:
+    rng = np.random.default_rng(0)
+    points = np.unique(np.round(rng.random((30, 3)) * 10.0) / 10.0, axis=0)  # on the grid
+    values = -((points - 0.3) ** 2).sum(axis=1) + points[:, 2]
+    spline = PolyharmonicSpline(points, values)
+    incumbent = points[int(np.argmax(values))]
+    grid = np.round(np.linspace(0.0, 1.0, 11) * 10.0) / 10.0  # as snap rounds
+
+    def snap(x: np.ndarray) -> np.ndarray:
+        return np.round(np.asarray(x) * 10.0) / 10.0
+
+    ranking = AlongAxes(n_candidates=2000).rank(
+        spline, snap=snap, avoid=np.empty((0, 3)), rng=np.random.default_rng(1)
+    )
+    moved = (ranking.points != incumbent).sum(axis=1)
+    assert np.all(moved == 1)  # one coordinate moved, the others the incumbent's
+    assert np.all(np.diff(ranking.scores) <= 0.0)  # best predicted first
+    every = np.array([np.where(np.arange(3) == i, g, incumbent) for i in range(3) for g in grid])
+    measured = (np.abs(every[:, None, :] - points[None, :, :]).max(axis=2) < 1e-9).any(axis=1)
+    every = every[((every != incumbent).sum(axis=1) == 1) & ~measured]
+    assert len(ranking.points) == len(every)  # every unmeasured point on the lines was drawn
+    assert spline(ranking.points[:1])[0] == pytest.approx(spline(every).max())
+
+
+def test_the_checks_come_in_their_order() -> None:
+    far, axes, neighbourhood = exploration.CHECK_ORDER
+    assert far == AwayFromBest() and neighbourhood.spread is not None
+    assert [exploration.next_check(n) for n in range(4)] == [
+        far,
+        axes,
+        neighbourhood,
+        neighbourhood,
+    ]
