@@ -15,6 +15,8 @@ settings:
   within the bound;
 * ``constrained-corners``: the same from the 2d+3 corner design (the corners
   beyond the bound left out);
+* ``constrained-space-filling``: the same from the default space-filling
+  design (its points beyond the bound left out);
 * ``unconstrained``: no bound, regret against the box's optimum, from the
   corner design and from the (default) space-filling design.
 
@@ -57,10 +59,12 @@ CHECKPOINTS = (20, 40, 60)
 TARGET = 0.01
 DEFAULT_PROBLEMS = ("nas5", "nas8")
 #: (name, bounded, initial design): the controller's bounded search (a design spread over
-#: the cost within the bound), the same from the 2d+3 corners, and the unbounded search.
+#: the cost within the bound), the same from the 2d+3 corners and from the space-filling
+#: design, and the unbounded search.
 VARIANTS = (
     ("constrained", True, "cost"),
     ("constrained-corners", True, "corners"),
+    ("constrained-space-filling", True, "space-filling"),
     ("unconstrained", False, "corners"),
     ("unconstrained-space-filling", False, "space-filling"),
 )
