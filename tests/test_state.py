@@ -392,7 +392,9 @@ def test_plain_hdf5_is_not_a_state_file(tmp_path: Path) -> None:
         load_state(path)
 
 
-def test_commit_of_ten_thousand_points_is_fast(tmp_path: Path) -> None:
+def test_a_commit_of_ten_thousand_points_reads_back_whole(tmp_path: Path) -> None:
+    # how fast a commit of this size is lives in benchmarks/commit_cost.py and
+    # controller_scale.py, not here: a test must not assume the machine's speed
     store = StateStore.create(tmp_path / "s.h5", EXPERIMENT)
     state = store.state
     rng = np.random.default_rng(0)
@@ -403,13 +405,17 @@ def test_commit_of_ten_thousand_points_is_fast(tmp_path: Path) -> None:
             state.record(point.id, float(rng.normal()))
     for _ in range(30):
         state.add_fit(range(40), rng.normal(size=43), 0.2, params(), 5.0)
-    timings = []
-    for _ in range(3):  # CPU time: wall time on a shared CI host measures the neighbours
-        start = time.process_time()
-        store.commit()
-        timings.append(time.process_time() - start)
+    store.commit()
+    state.record(17, 42.0, replace=True)  # a second commit after one change
+    store.commit()
     store.close()
-    assert min(timings) < 0.3, timings
+    again = StateStore.read(tmp_path / "s.h5")
+    assert [(p.id, p.params, p.value) for p in again.points] == [
+        (p.id, p.params, p.value) for p in state.points
+    ]
+    assert again.point(17).value == 42.0
+    assert len(again.fits) == 30
+    assert np.array_equal(again.fits[-1].coefficients, state.fits[-1].coefficients)
 
 
 # ------------------------------------------------------------------------------ crash safety
