@@ -4,6 +4,12 @@ Each example searches one dimension (the learning rate) with two ranks per
 job: the local backend (torchrun), the LSF/jsrun, PBS/PALS and Flux doubles
 of tests/fakes, and the real Slurm cluster. The built-in trainer runs through
 the very same launch wrapper. These train real (tiny) networks: ``slow``.
+
+The launch wrapper does not depend on the command it launches, so the pairs
+cover rather than multiply (:data:`PAIRS`): every launcher runs the shell
+example and one two-rank DDP example, and each DDP example runs under at
+least two launchers (the segmented one under LSF/jsrun and Slurm, where
+clusters requeue it).
 """
 
 from __future__ import annotations
@@ -35,6 +41,15 @@ EXAMPLES = {
     "shell": ([f"{REPO}/examples/shell/score.sh", "{lr}", "6"], {}, "score"),
 }  # fmt: skip
 BACKENDS = ("local", "lsf", "pbs", "flux")
+#: (example, backend) pairs run through the doubles and the local backend.
+PAIRS = [("shell", backend) for backend in BACKENDS] + [
+    ("ddp_plain", "local"),
+    ("ddp_plain", "pbs"),
+    ("ddp_plain", "flux"),
+    ("ddp_trial", "lsf"),
+]
+#: Examples run on the real Slurm cluster.
+ON_SLURM = ("ddp_trial", "shell")
 #: What a backend needs beyond the common settings.
 SITE = {"pbs": {"filesystems": "home"}}
 
@@ -88,8 +103,7 @@ def fakes_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("example", sorted(EXAMPLES))
+@pytest.mark.parametrize(("example", "backend"), PAIRS)
 def test_an_example_runs_through_a_launcher(
     tmp_path: Path, capsys: pytest.CaptureFixture, fakes_on_path: None, example: str, backend: str
 ) -> None:
@@ -100,7 +114,7 @@ def test_an_example_runs_through_a_launcher(
 
 
 @pytest.mark.slurm
-@pytest.mark.parametrize("example", sorted(EXAMPLES))
+@pytest.mark.parametrize("example", ON_SLURM)
 def test_an_example_runs_on_slurm(
     slurm_cluster: str,  # noqa: F811
     tmp_path: Path,
@@ -112,6 +126,15 @@ def test_an_example_runs_on_slurm(
     monkeypatch.chdir(tmp_path)
     document = search(tmp_path, capsys, example_experiment(example, "slurm"), f"{example}-slurm")
     check_example(example, document, tmp_path / "state" / f"{example}-slurm")
+
+
+def test_the_pairs_run_every_example_and_every_launcher() -> None:
+    assert {example for example, _ in PAIRS} == set(EXAMPLES)
+    for backend in BACKENDS:
+        assert {e for e, b in PAIRS if b == backend} & {"ddp_plain", "ddp_trial"}, backend
+    for example in ("ddp_plain", "ddp_trial"):
+        runs = [b for e, b in PAIRS if e == example] + (["slurm"] if example in ON_SLURM else [])
+        assert len(runs) >= 2, example
 
 
 def test_the_builtin_trainer_is_one_command_of_the_contract(
