@@ -107,9 +107,27 @@ def smoothing_for(
     points: np.ndarray, values: np.ndarray, sd: float, floor: float = 0.0
 ) -> PolyharmonicSpline:
     """The smoothing spline of data with noise sd ``sd``: lambda by :func:`likelihood_smoothing`."""
+    return smooth_fit(points, values, sd, floor)[0]
+
+
+def smooth_fit(
+    points: np.ndarray, values: np.ndarray, noise: float | str, floor: float = 0.0
+) -> tuple[PolyharmonicSpline, NoiseEstimate | None]:
+    """The smoothing spline of noisy data, and with ``noise = "auto"`` the estimate it used.
+
+    ``noise`` is the sd, or ``"auto"`` to measure it (:func:`estimate_noise`);
+    lambda is :func:`likelihood_smoothing`'s, never below ``floor``. The
+    estimate and the smoothing share one projection of the data: its
+    eigendecomposition is the O(N^3) part of both.
+    """
+    x = np.asarray(points, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    estimate, profile = _estimate(x, y) if noise == "auto" else (None, None)
+    sd = estimate.sd if estimate is not None else float(noise)
     if sd <= 0.0:
-        return PolyharmonicSpline(points, values, floor)
-    return PolyharmonicSpline(points, values, max(floor, likelihood_smoothing(points, values, sd)))
+        return PolyharmonicSpline(x, y, floor), estimate
+    lam = _smoothing(profile if profile is not None else _profile(x, y), sd)
+    return PolyharmonicSpline(x, y, max(floor, lam)), estimate
 
 
 def likelihood_smoothing(points: np.ndarray, values: np.ndarray, sd: float) -> float:
@@ -122,10 +140,13 @@ def likelihood_smoothing(points: np.ndarray, values: np.ndarray, sd: float) -> f
     """
     x = np.asarray(points, dtype=np.float64)
     y = np.asarray(values, dtype=np.float64)
-    eigenvalues, z = _projected(x, y)
-    if not np.any(z):
+    return _smoothing(_profile(x, y), sd)
+
+
+def _smoothing(profile: _Profile | None, sd: float) -> float:
+    """:func:`likelihood_smoothing` of a projected data set (None: linear data, 0)."""
+    if profile is None:
         return 0.0  # linear data: nothing to smooth
-    profile = _Profile(eigenvalues, z)
     scale = profile.most_likely_scale(sd * sd)
     return MAX_SMOOTHING if scale <= 0.0 else min(sd * sd / scale, MAX_SMOOTHING)
 
@@ -140,21 +161,30 @@ def estimate_noise(points: np.ndarray, values: np.ndarray) -> NoiseEstimate:
     values : (N,) ndarray
         Their measurements.
     """
-    x = np.asarray(points, dtype=np.float64)
-    y = np.asarray(values, dtype=np.float64)
+    return _estimate(np.asarray(points, dtype=np.float64), np.asarray(values, dtype=np.float64))[0]
+
+
+def _estimate(x: np.ndarray, y: np.ndarray) -> tuple[NoiseEstimate, _Profile | None]:
+    """:func:`estimate_noise`, with the likelihood it was read from (None: none was needed)."""
     n, d = x.shape
     if n < POINTS_PER_DIM * d or n - d - 1 < MIN_DOF:
         need = max(POINTS_PER_DIM * d, d + 1 + MIN_DOF)
-        return NoiseEstimate(0.0, support=n, note=f"unknown: {n} points, {need} needed")
-    eigenvalues, z = _projected(x, y)
-    if not np.any(z):
-        return NoiseEstimate(0.0, 0.0, 0.0, 0.0, n, "the data are linear")
-    profile = _Profile(eigenvalues, z)
+        return NoiseEstimate(0.0, support=n, note=f"unknown: {n} points, {need} needed"), None
+    profile = _profile(x, y)
+    if profile is None:
+        return NoiseEstimate(0.0, 0.0, 0.0, 0.0, n, "the data are linear"), None
     mle = profile.maximum()
     low, high = profile.interval(mle)
     if low <= 0.0:
-        return NoiseEstimate(0.0, mle, low, high, n, "unknown: not distinguishable from 0")
-    return NoiseEstimate(mle, mle, low, high, n)
+        note = "unknown: not distinguishable from 0"
+        return NoiseEstimate(0.0, mle, low, high, n, note), profile
+    return NoiseEstimate(mle, mle, low, high, n), profile
+
+
+def _profile(x: np.ndarray, y: np.ndarray) -> _Profile | None:
+    """The restricted likelihood of the data (None: linear data, nothing beyond the tail)."""
+    eigenvalues, z = _projected(x, y)
+    return _Profile(eigenvalues, z) if np.any(z) else None
 
 
 def _projected(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ import numpy as np
 from nas.search.categories import EmbeddedSpace, views
 from nas.search.design import initial_design
 from nas.search.exploration import AlongAxes, AwayFromBest, NearSurprise, next_check
-from nas.search.noise import NoiseEstimate, estimate_noise, smoothing_for
+from nas.search.noise import NoiseEstimate, smooth_fit
 from nas.search.propose import Candidate, SearchError, propose
 from nas.search.settings import GOALS, SearchSettings
 from nas.search.space import Params, SearchSpace, Value
@@ -536,11 +536,10 @@ class SplineOptimizer:
         try:
             if self.settings.noise is None:
                 return PolyharmonicSpline(x, y, self.settings.smoothing)
-            sd = self.settings.noise
-            if sd == "auto":
-                self._noise[where] = estimate_noise(x, y)
-                sd = self._noise[where].sd
-            return smoothing_for(x, y, float(sd), floor=self.settings.smoothing)
+            spline, estimate = smooth_fit(x, y, self.settings.noise, self.settings.smoothing)
+            if estimate is not None:
+                self._noise[where] = estimate
+            return spline
         except SplineError as exc:
             named = [rows[i].params for i in exc.indices]
             prefix = f"{where}: " if where else ""
