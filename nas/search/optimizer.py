@@ -286,13 +286,15 @@ class SplineOptimizer:
         if self.settings.noise is None:
             return None
         splines = self._fit_all()
-        out: list[float | None] = []
-        for p in points:
-            category = self.space.category_of(p)
-            spline = splines.get(category)
-            out.append(
-                None if spline is None else self._sign * float(spline(self.space.to_unit(p)))
-            )
+        rows: dict[tuple[Value, ...], list[int]] = {}
+        for i, p in enumerate(points):
+            rows.setdefault(self.space.category_of(p), []).append(i)
+        out: list[float | None] = [None] * len(points)
+        for category, where in rows.items():
+            if category in splines:  # one evaluation per category, not one per point
+                unit = self.space.to_unit_many([points[i] for i in where])
+                for i, v in zip(where, splines[category](unit), strict=True):
+                    out[i] = self._sign * float(v)
         return out
 
     def _smoothed(self, measured: Sequence[Record]) -> list[float] | None:
