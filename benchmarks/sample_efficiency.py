@@ -156,6 +156,7 @@ def spline_optimizer(
     noise: float | str | None = None,
     fill: str | None = None,
     checks: bool = True,
+    check_order: str | None = None,
 ):
     """The spline optimiser on ``problem``'s integer box, minimising, with the benchmark's tolerance."""
     from nas.search.optimizer import SplineOptimizer
@@ -182,7 +183,42 @@ def spline_optimizer(
     )
     if not checks:
         return _without_checks()(SearchSpace(dims), settings)
+    if check_order is not None:
+        return _with_checks(check_order)(SearchSpace(dims), settings)
     return SplineOptimizer(SearchSpace(dims), settings)
+
+
+def _check_orders() -> dict[str, tuple]:
+    """Alternative orders of condition (e)'s checks, compared with the default's in
+    ``results/stop_rule.md``: the axis check by merit of value and distance."""
+    from nas.search.exploration import NEIGHBOURHOOD_SPREAD, AlongAxes, AwayFromBest
+
+    far, around = AwayFromBest(), AwayFromBest(spread=NEIGHBOURHOOD_SPREAD, weight=1.0)
+    by_distance = AlongAxes(weight=0.5)
+    return {
+        # the axis check by merit instead of by value
+        "axes-merit": (far, by_distance, around),
+        # both axis checks, the merit one instead of the neighbourhood check
+        "axes-both": (far, AlongAxes(), by_distance),
+    }
+
+
+def _with_checks(order: str) -> type:
+    """The optimizer with condition (e)'s checks in another order (as many as the default's)."""
+    from nas.search.exploration import CHECK_ORDER
+    from nas.search.optimizer import SplineOptimizer
+
+    checks = _check_orders()[order]
+    assert len(checks) == len(CHECK_ORDER)
+
+    class OtherChecks(SplineOptimizer):
+        def _check_strategy(self):
+            strategy = super()._check_strategy()
+            if strategy in CHECK_ORDER:
+                return checks[CHECK_ORDER.index(strategy)]
+            return strategy
+
+    return OtherChecks
 
 
 def _without_checks() -> type:
@@ -219,18 +255,20 @@ def _spline(
     noise: str | None = None,
     fill: str | None = None,
     checks: bool = True,
+    check_order: str | None = None,
 ) -> Runner:
     """A spline run; ``noise`` is None, "auto" or "sd" (the evaluator's true sd).
 
     ``design`` and ``fill`` (the batch fill) unset: the defaults of
     :class:`~nas.search.settings.SearchSettings`. ``checks``: False runs the
-    default rule without condition (e), as it was before (for comparison).
+    default rule without condition (e), as it was before (for comparison);
+    ``check_order`` names another order of its checks (:func:`_check_orders`).
     """
 
     def run(problem: Problem, ev: Evaluator, seed: int) -> None:
         names = variable_names(problem)
         level = ev.noise_sd if noise == "sd" else noise
-        opt = spline_optimizer(problem, seed, strategy, q, design, level, fill, checks)
+        opt = spline_optimizer(problem, seed, strategy, q, design, level, fill, checks, check_order)
         try:
             while not (ev.to_stop and opt.stop in ev.stops):
                 batch = opt.suggest()
@@ -344,6 +382,11 @@ METHODS: dict[str, tuple[Runner, str]] = {
         _spline("default", 1, "corners", checks=False),
         "nas.search.optimizer",
     ),
+    "default-axes-merit": (
+        _spline("default", 1, check_order="axes-merit"),
+        "nas.search.optimizer",
+    ),
+    "default-axes-both": (_spline("default", 1, check_order="axes-both"), "nas.search.optimizer"),
     "default-auto": (_spline("default", 1, noise="auto"), "nas.search.optimizer"),
     "default-sd": (_spline("default", 1, noise="sd"), "nas.search.optimizer"),
     "paper": (_spline("paper", 1), "nas.search.optimizer"),

@@ -97,3 +97,34 @@ def test_the_checks_come_in_their_order() -> None:
         neighbourhood,
         neighbourhood,
     ]
+
+
+def test_an_axis_check_by_merit_looks_where_the_lines_are_least_known() -> None:
+    # measured points crowd the incumbent's end of every axis line but the last
+    grid = np.linspace(0.0, 1.0, 11)
+    rng = np.random.default_rng(3)
+    points = np.unique(np.round(rng.random((40, 3)) * np.array([10, 10, 3])) / 10.0, axis=0)
+    values = -((points - 0.2) ** 2).sum(axis=1)
+    spline = PolyharmonicSpline(points, values)
+    incumbent = points[int(np.argmax(values))]
+
+    def snap(x: np.ndarray) -> np.ndarray:
+        return np.round(np.asarray(x) * 10.0) / 10.0
+
+    def head(weight: float) -> np.ndarray:
+        ranking = AlongAxes(n_candidates=2000, weight=weight).rank(
+            spline, snap=snap, avoid=np.empty((0, 3)), rng=np.random.default_rng(1)
+        )
+        assert np.all(((ranking.points != incumbent).sum(axis=1)) == 1)
+        return ranking.points[0]
+
+    def gap(x: np.ndarray) -> float:
+        return float(np.linalg.norm(points - x, axis=1).min())
+
+    by_value, by_merit = head(1.0), head(0.5)
+    assert spline(by_value[None])[0] > spline(by_merit[None])[0]
+    assert gap(by_merit) > 2 * gap(by_value)
+    assert by_merit[2] > 0.3  # the unexplored part of the last axis
+    assert set(np.round(by_merit * 10) / 10).issubset(set(np.round(grid, 1)))
+    with pytest.raises(ValueError, match="weight"):
+        AlongAxes(weight=1.5)

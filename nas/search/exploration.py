@@ -190,13 +190,23 @@ class AlongAxes:
     ----------
     n_candidates : int
         Moves drawn (a uniform axis, a uniform value along it).
+    weight : float
+        Merit weight on the spline value (1, the default: by value alone); the
+        rest on the distance from the nearest measured, pending or avoided
+        point. With weight 0.5 the check looks where an axis line is least
+        known, which finds a coordinate left in a second basin more often but
+        stops fewer runs (``benchmarks/results/stop_rule.md``, "Axis checks
+        by distance").
     """
 
     n_candidates: int = CHECK_CANDIDATES
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.n_candidates < 1:
             raise ValueError(f"n_candidates must be >= 1, got {self.n_candidates}")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"weight must be in [0, 1], got {self.weight}")
 
     def rank(
         self,
@@ -213,8 +223,10 @@ class AlongAxes:
         incumbent = spline.points[int(np.argmax(spline.values))]
         drawn = np.repeat(incumbent[None, :], m, axis=0)
         drawn[np.arange(m), rng.integers(0, d, m)] = rng.random(m)
-        candidates, _ = _unknown(snap(drawn), spline, avoid)
-        scores = spline(candidates)
+        candidates, gap = _unknown(snap(drawn), spline, avoid)
+        values = spline(candidates)
+        # by value alone the scores stay values, comparable across categories
+        scores = values if self.weight == 1.0 else merit(values, gap, self.weight)
         order = np.argsort(-scores, kind="stable")
         return Ranking(candidates[order], scores[order])
 
