@@ -23,7 +23,7 @@ from nas.record.store import StateStore, load_state, write_state
 from nas.search.optimizer import SplineOptimizer
 from nas.search.settings import SearchSettings
 from nas.search.space import Dim, SearchSpace
-from nas.search.stopping import CHECKS_NEEDED, decide
+from nas.search.stopping import CHECKS_NEEDED, check_progress, decide
 
 S = PointStatus
 TOLERANCE = 0.05
@@ -104,14 +104,50 @@ def test_without_a_second_basin_the_checks_confirm_the_stop() -> None:
     assert "a point away from the best was measured" in opt.stop_evidence().reason
 
 
-def test_a_check_takes_one_slot_of_a_batch() -> None:
+def test_a_batch_carries_the_checks_still_needed_in_place_of_its_fills() -> None:
     opt = settled_optimizer(batch_size=4)
     batch = opt.suggest()
-    assert [p.origin for p in batch] == ["incremental", "fill", "fill", "check"]
-    assert len({p.params["x"] for p in batch}) == 4
+    assert [p.origin for p in batch] == ["incremental", "check", "check", "check"]
+    assert CHECKS_NEEDED == 3 and len({p.params["x"] for p in batch}) == 4
     assert all(p.predicted is not None for p in batch)
-    opt.mark_pending(batch[-1].params, check=True)  # in flight: no second check
+    far = batch[1].params["x"]
+    assert far >= 60  # the first check is the far one, as with one slot
+    assert [p.origin for p in settled_optimizer(batch_size=2).suggest()] == ["incremental", "check"]
+    for check in batch[1:]:
+        opt.mark_pending(check.params, check=True)  # in flight: no more checks
     assert [p.origin for p in opt.suggest(2)] == ["incremental", "fill"]
+
+
+def test_checks_of_one_batch_cannot_end_each_others_surprise() -> None:
+    tol = 0.1
+    surprise, right = (0, 1.0, 0.5), (1, 0.5, 0.52)
+    # one at a time: a check predicted right after a surprise was sought near it, and ends it
+    assert check_progress([surprise, right, (2, 0.5, 0.5)], tol) == (2, False)
+    # chosen in one batch, before the surprise was known: they pass, the surprise stays open
+    together = [(*surprise, 7), (*right, 7), (2, 0.5, 0.5, 7)]
+    assert check_progress(together, tol) == (2, True)
+    assert check_progress([*together, (3, 0.6, 0.55, 8)], tol) == (3, False)  # the next batch's
+    assert check_progress([*together, (3, 0.9, 0.55, 8)], tol) == (2, True)  # still surprising
+    values = [1.0] + [0.5] * 15  # (a)-(d) hold: a long stall, agreeing proposals
+    late = [(13, 0.9, 0.4, 7), (14, 0.5, 0.52, 7), (15, 0.5, 0.5, 7)]
+    evidence = decide(
+        "default", values, [(0.5, 0.5)] * 3, 1, tol, gain=lambda: 0.0,
+        local_error=lambda: 0.0, checks=late,
+    )  # fmt: skip
+    assert evidence.explore and not evidence.stop
+    assert "2 of 3 checks passed; a check was measured 0.5 better than predicted" in evidence.reason
+
+
+def test_a_batch_of_checks_finds_the_other_basin() -> None:
+    opt = settled_optimizer(batch_size=4)
+    batch = opt.suggest()
+    for proposal in batch:  # the far check finds the second bump, far above its prediction
+        opt.tell(proposal.params, bump(proposal.params["x"]))
+    evidence = opt.stop_evidence()
+    assert not evidence.stop
+    made = search(opt, second=True)
+    assert opt.converged and opt.best == ({"x": 84}, pytest.approx(bump(84)))
+    assert len(made) <= 60
 
 
 def experiment(**settings: object):
@@ -187,3 +223,23 @@ def test_the_paper_rule_makes_no_check() -> None:
     state = settled_state(exp)
     (proposal,) = policy.Study(state, exp).propose()
     assert proposal.origin == "incremental"
+
+
+def test_the_controller_keeps_a_batch_of_checks_together_across_a_restart(tmp_path) -> None:
+    exp = experiment(batch_size=4)
+    state = settled_state(exp)
+    batch = policy.Study(state, exp).propose()
+    assert [p.origin for p in batch] == ["incremental", "check", "check", "check"]
+    assert len({p.batch for p in batch}) == 1
+    for point in batch:  # the far check lands on the second bump's flank, far above its prediction
+        state.record(point.id, bump(point.params["x"]))
+    path = tmp_path / "bumps.h5"
+    write_state(state, path)
+    after = policy.Study(load_state(path), exp)
+    exact, stored = after.stop_evidence(), after.stop_evidence(exact=False)
+    assert not exact.stop and not stored.stop
+    assert "2 of 3 checks passed; a check was measured" in exact.reason
+    surprising = max(batch[1:], key=lambda p: bump(p.params["x"]) - p.predicted)
+    follow = [p for p in after.propose(dry_run=True) if p.origin == "check"]
+    assert len(follow) == 1  # one look around the surprise: the next depends on it
+    assert abs(follow[0].params["x"] - surprising.params["x"]) <= 10

@@ -242,13 +242,14 @@ class Study:
                     predicted=predicted,
                     fill=point.origin == "fill",
                     check=point.origin == CHECK,
+                    batch=point.batch,
                 )
             elif point.status.is_finished():
                 with warnings.catch_warnings():  # a known failure, not a bad measurement
                     warnings.simplefilter("ignore", RuntimeWarning)
                     optimizer.tell(point.params, math.nan)
             else:
-                optimizer.mark_pending(point.params, check=point.origin == CHECK)
+                optimizer.mark_pending(point.params, check=point.origin == CHECK, batch=point.batch)
         return optimizer
 
     def _cost_design(self, admissible: Callable[[Params], bool] | None) -> list[Params] | None:

@@ -25,7 +25,15 @@ from nas.search.propose import Candidate, SearchError, propose
 from nas.search.settings import GOALS, SearchSettings
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline, SplineError
-from nas.search.stopping import StopEvidence, check_progress, decide, fresh_checks
+from nas.search.stopping import (
+    CHECKS_NEEDED,
+    Check,
+    StopEvidence,
+    check_progress,
+    decide,
+    fresh_checks,
+    surprise_centre,
+)
 from nas.search.strategies import STRATEGIES, DefaultStrategy, Strategy, spline_maxima
 from nas.search.threads import in_search_threads
 from nas.search.uncertainty import local_error
@@ -81,13 +89,15 @@ class FitSummary:
 @dataclass(frozen=True)
 class Record:
     """A told measurement (``value`` is NaN for a failure; ``fill``: a diverse batch fill;
-    ``check``: the stop rule's check away from the best)."""
+    ``check``: the stop rule's check away from the best; ``batch``: for a check, the batch
+    it was proposed in, None when not known)."""
 
     params: Params
     value: float
     predicted: float | None
     fill: bool = False
     check: bool = False
+    batch: int | None = None
 
 
 class SplineOptimizer:
@@ -151,6 +161,8 @@ class SplineOptimizer:
         self._suggested: dict[tuple[Value, ...], float | None] = {}
         self._fills: set[tuple[Value, ...]] = set()
         self._checks: set[tuple[Value, ...]] = set()
+        #: The batch each check was proposed in (its own numbering unless told otherwise).
+        self._check_batches: dict[tuple[Value, ...], int] = {}
         self._evidence: dict[str, StopEvidence] = {}
         self._splines: dict[tuple[Value, ...], PolyharmonicSpline] | None = None
         self._joint: PolyharmonicSpline | None = None
@@ -166,15 +178,18 @@ class SplineOptimizer:
         predicted: float | None = None,
         fill: bool | None = None,
         check: bool | None = None,
+        batch: int | None = None,
     ) -> None:
         """Record a measurement; NaN or infinite values record a failure (with a warning).
 
-        ``predicted``, ``fill`` and ``check`` default to what :meth:`suggest`
-        said of this point (``fill``: proposed as a diverse batch fill, whose
-        agreement with its prediction does not count towards the stop rule's
-        (a); ``check``: proposed as the stop rule's check away from the best,
-        condition (e)). A failed point may be told again with a value; a
-        measured one may not.
+        ``predicted``, ``fill``, ``check`` and ``batch`` default to what
+        :meth:`suggest` said of this point (``fill``: proposed as a diverse
+        batch fill, whose agreement with its prediction does not count
+        towards the stop rule's (a); ``check``: proposed as the stop rule's
+        check away from the best, condition (e); ``batch``: the batch a check
+        was proposed in, so that checks proposed together are known as such,
+        :func:`~nas.search.stopping.check_progress`). A failed point may be
+        told again with a value; a measured one may not.
         """
         snapped = self.space.snap(params)
         key = self.space.key(snapped)
@@ -187,6 +202,8 @@ class SplineOptimizer:
             fill = key in self._fills
         if check is None:
             check = key in self._checks
+        if batch is None:
+            batch = self._check_batches.get(key)
         value = float(value)
         if not math.isfinite(value):
             warnings.warn(
@@ -196,16 +213,21 @@ class SplineOptimizer:
             )
             value = math.nan
         predicted = None if predicted is None else float(predicted)
-        self._records[key] = Record(snapped, value, predicted, bool(fill), bool(check))
+        self._records[key] = Record(
+            snapped, value, predicted, bool(fill), bool(check), batch if check else None
+        )
         self._pending.pop(key, None)
         self._splines = None
         self._evidence = {}
 
-    def mark_pending(self, params: Mapping[str, Any], check: bool = False) -> None:
+    def mark_pending(
+        self, params: Mapping[str, Any], check: bool = False, batch: int | None = None
+    ) -> None:
         """An issued, unmeasured point: in no fit, but no suggestion lands on or near it.
 
         ``check``: the point is the stop rule's check away from the best; while
-        one is pending, :meth:`suggest` proposes no other.
+        one is pending, :meth:`suggest` proposes no other. ``batch``: the
+        batch it was proposed in (see :meth:`tell`).
         """
         snapped = self.space.snap(params)
         key = self.space.key(snapped)
@@ -214,6 +236,8 @@ class SplineOptimizer:
         self._pending[key] = snapped
         if check:
             self._checks.add(key)
+            if batch is not None:
+                self._check_batches[key] = batch
 
     def forget_pending(self, params: Mapping[str, Any]) -> None:
         """Undo :meth:`mark_pending` (e.g. a cancelled job)."""
@@ -565,8 +589,9 @@ class SplineOptimizer:
 
         Remaining initial-design points come first, then spline proposals.
         When conditions (a)-(d) of the default stop rule hold and no check is
-        pending, the last slot is its check away from the best (origin
-        ``"check"``, :mod:`nas.search.exploration`).
+        pending, the last slots are its checks away from the best (origin
+        ``"check"``, :mod:`nas.search.exploration`): one with ``n = 1``, else
+        up to ``n - 1`` of those still needed.
         Fewer than ``n`` come back while no spline can be fitted yet. When the
         design is spent, nothing is pending and still no spline can be fitted
         (design points failed or were infeasible: a space-filling design of
@@ -584,10 +609,8 @@ class SplineOptimizer:
         if len(out) < n and splines:
             avoid = [r.params for r in self._records.values()] + list(self._pending.values())
             avoid += [p.params for p in out]
-            check = self._check(space, splines, avoid) if self._wants_check() else None
-            if check is not None:
-                avoid.append(check.params)
-            q = n - len(out) - (check is not None)
+            checks = self._checks_now(space, splines, avoid, n - len(out))
+            q = n - len(out) - len(checks)
             candidates = (
                 propose(
                     space,
@@ -603,8 +626,8 @@ class SplineOptimizer:
                 else []
             )
             out += [self._incremental(c) for c in candidates]
-            if check is not None:
-                out.append(self._incremental(check, check=True))
+            batch = 1 + max(self._check_batches.values(), default=-1)
+            out += [self._incremental(c, check=True, batch=batch) for c in checks]
         elif not out and not splines and not self._pending and self._mostly_measured():
             out = self._top_up(n)
         return out
@@ -647,20 +670,53 @@ class SplineOptimizer:
             return False
         return self.stop_evidence().explore
 
+    def _checks_now(
+        self,
+        space: SearchSpace | EmbeddedSpace,
+        splines: Mapping[tuple[Value, ...], PolyharmonicSpline],
+        avoid: list[Params],
+        room: int,
+    ) -> list[Candidate]:
+        """The checks of this batch, with ``room`` slots left after the design (added to
+        ``avoid``): none unless the stop rule waits for them.
+
+        A surprise is followed by one check near it (the next depends on how
+        that one is measured). Otherwise the checks still needed come
+        together, up to ``room - 1`` of them so that one slot stays the
+        search's own; with one slot the check takes it.
+        """
+        if not self._wants_check():
+            return []
+        first = self._check_strategy()
+        strategies = [first]
+        if room > 1 and not isinstance(first, NearSurprise):
+            passed, _ = check_progress(self._fresh_checks()[0], self.stop_evidence().tolerance)
+            count = min(room - 1, max(CHECKS_NEEDED - passed, 1))
+            strategies = [next_check(passed + i) for i in range(count)]
+        out = []
+        for i, strategy in enumerate(strategies):
+            check = self._check(space, splines, avoid, strategy, i)
+            if check is None:
+                break
+            avoid.append(check.params)
+            out.append(check)
+        return out
+
     def _check(
         self,
         space: SearchSpace | EmbeddedSpace,
         splines: Mapping[tuple[Value, ...], PolyharmonicSpline],
         avoid: list[Params],
+        strategy: AwayFromBest | AlongAxes | NearSurprise,
+        slot: int = 0,
     ) -> Candidate | None:
-        """The check point away from the best (None when no admissible one is left).
+        """The check point ``strategy`` ranks first (None when no admissible one is left).
 
-        The next of :data:`~nas.search.exploration.CHECK_ORDER`, or near
-        the last check when it was measured better than predicted
+        One of :data:`~nas.search.exploration.CHECK_ORDER`, or near the
+        best check when it was measured better than predicted
         (:class:`~nas.search.exploration.NearSurprise`). Seeded by the number
-        of told points too, so a later check draws new candidates.
+        of told points and the slot too, so a later check draws new candidates.
         """
-        strategy = self._check_strategy()
         if isinstance(strategy, NearSurprise):
             surprise = self._fresh_checks()[1]
             category = self.space.category_of(surprise) if self._embedded is None else ()
@@ -673,41 +729,43 @@ class SplineOptimizer:
                 feasible=self.feasible,
                 min_distance=self.settings.min_distance,
                 strategy=strategy,
-                seed=self.settings.seed + CHECK_SEED_STEP * len(self._records),
+                seed=self.settings.seed + CHECK_SEED_STEP * (len(self._records) + slot),
             )
         except SearchError:
             return None
         return check
 
-    def _fresh_checks(self) -> tuple[list[tuple[int, float, float]], Params | None]:
-        """The checks told since the best last rose (as :func:`decide` takes them) and the best of them."""
+    def _fresh_checks(self) -> tuple[list[Check], Params | None]:
+        """The checks told since the best last rose (as :func:`decide` takes them) and the
+        centre of the open surprise among them (None when none is open)."""
         evidence = self.stop_evidence()
         measured = [r for r in self._records.values() if math.isfinite(r.value)]
         fresh = fresh_checks(self._told_checks(measured), len(measured), evidence.stall)
-        best = measured[max(fresh, key=lambda c: c[1])[0]].params if fresh else None
-        return fresh, best
+        centre = surprise_centre(fresh, evidence.tolerance)
+        return fresh, None if centre is None else measured[centre].params
 
-    def _told_checks(self, measured: Sequence[Record]) -> list[tuple[int, float, float]]:
+    def _told_checks(self, measured: Sequence[Record]) -> list[Check]:
         """The measured checks as :func:`decide` takes them: (position in ``measured``,
-        measured, predicted), higher is better."""
+        measured, predicted, batch), higher is better."""
         return [
-            (i, self._sign * r.value, self._sign * r.predicted)
+            (i, self._sign * r.value, self._sign * r.predicted, r.batch)
             for i, r in enumerate(measured)
             if r.check and r.predicted is not None
         ]
 
     def _check_strategy(self) -> AwayFromBest | AlongAxes | NearSurprise:
-        """Where the next check looks: around the best check while a surprise is open, else the
+        """Where the next check looks: around the best surprising check while a surprise is open, else the
         next of :data:`~nas.search.exploration.CHECK_ORDER` (far from the best, along its axes,
         in its wider neighbourhood)."""
-        fresh, best = self._fresh_checks()
-        passed, surprised = check_progress(fresh, self.stop_evidence().tolerance)
-        if surprised and best is not None:
+        fresh, centre = self._fresh_checks()
+        if centre is not None:
             space = self._embedded if self._embedded is not None else self.space
-            return NearSurprise(space.to_unit(best))
-        return next_check(passed)
+            return NearSurprise(space.to_unit(centre))
+        return next_check(check_progress(fresh, self.stop_evidence().tolerance)[0])
 
-    def _incremental(self, candidate: Candidate, check: bool = False) -> Proposal:
+    def _incremental(
+        self, candidate: Candidate, check: bool = False, batch: int | None = None
+    ) -> Proposal:
         predicted = self._sign * candidate.predicted
         key = self.space.key(candidate.params)
         self._suggested[key] = predicted
@@ -715,6 +773,8 @@ class SplineOptimizer:
             self._fills.add(key)
         if check:
             self._checks.add(key)
+            if batch is not None:
+                self._check_batches[key] = batch
             return Proposal(candidate.params, predicted, "check")
         return Proposal(candidate.params, predicted, "fill" if candidate.fill else "incremental")
 

@@ -39,8 +39,11 @@ things at once:
     point on the axis lines through the best, then one in the best's wider
     neighbourhood. The search stops only when :data:`CHECKS_NEEDED` checks
     told since the best last rose passed, that is, were not measured more
-    than the tolerance better than predicted (:func:`check_progress`). The
-    axis check answers stops on a ridge: a search whose steps shrank while it
+    than the tolerance better than predicted (:func:`check_progress`). A
+    batch of q > 1 proposals carries up to q - 1 of the checks still needed,
+    in that order, in place of its fills (one slot stays the search's own):
+    a campaign of batches of four makes its three checks in one round of
+    trainings instead of three. The axis check answers stops on a ridge: a search whose steps shrank while it
     crept along one stalled 2-3 tolerances below the optimum, where one
     coordinate moved alone still gains (on the benchmark's NAS problems the
     far and neighbourhood checks never did).
@@ -83,6 +86,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from nas.search.settings import STOP_RULES
+
+#: A measured check: (position among the told values, measured, predicted), higher is
+#: better, and optionally the batch it was proposed in (None: a batch of its own).
+Check = tuple[int, float, float] | tuple[int, float, float, int | None]
 
 
 @dataclass(frozen=True)
@@ -183,7 +190,7 @@ def decide(
     noise_sd: float = 0.0,
     gain: Callable[[], float] | None = None,
     local_error: Callable[[], float] | None = None,
-    checks: Sequence[tuple[int, float, float]] | None = None,
+    checks: Sequence[Check] | None = None,
     smoothed: Sequence[float] | None = None,
 ) -> StopEvidence:
     """Apply ``rule`` to a search's measurements.
@@ -207,9 +214,10 @@ def decide(
         Returns the largest leave-one-out error near the best (inf: no fit to
         check with; NaN: a stored fit that did not record it); called only
         when (a) and (b) hold. None skips condition (d).
-    checks : sequence of (position, measured, predicted), optional
+    checks : sequence of (position, measured, predicted[, batch]), optional
         The measured check points away from the best (higher is better), in
-        the order told; ``position`` indexes ``values``. None skips
+        the order told; ``position`` indexes ``values``, ``batch`` says which
+        checks were proposed together (:func:`check_progress`). None skips
         condition (e).
     smoothed : sequence of float, optional
         With a noise sd: the fit's smoothed value at each point of
@@ -301,9 +309,7 @@ def _valued(smooth: bool) -> str:
     return "smoothed value" if smooth else "value"
 
 
-def fresh_checks(
-    checks: Sequence[tuple[int, float, float]], n: int, stall: int
-) -> list[tuple[int, float, float]]:
+def fresh_checks(checks: Sequence[Check], n: int, stall: int) -> list[Check]:
     """The checks told after the best last rose, in the order told.
 
     ``n`` values were told and the best last rose by the tolerance at
@@ -318,42 +324,79 @@ def fresh_checks(
 CHECKS_NEEDED = 3
 
 
-def check_progress(fresh: Sequence[tuple[int, float, float]], tol: float) -> tuple[int, bool]:
+def check_progress(fresh: Sequence[Check], tol: float) -> tuple[int, bool]:
     """Checks passed since the best last rose, and whether a surprise is still open.
 
     A check passes when it is not measured more than ``tol`` better than
     predicted. One that is (a surprise: the spline underestimated a region)
-    is followed by checks around the best of them
-    (:class:`~nas.search.exploration.NearSurprise`) until one is predicted
-    within ``tol`` either way: a spline that was wrong about a region is not
-    trusted there again until it predicts a new point of it right. That one
-    passes and ends the surprise. A check that beats the incumbent raises the
-    best, which starts the checks afresh.
+    is followed by checks around the best of the surprising ones
+    (:func:`surprise_centre`, :class:`~nas.search.exploration.NearSurprise`)
+    until one is predicted within ``tol`` either way: a spline that was
+    wrong about a region is not trusted there again until it predicts a new
+    point of it right. That one passes and ends the surprise. A check that
+    beats the incumbent raises the best, which starts the checks afresh.
+
+    Checks proposed in one batch (a fourth entry, the batch, equal) were all
+    chosen before any was measured: one of them that passes counts, but it
+    cannot end a surprise of its batch mates, since it was not chosen to
+    look at the surprising region.
     """
-    passed, surprised = 0, False
-    for _, measured, predicted in fresh:
-        gap = measured - predicted
-        if abs(gap) <= tol or not surprised and gap <= tol:
-            passed, surprised = passed + 1, False
+    progress = _progress(fresh, tol)
+    return progress.passed, progress.surprised
+
+
+def surprise_centre(fresh: Sequence[Check], tol: float) -> int | None:
+    """Position (``check[0]``) of the best measured check of the open surprise; None when none is
+    open. Checks that passed are not where the spline was wrong, whatever they measured."""
+    return _progress(fresh, tol).centre
+
+
+@dataclass(frozen=True)
+class _Progress:
+    passed: int
+    surprised: bool
+    #: measured - predicted of the last check that opened or kept the surprise (0: none open)
+    gap: float
+    #: position of the best measured check of the open surprise (None: none open)
+    centre: int | None
+
+
+def _progress(fresh: Sequence[Check], tol: float) -> _Progress:
+    """The walk through the checks behind :func:`check_progress` and :func:`surprise_centre`."""
+    passed, opened, surprising = 0, None, []
+    for check in fresh:
+        gap = check[1] - check[2]
+        batch = check[3] if len(check) > 3 else None
+        if surprising and batch is not None and batch == opened:
+            passed += gap <= tol  # judged on its own, one-sided; the surprise stays open
+            if gap > tol:
+                surprising.append(check)
+        elif abs(gap) <= tol or not surprising and gap <= tol:
+            passed, surprising = passed + 1, []
         else:
-            surprised = True
-    return passed, surprised
+            opened = batch
+            surprising.append(check)
+    if not surprising:
+        return _Progress(passed, False, 0.0, None)
+    last = surprising[-1]
+    centre = max(surprising, key=lambda c: c[1])[0]
+    return _Progress(passed, True, last[1] - last[2], centre)
 
 
-def checked_away(fresh: Sequence[tuple[int, float, float]], tol: float) -> bool:
+def checked_away(fresh: Sequence[Check], tol: float) -> bool:
     """Condition (e): :data:`CHECKS_NEEDED` checks passed since the best last rose, no surprise open."""
     passed, surprised = check_progress(fresh, tol)
     return passed >= CHECKS_NEEDED and not surprised
 
 
-def _unchecked(fresh: Sequence[tuple[int, float, float]], tol: float) -> str:
+def _unchecked(fresh: Sequence[Check], tol: float) -> str:
     """Why condition (e) fails: checks still to make, or a surprise the spline has not caught up with."""
-    passed, surprised = check_progress(fresh, tol)
+    progress = _progress(fresh, tol)
+    passed, surprised, gap = progress.passed, progress.surprised, progress.gap
     head = f"checking convergence away from the best: (a)-(d) hold, {passed} of {CHECKS_NEEDED} checks passed"
     if surprised:
-        gap = fresh[-1][1] - fresh[-1][2]
         return (
-            f"{head}; the last was measured {_versus(gap)}, so the next looks around the best "
+            f"{head}; a check was measured {_versus(gap)}, so the next looks around the best "
             f"check until one is predicted within {tol:g}"
         )
     return f"{head}; the next is a point away from the best, which must not measure more than {tol:g} better than predicted"
