@@ -221,7 +221,7 @@ def test_a_study_builds_its_optimizer_once_per_state_change() -> None:
     assert study.optimizer is not first  # a changed state is never answered from a stale one
 
 
-def test_fills_met_exactly_give_readers_and_the_controller_one_agreement() -> None:
+def test_fills_met_exactly_count_as_agreements_for_readers_and_the_controller() -> None:
     exp = experiment(batch_size=4)
     state = new_state(exp)
     measure(state, policy.Study(state, exp).initial_batch())
@@ -230,8 +230,10 @@ def test_fills_met_exactly_give_readers_and_the_controller_one_agreement() -> No
     for point in points:
         state.record(point.id, point.predicted)
     study = policy.Study(state, exp)
-    assert study.stop_evidence(exact=True).gaps == (0.0,)
-    assert study.stop_evidence(exact=False).gaps == (0.0,)
+    assert study.stop_evidence(exact=True).gaps == (0.0, 0.0, 0.0)
+    assert study.stop_evidence(exact=False).gaps == (0.0, 0.0, 0.0)
+    state.record(state.add_point({"x": 0.123, "y": 7}, "fill", state.next_batch(), 9.0).id, 1.0)
+    assert policy.Study(state, exp).stop_evidence().gaps[-1] == pytest.approx(8.0)
 
 
 def test_readers_check_the_best_s_neighbours_with_the_stored_fit() -> None:

@@ -25,12 +25,13 @@ ORIGINS = ("initial", "incremental", "fill", "check", "manual", "expand", "impor
 #: Origins of points the spline proposed (a batch head, a diverse fill of slots 2..q, or
 #: the stop rule's check away from the best).
 SPLINE_ORIGINS = ("incremental", "fill", "check")
-#: Origins of proposals chosen for their distance as much as their value: their agreement
-#: with the prediction does not count towards the stop rule's condition (a).
-NOT_AGREEMENTS = ("fill", "check")
 #: Origin of the stop rule's check away from the best (condition (e)); an event of this
 #: kind says why it was proposed.
 CHECK = "check"
+#: Origins whose agreement with the prediction does not count towards the stop rule's
+#: condition (a): the checks, judged by (e) instead (a batch's fills count, as in
+#: :func:`nas.search.optimizer.counts_as_agreement`).
+NOT_AGREEMENTS = (CHECK,)
 
 
 class StateError(UserError, RuntimeError):

@@ -184,9 +184,9 @@ class SplineOptimizer:
 
         ``predicted``, ``fill``, ``check`` and ``batch`` default to what
         :meth:`suggest` said of this point (``fill``: proposed as a diverse
-        batch fill, whose agreement with its prediction does not count
-        towards the stop rule's (a); ``check``: proposed as the stop rule's
-        check away from the best, condition (e); ``batch``: the batch a check
+        batch fill, kept in :attr:`history`; ``check``: proposed as the stop
+        rule's check away from the best, judged by condition (e), not as an
+        agreement of (a); ``batch``: the batch a check
         was proposed in, so that checks proposed together are known as such,
         :func:`~nas.search.stopping.check_progress`). A failed point may be
         told again with a value; a measured one may not.
@@ -786,10 +786,12 @@ class SplineOptimizer:
 def counts_as_agreement(record: Record) -> bool:
     """Whether a measured record's agreement with its prediction counts towards the stop rule's (a).
 
-    Diverse fills and checks are chosen for their distance as much as their
-    value: they often land where the spline is already right.
+    Checks do not: condition (e) judges them, one-sided. A batch's fills do:
+    they are where the batch looked, and with heads alone (a) needed k
+    batches of agreeing heads, which 8-dimensional batch searches seldom
+    had (``benchmarks/results/stop_rule.md``, "Fills count").
     """
-    return record.predicted is not None and not record.fill and not record.check
+    return record.predicted is not None and not record.check
 
 
 def _require(ok: bool, message: str, value: object) -> None:

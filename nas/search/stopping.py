@@ -12,9 +12,9 @@ things at once:
     its prediction (several consecutive agreements, not one, as in the
     "successive agreement" stopping rules of surrogate optimisation, e.g.
     the consecutive-failure counters of Regis & Shoemaker's DYCORS and of
-    TuRBO, Eriksson et al., NeurIPS 2019). Diverse batch fills do not
-    count: they are chosen for their distance from known points as much as
-    for their value, and often land where the spline is already right;
+    TuRBO, Eriksson et al., NeurIPS 2019). In a batch every proposal counts,
+    its fills too: they are where the batch looked; (d) and (e) then ask
+    for the evidence a fill near known points does not give;
 (b) **the search has stalled**: the best measured value rose by less than
     the tolerance over the last max(12, 2d) measurements (the "no improvement
     within a window" rule used by pySOT and by most evolutionary codes);
