@@ -236,9 +236,11 @@ def test_the_controller_keeps_a_batch_of_checks_together_across_a_restart(tmp_pa
     path = tmp_path / "bumps.h5"
     write_state(state, path)
     after = policy.Study(load_state(path), exp)
+    after.store_fit()  # readers decide from the stored points and this fit, as status does
     exact, stored = after.stop_evidence(), after.stop_evidence(exact=False)
     assert not exact.stop and not stored.stop
     assert "2 of 3 checks passed; a check was measured" in exact.reason
+    assert stored.reason == exact.reason
     surprising = max(batch[1:], key=lambda p: bump(p.params["x"]) - p.predicted)
     follow = [p for p in after.propose(dry_run=True) if p.origin == "check"]
     assert len(follow) == 1  # one look around the surprise: the next depends on it

@@ -27,7 +27,6 @@ from nas.errors import UserError
 from nas.pointdir.result import Measured
 from nas.record.state import (
     CHECK,
-    NOT_AGREEMENTS,
     SPLINE_ORIGINS,
     FitRecord,
     Point,
@@ -496,10 +495,10 @@ class Study:
         proposals = [
             (p.value, p.predicted)
             for p, ok in zip(measured, current, strict=True)
-            if ok and p.origin not in NOT_AGREEMENTS
+            if ok and p.origin != CHECK  # checks are judged by (e), not as agreements
         ]
         checks = [
-            (i, sign * p.value, sign * p.predicted)
+            (i, sign * p.value, sign * p.predicted, p.batch)
             for i, (p, ok) in enumerate(zip(measured, current, strict=True))
             if ok and p.origin == CHECK
         ]

@@ -28,10 +28,6 @@ SPLINE_ORIGINS = ("incremental", "fill", "check")
 #: Origin of the stop rule's check away from the best (condition (e)); an event of this
 #: kind says why it was proposed.
 CHECK = "check"
-#: Origins whose agreement with the prediction does not count towards the stop rule's
-#: condition (a): the checks, judged by (e) instead (a batch's fills count, as in
-#: :func:`nas.search.optimizer.counts_as_agreement`).
-NOT_AGREEMENTS = (CHECK,)
 
 
 class StateError(UserError, RuntimeError):
