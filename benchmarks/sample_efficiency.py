@@ -212,11 +212,11 @@ def _with_checks(order: str) -> type:
     assert len(checks) == len(CHECK_ORDER)
 
     class OtherChecks(SplineOptimizer):
-        def _check_strategy(self):
-            strategy = super()._check_strategy()
-            if strategy in CHECK_ORDER:
-                return checks[CHECK_ORDER.index(strategy)]
-            return strategy
+        def _check_strategies(self, room: int):
+            return [
+                checks[CHECK_ORDER.index(s)] if s in CHECK_ORDER else s
+                for s in super()._check_strategies(room)
+            ]
 
     return OtherChecks
 

@@ -677,24 +677,13 @@ class SplineOptimizer:
         avoid: list[Params],
         room: int,
     ) -> list[Candidate]:
-        """The checks of this batch, with ``room`` slots left after the design (added to
-        ``avoid``): none unless the stop rule waits for them.
-
-        A surprise is followed by one check near it (the next depends on how
-        that one is measured). Otherwise the checks still needed come
-        together, up to ``room - 1`` of them so that one slot stays the
-        search's own; with one slot the check takes it.
-        """
+        """The checks of this batch, with ``room`` slots left after the design (each added to
+        ``avoid``): those :meth:`_check_strategies` asks for, none unless the stop rule waits
+        for them."""
         if not self._wants_check():
             return []
-        first = self._check_strategy()
-        strategies = [first]
-        if room > 1 and not isinstance(first, NearSurprise):
-            passed, _ = check_progress(self._fresh_checks()[0], self.stop_evidence().tolerance)
-            count = min(room - 1, max(CHECKS_NEEDED - passed, 1))
-            strategies = [next_check(passed + i) for i in range(count)]
         out = []
-        for i, strategy in enumerate(strategies):
+        for i, strategy in enumerate(self._check_strategies(room)):
             check = self._check(space, splines, avoid, strategy, i)
             if check is None:
                 break
@@ -713,7 +702,7 @@ class SplineOptimizer:
         """The check point ``strategy`` ranks first (None when no admissible one is left).
 
         One of :data:`~nas.search.exploration.CHECK_ORDER`, or near the
-        best check when it was measured better than predicted
+        best check measured better than predicted
         (:class:`~nas.search.exploration.NearSurprise`). Seeded by the number
         of told points and the slot too, so a later check draws new candidates.
         """
@@ -753,15 +742,22 @@ class SplineOptimizer:
             if r.check and r.predicted is not None
         ]
 
-    def _check_strategy(self) -> AwayFromBest | AlongAxes | NearSurprise:
-        """Where the next check looks: around the best surprising check while a surprise is open, else the
-        next of :data:`~nas.search.exploration.CHECK_ORDER` (far from the best, along its axes,
-        in its wider neighbourhood)."""
+    def _check_strategies(self, room: int) -> list[AwayFromBest | AlongAxes | NearSurprise]:
+        """Where this batch's checks look, with ``room`` slots for them and the search.
+
+        While a surprise is open, one check around the best surprising one
+        (the next depends on how it is measured); else the checks still
+        needed, next in :data:`~nas.search.exploration.CHECK_ORDER` (far from
+        the best, along its axes, in its wider neighbourhood): one with one
+        slot, else up to ``room - 1``.
+        """
         fresh, centre = self._fresh_checks()
         if centre is not None:
             space = self._embedded if self._embedded is not None else self.space
-            return NearSurprise(space.to_unit(centre))
-        return next_check(check_progress(fresh, self.stop_evidence().tolerance)[0])
+            return [NearSurprise(space.to_unit(centre))]
+        passed = check_progress(fresh, self.stop_evidence().tolerance)[0]
+        count = 1 if room == 1 else min(room - 1, max(CHECKS_NEEDED - passed, 1))
+        return [next_check(passed + i) for i in range(count)]
 
     def _incremental(
         self, candidate: Candidate, check: bool = False, batch: int | None = None
