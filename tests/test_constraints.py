@@ -106,7 +106,7 @@ def test_status_says_which_constraint_binds(tmp_path: Path, capsys: pytest.Captu
     code, out, err = run(capsys, "status", "--state", str(state))
     assert "constraint gmacs <= 0.001: binds" in out
     assert "constraint params_m <= 100: does not bind" in out
-    assert "the spline's predicted optimum costs" in rows["gmacs"]["why"]
+    assert "the spline's predicted optimum without the bounds costs" in rows["gmacs"]["why"]
     best = rows["gmacs"]["best"]["id"]
     code, out, err = run(capsys, "show", "--state", str(state), str(best))
     assert code == 0, err

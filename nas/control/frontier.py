@@ -48,9 +48,10 @@ def cost_summary(study: Study) -> dict[str, Any] | None:
     and with ``tradeoff`` the measured front's size. None when the experiment declares neither.
 
     A constraint *binds* when the search would prefer a point the bound rules
-    out: the spline's predicted optimum of the last stored fit (made when the
-    last proposals were), or the best measured point (e.g. one added by
-    hand), breaks it.
+    out: the spline's predicted optimum without the bounds (the feasibility
+    rules of memory and ``[model] feasible`` still applied), or the best
+    measured point (e.g. one added by hand), breaks it. The stored fit cannot
+    say: its optimum is the best point within the bounds.
     """
     from nas.control.constraints import best_within, declared, sources
 
@@ -59,10 +60,10 @@ def cost_summary(study: Study) -> dict[str, Any] | None:
         return None
     bounds = sources(study.experiment, declared(cfg.constraints))
     unconstrained = best_within(study.state, study.experiment, [])
-    fit = study.state.fits[-1] if study.state.fits else None  # a fit one batch old will do
+    free = study.optimizer.maximum(study.feasible) if study.state.fits else None
     preferred = [] if unconstrained is None else [("best measured point", unconstrained.params)]
-    if fit is not None:
-        preferred.insert(0, ("spline's predicted optimum", fit.argmax))
+    if free is not None:
+        preferred.insert(0, ("spline's predicted optimum without the bounds", free[0]))
     rows = []
     for constraint, source in bounds:
         best = best_within(study.state, study.experiment, [constraint])

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nas.search.maximize import Neighbours
+from nas.search.maximize import Mask, Neighbours
 from nas.search.spline import PolyharmonicSpline
 from nas.search.strategies import (
     Ranking,
@@ -102,6 +102,7 @@ class AwayFromBest:
         rng: np.random.Generator,
         neighbours: Neighbours | None = None,
         in_batch: bool = False,
+        admissible: Mask | None = None,
     ) -> Ranking:
         """Far candidates first, by merit (scores in [0, 1]); the near ones after (in [-2, -1])."""
         d = spline.d
@@ -156,6 +157,7 @@ class NearSurprise:
         rng: np.random.Generator,
         neighbours: Neighbours | None = None,
         in_batch: bool = False,
+        admissible: Mask | None = None,
     ) -> Ranking:
         """Legal points around ``centre`` not on a known point, best merit first."""
         d = spline.d
@@ -217,6 +219,7 @@ class AlongAxes:
         rng: np.random.Generator,
         neighbours: Neighbours | None = None,
         in_batch: bool = False,
+        admissible: Mask | None = None,
     ) -> Ranking:
         """Legal points on the incumbent's axis lines not on a known point, best predicted first."""
         d, m = spline.d, self.n_candidates

@@ -11,6 +11,15 @@ neighbourhood (:func:`climb`). The polish starts from the best samples and
 from the best screen point of every distinct basin of the Halton screen
 (:func:`basin_tops`): the maximum may sit in a basin the refinement never
 looked at.
+
+With ``admissible`` (a mask of the legal points that may be proposed: a
+cost bound, the GPU-memory limit) every stage maximises over the admissible
+points only: the refinement follows the best admissible sample, the polish
+starts from admissible samples and keeps an end only where it stays
+admissible, and the climb moves to admissible neighbours. Without it a bounded search's argmax
+is the unbounded one, which the proposal rules then refuse, so the search
+proposed the best of its random candidates instead of the bounded maximum
+and its predicted gain measured a maximum it may not train.
 """
 
 from __future__ import annotations
@@ -38,6 +47,43 @@ Objective = Callable[[np.ndarray], np.ndarray]
 Gradient = Callable[[np.ndarray], np.ndarray]
 #: Legal unit points around a unit point (:meth:`nas.search.space.SearchSpace.lattice_neighbours`).
 Neighbours = Callable[[np.ndarray], np.ndarray]
+#: Which unit points (M, d) may be proposed, as a bool array (M,): judged at their legal snap.
+Mask = Callable[[np.ndarray], np.ndarray]
+
+#: Points judged first when looking for the best admissible one; each further
+#: round judges twice as many (the mask may call a per-point rule, so it is asked
+#: about the best candidates only, and most often the best is admissible).
+MASK_FIRST = 8
+#: Admissible samples among which the polish's separated starts are chosen.
+START_POOL = 1024
+
+
+def best_admissible(fx: np.ndarray, x: np.ndarray, admissible: Mask | None) -> int | None:
+    """Index of the highest value whose point is admissible (None: no point is).
+
+    Asks the mask about the best points first, :data:`MASK_FIRST` of them,
+    then twice as many per round.
+    """
+    found = best_admissible_samples(x, fx, admissible, 1)
+    return int(found[0]) if found.size else None
+
+
+def best_admissible_samples(
+    x: np.ndarray, fx: np.ndarray, admissible: Mask | None, want: int
+) -> np.ndarray:
+    """Indices of the ``want`` best admissible samples (fewer if there are not as many),
+    best first, judging the samples best first in rounds of doubling size."""
+    order = np.argsort(-fx, kind="stable")
+    if admissible is None:
+        return order[:want]
+    kept: list[np.ndarray] = []
+    found, start, size = 0, 0, MASK_FIRST
+    while start < order.size and found < want:
+        chunk = order[start : start + size]
+        kept.append(chunk[admissible(x[chunk])])
+        found += kept[-1].size
+        start, size = start + size, 2 * size
+    return np.concatenate(kept)[:want] if kept else order[:0]
 
 
 def sample(
@@ -50,12 +96,14 @@ def sample(
     shrink: float = 0.5,
     max_levels: int = DEFAULT_LEVELS,
     budget: int = DEFAULT_BUDGET,
+    admissible: Mask | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every point the hierarchical search evaluates, with its value.
 
     Level 0 is ``n_samples`` scrambled Halton points over [0, 1]^d plus
     ``extra_points``; level k samples the box of width ``shrink**k`` centred
-    on the incumbent, clipped to [0, 1]^d. The search stops after two
+    on the incumbent (the best ``admissible`` sample when a mask is given),
+    clipped to [0, 1]^d. The search stops after two
     consecutive levels without improvement beyond floating-point accuracy
     (one miss can be sampling luck in a box still much wider than the
     distance to the optimum), after ``max_levels`` levels, or when the next
@@ -75,7 +123,9 @@ def sample(
     if extra_points is not None and len(extra_points):
         first = np.vstack([np.asarray(extra_points, dtype=np.float64).reshape(-1, d), first])
     chunks_x, chunks_f = [first], [np.asarray(f(first), dtype=np.float64)]
-    best = int(np.argmax(chunks_f[0]))
+    best = best_admissible(chunks_f[0], first, admissible)
+    if best is None:  # nothing admissible in the screen: the refinement has no incumbent
+        return first, chunks_f[0]
     x_best, f_best = first[best], chunks_f[0][best]
     used = first.shape[0]
     misses = 0
@@ -90,8 +140,8 @@ def sample(
         used += n_samples
         chunks_x.append(x)
         chunks_f.append(fx)
-        i = int(np.argmax(fx))
-        if fx[i] > f_best + 4.0 * np.spacing(abs(f_best)):
+        i = best_admissible(fx, x, admissible)
+        if i is not None and fx[i] > f_best + 4.0 * np.spacing(abs(f_best)):
             x_best, f_best, misses = x[i], fx[i], 0
         else:
             misses += 1
@@ -178,20 +228,72 @@ def basin_tops(x: np.ndarray, fx: np.ndarray, limit: int = MAX_BASINS) -> np.nda
     return tops[np.argsort(-fx[tops], kind="stable")][:limit]
 
 
-def _starts(x: np.ndarray, fx: np.ndarray, screen: int, n_starts: int) -> np.ndarray:
-    """The polish's starts: the best separated samples and the basin tops of the first ``screen``."""
-    best = separated_best(x, fx, n_starts)
-    tops = basin_tops(x[:screen], fx[:screen])
-    return x[np.unique(np.concatenate([best, tops]))]
+def admissible_basin_tops(
+    x: np.ndarray, fx: np.ndarray, admissible: Mask, limit: int = MAX_BASINS
+) -> np.ndarray:
+    """:func:`basin_tops` of the admissible screen points: each beats every admissible
+    one of its nearest screen points, best first.
+
+    A rule cuts basins, and its edge tops the cut ones. The points are taken
+    best first and judged one by one with their better neighbours, so a slow
+    rule is asked about the top of the screen only.
+    """
+    from scipy.spatial import cKDTree  # deferred like scipy.stats: slow to import
+
+    m, d = x.shape
+    k = min(BASIN_NEIGHBOURS_PER_DIM * d + 1, m)
+    _, index = cKDTree(x).query(x, k=k)
+    index = index.reshape(m, k)
+    judged: dict[int, bool] = {}
+
+    def allowed(i: int) -> bool:
+        if i not in judged:
+            judged[i] = bool(admissible(x[i : i + 1])[0])
+        return judged[i]
+
+    tops: list[int] = []
+    for i in np.argsort(-fx, kind="stable"):
+        if not allowed(int(i)):
+            continue
+        better = [int(j) for j in index[i, 1:] if fx[j] > fx[i]]
+        if not any(allowed(j) for j in better):
+            tops.append(int(i))
+            if len(tops) == limit:
+                break
+    return np.array(tops, dtype=int)
+
+
+def _starts(
+    x: np.ndarray, fx: np.ndarray, screen: int, n_starts: int, admissible: Mask | None = None
+) -> np.ndarray:
+    """The polish's starts: the best separated samples and the basin tops of the first
+    ``screen``; with a mask, only admissible ones."""
+    if admissible is None:
+        best = separated_best(x, fx, n_starts)
+        tops = basin_tops(x[:screen], fx[:screen])
+    else:
+        pool = best_admissible_samples(x, fx, admissible, START_POOL)
+        best = pool[separated_best(x[pool], fx[pool], n_starts)]
+        tops = admissible_basin_tops(x[:screen], fx[:screen], admissible)
+    return x[np.unique(np.concatenate([best, tops]).astype(int))]
 
 
 def polish(
-    f: Objective, gradient: Gradient, starts: np.ndarray, max_iter: int = 200
+    f: Objective,
+    gradient: Gradient,
+    starts: np.ndarray,
+    max_iter: int = 200,
+    admissible: Mask | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bounded L-BFGS-B ascent of ``f`` in [0, 1]^d from each start; the end points and values.
 
     A polished point is never worse than its start (the start is kept when
-    the optimiser stops early on a worse one).
+    the optimiser stops early on a worse one). With a mask an end the mask
+    refuses is dropped too, and the integer climb (:func:`climb`) walks on
+    from the admissible start. Pulling such an end back to the bound along
+    its path instead was measured and not kept: it sends proposals to the
+    bound, where a spline rising with the cost is most optimistic
+    (``benchmarks/results/constrained.md``).
     """
     from scipy.optimize import minimize  # deferred like scipy.stats: slow to import
 
@@ -207,27 +309,34 @@ def polish(
             options={"maxiter": max_iter},
         )
         end = np.clip(result.x, 0.0, 1.0)
+        if admissible is not None and not admissible(end[None, :])[0]:
+            continue  # the start stays: the climb walks on from it within the rule
         if float(f(end)) > float(f(x0)):
             out[row] = end
     return out, np.asarray(f(out), dtype=np.float64)
 
 
-def climb(f: Objective, x: np.ndarray, neighbours: Neighbours) -> tuple[np.ndarray, float]:
+def climb(
+    f: Objective, x: np.ndarray, neighbours: Neighbours, admissible: Mask | None = None
+) -> tuple[np.ndarray, float] | None:
     """The best legal point reached from unit point ``x`` by moving to better lattice neighbours.
 
     The first step picks the best of the legal points around ``x`` (every
     rounding of its integer coordinates); each further step moves to the
     best neighbour of the current legal point while that is strictly better.
+    With a mask only admissible points count; None when none is around ``x``.
     """
     candidates = neighbours(x)
     values = np.asarray(f(candidates), dtype=np.float64)
-    i = int(np.argmax(values))
+    i = best_admissible(values, candidates, admissible)
+    if i is None:
+        return None
     best, f_best = candidates[i], float(values[i])
     for _ in range(CLIMB_STEPS):
         candidates = neighbours(best)
         values = np.asarray(f(candidates), dtype=np.float64)
-        i = int(np.argmax(values))
-        if not values[i] > f_best + 4.0 * np.spacing(abs(f_best)):
+        i = best_admissible(values, candidates, admissible)
+        if i is None or not values[i] > f_best + 4.0 * np.spacing(abs(f_best)):
             break
         best, f_best = candidates[i], float(values[i])
     return best, f_best
@@ -257,6 +366,7 @@ def legal_maxima(
     seed: int | np.random.Generator,
     n_samples: int = DEFAULT_SAMPLES,
     n_starts: int = DEFAULT_STARTS,
+    admissible: Mask | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The three stages for a spline on a lattice of legal points.
 
@@ -264,14 +374,20 @@ def legal_maxima(
     points: each polished maximum climbed to the best legal point of its
     integer neighbourhood, followed by that point's neighbours (the next
     candidates when it is already measured). Without ``neighbours`` the
-    polished points are only snapped.
+    polished points are only snapped. With ``admissible`` every stage keeps
+    to the admissible points (module docstring); the neighbours that follow
+    a climbed point are not judged (the proposal rules do that).
     """
-    x, fx = sample(spline, d, seed=seed, extra_points=support, n_samples=n_samples)
-    polished, _ = polish(spline, gradient, _starts(x, fx, len(support) + n_samples, n_starts))
+    x, fx = sample(
+        spline, d, seed=seed, extra_points=support, n_samples=n_samples, admissible=admissible
+    )
+    starts = _starts(x, fx, len(support) + n_samples, n_starts, admissible)
+    polished, _ = polish(spline, gradient, starts, admissible=admissible)
     if neighbours is None:
         return x, fx, snap(polished)
     legal = []
     for start in polished:
-        best, _ = climb(spline, start, neighbours)
-        legal += [best[None, :], neighbours(best)]
-    return x, fx, np.vstack(legal)
+        climbed = climb(spline, start, neighbours, admissible)
+        if climbed is not None:
+            legal += [climbed[0][None, :], neighbours(climbed[0])]
+    return x, fx, np.vstack(legal) if legal else np.empty((0, d))

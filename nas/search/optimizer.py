@@ -20,8 +20,9 @@ import numpy as np
 from nas.search.categories import EmbeddedSpace, views
 from nas.search.design import initial_design
 from nas.search.exploration import AlongAxes, AwayFromBest, NearSurprise, next_check
+from nas.search.maximize import best_admissible
 from nas.search.noise import NoiseEstimate, smooth_fit
-from nas.search.propose import Candidate, SearchError, propose
+from nas.search.propose import Candidate, SearchError, feasible_mask, propose
 from nas.search.settings import GOALS, SearchSettings
 from nas.search.space import Params, SearchSpace, Value
 from nas.search.spline import PolyharmonicSpline, SplineError
@@ -66,6 +67,9 @@ class FitSummary:
     one spline); ``coefficients`` are those of the splines actually solved:
     per category the kernel coefficients then the linear tail, or once for
     the shared spline (its tail ends with one entry per category indicator).
+    ``argmax`` and ``predicted_max`` are the spline's maximum over the points
+    the optimizer's ``feasible`` allows (a cost bound, the GPU-memory limit):
+    the stop rule's promised gain is of a network the search may train.
     """
 
     n_support: int
@@ -431,16 +435,7 @@ class SplineOptimizer:
         space, splines = self._model()
         if not splines:
             return None
-        maxima = []
-        for index, (cat, spline) in enumerate(splines.items()):
-            rng = np.random.default_rng([self.settings.seed, index])
-            snap = space.snap_unit
-            x, fx, legal = spline_maxima(spline, snap, space.lattice_neighbours, rng)
-            candidates = np.vstack([legal, snap(x[int(np.argmax(fx))][None, :])])
-            values = spline(candidates)
-            best = int(np.argmax(values))
-            maxima.append((float(values[best]), index, space.from_unit(candidates[best], cat)))
-        value, _, argmax = max(maxima, key=lambda m: (m[0], -m[1]))
+        argmax, value = self._maximum(space, splines, self.feasible)
         loo = np.concatenate([spline.loo_errors() for spline in splines.values()])
         return FitSummary(
             n_support=sum(s.points.shape[0] for s in splines.values()),
@@ -462,6 +457,48 @@ class SplineOptimizer:
                 for c in (*spline.coefficients, *spline.poly)
             ),
         )
+
+    @in_search_threads
+    def maximum(
+        self, feasible: Callable[[Params], bool] | None = None
+    ) -> tuple[Params, float] | None:
+        """The spline's legal argmax among the points ``feasible`` allows, and its value in
+        measurement units; None while no spline can be fitted.
+
+        :meth:`fit` gives it under the optimizer's own ``feasible``; with
+        another rule (none: the whole box) a reader asks whether a bound
+        changes the optimum, i.e. whether it binds.
+        """
+        space, splines = self._model()
+        if not splines:
+            return None
+        argmax, value = self._maximum(space, splines, feasible)
+        return argmax, self._sign * value
+
+    def _maximum(
+        self,
+        space: SearchSpace | EmbeddedSpace,
+        splines: Mapping[tuple[Value, ...], PolyharmonicSpline],
+        feasible: Callable[[Params], bool] | None,
+    ) -> tuple[Params, float]:
+        """The best legal point over the categories' splines that ``feasible`` allows (the
+        unbounded one when none is), with its value on the higher-is-better scale."""
+        maxima = []
+        for index, (cat, spline) in enumerate(splines.items()):
+            rng = np.random.default_rng([self.settings.seed, index])
+            snap = space.snap_unit
+            admissible = feasible_mask(space, cat, feasible)
+            x, fx, legal = spline_maxima(
+                spline, snap, space.lattice_neighbours, rng, admissible=admissible
+            )
+            candidates = np.vstack([legal, snap(x[int(np.argmax(fx))][None, :])])
+            values = spline(candidates)
+            best = best_admissible(values, candidates, admissible)
+            if best is None:  # nothing feasible found: the unbounded maximum, as a last resort
+                best = int(np.argmax(values))
+            maxima.append((float(values[best]), index, space.from_unit(candidates[best], cat)))
+        value, _, argmax = max(maxima, key=lambda m: (m[0], -m[1]))
+        return argmax, value
 
     def predict(self, params: Mapping[str, Any], extrapolate: bool = False) -> float:
         """Spline prediction at ``params`` in measurement units.

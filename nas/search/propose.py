@@ -20,6 +20,7 @@ from scipy.spatial import cKDTree
 
 from nas.errors import UserError
 from nas.search.batch import DiversePool
+from nas.search.maximize import Mask
 from nas.search.rows import first_of_each_row
 from nas.search.settings import FANTASY_FILLS, SETTINGS
 from nas.search.space import Params, SearchSpace, Value
@@ -132,6 +133,7 @@ def propose(
         if cat in blocked:
             blocked[cat].append(space.to_unit(params))
     checker = _Admissibility(space, taken, blocked, feasible, min_distance)
+    masks = {cat: feasible_mask(space, cat, feasible) for cat in categories}
     cell = min_distance / np.sqrt(space.d)
 
     def ranking_for(index: int, slot: int) -> _Walk:
@@ -144,6 +146,7 @@ def propose(
             rng=rng,
             neighbours=space.lattice_neighbours,
             in_batch=q > 1 and slot == 0,
+            admissible=masks[cat],
         )
         return _Walk(ranking, cell)
 
@@ -182,6 +185,34 @@ def propose(
             )
             walks[cat] = ranking_for(categories.index(cat), slot + 1)
     return out
+
+
+def feasible_mask(
+    space: SearchSpace,
+    category: tuple[Value, ...],
+    feasible: Callable[[Params], bool] | None,
+) -> Mask | None:
+    """The feasibility predicate as a mask of unit points of ``category`` (None: no predicate).
+
+    Each point is judged at its legal snap, once: the maximisation asks
+    about the same legal points again and again, and a user's rule or a
+    cost model may be slow.
+    """
+    if feasible is None:
+        return None
+    memo: dict[bytes, bool] = {}
+
+    def mask(x: np.ndarray) -> np.ndarray:
+        legal = space.snap_unit(np.asarray(x, dtype=np.float64).reshape(-1, space.d))
+        out = np.empty(len(legal), dtype=bool)
+        for row, point in enumerate(legal):
+            key = point.tobytes()
+            if key not in memo:
+                memo[key] = bool(feasible(space.from_unit(point, category)))
+            out[row] = memo[key]
+        return out
+
+    return mask
 
 
 def _fills_diversely(strategy: Strategy) -> bool:

@@ -34,7 +34,13 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from nas.search.dycors import adapted_radius, perturbation_probability, subspace_perturb
-from nas.search.maximize import Neighbours, legal_maxima
+from nas.search.maximize import (
+    Mask,
+    Neighbours,
+    best_admissible,
+    best_admissible_samples,
+    legal_maxima,
+)
 from nas.search.rows import rows_in
 from nas.search.settings import BATCH_FILLS
 from nas.search.spline import PolyharmonicSpline
@@ -59,7 +65,9 @@ class Strategy(Protocol):
     ones and ``neighbours`` gives the legal points around a unit point
     (:meth:`nas.search.space.SearchSpace.lattice_neighbours`). Scores must be
     comparable across categories (higher is better). ``in_batch``: the
-    ranking heads a batch of more than one proposal.
+    ranking heads a batch of more than one proposal. ``admissible`` marks
+    the unit points the feasibility rules allow (None: all): a strategy
+    maximises over those, since the rules refuse the others anyway.
     """
 
     def rank(
@@ -71,6 +79,7 @@ class Strategy(Protocol):
         rng: np.random.Generator,
         neighbours: Neighbours | None = None,
         in_batch: bool = False,
+        admissible: Mask | None = None,
     ) -> Ranking: ...
 
 
@@ -116,8 +125,10 @@ def spline_maxima(
     neighbours: Neighbours | None,
     rng: np.random.Generator,
     n_samples: int | None = None,
+    admissible: Mask | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Samples of the search for max s with their values, and the best legal points it found."""
+    """Samples of the search for max s with their values, and the best (admissible) legal
+    points it found."""
     extra = {} if n_samples is None else {"n_samples": n_samples}
     return legal_maxima(
         spline,
@@ -127,6 +138,7 @@ def spline_maxima(
         snap=snap,
         neighbours=neighbours,
         seed=rng,
+        admissible=admissible,
         **extra,
     )
 
@@ -147,8 +159,9 @@ class PaperStrategy:
         rng: np.random.Generator,
         neighbours: Neighbours | None = None,
         in_batch: bool = False,
+        admissible: Mask | None = None,
     ) -> Ranking:
-        x, fx, legal = spline_maxima(spline, snap, neighbours, rng)
+        x, fx, legal = spline_maxima(spline, snap, neighbours, rng, admissible=admissible)
         snapped = snap(x)  # repeats are thinned by the walk
         values = fx.copy()  # s where snapping moved nothing (float dimensions) is known
         moved = np.flatnonzero((snapped != x).any(axis=1))
@@ -253,10 +266,13 @@ class DefaultStrategy:
         rng: np.random.Generator,
         neighbours: Neighbours | None = None,
         in_batch: bool = False,
+        admissible: Mask | None = None,
     ) -> Ranking:
         """Candidates best first; measured and avoided points excluded.
 
-        An exploitation step ranks every candidate by s. An exploration step
+        An exploitation step ranks every candidate by s. It is one while the
+        best admissible candidate promises the gain: under a bound, a gain
+        beyond the bound is no reason to exploit. An exploration step
         ranks the perturbations by merit (scores in [0, 1]) and the other
         candidates after them by s (scores in [-2, -1]), so the hard rules of
         :func:`nas.search.propose` can still be met when every perturbation is
@@ -267,14 +283,18 @@ class DefaultStrategy:
         d = points.shape[1]
         sigma = self.radius(values, d)
         local = snap(perturb(points[int(np.argmax(values))], sigma, self.n_local, rng))
-        near = self.near_argmax(spline, rng, snap, neighbours)
+        near = self.near_argmax(spline, rng, snap, neighbours, admissible)
         wide = np.vstack([snap(rng.random((self.n_global, d))), near])
         existing = known_points(points, avoid)
         legal, _ = fresh_candidates(np.vstack([local, wide]), existing)
         s = spline(legal)
-        if s.size and s.max() - values.max() > self.gain_rtol * float(np.ptp(values)):
+        top = best_admissible(s, legal, admissible)
+        if top is not None and s[top] - values.max() > self.gain_rtol * float(np.ptp(values)):
             return _by_score(legal, unit_scale(s))
         near, distance = fresh_candidates(local, existing)
+        if admissible is not None and near.size:  # the merit's scales: of the points it may pick
+            keep = admissible(near)
+            near, distance = near[keep], distance[keep]
         w = self.batch_head_weight if in_batch else self.weights[len(values) % len(self.weights)]
         head = _by_score(near, merit(spline(near), distance, w))
         rest = ~rows_in(legal, near)
@@ -331,12 +351,16 @@ class DefaultStrategy:
         rng: np.random.Generator,
         snap: Snap,
         neighbours: Neighbours | None = None,
+        admissible: Mask | None = None,
     ) -> np.ndarray:
-        """Legal points of the search for max s: its legal maxima, then its ``n_argmax`` best samples."""
+        """Legal points of the search for max s: its legal maxima, then its ``n_argmax`` best
+        (admissible) samples."""
         if self.n_argmax == 0:
             return np.empty((0, spline.d))
-        x, fx, legal = spline_maxima(spline, snap, neighbours, rng, n_samples=1024)
-        return np.vstack([legal, snap(x[np.argsort(-fx, kind="stable")[: self.n_argmax]])])
+        x, fx, legal = spline_maxima(spline, snap, neighbours, rng, 1024, admissible)
+        return np.vstack(
+            [legal, snap(x[best_admissible_samples(x, fx, admissible, self.n_argmax)])]
+        )
 
     def radius(self, values: np.ndarray, d: int) -> float:
         """Perturbation radius: halved per ``max(4, d)`` non-improving points at the end."""
