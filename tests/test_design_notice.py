@@ -2,7 +2,7 @@
 
 ``init`` and ``init --validate-only`` print one note naming the file and the key,
 and the state's events record it; a design left to its default, or kept (a
-measured trade-off cost), gives no note.
+measured trade-off cost, a bound without a trade-off), gives no note.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from cost_support import resnet_experiment
 from experiment_support import run
 
 from nas.config import parse_experiment
+from nas.control.costs import known_cost
 from nas.control.tradeoffs import DESIGN_REPLACED
 from nas.record.store import StateStore
+from nas.search.design import initial_design
 
 #: The all-high corner, the corner design's first point; a cost-spread design starts at the cheapest.
 ALL_HIGH = {"g1": 32, "g2": 64}
@@ -56,7 +58,7 @@ def test_init_says_that_the_tradeoff_replaces_the_design_and_the_events_record_i
 def test_a_design_written_out_at_its_default_value_is_reported_too(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    text = resnet_experiment(settings='design = "space-filling"', constraints="gmacs = 0.05")
+    text = resnet_experiment(settings='design = "space-filling"\ntradeoff = "gmacs"')
     assert parse_experiment(text).experiment.design == "space-filling"  # the default
     (tmp_path / "e.toml").write_text(text)
     monkeypatch.chdir(tmp_path)
@@ -65,7 +67,7 @@ def test_a_design_written_out_at_its_default_value_is_reported_too(
     assert code == 0 and doc["valid"], err
     assert len(doc["notes"]) == 1 and _notes(err) == [f"splinenas init: note: {doc['notes'][0]}"]
     assert doc["notes"][0].startswith("e.toml: [experiment] design: 'space-filling' is replaced")
-    assert "[experiment.constraints] gmacs = 0.05 bounds a known cost" in doc["notes"][0]
+    assert 'tradeoff = "gmacs" is a known cost' in doc["notes"][0]
     assert not (tmp_path / "state").exists()
     # the count it gives is the design init stores
     code, out, err = run(capsys, "init", "e.toml", "--offline", "--json")
@@ -100,3 +102,18 @@ def test_a_key_given_under_its_former_name_counts_as_given() -> None:
     assert experiment.given("cluster", "max_gpu_memory_gib")
     assert not experiment.given("cluster", "account")
     assert not experiment.given("train", "epochs")  # no such table in the file
+
+
+def test_a_bound_keeps_the_design_and_leaves_out_its_points_beyond_the_bound(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    probe = parse_experiment(resnet_experiment(settings='design = "space-filling"'))
+    gmacs = known_cost(probe, "gmacs")
+    design = initial_design(probe.space, "space-filling", seed=probe.experiment.seed)
+    limit = sorted(gmacs(p) for p in design)[-2]  # the all-high corner is beyond it
+    text = resnet_experiment(settings='design = "space-filling"', constraints=f"gmacs = {limit!r}")
+    err, path = _init(tmp_path, capsys, text)
+    assert _notes(err) == []  # nothing replaced: nothing to say
+    within = [p for p in design if gmacs(p) <= limit]
+    assert len(within) == len(design) - 1
+    assert [p.params for p in StateStore.read(path).points] == within

@@ -252,10 +252,9 @@ class Study:
         return optimizer
 
     def _cost_design(self, admissible: Callable[[Params], bool] | None) -> list[Params] | None:
-        """With ``tradeoff`` or a bound on a known cost, a design spread over that cost;
-        else None (the experiment's ``design``)."""
-        cfg = self.experiment.experiment
-        if cfg.tradeoff is None and not cfg.constraints:
+        """With ``tradeoff`` on a known cost, a design spread over that cost; else None (the
+        experiment's ``design``, its points beyond ``[experiment.constraints]`` left out)."""
+        if self.experiment.experiment.tradeoff is None:
             return None
         from nas.control import tradeoffs
 
