@@ -16,10 +16,11 @@ With ``admissible`` (a mask of the legal points that may be proposed: a
 cost bound, the GPU-memory limit) every stage maximises over the admissible
 points only: the refinement follows the best admissible sample, the polish
 starts from admissible samples and keeps an end only where it stays
-admissible, and the climb moves to admissible neighbours. Without it a bounded search's argmax
-is the unbounded one, which the proposal rules then refuse, so the search
-proposed the best of its random candidates instead of the bounded maximum
-and its predicted gain measured a maximum it may not train.
+admissible, and the climb moves to admissible neighbours. Without the mask
+a bounded search's argmax is the unbounded one, which the proposal rules
+refuse: the search then proposes the best of its random candidates instead
+of the bounded maximum, and its predicted gain is of a point it may not
+train.
 """
 
 from __future__ import annotations
