@@ -65,6 +65,8 @@ def best_admissible(fx: np.ndarray, x: np.ndarray, admissible: Mask | None) -> i
     Asks the mask about the best points first, :data:`MASK_FIRST` of them,
     then twice as many per round.
     """
+    if admissible is None:  # the unbounded search's hot path: no sort
+        return int(np.argmax(fx)) if fx.size else None
     found = best_admissible_samples(x, fx, admissible, 1)
     return int(found[0]) if found.size else None
 
@@ -218,15 +220,23 @@ def basin_tops(x: np.ndarray, fx: np.ndarray, limit: int = MAX_BASINS) -> np.nda
     each finds the maxima of the basins the refinement levels, which follow
     one incumbent, leave alone.
     """
+    index = _screen_neighbours(x)
+    if index.shape[1] < 2:
+        return np.arange(len(x))[:limit]
+    tops = np.flatnonzero(fx >= fx[index[:, 1:]].max(axis=1))
+    return tops[np.argsort(-fx[tops], kind="stable")][:limit]
+
+
+def _screen_neighbours(x: np.ndarray) -> np.ndarray:
+    """Each screen point's ``BASIN_NEIGHBOURS_PER_DIM * d`` nearest screen points, itself
+    first, as an (m, k) index array: the neighbourhood a basin top must beat."""
     from scipy.spatial import cKDTree  # deferred like scipy.stats: slow to import
 
     m, d = x.shape
     k = min(BASIN_NEIGHBOURS_PER_DIM * d + 1, m)
     if k < 2:
-        return np.arange(m)[:limit]
-    _, index = cKDTree(x).query(x, k=k)
-    tops = np.flatnonzero(fx >= fx[index[:, 1:]].max(axis=1))
-    return tops[np.argsort(-fx[tops], kind="stable")][:limit]
+        return np.arange(m).reshape(m, 1)
+    return cKDTree(x).query(x, k=k)[1]
 
 
 def admissible_basin_tops(
@@ -239,12 +249,7 @@ def admissible_basin_tops(
     best first and judged one by one with their better neighbours, so a slow
     rule is asked about the top of the screen only.
     """
-    from scipy.spatial import cKDTree  # deferred like scipy.stats: slow to import
-
-    m, d = x.shape
-    k = min(BASIN_NEIGHBOURS_PER_DIM * d + 1, m)
-    _, index = cKDTree(x).query(x, k=k)
-    index = index.reshape(m, k)
+    index = _screen_neighbours(x)
     judged: dict[int, bool] = {}
 
     def allowed(i: int) -> bool:
@@ -276,7 +281,7 @@ def _starts(
         pool = best_admissible_samples(x, fx, admissible, START_POOL)
         best = pool[separated_best(x[pool], fx[pool], n_starts)]
         tops = admissible_basin_tops(x[:screen], fx[:screen], admissible)
-    return x[np.unique(np.concatenate([best, tops]).astype(int))]
+    return x[np.unique(np.concatenate([best, tops]))]
 
 
 def polish(
