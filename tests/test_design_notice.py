@@ -117,3 +117,22 @@ def test_a_bound_keeps_the_design_and_leaves_out_its_points_beyond_the_bound(
     within = [p for p in design if gmacs(p) <= limit]
     assert len(within) == len(design) - 1
     assert [p.params for p in StateStore.read(path).points] == within
+
+
+def test_a_bound_that_leaves_too_few_design_points_adds_the_rest_to_the_first_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    probe = parse_experiment(resnet_experiment(settings='design = "space-filling"'))
+    gmacs = known_cost(probe, "gmacs")
+    design = initial_design(probe.space, "space-filling", seed=probe.experiment.seed)
+    limit = sorted(gmacs(p) for p in design)[1]  # two of the d+2 = 4 points within it
+    text = resnet_experiment(settings='design = "space-filling"', constraints=f"gmacs = {limit!r}")
+    err, path = _init(tmp_path, capsys, text)
+    assert _notes(err) == []
+    within = [p for p in design if gmacs(p) <= limit]
+    assert len(within) == 2 < probe.space.d + 1  # too few to fit a spline in two dimensions
+    points = StateStore.read(path).points
+    assert [p.params for p in points[: len(within)]] == within
+    assert len(points) == probe.space.d + 1  # the missing one now, not a round later
+    assert all(gmacs(p.params) <= limit for p in points)
+    assert {p.batch for p in points} == {points[0].batch}

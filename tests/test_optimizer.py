@@ -112,6 +112,30 @@ def test_feasibility_predicate_excludes_initial_and_proposals() -> None:
     assert all(p["b"] <= 15 for p in design) and len(design) < len(SPACE.initial_design())
 
 
+def test_a_bound_adds_the_design_points_it_refused_to_the_first_batch() -> None:
+    """The top-up points come up front, in the order single proposals gave them one by one."""
+
+    def feasible(p: dict) -> bool:
+        return p["a"] + p["b"] / 5 <= 1.0  # the all-high corner and most of the design beyond
+
+    settings = SearchSettings(batch_size=8, design="space-filling", seed=4)
+    plain = SplineOptimizer(SPACE, settings, feasible=None).initial_design()
+    within = [p for p in plain if feasible(p)]
+    assert len(within) < SPACE.d + 1  # too few to fit a spline
+    bounded = SplineOptimizer(SPACE, settings, feasible=feasible)
+    first = [p.params for p in bounded.suggest()]
+    assert first[: len(within)] == within and len(first) == SPACE.d + 1
+    assert all(feasible(p) for p in first)
+    # a search given only the design's admissible points tops up once they are measured
+    single = SplineOptimizer(SPACE, settings, feasible=feasible, design=within)
+    told = []
+    while single.fit() is None:
+        (proposal,) = single.suggest(1)
+        single.tell(proposal.params, _objective(proposal.params))
+        told.append(proposal.params)
+    assert told == first
+
+
 def test_separate_categories_get_their_own_design() -> None:
     space = SearchSpace([Dim("a", "float", 0.0, 1.0), Dim("c", "categorical", choices=("x", "y"))])
     opt = SplineOptimizer(space, SearchSettings(batch_size=2, strategy="paper"))

@@ -489,7 +489,12 @@ def test_killing_a_writer_mid_commit_leaves_old_or_new_generation(tmp_path: Path
                 env=env,
             )  # fmt: skip
         assert child.stdout is not None
-        out = read_until(child.stdout, b"\n", timeout=300)  # the first commit is done
+        try:
+            out = read_until(child.stdout, b"\n", timeout=300)  # the first commit is done
+        except AssertionError as exc:  # the writer died before it committed: say why
+            child.wait(timeout=300)
+            detail = f"writer exit {child.returncode}: {errors.read_text()}"
+            raise AssertionError(f"{exc}; {detail}") from exc
         committed = int(out.split()[0])
         time.sleep(rng.uniform(0.0, 0.1))  # now kill one mid-way
         child.send_signal(signal.SIGKILL)

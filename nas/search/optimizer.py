@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from nas.search.categories import EmbeddedSpace, views
-from nas.search.design import initial_design
+from nas.search.design import default_size, initial_design
 from nas.search.exploration import AlongAxes, AwayFromBest, NearSurprise, next_check
 from nas.search.maximize import best_admissible
 from nas.search.noise import NoiseEstimate, smooth_fit
@@ -153,8 +153,10 @@ class SplineOptimizer:
         shared = self.categories == "shared" and bool(space.categorical)
         self._embedded = EmbeddedSpace(space) if shared else None
         self._design = (
-            initial_design(
-                space, settings.design_kind, settings.design_points, settings.seed, shared
+            self._within_bounds(
+                initial_design(
+                    space, settings.design_kind, settings.design_points, settings.seed, shared
+                )
             )
             if design is None
             else [space.snap(p) for p in design]
@@ -592,8 +594,7 @@ class SplineOptimizer:
 
     def _solve(self, x: np.ndarray, rows: list[Record], where: str) -> PolyharmonicSpline | None:
         """The spline through unit points ``x`` of ``rows``; None while they do not determine one."""
-        d = x.shape[1]
-        if len(rows) < d + 1 or np.linalg.matrix_rank(x - x.mean(axis=0)) < d:
+        if not determined(x):
             return None
         y = self._sign * np.array([r.value for r in rows])
         try:
@@ -631,9 +632,11 @@ class SplineOptimizer:
         up to ``n - 1`` of those still needed.
         Fewer than ``n`` come back while no spline can be fitted yet. When the
         design is spent, nothing is pending and still no spline can be fitted
-        (design points failed or were infeasible: a space-filling design of
-        d+2 points has one to spare) while at least half of the told points
-        were measured, more space-filling points come instead.
+        (design points failed: a space-filling design of d+2 points has one
+        to spare) while at least half of the told points were measured, more
+        space-filling points come instead. Those that make up for design
+        points beyond a bound are part of the design from the start
+        (:meth:`_within_bounds`).
         The optimizer does not mark them pending: do so before the next call.
 
         Raises:
@@ -686,6 +689,10 @@ class SplineOptimizer:
         bound) leaves few of them.
         """
         told = set(self._records) | set(self._pending)
+        return [Proposal(p, None, "initial") for p in self._top_up_points(told, n)]
+
+    def _top_up_points(self, told: set[tuple[Value, ...]], n: int) -> list[Params]:
+        """Up to ``n`` space-filling points not in ``told`` that ``feasible`` allows (:meth:`_top_up`)."""
         size = len(told) + n + self.space.d + 2
         shared = self._embedded is not None
         for _ in range(TOP_UP_GROWTH.bit_length()):
@@ -699,7 +706,41 @@ class SplineOptimizer:
             if len(fresh) >= n:
                 break
             size *= 2
-        return [Proposal(p, None, "initial") for p in fresh[:n]]
+        return fresh[:n]
+
+    def _within_bounds(self, design: list[Params]) -> list[Params]:
+        """``design`` and, where ``feasible`` leaves too few of its points to fit a spline,
+        the top-up points it needs, drawn now.
+
+        Under a bound (a cost limit, the memory limit) about half of a design
+        can lie beyond it. The points that make up for them are those
+        :meth:`_top_up` would give one at a time once the rest were measured;
+        drawn up front they join the first batch, so a campaign of batches
+        trains its design in one round instead of two. A search of single
+        proposals measures the same points in the same order as before.
+        """
+        if self.feasible is None:
+            return design
+        kept = [p for p in design if self.feasible(p)]
+        extra: list[Params] = []
+        room = default_size(self.space, self._embedded is not None)  # a rule may pin a coordinate
+        while len(extra) < room and not self._determines(kept + extra):
+            more = self._top_up_points({self.space.key(p) for p in kept + extra}, 1)
+            if not more:
+                break
+            extra += more
+        return design + extra
+
+    def _determines(self, points: Sequence[Params]) -> bool:
+        """Whether measurements at ``points`` would let a spline be fitted (as :meth:`_fit_all`
+        judges: the shared spline, or else any category's own)."""
+        embedded = self._embedded
+        if embedded is not None and determined(np.array([embedded.to_unit(p) for p in points])):
+            return True
+        groups: dict[tuple[Value, ...], list[Params]] = {}
+        for p in points:
+            groups.setdefault(self.space.category_of(p), []).append(p)
+        return any(determined(self.space.to_unit_many(g)) for g in groups.values())
 
     def _wants_check(self) -> bool:
         """The stop rule waits for a check away from the best, and none is pending."""
@@ -814,6 +855,14 @@ class SplineOptimizer:
     def ask(self, n: int | None = None) -> list[Params]:
         """Parameters of :meth:`suggest`."""
         return [p.params for p in self.suggest(n)]
+
+
+def determined(x: np.ndarray) -> bool:
+    """Whether unit points ``x`` (shape (N, d)) determine a spline with a linear tail: at
+    least d+1 of them, not all in one hyperplane."""
+    if x.ndim != 2 or len(x) < x.shape[1] + 1:
+        return False
+    return bool(np.linalg.matrix_rank(x - x.mean(axis=0)) >= x.shape[1])
 
 
 def counts_as_agreement(record: Record) -> bool:
