@@ -8,6 +8,7 @@ measured trade-off cost, a bound without a trade-off), gives no note.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -104,35 +105,37 @@ def test_a_key_given_under_its_former_name_counts_as_given() -> None:
     assert not experiment.given("train", "epochs")  # no such table in the file
 
 
-def test_a_bound_keeps_the_design_and_leaves_out_its_points_beyond_the_bound(
-    tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
+def _init_under_bound(
+    folder: Path, capsys: pytest.CaptureFixture, rank: int
+) -> tuple[str, list[dict], list, Callable[[dict], bool]]:
+    """``init`` of the space-filling design bounded at its ``rank``-th cheapest point's GMACs:
+    stderr, the design points within the bound, the stored points, and the bound as a rule."""
     probe = parse_experiment(resnet_experiment(settings='design = "space-filling"'))
     gmacs = known_cost(probe, "gmacs")
     design = initial_design(probe.space, "space-filling", seed=probe.experiment.seed)
-    limit = sorted(gmacs(p) for p in design)[-2]  # the all-high corner is beyond it
+    limit = sorted(gmacs(p) for p in design)[rank]
     text = resnet_experiment(settings='design = "space-filling"', constraints=f"gmacs = {limit!r}")
-    err, path = _init(tmp_path, capsys, text)
-    assert _notes(err) == []  # nothing replaced: nothing to say
+    err, path = _init(folder, capsys, text)
     within = [p for p in design if gmacs(p) <= limit]
-    assert len(within) == len(design) - 1
-    assert [p.params for p in StateStore.read(path).points] == within
+    return err, within, StateStore.read(path).points, lambda p: gmacs(p) <= limit
+
+
+def test_a_bound_keeps_the_design_and_leaves_out_its_points_beyond_the_bound(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    err, within, points, _ = _init_under_bound(tmp_path, capsys, -2)  # the all-high corner beyond
+    assert _notes(err) == []  # nothing replaced: nothing to say
+    assert len(within) == 3  # of d+2 = 4: enough to fit a spline in two dimensions
+    assert [p.params for p in points] == within
 
 
 def test_a_bound_that_leaves_too_few_design_points_adds_the_rest_to_the_first_batch(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    probe = parse_experiment(resnet_experiment(settings='design = "space-filling"'))
-    gmacs = known_cost(probe, "gmacs")
-    design = initial_design(probe.space, "space-filling", seed=probe.experiment.seed)
-    limit = sorted(gmacs(p) for p in design)[1]  # two of the d+2 = 4 points within it
-    text = resnet_experiment(settings='design = "space-filling"', constraints=f"gmacs = {limit!r}")
-    err, path = _init(tmp_path, capsys, text)
+    err, within, points, allowed = _init_under_bound(tmp_path, capsys, 1)
     assert _notes(err) == []
-    within = [p for p in design if gmacs(p) <= limit]
-    assert len(within) == 2 < probe.space.d + 1  # too few to fit a spline in two dimensions
-    points = StateStore.read(path).points
+    assert len(within) == 2  # too few to fit a spline in two dimensions
     assert [p.params for p in points[: len(within)]] == within
-    assert len(points) == probe.space.d + 1  # the missing one now, not a round later
-    assert all(gmacs(p.params) <= limit for p in points)
+    assert len(points) == 3  # d+1: the missing one now, not a round of trainings later
+    assert all(allowed(p.params) for p in points)
     assert {p.batch for p in points} == {points[0].batch}
