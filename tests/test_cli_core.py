@@ -246,6 +246,30 @@ def test_status_says_what_to_trust(toy: Path, capsys: pytest.CaptureFixture) -> 
     )
 
 
+@pytest.mark.parametrize(
+    ("loo", "agreement", "note"),
+    [
+        (1.5, 1.0, "(LOO RMSE 1.5 > tolerance 1)"),  # exact: the tolerance as set
+        (1.5, 2.0, None),  # noise sd 1: a left-out measurement carries its noise
+        (2.5, 2.0, "(LOO RMSE 2.5 > tolerance 2 (twice the noise sd))"),
+    ],
+)
+def test_a_loose_fit_is_judged_at_the_tolerance_measurements_are_held_to(
+    loo: float, agreement: float, note: str | None
+) -> None:
+    from nas.commands.summary import LOOSE_FIT, trust_notes
+
+    doc = {
+        "fit": {"loo_rmse": loo, "outside_range": False},
+        "tolerance": 1.0,
+        "stop": {"tolerance": agreement},
+        "best": None,
+        "goal": "maximize",
+        "metric": "top1",
+    }
+    assert trust_notes(doc) == ([] if note is None else [f"{LOOSE_FIT} {note}"])
+
+
 def test_validate_only_checks_what_run_needs_from_this_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

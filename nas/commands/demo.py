@@ -154,6 +154,7 @@ def report_doc(
     study = policy.Study(state, experiment)
     status = status_doc(study, paths.state)
     best = study.best()
+    smoothed = None if best is None else study.optimizer.fitted_values([best.params])
     model = experiment.model
     proposed = [p for p in state.points if p.origin in SPLINE_ORIGINS]
     return {
@@ -174,9 +175,12 @@ def report_doc(
             "id": best.id,
             "params": best.params,
             "value": best.value,
+            "smoothed": None if smoothed is None else json_number(smoothed[0]),
             "family": None if model is None else model.family,
             "fixed": {} if model is None else dict(model.fixed),
         },
+        "raw_best": status["raw_best"],
+        "noise_sd": None if smoothed is None else json_number(study.optimizer.noise_sd()),
         "proposed": [
             {
                 "id": p.id,
@@ -188,6 +192,18 @@ def report_doc(
             for p in proposed
         ],
     }
+
+
+def _smoothed_text(doc: Mapping[str, Any]) -> str:
+    """With a noise sd, the best's smoothed value: the number it was chosen by.
+
+    A search with noise picks the point whose smoothed value is best, which
+    need not be the highest single measurement (shown on its own line).
+    """
+    smoothed = doc["best"]["smoothed"]
+    if smoothed is None:
+        return ""
+    return f" (smoothed {number_text(smoothed)} at noise sd {number_text(doc['noise_sd'])})"
 
 
 def print_report(doc: Mapping[str, Any], out: TextIO) -> None:
@@ -202,10 +218,16 @@ def print_report(doc: Mapping[str, Any], out: TextIO) -> None:
     else:
         out.write(
             f"best architecture: point {best['id']}, {params_text(best['params'])}: "
-            f"{metric} {number_text(best['value'])}\n"
+            f"{metric} {number_text(best['value'])}{_smoothed_text(doc)}\n"
         )
         if best["fixed"]:
             out.write(f"  {best['family']} with {params_text(best['fixed'])}\n")
+        raw = doc["raw_best"]
+        if raw is not None and raw["id"] != best["id"]:
+            out.write(
+                f"best single measurement: point {raw['id']}, {params_text(raw['params'])}: "
+                f"{metric} {number_text(raw['value'])}\n"
+            )
     out.write(f"\nproposed points, predicted vs measured (tolerance {doc['tolerance']:g}):\n")
     rows = [["id", "params", "predicted", "measured", "|error|"]]
     for p in doc["proposed"]:

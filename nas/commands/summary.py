@@ -91,13 +91,19 @@ def edge_dims(space: SearchSpace, params: dict[str, Any]) -> list[str]:
 
 
 def trust_notes(doc: dict[str, Any]) -> list[str]:
-    """The warnings a reader of a status needs before believing its answer."""
+    """The warnings a reader of a status needs before believing its answer.
+
+    The fit's leave-one-out error is held to the tolerance a measurement is
+    compared with a prediction at (``stop.tolerance``): with a noise sd that is
+    never below twice the sd, since a left-out measurement carries its noise.
+    """
     notes = []
     fit = doc["fit"]
-    if fit is not None and fit["loo_rmse"] is not None and fit["loo_rmse"] > doc["tolerance"]:
+    limit = doc["stop"]["tolerance"]
+    if fit is not None and fit["loo_rmse"] is not None and fit["loo_rmse"] > limit:
+        floor = " (twice the noise sd)" if limit > doc["tolerance"] else ""
         notes.append(
-            f"{LOOSE_FIT} (LOO RMSE {number_text(fit['loo_rmse'])} > tolerance "
-            f"{doc['tolerance']:g})"
+            f"{LOOSE_FIT} (LOO RMSE {number_text(fit['loo_rmse'])} > tolerance {limit:g}{floor})"
         )
     if fit is not None and fit["outside_range"]:
         notes.append(
