@@ -638,6 +638,10 @@ class SplineOptimizer:
         points beyond a bound are part of the design from the start
         (:meth:`_within_bounds`).
         The optimizer does not mark them pending: do so before the next call.
+        Points marked pending count as issued slots of the batch the new
+        proposals continue (``issued`` of :func:`~nas.search.propose.propose`):
+        asked again while they train, the search fills that batch instead of
+        proposing the unchanged spline's argmax's neighbours.
 
         Raises:
             SearchError: No feasible distinct candidate is left.
@@ -647,16 +651,17 @@ class SplineOptimizer:
         out = [Proposal(p, None, "initial") for p in self._unissued_initial()[:n]]
         space, splines = self._model()
         if len(out) < n and splines:
-            avoid = [r.params for r in self._records.values()] + list(self._pending.values())
-            avoid += [p.params for p in out]
-            checks = self._checks_now(space, splines, avoid, n - len(out))
+            issued = list(self._pending.values())
+            told = [r.params for r in self._records.values()] + [p.params for p in out]
+            checks = self._checks_now(space, splines, told + issued, n - len(out))
             q = n - len(out) - len(checks)
             candidates = (
                 propose(
                     space,
                     splines,
                     q=q,
-                    avoid=avoid,
+                    avoid=told,
+                    issued=issued,
                     feasible=self.feasible,
                     min_distance=self.settings.min_distance,
                     strategy=self.strategy,

@@ -87,6 +87,7 @@ def propose(
     *,
     q: int = 1,
     avoid: Sequence[Params] = (),
+    issued: Sequence[Params] = (),
     feasible: Callable[[Params], bool] | None = None,
     min_distance: float = _MIN_DISTANCE,
     strategy: Strategy | None = None,
@@ -95,17 +96,25 @@ def propose(
     """``q`` distinct, legal, feasible proposals across all category splines.
 
     A candidate is admissible when its key is not among the measured
-    points (the spline supports) or ``avoid``, its unit-box distance to every
-    such point and every earlier proposal of its category is at least
-    ``min_distance``, and ``feasible`` accepts it. The best admissible head
-    over all categories wins, and slot 1 is the same with any ``q``. A
-    :class:`~nas.search.strategies.DiverseBatches` strategy fills slots
-    2..q from one pool per category ranked by value and distance to every
-    taken point (:class:`~nas.search.batch.DiversePool`); any other follows
-    the believer rule: the winner joins its spline as a fantasy point
-    (x, s(x)), that spline is refitted and its category re-ranked.
-    ``predicted`` is always the value of the spline fitted to measured
-    points only.
+    points (the spline supports), ``avoid`` or ``issued``, its unit-box
+    distance to every such point and every earlier proposal of its
+    category is at least ``min_distance``, and ``feasible`` accepts it. The
+    best admissible head over all categories wins, and slot 1 is the same
+    with any ``q``. A :class:`~nas.search.strategies.DiverseBatches`
+    strategy fills slots 2..q from one pool per category ranked by value
+    and distance to every taken point (:class:`~nas.search.batch.DiversePool`);
+    any other follows the believer rule: the winner joins its spline as a
+    fantasy point (x, s(x)), that spline is refitted and its category
+    re-ranked. ``predicted`` is always the value of the spline fitted to
+    measured points only.
+
+    ``issued`` are points proposed earlier and not measured yet (pending or
+    training). The new proposals continue their batch: the issued points
+    take its first slots, in order, and the new ones are its next slots,
+    filled as above. The spline has not changed since the issued argmax
+    was proposed, so its head would otherwise be that argmax's lattice
+    neighbour: proposing again while earlier points train (``propose``
+    twice, or ask/tell with several workers) would train near-copies.
 
     Raises
     ------
@@ -127,7 +136,7 @@ def propose(
         for x in spline.points:
             taken.add(space.key(space.from_unit(x, cat)))
         blocked[cat].extend(spline.points)
-    for params in avoid:
+    for params in [*avoid, *issued]:
         taken.add(space.key(params))
         cat = space.category_of(params)
         if cat in blocked:
@@ -135,6 +144,9 @@ def propose(
     checker = _Admissibility(space, taken, blocked, feasible, min_distance)
     masks = {cat: feasible_mask(space, cat, feasible) for cat in categories}
     cell = min_distance / np.sqrt(space.d)
+    slots = [(space.to_unit(p), space.category_of(p)) for p in issued]
+    slots = [(x, cat) for x, cat in slots if cat in base]
+    size = len(slots) + q
 
     def ranking_for(index: int, slot: int) -> _Walk:
         cat = categories[index]
@@ -145,34 +157,19 @@ def propose(
             avoid=checker.unit_points(cat),
             rng=rng,
             neighbours=space.lattice_neighbours,
-            in_batch=q > 1 and slot == 0,
+            in_batch=size > 1 and slot == 0,
             admissible=masks[cat],
         )
         return _Walk(ranking, cell)
 
     walks = {cat: ranking_for(i, 0) for i, cat in enumerate(categories)}
     pool: DiversePool | None = None
-    out: list[Candidate] = []
-    for slot in range(q):
-        heads = {cat: checker.advance(walk, cat) for cat, walk in walks.items()}
-        live = [cat for cat in categories if heads[cat] is not None]
-        if not live:
-            raise SearchError(
-                f"no feasible candidate at a distinct legal point for proposal {slot + 1} of {q}: "
-                f"{checker.summary()}"
-            )
-        cat = max(live, key=lambda c: walks[c].ranking.scores[heads[c]])
-        walk = walks[cat]
-        x = walk.ranking.points[heads[cat]]
-        params = space.from_unit(x, cat)
-        score = float(walk.ranking.scores[heads[cat]])
-        fill = slot > 0 and _fills_diversely(strategy)
-        out.append(Candidate(params, cat, float(base[cat](x)), score, fill=fill))
-        if slot + 1 == q:
-            break
+
+    def take(slot: int, x: np.ndarray, cat: tuple[Value, ...]) -> None:
+        """Slot ``slot`` holds ``x``: the rankings of the next slot see it."""
+        nonlocal pool, walks
         if pool is None and _fills_diversely(strategy):
-            pool = _diverse_pool(space, strategy, base, walks, checker, x, seed, q)
-        checker.accept(params, x, cat)
+            pool = _diverse_pool(space, strategy, base, walks, checker, x, seed, size)
         if pool is not None:
             pool.take(x, cat)
             walks = {c: _Walk(r, cell) for c, r in pool.rankings(slot + 1).items()}
@@ -184,6 +181,29 @@ def propose(
                 fantasy.smoothing,
             )
             walks[cat] = ranking_for(categories.index(cat), slot + 1)
+
+    for slot, (x, cat) in enumerate(slots):
+        take(slot, x, cat)
+    out: list[Candidate] = []
+    for slot in range(len(slots), size):
+        heads = {cat: checker.advance(walk, cat) for cat, walk in walks.items()}
+        live = [cat for cat in categories if heads[cat] is not None]
+        if not live:
+            raise SearchError(
+                f"no feasible candidate at a distinct legal point for proposal {len(out) + 1} "
+                f"of {q}: {checker.summary()}"
+            )
+        cat = max(live, key=lambda c: walks[c].ranking.scores[heads[c]])
+        walk = walks[cat]
+        x = walk.ranking.points[heads[cat]]
+        params = space.from_unit(x, cat)
+        score = float(walk.ranking.scores[heads[cat]])
+        fill = slot > 0 and _fills_diversely(strategy)
+        out.append(Candidate(params, cat, float(base[cat](x)), score, fill=fill))
+        if slot + 1 == size:
+            break
+        checker.accept(params, x, cat)
+        take(slot, x, cat)
     return out
 
 
