@@ -200,6 +200,18 @@ def test_predict_and_dry_run(toy: Path, capsys: pytest.CaptureFixture) -> None:
     assert run(capsys, "propose", "--state", str(toy), "-n", "0")[0] == 2
 
 
+def test_proposing_again_while_points_wait_gives_the_rest_of_their_batch(
+    toy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """One `propose -n 1` after another (the earlier points still pending) stores the batch
+    one `propose -n 3` would have: spread out as fills, not crowded round the argmax."""
+    measure_pending(capsys, toy)
+    whole = run_json(capsys, "propose", "--state", str(toy), "-n", "3", "--dry-run")
+    one_by_one = [run_json(capsys, "propose", "--state", str(toy), "-n", "1")[0] for _ in range(3)]
+    assert [p["params"] for p in one_by_one] == [p["params"] for p in whole]
+    assert [p.origin for p in load_state(toy).points[-3:]] == ["incremental", "fill", "fill"]
+
+
 def test_export_csv(toy: Path, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     run(capsys, "record", "--state", str(toy), "2", "9.5")
     code, out, _ = run(capsys, "export", "--state", str(toy), "--csv")

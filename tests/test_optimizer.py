@@ -101,6 +101,29 @@ def test_asking_again_while_points_train_continues_their_batch(strategy: str) ->
         assert SPACE.unit_distance(batch[0], batch[1]) > 0.1
 
 
+def test_once_the_head_is_measured_the_next_proposal_is_a_new_head() -> None:
+    """Workers that each ask for one point: the fills still out do not hold the search
+    back from the argmax of the spline refitted with the head's measurement."""
+    opt = SplineOptimizer(SPACE, SearchSettings(seed=3))
+    for p in opt.initial_design():
+        opt.tell(p, _objective(p))
+    out = []
+    for _ in range(3):
+        (proposal,) = opt.suggest(1)
+        opt.mark_pending(proposal.params)
+        out.append(proposal)
+    assert [p.origin for p in out] == ["incremental", "fill", "fill"]
+    opt.tell(out[0].params, _objective(out[0].params))
+    (head,) = opt.suggest(1)
+    assert head.origin == "incremental"
+    refitted = SplineOptimizer(SPACE, SearchSettings(seed=3))
+    for record in opt.history:
+        refitted.tell(record.params, record.value)
+    for fill in out[1:]:
+        refitted.mark_pending(fill.params, origin="fill")  # as a state file records them
+    assert refitted.suggest(1) == [head]
+
+
 def test_initial_design_first_and_pending_blocks_fit() -> None:
     opt = SplineOptimizer(SPACE, SearchSettings(batch_size=10))
     batch = opt.suggest()

@@ -248,7 +248,7 @@ class Study:
                     warnings.simplefilter("ignore", RuntimeWarning)
                     optimizer.tell(point.params, math.nan)
             else:
-                optimizer.mark_pending(point.params, check=point.origin == CHECK, batch=point.batch)
+                optimizer.mark_pending(point.params, batch=point.batch, origin=point.origin)
         return optimizer
 
     def _cost_design(self, admissible: Callable[[Params], bool] | None) -> list[Params] | None:

@@ -167,6 +167,8 @@ class SplineOptimizer:
         self._suggested: dict[tuple[Value, ...], float | None] = {}
         self._fills: set[tuple[Value, ...]] = set()
         self._checks: set[tuple[Value, ...]] = set()
+        #: Keys proposed as a batch's head (the spline's own choice, neither fill nor check).
+        self._heads: set[tuple[Value, ...]] = set()
         #: The batch each check was proposed in (its own numbering unless told otherwise).
         self._check_batches: dict[tuple[Value, ...], int] = {}
         self._evidence: dict[str, StopEvidence] = {}
@@ -227,19 +229,33 @@ class SplineOptimizer:
         self._evidence = {}
 
     def mark_pending(
-        self, params: Mapping[str, Any], check: bool = False, batch: int | None = None
+        self,
+        params: Mapping[str, Any],
+        check: bool = False,
+        batch: int | None = None,
+        origin: str | None = None,
     ) -> None:
-        """An issued, unmeasured point: in no fit, but no suggestion lands on or near it.
+        """An issued, unmeasured point: in no fit, and no suggestion lands on it.
 
         ``check``: the point is the stop rule's check away from the best; while
         one is pending, :meth:`suggest` proposes no other. ``batch``: the
-        batch it was proposed in (see :meth:`tell`).
+        batch it was proposed in (see :meth:`tell`). ``origin``: what proposed
+        it, as :attr:`Proposal.origin` says (``"incremental"``, ``"fill"``,
+        ``"check"``; default: what :meth:`suggest` said of it, for an
+        optimizer rebuilt from a record). A pending ``"incremental"`` point
+        and the fills after it are the batch later suggestions continue
+        (:meth:`_issued_batch`).
         """
         snapped = self.space.snap(params)
         key = self.space.key(snapped)
         if key in self._records:
             raise ValueError(f"point {snapped} is already told and cannot be pending")
         self._pending[key] = snapped
+        if origin == "incremental":
+            self._heads.add(key)
+        elif origin == "fill":
+            self._fills.add(key)
+        check = check or origin == "check"
         if check:
             self._checks.add(key)
             if batch is not None:
@@ -638,10 +654,12 @@ class SplineOptimizer:
         points beyond a bound are part of the design from the start
         (:meth:`_within_bounds`).
         The optimizer does not mark them pending: do so before the next call.
-        Points marked pending count as issued slots of the batch the new
-        proposals continue (``issued`` of :func:`~nas.search.propose.propose`):
-        asked again while they train, the search fills that batch instead of
-        proposing the unchanged spline's argmax's neighbours.
+        While a head (a proposal that was the spline's own choice) is pending,
+        it and the pending fills are the first slots of the batch the new
+        proposals continue (:meth:`_issued_batch`, ``issued`` of
+        :func:`~nas.search.propose.propose`): asked again while they train,
+        the search fills that batch instead of proposing the unchanged
+        spline's argmax's neighbours.
 
         Raises:
             SearchError: No feasible distinct candidate is left.
@@ -651,16 +669,19 @@ class SplineOptimizer:
         out = [Proposal(p, None, "initial") for p in self._unissued_initial()[:n]]
         space, splines = self._model()
         if len(out) < n and splines:
-            issued = list(self._pending.values())
-            told = [r.params for r in self._records.values()] + [p.params for p in out]
-            checks = self._checks_now(space, splines, told + issued, n - len(out))
+            issued = self._issued_batch()
+            slots = {self.space.key(p) for p in issued}
+            avoid = [r.params for r in self._records.values()] + [p.params for p in out]
+            avoid += [p for key, p in self._pending.items() if key not in slots]
+            checks = self._checks_now(space, splines, [*avoid, *issued], n - len(out))
+            avoid += [c.params for c in checks]
             q = n - len(out) - len(checks)
             candidates = (
                 propose(
                     space,
                     splines,
                     q=q,
-                    avoid=told,
+                    avoid=avoid,
                     issued=issued,
                     feasible=self.feasible,
                     min_distance=self.settings.min_distance,
@@ -676,6 +697,24 @@ class SplineOptimizer:
         elif not out and not splines and not self._pending and self._mostly_measured():
             out = self._top_up(n)
         return out
+
+    def _issued_batch(self) -> list[Params]:
+        """Pending points as the first slots of the batch :meth:`suggest` continues.
+
+        While a head (a proposal that is the spline's own choice, neither a
+        fill nor a check; under the believer rule every slot is one) is
+        pending, the spline's argmax has been proposed already: the pending
+        heads, then the pending fills, in the order they were marked, take
+        the first slots, and new proposals are the slots after them. Without one (the
+        head was measured, only checks or design points are out) a new head
+        comes first; the pending points are then only avoided, as every
+        fill of its batch avoids them.
+        """
+        heads = [self._pending[key] for key in self._pending if key in self._heads]
+        if not heads:
+            return []
+        fills = [self._pending[key] for key in self._pending if key in self._fills]
+        return [*heads, *fills]
 
     def _mostly_measured(self) -> bool:
         """At least half of the told points measured: failures look local, not systematic.
@@ -855,6 +894,8 @@ class SplineOptimizer:
             if batch is not None:
                 self._check_batches[key] = batch
             return Proposal(candidate.params, predicted, "check")
+        if not candidate.fill:
+            self._heads.add(key)
         return Proposal(candidate.params, predicted, "fill" if candidate.fill else "incremental")
 
     def ask(self, n: int | None = None) -> list[Params]:
