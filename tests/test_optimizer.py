@@ -101,9 +101,9 @@ def test_asking_again_while_points_train_continues_their_batch(strategy: str) ->
         assert SPACE.unit_distance(batch[0], batch[1]) > 0.1
 
 
-def test_once_the_head_is_measured_the_next_proposal_is_a_new_head() -> None:
-    """Workers that each ask for one point: the fills still out do not hold the search
-    back from the argmax of the spline refitted with the head's measurement."""
+def test_the_batch_goes_on_while_its_proposals_are_out() -> None:
+    """Workers that each ask for one point: once the head is measured the fills still out
+    keep the batch going (fills on the refitted spline); once none is out, a new head."""
     opt = SplineOptimizer(SPACE, SearchSettings(seed=3))
     for p in opt.initial_design():
         opt.tell(p, _objective(p))
@@ -114,14 +114,17 @@ def test_once_the_head_is_measured_the_next_proposal_is_a_new_head() -> None:
         out.append(proposal)
     assert [p.origin for p in out] == ["incremental", "fill", "fill"]
     opt.tell(out[0].params, _objective(out[0].params))
-    (head,) = opt.suggest(1)
-    assert head.origin == "incremental"
-    refitted = SplineOptimizer(SPACE, SearchSettings(seed=3))
+    (fourth,) = opt.suggest(1)
+    assert fourth.origin == "fill"
+    rebuilt = SplineOptimizer(SPACE, SearchSettings(seed=3))
     for record in opt.history:
-        refitted.tell(record.params, record.value)
+        rebuilt.tell(record.params, record.value)
     for fill in out[1:]:
-        refitted.mark_pending(fill.params, origin="fill")  # as a state file records them
-    assert refitted.suggest(1) == [head]
+        rebuilt.mark_pending(fill.params, origin="fill")  # as a state file records them
+    assert rebuilt.suggest(1) == [fourth]
+    for fill in out[1:]:
+        opt.tell(fill.params, _objective(fill.params))
+    assert opt.suggest(1)[0].origin == "incremental"
 
 
 def test_initial_design_first_and_pending_blocks_fit() -> None:
