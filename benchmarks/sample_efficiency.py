@@ -8,7 +8,8 @@ measured on the noise-free loss of the best point evaluated so far, normalised b
 the loss range of the grid (see ``problems.py``).
 
 Methods: the spline optimiser (``paper`` = Algorithm 1 as published, ``default`` =
-:mod:`nas.search.strategies`; q = 1 and q = 4), random search, Optuna TPE (multivariate) and
+:mod:`nas.search.strategies`; q = 1, batches of q = 4, and ``default-pipeline-q4``: four
+points always in flight, one asked for as each comes back), random search, Optuna TPE (multivariate) and
 GP samplers, scikit-optimize ``gp_minimize``, pySOT DYCORS and SRBF. Peers that do
 not import are skipped with a note (install the ``bench`` extra).
 
@@ -283,6 +284,38 @@ def _spline(
     return run
 
 
+def _pipeline(q: int) -> Runner:
+    """The default search with ``q`` points always in flight, asked for one at a time.
+
+    Workers that finish in the order they started: each time the oldest point's
+    measurement comes back it is told and the search is asked for as many
+    points as are then missing. The points still out are marked pending, so
+    each new one continues their batch (``SplineOptimizer.suggest``). An
+    evaluation counts when its point is issued, as in the batch runs.
+    """
+    from collections import deque
+
+    def run(problem: Problem, ev: Evaluator, seed: int) -> None:
+        names = variable_names(problem)
+        opt = spline_optimizer(problem, seed, "default", q)
+        flight: deque = deque()
+        try:
+            while not (ev.to_stop and opt.stop in ev.stops):
+                for proposal in opt.suggest(q - len(flight)) if len(flight) < q else []:
+                    flight.append((proposal, ev([proposal.params[n] for n in names])))
+                    opt.mark_pending(proposal.params)
+                if not flight:
+                    break
+                proposal, value = flight.popleft()
+                opt.tell(proposal.params, value)
+                ev.checks += proposal.origin == "check"
+                _note_stops(problem, opt, ev, names)
+        finally:
+            ev.returned = _true_of_best(problem, opt, names)
+
+    return run
+
+
 def _true_of_best(problem: Problem, opt, names: list[str]) -> float | None:
     best = opt.best
     return None if best is None else problem(tuple(best[0][n] for n in names))
@@ -377,6 +410,7 @@ METHODS: dict[str, tuple[Runner, str]] = {
     "default-merit-q4": (_spline("default", 4, fill="merit"), "nas.search.optimizer"),
     "default-believer-q4": (_spline("default", 4, fill="believer"), "nas.search.optimizer"),
     "default-liar-q4": (_spline("default", 4, fill="liar"), "nas.search.optimizer"),
+    "default-pipeline-q4": (_pipeline(4), "nas.search.optimizer"),
     "default-nocheck": (_spline("default", 1, checks=False), "nas.search.optimizer"),
     "default-corners-nocheck": (
         _spline("default", 1, "corners", checks=False),
@@ -552,7 +586,7 @@ def _ratio(a: float, b: float, budget: int) -> str:
 
 def _single(method: str) -> str:
     """The q = 1 method of a batch method: same strategy and design, no fill named."""
-    base = method.removesuffix("-q4")
+    base = method.removesuffix("-q4").removesuffix("-pipeline")
     for fill in BATCH_FILLS:
         base = base.removesuffix(f"-{fill}")
     return base
