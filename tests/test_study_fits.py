@@ -48,7 +48,7 @@ def test_proposing_again_on_the_same_measurements_stores_no_second_fit(tmp_path:
     first = load_state(path).fits
     assert len(first) == 1
     again = _propose_and_commit(path, exp)  # the first proposal is still pending
-    assert again and again[0].origin == "incremental"
+    assert again and again[0].origin == "fill"  # it continues that proposal's batch
     state = load_state(path)
     assert [f.number for f in state.fits] == [0]
     assert sum(e.kind == "fit" for e in state.events) == 1
