@@ -301,7 +301,7 @@ def _pipeline(q: int) -> Runner:
         flight: deque = deque()
         try:
             while not (ev.to_stop and opt.stop in ev.stops):
-                for proposal in opt.suggest(q - len(flight)) if len(flight) < q else []:
+                for proposal in opt.suggest(q - len(flight)):  # as many as are missing
                     flight.append((proposal, ev([proposal.params[n] for n in names])))
                     opt.mark_pending(proposal.params)
                 if not flight:
