@@ -13,6 +13,7 @@ from test_ingest_files import good_result
 from nas.config import parse_experiment
 from nas.control import policy
 from nas.control.ingest import check_result
+from nas.record.state import UNCLIPPED
 from nas.record.store import load_state
 
 #: The design (ids 0..4: corners and centre of [4, 16]^2) and one more point: a crest whose
@@ -92,3 +93,33 @@ def test_value_range_applies_to_trainer_results(tmp_path: Path) -> None:
     check = check_result(tmp_path / "0", 0, {"g1": 8}, measured)
     assert check is not None and check.result is None
     assert "outside its valid range [0, 50]" in check.reason
+
+
+def test_a_clipped_prediction_is_not_what_the_measurement_is_judged_against(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The spline says 100+ at a proposal; a measurement of 99.9 agrees with the clipped 100
+    within the tolerance but not with the spline: the stop rule must see the spline's gap."""
+    state = init_state(tmp_path, experiment_text())
+    measure_crest(capsys, state)
+    code, out, err = run(capsys, "propose", "--state", str(state), "-n", "3", "--json")
+    assert code == 0, err
+    points = {p.id: p for p in load_state(state).points}
+    clipped = [points[p["id"]] for p in json.loads(out) if p["predicted"] == 100.0]
+    assert clipped, "the crest should make the spline overshoot 100"
+    point = clipped[0]
+    assert point.predicted == 100.0 and point.judged_prediction > 100.0
+    assert point.extra[UNCLIPPED] == point.judged_prediction
+    kept = [points[p["id"]] for p in json.loads(out) if p["predicted"] < 100.0]
+    assert all(p.judged_prediction == p.predicted and UNCLIPPED not in p.extra for p in kept)
+    code, _, err = run(capsys, "record", "--state", str(state), str(point.id), "99.9")
+    assert code == 0, err
+    own_gap = point.judged_prediction - 99.9
+    for exact in (True, False):  # the controller's decision and the readers' view
+        study = policy.Study(load_state(state), parse_experiment(experiment_text(), "t.toml"))
+        gaps = study.stop_evidence(exact=exact).gaps
+        assert gaps[-1] == pytest.approx(own_gap)  # not 0.1, the clipped gap
+    doc = json.loads(run(capsys, "status", "--state", str(state), "--json")[1])
+    assert doc["stop"]["last_gaps"][-1] == pytest.approx(own_gap)
+    code, out, _ = run(capsys, "show", "--state", str(state), str(point.id), "--json")
+    assert code == 0 and json.loads(out)["predicted"] == 100.0  # people still see the clip

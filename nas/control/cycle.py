@@ -477,8 +477,8 @@ class Controller:
 
 def prediction_gap(points: list[Point]) -> float | None:
     """Smallest |measured - predicted| in the latest batch that has both (the stopping test)."""
-    judged = [p for p in points if p.status is _S.DONE and p.predicted is not None]
+    judged = [p for p in points if p.status is _S.DONE and p.judged_prediction is not None]
     if not judged:
         return None
     latest = max(p.batch for p in judged)
-    return min(abs(p.value - p.predicted) for p in judged if p.batch == latest)
+    return min(abs(p.value - p.judged_prediction) for p in judged if p.batch == latest)

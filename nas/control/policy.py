@@ -28,6 +28,7 @@ from nas.pointdir.result import Measured
 from nas.record.state import (
     CHECK,
     SPLINE_ORIGINS,
+    UNCLIPPED,
     FitRecord,
     Point,
     PointStatus,
@@ -234,7 +235,7 @@ class Study:
         for point in self.state.points:
             if point.status is PointStatus.DONE:
                 # a prediction of an earlier phase was made for another box: it cannot stop this one
-                predicted = point.predicted if point.id >= first_id else None
+                predicted = point.judged_prediction if point.id >= first_id else None
                 optimizer.tell(
                     point.params,
                     point.value,
@@ -334,11 +335,12 @@ class Study:
         n = self.experiment.experiment.batch_size if n is None else n
         optimizer = self.optimizer
         self._optimizer = None  # suggesting marks the proposals pending in it
+        raw = self._suggest(optimizer, min(n, self.remaining_points()))
         proposals = [
             p
             if p.predicted is None
             else dataclasses.replace(p, predicted=clip_prediction(self.experiment, p.predicted))
-            for p in self._suggest(optimizer, min(n, self.remaining_points()))
+            for p in raw
         ]
         if dry_run:
             return proposals
@@ -346,8 +348,15 @@ class Study:
             self._record_fit(optimizer)
         batch = self.state.next_batch()
         points = [
-            self.state.add_point(p.params, p.origin, batch, predicted=p.predicted)
-            for p in proposals
+            self.state.add_point(
+                p.params,
+                p.origin,
+                batch,
+                predicted=p.predicted,
+                # the spline's own number, which its measurement is judged against
+                extra={UNCLIPPED: own.predicted} if own.predicted != p.predicted else None,
+            )
+            for p, own in zip(proposals, raw, strict=True)
         ]
         for point in points:
             if point.origin == CHECK:
@@ -490,14 +499,14 @@ class Study:
         sign = 1.0 if cfg.goal == "maximize" else -1.0
         first_id = current_phase(self.state)["first_id"]
         measured = [p for p in self.state.with_status(PointStatus.DONE) if math.isfinite(p.value)]
-        current = [p.id >= first_id and p.predicted is not None for p in measured]
+        current = [p.id >= first_id and p.judged_prediction is not None for p in measured]
         proposals = [
-            (p.value, p.predicted)
+            (p.value, p.judged_prediction)
             for p, ok in zip(measured, current, strict=True)
             if ok and p.origin != CHECK  # checks are judged by (e), not as agreements
         ]
         checks = [
-            (i, sign * p.value, sign * p.predicted, p.batch)
+            (i, sign * p.value, sign * p.judged_prediction, p.batch)
             for i, (p, ok) in enumerate(zip(measured, current, strict=True))
             if ok and p.origin == CHECK
         ]

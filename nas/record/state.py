@@ -28,6 +28,9 @@ SPLINE_ORIGINS = ("incremental", "fill", "check")
 #: Origin of the stop rule's check away from the best (condition (e)); an event of this
 #: kind says why it was proposed.
 CHECK = "check"
+#: Key in a point's ``extra`` of the spline's own prediction where the stored one was clipped
+#: to the metric's valid range (:attr:`Point.judged_prediction`).
+UNCLIPPED = "unclipped_prediction"
 
 
 class StateError(UserError, RuntimeError):
@@ -114,6 +117,19 @@ class Point:
     gpu_hours: float = 0.0
     reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def judged_prediction(self) -> float | None:
+        """The prediction a measurement is held to: the spline's own.
+
+        ``predicted`` is what people see, clipped to the metric's valid
+        range; a measurement inside that range is never farther from the
+        clipped number than from the spline's, so the stop rule compared with
+        it would count a spline that overshot to 105 % as agreeing with a
+        measured 99.5 %. Where the two differ the spline's is kept under
+        :data:`UNCLIPPED`.
+        """
+        return _finite_or_none(self.extra.get(UNCLIPPED, self.predicted))
 
 
 #: Point fields that :meth:`State.update_point` may change; status and value have own methods.
@@ -317,6 +333,7 @@ class State:
         origin: str,
         batch: int,
         predicted: float | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> Point:
         """Add a pending point; its params are snapped to legal values first."""
         if origin not in ORIGINS:
@@ -325,6 +342,7 @@ class State:
         key = self.space.key(snapped)
         if key in self._keys:
             raise StateError(f"point {self._keys[key]} already has params {snapped}")
+        _require_json(self._next_id, extra or {})
         now = time.time()
         point = Point(
             id=self._next_id,
@@ -335,6 +353,7 @@ class State:
             created=now,
             updated=now,
             predicted=_finite_or_none(predicted),
+            extra=dict(extra or {}),
         )
         self._insert(point)
         self.log("add", f"{origin} point in batch {batch}: {json.dumps(snapped)}", point.id)
@@ -378,10 +397,7 @@ class State:
                 f"cannot update {', '.join(unknown)}; updatable fields are "
                 f"{', '.join(sorted(_UPDATABLE))}"
             )
-        try:
-            json.dumps(changes.get("extra", {}))
-        except (TypeError, ValueError) as exc:
-            raise StateError(f"point {point_id}: extra must be JSON-able: {exc}") from None
+        _require_json(point_id, changes.get("extra", {}))
         self._put(self.point(point_id), **changes)
         return self._points[point_id]
 
@@ -484,6 +500,14 @@ class State:
     def _put(self, point: Point, **changes: Any) -> None:
         self._points[point.id] = replace(point, updated=time.time(), **changes)
         self.revision += 1
+
+
+def _require_json(point_id: int, extra: Mapping[str, Any]) -> None:
+    """A point's ``extra`` is stored as JSON: anything else is refused before it is kept."""
+    try:
+        json.dumps(extra)
+    except (TypeError, ValueError) as exc:
+        raise StateError(f"point {point_id}: extra must be JSON-able: {exc}") from None
 
 
 def _check_transition(point: Point, status: PointStatus) -> None:

@@ -125,7 +125,9 @@ def search_data(state: State) -> SearchData:
         space=state.space,
         params=tuple(p.params for p in done),
         values=np.array([p.value for p in done], dtype=float),
-        predicted=np.array([math.nan if p.predicted is None else p.predicted for p in done]),
+        predicted=np.array(
+            [math.nan if p.judged_prediction is None else p.judged_prediction for p in done]
+        ),
         origins=tuple(p.origin for p in done),
         metric=experiment.metric,
         settings=experiment.search_settings(),
