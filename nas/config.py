@@ -255,6 +255,11 @@ class ExperimentConfig:
     )
     batch_size: int = declared("batch_size")
     batch_fill: str | None = declared("batch_fill")
+    refill: bool = option(
+        False,
+        kind=bool,
+        doc="after the design, propose as each spline point finishes to keep batch_size training",
+    )
     seed: int = declared("seed")
     strategy: str = declared("strategy")
     smoothing: float = declared("smoothing")

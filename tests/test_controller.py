@@ -509,3 +509,22 @@ def test_a_diverged_point_fails_at_once_under_on_divergence_fail(tmp_path: Path)
     assert point.status is S.FAILED and point.attempts == 1 and seeds_of(state_path, 0) == [0]
     assert "on_divergence = fail" in point.reason and "not finite" in point.reason
     assert point.extra["guard_saved"]["gpu_hours"] == 2.0
+
+
+def test_with_refill_a_slow_training_does_not_hold_up_the_search(tmp_path: Path) -> None:
+    """Point 5, the first spline proposal, trains for seconds; with refill the other slot
+    of its batch is proposed again as each of its partners finishes."""
+    journal = tmp_path / "journal.txt"
+    behaviour = {"journal": str(journal), "modes": {"5": ["slow"]}, "slow_seconds": 4.0}
+    experiment = {"refill": True, "max_points": 9}
+    state_path = setup_run(tmp_path, behaviour, experiment=experiment)
+    outcome = run_until_done(state_path, tmp_path, max_cycles=2000)
+    state = load_state(state_path)
+    assert outcome.ok and "max_points" in outcome.reason
+    assert [p.status for p in state.points] == [S.DONE] * 9
+    ends = {int(w[1]): float(w[3]) for w in map(str.split, journal.read_text().splitlines())
+            if w[0] == "end"}  # fmt: skip
+    later = [i for i in range(6, 9) if ends[i] < ends[5]]
+    assert later == [6, 7, 8], "the points after 5 were proposed and trained while it trained"
+    assert [p.batch for p in state.points[5:]] == [1, 1, 2, 3]  # one refill at a time
+    assert all(p.predicted is not None for p in state.points[5:])

@@ -19,7 +19,7 @@ from nas.control import policy
 from nas.control.feasible import Feasibility
 from nas.control.prepare import JobSettings, feasibility, job_name, run_problems
 from nas.pointdir import layout
-from nas.record.state import ACTIVE, READY, Point, PointStatus, State
+from nas.record.state import ACTIVE, READY, SPLINE_ORIGINS, Point, PointStatus, State
 from nas.record.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -39,14 +39,20 @@ def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | No
     """When no point is unfinished: why to stop (converged, budget) or the next batch.
 
     The first batch is the whole initial design, later ones ``batch_size``
-    spline proposals. Returns the stored points (proposals with ``dry_run``).
+    spline proposals. With ``[experiment] refill`` a batch need not be
+    finished: once the design is, the free slots of ``batch_size`` are
+    proposed as spline points finish (:func:`free_slots`). Returns the
+    stored points (proposals with ``dry_run``).
     """
     state = study.state
-    if state.with_status(*READY, *ACTIVE):
+    size = free_slots(study)
+    if not size:
         return None, []
-    from nas.search.propose import SearchError
-    from nas.search.spline import SplineError
-
+    if state.with_status(*READY, *ACTIVE):
+        # a refill: where the search may stop, the points still out finish first
+        if study.converged() or study.budget_reason():
+            return None, []
+        return _propose(study, size, dry_run)
     if state.points and study.converged():
         _store_last_fit(study, dry_run)
         best = study.best()
@@ -56,8 +62,14 @@ def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | No
     if reason:
         _store_last_fit(study, dry_run)
         return Stop(reason), []
-    design = len(study.optimizer.initial_design())
-    size = study.experiment.experiment.batch_size if state.points else design
+    return _propose(study, size if state.points else len(study.optimizer.initial_design()), dry_run)
+
+
+def _propose(study: policy.Study, size: int, dry_run: bool) -> tuple[Stop | None, list]:
+    """Propose ``size`` points (:meth:`policy.Study.propose`); a search that cannot, stopped."""
+    from nas.search.propose import SearchError
+    from nas.search.spline import SplineError
+
     try:
         made = study.propose(size, dry_run=dry_run)
     except SearchError as exc:
@@ -67,6 +79,29 @@ def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | No
     if not made:
         return Stop(f"nothing to propose: {study.fit_blocker()}", ok=False), []
     return None, made
+
+
+def free_slots(study: policy.Study) -> int:
+    """How many points the next batch may hold now (0: wait for unfinished ones).
+
+    With nothing unfinished, ``batch_size`` (the first batch, the design, is
+    sized by :func:`next_batch`). With unfinished points, none, unless
+    ``[experiment] refill`` is on and every unfinished point is a spline
+    proposal: then ``batch_size`` less those. The design, and points added or
+    retried by hand, are waited for: the spline's next proposals need them.
+    A batch waits for its slowest training; training times of a family's
+    networks differ several-fold, so refills keep the GPUs busy. The points
+    still out are the first slots of the batch a refill continues
+    (:meth:`~nas.search.optimizer.SplineOptimizer.suggest`), so it spreads
+    as a batch's fills do (``benchmarks/results/batch_fill.md``).
+    """
+    cfg = study.experiment.experiment
+    unfinished = study.state.with_status(*READY, *ACTIVE)
+    if not unfinished:
+        return cfg.batch_size
+    if not cfg.refill or any(p.origin not in SPLINE_ORIGINS for p in unfinished):
+        return 0
+    return max(cfg.batch_size - len(unfinished), 0)
 
 
 def submission_plan(
