@@ -35,9 +35,7 @@ def truth(params: dict) -> float:
 
 
 def setup(refill: bool, extra: str = "") -> tuple[State, policy.Study]:
-    experiment = parse_experiment(
-        TOML.format(refill=str(refill).lower(), extra=extra), "toy.toml"
-    )
+    experiment = parse_experiment(TOML.format(refill=str(refill).lower(), extra=extra), "toy.toml")
     state = State(experiment.text, experiment.space)
     policy.Study(state, experiment).initial_batch()
     return state, policy.Study(state, experiment)
