@@ -178,7 +178,29 @@ def table(
             lines.append(
                 f"| {name} | {mode} | {time_} | {evals} | {len(hits)}/{seeds} | {busy:.0%} |"
             )
+    lines += ["", _pooled(runs, problems, seeds, q, budget, jitter)]
     return "\n".join(lines) + "\n"
+
+
+def _pooled(
+    runs: dict, problems: Sequence[str], seeds: int, q: int, budget: int, jitter: float
+) -> str:
+    """One line over every problem and seed: paired refill/batches time ratios, pooled medians."""
+    pairs, times = [], {mode: [] for mode in MODES}
+    for name in problems:
+        for seed in range(seeds):
+            hit = {m: _first(runs[_key(name, seed, m, q, budget, jitter)], 1e-2) for m in MODES}
+            for mode in MODES:
+                times[mode].append(np.inf if hit[mode] is None else hit[mode][0])
+            if None not in hit.values():
+                pairs.append(hit["refill"][0] / hit["batches"][0])
+    faster = sum(r < 1.0 for r in pairs)
+    return (
+        f"Pooled over {len(problems)} problems x {seeds} seeds: median time to 1 % "
+        f"{np.median(times['batches']):.1f} (batches) against {np.median(times['refill']):.1f} "
+        f"(refill); where both got there ({len(pairs)} runs) refill was faster in {faster}, "
+        f"median ratio refill/batches {np.median(pairs):.2f}."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
