@@ -52,6 +52,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from problems import PROBLEMS, Problem  # noqa: E402
+from reporting import emit  # noqa: E402
 from sample_efficiency import spline_optimizer, variable_names  # noqa: E402
 from tradeoff import cost_of  # noqa: E402
 
@@ -234,10 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.raw:
                 args.raw.write_text(json.dumps(runs))
     print(file=sys.stderr)
-    text = table(runs, problems, args.seeds, args.q, args.budget, args.jitter)
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(table(runs, problems, args.seeds, args.q, args.budget, args.jitter), args.out)
     return 0
 
 

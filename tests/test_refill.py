@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from test_inbox import TOML as INBOX_TOML
 
 from nas.config import ConfigError, parse_experiment
 from nas.control import policy
 from nas.control.plan import Stop, free_slots, next_batch
 from nas.record.state import PointStatus, State
 
-TOML = """
-[experiment]
-name = "toy"
-min_distance = 0.01
-batch_size = 3
-max_points = 20
-refill = {refill}
-{extra}
-[[space]]
-name = "x"
-type = "int"
-low = 0
-high = 8
-[[space]]
-name = "y"
-type = "float"
-low = 0.0
-high = 1.0
-"""
+#: The inbox tests' toy box with the design left at its default, batches of three and a
+#: ``refill`` to fill in; ``extra`` takes more ``[experiment]`` keys.
+TOML = INBOX_TOML.replace(
+    'design = "corners"\n',
+    "batch_size = 3\nmax_points = 20\nrefill = {refill}\n{extra}\n",
+    1,
+)
+assert "{refill}" in TOML
 
 
 def truth(params: dict) -> float:
