@@ -123,3 +123,19 @@ def test_a_clipped_prediction_is_not_what_the_measurement_is_judged_against(
     assert doc["stop"]["last_gaps"][-1] == pytest.approx(own_gap)
     code, out, _ = run(capsys, "show", "--state", str(state), str(point.id), "--json")
     assert code == 0 and json.loads(out)["predicted"] == 100.0  # people still see the clip
+
+
+@pytest.mark.parametrize("stored", ["105", None, float("nan"), True, [1.0]])
+def test_a_spline_prediction_that_is_not_a_number_falls_back_to_the_stored_one(stored) -> None:
+    from nas.record.state import Point, PointStatus
+
+    point = Point(0, {}, PointStatus.DONE, 1, "incremental", 0.0, 0.0, 99.0, 100.0)
+    assert point.judged_prediction == 100.0  # nothing kept: the two are the same
+    odd = Point(
+        0, {}, PointStatus.DONE, 1, "incremental", 0.0, 0.0, 99.0, 100.0, extra={UNCLIPPED: stored}
+    )
+    assert odd.judged_prediction == 100.0
+    kept = Point(
+        0, {}, PointStatus.DONE, 1, "incremental", 0.0, 0.0, 99.0, 100.0, extra={UNCLIPPED: 104.5}
+    )
+    assert kept.judged_prediction == 104.5

@@ -127,9 +127,12 @@ class Point:
         clipped number than from the spline's, so the stop rule compared with
         it would count a spline that overshot to 105 % as agreeing with a
         measured 99.5 %. Where the two differ the spline's is kept under
-        :data:`UNCLIPPED`.
+        :data:`UNCLIPPED` (anything there that is not a number is ignored).
         """
-        return _finite_or_none(self.extra.get(UNCLIPPED, self.predicted))
+        own = self.extra.get(UNCLIPPED)
+        if isinstance(own, (int, float)) and not isinstance(own, bool) and math.isfinite(own):
+            return float(own)
+        return self.predicted
 
 
 #: Point fields that :meth:`State.update_point` may change; status and value have own methods.
