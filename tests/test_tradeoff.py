@@ -97,6 +97,29 @@ def test_front_batch_takes_the_largest_hypervolume_gain_and_skips_taken_points()
     assert chosen[0] == best
 
 
+def test_a_point_still_training_counts_on_the_front_at_its_prediction() -> None:
+    """Asked for one proposal while the batch's first trains, the search gives the batch's
+    second, not the first's neighbour (which would add nearly the same area)."""
+    space = SearchSpace([Dim("x", "int", 0, 40)])
+
+    def metric(many):
+        x = np.array([p["x"] for p in many], dtype=float)
+        return np.sqrt(x), np.zeros(len(many))
+
+    def cost(many):
+        return np.array([float(p["x"]) for p in many])
+
+    measured = [({"x": 0}, 0.0, 0.0), ({"x": 40}, math.sqrt(40), 40.0)]
+    (first, m1), (second, _) = front_batch(space, metric, cost, measured, 2, seed=0)
+    training = [(first, m1, float(first["x"]))]
+    [(again, _)] = front_batch(
+        space, metric, cost, measured, 1, seed=0, taken=[first], pending=training
+    )
+    assert again == second
+    [(blind, _)] = front_batch(space, metric, cost, measured, 1, seed=0, taken=[first])
+    assert abs(blind["x"] - first["x"]) == 1, "without it: the training point's neighbour"
+
+
 def test_predicted_front_is_nondominated() -> None:
     pool = [{"x": i} for i in range(8)]
     values = np.array([1.0, 3.0, 2.0, 5.0, 4.0, 6.0, 6.0, 7.0])

@@ -21,7 +21,7 @@ import numpy as np
 
 from nas.config import ConfigError, Experiment
 from nas.control.costs import CostSource, cost_predictor, cost_source, measured
-from nas.record.state import State
+from nas.record.state import ACTIVE, READY, State
 from nas.search.settings import minimum_design_points
 from nas.search.space import Params, SearchSpace
 
@@ -272,6 +272,8 @@ def propose(
 
     :func:`nas.search.tradeoff.front_batch` on the measured points with a
     known cost, never a point the state holds; a new pool for every batch.
+    Points still training count at their predictions (a refill, or
+    ``propose`` again while they train).
     """
     from nas.search.tradeoff import front_batch
 
@@ -279,6 +281,12 @@ def propose(
     source = cost_source(experiment, cfg.tradeoff)
     points = [p for p in measured_points(state, source) if math.isfinite(p.cost)]
     costs = cost_predictor(state, experiment, source)
+    out = [p.params for p in state.with_status(*READY, *ACTIVE)]
+    pending = (
+        list(zip(out, metric_predictor(optimizer)(out)[0], costs(out)[0], strict=True))
+        if out
+        else []
+    )
     return front_batch(
         state.space,
         metric_predictor(optimizer),
@@ -289,6 +297,7 @@ def propose(
         goal=cfg.goal,
         admissible=admissible,
         taken=[p.params for p in state.points],
+        pending=pending,
     )
 
 

@@ -317,6 +317,7 @@ def front_batch(
     admissible: Callable[[Params], bool] | None = None,
     taken: Sequence[Params] = (),
     pool_size: int = POOL_SIZE,
+    pending: Sequence[tuple[Params, float, float]] = (),
 ) -> list[tuple[Params, float]]:
     """The next ``n`` trade-off proposals: (params, predicted metric).
 
@@ -326,7 +327,11 @@ def front_batch(
     front (seeded with ``seed``), less ``taken`` and what ``admissible``
     refuses; the choice is :func:`propose_front` with the hypervolume
     reference at the worst measured metric and ``REFERENCE_MARGIN`` of the
-    cost range beyond the costliest candidate.
+    cost range beyond the costliest candidate. ``pending`` holds (params,
+    predicted metric, cost) of points proposed and not yet measured: they
+    join the front at their predictions, as a batch's earlier slots do, so a
+    proposal made while they train does not claim the area they will add
+    (without them it was their neighbour).
     """
     if not measured or n < 1:
         return []
@@ -347,5 +352,18 @@ def front_batch(
     low, high = float(every.min()), float(every.max())
     worst = float(m[np.argmin(GOAL_SIGN[goal] * m)])
     reference = (worst, high + REFERENCE_MARGIN * max(high - low, abs(high), 1e-12))
-    picks = propose_front(pool, predicted, error, pool_cost, m, c, n, reference, goal)
+    out_m = np.array([row[1] for row in pending], dtype=float)
+    out_c = np.array([row[2] for row in pending], dtype=float)
+    known = np.isfinite(out_m) & np.isfinite(out_c)
+    picks = propose_front(
+        pool,
+        predicted,
+        error,
+        pool_cost,
+        np.concatenate([m, out_m[known]]),
+        np.concatenate([c, out_c[known]]),
+        n,
+        reference,
+        goal,
+    )
     return [(params, value) for params, value, _ in picks]
