@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from problems import PROBLEMS  # noqa: E402
+from reporting import emit  # noqa: E402
 from sample_efficiency import spline_optimizer, variable_names  # noqa: E402
 
 #: Problems measured (NAS-shaped first, then two standard functions).
@@ -123,9 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + table(rows)
         + "\n"
     )
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(text, args.out)
     return 0
 
 

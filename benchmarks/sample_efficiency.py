@@ -64,6 +64,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from problems import NOISE_FRACTION, PROBLEMS, Problem  # noqa: E402
+from reporting import emit  # noqa: E402
 
 from nas.search.settings import BATCH_FILLS  # noqa: E402
 
@@ -916,10 +917,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.raw.write_text(json.dumps(runs))
             print(f"\r{i}/{len(todo)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    text = tables(runs, tasks)
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(tables(runs, tasks), args.out)
     return 0
 
 
