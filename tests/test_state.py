@@ -589,6 +589,22 @@ def test_a_commit_stopped_after_keeping_prev_is_not_a_hard_link_alias(tmp_path: 
     StateStore.open(path).close()
 
 
+def test_a_commit_killed_while_it_links_prev_is_not_a_hard_link_alias(tmp_path: Path) -> None:
+    """Killed between linking the current generation to ``.prev.tmp`` and renaming it."""
+    path = created(tmp_path)
+    staging = previous_path(path).with_name(previous_path(path).name + ".tmp")
+    os.link(path, staging)
+    with StateStore.open(path) as store:
+        assert not staging.exists() and path.stat().st_nlink == 1
+        store.state.add_point(params(), "initial", 0)
+        store.commit()
+    assert len(load_state(path).points) == 1
+    os.link(path, staging)
+    os.link(path, tmp_path / "twin.h5")  # a real second name is still refused
+    with pytest.raises(LockError, match="3 hard links"):
+        StateStore.open(path)
+
+
 def test_a_missing_state_with_its_prev_says_to_copy_prev(tmp_path: Path) -> None:
     path = created(tmp_path)
     with StateStore.open(path) as store:

@@ -130,15 +130,26 @@ def _previous_advice(path: Path) -> str:
     )
 
 
+def _previous_staging(path: Path) -> Path:
+    """The name :func:`_keep_previous` links the current generation to before it becomes ``.prev``."""
+    prev = previous_path(path)
+    return prev.with_name(prev.name + ".tmp")
+
+
 def _refuse_hard_links(path: Path) -> None:
     """A state file with another hard link could be run by two controllers under two locks.
 
-    The one expected second link is ``.prev`` left by a commit that stopped
-    between keeping the previous generation and renaming the new one.
+    The expected second links are those a commit leaves when it is killed
+    while it keeps the previous generation: ``.prev.tmp`` (linked, not yet
+    renamed) or ``.prev`` (renamed, the new generation not yet in place).
     """
     links = path.stat().st_nlink
-    prev = previous_path(path)
-    if links == 1 or (links == 2 and prev.exists() and os.path.samefile(prev, path)):
+    expected = [
+        name
+        for name in (previous_path(path), _previous_staging(path))
+        if name.exists() and os.path.samefile(name, path)
+    ]
+    if links == 1 + len(expected):
         return
     raise LockError(
         f"{path} has {links} hard links: another name for the same state file would let a "
@@ -216,7 +227,7 @@ def _fsync_dir(path: Path) -> None:
 def _keep_previous(path: Path) -> None:
     """Make ``<path>.prev`` the current generation before it is replaced."""
     prev = previous_path(path)
-    staging = prev.with_name(prev.name + ".tmp")
+    staging = _previous_staging(path)
     staging.unlink(missing_ok=True)
     try:
         os.link(path, staging)
@@ -275,6 +286,7 @@ class StateStore:
         try:
             for leftover in path.parent.glob(f"{path.name}.tmp.*"):
                 leftover.unlink()  # from a writer that died mid-commit
+            _previous_staging(path).unlink(missing_ok=True)  # likewise
             store = cls(path, load_state(path), lock)
             store._seal()
         except BaseException:
