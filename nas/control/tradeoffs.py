@@ -281,15 +281,12 @@ def propose(
     source = cost_source(experiment, cfg.tradeoff)
     points = [p for p in measured_points(state, source) if math.isfinite(p.cost)]
     costs = cost_predictor(state, experiment, source)
+    metric = metric_predictor(optimizer)
     out = [p.params for p in state.with_status(*READY, *ACTIVE)]
-    pending = (
-        list(zip(out, metric_predictor(optimizer)(out)[0], costs(out)[0], strict=True))
-        if out
-        else []
-    )
+    pending = list(zip(out, metric(out)[0], costs(out)[0], strict=True)) if out else []
     return front_batch(
         state.space,
-        metric_predictor(optimizer),
+        metric,
         lambda many: costs(many)[0],
         [(p.params, p.metric, p.cost) for p in points],
         n,
