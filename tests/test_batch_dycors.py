@@ -129,3 +129,22 @@ def test_optimizer_batches_respect_a_memory_limit():
         for p in batch:
             opt.tell(p, -float(((SPACE.to_unit(p) - PEAK) ** 2).sum()))
     assert len({SPACE.key(r.params) for r in opt.history}) == len(opt.history)
+
+
+def test_fills_perturb_the_best_measured_point_not_the_unmeasured_argmax():
+    """On a rising plane the argmax is the far corner; the fills stay round the best point.
+
+    Neighbours of slot 1 share its outcome (were the plane to bend there, all of
+    them would disappoint together), so DYCORS's fills are perturbations of
+    the best measured point only.
+    """
+    x = SPACE.snap_unit(np.random.default_rng(4).random((20, SPACE.d)) * 0.4)
+    spline = PolyharmonicSpline(x, x.sum(axis=1))
+    out = propose(SPACE, {(): spline}, q=4, strategy=DefaultStrategy(), seed=0)
+    best, first = x[np.argmax(spline.values)], SPACE.to_unit(out[0].params)
+    assert np.allclose(first, 1.0)  # the spline's argmax: the all-high corner
+    fills = SPACE.to_unit_many([c.params for c in out[1:]])
+    to_best = np.linalg.norm(fills - best, axis=1)
+    to_first = np.linalg.norm(fills - first, axis=1)
+    assert (to_best < to_first).all(), (to_best, to_first)
+    assert [c.fill for c in out] == [False, True, True, True]
