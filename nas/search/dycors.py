@@ -14,7 +14,9 @@ improvement) lacked:
 * **a radius that grows and shrinks**: counted per batch, three improving
   batches in a row double it (up to the start radius), ``max(ceil(d/q),
   ceil(4/q))`` failing ones in a row halve it (down to 0.2 / 2^6);
-* **100 d candidates** per centre, not a fixed count.
+* **candidates in proportion to d**, not a fixed count (pySOT: 100 d around its
+  best point; the default strategy draws 200 d,
+  :class:`~nas.search.strategies.DefaultStrategy`).
 
 Everything is a function of the told values, their order and q, so a
 search that restarts from its state file makes the same candidates.
