@@ -31,6 +31,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 from nas.errors import UserError
 from nas.names import line_problem, name_problem
+from nas.numbers import finite_number
 from nas.search.settings import (
     SETTINGS,
     SearchSettings,
@@ -160,11 +161,7 @@ def _check_directives(value: list) -> str | None:
 
 
 def _check_range(value: list) -> str | None:
-    numbers = [
-        v
-        for v in value
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    ]
+    numbers = [v for v in value if finite_number(v)]
     if len(value) != 2 or len(numbers) != 2 or not numbers[0] < numbers[1]:
         return f"expected [low, high], two numbers with low < high, got {value!r}"
     return None

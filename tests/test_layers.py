@@ -16,9 +16,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "nas"
 
 #: The ground floor, which every layer may import: the user-error base class, the
-#: name and line rules and the fields of a learning curve (the trainer's file and the
-#: state's table). It imports nothing of the package itself.
-GROUND = ("errors", "names", "curvefields")
+#: name and line rules, the fields of a learning curve (the trainer's file and the
+#: state's table) and what counts as a number in a file. It imports nothing of the
+#: package itself.
+GROUND = ("errors", "names", "curvefields", "numbers")
 
 #: layer -> what it may import (besides itself and GROUND). A layer is a subpackage or
 #: top-level module.

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-import math
 import os
 import secrets
 import socket
@@ -44,6 +43,7 @@ from nas.cluster.base import Scheduler
 from nas.control import operations, policy
 from nas.control.operations import OperationResult
 from nas.errors import UserError
+from nas.numbers import finite_number
 from nas.pointdir import layout
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.record.state import State, StateError
@@ -93,7 +93,7 @@ def validate(request: Any) -> dict[str, Any]:
         raise RequestError(f"{action}: missing key {key!r}")
     by = request.get("by", "unknown")
     posted = request.get("posted", 0.0)
-    if not isinstance(by, str) or not _is_number(posted):
+    if not isinstance(by, str) or not finite_number(posted):
         raise RequestError(f"{action}: 'by' must be a string and 'posted' a number")
     canonical: dict[str, Any] = {"action": action, "by": by, "posted": float(posted)}
     if key == "ids":
@@ -127,17 +127,13 @@ def _bounds(raw: Any, action: str, key: str, *, both: bool) -> dict[str, list[fl
         if not isinstance(pair, list) or len(pair) != 2:
             raise RequestError(f"{action}: {key}.{name} must be [low, high], got {pair!r}")
         for value in pair:
-            if not (_is_number(value) or (value is None and not both)):
+            if not (finite_number(value) or (value is None and not both)):
                 need = "a number" if both else "a number or null"
                 raise RequestError(f"{action}: {key}.{name}: {value!r} is not {need}")
         if pair == [None, None]:
             raise RequestError(f"{action}: {key}.{name} changes neither bound")
         bounds[str(name)] = [None if v is None else float(v) for v in pair]
     return bounds
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # ---------------------------------------------------------------------------- applying

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.curvefields import CURVE_COUNTS, CURVE_FIELDS
+from nas.numbers import finite_number
 from nas.pointdir.jsonio import atomic_write_bytes
 from nas.pointdir.layout import CURVE_FILE
 
@@ -86,11 +87,6 @@ def parse_entry(document: Any) -> Entry | None:
         if name not in entry and isinstance(name, str) and finite_number(value):
             entry[name] = float(value)
     return entry
-
-
-def finite_number(value: Any) -> bool:
-    """A JSON number that is finite (a boolean is none)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def read_curve(directory: str | Path, *, max_bytes: int = MAX_CURVE_BYTES) -> list[Entry]:

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import ConfigError, option, section_from_dict
+from nas.numbers import finite_number
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.pointdir.layout import RESULT_FILE
 from nas.pointdir.outcome import (
@@ -216,11 +217,7 @@ def _metrics(path: str | Path, metrics: Mapping[str, Any], measured: Measured) -
         raise ResultError(
             path, f"metrics.{name}: {value!r} is outside its valid range [{low:g}, {high:g}]"
         )
-    return {
-        key: float(item)
-        for key, item in metrics.items()
-        if isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item)
-    }
+    return {key: float(item) for key, item in metrics.items() if finite_number(item)}
 
 
 def _result_format(value: int) -> str | None:
@@ -276,7 +273,7 @@ def read_pace(directory: str | Path) -> dict[str, float] | None:
     pace = {}
     for key in PACE_FIGURES:
         value = document.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if finite_number(value):
             pace[key] = float(value)
     return pace or None
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from nas.curvefields import CURVE_FIELDS
 from nas.errors import UserError
+from nas.numbers import finite_number
 from nas.search.space import SearchSpace
 
 ORIGINS = ("initial", "incremental", "fill", "check", "manual", "expand", "import")
@@ -130,7 +131,7 @@ class Point:
         :data:`UNCLIPPED` (anything there that is not a number is ignored).
         """
         own = self.extra.get(UNCLIPPED)
-        if isinstance(own, (int, float)) and not isinstance(own, bool) and math.isfinite(own):
+        if finite_number(own):
             return float(own)
         return self.predicted
 

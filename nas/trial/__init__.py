@@ -35,8 +35,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from nas.numbers import finite_number
 from nas.pointdir.contract import CONTRACT_VERSION, DEADLINE_VAR, POINT_DIR_VAR
-from nas.pointdir.curve import append_entry, finite_number, parse_entry
+from nas.pointdir.curve import append_entry, parse_entry
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
