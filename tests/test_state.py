@@ -25,7 +25,7 @@ from nas.config import parse_experiment
 from nas.record.hdf5 import FORMAT_VERSION, TIME_UNITS, StateFormatError
 from nas.record.lock import LockError, lock_path
 from nas.record.state import TRANSITIONS, PointStatus, State, StateError
-from nas.record.store import StateStore, load_state, previous_path
+from nas.record.store import StateStore, _previous_staging, load_state, previous_path
 
 TOML = experiment_toml(
     "toy",
@@ -592,7 +592,7 @@ def test_a_commit_stopped_after_keeping_prev_is_not_a_hard_link_alias(tmp_path: 
 def test_a_commit_killed_while_it_links_prev_is_not_a_hard_link_alias(tmp_path: Path) -> None:
     """Killed between linking the current generation to ``.prev.tmp`` and renaming it."""
     path = created(tmp_path)
-    staging = previous_path(path).with_name(previous_path(path).name + ".tmp")
+    staging = _previous_staging(path)
     os.link(path, staging)
     with StateStore.open(path) as store:
         assert not staging.exists() and path.stat().st_nlink == 1
