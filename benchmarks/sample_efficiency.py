@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from problems import NOISE_FRACTION, PROBLEMS, Problem  # noqa: E402
 from reporting import emit  # noqa: E402
 
-from nas.search.settings import BATCH_FILLS  # noqa: E402
+from nas.search.settings import BATCH_FILLS, MEASURED_CAPPING  # noqa: E402
 
 Point = tuple[int, ...]
 Runner = Callable[[Problem, "Evaluator", int], None]
@@ -159,6 +159,7 @@ def spline_optimizer(
     fill: str | None = None,
     checks: bool = True,
     check_order: str | None = None,
+    capping: float | None = None,
 ):
     """The spline optimiser on ``problem``'s integer box, minimising, with the benchmark's tolerance."""
     from nas.search.optimizer import SplineOptimizer
@@ -173,7 +174,7 @@ def spline_optimizer(
             zip(variable_names(problem), problem.lows, problem.highs, strict=True)
         )
     ]
-    chosen = {"design": design, "batch_fill": fill}  # unset: the settings' defaults
+    chosen = {"design": design, "batch_fill": fill, "capping": capping}  # unset: the defaults
     settings = SearchSettings(
         batch_size=q,
         seed=seed,
@@ -258,10 +259,11 @@ def _spline(
     fill: str | None = None,
     checks: bool = True,
     check_order: str | None = None,
+    capping: float | None = None,
 ) -> Runner:
     """A spline run; ``noise`` is None, "auto" or "sd" (the evaluator's true sd).
 
-    ``design`` and ``fill`` (the batch fill) unset: the defaults of
+    ``design``, ``fill`` (the batch fill) and ``capping`` unset: the defaults of
     :class:`~nas.search.settings.SearchSettings`. ``checks``: False runs the
     default rule without condition (e), as it was before (for comparison);
     ``check_order`` names another order of its checks (:func:`_check_orders`).
@@ -270,7 +272,9 @@ def _spline(
     def run(problem: Problem, ev: Evaluator, seed: int) -> None:
         names = variable_names(problem)
         level = ev.noise_sd if noise == "sd" else noise
-        opt = spline_optimizer(problem, seed, strategy, q, design, level, fill, checks, check_order)
+        opt = spline_optimizer(
+            problem, seed, strategy, q, design, level, fill, checks, check_order, capping
+        )
         try:
             while not (ev.to_stop and opt.stop in ev.stops):
                 batch = opt.suggest()
@@ -406,6 +410,8 @@ def _pysot(kind: str) -> Runner:
 METHODS: dict[str, tuple[Runner, str]] = {
     "default": (_spline("default", 1), "nas.search.optimizer"),
     "default-q4": (_spline("default", 4), "nas.search.optimizer"),
+    "default-cap": (_spline("default", 1, capping=MEASURED_CAPPING), "nas.search.optimizer"),
+    "default-cap-q4": (_spline("default", 4, capping=MEASURED_CAPPING), "nas.search.optimizer"),
     "default-corners": (_spline("default", 1, "corners"), "nas.search.optimizer"),
     "default-corners-q4": (_spline("default", 4, "corners"), "nas.search.optimizer"),
     "default-merit-q4": (_spline("default", 4, fill="merit"), "nas.search.optimizer"),

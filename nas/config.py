@@ -261,6 +261,7 @@ class ExperimentConfig:
     strategy: str = declared("strategy")
     smoothing: float = declared("smoothing")
     noise: float | str | None = declared("noise")
+    capping: float = declared("capping")
     design: str = declared("design")
     design_points: int | None = declared("design_points")
     min_distance: float = declared("min_distance")

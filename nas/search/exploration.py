@@ -103,6 +103,7 @@ class AwayFromBest:
         neighbours: Neighbours | None = None,
         in_batch: bool = False,
         admissible: Mask | None = None,
+        told: np.ndarray | None = None,
     ) -> Ranking:
         """Far candidates first, by merit (scores in [0, 1]); the near ones after (in [-2, -1])."""
         d = spline.d
@@ -158,6 +159,7 @@ class NearSurprise:
         neighbours: Neighbours | None = None,
         in_batch: bool = False,
         admissible: Mask | None = None,
+        told: np.ndarray | None = None,
     ) -> Ranking:
         """Legal points around ``centre`` not on a known point, best merit first."""
         d = spline.d
@@ -220,6 +222,7 @@ class AlongAxes:
         neighbours: Neighbours | None = None,
         in_batch: bool = False,
         admissible: Mask | None = None,
+        told: np.ndarray | None = None,
     ) -> Ranking:
         """Legal points on the incumbent's axis lines not on a known point, best predicted first."""
         d, m = spline.d, self.n_candidates

@@ -45,6 +45,22 @@ TOP_UP_GROWTH = 16
 CHECK_SEED_STEP = 7919
 
 
+def capped_values(values: np.ndarray, quantile: float) -> np.ndarray:
+    """``values`` (higher is better) with every one below their ``quantile`` raised to it.
+
+    The capping of Gutmann's and Regis & Shoemaker's RBF methods (Regis &
+    Shoemaker, "Constrained global optimization of expensive black box
+    functions using radial basis functions", J. Global Optim. 31, 2005; pySOT's
+    ``SurrogateCapped`` caps at the median). A spline through the capped
+    values is flat where the search has nothing to find and keeps its shape
+    where the good values are. ``quantile`` 0 leaves them as they are.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if quantile <= 0.0 or values.size == 0:
+        return values
+    return np.maximum(values, np.quantile(values, quantile))
+
+
 @dataclass(frozen=True)
 class Proposal:
     """A point to measure; ``predicted`` is None for initial-design points.
@@ -174,6 +190,8 @@ class SplineOptimizer:
         self._evidence: dict[str, StopEvidence] = {}
         self._splines: dict[tuple[Value, ...], PolyharmonicSpline] | None = None
         self._joint: PolyharmonicSpline | None = None
+        #: The splines proposals are ranked on, fitted to capped values (:meth:`_search_model`).
+        self._capped: dict[tuple[Value, ...], PolyharmonicSpline] | None = None
         #: With ``noise = "auto"``: the estimate of each solved spline's data, by where.
         self._noise: dict[str, NoiseEstimate] = {}
 
@@ -225,7 +243,7 @@ class SplineOptimizer:
             snapped, value, predicted, bool(fill), bool(check), batch if check else None
         )
         self._pending.pop(key, None)
-        self._splines = None
+        self._splines = self._capped = None
         self._evidence = {}
 
     def mark_pending(
@@ -584,13 +602,37 @@ class SplineOptimizer:
             return self._embedded, {(): self._joint}
         return self.space, splines
 
-    def _fit_joint(self) -> PolyharmonicSpline | None:
+    def _search_model(self) -> dict[tuple[Value, ...], PolyharmonicSpline]:
+        """The splines the search ranks its own proposals on, keyed as :meth:`_model`'s.
+
+        With ``capping`` (:attr:`~nas.search.settings.SearchSettings.capping`)
+        they are fitted to :func:`capped_values`: the poor corners of a design
+        (a network too narrow to learn, 30-50 % below the best) otherwise
+        dominate an interpolant's shape, bending it steeply near the good
+        points and making its argmax overshoot. Only the ranking uses them:
+        predictions, the stop rule, its checks and every reader see the exact
+        spline of :meth:`_model`.
+        """
+        space, exact = self._model()
+        if not exact or self.settings.capping <= 0.0:
+            return exact
+        if self._capped is None:
+            if self._joint is not None:
+                self._capped = {(): self._fit_joint(capped=True)}
+            else:
+                support = self._support()
+                self._capped = {
+                    cat: self._fit_category(cat, support[cat], capped=True) for cat in exact
+                }
+        return self._capped
+
+    def _fit_joint(self, capped: bool = False) -> PolyharmonicSpline | None:
         """The shared spline over every measurement; None while a choice is unmeasured."""
         rows = [r for r in self._records.values() if math.isfinite(r.value)]
         x = np.array([self._embedded.to_unit(r.params) for r in rows]).reshape(
             len(rows), self._embedded.d
         )
-        return self._solve(x, rows, "all categories")
+        return self._solve(x, rows, "all categories", capped)
 
     def _support(self) -> dict[tuple[Value, ...], list[Record]]:
         support: dict[tuple[Value, ...], list[Record]] = {}
@@ -600,23 +642,35 @@ class SplineOptimizer:
         return support
 
     def _fit_category(
-        self, cat: tuple[Value, ...], rows: list[Record]
+        self, cat: tuple[Value, ...], rows: list[Record], capped: bool = False
     ) -> PolyharmonicSpline | None:
         return self._solve(
             self.space.to_unit_many([r.params for r in rows]),
             rows,
             f"category {cat}" if cat else "",
+            capped,
         )
 
-    def _solve(self, x: np.ndarray, rows: list[Record], where: str) -> PolyharmonicSpline | None:
-        """The spline through unit points ``x`` of ``rows``; None while they do not determine one."""
+    def _solve(
+        self, x: np.ndarray, rows: list[Record], where: str, capped: bool = False
+    ) -> PolyharmonicSpline | None:
+        """The spline through unit points ``x`` of ``rows``; None while they do not determine one.
+
+        ``capped``: through the :func:`capped_values`, smoothed as much as the
+        noise sd of the exact fit asks for (not measured again from data whose
+        low values the capping made equal).
+        """
         if not determined(x):
             return None
         y = self._sign * np.array([r.value for r in rows])
+        noise = self.settings.noise
+        if capped:
+            y = capped_values(y, self.settings.capping)
+            noise = self.noise_sd() or None
         try:
-            if self.settings.noise is None:
+            if noise is None:
                 return PolyharmonicSpline(x, y, self.settings.smoothing)
-            spline, estimate = smooth_fit(x, y, self.settings.noise, self.settings.smoothing)
+            spline, estimate = smooth_fit(x, y, noise, self.settings.smoothing)
             if estimate is not None:
                 self._noise[where] = estimate
             return spline
@@ -668,6 +722,7 @@ class SplineOptimizer:
         out = [Proposal(p, None, "initial") for p in self._unissued_initial()[:n]]
         space, splines = self._model()
         if len(out) < n and splines:
+            ranked_on = self._search_model()
             issued = self._issued_batch()
             slots = {self.space.key(p) for p in issued}
             avoid = [r.params for r in self._records.values()] + [p.params for p in out]
@@ -679,6 +734,7 @@ class SplineOptimizer:
                 propose(
                     space,
                     splines,
+                    ranked_on=ranked_on,
                     q=q,
                     avoid=avoid,
                     issued=issued,

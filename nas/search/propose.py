@@ -92,6 +92,7 @@ def propose(
     min_distance: float = _MIN_DISTANCE,
     strategy: Strategy | None = None,
     seed: int = 0,
+    ranked_on: Mapping[tuple[Value, ...], PolyharmonicSpline] | None = None,
 ) -> list[Candidate]:
     """``q`` distinct, legal, feasible proposals across all category splines.
 
@@ -107,6 +108,12 @@ def propose(
     fantasy point (x, s(x)), that spline is refitted and its category
     re-ranked. ``predicted`` is always the value of the spline fitted to
     measured points only.
+
+    ``ranked_on`` (same keys as ``splines``; default ``splines``): the splines
+    the strategy ranks the heads (and believer slots) on, e.g. fitted to
+    capped values (:func:`nas.search.optimizer.capped_values`); the diverse
+    pool, ``predicted`` and the strategy's scale (``told`` of its ``rank``)
+    read ``splines``.
 
     ``issued`` are points proposed earlier and not measured yet (pending or
     training). The new proposals continue their batch: the issued points
@@ -129,7 +136,7 @@ def propose(
     strategy = strategy or PaperStrategy()
     categories = list(splines)
     base = dict(splines)
-    current = dict(splines)
+    current = dict(splines if ranked_on is None else ranked_on)
     blocked: dict[tuple[Value, ...], list[np.ndarray]] = {cat: [] for cat in categories}
     taken = set()
     for cat, spline in splines.items():
@@ -159,6 +166,7 @@ def propose(
             neighbours=space.lattice_neighbours,
             in_batch=size > 1 and slot == 0,
             admissible=masks[cat],
+            told=None if ranked_on is None else base[cat].values,
         )
         return _Walk(ranking, cell)
 

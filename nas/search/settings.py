@@ -40,6 +40,9 @@ BATCH_FILLS = ("dycors", "liar", "merit", "believer")
 #: The fills that refit the spline to each chosen slot's fantasy value and rank again
 #: (the others rank one pool of candidates, :mod:`nas.search.batch`).
 FANTASY_FILLS = ("liar", "believer")
+#: The capping quantile measured in ``benchmarks/results/capping.md`` (``capping``):
+#: every value worse than the told values' lower quartile counts as that quartile.
+MEASURED_CAPPING = 0.25
 #: How categories are modelled: one spline over all of them (:mod:`nas.search.categories`)
 #: or one spline per category (Algorithm 1).
 CATEGORY_MODELS = ("shared", "separate")
@@ -231,6 +234,15 @@ class SearchSettings:
         minimum=2,
         optional=True,
         doc="space-filling design size, at least d+1 (default d+2); the corner design ignores it",
+    )
+    capping: float = option(
+        0.0,
+        kind=float,
+        minimum=0.0,
+        below=1.0,
+        doc="quantile of the measured values below which the spline that ranks proposals "
+        "sees every worse value as that quantile (0: no capping); predictions and the stop "
+        f"rule use the exact spline; measured: {MEASURED_CAPPING}",
     )
     min_distance: float = option(
         1e-3, kind=float, minimum=0.0, below=1.0, doc="unit-box distance between points"

@@ -68,6 +68,10 @@ class Strategy(Protocol):
     ranking heads a batch of more than one proposal. ``admissible`` marks
     the unit points the feasibility rules allow (None: all): a strategy
     maximises over those, since the rules refuse the others anyway.
+    ``told`` (None: ``spline.values``) are the measured values in told order
+    when ``spline`` was fitted to other ones (capped,
+    :func:`nas.search.optimizer.capped_values`): rules that scale with the
+    measurements (a gain worth exploiting, a stalled best) read them.
     """
 
     def rank(
@@ -80,6 +84,7 @@ class Strategy(Protocol):
         neighbours: Neighbours | None = None,
         in_batch: bool = False,
         admissible: Mask | None = None,
+        told: np.ndarray | None = None,
     ) -> Ranking: ...
 
 
@@ -160,6 +165,7 @@ class PaperStrategy:
         neighbours: Neighbours | None = None,
         in_batch: bool = False,
         admissible: Mask | None = None,
+        told: np.ndarray | None = None,
     ) -> Ranking:
         x, fx, legal = spline_maxima(spline, snap, neighbours, rng, admissible=admissible)
         snapped = snap(x)  # repeats are thinned by the walk
@@ -270,6 +276,7 @@ class DefaultStrategy:
         neighbours: Neighbours | None = None,
         in_batch: bool = False,
         admissible: Mask | None = None,
+        told: np.ndarray | None = None,
     ) -> Ranking:
         """Candidates best first; measured and avoided points excluded.
 
@@ -283,8 +290,9 @@ class DefaultStrategy:
         number of measured points; a batch head's is ``batch_head_weight``.
         """
         points, values = spline.points, spline.values
+        told = values if told is None else np.asarray(told, dtype=np.float64)
         d = points.shape[1]
-        sigma = self.radius(values, d)
+        sigma = self.radius(told, d)
         local = snap(perturb(points[int(np.argmax(values))], sigma, self.n_local, rng))
         near = self.near_argmax(spline, rng, snap, neighbours, admissible)
         wide = np.vstack([snap(rng.random((self.n_global, d))), near])
@@ -292,7 +300,7 @@ class DefaultStrategy:
         legal, _ = fresh_candidates(np.vstack([local, wide]), existing)
         s = spline(legal)
         top = best_admissible(s, legal, admissible)
-        if top is not None and s[top] - values.max() > self.gain_rtol * float(np.ptp(values)):
+        if top is not None and s[top] - values.max() > self.gain_rtol * float(np.ptp(told)):
             return _by_score(legal, unit_scale(s))
         near, distance = fresh_candidates(local, existing)
         if admissible is not None and near.size:  # the merit's scales: of the points it may pick
