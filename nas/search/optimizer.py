@@ -602,8 +602,9 @@ class SplineOptimizer:
             return self._embedded, {(): self._joint}
         return self.space, splines
 
-    def _search_model(self) -> dict[tuple[Value, ...], PolyharmonicSpline]:
-        """The splines the search ranks its own proposals on, keyed as :meth:`_model`'s.
+    def _search_model(self) -> dict[tuple[Value, ...], PolyharmonicSpline] | None:
+        """The splines the search ranks its own proposals on, keyed as :meth:`_model`'s;
+        None without ``capping``: the exact splines rank them too.
 
         With ``capping`` (:attr:`~nas.search.settings.SearchSettings.capping`)
         they are fitted to :func:`capped_values`: the poor corners of a design
@@ -613,10 +614,10 @@ class SplineOptimizer:
         predictions, the stop rule, its checks and every reader see the exact
         spline of :meth:`_model`.
         """
-        space, exact = self._model()
-        if not exact or self.settings.capping <= 0.0:
-            return exact
+        if self.settings.capping <= 0.0:
+            return None
         if self._capped is None:
+            exact = self._model()[1]
             if self._joint is not None:
                 self._capped = {(): self._fit_joint(capped=True)}
             else:
@@ -722,7 +723,6 @@ class SplineOptimizer:
         out = [Proposal(p, None, "initial") for p in self._unissued_initial()[:n]]
         space, splines = self._model()
         if len(out) < n and splines:
-            ranked_on = self._search_model()
             issued = self._issued_batch()
             slots = {self.space.key(p) for p in issued}
             avoid = [r.params for r in self._records.values()] + [p.params for p in out]
@@ -734,7 +734,7 @@ class SplineOptimizer:
                 propose(
                     space,
                     splines,
-                    ranked_on=ranked_on,
+                    ranked_on=self._search_model(),
                     q=q,
                     avoid=avoid,
                     issued=issued,

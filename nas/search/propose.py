@@ -112,8 +112,9 @@ def propose(
     ``ranked_on`` (same keys as ``splines``; default ``splines``): the splines
     the strategy ranks the heads (and believer slots) on, e.g. fitted to
     capped values (:func:`nas.search.optimizer.capped_values`); the diverse
-    pool, ``predicted`` and the strategy's scale (``told`` of its ``rank``)
-    read ``splines``.
+    pool, ``predicted`` and the strategy's scale (``told`` of its ``rank``:
+    the measured values, without the believer slots' fantasies) read
+    ``splines``.
 
     ``issued`` are points proposed earlier and not measured yet (pending or
     training). The new proposals continue their batch: the issued points
