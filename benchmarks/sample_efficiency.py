@@ -160,6 +160,7 @@ def spline_optimizer(
     checks: bool = True,
     check_order: str | None = None,
     capping: float | None = None,
+    warping: str | None = None,
 ):
     """The spline optimiser on ``problem``'s integer box, minimising, with the benchmark's tolerance."""
     from nas.search.optimizer import SplineOptimizer
@@ -174,7 +175,8 @@ def spline_optimizer(
             zip(variable_names(problem), problem.lows, problem.highs, strict=True)
         )
     ]
-    chosen = {"design": design, "batch_fill": fill, "capping": capping}  # unset: the defaults
+    chosen = {"design": design, "batch_fill": fill, "capping": capping, "warping": warping}
+    # (unset: the defaults)
     settings = SearchSettings(
         batch_size=q,
         seed=seed,
@@ -260,10 +262,11 @@ def _spline(
     checks: bool = True,
     check_order: str | None = None,
     capping: float | None = None,
+    warping: str | None = None,
 ) -> Runner:
     """A spline run; ``noise`` is None, "auto" or "sd" (the evaluator's true sd).
 
-    ``design``, ``fill`` (the batch fill) and ``capping`` unset: the defaults of
+    ``design``, ``fill`` (the batch fill), ``capping`` and ``warping`` unset: the defaults of
     :class:`~nas.search.settings.SearchSettings`. ``checks``: False runs the
     default rule without condition (e), as it was before (for comparison);
     ``check_order`` names another order of its checks (:func:`_check_orders`).
@@ -273,7 +276,7 @@ def _spline(
         names = variable_names(problem)
         level = ev.noise_sd if noise == "sd" else noise
         opt = spline_optimizer(
-            problem, seed, strategy, q, design, level, fill, checks, check_order, capping
+            problem, seed, strategy, q, design, level, fill, checks, check_order, capping, warping
         )
         try:
             while not (ev.to_stop and opt.stop in ev.stops):
@@ -412,6 +415,12 @@ METHODS: dict[str, tuple[Runner, str]] = {
     "default-q4": (_spline("default", 4), "nas.search.optimizer"),
     "default-cap": (_spline("default", 1, capping=MEASURED_CAPPING), "nas.search.optimizer"),
     "default-cap-q4": (_spline("default", 4, capping=MEASURED_CAPPING), "nas.search.optimizer"),
+    "default-nowarp": (_spline("default", 1, warping="off"), "nas.search.optimizer"),
+    "default-nowarp-q4": (_spline("default", 4, warping="off"), "nas.search.optimizer"),
+    "default-nowarp-auto": (
+        _spline("default", 1, noise="auto", warping="off"),
+        "nas.search.optimizer",
+    ),
     "default-corners": (_spline("default", 1, "corners"), "nas.search.optimizer"),
     "default-corners-q4": (_spline("default", 4, "corners"), "nas.search.optimizer"),
     "default-merit-q4": (_spline("default", 4, fill="merit"), "nas.search.optimizer"),

@@ -262,6 +262,7 @@ class ExperimentConfig:
     smoothing: float = declared("smoothing")
     noise: float | str | None = declared("noise")
     capping: float = declared("capping")
+    warping: str | None = declared("warping")
     design: str = declared("design")
     design_points: int | None = declared("design_points")
     min_distance: float = declared("min_distance")

@@ -9,6 +9,7 @@ the controller's (smoothing chosen for ``noise`` included).
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -52,6 +53,7 @@ def test_every_strategy_name_is_registered() -> None:
         ("min_distance", "1.0", "expected less than 1.0, got 1.0"),
         ("noise", "-0.5", "expected a number >= 0 or 'auto'"),
         ("design_points", "1", "expected at least 2"),
+        ("warping", '"sometimes"', "expected one of 'auto', 'off', got 'sometimes'"),
     ],
 )
 def test_file_and_optimizer_refuse_alike(key: str, value: str, message: str) -> None:
@@ -59,7 +61,7 @@ def test_file_and_optimizer_refuse_alike(key: str, value: str, message: str) -> 
     with pytest.raises(ConfigError, match=f"\\[experiment\\] {key}: {message}"):
         parse_experiment(text, "e.toml")
     with pytest.raises(SettingError, match=f"{key}: {message}"):
-        SearchSettings(**{key: float(value) if "." in value else int(value)})
+        SearchSettings(**{key: json.loads(value)})
 
 
 def test_plot_fits_the_controllers_surface(tmp_path) -> None:

@@ -160,7 +160,10 @@ def filled_store(path: Path) -> StateStore:
     state.record(0, 61.0)
     state.set_status(1, S.SUBMITTING)
     state.update_point(1, job_name="toy-p1-a1", extra={"note": "ünïcode"})
-    state.add_fit([0, 1], [0.5, -1.0, 2.0], 0.75, params(width=32), 82.0, local_loo=0.125)
+    state.add_fit(
+        [0, 1], [0.5, -1.0, 2.0], 0.75, params(width=32), 82.0, local_loo=0.125, warped=["width"]
+    )
+    state.add_fit([0, 1], [0.5, -1.0, 2.0], 0.75, params(width=32), 82.0)
     state.meta["cycle"] = 3
     store.commit()
     return store
@@ -186,6 +189,7 @@ def test_round_trip_keeps_everything(tmp_path: Path) -> None:
         0.125,
     )
     np.testing.assert_array_equal(fit.coefficients, [0.5, -1.0, 2.0])
+    assert (fit.warped, loaded.fits[1].warped) == (("width",), ())  # none warped: no attribute
     np.testing.assert_allclose(loaded.coords(), [[0.0, 0.0], [1.0, 1.0]])
 
 

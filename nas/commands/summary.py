@@ -64,6 +64,7 @@ def fit_doc(study: policy.Study) -> tuple[dict[str, Any] | None, str | None]:
         "stored": fit.number,
         "measured_since": max(measured - len(fit.support_ids), 0),
         "noise": fit.noise or None,
+        "warped": list(fit.warped),
     }, None
 
 
@@ -217,6 +218,11 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
             lines[-1] += f"; fit {fit['stored']}, {fit['measured_since']} measured since"
         if fit["noise"]:
             lines.append(noise_line(fit["noise"]))
+        if fit["warped"]:
+            lines.append(
+                f"log scale for the spline (smaller leave-one-out error): "
+                f"{', '.join(fit['warped'])}"
+            )
         lines += [f"warning: {w}" for w in fit["warnings"]]
     else:
         lines.append(f"fit: {doc['fit_error'] or 'not yet (too few measured points)'}")

@@ -431,6 +431,7 @@ class Study:
             local_loo=summary.local_loo,
             noise=noise,
             fitted=[v for v in fitted if v is not None],
+            warped=summary.warped,
         )
         for warning in summary.warnings:  # readers show them without refitting
             self.state.log(FIT_WARNING, f"{warning} (smoothing {summary.smoothing:.3g})")
@@ -670,6 +671,7 @@ def _records(
         stored.support_ids == tuple(support)
         and stored.best_id == best_id
         and stored.noise == dict(noise or {})
+        and stored.warped == tuple(summary.warped)
         and stored.argmax == dict(summary.argmax)
         and np.array_equal(stored.coefficients, np.asarray(summary.coefficients, dtype=float))
         and np.array_equal(

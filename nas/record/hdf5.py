@@ -23,7 +23,9 @@ first 512 bytes are an HDF5 user block holding the SHA-256 of the rest
                       noise_json (with noise = "auto": the measured noise sd, its 95 %
                       interval and why it is 0 where not measurable; absent otherwise);
                       fitted (with noise: the smoothed value at each support point, in
-                      support_ids order; absent otherwise and in older files)
+                      support_ids order; absent otherwise and in older files);
+                      warped_json (the numeric dims the spline saw on a log scale;
+                      absent when none was and in older files)
     /events           table of (time, kind, point_id, message); point_id -1 = none
     /curves/<id>      learning curve of point <id>: table of (epoch, images, loss, top1,
                       top5, lr, seconds), loss NaN when it was not finite (absent in
@@ -151,6 +153,8 @@ def _write_fits(group: h5py.Group, fits: list[FitRecord]) -> None:
             sub.attrs["noise_json"] = json.dumps(fit.noise)
         if fit.fitted:
             sub["fitted"] = np.array(fit.fitted, dtype=float)
+        if fit.warped:
+            sub.attrs["warped_json"] = json.dumps(list(fit.warped))
 
 
 def _write_events(file: h5py.File, events: list[Event]) -> None:
@@ -362,6 +366,7 @@ def _read_fits(group: h5py.Group) -> list[FitRecord]:
                 local_loo=float(sub.attrs.get("local_loo", math.nan)),
                 noise=json.loads(sub.attrs.get("noise_json", "{}")),
                 fitted=_fitted(sub, name),
+                warped=tuple(json.loads(sub.attrs.get("warped_json", "[]"))),
             )
         )
     return fits

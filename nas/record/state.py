@@ -170,6 +170,9 @@ class FitRecord:
     #: order of ``support_ids`` (the stop rule judges progress on them); empty otherwise
     #: and in older files.
     fitted: tuple[float, ...] = ()
+    #: Numeric dimensions the spline saw on a log scale (``[experiment] warping``); empty
+    #: when none was and in older files.
+    warped: tuple[str, ...] = ()
 
 
 #: Event kinds of a measurement taken in: from the controller's own job, or from one a
@@ -427,6 +430,7 @@ class State:
         local_loo: float = math.nan,
         noise: Mapping[str, Any] | None = None,
         fitted: Iterable[float] = (),
+        warped: Iterable[str] = (),
     ) -> FitRecord:
         fit = FitRecord(
             number=len(self.fits),
@@ -440,6 +444,7 @@ class State:
             local_loo=float(local_loo),
             noise=dict(noise or {}),
             fitted=tuple(float(v) for v in fitted),
+            warped=tuple(str(name) for name in warped),
         )
         if fit.fitted and len(fit.fitted) != len(fit.support_ids):
             raise ValueError(

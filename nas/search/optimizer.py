@@ -38,6 +38,7 @@ from nas.search.stopping import (
 from nas.search.strategies import STRATEGIES, DefaultStrategy, Strategy, spline_maxima
 from nas.search.threads import in_search_threads
 from nas.search.uncertainty import local_error
+from nas.search.warp import Warp, choose_warp, fit_warped, identity_warp
 
 #: How many times the first size a top-up design may grow to find feasible new points.
 TOP_UP_GROWTH = 16
@@ -100,6 +101,8 @@ class FitSummary:
     #: With ``noise = "auto"``: the noise sd measured from this fit's data, else None.
     noise: NoiseEstimate | None = None
     warnings: tuple[str, ...] = ()
+    #: Numeric dimensions the spline sees on a log scale (``warping``, :mod:`nas.search.warp`).
+    warped: tuple[str, ...] = ()
     splines: Mapping[tuple[Value, ...], PolyharmonicSpline] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -194,6 +197,8 @@ class SplineOptimizer:
         self._capped: dict[tuple[Value, ...], PolyharmonicSpline] | None = None
         #: With ``noise = "auto"``: the estimate of each solved spline's data, by where.
         self._noise: dict[str, NoiseEstimate] = {}
+        #: The input warp of each exact spline (:meth:`_choose_warp`), by where.
+        self._warps: dict[str, Warp] = {}
 
     # -- data ------------------------------------------------------------------------
 
@@ -486,6 +491,7 @@ class SplineOptimizer:
                 for cat, spline in splines.items()
                 if spline.conditioning
             ),
+            warped=tuple(self.warped_dimensions()),
             splines=self._fit_all(),
             coefficients=tuple(
                 float(c)
@@ -583,7 +589,7 @@ class SplineOptimizer:
     def _fit_all(self) -> dict[tuple[Value, ...], PolyharmonicSpline]:
         """A spline per category that has one (views of the shared spline when it is fitted)."""
         if self._splines is None:
-            self._noise = {}
+            self._noise, self._warps = {}, {}
             self._joint = self._fit_joint() if self._embedded is not None else None
             if self._joint is not None:
                 self._splines = views(self._joint, self._embedded)
@@ -665,21 +671,56 @@ class SplineOptimizer:
             return None
         y = self._sign * np.array([r.value for r in rows])
         noise = self.settings.noise
+        smoothing = self.settings.smoothing
         if capped:
             y = capped_values(y, self.settings.capping)
             noise = self.noise_sd() or None
-        try:
+
+        def fit(points: np.ndarray, values: np.ndarray) -> PolyharmonicSpline:
             if noise is None:
-                return PolyharmonicSpline(x, y, self.settings.smoothing)
-            spline, estimate = smooth_fit(x, y, noise, self.settings.smoothing)
+                return PolyharmonicSpline(points, values, smoothing)
+            spline, estimate = smooth_fit(points, values, noise, smoothing)
             if estimate is not None:
                 self._noise[where] = estimate
             return spline
+
+        try:
+            if not capped:  # the capped fit reads the exact fit's scales
+                self._warps[where] = self._choose_warp(x, y)
+            return fit_warped(x, y, self._warps.get(where, identity_warp(x.shape[1])), fit)
         except SplineError as exc:
             named = [rows[i].params for i in exc.indices]
             prefix = f"{where}: " if where else ""
             points = f"; points: {named}" if named else ""
             raise SplineError(f"{prefix}{exc}{points}", exc.indices) from exc
+
+    def _choose_warp(self, x: np.ndarray, y: np.ndarray) -> Warp:
+        """The spline's input warp for unit points ``x`` (:mod:`nas.search.warp`).
+
+        Candidates are the positive numeric dimensions not declared
+        logarithmic; a shared model's category indicators (the columns
+        after the numeric ones) are never warped.
+        """
+        d = x.shape[1]
+        if self.settings.warp_kind == "off":
+            return identity_warp(d)
+        dims = self.space.numeric
+        extra = d - len(dims)
+        candidates = Warp(
+            np.array([dim.low > 0 and not dim.log for dim in dims] + [False] * extra),
+            np.array([float(dim.low) if dim.low > 0 else 1.0 for dim in dims] + [1.0] * extra),
+            np.array([float(dim.high) if dim.low > 0 else 2.0 for dim in dims] + [2.0] * extra),
+        )
+        return choose_warp(x, y, candidates, self.settings.smoothing)
+
+    def warped_dimensions(self) -> list[str]:
+        """Names of the numeric dimensions the current fit puts on a log scale, in order."""
+        self._fit_all()
+        names = [dim.name for dim in self.space.numeric]
+        warped: set[str] = set()
+        for warp in self._warps.values():
+            warped.update(warp.names(names))
+        return [name for name in names if name in warped]
 
     # -- suggestions -----------------------------------------------------------------
 

@@ -184,10 +184,9 @@ def propose(
             walks = {c: _Walk(r, cell) for c, r in pool.rankings(slot + 1).items()}
         else:  # the believer rule: the winner's fantasy value joins its spline as if measured
             fantasy = current[cat]
-            current[cat] = PolyharmonicSpline(
+            current[cat] = fantasy.refit(
                 np.vstack([fantasy.points, x]),
                 np.append(fantasy.values, _fantasy_value(strategy, fantasy, x)),
-                fantasy.smoothing,
             )
             walks[cat] = ranking_for(categories.index(cat), slot + 1)
 

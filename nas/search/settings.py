@@ -43,6 +43,10 @@ FANTASY_FILLS = ("liar", "believer")
 #: The capping quantile measured in ``benchmarks/results/capping.md`` (``capping``):
 #: every value worse than the told values' lower quartile counts as that quartile.
 MEASURED_CAPPING = 0.25
+#: Input warps of the spline (:mod:`nas.search.warp`): "auto" puts each positive numeric
+#: dimension on a log scale where that lowers the leave-one-out error; the first is the
+#: default strategy's, "off" Algorithm 1's.
+WARPINGS = ("auto", "off")
 #: How categories are modelled: one spline over all of them (:mod:`nas.search.categories`)
 #: or one spline per category (Algorithm 1).
 CATEGORY_MODELS = ("shared", "separate")
@@ -244,6 +248,16 @@ class SearchSettings:
         "sees every worse value as that quantile (0: no capping); predictions and the stop "
         f"rule use the exact spline; measured: {MEASURED_CAPPING}",
     )
+    warping: str | None = option(
+        None,
+        kind=str,
+        choices=WARPINGS,
+        optional=True,
+        doc="'auto': each positive numeric dimension not declared log is given to the spline on "
+        "a log scale where that lowers its leave-one-out error (widths and depths usually act "
+        "by their logarithm); 'off': the scales as declared; default: 'off' for the 'paper' "
+        "strategy, else 'auto'",
+    )
     min_distance: float = option(
         1e-3, kind=float, minimum=0.0, below=1.0, doc="unit-box distance between points"
     )
@@ -292,6 +306,11 @@ class SearchSettings:
     def design_kind(self) -> str:
         """``design``, or the strategy's own design when unset."""
         return self.design or ("corners" if self.strategy == "paper" else DESIGNS[0])
+
+    @property
+    def warp_kind(self) -> str:
+        """``warping``, or the strategy's own when unset."""
+        return self.warping or ("off" if self.strategy == "paper" else WARPINGS[0])
 
     @property
     def fill(self) -> str:

@@ -624,6 +624,10 @@ class PolyharmonicSpline:
         grad /= self._radius
         return grad[0] if single else grad
 
+    def refit(self, points: np.ndarray, values: np.ndarray) -> PolyharmonicSpline:
+        """A spline with this one's smoothing through other points (a batch's fantasies)."""
+        return PolyharmonicSpline(points, values, self.smoothing)
+
     def loo_errors(self) -> np.ndarray:
         """Leave-one-out errors ``y_i - s^{(-i)}(x_i)`` by Rippa's formula ``c_i / (A^{-1})_ii``.
 
