@@ -173,3 +173,15 @@ def test_status_names_the_warped_dimensions(tmp_path, capsys) -> None:
     assert doc["fit"]["warped"] == ["width"]
     code, out, _ = run(capsys, "status", "--state", str(state))
     assert "log scale for the spline (smaller leave-one-out error): width" in out
+
+
+def test_leave_one_out_errors_are_refits_on_the_same_scales() -> None:
+    x = _points(25)
+    y = _width_effect(x)
+    warp = choose_warp(x, y, CANDIDATES)
+    spline = fit_warped(x, y, warp, lambda p, v: PolyharmonicSpline(p, v))
+    assert isinstance(spline, WarpedSpline)
+    for k in (0, 7, 24):
+        rest = np.arange(len(y)) != k
+        without = spline.refit(x[rest], y[rest])
+        assert spline.loo_errors()[k] == pytest.approx(y[k] - without(x[k]), abs=1e-8)
