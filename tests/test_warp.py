@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from experiment_support import experiment_toml, init_state, run
 
 from nas.search.optimizer import SplineOptimizer
 from nas.search.settings import SearchSettings, SettingError
@@ -135,8 +136,6 @@ def test_warping_off_and_the_paper_strategy_keep_the_declared_scales() -> None:
 
 def test_status_names_the_warped_dimensions(tmp_path, capsys) -> None:
     """The fit `record` stores says which dimensions the spline saw on a log scale."""
-    from experiment_support import experiment_toml, init_state, run
-
     toml = experiment_toml(
         "toy",
         {

@@ -38,7 +38,7 @@ from nas.search.stopping import (
 from nas.search.strategies import STRATEGIES, DefaultStrategy, Strategy, spline_maxima
 from nas.search.threads import in_search_threads
 from nas.search.uncertainty import local_error
-from nas.search.warp import Warp, choose_warp, fit_warped, identity_warp
+from nas.search.warp import Warp, choose_warp, fit_warped, identity_warp, warp_of
 
 #: How many times the first size a top-up design may grow to find feasible new points.
 TOP_UP_GROWTH = 16
@@ -705,11 +705,11 @@ class SplineOptimizer:
         if self.settings.warp_kind == "off":
             return identity_warp(d)
         dims = self.space.numeric
-        extra = d - len(dims)
-        candidates = Warp(
-            np.array([dim.low > 0 and not dim.log for dim in dims] + [False] * extra),
-            np.array([float(dim.low) if dim.low > 0 else 1.0 for dim in dims] + [1.0] * extra),
-            np.array([float(dim.high) if dim.low > 0 else 2.0 for dim in dims] + [2.0] * extra),
+        extra = [0.0] * (d - len(dims))
+        candidates = warp_of(
+            np.array([dim.low > 0 and not dim.log for dim in dims] + [False] * len(extra)),
+            np.array([float(dim.low) for dim in dims] + extra),
+            np.array([float(dim.high) for dim in dims] + extra),
         )
         return choose_warp(x, y, candidates, self.settings.smoothing)
 

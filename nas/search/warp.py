@@ -102,9 +102,20 @@ class Warp:
         return [name for name, on in zip(dimensions, self.logarithmic, strict=False) if on]
 
 
+def warp_of(logarithmic: np.ndarray, low: np.ndarray, high: np.ndarray) -> Warp:
+    """The warp of the ``logarithmic`` dimensions with their bounds.
+
+    The other dimensions' bounds are never read; they are set to (1, 2), so
+    a dimension that may reach 0 or below (or an indicator column) needs no
+    bounds of its own.
+    """
+    on = np.asarray(logarithmic, dtype=bool)
+    return Warp(on, np.where(on, low, 1.0), np.where(on, high, 2.0))
+
+
 def identity_warp(d: int) -> Warp:
     """No dimension warped."""
-    return Warp(np.zeros(d, dtype=bool), np.ones(d), np.full(d, 2.0))
+    return warp_of(np.zeros(d, dtype=bool), np.ones(d), np.ones(d))
 
 
 class WarpedSpline:
@@ -169,7 +180,7 @@ def choose_warp(x: np.ndarray, y: np.ndarray, candidates: Warp, smoothing: float
     candidate: the identity.
     """
     n, d = x.shape
-    chosen = identity_warp(d)
+    chosen = warp_of(np.zeros(d, dtype=bool), candidates.low, candidates.high)
     allowed = np.flatnonzero(candidates.logarithmic)
     if not allowed.size or n < POINTS_PER_TAIL_COEFFICIENT * (d + 1):
         return chosen
