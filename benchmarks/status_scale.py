@@ -1,7 +1,7 @@
 """`splinenas status` and a spline fit against the number of measured points.
 
 Run ``python benchmarks/status_scale.py [--status 1000 10000] [--fit 500 1000 2000]
-[--propose 2000 10000] [--noise '"auto"']``; prints a markdown table. Each row runs in a fresh
+[--propose 2000 10000] [--noise '"auto"'] [--positive]``; prints a markdown table. Each row runs in a fresh
 process (its peak RSS is the memory column; CPU seconds are user + system,
 which the load of a shared machine inflates less than the wall clock).
 ``status`` reads a state of N measured points of a 3-dim box with one stored
@@ -9,7 +9,11 @@ fit and prints the table as JSON: it must never refit, so its cost is reading
 the state. ``fit`` is what a controller does once per batch: fit the spline
 over N measured points, propose a batch (with its fantasy refits) and keep
 the fit it stores. ``propose`` runs ``splinenas propose --dry-run``; past the
-support limit of the spline both end in its one-line refusal.
+support limit of the spline both end in its one-line refusal. ``--positive``
+moves the box from [0, 1]^3 to [1, 10]^3: every dimension may then be given
+to the spline on a log scale (``warping = "auto"``, the default), so each
+exact fit first compares the scales by leave-one-out error
+(:func:`nas.search.warp.choose_warp`, up to seven fits more).
 """
 
 from __future__ import annotations
@@ -32,23 +36,29 @@ sys.path.insert(0, sys.argv[3])
 from controller_scale import EXPERIMENT, value
 import numpy as np
 from nas.config import parse_experiment
+from nas.control import policy
 from nas.record.store import StateStore
 
 mode, n = sys.argv[1], int(sys.argv[2])
-folder, noise = Path(sys.argv[4]), sys.argv[5]
-path = folder / f"s{n}{noise}.h5"
+folder, noise, positive = Path(sys.argv[4]), sys.argv[5], sys.argv[6] == "positive"
+path = folder / f"s{n}{noise}{'p' if positive else ''}.h5"
+low, high = (1.0, 10.0) if positive else (0.0, 1.0)
 if not path.exists():
     text = EXPERIMENT.format(jobs=4, python="python3")
+    if positive:
+        text = text.replace("low = 0.0\nhigh = 1.0", "low = 1.0\nhigh = 10.0")
     if noise:
         text = text.replace("[experiment]", f"[experiment]\nnoise = {noise}")
     experiment = parse_experiment(text, "scale.toml")
     with StateStore.create(path, experiment) as store:
-        design = store.state.space.initial_design()
-        rows = np.random.default_rng(0).random((n - len(design), 3))
+        # the design the search would issue first (the experiment's own), so it is measured
+        design = policy.Study(store.state, experiment).optimizer.initial_design()
+        rows = low + (high - low) * np.random.default_rng(0).random((n - len(design), 3))
         for params in [*design, *(dict(zip("abc", map(float, row))) for row in rows)]:
             point = store.state.add_point(params, "manual", 0)
             store.state.record(point.id, value(point.params))
-        store.state.add_fit([0, 1, 2], [0.0] * 7, 0.1, {"a": 0.5, "b": 0.5, "c": 0.5}, 60.0)
+        mid = 5.5 if positive else 0.5
+        store.state.add_fit([0, 1, 2], [0.0] * 7, 0.1, {"a": mid, "b": mid, "c": mid}, 60.0)
         store.commit()
 if mode == "build":
     sys.exit(0)
@@ -66,7 +76,6 @@ if mode in ("status", "propose"):
         code = main([*argv, "--state", str(path)])
     refusal = (err.getvalue().strip().splitlines() or ["exit code %d" % code])[-1]
 else:
-    from nas.control import policy
     from nas.record.store import load_state
     state = load_state(path)
     study = policy.Study(state, policy.experiment_of(state, str(path)))
@@ -80,9 +89,20 @@ print(json.dumps({**row, "refusal": refusal} if mode == "propose" and code != 0 
 """
 
 
-def run(mode: str, n: int, folder: Path, noise: str) -> dict[str, float]:
+def run(mode: str, n: int, folder: Path, noise: str, positive: bool = False) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
-    argv = [sys.executable, "-c", CHILD, mode, str(n), str(ROOT / "benchmarks"), str(folder), noise]
+    box = "positive" if positive else "unit"
+    argv = [
+        sys.executable,
+        "-c",
+        CHILD,
+        mode,
+        str(n),
+        str(ROOT / "benchmarks"),
+        str(folder),
+        noise,
+        box,
+    ]
     subprocess.run([*argv[:3], "build", *argv[4:]], env=env, capture_output=True)
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
@@ -98,13 +118,19 @@ def main() -> None:
     parser.add_argument(
         "--noise", default="", help="the experiment's noise setting as TOML, e.g. '\"auto\"'"
     )
+    parser.add_argument(
+        "--positive",
+        action="store_true",
+        help="box [1, 10]^3 instead of [0, 1]^3: each fit chooses log scales (warping)",
+    )
     args = parser.parse_args()
     label = f" (noise = {args.noise})" if args.noise else ""
+    label += " (box [1, 10]^3, warp chosen)" if args.positive else ""
     print("| what | N | seconds | CPU seconds | peak RSS (GiB) |\n|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for mode, sizes in (("status", args.status), ("fit", args.fit), ("propose", args.propose)):
             for n in sizes:
-                row = run(mode, n, Path(tmp), args.noise)
+                row = run(mode, n, Path(tmp), args.noise, args.positive)
                 if "error" in row:
                     print(f"| {mode}{label} | {n} | {row['error']} | | |")
                     continue
