@@ -2,8 +2,9 @@
 
 Run ``python benchmarks/controller_scale.py [--sizes 10 100 1000 10000]``;
 prints a markdown table. Each state holds N measured points of a 3-dim box
-and ``max_concurrent_jobs`` jobs of the local backend that only sleep (no
-training). Columns:
+(the search's own initial design, then uniform points) and
+``max_concurrent_jobs`` jobs of the local backend whose ``[train] command``
+only sleeps (no training). Columns:
 
 ``steady``
     median of 5 cycles while the jobs run: inbox, one batched status query,
@@ -29,12 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from nas.cluster import LocalScheduler
-from nas.config import parse_experiment
+from nas.config import Experiment, parse_experiment
+from nas.control import policy
 from nas.control.cycle import Controller
 from nas.control.prepare import JobSettings
 from nas.pointdir import layout
 from nas.pointdir.result import Result, now_iso, write_result
-from nas.record.state import PointStatus
+from nas.record.state import PointStatus, State
 from nas.record.store import StateStore
 
 JOBS = 4
@@ -59,13 +61,10 @@ name = "c"
 type = "float"
 low = 0.0
 high = 1.0
-[model]
-family = "resnet"
-[data]
-kind = "digits"
+[train]
+command = ["{command}"]
 [cluster]
 backend = "local"
-python = "{python}"
 max_concurrent_jobs = {jobs}
 """
 SLEEPER = "#!/bin/sh\nexec sleep 600\n"
@@ -75,17 +74,26 @@ def value(params: dict) -> float:
     return 50.0 + 10.0 * np.sin(3.0 * params["a"]) + 5.0 * params["b"] - 3.0 * params["c"] ** 2
 
 
+def points(
+    state: State, experiment: Experiment, count: int, low: float = 0.0, high: float = 1.0
+) -> list[dict]:
+    """``count`` points: the initial design the search issues first, then uniform ones in
+    [low, high]^3 (seeded). A state whose design is measured is fitted and searched at once;
+    uniform points alone would leave the design to be proposed before any fit."""
+    design = policy.Study(state, experiment).optimizer.initial_design()[:count]
+    rows = low + (high - low) * np.random.default_rng(0).random((count - len(design), 3))
+    return [*design, *(dict(zip("abc", map(float, row), strict=True)) for row in rows)]
+
+
 def build(folder: Path, n: int) -> tuple[Path, StateStore, Controller]:
     """A state with ``n`` measured points and :data:`JOBS` sleeping jobs submitted."""
     sleeper = folder / "sleeper"
     sleeper.write_text(SLEEPER)
     sleeper.chmod(0o755)
-    experiment = parse_experiment(EXPERIMENT.format(jobs=JOBS, python=sleeper), "scale.toml")
+    experiment = parse_experiment(EXPERIMENT.format(jobs=JOBS, command=sleeper), "scale.toml")
     path = folder / "state" / "scale.h5"
     store = StateStore.create(path, experiment)
-    rng = np.random.default_rng(0)
-    for i, row in enumerate(rng.random((n + JOBS, 3))):
-        params = dict(zip("abc", (float(v) for v in row), strict=True))
+    for i, params in enumerate(points(store.state, experiment, n + JOBS)):
         point = store.state.add_point(params, "manual", 0)
         if i < n:
             store.state.record(point.id, value(point.params))

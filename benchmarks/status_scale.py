@@ -33,10 +33,8 @@ CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
-from controller_scale import EXPERIMENT, value
-import numpy as np
+from controller_scale import EXPERIMENT, points, value
 from nas.config import parse_experiment
-from nas.control import policy
 from nas.record.store import StateStore
 
 mode, n = sys.argv[1], int(sys.argv[2])
@@ -44,17 +42,14 @@ folder, noise, positive = Path(sys.argv[4]), sys.argv[5], sys.argv[6] == "positi
 path = folder / f"s{n}{noise}{'p' if positive else ''}.h5"
 low, high = (1.0, 10.0) if positive else (0.0, 1.0)
 if not path.exists():
-    text = EXPERIMENT.format(jobs=4, python="python3")
+    text = EXPERIMENT.format(jobs=4, command="true")
     if positive:
         text = text.replace("low = 0.0\nhigh = 1.0", "low = 1.0\nhigh = 10.0")
     if noise:
         text = text.replace("[experiment]", f"[experiment]\nnoise = {noise}")
     experiment = parse_experiment(text, "scale.toml")
     with StateStore.create(path, experiment) as store:
-        # the design the search would issue first (the experiment's own), so it is measured
-        design = policy.Study(store.state, experiment).optimizer.initial_design()
-        rows = low + (high - low) * np.random.default_rng(0).random((n - len(design), 3))
-        for params in [*design, *(dict(zip("abc", map(float, row))) for row in rows)]:
+        for params in points(store.state, experiment, n, low, high):
             point = store.state.add_point(params, "manual", 0)
             store.state.record(point.id, value(point.params))
         mid = 5.5 if positive else 0.5
@@ -76,6 +71,7 @@ if mode in ("status", "propose"):
         code = main([*argv, "--state", str(path)])
     refusal = (err.getvalue().strip().splitlines() or ["exit code %d" % code])[-1]
 else:
+    from nas.control import policy
     from nas.record.store import load_state
     state = load_state(path)
     study = policy.Study(state, policy.experiment_of(state, str(path)))
