@@ -13,7 +13,7 @@ support limit of the spline both end in its one-line refusal. ``--positive``
 moves the box from [0, 1]^3 to [1, 10]^3: every dimension may then be given
 to the spline on a log scale (``warping = "auto"``, the default), so each
 exact fit first compares the scales by leave-one-out error
-(:func:`nas.search.warp.choose_warp`, up to seven fits more).
+(:func:`nas.search.warp.choose`: up to six fits more; the exact fit is the one it scored).
 """
 
 from __future__ import annotations

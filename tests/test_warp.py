@@ -124,6 +124,26 @@ def test_the_search_warps_undeclared_positive_dimensions_only_and_predicts_its_t
     assert proposal.predicted == pytest.approx(opt.predict(proposal.params), abs=1e-9)
 
 
+def test_the_exact_fit_is_the_interpolant_the_chooser_scored(monkeypatch) -> None:
+    """One solve fewer per refit: the search keeps the chooser's interpolant, which is
+    the spline a fresh fit on the chosen scales gives."""
+    import nas.search.optimizer as optimizer_module
+
+    opt = _told(SearchSettings(seed=2))
+    fits = []
+    real = optimizer_module.PolyharmonicSpline
+    monkeypatch.setattr(
+        optimizer_module, "PolyharmonicSpline", lambda *a, **k: fits.append(a) or real(*a, **k)
+    )
+    opt.tell(opt.suggest()[0].params, 55.0)  # a refit
+    spline = opt.fit().splines[()]
+    assert fits == []
+    assert isinstance(spline, WarpedSpline)
+    fresh = PolyharmonicSpline(spline.warp.forward(spline.points), spline.values)
+    probe = np.random.default_rng(1).random((50, 3))
+    assert np.allclose(spline(probe), fresh(spline.warp.forward(probe)), atol=1e-9)
+
+
 def test_warping_off_and_the_paper_strategy_keep_the_declared_scales() -> None:
     assert SearchSettings().warp_kind == "auto"
     assert SearchSettings(strategy="paper").warp_kind == "off"

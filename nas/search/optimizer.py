@@ -38,7 +38,15 @@ from nas.search.stopping import (
 from nas.search.strategies import STRATEGIES, DefaultStrategy, Strategy, spline_maxima
 from nas.search.threads import in_search_threads
 from nas.search.uncertainty import local_error
-from nas.search.warp import Warp, choose_warp, fit_warped, identity_warp, warp_of
+from nas.search.warp import (
+    Warp,
+    WarpChoice,
+    choose,
+    fit_warped,
+    identity_warp,
+    over_unit,
+    warp_of,
+)
 
 #: How many times the first size a top-up design may grow to find feasible new points.
 TOP_UP_GROWTH = 16
@@ -686,7 +694,10 @@ class SplineOptimizer:
 
         try:
             if not capped:  # the capped fit reads the exact fit's scales
-                self._warps[where] = self._choose_warp(x, y)
+                choice = self._choose_warp(x, y)
+                self._warps[where] = choice.warp
+                if noise is None and choice.spline is not None:  # the interpolant it scored
+                    return over_unit(choice.spline, choice.warp, x)
             return fit_warped(x, y, self._warps.get(where, identity_warp(x.shape[1])), fit)
         except SplineError as exc:
             named = [rows[i].params for i in exc.indices]
@@ -694,8 +705,9 @@ class SplineOptimizer:
             points = f"; points: {named}" if named else ""
             raise SplineError(f"{prefix}{exc}{points}", exc.indices) from exc
 
-    def _choose_warp(self, x: np.ndarray, y: np.ndarray) -> Warp:
-        """The spline's input warp for unit points ``x`` (:mod:`nas.search.warp`).
+    def _choose_warp(self, x: np.ndarray, y: np.ndarray) -> WarpChoice:
+        """The spline's input warp for unit points ``x`` (:mod:`nas.search.warp`), with the
+        interpolant that scored it.
 
         Candidates are the positive numeric dimensions not declared
         logarithmic; a shared model's category indicators (the columns
@@ -703,7 +715,7 @@ class SplineOptimizer:
         """
         d = x.shape[1]
         if self.settings.warp_kind == "off":
-            return identity_warp(d)
+            return WarpChoice(identity_warp(d))
         dims = self.space.numeric
         extra = [0.0] * (d - len(dims))
         candidates = warp_of(
@@ -711,7 +723,7 @@ class SplineOptimizer:
             np.array([float(dim.low) for dim in dims] + extra),
             np.array([float(dim.high) for dim in dims] + extra),
         )
-        return choose_warp(x, y, candidates, self.settings.smoothing)
+        return choose(x, y, candidates, self.settings.smoothing)
 
     def warped_dimensions(self) -> list[str]:
         """Names of the numeric dimensions the current fit puts on a log scale, in order."""
