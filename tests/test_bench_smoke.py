@@ -62,7 +62,7 @@ SMALLEST = [
     ),  # fmt: skip
     ("spline_speed.py", ["--quick", "--repeat", "1", "--load", "1"]),
     ("status_scale.py", ["--status", "200", "--fit", "60", "--propose", "60", "--positive"]),
-    # Branin reaches (a)-(c) within 40; a nas5 run of 20 or 50 does not, and the table is empty
+    # Branin reaches (a)-(c) within 40; a nas5 run of 20 does not, and the table is then empty
     (
         "stop_statistics.py",
         ["--problems", "branin", "--seeds", "1", "--budget", "40", "--workers", "1"],
