@@ -180,7 +180,8 @@ class WarpChoice:
     ``spline`` is the interpolant with the chooser's smoothing on the warp's
     inputs (None where no fit was needed: too few points, no candidate). An
     exact search fits exactly that spline next, so it is handed on rather
-    than fitted twice (one O(N^3) solve per refit: 0.3 s at 2,000 points).
+    than fitted twice (one O(N^3) solve per refit: 0.2-0.4 s at 2,000-2,500 points,
+    `benchmarks/status_scale.py --positive`).
     """
 
     warp: Warp
