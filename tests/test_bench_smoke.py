@@ -59,7 +59,7 @@ SMALLEST = [
             "--workers",
             "1",
         ],
-    ),  # fmt: skip
+    ),
     ("spline_speed.py", ["--quick", "--repeat", "1", "--load", "1"]),
     ("status_scale.py", ["--status", "200", "--fit", "60", "--propose", "60", "--positive"]),
     # Branin reaches (a)-(c) within 40; a nas5 run of 20 does not, and the table is then empty
@@ -81,7 +81,7 @@ SMALLEST = [
             "--budget",
             "20",
         ],
-    ),  # fmt: skip
+    ),
     ("train_throughput.py", ["--suite", "cpu", "--steps", "1", "--images", "8", "--rounds", "1"]),
 ]
 

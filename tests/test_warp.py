@@ -10,7 +10,7 @@ from nas.search.optimizer import SplineOptimizer
 from nas.search.settings import SearchSettings, SettingError
 from nas.search.space import Dim, SearchSpace
 from nas.search.spline import PolyharmonicSpline
-from nas.search.warp import Warp, WarpedSpline, choose_warp, fit_warped, identity_warp
+from nas.search.warp import Warp, WarpedSpline, choose, fit_warped, identity_warp
 
 LOW, HIGH = np.array([16.0, 1.0, 1.0]), np.array([1024.0, 100.0, 2.0])
 #: Dimensions 0 and 1 may be warped (positive bounds); 2 stands for one that may not.
@@ -44,28 +44,28 @@ def test_the_log_map_keeps_the_unit_interval_and_its_derivative_is_exact() -> No
 
 def test_the_dimension_that_acts_by_its_log_is_warped_and_the_others_kept() -> None:
     x = _points(40)
-    chosen = choose_warp(x, _width_effect(x), CANDIDATES)
+    chosen = choose(x, _width_effect(x), CANDIDATES).warp
     assert chosen.logarithmic.tolist() == [True, False, False]
 
 
 def test_a_metric_linear_in_every_dimension_is_not_warped() -> None:
     x = _points(40)
     y = 2.0 * x[:, 0] - x[:, 1] + 0.5 * x[:, 2] + 0.3 * x[:, 0] * x[:, 1]
-    assert choose_warp(x, y, CANDIDATES).identity
+    assert choose(x, y, CANDIDATES).warp.identity
 
 
 def test_too_few_points_or_no_candidate_leave_the_scales_alone() -> None:
     x = _points(7)  # fewer than 2 (d + 1)
-    assert choose_warp(x, _width_effect(x), CANDIDATES).identity
+    assert choose(x, _width_effect(x), CANDIDATES).warp.identity
     x = _points(40)
     none = Warp(np.zeros(3, dtype=bool), LOW, HIGH)
-    assert choose_warp(x, _width_effect(x), none).identity
+    assert choose(x, _width_effect(x), none).warp.identity
 
 
 def test_the_warped_spline_interpolates_and_predicts_a_log_effect_better() -> None:
     x, test = _points(30), _points(500, seed=1)
     y = _width_effect(x)
-    warp = choose_warp(x, y, CANDIDATES)
+    warp = choose(x, y, CANDIDATES).warp
     warped = fit_warped(x, y, warp, lambda p, v: PolyharmonicSpline(p, v))
     plain = PolyharmonicSpline(x, y)
     assert isinstance(warped, WarpedSpline)
@@ -197,7 +197,7 @@ def test_status_names_the_warped_dimensions(tmp_path, capsys) -> None:
 def test_leave_one_out_errors_are_refits_on_the_same_scales() -> None:
     x = _points(25)
     y = _width_effect(x)
-    warp = choose_warp(x, y, CANDIDATES)
+    warp = choose(x, y, CANDIDATES).warp
     spline = fit_warped(x, y, warp, lambda p, v: PolyharmonicSpline(p, v))
     assert isinstance(spline, WarpedSpline)
     for k in (0, 7, 24):

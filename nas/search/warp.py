@@ -188,12 +188,6 @@ class WarpChoice:
     spline: PolyharmonicSpline | None = None
 
 
-def choose_warp(x: np.ndarray, y: np.ndarray, candidates: Warp, smoothing: float = 0.0) -> Warp:
-    """The warp of ``candidates``' dimensions with the smallest leave-one-out error
-    (:func:`choose`, without its spline)."""
-    return choose(x, y, candidates, smoothing).warp
-
-
 def choose(x: np.ndarray, y: np.ndarray, candidates: Warp, smoothing: float = 0.0) -> WarpChoice:
     """The warp of ``candidates``' dimensions with the smallest leave-one-out error.
 
