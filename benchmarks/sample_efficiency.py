@@ -45,6 +45,7 @@ returned point had regret > 1 %; then the same pooled across all problems.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -161,8 +162,12 @@ def spline_optimizer(
     check_order: str | None = None,
     capping: float | None = None,
     warping: str | None = None,
+    head_weight: float | None = None,
 ):
-    """The spline optimiser on ``problem``'s integer box, minimising, with the benchmark's tolerance."""
+    """The spline optimiser on ``problem``'s integer box, minimising, with the benchmark's tolerance.
+
+    ``head_weight``: the default strategy's ``batch_head_weight`` (unset: its default).
+    """
     from nas.search.optimizer import SplineOptimizer
     from nas.search.settings import SearchSettings
     from nas.search.space import Dim, SearchSpace
@@ -187,10 +192,14 @@ def spline_optimizer(
         **{key: value for key, value in chosen.items() if value is not None},
     )
     if not checks:
-        return _without_checks()(SearchSpace(dims), settings)
-    if check_order is not None:
-        return _with_checks(check_order)(SearchSpace(dims), settings)
-    return SplineOptimizer(SearchSpace(dims), settings)
+        opt = _without_checks()(SearchSpace(dims), settings)
+    elif check_order is not None:
+        opt = _with_checks(check_order)(SearchSpace(dims), settings)
+    else:
+        opt = SplineOptimizer(SearchSpace(dims), settings)
+    if head_weight is not None:
+        opt.strategy = dataclasses.replace(opt.strategy, batch_head_weight=head_weight)
+    return opt
 
 
 def _check_orders() -> dict[str, tuple]:
@@ -232,8 +241,6 @@ def _without_checks() -> type:
     For comparison only: no check away from the best is proposed, and the rule
     stops where it would have asked for the first one.
     """
-    import dataclasses
-
     from nas.search.optimizer import SplineOptimizer
 
     class WithoutChecks(SplineOptimizer):
@@ -263,20 +270,33 @@ def _spline(
     check_order: str | None = None,
     capping: float | None = None,
     warping: str | None = None,
+    head_weight: float | None = None,
 ) -> Runner:
     """A spline run; ``noise`` is None, "auto" or "sd" (the evaluator's true sd).
 
     ``design``, ``fill`` (the batch fill), ``capping`` and ``warping`` unset: the defaults of
     :class:`~nas.search.settings.SearchSettings`. ``checks``: False runs the
     default rule without condition (e), as it was before (for comparison);
-    ``check_order`` names another order of its checks (:func:`_check_orders`).
+    ``check_order`` names another order of its checks (:func:`_check_orders`);
+    ``head_weight`` the batch head's exploration weight (:func:`spline_optimizer`).
     """
 
     def run(problem: Problem, ev: Evaluator, seed: int) -> None:
         names = variable_names(problem)
         level = ev.noise_sd if noise == "sd" else noise
         opt = spline_optimizer(
-            problem, seed, strategy, q, design, level, fill, checks, check_order, capping, warping
+            problem,
+            seed,
+            strategy,
+            q,
+            design,
+            level,
+            fill,
+            checks,
+            check_order,
+            capping,
+            warping,
+            head_weight,
         )
         try:
             while not (ev.to_stop and opt.stop in ev.stops):
@@ -427,6 +447,7 @@ METHODS: dict[str, tuple[Runner, str]] = {
     "default-believer-q4": (_spline("default", 4, fill="believer"), "nas.search.optimizer"),
     "default-liar-q4": (_spline("default", 4, fill="liar"), "nas.search.optimizer"),
     "default-pipeline-q4": (_pipeline(4), "nas.search.optimizer"),
+    "default-head95-q4": (_spline("default", 4, head_weight=0.95), "nas.search.optimizer"),
     "default-nocheck": (_spline("default", 1, checks=False), "nas.search.optimizer"),
     "default-corners-nocheck": (
         _spline("default", 1, "corners", checks=False),

@@ -128,3 +128,19 @@ def test_an_axis_check_by_merit_looks_where_the_lines_are_least_known() -> None:
     assert set(np.round(by_merit * 10) / 10).issubset(set(np.round(grid, 1)))
     with pytest.raises(ValueError, match="weight"):
         AlongAxes(weight=1.5)
+
+
+def test_the_value_led_head_method_changes_the_batch_head_weight_alone() -> None:
+    # default-head95-q4 (stop_rule.md, "Batches of four that end at the budget")
+    import dataclasses
+
+    problem = problems.PROBLEMS["nas5"]()
+    default = sample_efficiency.spline_optimizer(problem, 0, q=4)
+    value_led = sample_efficiency.spline_optimizer(problem, 0, q=4, head_weight=0.95)
+    assert value_led.strategy.batch_head_weight == 0.95
+    unchanged = dataclasses.replace(
+        value_led.strategy, batch_head_weight=default.strategy.batch_head_weight
+    )
+    assert default.strategy.batch_head_weight != 0.95 and unchanged == default.strategy
+    assert value_led.settings == default.settings
+    assert "default-head95-q4" in sample_efficiency.METHODS
