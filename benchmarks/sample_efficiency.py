@@ -458,6 +458,10 @@ METHODS: dict[str, tuple[Runner, str]] = {
         "nas.search.optimizer",
     ),
     "default-axes-both": (_spline("default", 1, check_order="axes-both"), "nas.search.optimizer"),
+    "default-axes-merit-q4": (
+        _spline("default", 4, check_order="axes-merit"),
+        "nas.search.optimizer",
+    ),
     "default-auto": (_spline("default", 1, noise="auto"), "nas.search.optimizer"),
     "default-sd": (_spline("default", 1, noise="sd"), "nas.search.optimizer"),
     "paper": (_spline("paper", 1), "nas.search.optimizer"),
