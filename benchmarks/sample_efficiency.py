@@ -289,14 +289,14 @@ def _spline(
             seed,
             strategy,
             q,
-            design,
-            level,
-            fill,
-            checks,
-            check_order,
-            capping,
-            warping,
-            head_weight,
+            design=design,
+            noise=level,
+            fill=fill,
+            checks=checks,
+            check_order=check_order,
+            capping=capping,
+            warping=warping,
+            head_weight=head_weight,
         )
         try:
             while not (ev.to_stop and opt.stop in ev.stops):
