@@ -204,16 +204,17 @@ def spline_optimizer(
 
 def _check_orders() -> dict[str, tuple]:
     """Alternative orders of condition (e)'s checks, compared with the default's in
-    ``results/stop_rule.md``: the axis check by merit of value and distance."""
+    ``results/stop_rule.md``: the axis check by value alone (the default until
+    2026-12-06), and both axis checks."""
     from nas.search.exploration import NEIGHBOURHOOD_SPREAD, AlongAxes, AwayFromBest
 
     far, around = AwayFromBest(), AwayFromBest(spread=NEIGHBOURHOOD_SPREAD, weight=1.0)
-    by_distance = AlongAxes(weight=0.5)
+    by_value, by_merit = AlongAxes(weight=1.0), AlongAxes(weight=0.5)
     return {
-        # the axis check by merit instead of by value
-        "axes-merit": (far, by_distance, around),
+        # the axis check by value instead of by merit of value and distance
+        "axes-value": (far, by_value, around),
         # both axis checks, the merit one instead of the neighbourhood check
-        "axes-both": (far, AlongAxes(), by_distance),
+        "axes-both": (far, by_value, by_merit),
     }
 
 
@@ -447,19 +448,19 @@ METHODS: dict[str, tuple[Runner, str]] = {
     "default-believer-q4": (_spline("default", 4, fill="believer"), "nas.search.optimizer"),
     "default-liar-q4": (_spline("default", 4, fill="liar"), "nas.search.optimizer"),
     "default-pipeline-q4": (_pipeline(4), "nas.search.optimizer"),
-    "default-head95-q4": (_spline("default", 4, head_weight=0.95), "nas.search.optimizer"),
+    "default-head70-q4": (_spline("default", 4, head_weight=0.7), "nas.search.optimizer"),
     "default-nocheck": (_spline("default", 1, checks=False), "nas.search.optimizer"),
     "default-corners-nocheck": (
         _spline("default", 1, "corners", checks=False),
         "nas.search.optimizer",
     ),
-    "default-axes-merit": (
-        _spline("default", 1, check_order="axes-merit"),
+    "default-axes-value": (
+        _spline("default", 1, check_order="axes-value"),
         "nas.search.optimizer",
     ),
     "default-axes-both": (_spline("default", 1, check_order="axes-both"), "nas.search.optimizer"),
-    "default-axes-merit-q4": (
-        _spline("default", 4, check_order="axes-merit"),
+    "default-axes-value-q4": (
+        _spline("default", 4, check_order="axes-value"),
         "nas.search.optimizer",
     ),
     "default-auto": (_spline("default", 1, noise="auto"), "nas.search.optimizer"),

@@ -75,7 +75,7 @@ def test_the_axis_check_is_the_spline_best_point_one_coordinate_away() -> None:
     def snap(x: np.ndarray) -> np.ndarray:
         return np.round(np.asarray(x) * 10.0) / 10.0
 
-    ranking = AlongAxes(n_candidates=2000).rank(
+    ranking = AlongAxes(n_candidates=2000, weight=1.0).rank(
         spline, snap=snap, avoid=np.empty((0, 3)), rng=np.random.default_rng(1)
     )
     moved = (ranking.points != incumbent).sum(axis=1)
@@ -130,17 +130,18 @@ def test_an_axis_check_by_merit_looks_where_the_lines_are_least_known() -> None:
         AlongAxes(weight=1.5)
 
 
-def test_the_value_led_head_method_changes_the_batch_head_weight_alone() -> None:
-    # default-head95-q4 (stop_rule.md, "Batches of four that end at the budget")
+def test_the_exploring_head_method_changes_the_batch_head_weight_alone() -> None:
+    # default-head70-q4, the batch head before 2026-12-06 (stop_rule.md, "The axis check
+    # by merit and the value-led batch head")
     import dataclasses
 
     problem = problems.PROBLEMS["nas5"]()
     default = sample_efficiency.spline_optimizer(problem, 0, q=4)
-    value_led = sample_efficiency.spline_optimizer(problem, 0, q=4, head_weight=0.95)
-    assert value_led.strategy.batch_head_weight == 0.95
+    exploring = sample_efficiency.spline_optimizer(problem, 0, q=4, head_weight=0.7)
+    assert exploring.strategy.batch_head_weight == 0.7
     unchanged = dataclasses.replace(
-        value_led.strategy, batch_head_weight=default.strategy.batch_head_weight
+        exploring.strategy, batch_head_weight=default.strategy.batch_head_weight
     )
-    assert default.strategy.batch_head_weight != 0.95 and unchanged == default.strategy
-    assert value_led.settings == default.settings
-    assert "default-head95-q4" in sample_efficiency.METHODS
+    assert default.strategy.batch_head_weight == 0.95 and unchanged == default.strategy
+    assert exploring.settings == default.settings
+    assert "default-head70-q4" in sample_efficiency.METHODS

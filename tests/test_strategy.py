@@ -113,7 +113,7 @@ def test_a_batch_head_explores_with_one_weight_whatever_the_number_of_points():
     for n in (12, 13):  # both parities of the measured count
         spline = PolyharmonicSpline(x[:n], values[:n])
         head = _ranked(spline, explore, in_batch=True)
-        fixed = DefaultStrategy(gain_rtol=0.9, weights=(0.7,))
+        fixed = DefaultStrategy(gain_rtol=0.9, weights=(explore.batch_head_weight,))
         np.testing.assert_array_equal(head, _ranked(spline, fixed, in_batch=False))
         other = DefaultStrategy(gain_rtol=0.9, batch_head_weight=0.0)
         assert not np.array_equal(head, _ranked(spline, other, in_batch=True))

@@ -208,8 +208,13 @@ class DefaultStrategy:
         Merit weight of a batch's first proposal in exploration steps. Fixed,
         not cycled: batches that add an even number of points would keep the
         cycle's phase anyway, so which weight heads got depended on the parity
-        of the design's size. 0.7 is what the corner design's batches had
-        (benchmarks/results/batch_fill.md compares 0.95 and alternating).
+        of the design's size. The cycle's value-led weight: at 0.7 the head
+        lands far from the best, is measured worse than predicted and keeps
+        the stop rule's (a) from holding: 39 of 90 batch searches of four
+        reached the budget at 0.7, 26 at 0.95, with evaluations to 1 % regret
+        unchanged
+        (benchmarks/results/stop_rule.md, "The axis check by merit and the
+        value-led batch head"; batch_fill.md compares 0.95 and alternating).
     batch_fill : str
         How slots 2..q are chosen (:data:`nas.search.settings.BATCH_FILLS`):
         ``"dycors"`` ranks DYCORS candidates (:mod:`nas.search.dycors`:
@@ -235,7 +240,7 @@ class DefaultStrategy:
     weights: tuple[float, ...] = WEIGHT_CYCLE
     gain_rtol: float = 3e-3
     batch_weights: tuple[float, ...] = BATCH_WEIGHTS
-    batch_head_weight: float = WEIGHT_CYCLE[0]
+    batch_head_weight: float = WEIGHT_CYCLE[1]
     batch_fill: str = BATCH_FILLS[0]
     dycors_per_dim: int = 200
     dycors_horizon_per_dim: int = 10
