@@ -502,7 +502,7 @@ class Study:
         measured = [p for p in self.state.with_status(PointStatus.DONE) if math.isfinite(p.value)]
         current = [p.id >= first_id and p.judged_prediction is not None for p in measured]
         proposals = [
-            (p.value, p.judged_prediction)
+            (sign * p.value, sign * p.judged_prediction)
             for p, ok in zip(measured, current, strict=True)
             if ok and p.origin != CHECK  # checks are judged by (e), not as agreements
         ]

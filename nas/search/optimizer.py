@@ -326,7 +326,11 @@ class SplineOptimizer:
             self._evidence[rule] = decide(
                 rule,
                 [self._sign * r.value for r in measured],
-                [(r.value, r.predicted) for r in measured if counts_as_agreement(r)],
+                [
+                    (self._sign * r.value, self._sign * r.predicted)
+                    for r in measured
+                    if counts_as_agreement(r)
+                ],
                 self.space.d,
                 self.settings.tolerance,
                 self.noise_sd(),

@@ -202,7 +202,8 @@ def decide(
     values : sequence of float
         Every finite measurement in the order told (higher is better).
     proposals : sequence of (measured, predicted)
-        The measured proposals that carry a prediction, in the order told.
+        The measured proposals that carry a prediction, in the order told,
+        oriented as ``values`` (higher is better).
     d : int
         Numeric dimensions of the search space.
     tolerance, noise_sd : float
