@@ -1,15 +1,15 @@
 """The check points of the default stop rule's condition (e): where to look away from the best.
 
 Conditions (a)-(d) of :mod:`nas.search.stopping` all look where the search
-already is. Before it stops, three evaluations look elsewhere, in the order
-of :data:`CHECK_ORDER`: first the candidate far from the incumbent (the
-farther half of uniform candidates) with the best merit of predicted value
-and distance from every measured point (:class:`AwayFromBest`; the
+already is. Before it stops, three evaluations look elsewhere, in the
+order of :data:`CHECK_ORDER`: first the candidate far from the incumbent
+(the farther half of uniform candidates) with the best merit of predicted
+value and distance from every measured point (:class:`AwayFromBest`; the
 stochastic-RBF merit of Regis & Shoemaker, INFORMS J. Computing 19(4),
-2007, here with weight 0.5 on the value), then the point on
-the axis lines through the incumbent (:class:`AlongAxes`: one coordinate
-moved anywhere in its range, the others kept) with the best merit of
-predicted value and distance, where those lines are least known, then the best predicted of
+2007, here with weight 0.5 on the value), then the point on the axis lines
+through the incumbent (:class:`AlongAxes`: one coordinate moved anywhere
+in its range, the others kept) with the best merit of predicted value and
+distance, where those lines are least known, then the best predicted of
 the farther half of Gaussian perturbations of the incumbent at the default
 strategy's first radius, the neighbourhood the search left when its radius
 shrank. A check measured better than predicted surprised the spline: the

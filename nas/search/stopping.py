@@ -36,8 +36,8 @@ things at once:
 (e) **the model is right away from the best**: once (a)-(d) hold, the next
     proposals are *checks* (origin ``check``; :mod:`nas.search.exploration`
     chooses them): first a point far from the best, then a point on the
-    axis lines through the best, by merit of value and distance, then one in the best's wider
-    neighbourhood. The search stops only when :data:`CHECKS_NEEDED` checks
+    axis lines through the best, by merit of value and distance, then one
+    in the best's wider neighbourhood. The search stops only when :data:`CHECKS_NEEDED` checks
     told since the best last rose passed, that is, were not measured more
     than the tolerance better than predicted (:func:`check_progress`). A
     batch of q > 1 proposals carries up to q - 1 of the checks still needed,
