@@ -209,7 +209,7 @@ def _check_orders() -> dict[str, tuple]:
     from nas.search.exploration import NEIGHBOURHOOD_SPREAD, AlongAxes, AwayFromBest
 
     far, around = AwayFromBest(), AwayFromBest(spread=NEIGHBOURHOOD_SPREAD, weight=1.0)
-    by_value, by_merit = AlongAxes(weight=1.0), AlongAxes(weight=0.5)
+    by_value, by_merit = AlongAxes(weight=1.0), AlongAxes()  # by merit: the default weight
     return {
         # the axis check by value instead of by merit of value and distance
         "axes-value": (far, by_value, around),

@@ -11,7 +11,6 @@ checks find the bump and the search stops on it.
 from __future__ import annotations
 
 import math
-import re
 import warnings
 
 import pytest
@@ -240,7 +239,7 @@ def test_the_controller_keeps_a_batch_of_checks_together_across_a_restart(tmp_pa
     after.store_fit()  # readers decide from the stored points and this fit, as status does
     exact, stored = after.stop_evidence(), after.stop_evidence(exact=False)
     assert not exact.stop and not stored.stop
-    assert re.search(r"[0-2] of 3 checks passed; a check was measured \S+ better", exact.reason)
+    assert "1 of 3 checks passed; a check was measured" in exact.reason
     assert stored.reason == exact.reason
     surprising = max(batch[1:], key=lambda p: bump(p.params["x"]) - p.predicted)
     follow = [p for p in after.propose(dry_run=True) if p.origin == "check"]

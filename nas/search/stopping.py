@@ -35,29 +35,29 @@ things at once:
     an argmax search;
 (e) **the model is right away from the best**: once (a)-(d) hold, the next
     proposals are *checks* (origin ``check``; :mod:`nas.search.exploration`
-    chooses them): first a point far from the best, then a point on the
-    axis lines through the best, by merit of value and distance, then one
-    in the best's wider neighbourhood. The search stops only when :data:`CHECKS_NEEDED` checks
-    told since the best last rose passed, that is, were not measured more
-    than the tolerance better than predicted (:func:`check_progress`). A
-    batch of q > 1 proposals carries up to q - 1 of the checks still needed,
-    in that order, in place of its fills (one slot stays the search's own):
-    a campaign of batches of four makes its three checks in one round of
-    trainings instead of three. The axis check answers stops on a ridge: a search whose steps shrank while it
-    crept along one stalled 2-3 tolerances below the optimum, where one
-    coordinate moved alone still gains (on the benchmark's NAS problems the
-    far and neighbourhood checks never did).
-    (a)-(d) all look where the search already is: on a multimodal function
-    the search can settle in a second basin where every statistic of the
-    fit looks converged (``benchmarks/stop_statistics.py``), and only
-    evaluations away from the incumbent can show that the spline
-    underestimated another region. The test is one-sided: a check measured
-    below its prediction shows the spline was optimistic there, no sign of
-    a better region. A check measured better than predicted (a surprise) is
-    followed by checks around it until one is predicted within the
-    tolerance either way; a check that beats the best resets (b) and the
-    checks start afresh. Checks do not count towards (a): they are chosen
-    for their distance, not their value.
+    chooses them): first a point far from the best, then a point on the axis
+    lines through the best, by merit of value and distance, then one in the
+    best's wider neighbourhood. The search stops only when
+    :data:`CHECKS_NEEDED` checks told since the best last rose passed, that
+    is, were not measured more than the tolerance better than predicted
+    (:func:`check_progress`). A batch of q > 1 proposals carries up to q - 1
+    of the checks still needed, in that order, in place of its fills (one
+    slot stays the search's own): a campaign of batches of four makes its
+    three checks in one round of trainings instead of three. The axis check
+    answers stops on a ridge: a search whose steps shrank while it crept
+    along one stalled 2-3 tolerances below the optimum, where one coordinate
+    moved alone still gains (on the benchmark's NAS problems the far and
+    neighbourhood checks never did). (a)-(d) all look where the search
+    already is: on a multimodal function the search can settle in a second
+    basin where every statistic of the fit looks converged
+    (``benchmarks/stop_statistics.py``), and only evaluations away from the
+    incumbent can show that the spline underestimated another region. The
+    test is one-sided: a check measured below its prediction shows the
+    spline was optimistic there, no sign of a better region. A check
+    measured better than predicted (a surprise) is followed by checks around
+    it until one is predicted within the tolerance either way; a check that
+    beats the best resets (b) and the checks start afresh. Checks do not
+    count towards (a): they are chosen for their distance, not their value.
 
 With a noise sd (given or estimated) the rule compares two kinds of
 numbers, and each gets the tolerance it can be held to:

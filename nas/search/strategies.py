@@ -212,9 +212,9 @@ class DefaultStrategy:
         lands far from the best, is measured worse than predicted and keeps
         the stop rule's (a) from holding: 39 of 90 batch searches of four
         reached the budget at 0.7, 26 at 0.95, with evaluations to 1 % regret
-        unchanged
-        (benchmarks/results/stop_rule.md, "The axis check by merit and the
-        value-led batch head"; batch_fill.md compares 0.95 and alternating).
+        unchanged (benchmarks/results/stop_rule.md, "The axis check by merit
+        and the value-led batch head"; batch_fill.md compares 0.95 and
+        alternating).
     batch_fill : str
         How slots 2..q are chosen (:data:`nas.search.settings.BATCH_FILLS`):
         ``"dycors"`` ranks DYCORS candidates (:mod:`nas.search.dycors`:
