@@ -56,6 +56,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 # One BLAS/torch thread per process: the pool is the parallelism (set before numpy loads).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -155,18 +156,18 @@ def spline_optimizer(
     seed: int,
     strategy: str = "default",
     q: int = 1,
-    design: str | None = None,
     noise: float | str | None = None,
-    fill: str | None = None,
     checks: bool = True,
     check_order: str | None = None,
-    capping: float | None = None,
-    warping: str | None = None,
     head_weight: float | None = None,
+    **chosen: Any,
 ):
     """The spline optimiser on ``problem``'s integer box, minimising, with the benchmark's tolerance.
 
-    ``head_weight``: the default strategy's ``batch_head_weight`` (unset: its default).
+    ``chosen``: further :class:`~nas.search.settings.SearchSettings` fields (``design``,
+    ``batch_fill``, ``capping``, ``warping``, ``categories``); a field that is absent or
+    None keeps its default. ``head_weight``: the default strategy's ``batch_head_weight``
+    (unset: its default).
     """
     from nas.search.optimizer import SplineOptimizer
     from nas.search.settings import SearchSettings
@@ -180,8 +181,6 @@ def spline_optimizer(
             zip(variable_names(problem), problem.lows, problem.highs, strict=True)
         )
     ]
-    chosen = {"design": design, "batch_fill": fill, "capping": capping, "warping": warping}
-    # (unset: the defaults)
     settings = SearchSettings(
         batch_size=q,
         seed=seed,
@@ -264,19 +263,17 @@ def variable_names(problem: Problem) -> list[str]:
 def _spline(
     strategy: str,
     q: int,
-    design: str | None = None,
     noise: str | None = None,
-    fill: str | None = None,
     checks: bool = True,
     check_order: str | None = None,
-    capping: float | None = None,
-    warping: str | None = None,
     head_weight: float | None = None,
+    **chosen: Any,
 ) -> Runner:
     """A spline run; ``noise`` is None, "auto" or "sd" (the evaluator's true sd).
 
-    ``design``, ``fill`` (the batch fill), ``capping`` and ``warping`` unset: the defaults of
-    :class:`~nas.search.settings.SearchSettings`. ``checks``: False runs the
+    ``chosen``: settings passed on to :func:`spline_optimizer` (``design``,
+    ``batch_fill``, ``capping``, ``warping``, ``categories``; unset: the defaults of
+    :class:`~nas.search.settings.SearchSettings`). ``checks``: False runs the
     default rule without condition (e), as it was before (for comparison);
     ``check_order`` names another order of its checks (:func:`_check_orders`);
     ``head_weight`` the batch head's exploration weight (:func:`spline_optimizer`).
@@ -290,14 +287,11 @@ def _spline(
             seed,
             strategy,
             q,
-            design=design,
             noise=level,
-            fill=fill,
             checks=checks,
             check_order=check_order,
-            capping=capping,
-            warping=warping,
             head_weight=head_weight,
+            **chosen,
         )
         try:
             while not (ev.to_stop and opt.stop in ev.stops):
@@ -442,16 +436,23 @@ METHODS: dict[str, tuple[Runner, str]] = {
         _spline("default", 1, noise="auto", warping="off"),
         "nas.search.optimizer",
     ),
-    "default-corners": (_spline("default", 1, "corners"), "nas.search.optimizer"),
-    "default-corners-q4": (_spline("default", 4, "corners"), "nas.search.optimizer"),
-    "default-merit-q4": (_spline("default", 4, fill="merit"), "nas.search.optimizer"),
-    "default-believer-q4": (_spline("default", 4, fill="believer"), "nas.search.optimizer"),
-    "default-liar-q4": (_spline("default", 4, fill="liar"), "nas.search.optimizer"),
+    "default-corners": (_spline("default", 1, design="corners"), "nas.search.optimizer"),
+    "default-corners-q4": (_spline("default", 4, design="corners"), "nas.search.optimizer"),
+    "default-merit-q4": (_spline("default", 4, batch_fill="merit"), "nas.search.optimizer"),
+    "default-believer-q4": (_spline("default", 4, batch_fill="believer"), "nas.search.optimizer"),
+    "default-liar-q4": (_spline("default", 4, batch_fill="liar"), "nas.search.optimizer"),
     "default-pipeline-q4": (_pipeline(4), "nas.search.optimizer"),
+    # a spline per category (Algorithm 1's model) with today's design and checks
+    "default-separate": (_spline("default", 1, categories="separate"), "nas.search.optimizer"),
+    "default-separate-q4": (_spline("default", 4, categories="separate"), "nas.search.optimizer"),
+    "default-separate-axes-value": (
+        _spline("default", 1, check_order="axes-value", categories="separate"),
+        "nas.search.optimizer",
+    ),
     "default-head70-q4": (_spline("default", 4, head_weight=0.7), "nas.search.optimizer"),
     "default-nocheck": (_spline("default", 1, checks=False), "nas.search.optimizer"),
     "default-corners-nocheck": (
-        _spline("default", 1, "corners", checks=False),
+        _spline("default", 1, design="corners", checks=False),
         "nas.search.optimizer",
     ),
     "default-axes-value": (

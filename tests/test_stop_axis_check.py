@@ -145,3 +145,17 @@ def test_the_exploring_head_method_changes_the_batch_head_weight_alone() -> None
     assert default.strategy.batch_head_weight == 0.95 and unchanged == default.strategy
     assert exploring.settings == default.settings
     assert "default-head70-q4" in sample_efficiency.METHODS
+
+
+def test_benchmark_settings_reach_the_optimizer_and_a_misspelt_one_is_refused() -> None:
+    # default-separate(-q4), categorical.md: the benchmark passes settings through by name
+    problem = problems.PROBLEMS["nas5cat"]()
+    default = sample_efficiency.spline_optimizer(problem, 0)
+    separate = sample_efficiency.spline_optimizer(problem, 0, categories="separate")
+    assert default.settings.category_model == "shared"
+    assert separate.settings.category_model == "separate"
+    corners = sample_efficiency.spline_optimizer(problem, 0, design="corners", warping=None)
+    assert corners.settings.design == "corners"
+    assert corners.settings.warp_kind == default.settings.warp_kind
+    with pytest.raises(TypeError, match="categoreis"):
+        sample_efficiency.spline_optimizer(problem, 0, categoreis="separate")
