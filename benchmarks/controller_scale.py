@@ -41,7 +41,7 @@ from nas.record.store import StateStore
 
 JOBS = 4
 EXPERIMENT = """
-[experiment]
+[experiment]{extra}
 name = "scale"
 tolerance = 0.0
 max_points = 1000000
@@ -49,18 +49,18 @@ batch_size = {jobs}
 [[space]]
 name = "a"
 type = "float"
-low = 0.0
-high = 1.0
+low = {low}
+high = {high}
 [[space]]
 name = "b"
 type = "float"
-low = 0.0
-high = 1.0
+low = {low}
+high = {high}
 [[space]]
 name = "c"
 type = "float"
-low = 0.0
-high = 1.0
+low = {low}
+high = {high}
 [train]
 command = ["{command}"]
 [cluster]
@@ -68,6 +68,15 @@ backend = "local"
 max_concurrent_jobs = {jobs}
 """
 SLEEPER = "#!/bin/sh\nexec sleep 600\n"
+
+
+def experiment_text(
+    jobs: int, command: str, low: float = 0.0, high: float = 1.0, noise: str = ""
+) -> str:
+    """The scale experiment: ``jobs`` at once, box ``[low, high]^3``, ``noise`` a TOML value
+    of ``[experiment] noise`` (empty: unset)."""
+    extra = f"\nnoise = {noise}" if noise else ""
+    return EXPERIMENT.format(jobs=jobs, command=command, low=low, high=high, extra=extra)
 
 
 def value(params: dict) -> float:
@@ -90,7 +99,7 @@ def build(folder: Path, n: int) -> tuple[Path, StateStore, Controller]:
     sleeper = folder / "sleeper"
     sleeper.write_text(SLEEPER)
     sleeper.chmod(0o755)
-    experiment = parse_experiment(EXPERIMENT.format(jobs=JOBS, command=sleeper), "scale.toml")
+    experiment = parse_experiment(experiment_text(JOBS, str(sleeper)), "scale.toml")
     path = folder / "state" / "scale.h5"
     store = StateStore.create(path, experiment)
     for i, params in enumerate(points(store.state, experiment, n + JOBS)):

@@ -33,7 +33,7 @@ CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
-from controller_scale import EXPERIMENT, points, value
+from controller_scale import experiment_text, points, value
 from nas.config import parse_experiment
 from nas.record.store import StateStore
 
@@ -42,11 +42,7 @@ folder, noise, positive = Path(sys.argv[4]), sys.argv[5], sys.argv[6] == "positi
 path = folder / f"s{n}{noise}{'p' if positive else ''}.h5"
 low, high = (1.0, 10.0) if positive else (0.0, 1.0)
 if not path.exists():
-    text = EXPERIMENT.format(jobs=4, command="true")
-    if positive:
-        text = text.replace("low = 0.0\nhigh = 1.0", "low = 1.0\nhigh = 10.0")
-    if noise:
-        text = text.replace("[experiment]", f"[experiment]\nnoise = {noise}")
+    text = experiment_text(4, "true", low, high, noise)
     experiment = parse_experiment(text, "scale.toml")
     with StateStore.create(path, experiment) as store:
         for params in points(store.state, experiment, n, low, high):

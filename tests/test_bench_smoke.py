@@ -12,12 +12,10 @@ after a change to the search, the config or the controller.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from bench_support import run_benchmark, table_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,19 +100,10 @@ def test_every_benchmark_with_a_command_line_is_listed() -> None:
 
 @pytest.mark.parametrize(("script", "argv"), SMALLEST, ids=[name for name, _ in SMALLEST])
 def test_benchmark_reaches_its_table(script: str, argv: list[str], tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *argv],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_benchmark(script, *argv, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     if script in PLAIN:
         assert PLAIN[script] in done.stdout, done.stdout[-2000:]
     else:  # a header, its rule and at least one row
-        table = [line for line in done.stdout.splitlines() if line.startswith("|")]
-        assert len(table) >= 3, done.stdout[-2000:]
+        assert len(table_rows(done.stdout)) >= 3, done.stdout[-2000:]
     assert "Traceback" not in done.stdout + done.stderr
