@@ -83,13 +83,13 @@ def value(params: dict) -> float:
     return 50.0 + 10.0 * np.sin(3.0 * params["a"]) + 5.0 * params["b"] - 3.0 * params["c"] ** 2
 
 
-def points(
-    state: State, experiment: Experiment, count: int, low: float = 0.0, high: float = 1.0
-) -> list[dict]:
+def points(state: State, experiment: Experiment, count: int) -> list[dict]:
     """``count`` points: the initial design the search issues first, then uniform ones in
-    [low, high]^3 (seeded). A state whose design is measured is fitted and searched at once;
-    uniform points alone would leave the design to be proposed before any fit."""
+    the experiment's box (seeded). A state whose design is measured is fitted and searched
+    at once; uniform points alone would leave the design to be proposed before any fit."""
     design = policy.Study(state, experiment).optimizer.initial_design()[:count]
+    low = np.array([dim.low for dim in experiment.space.dims], dtype=float)
+    high = np.array([dim.high for dim in experiment.space.dims], dtype=float)
     rows = low + (high - low) * np.random.default_rng(0).random((count - len(design), 3))
     return [*design, *(dict(zip("abc", map(float, row), strict=True)) for row in rows)]
 

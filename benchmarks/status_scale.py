@@ -45,10 +45,10 @@ if not path.exists():
     text = experiment_text(4, "true", low, high, noise)
     experiment = parse_experiment(text, "scale.toml")
     with StateStore.create(path, experiment) as store:
-        for params in points(store.state, experiment, n, low, high):
+        for params in points(store.state, experiment, n):
             point = store.state.add_point(params, "manual", 0)
             store.state.record(point.id, value(point.params))
-        mid = 5.5 if positive else 0.5
+        mid = (low + high) / 2
         store.state.add_fit([0, 1, 2], [0.0] * 7, 0.1, {"a": mid, "b": mid, "c": mid}, 60.0)
         store.commit()
 if mode == "build":
