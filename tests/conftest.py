@@ -25,6 +25,48 @@ from nas.cluster import FluxScheduler, LsfScheduler, PbsScheduler, Scheduler, Sl
 FAKES = Path(__file__).resolve().parent / "fakes"
 
 
+#: The suite runs on two pytest-xdist workers (``-n 2 --dist loadgroup`` in pyproject.toml):
+#: most of its time is spent waiting on schedulers and subprocesses, not computing. A session
+#: fixture is made once per worker, so the tests of each one-per-suite resource run on one
+#: worker: one Slurm cluster (a second would fight the first over its ports and state
+#: folder), one demo training. Keyed by the fixture; the value is the xdist group.
+SHARED_FIXTURES = {"slurm_cluster": "slurm", "demo_run": "demo"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test that uses a shared session fixture with that fixture's xdist group.
+
+    Before xdist's own hook, which reads the marks (it appends ``@group`` to the node
+    ids it schedules by). A Slurm row of the ``backend`` fixture asks for the cluster
+    only at run time, so its ``slurm`` mark counts too.
+    """
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("slurm") is not None:
+            names.add("slurm_cluster")
+        for fixture, group in SHARED_FIXTURES.items():
+            if fixture in names:
+                item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a grouped test that xdist did not group, before it starts a second cluster.
+
+    ``loadgroup`` is set on the workers of a ``--dist loadgroup`` run; a pytest or
+    pytest-xdist version whose node ids do not carry the group would spread the tests.
+    """
+    mark = item.get_closest_marker("xdist_group")
+    grouped = mark is None or item.nodeid.endswith(f"@{mark.args[0]}")
+    if getattr(item.config.option, "loadgroup", False) and not grouped:
+        pytest.fail(
+            f"pytest-xdist did not group this test with the others of {mark.args[0]!r} "
+            f"(pytest {pytest.__version__}): install the versions setup.cfg's [test] extra "
+            "allows, or run the suite with -n 0",
+            pytrace=False,
+        )
+
+
 #: Stands in for python under a launcher: writes what the trainer's own rules make of its
 #: place (format it with ``python``, the interpreter, and ``root``, this checkout).
 RANK_PYTHON = """#!{python}

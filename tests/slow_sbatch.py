@@ -34,6 +34,7 @@ class KillReport:
     done: int = 0
     points: int = 0
     recorded: Counter = field(default_factory=Counter)
+    overlaps: int = 0  # trainings that found their point's GPUs busy
 
     def line(self) -> str:
         twice = sum(1 for n in self.submissions.values() if n > 1)
@@ -41,7 +42,8 @@ class KillReport:
             f"{self.kills} kills ({self.orphaned} with sbatch in flight), "
             f"{sum(self.submissions.values())} submissions of {len(self.submissions)} names, "
             f"{twice} names submitted twice, max {self.max_alive_per_name} unfinished jobs "
-            f"per name at once, {self.done}/{self.points} points done in {self.seconds:.0f} s"
+            f"per name at once, {self.overlaps} overlapping trainings, {self.done}/{self.points} "
+            f"points done in {self.seconds:.0f} s"
         )
 
 
@@ -53,7 +55,8 @@ def kill_run(folder: Path, kills: int, max_points: int, seed: int = 13) -> KillR
         {n: max(report.journal.get(n, 0), len(report.job_ids.get(n, ()))) for n in names}
     )
     return KillReport(report.kills, report.in_flight, report.most_unfinished, submissions,
-                      report.seconds, report.done, report.points, report.recorded)  # fmt: skip
+                      report.seconds, report.done, report.points, report.recorded,
+                      report.overlaps)  # fmt: skip
 
 
 def main() -> int:
@@ -66,6 +69,7 @@ def main() -> int:
     print(report.line())
     twice = [n for n, k in report.submissions.items() if k > 1]
     ok = not twice and report.max_alive_per_name <= 1 and report.done == report.points
+    ok = ok and report.overlaps == 0
     return 0 if ok else 1
 
 

@@ -211,5 +211,6 @@ def test_killing_the_controller_during_a_slow_sbatch_never_runs_a_job_name_twice
     assert report.kills >= 8 and report.orphaned >= 3, "too few kills hit a submission"
     assert [n for n, k in report.submissions.items() if k > 1] == [], report.line()
     assert report.max_alive_per_name == 1, report.line()
+    assert report.overlaps == 0, report.line()
     assert report.done == report.points == 14
     assert set(report.recorded.values()) == {1}, "every measurement exactly once"

@@ -1,6 +1,7 @@
 """Exactly once from any login node: SIGKILL mid-submission, restart on another host and TMPDIR.
 
-A few kills per backend here, in the default suite; the campaign of 30 kills per
+A few kills per double here, in the default suite (Slurm's few, ten, run in
+``tests/test_backend_slurm.py`` through a slow ``sbatch``); the campaign of 30 kills per
 backend (about 30 minutes on 2 cores) is marked ``campaign``, which the default
 suite leaves out: ``pytest -m campaign tests/test_kill_campaign.py``, or
 ``python tests/kill_campaign.py --kills 30 lsf pbs flux``.
@@ -31,13 +32,6 @@ def test_a_few_kills_on_the_doubles(tmp_path: Path, backend: str) -> None:
     check(report)
     assert report.kills == 2 and report.in_flight >= 1, report.line()
     assert report.other_host >= 1 or not can_rename_host()
-
-
-@pytest.mark.slurm
-def test_a_few_kills_on_slurm(slurm_cluster: str, tmp_path: Path) -> None:  # noqa: F811
-    report = campaign(tmp_path, "slurm", kills=3, max_points=6)
-    check(report)
-    assert report.kills == 3 and report.in_flight >= 1, report.line()
 
 
 @pytest.mark.campaign
