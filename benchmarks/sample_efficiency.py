@@ -339,20 +339,83 @@ def _pipeline(q: int) -> Runner:
     return run
 
 
+#: Integer axes with at most this many levels are polled one level each way by ``_climb``.
+CLIMB_LEVELS = 8
+
+
+def _climb(q: int, levels: int = CLIMB_LEVELS) -> Runner:
+    """The default search whose stop is followed by a climb on the coarse integer axes.
+
+    When the default rule fires, the best measured point's one-level neighbours on
+    every integer axis with at most ``levels`` levels (a depth of 1-6 blocks: one
+    level is a fifth of the range, where the spline's slope is least known) are
+    measured, ``q`` at a time. One that beats the best becomes the best and the
+    climb goes on from it; the run stops, by the default rule, once no unmeasured
+    neighbour of the best is left. The stop stands whatever the polls did to
+    conditions (a)-(e). Polls count as checks (``ev.checks``). Without
+    ``--to-stop`` the search goes on after the climb, to the budget.
+    """
+
+    def run(problem: Problem, ev: Evaluator, seed: int) -> None:
+        names = variable_names(problem)
+        opt = spline_optimizer(problem, seed, "default", q)
+        coarse = [
+            i
+            for i in range(problem.d)
+            if i not in problem.categorical and problem.highs[i] - problem.lows[i] < levels
+        ]
+        try:
+            while not (ev.to_stop and "default" in ev.stops):
+                batch = opt.suggest()
+                values = [ev([p.params[n] for n in names]) for p in batch]
+                for proposal, value in zip(batch, values, strict=True):
+                    opt.tell(proposal.params, value)
+                ev.checks += sum(p.origin == "check" for p in batch)
+                _note_stops(problem, opt, ev, names, rules=("paper",))
+                if "default" not in ev.stops and opt.stop_evidence("default").stop:
+                    _climb_coarse(problem, opt, ev, names, coarse, q)
+                    ev.stops["default"] = (len(ev.true), _true_of_best(problem, opt, names))
+        finally:
+            ev.returned = _true_of_best(problem, opt, names)
+
+    return run
+
+
+def _climb_coarse(problem: Problem, opt, ev: Evaluator, names: list[str], coarse, q: int) -> None:
+    """Poll the best's one-level neighbours on ``coarse`` axes, ``q`` at a time, until none is left
+    unmeasured; a neighbour measured better (lower) than the best becomes the one polled around."""
+    while True:
+        best = [int(opt.best[0][n]) for n in names]
+        todo = []
+        for i in coarse:
+            for step in (-1, 1):
+                x = list(best)
+                x[i] += step
+                if problem.lows[i] <= x[i] <= problem.highs[i] and tuple(x) not in ev.cache:
+                    todo.append(x)
+        if not todo:
+            return
+        for x in todo[:q]:
+            opt.tell(dict(zip(names, x, strict=True)), ev(x))
+            ev.checks += 1
+
+
 def _true_of_best(problem: Problem, opt, names: list[str]) -> float | None:
     best = opt.best
     return None if best is None else problem(tuple(best[0][n] for n in names))
 
 
-def _note_stops(problem: Problem, opt, ev: Evaluator, names: list[str]) -> None:
+def _note_stops(
+    problem: Problem, opt, ev: Evaluator, names: list[str], rules: Sequence[str] | None = None
+) -> None:
     """Record where Algorithm 1's stop and the default stop would first have ended the run.
 
     The evidence is the optimizer's own (:meth:`SplineOptimizer.stop_evidence`),
-    applied with either rule.
+    applied with either rule (``rules``: only these).
     """
     from nas.search.stopping import STOP_RULES
 
-    for rule in STOP_RULES:
+    for rule in STOP_RULES if rules is None else rules:
         if rule not in ev.stops and opt.stop_evidence(rule).stop:
             ev.stops[rule] = (len(ev.true), _true_of_best(problem, opt, names))
 
@@ -450,6 +513,8 @@ METHODS: dict[str, tuple[Runner, str]] = {
         "nas.search.optimizer",
     ),
     "default-head70-q4": (_spline("default", 4, head_weight=0.7), "nas.search.optimizer"),
+    "default-climb": (_climb(1), "nas.search.optimizer"),
+    "default-climb-q4": (_climb(4), "nas.search.optimizer"),
     "default-nocheck": (_spline("default", 1, checks=False), "nas.search.optimizer"),
     "default-corners-nocheck": (
         _spline("default", 1, design="corners", checks=False),

@@ -1,0 +1,60 @@
+"""The benchmark's coarse-axis climb after the default stop (``default-climb``).
+
+On ``nas8`` seed 3 the default rule stops at evaluation 58 with 1.1 % regret: the
+search crept along a ridge and the move that gains (the last depth, 6 levels, from 3
+to 1) is one the spline predicts ten tolerances worse. The climb measures the best's
+one-level neighbours on the coarse axes and follows those that beat it; the run then
+stops below 1 %, at a point no coarse one-level move improves.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import problems  # noqa: E402
+import pytest  # noqa: E402
+import sample_efficiency as se  # noqa: E402
+
+
+def to_stop(method: str) -> dict:
+    return se.run_task(se.Task(method, "nas8", False, 3, 80, to_stop=True))
+
+
+@pytest.fixture(scope="module")
+def climbed() -> dict:
+    """The climbing run, made once for this module's tests."""
+    return to_stop("default-climb")
+
+
+def test_the_climb_turns_the_ridge_stop_into_a_stop_below_one_percent(climbed: dict) -> None:
+    problem = problems.PROBLEMS["nas8"]()
+    plain = to_stop("default")
+    (n_plain, loss_plain), (n_climbed, loss_climbed) = (
+        plain["stops"]["default"],
+        climbed["stops"]["default"],
+    )
+    assert problem.regret(loss_plain) > 0.01, "the ridge stop this test is about moved"
+    assert problem.regret(loss_climbed) <= 0.01
+    # the same search up to the default stop, then the polls: they are the only extra points
+    assert climbed["points"][:n_plain] == plain["points"][:n_plain]
+    assert climbed["checks"] - plain["checks"] == n_climbed - n_plain > 0
+
+
+def test_the_climb_ends_where_no_coarse_neighbour_is_better(climbed: dict) -> None:
+    problem = problems.PROBLEMS["nas8"]()
+    run = climbed
+    n, loss = run["stops"]["default"]
+    measured = dict(zip(map(tuple, run["points"][:n]), run["measured"][:n], strict=True))
+    best = min(measured, key=measured.get)
+    assert problem(best) == loss
+    coarse = [i for i in range(problem.d) if problem.highs[i] - problem.lows[i] < se.CLIMB_LEVELS]
+    assert coarse == [5, 7]  # the two depths of 6 levels
+    for i in coarse:
+        for step in (-1, 1):
+            x = list(best)
+            x[i] += step
+            if problem.lows[i] <= x[i] <= problem.highs[i]:
+                assert tuple(x) in measured and measured[tuple(x)] >= loss
