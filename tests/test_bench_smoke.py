@@ -5,7 +5,7 @@ failing unseen until someone reruns a table: ``status_scale.py`` printed "no fit
 on every row once the default design changed, and ``controller_scale.py`` was
 refused once search dimensions had to be model coordinates. This runs each one
 as a person would, with the smallest arguments that still reach its table
-(about 4 minutes on 2 cores), so it is left out of the default suite; run it
+(about 2 minutes on 2 cores and two workers), so it is left out of the default suite; run it
 after a change to the search, the config or the controller.
 ``tradeoff.py`` runs without its optuna peers (the ``[bench]`` extra).
 """
