@@ -295,16 +295,21 @@ def _spline(
         )
         try:
             while not (ev.to_stop and opt.stop in ev.stops):
-                batch = opt.suggest()
-                values = [ev([p.params[n] for n in names]) for p in batch]
-                for proposal, value in zip(batch, values, strict=True):
-                    opt.tell(proposal.params, value)
-                ev.checks += sum(p.origin == "check" for p in batch)
+                _one_batch(opt, ev, names)
                 _note_stops(problem, opt, ev, names)
         finally:
             ev.returned = _true_of_best(problem, opt, names)
 
     return run
+
+
+def _one_batch(opt, ev: Evaluator, names: list[str]) -> None:
+    """Ask the search for its next batch, measure it and tell it; count its checks."""
+    batch = opt.suggest()
+    values = [ev([p.params[n] for n in names]) for p in batch]
+    for proposal, value in zip(batch, values, strict=True):
+        opt.tell(proposal.params, value)
+    ev.checks += sum(p.origin == "check" for p in batch)
 
 
 def _pipeline(q: int) -> Runner:
@@ -359,18 +364,10 @@ def _climb(q: int, levels: int = CLIMB_LEVELS) -> Runner:
     def run(problem: Problem, ev: Evaluator, seed: int) -> None:
         names = variable_names(problem)
         opt = spline_optimizer(problem, seed, "default", q)
-        coarse = [
-            i
-            for i in range(problem.d)
-            if i not in problem.categorical and problem.highs[i] - problem.lows[i] < levels
-        ]
+        coarse = coarse_axes(problem, levels)
         try:
             while not (ev.to_stop and "default" in ev.stops):
-                batch = opt.suggest()
-                values = [ev([p.params[n] for n in names]) for p in batch]
-                for proposal, value in zip(batch, values, strict=True):
-                    opt.tell(proposal.params, value)
-                ev.checks += sum(p.origin == "check" for p in batch)
+                _one_batch(opt, ev, names)
                 _note_stops(problem, opt, ev, names, rules=("paper",))
                 if "default" not in ev.stops and opt.stop_evidence("default").stop:
                     _climb_coarse(problem, opt, ev, names, coarse, q)
@@ -385,19 +382,34 @@ def _climb_coarse(problem: Problem, opt, ev: Evaluator, names: list[str], coarse
     """Poll the best's one-level neighbours on ``coarse`` axes, ``q`` at a time, until none is left
     unmeasured; a neighbour measured better (lower) than the best becomes the one polled around."""
     while True:
-        best = [int(opt.best[0][n]) for n in names]
-        todo = []
-        for i in coarse:
-            for step in (-1, 1):
-                x = list(best)
-                x[i] += step
-                if problem.lows[i] <= x[i] <= problem.highs[i] and tuple(x) not in ev.cache:
-                    todo.append(x)
+        best = tuple(int(opt.best[0][n]) for n in names)
+        todo = [x for x in one_level_neighbours(problem, best, coarse) if x not in ev.cache]
         if not todo:
             return
         for x in todo[:q]:
             opt.tell(dict(zip(names, x, strict=True)), ev(x))
             ev.checks += 1
+
+
+def coarse_axes(problem: Problem, levels: int = CLIMB_LEVELS) -> list[int]:
+    """The integer (not categorical) axes of ``problem`` with at most ``levels`` levels."""
+    return [
+        i
+        for i in range(problem.d)
+        if i not in problem.categorical and problem.highs[i] - problem.lows[i] < levels
+    ]
+
+
+def one_level_neighbours(problem: Problem, point: Point, axes: Sequence[int]) -> list[Point]:
+    """``point`` moved one level down, then up, along each of ``axes``, inside the box."""
+    out = []
+    for i in axes:
+        for step in (-1, 1):
+            x = list(point)
+            x[i] += step
+            if problem.lows[i] <= x[i] <= problem.highs[i]:
+                out.append(tuple(x))
+    return out
 
 
 def _true_of_best(problem: Problem, opt, names: list[str]) -> float | None:

@@ -50,11 +50,11 @@ def test_the_climb_ends_where_no_coarse_neighbour_is_better(climbed: dict) -> No
     measured = dict(zip(map(tuple, run["points"][:n]), run["measured"][:n], strict=True))
     best = min(measured, key=measured.get)
     assert problem(best) == loss
-    coarse = [i for i in range(problem.d) if problem.highs[i] - problem.lows[i] < se.CLIMB_LEVELS]
+    coarse = se.coarse_axes(problem)
     assert coarse == [5, 7]  # the two depths of 6 levels
-    for i in coarse:
-        for step in (-1, 1):
-            x = list(best)
-            x[i] += step
-            if problem.lows[i] <= x[i] <= problem.highs[i]:
-                assert tuple(x) in measured and measured[tuple(x)] >= loss
+    neighbours = se.one_level_neighbours(problem, best, coarse)
+    assert len(neighbours) == 4 - sum(
+        best[i] in (problem.lows[i], problem.highs[i]) for i in coarse
+    )
+    for x in neighbours:
+        assert x in measured and measured[x] >= loss
