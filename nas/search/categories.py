@@ -160,6 +160,10 @@ class CategoryView:
     def loo_errors(self) -> np.ndarray:
         return self.joint.loo_errors()[self._rows]
 
+    def kernel_frame(self, x: np.ndarray) -> tuple[PolyharmonicSpline, np.ndarray]:
+        """The shared spline and ``x`` with this category's indicators appended."""
+        return self.joint.kernel_frame(self._embedded.embed(x, self._category))
+
     @property
     def loo_rmse(self) -> float:
         return float(np.sqrt(np.mean(self.loo_errors() ** 2)))

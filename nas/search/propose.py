@@ -19,7 +19,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from nas.errors import UserError
-from nas.search.batch import DiversePool
+from nas.search.batch import DiversePool, ThompsonPool
 from nas.search.maximize import Mask
 from nas.search.rows import first_of_each_row
 from nas.search.settings import FANTASY_FILLS, SETTINGS
@@ -276,6 +276,10 @@ def _diverse_pool(
         values[cat] = base[cat](points[cat])
     existing = {cat: checker.unit_points(cat) for cat in walks}
     fallback = {cat: walk.ranking for cat, walk in walks.items()}
+    if strategy.batch_fill == "thompson":
+        splines = {cat: base[cat] for cat in walks}
+        spread = strategy.thompson_spread
+        return ThompsonPool(splines, spread, seed, points, values, existing, fallback)
     return DiversePool(points, values, existing, strategy.batch_weights, fallback)
 
 

@@ -628,6 +628,11 @@ class PolyharmonicSpline:
         """A spline with this one's smoothing through other points (a batch's fantasies)."""
         return PolyharmonicSpline(points, values, self.smoothing)
 
+    def kernel_frame(self, x: np.ndarray) -> tuple[PolyharmonicSpline, np.ndarray]:
+        """This spline and ``x`` as they are: views map ``x`` to the fitted spline's coordinates
+        (:mod:`nas.search.posterior` reads the kernel there)."""
+        return self, np.asarray(x, dtype=np.float64)
+
     def loo_errors(self) -> np.ndarray:
         """Leave-one-out errors ``y_i - s^{(-i)}(x_i)`` by Rippa's formula ``c_i / (A^{-1})_ii``.
 

@@ -152,6 +152,10 @@ class WarpedSpline:
     def loo_errors(self) -> np.ndarray:
         return self.inner.loo_errors()
 
+    def kernel_frame(self, x: np.ndarray) -> tuple[PolyharmonicSpline, np.ndarray]:
+        """The inner spline and ``x`` warped: the kernel lives in the warped coordinates."""
+        return self.inner.kernel_frame(self.warp.forward(x))
+
     @property
     def loo_rmse(self) -> float:
         return self.inner.loo_rmse

@@ -1,0 +1,124 @@
+"""The spline read as a kriging predictor: a distribution over functions to draw batch slots from.
+
+A cubic polyharmonic spline with a linear tail is also the best linear
+unbiased predictor of a random function whose *generalized covariance* is
+phi(r) = r^3 with an unknown linear drift: an intrinsic random function of
+order 1 (Matheron, Adv. Appl. Prob. 5, 1973; the equivalence of splines and
+kriging: Matheron, Math. Geol. 13, 1981; Wahba, *Spline Models for
+Observational Data*, 1990, ch. 1). The same equations that give the spline
+give the covariance of its error at candidate points x, x':
+
+    C(x, x') = phi(|x - x'|) - b(x)^T M^-1 b(x'),
+
+    b(x) = [phi(|x - z_1|), ..., phi(|x - z_n|), 1, x],
+    M = [[Phi + lambda I, P], [P^T, 0]],
+
+with z_j the support points, Phi their kernel matrix, P = [1, z] the tail's
+columns and lambda the smoothing the spline used (universal kriging with a
+flat prior on the drift). C vanishes at the support of an interpolating
+spline and grows away from it. Its scale is the amplitude's restricted
+maximum-likelihood estimate, sigma^2 = y^T c / (n - d - 1), c the kernel
+coefficients (y^T c is the spline's squared semi-norm, and n - d - 1 the
+degrees of freedom the tail leaves).
+
+:class:`PosteriorSampler` draws functions from N(s, spread^2 sigma^2 C) on a
+fixed candidate set: the batch fill ``"thompson"``
+(:class:`nas.search.batch.ThompsonPool`) gives each slot the best candidate
+of its own draw (Thompson sampling in parallel: Kandasamy et al., AISTATS
+2018; Hernandez-Lobato et al., ICML 2017). ``spread`` < 1 narrows the
+draws: one amplitude is fitted over the whole box, while fills are taken
+around the best measured point, where the spline has the most data
+(``benchmarks/results/batch_fill.md``, "Thompson sampling").
+
+Pure numerics: no I/O. The spline passed in may be a
+:class:`~nas.search.spline.PolyharmonicSpline` or a view of one (warped
+inputs, one category of a shared spline); each maps its candidates to the
+fitted spline's own coordinates through ``kernel_frame``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from scipy import linalg
+from scipy.spatial.distance import cdist
+
+#: Eigenvalues of C below this fraction of its largest are rounding, not variance.
+_EIGEN_FLOOR = 1e-12
+
+
+class KernelSpline(Protocol):
+    """A fitted cubic spline: support, values, smoothing and kernel coefficients."""
+
+    points: np.ndarray
+    values: np.ndarray
+    coefficients: np.ndarray
+    smoothing_used: float
+
+
+class Framed(Protocol):
+    """A spline or a view of one that maps points to the fitted spline's coordinates."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+    def kernel_frame(self, x: np.ndarray) -> tuple[KernelSpline, np.ndarray]: ...
+
+
+def amplitude(spline: KernelSpline) -> float:
+    """sigma^2 = y^T c / (n - d - 1): the kernel's scale that makes the data most likely.
+
+    With exactly d+1 points the tail interpolates alone, c = 0 and nothing
+    is known of the scale: one degree of freedom is assumed, so the result
+    is 0 and draws equal the spline (which then has nothing to say either).
+    """
+    n, d = np.shape(spline.points)
+    dof = max(n - d - 1, 1)
+    return max(float(np.dot(spline.coefficients, spline.values)) / dof, 0.0)
+
+
+def error_covariance(spline: Framed, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The spline's values at ``x`` (M, d) and the error covariance C (M, M), unscaled."""
+    fitted, frame = spline.kernel_frame(np.asarray(x, dtype=np.float64))
+    z = np.asarray(fitted.points, dtype=np.float64)
+    n, d = z.shape
+    kernel = cdist(z, z) ** 3 + float(fitted.smoothing_used) * np.eye(n)
+    tail = np.hstack([np.ones((n, 1)), z])
+    system = np.block([[kernel, tail], [tail.T, np.zeros((d + 1, d + 1))]])
+    cross = np.hstack([cdist(frame, z) ** 3, np.ones((len(frame), 1)), frame])
+    weights = linalg.solve(system, cross.T, assume_a="sym")
+    cov = cdist(frame, frame) ** 3 - cross @ weights
+    return np.asarray(spline(x), dtype=np.float64), 0.5 * (cov + cov.T)
+
+
+class PosteriorSampler:
+    """Functions drawn from the spline's posterior on a fixed set of candidates.
+
+    Parameters
+    ----------
+    spline
+        A fitted spline or a view of one (``kernel_frame``).
+    x : (M, d) array
+        The candidates, in the view's unit coordinates.
+    spread : float
+        Multiplies the posterior's standard deviation (1: the fitted amplitude).
+
+    The covariance is factored once (eigendecomposition: C is only positive
+    semi-definite, exactly singular at measured candidates), so every draw
+    costs one (M, M) product.
+    """
+
+    def __init__(self, spline: Framed, x: np.ndarray, spread: float) -> None:
+        if spread < 0:
+            raise ValueError(f"spread must be >= 0, got {spread}")
+        self.mean, cov = error_covariance(spline, x)
+        fitted, _ = spline.kernel_frame(np.asarray(x, dtype=np.float64)[:1])
+        scale = spread * np.sqrt(amplitude(fitted))
+        eigenvalues, vectors = np.linalg.eigh(cov) if len(cov) else (np.empty(0), cov)
+        floor = _EIGEN_FLOOR * max(float(eigenvalues.max(initial=0.0)), 0.0)
+        root = np.sqrt(np.where(eigenvalues > floor, eigenvalues, 0.0))
+        self._factor = scale * vectors * root
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """One function's values at the candidates."""
+        return self.mean + self._factor @ rng.standard_normal(self._factor.shape[1])
