@@ -80,6 +80,10 @@ def amplitude(spline: KernelSpline) -> float:
 def error_covariance(spline: Framed, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The spline's values at ``x`` (M, d) and the error covariance C (M, M), unscaled."""
     fitted, frame = spline.kernel_frame(np.asarray(x, dtype=np.float64))
+    return np.asarray(spline(x), dtype=np.float64), _covariance(fitted, frame)
+
+
+def _covariance(fitted: KernelSpline, frame: np.ndarray) -> np.ndarray:
     z = np.asarray(fitted.points, dtype=np.float64)
     n, d = z.shape
     kernel = cdist(z, z) ** 3 + float(fitted.smoothing_used) * np.eye(n)
@@ -88,7 +92,7 @@ def error_covariance(spline: Framed, x: np.ndarray) -> tuple[np.ndarray, np.ndar
     cross = np.hstack([cdist(frame, z) ** 3, np.ones((len(frame), 1)), frame])
     weights = linalg.solve(system, cross.T, assume_a="sym")
     cov = cdist(frame, frame) ** 3 - cross @ weights
-    return np.asarray(spline(x), dtype=np.float64), 0.5 * (cov + cov.T)
+    return 0.5 * (cov + cov.T)
 
 
 class PosteriorSampler:
@@ -111,8 +115,9 @@ class PosteriorSampler:
     def __init__(self, spline: Framed, x: np.ndarray, spread: float) -> None:
         if spread < 0:
             raise ValueError(f"spread must be >= 0, got {spread}")
-        self.mean, cov = error_covariance(spline, x)
-        fitted, _ = spline.kernel_frame(np.asarray(x, dtype=np.float64)[:1])
+        fitted, frame = spline.kernel_frame(np.asarray(x, dtype=np.float64))
+        self.mean = np.asarray(spline(x), dtype=np.float64)
+        cov = _covariance(fitted, frame)
         scale = spread * np.sqrt(amplitude(fitted))
         eigenvalues, vectors = np.linalg.eigh(cov) if len(cov) else (np.empty(0), cov)
         floor = _EIGEN_FLOOR * max(float(eigenvalues.max(initial=0.0)), 0.0)
