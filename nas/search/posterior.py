@@ -86,13 +86,20 @@ def error_covariance(spline: Framed, x: np.ndarray) -> tuple[np.ndarray, np.ndar
 def _covariance(fitted: KernelSpline, frame: np.ndarray) -> np.ndarray:
     z = np.asarray(fitted.points, dtype=np.float64)
     n, d = z.shape
-    kernel = cdist(z, z) ** 3 + float(fitted.smoothing_used) * np.eye(n)
+    kernel = _phi(z, z) + float(fitted.smoothing_used) * np.eye(n)
     tail = np.hstack([np.ones((n, 1)), z])
     system = np.block([[kernel, tail], [tail.T, np.zeros((d + 1, d + 1))]])
-    cross = np.hstack([cdist(frame, z) ** 3, np.ones((len(frame), 1)), frame])
+    cross = np.hstack([_phi(frame, z), np.ones((len(frame), 1)), frame])
     weights = linalg.solve(system, cross.T, assume_a="sym")
-    cov = cdist(frame, frame) ** 3 - cross @ weights
+    cov = _phi(frame, frame) - cross @ weights
     return 0.5 * (cov + cov.T)
+
+
+def _phi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """phi(|a_i - b_j|) = |a_i - b_j|^3 from distances taken directly (cdist), not from the
+    one-product expansion of :func:`nas.search.spline.kernel_matrix`: near the support C
+    is a small difference of such terms, and direct distances keep its rounding small."""
+    return cdist(a, b) ** 3
 
 
 class PosteriorSampler:

@@ -277,9 +277,8 @@ def _diverse_pool(
     existing = {cat: checker.unit_points(cat) for cat in walks}
     fallback = {cat: walk.ranking for cat, walk in walks.items()}
     if strategy.batch_fill == "thompson":
-        splines = {cat: base[cat] for cat in walks}
         spread = strategy.thompson_spread
-        return ThompsonPool(splines, spread, seed, points, values, existing, fallback)
+        return ThompsonPool(base, spread, seed, points, values, existing, fallback)
     return DiversePool(points, values, existing, strategy.batch_weights, fallback)
 
 
