@@ -1,7 +1,8 @@
 """Acceptance table: the spline against scipy's RBFInterpolator, propose time, BLAS threads.
 
 Run ``python benchmarks/spline_speed.py [--quick]``; prints markdown tables
-(``--gradient``: only the gradient's time and memory).
+(``--gradient``: only the gradient's time and memory; ``--batch``: only the
+time of a batch of four by each fill).
 
 Every time is CPU seconds of this one process (``time.process_time``) with
 every BLAS library limited to the search's thread count
@@ -210,6 +211,37 @@ def propose_table(dims: list[int], sizes: list[int], repeat: int) -> None:
         print(f"| {d} | {name} | {b:.2f} |")
 
 
+def batch_table(dims: list[int], sizes: list[int], repeat: int) -> None:
+    """A batch of four on a 21-level integer box, by the DYCORS and the Thompson fill.
+
+    The Thompson fill factors the posterior covariance of its pool (200 d
+    candidates), which is cubic in the pool: this is the fill's cost beside
+    DYCORS's, as a login node pays it once per batch. The values are told in
+    increasing order, as a search that still climbs tells them: DYCORS's
+    radius then stays at its start and the pool at its largest (a stalled
+    search's radius shrinks until most perturbations snap back to the best
+    point on a 21-level grid).
+    """
+    print(f"\n### propose() CPU seconds, q = 4, by fill (median of {repeat}); {_load_line()}\n")
+    print("| d | N | dycors [s] | thompson [s] | thompson / dycors |\n|---|---|---|---|---|")
+    for d in dims:
+        space = SearchSpace([Dim(f"x{k}", "int", 0, 20) for k in range(d)])
+        for n in sizes:
+            x, y = _data(d, n)
+            order = np.argsort(y)
+            splines = {(): PolyharmonicSpline(space.snap_unit(x[order]), y[order])}
+            row = {}
+            for fill in ("dycors", "thompson"):
+                strategy = DefaultStrategy(batch_fill=fill)
+                call = functools.partial(propose, space, splines, q=4, strategy=strategy)
+                call()  # imports and caches first
+                row[fill] = float(np.median([_cpu(call) for _ in range(repeat)]))
+            print(
+                f"| {d} | {n} | {row['dycors']:.3f} | {row['thompson']:.3f} | "
+                f"{row['thompson'] / row['dycors']:.1f} |"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="d = 4, 8; N = 20, 200; no propose")
@@ -217,11 +249,16 @@ def main() -> None:
     parser.add_argument("--load", type=int, default=os.cpu_count() or 2, help="busy processes")
     parser.add_argument("--eval", type=int, default=20_000, help="evaluation points")
     parser.add_argument("--gradient", action="store_true", help="only the gradient table")
+    parser.add_argument("--batch", action="store_true", help="only the batch-fill table")
     args = parser.parse_args()
     dims, sizes = ([4, 8], [20, 200]) if args.quick else ([4, 8, 16], [20, 200, 1000, 2500])
     if args.gradient:
         with search_threads():
             gradient_table([200, 1000, 2500], 8, args.eval, args.repeat)
+        return
+    if args.batch:
+        with search_threads():
+            batch_table([8, 20], [40, 80, 160], args.repeat)
         return
     with search_threads():
         print("## Fit, fit + leave-one-out and evaluation, ours / scipy (CPU, one thread)")
@@ -240,6 +277,7 @@ def main() -> None:
             threads_table([1000, 2500], 8, args.repeat)
         with search_threads():
             propose_table([8, 16], [200, 1000, 2500], 2)
+            batch_table([8, 20], [40, 80, 160], 2)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def test_amplitude_scales_with_the_square_of_the_values_and_vanishes_on_a_plane(
 def test_draws_are_reproducible_exact_at_the_data_and_have_the_stated_covariance():
     spline = wavy(10, 2, seed=1)
     x = np.vstack([spline.points[:2], np.random.default_rng(4).random((3, 2))])
-    sampler = PosteriorSampler(spline, x, spread=0.5)
+    sampler = PosteriorSampler(spline, x, spread=0.5, z=np.inf)
     first = sampler.draw(np.random.default_rng(7))
     np.testing.assert_array_equal(first, sampler.draw(np.random.default_rng(7)))
     np.testing.assert_allclose(first[:2], spline.values[:2], atol=1e-9)
@@ -74,7 +74,7 @@ def test_draws_are_reproducible_exact_at_the_data_and_have_the_stated_covariance
     np.testing.assert_allclose(
         draws.mean(axis=0), spline(x), atol=4 * np.sqrt(expected.max() / 2e4)
     )
-    still = PosteriorSampler(spline, x, spread=0.0).draw(np.random.default_rng(3))
+    still = PosteriorSampler(spline, x, spread=0.0, z=np.inf).draw(np.random.default_rng(3))
     np.testing.assert_allclose(still, spline(x))
 
 
@@ -100,3 +100,27 @@ def test_views_read_the_kernel_where_their_spline_was_fitted():
     _, other = error_covariance(seen[("v",)], numeric[0::2])
     np.testing.assert_allclose(np.diag(own), 0.0, atol=1e-10)
     assert (np.diag(other) > 1e-8).all()
+
+
+def test_only_candidates_that_can_win_are_drawn_and_the_winners_are_those_of_full_draws():
+    """The screen leaves out candidates whose mean + 4 sd stays below the leader's
+    mean - 4 sd; they keep the spline's value, and the argmax of each draw is the one
+    the unscreened sampler finds from the same draws of the kept candidates."""
+    spline = wavy(16, 2, seed=3)
+    x = np.random.default_rng(6).random((200, 2))
+    full = PosteriorSampler(spline, x, spread=0.5, z=np.inf)
+    screened = PosteriorSampler(spline, x, spread=0.5)
+    mean, cov = error_covariance(spline, x)
+    sd = 0.5 * np.sqrt(amplitude(spline) * np.clip(np.diag(cov), 0.0, None))
+    kept = mean + 4 * sd >= np.max(mean - 4 * sd)
+    np.testing.assert_array_equal(screened.drawn, np.flatnonzero(kept))
+    assert 0 < kept.sum() < len(x) // 2  # the screen does cut, and keeps the leaders
+    rng = np.random.default_rng(1)
+    draws = np.array([screened.draw(rng) for _ in range(4000)])
+    np.testing.assert_array_equal(draws[:, ~kept], np.tile(mean[~kept], (4000, 1)))
+    wins = np.bincount(draws.argmax(axis=1), minlength=len(x)) / 4000
+    rng = np.random.default_rng(2)
+    unscreened = np.array([full.draw(rng) for _ in range(4000)])
+    reference = np.bincount(unscreened.argmax(axis=1), minlength=len(x)) / 4000
+    assert not wins[~kept].any() and not reference[~kept].any()
+    np.testing.assert_allclose(wins, reference, atol=0.035)

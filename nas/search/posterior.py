@@ -46,6 +46,8 @@ from scipy.spatial.distance import cdist
 
 #: Eigenvalues of C below this fraction of its largest are rounding, not variance.
 _EIGEN_FLOOR = 1e-12
+#: Standard deviations either side within which a candidate may still win a draw.
+PLAUSIBLE_Z = 4.0
 
 
 class KernelSpline(Protocol):
@@ -84,15 +86,20 @@ def error_covariance(spline: Framed, x: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _covariance(fitted: KernelSpline, frame: np.ndarray) -> np.ndarray:
+    cross, weights = _conditioning(fitted, frame)
+    cov = _phi(frame, frame) - cross @ weights
+    return 0.5 * (cov + cov.T)
+
+
+def _conditioning(fitted: KernelSpline, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """b(x) for each candidate (rows) and M^-1 b(x) (columns): C = phi - b^T M^-1 b."""
     z = np.asarray(fitted.points, dtype=np.float64)
     n, d = z.shape
     kernel = _phi(z, z) + float(fitted.smoothing_used) * np.eye(n)
     tail = np.hstack([np.ones((n, 1)), z])
     system = np.block([[kernel, tail], [tail.T, np.zeros((d + 1, d + 1))]])
     cross = np.hstack([_phi(frame, z), np.ones((len(frame), 1)), frame])
-    weights = linalg.solve(system, cross.T, assume_a="sym")
-    cov = _phi(frame, frame) - cross @ weights
-    return 0.5 * (cov + cov.T)
+    return cross, linalg.solve(system, cross.T, assume_a="sym")
 
 
 def _phi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -113,24 +120,53 @@ class PosteriorSampler:
         The candidates, in the view's unit coordinates.
     spread : float
         Multiplies the posterior's standard deviation (1: the fitted amplitude).
+    z : float
+        The screen's width in standard deviations (:func:`plausible`); inf
+        draws at every candidate.
 
     The covariance is factored once (eigendecomposition: C is only positive
     semi-definite, exactly singular at measured candidates), so every draw
-    costs one (M, M) product.
+    costs one product. Only the candidates that can win a draw are drawn
+    (:func:`plausible`); the others keep the spline's value. A DYCORS pool
+    holds 200 d candidates, and the factorisation is cubic in their number:
+    on the benchmark's 8-dimensional runs about half of them can win, and
+    the screen cuts the cost of a batch about fivefold.
     """
 
-    def __init__(self, spline: Framed, x: np.ndarray, spread: float) -> None:
+    def __init__(
+        self, spline: Framed, x: np.ndarray, spread: float, z: float = PLAUSIBLE_Z
+    ) -> None:
         if spread < 0:
             raise ValueError(f"spread must be >= 0, got {spread}")
         fitted, frame = spline.kernel_frame(np.asarray(x, dtype=np.float64))
         self.mean = np.asarray(spline(x), dtype=np.float64)
-        cov = _covariance(fitted, frame)
+        cross, weights = _conditioning(fitted, frame)
         scale = spread * np.sqrt(amplitude(fitted))
+        sd = scale * np.sqrt(np.maximum(-np.einsum("ij,ji->i", cross, weights), 0.0))
+        self.drawn = kept = np.flatnonzero(plausible(self.mean, sd, z))
+        cov = _phi(frame[kept], frame[kept]) - cross[kept] @ weights[:, kept]
+        cov = 0.5 * (cov + cov.T)
         eigenvalues, vectors = np.linalg.eigh(cov) if len(cov) else (np.empty(0), cov)
         floor = _EIGEN_FLOOR * max(float(eigenvalues.max(initial=0.0)), 0.0)
         root = np.sqrt(np.where(eigenvalues > floor, eigenvalues, 0.0))
         self._factor = scale * vectors * root
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
-        """One function's values at the candidates."""
-        return self.mean + self._factor @ rng.standard_normal(self._factor.shape[1])
+        """One function's values at the candidates (the spline's where no draw can win)."""
+        out = self.mean.copy()
+        out[self.drawn] += self._factor @ rng.standard_normal(self._factor.shape[1])
+        return out
+
+
+def plausible(mean: np.ndarray, sd: np.ndarray, z: float = PLAUSIBLE_Z) -> np.ndarray:
+    """Candidates whose draw can be the highest: mean + z sd reaches the best mean - z sd.
+
+    A candidate below that line beats the leader's draw only if one of the
+    two strays more than ``z`` of its standard deviations (probability
+    below 7e-5 at z = 4 for Gaussian draws), so its draw is not needed to
+    find a slot's winner; where a winner is refused and the walk goes on
+    down the ranking, such a candidate ranks by its spline value.
+    """
+    if not len(mean) or np.isinf(z):
+        return np.ones(len(mean), dtype=bool)
+    return mean + z * sd >= float(np.max(mean - z * sd))
