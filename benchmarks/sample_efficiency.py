@@ -973,6 +973,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--seeds", type=int, help="number of seeds (default 10, quick 3)")
     p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds are FIRST_SEED, FIRST_SEED + 1, ... (default 0): a cache made with "
+        "--seeds 20 renders seeds 10-19 alone with --seeds 10 --first-seed 10",
+    )
+    p.add_argument(
         "--budget", type=int, help="distinct evaluations per run (default 100, quick 40)"
     )
     p.add_argument("--workers", type=int, default=2, help="processes (at most 2)")
@@ -992,6 +999,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.budget = args.budget or (40 if args.quick else 100)
     if not 0.0 < args.noise_fraction < 1.0:
         p.error(f"--noise-fraction must lie in (0, 1), got {args.noise_fraction}")
+    if args.first_seed < 0:
+        p.error(f"--first-seed must be >= 0, got {args.first_seed}")
     if not 1 <= args.workers <= 2:
         p.error(f"--workers must be 1 or 2, got {args.workers}")
     return args
@@ -1023,7 +1032,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for prob in args.problems
         for noisy in noises
         for m in available(args.methods)
-        for seed in range(args.seeds)
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
     ]
     runs: dict[str, dict] = (
         json.loads(args.raw.read_text()) if args.raw and args.raw.exists() else {}

@@ -52,6 +52,8 @@ SMALLEST = [
             "exact",
             "--seeds",
             "1",
+            "--first-seed",
+            "1",
             "--budget",
             "20",
             "--workers",
