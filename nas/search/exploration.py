@@ -85,6 +85,11 @@ class AwayFromBest:
     weight: float = CHECK_WEIGHT
     away_share: float = AWAY_SHARE
 
+    @property
+    def around_best(self) -> bool:
+        """Whether the candidates lie around the incumbent (``spread`` set), not anywhere."""
+        return self.spread is not None
+
     def __post_init__(self) -> None:
         if self.n_candidates < 1:
             raise ValueError(f"n_candidates must be >= 1, got {self.n_candidates}")
@@ -224,6 +229,8 @@ class AlongAxes:
 
     n_candidates: int = CHECK_CANDIDATES
     weight: float = CHECK_WEIGHT
+    #: The candidates lie on lines through the incumbent.
+    around_best = True
 
     def __post_init__(self) -> None:
         if self.n_candidates < 1:
