@@ -190,6 +190,21 @@ def propose(
             )
             walks[cat] = ranking_for(categories.index(cat), slot + 1)
 
+    def head_score(cat: tuple[Value, ...], head: int) -> float:
+        """What a category's head is compared with other categories' heads by.
+
+        A pool's merit is scaled over all categories at once, and Algorithm
+        1's scores are the spline's values: both compare as they are. Other
+        strategies scale their scores within a category (a merit of value
+        and distance, an exploitation step's values mapped to [0, 1]), so
+        every category's head would score about 1; their heads compare by
+        predicted value instead, as one shared spline would compare them.
+        """
+        ranking = walks[cat].ranking
+        if pool is not None or getattr(strategy, "scores_are_values", False):
+            return float(ranking.scores[head])
+        return float(current[cat](ranking.points[head][None, :])[0])
+
     for slot, (x, cat) in enumerate(slots):
         take(slot, x, cat)
     out: list[Candidate] = []
@@ -201,7 +216,7 @@ def propose(
                 f"no feasible candidate at a distinct legal point for proposal {len(out) + 1} "
                 f"of {q}: {checker.summary()}"
             )
-        cat = max(live, key=lambda c: walks[c].ranking.scores[heads[c]])
+        cat = live[0] if len(live) == 1 else max(live, key=lambda c: head_score(c, heads[c]))
         walk = walks[cat]
         x = walk.ranking.points[heads[cat]]
         params = space.from_unit(x, cat)

@@ -63,8 +63,11 @@ class Strategy(Protocol):
     points, ``avoid`` holds the unit points of this category that are
     pending, failed or already proposed, ``snap`` maps unit points to legal
     ones and ``neighbours`` gives the legal points around a unit point
-    (:meth:`nas.search.space.SearchSpace.lattice_neighbours`). Scores must be
-    comparable across categories (higher is better). ``in_batch``: the
+    (:meth:`nas.search.space.SearchSpace.lattice_neighbours`). Scores order
+    one category's candidates (higher is better); across categories
+    :func:`nas.search.propose.propose` compares the heads' predicted values,
+    or their scores where a strategy declares ``scores_are_values = True``
+    (its scores are the spline's values, as Algorithm 1's are). ``in_batch``: the
     ranking heads a batch of more than one proposal. ``admissible`` marks
     the unit points the feasibility rules allow (None: all): a strategy
     maximises over those, since the rules refuse the others anyway.
@@ -157,6 +160,9 @@ class PaperStrategy:
     The head is the legal argmax of s: hierarchical samples, polished and
     moved to the best point of their integer neighbourhood.
     """
+
+    #: The scores are s itself, comparable across the splines of categories.
+    scores_are_values = True
 
     def rank(
         self,
