@@ -261,7 +261,6 @@ class AlongAxes:
         switches = _switches(snapped, axes, incumbent)
         candidates, gap = _unknown(snapped, spline, avoid)
         values = spline(candidates)
-        # by value alone the scores stay values, comparable across categories
         scores = values if self.weight == 1.0 else merit(values, gap, self.weight)
         switch = rows_in(candidates, switches)
         if switch.any():  # every switch ahead of every other move, in merit order

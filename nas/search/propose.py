@@ -100,8 +100,9 @@ def propose(
     points (the spline supports), ``avoid`` or ``issued``, its unit-box
     distance to every such point and every earlier proposal of its
     category is at least ``min_distance``, and ``feasible`` accepts it. The
-    best admissible head over all categories wins, and slot 1 is the same
-    with any ``q``. A :class:`~nas.search.strategies.DiverseBatches`
+    best admissible head over all categories wins (by predicted value, or by
+    a score that compares across categories: ``head_score`` below), and slot
+    1 is the same with any ``q``. A :class:`~nas.search.strategies.DiverseBatches`
     strategy fills slots 2..q from one pool per category ranked by value
     and distance to every taken point (:class:`~nas.search.batch.DiversePool`);
     any other follows the believer rule: the winner joins its spline as a
