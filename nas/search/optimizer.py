@@ -941,7 +941,7 @@ class SplineOptimizer:
         per category each ranks around its own best, and their merits are
         scaled apart, so the lines through a worse category's best were
         checked instead of the best's own (11 of 20 axis checks on
-        ``tests/test_check_categories.py``'s space before this rule).
+        ``tests/test_separate_categories.py``'s space before this rule).
         """
         if self._embedded is None and (isinstance(strategy, NearSurprise) or strategy.around_best):
             category = (

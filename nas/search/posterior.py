@@ -129,8 +129,9 @@ class PosteriorSampler:
     costs one product. Only the candidates that can win a draw are drawn
     (:func:`plausible`); the others keep the spline's value. A DYCORS pool
     holds 200 d candidates, and the factorisation is cubic in their number:
-    on the benchmark's 8-dimensional runs about half of them can win, and
-    the screen cuts the cost of a batch about fivefold.
+    on the benchmark's ``nas8`` runs about half of them can win (the median
+    batch), and a batch of four costs 2-5x less CPU at d = 8 and 7-40x less
+    at d = 20 (``benchmarks/spline_speed.py --batch``).
     """
 
     def __init__(
