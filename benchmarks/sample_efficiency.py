@@ -513,7 +513,7 @@ METHODS: dict[str, tuple[Runner, str]] = {
     ),
     "default-corners": (_spline("default", 1, design="corners"), "nas.search.optimizer"),
     "default-corners-q4": (_spline("default", 4, design="corners"), "nas.search.optimizer"),
-    "default-thompson-q4": (_spline("default", 4, batch_fill="thompson"), "nas.search.optimizer"),
+    "default-dycors-q4": (_spline("default", 4, batch_fill="dycors"), "nas.search.optimizer"),
     "default-merit-q4": (_spline("default", 4, batch_fill="merit"), "nas.search.optimizer"),
     "default-believer-q4": (_spline("default", 4, batch_fill="believer"), "nas.search.optimizer"),
     "default-liar-q4": (_spline("default", 4, batch_fill="liar"), "nas.search.optimizer"),

@@ -28,11 +28,15 @@ def fills(seed: int, strategy: DefaultStrategy, **kwargs) -> list[tuple]:
     return [SPACE.key(c.params) for c in out]
 
 
-def test_the_thompson_fill_is_asked_for_and_paper_refuses_it():
-    settings = SearchSettings(batch_fill="thompson")
-    assert SplineOptimizer(SPACE, settings).strategy.batch_fill == "thompson"
-    with pytest.raises(SettingError, match="batch_fill"):
-        SearchSettings(strategy="paper", batch_fill="thompson")
+def test_the_default_search_fills_by_thompson_and_paper_refuses_it():
+    assert SearchSettings().fill == "thompson"
+    assert SplineOptimizer(SPACE).strategy.batch_fill == "thompson"
+    assert SearchSettings(strategy="paper").fill == "believer"
+    settings = SearchSettings(batch_fill="dycors")
+    assert SplineOptimizer(SPACE, settings).strategy.batch_fill == "dycors"
+    for fill in ("thompson", "dycors"):
+        with pytest.raises(SettingError, match="batch_fill"):
+            SearchSettings(strategy="paper", batch_fill=fill)
     with pytest.raises(ValueError, match="thompson_spread"):
         DefaultStrategy(batch_fill="thompson", thompson_spread=-0.1)
 

@@ -36,7 +36,7 @@ STOP_RULES = ("default", "paper")
 DESIGNS = ("space-filling", "corners")
 #: How batch slots 2..q are chosen (:class:`nas.search.strategies.DefaultStrategy`); the
 #: first is the default strategy's, "believer" the only one of Algorithm 1.
-BATCH_FILLS = ("dycors", "thompson", "liar", "merit", "believer")
+BATCH_FILLS = ("thompson", "dycors", "liar", "merit", "believer")
 #: The fills that refit the spline to each chosen slot's fantasy value and rank again
 #: (the others rank one pool of candidates, :mod:`nas.search.batch`).
 FANTASY_FILLS = ("liar", "believer")
@@ -208,12 +208,12 @@ class SearchSettings:
         kind=str,
         choices=BATCH_FILLS,
         optional=True,
-        doc="how batch slots 2..q are chosen: 'dycors' (DYCORS candidates ranked by value and "
-        "distance), 'thompson' (each slot the best DYCORS candidate of its own draw from the "
-        "spline's posterior), 'liar' (each slot taken as measured 2 % of the told range below its "
+        doc="how batch slots 2..q are chosen: 'thompson' (each slot the best DYCORS candidate of "
+        "its own draw from the spline's posterior), 'dycors' (DYCORS candidates ranked by value "
+        "and distance), 'liar' (each slot taken as measured 2 % of the told range below its "
         "prediction, the spline refitted and ranked again), 'merit' (perturbations of every "
         "coordinate, ranked as 'dycors') or 'believer' (each slot's prediction taken as "
-        "measured); default: 'believer' for the 'paper' strategy, else 'dycors'",
+        "measured); default: 'believer' for the 'paper' strategy, else 'thompson'",
     )
     smoothing: float = option(0.0, kind=float, minimum=0.0, doc="spline smoothing lambda")
     noise: float | str | None = option(
