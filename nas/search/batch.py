@@ -52,8 +52,11 @@ from nas.search.strategies import Ranking, merit, unit_scale
 Category = tuple[Value, ...]
 
 
-class DiversePool:
-    """Candidates per category with their spline values and distances to what is taken.
+class CandidatePool:
+    """Candidates per category with their spline values, ranked afresh for each slot.
+
+    Subclasses say how a slot scores the candidates (:meth:`scores`) and
+    what a chosen point changes (:meth:`take`).
 
     Parameters
     ----------
@@ -61,10 +64,6 @@ class DiversePool:
         Legal unit-box candidates of each category.
     values : mapping of category to ndarray, shape (M,)
         The spline's value at each candidate (higher is better).
-    existing : mapping of category to ndarray, shape (N, d)
-        Measured, pending and already proposed unit points of each category.
-    weights : sequence of float
-        Merit weights on the spline value for slots 2, 3, ... (cycled).
     fallback : mapping of category to Ranking, optional
         Ranked after the pool, in their own order, should every pool point be
         inadmissible (perturbations of a small radius on a coarse grid can all
@@ -75,34 +74,18 @@ class DiversePool:
         self,
         points: Mapping[Category, np.ndarray],
         values: Mapping[Category, np.ndarray],
-        existing: Mapping[Category, np.ndarray],
-        weights: Sequence[float],
         fallback: Mapping[Category, Ranking] | None = None,
     ) -> None:
-        if not weights:
-            raise ValueError("weights must not be empty")
         self.points = {cat: np.asarray(p, dtype=np.float64) for cat, p in points.items()}
         self.values = {cat: np.asarray(values[cat], dtype=np.float64) for cat in self.points}
-        self.distance = {
-            cat: _nearest(p, np.asarray(existing[cat], dtype=np.float64))
-            for cat, p in self.points.items()
-        }
-        self.weights = tuple(weights)
         self.fallback = dict(fallback or {})
 
     def take(self, x: np.ndarray, cat: Category) -> None:
-        """Account for a chosen point: distances in its category shrink around it."""
-        if cat in self.points:
-            self.distance[cat] = np.minimum(self.distance[cat], _nearest(self.points[cat], x))
+        """Account for a chosen point (the hard rules of ``propose`` refuse it again anyway)."""
 
     def scores(self, slot: int) -> np.ndarray:
-        """The merit of ``slot``'s weight, over the pools of all categories in order."""
-        cats = list(self.points)
-        return merit(
-            np.concatenate([self.values[c] for c in cats]),
-            np.concatenate([self.distance[c] for c in cats]),
-            self.weights[(slot - 1) % len(self.weights)],
-        )
+        """Every category's candidates scored for ``slot``, in order, in [0, 1]."""
+        raise NotImplementedError
 
     def rankings(self, slot: int) -> dict[Category, Ranking]:
         """Each category's candidates best first by :meth:`scores` of ``slot`` (0-based, >= 1)."""
@@ -133,7 +116,48 @@ class DiversePool:
         return out
 
 
-class ThompsonPool(DiversePool):
+class DiversePool(CandidatePool):
+    """A pool ranked by the merit of spline value and distance to what is taken.
+
+    ``existing`` (mapping of category to ndarray, shape (N, d)): measured,
+    pending and already proposed unit points of each category; ``weights``:
+    merit weights on the spline value for slots 2, 3, ... (cycled); the other
+    parameters are :class:`CandidatePool`'s.
+    """
+
+    def __init__(
+        self,
+        points: Mapping[Category, np.ndarray],
+        values: Mapping[Category, np.ndarray],
+        existing: Mapping[Category, np.ndarray],
+        weights: Sequence[float],
+        fallback: Mapping[Category, Ranking] | None = None,
+    ) -> None:
+        if not weights:
+            raise ValueError("weights must not be empty")
+        super().__init__(points, values, fallback)
+        self.distance = {
+            cat: _nearest(p, np.asarray(existing[cat], dtype=np.float64))
+            for cat, p in self.points.items()
+        }
+        self.weights = tuple(weights)
+
+    def take(self, x: np.ndarray, cat: Category) -> None:
+        """Account for a chosen point: distances in its category shrink around it."""
+        if cat in self.points:
+            self.distance[cat] = np.minimum(self.distance[cat], _nearest(self.points[cat], x))
+
+    def scores(self, slot: int) -> np.ndarray:
+        """The merit of ``slot``'s weight, over the pools of all categories in order."""
+        cats = list(self.points)
+        return merit(
+            np.concatenate([self.values[c] for c in cats]),
+            np.concatenate([self.distance[c] for c in cats]),
+            self.weights[(slot - 1) % len(self.weights)],
+        )
+
+
+class ThompsonPool(CandidatePool):
     """A pool whose slots each take the best candidate of their own draw from the posterior.
 
     The merit fill trades value for distance by fixed weights, and the
@@ -149,7 +173,7 @@ class ThompsonPool(DiversePool):
 
     ``splines`` (per category) are the fits the posterior is read from;
     ``spread`` multiplies its standard deviation; the other parameters are
-    :class:`DiversePool`'s (its merit weights are unused here).
+    :class:`CandidatePool`'s.
     """
 
     def __init__(
@@ -159,7 +183,6 @@ class ThompsonPool(DiversePool):
         seed: int,
         points: Mapping[Category, np.ndarray],
         values: Mapping[Category, np.ndarray],
-        existing: Mapping[Category, np.ndarray],
         fallback: Mapping[Category, Ranking] | None = None,
     ) -> None:
         distinct = {
@@ -167,7 +190,7 @@ class ThompsonPool(DiversePool):
         }
         points = {cat: np.asarray(p)[distinct[cat]] for cat, p in points.items()}
         values = {cat: np.asarray(values[cat])[distinct[cat]] for cat in points}
-        super().__init__(points, values, existing, (1.0,), fallback)
+        super().__init__(points, values, fallback)
         self.samplers = {
             cat: PosteriorSampler(splines[cat], p, spread) for cat, p in self.points.items()
         }

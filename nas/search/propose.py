@@ -19,7 +19,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from nas.errors import UserError
-from nas.search.batch import DiversePool, ThompsonPool
+from nas.search.batch import CandidatePool, DiversePool, ThompsonPool
 from nas.search.maximize import Mask
 from nas.search.rows import first_of_each_row
 from nas.search.settings import FANTASY_FILLS, SETTINGS
@@ -103,11 +103,13 @@ def propose(
     best admissible head over all categories wins (by predicted value, or by
     a score that compares across categories: ``head_score`` below), and slot
     1 is the same with any ``q``. A :class:`~nas.search.strategies.DiverseBatches`
-    strategy fills slots 2..q from one pool per category ranked by value
-    and distance to every taken point (:class:`~nas.search.batch.DiversePool`);
-    any other follows the believer rule: the winner joins its spline as a
-    fantasy point (x, s(x)), that spline is refitted and its category
-    re-ranked. ``predicted`` is always the value of the spline fitted to
+    strategy fills slots 2..q from one pool per category, each slot the
+    best of its own draw from the posterior
+    (:class:`~nas.search.batch.ThompsonPool`) or by value and distance to
+    every taken point (:class:`~nas.search.batch.DiversePool`); the fantasy
+    fills and any other strategy follow the believer rule: the winner joins
+    its spline as a fantasy point (x, s(x), less a lie for ``"liar"``), that
+    spline is refitted and its category re-ranked. ``predicted`` is always the value of the spline fitted to
     measured points only.
 
     ``ranked_on`` (same keys as ``splines``; default ``splines``): the splines
@@ -173,7 +175,7 @@ def propose(
         return _Walk(ranking, cell)
 
     walks = {cat: ranking_for(i, 0) for i, cat in enumerate(categories)}
-    pool: DiversePool | None = None
+    pool: CandidatePool | None = None
 
     def take(slot: int, x: np.ndarray, cat: tuple[Value, ...]) -> None:
         """Slot ``slot`` holds ``x``: the rankings of the next slot see it."""
@@ -281,7 +283,7 @@ def _diverse_pool(
     first: np.ndarray,
     seed: int,
     q: int,
-) -> DiversePool:
+) -> CandidatePool:
     """The strategy's batch candidates of each category, its slot-1 ranking as the fallback."""
     points, values = {}, {}
     for index, cat in enumerate(walks):
@@ -290,11 +292,10 @@ def _diverse_pool(
             base[cat], first, snap=space.snap_unit, rng=rng, q=q
         )
         values[cat] = base[cat](points[cat])
-    existing = {cat: checker.unit_points(cat) for cat in walks}
     fallback = {cat: walk.ranking for cat, walk in walks.items()}
     if strategy.batch_fill == "thompson":
-        spread = strategy.thompson_spread
-        return ThompsonPool(base, spread, seed, points, values, existing, fallback)
+        return ThompsonPool(base, strategy.thompson_spread, seed, points, values, fallback)
+    existing = {cat: checker.unit_points(cat) for cat in walks}
     return DiversePool(points, values, existing, strategy.batch_weights, fallback)
 
 
