@@ -214,9 +214,10 @@ def propose_table(dims: list[int], sizes: list[int], repeat: int) -> None:
 def batch_table(dims: list[int], sizes: list[int], repeat: int) -> None:
     """A batch of four on a 21-level integer box, by the DYCORS and the Thompson fill.
 
-    The Thompson fill factors the posterior covariance of its pool (200 d
-    candidates), which is cubic in the pool: this is the fill's cost beside
-    DYCORS's, as a login node pays it once per batch. The values are told in
+    The Thompson fill factors the posterior covariance of the candidates of
+    its pool (200 d) that can win a draw, at most ``MAX_DRAWN`` of them,
+    which is cubic in their number: this is the fill's cost beside DYCORS's,
+    as a login node pays it once per batch. The values are told in
     increasing order, as a search that still climbs tells them: DYCORS's
     radius then stays at its start and the pool at its largest (a stalled
     search's radius shrinks until most perturbations snap back to the best
@@ -258,7 +259,7 @@ def main() -> None:
         return
     if args.batch:
         with search_threads():
-            batch_table([8, 20], [40, 80, 160], args.repeat)
+            batch_table([8, 20, 32], [40, 80, 160], args.repeat)
         return
     with search_threads():
         print("## Fit, fit + leave-one-out and evaluation, ours / scipy (CPU, one thread)")
@@ -277,7 +278,7 @@ def main() -> None:
             threads_table([1000, 2500], 8, args.repeat)
         with search_threads():
             propose_table([8, 16], [200, 1000, 2500], 2)
-            batch_table([8, 20], [40, 80, 160], 2)
+            batch_table([8, 20, 32], [40, 80, 160], 2)
 
 
 if __name__ == "__main__":

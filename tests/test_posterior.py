@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nas.search.categories import EmbeddedSpace, views
-from nas.search.posterior import PosteriorSampler, amplitude, error_covariance
+from nas.search.posterior import PosteriorSampler, amplitude, error_covariance, plausible
 from nas.search.space import Dim, SearchSpace
 from nas.search.spline import PolyharmonicSpline
 from nas.search.warp import fit_warped, warp_of
@@ -125,3 +125,27 @@ def test_only_candidates_that_can_win_are_drawn_and_the_winners_are_those_of_ful
     reference = np.bincount(unscreened.argmax(axis=1), minlength=len(x)) / 4000
     assert not wins[~kept].any() and not reference[~kept].any()
     np.testing.assert_allclose(wins, reference, atol=0.035)
+
+
+def test_a_limit_draws_only_the_candidates_with_the_highest_upper_bounds():
+    """Where more candidates can win than the limit, the highest mean + z sd are drawn;
+    the rest keep the spline's value, and a limit above the screen's count changes nothing."""
+    spline = wavy(16, 2, seed=3)
+    x = np.random.default_rng(6).random((200, 2))
+    mean, cov = error_covariance(spline, x)
+    sd = 0.5 * np.sqrt(amplitude(spline) * np.clip(np.diag(cov), 0.0, None))
+    upper = mean + 4 * sd
+    for z in (np.inf, 4.0):
+        capped = PosteriorSampler(spline, x, spread=0.5, z=z, limit=12)
+        screen = np.flatnonzero(plausible(mean, sd, z))
+        assert len(screen) > 12
+        best = screen[np.argsort(-upper[screen], kind="stable")[:12]]
+        np.testing.assert_array_equal(capped.drawn, np.sort(best))
+        draw = capped.draw(np.random.default_rng(0))
+        rest = np.setdiff1d(np.arange(len(x)), best)
+        np.testing.assert_array_equal(draw[rest], mean[rest])
+        assert (draw[best] != mean[best]).all()
+    wide = PosteriorSampler(spline, x, spread=0.5, limit=len(x))
+    np.testing.assert_array_equal(wide.drawn, PosteriorSampler(spline, x, spread=0.5).drawn)
+    with pytest.raises(ValueError, match="limit"):
+        PosteriorSampler(spline, x, spread=0.5, limit=0)

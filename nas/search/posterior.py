@@ -48,6 +48,12 @@ from scipy.spatial.distance import cdist
 _EIGEN_FLOOR = 1e-12
 #: Standard deviations either side within which a candidate may still win a draw.
 PLAUSIBLE_Z = 4.0
+#: At most this many candidates are drawn, those with the highest mean + z sd: the
+#: covariance's eigendecomposition is cubic in them and its matrix quadratic. A DYCORS
+#: pool of 200 d candidates at d = 8 (every benchmark problem) is never cut; at d = 32
+#: and 48, uncut, a batch of four cost up to 49 s and 1.6 GB, and 171 s and 3.7 GB of a
+#: login node (``benchmarks/results/batch_fill.md``, "At most 1,600 candidates drawn").
+MAX_DRAWN = 1600
 
 
 class KernelSpline(Protocol):
@@ -123,11 +129,14 @@ class PosteriorSampler:
     z : float
         The screen's width in standard deviations (:func:`plausible`); inf
         draws at every candidate.
+    limit : int
+        At most this many candidates are drawn (:func:`plausible`).
 
     The covariance is factored once (eigendecomposition: C is only positive
     semi-definite, exactly singular at measured candidates), so every draw
     costs one product. Only the candidates that can win a draw are drawn
-    (:func:`plausible`); the others keep the spline's value. A DYCORS pool
+    (:func:`plausible`), at most ``limit`` of them; the others keep the
+    spline's value. A DYCORS pool
     holds 200 d candidates, and the factorisation is cubic in their number:
     on the benchmark's ``nas8`` runs about half of them can win (the median
     batch), and a batch of four costs 2-5x less CPU at d = 8 and 7-40x less
@@ -135,16 +144,23 @@ class PosteriorSampler:
     """
 
     def __init__(
-        self, spline: Framed, x: np.ndarray, spread: float, z: float = PLAUSIBLE_Z
+        self,
+        spline: Framed,
+        x: np.ndarray,
+        spread: float,
+        z: float = PLAUSIBLE_Z,
+        limit: int = MAX_DRAWN,
     ) -> None:
         if spread < 0:
             raise ValueError(f"spread must be >= 0, got {spread}")
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
         fitted, frame = spline.kernel_frame(np.asarray(x, dtype=np.float64))
         self.mean = np.asarray(spline(x), dtype=np.float64)
         cross, weights = _conditioning(fitted, frame)
         scale = spread * np.sqrt(amplitude(fitted))
         sd = scale * np.sqrt(np.maximum(-np.einsum("ij,ji->i", cross, weights), 0.0))
-        self.drawn = kept = np.flatnonzero(plausible(self.mean, sd, z))
+        self.drawn = kept = np.flatnonzero(plausible(self.mean, sd, z, limit))
         cov = _phi(frame[kept], frame[kept]) - cross[kept] @ weights[:, kept]
         cov = 0.5 * (cov + cov.T)
         eigenvalues, vectors = np.linalg.eigh(cov) if len(cov) else (np.empty(0), cov)
@@ -159,15 +175,28 @@ class PosteriorSampler:
         return out
 
 
-def plausible(mean: np.ndarray, sd: np.ndarray, z: float = PLAUSIBLE_Z) -> np.ndarray:
+def plausible(
+    mean: np.ndarray, sd: np.ndarray, z: float = PLAUSIBLE_Z, limit: int | None = None
+) -> np.ndarray:
     """Candidates whose draw can be the highest: mean + z sd reaches the best mean - z sd.
 
     A candidate below that line beats the leader's draw only if one of the
     two strays more than ``z`` of its standard deviations (probability
     below 7e-5 at z = 4 for Gaussian draws), so its draw is not needed to
     find a slot's winner; where a winner is refused and the walk goes on
-    down the ranking, such a candidate ranks by its spline value.
+    down the ranking, such a candidate ranks by its spline value. With a
+    ``limit``, only that many of them are kept, those whose mean + z sd is
+    highest (z = inf: ranked at :data:`PLAUSIBLE_Z`; ties: the first): in high dimensions most of a pool can still
+    win while few points are told, and the draws' cost is cubic in them.
     """
-    if not len(mean) or np.isinf(z):
-        return np.ones(len(mean), dtype=bool)
-    return mean + z * sd >= float(np.max(mean - z * sd))
+    if not len(mean):
+        return np.ones(0, dtype=bool)
+    upper = mean + (z if np.isfinite(z) else PLAUSIBLE_Z) * sd
+    keep = np.ones(len(mean), dtype=bool)
+    if np.isfinite(z):
+        keep = upper >= float(np.max(mean - z * sd))
+    if limit is not None and np.count_nonzero(keep) > limit:
+        ranked = np.flatnonzero(keep)[np.argsort(-upper[keep], kind="stable")]
+        keep = np.zeros(len(mean), dtype=bool)
+        keep[ranked[:limit]] = True
+    return keep
