@@ -378,6 +378,38 @@ def _climb(q: int, levels: int = CLIMB_LEVELS) -> Runner:
     return run
 
 
+def _stall_climb(q: int, levels: int = CLIMB_LEVELS) -> Runner:
+    """The default search with :func:`_climb`'s climb whenever the best stalls, not at the stop.
+
+    Once the measured best has not risen by the tolerance over the stop rule's
+    stall window (condition (b): max(12, 2d) measurements,
+    :func:`nas.search.stopping.stall_needed`), and as long again after the last
+    climb, the best's one-level neighbours on the coarse axes are polled as in
+    :func:`_climb`; then the search goes on. The stop rule is the default's,
+    with the polls told as measured points. Polls count as checks.
+    """
+    from nas.search.stopping import stall_length, stall_needed
+
+    def run(problem: Problem, ev: Evaluator, seed: int) -> None:
+        names = variable_names(problem)
+        opt = spline_optimizer(problem, seed, "default", q)
+        coarse = coarse_axes(problem, levels)
+        window, tolerance = stall_needed(problem.d), TOLERANCE_FRACTION * problem.span
+        last = 0
+        try:
+            while not (ev.to_stop and "default" in ev.stops):
+                _one_batch(opt, ev, names)
+                stalled = stall_length([-v for v in ev.measured], tolerance)
+                if coarse and min(stalled, len(ev.measured) - last) >= window:
+                    _climb_coarse(problem, opt, ev, names, coarse, q)
+                    last = len(ev.measured)
+                _note_stops(problem, opt, ev, names)
+        finally:
+            ev.returned = _true_of_best(problem, opt, names)
+
+    return run
+
+
 def _climb_coarse(problem: Problem, opt, ev: Evaluator, names: list[str], coarse, q: int) -> None:
     """Poll the best's one-level neighbours on ``coarse`` axes, ``q`` at a time, until none is left
     unmeasured; a neighbour measured better (lower) than the best becomes the one polled around."""
@@ -528,6 +560,8 @@ METHODS: dict[str, tuple[Runner, str]] = {
     "default-head70-q4": (_spline("default", 4, head_weight=0.7), "nas.search.optimizer"),
     "default-climb": (_climb(1), "nas.search.optimizer"),
     "default-climb-q4": (_climb(4), "nas.search.optimizer"),
+    "default-stallclimb": (_stall_climb(1), "nas.search.optimizer"),
+    "default-stallclimb-q4": (_stall_climb(4), "nas.search.optimizer"),
     "default-nocheck": (_spline("default", 1, checks=False), "nas.search.optimizer"),
     "default-corners-nocheck": (
         _spline("default", 1, design="corners", checks=False),

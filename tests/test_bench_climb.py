@@ -1,4 +1,5 @@
-"""The benchmark's coarse-axis climb after the default stop (``default-climb``).
+"""The benchmark's coarse-axis climbs: after the default stop (``default-climb``), on a stall
+(``default-stallclimb``).
 
 On ``nas8`` seed 3 the default rule stops at evaluation 58 with 1.1 % regret: the
 search crept along a ridge and the move that gains (the last depth, 6 levels, from 3
@@ -14,9 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import numpy as np  # noqa: E402
 import problems  # noqa: E402
 import pytest  # noqa: E402
 import sample_efficiency as se  # noqa: E402
+
+from nas.search.stopping import stall_length, stall_needed  # noqa: E402
 
 
 def to_stop(method: str) -> dict:
@@ -58,3 +62,27 @@ def test_the_climb_ends_where_no_coarse_neighbour_is_better(climbed: dict) -> No
     )
     for x in neighbours:
         assert x in measured and measured[x] >= loss
+
+
+def test_a_climb_on_a_stall_polls_the_best_neighbours_and_leaves_the_ridge() -> None:
+    """``default-stallclimb`` on ``nas8`` seed 32, to the budget: the default search ends at
+    2 % regret with the last depth at 5 blocks where one block less gains 0.4 %. The stall
+    climb makes the same points until the best has stalled for the stop rule's window, then
+    polls the best's one-level neighbours on the coarse axes, and ends below 1 %."""
+    problem = problems.PROBLEMS["nas8"]()
+    plain, climbed = (
+        se.run_task(se.Task(method, "nas8", False, 32, 80))
+        for method in ("default", "default-stallclimb")
+    )
+    assert problem.regret(min(plain["true"])) > 0.01, "the stalled run this test is about moved"
+    assert problem.regret(min(climbed["true"])) <= 0.01
+    first = next(
+        k for k, (a, b) in enumerate(zip(plain["points"], climbed["points"], strict=True)) if a != b
+    )
+    measured = climbed["measured"][:first]
+    window = stall_needed(problem.d)
+    tolerance = se.TOLERANCE_FRACTION * problem.span
+    assert stall_length([-v for v in measured], tolerance) >= window
+    best = tuple(climbed["points"][int(np.argmin(measured))])
+    poll = tuple(climbed["points"][first])
+    assert poll in se.one_level_neighbours(problem, best, se.coarse_axes(problem))
