@@ -10,9 +10,9 @@ The diverse fill is pySOT's batch mode (Regis & Shoemaker, INFORMS J.
 Computing 19(4), 2007; Eng. Optim. 45(5), 2013): one candidate pool per
 category (the strategy's ``batch_candidates``: for the default, perturbations
 of the best measured point by DYCORS's rules with ``batch_fill = "dycors"``
-or ``"thompson"`` (:mod:`nas.search.dycors`), or of every coordinate of the best point and of
-the slot-1 proposal with ``"merit"``), from which each slot takes the best admissible point by
-the stochastic-RBF merit
+or ``"thompson"`` (:mod:`nas.search.dycors`), or of every coordinate of the
+best point and of the slot-1 proposal with ``"merit"``), from which each
+slot takes the best admissible point by the stochastic-RBF merit
 
     w * S(x) + (1 - w) * D(x),
 
