@@ -136,8 +136,8 @@ class PosteriorSampler:
     semi-definite, exactly singular at measured candidates), so every draw
     costs one product. Only the candidates that can win a draw are drawn
     (:func:`plausible`), at most ``limit`` of them; the others keep the
-    spline's value. A DYCORS pool
-    holds 200 d candidates, and the factorisation is cubic in their number:
+    spline's value. A DYCORS pool holds 200 d candidates, and the
+    factorisation is cubic in their number:
     on the benchmark's ``nas8`` runs about half of them can win (the median
     batch), and a batch of four costs 2-5x less CPU at d = 8 and 7-40x less
     at d = 20 (``benchmarks/spline_speed.py --batch``).
@@ -186,14 +186,16 @@ def plausible(
     find a slot's winner; where a winner is refused and the walk goes on
     down the ranking, such a candidate ranks by its spline value. With a
     ``limit``, only that many of them are kept, those whose mean + z sd is
-    highest (z = inf: ranked at :data:`PLAUSIBLE_Z`; ties: the first): in high dimensions most of a pool can still
-    win while few points are told, and the draws' cost is cubic in them.
+    highest (z = inf: ranked at :data:`PLAUSIBLE_Z`; ties: the first): in
+    high dimensions most of a pool can still win while few points are told,
+    and the draws' cost is cubic in them.
     """
     if not len(mean):
         return np.ones(0, dtype=bool)
-    upper = mean + (z if np.isfinite(z) else PLAUSIBLE_Z) * sd
-    keep = np.ones(len(mean), dtype=bool)
-    if np.isfinite(z):
+    if np.isinf(z):
+        upper, keep = mean + PLAUSIBLE_Z * sd, np.ones(len(mean), dtype=bool)
+    else:
+        upper = mean + z * sd
         keep = upper >= float(np.max(mean - z * sd))
     if limit is not None and np.count_nonzero(keep) > limit:
         ranked = np.flatnonzero(keep)[np.argsort(-upper[keep], kind="stable")]

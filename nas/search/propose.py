@@ -109,8 +109,8 @@ def propose(
     every taken point (:class:`~nas.search.batch.DiversePool`); the fantasy
     fills and any other strategy follow the believer rule: the winner joins
     its spline as a fantasy point (x, s(x), less a lie for ``"liar"``), that
-    spline is refitted and its category re-ranked. ``predicted`` is always the value of the spline fitted to
-    measured points only.
+    spline is refitted and its category re-ranked. ``predicted`` is always
+    the value of the spline fitted to measured points only.
 
     ``ranked_on`` (same keys as ``splines``; default ``splines``): the splines
     the strategy ranks the heads (and believer slots) on, e.g. fitted to
