@@ -309,7 +309,7 @@ def _one_batch(opt, ev: Evaluator, names: list[str]) -> None:
     values = [ev([p.params[n] for n in names]) for p in batch]
     for proposal, value in zip(batch, values, strict=True):
         opt.tell(proposal.params, value)
-    ev.checks += sum(p.origin == "check" for p in batch)
+    ev.checks += sum(p.origin in ("check", "poll") for p in batch)
 
 
 def _pipeline(q: int) -> Runner:
@@ -336,7 +336,7 @@ def _pipeline(q: int) -> Runner:
                     break
                 proposal, value = flight.popleft()
                 opt.tell(proposal.params, value)
-                ev.checks += proposal.origin == "check"
+                ev.checks += proposal.origin in ("check", "poll")
                 _note_stops(problem, opt, ev, names)
         finally:
             ev.returned = _true_of_best(problem, opt, names)
@@ -344,33 +344,29 @@ def _pipeline(q: int) -> Runner:
     return run
 
 
-#: Integer axes with at most this many levels are polled one level each way by ``_climb``.
-CLIMB_LEVELS = 8
+def _climb(q: int) -> Runner:
+    """The search without the climb on a stall, its stop followed by a climb on the coarse axes.
 
-
-def _climb(q: int, levels: int = CLIMB_LEVELS) -> Runner:
-    """The default search whose stop is followed by a climb on the coarse integer axes.
-
-    When the default rule fires, the best measured point's one-level neighbours on
-    every integer axis with at most ``levels`` levels (a depth of 1-6 blocks: one
-    level is a fifth of the range, where the spline's slope is least known) are
-    measured, ``q`` at a time. One that beats the best becomes the best and the
-    climb goes on from it; the run stops, by the default rule, once no unmeasured
-    neighbour of the best is left. The stop stands whatever the polls did to
-    conditions (a)-(e). Polls count as checks (``ev.checks``). Without
-    ``--to-stop`` the search goes on after the climb, to the budget.
+    The variant measured before the climb on a stall (``climb = "off"``,
+    :mod:`nas.search.climb`) was in the product: when the default rule fires,
+    the best measured point's one-level neighbours on every integer axis of at
+    most :data:`~nas.search.climb.COARSE_LEVELS` levels are measured, ``q`` at a
+    time. One that beats the best becomes the best and the climb goes on from
+    it; the run stops, by the default rule, once no unmeasured neighbour of the
+    best is left. The stop stands whatever the polls did to conditions
+    (a)-(e). Polls count as checks (``ev.checks``). Without ``--to-stop`` the
+    search goes on after the climb, to the budget.
     """
 
     def run(problem: Problem, ev: Evaluator, seed: int) -> None:
         names = variable_names(problem)
-        opt = spline_optimizer(problem, seed, "default", q)
-        coarse = coarse_axes(problem, levels)
+        opt = spline_optimizer(problem, seed, "default", q, climb="off")
         try:
             while not (ev.to_stop and "default" in ev.stops):
                 _one_batch(opt, ev, names)
                 _note_stops(problem, opt, ev, names, rules=("paper",))
                 if "default" not in ev.stops and opt.stop_evidence("default").stop:
-                    _climb_coarse(problem, opt, ev, names, coarse, q)
+                    _climb_coarse(opt, ev, names, q)
                     ev.stops["default"] = (len(ev.true), _true_of_best(problem, opt, names))
         finally:
             ev.returned = _true_of_best(problem, opt, names)
@@ -378,70 +374,20 @@ def _climb(q: int, levels: int = CLIMB_LEVELS) -> Runner:
     return run
 
 
-def _stall_climb(q: int, levels: int = CLIMB_LEVELS) -> Runner:
-    """The default search with :func:`_climb`'s climb whenever the best stalls, not at the stop.
+def _climb_coarse(opt, ev: Evaluator, names: list[str], q: int) -> None:
+    """Poll the best's one-level neighbours on the coarse axes (:func:`nas.search.climb.polls_due`),
+    ``q`` at a time, until none is left unmeasured; one measured better than the best becomes
+    the one polled around."""
+    from nas.search.climb import polls_due
 
-    Once the measured best has not risen by the tolerance over the stop rule's
-    stall window (condition (b): max(12, 2d) measurements,
-    :func:`nas.search.stopping.stall_needed`), and as long again after the last
-    climb, the best's one-level neighbours on the coarse axes are polled as in
-    :func:`_climb`; then the search goes on. The stop rule is the default's,
-    with the polls told as measured points. Polls count as checks.
-    """
-    from nas.search.stopping import stall_length, stall_needed
-
-    def run(problem: Problem, ev: Evaluator, seed: int) -> None:
-        names = variable_names(problem)
-        opt = spline_optimizer(problem, seed, "default", q)
-        coarse = coarse_axes(problem, levels)
-        window, tolerance = stall_needed(problem.d), TOLERANCE_FRACTION * problem.span
-        last = 0
-        try:
-            while not (ev.to_stop and "default" in ev.stops):
-                _one_batch(opt, ev, names)
-                stalled = stall_length([-v for v in ev.measured], tolerance)
-                if coarse and min(stalled, len(ev.measured) - last) >= window:
-                    _climb_coarse(problem, opt, ev, names, coarse, q)
-                    last = len(ev.measured)
-                _note_stops(problem, opt, ev, names)
-        finally:
-            ev.returned = _true_of_best(problem, opt, names)
-
-    return run
-
-
-def _climb_coarse(problem: Problem, opt, ev: Evaluator, names: list[str], coarse, q: int) -> None:
-    """Poll the best's one-level neighbours on ``coarse`` axes, ``q`` at a time, until none is left
-    unmeasured; a neighbour measured better (lower) than the best becomes the one polled around."""
     while True:
-        best = tuple(int(opt.best[0][n]) for n in names)
-        todo = [x for x in one_level_neighbours(problem, best, coarse) if x not in ev.cache]
+        known = {opt.space.key(r.params) for r in opt.history}
+        todo = polls_due(opt.space, opt.best[0], known, None, 0.0)
         if not todo:
             return
-        for x in todo[:q]:
-            opt.tell(dict(zip(names, x, strict=True)), ev(x))
+        for params in todo[:q]:
+            opt.tell(params, ev([params[n] for n in names]))
             ev.checks += 1
-
-
-def coarse_axes(problem: Problem, levels: int = CLIMB_LEVELS) -> list[int]:
-    """The integer (not categorical) axes of ``problem`` with at most ``levels`` levels."""
-    return [
-        i
-        for i in range(problem.d)
-        if i not in problem.categorical and problem.highs[i] - problem.lows[i] < levels
-    ]
-
-
-def one_level_neighbours(problem: Problem, point: Point, axes: Sequence[int]) -> list[Point]:
-    """``point`` moved one level down, then up, along each of ``axes``, inside the box."""
-    out = []
-    for i in axes:
-        for step in (-1, 1):
-            x = list(point)
-            x[i] += step
-            if problem.lows[i] <= x[i] <= problem.highs[i]:
-                out.append(tuple(x))
-    return out
 
 
 def _true_of_best(problem: Problem, opt, names: list[str]) -> float | None:
@@ -560,8 +506,13 @@ METHODS: dict[str, tuple[Runner, str]] = {
     "default-head70-q4": (_spline("default", 4, head_weight=0.7), "nas.search.optimizer"),
     "default-climb": (_climb(1), "nas.search.optimizer"),
     "default-climb-q4": (_climb(4), "nas.search.optimizer"),
-    "default-stallclimb": (_stall_climb(1), "nas.search.optimizer"),
-    "default-stallclimb-q4": (_stall_climb(4), "nas.search.optimizer"),
+    # the search before the climb on a stall (nas.search.climb)
+    "default-noclimb": (_spline("default", 1, climb="off"), "nas.search.optimizer"),
+    "default-noclimb-q4": (_spline("default", 4, climb="off"), "nas.search.optimizer"),
+    "default-auto-noclimb": (
+        _spline("default", 1, noise="auto", climb="off"),
+        "nas.search.optimizer",
+    ),
     "default-nocheck": (_spline("default", 1, checks=False), "nas.search.optimizer"),
     "default-corners-nocheck": (
         _spline("default", 1, design="corners", checks=False),

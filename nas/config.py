@@ -266,6 +266,7 @@ class ExperimentConfig:
     design: str = declared("design")
     design_points: int | None = declared("design_points")
     min_distance: float = declared("min_distance")
+    climb: str | None = declared("climb")
     constraints: dict = declared("constraints")
     tradeoff: str | None = declared("tradeoff")
     max_gpu_hours: float | None = option(None, kind=float, minimum=0.0, optional=True)

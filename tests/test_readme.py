@@ -215,7 +215,7 @@ def test_python_api_example_runs_and_converges(text: str, tmp_path: Path) -> Non
     assert optimizer.converged
     params, value = optimizer.best
     assert value == max(r.value for r in optimizer.history)
-    assert optimizer.n_measured < 30
+    assert optimizer.n_measured < 40  # the example's own cap: it stopped by the rule before
 
 
 def test_quick_start_says_what_the_tests_need_and_how_to_activate(text: str) -> None:

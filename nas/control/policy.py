@@ -27,6 +27,7 @@ from nas.errors import UserError
 from nas.pointdir.result import Measured
 from nas.record.state import (
     CHECK,
+    POLL,
     SPLINE_ORIGINS,
     UNCLIPPED,
     FitRecord,
@@ -243,6 +244,7 @@ class Study:
                     fill=point.origin == "fill",
                     check=point.origin == CHECK,
                     batch=point.batch,
+                    poll=point.origin == POLL,
                 )
             elif point.status.is_finished():
                 with warnings.catch_warnings():  # a known failure, not a bad measurement
@@ -361,6 +363,8 @@ class Study:
         for point in points:
             if point.origin == CHECK:
                 self.state.log(CHECK, check_text(point, optimizer.stop_evidence()), point.id)
+            elif point.origin == POLL:
+                self.state.log(POLL, poll_text(point, optimizer.stop_evidence()), point.id)
         return points
 
     def _suggest(self, optimizer: SplineOptimizer, n: int) -> list[Proposal]:
@@ -504,7 +508,7 @@ class Study:
         proposals = [
             (sign * p.value, sign * p.judged_prediction)
             for p, ok in zip(measured, current, strict=True)
-            if ok and p.origin != CHECK  # checks are judged by (e), not as agreements
+            if ok and p.origin not in (CHECK, POLL)  # chosen for their place, not their value
         ]
         checks = [
             (i, sign * p.value, sign * p.judged_prediction, p.batch)
@@ -512,7 +516,7 @@ class Study:
             if ok and p.origin == CHECK
         ]
         smoothed = _stored_smoothed(self.state, sign, measured) if cfg.noise is not None else None
-        return decide(
+        evidence = decide(
             self.stop_rule,
             [sign * p.value for p in measured],
             proposals,
@@ -524,6 +528,35 @@ class Study:
             checks=checks,
             smoothed=smoothed,
         )
+        return self._stored_climb(evidence, measured)
+
+    def _stored_climb(self, evidence: StopEvidence, measured: list[Point]) -> StopEvidence:
+        """``evidence`` held back while a climb on a stall is under way, as the optimizer
+        holds it (:func:`nas.search.climb.hold`), from the stored points: the polls told,
+        pending and still due around the best the readers see."""
+        from nas.search.climb import climb_polls, hold
+
+        settings = self.experiment.experiment.search_settings()
+        best = self.best(exact=False)
+        if settings.climb_kind == "off" or best is None:
+            return evidence
+        waiting = [
+            p
+            for p in self.state.points
+            if p.status is not PointStatus.DONE and not p.status.is_finished()
+        ]
+        pending = sum(p.origin == POLL for p in waiting)
+        due = climb_polls(
+            self.state.space,
+            best.params,
+            [p.origin == POLL for p in measured] + [True] * pending,
+            best.origin == POLL,
+            evidence.stall,
+            {self.state.space.key(p.params) for p in self.state.points},
+            self.admissible(),
+            settings.min_distance,
+        )
+        return hold(evidence, len(due), pending > 0)
 
     def _stored_noise_sd(self) -> float:
         """The noise sd the stop tolerance respects, for readers: ``[experiment] noise`` or,
@@ -609,6 +642,20 @@ def check_text(point: Point, evidence: StopEvidence) -> str:
         f"the search stops only if this point, predicted {point.predicted:.6g}, measures no more "
         f"than {evidence.tolerance:g} better than predicted"
     )
+
+
+def poll_text(point: Point, evidence: StopEvidence) -> str:
+    """The event of a climb's poll: why the search measures a neighbour of the best."""
+    return (
+        f"climbing on a stall: the best rose by less than the tolerance over {evidence.stall} "
+        f"measurements, so its one-level neighbours on coarse integer axes are measured; this "
+        f"one is predicted {_number(point.predicted)}, and if it beats the best the climb goes "
+        f"on from it"
+    )
+
+
+def _number(value: float | None) -> str:
+    return "(no spline for its category yet)" if value is None else f"{value:.6g}"
 
 
 def _stored_gain(

@@ -22,13 +22,16 @@ from nas.errors import UserError
 from nas.numbers import finite_number
 from nas.search.space import SearchSpace
 
-ORIGINS = ("initial", "incremental", "fill", "check", "manual", "expand", "import")
-#: Origins of points the spline proposed (a batch head, a diverse fill of slots 2..q, or
-#: the stop rule's check away from the best).
-SPLINE_ORIGINS = ("incremental", "fill", "check")
+ORIGINS = ("initial", "incremental", "fill", "check", "manual", "expand", "import", "poll")
+#: Origins of points the spline search proposed (a batch head, a diverse fill of slots
+#: 2..q, the stop rule's check away from the best, or a climb's poll).
+SPLINE_ORIGINS = ("incremental", "fill", "check", "poll")
 #: Origin of the stop rule's check away from the best (condition (e)); an event of this
 #: kind says why it was proposed.
 CHECK = "check"
+#: Origin of a one-level neighbour of the best polled in a climb on a stall
+#: (:mod:`nas.search.climb`); an event of this kind says why it was proposed.
+POLL = "poll"
 #: Key in a point's ``extra`` of the spline's own prediction where the stored one was clipped
 #: to the metric's valid range (:attr:`Point.judged_prediction`).
 UNCLIPPED = "unclipped_prediction"

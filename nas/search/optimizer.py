@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nas.search.categories import EmbeddedSpace, views
+from nas.search.climb import climb_polls, hold
 from nas.search.design import default_size, initial_design
 from nas.search.exploration import AlongAxes, AwayFromBest, NearSurprise, next_check
 from nas.search.maximize import best_admissible
@@ -75,8 +76,9 @@ class Proposal:
     """A point to measure; ``predicted`` is None for initial-design points.
 
     ``origin``: ``"initial"``, ``"incremental"``, ``"fill"`` (a diverse batch
-    fill) or ``"check"`` (the stop rule's look away from the best,
-    :mod:`nas.search.exploration`).
+    fill), ``"check"`` (the stop rule's look away from the best,
+    :mod:`nas.search.exploration`) or ``"poll"`` (a one-level neighbour of
+    the best in a climb on a stall, :mod:`nas.search.climb`).
     """
 
     params: Params
@@ -121,7 +123,8 @@ class FitSummary:
 class Record:
     """A told measurement (``value`` is NaN for a failure; ``fill``: a diverse batch fill;
     ``check``: the stop rule's check away from the best; ``batch``: for a check, the batch
-    it was proposed in, None when not known)."""
+    it was proposed in, None when not known; ``poll``: a neighbour of the best polled in a
+    climb)."""
 
     params: Params
     value: float
@@ -129,6 +132,7 @@ class Record:
     fill: bool = False
     check: bool = False
     batch: int | None = None
+    poll: bool = False
 
 
 class SplineOptimizer:
@@ -194,6 +198,8 @@ class SplineOptimizer:
         self._suggested: dict[tuple[Value, ...], float | None] = {}
         self._fills: set[tuple[Value, ...]] = set()
         self._checks: set[tuple[Value, ...]] = set()
+        #: Keys proposed as polls of a climb (:mod:`nas.search.climb`).
+        self._polls: set[tuple[Value, ...]] = set()
         #: Keys proposed as a batch's head (the spline's own choice, neither fill nor check).
         self._heads: set[tuple[Value, ...]] = set()
         #: The batch each check was proposed in (its own numbering unless told otherwise).
@@ -218,17 +224,20 @@ class SplineOptimizer:
         fill: bool | None = None,
         check: bool | None = None,
         batch: int | None = None,
+        poll: bool | None = None,
     ) -> None:
         """Record a measurement; NaN or infinite values record a failure (with a warning).
 
-        ``predicted``, ``fill``, ``check`` and ``batch`` default to what
-        :meth:`suggest` said of this point (``fill``: proposed as a diverse
-        batch fill, kept in :attr:`history`; ``check``: proposed as the stop
-        rule's check away from the best, judged by condition (e), not as an
-        agreement of (a); ``batch``: the batch a check
+        ``predicted``, ``fill``, ``check``, ``batch`` and ``poll`` default to
+        what :meth:`suggest` said of this point (``fill``: proposed as a
+        diverse batch fill, kept in :attr:`history`; ``check``: proposed as
+        the stop rule's check away from the best, judged by condition (e),
+        not as an agreement of (a); ``batch``: the batch a check
         was proposed in, so that checks proposed together are known as such,
-        :func:`~nas.search.stopping.check_progress`). A failed point may be
-        told again with a value; a measured one may not.
+        :func:`~nas.search.stopping.check_progress`; ``poll``: a neighbour of
+        the best polled in a climb, :mod:`nas.search.climb`, no agreement of
+        (a) either). A failed point may be told again with a value; a
+        measured one may not.
         """
         snapped = self.space.snap(params)
         key = self.space.key(snapped)
@@ -243,6 +252,8 @@ class SplineOptimizer:
             check = key in self._checks
         if batch is None:
             batch = self._check_batches.get(key)
+        if poll is None:
+            poll = key in self._polls
         value = float(value)
         if not math.isfinite(value):
             warnings.warn(
@@ -253,7 +264,7 @@ class SplineOptimizer:
             value = math.nan
         predicted = None if predicted is None else float(predicted)
         self._records[key] = Record(
-            snapped, value, predicted, bool(fill), bool(check), batch if check else None
+            snapped, value, predicted, bool(fill), bool(check), batch if check else None, bool(poll)
         )
         self._pending.pop(key, None)
         self._splines = self._capped = None
@@ -272,7 +283,7 @@ class SplineOptimizer:
         one is pending, :meth:`suggest` proposes no other. ``batch``: the
         batch it was proposed in (see :meth:`tell`). ``origin``: what proposed
         it, as :attr:`Proposal.origin` says (``"incremental"``, ``"fill"``,
-        ``"check"``; default: what :meth:`suggest` said of it, for an
+        ``"check"``, ``"poll"``; default: what :meth:`suggest` said of it, for an
         optimizer rebuilt from a record). Pending ``"incremental"`` and
         ``"fill"`` points are the batch later suggestions continue
         (:meth:`_issued_batch`).
@@ -286,6 +297,8 @@ class SplineOptimizer:
             self._heads.add(key)
         elif origin == "fill":
             self._fills.add(key)
+        elif origin == "poll":
+            self._polls.add(key)
         check = check or origin == "check"
         if check:
             self._checks.add(key)
@@ -319,8 +332,44 @@ class SplineOptimizer:
         return self.stop_evidence().stop
 
     def stop_evidence(self, rule: str | None = None) -> StopEvidence:
-        """The decision of ``rule`` (default: ``stop``) with its evidence (:mod:`nas.search.stopping`)."""
+        """The decision of ``rule`` (default: ``stop``) with its evidence (:mod:`nas.search.stopping`).
+
+        The default rule does not stop while a climb is under way
+        (:meth:`due_polls`, a poll pending): its polls are the evidence the
+        rule waits for.
+        """
         rule = self.stop if rule is None else rule
+        evidence = self._rule_evidence(rule)
+        if rule != "default":
+            return evidence
+        pending = any(key in self._polls for key in self._pending)
+        return hold(evidence, len(self.due_polls(evidence.stall)), pending)
+
+    def due_polls(self, stall: int | None = None) -> list[Params]:
+        """The polls a climb on a stall asks for now (:mod:`nas.search.climb`), in order.
+
+        Empty with ``climb = "off"``, before a measurement, and while no climb
+        is due or the best's coarse neighbours are all told or pending.
+        ``stall``: condition (b)'s count, when the caller has it.
+        """
+        best = self.best
+        if self.settings.climb_kind == "off" or best is None:
+            return []
+        told = [r.poll for r in self._records.values() if math.isfinite(r.value)]
+        told += [True for key in self._pending if key in self._polls]
+        return climb_polls(
+            self.space,
+            best[0],
+            told,
+            self._records[self.space.key(best[0])].poll,
+            self._rule_evidence("default").stall if stall is None else stall,
+            set(self._records) | set(self._pending),
+            self.feasible,
+            self.settings.min_distance,
+        )
+
+    def _rule_evidence(self, rule: str) -> StopEvidence:
+        """:func:`~nas.search.stopping.decide` of ``rule`` on the told points, kept until the next tell."""
         if rule not in self._evidence:
             measured = [r for r in self._records.values() if math.isfinite(r.value)]
             self._evidence[rule] = decide(
@@ -754,6 +803,9 @@ class SplineOptimizer:
         """Up to ``n`` (default ``batch_size``) points to measure next.
 
         Remaining initial-design points come first, then spline proposals.
+        While a climb on a stall is due (:meth:`due_polls`), the batch is
+        its polls alone (origin ``"poll"``), up to ``n`` of them: the climb
+        goes on from whichever beats the best once they are told.
         When conditions (a)-(d) of the default stop rule hold and no check is
         pending, the last slots are its checks away from the best (origin
         ``"check"``, :mod:`nas.search.exploration`): one with ``n = 1``, else
@@ -779,7 +831,10 @@ class SplineOptimizer:
         _require(isinstance(n, int) and n >= 1, "n must be an int >= 1", n)
         out = [Proposal(p, None, "initial") for p in self._unissued_initial()[:n]]
         space, splines = self._model()
-        if len(out) < n and splines:
+        polls = self.due_polls()[: n - len(out)] if len(out) < n and splines else []
+        if polls:
+            out += [self._poll(p) for p in polls]
+        elif len(out) < n and splines:
             issued = self._issued_batch()
             slots = {self.space.key(p) for p in issued}
             avoid = [r.params for r in self._records.values()] + [p.params for p in out]
@@ -1016,6 +1071,18 @@ class SplineOptimizer:
             self._heads.add(key)
         return Proposal(candidate.params, predicted, "fill" if candidate.fill else "incremental")
 
+    def _poll(self, params: Params) -> Proposal:
+        """A climb's poll (:meth:`due_polls`) as a proposal, with the spline's prediction
+        (None where its category has no spline yet)."""
+        key = self.space.key(params)
+        try:
+            predicted: float | None = self.predict(params)
+        except ValueError:
+            predicted = None
+        self._suggested[key] = predicted
+        self._polls.add(key)
+        return Proposal(params, predicted, "poll")
+
     def ask(self, n: int | None = None) -> list[Params]:
         """Parameters of :meth:`suggest`."""
         return [p.params for p in self.suggest(n)]
@@ -1032,12 +1099,13 @@ def determined(x: np.ndarray) -> bool:
 def counts_as_agreement(record: Record) -> bool:
     """Whether a measured record's agreement with its prediction counts towards the stop rule's (a).
 
-    Checks do not: condition (e) judges them, one-sided. A batch's fills do:
+    Checks do not: condition (e) judges them, one-sided; nor do a climb's polls, chosen
+    for their place next to the best, not for their value. A batch's fills do:
     they are where the batch looked, and with heads alone (a) needed k
     batches of agreeing heads, which 8-dimensional batch searches seldom
     had (``benchmarks/results/stop_rule.md``, "Fills count").
     """
-    return record.predicted is not None and not record.check
+    return record.predicted is not None and not record.check and not record.poll
 
 
 def _require(ok: bool, message: str, value: object) -> None:

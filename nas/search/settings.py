@@ -47,6 +47,10 @@ MEASURED_CAPPING = 0.25
 #: dimension on a log scale where that lowers the leave-one-out error; the first is the
 #: default strategy's, "off" Algorithm 1's.
 WARPINGS = ("auto", "off")
+#: When the search polls the best's one-level neighbours on coarse integer axes
+#: (:mod:`nas.search.climb`): once the best stalls, or never; the first is the default
+#: strategy's, "off" Algorithm 1's.
+CLIMBS = ("stall", "off")
 #: How categories are modelled: one spline over all of them (:mod:`nas.search.categories`)
 #: or one spline per category (Algorithm 1).
 CATEGORY_MODELS = ("shared", "separate")
@@ -270,6 +274,16 @@ class SearchSettings:
         doc="one spline over all categories ('shared') or one per category ('separate'); "
         "default: 'separate' for the 'paper' strategy, else 'shared'",
     )
+    climb: str | None = option(
+        None,
+        kind=str,
+        choices=CLIMBS,
+        optional=True,
+        doc="'stall': once the best has not risen by the tolerance over the stop rule's window, "
+        "measure the best's one-level neighbours on integer axes of at most 8 levels (depths, "
+        "block counts) and climb from any that beats it; the search does not stop during a "
+        "climb; 'off': never; default: 'off' for the 'paper' strategy, else 'stall'",
+    )
 
     constraints: dict = option(
         {},
@@ -317,6 +331,11 @@ class SearchSettings:
     def fill(self) -> str:
         """``batch_fill``, or the strategy's own fill when unset."""
         return self.batch_fill or ("believer" if self.strategy == "paper" else BATCH_FILLS[0])
+
+    @property
+    def climb_kind(self) -> str:
+        """``climb``, or the strategy's own when unset."""
+        return self.climb or ("off" if self.strategy == "paper" else CLIMBS[0])
 
     @property
     def category_model(self) -> str:

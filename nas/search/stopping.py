@@ -59,6 +59,13 @@ things at once:
     beats the best resets (b) and the checks start afresh. Checks do not
     count towards (a): they are chosen for their distance, not their value.
 
+The climb on a stall (:mod:`nas.search.climb`) holds the default rule back
+while it is under way (:func:`nas.search.climb.hold`): its polls, the best's
+one-level neighbours on coarse integer axes, are evidence the rule waits
+for, and a poll that beats the best starts (b) and the checks afresh.
+Polls are not agreements of (a) nor checks of (e): they are chosen for
+their place next to the best, not for their value.
+
 With a noise sd (given or estimated) the rule compares two kinds of
 numbers, and each gets the tolerance it can be held to:
 

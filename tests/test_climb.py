@@ -1,0 +1,224 @@
+"""The climb on a stall (:mod:`nas.search.climb`): the best's coarse neighbours, polled.
+
+A two-dimensional search over a depth of 1-6 blocks (a coarse axis) and a
+width of 16-256 (not coarse) whose best, depth 4 and width 120, was measured
+first and never beaten in the fourteen measurements since: the stop rule's
+window (12) has passed, and neither depth 3 nor depth 5 at that width was
+measured. The climb polls them before anything else, and the search does not
+stop while they are due or out.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from experiment_support import experiment_toml, run
+
+from nas.config import parse_experiment
+from nas.control import policy
+from nas.record.state import POLL, State
+from nas.record.store import load_state, write_state
+from nas.search.climb import (
+    climb_due,
+    climb_polls,
+    coarse_axes,
+    one_level_neighbours,
+    polls_due,
+)
+from nas.search.optimizer import SplineOptimizer, counts_as_agreement
+from nas.search.settings import SearchSettings
+from nas.search.space import Dim, SearchSpace
+from nas.search.stopping import stall_needed
+
+SPACE = SearchSpace([Dim("depth", "int", 1, 6), Dim("width", "int", 16, 256)])
+BEST = {"depth": 4, "width": 120}
+#: Told after the best, none better, none a depth neighbour of it at its width.
+LATER = [
+    (depth, width)
+    for depth, width in zip(
+        [1, 6, 2, 6, 1, 2, 6, 1, 2, 6, 1, 2, 6, 1],
+        [16, 60, 200, 256, 180, 90, 30, 240, 150, 70, 110, 220, 40, 130],
+        strict=True,
+    )
+]
+
+
+def value(depth: int, width: int) -> float:
+    """A maximum 10 at the best; depth 3 and 5 at its width measure 9."""
+    return 10.0 - (depth - 4) ** 2 - ((width - 120) / 40) ** 2
+
+
+def below(params: dict) -> float:
+    """A design point's value: far below the best."""
+    return value(**params) - 5.0
+
+
+def later(design: list[dict]) -> list[dict]:
+    """:data:`LATER` less any point of ``design``."""
+    points = [{"depth": depth, "width": width} for depth, width in LATER]
+    return [p for p in points if p not in design]
+
+
+def stalled(**settings: object) -> SplineOptimizer:
+    """The search after its design, its best, then :func:`later` (the last three agreeing)."""
+    opt = SplineOptimizer(SPACE, SearchSettings(seed=0, **settings))
+    design = opt.initial_design()
+    for params in design:
+        opt.tell(params, below(params))
+    opt.tell(BEST, value(**BEST))
+    rest = later(design)
+    for i, params in enumerate(rest):
+        measured = value(**params)
+        opt.tell(params, measured, predicted=measured if i >= len(rest) - 3 else None)
+    return opt
+
+
+def test_coarse_axes_are_the_integer_axes_of_at_most_eight_levels() -> None:
+    space = SearchSpace(
+        [
+            Dim("blocks", "int", 1, 6),
+            Dim("stages", "int", 1, 8),
+            Dim("groups", "int", 1, 9),
+            Dim("lr", "float", 0.01, 1.0, log=True),
+            Dim("block", "categorical", choices=("basic", "bottleneck")),
+        ]
+    )
+    assert coarse_axes(space) == ["blocks", "stages"]
+    point = {"blocks": 1, "stages": 4, "groups": 2, "lr": 0.1, "block": "basic"}
+    moved = one_level_neighbours(space, point, coarse_axes(space))
+    # down then up, axis by axis; blocks cannot go below its low
+    assert [(p["blocks"], p["stages"]) for p in moved] == [(2, 4), (1, 3), (1, 5)]
+    assert all(p["groups"] == 2 and p["lr"] == 0.1 and p["block"] == "basic" for p in moved)
+
+
+def test_known_refused_and_too_close_neighbours_are_not_polled() -> None:
+    known = {SPACE.key({"depth": 3, "width": 120})}
+    assert polls_due(SPACE, BEST, known, None, 0.0) == [{"depth": 5, "width": 120}]
+    assert polls_due(SPACE, BEST, set(), lambda p: p["depth"] < 5, 0.0) == [
+        {"depth": 3, "width": 120}
+    ]
+    assert polls_due(SPACE, BEST, set(), None, 0.25) == []  # one level is 0.2 of the box
+
+
+def test_a_climb_is_due_after_a_stall_and_a_window_after_the_last_poll() -> None:
+    window = 12
+    assert not climb_due([False] * 20, False, window - 1, window)
+    assert climb_due([False] * 20, False, window, window)
+    recent = [False] * 8 + [True] + [False] * (window - 1)
+    assert not climb_due(recent, False, 30, window)  # the last climb was 11 measurements ago
+    assert climb_due([*recent, False], False, 30, window)
+    assert climb_due([False, True], False, 0, window)  # under way: the last told was a poll
+    assert climb_due([True, False], True, 0, window)  # goes on from a poll that beat the best
+    assert (
+        climb_polls(SPACE, BEST, [False] * 15, False, 14, set()) == polls_due(SPACE, BEST, set())
+        and stall_needed(SPACE.d) == window
+    )
+
+
+def test_a_stalled_search_polls_the_best_neighbours_before_it_may_stop() -> None:
+    opt = stalled()
+    evidence = opt.stop_evidence()
+    assert evidence.stall == len(later(opt.initial_design())) >= evidence.stall_needed
+    assert not evidence.stop and not evidence.explore and "climbing" in evidence.reason
+    (poll,) = opt.suggest()
+    assert poll.origin == "poll" and poll.params == {"depth": 3, "width": 120}
+    assert poll.predicted is not None
+    opt.tell(poll.params, value(**poll.params))  # 9: worse than the best
+    assert not counts_as_agreement(opt.history[-1])  # chosen for its place, not its value
+    (second,) = opt.suggest()
+    assert second.origin == "poll" and second.params == {"depth": 5, "width": 120}
+    opt.tell(second.params, value(**second.params))
+    assert opt.due_polls() == []  # every coarse neighbour of the best is measured
+    assert "climbing" not in opt.stop_evidence().reason
+    assert all(p.origin != "poll" for p in opt.suggest())
+
+
+def test_a_poll_that_beats_the_best_is_climbed_from() -> None:
+    opt = stalled(batch_size=4)
+    batch = opt.suggest()
+    # the batch is the polls alone: the climb goes on from whichever beats the best
+    assert [(p.origin, p.params["depth"]) for p in batch] == [("poll", 3), ("poll", 5)]
+    opt.tell(batch[0].params, 10.4)  # depth 3 beats the best
+    opt.tell(batch[1].params, 9.0)
+    assert opt.best[0] == {"depth": 3, "width": 120}
+    assert [p["depth"] for p in opt.due_polls()] == [2]  # depth 4 is known
+
+
+def test_a_pending_poll_holds_the_stop_and_survives_a_rebuild() -> None:
+    opt = stalled(batch_size=2)
+    polls = opt.suggest()
+    rebuilt = SplineOptimizer(SPACE, SearchSettings(seed=0, batch_size=2))
+    for record in opt.history:
+        rebuilt.tell(record.params, record.value, predicted=record.predicted)
+    rebuilt.mark_pending(polls[0].params, origin="poll")  # one poll out, one lost in a crash
+    assert rebuilt.due_polls() == [polls[1].params]
+    assert not rebuilt.stop_evidence().stop and "some pending" in rebuilt.stop_evidence().reason
+    rebuilt.tell(polls[1].params, 9.0)
+    assert rebuilt.due_polls() == []  # the remaining neighbour is pending
+    assert not rebuilt.stop_evidence().stop and "climbing" in rebuilt.stop_evidence().reason
+
+
+def test_climb_off_never_polls() -> None:
+    opt = stalled(climb="off")
+    assert opt.due_polls() == []
+    assert all(p.origin != "poll" for p in opt.suggest())
+    assert "climbing" not in opt.stop_evidence().reason
+    assert SearchSettings(strategy="paper").climb_kind == "off"
+    assert SearchSettings().climb_kind == "stall"
+
+
+def climbing_state() -> tuple[State, object]:
+    """The stalled search as a state file holds it: the corner design, the best, the rest."""
+    space = {
+        "depth": {"type": "int", "low": 1, "high": 6},
+        "width": {"type": "int", "low": 16, "high": 256},
+    }
+    exp = parse_experiment(experiment_toml("climb", space, tolerance=0.5), "climb.toml")
+    state = State(exp.text, exp.space)
+    policy.Study(state, exp).initial_batch()
+    design = [point.params for point in state.points]
+    for point in state.points:
+        state.record(point.id, below(point.params))
+    for params in [BEST, *later(design)]:
+        point = state.add_point(params, "manual", state.next_batch())
+        state.record(point.id, value(**params))
+    return state, exp
+
+
+def test_the_controller_records_polls_says_why_and_reads_them_back(tmp_path, capsys) -> None:
+    state, exp = climbing_state()
+    study = policy.Study(state, exp)
+    exact, stored = study.stop_evidence(), study.stop_evidence(exact=False)
+    assert not exact.stop and not stored.stop
+    assert "climbing" in exact.reason and "climbing" in stored.reason
+    (poll,) = study.propose()
+    assert poll.origin == POLL and poll.params == {"depth": 3, "width": 120}
+    (event,) = [e for e in state.events if e.kind == POLL]
+    assert event.point_id == poll.id and "climbing on a stall" in event.message
+    path = tmp_path / "climb.h5"
+    write_state(state, path)
+
+    loaded = load_state(path)  # a new controller life: nothing but the file
+    assert loaded.point(poll.id).origin == POLL
+    again = policy.Study(loaded, exp)
+    (follow,) = again.propose(dry_run=True)
+    assert follow.origin == POLL and follow.params == {"depth": 5, "width": 120}
+    assert "some pending" in again.stop_evidence(exact=False).reason
+    code, out, _ = run(capsys, "status", "--state", str(path))
+    assert code == 0 and "climbing" in out
+
+    loaded.record(poll.id, value(**poll.params))
+    after = policy.Study(loaded, exp)
+    assert after.optimizer.history[-1].poll and not math.isnan(after.optimizer.history[-1].value)
+    assert [p.params for p in after.propose(dry_run=True)] == [{"depth": 5, "width": 120}]
+
+
+@pytest.mark.parametrize("origin", ["poll", "check"])
+def test_polls_and_checks_are_not_agreements_of_the_stored_rule(origin: str) -> None:
+    state, exp = climbing_state()
+    point = state.add_point({"depth": 3, "width": 120}, origin, state.next_batch(), predicted=9.0)
+    state.record(point.id, 9.0)
+    stored = policy.Study(state, exp).stop_evidence(exact=False)
+    exact = policy.Study(state, exp).stop_evidence()
+    assert stored.gaps == exact.gaps and len(stored.gaps) == 0
