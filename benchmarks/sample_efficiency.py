@@ -303,13 +303,18 @@ def _spline(
     return run
 
 
+#: Origins of the evaluations a run spends looking before it stops (``ev.checks``): the stop
+#: rule's checks and the climb's polls.
+LOOKS = ("check", "poll")
+
+
 def _one_batch(opt, ev: Evaluator, names: list[str]) -> None:
     """Ask the search for its next batch, measure it and tell it; count its checks."""
     batch = opt.suggest()
     values = [ev([p.params[n] for n in names]) for p in batch]
     for proposal, value in zip(batch, values, strict=True):
         opt.tell(proposal.params, value)
-    ev.checks += sum(p.origin in ("check", "poll") for p in batch)
+    ev.checks += sum(p.origin in LOOKS for p in batch)
 
 
 def _pipeline(q: int) -> Runner:
@@ -336,7 +341,7 @@ def _pipeline(q: int) -> Runner:
                     break
                 proposal, value = flight.popleft()
                 opt.tell(proposal.params, value)
-                ev.checks += proposal.origin in ("check", "poll")
+                ev.checks += proposal.origin in LOOKS
                 _note_stops(problem, opt, ev, names)
         finally:
             ev.returned = _true_of_best(problem, opt, names)
@@ -347,8 +352,8 @@ def _pipeline(q: int) -> Runner:
 def _climb(q: int) -> Runner:
     """The search without the climb on a stall, its stop followed by a climb on the coarse axes.
 
-    The variant measured before the climb on a stall (``climb = "off"``,
-    :mod:`nas.search.climb`) was in the product: when the default rule fires,
+    Measured before the climb on a stall (:mod:`nas.search.climb`) was the
+    search's own, and run with ``climb = "off"`` as it was: when the default rule fires,
     the best measured point's one-level neighbours on every integer axis of at
     most :data:`~nas.search.climb.COARSE_LEVELS` levels are measured, ``q`` at a
     time. One that beats the best becomes the best and the climb goes on from
@@ -382,7 +387,7 @@ def _climb_coarse(opt, ev: Evaluator, names: list[str], q: int) -> None:
 
     while True:
         known = {opt.space.key(r.params) for r in opt.history}
-        todo = polls_due(opt.space, opt.best[0], known, None, 0.0)
+        todo = polls_due(opt.space, opt.best[0], known)
         if not todo:
             return
         for params in todo[:q]:

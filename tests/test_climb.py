@@ -109,6 +109,7 @@ def test_a_climb_is_due_after_a_stall_and_a_window_after_the_last_poll() -> None
     assert not climb_due(recent, False, 30, window)  # the last climb was 11 measurements ago
     assert climb_due([*recent, False], False, 30, window)
     assert climb_due([False, True], False, 0, window)  # under way: the last told was a poll
+    assert climb_due([False] * 20, False, 0, window, pending=1)  # under way: a poll is out
     assert climb_due([True, False], True, 0, window)  # goes on from a poll that beat the best
     assert (
         climb_polls(SPACE, BEST, [False] * 15, False, 14, set()) == polls_due(SPACE, BEST, set())

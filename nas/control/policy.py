@@ -26,6 +26,7 @@ from nas.config import Experiment, parse_experiment
 from nas.errors import UserError
 from nas.pointdir.result import Measured
 from nas.record.state import (
+    APART_FROM_AGREEMENTS,
     CHECK,
     POLL,
     SPLINE_ORIGINS,
@@ -508,7 +509,7 @@ class Study:
         proposals = [
             (sign * p.value, sign * p.judged_prediction)
             for p, ok in zip(measured, current, strict=True)
-            if ok and p.origin not in (CHECK, POLL)  # chosen for their place, not their value
+            if ok and p.origin not in APART_FROM_AGREEMENTS
         ]
         checks = [
             (i, sign * p.value, sign * p.judged_prediction, p.batch)
@@ -549,12 +550,13 @@ class Study:
         due = climb_polls(
             self.state.space,
             best.params,
-            [p.origin == POLL for p in measured] + [True] * pending,
+            [p.origin == POLL for p in measured],
             best.origin == POLL,
             evidence.stall,
             {self.state.space.key(p.params) for p in self.state.points},
             self.admissible(),
             settings.min_distance,
+            pending,
         )
         return hold(evidence, len(due), pending > 0)
 

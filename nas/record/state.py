@@ -32,6 +32,10 @@ CHECK = "check"
 #: Origin of a one-level neighbour of the best polled in a climb on a stall
 #: (:mod:`nas.search.climb`); an event of this kind says why it was proposed.
 POLL = "poll"
+#: Origins of spline points whose measurement is no agreement of the stop rule's (a): chosen
+#: for their place (away from the best, next to it), not their value
+#: (:func:`nas.search.optimizer.counts_as_agreement` says the same of a told record).
+APART_FROM_AGREEMENTS = (CHECK, POLL)
 #: Key in a point's ``extra`` of the spline's own prediction where the stored one was clipped
 #: to the metric's valid range (:attr:`Point.judged_prediction`).
 UNCLIPPED = "unclipped_prediction"

@@ -64,16 +64,19 @@ def one_level_neighbours(space: SearchSpace, point: Params, axes: Sequence[str])
     return out
 
 
-def climb_due(polls: Sequence[bool], best_is_poll: bool, stall: int, window: int) -> bool:
+def climb_due(
+    polls: Sequence[bool], best_is_poll: bool, stall: int, window: int, pending: int = 0
+) -> bool:
     """Whether the search is in a climb or should start one.
 
-    ``polls``: for each told point in the order told (pending polls last, as
-    True), whether it was a poll. A climb is under way while the last told
-    point is a poll or the best is one (it goes on from a poll that beat the
-    best); a new one starts once the best has stalled for ``window``
-    measurements and as many were told since the last poll.
+    ``polls``: for each measured point in the order told, whether it was a
+    poll; ``pending``: polls issued and not yet told. A climb is under way
+    while a poll is pending, the last told point is a poll or the best is one
+    (it goes on from a poll that beat the best); a new one starts once the
+    best has stalled for ``window`` measurements and as many were told since
+    the last poll.
     """
-    if best_is_poll or (polls and polls[-1]):
+    if pending or best_is_poll or (polls and polls[-1]):
         return True
     last = max((i for i, poll in enumerate(polls) if poll), default=-1)
     return stall >= window and len(polls) - 1 - last >= window
@@ -111,15 +114,16 @@ def climb_polls(
     known: Collection[tuple[Value, ...]],
     admissible: Callable[[Params], bool] | None = None,
     min_distance: float = 0.0,
+    pending: int = 0,
 ) -> list[Params]:
     """The polls a climb asks for now: :func:`polls_due` where :func:`climb_due` holds, else none.
 
-    ``polls``, ``best_is_poll`` and ``stall`` as :func:`climb_due` takes them (the
-    window is the stop rule's, :func:`~nas.search.stopping.stall_needed`); ``known``,
-    ``admissible`` and ``min_distance`` as :func:`polls_due` takes them.
+    ``polls``, ``best_is_poll``, ``stall`` and ``pending`` as :func:`climb_due` takes
+    them (the window is the stop rule's, :func:`~nas.search.stopping.stall_needed`);
+    ``known``, ``admissible`` and ``min_distance`` as :func:`polls_due` takes them.
     """
     todo = polls_due(space, best, known, admissible, min_distance)
-    if todo and climb_due(polls, best_is_poll, stall, stall_needed(space.d)):
+    if todo and climb_due(polls, best_is_poll, stall, stall_needed(space.d), pending):
         return todo
     return []
 

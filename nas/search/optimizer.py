@@ -342,8 +342,7 @@ class SplineOptimizer:
         evidence = self._rule_evidence(rule)
         if rule != "default":
             return evidence
-        pending = any(key in self._polls for key in self._pending)
-        return hold(evidence, len(self.due_polls(evidence.stall)), pending)
+        return hold(evidence, len(self.due_polls(evidence.stall)), self._pending_polls() > 0)
 
     def due_polls(self, stall: int | None = None) -> list[Params]:
         """The polls a climb on a stall asks for now (:mod:`nas.search.climb`), in order.
@@ -355,18 +354,21 @@ class SplineOptimizer:
         best = self.best
         if self.settings.climb_kind == "off" or best is None:
             return []
-        told = [r.poll for r in self._records.values() if math.isfinite(r.value)]
-        told += [True for key in self._pending if key in self._polls]
         return climb_polls(
             self.space,
             best[0],
-            told,
+            [r.poll for r in self._records.values() if math.isfinite(r.value)],
             self._records[self.space.key(best[0])].poll,
             self._rule_evidence("default").stall if stall is None else stall,
             set(self._records) | set(self._pending),
             self.feasible,
             self.settings.min_distance,
+            self._pending_polls(),
         )
+
+    def _pending_polls(self) -> int:
+        """How many of the pending points are a climb's polls."""
+        return sum(key in self._polls for key in self._pending)
 
     def _rule_evidence(self, rule: str) -> StopEvidence:
         """:func:`~nas.search.stopping.decide` of ``rule`` on the told points, kept until the next tell."""
