@@ -61,16 +61,17 @@ def later(design: list[dict]) -> list[dict]:
 
 
 def stalled(**settings: object) -> SplineOptimizer:
-    """The search after its design, its best, then :func:`later` (the last three agreeing)."""
+    """The search after its design, its best, then :func:`later`, all proposed from a fit (the
+    last three agreeing with their predictions, the others 2 off)."""
     opt = SplineOptimizer(SPACE, SearchSettings(seed=0, **settings))
     design = opt.initial_design()
     for params in design:
         opt.tell(params, below(params))
-    opt.tell(BEST, value(**BEST))
+    opt.tell(BEST, value(**BEST), predicted=value(**BEST) - 2.0)
     rest = later(design)
     for i, params in enumerate(rest):
         measured = value(**params)
-        opt.tell(params, measured, predicted=measured if i >= len(rest) - 3 else None)
+        opt.tell(params, measured, predicted=measured + (0.0 if i >= len(rest) - 3 else 2.0))
     return opt
 
 
@@ -111,10 +112,31 @@ def test_a_climb_is_due_after_a_stall_and_a_window_after_the_last_poll() -> None
     assert climb_due([False, True], False, 0, window)  # under way: the last told was a poll
     assert climb_due([False] * 20, False, 0, window, pending=1)  # under way: a poll is out
     assert climb_due([True, False], True, 0, window)  # goes on from a poll that beat the best
+    # the first waits a window after the design: its points are no steps of the search
+    design = [False] * 10 + [True] * (window - 1)
+    assert not climb_due([False] * len(design), False, 20, window, proposed=design)
+    assert climb_due([False] * (len(design) + 1), False, 20, window, proposed=[*design, True])
     assert (
         climb_polls(SPACE, BEST, [False] * 15, False, 14, set()) == polls_due(SPACE, BEST, set())
         and stall_needed(SPACE.d) == window
     )
+
+
+def test_the_first_climb_waits_a_window_after_the_design() -> None:
+    """A best from the design (here told first of it) that the search's own proposals have not
+    beaten starts no climb until a window of them was told: the design does not climb."""
+    opt = SplineOptimizer(SPACE, SearchSettings(seed=0))
+    design = [BEST, *(p for p in opt.initial_design() if p != BEST)]
+    for params in design:
+        opt.tell(params, value(**params) if params == BEST else below(params))
+    window = stall_needed(SPACE.d)
+    rest = later(design)[:window]
+    for params in rest[:-1]:
+        opt.tell(params, value(**params), predicted=value(**params) + 2.0)
+    # stalled for longer than the window, but only window - 1 of the steps were the search's own
+    assert opt.stop_evidence().stall >= window + len(design) - 2 and opt.due_polls() == []
+    opt.tell(rest[-1], value(**rest[-1]), predicted=value(**rest[-1]) + 2.0)
+    assert opt.due_polls() == polls_due(SPACE, BEST, {SPACE.key(p) for p in [*design, *rest]})
 
 
 def test_a_stalled_search_polls_the_best_neighbours_before_it_may_stop() -> None:
@@ -170,7 +192,8 @@ def test_climb_off_never_polls() -> None:
 
 
 def climbing_state() -> tuple[State, object]:
-    """The stalled search as a state file holds it: the corner design, the best, the rest."""
+    """The stalled search as a state file holds it: the corner design, then the best and the
+    rest as the search's own proposals (2 off their predictions)."""
     space = {
         "depth": {"type": "int", "low": 1, "high": 6},
         "width": {"type": "int", "low": 16, "high": 256},
@@ -182,7 +205,9 @@ def climbing_state() -> tuple[State, object]:
     for point in state.points:
         state.record(point.id, below(point.params))
     for params in [BEST, *later(design)]:
-        point = state.add_point(params, "manual", state.next_batch())
+        point = state.add_point(
+            params, "incremental", state.next_batch(), predicted=value(**params) - 2.0
+        )
         state.record(point.id, value(**params))
     return state, exp
 
@@ -222,4 +247,5 @@ def test_polls_and_checks_are_not_agreements_of_the_stored_rule(origin: str) -> 
     state.record(point.id, 9.0)
     stored = policy.Study(state, exp).stop_evidence(exact=False)
     exact = policy.Study(state, exp).stop_evidence()
-    assert stored.gaps == exact.gaps and len(stored.gaps) == 0
+    # (a)'s gaps are the proposals' before it, each 2 off; the one on the mark is not among them
+    assert stored.gaps == exact.gaps and stored.gaps and all(g == 2.0 for g in stored.gaps)

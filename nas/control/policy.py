@@ -529,12 +529,15 @@ class Study:
             checks=checks,
             smoothed=smoothed,
         )
-        return self._stored_climb(evidence, measured)
+        return self._stored_climb(evidence, measured, current)
 
-    def _stored_climb(self, evidence: StopEvidence, measured: list[Point]) -> StopEvidence:
+    def _stored_climb(
+        self, evidence: StopEvidence, measured: list[Point], proposed: list[bool]
+    ) -> StopEvidence:
         """``evidence`` held back while a climb on a stall is under way, as the optimizer
         holds it (:func:`nas.search.climb.hold`), from the stored points: the polls told,
-        pending and still due around the best the readers see."""
+        pending and still due around the best the readers see. ``proposed``: which of
+        ``measured`` the optimizer is told with a prediction (:meth:`_build`)."""
         from nas.search.climb import climb_polls, hold
 
         settings = self.experiment.experiment.search_settings()
@@ -557,6 +560,7 @@ class Study:
             self.admissible(),
             settings.min_distance,
             pending,
+            proposed,
         )
         return hold(evidence, len(due), pending > 0)
 

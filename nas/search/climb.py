@@ -65,21 +65,34 @@ def one_level_neighbours(space: SearchSpace, point: Params, axes: Sequence[str])
 
 
 def climb_due(
-    polls: Sequence[bool], best_is_poll: bool, stall: int, window: int, pending: int = 0
+    polls: Sequence[bool],
+    best_is_poll: bool,
+    stall: int,
+    window: int,
+    pending: int = 0,
+    proposed: Sequence[bool] | None = None,
 ) -> bool:
     """Whether the search is in a climb or should start one.
 
     ``polls``: for each measured point in the order told, whether it was a
-    poll; ``pending``: polls issued and not yet told. A climb is under way
-    while a poll is pending, the last told point is a poll or the best is one
-    (it goes on from a poll that beat the best); a new one starts once the
-    best has stalled for ``window`` measurements and as many were told since
-    the last poll.
+    poll; ``pending``: polls issued and not yet told; ``proposed``: for each
+    measured point, whether the search proposed it from a fit (None: all
+    were). A climb is under way while a poll is pending, the last told point
+    is a poll or the best is one (it goes on from a poll that beat the best);
+    a new one starts once the best has stalled for ``window`` measurements
+    and as many were told since the last poll and since the last point the
+    search did not propose (the initial design, an imported or added
+    measurement). A stall is the search's own steps failing to rise: a best
+    from the design that ten spline proposals have not yet beaten has not
+    stalled a search that has barely begun (``benchmarks/results/stop_rule.md``,
+    "The first climb waits for the search").
     """
     if pending or best_is_poll or (polls and polls[-1]):
         return True
-    last = max((i for i, poll in enumerate(polls) if poll), default=-1)
-    return stall >= window and len(polls) - 1 - last >= window
+    starts = [i for i, poll in enumerate(polls) if poll]
+    if proposed is not None:
+        starts += [i for i, own in enumerate(proposed) if not own]
+    return stall >= window and len(polls) - 1 - max(starts, default=-1) >= window
 
 
 def polls_due(
@@ -115,15 +128,16 @@ def climb_polls(
     admissible: Callable[[Params], bool] | None = None,
     min_distance: float = 0.0,
     pending: int = 0,
+    proposed: Sequence[bool] | None = None,
 ) -> list[Params]:
     """The polls a climb asks for now: :func:`polls_due` where :func:`climb_due` holds, else none.
 
-    ``polls``, ``best_is_poll``, ``stall`` and ``pending`` as :func:`climb_due` takes
+    ``polls``, ``best_is_poll``, ``stall``, ``pending`` and ``proposed`` as :func:`climb_due` takes
     them (the window is the stop rule's, :func:`~nas.search.stopping.stall_needed`);
     ``known``, ``admissible`` and ``min_distance`` as :func:`polls_due` takes them.
     """
     todo = polls_due(space, best, known, admissible, min_distance)
-    if todo and climb_due(polls, best_is_poll, stall, stall_needed(space.d), pending):
+    if todo and climb_due(polls, best_is_poll, stall, stall_needed(space.d), pending, proposed):
         return todo
     return []
 

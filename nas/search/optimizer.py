@@ -354,16 +354,18 @@ class SplineOptimizer:
         best = self.best
         if self.settings.climb_kind == "off" or best is None:
             return []
+        measured = [r for r in self._records.values() if math.isfinite(r.value)]
         return climb_polls(
             self.space,
             best[0],
-            [r.poll for r in self._records.values() if math.isfinite(r.value)],
+            [r.poll for r in measured],
             self._records[self.space.key(best[0])].poll,
             self._rule_evidence("default").stall if stall is None else stall,
             set(self._records) | set(self._pending),
             self.feasible,
             self.settings.min_distance,
             self._pending_polls(),
+            [r.predicted is not None for r in measured],
         )
 
     def _pending_polls(self) -> int:
