@@ -642,9 +642,12 @@ def tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
         curves.setdefault((t.method, t.problem, t.noisy), []).append(curve)
         secs.setdefault((t.method, t.problem), []).append(run["seconds_per_call"])
     n_seeds = len({t.seed for t in tasks})
+    noisy = next((t for t in tasks if t.noisy), None)  # an exact-only table names no noise level
     out = [
         f"Budget {budget} distinct evaluations, {n_seeds} seeds; cells: median [IQR] and seeds "
-        f"that got there. Noisy: sd = {tasks[0].noise_fraction:.1%} of the loss range.\n"
+        "that got there."
+        + ("" if noisy is None else f" Noisy: sd = {noisy.noise_fraction:.1%} of the loss range.")
+        + "\n"
     ]
     for threshold in (1e-2, 1e-3):
         out.append(f"\n### Evaluations to {threshold:.1%} regret\n")
