@@ -544,12 +544,8 @@ class Study:
         best = self.best(exact=False)
         if settings.climb_kind == "off" or best is None:
             return evidence
-        waiting = [
-            p
-            for p in self.state.points
-            if p.status is not PointStatus.DONE and not p.status.is_finished()
-        ]
-        pending = sum(p.origin == POLL for p in waiting)
+        # pending as _build marks it: not finished (DONE is one of the finished statuses)
+        pending = sum(p.origin == POLL and not p.status.is_finished() for p in self.state.points)
         due = climb_polls(
             self.state.space,
             best.params,

@@ -280,9 +280,10 @@ class SearchSettings:
         choices=CLIMBS,
         optional=True,
         doc="'stall': once the best has not risen by the tolerance over the stop rule's window "
-        "of the search's own proposals (the design does not count), measure the best's one-level neighbours on integer axes of at most 8 levels (depths, "
-        "block counts) and climb from any that beats it; the search does not stop during a "
-        "climb; 'off': never; default: 'off' for the 'paper' strategy, else 'stall'",
+        "of the search's own proposals (the design does not count), measure the best's "
+        "one-level neighbours on integer axes of at most 8 levels (depths, block counts) and "
+        "climb from any that beats it; the search does not stop during a climb; 'off': never; "
+        "default: 'off' for the 'paper' strategy, else 'stall'",
     )
 
     constraints: dict = option(
