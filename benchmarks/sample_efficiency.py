@@ -39,7 +39,10 @@ depends on its rule; where the other rule would have stopped is noted on the sam
 The tables give, per problem and method, evaluations to 1 % and 0.1 % regret (median
 and seeds that got there), the final regret of the point the method returns, and for
 the spline methods the too-early rate: runs whose own stop rule fired while their
-returned point had regret > 1 %; then the same pooled across all problems.
+returned point had regret > 1 %; then the same pooled across all problems; and the room
+for the default rule's evidence: runs whose best came within 1 % early enough for its
+stall window and checks before the budget, a bound on the runs any rule with that
+evidence can stop right.
 """
 
 from __future__ import annotations
@@ -671,6 +674,7 @@ def tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
     out.extend(_ratio_table(methods, groups, curves, budget))
     out.extend(_summary_tables(runs, tasks, methods, groups, curves))
     out.extend(_stop_table(runs, tasks, methods, groups))
+    out.extend(_headroom_table(runs, tasks, methods, groups, curves))
     out.append("\n### Seconds per proposal (median over runs)\n")
     problems = list(dict.fromkeys(p for p, _ in groups))
     out.append(_row(["method", *problems]) + "\n" + _row(["---"] * (len(problems) + 1)))
@@ -868,6 +872,64 @@ def _stop_table(
                 cells += [f"{len(stops)}/{len(done)}{at}", f"{early}/{len(done)}"]
             final = [problem.regret(r["returned"]) for r in done if r.get("returned") is not None]
             cells.append(f"{100 * np.median(final):.2g}" if final else "-")
+            out.append(_row([_label(prob, noisy), m, *cells]))
+    return out
+
+
+def _headroom_table(
+    runs: dict[str, dict], tasks: Sequence[Task], methods: list[str], groups: list, curves: dict
+) -> list[str]:
+    """How many runs the default rule could stop right at most, and where its stops lag.
+
+    A rule that never stops too early can stop a run right only once the
+    best measured point is within 1 % regret; the default rule also waits
+    its stall window (condition (b), counted from the best's last rise) and
+    then three checks (e). So a run whose best first came within 1 % later
+    than ``budget - window - CHECKS_NEEDED`` has no room for the rule's
+    evidence before the budget, whatever the rule's other conditions say:
+    these counts bound the stopping rate a rule with the same evidence can
+    reach on a problem, and separate a search that is slow to get there
+    from a rule that is slow to see it (the last column).
+    """
+    from nas.search.stopping import CHECKS_NEEDED, stall_needed
+
+    spline = [m for m in methods if own_rule(m) == "default"]
+    if not spline:
+        return []
+    budget = tasks[0].budget
+    out = [
+        "\n### Room for the default rule's evidence\n",
+        "Per problem: runs whose best measured point came within 1 % regret by the budget (no "
+        "rule that never stops too early can stop more), and by the budget less the stall window "
+        f"max(12, 2d) and the {CHECKS_NEEDED} checks (the least the default rule waits after "
+        "the best's last rise: room for its evidence; batches carry their checks in one round, "
+        "so for them it is a little strict); the runs the rule stopped right (within 1 %); and "
+        "the median evaluations from the first within 1 % to the stop, over those runs.\n",
+        _row(["problem", "method", "within 1 % by the budget", "with room for the evidence",
+              "default: stopped right", "within 1 % to the stop (median)"]),
+        _row(["---"] * 6),
+    ]  # fmt: skip
+    for prob, noisy in groups:
+        problem = _problem(prob)
+        room = budget - stall_needed(problem.d) - CHECKS_NEEDED
+        for m in spline:
+            done = [
+                runs[t.key] for t in tasks if (t.method, t.problem, t.noisy) == (m, prob, noisy)
+            ]
+            first = evaluations_to(np.array(curves[(m, prob, noisy)]), 1e-2)
+            right = [
+                (n, at)
+                for r, n in zip(done, first, strict=True)
+                if (at := r.get("stops", {}).get("default")) is not None
+                and problem.regret(at[1]) <= 1e-2
+            ]
+            lag = f"{np.median([at[0] - n for n, at in right]):.0f}" if right else "-"
+            cells = [
+                f"{int(np.isfinite(first).sum())}/{len(done)}",
+                f"{int((first <= room).sum())}/{len(done)}",
+                f"{len(right)}/{len(done)}",
+                lag,
+            ]
             out.append(_row([_label(prob, noisy), m, *cells]))
     return out
 

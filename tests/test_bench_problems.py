@@ -57,6 +57,27 @@ def test_too_early_needs_the_own_rule_and_regret_above_one_percent():
     assert sample_efficiency.final_regret(problem, {"true": [bad]}) == pytest.approx(0.02)
 
 
+def test_the_room_table_counts_runs_that_reach_one_percent_in_time_and_the_lag_to_the_stop():
+    """Three runs of a 2-d problem (window 12, three checks: room up to evaluation 65)."""
+    problem = problems.branin()
+    far, near = problem.f_min + 0.05 * problem.span, problem.f_min + 0.005 * problem.span
+    trues = [[far] * 9 + [near] * 71, [far] * 70 + [near] * 10, [far] * 80]
+    stops = [{"default": (40, near)}, {}, {"default": (30, far)}]  # right, none, too early
+    tasks = [sample_efficiency.Task("default", "branin", False, seed, 80) for seed in range(3)]
+    runs = {
+        t.key: {"true": true, "stops": stop, "returned": true[-1]}
+        for t, true, stop in zip(tasks, trues, stops, strict=True)
+    }
+    curves = {
+        ("default", "branin", False): [
+            sample_efficiency.regret_curve(problem, r["true"], 80) for r in runs.values()
+        ]
+    }
+    rows = sample_efficiency._headroom_table(runs, tasks, ["default"], [("branin", False)], curves)
+    assert rows[-1] == "| branin | default | 2/3 | 1/3 | 1/3 | 30 |"
+    assert sample_efficiency._headroom_table(runs, tasks, ["tpe"], [], curves) == []
+
+
 def test_the_refill_simulation_keeps_the_gpus_busy_that_batches_leave_waiting():
     """Same design, same times: batches wait for their slowest training, refills do not.
 
