@@ -899,9 +899,9 @@ def _headroom_table(
     budget = tasks[0].budget
     out = [
         "\n### Room for the default rule's evidence\n",
-        "Per problem: runs whose best measured point came within 1 % regret by the budget (no "
+        "Per problem: runs that evaluated a point within 1 % regret (noise-free) by the budget (no "
         "rule that never stops too early can stop more), and by the budget less the stall window "
-        f"max(12, 2d) and the {CHECKS_NEEDED} checks (the least the default rule waits after "
+        f"of condition (b) and the {CHECKS_NEEDED} checks (the least the default rule waits after "
         "the best's last rise: room for its evidence; batches carry their checks in one round, "
         "so for them it is a little strict); the runs the rule stopped right (within 1 %); and "
         "the median evaluations from the first within 1 % to the stop, over those runs.\n",
