@@ -72,6 +72,7 @@ from problems import NOISE_FRACTION, PROBLEMS, Problem  # noqa: E402
 from reporting import emit  # noqa: E402
 
 from nas.search.settings import BATCH_FILLS, MEASURED_CAPPING  # noqa: E402
+from nas.search.stopping import CHECKS_NEEDED, stall_needed  # noqa: E402
 
 Point = tuple[int, ...]
 Runner = Callable[[Problem, "Evaluator", int], None]
@@ -785,9 +786,7 @@ def _summary_tables(
         problem = _problem(prob)
         for m in methods:
             c = np.array(curves[(m, prob, noisy)])
-            done = [
-                runs[t.key] for t in tasks if (t.method, t.problem, t.noisy) == (m, prob, noisy)
-            ]
+            done = _runs_of(runs, tasks, m, prob, noisy)
             pooled[m]["c"].append(c)
             pooled[m]["runs"] += [(problem, r) for r in done]
             per_problem.append(
@@ -861,9 +860,7 @@ def _stop_table(
     for prob, noisy in groups:
         problem = _problem(prob)
         for m in spline:
-            done = [
-                runs[t.key] for t in tasks if (t.method, t.problem, t.noisy) == (m, prob, noisy)
-            ]
+            done = _runs_of(runs, tasks, m, prob, noisy)
             cells = []
             for rule in ("paper", "default"):
                 stops = [r["stops"][rule] for r in done if rule in r["stops"]]
@@ -891,8 +888,6 @@ def _headroom_table(
     reach on a problem, and separate a search that is slow to get there
     from a rule that is slow to see it (the last column).
     """
-    from nas.search.stopping import CHECKS_NEEDED, stall_needed
-
     spline = [m for m in methods if own_rule(m) == "default"]
     if not spline:
         return []
@@ -913,17 +908,14 @@ def _headroom_table(
         problem = _problem(prob)
         room = budget - stall_needed(problem.d) - CHECKS_NEEDED
         for m in spline:
-            done = [
-                runs[t.key] for t in tasks if (t.method, t.problem, t.noisy) == (m, prob, noisy)
-            ]
+            done = _runs_of(runs, tasks, m, prob, noisy)
             first = evaluations_to(np.array(curves[(m, prob, noisy)]), 1e-2)
-            right = [
-                (n, at)
+            right = [  # the rule fired, and not too early
+                (n, r["stops"]["default"][0])
                 for r, n in zip(done, first, strict=True)
-                if (at := r.get("stops", {}).get("default")) is not None
-                and problem.regret(at[1]) <= 1e-2
+                if "default" in r.get("stops", {}) and not too_early(problem, m, r)
             ]
-            lag = f"{np.median([at[0] - n for n, at in right]):.0f}" if right else "-"
+            lag = f"{np.median([at - n for n, at in right]):.0f}" if right else "-"
             cells = [
                 f"{int(np.isfinite(first).sum())}/{len(done)}",
                 f"{int((first <= room).sum())}/{len(done)}",
@@ -955,7 +947,7 @@ def stop_tables(runs: dict[str, dict], tasks: Sequence[Task]) -> str:
     pooled: dict[str, list[tuple[Problem, dict]]] = {}
     for prob, noisy, m in dict.fromkeys((t.problem, t.noisy, t.method) for t in tasks):
         problem = _problem(prob)
-        done = [runs[t.key] for t in tasks if (t.problem, t.noisy, t.method) == (prob, noisy, m)]
+        done = _runs_of(runs, tasks, m, prob, noisy)
         pooled.setdefault(m, []).extend((problem, r) for r in done)
         out.append(_row([_label(prob, noisy), m, *_stop_summary(m, [(problem, r) for r in done])]))
     out += [
@@ -988,6 +980,15 @@ def _stop_summary(method: str, done: list[tuple[Problem, dict]]) -> list[str]:
 
 def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
+
+
+def _runs_of(
+    runs: dict[str, dict], tasks: Sequence[Task], method: str, problem: str, noisy: bool
+) -> list[dict]:
+    """The runs of ``method`` on ``problem`` (exact or noisy), in the order of ``tasks``."""
+    return [
+        runs[t.key] for t in tasks if (t.method, t.problem, t.noisy) == (method, problem, noisy)
+    ]
 
 
 def _label(problem: str, noisy: bool) -> str:
