@@ -756,13 +756,22 @@ def final_regret(problem: Problem, run: dict) -> float:
     return problem.regret(min(run["true"])) if run["true"] else 1.0
 
 
+#: A stop is too early when the point it returns has more than this regret (1 % of the range).
+TOO_EARLY_REGRET = 1e-2
+
+
+def early_stop(problem: Problem, loss: float) -> bool:
+    """Whether a stop that returned a point of noise-free ``loss`` came too early."""
+    return problem.regret(loss) > TOO_EARLY_REGRET
+
+
 def too_early(problem: Problem, method: str, run: dict) -> bool | None:
     """Whether the method's own stop rule fired with the returned point above 1 % regret."""
     rule = own_rule(method)
     if rule is None:
         return None
     stop = run.get("stops", {}).get(rule)
-    return stop is not None and problem.regret(stop[1]) > 1e-2
+    return stop is not None and early_stop(problem, stop[1])
 
 
 def _summary_tables(
@@ -865,7 +874,7 @@ def _stop_table(
             for rule in ("paper", "default"):
                 stops = [r["stops"][rule] for r in done if rule in r["stops"]]
                 at = f" at {np.median([n for n, _ in stops]):.0f}" if stops else ""
-                early = sum(problem.regret(v) > 1e-2 for _, v in stops)
+                early = sum(early_stop(problem, v) for _, v in stops)
                 cells += [f"{len(stops)}/{len(done)}{at}", f"{early}/{len(done)}"]
             final = [problem.regret(r["returned"]) for r in done if r.get("returned") is not None]
             cells.append(f"{100 * np.median(final):.2g}" if final else "-")
@@ -909,7 +918,7 @@ def _headroom_table(
         room = budget - stall_needed(problem.d) - CHECKS_NEEDED
         for m in spline:
             done = _runs_of(runs, tasks, m, prob, noisy)
-            first = evaluations_to(np.array(curves[(m, prob, noisy)]), 1e-2)
+            first = evaluations_to(np.array(curves[(m, prob, noisy)]), TOO_EARLY_REGRET)
             right = [  # the rule fired, and not too early
                 (n, r["stops"]["default"][0])
                 for r, n in zip(done, first, strict=True)
@@ -965,7 +974,7 @@ def _stop_summary(method: str, done: list[tuple[Problem, dict]]) -> list[str]:
     stops = [(problem, r["stops"][rule]) for problem, r in done if rule in r.get("stops", {})]
     at = f"{np.median([n for _, (n, _) in stops]):.0f}" if stops else "-"
     regrets = [100 * problem.regret(v) for problem, (_, v) in stops]
-    early = sum(r > 1.0 for r in regrets)
+    early = sum(early_stop(problem, v) for problem, (_, v) in stops)
     checks = [r.get("checks", 0) for _, r in done]
     final = [100 * final_regret(problem, r) for problem, r in done]
     return [
