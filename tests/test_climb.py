@@ -24,6 +24,7 @@ from nas.search.climb import (
     climb_polls,
     coarse_axes,
     one_level_neighbours,
+    outside_starts,
     polls_due,
 )
 from nas.search.optimizer import SplineOptimizer, counts_as_agreement
@@ -139,6 +140,37 @@ def test_the_first_climb_waits_a_window_after_the_design() -> None:
     assert opt.due_polls() == polls_due(SPACE, BEST, {SPACE.key(p) for p in [*design, *rest]})
 
 
+def test_only_the_design_and_an_added_new_best_restart_the_wait() -> None:
+    """Points from outside the search restart a climb's wait while they open it (the
+    design, imports) or raise the best; an added one below the best does not."""
+    proposed = [False, False, False, True, True, False, True, False, True]
+    values = [1.0, 3.0, 2.0, 2.5, 2.9, 2.0, 3.1, 3.5, 3.4]
+    # 0-2: the design; 5: added below the best (3.0); 7: added above it (3.5 > 3.1)
+    assert outside_starts(proposed, values) == [0, 1, 2, 7]
+    assert outside_starts(proposed) == [0, 1, 2, 5, 7]  # without values: every one
+    assert outside_starts([False, False]) == [0, 1] == outside_starts([False, False], [2.0, 1.0])
+    window = 12
+    told = [False] * 4 + [True] * window  # a design of 4, then the window of own steps
+    later_low = [*told[:10], False, *told[10:]]  # one added below the best among them
+    values = [5.0, 1.0, 1.0, 1.0, *[2.0] * window]
+    low = [*values[:10], 0.0, *values[10:]]
+    high = [*values[:10], 9.0, *values[10:]]
+    assert climb_due([False] * len(later_low), False, 30, window, 0, later_low, low)
+    assert not climb_due([False] * len(later_low), False, 30, window, 0, later_low, high)
+    assert not climb_due([False] * len(later_low), False, 30, window, 0, later_low)
+
+
+def test_an_added_measurement_below_the_best_does_not_delay_the_climb() -> None:
+    """The optimizer after a stall: a measurement told without a prediction (``add``) that
+    is not the best leaves the climb due; one that beats the best waits a window."""
+    opt = stalled()
+    assert opt.due_polls()
+    opt.tell({"depth": 1, "width": 250}, 0.0)  # added by hand, far below the best
+    assert opt.due_polls() == polls_due(SPACE, BEST, {SPACE.key(r.params) for r in opt.history})
+    opt.tell({"depth": 2, "width": 121}, 11.0)  # added by hand, a new best
+    assert opt.due_polls() == []
+
+
 def test_a_stalled_search_polls_the_best_neighbours_before_it_may_stop() -> None:
     opt = stalled()
     evidence = opt.stop_evidence()
@@ -249,3 +281,20 @@ def test_polls_and_checks_are_not_agreements_of_the_stored_rule(origin: str) -> 
     exact = policy.Study(state, exp).stop_evidence()
     # (a)'s gaps are the proposals' before it, each 2 off; the one on the mark is not among them
     assert stored.gaps == exact.gaps and stored.gaps and all(g == 2.0 for g in stored.gaps)
+
+
+@pytest.mark.parametrize(("measured", "climbing"), [(0.0, True), (11.0, False)])
+def test_the_controller_reads_an_added_measurement_as_the_optimizer_does(
+    measured: float, climbing: bool
+) -> None:
+    """A point added by hand (origin ``manual``, no prediction) mid-search: below the best the
+    climb stays due for the controller and for the readers of the stored file; as a new best
+    it waits a window for both."""
+    state, exp = climbing_state()
+    point = state.add_point({"depth": 1, "width": 250}, "manual", state.next_batch())
+    state.record(point.id, measured)
+    study = policy.Study(state, exp)
+    exact, stored = study.stop_evidence(), study.stop_evidence(exact=False)
+    assert ("climbing" in exact.reason) is climbing
+    assert ("climbing" in stored.reason) is climbing
+    assert bool(study.optimizer.due_polls()) is climbing

@@ -529,15 +529,20 @@ class Study:
             checks=checks,
             smoothed=smoothed,
         )
-        return self._stored_climb(evidence, measured, current)
+        return self._stored_climb(evidence, measured, current, [sign * p.value for p in measured])
 
     def _stored_climb(
-        self, evidence: StopEvidence, measured: list[Point], proposed: list[bool]
+        self,
+        evidence: StopEvidence,
+        measured: list[Point],
+        proposed: list[bool],
+        values: list[float],
     ) -> StopEvidence:
         """``evidence`` held back while a climb on a stall is under way, as the optimizer
         holds it (:func:`nas.search.climb.hold`), from the stored points: the polls told,
         pending and still due around the best the readers see. ``proposed``: which of
-        ``measured`` the optimizer is told with a prediction (:meth:`_build`)."""
+        ``measured`` the optimizer is told with a prediction (:meth:`_build`); ``values``:
+        their measurements, higher is better."""
         from nas.search.climb import climb_polls, hold
 
         settings = self.experiment.experiment.search_settings()
@@ -557,6 +562,7 @@ class Study:
             settings.min_distance,
             pending,
             proposed,
+            values,
         )
         return hold(evidence, len(due), pending > 0)
 

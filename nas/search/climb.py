@@ -32,6 +32,7 @@ restart is in the same climb.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
@@ -71,28 +72,53 @@ def climb_due(
     window: int,
     pending: int = 0,
     proposed: Sequence[bool] | None = None,
+    values: Sequence[float] | None = None,
 ) -> bool:
     """Whether the search is in a climb or should start one.
 
     ``polls``: for each measured point in the order told, whether it was a
     poll; ``pending``: polls issued and not yet told; ``proposed``: for each
     measured point, whether the search proposed it from a fit (None: all
-    were). A climb is under way while a poll is pending, the last told point
-    is a poll or the best is one (it goes on from a poll that beat the best);
-    a new one starts once the best has stalled for ``window`` measurements
-    and as many were told since the last poll and since the last point the
-    search did not propose (the initial design, an imported or added
-    measurement). A stall is the search's own steps failing to rise: a best
-    from the design that ten spline proposals have not yet beaten has not
-    stalled a search that has barely begun (``benchmarks/results/stop_rule.md``,
-    "The first climb waits for the search").
+    were); ``values``: the measurements in the same order, higher is better
+    (None: every point the search did not propose is a start, below). A climb
+    is under way while a poll is pending, the last told point is a poll or the
+    best is one (it goes on from a poll that beat the best); a new one starts
+    once the best has stalled for ``window`` measurements and as many were
+    told since the last poll and since the last start from outside the search
+    (:func:`outside_starts`: the initial design or imported measurements, an
+    added one that became the best). A stall is the search's own steps failing
+    to rise: a best from the design that ten spline proposals have not yet
+    beaten has not stalled a search that has barely begun
+    (``benchmarks/results/stop_rule.md``, "The first climb waits for the search").
     """
     if pending or best_is_poll or (polls and polls[-1]):
         return True
     starts = [i for i, poll in enumerate(polls) if poll]
     if proposed is not None:
-        starts += [i for i, own in enumerate(proposed) if not own]
+        starts += outside_starts(proposed, values)
     return stall >= window and len(polls) - 1 - max(starts, default=-1) >= window
+
+
+def outside_starts(proposed: Sequence[bool], values: Sequence[float] | None = None) -> list[int]:
+    """Positions of the measured points from outside the search that restart a climb's wait.
+
+    ``proposed`` and ``values`` as :func:`climb_due` takes them. Every point
+    the search did not propose before its first own proposal (the initial
+    design, a warm start's imported measurements, an earlier phase's points)
+    starts the wait, and so does a later one that became the best when told
+    (an added measurement the search has not yet looked around). A later one
+    below the best does not: the best's stall is what it was, and waiting
+    another window would cost that many trainings for nothing. Without
+    ``values`` every point not proposed is a start.
+    """
+    first_own = next((i for i, own in enumerate(proposed) if own), len(proposed))
+    best, out = -math.inf, []
+    for i, own in enumerate(proposed):
+        value = -math.inf if values is None else values[i]
+        if not own and (values is None or i < first_own or value > best):
+            out.append(i)
+        best = max(best, value)
+    return out
 
 
 def polls_due(
@@ -129,15 +155,18 @@ def climb_polls(
     min_distance: float = 0.0,
     pending: int = 0,
     proposed: Sequence[bool] | None = None,
+    values: Sequence[float] | None = None,
 ) -> list[Params]:
     """The polls a climb asks for now: :func:`polls_due` where :func:`climb_due` holds, else none.
 
-    ``polls``, ``best_is_poll``, ``stall``, ``pending`` and ``proposed`` as :func:`climb_due` takes
-    them (the window is the stop rule's, :func:`~nas.search.stopping.stall_needed`);
-    ``known``, ``admissible`` and ``min_distance`` as :func:`polls_due` takes them.
+    ``polls``, ``best_is_poll``, ``stall``, ``pending``, ``proposed`` and ``values`` as
+    :func:`climb_due` takes them (the window is the stop rule's,
+    :func:`~nas.search.stopping.stall_needed`); ``known``, ``admissible`` and
+    ``min_distance`` as :func:`polls_due` takes them.
     """
     todo = polls_due(space, best, known, admissible, min_distance)
-    if todo and climb_due(polls, best_is_poll, stall, stall_needed(space.d), pending, proposed):
+    window = stall_needed(space.d)
+    if todo and climb_due(polls, best_is_poll, stall, window, pending, proposed, values):
         return todo
     return []
 

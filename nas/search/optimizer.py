@@ -366,6 +366,7 @@ class SplineOptimizer:
             self.settings.min_distance,
             self._pending_polls(),
             [r.predicted is not None for r in measured],
+            [self._sign * r.value for r in measured],
         )
 
     def _pending_polls(self) -> int:
