@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.interpolate import RBFInterpolator
-from scipy.spatial.distance import cdist
 
-from nas.search.spline import PolyharmonicSpline, residual_limit, solve_system
+from nas.search.spline import PolyharmonicSpline, kernel_matrix, residual_limit, solve_system
 
 GRID = np.linspace(0.0, 1.0, 2001)[:, None]
 
@@ -30,7 +29,7 @@ def rounding_floor(spline: PolyharmonicSpline) -> float:
     """eps * max_i sum_j |c_j phi_ij|: how finely the interpolant can be evaluated at its
     own points in double precision (the rounding of the kernel sum; Higham, ch. 3).
     With huge coefficients it exceeds the residual limit, and no solver resolves that."""
-    phi = cdist(spline._centred, spline._centred) ** 3
+    phi = kernel_matrix(spline._centred)
     return float(np.finfo(float).eps * np.max(phi @ np.abs(spline._weights)))
 
 

@@ -505,6 +505,7 @@ class Study:
         sign = 1.0 if cfg.goal == "maximize" else -1.0
         first_id = current_phase(self.state)["first_id"]
         measured = [p for p in self.state.with_status(PointStatus.DONE) if math.isfinite(p.value)]
+        values = [sign * p.value for p in measured]
         current = [p.id >= first_id and p.judged_prediction is not None for p in measured]
         proposals = [
             (sign * p.value, sign * p.judged_prediction)
@@ -519,7 +520,7 @@ class Study:
         smoothed = _stored_smoothed(self.state, sign, measured) if cfg.noise is not None else None
         evidence = decide(
             self.stop_rule,
-            [sign * p.value for p in measured],
+            values,
             proposals,
             self.state.space.d,
             cfg.tolerance,
@@ -529,7 +530,7 @@ class Study:
             checks=checks,
             smoothed=smoothed,
         )
-        return self._stored_climb(evidence, measured, current, [sign * p.value for p in measured])
+        return self._stored_climb(evidence, measured, current, values)
 
     def _stored_climb(
         self,
