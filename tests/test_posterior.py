@@ -78,6 +78,26 @@ def test_draws_are_reproducible_exact_at_the_data_and_have_the_stated_covariance
     np.testing.assert_allclose(still, spline(x))
 
 
+def test_a_draw_does_not_depend_on_the_eigenbasis_lapack_returns(monkeypatch):
+    """Eigenvectors are fixed only up to sign (and up to rotation where eigenvalues repeat),
+    and which ones LAPACK returns depends on the CPU's BLAS kernel: the same seed must draw
+    the same function whichever valid basis comes back, or one seed proposes different
+    batches on the login node and the compute node."""
+    spline = wavy(12, 2, seed=5)
+    x = np.vstack([spline.points[:3], np.random.default_rng(6).random((8, 2))])
+    before = PosteriorSampler(spline, x, spread=1.0, z=np.inf).draw(np.random.default_rng(11))
+    eigh = np.linalg.eigh
+
+    def another_basis(a):
+        w, v = eigh(a)
+        return w, v * np.where(np.arange(len(w)) % 2, -1.0, 1.0)
+
+    monkeypatch.setattr(np.linalg, "eigh", another_basis)
+    after = PosteriorSampler(spline, x, spread=1.0, z=np.inf).draw(np.random.default_rng(11))
+    assert np.abs(after - spline(x)).max() > 1e-3  # a real draw, not the mean
+    np.testing.assert_allclose(after, before, rtol=0, atol=1e-9)
+
+
 def test_views_read_the_kernel_where_their_spline_was_fitted():
     """A warped spline and a category of a shared one are exact at their own support points
     and nowhere else: the kernel is read in the coordinates they were fitted in."""

@@ -134,7 +134,15 @@ class PosteriorSampler:
 
     The covariance is factored once (eigendecomposition: C is only positive
     semi-definite, exactly singular at measured candidates), so every draw
-    costs one product. Only the candidates that can win a draw are drawn
+    costs one product. The factor is C's principal square root
+    V sqrt(L) V^T, not V sqrt(L): both give draws of covariance C, but
+    eigenvectors are fixed only up to sign (and up to a rotation where
+    eigenvalues repeat or nearly do), and which basis LAPACK returns depends
+    on the BLAS kernel, so with V sqrt(L) one seed drew different functions
+    on different CPUs (45 of 180 batch runs of the benchmark differed
+    between OpenBLAS's Haswell and SkylakeX kernels). The principal root is
+    unique and continuous in C: a controller and a ``propose --dry-run`` on
+    another node draw the same batch. Only the candidates that can win a draw are drawn
     (:func:`plausible`), at most ``limit`` of them; the others keep the
     spline's value. A DYCORS pool holds 200 d candidates, and the
     factorisation is cubic in their number:
@@ -166,7 +174,7 @@ class PosteriorSampler:
         eigenvalues, vectors = np.linalg.eigh(cov) if len(cov) else (np.empty(0), cov)
         floor = _EIGEN_FLOOR * max(float(eigenvalues.max(initial=0.0)), 0.0)
         root = np.sqrt(np.where(eigenvalues > floor, eigenvalues, 0.0))
-        self._factor = scale * vectors * root
+        self._factor = scale * (vectors * root) @ vectors.T
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         """One function's values at the candidates (the spline's where no draw can win)."""
