@@ -141,8 +141,9 @@ class PosteriorSampler:
     on the BLAS kernel, so with V sqrt(L) one seed drew different functions
     on different CPUs (45 of 180 batch runs of the benchmark differed
     between OpenBLAS's Haswell and SkylakeX kernels). The principal root is
-    unique and continuous in C: a controller and a ``propose --dry-run`` on
-    another node draw the same batch. Only the candidates that can win a draw are drawn
+    unique and continuous in C, so a seed draws the same batch whichever
+    basis comes back (on the three problems most affected, 1 of 60 runs
+    still differed between those kernels, where 30 did). Only the candidates that can win a draw are drawn
     (:func:`plausible`), at most ``limit`` of them; the others keep the
     spline's value. A DYCORS pool holds 200 d candidates, and the
     factorisation is cubic in their number:
