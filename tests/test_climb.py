@@ -23,6 +23,7 @@ from nas.search.climb import (
     climb_due,
     climb_polls,
     coarse_axes,
+    face_steps,
     one_level_neighbours,
     outside_starts,
     polls_due,
@@ -92,6 +93,38 @@ def test_coarse_axes_are_the_integer_axes_of_at_most_eight_levels() -> None:
     # down then up, axis by axis; blocks cannot go below its low
     assert [(p["blocks"], p["stages"]) for p in moved] == [(2, 4), (1, 3), (1, 5)]
     assert all(p["groups"] == 2 and p["lr"] == 0.1 and p["block"] == "basic" for p in moved)
+
+
+def test_a_best_on_a_face_of_a_fine_axis_is_polled_one_eighth_inward() -> None:
+    space = SearchSpace(
+        [
+            Dim("blocks", "int", 1, 6),
+            Dim("width", "int", 16, 256),
+            Dim("lr", "float", 0.01, 1.0, log=True),
+            Dim("block", "categorical", choices=("basic", "bottleneck")),
+        ]
+    )
+    corner = {"blocks": 6, "width": 256, "lr": 0.01, "block": "bottleneck"}
+    steps = face_steps(space, corner)
+    # 256 - 240 / 8; lr by an eighth of its log range; the coarse axis is the climb's own
+    assert steps == [{**corner, "width": 226}, {**corner, "lr": pytest.approx(0.01 * 100**0.125)}]
+    assert face_steps(space, {**corner, "width": 100, "lr": 0.1}) == []  # inside: no poll
+    low_wide = {**corner, "width": 16, "lr": 1.0}
+    assert face_steps(space, low_wide) == [
+        {**low_wide, "width": 46},
+        {**low_wide, "lr": pytest.approx(100**-0.125)},
+    ]
+    # after the coarse neighbours, and like them left out once known
+    best = {"depth": 4, "width": 256}
+    assert polls_due(SPACE, best, set(), None, 0.0) == [
+        {"depth": 3, "width": 256},
+        {"depth": 5, "width": 256},
+        {"depth": 4, "width": 226},
+    ]
+    assert polls_due(SPACE, best, {SPACE.key({"depth": 4, "width": 226})}, None, 0.0)[-1] == {
+        "depth": 5,
+        "width": 256,
+    }
 
 
 def test_known_refused_and_too_close_neighbours_are_not_polled() -> None:

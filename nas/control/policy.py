@@ -655,11 +655,12 @@ def check_text(point: Point, evidence: StopEvidence) -> str:
 
 def poll_text(point: Point, evidence: StopEvidence) -> str:
     """The event of a climb's poll: why the search measures a neighbour of the best."""
+    from nas.search.climb import POLLED
+
     return (
         f"climbing on a stall: the best rose by less than the tolerance over {evidence.stall} "
-        f"measurements, so its one-level neighbours on coarse integer axes are measured; this "
-        f"one is predicted {_number(point.predicted)}, and if it beats the best the climb goes "
-        f"on from it"
+        f"measurements, so its neighbours ({POLLED}) are measured; this one is predicted "
+        f"{_number(point.predicted)}, and if it beats the best the climb goes on from it"
     )
 
 

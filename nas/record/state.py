@@ -29,7 +29,7 @@ SPLINE_ORIGINS = ("incremental", "fill", "check", "poll")
 #: Origin of the stop rule's check away from the best (condition (e)); an event of this
 #: kind says why it was proposed.
 CHECK = "check"
-#: Origin of a one-level neighbour of the best polled in a climb on a stall
+#: Origin of a neighbour of the best polled in a climb on a stall
 #: (:mod:`nas.search.climb`); an event of this kind says why it was proposed.
 POLL = "poll"
 #: Origins of spline points whose measurement is no agreement of the stop rule's (a): chosen

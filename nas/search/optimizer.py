@@ -77,8 +77,8 @@ class Proposal:
 
     ``origin``: ``"initial"``, ``"incremental"``, ``"fill"`` (a diverse batch
     fill), ``"check"`` (the stop rule's look away from the best,
-    :mod:`nas.search.exploration`) or ``"poll"`` (a one-level neighbour of
-    the best in a climb on a stall, :mod:`nas.search.climb`).
+    :mod:`nas.search.exploration`) or ``"poll"`` (a neighbour of the best
+    in a climb on a stall, :mod:`nas.search.climb`).
     """
 
     params: Params
@@ -348,7 +348,7 @@ class SplineOptimizer:
         """The polls a climb on a stall asks for now (:mod:`nas.search.climb`), in order.
 
         Empty with ``climb = "off"``, before a measurement, and while no climb
-        is due or the best's coarse neighbours are all told or pending.
+        is due or the best's neighbours a climb polls are all told or pending.
         ``stall``: condition (b)'s count, when the caller has it.
         """
         best = self.best

@@ -47,9 +47,9 @@ MEASURED_CAPPING = 0.25
 #: dimension on a log scale where that lowers the leave-one-out error; the first is the
 #: default strategy's, "off" Algorithm 1's.
 WARPINGS = ("auto", "off")
-#: When the search polls the best's one-level neighbours on coarse integer axes
-#: (:mod:`nas.search.climb`): once the best stalls, or never; the first is the default
-#: strategy's, "off" Algorithm 1's.
+#: When the search polls the best's neighbours, one level on coarse integer axes and one
+#: step inward from a face on the others (:mod:`nas.search.climb`): once the best stalls,
+#: or never; the first is the default strategy's, "off" Algorithm 1's.
 CLIMBS = ("stall", "off")
 #: How categories are modelled: one spline over all of them (:mod:`nas.search.categories`)
 #: or one spline per category (Algorithm 1).
@@ -281,8 +281,9 @@ class SearchSettings:
         optional=True,
         doc="'stall': once the best has not risen by the tolerance over the stop rule's window "
         "of the search's own proposals (the design does not count), measure the best's "
-        "one-level neighbours on integer axes of at most 8 levels (depths, block counts) and "
-        "climb from any that beats it; the search does not stop during a climb; 'off': never; "
+        "one-level neighbours on integer axes of at most 8 levels (depths, block counts) and, "
+        "where it sits on a face of another numeric axis, its point one eighth of that range "
+        "inward, and climb from any that beats it; the search does not stop during a climb; 'off': never; "
         "default: 'off' for the 'paper' strategy, else 'stall'",
     )
 

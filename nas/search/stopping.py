@@ -61,8 +61,9 @@ things at once:
 
 The climb on a stall (:mod:`nas.search.climb`) holds the default rule back
 while it is under way (:func:`nas.search.climb.hold`): its polls, the best's
-one-level neighbours on coarse integer axes, are evidence the rule waits
-for, and a poll that beats the best starts (b) and the checks afresh.
+one-level neighbours on coarse integer axes and its steps inward from the
+faces of the other axes it sits on, are evidence the rule waits for, and
+a poll that beats the best starts (b) and the checks afresh.
 Polls are not agreements of (a) nor checks of (e): they are chosen for
 their place next to the best, not for their value.
 
