@@ -222,6 +222,30 @@ def test_a_stalled_search_polls_the_best_neighbours_before_it_may_stop() -> None
     assert all(p.origin != "poll" for p in opt.suggest())
 
 
+def test_a_stalled_best_on_a_width_face_is_polled_inward_after_its_depths() -> None:
+    """The best at the width's cap (256), a stall since: the climb polls depth 3 and 5 there,
+    then the width one eighth of its range inward (226), and holds the stop until all are told."""
+    opt = SplineOptimizer(SPACE, SearchSettings(seed=0))
+    design = opt.initial_design()
+    capped = {"depth": 4, "width": 256}
+    for params in design:
+        opt.tell(params, below(params) - 10.0)
+    opt.tell(capped, 12.0, predicted=10.0)
+    for params in later([*design, capped]):
+        opt.tell(params, value(**params) - 5.0, predicted=value(**params) - 5.0)
+    assert opt.due_polls() == [
+        {"depth": 3, "width": 256},
+        {"depth": 5, "width": 256},
+        {"depth": 4, "width": 226},
+    ]
+    for poll in opt.due_polls():
+        assert not opt.stop_evidence().stop
+        (proposal,) = opt.suggest()
+        assert proposal.origin == "poll" and proposal.params == poll
+        opt.tell(poll, 11.0)
+    assert opt.due_polls() == [] and "climbing" not in opt.stop_evidence().reason
+
+
 def test_a_poll_that_beats_the_best_is_climbed_from() -> None:
     opt = stalled(batch_size=4)
     batch = opt.suggest()
