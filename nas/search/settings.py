@@ -283,8 +283,8 @@ class SearchSettings:
         "of the search's own proposals (the design does not count), measure the best's "
         "one-level neighbours on integer axes of at most 8 levels (depths, block counts) and, "
         "where it sits on a face of another numeric axis, its point one eighth of that range "
-        "inward, and climb from any that beats it; the search does not stop during a climb; 'off': never; "
-        "default: 'off' for the 'paper' strategy, else 'stall'",
+        "inward, and climb from any that beats it; the search does not stop during a climb; "
+        "'off': never; default: 'off' for the 'paper' strategy, else 'stall'",
     )
 
     constraints: dict = option(
