@@ -143,9 +143,9 @@ class PosteriorSampler:
     between OpenBLAS's Haswell and SkylakeX kernels). The principal root is
     unique and continuous in C, so a seed draws the same batch whichever
     basis comes back (on the three problems most affected, 1 of 60 runs
-    still differed between those kernels, where 30 did). Only the candidates that can win a draw are drawn
-    (:func:`plausible`), at most ``limit`` of them; the others keep the
-    spline's value. A DYCORS pool holds 200 d candidates, and the
+    still differed between those kernels, where 30 did). Only the
+    candidates that can win a draw are drawn (:func:`plausible`), at most
+    ``limit`` of them; the others keep the spline's value. A DYCORS pool holds 200 d candidates, and the
     factorisation is cubic in their number:
     on the benchmark's ``nas8`` runs about half of them can win (the median
     batch), and a batch of four costs 2-5x less CPU at d = 8 and 7-40x less
