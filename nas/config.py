@@ -31,7 +31,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 from nas.errors import UserError
 from nas.names import line_problem, name_problem
-from nas.numbers import finite_number
+from nas.numbers import finite_number, plain_number
 from nas.search.settings import (
     SETTINGS,
     SearchSettings,
@@ -737,8 +737,12 @@ def parse_params(text: str) -> dict[str, bool | int | float | str]:
 
 
 def _parse_scalar(value: str) -> bool | int | float | str:
+    """``true``/``false``, a number in plain notation (:func:`~nas.numbers.plain_number`),
+    else the text itself (a categorical choice; the space refuses it where a number belongs)."""
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
+    if not plain_number(value):
+        return value
     for convert in (int, float):
         try:
             number = convert(value)

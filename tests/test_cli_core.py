@@ -230,6 +230,28 @@ def test_export_csv(toy: Path, capsys: pytest.CaptureFixture, tmp_path: Path) ->
     assert run(capsys, "export", "--state", str(toy))[0] == 2  # --csv is the format to name
 
 
+def test_export_never_writes_over_a_file_of_the_campaign(
+    toy: Path, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    """`--out` naming the state (also through a symlink), its `.prev` or a file in its run
+    folder is refused before anything is written; a new file in the run folder is fine."""
+    run(capsys, "record", "--state", str(toy), "2", "9.5")
+    before = toy.read_bytes()
+    (tmp_path / "alias.h5").symlink_to(toy)
+    run_folder = toy.with_suffix("")
+    run_folder.mkdir(exist_ok=True)
+    kept = run_folder / "notes.txt"
+    kept.write_text("mine")
+    for out in (toy, tmp_path / "alias.h5", Path(f"{toy}.prev"), kept):
+        code, _, err = run(capsys, "export", "--state", str(toy), "--csv", "--out", str(out))
+        assert code == 2 and "is a file of the campaign" in err, out
+    assert toy.read_bytes() == before and kept.read_text() == "mine"
+    assert run(capsys, "status", "--state", str(toy))[0] == 0
+    fresh = run_folder / "export.csv"
+    assert run(capsys, "export", "--state", str(toy), "--csv", "--out", str(fresh))[0] == 0
+    assert fresh.read_text().startswith("id,")
+
+
 def test_missing_state_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = run(capsys, "status", "--state", str(tmp_path / "none.h5"))
     assert code == 1 and "no state file at" in err and "splinenas init" in err
@@ -303,3 +325,44 @@ def test_validate_only_checks_what_run_needs_from_this_folder(
         "without --account, which many sites reject"
     )
     assert len(lines) == 4 and not (tmp_path / "state").exists()
+
+
+def test_add_on_an_existing_point_says_what_it_did(
+    toy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Adding at the params of an existing point never says "nothing added" when it recorded
+    or replaced the value: the message names what changed, old value and new."""
+    add = ["add", "--state", str(toy), "--params", "x=2,y=2"]
+    code, out, err = run(capsys, *add, "--value", "3.5")
+    assert (code, out) == (0, "0\n")
+    assert err.strip() == "point 0 exists already with these params; recorded 3.5", err
+    code, out, err = run(capsys, *add, "--value", "74", "--replace")
+    assert (code, out) == (0, "0\n")
+    assert err.strip() == "point 0 exists already with these params; replaced 3.5 -> 74", err
+    assert load_state(toy).point(0).value == 74.0
+    code, _, err = run(capsys, *add, "--value", "74")
+    assert (code, err.strip()) == (0, "point 0 exists already with these params and value 74")
+    code, _, err = run(capsys, *add)
+    assert (code, err.strip()) == (0, "point 0 exists already with these params; nothing added")
+
+
+@pytest.mark.parametrize("text", ["7_1", "\u0667\u0660", "7\u00a0", "\uff17", "0x1p3", ""])
+def test_a_measurement_is_plain_ascii_notation(
+    toy: Path, capsys: pytest.CaptureFixture, text: str
+) -> None:
+    """Python's float() takes '7_1' as 71 and Arabic-Indic digits as 70: a typo or a
+    pasted number would be stored as a different measurement. `record` and `add --value`
+    refuse it as a usage error naming the text, and store nothing."""
+    before = toy.read_bytes()
+    for argv in (
+        ["record", "--state", str(toy), "1", text],
+        ["add", "--state", str(toy), "--params", "x=2,y=2", f"--value={text}"],
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and f"{text!r} is not a plain number" in err, err
+        assert "Traceback" not in err
+    assert toy.read_bytes() == before
+    for text in ("71", "-1.5e1", "+.5", "7.", "1E-3"):
+        argv = ["record", "--state", str(toy), "--replace", "--", "1", text]
+        assert run(capsys, *argv)[0] == 0, text
+    assert load_state(toy).point(1).value == 1e-3

@@ -99,6 +99,25 @@ def test_front_on_a_measured_cost_the_points_lack_says_so(
     assert "have no device_hours" in err
 
 
+def test_a_cost_name_no_result_carries_is_named_with_the_costs_there_are(
+    measured: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A typo of a known cost reads as a measured cost no result has: both commands say so
+    and list the names the user may have meant, instead of an empty front or "no point"."""
+    with StateStore.open(measured) as store:
+        for point in store.state.with_status(PointStatus.DONE):
+            store.state.update_point(point.id, extra={"metrics": {"top5": 90.0}})
+        store.commit()
+    meant = "(measured: top5; known: gmacs, params_m, memory_gib)"
+    code, _, err = run(capsys, "best", "--state", str(measured), "--where", "gmacz<=20")
+    assert code == 1 and "no measured point meets gmacz <= 20" in err
+    assert f"note: no measured point has a cost named 'gmacz' {meant}" in err
+    code, _, err = run(capsys, "front", "--state", str(measured), "--cost", "nope", "--json")
+    assert code == 0 and f"note: no measured point has a cost named 'nope' {meant}" in err
+    code, _, err = run(capsys, "best", "--state", str(measured), "--where", "gmacs<=0")
+    assert code == 1 and "cost named" not in err  # a known cost: no point is simply that small
+
+
 def test_front_reads_a_measured_cost_from_the_points(
     measured: Path, capsys: pytest.CaptureFixture
 ) -> None:

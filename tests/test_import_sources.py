@@ -188,3 +188,94 @@ def test_percentages_raise_no_fraction_warning(
     source.write_text(csv_text(ROWS), encoding="utf-8")
     code, _, err = run(capsys, "import", "--state", str(warm), str(source))
     assert code == 0 and "fraction" not in err, err
+
+
+def json_points(rows: list[tuple], **keys: object) -> list[dict]:
+    """``{"params": ..., "value": v}`` per row, with ``keys`` added to (or replacing) each."""
+    return [{"params": {"g1": a, "g2": b}, "value": v, **keys} for a, b, v in rows]
+
+
+@pytest.mark.parametrize("value", [{"x": 70}, [70]])
+@pytest.mark.parametrize("flags", [[], ["--json"]])
+def test_a_json_value_that_is_not_a_number_is_refused_naming_the_row(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture, value: object, flags: list[str]
+) -> None:
+    source = tmp_path / "points.json"
+    source.write_text(json.dumps(json_points(ROWS[:1]) + json_points(ROWS[1:2], value=value)))
+    code, out, err = run(capsys, "import", "--state", str(warm), str(source), *flags)
+    assert code == 1 and out == ""
+    assert f"{source} row 2: value {value!r} is not a number" in one_line_refusal(code, err)
+    assert imported(warm) == []
+
+
+def test_a_json_document_nested_too_deeply_is_refused_naming_the_file(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = tmp_path / "deep.json"
+    source.write_text("[" * 100_000 + "]" * 100_000)
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    err = one_line_refusal(code, err)
+    assert f"{source}: not a JSON document of points: nested too deeply" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_status_json_of_a_campaign_with_another_metric_is_refused(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    other = init_state(earlier, capsys, experiment_toml("top5", SPACE, metric="top5"))
+    for g1, g2, value in ROWS:
+        argv = ["add", "--state", str(other), "--params", f"g1={g1},g2={g2}", "--value"]
+        assert run(capsys, *argv, str(value))[0] == 0
+    code, out, err = run(capsys, "status", "--state", str(other), "--json")
+    assert code == 0 and json.loads(out)["metric"] == "top5", err
+    source = tmp_path / "status.json"
+    source.write_text(out)
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    assert f"{source} measured 'top5', this search 'top1'" in one_line_refusal(code, err)
+    assert imported(warm) == []
+    for metric in ("top1", None):  # this search's metric, or none named: the same points import
+        source.write_text(json.dumps({**json.loads(out), "metric": metric}))
+        code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+        assert code == 0, err
+        assert imported(warm) == sorted(ROWS)
+
+
+@pytest.mark.parametrize(("line", "count"), [("16,0.5,94.25,99", 4), ("16,0.5", 2)])
+def test_a_csv_row_with_more_or_fewer_fields_than_the_header_is_refused(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture, line: str, count: int
+) -> None:
+    source = tmp_path / "ragged.csv"
+    source.write_text(f"g1,g2,value\n8,0.25,91.5\n{line}\n24,0.75,95.125\n", encoding="utf-8")
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    err = one_line_refusal(code, err)
+    assert f"{source} row 2: {count} fields, the header has 3" in err
+    assert imported(warm) == []
+
+
+def test_value_and_the_metric_together_are_refused_alike_in_json_and_csv(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    points = tmp_path / "points.json"
+    points.write_text(json.dumps(json_points(ROWS[:1]) + json_points(ROWS[1:2], top1=75)))
+    code, _, err = run(capsys, "import", "--state", str(warm), str(points))
+    both = "both 'value' and 'top1': give the measurement once"
+    assert f"{points} row 2: {both}" in one_line_refusal(code, err)
+    table = tmp_path / "points.csv"
+    table.write_text("g1,g2,value,top1\n8,0.25,91.5,91.5\n", encoding="utf-8")
+    code, _, err = run(capsys, "import", "--state", str(warm), str(table))
+    assert f"{table} header: {both}" in one_line_refusal(code, err)
+    assert imported(warm) == []
+
+
+@pytest.mark.parametrize("text", ["null", "42", '"hello"', "true"])
+def test_a_json_file_holding_a_bare_value_is_refused_as_json(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture, text: str
+) -> None:
+    source = tmp_path / "points.json"
+    source.write_text(text + "\n")
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    err = one_line_refusal(code, err)
+    assert f"{source}: not a JSON document of points: expected a list of points" in err
+    assert "header" not in err

@@ -261,3 +261,51 @@ def test_expand_widens_several_dims_in_one_call_within_the_budget(
     assert "expand: 5 design points added;" in err and "points left" in err
     doc = json.loads(run(capsys, "status", "--state", str(toy), "--json")[1])
     assert doc["phase"]["number"] == 1 and doc["phase"]["first_id"] == added[0].id
+
+
+#: The demo's ResNet experiment: model-family coordinates g1, g2 (widths) and d1 (a depth).
+DIGITS = (ROOT / "jobs" / "demo-digits.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dim", "g1", "--low", "-10"], "coordinate 'g1' takes at least 1, got -10"),
+        (["--dim", "g1", "--low", "0"], "coordinate 'g1' takes at least 1, got 0"),
+        (["--dim", "g1", "--high", "100000"], "coordinate 'g1' takes at most 65536, got 100000"),
+        (
+            ["--dim", "g2", "--high", "70", "--dim", "d1", "--high", "300"],
+            "coordinate 'd1' takes at most 256, got 300",
+        ),
+    ],
+)
+def test_expand_refuses_a_box_the_model_family_cannot_take(
+    tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str], message: str
+) -> None:
+    """`init` refuses these bounds in the experiment file; a widened box is held to the same
+    rule and wording, before anything changes, so no job is ever built from such a point."""
+    state = init_state(tmp_path, capsys, DIGITS)
+    before = state.read_bytes()
+    code, _, err = run(capsys, "expand", "--state", str(state), *argv)
+    assert code == 1 and f"expand refused: family 'resnet': {message}" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert state.read_bytes() == before
+    assert not layout.inbox_dir(layout.run_dir(state)).exists()
+    code, _, err = run(capsys, "add", "--state", str(state), "--params", "g1=-5,g2=8,d1=1")
+    assert code == 1 and "outside the box" in err
+    code, _, err = run(capsys, "expand", "--state", str(state), "--dim", "g1", "--low", "1")
+    assert code == 0 and "box widened: g1 = [1, 32]" in err, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--dim", "x", "--high", "4_0"], ["--refine", "x=0:1_0"], ["--dim", "x", "--high", "٤"]],
+)
+def test_expand_bounds_are_plain_ascii_numbers(
+    toy: Path, capsys: pytest.CaptureFixture, argv: list[str]
+) -> None:
+    """A bound typed `4_0` is a typo, not 40: refused as `record` refuses such a value."""
+    before = toy.read_bytes()
+    code, _, err = run(capsys, "expand", "--state", str(toy), *argv)
+    assert code == 2 and "is not a plain number" in err, err
+    assert toy.read_bytes() == before

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from nas.errors import UserError
 from nas.names import shown
+from nas.numbers import plain_number
 from nas.search.space import params_text as params_text  # re-exported for the commands
 
 if TYPE_CHECKING:
@@ -45,6 +46,17 @@ def path_arg(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a path, got an empty string")
     return Path(text)
+
+
+def number_arg(text: str) -> float:
+    """A number given on the command line, in plain ASCII notation only
+    (:func:`nas.numbers.plain_number`); other text is a usage error that names it."""
+    if not plain_number(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a plain number: ASCII digits with an optional sign, '.' "
+            "and exponent (e.g. 71.5 or 1e-3)"
+        )
+    return float(text)
 
 
 def state_option() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ from nas.commands.common import (
     emit_json,
     json_number,
     json_option,
+    number_arg,
     number_text,
     params_text,
     path_arg,
@@ -41,8 +43,9 @@ from nas.commands.curves import export_doc
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.control import policy
 from nas.pointdir import layout
+from nas.record.lock import lock_path
 from nas.record.state import State
-from nas.record.store import StateStore, previous_path
+from nas.record.store import StateStore, previous_path, real_path
 from nas.search.space import Params, SearchSpace, SpaceError
 
 
@@ -58,12 +61,14 @@ def _search_failures() -> tuple[type[Exception], ...]:
 
 
 def _params_arg(
-    text: str, space: SearchSpace, *, allow_outside: bool, remedy: str
+    text: str, space: SearchSpace, *, allow_outside: bool, remedy: str, as_given: bool = False
 ) -> tuple[Params, Params]:
     """``k=v,...`` from the command line as given and snapped, checked against the space.
 
     Every value that snapping changes is reported on stderr; a value outside
     the box is refused unless ``allow_outside`` (``remedy`` names the option).
+    ``as_given``: the caller uses the values as given (``predict --extrapolate``),
+    so the notes say that instead of what snapping would have stored.
     """
     try:
         given = parse_params(text)
@@ -75,12 +80,20 @@ def _params_arg(
     if outside and not allow_outside:
         box = ", ".join(f"{d.name} in [{d.low}, {d.high}]" for d in space.numeric)
         raise policy.StudyError(
-            f"--params: {'; '.join(v.split(' stored')[0] for v in outside)} outside the box "
+            f"--params: {'; '.join(_given_part(v) for v in outside)} outside the box "
             f"({box}); {remedy}"
         )
     for note in notes:
+        if as_given:
+            where = "outside the box, extrapolated" if note in outside else "off the grid"
+            note = f"{_given_part(note)} evaluated as given ({where})"
         print(f"note: {note}", file=sys.stderr)
     return given, snapped
+
+
+def _given_part(note: str) -> str:
+    """``"g1=200"`` of a snapping note ``"g1=200 stored as 32, the upper bound"``."""
+    return note.split(" stored")[0]
 
 
 def _read(path: Path) -> policy.Study:
@@ -216,6 +229,8 @@ def _add(args: argparse.Namespace) -> int:
         value = (
             None if args.value is None else policy.check_value(experiment, args.value, "--value")
         )
+        existing = store.state.find(params)
+        before = None if existing is None else existing.value
         point, created = policy.add_manual(store.state, params, value, replace=args.replace)
         if value is not None:
             _store_fit_if_possible(policy.Study(store.state, experiment))
@@ -224,8 +239,15 @@ def _add(args: argparse.Namespace) -> int:
         emit_json({**point_doc(point), "created": created})
     else:
         print(point.id)
-    if not created:
-        print(f"point {point.id} exists already with these params; nothing added", file=sys.stderr)
+    if not created:  # say what happened to the point that was there: its value may have changed
+        done = "; nothing added"
+        if value is not None and before is None:
+            done = f"; recorded {value:.15g}"
+        elif value is not None and before != value:
+            done = f"; replaced {before:.15g} -> {value:.15g}"
+        elif value is not None:
+            done = f" and value {value:.15g}"
+        print(f"point {point.id} exists already with these params{done}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -315,6 +337,7 @@ def _predict(args: argparse.Namespace) -> int:
         study.state.space,
         allow_outside=args.extrapolate,
         remedy="give --extrapolate to evaluate the spline there anyway",
+        as_given=args.extrapolate,
     )
     try:
         params = given if args.extrapolate else snapped
@@ -435,12 +458,32 @@ def _write_csv(state: State, handle: TextIO) -> None:
     csv.writer(handle, lineterminator="\n").writerows(_csv_rows(state))
 
 
+def _clear_of_campaign(out: Path, state: Path) -> None:
+    """Refuse an ``--out`` that would overwrite a file of the campaign being exported.
+
+    ``--out p.h5`` for ``--state p.h5`` is one slip away, and ``open(out, "w")``
+    would replace the state by a CSV: every later command then finds it corrupt
+    and ``fsck`` can only go back to ``.prev``, losing the last commit. The
+    state, its ``.prev`` and lock, and any file already in its run folder
+    (results, logs, scripts) are the campaign's; a new file in that folder is not.
+    """
+    target = Path(os.path.realpath(out))
+    home = real_path(state)
+    owned = {Path(os.path.realpath(p)) for p in (home, previous_path(home), lock_path(home))}
+    inside = target.is_relative_to(layout.run_dir(state)) and target.exists()
+    if target in owned or inside:
+        raise UsageError(
+            f"--out {out}: is a file of the campaign in {state}; export to another file"
+        )
+
+
 @reported
 def _export(args: argparse.Namespace) -> int:
     if args.tensorboard is not None:
         return _export_tensorboard(args)
     if args.out is not None:
         writable_path(args.out, "--out")
+        _clear_of_campaign(args.out, args.state)
     state = StateStore.read(args.state)
     if args.json:
         doc = export_doc(state, layout.run_dir(args.state), args.state)
@@ -516,7 +559,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     point = add("add", _add, [as_json, state, replace], "add a point by hand, measured or not")
     point.add_argument("--params", required=True, metavar="K=V,...", help="one value per dimension")
-    point.add_argument("--value", type=float, help="its measurement, if known")
+    point.add_argument("--value", type=number_arg, help="its measurement, if known")
     point.add_argument(
         "--snap", action="store_true", help="store a point outside the box at the nearest bound"
     )
@@ -535,7 +578,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     record = add("record", _record, [as_json, state, replace], "record a measurement for a point")
     record.add_argument("id", type=int, metavar="ID")
-    record.add_argument("value", type=float, metavar="VALUE")
+    record.add_argument("value", type=number_arg, metavar="VALUE")
 
     predict = add("predict", _predict, [as_json, state], "the spline's prediction at a point")
     predict.add_argument(

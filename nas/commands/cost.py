@@ -8,10 +8,12 @@ predicate and for its known costs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from nas.commands.common import EXIT_OK, UsageError, emit_json, reported
-from nas.config import ConfigError, Experiment, load_experiment, parse_params
+from nas.config import ConfigError, Experiment, ModelConfig, load_experiment, parse_params
+from nas.search.settings import SettingError, check_value
 
 GIB = 2**30
 
@@ -47,12 +49,23 @@ def run_cost(args: argparse.Namespace) -> int:
         params = parse_params(args.params)
     except ValueError as exc:
         raise UsageError(f"--params: {exc}") from None
+    if args.num_classes is not None:
+        _check_num_classes(args.num_classes)
     document = cost_document(load_experiment(args.experiment), params, args.num_classes)
     if args.json:
         emit_json(document)
     else:
         print(_text(document))
     return EXIT_OK
+
+
+def _check_num_classes(value: int) -> None:
+    """``--num-classes`` held to ``[model] num_classes``'s own declaration (its minimum)."""
+    meta = next(f.metadata for f in dataclasses.fields(ModelConfig) if f.name == "num_classes")
+    try:
+        check_value(value, meta, "--num-classes")
+    except SettingError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cost_document(

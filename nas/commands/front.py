@@ -93,7 +93,7 @@ def run_front(args: argparse.Namespace) -> int:
     if args.pool is not None and args.pool < 1:
         raise UsageError(f"--pool must be >= 1, got {args.pool}")
     from nas.control import frontier
-    from nas.control.costs import cost_source
+    from nas.control.costs import cost_source, unmeasured
 
     study = _study(args.state)
     name = cost_name(study, args.cost)
@@ -129,6 +129,9 @@ def run_front(args: argparse.Namespace) -> int:
         _print_front(document)
     if unknown:
         print(f"note: {unknown} measured point(s) have no {name}; left out", file=sys.stderr)
+        why = unmeasured(study.state, study.experiment, source)
+        if why:
+            print(f"note: {why}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -169,6 +172,7 @@ def _print_front(doc: dict[str, Any]) -> None:
 @reported
 def run_best(args: argparse.Namespace) -> int:
     from nas.control.constraints import best_within, parse_where, sources
+    from nas.control.costs import unmeasured
 
     try:
         bounds = [parse_where(text) for text in args.where]
@@ -192,7 +196,13 @@ def run_best(args: argparse.Namespace) -> int:
         emit_json(document)
     where = " and ".join(document["where"]) or "no bound"
     if point is None:
+        why = [
+            unmeasured(study.state, study.experiment, s)
+            for _, s in sources(study.experiment, bounds)
+        ]
         print(f"no measured point meets {where}", file=sys.stderr)
+        for line in filter(None, why):
+            print(f"note: {line}", file=sys.stderr)
         return EXIT_FAILURE
     if not args.json:
         shown = ", ".join(f"{k} {number_text(v)}" for k, v in costs.items())

@@ -21,6 +21,7 @@ from nas.commands.common import (
     UsageError,
     emit_json,
     json_option,
+    number_arg,
     number_text,
     point_doc,
     reported,
@@ -151,7 +152,10 @@ class _DimAction(argparse.Action):
 
 
 def _parse_box(text: str) -> dict[str, list[float]]:
-    """``NAME=LOW:HIGH,...`` -> ``{NAME: [LOW, HIGH]}`` (usage errors name the item)."""
+    """``NAME=LOW:HIGH,...`` -> ``{NAME: [LOW, HIGH]}`` (usage errors name the item).
+
+    Each bound is read as :func:`~nas.commands.common.number_arg` reads ``--low``.
+    """
     box: dict[str, list[float]] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, span = item.partition("=")
@@ -159,9 +163,11 @@ def _parse_box(text: str) -> dict[str, list[float]]:
         try:
             if not (sep and colon and name.strip()):
                 raise ValueError
-            box[name.strip()] = [float(low), float(high)]
+            box[name.strip()] = [number_arg(low), number_arg(high)]
         except ValueError:
             raise UsageError(f"--refine: expected NAME=LOW:HIGH, got {item!r}") from None
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"--refine: {item!r}: {exc}") from None
     if not box:
         raise UsageError("--refine: expected NAME=LOW:HIGH,...")
     return box
@@ -363,10 +369,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dim", action=_DimAction, metavar="NAME", help="a dimension to widen (repeatable)"
     )
     expand.add_argument(
-        "--low", action=_DimAction, type=float, metavar="V", help="new lower bound of that --dim"
+        "--low",
+        action=_DimAction,
+        type=number_arg,
+        metavar="V",
+        help="new lower bound of that --dim",
     )
     expand.add_argument(
-        "--high", action=_DimAction, type=float, metavar="V", help="new upper bound of that --dim"
+        "--high",
+        action=_DimAction,
+        type=number_arg,
+        metavar="V",
+        help="new upper bound of that --dim",
     )
     expand.add_argument("--refine", metavar="NAME=LOW:HIGH,...", help="a sub-box to refine")
     expand.add_argument(

@@ -220,6 +220,37 @@ def measured(state: State) -> list[Point]:
     ]
 
 
+def unmeasured(state: State, experiment: Experiment, source: CostSource) -> str | None:
+    """Why no measured point has cost ``source``, naming the costs they do have; else None.
+
+    Any name that is not a known cost is read from the results, so a typo
+    (``gmacz``) is a cost no result carries: "no point meets gmacz <= 20"
+    would hide that, while the names the results do carry show the slip.
+    """
+    points = measured(state)
+    if source.known is not None or any(math.isfinite(source.of_point(p)) for p in points):
+        return None
+    carried = {name for p in points for name in _numbers(p.extra.get("metrics"))}
+    if any(math.isfinite(measured_cost(p, DEVICE_HOURS)) for p in points):
+        carried.add(DEVICE_HOURS)
+    known = list(KNOWN_COSTS) if has_cost_model(experiment) else []
+    users = user_costs(experiment)
+    known += [] if users is None else sorted(users.names)
+    return (
+        f"no measured point has a cost named {source.name!r} "
+        f"(measured: {', '.join(sorted(carried)) or 'none'}; known: {', '.join(known) or 'none'})"
+    )
+
+
+def _numbers(metrics: Any) -> list[str]:
+    """The names of a result's ``metrics`` that hold a number."""
+    if not isinstance(metrics, Mapping):
+        return []
+    return [
+        k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
+
+
 def cost_predictor(state: State, experiment: Experiment, source: CostSource) -> Predictor:
     """A known cost as computed (error 0), a measured one through a spline of the measured costs."""
     if source.known is not None:

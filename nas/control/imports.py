@@ -4,12 +4,13 @@ A search can start from any measurements, not only its own design: the rows of
 a CSV file (one column per dimension plus ``value`` or a column named after the
 metric; ``splinenas export --csv`` writes one), of a JSON document (a list of
 ``{"params": {...}, "value": v}`` or an object with such a ``points`` list, as
-``status --json`` writes; the metric's name may stand for ``value``) or the
-measured points of another campaign's state file become measured points with
-origin ``"import"``, the source file, the row (or the source's point id and
-experiment) and an optional note in their ``extra``. Every row is checked like
-``splinenas add`` checks its point; all problems are collected, each naming its
-row, and nothing is changed unless every row is valid.
+``status --json`` writes; the metric's name may stand for ``value``, and a
+document naming its ``metric`` must name this search's) or the measured points
+of another campaign's state file become measured points with origin ``"import"``,
+the source file, the row (or the source's point id and experiment) and an
+optional note in their ``extra``. Every row is checked like ``splinenas add``
+checks its point; all problems are collected, each naming its row, and nothing
+is changed unless every row is valid.
 
 Once the measurements determine a spline (d+1 affinely independent points in
 a category, see :meth:`~nas.search.optimizer.SplineOptimizer.fit`), the
@@ -20,7 +21,9 @@ brings one back).
 
 The source's kind is read from its bytes, not its name: a spreadsheet (a zip
 archive: .xlsx, .ods) or a file that is not UTF-8 is refused in one line that
-says what to do, rather than decoded into nonsense.
+says what to do, rather than decoded into nonsense. Only a ``.json`` file that
+does not start with a list or an object (``null``, ``42``) is judged by its name,
+so that it is refused as JSON rather than as a CSV header.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +84,7 @@ class Report:
 
 
 def read_rows(path: Path, space: SearchSpace, metric: str) -> list[Row]:
-    """The rows of a CSV or JSON file or of a state file (by its content, not its name).
+    """The rows of a CSV or JSON file or of a state file (by its content; see the module).
 
     Raises:
         RowsError: a spreadsheet, a file that is not UTF-8, or one without a measurement.
@@ -95,7 +98,7 @@ def read_rows(path: Path, space: SearchSpace, metric: str) -> list[Row]:
             "save it as CSV (UTF-8) and import that"
         )
     text = _decode(data, path)
-    if text.lstrip().startswith(("[", "{")):
+    if text.lstrip().startswith(("[", "{")) or path.suffix.lower() == ".json":
         rows = _json_rows(text, path, metric)
     else:
         rows = _csv_rows(text, path, space, metric)
@@ -128,10 +131,25 @@ def _decode(data: bytes, path: Path) -> str:
         ) from None
 
 
+def _value_key(keys: Collection[str], metric: str, where: str) -> str:
+    """The key (CSV column, JSON key) that holds the measurement: ``value`` or the metric's name.
+
+    Both at once is refused rather than one of them ignored: they may disagree, and
+    only the person knows which one is meant.
+    """
+    if metric != "value" and "value" in keys and metric in keys:
+        raise RowsError(f"{where}: both 'value' and {metric!r}: give the measurement once")
+    return metric if metric in keys else "value"
+
+
 def _csv_rows(text: str, path: Path, space: SearchSpace, metric: str) -> list[Row]:
-    reader = csv.DictReader(text.splitlines())
-    header = reader.fieldnames or []
-    column = "value" if "value" in header or metric not in header else metric
+    """The data rows of a CSV file; a row with more or fewer fields than the header is refused.
+
+    Extra fields would be dropped and missing ones read as empty, both silently.
+    """
+    reader = csv.reader(text.splitlines())
+    header = next(reader, [])
+    column = _value_key(header, metric, f"{path} header")
     missing = [name for name in (*space.names, column) if name not in header]
     known = {*space.names, *EXPORT_COLUMNS, column}
     unknown = [name for name in header if name not in known]
@@ -140,12 +158,20 @@ def _csv_rows(text: str, path: Path, space: SearchSpace, metric: str) -> list[Ro
             f"{path}: the header needs one column per dimension and 'value' (or {metric!r}): "
             f"missing {missing}, unknown {unknown}"
         )
-    rows = []
-    for number, record in enumerate(reader, start=1):
+    rows, problems = [], []
+    for number, fields in enumerate((fields for fields in reader if fields), start=1):
+        if len(fields) != len(header):
+            problems.append(
+                f"{path} row {number}: {len(fields)} fields, the header has {len(header)}"
+            )
+            continue
+        record = dict(zip(header, fields, strict=True))
         if record.get("status", "done") not in ("done", ""):
             continue  # an exported point that was never measured
-        value = None if record[column] in ("", None) else record[column]
+        value = record[column] or None
         rows.append(Row(number, {name: _number(record[name]) for name in space.names}, value))
+    if problems:
+        raise RowsError("\n".join(problems))
     return rows
 
 
@@ -160,17 +186,25 @@ def state_rows(path: Path, metric: str) -> list[Row]:
         experiment = policy.experiment_of(other, path)
     except (StateError, ConfigError) as exc:
         raise RowsError(f"{path}: {exc}") from None
-    if experiment.experiment.metric != metric:
-        raise RowsError(
-            f"{path} measured {experiment.experiment.metric!r}, this search {metric!r}: "
-            "its values cannot be imported here"
-        )
+    _check_metric(path, experiment.experiment.metric, metric)
     provenance = {"experiment": experiment.experiment.name}
     return [
         Row(p.id, dict(p.params), p.value, {**provenance, "point": p.id})
         for p in other.points
         if p.status is PointStatus.DONE and p.value is not None
     ]
+
+
+def _check_metric(path: Path, measured: object, metric: str) -> None:
+    """Refuse a source that names the metric it measured when that is not this search's.
+
+    A top-5 accuracy is no top-1 accuracy: the values would be in range and wrong.
+    """
+    if measured != metric:
+        raise RowsError(
+            f"{path} measured {measured!r}, this search {metric!r}: "
+            "its values cannot be imported here"
+        )
 
 
 def _number(text: str | None) -> Any:
@@ -184,20 +218,28 @@ def _number(text: str | None) -> Any:
 
 
 def _json_rows(text: str, path: Path, metric: str) -> list[Row]:
+    """The points of a JSON document; one that names its ``metric`` must name ``metric``."""
+    not_points = f"{path}: not a JSON document of points"
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RowsError(f"{path}: not valid JSON: {exc}") from None
+    except RecursionError:  # json decodes recursively: thousands of nested '[' exhaust the stack
+        raise RowsError(f"{not_points}: nested too deeply") from None
+    if isinstance(document, Mapping) and document.get("metric") is not None:
+        _check_metric(path, document["metric"], metric)
     entries = document.get("points") if isinstance(document, Mapping) else document
     if not isinstance(entries, list):
-        raise RowsError(f"{path}: expected a list of points or an object with 'points'")
+        raise RowsError(f"{not_points}: expected a list of points or an object with 'points'")
     rows = []
     for number, entry in enumerate(entries, start=1):
+        where = f"{path} row {number}"
         if not isinstance(entry, Mapping) or not isinstance(entry.get("params"), Mapping):
-            raise RowsError(f"{path} point {number}: expected {{'params': {{...}}, 'value': v}}")
+            raise RowsError(f"{where}: expected {{'params': {{...}}, 'value': v}}")
         if entry.get("status", "done") != "done":
             continue
-        rows.append(Row(number, dict(entry["params"]), entry.get("value", entry.get(metric))))
+        value = entry.get(_value_key(entry, metric, where))
+        rows.append(Row(number, dict(entry["params"]), value))
     return rows
 
 
@@ -274,7 +316,12 @@ def fraction_warning(experiment: Experiment, values: list[float], source: str) -
 
 
 def _float(value: Any) -> float:
-    if isinstance(value, bool):
+    """``value`` (a CSV cell, a JSON value) as a finite float; else a ValueError saying why.
+
+    JSON may give ``true``, an object or a list where a number belongs: each is refused
+    by the same message rather than a TypeError from ``float``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"value {value!r} is not a number")
     number = float(value)
     if not math.isfinite(number):

@@ -10,6 +10,7 @@ between committing and deleting a request applies it again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -204,10 +205,13 @@ def expand(
     point, so the new bounds must contain the old ones. Design points already
     in the state, or closer than ``min_distance`` (unit box) to one, are
     skipped. A change that adds work begins a new phase of the search
-    (:func:`nas.control.policy.start_phase`).
+    (:func:`nas.control.policy.start_phase`). The new box is held to the
+    bounds of the model family's coordinates as ``init`` holds the
+    configured one (:func:`_family_problem`).
 
     Raises:
-        SpaceError: an unknown or categorical dimension, or bounds that shrink the box.
+        SpaceError: an unknown or categorical dimension, bounds that shrink the box,
+            or bounds the model family's coordinate cannot take.
     """
     old = state.space
     space = _with_bounds(old, bounds)
@@ -217,6 +221,9 @@ def expand(
                 f"dimension {after.name!r}: [{after.low}, {after.high}] does not contain the current "
                 f"box [{before.low}, {before.high}]; use a refinement to add a sub-box"
             )
+    problem = _family_problem(state, space)
+    if problem is not None:
+        raise SpaceError(problem)
     state.set_space(space)
     outcomes = _add_design(state, space.initial_design(), min_distance, budget, "expand")
     if not outcomes[-1].ok:
@@ -253,6 +260,25 @@ def refine(
             )
     outcomes = _add_design(state, sub.initial_design(), min_distance, budget, "refine")
     return outcomes if outcomes[-1].ok else outcomes[-1:]
+
+
+def _family_problem(state: State, space: SearchSpace) -> str | None:
+    """Why the built-in trainer's model family cannot take ``space``'s box, or None.
+
+    ``init`` refuses a configured box past a coordinate's bounds (a width of
+    at least 1, a depth of at most 256); a widened box must not let such a
+    point in, or its job would die in the trainer. The check is init's own
+    (:func:`nas.control.prepare.box_problems`), so the rule and its wording
+    are declared once. A search whose own ``[train] command`` measures the
+    points has no family to check.
+    """
+    from nas.control.prepare import box_problems  # loads the cluster backends: only here
+
+    experiment = policy.experiment_of(state, "the state")
+    if not experiment.builtin_trainer or experiment.missing_run_sections():
+        return None
+    problems = box_problems(dataclasses.replace(experiment, space=space))
+    return problems[0].detail if problems else None
 
 
 def _with_bounds(space: SearchSpace, bounds: Bounds) -> SearchSpace:

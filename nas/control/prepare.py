@@ -370,7 +370,7 @@ def _coordinate_problems(experiment: Experiment) -> list[ConfigError]:
         problems.append(ConfigError(source, "model", "fixed",
                                     f"family {family!r} needs {', '.join(missing)}, neither "
                                     "searched in [[space]] nor fixed here"))  # fmt: skip
-    problems += _box_problems(experiment) if not problems else []
+    problems += box_problems(experiment) if not problems else []
     if problems:
         return problems
     values = [("model", "fixed", name, value) for name, value in fixed.items()]
@@ -388,11 +388,14 @@ def _coordinate_problems(experiment: Experiment) -> list[ConfigError]:
     return problems
 
 
-def _box_problems(experiment: Experiment) -> list[ConfigError]:
+def box_problems(experiment: Experiment) -> list[ConfigError]:
     """Numeric dimensions whose box reaches past the bounds of their coordinate.
 
     A bound (e.g. at most :data:`nas.models.coordinates.MAX_DEPTH` blocks a
     stage) is declared with the coordinate, which the trainer applies too.
+    ``init`` checks the configured box with it and ``expand``
+    (:func:`nas.control.operations.expand`) every widened one, so no point
+    outside the bounds ever reaches a job.
     """
     from nas.models import coordinates as coords
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,12 @@ from nas.search.warp import (
 TOP_UP_GROWTH = 16
 #: Seed offset per told point of the check's candidates (:meth:`SplineOptimizer._check`).
 CHECK_SEED_STEP = 7919
+#: Why an extrapolated prediction is refused: r^3 of a point 1e100 ranges away overflows
+#: float64, and NaN or inf is no prediction to print or store.
+_OVERFLOW = (
+    "the spline cannot be evaluated that far outside the box: its terms overflow; "
+    "give values nearer the box"
+)
 
 
 def capped_values(values: np.ndarray, quantile: float) -> np.ndarray:
@@ -618,8 +625,13 @@ class SplineOptimizer:
         splines = self._fit_all()
         if cat not in splines:
             raise ValueError(f"no spline for category {cat} yet: too few measurements")
-        x = self.space.to_unit_unsnapped(params) if extrapolate else self.space.to_unit(params)
-        return self._sign * float(splines[cat](x))
+        if not extrapolate:
+            return self._sign * float(splines[cat](self.space.to_unit(params)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            value = self._sign * float(splines[cat](self.space.to_unit_unsnapped(params)))
+        if not math.isfinite(value):
+            raise ValueError(_OVERFLOW)
+        return value
 
     def predict_interval(
         self, many: Sequence[Mapping[str, Any]], extrapolate: bool = False
@@ -643,8 +655,9 @@ class SplineOptimizer:
                 x = np.array([self.space.to_unit_unsnapped(many[i]) for i in index])
             else:
                 x = self.space.to_unit_many([many[i] for i in index])
-            values[index] = self._sign * splines[cat](x)
-            errors[index] = local_error(splines[cat], x)
+            with np.errstate(over="ignore", invalid="ignore") if extrapolate else nullcontext():
+                values[index] = self._sign * splines[cat](x)
+                errors[index] = local_error(splines[cat], x)
         return values, errors
 
     @property

@@ -1,0 +1,70 @@
+"""`predict --extrapolate` says what it evaluated and refuses what it cannot evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from experiment_support import experiment_toml, init_state, run
+
+SPACE = {
+    "g1": {"type": "int", "low": 4, "high": 32},
+    "g2": {"type": "float", "low": 0.0, "high": 1.0},
+}
+
+
+@pytest.fixture
+def fitted(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
+    """A search with eight imported measurements of a smooth surface: a spline to ask."""
+    state = init_state(tmp_path, capsys, experiment_toml("far", SPACE, max_points=40))
+    rows = [
+        (g1, g2, 70 + 0.5 * g1 - 8 * (g2 - 0.6) ** 2)
+        for g1, g2 in [
+            (4, 0.1),
+            (32, 0.9),
+            (18, 0.5),
+            (10, 0.8),
+            (25, 0.2),
+            (7, 0.4),
+            (29, 0.6),
+            (14, 0.3),
+        ]
+    ]
+    source = tmp_path / "earlier.csv"
+    source.write_text("g1,g2,value\n" + "".join(f"{a},{b},{v:.4f}\n" for a, b, v in rows))
+    assert run(capsys, "import", "--state", str(state), str(source))[0] == 0
+    return state
+
+
+def test_an_extrapolated_value_is_noted_as_evaluated_not_as_stored(
+    fitted: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The note names the value the spline was evaluated at (200), not a bound it never used."""
+    argv = ["predict", "--state", str(fitted), "--params", "g1=200,g2=0.5", "--extrapolate"]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "note: g1=200 evaluated as given (outside the box, extrapolated)" in err
+    assert "stored as" not in err
+
+
+@pytest.mark.parametrize("far", ["1e300", "-1e200", "1e155"])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_prediction_too_far_to_compute_is_one_clear_error(
+    fitted: Path, capsys: pytest.CaptureFixture, far: str, as_json: bool
+) -> None:
+    """Far enough out the spline's r^3 terms overflow: an error line, no NaN, no traceback."""
+    argv = ["predict", "--state", str(fitted), "--params", f"g1={far},g2=0.5", "--extrapolate"]
+    code, out, err = run(capsys, *argv, *(["--json"] if as_json else []))
+    assert code == 1 and out == "", out
+    assert "cannot be evaluated that far outside the box" in err
+    assert "Traceback" not in err and "RuntimeWarning" not in err and "nan" not in err
+
+
+def test_a_far_but_computable_prediction_is_still_given(
+    fitted: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["predict", "--state", str(fitted), "--params", "g1=1e4,g2=0.5", "--extrapolate"]
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    assert isinstance(json.loads(out)["predicted"], float)
