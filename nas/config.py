@@ -699,15 +699,29 @@ def _renamed(raw: Any, source: str, table: str) -> Any:
     return renamed
 
 
+#: The largest experiment file read: the shipped ones are under 5 KiB, and a path given by a slip
+#: (``/dev/zero``, a dataset) must not be read until memory runs out.
+MAX_EXPERIMENT_BYTES = 1 << 20
+
+
 def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_EXPERIMENT_BYTES + 1)
+        text = data.decode("utf-8")
     except OSError as exc:
         raise ConfigError(str(path), "-", None, f"cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), "-", None, "not UTF-8 text") from None
+    if len(data) > MAX_EXPERIMENT_BYTES:
+        raise ConfigError(
+            str(path),
+            "-",
+            None,
+            f"larger than {MAX_EXPERIMENT_BYTES >> 20} MiB: not an experiment file",
+        )
     return parse_experiment(text, str(path))
 
 

@@ -90,8 +90,10 @@ def cost_name(study: Any, given: str | None) -> str:
 
 @reported
 def run_front(args: argparse.Namespace) -> int:
-    if args.pool is not None and args.pool < 1:
-        raise UsageError(f"--pool must be >= 1, got {args.pool}")
+    from nas.search.tradeoff import MAX_POOL_SIZE
+
+    if args.pool is not None and not 1 <= args.pool <= MAX_POOL_SIZE:
+        raise UsageError(f"--pool must be from 1 to {MAX_POOL_SIZE:,}, got {args.pool}")
     from nas.control import frontier
     from nas.control.costs import cost_source, unmeasured
 

@@ -43,6 +43,9 @@ OPTIMISM = 0.0
 
 #: Quasi-random candidates per category in a pool, before the neighbours of the front.
 POOL_SIZE = 256
+#: The most a person may ask for: a pool's Sobol points are drawn at once (2^20 in eight
+#: dimensions are 64 MiB, and a second or so of drawing); 10^8 asked by a slip ran for minutes.
+MAX_POOL_SIZE = 2**20
 
 #: Predictor: parameters -> (values, errors) in their units (NaN where unknown).
 Predictor = Callable[[Sequence[Params]], tuple[np.ndarray, np.ndarray]]
