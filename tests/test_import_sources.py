@@ -121,16 +121,24 @@ def test_another_campaigns_state_file_imports_its_measured_points_with_provenanc
             assert point.status is PointStatus.DONE
 
 
+def other_campaign(
+    tmp_path: Path, capsys: pytest.CaptureFixture, metric: str, rows: list[tuple]
+) -> Path:
+    """A campaign named and measured by ``metric`` in ``tmp_path/earlier``, holding ``rows``."""
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    other = init_state(earlier, capsys, experiment_toml(metric, SPACE, metric=metric))
+    for g1, g2, value in rows:
+        argv = ["add", "--state", str(other), "--params", f"g1={g1},g2={g2}", "--value"]
+        code, _, err = run(capsys, *argv, str(value))
+        assert code == 0, err
+    return other
+
+
 def test_a_state_file_of_another_metric_is_refused(
     warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    earlier = tmp_path / "earlier"
-    earlier.mkdir()
-    other = init_state(earlier, capsys, experiment_toml("loss", SPACE, metric="loss"))
-    code, _, err = run(
-        capsys, "add", "--state", str(other), "--params", "g1=8,g2=0.5", "--value", "0.3"
-    )
-    assert code == 0, err
+    other = other_campaign(tmp_path, capsys, "loss", [(8, 0.5, 0.3)])
     code, _, err = run(capsys, "import", "--state", str(warm), str(other))
     err = one_line_refusal(code, err)
     assert "loss" in err and "top1" in err
@@ -222,12 +230,7 @@ def test_a_json_document_nested_too_deeply_is_refused_naming_the_file(
 def test_the_status_json_of_a_campaign_with_another_metric_is_refused(
     warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    earlier = tmp_path / "earlier"
-    earlier.mkdir()
-    other = init_state(earlier, capsys, experiment_toml("top5", SPACE, metric="top5"))
-    for g1, g2, value in ROWS:
-        argv = ["add", "--state", str(other), "--params", f"g1={g1},g2={g2}", "--value"]
-        assert run(capsys, *argv, str(value))[0] == 0
+    other = other_campaign(tmp_path, capsys, "top5", ROWS)
     code, out, err = run(capsys, "status", "--state", str(other), "--json")
     assert code == 0 and json.loads(out)["metric"] == "top5", err
     source = tmp_path / "status.json"
