@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import re
 import sys
 from collections.abc import Mapping
@@ -188,6 +187,18 @@ def _check_command(value: list) -> str | None:
             return f"argument {index}: {problem}"
     if not value[0]:
         return "argument 0: the program is empty"
+    return None
+
+
+def _check_choices(value: list) -> str | None:
+    """Every string choice one line: it goes into the trainer's command line like a fixed value.
+
+    Refused here so that ``init`` refuses it, not ``run`` after a job was submitted.
+    """
+    for index, item in enumerate(value):
+        problem = line_problem(item) if isinstance(item, str) else None
+        if problem:
+            return f"choice {index}: {problem}"
     return None
 
 
@@ -612,6 +623,9 @@ def _parse_space(raw: Any, source: str) -> SearchSpace:
         table = f"space.{i}"
         dim = _parse_table(DimConfig, entry, source, table)
         table = f"space.{dim.name}"
+        problem = _check_choices(dim.choices)
+        if problem:
+            raise ConfigError(source, table, "choices", problem)
         for key in _DIM_REQUIRED[dim.type]:
             if key not in entry:
                 raise ConfigError(
@@ -762,7 +776,7 @@ def _parse_scalar(value: str) -> bool | int | float | str:
             number = convert(value)
         except ValueError:
             continue
-        if isinstance(number, float) and not math.isfinite(number):
+        if not finite_number(number):
             raise ValueError(f"value {value!r} is not finite")
         return number
     return value

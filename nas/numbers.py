@@ -18,9 +18,33 @@ _PLAIN_NUMBER = re.compile(
 )
 
 
+#: The largest magnitude a float holds; an int beyond it cannot become one.
+_FLOAT_MAX = 1.7976931348623157e308
+
+
 def finite_number(value: Any) -> bool:
-    """A number that is finite (a boolean is none)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A number that is finite (a boolean is none), and an int only if a float can hold it.
+
+    ``math.isfinite`` raises OverflowError on ``10**400`` instead of answering, so
+    a 400-digit integer written by a job would stop every reader that asked it.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= _FLOAT_MAX
+    return math.isfinite(value)
+
+
+def json_int(text: str) -> int:
+    """``parse_int`` for :func:`json.loads` of files people or jobs wrote: an integer a
+    float cannot hold is refused while the file is decoded (a ValueError naming it),
+    rather than an OverflowError in whichever reader converts it first."""
+    value = int(text)
+    if abs(value) > _FLOAT_MAX:
+        raise ValueError(
+            f"the integer {text[:12]}... ({len(text)} digits) is too large for a number"
+        )
+    return value
 
 
 def plain_number(text: str) -> bool:

@@ -128,6 +128,19 @@ def test_config_error_exits_1_naming_file_and_key(
     assert not (tmp_path / "s.h5").exists()
 
 
+def test_init_refuses_a_choice_that_run_could_not_pass_to_the_trainer(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A line break in a choice would break the job script's command line after submission."""
+    bad = tmp_path / "bad.toml"
+    space = {"x": FLOAT_BOX, "opt": {"type": "categorical", "choices": ["a", "line\nbreak"]}}
+    bad.write_text(experiment_toml("toy", space))
+    code, out, err = run(capsys, "init", str(bad), "--state", str(tmp_path / "s.h5"))
+    assert (code, out) == (1, "")
+    assert f"{bad}: [space.opt] choices: choice 1: expected one line" in err
+    assert "Traceback" not in err and not (tmp_path / "s.h5").exists()
+
+
 def test_init_refuses_an_existing_state(toy: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = run(capsys, "init", str(toy.with_name("toy.toml")), "--state", str(toy))
     assert code == 1 and "already exists" in err

@@ -107,6 +107,12 @@ CASES = {
         "choices",
         r"categorical dimension 'block' needs at least 2 choices, got \[\]",
     ),
+    "choice with a line break": (
+        VALID.replace('"bottleneck"', r'"bottle\nneck"'),
+        "space.block",
+        "choices",
+        r"choice 1: expected one line without control characters, got 'bottle\\nneck'",
+    ),
     "bad dim type": (
         VALID.replace('type = "int"', 'type = "integer"'),
         "space.0",

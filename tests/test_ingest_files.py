@@ -77,6 +77,26 @@ def test_a_hostile_result_file_is_set_aside_with_its_reason(tmp_path: Path, make
     assert reason in check.rejected.with_suffix(".reason.txt").read_text()
 
 
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('{"metrics": {"top1": 90.0, "top1": 10.0}}', "top1"),
+        ('{"metrics": {"top1": 90.0}, "metrics": {"top1": 10.0}}', "metrics"),
+    ],
+    ids=["metric", "metrics"],
+)
+def test_a_result_with_a_key_given_twice_is_set_aside_not_guessed(
+    tmp_path: Path, text: str, key: str
+) -> None:
+    """Which of two values was measured is unknown: taking the last would guess."""
+    (tmp_path / RESULT_FILE).write_text(text)
+    check = check_result(tmp_path, 0, PARAMS)
+    assert check is not None and check.result is None
+    assert f"key {key!r} given twice" in check.reason
+    assert check.rejected is not None
+    assert f"key {key!r} given twice" in check.rejected.with_suffix(".reason.txt").read_text()
+
+
 @pytest.mark.parametrize("make", ["fifo", "dev-zero", "directory", "sparse-2gb"])
 def test_hostile_progress_error_and_log_files_never_block_the_verdict(
     tmp_path: Path, make: str

@@ -29,6 +29,7 @@ MISTAKES = [
     ("add", "--state", "{S}", "--params", "g1=abc,g2=8,d1=1"),
     ("add", "--state", "{S}", "--params", "z=1"),
     ("add", "--state", "{S}", "--params", "g1=1_0,g2=8,d1=1"),
+    ("add", "--state", "{S}", "--params", "g1=1" + "0" * 400 + ",g2=8,d1=1"),
     ("predict", "--state", "{S}", "--params", "g1=\u0667,g2=8,d1=1"),
     ("add", "--state", "{S}", "--params", "g1=4,g2=8,d1=1", "--value", "abc"),
     ("add", "--state", "{D}", "--params", "g1=4,g2=8,d1=1"),

@@ -222,6 +222,7 @@ def test_exhausted_space_raises() -> None:
         ({"strategy": "bayes"}, "strategy: expected one of 'default', 'paper', got 'bayes'"),
         ({"min_distance": 1.0}, r"min_distance: expected less than 1.0, got 1.0"),
         ({"smoothing": math.nan}, "smoothing: expected a finite number"),
+        ({"tolerance": 10**400}, "tolerance: expected a finite number"),  # TOML reads it exactly
         ({"noise": "loud"}, "noise: expected a number >= 0 or 'auto'"),
     ],
 )

@@ -39,6 +39,7 @@ from typing import Any
 from nas.config import ConfigError, Experiment
 from nas.control import policy
 from nas.errors import UserError
+from nas.numbers import json_int
 from nas.record.state import Point, PointStatus, State, StateError
 from nas.record.store import load_state
 from nas.search.space import Params, SearchSpace, SpaceError
@@ -221,8 +222,8 @@ def _json_rows(text: str, path: Path, metric: str) -> list[Row]:
     """The points of a JSON document; one that names its ``metric`` must name ``metric``."""
     not_points = f"{path}: not a JSON document of points"
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
+        document = json.loads(text, parse_int=json_int)
+    except ValueError as exc:  # JSONDecodeError, or an integer too large (json_int)
         raise RowsError(f"{path}: not valid JSON: {exc}") from None
     except RecursionError:  # json decodes recursively: thousands of nested '[' exhaust the stack
         raise RowsError(f"{not_points}: nested too deeply") from None

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.pointdir.jsonio import open_regular, read_json_object
+from nas.numbers import finite_number
+from nas.pointdir.jsonio import atomic_write_bytes, open_regular, read_json_object
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
     CONTRACT_FAILURE,
@@ -89,9 +90,7 @@ class Divergence:
 
 def _number(value: Any) -> float:
     """A finite, non-negative number from a file, else 0 (the file must not stop the controller)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0.0
-    return float(value) if 0.0 <= value < float("inf") else 0.0
+    return float(value) if finite_number(value) and value >= 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -119,9 +118,18 @@ def check_result(
 
 
 def set_aside(path: Path, reason: str) -> Path:
-    """Rename a bad result file to the next free ``result.rejected-<n>.json`` with its reason."""
-    target = _free_name(path, "rejected-")
-    target.with_suffix(".reason.txt").write_text(reason + "\n", encoding="utf-8")
+    """Rename a bad result file to the next free ``result.rejected-<n>.json`` with its reason.
+
+    The point folder is the job's to write: a name it planted (a symlink to a file
+    of the user's, a folder) is skipped, never written through. The reason file is
+    created as a new file (a hard link of a temporary one), so a link planted
+    between the check and the write makes it take the next number instead.
+    """
+    while True:
+        target = _free_name(path, "rejected-")
+        text = (reason + "\n").encode("utf-8")
+        if atomic_write_bytes(target.with_suffix(".reason.txt"), text, exclusive=True):
+            break
     os.replace(path, target)
     return target
 
@@ -258,8 +266,11 @@ def archive_attempt(folder: Path, tag: str) -> None:
 
 
 def _free_name(path: Path, tag: str) -> Path:
-    """``<stem>.<tag><n><suffix>`` with the first ``n`` not taken yet (nothing is overwritten)."""
+    """``<stem>.<tag><n><suffix>`` with the first ``n`` whose name and reason file are both
+    free (nothing is overwritten; a dangling symlink counts as taken)."""
     n = 1
-    while (target := path.with_name(f"{path.stem}.{tag}{n}{path.suffix}")).exists():
+    while True:
+        target = path.with_name(f"{path.stem}.{tag}{n}{path.suffix}")
+        if not any(os.path.lexists(p) for p in (target, target.with_suffix(".reason.txt"))):
+            return target
         n += 1
-    return target

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.curvefields import CURVE_COUNTS, CURVE_FIELDS
-from nas.numbers import finite_number
-from nas.pointdir.jsonio import atomic_write_bytes
+from nas.numbers import finite_number, json_int
+from nas.pointdir.jsonio import atomic_write_bytes, open_regular
 from nas.pointdir.layout import CURVE_FILE
 
 #: The most a reader takes from the end of a curve file (thousands of entries).
@@ -76,9 +76,7 @@ def parse_entry(document: Any) -> Entry | None:
         if name not in CURVE_COUNTS and value is None:
             entry[name] = None
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
-        if not math.isfinite(value):
+        if not finite_number(value):
             return None
         entry[name] = int(value) if name in CURVE_COUNTS else float(value)
     if entry["epoch"] < 0:
@@ -96,12 +94,12 @@ def read_curve(directory: str | Path, *, max_bytes: int = MAX_CURVE_BYTES) -> li
     curve entries are skipped (a person's edit must not stop the controller).
     """
     path = Path(directory) / CURVE_FILE
-    try:
-        with open(path, "rb") as handle:
+    try:  # the job wrote it: a FIFO or a symlink must not block or redirect the reader
+        with os.fdopen(open_regular(path), "rb") as handle:
             size = handle.seek(0, os.SEEK_END)
             handle.seek(max(size - max_bytes, 0))
             data = handle.read(max_bytes)
-    except OSError:
+    except (OSError, ValueError):
         return []
     lines = data.decode("utf-8", errors="replace").splitlines()
     if size > max_bytes:
@@ -109,7 +107,7 @@ def read_curve(directory: str | Path, *, max_bytes: int = MAX_CURVE_BYTES) -> li
     by_epoch: dict[int, Entry] = {}
     for line in lines:
         try:
-            entry = parse_entry(json.loads(line))
+            entry = parse_entry(json.loads(line, parse_int=json_int))
         except ValueError:
             continue
         if entry is not None:

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from nas.numbers import json_int
+
 
 def atomic_write_bytes(
     path: str | Path, data: bytes, *, exclusive: bool = False, mode: int | None = None
@@ -112,18 +114,23 @@ def read_json_object(path: str | Path, max_bytes: int | None = None) -> dict[str
     """Read a JSON file whose top level must be an object, through :func:`read_bounded`.
 
     Raises:
-        ValueError: not a regular file, too large, unreadable, not JSON, or not
-            an object; the message names the file.
+        ValueError: not a regular file, too large, unreadable, not JSON (NaN, a
+            key given twice), or not an object; the message names the file.
     """
     try:
         text = read_bounded(path, max_bytes).decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not UTF-8 text") from None
     try:
-        document = json.loads(text, parse_constant=_reject_constant)
+        document = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_int=json_int,
+            object_pairs_hook=_reject_repeated_key,
+        )
     except _ConstantError as exc:
         raise ValueError(f"{path}: not valid JSON: {exc} ({_where_constant(text)})") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or an integer too large (json_int)
         raise ValueError(f"{path}: not valid JSON: {exc}") from None
     except RecursionError:
         raise ValueError(f"{path}: not valid JSON: nested too deeply") from None
@@ -138,6 +145,16 @@ class _ConstantError(ValueError):
 
 def _reject_constant(name: str) -> Any:
     raise _ConstantError(f"{name} is not a JSON number")
+
+
+def _reject_repeated_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The object of ``pairs``; a key given twice is refused: taking the last would guess."""
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise ValueError(f"key {key!r} given twice in one object")
+        document[key] = value
+    return document
 
 
 def _where_constant(text: str) -> str:

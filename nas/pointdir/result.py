@@ -210,7 +210,7 @@ def _metrics(path: str | Path, metrics: Mapping[str, Any], measured: Measured) -
     value = metrics[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ResultError(path, f"metrics.{name}: expected a number, got {value!r}", contract=True)
-    if not math.isfinite(value):
+    if not finite_number(value):
         raise ResultError(path, f"metrics.{name}: expected a finite number, got {value!r}")
     low, high = measured.valid or (-math.inf, math.inf)
     if not low <= value <= high:

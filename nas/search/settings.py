@@ -24,6 +24,7 @@ from typing import Any
 
 from nas.errors import UserError
 from nas.names import name_problem
+from nas.numbers import finite_number
 from nas.search.space import SearchSpace
 
 #: Goal -> sign that turns the measurement into a value to maximise.
@@ -114,7 +115,7 @@ def _convert(value: Any, kind: type | tuple[type, ...]) -> Any:
     if isinstance(value, bool) and bool not in kinds:
         raise TypeError
     if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        return float(value) if finite_number(value) else math.inf  # 10**400: "not finite"
     if isinstance(value, kinds):
         return value
     raise TypeError
