@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from typing import Any
 
 #: A number as typed in plain ASCII: decimal or scientific notation. ``nan`` and ``inf``
@@ -19,7 +20,7 @@ _PLAIN_NUMBER = re.compile(
 
 
 #: The largest magnitude a float holds; an int beyond it cannot become one.
-_FLOAT_MAX = 1.7976931348623157e308
+_FLOAT_MAX = sys.float_info.max
 
 
 def finite_number(value: Any) -> bool:

@@ -230,9 +230,10 @@ def unmeasured(state: State, experiment: Experiment, source: CostSource) -> str 
     points = measured(state)
     if source.known is not None or any(math.isfinite(source.of_point(p)) for p in points):
         return None
-    carried = {name for p in points for name in _numbers(p.extra.get("metrics"))}
-    if any(math.isfinite(measured_cost(p, DEVICE_HOURS)) for p in points):
-        carried.add(DEVICE_HOURS)
+    names = {DEVICE_HOURS}.union(
+        *(m for p in points if isinstance(m := p.extra.get("metrics"), Mapping))
+    )
+    carried = {n for n in names if any(math.isfinite(measured_cost(p, n)) for p in points)}
     known = list(KNOWN_COSTS) if has_cost_model(experiment) else []
     users = user_costs(experiment)
     known += [] if users is None else sorted(users.names)
@@ -240,15 +241,6 @@ def unmeasured(state: State, experiment: Experiment, source: CostSource) -> str 
         f"no measured point has a cost named {source.name!r} "
         f"(measured: {', '.join(sorted(carried)) or 'none'}; known: {', '.join(known) or 'none'})"
     )
-
-
-def _numbers(metrics: Any) -> list[str]:
-    """The names of a result's ``metrics`` that hold a number."""
-    if not isinstance(metrics, Mapping):
-        return []
-    return [
-        k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-    ]
 
 
 def cost_predictor(state: State, experiment: Experiment, source: CostSource) -> Predictor:
