@@ -120,7 +120,7 @@ def test_out_of_memory_marks_the_point_infeasible_without_retry(tmp_path: Path) 
     [
         ("corrupt", "not valid JSON"),
         ("wrong-point", "point_id 999 but expected 0"),
-        ("nan", "NaN is not a JSON number (line 1 column"),
+        ("nan", "metrics.top1: expected a finite number, got nan"),
     ],
 )
 def test_bad_result_file_is_set_aside_with_its_reason(tmp_path: Path, mode: str, why: str) -> None:
@@ -163,11 +163,15 @@ def test_result_written_by_hand_for_a_failed_point_is_ingested(tmp_path: Path) -
     folder = layout.point_dir(layout.run_dir(state_path), 1)
     # A person resubmits the job script by hand; the stand-in now succeeds.
     subprocess.run(["bash", str(folder / "job.sh")], check=True)
+    result = json.loads((folder / "result.json").read_text())  # a NaN loss, as json.dump writes
+    result["metrics"]["val_loss"] = float("nan")
+    (folder / "result.json").write_text(json.dumps(result))
     run_until_done(state_path, tmp_path, max_cycles=1)
     point = load_state(state_path).point(1)
     assert point.status is S.DONE and point.value == pytest.approx(objective(point.params))
     ingest = [e for e in events(state_path, "ingest-by-hand") if e.point_id == 1]
     assert len(ingest) == 1 and "for a failed point" in ingest[0].message
+    assert "; dropped from result.json: metrics.val_loss (nan)" in ingest[0].message
 
 
 @pytest.mark.parametrize("job_started", [False, True])

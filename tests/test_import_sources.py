@@ -257,6 +257,20 @@ def test_a_csv_row_with_more_or_fewer_fields_than_the_header_is_refused(
     assert imported(warm) == []
 
 
+@pytest.mark.parametrize("header", ["g1,g2,value,value", "g1,g1,g2,value"])
+def test_a_csv_header_naming_a_column_twice_is_refused(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture, header: str
+) -> None:
+    """Reading rows into a mapping keeps the last of two columns: a guess, refused."""
+    source = tmp_path / "twice.csv"
+    row = "8,0.25,91.5,93.0" if header.endswith("value,value") else "8,16,0.25,91.5"
+    source.write_text(f"{header}\n{row}\n", encoding="utf-8")
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    twice = "'value'" if header.endswith("value,value") else "'g1'"
+    assert f"{source}: the header names {twice} twice" in one_line_refusal(code, err)
+    assert imported(warm) == []
+
+
 def test_value_and_the_metric_together_are_refused_alike_in_json_and_csv(
     warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

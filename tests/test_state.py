@@ -147,6 +147,16 @@ def test_set_space_recomputes_coordinates_and_keeps_points() -> None:
     assert state.space == wider
 
 
+def test_a_fit_too_small_to_leave_one_out_says_so_in_the_log() -> None:
+    state = new_state()
+    state.add_fit([0, 1], [0.5, -1.0, 2.0], math.nan, params(width=32), 82.0)
+    state.add_fit([0, 1], [0.5, -1.0, 2.0], 0.75, params(width=32), 82.0)
+    assert [e.message for e in state.events if e.kind == "fit"] == [
+        "fit 0: 2 points, LOO RMSE - (too few points to leave one out)",
+        "fit 1: 2 points, LOO RMSE 0.75",
+    ]
+
+
 # ------------------------------------------------------------------------------ the store
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -156,13 +157,41 @@ def test_validate_result_gives_the_reason(tmp_path, edit, reason):
 def test_validate_result_rejects_nan_and_truncated_files(tmp_path):
     path = tmp_path / "result.json"
     text = json.dumps(_result().to_dict())
-    nan = text.replace("71.5", "NaN")
-    path.write_text(nan)
-    column = nan.index("NaN") + 1
-    with pytest.raises(ResultError, match=rf"NaN is not a JSON number \(line 1 column {column}\)"):
+    path.write_text(text.replace("71.5", "NaN"))
+    with pytest.raises(ResultError, match=r"metrics\.top1: expected a finite number, got nan"):
+        validate_result(path, 4, PARAMS)
+    path.write_text(
+        text.replace('"rank": 0', '"rank": NaN').replace('"format": 1', '"format": NaN')
+    )
+    with pytest.raises(ResultError, match="format: expected an integer, got float nan"):
         validate_result(path, 4, PARAMS)
     path.write_text(text[: len(text) // 2])
     with pytest.raises(ResultError, match="not valid JSON"):
+        validate_result(path, 4, PARAMS)
+
+
+def test_a_side_figure_that_is_not_finite_costs_no_measurement(tmp_path):
+    """Python's json.dump writes NaN: a NaN validation loss or device-hours figure is
+    dropped and named, the searched metric kept."""
+    path = write_result(tmp_path, _result(metrics={"top1": 71.5, "top5": 90.0}))
+    document = json.loads(path.read_text())
+    document["metrics"].update(val_loss=math.nan, note="n/a")
+    document.update(device_hours=math.inf, images_per_second=-math.inf)
+    path.write_text(json.dumps(document))
+    assert "NaN" in path.read_text() and "Infinity" in path.read_text()
+    result = validate_result(path, 4, PARAMS)
+    assert result.metrics == {"top1": 71.5, "top5": 90.0}
+    assert (result.device_hours, result.images_per_second, result.wall_seconds) == (
+        None, None, 2700.0
+    )  # fmt: skip
+    assert sorted(result.dropped) == [
+        "device_hours (inf)", "images_per_second (-inf)", "metrics.note ('n/a')",
+        "metrics.val_loss (nan)",
+    ]  # fmt: skip
+    assert "dropped" not in result.to_dict()
+    document["device_hours"] = -1.0  # a wrong figure, not an unmeasured one: refused
+    path.write_text(json.dumps(document))
+    with pytest.raises(ResultError, match="device_hours: expected at least 0.0"):
         validate_result(path, 4, PARAMS)
 
 

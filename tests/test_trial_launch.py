@@ -163,7 +163,7 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_trial_reads_the_point_and_writes_on_rank_0_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     document = {"format": 1, "point_id": 3, "experiment": "e", "params": {"lr": 0.1},
                 "fixed": {"lr": 1.0, "epochs": 4}, "seed": 2, "metric": "score"}  # fmt: skip
@@ -187,7 +187,10 @@ def test_trial_reads_the_point_and_writes_on_rank_0_only(
     assert not trial.should_stop(reserve_seconds=60)
     assert trial.should_stop(reserve_seconds=7200)
     with pytest.raises(trial.TrialError, match="metrics must be finite numbers"):
-        trial.write_result({"score": float("nan")})
+        trial.write_result({"score": float("nan"), "loss": 0.5})
+    trial.write_result({"score": 0.5, "loss": float("nan")})  # another metric: left out, said
+    assert json.loads((tmp_path / "result.json").read_text())["metrics"] == {"score": 0.5}
+    assert "leaves out metrics that are not finite: {'loss': nan}" in capsys.readouterr().err
 
 
 def test_trial_outside_splinenas_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -365,7 +365,10 @@ class Controller:
         self.state.record(point.id, value)
         note = "" if point.status.is_active() else f" for a {point.status.value} point"
         kind = INGEST_BY_HAND if by_hand else INGEST
-        self.state.log(kind, f"result of {source}{note}: {value:.6g}", point.id)
+        dropped = ""
+        if result.dropped:  # said, not silent: what the file held that is not a finite number
+            dropped = f"; dropped from {layout.RESULT_FILE}: {', '.join(result.dropped)}"
+        self.state.log(kind, f"result of {source}{note}: {value:.6g}{dropped}", point.id)
         if not self.experiment.train.keep_checkpoint:  # [train] keep_checkpoint keeps it
             freed = drop_checkpoint(self._folder(point))
             if freed:

@@ -144,12 +144,17 @@ def _value_key(keys: Collection[str], metric: str, where: str) -> str:
 
 
 def _csv_rows(text: str, path: Path, space: SearchSpace, metric: str) -> list[Row]:
-    """The data rows of a CSV file; a row with more or fewer fields than the header is refused.
+    """The data rows of a CSV file; a row with more or fewer fields than the header, or a
+    header naming a column twice, is refused.
 
-    Extra fields would be dropped and missing ones read as empty, both silently.
+    Extra fields would be dropped, missing ones read as empty and all but the
+    last of a repeated column ignored, each silently.
     """
     reader = csv.reader(text.splitlines())
     header = next(reader, [])
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise RowsError(f"{path}: the header names {', '.join(map(repr, repeated))} twice")
     column = _value_key(header, metric, f"{path} header")
     missing = [name for name in (*space.names, column) if name not in header]
     known = {*space.names, *EXPORT_COLUMNS, column}

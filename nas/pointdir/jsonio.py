@@ -110,12 +110,20 @@ def read_bounded(path: str | Path, max_bytes: int | None = None) -> bytes:
     return data
 
 
-def read_json_object(path: str | Path, max_bytes: int | None = None) -> dict[str, Any]:
+def read_json_object(
+    path: str | Path, max_bytes: int | None = None, *, constants: bool = False
+) -> dict[str, Any]:
     """Read a JSON file whose top level must be an object, through :func:`read_bounded`.
 
+    ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON, but Python's
+    ``json.dump`` writes them by default: with ``constants`` they are read as
+    floats, for a file whose reader decides what a non-finite figure means
+    (a result's secondary metric); without, they are refused.
+
     Raises:
-        ValueError: not a regular file, too large, unreadable, not JSON (NaN, a
-            key given twice), or not an object; the message names the file.
+        ValueError: not a regular file, too large, unreadable, not JSON (NaN
+            without ``constants``, a key given twice), or not an object; the
+            message names the file.
     """
     try:
         text = read_bounded(path, max_bytes).decode("utf-8")
@@ -124,7 +132,7 @@ def read_json_object(path: str | Path, max_bytes: int | None = None) -> dict[str
     try:
         document = json.loads(
             text,
-            parse_constant=_reject_constant,
+            parse_constant=float if constants else _reject_constant,
             parse_int=json_int,
             object_pairs_hook=_reject_repeated_key,
         )

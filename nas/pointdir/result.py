@@ -8,9 +8,9 @@ enough::
 
 ``metrics`` must hold the experiment's ``[experiment] metric`` as a finite
 number within its valid range (``value_range``; [0, 100] for ``top1`` and
-``top5``); other metrics are kept when they are numbers. Every other key is
-optional and checked when present; the built-in trainer writes them all
-(format 1)::
+``top5``); other metrics are kept when they are finite numbers. Every other
+key is optional and checked when present; the built-in trainer writes them
+all (format 1)::
 
     {
       "format": 1, "point_id": 7, "params": {...},
@@ -32,7 +32,11 @@ optional and checked when present; the built-in trainer writes them all
     }
 
 A ``point_id`` or ``params`` that is present must be this point's; a
-``rank`` other than 0 is refused. The controller calls
+``rank`` other than 0 is refused. ``NaN`` and ``Infinity`` (Python's
+``json.dump`` writes them) in another metric or in an optional figure
+(``device_hours``, ``images_per_second``, ...) do not cost the measurement:
+that entry is dropped and named in :attr:`Result.dropped`, which the
+controller logs with the result. The controller calls
 :func:`validate_result`; any :class:`ResultError` means the file is set aside
 with the reason and the point is failed.
 """
@@ -137,6 +141,8 @@ class Result:
     data_wait_share: float | None = None
     bus_bandwidth_gbps: float | None = None
     expected_bus_bandwidth_gbps: float | None = None
+    #: What the file held that is not kept, as ``key (value)``: not part of the file's document.
+    dropped: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
     def pace(self) -> dict[str, float]:
         """The speed figures for people (:func:`read_pace`'s), stored in the state at ingest."""
@@ -151,6 +157,7 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         """The file's document; optional figures that were not measured are left out."""
         fields = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        del fields["dropped"]
         return {"format": RESULT_FORMAT, **fields}
 
 
@@ -172,16 +179,20 @@ def validate_result(
     Checks the type of every key present, the point id and the params (equal
     to the ones the controller proposed) where given, that rank 0 wrote it,
     and that ``metrics`` holds ``measured.metric`` as a finite number in
-    ``measured.valid``. Other metrics that are not finite numbers are dropped.
+    ``measured.valid``. Other metrics that are not finite numbers, and
+    optional figures that are NaN or infinite, are dropped and named in
+    :attr:`Result.dropped`: one unmeasured side figure must not cost a
+    training's measurement.
 
     Raises:
         ResultError: the first problem found, as ``reason``.
     """
     try:
-        document = read_json_object(path)
+        document = read_json_object(path, constants=True)
     except ValueError as exc:
         raise ResultError(path, str(exc).removeprefix(f"{path}: ")) from None
     known = {key: document[key] for key in _SCHEMA_KEYS if key in document}  # newer writers may add
+    dropped = [f"{key} ({known.pop(key)!r})" for key in _FIGURES if _not_finite(known.get(key))]
     try:
         fields = dataclasses.asdict(section_from_dict(_Schema, known, str(path), "result"))
     except ConfigError as exc:
@@ -196,7 +207,17 @@ def validate_result(
     if fields["params"] is not None and fields["params"] != dict(params):
         raise ResultError(path, f"params {fields['params']} differ from {dict(params)}")
     fields["metrics"] = _metrics(path, fields["metrics"], measured)
-    return Result(**fields)
+    dropped += [
+        f"metrics.{key} ({value!r})"
+        for key, value in document["metrics"].items()
+        if key not in fields["metrics"]
+    ]
+    return Result(**fields, dropped=tuple(dropped))
+
+
+def _not_finite(value: Any) -> bool:
+    """NaN or an infinity: a figure the writer could not measure, not a wrong one."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _metrics(path: str | Path, metrics: Mapping[str, Any], measured: Measured) -> dict[str, float]:
@@ -253,6 +274,8 @@ class _Schema:
 
 
 _SCHEMA_KEYS = tuple(f.name for f in dataclasses.fields(_Schema))
+#: The optional figures that are numbers: NaN or infinity there is dropped, not refused.
+_FIGURES = tuple(f.name for f in dataclasses.fields(_Schema) if f.metadata["kind"] is float)
 
 
 def read_pace(directory: str | Path) -> dict[str, float] | None:

@@ -458,7 +458,10 @@ class State:
                 f"{len(fit.fitted)} smoothed values for {len(fit.support_ids)} support points"
             )
         self.fits.append(fit)
-        self.log("fit", f"fit {fit.number}: {len(fit.support_ids)} points, LOO RMSE {loo_rmse:.4g}")
+        loo = (
+            f"{loo_rmse:.4g}" if math.isfinite(loo_rmse) else "- (too few points to leave one out)"
+        )
+        self.log("fit", f"fit {fit.number}: {len(fit.support_ids)} points, LOO RMSE {loo}")
         return fit
 
     def log(self, kind: str, message: str, point_id: int | None = None) -> Event:

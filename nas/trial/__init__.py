@@ -199,20 +199,36 @@ def write_result(metrics: Mapping[str, float], **extra: Any) -> Path | None:
     """Write ``result.json`` atomically (rank 0; other ranks write nothing and get None).
 
     ``metrics`` must hold the experiment's metric; ``extra`` adds optional
-    keys (``device_hours``, ``epochs``, ...).
+    keys (``device_hours``, ``epochs``, ...). Another metric that is not a
+    finite number (a validation loss that became NaN) is left out with a
+    line on stderr, so that it cannot cost the measurement at the end of a
+    training.
 
     Raises:
-        TrialError: a metric that is not a finite number.
+        TrialError: the searched metric (``point.json``'s ``metric``; every
+            metric when no point file can be read) is not a finite number.
     """
     bad = {name: value for name, value in metrics.items() if not finite_number(value)}
-    if bad:
+    if bad and _searched_metric() in (None, *bad):
         raise TrialError(f"metrics must be finite numbers, got {bad}")
     if rank() != 0:
         return None
+    if bad:
+        print(f"splinenas: result.json leaves out metrics that are not finite: {bad}",
+              file=sys.stderr)  # fmt: skip
     path = point_dir() / RESULT_FILE
-    document = {"metrics": {name: float(value) for name, value in metrics.items()}, **extra}
+    kept = {name: float(value) for name, value in metrics.items() if name not in bad}
+    document = {"metrics": kept, **extra}
     atomic_write_json(path, {**document, "rank": 0})
     return path
+
+
+def _searched_metric() -> str | None:
+    """The metric the search optimises, None when ``point.json`` cannot tell."""
+    try:
+        return point().metric
+    except TrialError:
+        return None
 
 
 def exit_incomplete(epoch: int, reason: str = "deadline") -> NoReturn:
