@@ -14,9 +14,8 @@ from typing import Any
 
 #: A number as typed in plain ASCII: decimal or scientific notation. ``nan`` and ``inf``
 #: pass, so that the finiteness check of the value refuses them by name.
-_PLAIN_NUMBER = re.compile(
-    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)", re.IGNORECASE
-)
+_UNSIGNED = r"(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)"
+_PLAIN_NUMBER = re.compile(rf"[+-]?{_UNSIGNED}", re.IGNORECASE)
 
 
 #: The largest magnitude a float holds; an int beyond it cannot become one.
@@ -46,6 +45,11 @@ def json_int(text: str) -> int:
             f"the integer {text[:12]}... ({len(text)} digits) is too large for a number"
         )
     return value
+
+
+#: A negative number as typed: ``-15``, ``-1.5e1``, ``-inf``. argparse's own pattern
+#: knows only ``-15`` and ``-1.5``, and took ``-1.5e1`` for an unknown option.
+NEGATIVE_NUMBER = re.compile(rf"^-{_UNSIGNED}$", re.IGNORECASE)
 
 
 def plain_number(text: str) -> bool:

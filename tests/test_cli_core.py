@@ -188,6 +188,24 @@ def test_record_errors(toy: Path, capsys: pytest.CaptureFixture) -> None:
     assert run(capsys, "record", "--state", str(toy), "0", "abc")[0] == 2
 
 
+def test_a_negative_value_in_scientific_notation_is_a_value_not_an_option(
+    toy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """argparse alone takes ``-1.5e1`` for an unknown option ("VALUE is required")."""
+    assert run(capsys, "record", "--state", str(toy), "1", "-1.5e1") == (
+        0,
+        "",
+        "point 1: recorded -15\n",
+    )
+    code, _, err = run(
+        capsys, "add", "--state", str(toy), "--params", "x=0.5,y=0", "--value", "-2E-1"
+    )
+    assert code == 0, err
+    code, _, err = run(capsys, "record", "--state", str(toy), "2", "-inf")
+    assert code == 1 and "must be finite" in err
+    assert [load_state(toy).point(i).value for i in (1, 5, 2)] == [-15.0, -0.2, None]
+
+
 def test_writer_commands_respect_the_lock(toy: Path, capsys: pytest.CaptureFixture) -> None:
     lock = FileLock(toy)
     lock.acquire()

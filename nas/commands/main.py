@@ -19,8 +19,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from nas import __version__
+from nas.numbers import NEGATIVE_NUMBER
 
 #: The module of :mod:`nas.commands` that registers each command, in --help order.
 COMMANDS = {
@@ -42,9 +44,20 @@ BOOKKEEPING = frozenset({"status", "show", "export", "init", "add", "record", "u
 _BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, reading ``-1.5e1`` as a negative number (a loss, a bound), not an option.
+
+    Sub-command parsers are made of the same class, so every command reads so.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER
+
+
 def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser with the commands of ``modules`` (default: every command)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="splinenas",
         description="Neural architecture search with polyharmonic spline surrogates.",
     )
