@@ -110,7 +110,7 @@ def build(folder: Path, n: int) -> tuple[Path, StateStore, Controller]:
     run = layout.run_dir(path)
     controller = Controller(
         store,
-        JobSettings.from_experiment(experiment, folder),
+        JobSettings.from_experiment(experiment, folder, path),
         LocalScheduler(layout.jobs_dir(run)),
         run,
     )

@@ -27,10 +27,15 @@ def name_problem(value: object) -> str | None:
     return f"expected letters, digits, '_', '.' or '-', got {value!r}"
 
 
+#: Control characters, and the line and paragraph separators U+2028 and U+2029, at
+#: which ``str.splitlines`` (and so a reader of a job script) starts a new line too.
+_NOT_IN_A_LINE = frozenset({"Cc", "Zl", "Zp"})
+
+
 def line_problem(value: str | os.PathLike[str]) -> str | None:
     """Why ``value`` is not one line of text, or None when it is one (empty is a line)."""
     text = os.fspath(value)
-    if any(unicodedata.category(c) == "Cc" for c in text):
+    if any(unicodedata.category(c) in _NOT_IN_A_LINE for c in text):
         return f"expected one line without control characters, got {text!r}"
     return None
 

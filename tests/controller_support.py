@@ -212,6 +212,6 @@ def leave_submitting(state_path: Path, cwd: Path, job_id: str | None = None) -> 
         if job_id:
             state.set_status(0, PointStatus.SUBMITTED, f"job {job_id}")
         experiment = policy.experiment_of(state, "test")
-        JobSettings.from_experiment(experiment, cwd).prepare(run, state.point(0))
+        JobSettings.from_experiment(experiment, cwd, state_path).prepare(run, state.point(0))
         store.commit()
     return layout.point_dir(run, 0)

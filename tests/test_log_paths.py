@@ -45,7 +45,7 @@ def prepared(folder: Path, backend: str) -> tuple[Path, Path]:
         store.state.update_point(0, attempts=1, job_name=f"{name}-p0-r0a1s0")
         point = store.state.point(0)
         experiment = policy.experiment_of(store.state, str(state_path))
-        JobSettings.from_experiment(experiment, folder).prepare(run, point)
+        JobSettings.from_experiment(experiment, folder, state_path).prepare(run, point)
     return layout.point_dir(run, 0), layout.log_path(run, 0, point.job_name)
 
 

@@ -23,7 +23,8 @@ from nas.errors import UserError
 from nas.names import line_problem, name_problem
 
 BAD_NAMES = ["a b", "x;y", "", "é", "a\nb", "$(id)"]
-BAD_LINES = ["a\nb", "a\rb", "a\0b", "a\x1bb", "a\tb", "a\x7fb"]
+#: Control characters, and the separators at which ``str.splitlines`` breaks a line too.
+BAD_LINES = ["a\nb", "a\rb", "a\0b", "a\x1bb", "a\tb", "a\x7fb", "a\u2028b", "a\u2029b", "a\x85b"]
 
 
 @pytest.mark.parametrize("name", ["toy", "exp-1.p0_r2", "A9"])

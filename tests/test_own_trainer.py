@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 from experiment_support import LOG_LR, command_experiment
 
+from nas.cluster import LocalScheduler
 from nas.commands.main import main
+from nas.control import policy
+from nas.control.cycle import Controller
+from nas.control.prepare import JobSettings
+from nas.pointdir import layout
+from nas.record.store import StateStore
 
 REPO = Path(__file__).resolve().parent.parent
 SCORE = REPO / "examples" / "shell" / "score.sh"
@@ -138,6 +144,106 @@ def test_init_refuses_a_command_it_cannot_fill(
     assert re.search(message, err), err
     assert "Traceback" not in err
     assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(
+    ("space", "argument", "message"),
+    [
+        ({"lr": LOG_LR}, "--lr={lr:d}", r"format 'd' does not suit 0\.0001"),
+        ({"lr": LOG_LR, "opt": {"type": "categorical", "choices": [4, "auto"]}}, "{opt:03d}",
+         r"format '03d' does not suit 'auto'"),
+    ],
+)  # fmt: skip
+def test_init_fills_the_command_with_every_value_not_only_the_first_point(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    space: dict,
+    argument: str,
+    message: str,
+) -> None:
+    """A format one value does not suit failed the point that drew it, mid-search (and every
+    restart of the controller with it)."""
+    monkeypatch.chdir(tmp_path)
+    text = command_experiment("own", [str(SCORE), argument], space, metric="score")
+    (tmp_path / "own.toml").write_text(text)
+    assert main(["init", "own.toml"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"own\.toml: \[train\] command: argument 1 .*" + message, err), err
+    assert "Traceback" not in err and not (tmp_path / "state").exists()
+
+
+def test_an_empty_choice_is_an_empty_argument(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "echo.sh").write_text(
+        '#!/bin/sh\nprintf \'{"metrics": {"score": %s}}\' "$#" >"$SPLINENAS_POINT_DIR/result.json"\n'
+    )
+    (tmp_path / "echo.sh").chmod(0o755)
+    space = {"lr": LOG_LR, "opt": {"type": "categorical", "choices": ["adam", ""]}}
+    text = command_experiment("own", ["./echo.sh", "{opt}", "{lr}"], space, metric="score",
+                              max_points=4, design="corners")  # fmt: skip
+    document = search(tmp_path, capsys, text)
+    values = {point["params"]["opt"]: point["value"] for point in document["points"]}
+    assert values == {"adam": 2, "": 2}  # two arguments either way: '' is one
+
+
+def test_expand_refuses_a_box_the_command_cannot_be_filled_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``{n:c}`` takes code points: past U+10FFFF no argument can be written."""
+    monkeypatch.chdir(tmp_path)
+    space = {"lr": LOG_LR, "n": {"type": "int", "low": 65, "high": 90}}
+    (tmp_path / "own.toml").write_text(
+        command_experiment("own", [str(SCORE), "{lr}", "{n:c}"], space, metric="score")
+    )
+    assert main(["init", "own.toml"]) == 0
+    state = str(tmp_path / "state" / "own.h5")
+    before = status(capsys, Path(state))["points"]
+    assert main(["expand", "--state", state, "--dim", "n", "--high", "2000000"]) == 1
+    err = capsys.readouterr().err
+    assert "expand refused: argument 2 '{n:c}': format 'c' does not suit 2000000" in err, err
+    assert status(capsys, Path(state))["points"] == before
+    assert main(["expand", "--state", state, "--dim", "n", "--high", "122"]) == 0  # 'z' fits
+
+
+def test_a_point_whose_job_cannot_be_written_fails_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state made before ``init`` filled the command with every value: ``run`` refuses it in
+    one line; a cycle that meets such a point fails it with the reason and trains the others."""
+    monkeypatch.chdir(tmp_path)
+    space = {"lr": LOG_LR, "opt": {"type": "categorical", "choices": [4, "auto"]}}
+    text = command_experiment("own", [str(SCORE), "{lr}", "{opt}"], space, metric="score",
+                              max_points=7, cluster={"max_attempts": 3})  # fmt: skip
+    (tmp_path / "own.toml").write_text(text)
+    assert main(["init", "own.toml"]) == 0
+    state = tmp_path / "state" / "own.h5"
+    with StateStore.open(state) as store:  # the experiment as an older init accepted it
+        store.state.experiment_text = store.state.experiment_text.replace("{opt}", "{opt:03d}")
+        store.state.log("note", "[train] command given a format")  # a change to commit
+        store.commit()
+    capsys.readouterr()
+    assert main(["run", "--state", str(state), "--once"]) == 1
+    err = capsys.readouterr().err
+    assert "[train] command: argument 2 '{opt:03d}': format '03d' does not suit 'auto'" in err
+    assert "Traceback" not in err
+    with StateStore.open(state) as store:
+        experiment = policy.experiment_of(store.state, state)
+        run = layout.run_dir(state)
+        settings = JobSettings.resolved(experiment, tmp_path)  # without run's start-up check
+        Controller(store, settings, LocalScheduler(layout.jobs_dir(run)), run).cycle()
+        points = store.state.points
+    auto = [p for p in points if p.params["opt"] == "auto"]
+    four = [p for p in points if p.params["opt"] == 4]
+    assert auto and four
+    reasons = {e.point_id: e.message for e in store.state.events if e.point_id is not None}
+    for point in auto:
+        assert (point.status.value, point.attempts) == ("failed", 0)
+        assert "its job cannot be prepared: argument 2 '{opt:03d}': format '03d' does not " \
+            "suit 'auto'" in reasons[point.id]  # fmt: skip
+    assert all(p.status.value == "submitted" for p in four), four
 
 
 RULES = '''

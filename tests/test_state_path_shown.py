@@ -59,3 +59,32 @@ def test_a_one_line_path_is_shown_as_given(name: str) -> None:
 def test_a_path_that_is_not_one_line_is_shown_quoted(name: str) -> None:
     assert shown(name) == repr(name)
     assert "\n" not in shown(name) and name not in shown(name)
+
+
+def _slurm_experiment(folder: Path) -> Path:
+    """A Slurm search of an own command: every point folder goes into ``#SBATCH --chdir``."""
+    from experiment_support import LOG_LR, command_experiment
+
+    text = command_experiment("paths", ["./train.sh", "{lr}"], {"lr": LOG_LR}, metric="score",
+                              cluster={"backend": "slurm", "account": "abc"})  # fmt: skip
+    (folder / "paths.toml").write_text(text)
+    (folder / "train.sh").write_text("#!/bin/sh\n")
+    (folder / "train.sh").chmod(0o755)
+    return folder / "paths.toml"
+
+
+def test_init_checks_the_job_scripts_of_the_state_it_is_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The point folders lie beside ``--state``, not under ``state/`` of the working folder:
+    a state where a directive cannot name them is refused by ``init``, not by every ``run``,
+    and a working folder no job script names refuses nothing."""
+    here = tmp_path / "cw$d"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    toml = _slurm_experiment(here)
+    code, _, err = run(capsys, "init", str(toml), "--state", str(tmp_path / "ok" / "s.h5"))
+    assert code == 0, err
+    code, _, err = run(capsys, "init", str(toml), "--state", str(tmp_path / "dol$x" / "s.h5"))
+    assert code == 1 and not (tmp_path / "dol$x" / "s.h5").exists()
+    assert f"--chdir: '{tmp_path}/dol$x/s/points/0' cannot go into a directive" in err, err

@@ -153,7 +153,11 @@ def launch_line(
 
     ``$deadline`` (set by the prologue) is the one word left for the shell to expand.
     """
-    args = [check_line(arg, "trainer argument") for arg in command]
+    for arg in command:  # an empty argument is one (no shell splits words here): shlex quotes it
+        problem = line_problem(arg)
+        if problem:
+            raise ScriptError(f"trainer argument: {problem}", "train.command")
+    args = list(command)
     wrapper = [*launcher, "-m", LAUNCH_MODULE, "--point-dir", point_dir, "--workdir", workdir]
     return f'{shlex.join(wrapper)} --deadline "$deadline" -- {shlex.join(args)}'
 

@@ -150,7 +150,7 @@ def _detach(args: argparse.Namespace) -> int:
     state = StateStore.read(args.state)
     experiment = policy.experiment_of(state, args.state)
     experiment.require_run_sections()
-    JobSettings.from_experiment(experiment, Path.cwd())
+    JobSettings.from_experiment(experiment, Path.cwd(), Path(args.state))
     holder = read_holder(lock_path(args.state))
     if holder is not None and holder_alive(holder):
         raise LockError(f"{args.state} is in use by {holder.describe()}")
@@ -172,6 +172,8 @@ def _dry_run(plan: dict, as_json: bool) -> int:
         return EXIT_OK
     for entry in plan["infeasible"]:
         print(f"would mark point {entry['id']} infeasible: {entry['reason']}")
+    for entry in plan["fail"]:
+        print(f"would fail point {entry['id']}: {entry['reason']}")
     for entry in plan["submit"]:
         where = entry["script"] or "its script follows"
         print(f"would submit point {entry['id']} as {entry['job_name']}: {where}")
@@ -181,7 +183,7 @@ def _dry_run(plan: dict, as_json: bool) -> int:
         print(f"would propose {entry['params']} (predicted {entry['predicted']})")
     if plan["stop"] is not None:
         print(f"would stop: {plan['stop']['reason']}")
-    if not (plan["infeasible"] or plan["submit"] or plan["propose"] or plan["stop"]):
+    if not any(plan[key] for key in ("infeasible", "fail", "submit", "propose", "stop")):
         print("nothing to do until running jobs end", file=sys.stderr)
     return EXIT_OK
 

@@ -128,8 +128,8 @@ def _init(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.experiment)
     name = experiment.experiment.name
-    path = writable_path(args.state or Path("state") / f"{name}.h5", "--state", create=True)
-    problems, warnings = readiness(experiment, Path.cwd(), offline=args.offline)
+    path = writable_path(args.state or layout.default_state(name), "--state", create=True)
+    problems, warnings = readiness(experiment, Path.cwd(), offline=args.offline, state=path)
     notes = [note.text for note in design_notes(experiment)]
     if args.validate_only:
         return _validate_only(args, experiment, problems, warnings, notes)

@@ -42,7 +42,7 @@ from nas.control.ingest import (
     judge,
 )
 from nas.control.plan import Stop, next_batch, submission_plan
-from nas.control.prepare import JobSettings, feasibility, training_seed
+from nas.control.prepare import PREPARE_ERRORS, JobSettings, feasibility, training_seed
 from nas.pointdir import heartbeat, layout
 from nas.pointdir.curve import read_curve
 from nas.pointdir.result import Result
@@ -404,7 +404,11 @@ class Controller:
         for point, reason in infeasible:
             self.state.set_status(point.id, _S.INFEASIBLE, reason)
         for point, nxt in submissions:
-            self.settings.prepare(self.run, nxt)
+            try:
+                self.settings.prepare(self.run, nxt)
+            except PREPARE_ERRORS as exc:  # the same every attempt: fail this point, go on
+                self.state.set_status(point.id, _S.FAILED, f"its job cannot be prepared: {exc}")
+                continue
             archive_outcome_files(self._folder(point), point.job_name or "earlier")
             self.state.update_point(
                 point.id,

@@ -206,12 +206,13 @@ def expand(
     in the state, or closer than ``min_distance`` (unit box) to one, are
     skipped. A change that adds work begins a new phase of the search
     (:func:`nas.control.policy.start_phase`). The new box is held to the
-    bounds of the model family's coordinates as ``init`` holds the
-    configured one (:func:`_family_problem`).
+    bounds of the model family's coordinates, and to the values an own
+    ``[train] command`` can be filled with, as ``init`` holds the configured
+    one (:func:`_box_problem`).
 
     Raises:
         SpaceError: an unknown or categorical dimension, bounds that shrink the box,
-            or bounds the model family's coordinate cannot take.
+            or bounds the model family's coordinate or the command cannot take.
     """
     old = state.space
     space = _with_bounds(old, bounds)
@@ -221,7 +222,7 @@ def expand(
                 f"dimension {after.name!r}: [{after.low}, {after.high}] does not contain the current "
                 f"box [{before.low}, {before.high}]; use a refinement to add a sub-box"
             )
-    problem = _family_problem(state, space)
+    problem = _box_problem(state, space)
     if problem is not None:
         raise SpaceError(problem)
     state.set_space(space)
@@ -262,22 +263,22 @@ def refine(
     return outcomes if outcomes[-1].ok else outcomes[-1:]
 
 
-def _family_problem(state: State, space: SearchSpace) -> str | None:
-    """Why the built-in trainer's model family cannot take ``space``'s box, or None.
+def _box_problem(state: State, space: SearchSpace) -> str | None:
+    """Why the jobs cannot take ``space``'s box, or None.
 
     ``init`` refuses a configured box past a coordinate's bounds (a width of
-    at least 1, a depth of at most 256); a widened box must not let such a
-    point in, or its job would die in the trainer. The check is init's own
-    (:func:`nas.control.prepare.box_problems`), so the rule and its wording
-    are declared once. A search whose own ``[train] command`` measures the
-    points has no family to check.
+    at least 1, a depth of at most 256), or one with values an own ``[train]
+    command`` cannot be filled with; a widened box must not let such a point
+    in, or its job would die in the trainer or fail to be written. The checks
+    are init's own (:func:`nas.control.prepare.widened_problems`), so the
+    rules and their wording are declared once.
     """
-    from nas.control.prepare import box_problems  # loads the cluster backends: only here
+    from nas.control.prepare import widened_problems  # loads the cluster backends: only here
 
     experiment = policy.experiment_of(state, "the state")
-    if not experiment.builtin_trainer or experiment.missing_run_sections():
+    if experiment.missing_run_sections():
         return None
-    problems = box_problems(dataclasses.replace(experiment, space=space))
+    problems = widened_problems(dataclasses.replace(experiment, space=space))
     return problems[0].detail if problems else None
 
 

@@ -17,7 +17,13 @@ from nas.cluster.render import write_job_script
 from nas.config import Experiment
 from nas.control import policy
 from nas.control.feasible import Feasibility
-from nas.control.prepare import JobSettings, feasibility, job_name, run_problems
+from nas.control.prepare import (
+    PREPARE_ERRORS,
+    JobSettings,
+    feasibility,
+    job_name,
+    run_problems,
+)
 from nas.pointdir import layout
 from nas.record.state import ACTIVE, READY, SPLINE_ORIGINS, Point, PointStatus, State
 from nas.record.store import StateStore
@@ -172,12 +178,18 @@ def dry_run(
     experiment = policy.experiment_of(state, state_path)
     if max_points is not None:  # in memory only: the read state is never committed
         policy.raise_budget(state, experiment, max_points, "run --dry-run --max-points")
-    settings, unchecked = _offline_settings(experiment, cwd or Path.cwd())
+    settings, unchecked = _offline_settings(experiment, cwd or Path.cwd(), state_path)
     run = layout.run_dir(state_path)
     feasible = feasibility(experiment, settings.workdir)
     infeasible, submissions = submission_plan(state, experiment, feasible)
-    submit = []
+    submit, unpreparable = [], []
     for point, nxt in submissions:
+        try:
+            settings.check(run, nxt)
+        except PREPARE_ERRORS as exc:  # what the cycle does with such a point: fails it
+            reason = f"its job cannot be prepared: {exc}"
+            unpreparable.append({"id": point.id, "params": point.params, "reason": reason})
+            continue
         text = settings.script_text(run, nxt)
         entry = {"id": point.id, "params": point.params, "job_name": nxt.job_name}
         if out is None:
@@ -190,6 +202,7 @@ def dry_run(
     return {
         "infeasible": [{"id": p.id, "params": p.params, "reason": r} for p, r in infeasible],
         "submit": submit,
+        "fail": unpreparable,
         "propose": [
             {"params": p.params, "predicted": p.predicted, "origin": p.origin} for p in proposals
         ],
@@ -198,7 +211,9 @@ def dry_run(
     }
 
 
-def _offline_settings(experiment: Experiment, cwd: Path) -> tuple[JobSettings, list[str]]:
+def _offline_settings(
+    experiment: Experiment, cwd: Path, state: Path
+) -> tuple[JobSettings, list[str]]:
     """The job settings for a dry run, and the paths that do not exist on this machine.
 
     A dry run shows the scripts of an experiment written for another machine
@@ -208,9 +223,10 @@ def _offline_settings(experiment: Experiment, cwd: Path) -> tuple[JobSettings, l
     Raises:
         ConfigError: the first problem that is not a path on this machine.
     """
-    problems = run_problems(experiment, cwd, offline=True)
+    problems = run_problems(experiment, cwd, offline=True, state=state)
     if problems:
         raise problems[0]
     offline = {str(p) for p in problems}
-    unchecked = [str(p) for p in run_problems(experiment, cwd) if str(p) not in offline]
+    checked = run_problems(experiment, cwd, state=state)
+    unchecked = [str(p) for p in checked if str(p) not in offline]
     return JobSettings.resolved(experiment, cwd), unchecked

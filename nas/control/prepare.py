@@ -53,13 +53,13 @@ class JobSettings:
     workdir: Path
 
     @classmethod
-    def from_experiment(cls, experiment: Experiment, cwd: Path) -> JobSettings:
+    def from_experiment(cls, experiment: Experiment, cwd: Path, state: Path) -> JobSettings:
         """Check the experiment as ``init`` does, resolve paths against ``cwd``, choose the interpreter.
 
         Raises:
-            ConfigError: the first of :func:`run_problems`.
+            ConfigError: the first of :func:`run_problems` for the state file ``state``.
         """
-        problems = run_problems(experiment, cwd)
+        problems = run_problems(experiment, cwd, state=state)
         if problems:
             raise problems[0]
         return cls.resolved(experiment, cwd)
@@ -126,7 +126,11 @@ class JobSettings:
         return fill_command(template, {**({} if model is None else model.fixed), **point.params})
 
     def prepare(self, run: Path, point: Point) -> Path:
-        """Write ``point.json`` and the job script of the submission ``point.job_name``."""
+        """Write ``point.json`` and the job script of the submission ``point.job_name``.
+
+        Raises:
+            One of :data:`PREPARE_ERRORS`: this point cannot be trained as configured.
+        """
         folder = layout.point_dir(run, point.id)
         write_point_file(folder, **self.point_values(point))
         layout.log_path(run, point.id, point.job_name).parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +166,7 @@ class JobSettings:
 
 
 def readiness(
-    experiment: Experiment, cwd: Path, *, offline: bool = False
+    experiment: Experiment, cwd: Path, *, offline: bool = False, state: Path
 ) -> tuple[list[ConfigError], list[str]]:
     """What would stop ``run`` from this folder, all at once, and what a person should check.
 
@@ -180,7 +184,8 @@ def readiness(
             f"{experiment.source}: [cluster] account is not set: jobs go out without "
             f"{option}, which many sites reject"
         )
-    problems = run_problems(experiment, cwd, offline=offline) + _site_problems(experiment)
+    problems = run_problems(experiment, cwd, offline=offline, state=state)
+    problems += _site_problems(experiment)
     return costs + problems, warnings
 
 
@@ -200,7 +205,9 @@ def _site_problems(experiment: Experiment) -> list[ConfigError]:
     return []
 
 
-def run_problems(experiment: Experiment, cwd: Path, *, offline: bool = False) -> list[ConfigError]:
+def run_problems(
+    experiment: Experiment, cwd: Path, *, offline: bool = False, state: Path
+) -> list[ConfigError]:
     """Everything in the experiment that would stop ``run`` or fail every job, all at once.
 
     ``run`` (through :meth:`JobSettings.from_experiment`) and ``init`` both
@@ -209,7 +216,8 @@ def run_problems(experiment: Experiment, cwd: Path, *, offline: bool = False) ->
     of the family, a coordinate neither searched nor fixed, or a value the
     family cannot take; ``[model] num_classes`` missing where needed; and
     anything that preparing a point of the initial design refuses (the
-    metric, every value that reaches the job script). Unless ``offline``,
+    metric, every value that reaches the job script, the point folders under
+    the state file ``state``). Unless ``offline``,
     also paths on this machine, taken from ``cwd``: ``[cluster] env_file``,
     ``[data] root`` and ``index``, and ``[cluster] python``.
     """
@@ -231,7 +239,7 @@ def run_problems(experiment: Experiment, cwd: Path, *, offline: bool = False) ->
         problems.append(exc)
     else:
         problems += [memory] if memory else []
-    return problems + _preparing_problems(experiment, cwd)
+    return problems + _preparing_problems(experiment, cwd, state)
 
 
 def _builtin_metric_problems(experiment: Experiment) -> list[ConfigError]:
@@ -267,6 +275,7 @@ def _command_problems(experiment: Experiment, cwd: Path, offline: bool) -> list[
         for index, name in fields
         if name not in known
     ]  # fmt: skip
+    problems = problems or _filling_problems(experiment, argv)
     program = argv[0]
     if problems or offline or "{" in program:
         return problems
@@ -282,6 +291,30 @@ def _command_problems(experiment: Experiment, cwd: Path, offline: bool) -> list[
             ConfigError(source, "train", "command", f"program {program!r} is not found on PATH")
         )
     return problems
+
+
+def _filling_problems(experiment: Experiment, argv: list[str]) -> list[ConfigError]:
+    """``[train] command`` filled with every value each parameter can take, one at a time.
+
+    A format such as ``{width:03d}`` suits some values and not others (a float,
+    a choice ``"auto"``); filled only for the first design point, the command
+    would fail the point that first draws such a value, in the middle of the
+    search. Numbers are tried at both bounds, choices each; the message names
+    the value (the format's own error).
+    """
+    model = experiment.model
+    space = experiment.space
+    first = space.initial_design()[0]
+    fixed = {} if model is None else model.fixed
+    found: dict[str, ConfigError] = {}
+    for dim in space.dims:
+        for value in dim.choices if not dim.is_numeric else (dim.low, dim.high):
+            try:
+                fill_command(argv, {**fixed, **space.snap({**first, dim.name: value})})
+            except TemplateError as exc:
+                found.setdefault(str(exc), ConfigError(experiment.source, "train", "command",
+                                                       str(exc)))  # fmt: skip
+    return list(found.values())
 
 
 #: Paths of the experiment that must exist on this machine, and what they must be.
@@ -388,6 +421,15 @@ def _coordinate_problems(experiment: Experiment) -> list[ConfigError]:
     return problems
 
 
+def widened_problems(experiment: Experiment) -> list[ConfigError]:
+    """What ``experiment``'s (widened) box lets in that no job could train: a value past a
+    coordinate's bounds (:func:`box_problems`), or one the ``[train] command`` cannot be
+    filled with (``{n:c}`` past U+10FFFF); ``init``'s own checks."""
+    if experiment.builtin_trainer:
+        return box_problems(experiment)
+    return _filling_problems(experiment, list(experiment.train.command or []))
+
+
 def box_problems(experiment: Experiment) -> list[ConfigError]:
     """Numeric dimensions whose box reaches past the bounds of their coordinate.
 
@@ -415,7 +457,7 @@ def box_problems(experiment: Experiment) -> list[ConfigError]:
     return problems
 
 
-def _preparing_problems(experiment: Experiment, cwd: Path) -> list[ConfigError]:
+def _preparing_problems(experiment: Experiment, cwd: Path, state: Path) -> list[ConfigError]:
     """What preparing the first point of the initial design refuses, as config errors.
 
     :meth:`JobSettings.check` runs the very checks of every submission: the
@@ -429,7 +471,7 @@ def _preparing_problems(experiment: Experiment, cwd: Path) -> list[ConfigError]:
     probe = dataclasses.replace(probe, job_name=job_name(experiment.experiment.name, probe))
     source = experiment.source
     try:
-        settings.check(layout.run_dir(cwd / "state" / f"{experiment.experiment.name}.h5"), probe)
+        settings.check(layout.run_dir(cwd / state), probe)
     except ScriptError as exc:
         table, _, key = (exc.key or "cluster").partition(".")
         return [ConfigError(source, table, key or None, str(exc).removeprefix(f"{exc.key}: "))]
@@ -440,6 +482,10 @@ def _preparing_problems(experiment: Experiment, cwd: Path) -> list[ConfigError]:
         return [ConfigError(source, "train", "command", str(exc))]
     return []
 
+
+#: What preparing a point's job refuses: the point cannot be trained as the experiment
+#: says (``init`` checks the first design point and every value of the command's fields).
+PREPARE_ERRORS = (PointFileError, ScriptError, TemplateError)
 
 #: ``point.json`` keys that come from the experiment, by the table and key they come from.
 _POINT_KEYS = {"metric": ("experiment", "metric"), "num_classes": ("model", "num_classes")}

@@ -120,7 +120,7 @@ def format_value(value: Scalar, spec: str, index: int = 0, argument: str = "") -
         return repr(value) if isinstance(value, float) else str(value)
     try:
         return format(value, spec)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # {n:c} past U+10FFFF overflows
         raise TemplateError(
             index, argument, f"format {spec!r} does not suit {value!r}: {exc}"
         ) from None

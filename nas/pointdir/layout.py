@@ -63,6 +63,11 @@ HEARTBEAT_FILE = "heartbeat"
 COMPILE_CACHE = "compile-cache"  # torch.compile's caches, kept across segments
 
 
+def default_state(experiment: str) -> Path:
+    """Where ``init`` puts the state of experiment ``experiment`` when ``--state`` is not given."""
+    return Path("state") / f"{experiment}.h5"
+
+
 def run_dir(state_path: str | os.PathLike) -> Path:
     """The run folder of a state file: its real path without the suffix.
 
