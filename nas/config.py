@@ -97,6 +97,18 @@ def _directive_text(value: str) -> str | None:
     return problem
 
 
+def _program(value: str) -> str | None:
+    """A program a launcher starts: a name or a path, one word that is not an option.
+
+    It follows the launcher's own options (``srun ... <python> -m ...``): ``-v``
+    would be read as the launcher's option, and blanks are not part of a name.
+    """
+    problem = line_problem(value)
+    if problem is None and (not value.strip() or value.startswith("-") or value != value.strip()):
+        problem = f"expected a program name or path (no leading '-' or blanks), got {value!r}"
+    return problem
+
+
 def _memory_size(value: str) -> str | None:
     if not re.fullmatch(r"[1-9][0-9]*[KMGT]?", value):
         return f"expected a whole amount with an optional unit K, M, G or T (e.g. '200G'), got {value!r}"
@@ -117,6 +129,10 @@ def _bind_word(value: str) -> str | None:
 
 #: A word of a directive line: blanks end it except inside double quotes.
 _DIRECTIVE_WORD = re.compile(r'(?:[^\s"]|"[^"]*")+')
+#: Read by a scheduler's directive parser outside double quotes as something else than
+#: text: a comment (sbatch, flux: ``#``), shell punctuation that splits words (flux's
+#: shlex: ``;|&()<>``). A single quote is a quote to sbatch, qsub and flux anywhere.
+_DIRECTIVE_UNQUOTED = frozenset("#;|&()<>")
 
 
 def directive_problem(line: str) -> str | None:
@@ -133,6 +149,11 @@ def directive_problem(line: str) -> str | None:
         return problem
     if line.count('"') % 2:
         return "has an unmatched double quote"
+    if "'" in line:
+        return "has a single quote, which schedulers read as a quote; use double quotes"
+    bare = sorted(_DIRECTIVE_UNQUOTED.intersection(re.sub(r'"[^"]*"', "", line)))
+    if bare:
+        return f"has {bare[0]!r} outside double quotes, which a scheduler reads as a comment or a word break"
     words = _DIRECTIVE_WORD.findall(line)
     if not words:
         return "is empty"
@@ -477,7 +498,7 @@ class ClusterConfig:
         doc="lsf: jsrun --smpiargs=<this>; 'off' for the non-MPI trainer, '' leaves it out",
     )
     env_file: str | None = option(None, kind=str, check=line_problem, optional=True)
-    python: str = option("python3", kind=str, check=line_problem)
+    python: str = option("python3", kind=str, check=_program)
     max_gpu_memory_gib: float | None = option(
         None, kind=float, minimum=0.0, optional=True, doc="GPU memory in GiB (2**30 bytes)"
     )

@@ -52,6 +52,16 @@ def json_int(text: str) -> int:
 NEGATIVE_NUMBER = re.compile(rf"^-{_UNSIGNED}$", re.IGNORECASE)
 
 
+#: A whole number as typed in plain ASCII: ``12``, ``-3``.
+_PLAIN_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def plain_integer(text: str) -> bool:
+    """Whether ``text`` is a whole number in ASCII digits (``int()`` also reads ``1_0`` as 10
+    and full-width or Arabic-Indic digits as ASCII ones)."""
+    return _PLAIN_INTEGER.fullmatch(text) is not None
+
+
 def plain_number(text: str) -> bool:
     """Whether ``text`` is a number in plain ASCII notation (``71.5``, ``-1e-3``, ``nan``).
 

@@ -188,6 +188,19 @@ def test_record_errors(toy: Path, capsys: pytest.CaptureFixture) -> None:
     assert run(capsys, "record", "--state", str(toy), "0", "abc")[0] == 2
 
 
+@pytest.mark.parametrize(
+    "argv", [["record", "３", "1"], ["record", "1_0", "1"], ["propose", "-n", "١"]]
+)
+def test_a_point_id_or_count_is_ascii_digits(
+    toy: Path, capsys: pytest.CaptureFixture, argv: list[str]
+) -> None:
+    """``int()`` reads full-width, Arabic-Indic and underscored digits: ``record ３`` recorded
+    point 3."""
+    code, _, err = run(capsys, argv[0], "--state", str(toy), *argv[1:])
+    assert code == 2 and "is not a whole number in ASCII digits" in err, err
+    assert all(point.value is None for point in load_state(toy).points)
+
+
 def test_a_negative_value_in_scientific_notation_is_a_value_not_an_option(
     toy: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -281,6 +294,23 @@ def test_export_never_writes_over_a_file_of_the_campaign(
     fresh = run_folder / "export.csv"
     assert run(capsys, "export", "--state", str(toy), "--csv", "--out", str(fresh))[0] == 0
     assert fresh.read_text().startswith("id,")
+
+
+def test_export_never_writes_over_another_campaign_or_an_experiment_file(
+    toy: Path, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    second = init_state(other, capsys, TOML)  # another campaign's state, and its toy.toml
+    kept = {path: path.read_bytes() for path in (second, other / "toy.toml")}
+    for out, kind in ((second, "an HDF5 file"), (other / "toy.toml", "a TOML file")):
+        code, _, err = run(capsys, "export", "--state", str(toy), "--csv", "--out", str(out))
+        assert code == 2 and f"--out {out}: is {kind}" in err, err
+    assert {path: path.read_bytes() for path in kept} == kept
+    earlier = tmp_path / "points.csv"  # an earlier export is replaced, as before
+    earlier.write_text("old")
+    assert run(capsys, "export", "--state", str(toy), "--csv", "--out", str(earlier))[0] == 0
+    assert earlier.read_text().startswith("id,")
 
 
 def test_missing_state_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

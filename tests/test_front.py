@@ -118,6 +118,13 @@ def test_a_cost_name_no_result_carries_is_named_with_the_costs_there_are(
     assert code == 1 and "cost named" not in err  # a known cost: no point is simply that small
 
 
+def test_the_searched_metric_is_no_cost_to_trade_it_against(
+    measured: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code, out, err = run(capsys, "front", "--state", str(measured), "--cost", "top1", "--json")
+    assert (code, out) == (2, "") and "--cost top1: is the searched metric" in err
+
+
 def test_front_reads_a_measured_cost_from_the_points(
     measured: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -156,3 +156,15 @@ def test_dict_round_trip_through_json() -> None:
         SearchSpace.from_dict(
             {"dims": [{"name": "a", "type": "int", "low": 0, "high": 1, "step": 2}]}
         )
+
+
+@pytest.mark.parametrize(("low", "high"), [(1e-3, 0.5), (1e-4, 1e-1), (3e-5, 7.0)])
+def test_a_face_of_a_log_box_is_its_bound_exactly(low: float, high: float) -> None:
+    """exp(log(0.5)) is 0.49999999999999994: a design corner reached the command as that,
+    and ``add lr=0.5`` made a twin beside it."""
+    space = SearchSpace([Dim("lr", "float", low, high, log=True), Dim("w", "int", 8, 128)])
+    corners = [p["lr"] for p in space.initial_design() if p["lr"] in (low, high)]
+    assert sorted(set(corners)) == [low, high]
+    assert space.from_unit([1.0, 0.5])["lr"] == high and space.from_unit([0.0, 0.5])["lr"] == low
+    assert space.from_unit([1.5, 0.5])["lr"] == high  # clipped to the face, then exact
+    assert np.all(space.snap_unit(np.array([[1.0, 1.0], [0.0, 0.0]])) == [[1, 1], [0, 0]])

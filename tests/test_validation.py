@@ -124,6 +124,8 @@ CASES: dict[str, tuple[Edit, str]] = {
     "two nodes on local": (cluster(nodes=2), "[cluster] nodes"),
     "fewer cores than ranks": (cluster(ranks_per_node=4), "[cluster] cores_per_node"),
     "empty python": (cluster(python=""), "[cluster] python"),
+    "python that a launcher reads as its option": (cluster(python="-v"), "[cluster] python"),
+    "blank python": (cluster(python=" "), "[cluster] python"),
     "relative python path": (cluster(python="venv/bin/python"), "[cluster] python"),
     "missing python": (cluster(python="/nonexistent/bin/python3"), "[cluster] python"),
     "missing env_file": (cluster(env_file="envs/nowhere.sh"), "[cluster] env_file"),
@@ -161,6 +163,18 @@ CASES: dict[str, tuple[Edit, str]] = {
     ),
     "directive that is no option": (
         cluster(backend="lsf", account="proj", extra_directives=["smt4"]),
+        "[cluster] extra_directives",
+    ),
+    "directive with a comment sign sbatch and flux cut at": (
+        cluster(backend="slurm", account="proj", extra_directives=["--comment=run#2"]),
+        "[cluster] extra_directives",
+    ),
+    "directive with a single quote sbatch reads as a quote": (
+        cluster(backend="slurm", account="proj", extra_directives=["--comment=it's"]),
+        "[cluster] extra_directives",
+    ),
+    "directive with a pipe flux reads as a word break": (
+        cluster(backend="flux", extra_directives=["--requires=a|b"]),
         "[cluster] extra_directives",
     ),
     "min_distance 1": (

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from nas.errors import UserError
 from nas.names import shown
-from nas.numbers import plain_number
+from nas.numbers import plain_integer, plain_number
 from nas.search.space import params_text as params_text  # re-exported for the commands
 
 if TYPE_CHECKING:
@@ -57,6 +57,16 @@ def number_arg(text: str) -> float:
             "and exponent (e.g. 71.5 or 1e-3)"
         )
     return float(text)
+
+
+def whole_number_arg(text: str) -> int:
+    """A whole number given on the command line (a point id, a count), in ASCII digits only
+    (:func:`nas.numbers.plain_integer`): ``show ３`` must not show point 3."""
+    if not plain_integer(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number in ASCII digits (e.g. 12)"
+        )
+    return int(text)
 
 
 def state_option() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ from nas.commands.common import (
     path_arg,
     reported,
     state_option,
+    whole_number_arg,
 )
 from nas.record.lock import LockError
 
@@ -68,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--max-points",
-        type=int,
+        type=whole_number_arg,
         metavar="N",
         help="set the budget of trainings to N before running (stored in the state; "
         "imported points do not count)",
@@ -299,11 +300,14 @@ def _register_controller(
         help="start the controller: local: detached; slurm: requeues itself; lsf: resubmits",
     )
     submit.add_argument(
-        "--walltime", type=int, metavar="MINUTES", help="default: [controller] walltime_minutes"
+        "--walltime",
+        type=whole_number_arg,
+        metavar="MINUTES",
+        help="default: [controller] walltime_minutes",
     )
     submit.add_argument(
         "--margin",
-        type=int,
+        type=whole_number_arg,
         default=300,
         metavar="SECONDS",
         help="stop this long before it (default: %(default)s)",

@@ -35,6 +35,7 @@ from nas.commands.common import (
     point_doc,
     reported,
     state_option,
+    whole_number_arg,
     writable_path,
     write_json,
     write_table,
@@ -43,6 +44,7 @@ from nas.commands.curves import export_doc
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.control import policy
 from nas.pointdir import layout
+from nas.record.integrity import file_is_hdf5
 from nas.record.lock import lock_path
 from nas.record.state import State
 from nas.record.store import StateStore, previous_path, real_path
@@ -466,6 +468,8 @@ def _clear_of_campaign(out: Path, state: Path) -> None:
     and ``fsck`` can only go back to ``.prev``, losing the last commit. The
     state, its ``.prev`` and lock, and any file already in its run folder
     (results, logs, scripts) are the campaign's; a new file in that folder is not.
+    Another campaign's state (any HDF5 file) and an experiment file (``.toml``)
+    are never an earlier export either.
     """
     target = Path(os.path.realpath(out))
     home = real_path(state)
@@ -475,6 +479,9 @@ def _clear_of_campaign(out: Path, state: Path) -> None:
         raise UsageError(
             f"--out {out}: is a file of the campaign in {state}; export to another file"
         )
+    if file_is_hdf5(target) or (target.suffix == ".toml" and target.exists()):
+        kind = "an HDF5 file (a state or an index)" if target.suffix != ".toml" else "a TOML file"
+        raise UsageError(f"--out {out}: is {kind}, not an export; export to another file")
 
 
 @reported
@@ -577,7 +584,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
 
     record = add("record", _record, [as_json, state, replace], "record a measurement for a point")
-    record.add_argument("id", type=int, metavar="ID")
+    record.add_argument("id", type=whole_number_arg, metavar="ID")
     record.add_argument("value", type=number_arg, metavar="VALUE")
 
     predict = add("predict", _predict, [as_json, state], "the spline's prediction at a point")
@@ -589,11 +596,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
 
     propose = add("propose", _propose, [as_json, state], "fit and propose the next points")
-    propose.add_argument("-n", type=int, metavar="Q", help="number of points (default: batch_size)")
+    propose.add_argument(
+        "-n", type=whole_number_arg, metavar="Q", help="number of points (default: batch_size)"
+    )
     propose.add_argument("--dry-run", action="store_true", help="show the proposals, store nothing")
     propose.add_argument(
         "--max-points",
-        type=int,
+        type=whole_number_arg,
         metavar="N",
         help="set the budget of trainings to N first (imported points do not count)",
     )

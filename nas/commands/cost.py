@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from nas.commands.common import EXIT_OK, UsageError, emit_json, reported
+from nas.commands.common import EXIT_OK, UsageError, emit_json, reported, whole_number_arg
 from nas.config import ConfigError, Experiment, ModelConfig, load_experiment, parse_params
 from nas.search.settings import SettingError, check_value
 
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--num-classes",
-        type=int,
+        type=whole_number_arg,
         help="classifier size when the experiment's [model] num_classes is not set",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")

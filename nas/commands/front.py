@@ -27,6 +27,7 @@ from nas.commands.common import (
     params_text,
     reported,
     state_option,
+    whole_number_arg,
     write_table,
 )
 
@@ -50,7 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "default: [experiment] tradeoff, else gmacs",
     )
     front.add_argument(
-        "--pool", type=int, default=None, help="quasi-random candidates per category (default 256)"
+        "--pool",
+        type=whole_number_arg,
+        default=None,
+        help="quasi-random candidates per category (default 256)",
     )
     front.add_argument(
         "--measured-only", action="store_true", help="leave out the predicted front (no fit)"
@@ -99,6 +103,11 @@ def run_front(args: argparse.Namespace) -> int:
 
     study = _study(args.state)
     name = cost_name(study, args.cost)
+    if name == study.experiment.experiment.metric:  # every point would be on that "front"
+        raise UsageError(
+            f"--cost {name}: is the searched metric; a front trades it against a cost "
+            "(gmacs, device_hours, another metric of the results)"
+        )
     source = cost_source(study.experiment, name)
     goal = study.experiment.experiment.goal
     points = frontier.measured_points(study, source)

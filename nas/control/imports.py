@@ -40,6 +40,7 @@ from nas.config import ConfigError, Experiment
 from nas.control import policy
 from nas.errors import UserError
 from nas.numbers import json_int
+from nas.record.integrity import is_hdf5
 from nas.record.state import Point, PointStatus, State, StateError
 from nas.record.store import load_state
 from nas.search.space import Params, SearchSpace, SpaceError
@@ -91,7 +92,7 @@ def read_rows(path: Path, space: SearchSpace, metric: str) -> list[Row]:
         RowsError: a spreadsheet, a file that is not UTF-8, or one without a measurement.
     """
     data = path.read_bytes()
-    if _is_hdf5(data):
+    if is_hdf5(data):
         return state_rows(path, metric)
     if data.startswith(ZIP_MAGIC):
         raise RowsError(
@@ -112,14 +113,6 @@ def read_rows(path: Path, space: SearchSpace, metric: str) -> list[Row]:
 
 #: The first bytes of a zip archive: .xlsx, .ods and .numbers files are zipped XML.
 ZIP_MAGIC = b"PK\x03\x04"
-#: The HDF5 signature; it starts the file or follows a user block of 512 * 2**k bytes.
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-
-def _is_hdf5(data: bytes) -> bool:
-    return any(data[offset:].startswith(HDF5_MAGIC) for offset in (0, 512, 1024, 2048, 4096))
-
-
 def _decode(data: bytes, path: Path) -> str:
     """``data`` as UTF-8 (a byte-order mark, as Excel writes, dropped); else one line naming the row."""
     try:

@@ -23,7 +23,10 @@ from typing import BinaryIO
 #: Bytes reserved at the start of every state file (HDF5 ``userblock_size``).
 USERBLOCK = 512
 _MAGIC = b"splinenas-state sha256="
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: The HDF5 signature; it starts the file or follows a user block of 512 * 2**k bytes.
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Where HDF5 looks for its signature in a file (a state file's is at 512).
+_SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096)
 
 
 class IntegrityError(ValueError):
@@ -86,13 +89,30 @@ def open_checked(path: str | os.PathLike) -> tuple[BinaryIO, bool]:
 
 def has_checksum(data: bytes) -> bool:
     """False for the bytes of a file from before checksums (the plain HDF5 signature first)."""
-    return not data.startswith(_HDF5_SIGNATURE)
+    return not data.startswith(HDF5_SIGNATURE)
+
+
+def is_hdf5(data: bytes) -> bool:
+    """Whether ``data`` (a file's first 4 kB or more) is the start of an HDF5 file."""
+    return any(data[offset:].startswith(HDF5_SIGNATURE) for offset in _SIGNATURE_OFFSETS)
+
+
+def file_is_hdf5(path: str | os.PathLike) -> bool:
+    """:func:`is_hdf5` of a file's first bytes; False for what is not a regular file (a FIFO
+    would block the reader) or cannot be read."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            return is_hdf5(handle.read(_SIGNATURE_OFFSETS[-1] + len(HDF5_SIGNATURE)))
+    except OSError:
+        return False
 
 
 def file_has_checksum(path: str | os.PathLike) -> bool:
     """:func:`has_checksum` of the file's first bytes."""
     with open(path, "rb") as handle:
-        return has_checksum(handle.read(len(_HDF5_SIGNATURE)))
+        return has_checksum(handle.read(len(HDF5_SIGNATURE)))
 
 
 def check_image(data: bytes) -> None:

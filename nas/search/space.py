@@ -331,12 +331,26 @@ class SearchSpace:
         return (forward - self._lo) / self._width
 
     def _unit_to_values(self, x: np.ndarray) -> np.ndarray:
-        forward = self._lo + np.clip(x, 0.0, 1.0) * self._width
-        return np.where(self._is_log, np.exp(np.where(self._is_log, forward, 0.0)), forward)
+        """The values of unit points; a face of the box is its bound exactly.
 
-    def _snap_values(self, values: np.ndarray) -> np.ndarray:
+        ``exp(log(low) + 1 * (log(high) - log(low)))`` is 0.49999999999999994
+        for a high of 0.5: a design corner would reach the command as that, and
+        ``add lr=0.5`` would not find it.
+        """
+        unit = np.clip(x, 0.0, 1.0)
+        forward = self._lo + unit * self._width
+        values = np.where(self._is_log, np.exp(np.where(self._is_log, forward, 0.0)), forward)
+        lows, highs = self._bounds()
+        return np.where(unit == 0.0, lows, np.where(unit == 1.0, highs, values))
+
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The numeric dimensions' lower and upper bounds, as given."""
         lows = np.array([dim.low for dim in self.numeric], dtype=np.float64)
         highs = np.array([dim.high for dim in self.numeric], dtype=np.float64)
+        return lows, highs
+
+    def _snap_values(self, values: np.ndarray) -> np.ndarray:
+        lows, highs = self._bounds()
         rounded = np.where(self._is_int, np.floor(values + 0.5), values)
         return np.clip(rounded, lows, highs)
 
