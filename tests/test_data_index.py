@@ -146,10 +146,10 @@ def test_dataset_decodes_images_and_marks_the_corrupt_one(tree, caplog):
 def test_progress_in_a_batch_log_is_a_line_per_tenth_without_carriage_returns() -> None:
     import io
 
-    from nas.commands.data import progress_printer
+    from nas.commands.data import ProgressLine, progress_printer
 
     log = io.StringIO()
-    report = progress_printer(log)
+    report = progress_printer(ProgressLine(log))
     for done in range(1, 1001):
         report(done, 1000, 7 * done)
     lines = log.getvalue().splitlines()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
 from nas.commands.common import EXIT_OK, UsageError, emit_json, reported, writable_path
+from nas.data import SEED_MAX
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,8 +29,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     index.add_argument("root", help="image tree: ROOT/<class>/<image>")
-    index.add_argument("--out", required=True, help="index file to write (HDF5)")
-    index.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    index.add_argument(
+        "--out", required=True, help="index file to write (HDF5), not inside a class folder"
+    )
+    index.add_argument(
+        "--replace", action="store_true", help="replace an existing index file at --out"
+    )
+    index.add_argument(
+        "--seed", type=seed_arg, default=0, help=f"seed of the split, 0..{SEED_MAX} (default 0)"
+    )
     index.add_argument("--threads", type=int, default=16, help="parallel scans (default 16)")
     index.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     index.set_defaults(func=run_index)
@@ -50,43 +60,129 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shards.set_defaults(func=run_shards)
 
 
-def progress_printer(out: TextIO, step_percent: int = 10) -> Callable[[int, int, int], None]:
-    """Scan progress: one rewritten line on a terminal, else a line per ``step_percent`` %.
+def seed_arg(text: str) -> int:
+    """A split seed: an integer that the index file can store (a signed 64-bit attribute)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= seed <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {SEED_MAX}, got {text}")
+    return seed
 
-    A batch log keeps every ``\r`` update, which makes one giant line.
+
+class ProgressLine:
+    """Progress: one rewritten line on a terminal, else a line per ``step_percent`` %.
+
+    A batch log keeps every ``\r`` update, which makes one giant line. :meth:`end`
+    finishes a line left open on a terminal, so that an error starts its own line.
     """
-    terminal = out.isatty()
-    shown = [-1]
+
+    def __init__(self, out: TextIO, step_percent: int = 10) -> None:
+        self.out, self.step_percent = out, step_percent
+        self.terminal = out.isatty()
+        self.shown_step = -1
+        self.open = False
+
+    def show(self, done: int, total: int, text: str) -> None:
+        """Show ``text`` for ``done`` of ``total`` steps."""
+        if self.terminal:
+            self.out.write(f"\r{text}" + ("\n" if done == total else ""))
+            self.open = done != total
+        else:
+            step = done * 100 // max(total, 1) // self.step_percent
+            if step == self.shown_step and done != total:
+                return
+            self.shown_step = step
+            self.out.write(text + "\n")
+        self.out.flush()
+
+    def end(self) -> None:
+        """End a line left open, before anything else is printed."""
+        if self.open:
+            self.out.write("\n")
+            self.out.flush()
+            self.open = False
+
+
+@contextmanager
+def progress_line(out: TextIO) -> Iterator[ProgressLine]:
+    """A :class:`ProgressLine` that is ended however the work stops (an error included)."""
+    line = ProgressLine(out)
+    try:
+        yield line
+    finally:
+        line.end()
+
+
+def progress_printer(line: ProgressLine) -> Callable[[int, int, int], None]:
+    """The scan's progress callback, shown on ``line``."""
 
     def report(done: int, total: int, images: int) -> None:
-        text = f"scanned {done}/{total} class folders, {images} images"
-        if terminal:
-            out.write(f"\r{text}" + ("\n" if done == total else ""))
-        else:
-            step = done * 100 // max(total, 1) // step_percent
-            if step == shown[0] and done != total:
-                return
-            shown[0] = step
-            out.write(text + "\n")
-        out.flush()
+        line.show(done, total, f"scanned {done}/{total} class folders, {images} images")
 
     return report
+
+
+def warning_printer(command: str) -> Callable[[str], None]:
+    """Print a warning as one line naming the command, as its errors are."""
+
+    def warn(text: str) -> None:
+        print(f"splinenas {command}: warning: {text}", file=sys.stderr)
+
+    return warn
+
+
+def check_out(root: str, out: Path, replace: bool) -> str | None:
+    """Refuse an --out that would overwrite an image or anything but an earlier index;
+    return what an index there that ``replace`` allows to replace holds.
+
+    Inside a class folder the index could overwrite an image and mix with the
+    data; an existing file is replaced only if it is an index (``--replace``), so
+    a campaign's state file or an image given there by mistake is never lost.
+    """
+    from nas.data.index import ImageIndexError, class_folder_holding, describe_index
+
+    holder = class_folder_holding(root, out)
+    if holder is not None:
+        raise ImageIndexError(
+            f"--out {out}: lies inside the class folder {holder!r} of {root}; "
+            "write the index beside the class folders or outside the tree"
+        )
+    if not os.path.lexists(out):
+        return None
+    if not out.exists():
+        raise ImageIndexError(f"--out {out}: is a broken symlink; remove it or choose another")
+    found = describe_index(out)
+    if found is None:
+        raise ImageIndexError(
+            f"--out {out}: exists and is not an image index; refusing to overwrite it"
+        )
+    if not replace:
+        raise ImageIndexError(f"--out {out}: already holds {found}; give --replace to replace it")
+    return found
 
 
 @reported
 def run_index(args: argparse.Namespace) -> int:
     from nas.data.index import TRAIN, VALIDATION, class_sizes, scan_tree, skew_summary, write_index
 
-    if args.seed < 0:
-        raise UsageError(f"--seed must be non-negative, got {args.seed}")
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
-    writable_path(Path(args.out), "--out")
+    out = writable_path(Path(args.out), "--out")
+    replaced = check_out(args.root, out, args.replace)
     started = time.perf_counter()
-    index = scan_tree(
-        args.root, seed=args.seed, threads=args.threads, progress=progress_printer(sys.stderr)
-    )
-    write_index(index, args.out)
+    with progress_line(sys.stderr) as line:
+        index = scan_tree(
+            args.root,
+            seed=args.seed,
+            threads=args.threads,
+            progress=progress_printer(line),
+            warn=warning_printer(args.command),
+        )
+    write_index(index, out)
+    if replaced is not None:
+        print(f"splinenas {args.command}: replaced {out}, which held {replaced}", file=sys.stderr)
     skew = skew_summary(class_sizes(index.labels, len(index.classes)))
     summary = {
         "index": args.out,
@@ -110,12 +206,6 @@ def run_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _shard_progress(done: int, total: int) -> None:
-    end = "\n" if done == total else ""
-    sys.stderr.write(f"\rpacked {done}/{total} images{end}")
-    sys.stderr.flush()
-
-
 @reported
 def run_shards(args: argparse.Namespace) -> int:
     from nas.data.index import load_index
@@ -125,9 +215,13 @@ def run_shards(args: argparse.Namespace) -> int:
         raise UsageError(f"--images-per-shard must be at least 1, got {args.images_per_shard}")
     started = time.perf_counter()
     index = load_index(args.index, root=args.root)
-    counts = write_shards(
-        index, args.out, images_per_shard=args.images_per_shard, progress=_shard_progress
-    )
+    with progress_line(sys.stderr) as line:
+        counts = write_shards(
+            index,
+            args.out,
+            images_per_shard=args.images_per_shard,
+            progress=lambda done, total: line.show(done, total, f"packed {done}/{total} images"),
+        )
     summary = {"out": args.out, **counts, "seconds": round(time.perf_counter() - started, 3)}
     print(
         f"{counts['images']} images ({counts['bytes'] / 2**20:.1f} MiB) in {counts['shards']} "

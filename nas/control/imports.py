@@ -113,6 +113,8 @@ def read_rows(path: Path, space: SearchSpace, metric: str) -> list[Row]:
 
 #: The first bytes of a zip archive: .xlsx, .ods and .numbers files are zipped XML.
 ZIP_MAGIC = b"PK\x03\x04"
+
+
 def _decode(data: bytes, path: Path) -> str:
     """``data`` as UTF-8 (a byte-order mark, as Excel writes, dropped); else one line naming the row."""
     try:

@@ -10,21 +10,30 @@ metadata servers; doing it on every rank of every candidate would be worse.
 * ``labels`` (int32) and ``split`` (uint8: 0 training, 1 validation);
 * attributes ``format``, ``root`` (absolute), ``seed``.
 
-The split is per label (:func:`per_label_split`), so each class, however rare,
-appears in both halves.
+The split is per label (:func:`per_label_split`), so each class with two
+images or more, however rare, appears in both halves; the scan warns about a
+class with one image (validation only) or none.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nas.errors import UserError
+
+if TYPE_CHECKING:
+    import h5py
+
+logger = logging.getLogger(__name__)
 
 INDEX_FORMAT = 1
 TRAIN, VALIDATION = 0, 1
@@ -145,21 +154,126 @@ def skew_summary(sizes: np.ndarray) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- scanning
 
+#: Names shown in a warning or error line about many files; the rest are counted.
+SHOWN_NAMES = 3
 
-def _scan_class(root: str, name: str) -> list[str]:
-    """Relative paths of the image files below one class folder (recursive, sorted)."""
-    found: list[str] = []
+
+@dataclass
+class _Found:
+    """What a walk found, and what it left out (and why)."""
+
+    found: list[str] = field(default_factory=list)
+    undecodable: list[bytes] = field(default_factory=list)  # names that are not UTF-8
+    loops: list[str] = field(default_factory=list)  # symlinked folders leading back
+    unusable: list[str] = field(default_factory=list)  # broken links, not regular files
+    real: dict[str, str] = field(default_factory=dict)  # class folder -> its real path
+
+
+def _is_utf8(name: str) -> bool:
+    """Whether ``name`` can be stored: the index holds UTF-8 paths, and a name
+    that is not UTF-8 on disk arrives from ``os.scandir`` with surrogates."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _within(inner: str, outer: str) -> bool:
+    """Whether the absolute path ``inner`` is ``outer`` or lies below it."""
+    return os.path.commonpath([inner, outer]) == outer
+
+
+def _leads_back(target: str, walked: list[str]) -> bool:
+    """Whether the real folder ``target`` is, lies inside, or contains a folder of ``walked``.
+
+    Following such a symlink would index images twice or walk forever.
+    """
+    return any(_within(target, folder) or _within(folder, target) for folder in walked)
+
+
+def _usable(entry: os.DirEntry[str]) -> bool:
+    """A regular file, or a symlink to one: a broken link or a FIFO would stop
+    ``data shards`` half-way. Only a symlink costs a ``stat`` (the directory
+    entry tells the rest), so the scan still reads names, never sizes or pixels:
+    an empty or corrupt image is indexed and counted as unreadable in training."""
+    return entry.is_file(follow_symlinks=True)
+
+
+def _scan_class(root: str, name: str, real_root: str) -> _Found:
+    """The image files below one class folder (recursive, sorted), and what was left out.
+
+    A symlinked folder is followed unless it leads back into the tree (``real_root``)
+    or into a folder this walk already followed.
+    """
+    scan = _Found()
+    walked = [real_root]
     pending = [os.path.join(root, name)]
     while pending:
         folder = pending.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
-                if entry.is_dir(follow_symlinks=True):
+                if not _is_utf8(entry.name):
+                    scan.undecodable.append(os.fsencode(os.path.relpath(entry.path, root)))
+                elif entry.is_dir(follow_symlinks=True):
+                    if entry.is_symlink():
+                        target = os.path.realpath(entry.path)
+                        if _leads_back(target, walked):
+                            scan.loops.append(os.path.relpath(entry.path, root))
+                            continue
+                        walked.append(target)
                     pending.append(entry.path)
                 elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
-                    found.append(os.path.relpath(entry.path, root))
-    found.sort()
-    return found
+                    kept = scan.found if _usable(entry) else scan.unusable
+                    kept.append(os.path.relpath(entry.path, root))
+    scan.found.sort()
+    return scan
+
+
+def _class_folders(root: str, real_root: str) -> _Found:
+    """The class folders of ``root`` (sorted, hidden ones ignored) and their real paths.
+
+    A symlinked class folder that leads to ``root`` or above it would index the
+    whole tree as one class: it goes to ``loops``.
+    """
+    scan = _Found()
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=True):
+                continue
+            real = (
+                os.path.realpath(entry.path)
+                if entry.is_symlink()
+                else os.path.join(real_root, entry.name)
+            )
+            if not _is_utf8(entry.name):
+                scan.undecodable.append(os.fsencode(entry.name))
+            elif _within(real_root, real):
+                scan.loops.append(entry.name)
+            else:
+                scan.real[entry.name] = real
+    scan.found = sorted(scan.real)
+    return scan
+
+
+def class_folder_holding(root: str | Path, path: str | Path) -> str | None:
+    """The class folder of ``root`` that ``path`` would lie in (real paths), else None.
+
+    A file written there could overwrite an image or be taken for one by the next scan.
+    """
+    real_root = os.path.realpath(root)
+    if not os.path.isdir(real_root):
+        return None
+    real_path = os.path.realpath(path)
+    folders = _class_folders(os.path.abspath(root), real_root).real
+    return next((name for name, real in folders.items() if _within(real_path, real)), None)
+
+
+def _some(names: Sequence[object]) -> str:
+    """The first few of ``names`` (repr: safe for any character), and how many more."""
+    shown = ", ".join(repr(name) for name in names[:SHOWN_NAMES])
+    more = len(names) - SHOWN_NAMES
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def scan_tree(
@@ -168,37 +282,48 @@ def scan_tree(
     seed: int = 0,
     threads: int = 16,
     progress: Callable[[int, int, int], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> ImageIndex:
     """Scan ``root`` (one folder per class) with parallel ``os.scandir`` calls.
 
     Args:
-        root: the tree; hidden folders are ignored.
+        root: the tree; hidden class folders are ignored.
         seed: seed of the per-label split.
         threads: class folders scanned at once (I/O bound, so threads help).
         progress: called as ``progress(classes_done, classes_total, images_so_far)``.
+        warn: called with one line per kind of file left out or class that cannot be
+            split as the README says (default: a logged warning).
 
     Raises:
-        ImageIndexError: ``root`` is not a folder, has no class folders, or holds no images.
+        ImageIndexError: ``root`` is not a folder, has no class folders, holds no
+            images, or holds names that are not UTF-8.
     """
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise ImageIndexError(f"{root}: not a folder")
-    with os.scandir(root) as entries:
-        classes = sorted(
-            e.name for e in entries if e.is_dir(follow_symlinks=True) and not e.name.startswith(".")
-        )
-    if not classes:
+    if not _is_utf8(root):
+        raise ImageIndexError(f"{os.fsencode(root)!r}: the path is not valid UTF-8")
+    real_root = os.path.realpath(root)
+    folders = _class_folders(root, real_root)
+    classes = folders.found
+    if not classes and not folders.undecodable:
         raise ImageIndexError(f"{root}: no class folders inside")
     per_class: list[list[str]] = []
     images = 0
+    left_out = _Found(undecodable=folders.undecodable, loops=folders.loops)
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for done, found in enumerate(pool.map(lambda name: _scan_class(root, name), classes), 1):
-            per_class.append(found)
-            images += len(found)
+        scans = pool.map(lambda name: _scan_class(root, name, real_root), classes)
+        for done, scan in enumerate(scans, 1):
+            per_class.append(scan.found)
+            images += len(scan.found)
+            for kind in ("undecodable", "loops", "unusable"):
+                getattr(left_out, kind).extend(getattr(scan, kind))
             if progress is not None:
                 progress(done, len(classes), images)
+    _refuse_undecodable(root, left_out.undecodable)
     if images == 0:
         raise ImageIndexError(f"{root}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    _warn_left_out(left_out, classes, per_class, warn or logger.warning)
     labels = np.concatenate(
         [np.full(len(found), k, dtype=np.int32) for k, found in enumerate(per_class)]
     )
@@ -214,6 +339,44 @@ def scan_tree(
     )
 
 
+def _refuse_undecodable(root: str, names: list[bytes]) -> None:
+    """Refuse names that are not UTF-8 rather than drop their images from the data unseen."""
+    if names:
+        shown = _some(sorted(names))
+        raise ImageIndexError(
+            f"{root}: names that are not valid UTF-8, which the index stores: {shown} "
+            f"({len(names)} in all); rename them (e.g. convmv -f latin1 -t utf8) and scan again"
+        )
+
+
+def _warn_left_out(
+    left_out: _Found, classes: list[str], per_class: list[list[str]], warn: Callable[[str], None]
+) -> None:
+    """One line per kind of thing the index leaves out or cannot split as documented."""
+    if left_out.loops:
+        warn(
+            f"skipped {len(left_out.loops)} symlinked folders that lead back into the tree "
+            f"or into a folder already walked (a loop or a second copy): {_some(sorted(left_out.loops))}"
+        )
+    if left_out.unusable:
+        warn(
+            f"skipped {len(left_out.unusable)} image names that are broken symlinks or not "
+            f"regular files: {_some(sorted(left_out.unusable))}"
+        )
+    empty = [name for name, found in zip(classes, per_class, strict=True) if not found]
+    if empty:
+        warn(
+            f"{len(empty)} class folders hold no images and stay classes without images "
+            f"(labels follow the folders): {_some(empty)}"
+        )
+    single = [name for name, found in zip(classes, per_class, strict=True) if len(found) == 1]
+    if single:
+        warn(
+            f"{len(single)} classes have a single image, which goes to validation: they get "
+            f"no training image: {_some(single)}"
+        )
+
+
 def _pack(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate UTF-8 paths into one byte array with n + 1 offsets."""
     encoded = [path.encode("utf-8") for path in paths]
@@ -225,22 +388,80 @@ def _pack(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- the file
 
 
+@contextmanager
+def removed_on_failure(tmp: Path) -> Iterator[None]:
+    """Remove the temp file ``tmp`` when writing it fails (a seed h5py cannot store,
+    an image that vanished half-way): nothing but finished files is left behind."""
+    try:
+        yield
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_index(index: ImageIndex, out: str | Path) -> None:
     """Store ``index`` in HDF5 (temp file + rename, so readers never see half a file)."""
     import h5py
 
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp")
-    with h5py.File(tmp, "w") as f:
+    with removed_on_failure(tmp), h5py.File(tmp, "w") as f:
         f.attrs["format"] = INDEX_FORMAT
         f.attrs["root"] = index.root
-        f.attrs["seed"] = index.seed
+        f.attrs["seed"] = np.int64(index.seed)
         f.create_dataset("classes", data=np.array(index.classes, dtype=h5py.string_dtype()))
         f.create_dataset("paths", data=index.blob)
         f.create_dataset("offsets", data=index.offsets)
         f.create_dataset("labels", data=index.labels.astype(np.int32))
         f.create_dataset("split", data=index.split.astype(np.uint8))
     os.replace(tmp, out)
+
+
+#: Datasets every index file holds (with the attributes ``format`` and ``root``).
+INDEX_DATASETS = ("classes", "paths", "offsets", "labels", "split")
+
+
+def _is_index(f: h5py.File) -> bool:
+    """Whether an open HDF5 file is an image index of this format: its ``format``
+    attribute alone would also match a shard index or another tool's file."""
+    stored = f.attrs.get("format")
+    return (
+        isinstance(stored, int | np.integer)
+        and stored == INDEX_FORMAT
+        and "root" in f.attrs
+        and all(name in f for name in INDEX_DATASETS)
+    )
+
+
+def first_line(exc: Exception) -> str:
+    """The first line of an error's message: h5py's own message spans several lines."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def _unreadable(path: str | Path, exc: Exception) -> ImageIndexError:
+    """One line for an index file that cannot be opened, naming the path and why."""
+    if os.path.isdir(path):
+        return ImageIndexError(f"{path}: is a folder; give the index file (`splinenas data index`)")
+    return ImageIndexError(f"{path}: cannot read image index: {first_line(exc)}")
+
+
+def describe_index(path: str | Path) -> str | None:
+    """``"an image index of N images in K classes (seed S)"`` if ``path`` is one, else None.
+
+    Used before overwriting: only a file this command wrote may be replaced.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if not _is_index(f):
+                return None
+            images, classes = f["labels"].shape[0], f["classes"].shape[0]
+            return (
+                f"an image index of {images} images in {classes} classes (seed {f.attrs['seed']})"
+            )
+    except (OSError, KeyError):
+        return None
 
 
 def load_index(path: str | Path, root: str | None = None) -> ImageIndex:
@@ -253,7 +474,7 @@ def load_index(path: str | Path, root: str | None = None) -> ImageIndex:
 
     try:
         with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != INDEX_FORMAT:
+            if not _is_index(f):
                 raise ImageIndexError(f"{path}: not a format-{INDEX_FORMAT} splinenas image index")
             return ImageIndex(
                 root=root or str(f.attrs["root"]),
@@ -265,4 +486,4 @@ def load_index(path: str | Path, root: str | None = None) -> ImageIndex:
                 seed=int(f.attrs["seed"]),
             )
     except (OSError, KeyError) as exc:
-        raise ImageIndexError(f"{path}: cannot read image index: {exc}") from None
+        raise _unreadable(path, exc) from None

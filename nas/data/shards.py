@@ -35,7 +35,14 @@ import numpy as np
 from torch.utils.data import Sampler
 
 from nas.data.images import ImageItems
-from nas.data.index import TRAIN, VALIDATION, ImageIndex, ImageIndexError
+from nas.data.index import (
+    TRAIN,
+    VALIDATION,
+    ImageIndex,
+    ImageIndexError,
+    first_line,
+    removed_on_failure,
+)
 
 SHARDS_FORMAT = 1
 SHARDS_INDEX = "shards.h5"
@@ -94,9 +101,9 @@ def write_shards(
             if progress is not None:
                 progress(len(columns["shard"]), len(index))
     tmp = out / f".{SHARDS_INDEX}.tmp"
-    with h5py.File(tmp, "w") as f:
+    with removed_on_failure(tmp), h5py.File(tmp, "w") as f:
         f.attrs["format"] = SHARDS_FORMAT
-        f.attrs["seed"] = index.seed
+        f.attrs["seed"] = np.int64(index.seed)
         f.create_dataset("classes", data=np.array(index.classes, dtype=h5py.string_dtype()))
         f.create_dataset("shard_names", data=np.array(names, dtype=h5py.string_dtype()))
         dtypes = (np.int32, np.int64, np.int64, np.int32, np.uint8)
@@ -112,7 +119,7 @@ def _write_tar(
     """One uncompressed USTAR file; returns (header offset, size) of each member."""
     entries = []
     tmp = path.with_name(f".{path.name}.tmp")
-    with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+    with removed_on_failure(tmp), tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         for k, row in enumerate(rows):
             source = index.path(int(row))
             with open(source, "rb") as handle:
@@ -143,7 +150,7 @@ class ShardIndex:
                     f[key][()] for key in ("shard", "offset", "size", "label", "split")
                 )
         except (OSError, KeyError) as exc:
-            raise ImageIndexError(f"{path}: cannot read shard index: {exc}") from None
+            raise ImageIndexError(f"{path}: cannot read shard index: {first_line(exc)}") from None
         bad = [n for n in self.shard_names if not SHARD_NAME.fullmatch(n)]
         if bad:
             raise ImageIndexError(f"{path}: invalid shard name {bad[0]!r}")
