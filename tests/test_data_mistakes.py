@@ -23,7 +23,7 @@ from nas.data.index import load_index, scan_tree, write_index
 
 SIZES = {"ant": 4, "bee": 3}
 #: How errors and warnings name the command (tests/test_mistakes.py pins it too).
-INDEX = SHARDS = "splinenas data"
+INDEX, SHARDS = "splinenas data index", "splinenas data shards"
 
 
 def picture(path: Path, value: int) -> None:

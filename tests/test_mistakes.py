@@ -159,7 +159,7 @@ def test_data_index_checks_its_output_before_scanning(
     code, _, err = run(capsys, "data", "index", str(tree), "--out", "/nonexistent/i.h5")
     assert code == 2
     assert err == (
-        "splinenas data: error: --out /nonexistent/i.h5: the folder /nonexistent does not exist\n"
+        "splinenas data index: error: --out /nonexistent/i.h5: the folder /nonexistent does not exist\n"
     )
 
 

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     index.add_argument("--threads", type=int, default=16, help="parallel scans (default 16)")
     index.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
-    index.set_defaults(func=run_index)
+    index.set_defaults(func=run_index, command="data index")
     shards = actions.add_parser(
         "shards",
         help="pack the images of an index into uncompressed tar shards ([data] kind = 'shards')",
@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--images-per-shard", type=int, default=1024, help="images per tar file (default 1024)"
     )
     shards.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
-    shards.set_defaults(func=run_shards)
+    shards.set_defaults(func=run_shards, command="data shards")
 
 
 def seed_arg(text: str) -> int:
