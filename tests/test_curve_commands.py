@@ -105,8 +105,14 @@ def test_show_prints_a_compact_curve_table(state_path, capsys):
 def test_status_shows_running_progress_and_the_guard(state_path, capsys):
     assert main(["status", "--state", str(state_path), "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
+    running = curve(3, 7, 33.0)[4]  # every figure of its last entry, under "figures"
     assert document["running"] == [
-        {"id": 3, "epoch": 5, "top1": pytest.approx(33.0 * (5 / 7) ** 0.5)}
+        {
+            "id": 3,
+            "epoch": 5,
+            "top1": pytest.approx(33.0 * (5 / 7) ** 0.5),
+            "figures": {k: pytest.approx(v) for k, v in running.items() if k != "epoch"},
+        }
     ]
     assert document["diverged"]["saved_gpu_hours"] == 2.5
     assert [p["id"] for p in document["diverged"]["points"]] == [3]

@@ -69,6 +69,34 @@ def whole_number_arg(text: str) -> int:
     return int(text)
 
 
+#: The longest wait of a command that repeats (``run --poll``, ``controller --poll``,
+#: ``report --watch``): a controller that looks less often than daily leaves finished
+#: trainings unrecorded for days, a page that is rewritten less often is stale as long, and
+#: a wait of 1e300 s overflows the timer.
+MAX_WAIT_SECONDS = 86400.0
+
+
+def seconds_arg(*, zero: bool) -> Callable[[str], float]:
+    """An argparse type for a wait (``--poll``, ``--watch``): finite seconds up to a day.
+
+    ``zero``: ``run --poll 0`` cycles without waiting (tests, a search by hand);
+    a keep-alive job or a refreshing page needs a positive wait. NaN compares
+    false with every bound, so it is refused by name.
+    """
+
+    def seconds(text: str) -> float:  # argparse names the type by __name__
+        value = float(text)
+        low_ok = value >= 0 if zero else value > 0
+        if not (low_ok and value <= MAX_WAIT_SECONDS):
+            least = "at least 0" if zero else "more than 0"
+            raise argparse.ArgumentTypeError(
+                f"expected seconds {least} and at most {MAX_WAIT_SECONDS:g} (a day), got {text}"
+            )
+        return value
+
+    return seconds
+
+
 def state_option() -> argparse.ArgumentParser:
     """Parent parser for the required ``--state PATH``."""
     parent = argparse.ArgumentParser(add_help=False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from nas.commands.common import (
@@ -22,6 +21,7 @@ from nas.commands.common import (
     json_option,
     path_arg,
     reported,
+    seconds_arg,
     state_option,
     whole_number_arg,
 )
@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--poll",
-        type=_poll_seconds(zero=True),
+        type=seconds_arg(zero=True),
         default=60.0,
         metavar="SECONDS",
         help="seconds between cycles (default: %(default)g)",
@@ -252,32 +252,6 @@ def _controller_job(args: argparse.Namespace) -> int:
     return EXIT_FAILURE  # exec_controller does not return
 
 
-#: The longest wait between the controller's cycles: one that looks less often than daily
-#: leaves finished trainings unrecorded for days (and a wait of 1e300 s overflows the timer).
-MAX_POLL_SECONDS = 86400.0
-
-
-def _poll_seconds(*, zero: bool) -> Callable[[str], float]:
-    """An argparse type for ``--poll``: a finite number of seconds up to a day.
-
-    ``zero``: ``run --poll 0`` cycles without waiting (tests, a search by hand);
-    a keep-alive job needs a positive wait. NaN compares false with every bound,
-    so it is refused by name.
-    """
-
-    def seconds(text: str) -> float:  # argparse names the type by __name__
-        value = float(text)
-        low_ok = value >= 0 if zero else value > 0
-        if not (low_ok and value <= MAX_POLL_SECONDS):
-            least = "at least 0" if zero else "more than 0"
-            raise argparse.ArgumentTypeError(
-                f"expected seconds {least} and at most {MAX_POLL_SECONDS:g} (a day), got {text}"
-            )
-        return value
-
-    return seconds
-
-
 def _register_controller(
     subparsers: argparse._SubParsersAction,
     as_json: argparse.ArgumentParser,
@@ -289,7 +263,7 @@ def _register_controller(
     poll = argparse.ArgumentParser(add_help=False)
     poll.add_argument(
         "--poll",
-        type=_poll_seconds(zero=False),
+        type=seconds_arg(zero=False),
         default=60.0,
         metavar="SECONDS",
         help="seconds between the controller's cycles (default: %(default)g)",

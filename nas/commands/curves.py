@@ -4,7 +4,12 @@ A running point's curve is read from its folder (bounded, see
 :mod:`nas.pointdir.curve`); a finished point's from the state file, where the
 controller stored it with the result. Every document lists a curve under the
 key ``"curve"`` as entries with the fields ``epoch, images, loss, top1,
-top5, lr, seconds``.
+top5, lr, seconds``; an entry read from the folder also carries the
+command's own figures (its metric), which the state does not keep.
+
+A command of ``[train] command`` reports what it has (``epoch``, ``loss``,
+its metric), not the built-in trainer's fields: a figure it did not report
+is null (``images`` 0), and readers show it as '-' or leave it out.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from typing import Any, TextIO
 
 from nas.commands.common import JSONText, number_text, point_doc, write_table
 from nas.curvefields import CURVE_FIELDS
+from nas.names import shown
 from nas.pointdir import layout
 from nas.pointdir.curve import last_entry, read_curve
 from nas.record.state import ACTIVE, CurveRow, Point, State
 
 #: Rows of a curve that ``show`` prints; longer curves are thinned, the last row kept.
 SHOWN_ROWS = 15
+#: Column headings of the curve fields whose name is not their heading.
+_HEADINGS = {"top1": "top-1", "top5": "top-5", "seconds": "hours"}
 
 
 def point_curve(state: State, point: Point, run: Path) -> list[dict[str, Any]]:
@@ -39,25 +47,51 @@ def _folder_curve(state: State, point: Point, run: Path) -> list[dict[str, Any]]
 
 
 def write_curve_table(curve: list[dict[str, Any]], out: TextIO) -> None:
-    """A compact table of a curve: at most :data:`SHOWN_ROWS` rows, evenly spread."""
+    """A compact table of a curve: at most :data:`SHOWN_ROWS` rows, evenly spread.
+
+    A field no entry reports is left out (a command of its own reports its loss
+    and metric, not the built-in trainer's top-1 and top-5), a command's own
+    figures follow the built-in ones (their names as a message shows them: the
+    command chose them), and a value one entry lacks is '-'.
+    """
     step = max(1, -(-len(curve) // SHOWN_ROWS))
-    shown = curve[::step]
-    if shown[-1] is not curve[-1]:
-        shown.append(curve[-1])
-    rows = [["epoch", "images", "loss", "top-1", "top-5", "lr", "hours"]]
-    rows += [
-        [
-            str(e["epoch"]),
-            str(e["images"]),
-            number_text(e["loss"]) if e["loss"] is not None else "non-finite",
-            _shown(e["top1"], ".2f"),
-            _shown(e["top5"], ".2f"),
-            _shown(e["lr"], ".4g"),
-            _shown(None if e["seconds"] is None else e["seconds"] / 3600, ".2f"),
-        ]
-        for e in shown
-    ]
+    rows_shown = curve[::step]
+    if rows_shown[-1] is not curve[-1]:
+        rows_shown.append(curve[-1])
+    names = [n for n in CURVE_FIELDS[1:] if any(_reported(e, n) for e in curve)]
+    names += [n for n in dict.fromkeys(k for e in curve for k in e) if n not in CURVE_FIELDS]
+    rows = [["epoch", *(_HEADINGS.get(name, shown(name)) for name in names)]]
+    rows += [[str(e["epoch"]), *(_cell(e, name) for name in names)] for e in rows_shown]
     write_table(rows, out)
+
+
+def _reported(entry: dict[str, Any], name: str) -> bool:
+    """Whether a curve entry carries the figure ``name``.
+
+    ``images`` 0 counts as not reported: it is what a command that does not
+    count images gets (the state stores the count as an integer, which cannot
+    be null); a curve that counts them shows its 0 where its column is shown.
+    """
+    value = entry.get(name)
+    return value is not None and not (name == "images" and value == 0)
+
+
+def _cell(entry: dict[str, Any], name: str) -> str:
+    """One figure of a curve table; '-' where the entry has none.
+
+    The built-in trainer writes every field (:func:`nas.pointdir.curve.make_entry`):
+    a null loss beside its top-1 is one that was not finite, and says so. A
+    command of its own writes null for a figure it did not report.
+    """
+    value = entry.get(name)
+    if name == "images":
+        return str(value)
+    if name == "loss" and value is None and entry.get("top1") is not None:
+        return "non-finite"
+    if name == "seconds":
+        return _shown(None if value is None else value / 3600, ".2f")
+    spec = {"top1": ".2f", "top5": ".2f", "lr": ".4g"}.get(name, ".6g")
+    return _shown(value, spec)
 
 
 def _shown(value: float | None, spec: str) -> str:
@@ -66,15 +100,18 @@ def _shown(value: float | None, spec: str) -> str:
 
 
 def running_progress(state: State, run: Path) -> list[dict[str, Any]]:
-    """For every point with a job: its last curve entry's epoch and subset top-1 (or nulls)."""
+    """For every point with a job: its last curve entry's epoch and subset top-1 (or nulls),
+    and under ``figures`` every figure that entry reports (a command's own metric too)."""
     progress = []
     for point in state.with_status(*ACTIVE):
-        entry = last_entry(layout.point_dir(run, point.id))
+        entry = last_entry(layout.point_dir(run, point.id)) or {}
+        figures = {k: v for k, v in entry.items() if k != "epoch" and _reported(entry, k)}
         progress.append(
             {
                 "id": point.id,
-                "epoch": None if entry is None else entry["epoch"],
-                "top1": None if entry is None else entry["top1"],
+                "epoch": entry.get("epoch"),
+                "top1": entry.get("top1"),
+                "figures": figures,
             }
         )
     return progress
@@ -97,11 +134,7 @@ def guard_summary(state: State) -> dict[str, Any]:
 def write_guard_lines(doc: dict[str, Any], out: TextIO) -> None:
     """``status`` lines: each running point's progress, the diverged points and hours saved."""
     for item in doc["running"]:
-        where = (
-            "no evaluation yet"
-            if item["epoch"] is None
-            else f"epoch {item['epoch']}, subset top-1 {item['top1']:.2f} %"
-        )
+        where = _progress_text(item, doc["metric"])
         out.write(f"running: point {item['id']}: {where}\n")
     guard = doc["diverged"]
     if guard["points"]:
@@ -110,6 +143,24 @@ def write_guard_lines(doc: dict[str, Any], out: TextIO) -> None:
             f"diverged: points {listed}; the guard saved {guard['saved_gpu_hours']:.2f} "
             f"GPU-hours ({guard['saved_device_hours']:.2f} device-hours)\n"
         )
+
+
+def _progress_text(item: dict[str, Any], metric: str) -> str:
+    """A running point's progress: its epoch, the experiment's metric where its curve has
+    it (else the subset top-1 where it has that) and the loss; only what was reported."""
+    if item["epoch"] is None:
+        return "no evaluation yet"
+    figures = item["figures"]
+    names = [metric] if metric in figures else [n for n in ("top1",) if n in figures]
+    names += [n for n in ("loss",) if n in figures and n not in names]
+    return ", ".join([f"epoch {item['epoch']}", *(_figure_text(n, figures[n]) for n in names)])
+
+
+def _figure_text(name: str, value: float) -> str:
+    """``subset top-1 41.20 %`` for the built-in trainer's accuracies, else ``name value``."""
+    if name in ("top1", "top5"):
+        return f"subset top-{name[-1]} {value:.2f} %"
+    return f"{name} {number_text(value)}"
 
 
 def export_doc(state: State, run: Path, state_path: Path) -> dict[str, Any]:

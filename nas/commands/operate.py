@@ -245,8 +245,9 @@ def _print_show(doc: dict[str, Any]) -> None:
         out.write(f"  {_iso(event['time'])}  {event['kind']:<8} {first}\n")
     for name, tail in doc["logs"].items():
         out.write(f"\nlog {name} (last lines):\n" + "".join(f"  {line}\n" for line in tail))
-    if doc["curve"]:
-        out.write("\nlearning curve (subset of the validation split):\n")
+    if doc["curve"]:  # the built-in trainer's accuracies are on a subset; a command's own: its own
+        subset = any(e.get("top1") is not None or e.get("top5") is not None for e in doc["curve"])
+        out.write(f"\nlearning curve{' (subset of the validation split)' if subset else ''}:\n")
         write_curve_table(doc["curve"], out)
     if doc["pace"]:
         from nas.pointdir.result import pace_text
@@ -267,7 +268,8 @@ def _print_show(doc: dict[str, Any]) -> None:
     top = doc["spline_maximum"]
     if top is not None:
         where = ", ".join(f"{k}={v}" for k, v in top["params"].items())
-        out.write(f"\nthe spline's predicted maximum: {top['predicted']:.6g} at {where}\n")
+        predicted = number_text(top["predicted"])  # '-': the fit is not finite (huge values)
+        out.write(f"\nthe spline's predicted maximum: {predicted} at {where}\n")
 
 
 def _iso(timestamp: float) -> str:

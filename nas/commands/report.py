@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from nas.commands import summary
-from nas.commands.common import EXIT_OK, UsageError, emit_json, path_arg, reported, writable_path
+from nas.commands.common import (
+    EXIT_OK,
+    emit_json,
+    path_arg,
+    reported,
+    seconds_arg,
+    writable_path,
+)
 from nas.control import policy
+from nas.curvefields import CURVE_FIELDS
 from nas.record.lock import holder_alive, lock_path, read_holder
 from nas.record.state import State
 from nas.record.store import StateStore
@@ -54,7 +62,13 @@ def _front(study: policy.Study) -> dict[str, tuple[bytes, str]]:
 
 
 def _curves(state: State, metric: str) -> dict[int, tuple[list[float], list[float], str]]:
-    """Each point's learning curve from the state (``/curves``): epochs, the metric, a label."""
+    """Each point's learning curve from the state (``/curves``): epochs, a figure, a label.
+
+    The figure is the experiment's metric where the state keeps it (the built-in
+    trainer's ``top1``), else the training loss: the state keeps the fields of
+    :data:`~nas.curvefields.CURVE_FIELDS`, not a command's own metric.
+    """
+    metric = metric if metric in CURVE_FIELDS else "loss"
     curves = {}
     for point in state.points:
         entries = [e for e in state.curves.get(point.id, []) if e.get(metric) is not None]
@@ -182,8 +196,6 @@ def controller_runs(state_path: Path) -> bool:
 
 @reported
 def run_report(args: argparse.Namespace) -> int:
-    if args.watch is not None and not args.watch > 0:
-        raise UsageError(f"--watch must be a positive number of seconds, got {args.watch:g}")
     writable_path(args.out, "--out", folder=True, create=True)
     watching = args.watch is not None
     page = write_report(args.state, args.out, args.watch if watching else None)
@@ -216,9 +228,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder of the page")
     parser.add_argument(
         "--watch",
-        type=float,
+        type=seconds_arg(zero=False),
         metavar="SECONDS",
-        help="rewrite the page this often (it reloads itself) while a controller holds the lock",
+        help="rewrite the page this often (it reloads itself) while a controller holds the lock; "
+        "at most a day",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.set_defaults(func=run_report)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,12 @@ from nas.search.spline import PolyharmonicSpline
 
 #: Grid points per axis of a projection sheet.
 GRID = 60
+#: Filled contour levels of a projection sheet; a line is drawn at every other one.
+LEVELS = 21
+#: The largest magnitude an axis or a colour scale reaches: matplotlib adds and subtracts
+#: the ends of a scale (margins, ticks, the colour bar's ends), which overflows near the
+#: largest float (measurements of 1e308 where no value_range bounds them).
+SCALE_LIMIT = sys.float_info.max / 8
 #: Resolution of the PNG files.
 DPI = 100
 COLORMAP = "viridis"
@@ -286,17 +293,59 @@ def _value_range(
             np.ravel(projection_sheet(space, spline, {**center, **cat}, pair, sign, 15)[2])
         )
     merged = np.concatenate(values)
-    low, high = float(np.min(merged)), float(np.max(merged))
-    note = ""
+    finite = merged[np.isfinite(merged)]  # the measurements are finite: never empty
+    low, high = float(np.min(finite)), float(np.max(finite))
+    notes = []
+    if finite.size < merged.size:
+        notes.append("the spline is not finite on parts of these slices (left blank)")
     if data.valid_range is not None:
         valid_low, valid_high = data.valid_range
         if low < valid_low or high > valid_high:
-            note = (
+            notes.append(
                 f"the spline leaves [{valid_low:g}, {valid_high:g}] on these slices "
                 f"({low:.4g} to {high:.4g}): coloured at the limit"
             )
         low, high = max(low, valid_low), min(high, valid_high)
-    return (low, high, note) if high > low else (low - 0.5, high + 0.5, note)
+    if low < -SCALE_LIMIT or high > SCALE_LIMIT:
+        notes.append(f"values beyond ±{SCALE_LIMIT:.3g} are coloured at the limit")
+    return (*_scale(low, high), "\n".join(notes))
+
+
+def _scale(low: float, high: float) -> tuple[float, float]:
+    """``[low, high]`` as a scale matplotlib can draw: within :data:`SCALE_LIMIT`, with
+    :data:`LEVELS` increasing levels.
+
+    Equal values, or values equal but for rounding (every measurement 70), have
+    no levels between them, which matplotlib refuses: such a flat range gets a
+    margin of 0.5, or of a millionth of its value where that is more.
+    """
+    low = min(max(low, -SCALE_LIMIT), SCALE_LIMIT)
+    high = min(max(high, -SCALE_LIMIT), SCALE_LIMIT)
+    if _levels(low, high) is None:
+        middle = low / 2 + high / 2
+        margin = max(0.5, abs(middle) * 1e-6)
+        low, high = middle - margin, middle + margin
+    return low, high
+
+
+def _levels(low: float, high: float) -> np.ndarray | None:
+    """:data:`LEVELS` contour levels from ``low`` to ``high``, or None where they would not
+    increase (a flat or non-finite range: matplotlib refuses those)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        levels = np.linspace(low, high, LEVELS)
+        usable = bool(np.isfinite(levels).all() and (np.diff(levels) > 0).all())
+    return levels if usable else None
+
+
+def _within_limits(fig: Figure) -> Figure:
+    """``fig`` with every axis inside :data:`SCALE_LIMIT`: an axis scaled to data near the
+    largest float cannot be ticked (matplotlib's arithmetic on its ends overflows)."""
+    for ax in fig.axes:
+        for get, set_ in ((ax.get_xlim, ax.set_xlim), (ax.get_ylim, ax.set_ylim)):
+            low, high = get()
+            if not (-SCALE_LIMIT <= min(low, high) and max(low, high) <= SCALE_LIMIT):
+                set_(*_scale(min(low, high), max(low, high)))
+    return fig
 
 
 def slice_distance(
@@ -340,6 +389,7 @@ def _draw_pair(
     on = distance < 1e-9
     px = np.array([data.params[k][dx.name] for k in members], dtype=float)
     pv = data.values[members]
+    note = ""
     if i == j:
         ax.plot(xs, z, color="tab:blue", label="spline")
         py = pv
@@ -347,9 +397,7 @@ def _draw_pair(
     else:
         dy = space.numeric[j]
         py = np.array([data.params[k][dy.name] for k in members], dtype=float)
-        levels = np.linspace(norm.vmin, norm.vmax, 21)  # the same levels in every panel
-        ax.contourf(xs, ys, z, levels=levels, cmap=COLORMAP, norm=norm, extend="both")
-        ax.contour(xs, ys, z, levels=levels[::2], colors="k", linewidths=0.4, alpha=0.5)
+        note = _draw_sheet(ax, xs, ys, z, norm)
         ax.set_ylabel(axis_label(dy))
         _integer_ticks(ax.yaxis, dy)
         if dy.log:
@@ -374,7 +422,36 @@ def _draw_pair(
     ax.set_xlim(*_padded(dx))
     _integer_ticks(ax.xaxis, dx)
     ax.set_xlabel(axis_label(dx))
-    ax.set_title(f"{dx.name} vs {space.numeric[j].name}" if i != j else f"along {dx.name}")
+    title = f"{dx.name} vs {space.numeric[j].name}" if i != j else f"along {dx.name}"
+    ax.set_title(title + (f"\n{note}" if note else ""))
+
+
+def _draw_sheet(ax: Axes, xs: np.ndarray, ys: np.ndarray, z: np.ndarray, norm: Normalize) -> str:
+    """The filled contours of a sheet and their lines, at the same levels in every panel;
+    returns a note for the panel's title ("" when there is none).
+
+    Where the spline is not finite (measurements near the float limit) the sheet
+    is left blank; a sheet with no finite value says so instead. A flat sheet
+    (every measurement equal) is drawn in one colour without lines: its
+    rounding noise would otherwise straddle a level and draw a line through nothing.
+    """
+    levels = _levels(norm.vmin, norm.vmax)
+    sheet = np.ma.masked_invalid(z)
+    if levels is None or not sheet.count():
+        ax.text(0.5, 0.5, "the spline is not finite on this slice", ha="center", va="center",
+                transform=ax.transAxes, fontsize="small")  # fmt: skip
+        return ""
+    low, high = float(sheet.min()), float(sheet.max())
+    flat = high - low < (levels[1] - levels[0]) / 1000
+    if flat:
+        sheet = np.ma.masked_array(np.full(z.shape, float(sheet.mean())), mask=sheet.mask)
+    ax.contourf(xs, ys, sheet, levels=levels, cmap=COLORMAP, norm=norm, extend="both")
+    if flat:
+        return f"flat: {float(sheet.mean()):.6g} on this slice"
+    lines = levels[::2][(levels[::2] > low) & (levels[::2] < high)]  # none: no line to draw
+    if lines.size:
+        ax.contour(xs, ys, sheet, levels=lines, colors="k", linewidths=0.4, alpha=0.5)
+    return ""
 
 
 def _integer_ticks(axis: Any, dim: Dim) -> None:
@@ -438,7 +515,7 @@ def prediction_frame(data: SearchData, predicted: np.ndarray) -> tuple[float, fl
     if data.valid_range is not None:
         low = max(low, min(data.valid_range[0], float(np.min(shown))))
         high = min(high, max(data.valid_range[1], float(np.max(shown))))
-    return low, high
+    return _scale(low, high)
 
 
 def plot_convergence(data: SearchData) -> Figure:
@@ -462,7 +539,7 @@ def plot_convergence(data: SearchData) -> Figure:
                     transform=bottom.transAxes)  # fmt: skip
     bottom.axhline(data.tolerance, color="k", linestyle="--",
                    label=f"stopping tolerance {data.tolerance:g}")  # fmt: skip
-    bottom.set_ylim(0.0, 1.4 * max(np.max(gap[has], initial=0.0), data.tolerance, 1e-9))
+    bottom.set_ylim(*_scale(0.0, 1.4 * max(np.max(gap[has], initial=0.0), data.tolerance, 1e-9)))
     bottom.set_ylabel("prediction gap (percent points)")
     bottom.set_xlabel("number of measured points")
     bottom.legend(loc="upper left")
@@ -487,12 +564,12 @@ def plot_parallel(data: SearchData) -> Figure:
             ticks.append((str(dim.choices[0]), str(dim.choices[-1])))
         columns.append(t)
     low, high = float(np.min(data.values)), float(np.max(data.values))
-    span = high - low if high > low else 1.0
-    columns.append((data.values - low) / span)
+    half_span = high / 2 - low / 2  # halves: 1e308 - (-1e308) overflows
+    columns.append((data.values / 2 - low / 2) / half_span if high > low else 0 * data.values)
     ticks.append((f"{low:.4g}", f"{high:.4g}"))
     table = np.column_stack(columns)
     names = [axis_label(dim) for dim in space.dims] + [metric_label(data.metric)]
-    norm = Normalize(low, high if high > low else low + 1.0)
+    norm = Normalize(*_scale(low, high))
     cmap = ScalarMappable(norm, COLORMAP)
     fig = Figure(figsize=(max(6.0, 1.3 * len(names) + 2.0), 5.0), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
@@ -515,30 +592,58 @@ def plot_parallel(data: SearchData) -> Figure:
     return fig
 
 
-def plot_curves(curves: Mapping[int, list[dict]], incumbent: int | None) -> Figure:
-    """Every point's learning curve (subset top-1 and training loss by epoch), the incumbent
-    (best measured point) highlighted in red, so a run that lags or diverged stands out."""
-    fig = Figure(figsize=(11, 4.5), layout="constrained")
-    accuracy, loss = fig.subplots(1, 2)
+#: Figures of a stored curve that ``learning-curves.png`` can draw, with their axis labels.
+CURVE_PANELS = {
+    "top1": "top-1 accuracy on the subset [%]",
+    "top5": "top-5 accuracy on the subset [%]",
+    "loss": "mean training loss",
+}
+
+
+def curve_panels(curves: Mapping[int, list[dict]], metric: str) -> list[str]:
+    """The figures ``learning-curves.png`` draws: the experiment's metric where the stored
+    curves hold it, the subset top-1 and the loss, each only where some entry has a value.
+
+    A command of its own reports its loss and its metric, and the state keeps
+    only the fields of :data:`~nas.curvefields.CURVE_FIELDS`: its curves hold
+    no top-1, and an empty panel would only look like a broken training.
+    """
+    wanted = [name for name in dict.fromkeys((metric, "top1", "loss")) if name in CURVE_PANELS]
+    return [n for n in wanted if any(e[n] is not None for c in curves.values() for e in c)]
+
+
+def plot_curves(
+    curves: Mapping[int, list[dict]], incumbent: int | None, metric: str = "top1"
+) -> Figure | None:
+    """Every point's learning curve (the figures of :func:`curve_panels` by epoch), the
+    incumbent (best measured point) highlighted in red, so a run that lags or diverged
+    stands out; None when the curves hold none of those figures."""
+    panels = curve_panels(curves, metric)
+    if not panels:
+        return None
+    fig = Figure(figsize=(5.5 * len(panels), 4.5), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for point_id in sorted(curves, key=lambda i: i == incumbent):  # the incumbent on top
         entries = curves[point_id]
         epochs = [e["epoch"] for e in entries]
-        losses = [math.nan if e["loss"] is None else e["loss"] for e in entries]
         style = (
             {"color": "red", "linewidth": 2.5, "label": f"point {point_id} (best)", "zorder": 3}
             if point_id == incumbent
             else {"color": "0.55", "linewidth": 1.0, "alpha": 0.8}
         )
-        accuracy.plot(epochs, [e["top1"] for e in entries], marker=".", **style)
-        loss.plot(epochs, losses, marker=".", **style)
-    accuracy.set(xlabel="epoch", ylabel="top-1 accuracy on the subset [%]")
-    loss.set(xlabel="epoch", ylabel="mean training loss")
-    if any(e["loss"] for entries in curves.values() for e in entries):
-        loss.set_yscale("log")
+        for ax, name in zip(axes, panels, strict=True):
+            values = [math.nan if e[name] is None else e[name] for e in entries]
+            ax.plot(epochs, values, marker=".", **style)
+    for ax, name in zip(axes, panels, strict=True):
+        ax.set(xlabel="epoch", ylabel=CURVE_PANELS[name])
+    if "loss" in panels:
+        losses = [e["loss"] for c in curves.values() for e in c if e["loss"] is not None]
+        if min(losses) > 0:  # a loss of a command of its own may be 0 or negative
+            axes[panels.index("loss")].set_yscale("log")
     if incumbent in curves:
-        accuracy.legend(loc="lower right")
+        axes[0].legend(loc="lower right" if panels[0] != "loss" else "upper right")
     fig.suptitle(f"Learning curves of {len(curves)} points")
-    return fig
+    return _within_limits(fig)
 
 
 def _unit_of(dim: Dim, value: float) -> float:
@@ -556,23 +661,29 @@ def _choice_position(dim: Dim, value: Value) -> float:
 
 
 def figures(data: SearchData) -> dict[str, Figure]:
-    """Every picture of ``data`` by file stem; sheets need a fitted spline."""
+    """Every picture of ``data`` by file stem; sheets need a fitted spline.
+
+    numpy's warnings are silenced while drawing: measurements near the float
+    limit make the spline overflow, and the figures show that themselves (a
+    blank sheet and a note) where the warnings would only repeat it on stderr.
+    """
     if not data.params:
         raise PlotError("no measured points to draw")
-    surrogate = fit_surrogate(data)
-    out: dict[str, Figure] = {}
-    best_category = data.space.category_of(data.params[data.best])
-    categories = sorted(surrogate.splines, key=lambda c: (c != best_category, str(c)))
-    for category in categories:
-        suffix = "-".join(_slug(v) for v in category)
-        out["projections" + (f"-{suffix}" if suffix else "")] = plot_projections(
-            data, surrogate, category
-        )
-    if surrogate.splines or np.isfinite(data.predicted).any():
-        out["predicted-vs-measured"] = plot_predicted_vs_measured(data, surrogate)
-    out["convergence"] = plot_convergence(data)
-    out["parallel-coordinates"] = plot_parallel(data)
-    return out
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        surrogate = fit_surrogate(data)
+        out: dict[str, Figure] = {}
+        best_category = data.space.category_of(data.params[data.best])
+        categories = sorted(surrogate.splines, key=lambda c: (c != best_category, str(c)))
+        for category in categories:
+            suffix = "-".join(_slug(v) for v in category)
+            out["projections" + (f"-{suffix}" if suffix else "")] = plot_projections(
+                data, surrogate, category
+            )
+        if surrogate.splines or np.isfinite(data.predicted).any():
+            out["predicted-vs-measured"] = plot_predicted_vs_measured(data, surrogate)
+        out["convergence"] = plot_convergence(data)
+        out["parallel-coordinates"] = plot_parallel(data)
+    return {stem: _within_limits(fig) for stem, fig in out.items()}
 
 
 def _slug(value: Value) -> str:
@@ -604,7 +715,9 @@ def write_plots(state_path: str | Path, out_dir: str | Path) -> list[Path]:
     figs = figures(data)
     if state.curves:
         done = state.with_status(PointStatus.DONE)
-        figs["learning-curves"] = plot_curves(state.curves, done[data.best].id)
+        curves = plot_curves(state.curves, done[data.best].id, data.metric)
+        if curves is not None:  # no figure it can draw: no empty picture
+            figs["learning-curves"] = curves
     return save(figs, out_dir)
 
 
