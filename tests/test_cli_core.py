@@ -189,8 +189,10 @@ def test_record_errors(toy: Path, capsys: pytest.CaptureFixture) -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [["record", "３", "1"], ["record", "1_0", "1"], ["propose", "-n", "١"]]
-)
+    "argv",
+    [["record", "３", "1"], ["record", "1_0", "1"], ["propose", "-n", "١"], ["show", "３"],
+     ["rerun", "1", "٣"], ["show", "0", "--lines", "1_0"]],
+)  # fmt: skip
 def test_a_point_id_or_count_is_ascii_digits(
     toy: Path, capsys: pytest.CaptureFixture, argv: list[str]
 ) -> None:

@@ -11,7 +11,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from nas.commands.common import EXIT_OK, UsageError, emit_json, reported, writable_path
+from nas.commands.common import (
+    EXIT_OK,
+    UsageError,
+    emit_json,
+    reported,
+    whole_number_arg,
+    writable_path,
+)
 from nas.data import SEED_MAX
 
 
@@ -38,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     index.add_argument(
         "--seed", type=seed_arg, default=0, help=f"seed of the split, 0..{SEED_MAX} (default 0)"
     )
-    index.add_argument("--threads", type=int, default=16, help="parallel scans (default 16)")
+    index.add_argument(
+        "--threads", type=whole_number_arg, default=16, help="parallel scans (default 16)"
+    )
     index.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     index.set_defaults(func=run_index, command="data index")
     shards = actions.add_parser(
@@ -54,7 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     shards.add_argument("--out", required=True, help="empty folder for the shards")
     shards.add_argument("--root", help="image tree, if it moved since the index was built")
     shards.add_argument(
-        "--images-per-shard", type=int, default=1024, help="images per tar file (default 1024)"
+        "--images-per-shard",
+        type=whole_number_arg,
+        default=1024,
+        help="images per tar file (default 1024)",
     )
     shards.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     shards.set_defaults(func=run_shards, command="data shards")
@@ -62,10 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def seed_arg(text: str) -> int:
     """A split seed: an integer that the index file can store (a signed 64-bit attribute)."""
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    seed = whole_number_arg(text)
     if not 0 <= seed <= SEED_MAX:
         raise argparse.ArgumentTypeError(f"must be between 0 and {SEED_MAX}, got {text}")
     return seed

@@ -26,6 +26,7 @@ from nas.commands.common import (
     point_doc,
     reported,
     state_option,
+    whole_number_arg,
 )
 from nas.commands.curves import point_curve, write_curve_table
 from nas.control import frontier, policy
@@ -347,13 +348,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         return parser
 
     rerun = add("rerun", _rerun, "reset failed, infeasible or cancelled points to pending")
-    rerun.add_argument("ids", nargs="+", type=int, metavar="ID")
+    rerun.add_argument("ids", nargs="+", type=whole_number_arg, metavar="ID")
     cancel = add("cancel", _cancel, "cancel the jobs of points and mark them cancelled")
-    cancel.add_argument("ids", nargs="+", type=int, metavar="ID")
+    cancel.add_argument("ids", nargs="+", type=whole_number_arg, metavar="ID")
     show = add("show", _show, "a point's params, history, jobs, log tails and result")
-    show.add_argument("id", type=int, metavar="ID")
+    show.add_argument("id", type=whole_number_arg, metavar="ID")
     show.add_argument(
-        "--lines", type=int, default=LOG_LINES, help="log lines per file (default: %(default)s)"
+        "--lines",
+        type=whole_number_arg,
+        default=LOG_LINES,
+        help="log lines per file (default: %(default)s)",
     )
     unlock = add("unlock", _unlock, "remove a stale lock after checking its holder is gone")
     unlock.add_argument(
@@ -387,7 +391,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     expand.add_argument("--refine", metavar="NAME=LOW:HIGH,...", help="a sub-box to refine")
     expand.add_argument(
         "--max-points",
-        type=int,
+        type=whole_number_arg,
         metavar="N",
         help="raise the point budget to N when the new design would exceed it",
     )
