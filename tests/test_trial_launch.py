@@ -184,6 +184,11 @@ def test_trial_reads_the_point_and_writes_on_rank_0_only(
     }  # fmt: skip
     entry = json.loads((tmp_path / "curve.jsonl").read_text())
     assert (entry["epoch"], entry["loss"], entry["score"]) == (1, 0.5, 0.25)
+    trial.report(2, loss=float("inf"), score=float("nan"))  # diverged: null, not an exception
+    entry = json.loads((tmp_path / "curve.jsonl").read_text().splitlines()[-1])
+    assert (entry["epoch"], entry["loss"], entry.get("score")) == (2, None, None)
+    with pytest.raises(trial.TrialError, match="every figure a number"):
+        trial.report(3, loss="high")  # type: ignore[arg-type]
     assert not trial.should_stop(reserve_seconds=60)
     assert trial.should_stop(reserve_seconds=7200)
     with pytest.raises(trial.TrialError, match="metrics must be finite numbers"):

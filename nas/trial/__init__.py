@@ -181,15 +181,18 @@ def report(epoch: int, *, images: int = 0, **figures: float | None) -> None:
     """Add a learning-curve point for ``epoch`` (rank 0; a repeated epoch replaces the old one).
 
     ``figures`` are numbers by name (``loss``, ``lr``, your metric); ``seconds``
-    defaults to the time since this process started.
+    defaults to the time since this process started. A figure that is NaN or
+    infinite (a loss that diverged) is written as null: the curve says it was
+    not a number, and the training goes on to its own divergence handling.
 
     Raises:
         TrialError: a figure that is not a number.
     """
     if rank() != 0:
         return
+    measured = {name: None if _not_finite(value) else value for name, value in figures.items()}
     entry: dict[str, Any] = {"epoch": epoch, "images": images,
-                             "seconds": time.time() - _started, **figures}  # fmt: skip
+                             "seconds": time.time() - _started, **measured}  # fmt: skip
     if parse_entry(entry) is None:
         raise TrialError(f"curve point {entry}: epoch must be >= 0 and every figure a number")
     append_entry(point_dir(), {k: v for k, v in entry.items() if v is None or finite_number(v)})
@@ -221,6 +224,10 @@ def write_result(metrics: Mapping[str, float], **extra: Any) -> Path | None:
     document = {"metrics": kept, **extra}
     atomic_write_json(path, {**document, "rank": 0})
     return path
+
+
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _searched_metric() -> str | None:
