@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,17 @@ from nas.cluster import (
     SchedulerError,
     SlurmScheduler,
     get_scheduler,
+    local,
+    processes,
 )
 from nas.cluster.lsf import parse_bjobs
+from nas.cluster.processes import ProcessTable
 from nas.cluster.slurm import parse_listing, parse_sbatch, parse_scontrol, parse_state
 from nas.config import ClusterConfig
 
 FAKES = Path(__file__).parent / "fakes"
+#: A walltime (seconds) no local test job reaches, so that its watchdog runs along.
+LONG = 600.0
 
 
 # --------------------------------------------------------------------------- pure parsing
@@ -87,9 +93,11 @@ def test_get_scheduler(tmp_path: Path) -> None:
                       SlurmScheduler)  # fmt: skip
     assert isinstance(get_scheduler(ClusterConfig(backend="lsf"), local_root=tmp_path),
                       LsfScheduler)  # fmt: skip
-    local = get_scheduler(ClusterConfig(), local_root=tmp_path / "jobs", timeout=5)
+    local = get_scheduler(ClusterConfig(walltime_minutes=7), local_root=tmp_path / "jobs",
+                          timeout=5)  # fmt: skip
     assert isinstance(local, LocalScheduler)
     assert local.root == tmp_path / "jobs" and local.timeout == 5
+    assert local.walltime == 7 * 60, "the local backend enforces [cluster] walltime_minutes"
 
 
 def test_submit_refuses_bad_names_and_missing_scripts(tmp_path: Path) -> None:
@@ -108,11 +116,11 @@ class TestLocalContract(SchedulerContract):
 
     @pytest.fixture()
     def scheduler(self, tmp_path: Path) -> LocalScheduler:
-        return LocalScheduler(tmp_path / "jobs")
+        return LocalScheduler(tmp_path / "jobs", walltime=LONG)
 
     @pytest.fixture()
     def fresh_scheduler(self, scheduler: LocalScheduler) -> LocalScheduler:
-        return LocalScheduler(scheduler.root)
+        return LocalScheduler(scheduler.root, walltime=LONG)
 
 
 def _running_local_job(scheduler: LocalScheduler, folder: Path, body: str) -> tuple[str, int]:
@@ -134,7 +142,7 @@ def _gone(pid: int) -> bool:
 
 
 def test_local_job_killed_with_its_wrapper_is_failed(tmp_path: Path) -> None:
-    scheduler = LocalScheduler(tmp_path / "jobs")
+    scheduler = LocalScheduler(tmp_path / "jobs", walltime=LONG)
     job_id, wrapper = _running_local_job(scheduler, tmp_path, "sleep 60\n")
     os.killpg(wrapper, 9)
     assert wait_for(scheduler, job_id, finished, 120) is JobState.FAILED
@@ -142,7 +150,7 @@ def test_local_job_killed_with_its_wrapper_is_failed(tmp_path: Path) -> None:
 
 
 def test_local_job_runs_on_while_its_trainer_outlives_the_wrapper(tmp_path: Path) -> None:
-    scheduler = LocalScheduler(tmp_path / "jobs")
+    scheduler = LocalScheduler(tmp_path / "jobs", walltime=LONG)
     job_id, wrapper = _running_local_job(scheduler, tmp_path, "sleep 60\n")
     os.kill(wrapper, 9)  # the wrapper alone: its script (the trainer) runs on
     wait_for(scheduler, job_id, lambda s: _gone(wrapper), 10)
@@ -157,7 +165,7 @@ def test_local_job_runs_on_while_its_trainer_outlives_the_wrapper(tmp_path: Path
 
 
 def test_local_job_ends_only_after_what_its_script_left_behind(tmp_path: Path) -> None:
-    scheduler = LocalScheduler(tmp_path / "jobs")
+    scheduler = LocalScheduler(tmp_path / "jobs", walltime=LONG)
     body = "sleep 300 &\necho $! >left\nsetsid sleep 300 &\necho $! >escaped\nsleep 1\nexit 1\n"
     job_id, _ = _running_local_job(scheduler, tmp_path, body)
     assert wait_for(scheduler, job_id, finished, 120) is JobState.FAILED
@@ -178,7 +186,7 @@ def test_local_ignores_ids_it_never_gave_out(tmp_path: Path) -> None:
 
 
 def test_local_job_cancelled_right_after_submission_never_runs_on(tmp_path: Path) -> None:
-    scheduler = LocalScheduler(tmp_path / "jobs")
+    scheduler = LocalScheduler(tmp_path / "jobs", walltime=LONG)
     script = tmp_path / "job.sh"
     script.write_text("until [ -e go ]; do sleep 0.05; done\ntouch ran\n")
     job_id = scheduler.submit(script, job_name="quick", cwd=tmp_path)
@@ -188,3 +196,90 @@ def test_local_job_cancelled_right_after_submission_never_runs_on(tmp_path: Path
     time.sleep(1.0)
     assert not (tmp_path / "ran").exists()
     assert scheduler.reason(job_id) == "cancelled"
+
+
+def test_ending_a_job_signals_its_session_group_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At once, so that a script never outlives its child and goes on (``sleep; touch``)."""
+    listings = iter([[3, 5, 9, 17], []])
+    sent: list[tuple[int, bool]] = []
+    monkeypatch.setattr(processes, "_others", lambda job, session, spare: next(listings))
+    monkeypatch.setattr(processes, "_signal",
+                        lambda pid, signum, group: sent.append((pid, group)))  # fmt: skip
+    assert processes.end_job("job", 9, grace=1.0)
+    assert sent[0] == (9, True) and sorted(sent[1:]) == [(3, False), (5, False), (17, False)]
+
+
+# --------------------------------------------------------------------------- local walltime
+
+
+def _until(condition: Callable[[], bool], timeout: float) -> float:
+    """Seconds until ``condition()`` held, polling without asking any scheduler."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"still not so after {timeout:g} s")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def _walltime_job(tmp_path: Path, body: str) -> tuple[LocalScheduler, str, int]:
+    """A job of a 1.2 s walltime that has started ``body``; the pid of its script's shell."""
+    scheduler = LocalScheduler(tmp_path / "jobs", walltime=1.2)
+    script = tmp_path / "job.sh"
+    script.write_text("echo $$ >script.tmp && mv script.tmp script.pid\n" + body)
+    job_id = scheduler.submit(script, job_name="forever", cwd=tmp_path)
+    _until((tmp_path / "script.pid").exists, 10)
+    return scheduler, job_id, int((tmp_path / "script.pid").read_text())
+
+
+def test_local_job_past_its_walltime_ends_as_a_timeout_without_the_controller(
+    tmp_path: Path,
+) -> None:
+    start = time.monotonic()
+    _, job_id, script = _walltime_job(tmp_path, "sleep 1000\n")
+    # No scheduler is asked meanwhile: the wrapper alone enforces the walltime.
+    _until(lambda: _gone(script), 10)
+    assert 1.2 <= time.monotonic() - start < 5
+    restarted = LocalScheduler(tmp_path / "jobs")  # a controller started afterwards
+    assert wait_for(restarted, job_id, finished, 10) is JobState.TIMEOUT
+    assert restarted.reason(job_id) == "walltime of 0.02 min reached (exit code 143 (signal 15))"
+    assert not ProcessTable.snapshot().members(job_id, None), "its sleep is gone too"
+
+
+def test_local_trainer_stopping_at_its_walltime_is_a_timeout(tmp_path: Path) -> None:
+    body = "trap 'touch stopped; exit 3' TERM\nsleep 1000 &\nwait\n"
+    scheduler, job_id, _ = _walltime_job(tmp_path, body)
+    assert wait_for(scheduler, job_id, finished, 10) is JobState.TIMEOUT
+    assert (tmp_path / "stopped").exists(), "SIGTERM first, so that a trainer can checkpoint"
+    assert scheduler.reason(job_id) == "walltime of 0.02 min reached (exit code 3)"
+
+
+def test_local_job_ignoring_sigterm_at_its_walltime_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local, "KILL_GRACE", 0.5)
+    body = "trap '' TERM\nsetsid sleep 1000 &\necho $! >escaped\nsleep 1000\n"
+    scheduler, job_id, script = _walltime_job(tmp_path, body)
+    assert _until(lambda: _gone(script), 10) < 5
+    assert not (scheduler.root / job_id / "exitcode").exists(), "the wrapper was killed too"
+    assert wait_for(scheduler, job_id, finished, 10) is JobState.TIMEOUT
+    assert _gone(int((tmp_path / "escaped").read_text())), "and what left the session"
+    assert scheduler.reason(job_id) == "walltime of 0.02 min reached (killed)"
+
+
+def test_local_job_ending_within_its_walltime_stops_its_watchdog(tmp_path: Path) -> None:
+    scheduler = LocalScheduler(tmp_path / "jobs", walltime=LONG)
+    script = tmp_path / "job.sh"
+    script.write_text("exit 7\n")
+    job_id = scheduler.submit(script, job_name="quick", cwd=tmp_path)
+    _until(lambda: (scheduler.root / job_id / "exitcode").exists(), 10)
+    _until(lambda: not ProcessTable.snapshot().members(job_id, None), 2)  # nothing left
+    assert scheduler.status([job_id])[job_id] is JobState.FAILED
+    assert scheduler.reason(job_id) == "exit code 7"
+    assert not (scheduler.root / job_id / "timeout").exists()
+
+
+def test_local_walltime_must_be_positive(tmp_path: Path) -> None:
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="walltime must be a positive number of seconds"):
+            LocalScheduler(tmp_path, walltime=bad)

@@ -62,4 +62,4 @@ def get_scheduler(
     if backend is None:
         valid = ", ".join(sorted(BACKENDS))
         raise ValueError(f"unknown backend {cluster.backend!r}; valid backends are {valid}")
-    return backend.create(local_root=local_root, timeout=timeout)
+    return backend.create(cluster=cluster, local_root=local_root, timeout=timeout)

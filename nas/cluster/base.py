@@ -372,8 +372,14 @@ class Scheduler(abc.ABC):
     # ----------------------------------------------------------------- script hooks
 
     @classmethod
-    def create(cls, *, local_root: str | os.PathLike, timeout: float) -> Scheduler:
-        """An instance for the controller; ``local_root`` matters to the local backend only."""
+    def create(
+        cls, *, cluster: ClusterConfig, local_root: str | os.PathLike, timeout: float
+    ) -> Scheduler:
+        """An instance for the controller.
+
+        ``cluster`` and ``local_root`` matter to the local backend only: it enforces
+        ``walltime_minutes`` itself and keeps its job records under ``local_root``.
+        """
         return cls(timeout=timeout)
 
     @staticmethod

@@ -12,10 +12,16 @@ vanished, runs on while its trainer does; a job whose script exited ends only
 after what it left behind has been sent SIGTERM, then SIGKILL after
 :data:`KILL_GRACE` seconds, as a cluster scheduler ends a job's processes. So
 a retry never trains next to its predecessor.
+
+The walltime is enforced as a scheduler enforces it, by the wrapper and so
+without the controller: at start + walltime it records ``timeout`` in the
+folder and sends the job's processes SIGTERM (a trainer checkpoints and exits
+3), then SIGKILL after :data:`KILL_GRACE` seconds; the job ends as TIMEOUT.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -30,31 +36,55 @@ from nas.cluster.processes import MARKER, ProcessTable, end_job
 from nas.cluster.render import ScriptError, ranks_per_node
 from nas.config import ClusterConfig
 
-#: Writes its pid, runs the script, writes the exit code. A TERM (cancel) is
-#: caught so the wrapper survives to record the script's status; a job
-#: cancelled before its wrapper got going never starts.
+#: Writes its pid, runs the script, writes the exit code. It ignores TERM (a
+#: cancel), which the script does not, so it survives to record the script's
+#: status; a job cancelled before its wrapper got going never starts. Given a
+#: walltime (seconds; empty: none), a watchdog in the job's process group waits
+#: on a pipe only the wrapper holds: once the walltime has passed it records
+#: ``timeout`` and sends the group TERM, then KILL after ``grace`` seconds. The
+#: wrapper's end, by exit or by a kill of it alone, closes the pipe and stops it.
 WRAPPER = r"""
 dir=$1
-shift
+walltime=$2
+grace=$3
+shift 3
+record() {
+    printf '%s\n' "$2" >"$dir/$1.tmp" && mv "$dir/$1.tmp" "$dir/$1"
+}
 finish() {
-    printf '%s\n' "$1" >"$dir/exitcode.tmp" && mv "$dir/exitcode.tmp" "$dir/exitcode"
+    record exitcode "$1"
     exit "$1"
 }
-printf '%s\n' "$$" >"$dir/pid.tmp" && mv "$dir/pid.tmp" "$dir/pid"
+watchdog() {
+    trap - TERM
+    read -r -t "$walltime"
+    (($? > 128)) || exit
+    record timeout "$walltime"
+    trap '' TERM
+    kill -TERM -- "-$$"
+    trap - TERM
+    read -r -t "$grace"
+    (($? > 128)) || exit
+    kill -KILL -- "-$$"
+}
+record pid "$$"
 [[ -e $dir/cancelled ]] && finish 143
-trap : TERM
-"$@" &
+trap '' TERM
+(trap - TERM && exec "$@") &
 child=$!
+watching=
+if [[ -n $walltime ]]; then
+    exec 9> >(watchdog)
+    watching=$!
+fi
 wait "$child"
 rc=$?
-while kill -0 "$child" 2>/dev/null; do
-    wait "$child"
-    rc=$?
-done
+exec 9>&-
+[[ -z $watching ]] || wait "$watching"
 finish "$rc"
 """
 
-#: Seconds between SIGTERM and SIGKILL when cancelling or ending leftovers.
+#: Seconds between SIGTERM and SIGKILL when cancelling, ending leftovers or at the walltime.
 KILL_GRACE = 10.0
 #: Seconds a job may take to record its pid before it counts as lost.
 START_GRACE = 30.0
@@ -73,14 +103,30 @@ class LocalScheduler(Scheduler):
 
     name = "local"
 
-    def __init__(self, root: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        walltime: float | None = None,
+    ) -> None:
+        """Job records under ``root``; a job ends at ``walltime`` seconds (None: no limit).
+
+        The controller's walltime is ``[cluster] walltime_minutes`` (:meth:`create`);
+        a test may give a second.
+        """
         super().__init__(timeout=timeout)
+        if walltime is not None and not (math.isfinite(walltime) and walltime > 0):
+            raise ValueError(f"walltime must be a positive number of seconds, got {walltime}")
         self.root = Path(root).absolute()
+        self.walltime = walltime
         self._children: dict[str, subprocess.Popen] = {}
 
     @classmethod
-    def create(cls, *, local_root: str | os.PathLike, timeout: float) -> LocalScheduler:
-        return cls(local_root, timeout=timeout)
+    def create(
+        cls, *, cluster: ClusterConfig, local_root: str | os.PathLike, timeout: float
+    ) -> LocalScheduler:
+        return cls(local_root, timeout=timeout, walltime=cluster.walltime_minutes * 60)
 
     @staticmethod
     def launcher_argv(cluster: ClusterConfig, python: str) -> list[str]:
@@ -102,7 +148,9 @@ class LocalScheduler(Scheduler):
         folder = self.root / job_id
         folder.mkdir()
         (folder / "name").write_text(job_name + "\n", encoding="utf-8")
-        argv = ["bash", "-c", WRAPPER, "splinenas-job", str(folder), "bash", str(script)]
+        walltime = "" if self.walltime is None else _seconds(self.walltime)
+        argv = ["bash", "-c", WRAPPER, "splinenas-job", str(folder), walltime,
+                _seconds(KILL_GRACE), "bash", str(script)]  # fmt: skip
         env = {**os.environ, MARKER: job_id}
         self._children[job_id] = spawn_detached(argv, cwd=cwd, log_path=folder / "output", env=env)
         return job_id
@@ -135,14 +183,18 @@ class LocalScheduler(Scheduler):
     def _state(self, folder: Path, table: ProcessTable) -> JobState:
         exitcode = _read_int(folder / "exitcode")
         cancelled = (folder / "cancelled").exists()
+        timed_out = (folder / "timeout").exists()
         pid = _read_int(folder / "pid")
         members = table.members(folder.name, pid)
-        if exitcode is not None:
+        # The script is over once its wrapper recorded how, or was killed at the walltime.
+        if exitcode is not None or (timed_out and pid not in members):
             leftovers = [p for p in members if p != pid]
             if leftovers and not end_job(folder.name, pid, grace=KILL_GRACE, spare=pid):
                 return JobState.RUNNING  # what the script left behind does not die yet
             if cancelled and exitcode != 0:
                 return JobState.CANCELLED
+            if timed_out and exitcode != 0:
+                return JobState.TIMEOUT
             return JobState.COMPLETED if exitcode == 0 else JobState.FAILED
         if members:
             return JobState.RUNNING  # its wrapper, or what it started once the wrapper is gone
@@ -173,10 +225,12 @@ class LocalScheduler(Scheduler):
         exitcode = _read_int(folder / "exitcode")
         if (folder / "cancelled").exists():
             return "cancelled"
+        walltime = _read_float(folder / "timeout")
+        if walltime is not None and exitcode != 0:
+            ending = "killed" if exitcode is None else _exit_text(exitcode)
+            return f"walltime of {walltime / 60:g} min reached ({ending})"
         if exitcode is not None:
-            return f"exit code {exitcode}" + (
-                f" (signal {exitcode - 128})" if exitcode > 128 else ""
-            )
+            return _exit_text(exitcode)
         if self._state(folder, ProcessTable.snapshot()) is JobState.FAILED:
             return (
                 "the job's processes are gone without an exit code (killed, or the machine "
@@ -197,8 +251,24 @@ def _age(folder: Path) -> float:
     return time.time() - (folder / "name").stat().st_mtime
 
 
+def _seconds(value: float) -> str:
+    """Seconds as ``read -t`` takes them: ``7200``, ``0.5``."""
+    return f"{value:.15g}"
+
+
+def _exit_text(exitcode: int) -> str:
+    return f"exit code {exitcode}" + (f" (signal {exitcode - 128})" if exitcode > 128 else "")
+
+
 def _read_int(path: Path) -> int | None:
     try:
         return int(path.read_text(encoding="utf-8").strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _read_float(path: Path) -> float | None:
+    try:
+        return float(path.read_text(encoding="utf-8").strip())
     except (FileNotFoundError, ValueError):
         return None

@@ -77,7 +77,8 @@ def end_job(job_id: str, session: int | None, *, grace: float, spare: int | None
         deadline = time.monotonic() + grace
         sent: set[int] = set()
         while pids := _others(job_id, session, spare):
-            for pid in set(pids) - sent:
+            # The session's group first, at once: a script whose child alone died would go on.
+            for pid in sorted(set(pids) - sent, key=lambda p: p != session):
                 _signal(pid, signum, group=pid == session)
                 sent.add(pid)
             if time.monotonic() >= deadline:
