@@ -302,7 +302,7 @@ esac
     [
         ("pbs", ["#PBS -N toy-controller", "#PBS -l select=1:ncpus=2", "#PBS -l walltime=01:00:00",
                  "#PBS -A ctl1", "#PBS -q service", "#PBS --mail-type=FAIL",
-                 "(sleep 3310 && kill -USR2 $$) &", "    qsub "]),
+                 "sleep 3310 & nap=$!; wait \"$nap\" && kill -USR2 $$) &", "    qsub "]),
         ("flux", ["#flux: --job-name=toy-controller", "#flux: -N 1", "#flux: -n 1", "#flux: -c 2",
                   "#flux: -t 60m", "#flux: -o output.mode=append", "#flux: --signal=USR2@290s",
                   "#flux: --queue=service", "#flux: --bank=ctl1", "#flux: --mail-type=FAIL",
@@ -378,3 +378,6 @@ def test_controller_submit_on_fake_pbs_and_flux_runs_the_chain(
     assert marker["job_id"] == job_id  # the id the script worked out is the scheduler's
     log = Path(doc["log"]).read_text()
     assert "splinenas run: error" in log and "[model]" in log
+    if name == "pbs":  # the alarm (1440 min - 300 s) ends with the script, its sleep included
+        alarm = subprocess.run(["pgrep", "-fx", "sleep 86100"], capture_output=True, text=True)
+        assert alarm.stdout == "", "the keep-alive's alarm outlived it"

@@ -161,7 +161,8 @@ def in_workdir(text: str, cwd: Path) -> str:
     return "".join([*lines[:at], f"cd {shlex.quote(str(cwd))} || exit 1\n", *lines[at:]])
 
 
-#: The keep-alive job: PBS sends no warning, so the shell sets its own alarm.
+#: The keep-alive job: PBS sends no warning, so the shell sets its own alarm. The alarm's
+#: ``sleep`` is ended with it at cleanup (killing the subshell alone left it for a day).
 KEEPALIVE = KeepAliveScript(
     how="PBS sends no warning before the walltime, so this shell raises USR2 itself {margin} s "
     "before it; the controller stops after its cycle and this script is submitted again.",
@@ -169,7 +170,7 @@ KEEPALIVE = KeepAliveScript(
     job_id="${{PBS_JOBID:?not a PBS job}}",
     setup="""\
 exec >>{log} 2>&1
-(sleep {alarm} && kill -USR2 $$) &
+(trap 'kill "$nap" 2>/dev/null; exit 0' TERM; sleep {alarm} & nap=$!; wait "$nap" && kill -USR2 $$) &
 alarm=$!""",
     cleanup='kill "$alarm" 2>/dev/null',
     resubmit="qsub {script}",
