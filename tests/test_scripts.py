@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -266,7 +267,7 @@ def test_usr2_is_forwarded_to_the_step(tmp_path: Path, bin_dir: Path, backend: s
     text = _render(backend, _cluster(python=str(python)), tmp_path)
     script = write_job_script(tmp_path / "job.sh", text)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", MASTER_ADDR="x", MASTER_PORT="1")
-    job = subprocess.Popen(["bash", str(script)], env=env)
+    job = subprocess.Popen(["bash", str(script)], env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         while not ready.exists():  # the step has started and set its trap
@@ -274,8 +275,9 @@ def test_usr2_is_forwarded_to_the_step(tmp_path: Path, bin_dir: Path, backend: s
             time.sleep(0.05)
         job.send_signal(signal.SIGUSR2)
         assert job.wait(timeout=300) == 0
-    finally:
-        job.kill()
+    finally:  # the whole job, its looping step included, even when an assertion failed
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)
     assert marker.read_text().strip() == "usr2"
 
 
