@@ -53,6 +53,8 @@ MAX_DIRECTIVE_LENGTH = 1000
 MAX_RESOLUTION = 4096
 #: Longest ``walltime_minutes`` of a job: one year; sites limit jobs to days.
 MAX_WALLTIME_MINUTES = 365 * 24 * 60
+#: Longest warning before a job's time limit: Slurm keeps ``--signal``'s time in 16 bits.
+MAX_SIGNAL_SECONDS = 65535
 
 
 class ConfigError(UserError, ValueError):

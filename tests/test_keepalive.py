@@ -108,6 +108,8 @@ def test_the_controller_job_asks_only_for_what_the_controller_needs(
     ("changes", "match"),
     [
         ({"margin_seconds": 3600}, "shorter than the walltime"),
+        ({"margin_seconds": 70000, "walltime_minutes": 2000}, r"exceeds 65535 s"),
+        ({"walltime_minutes": 99999999}, r"must be from 1 to 525600 min"),
         ({"job_name": "a b"}, "job name"),
         ({"backend": "local"}, "no keep-alive job"),
         ({"poll": 0.0}, "poll"),

@@ -35,7 +35,12 @@ from typing import ClassVar
 
 from nas.cluster.proc import DEFAULT_TIMEOUT, CommandError
 from nas.cluster.submitter import LockHeld, submitting
-from nas.config import ClusterConfig, ControllerConfig
+from nas.config import (
+    MAX_SIGNAL_SECONDS,
+    MAX_WALLTIME_MINUTES,
+    ClusterConfig,
+    ControllerConfig,
+)
 from nas.errors import UserError
 from nas.names import line_problem, name_problem
 
@@ -144,6 +149,16 @@ class KeepAliveJob:
         problem = name_problem(self.job_name)
         if problem:
             raise KeepAliveError(f"job name: {problem}")
+        if not 0 < self.walltime_minutes <= MAX_WALLTIME_MINUTES:
+            raise KeepAliveError(
+                f"the walltime ({self.walltime_minutes} min) must be from 1 to "
+                f"{MAX_WALLTIME_MINUTES} min"
+            )
+        if self.margin_seconds > MAX_SIGNAL_SECONDS:
+            raise KeepAliveError(
+                f"the stop margin ({self.margin_seconds} s) exceeds {MAX_SIGNAL_SECONDS} s, "
+                "the longest warning Slurm sends"
+            )
         if not 0 < self.margin_seconds < self.walltime_minutes * 60:
             raise KeepAliveError(
                 f"the stop margin ({self.margin_seconds} s) must be positive and shorter than "

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nas.cluster.base import Directive, backend_class, backend_names
-from nas.config import DIRECTIVE_UNSAFE, ClusterConfig, directive_problem
+from nas.config import DIRECTIVE_UNSAFE, MAX_SIGNAL_SECONDS, ClusterConfig, directive_problem
 from nas.errors import UserError
 from nas.names import line_problem, name_problem
 from nas.pointdir.contract import BUILTIN_COMMAND, LAUNCH_MODULE
@@ -44,8 +44,6 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _BARE_DIRECTIVE = re.compile(r"^[A-Za-z0-9_.,:@%/+=-]+$")
-#: Slurm keeps the warning time of ``--signal`` in 16 bits.
-_MAX_SIGNAL_SECONDS = 65535
 
 
 class ScriptError(UserError, ValueError):
@@ -171,9 +169,9 @@ def optional_directives(cluster: ClusterConfig, keys: Mapping[str, str]) -> list
 
 def signal_seconds(cluster: ClusterConfig) -> int:
     """``[cluster] signal_seconds``, refused beyond what Slurm keeps in 16 bits."""
-    if cluster.signal_seconds > _MAX_SIGNAL_SECONDS:
+    if cluster.signal_seconds > MAX_SIGNAL_SECONDS:
         raise ScriptError(
-            f"cluster.signal_seconds ({cluster.signal_seconds}) exceeds {_MAX_SIGNAL_SECONDS}",
+            f"cluster.signal_seconds ({cluster.signal_seconds}) exceeds {MAX_SIGNAL_SECONDS}",
             "cluster.signal_seconds",
         )
     return cluster.signal_seconds
