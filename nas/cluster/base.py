@@ -197,6 +197,13 @@ class KeepAliveScript:
     """Lines run once the controller has stopped."""
 
 
+#: ``[cluster]`` keys that only some backends read (``mem`` is Slurm's, ``alloc_flags``
+#: LSF's): one given to a backend that does not read it would change nothing, unsaid.
+BACKEND_KEYS = frozenset({"account", "queue", "qos", "constraint", "mem", "alloc_flags",
+                          "gpu_bind", "cpu_bind", "resource_sets", "filesystems",
+                          "jsrun_smpiargs"})  # fmt: skip
+
+
 class Scheduler(abc.ABC):
     """Submit, poll, find and cancel jobs of one backend.
 
@@ -212,9 +219,16 @@ class Scheduler(abc.ABC):
     directive_prefix: ClassVar[str | None] = None
     #: Optional directives: flag -> the ``[cluster]`` key that carries its value.
     optional_keys: ClassVar[Mapping[str, str]] = {}
+    #: The :data:`BACKEND_KEYS` this backend reads besides its optional directives' keys.
+    other_keys: ClassVar[frozenset[str]] = frozenset()
     #: What the keep-alive script of this backend does in the common frame; None: no
     #: keep-alive job.
     keepalive: ClassVar[KeepAliveScript | None] = None
+
+    @classmethod
+    def reads(cls) -> frozenset[str]:
+        """The :data:`BACKEND_KEYS` this backend uses; ``init`` names the others a search gives."""
+        return frozenset(cls.optional_keys.values()) | cls.other_keys
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -124,6 +124,7 @@ class LsfScheduler(Scheduler):
     name = "lsf"
     directive_prefix = "#BSUB"
     optional_keys = {"-P": "account", "-q": "queue", "-alloc_flags": "alloc_flags"}
+    other_keys = frozenset({"resource_sets", "jsrun_smpiargs"})
     keepalive = KEEPALIVE
 
     @staticmethod

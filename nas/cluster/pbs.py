@@ -183,6 +183,7 @@ class PbsScheduler(Scheduler):
     name = "pbs"
     directive_prefix = "#PBS"
     optional_keys = {"-A": "account", "-q": "queue"}
+    other_keys = frozenset({"constraint", "filesystems"})  # in the select chunk, -l
     keepalive = KEEPALIVE
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, user: str | None = None) -> None:

@@ -166,6 +166,7 @@ class SlurmScheduler(Scheduler):
     directive_prefix = "#SBATCH"
     optional_keys = {"--account": "account", "--partition": "queue", "--qos": "qos",
                      "--constraint": "constraint", "--mem": "mem"}  # fmt: skip
+    other_keys = frozenset({"gpu_bind", "cpu_bind"})
     keepalive = KEEPALIVE
 
     @staticmethod

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.cluster.base import backend_class
+from nas.cluster.base import BACKEND_KEYS, Scheduler, backend_class, backend_names
 from nas.cluster.render import ScriptError, render_job_script, write_job_script
 from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
 from nas.control.costs import cost_problems, cost_warnings
@@ -178,6 +178,7 @@ def readiness(
     if experiment.model is None and experiment.data is None and experiment.builtin_trainer:
         return costs, warnings
     cluster = experiment.cluster
+    warnings += _unread_key_warnings(experiment)
     if cluster.backend in ("slurm", "lsf") and cluster.account is None:
         option = "--account" if cluster.backend == "slurm" else "-P"
         warnings.append(
@@ -187,6 +188,25 @@ def readiness(
     problems = run_problems(experiment, cwd, offline=offline, state=state)
     problems += _site_problems(experiment)
     return costs + problems, warnings
+
+
+def _unread_key_warnings(experiment: Experiment) -> list[str]:
+    """The ``[cluster]`` keys the experiment gives that its backend does not read.
+
+    ``mem`` on PBS or ``alloc_flags`` on Slurm reach no script: the job would
+    run without them and nothing would say so.
+    """
+    backend = experiment.cluster.backend
+    scheduler = backend_class(backend)
+    reads = frozenset() if scheduler is None else scheduler.reads()
+    given = tomllib.loads(experiment.text).get("cluster", {})
+    warnings = []
+    for key in sorted(BACKEND_KEYS.intersection(given) - reads):
+        others = sorted(name for name in backend_names()
+                        if key in (backend_class(name) or Scheduler).reads())  # fmt: skip
+        warnings.append(f"{experiment.source}: [cluster] {key} is not used by backend "
+                        f"{backend!r} (only by {', '.join(others)}); it has no effect")  # fmt: skip
+    return warnings
 
 
 def _site_problems(experiment: Experiment) -> list[ConfigError]:
