@@ -70,6 +70,13 @@ def cluster(**keys: object) -> Edit:
     return lambda tables, space, folder: tables["cluster"].update(keys)
 
 
+def directive_case(backend: str, entry: str) -> tuple[Edit, str]:
+    """A case of one ``extra_directives`` entry the backend's directive parser misreads."""
+    return cluster(backend=backend, account="proj", extra_directives=[entry]), (
+        "[cluster] extra_directives"
+    )
+
+
 def lsf_gpu_sets(tables: Tables, space: dict, folder: Path) -> None:
     tables["cluster"].update(backend="lsf", account="proj", resource_sets="gpu", gpus_per_node=0)
 
@@ -153,30 +160,16 @@ CASES: dict[str, tuple[Edit, str]] = {
         imagefolder_under_memory_limit,
         "[model] num_classes",
     ),
-    "directive with a stray word": (
-        cluster(backend="slurm", account="proj", extra_directives=["--exclusive now"]),
-        "[cluster] extra_directives",
+    "directive with a stray word": directive_case("slurm", "--exclusive now"),
+    "directive value with a blank": directive_case("slurm", "--comment=a b"),
+    "directive that is no option": directive_case("lsf", "smt4"),
+    "directive with a comment sign sbatch and flux cut at": directive_case(
+        "slurm", "--comment=run#2"
     ),
-    "directive value with a blank": (
-        cluster(backend="slurm", account="proj", extra_directives=["--comment=a b"]),
-        "[cluster] extra_directives",
+    "directive with a single quote sbatch reads as a quote": directive_case(
+        "slurm", "--comment=it's"
     ),
-    "directive that is no option": (
-        cluster(backend="lsf", account="proj", extra_directives=["smt4"]),
-        "[cluster] extra_directives",
-    ),
-    "directive with a comment sign sbatch and flux cut at": (
-        cluster(backend="slurm", account="proj", extra_directives=["--comment=run#2"]),
-        "[cluster] extra_directives",
-    ),
-    "directive with a single quote sbatch reads as a quote": (
-        cluster(backend="slurm", account="proj", extra_directives=["--comment=it's"]),
-        "[cluster] extra_directives",
-    ),
-    "directive with a pipe flux reads as a word break": (
-        cluster(backend="flux", extra_directives=["--requires=a|b"]),
-        "[cluster] extra_directives",
-    ),
+    "directive with a pipe flux reads as a word break": directive_case("flux", "--requires=a|b"),
     "min_distance 1": (
         lambda t, s, f: t["experiment"].update(min_distance=1.0),
         "[experiment] min_distance",
