@@ -35,6 +35,12 @@ def finite_number(value: Any) -> bool:
     return math.isfinite(value)
 
 
+def nonfinite_float(value: Any) -> bool:
+    """NaN or an infinity: a figure its writer could not measure (Python's ``json.dump``
+    writes them), not a wrong one such as a string or a negative count."""
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def json_int(text: str) -> int:
     """``parse_int`` for :func:`json.loads` of files people or jobs wrote: an integer a
     float cannot hold is refused while the file is decoded (a ValueError naming it),

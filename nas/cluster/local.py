@@ -27,8 +27,9 @@ import re
 import secrets
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from nas.cluster.base import JobRecord, JobState, Scheduler, SchedulerError
 from nas.cluster.proc import DEFAULT_TIMEOUT, spawn_detached
@@ -83,6 +84,8 @@ exec 9>&-
 [[ -z $watching ]] || wait "$watching"
 finish "$rc"
 """
+
+_N = TypeVar("_N", int, float)
 
 #: Seconds between SIGTERM and SIGKILL when cancelling, ending leftovers or at the walltime.
 KILL_GRACE = 10.0
@@ -181,10 +184,10 @@ class LocalScheduler(Scheduler):
         return JobRecord(folder.name, self._state(folder, table), name)
 
     def _state(self, folder: Path, table: ProcessTable) -> JobState:
-        exitcode = _read_int(folder / "exitcode")
+        exitcode = _read_number(folder / "exitcode", int)
         cancelled = (folder / "cancelled").exists()
         timed_out = (folder / "timeout").exists()
-        pid = _read_int(folder / "pid")
+        pid = _read_number(folder / "pid", int)
         members = table.members(folder.name, pid)
         # The script is over once its wrapper recorded how, or was killed at the walltime.
         if exitcode is not None or (timed_out and pid not in members):
@@ -222,10 +225,10 @@ class LocalScheduler(Scheduler):
         folder = self._folder(job_id)
         if folder is None:
             return f"local: no job {job_id!r} under {self.root}"
-        exitcode = _read_int(folder / "exitcode")
+        exitcode = _read_number(folder / "exitcode", int)
         if (folder / "cancelled").exists():
             return "cancelled"
-        walltime = _read_float(folder / "timeout")
+        walltime = _read_number(folder / "timeout", float)
         if walltime is not None and exitcode != 0:
             ending = "killed" if exitcode is None else _exit_text(exitcode)
             return f"walltime of {walltime / 60:g} min reached ({ending})"
@@ -241,7 +244,7 @@ class LocalScheduler(Scheduler):
 
 def _wait_for_pid(folder: Path) -> int | None:
     """The wrapper's pid; a wrapper still starting gets START_GRACE seconds to record it."""
-    while (pid := _read_int(folder / "pid")) is None and _age(folder) < START_GRACE:
+    while (pid := _read_number(folder / "pid", int)) is None and _age(folder) < START_GRACE:
         time.sleep(0.05)
     return pid
 
@@ -260,15 +263,9 @@ def _exit_text(exitcode: int) -> str:
     return f"exit code {exitcode}" + (f" (signal {exitcode - 128})" if exitcode > 128 else "")
 
 
-def _read_int(path: Path) -> int | None:
+def _read_number(path: Path, convert: Callable[[str], _N]) -> _N | None:
+    """The number a job file holds (exit code, pid, seconds), None when missing or garbled."""
     try:
-        return int(path.read_text(encoding="utf-8").strip())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _read_float(path: Path) -> float | None:
-    try:
-        return float(path.read_text(encoding="utf-8").strip())
+        return convert(path.read_text(encoding="utf-8").strip())
     except (FileNotFoundError, ValueError):
         return None

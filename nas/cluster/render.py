@@ -155,9 +155,8 @@ def launch_line(
         problem = line_problem(arg)
         if problem:
             raise ScriptError(f"trainer argument: {problem}", "train.command")
-    args = list(command)
     wrapper = [*launcher, "-m", LAUNCH_MODULE, "--point-dir", point_dir, "--workdir", workdir]
-    return f'{shlex.join(wrapper)} --deadline "$deadline" -- {shlex.join(args)}'
+    return f'{shlex.join(wrapper)} --deadline "$deadline" -- {shlex.join(command)}'
 
 
 def optional_directives(cluster: ClusterConfig, keys: Mapping[str, str]) -> list[Directive]:

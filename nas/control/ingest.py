@@ -125,9 +125,9 @@ def set_aside(path: Path, reason: str) -> Path:
     created as a new file (a hard link of a temporary one), so a link planted
     between the check and the write makes it take the next number instead.
     """
+    text = (reason + "\n").encode("utf-8")
     while True:
         target = _free_name(path, "rejected-")
-        text = (reason + "\n").encode("utf-8")
         if atomic_write_bytes(target.with_suffix(".reason.txt"), text, exclusive=True):
             break
     os.replace(path, target)

@@ -185,12 +185,11 @@ def dry_run(
     submit, unpreparable = [], []
     for point, nxt in submissions:
         try:
-            settings.check(run, nxt)
+            text = settings.check(run, nxt)
         except PREPARE_ERRORS as exc:  # what the cycle does with such a point: fails it
             reason = f"its job cannot be prepared: {exc}"
             unpreparable.append({"id": point.id, "params": point.params, "reason": reason})
             continue
-        text = settings.script_text(run, nxt)
         entry = {"id": point.id, "params": point.params, "job_name": nxt.job_name}
         if out is None:
             entry.update(script=None, text=text)

@@ -136,15 +136,15 @@ class JobSettings:
         layout.log_path(run, point.id, point.job_name).parent.mkdir(parents=True, exist_ok=True)
         return write_job_script(folder / layout.JOB_SCRIPT, self.script_text(run, point))
 
-    def check(self, run: Path, point: Point) -> None:
-        """Everything :meth:`prepare` checks, writing nothing.
+    def check(self, run: Path, point: Point) -> str:
+        """Everything :meth:`prepare` checks, writing nothing; the job script it would write.
 
         Raises:
-            PointFileError, ScriptError: what ``prepare`` would raise.
+            One of :data:`PREPARE_ERRORS`: what ``prepare`` would raise.
         """
         folder = layout.point_dir(run, point.id)
         point_document(folder / layout.POINT_FILE, **self.point_values(point))
-        self.script_text(run, point)
+        return self.script_text(run, point)
 
     def script_text(self, run: Path, point: Point) -> str:
         """The job script of the submission ``point.job_name``; writes nothing."""

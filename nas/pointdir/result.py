@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import ConfigError, option, section_from_dict
-from nas.numbers import finite_number
+from nas.numbers import finite_number, nonfinite_float
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.pointdir.layout import RESULT_FILE
 from nas.pointdir.outcome import (
@@ -192,7 +192,7 @@ def validate_result(
     except ValueError as exc:
         raise ResultError(path, str(exc).removeprefix(f"{path}: ")) from None
     known = {key: document[key] for key in _SCHEMA_KEYS if key in document}  # newer writers may add
-    dropped = [f"{key} ({known.pop(key)!r})" for key in _FIGURES if _not_finite(known.get(key))]
+    dropped = [f"{key} ({known.pop(key)!r})" for key in _FIGURES if nonfinite_float(known.get(key))]
     try:
         fields = dataclasses.asdict(section_from_dict(_Schema, known, str(path), "result"))
     except ConfigError as exc:
@@ -213,11 +213,6 @@ def validate_result(
         if key not in fields["metrics"]
     ]
     return Result(**fields, dropped=tuple(dropped))
-
-
-def _not_finite(value: Any) -> bool:
-    """NaN or an infinity: a figure the writer could not measure, not a wrong one."""
-    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _metrics(path: str | Path, metrics: Mapping[str, Any], measured: Measured) -> dict[str, float]:

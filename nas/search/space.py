@@ -154,6 +154,8 @@ class SearchSpace:
         self._width = np.array([_forward(dim, dim.high) for dim in self.numeric]) - self._lo
         self._is_int = np.array([dim.type == "int" for dim in self.numeric])
         self._is_log = np.array([dim.log for dim in self.numeric])
+        self._lows = np.array([dim.low for dim in self.numeric], dtype=np.float64)  # as given
+        self._highs = np.array([dim.high for dim in self.numeric], dtype=np.float64)
 
     def __repr__(self) -> str:
         return f"SearchSpace({list(self.dims)!r})"
@@ -340,19 +342,11 @@ class SearchSpace:
         unit = np.clip(x, 0.0, 1.0)
         forward = self._lo + unit * self._width
         values = np.where(self._is_log, np.exp(np.where(self._is_log, forward, 0.0)), forward)
-        lows, highs = self._bounds()
-        return np.where(unit == 0.0, lows, np.where(unit == 1.0, highs, values))
-
-    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """The numeric dimensions' lower and upper bounds, as given."""
-        lows = np.array([dim.low for dim in self.numeric], dtype=np.float64)
-        highs = np.array([dim.high for dim in self.numeric], dtype=np.float64)
-        return lows, highs
+        return np.where(unit == 0.0, self._lows, np.where(unit == 1.0, self._highs, values))
 
     def _snap_values(self, values: np.ndarray) -> np.ndarray:
-        lows, highs = self._bounds()
         rounded = np.where(self._is_int, np.floor(values + 0.5), values)
-        return np.clip(rounded, lows, highs)
+        return np.clip(rounded, self._lows, self._highs)
 
     def _assemble(self, values: np.ndarray, category: tuple[Value, ...]) -> Params:
         numeric = {

@@ -35,7 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from nas.numbers import finite_number
+from nas.numbers import finite_number, nonfinite_float
 from nas.pointdir.contract import CONTRACT_VERSION, DEADLINE_VAR, POINT_DIR_VAR
 from nas.pointdir.curve import append_entry, parse_entry
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
@@ -190,7 +190,7 @@ def report(epoch: int, *, images: int = 0, **figures: float | None) -> None:
     """
     if rank() != 0:
         return
-    measured = {name: None if _not_finite(value) else value for name, value in figures.items()}
+    measured = {name: None if nonfinite_float(value) else value for name, value in figures.items()}
     entry: dict[str, Any] = {"epoch": epoch, "images": images,
                              "seconds": time.time() - _started, **measured}  # fmt: skip
     if parse_entry(entry) is None:
@@ -224,10 +224,6 @@ def write_result(metrics: Mapping[str, float], **extra: Any) -> Path | None:
     document = {"metrics": kept, **extra}
     atomic_write_json(path, {**document, "rank": 0})
     return path
-
-
-def _not_finite(value: Any) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _searched_metric() -> str | None:
