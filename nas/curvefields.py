@@ -14,3 +14,9 @@ CURVE_FIELDS = ("epoch", "images", "loss", "top1", "top5", "lr", "seconds")
 #: The fields that count (stored as integers); the others are figures (floats; ``loss``
 #: may be None where it was not finite).
 CURVE_COUNTS = ("epoch", "images")
+#: A command's own figures (``{"epoch": 3, "val_acc": 71.2}``) the state keeps per curve,
+#: by first appearance: each is a column of the stored table, and a command that logs a
+#: figure per layer must not make every commit write thousands of columns.
+MAX_OWN_FIGURES = 32
+#: The longest name of an own figure the state keeps (a column name of the stored table).
+MAX_FIGURE_NAME = 64

@@ -113,25 +113,34 @@ def test_show_lists_only_the_figures_a_command_reported(
     assert code == 0, err
     table = [line.split() for line in out[out.index("learning curve:\n") :].splitlines()[1:4]]
     assert table == [["epoch", "loss", "accuracy"], ["0", "-", "40"], ["1", "1", "50"]]
-    # the state keeps the built-in fields only: a measured point's stored curve has no accuracy
+    # a measured point's curve comes from the state, the command's own accuracy kept in it
+    (layout.point_dir(layout.run_dir(own_search), 0) / "curve.jsonl").unlink()
     code, out, err = run(capsys, "show", "--state", str(own_search), "0")
     assert code == 0, err
     table = out[out.index("learning curve:\n") :].splitlines()[1:4]
-    assert [line.split() for line in table] == [["epoch", "loss"], ["0", "1"], ["1", "0.5"]]
+    assert [line.split() for line in table] == [
+        ["epoch", "loss", "accuracy"],
+        ["0", "1", "50"],
+        ["1", "0.5", "60"],
+    ]
     assert "non-finite" not in out and "top-1" not in out
+    code, out, err = run(capsys, "export", "--state", str(own_search), "--json")
+    assert code == 0, err
+    curve = {p["id"]: p["curve"] for p in json.loads(out)["points"]}[0]
+    assert [(e["epoch"], e["loss"], e["accuracy"]) for e in curve] == [(0, 1, 50), (1, 0.5, 60)]
 
 
-def test_plot_leaves_out_the_panels_a_command_has_no_figures_for(
+def test_plot_and_report_draw_a_command_s_own_metric_and_no_empty_panel(
     own_search: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     code, _, err = run(capsys, "plot", "--state", str(own_search), "--out", str(tmp_path / "p"))
     assert code == 0, err
     image = imread(tmp_path / "p" / "learning-curves.png")
-    assert image.shape[1] == 550, "one panel (the loss), not an empty top-1 panel beside it"
+    assert image.shape[1] == 1100, "the command's accuracy and its loss, no empty top-1 panel"
     code, _, err = run(capsys, "report", "--state", str(own_search), "--out", str(tmp_path / "r"))
     assert code == 0, err
     page = (tmp_path / "r" / "index.html").read_text()
-    assert "point 0: loss 1 at epoch 0 to 0.5 at epoch 1" in page  # the state has no accuracy
+    assert "point 0: accuracy 50 at epoch 0 to 60 at epoch 1" in page  # kept in the state
 
 
 #: The probe's space: a log-scale learning rate, a width and a categorical optimiser.

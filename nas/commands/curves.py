@@ -4,8 +4,8 @@ A running point's curve is read from its folder (bounded, see
 :mod:`nas.pointdir.curve`); a finished point's from the state file, where the
 controller stored it with the result. Every document lists a curve under the
 key ``"curve"`` as entries with the fields ``epoch, images, loss, top1,
-top5, lr, seconds``; an entry read from the folder also carries the
-command's own figures (its metric), which the state does not keep.
+top5, lr, seconds``, then the command's own figures (its metric), which the
+state keeps too (:func:`nas.record.state.own_figure_names`).
 
 A command of ``[train] command`` reports what it has (``epoch``, ``loss``,
 its metric), not the built-in trainer's fields: a figure it did not report

@@ -25,7 +25,6 @@ from nas.commands.common import (
     writable_path,
 )
 from nas.control import policy
-from nas.curvefields import CURVE_FIELDS
 from nas.record.lock import holder_alive, lock_path, read_holder
 from nas.record.state import State
 from nas.record.store import StateStore
@@ -64,11 +63,13 @@ def _front(study: policy.Study) -> dict[str, tuple[bytes, str]]:
 def _curves(state: State, metric: str) -> dict[int, tuple[list[float], list[float], str]]:
     """Each point's learning curve from the state (``/curves``): epochs, a figure, a label.
 
-    The figure is the experiment's metric where the state keeps it (the built-in
-    trainer's ``top1``), else the training loss: the state keeps the fields of
-    :data:`~nas.curvefields.CURVE_FIELDS`, not a command's own metric.
+    The figure is the experiment's metric where the stored curves hold it (the
+    built-in trainer's ``top1``, or a command's own figure of that name), else
+    the training loss.
     """
-    metric = metric if metric in CURVE_FIELDS else "loss"
+    stored = state.curves.values()
+    if not any(e.get(metric) is not None for curve in stored for e in curve):
+        metric = "loss"
     curves = {}
     for point in state.points:
         entries = [e for e in state.curves.get(point.id, []) if e.get(metric) is not None]

@@ -17,7 +17,7 @@ validation subset, ``lr`` the learning rate at the evaluation and
 A command of ``[train] command`` reports through :func:`nas.trial.report`
 or writes the lines itself: only ``epoch`` is required, ``images`` defaults
 to 0, a missing figure is null, and further numbers (the command's own
-metrics) stay in the file for people.
+metrics) are kept too: the controller stores them with the curve.
 
 Entries are keyed by epoch: a segment that repeats an epoch (it was stopped
 after the evaluation but before its checkpoint) replaces that entry, so a
@@ -81,7 +81,7 @@ def parse_entry(document: Any) -> Entry | None:
         entry[name] = int(value) if name in CURVE_COUNTS else float(value)
     if entry["epoch"] < 0:
         return None
-    for name, value in document.items():  # a command's own figures, kept for people
+    for name, value in document.items():  # a command's own figures
         if name not in entry and isinstance(name, str) and finite_number(value):
             entry[name] = float(value)
     return entry

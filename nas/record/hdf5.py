@@ -28,11 +28,14 @@ first 512 bytes are an HDF5 user block holding the SHA-256 of the rest
                       absent when none was and in older files)
     /events           table of (time, kind, point_id, message); point_id -1 = none
     /curves/<id>      learning curve of point <id>: table of (epoch, images, loss, top1,
-                      top5, lr, seconds), loss NaN when it was not finite (absent in
+                      top5, lr, seconds), loss NaN when it was not finite, then the
+                      command's own figures (float columns named as it named them, NaN
+                      where an entry lacks one; none in older files) (absent in
                       files written before curves existed: read as no curves)
     /curve_index      where each curve's table lies: (id, offset, rows), the offset of its
-                      bytes from the superblock, -1 where it has none (absent without
-                      curves and in older files: each curve is then found through HDF5)
+                      bytes from the superblock, -1 where it has none or holds own figures
+                      (absent without curves and in older files: each curve is then found
+                      through HDF5)
 """
 
 from __future__ import annotations
@@ -54,7 +57,6 @@ from nas import __version__
 from nas.curvefields import CURVE_COUNTS, CURVE_FIELDS
 from nas.record import integrity
 from nas.record.state import (
-    CurveRow,
     Curves,
     Event,
     FitRecord,
@@ -62,6 +64,8 @@ from nas.record.state import (
     PointStatus,
     State,
     StateError,
+    StoredCurve,
+    own_figure_names,
 )
 from nas.search.space import SearchSpace
 
@@ -72,7 +76,17 @@ TIME_UNITS = "seconds since 1970-01-01T00:00:00Z (UNIX time)"
 _METRIC_UNITS = {"top1": "percent", "top5": "percent"}
 _STR = h5py.string_dtype("utf-8")
 _EVENT_DTYPE = np.dtype([("time", "f8"), ("kind", _STR), ("point_id", "i8"), ("message", _STR)])
-_CURVE_DTYPE = np.dtype([(name, "i8" if name in CURVE_COUNTS else "f8") for name in CURVE_FIELDS])
+
+
+@functools.cache
+def _curve_dtype(own: tuple[str, ...] = ()) -> np.dtype:
+    """The stored table of a curve: the fields of :data:`CURVE_FIELDS`, then a command's own
+    figures (floats, NaN where an entry lacks one), packed."""
+    counts = [(name, "i8" if name in CURVE_COUNTS else "f8") for name in CURVE_FIELDS]
+    return np.dtype(counts + [(name, "f8") for name in own])
+
+
+_CURVE_DTYPE = _curve_dtype()
 #: ``/curve_index``: a curve's point id, the offset of its bytes from the superblock, its rows.
 _CURVE_INDEX_DTYPE = np.dtype([("id", "i8"), ("offset", "i8"), ("rows", "i8")])
 _INT_COLUMNS = ("id", "batch", "attempts", "segment")
@@ -204,14 +218,14 @@ def _write_curves(file: h5py.File, curves: Curves) -> list[tuple[int, bytes]]:
     pending = []
     spaces: dict[int, h5py.h5s.SpaceID] = {}
     for point_id in sorted(curves):
-        raw = _curve_bytes(curves, point_id)
-        rows = len(raw) // _CURVE_DTYPE.itemsize
+        dtype, raw = _curve_bytes(curves, point_id)
+        rows = len(raw) // dtype.itemsize
         if rows not in spaces:
             spaces[rows] = h5py.h5s.create_simple((rows,))
         dataset = h5py.h5d.create(
             group.id,
             str(point_id).encode(),
-            _curve_file_type(),
+            _file_type(dtype),
             spaces[rows],
             dcpl=_curve_creation(),
         )
@@ -219,8 +233,9 @@ def _write_curves(file: h5py.File, curves: Curves) -> list[tuple[int, bytes]]:
         if offset is not None:
             pending.append((offset, raw))
         elif rows:  # storage not allocated at creation after all: written through HDF5
-            dataset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.frombuffer(raw, dtype=_CURVE_DTYPE))
-        index.append((point_id, -1 if offset is None else offset, rows))
+            dataset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.frombuffer(raw, dtype=dtype))
+        placed = offset is not None and dtype == _CURVE_DTYPE  # the index's rows are of it
+        index.append((point_id, offset if placed else -1, rows))
     if index:
         file.create_dataset("curve_index", data=np.array(index, dtype=_CURVE_INDEX_DTYPE))
     return pending
@@ -240,16 +255,28 @@ def _curve_creation() -> h5py.h5p.PropDCID:
     return dcpl
 
 
-def _curve_bytes(curves: Curves, point_id: int) -> bytes:
-    """A curve's table as this codec stores it: a stored table copied as it is when it is in
-    that layout (not decoded into entries and encoded again), else its entries encoded."""
+def _curve_bytes(curves: Curves, point_id: int) -> tuple[np.dtype, bytes]:
+    """A curve's table as this codec stores it, with its dtype: a stored table copied as it
+    is when it is in that layout (not decoded into entries and encoded again), else its
+    entries encoded (a command's own figures as :func:`own_figure_names` keeps them)."""
     table = curves.stored_table(point_id)
-    if table is None or table.dtype != _CURVE_DTYPE:
+    if table is None or table.dtype != _curve_dtype(_own_fields(table.dtype)):
         entries = curves.read(point_id)
-        table = np.empty(len(entries), dtype=_CURVE_DTYPE)
-        for name in CURVE_FIELDS:
-            table[name] = [np.nan if e[name] is None else e[name] for e in entries]
-    return table.tobytes()
+        table = np.empty(len(entries), dtype=_curve_dtype(tuple(own_figure_names(entries)[0])))
+        for name in table.dtype.names:
+            table[name] = [_stored_value(e.get(name)) for e in entries]
+    return table.dtype, table.tobytes()
+
+
+def _own_fields(dtype: np.dtype) -> tuple[str, ...]:
+    """The names of a stored table's fields beyond :data:`CURVE_FIELDS`."""
+    return tuple(name for name in dtype.names or () if name not in CURVE_FIELDS)
+
+
+def _stored_value(value: Any) -> Any:
+    """A curve figure as its table holds it: NaN for none (a loss that was not finite, an own
+    figure the entry did not report)."""
+    return np.nan if value is None else value
 
 
 def _place(image: bytearray, pending: list[tuple[int, bytes]]) -> bytes:
@@ -464,9 +491,15 @@ def _curve_table(
 
 
 @functools.cache
+def _file_type(dtype: np.dtype) -> h5py.h5t.TypeID:
+    """The HDF5 type of a curve table's dtype (made once per layout)."""
+    return h5py.h5t.py_create(dtype)
+
+
 def _curve_file_type() -> h5py.h5t.TypeID:
-    """The HDF5 type this codec stores curves as (compared, not converted: H5Tequal is cheap)."""
-    return h5py.h5t.py_create(_CURVE_DTYPE)
+    """The HDF5 type this codec stores curves without own figures as (compared, not
+    converted: H5Tequal is cheap)."""
+    return _file_type(_CURVE_DTYPE)
 
 
 def _curve_rows(
@@ -474,23 +507,25 @@ def _curve_rows(
     point_id: int,
     source: BinaryIO | None,
     place: tuple[int, int] | None = None,
-) -> list[CurveRow]:
-    """One stored curve as rows of :data:`CURVE_FIELDS` values; a NaN (a loss not finite
-    when measured) is None.
+) -> StoredCurve:
+    """One stored curve: its field names (:data:`CURVE_FIELDS`, then the command's own
+    figures) and its rows of values; a NaN (a loss not finite when measured, a figure an
+    entry did not report) is None.
 
     The table becomes rows in one ``tolist`` (``export --json`` decodes
     300,000 entries at 10,000 points); only rows holding a NaN are rebuilt.
     """
     table = _curve_table(group, point_id, source, place)
-    if table.dtype.names != CURVE_FIELDS:
-        table = table[list(CURVE_FIELDS)]
+    fields = CURVE_FIELDS + _own_fields(table.dtype)
+    if table.dtype.names != fields:
+        table = table[list(fields)]
     rows = table.tolist()
     if table.dtype == _CURVE_DTYPE and not np.isnan(table.view(np.float64)).any():
-        return rows  # no field read as a float is NaN (an int field only could be if negative)
-    floats = [table[name] for name in CURVE_FIELDS if table.dtype[name].kind == "f"]
+        return fields, rows  # no float field is NaN (an int one only could be if negative)
+    floats = [table[name] for name in fields if table.dtype[name].kind == "f"]
     for index in np.flatnonzero(np.logical_or.reduce([np.isnan(c) for c in floats])):
         rows[index] = tuple(None if math.isnan(v) else v for v in rows[index])
-    return rows
+    return fields, rows
 
 
 def _check_version(file: h5py.File, path: Path) -> None:

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from nas.curvefields import CURVE_FIELDS
+from nas.curvefields import CURVE_FIELDS, MAX_FIGURE_NAME, MAX_OWN_FIGURES
 from nas.errors import UserError
+from nas.names import line_problem, shown
 from nas.numbers import finite_number
 from nas.search.space import SearchSpace
 
@@ -188,9 +189,53 @@ INGEST = "ingest"
 INGEST_BY_HAND = "ingest-by-hand"
 
 
-def _entries(rows: list[CurveRow]) -> Curve:
-    """Rows of :data:`CURVE_FIELDS` values as curve entries."""
-    return [dict(zip(CURVE_FIELDS, row, strict=True)) for row in rows]
+Curve = list[dict[str, Any]]
+#: One curve entry's values in the order of its stored fields (None: not measured).
+CurveRow = tuple[Any, ...]
+#: A stored curve as its store decodes it: the field names (those of :data:`CURVE_FIELDS`,
+#: then a command's own figures) and one row of values per entry.
+StoredCurve = tuple[tuple[str, ...], list[CurveRow]]
+
+
+def _entries(stored: StoredCurve) -> Curve:
+    """Stored rows as curve entries: the fields of :data:`CURVE_FIELDS`, then the command's
+    own figures that the entry has (a None there is a figure that entry did not report)."""
+    fields, rows = stored
+    if fields == CURVE_FIELDS:
+        return [dict(zip(CURVE_FIELDS, row, strict=True)) for row in rows]
+    known = len(CURVE_FIELDS)
+    own = fields[known:]
+    return [
+        {
+            **dict(zip(CURVE_FIELDS, row[:known], strict=True)),
+            **{name: value for name, value in zip(own, row[known:], strict=True) if value is not None},
+        }
+        for row in rows
+    ]
+
+
+def own_figure_names(entries: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+    """The names of a command's own figures in ``entries`` that the state keeps, and those it
+    leaves out (each by first appearance).
+
+    A figure is kept when it is a finite number in some entry and its name is
+    one line of at most :data:`MAX_FIGURE_NAME` characters (it becomes a
+    column name of the stored table), up to :data:`MAX_OWN_FIGURES` of them.
+    """
+    names = dict.fromkeys(
+        name
+        for entry in entries
+        for name, value in entry.items()
+        if name not in CURVE_FIELDS and finite_number(value)
+    )
+    kept, left_out = [], []
+    for name in names:
+        fits = isinstance(name, str) and 0 < len(name) <= MAX_FIGURE_NAME
+        if fits and line_problem(name) is None and len(kept) < MAX_OWN_FIGURES:
+            kept.append(name)
+        else:
+            left_out.append(name)
+    return kept, left_out
 
 
 @dataclass(frozen=True)
@@ -201,11 +246,6 @@ class Event:
     kind: str
     point_id: int | None
     message: str
-
-
-Curve = list[dict[str, Any]]
-#: One curve entry's values in the order of :data:`CURVE_FIELDS` (None: not measured).
-CurveRow = tuple[Any, ...]
 
 
 class Curves(MutableMapping[int, Curve]):
@@ -220,7 +260,7 @@ class Curves(MutableMapping[int, Curve]):
     def __init__(
         self,
         stored: Iterable[int] = (),
-        load: Callable[[int], list[CurveRow]] | None = None,
+        load: Callable[[int], StoredCurve] | None = None,
         table: Callable[[int], Any] | None = None,
     ):
         self._curves: dict[int, Curve | None] = dict.fromkeys(stored)
@@ -242,13 +282,17 @@ class Curves(MutableMapping[int, Curve]):
         return _entries(self._stored_rows(point_id)) if curve is None else curve
 
     def stored_rows(self, point_id: int) -> list[CurveRow] | None:
-        """A stored curve not decoded yet, as rows of :data:`CURVE_FIELDS` values; else None.
+        """A stored curve not decoded yet, as rows of :data:`CURVE_FIELDS` values; else None
+        (decoded already, or holding a command's own figures: read those as entries).
 
         The values are ints and floats as stored (None for NaN), decoded
         without being kept: ``export --json`` writes 300,000 entries at
         10,000 points and needs no dictionary per entry.
         """
-        return None if self._curves[point_id] is not None else self._stored_rows(point_id)
+        if self._curves[point_id] is not None:
+            return None
+        fields, rows = self._stored_rows(point_id)
+        return rows if fields == CURVE_FIELDS else None
 
     def stored_table(self, point_id: int) -> Any | None:
         """A stored curve not decoded yet, as the table its store kept (opaque here); else None.
@@ -260,7 +304,7 @@ class Curves(MutableMapping[int, Curve]):
             return None
         return self._table(point_id)
 
-    def _stored_rows(self, point_id: int) -> list[CurveRow]:
+    def _stored_rows(self, point_id: int) -> StoredCurve:
         assert self._load is not None  # only stored curves are None
         return self._load(point_id)
 
@@ -416,15 +460,38 @@ class State:
         return self._points[point_id]
 
     def set_curve(self, point_id: int, entries: Iterable[Mapping[str, Any]]) -> None:
-        """Store the learning curve of a point (as ingested from its folder), by epoch."""
+        """Store the learning curve of a point (as ingested from its folder), by epoch.
+
+        A command's own figures (its metric, a validation loss) are kept beside
+        the fields of :data:`CURVE_FIELDS` (see :func:`own_figure_names`); those
+        left out are named in a ``curve`` event, since ``curve.jsonl`` may not outlive
+        the run folder.
+        """
         self.point(point_id)
+        entries = list(entries)
+        kept, left_out = own_figure_names(entries)
         curve = sorted(
-            ({name: entry.get(name) for name in CURVE_FIELDS} for entry in entries),
+            (
+                {name: entry.get(name) for name in CURVE_FIELDS}
+                | {name: float(entry[name]) for name in kept if finite_number(entry.get(name))}
+                for entry in entries
+            ),
             key=lambda e: e["epoch"],
         )
-        if self.curves.get(point_id) != curve:
-            self.curves[point_id] = curve
-            self.revision += 1
+        if self.curves.get(point_id) == curve:
+            return
+        self.curves[point_id] = curve
+        self.revision += 1
+        if left_out:
+            names = ", ".join(shown(str(n)) for n in left_out[:5])
+            more = f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""
+            self.log(
+                "curve",
+                f"own figures not kept in the state: {names}{more} (at most "
+                f"{MAX_OWN_FIGURES} figures, names of at most {MAX_FIGURE_NAME} characters "
+                f"on one line; curve.jsonl in the point's folder has them all)",
+                point_id,
+            )
 
     def add_fit(
         self,

@@ -33,6 +33,7 @@ from matplotlib.ticker import MaxNLocator
 
 from nas.config import parse_experiment
 from nas.errors import UserError
+from nas.names import shown
 from nas.record.state import PointStatus, State
 from nas.record.store import StateStore
 from nas.search.optimizer import SplineOptimizer
@@ -602,14 +603,20 @@ CURVE_PANELS = {
 
 def curve_panels(curves: Mapping[int, list[dict]], metric: str) -> list[str]:
     """The figures ``learning-curves.png`` draws: the experiment's metric where the stored
-    curves hold it, the subset top-1 and the loss, each only where some entry has a value.
+    curves hold it (the built-in trainer's top-1, or a command's own figure of that name),
+    the subset top-1 and the loss, each only where some entry has a value.
 
-    A command of its own reports its loss and its metric, and the state keeps
-    only the fields of :data:`~nas.curvefields.CURVE_FIELDS`: its curves hold
-    no top-1, and an empty panel would only look like a broken training.
+    A command of its own reports its loss and its metric, not the built-in
+    trainer's top-1: an empty panel would only look like a broken training.
     """
-    wanted = [name for name in dict.fromkeys((metric, "top1", "loss")) if name in CURVE_PANELS]
-    return [n for n in wanted if any(e[n] is not None for c in curves.values() for e in c)]
+    wanted = dict.fromkeys((metric, "top1", "loss"))
+    return [n for n in wanted if any(e.get(n) is not None for c in curves.values() for e in c)]
+
+
+def _panel_label(name: str) -> str:
+    """A curve panel's axis label: the built-in figure's, else the own figure's name (a ``$``
+    in it escaped: matplotlib reads text between two as mathematics)."""
+    return CURVE_PANELS.get(name, shown(name).replace("$", r"\$"))
 
 
 def plot_curves(
@@ -632,10 +639,10 @@ def plot_curves(
             else {"color": "0.55", "linewidth": 1.0, "alpha": 0.8}
         )
         for ax, name in zip(axes, panels, strict=True):
-            values = [math.nan if e[name] is None else e[name] for e in entries]
+            values = [math.nan if e.get(name) is None else e[name] for e in entries]
             ax.plot(epochs, values, marker=".", **style)
     for ax, name in zip(axes, panels, strict=True):
-        ax.set(xlabel="epoch", ylabel=CURVE_PANELS[name])
+        ax.set(xlabel="epoch", ylabel=_panel_label(name))
     if "loss" in panels:
         losses = [e["loss"] for c in curves.values() for e in c if e["loss"] is not None]
         if min(losses) > 0:  # a loss of a command of its own may be 0 or negative

@@ -15,10 +15,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+from nas.curvefields import CURVE_FIELDS
 from nas.record.state import Point, PointStatus, State
 from nas.search.settings import GOALS
 
-#: Curve fields drawn as scalars; the others (images, seconds) are bookkeeping.
+#: Curve fields drawn as scalars; the others (images, seconds) are bookkeeping. A command's
+#: own figures (``curve/val_acc``) follow them.
 CURVE_SCALARS = ("top1", "top5", "loss", "lr")
 
 
@@ -69,7 +71,7 @@ def export_tensorboard(state: State, out: Path, *, metric: str, goal: str) -> li
         folder = out / f"point-{point.id:04d}"
         with SummaryWriter(logdir=str(folder)) as writer:
             for entry in state.curves.get(point.id, []):
-                for name in CURVE_SCALARS:
+                for name in (*CURVE_SCALARS, *(n for n in entry if n not in CURVE_FIELDS)):
                     value = _number(entry.get(name))
                     if value is not None:
                         writer.add_scalar(f"curve/{name}", value, int(entry["epoch"]))
