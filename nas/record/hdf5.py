@@ -260,12 +260,18 @@ def _curve_bytes(curves: Curves, point_id: int) -> tuple[np.dtype, bytes]:
     is when it is in that layout (not decoded into entries and encoded again), else its
     entries encoded (a command's own figures as :func:`own_figure_names` keeps them)."""
     table = curves.stored_table(point_id)
-    if table is None or table.dtype != _curve_dtype(_own_fields(table.dtype)):
+    if table is None or not _our_layout(table.dtype):
         entries = curves.read(point_id)
         table = np.empty(len(entries), dtype=_curve_dtype(tuple(own_figure_names(entries)[0])))
         for name in table.dtype.names:
             table[name] = [_stored_value(e.get(name)) for e in entries]
     return table.dtype, table.tobytes()
+
+
+def _our_layout(dtype: np.dtype) -> bool:
+    """Whether a stored table is in the layout this codec writes (the common one first:
+    a commit asks it of every stored curve)."""
+    return dtype == _CURVE_DTYPE or dtype == _curve_dtype(_own_fields(dtype))
 
 
 def _own_fields(dtype: np.dtype) -> tuple[str, ...]:

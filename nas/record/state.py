@@ -208,7 +208,11 @@ def _entries(stored: StoredCurve) -> Curve:
     return [
         {
             **dict(zip(CURVE_FIELDS, row[:known], strict=True)),
-            **{name: value for name, value in zip(own, row[known:], strict=True) if value is not None},
+            **{
+                name: value
+                for name, value in zip(own, row[known:], strict=True)
+                if value is not None
+            },
         }
         for row in rows
     ]
