@@ -76,3 +76,16 @@ def plain_number(text: str) -> bool:
     without a word. Text typed by a person is read as a number only in this form.
     """
     return _PLAIN_NUMBER.fullmatch(text) is not None
+
+
+#: Beyond this magnitude an amount is written in scientific notation: a fixed-point
+#: ``1e300`` is a 300-digit number no person reads (GPU-hours a job file claimed).
+COMPACT_BEYOND = 1e6
+
+
+def amount_text(value: float, places: int = 1) -> str:
+    """An amount for people (GPU-hours, device-hours): ``places`` decimals, or 4 significant
+    digits in scientific notation (``1e+300``) beyond :data:`COMPACT_BEYOND`."""
+    if math.isfinite(value) and abs(value) > COMPACT_BEYOND:
+        return f"{value:.4g}"
+    return f"{value:.{places}f}"

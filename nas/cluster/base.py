@@ -203,6 +203,11 @@ BACKEND_KEYS = frozenset({"account", "queue", "qos", "constraint", "mem", "alloc
                           "gpu_bind", "cpu_bind", "resource_sets", "filesystems",
                           "jsrun_smpiargs"})  # fmt: skip
 
+#: ``[controller]`` keys the one keep-alive frame reads whatever the backend: the time limit
+#: of each run (:class:`KeepAliveJob`) and the extra directive lines. A backend's own are
+#: declared with it (:attr:`Scheduler.controller_keys`, :attr:`Scheduler.controller_other_keys`).
+KEEPALIVE_KEYS = frozenset({"walltime_minutes", "extra_directives"})
+
 
 class Scheduler(abc.ABC):
     """Submit, poll, find and cancel jobs of one backend.
@@ -224,11 +229,25 @@ class Scheduler(abc.ABC):
     #: What the keep-alive script of this backend does in the common frame; None: no
     #: keep-alive job.
     keepalive: ClassVar[KeepAliveScript | None] = None
+    #: Optional directives of the keep-alive job: flag with its separator -> the
+    #: ``[controller]`` key that carries its value.
+    controller_keys: ClassVar[Mapping[str, str]] = {}
+    #: The ``[controller]`` keys its keep-alive job reads besides :data:`KEEPALIVE_KEYS`
+    #: and its optional directives' keys.
+    controller_other_keys: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def reads(cls) -> frozenset[str]:
         """The :data:`BACKEND_KEYS` this backend uses; ``init`` names the others a search gives."""
         return frozenset(cls.optional_keys.values()) | cls.other_keys
+
+    @classmethod
+    def controller_reads(cls) -> frozenset[str]:
+        """The ``[controller]`` keys this backend's keep-alive job uses (none without one);
+        ``init`` names the others a search gives."""
+        if cls.keepalive is None:
+            return frozenset()
+        return KEEPALIVE_KEYS | frozenset(cls.controller_keys.values()) | cls.controller_other_keys
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

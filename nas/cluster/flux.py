@@ -31,7 +31,13 @@ from nas.cluster.base import (
     translate,
 )
 from nas.cluster.proc import CommandError, run_command
-from nas.cluster.render import ScriptError, cores_per_rank, ranks_per_node, signal_seconds
+from nas.cluster.render import (
+    ScriptError,
+    cores_per_rank,
+    optional_directives,
+    ranks_per_node,
+    signal_seconds,
+)
 from nas.config import ClusterConfig
 
 if TYPE_CHECKING:
@@ -148,6 +154,8 @@ class FluxScheduler(Scheduler):
     directive_prefix = "#flux:"
     optional_keys = {"--queue": "queue", "--bank": "account", "--requires": "constraint"}
     keepalive = KEEPALIVE
+    controller_keys = {"--queue=": "queue", "--bank=": "account"}
+    controller_other_keys = frozenset({"cores"})
 
     @staticmethod
     def job_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[Directive]:
@@ -205,8 +213,7 @@ class FluxScheduler(Scheduler):
             ("-o ", "output.mode=append"),
             ("--signal=", f"USR2@{job.margin_seconds}s"),
         ]
-        optional = {"--queue=": controller.queue, "--bank=": controller.account}
-        return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
+        return pairs + optional_directives(controller, FluxScheduler.controller_keys)
 
     def _submit(self, script: Path, job_name: str, cwd: Path) -> str:
         done = run_command(["flux", "batch", f"--job-name={job_name}", str(script)],

@@ -126,6 +126,7 @@ class LsfScheduler(Scheduler):
     optional_keys = {"-P": "account", "-q": "queue", "-alloc_flags": "alloc_flags"}
     other_keys = frozenset({"resource_sets", "jsrun_smpiargs"})
     keepalive = KEEPALIVE
+    controller_keys = {"-P ": "account", "-q ": "queue"}  # a whole node: no cores to ask for
 
     @staticmethod
     def job_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[Directive]:
@@ -189,8 +190,7 @@ class LsfScheduler(Scheduler):
             ("-wa ", "USR2"),
             ("-wt ", str(math.ceil(job.margin_seconds / 60))),
         ]
-        optional = {"-P ": controller.account, "-q ": controller.queue}
-        return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
+        return pairs + optional_directives(controller, LsfScheduler.controller_keys)
 
     @staticmethod
     def literal_filename(path: str) -> str:

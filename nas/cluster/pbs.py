@@ -185,6 +185,8 @@ class PbsScheduler(Scheduler):
     optional_keys = {"-A": "account", "-q": "queue"}
     other_keys = frozenset({"constraint", "filesystems"})  # in the select chunk, -l
     keepalive = KEEPALIVE
+    controller_keys = {"-A ": "account", "-q ": "queue"}
+    controller_other_keys = frozenset({"cores"})  # in the select chunk
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, user: str | None = None) -> None:
         super().__init__(timeout=timeout)
@@ -236,8 +238,7 @@ class PbsScheduler(Scheduler):
             ("-o ", "/dev/null"),
             ("-j ", "oe"),
         ]
-        optional = {"-A ": controller.account, "-q ": controller.queue}
-        return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
+        return pairs + optional_directives(controller, PbsScheduler.controller_keys)
 
     def _submit(self, script: Path, job_name: str, cwd: Path) -> str:
         """On stdin, so the job can start in ``cwd``: PBS starts every job in ``$HOME``."""

@@ -26,7 +26,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nas.cluster.base import Directive, backend_class, backend_names
-from nas.config import DIRECTIVE_UNSAFE, MAX_SIGNAL_SECONDS, ClusterConfig, directive_problem
+from nas.config import (
+    DIRECTIVE_UNSAFE,
+    MAX_SIGNAL_SECONDS,
+    ClusterConfig,
+    ControllerConfig,
+    directive_problem,
+)
 from nas.errors import UserError
 from nas.names import line_problem, name_problem
 from nas.pointdir.contract import BUILTIN_COMMAND, LAUNCH_MODULE
@@ -159,10 +165,12 @@ def launch_line(
     return f'{shlex.join(wrapper)} --deadline "$deadline" -- {shlex.join(command)}'
 
 
-def optional_directives(cluster: ClusterConfig, keys: Mapping[str, str]) -> list[Directive]:
-    """(flag, value) of the optional ``[cluster]`` keys that are set."""
+def optional_directives(
+    table: ClusterConfig | ControllerConfig, keys: Mapping[str, str]
+) -> list[Directive]:
+    """(flag, value) of the optional ``[cluster]`` (or ``[controller]``) keys that are set."""
     return [
-        (flag, value) for flag, key in keys.items() if (value := getattr(cluster, key)) is not None
+        (flag, value) for flag, key in keys.items() if (value := getattr(table, key)) is not None
     ]
 
 

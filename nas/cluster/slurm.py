@@ -168,6 +168,8 @@ class SlurmScheduler(Scheduler):
                      "--constraint": "constraint", "--mem": "mem"}  # fmt: skip
     other_keys = frozenset({"gpu_bind", "cpu_bind"})
     keepalive = KEEPALIVE
+    controller_keys = {"--account=": "account", "--partition=": "queue", "--qos=": "qos"}
+    controller_other_keys = frozenset({"cores"})
 
     @staticmethod
     def job_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[Directive]:
@@ -219,9 +221,7 @@ class SlurmScheduler(Scheduler):
             ("--signal=", f"B:USR2@{job.margin_seconds}"),
             ("--requeue", None),
         ]
-        optional = {"--account=": controller.account, "--partition=": controller.queue,
-                    "--qos=": controller.qos}  # fmt: skip
-        return pairs + [(flag, value) for flag, value in optional.items() if value is not None]
+        return pairs + optional_directives(controller, SlurmScheduler.controller_keys)
 
     @staticmethod
     def literal_filename(path: str) -> str:

@@ -12,6 +12,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from nas.commands.common import (
     EXIT_FAILURE,
@@ -25,6 +26,7 @@ from nas.commands.common import (
     state_option,
     whole_number_arg,
 )
+from nas.names import printable
 from nas.record.lock import LockError
 
 
@@ -164,29 +166,36 @@ def _detach(args: argparse.Namespace) -> int:
 
 def _dry_run(plan: dict, as_json: bool) -> int:
     for problem in plan["unchecked"]:
-        print(
+        _say(
             f"unchecked: {problem}; the scripts use it as given (`run` here would refuse it)",
-            file=sys.stderr,
+            sys.stderr,
         )
     if as_json:
         emit_json(plan)
         return EXIT_OK
     for entry in plan["infeasible"]:
-        print(f"would mark point {entry['id']} infeasible: {entry['reason']}")
+        _say(f"would mark point {entry['id']} infeasible: {entry['reason']}")
     for entry in plan["fail"]:
-        print(f"would fail point {entry['id']}: {entry['reason']}")
+        _say(f"would fail point {entry['id']}: {entry['reason']}")
     for entry in plan["submit"]:
         where = entry["script"] or "its script follows"
-        print(f"would submit point {entry['id']} as {entry['job_name']}: {where}")
+        _say(f"would submit point {entry['id']} as {entry['job_name']}: {where}")
         if entry["script"] is None:
-            print(entry["text"])
+            _say(entry["text"])
     for entry in plan["propose"]:
-        print(f"would propose {entry['params']} (predicted {entry['predicted']})")
+        _say(f"would propose {entry['params']} (predicted {entry['predicted']})")
     if plan["stop"] is not None:
-        print(f"would stop: {plan['stop']['reason']}")
+        _say(f"would stop: {plan['stop']['reason']}")
     if not any(plan[key] for key in ("infeasible", "fail", "submit", "propose", "stop")):
-        print("nothing to do until running jobs end", file=sys.stderr)
+        _say("nothing to do until running jobs end", sys.stderr)
     return EXIT_OK
+
+
+def _say(text: str, out: TextIO | None = None) -> None:
+    """A line of the dry run for people: values from the experiment (a choice, an argument
+    of the command, a path) may hold a bidirectional override or a line separator, which
+    a terminal would act on; they are shown escaped, while the scripts keep them."""
+    print(printable(text), file=out or sys.stdout)
 
 
 # ---------------------------------------------------------------------------- controller

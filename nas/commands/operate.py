@@ -30,6 +30,7 @@ from nas.commands.common import (
 )
 from nas.commands.curves import point_curve, write_curve_table
 from nas.control import frontier, policy
+from nas.names import shown
 from nas.pointdir import layout
 from nas.record.lock import Holder, LockError, break_lock, lock_path, read_holder
 from nas.record.state import INGEST_BY_HAND, State, StateError
@@ -194,6 +195,7 @@ def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict
         "job_id": point.job_id,
         "job_name": point.job_name,
         "folder": str(folder),
+        "folder_exists": folder.is_dir(),
         "events": [{"time": e.time, "kind": e.kind, "message": e.message} for e in events],
         "logs": {log.name: log_tail(log, lines).splitlines() for log in logs},
         "result": _json_file(folder / "result.json"),
@@ -240,7 +242,7 @@ def _print_show(doc: dict[str, Any]) -> None:
     out.write(f"measured {measured}, predicted {predicted}, origin {doc['origin']}, ")
     out.write(f"batch {doc['batch']}, attempts {doc['attempts']}, segment {doc['segment']}\n")
     out.write(f"job {doc['job_id'] or '-'} ({doc['job_name'] or 'never submitted'})\n")
-    out.write(f"folder {doc['folder']}\n\nhistory:\n")
+    out.write(f"folder {_folder_text(doc)}\n\nhistory:\n")
     for event in doc["events"]:  # a failure's log tail is printed once, with the logs below
         first = _first_line(event["message"], bool(doc["logs"]))
         out.write(f"  {_iso(event['time'])}  {event['kind']:<8} {first}\n")
@@ -271,6 +273,14 @@ def _print_show(doc: dict[str, Any]) -> None:
         where = ", ".join(f"{k}={v}" for k, v in top["params"].items())
         predicted = number_text(top["predicted"])  # '-': the fit is not finite (huge values)
         out.write(f"\nthe spline's predicted maximum: {predicted} at {where}\n")
+
+
+def _folder_text(doc: dict[str, Any]) -> str:
+    """The point folder, and that it is gone when a job was prepared in it and it no longer
+    exists: deleted by hand, its logs and result files cannot be shown, nor read again."""
+    gone = doc["job_name"] and not doc["folder_exists"]
+    note = " (no longer exists: its logs and result files are gone)" if gone else ""
+    return f"{shown(doc['folder'])}{note}"
 
 
 def _iso(timestamp: float) -> str:

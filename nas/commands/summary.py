@@ -29,6 +29,8 @@ from nas.commands.common import (
 )
 from nas.commands.curves import guard_summary, running_progress, write_guard_lines
 from nas.control import frontier, policy
+from nas.names import printable
+from nas.numbers import amount_text
 from nas.pointdir import layout
 from nas.record.state import Point, PointStatus, State
 from nas.search.space import SearchSpace
@@ -243,11 +245,41 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     if budget["imported_points"]:
         left += f" ({budget['imported_points']} imported points not counted)"
     if budget["remaining_gpu_hours"] is not None:
-        left += f", {budget['remaining_gpu_hours']:.1f} of {budget['max_gpu_hours']:g} GPU-h left"
-    lines.append(f"budget: {budget['exhausted'] or left}; {doc['gpu_hours']:.1f} GPU-h spent")
+        remaining = amount_text(budget["remaining_gpu_hours"])
+        left += f", {remaining} of {budget['max_gpu_hours']:g} GPU-h left"
+    spent = amount_text(doc["gpu_hours"])
+    lines.append(f"budget: {budget['exhausted'] or left}; {spent} GPU-h spent")
     lines += frontier.cost_lines(doc["costs"])
     lines += [f"note: {note}" for note in doc["notes"]]
     return lines
+
+
+#: The most of a log's last line that :func:`failure_line` keeps.
+_LAST_LINE_CHARS = 160
+
+
+def failure_line(reason: str) -> str:
+    """A failure's reason on the one line ``status`` gives each failed point.
+
+    A first line ending in a colon introduces the lines below it (``no result
+    file; log tail:`` and the log's last lines), which the line cannot hold: cut
+    there it would end on "log tail:" and say nothing. A note in their place
+    (``(empty log PATH)``, ``(no log: ...)``) stands for the label; with nothing
+    below the label goes; else the last line of the tail follows, where a
+    traceback ends with its error (``splinenas show`` prints the whole tail).
+    """
+    first, *below = reason.splitlines() or [""]
+    if not first.endswith(":"):
+        return first
+    head, sep, _label = first[:-1].rpartition("; ")
+    last = next((line.strip() for line in reversed(below) if line.strip()), "")
+    if not last:
+        return head or first[:-1]
+    if len(below) == 1 and last.startswith("(") and last.endswith(")"):
+        return f"{head}{sep}{last[1:-1]}"
+    if len(last) > _LAST_LINE_CHARS:
+        last = last[:_LAST_LINE_CHARS] + "..."
+    return f"{first} ... {last}"
 
 
 def print_status(doc: dict[str, Any], out: TextIO) -> None:
@@ -268,7 +300,7 @@ def print_status(doc: dict[str, Any], out: TextIO) -> None:
     write_table(rows, out)
     for p in doc["points"]:  # a failed point waits for a person: say why
         if p["status"] == "failed" and p["reason"]:
-            out.write(f"point {p['id']} failed: {p['reason'].splitlines()[0]}\n")
+            out.write(f"point {p['id']} failed: {printable(failure_line(p['reason']))}\n")
     out.write("\n" + "".join(f"{line}\n" for line in summary_lines(doc)))
     write_guard_lines(doc, out)
     if doc["pace"]:

@@ -32,7 +32,14 @@ from typing import Any
 
 from nas.cluster.base import BACKEND_KEYS, Scheduler, backend_class, backend_names
 from nas.cluster.render import ScriptError, render_job_script, write_job_script
-from nas.config import ClusterConfig, ConfigError, DataConfig, Experiment, tomllib
+from nas.config import (
+    ClusterConfig,
+    ConfigError,
+    ControllerConfig,
+    DataConfig,
+    Experiment,
+    tomllib,
+)
 from nas.control.costs import cost_problems, cost_warnings
 from nas.control.feasible import feasibility, memory_problem
 from nas.pointdir import layout
@@ -190,23 +197,38 @@ def readiness(
     return costs + problems, warnings
 
 
-def _unread_key_warnings(experiment: Experiment) -> list[str]:
-    """The ``[cluster]`` keys the experiment gives that its backend does not read.
+#: The tables whose keys only some backends read: the keys that may go unread, and the
+#: :class:`Scheduler` method that names those a backend reads. Every ``[controller]`` key
+#: may (the local backend has no keep-alive job to read any of them).
+_BACKEND_TABLES = (
+    ("cluster", BACKEND_KEYS, "reads"),
+    ("controller", frozenset(field.name for field in dataclasses.fields(ControllerConfig)),
+     "controller_reads"),
+)  # fmt: skip
 
-    ``mem`` on PBS or ``alloc_flags`` on Slurm reach no script: the job would
-    run without them and nothing would say so.
+
+def _unread_key_warnings(experiment: Experiment) -> list[str]:
+    """The ``[cluster]`` and ``[controller]`` keys the experiment gives that its backend does
+    not read.
+
+    ``mem`` on PBS, ``alloc_flags`` on Slurm or ``[controller] qos`` on LSF reach
+    no script: the job would run without them and nothing would say so.
     """
     backend = experiment.cluster.backend
-    scheduler = backend_class(backend)
-    reads = frozenset() if scheduler is None else scheduler.reads()
-    given = tomllib.loads(experiment.text).get("cluster", {})
+    document = tomllib.loads(experiment.text)
     warnings = []
-    for key in sorted(BACKEND_KEYS.intersection(given) - reads):
-        others = sorted(name for name in backend_names()
-                        if key in (backend_class(name) or Scheduler).reads())  # fmt: skip
-        warnings.append(f"{experiment.source}: [cluster] {key} is not used by backend "
-                        f"{backend!r} (only by {', '.join(others)}); it has no effect")  # fmt: skip
+    for table, keys, reads in _BACKEND_TABLES:
+        given = document.get(table, {})
+        for key in sorted(keys.intersection(given) - _read_by(backend, reads)):
+            others = sorted(name for name in backend_names() if key in _read_by(name, reads))
+            warnings.append(f"{experiment.source}: [{table}] {key} is not used by backend "
+                            f"{backend!r} (only by {', '.join(others)}); it has no effect")  # fmt: skip
     return warnings
+
+
+def _read_by(backend: str, reads: str) -> frozenset[str]:
+    """The keys backend ``backend`` reads, as its method ``reads`` names them."""
+    return getattr(backend_class(backend) or Scheduler, reads)()
 
 
 def _site_problems(experiment: Experiment) -> list[ConfigError]:
