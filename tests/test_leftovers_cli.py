@@ -225,6 +225,19 @@ def test_dry_run_prints_invisible_characters_escaped(
     assert code == 0 and "'re\u202elu'" in json.loads(out)["submit"][0]["text"]
 
 
+def test_status_table_shows_a_choice_s_invisible_characters_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _bidi_search(tmp_path)
+    code, _, err = run(capsys, "init", "bidi.toml", "--state", "s.h5")
+    assert code == 0, err
+    code, out, err = run(capsys, "status", "--state", "s.h5")
+    assert code == 0, err
+    assert [char for char in INVISIBLE if char in out] == []
+    assert "re\\u202elu" in out
+
+
 # ---------------------------------------------------------------- 4: 1e300 GPU-hours
 
 
@@ -252,6 +265,25 @@ def test_status_writes_huge_gpu_hours_compactly(
     (budget,) = [line for line in out.splitlines() if line.startswith("budget:")]
     assert "9e+300 of 1e+301 GPU-h left" in budget and "; 1e+300 GPU-h spent" in budget
     assert not LONG_DIGITS.search(out), out
+
+
+def test_a_spent_gpu_hour_budget_is_written_compactly(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    state = init_state(tmp_path, capsys, experiment_toml(
+        "toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, max_gpu_hours=10))  # fmt: skip
+    submit(state, 0, gpu_hours=1e300)
+    code, out, err = run(capsys, "status", "--state", str(state))
+    assert code == 0, err
+    assert "max_gpu_hours reached: 1e+300 of 10 GPU-hours used" in out
+    assert not LONG_DIGITS.search(out), out
+
+
+def test_show_writes_a_huge_pace_compactly(toy: Path, capsys: pytest.CaptureFixture) -> None:
+    submit(toy, 0, extra={"pace": {"images_per_second": 1e300, "device_hours": 2.0}})
+    code, out, err = run(capsys, "show", "--state", str(toy), "0")
+    assert code == 0, err
+    assert "1e+300 img/s per rank" in out and not LONG_DIGITS.search(out), out
 
 
 def test_show_writes_huge_device_hours_compactly(toy: Path, capsys: pytest.CaptureFixture) -> None:

@@ -15,7 +15,7 @@ from types import GeneratorType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from nas.errors import UserError
-from nas.names import shown
+from nas.names import printable, shown
 from nas.numbers import plain_integer, plain_number
 from nas.search.space import params_text as params_text  # re-exported for the commands
 
@@ -299,7 +299,14 @@ def number_text(value: float | None) -> str:
 
 
 def write_table(rows: list[list[str]], out: TextIO) -> None:
-    """Left-aligned columns, the first row being the header."""
+    """Left-aligned columns, the first row being the header.
+
+    Cells carry values from the experiment and from files (a categorical
+    choice, a job name): a character a terminal does not show as itself (a
+    bidirectional override would turn the rest of the row around) is written
+    escaped (:func:`nas.names.printable`).
+    """
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from nas.commands.common import JSONText, number_text, point_doc, write_table
 from nas.curvefields import CURVE_FIELDS
 from nas.names import shown
+from nas.numbers import amount_text
 from nas.pointdir import layout
 from nas.pointdir.curve import last_entry, read_curve
 from nas.record.state import ACTIVE, CurveRow, Point, State
@@ -140,8 +141,8 @@ def write_guard_lines(doc: dict[str, Any], out: TextIO) -> None:
     if guard["points"]:
         listed = ", ".join(f"{p['id']} ({p['status']})" for p in guard["points"])
         out.write(
-            f"diverged: points {listed}; the guard saved {guard['saved_gpu_hours']:.2f} "
-            f"GPU-hours ({guard['saved_device_hours']:.2f} device-hours)\n"
+            f"diverged: points {listed}; the guard saved {amount_text(guard['saved_gpu_hours'], 2)} "
+            f"GPU-hours ({amount_text(guard['saved_device_hours'], 2)} device-hours)\n"
         )
 
 

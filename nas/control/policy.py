@@ -24,6 +24,7 @@ import numpy as np
 
 from nas.config import Experiment, parse_experiment
 from nas.errors import UserError
+from nas.numbers import amount_text
 from nas.pointdir.result import Measured
 from nas.record.state import (
     APART_FROM_AGREEMENTS,
@@ -293,7 +294,8 @@ class Study:
             return f"max_points reached: {spent} trainings of {limit}{apart}; {RAISE_BUDGET}"
         gpu_hours = sum(p.gpu_hours for p in self.state.points)
         if cfg.max_gpu_hours is not None and gpu_hours >= cfg.max_gpu_hours:
-            return f"max_gpu_hours reached: {gpu_hours:.1f} of {cfg.max_gpu_hours:g} GPU-hours used"
+            used = amount_text(gpu_hours)
+            return f"max_gpu_hours reached: {used} of {cfg.max_gpu_hours:g} GPU-hours used"
         hours = ((time.time() if now is None else now) - self.state.created) / 3600.0
         if cfg.max_wall_hours is not None and hours >= cfg.max_wall_hours:
             return f"max_wall_hours reached: search started {hours:.1f} h ago (limit {cfg.max_wall_hours:g} h)"

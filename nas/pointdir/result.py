@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import ConfigError, option, section_from_dict
-from nas.numbers import finite_number, nonfinite_float
+from nas.numbers import amount_text, finite_number, nonfinite_float
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.pointdir.layout import RESULT_FILE
 from nas.pointdir.outcome import (
@@ -300,7 +300,7 @@ def pace_text(pace: dict[str, float]) -> str:
     """``2480 img/s per rank, data wait 3 %, 12.3 device-h`` (the figures present)."""
     parts = []
     if "images_per_second" in pace:
-        parts.append(f"{pace['images_per_second']:.1f} img/s per rank")
+        parts.append(f"{amount_text(pace['images_per_second'])} img/s per rank")
     if "data_wait_share" in pace:
         parts.append(f"data wait {100.0 * pace['data_wait_share']:.1f} %")
     if "device_hours" in pace:
