@@ -82,3 +82,17 @@ def test_lsf_and_flux_refuse_a_path_they_would_rewrite(tmp_path: Path) -> None:
         prepared(tmp_path / "runs%J", "lsf")
     with pytest.raises((ScriptError, ConfigError), match=r"\[cluster\].*Flux would read"):
         prepared(tmp_path / "runs{{id}}", "flux")
+
+
+@pytest.mark.parametrize("pattern", ["%U", "%G", "%P", "%H", "%EJ", "%EI"])
+def test_lsf_refuses_a_working_folder_bsub_would_rewrite(tmp_path: Path, pattern: str) -> None:
+    """bsub -cwd replaces these too (and creates the folder they name): the job would run
+    in another folder than the one its files are in."""
+    with pytest.raises((ScriptError, ConfigError), match=f"LSF would replace {pattern} in the "):
+        prepared(tmp_path / f"runs{pattern}", "lsf")
+
+
+def test_lsf_keeps_a_percent_that_is_no_pattern(tmp_path: Path) -> None:
+    point_dir, _ = prepared(tmp_path / "runs 100% %x", "lsf")
+    script = (point_dir / layout.JOB_SCRIPT).read_text()
+    assert f'#BSUB -cwd "{point_dir}"\n' in script

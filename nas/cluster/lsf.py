@@ -118,6 +118,31 @@ def _walltime(minutes: int) -> str:
     return f"{hours}:{rest:02d}"
 
 
+#: What bsub replaces in a path, with no escape for any (IBM Spectrum LSF 10.1, ``bsub -o``,
+#: ``-e``: %J job id, %I array index; ``bsub -cwd`` besides: %JG job group, %EJ/%EI the
+#: execution job id and index, %P project, %U user, %G user group, %H first host). A
+#: ``-cwd`` with one also makes LSF create the folder it names.
+_LOG_PATTERNS = re.compile(r"%[JI]")
+_CWD_PATTERNS = re.compile(r"%(?:JG|EJ|EI|[JIPUGH])")
+
+
+def _literal(path: str, patterns: re.Pattern[str], what: str) -> str:
+    """``path`` when bsub keeps it as is; else the refusal, naming what it would replace."""
+    found = sorted(set(patterns.findall(path)))
+    if found:
+        raise ScriptError(
+            f"LSF would replace {' and '.join(found)} in the {what} {path!r} and has no "
+            f"escape for {'them' if len(found) > 1 else 'it'}; use a state path without "
+            f"{'them' if len(found) > 1 else 'it'}"
+        )
+    return path
+
+
+def _literal_directory(path: str) -> str:
+    """A ``-cwd`` folder bsub keeps as is (see :data:`_CWD_PATTERNS`)."""
+    return _literal(path, _CWD_PATTERNS, "working folder")
+
+
 class LsfScheduler(Scheduler):
     """Jobs on an LSF cluster (e.g. Summit-like machines with jsrun)."""
 
@@ -132,7 +157,7 @@ class LsfScheduler(Scheduler):
     def job_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[Directive]:
         pairs: list[Directive] = [
             ("-J", common["job_name"]),
-            ("-cwd", common["point_dir"]),
+            ("-cwd", _literal_directory(common["point_dir"])),
             ("-o", common["stdout"]),
             ("-e", common["stderr"]),
             ("-nnodes", str(cluster.nodes)),
@@ -182,7 +207,7 @@ class LsfScheduler(Scheduler):
         controller = job.controller
         pairs: list[Directive] = [
             ("-J ", job.job_name),
-            ("-cwd ", str(job.workdir)),
+            ("-cwd ", _literal_directory(str(job.workdir))),
             ("-o ", LsfScheduler.literal_filename(str(job.log_path))),
             ("-e ", LsfScheduler.literal_filename(str(job.log_path))),
             ("-nnodes ", "1"),
@@ -195,16 +220,11 @@ class LsfScheduler(Scheduler):
     @staticmethod
     def literal_filename(path: str) -> str:
         """bsub replaces ``%J`` and ``%I`` in ``-o``/``-e`` and has no escape for them: refuse."""
-        if "%J" in path or "%I" in path:
-            raise ScriptError(
-                f"LSF would replace %J or %I in the log path {path!r} (job id, array index) "
-                f"and has no escape for them; use a state path without them"
-            )
-        return path
+        return _literal(path, _LOG_PATTERNS, "log path")
 
     def _submit(self, script: Path, job_name: str, cwd: Path) -> str:
         done = run_command(
-            ["bsub", "-J", job_name, "-cwd", str(cwd)],
+            ["bsub", "-J", job_name, "-cwd", _literal_directory(str(cwd))],
             input_text=script.read_text(encoding="utf-8"),
             timeout=self.timeout,
             cwd=cwd,
