@@ -74,37 +74,47 @@ _SITE = {"slurm": {"account": "abc"}, "lsf": {"account": "abc"}, "pbs": {"filesy
 
 
 @pytest.mark.parametrize(
-    ("backend", "keys", "unread"),
+    ("backend", "table", "keys", "unread"),
     [
-        ("pbs", {"qos": "high", "cores": 2, "queue": "svc"},
+        ("pbs", "cluster", {"mem": "200G", "qos": "high"},
+         ["mem is not used by backend 'pbs' (only by slurm)",
+          "qos is not used by backend 'pbs' (only by slurm)"]),
+        ("slurm", "cluster", {"mem": "200G", "alloc_flags": "smt4"},
+         ["alloc_flags is not used by backend 'slurm' (only by lsf)"]),
+        ("lsf", "cluster", {"resource_sets": "node", "queue": "batch"}, []),
+        ("pbs", "controller", {"qos": "high", "cores": 2, "queue": "svc"},
          ["qos is not used by backend 'pbs' (only by slurm)"]),
-        ("lsf", {"cores": 2, "account": "abc"},
+        ("lsf", "controller", {"cores": 2, "account": "abc"},
          ["cores is not used by backend 'lsf' (only by flux, pbs, slurm)"]),
-        ("flux", {"qos": "high", "account": "abc"},
+        ("flux", "controller", {"qos": "high", "account": "abc"},
          ["qos is not used by backend 'flux' (only by slurm)"]),
-        ("local", {"walltime_minutes": 60, "qos": "high"},
+        ("local", "controller", {"walltime_minutes": 60, "qos": "high"},
          ["qos is not used by backend 'local' (only by slurm)",
           "walltime_minutes is not used by backend 'local' (only by flux, lsf, pbs, slurm)"]),
-        ("slurm", {"account": "abc", "queue": "q", "qos": "high", "cores": 2,
-                   "walltime_minutes": 60, "extra_directives": ["--comment=x"]}, []),
+        ("slurm", "controller", {"account": "abc", "queue": "q", "qos": "high", "cores": 2,
+                                 "walltime_minutes": 60, "extra_directives": ["--comment=x"]}, []),
     ],
 )  # fmt: skip
-def test_init_names_the_controller_keys_the_backend_does_not_read(
+def test_init_names_the_keys_the_backend_does_not_read(
     tmp_path: Path,
     capsys: pytest.CaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
     backend: str,
+    table: str,
     keys: dict,
     unread: list[str],
 ) -> None:
-    """`[controller] qos` on PBS reached no keep-alive script, and nothing said so."""
+    """`[cluster] mem` or `[controller] qos` on PBS reached no script, and nothing said so."""
     monkeypatch.chdir(tmp_path)
     cluster = {"backend": backend, **_SITE.get(backend, {})}
+    if table == "cluster":
+        cluster.update(keys)
     text = command_experiment("keys", ["./t.sh", "{lr}"], {"lr": LOG_LR}, metric="s",
                               cluster=cluster)  # fmt: skip
-    text += "[controller]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
+    if table == "controller":
+        text += "[controller]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
     said = _init_warnings(tmp_path, capsys, text)
-    assert said == [f"[controller] {line}; it has no effect" for line in unread]
+    assert said == [f"[{table}] {line}; it has no effect" for line in unread]
 
 
 #: A value of each ``[controller]`` key other than its default.
@@ -190,11 +200,15 @@ def test_printable_leaves_visible_text_alone() -> None:
     assert printable(text) == text
 
 
-def _bidi_search(folder: Path) -> None:
-    """A search whose choice and command carry bidirectional controls (both pass ``init``).
+def _bidi_search(
+    folder: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``s.h5`` in ``folder`` (the working folder then): a search whose choice and command
+    carry bidirectional controls (both pass ``init``).
 
     A line or paragraph separator does not: ``init`` refuses it in a choice (one line).
     """
+    monkeypatch.chdir(folder)
     space = {"act": {"type": "categorical", "choices": ["re\u202elu", "ta\u2066nh", "a\u200bb"]},
              "lr": LOG_LR}  # fmt: skip
     text = command_experiment("bidi", ["./t.sh", "{act}", "--flag=\u202byes"], space,
@@ -202,16 +216,15 @@ def _bidi_search(folder: Path) -> None:
     (folder / "bidi.toml").write_text(text)
     (folder / "t.sh").write_text("#!/bin/sh\n")
     (folder / "t.sh").chmod(0o755)
+    code, _, err = run(capsys, "init", "bidi.toml", "--state", "s.h5")
+    assert code == 0, err
 
 
 def test_dry_run_prints_invisible_characters_escaped(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The script's text for people escapes them; the script the job runs keeps them."""
-    monkeypatch.chdir(tmp_path)
-    _bidi_search(tmp_path)
-    code, _, err = run(capsys, "init", "bidi.toml", "--state", "s.h5")
-    assert code == 0, err
+    _bidi_search(tmp_path, capsys, monkeypatch)
     code, out, err = run(capsys, "run", "--dry-run", "--state", "s.h5")
     assert code == 0, err
     hidden = [char for char in INVISIBLE if char in out + err]
@@ -228,10 +241,7 @@ def test_dry_run_prints_invisible_characters_escaped(
 def test_status_table_shows_a_choice_s_invisible_characters_escaped(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    _bidi_search(tmp_path)
-    code, _, err = run(capsys, "init", "bidi.toml", "--state", "s.h5")
-    assert code == 0, err
+    _bidi_search(tmp_path, capsys, monkeypatch)
     code, out, err = run(capsys, "status", "--state", "s.h5")
     assert code == 0, err
     assert [char for char in INVISIBLE if char in out] == []
@@ -254,28 +264,22 @@ def test_amount_text_is_compact_beyond_a_million(value: float, text: str) -> Non
     assert amount_text(value) == text
 
 
+@pytest.mark.parametrize(
+    ("limit", "said"),
+    [(1e301, ["9e+300 of 1e+301 GPU-h left", "; 1e+300 GPU-h spent"]),
+     (10, ["max_gpu_hours reached: 1e+300 of 10 GPU-hours used"])],
+)  # fmt: skip
 def test_status_writes_huge_gpu_hours_compactly(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture, limit: float, said: list[str]
 ) -> None:
+    """In the budget line while GPU-hours are left, and in the stop reason once spent."""
     state = init_state(tmp_path, capsys, experiment_toml(
-        "toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, max_gpu_hours=1e301))  # fmt: skip
+        "toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, max_gpu_hours=limit))  # fmt: skip
     submit(state, 0, gpu_hours=1e300)
     code, out, err = run(capsys, "status", "--state", str(state))
     assert code == 0, err
     (budget,) = [line for line in out.splitlines() if line.startswith("budget:")]
-    assert "9e+300 of 1e+301 GPU-h left" in budget and "; 1e+300 GPU-h spent" in budget
-    assert not LONG_DIGITS.search(out), out
-
-
-def test_a_spent_gpu_hour_budget_is_written_compactly(
-    tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
-    state = init_state(tmp_path, capsys, experiment_toml(
-        "toy", {"x": FLOAT_BOX, "y": FLOAT_BOX}, max_gpu_hours=10))  # fmt: skip
-    submit(state, 0, gpu_hours=1e300)
-    code, out, err = run(capsys, "status", "--state", str(state))
-    assert code == 0, err
-    assert "max_gpu_hours reached: 1e+300 of 10 GPU-hours used" in out
+    assert all(text in budget for text in said), budget
     assert not LONG_DIGITS.search(out), out
 
 

@@ -88,38 +88,3 @@ def test_init_checks_the_job_scripts_of_the_state_it_is_given(
     code, _, err = run(capsys, "init", str(toml), "--state", str(tmp_path / "dol$x" / "s.h5"))
     assert code == 1 and not (tmp_path / "dol$x" / "s.h5").exists()
     assert f"--chdir: '{tmp_path}/dol$x/s/points/0' cannot go into a directive" in err, err
-
-
-@pytest.mark.parametrize(
-    ("backend", "keys", "unread"),
-    [
-        ("pbs", {"filesystems": "home", "mem": "200G", "qos": "high"},
-         ["mem is not used by backend 'pbs' (only by slurm)",
-          "qos is not used by backend 'pbs' (only by slurm)"]),
-        ("slurm", {"mem": "200G", "alloc_flags": "smt4"},
-         ["alloc_flags is not used by backend 'slurm' (only by lsf)"]),
-        ("lsf", {"resource_sets": "node", "queue": "batch"}, []),
-    ],
-)  # fmt: skip
-def test_init_names_the_cluster_keys_the_backend_does_not_read(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-    backend: str,
-    keys: dict,
-    unread: list[str],
-) -> None:
-    """`mem` on PBS reached no script, and nothing said so."""
-    from experiment_support import LOG_LR, command_experiment
-
-    monkeypatch.chdir(tmp_path)
-    cluster = {"backend": backend, "account": "abc", **keys}
-    text = command_experiment("keys", ["./t.sh", "{lr}"], {"lr": LOG_LR}, metric="s",
-                              cluster=cluster)  # fmt: skip
-    (tmp_path / "keys.toml").write_text(text)
-    (tmp_path / "t.sh").write_text("#!/bin/sh\n")
-    (tmp_path / "t.sh").chmod(0o755)
-    code, _, err = run(capsys, "init", "keys.toml", "--validate-only")
-    assert code == 0, err
-    said = [line.split("[cluster] ", 1)[1] for line in err.splitlines() if "is not used" in line]
-    assert said == [f"{key}; it has no effect" for key in unread]
