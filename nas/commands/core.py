@@ -322,7 +322,7 @@ def _record(args: argparse.Namespace) -> int:
     with StateStore.open(args.state) as store:
         experiment = policy.experiment_of(store.state, args.state)
         value = policy.check_value(experiment, args.value, f"point {args.id}")
-        point = store.state.record(args.id, value, replace=args.replace)
+        point = store.state.record(args.id, value, replace=args.replace, given=True)
         _store_fit_if_possible(policy.Study(store.state, experiment))
         store.commit()
     if args.json:

@@ -342,19 +342,21 @@ def _apply(
     batch = state.next_batch()
     for row, params, value in checked:
         point = state.find(params)
+        provenance = {"source": source, "row": row.number, **row.origin}
+        provenance |= {"note": note} if note else {}
         if point is None:
             point = state.add_point(params, "import", batch)
-            provenance = {"source": source, "row": row.number, **row.origin}
-            provenance |= {"note": note} if note else {}
             state.update_point(point.id, extra={**point.extra, "import": provenance})
             added.append(state.record(point.id, value))
         elif point.value == value:
             unchanged.append(point)
         else:
             try:
-                updated.append(state.record(point.id, value, replace=True))
-            except StateError as exc:  # e.g. a point whose job still runs
+                point = state.record(point.id, value, replace=True, given=True)
+            except StateError as exc:  # a point whose job may still run
                 raise RowsError(f"{source} row {row.number}: {exc}") from None
+            state.update_point(point.id, extra={**point.extra, "import": provenance})
+            updated.append(state.point(point.id))
     return Report(added, updated, unchanged, skipped, notes)
 
 

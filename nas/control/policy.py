@@ -48,6 +48,15 @@ if TYPE_CHECKING:
 _NOT_SPENT = frozenset({PointStatus.CANCELLED, PointStatus.INFEASIBLE})
 #: Origins of points this campaign did not train (they do not count against ``max_points``).
 _NOT_TRAINED = frozenset({"import"})
+
+
+def _imported(point: Point) -> bool:
+    """Whether a point's measurement came from elsewhere and this campaign never trained it:
+    imported as a new point, or a point of its own (a pending design point) that an import
+    gave its value before any job of it was submitted (a job name is given at submission)."""
+    return point.origin in _NOT_TRAINED or ("import" in point.extra and not point.job_name)
+
+
 #: How a spent point budget is raised, for the message that says it is spent.
 RAISE_BUDGET = (
     "raise it with `--max-points N` on `splinenas run` or `splinenas propose` "
@@ -307,13 +316,11 @@ class Study:
         All points but cancelled and infeasible ones and those imported from
         elsewhere: a warm start's measurements cost this campaign nothing.
         """
-        return sum(
-            p.status not in _NOT_SPENT and p.origin not in _NOT_TRAINED for p in self.state.points
-        )
+        return sum(p.status not in _NOT_SPENT and not _imported(p) for p in self.state.points)
 
     def imported_points(self) -> int:
         """Measured points imported from elsewhere (shown apart from the budget)."""
-        return sum(p.origin in _NOT_TRAINED for p in self.state.points)
+        return sum(map(_imported, self.state.points))
 
     def remaining_points(self) -> int:
         """How many more points ``max_points`` allows."""
@@ -755,5 +762,5 @@ def add_manual(
     if point is None:
         point = state.add_point(params, "manual", state.next_batch())
     if value is not None:
-        point = state.record(point.id, value, replace=replace)
+        point = state.record(point.id, value, replace=replace, given=True)
     return point, created

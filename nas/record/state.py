@@ -421,14 +421,28 @@ class State:
         self.log("add", f"{origin} point in batch {batch}: {json.dumps(snapped)}", point.id)
         return point
 
-    def record(self, point_id: int, value: float, replace: bool = False) -> Point:
-        """Record a measurement; a different value for a measured point needs ``replace``."""
+    def record(
+        self, point_id: int, value: float, replace: bool = False, *, given: bool = False
+    ) -> Point:
+        """Record a measurement; a different value for a measured point needs ``replace``.
+
+        ``given``: a value a person gives (``record``, ``add``, ``import``), not one
+        of the point's job: refused while that job may run, since the point would
+        be done, its job's result dropped when it came and its GPU-hours never
+        counted, and nothing would watch the job any more.
+        """
         point = self.point(point_id)
         value = float(value)
         if not math.isfinite(value):
             raise StateError(f"point {point_id}: measured value must be finite, got {value}")
         if point.status is PointStatus.DONE and point.value == value:
             return point
+        if given and point.status.is_active():
+            raise StateError(
+                f"point {point_id} is {point.status.value} (job {point.job_id or '-'}): a value "
+                f"given now would drop its job's result and GPU-hours; wait for the job, or "
+                f"cancel it first (splinenas cancel {point_id})"
+            )
         if point.value is not None and point.value != value and not replace:
             raise StateError(
                 f"point {point_id} is already measured ({point.value}); "
