@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from experiment_support import FLOAT_BOX, experiment_toml, init_state, run
 
+from nas.control import inbox
 from nas.record.state import PointStatus
 from nas.record.store import StateStore, load_state
 
@@ -89,3 +90,17 @@ def test_an_import_that_measures_a_pending_design_point_trains_nothing_of_the_bu
     budget = json.loads(out)["budget"]
     # point 0 runs, points 2-4 are pending: four trainings; point 1 came from elsewhere
     assert (budget["trainings"], budget["imported_points"]) == (4, 1), budget
+
+
+def test_a_change_applied_at_once_names_who_made_it(
+    toy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """As a request queued for a running controller does (it was "unknown" here)."""
+    with StateStore.open(toy) as store:
+        store.state.set_status(1, PointStatus.CANCELLED, "cancelled by a person")
+        store.commit()
+    code, _, err = run(capsys, "rerun", "--state", str(toy), "1")
+    assert code == 0, err
+    events = [e.message for e in load_state(toy).events if e.point_id == 1]
+    assert "unknown" not in " ".join(events)
+    assert any(f"by {inbox.requester()}" in message for message in events), events

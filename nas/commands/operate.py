@@ -56,6 +56,7 @@ def _change(args: argparse.Namespace, request: dict[str, Any]) -> int:
     """Apply ``request`` under the lock, or queue it for the controller that holds it."""
     from nas.control import inbox
 
+    request = {"by": inbox.requester(), **request}  # applied here or queued: the same person
     committed = StateStore.read(args.state)
     preview = inbox.execute(committed, request) if request["action"] in ("expand", "refine") else []
     unknown = [i for i in request.get("ids", []) if i not in {p.id for p in committed.points}]
@@ -73,7 +74,7 @@ def _change(args: argparse.Namespace, request: dict[str, Any]) -> int:
         inbox.process(run, store.state, store.commit, scheduler)
         outcomes = inbox.execute(store.state, request, scheduler)
         summary = "; ".join(o.message for o in outcomes) or "nothing to do"
-        store.state.log("request", f"{request['action']} by {inbox.requester()}: {summary}")
+        store.state.log("request", f"{request['action']} by {request['by']}: {summary}")
         store.commit()
     return _report(args, outcomes)
 
