@@ -103,6 +103,22 @@ def test_a_broken_contract_fails_the_point_with_a_reason_and_no_retry(
     assert len(list((run / "jobs").iterdir())) == 5  # one job per point: none retried
 
 
+def test_a_result_written_before_a_failing_exit_is_kept_and_the_exit_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training that wrote its result and then crashed (a DDP teardown) measured its point."""
+    monkeypatch.chdir(tmp_path)
+    script = tmp_path / "train.sh"
+    script.write_text(f'#!/bin/sh\n"{SCORE}" "$@" && exit 7\n')
+    script.chmod(0o755)
+    document = search(tmp_path, capsys, experiment(["./train.sh", "{lr}", "{width}"], max_points=2))
+    assert [p["status"] for p in document["points"]] == ["done", "done"]
+    with StateStore.open(tmp_path / "state" / "own.h5") as store:
+        ingests = [e.message for e in store.state.events if e.kind == "ingest"]
+    assert len(ingests) == 2 and all("ended failed (" in m for m in ingests), ingests
+    assert all("7" in m.split("ended failed (", 1)[1] for m in ingests), ingests
+
+
 def test_a_command_that_cannot_be_found_fails_once(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -64,6 +64,13 @@ log = logging.getLogger(__name__)
 SUBMISSION = "submission"
 
 _S = PointStatus
+#: How a job may end and still leave a valid result, which is kept (a training that wrote
+#: it and then crashed in its teardown cost its GPU-hours all the same); the ingest event
+#: says how the job ended. A job the scheduler no longer knows (UNKNOWN) is not named: on
+#: a Slurm without accounting every finished job is one.
+_ENDED_BADLY = frozenset(
+    {JobState.FAILED, JobState.OUT_OF_MEMORY, JobState.CANCELLED, JobState.TIMEOUT}
+)
 
 
 @dataclass(frozen=True)
@@ -280,6 +287,9 @@ class Controller:
         verdict, job = outcome.verdict, f"job {point.job_id}"
         if verdict is Verdict.DONE:
             assert outcome.result is not None  # a DONE outcome carries its result
+            if job_state in _ENDED_BADLY:  # e.g. a crash tearing down NCCL after the result
+                reason = self.scheduler.reason(point.job_id)
+                job += f", which ended {job_state.value} ({reason}) after writing it"
             self._record(point, outcome.result, job)
         elif verdict is Verdict.CANCELLED:
             self.state.set_status(point.id, _S.CANCELLED, f"{job}: {outcome.detail}")
