@@ -104,3 +104,14 @@ def test_a_change_applied_at_once_names_who_made_it(
     events = [e.message for e in load_state(toy).events if e.point_id == 1]
     assert "unknown" not in " ".join(events)
     assert any(f"by {inbox.requester()}" in message for message in events), events
+
+
+def test_a_row_repeated_in_an_import_is_said_to_count_once(
+    toy: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = tmp_path / "twice.csv"
+    source.write_text("x,y,value\n0.25,0.75,40\n0.5,0.5,41\n0.25,0.75,40\n")
+    code, _, err = run(capsys, "import", "--state", str(toy), str(source))
+    assert code == 0, err
+    assert f"{source} row 3: repeats row 1; counted once" in err, err
+    assert sum(p.origin == "import" for p in load_state(toy).points) == 2

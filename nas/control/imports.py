@@ -292,7 +292,10 @@ def import_rows(
                 f"{value} needs --replace"
             )
             continue
-        checked.setdefault(key, (row, snapped, value))
+        if key in checked:  # the same architecture and value again: one point
+            notes.append(f"{where}: repeats row {checked[key][0].number}; counted once")
+            continue
+        checked[key] = (row, snapped, value)
     if problems:
         raise RowsError("\n".join(problems))
     report = _apply(state, list(checked.values()), source, note, skipped, notes)
