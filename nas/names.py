@@ -54,6 +54,16 @@ def _visible(char: str) -> bool:
     return unicodedata.category(char) not in _INVISIBLE
 
 
+def _all_visible(text: str) -> bool:
+    """Whether every character of ``text`` shows as itself.
+
+    ``str.isprintable`` answers the common case at C speed (every table cell of
+    ``status`` asks): it is False for every category of :data:`_INVISIBLE` (and
+    for spaces other than ' '), so only text it refuses is looked at per character.
+    """
+    return text.isprintable() or all(map(_visible, text))
+
+
 def shown(value: str | os.PathLike[str]) -> str:
     """``value`` (a path the user gave) as a message shows it: as is, or quoted with escapes.
 
@@ -63,7 +73,7 @@ def shown(value: str | os.PathLike[str]) -> str:
     itself is shown as Python's ``repr``: quoted, ``\\n`` and ``\\u202e`` escaped.
     """
     text = os.fspath(value)
-    return text if all(map(_visible, text)) else repr(text)
+    return text if _all_visible(text) else repr(text)
 
 
 def printable(text: str) -> str:
@@ -75,6 +85,8 @@ def printable(text: str) -> str:
     backslash is left as it is. The value itself (what a job receives) is never
     changed: only what is printed.
     """
+    if _all_visible(text):
+        return text
     return "".join(char if _kept(char) else _escape(char) for char in text)
 
 

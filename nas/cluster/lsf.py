@@ -130,10 +130,10 @@ def _literal(path: str, patterns: re.Pattern[str], what: str) -> str:
     """``path`` when bsub keeps it as is; else the refusal, naming what it would replace."""
     found = sorted(set(patterns.findall(path)))
     if found:
+        them = "them" if len(found) > 1 else "it"
         raise ScriptError(
             f"LSF would replace {' and '.join(found)} in the {what} {path!r} and has no "
-            f"escape for {'them' if len(found) > 1 else 'it'}; use a state path without "
-            f"{'them' if len(found) > 1 else 'it'}"
+            f"escape for {them}; use a state path without {them}"
         )
     return path
 
