@@ -42,6 +42,15 @@ def one_line_refusal(code: int, err: str) -> str:
     return err
 
 
+def refused_import(warm: Path, capsys: pytest.CaptureFixture, source: Path) -> str:
+    """``import`` of ``source``, refused without a traceback and with nothing imported;
+    what it said."""
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    err = one_line_refusal(code, err)
+    assert imported(warm) == []
+    return err
+
+
 def test_an_excel_csv_with_a_byte_order_mark_imports(
     warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -58,10 +67,8 @@ def test_a_latin1_csv_is_refused_naming_the_encoding_and_the_row(
     source = tmp_path / "latin1.csv"
     text = "g1,g2,value,note\n8,0.25,91.5,ok\n16,0.5,94.25,Müller\n"
     source.write_bytes(text.encode("latin-1"))
-    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
-    err = one_line_refusal(code, err)
+    err = refused_import(warm, capsys, source)
     assert "UTF-8" in err and "byte 0xfc" in err and "row 2" in err and "line 3" in err
-    assert imported(warm) == []
 
 
 @pytest.mark.parametrize("suffix", [".xlsx", ".ods"])
@@ -72,8 +79,7 @@ def test_a_spreadsheet_is_refused_with_save_as_csv(
     with zipfile.ZipFile(source, "w") as book:  # both formats are zip archives of XML
         book.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
         book.writestr("content.xml", "<sheet/>")
-    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
-    err = one_line_refusal(code, err)
+    err = refused_import(warm, capsys, source)
     assert "spreadsheet" in err and "save it as CSV" in err and str(source) in err
     assert len(err.strip().splitlines()) == 1
 
@@ -84,8 +90,8 @@ def test_a_spreadsheet_renamed_to_csv_is_still_recognised(
     source = tmp_path / "runs.csv"
     with zipfile.ZipFile(source, "w") as book:
         book.writestr("xl/workbook.xml", "<workbook/>")
-    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
-    assert "save it as CSV" in one_line_refusal(code, err)
+    err = refused_import(warm, capsys, source)
+    assert "save it as CSV" in err
 
 
 def test_another_campaigns_state_file_imports_its_measured_points_with_provenance(
@@ -171,10 +177,8 @@ def test_a_json_file_that_yields_no_points_is_an_error(
 ) -> None:
     source = tmp_path / "points.json"
     source.write_text(json.dumps([{"params": {"g1": 8, "g2": 0.5}, "accuracy": 91.0}]))
-    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
-    err = one_line_refusal(code, err)
+    err = refused_import(warm, capsys, source)
     assert "no measurement" in err and "'value' or 'top1'" in err
-    assert imported(warm) == []
 
 
 def test_fractions_on_a_percent_metric_are_warned_about_and_kept(
@@ -221,8 +225,7 @@ def test_a_json_document_nested_too_deeply_is_refused_naming_the_file(
 ) -> None:
     source = tmp_path / "deep.json"
     source.write_text("[" * 100_000 + "]" * 100_000)
-    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
-    err = one_line_refusal(code, err)
+    err = refused_import(warm, capsys, source)
     assert f"{source}: not a JSON document of points: nested too deeply" in err
     assert len(err.strip().splitlines()) == 1
 
@@ -235,9 +238,8 @@ def test_the_status_json_of_a_campaign_with_another_metric_is_refused(
     assert code == 0 and json.loads(out)["metric"] == "top5", err
     source = tmp_path / "status.json"
     source.write_text(out)
-    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
-    assert f"{source} measured 'top5', this search 'top1'" in one_line_refusal(code, err)
-    assert imported(warm) == []
+    err = refused_import(warm, capsys, source)
+    assert f"{source} measured 'top5', this search 'top1'" in err
     for metric in ("top1", None):  # this search's metric, or none named: the same points import
         source.write_text(json.dumps({**json.loads(out), "metric": metric}))
         code, _, err = run(capsys, "import", "--state", str(warm), str(source))
@@ -251,10 +253,8 @@ def test_a_csv_row_with_more_or_fewer_fields_than_the_header_is_refused(
 ) -> None:
     source = tmp_path / "ragged.csv"
     source.write_text(f"g1,g2,value\n8,0.25,91.5\n{line}\n24,0.75,95.125\n", encoding="utf-8")
-    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
-    err = one_line_refusal(code, err)
+    err = refused_import(warm, capsys, source)
     assert f"{source} row 2: {count} fields, the header has 3" in err
-    assert imported(warm) == []
 
 
 @pytest.mark.parametrize("header", ["g1,g2,value,value", "g1,g1,g2,value"])
@@ -265,10 +265,9 @@ def test_a_csv_header_naming_a_column_twice_is_refused(
     source = tmp_path / "twice.csv"
     row = "8,0.25,91.5,93.0" if header.endswith("value,value") else "8,16,0.25,91.5"
     source.write_text(f"{header}\n{row}\n", encoding="utf-8")
-    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
+    err = refused_import(warm, capsys, source)
     twice = "'value'" if header.endswith("value,value") else "'g1'"
-    assert f"{source}: the header names {twice} twice" in one_line_refusal(code, err)
-    assert imported(warm) == []
+    assert f"{source}: the header names {twice} twice" in err
 
 
 def test_value_and_the_metric_together_are_refused_alike_in_json_and_csv(
@@ -292,7 +291,6 @@ def test_a_json_file_holding_a_bare_value_is_refused_as_json(
 ) -> None:
     source = tmp_path / "points.json"
     source.write_text(text + "\n")
-    code, _, err = run(capsys, "import", "--state", str(warm), str(source))
-    err = one_line_refusal(code, err)
+    err = refused_import(warm, capsys, source)
     assert f"{source}: not a JSON document of points: expected a list of points" in err
     assert "header" not in err
