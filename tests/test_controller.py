@@ -532,3 +532,34 @@ def test_with_refill_a_slow_training_does_not_hold_up_the_search(tmp_path: Path)
     assert later == [6, 7, 8], "the points after 5 were proposed and trained while it trained"
     assert [p.batch for p in state.points[5:]] == [1, 1, 2, 3]  # one refill at a time
     assert all(p.predicted is not None for p in state.points[5:])
+
+
+def test_a_result_left_by_a_job_that_ended_before_its_cancel_is_the_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Cancelled between the job's end and the next cycle: recorded as that job's, not by hand."""
+    state_path = setup_run(tmp_path, experiment={"max_points": 2, "batch_size": 2})
+    run_until_done(state_path, tmp_path, max_cycles=1)  # submits points 0 and 1
+    run = layout.run_dir(state_path)
+    jobs = {p.id: p.job_id for p in load_state(state_path).points if p.job_id}
+    assert set(jobs) == {0, 1}
+    scheduler = LocalScheduler(layout.jobs_dir(run))
+    deadline = time.monotonic() + 120
+    while not all(s.is_finished() for s in scheduler.status(list(jobs.values())).values()):
+        assert time.monotonic() < deadline, "the stand-in jobs did not end"
+        time.sleep(0.1)
+    capsys.readouterr()
+    assert main(["cancel", "--state", str(state_path), "0", "1"]) == 0
+    err = capsys.readouterr().err
+    assert f"job {jobs[0]} had ended; a result it wrote is still recorded" in err
+    by_hand = layout.point_dir(run, 1) / "result.json"  # a person runs point 1 again by hand
+    os.utime(by_hand, (time.time() + 5, time.time() + 5))
+    run_until_done(state_path, tmp_path, max_cycles=1)
+    state = load_state(state_path)
+    assert [state.point(i).status for i in (0, 1)] == [S.DONE, S.DONE]
+    ours = [e.message for e in events(state_path, "ingest") if e.point_id == 0]
+    assert ours == [
+        f"result of job {jobs[0]}, which had ended before the cancel: {state.point(0).value:.6g}"
+    ]
+    hand = [e.message for e in events(state_path, "ingest-by-hand") if e.point_id == 1]
+    assert len(hand) == 1 and "outside the controller for a cancelled point" in hand[0]

@@ -46,9 +46,8 @@ def fail(state: Path, point_id: int) -> None:
         store.commit()
 
 
-@pytest.fixture
-def held(toy: Path) -> Iterator[subprocess.Popen]:
-    """The toy's lock, held by another live process until the test ends."""
+def hold(state: Path) -> subprocess.Popen:
+    """A live process holding the state's lock (as a controller does) until its stdin ends."""
     code = textwrap.dedent(
         """
         import sys
@@ -60,13 +59,20 @@ def held(toy: Path) -> Iterator[subprocess.Popen]:
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     holder = subprocess.Popen(
-        [sys.executable, "-c", code, str(toy)],
+        [sys.executable, "-c", code, str(state)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         env=env,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+@pytest.fixture
+def held(toy: Path) -> Iterator[subprocess.Popen]:
+    """The toy's lock, held by another live process until the test ends."""
+    holder = hold(toy)
     yield holder
     holder.communicate("")
 
@@ -309,3 +315,19 @@ def test_expand_bounds_are_plain_ascii_numbers(
     code, _, err = run(capsys, "expand", "--state", str(toy), *argv)
     assert code == 2 and "is not a plain number" in err, err
     assert toy.read_bytes() == before
+
+
+@pytest.mark.parametrize("action", ["rerun", "cancel"])
+def test_a_request_for_a_measured_point_is_refused_not_queued(
+    toy: Path, capsys: pytest.CaptureFixture, action: str
+) -> None:
+    assert run(capsys, "record", "--state", str(toy), "1", "3.5")[0] == 0
+    holder = hold(toy)
+    try:
+        code, _, err = run(capsys, action, "--state", str(toy), "2", "1")
+        assert code == 1 and "point 1 is done" in err and "nothing was queued" in err
+        assert not list(layout.inbox_dir(layout.run_dir(toy)).glob("*.json"))
+        code, _, err = run(capsys, action, "--state", str(toy), "2")  # may change: queued
+        assert code == 0 and "queued" in err
+    finally:
+        holder.communicate("")

@@ -33,7 +33,7 @@ from nas.control import frontier, policy
 from nas.names import shown
 from nas.pointdir import layout
 from nas.record.lock import Holder, LockError, break_lock, lock_path, read_holder
-from nas.record.state import INGEST_BY_HAND, State, StateError
+from nas.record.state import INGEST_BY_HAND, PointStatus, State, StateError
 from nas.record.store import StateStore, real_path
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ def _change(args: argparse.Namespace, request: dict[str, Any]) -> int:
     try:
         store = StateStore.open(args.state)
     except LockError:
+        _refuse_settled(committed, request)
         path = inbox.post(run, request)
         return _report(args, [], queued=path, holder=read_holder(lock_path(real_path(args.state))))
     with store:
@@ -77,6 +78,31 @@ def _change(args: argparse.Namespace, request: dict[str, Any]) -> int:
         store.state.log("request", f"{request['action']} by {request['by']}: {summary}")
         store.commit()
     return _report(args, outcomes)
+
+
+def _refuse_settled(state: State, request: dict[str, Any]) -> None:
+    """Refuse a request for the controller that it is bound to refuse, before queueing it.
+
+    Rerunning or cancelling a measured point is refused whenever it is
+    applied: DONE has no status to go to. Queued, such a request returned
+    "queued" (exit 0) and was refused later in the controller's log, where
+    nobody reads it; refused here, nothing is queued and the command exits 1.
+    Points of any other status may change before the controller reads the
+    request, so their outcome is left to it. Applied at once (no controller),
+    each point gets its own outcome instead.
+    """
+    from nas.control import inbox
+
+    settled = [i for i in request.get("ids", []) if _measured(state, i)]
+    if settled:
+        refusals = inbox.execute(state, {**request, "ids": settled})
+        problems = "; ".join(o.message for o in refusals if not o.ok)
+        raise StateError(f"{problems} (nothing was queued for the running controller)")
+
+
+def _measured(state: State, point_id: int) -> bool:
+    point = next((p for p in state.points if p.id == point_id), None)
+    return point is not None and point.status is PointStatus.DONE
 
 
 def _report(

@@ -41,6 +41,7 @@ from nas.control.ingest import (
     drop_checkpoint,
     judge,
 )
+from nas.control.operations import ended_job_of
 from nas.control.plan import Stop, next_batch, submission_plan
 from nas.control.prepare import PREPARE_ERRORS, JobSettings, feasibility, training_seed
 from nas.pointdir import heartbeat, layout
@@ -373,7 +374,7 @@ class Controller:
         }
         self.state.update_point(point.id, gpu_hours=result.gpu_hours, extra=extra)
         self.state.record(point.id, value)
-        note = "" if point.status.is_active() else f" for a {point.status.value} point"
+        note = f" for a {point.status.value} point" if by_hand else ""
         kind = INGEST_BY_HAND if by_hand else INGEST
         dropped = ""
         if result.dropped:  # said, not silent: what the file held that is not a finite number
@@ -396,6 +397,10 @@ class Controller:
                 continue
             if check.result is None:
                 self._rejected(point, check.rejected, check.reason)
+                continue
+            job = ended_job_of(point, self._folder(point) / layout.RESULT_FILE)
+            if job:
+                self._record(point, check.result, f"job {job}, which had ended before the cancel")
             else:
                 self._record(
                     point, check.result, "a job started outside the controller", by_hand=True

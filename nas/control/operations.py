@@ -11,17 +11,24 @@ between committing and deleting a request applies it again.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nas.cluster.base import Scheduler, SchedulerError
 from nas.control import policy
+from nas.numbers import finite_number
 from nas.record.state import Point, PointStatus, State
 from nas.search.space import Params, SearchSpace, SpaceError, params_text
 
+#: ``Point.extra`` key of a point cancelled after its job had ended: that job's id and the
+#: time of the cancel. A result file older than the cancel is the job's own, not one of a
+#: run by hand (:meth:`nas.control.cycle.Cycle` labels its ingest by it).
+ENDED_BEFORE_CANCEL = "ended_before_cancel"
 #: Statuses a rerun resets to pending.
 RERUNNABLE = frozenset({PointStatus.FAILED, PointStatus.INFEASIBLE, PointStatus.CANCELLED})
 #: Statuses a cancel may withdraw; active ones first lose their job.
@@ -155,29 +162,60 @@ def cancel(
 def _cancel_point(
     state: State, point: Point, scheduler: Scheduler | None, by: str
 ) -> OperationResult:
-    note = ""
+    note, ended = "", ""
     if point.status.is_active():
         if scheduler is None:
             return _refused(point.id, f"point {point.id}: cancelling its job needs the scheduler")
         try:
-            note = _cancel_job(point, scheduler)
+            note, ended = _cancel_job(point, scheduler)
         except SchedulerError as exc:
             return _refused(point.id, f"point {point.id}: {exc}")
     state.set_status(point.id, PointStatus.CANCELLED, reason=f"cancelled by {by}{note}")
+    if ended:
+        extra = {**state.point(point.id).extra, ENDED_BEFORE_CANCEL: _ended(ended)}
+        state.update_point(point.id, extra=extra)
     return _changed(point.id, f"point {point.id}: cancelled{note}")
 
 
-def _cancel_job(point: Point, scheduler: Scheduler) -> str:
-    """Cancel the point's job unless it is over; a note for people on what happened."""
+def _cancel_job(point: Point, scheduler: Scheduler) -> tuple[str, str]:
+    """Cancel the point's job unless it is over: a note for people, and the id of one over.
+
+    A job that ended before the cancel may have left its measurement: the
+    controller records it at its next cycle, as it records every result
+    (a trained network is paid for), and the note says so.
+    """
     job_id = point.job_id
     if not job_id and point.job_name:
         job_id = scheduler.find_by_name([point.job_name]).get(point.job_name, ("", None))[0]
     if not job_id:
-        return " (no job had been submitted)"
+        return " (no job had been submitted)", ""
     if scheduler.status([job_id])[job_id].is_finished():
-        return f" (job {job_id} had ended)"
+        return f" (job {job_id} had ended; a result it wrote is still recorded)", job_id
     scheduler.cancel(job_id)
-    return f" (job {job_id} cancelled)"
+    return f" (job {job_id} cancelled)", ""
+
+
+def _ended(job_id: str) -> dict[str, Any]:
+    """What :data:`ENDED_BEFORE_CANCEL` holds: the job and when the cancel found it over."""
+    return {"job": job_id, "time": time.time()}
+
+
+def ended_job_of(point: Point, result: Path) -> str:
+    """The job whose result ``result`` is, for a point cancelled after that job ended; else "".
+
+    The file is the job's when it was written before the cancel: a run of the
+    point's script by hand after the cancel writes a newer one. Anything in
+    the mark that is not what :func:`_ended` wrote counts as no mark.
+    """
+    mark = point.extra.get(ENDED_BEFORE_CANCEL)
+    if not isinstance(mark, dict) or not isinstance(mark.get("job"), str):
+        return ""
+    try:
+        written = result.stat().st_mtime
+    except OSError:
+        return ""
+    cancelled = mark.get("time")
+    return mark["job"] if finite_number(cancelled) and written <= cancelled else ""
 
 
 # ---------------------------------------------------------------------------- the box
