@@ -115,3 +115,19 @@ def test_a_row_repeated_in_an_import_is_said_to_count_once(
     assert code == 0, err
     assert f"{source} row 3: repeats row 1; counted once" in err, err
     assert sum(p.origin == "import" for p in load_state(toy).points) == 2
+
+
+def test_a_failed_point_rerun_then_given_an_imported_value_stays_a_training(
+    toy: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``rerun`` clears the job name; the attempts its jobs made still count for the budget."""
+    with StateStore.open(toy) as store:
+        store.state.set_status(0, PointStatus.FAILED, "gave up after 1 attempts: exit 1")
+        store.commit()
+    assert run(capsys, "rerun", "--state", str(toy), "0")[0] == 0
+    assert load_state(toy).point(0).job_name == ""
+    code, _, err = run(capsys, "import", "--state", str(toy), str(_csv(tmp_path, toy, 0, 40.0)))
+    assert code == 0, err
+    code, out, err = run(capsys, "status", "--state", str(toy), "--json")
+    budget = json.loads(out)["budget"]
+    assert (budget["trainings"], budget["imported_points"]) == (5, 0), budget

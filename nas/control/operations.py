@@ -22,7 +22,7 @@ import numpy as np
 from nas.cluster.base import Scheduler, SchedulerError
 from nas.control import policy
 from nas.numbers import finite_number
-from nas.record.state import Point, PointStatus, State
+from nas.record.state import EARLIER_ATTEMPTS, Point, PointStatus, State
 from nas.search.space import Params, SearchSpace, SpaceError, params_text
 
 #: ``Point.extra`` key of a point cancelled after its job had ended: that job's id and the
@@ -133,8 +133,15 @@ def _rerun_point(state: State, point: Point, by: str) -> OperationResult:
     was += f": {point.reason}" if point.reason else ""
     state.set_status(point.id, PointStatus.PENDING, reason=f"rerun by {by} ({was})")
     extra = {**point.extra, "reruns": int(point.extra.get("reruns", 0)) + 1}
+    if point.attempts:  # the budget's count of trainings must not forget them
+        extra[EARLIER_ATTEMPTS] = _whole(point.extra.get(EARLIER_ATTEMPTS)) + point.attempts
     state.update_point(point.id, attempts=0, job_id="", job_name="", extra=extra)
     return _changed(point.id, f"point {point.id}: pending again ({was})")
+
+
+def _whole(value: Any) -> int:
+    """A count kept in ``extra``; anything else (a hand-edited file) counts as none."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 # ---------------------------------------------------------------------------- cancel

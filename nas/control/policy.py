@@ -29,6 +29,7 @@ from nas.pointdir.result import Measured
 from nas.record.state import (
     APART_FROM_AGREEMENTS,
     CHECK,
+    EARLIER_ATTEMPTS,
     POLL,
     SPLINE_ORIGINS,
     UNCLIPPED,
@@ -53,8 +54,12 @@ _NOT_TRAINED = frozenset({"import"})
 def _imported(point: Point) -> bool:
     """Whether a point's measurement came from elsewhere and this campaign never trained it:
     imported as a new point, or a point of its own (a pending design point) that an import
-    gave its value before any job of it was submitted (a job name is given at submission)."""
-    return point.origin in _NOT_TRAINED or ("import" in point.extra and not point.job_name)
+    gave its value before any job of it was submitted (a job name is given at submission;
+    ``rerun`` clears it but keeps the attempts made, :data:`EARLIER_ATTEMPTS`)."""
+    if point.origin in _NOT_TRAINED:
+        return True
+    trained = point.job_name or point.extra.get(EARLIER_ATTEMPTS)
+    return "import" in point.extra and not trained
 
 
 #: How a spent point budget is raised, for the message that says it is spent.

@@ -40,6 +40,9 @@ APART_FROM_AGREEMENTS = (CHECK, POLL)
 #: Key in a point's ``extra`` of the spline's own prediction where the stored one was clipped
 #: to the metric's valid range (:attr:`Point.judged_prediction`).
 UNCLIPPED = "unclipped_prediction"
+#: Key in a point's ``extra``: the attempts its jobs made before ``rerun`` reset its count
+#: (and its job name). Such a point was trained by this campaign, whatever it is given later.
+EARLIER_ATTEMPTS = "earlier_attempts"
 
 
 class StateError(UserError, RuntimeError):
