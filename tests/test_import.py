@@ -109,7 +109,10 @@ def test_a_json_list_of_points_imports(
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([(2, 0.5, 70.0)], "row 2: g1=2 stored as 4, the lower bound: outside the box"),
+        (
+            [(2, 0.5, 70.0)],
+            "row 2: g1=2 outside the box; with --snap it would be stored as 4, the lower bound",
+        ),
         ([(8, 0.5, 170.0)], "row 2: top1 = 170 is outside its valid range [0, 100]"),
         ([(8, 0.5, -5)], "row 2: top1 = -5 is outside its valid range"),
         ([(8, 0.5, 70.0), (8, 0.5, 71.0)], "row 3: the same architecture as row 2"),

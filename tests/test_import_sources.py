@@ -294,3 +294,97 @@ def test_a_json_file_holding_a_bare_value_is_refused_as_json(
     err = refused_import(warm, capsys, source)
     assert f"{source}: not a JSON document of points: expected a list of points" in err
     assert "header" not in err
+
+
+# ------------------------------------------------ rows count from 1 in every kind of source
+
+
+def provenance_rows(state: Path) -> dict[int, int]:
+    """``g1`` of each imported point: the row its ``extra.import`` names."""
+    points = [p for p in load_state(state).points if p.origin == "import"]
+    return {p.params["g1"]: p.extra["import"]["row"] for p in points}
+
+
+def test_a_state_file_numbers_its_rows_from_1_as_its_exported_csv_does(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Point N of a state is row N + 1 of its ``export --csv`` and of the state itself."""
+    other = other_campaign(tmp_path, capsys, "top1", ROWS)
+    ids = {p.params["g1"]: p.id for p in load_state(other).points}
+    table = tmp_path / "other.csv"
+    code, _, err = run(capsys, "export", "--state", str(other), "--csv", "--out", str(table))
+    assert code == 0, err
+    (tmp_path / "again").mkdir()
+    again = init_state(tmp_path / "again", capsys, TOML)
+    assert run(capsys, "import", "--state", str(warm), str(other))[0] == 0
+    assert run(capsys, "import", "--state", str(again), str(table))[0] == 0
+    rows = {g1: ids[g1] + 1 for g1, _, _ in ROWS}
+    assert provenance_rows(warm) == rows == provenance_rows(again)
+    # a refusal names the same row, and the state's point id beside it
+    g1, g2, value = ROWS[0]
+    argv = ["--params", f"g1={g1},g2={g2}", "--value", str(value + 1)]
+    for state in (warm, again):
+        code, _, err = run(capsys, "add", "--state", str(state), *argv, "--replace")
+        assert code == 0, err
+    code, _, err = run(capsys, "import", "--state", str(warm), str(other))
+    assert f"{other} row {rows[g1]} (point {ids[g1]}): point " in one_line_refusal(code, err)
+    code, _, err = run(capsys, "import", "--state", str(again), str(table))
+    assert f"{table} row {rows[g1]}: point " in one_line_refusal(code, err)
+
+
+def test_a_csv_row_is_the_line_below_the_header_blank_lines_counted(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """As the refusal of a byte that is not UTF-8 counts them: row N is line N + 1."""
+    source = tmp_path / "gap.csv"
+    source.write_text("g1,g2,value\n8,0.25,91.5\n\n16,0.5\n", encoding="utf-8")
+    err = refused_import(warm, capsys, source)
+    assert f"{source} row 3: 2 fields, the header has 3" in err
+    source.write_bytes("g1,g2,value,Müller\n".encode("latin-1"))
+    err = refused_import(warm, capsys, source)
+    assert f"{source} line 1: byte 0xfc" in err and "row 0" not in err
+
+
+# ------------------------------------------------ a measurement column with only empty cells
+
+
+@pytest.mark.parametrize("column", ["value", "top1"])
+def test_a_measurement_column_of_empty_cells_is_named_as_empty(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture, column: str
+) -> None:
+    source = tmp_path / "unmeasured.csv"
+    source.write_text(csv_text([(8, 0.25, ""), (16, 0.5, "")], column), encoding="utf-8")
+    err = refused_import(warm, capsys, source)
+    assert f"{source}: the column {column!r} is there, but every cell of it is empty" in err
+    assert "each needs" not in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------ a refusal says what --snap would store
+
+
+def test_a_row_outside_the_box_says_what_snap_would_store_and_snap_says_what_it_did(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = tmp_path / "wide.csv"
+    source.write_text(csv_text([ROWS[0], (2, 0.5, 90.0)]), encoding="utf-8")
+    err = refused_import(warm, capsys, source)
+    would = "g1=2 outside the box; with --snap it would be stored as 4, the lower bound"
+    assert f"{source} row 2: {would}" in err
+    assert "g1=2 stored as" not in err  # nothing was stored
+    code, _, err = run(capsys, "import", "--state", str(warm), str(source), "--snap")
+    assert code == 0, err
+    assert f"note: {source} row 2: g1=2 stored as 4, the lower bound" in err
+    assert imported(warm) == sorted([ROWS[0], (4, 0.5, 90.0)])
+
+
+def test_a_row_with_two_values_outside_the_box_names_what_snap_would_store_of_each(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = tmp_path / "wide.csv"
+    source.write_text(csv_text([(40, 1.5, 90.0)]), encoding="utf-8")
+    err = refused_import(warm, capsys, source)
+    assert (
+        f"{source} row 1: g1=40; g2=1.5 outside the box; with --snap they would be stored: "
+        "g1=40 as 32, the upper bound; g2=1.5 as 1.0, the upper bound"
+    ) in err
+    assert " stored as " not in err

@@ -1,6 +1,7 @@
-"""Five things the CLI said wrong or not at all: unread ``[controller]`` keys, a dangling
+"""Things the CLI said wrong or not at all: unread ``[controller]`` keys, a dangling
 "log tail:" in ``status``, invisible characters in ``run --dry-run``, 300-digit GPU-hours,
-and a point folder that is gone."""
+a point folder that is gone, a refusal of ``add`` outside the box that did not say what
+``--snap`` would store, and "the guard saved 0.00 GPU-hours" for walltime left unused."""
 
 from __future__ import annotations
 
@@ -326,3 +327,67 @@ def test_show_does_not_miss_the_folder_of_a_point_never_submitted(
     code, out, err = run(capsys, "show", "--state", str(toy), "2")
     assert code == 0, err
     assert "no longer exists" not in out
+
+
+# ---------------------------------------------------------------- 6: what --snap would store
+
+
+def test_add_outside_the_box_says_what_snap_would_store_not_what_was_stored(
+    toy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code, _, err = run(capsys, "add", "--state", str(toy), "--params", "x=9,y=0")
+    assert code == 1 and len(StateStore.read(toy).points) == 5
+    box = "x in [-2.0, 2.0], y in [-2.0, 2.0]"
+    assert f"--params: x=9 outside the box ({box}); with --snap it would be stored as 2.0" in err
+    assert "x=9 stored as" not in err, err
+    code, _, err = run(capsys, "add", "--state", str(toy), "--params", "x=9,y=0", "--snap")
+    assert code == 0 and "note: x=9 stored as 2.0, the upper bound" in err, err
+    assert StateStore.read(toy).points[-1].params == {"x": 2.0, "y": 0.0}
+
+
+# ---------------------------------------------------------------- 7: what the guard saved
+
+
+@pytest.mark.parametrize(
+    ("saved", "said"),
+    [({"device_hours": 3.0, "gpu_hours": 2.5}, "the guard saved 2.50 GPU-hours (3.00 device-hours)"),
+     ({"device_hours": 0.004, "gpu_hours": 0.004},
+      "the guard saved under 0.01 GPU-hours (under 0.01 device-hours)"),
+     ({"device_hours": 0.3, "gpu_hours": 0.0},
+      "their runs left 0.30 device-hours of walltime unused (no GPU-hours counted: "
+      "they named no GPU)"),
+     ({"device_hours": 0.0, "gpu_hours": 0.0},
+      "no time saved is known (no run had segment time left to count)")],
+)  # fmt: skip
+def test_status_says_what_the_guard_saved_as_far_as_it_is_known(
+    toy: Path, capsys: pytest.CaptureFixture, saved: dict[str, float], said: str
+) -> None:
+    submit(toy, 0, extra={"diverged": 1, "guard_saved": saved})
+    code, out, err = run(capsys, "status", "--state", str(toy))
+    assert code == 0, err
+    (line,) = [line for line in out.splitlines() if line.startswith("diverged:")]
+    assert line == f"diverged: points 0 (submitted); {said}"
+    code, out, _ = run(capsys, "status", "--state", str(toy), "--json")
+    guard = json.loads(out)["diverged"]
+    assert (guard["saved_gpu_hours"], guard["saved_device_hours"]) == (
+        saved["gpu_hours"], saved["device_hours"])  # fmt: skip
+    assert "walltime left" in guard["saved_meaning"]
+
+
+def test_a_command_that_exits_5_at_once_is_said_to_leave_its_walltime_unused(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The launch wrapper counts the walltime left for it, on no device it knows: no saving."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.sh").write_text("#!/bin/sh\nexit 5\n")
+    (tmp_path / "t.sh").chmod(0o755)
+    text = command_experiment("five", ["./t.sh", "{lr}"], {"lr": LOG_LR}, metric="s",
+                              max_points=3, cluster={"backend": "local"})  # fmt: skip
+    (tmp_path / "five.toml").write_text(text)
+    assert run(capsys, "init", "five.toml", "--state", "s.h5")[0] == 0
+    run(capsys, "run", "--state", "s.h5", "--poll", "0.1")
+    code, out, err = run(capsys, "status", "--state", "s.h5")
+    assert code == 0, err
+    (line,) = [line for line in out.splitlines() if line.startswith("diverged:")]
+    assert "device-hours of walltime unused (no GPU-hours counted" in line, line
+    assert "saved" not in line and "0.00" not in line, line

@@ -14,7 +14,7 @@ import datetime
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -63,15 +63,23 @@ def _search_failures() -> tuple[type[Exception], ...]:
 
 
 def _params_arg(
-    text: str, space: SearchSpace, *, allow_outside: bool, remedy: str, as_given: bool = False
+    text: str,
+    space: SearchSpace,
+    *,
+    allow_outside: bool,
+    remedy: Callable[[list[str]], str],
+    as_given: bool = False,
 ) -> tuple[Params, Params]:
     """``k=v,...`` from the command line as given and snapped, checked against the space.
 
     Every value that snapping changes is reported on stderr; a value outside
-    the box is refused unless ``allow_outside`` (``remedy`` names the option).
+    the box is refused unless ``allow_outside``: ``remedy`` of the snapping notes
+    of those values names the option (and, for ``--snap``, what it would store).
     ``as_given``: the caller uses the values as given (``predict --extrapolate``),
     so the notes say that instead of what snapping would have stored.
     """
+    from nas.control.imports import given_part
+
     try:
         given = parse_params(text)
         snapped, notes, outside = space.snap_report(given)
@@ -82,20 +90,20 @@ def _params_arg(
     if outside and not allow_outside:
         box = ", ".join(f"{d.name} in [{d.low}, {d.high}]" for d in space.numeric)
         raise policy.StudyError(
-            f"--params: {'; '.join(_given_part(v) for v in outside)} outside the box "
-            f"({box}); {remedy}"
+            f"--params: {'; '.join(given_part(v) for v in outside)} outside the box "
+            f"({box}); {remedy(outside)}"
         )
     for note in notes:
         if as_given:
             where = "outside the box, extrapolated" if note in outside else "off the grid"
-            note = f"{_given_part(note)} evaluated as given ({where})"
+            note = f"{given_part(note)} evaluated as given ({where})"
         print(f"note: {note}", file=sys.stderr)
     return given, snapped
 
 
-def _given_part(note: str) -> str:
-    """``"g1=200"`` of a snapping note ``"g1=200 stored as 32, the upper bound"``."""
-    return note.split(" stored")[0]
+def _extrapolate(outside: list[str]) -> str:
+    """``predict``'s remedy for values outside the box: it can evaluate them as given."""
+    return "give --extrapolate to evaluate the spline there anyway"
 
 
 def _read(path: Path) -> policy.Study:
@@ -220,13 +228,15 @@ def _validate_only(
 
 @reported
 def _add(args: argparse.Namespace) -> int:
+    from nas.control.imports import would_snap
+
     with StateStore.open(args.state) as store:
         experiment = policy.experiment_of(store.state, args.state)
         _, params = _params_arg(
             args.params,
             store.state.space,
             allow_outside=args.snap,
-            remedy="give --snap to store the nearest legal point",
+            remedy=would_snap,
         )
         value = (
             None if args.value is None else policy.check_value(experiment, args.value, "--value")
@@ -338,7 +348,7 @@ def _predict(args: argparse.Namespace) -> int:
         args.params,
         study.state.space,
         allow_outside=args.extrapolate,
-        remedy="give --extrapolate to evaluate the spline there anyway",
+        remedy=_extrapolate,
         as_given=args.extrapolate,
     )
     try:

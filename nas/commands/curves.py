@@ -118,6 +118,14 @@ def running_progress(state: State, run: Path) -> list[dict[str, Any]]:
     return progress
 
 
+#: What the guard's hours saved are (``status --json``: ``diverged.saved_meaning``).
+SAVED_MEANING = (
+    "segment time the stopped runs did not use, times their ranks: for the built-in trainer "
+    "its steps left at its step time, for a command that exited 5 itself the walltime left "
+    "(an upper bound); GPU-hours count only runs that named a GPU (such a command names none)"
+)
+
+
 def guard_summary(state: State) -> dict[str, Any]:
     """Points the divergence guard stopped, and the device time it saved them."""
     points = [p for p in state.points if p.extra.get("diverged")]
@@ -129,6 +137,7 @@ def guard_summary(state: State) -> dict[str, Any]:
         ],
         "saved_gpu_hours": sum(s.get("gpu_hours", 0.0) for s in saved),
         "saved_device_hours": sum(s.get("device_hours", 0.0) for s in saved),
+        "saved_meaning": SAVED_MEANING,
     }
 
 
@@ -140,10 +149,35 @@ def write_guard_lines(doc: dict[str, Any], out: TextIO) -> None:
     guard = doc["diverged"]
     if guard["points"]:
         listed = ", ".join(f"{p['id']} ({p['status']})" for p in guard["points"])
-        out.write(
-            f"diverged: points {listed}; the guard saved {amount_text(guard['saved_gpu_hours'], 2)} "
-            f"GPU-hours ({amount_text(guard['saved_device_hours'], 2)} device-hours)\n"
+        saved = _saved_text(guard["saved_gpu_hours"], guard["saved_device_hours"])
+        out.write(f"diverged: points {listed}; {saved}\n")
+
+
+def _saved_text(gpu_hours: float, device_hours: float) -> str:
+    """What the guard saved, as far as the figures say it (see :data:`SAVED_MEANING`).
+
+    A command that exits 5 itself names no device and reports no saving: its
+    figure is the walltime it left, counted as no GPU-hours. "saved 0.00
+    GPU-hours (0.30 device-hours)" would read as nothing saved and as a
+    saving at once, so where no GPU-hours are counted the line says the
+    device-hours were left unused, and a saving too small for two decimals
+    reads "under 0.01" rather than 0.00.
+    """
+    if gpu_hours > 0:
+        gpu, device = _hours_text(gpu_hours), _hours_text(device_hours)
+        return f"the guard saved {gpu} GPU-hours ({device} device-hours)"
+    if device_hours > 0:
+        return (
+            f"their runs left {_hours_text(device_hours)} device-hours of walltime unused "
+            "(no GPU-hours counted: they named no GPU)"
         )
+    return "no time saved is known (no run had segment time left to count)"
+
+
+def _hours_text(hours: float) -> str:
+    """Hours to two decimals; ``under 0.01`` for a positive amount that would read 0.00."""
+    text = amount_text(hours, 2)
+    return "under 0.01" if hours > 0 and text == "0.00" else text
 
 
 def _progress_text(item: dict[str, Any], metric: str) -> str:

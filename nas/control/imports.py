@@ -31,7 +31,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,15 @@ class RowsError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Row:
-    """One measurement read from a file: ``number`` counts data rows from 1.
+    """One measurement read from a file; ``number`` counts from 1 in every kind of source.
 
-    ``origin`` is what, besides the file and row, says where it came from (the
-    source campaign and its point id, for a state file).
+    A person counts from 1, and the messages and ``extra.import`` name rows by it:
+    a CSV file's row N is its line N + 1 (row 1 is the line below the header,
+    blank lines counted, as a spreadsheet and :func:`_decode` count them), a JSON
+    document's the N-th of its points, a state file's its point N - 1 (the
+    point's row in that state's ``export --csv``). ``origin`` is what, besides the
+    file and row, says where it came from (the source campaign and its point id,
+    for a state file).
     """
 
     number: int
@@ -116,13 +121,18 @@ ZIP_MAGIC = b"PK\x03\x04"
 
 
 def _decode(data: bytes, path: Path) -> str:
-    """``data`` as UTF-8 (a byte-order mark, as Excel writes, dropped); else one line naming the row."""
+    """``data`` as UTF-8 (a byte-order mark, as Excel writes, dropped); else one line naming the row.
+
+    Line 1 is no row (a CSV file's header; rows count from 1, see :class:`Row`), so
+    it is named alone rather than as a row 0.
+    """
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
+        where = f"line {line}" if line == 1 else f"line {line} (row {line - 1})"
         raise RowsError(
-            f"{path} line {line} (row {line - 1}): byte 0x{data[exc.start]:02x} is not UTF-8; "
+            f"{path} {where}: byte 0x{data[exc.start]:02x} is not UTF-8; "
             "save the file as UTF-8 (Excel: 'CSV UTF-8') and import it again"
         ) from None
 
@@ -160,7 +170,7 @@ def _csv_rows(text: str, path: Path, space: SearchSpace, metric: str) -> list[Ro
             f"missing {missing}, unknown {unknown}"
         )
     rows, problems = [], []
-    for number, fields in enumerate((fields for fields in reader if fields), start=1):
+    for number, fields in _numbered(reader):
         if len(fields) != len(header):
             problems.append(
                 f"{path} row {number}: {len(fields)} fields, the header has {len(header)}"
@@ -173,7 +183,38 @@ def _csv_rows(text: str, path: Path, space: SearchSpace, metric: str) -> list[Ro
         rows.append(Row(number, {name: _number(record[name]) for name in space.names}, value))
     if problems:
         raise RowsError("\n".join(problems))
+    _check_column_filled(rows, path, column)
     return rows
+
+
+def _check_column_filled(rows: list[Row], path: Path, column: str) -> None:
+    """Refuse rows whose measurement column is empty in every one of them.
+
+    The column is there: "no measurement found, each needs 'value'" would send
+    the person looking for a column rather than for the values left out of it.
+    """
+    if rows and all(row.value is None for row in rows):
+        raise RowsError(
+            f"{path}: the column {column!r} is there, but every cell of it is empty: "
+            "no measurement to import"
+        )
+
+
+def _numbered(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """The records of a CSV reader past its header, each with its row number (see :class:`Row`);
+    blank lines are skipped but counted.
+
+    The row is the line the record starts on, less one: counting records instead
+    would put row N elsewhere than a person finds it in an editor or a spreadsheet
+    after a blank line or a quoted field that spans lines.
+    """
+    while True:
+        number = reader.line_num
+        fields = next(reader, None)
+        if fields is None:
+            return
+        if fields:
+            yield number, fields
 
 
 def state_rows(path: Path, metric: str) -> list[Row]:
@@ -190,7 +231,7 @@ def state_rows(path: Path, metric: str) -> list[Row]:
     _check_metric(path, experiment.experiment.metric, metric)
     provenance = {"experiment": experiment.experiment.name}
     return [
-        Row(p.id, dict(p.params), p.value, {**provenance, "point": p.id})
+        Row(p.id + 1, dict(p.params), p.value, {**provenance, "point": p.id})
         for p in other.points
         if p.status is PointStatus.DONE and p.value is not None
     ]
@@ -263,7 +304,7 @@ def import_rows(
     problems, notes, skipped = [], [], []
     checked: dict[tuple, tuple[Row, Params, float]] = {}
     for row in rows:
-        where = f"{source} row {row.number}"
+        where = f"{source} {row_name(row)}"
         if row.value is None:
             skipped.append(f"{where}: no value; skipped")
             continue
@@ -274,14 +315,15 @@ def import_rows(
             problems.append(str(exc) if str(exc).startswith(where) else f"{where}: {exc}")
             continue
         if outside and not snap:
-            problems.append(f"{where}: {'; '.join(outside)}: outside the box (give --snap)")
+            given = "; ".join(given_part(note) for note in outside)
+            problems.append(f"{where}: {given} outside the box; {would_snap(outside)}")
             continue
         notes += [f"{where}: {text}" for text in snaps]
         key = space.key(snapped)
         if key in checked and checked[key][2] != value:
-            first = checked[key][0].number
+            first = row_name(checked[key][0])
             problems.append(
-                f"{where}: the same architecture as row {first} with another value "
+                f"{where}: the same architecture as {first} with another value "
                 f"({value} vs {checked[key][2]})"
             )
             continue
@@ -293,7 +335,7 @@ def import_rows(
             )
             continue
         if key in checked:  # the same architecture and value again: one point
-            notes.append(f"{where}: repeats row {checked[key][0].number}; counted once")
+            notes.append(f"{where}: repeats {row_name(checked[key][0])}; counted once")
             continue
         checked[key] = (row, snapped, value)
     if problems:
@@ -303,6 +345,31 @@ def import_rows(
         fraction_warning(experiment, [v for _, _, v in checked.values()], source)
     )
     return report
+
+
+def row_name(row: Row) -> str:
+    """``row 3``; ``row 3 (point 2)`` for a state file's row, whose point id counts from 0."""
+    point = row.origin.get("point")
+    return f"row {row.number}" if point is None else f"row {row.number} (point {point})"
+
+
+def given_part(note: str) -> str:
+    """``"g1=200"`` of a snapping note ``"g1=200 stored as 32, the upper bound"``."""
+    return note.split(" stored as ", 1)[0]
+
+
+def would_snap(outside: list[str]) -> str:
+    """What ``--snap`` would store of values outside the box, for the refusal that names them.
+
+    ``outside`` are notes of :meth:`~nas.search.space.SearchSpace.snap_report`,
+    which say what was stored ("g1=2 stored as 4, the lower bound"); a refusal
+    stores nothing, so it says what --snap would store instead.
+    """
+    stored = [note.split(" stored as ", 1)[1] for note in outside]
+    if len(outside) == 1:
+        return f"with --snap it would be stored as {stored[0]}"
+    each = "; ".join(f"{given_part(n)} as {s}" for n, s in zip(outside, stored, strict=True))
+    return f"with --snap they would be stored: {each}"
 
 
 def fraction_warning(experiment: Experiment, values: list[float], source: str) -> list[str]:
@@ -357,7 +424,7 @@ def _apply(
             try:
                 point = state.record(point.id, value, replace=True, given=True)
             except StateError as exc:  # a point whose job may still run
-                raise RowsError(f"{source} row {row.number}: {exc}") from None
+                raise RowsError(f"{source} {row_name(row)}: {exc}") from None
             state.update_point(point.id, extra={**point.extra, "import": provenance})
             updated.append(state.point(point.id))
     return Report(added, updated, unchanged, skipped, notes)
