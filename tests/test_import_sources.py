@@ -359,6 +359,30 @@ def test_a_measurement_column_of_empty_cells_is_named_as_empty(
     assert "each needs" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("points", "said"),
+    [
+        (
+            [{"params": {"g1": 8, "g2": 0.25}, "status": "pending", "value": None}] * 2,
+            "of its points 2 not done (2 pending)",
+        ),
+        (
+            [{"params": {"g1": 8, "g2": 0.25}, "value": None}],
+            "of its points 1 done without a value (null)",
+        ),
+    ],
+)
+def test_a_json_document_of_unmeasured_points_says_they_are_unmeasured(
+    warm: Path, tmp_path: Path, capsys: pytest.CaptureFixture, points: list, said: str
+) -> None:
+    """``status --json`` of a campaign that measured nothing yet: no key is missing."""
+    source = tmp_path / "status.json"
+    source.write_text(json.dumps({"points": points}), encoding="utf-8")
+    err = refused_import(warm, capsys, source)
+    assert f"{source}: no measurement to import: {said}" in err
+    assert "each needs" not in err and len(err.strip().splitlines()) == 1
+
+
 # ------------------------------------------------ a refusal says what --snap would store
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,16 +274,39 @@ def _json_rows(text: str, path: Path, metric: str) -> list[Row]:
     entries = document.get("points") if isinstance(document, Mapping) else document
     if not isinstance(entries, list):
         raise RowsError(f"{not_points}: expected a list of points or an object with 'points'")
-    rows = []
+    rows, unmeasured, nulls = [], Counter[str](), 0
     for number, entry in enumerate(entries, start=1):
         where = f"{path} row {number}"
         if not isinstance(entry, Mapping) or not isinstance(entry.get("params"), Mapping):
             raise RowsError(f"{where}: expected {{'params': {{...}}, 'value': v}}")
-        if entry.get("status", "done") != "done":
+        status = entry.get("status", "done")
+        if status != "done":
+            unmeasured[str(status)] += 1
             continue
-        value = entry.get(_value_key(entry, metric, where))
-        rows.append(Row(number, dict(entry["params"]), value))
+        key = _value_key(entry, metric, where)
+        nulls += key in entry and entry[key] is None
+        rows.append(Row(number, dict(entry["params"]), entry.get(key)))
+    _check_measured(rows, unmeasured, nulls, path)
     return rows
+
+
+def _check_measured(rows: list[Row], unmeasured: Counter[str], nulls: int, path: Path) -> None:
+    """Refuse a document whose points are there but unmeasured, saying so.
+
+    ``status --json`` of a campaign that measured nothing yet lists its pending
+    points (and a done point may carry ``null``): "each needs 'value'" would
+    send the person looking for a key that the document has. Points that lack
+    the key get that message (:func:`read_rows`).
+    """
+    if any(row.value is not None for row in rows) or nulls < len(rows) or not (rows or unmeasured):
+        return
+    why = []
+    if unmeasured:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(unmeasured.items()))
+        why.append(f"{sum(unmeasured.values())} not done ({counts})")
+    if rows:
+        why.append(f"{len(rows)} done without a value (null)")
+    raise RowsError(f"{path}: no measurement to import: of its points {' and '.join(why)}")
 
 
 def import_rows(
