@@ -42,6 +42,10 @@ MAX_BASINS = 24
 BASIN_NEIGHBOURS_PER_DIM = 2
 #: Steps of the integer-neighbourhood search (each moves to a strictly better point).
 CLIMB_STEPS = 64
+#: Rounds of polishing the float coordinates of a climbed point and climbing again.
+ALTERNATIONS = 3
+#: How far (unit box) a coordinate is moved to see whether snapping keeps it there.
+FREE_PROBE = 1e-3
 
 
 Objective = Callable[[np.ndarray], np.ndarray]
@@ -395,5 +399,72 @@ def legal_maxima(
     for start in polished:
         climbed = climb(spline, start, neighbours, admissible)
         if climbed is not None:
-            legal += [climbed[0][None, :], neighbours(climbed[0])]
+            best = _alternate(spline, gradient, climbed, snap, neighbours, admissible)
+            legal += [best[None, :], neighbours(best)]
     return x, fx, np.vstack(legal) if legal else np.empty((0, d))
+
+
+def _alternate(
+    f: Objective,
+    gradient: Gradient,
+    climbed: tuple[np.ndarray, float],
+    snap: Callable[[np.ndarray], np.ndarray],
+    neighbours: Neighbours,
+    admissible: Mask | None,
+) -> np.ndarray:
+    """Polish a climbed point's free coordinates with its lattice ones held, and climb again.
+
+    The climb moves the integer coordinates of a polished point and keeps its
+    float ones, which were optimal for the real-valued integers the polish
+    ended at, not for the integers the climb chose: on a space of floats and
+    integers the legal maximum then sat short of the spline's (an independent
+    check: 0.0999 reported where the spline reaches 0.042 at another value of
+    the float, with the integers fixed). Up to :data:`ALTERNATIONS` rounds of a
+    polish over the coordinates snapping leaves free, then a climb, while each
+    gains; a point without free coordinates is returned at once.
+    """
+    best, f_best = climbed
+    for _ in range(ALTERNATIONS):
+        free = _free_coordinates(best, snap)
+        if not free.any():
+            break
+        end = _polish_free(f, gradient, best, free)
+        if admissible is not None and not admissible(end[None, :])[0]:
+            break
+        moved = climb(f, end, neighbours, admissible)
+        if moved is None or not moved[1] > f_best + 4.0 * np.spacing(abs(f_best)):
+            break
+        best, f_best = moved
+    return best
+
+
+def _free_coordinates(x: np.ndarray, snap: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Which coordinates of legal unit point ``x`` snapping leaves where they are moved to.
+
+    Float coordinates keep any value; integer ones and category indicators snap
+    back. Judged by moving each coordinate a little towards the middle of the
+    unit box (a coordinate of a dimension with a single level snaps back too).
+    """
+    step = np.where(x < 0.5, FREE_PROBE, -FREE_PROBE)
+    probes = x[None, :] + np.diag(step)
+    return np.abs(np.diag(snap(probes)) - np.diag(probes)) <= 1e-12
+
+
+def _polish_free(f: Objective, gradient: Gradient, x: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Bounded L-BFGS-B ascent of ``f`` over the ``free`` coordinates of ``x``, the rest held."""
+    from scipy.optimize import minimize  # deferred like scipy.stats: slow to import
+
+    def full(z: np.ndarray) -> np.ndarray:
+        point = x.copy()
+        point[free] = z
+        return point
+
+    result = minimize(
+        lambda z: -float(f(full(z))),
+        x[free],
+        jac=lambda z: -np.asarray(gradient(full(z)), dtype=np.float64)[free],
+        method="L-BFGS-B",
+        bounds=[(0.0, 1.0)] * int(free.sum()),
+        options={"maxiter": 200},
+    )
+    return full(np.clip(result.x, 0.0, 1.0))
