@@ -9,6 +9,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -221,15 +223,32 @@ def test_a_negative_value_in_scientific_notation_is_a_value_not_an_option(
     assert [load_state(toy).point(i).value for i in (1, 5, 2)] == [-15.0, -0.2, None]
 
 
-def test_writer_commands_respect_the_lock(toy: Path, capsys: pytest.CaptureFixture) -> None:
+def test_writer_commands_respect_the_lock(
+    toy: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("nas.commands.core.LOCK_WAIT_SECONDS", 0.5)
     lock = FileLock(toy)
     lock.acquire()
     try:
         code, _, err = run(capsys, "record", "--state", str(toy), "0", "1")
     finally:
         lock.release()
-    assert code == 1 and f"locked by pid {os.getpid()}" in err
+    assert code == 1 and f"locked by pid {os.getpid()}" in err and "waited 0.5 s" in err
     assert run_json(capsys, "status", "--state", str(toy))["points"][0]["value"] is None
+
+
+def test_a_record_waits_for_the_lock_a_short_command_holds(
+    toy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Trainings that end together each call ``record``: the later ones wait their turn."""
+    lock = FileLock(toy)
+    lock.acquire()
+    threading.Timer(1.0, lock.release).start()
+    started = time.monotonic()
+    code, _, err = run(capsys, "record", "--state", str(toy), "0", "1")
+    assert code == 0, err
+    assert time.monotonic() - started >= 0.9
+    assert run_json(capsys, "status", "--state", str(toy))["points"][0]["value"] == 1.0
 
 
 def test_predict_and_dry_run(toy: Path, capsys: pytest.CaptureFixture) -> None:

@@ -104,6 +104,12 @@ def state_option() -> argparse.ArgumentParser:
     return parent
 
 
+#: Seconds a command that changes the state (``record``, ``add``, ``import``, ``propose``)
+#: waits for the lock another short command holds: several trainings that end together
+#: each calling ``record`` queue up instead of failing. A controller holds it for its
+#: whole run: the command then fails after this wait, naming it.
+LOCK_WAIT_SECONDS = 10.0
+
 #: What an operating-system error means for a path the user gave, in words.
 _OS_REASONS = {
     errno.ENOENT: "no such file or folder",

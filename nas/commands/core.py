@@ -22,6 +22,7 @@ from nas.commands import summary
 from nas.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
+    LOCK_WAIT_SECONDS,
     Handler,
     UsageError,
     emit_json,
@@ -230,7 +231,7 @@ def _validate_only(
 def _add(args: argparse.Namespace) -> int:
     from nas.control.imports import would_snap
 
-    with StateStore.open(args.state) as store:
+    with StateStore.open(args.state, LOCK_WAIT_SECONDS) as store:
         experiment = policy.experiment_of(store.state, args.state)
         _, params = _params_arg(
             args.params,
@@ -275,7 +276,7 @@ def _store_fit_if_possible(study: policy.Study) -> None:
 def _import(args: argparse.Namespace) -> int:
     from nas.control import imports
 
-    with StateStore.open(args.state) as store:
+    with StateStore.open(args.state, LOCK_WAIT_SECONDS) as store:
         experiment = policy.experiment_of(store.state, args.state)
         try:
             rows = imports.read_rows(args.file, store.state.space, experiment.experiment.metric)
@@ -329,7 +330,7 @@ def _import(args: argparse.Namespace) -> int:
 
 @reported
 def _record(args: argparse.Namespace) -> int:
-    with StateStore.open(args.state) as store:
+    with StateStore.open(args.state, LOCK_WAIT_SECONDS) as store:
         experiment = policy.experiment_of(store.state, args.state)
         value = policy.check_value(experiment, args.value, f"point {args.id}")
         point = store.state.record(args.id, value, replace=args.replace, given=True)
@@ -404,7 +405,7 @@ def _propose(args: argparse.Namespace) -> int:
         rows = [(None, p.params, p.predicted) for p in proposals]
         what = "dry run, nothing stored"
     else:
-        with StateStore.open(args.state) as store:
+        with StateStore.open(args.state, LOCK_WAIT_SECONDS) as store:
             study = _proposing(store.state, args.state)
             _set_budget(study, args.max_points)
             points = study.propose(args.n)

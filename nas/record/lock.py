@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: A lock file younger than this may still be being written by its holder.
 GRACE_SECONDS = 5.0
+#: How often a waiting :meth:`FileLock.acquire` looks again.
+LOCK_POLL_SECONDS = 0.2
 #: Process start times from /proc are whole seconds; allow this much skew.
 _START_SLACK_SECONDS = 2.0
 
@@ -121,31 +123,49 @@ class FileLock:
     def held(self) -> bool:
         return self._held
 
-    def acquire(self) -> None:
-        """Take the lock or raise :class:`LockError` naming the holder."""
-        for _ in range(3):  # a stale lock taken over by someone else in between: look again
+    def acquire(self, wait: float = 0.0) -> None:
+        """Take the lock or raise :class:`LockError` naming the holder.
+
+        ``wait``: seconds to keep trying while a live holder (or one on another
+        host) has it. A short command (``record`` at the end of each of several
+        trainings that end together) holds the lock for a second or so; refused
+        at once, all but one of them failed and a script that did not check the
+        exit code lost its measurement.
+        """
+        deadline = time.monotonic() + wait
+        takeovers = 0
+        while takeovers < 3:  # a stale lock taken over by someone else in between: look again
             if self._try_create():
                 self._held = True
                 return
             try:
                 holder = self._wait_for_holder()
             except FileNotFoundError:
+                takeovers += 1
                 continue  # released in the meantime
             if holder is None:
                 raise LockError(
                     f"lock file {self.path} is unreadable; if no other splinenas process uses "
                     f"this state, run `splinenas unlock --force --state {self.state_path}`"
                 )
-            if holder.host != self.holder.host:
-                raise LockError(
-                    f"state is locked by {holder.describe()} ({self.path}); if that process is "
-                    f"gone, run `splinenas unlock --force --state {self.state_path}`"
-                )
-            if holder_alive(holder):
-                raise LockError(f"state is locked by {holder.describe()} ({self.path})")
-            log.warning("taking over stale lock %s left by %s", self.path, holder.describe())
-            _remove_if_holder(self.path, holder)
+            if holder.host == self.holder.host and not holder_alive(holder):
+                log.warning("taking over stale lock %s left by %s", self.path, holder.describe())
+                _remove_if_holder(self.path, holder)
+                takeovers += 1
+            elif time.monotonic() < deadline:
+                time.sleep(LOCK_POLL_SECONDS)
+            else:
+                raise LockError(self._held_by(holder, wait))
         raise LockError(f"could not take lock {self.path}: it keeps changing hands")
+
+    def _held_by(self, holder: Holder, waited: float) -> str:
+        """Why the lock cannot be taken: who holds it (and how long this waited)."""
+        text = f"state is locked by {holder.describe()} ({self.path})"
+        text += f"; waited {waited:g} s" if waited else ""
+        if holder.host != self.holder.host:
+            unlock = f"splinenas unlock --force --state {self.state_path}"
+            text += f"; if that process is gone, run `{unlock}`"
+        return text
 
     def _try_create(self) -> bool:
         try:

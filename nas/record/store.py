@@ -272,8 +272,9 @@ class StateStore:
         return store
 
     @classmethod
-    def open(cls, path: str | Path) -> StateStore:
-        """Open an existing state file for writing; raises LockError if it is held.
+    def open(cls, path: str | Path, wait: float = 0.0) -> StateStore:
+        """Open an existing state file for writing; raises LockError if it is held
+        (after trying for ``wait`` seconds, :meth:`FileLock.acquire`).
 
         The lock and every commit go through the real path, so a symlinked
         name locks the same search and stays a symlink; a second hard link
@@ -282,7 +283,7 @@ class StateStore:
         path = real_path(_existing_state_path(path))
         _refuse_hard_links(path)
         lock = FileLock(path)
-        lock.acquire()
+        lock.acquire(wait)
         try:
             for leftover in path.parent.glob(f"{path.name}.tmp.*"):
                 leftover.unlink()  # from a writer that died mid-commit
