@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from experiment_support import FLOAT_BOX, experiment_toml, init_state, run
 
-from nas.record.lock import FileLock
+from nas.record.lock import FileLock, lock_path
 from nas.record.store import load_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -448,3 +448,14 @@ def test_a_measurement_is_plain_ascii_notation(
         argv = ["record", "--state", str(toy), "--replace", "--", "1", text]
         assert run(capsys, *argv)[0] == 0, text
     assert load_state(toy).point(1).value == 1e-3
+
+
+def test_an_experiment_file_given_as_the_state_is_named_as_such(
+    toy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Not "corrupt ... restore it from a backup": the person gave the wrong file."""
+    experiment = toy.with_name("toy.toml")
+    before = experiment.read_bytes()
+    code, _, err = run(capsys, "record", "--state", str(experiment), "0", "1")
+    assert code == 1 and "is a text file, not a state file" in err and "backup" not in err
+    assert experiment.read_bytes() == before and not lock_path(experiment).exists()

@@ -11,6 +11,7 @@ lock file would differ, so two controllers could run one search.
 
 from __future__ import annotations
 
+import codecs
 import os
 import shutil
 from pathlib import Path
@@ -104,9 +105,33 @@ def load_state(path: str | Path) -> State:
     except StateFormatError:
         raise
     except READ_ERRORS as exc:
+        if path.suffix.lower() not in STATE_SUFFIXES and _is_text(path):
+            raise StateFormatError(
+                f"{path} is a text file, not a state file (a state is an HDF5 file that "
+                "`splinenas init EXPERIMENT.toml --state STATE.h5` creates); give the state "
+                "with --state"
+            ) from None
         raise StateFormatError(
             f"{path} is corrupt or incomplete ({corruption(exc)}); {_previous_advice(path)}"
         ) from None
+
+
+#: Names of state files: one of them holding text was a state (overwritten by a tool, say),
+#: and the advice on its previous generation and backups applies.
+STATE_SUFFIXES = (".h5", ".hdf5")
+
+
+def _is_text(path: Path) -> bool:
+    """Whether ``path`` starts as UTF-8 text without NUL bytes: an experiment ``.toml`` or a
+    CSV given as the state, never a damaged state file (an HDF5 file's first bytes, its
+    superblock, hold NUL bytes whatever bits of it are flipped)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+        codecs.getincrementaldecoder("utf-8")().decode(head)  # a character cut at 4096 is fine
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(head) and b"\0" not in head
 
 
 def _previous_advice(path: Path) -> str:
