@@ -68,3 +68,23 @@ def test_a_far_but_computable_prediction_is_still_given(
     code, out, err = run(capsys, *argv, "--json")
     assert code == 0, err
     assert isinstance(json.loads(out)["predicted"], float)
+
+
+def test_a_snapped_value_is_noted_as_evaluated_there_not_as_stored(
+    fitted: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``predict`` stores nothing: its note says where the spline was evaluated."""
+    code, _, err = run(capsys, "predict", "--state", str(fitted), "--params", "g1=20.4,g2=0.5")
+    assert code == 0, err
+    assert "note: g1=20.4 evaluated at 20, the nearest integer" in err and "stored" not in err
+
+
+def test_a_log_scale_value_that_cannot_be_extrapolated_is_named_before_any_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    space = {**SPACE, "lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True}}
+    state = init_state(tmp_path, capsys, experiment_toml("logfar", space))
+    argv = ["predict", "--state", str(state), "--params", "g1=20,g2=0.5,lr=0", "--extrapolate"]
+    code, _, err = run(capsys, *argv)
+    assert code == 1 and "lr=0: a log-scale dimension needs a positive value" in err
+    assert "evaluated as given" not in err

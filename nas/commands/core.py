@@ -70,6 +70,7 @@ def _params_arg(
     allow_outside: bool,
     remedy: Callable[[list[str]], str],
     as_given: bool = False,
+    stores: bool = True,
 ) -> tuple[Params, Params]:
     """``k=v,...`` from the command line as given and snapped, checked against the space.
 
@@ -77,7 +78,8 @@ def _params_arg(
     the box is refused unless ``allow_outside``: ``remedy`` of the snapping notes
     of those values names the option (and, for ``--snap``, what it would store).
     ``as_given``: the caller uses the values as given (``predict --extrapolate``),
-    so the notes say that instead of what snapping would have stored.
+    so the notes say that instead of what snapping would have stored; without
+    ``stores`` (``predict``) they say where the spline is evaluated.
     """
     from nas.control.imports import given_part
 
@@ -94,10 +96,17 @@ def _params_arg(
             f"--params: {'; '.join(given_part(v) for v in outside)} outside the box "
             f"({box}); {remedy(outside)}"
         )
+    if as_given:  # refused before any note says it is evaluated
+        try:
+            space.to_unit_unsnapped(given)
+        except SpaceError as exc:
+            raise policy.StudyError(f"--params: {exc}") from None
     for note in notes:
         if as_given:
             where = "outside the box, extrapolated" if note in outside else "off the grid"
             note = f"{given_part(note)} evaluated as given ({where})"
+        elif not stores:  # the snapping notes say what is stored; this caller stores nothing
+            note = note.replace(" stored as ", " evaluated at ", 1)
         print(f"note: {note}", file=sys.stderr)
     return given, snapped
 
@@ -351,6 +360,7 @@ def _predict(args: argparse.Namespace) -> int:
         allow_outside=args.extrapolate,
         remedy=_extrapolate,
         as_given=args.extrapolate,
+        stores=False,
     )
     try:
         params = given if args.extrapolate else snapped

@@ -223,8 +223,13 @@ class SearchSpace:
         """
         self.snap(params)  # validates keys, types and choices
         values = np.array([float(params[dim.name]) for dim in self.numeric])
-        if np.any(self._is_log & (values <= 0)):
-            raise SpaceError("a log-scale dimension needs a positive value")
+        logs = zip(self.numeric, values, self._is_log, strict=True)
+        bad = [dim.name for dim, value, log in logs if log and value <= 0]
+        if bad:
+            given = ", ".join(f"{name}={params[name]}" for name in bad)
+            raise SpaceError(
+                f"{given}: a log-scale dimension needs a positive value, even to extrapolate"
+            )
         return self._values_to_unit(values)
 
     def _check_keys(self, params: Mapping[str, Any]) -> None:
