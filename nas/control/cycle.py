@@ -282,6 +282,7 @@ class Controller:
             cancelled=job_state is JobState.CANCELLED,
             log=layout.log_path(self.run, point.id, point.job_name),
             out_of_memory=job_state is JobState.OUT_OF_MEMORY,
+            exited_zero=job_state is JobState.COMPLETED,
         )
         if check is not None and check.rejected is not None:
             self._rejected(point, check.rejected, check.reason)
@@ -372,18 +373,33 @@ class Controller:
             "pace": result.pace(),
             "metrics": dict(result.metrics),  # measured costs and trade-offs read them
         }
-        self.state.update_point(point.id, gpu_hours=result.gpu_hours, extra=extra)
+        job_gpus = self.settings.cluster.gpus_per_node > 0  # what the job it ran in asked for
+        gpu_hours, uncounted = result.counted_gpu_hours(job_gpus=job_gpus)
+        self.state.update_point(point.id, gpu_hours=gpu_hours, extra=extra)
         self.state.record(point.id, value)
         note = f" for a {point.status.value} point" if by_hand else ""
         kind = INGEST_BY_HAND if by_hand else INGEST
-        dropped = ""
-        if result.dropped:  # said, not silent: what the file held that is not a finite number
-            dropped = f"; dropped from {layout.RESULT_FILE}: {', '.join(result.dropped)}"
-        self.state.log(kind, f"result of {source}{note}: {value:.6g}{dropped}", point.id)
+        notes = self._ingest_notes(result, uncounted)
+        self.state.log(kind, f"result of {source}{note}: {value:.6g}{notes}", point.id)
         if not self.experiment.train.keep_checkpoint:  # [train] keep_checkpoint keeps it
             freed = drop_checkpoint(self._folder(point))
             if freed:
                 log.info("point %d: deleted its checkpoint (%.1f MB)", point.id, freed / 1e6)
+
+    def _ingest_notes(self, result: Result, uncounted: str) -> str:
+        """What an ingest event says besides the value: said, not silent.
+
+        The entries of the file that are not kept, and, where ``max_gpu_hours`` is
+        set, why the result's device-hours are not counted against it (``uncounted``,
+        from :meth:`Result.counted_gpu_hours`): a budget that never binds is silent.
+        """
+        notes = ""
+        if result.dropped:
+            notes += f"; dropped from {layout.RESULT_FILE}: {', '.join(result.dropped)}"
+        if uncounted and self.experiment.experiment.max_gpu_hours is not None:
+            notes += f"; its {result.device_hours:.3g} device-hours are not counted as GPU-hours "
+            notes += f"([experiment] max_gpu_hours): {uncounted}"
+        return notes
 
     def _rejected(self, point: Point, path: Path | None, reason: str) -> None:
         where = "" if path is None else f" as {path.name}"

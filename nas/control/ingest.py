@@ -5,7 +5,9 @@ reads the files the trainer leaves (``result.json``, ``progress.json``,
 ``error.json``, the log) and turns them into one :class:`JobOutcome`; it never
 touches the state. A result file that fails validation is renamed to
 ``result.rejected-<n>.json`` next to a ``result.rejected-<n>.reason.txt``:
-nothing is deleted, and the next job of the point can write a fresh one.
+nothing is deleted, and the next job of the point can write a fresh one. So
+is the interim result of a segment that exited 3 (incomplete): it is no
+measurement, since the next segment goes on training.
 Before a point is submitted again, the progress and error files of the
 previous job are renamed with that job's name, so that they cannot be taken
 for the new job's outcome.
@@ -28,17 +30,18 @@ from nas.pointdir.layout import (
     CURVE_FILE,
     ENVIRONMENT_FAILURE,
     ERROR_FILE,
+    EXIT_INCOMPLETE,
     PROGRESS_FILE,
     RESULT_FILE,
 )
 from nas.pointdir.result import (
     DIVERGED,
-    GPU_DEVICE_TYPES,
     TOP1,
     Measured,
     Result,
     ResultError,
     bandwidth_text,
+    gpu_device,
     validate_result,
 )
 
@@ -82,7 +85,7 @@ class Divergence:
     @classmethod
     def from_error(cls, error: Mapping[str, Any]) -> Divergence:
         hours = _number(error.get("saved_device_hours"))
-        gpu = hours if error.get("device") in GPU_DEVICE_TYPES else 0.0
+        gpu = hours if gpu_device(error.get("device")) else 0.0
         return cls(
             epoch=int(_number(error.get("epoch"))), saved_device_hours=hours, saved_gpu_hours=gpu
         )
@@ -134,6 +137,28 @@ def set_aside(path: Path, reason: str) -> Path:
     return target
 
 
+def set_aside_interim(folder: Path, position: tuple[int, int]) -> ResultCheck | None:
+    """Set aside the result file of a job that stopped incomplete; None when there is none.
+
+    A job that did not exit 0 and left ``progress.json`` (which only a segment
+    that exits 3 writes: the trainer, ``nas.trial.exit_incomplete`` or the
+    launch wrapper) stopped before the end of its training: a result it
+    wrote is a "result so far". Recording it would measure an undertrained
+    network and end the training; it is kept (renamed, never deleted) for
+    people, and the next segment continues. A result followed by a crash
+    (exit 7 after writing it) leaves no progress file and is still recorded.
+    """
+    path = folder / RESULT_FILE
+    if not os.path.lexists(path):
+        return None
+    epochs, step = position
+    reason = (
+        f"written by a segment that exited {EXIT_INCOMPLETE} (incomplete) at epoch {epochs}, "
+        f"step {step}: an interim result, kept here and not recorded; the next segment continues"
+    )
+    return ResultCheck(rejected=set_aside(path, reason), reason=reason)
+
+
 def judge(
     folder: Path,
     point_id: int,
@@ -143,6 +168,7 @@ def judge(
     cancelled: bool,
     log: Path,
     out_of_memory: bool = False,
+    exited_zero: bool = False,
 ) -> tuple[JobOutcome, ResultCheck | None]:
     """The outcome of the job that ended in ``folder``.
 
@@ -152,12 +178,19 @@ def judge(
         cancelled: the scheduler says the job was cancelled (by a person).
         out_of_memory: the scheduler killed the job for exceeding its memory
             limit; like the trainer's own out-of-memory, retrying cannot help.
+        exited_zero: the scheduler says the job exited 0 (completed). Else a
+            result beside a progress file is a segment's interim result
+            (:func:`set_aside_interim`), not the measurement.
         log: the job's log, quoted when nothing else explains a failure.
 
     Returns:
         The outcome, and the result check (None when there was no result file).
     """
-    check = check_result(folder, point_id, params, measured)
+    progress = _read_optional(folder / PROGRESS_FILE)
+    position = None if progress is None else _position(progress)
+    check = None if exited_zero or position is None else set_aside_interim(folder, position)
+    if check is None:
+        check = check_result(folder, point_id, params, measured)
     if check is not None and check.result is not None:
         return JobOutcome(Verdict.DONE, result=check.result), check
     if check is not None and check.contract:
@@ -167,8 +200,6 @@ def judge(
     if out_of_memory:
         detail = "the scheduler stopped the job for exceeding its memory limit ([cluster] mem)"
         return JobOutcome(Verdict.INFEASIBLE, detail), check
-    progress = _read_optional(folder / PROGRESS_FILE)
-    position = None if progress is None else _position(progress)
     if progress is not None and position is not None:
         reason = str(progress.get("reason", "stopped early"))
         if _number(progress.get("bus_bandwidth_gbps")) > 0:

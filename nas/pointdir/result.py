@@ -32,27 +32,37 @@ all (format 1)::
     }
 
 A ``point_id`` or ``params`` that is present must be this point's; a
-``rank`` other than 0 is refused. ``NaN`` and ``Infinity`` (Python's
-``json.dump`` writes them) in another metric or in an optional figure
-(``device_hours``, ``images_per_second``, ...) do not cost the measurement:
-that entry is dropped and named in :attr:`Result.dropped`, which the
-controller logs with the result. The controller calls
-:func:`validate_result`; any :class:`ResultError` means the file is set aside
-with the reason and the point is failed.
+``rank`` other than 0 is refused. Another metric that is not a finite number,
+and an optional figure (``device_hours``, ``epochs``, ``device``, ...) that
+its schema refuses (``NaN`` or ``Infinity``, which Python's ``json.dump``
+writes, a share above 1, a count of 0, a number written as a string) do not
+cost the measurement: that entry is dropped and named in
+:attr:`Result.dropped`, which the controller logs with the result. The
+controller calls :func:`validate_result`; any :class:`ResultError` means the
+file is set aside with the reason and the point is failed, without a retry
+when the file breaks the contract the same way every attempt
+(:attr:`ResultError.contract`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.config import ConfigError, option, section_from_dict
-from nas.numbers import amount_text, finite_number, nonfinite_float
-from nas.pointdir.jsonio import atomic_write_json, read_json_object
+from nas.config import (  # the settings' value rule, through the layer pointdir may read
+    ConfigError,
+    SettingError,
+    check_value,
+    option,
+    section_from_dict,
+)
+from nas.numbers import amount_text, finite_number, json_int, nonfinite_float
+from nas.pointdir.jsonio import atomic_write_json, read_bounded, read_json_object
 from nas.pointdir.layout import RESULT_FILE
 from nas.pointdir.outcome import (
     DIVERGED,
@@ -83,8 +93,9 @@ class ResultError(ValueError):
     """A result file the controller must not trust; ``reason`` says why.
 
     ``contract`` marks a file that breaks the trainer contract in a way that
-    training again the same way cannot mend (no metric, not a number, not
-    written by rank 0); the controller does not retry those.
+    training again the same way cannot mend (not a JSON object, a key given
+    twice, no ``metrics`` or no metric, a metric that is not a number, a bad
+    ``format``, not written by rank 0); the controller does not retry those.
     """
 
     def __init__(self, path: str | Path, reason: str, *, contract: bool = False) -> None:
@@ -104,6 +115,24 @@ PACE_FIGURES = (
 
 #: torch device types whose hours count as GPU hours: CUDA (NVIDIA, AMD ROCm) and Intel XPU.
 GPU_DEVICE_TYPES = frozenset({"cuda", "xpu"})
+#: The device types a result may name for a GPU: torch's, and ``[cluster] accelerator``'s "gpu".
+_GPU_DEVICE_NAMES = GPU_DEVICE_TYPES | {"gpu"}
+#: Why a result's device-hours are not GPU-hours when it names no device.
+NO_DEVICE = (
+    "result.json names no device and its job asked for no GPUs ([cluster] gpus_per_node = 0)"
+)
+
+
+def gpu_device(device: object) -> bool:
+    """Whether a reported device is a GPU: its type before any ``:<index>``, in any case.
+
+    The one reading of a device name (a result's, a divergence report's):
+    ``str(torch.device("cuda:0"))`` is ``"cuda:0"`` and people write ``"CUDA"``;
+    an exact match counted neither, and ``max_gpu_hours`` never bound.
+    """
+    if not isinstance(device, str):
+        return False
+    return device.partition(":")[0].strip().lower() in _GPU_DEVICE_NAMES
 
 
 @dataclass(frozen=True)
@@ -151,8 +180,25 @@ class Result:
 
     @property
     def gpu_hours(self) -> float:
-        """Device-hours spent on GPUs (``device`` "cuda" or "xpu"); other runs cost no GPU budget."""
-        return self.device_hours or 0.0 if self.device in GPU_DEVICE_TYPES else 0.0
+        """Device-hours spent on GPUs as the file alone proves them (its ``device``)."""
+        return self.counted_gpu_hours(job_gpus=False)[0]
+
+    def counted_gpu_hours(self, *, job_gpus: bool) -> tuple[float, str]:
+        """(GPU-hours, why the device-hours are not counted as such: "" when they are).
+
+        The ``device`` the file names decides (:func:`gpu_device`); a file that
+        names none ran on what its job asked for, ``job_gpus`` (``[cluster]
+        gpus_per_node > 0``): ``nas.trial.write_result`` writes no device, and its
+        hours must not escape ``max_gpu_hours``. ``device_hours`` is already
+        wall hours x ranks: it is counted once, never times the GPUs per node.
+        """
+        hours = self.device_hours or 0.0
+        if self.device is None:
+            on_gpu, why = job_gpus, NO_DEVICE
+        else:
+            on_gpu = gpu_device(self.device)
+            why = f"its device {self.device!r} is none of {', '.join(sorted(_GPU_DEVICE_NAMES))}"
+        return (hours, "") if on_gpu or not hours else (0.0, why)
 
     def to_dict(self) -> dict[str, Any]:
         """The file's document; optional figures that were not measured are left out."""
@@ -176,43 +222,93 @@ def validate_result(
 ) -> Result:
     """Read ``result.json`` and check it belongs to this point and carries its metric.
 
-    Checks the type of every key present, the point id and the params (equal
-    to the ones the controller proposed) where given, that rank 0 wrote it,
-    and that ``metrics`` holds ``measured.metric`` as a finite number in
-    ``measured.valid``. Other metrics that are not finite numbers, and
-    optional figures that are NaN or infinite, are dropped and named in
-    :attr:`Result.dropped`: one unmeasured side figure must not cost a
-    training's measurement.
+    The keys that say what was measured and for whom (:data:`_STRICT_KEYS`) are
+    checked strictly: their types, the point id and the params (equal to the
+    ones the controller proposed) where given, that rank 0 wrote it, and that
+    ``metrics`` holds ``measured.metric`` as a finite number in
+    ``measured.valid``. Other metrics that are not finite numbers, and optional
+    figures that their schema refuses, are dropped and named in
+    :attr:`Result.dropped`: one wrong side figure must not cost a training's
+    measurement, nor retry a training that would write it again.
 
     Raises:
-        ResultError: the first problem found, as ``reason``.
+        ResultError: the first problem found, as ``reason``; ``contract`` when
+            the file's shape breaks the contract (every attempt writes it again).
     """
-    try:
-        document = read_json_object(path, constants=True)
-    except ValueError as exc:
-        raise ResultError(path, str(exc).removeprefix(f"{path}: ")) from None
-    known = {key: document[key] for key in _SCHEMA_KEYS if key in document}  # newer writers may add
-    dropped = [f"{key} ({known.pop(key)!r})" for key in _FIGURES if nonfinite_float(known.get(key))]
-    try:
-        fields = dataclasses.asdict(section_from_dict(_Schema, known, str(path), "result"))
-    except ConfigError as exc:
-        raise ResultError(path, f"{exc.key}: {exc.detail}" if exc.key else exc.detail) from None
-    del fields["format"]
-    if fields["rank"] not in (None, 0):
+    document = _read(path)
+    strict = _strict_fields(path, document)
+    if strict["rank"] not in (None, 0):
         raise ResultError(
-            path, f"written by rank {fields['rank']}; only rank 0 writes result.json", contract=True
+            path, f"written by rank {strict['rank']}; only rank 0 writes result.json", contract=True
         )
-    if fields["point_id"] not in (None, point_id):
-        raise ResultError(path, f"point_id {fields['point_id']} but expected {point_id}")
-    if fields["params"] is not None and fields["params"] != dict(params):
-        raise ResultError(path, f"params {fields['params']} differ from {dict(params)}")
-    fields["metrics"] = _metrics(path, fields["metrics"], measured)
+    if strict["point_id"] not in (None, point_id):
+        raise ResultError(path, f"point_id {strict['point_id']} but expected {point_id}")
+    if strict["params"] is not None and strict["params"] != dict(params):
+        raise ResultError(path, f"params {strict['params']} differ from {dict(params)}")
+    figures, dropped = _optional_figures(document)
+    metrics = _metrics(path, strict.pop("metrics"), measured)
     dropped += [
         f"metrics.{key} ({value!r})"
         for key, value in document["metrics"].items()
-        if key not in fields["metrics"]
+        if key not in metrics
     ]
-    return Result(**fields, dropped=tuple(dropped))
+    return Result(metrics=metrics, **strict, **figures, dropped=tuple(dropped))
+
+
+def _read(path: str | Path) -> dict[str, Any]:
+    """The file's JSON object; one of a wrong shape breaks the contract (:func:`_well_formed`)."""
+    try:
+        return read_json_object(path, constants=True)
+    except ValueError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise ResultError(path, reason, contract=_well_formed(path)) from None
+
+
+def _well_formed(path: str | Path) -> bool:
+    """Whether ``path`` is a readable file of well-formed JSON (numbers a float can hold).
+
+    Then what :func:`read_json_object` refused is its shape (not an object, a
+    key given twice), which the program writes again every attempt; a torn or
+    unreadable file (a writer that died, a FIFO) may not recur, so it is retried.
+    """
+    try:
+        json.loads(read_bounded(path), parse_constant=float, parse_int=json_int)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _strict_fields(path: str | Path, document: Mapping[str, Any]) -> dict[str, Any]:
+    """The identity keys and ``metrics``, type-checked by :class:`_Schema` (``format`` checked
+    and left out); a wrong type there is the program's, the same every attempt."""
+    given = {key: document[key] for key in _STRICT_KEYS if key in document}
+    try:
+        section = section_from_dict(_Schema, given, str(path), "result")
+    except ConfigError as exc:
+        reason = f"{exc.key}: {exc.detail}" if exc.key else exc.detail
+        raise ResultError(path, reason, contract=True) from None
+    return {key: getattr(section, key) for key in _STRICT_KEYS if key != "format"}
+
+
+def _optional_figures(document: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The optional figures their declarations in :class:`_Schema` accept, and the others
+    as ``key (nan)`` or, for a value that is not NaN or infinite, ``key (why, got value)``.
+
+    A null is an unmeasured figure, left out like a missing one.
+    """
+    figures: dict[str, Any] = {}
+    dropped: list[str] = []
+    for key, declaration in _OPTIONAL.items():
+        value = document.get(key)
+        if value is None:
+            continue
+        try:
+            figures[key] = check_value(value, declaration, key)
+        except SettingError as exc:
+            dropped.append(
+                f"{key} ({value!r})" if nonfinite_float(value) else f"{key} ({exc.detail})"
+            )
+    return figures, dropped
 
 
 def _metrics(path: str | Path, metrics: Mapping[str, Any], measured: Measured) -> dict[str, float]:
@@ -268,9 +364,10 @@ class _Schema:
     expected_bus_bandwidth_gbps: float | None = option(None, kind=float, minimum=0.0, optional=True)
 
 
-_SCHEMA_KEYS = tuple(f.name for f in dataclasses.fields(_Schema))
-#: The optional figures that are numbers: NaN or infinity there is dropped, not refused.
-_FIGURES = tuple(f.name for f in dataclasses.fields(_Schema) if f.metadata["kind"] is float)
+#: The keys that say what was measured and for whom: refused when wrong, never dropped.
+_STRICT_KEYS = ("metrics", "format", "point_id", "params", "rank")
+#: The optional figures with their declarations: one its declaration refuses is dropped.
+_OPTIONAL = {f.name: f.metadata for f in dataclasses.fields(_Schema) if f.name not in _STRICT_KEYS}
 
 
 def read_pace(directory: str | Path) -> dict[str, float] | None:
