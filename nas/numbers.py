@@ -8,6 +8,7 @@ Every reader of such a value asks this one rule.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import sys
 from typing import Any
@@ -20,6 +21,27 @@ _PLAIN_NUMBER = re.compile(rf"[+-]?{_UNSIGNED}", re.IGNORECASE)
 
 #: The largest magnitude a float holds; an int beyond it cannot become one.
 _FLOAT_MAX = sys.float_info.max
+
+
+def as_number(value: Any) -> int | float | None:
+    """``value`` as a plain ``int`` (an integral number) or ``float`` (another real number),
+    None when it is no real number.
+
+    Training code holds its figures as numpy scalars as often as Python numbers
+    (``np.float32`` from a metric, ``np.int64`` from a counter), and the JSON
+    writer refuses those: :mod:`nas.trial` converts at its boundary with this, so
+    a measurement is not lost at the end of a training for its type
+    (:func:`finite_number` rightly accepts only what a file holds). Any
+    :class:`numbers.Real` counts: Python's, numpy's scalars (registered as such),
+    :class:`fractions.Fraction`. A boolean does not (``True`` is no measurement),
+    nor a string or a tensor (``.item()`` gives its number). NaN and infinities
+    are converted as they are: whether one is acceptable is the caller's rule.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(value)
 
 
 def finite_number(value: Any) -> bool:

@@ -278,3 +278,29 @@ def test_a_result_of_the_wrong_shape_fails_its_point_once_with_the_reason(
     assert all("format: unsupported format 2" in p.reason for p in points), points
     assert not any("attempt" in p.reason for p in points)
     assert jobs(state) == 2  # one job per point: none retried
+
+
+# ------------------------------------------------------------ a curve longer than the state keeps
+
+LONG_CURVE = """\
+from nas import trial
+figures = {f"figure_{i:02d}": 0.123456789 * i for i in range(30)}
+for epoch in range(1, 1501):
+    trial.report(epoch, loss=1.0 / epoch, **figures)
+trial.write_result({"score": 1.0}, epochs=1500)
+"""
+
+
+def test_a_curve_longer_than_the_state_keeps_is_said_to_be_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file keeps every epoch; the state its last MiB, and the event says which."""
+    monkeypatch.chdir(tmp_path)
+    state = search(tmp_path, LONG_CURVE, max_points=1, batch_size=1)
+    with StateStore.open(state) as store:
+        kept = [e["epoch"] for e in store.state.curves[0]]
+    assert kept[-1] == 1500 and kept[0] > 1
+    said = messages(state, "curve")
+    assert len(said) == 1 and f"epochs {kept[0]}-1500 kept" in said[0], said
+    folder = tmp_path / "state" / "own" / "points" / "0"
+    assert len((folder / "curve.jsonl").read_text().splitlines()) == 1500

@@ -45,7 +45,7 @@ from nas.control.operations import ended_job_of
 from nas.control.plan import Stop, next_batch, submission_plan
 from nas.control.prepare import PREPARE_ERRORS, JobSettings, feasibility, training_seed
 from nas.pointdir import heartbeat, layout
-from nas.pointdir.curve import read_curve
+from nas.pointdir.curve import MAX_CURVE_BYTES, read_curve_tail
 from nas.pointdir.result import Result
 from nas.record.state import (
     ACTIVE,
@@ -360,10 +360,24 @@ class Controller:
         )
 
     def _ingest_curve(self, point: Point) -> None:
-        """Copy the point folder's learning curve into the state (bounded read)."""
-        curve = read_curve(self._folder(point))
-        if curve:
-            self.state.set_curve(point.id, curve)
+        """Copy the point folder's learning curve into the state (bounded read).
+
+        A curve file longer than the read keeps every entry, the state only
+        the last ones: the event says which, so nobody takes the stored curve
+        for the whole training.
+        """
+        curve, unread = read_curve_tail(self._folder(point))
+        if not curve:
+            return
+        self.state.set_curve(point.id, curve)
+        if unread:
+            self.state.log(
+                "curve",
+                f"{layout.CURVE_FILE} is longer than the {MAX_CURVE_BYTES / 2**20:g} MiB the "
+                f"state keeps of it: epochs {curve[0]['epoch']}-{curve[-1]['epoch']} kept, "
+                f"the first {unread:,} bytes left out (the file in the point's folder has them)",
+                point.id,
+            )
 
     def _record(self, point: Point, result: Result, source: str, *, by_hand: bool = False) -> None:
         value = result.metrics[self.experiment.experiment.metric]

@@ -20,11 +20,16 @@ to 0, a missing figure is null, and further numbers (the command's own
 metrics) are kept too: the controller stores them with the curve.
 
 Entries are keyed by epoch: a segment that repeats an epoch (it was stopped
-after the evaluation but before its checkpoint) replaces that entry, so a
-resumed training appends and never duplicates. The whole file is rewritten
-atomically on every change (it is small), so a reader never sees half a
-line; readers are bounded all the same, because ``status`` reads the curve
-of every running point on a login node.
+after the evaluation but before its checkpoint) adds a line for it, and
+readers take the last line of an epoch, so a resumed training appends and
+never duplicates. Each entry is appended as one line and fsynced
+(:func:`nas.pointdir.jsonio.append_line`): the file keeps every entry
+however long it grows, and an entry costs one line, not a rewrite of the
+file. A crash, or a read during the write, can leave or show a half
+written last line; readers skip a line that is not JSON. Readers are
+bounded, because ``status`` reads the curve of every running point on a
+login node: beyond :data:`MAX_CURVE_BYTES` they read the end of the file
+only, and :func:`read_curve_tail` says how much they left unread.
 """
 
 from __future__ import annotations
@@ -33,11 +38,11 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nas.curvefields import CURVE_COUNTS, CURVE_FIELDS
 from nas.numbers import finite_number, json_int
-from nas.pointdir.jsonio import atomic_write_bytes, open_regular
+from nas.pointdir.jsonio import append_line, atomic_write_bytes, open_regular
 from nas.pointdir.layout import CURVE_FILE
 
 #: The most a reader takes from the end of a curve file (thousands of entries).
@@ -87,22 +92,34 @@ def parse_entry(document: Any) -> Entry | None:
     return entry
 
 
-def read_curve(directory: str | Path, *, max_bytes: int = MAX_CURVE_BYTES) -> list[Entry]:
-    """The entries of ``directory/curve.jsonl`` by epoch; [] when there is none.
+class CurveTail(NamedTuple):
+    """What a bounded read of a curve file found."""
 
-    At most the last ``max_bytes`` of the file are read; lines that are not
-    curve entries are skipped (a person's edit must not stop the controller).
+    #: The entries by epoch, of the part of the file that was read.
+    entries: list[Entry]
+    #: Bytes at the start of the file left unread (0: the whole file was read; a line
+    #: cut there is left out too): where a curve is kept or counted, say so.
+    unread_bytes: int
+
+
+def read_curve_tail(directory: str | Path, *, max_bytes: int | None = MAX_CURVE_BYTES) -> CurveTail:
+    """The entries of ``directory/curve.jsonl`` by epoch (the last line of an epoch wins).
+
+    At most the last ``max_bytes`` of the file are read (None: all of it);
+    lines that are not curve entries, a torn last line among them, are
+    skipped (a person's edit must not stop the controller).
     """
     path = Path(directory) / CURVE_FILE
     try:  # the job wrote it: a FIFO or a symlink must not block or redirect the reader
         with os.fdopen(open_regular(path), "rb") as handle:
             size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(size - max_bytes, 0))
-            data = handle.read(max_bytes)
+            start = 0 if max_bytes is None else max(size - max_bytes, 0)
+            handle.seek(start)
+            data = handle.read(size - start)
     except (OSError, ValueError):
-        return []
+        return CurveTail([], 0)
     lines = data.decode("utf-8", errors="replace").splitlines()
-    if size > max_bytes:
+    if start:
         lines = lines[1:]  # the first line was cut
     by_epoch: dict[int, Entry] = {}
     for line in lines:
@@ -112,7 +129,12 @@ def read_curve(directory: str | Path, *, max_bytes: int = MAX_CURVE_BYTES) -> li
             continue
         if entry is not None:
             by_epoch[entry["epoch"]] = entry
-    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+    return CurveTail([by_epoch[epoch] for epoch in sorted(by_epoch)], start)
+
+
+def read_curve(directory: str | Path, *, max_bytes: int | None = MAX_CURVE_BYTES) -> list[Entry]:
+    """The entries of :func:`read_curve_tail`: of the file's last ``max_bytes`` only."""
+    return read_curve_tail(directory, max_bytes=max_bytes).entries
 
 
 def last_entry(directory: str | Path) -> Entry | None:
@@ -127,17 +149,30 @@ def write_curve(directory: str | Path, entries: list[Entry]) -> None:
     atomic_write_bytes(Path(directory) / CURVE_FILE, text.encode("utf-8"))
 
 
+def write_entry(directory: str | Path, entry: Entry) -> None:
+    """Append ``entry`` as one line; a repeated epoch replaces the earlier one for readers.
+
+    Nothing is read: the cost of an entry does not grow with the curve.
+    """
+    line = json.dumps(entry, allow_nan=False) + "\n"
+    append_line(Path(directory) / CURVE_FILE, line.encode("utf-8"))
+
+
 def append_entry(directory: str | Path, entry: Entry) -> list[Entry]:
-    """Add ``entry``, replacing one of the same epoch; returns the whole curve."""
-    entries = [e for e in read_curve(directory) if e["epoch"] != entry["epoch"]]
-    entries = sorted([*entries, entry], key=lambda e: e["epoch"])
-    write_curve(directory, entries)
-    return entries
+    """:func:`write_entry`, then the curve as a bounded reader sees it (the built-in trainer's
+    curves are small; :func:`nas.trial.report` writes without reading back)."""
+    write_entry(directory, entry)
+    return read_curve(directory)
 
 
 def keep_until(directory: str | Path, epoch: int) -> list[Entry]:
-    """Drop entries after ``epoch`` (left by a training that restarts earlier); returns the rest."""
-    entries = read_curve(directory)
+    """Drop entries after ``epoch`` (left by a training that restarts earlier); returns the rest.
+
+    The whole file is read, however large, because it is rewritten: a bounded
+    read would rewrite the file as its tail. Only the training's own rank 0
+    calls this, once per segment.
+    """
+    entries = read_curve(directory, max_bytes=None)
     kept = [e for e in entries if e["epoch"] <= epoch]
     if len(kept) != len(entries):
         write_curve(directory, kept)

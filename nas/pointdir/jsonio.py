@@ -1,6 +1,8 @@
 """Crash-safe files: a reader sees the old file or the new one, never half of one.
 
-The one atomic writer of the package: JSON files, checkpoints, job scripts.
+The one atomic writer of the package: JSON files, checkpoints, job scripts;
+and the one appender, for a file of lines that only grows (the learning
+curve), whose readers skip a last line they cannot parse.
 """
 
 from __future__ import annotations
@@ -50,6 +52,57 @@ def atomic_write_bytes(
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+def append_line(path: str | Path, line: bytes) -> None:
+    """Append ``line`` (ending in a newline) to the regular file ``path`` and fsync it.
+
+    An append never rewrites what is there: a file larger than any reader's
+    bound keeps every line, and each call costs one line, not the file. A
+    crash or a concurrent read can leave or show the last line half
+    written, so readers of such a file skip a last line that does not parse;
+    a last line a crash left without its newline is ended here first, so it
+    stays one bad line instead of spoiling this one. Something other than a
+    regular file at ``path`` (a symlink, a FIFO) is replaced by a file of
+    just ``line``, as the atomic rewrite this replaces did: an append must
+    neither write through a link nor block on a FIFO.
+    """
+    fd = _open_for_append(path)
+    if fd is None:
+        atomic_write_bytes(path, line)
+        return
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        _write_all(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if size == 0:  # created here: make its name durable too
+        _fsync_directory(Path(path).parent)
+
+
+def _open_for_append(path: str | Path) -> int | None:
+    """A descriptor appending to the regular file ``path`` (created if missing), or None
+    when a symlink, FIFO or socket is there (``O_NONBLOCK``: a FIFO must not block)."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):
+            return None
+        raise
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd
+    os.close(fd)
+    return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (it may write fewer, e.g. near a full disk)."""
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def atomic_write_json(path: str | Path, document: Any, *, exclusive: bool = False) -> bool:

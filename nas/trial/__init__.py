@@ -24,6 +24,7 @@ return without writing, so a script need not guard the calls.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -35,9 +36,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from nas.numbers import finite_number, nonfinite_float
+from nas.numbers import as_number, finite_number
 from nas.pointdir.contract import CONTRACT_VERSION, DEADLINE_VAR, POINT_DIR_VAR
-from nas.pointdir.curve import append_entry, parse_entry
+from nas.pointdir.curve import write_entry
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
@@ -180,50 +181,128 @@ def checkpoint_path() -> Path:
 def report(epoch: int, *, images: int = 0, **figures: float | None) -> None:
     """Add a learning-curve point for ``epoch`` (rank 0; a repeated epoch replaces the old one).
 
-    ``figures`` are numbers by name (``loss``, ``lr``, your metric); ``seconds``
-    defaults to the time since this process started. A figure that is NaN or
-    infinite (a loss that diverged) is written as null: the curve says it was
-    not a number, and the training goes on to its own divergence handling.
+    ``epoch`` (epochs completed) and ``images`` (seen so far) are whole
+    numbers >= 0: readers count epochs in integers, so 1.2 and 1.7 would
+    both be read as epoch 1. ``figures`` are numbers by name (``loss``,
+    ``lr``, your metric; numpy scalars too); ``seconds`` defaults to the
+    time since this process started. A figure that is NaN, infinite or None
+    (a loss that diverged) is written as null: the curve says it was not a
+    number, and the training goes on to its own divergence handling. The
+    entry is appended to ``curve.jsonl``; nothing is read back, so a call
+    costs the same at epoch 1 and at epoch 10,000.
 
     Raises:
-        TrialError: a figure that is not a number.
+        TrialError: ``epoch`` or ``images`` is not a whole number >= 0, or a
+            figure is not a number; the message names it.
     """
     if rank() != 0:
         return
-    measured = {name: None if nonfinite_float(value) else value for name, value in figures.items()}
-    entry: dict[str, Any] = {"epoch": epoch, "images": images,
-                             "seconds": time.time() - _started, **measured}  # fmt: skip
-    if parse_entry(entry) is None:
-        raise TrialError(f"curve point {entry}: epoch must be >= 0 and every figure a number")
-    append_entry(point_dir(), {k: v for k, v in entry.items() if v is None or finite_number(v)})
+    entry: dict[str, Any] = {"epoch": _count("epoch", epoch), "images": _count("images", images),
+                             "seconds": time.time() - _started}  # fmt: skip
+    entry.update({name: _curve_figure(name, value) for name, value in figures.items()})
+    write_entry(point_dir(), entry)
+
+
+def _count(name: str, value: Any) -> int:
+    """``value`` as an int, refused by ``name`` unless it is a whole number >= 0.
+
+    Raises:
+        TrialError: not one.
+    """
+    number = as_number(value)
+    if number is None or not finite_number(number) or number < 0 or number != int(number):
+        raise TrialError(f"report: {name} must be a whole number >= 0, got {value!r}")
+    return int(number)
+
+
+def _curve_figure(name: str, value: Any) -> int | float | None:
+    """A curve figure as a plain number; None (null) for NaN, an infinity or None.
+
+    Raises:
+        TrialError: ``value`` is no number; the message names the figure.
+    """
+    number = None if value is None else as_number(value)
+    if value is not None and number is None:
+        raise TrialError(
+            f"report: {name}={value!r}: every figure a number or None "
+            f"(not a {type(value).__name__}; a tensor's number is its .item())"
+        )
+    return number if finite_number(number) else None
 
 
 def write_result(metrics: Mapping[str, float], **extra: Any) -> Path | None:
     """Write ``result.json`` atomically (rank 0; other ranks write nothing and get None).
 
     ``metrics`` must hold the experiment's metric; ``extra`` adds optional
-    keys (``device_hours``, ``epochs``, ...). Another metric that is not a
-    finite number (a validation loss that became NaN) is left out with a
-    line on stderr, so that it cannot cost the measurement at the end of a
-    training.
+    keys (``device_hours``, ``epochs``, ...). Numbers of any real type
+    (numpy scalars too) are written as plain JSON numbers. Another metric
+    or an extra number that is not finite (a validation loss that became
+    NaN) is left out with a line on stderr, so that it cannot cost the
+    measurement at the end of a training.
 
     Raises:
         TrialError: the searched metric (``point.json``'s ``metric``; every
-            metric when no point file can be read) is not a finite number.
+            metric when no point file can be read) is not a finite number,
+            or an extra cannot be written as JSON; raised before anything
+            is written.
     """
-    bad = {name: value for name, value in metrics.items() if not finite_number(value)}
+    kept, bad = _finite_metrics(metrics)
     if bad and _searched_metric() in (None, *bad):
         raise TrialError(f"metrics must be finite numbers, got {bad}")
+    extras, unmeasured = _json_extras(extra)
     if rank() != 0:
         return None
-    if bad:
-        print(f"splinenas: result.json leaves out metrics that are not finite: {bad}",
-              file=sys.stderr)  # fmt: skip
+    _say_left_out("metrics", bad)
+    _say_left_out("figures", unmeasured)
     path = point_dir() / RESULT_FILE
-    kept = {name: float(value) for name, value in metrics.items() if name not in bad}
-    document = {"metrics": kept, **extra}
-    atomic_write_json(path, {**document, "rank": 0})
+    atomic_write_json(path, {"metrics": kept, **extras, "rank": 0})
     return path
+
+
+def _finite_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+    """(the metrics that are finite numbers, as floats; the others, as given)."""
+    numbers = {name: as_number(value) for name, value in metrics.items()}
+    kept = {name: float(number) for name, number in numbers.items() if finite_number(number)}
+    return kept, {name: value for name, value in metrics.items() if name not in kept}
+
+
+def _json_extras(extra: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the extras to write, numbers as plain ints and floats; the numbers that are not finite).
+
+    Raises:
+        TrialError: an extra that is no number and cannot be written as JSON, by name.
+    """
+    extras: dict[str, Any] = {}
+    unmeasured: dict[str, Any] = {}
+    for key, value in extra.items():
+        number = as_number(value)
+        if number is None:
+            extras[key] = _json_value(key, value)
+        elif finite_number(number):
+            extras[key] = number
+        else:
+            unmeasured[key] = value
+    return extras, unmeasured
+
+
+def _json_value(key: str, value: Any) -> Any:
+    """``value`` if JSON can hold it, checked before the result is written.
+
+    Raises:
+        TrialError: it cannot; the message names ``key``.
+    """
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TrialError(f"write_result: {key} cannot be written to result.json: {exc}") from None
+    return value
+
+
+def _say_left_out(what: str, left_out: Mapping[str, Any]) -> None:
+    """One line on stderr, in the job's log, naming what ``result.json`` leaves out."""
+    if left_out:
+        print(f"splinenas: result.json leaves out {what} that are not finite: {dict(left_out)}",
+              file=sys.stderr)  # fmt: skip
 
 
 def _searched_metric() -> str | None:

@@ -11,7 +11,7 @@ What the command left is checked on rank 0 so that the controller can name a
 broken contract instead of retrying blindly: a command that cannot be started
 (not found, not executable) or that exits 0 without ``result.json`` gets an
 ``error.json`` of kind ``"contract"``; exit 3 without ``progress.json`` gets
-one (the epochs of its learning curve as the position reached); exit 4 or 5
+one (the last epoch of its learning curve as the position reached); exit 4 or 5
 without ``error.json`` gets one saying out of memory or diverged.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 from nas.pointdir.contract import CONTRACT_VAR, CONTRACT_VERSION, DEADLINE_VAR, POINT_DIR_VAR
-from nas.pointdir.curve import read_curve
+from nas.pointdir.curve import Entry, read_curve
 from nas.pointdir.layout import (
     ERROR_FILE,
     EXIT_COMPLETE,
@@ -159,18 +159,30 @@ def settle(point_dir: Path, code: int, rank: int, deadline: str | None, world_si
         )
         return EXIT_ERROR
     elif rank == 0 and code == EXIT_INCOMPLETE and not present[PROGRESS_FILE]:
-        epochs = len(read_curve(point_dir))
+        epochs = epochs_reached(read_curve(point_dir))
         write_progress(point_dir, point_id=None, epoch=epochs, step=0,
                        reason=f"the command exited {code} (incomplete) after {epochs} epoch(s)")  # fmt: skip
     elif code == EXIT_DIVERGED and not present[ERROR_FILE]:
         left = max(0.0, float(deadline) - time.time()) if deadline else 0.0
-        write_divergence(point_dir, reason=f"the command exited {code} (diverged)", epoch=len(read_curve(point_dir)),
-                         curve=read_curve(point_dir), saved_seconds=left, world_size=world_size,
+        curve = read_curve(point_dir)
+        write_divergence(point_dir, reason=f"the command exited {code} (diverged)", epoch=epochs_reached(curve),
+                         curve=curve, saved_seconds=left, world_size=world_size,
                          device="unknown")  # fmt: skip
     elif code == EXIT_OUT_OF_MEMORY and not present[ERROR_FILE]:
         exc = MemoryError(f"the command exited {code} (out of memory)")
         write_error(point_dir, rank=rank, exc=exc, oom=True)
     return code
+
+
+def epochs_reached(curve: list[Entry]) -> int:
+    """The position a learning curve shows: its last epoch (0 without one).
+
+    Not the number of entries: a curve evaluated every few epochs has fewer,
+    and a curve file beyond the readers' bound is read as its tail only, so
+    a count would fall behind and a long training would seem to make no
+    progress from segment to segment.
+    """
+    return int(curve[-1]["epoch"]) if curve else 0
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
