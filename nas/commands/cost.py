@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from typing import Any
 
 from nas.commands.common import EXIT_OK, UsageError, emit_json, reported, whole_number_arg
 from nas.config import ConfigError, Experiment, ModelConfig, load_experiment, parse_params
+from nas.errors import UserError
 from nas.search.settings import SettingError, check_value
+from nas.search.space import SearchSpace, SpaceError
 
 GIB = 2**30
 
@@ -51,12 +54,65 @@ def run_cost(args: argparse.Namespace) -> int:
         raise UsageError(f"--params: {exc}") from None
     if args.num_classes is not None:
         _check_num_classes(args.num_classes)
-    document = cost_document(load_experiment(args.experiment), params, args.num_classes)
+    experiment = load_experiment(args.experiment)
+    params = checked_params(experiment, params)
+    document = cost_document(experiment, params, args.num_classes)
     if args.json:
         emit_json(document)
     else:
         print(_text(document))
     return EXIT_OK
+
+
+def checked_params(experiment: Experiment, params: dict[str, Any]) -> dict[str, Any]:
+    """``--params`` held to the search's box as ``add`` and ``predict`` hold them.
+
+    A price is worth asking only for a candidate the search could train: a
+    value outside the box is refused and an integer dimension's value is
+    priced as the search would snap it (with a note). An own model's function
+    is also spared names it would silently ignore and a missing dimension (its
+    ``KeyError`` would read as a broken function); a built-in family's
+    coordinates are named by its own check, which knows the fixed ones.
+
+    Raises:
+        UsageError: an own model's unknown or missing name, or a value the space refuses.
+        UserError: a value outside the box.
+    """
+    space, model = experiment.space, experiment.model
+    fixed = {} if model is None else model.fixed
+    if model is not None and model.family is None:
+        _check_own_names(space, fixed, params)
+    searched = {k: v for k, v in params.items() if k in space.names}
+    if len(searched) < len(space.names):
+        return params  # the family's check names what is missing
+    try:
+        snapped, notes, outside = space.snap_report(searched)
+    except SpaceError as exc:
+        raise UsageError(f"--params: {exc}") from None
+    if outside:
+        box = ", ".join(f"{d.name} in [{d.low}, {d.high}]" for d in space.numeric)
+        given = "; ".join(note.split(" stored as ", 1)[0] for note in outside)
+        raise UserError(f"--params: {given} outside the box ({box}): the search never trains it")
+    for note in notes:
+        print(f"note: {note.replace(' stored as ', ' priced as ', 1)}", file=sys.stderr)
+    return {**params, **snapped}
+
+
+def _check_own_names(space: SearchSpace, fixed: dict[str, Any], params: dict[str, Any]) -> None:
+    """An own model's ``--params``: every name a dimension or a fixed key, every dimension given
+    (here or in ``[model] fixed``).
+
+    Raises:
+        UsageError: naming the unknown or missing names and the ones there are.
+    """
+    names = f"the [[space]] dimensions are {', '.join(space.names)}"
+    names += f" and the [model] fixed keys {', '.join(fixed)}" if fixed else ""
+    unknown = [k for k in params if k not in space.names and k not in fixed]
+    if unknown:
+        raise UsageError(f"--params: unknown name(s) {', '.join(unknown)}; {names}")
+    missing = [n for n in space.names if n not in params and n not in fixed]
+    if missing:
+        raise UsageError(f"--params lacks {', '.join(missing)}; {names}")
 
 
 def _check_num_classes(value: int) -> None:

@@ -47,8 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     front.add_argument(
         "--cost",
-        help="gmacs, params_m, memory_gib (known), device_hours or a result metric (measured); "
-        "default: [experiment] tradeoff, else gmacs",
+        help="gmacs, params_m, memory_gib (known), a name [model] costs returns, device_hours or "
+        "a result metric (measured); default: [experiment] tradeoff, else gmacs (a built-in "
+        "family)",
     )
     front.add_argument(
         "--pool",
@@ -88,8 +89,44 @@ def _study(path: Any) -> Any:
 
 
 def cost_name(study: Any, given: str | None) -> str:
-    """The cost a front is drawn against: the option, else the experiment's trade-off, else gmacs."""
-    return given or getattr(study.experiment.experiment, "tradeoff", None) or "gmacs"
+    """The cost a front is drawn against: the option, else the experiment's trade-off, else
+    gmacs for a built-in family.
+
+    An empty or malformed ``--cost`` is refused by the rule of every cost name
+    (it is no default: ``--cost ''`` would otherwise draw against gmacs). An
+    own model has no gmacs: the refusal names the costs it has instead.
+
+    Raises:
+        UsageError: a malformed name, or no cost to fall back on.
+    """
+    from nas.search.settings import cost_name_problem
+
+    if given is not None:
+        problem = cost_name_problem(given)
+        if problem:
+            raise UsageError(f"--cost: {problem}")
+        return given
+    tradeoff = getattr(study.experiment.experiment, "tradeoff", None)
+    if tradeoff:
+        return tradeoff
+    from nas.control.costs import has_cost_model
+
+    if has_cost_model(study.experiment):
+        return "gmacs"
+    raise UsageError(f"give --cost NAME: {_own_costs(study)}")
+
+
+def _own_costs(study: Any) -> str:
+    """The costs of an experiment without a built-in family, for the refusal of a bare ``front``."""
+    from nas.control.costs import carried_costs, user_costs
+
+    users = user_costs(study.experiment)
+    known = ", ".join(users.names) if users is not None else "none ([model] costs is not set)"
+    measured = carried_costs(study.state) - {study.experiment.experiment.metric}
+    return (
+        "the model has no built-in family, so no gmacs, and [experiment] tradeoff is not set; "
+        f"its costs: known {known}; measured {', '.join(sorted(measured)) or 'none yet'}"
+    )
 
 
 @reported

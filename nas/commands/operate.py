@@ -183,16 +183,21 @@ class _DimAction(argparse.Action):
 def _parse_box(text: str) -> dict[str, list[float]]:
     """``NAME=LOW:HIGH,...`` -> ``{NAME: [LOW, HIGH]}`` (usage errors name the item).
 
-    Each bound is read as :func:`~nas.commands.common.number_arg` reads ``--low``.
+    Each bound is read as :func:`~nas.commands.common.number_arg` reads ``--low``;
+    a name given twice is refused, as ``--dim`` given twice is: keeping either
+    range would drop the other without a word.
     """
     box: dict[str, list[float]] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, span = item.partition("=")
         low, colon, high = span.partition(":")
+        name = name.strip()
+        if name in box:
+            raise UsageError(f"--refine: {name} is given twice")
         try:
-            if not (sep and colon and name.strip()):
+            if not (sep and colon and name):
                 raise ValueError
-            box[name.strip()] = [number_arg(low), number_arg(high)]
+            box[name] = [number_arg(low), number_arg(high)]
         except ValueError:
             raise UsageError(f"--refine: expected NAME=LOW:HIGH, got {item!r}") from None
         except argparse.ArgumentTypeError as exc:

@@ -230,10 +230,7 @@ def unmeasured(state: State, experiment: Experiment, source: CostSource) -> str 
     points = measured(state)
     if source.known is not None or any(math.isfinite(source.of_point(p)) for p in points):
         return None
-    names = {DEVICE_HOURS}.union(
-        *(m for p in points if isinstance(m := p.extra.get("metrics"), Mapping))
-    )
-    carried = {n for n in names if any(math.isfinite(measured_cost(p, n)) for p in points)}
+    carried = carried_costs(state)
     known = list(KNOWN_COSTS) if has_cost_model(experiment) else []
     users = user_costs(experiment)
     known += [] if users is None else sorted(users.names)
@@ -241,6 +238,15 @@ def unmeasured(state: State, experiment: Experiment, source: CostSource) -> str 
         f"no measured point has a cost named {source.name!r} "
         f"(measured: {', '.join(sorted(carried)) or 'none'}; known: {', '.join(known) or 'none'})"
     )
+
+
+def carried_costs(state: State) -> set[str]:
+    """The measured costs some measured point carries: device-hours and its results' metrics."""
+    points = measured(state)
+    names = {DEVICE_HOURS}.union(
+        *(m for p in points if isinstance(m := p.extra.get("metrics"), Mapping))
+    )
+    return {n for n in names if any(math.isfinite(measured_cost(p, n)) for p in points)}
 
 
 def cost_predictor(state: State, experiment: Experiment, source: CostSource) -> Predictor:
@@ -292,7 +298,7 @@ def cost_problems(experiment: Experiment, cwd: Path | None = None) -> list[Confi
     except ConfigError as exc:
         return [exc]
     given = () if users is None else users.names
-    return [
+    return _metric_as_cost(experiment) + [
         ConfigError(
             experiment.source,
             "experiment",
@@ -302,6 +308,24 @@ def cost_problems(experiment: Experiment, cwd: Path | None = None) -> list[Confi
         )
         for key, name in _named(experiment)
         if is_known(name) and not has_cost_model(experiment) and name not in given
+    ]
+
+
+def _metric_as_cost(experiment: Experiment) -> list[ConfigError]:
+    """A bound or trade-off on the searched metric itself: a front of the metric against
+    itself holds every point, and a bound on it caps what the search maximises (or, for a
+    loss, only restates the goal); either is a slip for a cost."""
+    metric = experiment.experiment.metric
+    return [
+        ConfigError(
+            experiment.source,
+            "experiment",
+            key,
+            f"{name!r} is the searched metric; a bound or trade-off takes a cost "
+            f"(a known one, {DEVICE_HOURS}, or another metric of the results)",
+        )
+        for key, name in _named(experiment)
+        if name == metric
     ]
 
 
@@ -320,7 +344,9 @@ def cost_warnings(experiment: Experiment, cwd: Path | None = None) -> list[str]:
         f"({', '.join([*KNOWN_COSTS, *given])}) nor {DEVICE_HOURS}: it is read from the metrics "
         "of each result.json, and a point whose result lacks it has no cost"
         for name in dict.fromkeys(name for _, name in _named(experiment))
-        if not is_known(name) and name != DEVICE_HOURS and name not in given
+        if not is_known(name)
+        and name not in (DEVICE_HOURS, experiment.experiment.metric)
+        and name not in given
     ]
 
 

@@ -3,7 +3,10 @@
 Two sources, either or both:
 
 * ``[cluster] max_gpu_memory_gib``: the estimated peak memory per GPU of a
-  built-in family's candidate must fit (:mod:`nas.models.footprint`);
+  candidate must fit: a built-in family's from the cost model
+  (:mod:`nas.models.footprint`), an own model's from the ``memory_gib`` its
+  ``[model] costs`` function returns (without either, ``init`` warns that
+  the limit has no effect);
 * ``[model] feasible = "package.module:function"``: the user's function gets
   the candidate's values (``[model] fixed`` overridden by its parameters) and
   returns None (trainable) or the reason it is not.
@@ -19,13 +22,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nas.config import ConfigError, Experiment
-from nas.control.costs import estimator
+from nas.control.costs import estimator, has_cost_model, user_costs
 from nas.control.usercode import code_folder, load_function
 from nas.search.space import Params
 
@@ -57,14 +61,20 @@ def feasibility(experiment: Experiment, cwd: Path | None = None) -> Feasibility 
         ConfigError: the number of classes is unknown (for the memory rule), or
             ``[model] feasible`` cannot be imported.
     """
-    rules = [rule for rule in (_memory_rule(experiment), _user_rule(experiment, cwd)) if rule]
-    if not rules:
+    return _combined([_memory_rule(experiment, cwd), _user_rule(experiment, cwd)])
+
+
+def _combined(rules: list[Rule | None]) -> Feasibility | None:
+    """The given rules as one cached :class:`Feasibility` (the first refusal wins); None
+    when none is given."""
+    given = [rule for rule in rules if rule]
+    if not given:
         return None
 
     @functools.lru_cache(maxsize=4096)
     def combined(key: tuple[tuple[str, Any], ...]) -> str | None:
         params = dict(key)
-        return next((reason for rule in rules if (reason := rule(params))), None)
+        return next((reason for rule in given if (reason := rule(params))), None)
 
     return Feasibility(lambda params: combined(tuple(sorted(params.items()))))
 
@@ -72,39 +82,110 @@ def feasibility(experiment: Experiment, cwd: Path | None = None) -> Feasibility 
 def commands_rule(experiment: Experiment, cwd: Path | None = None) -> Feasibility | None:
     """The rules the controller applies, for commands that propose outside it (``propose``, ``front``).
 
-    An experiment without ``[model]`` and ``[data]`` trains nothing the
-    controller could check, so it has none.
+    An experiment ``run`` can train (its own ``[train] command``, or the
+    built-in trainer's ``[model]`` and ``[data]``) gets every rule the
+    controller applies. One searched by hand still gets ``[model] feasible``:
+    the user's rule says which candidates can be trained at all, whoever
+    trains them; the memory rule needs what only a runnable experiment gives
+    (the number of classes of its data).
     """
-    runnable = experiment.model is not None and experiment.data is not None
-    return feasibility(experiment, cwd) if runnable else None
+    if not experiment.missing_run_sections():
+        return feasibility(experiment, cwd)
+    return _combined([_user_rule(experiment, cwd)])
 
 
-def _memory_rule(experiment: Experiment) -> Rule | None:
-    """The memory predicate of ``[cluster] max_gpu_memory_gib`` (built-in families only); a
-    candidate that describes no network counts as infeasible."""
+#: What an own model's ``[model] costs`` function must return for ``max_gpu_memory_gib``.
+MEMORY_COST = "memory_gib"
+
+
+def _memory_rule(experiment: Experiment, cwd: Path | None = None) -> Rule | None:
+    """The memory predicate of ``[cluster] max_gpu_memory_gib``; None without a limit or an
+    estimate (:func:`memory_bytes`). A candidate without an estimate counts as infeasible."""
     limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
-    model = experiment.model
-    if limit is None or model is None or model.family is None:
+    estimate = memory_bytes(experiment, cwd) if limit is not None else None
+    if estimate is None:
         return None
-    if experiment.num_classes() is None:
-        raise ConfigError(
-            experiment.source, "model", "num_classes", "needed by [cluster] max_gpu_memory_gib"
-        )
-    estimate = estimator(experiment)
+    from nas.models.footprint import usable_bytes
+
+    usable = usable_bytes(limit, margin)
     refused = (
         f"estimated peak memory per GPU exceeds memory_margin {margin:g}"
         f" of max_gpu_memory_gib = {limit:g} GiB"
     )
 
-    def fits_memory(params: Params) -> str | None:
-        from nas.models.footprint import fits
+    unknown = (
+        "the parameters describe no network of the family"
+        if has_cost_model(experiment)
+        else f"[model] costs gives no {MEMORY_COST} for it"
+    )
 
-        cost = estimate(params)
-        if cost is None:
-            return "the parameters describe no network of the family"
-        return None if fits(cost, limit, margin) else refused
+    def fits_memory(params: Params) -> str | None:
+        found = estimate(params)
+        if found is None:
+            return unknown
+        return None if found <= usable else refused
 
     return fits_memory
+
+
+def memory_bytes(
+    experiment: Experiment, cwd: Path | None = None
+) -> Callable[[Params], float | None] | None:
+    """A candidate's estimated peak memory per GPU in bytes (None: no estimate for it).
+
+    A built-in family's from the cost model; an own model's from the
+    ``memory_gib`` its ``[model] costs`` function returns. None when neither
+    gives one: ``max_gpu_memory_gib`` then cannot be applied
+    (:func:`memory_warnings`).
+
+    Raises:
+        ConfigError: the number of classes is unknown (the cost model needs it),
+            or the ``[model] costs`` function cannot be loaded.
+    """
+    if has_cost_model(experiment):
+        if experiment.num_classes() is None:
+            raise ConfigError(
+                experiment.source, "model", "num_classes", "needed by [cluster] max_gpu_memory_gib"
+            )
+        estimate = estimator(experiment)
+
+        def built_in(params: Params) -> float | None:
+            cost = estimate(params)
+            return None if cost is None else float(cost.memory_bytes)
+
+        return built_in
+    users = user_costs(experiment, cwd)
+    if users is None or MEMORY_COST not in users.names:
+        return None
+    gib = users.cost(MEMORY_COST)
+
+    def own(params: Params) -> float | None:
+        from nas.models.footprint import BYTES_PER_GIB
+
+        value = gib(params)
+        return value * BYTES_PER_GIB if math.isfinite(value) else None
+
+    return own
+
+
+def memory_warnings(experiment: Experiment, cwd: Path | None = None) -> list[str]:
+    """``[cluster] max_gpu_memory_gib`` that nothing can apply: an own model whose ``[model]
+    costs`` gives no ``memory_gib`` (a failing function is :func:`cost_problems`' to report).
+
+    Without an estimate the limit would refuse nothing and say nothing.
+    """
+    if experiment.cluster.max_gpu_memory_gib is None:
+        return []
+    try:
+        if memory_bytes(experiment, cwd) is not None:
+            return []
+    except ConfigError:
+        return []
+    return [
+        f"{experiment.source}: [cluster] max_gpu_memory_gib has no effect: it needs a "
+        f"built-in [model] family or a [model] costs function that returns {MEMORY_COST} "
+        "(the estimated peak memory per GPU in GiB)"
+    ]
 
 
 def memory_problem(experiment: Experiment) -> ConfigError | None:
@@ -114,18 +195,18 @@ def memory_problem(experiment: Experiment) -> ConfigError | None:
     start. Call after :func:`feasibility` accepted the experiment.
     """
     limit, margin = experiment.cluster.max_gpu_memory_gib, experiment.cluster.memory_margin
-    model = experiment.model
-    if limit is None or model is None or model.family is None:
+    estimate = memory_bytes(experiment) if limit is not None else None
+    if estimate is None:
         return None
-    from nas.models.footprint import BYTES_PER_GIB, fits
+    from nas.models.footprint import BYTES_PER_GIB, usable_bytes
     from nas.search.optimizer import SplineOptimizer  # scipy.stats: slow to import
 
     settings = experiment.experiment.search_settings()
     design = SplineOptimizer(experiment.space, settings).initial_design()
-    costs = [c for c in map(estimator(experiment), design) if c is not None]
-    if not costs or any(fits(cost, limit, margin) for cost in costs):
+    found = [b for b in map(estimate, design) if b is not None]
+    if not found or min(found) <= usable_bytes(limit, margin):
         return None  # no estimate at all: the coordinates' own problem
-    gib = [cost.memory_bytes / BYTES_PER_GIB for cost in costs]
+    gib = [b / BYTES_PER_GIB for b in found]
     return ConfigError(
         experiment.source,
         "cluster",

@@ -47,7 +47,10 @@ def cost_summary(study: Study) -> dict[str, Any] | None:
     """What ``status`` says of costs: each constraint, whether it binds and the best within it,
     and with ``tradeoff`` the measured front's size. None when the experiment declares neither.
 
-    A constraint *binds* when the search would prefer a point the bound rules
+    A bound on a measured cost that the measured points cannot predict (no
+    result carries it: a typo; too few for its spline) *cannot be evaluated*
+    (``unknown`` says why): it refuses no candidate, which "does not bind"
+    would hide. A constraint *binds* when the search would prefer a point the bound rules
     out: the spline's predicted optimum without the bounds (the feasibility
     rules of memory and ``[model] feasible`` still applied), or the best
     measured point (e.g. one added by hand), breaks it. The stored fit cannot
@@ -67,18 +70,15 @@ def cost_summary(study: Study) -> dict[str, Any] | None:
     rows = []
     for constraint, source in bounds:
         best = best_within(study.state, study.experiment, [constraint])
-        why = None
-        for what, params in preferred:
-            cost = _candidate_cost(study, source, params)
-            if cost is not None and cost > constraint.limit:
-                why = f"the {what} costs {cost:.4g}"
-                break
+        unknown = None if source.known is not None else study.measured_cost_blocker(source.name)
+        why = None if unknown else _binds(study, source, constraint.limit, preferred)
         rows.append(
             {
                 "name": constraint.name,
                 "limit": constraint.limit,
                 "binds": why is not None,
                 "why": why,
+                "unknown": unknown,
                 "best": _point_cost(best, source),
             }
         )
@@ -101,6 +101,17 @@ def cost_summary(study: Study) -> dict[str, Any] | None:
             "without_cost": sum(not math.isfinite(p.cost) for p in points),
         }
     return doc
+
+
+def _binds(
+    study: Study, source: CostSource, limit: float, preferred: list[tuple[str, Params]]
+) -> str | None:
+    """How the bound binds: the first of ``preferred`` (what, params) that breaks it; or None."""
+    for what, params in preferred:
+        cost = _candidate_cost(study, source, params)
+        if cost is not None and cost > limit:
+            return f"the {what} costs {cost:.4g}"
+    return None
 
 
 def _candidate_cost(study: Study, source: CostSource, params: Params) -> float | None:
@@ -140,6 +151,8 @@ def cost_lines(doc: dict[str, Any] | None) -> list[str]:
             f"{best['cost']:.4g}"
         )
         state = f"binds ({row['why']})" if row["binds"] else "does not bind"
+        if row.get("unknown"):  # a state's summary may come from before the key existed
+            state = f"cannot be evaluated, so it refuses no candidate: {row['unknown']}"
         lines.append(f"constraint {row['name']} <= {row['limit']:g}: {state}; {found}")
     front = doc["front"]
     if front is not None:

@@ -11,19 +11,26 @@ between committing and deleting a request applies it again.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nas.cluster.base import Scheduler, SchedulerError
+from nas.config import ConfigError
 from nas.control import policy
 from nas.numbers import finite_number
 from nas.record.state import EARLIER_ATTEMPTS, Point, PointStatus, State
-from nas.search.space import Params, SearchSpace, SpaceError, params_text
+from nas.search.space import Dim, Params, SearchSpace, SpaceError, params_text
+
+if TYPE_CHECKING:
+    from nas.control.constraints import Constraint
+    from nas.control.costs import CostSource
+    from nas.search.tradeoff import Predictor
 
 #: ``Point.extra`` key of a point cancelled after its job had ended: that job's id and the
 #: time of the cancel. A result file older than the cancel is the job's own, not one of a
@@ -247,9 +254,11 @@ def expand(
 
     One design for the box after all the changes (origin ``"expand"``), never
     the designs of boxes in between. Every earlier point stays a support
-    point, so the new bounds must contain the old ones. Design points already
+    point, so the new bounds must contain the old ones; bounds that are the
+    box's own change nothing (:func:`_same_box`). Design points already
     in the state, or closer than ``min_distance`` (unit box) to one, are
-    skipped. A change that adds work begins a new phase of the search
+    skipped, and those beyond a bound of ``[experiment.constraints]`` left
+    out (:func:`_bound_breaches`). A change that adds work begins a new phase of the search
     (:func:`nas.control.policy.start_phase`). The new box is held to the
     bounds of the model family's coordinates, and to the values an own
     ``[train] command`` can be filled with, as ``init`` holds the configured
@@ -261,6 +270,8 @@ def expand(
     """
     old = state.space
     space = _with_bounds(old, bounds)
+    if space == old:
+        return [_same_box(space, bounds)]
     for before, after in zip(old.numeric, space.numeric, strict=True):
         if after.low > before.low or after.high < before.high:
             raise SpaceError(
@@ -275,24 +286,44 @@ def expand(
     if not outcomes[-1].ok:
         state.set_space(old)  # refused: nothing changes
         return outcomes[-1:]
-    if space != old:
-        if not any(o.changed for o in outcomes):  # nothing to measure, still a new box
-            first = max((p.id for p in state.points), default=-1) + 1
-            policy.start_phase(state, first, "expand: box widened")
-        changes = ", ".join(
-            f"{new.name} = [{new.low}, {new.high}]"
-            for new, was in zip(space.numeric, old.numeric, strict=True)
-            if new != was
-        )
-        state.log("expand", f"box widened: {changes}")
-        outcomes.insert(0, _changed(None, f"box widened: {changes}"))
+    if not any(o.changed for o in outcomes):  # nothing to measure, still a new box
+        first = max((p.id for p in state.points), default=-1) + 1
+        policy.start_phase(state, first, "expand: box widened")
+    changes = _box_text(
+        new for new, was in zip(space.numeric, old.numeric, strict=True) if new != was
+    )
+    state.log("expand", f"box widened: {changes}")
+    outcomes.insert(0, _changed(None, f"box widened: {changes}"))
     return outcomes
+
+
+def _same_box(space: SearchSpace, bounds: Bounds) -> OperationResult:
+    """The outcome of an expand whose bounds are the box's own: nothing to do.
+
+    Not a refusal: every operation finds work that is done already and
+    changes nothing (a request applied again after a crash is one such).
+    Adding the box's design anyway would begin a phase the person did not
+    ask for; ``--refine`` over the box is the way to ask for it.
+    """
+    named = _box_text(dim for dim in space.numeric if dim.name in bounds)
+    return _unchanged(
+        None,
+        f"box unchanged: {named} is the box already; no design added "
+        "(--refine NAME=LOW:HIGH adds a design inside the box)",
+    )
+
+
+def _box_text(dims: Iterable[Dim]) -> str:
+    """``x = [0, 1], w = [4, 60]``: numeric dimensions' bounds, for outcomes and events."""
+    return ", ".join(f"{dim.name} = [{dim.low}, {dim.high}]" for dim in dims)
 
 
 def refine(
     state: State, box: Bounds, *, min_distance: float, budget: Budget | None = None
 ) -> list[OperationResult]:
     """Add the 2d+3 design of a sub-box of the current box (origin ``"expand"``); a new phase.
+
+    Its points are held to the box's points and bounds as :func:`expand`'s are.
 
     Raises:
         SpaceError: an unknown or categorical dimension, or a sub-box outside the box.
@@ -336,27 +367,28 @@ def _with_bounds(space: SearchSpace, bounds: Bounds) -> SearchSpace:
 def _add_design(
     state: State, design: list[Params], min_distance: float, budget: Budget | None, action: str
 ) -> list[OperationResult]:
-    """Add the design points that are new and far enough from every point, as one batch.
+    """Add the design points that are new, far enough from every point and within
+    ``[experiment.constraints]``, as one batch.
 
-    The last outcome sums up what was added and the budget left, or refuses
-    (adding nothing) when the new points would exceed the budget.
+    The last outcome sums up what was added, what the bounds left out and the
+    budget left, or refuses (adding nothing) when the new points would exceed
+    the budget or the bounds' costs cannot be computed.
     """
-    outcomes, new = [], []
+    try:
+        breaches = _bound_breaches(state)
+    except ConfigError as exc:
+        return [_refused(None, f"{action} refused: {exc}")]
+    outcomes, new, beyond = [], [], 0
     for params in design:
-        point = state.find(params)
-        near = None if point is not None else _nearest(state, params)
-        if point is not None:
+        skipped = _skipped(state, params, min_distance)
+        broken = [] if skipped else breaches(params)
+        if skipped:
+            outcomes.append(skipped)
+        elif broken:
             outcomes.append(
-                _unchanged(point.id, f"point {point.id} already has {params_text(params)}; skipped")
+                _unchanged(None, f"{params_text(params)} left out: {'; '.join(broken)}")
             )
-        elif near is not None and near[1] < min_distance:
-            outcomes.append(
-                _unchanged(
-                    near[0],
-                    f"{params} is {near[1]:.3g} from point {near[0]} "
-                    f"(min_distance {min_distance:g}); skipped",
-                )
-            )
+            beyond += 1
         elif state.space.key(params) not in {state.space.key(p) for p in new}:
             new.append(params)
     if budget is not None and len(new) > budget.left:
@@ -377,9 +409,74 @@ def _add_design(
             outcomes.append(
                 _changed(added.id, f"point {added.id} added: {params_text(added.params)}")
             )
+    left_out = f", {beyond} left out beyond [experiment.constraints]" if beyond else ""
     left = "" if budget is None else f"; {budget.left - len(new)} of {budget.limit} points left"
-    outcomes.append(_unchanged(None, f"{action}: {len(new)} design points added{left}"))
+    outcomes.append(_unchanged(None, f"{action}: {len(new)} design points added{left_out}{left}"))
     return outcomes
+
+
+def _skipped(state: State, params: Params, min_distance: float) -> OperationResult | None:
+    """Why a design point is not added because of the points there are, or None."""
+    point = state.find(params)
+    if point is not None:
+        return _unchanged(point.id, f"point {point.id} already has {params_text(params)}; skipped")
+    near = _nearest(state, params)
+    if near is not None and near[1] < min_distance:
+        return _unchanged(
+            near[0],
+            f"{params} is {near[1]:.3g} from point {near[0]} (min_distance {min_distance:g}); "
+            "skipped",
+        )
+    return None
+
+
+def _bound_breaches(state: State) -> Callable[[Params], list[str]]:
+    """Which bounds of ``[experiment.constraints]`` a candidate breaks, each with its cost.
+
+    ``init`` leaves design points beyond a bound out, and no proposal breaks
+    one: both keep to the study's rule (:meth:`nas.control.policy.Study.admissible`:
+    a known cost within its limit, a measured one predicted within it with
+    its error estimate). A design added to a running search keeps to the
+    same rule, one bound at a time so that the outcome says which bound left
+    a point out and what it costs there.
+
+    Raises:
+        ConfigError: a bound's cost that the experiment cannot compute.
+    """
+    from nas.control.constraints import candidate_rule, declared, sources
+    from nas.control.costs import cost_predictor
+
+    experiment = policy.experiment_of(state, "the state")
+    rules = [
+        (
+            bound,
+            source,
+            candidate_rule(state, experiment, [bound]),
+            cost_predictor(state, experiment, source),
+        )
+        for bound, source in sources(experiment, declared(experiment.experiment.constraints))
+    ]
+
+    def breaches(params: Params) -> list[str]:
+        return [
+            _breach_text(bound, source, cost, params)
+            for bound, source, allows, cost in rules
+            if not allows(params)
+        ]
+
+    return breaches
+
+
+def _breach_text(bound: Constraint, source: CostSource, cost: Predictor, params: Params) -> str:
+    """``lat = 31 breaks lat <= 9``: a known cost as computed, a measured one as predicted
+    with its error estimate (what the rule held to the bound)."""
+    values, errors = cost([params])
+    value, error = float(values[0]), float(errors[0])
+    if not math.isfinite(value):
+        return f"{bound.name} cannot be computed for it, and {bound} admits no point without it"
+    if source.known is not None:
+        return f"{bound.name} = {value:.4g} breaks {bound}"
+    return f"{bound.name} predicted {value:.4g} ± {error:.2g} breaks {bound}"
 
 
 def _nearest(state: State, params: Params) -> tuple[int, float] | None:

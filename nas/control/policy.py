@@ -10,6 +10,7 @@ load and commit the state.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -38,7 +39,7 @@ from nas.record.state import (
     PointStatus,
     State,
 )
-from nas.search.space import Params, indicator_count
+from nas.search.space import Params, SearchSpace, indicator_count
 
 if TYPE_CHECKING:
     from nas.cluster import Scheduler
@@ -66,6 +67,13 @@ def _imported(point: Point) -> bool:
 RAISE_BUDGET = (
     "raise it with `--max-points N` on `splinenas run` or `splinenas propose` "
     "(or `splinenas expand --max-points N`)"
+)
+
+
+#: What a person does about a measured cost the results do not carry (:meth:`Study.cost_blocker`).
+FIX_COST = (
+    "correct the cost's name in the experiment file (for a new state) or have the trainer's "
+    "result.json carry it among its metrics for every point"
 )
 
 
@@ -247,6 +255,7 @@ class Study:
             self.experiment.experiment.search_settings(),
             feasible=admissible,
             design=self._cost_design(admissible),
+            design_space=self.first_box(),
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
@@ -269,6 +278,22 @@ class Study:
             else:
                 optimizer.mark_pending(point.params, batch=point.batch, origin=point.origin)
         return optimizer
+
+    def first_box(self) -> SearchSpace | None:
+        """The box the campaign's initial design was drawn in: the experiment's, which
+        ``expand`` never rewrites (it widens the state's space and adds a design of its
+        own, origin ``expand``). None where it is not within the state's box (the
+        search's box, then, as for a state whose experiment says otherwise).
+
+        An optimizer drawing its design in the widened box found that design
+        unissued and proposed it on top of expand's (an independent check: three
+        of seven remaining trainings spent on "initial" points without
+        predictions, one next to a measured point).
+        """
+        from nas.search.optimizer import within  # with the optimizer: slow to import
+
+        box = self.experiment.space
+        return box if within(box, self.state.space) else None
 
     def _cost_design(self, admissible: Callable[[Params], bool] | None) -> list[Params] | None:
         """With ``tradeoff`` on a known cost, a design spread over that cost; else None (the
@@ -342,13 +367,15 @@ class Study:
         and the proposals are returned instead of points.
 
         Raises:
-            StudyError: the budget is spent.
+            StudyError: the budget is spent, or a measured cost that a bound or the
+                trade-off needs cannot be predicted (:meth:`cost_blocker`).
             SearchError: no feasible distinct candidate is left.
             SplineError: the measurements make an unstable system.
         """
         reason = self.budget_reason()
         if reason:
             raise StudyError(f"no more points may be proposed: {reason}")
+        self._refuse_unknown_costs(dry_run)
         n = self.experiment.experiment.batch_size if n is None else n
         optimizer = self.optimizer
         self._optimizer = None  # suggesting marks the proposals pending in it
@@ -381,6 +408,22 @@ class Study:
             elif point.origin == POLL:
                 self.state.log(POLL, poll_text(point, optimizer.stop_evidence()), point.id)
         return points
+
+    def _refuse_unknown_costs(self, dry_run: bool) -> None:
+        """Raise :meth:`cost_blocker`'s reason, keeping the fit for readers of a stopped search.
+
+        Raises:
+            StudyError: a measured cost that a bound or the trade-off needs cannot be predicted.
+        """
+        blocker = self.cost_blocker()
+        if blocker is None:
+            return
+        if not dry_run:
+            from nas.search.spline import SplineError
+
+            with contextlib.suppress(SplineError):  # a singular fit says so at the next proposal
+                self.store_fit()
+        raise StudyError(f"{blocker}; {FIX_COST}")
 
     def _suggest(self, optimizer: SplineOptimizer, n: int) -> list[Proposal]:
         """The optimizer's suggestions; with ``tradeoff``, once the design is measured and a
@@ -625,23 +668,23 @@ class Study:
         return max(measured, key=lambda p: (sign * p.value, -p.id), default=None)
 
     def fit_blocker(self) -> str:
-        """Why no spline can be fitted yet, for people: the measurements per category."""
-        import numpy as np
+        """Why no fit is there, for people: too few measurements per category, or (when the
+        measured points determine a spline) that none is stored yet.
 
+        Readers call it when the state holds no fit; the controller stores one
+        with its next proposal or when it stops, so "a fit needs 3 points" next
+        to three such points would contradict itself.
+        """
         space = self.state.space
         need = space.d + 1
-        by_category: dict[tuple, list] = {}
-        for point in self.state.with_status(PointStatus.DONE):
-            by_category.setdefault(space.category_of(point.params), []).append(point.params)
-        if not by_category:
+        rows = [p.params for p in self.state.with_status(PointStatus.DONE)]
+        if not rows:
             return f"no point is measured yet; a fit needs {need} affinely independent points"
-        notes = []
-        for cat, rows in by_category.items():
-            x = space.to_unit_many(rows)
-            rank = int(np.linalg.matrix_rank(x - x.mean(axis=0))) + 1 if len(rows) else 0
-            where = f" in category {list(cat)}" if cat else ""
-            notes.append(
-                f"{len(rows)} measured point(s){where} of which {rank} affinely independent"
+        counts = support_text(space, rows)
+        if determines_spline(space, rows):
+            return (
+                f"the measured points determine one ({counts}) but none is stored yet; the "
+                "controller stores it with its next proposal or when it stops"
             )
         shared = ""
         if space.categorical and self.experiment.experiment.strategy != "paper":
@@ -649,9 +692,85 @@ class Study:
                 f" (per category; or {need + indicator_count(space)} over all categories, every categorical "
                 "choice measured, for the spline they share)"
             )
-        return f"a fit needs {need} affinely independent measured points{shared}: " + "; ".join(
-            notes
+        return f"a fit needs {need} affinely independent measured points{shared}: {counts}"
+
+    def cost_blocker(self) -> str | None:
+        """Why the search cannot go on once its metric's spline can be fitted: a measured cost
+        that a bound or the trade-off needs and too few results carry; None when none.
+
+        Before a measured cost's own spline is fitted its bound lets every candidate
+        through and a trade-off has no cost to trade against; that is how the design
+        gets measured. After the design it would mean spending trainings on a search
+        that is not the one asked for (a key ``latncy_ms`` that no result carries is
+        never enforced), so the controller stops for a person instead (exit 1).
+        """
+        rows = [p.params for p in self.state.with_status(PointStatus.DONE)]
+        if not determines_spline(self.state.space, rows):
+            return None
+        for key, name in self._measured_costs():
+            blocker = self.measured_cost_blocker(name)
+            if blocker:
+                return f"{key} cannot be evaluated: {blocker}"
+        return None
+
+    def _measured_costs(self) -> list[tuple[str, str]]:
+        """(key, cost name) of each bound and of the trade-off whose cost is measured."""
+        from nas.control.costs import cost_source
+
+        cfg = self.experiment.experiment
+        named = [(f"[experiment.constraints] {name}", name) for name in cfg.constraints]
+        named += [("[experiment] tradeoff", cfg.tradeoff)] if cfg.tradeoff is not None else []
+        return [(k, n) for k, n in named if cost_source(self.experiment, n).known is None]
+
+    def measured_cost_blocker(self, name: str) -> str | None:
+        """Why measured cost ``name`` cannot be predicted for a candidate: no measured point
+        carries it (naming the costs they do carry), or, once the metric's spline can be
+        fitted, too few for the cost's spline (how many carry it, how many it needs); None
+        otherwise, and before anything is measured."""
+        from nas.control.costs import cost_source, measured_cost, unmeasured
+
+        space, points = self.state.space, self.state.with_status(PointStatus.DONE)
+        carried = [p.params for p in points if math.isfinite(measured_cost(p, name))]
+        if points and not carried:
+            return unmeasured(self.state, self.experiment, cost_source(self.experiment, name))
+        rows = [p.params for p in points]
+        if not determines_spline(space, rows) or determines_spline(space, carried):
+            return None
+        return (
+            f"only {len(carried)} of {len(rows)} measured points carry {name} "
+            f"({support_text(space, carried)}); its spline needs {space.d + 1} affinely "
+            "independent ones, as the metric's does"
         )
+
+
+def support_counts(space: SearchSpace, rows: list[Params]) -> dict[tuple, tuple[int, int]]:
+    """Per category of ``rows``: (how many, how many of them affinely independent)."""
+    by_category: dict[tuple, list[Params]] = {}
+    for params in rows:
+        by_category.setdefault(space.category_of(params), []).append(params)
+    counts = {}
+    for cat, members in by_category.items():
+        x = space.to_unit_many(members)
+        counts[cat] = (len(members), int(np.linalg.matrix_rank(x - x.mean(axis=0))) + 1)
+    return counts
+
+
+def determines_spline(space: SearchSpace, rows: list[Params]) -> bool:
+    """Whether the points ``rows`` determine a spline in some category: d+1 of them
+    affinely independent (:func:`nas.search.optimizer.determined`)."""
+    return any(rank >= space.d + 1 for _, rank in support_counts(space, rows).values())
+
+
+def support_text(space: SearchSpace, rows: list[Params]) -> str:
+    """:func:`support_counts` for people: "4 measured point(s) of which 3 affinely independent"."""
+    return (
+        "; ".join(
+            f"{n} measured point(s){f' in category {list(cat)}' if cat else ''} of which "
+            f"{rank} affinely independent"
+            for cat, (n, rank) in support_counts(space, rows).items()
+        )
+        or "none measured"
+    )
 
 
 #: Event kind of a warning about a stored fit (e.g. the smoothing an unstable system needed).

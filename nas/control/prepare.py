@@ -41,7 +41,7 @@ from nas.config import (
     tomllib,
 )
 from nas.control.costs import cost_problems, cost_warnings
-from nas.control.feasible import feasibility, memory_problem
+from nas.control.feasible import feasibility, memory_problem, memory_warnings
 from nas.pointdir import layout
 from nas.pointdir.contract import BUILTIN_COMMAND, TemplateError, fill_command, template_fields
 from nas.pointdir.point import METRICS, PointFileError, point_document, write_point_file
@@ -185,7 +185,7 @@ def readiness(
     if experiment.model is None and experiment.data is None and experiment.builtin_trainer:
         return costs, warnings
     cluster = experiment.cluster
-    warnings += _unread_key_warnings(experiment)
+    warnings += _unread_key_warnings(experiment) + memory_warnings(experiment, cwd)
     if cluster.backend in ("slurm", "lsf") and cluster.account is None:
         option = "--account" if cluster.backend == "slurm" else "-P"
         warnings.append(
@@ -194,7 +194,8 @@ def readiness(
         )
     problems = run_problems(experiment, cwd, offline=offline, state=state)
     problems += _site_problems(experiment)
-    return costs + problems, warnings
+    said = {str(c) for c in costs}  # a failing [model] costs also fails its memory rule
+    return costs + [p for p in problems if str(p) not in said], warnings
 
 
 #: The tables whose keys only some backends read: the keys that may go unread, and the

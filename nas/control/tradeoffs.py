@@ -202,14 +202,15 @@ def design(
     if cost is None:
         return None
     cfg = experiment.experiment
-    key = (experiment.text, repr(state.space.to_dict()))
+    box = experiment.space  # the first box's, as expand leaves it (policy.Study.first_box)
+    key = (experiment.text, repr(box.to_dict()))
     if key not in _DESIGNS:
         known = cost.source.known
         assert known is not None  # design_cost returns known costs only
         _DESIGNS[key] = tradeoff_design(
-            state.space,
+            box,
             lambda many: np.array([known(p) for p in many], dtype=float),
-            design_size(experiment, state.space),
+            design_size(experiment, box),
             cfg.seed,
             admissible,
             cost.top,
@@ -256,9 +257,31 @@ def predicted_front(
     goal = experiment.experiment.goal
     front = measured_front(measured_points(state, source), goal)
     pool = _pool(state, experiment, admissible, front, pool_size)
-    return predict_front(
+    predicted = predict_front(
         pool, metric_predictor(optimizer), cost_predictor(state, experiment, source), goal
     )
+    return beyond_round_off(predicted, goal)
+
+
+#: A difference of predicted metrics this small against their scale is round-off: a spline
+#: through equal measurements predicts 79.99999999999999, 80.0 and 80.00000000000001.
+ROUND_OFF = 1e-9
+
+
+def beyond_round_off(front: list[PredictedPoint], goal: str) -> list[PredictedPoint]:
+    """``front`` (cheapest first) less each point that betters the cheaper one kept before it
+    by no more than :data:`ROUND_OFF` of the metric's scale: it is no trade-off, only a
+    costlier point of the same value."""
+    from nas.search.pareto import GOAL_SIGN
+
+    if not front:
+        return front
+    sign, scale = GOAL_SIGN[goal], max(abs(p.metric) for p in front)
+    kept = [front[0]]
+    for point in front[1:]:
+        if sign * (point.metric - kept[-1].metric) > ROUND_OFF * scale:
+            kept.append(point)
+    return kept
 
 
 def propose(

@@ -157,6 +157,13 @@ class SplineOptimizer:
         feasible: Predicate on parameters; rejected points are never suggested.
         design: The initial design to measure first, in place of ``settings.design``
             (a trade-off search brings its own, :func:`nas.search.tradeoff.tradeoff_design`).
+        design_space: The box the initial design was issued in (default ``space``): a
+            search's first box, once ``splinenas expand`` has widened it. A campaign
+            measures one initial design, its first box's; ``expand`` adds a design of
+            the widened box of its own (origin ``"expand"``). An optimizer rebuilt
+            for the widened box that drew its design there would find that design
+            unissued and propose it on top of both. Same dimensions as ``space``,
+            its box within ``space``'s (an expanded box contains the old one).
 
     Raises:
         SettingError: The settings cannot serve ``space`` (a design smaller than d+1).
@@ -169,6 +176,7 @@ class SplineOptimizer:
         *,
         feasible: Callable[[Params], bool] | None = None,
         design: Sequence[Params] | None = None,
+        design_space: SearchSpace | None = None,
     ) -> None:
         settings = SearchSettings() if settings is None else settings
         if not isinstance(space, SearchSpace) or not isinstance(settings, SearchSettings):
@@ -177,6 +185,12 @@ class SplineOptimizer:
             )
         _require(
             feasible is None or callable(feasible), "feasible must be callable or None", feasible
+        )
+        design_space = space if design_space is None else design_space
+        _require(
+            within(design_space, space),
+            f"design_space must have the dimensions of {space} and lie within its box",
+            design_space,
         )
         problem = settings.space_problem(space)
         if problem is not None:
@@ -190,15 +204,8 @@ class SplineOptimizer:
         self.stop, self.categories = settings.stop_rule, settings.category_model
         shared = self.categories == "shared" and bool(space.categorical)
         self._embedded = EmbeddedSpace(space) if shared else None
-        self._design = (
-            self._within_bounds(
-                initial_design(
-                    space, settings.design_kind, settings.design_points, settings.seed, shared
-                )
-            )
-            if design is None
-            else [space.snap(p) for p in design]
-        )
+        drawn = self._drawn_design(design_space, shared) if design is None else design
+        self._design = [space.snap(p) for p in drawn]
         self._sign = GOALS[settings.goal]
         self._records: dict[tuple[Value, ...], Record] = {}
         self._pending: dict[tuple[Value, ...], Params] = {}
@@ -917,16 +924,18 @@ class SplineOptimizer:
         told = set(self._records) | set(self._pending)
         return [Proposal(p, None, "initial") for p in self._top_up_points(told, n)]
 
-    def _top_up_points(self, told: set[tuple[Value, ...]], n: int) -> list[Params]:
-        """Up to ``n`` space-filling points not in ``told`` that ``feasible`` allows (:meth:`_top_up`)."""
-        size = len(told) + n + self.space.d + 2
+    def _top_up_points(
+        self, told: set[tuple[Value, ...]], n: int, box: SearchSpace | None = None
+    ) -> list[Params]:
+        """Up to ``n`` space-filling points of ``box`` (default the search's) not in ``told``
+        that ``feasible`` allows (:meth:`_top_up`)."""
+        box = self.space if box is None else box
+        size = len(told) + n + box.d + 2
         shared = self._embedded is not None
         for _ in range(TOP_UP_GROWTH.bit_length()):
             fresh = [
                 p
-                for p in initial_design(
-                    self.space, "space-filling", size, self.settings.seed + 1, shared
-                )
+                for p in initial_design(box, "space-filling", size, self.settings.seed + 1, shared)
                 if self.space.key(p) not in told and (self.feasible is None or self.feasible(p))
             ]
             if len(fresh) >= n:
@@ -934,9 +943,17 @@ class SplineOptimizer:
             size *= 2
         return fresh[:n]
 
-    def _within_bounds(self, design: list[Params]) -> list[Params]:
+    def _drawn_design(self, box: SearchSpace, shared: bool) -> list[Params]:
+        """``settings.design`` of ``box`` with the top-ups a bound calls for (:meth:`_within_bounds`)."""
+        settings = self.settings
+        design = initial_design(
+            box, settings.design_kind, settings.design_points, settings.seed, shared
+        )
+        return self._within_bounds(design, box)
+
+    def _within_bounds(self, design: list[Params], box: SearchSpace) -> list[Params]:
         """``design`` and, where ``feasible`` leaves too few of its points to fit a spline,
-        the top-up points it needs, drawn now.
+        the top-up points it needs, drawn now in ``box``, the design's own.
 
         Under a bound (a cost limit, the memory limit) about half of a design
         can lie beyond it. The points that make up for them are those
@@ -951,7 +968,7 @@ class SplineOptimizer:
         extra: list[Params] = []
         room = default_size(self.space, self._embedded is not None)  # a rule may pin a coordinate
         while len(extra) < room and not self._determines(kept + extra):
-            more = self._top_up_points({self.space.key(p) for p in kept + extra}, 1)
+            more = self._top_up_points({self.space.key(p) for p in kept + extra}, 1, box)
             if not more:
                 break
             extra += more
@@ -1104,6 +1121,16 @@ class SplineOptimizer:
     def ask(self, n: int | None = None) -> list[Params]:
         """Parameters of :meth:`suggest`."""
         return [p.params for p in self.suggest(n)]
+
+
+def within(inner: SearchSpace, outer: SearchSpace) -> bool:
+    """Whether ``inner`` has ``outer``'s dimensions (names, types, choices, scales) and a box
+    inside ``outer``'s, so that every legal point of ``inner`` is one of ``outer``."""
+    return inner.names == outer.names and all(
+        (a.type, a.log, a.choices) == (b.type, b.log, b.choices)
+        and (not a.is_numeric or b.low <= a.low <= a.high <= b.high)
+        for a, b in zip(inner.dims, outer.dims, strict=True)
+    )
 
 
 def determined(x: np.ndarray) -> bool:
