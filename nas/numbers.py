@@ -105,6 +105,17 @@ def plain_number(text: str) -> bool:
 COMPACT_BEYOND = 1e6
 
 
+def exact_text(value: float) -> str:
+    """``value`` in as few digits as read back as it: ``%g`` where that is exact, else repr.
+
+    Six significant digits turn 100.0000001 into "100", so a refusal of a value
+    outside [0, 100] would name a legal-looking one, and ``record 2 71.9999999``
+    would echo "recorded 72"; what the person gave is shown as given.
+    """
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
 def amount_text(value: float, places: int = 1) -> str:
     """An amount for people (GPU-hours, device-hours): ``places`` decimals, or 4 significant
     digits in scientific notation (``1e+300``) beyond :data:`COMPACT_BEYOND`."""

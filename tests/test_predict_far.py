@@ -88,3 +88,27 @@ def test_a_log_scale_value_that_cannot_be_extrapolated_is_named_before_any_note(
     code, _, err = run(capsys, *argv)
     assert code == 1 and "lr=0: a log-scale dimension needs a positive value" in err
     assert "evaluated as given" not in err
+
+
+def test_a_value_is_named_as_given_not_in_six_digits(
+    fitted: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Six digits made 100.0000001 read "100", a legal value, in its own refusal."""
+    code, _, err = run(capsys, "record", "--state", str(fitted), "0", "100.0000001")
+    assert code == 1 and "top1 = 100.0000001 is outside its valid range [0, 100]" in err
+    code, _, err = run(capsys, "record", "--state", str(fitted), "0", "71.9999999")
+    assert code == 0 and "recorded 71.9999999" in err, err
+
+
+def test_show_names_the_splines_minimum_under_minimize(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    text = experiment_toml("low", SPACE, metric="loss", goal="minimize", max_points=40)
+    state = init_state(tmp_path, capsys, text)
+    rows = [(4, 0.1, 3.0), (32, 0.9, 2.0), (18, 0.5, 1.0), (10, 0.8, 1.5), (25, 0.2, 2.5)]
+    source = tmp_path / "earlier.csv"
+    source.write_text("g1,g2,value\n" + "".join(f"{a},{b},{v}\n" for a, b, v in rows))
+    assert run(capsys, "import", "--state", str(state), str(source))[0] == 0
+    code, out, err = run(capsys, "show", "--state", str(state), "0")
+    assert code == 0, err
+    assert "the spline's predicted minimum: " in out and "maximum" not in out

@@ -44,6 +44,7 @@ from nas.commands.common import (
 from nas.commands.curves import export_doc
 from nas.config import ConfigError, Experiment, load_experiment, parse_params
 from nas.control import policy
+from nas.numbers import exact_text
 from nas.pointdir import layout
 from nas.record.integrity import file_is_hdf5
 from nas.record.lock import lock_path
@@ -347,7 +348,7 @@ def _record(args: argparse.Namespace) -> int:
         store.commit()
     if args.json:
         emit_json(point_doc(point))
-    print(f"point {point.id}: recorded {point.value:.6g}", file=sys.stderr)
+    print(f"point {point.id}: recorded {exact_text(point.value)}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -245,8 +245,12 @@ def _spline_maximum(state: State, state_path: Path) -> dict[str, Any] | None:
     """Where the spline fitted to every measured point predicts its maximum (None: no fit yet)."""
     from nas.commands.summary import fit_doc
 
-    fit, _ = fit_doc(policy.Study.of(state, state_path))
-    return None if fit is None else {"params": fit["argmax"], "predicted": fit["predicted_max"]}
+    study = policy.Study.of(state, state_path)
+    fit, _ = fit_doc(study)
+    if fit is None:
+        return None
+    goal = study.experiment.experiment.goal
+    return {"params": fit["argmax"], "predicted": fit["predicted_max"], "goal": goal}
 
 
 def _json_file(path: Path) -> dict[str, Any] | None:
@@ -304,7 +308,10 @@ def _print_show(doc: dict[str, Any]) -> None:
     if top is not None:
         where = ", ".join(f"{k}={v}" for k, v in top["params"].items())
         predicted = number_text(top["predicted"])  # '-': the fit is not finite (huge values)
-        out.write(f"\nthe spline's predicted maximum: {predicted} at {where}\n")
+        from nas.commands.summary import optimum_word
+
+        word = optimum_word(top.get("goal", "maximize"))
+        out.write(f"\nthe spline's predicted {word}: {predicted} at {where}\n")
 
 
 def _folder_text(doc: dict[str, Any]) -> str:

@@ -39,6 +39,11 @@ from nas.search.space import SearchSpace
 LOOSE_FIT = "the fit is looser than the tolerance: a match may be luck"
 
 
+def optimum_word(goal: str) -> str:
+    """What the spline's best point is called under ``[experiment] goal``."""
+    return "maximum" if goal == "maximize" else "minimum"
+
+
 def fit_doc(study: policy.Study) -> tuple[dict[str, Any] | None, str | None]:
     """The last fit stored in the state, or why there is none.
 
@@ -110,7 +115,7 @@ def trust_notes(doc: dict[str, Any]) -> list[str]:
         )
     if fit is not None and fit["outside_range"]:
         notes.append(
-            f"the spline's predicted {'maximum' if doc['goal'] == 'maximize' else 'minimum'} "
+            f"the spline's predicted {optimum_word(doc['goal'])} "
             f"{number_text(fit['predicted_max'])} lies outside the valid range of "
             f"{doc['metric']} ([experiment] value_range): the spline extrapolates; "
             "proposals are predicted at the range's bound"
@@ -209,7 +214,7 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     fit = doc["fit"]
     if fit is not None:
         lines.append(
-            f"spline: predicted {'maximum' if doc['goal'] == 'maximize' else 'minimum'} "
+            f"spline: predicted {optimum_word(doc['goal'])} "
             f"{number_text(fit['predicted_max'])} at {params_text(fit['argmax'])}"
         )
         lines.append(

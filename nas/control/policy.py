@@ -25,7 +25,7 @@ import numpy as np
 
 from nas.config import Experiment, parse_experiment
 from nas.errors import UserError
-from nas.numbers import amount_text
+from nas.numbers import amount_text, exact_text
 from nas.pointdir.result import Measured
 from nas.record.state import (
     APART_FROM_AGREEMENTS,
@@ -127,7 +127,8 @@ def check_value(experiment: Experiment, value: float, where: str) -> float:
     if valid is not None and not valid[0] <= value <= valid[1]:
         metric = experiment.experiment.metric
         raise StudyError(
-            f"{where}: {metric} = {value:g} is outside its valid range [{valid[0]:g}, {valid[1]:g}]"
+            f"{where}: {metric} = {exact_text(value)} is outside its valid range "
+            f"[{valid[0]:g}, {valid[1]:g}]"
             " ([experiment] value_range)"
         )
     return value
