@@ -459,3 +459,22 @@ def test_an_experiment_file_given_as_the_state_is_named_as_such(
     code, _, err = run(capsys, "record", "--state", str(experiment), "0", "1")
     assert code == 1 and "is a text file, not a state file" in err and "backup" not in err
     assert experiment.read_bytes() == before and not lock_path(experiment).exists()
+
+
+def test_add_with_the_params_a_table_shows_takes_that_point(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``status`` shows floats to six digits: pasted into ``add``, they name the point shown."""
+    space = {
+        "x": {"type": "float", "low": 0.0, "high": 1.0},
+        "y": {"type": "float", "low": 0, "high": 1},
+    }
+    state = init_state(tmp_path, capsys, experiment_toml("six", space, design="space-filling"))
+    before = load_state(state).points
+    point = next(p for p in before if float(f"{p.params['x']:.6g}") != p.params["x"])
+    shown = ",".join(f"{k}={v:.6g}" for k, v in point.params.items())
+    code, out, err = run(capsys, "add", "--state", str(state), "--params", shown, "--value", "5")
+    assert (code, out.strip()) == (0, str(point.id)), err
+    assert f"point {point.id} exists already shown with these params (stored as x=" in err
+    after = load_state(state)
+    assert len(after.points) == len(before) and after.point(point.id).value == 5

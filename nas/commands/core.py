@@ -252,7 +252,7 @@ def _add(args: argparse.Namespace) -> int:
         value = (
             None if args.value is None else policy.check_value(experiment, args.value, "--value")
         )
-        existing = store.state.find(params)
+        existing = policy.existing_point(store.state, params)
         before = None if existing is None else existing.value
         point, created = policy.add_manual(store.state, params, value, replace=args.replace)
         if value is not None:
@@ -270,8 +270,18 @@ def _add(args: argparse.Namespace) -> int:
             done = f"; replaced {before:.15g} -> {value:.15g}"
         elif value is not None:
             done = f" and value {value:.15g}"
-        print(f"point {point.id} exists already with these params{done}", file=sys.stderr)
+        same = "with these params" if point.params == params else _shown_as(point.params)
+        print(f"point {point.id} exists already {same}{done}", file=sys.stderr)
     return EXIT_OK
+
+
+def _shown_as(stored: Params) -> str:
+    """How ``add`` names a point it took for params given as a table showed them."""
+    exact = ",".join(
+        f"{key}={value!r}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in stored.items()
+    )
+    return f"shown with these params (stored as {exact})"
 
 
 def _store_fit_if_possible(study: policy.Study) -> None:

@@ -39,7 +39,7 @@ from nas.record.state import (
     PointStatus,
     State,
 )
-from nas.search.space import Params, SearchSpace, indicator_count
+from nas.search.space import Params, SearchSpace, indicator_count, params_text
 
 if TYPE_CHECKING:
     from nas.cluster import Scheduler
@@ -871,6 +871,24 @@ def _records(
     )
 
 
+def existing_point(state: State, params: Mapping[str, Any]) -> Point | None:
+    """The point at ``params``, or else the one point that tables show as ``params``.
+
+    ``status`` and ``propose`` show a float to six significant digits
+    (:func:`~nas.search.space.params_text`); pasted into ``add`` with its
+    measurement, the shown text made a twin a hair away while the point that
+    was trained stayed pending, and the two near-equal points ruined the fit
+    (an independent check: a predicted maximum of 1.1e8). Where the shown text
+    names more than one point nothing is guessed.
+    """
+    point = state.find(params)
+    if point is not None:
+        return point
+    text = params_text(params)
+    shown_so = [p for p in state.points if params_text(p.params) == text]
+    return shown_so[0] if len(shown_so) == 1 else None
+
+
 def add_manual(
     state: State,
     params: Mapping[str, Any],
@@ -879,10 +897,11 @@ def add_manual(
 ) -> tuple[Point, bool]:
     """Add a point measured (or to be measured) by hand; return it and whether it is new.
 
-    A point that exists already (after snapping) gets the value instead of a
-    twin; a different value for a measured point needs ``replace``.
+    A point that exists already (after snapping, or shown as these params:
+    :func:`existing_point`) gets the value instead of a twin; a different value
+    for a measured point needs ``replace``.
     """
-    point = state.find(params)
+    point = existing_point(state, params)
     created = point is None
     if point is None:
         point = state.add_point(params, "manual", state.next_batch())
