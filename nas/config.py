@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
 import sys
 from collections.abc import Mapping
@@ -222,7 +223,37 @@ def _check_choices(value: list) -> str | None:
         problem = line_problem(item) if isinstance(item, str) else None
         if problem:
             return f"choice {index}: {problem}"
+        problem = _unaddressable(item)
+        if problem:
+            return f"choice {index} ({item!r}): {problem}"
     return None
+
+
+def _unaddressable(choice: Any) -> str | None:
+    """Why ``--params`` (``add``, ``predict``, ``cost``, an import) could never name ``choice``.
+
+    The command line reads a choice back with :func:`parse_params`: the string
+    "16" comes back as the number 16, "true" as a boolean, " pad" stripped,
+    "a,b" split, so such a choice could be searched and trained but never
+    added, predicted or imported (an independent check found the project's own
+    ``export --csv`` could not be imported back). A number is given as itself.
+    """
+    if isinstance(choice, float) and not math.isfinite(choice):
+        return "a choice must be a finite number or a name"
+    if not isinstance(choice, str):
+        return None  # the space's own check names a choice of another type
+    if choice != choice.strip() or "," in choice:  # the empty choice is ``K=``
+        return "--params cannot give a choice with a comma or with spaces at its ends"
+    try:
+        back = _parse_scalar(choice)
+    except ValueError:
+        back = None
+    if back == choice:
+        return None
+    return (
+        f"--params reads {choice!r} as {back!r}, so no command could name it; give a number "
+        'as a number (16, not "16") and a name that is no number, true or false'
+    )
 
 
 #: ``package.module:function``.

@@ -175,6 +175,14 @@ CASES: dict[str, tuple[Edit, str]] = {
         "[experiment] min_distance",
     ),
     "categorical dimension with one choice": (one_choice, "[space.block] choices"),
+    "a choice --params reads as a number": (
+        lambda t, s, f: s.update(opt={"type": "categorical", "choices": ["sgd", "16"]}),
+        "[space.opt] choices",
+    ),
+    "a choice with a space at its end": (
+        lambda t, s, f: s.update(opt={"type": "categorical", "choices": ["sgd", "adam "]}),
+        "[space.opt] choices",
+    ),
     "space-filling design smaller than d+1": (
         lambda t, s, f: t["experiment"].update(design="space-filling", design_points=2),
         "[experiment] design_points",
