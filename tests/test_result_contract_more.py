@@ -304,3 +304,26 @@ def test_a_curve_longer_than_the_state_keeps_is_said_to_be_cut(
     assert len(said) == 1 and f"epochs {kept[0]}-1500 kept" in said[0], said
     folder = tmp_path / "state" / "own" / "points" / "0"
     assert len((folder / "curve.jsonl").read_text().splitlines()) == 1500
+
+
+LONG_DIVERGED = LONG_CURVE.replace(
+    'trial.write_result({"score": 1.0}, epochs=1500)', "raise SystemExit(5)"
+)
+
+
+def test_a_run_that_diverges_after_a_long_curve_is_read_as_diverged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its ``error.json`` carries the curve's last entries, not all: it stays readable."""
+    monkeypatch.chdir(tmp_path)
+    state = search(tmp_path, LONG_DIVERGED, max_points=1, batch_size=1)
+    folder = tmp_path / "state" / "own" / "points" / "0"
+    reports = sorted(folder.glob("error*.json"))
+    assert reports and all(p.stat().st_size < 1_000_000 for p in reports)
+    report = json.loads(reports[0].read_text())
+    assert report["kind"] == "diverged" and report["curve"][-1]["epoch"] == 1500
+    assert 0 < report["curve_entries_left_out"] <= 1500 - len(report["curve"])
+    with StateStore.open(state) as store:
+        point = store.state.point(0)
+    assert point.extra.get("diverged"), (point.status, point.reason)
+    assert not list(folder.glob("error.rejected-*")), "the report was not set aside"

@@ -15,13 +15,14 @@ none of these is retried as it is.
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from nas.pointdir.jsonio import atomic_write_json
+from nas.pointdir.jsonio import atomic_write_json, max_json_bytes
 from nas.pointdir.layout import CONTRACT_FAILURE, ERROR_FILE, PROGRESS_FILE
 
 TRACEBACK_LINES = 40
@@ -117,6 +118,7 @@ def write_divergence(
     (to its deadline, or its remaining epochs when it has none);
     ``saved_device_hours`` is that times the ranks. Written by rank 0 only.
     """
+    kept = _last_entries(curve, max_json_bytes() // 4)
     document = {
         "kind": DIVERGED,
         "rank": 0,
@@ -125,13 +127,31 @@ def write_divergence(
         "traceback": [],
         "oom": False,
         "epoch": epoch,
-        "curve": curve,
+        "curve": kept,
+        "curve_entries_left_out": len(curve) - len(kept),
         "saved_seconds": max(0.0, saved_seconds),
         "saved_device_hours": max(0.0, saved_seconds) * world_size / 3600.0,
         "device": device,
         "time": now_iso(),
     }
     return atomic_write_json(Path(directory) / ERROR_FILE, document, exclusive=True)
+
+
+def _last_entries(curve: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The last entries of ``curve`` whose indented JSON takes at most ``budget`` bytes.
+
+    ``error.json`` is read only up to :func:`~nas.pointdir.jsonio.max_json_bytes`:
+    a command's whole curve (up to a MiB of ``curve.jsonl``, and more again
+    indented) made the report of a diverged run too large to read, so the
+    divergence itself was set aside. The curve stays whole in ``curve.jsonl``.
+    """
+    kept: list[dict[str, Any]] = []
+    for entry in reversed(curve):
+        budget -= len(json.dumps(entry, indent=2, sort_keys=True)) + 8  # its indent, comma
+        if budget < 0:
+            break
+        kept.append(entry)
+    return kept[::-1]
 
 
 class ContractBroken(RuntimeError):
