@@ -163,6 +163,19 @@ def test_a_measured_bound_the_results_carry_lets_the_search_go_on(
         assert study.propose(n=2)
 
 
+def test_a_search_no_candidate_is_left_to_names_the_rules_it_is_held_to(
+    folder: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """ "infeasible" alone named no key to loosen: the stop says which bounds hold."""
+    state = init(folder, capsys, own_experiment("[experiment.constraints]\nlatency_ms = 2"))
+    measure_design(state, lambda p: {"latency_ms": 10 + p["w"] / 2})  # every point beyond it
+    with StateStore.open(state) as store:
+        stop, made = next_batch(Study(store.state, experiment_of(store.state, state)))
+    assert made == [] and stop is not None
+    assert "no candidate left to propose" in stop.reason, stop.reason
+    assert "(candidates are held to [experiment.constraints] latency_ms <= 2)" in stop.reason
+
+
 # ------------------------------------------------------------------ finding 10: GPU memory
 
 

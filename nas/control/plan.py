@@ -79,7 +79,9 @@ def _propose(study: policy.Study, size: int, dry_run: bool) -> tuple[Stop | None
     try:
         made = study.propose(size, dry_run=dry_run)
     except SearchError as exc:
-        return Stop(f"no candidate left to propose: {exc}"), []
+        rules = study.rules_text()
+        held = f" (candidates are held to {rules})" if rules else ""
+        return Stop(f"no candidate left to propose: {exc}{held}"), []
     except (SplineError, policy.StudyError) as exc:
         return Stop(f"cannot propose: {exc}", ok=False), []
     if not made:

@@ -322,6 +322,18 @@ class Study:
             return within
         return lambda params: feasible(params) and within(params)
 
+    def rules_text(self) -> str:
+        """The rules a candidate is held to beyond the box, for a search that found none
+        they allow: "infeasible" alone named no file key to loosen."""
+        cfg = self.experiment
+        rules = [f"{name} <= {bound:g}" for name, bound in cfg.experiment.constraints.items()]
+        rules = [f"[experiment.constraints] {', '.join(rules)}"] if rules else []
+        if cfg.cluster.max_gpu_memory_gib is not None:
+            rules.append(f"[cluster] max_gpu_memory_gib = {cfg.cluster.max_gpu_memory_gib:g}")
+        if cfg.model is not None and cfg.model.feasible:
+            rules.append(f"[model] feasible = {cfg.model.feasible!r}")
+        return "; ".join(rules)
+
     # ------------------------------------------------------------------ budget
     def budget_reason(self, now: float | None = None) -> str | None:
         """Why no more points may be proposed (``max_points``, GPU-hours, wall time), or None."""
