@@ -478,3 +478,13 @@ def test_add_with_the_params_a_table_shows_takes_that_point(
     assert f"point {point.id} exists already shown with these params (stored as x=" in err
     after = load_state(state)
     assert len(after.points) == len(before) and after.point(point.id).value == 5
+
+
+def test_propose_with_every_point_cancelled_says_how_to_go_on(
+    toy: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Not "0 points proposed", exit 0, for ever: the search waits for nothing."""
+    ids = [str(p.id) for p in load_state(toy).points]
+    assert run(capsys, "cancel", "--state", str(toy), *ids)[0] == 0
+    code, out, err = run(capsys, "propose", "--state", str(toy), "-n", "1")
+    assert (code, out) == (1, "") and "`splinenas rerun ID...`" in err, err

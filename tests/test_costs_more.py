@@ -333,3 +333,14 @@ def test_the_metric_is_no_cost(
     code, _, err = run(capsys, "init", "own.toml", "--validate-only")
     assert code == 1
     assert f"own.toml: {key}: 'score' is the searched metric" in err
+
+
+def test_init_refuses_a_box_no_point_of_which_the_bounds_allow(
+    folder: Path, capsys: pytest.CaptureFixture
+) -> None:
+    text = own_experiment("[experiment.constraints]\nlat = 0.5", 'costs = "morecosts:costs"')
+    (folder / "own.toml").write_text(text)
+    code, _, err = run(capsys, "init", "own.toml", "--state", str(folder / "own.h5"))
+    assert code == 1, err
+    assert "own.toml: no point of the box is allowed by [experiment.constraints] lat <= 0.5" in err
+    assert not (folder / "own.h5").exists()

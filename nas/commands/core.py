@@ -284,6 +284,20 @@ def _shown_as(stored: Params) -> str:
     return f"shown with these params (stored as {exact})"
 
 
+def _proposals(study: policy.Study, n: int | None, dry_run: bool = False) -> list:
+    """``study.propose``; a search that can propose nothing and waits for nothing is an
+    error that says how a person moves it on (not "0 points proposed", exit 0)."""
+    from nas.search.optimizer import SearchStalled
+
+    try:
+        return study.propose(n, dry_run=dry_run)
+    except SearchStalled as exc:
+        raise policy.StudyError(
+            f"{exc}; `splinenas rerun ID...` makes failed or cancelled points pending again, "
+            "`splinenas add` adds points by hand"
+        ) from None
+
+
 def _store_fit_if_possible(study: policy.Study) -> None:
     """Fit the new measurements once, here, so readers (``status``) never show a stale fit."""
     try:
@@ -422,14 +436,14 @@ def _propose(args: argparse.Namespace) -> int:
     if args.dry_run:
         study = _proposing(StateStore.read(args.state), args.state)
         _set_budget(study, args.max_points)  # in memory: a dry run commits nothing
-        proposals = study.propose(args.n, dry_run=True)
+        proposals = _proposals(study, args.n, dry_run=True)
         rows = [(None, p.params, p.predicted) for p in proposals]
         what = "dry run, nothing stored"
     else:
         with StateStore.open(args.state, LOCK_WAIT_SECONDS) as store:
             study = _proposing(store.state, args.state)
             _set_budget(study, args.max_points)
-            points = study.propose(args.n)
+            points = _proposals(study, args.n)
             store.commit()
         rows = [(p.id, p.params, p.predicted) for p in points]
         what = f"stored as pending in batch {points[0].batch}" if points else "nothing stored"

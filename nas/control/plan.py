@@ -73,11 +73,14 @@ def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | No
 
 def _propose(study: policy.Study, size: int, dry_run: bool) -> tuple[Stop | None, list]:
     """Propose ``size`` points (:meth:`policy.Study.propose`); a search that cannot, stopped."""
+    from nas.search.optimizer import SearchStalled
     from nas.search.propose import SearchError
     from nas.search.spline import SplineError
 
     try:
         made = study.propose(size, dry_run=dry_run)
+    except SearchStalled:  # a person must act: most points failed, or no new point is allowed
+        return Stop(f"nothing to propose: {study.fit_blocker()}", ok=False), []
     except SearchError as exc:
         rules = study.rules_text()
         held = f" (candidates are held to {rules})" if rules else ""

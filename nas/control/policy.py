@@ -467,10 +467,18 @@ class Study:
         events (:func:`~nas.control.tradeoffs.design_notes`).
         """
         from nas.control import tradeoffs
+        from nas.search.optimizer import SearchStalled
 
         for note in tradeoffs.design_notes(self.experiment):
             self.state.log(note.kind, note.text)
-        return self.propose(n=len(self.optimizer.initial_design()))
+        try:
+            return self.propose(n=len(self.optimizer.initial_design()))
+        except SearchStalled:  # not one point of the box passes the rules
+            raise StudyError(
+                f"{self.experiment.source}: no point of the box is allowed by "
+                f"{self.rules_text() or 'the rules of the search'}: loosen a bound or "
+                "change the box"
+            ) from None
 
     def _record_fit(self, optimizer: SplineOptimizer) -> None:
         """Store ``optimizer``'s fit: support point ids, coefficients, LOO error, argmax.

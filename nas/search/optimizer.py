@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.numbers import as_number
 from nas.search.categories import EmbeddedSpace, views
 from nas.search.climb import climb_polls, hold
 from nas.search.design import default_size, initial_design
@@ -27,7 +28,7 @@ from nas.search.noise import NoiseEstimate, smooth_fit
 from nas.search.propose import Candidate, SearchError, feasible_mask, propose
 from nas.search.settings import GOALS, SearchSettings
 from nas.search.space import Params, SearchSpace, Value
-from nas.search.spline import PolyharmonicSpline, SplineError
+from nas.search.spline import Conditioning, PolyharmonicSpline, SplineError
 from nas.search.stopping import (
     CHECKS_NEEDED,
     Check,
@@ -44,7 +45,6 @@ from nas.search.warp import (
     Warp,
     WarpChoice,
     choose,
-    fit_warped,
     identity_warp,
     over_unit,
     warp_of,
@@ -76,6 +76,45 @@ def capped_values(values: np.ndarray, quantile: float) -> np.ndarray:
     if quantile <= 0.0 or values.size == 0:
         return values
     return np.maximum(values, np.quantile(values, quantile))
+
+
+class SearchStalled(SearchError):
+    """:meth:`SplineOptimizer.suggest` can propose nothing, nothing pending will change that,
+    and a person must act: most told points failed, or ``feasible`` allows no point.
+
+    A :class:`SearchError` (the docstring's promise): the loop ``while not opt.converged:
+    for p in opt.ask()`` spun forever on the empty list that came back instead. Not the
+    end of a search that has tried every candidate, though: a caller that stops on a
+    SearchError stops here for a person.
+    """
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A ``feasible`` rule as the search calls it: its answer must be a bool.
+
+    ``[model] feasible`` (:mod:`nas.control.feasible`) returns None for a trainable
+    candidate and the reason for one that is not; a function of that convention
+    given here had every answer read inverted (None is falsy, a reason truthy),
+    without a word, and the search measured only what it refuses.
+    """
+
+    rule: Callable[[Params], bool]
+
+    def __call__(self, params: Params) -> bool:
+        answer = self.rule(params)
+        if isinstance(answer, bool | np.bool_):
+            return bool(answer)
+        raise TypeError(
+            f"feasible must return a bool (True: the point may be measured), got {answer!r} "
+            f"for {params}; a [model] feasible function returns None (trainable) or the reason "
+            "it is not: give `feasible=lambda params: rule(params) is None`"
+        )
+
+
+def verdict(rule: Callable[[Params], bool] | None) -> Verdict | None:
+    """``rule`` checked as :class:`Verdict` (None stays None: every point is allowed)."""
+    return None if rule is None or isinstance(rule, Verdict) else Verdict(rule)
 
 
 @dataclass(frozen=True)
@@ -195,7 +234,7 @@ class SplineOptimizer:
         problem = settings.space_problem(space)
         if problem is not None:
             raise problem
-        self.space, self.settings, self.feasible = space, settings, feasible
+        self.space, self.settings, self.feasible = space, settings, verdict(feasible)
         self.strategy: Strategy = (
             DefaultStrategy(batch_fill=settings.fill)
             if settings.strategy == "default"
@@ -227,6 +266,8 @@ class SplineOptimizer:
         self._noise: dict[str, NoiseEstimate] = {}
         #: The input warp of each exact spline (:meth:`_choose_warp`), by where.
         self._warps: dict[str, Warp] = {}
+        #: The conditioning note of each exact spline that has one, by where (:meth:`_solve`).
+        self._conditioning: dict[str, str] = {}
 
     # -- data ------------------------------------------------------------------------
 
@@ -252,12 +293,22 @@ class SplineOptimizer:
         the best polled in a climb, :mod:`nas.search.climb`, no agreement of
         (a) either). A failed point may be told again with a value; a
         measured one may not.
+
+        ``params`` are those of a point in the box: a value outside it is refused
+        (a SpaceError), one that snapping moves onto the lattice (a fraction of
+        an int dimension) is stored snapped with a warning. ``value`` and
+        ``predicted`` are real numbers (numpy's scalars too); a bool, a string,
+        None or an array is refused (a TypeError).
         """
-        snapped = self.space.snap(params)
+        snapped = self._given_point(params, "tell")
+        value = _real(value, "value")
+        predicted = None if predicted is None else _real(predicted, "predicted")
         key = self.space.key(snapped)
         old = self._records.get(key)
         if old is not None and math.isfinite(old.value):
-            raise ValueError(f"point {snapped} was already told a value ({old.value})")
+            raise ValueError(
+                f"point {_as_given(params, snapped)} was already told a value ({old.value})"
+            )
         if predicted is None:
             predicted = self._suggested.get(key)
         if fill is None:
@@ -268,7 +319,6 @@ class SplineOptimizer:
             batch = self._check_batches.get(key)
         if poll is None:
             poll = key in self._polls
-        value = float(value)
         if not math.isfinite(value):
             warnings.warn(
                 f"measurement {value} for {snapped} recorded as a failure",
@@ -276,7 +326,6 @@ class SplineOptimizer:
                 stacklevel=2,
             )
             value = math.nan
-        predicted = None if predicted is None else float(predicted)
         self._records[key] = Record(
             snapped, value, predicted, bool(fill), bool(check), batch if check else None, bool(poll)
         )
@@ -300,12 +349,14 @@ class SplineOptimizer:
         ``"check"``, ``"poll"``; default: what :meth:`suggest` said of it, for an
         optimizer rebuilt from a record). Pending ``"incremental"`` and
         ``"fill"`` points are the batch later suggestions continue
-        (:meth:`_issued_batch`).
+        (:meth:`_issued_batch`). ``params`` are checked as :meth:`tell` checks them.
         """
-        snapped = self.space.snap(params)
+        snapped = self._given_point(params, "mark_pending")
         key = self.space.key(snapped)
         if key in self._records:
-            raise ValueError(f"point {snapped} is already told and cannot be pending")
+            raise ValueError(
+                f"point {_as_given(params, snapped)} is already told and cannot be pending"
+            )
         self._pending[key] = snapped
         if origin == "incremental":
             self._heads.add(key)
@@ -320,10 +371,21 @@ class SplineOptimizer:
                 self._check_batches[key] = batch
 
     def forget_pending(self, params: Mapping[str, Any]) -> None:
-        """Undo :meth:`mark_pending` (e.g. a cancelled job)."""
-        key = self.space.key(params)
-        if self._pending.pop(key, None) is None:
-            raise KeyError(f"point {self.space.snap(params)} is not pending")
+        """Undo :meth:`mark_pending` (e.g. a cancelled job); ``params`` checked as :meth:`tell`
+        checks them (clipped, width 300 forgot the point pending at the bound 256)."""
+        snapped = self._given_point(params, "forget_pending")
+        if self._pending.pop(self.space.key(snapped), None) is None:
+            raise KeyError(f"point {_as_given(params, snapped)} is not pending")
+
+    def _given_point(self, params: Mapping[str, Any], method: str) -> Params:
+        """The snapped ``params`` a caller of ``method`` gave, with a warning for each value
+        snapping moved onto the lattice (:meth:`SearchSpace.inside`; a value outside the
+        box is refused). A point the optimizer proposed or stored is moved by nothing,
+        so rebuilding a search from its history warns of nothing."""
+        snapped, notes = self.space.inside(params)
+        for note in notes:
+            warnings.warn(f"{method}: {note}", UserWarning, stacklevel=3)
+        return snapped
 
     @property
     def history(self) -> list[Record]:
@@ -566,11 +628,7 @@ class SplineOptimizer:
             smoothing=max(spline.smoothing_used for spline in splines.values()),
             local_loo=self.local_loo_error(),
             noise=self.noise_estimate(),
-            warnings=tuple(
-                f"category {cat}: {spline.conditioning}" if cat else spline.conditioning
-                for cat, spline in splines.items()
-                if spline.conditioning
-            ),
+            warnings=tuple(self._conditioning.values()),
             warped=tuple(self.warped_dimensions()),
             splines=self._fit_all(),
             coefficients=tuple(
@@ -594,7 +652,7 @@ class SplineOptimizer:
         space, splines = self._model()
         if not splines:
             return None
-        argmax, value = self._maximum(space, splines, feasible)
+        argmax, value = self._maximum(space, splines, verdict(feasible))
         return argmax, self._sign * value
 
     def _maximum(
@@ -675,7 +733,7 @@ class SplineOptimizer:
     def _fit_all(self) -> dict[tuple[Value, ...], PolyharmonicSpline]:
         """A spline per category that has one (views of the shared spline when it is fitted)."""
         if self._splines is None:
-            self._noise, self._warps = {}, {}
+            self._noise, self._warps, self._conditioning = {}, {}, {}
             self._joint = self._fit_joint() if self._embedded is not None else None
             if self._joint is not None:
                 self._splines = views(self._joint, self._embedded)
@@ -771,17 +829,22 @@ class SplineOptimizer:
             return spline
 
         try:
+            inner = None
             if not capped:  # the capped fit reads the exact fit's scales
                 choice = self._choose_warp(x, y)
                 self._warps[where] = choice.warp
-                if noise is None and choice.spline is not None:  # the interpolant it scored
-                    return over_unit(choice.spline, choice.warp, x)
-            return fit_warped(x, y, self._warps.get(where, identity_warp(x.shape[1])), fit)
+                if noise is None:  # the interpolant it scored, where it fitted one
+                    inner = choice.spline
+            warp = self._warps.get(where, identity_warp(x.shape[1]))
+            if inner is None:
+                inner = fit(warp.forward(x), y)
         except SplineError as exc:
             named = [rows[i].params for i in exc.indices]
-            prefix = f"{where}: " if where else ""
             points = f"; points: {named}" if named else ""
-            raise SplineError(f"{prefix}{exc}{points}", exc.indices) from exc
+            raise SplineError(f"{_where(where)}{exc}{points}", exc.indices) from exc
+        if not capped and inner.conditioning_note is not None:
+            self._conditioning[where] = _where(where) + _named(inner.conditioning_note, rows)
+        return over_unit(inner, warp, x)
 
     def _choose_warp(self, x: np.ndarray, y: np.ndarray) -> WarpChoice:
         """The spline's input warp for unit points ``x`` (:mod:`nas.search.warp`), with the
@@ -849,11 +912,19 @@ class SplineOptimizer:
         they train, the search fills that batch instead of proposing the
         spline's argmax's neighbours.
 
+        An empty list comes back only while points are pending: their
+        measurements are what the search waits for. Otherwise a search that
+        can propose nothing raises, so that an ask/tell loop ends.
+
         Raises:
             SearchError: No feasible distinct candidate is left.
+            SearchStalled: No spline can be fitted, nothing is pending and no
+                point can be proposed: most told points failed (more would
+                fail too: the search waits for a person), or ``feasible``
+                allows no new point of the design or of a space-filling draw.
+            TypeError: ``n`` is not an int (a bool is none).
         """
-        n = self.settings.batch_size if n is None else n
-        _require(isinstance(n, int) and n >= 1, "n must be an int >= 1", n)
+        n = self.settings.batch_size if n is None else _count(n)
         out = [Proposal(p, None, "initial") for p in self._unissued_initial()[:n]]
         space, splines = self._model()
         polls = self.due_polls()[: n - len(out)] if len(out) < n and splines else []
@@ -886,9 +957,26 @@ class SplineOptimizer:
             out += [self._incremental(c) for c in candidates]
             batch = 1 + max(self._check_batches.values(), default=-1)
             out += [self._incremental(c, check=True, batch=batch) for c in checks]
-        elif not out and not splines and not self._pending and self._mostly_measured():
-            out = self._top_up(n)
+        elif not out and not splines and not self._pending:
+            out = self._top_up(n) if self._mostly_measured() else []
+            if not out:
+                raise SearchStalled(self._stall_reason())
         return out
+
+    def _stall_reason(self) -> str:
+        """Why :meth:`suggest` can propose nothing while nothing is pending, and what to do."""
+        told, measured = len(self._records), self.n_measured
+        if not self._mostly_measured() and told > measured:
+            return (
+                f"{told - measured} of {told} told points failed and the {measured} measured "
+                "do not determine a spline: more points would likely fail too; fix the cause, "
+                "then measure the failed points again"
+            )
+        allowed = "" if self.feasible is None else " that feasible allows"
+        return (
+            f"no spline can be fitted from the {measured} measured points and neither the "
+            f"initial design nor a space-filling draw has a new point{allowed}"
+        )
 
     def _issued_batch(self) -> list[Params]:
         """Pending points as the first slots of the batch :meth:`suggest` continues.
@@ -1119,7 +1207,8 @@ class SplineOptimizer:
         return Proposal(params, predicted, "poll")
 
     def ask(self, n: int | None = None) -> list[Params]:
-        """Parameters of :meth:`suggest`."""
+        """Parameters of :meth:`suggest` (empty only while points are pending; it raises as
+        :meth:`suggest` does)."""
         return [p.params for p in self.suggest(n)]
 
 
@@ -1151,6 +1240,45 @@ def counts_as_agreement(record: Record) -> bool:
     had (``benchmarks/results/stop_rule.md``, "Fills count").
     """
     return record.predicted is not None and not record.check and not record.poll
+
+
+def _real(value: Any, name: str) -> float:
+    """``value`` of argument ``name`` as a float: a real number, numpy's scalars included
+    (:func:`nas.numbers.as_number`). A bool, a string, None or an array is refused: ``True``
+    was stored as 1.0 and ``"70.5"`` as 70.5 without a word."""
+    number = as_number(value)
+    if number is None:
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(number)
+
+
+def _count(n: Any) -> int:
+    """``n`` of :meth:`SplineOptimizer.suggest`: an int >= 1 (numpy's too; ``True`` is no
+    count, and was taken as 1)."""
+    count = as_number(n)
+    if not isinstance(count, int):
+        raise TypeError(f"n must be an int >= 1, got {n!r}")
+    _require(count >= 1, "n must be an int >= 1", n)
+    return count
+
+
+def _as_given(given: Mapping[str, Any], snapped: Params) -> str:
+    """``given`` for a message, with what it was stored as where snapping moved it."""
+    if dict(given) == snapped:
+        return str(snapped)
+    return f"{dict(given)} (stored as {snapped})"
+
+
+def _where(where: str) -> str:
+    """The prefix of a fit's message that says which spline it is about ('' for the only one)."""
+    return f"{where}: " if where else ""
+
+
+def _named(note: Conditioning, rows: Sequence[Record]) -> str:
+    """``note`` naming its pair of support points by their parameters: its row numbers are
+    the fit's own order, which people read as point ids."""
+    first, second = (str(rows[i].params) for i in note.pair)
+    return note.naming(first, second)
 
 
 def _require(ok: bool, message: str, value: object) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import UserError
+from nas.numbers import as_number, finite_number
 
 DIM_TYPES = ("int", "float", "categorical")
 #: Above this many combinations of roundings, :meth:`SearchSpace.lattice_neighbours`
@@ -81,6 +82,11 @@ class Dim:
                 raise SpaceError(
                     f"dimension {self.name!r}: choice {choice!r} must be a str, int or float"
                 )
+            if isinstance(choice, float) and math.isnan(choice):
+                raise SpaceError(
+                    f"dimension {self.name!r}: choice {choice!r} can never be given: "
+                    "NaN equals no value, itself included"
+                )
         if len(set(self.choices)) != len(self.choices):
             raise SpaceError(
                 f"dimension {self.name!r}: choices {list(self.choices)} are not distinct"
@@ -90,13 +96,14 @@ class Dim:
         if self.choices:
             raise SpaceError(f"{self.type} dimension {self.name!r} takes no choices")
         for bound in ("low", "high"):
-            value = getattr(self, bound)
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            given = getattr(self, bound)
+            value = as_number(given)  # numpy's scalars too: bounds computed with numpy
+            if value is None:
                 raise SpaceError(
-                    f"dimension {self.name!r}: {bound} must be a number, got {value!r}"
+                    f"dimension {self.name!r}: {bound} must be a number, got {given!r}"
                 )
-            if not math.isfinite(value):
-                raise SpaceError(f"dimension {self.name!r}: {bound} must be finite, got {value!r}")
+            if not finite_number(value):
+                raise SpaceError(f"dimension {self.name!r}: {bound} must be finite, got {given!r}")
             if self.type == "int" and value != int(value):
                 raise SpaceError(
                     f"int dimension {self.name!r}: {bound} = {value!r} is not integral"
@@ -207,14 +214,40 @@ class SearchSpace:
             given, stored = float(params[dim.name]), snapped[dim.name]
             if given == stored:
                 continue
-            if given < dim.low or given > dim.high:
-                bound = "lower" if given < dim.low else "upper"
+            bound = _passed_bound(dim, given)
+            if bound is not None:
                 note = f"{dim.name}={params[dim.name]} stored as {stored}, the {bound} bound"
                 outside.append(note)
             else:
                 note = f"{dim.name}={params[dim.name]} stored as {stored}, the nearest integer"
             notes.append(note)
         return snapped, notes, outside
+
+    def inside(self, params: Mapping[str, Any]) -> tuple[Params, list[str]]:
+        """The snapped parameters of a point in the box, and :meth:`snap_report`'s notes of
+        the values snapping moved onto the lattice.
+
+        A value outside the box is refused, as the command line refuses it: clipped,
+        a measurement made at width 1000 was filed under the bound 256 and fitted there.
+
+        Raises
+        ------
+        SpaceError
+            As :meth:`snap`, or a value outside the box (each named with its value).
+        """
+        snapped, notes, _ = self.snap_report(params)
+        beyond = [
+            f"{dim.name}={params[dim.name]}"
+            for dim in self.numeric
+            if _passed_bound(dim, float(params[dim.name])) is not None
+        ]
+        if beyond:
+            raise SpaceError(f"{'; '.join(beyond)} outside the box ({self.box_text()})")
+        return snapped, notes
+
+    def box_text(self) -> str:
+        """``width in [16, 256], mult in [0.5, 2.0]``: the numeric dimensions' bounds, for people."""
+        return ", ".join(f"{dim.name} in [{dim.low}, {dim.high}]" for dim in self.numeric)
 
     def to_unit_unsnapped(self, params: Mapping[str, Any]) -> np.ndarray:
         """Unit-box coordinates (d,) of the numeric values as given: no rounding or clipping.
@@ -433,6 +466,14 @@ class SearchSpace:
             fields["choices"] = tuple(fields.get("choices", ()))
             dims.append(Dim(**fields))
         return cls(dims)
+
+
+def _passed_bound(dim: Dim, value: float) -> str | None:
+    """``"lower"`` or ``"upper"``: the bound of numeric ``dim`` that ``value`` lies beyond
+    (None inside the box)."""
+    if value < dim.low:
+        return "lower"
+    return "upper" if value > dim.high else None
 
 
 def _replaced(values: np.ndarray, k: int, value: float) -> np.ndarray:

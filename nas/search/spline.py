@@ -14,6 +14,7 @@ instead of a refusal, an analytic gradient and a faster chunked evaluation.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import blas, lapack
@@ -47,6 +48,33 @@ RESIDUAL_RTOL = 1e-6
 SMOOTHING_LADDER = tuple(10.0**k for k in range(-14, -1))
 
 _EPS = float(np.finfo(np.float64).eps)
+
+#: Where a :class:`Conditioning` note names its pair of support points.
+_PAIR = "{pair}"
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """Why a fit is not the accurate solve asked for, naming the closest pair of support points.
+
+    ``pair`` are their row indices (i < j). A spline knows its support only by
+    row, so :attr:`text` names the rows; a caller that knows what its rows are
+    renders the note with their names instead (:meth:`naming`): the optimizer's
+    rows are its measured points in an order of its own, and "closest support
+    points 1 and 4" read as point ids named a pending, unmeasured point.
+    """
+
+    template: str
+    pair: tuple[int, int]
+
+    def naming(self, first: str, second: str) -> str:
+        """The note with the pair named ``first`` and ``second``."""
+        return self.template.replace(_PAIR, f"{first} and {second}")
+
+    @property
+    def text(self) -> str:
+        """The note with the pair named by row index."""
+        return self.naming(*(str(i) for i in self.pair))
 
 
 class SplineError(UserError, ValueError):
@@ -365,7 +393,7 @@ def solve_system(
 
 def solve_stable(
     points: np.ndarray, values: np.ndarray, smoothing: float, scale: np.ndarray
-) -> tuple[np.ndarray, Factorization, float, str]:
+) -> tuple[np.ndarray, Factorization, float, Conditioning | None]:
     """Solve with ``smoothing``; smooth more only where that misses the data by less.
 
     ``points`` are centred and scaled as for :class:`Factorization`. The solve
@@ -376,7 +404,7 @@ def solve_stable(
     tried; it is used only when it misses the data of the system asked for
     by less than that solve does. Returns the solution, its factorization,
     the smoothing used and, where the fit is not the accurate solve asked
-    for, a note for people that names the closest pair of points.
+    for, a note for people that names the closest pair of points (None where it is).
 
     Raises
     ------
@@ -388,7 +416,7 @@ def solve_stable(
     if not isinstance(solved, str) and solved[2] <= limit:
         if solved[1].singular:  # an accurate solve of data that may still be singular
             diagnose_singular(points, smoothing)
-        return (*solved[:2], smoothing, "")
+        return (*solved[:2], smoothing, None)
     diagnose_singular(points, smoothing)
     why = solved if isinstance(solved, str) else f"the solution misses the data by {solved[2]:.3g}"
     why += f" (tolerance {limit:.3g})" if not isinstance(solved, str) else ""
@@ -404,10 +432,10 @@ def solve_stable(
         if misfit < exact_residual:
             note = (
                 f"exact interpolation is ill-conditioned ({why}; closest support points "
-                f"{i} and {j}); smoothed with {rung:.0e} of the kernel scale, which misses "
+                f"{_PAIR}); smoothed with {rung:.0e} of the kernel scale, which misses "
                 f"the data by {misfit:.3g}"
             )
-            return (*smoothed[:2], lam, note)
+            return (*smoothed[:2], lam, Conditioning(note, (i, j)))
         break  # more smoothing misses the data by more still
     if isinstance(solved, str):
         raise SplineError(
@@ -416,10 +444,10 @@ def solve_stable(
             (i, j),
         )
     note = (
-        f"exact interpolation is ill-conditioned ({why}; closest support points {i} and {j}); "
+        f"exact interpolation is ill-conditioned ({why}; closest support points {_PAIR}); "
         "kept: smoothing would miss the data by more"
     )
-    return (*solved[:2], smoothing, note)
+    return (*solved[:2], smoothing, Conditioning(note, (i, j)))
 
 
 def closest_pair(points: np.ndarray) -> tuple[int, int, float]:
@@ -565,9 +593,13 @@ class PolyharmonicSpline:
         self._poly_scale = half / self._radius
         self._centred = (self.points - self._shift) / self._radius
         cube = self._radius**3  # Phi scales with the cube of the coordinates, and so must lambda
-        z, self._factorization, used, self.conditioning = solve_stable(
+        z, self._factorization, used, note = solve_stable(
             self._centred, self.values, self.smoothing / cube, self._poly_scale
         )
+        #: Why the fit is not the accurate solve asked for, with the closest pair of
+        #: support points by row (None where it is); :attr:`conditioning` says it in words.
+        self.conditioning_note: Conditioning | None = note
+        self.conditioning: str = "" if note is None else note.text
         #: The smoothing actually used, in the caller's units (> ``smoothing`` when the
         #: exact system was ill-conditioned; ``conditioning`` then says why).
         self.smoothing_used: float = used * cube
