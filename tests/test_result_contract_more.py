@@ -249,14 +249,22 @@ def test_a_result_another_attempt_may_mend_is_retried(tmp_path: Path, text: str)
     assert not caught.value.contract
 
 
+def writing(document: str) -> str:
+    """A training script that writes ``document`` (a Python literal) as its result.json."""
+    return (
+        "import json, os\nfolder = os.environ['SPLINENAS_POINT_DIR']\n"
+        f"doc = {document}\n"
+        "open(os.path.join(folder, 'result.json'), 'w').write(json.dumps(doc))\n"
+    )
+
+
 def test_a_bad_optional_figure_costs_no_training_and_is_said(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    script = "import json, os\nfolder = os.environ['SPLINENAS_POINT_DIR']\n"
-    script += "doc = {'metrics': {'score': 1.0}, 'epochs': 0, 'data_wait_share': 1.5}\n"
-    script += "open(os.path.join(folder, 'result.json'), 'w').write(json.dumps(doc))\n"
-    state = search(tmp_path, script)
+    state = search(
+        tmp_path, writing("{'metrics': {'score': 1.0}, 'epochs': 0, 'data_wait_share': 1.5}")
+    )
     with StateStore.open(state) as store:
         assert [p.status.value for p in store.state.points] == ["done", "done"]
     assert jobs(state) == 2  # nothing retried
@@ -268,10 +276,7 @@ def test_a_result_of_the_wrong_shape_fails_its_point_once_with_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    script = "import json, os\nfolder = os.environ['SPLINENAS_POINT_DIR']\n"
-    script += "doc = {'metrics': {'score': 1.0}, 'format': 2}\n"
-    script += "open(os.path.join(folder, 'result.json'), 'w').write(json.dumps(doc))\n"
-    state = search(tmp_path, script)
+    state = search(tmp_path, writing("{'metrics': {'score': 1.0}, 'format': 2}"))
     with StateStore.open(state) as store:
         points = store.state.points
     assert [p.status.value for p in points] == ["failed", "failed"]
