@@ -223,10 +223,28 @@ def _check_choices(value: list) -> str | None:
         problem = line_problem(item) if isinstance(item, str) else None
         if problem:
             return f"choice {index}: {problem}"
-        problem = _unaddressable(item)
-        if problem:
-            return f"choice {index} ({item!r}): {problem}"
     return None
+
+
+def choice_problems(experiment: Experiment) -> list[ConfigError]:
+    """Categorical choices of a new experiment that ``--params`` could never name.
+
+    Asked by ``init`` only: a state made before this rule keeps its choices and
+    runs on (its commands read the stored file again), where only ``add``,
+    ``predict`` and imports cannot name such a choice.
+    """
+    problems = []
+    for dim in experiment.space.categorical:
+        for index, item in enumerate(dim.choices):
+            problem = _unaddressable(item)
+            if problem:
+                where = f"space.{dim.name}"
+                problems.append(
+                    ConfigError(
+                        experiment.source, where, "choices", f"choice {index} ({item!r}): {problem}"
+                    )
+                )
+    return problems
 
 
 def _unaddressable(choice: Any) -> str | None:

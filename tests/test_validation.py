@@ -175,14 +175,6 @@ CASES: dict[str, tuple[Edit, str]] = {
         "[experiment] min_distance",
     ),
     "categorical dimension with one choice": (one_choice, "[space.block] choices"),
-    "a choice --params reads as a number": (
-        lambda t, s, f: s.update(opt={"type": "categorical", "choices": ["sgd", "16"]}),
-        "[space.opt] choices",
-    ),
-    "a choice with a space at its end": (
-        lambda t, s, f: s.update(opt={"type": "categorical", "choices": ["sgd", "adam "]}),
-        "[space.opt] choices",
-    ),
     "space-filling design smaller than d+1": (
         lambda t, s, f: t["experiment"].update(design="space-filling", design_points=2),
         "[experiment] design_points",
@@ -357,3 +349,24 @@ def test_sbatch_agrees_with_the_directive_rule(
 
     assert [d for d in ONE_OPTION if not accepted(d)] == []
     assert [d for d in STRAY_WORD if accepted(d)] == []
+
+
+@pytest.mark.parametrize("choice", ["16", "adam ", "true", "a,b"])
+def test_init_refuses_a_choice_params_could_never_name_and_old_states_read_on(
+    choice: str, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--params`` reads "16" as a number, strips "adam ", splits "a,b": refused at init; a
+    state made before the rule still reads (its commands parse the stored file again)."""
+    monkeypatch.chdir(tmp_path)
+    tables = {"experiment": {"name": "opt", "metric": "score"}}
+    space = {"x": {"type": "float", "low": 0.0, "high": 1.0},
+             "opt": {"type": "categorical", "choices": ["sgd", choice]}}  # fmt: skip
+    path = tmp_path / "opt.toml"
+    path.write_text(experiment_text(tables, space))
+    for extra in (["--validate-only"], []):
+        code, _, err = run(capsys, "init", str(path), *extra)
+        assert code == 1 and f"{path}: [space.opt] choices: choice 1 ({choice!r})" in err, err
+    state = tmp_path / "old.h5"
+    with StateStore.create(state, parse_experiment(path.read_text(), str(path))) as store:
+        store.commit()
+    assert run(capsys, "status", "--state", str(state))[0] == 0

@@ -42,7 +42,13 @@ from nas.commands.common import (
     write_table,
 )
 from nas.commands.curves import export_doc
-from nas.config import ConfigError, Experiment, load_experiment, parse_params
+from nas.config import (
+    ConfigError,
+    Experiment,
+    choice_problems,
+    load_experiment,
+    parse_params,
+)
 from nas.control import policy
 from nas.numbers import exact_text
 from nas.pointdir import layout
@@ -151,6 +157,7 @@ def _init(args: argparse.Namespace) -> int:
     name = experiment.experiment.name
     path = writable_path(args.state or layout.default_state(name), "--state", create=True)
     problems, warnings = readiness(experiment, Path.cwd(), offline=args.offline, state=path)
+    problems = [*choice_problems(experiment), *problems]  # a new experiment's only
     notes = [note.text for note in design_notes(experiment)]
     if args.validate_only:
         return _validate_only(args, experiment, problems, warnings, notes)
