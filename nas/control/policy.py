@@ -701,11 +701,11 @@ class Study:
         rows = [p.params for p in self.state.with_status(PointStatus.DONE)]
         if not rows:
             return f"no point is measured yet; a fit needs {need} affinely independent points"
-        counts = support_text(space, rows)
-        if determines_spline(space, rows):
+        counts = support_counts(space, rows)
+        if determines_spline(counts, space.d):
             return (
-                f"the measured points determine one ({counts}) but none is stored yet; the "
-                "controller stores it with its next proposal or when it stops"
+                f"the measured points determine one ({support_text(counts)}) but none is stored "
+                "yet; the controller stores it with its next proposal or when it stops"
             )
         shared = ""
         if space.categorical and self.experiment.experiment.strategy != "paper":
@@ -713,7 +713,10 @@ class Study:
                 f" (per category; or {need + indicator_count(space)} over all categories, every categorical "
                 "choice measured, for the spline they share)"
             )
-        return f"a fit needs {need} affinely independent measured points{shared}: {counts}"
+        return (
+            f"a fit needs {need} affinely independent measured points{shared}: "
+            f"{support_text(counts)}"
+        )
 
     def cost_blocker(self) -> str | None:
         """Why the search cannot go on once its metric's spline can be fitted: a measured cost
@@ -725,11 +728,15 @@ class Study:
         that is not the one asked for (a key ``latncy_ms`` that no result carries is
         never enforced), so the controller stops for a person instead (exit 1).
         """
-        rows = [p.params for p in self.state.with_status(PointStatus.DONE)]
-        if not determines_spline(self.state.space, rows):
+        named = self._measured_costs()  # most searches have none: nothing to count
+        if not named:
             return None
-        for key, name in self._measured_costs():
-            blocker = self.measured_cost_blocker(name)
+        points = self.state.with_status(PointStatus.DONE)
+        counts = support_counts(self.state.space, [p.params for p in points])
+        if not determines_spline(counts, self.state.space.d):
+            return None
+        for key, name in named:
+            blocker = self._cost_blocker(name, points, counts)
             if blocker:
                 return f"{key} cannot be evaluated: {blocker}"
         return None
@@ -748,18 +755,29 @@ class Study:
         carries it (naming the costs they do carry), or, once the metric's spline can be
         fitted, too few for the cost's spline (how many carry it, how many it needs); None
         otherwise, and before anything is measured."""
+        points = self.state.with_status(PointStatus.DONE)
+        counts = support_counts(self.state.space, [p.params for p in points])
+        return self._cost_blocker(name, points, counts)
+
+    def _cost_blocker(
+        self, name: str, points: list[Point], counts: dict[tuple, tuple[int, int]]
+    ) -> str | None:
+        """:meth:`measured_cost_blocker` of the measured ``points`` (``counts``: their
+        :func:`support_counts`, which every measured cost shares)."""
         from nas.control.costs import cost_source, measured_cost, unmeasured
 
-        space, points = self.state.space, self.state.with_status(PointStatus.DONE)
+        space = self.state.space
         carried = [p.params for p in points if math.isfinite(measured_cost(p, name))]
         if points and not carried:
             return unmeasured(self.state, self.experiment, cost_source(self.experiment, name))
-        rows = [p.params for p in points]
-        if not determines_spline(space, rows) or determines_spline(space, carried):
+        if not determines_spline(counts, space.d):
+            return None
+        carried_counts = support_counts(space, carried)
+        if determines_spline(carried_counts, space.d):
             return None
         return (
-            f"only {len(carried)} of {len(rows)} measured points carry {name} "
-            f"({support_text(space, carried)}); its spline needs {space.d + 1} affinely "
+            f"only {len(carried)} of {len(points)} measured points carry {name} "
+            f"({support_text(carried_counts)}); its spline needs {space.d + 1} affinely "
             "independent ones, as the metric's does"
         )
 
@@ -776,19 +794,19 @@ def support_counts(space: SearchSpace, rows: list[Params]) -> dict[tuple, tuple[
     return counts
 
 
-def determines_spline(space: SearchSpace, rows: list[Params]) -> bool:
-    """Whether the points ``rows`` determine a spline in some category: d+1 of them
-    affinely independent (:func:`nas.search.optimizer.determined`)."""
-    return any(rank >= space.d + 1 for _, rank in support_counts(space, rows).values())
+def determines_spline(counts: dict[tuple, tuple[int, int]], d: int) -> bool:
+    """Whether points of :func:`support_counts` ``counts`` determine a spline in some category:
+    d+1 of them affinely independent (:func:`nas.search.optimizer.determined`)."""
+    return any(rank >= d + 1 for _, rank in counts.values())
 
 
-def support_text(space: SearchSpace, rows: list[Params]) -> str:
+def support_text(counts: dict[tuple, tuple[int, int]]) -> str:
     """:func:`support_counts` for people: "4 measured point(s) of which 3 affinely independent"."""
     return (
         "; ".join(
             f"{n} measured point(s){f' in category {list(cat)}' if cat else ''} of which "
             f"{rank} affinely independent"
-            for cat, (n, rank) in support_counts(space, rows).items()
+            for cat, (n, rank) in counts.items()
         )
         or "none measured"
     )
