@@ -98,10 +98,9 @@ def _params_arg(
     except ValueError as exc:
         raise UsageError(f"--params: {exc}") from None
     if outside and not allow_outside:
-        box = ", ".join(f"{d.name} in [{d.low}, {d.high}]" for d in space.numeric)
         raise policy.StudyError(
             f"--params: {'; '.join(given_part(v) for v in outside)} outside the box "
-            f"({box}); {remedy(outside)}"
+            f"({space.box_text()}); {remedy(outside)}"
         )
     if as_given:  # refused before any note says it is evaluated
         try:

@@ -90,9 +90,12 @@ def checked_params(experiment: Experiment, params: dict[str, Any]) -> dict[str, 
     except SpaceError as exc:
         raise UsageError(f"--params: {exc}") from None
     if outside:
-        box = ", ".join(f"{d.name} in [{d.low}, {d.high}]" for d in space.numeric)
-        given = "; ".join(note.split(" stored as ", 1)[0] for note in outside)
-        raise UserError(f"--params: {given} outside the box ({box}): the search never trains it")
+        from nas.control.imports import given_part
+
+        given = "; ".join(map(given_part, outside))
+        raise UserError(
+            f"--params: {given} outside the box ({space.box_text()}): the search never trains it"
+        )
     for note in notes:
         print(f"note: {note.replace(' stored as ', ' priced as ', 1)}", file=sys.stderr)
     return {**params, **snapped}
