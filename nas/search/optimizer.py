@@ -56,6 +56,9 @@ TOP_UP_GROWTH = 16
 CHECK_SEED_STEP = 7919
 #: Why an extrapolated prediction is refused: r^3 of a point 1e100 ranges away overflows
 #: float64, and NaN or inf is no prediction to print or store.
+#: How a caller of :meth:`SplineOptimizer.predict` asks for a value outside the box.
+_EXTRAPOLATE = "predict(..., extrapolate=True) evaluates the spline there"
+
 _OVERFLOW = (
     "the spline cannot be evaluated that far outside the box: its terms overflow; "
     "give values nearer the box"
@@ -195,7 +198,9 @@ class SplineOptimizer:
             back to separate splines while some categorical choice has no measurement.
         feasible: Predicate on parameters; rejected points are never suggested.
         design: The initial design to measure first, in place of ``settings.design``
-            (a trade-off search brings its own, :func:`nas.search.tradeoff.tradeoff_design`).
+            (a trade-off search brings its own, :func:`nas.search.tradeoff.tradeoff_design`);
+            each point checked as :meth:`tell` checks one (a point outside the box is
+            refused, not clipped to it, and snapping onto the lattice is warned of).
         design_space: The box the initial design was issued in (default ``space``): a
             search's first box, once ``splinenas expand`` has widened it. A campaign
             measures one initial design, its first box's; ``expand`` adds a design of
@@ -243,8 +248,10 @@ class SplineOptimizer:
         self.stop, self.categories = settings.stop_rule, settings.category_model
         shared = self.categories == "shared" and bool(space.categorical)
         self._embedded = EmbeddedSpace(space) if shared else None
-        drawn = self._drawn_design(design_space, shared) if design is None else design
-        self._design = [space.snap(p) for p in drawn]
+        if design is None:
+            self._design = [space.snap(p) for p in self._drawn_design(design_space, shared)]
+        else:
+            self._design = [self._given_point(p, "design") for p in design]
         self._sign = GOALS[settings.goal]
         self._records: dict[tuple[Value, ...], Record] = {}
         self._pending: dict[tuple[Value, ...], Params] = {}
@@ -377,12 +384,18 @@ class SplineOptimizer:
         if self._pending.pop(self.space.key(snapped), None) is None:
             raise KeyError(f"point {_as_given(params, snapped)} is not pending")
 
-    def _given_point(self, params: Mapping[str, Any], method: str) -> Params:
+    def _given_point(
+        self, params: Mapping[str, Any], method: str, remedy: str = "", stores: bool = True
+    ) -> Params:
         """The snapped ``params`` a caller of ``method`` gave, with a warning for each value
         snapping moved onto the lattice (:meth:`SearchSpace.inside`; a value outside the
-        box is refused). A point the optimizer proposed or stored is moved by nothing,
-        so rebuilding a search from its history warns of nothing."""
-        snapped, notes = self.space.inside(params)
+        box is refused, its message followed by ``remedy``). A point the optimizer
+        proposed or stored is moved by nothing, so rebuilding a search from its history
+        warns of nothing. Unless ``method`` ``stores`` the point, the warning says where
+        it is evaluated instead of where it is stored, as ``splinenas predict`` says."""
+        snapped, notes = self.space.inside(params, f"; {remedy}" if remedy else "")
+        if not stores:
+            notes = [note.replace(" stored as ", " evaluated at ", 1) for note in notes]
         for note in notes:
             warnings.warn(f"{method}: {note}", UserWarning, stacklevel=3)
         return snapped
@@ -683,9 +696,17 @@ class SplineOptimizer:
     def predict(self, params: Mapping[str, Any], extrapolate: bool = False) -> float:
         """Spline prediction at ``params`` in measurement units.
 
-        ``params`` are snapped to legal values first; with ``extrapolate``
-        they are used as given, also outside the box.
+        ``params`` are snapped to legal values first (with a warning where that moves
+        one); a value outside the box is refused, since clipped it answered for the
+        bound without saying so. With ``extrapolate`` they are used as given, also
+        outside the box.
+
+        Raises:
+            SpaceError: a value outside the box without ``extrapolate``.
+            ValueError: no spline for the point's category yet.
         """
+        if not extrapolate:
+            params = self._given_point(params, "predict", _EXTRAPOLATE, stores=False)
         cat = self.space.category_of(params)
         splines = self._fit_all()
         if cat not in splines:

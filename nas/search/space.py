@@ -62,7 +62,7 @@ class Dim:
             raise SpaceError(
                 f"dimension {self.name!r}: type {self.type!r} is not one of {DIM_TYPES}"
             )
-        object.__setattr__(self, "choices", tuple(self.choices))
+        object.__setattr__(self, "choices", tuple(_plain_choice(c) for c in self.choices))
         if self.type == "categorical":
             self._check_categorical()
         else:
@@ -223,9 +223,10 @@ class SearchSpace:
             notes.append(note)
         return snapped, notes, outside
 
-    def inside(self, params: Mapping[str, Any]) -> tuple[Params, list[str]]:
+    def inside(self, params: Mapping[str, Any], remedy: str = "") -> tuple[Params, list[str]]:
         """The snapped parameters of a point in the box, and :meth:`snap_report`'s notes of
-        the values snapping moved onto the lattice.
+        the values snapping moved onto the lattice; ``remedy`` ends the refusal of a
+        value outside the box (how the caller's caller asks for one there).
 
         A value outside the box is refused, as the command line refuses it: clipped,
         a measurement made at width 1000 was filed under the bound 256 and fitted there.
@@ -242,7 +243,8 @@ class SearchSpace:
             if _passed_bound(dim, float(params[dim.name])) is not None
         ]
         if beyond:
-            raise SpaceError(f"{'; '.join(beyond)} outside the box ({self.box_text()})")
+            box = self.box_text()
+            raise SpaceError(f"{'; '.join(beyond)} outside the box ({box}){remedy}")
         return snapped, notes
 
     def box_text(self) -> str:
@@ -276,7 +278,7 @@ class SearchSpace:
     def _category(self, params: Mapping[str, Any]) -> tuple[Value, ...]:
         for dim in self.categorical:
             value = params[dim.name]
-            if isinstance(value, bool) or value not in dim.choices:
+            if isinstance(value, bool | np.bool_) or value not in dim.choices:
                 raise SpaceError(
                     f"parameter {dim.name!r} = {value!r} is not one of {list(dim.choices)}"
                 )
@@ -466,6 +468,16 @@ class SearchSpace:
             fields["choices"] = tuple(fields.get("choices", ()))
             dims.append(Dim(**fields))
         return cls(dims)
+
+
+def _plain_choice(choice: Any) -> Any:
+    """A categorical choice as Python holds it: choices listed with numpy (``np.arange``,
+    ``np.unique``) come as numpy scalars, which equal Python's but were refused as neither
+    str, int nor float. Anything else is left for the dimension's check to name."""
+    if isinstance(choice, str):
+        return str(choice)
+    number = as_number(choice)
+    return choice if number is None else number
 
 
 def _passed_bound(dim: Dim, value: float) -> str | None:
