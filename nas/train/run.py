@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -16,7 +15,6 @@ from torch import nn
 from nas import __version__
 from nas.config import TrainConfig
 from nas.data.dataset import DataSplits, ShardSampler, build_splits, make_loader, train_sampler
-from nas.pointdir import heartbeat
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
     COMPILE_CACHE,
@@ -263,20 +261,14 @@ def resumed_state(
 def run_segment(segment: Segment) -> int:
     """Train (or continue training) the point in ``segment.point_dir``.
 
-    Rank 0 keeps the point folder's heartbeat while it runs
-    (:mod:`nas.pointdir.heartbeat`).
+    The heartbeat of the point folder is kept by :mod:`nas.trial.launch`, which
+    runs this trainer as it runs any training command.
 
     Returns:
         :data:`EXIT_COMPLETE` with ``result.json`` written, or
         :data:`EXIT_INCOMPLETE` with ``checkpoint.pt`` and ``progress.json``, or
         :data:`EXIT_DIVERGED` with ``error.json`` of kind "diverged".
     """
-    main = segment.dist_env.is_main
-    with heartbeat.beating(segment.point_dir) if main else contextlib.nullcontext():
-        return _train_segment(segment)
-
-
-def _train_segment(segment: Segment) -> int:
     job = prepare(segment)
     job.comm = check_communication(segment)
     stop = StopControl(segment.deadline, segment.device)

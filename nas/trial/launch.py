@@ -6,6 +6,9 @@ the launcher (:mod:`nas.pointdir.rendezvous`), sets the contract's variables
 (:mod:`nas.pointdir.contract`), starts the command (argv, no shell), passes
 SIGUSR2, SIGTERM and SIGINT on to it, and exits with its status (128 + the
 signal when a signal ended it; 1 when it exited 0 without a result).
+Rank 0 keeps the point folder's heartbeat while the command runs
+(:mod:`nas.pointdir.heartbeat`), whatever the command: a job the scheduler
+forgets while its training goes on is then not retried beside it.
 
 What the command left is checked on rank 0 so that the controller can name a
 broken contract instead of retrying blindly: a command that cannot be started
@@ -17,6 +20,7 @@ without ``error.json`` gets one saying out of memory or diverged.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+from nas.pointdir import heartbeat
 from nas.pointdir.contract import CONTRACT_VAR, CONTRACT_VERSION, DEADLINE_VAR, POINT_DIR_VAR
 from nas.pointdir.curve import Entry, read_curve
 from nas.pointdir.layout import (
@@ -199,7 +204,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         write_error(point_dir, rank=-1, exc=exc, oom=False)
         print(f"splinenas: cannot derive the ranks: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    code = run(command, env, point_dir, workdir, rank)
+    with heartbeat.beating(point_dir) if rank == 0 else contextlib.nullcontext():
+        code = run(command, env, point_dir, workdir, rank)
     return settle(point_dir, code, rank, deadline, int(env["WORLD_SIZE"]))
 
 
