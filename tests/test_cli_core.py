@@ -488,3 +488,6 @@ def test_propose_with_every_point_cancelled_says_how_to_go_on(
     assert run(capsys, "cancel", "--state", str(toy), *ids)[0] == 0
     code, out, err = run(capsys, "propose", "--state", str(toy), "-n", "1")
     assert (code, out) == (1, "") and "`splinenas rerun ID...`" in err, err
+    n = len(ids)
+    assert f"{n} of {n} told points failed" in err  # the search's count ...
+    assert f"(of the points told as failed: {n} cancelled)" in err, err  # ... and which they are

@@ -298,8 +298,10 @@ def _proposals(study: policy.Study, n: int | None, dry_run: bool = False) -> lis
     try:
         return study.propose(n, dry_run=dry_run)
     except SearchStalled as exc:
+        told = study.unmeasured_text()
+        which = f" (of the points told as failed: {told})" if told else ""
         raise policy.StudyError(
-            f"{exc}; `splinenas rerun ID...` makes failed or cancelled points pending again, "
+            f"{exc}{which}; `splinenas rerun ID...` makes failed or cancelled points pending again, "
             "`splinenas add` adds points by hand"
         ) from None
 

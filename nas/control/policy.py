@@ -688,6 +688,16 @@ class Study:
         measured = self.state.with_status(PointStatus.DONE)
         return max(measured, key=lambda p: (sign * p.value, -p.id), default=None)
 
+    def unmeasured_text(self) -> str:
+        """``"2 failed, 3 cancelled"``: the points the search was told as failures, by status.
+
+        The search counts cancelled and infeasible points as failed points (never
+        proposed again); a person who cancelled them reads which they are.
+        """
+        told = (PointStatus.FAILED, PointStatus.CANCELLED, PointStatus.INFEASIBLE)
+        counts = [(len(self.state.with_status(status)), status.value) for status in told]
+        return ", ".join(f"{n} {word}" for n, word in counts if n)
+
     def fit_blocker(self) -> str:
         """Why no fit is there, for people: too few measurements per category, or (when the
         measured points determine a spline) that none is stored yet.
