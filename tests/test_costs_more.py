@@ -137,13 +137,14 @@ def test_a_bound_no_result_carries_stops_the_search_and_status_says_it_cannot_be
 ) -> None:
     text = own_experiment("[experiment.constraints]\nlatncy_ms = 6")
     state = init(folder, capsys, text)
-    measure_design(state, lambda p: {"latency_ms": 1 + p["w"] / 2})
+    measure_design(state, lambda p: {"latency_ms": 1 + p["w"] / 2, "score": score(p)})
     with StateStore.open(state) as store:
         study = Study(store.state, experiment_of(store.state, state))
         stop, made = next_batch(study)
         assert made == [] and stop is not None and not stop.ok  # exit 1: a person must fix it
         assert "constraints] latncy_ms cannot be evaluated" in stop.reason
-        assert "(measured: latency_ms" in stop.reason  # the name it was meant to be
+        # the name it was meant to be, and not the searched metric, which is no cost
+        assert "(measured: latency_ms;" in stop.reason, stop.reason
         store.commit()
     code, out, err = run(capsys, "status", "--state", str(state))
     assert code == 0, err

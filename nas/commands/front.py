@@ -122,7 +122,7 @@ def _own_costs(study: Any) -> str:
 
     users = user_costs(study.experiment)
     known = ", ".join(users.names) if users is not None else "none ([model] costs is not set)"
-    measured = carried_costs(study.state) - {study.experiment.experiment.metric}
+    measured = carried_costs(study.state, study.experiment)
     return (
         "the model has no built-in family, so no gmacs, and [experiment] tradeoff is not set; "
         f"its costs: known {known}; measured {', '.join(sorted(measured)) or 'none yet'}"

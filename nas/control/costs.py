@@ -230,7 +230,7 @@ def unmeasured(state: State, experiment: Experiment, source: CostSource) -> str 
     points = measured(state)
     if source.known is not None or any(math.isfinite(source.of_point(p)) for p in points):
         return None
-    carried = carried_costs(state)
+    carried = carried_costs(state, experiment)
     known = list(KNOWN_COSTS) if has_cost_model(experiment) else []
     users = user_costs(experiment)
     known += [] if users is None else sorted(users.names)
@@ -240,12 +240,13 @@ def unmeasured(state: State, experiment: Experiment, source: CostSource) -> str 
     )
 
 
-def carried_costs(state: State) -> set[str]:
-    """The measured costs some measured point carries: device-hours and its results' metrics."""
+def carried_costs(state: State, experiment: Experiment) -> set[str]:
+    """The measured costs some measured point carries: device-hours and its results' metrics
+    but the searched one, which is never a cost (:func:`_metric_as_cost`)."""
     points = measured(state)
     names = {DEVICE_HOURS}.union(
         *(m for p in points if isinstance(m := p.extra.get("metrics"), Mapping))
-    )
+    ) - {experiment.experiment.metric}
     return {n for n in names if any(math.isfinite(measured_cost(p, n)) for p in points)}
 
 
