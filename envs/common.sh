@@ -17,7 +17,8 @@
 #                              srun's --cpus-per-task from sbatch's
 #   splinenas_miopen_cache     ROCm: MIOpen's user database and kernel cache in
 #                              node-local /tmp, one folder per job
-#   splinenas_rccl_slingshot   RCCL over Slingshot 11 with the libfabric plugin
+#   splinenas_rccl_slingshot   RCCL over Slingshot 11 with the libfabric plugin,
+#                              on the interfaces splinenas_slingshot_nics finds
 #   splinenas_nccl_slingshot   NCCL over Slingshot 11 with aws-ofi-nccl
 #   splinenas_expect_bus_gbps N   the bus bandwidth below which the trainer's
 #                              start-up all-reduce warns
@@ -107,11 +108,31 @@ splinenas_rccl_slingshot() {
     if [[ -n ${SPLINENAS_RCCL_PLUGIN_DIR:-} ]]; then
         export LD_LIBRARY_PATH=$SPLINENAS_RCCL_PLUGIN_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     fi
-    : "${NCCL_SOCKET_IFNAME:=hsn0,hsn1,hsn2,hsn3}"
+    : "${NCCL_SOCKET_IFNAME:=$(splinenas_slingshot_nics)}"
     : "${NCCL_CROSS_NIC:=1}"
     : "${FI_MR_CACHE_MONITOR:=kdreg2}"
     : "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
     export NCCL_SOCKET_IFNAME NCCL_CROSS_NIC FI_MR_CACHE_MONITOR FI_CXI_DEFAULT_CQ_SIZE
+}
+
+splinenas_slingshot_nics() {
+    # The node's Slingshot interfaces, comma-separated, for NCCL_SOCKET_IFNAME:
+    # Frontier names them hsn0-hsn3 (OLCF), LLNL's MI300A machines hsi0-hsi3
+    # (hwloc in https://github.com/llnl/mpibind/issues/45). A name that matches no
+    # interface stops RCCL's bootstrap ("no socket interface found"), so they are
+    # read from the node ($SPLINENAS_NET_DIR, default /sys/class/net); OLCF's
+    # list where the node shows neither.
+    local dir=${SPLINENAS_NET_DIR:-/sys/class/net} prefix path names=()
+    for prefix in hsn hsi; do
+        for path in "$dir"/"$prefix"[0-9]*; do
+            [[ -e $path ]] && names+=("${path##*/}")
+        done
+        if ((${#names[@]})); then
+            (IFS=,; echo "${names[*]}")
+            return 0
+        fi
+    done
+    echo "hsn0,hsn1,hsn2,hsn3"
 }
 
 splinenas_nccl_slingshot() {

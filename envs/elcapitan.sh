@@ -11,6 +11,9 @@
 #     trainer rewrites the pair into one ROCR_VISIBLE_DEVICES if they meet)
 #   The Slingshot settings follow OLCF's Frontier page (same network and RCCL):
 #     https://docs.olcf.ornl.gov/software/python/pytorch_frontier.html
+#     but for the interface names: LLNL's MI300A nodes call their Slingshot NICs
+#     hsi0-hsi3 (https://github.com/llnl/mpibind/issues/45), Frontier's are
+#     hsn0-hsn3; NCCL_SOCKET_IFNAME is set to those the node has (common.sh)
 #
 # A site copies two files: this one and envs/common.sh, side by side.
 # The job script sources this file on the job's first node before `flux run`;

@@ -16,7 +16,11 @@
 # A site copies two files: this one and envs/common.sh, side by side.
 # The job script sources this file on the first node before srun. [cluster]
 # keys: gpus_per_node = 4, gpu_bind = "closest", cpu_bind = "cores",
-# cores_per_node = 64, constraint = "gpu", env_file = "envs/perlmutter.sh".
+# cores_per_node = 128, constraint = "gpu", env_file = "envs/perlmutter.sh".
+# Slurm on Perlmutter counts hardware threads (128 per GPU node: 64 cores x 2),
+# so 128 gives each of 4 ranks 32 CPUs = 16 cores, NERSC's own launch line
+# (--cpus-per-task=32, https://docs.nersc.gov/machinelearning/launchers/); 64
+# would leave half the cores idle beside the data loaders.
 #
 # Site knobs (set before the job script sources this file, e.g. in ~/.bashrc):
 #   SPLINENAS_MODULES     modules to load (default below)

@@ -89,7 +89,8 @@ echo "options=$-"
 env -0 > {tmp_path / "env.bin"}
 """
     environment = {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
-                   "CALLS": str(tmp_path / "calls"), **env}  # fmt: skip
+                   "CALLS": str(tmp_path / "calls"),
+                   "SPLINENAS_NET_DIR": str(tmp_path / "no-nics"), **env}  # fmt: skip
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
                           env=environment, timeout=60)  # fmt: skip
     exported = {}
@@ -135,6 +136,28 @@ def test_amd_files_put_the_miopen_cache_on_node_local_storage_per_job(
     assert done.returncode == 0, done.stderr
     assert exported["MIOPEN_USER_DB_PATH"] == "/tmp/me-miopen-123"
     assert exported["MIOPEN_CUSTOM_CACHE_DIR"] == "/tmp/me-miopen-123"
+
+
+@pytest.mark.parametrize(
+    ("nics", "expected"),
+    [
+        (["lo", "hsn0", "hsn1", "hsn2", "hsn3"], "hsn0,hsn1,hsn2,hsn3"),  # Frontier
+        (["lo", "eno1", "hsi0", "hsi1", "hsi2", "hsi3"], "hsi0,hsi1,hsi2,hsi3"),  # El Capitan
+        (["lo", "hsn0"], "hsn0"),  # one NIC up
+        (["lo", "eth0"], "hsn0,hsn1,hsn2,hsn3"),  # neither: OLCF's list
+    ],
+)
+def test_rccl_takes_the_slingshot_interfaces_the_node_has(
+    nics: list[str], expected: str, tmp_path: Path
+) -> None:
+    """A name that matches no interface stops RCCL's bootstrap: LLNL's MI300A nodes call
+    their Slingshot NICs hsi*, where Frontier's are hsn*."""
+    net = tmp_path / "net"
+    for nic in nics:
+        (net / nic).mkdir(parents=True)
+    done, exported = source_twice(ENVS / "elcapitan.sh", tmp_path, SPLINENAS_NET_DIR=str(net))
+    assert done.returncode == 0, done.stderr
+    assert exported["NCCL_SOCKET_IFNAME"] == expected
 
 
 def test_a_user_setting_wins_over_the_site_default(tmp_path: Path) -> None:

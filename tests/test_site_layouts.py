@@ -39,10 +39,11 @@ SITES = {
             gpus_per_node=4,
             gpu_bind="closest",
             cpu_bind="cores",
-            cores_per_node=64,
+            cores_per_node=128,
             constraint="gpu",
         ),
-        ["#SBATCH --ntasks=136", "--ntasks=136 --cpu-bind=cores --kill-on-bad-exit=1"],
+        ["#SBATCH --ntasks=136", "#SBATCH --cpus-per-task=32",
+         "--ntasks=136 --cpu-bind=cores --kill-on-bad-exit=1"],  # fmt: skip
     ),  # fmt: skip
     "polaris": (
         "pbs",
