@@ -21,8 +21,10 @@
 # [cluster] keys: backend = "pbs", accelerator = "xpu", gpus_per_node = 12
 # (tiles), ranks_per_node = 12, cores_per_node = 96, constraint = "system=aurora",
 # filesystems = "home:flare", max_gpu_memory_gib = 64 (one tile),
-# env_file = "envs/aurora.sh". Every rank sees the node's 12 tiles and drives
-# its local rank's.
+# cpu_bind = "list:1-8:9-16:17-24:25-32:33-40:41-48:53-60:61-68:69-76:77-84:85-92:93-100"
+# (ALCF, "Running Jobs on Aurora": depth binding puts rank 6 across both
+# sockets), env_file = "envs/aurora.sh". Every rank sees the node's 12 tiles
+# and drives its local rank's.
 #
 # Site knobs (set before the job script sources this file, e.g. in ~/.bashrc):
 #   SPLINENAS_MODULE_PATHS / SPLINENAS_MODULES   module use / module load

@@ -126,7 +126,7 @@ def _filesystems(value: str) -> str | None:
 
 def _bind_word(value: str) -> str | None:
     if not re.fullmatch(r"[A-Za-z0-9_:,.=-]+", value):
-        return f"expected one srun --cpu-bind value (e.g. 'cores'), got {value!r}"
+        return f"expected one --cpu-bind value (e.g. 'cores' or 'list:1-8:9-16'), got {value!r}"
     return None
 
 
@@ -530,7 +530,8 @@ class ClusterConfig:
         kind=str,
         check=_bind_word,
         optional=True,
-        doc="slurm: srun --cpu-bind=<this> (e.g. 'cores', as NERSC asks on Perlmutter)",
+        doc="slurm: srun --cpu-bind=<this> (e.g. 'cores', as NERSC asks on Perlmutter); "
+        "pbs: mpiexec --cpu-bind <this> in place of depth binding (e.g. 'list:1-8:9-16:...')",
     )
     filesystems: str | None = option(
         None,

@@ -61,12 +61,13 @@ SITES = {
             accelerator="xpu",
             gpus_per_node=12,
             cores_per_node=96,
+            cpu_bind="list:1-8:9-16:17-24:25-32:33-40:41-48:53-60:61-68:69-76:77-84:85-92:93-100",
             constraint="system=aurora",
             filesystems="home:flare",
         ),
         [
             "export SPLINENAS_ACCELERATOR=xpu SPLINENAS_RANKS_PER_NODE=12",
-            "mpiexec -n 408 --ppn 12 --depth 8",
+            "mpiexec -n 408 --ppn 12 --cpu-bind list:1-8:9-16:17-24:25-32:33-40:41-48:53-60:61-68:69-76:77-84:85-92:93-100 ",
         ],
     ),  # fmt: skip
     "elcapitan": (

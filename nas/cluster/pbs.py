@@ -183,7 +183,7 @@ class PbsScheduler(Scheduler):
     name = "pbs"
     directive_prefix = "#PBS"
     optional_keys = {"-A": "account", "-q": "queue"}
-    other_keys = frozenset({"constraint", "filesystems"})  # in the select chunk, -l
+    other_keys = frozenset({"constraint", "filesystems", "cpu_bind"})  # select chunk, -l, mpiexec
     keepalive = KEEPALIVE
     controller_keys = {"-A ": "account", "-q ": "queue"}
     controller_other_keys = frozenset({"cores"})  # in the select chunk
@@ -222,10 +222,22 @@ class PbsScheduler(Scheduler):
 
     @staticmethod
     def launcher_argv(cluster: ClusterConfig, python: str) -> list[str]:
-        """PALS: ``mpiexec -n N*R --ppn R --depth D --cpu-bind depth``: D cores per rank, bound."""
-        ranks, depth = ranks_per_node(cluster), cores_per_rank(cluster)
+        """PALS: ``mpiexec -n N*R --ppn R --depth D --cpu-bind depth``: D cores per rank, bound;
+        with ``[cluster] cpu_bind``, ``--cpu-bind <it>`` instead of the depth binding.
+
+        Depth binding hands out cores in order, so on a two-socket node whose
+        cores do not split evenly by D a rank straddles the sockets (Aurora, 12
+        ranks of 8: ALCF's "Running jobs on Aurora" calls it a misconfiguration
+        and binds by ``list:...`` instead, each rank on the socket of its GPU tile).
+        """
+        ranks = ranks_per_node(cluster)
+        binding = (
+            ["--cpu-bind", cluster.cpu_bind]
+            if cluster.cpu_bind
+            else ["--depth", str(cores_per_rank(cluster)), "--cpu-bind", "depth"]
+        )
         return ["mpiexec", "-n", str(cluster.nodes * ranks), "--ppn", str(ranks),
-                "--depth", str(depth), "--cpu-bind", "depth", python]  # fmt: skip
+                *binding, python]  # fmt: skip
 
     @staticmethod
     def keepalive_directives(job: KeepAliveJob) -> list[Directive]:
