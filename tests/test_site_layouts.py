@@ -42,8 +42,11 @@ SITES = {
             cores_per_node=128,
             constraint="gpu",
         ),
-        ["#SBATCH --ntasks=136", "#SBATCH --cpus-per-task=32",
-         "--ntasks=136 --cpu-bind=cores --kill-on-bad-exit=1"],  # fmt: skip
+        [
+            "#SBATCH --ntasks=136",
+            "#SBATCH --cpus-per-task=32",
+            "--ntasks=136 --cpu-bind=cores --kill-on-bad-exit=1",
+        ],  # fmt: skip
     ),  # fmt: skip
     "polaris": (
         "pbs",
