@@ -264,7 +264,8 @@ class Controller:
 
     def _resume_submission(self, point: Point) -> None:
         """A ``submitting`` point the scheduler does not know: its result, or submit it now."""
-        check = check_result(self._folder(point), point.id, point.params, self.measured)
+        folder = self._folder(point)
+        check = check_result(folder, point.id, point.params, self.measured, point.job_name)
         if check is not None and check.result is not None:
             self._record(point, check.result, f"job {point.job_name} (no longer in the scheduler)")
             return
@@ -283,6 +284,7 @@ class Controller:
             log=layout.log_path(self.run, point.id, point.job_name),
             out_of_memory=job_state is JobState.OUT_OF_MEMORY,
             exited_zero=job_state is JobState.COMPLETED,
+            job=point.job_name,
         )
         if check is not None and check.rejected is not None:
             self._rejected(point, check.rejected, check.reason)

@@ -106,29 +106,75 @@ class ResultCheck:
     contract: bool = False  # rejected for breaking the trainer contract: no retry
 
 
+#: The reason file's lines after the reason: the job whose result it was, and whether it
+#: broke the contract (read back by :func:`uncommitted_rejection`).
+_JOB_LINE, _CONTRACT_LINE = "job: ", "breaks the trainer contract (not retried)"
+
+
 def check_result(
-    folder: Path, point_id: int, params: Mapping[str, Any], measured: Measured = TOP1
+    folder: Path,
+    point_id: int,
+    params: Mapping[str, Any],
+    measured: Measured = TOP1,
+    job: str = "",
 ) -> ResultCheck | None:
-    """Validate ``folder/result.json``; None when there is none, a bad one is set aside."""
+    """Validate ``folder/result.json``; None when there is none, a bad one is set aside
+    (its reason file naming ``job``, the job that wrote it, when known)."""
     path = folder / RESULT_FILE
     if not os.path.lexists(path):
         return None
     try:
         return ResultCheck(result=validate_result(path, point_id, params, measured))
     except ResultError as exc:
-        rejected = set_aside(path, exc.reason)
+        rejected = set_aside(path, exc.reason, job, exc.contract)
         return ResultCheck(rejected=rejected, reason=exc.reason, contract=exc.contract)
 
 
-def set_aside(path: Path, reason: str) -> Path:
-    """Rename a bad result file to the next free ``result.rejected-<n>.json`` with its reason.
+def uncommitted_rejection(folder: Path, job: str) -> ResultCheck | None:
+    """The rejection of ``job``'s result file, found by its reason file; None when there is none.
+
+    A result file is set aside (renamed) when it is judged, before the state that
+    records the rejection is committed. A controller killed in between finds no
+    result file when it judges the job again and took it for a job that wrote
+    none: a contract breach was retried (a training paid twice for a result known
+    to be rejected) and the reason read "no result file". The reason file names
+    the job, so the judgement is made again from it.
+    """
+    if not job:
+        return None
+    result = Path(RESULT_FILE)
+    for reason_file in folder.glob(f"{result.stem}.rejected-*.reason.txt"):
+        lines = _read_small_text(reason_file).splitlines()
+        if f"{_JOB_LINE}{job}" in lines[1:]:
+            name = reason_file.name.removesuffix(".reason.txt") + result.suffix
+            contract = _CONTRACT_LINE in lines[1:]
+            return ResultCheck(rejected=folder / name, reason=lines[0], contract=contract)
+    return None
+
+
+def _read_small_text(path: Path) -> str:
+    """A reason file's text ("" when it cannot be read as the small regular file it is)."""
+    try:
+        fd = open_regular(path)
+    except ValueError:
+        return ""
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(64 * 1024).decode("utf-8", errors="replace")
+
+
+def set_aside(path: Path, reason: str, job: str = "", contract: bool = False) -> Path:
+    """Rename a bad result file to the next free ``result.rejected-<n>.json`` with its reason
+    (and, for :func:`uncommitted_rejection`, the ``job`` that wrote it and a ``contract`` breach).
 
     The point folder is the job's to write: a name it planted (a symlink to a file
     of the user's, a folder) is skipped, never written through. The reason file is
     created as a new file (a hard link of a temporary one), so a link planted
     between the check and the write makes it take the next number instead.
     """
-    text = (reason + "\n").encode("utf-8")
+    lines = (
+        [reason] + ([f"{_JOB_LINE}{job}"] if job else []) + ([_CONTRACT_LINE] if contract else [])
+    )
+    text = ("\n".join(lines) + "\n").encode("utf-8")
     while True:
         target = _free_name(path, "rejected-")
         if atomic_write_bytes(target.with_suffix(".reason.txt"), text, exclusive=True):
@@ -169,6 +215,7 @@ def judge(
     log: Path,
     out_of_memory: bool = False,
     exited_zero: bool = False,
+    job: str = "",
 ) -> tuple[JobOutcome, ResultCheck | None]:
     """The outcome of the job that ended in ``folder``.
 
@@ -182,6 +229,9 @@ def judge(
             result beside a progress file is a segment's interim result
             (:func:`set_aside_interim`), not the measurement.
         log: the job's log, quoted when nothing else explains a failure.
+        job: the job's name: a result file it wrote that was set aside by a
+            controller killed before committing the rejection is judged again
+            (:func:`uncommitted_rejection`).
 
     Returns:
         The outcome, and the result check (None when there was no result file).
@@ -190,7 +240,9 @@ def judge(
     position = None if progress is None else _position(progress)
     check = None if exited_zero or position is None else set_aside_interim(folder, position)
     if check is None:
-        check = check_result(folder, point_id, params, measured)
+        check = check_result(folder, point_id, params, measured, job)
+    if check is None:
+        check = uncommitted_rejection(folder, job)
     if check is not None and check.result is not None:
         return JobOutcome(Verdict.DONE, result=check.result), check
     if check is not None and check.contract:
