@@ -167,6 +167,7 @@ def _init(args: argparse.Namespace) -> int:
     try:
         with store:
             policy.record_folder(store.state, Path.cwd())
+            policy.record_source(store.state, Path(args.experiment))
             points = policy.Study(store.state, experiment).initial_batch()
             store.commit()
     except BaseException:  # a state without its initial design is no search: leave none

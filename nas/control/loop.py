@@ -77,6 +77,9 @@ def run_controller(
         folder = (cwd or Path.cwd()).absolute()
         policy.record_folder(store.state, folder)
         experiment = policy.experiment_of(store.state, state_path)
+        drift = policy.source_drift(store.state, state_path)
+        if drift:
+            log.warning("%s", drift)
         settings = JobSettings.from_experiment(experiment, folder, state_path)
         scheduler = policy.scheduler_of(experiment, state_path)
         controller = Controller(store, settings, scheduler, layout.run_dir(state_path))

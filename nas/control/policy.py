@@ -184,6 +184,41 @@ def record_folder(state: State, folder: Path) -> None:
         state.log(FOLDER_MOVED, f"the search runs in {path} now (before: {before})")
 
 
+#: ``state.meta`` key of the experiment file ``init`` read (:func:`record_source`).
+SOURCE_KEY = "experiment_file"
+
+
+def record_source(state: State, path: Path) -> None:
+    """Record the experiment file a new state was made from, so that :func:`source_drift`
+    can say when it is edited later (the state keeps its own copy)."""
+    state.meta = {**state.meta, SOURCE_KEY: str(path.absolute())}
+
+
+def source_drift(state: State, state_path: str | os.PathLike) -> str | None:
+    """Why the experiment file ``init`` read no longer is what the search runs on; None when
+    it is (or it is gone, or was never recorded).
+
+    The state keeps the file's text from ``init`` and every command reads that
+    copy: a walltime, account or command edited in the file afterwards changed
+    nothing, and nothing said so.
+    """
+    source = state.meta.get(SOURCE_KEY)
+    if not isinstance(source, str):
+        return None
+    try:
+        text = Path(source).read_bytes().decode("utf-8")  # as init read it: newlines kept
+    except (OSError, UnicodeDecodeError):
+        return None
+    if text == state.experiment_text:
+        return None
+    return (
+        f"{source} was edited after init: the search runs on the copy of it stored in "
+        f"{state_path} and reads none of the changes; to run under the edited settings, "
+        f"`splinenas init {source} --state NEW.h5`, then `splinenas import --state NEW.h5 "
+        f"{state_path}` brings this campaign's measurements"
+    )
+
+
 def experiment_of(state: State, state_path: str | os.PathLike) -> Experiment:
     """The experiment stored in the state at ``state_path``, with the folder it runs in
     (:func:`record_folder`); errors name that file."""
