@@ -104,14 +104,6 @@ def test_a_checkpoint_of_other_inputs_is_refused(tmp_path):
     assert error["exception"] == "CheckpointError" and "different point.json" in error["message"]
 
 
-def test_an_exception_writes_error_json_and_exits_1(tmp_path):
-    point = write_point(tmp_path / "p", params={"c1": 4, "g1": 4, "g2": 8, "wings": 2})
-    assert main(["--point-dir", str(point)], environ={}) == EXIT_ERROR
-    error = json.loads((point / "error.json").read_text())
-    assert error["rank"] == 0 and error["oom"] is False
-    assert "wings" in error["message"]
-
-
 def test_usage_errors(tmp_path):
     assert main(["--point-dir", str(tmp_path)], environ={}) == 2
     write_point(tmp_path)

@@ -301,7 +301,11 @@ class Controller:
             if job_state is JobState.OUT_OF_MEMORY:
                 job += f" ({self.scheduler.reason(point.job_id)})"
             self.state.set_status(point.id, _S.INFEASIBLE, f"{job}: {outcome.detail}")
-        elif verdict in (Verdict.ENVIRONMENT, Verdict.CONTRACT):  # the same every attempt: no retry
+        elif verdict in (
+            Verdict.ENVIRONMENT,
+            Verdict.CONTRACT,
+            Verdict.USAGE,
+        ):  # no retry: the same every attempt
             self.state.set_status(point.id, _S.FAILED, f"{job}: {outcome.detail}")
         elif verdict is Verdict.INCOMPLETE:
             self._incomplete(point, outcome.position, f"{job}: {outcome.detail}")

@@ -33,6 +33,7 @@ from nas.pointdir.layout import (
     EXIT_INCOMPLETE,
     PROGRESS_FILE,
     RESULT_FILE,
+    USAGE_FAILURE,
 )
 from nas.pointdir.result import (
     DIVERGED,
@@ -58,6 +59,7 @@ class Verdict(enum.Enum):
     INFEASIBLE = "infeasible"  #: out of GPU memory: retrying cannot help
     ENVIRONMENT = "environment"  #: the job's environment file failed: a person must fix it
     CONTRACT = "contract"  #: the command broke the trainer contract: retrying cannot help
+    USAGE = "usage"  #: the trainer cannot use its point.json: retrying cannot help
     CANCELLED = "cancelled"  #: cancelled through the scheduler, not by the controller
     DIVERGED = "diverged"  #: stopped by the trainer's divergence guard
     FAILED = "failed"  #: anything else
@@ -261,6 +263,11 @@ def judge(
     if error is not None and error.get("kind") == CONTRACT_FAILURE:
         detail = f"rank {error.get('rank', '?')}: {error.get('message', 'the contract is broken')}"
         return JobOutcome(Verdict.CONTRACT, detail), check
+    if error is not None and error.get("kind") == USAGE_FAILURE:
+        detail = (
+            f"rank {error.get('rank', '?')}: {error.get('message', 'point.json cannot be used')}"
+        )
+        return JobOutcome(Verdict.USAGE, detail), check
     if error is not None and error.get("kind") == ENVIRONMENT_FAILURE:
         detail = f"{error.get('message', 'the environment failed')} "
         detail += f"(exit status {error.get('exit_code', '?')}); fix it, then `splinenas rerun`"

@@ -37,6 +37,9 @@ class Coordinate:
     #: Inclusive bounds of an ``int`` or ``float`` coordinate (None: unbounded).
     low: float | None = None
     high: float | None = None
+    #: A channel count that the width multiplier ``phi`` scales; :data:`MAX_WIDTH`
+    #: bounds it after scaling too (:func:`nas.models.specs.spec_for`).
+    width: bool = False
 
     @property
     def required(self) -> bool:
@@ -100,14 +103,22 @@ MAX_DEPTH = 256
 MAX_WIDTH = 65536
 
 
-def _stages(prefix: str, high: int) -> tuple[Coordinate, ...]:
-    return tuple(Coordinate(f"{prefix}{i}", "int", low=1, high=high) for i in range(1, 5))
+def _width(name: str) -> Coordinate:
+    return Coordinate(name, "int", low=1, high=MAX_WIDTH, width=True)
+
+
+def _widths(prefix: str) -> tuple[Coordinate, ...]:
+    return tuple(_width(f"{prefix}{i}") for i in range(1, 5))
+
+
+def _depths() -> tuple[Coordinate, ...]:
+    return tuple(Coordinate(f"d{i}", "int", low=1, high=MAX_DEPTH) for i in range(1, 5))
 
 
 _RESNET_COMMON = (
-    Coordinate("c1", "int", low=1, high=MAX_WIDTH),
-    *_stages("g", MAX_WIDTH),
-    *_stages("d", MAX_DEPTH),
+    _width("c1"),
+    *_widths("g"),
+    *_depths(),
     Coordinate("stem", "choice", "conv7", ("conv7", "basic")),
     Coordinate("maxpool", "bool", True),
     Coordinate("phi", "float", 1.0),
@@ -118,8 +129,8 @@ COORDINATES: dict[str, tuple[Coordinate, ...]] = {
     "resnet": (Coordinate("block", "choice", choices=("basic", "bottleneck")), *_RESNET_COMMON),
     "resnext": (*_RESNET_COMMON, Coordinate("groups", "int"), Coordinate("width_per_group", "int")),
     "blresnext": (
-        *_stages("w", MAX_WIDTH),
-        *_stages("d", MAX_DEPTH),
+        *_widths("w"),
+        *_depths(),
         Coordinate("alpha", "int"),
         Coordinate("beta", "int"),
         Coordinate("cardinality", "int"),
@@ -180,6 +191,11 @@ def coerce_params(family: str, params: Mapping[str, object]) -> dict[str, object
         c.name: c.coerce(family, params[c.name]) if c.name in params else c.default
         for c in coordinates_of(family)
     }
+
+
+def width_names(family: str) -> tuple[str, ...]:
+    """The coordinates of ``family`` that ``phi`` multiplies, in declaration order."""
+    return tuple(c.name for c in coordinates_of(family) if c.width)
 
 
 def coordinate(family: str, name: str) -> Coordinate:

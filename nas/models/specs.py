@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.models import ModelConfigError
-from nas.models.coordinates import coerce_params
+from nas.models.coordinates import MAX_WIDTH, coerce_params, width_names
 
 #: Output channels per stage width of each residual block kind (torchvision's ``expansion``).
 BLOCK_EXPANSION: dict[str, int] = {"basic": 1, "bottleneck": 4}
@@ -278,7 +278,30 @@ def spec_for(family: str, params: Mapping[str, object]) -> ModelSpec:
             of the wrong kind, or a combination the family cannot build.
     """
     values = coerce_params(family, params)
+    check_scaled_widths(family, values)
     try:
         return SPEC_BUILDERS[family](values)
     except ModelConfigError as exc:
         raise ModelConfigError(f"family {family!r}: {exc}") from None
+
+
+def check_scaled_widths(family: str, values: Mapping[str, Any]) -> None:
+    """Hold every width after the multiplier ``phi`` to :data:`MAX_WIDTH`.
+
+    The coordinate's own bound holds the value given, but a network gets the
+    scaled one: ``phi = 5000`` made a 32-channel stage 160,000 channels, which
+    ``splinenas cost`` priced and the trainer tried to allocate. Both build
+    their spec here, so both refuse it alike.
+
+    Raises:
+        ModelConfigError: the first width past the bound, naming the coordinate,
+            ``phi`` and the width it would give.
+    """
+    phi = values.get("phi", 1.0)
+    for name in width_names(family):
+        scaled = values[name] * phi
+        if not math.isfinite(scaled) or scale_width(values[name], phi) > MAX_WIDTH:
+            raise ModelConfigError(
+                f"family {family!r}: coordinate {name!r} = {values[name]} times phi = {phi:g} "
+                f"gives {scaled:.0f} channels, more than MAX_WIDTH = {MAX_WIDTH}"
+            )

@@ -47,6 +47,9 @@ ERROR_FILE = "error.json"
 ENVIRONMENT_FAILURE = "environment"
 #: ``kind`` of the error file of a command that broke the trainer contract.
 CONTRACT_FAILURE = "contract"
+#: ``kind`` of the error file of a trainer that cannot use its ``point.json`` (exit 2):
+#: its schema, or model coordinates that build no network; the same every attempt.
+USAGE_FAILURE = "usage"
 # What the job script tells every rank about its device (nas/train/device.py reads it).
 
 #: The accelerator the ranks must drive: "auto", "gpu", "cuda" or "xpu".

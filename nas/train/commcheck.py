@@ -20,13 +20,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from nas.train.device import DeviceError
-from nas.train.launch import positive_number
+from nas.train.device import DeviceError, positive_number
 
 if TYPE_CHECKING:
     import torch
 
 EXPECTED_VAR = "SPLINENAS_EXPECTED_BUS_GBPS"
+#: The variables that pick the network a collective library talks over, always
+#: quoted (set or not): the ones the job script's prologue logs
+#: (``nas/cluster/templates/prologue.sh``).
+NETWORK_VARIABLES = ("NCCL_NET", "NCCL_NET_PLUGIN", "NCCL_SOCKET_IFNAME", "FI_PROVIDER")
+#: Families quoted only where set: oneCCL's settings (Aurora's site file sets
+#: several) and gloo's interface choice.
+NETWORK_PREFIXES = ("CCL_", "GLOO_SOCKET_IFNAME")
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,15 @@ def expected_bandwidth(environ: Mapping[str, str]) -> float | None:
     """
     text = environ.get(EXPECTED_VAR, "").strip()
     return positive_number(EXPECTED_VAR, text, "GB/s", DeviceError) if text else None
+
+
+def network_settings(environ: Mapping[str, str]) -> str:
+    """The network variables as this rank sees them, for the message of a library that failed."""
+    names = list(NETWORK_VARIABLES)
+    names += sorted(n for n in environ if n.startswith(NETWORK_PREFIXES) and n not in names)
+    return ", ".join(
+        f"{name}={'unset' if environ.get(name) is None else repr(environ[name])}" for name in names
+    )
 
 
 def library(device: torch.device) -> str:

@@ -32,6 +32,7 @@ accelerator, so it holds whichever launcher started the ranks:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -57,17 +58,65 @@ VISIBILITY_VARIABLES = (
     "HIP_VISIBLE_DEVICES",
     "ZE_AFFINITY_MASK",
 )
+#: The oldest torch the built-in trainer runs on (setup.cfg's ``train`` extra says the
+#: same), and what it needs of that release: ``torch.amp.GradScaler(device)``.
+MIN_TORCH = (2, 3)
+MIN_TORCH_REASON = "torch.amp.GradScaler"
 #: The torch device type that each request may use, in order of preference.
 _KINDS = {"auto": ("cuda", "xpu"), "gpu": ("cuda", "xpu"), "cuda": ("cuda",), "xpu": ("xpu",)}
 
 
 class DeviceError(RuntimeError):
-    """This rank cannot drive the device its job asked for; a person must fix the layout.
+    """This rank cannot drive the device its job asked for, or its torch cannot train:
+    a person must fix the layout or the environment.
 
     ``kind`` is the ``error.json`` kind: the controller does not retry it.
     """
 
     kind = ENVIRONMENT_FAILURE
+
+
+def positive_number(name: str, text: str, unit: str, error: type[Exception]) -> float:
+    """``text``, the value of the environment variable ``name``, as a positive number.
+
+    Raises ``error`` naming the variable, its value and ``unit``: a job's
+    environment file holds a typo the person must fix.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise error(f"{name}={text!r}: expected a positive number of {unit}")
+    return value
+
+
+def torch_release(version: str) -> tuple[int, int] | None:
+    """(major, minor) of a torch version string ("2.2.1+cu121", "2.3.0a0+git..."); None if unreadable."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return None if match is None else (int(match[1]), int(match[2]))
+
+
+def require_torch() -> None:
+    """Refuse a torch older than :data:`MIN_TORCH` by name, before the trainer uses it.
+
+    Without this, a site torch 2.2 fails every job in the middle of building
+    the optimizer with an AttributeError that the controller retries as if it
+    could pass. A version string that cannot be read (a site's own build) is
+    let through: the check must not stop a torch that works.
+
+    Raises:
+        DeviceError: kind ``"environment"``: the same on every attempt.
+    """
+    import torch
+
+    found = torch_release(torch.__version__)
+    if found is not None and found < MIN_TORCH:
+        needed = ".".join(map(str, MIN_TORCH))
+        raise DeviceError(
+            f"torch {torch.__version__} found; the built-in trainer needs torch {needed} "
+            f"or later ({MIN_TORCH_REASON})"
+        )
 
 
 @dataclass(frozen=True)

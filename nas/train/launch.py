@@ -9,6 +9,9 @@ them).
 
 The rendezvous waits at most ``SPLINENAS_RENDEZVOUS_TIMEOUT`` seconds (default
 300) and then fails with a message naming the address, the port and the rank.
+A backend that fails to start after it (NCCL, RCCL or oneCCL without their
+network plugin, on a wrong interface) says so instead, with the device and the
+network variables (:func:`nas.train.commcheck.network_settings`).
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from nas.pointdir.rendezvous import (
     pbs_first_host,
     port_for_job,
 )
+from nas.train.device import positive_number
 
 if TYPE_CHECKING:
     import torch
+    import torch.distributed as dist
 
 __all__ = [
     "PORT_BASE",
@@ -62,21 +67,6 @@ DEFAULT_COLLECTIVE_SECONDS = 1800.0
 # --------------------------------------------------------------------------- process group
 
 
-def positive_number(name: str, text: str, unit: str, error: type[Exception]) -> float:
-    """``text``, the value of the environment variable ``name``, as a positive number.
-
-    Raises ``error`` naming the variable, its value and ``unit``: a job's
-    environment file holds a typo the person must fix.
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise error(f"{name}={text!r}: expected a positive number of {unit}")
-    return value
-
-
 def seconds_from_env(environ: Mapping[str, str], name: str, default: float) -> float:
     """A positive number of seconds from ``environ[name]``, else ``default``."""
     text = environ.get(name)
@@ -84,26 +74,42 @@ def seconds_from_env(environ: Mapping[str, str], name: str, default: float) -> f
 
 
 def init_process_group(dist_env: DistEnv, device: torch.device, environ: Mapping[str, str]) -> None:
-    """Join the rendezvous (the backend of :func:`~nas.train.device.backend_for`); one rank skips it.
+    """Join the rendezvous, then start the backend of :func:`~nas.train.device.backend_for`.
+
+    One rank skips both. The two steps fail for different reasons and say so:
+    the TCP store waits for every rank (a node that never came up, a wrong
+    address); the backend then creates its communicator at once (``device_id``),
+    where NCCL, RCCL or oneCCL fail on a missing network plugin or a wrong
+    interface, which is no timeout and was reported as one.
 
     Raises:
-        LaunchError: the rendezvous did not complete within the timeout; names
-            the address, the port and this rank.
+        LaunchError: the rendezvous did not complete within the timeout, or the
+            backend did not start; names the address, the port and this rank.
     """
     if not dist_env.distributed:
         return
-    import torch.distributed as dist
-
     from nas.train.device import backend_for
 
-    backend = backend_for(device)
+    backend = backend_for(device)  # before waiting: a torch without it fails at once
     wait = seconds_from_env(environ, RENDEZVOUS_TIMEOUT_VAR, DEFAULT_RENDEZVOUS_SECONDS)
     collective = seconds_from_env(environ, COLLECTIVE_TIMEOUT_VAR, DEFAULT_COLLECTIVE_SECONDS)
+    store = join_store(dist_env, wait, environ)
+    start_backend(store, backend, dist_env, device, timedelta(seconds=collective), environ)
+
+
+def join_store(dist_env: DistEnv, wait: float, environ: Mapping[str, str]) -> dist.TCPStore:
+    """The rendezvous: the TCP store that every rank joins within the timeout.
+
+    Raises:
+        LaunchError: naming the address, the port, the timeout and this rank.
+    """
+    import torch.distributed as dist
+
     # Under torchrun the agent may already serve the store on MASTER_PORT.
     agent_store = environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
     address, port = dist_env.master_addr, dist_env.master_port
     try:
-        store = dist.TCPStore(
+        return dist.TCPStore(
             address,
             port,
             dist_env.world_size,
@@ -111,18 +117,47 @@ def init_process_group(dist_env: DistEnv, device: torch.device, environ: Mapping
             timeout=timedelta(seconds=wait),
             wait_for_workers=True,
         )
+    except (RuntimeError, OSError) as exc:
+        raise LaunchError(
+            f"rank {dist_env.rank} of {dist_env.world_size} could not complete the rendezvous "
+            f"at {address}:{port} within {wait:g} s ({RENDEZVOUS_TIMEOUT_VAR}): {exc}"
+        ) from exc
+
+
+def start_backend(
+    store: dist.TCPStore,
+    backend: str,
+    dist_env: DistEnv,
+    device: torch.device,
+    timeout: timedelta,
+    environ: Mapping[str, str],
+) -> None:
+    """The process group over ``store``; its communicator is created here, not at the first step.
+
+    Raises:
+        LaunchError: naming the backend and its library, the device, the network
+            variables (:func:`~nas.train.commcheck.network_settings`) and the
+            backend's own error.
+    """
+    import torch.distributed as dist
+
+    from nas.train.commcheck import library, network_settings
+
+    try:
         dist.init_process_group(
             backend=backend,
             store=store,
             rank=dist_env.rank,
             world_size=dist_env.world_size,
-            timeout=timedelta(seconds=collective),
+            timeout=timeout,
             device_id=None if device.type == "cpu" else device,
         )
     except (RuntimeError, OSError) as exc:
         raise LaunchError(
-            f"rank {dist_env.rank} of {dist_env.world_size} could not complete the rendezvous "
-            f"at {address}:{port} within {wait:g} s ({RENDEZVOUS_TIMEOUT_VAR}): {exc}"
+            f"rank {dist_env.rank} of {dist_env.world_size} joined the rendezvous at "
+            f"{dist_env.master_addr}:{dist_env.master_port}, but the {backend!r} process-group "
+            f"backend ({library(device)}) could not start on {device}: {exc} (network: "
+            f"{network_settings(environ)})"
         ) from exc
 
 
