@@ -189,6 +189,14 @@ CASES: dict[str, tuple[Edit, str]] = {
         lambda t, s, f: s.update(d1={"type": "int", "low": 1, "high": 10**18}),
         "[space.d1] high",
     ),
+    "phi box scales a width past MAX_WIDTH": (
+        lambda t, s, f: s.update(phi={"type": "float", "low": 1.0, "high": 5000.0}),
+        "[space.phi] high",
+    ),
+    "fixed phi scales a width past MAX_WIDTH": (
+        lambda t, s, f: t["model"]["fixed"].update(phi=3000.0),
+        "[model] fixed",
+    ),
     "resolution 10^9": (lambda t, s, f: t["data"].update(resolution=10**9), "[data] resolution"),
     "walltime 10^9 minutes": (cluster(walltime_minutes=10**9), "[cluster] walltime_minutes"),
     "10,000-character constraint": (
@@ -210,6 +218,8 @@ DETAILS = {
     "memory limit no design point fits": "no point of the initial design fits in 0.0001 GiB",
     "memory limit 0": "the largest estimate is ",
     "depth 10^18": f"takes at most 256, got {10**18}",
+    "phi box scales a width past MAX_WIDTH": "'c1' = 16 times phi = 5000 gives 80000 channels",
+    "fixed phi scales a width past MAX_WIDTH": "gives 96000 channels, more than MAX_WIDTH",
     "resolution 10^9": "expected at most 4096, got 1000000000",
     "walltime 10^9 minutes": "expected at most 525600, got 1000000000",
     "10,000-character constraint": "at most 1000 characters, got 10000",

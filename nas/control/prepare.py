@@ -461,7 +461,32 @@ def _coordinate_problems(experiment: Experiment) -> list[ConfigError]:
         except ModelConfigError as exc:
             problems.append(ConfigError(source, table, key, str(exc)))
             break
-    return problems
+    return problems or _scaled_width_problems(experiment, fixed)
+
+
+def _scaled_width_problems(experiment: Experiment, fixed: dict[str, Any]) -> list[ConfigError]:
+    """A width multiplier ``phi`` that scales a width past ``MAX_WIDTH`` somewhere in the box.
+
+    Each coordinate alone is within its bounds, but the trainer builds the scaled
+    width and refuses it (:func:`nas.models.specs.check_scaled_widths`): every such
+    candidate would fail its job. Widths and ``phi`` only grow a width, so the box's
+    upper corner is where it is widest.
+    """
+    from nas.models import ModelConfigError
+    from nas.models.specs import check_scaled_widths, coerce_params
+
+    space, model = experiment.space, experiment.model
+    assert model is not None  # run_problems checked the tables
+    if "phi" not in space.names and "phi" not in fixed:
+        return []
+    corner = {**fixed, **{dim.name: dim.high for dim in space.numeric}}
+    corner |= {dim.name: dim.choices[0] for dim in space.categorical}
+    try:
+        check_scaled_widths(model.family, coerce_params(model.family, corner))
+    except ModelConfigError as exc:
+        table, key = ("space.phi", "high") if "phi" in space.names else ("model", "fixed")
+        return [ConfigError(experiment.source, table, key, f"{exc} (the box's upper corner)")]
+    return []
 
 
 def widened_problems(experiment: Experiment) -> list[ConfigError]:
