@@ -16,6 +16,7 @@ import pytest
 from controller_support import experiment_text, init_state, write_fake_trainer
 
 from nas.commands.main import main
+from nas.control import liveness
 from nas.control.cycle import CycleSummary
 from nas.control.loop import run_controller
 from nas.control.narrate import Narrator, event_line
@@ -105,6 +106,7 @@ def test_a_request_to_a_running_controller_says_it_is_queued_not_that_the_state_
     state = init_state(tmp_path, experiment_text())
     lock = FileLock(state)
     lock.acquire()
+    liveness.Pulse(state, 60.0)  # a controller's heartbeat: a bare lock gets nothing queued
     try:
         capsys.readouterr()
         assert main(["rerun", "--state", str(state), "1"]) == 0

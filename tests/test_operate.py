@@ -47,12 +47,15 @@ def fail(state: Path, point_id: int) -> None:
 
 
 def hold(state: Path) -> subprocess.Popen:
-    """A live process holding the state's lock (as a controller does) until its stdin ends."""
+    """A live controller's stand-in: it holds the state's lock and beats as a controller
+    does (a bare lock is what `add` holds: no request is queued for it) until stdin ends."""
     code = textwrap.dedent(
         """
         import sys
+        from nas.control.liveness import Pulse
         from nas.record.lock import FileLock
         FileLock(sys.argv[1]).acquire()
+        Pulse(sys.argv[1], 60.0)
         print("locked", flush=True)
         sys.stdin.read()
         """

@@ -132,7 +132,9 @@ def test_max_points_caps_and_then_refuses() -> None:
     assert policy.Study(state, exp).remaining_points() == 2  # a cancelled point costs nothing
     assert len(policy.Study(state, exp).propose(n=5)) == 2
     reason = policy.Study(state, exp).budget_reason()
-    assert reason.startswith("max_points reached: 7 trainings of 7; raise it with `--max-points N`")
+    assert reason.startswith(
+        "max_points reached: 7 trainings of 7; raise it with `splinenas run --max-points N`"
+    )
     with pytest.raises(policy.StudyError, match="no more points.*max_points reached"):
         policy.Study(state, exp).propose()
 

@@ -12,11 +12,12 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from nas.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
+    LOCK_WAIT_SECONDS,
     UsageError,
     emit_json,
     json_option,
@@ -28,6 +29,10 @@ from nas.commands.common import (
 )
 from nas.names import printable
 from nas.record.lock import LockError
+
+if TYPE_CHECKING:
+    from nas.config import Experiment
+    from nas.control.inbox import Queued
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -96,7 +101,9 @@ def _run(args: argparse.Namespace) -> int:
             plan.dry_run(args.state, out=args.out, max_points=args.max_points), args.json
         )
     if args.max_points is not None:
-        _set_budget(args.state, args.max_points)
+        queued = _set_budget(args.state, args.max_points)
+        if queued is not None:
+            return _budget_queued(args, queued)
     if args.detach:
         return _detach(args)
     outcome = loop.run_controller(args.state, poll=args.poll, max_cycles=1 if args.once else None)
@@ -111,15 +118,33 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK if outcome.ok else EXIT_FAILURE
 
 
-def _set_budget(state_path: Path, points: int) -> None:
-    """Store ``run --max-points``: the controller (and every later command) reads it from the state."""
-    from nas.control import policy
-    from nas.record.store import StateStore
+def _set_budget(state_path: Path, points: int) -> Queued | None:
+    """Store ``run --max-points``, or queue it for the controller that runs already.
 
-    with StateStore.open(state_path) as store:
-        experiment = policy.experiment_of(store.state, state_path)
-        policy.raise_budget(store.state, experiment, points, "run --max-points")
+    The controller (and every later command) reads the budget from the state,
+    so a running search is given more points without stopping it: the README
+    and a spent budget's message send people here. Returns the queued request,
+    or None when the budget was stored here.
+    """
+    from nas.control import inbox
+
+    by = f"{inbox.requester()} (run --max-points)"
+    request = {"action": "budget", "max_points": points, "by": by}
+    target = inbox.open_or_queue(state_path, request, LOCK_WAIT_SECONDS)
+    if isinstance(target, inbox.Queued):
+        return target
+    with target as store:
+        inbox.execute(store.state, request)
         store.commit()
+    return None
+
+
+def _budget_queued(args: argparse.Namespace, queued: Queued) -> int:
+    """``run --max-points`` while a controller runs: it takes the budget; no second one starts."""
+    if args.json:
+        emit_json({"state": str(args.state), "queued": str(queued.path), "ok": True})
+    print(queued.text(), file=sys.stderr)
+    return EXIT_OK
 
 
 #: The exit status of a controller stopped by Ctrl-C, as a shell reports a SIGINT death.
@@ -143,25 +168,42 @@ def still_running(state_path: Path) -> str:
 
 
 def _detach(args: argparse.Namespace) -> int:
-    from nas.cluster import keepalive
     from nas.control import policy
-    from nas.control.prepare import JobSettings
-    from nas.record.lock import holder_alive, lock_path, read_holder
     from nas.record.store import StateStore
 
-    # Fail here, where the user sees it, rather than in a log nobody reads.
-    state = StateStore.read(args.state)
-    experiment = policy.experiment_of(state, args.state)
-    experiment.require_run_sections()
-    JobSettings.from_experiment(experiment, Path.cwd(), Path(args.state))
-    holder = read_holder(lock_path(args.state))
-    if holder is not None and holder_alive(holder):
-        raise LockError(f"{args.state} is in use by {holder.describe()}")
-    pid, argv, log_path = keepalive.detach_controller(args.state, args.poll)
+    experiment = policy.experiment_of(StateStore.read(args.state), args.state)
+    pid, argv, log_path = _start_detached(experiment, args.state, args.poll)
     if args.json:
         emit_json({"state": str(args.state), "pid": pid, "log": str(log_path), "argv": argv})
     print(f"controller runs as pid {pid}; log: {log_path}", file=sys.stderr)
     return EXIT_OK
+
+
+def _start_detached(
+    experiment: Experiment, state_path: Path, poll: float
+) -> tuple[int, list[str], Path]:
+    """Start ``splinenas run`` detached, once it is known not to fail at once.
+
+    A detached controller that cannot run dies in its log, which nobody reads,
+    while the command that started it said it runs. So what it would fail on
+    first is checked here: the sections ``run`` needs, the job settings, and a
+    live lock holder. ``run --detach`` and a local ``controller submit`` both
+    start it here.
+
+    Returns:
+        The pid, command line and log of the controller.
+    """
+    from nas.cluster import keepalive
+    from nas.control.prepare import JobSettings
+    from nas.record.lock import holder_alive, hostname, lock_path, read_holder
+    from nas.record.store import real_path
+
+    experiment.require_run_sections()
+    JobSettings.from_experiment(experiment, Path.cwd(), Path(state_path))
+    holder = read_holder(lock_path(real_path(state_path)))
+    if holder is not None and (holder.host != hostname() or holder_alive(holder)):
+        raise LockError(f"{state_path} is in use by {holder.describe()}")
+    return keepalive.detach_controller(state_path, poll)
 
 
 def _dry_run(plan: dict, as_json: bool) -> int:
@@ -214,7 +256,7 @@ def _controller_submit(args: argparse.Namespace) -> int:
     log_path = folder / keepalive.LOG
     state_path = args.state.absolute()
     if cluster.backend == "local":
-        pid, argv, log_path = keepalive.detach_controller(args.state, args.poll)
+        pid, argv, log_path = _start_detached(experiment, args.state, args.poll)
         document = {"backend": "local", "pid": pid, "job_id": None, "script": None}
         print(f"controller runs as pid {pid}: {shlex.join(argv)}", file=sys.stderr)
     else:

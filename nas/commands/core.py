@@ -436,6 +436,26 @@ ERROR_MEANING = (
 )
 
 
+def _refuse_beside_a_controller(state: Path, max_points: int | None) -> None:
+    """``propose`` on a state a running controller holds: it proposes by itself (the lock
+    wait would end in "locked" after 10 s), and a budget goes to it through its inbox."""
+    from nas.control.liveness import controller_holder
+
+    holder = controller_holder(state)
+    if holder is None:
+        return
+    what = (
+        f"to give it a budget of {max_points} trainings, `splinenas run --state {state} "
+        f"--max-points {max_points}` (queued for it)"
+        if max_points is not None
+        else "`propose --dry-run` shows what it would propose"
+    )
+    raise policy.StudyError(
+        f"a running controller (pid {holder.pid} on {holder.host}) holds {state} and "
+        f"proposes by itself; {what}"
+    )
+
+
 @reported
 def _propose(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 1:
@@ -449,6 +469,7 @@ def _propose(args: argparse.Namespace) -> int:
         rows = [(None, p.params, p.predicted) for p in proposals]
         what = "dry run, nothing stored"
     else:
+        _refuse_beside_a_controller(args.state, args.max_points)
         with StateStore.open(args.state, LOCK_WAIT_SECONDS) as store:
             study = _proposing(store.state, args.state)
             _set_budget(study, args.max_points)

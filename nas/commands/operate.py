@@ -1,9 +1,10 @@
 """Operator commands: rerun, cancel, show, unlock, fsck and expand.
 
-Commands that change the state take the writer's lock when it is free and
-commit at once. When a controller holds it they post the request into the
-run folder's inbox (:mod:`nas.control.inbox`) instead; the controller applies it at
-the start of its next cycle, and the command says so.
+Commands that change the state take the writer's lock and commit at once.
+When a running controller holds it they post the request into the run
+folder's inbox (:mod:`nas.control.inbox`) instead; the controller applies it at
+the start of its next cycle, and the command says so. Any other holder is
+waited for (:data:`~nas.commands.common.LOCK_WAIT_SECONDS`), as ``record`` waits.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from nas.commands.common import (
     EXIT_FAILURE,
     EXIT_OK,
+    LOCK_WAIT_SECONDS,
     Handler,
     UsageError,
     emit_json,
@@ -32,12 +34,13 @@ from nas.commands.curves import point_curve, write_curve_table
 from nas.control import frontier, policy
 from nas.names import shown
 from nas.pointdir import layout
-from nas.record.lock import Holder, LockError, break_lock, lock_path, read_holder
+from nas.record.lock import break_lock, lock_path
 from nas.record.state import INGEST_BY_HAND, PointStatus, State, StateError
-from nas.record.store import StateStore, real_path
+from nas.record.store import StateStore
 
 if TYPE_CHECKING:
     from nas.cluster import Scheduler
+    from nas.control.inbox import Queued
     from nas.control.operations import OperationResult
 
 
@@ -53,7 +56,7 @@ def _scheduler(state: State, state_path: Path) -> Scheduler:
 
 
 def _change(args: argparse.Namespace, request: dict[str, Any]) -> int:
-    """Apply ``request`` under the lock, or queue it for the controller that holds it."""
+    """Apply ``request`` under the lock, or queue it for the running controller that holds it."""
     from nas.control import inbox
 
     request = {"by": inbox.requester(), **request}  # applied here or queued: the same person
@@ -63,16 +66,14 @@ def _change(args: argparse.Namespace, request: dict[str, Any]) -> int:
     problems = [o.message for o in preview if not o.ok] + [f"no point with id {i}" for i in unknown]
     if problems:
         raise StateError("; ".join(problems))
-    run = layout.run_dir(args.state)
-    try:
-        store = StateStore.open(args.state)
-    except LockError:
-        _refuse_settled(committed, request)
-        path = inbox.post(run, request)
-        return _report(args, [], queued=path, holder=read_holder(lock_path(real_path(args.state))))
-    with store:
+    target = inbox.open_or_queue(
+        args.state, request, LOCK_WAIT_SECONDS, lambda: _refuse_settled(committed, request)
+    )
+    if isinstance(target, inbox.Queued):
+        return _report(args, [], queued=target)
+    with target as store:
         scheduler = _scheduler(store.state, args.state)
-        inbox.process(run, store.state, store.commit, scheduler)
+        inbox.process(layout.run_dir(args.state), store.state, store.commit, scheduler)
         outcomes = inbox.execute(store.state, request, scheduler)
         summary = "; ".join(o.message for o in outcomes) or "nothing to do"
         store.state.log("request", f"{request['action']} by {request['by']}: {summary}")
@@ -106,28 +107,19 @@ def _measured(state: State, point_id: int) -> bool:
 
 
 def _report(
-    args: argparse.Namespace,
-    outcomes: list[OperationResult],
-    *,
-    queued: Path | None = None,
-    holder: Holder | None = None,
+    args: argparse.Namespace, outcomes: list[OperationResult], *, queued: Queued | None = None
 ) -> int:
     if args.json:
         emit_json(
             {
                 "state": str(args.state),
                 "applied": queued is None,
-                "queued": None if queued is None else str(queued),
+                "queued": None if queued is None else str(queued.path),
                 "outcomes": [o.to_dict() for o in outcomes],
             }
         )
     if queued is not None:
-        who = "" if holder is None else f" (pid {holder.pid} on {holder.host})"
-        print(
-            f"queued for the running controller{who}: it applies the request at the start of "
-            f"its next cycle and logs what it did (request file {queued})",
-            file=sys.stderr,
-        )
+        print(queued.text(), file=sys.stderr)
         return EXIT_OK
     for outcome in outcomes:
         print(("" if outcome.ok else "refused: ") + outcome.message, file=sys.stderr)

@@ -1,8 +1,11 @@
 """Requests from people to a controller that holds the state's lock.
 
 Only the lock holder writes the state file, so an operator command that
-finds the lock taken posts its request as a JSON file into the run folder's
-``inbox/`` (:mod:`nas.pointdir.layout`) instead. The controller, at the start of each cycle,
+finds the lock held by a running controller posts its request as a JSON file
+into the run folder's ``inbox/`` (:mod:`nas.pointdir.layout`) instead
+(:func:`open_or_queue`). Any other holder (``record``, ``add``, ``run --once``)
+never reads the inbox: the command waits for it as writers wait for each
+other, and applies the request itself. The controller, at the start of each cycle,
 :func:`drain`\\ s the folder, :func:`apply`\\ s each request to its state, commits,
 and only then deletes the file (:func:`process` does all of it). A crash
 between the commit and the deletion applies the request again, which is
@@ -20,9 +23,11 @@ Request documents::
     {"action": "cancel", "ids": [5]}
     {"action": "expand", "bounds": {"w1": [null, 256], "w2": [null, 512]}}  # widen the box
     {"action": "refine", "box": {"width": [64, 128], "depth": [2, 4]}}
+    {"action": "budget", "max_points": 80}                  # run --max-points 80
 
 ``expand`` and ``refine`` take an optional ``max_points``: the point budget to
-raise ``[experiment] max_points`` to when their design would exceed it.
+raise ``[experiment] max_points`` to when their design would exceed it; ``budget``
+sets it alone, through the same :func:`nas.control.policy.raise_budget`.
 
 plus ``by`` (who asked) and ``posted`` (epoch seconds), filled in by :func:`post`.
 """
@@ -36,23 +41,32 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nas.cluster.base import Scheduler
-from nas.control import operations, policy
+from nas.control import liveness, operations, policy
 from nas.control.operations import OperationResult
 from nas.errors import UserError
 from nas.numbers import finite_number
 from nas.pointdir import layout
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
+from nas.record.lock import LOCK_POLL_SECONDS, Holder, LockError
 from nas.record.state import State, StateError
+from nas.record.store import StateStore
 from nas.search.space import SpaceError
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("rerun", "cancel", "expand", "refine")
-_KEYS = {"rerun": "ids", "cancel": "ids", "expand": "bounds", "refine": "box"}
+ACTIONS = ("rerun", "cancel", "expand", "refine", "budget")
+_KEYS = {
+    "rerun": "ids",
+    "cancel": "ids",
+    "expand": "bounds",
+    "refine": "box",
+    "budget": "max_points",
+}
 _COMMON = {"action", "by", "posted"}
 
 
@@ -98,16 +112,17 @@ def validate(request: Any) -> dict[str, Any]:
     canonical: dict[str, Any] = {"action": action, "by": by, "posted": float(posted)}
     if key == "ids":
         canonical["ids"] = _ids(request["ids"], action)
-    else:
+    elif key != "max_points":
         canonical[key] = _bounds(request[key], action, key, both=action == "refine")
-        if "max_points" in request:
-            points = request["max_points"]
-            if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-                raise RequestError(
-                    f"{action}: max_points must be a positive integer, got {points!r}"
-                )
-            canonical["max_points"] = points
+    if "max_points" in request:
+        canonical["max_points"] = _points(request["max_points"], action)
     return canonical
+
+
+def _points(points: Any, action: str) -> int:
+    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+        raise RequestError(f"{action}: max_points must be a positive integer, got {points!r}")
+    return points
 
 
 def _ids(ids: Any, action: str) -> list[int]:
@@ -157,6 +172,8 @@ def execute(
     if action == "cancel":
         return operations.cancel(state, request["ids"], scheduler, by)
     experiment = policy.experiment_of(state, "the state")
+    if action == "budget":
+        return [operations.set_budget(state, experiment, request["max_points"], by)]
     limit = request.get("max_points", policy.max_points(state, experiment))
     budget = operations.Budget(limit, policy.Study(state, experiment).spent_points())
     grow = operations.expand if action == "expand" else operations.refine
@@ -231,6 +248,74 @@ def reject(path: Path, reason: str) -> Path:
 def done(path: Path) -> None:
     """Delete an applied request (after its effect has been committed)."""
     path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------- the holder
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A request posted for the running controller that holds the state."""
+
+    path: Path
+    holder: Holder
+
+    def text(self) -> str:
+        """What the command tells its user: who applies the request, when, and where it waits."""
+        return (
+            f"queued for the running controller (pid {self.holder.pid} on {self.holder.host}): "
+            "it applies the request at the start of its next cycle and logs what it did "
+            f"(request file {self.path})"
+        )
+
+
+def open_or_queue(
+    state_path: str | os.PathLike,
+    request: Mapping[str, Any],
+    wait: float,
+    before_queue: Callable[[], None] = lambda: None,
+) -> StateStore | Queued:
+    """The state under its lock, or ``request`` posted for the running controller holding it.
+
+    Only a controller that cycles until a stop reads the inbox
+    (:func:`nas.control.liveness.controller_holder`). Any other holder
+    (``record``, ``add``, ``run --once``) would leave the request to some
+    unrelated later run, weeks on perhaps; it is waited for, up to ``wait``
+    seconds, as writers wait for each other. A controller that stops between
+    the look and the post would leave it too: the request is withdrawn and the
+    lock tried again.
+
+    Args:
+        state_path: the state file.
+        request: posted as :func:`post` posts it.
+        wait: seconds to wait for a holder that is no running controller.
+        before_queue: called before posting; raises to refuse what the
+            controller is bound to refuse.
+
+    Raises:
+        LockError: a holder that is no running controller kept the lock for
+            ``wait`` seconds; nothing was queued.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return StateStore.open(state_path)
+        except LockError as exc:
+            refused = exc
+        holder = liveness.controller_holder(state_path)
+        if holder is not None:
+            before_queue()
+            path = post(layout.run_dir(state_path), request)
+            if liveness.controller_holder(state_path) == holder:
+                return Queued(path, holder)
+            done(path)  # it stopped meanwhile: nobody reads the inbox until the next run
+        if time.monotonic() >= deadline:
+            raise LockError(
+                f"{refused}; waited {wait:g} s for it. It is no running controller, which "
+                "would apply the request at its next cycle, so nothing was queued: try again "
+                "once it has finished"
+            ) from None
+        time.sleep(LOCK_POLL_SECONDS)
 
 
 def process(

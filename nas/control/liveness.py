@@ -14,6 +14,13 @@ of ``run --detach`` and the marker of a keep-alive job into one answer:
   (``stale``): hung, or gone on a host that cannot be checked from here;
 - none does, and since when (its orderly stop, or its last heartbeat when it
   was killed without a word).
+
+:func:`controller_holder` answers the question of an operator command
+(:func:`nas.control.inbox.open_or_queue`): is the lock's holder a controller
+that will read the inbox at its next cycle? Only then is a request queued;
+any other holder (``record``, ``add``, a ``run --once`` in its only cycle)
+never reads it. Requests still waiting in the inbox are counted in the answer
+of :func:`liveness`, so ``status`` shows a request nobody has applied yet.
 """
 
 from __future__ import annotations
@@ -25,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from nas.cluster.keepalive import MARKER, PID, Incarnation, controller_dir
+from nas.pointdir import layout
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
-from nas.record.lock import Holder, holder_alive, lock_path, read_holder
+from nas.record.lock import Holder, holder_alive, hostname, lock_path, read_holder
 from nas.record.store import real_path
 
 HEARTBEAT = "heartbeat.json"
@@ -52,6 +60,9 @@ class Heartbeat:
     last_cycle: float | None = None
     stopped: float | None = None
     reason: str = ""
+    #: The cycles it runs at most (``run --once``: 1); None: until a stop. One that ends
+    #: after a set number of cycles may end before it reads a request posted now.
+    max_cycles: int | None = None
 
     @classmethod
     def read(cls, path: Path) -> Heartbeat | None:
@@ -79,9 +90,11 @@ def beat(state_path: str | os.PathLike, heartbeat: Heartbeat) -> None:
 class Pulse:
     """The heartbeat of the controller in this process: started, after each cycle, stopped."""
 
-    def __init__(self, state_path: str | os.PathLike, poll: float) -> None:
+    def __init__(
+        self, state_path: str | os.PathLike, poll: float, max_cycles: int | None = None
+    ) -> None:
         self.state_path = state_path
-        self.last = Heartbeat(os.uname().nodename, os.getpid(), time.time(), poll)
+        self.last = Heartbeat(hostname(), os.getpid(), time.time(), poll, max_cycles=max_cycles)
         beat(state_path, self.last)
 
     def cycled(self, cycles: int) -> None:
@@ -93,6 +106,41 @@ class Pulse:
     def _write(self, **changes: Any) -> None:
         self.last = replace(self.last, **changes)
         beat(self.state_path, self.last)
+
+
+def _written_by(beat_: Heartbeat | None, holder: Holder) -> bool:
+    """Whether ``beat_`` is the lock holder's own heartbeat.
+
+    A controller writes it after taking the lock, so a heartbeat older than
+    the lock is an earlier process's, whose pid a later command may have got.
+    """
+    if beat_ is None or (beat_.host, beat_.pid) != (holder.host, holder.pid):
+        return False
+    return beat_.started >= holder.started
+
+
+def controller_holder(state_path: str | os.PathLike) -> Holder | None:
+    """The lock's holder if it is a live controller that reads the inbox at its next cycle.
+
+    None for any other holder: a short command (``record``, ``add``,
+    ``propose``), a controller that has stopped or is stopping, one that runs a
+    set number of cycles (``run --once``), or a lock left by a dead process.
+    A holder on another host is judged by its heartbeat alone.
+    """
+    holder = read_holder(lock_path(real_path(state_path)))
+    beat_ = Heartbeat.read(heartbeat_path(state_path))
+    if holder is None or beat_ is None or not _written_by(beat_, holder):
+        return None
+    if beat_.stopped is not None or beat_.max_cycles is not None:
+        return None
+    if holder.host == hostname() and not holder_alive(holder):
+        return None
+    return holder
+
+
+def waiting_requests(state_path: str | os.PathLike) -> int:
+    """How many requests of operator commands wait in the inbox, not applied yet."""
+    return len(list(layout.inbox_dir(layout.run_dir(state_path)).glob("*.json")))
 
 
 def _mode(state_path: str | os.PathLike, holder: Holder) -> tuple[str, str | None]:
@@ -111,12 +159,17 @@ def _mode(state_path: str | os.PathLike, holder: Holder) -> tuple[str, str | Non
 def liveness(state_path: str | os.PathLike, now: float | None = None) -> dict[str, Any]:
     """Whether a controller holds ``state_path`` now, as one JSON-able document."""
     now = time.time() if now is None else now
+    return {**_holding(state_path, now), "requests_waiting": waiting_requests(state_path)}
+
+
+def _holding(state_path: str | os.PathLike, now: float) -> dict[str, Any]:
+    """:func:`liveness` without the inbox: who holds the lock and how it runs."""
     holder = read_holder(lock_path(real_path(state_path)))
     beat_ = Heartbeat.read(heartbeat_path(state_path))
     if holder is None:
         return _none(beat_, lock_left=False)
-    ours = beat_ is not None and (beat_.host, beat_.pid) == (holder.host, holder.pid)
-    here = holder.host == os.uname().nodename
+    ours = _written_by(beat_, holder)
+    here = holder.host == hostname()
     if here and not holder_alive(holder):
         return _none(beat_ if ours else None, lock_left=True, holder=holder)
     mode, job_id = _mode(state_path, holder)
@@ -171,6 +224,23 @@ def age_text(seconds: float) -> str:
 
 def liveness_line(doc: dict[str, Any], state_path: str | os.PathLike, now: float) -> str:
     """``doc`` as the one line ``status`` prints."""
+    return _holder_line(doc, state_path, now) + _waiting_text(doc, state_path)
+
+
+def _waiting_text(doc: dict[str, Any], state_path: str | os.PathLike) -> str:
+    """The requests waiting in the inbox, and who applies them (nothing when none waits)."""
+    count = doc.get("requests_waiting", 0)
+    if not count:
+        return ""
+    what, them = ("1 request waits", "it") if count == 1 else (f"{count} requests wait", "them")
+    if doc["running"] and doc["command"] == "run":
+        return f"; {what} in the inbox for its next cycle"
+    folder = layout.inbox_dir(layout.run_dir(state_path))
+    apply = f"the next `splinenas run`, `rerun`, `cancel` or `expand` applies {them}"
+    return f"; {what} in {folder}: {apply}"
+
+
+def _holder_line(doc: dict[str, Any], state_path: str | os.PathLike, now: float) -> str:
     if not doc["running"]:
         return _none_line(doc, state_path, now)
     who = f"pid {doc['pid']} on {doc['host']}"

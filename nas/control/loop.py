@@ -83,7 +83,7 @@ def run_controller(
         settings = JobSettings.from_experiment(experiment, folder, state_path)
         scheduler = policy.scheduler_of(experiment, state_path)
         controller = Controller(store, settings, scheduler, layout.run_dir(state_path))
-        pulse = liveness.Pulse(state_path, poll)
+        pulse = liveness.Pulse(state_path, poll, max_cycles)
         result = None
         try:
             result = _cycles(controller, progress or Narrator(), event, poll, max_cycles, pulse)

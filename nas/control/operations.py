@@ -1,4 +1,4 @@
-"""What a person may change in a running search: rerun, cancel, grow or refine the box.
+"""What a person may change in a running search: rerun, cancel, the point budget, the box.
 
 Each operation works on a :class:`~nas.record.state.State` in memory and returns one
 :class:`OperationResult` per point or design entry, so the same code serves a command
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.cluster.base import Scheduler, SchedulerError
-from nas.config import ConfigError
+from nas.config import ConfigError, Experiment
 from nas.control import policy
 from nas.numbers import finite_number
 from nas.record.state import EARLIER_ATTEMPTS, Point, PointStatus, State
@@ -230,6 +230,23 @@ def ended_job_of(point: Point, result: Path) -> str:
         return ""
     cancelled = mark.get("time")
     return mark["job"] if finite_number(cancelled) and written <= cancelled else ""
+
+
+# ---------------------------------------------------------------------------- the budget
+
+
+def set_budget(state: State, experiment: Experiment, points: int, by: str) -> OperationResult:
+    """Set the point budget to ``points`` (``run --max-points``), logged as a ``budget`` event.
+
+    Through :func:`nas.control.policy.raise_budget`, as ``expand --max-points``
+    sets it, so every reader finds it in one place. The same budget again
+    changes nothing.
+    """
+    old = policy.max_points(state, experiment)
+    if points == old:
+        return _unchanged(None, f"max_points is {points} already")
+    policy.raise_budget(state, experiment, points, by)
+    return _changed(None, f"max_points {old} -> {points}")
 
 
 # ---------------------------------------------------------------------------- the box

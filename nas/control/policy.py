@@ -65,8 +65,8 @@ def _imported(point: Point) -> bool:
 
 #: How a spent point budget is raised, for the message that says it is spent.
 RAISE_BUDGET = (
-    "raise it with `--max-points N` on `splinenas run` or `splinenas propose` "
-    "(or `splinenas expand --max-points N`)"
+    "raise it with `splinenas run --max-points N` (queued for a running controller), or "
+    "`--max-points N` on `splinenas propose` or `splinenas expand`"
 )
 
 
