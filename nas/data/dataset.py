@@ -4,7 +4,9 @@ A corrupt or unreadable image does not crash a run hours in: it comes out
 with label :data:`BAD_LABEL` (:mod:`nas.data.images`), which the loss ignores
 and the evaluation does not count. Batches keep their size, so every rank
 still takes the same number of steps. The trainer counts bad images per epoch
-and fails once they exceed ``[data] max_bad_images``.
+and fails once they exceed ``[data] max_bad_images``. The training loader
+leaves out a trailing batch of a single image (:class:`TrainBatches`), which
+BatchNorm cannot train on.
 
 Loader workers stay alive across epochs (``persistent_workers``) and keep
 ``[data] prefetch`` batches each in flight; the augmentation does not depend
@@ -16,16 +18,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset, TensorDataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    Sampler,
+    Subset,
+    TensorDataset,
+)
 
 from nas.config import DataConfig
 from nas.data.images import BAD_LABEL, ImageItems, IndexedImages, collate_encoded
 from nas.data.index import TRAIN, VALIDATION, load_index, scan_tree, stratified_subset
 
-__all__ = ["BAD_LABEL", "DataSplits", "build_splits", "make_loader", "train_sampler"]
+__all__ = [
+    "BAD_LABEL",
+    "DataSplits",
+    "build_splits",
+    "make_loader",
+    "train_batch_count",
+    "train_sampler",
+]
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +167,33 @@ class ResumableSampler(DistributedSampler):
         return max(0, self.num_samples - self.skip)
 
 
+def train_batch_count(items: int, batch_size: int) -> int:
+    """Training batches of a rank's ``items``: a trailing batch of one image is left out.
+
+    BatchNorm in training mode normalises each channel over the batch and the
+    feature map; one image whose map is 1x1 (the last stage of a 16-32 px
+    network) leaves one value per channel, and torch raises. Every rank draws
+    equally many items (the samplers pad or wrap), so all ranks leave out the
+    same batch and take the same number of steps. With ``batch_size`` 1 no
+    batch is left out: every batch is a single image by request.
+    """
+    full, rest = divmod(items, batch_size)
+    return full + (1 if rest > 1 else 0)
+
+
+class TrainBatches(BatchSampler):
+    """The batches of ``sampler`` in order, up to :func:`train_batch_count` of them."""
+
+    def __init__(self, sampler: Sampler, batch_size: int) -> None:
+        super().__init__(sampler, batch_size, drop_last=False)
+
+    def __iter__(self) -> Iterator[list]:
+        return islice(super().__iter__(), len(self))
+
+    def __len__(self) -> int:
+        return train_batch_count(len(self.sampler), self.batch_size)
+
+
 def make_loader(
     dataset: Dataset,
     sampler: Sampler[int],
@@ -158,24 +203,29 @@ def make_loader(
     pin_memory: bool,
     seed: int,
     prefetch: int = 2,
+    train: bool = False,
 ) -> DataLoader:
     """A loader whose worker seeds come from ``seed``; workers persist across epochs.
 
     Datasets that leave decoding to the device (``decode = "gpu"``) get a
-    collate function that keeps the variable-size JPEG bytes as a list.
+    collate function that keeps the variable-size JPEG bytes as a list. A
+    ``train`` loader leaves out a trailing batch of one image
+    (:func:`train_batch_count`); an evaluation loader keeps every image.
     """
     generator = torch.Generator()
     generator.manual_seed(seed)
     on_device = getattr(dataset, "on_device", False)
+    if train:
+        batches = TrainBatches(sampler, batch_size)
+    else:
+        batches = BatchSampler(sampler, batch_size, drop_last=False)
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        sampler=sampler,
+        batch_sampler=batches,
         num_workers=workers,
         pin_memory=pin_memory and not on_device,
         persistent_workers=workers > 0,
         prefetch_factor=prefetch if workers > 0 else None,
         generator=generator,
-        drop_last=False,
         collate_fn=collate_encoded if on_device else None,
     )

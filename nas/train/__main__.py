@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import torch
 
     from nas.train.launch import DistEnv
+    from nas.train.stop import StopControl
 
 #: What an allocator says when it runs out, lower-case. Each means the candidate does
 #: not fit, so a retry cannot help (exit 4, ``infeasible``). CUDA, ROCm and XPU caching
@@ -184,12 +185,14 @@ def rank_device(dist_env: DistEnv, environ: dict[str, str]) -> torch.device:
         raise DeviceError(f"{where}, {exc}") from None
 
 
-def train(args: argparse.Namespace, dist_env: DistEnv, device: torch.device) -> int:
+def train(
+    args: argparse.Namespace, dist_env: DistEnv, device: torch.device, stop: StopControl
+) -> int:
     """Run the segment; the trainer's modules are imported only once torch passed its check."""
     from nas.train.run import Segment, run_segment
 
     return run_segment(
-        Segment(args.point_dir, dist_env, device, args.deadline, args.segment_epochs)
+        Segment(args.point_dir, dist_env, device, args.deadline, args.segment_epochs, stop)
     )
 
 
@@ -206,7 +209,12 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     )
     from nas.train.device import require_torch
     from nas.train.launch import detect, init_process_group
+    from nas.train.stop import StopControl
 
+    # From here on a stop signal is noted, not fatal: one during torch's import, device
+    # selection or the rendezvous ends the segment at its first check with progress.json.
+    stop = StopControl(args.deadline)
+    stop.install()
     environ = dict(os.environ if environ is None else environ)
     rank = 0
     try:
@@ -215,11 +223,13 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         require_torch()
         device = rank_device(dist_env, environ)
         init_process_group(dist_env, device, environ)
-        code = train(args, dist_env, device)
+        code = train(args, dist_env, device, stop)
         shutdown()
         return code
     except Exception as exc:
         return report(args.point_dir, rank, exc)
+    finally:
+        stop.restore()  # a caller in this process (a test, a notebook) gets its own back
 
 
 if __name__ == "__main__":

@@ -39,20 +39,55 @@ class TrainingState:
     train_images: int = 0
     train_seconds: float = 0.0
     data_wait_seconds: float = 0.0  # of train_seconds, blocked on the loader
+    # Fields below are absent from older checkpoints and then take these defaults;
+    # None means "not counted then" (read by :meth:`trained_seconds` and
+    # :func:`nas.train.loop.complete_epoch`, which fall back to the old figures).
+    # The epoch in progress up to ``step``, summed over ranks, so that a resumed
+    # epoch's mean loss and bad-image count cover all its steps.
+    epoch_loss_sum: float = 0.0  # sum of the ranks' per-step mean losses
+    epoch_loss_steps: int = 0  # steps summed over ranks
+    epoch_bad_images: int = 0
+    images: int | None = None  # readable images trained in the completed epochs, all ranks
+    training_seconds: float | None = None  # wall time in the training loops of all segments
+
+    def trained_seconds(self) -> float:
+        """Training wall time of the saved segments, start-up left out.
+
+        A checkpoint older than ``training_seconds`` gives its ``elapsed_seconds``,
+        the axis its curve entries were written on.
+        """
+        return self.elapsed_seconds if self.training_seconds is None else self.training_seconds
+
+    def clear_epoch(self) -> None:
+        """Forget the sums of a partial epoch (it is done, or it starts over)."""
+        self.epoch_loss_sum, self.epoch_loss_steps, self.epoch_bad_images = 0.0, 0, 0
+
+
+#: Accelerators (torch module names) whose RNG states a checkpoint keeps besides the
+#: CPU's; each only where this torch build has it and a device is visible.
+ACCELERATOR_RNGS = ("cuda", "xpu")
+
+
+def _accelerators() -> dict[str, Any]:
+    """The accelerator modules of :data:`ACCELERATOR_RNGS` that this torch has and can use."""
+    modules = {name: getattr(torch, name, None) for name in ACCELERATOR_RNGS}
+    return {name: module for name, module in modules.items() if module and module.is_available()}
 
 
 def rng_states() -> dict[str, Any]:
-    """The torch RNG states of the CPU and every visible GPU."""
+    """The torch RNG states of the CPU and every visible GPU (CUDA/ROCm, XPU)."""
     states: dict[str, Any] = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
+    for name, module in _accelerators().items():
+        states[name] = module.get_rng_state_all()
     return states
 
 
 def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore what :func:`rng_states` saved; a generator it did not save is left as it is."""
     torch.set_rng_state(states["cpu"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    for name, module in _accelerators().items():
+        if name in states:
+            module.set_rng_state_all(states[name])
 
 
 def save_checkpoint(
@@ -95,7 +130,29 @@ def load_checkpoint(
     Raises:
         CheckpointError: unreadable, another format, or written for other inputs.
     """
-    path = Path(path)
+    payload = _read(Path(path), input_hash)
+    if payload is None:
+        return None
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    if payload["scaler"]:  # empty when it was saved without a grad scaler
+        scaler.load_state_dict(payload["scaler"])
+    set_rng_states(payload["rng"])
+    return TrainingState(**payload["state"])
+
+
+def saved_state(path: str | Path, *, input_hash: str) -> TrainingState | None:
+    """The counters of the checkpoint at ``path``, restoring nothing; None without one.
+
+    Raises:
+        CheckpointError: as :func:`load_checkpoint`.
+    """
+    payload = _read(Path(path), input_hash)
+    return None if payload is None else TrainingState(**payload["state"])
+
+
+def _read(path: Path, input_hash: str) -> dict[str, Any] | None:
+    """The checkpoint's payload, checked to be ours and written for ``input_hash``."""
     if not path.exists():
         return None
     try:
@@ -109,9 +166,4 @@ def load_checkpoint(
             f"{path}: written for a different point.json (input hash "
             f"{payload['input_hash'][:12]} != {input_hash[:12]}); move it aside to start over"
         )
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    if payload["scaler"]:  # empty when it was saved without a grad scaler
-        scaler.load_state_dict(payload["scaler"])
-    set_rng_states(payload["rng"])
-    return TrainingState(**payload["state"])
+    return payload

@@ -79,14 +79,13 @@ class Curve:
     ) -> None:
         subset = curve_subset(validation, config.curve_images, data_seed)
         self.indices = subset.indices
+        self.validation_images = len(validation)
         self.chance = chance_level(dataset_labels(validation)[self.indices])
         shard = ShardSampler(len(subset), dist_env.rank, dist_env.world_size)
         self.loader = make_loader(subset, shard)
         self.point_dir, self.config, self.dist_env = point_dir, config, dist_env
         self.warmup_epochs = max(1, math.ceil(config.warmup_epochs))  # at least one epoch
         self.entries: list[Entry] = []
-        self.loss_sum: torch.Tensor | None = None
-        self.loss_steps = 0
         self.seconds = 0.0  # wall time of the last subset evaluation
 
     def resume(self, epoch: int) -> None:
@@ -95,11 +94,15 @@ class Curve:
         if self.dist_env.is_main:
             keep_until(self.point_dir, epoch)
 
-    def add_loss(self, loss: torch.Tensor) -> None:
-        """Sum the step's loss on the device: no host sync per step."""
-        loss = loss.detach().float()
-        self.loss_sum = loss if self.loss_sum is None else self.loss_sum + loss
-        self.loss_steps += 1
+    def final_seconds(self) -> float:
+        """Estimated wall time of the final evaluation on the whole validation split.
+
+        The last subset evaluation's time per image (both are sharded over the
+        ranks alike) times the split's images; 0 before this segment measured
+        one. The deadline keeps this much for the evaluation after the last
+        epoch, whatever ``max_steps_per_epoch`` made of the epoch's length.
+        """
+        return self.seconds * self.validation_images / max(1, len(self.indices))
 
     def check_loss(self, loss: torch.Tensor, epoch: int, step: int) -> None:
         """Raise :class:`Diverged` when a rank's loss is not finite (call every ``log_every``)."""
@@ -116,21 +119,21 @@ class Curve:
         *,
         epoch: int,
         images: int,
+        loss: float,
         lr: float,
         seconds: float,
         memory_format: torch.memory_format,
     ) -> Entry:
         """Measure the subset after ``epoch`` epochs, record the entry, apply the guard.
 
+        ``loss`` is the epoch's mean training loss over all ranks, ``seconds``
+        the training wall time before this evaluation.
+
         Raises:
             Diverged: the epoch's loss is not finite, or the accuracy stayed at chance.
         """
         started = time.perf_counter()
         device = next(module.parameters()).device
-        total = 0.0 if self.loss_sum is None else float(self.loss_sum)
-        loss_sum, steps = all_reduce([total, float(self.loss_steps)], device)
-        self.loss_sum, self.loss_steps = None, 0
-        loss = loss_sum / max(steps, 1.0)
         accuracy = evaluate(module, self.loader, device, memory_format=memory_format)
         self.seconds = time.perf_counter() - started
         entry = make_entry(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -13,7 +12,7 @@ import torch
 from torch import nn
 
 from nas.config import TrainConfig
-from nas.data.dataset import BAD_LABEL, ResumableSampler
+from nas.data.dataset import BAD_LABEL, ResumableSampler, train_batch_count
 from nas.pointdir.result import GPU_DEVICE_TYPES
 from nas.train.checkpoint import TrainingState
 from nas.train.curve import Curve, Diverged
@@ -45,9 +44,30 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
     return config.lr * max(0.0, 1.0 - progress) ** config.lr_power
 
 
+def fused_sgd(device: torch.device) -> bool:
+    """Whether SGD runs fused on ``device``: GPUs (CUDA/ROCm, XPU) where this torch has the kernel.
+
+    The fused kernel makes one launch for all parameters and reads the AMP
+    scale on the device. Torch has it on the CPU too, but there the foreach
+    kernel is kept: CPU runs stay bit-identical to those of earlier versions.
+    """
+    if device.type not in GPU_DEVICE_TYPES:
+        return False
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+    except ImportError:  # a private helper: without it, only CUDA is known to have the kernel
+        return device.type == "cuda"
+    return device.type in _get_fused_kernels_supported_devices()
+
+
+def channels_last(device: torch.device, config: TrainConfig) -> bool:
+    """Whether ``[train] channels_last`` applies: on GPUs (CUDA/ROCm, XPU), not on the CPU."""
+    return config.channels_last and device.type in GPU_DEVICE_TYPES
+
+
 def make_optimizer(module: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.SGD:
-    """SGD with the fused kernel on GPUs (one launch for all parameters, AMP-aware), foreach on CPUs."""
-    fused = device.type == "cuda"
+    """SGD, fused where :func:`fused_sgd` says so, else with the foreach kernel."""
+    fused = fused_sgd(device)
     return torch.optim.SGD(
         module.parameters(),
         lr=config.lr,
@@ -73,8 +93,8 @@ class Run:
     steps_per_epoch: int
     max_bad_images: int
     seed: int
-    evaluation_share: float = 0.0  # evaluation time as a share of an epoch, for deadlines
     meter: StepMeter = field(default_factory=StepMeter)
+    training_started: float | None = None  # perf_counter() when this segment's loop began
 
     @property
     def use_amp(self) -> bool:
@@ -83,19 +103,84 @@ class Run:
 
     @property
     def memory_format(self) -> torch.memory_format:
-        if self.device.type == "cuda" and self.config.channels_last:
+        if channels_last(self.device, self.config):
             return torch.channels_last
         return torch.contiguous_format
 
     @property
-    def global_batch(self) -> int:
-        return self.config.batch_per_gpu * self.dist_env.world_size
+    def images_per_epoch(self) -> int:
+        """Images in the batches of one epoch's steps, all ranks (bad ones included)."""
+        per_rank = min(self.steps_per_epoch * self.config.batch_per_gpu, self.sampler.num_samples)
+        return per_rank * self.dist_env.world_size
 
 
 def steps_per_epoch(sampler: ResumableSampler, config: TrainConfig) -> int:
-    """Optimizer steps in a full epoch: every rank's share in batches, optionally capped."""
-    steps = math.ceil(sampler.num_samples / config.batch_per_gpu)
+    """Optimizer steps in a full epoch: every rank's share in batches, optionally capped.
+
+    The batches are those of the training loader, without a trailing batch of
+    one image (:func:`~nas.data.dataset.train_batch_count`).
+    """
+    steps = train_batch_count(sampler.num_samples, config.batch_per_gpu)
     return min(steps, config.max_steps_per_epoch or steps)
+
+
+def training_seconds(run: Run, state: TrainingState) -> float:
+    """Training wall time of all segments so far: the curve's ``seconds`` axis.
+
+    The saved segments' (:meth:`TrainingState.trained_seconds`) plus this
+    segment's since its loop began: curve evaluations and checkpoints inside
+    the loop count, every segment's start-up (data, network, rendezvous) does not.
+    """
+    if run.training_started is None:
+        return state.trained_seconds()
+    return state.trained_seconds() + time.perf_counter() - run.training_started
+
+
+class EpochTally:
+    """This rank's sums over the epoch in progress, kept where they arise (no sync per step).
+
+    The steps' mean losses stay on the device, the unreadable images on the
+    host. :meth:`gather` sums them over the ranks into the ``epoch_*`` counters
+    of the :class:`TrainingState`, which the checkpoint keeps; a resumed epoch
+    starts rank 0 from those counters and the other ranks from zero, so the
+    epoch's mean loss and bad-image count cover every step across a stop.
+    """
+
+    def __init__(self, state: TrainingState, is_main: bool) -> None:
+        saved = (state.epoch_loss_sum, state.epoch_loss_steps, state.epoch_bad_images)
+        self.base = saved if is_main else (0.0, 0, 0)
+        self.loss: torch.Tensor | None = None
+        self.steps = 0
+        self.bad = torch.zeros((), dtype=torch.int64)  # labels arrive on the CPU: no device sync
+
+    def add(self, loss: torch.Tensor, labels: torch.Tensor) -> None:
+        """Count one step's mean loss (on its device) and its unreadable images."""
+        loss = loss.detach().float()
+        self.loss = loss if self.loss is None else self.loss + loss
+        self.steps += 1
+        self.bad += (labels == BAD_LABEL).sum()
+
+    def gather(self, state: TrainingState, device: torch.device) -> None:
+        """Set ``state``'s epoch counters to the sums over all ranks (a collective)."""
+        loss = 0.0 if self.loss is None else float(self.loss)
+        local = [self.base[0] + loss, self.base[1] + self.steps, self.base[2] + int(self.bad)]
+        totals = all_reduce(local, device)
+        state.epoch_loss_sum = totals[0]
+        state.epoch_loss_steps, state.epoch_bad_images = int(totals[1]), int(totals[2])
+
+
+def complete_epoch(run: Run, state: TrainingState) -> float:
+    """Count the epoch just trained as done; returns its mean training loss over all ranks.
+
+    Its readable images join ``state.images``; a checkpoint older than that
+    count starts it at the completed epochs times the images of an epoch.
+    """
+    done = state.epoch * run.images_per_epoch if state.images is None else state.images
+    state.images = done + run.images_per_epoch - state.epoch_bad_images
+    loss = state.epoch_loss_sum / max(state.epoch_loss_steps, 1)
+    state.clear_epoch()
+    state.epoch, state.step = state.epoch + 1, 0
+    return loss
 
 
 def train(
@@ -122,7 +207,9 @@ def train(
     """
     first_epoch = state.epoch
     run.meter.start_segment()
-    timer = Progress(run, state, stop.deadline, segment_epochs)
+    run.training_started = time.perf_counter()
+    top1 = curve.entries[-1]["top1"] if curve is not None and curve.entries else None
+    timer = Progress(run, state, stop.deadline, segment_epochs, top1=top1)
     try:
         return _train_epochs(run, state, stop, save, timer, first_epoch, segment_epochs, curve)
     except Diverged as exc:
@@ -144,9 +231,9 @@ def _train_epochs(
         reason = train_epoch(run, state, stop, timer, curve)
         if reason:
             return reason
-        state.epoch, state.step = state.epoch + 1, 0
+        loss = complete_epoch(run, state)
         if curve is not None and curve.due(state.epoch):
-            timer.curve_done(curve_point(run, state, curve, timer), curve.seconds)
+            timer.curve_done(curve_point(run, state, curve, loss), curve.seconds)
         started = time.perf_counter()
         save()
         timer.checkpoint_seconds = time.perf_counter() - started
@@ -154,19 +241,20 @@ def _train_epochs(
         if segment_epochs is not None and state.epoch - first_epoch >= segment_epochs:
             if state.epoch < run.config.epochs:
                 return f"segment of {segment_epochs} epoch(s) done"
-    return stop.check(timer.reserve_seconds() + run.evaluation_share * timer.epoch_seconds)
+    evaluation = 0.0 if curve is None else curve.final_seconds()
+    return stop.check(timer.reserve_seconds() + evaluation)
 
 
-def curve_point(run: Run, state: TrainingState, curve: Curve, timer: Progress) -> float:
-    """Evaluate the curve's subset after the epoch just done; returns its top-1."""
+def curve_point(run: Run, state: TrainingState, curve: Curve, loss: float) -> float:
+    """Evaluate the curve's subset after the epoch just done (mean loss ``loss``); its top-1."""
     module = getattr(run.model, "module", run.model)  # the network inside DDP
-    per_epoch = min(run.steps_per_epoch * run.config.batch_per_gpu, run.sampler.num_samples)
     entry = curve.evaluate(
         module,
         epoch=state.epoch,
-        images=state.epoch * per_epoch * run.dist_env.world_size,
+        images=state.images,
+        loss=loss,
         lr=run.optimizer.param_groups[0]["lr"],
-        seconds=state.elapsed_seconds + timer.segment_seconds(),
+        seconds=training_seconds(run, state),
         memory_format=run.memory_format,
     )
     return entry["top1"]
@@ -175,39 +263,59 @@ def curve_point(run: Run, state: TrainingState, curve: Curve, timer: Progress) -
 def train_epoch(
     run: Run, state: TrainingState, stop: StopControl, timer: Progress, curve: Curve | None = None
 ) -> str | None:
-    """Run the rest of epoch ``state.epoch`` from step ``state.step``; see :func:`train`."""
+    """Run the rest of epoch ``state.epoch`` from step ``state.step``; see :func:`train`.
+
+    The first stop check comes before the loader starts, so a signal caught
+    during the segment's start-up stops it without touching the data.
+    Returns the reason to stop, with the epoch's sums so far in ``state``, or
+    None with the whole epoch's sums there.
+    """
+    tally = EpochTally(state, run.dist_env.is_main)
+    reason = agreed_stop(run, state, stop, timer, tally)
+    if reason:
+        return reason
     run.model.train()
     run.sampler.start(state.epoch, state.step * run.config.batch_per_gpu)
     run.loader.generator.manual_seed(run.seed * 1_000_003 + state.epoch * 1_009 + state.step)
     criterion = nn.CrossEntropyLoss(ignore_index=BAD_LABEL, reduction="sum")
-    bad = torch.zeros((), dtype=torch.int64)  # labels arrive on the CPU: no device sync
     batches = iter(run.loader)
     first = state.step
     while state.step < run.steps_per_epoch:
-        if state.step == first or state.step % run.config.log_every == 0:
-            reason = stop.check(timer.reserve_seconds())  # a collective: a sync point
+        if state.step != first and state.step % run.config.log_every == 0:
+            reason = agreed_stop(run, state, stop, timer, tally)
             if reason:
                 return reason
         images, labels = run.meter.fetch(batches)
-        bad += (labels == BAD_LABEL).sum()
         loss, correct = train_step(
             run, criterion, images, labels, state.epoch * run.steps_per_epoch + state.step
         )
         run.meter.add(loss, correct, labels.shape[0])
+        tally.add(loss, labels)
         state.step += 1
-        timer.step_done()
-        if curve is not None:
-            curve.add_loss(loss)
-            if state.step % run.config.log_every == 0:  # the meter reads the device here anyway
-                curve.check_loss(loss, state.epoch, state.step)
+        timer.step_done(labels.shape[0])
+        if curve is not None and state.step % run.config.log_every == 0:
+            curve.check_loss(loss, state.epoch, state.step)  # the meter reads the device here
     timer.epoch_done()
-    total_bad = int(all_reduce([float(bad)], run.device)[0])
-    if total_bad > run.max_bad_images:
+    tally.gather(state, run.device)
+    if state.epoch_bad_images > run.max_bad_images:
         raise TooManyBadImages(
-            f"{total_bad} unreadable images in epoch {state.epoch + 1} (max_bad_images = "
-            f"{run.max_bad_images}); their paths are in the log"
+            f"{state.epoch_bad_images} unreadable images in epoch {state.epoch + 1} "
+            f"(max_bad_images = {run.max_bad_images}); their paths are in the log"
         )
     return None
+
+
+def agreed_stop(
+    run: Run, state: TrainingState, stop: StopControl, timer: Progress, tally: EpochTally
+) -> str | None:
+    """The reason all ranks agree to stop on (a collective: a sync point), else None.
+
+    On a stop the epoch's sums so far go into ``state``, for the checkpoint.
+    """
+    reason = stop.check(timer.reserve_seconds())
+    if reason:
+        tally.gather(state, run.device)
+    return reason
 
 
 def train_step(
@@ -256,6 +364,8 @@ class Progress:
         state: TrainingState,
         deadline: float | None = None,
         segment_epochs: int | None = None,
+        *,
+        top1: float | None = None,
     ) -> None:
         self.run, self.state, self.deadline = run, state, deadline
         self.steps_left = (run.config.epochs - state.epoch) * run.steps_per_epoch - state.step
@@ -263,15 +373,16 @@ class Progress:
         if segment_epochs is not None:
             last_epoch = min(last_epoch, state.epoch + segment_epochs)
         self.segment_steps_left = (last_epoch - state.epoch) * run.steps_per_epoch - state.step
-        self.epoch_start = self.segment_start = time.perf_counter()
-        self.epoch_steps = 0
+        self.epoch_start = time.perf_counter()
+        self.epoch_images = 0  # this rank's, in the epoch's steps of this segment
         self.epoch_seconds = 0.0
+        self.epoch_rate = 0.0  # images/s of all ranks over the last epoch's steps
         self.slowest_step = 0.0
         self.mean_step = 0.0
         self.timed = False  # a steady-state window has been read
         self.checkpoint_seconds = 5.0  # until the first checkpoint has been timed
         self.curve_seconds = 0.0  # the last learning-curve evaluation
-        self.top1: float | None = None  # its subset top-1
+        self.top1 = top1  # its subset top-1 (a resumed segment starts from the curve's last)
 
     def reserve_seconds(self) -> float:
         """Time to keep before a deadline: the steps to the next stop check, two more, a
@@ -284,10 +395,6 @@ class Progress:
             + self.curve_seconds
         )
 
-    def segment_seconds(self) -> float:
-        """Wall time of this segment so far."""
-        return time.perf_counter() - self.segment_start
-
     def segment_seconds_left(self) -> float:
         """Estimated wall time to the end of this segment: its steps left, capped by the deadline."""
         left = self.segment_steps_left * self.mean_step
@@ -298,16 +405,16 @@ class Progress:
     def curve_done(self, top1: float, seconds: float) -> None:
         """``epoch e/E subset top-1 <%> in <s> images/s <epoch's rate> eta ...`` after an evaluation."""
         self.top1, self.curve_seconds = top1, seconds
-        rate = self.run.steps_per_epoch * self.run.global_batch / max(self.epoch_seconds, 1e-9)
         self._print(
             f"epoch {self.state.epoch}/{self.run.config.epochs} subset top-1 {top1:.2f} % "
-            f"in {seconds:.1f} s images/s {rate:.1f} {self._eta()}"
+            f"in {seconds:.1f} s images/s {self.epoch_rate:.1f} {self._eta()}"
         )
 
-    def step_done(self) -> None:
+    def step_done(self, images: int) -> None:
+        """Count a step of ``images`` images (this rank's batch) and print when a line is due."""
         self.steps_left -= 1
         self.segment_steps_left -= 1
-        self.epoch_steps += 1
+        self.epoch_images += images
         meter = self.run.meter
         if meter.warmup_seconds is None:
             seconds = meter.end_warmup()
@@ -318,12 +425,15 @@ class Progress:
             self._line(meter.read())
 
     def epoch_done(self) -> None:
+        """Print the epoch's last line; its rate counts the images its steps trained."""
         now = time.perf_counter()
         self.epoch_seconds = now - self.epoch_start
+        images = self.epoch_images * self.run.dist_env.world_size  # every rank's batches are alike
+        self.epoch_rate = images / max(self.epoch_seconds, 1e-9)
         window = self.run.meter.read()
         self._line(window, f"epoch done in {self.epoch_seconds:.1f} s")
         self.epoch_start = now
-        self.epoch_steps = 0
+        self.epoch_images = 0
 
     def _line(self, window: Window, detail: str = "") -> None:
         """``epoch e/E step s/S loss L acc A % lr x images/s R per rank (G all) data wait W % eta``."""

@@ -8,12 +8,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from nas import __version__
-from nas.config import TrainConfig
+from nas.config import ModelConfig, TrainConfig
 from nas.data.dataset import DataSplits, ShardSampler, build_splits, make_loader, train_sampler
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
@@ -22,28 +23,43 @@ from nas.pointdir.layout import (
     EXIT_DIVERGED,
     EXIT_INCOMPLETE,
     POINT_FILE,
+    RESULT_FILE,
 )
-from nas.pointdir.point import PointFile, point_hash, read_point_file
+from nas.pointdir.point import PointFile, PointFileError, point_hash, read_point_file
 from nas.pointdir.result import (
     GPU_DEVICE_TYPES,
     Result,
+    ResultError,
     now_iso,
+    validate_result,
     write_divergence,
     write_progress,
     write_result,
 )
-from nas.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from nas.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint, saved_state
 from nas.train.commcheck import CommCheck, measure
 from nas.train.curve import Curve, Diverged
 from nas.train.evaluate import evaluate
 from nas.train.launch import DistEnv
-from nas.train.loop import Run, make_optimizer, steps_per_epoch, train
+from nas.train.loop import (
+    Run,
+    channels_last,
+    make_optimizer,
+    steps_per_epoch,
+    train,
+    training_seconds,
+)
 from nas.train.meter import segment_rate
 from nas.train.stop import StopControl
 
+if TYPE_CHECKING:
+    from nas.models.specs import ModelSpec
+
 log = logging.getLogger(__name__)
 
-#: Forward passes on the validation half cost about this share of a training epoch.
+#: Forward passes cost about this share of a training step per image. The trainer
+#: times its final evaluation from the learning curve's subset instead
+#: (:meth:`Curve.final_seconds`); ``benchmarks/curve_cost.py`` uses this figure.
 EVALUATION_COST = 0.4
 
 #: DDP all-reduces gradients in buckets of this many MiB while the backward pass
@@ -69,6 +85,7 @@ class Segment:
     device: torch.device
     deadline: float | None = None
     segment_epochs: int | None = None
+    stop: StopControl | None = None  # handlers the caller installed before its own start-up
 
 
 @dataclass
@@ -94,6 +111,7 @@ class Job:
         return dataclasses.replace(
             self.state,
             elapsed_seconds=self.state.elapsed_seconds + seconds,
+            training_seconds=training_seconds(self.run, self.state),
             rank_seconds=self.state.rank_seconds + seconds * self.run.dist_env.world_size,
             train_images=self.state.train_images + steady.images,
             train_seconds=self.state.train_seconds + steady.seconds,
@@ -117,15 +135,26 @@ class Job:
             )
 
 
+def model_spec(point: PointFile) -> ModelSpec:
+    """The network the point's coordinates describe, checked before any data is read.
+
+    Raises:
+        ModelConfigError: an unknown, missing or out-of-range coordinate.
+    """
+    from nas.models.specs import spec_for
+
+    return spec_for(point.family, point.model_params())
+
+
 def build_network(
-    point: PointFile, num_classes: int, device: torch.device, channels_last: bool
+    spec: ModelSpec, seed: int, num_classes: int, device: torch.device, config: TrainConfig
 ) -> nn.Module:
     """The candidate network, initialised identically on every rank from the point's seed."""
-    from nas.models.registry import build_model
+    from nas.models.registry import build_from_spec
 
-    torch.manual_seed(point.seed)
-    module = build_model(point.family, point.model_params(), num_classes).to(device)
-    if channels_last and device.type == "cuda":
+    torch.manual_seed(seed)
+    module = build_from_spec(spec, num_classes).to(device)
+    if channels_last(device, config):
         module = module.to(memory_format=torch.channels_last)
     return module
 
@@ -161,10 +190,30 @@ def wrap_network(
     return model
 
 
-def class_count(point: PointFile, splits: DataSplits) -> int:
-    """``num_classes`` of the point, or the data's when it is null."""
+def fewest_classes() -> int:
+    """The least ``num_classes`` that ``[model]`` declares: a classifier needs two."""
+    declared = next(f for f in dataclasses.fields(ModelConfig) if f.name == "num_classes")
+    return int(declared.metadata["minimum"])
+
+
+def class_count(point: PointFile, splits: DataSplits, point_dir: Path) -> int:
+    """``num_classes`` of the point, or the data's when it is null.
+
+    Raises:
+        PointFileError: null, and the data has fewer classes than a classifier
+            needs (it would score 100 % on one class and learn nothing).
+        DataMismatch: fewer classes given than the data has.
+    """
     found = len(splits.classes)
     if point.num_classes is None:
+        if found < fewest_classes():
+            source = point.data.index or point.data.root or point.data.kind
+            raise PointFileError(
+                point_dir / POINT_FILE,
+                "num_classes",
+                f"null takes the class count from the data, but {source} has {found} "
+                f"class(es); a classifier needs at least {fewest_classes()}",
+            )
         return found
     if point.num_classes < found:
         raise DataMismatch(f"num_classes = {point.num_classes} but the data has {found} classes")
@@ -176,8 +225,10 @@ def prepare(segment: Segment) -> Job:
     started_at = time.time()
     point = read_point_file(segment.point_dir).builtin(segment.point_dir / POINT_FILE)
     dist_env, device, config = segment.dist_env, segment.device, point.train
+    spec = model_spec(point)  # a bad coordinate fails before the data is scanned
     splits = build_splits(point.data)
-    module = build_network(point, class_count(point, splits), device, config.channels_last)
+    num_classes = class_count(point, splits, segment.point_dir)
+    module = build_network(spec, point.seed, num_classes, device, config)
     model = wrap_network(module, dist_env, device, config, segment.point_dir / COMPILE_CACHE)
     optimizer = make_optimizer(module, config, device)
     scaler = torch.amp.GradScaler(
@@ -193,7 +244,7 @@ def prepare(segment: Segment) -> Job:
         model=model,
         optimizer=optimizer,
         scaler=scaler,
-        loader=loader_for(point, splits, splits.train, sampler, device),
+        loader=loader_for(point, splits, splits.train, sampler, device, train=True),
         sampler=sampler,
         config=config,
         dist_env=dist_env,
@@ -201,7 +252,6 @@ def prepare(segment: Segment) -> Job:
         steps_per_epoch=steps_per_epoch(sampler, config),
         max_bad_images=point.data.max_bad_images,
         seed=point.seed,
-        evaluation_share=EVALUATION_COST * len(splits.validation) / max(1, len(splits.train)),
     )
     state = resumed_state(saved, dist_env, started_at)
     curve = Curve(
@@ -216,20 +266,31 @@ def prepare(segment: Segment) -> Job:
     return Job(point, input_hash, splits, module, run, checkpoint, state, curve, started_at)
 
 
-def loader_for(point: PointFile, splits: DataSplits, dataset, sampler, device: torch.device):
+def loader_for(
+    point: PointFile,
+    splits: DataSplits,
+    dataset,
+    sampler,
+    device: torch.device,
+    *,
+    train: bool = False,
+):
     """A loader with the point's batch size; in-memory data needs no worker processes.
 
     With ``decode = "gpu"`` the training loader yields JPEG bytes that a
     :class:`~nas.data.device_decode.DeviceDecoder` turns into device batches.
+    Batches are pinned for GPUs (CUDA/ROCm, XPU); ``train`` leaves out a
+    trailing batch of one image (:func:`~nas.data.dataset.train_batch_count`).
     """
     loader = make_loader(
         dataset,
         sampler,
         batch_size=point.train.batch_per_gpu,
         workers=0 if splits.in_memory else point.data.workers,
-        pin_memory=point.data.pin_memory and device.type == "cuda",
+        pin_memory=point.data.pin_memory and device.type in GPU_DEVICE_TYPES,
         seed=point.seed,
         prefetch=point.data.prefetch,
+        train=train,
     )
     if not getattr(dataset, "on_device", False):
         return loader
@@ -253,6 +314,7 @@ def resumed_state(
             dist_env.world_size,
         )
         saved.step = 0
+        saved.clear_epoch()
     if dist_env.is_main:
         print(f"resuming after epoch {saved.epoch}, step {saved.step}", flush=True)
     return dataclasses.replace(saved, world_size=dist_env.world_size)
@@ -262,17 +324,34 @@ def run_segment(segment: Segment) -> int:
     """Train (or continue training) the point in ``segment.point_dir``.
 
     The heartbeat of the point folder is kept by :mod:`nas.trial.launch`, which
-    runs this trainer as it runs any training command.
+    runs this trainer as it runs any training command. SIGUSR2 and SIGTERM are
+    caught from before the start-up to the result file: one that arrives
+    during the start-up stops the segment at its first check, before any step
+    (exit 3, ``progress.json`` at the checkpoint's position); one during the
+    final evaluation lets that evaluation finish and the result be written.
 
     Returns:
-        :data:`EXIT_COMPLETE` with ``result.json`` written, or
-        :data:`EXIT_INCOMPLETE` with ``checkpoint.pt`` and ``progress.json``, or
-        :data:`EXIT_DIVERGED` with ``error.json`` of kind "diverged".
+        :data:`EXIT_COMPLETE` with ``result.json`` written (or kept, for a point
+        trained before), or :data:`EXIT_INCOMPLETE` with ``checkpoint.pt`` and
+        ``progress.json``, or :data:`EXIT_DIVERGED` with ``error.json`` of kind "diverged".
     """
+    stop = segment.stop or StopControl(segment.deadline)
+    stop.device = segment.device
+    stop.install()
+    try:
+        return _run_segment(segment, stop)
+    finally:
+        stop.restore()
+
+
+def _run_segment(segment: Segment, stop: StopControl) -> int:
+    """:func:`run_segment` with the stop handlers installed."""
+    if already_trained(segment.point_dir):
+        if segment.dist_env.is_main:
+            print(f"{segment.point_dir}: already trained; {RESULT_FILE} kept as it is", flush=True)
+        return EXIT_COMPLETE
     job = prepare(segment)
     job.comm = check_communication(segment)
-    stop = StopControl(segment.deadline, segment.device)
-    stop.install()
     try:
         reason = train(
             job.run,
@@ -284,25 +363,49 @@ def run_segment(segment: Segment) -> int:
         )
     except Diverged as exc:
         return stop_diverged(job, segment, exc)
-    finally:
-        stop.restore()
     if reason:
-        job.save()
-        if segment.dist_env.is_main:
-            write_progress(
-                segment.point_dir,
-                point_id=job.point.point_id,
-                epoch=job.state.epoch,
-                step=job.state.step,
-                reason=reason,
-                figures=job.comm.fields() if job.comm else None,
-            )
-            print(f"stopped early ({reason}); resubmit to continue", flush=True)
-        barrier()
-        return EXIT_INCOMPLETE
+        return stop_early(job, segment, reason)
     finish(job, segment)
+    if stop.signal_name and segment.dist_env.is_main:
+        print(f"{stop.signal_name} came during the final evaluation, which finished", flush=True)
     barrier()
     return EXIT_COMPLETE
+
+
+def already_trained(point_dir: Path) -> bool:
+    """Whether the point is done: a ``result.json`` of this very ``point.json`` and a
+    checkpoint after the last epoch.
+
+    Training on would only evaluate the same weights again and rewrite the
+    result with a later end and a longer wall time.
+    """
+    point = read_point_file(point_dir).builtin(point_dir / POINT_FILE)
+    input_hash = point_hash(point_dir)
+    try:
+        result = validate_result(point_dir / RESULT_FILE, point.point_id, point.params)
+    except (ResultError, OSError):  # none, torn or another point's: train as usual
+        return False
+    if result.input_hash != input_hash:
+        return False
+    saved = saved_state(point_dir / CHECKPOINT_FILE, input_hash=input_hash)
+    return saved is not None and saved.epoch >= point.train.epochs
+
+
+def stop_early(job: Job, segment: Segment, reason: str) -> int:
+    """Checkpoint, leave ``progress.json`` (rank 0) and say to resubmit."""
+    job.save()
+    if segment.dist_env.is_main:
+        write_progress(
+            segment.point_dir,
+            point_id=job.point.point_id,
+            epoch=job.state.epoch,
+            step=job.state.step,
+            reason=reason,
+            figures=job.comm.fields() if job.comm else None,
+        )
+        print(f"stopped early ({reason}); resubmit to continue", flush=True)
+    barrier()
+    return EXIT_INCOMPLETE
 
 
 def check_communication(segment: Segment) -> CommCheck | None:

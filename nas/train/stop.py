@@ -5,6 +5,12 @@ sends SIGUSR2 or SIGTERM, LSF ``-wa``); the controller also passes the job's
 end as ``--deadline``. A stop happens only at a safe point (between optimizer
 steps or epochs) and all ranks agree on it through one tiny all-reduce, so no
 rank leaves a collective half done.
+
+The handlers cover the whole segment, from before its slow start-up (data,
+network, checkpoint, rendezvous) to the result file: a signal that arrives
+before the first step stops the segment at its first check, one that arrives
+during the final evaluation lets that short evaluation finish. The module
+imports no torch, so a caller can install them before importing it.
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ from __future__ import annotations
 import signal
 import time
 from types import FrameType
-
-import torch
+from typing import TYPE_CHECKING
 
 from nas.train.launch import all_reduce
+
+if TYPE_CHECKING:
+    import torch
 
 STOP_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
 
@@ -23,18 +31,25 @@ STOP_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
 class StopControl:
     """Tracks the deadline and the signals; :meth:`check` is a collective call."""
 
-    def __init__(self, deadline: float | None, device: torch.device) -> None:
+    def __init__(self, deadline: float | None, device: torch.device | None = None) -> None:
         self.deadline = deadline
-        self.device = device
+        self.device = device  # for the all-reduce of :meth:`check`; set it once it is known
         self.signal_name: str | None = None
         self._previous: dict[int, object] = {}
 
     def install(self) -> None:
-        """Catch SIGUSR2 and SIGTERM: note them and stop at the next safe point."""
+        """Catch SIGUSR2 and SIGTERM: note them and stop at the next safe point.
+
+        Installing again keeps the first call's handlers to restore, so a caller
+        may install before its start-up and the segment again.
+        """
+        if self._previous:
+            return
         for signum in STOP_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._note)
 
     def restore(self) -> None:
+        """Put back the handlers that :meth:`install` replaced."""
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
