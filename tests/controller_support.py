@@ -11,7 +11,11 @@ memory or write a bad result file on purpose.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from experiment_support import toml_value
@@ -215,3 +219,19 @@ def leave_submitting(state_path: Path, cwd: Path, job_id: str | None = None) -> 
         JobSettings.from_experiment(experiment, cwd, state_path).prepare(run, state.point(0))
         store.commit()
     return layout.point_dir(run, 0)
+
+
+def wait_for(check: Callable[[], object], seconds: float = 120.0) -> None:
+    """Poll ``check`` every 0.1 s until it is true; fail the test after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def kill_group(pid_file: Path) -> None:
+    """SIGKILL the process group of the pid in ``pid_file`` (a detached controller's)."""
+    try:
+        os.killpg(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass

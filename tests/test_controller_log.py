@@ -9,11 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from controller_support import experiment_text, init_state, write_fake_trainer
+from controller_support import experiment_text, init_state, kill_group, wait_for, write_fake_trainer
 
 from nas.commands.main import main
 from nas.control import liveness
@@ -125,7 +124,7 @@ def test_ctrl_c_says_what_keeps_running_and_how_to_stop_it(tmp_path: Path) -> No
     argv = [sys.executable, "-m", "nas", "run", "--state", str(state), "--poll", "0.2"]
     controller = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: any(p.status.value == "running" for p in load_state(state).points))
+        wait_for(lambda: any(p.status.value == "running" for p in load_state(state).points))
         controller.send_signal(signal.SIGINT)
         _, err = controller.communicate(timeout=120)
     finally:
@@ -133,7 +132,7 @@ def test_ctrl_c_says_what_keeps_running_and_how_to_stop_it(tmp_path: Path) -> No
             controller.kill()
         running = [p for p in load_state(state).points if p.job_id]
         for pid_file in (layout.run_dir(state) / "jobs").glob("*/pid"):
-            _kill_group(pid_file)
+            kill_group(pid_file)
     assert controller.returncode == 130, err
     last = err.strip().splitlines()[-1]
     assert "keep running" in last and f"splinenas cancel --state {state}" in last
@@ -151,17 +150,3 @@ def test_run_json_counts_the_changes_of_its_last_cycle(
     captured = capsys.readouterr()
     assert json.loads(captured.out)["summary"]["changes"] >= 3
     assert "status: pending -> submitting" in captured.err
-
-
-def _wait_for(check: Callable[[], object]) -> None:
-    deadline = time.monotonic() + 120
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
-def _kill_group(pid_file: Path) -> None:
-    try:
-        os.killpg(int(pid_file.read_text().split()[0]), signal.SIGKILL)
-    except (OSError, ValueError):
-        pass

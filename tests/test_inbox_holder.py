@@ -16,11 +16,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from controller_support import kill_group, wait_for
 from experiment_support import FLOAT_BOX, command_experiment, experiment_toml, init_state, run
 
 from nas.control import inbox, liveness
@@ -158,7 +158,7 @@ def controller(tmp_path: Path, capsys: pytest.CaptureFixture) -> Iterator[tuple[
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
         for pid_file in (layout.run_dir(state) / "jobs").glob("*/pid"):
-            _kill_group(pid_file)
+            kill_group(pid_file)
 
 
 def test_a_running_controller_gets_a_cancel_queued_and_applies_it(
@@ -203,17 +203,3 @@ def test_run_max_points_reaches_a_running_controller(
 def test_a_malformed_budget_request_is_named(request_: dict, match: str) -> None:
     with pytest.raises(inbox.RequestError, match=match):
         inbox.validate(request_)
-
-
-def wait_for(check: Callable[[], object], seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
-def _kill_group(pid_file: Path) -> None:
-    try:
-        os.killpg(int(pid_file.read_text().split()[0]), signal.SIGKILL)
-    except (OSError, ValueError):
-        pass

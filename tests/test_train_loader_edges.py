@@ -4,7 +4,6 @@ and the checkpoint's RNG states."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from nas.train.loop import Run, fused_sgd, steps_per_epoch
 from nas.train.run import loader_for
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_train_run import FIXED, PARAMS, _clean_environment  # noqa: E402
+from test_train_run import FIXED, PARAMS, two_ranks  # noqa: E402
 
 #: The demo's stem: stride 2 at 16 px leaves a 1x1 map in the last stage, where
 #: BatchNorm cannot train on a batch of one image.
@@ -87,14 +86,7 @@ def test_a_last_batch_of_one_image_is_left_out_and_the_run_completes(tmp_path, c
 @pytest.mark.slow
 def test_two_ranks_leave_out_the_same_batch_of_one_image(tmp_path):
     point = write_point(tmp_path / "p", batch=199)  # 200 images per rank = 199 + 1
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    done = subprocess.run(
-        [*torchrun, "-m", "nas.train", "--point-dir", str(point)],
-        env=_clean_environment(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = two_ranks(point)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "epoch 1/1 step 1/1 epoch done" in done.stdout
     assert [entry["images"] for entry in read_curve(point)] == [2 * 199]

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -146,17 +147,22 @@ def _check_two_rank_result(point):
     assert result.val_images == VALIDATION_IMAGES
 
 
-@pytest.mark.slow
-def test_two_ranks_under_torchrun(tmp_path):
-    point = write_point(tmp_path / "p", epochs=1)
+def two_ranks(point: Path) -> subprocess.CompletedProcess:
+    """The trainer on ``point`` with two ranks under torchrun, as a node of a job runs it."""
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
-    done = subprocess.run(
+    return subprocess.run(
         [*torchrun, "-m", "nas.train", "--point-dir", str(point)],
         env=_clean_environment(),
         capture_output=True,
         text=True,
         timeout=240,
     )
+
+
+@pytest.mark.slow
+def test_two_ranks_under_torchrun(tmp_path):
+    point = write_point(tmp_path / "p", epochs=1)
+    done = two_ranks(point)
     assert done.returncode == 0, done.stderr[-3000:]
     _check_two_rank_result(point)
 
