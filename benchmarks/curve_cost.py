@@ -5,7 +5,7 @@ for a few full epochs; its progress lines give each epoch's training time and
 each subset evaluation's time. Estimated: for every ``jobs/*.toml`` on an
 image folder, the subset's forward passes as a share of a training epoch,
 ``EVALUATION_COST * curve_images / training images / eval_every`` (a forward
-pass costs about 0.4 of a training step per image, :data:`nas.train.run.EVALUATION_COST`),
+pass costs about 0.4 of a training step per image, :data:`EVALUATION_COST`),
 with the image counts of the data sets named in the configs (per-label split:
 half of every class trains). Last, the same digits candidate with an absurd
 learning rate: where the divergence guard stopped it and the seconds of the
@@ -30,7 +30,6 @@ from pathlib import Path
 from nas.config import DataConfig, TrainConfig, load_experiment
 from nas.pointdir.layout import EXIT_COMPLETE, EXIT_DIVERGED
 from nas.pointdir.point import write_point_file
-from nas.train.run import EVALUATION_COST
 
 JOBS = Path(__file__).resolve().parent.parent / "jobs"
 #: Images of the data sets the job files name (ImageNet-22K fall 2011; ILSVRC-2012 train).
@@ -48,6 +47,12 @@ DIGITS_FIXED = {
     "d3": 1,
     "d4": 1,
 }
+
+
+#: A forward pass costs about this share of a training step per image (an estimate: the
+#: digits measurement above gives ~0.19). The trainer itself times its final evaluation
+#: from the learning curve's subset (:meth:`nas.train.curve.Curve.final_seconds`).
+EVALUATION_COST = 0.4
 
 
 def train_digits(train: TrainConfig, expected: int) -> tuple[str, dict | None]:

@@ -57,11 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Forward passes cost about this share of a training step per image. The trainer
-#: times its final evaluation from the learning curve's subset instead
-#: (:meth:`Curve.final_seconds`); ``benchmarks/curve_cost.py`` uses this figure.
-EVALUATION_COST = 0.4
-
 #: DDP all-reduces gradients in buckets of this many MiB while the backward pass
 #: still runs (torch's default): ResNet-50's 98 MiB of fp32 gradients make four
 #: buckets, the first launched after the last layers' gradients exist. Larger
