@@ -122,3 +122,19 @@ def amount_text(value: float, places: int = 1) -> str:
     if math.isfinite(value) and abs(value) > COMPACT_BEYOND:
         return f"{value:.4g}"
     return f"{value:.{places}f}"
+
+
+def positive_number(name: str, text: str, unit: str, error: type[Exception]) -> float:
+    """``text``, the value of the environment variable ``name``, as a positive number.
+
+    Raises ``error`` naming the variable, its value and ``unit``: a job's
+    environment file holds a typo the person must fix. The caller names the
+    error, so a timeout reads as a launch problem and a bandwidth as a device one.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise error(f"{name}={text!r}: expected a positive number of {unit}")
+    return value

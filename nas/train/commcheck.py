@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from nas.train.device import DeviceError, positive_number
+from nas.numbers import positive_number
+from nas.train.device import DeviceError
 
 if TYPE_CHECKING:
     import torch

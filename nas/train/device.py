@@ -76,21 +76,6 @@ class DeviceError(RuntimeError):
     kind = ENVIRONMENT_FAILURE
 
 
-def positive_number(name: str, text: str, unit: str, error: type[Exception]) -> float:
-    """``text``, the value of the environment variable ``name``, as a positive number.
-
-    Raises ``error`` naming the variable, its value and ``unit``: a job's
-    environment file holds a typo the person must fix.
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise error(f"{name}={text!r}: expected a positive number of {unit}")
-    return value
-
-
 def torch_release(version: str) -> tuple[int, int] | None:
     """(major, minor) of a torch version string ("2.2.1+cu121", "2.3.0a0+git..."); None if unreadable."""
     match = re.match(r"(\d+)\.(\d+)", version)

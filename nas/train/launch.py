@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from nas.numbers import positive_number
 from nas.pointdir.rendezvous import (
     PORT_BASE,
     PORT_SPAN,
@@ -34,7 +35,6 @@ from nas.pointdir.rendezvous import (
     pbs_first_host,
     port_for_job,
 )
-from nas.train.device import positive_number
 
 if TYPE_CHECKING:
     import torch
