@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from test_train_run import PARAMS, write_point  # noqa: E402
 
 from nas import trial
-from nas.config import DataConfig, TrainConfig
 from nas.control.ingest import Verdict, judge
 from nas.pointdir.layout import (
     ENVIRONMENT_FAILURE,
@@ -35,25 +35,6 @@ from nas.train.device import MIN_TORCH, DeviceError, require_torch
 from nas.train.launch import LaunchError, detect, init_process_group
 
 SETUP_CFG = Path(__file__).resolve().parent.parent / "setup.cfg"
-FIXED = {"block": "basic", "c1": 4, "g1": 4, "g2": 8, "g3": 8, "g4": 8, "stem": "basic",
-         "maxpool": False} | {f"d{i}": 1 for i in range(1, 5)}  # fmt: skip
-
-
-def write_point(directory: Path, params: dict[str, object]) -> Path:
-    from nas.pointdir.point import write_point_file
-
-    write_point_file(
-        directory,
-        point_id=1,
-        experiment="test",
-        family="resnet",
-        params=params,
-        fixed=FIXED,
-        data=DataConfig(kind="digits", resolution=16),
-        train=TrainConfig(epochs=1, batch_per_gpu=16, max_steps_per_epoch=1),
-        seed=7,
-    )
-    return directory
 
 
 def stand_in_point(directory: Path) -> Path:
@@ -137,7 +118,7 @@ def test_a_cpu_run_out_of_memory_exits_4_and_the_point_is_infeasible(
 def test_model_coordinates_no_network_has_exit_2_in_one_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    point = write_point(tmp_path / "p", {"c1": 4, "g1": 4, "g2": 8, "wings": 2})
+    point = write_point(tmp_path / "p", epochs=1, steps=1, params={**PARAMS, "wings": 2})
     assert main(["--point-dir", str(point)], environ={}) == EXIT_USAGE
     (record,) = failure_records(caplog)
     assert record.exc_info is None and "\n" not in record.getMessage()
