@@ -52,6 +52,19 @@ def test_predict_warns_where_snapping_moves_a_value() -> None:
         opt.predict({"width": 100, "mult": 1.0})  # a legal point: no warning
 
 
+def test_predict_interval_checks_its_points_as_predict_does() -> None:
+    opt = fitted()
+    inside = {"width": 100, "mult": 1.0}
+    with pytest.raises(SpaceError, match=r"width=300 outside the box .*extrapolate=True"):
+        opt.predict_interval([inside, {"width": 300, "mult": 1.0}])
+    with pytest.warns(UserWarning, match=r"predict_interval: width=100.4 evaluated at 100"):
+        values, errors = opt.predict_interval([{"width": 100.4, "mult": 1.0}])
+    assert values[0] == opt.predict(inside)
+    beyond, _ = opt.predict_interval([{"width": 300, "mult": 1.0}], extrapolate=True)
+    assert beyond[0] == opt.predict({"width": 300, "mult": 1.0}, extrapolate=True)
+    assert np.isfinite(errors).all()
+
+
 def test_a_given_design_outside_the_box_is_refused_not_clipped() -> None:
     with pytest.raises(SpaceError, match=r"width=1000 outside the box"):
         SplineOptimizer(SPACE, SearchSettings(), design=[{"width": 1000, "mult": 1.0}])

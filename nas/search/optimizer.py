@@ -57,7 +57,7 @@ CHECK_SEED_STEP = 7919
 #: Why an extrapolated prediction is refused: r^3 of a point 1e100 ranges away overflows
 #: float64, and NaN or inf is no prediction to print or store.
 #: How a caller of :meth:`SplineOptimizer.predict` asks for a value outside the box.
-_EXTRAPOLATE = "predict(..., extrapolate=True) evaluates the spline there"
+_EXTRAPOLATE = "extrapolate=True evaluates the spline there"
 
 _OVERFLOW = (
     "the spline cannot be evaluated that far outside the box: its terms overflow; "
@@ -722,12 +722,22 @@ class SplineOptimizer:
     def predict_interval(
         self, many: Sequence[Mapping[str, Any]], extrapolate: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Predictions at the (snapped) ``many`` and their leave-one-out error estimates.
+        """Predictions at ``many`` and their leave-one-out error estimates.
 
         Both in measurement units; the error is :func:`nas.search.uncertainty.local_error`
-        (NaN with the prediction where a category has no spline yet). With
-        ``extrapolate`` the parameters are used as given, as in :meth:`predict`.
+        (NaN with the prediction where a category has no spline yet). Each point is
+        checked as :meth:`predict` checks one: snapped with a warning where that moves a
+        value, refused outside the box (clipped, it answered for the bound without
+        saying so). With ``extrapolate`` the parameters are used as given.
+
+        Raises:
+            SpaceError: a point outside the box without ``extrapolate``.
         """
+        if not extrapolate:
+            checked = []
+            for params in many:  # a loop, not a comprehension: the warning names the caller
+                checked.append(self._given_point(params, "predict_interval", _EXTRAPOLATE, False))
+            many = checked
         splines = self._fit_all()
         values = np.full(len(many), math.nan)
         errors = np.full(len(many), math.nan)
@@ -740,7 +750,7 @@ class SplineOptimizer:
             if extrapolate:
                 x = np.array([self.space.to_unit_unsnapped(many[i]) for i in index])
             else:
-                x = self.space.to_unit_many([many[i] for i in index])
+                x = self.space.to_unit_many([many[i] for i in index])  # checked above
             with np.errstate(over="ignore", invalid="ignore") if extrapolate else nullcontext():
                 values[index] = self._sign * splines[cat](x)
                 errors[index] = local_error(splines[cat], x)
