@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -87,3 +88,10 @@ def test_the_figure_reaches_progress_the_incomplete_reason_and_status(tmp_path: 
     assert "all-reduce 1.23 GB/s bus (WARNING: below the site's 5 GB/s)" in outcome.detail
     assert "all-reduce 1.23 GB/s bus (WARNING" in pace_text(figures)
     assert os.path.exists(tmp_path / "progress.json")
+
+
+def test_the_job_prologue_logs_every_network_variable_the_trainer_quotes() -> None:
+    """The shell prologue cannot import the list: the two are kept equal here."""
+    prologue = (Path(commcheck.__file__).parents[1] / "cluster/templates/prologue.sh").read_text()
+    logged = set(re.findall(r"\b([A-Z_]+)=\$\{\1:-unset\}", prologue))
+    assert logged == set(commcheck.NETWORK_VARIABLES)
