@@ -74,6 +74,14 @@ def test_numpy_scalars_are_written_as_plain_numbers(
     assert result.epochs == 4 and result.dropped == ()
 
 
+def test_a_narrow_float_is_written_as_its_writer_printed_it(folder: Path) -> None:
+    """Widened bit for bit, float32 0.93 read 0.9300000071525574 in every table."""
+    trial.write_result({"score": np.float32(0.93), "loss": np.float16(0.1)}, epochs=1)
+    assert result_of(folder)["metrics"] == {"score": 0.93, "loss": 0.1}  # exactly
+    trial.report(epoch=1, images=10, top1=np.float32(71.3))
+    assert curve_lines(folder)[-1]["top1"] == 71.3
+
+
 @pytest.mark.parametrize("unmeasured", [float("nan"), float("inf"), np.float32("nan")])
 def test_a_nonfinite_extra_is_left_out_and_named(
     folder: Path, capsys: pytest.CaptureFixture[str], unmeasured: float
