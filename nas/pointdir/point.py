@@ -28,12 +28,17 @@ Format (version 1)::
 
 Paths in ``data`` (``root``, ``index``) are used as written, so the
 controller writes absolute ones.
+
+A checkpoint and a result carry the hash of the document, not of the file
+(:class:`InputHash`): the same document saved again with other whitespace or
+key order still owns them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -187,16 +192,66 @@ def read_point_file(directory: str | Path) -> PointFile:
         PointFileError: missing, unreadable or invalid; names the file and the key.
     """
     path = Path(directory) / POINT_FILE
+    return parse_point(_read_document(path), path)
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    """The decoded ``point.json``; what cannot be read is a :class:`PointFileError`."""
     try:
-        document = read_json_object(path)
+        return read_json_object(path)
     except ValueError as exc:
         raise PointFileError(path, None, str(exc).removeprefix(f"{path}: ")) from None
-    return parse_point(document, path)
+
+
+@dataclass(frozen=True)
+class InputHash:
+    """What ties a checkpoint and a result to the ``point.json`` they were made from.
+
+    ``value`` hashes the document, not the file (:func:`document_hash`): the
+    same document saved again with other whitespace or key order keeps it, so
+    its checkpoint still resumes instead of failing every attempt. ``file`` is
+    the SHA-256 of the file's bytes, which earlier versions wrote into
+    checkpoints and results; both are accepted, so a training resumed across
+    the upgrade keeps its checkpoint.
+    """
+
+    value: str
+    file: str
+
+    def matches(self, written: object) -> bool:
+        """Whether a checkpoint's or a result's ``input_hash`` belongs to this ``point.json``."""
+        return written in (self.value, self.file)
+
+
+def document_hash(document: Mapping[str, Any]) -> str:
+    """SHA-256 of a decoded ``point.json`` as canonical JSON (sorted keys, fixed separators)."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def point_hash(directory: str | Path) -> str:
-    """SHA-256 of the ``point.json`` bytes: ties checkpoints and results to their inputs."""
-    return hashlib.sha256((Path(directory) / POINT_FILE).read_bytes()).hexdigest()
+    """The input hash of ``directory/point.json`` (:attr:`InputHash.value`), as written now.
+
+    Raises:
+        PointFileError: missing, unreadable or not a JSON object.
+    """
+    return document_hash(_read_document(Path(directory) / POINT_FILE))
+
+
+def read_point_inputs(directory: str | Path) -> tuple[PointFile, InputHash]:
+    """Read and validate ``directory/point.json`` together with its :class:`InputHash`.
+
+    The trainer reads the point and the hash its checkpoint and result must
+    carry in this one call, from the same document; the file's bytes are
+    read once more for :attr:`InputHash.file`.
+
+    Raises:
+        PointFileError: missing, unreadable or invalid; names the file and the key.
+    """
+    path = Path(directory) / POINT_FILE
+    document = _read_document(path)
+    point = parse_point(document, path)
+    return point, InputHash(document_hash(document), hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 # --------------------------------------------------------------------------- validation

@@ -23,7 +23,8 @@ all (format 1)::
       "wall_seconds": 21785.0,                   # all segments together
       "started": "2024-01-01T00:00:00+00:00", "finished": "...",
       "package_version": "0.1.0",
-      "input_hash": "sha256 of point.json",
+      "input_hash": "9f86d0...",                 # sha256 of point.json's document as
+                                                 #   canonical JSON (nas.pointdir.point)
       "images_per_second": 2510.4,               # per rank, steady-state steps
       "data_wait_share": 0.03,                   # share of that time spent
                                                  #   waiting for the data loader

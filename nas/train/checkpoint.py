@@ -2,8 +2,9 @@
 
 Saved by rank 0 after every epoch and at every early stop (temp file, fsync,
 rename), loaded by every rank with ``weights_only=True`` so a checkpoint file
-can never run code. It is tied to its ``point.json`` by the input hash: a
-checkpoint from different inputs is refused rather than silently continued.
+can never run code. It is tied to its ``point.json`` by the input hash
+(:class:`~nas.pointdir.point.InputHash`): a checkpoint from different inputs
+is refused rather than silently continued.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from nas.pointdir.jsonio import atomic_write_bytes
+from nas.pointdir.point import InputHash
 
 CHECKPOINT_FORMAT = 1
 
@@ -93,7 +95,7 @@ def set_rng_states(states: dict[str, Any]) -> None:
 def save_checkpoint(
     path: str | Path,
     *,
-    input_hash: str,
+    input_hash: InputHash,
     state: TrainingState,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -102,7 +104,7 @@ def save_checkpoint(
     """Write the checkpoint atomically (call on rank 0 only)."""
     payload = {
         "format": CHECKPOINT_FORMAT,
-        "input_hash": input_hash,
+        "input_hash": input_hash.value,
         "state": dataclasses.asdict(state),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -117,7 +119,7 @@ def save_checkpoint(
 def load_checkpoint(
     path: str | Path,
     *,
-    input_hash: str,
+    input_hash: InputHash,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
@@ -141,7 +143,7 @@ def load_checkpoint(
     return TrainingState(**payload["state"])
 
 
-def saved_state(path: str | Path, *, input_hash: str) -> TrainingState | None:
+def saved_state(path: str | Path, *, input_hash: InputHash) -> TrainingState | None:
     """The counters of the checkpoint at ``path``, restoring nothing; None without one.
 
     Raises:
@@ -151,7 +153,7 @@ def saved_state(path: str | Path, *, input_hash: str) -> TrainingState | None:
     return None if payload is None else TrainingState(**payload["state"])
 
 
-def _read(path: Path, input_hash: str) -> dict[str, Any] | None:
+def _read(path: Path, input_hash: InputHash) -> dict[str, Any] | None:
     """The checkpoint's payload, checked to be ours and written for ``input_hash``."""
     if not path.exists():
         return None
@@ -161,9 +163,9 @@ def _read(path: Path, input_hash: str) -> dict[str, Any] | None:
         raise CheckpointError(f"{path}: cannot load checkpoint: {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a format-{CHECKPOINT_FORMAT} splinenas checkpoint")
-    if payload["input_hash"] != input_hash:
+    if not input_hash.matches(payload["input_hash"]):
         raise CheckpointError(
             f"{path}: written for a different point.json (input hash "
-            f"{payload['input_hash'][:12]} != {input_hash[:12]}); move it aside to start over"
+            f"{payload['input_hash'][:12]} != {input_hash.value[:12]}); move it aside to start over"
         )
     return payload

@@ -15,17 +15,26 @@ from torch import nn
 
 from nas import __version__
 from nas.config import ModelConfig, TrainConfig
-from nas.data.dataset import DataSplits, ShardSampler, build_splits, make_loader, train_sampler
+from nas.data.dataset import (
+    DataSplits,
+    ResumableSampler,
+    ShardSampler,
+    build_splits,
+    make_loader,
+    train_sampler,
+)
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
     COMPILE_CACHE,
+    ERROR_FILE,
     EXIT_COMPLETE,
     EXIT_DIVERGED,
     EXIT_INCOMPLETE,
     POINT_FILE,
+    PROGRESS_FILE,
     RESULT_FILE,
 )
-from nas.pointdir.point import PointFile, PointFileError, point_hash, read_point_file
+from nas.pointdir.point import InputHash, PointFile, PointFileError, read_point_inputs
 from nas.pointdir.result import (
     GPU_DEVICE_TYPES,
     Result,
@@ -67,8 +76,14 @@ DDP_BUCKET_MB = 25
 COMPILE_BACKEND = "inductor"
 
 
-class DataMismatch(ValueError):
-    """``num_classes`` in point.json is smaller than the number of classes in the data."""
+class DataMismatch(PointFileError):
+    """A ``point.json`` setting the data cannot train with: ``num_classes`` below the
+    data's classes, or a batch size that leaves a rank no training batch.
+
+    A usage error like any :class:`PointFileError` (exit 2, ``error.json`` of kind
+    "usage"): the same data gives it on every attempt, so the controller must not
+    retry it.
+    """
 
 
 @dataclass(frozen=True)
@@ -88,7 +103,7 @@ class Job:
     """The objects a segment trains, and where its checkpoint goes."""
 
     point: PointFile
-    input_hash: str
+    input_hash: InputHash
     splits: DataSplits
     module: nn.Module
     run: Run
@@ -211,30 +226,68 @@ def class_count(point: PointFile, splits: DataSplits, point_dir: Path) -> int:
             )
         return found
     if point.num_classes < found:
-        raise DataMismatch(f"num_classes = {point.num_classes} but the data has {found} classes")
+        raise DataMismatch(
+            point_dir / POINT_FILE,
+            "num_classes",
+            f"{point.num_classes}, but the data has {found} classes",
+        )
     return point.num_classes
 
 
-def prepare(segment: Segment) -> Job:
-    """Read the point, build data, network and optimizer, and resume from a checkpoint."""
+def require_batches(
+    point: PointFile,
+    splits: DataSplits,
+    sampler: ResumableSampler,
+    dist_env: DistEnv,
+    point_dir: Path,
+) -> None:
+    """Refuse a training in which no rank would take a step.
+
+    A rank's images that make only a trailing batch of one image, which the
+    training loader leaves out (:func:`~nas.data.dataset.train_batch_count`),
+    give no batch at all: the network would stay as initialised and its
+    evaluation would be reported as the point's result.
+
+    Raises:
+        DataMismatch: ``[train] batch_per_gpu`` and the ranks leave each rank no batch.
+    """
+    if steps_per_epoch(sampler, point.train) > 0:
+        return
+    images, ranks, batch = len(splits.train), dist_env.world_size, point.train.batch_per_gpu
+    raise DataMismatch(
+        point_dir / POINT_FILE,
+        "[train] batch_per_gpu",
+        f"{batch}, but {images} training image(s) over {ranks} rank(s) leave each rank "
+        f"{sampler.num_samples} image(s) and no training batch (a batch of one image is left "
+        "out); give the data more training images, or run on fewer ranks",
+    )
+
+
+def read_inputs(point_dir: Path) -> tuple[PointFile, InputHash]:
+    """The point the built-in trainer trains, and the input hash of its ``point.json``."""
+    point, input_hash = read_point_inputs(point_dir)
+    return point.builtin(point_dir / POINT_FILE), input_hash
+
+
+def prepare(segment: Segment, point: PointFile, input_hash: InputHash) -> Job:
+    """Build data, network and optimizer for ``point``, and resume from a checkpoint."""
     started_at = time.time()
-    point = read_point_file(segment.point_dir).builtin(segment.point_dir / POINT_FILE)
     dist_env, device, config = segment.dist_env, segment.device, point.train
     spec = model_spec(point)  # a bad coordinate fails before the data is scanned
     splits = build_splits(point.data)
     num_classes = class_count(point, splits, segment.point_dir)
+    sampler = train_sampler(splits, dist_env.rank, dist_env.world_size, point.seed)
+    require_batches(point, splits, sampler, dist_env, segment.point_dir)
     module = build_network(spec, point.seed, num_classes, device, config)
     model = wrap_network(module, dist_env, device, config, segment.point_dir / COMPILE_CACHE)
     optimizer = make_optimizer(module, config, device)
     scaler = torch.amp.GradScaler(
         device.type, enabled=device.type in GPU_DEVICE_TYPES and config.amp == "fp16"
     )
-    input_hash = point_hash(segment.point_dir)
     checkpoint = segment.point_dir / CHECKPOINT_FILE
     saved = load_checkpoint(
         checkpoint, input_hash=input_hash, model=module, optimizer=optimizer, scaler=scaler
     )
-    sampler = train_sampler(splits, dist_env.rank, dist_env.world_size, point.seed)
     run = Run(
         model=model,
         optimizer=optimizer,
@@ -341,11 +394,14 @@ def run_segment(segment: Segment) -> int:
 
 def _run_segment(segment: Segment, stop: StopControl) -> int:
     """:func:`run_segment` with the stop handlers installed."""
-    if already_trained(segment.point_dir):
+    started_at = time.time()
+    point, input_hash = read_inputs(segment.point_dir)
+    if already_trained(segment.point_dir, point, input_hash):
         if segment.dist_env.is_main:
+            clear_earlier_reports(segment.point_dir, started_at)
             print(f"{segment.point_dir}: already trained; {RESULT_FILE} kept as it is", flush=True)
         return EXIT_COMPLETE
-    job = prepare(segment)
+    job = prepare(segment, point, input_hash)
     job.comm = check_communication(segment)
     try:
         reason = train(
@@ -367,20 +423,18 @@ def _run_segment(segment: Segment, stop: StopControl) -> int:
     return EXIT_COMPLETE
 
 
-def already_trained(point_dir: Path) -> bool:
+def already_trained(point_dir: Path, point: PointFile, input_hash: InputHash) -> bool:
     """Whether the point is done: a ``result.json`` of this very ``point.json`` and a
     checkpoint after the last epoch.
 
     Training on would only evaluate the same weights again and rewrite the
     result with a later end and a longer wall time.
     """
-    point = read_point_file(point_dir).builtin(point_dir / POINT_FILE)
-    input_hash = point_hash(point_dir)
     try:
         result = validate_result(point_dir / RESULT_FILE, point.point_id, point.params)
     except (ResultError, OSError):  # none, torn or another point's: train as usual
         return False
-    if result.input_hash != input_hash:
+    if not input_hash.matches(result.input_hash):
         return False
     saved = saved_state(point_dir / CHECKPOINT_FILE, input_hash=input_hash)
     return saved is not None and saved.epoch >= point.train.epochs
@@ -436,7 +490,8 @@ def stop_diverged(job: Job, segment: Segment, exc: Diverged) -> int:
 
 
 def finish(job: Job, segment: Segment) -> None:
-    """Evaluate on the whole validation split and write ``result.json`` (rank 0)."""
+    """Evaluate on the whole validation split and write ``result.json`` (rank 0), which
+    supersedes the reports of earlier segments (:func:`clear_earlier_reports`)."""
     dist_env, device = segment.dist_env, segment.device
     shard = ShardSampler(len(job.splits.validation), dist_env.rank, dist_env.world_size)
     loader = loader_for(job.point, job.splits, job.splits.validation, shard, device)
@@ -463,14 +518,37 @@ def finish(job: Job, segment: Segment) -> None:
             started=totals.started,
             finished=now_iso(),
             package_version=__version__,
-            input_hash=job.input_hash,
+            input_hash=job.input_hash.value,
         ),
     )
+    clear_earlier_reports(segment.point_dir, job.started_at)
     print(
         f"point {job.point.point_id}: top-1 {accuracy.top1:.2f} %, top-5 {accuracy.top5:.2f} % "
         f"on {accuracy.images} validation images",
         flush=True,
     )
+
+
+def clear_earlier_reports(point_dir: Path, started_at: float) -> None:
+    """Remove earlier segments' ``progress.json`` and ``error.json`` (rank 0, with the result).
+
+    The result supersedes them: a folder trained by hand otherwise shows an
+    old stop or failure beside the final ``result.json``, and a controller
+    told no exit status takes a result beside a progress file for a
+    segment's interim one (:func:`nas.control.ingest.set_aside_interim`).
+    Under the controller there are none: it renames both before each
+    submission (:func:`nas.control.ingest.archive_outcome_files`). Only files
+    older than this segment (``started_at``, ``time.time()``) go: an
+    ``error.json`` another rank writes meanwhile is this segment's report. One
+    that cannot be removed stays; tidying must not fail a finished training.
+    """
+    for name in (PROGRESS_FILE, ERROR_FILE):
+        path = point_dir / name
+        try:
+            if path.lstat().st_mtime < started_at:
+                path.unlink()
+        except OSError:  # gone already, or not ours to remove (a folder, no permission)
+            continue
 
 
 def throughput_fields(totals: TrainingState) -> dict[str, float]:
