@@ -633,11 +633,16 @@ class Experiment:
         return self.train.command is None
 
     def missing_run_sections(self) -> list[ConfigError]:
-        """The tables that training needs and the file lacks: the built-in trainer's model and data."""
+        """The tables that training needs and the file lacks: the built-in trainer's model and data.
+
+        A search by hand has neither, and its owner may mean to train with an own
+        command: the message names both ways, not only the table the built-in one needs.
+        """
         if not self.builtin_trainer:
             return []
+        need = "`run` needs it for the built-in trainer, or [train] command for your own code"
         problems = [
-            ConfigError(self.source, table, None, "missing table; `run` needs it")
+            ConfigError(self.source, table, None, f"missing table; {need}")
             for table in ("model", "data")
             if getattr(self, table) is None
         ]

@@ -3,7 +3,7 @@
 Commands that change the state take the writer's lock and commit at once.
 When a running controller holds it they post the request into the run
 folder's inbox (:mod:`nas.control.inbox`) instead; the controller applies it at
-the start of its next cycle, and the command says so. Any other holder is
+the start of its next cycle, or as it stops, and the command says so. Any other holder is
 waited for (:data:`~nas.commands.common.LOCK_WAIT_SECONDS`), as ``record`` waits.
 """
 
@@ -113,7 +113,7 @@ def _report(
         emit_json(
             {
                 "state": str(args.state),
-                "applied": queued is None,
+                "applied": queued is None or queued.applied,
                 "queued": None if queued is None else str(queued.path),
                 "outcomes": [o.to_dict() for o in outcomes],
             }

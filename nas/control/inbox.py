@@ -10,9 +10,15 @@ other, and applies the request itself. The controller, at the start of each cycl
 and only then deletes the file (:func:`process` does all of it). A crash
 between the commit and the deletion applies the request again, which is
 harmless because every operation is idempotent (:mod:`nas.control.operations`).
+It looks once more as it stops, after its heartbeat says so and before it
+lets the lock go (:func:`nas.control.loop.run_controller`): a request posted
+during its last cycle is applied then, and a command that finds it stopping
+queues nothing (:func:`open_or_queue`).
 
 A request that cannot be read or is malformed is moved to
-``inbox/rejected/`` next to a ``.reason.txt``; a well-formed request that
+``inbox/rejected/`` next to a ``.reason.txt``; one that its command took back
+because the controller stopped before reading it, to ``inbox/withdrawn/``
+(:func:`withdraw`); a well-formed request that
 the state refuses (an unknown point, a done point to rerun) is applied as
 far as it goes and its refusals are logged as events. Neither stops a
 controller.
@@ -41,7 +47,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -236,12 +242,29 @@ def drain(run_dir: str | os.PathLike) -> list[tuple[Path, dict[str, Any]]]:
 
 def reject(path: Path, reason: str) -> Path:
     """Move a request to ``inbox/rejected/`` with ``<name>.reason.txt``; return the new path."""
-    rejected = path.parent / "rejected"
-    rejected.mkdir(exist_ok=True)
-    target = rejected / path.name
-    (rejected / f"{path.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
-    os.replace(path, target)
+    target = _set_aside(path, "rejected", reason)
     log.warning("inbox: set aside %s: %s", path.name, reason)
+    return target
+
+
+def withdraw(path: Path, reason: str) -> Path:
+    """Move a request its command took back to ``inbox/withdrawn/``; return the new path.
+
+    Deleted as an applied one is, it would read as done in the folder that
+    :func:`done` empties; set aside with its reason, it says it was never applied there.
+    """
+    target = _set_aside(path, "withdrawn", reason)
+    log.info("inbox: withdrew %s: %s", path.name, reason)
+    return target
+
+
+def _set_aside(path: Path, folder: str, reason: str) -> Path:
+    """Move a request into ``inbox/<folder>/`` next to ``<name>.reason.txt`` saying why."""
+    aside = path.parent / folder
+    aside.mkdir(exist_ok=True)
+    target = aside / path.name
+    (aside / f"{path.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+    os.replace(path, target)
     return target
 
 
@@ -259,12 +282,20 @@ class Queued:
 
     path: Path
     holder: Holder
+    #: The controller stopped as the request was posted and applied it as it stopped.
+    applied: bool = False
 
     def text(self) -> str:
         """What the command tells its user: who applies the request, when, and where it waits."""
+        who = f"pid {self.holder.pid} on {self.holder.host}"
+        if self.applied:
+            return (
+                f"the controller ({who}) stopped as the request was posted and applied it as "
+                f"it stopped; its log says what it did (request file {self.path})"
+            )
         return (
-            f"queued for the running controller (pid {self.holder.pid} on {self.holder.host}): "
-            "it applies the request at the start of its next cycle and logs what it did "
+            f"queued for the running controller ({who}): it applies the request at the start "
+            "of its next cycle, or as it stops should it stop first, and logs what it did "
             f"(request file {self.path})"
         )
 
@@ -281,9 +312,12 @@ def open_or_queue(
     (:func:`nas.control.liveness.controller_holder`). Any other holder
     (``record``, ``add``, ``run --once``) would leave the request to some
     unrelated later run, weeks on perhaps; it is waited for, up to ``wait``
-    seconds, as writers wait for each other. A controller that stops between
-    the look and the post would leave it too: the request is withdrawn and the
-    lock tried again.
+    seconds, as writers wait for each other. A controller still running after
+    the post reads the request, at its next cycle or as it stops. One that
+    stops between the look and the post may or may not have read it as it
+    stopped; which, only the lock tells: once it is ours, a request still in
+    the inbox was not applied and is taken back (:func:`withdraw`) for the
+    caller to apply, and one that is gone was applied by that controller.
 
     Args:
         state_path: the state file.
@@ -294,28 +328,66 @@ def open_or_queue(
 
     Raises:
         LockError: a holder that is no running controller kept the lock for
-            ``wait`` seconds; nothing was queued.
+            ``wait`` seconds; nothing was queued, or the request waits in the
+            inbox for the next command that applies it (the message says which).
     """
     deadline = time.monotonic() + wait
+    posted: Queued | None = None
     while True:
         try:
-            return StateStore.open(state_path)
+            store = StateStore.open(state_path)
         except LockError as exc:
             refused = exc
+        else:
+            return store if posted is None else _settle(store, posted)
         holder = liveness.controller_holder(state_path)
-        if holder is not None:
+        if holder is not None and posted is None:
             before_queue()
-            path = post(layout.run_dir(state_path), request)
-            if liveness.controller_holder(state_path) == holder:
-                return Queued(path, holder)
-            done(path)  # it stopped meanwhile: nobody reads the inbox until the next run
+            posted = Queued(post(layout.run_dir(state_path), request), holder)
+            holder = liveness.controller_holder(state_path)
+        if posted is not None:
+            if not posted.path.exists():  # looked at after the holder: gone means applied
+                return replace(posted, applied=True)  # by the stopping controller's last look
+            if holder is not None:
+                return Queued(posted.path, holder)
         if time.monotonic() >= deadline:
-            raise LockError(
-                f"{refused}; waited {wait:g} s for it. It is no running controller, which "
-                "would apply the request at its next cycle, so nothing was queued: try again "
-                "once it has finished"
-            ) from None
+            raise LockError(_not_queued(refused, wait, posted))
         time.sleep(LOCK_POLL_SECONDS)
+
+
+def _settle(store: StateStore, posted: Queued) -> StateStore | Queued:
+    """Under the lock, after the controller stopped as ``posted`` was posted: who applies it.
+
+    Only a lock holder applies or moves a request, so what the folder shows
+    now is final: still there, the controller stopped without reading it and
+    the caller applies it; gone, the controller applied it as it stopped.
+    """
+    if not posted.path.exists():
+        store.close()
+        return replace(posted, applied=True)
+    who = f"pid {posted.holder.pid} on {posted.holder.host}"
+    withdraw(
+        posted.path,
+        f"the controller ({who}) stopped as it was posted, without reading it; "
+        "applied by the command that posted it instead",
+    )
+    return store
+
+
+def _not_queued(refused: LockError, wait: float, posted: Queued | None) -> str:
+    """Why ``open_or_queue`` gave up, and where the request is."""
+    if posted is None:
+        return (
+            f"{refused}; waited {wait:g} s for it. It is no running controller, which "
+            "would apply the request at its next cycle, so nothing was queued: try again "
+            "once it has finished"
+        )
+    return (
+        f"{refused}; waited {wait:g} s for it. The controller (pid {posted.holder.pid} on "
+        f"{posted.holder.host}) stopped as the request was posted: it applies the request "
+        f"as it stops if it saw it; if not, the request waits in the inbox ({posted.path}) "
+        "for the next `splinenas run`, `rerun`, `cancel` or `expand`"
+    )
 
 
 def process(

@@ -13,11 +13,14 @@ of ``run --detach`` and the marker of a keep-alive job into one answer:
 - it holds the lock but its heartbeat is older than :func:`stale_after`
   (``stale``): hung, or gone on a host that cannot be checked from here;
 - none does, and since when (its orderly stop, or its last heartbeat when it
-  was killed without a word).
+  stopped without a word: killed, or ended by an error it could not write
+  down), and what frees a lock it left: on this host the next command that
+  writes the state takes it over; from another host only a person can tell
+  it is gone (``unlock --force``).
 
 :func:`controller_holder` answers the question of an operator command
 (:func:`nas.control.inbox.open_or_queue`): is the lock's holder a controller
-that will read the inbox at its next cycle? Only then is a request queued;
+that will read the inbox, at its next cycle or as it stops? Only then is a request queued;
 any other holder (``record``, ``add``, a ``run --once`` in its only cycle)
 never reads it. Requests still waiting in the inbox are counted in the answer
 of :func:`liveness`, so ``status`` shows a request nobody has applied yet.
@@ -31,7 +34,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nas.cluster.keepalive import MARKER, PID, Incarnation, controller_dir
+from nas.cluster.keepalive import LOG, MARKER, PID, Incarnation, controller_dir
 from nas.pointdir import layout
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.record.lock import Holder, holder_alive, hostname, lock_path, read_holder
@@ -41,6 +44,12 @@ HEARTBEAT = "heartbeat.json"
 #: Slack on top of the poll interval before a heartbeat counts as stale: a cycle
 #: that submits many jobs or proposes a batch may take minutes on a busy login node.
 STALE_SLACK_SECONDS = 600.0
+#: What frees a lock left on this host by a process that is gone: the next command that
+#: writes the state takes it over (:meth:`nas.record.lock.FileLock.acquire`), no ``unlock``.
+_TAKES_OVER = (
+    "`splinenas run --state {}` takes its lock over by itself, "
+    "as every command that writes the state does"
+)
 
 
 def stale_after(poll: float) -> float:
@@ -167,11 +176,11 @@ def _holding(state_path: str | os.PathLike, now: float) -> dict[str, Any]:
     holder = read_holder(lock_path(real_path(state_path)))
     beat_ = Heartbeat.read(heartbeat_path(state_path))
     if holder is None:
-        return _none(beat_, lock_left=False)
+        return _none(state_path, beat_, lock_left=False)
     ours = _written_by(beat_, holder)
     here = holder.host == hostname()
     if here and not holder_alive(holder):
-        return _none(beat_ if ours else None, lock_left=True, holder=holder)
+        return _none(state_path, beat_ if ours else None, lock_left=True, holder=holder)
     mode, job_id = _mode(state_path, holder)
     last = beat_.last_cycle if ours and beat_ else None
     poll = beat_.poll if ours and beat_ else None
@@ -193,19 +202,37 @@ def _holding(state_path: str | os.PathLike, now: float) -> dict[str, Any]:
     }
 
 
-def _none(beat_: Heartbeat | None, *, lock_left: bool, holder: Holder | None = None) -> dict:
-    """No live controller: since when (its orderly stop, else its last sign of life)."""
-    doc: dict[str, Any] = {"running": False, "lock_left_by": None, "last": None}
+def _none(
+    state_path: str | os.PathLike,
+    beat_: Heartbeat | None,
+    *,
+    lock_left: bool,
+    holder: Holder | None = None,
+) -> dict:
+    """No live controller: since when (its orderly stop, else its last sign of life).
+
+    ``killed``: it stopped without writing why, which a kill does and so does
+    an error it could not write down (a full disk, a folder made read-only);
+    ``log`` is where it wrote what it could (None: the terminal it ran in).
+    """
+    doc: dict[str, Any] = {"running": False, "lock_left_by": None, "last": None, "log": None}
     if lock_left and holder is not None:
         doc["lock_left_by"] = {"host": holder.host, "pid": holder.pid, "since": holder.started}
     if beat_ is not None:
         doc["last"] = asdict(beat_)
         doc["since"] = beat_.stopped or beat_.last_cycle or beat_.started
         doc["killed"] = beat_.stopped is None
+        doc["log"] = _log_of(state_path, beat_)
     else:
         doc["since"] = None
         doc["killed"] = None
     return doc
+
+
+def _log_of(state_path: str | os.PathLike, beat_: Heartbeat) -> str | None:
+    """The log of the controller that wrote ``beat_``: detached or keep-alive, else None."""
+    mode, _ = _mode(state_path, Holder(beat_.host, beat_.pid, beat_.started))
+    return None if mode == "foreground" else str(controller_dir(state_path) / LOG)
 
 
 def _when(timestamp: float, now: float) -> str:
@@ -256,9 +283,25 @@ def _holder_line(doc: dict[str, Any], state_path: str | os.PathLike, now: float)
     if doc["stale"]:
         line += (
             f"; STALE heartbeat: nothing for over {age_text(stale_after(doc['poll']))} with "
-            f"--poll {doc['poll']:g} s: hung, or gone without releasing its lock"
+            f"--poll {doc['poll']:g} s: {_stale_advice(doc, state_path)}"
         )
     return line
+
+
+def _stale_advice(doc: dict[str, Any], state_path: str | os.PathLike) -> str:
+    """What a stale holder may be and what frees its lock, as :mod:`nas.record.lock` decides.
+
+    A holder on this host is checked by its pid: it still runs, and once it is
+    stopped any command that writes the state takes its lock over by itself.
+    One on another host cannot be checked from here: only a person can say it
+    is gone, and ``unlock --force`` then removes its lock.
+    """
+    if doc["checked_by"] == "pid":
+        return f"hung, its process still runs: once it is stopped, {_TAKES_OVER.format(state_path)}"
+    return (
+        "hung, or gone without releasing its lock: if it is gone, "
+        f"`splinenas unlock --force --state {state_path}` removes the lock"
+    )
 
 
 def _none_line(doc: dict[str, Any], state_path: str | os.PathLike, now: float) -> str:
@@ -267,7 +310,7 @@ def _none_line(doc: dict[str, Any], state_path: str | os.PathLike, now: float) -
         left = doc["lock_left_by"]
         line = (
             f"controller: none; pid {left['pid']} on {left['host']} is gone but left its lock "
-            f"(`splinenas unlock --state {state_path}` removes it)"
+            f"({_TAKES_OVER.format(state_path)})"
         )
     else:
         line = "controller: none"
@@ -275,5 +318,14 @@ def _none_line(doc: dict[str, Any], state_path: str | os.PathLike, now: float) -
         return line + ("" if doc["lock_left_by"] else "; none has run on this state")
     who = f"pid {last['pid']} on {last['host']}"
     if doc["killed"]:
-        return line + f" since {_when(doc['since'], now)} (last heartbeat of {who}; it was killed)"
+        return line + f" since {_when(doc['since'], now)} (last heartbeat of {who}; {_unsaid(doc)})"
     return line + f" since {_when(doc['since'], now)} ({who} stopped: {last['reason']})"
+
+
+def _unsaid(doc: dict[str, Any]) -> str:
+    """A controller that stopped without writing why: what may have stopped it, where to look."""
+    where = f"its log {doc['log']}" if doc["log"] else "the output of the terminal it ran in"
+    return (
+        "it stopped without writing why: it was killed, or it ended by an error it could "
+        f"not record; see {where}"
+    )

@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas.control import liveness, policy
+from nas.control import inbox, liveness, policy
 from nas.control.cycle import (
     Controller,
     CycleSummary,
 )
-from nas.control.narrate import Narrator
+from nas.control.narrate import Narrator, event_line
 from nas.control.prepare import JobSettings
 from nas.pointdir import layout
 from nas.record.store import StateStore
@@ -91,7 +91,25 @@ def run_controller(
                 result = dataclasses.replace(result, signal=received[0])
         finally:
             pulse.stopped("ended by an error" if result is None else result.reason)
+        _last_requests(controller)
         return result
+
+
+def _last_requests(controller: Controller) -> None:
+    """Apply the requests posted since the last cycle read the inbox, before the lock goes.
+
+    An operator command queues a request only while the heartbeat says the
+    controller runs (:func:`nas.control.liveness.controller_holder`), and it
+    says so no more once :meth:`~nas.control.liveness.Pulse.stopped` is
+    written: this look, after that and under the lock, leaves none behind
+    that a command was told the controller applies. The run ends all the
+    same, as after a command that applied them by hand. A controller that
+    ends by an error does not come here; its requests wait for the next run.
+    """
+    first = len(controller.state.events)
+    inbox.process(controller.run, controller.state, controller.store.commit, controller.scheduler)
+    for event in controller.state.events[first:]:
+        log.info("as the controller stops: %s", event_line(event))
 
 
 def _cycles(

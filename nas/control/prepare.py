@@ -2,7 +2,7 @@
 
 Everything written here is derived from the experiment and the point alone,
 so rewriting it for every submission changes nothing a running job reads:
-``point.json`` keeps the same bytes (its hash ties the checkpoint to it) and
+``point.json`` keeps the same document (its hash ties the checkpoint to it) and
 the job script is replaced atomically.
 
 Relative paths in the experiment (``[cluster] env_file``, ``[data] root`` and
