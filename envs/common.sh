@@ -16,7 +16,9 @@
 #                              NCCL/RCCL errors that end the job, NCCL warnings,
 #                              srun's --cpus-per-task from sbatch's
 #   splinenas_miopen_cache     ROCm: MIOpen's user database and kernel cache in
-#                              node-local /tmp, one folder per job
+#                              node-local /tmp, one new private folder per job
+#   splinenas_private_dir NAME    prints a new folder only this user can enter,
+#                              under $TMPDIR or /tmp, its name NAME and a random tail
 #   splinenas_rccl_slingshot   RCCL over Slingshot 11 with the libfabric plugin,
 #                              on the interfaces splinenas_slingshot_nics finds
 #   splinenas_nccl_slingshot   NCCL over Slingshot 11 with aws-ofi-nccl
@@ -89,13 +91,25 @@ splinenas_job_defaults() {
     fi
 }
 
+splinenas_private_dir() {
+    # A predictable name in a node's shared /tmp could be made first, and seeded,
+    # by another user: mktemp makes a new folder (mode 0700) with a random tail.
+    mktemp -d "${TMPDIR:-/tmp}/${USER:-splinenas}-$1.XXXXXX"
+}
+
 splinenas_miopen_cache() {
     # MIOpen keeps its tuning database under ~/.config by default; hundreds of
     # ranks locking one file on a shared file system stall for minutes or fail
-    # with disk I/O errors (OLCF, "PyTorch on Frontier"). One node-local folder
-    # per job: a later job never reads a half-written database.
+    # with disk I/O errors (OLCF, "PyTorch on Frontier"). One new node-local
+    # folder per job: a later job never reads a half-written database, and no
+    # other user's (the cache holds compiled kernels).
     local job=${SLURM_JOB_ID:-${FLUX_JOB_ID:-${PBS_JOBID:-${LSB_JOBID:-local}}}}
-    : "${MIOPEN_USER_DB_PATH:=/tmp/${USER:-splinenas}-miopen-${job}}"
+    if [[ -z ${MIOPEN_USER_DB_PATH:-} ]]; then
+        MIOPEN_USER_DB_PATH=$(splinenas_private_dir "miopen-$job") || {
+            echo "splinenas: no private folder for MIOpen's cache; it stays in ~/.config" >&2
+            return 0
+        }
+    fi
     : "${MIOPEN_CUSTOM_CACHE_DIR:=$MIOPEN_USER_DB_PATH}"
     export MIOPEN_USER_DB_PATH MIOPEN_CUSTOM_CACHE_DIR
 }

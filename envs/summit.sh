@@ -27,6 +27,12 @@ SPLINENAS_MODULES=$SPLINENAS_OPENCE_MODULE SPLINENAS_VENV='' splinenas_site summ
 # conda env's ppc64le builds.
 export PYTHONNOUSERSITE=1
 # Home directories are read-only on Summit compute nodes; anything that caches
-# under ~/.cache (torch hub, kernels) writes to node-local /tmp instead.
-: "${XDG_CACHE_HOME:=/tmp/${USER:-splinenas}-cache}"
-export XDG_CACHE_HOME
+# under ~/.cache (torch hub, kernels) writes to a new private folder in
+# node-local /tmp instead.
+if [[ -z ${XDG_CACHE_HOME:-} ]]; then
+    if XDG_CACHE_HOME=$(splinenas_private_dir cache); then
+        export XDG_CACHE_HOME
+    else
+        echo "splinenas: no private folder for caches; they stay under ~/.cache" >&2
+    fi
+fi

@@ -89,7 +89,7 @@ echo "options=$-"
 env -0 > {tmp_path / "env.bin"}
 """
     environment = {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
-                   "CALLS": str(tmp_path / "calls"),
+                   "CALLS": str(tmp_path / "calls"), "TMPDIR": str(tmp_path),
                    "SPLINENAS_NET_DIR": str(tmp_path / "no-nics"), **env}  # fmt: skip
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
                           env=environment, timeout=60)  # fmt: skip
@@ -132,10 +132,18 @@ def test_an_empty_module_list_loads_nothing(name: str, tmp_path: Path) -> None:
 def test_amd_files_put_the_miopen_cache_on_node_local_storage_per_job(
     name: str, tmp_path: Path
 ) -> None:
-    done, exported = source_twice(ENVS / name, tmp_path, FLUX_JOB_ID="123", USER="me")
+    node_tmp = tmp_path / "tmp"
+    node_tmp.mkdir()
+    (node_tmp / "me-miopen-123").mkdir()  # made first by another user: a known name
+    done, exported = source_twice(
+        ENVS / name, tmp_path, FLUX_JOB_ID="123", USER="me", TMPDIR=str(node_tmp)
+    )
     assert done.returncode == 0, done.stderr
-    assert exported["MIOPEN_USER_DB_PATH"] == "/tmp/me-miopen-123"
-    assert exported["MIOPEN_CUSTOM_CACHE_DIR"] == "/tmp/me-miopen-123"
+    cache = Path(exported["MIOPEN_USER_DB_PATH"])
+    assert cache.parent == node_tmp and cache.name.startswith("me-miopen-123.")
+    assert cache.is_dir() and (cache.stat().st_mode & 0o777) == 0o700
+    assert exported["MIOPEN_CUSTOM_CACHE_DIR"] == str(cache)
+    assert len(list(node_tmp.iterdir())) == 2  # sourced twice, one folder made
 
 
 @pytest.mark.parametrize(

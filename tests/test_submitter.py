@@ -133,3 +133,30 @@ def test_a_submitter_orphaned_by_a_killed_controller_dies_at_its_limit(tmp_path:
     assert alive(orphan) and in_flight(evidence) is not None
     assert wait_until(lambda: not alive(orphan)), "the orphan outlived its time limit"
     assert wait_until(lambda: in_flight(evidence) is None)
+
+
+@pytest.mark.parametrize("planted", ["open folder", "link to a folder"])
+def test_a_lock_folder_someone_else_made_first_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, planted: str
+) -> None:
+    """``/tmp/splinenas-submit-<uid>`` is a predictable name on a shared login node."""
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(shared))
+    monkeypatch.setattr(submitter, "_folders", {})
+    usual = shared / f"splinenas-submit-{os.getuid()}"
+    if planted == "open folder":
+        usual.mkdir()
+        usual.chmod(0o777)
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        usual.symlink_to(tmp_path / "elsewhere")
+    cwd = tmp_path / "point"
+    cwd.mkdir()
+    trap = tmp_path / "created-through-a-link"
+    (usual / submitter.lock_path(NAME, cwd).name).symlink_to(trap)
+    with submitting(NAME, cwd, 30.0):
+        held = submitter.lock_path(NAME, cwd)
+        assert held.exists() and held.parent.parent == shared and held.parent != usual
+        assert (held.parent.stat().st_mode & 0o777) == 0o700
+    assert not trap.exists()

@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -107,8 +108,49 @@ def deadline(timeout: float) -> float:
 def lock_path(job_name: str, cwd: str | os.PathLike) -> Path:
     """The host-local lock file of one submission: the job name plus a digest of its folder."""
     where = hashlib.sha256(os.fsencode(os.path.realpath(cwd))).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / f"splinenas-submit-{os.getuid()}"
-    return folder / f"{job_name}-{where}.lock"
+    return lock_folder() / f"{job_name}-{where}.lock"
+
+
+#: The lock folder this process uses, per temporary folder (:func:`lock_folder`).
+_folders: dict[Path, Path] = {}
+
+
+def lock_folder() -> Path:
+    """This user's folder of submission locks in the local temporary folder, made private.
+
+    Its name is predictable (``splinenas-submit-<uid>``) and ``/tmp`` is shared
+    on a login node: a folder another user made first could hold a lock that
+    blocks a submission for good, or a link that makes the controller create
+    files elsewhere. One that is not a real folder of this user's, closed to
+    others, is not used: the locks go to a new private folder instead (its
+    path is in each submission's evidence, so a restarted controller finds them).
+    """
+    base = Path(tempfile.gettempdir()) / f"splinenas-submit-{os.getuid()}"
+    if base not in _folders:
+        with contextlib.suppress(FileExistsError):
+            base.mkdir(mode=0o700)
+        problem = _not_private(base)
+        folder = base
+        if problem is not None:
+            folder = Path(tempfile.mkdtemp(prefix=f"{base.name}-"))
+            log.warning("%s %s: submission locks go to %s instead", base, problem, folder)
+        _folders[base] = folder
+    return _folders[base]
+
+
+def _not_private(folder: Path) -> str | None:
+    """Why ``folder`` may not hold this user's locks, or None: a folder of its own, 0700."""
+    try:
+        info = os.lstat(folder)
+    except OSError as exc:
+        return f"cannot be checked ({exc.strerror})"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is a link or a file, not a folder"
+    if info.st_uid != os.getuid():
+        return f"belongs to uid {info.st_uid}"
+    if info.st_mode & 0o077:
+        return f"is open to others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
 
 
 @contextlib.contextmanager
@@ -124,8 +166,7 @@ def submitting(job_name: str, cwd: str | os.PathLike, timeout: float) -> Iterato
         LockHeld: another process on this host holds the lock.
     """
     path = lock_path(job_name, cwd)
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -189,7 +230,7 @@ def _held(path: Path) -> bool | None:
     A free lock file is removed, under the lock, so the folder does not fill up.
     """
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
     except FileNotFoundError:
         return None
     except OSError:
