@@ -10,10 +10,12 @@ waited for (:data:`~nas.commands.common.LOCK_WAIT_SECONDS`), as ``record`` waits
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import stat
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from nas.commands.common import (
     EXIT_FAILURE,
@@ -32,7 +34,7 @@ from nas.commands.common import (
 )
 from nas.commands.curves import point_curve, write_curve_table
 from nas.control import frontier, policy
-from nas.names import shown
+from nas.names import printable, shown
 from nas.pointdir import layout
 from nas.record.lock import break_lock, lock_path
 from nas.record.state import INGEST_BY_HAND, PointStatus, State, StateError
@@ -209,7 +211,7 @@ def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict
     point = state.point(point_id)
     folder = layout.point_dir(layout.run_dir(state_path), point_id)
     events = [e for e in state.events if e.point_id == point_id]
-    logs = sorted((folder / layout.LOGS).glob("*.log"), key=lambda p: p.stat().st_mtime)
+    logs = _log_files(folder)
     return {
         **point_doc(point),
         "attempts": point.attempts,
@@ -231,6 +233,24 @@ def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict
         "spline_maximum": _spline_maximum(state, state_path),
         "constraints": frontier.point_constraints(policy.Study.of(state, state_path), point),
     }
+
+
+def _log_files(folder: Path) -> list[Path]:
+    """The point's logs, oldest first: the regular files of ``logs/`` (by ``lstat``).
+
+    The folder is the job's to write: a dangling symlink (which ``stat`` cannot
+    sort), a FIFO or a folder named like a log is left out, not read, and the
+    rest is shown.
+    """
+    found = []
+    for path in (folder / layout.LOGS).glob("*.log"):
+        try:
+            info = path.lstat()
+        except OSError:  # removed meanwhile
+            continue
+        if stat.S_ISREG(info.st_mode):
+            found.append((info.st_mtime, path))
+    return [path for _, path in sorted(found)]
 
 
 def _spline_maximum(state: State, state_path: Path) -> dict[str, Any] | None:
@@ -261,7 +281,18 @@ def _first_line(message: str, logs_shown: bool) -> str:
 
 
 def _print_show(doc: dict[str, Any]) -> None:
-    out = sys.stdout
+    """Print ``doc`` for people, each character a terminal does not show as itself escaped.
+
+    Reasons, events and log tails carry text from files jobs write: an escape
+    sequence in an error's message must not recolour or retitle the terminal,
+    nor a bidirectional override turn a line around (:func:`nas.names.printable`).
+    """
+    text = io.StringIO()
+    _write_show(doc, text)
+    sys.stdout.write(printable(text.getvalue()))
+
+
+def _write_show(doc: dict[str, Any], out: TextIO) -> None:
     params = ", ".join(f"{k}={v}" for k, v in doc["params"].items())
     out.write(f"point {doc['id']}: {params}\n")
     reason = _first_line(doc["reason"], bool(doc["logs"]))

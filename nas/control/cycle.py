@@ -185,11 +185,31 @@ class Controller:
             job_state = unlisted.get(point.id) or states[point.job_id]
             if job_state is JobState.RUNNING and point.status is _S.SUBMITTED:
                 self.state.set_status(point.id, _S.RUNNING, f"job {point.job_id}")
-            elif job_state is JobState.UNKNOWN and self._still_training(point):
-                continue
             elif job_state.is_finished() or job_state is JobState.UNKNOWN:
-                self._job_ended(point, job_state)
+                self._ended(point, job_state)
         return True
+
+    def _ended(self, point: Point, job_state: JobState) -> None:
+        """Judge a job that ended or that the scheduler no longer knows, unless its point
+        folder is refused or its training still beats."""
+        if not self._usable(point):
+            return
+        if job_state is JobState.UNKNOWN and self._still_training(point):
+            return
+        self._job_ended(point, job_state)
+
+    def _usable(self, point: Point) -> bool:
+        """Whether the point's folder may be read; else the point fails, without a retry.
+
+        Something other than a real folder in its place (a symlink a job or
+        another user left there) would have the controller read, rename and
+        delete in another folder (:func:`nas.pointdir.layout.require_point_folder`);
+        every attempt would meet it again, until a person removes it.
+        """
+        problem = layout.point_folder_problem(self._folder(point))
+        if problem is not None:
+            self.state.set_status(point.id, _S.FAILED, problem)
+        return problem is None
 
     def _still_training(self, point: Point) -> bool:
         """A job the scheduler no longer knows whose training still beats: judge it later.
@@ -264,6 +284,8 @@ class Controller:
 
     def _resume_submission(self, point: Point) -> None:
         """A ``submitting`` point the scheduler does not know: its result, or submit it now."""
+        if not self._usable(point):
+            return
         folder = self._folder(point)
         check = check_result(folder, point.id, point.params, self.measured, point.job_name)
         if check is not None and check.result is not None:
@@ -399,21 +421,24 @@ class Controller:
         self.state.record(point.id, value)
         note = f" for a {point.status.value} point" if by_hand else ""
         kind = INGEST_BY_HAND if by_hand else INGEST
-        notes = self._ingest_notes(result, uncounted)
+        notes = self._ingest_notes(point, result, uncounted)
         self.state.log(kind, f"result of {source}{note}: {value:.6g}{notes}", point.id)
         if not self.experiment.train.keep_checkpoint:  # [train] keep_checkpoint keeps it
             freed = drop_checkpoint(self._folder(point))
             if freed:
                 log.info("point %d: deleted its checkpoint (%.1f MB)", point.id, freed / 1e6)
 
-    def _ingest_notes(self, result: Result, uncounted: str) -> str:
+    def _ingest_notes(self, point: Point, result: Result, uncounted: str) -> str:
         """What an ingest event says besides the value: said, not silent.
 
-        The entries of the file that are not kept, and, where ``max_gpu_hours`` is
-        set, why the result's device-hours are not counted against it (``uncounted``,
-        from :meth:`Result.counted_gpu_hours`): a budget that never binds is silent.
+        The entries of the file that are not kept, a point folder another user
+        owns (who could have changed the result: :func:`nas.pointdir.layout.foreign_owner`),
+        and, where ``max_gpu_hours`` is set, why the result's device-hours are not
+        counted against it (``uncounted``, from :meth:`Result.counted_gpu_hours`):
+        a budget that never binds is silent.
         """
-        notes = ""
+        owner = layout.foreign_owner(self._folder(point))
+        notes = f"; {owner}" if owner else ""
         if result.dropped:
             notes += f"; dropped from {layout.RESULT_FILE}: {', '.join(result.dropped)}"
         if uncounted and self.experiment.experiment.max_gpu_hours is not None:
@@ -428,6 +453,8 @@ class Controller:
     def _ingest_by_hand(self) -> None:
         """A valid result that appears for an idle point (its script run by hand) counts too."""
         for point in self.state.with_status(*IDLE):
+            if layout.point_folder_problem(self._folder(point)) is not None:
+                continue  # read nothing through it: a ready point fails as it is prepared
             check = check_result(self._folder(point), point.id, point.params, self.measured)
             if check is None:
                 continue
@@ -510,6 +537,9 @@ class Controller:
         self._submitted.append(point.id)
 
     def _folder(self, point: Point) -> Path:
+        """The point's folder: read or changed only once :meth:`_usable` (or, submitting,
+        :meth:`JobSettings.prepare`) found a real folder there; the functions of
+        :mod:`nas.control.ingest` refuse any other."""
         return layout.point_dir(self.run, point.id)
 
     # ------------------------------------------------------------------ reporting

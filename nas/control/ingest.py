@@ -11,6 +11,12 @@ measurement, since the next segment goes on training.
 Before a point is submitted again, the progress and error files of the
 previous job are renamed with that job's name, so that they cannot be taken
 for the new job's outcome.
+
+Every function that reads, renames or deletes in a point folder first
+refuses one that is no real folder (a symlink planted in its place:
+:func:`~nas.pointdir.layout.require_point_folder`), with a
+:class:`~nas.pointdir.layout.PointFolderError`: nothing in the link's
+target is touched.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from nas.pointdir.layout import (
     PROGRESS_FILE,
     RESULT_FILE,
     USAGE_FAILURE,
+    require_point_folder,
 )
 from nas.pointdir.result import (
     DIVERGED,
@@ -121,8 +128,12 @@ def check_result(
     job: str = "",
 ) -> ResultCheck | None:
     """Validate ``folder/result.json``; None when there is none, a bad one is set aside
-    (its reason file naming ``job``, the job that wrote it, when known)."""
-    path = folder / RESULT_FILE
+    (its reason file naming ``job``, the job that wrote it, when known).
+
+    Raises:
+        PointFolderError: ``folder`` is no real folder.
+    """
+    path = require_point_folder(folder) / RESULT_FILE
     if not os.path.lexists(path):
         return None
     try:
@@ -173,6 +184,7 @@ def set_aside(path: Path, reason: str, job: str = "", contract: bool = False) ->
     created as a new file (a hard link of a temporary one), so a link planted
     between the check and the write makes it take the next number instead.
     """
+    require_point_folder(path.parent)
     lines = (
         [reason] + ([f"{_JOB_LINE}{job}"] if job else []) + ([_CONTRACT_LINE] if contract else [])
     )
@@ -237,8 +249,11 @@ def judge(
 
     Returns:
         The outcome, and the result check (None when there was no result file).
+
+    Raises:
+        PointFolderError: ``folder`` is no real folder.
     """
-    progress = _read_optional(folder / PROGRESS_FILE)
+    progress = _read_optional(require_point_folder(folder) / PROGRESS_FILE)
     position = None if progress is None else _position(progress)
     check = None if exited_zero or position is None else set_aside_interim(folder, position)
     if check is None:
@@ -326,7 +341,7 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 def drop_checkpoint(folder: Path) -> int:
     """Delete the checkpoint of a measured point (up to ~1 GB each); return the bytes freed."""
-    path = folder / CHECKPOINT_FILE
+    path = require_point_folder(folder) / CHECKPOINT_FILE
     try:
         size = path.stat().st_size
         path.unlink()
@@ -337,6 +352,7 @@ def drop_checkpoint(folder: Path) -> int:
 
 def archive_outcome_files(folder: Path, job_name: str) -> None:
     """Rename the progress and error files of job ``job_name`` before the next job starts."""
+    require_point_folder(folder)
     for name in (PROGRESS_FILE, ERROR_FILE):
         path = folder / name
         if os.path.lexists(path):
@@ -349,6 +365,7 @@ def archive_attempt(folder: Path, tag: str) -> None:
     A retry with a new seed has a new ``point.json``, which the old checkpoint
     does not belong to; both files are kept as ``<stem>.<tag>-<n><suffix>``.
     """
+    require_point_folder(folder)
     for name in (CHECKPOINT_FILE, CURVE_FILE):
         path = folder / name
         if path.exists():

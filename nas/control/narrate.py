@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from nas.control.cycle import CycleSummary
+from nas.names import printable
 from nas.record.state import Event
 
 #: Seconds between summaries of cycles that changed nothing.
@@ -27,9 +28,16 @@ LINE_LIMIT = 400
 
 
 def event_line(event: Event) -> str:
-    """``event`` on one line: local time, the point, what happened (a log tail joined with |)."""
+    """``event`` on one line: local time, the point, what happened (a log tail joined with |).
+
+    A message carries text from files jobs write (an error's message, a log
+    tail): a character a terminal does not show as itself (an escape sequence
+    that recolours or retitles the terminal, a bidirectional override) is
+    printed escaped (:func:`nas.names.printable`), as ``status`` prints it.
+    """
     clock = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.time))
-    text = " | ".join(part.strip() for part in event.message.splitlines() if part.strip())
+    parts = (printable(part.strip()) for part in event.message.splitlines())
+    text = " | ".join(part for part in parts if part)
     if len(text) > LINE_LIMIT:
         text = text[: LINE_LIMIT - 3] + "..."
     subject = "" if event.point_id is None else f"point {event.point_id} "

@@ -44,6 +44,7 @@ from nas.control.costs import cost_problems, cost_warnings
 from nas.control.feasible import feasibility, memory_problem, memory_warnings
 from nas.pointdir import layout
 from nas.pointdir.contract import BUILTIN_COMMAND, TemplateError, fill_command, template_fields
+from nas.pointdir.layout import PointFolderError
 from nas.pointdir.point import METRICS, PointFileError, point_document, write_point_file
 from nas.record.state import Point, PointStatus
 
@@ -135,8 +136,12 @@ class JobSettings:
     def prepare(self, run: Path, point: Point) -> Path:
         """Write ``point.json`` and the job script of the submission ``point.job_name``.
 
+        Nothing is written unless the point folder is a real folder, or is
+        created as one here (:func:`~nas.pointdir.layout.make_point_folder`).
+
         Raises:
-            One of :data:`PREPARE_ERRORS`: this point cannot be trained as configured.
+            One of :data:`PREPARE_ERRORS`: this point cannot be trained as configured,
+            or not in that folder.
         """
         folder = layout.point_dir(run, point.id)
         write_point_file(folder, **self.point_values(point))
@@ -552,8 +557,9 @@ def _preparing_problems(experiment: Experiment, cwd: Path, state: Path) -> list[
 
 
 #: What preparing a point's job refuses: the point cannot be trained as the experiment
-#: says (``init`` checks the first design point and every value of the command's fields).
-PREPARE_ERRORS = (PointFileError, ScriptError, TemplateError)
+#: says (``init`` checks the first design point and every value of the command's fields),
+#: or its folder is no real folder (until a person removes what is there).
+PREPARE_ERRORS = (PointFileError, PointFolderError, ScriptError, TemplateError)
 
 #: ``point.json`` keys that come from the experiment, by the table and key they come from.
 _POINT_KEYS = {"metric": ("experiment", "metric"), "num_classes": ("model", "num_classes")}

@@ -26,7 +26,8 @@ never duplicates. Each entry is appended as one line and fsynced
 (:func:`nas.pointdir.jsonio.append_line`): the file keeps every entry
 however long it grows, and an entry costs one line, not a rewrite of the
 file. A crash, or a read during the write, can leave or show a half
-written last line; readers skip a line that is not JSON. Readers are
+written last line; readers skip a line they cannot read as JSON (a torn
+line, or one nested too deeply for the decoder). Readers are
 bounded, because ``status`` reads the curve of every running point on a
 login node: beyond :data:`MAX_CURVE_BYTES` they read the end of the file
 only, and :func:`read_curve_tail` says how much they left unread.
@@ -42,7 +43,7 @@ from typing import Any, NamedTuple
 
 from nas.curvefields import CURVE_COUNTS, CURVE_FIELDS
 from nas.numbers import finite_number, json_int
-from nas.pointdir.jsonio import append_line, atomic_write_bytes, open_regular
+from nas.pointdir.jsonio import append_line, atomic_write_bytes, open_regular, parse_json
 from nas.pointdir.layout import CURVE_FILE
 
 #: The most a reader takes from the end of a curve file (thousands of entries).
@@ -106,8 +107,9 @@ def read_curve_tail(directory: str | Path, *, max_bytes: int | None = MAX_CURVE_
     """The entries of ``directory/curve.jsonl`` by epoch (the last line of an epoch wins).
 
     At most the last ``max_bytes`` of the file are read (None: all of it);
-    lines that are not curve entries, a torn last line among them, are
-    skipped (a person's edit must not stop the controller).
+    lines that are not curve entries, a torn last line or one nested too
+    deeply among them, are skipped (a person's edit or a command's odd line
+    must not stop the controller).
     """
     path = Path(directory) / CURVE_FILE
     try:  # the job wrote it: a FIFO or a symlink must not block or redirect the reader
@@ -124,7 +126,7 @@ def read_curve_tail(directory: str | Path, *, max_bytes: int | None = MAX_CURVE_
     by_epoch: dict[int, Entry] = {}
     for line in lines:
         try:
-            entry = parse_entry(json.loads(line, parse_int=json_int))
+            entry = parse_entry(parse_json(line, parse_int=json_int))
         except ValueError:
             continue
         if entry is not None:

@@ -141,7 +141,7 @@ def open_regular(path: str | Path) -> int:
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise ValueError(f"{path}: is {_kind(mode)}, not a regular file")
+        raise ValueError(f"{path}: is {file_kind(mode)}, not a regular file")
     return fd
 
 
@@ -155,12 +155,46 @@ def read_bounded(path: str | Path, max_bytes: int | None = None) -> bytes:
     fd = open_regular(path)
     try:
         size = os.fstat(fd).st_size
-        data = b"" if size > limit else os.read(fd, limit + 1)
+        data = b"" if size > limit else _read_up_to(fd, limit + 1)
     finally:
         os.close(fd)
     if size > limit or len(data) > limit:
         raise ValueError(f"{path}: is {max(size, len(data))} bytes, over the limit of {limit}")
     return data
+
+
+def _read_up_to(fd: int, count: int) -> bytes:
+    """Up to ``count`` bytes of ``fd``, fewer only at its end.
+
+    One ``os.read`` may return fewer bytes than asked before the end of the
+    file (a network file system answers in pieces): taken for the whole file,
+    a valid file would look torn.
+    """
+    chunks: list[bytes] = []
+    while count > 0:
+        chunk = os.read(fd, count)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(text: str | bytes, **options: Any) -> Any:
+    """``json.loads(text, **options)`` for text a job, a person or another process wrote.
+
+    Python's decoder recurses once per nested array or object: a line of a few
+    thousand ``[`` raises :class:`RecursionError`, which is no ``ValueError``
+    and would pass every handler of unreadable JSON. Here it is one.
+
+    Raises:
+        ValueError: not JSON (:class:`json.JSONDecodeError`, an ``options`` hook's
+            refusal), or nested too deeply.
+    """
+    try:
+        return json.loads(text, **options)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def read_json_object(
@@ -183,7 +217,7 @@ def read_json_object(
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not UTF-8 text") from None
     try:
-        document = json.loads(
+        document = parse_json(
             text,
             parse_constant=float if constants else _reject_constant,
             parse_int=json_int,
@@ -191,10 +225,8 @@ def read_json_object(
         )
     except _ConstantError as exc:
         raise ValueError(f"{path}: not valid JSON: {exc} ({_where_constant(text)})") from None
-    except ValueError as exc:  # JSONDecodeError, or an integer too large (json_int)
+    except ValueError as exc:  # JSONDecodeError, an integer too large (json_int), too deep
         raise ValueError(f"{path}: not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ValueError(f"{path}: not valid JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(document).__name__}")
     return document
@@ -228,8 +260,10 @@ def _where_constant(text: str) -> str:
     return f"line {line} column {pos - (text.rfind(chr(10), 0, pos) + 1) + 1}"
 
 
-def _kind(mode: int) -> str:
-    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket",
+def file_kind(mode: int) -> str:
+    """What a ``stat`` mode says is there, as a message names it ("a FIFO", "a symbolic link")."""
+    kinds = {stat.S_ISREG: "a regular file", stat.S_ISDIR: "a directory",
+             stat.S_ISLNK: "a symbolic link", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket",
              stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}  # fmt: skip
     return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
 

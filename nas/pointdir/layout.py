@@ -10,12 +10,28 @@ local backend's job records and the operator inbox without further options::
                                curve.jsonl (the learning curve), heartbeat
     state/<name>/jobs/         job records of the local backend
     state/<name>/inbox/        requests of operator commands for the controller
+
+The controller creates each point folder itself, as a real folder, and uses
+one only while it still is one (:func:`require_point_folder`): a job, or
+anyone who may write ``points/``, can put a symlink in its place, and the
+controller would take another folder's ``result.json`` for the point's
+measurement, delete its ``checkpoint.pt`` and write its files there. Only
+the point folder is checked: the run folder and ``points/`` are the user's
+to place, and a symlink to scratch space is a common way to do it. The check
+is made before each use, not held: a folder swapped in the instant between
+the two is not caught, which takes a job racing the controller on purpose.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from pathlib import Path
+
+from nas.errors import UserError
+from nas.names import shown
+from nas.pointdir.jsonio import file_kind
 
 POINTS = "points"
 JOBS = "jobs"
@@ -86,6 +102,76 @@ def run_dir(state_path: str | os.PathLike) -> Path:
 def point_dir(run: Path, point_id: int) -> Path:
     """The folder of one point: everything its training reads and writes."""
     return run / POINTS / str(point_id)
+
+
+class PointFolderError(UserError, ValueError):
+    """Something other than a real folder where a point folder belongs; the message says what."""
+
+
+def point_folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` must not be used as a point folder, or None: a real folder, or nothing yet.
+
+    ``lstat``, not ``stat``: a symlink to a folder is refused as what it is. The
+    message names the link's target and how to go on.
+    """
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        return None
+    what = file_kind(info.st_mode)
+    if stat.S_ISLNK(info.st_mode):
+        what += f" to {shown(os.readlink(folder))}"
+    return (
+        f"{shown(folder)} is {what}: a point folder must be a real folder; "
+        f"remove it, then `splinenas rerun {folder.name}`"
+    )
+
+
+def require_point_folder(folder: Path) -> Path:
+    """``folder``, unless :func:`point_folder_problem` refuses it.
+
+    Raises:
+        PointFolderError: a symlink or something else that is not a folder is there.
+    """
+    problem = point_folder_problem(folder)
+    if problem is not None:
+        raise PointFolderError(problem)
+    return folder
+
+
+def make_point_folder(folder: Path) -> Path:
+    """Create ``folder`` (and the folders above it) unless a real folder is there already.
+
+    ``mkdir(exist_ok=True)`` alone accepts a symlink to a folder.
+
+    Raises:
+        PointFolderError: see :func:`require_point_folder`.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir()
+    return require_point_folder(folder)
+
+
+def foreign_owner(folder: Path) -> str | None:
+    """Who else owns ``folder``, when this process's user does not, for people to see; else None.
+
+    Not refused: a campaign handed from one user to another keeps the folders
+    of the first. But whoever owns a point folder can change what is read from
+    it, so a measurement read there says so.
+    """
+    try:
+        owner = os.lstat(folder).st_uid
+    except OSError:
+        return None
+    if owner == os.geteuid():
+        return None
+    return (
+        f"{shown(folder)} belongs to uid {owner}, not to uid {os.geteuid()} that reads it: "
+        "its owner can change what is read there"
+    )
 
 
 def jobs_dir(run: Path) -> Path:

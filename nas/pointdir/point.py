@@ -47,7 +47,7 @@ from typing import Any
 
 from nas.config import ConfigError, DataConfig, TrainConfig, option, section_from_dict
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
-from nas.pointdir.layout import POINT_FILE
+from nas.pointdir.layout import POINT_FILE, make_point_folder
 
 POINT_FORMAT = 1
 #: The metrics the built-in trainer measures.
@@ -169,18 +169,20 @@ def write_point_file(directory: str | Path, **values: Any) -> Path:
     """Check and atomically write ``directory/point.json`` (the folder is created).
 
     ``values`` are the keywords of :func:`point_document`; nothing is written
-    unless they pass its checks.
+    unless they pass its checks, nor into anything but a real folder
+    (:func:`~nas.pointdir.layout.make_point_folder`).
 
     Returns:
         The path of the file written.
 
     Raises:
         PointFileError: a value that :func:`read_point_file` would reject.
+        PointFolderError: a symlink or a file where the folder belongs.
     """
     directory = Path(directory)
     path = directory / POINT_FILE
     document = point_document(path, **values)
-    directory.mkdir(parents=True, exist_ok=True)
+    make_point_folder(directory)
     atomic_write_json(path, document)
     return path
 

@@ -48,7 +48,6 @@ when the file breaks the contract the same way every attempt
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ from nas.config import (  # the settings' value rule, through the layer pointdir
     section_from_dict,
 )
 from nas.numbers import amount_text, finite_number, json_int, nonfinite_float
-from nas.pointdir.jsonio import atomic_write_json, read_bounded, read_json_object
+from nas.pointdir.jsonio import atomic_write_json, parse_json, read_bounded, read_json_object
 from nas.pointdir.layout import RESULT_FILE
 from nas.pointdir.outcome import (
     DIVERGED,
@@ -273,8 +272,8 @@ def _well_formed(path: str | Path) -> bool:
     unreadable file (a writer that died, a FIFO) may not recur, so it is retried.
     """
     try:
-        json.loads(read_bounded(path), parse_constant=float, parse_int=json_int)
-    except (ValueError, RecursionError):
+        parse_json(read_bounded(path), parse_constant=float, parse_int=json_int)
+    except ValueError:
         return False
     return True
 

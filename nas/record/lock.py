@@ -60,11 +60,12 @@ def lock_path(path: str | Path) -> Path:
 
 
 def read_holder(lock: Path) -> Holder | None:
-    """The recorded holder, or None when the file is empty or unreadable."""
+    """The recorded holder, or None when the file is empty or unreadable (not JSON, nested
+    too deeply, not a holder): whatever is in it, the caller names the lock file."""
     try:
         raw = json.loads(lock.read_text(encoding="utf-8"))
         return Holder(host=str(raw["host"]), pid=int(raw["pid"]), started=float(raw["started"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):  # deep: see parse_json
         return None
 
 
