@@ -226,7 +226,7 @@ def test_a_json_document_nested_too_deeply_is_refused_naming_the_file(
     source = tmp_path / "deep.json"
     source.write_text("[" * 100_000 + "]" * 100_000)
     err = refused_import(warm, capsys, source)
-    assert f"{source}: not a JSON document of points: nested too deeply" in err
+    assert f"{source}: not valid JSON: nested too deeply" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -29,7 +29,6 @@ so that it is refused as JSON rather than as a CSV header.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
@@ -41,6 +40,7 @@ from nas.config import ConfigError, Experiment
 from nas.control import policy
 from nas.errors import UserError
 from nas.numbers import json_int
+from nas.pointdir.jsonio import parse_json
 from nas.record.integrity import is_hdf5
 from nas.record.state import Point, PointStatus, State, StateError
 from nas.record.store import load_state
@@ -264,11 +264,9 @@ def _json_rows(text: str, path: Path, metric: str) -> list[Row]:
     """The points of a JSON document; one that names its ``metric`` must name ``metric``."""
     not_points = f"{path}: not a JSON document of points"
     try:
-        document = json.loads(text, parse_int=json_int)
-    except ValueError as exc:  # JSONDecodeError, or an integer too large (json_int)
+        document = parse_json(text, parse_int=json_int)
+    except ValueError as exc:  # JSONDecodeError, an integer too large (json_int), too deep
         raise RowsError(f"{path}: not valid JSON: {exc}") from None
-    except RecursionError:  # json decodes recursively: thousands of nested '[' exhaust the stack
-        raise RowsError(f"{not_points}: nested too deeply") from None
     if isinstance(document, Mapping) and document.get("metric") is not None:
         _check_metric(path, document["metric"], metric)
     entries = document.get("points") if isinstance(document, Mapping) else document
