@@ -48,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     index.add_argument(
         "--threads", type=whole_number_arg, default=16, help="parallel scans (default 16)"
     )
+    index.add_argument(
+        "--nested",
+        action="store_true",
+        help="accept class folders that hold their images only in sub-folders (refused "
+        "otherwise: the shape of a ROOT one level too high, such as imagenet/ for imagenet/train)",
+    )
     index.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     index.set_defaults(func=run_index, command="data index")
     shards = actions.add_parser(
@@ -60,7 +66,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     shards.add_argument("index", help="index file from `splinenas data index`")
-    shards.add_argument("--out", required=True, help="empty folder for the shards")
+    shards.add_argument(
+        "--out",
+        required=True,
+        help="folder for the shards: empty, or one that a stopped run of this command left",
+    )
     shards.add_argument("--root", help="image tree, if it moved since the index was built")
     shards.add_argument(
         "--images-per-shard",
@@ -186,6 +196,7 @@ def run_index(args: argparse.Namespace) -> int:
             args.root,
             seed=args.seed,
             threads=args.threads,
+            nested="allow" if args.nested else "refuse",
             progress=progress_printer(line),
             warn=warning_printer(args.command),
         )
@@ -224,19 +235,42 @@ def run_shards(args: argparse.Namespace) -> int:
         raise UsageError(f"--images-per-shard must be at least 1, got {args.images_per_shard}")
     started = time.perf_counter()
     index = load_index(args.index, root=args.root)
-    with progress_line(sys.stderr) as line:
+    with finished_shards_kept(args), progress_line(sys.stderr) as line:
         counts = write_shards(
             index,
             args.out,
             images_per_shard=args.images_per_shard,
             progress=lambda done, total: line.show(done, total, f"packed {done}/{total} images"),
+            warn=warning_printer(args.command),
         )
     summary = {"out": args.out, **counts, "seconds": round(time.perf_counter() - started, 3)}
     print(
         f"{counts['images']} images ({counts['bytes'] / 2**20:.1f} MiB) in {counts['shards']} "
-        f"shards written to {args.out} in {summary['seconds']} s",
+        f"shards written to {args.out} in {summary['seconds']} s"
+        + (f"; {counts['skipped']} unreadable images left out" if counts["skipped"] else "")
+        + (f"; {counts['reused']} shards kept from the run before" if counts["reused"] else ""),
         file=sys.stderr,
     )
     if args.json:
         emit_json(summary)
     return EXIT_OK
+
+
+@contextmanager
+def finished_shards_kept(args: argparse.Namespace) -> Iterator[None]:
+    """When a file stops the packing, say that the finished shards stay and how to go on."""
+    from nas.data.shards import SHARD_NAME
+
+    try:
+        yield
+    except OSError:
+        folder = Path(args.out)
+        names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+        kept = [name for name in names if SHARD_NAME.fullmatch(name)]
+        if kept:
+            print(
+                f"splinenas {args.command}: {len(kept)} finished shards stay in {args.out}; "
+                "the same command continues after them once the cause is fixed",
+                file=sys.stderr,
+            )
+        raise

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from nas.data.augment import Crop, crop_pixels, normalizer
-from nas.data.images import BAD_LABEL
+from nas.data.images import BAD_LABEL, ITEM_COLUMN, UNREADABLE
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,17 @@ class DeviceDecoder:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised NCHW float images on the device, and the labels (bad ones marked)."""
         labels = labels.clone()
+        boxes = crops.tolist()  # host tensor from the workers: no device sync
         pixels: list[torch.Tensor | None] = [None] * len(data)
         jpegs = [k for k, item in enumerate(data) if item.dim() == 1 and labels[k] != BAD_LABEL]
         for k, item in enumerate(data):
             if item.dim() == 3 and labels[k] != BAD_LABEL:
                 pixels[k] = item.to(self.device, non_blocking=True)
         if jpegs:
-            for k, image in zip(jpegs, self._decode_all([data[k] for k in jpegs]), strict=True):
+            items = [int(boxes[k][ITEM_COLUMN]) for k in jpegs]
+            decoded = self._decode_all([data[k] for k in jpegs], items)
+            for k, image in zip(jpegs, decoded, strict=True):
                 pixels[k] = image
-        boxes = crops.tolist()  # host tensor from the workers: no device sync
         out = torch.zeros(len(data), 3, self.resolution, self.resolution, device=self.device)
         for k, image in enumerate(pixels):
             if image is None:
@@ -78,21 +80,32 @@ class DeviceDecoder:
             out[k] = crop_pixels(_rgb(image), crop, self.resolution)
         return (out - self.mean) / self.std, labels
 
-    def _decode_all(self, encoded: list[torch.Tensor]) -> list[torch.Tensor | None]:
-        """Decode a batch at once; if that fails, one by one so only the broken ones are lost."""
+    def _decode_all(
+        self, encoded: list[torch.Tensor], items: list[int]
+    ) -> list[torch.Tensor | None]:
+        """Decode a batch at once; if that fails, one by one so only the broken ones are lost.
+
+        A broken one is logged by its file's name (``items`` are the dataset's item
+        numbers), as the workers log an image they cannot read.
+        """
         from torchvision.io import ImageReadMode, decode_jpeg
 
         try:
             return list(decode_jpeg(encoded, mode=ImageReadMode.RGB, device=self.device))
         except RuntimeError:
             decoded: list[torch.Tensor | None] = []
-            for item in encoded:
+            for data, item in zip(encoded, items, strict=True):
                 try:
-                    decoded.append(decode_jpeg(item, mode=ImageReadMode.RGB, device=self.device))
+                    decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device))
                 except RuntimeError as exc:
-                    log.warning("skipping an undecodable JPEG (%d bytes): %s", item.numel(), exc)
+                    log.warning(UNREADABLE, self._name(item), exc)
                     decoded.append(None)
             return decoded
+
+    def _name(self, item: int) -> str:
+        """How the log names item ``item`` of the loader's dataset."""
+        name = getattr(getattr(self.loader, "dataset", None), "name", None)
+        return name(item) if name is not None else f"item {item}"
 
 
 def _rgb(image: torch.Tensor) -> torch.Tensor:

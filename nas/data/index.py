@@ -13,6 +13,10 @@ metadata servers; doing it on every rank of every candidate would be worse.
 The split is per label (:func:`per_label_split`), so each class with two
 images or more, however rare, appears in both halves; the scan warns about a
 class with one image (validation only) or none.
+
+Loading an index compares its class names with the class folders of the tree
+(one listing of the root), so a class added or removed since the scan stops
+the start instead of being left out unseen or failing image by image.
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ TRAIN, VALIDATION = 0, 1
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 )
+#: Folders that copies and archives leave beside the data; like names starting with
+#: "." (``._x.jpg`` AppleDouble files, ``.ipynb_checkpoints``) they are never data.
+JUNK_FOLDERS = frozenset({"__MACOSX"})
+#: What ``scan_tree`` does with class folders that hold images only in sub-folders.
+NESTED_POLICIES = ("refuse", "warn", "allow")
 
 
 class ImageIndexError(UserError, ValueError):
@@ -166,7 +175,19 @@ class _Found:
     undecodable: list[bytes] = field(default_factory=list)  # names that are not UTF-8
     loops: list[str] = field(default_factory=list)  # symlinked folders leading back
     unusable: list[str] = field(default_factory=list)  # broken links, not regular files
+    hidden: list[str] = field(default_factory=list)  # hidden or junk folders and image names
+    nested: list[str] = field(default_factory=list)  # classes whose images all lie deeper
+    followed: list[str] = field(default_factory=list)  # real folders reached through symlinks
     real: dict[str, str] = field(default_factory=dict)  # class folder -> its real path
+
+
+def _is_hidden(name: str) -> bool:
+    """Whether a file or folder is left out of every scan: a hidden name or a junk folder."""
+    return name.startswith(".") or name in JUNK_FOLDERS
+
+
+def _is_image_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def _is_utf8(name: str) -> bool:
@@ -204,7 +225,10 @@ def _scan_class(root: str, name: str, real_root: str) -> _Found:
     """The image files below one class folder (recursive, sorted), and what was left out.
 
     A symlinked folder is followed unless it leads back into the tree (``real_root``)
-    or into a folder this walk already followed.
+    or into a folder this walk already followed. Hidden names are left out: a macOS
+    copy has a ``._x.jpg`` beside every image, which no decoder reads, and a
+    notebook's ``.ipynb_checkpoints`` copy of an image could land in the other half
+    of the split than the image itself.
     """
     scan = _Found()
     walked = [real_root]
@@ -213,7 +237,10 @@ def _scan_class(root: str, name: str, real_root: str) -> _Found:
         folder = pending.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
-                if not _is_utf8(entry.name):
+                if _is_hidden(entry.name):
+                    if _is_image_name(entry.name) or entry.is_dir(follow_symlinks=True):
+                        scan.hidden.append(os.path.relpath(entry.path, root))
+                elif not _is_utf8(entry.name):
                     scan.undecodable.append(os.fsencode(os.path.relpath(entry.path, root)))
                 elif entry.is_dir(follow_symlinks=True):
                     if entry.is_symlink():
@@ -222,16 +249,19 @@ def _scan_class(root: str, name: str, real_root: str) -> _Found:
                             scan.loops.append(os.path.relpath(entry.path, root))
                             continue
                         walked.append(target)
+                        scan.followed.append(target)
                     pending.append(entry.path)
-                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                elif _is_image_name(entry.name):
                     kept = scan.found if _usable(entry) else scan.unusable
                     kept.append(os.path.relpath(entry.path, root))
     scan.found.sort()
+    if scan.found and all(path.count(os.sep) > 1 for path in scan.found):
+        scan.nested.append(name)  # "name/sub/image": none in the class folder itself
     return scan
 
 
 def _class_folders(root: str, real_root: str) -> _Found:
-    """The class folders of ``root`` (sorted, hidden ones ignored) and their real paths.
+    """The class folders of ``root`` (sorted, hidden ones in ``hidden``) and their real paths.
 
     A symlinked class folder that leads to ``root`` or above it would index the
     whole tree as one class: it goes to ``loops``.
@@ -239,7 +269,10 @@ def _class_folders(root: str, real_root: str) -> _Found:
     scan = _Found()
     with os.scandir(root) as entries:
         for entry in entries:
-            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=True):
+            if not entry.is_dir(follow_symlinks=True):
+                continue
+            if _is_hidden(entry.name):
+                scan.hidden.append(entry.name)
                 continue
             real = (
                 os.path.realpath(entry.path)
@@ -269,9 +302,9 @@ def class_folder_holding(root: str | Path, path: str | Path) -> str | None:
     return next((name for name, real in folders.items() if _within(real_path, real)), None)
 
 
-def _some(names: Sequence[object]) -> str:
+def _some(names: Sequence[object], show: Callable[[object], str] = repr) -> str:
     """The first few of ``names`` (repr: safe for any character), and how many more."""
-    shown = ", ".join(repr(name) for name in names[:SHOWN_NAMES])
+    shown = ", ".join(show(name) for name in names[:SHOWN_NAMES])
     more = len(names) - SHOWN_NAMES
     return f"{shown} and {more} more" if more > 0 else shown
 
@@ -281,23 +314,29 @@ def scan_tree(
     *,
     seed: int = 0,
     threads: int = 16,
+    nested: str = "warn",
     progress: Callable[[int, int, int], None] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> ImageIndex:
     """Scan ``root`` (one folder per class) with parallel ``os.scandir`` calls.
 
     Args:
-        root: the tree; hidden class folders are ignored.
+        root: the tree; hidden names (and ``__MACOSX``) are ignored at every level.
         seed: seed of the per-label split.
         threads: class folders scanned at once (I/O bound, so threads help).
+        nested: what class folders that hold images only in sub-folders get, one of
+            :data:`NESTED_POLICIES` (see :func:`_check_nested`).
         progress: called as ``progress(classes_done, classes_total, images_so_far)``.
         warn: called with one line per kind of file left out or class that cannot be
             split as the README says (default: a logged warning).
 
     Raises:
         ImageIndexError: ``root`` is not a folder, has no class folders, holds no
-            images, or holds names that are not UTF-8.
+            images, holds names that are not UTF-8, reaches the same images from two
+            class folders, or (``nested = "refuse"``) has class folders of sub-folders.
     """
+    if nested not in NESTED_POLICIES:
+        raise ValueError(f"nested must be one of {NESTED_POLICIES}, got {nested!r}")
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise ImageIndexError(f"{root}: not a folder")
@@ -310,20 +349,25 @@ def scan_tree(
         raise ImageIndexError(f"{root}: no class folders inside")
     per_class: list[list[str]] = []
     images = 0
-    left_out = _Found(undecodable=folders.undecodable, loops=folders.loops)
+    left_out = _Found(undecodable=folders.undecodable, loops=folders.loops, hidden=folders.hidden)
+    reached = [(name, folders.real[name]) for name in classes]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         scans = pool.map(lambda name: _scan_class(root, name, real_root), classes)
-        for done, scan in enumerate(scans, 1):
+        for done, (name, scan) in enumerate(zip(classes, scans, strict=True), 1):
             per_class.append(scan.found)
             images += len(scan.found)
-            for kind in ("undecodable", "loops", "unusable"):
+            for kind in ("undecodable", "loops", "unusable", "hidden", "nested"):
                 getattr(left_out, kind).extend(getattr(scan, kind))
+            reached.extend((name, target) for target in scan.followed)
             if progress is not None:
                 progress(done, len(classes), images)
     _refuse_undecodable(root, left_out.undecodable)
+    _refuse_shared(root, reached)
     if images == 0:
         raise ImageIndexError(f"{root}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-    _warn_left_out(left_out, classes, per_class, warn or logger.warning)
+    warn = warn or logger.warning
+    _check_nested(root, left_out.nested, len(classes), nested, warn)
+    _warn_left_out(left_out, classes, per_class, warn)
     labels = np.concatenate(
         [np.full(len(found), k, dtype=np.int32) for k, found in enumerate(per_class)]
     )
@@ -337,6 +381,65 @@ def scan_tree(
         split=per_label_split(labels, seed),
         seed=seed,
     )
+
+
+def _shared_folders(reached: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Pairs of classes (sorted) that reach the same real folder, or one inside the other's.
+
+    ``reached`` holds (class, real folder) for every class folder and every folder a
+    class reached through a symlink. Each folder's parents are looked up, so the
+    cost grows with the folders times their depth, not with the pairs of classes.
+    """
+    owner: dict[str, str] = {}
+    pairs: set[tuple[str, str]] = set()
+    for name, folder in reached:
+        first = owner.setdefault(folder, name)
+        if first != name:
+            pairs.add((min(first, name), max(first, name)))
+    for folder, name in owner.items():
+        inner, parent = folder, os.path.dirname(folder)
+        while parent != inner:
+            other = owner.get(parent)
+            if other is not None and other != name:
+                pairs.add((min(other, name), max(other, name)))
+            inner, parent = parent, os.path.dirname(parent)
+    return sorted(pairs)
+
+
+def _refuse_shared(root: str, reached: list[tuple[str, str]]) -> None:
+    """Refuse class folders that reach the same images (a class symlinked to a sibling):
+    each image would be indexed under two labels, and split twice."""
+    pairs = _shared_folders(reached)
+    if pairs:
+        shown = _some([f"{second!r} (images of {first!r})" for first, second in pairs], str)
+        raise ImageIndexError(
+            f"{root}: class folders that reach the same images through symlinks, which would "
+            f"index them under two labels: {shown}; remove the link that should not be a class"
+        )
+
+
+def _check_nested(
+    root: str, names: list[str], classes: int, policy: str, warn: Callable[[str], None]
+) -> None:
+    """Refuse, warn about or allow class folders whose images all lie in sub-folders.
+
+    That is the shape of a root given one level too high: ``imagenet/`` instead of
+    ``imagenet/train`` makes ``train`` and ``val`` the only classes, with every image
+    folded into them. A tree whose classes really keep their images in sub-folders
+    (a folder per session or per day) says so with ``splinenas data index --nested``.
+    """
+    if not names or policy == "allow":
+        return
+    line = (
+        f"{root}: {len(names)} of {classes} class folders hold no image of their own, only "
+        f"sub-folders of images: {_some(names)}; if {root} is the folder above the class "
+        "folders (imagenet/ rather than imagenet/train), give the folder that holds them; "
+        "if these classes keep their images in sub-folders, index the tree with "
+        "`splinenas data index --nested`"
+    )
+    if policy == "refuse":
+        raise ImageIndexError(line)
+    warn(line)
 
 
 def _refuse_undecodable(root: str, names: list[bytes]) -> None:
@@ -357,6 +460,12 @@ def _warn_left_out(
         warn(
             f"skipped {len(left_out.loops)} symlinked folders that lead back into the tree "
             f"or into a folder already walked (a loop or a second copy): {_some(sorted(left_out.loops))}"
+        )
+    if left_out.hidden:
+        warn(
+            f"skipped {len(left_out.hidden)} hidden files and folders (names starting with '.', "
+            f"and {', '.join(sorted(JUNK_FOLDERS))}), which copies and tools leave beside the "
+            f"data: {_some(sorted(left_out.hidden))}"
         )
     if left_out.unusable:
         warn(
@@ -464,11 +573,14 @@ def describe_index(path: str | Path) -> str | None:
         return None
 
 
-def load_index(path: str | Path, root: str | None = None) -> ImageIndex:
+def load_index(path: str | Path, root: str | None = None, *, check_tree: bool = True) -> ImageIndex:
     """Load an index file; ``root`` overrides the stored root (the tree was moved).
 
+    With ``check_tree`` the tree's class folders must still be the index's
+    (:func:`require_same_classes`): one listing of the root, cheap at any size.
+
     Raises:
-        ImageIndexError: not an index file of this format.
+        ImageIndexError: not an index file of this format, or not the tree's index.
     """
     import h5py
 
@@ -476,7 +588,7 @@ def load_index(path: str | Path, root: str | None = None) -> ImageIndex:
         with h5py.File(path, "r") as f:
             if not _is_index(f):
                 raise ImageIndexError(f"{path}: not a format-{INDEX_FORMAT} splinenas image index")
-            return ImageIndex(
+            index = ImageIndex(
                 root=root or str(f.attrs["root"]),
                 classes=tuple(c.decode("utf-8") for c in f["classes"][()]),
                 blob=f["paths"][()],
@@ -487,3 +599,40 @@ def load_index(path: str | Path, root: str | None = None) -> ImageIndex:
             )
     except (OSError, KeyError) as exc:
         raise _unreadable(path, exc) from None
+    if check_tree:
+        require_same_classes(index, path)
+    return index
+
+
+def require_same_classes(index: ImageIndex, path: str | Path) -> None:
+    """Refuse an index whose tree has gained or lost class folders since the scan.
+
+    A class added later would be left out of the search unseen; the images of a
+    class removed or renamed would each fail in training. Only class names are
+    compared, which one listing of the root gives; images added or removed inside
+    a class are not seen here. A folder the scan now leaves out (hidden, a junk folder, a loop) still counts
+    as present, so an index written by an earlier scan rule stays usable.
+
+    Raises:
+        ImageIndexError: the root is not a folder, or its class folders differ.
+    """
+    root = index.root
+    if not os.path.isdir(root):
+        raise ImageIndexError(
+            f"{root}: not a folder (the image tree of {path}); if the tree moved, give its "
+            "new place ([data] root, or --root)"
+        )
+    folders = _class_folders(root, os.path.realpath(root))
+    present = {*folders.found, *folders.hidden, *folders.loops}
+    known = set(index.classes)
+    added = [name for name in folders.found if name not in known]
+    gone = [name for name in index.classes if name not in present]
+    if added or gone:
+        changes = "; ".join(
+            f"{what}: {_some(names)}" for what, names in (("added", added), ("gone", gone)) if names
+        )
+        raise ImageIndexError(
+            f"{path}: the class folders of {root} changed since this index was built "
+            f"({changes}); build it again (splinenas data index {root} --out {path} "
+            "--replace); its new split differs, so points trained with this index start over"
+        )

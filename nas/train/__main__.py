@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nas import trial
+from nas.data.index import ImageIndexError
 from nas.models import ModelConfigError
 from nas.pointdir.contract import DEADLINE_VAR
 from nas.pointdir.layout import (
@@ -145,6 +146,8 @@ def classify(exc: Exception, point_dir: Path) -> Failure:
         return Failure(EXIT_USAGE, kind=USAGE_FAILURE, line=str(exc))
     if isinstance(exc, ModelConfigError):
         return Failure(EXIT_USAGE, kind=USAGE_FAILURE, line=f"{point_dir / POINT_FILE}: {exc}")
+    if isinstance(exc, ImageIndexError):  # the tree or its index as configured: no retry fixes it
+        return Failure(EXIT_USAGE, kind=USAGE_FAILURE, line=str(exc))
     if is_out_of_memory(exc):
         return Failure(EXIT_OUT_OF_MEMORY)
     return Failure(EXIT_ERROR)

@@ -160,6 +160,10 @@ class EpochTally:
         self.steps += 1
         self.bad += (labels == BAD_LABEL).sum()
 
+    def bad_images(self, device: torch.device) -> int:
+        """The epoch's unreadable images so far, summed over all ranks (a collective)."""
+        return int(all_reduce([float(self.base[2] + int(self.bad))], device)[0])
+
     def gather(self, state: TrainingState, device: torch.device) -> None:
         """Set ``state``'s epoch counters to the sums over all ranks (a collective)."""
         loss = 0.0 if self.loss is None else float(self.loss)
@@ -285,6 +289,7 @@ def train_epoch(
             reason = agreed_stop(run, state, stop, timer, tally)
             if reason:
                 return reason
+            check_bad_images(run, state, tally.bad_images(run.device))
         images, labels = run.meter.fetch(batches)
         loss, correct = train_step(
             run, criterion, images, labels, state.epoch * run.steps_per_epoch + state.step
@@ -297,12 +302,26 @@ def train_epoch(
             curve.check_loss(loss, state.epoch, state.step)  # the meter reads the device here
     timer.epoch_done()
     tally.gather(state, run.device)
-    if state.epoch_bad_images > run.max_bad_images:
-        raise TooManyBadImages(
-            f"{state.epoch_bad_images} unreadable images in epoch {state.epoch + 1} "
-            f"(max_bad_images = {run.max_bad_images}); their paths are in the log"
-        )
+    check_bad_images(run, state, state.epoch_bad_images)
     return None
+
+
+def check_bad_images(run: Run, state: TrainingState, bad: int) -> None:
+    """Fail once the epoch's unreadable images (``bad``, all ranks) exceed ``max_bad_images``.
+
+    Checked at every progress step, where the ranks meet anyway, not only when the
+    epoch ends: a tree that is not mounted, or an index of another tree, would
+    otherwise run a whole epoch of empty steps before it fails.
+
+    Raises:
+        TooManyBadImages: more than ``run.max_bad_images``.
+    """
+    if bad > run.max_bad_images:
+        raise TooManyBadImages(
+            f"{bad} unreadable images in epoch {state.epoch + 1} by step {state.step} of "
+            f"{run.steps_per_epoch} (max_bad_images = {run.max_bad_images}); their paths are "
+            "in the log"
+        )
 
 
 def agreed_stop(

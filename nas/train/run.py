@@ -206,8 +206,17 @@ def fewest_classes() -> int:
     return int(declared.metadata["minimum"])
 
 
-def class_count(point: PointFile, splits: DataSplits, point_dir: Path) -> int:
+def data_source(point: PointFile) -> str:
+    """How the trainer's messages name the point's data: its index, root or kind."""
+    return point.data.index or point.data.root or point.data.kind
+
+
+def class_count(point: PointFile, splits: DataSplits, point_dir: Path, is_main: bool = True) -> int:
     """``num_classes`` of the point, or the data's when it is null.
+
+    More classes than the data has is allowed (a subset of a larger label set),
+    but rank 0 says so in the log: it is also what a root one folder too high
+    gives (``imagenet/`` makes ``train`` and ``val`` the only two classes).
 
     Raises:
         PointFileError: null, and the data has fewer classes than a classifier
@@ -217,12 +226,11 @@ def class_count(point: PointFile, splits: DataSplits, point_dir: Path) -> int:
     found = len(splits.classes)
     if point.num_classes is None:
         if found < fewest_classes():
-            source = point.data.index or point.data.root or point.data.kind
             raise PointFileError(
                 point_dir / POINT_FILE,
                 "num_classes",
-                f"null takes the class count from the data, but {source} has {found} "
-                f"class(es); a classifier needs at least {fewest_classes()}",
+                f"null takes the class count from the data, but {data_source(point)} has "
+                f"{found} class(es); a classifier needs at least {fewest_classes()}",
             )
         return found
     if point.num_classes < found:
@@ -230,6 +238,16 @@ def class_count(point: PointFile, splits: DataSplits, point_dir: Path) -> int:
             point_dir / POINT_FILE,
             "num_classes",
             f"{point.num_classes}, but the data has {found} classes",
+        )
+    if point.num_classes > found and is_main:
+        log.warning(
+            "[model] num_classes = %d, but %s has %d classes: %d outputs of the classifier "
+            "never get a training image (fine for a subset of a larger label set; otherwise "
+            "check [data] root and index)",
+            point.num_classes,
+            data_source(point),
+            found,
+            point.num_classes - found,
         )
     return point.num_classes
 
@@ -275,7 +293,7 @@ def prepare(segment: Segment, point: PointFile, input_hash: InputHash) -> Job:
     dist_env, device, config = segment.dist_env, segment.device, point.train
     spec = model_spec(point)  # a bad coordinate fails before the data is scanned
     splits = build_splits(point.data)
-    num_classes = class_count(point, splits, segment.point_dir)
+    num_classes = class_count(point, splits, segment.point_dir, dist_env.is_main)
     sampler = train_sampler(splits, dist_env.rank, dist_env.world_size, point.seed)
     require_batches(point, splits, sampler, dist_env, segment.point_dir)
     module = build_network(spec, point.seed, num_classes, device, config)
