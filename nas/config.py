@@ -714,8 +714,10 @@ def _parse_space(raw: Any, source: str) -> SearchSpace:
                 Dim(
                     name=dim.name,
                     type=dim.type,
-                    low=dim.low,
-                    high=dim.high,
+                    # as written: an integer bound reaches the int dimension's check exactly,
+                    # not rounded to a float on the way (2**53 + 1 would pass as 2**53)
+                    low=entry.get("low", dim.low),
+                    high=entry.get("high", dim.high),
                     log=dim.log,
                     choices=tuple(dim.choices),
                 )

@@ -122,7 +122,8 @@ def test_the_searched_metric_is_no_cost_to_trade_it_against(
     measured: Path, capsys: pytest.CaptureFixture
 ) -> None:
     code, out, err = run(capsys, "front", "--state", str(measured), "--cost", "top1", "--json")
-    assert (code, out) == (2, "") and "--cost top1: is the searched metric" in err
+    assert code == 2 and json.loads(out)["exit_code"] == 2
+    assert "--cost top1: is the searched metric" in err
 
 
 def test_front_reads_a_measured_cost_from_the_points(

@@ -24,6 +24,7 @@ from experiment_support import init_state as init_toy
 from matplotlib.image import imread
 
 from nas.pointdir import layout
+from nas.record.store import StateStore
 
 #: A command that reports as the README shows: the first point it runs ends after two
 #: evaluations with its result; every other one reports two evaluations (no loss in the
@@ -190,8 +191,12 @@ def test_plot_and_report_draw_a_search_whose_measurements_are_all_equal(
 def huge(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
     """The probe's search without a value_range, measured near the largest float and below the
     smallest: its spline is not finite."""
-    values = ["1e300", "1e-300", "5e-324", "1.7e308"]
-    state = _recorded(tmp_path, capsys, values, MIXED, metric="score", design="space-filling")
+    state = _recorded(tmp_path, capsys, [], MIXED, metric="score", design="space-filling")
+    with StateStore.open(state) as store:  # as a state written before the bound holds them
+        for point_id, value in enumerate([1e300, 1e-300, 5e-324, 1.7e308]):
+            store.state.record(point_id, value)
+        store.commit()
+    assert run(capsys, "record", "--state", str(state), "4", "1")[0] == 0
     assert _status(capsys, state)["fit"]["predicted_max"] is None
     return state
 

@@ -56,8 +56,11 @@ def test_a_prediction_too_far_to_compute_is_one_clear_error(
     """Far enough out the spline's r^3 terms overflow: an error line, no NaN, no traceback."""
     argv = ["predict", "--state", str(fitted), "--params", f"g1={far},g2=0.5", "--extrapolate"]
     code, out, err = run(capsys, *argv, *(["--json"] if as_json else []))
-    assert code == 1 and out == "", out
+    assert code == 1
+    assert out == "" if not as_json else json.loads(out)["exit_code"] == 1
     assert "cannot be evaluated that far outside the box" in err
+    if as_json:
+        assert "cannot be evaluated that far outside the box" in json.loads(out)["error"]
     assert "Traceback" not in err and "RuntimeWarning" not in err and "nan" not in err
 
 

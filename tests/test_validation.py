@@ -185,8 +185,8 @@ CASES: dict[str, tuple[Edit, str]] = {
         "[cluster] max_gpu_memory_gib",
     ),
     "memory limit 0": (cluster(max_gpu_memory_gib=0), "[cluster] max_gpu_memory_gib"),
-    "depth 10^18": (
-        lambda t, s, f: s.update(d1={"type": "int", "low": 1, "high": 10**18}),
+    "depth 10^15": (
+        lambda t, s, f: s.update(d1={"type": "int", "low": 1, "high": 10**15}),
         "[space.d1] high",
     ),
     "phi box scales a width past MAX_WIDTH": (
@@ -217,7 +217,7 @@ DETAILS = {
     "env_file a folder": "is a folder, not a file",
     "memory limit no design point fits": "no point of the initial design fits in 0.0001 GiB",
     "memory limit 0": "the largest estimate is ",
-    "depth 10^18": f"takes at most 256, got {10**18}",
+    "depth 10^15": f"takes at most 256, got {10**15}",
     "phi box scales a width past MAX_WIDTH": "'c1' = 16 times phi = 5000 gives 80000 channels",
     "fixed phi scales a width past MAX_WIDTH": "gives 96000 channels, more than MAX_WIDTH",
     "resolution 10^9": "expected at most 4096, got 1000000000",

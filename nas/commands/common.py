@@ -14,6 +14,10 @@ from pathlib import Path
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from nas.commands.main import EXIT_FAILURE as EXIT_FAILURE  # re-exported for the commands
+from nas.commands.main import EXIT_OK as EXIT_OK
+from nas.commands.main import EXIT_USAGE as EXIT_USAGE
+from nas.commands.main import error_document
 from nas.errors import UserError
 from nas.names import printable, shown
 from nas.numbers import plain_integer, plain_number
@@ -21,10 +25,6 @@ from nas.search.space import params_text as params_text  # re-exported for the c
 
 if TYPE_CHECKING:
     from nas.record.state import Point
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 
 class UsageError(Exception):
@@ -154,7 +154,8 @@ def missing_module_line(exc: ModuleNotFoundError) -> str:
 
 
 def reported(handler: Handler) -> Handler:
-    """Turn a handler's user errors into one line on stderr and exit code 1.
+    """Turn a handler's user errors into one line on stderr and exit code 1, its usage
+    errors into one and exit code 2 (:func:`failure`: under ``--json`` a document too).
 
     A user error is any :class:`nas.errors.UserError` (each layer's error
     types derive from it), a failed file operation (a missing folder, a
@@ -167,21 +168,30 @@ def reported(handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except (UsageError, BrokenPipeError):
+        except UsageError as exc:
+            return failure(args, str(exc), EXIT_USAGE)
+        except BrokenPipeError:
             raise
         except OSError as exc:
-            print(f"splinenas {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
-            return EXIT_FAILURE
+            return failure(args, os_error_line(exc))
         except ModuleNotFoundError as exc:
             if exc.name not in OPTIONAL_MODULES:
                 raise
-            print(f"splinenas {args.command}: error: {missing_module_line(exc)}", file=sys.stderr)
-            return EXIT_FAILURE
+            return failure(args, missing_module_line(exc))
         except UserError as exc:
-            print(f"splinenas {args.command}: error: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
+            return failure(args, str(exc))
 
     return run
+
+
+def failure(args: argparse.Namespace, message: str, code: int = EXIT_FAILURE) -> int:
+    """A failed command, said once: ``splinenas COMMAND: error: MESSAGE`` on stderr and,
+    with ``--json``, :func:`error_document` on stdout, so a script that reads the one
+    document ``--json`` promises reads why instead of nothing; returns ``code``."""
+    print(f"splinenas {args.command}: error: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        emit_json(error_document(message, code))
+    return code
 
 
 def writable_path(path: Path, option: str, *, folder: bool = False, create: bool = False) -> Path:

@@ -26,6 +26,7 @@ from nas.commands.common import (
     Handler,
     UsageError,
     emit_json,
+    error_document,
     json_number,
     json_option,
     number_arg,
@@ -162,6 +163,8 @@ def _init(args: argparse.Namespace) -> int:
         return _validate_only(args, experiment, problems, warnings, notes)
     _print_readiness(problems, warnings, notes)
     if problems:
+        if args.json:
+            emit_json(error_document("; ".join(str(p) for p in problems), EXIT_FAILURE))
         return EXIT_FAILURE
     store = StateStore.create(path, experiment)
     try:
@@ -407,7 +410,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(
             {
-                "predicted": value,
+                "predicted": json_number(value),
                 "outside_range": outside,
                 "error": json_number(error),
                 "error_meaning": ERROR_MEANING,
@@ -478,7 +481,9 @@ def _propose(args: argparse.Namespace) -> int:
         rows = [(p.id, p.params, p.predicted) for p in points]
         what = f"stored as pending in batch {points[0].batch}" if points else "nothing stored"
     if args.json:
-        emit_json([{"id": i, "params": params, "predicted": pred} for i, params, pred in rows])
+        emit_json(
+            [{"id": i, "params": params, "predicted": json_number(v)} for i, params, v in rows]
+        )
     elif rows:
         table = [["id", "params", "predicted"]]
         table += [
@@ -503,9 +508,8 @@ def _set_budget(study: policy.Study, points: int | None) -> None:
 def _status(args: argparse.Namespace) -> int:
     from nas.control import liveness
 
-    doc = summary.status_doc(_read(args.state), args.state)
     now = time.time()
-    doc["controller"] = liveness.liveness(args.state, now)
+    doc = summary.status_doc(_read(args.state), args.state, now)
     if args.json:
         emit_json(doc)
     else:

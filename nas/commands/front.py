@@ -65,7 +65,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "best",
         parents=parents,
         help="the best measured point under cost bounds (--where gmacs<=20)",
-        description="Name the best measured point whose costs meet every --where bound.",
+        description=(
+            "Name the best measured point whose costs meet every --where bound; with "
+            "[experiment] noise the one with the best smoothed value, as status names it."
+        ),
     )
     best.add_argument(
         "--where",
@@ -219,8 +222,8 @@ def _print_front(doc: dict[str, Any]) -> None:
 
 @reported
 def run_best(args: argparse.Namespace) -> int:
-    from nas.control.constraints import best_within, parse_where, sources
-    from nas.control.costs import unmeasured
+    from nas.control.constraints import best_within, last_smoothed, parse_where, sources
+    from nas.control.costs import measured, unmeasured
 
     try:
         bounds = [parse_where(text) for text in args.where]
@@ -233,22 +236,33 @@ def run_best(args: argparse.Namespace) -> int:
         costs = {
             c.name: json_number(s.of_point(point)) for c, s in sources(study.experiment, bounds)
         }
+    smoothed = None if point is None else last_smoothed(study.state, study.experiment).get(point.id)
     document = {
         "state": str(args.state),
         "where": [str(b) for b in bounds],
         "best": None
         if point is None
-        else {"id": point.id, "params": point.params, "value": point.value, "costs": costs},
+        else {
+            "id": point.id,
+            "params": point.params,
+            "value": point.value,
+            "smoothed": json_number(smoothed),
+            "costs": costs,
+        },
     }
     if args.json:
         emit_json(document)
-    where = " and ".join(document["where"]) or "no bound"
     if point is None:
+        where = " and ".join(document["where"])
+        nothing = not measured(study.state)
+        print(
+            "no point is measured yet" if nothing else f"no measured point meets {where}",
+            file=sys.stderr,
+        )
         why = [
             unmeasured(study.state, study.experiment, s)
             for _, s in sources(study.experiment, bounds)
         ]
-        print(f"no measured point meets {where}", file=sys.stderr)
         for line in filter(None, why):
             print(f"note: {line}", file=sys.stderr)
         return EXIT_FAILURE
@@ -256,6 +270,7 @@ def run_best(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k} {number_text(v)}" for k, v in costs.items())
         print(
             f"point {point.id} ({params_text(point.params)}) = {number_text(point.value)}"
+            + ("" if smoothed is None else f" (smoothed {number_text(smoothed)})")
             + (f"; {shown}" if shown else "")
         )
     return EXIT_OK

@@ -8,21 +8,27 @@ imported: a login node answers ``splinenas status`` on a 1,000-point state in
 under 0.3 s of CPU (``benchmarks/command_latency.py``).
 
 Exit codes: 0 ok, 1 failure, 2 usage error. ``--json`` prints exactly one JSON
-document on stdout; text for people and logs go to stderr.
+document on stdout, a failure's too (``{"error": ..., "exit_code": N}``); text for
+people and logs go to stderr. This module imports little at its top: the rest loads
+inside :func:`main`'s handling, where a Ctrl-C exits quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from nas import __version__
-from nas.numbers import NEGATIVE_NUMBER
+
+#: Exit codes, declared here, where every exit is handled, and re-exported by
+#: :mod:`nas.commands.common`: a Ctrl-C while that module loads exits with one too.
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
 
 #: The module of :mod:`nas.commands` that registers each command, in --help order.
 COMMANDS = {
@@ -44,6 +50,15 @@ BOOKKEEPING = frozenset({"status", "show", "export", "init", "add", "record", "u
 _BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
 
+class UsageExit(SystemExit):
+    """argparse's exit on a command line it cannot parse, with its message: under ``--json``
+    it becomes the error document on stdout as well."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(EXIT_USAGE)
+        self.message = message
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, reading ``-1.5e1`` as a negative number (a loss, a bound), not an option.
 
@@ -51,8 +66,17 @@ class _Parser(argparse.ArgumentParser):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from nas.numbers import NEGATIVE_NUMBER
+
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = NEGATIVE_NUMBER
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's usage and error line on stderr, then :class:`UsageExit`."""
+        try:
+            super().error(message)
+        except SystemExit:
+            raise UsageExit(message) from None
 
 
 def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -102,31 +126,64 @@ def single_blas_thread() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command line and return its exit code.
+
+    All but this module's few imports run inside the handling, numpy's and the
+    command's included: a Ctrl-C while they load says "interrupted" and exits 1,
+    as one during the command does, never with a traceback. With ``--json`` a
+    failure is one document on stdout too (:func:`error_document`; a command's
+    own failures: :func:`nas.commands.common.failure`).
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
+    args = None
+    try:
+        args = _parsed(argv)
+        return int(args.func(args))
+    except UsageExit as exc:
+        return _json_failure("--json" in argv, exc.message, EXIT_USAGE)
+    except SystemExit as exc:  # argparse exits 0 on --help and --version
+        return int(exc.code or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return _json_failure(getattr(args, "json", False), "interrupted", EXIT_FAILURE)
+    except BrokenPipeError:  # e.g. `splinenas export --csv | head`: the reader left
+        # Python flushes stdout at exit and would fail again; point it at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _parsed(argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed by the parser of the command it names, logging set up."""
+    import logging
+
     command = command_of(argv)
     if command in BOOKKEEPING:
         single_blas_thread()
-    from nas.commands.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
-
     parser = build_parser(None if command is None else [COMMANDS[command]])
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
-        return int(exc.code or 0)
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
-        return int(args.func(args))
-    except UsageError as exc:
-        print(f"splinenas {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_FAILURE
-    except BrokenPipeError:  # e.g. `splinenas export --csv | head`: the reader left
-        # Python flushes stdout at exit and would fail again; point it at /dev/null.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+    return args
+
+
+def error_document(message: str, code: int) -> dict[str, Any]:
+    """What ``--json`` prints on stdout when a command fails: the error and the exit code."""
+    return {"error": message, "exit_code": code}
+
+
+def _json_failure(as_json: bool, message: str, code: int) -> int:
+    """``code``, after :func:`error_document` on stdout where ``--json`` was asked for (the
+    line on stderr is written already).
+
+    Written with :mod:`json` itself, in the layout of ``emit_json`` (a key per line):
+    the commands' plumbing (:mod:`nas.commands.common`) may be what an interrupt
+    stopped loading, and it imports this module.
+    """
+    if as_json:
+        import json
+
+        print(json.dumps(error_document(message, code), indent=2))
+    return code

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -95,9 +96,13 @@ def recipe(experiment: Any) -> list[tuple[str, str]]:
         experiment.train,
         experiment.cluster,
     )
+    if not experiment.builtin_trainer:  # an own model: its command, not a family, trains it
+        rows.append(("own command", shlex.join(train.command)))
     if model is not None:
         fixed = ", ".join(f"{k}={v}" for k, v in sorted(model.fixed.items())) or "none"
-        rows += [("family", model.family), ("fixed coordinates", fixed)]
+        if model.family is not None:
+            rows.append(("family", model.family))
+        rows.append(("fixed coordinates", fixed))
         if experiment.num_classes() is not None:
             rows.append(("classes", str(experiment.num_classes())))
     if data is not None:
@@ -153,7 +158,8 @@ def write_report(state_path: Path, out: Path, refresh_seconds: float | None) -> 
     state = StateStore.read(state_path)
     study = policy.Study.of(state, state_path)
     experiment = study.experiment
-    doc = summary.status_doc(study, state_path)
+    now = time.time()
+    doc = summary.status_doc(study, state_path, now)
     gpu_hours = {p.id: p.gpu_hours for p in state.points}
     points = []
     for point in doc["points"]:
@@ -163,7 +169,7 @@ def write_report(state_path: Path, out: Path, refresh_seconds: float | None) -> 
         points.append({**point, "device_hours": device_hours, "images_per_second": speed})
     page = build_page(
         title=f"splinenas: {experiment.experiment.name}",
-        summary_lines=summary.summary_lines(doc),
+        summary_lines=[*summary.summary_lines(doc), *summary.activity_lines(doc, now)],
         recipe=recipe(experiment),
         cost_lines=cost_lines(doc, points),
         points=points,
@@ -175,7 +181,7 @@ def write_report(state_path: Path, out: Path, refresh_seconds: float | None) -> 
             for e in state.events
         ],
         refresh_seconds=refresh_seconds,
-        written=time.time(),
+        written=now,
     )
     out.mkdir(parents=True, exist_ok=True)
     target = out / PAGE
@@ -218,11 +224,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "report",
         help="one self-contained HTML page: summary, recipe, cost, points, plots, curves, events",
         description=(
-            "Write OUT/index.html: the status summary, what is trained (family, fixed "
-            "coordinates, data, epochs), what it cost (device-hours per point and in total, "
-            "pace), a sortable points table with the best row highlighted, the plots with "
-            "captions (inline, no server or network needed), each point's learning curve "
-            "from the state, and the events grouped by point. Reads the state without its lock."
+            "Write OUT/index.html: the status summary (running points, the controller), what "
+            "is trained (family or own command, fixed coordinates, data, epochs), what it cost "
+            "(device-hours per point and in total, pace), a sortable points table with the best "
+            "row highlighted, the plots with captions (inline, no server or network needed), "
+            "each point's learning curve from the state, and the events grouped by point. "
+            "Reads the state without its lock."
         ),
     )
     parser.add_argument("--state", required=True, type=path_arg, metavar="PATH", help="state file")

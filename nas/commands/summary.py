@@ -14,6 +14,7 @@ numerics (scipy); otherwise it is fitted here.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
@@ -86,14 +87,23 @@ def noise_line(noise: dict[str, Any]) -> str:
     return f"noise sd: {noise['note']} ({interval}0 used: exact spline, tolerance as set)"
 
 
+#: How near a bound, as a share of the box's width, a coordinate counts as on its edge.
+EDGE_SHARE = 1e-9
+
+
 def edge_dims(space: SearchSpace, params: dict[str, Any]) -> list[str]:
-    """The numeric dimensions where ``params`` sit on a bound of the box, e.g. ``g2 = 64 (high)``."""
+    """The numeric dimensions where ``params`` sit on a bound of the box, e.g. ``g2 = 64 (high)``.
+
+    "On" is relative to the box's width (:data:`EDGE_SHARE`), never finer than the
+    float spacing at the bound: an absolute margin would put every coordinate of a
+    box narrower than it on both edges at once.
+    """
     edges = []
     for dim in space.numeric:
         value = float(params[dim.name])
         span = float(dim.high) - float(dim.low)
-        for side, bound in (("low", dim.low), ("high", dim.high)):
-            if abs(value - float(bound)) <= 1e-9 * max(span, 1.0):
+        for side, bound in (("low", float(dim.low)), ("high", float(dim.high))):
+            if abs(value - bound) <= max(EDGE_SHARE * span, 4 * math.ulp(bound)):
                 edges.append(f"{dim.name} = {params[dim.name]} ({side})")
     return edges
 
@@ -129,12 +139,24 @@ def trust_notes(doc: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _unusable_fit_note(study: policy.Study, fit: dict[str, Any] | None) -> list[str]:
+    """Why a stored fit's numbers read "-" (not finite) or are not to be believed (a
+    measurement beyond what a fit can take), and what to do: none when it is usable."""
+    if fit is None or (fit["predicted_max"] is not None and not policy.oversized(study.state)):
+        return []
+    return [f"no usable fit: {policy.unusable_fit(study.state)}"]
+
+
 def _gpu_hours(points: list[Point]) -> float:
     return float(sum(p.gpu_hours for p in points if math.isfinite(p.gpu_hours)))
 
 
-def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
-    """Everything ``status`` reports, as one JSON-able document."""
+def status_doc(study: policy.Study, path: object, now: float | None = None) -> dict[str, Any]:
+    """Everything ``status`` reports, as one JSON-able document, the controller's liveness at
+    ``now`` (default: this moment) included, so that every reader of a search says whether it
+    still runs."""
+    from nas.control import liveness
+
     state = study.state
     fit, fit_error = fit_doc(study)
     best, raw = study.best(exact=False), study.raw_best()
@@ -194,8 +216,22 @@ def status_doc(study: policy.Study, path: object) -> dict[str, Any]:
     doc["pace"] = _pace(state, layout.run_dir(str(path)))
     doc["diverged"] = guard_summary(state)
     doc["costs"] = frontier.cost_summary(study)
-    doc["notes"] = trust_notes(doc)
+    doc["notes"] = [*_unusable_fit_note(study, fit), *trust_notes(doc)]
+    doc["controller"] = liveness.liveness(str(path), now)
     return doc
+
+
+def activity_lines(doc: dict[str, Any], now: float) -> list[str]:
+    """What ``status`` says of the search's activity: each running point's progress, the
+    diverged points and the controller (:func:`write_guard_lines`, the liveness line)."""
+    from nas.control import liveness
+
+    lines = io.StringIO()
+    write_guard_lines(doc, lines)
+    return [
+        *lines.getvalue().splitlines(),
+        liveness.liveness_line(doc["controller"], doc["state"], now),
+    ]
 
 
 def summary_lines(doc: dict[str, Any]) -> list[str]:

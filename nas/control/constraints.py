@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from nas.config import Experiment
 from nas.control.costs import CostSource, cost_predictor, cost_source, measured
 from nas.names import NAME_PATTERN
-from nas.record.state import Point, State
+from nas.record.state import FitRecord, Point, State
 from nas.search.space import Params
 
 #: ``NAME<=NUMBER``; NAME is a cost name (:func:`nas.search.settings.cost_name_problem`).
@@ -77,11 +77,41 @@ def sources(
 def best_within(
     state: State, experiment: Experiment, constraints: Iterable[Constraint]
 ) -> Point | None:
-    """The best measured point (by the experiment's goal) whose costs meet every bound."""
+    """The best measured point whose costs meet every bound: the one rule of every reader's
+    "best" (with no bound, the best of all).
+
+    ``status``, ``report``, ``best`` and a constraint's "best within" name the
+    same point, so a bound that rules nothing out never changes which point is
+    best. Without ``[experiment] noise`` the best measurement wins. With it,
+    one lucky measurement must not: points are ranked by the last stored
+    fit's smoothed values (:func:`last_smoothed`), a point measured after that
+    fit by its measurement (a fit from a file that stored no smoothed values
+    ranks the point it named best first). Ties go to the earlier point.
+    """
     bounds = sources(experiment, constraints)
-    sign = 1.0 if experiment.experiment.goal == "maximize" else -1.0
     allowed = [p for p in measured(state) if point_within(p, bounds)]
-    return max(allowed, key=lambda p: (sign * p.value, -p.id), default=None)
+    sign = 1.0 if experiment.experiment.goal == "maximize" else -1.0
+    smoothed = last_smoothed(state, experiment)
+    noisy = experiment.experiment.noise is not None
+    named = state.fits[-1].best_id if noisy and state.fits and not smoothed else -1
+    return max(
+        allowed,
+        key=lambda p: (p.id == named, sign * smoothed.get(p.id, p.value), -p.id),
+        default=None,
+    )
+
+
+def last_smoothed(state: State, experiment: Experiment) -> dict[int, float]:
+    """With ``[experiment] noise``, the last stored fit's smoothed values by point id: what
+    readers rank by and show next to a measurement (empty without noise or such a fit)."""
+    if experiment.experiment.noise is None or not state.fits:
+        return {}
+    return smoothed_values(state.fits[-1])
+
+
+def smoothed_values(fit: FitRecord) -> dict[int, float]:
+    """``fit``'s smoothed value of each point it was fitted on (empty: it stored none)."""
+    return dict(zip(fit.support_ids, fit.fitted, strict=True)) if fit.fitted else {}
 
 
 def candidate_rule(

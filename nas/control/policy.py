@@ -108,22 +108,40 @@ def start_phase(state: State, first_id: int, why: str) -> dict[str, Any]:
     return phase
 
 
+#: The largest magnitude a measurement may have. The spline's fit squares the
+#: measurements and their leave-one-out errors and sums the squares: at 1e150 a square is
+#: 1e300, which leaves a factor of 1e8 below the largest float (1.8e308) for the sums and
+#: for errors larger than the values. Beyond it the fit overflows into NaN (from about
+#: 1e154 on), so such a value, most often a typo (``1e308`` for ``1e3.08``) or a loss
+#: that blew up, is refused where it enters: ``record``, ``add``, ``import`` and a
+#: result file the controller reads.
+MAX_MEASUREMENT = 1e150
+
+
 def value_range(experiment: Experiment) -> tuple[float, float] | None:
     """The range a measurement must lie in (:meth:`ExperimentConfig.valid_range`)."""
     return experiment.experiment.valid_range()
 
 
 def measured(experiment: Experiment) -> Measured:
-    """What a result file must carry for this experiment: its metric, in :func:`value_range`."""
-    return Measured(experiment.experiment.metric, value_range(experiment))
+    """What a result file must carry for this experiment: its metric, in :func:`value_range`
+    and within :data:`MAX_MEASUREMENT`."""
+    low, high = value_range(experiment) or (-MAX_MEASUREMENT, MAX_MEASUREMENT)
+    return Measured(
+        experiment.experiment.metric, (max(low, -MAX_MEASUREMENT), min(high, MAX_MEASUREMENT))
+    )
 
 
 def check_value(experiment: Experiment, value: float, where: str) -> float:
-    """``value`` as a float when it is finite and in :func:`value_range`; else a StudyError naming ``where``."""
+    """``value`` as a float when it is finite, within :data:`MAX_MEASUREMENT` and in
+    :func:`value_range`; else a StudyError naming ``where``."""
     value = float(value)
     valid = value_range(experiment)
     if not math.isfinite(value):
         raise StudyError(f"{where}: the measurement must be finite, got {value}")
+    if abs(value) > MAX_MEASUREMENT:
+        metric = experiment.experiment.metric
+        raise StudyError(f"{where}: {metric} = {_too_large(value)}; is it a typo?")
     if valid is not None and not valid[0] <= value <= valid[1]:
         metric = experiment.experiment.metric
         raise StudyError(
@@ -132,6 +150,44 @@ def check_value(experiment: Experiment, value: float, where: str) -> float:
             " ([experiment] value_range)"
         )
     return value
+
+
+def _overflow_said() -> contextlib.AbstractContextManager:
+    """numpy's overflow warnings silenced where a non-finite result is refused in one line
+    (:func:`unusable_fit`): a dozen warnings with source lines would only repeat it."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+def oversized(state: State) -> Point | None:
+    """The measurement of largest magnitude when it lies beyond :data:`MAX_MEASUREMENT`
+    (stored before that was checked, or told through the API), else None."""
+    done = [p for p in state.with_status(PointStatus.DONE) if p.value is not None]
+    largest = max(done, key=lambda p: abs(p.value), default=None)
+    return largest if largest is not None and abs(largest.value) > MAX_MEASUREMENT else None
+
+
+def unusable_fit(state: State) -> str:
+    """Why the spline gives no numbers to go by, and what a person does about it.
+
+    A measurement beyond :data:`MAX_MEASUREMENT` overflows the fit (some of its
+    numbers, if not all, are not finite): it is named so that it can be
+    corrected. Without one, the measured points make an unstable system.
+    """
+    point = oversized(state)
+    if point is None:
+        return "the spline's numbers are not finite: the measured points make an unstable fit"
+    return (
+        f"point {point.id} measured {_too_large(point.value)}; correct it with "
+        f"`splinenas record --replace {point.id} VALUE`"
+    )
+
+
+def _too_large(value: float) -> str:
+    """``value`` with why a fit cannot take it (:data:`MAX_MEASUREMENT`)."""
+    return (
+        f"{exact_text(value)}, beyond ±{MAX_MEASUREMENT:g}: more than a spline fit can take "
+        "(its squares overflow)"
+    )
 
 
 def clip_prediction(experiment: Experiment, value: float) -> float:
@@ -145,8 +201,12 @@ def clip_prediction(experiment: Experiment, value: float) -> float:
 
 
 def outside_range(experiment: Experiment, value: float | None) -> bool:
-    """Whether a prediction lies outside :func:`value_range` (shown flagged by readers)."""
-    return value is not None and clip_prediction(experiment, value) != value
+    """Whether a prediction lies outside :func:`value_range` (shown flagged by readers).
+
+    An undefined prediction (None, NaN) lies nowhere: :func:`unusable_fit` says why it is.
+    """
+    defined = value is not None and not math.isnan(value)
+    return defined and clip_prediction(experiment, value) != value
 
 
 def max_points(state: State, experiment: Experiment) -> int:
@@ -415,8 +475,10 @@ class Study:
         and the proposals are returned instead of points.
 
         Raises:
-            StudyError: the budget is spent, or a measured cost that a bound or the
-                trade-off needs cannot be predicted (:meth:`cost_blocker`).
+            StudyError: the budget is spent, a measured cost that a bound or the
+                trade-off needs cannot be predicted (:meth:`cost_blocker`), or the fit
+                predicts no finite value (:func:`unusable_fit`): such a point is never
+                proposed.
             SearchError: no feasible distinct candidate is left.
             SplineError: the measurements make an unstable system.
         """
@@ -427,7 +489,11 @@ class Study:
         n = self.experiment.experiment.batch_size if n is None else n
         optimizer = self.optimizer
         self._optimizer = None  # suggesting marks the proposals pending in it
-        raw = self._suggest(optimizer, min(n, self.remaining_points()))
+        with _overflow_said():
+            raw = self._suggest(optimizer, min(n, self.remaining_points()))
+        predicted = [p.predicted for p in raw if p.predicted is not None]
+        if predicted and (not np.isfinite(predicted).all() or oversized(self.state)):
+            raise StudyError(f"nothing proposed: {unusable_fit(self.state)}")
         proposals = [
             p
             if p.predicted is None
@@ -570,12 +636,19 @@ class Study:
         """The spline's prediction at ``params`` (as given with ``extrapolate``) and its fit.
 
         Raises:
-            StudyError: too few points are measured to fit a spline.
+            StudyError: too few points are measured to fit a spline, or its prediction
+                is not finite (:func:`unusable_fit`).
         """
-        summary = self.fit_summary()
-        if summary is None:
-            raise StudyError(f"cannot predict yet: {self.fit_blocker()}")
-        return self.optimizer.predict(params, extrapolate), summary
+        if oversized(self.state):
+            raise StudyError(f"no prediction: {unusable_fit(self.state)}")
+        with _overflow_said():
+            summary = self.fit_summary()
+            if summary is None:
+                raise StudyError(f"cannot predict yet: {self.fit_blocker()}")
+            value = self.optimizer.predict(params, extrapolate)
+        if not math.isfinite(value):
+            raise StudyError(f"no prediction: {unusable_fit(self.state)}")
+        return value, summary
 
     def converged(self) -> bool:
         """The stopping rule on the proposals of the current phase (:mod:`nas.search.stopping`)."""
@@ -703,15 +776,14 @@ class Study:
         Not the spline's predicted maximum: :meth:`fit_summary` has that.
         With ``[experiment] noise`` it is the measured point with the best
         smoothed value (:meth:`raw_best` is the best measurement); readers
-        pass ``exact=False`` and get the one the last stored fit named (the
-        raw best before any fit is stored) instead of fitting again.
+        pass ``exact=False`` and get it by the stored fit's smoothed values
+        (:func:`nas.control.constraints.best_within` with no bound) instead of
+        fitting again.
         """
         if self.experiment.experiment.noise is not None and not exact:
-            stored = self.state.fits[-1].best_id if self.state.fits else -1
-            point = self.state.point(stored) if stored >= 0 else None
-            return (
-                point if point is not None and point.status is PointStatus.DONE else self.raw_best()
-            )
+            from nas.control.constraints import best_within
+
+            return best_within(self.state, self.experiment, [])
         if self.experiment.experiment.noise is not None:
             best = self.optimizer.best
             return None if best is None else self.state.find(best[0])
@@ -900,10 +972,12 @@ def _stored_gain(
 def _stored_smoothed(state: State, sign: float, measured: list[Point]) -> list[float] | None:
     """The stored fit's smoothed values of ``measured`` (higher is better), a point outside
     its support counting its measurement; None without a current fit that stored them."""
+    from nas.control.constraints import smoothed_values
+
     fit = current_fit(state)
     if fit is None or not fit.fitted:
         return None
-    by_id = dict(zip(fit.support_ids, fit.fitted, strict=True))
+    by_id = smoothed_values(fit)
     return [sign * by_id.get(p.id, p.value) for p in measured]
 
 

@@ -1,6 +1,6 @@
 """One self-contained HTML page of a search: what was trained, what it cost, what it found.
 
-Summary, recipe (family, fixed coordinates, data, training), cost
+Summary, recipe (family or own command, fixed coordinates, data, training), cost
 (device-hours per point and in total, pace), a sortable points table with the
 best row highlighted, the plots with a caption sentence each, each point's
 learning curve, and the events grouped by point, rounded and collapsed.
@@ -192,11 +192,16 @@ def _utc(timestamp: float) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _text(value: str | None) -> str:
+    """A setting for the page: an unset one (None) as "-", never a failed page."""
+    return "-" if value is None else str(value)
+
+
 def build_page(
     *,
     title: str,
     summary_lines: Sequence[str],
-    recipe: Sequence[tuple[str, str]],
+    recipe: Sequence[tuple[str, str | None]],
     cost_lines: Sequence[str],
     points: Sequence[Mapping[str, Any]],
     best_id: int | None,
@@ -221,7 +226,7 @@ def build_page(
         for line in summary_lines
     )
     recipe_items = "".join(
-        f"<dt>{html.escape(name)}</dt><dd>{html.escape(text)}</dd>" for name, text in recipe
+        f"<dt>{html.escape(name)}</dt><dd>{html.escape(_text(text))}</dd>" for name, text in recipe
     )
     costs = "".join(f"<li>{html.escape(line)}</li>" for line in cost_lines)
     images = "".join(

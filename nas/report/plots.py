@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +46,9 @@ GRID = 60
 LEVELS = 21
 #: The largest magnitude an axis or a colour scale reaches: matplotlib adds and subtracts
 #: the ends of a scale (margins, ticks, the colour bar's ends), which overflows near the
-#: largest float (measurements of 1e308 where no value_range bounds them).
-SCALE_LIMIT = sys.float_info.max / 8
+#: largest float (measurements of 1e308 where no value_range bounds them), and a filled
+#: contour extended at both ends adds levels at ±1e250, which must lie beyond the scale.
+SCALE_LIMIT = 1e249
 #: Resolution of the PNG files.
 DPI = 100
 COLORMAP = "viridis"

@@ -26,6 +26,10 @@ DIM_TYPES = ("int", "float", "categorical")
 #: varies one integer coordinate at a time.
 MAX_ROUNDINGS = 1024
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: The largest magnitude of an int dimension's bound. The search computes in float64,
+#: which holds every integer up to 2**53 exactly but not all beyond: a box up to
+#: 99999999999999999999 would get the design point 100000000000000000000, outside it.
+MAX_EXACT_INT = 2**53
 
 Value = int | float | str
 Params = dict[str, Value]
@@ -107,6 +111,13 @@ class Dim:
             if self.type == "int" and value != int(value):
                 raise SpaceError(
                     f"int dimension {self.name!r}: {bound} = {value!r} is not integral"
+                )
+            if self.type == "int" and abs(int(value)) > MAX_EXACT_INT:
+                raise SpaceError(
+                    f"int dimension {self.name!r}: {bound} = {int(value)} is beyond ±2**53 "
+                    f"({MAX_EXACT_INT}), the largest integers the search computes with "
+                    "exactly; use a float dimension (with log = true for a wide range)",
+                    key=bound,
                 )
             cast = int(value) if self.type == "int" else float(value)
             object.__setattr__(self, bound, cast)
