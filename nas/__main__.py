@@ -2,6 +2,10 @@
 
 import sys
 
-from nas.commands.main import main
+try:
+    from nas.commands.main import main
+except KeyboardInterrupt:  # a Ctrl-C as the first module loads: as one later, no traceback
+    print("interrupted", file=sys.stderr)
+    sys.exit(1)
 
 sys.exit(main())

@@ -97,7 +97,7 @@ def test_a_controller_in_a_terminal_that_died_is_sent_to_that_terminal(
     liveness.beat(search, beat)
     line = status_line(capsys, search)
     assert "it stopped without writing why" in line, line
-    assert "see the output of the terminal it ran in" in line, line
+    assert "see the output of the shell it ran in" in line, line
     code, out, err = run(capsys, "status", "--state", str(search), "--json")
     assert code == 0, err
     assert json.loads(out)["controller"]["log"] is None

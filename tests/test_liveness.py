@@ -69,7 +69,7 @@ def test_a_foreground_controller_is_named_with_its_pid_host_and_last_cycle(
     assert doc["since"] == lock.holder.started and doc["last_cycle"] >= doc["since"]
     assert not doc["stale"]
     assert line.startswith(f"controller: running, pid {os.getpid()} on {os.uname().nodename}")
-    assert "in a terminal" in line and "last cycle" in line
+    assert "in the foreground" in line and "last cycle" in line
 
 
 def test_a_detached_and_a_keepalive_controller_say_so(

@@ -213,7 +213,7 @@ def _none(
 
     ``killed``: it stopped without writing why, which a kill does and so does
     an error it could not write down (a full disk, a folder made read-only);
-    ``log`` is where it wrote what it could (None: the terminal it ran in).
+    ``log`` is where it wrote what it could (None: the output of the shell it ran in).
     """
     doc: dict[str, Any] = {"running": False, "lock_left_by": None, "last": None, "log": None}
     if lock_left and holder is not None:
@@ -273,7 +273,10 @@ def _holder_line(doc: dict[str, Any], state_path: str | os.PathLike, now: float)
     who = f"pid {doc['pid']} on {doc['host']}"
     if doc["command"] != "run":
         return f"controller: none; a splinenas command ({who}) holds the state right now"
-    how = {"foreground": "in a terminal", "detached": "detached (run --detach)"}.get(doc["mode"])
+    how = {
+        "foreground": "in the foreground (run, no --detach)",
+        "detached": "detached (run --detach)",
+    }.get(doc["mode"])
     how = how or f"as keep-alive job {doc['job_id']}"
     line = f"controller: running, {who}, {how}, since {_when(doc['since'], now)}"
     if doc["last_cycle"] is None:
@@ -324,7 +327,11 @@ def _none_line(doc: dict[str, Any], state_path: str | os.PathLike, now: float) -
 
 def _unsaid(doc: dict[str, Any]) -> str:
     """A controller that stopped without writing why: what may have stopped it, where to look."""
-    where = f"its log {doc['log']}" if doc["log"] else "the output of the terminal it ran in"
+    where = (
+        f"its log {doc['log']}"
+        if doc["log"]
+        else "the output of the shell it ran in (a terminal, or where nohup sent it)"
+    )
     return (
         "it stopped without writing why: it was killed, or it ended by an error it could "
         f"not record; see {where}"
