@@ -15,32 +15,22 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from controller_support import kill_group, wait_for
-from experiment_support import FLOAT_BOX, command_experiment, experiment_toml, init_state, run
+import test_control_leftovers_inbox
+from controller_support import wait_for
+from experiment_support import FLOAT_BOX, experiment_toml, init_state, run
 
 from nas.cluster.keepalive import LOG, controller_dir
 from nas.control import liveness
-from nas.pointdir import layout
 from nas.record.lock import FileLock, hostname, lock_path
 
+#: The fixture of a search whose points run 60 s jobs, one at a time.
+search = test_control_leftovers_inbox.search
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = {"x": FLOAT_BOX, "y": FLOAT_BOX}
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-@pytest.fixture
-def search(tmp_path: Path, capsys: pytest.CaptureFixture) -> Iterator[Path]:
-    """A search whose points run a 60 s job, one at a time; its jobs are killed at the end."""
-    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
-    cluster = {"backend": "local", "max_concurrent_jobs": 1, "gpus_per_node": 0}
-    state = init_state(tmp_path, capsys, command_experiment("ctl", sleep, SPACE, cluster=cluster))
-    yield state
-    for pid_file in (layout.run_dir(state) / "jobs").glob("*/pid"):
-        kill_group(pid_file)
 
 
 def status_line(capsys: pytest.CaptureFixture, state: Path) -> str:
