@@ -17,16 +17,20 @@ from nas.pointdir.point import write_point_file
 from nas.train.__main__ import main
 
 
-def image_tree(root: Path, per_class: int, classes: int = 2) -> Path:
-    for k in range(classes):
+def image_tree(root: Path, per_class: tuple[int, ...]) -> Path:
+    """Class folders ``c0``, ``c1``, ... of ``per_class[k]`` small images that decode."""
+    for k, count in enumerate(per_class):
         (root / f"c{k}").mkdir(parents=True)
-        for i in range(per_class):
-            Image.new("RGB", (20, 20), (90 * k, 10 * i, 0)).save(root / f"c{k}" / f"{i}.png")
+        for i in range(count):
+            Image.new("RGB", (20, 20), (80 * k, 10 * i, 0)).save(root / f"c{k}" / f"{i}.png")
     return root
 
 
-def tree_point(directory: Path, root: Path, **options) -> Path:
-    data = {"kind": "imagefolder", "root": str(root), "resolution": 16, "workers": 0}
+def tree_point(
+    directory: Path, root: Path, *, batch: int = 4, num_classes: int | None = None, **data
+) -> Path:
+    """A one-epoch point on the tree at ``root``; ``data`` sets more ``[data]`` keys."""
+    settings = {"kind": "imagefolder", "root": str(root), "resolution": 16, "workers": 0}
     write_point_file(
         directory,
         point_id=1,
@@ -34,9 +38,9 @@ def tree_point(directory: Path, root: Path, **options) -> Path:
         family="resnet",
         params=PARAMS,
         fixed=FIXED,
-        num_classes=options.pop("num_classes", None),
-        data=DataConfig(**{**data, **options}),
-        train=TrainConfig(epochs=1, batch_per_gpu=4, log_every=1, curve_images=4),
+        num_classes=num_classes,
+        data=DataConfig(**{**settings, **data}),
+        train=TrainConfig(epochs=1, batch_per_gpu=batch, log_every=1, curve_images=4),
         seed=7,
     )
     return directory
@@ -47,7 +51,7 @@ def train(point: Path) -> int:
 
 
 def test_a_classifier_larger_than_the_data_trains_with_a_warning(tmp_path, caplog):
-    root = image_tree(tmp_path / "tree", per_class=4)
+    root = image_tree(tmp_path / "tree", (4, 4))
     point = tree_point(tmp_path / "p", root, num_classes=1000)
     with caplog.at_level(logging.WARNING, logger="nas.train.run"):
         assert train(point) == EXIT_COMPLETE
@@ -58,7 +62,7 @@ def test_a_classifier_larger_than_the_data_trains_with_a_warning(tmp_path, caplo
 
 
 def test_unreadable_images_stop_the_training_at_the_first_progress_step(tmp_path):
-    root = image_tree(tmp_path / "tree", per_class=16)
+    root = image_tree(tmp_path / "tree", (16, 16))
     for image in root.rglob("*.png"):
         image.write_bytes(b"")  # a tree that is not there: every open gives nothing
     point = tree_point(tmp_path / "p", root, max_bad_images=3)
@@ -79,9 +83,9 @@ def test_an_index_its_tree_outgrew_is_a_usage_error_not_retried(tmp_path):
     from nas.data.index import scan_tree, write_index
     from nas.pointdir.layout import EXIT_USAGE, USAGE_FAILURE
 
-    root = image_tree(tmp_path / "tree", per_class=4)
+    root = image_tree(tmp_path / "tree", (4, 4))
     write_index(scan_tree(root), tmp_path / "index.h5")
-    image_tree(tmp_path / "more", per_class=4, classes=3)
+    image_tree(tmp_path / "more", (4, 4, 4))
     (tmp_path / "more" / "c2").rename(root / "c2")  # a class added after the index
     point = tree_point(tmp_path / "p", root, index=str(tmp_path / "index.h5"))
     assert train(point) == EXIT_USAGE

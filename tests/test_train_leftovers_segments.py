@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
+from test_data_leftovers_train import image_tree, tree_point
 from test_train_entry_errors import error_file, verdict
 from test_train_run import FIXED, PARAMS, write_point
 
@@ -143,31 +143,6 @@ def test_fewer_classes_than_the_data_has_is_a_usage_error(tmp_path):
     assert error["exit_code"] == EXIT_USAGE
     assert error["message"].endswith("num_classes: 5, but the data has 10 classes")
     assert verdict(point) is Verdict.USAGE  # the same every attempt: not retried
-
-
-def image_tree(root: Path, per_class: tuple[int, ...]) -> Path:
-    """Class folders of small images that decode: a training that takes no step would
-    evaluate them and write a result."""
-    for k, count in enumerate(per_class):
-        (root / f"c{k}").mkdir(parents=True)
-        for i in range(count):
-            Image.new("RGB", (20, 20), (80 * k, 40 * i, 0)).save(root / f"c{k}" / f"{i}.png")
-    return root
-
-
-def tree_point(directory: Path, root: Path, batch: int) -> Path:
-    write_point_file(
-        directory,
-        point_id=1,
-        experiment="test",
-        family="resnet",
-        params=PARAMS,
-        fixed=FIXED,
-        data=DataConfig(kind="imagefolder", root=str(root), resolution=16, workers=0),
-        train=TrainConfig(epochs=1, batch_per_gpu=batch),
-        seed=7,
-    )
-    return directory
 
 
 @pytest.mark.parametrize(("per_class", "images"), [((2, 1), 1), ((1, 1), 0)])
