@@ -23,10 +23,17 @@ from experiment_support import LOG_LR, command_experiment
 
 from nas.commands.main import main
 from nas.control.ingest import Verdict, judge
-from nas.pointdir.layout import PROGRESS_FILE, RESULT_FILE
+from nas.pointdir.layout import (
+    EXIT_COMPLETE,
+    EXIT_INCOMPLETE,
+    PROGRESS_FILE,
+    RESULT_FILE,
+    SUPERSEDED_PROGRESS_FILE,
+)
 from nas.pointdir.outcome import write_progress
 from nas.pointdir.result import NO_DEVICE, Result, ResultError, gpu_device, validate_result
 from nas.record.store import StateStore
+from nas.trial.launch import settle
 
 PARAMS = {"g1": 8}
 
@@ -93,6 +100,33 @@ def test_a_result_followed_by_a_crash_without_progress_is_still_measured(tmp_pat
     outcome, _ = judge(tmp_path, 0, PARAMS, cancelled=False, log=tmp_path / "job.log")
     assert outcome.verdict is Verdict.DONE
     assert not (tmp_path / PROGRESS_FILE).exists()
+
+
+def test_a_progress_file_left_beside_the_final_result_does_not_make_it_interim(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command that saves its position every epoch and exits 0: a controller the
+    scheduler tells no exit status (Slurm without accounting) still measures it."""
+    write_document(tmp_path, {"metrics": {"top1": 40.0}})
+    write_progress(tmp_path, point_id=0, epoch=3, step=0, reason="saved every epoch")
+    assert settle(tmp_path, EXIT_COMPLETE, 0, None, 1) == EXIT_COMPLETE
+    assert not (tmp_path / PROGRESS_FILE).exists()
+    kept = json.loads((tmp_path / SUPERSEDED_PROGRESS_FILE).read_text())
+    assert kept["reason"] == "saved every epoch"
+    assert SUPERSEDED_PROGRESS_FILE in capsys.readouterr().err
+    outcome, _ = judge(tmp_path, 0, PARAMS, cancelled=False, log=tmp_path / "job.log")
+    assert outcome.verdict is Verdict.DONE and outcome.result is not None
+
+
+def test_only_rank_0_and_only_a_completed_command_renames_the_progress_file(
+    tmp_path: Path,
+) -> None:
+    write_progress(tmp_path, point_id=0, epoch=3, step=0, reason="deadline")
+    write_document(tmp_path, {"metrics": {"top1": 40.0}})
+    assert settle(tmp_path, EXIT_COMPLETE, 1, None, 2) == EXIT_COMPLETE
+    assert settle(tmp_path, EXIT_INCOMPLETE, 0, None, 1) == EXIT_INCOMPLETE
+    assert (tmp_path / PROGRESS_FILE).exists()
+    assert not (tmp_path / SUPERSEDED_PROGRESS_FILE).exists()
 
 
 #: Two segments with nas.trial: the first writes a "result so far" and exits 3.

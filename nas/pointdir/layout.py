@@ -75,6 +75,9 @@ DEVICE_ORDER_VAR = "SPLINENAS_DEVICE_ORDER"
 #: Ranks on each node, from ``[cluster]``.
 RANKS_PER_NODE_VAR = "SPLINENAS_RANKS_PER_NODE"
 PROGRESS_FILE = "progress.json"
+#: A progress file a command left beside its final result (exit 0), renamed so that
+#: no reader takes that result for a segment's interim one (``nas.trial.launch``).
+SUPERSEDED_PROGRESS_FILE = "progress.superseded.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 CURVE_FILE = "curve.jsonl"
 #: Touched by a training run while it lives (:mod:`nas.pointdir.heartbeat`).

@@ -43,6 +43,7 @@ from nas.pointdir.layout import (
     EXIT_USAGE,
     PROGRESS_FILE,
     RESULT_FILE,
+    SUPERSEDED_PROGRESS_FILE,
 )
 from nas.pointdir.outcome import (
     write_contract_failure,
@@ -163,6 +164,8 @@ def settle(point_dir: Path, code: int, rank: int, deadline: str | None, world_si
             point_dir, rank=rank, message="the command exited 0 without writing result.json"
         )
         return EXIT_ERROR
+    elif rank == 0 and code == EXIT_COMPLETE and present[PROGRESS_FILE]:
+        supersede_progress(point_dir)
     elif rank == 0 and code == EXIT_INCOMPLETE and not present[PROGRESS_FILE]:
         epochs = epochs_reached(read_curve(point_dir))
         write_progress(point_dir, point_id=None, epoch=epochs, step=0,
@@ -177,6 +180,27 @@ def settle(point_dir: Path, code: int, rank: int, deadline: str | None, world_si
         exc = MemoryError(f"the command exited {code} (out of memory)")
         write_error(point_dir, rank=rank, exc=exc, oom=True)
     return code
+
+
+def supersede_progress(point_dir: Path) -> None:
+    """Rename a ``progress.json`` the command left beside its final result.
+
+    Under the contract only a segment that exits 3 writes it, but a command
+    that saves its position every epoch leaves one after the last as well. A
+    controller told the job's exit status ignores it; one the scheduler told
+    nothing (Slurm without accounting, LSF past ``CLEAN_PERIOD``, a purged PBS
+    history) would take the result beside it for a segment's interim one, set
+    it aside and train the point again. Renamed, not deleted, and said in the log.
+    """
+    path = point_dir / PROGRESS_FILE
+    target = path.with_name(SUPERSEDED_PROGRESS_FILE)
+    with contextlib.suppress(OSError):  # tidying must not fail a finished training
+        os.replace(path, target)
+        print(
+            f"splinenas: the command exited 0 with {RESULT_FILE}: its {PROGRESS_FILE} "
+            f"(where an incomplete segment stops) is renamed {target.name}",
+            file=sys.stderr,
+        )
 
 
 def epochs_reached(curve: list[Entry]) -> int:
