@@ -174,6 +174,31 @@ def test_result_written_by_hand_for_a_failed_point_is_ingested(tmp_path: Path) -
     assert "; dropped from result.json: metrics.val_loss (nan)" in ingest[0].message
 
 
+def test_a_result_written_again_for_a_measured_point_is_said_once_and_not_recorded(
+    tmp_path: Path,
+) -> None:
+    state_path = setup_run(tmp_path, experiment={"max_points": 2, "batch_size": 2})
+    run_until_done(state_path, tmp_path)
+    kept = load_state(state_path).point(1).value
+    folder = layout.point_dir(layout.run_dir(state_path), 1)
+    run_until_done(state_path, tmp_path, max_cycles=1)
+    assert events(state_path, "late-result") == [], "the ingested file itself is no news"
+    # A person runs the measured point's script again: a new file with another number.
+    result = json.loads((folder / "result.json").read_text())
+    result["metrics"]["top1"] = 12.5
+    (folder / "result.json").write_text(json.dumps(result))
+    run_until_done(state_path, tmp_path, max_cycles=2)
+    late = events(state_path, "late-result")
+    assert [e.point_id for e in late] == [1], "said once, however many cycles see it"
+    assert "top1 12.5" in late[0].message and f"keeps its measurement {kept:.6g}" in late[0].message
+    assert load_state(state_path).point(1).value == kept
+    (folder / "result.json").write_text("{not json")  # and once more, broken
+    run_until_done(state_path, tmp_path, max_cycles=1)
+    late = events(state_path, "late-result")
+    assert len(late) == 2 and "not a valid result" in late[1].message
+    assert (folder / "result.json").read_text() == "{not json", "nothing in the folder is moved"
+
+
 @pytest.mark.parametrize("job_started", [False, True])
 def test_point_left_submitting_by_a_crash_gets_exactly_one_job(
     tmp_path: Path, job_started: bool

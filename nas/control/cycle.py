@@ -33,6 +33,9 @@ from nas.cluster.submitter import Submission, in_flight
 from nas.config import Experiment
 from nas.control import inbox, policy
 from nas.control.ingest import (
+    LATE_RESULT,
+    LATE_RESULT_STAMP,
+    RESULT_STAMP,
     JobOutcome,
     Verdict,
     archive_attempt,
@@ -40,6 +43,8 @@ from nas.control.ingest import (
     check_result,
     drop_checkpoint,
     judge,
+    late_result_text,
+    result_stamp,
 )
 from nas.control.operations import ended_job_of
 from nas.control.plan import Stop, next_batch, submission_plan
@@ -137,6 +142,7 @@ class Controller:
         self._apply_inbox()
         if self._poll():
             self._ingest_by_hand()
+            self._note_late_results()
         self.store.commit()
         stop = self._next_batch()
         self._submit_ready()
@@ -414,6 +420,7 @@ class Controller:
             **self.state.point(point.id).extra,
             "pace": result.pace(),
             "metrics": dict(result.metrics),  # measured costs and trade-offs read them
+            RESULT_STAMP: result_stamp(self._folder(point)),  # a later file is said, once
         }
         job_gpus = self.settings.cluster.gpus_per_node > 0  # what the job it ran in asked for
         gpu_hours, uncounted = result.counted_gpu_hours(job_gpus=job_gpus)
@@ -468,6 +475,28 @@ class Controller:
                 self._record(
                     point, check.result, "a job started outside the controller", by_hand=True
                 )
+
+    def _note_late_results(self) -> None:
+        """Say once of each result file written for a measured point after its measurement.
+
+        A person who runs a measured point's script again (to check a number)
+        otherwise waits for a value that never shows: the point keeps its
+        measurement (:func:`~nas.control.ingest.late_result_text`). One
+        ``lstat`` per measured point and cycle; points measured before stamps
+        were kept, or never in a folder (``record``, ``import``), are skipped.
+        """
+        for point in self.state.with_status(_S.DONE):
+            recorded = point.extra.get(RESULT_STAMP)
+            folder = self._folder(point)
+            if recorded is None or layout.point_folder_problem(folder) is not None:
+                continue
+            stamp = result_stamp(folder)
+            seen = (recorded, point.extra.get(LATE_RESULT_STAMP))
+            if stamp is None or stamp in seen or point.value is None:
+                continue
+            text = late_result_text(folder, point.id, point.params, point.value, self.measured)
+            self.state.update_point(point.id, extra={**point.extra, LATE_RESULT_STAMP: stamp})
+            self.state.log(LATE_RESULT, text, point.id)
 
     # ------------------------------------------------------------------ proposing
     def _next_batch(self) -> Stop | None:

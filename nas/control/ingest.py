@@ -339,6 +339,47 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
     return tail or f"(empty log {log})"
 
 
+#: ``Point.extra`` key: ``[mtime in ns, size]`` of the result file a measurement was read from.
+RESULT_STAMP = "result_stamp"
+#: ``Point.extra`` key: the stamp of a later result file already said to be left unrecorded.
+LATE_RESULT_STAMP = "late_result_stamp"
+#: Event kind of a result file written for a point that was measured already.
+LATE_RESULT = "late-result"
+
+
+def result_stamp(folder: Path) -> list[int] | None:
+    """``[mtime in ns, size]`` of the folder's result file; None when there is none.
+
+    Compared, not trusted: a stamp that differs from the one recorded at the
+    measurement is a file written since (a point's script run again by hand).
+    """
+    try:
+        info = (folder / RESULT_FILE).lstat()
+    except OSError:
+        return None
+    return [info.st_mtime_ns, info.st_size]
+
+
+def late_result_text(
+    folder: Path, point_id: int, params: Mapping[str, Any], kept: float, measured: Measured
+) -> str:
+    """What to say of a result file written after the point was measured (``kept``).
+
+    The point keeps its measurement: a candidate is measured once, and a
+    second number of it would be a replicate the fit does not take. Its value
+    is shown when the file is valid; nothing in the folder is moved.
+    """
+    try:
+        result = validate_result(folder / RESULT_FILE, point_id, params, measured)
+        what = f"{measured.metric} {result.metrics[measured.metric]:.6g}"
+    except ResultError as exc:
+        what = f"not a valid result: {exc.reason}"
+    return (
+        f"{RESULT_FILE} was written again after the point was measured ({what}; its script "
+        f"run by hand?): not recorded, the point keeps its measurement {kept:.6g}"
+    )
+
+
 def drop_checkpoint(folder: Path) -> int:
     """Delete the checkpoint of a measured point (up to ~1 GB each); return the bytes freed."""
     path = require_point_folder(folder) / CHECKPOINT_FILE
