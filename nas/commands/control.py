@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--out",
-        type=Path,
+        type=path_arg,
         metavar="DIR",
         help="with --dry-run: write the job scripts to DIR/<job name>.sh instead of stdout",
     )

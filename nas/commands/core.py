@@ -628,7 +628,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         return parser
 
     init = add("init", _init, [as_json], "validate an experiment and create its state file")
-    init.add_argument("experiment", type=Path, metavar="EXPERIMENT.toml")
+    init.add_argument("experiment", type=path_arg, metavar="EXPERIMENT.toml")
     init.add_argument(
         "--state", type=path_arg, metavar="PATH", help="default: state/<experiment name>.h5"
     )
@@ -657,7 +657,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         [as_json, state, replace],
         "add measurements from a CSV (dims + value) or JSON file, e.g. an earlier campaign",
     )
-    imported.add_argument("file", type=Path, metavar="FILE")
+    imported.add_argument("file", type=path_arg, metavar="FILE")
     imported.add_argument("--note", help="provenance note stored with each point")
     imported.add_argument(
         "--snap", action="store_true", help="store points outside the box at the nearest bound"
@@ -699,9 +699,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     form.add_argument(
         "--tensorboard",
-        type=Path,
+        type=path_arg,
         metavar="DIR",
         help="TensorBoard event files: one run per point (curve, final metrics, costs, "
         "params as hyperparameters); needs the tensorboard extra",
     )
-    export.add_argument("--out", type=Path, metavar="FILE", help="default: stdout")
+    export.add_argument("--out", type=path_arg, metavar="FILE", help="default: stdout")

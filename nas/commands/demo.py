@@ -32,6 +32,7 @@ from nas.commands.common import (
     json_number,
     number_text,
     params_text,
+    path_arg,
     reported,
     writable_path,
     write_table,
@@ -333,7 +334,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--out",
-        type=Path,
+        type=path_arg,
         default=Path("state") / "demo",
         metavar="DIR",
         help="folder for the state, the point folders and the plots (default: state/demo)",

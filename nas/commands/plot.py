@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--state", required=True, type=path_arg, help="state file (HDF5)")
-    parser.add_argument("--out", required=True, type=Path, help="folder for the PNG files")
+    parser.add_argument("--out", required=True, type=path_arg, help="folder for the PNG files")
     parser.add_argument("--json", action="store_true", help="print the written paths as JSON")
     parser.set_defaults(func=run)
 

@@ -233,7 +233,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--state", required=True, type=path_arg, metavar="PATH", help="state file")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder of the page")
+    parser.add_argument(
+        "--out", required=True, type=path_arg, metavar="DIR", help="folder of the page"
+    )
     parser.add_argument(
         "--watch",
         type=seconds_arg(zero=False),
