@@ -180,11 +180,12 @@ def test_record_errors(toy: Path, capsys: pytest.CaptureFixture) -> None:
     cases = {
         ("0", "2.5"): "already measured (1.5)",
         ("9", "1"): "no point with id 9",
-        ("1", "nan"): "must be finite",
     }
     for (point, value), message in cases.items():
         code, _, err = run(capsys, "record", "--state", str(toy), point, value)
         assert code == 1 and message in err, err
+    code, _, err = run(capsys, "record", "--state", str(toy), "1", "nan")
+    assert code == 2 and "'nan' is not a finite number" in err, err
     assert run(capsys, "record", "--state", str(toy), "0", "2.5", "--replace")[0] == 0
     assert load_state(toy).point(0).value == 2.5
     assert run(capsys, "record", "--state", str(toy), "0", "abc")[0] == 2
@@ -219,7 +220,7 @@ def test_a_negative_value_in_scientific_notation_is_a_value_not_an_option(
     )
     assert code == 0, err
     code, _, err = run(capsys, "record", "--state", str(toy), "2", "-inf")
-    assert code == 1 and "must be finite" in err
+    assert code == 2 and "'-inf' is not a finite number" in err
     assert [load_state(toy).point(i).value for i in (1, 5, 2)] == [-15.0, -0.2, None]
 
 
@@ -426,6 +427,24 @@ def test_add_on_an_existing_point_says_what_it_did(
     assert (code, err.strip()) == (0, "point 0 exists already with these params and value 74")
     code, _, err = run(capsys, *add)
     assert (code, err.strip()) == (0, "point 0 exists already with these params; nothing added")
+
+
+@pytest.mark.parametrize(
+    ("text", "beyond"), [("1e999", True), ("-1E400", True), ("nan", False), ("-inf", False)]
+)
+def test_a_measurement_that_is_not_finite_is_a_usage_error_quoting_what_was_typed(
+    toy: Path, capsys: pytest.CaptureFixture, text: str, beyond: bool
+) -> None:
+    """'1e999' was refused as "got inf", a number the person never typed, exit 1."""
+    before = toy.read_bytes()
+    for argv in (
+        ["record", "--state", str(toy), "1", "--", text],
+        ["add", "--state", str(toy), "--params", "x=2,y=2", f"--value={text}"],
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and f"{text!r} is not a finite number" in err, err
+        assert ("beyond the largest number a float holds" in err) is beyond, err
+    assert toy.read_bytes() == before
 
 
 @pytest.mark.parametrize("text", ["7_1", "\u0667\u0660", "7\u00a0", "\uff17", "0x1p3", ""])

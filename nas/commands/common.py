@@ -49,14 +49,25 @@ def path_arg(text: str) -> Path:
 
 
 def number_arg(text: str) -> float:
-    """A number given on the command line, in plain ASCII notation only
-    (:func:`nas.numbers.plain_number`); other text is a usage error that names it."""
+    """A finite number given on the command line, in plain ASCII notation only
+    (:func:`nas.numbers.plain_number`); other text is a usage error that names it.
+
+    Every number a command takes (a measurement, a box bound) must be finite: ``nan``,
+    ``inf`` or ``1e999`` (read as infinity) is refused quoting what was typed."""
     if not plain_number(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a plain number: ASCII digits with an optional sign, '.' "
             "and exponent (e.g. 71.5 or 1e-3)"
         )
-    return float(text)
+    value = float(text)
+    if not math.isfinite(value):
+        beyond = (
+            ""
+            if text.strip().lower().lstrip("+-") in ("nan", "inf", "infinity")
+            else (f", beyond the largest number a float holds (±{sys.float_info.max:.4g})")
+        )
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number{beyond}")
+    return value
 
 
 def whole_number_arg(text: str) -> int:
