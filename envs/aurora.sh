@@ -10,11 +10,17 @@
 #     one tile per rank with ZE_AFFINITY_MASK; the FI_CXI_* settings for more
 #     than 16 nodes and the CCL_* algorithm choices below)
 #   ALCF, "oneCCL": https://docs.alcf.anl.gov/aurora/data-science/frameworks/oneCCL/
+#     (the "minimal set ... essential for functionality for training workloads,
+#     ... tested up to 1024 nodes": CCL_PROCESS_LAUNCHER=pmix,
+#     CCL_ATL_TRANSPORT=mpi, FI_MR_CACHE_MONITOR=userfaultfd, CCL_KVS_MODE=mpi;
+#     the ranks are PALS MPI ranks; the xccl DDP example of the PyTorch page
+#     runs on top of it)
 #   PyTorch's xccl backend (torch 2.8 and later): the trainer joins with
 #     backend "xccl" and stops with an environment error where torch lacks it.
-#   The page's CCL_PROCESS_LAUNCHER / CCL_KVS_* / CCL_ATL_TRANSPORT settings are
-#   for oneccl_bindings_for_pytorch's "ccl" backend over MPI; the trainer's
-#   "xccl" rendezvous uses torch's TCP store, so they are not set here.
+#   The rendezvous on the Slingshot name of the first node (where the job script
+#     runs and PALS puts rank 0), as ALCF's DDP example does:
+#     MASTER_ADDR=<host>.hsn.cm.aurora.alcf.anl.gov (PBS_NODEFILE names the
+#     host-management interface)
 #
 # A site copies two files: this one and envs/common.sh, side by side.
 # The job script sources this file on the job's first node before mpiexec.
@@ -43,11 +49,19 @@ splinenas_site aurora.sh || return 1
 # Each tile is one torch device (12 per node), one per rank.
 : "${ZE_FLAT_DEVICE_HIERARCHY:=FLAT}"
 export ZE_FLAT_DEVICE_HIERARCHY
-# Slingshot/libfabric: ALCF's fix for runs over 16 nodes (Cassini overflow).
+# Slingshot/libfabric: ALCF's fix for runs over 16 nodes (Cassini overflow);
+# the overflow buffer is FI_CXI_OFLOW_BUF_SIZE (libfabric man/fi_cxi.7.md, ALCF's
+# known-issues page), not the OVFLOW spelling of older ALCF pages.
 : "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
-: "${FI_CXI_OVFLOW_BUF_SIZE:=8388608}"
+: "${FI_CXI_OFLOW_BUF_SIZE:=8388608}"
 : "${FI_CXI_CQ_FILL_PERCENT:=20}"
-export FI_CXI_DEFAULT_CQ_SIZE FI_CXI_OVFLOW_BUF_SIZE FI_CXI_CQ_FILL_PERCENT
+export FI_CXI_DEFAULT_CQ_SIZE FI_CXI_OFLOW_BUF_SIZE FI_CXI_CQ_FILL_PERCENT
+# oneCCL's minimal set for training (ALCF, "oneCCL", above).
+: "${CCL_PROCESS_LAUNCHER:=pmix}"
+: "${CCL_ATL_TRANSPORT:=mpi}"
+: "${FI_MR_CACHE_MONITOR:=userfaultfd}"
+: "${CCL_KVS_MODE:=mpi}"
+export CCL_PROCESS_LAUNCHER CCL_ATL_TRANSPORT FI_MR_CACHE_MONITOR CCL_KVS_MODE
 # oneCCL's collective algorithms that ALCF found best at scale.
 : "${CCL_ALLREDUCE:=topo}"
 : "${CCL_ALLREDUCE_SCALEOUT:=rabenseifner}"
@@ -58,4 +72,7 @@ export CCL_ALLREDUCE CCL_ALLREDUCE_SCALEOUT CCL_BCAST CCL_ZE_CACHE_OPEN_IPC_HAND
 # numexpr defaults to every hardware thread (208) but allows at most 64.
 : "${NUMEXPR_NUM_THREADS:=64}"
 export NUMEXPR_NUM_THREADS
+# The rendezvous over Slingshot (ALCF's DDP example); a MASTER_ADDR set before wins.
+: "${MASTER_ADDR:=$(hostname -s).hsn.cm.aurora.alcf.anl.gov}"
+export MASTER_ADDR
 splinenas_expect_bus_gbps 8

@@ -16,11 +16,14 @@
 #                              NCCL/RCCL errors that end the job, NCCL warnings,
 #                              srun's --cpus-per-task from sbatch's
 #   splinenas_miopen_cache     ROCm: MIOpen's user database and kernel cache in
-#                              node-local /tmp, one new private folder per job
+#                              node-local /tmp, one new folder per job, made
+#                              private on the job's first node only
 #   splinenas_private_dir NAME    prints a new folder only this user can enter,
 #                              under $TMPDIR or /tmp, its name NAME and a random tail
 #   splinenas_rccl_slingshot   RCCL over Slingshot 11 with the libfabric plugin,
-#                              on the interfaces splinenas_slingshot_nics finds
+#                              on the interfaces splinenas_slingshot_nics finds,
+#                              with splinenas_rccl_libfabric
+#   splinenas_rccl_libfabric   HPE's libfabric settings for RCCL over Slingshot
 #   splinenas_nccl_slingshot   NCCL over Slingshot 11 with aws-ofi-nccl
 #   splinenas_expect_bus_gbps N   the bus bandwidth below which the trainer's
 #                              start-up all-reduce warns
@@ -102,7 +105,11 @@ splinenas_miopen_cache() {
     # ranks locking one file on a shared file system stall for minutes or fail
     # with disk I/O errors (OLCF, "PyTorch on Frontier"). One new node-local
     # folder per job: a later job never reads a half-written database, and no
-    # other user's (the cache holds compiled kernels).
+    # other user's (the cache holds compiled kernels). The job script sources this
+    # on its first node only, so only there is the folder made here, private
+    # (mode 0700, random name); every other node gets the same path, which MIOpen
+    # creates itself with the default umask, as in OLCF's recipe (mkdir -p in the
+    # batch script). Frontier and El Capitan give whole nodes to one job.
     local job=${SLURM_JOB_ID:-${FLUX_JOB_ID:-${PBS_JOBID:-${LSB_JOBID:-local}}}}
     if [[ -z ${MIOPEN_USER_DB_PATH:-} ]]; then
         MIOPEN_USER_DB_PATH=$(splinenas_private_dir "miopen-$job") || {
@@ -121,12 +128,41 @@ splinenas_rccl_slingshot() {
     # Frontier"); all four NICs.
     if [[ -n ${SPLINENAS_RCCL_PLUGIN_DIR:-} ]]; then
         export LD_LIBRARY_PATH=$SPLINENAS_RCCL_PLUGIN_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+        # OLCF: "IMPORTANT! Without this the plugin will not be used!"; some RCCL
+        # versions find it on LD_LIBRARY_PATH only as libnccl-net.so (same page).
+        : "${NCCL_NET_PLUGIN:=$SPLINENAS_RCCL_PLUGIN_DIR/librccl-net.so}"
+        export NCCL_NET_PLUGIN
     fi
     : "${NCCL_SOCKET_IFNAME:=$(splinenas_slingshot_nics)}"
     : "${NCCL_CROSS_NIC:=1}"
+    export NCCL_SOCKET_IFNAME NCCL_CROSS_NIC
+    splinenas_rccl_libfabric
+}
+
+splinenas_rccl_libfabric() {
+    # The libfabric settings HPE calls "mandatory for running RCCL applications"
+    # (HewlettPackard/shs-ccl-docs rccl/rccl_tuning_guide.md, "Essential Libfabric
+    # Environment Settings"; OLCF's "PyTorch on Frontier" lists the same set "for
+    # both correctness and best performance at scale"). A module loaded before this
+    # (rccl-net-plugin) or the user sets them first and wins. Left out: the table's
+    # FI_CXI_RDZV_PROTO=alt_read and FI_CXI_RDZV_GET_MIN=0, which need the driver
+    # property rdzv_get_en=0 set for the job (Slurm --network=disable_rdzv_get);
+    # set both with that flag in [cluster] extra_directives.
+    # Peer-to-peer access through large BAR.
+    : "${HSA_FORCE_FINE_GRAIN_PCIE:=1}"
+    # kdreg2: OLCF's choice on Frontier; HPE names userfaultfd and kdreg2.
     : "${FI_MR_CACHE_MONITOR:=kdreg2}"
+    # "Avoids ROCm allocation calls from the provider that may cause RCCL deadlocks."
+    : "${FI_CXI_DISABLE_HOST_REGISTER:=1}"
     : "${FI_CXI_DEFAULT_CQ_SIZE:=131072}"
-    export NCCL_SOCKET_IFNAME NCCL_CROSS_NIC FI_MR_CACHE_MONITOR FI_CXI_DEFAULT_CQ_SIZE
+    # Software matching once the NIC's hardware match resources are exhausted.
+    : "${FI_CXI_RX_MATCH_MODE:=hybrid}"
+    : "${FI_CXI_RDZV_EAGER_SIZE:=0}"
+    : "${FI_CXI_RDZV_THRESHOLD:=0}"
+    : "${FI_CXI_DEFAULT_TX_SIZE:=2048}"
+    export HSA_FORCE_FINE_GRAIN_PCIE FI_MR_CACHE_MONITOR FI_CXI_DISABLE_HOST_REGISTER
+    export FI_CXI_DEFAULT_CQ_SIZE FI_CXI_RX_MATCH_MODE FI_CXI_RDZV_EAGER_SIZE
+    export FI_CXI_RDZV_THRESHOLD FI_CXI_DEFAULT_TX_SIZE
 }
 
 splinenas_slingshot_nics() {

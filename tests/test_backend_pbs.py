@@ -88,7 +88,8 @@ def test_directives_and_the_pals_launch(tmp_path: Path) -> None:
                  "#PBS -j oe", "#PBS -A MyProj", "#PBS -q prod", "#PBS -l filesystems=home:eagle",
                  "mpiexec -n 136 --ppn 4 --depth 8 --cpu-bind depth python3 -m nas.trial.launch"]:  # fmt: skip
         assert line in text.splitlines() or line in text
-    assert "MASTER_" not in text
+    assert "MASTER_PORT" not in text, "the port is the launch wrapper's, from the job id"
+    assert "export MASTER_ADDR" in text, "the first node names the rendezvous host once"
     subprocess.run(["bash", "-n"], input=text, text=True, check=True)
     with pytest.raises(ScriptError, match="stdout_path: PBS reads .* as host:path"):
         render_job_script("pbs", cluster=cluster, point_dir=tmp_path, job_name="e-p7",

@@ -8,8 +8,13 @@ ones included until the instance purges them (``-c 0``: no 1,000-job cap).
 A job passes DEPEND, PRIORITY, SCHED, RUN, CLEANUP and ends INACTIVE with a
 result: COMPLETED, FAILED, CANCELED (``flux cancel``) or TIMEOUT.
 
-With ``signal_seconds`` the job asks for ``--signal=USR2@<N>s``, which Flux
-(0.51 and later) delivers to the batch script and to the running step alike.
+With ``signal_seconds`` the job asks for ``--signal=USR2@<N>s``. Flux 0.51 and
+later deliver it to the batch instance's broker, which forwards USR1/USR2 to the
+jobs running inside that instance (``job-manager.killall``), not to the batch
+script (flux-core ``src/broker/broker.c: signal_cb``): the training ranks of the
+running ``flux run`` step get it directly and checkpoint; the batch script gets
+it only where the broker cannot forward it (older Flux). The keep-alive job,
+whose instance runs no jobs, therefore raises its own warning (:data:`KEEPALIVE`).
 Flux is tested against the fake ``flux`` in ``tests/fakes``.
 """
 
@@ -30,6 +35,7 @@ from nas.cluster.base import (
     SchedulerError,
     translate,
 )
+from nas.cluster.pbs import SELF_ALARM, SELF_ALARM_CLEANUP
 from nas.cluster.proc import CommandError, run_command
 from nas.cluster.render import (
     ScriptError,
@@ -132,17 +138,27 @@ def _log_path(path: str, what: str) -> str:
     return path
 
 
-#: The keep-alive job: before its time limit it submits its own script again.
+#: The keep-alive job: before its time limit it submits its own script again. Its warning
+#: is its own alarm (:data:`nas.cluster.pbs.SELF_ALARM`, PBS's rule): since flux-core 0.51
+#: the rank-0 broker of a ``flux batch`` instance forwards USR1/USR2 to the jobs running
+#: inside that instance and signals the batch script only when it cannot even ask for that
+#: (flux-core ``src/broker/broker.c: signal_cb``, commit aecfd32c1, "broker: forward
+#: non-deadly signals to all jobs"). This instance runs no jobs (the controller is a plain
+#: child that talks to the enclosing instance), so ``--signal`` reaches no one there; it is
+#: kept as a second source for older Flux, and the frame acts on the first USR2 only.
 KEEPALIVE = KeepAliveScript(
-    how="Flux sends USR2 {margin} s before the time limit; the controller stops after its "
-    "cycle and this script is submitted again.",
+    how="Flux hands its --signal USR2 to the jobs inside this batch instance, and there are "
+    "none, so this shell raises USR2 itself {margin} s before the time limit; the controller "
+    "stops after its cycle and this script is submitted again.",
     submit="flux batch <this file>",
     job_id='$(flux job id --to=dec "${{FLUX_ENCLOSING_ID:?not a Flux batch job}}") || exit 1',
     # The controller submits to, polls and cancels in the enclosing instance, not in this
     # job's own one-node instance.
-    setup="""\
+    setup=f"""\
 FLUX_URI=$(flux getattr parent-uri) || exit 1
-export FLUX_URI""",
+export FLUX_URI
+{SELF_ALARM}""",
+    cleanup=SELF_ALARM_CLEANUP,
     resubmit="flux batch {script}",
 )
 
@@ -211,6 +227,7 @@ class FluxScheduler(Scheduler):
             ("-t ", f"{job.walltime_minutes}m"),
             ("--output=", _log_path(str(job.log_path), "log_path")),
             ("-o ", "output.mode=append"),
+            # A second source only: Flux 0.51+ forwards it past this script (KEEPALIVE).
             ("--signal=", f"USR2@{job.margin_seconds}s"),
         ]
         return pairs + optional_directives(controller, FluxScheduler.controller_keys)

@@ -17,6 +17,12 @@ Slurm
 LSF
     the same shell, warned with ``-wa USR2 -wt``, submits its own script again
     with ``bsub`` once the controller has stopped.
+PBS and Flux
+    the same shell, warned by its own alarm (:data:`nas.cluster.pbs.SELF_ALARM`)
+    ``margin`` seconds before the walltime, submits its own script again with
+    ``qsub`` / ``flux batch``. PBS sends no warning; Flux (0.51 and later)
+    forwards ``--signal`` to the jobs inside the batch instance, and this one
+    runs none (:data:`nas.cluster.flux.KEEPALIVE`).
 
 The controller ignores USR2 (the shell sets that before starting it), so a
 scheduler that signals every process of the job still stops it only through
@@ -68,8 +74,10 @@ _STILL_RUNNING = frozenset({JobState.PENDING, JobState.RUNNING, JobState.HELD, J
 
 #: The keep-alive script after its directives; the backend's :class:`KeepAliveScript`
 #: fills in how it learns its id, what it sets up and cleans up, and how it goes on.
-#: The shell starts the controller with USR2 ignored, then turns USR2 into its
-#: orderly stop: the controller finishes its cycle and commits.
+#: The shell starts the controller with USR2 ignored, then turns the first USR2 into its
+#: orderly stop: the controller finishes its cycle and commits. Only the first: a backend
+#: with two sources (Flux: the script's own alarm and ``--signal``) may send two, and the
+#: controller takes a second SIGTERM as "stop now" (:mod:`nas.control.loop`).
 _FRAME = """\
 #
 # splinenas controller of {state}, kept alive by a batch job.
@@ -82,7 +90,7 @@ job_id={job_id}
 {controller} &
 controller=$!
 stop=0
-trap 'stop=1; kill -TERM "$controller" 2>/dev/null' USR2
+trap 'if [ "$stop" = 0 ]; then stop=1; kill -TERM "$controller" 2>/dev/null; fi' USR2
 while kill -0 "$controller" 2>/dev/null; do
     wait "$controller"  # returns early when USR2 arrives
 done
@@ -167,16 +175,22 @@ def running_pid(pid_path: str | os.PathLike) -> int | None:
 # ---------------------------------------------------------------------------- job scripts
 
 
-def render(job: KeepAliveJob) -> str:
+def render(job: KeepAliveJob, scheduler: Scheduler | None = None) -> str:
     """The keep-alive job script: the backend's directives, then the one frame it fills in.
+
+    ``scheduler`` is the instance that will submit it, made from the experiment's
+    ``[cluster]`` (:meth:`Scheduler.create`): its directives may carry site settings of
+    the training jobs (PBS: ``-l filesystems``); without it, a plain one of the backend.
 
     Raises:
         KeepAliveError, ScriptError: a value that cannot go into the script.
     """
     job.check()
-    scheduler = backend_class(job.backend)
-    assert scheduler is not None and scheduler.keepalive is not None  # job.check()
-    assert scheduler.directive_prefix is not None
+    if scheduler is None:
+        backend = backend_class(job.backend)
+        assert backend is not None  # job.check()
+        scheduler = backend()
+    assert scheduler.keepalive is not None and scheduler.directive_prefix is not None
     parts = scheduler.keepalive
     fields = {
         "script": shlex.quote(str(job.script_path)),
@@ -214,7 +228,7 @@ def _lines(text: str) -> str:
 
 def submit(job: KeepAliveJob, scheduler: Scheduler) -> str:
     """Write the script (atomically, executable) and submit it; return the job id."""
-    text = render(job)
+    text = render(job, scheduler)
     job.script_path.parent.mkdir(parents=True, exist_ok=True)
     write_job_script(job.script_path, text)
     return scheduler.submit(job.script_path, job_name=job.job_name, cwd=job.workdir)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
+import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -45,6 +47,8 @@ from nas.config import ClusterConfig
 
 if TYPE_CHECKING:
     from nas.cluster.keepalive import KeepAliveJob
+
+log = logging.getLogger(__name__)
 
 #: qstat ``job_state`` -> JobState; F and X are refined by :func:`finished_state`.
 PBS_STATES: dict[str, JobState] = {
@@ -161,18 +165,39 @@ def in_workdir(text: str, cwd: Path) -> str:
     return "".join([*lines[:at], f"cd {shlex.quote(str(cwd))} || exit 1\n", *lines[at:]])
 
 
-#: The keep-alive job: PBS sends no warning, so the shell sets its own alarm. The alarm's
-#: ``sleep`` is ended with it at cleanup (killing the subshell alone left it for a day).
+def _named_filesystems(directives: Sequence[str]) -> str | None:
+    """The value of a ``-l filesystems=...`` among extra directives (``init`` accepts one)."""
+    for line in directives:
+        compact = line.replace(" ", "")
+        if compact.startswith("-lfilesystems="):
+            return compact.split("=", 1)[1]
+    return None
+
+
+def filesystems_of(cluster: ClusterConfig) -> str | None:
+    """The file systems the training jobs name: ``[cluster] filesystems`` or their directive."""
+    return cluster.filesystems or _named_filesystems(cluster.extra_directives)
+
+
+#: The keep-alive script's own warning, for schedulers whose warning never reaches it (PBS
+#: has none; Flux's goes to the jobs inside the batch instance): a subshell that raises
+#: USR2 in the script ``{alarm}`` s after the start, ``{margin}`` s before the limit. One
+#: rule for both backends (the ``setup`` and ``cleanup`` of their :class:`KeepAliveScript`).
+SELF_ALARM = """\
+(trap 'kill "$nap" 2>/dev/null; exit 0' TERM; sleep {alarm} & nap=$!; wait "$nap" && kill -USR2 $$) &
+alarm=$!"""
+#: Cancels :data:`SELF_ALARM` once the controller has stopped: its ``sleep`` ends with it
+#: (killing the subshell alone left the ``sleep`` running for a day).
+SELF_ALARM_CLEANUP = 'kill "$alarm" 2>/dev/null'
+
+#: The keep-alive job: PBS sends no warning, so the shell sets its own alarm.
 KEEPALIVE = KeepAliveScript(
     how="PBS sends no warning before the walltime, so this shell raises USR2 itself {margin} s "
     "before it; the controller stops after its cycle and this script is submitted again.",
     submit="qsub <this file>",
     job_id="${{PBS_JOBID:?not a PBS job}}",
-    setup="""\
-exec >>{log} 2>&1
-(trap 'kill "$nap" 2>/dev/null; exit 0' TERM; sleep {alarm} & nap=$!; wait "$nap" && kill -USR2 $$) &
-alarm=$!""",
-    cleanup='kill "$alarm" 2>/dev/null',
+    setup=f"exec >>{{log}} 2>&1\n{SELF_ALARM}",
+    cleanup=SELF_ALARM_CLEANUP,
     resubmit="qsub {script}",
 )
 
@@ -188,9 +213,24 @@ class PbsScheduler(Scheduler):
     controller_keys = {"-A ": "account", "-q ": "queue"}
     controller_other_keys = frozenset({"cores"})  # in the select chunk
 
-    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, user: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        user: str | None = None,
+        filesystems: str | None = None,
+    ) -> None:
         super().__init__(timeout=timeout)
         self.user = user or getpass.getuser()
+        #: The training jobs' ``-l filesystems`` value, for the keep-alive job too.
+        self.filesystems = filesystems
+
+    @classmethod
+    def create(
+        cls, *, cluster: ClusterConfig, local_root: str | os.PathLike, timeout: float
+    ) -> PbsScheduler:
+        """An instance that knows the file systems the experiment's jobs name."""
+        return cls(timeout=timeout, filesystems=filesystems_of(cluster))
 
     @staticmethod
     def job_directives(cluster: ClusterConfig, common: Mapping[str, str]) -> list[Directive]:
@@ -239,9 +279,15 @@ class PbsScheduler(Scheduler):
         return ["mpiexec", "-n", str(cluster.nodes * ranks), "--ppn", str(ranks),
                 *binding, python]  # fmt: skip
 
-    @staticmethod
-    def keepalive_directives(job: KeepAliveJob) -> list[Directive]:
-        """One chunk of ``[controller] cores`` cores; the log is appended to by the script."""
+    def keepalive_directives(self, job: KeepAliveJob) -> list[Directive]:
+        """One chunk of ``[controller] cores`` cores; the log is appended to by the script.
+
+        The training jobs' ``-l filesystems`` too (an instance method for that): ALCF's
+        qsub refuses a job without it, "qsub: Resource: filesystems is required to be
+        set." (argonne-lcf/user-guides ``docs/running-jobs/index.md``), and this job
+        resubmits itself with plain ``qsub``. A ``-l filesystems=`` in ``[controller]
+        extra_directives`` wins.
+        """
         controller = job.controller
         pairs: list[Directive] = [
             ("-N ", job.job_name),
@@ -250,7 +296,20 @@ class PbsScheduler(Scheduler):
             ("-o ", "/dev/null"),
             ("-j ", "oe"),
         ]
+        if _named_filesystems(controller.extra_directives) is None:
+            pairs += self._filesystems_directive()
         return pairs + optional_directives(controller, PbsScheduler.controller_keys)
+
+    def _filesystems_directive(self) -> list[Directive]:
+        """``-l filesystems=<the training jobs'>``; none, with a warning, when they name none."""
+        if self.filesystems is None:
+            log.warning(
+                "pbs: the keep-alive job names no file systems ([cluster] filesystems is not "
+                "set): ALCF's qsub refuses such a job; set [cluster] filesystems, or add "
+                "'-l filesystems=...' to [controller] extra_directives"
+            )
+            return []
+        return [("-l ", f"filesystems={self.filesystems}")]
 
     def _submit(self, script: Path, job_name: str, cwd: Path) -> str:
         """On stdin, so the job can start in ``cwd``: PBS starts every job in ``$HOME``."""

@@ -6,30 +6,34 @@ command starts, and the built-in trainer reads what it exported. Every rank
 works out the same master address and port from its environment alone, so no
 launcher-specific wrapper script is needed:
 
-* rank / world size / local rank / local world size: torchrun (``RANK``,
-  ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``), Slurm
-  (``SLURM_PROCID``, ``SLURM_STEP_NUM_TASKS`` or ``SLURM_NTASKS``,
-  ``SLURM_LOCALID``, the node's entry of ``SLURM_STEP_TASKS_PER_NODE``), jsrun
-  (``JSM_NAMESPACE_RANK``, ``JSM_NAMESPACE_SIZE``, ``JSM_NAMESPACE_LOCAL_RANK``,
-  ``JSM_NAMESPACE_LOCAL_SIZE``), Open MPI (``OMPI_COMM_WORLD_*``), Flux
-  (``FLUX_TASK_RANK``, ``FLUX_JOB_SIZE``, ``FLUX_TASK_LOCAL_ID``; ranks per
+* rank / world size / local rank / local world size, innermost launcher first
+  (one started inside another's task inherits its variables: Flux under Slurm):
+  torchrun (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``),
+  Flux (``FLUX_TASK_RANK``, ``FLUX_JOB_SIZE``, ``FLUX_TASK_LOCAL_ID``; ranks per
   node from ``FLUX_JOB_NNODES``), HPE PALS ``mpiexec`` (``PALS_RANKID``,
-  ``PMI_SIZE``, ``PALS_LOCAL_RANKID``, ``PMI_LOCAL_SIZE``), any other PMI
-  launcher (``PMI_RANK``, ``PMI_SIZE``, ``PMI_LOCAL_RANK``,
-  ``PMI_LOCAL_SIZE``); otherwise one process. Flux and PALS come before plain
-  PMI because both set ``PMI_RANK`` and ``PMI_SIZE`` too, Flux without a local
-  rank. Where the launcher names no local size, the job script's
-  ``SPLINENAS_RANKS_PER_NODE``, the node count, or else one node says it.
-* master address: ``MASTER_ADDR``; else the first host of the Slurm node list
-  (expanded here, without ``scontrol``); else the first compute host of LSF's
-  ``LSB_MCPU_HOSTS``, ``LSB_DJOB_HOSTFILE`` or ``LSB_HOSTS`` (on CSM machines
-  such as Summit the launch node comes first and is skipped); else the first
-  line of PBS's ``PBS_NODEFILE``; else, in a Flux task, the first host of
-  ``flux getattr hostlist`` (Flux sets no host list variable; its docs name
-  this command), the node where ``flux run`` puts task 0 when the step spans
-  the whole allocation, as the job scripts' steps do.
-* master port: ``MASTER_PORT``; else derived from the job id
-  (``SLURM_JOB_ID``, ``LSB_JOBID``, ``PBS_JOBID``, ``FLUX_JOB_ID``,
+  ``PMI_SIZE``, ``PALS_LOCAL_RANKID``, ``PMI_LOCAL_SIZE``), jsrun
+  (``JSM_NAMESPACE_RANK``, ``JSM_NAMESPACE_SIZE``, ``JSM_NAMESPACE_LOCAL_RANK``,
+  ``JSM_NAMESPACE_LOCAL_SIZE``), Open MPI (``OMPI_COMM_WORLD_*``), Slurm
+  (``SLURM_PROCID``, ``SLURM_STEP_NUM_TASKS`` or ``SLURM_NTASKS``,
+  ``SLURM_LOCALID``, the node's entry of ``SLURM_STEP_TASKS_PER_NODE``), any
+  other PMI launcher (``PMI_RANK``, ``PMI_SIZE``, ``PMI_LOCAL_RANK``,
+  ``PMI_LOCAL_SIZE``); otherwise one process. Plain PMI comes last because Flux
+  and PALS set ``PMI_RANK`` and ``PMI_SIZE`` too, Flux without a local rank.
+  Where the launcher names no local size, the job script's
+  ``SPLINENAS_RANKS_PER_NODE``, the launcher's node count, or else one node says it.
+* master address: ``MASTER_ADDR`` (the PBS job script exports the first line
+  of ``PBS_NODEFILE`` from the first node; Frontier's and Aurora's site files
+  their Slingshot address); else, in a Flux task, the first host of ``flux
+  getattr hostlist`` (Flux sets no host list variable; its docs name this
+  command), the node where ``flux run`` puts task 0 when the step spans the
+  whole allocation, as the job scripts' steps do; else the first host of the
+  Slurm node list (expanded here, without ``scontrol``); else the first compute
+  host of LSF's ``LSB_MCPU_HOSTS``, ``LSB_DJOB_HOSTFILE`` or ``LSB_HOSTS`` (on
+  CSM machines such as Summit the launch node comes first and is skipped); else
+  the first line of PBS's ``PBS_NODEFILE`` (written on the other nodes only
+  where the server's ``gen_nodefile_on_sister_mom`` is on).
+* master port: ``MASTER_PORT``; else derived from the job id, innermost first
+  (``FLUX_JOB_ID``, ``SLURM_JOB_ID``, ``LSB_JOBID``, ``PBS_JOBID``,
   ``TORCHELASTIC_RUN_ID``) into 15000-31999:
   unprivileged and below Linux's ephemeral range (32768-60999, where the
   kernel picks the local ports of outgoing connections, so a port there may be
@@ -58,21 +62,33 @@ PORT_BASE = 15000
 PORT_SPAN = 17000  # ports 15000-31999: unprivileged, below the ephemeral range 32768-60999
 
 #: (launcher, rank variable, world-size variables in order of preference, local-rank
-#: variable, local-size variable or None)
+#: variable, local-size variable or None), innermost launcher first: a launcher started
+#: inside another one's task inherits that task's variables (OLCF runs Flux under Slurm,
+#: ``srun ... flux start``, and every Flux task carries the broker's ``SLURM_PROCID``, its
+#: node's index: olcf-user-docs ``systems/frontier_user_guide.rst``; Flux copies the
+#: submitter's environment, flux-core ``doc/man1/common/job-environment.rst``). So
+#: torchrun, Flux, PALS, jsrun and Open MPI come before Slurm, and plain PMI last: Flux
+#: and PALS set ``PMI_RANK``/``PMI_SIZE`` too, and so may srun's PMI plugins, without
+#: the local rank.
 _RANK_VARIABLES: tuple[tuple[str, str, tuple[str, ...], str, str | None], ...] = (
     ("torchrun", "RANK", ("WORLD_SIZE",), "LOCAL_RANK", "LOCAL_WORLD_SIZE"),
-    ("slurm", "SLURM_PROCID", ("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"), "SLURM_LOCALID", None),
+    ("flux", "FLUX_TASK_RANK", ("FLUX_JOB_SIZE",), "FLUX_TASK_LOCAL_ID", None),
+    ("pals", "PALS_RANKID", ("PMI_SIZE",), "PALS_LOCAL_RANKID", "PMI_LOCAL_SIZE"),
     ("jsrun", "JSM_NAMESPACE_RANK", ("JSM_NAMESPACE_SIZE",), "JSM_NAMESPACE_LOCAL_RANK",
      "JSM_NAMESPACE_LOCAL_SIZE"),
     ("mpi", "OMPI_COMM_WORLD_RANK", ("OMPI_COMM_WORLD_SIZE",), "OMPI_COMM_WORLD_LOCAL_RANK",
      "OMPI_COMM_WORLD_LOCAL_SIZE"),
-    ("flux", "FLUX_TASK_RANK", ("FLUX_JOB_SIZE",), "FLUX_TASK_LOCAL_ID", None),
-    ("pals", "PALS_RANKID", ("PMI_SIZE",), "PALS_LOCAL_RANKID", "PMI_LOCAL_SIZE"),
+    ("slurm", "SLURM_PROCID", ("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"), "SLURM_LOCALID", None),
     ("pmi", "PMI_RANK", ("PMI_SIZE",), "PMI_LOCAL_RANK", "PMI_LOCAL_SIZE"),
 )  # fmt: skip
-#: Node counts of the launchers that name no local size: ranks per node = world / nodes.
-_NODE_COUNT_VARIABLES = ("SLURM_STEP_NUM_NODES", "SLURM_NNODES", "FLUX_JOB_NNODES")
-_JOB_ID_VARIABLES = ("SLURM_JOB_ID", "LSB_JOBID", "PBS_JOBID", "FLUX_JOB_ID", "TORCHELASTIC_RUN_ID")
+#: Node counts of the launchers that name no local size (ranks per node = world / nodes),
+#: each launcher's own: an enclosing Slurm's count says nothing of a Flux step.
+_NODE_COUNT_VARIABLES: dict[str, tuple[str, ...]] = {
+    "slurm": ("SLURM_STEP_NUM_NODES", "SLURM_NNODES"),
+    "flux": ("FLUX_JOB_NNODES",),
+}
+#: Innermost first: Flux jobs inside one Slurm allocation must not share a port.
+_JOB_ID_VARIABLES = ("FLUX_JOB_ID", "SLURM_JOB_ID", "LSB_JOBID", "PBS_JOBID", "TORCHELASTIC_RUN_ID")
 #: Seconds ``flux getattr hostlist`` may take.
 _FLUX_TIMEOUT = 60.0
 
@@ -140,22 +156,24 @@ def _ranks(environ: Mapping[str, str]) -> tuple[str, int, int, int, int]:
         if local_size_var is not None and local_size_var in environ:
             local_size = _integer(environ, local_size_var, minimum=1)
         else:
-            local_size = _ranks_per_node(environ, world_size)
+            local_size = _ranks_per_node(environ, world_size, launcher)
         if local_rank >= local_size:
             raise LaunchError(f"{local_var}={local_rank} is not below {local_size} ranks per node")
         return launcher, rank, world_size, local_rank, local_size
     return "single", 0, 1, 0, 1
 
 
-def _ranks_per_node(environ: Mapping[str, str], world_size: int) -> int:
+def _ranks_per_node(environ: Mapping[str, str], world_size: int, launcher: str) -> int:
     """Ranks on this node where the launcher names no local size.
 
-    Slurm's ``SLURM_STEP_TASKS_PER_NODE`` (``"2(x3),1"``) at ``SLURM_NODEID``;
+    Under Slurm, ``SLURM_STEP_TASKS_PER_NODE`` (``"2(x3),1"``) at ``SLURM_NODEID``;
     else the job script's ``SPLINENAS_RANKS_PER_NODE`` (from ``[cluster]``);
-    else the world spread evenly over the node count; else one node.
+    else the world spread evenly over the launcher's node count; else one node.
+    Only the launcher's own variables count (a Flux task inside Slurm carries the
+    layout of the ``srun`` that started its broker).
     """
     per_node = environ.get("SLURM_STEP_TASKS_PER_NODE") or environ.get("SLURM_TASKS_PER_NODE")
-    if per_node and environ.get("SLURM_NODEID", "").isdigit():
+    if launcher == "slurm" and per_node and environ.get("SLURM_NODEID", "").isdigit():
         counts = [
             int(count)
             for item in per_node.split(",")
@@ -168,7 +186,8 @@ def _ranks_per_node(environ: Mapping[str, str], world_size: int) -> int:
     planned = environ.get(RANKS_PER_NODE_VAR, "").strip()
     if planned.isdigit() and 0 < int(planned) <= world_size:
         return int(planned)
-    nodes = next((environ[name] for name in _NODE_COUNT_VARIABLES if environ.get(name)), "")
+    names = _NODE_COUNT_VARIABLES.get(launcher, ())
+    nodes = next((environ[name] for name in names if environ.get(name)), "")
     if nodes.isdigit() and int(nodes) > 0:
         return max(1, world_size // int(nodes))
     return world_size
@@ -185,6 +204,8 @@ def master_address(environ: Mapping[str, str]) -> str:
     """The host of rank 0 (see the module docstring for the order of sources)."""
     if environ.get("MASTER_ADDR"):
         return environ["MASTER_ADDR"]
+    if "FLUX_TASK_RANK" in environ and environ.get("FLUX_URI"):  # innermost: see _RANK_VARIABLES
+        return expand_nodelist(flux_hostlist(environ))[0]
     nodelist = environ.get("SLURM_STEP_NODELIST") or environ.get("SLURM_JOB_NODELIST")
     nodelist = nodelist or environ.get("SLURM_NODELIST")
     if nodelist:
@@ -194,8 +215,6 @@ def master_address(environ: Mapping[str, str]) -> str:
         return hosts[0]
     if environ.get("PBS_NODEFILE"):
         return pbs_first_host(environ["PBS_NODEFILE"])
-    if "FLUX_TASK_RANK" in environ and environ.get("FLUX_URI"):
-        return expand_nodelist(flux_hostlist(environ))[0]
     raise LaunchError(
         "several ranks but no master address: set MASTER_ADDR, or run under "
         "Slurm (SLURM_JOB_NODELIST), LSF (LSB_MCPU_HOSTS), PBS (PBS_NODEFILE) or Flux"
