@@ -273,8 +273,8 @@ def test_a_result_of_the_wrong_shape_breaks_the_contract(
 
 @pytest.mark.parametrize(
     "text",
-    ['{"metrics": {"top1": 1', '{"metrics": {"top1": 100.5}}', '{"metrics": {"top1": NaN}}'],
-    ids=["torn", "out of range", "nan"],
+    ['{"metrics": {"top1": 1', '{"metrics": {"top1": NaN}}'],
+    ids=["torn", "nan"],
 )
 def test_a_result_another_attempt_may_mend_is_retried(tmp_path: Path, text: str) -> None:
     (tmp_path / RESULT_FILE).write_text(text)

@@ -191,8 +191,11 @@ def test_trial_reads_the_point_and_writes_on_rank_0_only(
         trial.report(3, loss="high")  # type: ignore[arg-type]
     assert not trial.should_stop(reserve_seconds=60)
     assert trial.should_stop(reserve_seconds=7200)
-    with pytest.raises(trial.TrialError, match="metrics must be finite numbers"):
+    with pytest.raises(SystemExit) as diverged:  # the searched metric NaN: a diverged run
         trial.write_result({"score": float("nan"), "loss": 0.5})
+    assert diverged.value.code == 5
+    (tmp_path / "error.json").unlink()
+    capsys.readouterr()
     trial.write_result({"score": 0.5, "loss": float("nan")})  # another metric: left out, said
     assert json.loads((tmp_path / "result.json").read_text())["metrics"] == {"score": 0.5}
     assert "leaves out metrics that are not finite: {'loss': nan}" in capsys.readouterr().err

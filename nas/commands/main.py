@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageExit as exc:
         return _json_failure("--json" in argv, exc.message, EXIT_USAGE)
     except SystemExit as exc:  # argparse exits 0 on --help and --version
-        return int(exc.code or 0)
+        return _exit_code(exc, getattr(args, "command", None), getattr(args, "json", False))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return _json_failure(getattr(args, "json", False), "interrupted", EXIT_FAILURE)
@@ -150,6 +150,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Python flushes stdout at exit and would fail again; point it at /dev/null.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+def _exit_code(exc: SystemExit, command: str | None, as_json: bool) -> int:
+    """The exit code of a ``SystemExit``: its own when it is a number (argparse's), else 1,
+    with its message on one line, as Python does, never a traceback (``sys.exit("why")``
+    from code of the user's that ran in this process)."""
+    if exc.code is None or isinstance(exc.code, int):
+        return int(exc.code or 0)
+    message = " ".join(str(exc.code).split())
+    print(f"splinenas{f' {command}' if command else ''}: error: {message}", file=sys.stderr)
+    return _json_failure(as_json, message, EXIT_FAILURE)
 
 
 def _parsed(argv: list[str]) -> argparse.Namespace:

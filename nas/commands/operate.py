@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import stat
 import sys
 from pathlib import Path
@@ -35,6 +36,7 @@ from nas.commands.common import (
 from nas.commands.curves import point_curve, write_curve_table
 from nas.control import frontier, policy
 from nas.names import printable, shown
+from nas.numbers import finite_number
 from nas.pointdir import layout
 from nas.record.lock import break_lock, lock_path
 from nas.record.state import INGEST_BY_HAND, PointStatus, State, StateError
@@ -206,7 +208,7 @@ def _parse_box(text: str) -> dict[str, list[float]]:
 
 def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict[str, Any]:
     from nas.commands.summary import point_pace
-    from nas.control.ingest import log_tail  # reads files only; imported with the command
+    from nas.control.ingest import RESULT_METRICS, log_tail  # reads files only
 
     point = state.point(point_id)
     folder = layout.point_dir(layout.run_dir(state_path), point_id)
@@ -224,7 +226,8 @@ def _show_doc(state: State, state_path: Path, point_id: int, lines: int) -> dict
         "folder_exists": folder.is_dir(),
         "events": [{"time": e.time, "kind": e.kind, "message": e.message} for e in events],
         "logs": {log.name: log_tail(log, lines).splitlines() for log in logs},
-        "result": _json_file(folder / "result.json"),
+        "metrics": _recorded_metrics(point.extra.get(RESULT_METRICS)),
+        "result": _json_file(folder / layout.RESULT_FILE, constants=True),
         "pace": point_pace(point, folder),
         "error": _json_file(folder / "error.json"),
         "rejected": sorted(p.name for p in folder.glob("result.rejected-*.json")),
@@ -265,13 +268,33 @@ def _spline_maximum(state: State, state_path: Path) -> dict[str, Any] | None:
     return {"params": fit["argmax"], "predicted": fit["predicted_max"], "goal": goal}
 
 
-def _json_file(path: Path) -> dict[str, Any] | None:
+def _json_file(path: Path, *, constants: bool = False) -> dict[str, Any] | None:
+    """A point folder's JSON file as its reader in the controller reads it (``constants``:
+    NaN and Infinity allowed, as in ``result.json``); what it cannot read says why."""
     from nas.pointdir.jsonio import read_json_object
 
     try:
-        return read_json_object(path) if path.exists() else None
+        return read_json_object(path, constants=constants) if path.exists() else None
     except ValueError as exc:
         return {"unreadable": str(exc)}
+
+
+def _recorded_metrics(metrics: object) -> dict[str, float] | None:
+    """Every metric the controller kept of the point's result (the searched one and the
+    others), from the state: the result file may be gone or hold more than was kept."""
+    if not isinstance(metrics, dict):
+        return None
+    return {str(name): float(v) for name, v in metrics.items() if finite_number(v)}
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with every NaN or infinity as null: ``--json`` is strict JSON, a result
+    file need not be (the people's output prints it as the file has it)."""
+    if isinstance(value, dict):
+        return {key: _finite_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_json(item) for item in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _first_line(message: str, logs_shown: bool) -> str:
@@ -300,6 +323,9 @@ def _write_show(doc: dict[str, Any], out: TextIO) -> None:
     measured, predicted = number_text(doc["value"]), number_text(doc["predicted"])
     out.write(f"measured {measured}, predicted {predicted}, origin {doc['origin']}, ")
     out.write(f"batch {doc['batch']}, attempts {doc['attempts']}, segment {doc['segment']}\n")
+    if doc["metrics"]:
+        kept = ", ".join(f"{name} {number_text(v)}" for name, v in doc["metrics"].items())
+        out.write(f"metrics recorded: {kept}\n")
     out.write(f"job {doc['job_id'] or '-'} ({doc['job_name'] or 'never submitted'})\n")
     out.write(f"folder {_folder_text(doc)}\n\nhistory:\n")
     for event in doc["events"]:  # a failure's log tail is printed once, with the logs below
@@ -357,7 +383,7 @@ def _show(args: argparse.Namespace) -> int:
         raise UsageError(f"--lines must be at least 1, got {args.lines}")
     doc = _show_doc(StateStore.read(args.state), args.state, args.id, args.lines)
     if args.json:
-        emit_json(doc)
+        emit_json({**doc, "result": _finite_json(doc["result"])})
     else:
         _print_show(doc)
     return EXIT_OK

@@ -29,12 +29,15 @@ from pathlib import Path
 
 from nas.cluster import JobRecord, JobState, Scheduler, SchedulerError
 from nas.cluster.base import SubmissionInFlight
+from nas.cluster.render import deadline_seconds
 from nas.cluster.submitter import Submission, in_flight
 from nas.config import Experiment
 from nas.control import inbox, policy
 from nas.control.ingest import (
     LATE_RESULT,
     LATE_RESULT_STAMP,
+    PROGRESS_STEP,
+    RESULT_METRICS,
     RESULT_STAMP,
     JobOutcome,
     Verdict,
@@ -68,6 +71,9 @@ log = logging.getLogger(__name__)
 
 #: Key of a point's ``extra`` holding the evidence of its submission while it is ``submitting``.
 SUBMISSION = "submission"
+#: Key of a point's ``extra``: ``[reruns, attempt]`` of the last attempt whose segment stopped
+#: without progress; a segment that progresses removes it (:meth:`Controller._stalled`).
+STALLED = "stalled_attempt"
 
 _S = PointStatus
 #: How a job may end and still leave a valid result, which is kept (a training that wrote
@@ -343,13 +349,45 @@ class Controller:
             self._failed(point, f"{job} ({self.scheduler.reason(point.job_id)}): {outcome.detail}")
 
     def _incomplete(self, point: Point, position: tuple[int, int] | None, reason: str) -> None:
-        """Next segment, unless this one made no progress (the walltime is too short)."""
+        """Next segment, unless this one made no progress (:meth:`_stalled`)."""
         before = tuple(point.extra.get("position", (0, 0)))
         if position is None or position <= before:
-            self._failed(point, f"{reason}, but the segment made no progress past {before}")
+            self._stalled(point, f"{reason}, but the segment made no progress past {before}")
             return
-        self.state.update_point(point.id, extra={**point.extra, "position": list(position)})
+        extra = {key: value for key, value in point.extra.items() if key != STALLED}
+        self.state.update_point(point.id, extra={**extra, "position": list(position)})
         self.state.set_status(point.id, _S.INCOMPLETE, reason)
+
+    def _stalled(self, point: Point, reason: str) -> None:
+        """A segment that stopped without recorded progress: one retry, not ``max_attempts``.
+
+        The usual cause is a walltime shorter than what the trainer needs to
+        record progress (a whole epoch, when it reports no step inside one):
+        every attempt then stops at the same place, each after a full walltime,
+        for every candidate of the search. One retry is kept, since a slow node
+        or file system can stall a single segment; a second attempt in a row
+        that stalls fails the point. A segment that progresses clears the
+        count, and a rerun starts it again (the pair holds the rerun).
+        """
+        reason += f": {self._stall_advice()}"
+        attempt = [int(point.extra.get("reruns", 0)), point.attempts]
+        if point.extra.get(STALLED) == [attempt[0], attempt[1] - 1]:
+            gave_up = f"gave up after {_attempts(point.attempts)}, two in a row without progress"
+            self.state.set_status(point.id, _S.FAILED, f"{gave_up}: {reason}")
+            return
+        self.state.update_point(point.id, extra={**point.extra, STALLED: attempt})
+        self._failed(point, reason)
+
+    def _stall_advice(self) -> str:
+        """The likely cause of a segment without progress and what to do, with the numbers."""
+        cluster = self.settings.cluster
+        return (
+            f"one segment ([cluster] walltime_minutes {cluster.walltime_minutes} x 60 minus "
+            f"signal_seconds {cluster.signal_seconds} = {deadline_seconds(cluster)} s) did not "
+            "complete recorded progress; raise walltime_minutes, or report the step reached "
+            f"inside the epoch ({layout.PROGRESS_FILE} {PROGRESS_STEP}; "
+            "nas.trial.exit_incomplete(epoch, step=...))"
+        )
 
     def _failed(self, point: Point, reason: str) -> None:
         """Retry up to ``max_attempts``, then leave the point failed for a person."""
@@ -360,7 +398,9 @@ class Controller:
             )
             self.state.set_status(point.id, _S.PENDING, f"retry {point.attempts + 1} of {limit}")
         else:
-            self.state.set_status(point.id, _S.FAILED, f"gave up after {limit} attempts: {reason}")
+            self.state.set_status(
+                point.id, _S.FAILED, f"gave up after {_attempts(limit)}: {reason}"
+            )
 
     def _diverged(self, point: Point, outcome: JobOutcome, job: str) -> None:
         """Apply ``[train] on_divergence``: one new attempt with a new seed, or fail.
@@ -398,9 +438,18 @@ class Controller:
 
         A curve file longer than the read keeps every entry, the state only
         the last ones: the event says which, so nobody takes the stored curve
-        for the whole training.
+        for the whole training. Lines or fields the reader left out (a
+        fractional epoch, a figure that is no number) are said the same way.
         """
-        curve, unread = read_curve_tail(self._folder(point))
+        tail = read_curve_tail(self._folder(point))
+        curve, unread = tail.entries, tail.unread_bytes
+        if tail.left_out:
+            self.state.log(
+                "curve",
+                f"{layout.CURVE_FILE}: left out of the stored curve: {'; '.join(tail.left_out)} "
+                "(the file in the point's folder has them)",
+                point.id,
+            )
         if not curve:
             return
         self.state.set_curve(point.id, curve)
@@ -419,7 +468,7 @@ class Controller:
         extra = {
             **self.state.point(point.id).extra,
             "pace": result.pace(),
-            "metrics": dict(result.metrics),  # measured costs and trade-offs read them
+            RESULT_METRICS: dict(result.metrics),  # measured costs and trade-offs read them
             RESULT_STAMP: result_stamp(self._folder(point)),  # a later file is said, once
         }
         job_gpus = self.settings.cluster.gpus_per_node > 0  # what the job it ran in asked for
@@ -590,6 +639,11 @@ class Controller:
             stop=stop,
             changes=tuple(self.state.events[self._first_event :]),
         )
+
+
+def _attempts(count: int) -> str:
+    """``1 attempt``, ``3 attempts``."""
+    return f"{count} attempt{'' if count == 1 else 's'}"
 
 
 def prediction_gap(points: list[Point]) -> float | None:

@@ -13,29 +13,37 @@ Two sources, either or both:
 
 The user's function is the one piece of user code the controller imports
 (training runs in its own processes, :mod:`nas.trial.launch`). The import
-looks in the folder ``splinenas`` runs in first; an import that fails and a
-call that raises are reported in one line: at ``init``/``run`` start as a
-config error, during the search as the reason the candidate is infeasible.
+looks in the folder ``splinenas`` runs in first; an import that fails, and a
+call on the first design point that raises or answers what is no answer, are
+one config error at ``init``/``run`` start. During the search a call that
+raises (``sys.exit()`` included) makes that candidate infeasible with the
+reason; each distinct failure is also logged once, and :meth:`Feasibility.notes`
+counts them, since a rule that fails for many candidates quietly empties the
+search. The optimiser screens thousands of candidates per proposal: answers
+are kept by params, and slow calls are logged (:class:`~nas.control.usercode.UserFunction`).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nas.config import ConfigError, Experiment
 from nas.control.costs import estimator, has_cost_model, user_costs
-from nas.control.usercode import code_folder, load_function
+from nas.control.usercode import Answers, UserCodeError, UserFunction, code_folder, load_function
 from nas.search.space import Params
 
 log = logging.getLogger(__name__)
 
 Rule = Callable[[Params], str | None]
+
+#: Distinct failures of the user's rule said one by one (in the log and the notes); the rest
+#: are counted only.
+MAX_FAILURES_SAID = 5
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,8 @@ class Feasibility:
     """A predicate over candidates that also says why one is refused."""
 
     rule: Rule
+    #: The user's ``[model] feasible`` among the rules, for :meth:`notes`.
+    user: UserRule | None = None
 
     def __call__(self, params: Params) -> bool:
         return self.rule(params) is None
@@ -50,6 +60,12 @@ class Feasibility:
     def reason(self, params: Params) -> str:
         """Why ``params`` cannot be trained ('' when it can)."""
         return self.rule(params) or ""
+
+    def notes(self) -> list[str]:
+        """What a person should know of the rules so far: the user's rule failing for
+        candidates, which made them infeasible (a status or stop reason can show it)."""
+        note = None if self.user is None else self.user.note()
+        return [] if note is None else [note]
 
 
 def feasibility(experiment: Experiment, cwd: Path | None = None) -> Feasibility | None:
@@ -59,24 +75,23 @@ def feasibility(experiment: Experiment, cwd: Path | None = None) -> Feasibility 
 
     Raises:
         ConfigError: the number of classes is unknown (for the memory rule), or
-            ``[model] feasible`` cannot be imported.
+            ``[model] feasible`` cannot be imported or fails on the first design point.
     """
-    return _combined([_memory_rule(experiment, cwd), _user_rule(experiment, cwd)])
+    return _combined(_memory_rule(experiment, cwd), _user_rule(experiment, cwd))
 
 
-def _combined(rules: list[Rule | None]) -> Feasibility | None:
-    """The given rules as one cached :class:`Feasibility` (the first refusal wins); None
-    when none is given."""
-    given = [rule for rule in rules if rule]
+def _combined(memory: Rule | None, user: UserRule | None) -> Feasibility | None:
+    """The given rules as one :class:`Feasibility` (the first refusal wins) whose answers are
+    kept by params (:class:`~nas.control.usercode.Answers`); None when none is given."""
+    given = [rule for rule in (memory, user) if rule]
     if not given:
         return None
+    answers: Answers[str | None] = Answers()
 
-    @functools.lru_cache(maxsize=4096)
-    def combined(key: tuple[tuple[str, Any], ...]) -> str | None:
-        params = dict(key)
+    def combined(params: Params) -> str | None:
         return next((reason for rule in given if (reason := rule(params))), None)
 
-    return Feasibility(lambda params: combined(tuple(sorted(params.items()))))
+    return Feasibility(lambda params: answers.get(params, lambda: combined(params)), user)
 
 
 def commands_rule(experiment: Experiment, cwd: Path | None = None) -> Feasibility | None:
@@ -91,7 +106,7 @@ def commands_rule(experiment: Experiment, cwd: Path | None = None) -> Feasibilit
     """
     if not experiment.missing_run_sections():
         return feasibility(experiment, cwd)
-    return _combined([_user_rule(experiment, cwd)])
+    return _combined(None, _user_rule(experiment, cwd))
 
 
 #: What an own model's ``[model] costs`` function must return for ``max_gpu_memory_gib``.
@@ -216,36 +231,99 @@ def memory_problem(experiment: Experiment) -> ConfigError | None:
     )
 
 
-def _user_rule(experiment: Experiment, cwd: Path | None) -> Rule | None:
-    """``[model] feasible`` imported, wrapped so that nothing it does stops the controller."""
+@dataclass
+class UserRule:
+    """``[model] feasible``: the user's function called on candidates, its failures counted.
+
+    Whatever the function raises, or an answer that is none, refuses that
+    candidate with the reason; each distinct failure is logged once (up to
+    :data:`MAX_FAILURES_SAID`), so a rule that breaks for many candidates is
+    seen beyond ``show``.
+    """
+
+    function: UserFunction
+    fixed: dict[str, Any]
+    #: Candidates refused because the function failed, by the failure (the first few).
+    failures: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+
+    def __call__(self, params: Params) -> str | None:
+        spec = self.function.spec
+        try:
+            return _answer(spec, self.function({**self.fixed, **params}))
+        except ValueError as exc:  # UserCodeError: what the function raised; else its answer
+            return self._failed(f"{spec} {exc}", params)
+
+    def _failed(self, reason: str, params: Params) -> str:
+        """Count a failure; log it when it is a new one of the first few."""
+        self.failed += 1
+        if reason in self.failures:
+            self.failures[reason] += 1
+        elif len(self.failures) < MAX_FAILURES_SAID:
+            self.failures[reason] = 1
+            log.warning("[model] feasible: %s (for %s); such candidates are infeasible: fix "
+                        "the function (each distinct failure is logged once)", reason,
+                        dict(params))  # fmt: skip
+        return reason
+
+    def note(self) -> str | None:
+        """How often the function failed, with the failures; None when it never did."""
+        if not self.failed:
+            return None
+        said = "; ".join(f"{reason} ({count}x)" for reason, count in self.failures.items())
+        return (f"[model] feasible {self.function.spec} failed for {self.failed} candidates, "
+                f"which count as infeasible: {said}")  # fmt: skip
+
+
+def _user_rule(experiment: Experiment, cwd: Path | None) -> UserRule | None:
+    """``[model] feasible`` imported and called on the first design point, wrapped so that
+    nothing it does stops the controller.
+
+    Raises:
+        ConfigError: the import fails, or the call on the first design point
+            raises or answers what is no answer (every candidate would fail alike).
+    """
     model = experiment.model
     if model is None or model.feasible is None:
         return None
     spec, fixed = model.feasible, dict(model.fixed)
     function = load_function(spec, code_folder(experiment, cwd), experiment.source, "feasible")
     first = {**fixed, **experiment.space.initial_design()[0]}
-    try:  # a function that cannot take a candidate at all is a config error, found at init
-        function(first)
-    except Exception as exc:
+    try:
+        _answer(spec, function(first))
+    except UserCodeError as exc:
         raise ConfigError(experiment.source, "model", "feasible",
-                          f"{spec} raised {type(exc).__name__} for {first}: {exc}") from None  # fmt: skip
-
-    def user(params: Params) -> str | None:
-        try:
-            answer = function({**fixed, **params})
-        except Exception as exc:  # the user's code: any failure is this candidate's reason
-            return f"{spec} raised {type(exc).__name__}: {exc}"
-        return _answer(spec, answer)
-
-    return user
+                          f"{spec} raised {exc.kind} for {first}: {exc.detail}") from None  # fmt: skip
+    except ValueError as exc:
+        raise ConfigError(experiment.source, "model", "feasible",
+                          f"{spec} {exc} (for {first})") from None  # fmt: skip
+    return UserRule(function, fixed)
 
 
 def _answer(spec: str, answer: Any) -> str | None:
-    """None for a trainable candidate, else the reason, from what the user's function returned."""
+    """None for a trainable candidate, else the reason, from what the user's function returned.
+
+    A numpy bool (``np.prod(...) <= 256``) is the bool it holds.
+
+    Raises:
+        ValueError: the answer is neither None, a bool nor a string.
+    """
+    if _numpy_bool(answer):
+        answer = bool(answer)
     if answer is None or answer is True:
         return None
     if answer is False:
         return f"refused by {spec}"
     if isinstance(answer, str):
         return answer or f"refused by {spec}"
-    return f"{spec} returned {answer!r}; expected None or a reason (a string)"
+    raise ValueError(f"returned {answer!r}; expected None, True or False, or a reason (a string)")
+
+
+def _numpy_bool(answer: Any) -> bool:
+    """Whether ``answer`` is one numpy boolean (``np.True_``, a 0-d bool array), without
+    importing numpy."""
+    return (
+        type(answer).__module__ == "numpy"
+        and getattr(answer, "shape", None) == ()
+        and getattr(getattr(answer, "dtype", None), "kind", None) == "b"
+    )

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.numbers import finite_number
+from nas.pointdir.curve import last_entry
 from nas.pointdir.jsonio import atomic_write_bytes, open_regular, read_json_object
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
@@ -47,6 +48,7 @@ from nas.pointdir.result import (
     TOP1,
     Measured,
     Result,
+    ResultDiverged,
     ResultError,
     bandwidth_text,
     gpu_device,
@@ -56,6 +58,15 @@ from nas.pointdir.result import (
 #: Lines of a job's log quoted in a failure reason.
 LOG_TAIL_LINES = 15
 _LOG_TAIL_CHARS = 2000
+#: The keys of ``progress.json`` that say where a segment stopped
+#: (:func:`nas.pointdir.outcome.write_progress` writes them).
+PROGRESS_EPOCHS, PROGRESS_STEP = "epochs_completed", "step_in_epoch"
+#: The keys that make an ``error.json`` the contract's (:func:`nas.pointdir.outcome.write_error`,
+#: the launch wrapper's reports): a trainer's own file of that name with none of them is not
+#: read, and the job's log explains the failure instead.
+ERROR_KEYS = ("kind", "exception", "message")
+#: Keys of a file named in a reason, at most (a job writes the file: it may hold thousands).
+_KEYS_NAMED = 8
 
 
 class Verdict(enum.Enum):
@@ -113,11 +124,13 @@ class ResultCheck:
     rejected: Path | None = None
     reason: str = ""
     contract: bool = False  # rejected for breaking the trainer contract: no retry
+    diverged: bool = False  # rejected for a searched metric that is not finite: as exit 5
 
 
 #: The reason file's lines after the reason: the job whose result it was, and whether it
-#: broke the contract (read back by :func:`uncommitted_rejection`).
+#: broke the contract or diverged (read back by :func:`uncommitted_rejection`).
 _JOB_LINE, _CONTRACT_LINE = "job: ", "breaks the trainer contract (not retried)"
+_DIVERGED_LINE = "the training diverged ([train] on_divergence)"
 
 
 def check_result(
@@ -139,8 +152,11 @@ def check_result(
     try:
         return ResultCheck(result=validate_result(path, point_id, params, measured))
     except ResultError as exc:
-        rejected = set_aside(path, exc.reason, job, exc.contract)
-        return ResultCheck(rejected=rejected, reason=exc.reason, contract=exc.contract)
+        diverged = isinstance(exc, ResultDiverged)
+        rejected = set_aside(path, exc.reason, job, exc.contract, diverged=diverged)
+        return ResultCheck(
+            rejected=rejected, reason=exc.reason, contract=exc.contract, diverged=diverged
+        )
 
 
 def uncommitted_rejection(folder: Path, job: str) -> ResultCheck | None:
@@ -160,8 +176,10 @@ def uncommitted_rejection(folder: Path, job: str) -> ResultCheck | None:
         lines = _read_small_text(reason_file).splitlines()
         if f"{_JOB_LINE}{job}" in lines[1:]:
             name = reason_file.name.removesuffix(".reason.txt") + result.suffix
-            contract = _CONTRACT_LINE in lines[1:]
-            return ResultCheck(rejected=folder / name, reason=lines[0], contract=contract)
+            contract, diverged = (line in lines[1:] for line in (_CONTRACT_LINE, _DIVERGED_LINE))
+            return ResultCheck(
+                rejected=folder / name, reason=lines[0], contract=contract, diverged=diverged
+            )
     return None
 
 
@@ -175,9 +193,12 @@ def _read_small_text(path: Path) -> str:
         return handle.read(64 * 1024).decode("utf-8", errors="replace")
 
 
-def set_aside(path: Path, reason: str, job: str = "", contract: bool = False) -> Path:
+def set_aside(
+    path: Path, reason: str, job: str = "", contract: bool = False, *, diverged: bool = False
+) -> Path:
     """Rename a bad result file to the next free ``result.rejected-<n>.json`` with its reason
-    (and, for :func:`uncommitted_rejection`, the ``job`` that wrote it and a ``contract`` breach).
+    (and, for :func:`uncommitted_rejection`, the ``job`` that wrote it, a ``contract`` breach
+    and a training that ``diverged``).
 
     The point folder is the job's to write: a name it planted (a symlink to a file
     of the user's, a folder) is skipped, never written through. The reason file is
@@ -185,9 +206,8 @@ def set_aside(path: Path, reason: str, job: str = "", contract: bool = False) ->
     between the check and the write makes it take the next number instead.
     """
     require_point_folder(path.parent)
-    lines = (
-        [reason] + ([f"{_JOB_LINE}{job}"] if job else []) + ([_CONTRACT_LINE] if contract else [])
-    )
+    lines = [reason] + ([f"{_JOB_LINE}{job}"] if job else [])
+    lines += ([_CONTRACT_LINE] if contract else []) + ([_DIVERGED_LINE] if diverged else [])
     text = ("\n".join(lines) + "\n").encode("utf-8")
     while True:
         target = _free_name(path, "rejected-")
@@ -233,6 +253,10 @@ def judge(
 ) -> tuple[JobOutcome, ResultCheck | None]:
     """The outcome of the job that ended in ``folder``.
 
+    A result file whose searched metric is NaN or infinite is a divergence
+    (:class:`~nas.pointdir.result.ResultDiverged`), judged as the trainer's exit 5
+    is: the same seed would diverge again, one whole training per retry.
+
     Args:
         folder: the point folder.
         point_id, params, measured: what a valid result must carry.
@@ -254,7 +278,7 @@ def judge(
         PointFolderError: ``folder`` is no real folder.
     """
     progress = _read_optional(require_point_folder(folder) / PROGRESS_FILE)
-    position = None if progress is None else _position(progress)
+    position = None if progress is None else _position(progress, folder)
     check = None if exited_zero or position is None else set_aside_interim(folder, position)
     if check is None:
         check = check_result(folder, point_id, params, measured, job)
@@ -262,6 +286,8 @@ def judge(
         check = uncommitted_rejection(folder, job)
     if check is not None and check.result is not None:
         return JobOutcome(Verdict.DONE, result=check.result), check
+    if check is not None and check.diverged:  # the same seed diverges again: exit 5's way
+        return JobOutcome(Verdict.DIVERGED, f"its result file was rejected: {check.reason}"), check
     if check is not None and check.contract:
         return JobOutcome(Verdict.CONTRACT, f"its result file was rejected: {check.reason}"), check
     if cancelled:
@@ -273,8 +299,9 @@ def judge(
         reason = str(progress.get("reason", "stopped early"))
         if _number(progress.get("bus_bandwidth_gbps")) > 0:
             reason += f"; {bandwidth_text(progress)}"
+        reason += _position_note(progress, position)
         return JobOutcome(Verdict.INCOMPLETE, reason, position=position), check
-    error = _read_optional(folder / ERROR_FILE)
+    error, unread = _contract_error(folder)
     if error is not None and error.get("kind") == CONTRACT_FAILURE:
         detail = f"rank {error.get('rank', '?')}: {error.get('message', 'the contract is broken')}"
         return JobOutcome(Verdict.CONTRACT, detail), check
@@ -298,8 +325,9 @@ def judge(
             return JobOutcome(Verdict.DIVERGED, reason, divergence=divergence), check
         return JobOutcome(Verdict.FAILED, detail), check
     if check is not None:
-        return JobOutcome(Verdict.FAILED, f"its result file was rejected: {check.reason}"), check
-    return JobOutcome(Verdict.FAILED, f"no result file; log tail:\n{log_tail(log)}"), check
+        detail = f"its result file was rejected: {check.reason}{unread}"
+        return JobOutcome(Verdict.FAILED, detail), check
+    return JobOutcome(Verdict.FAILED, f"no result file{unread}; log tail:\n{log_tail(log)}"), check
 
 
 def _read_optional(path: Path) -> dict[str, Any] | None:
@@ -312,12 +340,65 @@ def _read_optional(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _position(progress: Mapping[str, Any]) -> tuple[int, int] | None:
-    """(epochs completed, step) of a progress file; None when they are not whole numbers."""
-    position = (progress.get("epochs_completed", 0), progress.get("step_in_epoch", 0))
+def _position(progress: Mapping[str, Any], folder: Path) -> tuple[int, int] | None:
+    """(epochs completed, step) of a progress file; None when they are not whole numbers.
+
+    A file without ``epochs_completed`` (a trainer's own, with keys of its own)
+    is at the position its learning curve shows, as when the trainer writes no
+    progress file at all (the launch wrapper then writes the curve's): read as
+    epoch 0, it undid the curve's progress and failed the point for making none.
+    """
+    epochs = progress[PROGRESS_EPOCHS] if PROGRESS_EPOCHS in progress else _curve_epochs(folder)
+    position = (epochs, progress.get(PROGRESS_STEP, 0))
     if all(isinstance(v, int) and not isinstance(v, bool) for v in position):
         return position
     return None
+
+
+def _curve_epochs(folder: Path) -> int:
+    """The position the learning curve shows: its last epoch (0 without one), read from the
+    end of the file (:func:`nas.pointdir.curve.last_entry`)."""
+    entry = last_entry(folder)
+    return 0 if entry is None else int(entry["epoch"])
+
+
+def _position_note(progress: Mapping[str, Any], position: tuple[int, int]) -> str:
+    """What an incomplete segment's reason adds when its progress file lacks
+    ``epochs_completed`` ("" when it has it): the file is read, but not as its writer meant."""
+    if PROGRESS_EPOCHS in progress:
+        return ""
+    return (
+        f"; {PROGRESS_FILE} has no {PROGRESS_EPOCHS} (it has: {_keys_text(progress)}), so the "
+        f"last epoch of {CURVE_FILE}, {position[0]}, is taken as the position: write "
+        f"{PROGRESS_EPOCHS} (whole epochs done) and {PROGRESS_STEP} (steps done in the next "
+        f"epoch) in it, or leave {PROGRESS_FILE} to nas.trial.exit_incomplete (or to the launch "
+        f"wrapper, which writes the curve's position when a command exits 3 without one)"
+    )
+
+
+def _contract_error(folder: Path) -> tuple[dict[str, Any] | None, str]:
+    """The job's ``error.json`` when it is the contract's, and "" (else None and why not).
+
+    A trainer that writes its own ``error.json`` (``{"error": "CUDA error ..."}``)
+    without any of :data:`ERROR_KEYS` would be quoted as ``rank ?: error:``,
+    hiding the log tail that shows the real error; the log explains the failure
+    instead, and the reason says the name is the controller's.
+    """
+    error = _read_optional(folder / ERROR_FILE)
+    if error is None or any(key in error for key in ERROR_KEYS):
+        return error, ""
+    return None, (
+        f"; its {ERROR_FILE} was not read: it has none of the keys the controller reads there "
+        f"({', '.join(ERROR_KEYS)}; it has: {_keys_text(error)}); {ERROR_FILE} is a name the "
+        f"controller reads in the point folder, so give the trainer's own file another name"
+    )
+
+
+def _keys_text(document: Mapping[str, Any]) -> str:
+    """The keys of a file a job wrote, for a reason: the first few, or "none"."""
+    keys = sorted(map(str, document))
+    more = f", ... ({len(keys)} in all)" if len(keys) > _KEYS_NAMED else ""
+    return (", ".join(keys[:_KEYS_NAMED]) or "none") + more
 
 
 def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -341,6 +422,9 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 #: ``Point.extra`` key: ``[mtime in ns, size]`` of the result file a measurement was read from.
 RESULT_STAMP = "result_stamp"
+#: ``Point.extra`` key: every metric the recorded result kept (the searched one and the
+#: others that were finite numbers), for measured costs, trade-offs and ``show``.
+RESULT_METRICS = "metrics"
 #: ``Point.extra`` key: the stamp of a later result file already said to be left unrecorded.
 LATE_RESULT_STAMP = "late_result_stamp"
 #: Event kind of a result file written for a point that was measured already.

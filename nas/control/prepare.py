@@ -22,7 +22,9 @@ design with the same code as every submission, so they refuse the same files.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -43,7 +45,15 @@ from nas.config import (
 from nas.control.costs import cost_problems, cost_warnings
 from nas.control.feasible import feasibility, memory_problem, memory_warnings
 from nas.pointdir import layout
-from nas.pointdir.contract import BUILTIN_COMMAND, TemplateError, fill_command, template_fields
+from nas.pointdir.contract import (
+    BUILTIN_COMMAND,
+    SEED_FIELD,
+    TemplateError,
+    command_values,
+    fill_command,
+    format_value,
+    formatted_fields,
+)
 from nas.pointdir.layout import PointFolderError
 from nas.pointdir.point import METRICS, PointFileError, point_document, write_point_file
 from nas.record.state import Point, PointStatus
@@ -131,7 +141,10 @@ class JobSettings:
         if template is None:
             return [self.cluster.python, *BUILTIN_COMMAND]
         model = self.experiment.model
-        return fill_command(template, {**({} if model is None else model.fixed), **point.params})
+        seed = training_seed(self.experiment, point.extra)
+        return fill_command(
+            template, command_values(point.params, {} if model is None else model.fixed, seed)
+        )
 
     def prepare(self, run: Path, point: Point) -> Path:
         """Write ``point.json`` and the job script of the submission ``point.job_name``.
@@ -191,6 +204,7 @@ def readiness(
         return costs, warnings
     cluster = experiment.cluster
     warnings += _unread_key_warnings(experiment) + memory_warnings(experiment, cwd)
+    warnings += _lossy_format_warnings(experiment)
     if cluster.backend in ("slurm", "lsf") and cluster.account is None:
         option = "--account" if cluster.backend == "slurm" else "-P"
         warnings.append(
@@ -302,43 +316,102 @@ def _builtin_metric_problems(experiment: Experiment) -> list[ConfigError]:
 
 
 def _command_problems(experiment: Experiment, cwd: Path, offline: bool) -> list[ConfigError]:
-    """``[train] command``: every ``{name}`` is a searched or fixed parameter; the program exists.
+    """``[train] command``: every ``{name}`` is a searched or fixed parameter or ``{seed}``; the
+    program exists, and so does the script an interpreter runs.
 
-    The program is looked up only where this machine can tell (the local
-    backend without ``[cluster] env_file``, or a path with a ``/``): elsewhere
-    the job's environment decides, and a missing program fails the first job
-    with "command not found", without retries.
+    The program and script are looked up only where this machine can tell
+    (the local backend without ``[cluster] env_file``, or a program path with a
+    ``/``): elsewhere the job's environment decides, and a missing program
+    fails the first job with "command not found", without retries.
     """
     argv = experiment.train.command or []
     source, model = experiment.source, experiment.model
     known = set(experiment.space.names) | set({} if model is None else model.fixed)
     try:
-        fields = template_fields(argv)
+        fields = formatted_fields(argv)
     except TemplateError as exc:
         return [ConfigError(source, "train", "command", str(exc))]
     problems = [
         ConfigError(source, "train", "command",
                     f"argument {index} {argv[index]!r}: {{{name}}} names no parameter; the "
-                    f"[[space]] names and [model] fixed keys are {', '.join(sorted(known))}")
-        for index, name in fields
-        if name not in known
+                    f"[[space]] names and [model] fixed keys are {', '.join(sorted(known))} "
+                    f"(and {{{SEED_FIELD}}}, the training seed)")
+        for index, name, _ in fields
+        if name not in known and name != SEED_FIELD
     ]  # fmt: skip
+    if any(name == SEED_FIELD for _, name, _ in fields):
+        problems += _seed_problems(experiment)
     problems = problems or _filling_problems(experiment, argv)
     program = argv[0]
     if problems or offline or "{" in program:
         return problems
     cluster = experiment.cluster
+    here = cluster.backend == "local" and cluster.env_file is None  # this machine can tell
     if "/" in program:
         path = cwd / program
         if not path.is_file() or not os.access(path, os.X_OK):
             why = "does not exist" if not path.exists() else "is not an executable file"
             problems.append(ConfigError(source, "train", "command",
-                                        f"program {program!r} {why} (relative to {cwd})"))  # fmt: skip
-    elif cluster.backend == "local" and cluster.env_file is None and not shutil.which(program):
+                                        f"program {program!r} {why}{_relative(program, cwd)}"))  # fmt: skip
+    elif here and not shutil.which(program):
         problems.append(
             ConfigError(source, "train", "command", f"program {program!r} is not found on PATH")
         )
+    script = _script(argv) if here else None
+    if script is not None and not (cwd / script[1]).exists():
+        index, value = script
+        problems.append(ConfigError(source, "train", "command",
+                                    f"argument {index} {value!r}: the script {program!r} runs "
+                                    f"does not exist{_relative(value, cwd)}"))  # fmt: skip
     return problems
+
+
+def _relative(path: str, cwd: Path) -> str:
+    """`` (relative to CWD)`` for a relative path, '' for an absolute one."""
+    return "" if os.path.isabs(path) else f" (relative to {cwd})"
+
+
+def _seed_problems(experiment: Experiment) -> list[ConfigError]:
+    """A parameter named ``seed`` where the command names ``{seed}``: which would it be?
+
+    ``{seed}`` is the point's training seed (:data:`~nas.pointdir.contract.SEED_FIELD`).
+    """
+    model, source = experiment.model, experiment.source
+    advice = (f"{{{SEED_FIELD}}} in [train] command is the point's training seed ([train] seed, "
+              "plus one after a divergence): rename this parameter")  # fmt: skip
+    problems = []
+    if SEED_FIELD in experiment.space.names:
+        problems.append(ConfigError(source, f"space.{SEED_FIELD}", "name", advice))
+    if model is not None and SEED_FIELD in model.fixed:
+        problems.append(ConfigError(source, "model", "fixed",
+                                    f"{SEED_FIELD!r}: {advice}, or set [train] seed"))  # fmt: skip
+    return problems
+
+
+#: Programs that run a script named by their first argument that is no option (by basename).
+_INTERPRETER = re.compile(r"python(\d+(\.\d+)?)?|bash|sh")
+#: Short options after which these programs run no script: code (``-c``) or a module (``-m``).
+_NO_SCRIPT = frozenset("cm")
+
+
+def _script(argv: list[str]) -> tuple[int, str] | None:
+    """(index, path) of the script an interpreter in ``argv[0]`` runs, where ``argv`` names
+    one that looks like a path (``*.py``, ``*.sh`` or with a ``/``, and no ``{field}``)."""
+    if not _INTERPRETER.fullmatch(os.path.basename(argv[0])):
+        return None
+    index = 1
+    while index < len(argv) and argv[index].startswith("-") and argv[index] not in ("-", "--"):
+        option = argv[index]
+        if not option.startswith("--") and _NO_SCRIPT & set(option[1:]):
+            return None
+        index += 1
+    if index < len(argv) and argv[index] == "--":
+        index += 1
+    if index >= len(argv):
+        return None
+    value = argv[index]
+    looks = value.endswith((".py", ".sh")) or "/" in value
+    return (index, value) if looks and "{" not in value and "}" not in value else None
 
 
 def _filling_problems(experiment: Experiment, argv: list[str]) -> list[ConfigError]:
@@ -348,21 +421,87 @@ def _filling_problems(experiment: Experiment, argv: list[str]) -> list[ConfigErr
     a choice ``"auto"``); filled only for the first design point, the command
     would fail the point that first draws such a value, in the middle of the
     search. Numbers are tried at both bounds, choices each; the message names
-    the value (the format's own error).
+    the first value the format does not suit (the format's own error), once per
+    argument.
     """
     model = experiment.model
     space = experiment.space
     first = space.initial_design()[0]
     fixed = {} if model is None else model.fixed
-    found: dict[str, ConfigError] = {}
+    found: dict[int, ConfigError] = {}
     for dim in space.dims:
         for value in dim.choices if not dim.is_numeric else (dim.low, dim.high):
+            params = space.snap({**first, dim.name: value})
             try:
-                fill_command(argv, {**fixed, **space.snap({**first, dim.name: value})})
+                fill_command(argv, command_values(params, fixed, experiment.train.seed))
             except TemplateError as exc:
-                found.setdefault(str(exc), ConfigError(experiment.source, "train", "command",
-                                                       str(exc)))  # fmt: skip
+                found.setdefault(exc.index, ConfigError(experiment.source, "train", "command",
+                                                        str(exc)))  # fmt: skip
     return list(found.values())
+
+
+#: Largest relative difference between a value and the number its ``{name:spec}`` text reads
+#: back as, that ``init`` lets pass without a warning (``.2e`` differs by 0.5% at most).
+FORMAT_TOLERANCE = 0.01
+
+
+def _lossy_format_warnings(experiment: Experiment) -> list[str]:
+    """``{name:spec}`` fields that write a value as another one: ``{lr:.2f}`` gives 1e-05 as
+    ``0.00``. The trainer would train another value than the point records, silently.
+
+    Tried on a dimension's bounds and design values and on a fixed number
+    (:func:`_lost`); a warning, since a coarse format may be meant.
+    """
+    argv = list(experiment.train.command or [])
+    try:
+        fields = formatted_fields(argv)
+    except TemplateError:
+        return []  # _command_problems names it
+    samples = _numeric_samples(experiment)
+    warnings = []
+    for index, name, spec in fields:
+        lost = _lost(samples[name], spec) if spec and name in samples else None
+        if lost:
+            warnings.append(f"{experiment.source}: [train] command: argument {index} "
+                            f"{argv[index]!r}: {{{name}:{spec}}} {lost}, so the trainer gets "
+                            "another value than the point records: give a format with more "
+                            f"digits, or {{{name}}} (written exactly)")  # fmt: skip
+    return warnings
+
+
+def _numeric_samples(experiment: Experiment) -> dict[str, list[int | float]]:
+    """Values each numeric ``{name}`` takes: a dimension's bounds and initial-design values,
+    a fixed number's own."""
+    model, space = experiment.model, experiment.space
+    samples: dict[str, list[int | float]] = {
+        name: [value]
+        for name, value in ({} if model is None else model.fixed).items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+    design = space.initial_design()
+    for dim in space.numeric:
+        samples[dim.name] = [dim.low, dim.high, *(params[dim.name] for params in design)]
+    return samples
+
+
+def _lost(values: list[int | float], spec: str) -> str | None:
+    """How ``spec`` loses one of ``values``: two distinct values written alike, or a value
+    written as text that reads back as a number more than :data:`FORMAT_TOLERANCE` off."""
+    written: dict[str, int | float] = {}
+    for value in values:
+        try:
+            text = format_value(value, spec)
+        except TemplateError:
+            continue  # _filling_problems names it
+        if written.setdefault(text, value) != value:
+            return f"writes both {written[text]!r} and {value!r} as {text!r}"
+        try:
+            back = float(text)
+        except ValueError:
+            continue  # no number ({n:x}, {x:%}): only the collisions tell
+        if not math.isclose(back, value, rel_tol=FORMAT_TOLERANCE):
+            return f"writes {value!r} as {text!r}"
+    return None
 
 
 #: Paths of the experiment that must exist on this machine, and what they must be.
@@ -549,7 +688,7 @@ def _preparing_problems(experiment: Experiment, cwd: Path, state: Path) -> list[
         table, _, key = (exc.key or "cluster").partition(".")
         return [ConfigError(source, table, key or None, str(exc).removeprefix(f"{exc.key}: "))]
     except PointFileError as exc:
-        table, key = _POINT_KEYS.get(exc.key or "", ("experiment", exc.key))
+        table, key = _point_key(exc.key)
         return [ConfigError(source, table, key, exc.detail)]
     except TemplateError as exc:
         return [ConfigError(source, "train", "command", str(exc))]
@@ -563,6 +702,17 @@ PREPARE_ERRORS = (PointFileError, PointFolderError, ScriptError, TemplateError)
 
 #: ``point.json`` keys that come from the experiment, by the table and key they come from.
 _POINT_KEYS = {"metric": ("experiment", "metric"), "num_classes": ("model", "num_classes")}
+
+
+def _point_key(key: str | None) -> tuple[str, str | None]:
+    """The experiment's table and key a ``point.json`` key comes from: ``fixed.x`` is
+    ``[model] fixed.x``; ``params.x`` is ``[space.x]``."""
+    group, _, name = (key or "").partition(".")
+    if name and group == "fixed":
+        return "model", key
+    if name and group == "params":
+        return f"space.{name}", None
+    return _POINT_KEYS.get(key or "", ("experiment", key))
 
 
 def training_seed(experiment: Experiment, extra: Mapping[str, Any]) -> int:

@@ -30,14 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import ConfigError, Experiment
-from nas.control.usercode import code_folder, load_function
+from nas.control.usercode import Answers, UserFunction, code_folder, load_function
 from nas.search.settings import cost_name_problem
 from nas.search.space import Params
 
 log = logging.getLogger(__name__)
-
-#: Answers kept per function (a few hundred bytes each).
-MAX_ANSWERS = 100_000
 
 
 def checked_answer(answer: Any, reserved: Mapping[str, str]) -> dict[str, float]:
@@ -72,35 +69,33 @@ class UserCosts:
     """The user's cost function, checked on a first candidate, with its answers cached."""
 
     spec: str
-    function: Callable[[Mapping[str, Any]], Any]
+    function: UserFunction
     fixed: dict[str, Any]
     reserved: Mapping[str, str]
     #: The cost names of the answer for the first design point.
     names: tuple[str, ...] = ()
-    _answers: dict[tuple[tuple[str, Any], ...], dict[str, float] | None] = field(
-        default_factory=dict
-    )
+    _answers: Answers[dict[str, float] | None] = field(default_factory=Answers)
 
     def answer(self, params: Params) -> dict[str, float] | None:
         """The checked costs of a candidate; None when the call raised or answered wrongly."""
-        key = tuple(sorted(params.items()))
-        if key not in self._answers:
-            if len(self._answers) >= MAX_ANSWERS:
-                self._answers.clear()
-            try:
-                self._answers[key] = self.check({**self.fixed, **params})
-            except Exception as exc:  # the user's code: any failure leaves this candidate uncosted
-                log.warning("%s: no costs for %s: %s", self.spec, dict(params), exc)
-                self._answers[key] = None
-        return self._answers[key]
+        return self._answers.get(params, lambda: self._costed(params))
+
+    def _costed(self, params: Params) -> dict[str, float] | None:
+        """:meth:`check` of a candidate; a failure leaves it uncosted, with a log line."""
+        try:
+            return self.check({**self.fixed, **params})
+        except Exception as exc:  # the user's code and its answer: any failure
+            log.warning("%s: no costs for %s: %s", self.spec, dict(params), exc)
+            return None
 
     def check(self, values: Mapping[str, Any]) -> dict[str, float]:
-        """Call the function on ``values`` and check the answer (errors propagate)."""
-        try:
-            answer = self.function(values)
-        except Exception as exc:
-            raise ValueError(f"raised {type(exc).__name__}: {exc}") from None
-        return checked_answer(answer, self.reserved)
+        """Call the function on ``values`` and check the answer.
+
+        Raises:
+            ValueError: the call raised (a :class:`~nas.control.usercode.UserCodeError`)
+                or the answer breaks :func:`checked_answer`'s rules.
+        """
+        return checked_answer(self.function(values), self.reserved)
 
     def cost(self, name: str) -> Callable[[Params], float]:
         """Cost ``name`` of a candidate; NaN where the function gave none."""

@@ -19,10 +19,12 @@ Exit codes are those of :mod:`nas.pointdir.layout` (0 complete, 3 incomplete,
 one command among others: ``<python> -m nas.train``.
 
 A ``{name}`` field in an argument is filled from the point's ``params`` and
-``[model] fixed`` (params win); ``{name:spec}`` formats a number with a
-Python format spec (``{lr:.2e}``), ``{{`` and ``}}`` are literal braces.
-Numbers are written as Python prints them (``0.001``, ``1e-05``), booleans as
-``true``/``false``.
+``[model] fixed`` (params win); ``{seed}`` is the point's training seed, the
+``seed`` of ``point.json`` (``[train] seed``, plus one on the retry after a
+divergence, so a trainer that takes its seed on the command line gets the new
+one too); ``{name:spec}`` formats a number with a Python format spec
+(``{lr:.2e}``), ``{{`` and ``}}`` are literal braces. Numbers are written as
+Python prints them (``0.001``, ``1e-05``), booleans as ``true``/``false``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,18 @@ BUILTIN_COMMAND = ("-m", "nas.train")
 
 Scalar = bool | int | float | str
 
+#: The field every command may name besides the parameters: the point's training seed.
+SEED_FIELD = "seed"
+
+
+def command_values(
+    params: Mapping[str, Scalar], fixed: Mapping[str, Scalar], seed: int
+) -> dict[str, Scalar]:
+    """What a point's ``{name}`` fields are filled from: ``fixed`` overridden by ``params``,
+    and :data:`SEED_FIELD` (``init`` refuses a parameter of that name where the command
+    names the field)."""
+    return {**fixed, **params, SEED_FIELD: seed}
+
 
 class TemplateError(ValueError):
     """A ``[train] command`` argument whose ``{...}`` cannot be filled; names the argument."""
@@ -60,9 +74,18 @@ def template_fields(argv: Sequence[str]) -> list[tuple[int, str]]:
         TemplateError: unbalanced braces, an empty ``{}``, a conversion
             (``{x!r}``) or an attribute/index (``{x.y}``, ``{x[0]}``).
     """
+    return [(index, name) for index, name, _ in formatted_fields(argv)]
+
+
+def formatted_fields(argv: Sequence[str]) -> list[tuple[int, str, str]]:
+    """(argument index, field name, format spec or '') of every ``{name}`` in ``argv``.
+
+    Raises:
+        TemplateError: what :func:`template_fields` refuses.
+    """
     found = []
     for index, argument in enumerate(argv):
-        found += [(index, name) for name, _ in _fields(index, argument)]
+        found += [(index, name, spec) for name, spec in _fields(index, argument)]
     return found
 
 

@@ -17,7 +17,13 @@ validation subset, ``lr`` the learning rate at the evaluation and
 A command of ``[train] command`` reports through :func:`nas.trial.report`
 or writes the lines itself: only ``epoch`` is required, ``images`` defaults
 to 0, a missing figure is null, and further numbers (the command's own
-metrics) are kept too: the controller stores them with the curve.
+metrics) are kept too: the controller stores them with the curve. Lines
+that Python's ``json.dumps`` writes are read as :func:`nas.trial.report`
+would have written them: a figure that is NaN or infinite is null, one that
+is no number (``"lr": "cosine"``) is left out of the entry, not the entry.
+``epoch`` and ``images`` are whole numbers >= 0: a line with ``"epoch":
+5.5`` is skipped rather than read as epoch 5 (two evaluations per epoch
+would merge); what a reader leaves out is named in :attr:`CurveTail.left_out`.
 
 Entries are keyed by epoch: a segment that repeats an epoch (it was stopped
 after the evaluation but before its checkpoint) adds a line for it, and
@@ -38,8 +44,11 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from nas.curvefields import CURVE_COUNTS, CURVE_FIELDS
 from nas.numbers import finite_number, json_int
@@ -69,38 +78,92 @@ def make_entry(
     }
 
 
-def parse_entry(document: Any) -> Entry | None:
+def count_value(value: Any) -> int | None:
+    """``value`` as an int when it is a whole number >= 0 (``5`` or ``5.0``), else None.
+
+    The rule for ``epoch`` and ``images``, for writers and readers alike:
+    readers key entries by whole epochs, so truncating 5.5 to 5 would merge
+    two evaluations under one epoch.
+    """
+    if not finite_number(value) or value < 0 or value != int(value):
+        return None
+    return int(value)
+
+
+#: What :func:`parse_entry` left out of one line: (field, why, the value).
+LeftOut = tuple[str, str, Any]
+_SKIPPED = "not a whole number >= 0, line skipped"
+_NO_NUMBER = "not a number, field left out"
+
+
+def parse_entry(document: Any, left_out: list[LeftOut] | None = None) -> Entry | None:
     """A curve entry with the fields of :data:`CURVE_FIELDS`, or None when it is not one.
 
-    ``epoch`` is required; ``images`` defaults to 0 and the other figures to null.
+    ``epoch`` is required and ``images`` is 0 when missing, null or no
+    number; a number there that is no whole number >= 0
+    (:func:`count_value`) makes the line no entry. A figure is null when
+    missing or not finite (``json.dumps`` writes ``NaN``), and left out when
+    it is no number at all. What is left out of a line that has an ``epoch``
+    is appended to ``left_out`` when given.
     """
     if not isinstance(document, dict) or "epoch" not in document:
         return None
+    notes: list[LeftOut] = [] if left_out is None else left_out
     entry: Entry = {}
-    for name in CURVE_FIELDS:
-        value = document.get(name, 0 if name == "images" else None)
-        if name not in CURVE_COUNTS and value is None:
-            entry[name] = None
-            continue
-        if not finite_number(value):
+    for name in CURVE_COUNTS:
+        value = document[name] if name == "epoch" else _images(document.get(name), notes)
+        entry[name] = count_value(value)
+        if entry[name] is None:
+            notes.append((name, _SKIPPED, value))
             return None
-        entry[name] = int(value) if name in CURVE_COUNTS else float(value)
-    if entry["epoch"] < 0:
-        return None
+    for name in CURVE_FIELDS:
+        if name not in CURVE_COUNTS:
+            entry[name] = _figure(name, document.get(name), notes)
     for name, value in document.items():  # a command's own figures
         if name not in entry and isinstance(name, str) and finite_number(value):
             entry[name] = float(value)
     return entry
 
 
-class CurveTail(NamedTuple):
-    """What a bounded read of a curve file found."""
+def _images(value: Any, notes: list[LeftOut]) -> Any:
+    """``images`` to count: 0 for a missing or null one, and for one that is no number
+    (noted); a number as it is, for :func:`count_value` to judge."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if value is not None:
+        notes.append(("images", f"{_NO_NUMBER} (read as 0)", value))
+    return 0
+
+
+def _figure(name: str, value: Any, notes: list[LeftOut]) -> float | None:
+    """A built-in figure as a float; None (null) when missing, NaN, infinite or no number,
+    the last noted in ``notes``: a string where ``lr`` belongs costs that field only."""
+    if finite_number(value):
+        return float(value)
+    if value is not None and not isinstance(value, float):  # NaN/infinity: null, as written
+        notes.append((name, _NO_NUMBER, value))
+    return None
+
+
+@dataclass(frozen=True)
+class CurveTail:
+    """What a bounded read of a curve file found.
+
+    Unpacks as ``(entries, unread_bytes)``, as it did before ``left_out``.
+    """
 
     #: The entries by epoch, of the part of the file that was read.
     entries: list[Entry]
     #: Bytes at the start of the file left unread (0: the whole file was read; a line
     #: cut there is left out too): where a curve is kept or counted, say so.
     unread_bytes: int
+    #: What readable lines held that the entries leave out, one note per field and why,
+    #: ``lr: not a number, field left out (3 lines, e.g. 'cosine')``: where the curve is
+    #: kept, say so, since curve.jsonl may not outlive the run folder.
+    left_out: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.entries, self.unread_bytes))
 
 
 def read_curve_tail(directory: str | Path, *, max_bytes: int | None = MAX_CURVE_BYTES) -> CurveTail:
@@ -109,7 +172,8 @@ def read_curve_tail(directory: str | Path, *, max_bytes: int | None = MAX_CURVE_
     At most the last ``max_bytes`` of the file are read (None: all of it);
     lines that are not curve entries, a torn last line or one nested too
     deeply among them, are skipped (a person's edit or a command's odd line
-    must not stop the controller).
+    must not stop the controller); what :func:`parse_entry` leaves out of a
+    line with an epoch is counted in :attr:`CurveTail.left_out`.
     """
     path = Path(directory) / CURVE_FILE
     try:  # the job wrote it: a FIFO or a symlink must not block or redirect the reader
@@ -124,14 +188,27 @@ def read_curve_tail(directory: str | Path, *, max_bytes: int | None = MAX_CURVE_
     if start:
         lines = lines[1:]  # the first line was cut
     by_epoch: dict[int, Entry] = {}
+    left_out: list[LeftOut] = []
     for line in lines:
         try:
-            entry = parse_entry(parse_json(line, parse_int=json_int))
+            entry = parse_entry(parse_json(line, parse_int=json_int), left_out)
         except ValueError:
             continue
         if entry is not None:
             by_epoch[entry["epoch"]] = entry
-    return CurveTail([by_epoch[epoch] for epoch in sorted(by_epoch)], start)
+    entries = [by_epoch[epoch] for epoch in sorted(by_epoch)]
+    return CurveTail(entries, start, _counted(left_out))
+
+
+def _counted(left_out: list[LeftOut]) -> tuple[str, ...]:
+    """One note per field and why, with its number of lines and the first value: a few
+    notes however many lines (a fractional epoch on every second line)."""
+    counts = Counter((name, why) for name, why, _ in left_out)
+    first = {(name, why): value for name, why, value in reversed(left_out)}
+    return tuple(
+        f"{name}: {why} ({count} line{'s' if count > 1 else ''}, e.g. {first[name, why]!r})"
+        for (name, why), count in counts.items()
+    )
 
 
 def read_curve(directory: str | Path, *, max_bytes: int | None = MAX_CURVE_BYTES) -> list[Entry]:

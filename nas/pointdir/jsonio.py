@@ -13,6 +13,7 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,15 @@ def max_json_bytes() -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else MAX_JSON_BYTES
 
 
+class NotRegularFile(ValueError):
+    """A symlink, folder, FIFO or device where a job's file belongs.
+
+    Apart from other unreadable files because what is there is the job's
+    own doing (``ln -s best.json result.json``) and is there again next time;
+    a reader that must tell this from a transient failure catches it.
+    """
+
+
 def open_regular(path: str | Path) -> int:
     """Open a file a job wrote, for reading, only if it is a regular file and no symlink.
 
@@ -129,19 +139,22 @@ def open_regular(path: str | Path) -> int:
     refuses it (and a directory or device) before anything is read.
 
     Raises:
-        ValueError: a symlink, not a regular file, or unreadable; the message names the file.
+        NotRegularFile: a symlink or not a regular file; the message names the file.
+        ValueError: unreadable (permissions, I/O); the message names the file.
     """
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise ValueError(f"{path}: is a symbolic link; only a regular file is read") from None
+            raise NotRegularFile(
+                f"{path}: is a symbolic link; only a regular file is read"
+            ) from None
         raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise ValueError(f"{path}: is {file_kind(mode)}, not a regular file")
+        raise NotRegularFile(f"{path}: is {file_kind(mode)}, not a regular file")
     return fd
 
 
@@ -198,19 +211,26 @@ def parse_json(text: str | bytes, **options: Any) -> Any:
 
 
 def read_json_object(
-    path: str | Path, max_bytes: int | None = None, *, constants: bool = False
+    path: str | Path,
+    max_bytes: int | None = None,
+    *,
+    constants: bool = False,
+    parse_int: Callable[[str], Any] = json_int,
 ) -> dict[str, Any]:
     """Read a JSON file whose top level must be an object, through :func:`read_bounded`.
 
     ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON, but Python's
     ``json.dump`` writes them by default: with ``constants`` they are read as
     floats, for a file whose reader decides what a non-finite figure means
-    (a result's secondary metric); without, they are refused.
+    (a result's secondary metric); without, they are refused. ``parse_int``
+    reads each integer; the default refuses one no float holds, and a reader
+    that can drop the key it sits in instead (a result's side figure) passes
+    its own.
 
     Raises:
-        ValueError: not a regular file, too large, unreadable, not JSON (NaN
-            without ``constants``, a key given twice), or not an object; the
-            message names the file.
+        NotRegularFile: a symlink, folder, FIFO or device (:func:`open_regular`).
+        ValueError: too large, unreadable, not JSON (NaN without ``constants``,
+            a key given twice), or not an object; the message names the file.
     """
     try:
         text = read_bounded(path, max_bytes).decode("utf-8")
@@ -220,7 +240,7 @@ def read_json_object(
         document = parse_json(
             text,
             parse_constant=float if constants else _reject_constant,
-            parse_int=json_int,
+            parse_int=parse_int,
             object_pairs_hook=_reject_repeated_key,
         )
     except _ConstantError as exc:

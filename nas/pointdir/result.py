@@ -32,17 +32,22 @@ all (format 1)::
       "expected_bus_bandwidth_gbps": 8.0         #   all-reduce and the site's expectation
     }
 
-A ``point_id`` or ``params`` that is present must be this point's; a
-``rank`` other than 0 is refused. Another metric that is not a finite number,
-and an optional figure (``device_hours``, ``epochs``, ``device``, ...) that
-its schema refuses (``NaN`` or ``Infinity``, which Python's ``json.dump``
-writes, a share above 1, a count of 0, a number written as a string) do not
-cost the measurement: that entry is dropped and named in
-:attr:`Result.dropped`, which the controller logs with the result. The
-controller calls :func:`validate_result`; any :class:`ResultError` means the
-file is set aside with the reason and the point is failed, without a retry
-when the file breaks the contract the same way every attempt
-(:attr:`ResultError.contract`).
+``result.json`` must be a regular file (not a symlink, folder or FIFO). A
+``point_id`` that is present must be this point's; ``params`` that are
+present must be its searched params, optionally with values of point.json's
+``fixed`` as they are there (a script that echoes its whole config,
+``nas.trial.point().values``); a ``rank`` other than 0 is refused. Another
+metric that is not a finite number, and an optional figure (``device_hours``,
+``epochs``, ``device``, ...) that its schema refuses (``NaN`` or
+``Infinity``, which Python's ``json.dump`` writes, an integer no float holds,
+a share above 1, a count of 0, a number written as a string) do not cost the
+measurement: that entry is dropped and named in :attr:`Result.dropped`,
+which the controller logs with the result. The controller calls
+:func:`validate_result`; any :class:`ResultError` means the file is set aside
+with the reason and the point is failed, without a retry when the file breaks
+the contract the same way every attempt (:attr:`ResultError.contract`); a
+searched metric that is NaN or infinite is a :class:`ResultDiverged`, the
+divergence a new seed may avoid.
 """
 
 from __future__ import annotations
@@ -62,8 +67,14 @@ from nas.config import (  # the settings' value rule, through the layer pointdir
     section_from_dict,
 )
 from nas.numbers import amount_text, finite_number, json_int, nonfinite_float
-from nas.pointdir.jsonio import atomic_write_json, parse_json, read_bounded, read_json_object
-from nas.pointdir.layout import RESULT_FILE
+from nas.pointdir.jsonio import (
+    NotRegularFile,
+    atomic_write_json,
+    parse_json,
+    read_bounded,
+    read_json_object,
+)
+from nas.pointdir.layout import POINT_FILE, RESULT_FILE
 from nas.pointdir.outcome import (
     DIVERGED,
     now_iso,
@@ -76,6 +87,7 @@ from nas.pointdir.outcome import (
 __all__ = [
     "DIVERGED",
     "Result",
+    "ResultDiverged",
     "ResultError",
     "now_iso",
     "validate_result",
@@ -93,14 +105,26 @@ class ResultError(ValueError):
     """A result file the controller must not trust; ``reason`` says why.
 
     ``contract`` marks a file that breaks the trainer contract in a way that
-    training again the same way cannot mend (not a JSON object, a key given
-    twice, no ``metrics`` or no metric, a metric that is not a number, a bad
-    ``format``, not written by rank 0); the controller does not retry those.
+    training again the same way cannot mend (not a regular file, not a JSON
+    object, a key given twice, no ``metrics`` or no metric, a metric that is
+    not a number or outside its valid range, a bad ``format``, another
+    point's ``point_id`` or ``params``, not written by rank 0); the
+    controller does not retry those: each retry is a whole training.
     """
 
     def __init__(self, path: str | Path, reason: str, *, contract: bool = False) -> None:
         super().__init__(f"{path}: {reason}")
         self.path, self.reason, self.contract = str(path), reason, contract
+
+
+class ResultDiverged(ResultError):
+    """The searched metric is NaN or infinite: the training diverged.
+
+    Not a contract breach (another seed may train to a number), and not a
+    transient failure either: the same seed diverges again. Its own class so
+    that the controller can treat it as an exit 5 (``[train] on_divergence``)
+    rather than retry the same training.
+    """
 
 
 #: The speed figures of a result that ``status`` and ``show`` print.
@@ -223,8 +247,9 @@ def validate_result(
     """Read ``result.json`` and check it belongs to this point and carries its metric.
 
     The keys that say what was measured and for whom (:data:`_STRICT_KEYS`) are
-    checked strictly: their types, the point id and the params (equal to the
-    ones the controller proposed) where given, that rank 0 wrote it, and that
+    checked strictly: their types, the point id and the params (the ones the
+    controller proposed, optionally with values of point.json's ``fixed``:
+    :func:`_check_params`) where given, that rank 0 wrote it, and that
     ``metrics`` holds ``measured.metric`` as a finite number in
     ``measured.valid``. Other metrics that are not finite numbers, and optional
     figures that their schema refuses, are dropped and named in
@@ -232,8 +257,9 @@ def validate_result(
     measurement, nor retry a training that would write it again.
 
     Raises:
+        ResultDiverged: the searched metric is NaN or infinite.
         ResultError: the first problem found, as ``reason``; ``contract`` when
-            the file's shape breaks the contract (every attempt writes it again).
+            the file breaks the contract (every attempt writes it again).
     """
     document = _read(path)
     strict = _strict_fields(path, document)
@@ -242,9 +268,14 @@ def validate_result(
             path, f"written by rank {strict['rank']}; only rank 0 writes result.json", contract=True
         )
     if strict["point_id"] not in (None, point_id):
-        raise ResultError(path, f"point_id {strict['point_id']} but expected {point_id}")
-    if strict["params"] is not None and strict["params"] != dict(params):
-        raise ResultError(path, f"params {strict['params']} differ from {dict(params)}")
+        raise ResultError(
+            path,
+            f"point_id {strict['point_id']!r} but expected {point_id}: write point.json's "
+            "point_id (nas.trial.point().point_id) or leave it out",
+            contract=True,
+        )
+    if strict["params"] is not None:
+        _check_params(path, strict["params"], params)
     figures, dropped = _optional_figures(document)
     metrics = _metrics(path, strict.pop("metrics"), measured)
     dropped += [
@@ -255,24 +286,89 @@ def validate_result(
     return Result(metrics=metrics, **strict, **figures, dropped=tuple(dropped))
 
 
-def _read(path: str | Path) -> dict[str, Any]:
-    """The file's JSON object; one of a wrong shape breaks the contract (:func:`_well_formed`)."""
+def _check_params(path: str | Path, given: Mapping[str, Any], searched: Mapping[str, Any]) -> None:
+    """Refuse ``params`` that are not this point's: each searched value, and beyond them only
+    values of point.json's ``fixed`` as they are there (what ``{name}`` fields see).
+
+    A script that echoes its whole config writes the fixed values too; point.json
+    is read only then, from the result's folder (self-contained: the controller
+    wrote it). Params that are wrong now are wrong every attempt: contract.
+
+    Raises:
+        ResultError: they are not; ``contract``.
+    """
+    wrong = [key for key, value in searched.items() if key not in given or given[key] != value]
+    others = {key: value for key, value in given.items() if key not in searched}
+    fixed = _point_fixed(path) if others else {}
+    wrong += [key for key, value in others.items() if key not in fixed or fixed[key] != value]
+    if wrong:
+        raise ResultError(
+            path,
+            f"params {dict(given)} differ from this point's at {', '.join(map(repr, wrong))}: "
+            f"write its searched params {dict(searched)}, optionally with [model] fixed values "
+            f"as point.json has them ({fixed or 'none'}), or leave params out",
+            contract=True,
+        )
+
+
+def _point_fixed(path: str | Path) -> dict[str, Any]:
+    """``fixed`` of the point.json beside ``path``; empty when it cannot be read as one."""
     try:
-        return read_json_object(path, constants=True)
+        fixed = read_json_object(Path(path).with_name(POINT_FILE)).get("fixed", {})
+    except ValueError:
+        return {}
+    return fixed if isinstance(fixed, dict) else {}
+
+
+@dataclass(frozen=True)
+class _TooLarge:
+    """An integer of a result file that no float holds (:func:`nas.numbers.json_int`).
+
+    Read as this marker instead of refusing the whole file, so that a side
+    figure holding one is dropped and named like any other bad figure; no
+    number check accepts it, and the searched metric holding one is out of range.
+    """
+
+    digits: int
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits} digits (too large for a number)"
+
+
+def _result_int(text: str) -> int | _TooLarge:
+    """``parse_int`` of a result file: the integer, or :class:`_TooLarge` for one no float holds."""
+    try:
+        return json_int(text)
+    except ValueError:
+        return _TooLarge(len(text.lstrip("-")))
+
+
+def _read(path: str | Path) -> dict[str, Any]:
+    """The file's JSON object; one of a wrong shape breaks the contract (:func:`_well_formed`),
+    and so does something other than a regular file (the job's own link, folder or FIFO)."""
+    try:
+        return read_json_object(path, constants=True, parse_int=_result_int)
+    except NotRegularFile as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise ResultError(
+            path,
+            f"{reason}: write {RESULT_FILE} as a regular file (copy a file, do not link it)",
+            contract=True,
+        ) from None
     except ValueError as exc:
         reason = str(exc).removeprefix(f"{path}: ")
         raise ResultError(path, reason, contract=_well_formed(path)) from None
 
 
 def _well_formed(path: str | Path) -> bool:
-    """Whether ``path`` is a readable file of well-formed JSON (numbers a float can hold).
+    """Whether ``path`` is a readable file of well-formed JSON.
 
     Then what :func:`read_json_object` refused is its shape (not an object, a
     key given twice), which the program writes again every attempt; a torn or
-    unreadable file (a writer that died, a FIFO) may not recur, so it is retried.
+    unreadable file (a writer that died) may not recur, so it is retried.
     """
     try:
-        parse_json(read_bounded(path), parse_constant=float, parse_int=json_int)
+        parse_json(read_bounded(path), parse_constant=float, parse_int=_result_int)
     except ValueError:
         return False
     return True
@@ -305,14 +401,18 @@ def _optional_figures(document: Mapping[str, Any]) -> tuple[dict[str, Any], list
         try:
             figures[key] = check_value(value, declaration, key)
         except SettingError as exc:
-            dropped.append(
-                f"{key} ({value!r})" if nonfinite_float(value) else f"{key} ({exc.detail})"
-            )
+            unmeasured = nonfinite_float(value) or isinstance(value, _TooLarge)
+            dropped.append(f"{key} ({value!r})" if unmeasured else f"{key} ({exc.detail})")
     return figures, dropped
 
 
 def _metrics(path: str | Path, metrics: Mapping[str, Any], measured: Measured) -> dict[str, float]:
-    """The finite numeric metrics; the searched one must be there and in its range."""
+    """The finite numeric metrics; the searched one must be there and in its range.
+
+    Raises:
+        ResultDiverged: the searched one is NaN or infinite.
+        ResultError: it is missing, no number or out of range; ``contract``.
+    """
     name = measured.metric
     if name not in metrics:
         found = ", ".join(sorted(metrics)) or "none"
@@ -320,16 +420,33 @@ def _metrics(path: str | Path, metrics: Mapping[str, Any], measured: Measured) -
             path, f"metrics has no {name!r} ([experiment] metric); it has: {found}", contract=True
         )
     value = metrics[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ResultError(path, f"metrics.{name}: expected a number, got {value!r}", contract=True)
-    if not finite_number(value):
-        raise ResultError(path, f"metrics.{name}: expected a finite number, got {value!r}")
-    low, high = measured.valid or (-math.inf, math.inf)
-    if not low <= value <= high:
-        raise ResultError(
-            path, f"metrics.{name}: {value!r} is outside its valid range [{low:g}, {high:g}]"
+    if nonfinite_float(value):
+        raise ResultDiverged(
+            path,
+            f"metrics.{name}: expected a finite number, got {value!r}: the training diverged "
+            "(a trainer that sees it can say so by exiting 5)",
         )
+    _check_in_range(path, name, value, measured.valid or (-math.inf, math.inf))
     return {key: float(item) for key, item in metrics.items() if finite_number(item)}
+
+
+def _check_in_range(path: str | Path, name: str, value: Any, valid: tuple[float, float]) -> None:
+    """Refuse a searched metric that is no number, or outside ``valid`` (an integer no float
+    holds is): the trainer writes it again every attempt (a percent where a fraction belongs).
+
+    Raises:
+        ResultError: ``contract``.
+    """
+    low, high = valid
+    if isinstance(value, _TooLarge) or (finite_number(value) and not low <= value <= high):
+        raise ResultError(
+            path,
+            f"metrics.{name}: {value!r} is outside its valid range [{low:g}, {high:g}]: "
+            "check the unit the trainer writes, or [experiment] value_range",
+            contract=True,
+        )
+    if not finite_number(value):
+        raise ResultError(path, f"metrics.{name}: expected a number, got {value!r}", contract=True)
 
 
 def _result_format(value: int) -> str | None:

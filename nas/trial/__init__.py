@@ -16,7 +16,10 @@ milliseconds and no GPU::
         if trial.should_stop(reserve_seconds=60):
             ...save a checkpoint...
             trial.exit_incomplete(epoch + 1)  # the controller submits the next segment
-    trial.write_result({"score": score})      # rank 0, atomically
+    trial.write_result({"score": score})      # rank 0, atomically; NaN: exit 5 (diverged)
+
+An epoch longer than one segment checks ``should_stop`` inside the epoch
+and reports the step reached there: ``trial.exit_incomplete(epoch, step=step)``.
 
 Every function that writes does so on rank 0 only (``RANK``); other ranks
 return without writing, so a script need not guard the calls.
@@ -38,7 +41,7 @@ from typing import Any, NoReturn
 
 from nas.numbers import as_number, finite_number
 from nas.pointdir.contract import CONTRACT_VERSION, DEADLINE_VAR, POINT_DIR_VAR
-from nas.pointdir.curve import write_entry
+from nas.pointdir.curve import count_value, last_entry, read_curve, write_entry
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
@@ -47,7 +50,7 @@ from nas.pointdir.layout import (
     POINT_FILE,
     RESULT_FILE,
 )
-from nas.pointdir.outcome import write_progress
+from nas.pointdir.outcome import write_divergence, write_progress
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -72,6 +75,8 @@ __all__ = [
 STOP_SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
 _caught: list[str] = []
 _started = time.time()
+#: By point folder: ``seconds`` of the curve's last entry when this process first reported.
+_earlier_seconds: dict[Path, float] = {}
 
 
 class TrialError(RuntimeError):
@@ -182,14 +187,15 @@ def report(epoch: int, *, images: int = 0, **figures: float | None) -> None:
     """Add a learning-curve point for ``epoch`` (rank 0; a repeated epoch replaces the old one).
 
     ``epoch`` (epochs completed) and ``images`` (seen so far) are whole
-    numbers >= 0: readers count epochs in integers, so 1.2 and 1.7 would
-    both be read as epoch 1. ``figures`` are numbers by name (``loss``,
-    ``lr``, your metric; numpy scalars too); ``seconds`` defaults to the
-    time since this process started. A figure that is NaN, infinite or None
-    (a loss that diverged) is written as null: the curve says it was not a
-    number, and the training goes on to its own divergence handling. The
-    entry is appended to ``curve.jsonl``; nothing is read back, so a call
-    costs the same at epoch 1 and at epoch 10,000.
+    numbers >= 0: readers key entries by whole epochs, so 1.2 and 1.7 would
+    be one epoch. ``figures`` are numbers by name (``loss``, ``lr``, your
+    metric; numpy scalars too); ``seconds`` defaults to the training wall time
+    of all segments so far (:func:`_seconds_so_far`). A figure that is NaN,
+    infinite or None (a loss that diverged) is written as null: the curve
+    says it was not a number, and the training goes on to its own
+    divergence handling. The entry is appended to ``curve.jsonl``; only the
+    file's last entry is read back, once per process, so a call costs the
+    same at epoch 1 and at epoch 10,000.
 
     Raises:
         TrialError: ``epoch`` or ``images`` is not a whole number >= 0, or a
@@ -198,21 +204,39 @@ def report(epoch: int, *, images: int = 0, **figures: float | None) -> None:
     if rank() != 0:
         return
     entry: dict[str, Any] = {"epoch": _count("epoch", epoch), "images": _count("images", images),
-                             "seconds": time.time() - _started}  # fmt: skip
+                             "seconds": _seconds_so_far()}  # fmt: skip
     entry.update({name: _curve_figure(name, value) for name, value in figures.items()})
     write_entry(point_dir(), entry)
 
 
-def _count(name: str, value: Any) -> int:
-    """``value`` as an int, refused by ``name`` unless it is a whole number >= 0.
+def _seconds_so_far() -> float:
+    """The training wall time of every segment so far: the curve's last ``seconds`` when this
+    segment first reported, plus the time since this process started.
+
+    The curve's definition of ``seconds`` (all segments): counted from this process
+    alone it went back at every resumed segment. The earlier time is read once per
+    process, from the end of ``curve.jsonl`` only (a bounded read, however long the
+    curve); a curve without it (the first segment, a null) counts from 0.
+    """
+    folder = point_dir()
+    if folder not in _earlier_seconds:
+        entry = last_entry(folder)
+        seconds = None if entry is None else entry.get("seconds")
+        _earlier_seconds[folder] = seconds if finite_number(seconds) and seconds > 0 else 0.0
+    return _earlier_seconds[folder] + time.time() - _started
+
+
+def _count(name: str, value: Any, where: str = "report") -> int:
+    """``value`` as an int, refused by ``name`` unless it is a whole number >= 0 (the curve's
+    rule, :func:`nas.pointdir.curve.count_value`).
 
     Raises:
-        TrialError: not one.
+        TrialError: not one; the message names ``where`` it was given.
     """
-    number = as_number(value)
-    if number is None or not finite_number(number) or number < 0 or number != int(number):
-        raise TrialError(f"report: {name} must be a whole number >= 0, got {value!r}")
-    return int(number)
+    count = count_value(as_number(value))
+    if count is None:
+        raise TrialError(f"{where}: {name} must be a whole number >= 0, got {value!r}")
+    return count
 
 
 def _curve_figure(name: str, value: Any) -> int | float | None:
@@ -234,21 +258,31 @@ def write_result(metrics: Mapping[str, float], **extra: Any) -> Path | None:
     """Write ``result.json`` atomically (rank 0; other ranks write nothing and get None).
 
     ``metrics`` must hold the experiment's metric; ``extra`` adds optional
-    keys (``device_hours``, ``epochs``, ...). Numbers of any real type
-    (numpy scalars too) are written as plain JSON numbers. Another metric
-    or an extra number that is not finite (a validation loss that became
-    NaN) is left out with a line on stderr, so that it cannot cost the
-    measurement at the end of a training.
+    keys (``device_hours``, ``epochs``, ``params``, ...). Numbers of any real
+    type (numpy scalars too) are written as plain JSON numbers. Another
+    metric or an extra number that is not finite (a validation loss that
+    became NaN) is left out with a line on stderr, so that it cannot cost
+    the measurement at the end of a training.
+
+    A searched metric that is NaN or infinite is a diverged training, not a
+    measurement: rank 0 writes ``error.json`` of kind ``"diverged"`` (as an
+    exit 5 gets), every rank says so in one line on stderr and exits 5
+    (:data:`EXIT_DIVERGED`), and the controller applies ``[train]
+    on_divergence`` (one retry with a new seed) instead of retrying the same
+    seed. No result is written.
 
     Raises:
+        SystemExit: 5, the searched metric is NaN or infinite (above).
         TrialError: the searched metric (``point.json``'s ``metric``; every
-            metric when no point file can be read) is not a finite number,
-            or an extra cannot be written as JSON; raised before anything
-            is written.
+            metric when no point file can be read) is no number, or is not
+            finite without a point file to say which metric is searched, or
+            an extra cannot be written as JSON; raised before anything is
+            written.
     """
     kept, bad = _finite_metrics(metrics)
-    if bad and _searched_metric() in (None, *bad):
-        raise TrialError(f"metrics must be finite numbers, got {bad}")
+    searched = _searched_metric()
+    if bad and searched in (None, *bad):
+        _refuse_searched(searched, bad)
     extras, unmeasured = _json_extras(extra)
     if rank() != 0:
         return None
@@ -257,6 +291,47 @@ def write_result(metrics: Mapping[str, float], **extra: Any) -> Path | None:
     path = point_dir() / RESULT_FILE
     atomic_write_json(path, {"metrics": kept, **extras, "rank": 0})
     return path
+
+
+def _refuse_searched(searched: str | None, bad: Mapping[str, Any]) -> NoReturn:
+    """Exit 5 for a searched metric that is a number but NaN or infinite (:func:`_diverge`);
+    TrialError for one that is no number, or when no point file says which is searched.
+
+    Raises:
+        SystemExit: :data:`EXIT_DIVERGED`.
+        TrialError: the other cases; the message names the metrics.
+    """
+    number = None if searched is None else as_number(bad[searched])
+    if number is None:
+        raise TrialError(f"metrics must be finite numbers, got {dict(bad)}")
+    _diverge(f"write_result: the searched metric {searched} is {number!r}, not a finite number")
+
+
+def _diverge(reason: str) -> NoReturn:
+    """Stop a diverged training as an exit 5 does: ``error.json`` of kind "diverged" with the
+    curve so far (rank 0; as the launch wrapper writes one), one line on stderr, exit 5.
+
+    An exception here was a traceback and an exit 1, retried with the same seed,
+    which diverges again: a whole training paid for nothing.
+    """
+    if rank() == 0:
+        from nas.trial.launch import epochs_reached  # not at import: `-m nas.trial.launch`
+
+        folder, left = point_dir(), time_left()
+        curve = read_curve(folder)
+        write_divergence(folder, reason=reason, epoch=epochs_reached(curve), curve=curve,
+                         saved_seconds=left if math.isfinite(left) else 0.0,
+                         world_size=_world_size(), device="unknown")  # fmt: skip
+    print(f"splinenas: {reason}: the training diverged; exiting {EXIT_DIVERGED} "
+          "([train] on_divergence: one retry with a new seed, or fail)", file=sys.stderr)  # fmt: skip
+    sys.stdout.flush()
+    sys.exit(EXIT_DIVERGED)
+
+
+def _world_size() -> int:
+    """``WORLD_SIZE`` (the launch wrapper sets it), 1 when unset or unreadable."""
+    text = os.environ.get("WORLD_SIZE", "1")
+    return int(text) if text.isdigit() and int(text) > 0 else 1
 
 
 def _finite_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
@@ -313,13 +388,21 @@ def _searched_metric() -> str | None:
         return None
 
 
-def exit_incomplete(epoch: int, reason: str = "deadline") -> NoReturn:
+def exit_incomplete(epoch: int, reason: str = "deadline", *, step: int = 0) -> NoReturn:
     """Record where this segment stopped (rank 0) and exit 3: the controller runs the next one.
 
-    ``epoch`` (epochs completed) must grow from segment to segment, or the
-    controller fails the point for making no progress.
+    The position (``epoch`` epochs completed, then ``step`` steps into the
+    next one; ``progress.json``'s ``epochs_completed`` and ``step_in_epoch``)
+    must grow from segment to segment, or the controller fails the point for
+    making no progress. An epoch longer than one segment (a large model, a
+    short queue limit) grows by its ``step`` alone: pass the step reached.
+
+    Raises:
+        TrialError: ``epoch`` or ``step`` is not a whole number >= 0.
     """
+    position = _count("epoch", epoch, "exit_incomplete"), _count("step", step, "exit_incomplete")
     if rank() == 0:
-        write_progress(point_dir(), point_id=None, epoch=epoch, step=0, reason=reason)
+        write_progress(point_dir(), point_id=None, epoch=position[0], step=position[1],
+                       reason=reason)  # fmt: skip
     sys.stdout.flush()
     sys.exit(EXIT_INCOMPLETE)

@@ -44,6 +44,7 @@ from nas.pointdir.layout import (
     PROGRESS_FILE,
     RESULT_FILE,
     SUPERSEDED_PROGRESS_FILE,
+    point_folder_problem,
 )
 from nas.pointdir.outcome import (
     write_contract_failure,
@@ -192,6 +193,8 @@ def supersede_progress(point_dir: Path) -> None:
     history) would take the result beside it for a segment's interim one, set
     it aside and train the point again. Renamed, not deleted, and said in the log.
     """
+    if point_folder_problem(point_dir) is not None:
+        return  # a point folder swapped for a link: rename nothing in someone else's folder
     path = point_dir / PROGRESS_FILE
     target = path.with_name(SUPERSEDED_PROGRESS_FILE)
     with contextlib.suppress(OSError):  # tidying must not fail a finished training
