@@ -57,7 +57,12 @@ def test_a_failure_under_json_is_one_document_on_stdout(
 
 def test_best_and_fsck_keep_their_documents(toy: Path, capsys: pytest.CaptureFixture) -> None:
     code, document, _ = _error(capsys, "best", "--state", str(toy), "--json")
-    assert code == 1 and document == {"state": str(toy), "where": [], "best": None}
+    assert code == 1 and document == {
+        "state": str(toy),
+        "where": [],
+        "best": None,
+        "without_cost": {},
+    }
     missing = str(toy.with_name("nope.h5"))
     code, document, _ = _error(capsys, "fsck", "--state", missing, "--json")
     assert code == 1 and document["state"]["status"] == "missing"

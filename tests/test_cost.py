@@ -139,7 +139,7 @@ def test_cost_command_text_and_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out  # the paper's best point: 15.17 GiB, on a 16 GiB V100
     assert "memory/GPU  15.17 GiB at batch 32" in out
     assert "fits 15.20 GiB per GPU (0.95 of 16 GiB)" in out
-    assert main(["cost", str(path), "--params", "c1=64,g9=1"]) == 1
+    assert main(["cost", str(path), "--params", "c1=64,g9=1"]) == 2
     assert "unknown coordinate(s) ['g9']" in capsys.readouterr().err
     assert main(["cost", str(path), "--params", "c1"]) == 2
     assert "--params: expected k=v" in capsys.readouterr().err

@@ -130,8 +130,10 @@ def _read(path: Path) -> policy.Study:
 def _proposing(state: State, path: Path) -> policy.Study:
     """The study of ``state`` that proposes as the controller would: only feasible candidates."""
     from nas.control.feasible import commands_rule
+    from nas.control.plan import warn_source_drift
 
     experiment = policy.experiment_of(state, path)
+    warn_source_drift(state, path)
     return policy.Study(state, experiment, commands_rule(experiment))
 
 
@@ -353,6 +355,7 @@ def _import(args: argparse.Namespace) -> int:
                 "skipped": report.skipped,
                 "snapped": report.notes,
                 "warnings": report.warnings,
+                "costs": report.costs,
             }
         )
     for line in report.notes + report.skipped:
@@ -361,7 +364,8 @@ def _import(args: argparse.Namespace) -> int:
         print(f"warning: {line}", file=sys.stderr)
     print(
         f"imported {args.file}: {len(report.added)} points added, {len(report.updated)} given "
-        f"their value, {len(report.unchanged)} already there",
+        f"their value, {len(report.unchanged)} already there"
+        + (f"; measured costs carried: {', '.join(report.costs)}" if report.costs else ""),
         file=sys.stderr,
     )
     if withdrawn:
@@ -499,17 +503,37 @@ def _propose(args: argparse.Namespace) -> int:
 
 
 def _set_budget(study: policy.Study, points: int | None) -> None:
-    """``propose --max-points N``: the budget of trainings, logged in the state."""
-    if points is not None:
-        policy.raise_budget(study.state, study.experiment, points, "propose --max-points")
+    """``propose --max-points N``: the budget of trainings, logged in the state.
+
+    A budget that allows no training beyond those spent is refused before anything
+    is stored: ``propose`` could propose nothing under it, and storing it only to
+    refuse the proposal ("max_points reached ...; raise it") named a budget the
+    state never kept.
+
+    Raises:
+        UsageError: ``points`` is no more than the trainings already spent.
+    """
+    if points is None:
+        return
+    spent = study.spent_points()
+    if points <= spent:
+        than = "below" if points < spent else "no more than"
+        raise UsageError(
+            f"--max-points {points} is {than} the {spent} trainings already spent; nothing "
+            f"stored: `propose` proposes within the budget, so give more than {spent}"
+        )
+    policy.raise_budget(study.state, study.experiment, points, "propose --max-points")
 
 
 @reported
 def _status(args: argparse.Namespace) -> int:
     from nas.control import liveness
+    from nas.control.plan import warn_source_drift
 
     now = time.time()
-    doc = summary.status_doc(_read(args.state), args.state, now)
+    study = _read(args.state)
+    warn_source_drift(study.state, args.state)
+    doc = summary.status_doc(study, args.state, now)
     if args.json:
         emit_json(doc)
     else:

@@ -71,17 +71,20 @@ def checked_params(experiment: Experiment, params: dict[str, Any]) -> dict[str, 
     value outside the box is refused and an integer dimension's value is
     priced as the search would snap it (with a note). An own model's function
     is also spared names it would silently ignore and a missing dimension (its
-    ``KeyError`` would read as a broken function); a built-in family's
-    coordinates are named by its own check, which knows the fixed ones.
+    ``KeyError`` would read as a broken function); a built-in family's unknown
+    or missing coordinate is named by the family's own lists, as the same
+    mistake of the command line (exit 2) for either kind of model.
 
     Raises:
-        UsageError: an own model's unknown or missing name, or a value the space refuses.
+        UsageError: an unknown or missing name, or a value the space refuses.
         UserError: a value outside the box.
     """
     space, model = experiment.space, experiment.model
     fixed = {} if model is None else model.fixed
     if model is not None and model.family is None:
         _check_own_names(space, fixed, params)
+    if model is not None and model.family is not None:
+        _check_family_names(model.family, fixed, params)
     searched = {k: v for k, v in params.items() if k in space.names}
     if len(searched) < len(space.names):
         return params  # the family's check names what is missing
@@ -116,6 +119,24 @@ def _check_own_names(space: SearchSpace, fixed: dict[str, Any], params: dict[str
     missing = [n for n in space.names if n not in params and n not in fixed]
     if missing:
         raise UsageError(f"--params lacks {', '.join(missing)}; {names}")
+
+
+def _check_family_names(family: str, fixed: dict[str, Any], params: dict[str, Any]) -> None:
+    """A built-in family's ``--params``: every name one of its coordinates, every required
+    coordinate given (here or in ``[model] fixed``).
+
+    Raises:
+        UsageError: naming the unknown or missing coordinates and the valid ones.
+    """
+    from nas.models.coordinates import coordinate_names, missing_names, unknown_names
+
+    valid = f"family {family!r}: valid names are {list(coordinate_names(family))}"
+    unknown = unknown_names(family, params)
+    if unknown:
+        raise UsageError(f"--params: unknown coordinate(s) {unknown}; {valid}")
+    missing = missing_names(family, {**fixed, **params})
+    if missing:
+        raise UsageError(f"--params: missing coordinate(s) {missing}; {valid}")
 
 
 def _check_num_classes(value: int) -> None:

@@ -83,11 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _study(path: Any) -> Any:
     """The study of the state at ``path``, with the controller's memory predicate where it has one."""
     from nas.control.feasible import commands_rule
+    from nas.control.plan import warn_source_drift
     from nas.control.policy import Study, experiment_of
     from nas.record.store import StateStore
 
     state = StateStore.read(path)
     experiment = experiment_of(state, path)
+    warn_source_drift(state, path)
     return Study(state, experiment, commands_rule(experiment))
 
 
@@ -119,6 +121,26 @@ def cost_name(study: Any, given: str | None) -> str:
     raise UsageError(f"give --cost NAME: {_own_costs(study)}")
 
 
+def refuse_metric(study: Any, name: str, option: str) -> None:
+    """Refuse the searched metric where a cost belongs (``front --cost``, ``best --where``):
+    every point would be on its "front", and a bound on it caps what the search maximises,
+    as ``init`` refuses it in ``[experiment.constraints]``.
+
+    Raises:
+        UsageError: ``name`` is the searched metric.
+    """
+    if name == study.experiment.experiment.metric:
+        raise UsageError(
+            f"{option} {name}: is the searched metric; a front or a bound takes a cost "
+            "(gmacs, device_hours, another metric of the results)"
+        )
+
+
+def left_out_note(count: int, name: str) -> str:
+    """The note of ``front`` and ``best`` on measured points that lack cost ``name``."""
+    return f"note: {count} measured point(s) have no {name}; left out"
+
+
 def _own_costs(study: Any) -> str:
     """The costs of an experiment without a built-in family, for the refusal of a bare ``front``."""
     from nas.control.costs import carried_costs, user_costs
@@ -143,11 +165,7 @@ def run_front(args: argparse.Namespace) -> int:
 
     study = _study(args.state)
     name = cost_name(study, args.cost)
-    if name == study.experiment.experiment.metric:  # every point would be on that "front"
-        raise UsageError(
-            f"--cost {name}: is the searched metric; a front trades it against a cost "
-            "(gmacs, device_hours, another metric of the results)"
-        )
+    refuse_metric(study, name, "--cost")
     source = cost_source(study.experiment, name)
     goal = study.experiment.experiment.goal
     points = frontier.measured_points(study, source)
@@ -179,7 +197,7 @@ def run_front(args: argparse.Namespace) -> int:
     else:
         _print_front(document)
     if unknown:
-        print(f"note: {unknown} measured point(s) have no {name}; left out", file=sys.stderr)
+        print(left_out_note(unknown, name), file=sys.stderr)
         why = unmeasured(study.state, study.experiment, source)
         if why:
             print(f"note: {why}", file=sys.stderr)
@@ -187,13 +205,23 @@ def run_front(args: argparse.Namespace) -> int:
 
 
 def _predicted(study: Any, source: Any, pool: int | None) -> list:
-    """The predicted front, or none (with a note) while no spline can be fitted."""
+    """The predicted front, or none (with a note) while no spline can be fitted: the
+    metric's, or a measured cost's that some points carry (without it every candidate's
+    cost is unknown, and an empty front would say nothing of why). A cost that no point
+    carries gets its note from :func:`~nas.control.costs.unmeasured` (in ``run_front``)."""
     from nas.control import frontier
+    from nas.control.costs import unmeasured
 
     if study.fit_summary() is None:
         print(f"note: no predicted front yet: {study.fit_blocker()}", file=sys.stderr)
         return []
-    return frontier.predicted_front(study, source, pool)
+    why = None if source.known is not None else study.measured_cost_blocker(source.name)
+    if why and unmeasured(study.state, study.experiment, source) is None:
+        print(
+            f"note: no predicted front: the spline of {source.name} cannot be fitted: {why}",
+            file=sys.stderr,
+        )
+    return [] if why else frontier.predicted_front(study, source, pool)
 
 
 def _print_front(doc: dict[str, Any]) -> None:
@@ -222,20 +250,30 @@ def _print_front(doc: dict[str, Any]) -> None:
 
 @reported
 def run_best(args: argparse.Namespace) -> int:
-    from nas.control.constraints import best_within, last_smoothed, parse_where, sources
+    from nas.control.constraints import (
+        best_within,
+        bounds_of,
+        last_smoothed,
+        parse_where,
+        sources,
+    )
     from nas.control.costs import measured, unmeasured
 
     try:
-        bounds = [parse_where(text) for text in args.where]
+        given = [parse_where(text) for text in args.where]
     except ValueError as exc:
         raise UsageError(f"--where: {exc}") from None
     study = _study(args.state)
+    for bound in given:
+        refuse_metric(study, bound.name, "--where")
+    # The experiment's own bounds hold too: its best is the one status and run name.
+    bounds = [*bounds_of(study.experiment), *given]
+    costed = sources(study.experiment, bounds)
+    without = _without_cost(study, [s for _, s in costed])
     point = best_within(study.state, study.experiment, bounds)
     costs = {}
     if point is not None:
-        costs = {
-            c.name: json_number(s.of_point(point)) for c, s in sources(study.experiment, bounds)
-        }
+        costs = {c.name: json_number(s.of_point(point)) for c, s in costed}
     smoothed = None if point is None else last_smoothed(study.state, study.experiment).get(point.id)
     document = {
         "state": str(args.state),
@@ -249,6 +287,7 @@ def run_best(args: argparse.Namespace) -> int:
             "smoothed": json_number(smoothed),
             "costs": costs,
         },
+        "without_cost": without,
     }
     if args.json:
         emit_json(document)
@@ -259,10 +298,10 @@ def run_best(args: argparse.Namespace) -> int:
             "no point is measured yet" if nothing else f"no measured point meets {where}",
             file=sys.stderr,
         )
-        why = [
-            unmeasured(study.state, study.experiment, s)
-            for _, s in sources(study.experiment, bounds)
-        ]
+    for name, count in without.items():
+        print(left_out_note(count, name), file=sys.stderr)
+    if point is None:
+        why = [unmeasured(study.state, study.experiment, s) for _, s in costed]
         for line in filter(None, why):
             print(f"note: {line}", file=sys.stderr)
         return EXIT_FAILURE
@@ -274,3 +313,13 @@ def run_best(args: argparse.Namespace) -> int:
             + (f"; {shown}" if shown else "")
         )
     return EXIT_OK
+
+
+def _without_cost(study: Any, costed: list[Any]) -> dict[str, int]:
+    """How many measured points lack each cost of ``costed`` (those that lack none left out):
+    ``best`` leaves them out of its choice, and says so as ``front`` does."""
+    from nas.control.costs import measured
+
+    points = measured(study.state)
+    counts = {s.name: sum(not math.isfinite(s.of_point(p)) for p in points) for s in costed}
+    return {name: count for name, count in counts.items() if count}

@@ -88,8 +88,7 @@ def best_within(
     fit by its measurement (a fit from a file that stored no smoothed values
     ranks the point it named best first). Ties go to the earlier point.
     """
-    bounds = sources(experiment, constraints)
-    allowed = [p for p in measured(state) if point_within(p, bounds)]
+    allowed = within(state, experiment, constraints)
     sign = 1.0 if experiment.experiment.goal == "maximize" else -1.0
     smoothed = last_smoothed(state, experiment)
     noisy = experiment.experiment.noise is not None
@@ -99,6 +98,35 @@ def best_within(
         key=lambda p: (p.id == named, sign * smoothed.get(p.id, p.value), -p.id),
         default=None,
     )
+
+
+def within(state: State, experiment: Experiment, constraints: Iterable[Constraint]) -> list[Point]:
+    """The measured points whose costs meet every bound, in id order (every one without a
+    bound): known costs computed from the params, measured ones read from the results."""
+    bounds = sources(experiment, constraints)
+    return [p for p in measured(state) if point_within(p, bounds)]
+
+
+def bounds_of(experiment: Experiment) -> list[Constraint]:
+    """The experiment's own bounds, ``[experiment.constraints]``: those the search and every
+    reader's "best" respect unless told otherwise."""
+    return declared(experiment.experiment.constraints)
+
+
+def eligible_rule(state: State, experiment: Experiment) -> Callable[[Params], bool] | None:
+    """Which measured points the search may return as its best: those :func:`within` the
+    experiment's bounds (:func:`bounds_of`); None where it declares none (every point).
+
+    A predicate on params, as the optimizer asks (:mod:`nas.search` knows no costs);
+    a measured cost is read from the point's result, so it is rebuilt with the
+    optimizer whenever the state changed.
+    """
+    bounds = bounds_of(experiment)
+    if not bounds:
+        return None
+    space = state.space
+    keys = {space.key(p.params) for p in within(state, experiment, bounds)}
+    return lambda params: space.key(params) in keys
 
 
 def last_smoothed(state: State, experiment: Experiment) -> dict[int, float]:

@@ -237,6 +237,27 @@ def unmeasured(state: State, experiment: Experiment, source: CostSource) -> str 
     return (
         f"no measured point has a cost named {source.name!r} "
         f"(measured: {', '.join(sorted(carried)) or 'none'}; known: {', '.join(known) or 'none'})"
+        + imported_without(points, source)
+    )
+
+
+def imported_without(points: Sequence[Point], source: CostSource) -> str:
+    """A clause for the measured ``points`` that lack cost ``source`` because they were
+    imported from a file that carries only the metric (CSV, JSON); "" when none are.
+
+    Without it, "no measured point has a cost named device_hours" after ``import``
+    of a CSV sends the person hunting for a typo in a name that is right.
+    """
+    lacking = [p for p in points if not math.isfinite(source.of_point(p))]
+    imported = [
+        p for p in lacking if isinstance(i := p.extra.get("import"), Mapping) and not i.get("costs")
+    ]
+    if not imported:
+        return ""
+    return (
+        f"; {len(imported)} of the {len(lacking)} point(s) without it were imported from a file "
+        "that carries no measured costs (a CSV or JSON file brings the metric only; "
+        "`splinenas import` of the campaign's state file (.h5) brings its costs too)"
     )
 
 
@@ -251,7 +272,8 @@ def carried_costs(state: State, experiment: Experiment) -> set[str]:
 
 
 def cost_predictor(state: State, experiment: Experiment, source: CostSource) -> Predictor:
-    """A known cost as computed (error 0), a measured one through a spline of the measured costs."""
+    """A known cost as computed (error 0), a measured one through a spline of the measured costs
+    (:class:`CostModel`)."""
     if source.known is not None:
         known = source.known
 
@@ -273,22 +295,54 @@ def cost_predictor(state: State, experiment: Experiment, source: CostSource) -> 
     return predicted
 
 
-def cost_model(state: State, experiment: Experiment, source: CostSource) -> SplineOptimizer:
-    """A spline model of the measured cost ``source``, told every point that measured it.
+@dataclass(frozen=True)
+class CostModel:
+    """A spline of a measured cost, fitted to ``log(cost)`` when ``log`` (see :func:`cost_model`).
 
-    Its :meth:`~nas.search.optimizer.SplineOptimizer.predict_interval` is NaN
-    while too few points measured the cost to fit a spline.
+    Costs are positive and mostly products of widths and depths (device-hours
+    grow as g1·g2·d1): a spline of the raw numbers bends below zero between
+    measured points and predicted negative device-hours, a spline of their
+    logarithm is exact for such a power law and can only predict positive costs.
+    """
+
+    spline: SplineOptimizer
+    log: bool
+
+    def predict_interval(self, many: Sequence[Params]) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted costs and their errors, in the cost's units.
+
+        On the log scale the spline predicts ``m`` with error ``e``; the cost is
+        ``exp(m)`` and its error ``exp(m + e) - exp(m)``, the upper side of the
+        log-scale interval ``[exp(m - e), exp(m + e)]`` (which is asymmetric): the
+        bound rule reads ``cost + error`` (:func:`nas.control.constraints.candidate_rule`),
+        which thus is the log-scale interval's upper end. A raw-scale fit (some
+        measured cost is 0 or below) keeps its error and is clipped at 0.
+        """
+        values, errors = self.spline.predict_interval(list(many))
+        if not self.log:
+            return np.maximum(values, 0.0), errors
+        with np.errstate(over="ignore"):
+            middle = np.exp(values)
+            return middle, np.exp(values + errors) - middle
+
+
+def cost_model(state: State, experiment: Experiment, source: CostSource) -> CostModel:
+    """A spline model of the measured cost ``source``, told every point that measured it:
+    of its logarithm when every measured value is positive, else of the raw values.
+
+    Its :meth:`CostModel.predict_interval` is NaN while too few points measured
+    the cost to fit a spline.
     """
     from nas.search.optimizer import SplineOptimizer
     from nas.search.settings import SearchSettings
 
     cfg = experiment.experiment
     model = SplineOptimizer(state.space, SearchSettings(seed=cfg.seed, smoothing=cfg.smoothing))
-    for point in measured(state):
-        cost = source.of_point(point)
-        if math.isfinite(cost):
-            model.tell(point.params, cost)
-    return model
+    told = [(p.params, c) for p in measured(state) if math.isfinite(c := source.of_point(p))]
+    log = bool(told) and all(cost > 0 for _, cost in told)
+    for params, cost in told:
+        model.tell(params, math.log(cost) if log else cost)
+    return CostModel(model, log)
 
 
 def cost_problems(experiment: Experiment, cwd: Path | None = None) -> list[ConfigError]:

@@ -23,6 +23,21 @@ if TYPE_CHECKING:
     from nas.search.tradeoff import PredictedPoint
 
 
+#: How a cost and the limit it is held to are printed: with the 6 significant digits of
+#: ``Constraint.__str__`` (``:g``), so that a cost shown next to its limit is never rounded
+#: above it while reported within (0.003304 against a limit of 0.00330374).
+COST_FORMAT = ".6g"
+
+
+def cost_texts(cost: float, limit: float) -> tuple[str, str]:
+    """``cost`` and ``limit`` as text, alike (:data:`COST_FORMAT`); with every digit where
+    they differ but would read the same, so that the text never hides which one is larger."""
+    texts = (format(cost, COST_FORMAT), format(limit, COST_FORMAT))
+    if texts[0] == texts[1] and cost != limit:
+        return repr(float(cost)), repr(float(limit))
+    return texts
+
+
 def measured_points(study: Study, source: CostSource) -> list[MeasuredPoint]:
     """Every measured point of the study with its cost, in id order."""
     return tradeoffs.measured_points(study.state, source)
@@ -110,7 +125,7 @@ def _binds(
     for what, params in preferred:
         cost = _candidate_cost(study, source, params)
         if cost is not None and cost > limit:
-            return f"the {what} costs {cost:.4g}"
+            return f"the {what} costs {cost_texts(cost, limit)[0]}"
     return None
 
 
@@ -143,17 +158,20 @@ def cost_lines(doc: dict[str, Any] | None) -> list[str]:
         return []
     lines = []
     for row in doc["constraints"]:
-        best = row["best"]
+        best, limit = row["best"], row["limit"]
         found = (
             "no measured point within it"
             if best is None
             else f"best within: point {best['id']} = {best['value']:.6g} at {row['name']} "
-            f"{best['cost']:.4g}"
+            f"{'unknown' if best['cost'] is None else cost_texts(best['cost'], limit)[0]}"
         )
         state = f"binds ({row['why']})" if row["binds"] else "does not bind"
         if row.get("unknown"):  # a state's summary may come from before the key existed
             state = f"cannot be evaluated, so it refuses no candidate: {row['unknown']}"
-        lines.append(f"constraint {row['name']} <= {row['limit']:g}: {state}; {found}")
+        shown = format(limit, COST_FORMAT)
+        if best is not None and best["cost"] is not None:
+            shown = cost_texts(best["cost"], limit)[1]
+        lines.append(f"constraint {row['name']} <= {shown}: {state}; {found}")
     front = doc["front"]
     if front is not None:
         lines.append(
@@ -194,8 +212,10 @@ def point_constraint_lines(rows: list[dict[str, Any]]) -> list[str]:
     """:func:`point_constraints` for people."""
     lines = []
     for row in rows:
-        cost = "unknown until measured" if row["cost"] is None else f"{row['cost']:.4g}"
+        cost, limit = "unknown until measured", format(row["limit"], COST_FORMAT)
+        if row["cost"] is not None:
+            cost, limit = cost_texts(row["cost"], row["limit"])
         verdict = "" if row["within"] is None else ("within" if row["within"] else "BREAKS it")
         binds = "; binds the search" if row["binds"] else ""
-        lines.append(f"{row['name']} {cost} (limit {row['limit']:g}) {verdict}{binds}".rstrip())
+        lines.append(f"{row['name']} {cost} (limit {limit}) {verdict}{binds}".rstrip())
     return lines

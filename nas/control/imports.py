@@ -38,6 +38,7 @@ from typing import Any
 
 from nas.config import ConfigError, Experiment
 from nas.control import policy
+from nas.control.costs import DEVICE_HOURS
 from nas.errors import UserError
 from nas.numbers import json_int
 from nas.pointdir.jsonio import parse_json
@@ -67,20 +68,24 @@ class Row:
     document's the N-th of its points, a state file's its point N - 1 (the
     point's row in that state's ``export --csv``). ``origin`` is what, besides the
     file and row, says where it came from (the source campaign and its point id,
-    for a state file).
+    for a state file). ``costs`` are the ``extra`` entries that hold a state file's
+    measured costs (:data:`COST_KEYS`; empty for a CSV or JSON row): without them a
+    measured bound or trade-off of the importing campaign would have nothing to read.
     """
 
     number: int
     params: dict[str, Any]
     value: float | None
     origin: Mapping[str, Any] = field(default_factory=dict)
+    costs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Report:
     """What an import did: points added or given their value, rows merged or skipped, snaps.
 
-    ``warnings`` are doubts about the values themselves (they were imported as given).
+    ``warnings`` are doubts about the values themselves (they were imported as given);
+    ``costs`` the measured costs (:func:`cost_names`) that came along with the values.
     """
 
     added: list[Point]
@@ -89,6 +94,7 @@ class Report:
     skipped: list[str]
     notes: list[str]
     warnings: list[str] = field(default_factory=list)
+    costs: list[str] = field(default_factory=list)
 
 
 def read_rows(path: Path, space: SearchSpace, metric: str) -> list[Row]:
@@ -232,10 +238,38 @@ def state_rows(path: Path, metric: str) -> list[Row]:
     _check_metric(path, experiment.experiment.metric, metric)
     provenance = {"experiment": experiment.experiment.name}
     return [
-        Row(p.id + 1, dict(p.params), p.value, {**provenance, "point": p.id})
+        Row(p.id + 1, dict(p.params), p.value, {**provenance, "point": p.id}, point_costs(p))
         for p in other.points
         if p.status is PointStatus.DONE and p.value is not None
     ]
+
+
+#: The ``extra`` entries of a point that hold its measured costs (read by
+#: :func:`nas.control.costs.measured_cost`): the result's metrics and its pace.
+COST_KEYS = ("metrics", "pace")
+
+
+def point_costs(point: Point) -> dict[str, Any]:
+    """The measured costs of another campaign's point, as ``extra`` entries to carry over.
+
+    The source's GPU-hours go into ``pace`` as its ``device_hours`` when the pace
+    lacks them (the fallback :func:`~nas.control.costs.measured_cost` reads), not
+    into the new point's ``gpu_hours``: those count against the importing
+    campaign's ``max_gpu_hours``, and it never spent them.
+    """
+    carried = {k: dict(v) for k in COST_KEYS if isinstance(v := point.extra.get(k), Mapping)}
+    pace = carried.get("pace", {})
+    if pace.get(DEVICE_HOURS) is None and point.gpu_hours:
+        carried["pace"] = {**pace, DEVICE_HOURS: point.gpu_hours}
+    return carried
+
+
+def cost_names(costs: Mapping[str, Any], metric: str) -> set[str]:
+    """The measured costs that ``costs`` (:func:`point_costs`) carry, less the searched metric."""
+    names = set(costs.get("metrics", {})) - {metric}
+    return names | (
+        {DEVICE_HOURS} if costs.get("pace", {}).get(DEVICE_HOURS) is not None else set()
+    )
 
 
 def _check_metric(path: Path, measured: object, metric: str) -> None:
@@ -363,6 +397,10 @@ def import_rows(
     if problems:
         raise RowsError("\n".join(problems))
     report = _apply(state, list(checked.values()), source, note, skipped, notes)
+    carried = set[str]().union(
+        *(cost_names(row.costs, experiment.experiment.metric) for row, _, _ in checked.values())
+    )
+    report.costs.extend(sorted(carried))
     report.warnings.extend(
         fraction_warning(experiment, [v for _, _, v in checked.values()], source)
     )
@@ -436,9 +474,10 @@ def _apply(
         point = state.find(params)
         provenance = {"source": source, "row": row.number, **row.origin}
         provenance |= {"note": note} if note else {}
+        provenance |= {"costs": sorted(row.costs)} if row.costs else {}
         if point is None:
             point = state.add_point(params, "import", batch)
-            state.update_point(point.id, extra={**point.extra, "import": provenance})
+            state.update_point(point.id, extra={**point.extra, **row.costs, "import": provenance})
             added.append(state.record(point.id, value))
         elif point.value == value:
             unchanged.append(point)
@@ -447,7 +486,8 @@ def _apply(
                 point = state.record(point.id, value, replace=True, given=True)
             except StateError as exc:  # a point whose job may still run
                 raise RowsError(f"{source} {row_name(row)}: {exc}") from None
-            state.update_point(point.id, extra={**point.extra, "import": provenance})
+            extra = {**point.extra, **row.costs, "import": provenance}
+            state.update_point(point.id, extra=extra)
             updated.append(state.point(point.id))
     return Report(added, updated, unchanged, skipped, notes)
 

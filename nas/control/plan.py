@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from nas.cluster.render import write_job_script
 from nas.config import Experiment
@@ -165,6 +168,22 @@ def next_submission(point: Point, experiment: str) -> Point:
     return dataclasses.replace(nxt, job_name=job_name(experiment, nxt))
 
 
+def warn_source_drift(
+    state: State, state_path: str | os.PathLike, stream: TextIO | None = None
+) -> str | None:
+    """Say on ``stream`` (stderr) that the experiment file was edited after ``init``
+    (:func:`nas.control.policy.source_drift`); the line said, or None.
+
+    Every command that reads the experiment calls it (``run`` logs the same line):
+    a bound tightened in the file and checked with a dry run, ``propose``,
+    ``status``, ``front`` or ``best`` would otherwise be silently ignored there.
+    """
+    drift = policy.source_drift(state, state_path)
+    if drift:
+        print(f"warning: {drift}", file=stream or sys.stderr)
+    return drift
+
+
 def dry_run(
     state_path: str | Path,
     *,
@@ -181,6 +200,7 @@ def dry_run(
     state_path = Path(state_path)
     state = StateStore.read(state_path)
     experiment = policy.experiment_of(state, state_path)
+    warn_source_drift(state, state_path)
     if max_points is not None:  # in memory only: the read state is never committed
         policy.raise_budget(state, experiment, max_points, "run --dry-run --max-points")
     settings, unchecked = _offline_settings(experiment, cwd or Path.cwd(), state_path)

@@ -341,6 +341,7 @@ class Study:
         return self._optimizer
 
     def _build(self) -> SplineOptimizer:
+        from nas.control.constraints import eligible_rule
         from nas.search.optimizer import (
             SplineOptimizer,  # scipy.stats: slow to import, only needed here
         )
@@ -352,6 +353,7 @@ class Study:
             feasible=admissible,
             design=self._cost_design(admissible),
             design_space=self.first_box(),
+            eligible=eligible_rule(self.state, self.experiment),
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
@@ -685,7 +687,7 @@ class Study:
 
     def _stored_evidence(self) -> StopEvidence:
         """:meth:`stop_evidence` from the stored points and fit alone (no optimizer)."""
-        from nas.search.stopping import decide
+        from nas.search.stopping import counted, decide
 
         cfg = self.experiment.experiment
         sign = 1.0 if cfg.goal == "maximize" else -1.0
@@ -704,6 +706,8 @@ class Study:
             if ok and p.origin == CHECK
         ]
         smoothed = _stored_smoothed(self.state, sign, measured) if cfg.noise is not None else None
+        eligible = self._eligible_mask(measured)
+        kept = [i for i in range(len(measured)) if eligible is None or eligible[i]]
         evidence = decide(
             self.stop_rule,
             values,
@@ -711,12 +715,26 @@ class Study:
             self.state.space.d,
             cfg.tolerance,
             self._stored_noise_sd(),
-            gain=functools.partial(_stored_gain, self.state, sign, measured, smoothed),
+            gain=functools.partial(
+                _stored_gain,
+                self.state,
+                sign,
+                [measured[i] for i in kept],
+                None if smoothed is None else [smoothed[i] for i in kept],
+            ),
             local_error=functools.partial(_stored_local_error, self.state),
             checks=checks,
             smoothed=smoothed,
+            eligible=eligible,
         )
-        return self._stored_climb(evidence, measured, current, values)
+        return self._stored_climb(evidence, measured, current, counted(values, eligible))
+
+    def _eligible_mask(self, measured: list[Point]) -> list[bool] | None:
+        """Which of ``measured`` :meth:`returnable` holds; None without bounds (all of them)."""
+        if not self.experiment.experiment.constraints:
+            return None
+        ids = {p.id for p in self.returnable()}
+        return [p.id in ids for p in measured]
 
     def _stored_climb(
         self,
@@ -771,29 +789,41 @@ class Study:
         return "paper" if cfg.strategy == "paper" else "default"
 
     def best(self, exact: bool = True) -> Point | None:
-        """The best measured point, respecting the goal; ties go to the earlier point.
+        """The best measured point within ``[experiment.constraints]``, respecting the goal;
+        ties go to the earlier point (None while no measured point meets the bounds).
 
         Not the spline's predicted maximum: :meth:`fit_summary` has that.
         With ``[experiment] noise`` it is the measured point with the best
         smoothed value (:meth:`raw_best` is the best measurement); readers
         pass ``exact=False`` and get it by the stored fit's smoothed values
-        (:func:`nas.control.constraints.best_within` with no bound) instead of
-        fitting again.
+        (:func:`nas.control.constraints.best_within` with the experiment's
+        bounds) instead of fitting again. A point beyond a bound is never
+        "the best": the search cannot return it.
         """
         if self.experiment.experiment.noise is not None and not exact:
-            from nas.control.constraints import best_within
+            from nas.control.constraints import best_within, bounds_of
 
-            return best_within(self.state, self.experiment, [])
+            return best_within(self.state, self.experiment, bounds_of(self.experiment))
         if self.experiment.experiment.noise is not None:
             best = self.optimizer.best
             return None if best is None else self.state.find(best[0])
         return self.raw_best()
 
     def raw_best(self) -> Point | None:
-        """The best measurement, respecting the goal; ties go to the earlier point."""
+        """The best measurement within ``[experiment.constraints]``, respecting the goal; ties
+        go to the earlier point."""
         sign = 1.0 if self.experiment.experiment.goal == "maximize" else -1.0
-        measured = self.state.with_status(PointStatus.DONE)
-        return max(measured, key=lambda p: (sign * p.value, -p.id), default=None)
+        return max(self.returnable(), key=lambda p: (sign * p.value, -p.id), default=None)
+
+    def returnable(self) -> list[Point]:
+        """The measured points the search may return as its best: every one, or under
+        ``[experiment.constraints]`` those whose costs meet every bound
+        (:func:`nas.control.constraints.within`)."""
+        if not self.experiment.experiment.constraints:
+            return self.state.with_status(PointStatus.DONE)
+        from nas.control.constraints import bounds_of, within
+
+        return within(self.state, self.experiment, bounds_of(self.experiment))
 
     def unmeasured_text(self) -> str:
         """``"2 failed, 3 cancelled"``: the points the search was told as failures, by status.
@@ -960,8 +990,9 @@ def _number(value: float | None) -> str:
 def _stored_gain(
     state: State, sign: float, measured: list[Point], smoothed: list[float] | None = None
 ) -> float:
-    """The last stored fit's predicted gain over the best measurement, or over the best
-    smoothed value where the fit stored them (inf: no fit stored)."""
+    """The last stored fit's predicted gain over the best of ``measured`` (the points the
+    search may return), or over their best smoothed value where the fit stored them (inf:
+    no fit stored, or none of them)."""
     fit = current_fit(state)
     if fit is None or not measured:
         return math.inf

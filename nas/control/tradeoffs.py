@@ -250,17 +250,38 @@ def predicted_front(
 
     The pool holds quasi-random legal points and random local steps around the
     measured front, less what the search may not propose (memory,
-    ``[experiment.constraints]``); a known cost is computed, a measured one predicted.
+    ``[experiment.constraints]``) and the points the state holds (a measured one is
+    no prediction: it showed with error 0); a known cost is computed, a measured one
+    predicted. A predicted point that the measured front dominates is left out: it
+    promises nothing the measurements have not reached.
     """
     from nas.search.tradeoff import predict_front
 
     goal = experiment.experiment.goal
     front = measured_front(measured_points(state, source), goal)
-    pool = _pool(state, experiment, admissible, front, pool_size)
+    held = {state.space.key(p.params) for p in state.points}
+    pool = [
+        p
+        for p in _pool(state, experiment, admissible, front, pool_size)
+        if state.space.key(p) not in held
+    ]
     predicted = predict_front(
         pool, metric_predictor(optimizer), cost_predictor(state, experiment, source), goal
     )
-    return beyond_round_off(predicted, goal)
+    return [p for p in beyond_round_off(predicted, goal) if not dominated(p, front, goal)]
+
+
+def dominated(point: PredictedPoint, front: Sequence[MeasuredPoint], goal: str) -> bool:
+    """Whether a measured point is at least as good and as cheap as ``point``, better in one."""
+    from nas.search.pareto import GOAL_SIGN
+
+    sign = GOAL_SIGN[goal]
+    return any(
+        q.cost <= point.cost
+        and sign * q.metric >= sign * point.metric
+        and (q.cost, q.metric) != (point.cost, point.metric)
+        for q in front
+    )
 
 
 #: A difference of predicted metrics this small against their scale is round-off: a spline

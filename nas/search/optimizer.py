@@ -34,6 +34,7 @@ from nas.search.stopping import (
     Check,
     StopEvidence,
     check_progress,
+    counted,
     decide,
     fresh_checks,
     surprise_centre,
@@ -197,6 +198,12 @@ class SplineOptimizer:
             the stop tolerance is at least 2 sd. The shared category model falls
             back to separate splines while some categorical choice has no measurement.
         feasible: Predicate on parameters; rejected points are never suggested.
+        eligible: Predicate on the parameters of measured points: those :attr:`best` may name
+            (default all). A caller whose bounds a measured point can break (a measured
+            cost over its limit) gives the points that meet them: the others stay in the
+            fit, valid data of the metric, but the stop rule's stall, promised gain and
+            neighbour check (:mod:`nas.search.stopping`) and the climb concern the best
+            of these, the point the search returns.
         design: The initial design to measure first, in place of ``settings.design``
             (a trade-off search brings its own, :func:`nas.search.tradeoff.tradeoff_design`);
             each point checked as :meth:`tell` checks one (a point outside the box is
@@ -221,6 +228,7 @@ class SplineOptimizer:
         feasible: Callable[[Params], bool] | None = None,
         design: Sequence[Params] | None = None,
         design_space: SearchSpace | None = None,
+        eligible: Callable[[Params], bool] | None = None,
     ) -> None:
         settings = SearchSettings() if settings is None else settings
         if not isinstance(space, SearchSpace) or not isinstance(settings, SearchSettings):
@@ -230,6 +238,10 @@ class SplineOptimizer:
         _require(
             feasible is None or callable(feasible), "feasible must be callable or None", feasible
         )
+        _require(
+            eligible is None or callable(eligible), "eligible must be callable or None", eligible
+        )
+        self.eligible = eligible
         design_space = space if design_space is None else design_space
         _require(
             within(design_space, space),
@@ -455,7 +467,7 @@ class SplineOptimizer:
             self.settings.min_distance,
             self._pending_polls(),
             [r.predicted is not None for r in measured],
-            [self._sign * r.value for r in measured],
+            counted([self._sign * r.value for r in measured], self._eligible_mask(measured)),
         )
 
     def _pending_polls(self) -> int:
@@ -481,22 +493,36 @@ class SplineOptimizer:
                 local_error=self.local_loo_error,
                 checks=self._told_checks(measured),
                 smoothed=self._smoothed(measured),
+                eligible=self._eligible_mask(measured),
             )
         return self._evidence[rule]
+
+    def _eligible_mask(self, measured: Sequence[Record]) -> list[bool] | None:
+        """Which of ``measured`` :attr:`best` may name (``eligible``); None: all of them."""
+        if self.eligible is None:
+            return None
+        return [bool(self.eligible(r.params)) for r in measured]
+
+    def _returnable(self) -> list[Record]:
+        """The measured records :attr:`best` chooses among: those ``eligible`` allows."""
+        measured = [r for r in self._records.values() if math.isfinite(r.value)]
+        mask = self._eligible_mask(measured)
+        return measured if mask is None else [r for r, ok in zip(measured, mask, strict=True) if ok]
 
     def predicted_gain(self) -> float:
         """How far the spline's legal argmax is predicted above the best measurement (>= 0 is a gain).
 
         With ``noise``: above the best smoothed value of a measured point,
         which the argmax's own (smoothed) prediction is comparable with; the
-        best raw measurement is biased up by the luckiest draw.
+        best raw measurement is biased up by the luckiest draw. Only points
+        ``eligible`` allows count: the argmax is within the bounds, and against
+        a measurement beyond them the gain was negative for good.
         """
         summary = self.fit()
         best = self.raw_best
         if summary is None or best is None:
             return math.inf
-        measured = [r for r in self._records.values() if math.isfinite(r.value)]
-        smoothed = self._smoothed(measured)
+        smoothed = self._smoothed(self._returnable())
         top = self._sign * best[1] if smoothed is None else max(smoothed)
         return self._sign * summary.predicted_max - top
 
@@ -585,9 +611,10 @@ class SplineOptimizer:
 
         Noise-free: the best measurement. With ``noise``: the measured point
         whose smoothed value is best (one lucky measurement does not win);
-        :attr:`raw_best` is then still the best measurement.
+        :attr:`raw_best` is then still the best measurement. Either among the
+        points ``eligible`` allows (None while none of them is measured).
         """
-        measured = [r for r in self._records.values() if math.isfinite(r.value)]
+        measured = self._returnable()
         if not measured:
             return None
         values = self.fitted_values([r.params for r in measured])
@@ -603,8 +630,8 @@ class SplineOptimizer:
 
     @property
     def raw_best(self) -> tuple[Params, float] | None:
-        """Best measurement (respecting ``goal``), None before any."""
-        measured = [r for r in self._records.values() if math.isfinite(r.value)]
+        """Best measurement (respecting ``goal``) of a point ``eligible`` allows, None before any."""
+        measured = self._returnable()
         if not measured:
             return None
         top = max(measured, key=lambda r: self._sign * r.value)

@@ -83,6 +83,12 @@ numbers, and each gets the tolerance it can be held to:
   user's tolerance means what it says. Without ``smoothed`` (a stored fit
   from an older file) the raw values and the raised tolerance are used.
 
+Under declared bounds (``gmacs <= 20``, ``device_hours <= 3``) the search
+returns the best measured point that meets them, so (b)-(d) concern that
+point (``eligible``): a measured network beyond a bound stays in the fit but
+is nobody's best, and while no measured point meets the bounds the rule does
+not stop.
+
 Values here are in the optimizer's internal orientation (higher is
 better).
 """
@@ -172,17 +178,36 @@ def effective_tolerance(tolerance: float, noise_sd: float = 0.0) -> float:
     return max(float(tolerance), 2.0 * float(noise_sd))
 
 
+def counted(values: Sequence[float], eligible: Sequence[bool] | None = None) -> list[float]:
+    """``values`` as the search's progress counts them: those ``eligible`` marks False as -inf.
+
+    A measured point beyond a declared bound (a network over budget) is valid
+    data for the fit but cannot be returned: counted at its value, one such
+    point became a best no allowed point could beat, and (b) found the search
+    stalled from the first proposal on. ``eligible`` None: every value counts.
+    """
+    if eligible is None:
+        return list(values)
+    if len(eligible) != len(values):
+        raise ValueError(f"{len(eligible)} eligibility flags for {len(values)} measurements")
+    return [v if ok else -math.inf for v, ok in zip(values, eligible, strict=True)]
+
+
 def stall_length(values: Sequence[float], tolerance: float) -> int:
     """Largest m such that the best value rose by less than ``tolerance`` over the last m.
 
-    ``values`` are finite measurements in the order they were told (higher is
-    better); 0 when the last one improved the best by ``tolerance`` or more.
+    ``values`` are measurements in the order they were told (higher is
+    better), -inf for one that does not count (:func:`counted`); 0 when the
+    last one improved the best by ``tolerance`` or more, and while none counts:
+    nothing has been found that could stall.
     """
     best = -math.inf
     prefix = []
     for v in values:
         best = max(best, v)
         prefix.append(best)
+    if not prefix or prefix[-1] == -math.inf:
+        return 0
     m = 0
     while m < len(prefix) - 1 and prefix[-1] - prefix[-2 - m] < tolerance:
         m += 1
@@ -200,6 +225,7 @@ def decide(
     local_error: Callable[[], float] | None = None,
     checks: Sequence[Check] | None = None,
     smoothed: Sequence[float] | None = None,
+    eligible: Sequence[bool] | None = None,
 ) -> StopEvidence:
     """Apply ``rule`` to a search's measurements.
 
@@ -233,6 +259,12 @@ def decide(
         ``values`` (same order). (b) then counts the stall on them and (b)
         and (c) use the configured tolerance (the module says why); ``gain``
         must then measure the argmax against the best smoothed value.
+    eligible : sequence of bool, optional
+        Which of ``values`` the search may return as its best: those that meet
+        every declared bound (None: all). (b) counts the stall on them alone
+        (:func:`counted`), ``gain`` must measure the argmax against the best of
+        them, and while none is there neither rule stops: there is no best to
+        return.
     """
     if rule not in STOP_RULES:
         raise ValueError(f"stop rule must be one of {STOP_RULES}, got {rule!r}")
@@ -242,13 +274,16 @@ def decide(
     smooth = smoothed is not None and tol > tolerance
     progress_tol = float(tolerance) if smooth else tol
     gaps_all = [abs(measured - predicted) for measured, predicted in proposals]
-    stall = stall_length(smoothed if smooth else values, progress_tol)
+    stall = stall_length(counted(smoothed if smooth else values, eligible), progress_tol)
+    unbounded = eligible is None or any(eligible)
     if rule == "paper":
-        hit = any(g <= tol for g in gaps_all)
+        hit = any(g <= tol for g in gaps_all) and unbounded
         reason = (
             "a proposal was measured within the tolerance of its prediction (Algorithm 1)"
             if hit
             else "no proposal measured within the tolerance of its prediction yet"
+            if unbounded
+            else NONE_WITHIN
         )
         return StopEvidence(rule, hit, tol, tuple(gaps_all[-1:]), 1, stall, 0, None, None, reason)
     k, window = agreements_needed(d), stall_needed(d)
@@ -286,7 +321,9 @@ def decide(
             missing.append(
                 f"{within} of the last {k} proposals within {tol:g} of their predictions"
             )
-        if not stalled:
+        if not unbounded:
+            missing.append(NONE_WITHIN)
+        elif not stalled:
             missing.append(
                 f"best {_valued(smooth)} flat (within {progress_tol:g}) for {stall} of "
                 f"{window} measurements"
@@ -311,6 +348,10 @@ def decide(
         ready and not looked,
         progress_tol if smooth else None,
     )
+
+
+#: Why no rule stops while no measured point meets the declared bounds.
+NONE_WITHIN = "no measured point meets the declared bounds yet, so there is no best to return"
 
 
 def _valued(smooth: bool) -> str:
