@@ -10,6 +10,7 @@ ALCF's qsub refuses a job without ``-l filesystems`` (argonne-lcf/user-guides
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -60,6 +61,14 @@ def make_job(root: Path, backend: str, **changes: object) -> keepalive.KeepAlive
     return keepalive.KeepAliveJob(**fields)
 
 
+def end(shell: subprocess.Popen) -> None:
+    """Kill the script's whole session: a stub controller left waiting must not outlive a
+    failed test."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(shell.pid, signal.SIGKILL)
+    shell.wait()
+
+
 def start(tmp_path: Path, job: keepalive.KeepAliveJob) -> tuple[subprocess.Popen, Path]:
     """Run the rendered script with the stubs on PATH; return it and the stub folder."""
     bin_dir, stub_dir = tmp_path / "bin", tmp_path / "stub"
@@ -91,7 +100,7 @@ def test_the_flux_keepalive_raises_its_own_warning_and_submits_itself_again(
     try:
         assert shell.wait(timeout=60) == 0
     finally:
-        shell.kill()
+        end(shell)
     assert (stub_dir / "terms").read_text() == "term\n"
     called = (stub_dir / "called").read_text().splitlines()
     assert called == ["flux", "batch", str(job.script_path)]
@@ -108,7 +117,7 @@ def test_a_second_warning_does_not_stop_the_controller_twice(tmp_path: Path) -> 
         os.kill(shell.pid, signal.SIGUSR2)
         assert shell.wait(timeout=60) == 0
     finally:
-        shell.kill()
+        end(shell)
     assert (stub_dir / "terms").read_text() == "term\n"
     assert (stub_dir / "called").read_text().splitlines() == ["flux", "batch",
                                                               str(job.script_path)]  # fmt: skip
@@ -121,12 +130,12 @@ def test_the_flux_alarm_ends_with_the_script(tmp_path: Path) -> None:
     try:
         os.kill(shell.pid, signal.SIGUSR2)
         assert shell.wait(timeout=60) == 0
+        time.sleep(0.2)
+        left = subprocess.run(["pgrep", "-s", str(shell.pid), "-fx", "sleep 3300"],
+                              capture_output=True, text=True)  # fmt: skip
+        assert left.stdout == "", "the keep-alive's alarm outlived it"
     finally:
-        shell.kill()
-    time.sleep(0.2)
-    left = subprocess.run(["pgrep", "-s", str(shell.pid), "-fx", "sleep 3300"],
-                          capture_output=True, text=True)  # fmt: skip
-    assert left.stdout == "", "the keep-alive's alarm outlived it"
+        end(shell)
 
 
 # ---------------------------------------------------------------------------- PBS filesystems
