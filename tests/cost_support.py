@@ -7,6 +7,10 @@ the cost model computes every cost of these candidates in milliseconds.
 from __future__ import annotations
 
 import math
+from pathlib import Path
+
+import pytest
+from experiment_support import run
 
 from nas.config import Experiment
 from nas.control.policy import Study
@@ -73,3 +77,12 @@ def measured_design(state: State, experiment: Experiment) -> Study:
     study.initial_batch()
     measure_pending(state)
     return study
+
+
+def init_costly(folder: Path, capsys: pytest.CaptureFixture, constraints: str = "") -> Path:
+    """``init`` of :func:`resnet_experiment` (with ``constraints``) in ``folder``: the state."""
+    (folder / "costly.toml").write_text(resnet_experiment(constraints=constraints))
+    state = folder / "costly.h5"
+    code, _, err = run(capsys, "init", str(folder / "costly.toml"), "--state", str(state))
+    assert code == 0, err
+    return state

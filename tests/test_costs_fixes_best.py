@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cost_support import measure_pending, resnet_experiment
+from cost_support import init_costly, measure_pending
 from experiment_support import run
 
 from nas.record.state import PointStatus
@@ -17,10 +17,7 @@ from nas.record.store import StateStore
 @pytest.fixture
 def measured(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
     """The design measured; only the first two points' results carry latency_ms."""
-    (tmp_path / "costly.toml").write_text(resnet_experiment())
-    state = tmp_path / "costly.h5"
-    code, _, err = run(capsys, "init", str(tmp_path / "costly.toml"), "--state", str(state))
-    assert code == 0, err
+    state = init_costly(tmp_path, capsys)
     with StateStore.open(state) as store:
         measure_pending(store.state)
         for point in store.state.with_status(PointStatus.DONE)[:2]:

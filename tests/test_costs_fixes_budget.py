@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cost_support import measure_pending, resnet_experiment
+from cost_support import init_costly, measure_pending
 from experiment_support import run
 
 from nas.record.store import StateStore, load_state
@@ -15,10 +15,7 @@ from nas.record.store import StateStore, load_state
 @pytest.fixture
 def spent(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
     """The 5-point design trained: 5 trainings spent of a budget of 60."""
-    (tmp_path / "costly.toml").write_text(resnet_experiment())
-    state = tmp_path / "costly.h5"
-    code, _, err = run(capsys, "init", str(tmp_path / "costly.toml"), "--state", str(state))
-    assert code == 0, err
+    state = init_costly(tmp_path, capsys)
     with StateStore.open(state) as store:
         measure_pending(store.state)
         store.commit()

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cost_support import measure_pending, resnet_experiment
+from cost_support import init_costly, measure_pending
 from experiment_support import run
 
 from nas.record.store import StateStore
@@ -18,10 +18,7 @@ MORE = [{"g1": g1, "g2": g2} for g1 in (6, 12, 20, 28) for g2 in (12, 24, 40, 56
 @pytest.fixture
 def measured(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
     """The design and a grid of 16 more points measured: many candidates are held."""
-    (tmp_path / "costly.toml").write_text(resnet_experiment())
-    state = tmp_path / "costly.h5"
-    code, _, err = run(capsys, "init", str(tmp_path / "costly.toml"), "--state", str(state))
-    assert code == 0, err
+    state = init_costly(tmp_path, capsys)
     with StateStore.open(state) as store:
         for params in MORE:
             store.state.add_point(params, "manual", store.state.next_batch())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cost_support import accuracy, resnet_experiment
+from cost_support import accuracy, init_costly
 from experiment_support import run
 
 from nas.control import policy
@@ -21,11 +21,7 @@ def device_hours(params: dict) -> float:
 def campaign(folder: Path, capsys: pytest.CaptureFixture, constraints: str = "") -> Path:
     """A new state of the resnet experiment in ``folder`` (with ``constraints``)."""
     folder.mkdir()
-    (folder / "costly.toml").write_text(resnet_experiment(constraints=constraints))
-    state = folder / "costly.h5"
-    code, _, err = run(capsys, "init", str(folder / "costly.toml"), "--state", str(state))
-    assert code == 0, err
-    return state
+    return init_costly(folder, capsys, constraints)
 
 
 def trained(folder: Path, capsys: pytest.CaptureFixture) -> Path:
