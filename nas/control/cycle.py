@@ -36,7 +36,6 @@ from nas.control import inbox, policy
 from nas.control.ingest import (
     LATE_RESULT,
     LATE_RESULT_STAMP,
-    PROGRESS_STEP,
     RESULT_METRICS,
     RESULT_STAMP,
     JobOutcome,
@@ -54,6 +53,7 @@ from nas.control.plan import Stop, next_batch, submission_plan
 from nas.control.prepare import PREPARE_ERRORS, JobSettings, feasibility, training_seed
 from nas.pointdir import heartbeat, layout
 from nas.pointdir.curve import MAX_CURVE_BYTES, read_curve_tail
+from nas.pointdir.outcome import PROGRESS_STEP
 from nas.pointdir.result import Result
 from nas.record.state import (
     ACTIVE,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.numbers import finite_number
-from nas.pointdir.curve import last_entry
+from nas.pointdir.curve import TAIL_BYTES, epochs_reached, read_curve
 from nas.pointdir.jsonio import atomic_write_bytes, open_regular, read_json_object
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
@@ -43,6 +43,7 @@ from nas.pointdir.layout import (
     USAGE_FAILURE,
     require_point_folder,
 )
+from nas.pointdir.outcome import PROGRESS_EPOCHS, PROGRESS_STEP
 from nas.pointdir.result import (
     DIVERGED,
     TOP1,
@@ -58,9 +59,6 @@ from nas.pointdir.result import (
 #: Lines of a job's log quoted in a failure reason.
 LOG_TAIL_LINES = 15
 _LOG_TAIL_CHARS = 2000
-#: The keys of ``progress.json`` that say where a segment stopped
-#: (:func:`nas.pointdir.outcome.write_progress` writes them).
-PROGRESS_EPOCHS, PROGRESS_STEP = "epochs_completed", "step_in_epoch"
 #: The keys that make an ``error.json`` the contract's (:func:`nas.pointdir.outcome.write_error`,
 #: the launch wrapper's reports): a trainer's own file of that name with none of them is not
 #: read, and the job's log explains the failure instead.
@@ -348,18 +346,15 @@ def _position(progress: Mapping[str, Any], folder: Path) -> tuple[int, int] | No
     progress file at all (the launch wrapper then writes the curve's): read as
     epoch 0, it undid the curve's progress and failed the point for making none.
     """
-    epochs = progress[PROGRESS_EPOCHS] if PROGRESS_EPOCHS in progress else _curve_epochs(folder)
+    epochs = (
+        progress[PROGRESS_EPOCHS]
+        if PROGRESS_EPOCHS in progress
+        else epochs_reached(read_curve(folder, max_bytes=TAIL_BYTES))
+    )
     position = (epochs, progress.get(PROGRESS_STEP, 0))
     if all(isinstance(v, int) and not isinstance(v, bool) for v in position):
         return position
     return None
-
-
-def _curve_epochs(folder: Path) -> int:
-    """The position the learning curve shows: its last epoch (0 without one), read from the
-    end of the file (:func:`nas.pointdir.curve.last_entry`)."""
-    entry = last_entry(folder)
-    return 0 if entry is None else int(entry["epoch"])
 
 
 def _position_note(progress: Mapping[str, Any], position: tuple[int, int]) -> str:

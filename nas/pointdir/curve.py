@@ -216,6 +216,17 @@ def read_curve(directory: str | Path, *, max_bytes: int | None = MAX_CURVE_BYTES
     return read_curve_tail(directory, max_bytes=max_bytes).entries
 
 
+def epochs_reached(curve: list[Entry]) -> int:
+    """The position a learning curve shows: its last epoch (0 without one).
+
+    Not the number of entries: a curve evaluated every few epochs has fewer,
+    and a curve file beyond the readers' bound is read as its tail only, so
+    a count would fall behind and a long training would seem to make no
+    progress from segment to segment.
+    """
+    return int(curve[-1]["epoch"]) if curve else 0
+
+
 def last_entry(directory: str | Path) -> Entry | None:
     """The latest entry, read from the end of the file only."""
     entries = read_curve(directory, max_bytes=TAIL_BYTES)

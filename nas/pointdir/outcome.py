@@ -22,10 +22,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from nas.pointdir.curve import epochs_reached, read_curve
 from nas.pointdir.jsonio import atomic_write_json, max_json_bytes
 from nas.pointdir.layout import CONTRACT_FAILURE, ERROR_FILE, PROGRESS_FILE
 
 TRACEBACK_LINES = 40
+#: The keys of ``progress.json`` that say where a segment stopped: whole epochs done, then
+#: steps done in the next one (the controller reads them: :mod:`nas.control.ingest`).
+PROGRESS_EPOCHS, PROGRESS_STEP = "epochs_completed", "step_in_epoch"
 
 
 def now_iso(timestamp: float | None = None) -> str:
@@ -55,8 +59,8 @@ def write_progress(
     path = Path(directory) / PROGRESS_FILE
     document = {
         "point_id": point_id,
-        "epochs_completed": epoch,
-        "step_in_epoch": step,
+        PROGRESS_EPOCHS: epoch,
+        PROGRESS_STEP: step,
         "reason": reason,
         "time": now_iso(),
         **(figures or {}),
@@ -135,6 +139,17 @@ def write_divergence(
         "time": now_iso(),
     }
     return atomic_write_json(Path(directory) / ERROR_FILE, document, exclusive=True)
+
+
+def write_command_divergence(
+    directory: str | Path, *, reason: str, saved_seconds: float, world_size: int
+) -> bool:
+    """:func:`write_divergence` for a command that said no more than that it diverged (its
+    exit 5, or a NaN metric it gave ``nas.trial``): the curve file so far, its last epoch."""
+    curve = read_curve(directory)
+    return write_divergence(directory, reason=reason, epoch=epochs_reached(curve), curve=curve,
+                            saved_seconds=saved_seconds, world_size=world_size,
+                            device="unknown")  # fmt: skip
 
 
 def _last_entries(curve: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:

@@ -41,7 +41,7 @@ from typing import Any, NoReturn
 
 from nas.numbers import as_number, finite_number
 from nas.pointdir.contract import CONTRACT_VERSION, DEADLINE_VAR, POINT_DIR_VAR
-from nas.pointdir.curve import count_value, last_entry, read_curve, write_entry
+from nas.pointdir.curve import count_value, last_entry, write_entry
 from nas.pointdir.jsonio import atomic_write_json, read_json_object
 from nas.pointdir.layout import (
     CHECKPOINT_FILE,
@@ -50,7 +50,7 @@ from nas.pointdir.layout import (
     POINT_FILE,
     RESULT_FILE,
 )
-from nas.pointdir.outcome import write_divergence, write_progress
+from nas.pointdir.outcome import write_command_divergence, write_progress
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -315,13 +315,9 @@ def _diverge(reason: str) -> NoReturn:
     which diverges again: a whole training paid for nothing.
     """
     if rank() == 0:
-        from nas.trial.launch import epochs_reached  # not at import: `-m nas.trial.launch`
-
-        folder, left = point_dir(), time_left()
-        curve = read_curve(folder)
-        write_divergence(folder, reason=reason, epoch=epochs_reached(curve), curve=curve,
-                         saved_seconds=left if math.isfinite(left) else 0.0,
-                         world_size=_world_size(), device="unknown")  # fmt: skip
+        left = time_left()
+        write_command_divergence(point_dir(), reason=reason, world_size=_world_size(),
+                                 saved_seconds=left if math.isfinite(left) else 0.0)  # fmt: skip
     print(f"splinenas: {reason}: the training diverged; exiting {EXIT_DIVERGED} "
           "([train] on_divergence: one retry with a new seed, or fail)", file=sys.stderr)  # fmt: skip
     sys.stdout.flush()

@@ -32,7 +32,7 @@ from types import FrameType
 
 from nas.pointdir import heartbeat
 from nas.pointdir.contract import CONTRACT_VAR, CONTRACT_VERSION, DEADLINE_VAR, POINT_DIR_VAR
-from nas.pointdir.curve import Entry, read_curve
+from nas.pointdir.curve import epochs_reached, read_curve
 from nas.pointdir.layout import (
     ERROR_FILE,
     EXIT_COMPLETE,
@@ -47,8 +47,8 @@ from nas.pointdir.layout import (
     point_folder_problem,
 )
 from nas.pointdir.outcome import (
+    write_command_divergence,
     write_contract_failure,
-    write_divergence,
     write_error,
     write_progress,
 )
@@ -173,10 +173,8 @@ def settle(point_dir: Path, code: int, rank: int, deadline: str | None, world_si
                        reason=f"the command exited {code} (incomplete) after {epochs} epoch(s)")  # fmt: skip
     elif code == EXIT_DIVERGED and not present[ERROR_FILE]:
         left = max(0.0, float(deadline) - time.time()) if deadline else 0.0
-        curve = read_curve(point_dir)
-        write_divergence(point_dir, reason=f"the command exited {code} (diverged)", epoch=epochs_reached(curve),
-                         curve=curve, saved_seconds=left, world_size=world_size,
-                         device="unknown")  # fmt: skip
+        write_command_divergence(point_dir, reason=f"the command exited {code} (diverged)",
+                                 saved_seconds=left, world_size=world_size)  # fmt: skip
     elif code == EXIT_OUT_OF_MEMORY and not present[ERROR_FILE]:
         exc = MemoryError(f"the command exited {code} (out of memory)")
         write_error(point_dir, rank=rank, exc=exc, oom=True)
@@ -204,17 +202,6 @@ def supersede_progress(point_dir: Path) -> None:
             f"(where an incomplete segment stops) is renamed {target.name}",
             file=sys.stderr,
         )
-
-
-def epochs_reached(curve: list[Entry]) -> int:
-    """The position a learning curve shows: its last epoch (0 without one).
-
-    Not the number of entries: a curve evaluated every few epochs has fewer,
-    and a curve file beyond the readers' bound is read as its tail only, so
-    a count would fall behind and a long training would seem to make no
-    progress from segment to segment.
-    """
-    return int(curve[-1]["epoch"]) if curve else 0
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
