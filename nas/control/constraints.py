@@ -113,22 +113,6 @@ def bounds_of(experiment: Experiment) -> list[Constraint]:
     return declared(experiment.experiment.constraints)
 
 
-def eligible_rule(state: State, experiment: Experiment) -> Callable[[Params], bool] | None:
-    """Which measured points the search may return as its best: those :func:`within` the
-    experiment's bounds (:func:`bounds_of`); None where it declares none (every point).
-
-    A predicate on params, as the optimizer asks (:mod:`nas.search` knows no costs);
-    a measured cost is read from the point's result, so it is rebuilt with the
-    optimizer whenever the state changed.
-    """
-    bounds = bounds_of(experiment)
-    if not bounds:
-        return None
-    space = state.space
-    keys = {space.key(p.params) for p in within(state, experiment, bounds)}
-    return lambda params: space.key(params) in keys
-
-
 def last_smoothed(state: State, experiment: Experiment) -> dict[int, float]:
     """With ``[experiment] noise``, the last stored fit's smoothed values by point id: what
     readers rank by and show next to a measurement (empty without noise or such a fit)."""

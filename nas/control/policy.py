@@ -341,7 +341,6 @@ class Study:
         return self._optimizer
 
     def _build(self) -> SplineOptimizer:
-        from nas.control.constraints import eligible_rule
         from nas.search.optimizer import (
             SplineOptimizer,  # scipy.stats: slow to import, only needed here
         )
@@ -353,7 +352,7 @@ class Study:
             feasible=admissible,
             design=self._cost_design(admissible),
             design_space=self.first_box(),
-            eligible=eligible_rule(self.state, self.experiment),
+            eligible=self._eligible_rule(),
         )
         first_id = current_phase(self.state)["first_id"]
         for point in self.state.points:
@@ -728,6 +727,16 @@ class Study:
             eligible=eligible,
         )
         return self._stored_climb(evidence, measured, current, counted(values, eligible))
+
+    def _eligible_rule(self) -> Callable[[Params], bool] | None:
+        """:meth:`returnable` as the optimizer asks it, a predicate on params (:mod:`nas.search`
+        knows no costs); None without bounds (every point). A measured cost is read from
+        the point's result, so it is rebuilt with the optimizer whenever the state changed."""
+        if not self.experiment.experiment.constraints:
+            return None
+        space = self.state.space
+        keys = {space.key(p.params) for p in self.returnable()}
+        return lambda params: space.key(params) in keys
 
     def _eligible_mask(self, measured: list[Point]) -> list[bool] | None:
         """Which of ``measured`` :meth:`returnable` holds; None without bounds (all of them)."""
