@@ -262,12 +262,16 @@ def imported_without(points: Sequence[Point], source: CostSource) -> str:
 
 
 def carried_costs(state: State, experiment: Experiment) -> set[str]:
-    """The measured costs some measured point carries: device-hours and its results' metrics
-    but the searched one, which is never a cost (:func:`_metric_as_cost`)."""
-    points = measured(state)
+    """The measured costs some measured point carries (:func:`costs_carried_by`)."""
+    return costs_carried_by(measured(state), experiment.experiment.metric)
+
+
+def costs_carried_by(points: Sequence[Point], metric: str) -> set[str]:
+    """The measured costs some of ``points`` carries: device-hours and its results' metrics
+    but the searched ``metric``, which is never a cost (:func:`_metric_as_cost`)."""
     names = {DEVICE_HOURS}.union(
         *(m for p in points if isinstance(m := p.extra.get("metrics"), Mapping))
-    ) - {experiment.experiment.metric}
+    ) - {metric}
     return {n for n in names if any(math.isfinite(measured_cost(p, n)) for p in points)}
 
 

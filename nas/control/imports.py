@@ -38,7 +38,7 @@ from typing import Any
 
 from nas.config import ConfigError, Experiment
 from nas.control import policy
-from nas.control.costs import DEVICE_HOURS
+from nas.control.costs import DEVICE_HOURS, costs_carried_by
 from nas.errors import UserError
 from nas.numbers import json_int
 from nas.pointdir.jsonio import parse_json
@@ -85,7 +85,7 @@ class Report:
     """What an import did: points added or given their value, rows merged or skipped, snaps.
 
     ``warnings`` are doubts about the values themselves (they were imported as given);
-    ``costs`` the measured costs (:func:`cost_names`) that came along with the values.
+    ``costs`` the measured costs that came along with the values (:func:`point_costs`).
     """
 
     added: list[Point]
@@ -264,14 +264,6 @@ def point_costs(point: Point) -> dict[str, Any]:
     return carried
 
 
-def cost_names(costs: Mapping[str, Any], metric: str) -> set[str]:
-    """The measured costs that ``costs`` (:func:`point_costs`) carry, less the searched metric."""
-    names = set(costs.get("metrics", {})) - {metric}
-    return names | (
-        {DEVICE_HOURS} if costs.get("pace", {}).get(DEVICE_HOURS) is not None else set()
-    )
-
-
 def _check_metric(path: Path, measured: object, metric: str) -> None:
     """Refuse a source that names the metric it measured when that is not this search's.
 
@@ -397,10 +389,8 @@ def import_rows(
     if problems:
         raise RowsError("\n".join(problems))
     report = _apply(state, list(checked.values()), source, note, skipped, notes)
-    carried = set[str]().union(
-        *(cost_names(row.costs, experiment.experiment.metric) for row, _, _ in checked.values())
-    )
-    report.costs.extend(sorted(carried))
+    given = [p for p in report.added + report.updated if p.extra.get("import", {}).get("costs")]
+    report.costs.extend(sorted(costs_carried_by(given, experiment.experiment.metric)))
     report.warnings.extend(
         fraction_warning(experiment, [v for _, _, v in checked.values()], source)
     )
