@@ -197,6 +197,18 @@ class KeepAliveScript:
     """Lines run once the controller has stopped."""
 
 
+#: The keep-alive script's own warning, for schedulers whose warning never reaches it (PBS
+#: has none; Flux's goes to the jobs inside the batch instance): a subshell that raises
+#: USR2 in the script ``{alarm}`` s after the start, ``{margin}`` s before the limit. One
+#: rule for both backends (the ``setup`` and ``cleanup`` of their :class:`KeepAliveScript`).
+SELF_ALARM = """\
+(trap 'kill "$nap" 2>/dev/null; exit 0' TERM; sleep {alarm} & nap=$!; wait "$nap" && kill -USR2 $$) &
+alarm=$!"""
+#: Cancels :data:`SELF_ALARM` once the controller has stopped: its ``sleep`` ends with it
+#: (killing the subshell alone left the ``sleep`` running for a day).
+SELF_ALARM_CLEANUP = 'kill "$alarm" 2>/dev/null'
+
+
 #: ``[cluster]`` keys that only some backends read (``mem`` is Slurm's, ``alloc_flags``
 #: LSF's): one given to a backend that does not read it would change nothing, unsaid.
 BACKEND_KEYS = frozenset({"account", "queue", "qos", "constraint", "mem", "alloc_flags",

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.cluster.base import (
+    SELF_ALARM,
+    SELF_ALARM_CLEANUP,
     Directive,
     JobRecord,
     JobState,
@@ -35,7 +37,6 @@ from nas.cluster.base import (
     SchedulerError,
     translate,
 )
-from nas.cluster.pbs import SELF_ALARM, SELF_ALARM_CLEANUP
 from nas.cluster.proc import CommandError, run_command
 from nas.cluster.render import (
     ScriptError,
@@ -139,7 +140,7 @@ def _log_path(path: str, what: str) -> str:
 
 
 #: The keep-alive job: before its time limit it submits its own script again. Its warning
-#: is its own alarm (:data:`nas.cluster.pbs.SELF_ALARM`, PBS's rule): since flux-core 0.51
+#: is its own alarm (:data:`nas.cluster.base.SELF_ALARM`, PBS's rule): since flux-core 0.51
 #: the rank-0 broker of a ``flux batch`` instance forwards USR1/USR2 to the jobs running
 #: inside that instance and signals the batch script only when it cannot even ask for that
 #: (flux-core ``src/broker/broker.c: signal_cb``, commit aecfd32c1, "broker: forward

@@ -18,7 +18,7 @@ LSF
     the same shell, warned with ``-wa USR2 -wt``, submits its own script again
     with ``bsub`` once the controller has stopped.
 PBS and Flux
-    the same shell, warned by its own alarm (:data:`nas.cluster.pbs.SELF_ALARM`)
+    the same shell, warned by its own alarm (:data:`nas.cluster.base.SELF_ALARM`)
     ``margin`` seconds before the walltime, submits its own script again with
     ``qsub`` / ``flux batch``. PBS sends no warning; Flux (0.51 and later)
     forwards ``--signal`` to the jobs inside the batch instance, and this one

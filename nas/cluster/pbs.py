@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.cluster.base import (
+    SELF_ALARM,
+    SELF_ALARM_CLEANUP,
     Directive,
     JobRecord,
     JobState,
@@ -178,17 +180,6 @@ def filesystems_of(cluster: ClusterConfig) -> str | None:
     """The file systems the training jobs name: ``[cluster] filesystems`` or their directive."""
     return cluster.filesystems or _named_filesystems(cluster.extra_directives)
 
-
-#: The keep-alive script's own warning, for schedulers whose warning never reaches it (PBS
-#: has none; Flux's goes to the jobs inside the batch instance): a subshell that raises
-#: USR2 in the script ``{alarm}`` s after the start, ``{margin}`` s before the limit. One
-#: rule for both backends (the ``setup`` and ``cleanup`` of their :class:`KeepAliveScript`).
-SELF_ALARM = """\
-(trap 'kill "$nap" 2>/dev/null; exit 0' TERM; sleep {alarm} & nap=$!; wait "$nap" && kill -USR2 $$) &
-alarm=$!"""
-#: Cancels :data:`SELF_ALARM` once the controller has stopped: its ``sleep`` ends with it
-#: (killing the subshell alone left the ``sleep`` running for a day).
-SELF_ALARM_CLEANUP = 'kill "$alarm" 2>/dev/null'
 
 #: The keep-alive job: PBS sends no warning, so the shell sets its own alarm.
 KEEPALIVE = KeepAliveScript(
