@@ -150,3 +150,8 @@ def positive_number(name: str, text: str, unit: str, error: type[Exception]) -> 
     if not value > 0:
         raise error(f"{name}={text!r}: expected a positive number of {unit}")
     return value
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 point``, ``2 points``: a count with its noun (every layer says counts so)."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

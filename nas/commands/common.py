@@ -20,7 +20,7 @@ from nas.commands.main import EXIT_USAGE as EXIT_USAGE
 from nas.commands.main import error_document
 from nas.errors import UserError
 from nas.names import printable, shown
-from nas.numbers import plain_integer, plain_number
+from nas.numbers import plain_integer, plain_number, plural  # noqa: F401 - plural: re-exported
 from nas.search.space import params_text as params_text  # re-exported for the commands
 
 if TYPE_CHECKING:
@@ -313,11 +313,6 @@ def point_doc(point: Point) -> dict[str, Any]:
 def json_number(value: float | None) -> float | None:
     """JSON has no NaN: undefined numbers become null."""
     return None if value is None or not math.isfinite(value) else float(value)
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 point``, ``2 points``: a count with its noun."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def number_text(value: float | None) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import math
 import stat
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from nas.commands.common import (
     Handler,
     UsageError,
     emit_json,
+    json_number,
     json_option,
     number_arg,
     number_text,
@@ -294,7 +294,7 @@ def _finite_json(value: Any) -> Any:
         return {key: _finite_json(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_finite_json(item) for item in value]
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+    return json_number(value) if isinstance(value, float) else value
 
 
 def _first_line(message: str, logs_shown: bool) -> str:

@@ -51,6 +51,7 @@ from nas.control.ingest import (
 from nas.control.operations import ended_job_of
 from nas.control.plan import Stop, next_batch, submission_plan
 from nas.control.prepare import PREPARE_ERRORS, JobSettings, feasibility, training_seed
+from nas.numbers import plural
 from nas.pointdir import heartbeat, layout
 from nas.pointdir.curve import MAX_CURVE_BYTES, read_curve_tail
 from nas.pointdir.outcome import PROGRESS_STEP
@@ -372,7 +373,9 @@ class Controller:
         reason += f": {self._stall_advice()}"
         attempt = [int(point.extra.get("reruns", 0)), point.attempts]
         if point.extra.get(STALLED) == [attempt[0], attempt[1] - 1]:
-            gave_up = f"gave up after {_attempts(point.attempts)}, two in a row without progress"
+            gave_up = (
+                f"gave up after {plural(point.attempts, 'attempt')}, two in a row without progress"
+            )
             self.state.set_status(point.id, _S.FAILED, f"{gave_up}: {reason}")
             return
         self.state.update_point(point.id, extra={**point.extra, STALLED: attempt})
@@ -399,7 +402,7 @@ class Controller:
             self.state.set_status(point.id, _S.PENDING, f"retry {point.attempts + 1} of {limit}")
         else:
             self.state.set_status(
-                point.id, _S.FAILED, f"gave up after {_attempts(limit)}: {reason}"
+                point.id, _S.FAILED, f"gave up after {plural(limit, 'attempt')}: {reason}"
             )
 
     def _diverged(self, point: Point, outcome: JobOutcome, job: str) -> None:
@@ -639,11 +642,6 @@ class Controller:
             stop=stop,
             changes=tuple(self.state.events[self._first_event :]),
         )
-
-
-def _attempts(count: int) -> str:
-    """``1 attempt``, ``3 attempts``."""
-    return f"{count} attempt{'' if count == 1 else 's'}"
 
 
 def prediction_gap(points: list[Point]) -> float | None:
