@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from nas import trial
 from nas.data.index import ImageIndexError
@@ -235,10 +235,24 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         stop.restore()  # a caller in this process (a test, a notebook) gets its own back
 
 
-if __name__ == "__main__":
-    code = main()
+def leave(code: int) -> NoReturn:
+    """End the process with ``code`` once its output is flushed, without the interpreter's teardown.
+
+    Every file the controller reads is written and renamed by now (``result.json``,
+    ``progress.json``, ``error.json``), and the ranks have passed their last barrier
+    or are stopping on their own. What the teardown would still do is only harmful
+    in a distributed run: after a failure it waits for ranks that may be gone; after
+    a clean finish a gloo worker thread can still be releasing the tensors of the
+    last collective while Python finalises, cannot take the interpreter lock, and
+    aborts the process (``terminate called without an active exception``, exit -6;
+    pytorch/pytorch#179291 describes the crash), which the launcher then reports
+    as a failed job although the result was written.
+    """
+    logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    if code != EXIT_COMPLETE:
-        os._exit(code)  # do not wait in process-group teardown for ranks that may be gone
-    sys.exit(code)
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    leave(main())
