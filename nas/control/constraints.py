@@ -139,12 +139,14 @@ def candidate_rule(
         else:
             predict = cost_predictor(state, experiment, source)
             checks.append(
-                lambda p, predict=predict, limit=limit: _predicted_within(predict, p, limit)
+                lambda p, predict=predict, limit=limit: predicted_within(predict, p, limit)
             )
     return lambda params: all(check(params) for check in checks)
 
 
-def _predicted_within(predict: Callable, params: Params, limit: float) -> bool:
+def predicted_within(predict: Callable, params: Params, limit: float) -> bool:
+    """Whether the predicted cost plus its error is within ``limit``; a cost that cannot be
+    predicted yet (NaN) is."""
     value, error = predict([params])
     upper = float(value[0] + error[0])
     return not math.isfinite(float(value[0])) or (math.isfinite(upper) and upper <= limit)

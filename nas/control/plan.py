@@ -58,10 +58,12 @@ def next_batch(study: policy.Study, *, dry_run: bool = False) -> tuple[Stop | No
     if not size:
         return None, []
     if state.with_status(*READY, *ACTIVE):
-        # a refill: where the search may stop, the points still out finish first
+        # a refill: where the search may stop, or finds nothing to propose now (a bound or
+        # the GPU-hours the points still out are predicted to cost), they finish first
         if study.converged() or study.budget_reason():
             return None, []
-        return _propose(study, size, dry_run)
+        stop, made = _propose(study, size, dry_run)
+        return (None, []) if stop is not None else (stop, made)
     if state.points and study.converged():
         _store_last_fit(study, dry_run)
         best = study.best()

@@ -25,7 +25,7 @@ import numpy as np
 
 from nas.config import Experiment, parse_experiment
 from nas.errors import UserError
-from nas.numbers import amount_text, exact_text
+from nas.numbers import amount_text, exact_text, plural
 from nas.pointdir.result import Measured
 from nas.record.state import (
     APART_FROM_AGREEMENTS,
@@ -43,6 +43,7 @@ from nas.search.space import Params, SearchSpace, indicator_count, params_text
 
 if TYPE_CHECKING:
     from nas.cluster import Scheduler
+    from nas.control.budget import GpuBudget
     from nas.search.optimizer import FitSummary, Proposal, SplineOptimizer
     from nas.search.stopping import StopEvidence
 
@@ -402,21 +403,30 @@ class Study:
         return tradeoffs.design(self.state, self.experiment, admissible)
 
     def admissible(self) -> Callable[[Params], bool] | None:
-        """What a candidate must satisfy: the memory predicate and ``[experiment.constraints]``.
+        """What a candidate must satisfy: the memory predicate, ``[experiment.constraints]``
+        and what is left of ``max_gpu_hours`` (:mod:`nas.control.budget`).
 
-        A measured cost's bound reads the measured costs, so the predicate is
-        rebuilt with the optimizer whenever the state changed.
+        A measured cost's bound and the budget read the measured costs, so the
+        predicate is rebuilt with the optimizer whenever the state changed.
         """
+        rules = [] if self.feasible is None else [self.feasible]
         bounds = self.experiment.experiment.constraints
-        if not bounds:
-            return self.feasible
-        from nas.control.constraints import candidate_rule, declared
+        if bounds:
+            from nas.control.constraints import candidate_rule, declared
 
-        within = candidate_rule(self.state, self.experiment, declared(bounds))
-        feasible = self.feasible
-        if feasible is None:
-            return within
-        return lambda params: feasible(params) and within(params)
+            rules.append(candidate_rule(self.state, self.experiment, declared(bounds)))
+        budget = self.gpu_budget()
+        if budget is not None:
+            rules.append(budget.fits)
+        if len(rules) <= 1:
+            return rules[0] if rules else None
+        return lambda params: all(rule(params) for rule in rules)
+
+    def gpu_budget(self) -> GpuBudget | None:
+        """What is left of ``max_gpu_hours`` once results counted GPU-hours (else None)."""
+        from nas.control.budget import gpu_budget
+
+        return gpu_budget(self.state, self.experiment)
 
     def rules_text(self) -> str:
         """The rules a candidate is held to beyond the box, for a search that found none
@@ -428,6 +438,9 @@ class Study:
             rules.append(f"[cluster] max_gpu_memory_gib = {cfg.cluster.max_gpu_memory_gib:g}")
         if cfg.model is not None and cfg.model.feasible:
             rules.append(f"[model] feasible = {cfg.model.feasible!r}")
+        budget = self.gpu_budget()
+        if budget is not None:
+            rules.append(budget.text())
         return "; ".join(rules)
 
     # ------------------------------------------------------------------ budget
@@ -492,6 +505,7 @@ class Study:
         self._optimizer = None  # suggesting marks the proposals pending in it
         with _overflow_said():
             raw = self._suggest(optimizer, min(n, self.remaining_points()))
+        raw = self._within_budget(raw, dry_run)
         predicted = [p.predicted for p in raw if p.predicted is not None]
         if predicted and (not np.isfinite(predicted).all() or oversized(self.state)):
             raise StudyError(f"nothing proposed: {unusable_fit(self.state)}")
@@ -523,6 +537,19 @@ class Study:
             elif point.origin == POLL:
                 self.state.log(POLL, poll_text(point, optimizer.stop_evidence()), point.id)
         return points
+
+    def _within_budget(self, raw: list[Proposal], dry_run: bool) -> list[Proposal]:
+        """The proposals, cut where together they would cost more than ``max_gpu_hours`` has
+        left (each fits alone: :meth:`admissible`); a cut is an event ``budget``."""
+        budget = self.gpu_budget()
+        kept = len(raw) if budget is None else budget.trim([p.params for p in raw])
+        if kept < len(raw) and not dry_run:
+            cut = "; ".join(params_text(p.params) for p in raw[kept:])
+            from nas.control.budget import BUDGET_EVENT
+
+            self.state.log(BUDGET_EVENT, f"{plural(len(raw) - kept, 'proposal')} left out of the batch "
+                           f"({cut}): with the {kept} before, past {budget.text()}")  # fmt: skip
+        return raw[:kept]
 
     def _refuse_unknown_costs(self, dry_run: bool) -> None:
         """Raise :meth:`cost_blocker`'s reason, keeping the fit for readers of a stopped search.
