@@ -44,6 +44,7 @@ from nas.search.space import Params, SearchSpace, indicator_count, params_text
 if TYPE_CHECKING:
     from nas.cluster import Scheduler
     from nas.control.budget import GpuBudget
+    from nas.search.failures import FailureZones
     from nas.search.optimizer import FitSummary, Proposal, SplineOptimizer
     from nas.search.stopping import StopEvidence
 
@@ -418,9 +419,26 @@ class Study:
         budget = self.gpu_budget()
         if budget is not None:
             rules.append(budget.fits)
+        zones = self.failure_zones()
+        if zones is not None:
+            rules.append(zones.allows)
         if len(rules) <= 1:
             return rules[0] if rules else None
         return lambda params: all(rule(params) for rule in rules)
+
+    def failure_zones(self) -> FailureZones | None:
+        """The neighbourhoods of failed and infeasible points that proposals keep away from
+        (:mod:`nas.search.failures`); None where none has one. Cancelled points are a
+        person's choice, not a property of their region; the state's own points are not judged.
+        """
+        from nas.search.failures import failure_zones
+
+        failed = [
+            p.params for p in self.state.with_status(PointStatus.FAILED, PointStatus.INFEASIBLE)
+        ]
+        measured = [p.params for p in self.state.with_status(PointStatus.DONE)]
+        exempt = {self.state.space.key(p.params) for p in self.state.points}
+        return failure_zones(self.state.space, failed, measured, exempt)
 
     def gpu_budget(self) -> GpuBudget | None:
         """What is left of ``max_gpu_hours`` once results counted GPU-hours (else None)."""
@@ -441,6 +459,9 @@ class Study:
         budget = self.gpu_budget()
         if budget is not None:
             rules.append(budget.text())
+        zones = self.failure_zones()
+        if zones is not None:
+            rules.append(zones.text())
         return "; ".join(rules)
 
     # ------------------------------------------------------------------ budget

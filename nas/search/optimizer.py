@@ -9,6 +9,7 @@ negates them on the way in and out.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -822,22 +823,53 @@ class SplineOptimizer:
         predictions, the stop rule, its checks and every reader see the exact
         spline of :meth:`_model`.
         """
-        if self.settings.capping <= 0.0:
+        failed = self._failed_as_worst()
+        if self.settings.capping <= 0.0 and not failed:
             return None
         if self._capped is None:
             exact = self._model()[1]
             if self._joint is not None:
-                self._capped = {(): self._fit_joint(capped=True)}
+                self._capped = {(): self._fit_joint(capped=True, extra=failed)}
             else:
                 support = self._support()
                 self._capped = {
-                    cat: self._fit_category(cat, support[cat], capped=True) for cat in exact
+                    cat: self._fit_category(
+                        cat,
+                        support[cat]
+                        + [r for r in failed if self.space.category_of(r.params) == cat],
+                        capped=True,
+                    )
+                    for cat in exact
                 }
         return self._capped
 
-    def _fit_joint(self, capped: bool = False) -> PolyharmonicSpline | None:
-        """The shared spline over every measurement; None while a choice is unmeasured."""
-        rows = [r for r in self._records.values() if math.isfinite(r.value)]
+    def _failed_as_worst(self) -> list[Record]:
+        """The failed points, each as if it had measured the worst value measured so far.
+
+        A failed point is never proposed again, but the exact spline knows nothing
+        of it: its argmax moved one lattice step and every later proposal landed
+        next to the failure, whose cause (out of memory, a divergence, a walltime
+        a larger network cannot meet) its neighbours share (five of five failed in
+        a search whose trainings failed beyond one width). The splines that rank
+        proposals (:meth:`_search_model`) see a failure as the worst measurement,
+        so they fall towards it and the ranking leaves its region; the exact spline,
+        the predictions and the stop rule do not see it. The imputation of the
+        worst observed value follows Forrester, Sobester and Keane, "Optimization
+        with missing data", Proc. R. Soc. A 462 (2006).
+        """
+        values = [r.value for r in self._records.values() if math.isfinite(r.value)]
+        failed = [r for r in self._records.values() if not math.isfinite(r.value)]
+        if not values or not failed:
+            return []
+        worst = min(values, key=lambda v: self._sign * v)
+        return [dataclasses.replace(r, value=worst) for r in failed]
+
+    def _fit_joint(
+        self, capped: bool = False, extra: Sequence[Record] = ()
+    ) -> PolyharmonicSpline | None:
+        """The shared spline over every measurement (and ``extra``, :meth:`_failed_as_worst`);
+        None while a choice is unmeasured."""
+        rows = [r for r in self._records.values() if math.isfinite(r.value)] + list(extra)
         x = np.array([self._embedded.to_unit(r.params) for r in rows]).reshape(
             len(rows), self._embedded.d
         )
