@@ -175,3 +175,13 @@ def test_a_refill_waits_for_the_points_still_out_instead_of_stopping(tmp_path: P
         measure(store.state, point.id)
         stop, made = next_batch(study)  # nothing out: now the search may stop
         assert made == [] and stop is not None and "max_gpu_hours" in stop.reason
+
+
+def test_the_budget_reached_prints_the_hours_with_the_limits_decimals(tmp_path: Path) -> None:
+    experiment = parse_experiment(resnet_experiment(settings="max_gpu_hours = 0.48"))
+    with StateStore.create(tmp_path / "s.h5", experiment) as store:
+        (first, *_) = Study(store.state, experiment).initial_batch()
+        store.state.record(first.id, 80.0)
+        store.state.update_point(first.id, gpu_hours=0.48)
+        reason = Study(store.state, experiment).budget_reason()
+        assert reason == "max_gpu_hours reached: 0.48 of 0.48 GPU-hours used"

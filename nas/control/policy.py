@@ -476,8 +476,11 @@ class Study:
             return f"max_points reached: {spent} trainings of {limit}{apart}; {RAISE_BUDGET}"
         gpu_hours = sum(p.gpu_hours for p in self.state.points)
         if cfg.max_gpu_hours is not None and gpu_hours >= cfg.max_gpu_hours:
-            used = amount_text(gpu_hours)
-            return f"max_gpu_hours reached: {used} of {cfg.max_gpu_hours:g} GPU-hours used"
+            # the limit's own decimals: "9.5 of 9.48" read as an overshoot that was not there
+            limit_text = f"{cfg.max_gpu_hours:g}"
+            places = len(limit_text.partition(".")[2]) if "e" not in limit_text else 1
+            used = amount_text(gpu_hours, max(places, 1))
+            return f"max_gpu_hours reached: {used} of {limit_text} GPU-hours used"
         hours = ((time.time() if now is None else now) - self.state.created) / 3600.0
         if cfg.max_wall_hours is not None and hours >= cfg.max_wall_hours:
             return f"max_wall_hours reached: search started {hours:.1f} h ago (limit {cfg.max_wall_hours:g} h)"
