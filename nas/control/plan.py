@@ -89,7 +89,8 @@ def _propose(study: policy.Study, size: int, dry_run: bool) -> tuple[Stop | None
     except SearchError as exc:
         rules = study.rules_text()
         held = f" (candidates are held to {rules})" if rules else ""
-        return Stop(f"no candidate left to propose: {exc}{held}"), []
+        notes = "".join(f"; {note}" for note in study.rule_notes())
+        return Stop(f"no candidate left to propose: {exc}{held}{notes}"), []
     except (SplineError, policy.StudyError) as exc:
         return Stop(f"cannot propose: {exc}", ok=False), []
     if not made:

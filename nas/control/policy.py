@@ -464,6 +464,13 @@ class Study:
             rules.append(zones.text())
         return "; ".join(rules)
 
+    def rule_notes(self) -> list[str]:
+        """What the feasibility rules noted so far (:meth:`Feasibility.notes`: the user's
+        ``[model] feasible`` failing for candidates, which it made infeasible)."""
+        from nas.control.feasible import Feasibility
+
+        return self.feasible.notes() if isinstance(self.feasible, Feasibility) else []
+
     # ------------------------------------------------------------------ budget
     def budget_reason(self, now: float | None = None) -> str | None:
         """Why no more points may be proposed (``max_points``, GPU-hours, wall time), or None."""
