@@ -409,6 +409,40 @@ def cost_warnings(experiment: Experiment, cwd: Path | None = None) -> list[str]:
     ]
 
 
+#: A bound on a known cost this many times above the largest cost of the box's corners
+#: is taken for one written in another unit (MACs for GMACs, bytes for GiB).
+UNIT_SLIP_FACTOR = 1e3
+
+
+def bound_scale_warnings(experiment: Experiment, cwd: Path | None = None) -> list[str]:
+    """Bounds on known costs far above every cost of the box's design corners: a bound in
+    another unit (``gmacs = 1.8e9``, a network's MAC count) rules nothing out, silently.
+
+    The corners (:meth:`~nas.search.space.SearchSpace.initial_design`) hold the
+    widest and deepest networks, whose costs are the largest: a bound
+    :data:`UNIT_SLIP_FACTOR` times above all of them is no bound.
+    """
+    warnings = []
+    corners = experiment.space.initial_design()
+    for name, limit in experiment.experiment.constraints.items():
+        try:
+            source = cost_source(experiment, name, cwd)
+        except ConfigError:  # cost_problems names it
+            continue
+        if source.known is None:
+            continue
+        costs = [c for p in corners if math.isfinite(c := source.known(p))]
+        largest = max(costs, default=math.nan)
+        if largest > 0 and limit >= UNIT_SLIP_FACTOR * largest:
+            what = f" ({KNOWN_COSTS[name][0]})" if name in KNOWN_COSTS else ""
+            warnings.append(
+                f"{experiment.source}: [experiment.constraints] {name} = {limit:g} is "
+                f"{limit / largest:.3g} times the largest {name} of the box's corners "
+                f"({largest:.4g}) and rules nothing out: is it in another unit? {name}{what}"
+            )
+    return warnings
+
+
 def _named(experiment: Experiment) -> list[tuple[str, str]]:
     """(key, cost name) of every bound and of the trade-off, as ``[experiment]`` names them."""
     cfg = experiment.experiment

@@ -42,7 +42,7 @@ from nas.config import (
     Experiment,
     tomllib,
 )
-from nas.control.costs import cost_problems, cost_warnings
+from nas.control.costs import bound_scale_warnings, cost_problems, cost_warnings
 from nas.control.feasible import feasibility, memory_problem, memory_warnings
 from nas.pointdir import layout
 from nas.pointdir.contract import (
@@ -200,6 +200,8 @@ def readiness(
     searching by hand (neither ``[model]`` nor ``[data]``) has none.
     """
     costs, warnings = cost_problems(experiment, cwd), cost_warnings(experiment, cwd)
+    if not costs:
+        warnings += bound_scale_warnings(experiment, cwd)
     if experiment.model is None and experiment.data is None and experiment.builtin_trainer:
         return costs, warnings
     cluster = experiment.cluster
