@@ -63,9 +63,9 @@ def test_after_a_failure_the_search_leaves_the_failing_region(tmp_path, settings
 
 
 def test_the_trade_off_search_keeps_away_from_failed_points(tmp_path) -> None:
-    # its front wants the widest networks: without the balls, eight of eight failed
+    # its front wants the widest networks: ranked on the exact spline, eight of eight failed
     failed = run_campaign(tmp_path, proposals=8, settings='tradeoff = "gmacs"', fails_above=20)
-    assert not all(failed), failed
+    assert sum(failed) <= 2, failed
 
 
 def space_2d(categorical: bool = False) -> SearchSpace:
@@ -142,3 +142,19 @@ def test_failures_change_only_the_ranking_not_the_predictions() -> None:
     assert ranking is not None  # a spline through the failure at the worst value ranks proposals
     (spline,) = ranking.values()
     assert spline(np.array([[1.0, 1.0]]))[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_ranking_outside_the_optimizer_sees_failures_at_the_worst_value() -> None:
+    space = space_2d()
+    optimizer = SplineOptimizer(space)
+    for a, b in [(0, 0), (1, 0), (0, 1), (0.5, 0.5), (0.2, 0.8)]:
+        optimizer.tell({"a": a, "b": b}, a + b)
+    near = [{"a": 0.95, "b": 0.95}, {"a": 0.1, "b": 0.1}]
+    exact = optimizer.predict_interval(near)[0]
+    assert np.allclose(optimizer.predict_seeing_failures(near), exact)  # nothing failed
+    with pytest.warns(RuntimeWarning):
+        optimizer.tell({"a": 1.0, "b": 1.0}, math.nan)
+    seen = optimizer.predict_seeing_failures(near)
+    assert seen[0] < exact[0] - 0.5  # next to the failure: pulled towards the worst value, 0
+    assert seen[1] == pytest.approx(exact[1], abs=0.15)  # far from it: about as before
+    assert np.allclose(optimizer.predict_interval(near)[0], exact)

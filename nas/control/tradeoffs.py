@@ -325,12 +325,12 @@ def propose(
     source = cost_source(experiment, cfg.tradeoff)
     points = [p for p in measured_points(state, source) if math.isfinite(p.cost)]
     costs = cost_predictor(state, experiment, source)
-    metric = metric_predictor(optimizer)
+    ranking = ranking_predictor(optimizer)
     out = [p.params for p in state.with_status(*READY, *ACTIVE)]
-    pending = list(zip(out, metric(out)[0], costs(out)[0], strict=True)) if out else []
-    return front_batch(
+    pending = list(zip(out, ranking(out)[0], costs(out)[0], strict=True)) if out else []
+    picks = front_batch(
         state.space,
-        metric,
+        ranking,
         lambda many: costs(many)[0],
         [(p.params, p.metric, p.cost) for p in points],
         n,
@@ -340,6 +340,26 @@ def propose(
         taken=[p.params for p in state.points],
         pending=pending,
     )
+    if not picks:
+        return []
+    exact = optimizer.predict_interval([params for params, _ in picks])[0]
+    return [(params, float(value)) for (params, _), value in zip(picks, exact, strict=True)]
+
+
+def ranking_predictor(optimizer: SplineOptimizer) -> Predictor:
+    """What the front ranks candidates on: the metric's spline that also sees each failed
+    point as the worst measured value
+    (:meth:`~nas.search.optimizer.SplineOptimizer.predict_seeing_failures`), with the
+    exact spline's error. The front wants the costliest, most accurate networks, where
+    trainings fail for lack of memory or walltime; ranked on the exact spline, the
+    proposals after a failure were its neighbours. A proposal's stored prediction stays
+    the exact one."""
+
+    def ranked(many: Sequence[Params]) -> tuple[np.ndarray, np.ndarray]:
+        many = list(many)
+        return optimizer.predict_seeing_failures(many), optimizer.predict_interval(many)[1]
+
+    return ranked
 
 
 @dataclass(frozen=True)

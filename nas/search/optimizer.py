@@ -280,8 +280,8 @@ class SplineOptimizer:
         self._evidence: dict[str, StopEvidence] = {}
         self._splines: dict[tuple[Value, ...], PolyharmonicSpline] | None = None
         self._joint: PolyharmonicSpline | None = None
-        #: The splines proposals are ranked on, fitted to capped values (:meth:`_search_model`).
-        self._capped: dict[tuple[Value, ...], PolyharmonicSpline] | None = None
+        #: Splines that rank, by the capping quantile they were fitted with (:meth:`_ranking_model`).
+        self._ranking: dict[float, dict[tuple[Value, ...], PolyharmonicSpline] | None] = {}
         #: With ``noise = "auto"``: the estimate of each solved spline's data, by where.
         self._noise: dict[str, NoiseEstimate] = {}
         #: The input warp of each exact spline (:meth:`_choose_warp`), by where.
@@ -350,7 +350,8 @@ class SplineOptimizer:
             snapped, value, predicted, bool(fill), bool(check), batch if check else None, bool(poll)
         )
         self._pending.pop(key, None)
-        self._splines = self._capped = None
+        self._splines = None
+        self._ranking = {}
         self._evidence = {}
 
     def mark_pending(
@@ -813,35 +814,64 @@ class SplineOptimizer:
 
     def _search_model(self) -> dict[tuple[Value, ...], PolyharmonicSpline] | None:
         """The splines the search ranks its own proposals on, keyed as :meth:`_model`'s;
-        None without ``capping``: the exact splines rank them too.
+        None without ``capping`` and failures: the exact splines rank them too.
 
         With ``capping`` (:attr:`~nas.search.settings.SearchSettings.capping`)
         they are fitted to :func:`capped_values`: the poor corners of a design
         (a network too narrow to learn, 30-50 % below the best) otherwise
         dominate an interpolant's shape, bending it steeply near the good
-        points and making its argmax overshoot. Only the ranking uses them:
-        predictions, the stop rule, its checks and every reader see the exact
-        spline of :meth:`_model`.
+        points and making its argmax overshoot. They also see each failed point
+        (:meth:`_failed_as_worst`). Only the ranking uses them: predictions, the
+        stop rule, its checks and every reader see the exact spline of :meth:`_model`.
         """
+        return self._ranking_model(self.settings.capping)
+
+    def _ranking_model(self, capping: float) -> dict[tuple[Value, ...], PolyharmonicSpline] | None:
+        """Splines keyed as :meth:`_model`'s through the measured values capped at the
+        ``capping`` quantile and the failed points at the worst value; None where that
+        is the exact fit (no capping, no failure)."""
         failed = self._failed_as_worst()
-        if self.settings.capping <= 0.0 and not failed:
+        if capping <= 0.0 and not failed:
             return None
-        if self._capped is None:
+        if capping not in self._ranking:
             exact = self._model()[1]
             if self._joint is not None:
-                self._capped = {(): self._fit_joint(capped=True, extra=failed)}
+                self._ranking[capping] = {(): self._fit_joint(capping, extra=failed)}
             else:
                 support = self._support()
-                self._capped = {
+                self._ranking[capping] = {
                     cat: self._fit_category(
                         cat,
                         support[cat]
                         + [r for r in failed if self.space.category_of(r.params) == cat],
-                        capped=True,
+                        capping,
                     )
                     for cat in exact
                 }
-        return self._capped
+        return self._ranking[capping]
+
+    def predict_seeing_failures(self, many: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Predictions at legal points ``many`` of a spline that also sees each failed point
+        as the worst measured value (:meth:`_failed_as_worst`), uncapped; the exact
+        predictions where nothing failed.
+
+        For rankings made outside the optimizer (the trade-off front's): a candidate
+        next to a failure then ranks as the failure does, not as its measured
+        neighbours would have it. What a proposal is judged against stays the exact
+        prediction.
+        """
+        ranking = self._ranking_model(0.0)
+        if ranking is None:
+            return self.predict_interval(many)[0]
+        space, _ = self._model()
+        values = np.full(len(many), math.nan)
+        for i, params in enumerate(many):
+            snapped = self.space.snap(params)
+            cat = () if self._joint is not None else self.space.category_of(snapped)
+            spline = ranking.get(cat)
+            if spline is not None:
+                values[i] = self._sign * float(spline(space.to_unit(snapped)[None, :])[0])
+        return values
 
     def _failed_as_worst(self) -> list[Record]:
         """The failed points, each as if it had measured the worst value measured so far.
@@ -865,7 +895,7 @@ class SplineOptimizer:
         return [dataclasses.replace(r, value=worst) for r in failed]
 
     def _fit_joint(
-        self, capped: bool = False, extra: Sequence[Record] = ()
+        self, capping: float | None = None, extra: Sequence[Record] = ()
     ) -> PolyharmonicSpline | None:
         """The shared spline over every measurement (and ``extra``, :meth:`_failed_as_worst`);
         None while a choice is unmeasured."""
@@ -873,7 +903,7 @@ class SplineOptimizer:
         x = np.array([self._embedded.to_unit(r.params) for r in rows]).reshape(
             len(rows), self._embedded.d
         )
-        return self._solve(x, rows, "all categories", capped)
+        return self._solve(x, rows, "all categories", capping)
 
     def _support(self) -> dict[tuple[Value, ...], list[Record]]:
         support: dict[tuple[Value, ...], list[Record]] = {}
@@ -883,31 +913,33 @@ class SplineOptimizer:
         return support
 
     def _fit_category(
-        self, cat: tuple[Value, ...], rows: list[Record], capped: bool = False
+        self, cat: tuple[Value, ...], rows: list[Record], capping: float | None = None
     ) -> PolyharmonicSpline | None:
         return self._solve(
             self.space.to_unit_many([r.params for r in rows]),
             rows,
             f"category {cat}" if cat else "",
-            capped,
+            capping,
         )
 
     def _solve(
-        self, x: np.ndarray, rows: list[Record], where: str, capped: bool = False
+        self, x: np.ndarray, rows: list[Record], where: str, capping: float | None = None
     ) -> PolyharmonicSpline | None:
         """The spline through unit points ``x`` of ``rows``; None while they do not determine one.
 
-        ``capped``: through the :func:`capped_values`, smoothed as much as the
+        ``capping`` (a ranking fit, :meth:`_ranking_model`; None: the exact fit):
+        through the :func:`capped_values` at that quantile, smoothed as much as the
         noise sd of the exact fit asks for (not measured again from data whose
-        low values the capping made equal).
+        low values the capping made equal), on the exact fit's scales.
         """
         if not determined(x):
             return None
         y = self._sign * np.array([r.value for r in rows])
         noise = self.settings.noise
         smoothing = self.settings.smoothing
+        capped = capping is not None
         if capped:
-            y = capped_values(y, self.settings.capping)
+            y = capped_values(y, capping)
             noise = self.noise_sd() or None
 
         def fit(points: np.ndarray, values: np.ndarray) -> PolyharmonicSpline:
