@@ -8,6 +8,7 @@ and ended at 16.8. The spline of the measured device-hours predicts that cost.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -185,3 +186,19 @@ def test_the_budget_reached_prints_the_hours_with_the_limits_decimals(tmp_path: 
         store.state.update_point(first.id, gpu_hours=0.48)
         reason = Study(store.state, experiment).budget_reason()
         assert reason == "max_gpu_hours reached: 0.48 of 0.48 GPU-hours used"
+
+
+def test_status_says_how_much_of_what_is_left_the_points_out_take(tmp_path: Path, capsys) -> None:
+    from experiment_support import run
+
+    store, study, _ = design_then(tmp_path, extra_hours=3.0)
+    with store:
+        study.propose(1)
+        store.commit()
+    code, out, _ = run(capsys, "status", "--state", str(tmp_path / "s.h5"))
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith("budget:"))
+    assert "of them predicted for the points still out" in line, line
+    code, out, _ = run(capsys, "status", "--state", str(tmp_path / "s.h5"), "--json")
+    committed = json.loads(out)["budget"]["committed_gpu_hours"]
+    assert committed == pytest.approx(2.25, rel=0.2)

@@ -163,6 +163,7 @@ def status_doc(study: policy.Study, path: object, now: float | None = None) -> d
     evidence = study.stop_evidence(exact=False)
     cfg = study.experiment.experiment
     gpu_hours = _gpu_hours(state.points)
+    held = study.gpu_budget()
     doc = {
         "state": str(path),
         "experiment": cfg.name,
@@ -210,6 +211,7 @@ def status_doc(study: policy.Study, path: object, now: float | None = None) -> d
             if cfg.max_gpu_hours is None
             else max(cfg.max_gpu_hours - gpu_hours, 0.0),
             "exhausted": study.budget_reason(),
+            "committed_gpu_hours": None if held is None else held.committed,
         },
     }
     doc["running"] = running_progress(state, layout.run_dir(str(path)))
@@ -288,6 +290,9 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     if budget["remaining_gpu_hours"] is not None:
         remaining = amount_text(budget["remaining_gpu_hours"])
         left += f", {remaining} of {budget['max_gpu_hours']:g} GPU-h left"
+        if budget["committed_gpu_hours"]:
+            committed = amount_text(budget["committed_gpu_hours"])
+            left += f" ({committed} of them predicted for the points still out)"
     spent = amount_text(doc["gpu_hours"])
     lines.append(f"budget: {budget['exhausted'] or left}; {spent} GPU-h spent")
     lines += frontier.cost_lines(doc["costs"])
