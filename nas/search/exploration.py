@@ -84,6 +84,9 @@ class AwayFromBest:
     spread: float | None = None
     weight: float = CHECK_WEIGHT
     away_share: float = AWAY_SHARE
+    #: The incumbent in unit coordinates where it is not the spline's best support point
+    #: (:func:`incumbent_of`); None: that point.
+    centre: tuple[float, ...] | None = None
 
     @property
     def around_best(self) -> bool:
@@ -115,7 +118,7 @@ class AwayFromBest:
     ) -> Ranking:
         """Far candidates first, by merit (scores in [0, 1]); the near ones after (in [-2, -1])."""
         d = spline.d
-        incumbent = spline.points[int(np.argmax(spline.values))]
+        incumbent = incumbent_of(spline, self.centre)
         if self.spread is None:
             drawn = rng.random((self.n_candidates, d))
         else:
@@ -229,6 +232,8 @@ class AlongAxes:
 
     n_candidates: int = CHECK_CANDIDATES
     weight: float = CHECK_WEIGHT
+    #: As :attr:`AwayFromBest.centre`.
+    centre: tuple[float, ...] | None = None
     #: The candidates lie on lines through the incumbent.
     around_best = True
 
@@ -252,7 +257,7 @@ class AlongAxes:
     ) -> Ranking:
         """Legal points on the incumbent's axis lines not on a known point, best merit first."""
         d, m = spline.d, self.n_candidates
-        incumbent = spline.points[int(np.argmax(spline.values))]
+        incumbent = incumbent_of(spline, self.centre)
         drawn = np.repeat(incumbent[None, :], m, axis=0)
         moves = rng.random(m)  # drawn before the axes, as they always were
         axes = rng.integers(0, d, m)
@@ -288,6 +293,20 @@ def _switches(snapped: np.ndarray, axes: np.ndarray, incumbent: np.ndarray) -> n
         if len(levels) == 2:
             out.append(rows)
     return np.unique(np.vstack(out), axis=0) if out else np.empty((0, d))
+
+
+def incumbent_of(spline: PolyharmonicSpline, centre: tuple[float, ...] | None) -> np.ndarray:
+    """The point a check looks away from or around: ``centre`` where given, else the
+    spline's best support point.
+
+    Under ``[experiment.constraints]`` the best support point can break a bound
+    (a design corner whose measured cost is over it); the search cannot return
+    it, and checks around it looked for networks beyond the bound. The
+    optimizer then gives the best point within the bounds as ``centre``.
+    """
+    if centre is not None:
+        return np.asarray(centre, dtype=np.float64)
+    return spline.points[int(np.argmax(spline.values))]
 
 
 def next_check(passed: int) -> AwayFromBest | AlongAxes:

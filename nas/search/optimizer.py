@@ -1244,9 +1244,12 @@ class SplineOptimizer:
         ``tests/test_separate_categories.py``'s space before this rule).
         """
         if self._embedded is None and (isinstance(strategy, NearSurprise) or strategy.around_best):
+            best = None if self.eligible is None else self.best
             category = (
                 self.space.category_of(self._fresh_checks()[1])
                 if isinstance(strategy, NearSurprise)
+                else self.space.category_of(best[0])
+                if best is not None
                 else max(splines, key=lambda cat: float(np.max(splines[cat].values)))
             )
             splines = {category: splines[category]} if category in splines else splines
@@ -1297,7 +1300,17 @@ class SplineOptimizer:
             return [NearSurprise(space.to_unit(centre))]
         passed = check_progress(fresh, self.stop_evidence().tolerance)[0]
         count = 1 if room == 1 else min(room - 1, max(CHECKS_NEEDED - passed, 1))
-        return [next_check(passed + i) for i in range(count)]
+        centre = self._check_centre()
+        return [dataclasses.replace(next_check(passed + i), centre=centre) for i in range(count)]
+
+    def _check_centre(self) -> tuple[float, ...] | None:
+        """Where checks centre when ``eligible`` is set: the best point it allows (unit
+        coordinates of the space the splines are in); None: the spline's best point."""
+        best = None if self.eligible is None else self.best
+        if best is None:
+            return None
+        space = self._embedded if self._embedded is not None else self.space
+        return tuple(float(v) for v in space.to_unit(best[0]))
 
     def _incremental(
         self, candidate: Candidate, check: bool = False, batch: int | None = None
