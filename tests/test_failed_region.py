@@ -158,3 +158,38 @@ def test_a_ranking_outside_the_optimizer_sees_failures_at_the_worst_value() -> N
     assert seen[0] < exact[0] - 0.5  # next to the failure: pulled towards the worst value, 0
     assert seen[1] == pytest.approx(exact[1], abs=0.15)  # far from it: about as before
     assert np.allclose(optimizer.predict_interval(near)[0], exact)
+
+
+def test_a_withdrawn_point_is_never_proposed_but_no_sign_of_its_region() -> None:
+    space = space_2d()
+    optimizer = SplineOptimizer(space)
+    for a, b in [(0, 0), (1, 0), (0, 1), (0.5, 0.5), (0.2, 0.8)]:
+        optimizer.tell({"a": a, "b": b}, a + b)
+    with pytest.warns(RuntimeWarning):
+        optimizer.tell({"a": 1.0, "b": 1.0}, math.nan, withdrawn=True)
+    assert optimizer._failed_as_worst() == []
+    near = [{"a": 0.95, "b": 0.95}]
+    assert np.allclose(optimizer.predict_seeing_failures(near), optimizer.predict_interval(near)[0])
+    assert all(p.params != {"a": 1.0, "b": 1.0} for p in optimizer.suggest(3))
+
+
+def test_a_ranking_fit_that_fails_with_the_failures_ranks_without_them(monkeypatch) -> None:
+    from nas.search.spline import SplineError
+
+    space = space_2d()
+    optimizer = SplineOptimizer(space)
+    for a, b in [(0, 0), (1, 0), (0, 1), (0.5, 0.5), (0.2, 0.8)]:
+        optimizer.tell({"a": a, "b": b}, a + b)
+    with pytest.warns(RuntimeWarning):
+        optimizer.tell({"a": 1.0, "b": 1.0}, math.nan)
+    fit = SplineOptimizer._fit_ranking
+
+    def singular_with_failures(self, capping, failed):
+        if failed:
+            raise SplineError("singular")
+        return fit(self, capping, failed)
+
+    monkeypatch.setattr(SplineOptimizer, "_fit_ranking", singular_with_failures)
+    assert optimizer._ranking_model(0.0) is None  # the exact splines rank
+    assert optimizer._ranking_model(0.25) is not None  # capped, without the failures
+    assert len(optimizer.suggest(1)) == 1

@@ -308,7 +308,8 @@ class Study:
     judged on the prediction made when the point was proposed). Failed,
     infeasible and cancelled points are told as failures: never proposed
     again, and an initial-design point among them does not hold up the first
-    fit. Points still to be measured are marked pending: in no fit, but
+    fit; cancelled ones as withdrawn, so that their region is not ranked as
+    failing. Points still to be measured are marked pending: in no fit, but
     nothing is proposed on or near them.
     """
 
@@ -373,7 +374,8 @@ class Study:
             elif point.status.is_finished():
                 with warnings.catch_warnings():  # a known failure, not a bad measurement
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    optimizer.tell(point.params, math.nan)
+                    withdrawn = point.status is PointStatus.CANCELLED  # a person's choice
+                    optimizer.tell(point.params, math.nan, withdrawn=withdrawn)
             else:
                 optimizer.mark_pending(point.params, batch=point.batch, origin=point.origin)
         return optimizer

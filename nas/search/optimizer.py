@@ -184,6 +184,8 @@ class Record:
     check: bool = False
     batch: int | None = None
     poll: bool = False
+    #: A failure a person chose (a cancelled point): never proposed again, no sign of its region.
+    withdrawn: bool = False
 
 
 class SplineOptimizer:
@@ -300,8 +302,13 @@ class SplineOptimizer:
         check: bool | None = None,
         batch: int | None = None,
         poll: bool | None = None,
+        withdrawn: bool = False,
     ) -> None:
         """Record a measurement; NaN or infinite values record a failure (with a warning).
+
+        ``withdrawn`` with a NaN value: a point a person withdrew (cancelled), never
+        proposed again like a failure, but no sign that its region fails: the
+        rankings do not see it as the worst value (:meth:`_failed_as_worst`).
 
         ``predicted``, ``fill``, ``check``, ``batch`` and ``poll`` default to
         what :meth:`suggest` said of this point (``fill``: proposed as a
@@ -347,7 +354,14 @@ class SplineOptimizer:
             )
             value = math.nan
         self._records[key] = Record(
-            snapped, value, predicted, bool(fill), bool(check), batch if check else None, bool(poll)
+            snapped,
+            value,
+            predicted,
+            bool(fill),
+            bool(check),
+            batch if check else None,
+            bool(poll),
+            withdrawn=bool(withdrawn) and math.isnan(value),
         )
         self._pending.pop(key, None)
         self._splines = None
@@ -834,21 +848,28 @@ class SplineOptimizer:
         if capping <= 0.0 and not failed:
             return None
         if capping not in self._ranking:
-            exact = self._model()[1]
-            if self._joint is not None:
-                self._ranking[capping] = {(): self._fit_joint(capping, extra=failed)}
-            else:
-                support = self._support()
-                self._ranking[capping] = {
-                    cat: self._fit_category(
-                        cat,
-                        support[cat]
-                        + [r for r in failed if self.space.category_of(r.params) == cat],
-                        capping,
-                    )
-                    for cat in exact
-                }
+            try:
+                self._ranking[capping] = self._fit_ranking(capping, failed)
+            except SplineError:  # a failure too near a measurement: rank without failures
+                self._ranking[capping] = self._fit_ranking(capping, []) if capping > 0 else None
         return self._ranking[capping]
+
+    def _fit_ranking(
+        self, capping: float, failed: Sequence[Record]
+    ) -> dict[tuple[Value, ...], PolyharmonicSpline]:
+        """The splines of :meth:`_ranking_model`, ``failed`` among their rows."""
+        exact = self._model()[1]
+        if self._joint is not None:
+            return {(): self._fit_joint(capping, extra=failed)}
+        support = self._support()
+        return {
+            cat: self._fit_category(
+                cat,
+                support[cat] + [r for r in failed if self.space.category_of(r.params) == cat],
+                capping,
+            )
+            for cat in exact
+        }
 
     def predict_seeing_failures(self, many: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Predictions at legal points ``many`` of a spline that also sees each failed point
@@ -888,7 +909,9 @@ class SplineOptimizer:
         with missing data", Proc. R. Soc. A 462 (2006).
         """
         values = [r.value for r in self._records.values() if math.isfinite(r.value)]
-        failed = [r for r in self._records.values() if not math.isfinite(r.value)]
+        failed = [
+            r for r in self._records.values() if not math.isfinite(r.value) and not r.withdrawn
+        ]
         if not values or not failed:
             return []
         worst = min(values, key=lambda v: self._sign * v)
