@@ -19,15 +19,37 @@ from typing import Any
 
 from nas.numbers import json_int
 
+#: The permissions of a file this package writes, before the umask: what ``open`` gives.
+FILE_MODE = 0o666
+
+
+def process_umask() -> int:
+    """This process's umask, read without changing it where Linux says it
+    (``/proc/self/status``); else set and restored at once (another thread could
+    create a file in between, so that path is taken only where /proc cannot tell)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
 
 def atomic_write_bytes(
-    path: str | Path, data: bytes, *, exclusive: bool = False, mode: int | None = None
+    path: str | Path, data: bytes, *, exclusive: bool = False, mode: int = FILE_MODE
 ) -> bool:
     """Write ``data`` to ``path`` via a temporary file, fsync and rename.
 
     With ``exclusive`` the file is only created if it does not exist yet (a hard
     link instead of a rename), so the first of several writers wins. ``mode``
-    (e.g. ``0o755`` for a script) is set before the file appears under its name.
+    (``0o755`` for a script), less the umask, is set before the file appears
+    under its name: the temporary file is created 0600, and teammates of a
+    group-shared campaign (umask 002 or 027) could read no ``point.json``,
+    checkpoint or operator request written this way.
 
     Returns:
         False when ``exclusive`` and the file already existed, else True.
@@ -39,8 +61,7 @@ def atomic_write_bytes(
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode & ~process_umask())
         if exclusive:
             try:
                 os.link(tmp, path)
