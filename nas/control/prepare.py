@@ -25,6 +25,7 @@ import dataclasses
 import math
 import os
 import re
+import shlex
 import shutil
 import sys
 from collections.abc import Mapping
@@ -206,7 +207,7 @@ def readiness(
         return costs, warnings
     cluster = experiment.cluster
     warnings += _unread_key_warnings(experiment) + memory_warnings(experiment, cwd)
-    warnings += _lossy_format_warnings(experiment)
+    warnings += _lossy_format_warnings(experiment) + _scan_warnings(experiment)
     if cluster.backend in ("slurm", "lsf") and cluster.account is None:
         option = "--account" if cluster.backend == "slurm" else "-P"
         warnings.append(
@@ -246,6 +247,29 @@ def _unread_key_warnings(experiment: Experiment) -> list[str]:
             warnings.append(f"{experiment.source}: [{table}] {key} is not used by backend "
                             f"{backend!r} (only by {', '.join(others)}); it has no effect")  # fmt: skip
     return warnings
+
+
+#: Ranks per job from which a tree without an index is worth a warning: each rank lists
+#: every class folder at each start, on the shared file system's metadata servers.
+SCAN_WARNING_RANKS = 8
+
+
+def _scan_warnings(experiment: Experiment) -> list[str]:
+    """An image folder without ``[data] index`` trained by many ranks per job: each rank
+    scans the tree at each segment's start (ImageNet-22K's 21,841 class folders and 14
+    million names, times every rank), a load a parallel file system's metadata servers
+    feel; one ``splinenas data index`` run makes it one file read per rank."""
+    data, cluster = experiment.data, experiment.cluster
+    if data is None or data.kind != "imagefolder" or data.index or not data.root:
+        return []
+    ranks = cluster.nodes * (cluster.ranks_per_node or cluster.gpus_per_node or 1)
+    if ranks < SCAN_WARNING_RANKS:
+        return []
+    return [
+        f"{experiment.source}: [data] index is not set: each of the {ranks} ranks of every job "
+        f"lists every class folder of {data.root} at its start; build the index once "
+        f"(splinenas data index {shlex.quote(data.root)} --out FILE) and set [data] index = FILE"
+    ]
 
 
 def _read_by(backend: str, reads: str) -> frozenset[str]:
