@@ -99,13 +99,22 @@ def test_a_failure_refuses_nothing_in_another_category_or_without_measurements()
     )
 
 
-def test_the_campaigns_own_points_are_not_judged() -> None:
-    space = space_2d()
-    inside = {"a": 0.9, "b": 1.0}
-    zones = failure_zones(space, [{"a": 1.0, "b": 1.0}], [{"a": 0.0, "b": 1.0}],
-                          exempt={space.key(inside)})  # fmt: skip
-    assert zones is not None and zones.allows(inside)
-    assert not zones.allows({"a": 0.8, "b": 1.0})
+def test_the_campaigns_own_points_are_not_judged(tmp_path) -> None:
+    experiment = parse_experiment(resnet_experiment())
+    with StateStore.create(tmp_path / "s.h5", experiment) as store:
+        state = store.state
+        study = Study(state, experiment)
+        for point in study.initial_batch():
+            if point.params == {"g1": 32, "g2": 8}:
+                state.set_status(point.id, PointStatus.FAILED, "out of walltime")
+            else:
+                state.record(point.id, accuracy(point.params))
+        inside = {"g1": 30, "g2": 10}  # within the failed corner's ball, added by hand
+        state.add_point(inside, "manual", state.next_batch())
+        admissible = study.admissible()
+        assert study.failure_zones() is not None and not study.failure_zones().allows(inside)
+        assert admissible(inside)
+        assert not admissible({"g1": 31, "g2": 9})
 
 
 def test_cancelled_points_make_no_zone_and_failed_ones_are_named(tmp_path) -> None:

@@ -18,7 +18,7 @@ GPU-hours (a CPU run), every candidate fits, as before.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,10 +51,6 @@ class GpuBudget:
     out: int
     #: Device-hours (value, error) of candidates; NaN while they cannot be predicted.
     predict: Predictor
-    #: The state's points (``space.key``), which the budget does not judge.
-    points: frozenset[tuple] = frozenset()
-    #: The key of a candidate as :attr:`points` holds them.
-    key: Callable[[Params], tuple] = tuple
 
     @property
     def left(self) -> float:
@@ -63,13 +59,9 @@ class GpuBudget:
 
     def fits(self, params: Params) -> bool:
         """Whether the candidate's predicted device-hours with their error fit :attr:`left`
-        (every candidate while they cannot be predicted).
-
-        A point of the state fits whatever it costs: it is never proposed again,
-        and an initial design whose measured points the budget refused would be
-        topped up with new points as if they had never been measured.
-        """
-        return self.key(params) in self.points or predicted_within(self.predict, params, self.left)
+        (every candidate while they cannot be predicted). The campaign's own points are
+        not judged by it (:meth:`nas.control.policy.Study.admissible`)."""
+        return predicted_within(self.predict, params, self.left)
 
     def trim(self, batch: Sequence[Params]) -> int:
         """How many of ``batch``, taken in order, fit :attr:`left` together (at least one:
@@ -111,5 +103,4 @@ def gpu_budget(state: State, experiment: Experiment) -> GpuBudget | None:
         for point, value in zip(out, values, strict=True)
         if math.isfinite(value)
     )
-    keys = frozenset(state.space.key(p.params) for p in state.points)
-    return GpuBudget(limit, used, committed, len(out), predict, keys, state.space.key)
+    return GpuBudget(limit, used, committed, len(out), predict)

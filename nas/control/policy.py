@@ -324,6 +324,9 @@ class Study:
         self.feasible = feasible
         self._optimizer: SplineOptimizer | None = None
         self._built_at = -1
+        #: The rules the state's own measurements make, and the revision they were made at.
+        self._spent: tuple[GpuBudget | None, FailureZones | None] = (None, None)
+        self._spent_at = -1
 
     @classmethod
     def of(
@@ -418,35 +421,54 @@ class Study:
             from nas.control.constraints import candidate_rule, declared
 
             rules.append(candidate_rule(self.state, self.experiment, declared(bounds)))
-        budget = self.gpu_budget()
-        if budget is not None:
-            rules.append(budget.fits)
-        zones = self.failure_zones()
-        if zones is not None:
-            rules.append(zones.allows)
+        budget, zones = self._spent_rules()
+        spent = ([] if budget is None else [budget.fits]) + (
+            [] if zones is None else [zones.allows]
+        )
+        if spent:
+            rules.append(self._beside_own_points(spent))
         if len(rules) <= 1:
             return rules[0] if rules else None
         return lambda params: all(rule(params) for rule in rules)
 
+    def _beside_own_points(self, rules: list[Callable[[Params], bool]]) -> Callable[[Params], bool]:
+        """``rules`` for every candidate but the campaign's own points, which pass.
+
+        The budget and the balls around failures are drawn from what the campaign
+        spent and measured; its own points are never proposed again, and an initial
+        design whose measured corners they refused would be topped up with new
+        points as if those had never been measured.
+        """
+        space = self.state.space
+        own = {space.key(p.params) for p in self.state.points}
+        return lambda params: space.key(params) in own or all(rule(params) for rule in rules)
+
+    def _spent_rules(self) -> tuple[GpuBudget | None, FailureZones | None]:
+        """:meth:`gpu_budget` and :meth:`failure_zones`, made once per state revision: the
+        optimizer's predicate, a batch's cut, the rules text and ``status`` read them."""
+        if self._spent_at != self.state.revision:
+            from nas.control.budget import gpu_budget
+            from nas.search.failures import failure_zones
+
+            failed = self.state.with_status(PointStatus.FAILED, PointStatus.INFEASIBLE)
+            measured = self.state.with_status(PointStatus.DONE)
+            zones = failure_zones(
+                self.state.space, [p.params for p in failed], [p.params for p in measured]
+            )
+            self._spent = (gpu_budget(self.state, self.experiment), zones)
+            self._spent_at = self.state.revision
+        return self._spent
+
     def failure_zones(self) -> FailureZones | None:
         """The neighbourhoods of failed and infeasible points that proposals keep away from
         (:mod:`nas.search.failures`); None where none has one. Cancelled points are a
-        person's choice, not a property of their region; the state's own points are not judged.
+        person's choice, not a property of their region.
         """
-        from nas.search.failures import failure_zones
-
-        failed = [
-            p.params for p in self.state.with_status(PointStatus.FAILED, PointStatus.INFEASIBLE)
-        ]
-        measured = [p.params for p in self.state.with_status(PointStatus.DONE)]
-        exempt = {self.state.space.key(p.params) for p in self.state.points}
-        return failure_zones(self.state.space, failed, measured, exempt)
+        return self._spent_rules()[1]
 
     def gpu_budget(self) -> GpuBudget | None:
         """What is left of ``max_gpu_hours`` once results counted GPU-hours (else None)."""
-        from nas.control.budget import gpu_budget
-
-        return gpu_budget(self.state, self.experiment)
+        return self._spent_rules()[0]
 
     def rules_text(self) -> str:
         """The rules a candidate is held to beyond the box, for a search that found none

@@ -21,7 +21,7 @@ measured point in its category refuses nothing beyond itself.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,8 +38,6 @@ class FailureZones:
 
     space: SearchSpace
     zones: dict[tuple[Value, ...], tuple[np.ndarray, np.ndarray]]
-    #: Keys (``space.key``) of points the zones do not judge: the campaign's own.
-    exempt: Collection[tuple] = ()
 
     @property
     def count(self) -> int:
@@ -47,9 +45,9 @@ class FailureZones:
         return sum(len(radii) for _, radii in self.zones.values())
 
     def allows(self, params: Params) -> bool:
-        """Whether ``params`` lies outside every ball of its category (or is exempt)."""
+        """Whether ``params`` lies outside every ball of its category."""
         found = self.zones.get(self.space.category_of(params))
-        if found is None or self.space.key(params) in self.exempt:
+        if found is None:
             return True
         centres, radii = found
         distances = np.linalg.norm(centres - self.space.to_unit(params), axis=1)
@@ -67,7 +65,6 @@ def failure_zones(
     space: SearchSpace,
     failed: Sequence[Params],
     measured: Sequence[Params],
-    exempt: Collection[tuple] = (),
 ) -> FailureZones | None:
     """The balls around ``failed`` points (see the module), None where none has one."""
     by_category: dict[tuple[Value, ...], list[Params]] = {}
@@ -90,4 +87,4 @@ def failure_zones(
     if not zones:
         return None
     arrays = {cat: (np.array(c), np.array(r)) for cat, (c, r) in zones.items()}
-    return FailureZones(space, arrays, exempt)
+    return FailureZones(space, arrays)
