@@ -160,10 +160,10 @@ def test_a_ranking_outside_the_optimizer_sees_failures_at_the_worst_value() -> N
         optimizer.tell({"a": a, "b": b}, a + b)
     near = [{"a": 0.95, "b": 0.95}, {"a": 0.1, "b": 0.1}]
     exact = optimizer.predict_interval(near)[0]
-    assert np.allclose(optimizer.predict_seeing_failures(near), exact)  # nothing failed
+    assert np.allclose(optimizer.predict_interval_seeing_failures(near)[0], exact)  # nothing failed
     with pytest.warns(RuntimeWarning):
         optimizer.tell({"a": 1.0, "b": 1.0}, math.nan)
-    seen = optimizer.predict_seeing_failures(near)
+    seen = optimizer.predict_interval_seeing_failures(near)[0]
     assert seen[0] < exact[0] - 0.5  # next to the failure: pulled towards the worst value, 0
     assert seen[1] == pytest.approx(exact[1], abs=0.15)  # far from it: about as before
     assert np.allclose(optimizer.predict_interval(near)[0], exact)
@@ -178,7 +178,9 @@ def test_a_withdrawn_point_is_never_proposed_but_no_sign_of_its_region() -> None
         optimizer.tell({"a": 1.0, "b": 1.0}, math.nan, withdrawn=True)
     assert optimizer._failed_as_worst() == []
     near = [{"a": 0.95, "b": 0.95}]
-    assert np.allclose(optimizer.predict_seeing_failures(near), optimizer.predict_interval(near)[0])
+    assert np.allclose(
+        optimizer.predict_interval_seeing_failures(near)[0], optimizer.predict_interval(near)[0]
+    )
     assert all(p.params != {"a": 1.0, "b": 1.0} for p in optimizer.suggest(3))
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.cluster.base import BACKEND_KEYS, Scheduler, backend_class, backend_names
-from nas.cluster.render import ScriptError, render_job_script, write_job_script
+from nas.cluster.render import ScriptError, ranks_per_node, render_job_script, write_job_script
 from nas.config import (
     ClusterConfig,
     ConfigError,
@@ -262,7 +262,7 @@ def _scan_warnings(experiment: Experiment) -> list[str]:
     data, cluster = experiment.data, experiment.cluster
     if data is None or data.kind != "imagefolder" or data.index or not data.root:
         return []
-    ranks = cluster.nodes * (cluster.ranks_per_node or cluster.gpus_per_node or 1)
+    ranks = cluster.nodes * ranks_per_node(cluster)
     if ranks < SCAN_WARNING_RANKS:
         return []
     return [

@@ -348,18 +348,12 @@ def propose(
 
 def ranking_predictor(optimizer: SplineOptimizer) -> Predictor:
     """What the front ranks candidates on: the metric's spline that also sees each failed
-    point as the worst measured value
-    (:meth:`~nas.search.optimizer.SplineOptimizer.predict_seeing_failures`), with the
-    exact spline's error. The front wants the costliest, most accurate networks, where
-    trainings fail for lack of memory or walltime; ranked on the exact spline, the
-    proposals after a failure were its neighbours. A proposal's stored prediction stays
-    the exact one."""
-
-    def ranked(many: Sequence[Params]) -> tuple[np.ndarray, np.ndarray]:
-        many = list(many)
-        return optimizer.predict_seeing_failures(many), optimizer.predict_interval(many)[1]
-
-    return ranked
+    point as the worst measured value, with the exact spline's error
+    (:meth:`~nas.search.optimizer.SplineOptimizer.predict_interval_seeing_failures`).
+    The front wants the costliest, most accurate networks, where trainings fail for
+    lack of memory or walltime; ranked on the exact spline, the proposals after a
+    failure were its neighbours. A proposal's stored prediction stays the exact one."""
+    return lambda many: optimizer.predict_interval_seeing_failures(list(many))
 
 
 @dataclass(frozen=True)

@@ -871,19 +871,22 @@ class SplineOptimizer:
             for cat in exact
         }
 
-    def predict_seeing_failures(self, many: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Predictions at legal points ``many`` of a spline that also sees each failed point
-        as the worst measured value (:meth:`_failed_as_worst`), uncapped; the exact
-        predictions where nothing failed.
+    def predict_interval_seeing_failures(
+        self, many: Sequence[Mapping[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_interval` at legal points ``many``, its predictions from a spline
+        that also sees each failed point as the worst measured value
+        (:meth:`_failed_as_worst`), uncapped; the exact predictions where nothing failed.
 
         For rankings made outside the optimizer (the trade-off front's): a candidate
         next to a failure then ranks as the failure does, not as its measured
         neighbours would have it. What a proposal is judged against stays the exact
-        prediction.
+        prediction; the error is the exact spline's.
         """
+        values, errors = self.predict_interval(many)
         ranking = self._ranking_model(0.0)
         if ranking is None:
-            return self.predict_interval(many)[0]
+            return values, errors
         space, _ = self._model()
         values = np.full(len(many), math.nan)
         for i, params in enumerate(many):
@@ -892,7 +895,7 @@ class SplineOptimizer:
             spline = ranking.get(cat)
             if spline is not None:
                 values[i] = self._sign * float(spline(space.to_unit(snapped)[None, :])[0])
-        return values
+        return values, errors
 
     def _failed_as_worst(self) -> list[Record]:
         """The failed points, each as if it had measured the worst value measured so far.
