@@ -1270,11 +1270,11 @@ class SplineOptimizer:
         ``tests/test_separate_categories.py``'s space before this rule).
         """
         if self._embedded is None and (isinstance(strategy, NearSurprise) or strategy.around_best):
-            best = None if self.eligible is None else self.best
+            best = self._check_best()
             category = (
                 self.space.category_of(self._fresh_checks()[1])
                 if isinstance(strategy, NearSurprise)
-                else self.space.category_of(best[0])
+                else self.space.category_of(best)
                 if best is not None
                 else max(splines, key=lambda cat: float(np.max(splines[cat].values)))
             )
@@ -1329,14 +1329,19 @@ class SplineOptimizer:
         centre = self._check_centre()
         return [dataclasses.replace(next_check(passed + i), centre=centre) for i in range(count)]
 
-    def _check_centre(self) -> tuple[float, ...] | None:
-        """Where checks centre when ``eligible`` is set: the best point it allows (unit
-        coordinates of the space the splines are in); None: the spline's best point."""
+    def _check_best(self) -> Params | None:
+        """The point checks centre on where it is not the spline's best support point: with
+        ``eligible`` set, the best point it allows (None without ``eligible`` or such a point)."""
         best = None if self.eligible is None else self.best
+        return None if best is None else best[0]
+
+    def _check_centre(self) -> tuple[float, ...] | None:
+        """:meth:`_check_best` in unit coordinates of the space the splines are in."""
+        best = self._check_best()
         if best is None:
             return None
         space = self._embedded if self._embedded is not None else self.space
-        return tuple(float(v) for v in space.to_unit(best[0]))
+        return tuple(float(v) for v in space.to_unit(best))
 
     def _incremental(
         self, candidate: Candidate, check: bool = False, batch: int | None = None
